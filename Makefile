@@ -1,0 +1,152 @@
+# dbha build. `make` builds the release tree, `make check` builds it again
+# with ASan+UBSan and runs every test against that build.
+#
+# Outputs: bin/dbagent, bin/dbctl (release), build/lib/libdbha.a and
+# build/lib/libdbha.so (release), build/asan/... (sanitized, used by tests).
+# O=DIR moves the object tree (two builds in one checkout do not collide).
+
+O        ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CC       ?= cc
+PYTHON   ?= /usr/bin/python3
+VERSION  := 0.1.0
+SOVER    := 0
+
+PKGS         := libpq yaml-0.1 libcurl jansson libmicrohttpd libsystemd
+# Recursively expanded on purpose: pkg-config runs only after `deps` has
+# installed what it needs.
+PKG_CFLAGS    = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS      = $(shell pkg-config --libs $(PKGS))
+CMOCKA_LIBS   = $(shell pkg-config --libs cmocka)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
+            -Wno-unused-parameter
+BASE     := -std=c11 -D_GNU_SOURCE -DDBHA_VERSION='"$(VERSION)"' $(WARN) -Iinclude -Ilib -MMD -MP \
+            -fPIC -fvisibility=hidden
+CFLAGS_release := $(BASE) -O2 -g
+CFLAGS_asan    := $(BASE) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+                  -fno-sanitize-recover=all
+LDFLAGS_release :=
+LDFLAGS_asan    := -fsanitize=address,undefined
+
+LIB_SRCS   := $(sort $(wildcard lib/*.c))
+AGENT_SRCS := $(sort $(wildcard agent/*.c))
+CTL_SRCS   := $(sort $(wildcard ctl/*.c))
+UNIT_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
+TOOL_SRCS  := $(sort $(wildcard tests/tools/*.c))
+UNIT_FAKES := $(sort $(wildcard tests/unit/fake_*.c))
+C_SRCS     := $(LIB_SRCS) $(AGENT_SRCS) $(CTL_SRCS) $(UNIT_SRCS) $(TOOL_SRCS) $(UNIT_FAKES)
+HEADERS    := $(wildcard lib/*.h agent/*.h ctl/*.h include/dbha/*.h tests/unit/*.h)
+
+.PHONY: all deps deps-test deps-lint check unit integration asan release install uninstall \
+        format format-check lint demo demo-stop clean
+
+all: release
+	@mkdir -p bin
+	cp -f $(O)/release/bin/dbagent $(O)/release/bin/dbctl bin/
+	@mkdir -p $(O)/lib
+	cp -f $(O)/release/libdbha.a $(O)/lib/libdbha.a
+	cp -f $(O)/release/libdbha.so.$(VERSION) $(O)/lib/
+	ln -sf libdbha.so.$(VERSION) $(O)/lib/libdbha.so.$(SOVER)
+	ln -sf libdbha.so.$(SOVER) $(O)/lib/libdbha.so
+
+deps:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh test
+deps-lint:
+	@scripts/deps.sh lint
+
+# $(1) = variant (release|asan)
+define VARIANT_RULES
+$(O)/$(1)/%.o: %.c | deps
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS_$(1)) $$(PKG_CFLAGS) -c $$< -o $$@
+
+$(O)/$(1)/libdbha.a: $$(LIB_SRCS:%.c=$(O)/$(1)/%.o)
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+$(O)/$(1)/libdbha.so.$(VERSION): $$(LIB_SRCS:%.c=$(O)/$(1)/%.o)
+	$$(CC) -shared -Wl,-soname,libdbha.so.$(SOVER) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+
+$(O)/$(1)/bin/dbagent: $$(AGENT_SRCS:%.c=$(O)/$(1)/%.o) $(O)/$(1)/libdbha.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+
+$(O)/$(1)/bin/dbctl: $$(CTL_SRCS:%.c=$(O)/$(1)/%.o) $(O)/$(1)/libdbha.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+
+# Unit tests: one binary per tests/unit/test_<module>.c, linked with the
+# fakes and the library archive (the linker pulls only the objects used).
+$(O)/$(1)/tests/unit/%: $(O)/$(1)/tests/unit/%.o $$(UNIT_FAKES:%.c=$(O)/$(1)/%.o) $(O)/$(1)/libdbha.a
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS)
+
+# Test drivers the integration tests run against real peers.
+$(O)/$(1)/tests/tools/%: $(O)/$(1)/tests/tools/%.o $(O)/$(1)/libdbha.a
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+
+$(1): $(O)/$(1)/bin/dbagent $(O)/$(1)/bin/dbctl $(O)/$(1)/libdbha.a $(O)/$(1)/libdbha.so.$(VERSION) \
+      $$(UNIT_SRCS:%.c=$(O)/$(1)/%) $$(TOOL_SRCS:%.c=$(O)/$(1)/%)
+endef
+
+$(eval $(call VARIANT_RULES,release))
+$(eval $(call VARIANT_RULES,asan))
+
+.SECONDARY:
+
+# Sanitizer settings for every test process: any report aborts the process
+# with a non-zero status, and integration tests also scan the log_path files.
+SAN_ENV := ASAN_OPTIONS=abort_on_error=0:halt_on_error=1:detect_leaks=1:exitcode=99 \
+           UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=99
+
+unit: asan
+	@set -e; for t in $(UNIT_SRCS:%.c=$(O)/asan/%); do \
+		echo "== $$t"; $(SAN_ENV) $$t; \
+	done
+
+integration: asan deps-test
+	cd tests/integration && DBHA_BUILD=$(abspath $(O)/asan) $(SAN_ENV) \
+		$(PYTHON) -m pytest -v -p no:cacheprovider $(PYTEST_ARGS) .
+
+# The release build first (warnings are errors), then everything sanitized.
+check: deps-test all
+	$(MAKE) unit
+	$(MAKE) integration
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/dbha
+	install -m 0755 bin/dbagent bin/dbctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(O)/lib/libdbha.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 0755 $(O)/lib/libdbha.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libdbha.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdbha.so.$(SOVER)
+	ln -sf libdbha.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libdbha.so
+	install -m 0644 include/dbha/*.h $(DESTDIR)$(PREFIX)/include/dbha/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/dbagent $(DESTDIR)$(PREFIX)/bin/dbctl
+	rm -f $(DESTDIR)$(PREFIX)/lib/libdbha.*
+	rm -rf $(DESTDIR)$(PREFIX)/include/dbha
+
+FORMAT_FILES = $(C_SRCS) $(HEADERS)
+format: deps-lint
+	clang-format-16 -i $(FORMAT_FILES)
+format-check: deps-lint
+	clang-format-16 --dry-run --Werror $(FORMAT_FILES)
+
+lint: deps-lint deps
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
+		--inline-suppr --suppress=missingIncludeSystem -Iinclude -Ilib -D_GNU_SOURCE \
+		$(LIB_SRCS) $(AGENT_SRCS) $(CTL_SRCS)
+
+demo: deps-test all
+	scripts/demo.sh start
+demo-stop:
+	scripts/demo.sh stop
+
+clean:
+	rm -rf $(O) bin
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -1,0 +1,168 @@
+/* Agent configuration: the Patroni-compatible YAML subset from DESIGN.md,
+ * loaded with libyaml into a typed struct, validated with FILE:LINE:COL
+ * positions, and overridden from PATRONI_* / DBHA_* environment variables.
+ * Nothing here logs: problems are returned as a list of diagnostics. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "macro.h"
+
+/* A string-to-string map kept in file order (postgresql.parameters, custom
+ * tags, callbacks). Values are the scalar's text as written. */
+typedef struct ConfigKv {
+    char *key;   /* owned */
+    char *value; /* owned */
+} ConfigKv;
+
+typedef struct ConfigMap {
+    ConfigKv *items; /* owned */
+    size_t n;
+} ConfigMap;
+
+typedef struct ConfigStrv {
+    char **items; /* owned, each owned */
+    size_t n;
+} ConfigStrv;
+
+typedef struct ConfigUser {
+    char *username; /* owned */
+    char *password; /* owned; never logged */
+} ConfigUser;
+
+typedef enum ConfigWatchdogMode {
+    CONFIG_WATCHDOG_OFF,
+    CONFIG_WATCHDOG_AUTOMATIC,
+    CONFIG_WATCHDOG_REQUIRED,
+    _CONFIG_WATCHDOG_MAX,
+    _CONFIG_WATCHDOG_INVALID = -EINVAL,
+} ConfigWatchdogMode;
+
+/* The cluster-wide settings Patroni keeps in the DCS `config` key; seeded
+ * from bootstrap.dcs. Times are in seconds as in Patroni. */
+typedef struct ConfigDcs {
+    int64_t ttl;                     /* 30 */
+    int64_t loop_wait;               /* 10 */
+    int64_t retry_timeout;           /* 10 */
+    int64_t maximum_lag_on_failover; /* 1048576 bytes */
+    int64_t primary_start_timeout;   /* 300 */
+    int64_t primary_stop_timeout;    /* 0 */
+    bool synchronous_mode;
+    bool synchronous_mode_strict;
+    int64_t synchronous_node_count; /* 1 */
+    bool failsafe_mode;
+    bool use_pg_rewind; /* false, as Patroni */
+    bool use_slots;     /* true */
+    ConfigMap parameters;
+} ConfigDcs;
+
+typedef struct Config {
+    char *source_file; /* owned; the path given to config_load */
+
+    char *scope;     /* owned, required */
+    char *namespace; /* owned, "/service/" */
+    char *name;      /* owned, required */
+
+    struct {
+        char *listen;          /* owned, "host:port" */
+        char *connect_address; /* owned, required */
+        ConfigUser authentication;
+        char *certfile, *keyfile, *cafile; /* owned */
+    } restapi;
+
+    struct {
+        ConfigStrv hosts; /* "host:port" each; `host` is folded in here */
+        char *protocol;   /* owned, "http" or "https" */
+        char *username;   /* owned */
+        char *password;   /* owned; never logged */
+        char *cacert, *cert, *key; /* owned */
+        bool use_proxies;
+    } etcd3;
+
+    struct {
+        ConfigDcs dcs;
+        ConfigStrv initdb; /* "--opt" / "--key=value" as given to initdb */
+        ConfigStrv pg_hba;
+    } bootstrap;
+
+    struct {
+        char *listen;          /* owned, "addr[,addr...]:port" */
+        char *connect_address; /* owned, "host:port", required */
+        char *data_dir;        /* owned, required */
+        char *bin_dir;         /* owned */
+        char *pgpass;          /* owned */
+        ConfigUser superuser, replication, rewind;
+        ConfigMap parameters;
+        ConfigStrv pg_hba;
+        ConfigMap callbacks; /* on_start, on_stop, ... -> command */
+        ConfigStrv create_replica_methods;
+        ConfigStrv basebackup; /* "--opt" / "--key=value" */
+    } postgresql;
+
+    struct {
+        bool nofailover;
+        bool noloadbalance;
+        bool clonefrom;
+        bool nosync;
+        char *replicatefrom; /* owned */
+        int64_t failover_priority; /* 1 */
+        ConfigMap custom;          /* any other tag, as written */
+    } tags;
+
+    struct {
+        ConfigWatchdogMode mode; /* automatic, as Patroni */
+        char *device;            /* owned, "/dev/watchdog" */
+        int64_t safety_margin;   /* 5 */
+    } watchdog;
+
+    struct {
+        char *level; /* owned, "INFO" */
+    } log;
+} Config;
+
+typedef enum ConfigSeverity {
+    CONFIG_WARNING,
+    CONFIG_ERROR,
+} ConfigSeverity;
+
+/* One problem found while loading: "FILE:LINE:COL: message", or for an
+ * environment override "environment PATRONI_X: message". */
+typedef struct ConfigDiag {
+    ConfigSeverity severity;
+    char *text; /* owned, the full line without "warning:"/"error:" prefixes */
+    unsigned line, column; /* 1-based; 0 when not from the file */
+} ConfigDiag;
+
+typedef struct ConfigDiags {
+    ConfigDiag *items; /* owned */
+    size_t n;
+    size_t n_errors;
+} ConfigDiags;
+
+/* Parses `path` (and applies the environment `envp`, NULL-terminated
+ * "NAME=value" strings; pass `environ` or NULL for none), validates, and on
+ * success stores a new Config in *ret. Every problem found is appended to
+ * diags (which the caller owns and frees with config_diags_done), whether or
+ * not loading succeeds. Returns 0, -EINVAL when any error was found (nothing
+ * stored), -ENOENT/-EACCES/... when the file cannot be read (a diag says so),
+ * -ENOMEM. */
+int config_load(const char *path, char *const *envp, Config **ret, ConfigDiags *diags);
+
+/* Same, from a string; `name` stands for the file name in messages. */
+int config_load_string(const char *name, const char *text, char *const *envp, Config **ret,
+                       ConfigDiags *diags);
+
+Config *config_free(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
+
+void config_diags_done(ConfigDiags *d);
+/* Writes each diag as "error: TEXT" / "warning: TEXT" lines. */
+void config_diags_print(const ConfigDiags *d, FILE *out);
+
+const char *config_watchdog_mode_to_string(ConfigWatchdogMode m);
+ConfigWatchdogMode config_watchdog_mode_from_string(const char *s);
+
+/* Returns the value of `key` in a ConfigMap, or NULL. */
+const char *config_map_get(const ConfigMap *m, const char *key);

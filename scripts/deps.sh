@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Make sure the Debian packages dbha needs are installed.
+# Usage: scripts/deps.sh build|test|demo|lint
+#   build: compilers' inputs (headers and pkg-config files)
+#   test:  build + the real peers the tests start (etcd, PostgreSQL) and pytest
+#   demo:  test's set (the demo runs the same peers)
+#   lint:  clang-format-16 and cppcheck
+# As root, missing packages are installed with apt-get; otherwise the exact
+# apt-get line is printed and the script exits 1.
+set -euo pipefail
+
+build_pkgs=(gcc make pkg-config libpq-dev libyaml-dev libcurl4-openssl-dev libjansson-dev
+            libmicrohttpd-dev libsystemd-dev libcmocka-dev)
+test_pkgs=(postgresql-15 etcd-server etcd-client python3 python3-pytest python3-psycopg2
+           openssl procps iproute2)
+lint_pkgs=(clang-format-16 cppcheck)
+
+want=("${build_pkgs[@]}")
+case "${1:-build}" in
+    build) ;;
+    test | demo) want+=("${test_pkgs[@]}") ;;
+    lint) want+=("${lint_pkgs[@]}") ;;
+    *)
+        echo "usage: $0 build|test|demo|lint" >&2
+        exit 2
+        ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "dbha: missing Debian packages: ${missing[*]}" >&2
+    echo "install them with:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "dbha: installing missing Debian packages: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# The postgresql-common postinst would create and start a "main" cluster on
+# port 5432; tests and the demo run their own, so do not create it.
+if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/dbha-no-main.conf
+fi
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

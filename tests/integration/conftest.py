@@ -1,0 +1,69 @@
+"""pytest fixtures shared by every integration test.
+
+Each test gets a temp dir and a `procs` registry that stops, by PID, every
+process the test started. The sanitized binaries write ASan/UBSan reports to
+files under one directory; the session fails if any report appears.
+"""
+import glob
+import os
+import shutil
+import sys
+import tempfile
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from lib.procs import Procs  # noqa: E402
+
+SAN_DIR = tempfile.mkdtemp(prefix="dbha-san-")
+
+
+def _san_env():
+    asan = os.environ.get("ASAN_OPTIONS", "halt_on_error=1:detect_leaks=1:exitcode=99")
+    ubsan = os.environ.get("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1:exitcode=99")
+    os.environ["ASAN_OPTIONS"] = asan + f":log_path={SAN_DIR}/asan"
+    os.environ["UBSAN_OPTIONS"] = ubsan + f":log_path={SAN_DIR}/ubsan"
+
+
+_san_env()
+
+
+def sanitizer_reports():
+    return sorted(glob.glob(os.path.join(SAN_DIR, "*")))
+
+
+@pytest.fixture
+def workdir(request):
+    d = tempfile.mkdtemp(prefix=f"dbha-{request.node.name[:40]}-")
+    os.chmod(d, 0o755)
+    yield d
+    if request.node.rep_call.passed if hasattr(request.node, "rep_call") else False:
+        shutil.rmtree(d, ignore_errors=True)
+    else:
+        print(f"\nkept logs in {d}")
+
+
+@pytest.fixture
+def procs(workdir):
+    p = Procs(workdir)
+    yield p
+    p.stop_all()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture(autouse=True)
+def no_new_sanitizer_reports():
+    """A sanitizer report written during a test fails that test."""
+    before = set(sanitizer_reports())
+    yield
+    new = [f for f in sanitizer_reports() if f not in before]
+    if new:
+        text = "".join(open(f, errors="replace").read() for f in new)
+        pytest.fail("sanitizer report(s):\n" + text[:20000])

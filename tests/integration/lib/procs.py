@@ -1,0 +1,126 @@
+"""Process and port helpers for the integration tests.
+
+Every process a test starts goes through `Procs.spawn`, which records its PID
+so teardown can stop it by PID even when the test failed half-way. Ports come
+from `free_port()`, which binds port 0 on 127.0.0.1 and remembers what it
+handed out so two peers in one run never get the same number.
+"""
+import os
+import signal
+import socket
+import subprocess
+import time
+
+LOOPBACK = "127.0.0.1"
+_handed_out = set()
+
+
+def build_dir():
+    """The sanitized build tree the tests run (set by `make integration`)."""
+    d = os.environ.get("DBHA_BUILD")
+    if not d:
+        here = os.path.dirname(os.path.abspath(__file__))
+        d = os.path.normpath(os.path.join(here, "..", "..", "..", "build", "asan"))
+    return d
+
+
+def tool(name):
+    """Path of a test driver built from tests/tools/<name>.c."""
+    return os.path.join(build_dir(), "tests", "tools", name)
+
+
+def binary(name):
+    """Path of dbagent or dbctl in the tested build."""
+    return os.path.join(build_dir(), "bin", name)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago and not handed out before."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOOPBACK, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free loopback port found in 200 tries")
+
+
+def wait_until(pred, timeout, interval=0.05, what="condition"):
+    """Poll pred() until it returns a true value (returned) or timeout seconds pass (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - the predicate may fail while a peer starts
+            last_exc = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                                 + (f" (last error: {last_exc!r})" if last_exc else ""))
+        time.sleep(interval)
+
+
+def port_open(port, host=LOOPBACK):
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Procs:
+    """Registry of started processes; stop_all() is called in teardown."""
+
+    def __init__(self, logdir):
+        self.logdir = logdir
+        self.procs = []  # (name, Popen, logfile)
+
+    def spawn(self, name, argv, env=None, cwd=None, user=None):
+        """Start argv with stdout+stderr to logdir/name.log; returns the Popen."""
+        log_path = os.path.join(self.logdir, f"{name}.log")
+        logf = open(log_path, "ab")
+        if user is not None and os.geteuid() == 0:
+            argv = ["runuser", "-u", user, "--"] + list(argv)
+        p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, env=env,
+                             cwd=cwd or self.logdir, start_new_session=True)
+        self.procs.append((name, p, logf))
+        return p
+
+    def log_path(self, name):
+        return os.path.join(self.logdir, f"{name}.log")
+
+    def log_contains(self, name, text):
+        try:
+            with open(self.log_path(name), "rb") as f:
+                return text.encode() in f.read()
+        except FileNotFoundError:
+            return False
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=10):
+        """Send sig to the PID, wait up to timeout, then SIGKILL."""
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
+        return p.returncode
+
+    def kill(self, p):
+        """SIGKILL by PID (a crash, not a shutdown)."""
+        return self.stop(p, signal.SIGKILL)
+
+    def stop_all(self):
+        for _, p, logf in reversed(self.procs):
+            try:
+                self.stop(p, timeout=10)
+            finally:
+                logf.close()
+        self.procs = []

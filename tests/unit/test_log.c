@@ -1,0 +1,164 @@
+/* Unit tests for lib/log: level names, formatting to a file sink, %m, the
+ * returned error code, and once-per-state-change conditions. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+
+#define CAPTURE_MAX 8192
+
+typedef struct Capture {
+    FILE *f;
+    char *buf;
+    size_t size;
+} Capture;
+
+static int setup(void **state)
+{
+    Capture *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    c->f = open_memstream(&c->buf, &c->size);
+    assert_non_null(c->f);
+    log_set_file(c->f);
+    log_set_max_level(LOG_LEVEL_DEBUG);
+    log_set_context(NULL, NULL, NULL);
+    *state = c;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    Capture *c = *state;
+    log_set_target(LOG_TARGET_STDERR);
+    fclose(c->f);
+    free(c->buf);
+    free(c);
+    return 0;
+}
+
+static const char *captured(Capture *c)
+{
+    fflush(c->f);
+    return c->buf ? c->buf : "";
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++) {
+        n += *s == '\n';
+    }
+    return n;
+}
+
+static void test_level_names(void **state)
+{
+    (void)state;
+    assert_int_equal(log_level_from_string("debug"), LOG_LEVEL_DEBUG);
+    assert_int_equal(log_level_from_string("INFO"), LOG_LEVEL_INFO);
+    assert_int_equal(log_level_from_string("Warning"), LOG_LEVEL_WARNING);
+    assert_int_equal(log_level_from_string("WARN"), LOG_LEVEL_WARNING);
+    assert_int_equal(log_level_from_string("CRITICAL"), LOG_LEVEL_ERROR);
+    assert_int_equal(log_level_from_string("loud"), _LOG_LEVEL_INVALID);
+    assert_int_equal(log_level_from_string(NULL), _LOG_LEVEL_INVALID);
+    assert_string_equal(log_level_to_string(LOG_LEVEL_NOTICE), "NOTICE");
+    assert_null(log_level_to_string(_LOG_LEVEL_MAX));
+}
+
+static void test_format_and_filter(void **state)
+{
+    Capture *c = *state;
+    log_set_max_level(LOG_LEVEL_INFO);
+    log_debug("hidden %d", 1);
+    log_info("shown %d", 2);
+    log_set_context("node1", "demo", "primary");
+    log_warning("with member");
+    const char *out = captured(c);
+    assert_null(strstr(out, "hidden"));
+    assert_non_null(strstr(out, "INFO    shown 2\n"));
+    assert_non_null(strstr(out, "WARNING [node1] with member\n"));
+    assert_int_equal(count_lines(out), 2);
+    /* "YYYY-MM-DD HH:MM:SS.mmm " prefix */
+    assert_true(strlen(out) > 24);
+    assert_int_equal(out[4], '-');
+    assert_int_equal(out[19], '.');
+}
+
+static void test_errno_return_and_percent_m(void **state)
+{
+    Capture *c = *state;
+    assert_int_equal(log_error_errno(ENOENT, "open \"%s\": %m", "x.yml"), -ENOENT);
+    assert_int_equal(log_error_errno(-EACCES, "again: %m"), -EACCES);
+    assert_int_equal(log_info_errno(0, "fine"), 0);
+    log_info("100%% literal");
+    const char *out = captured(c);
+    assert_non_null(strstr(out, "open \"x.yml\": No such file or directory\n"));
+    assert_non_null(strstr(out, "again: Permission denied\n"));
+    assert_non_null(strstr(out, "100% literal\n"));
+}
+
+static void test_condition_logs_once_per_change(void **state)
+{
+    Capture *c = *state;
+    LogCondition cond = LOG_CONDITION_INIT("etcd unreachable", LOG_LEVEL_WARNING);
+
+    assert_false(log_condition_update(&cond, false, 0, NULL));
+    assert_true(log_condition_update(&cond, true, 1000000, "connection refused"));
+    for (int i = 0; i < 50; i++) {
+        assert_false(log_condition_update(&cond, true, 1000000 + i * 100000ULL, "refused"));
+    }
+    assert_true(log_condition_update(&cond, false, 7500000, NULL));
+    assert_false(log_condition_update(&cond, false, 8000000, NULL));
+
+    const char *out = captured(c);
+    assert_int_equal(count_lines(out), 2);
+    assert_non_null(strstr(out, "WARNING etcd unreachable: connection refused\n"));
+    assert_non_null(strstr(out, "INFO    etcd unreachable: resolved after 6.500 s (51 checks failed)\n"));
+    assert_int_equal(cond.events, 1);
+
+    /* a second outage is a new event, logged again */
+    assert_true(log_condition_update(&cond, true, 9000000, NULL));
+    assert_int_equal(cond.events, 2);
+    assert_int_equal(count_lines(captured(c)), 3);
+}
+
+static void test_struct_id_on_file_target(void **state)
+{
+    Capture *c = *state;
+    log_struct_id(LOG_LEVEL_NOTICE, "5b8e4c2a0f4d4e0e9c3f3d3b1a2c4e6f", "promoted to %s",
+                  "primary");
+    assert_non_null(strstr(captured(c), "NOTICE  promoted to primary\n"));
+}
+
+static void test_journal_stream_mismatch_uses_stderr(void **state)
+{
+    (void)state;
+    setenv("JOURNAL_STREAM", "1:1", 1);
+    log_setup_default();
+    assert_int_equal(log_get_target(), LOG_TARGET_STDERR);
+    setenv("JOURNAL_STREAM", "garbage", 1);
+    log_setup_default();
+    assert_int_equal(log_get_target(), LOG_TARGET_STDERR);
+    unsetenv("JOURNAL_STREAM");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_level_names),
+        cmocka_unit_test_setup_teardown(test_format_and_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errno_return_and_percent_m, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_condition_logs_once_per_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_struct_id_on_file_target, setup, teardown),
+        cmocka_unit_test(test_journal_stream_mismatch_uses_stderr),
+    };
+    return cmocka_run_group_tests_name("log", tests, NULL, NULL);
+}
