@@ -1,0 +1,160 @@
+"""dbagent and dbctl command-line contract: --validate-config on good and bad
+files (exit 0 / 2, FILE:LINE:COL messages, environment overrides, no secret
+in any output), --version, --help, and usage errors."""
+import os
+import re
+import subprocess
+
+import pytest
+
+from lib.procs import binary
+
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+CONFIGS = [os.path.join(REPO, "configs", f"node{i}.yml") for i in (1, 2, 3)]
+
+MINIMAL = """\
+scope: demo
+name: node1
+restapi:
+  listen: 127.0.0.1:8011
+  connect_address: 127.0.0.1:8011
+etcd3:
+  hosts: 127.0.0.1:2379
+postgresql:
+  listen: 127.0.0.1:5441
+  connect_address: 127.0.0.1:5441
+  data_dir: /tmp/dbha-node1
+  authentication:
+    superuser:
+      username: postgres
+      password: s3cr3t-super
+"""
+
+
+def run(argv, env=None, timeout=30):
+    full_env = dict(os.environ)
+    for k in list(full_env):
+        if k.startswith(("PATRONI_", "DBHA_")):
+            del full_env[k]
+    full_env.update(env or {})
+    return subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def write(workdir, name, text):
+    path = os.path.join(workdir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.basename(p))
+def test_example_configs_validate(path):
+    r = run([binary("dbagent"), "--validate-config", path])
+    assert r.returncode == 0, r.stderr
+    assert f"{path}: configuration is valid" in r.stdout
+    assert r.stderr == "", "example configs must not even warn: " + r.stderr
+
+
+def test_minimal_config_is_valid(workdir):
+    path = write(workdir, "ok.yml", MINIMAL)
+    r = run([binary("dbagent"), "--validate-config", path])
+    assert r.returncode == 0, r.stderr
+    assert "s3cr3t" not in r.stdout + r.stderr
+
+
+def test_bad_value_reports_file_line_col_and_exit_2(workdir):
+    text = MINIMAL + "bootstrap:\n  dcs:\n    ttl: abc\n"
+    path = write(workdir, "bad.yml", text)
+    r = run([binary("dbagent"), "--validate-config", path])
+    assert r.returncode == 2
+    # ttl is on line 18 (1-based), its value starts at column 10
+    assert re.search(rf"^error: {re.escape(path)}:18:10: .*ttl", r.stderr, re.M), r.stderr
+    assert "configuration is not valid" in r.stderr
+
+
+def test_every_error_is_reported_not_just_the_first(workdir):
+    text = MINIMAL.replace("name: node1\n", "") + "watchdog:\n  mode: sometimes\n"
+    path = write(workdir, "two.yml", text)
+    r = run([binary("dbagent"), "--validate-config", path])
+    assert r.returncode == 2
+    errors = [l for l in r.stderr.splitlines() if l.startswith("error: ")]
+    assert len(errors) == 2, r.stderr
+    assert any('"name"' in l for l in errors), r.stderr
+    assert any("sometimes" in l for l in errors), r.stderr
+
+
+def test_unknown_key_warns_with_suggestion_but_is_valid(workdir):
+    text = MINIMAL + "tags:\n  nofailovr: true\n"
+    path = write(workdir, "typo.yml", text)
+    r = run([binary("dbagent"), "--validate-config", path])
+    assert r.returncode == 0, r.stderr
+    assert re.search(rf"^warning: {re.escape(path)}:17:3: .*nofailovr.*did you mean .*nofailover",
+                     r.stderr, re.M), r.stderr
+
+
+def test_yaml_syntax_error_has_position(workdir):
+    path = write(workdir, "syntax.yml", "scope: demo\nname: [unclosed\n")
+    r = run([binary("dbagent"), "--validate-config", path])
+    assert r.returncode == 2
+    assert re.search(rf"^error: {re.escape(path)}:\d+:\d+: ", r.stderr, re.M), r.stderr
+
+
+def test_missing_file_is_exit_2(workdir):
+    path = os.path.join(workdir, "nope.yml")
+    r = run([binary("dbagent"), "--validate-config", path])
+    assert r.returncode == 2
+    assert path in r.stderr
+
+
+def test_environment_overrides(workdir):
+    text = MINIMAL.replace("scope: demo\n", "")
+    path = write(workdir, "noscope.yml", text)
+    r = run([binary("dbagent"), "--validate-config", path])
+    assert r.returncode == 2 and '"scope"' in r.stderr, r.stderr
+    r = run([binary("dbagent"), "--validate-config", path], env={"PATRONI_SCOPE": "fromenv"})
+    assert r.returncode == 0, r.stderr
+    assert "fromenv" in r.stdout
+    r = run([binary("dbagent"), "--validate-config", path],
+            env={"PATRONI_SCOPE": "patroni", "DBHA_SCOPE": "dbha"})
+    assert r.returncode == 0 and "dbha" in r.stdout and "patroni" not in r.stdout, r.stdout
+
+
+def test_bad_environment_value_names_the_variable(workdir):
+    path = write(workdir, "ok.yml", MINIMAL)
+    r = run([binary("dbagent"), "--validate-config", path],
+            env={"PATRONI_ETCD3_PROTOCOL": "gopher"})
+    assert r.returncode == 2
+    assert "PATRONI_ETCD3_PROTOCOL" in r.stderr, r.stderr
+
+
+def test_passwords_never_printed(workdir):
+    text = MINIMAL.replace("password: s3cr3t-super", "password: [s3cr3t-super]")
+    path = write(workdir, "pw.yml", text)
+    env = {"PATRONI_REPLICATION_PASSWORD": "env-s3cr3t", "PATRONI_ETCD3_PASSWORD": "etcd-s3cr3t"}
+    for p in (path, write(workdir, "ok.yml", MINIMAL)):
+        r = run([binary("dbagent"), "--validate-config", p], env=env)
+        out = r.stdout + r.stderr
+        assert "s3cr3t" not in out, out
+    r = run([binary("dbagent"), "--validate-config", path], env=env)
+    assert r.returncode == 2
+
+
+def test_version_and_help():
+    r = run([binary("dbagent"), "--version"])
+    assert r.returncode == 0 and re.fullmatch(r"dbagent \d+\.\d+\.\d+\n", r.stdout), r.stdout
+    r = run([binary("dbagent"), "--help"])
+    assert r.returncode == 0 and "--validate-config" in r.stdout
+    r = run([binary("dbagent"), "--bogus"])
+    assert r.returncode == 2
+    r = run([binary("dbagent")])
+    assert r.returncode == 2
+
+
+def test_dbctl_version_and_usage():
+    r = run([binary("dbctl"), "version"])
+    assert r.returncode == 0 and re.fullmatch(r"dbctl version \d+\.\d+\.\d+\n", r.stdout)
+    r = run([binary("dbctl"), "-o", "json", "version"])
+    assert r.returncode == 0 and '"dbctl"' in r.stdout
+    assert run([binary("dbctl"), "nosuchverb"]).returncode == 2
+    assert run([binary("dbctl")]).returncode == 2
+    assert run([binary("dbctl"), "-o", "xml", "version"]).returncode == 2

@@ -1,0 +1,58 @@
+"""lib/log end to end: timestamped lines on stderr by default, structured
+journald entries (PRIORITY, MESSAGE_ID, DBHA_MEMBER/SCOPE/ROLE) when stderr is
+the journal stream, and a repeated condition logged only when it changes."""
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from lib.procs import tool
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def test_stderr_lines_have_timestamps_and_conditions_log_once():
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    r = subprocess.run([tool("log_driver")], capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} "
+    assert all(re.match(stamp, l) for l in lines), lines
+    assert re.match(stamp + r"INFO    \[node1\] agent starting$", lines[0])
+    assert lines[1].endswith("WARNING [node1] etcd unreachable: Connection refused")
+    assert lines[2].endswith("NOTICE  [node1] promoted to primary")
+    # 10 failing checks then 10 good ones: exactly one line each way
+    down = [l for l in lines if "postgresql down" in l]
+    assert len(down) == 2, lines
+    assert down[0].endswith("WARNING [node1] postgresql down: connection refused")
+    assert down[1].endswith("INFO    [node1] postgresql down: resolved after 10.000 s (10 checks failed)")
+    assert len(lines) == 5
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root for a private mount namespace")
+def test_journal_entries_are_structured(workdir):
+    out = os.path.join(workdir, "journal.json")
+    subprocess.run(["unshare", "-m", "--propagation", "private", "/usr/bin/python3",
+                    os.path.join(HERE, "journal_sink.py"), out, tool("log_driver")],
+                   check=True, timeout=60)
+    with open(out) as f:
+        got = json.load(f)
+    assert got["rc"] == 0
+    assert got["stderr"] == "", "with the journal as target nothing goes to stderr"
+    entries = got["entries"]
+    msgs = [e["MESSAGE"] for e in entries]
+    assert msgs == ["agent starting", "etcd unreachable: Connection refused",
+                    "promoted to primary", "postgresql down: connection refused",
+                    "postgresql down: resolved after 10.000 s (10 checks failed)"], msgs
+    assert [e["PRIORITY"] for e in entries] == ["6", "4", "5", "4", "6"]
+    for e in entries:
+        assert e["DBHA_MEMBER"] == "node1"
+        assert e["DBHA_SCOPE"] == "demo"
+        assert e["DBHA_ROLE"] == "replica"
+    assert entries[2]["MESSAGE_ID"] == "8d2a4f1e5b7c4c0a9e6d3b2f1a0c9e8d"
+    assert "MESSAGE_ID" not in entries[0]
+    assert entries[0]["CODE_FUNC"] == "main"
