@@ -71,7 +71,13 @@ $(O)/$(1)/libdbha.a: $$(LIB_SRCS:%.c=$(O)/$(1)/%.o)
 $(O)/$(1)/libdbha.so.$(VERSION): $$(LIB_SRCS:%.c=$(O)/$(1)/%.o)
 	$$(CC) -shared -Wl,-soname,libdbha.so.$(SOVER) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
 
-$(O)/$(1)/bin/dbagent: $$(AGENT_SRCS:%.c=$(O)/$(1)/%.o) $(O)/$(1)/libdbha.a
+# The agent's modules (all but main.c) as an archive, so unit tests and
+# drivers can link the module they test.
+$(O)/$(1)/libagent.a: $$(filter-out $(O)/$(1)/agent/main.o,$$(AGENT_SRCS:%.c=$(O)/$(1)/%.o))
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+$(O)/$(1)/bin/dbagent: $(O)/$(1)/agent/main.o $(O)/$(1)/libagent.a $(O)/$(1)/libdbha.a
 	@mkdir -p $$(@D)
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
 
@@ -81,11 +87,12 @@ $(O)/$(1)/bin/dbctl: $$(CTL_SRCS:%.c=$(O)/$(1)/%.o) $(O)/$(1)/libdbha.a
 
 # Unit tests: one binary per tests/unit/test_<module>.c, linked with the
 # fakes and the library archive (the linker pulls only the objects used).
-$(O)/$(1)/tests/unit/%: $(O)/$(1)/tests/unit/%.o $$(UNIT_FAKES:%.c=$(O)/$(1)/%.o) $(O)/$(1)/libdbha.a
+$(O)/$(1)/tests/unit/%: $(O)/$(1)/tests/unit/%.o $$(UNIT_FAKES:%.c=$(O)/$(1)/%.o) $(O)/$(1)/libagent.a \
+                       $(O)/$(1)/libdbha.a
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS)
 
 # Test drivers the integration tests run against real peers.
-$(O)/$(1)/tests/tools/%: $(O)/$(1)/tests/tools/%.o $(O)/$(1)/libdbha.a
+$(O)/$(1)/tests/tools/%: $(O)/$(1)/tests/tools/%.o $(O)/$(1)/libagent.a $(O)/$(1)/libdbha.a
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
 
 $(1): $(O)/$(1)/bin/dbagent $(O)/$(1)/bin/dbctl $(O)/$(1)/libdbha.a $(O)/$(1)/libdbha.so.$(VERSION) \
@@ -111,8 +118,11 @@ integration: asan deps-test
 	cd tests/integration && DBHA_BUILD=$(abspath $(O)/asan) $(SAN_ENV) \
 		$(PYTHON) -m pytest -v -p no:cacheprovider $(PYTEST_ARGS) .
 
-# The release build first (warnings are errors), then everything sanitized.
-check: deps-test all
+# The release build first (warnings are errors), formatting and cppcheck, an
+# install into a temporary DESTDIR, then everything sanitized.
+check: deps-test deps-lint all
+	$(MAKE) format-check lint
+	tests/install_check.sh
 	$(MAKE) unit
 	$(MAKE) integration
 

@@ -71,9 +71,12 @@ static const Verb *find_verb(const char *name)
 int main(int argc, char *argv[])
 {
     static const struct option options[] = {
-        { "config", required_argument, NULL, 'c' }, { "etcd", required_argument, NULL, 'e' },
-        { "scope", required_argument, NULL, 's' },  { "output", required_argument, NULL, 'o' },
-        { "force", no_argument, NULL, 'f' },        { "help", no_argument, NULL, 'h' },
+        { "config", required_argument, NULL, 'c' },
+        { "etcd", required_argument, NULL, 'e' },
+        { "scope", required_argument, NULL, 's' },
+        { "output", required_argument, NULL, 'o' },
+        { "force", no_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
         {},
     };
     int c;

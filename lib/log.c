@@ -164,8 +164,8 @@ static void write_line(FILE *out, LogLevel level, const char *msg)
         fprintf(out, "%s.%03ld %-7s [%s] %s\n", stamp, ts.tv_nsec / 1000000L,
                 log_level_to_string(level), log_member, msg);
     } else {
-        fprintf(out, "%s.%03ld %-7s %s\n", stamp, ts.tv_nsec / 1000000L,
-                log_level_to_string(level), msg);
+        fprintf(out, "%s.%03ld %-7s %s\n", stamp, ts.tv_nsec / 1000000L, log_level_to_string(level),
+                msg);
     }
     fflush(out);
 }
@@ -187,8 +187,7 @@ static void emit(LogLevel level, const char *message_id, const char *file, int l
             r = sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level_to_syslog(level),
                                 "DBHA_MEMBER=%s", log_member, "DBHA_SCOPE=%s", log_scope,
                                 "DBHA_ROLE=%s", log_role, "CODE_FILE=%s", strempty(file),
-                                "CODE_LINE=%s", code_line, "CODE_FUNC=%s", strempty(func),
-                                NULL);
+                                "CODE_LINE=%s", code_line, "CODE_FUNC=%s", strempty(func), NULL);
         }
         if (r >= 0) {
             return;

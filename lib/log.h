@@ -86,7 +86,10 @@ typedef struct LogCondition {
     unsigned long long since_usec;
 } LogCondition;
 
-#define LOG_CONDITION_INIT(n, lvl) { .name = (n), .level = (lvl) }
+#define LOG_CONDITION_INIT(n, lvl)                                                                 \
+    {                                                                                              \
+        .name = (n), .level = (lvl)                                                                \
+    }
 
 /* Report one observation at monotonic time now_usec. When `failing` flips,
  * one line is logged (detail, when given, is appended after ": "). Returns

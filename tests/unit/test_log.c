@@ -121,7 +121,8 @@ static void test_condition_logs_once_per_change(void **state)
     const char *out = captured(c);
     assert_int_equal(count_lines(out), 2);
     assert_non_null(strstr(out, "WARNING etcd unreachable: connection refused\n"));
-    assert_non_null(strstr(out, "INFO    etcd unreachable: resolved after 6.500 s (51 checks failed)\n"));
+    assert_non_null(
+        strstr(out, "INFO    etcd unreachable: resolved after 6.500 s (51 checks failed)\n"));
     assert_int_equal(cond.events, 1);
 
     /* a second outage is a new event, logged again */
