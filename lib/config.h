@@ -58,6 +58,14 @@ typedef struct ConfigDcs {
     ConfigMap parameters;
 } ConfigDcs;
 
+/* Defaults follow Patroni's (see the schema table in config.c), except:
+ * - restapi.listen, when not given, is 127.0.0.1 with the port of
+ *   restapi.connect_address: the REST API is not exposed to the network
+ *   unless the config says so (Patroni requires listen; its configs set it).
+ * - postgresql.listen stays NULL when not given; use
+ *   config_postgresql_port() for the port.
+ * - namespace is normalised to "/name/" (Patroni joins it with slashes too).
+ * A Config is built only by config_load*(); every string is owned by it. */
 typedef struct Config {
     char *source_file; /* owned; the path given to config_load */
 
@@ -73,10 +81,11 @@ typedef struct Config {
     } restapi;
 
     struct {
-        ConfigStrv hosts; /* "host:port" each; `host` is folded in here */
-        char *protocol;   /* owned, "http" or "https" */
-        char *username;   /* owned */
-        char *password;   /* owned; never logged */
+        ConfigStrv hosts;          /* "host:port" each; `host` is folded in here */
+        char *host;                /* owned; the single-host form as given, also in hosts */
+        char *protocol;            /* owned, "http" or "https" */
+        char *username;            /* owned */
+        char *password;            /* owned; never logged */
         char *cacert, *cert, *key; /* owned */
         bool use_proxies;
     } etcd3;
@@ -106,7 +115,7 @@ typedef struct Config {
         bool noloadbalance;
         bool clonefrom;
         bool nosync;
-        char *replicatefrom; /* owned */
+        char *replicatefrom;       /* owned */
         int64_t failover_priority; /* 1 */
         ConfigMap custom;          /* any other tag, as written */
     } tags;
@@ -131,7 +140,7 @@ typedef enum ConfigSeverity {
  * environment override "environment PATRONI_X: message". */
 typedef struct ConfigDiag {
     ConfigSeverity severity;
-    char *text; /* owned, the full line without "warning:"/"error:" prefixes */
+    char *text;            /* owned, the full line without "warning:"/"error:" prefixes */
     unsigned line, column; /* 1-based; 0 when not from the file */
 } ConfigDiag;
 
@@ -166,3 +175,13 @@ ConfigWatchdogMode config_watchdog_mode_from_string(const char *s);
 
 /* Returns the value of `key` in a ConfigMap, or NULL. */
 const char *config_map_get(const ConfigMap *m, const char *key);
+
+/* The PostgreSQL port: from postgresql.listen, else from
+ * postgresql.connect_address. Returns 1..65535, or -EINVAL when neither
+ * gives one. */
+int config_postgresql_port(const Config *c);
+
+/* Prints a few human-readable lines (scope, name, namespace, etcd hosts,
+ * data_dir, addresses, timing) for `dbagent --validate-config`. Never
+ * prints a secret. Does not log. */
+void config_summary(const Config *c, FILE *out);

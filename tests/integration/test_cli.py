@@ -84,11 +84,11 @@ def test_every_error_is_reported_not_just_the_first(workdir):
 
 
 def test_unknown_key_warns_with_suggestion_but_is_valid(workdir):
-    text = MINIMAL + "tags:\n  nofailovr: true\n"
+    text = MINIMAL + "watchdog:\n  mdoe: 'off'\n"
     path = write(workdir, "typo.yml", text)
     r = run([binary("dbagent"), "--validate-config", path])
     assert r.returncode == 0, r.stderr
-    assert re.search(rf"^warning: {re.escape(path)}:17:3: .*nofailovr.*did you mean .*nofailover",
+    assert re.search(rf"^warning: {re.escape(path)}:17:3: .*mdoe.*did you mean .*watchdog.mode",
                      r.stderr, re.M), r.stderr
 
 

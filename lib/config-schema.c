@@ -1,0 +1,600 @@
+/* The configuration schema: every key dbha reads, with Patroni's defaults,
+ * plus the value syntax the rows use and the schema-driven constructor and
+ * destructor of Config. The loader that walks YAML and the environment
+ * against this table is lib/config.c. */
+#include "config-schema.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "log.h"
+
+static const char *check_host_port(const char *s);
+static const char *check_listen(const char *s);
+static const char *check_protocol(const char *s);
+static const char *check_log_level(const char *s);
+
+static const char *const initdb_forbidden[] = { "pgdata",    "D", "nosync",  "N", "pwfile",
+                                                "sync-only", "S", "version", "V", NULL };
+static const char *const basebackup_forbidden[] = { "pgdata",     "D", "format",      "F",
+                                                    "wal-method", "X", "xlog-method", NULL };
+
+#define R      CONFIG_F_RELOADABLE
+#define REQ    CONFIG_F_REQUIRED
+#define SECRET CONFIG_F_SECRET
+#define OFF(f) offsetof(Config, f)
+#define SEC(p, f)                                                                                  \
+    {                                                                                              \
+        .path = p, .type = CONFIG_TYPE_SECTION, .flags = (f) | R                                   \
+    }
+#define STR(p, fld, f, def, chk, e)                                                                \
+    {                                                                                              \
+        .path = p, .type = CONFIG_TYPE_STRING, .offset = OFF(fld), .flags = f, .def_str = def,     \
+        .check = chk, .env = e                                                                     \
+    }
+#define INT(p, fld, f, def, lo, hi)                                                                \
+    {                                                                                              \
+        .path = p, .type = CONFIG_TYPE_INT, .offset = OFF(fld), .flags = f, .def_int = def,        \
+        .min = lo, .max = hi                                                                       \
+    }
+#define BOOL(p, fld, f, def)                                                                       \
+    {                                                                                              \
+        .path = p, .type = CONFIG_TYPE_BOOL, .offset = OFF(fld), .flags = f, .def_int = def        \
+    }
+#define LIST(p, t, fld, f)                                                                         \
+    {                                                                                              \
+        .path = p, .type = t, .offset = OFF(fld), .flags = f                                       \
+    }
+
+/* Every key dbha reads. Times are seconds, as in Patroni. */
+const ConfigRow config_schema[] = {
+    STR("scope", scope, REQ, NULL, NULL, "SCOPE"),
+    STR("namespace", namespace, 0, "/service/", NULL, "NAMESPACE"),
+    STR("name", name, REQ, NULL, NULL, "NAME"),
+
+    SEC("restapi", 0),
+    STR("restapi.listen", restapi.listen, R, NULL, check_host_port, "RESTAPI_LISTEN"),
+    STR("restapi.connect_address", restapi.connect_address, REQ | R, NULL, check_host_port,
+        "RESTAPI_CONNECT_ADDRESS"),
+    SEC("restapi.authentication", 0),
+    STR("restapi.authentication.username", restapi.authentication.username, R, NULL, NULL,
+        "RESTAPI_USERNAME"),
+    STR("restapi.authentication.password", restapi.authentication.password, R | SECRET, NULL, NULL,
+        "RESTAPI_PASSWORD"),
+    STR("restapi.certfile", restapi.certfile, R, NULL, NULL, "RESTAPI_CERTFILE"),
+    STR("restapi.keyfile", restapi.keyfile, R, NULL, NULL, "RESTAPI_KEYFILE"),
+    STR("restapi.cafile", restapi.cafile, R, NULL, NULL, "RESTAPI_CAFILE"),
+
+    SEC("etcd3", 0),
+    { .path = "etcd3.hosts",
+      .type = CONFIG_TYPE_HOSTS,
+      .offset = OFF(etcd3.hosts),
+      .check = check_host_port,
+      .env = "ETCD3_HOSTS" },
+    STR("etcd3.host", etcd3.host, 0, NULL, check_host_port, "ETCD3_HOST"),
+    STR("etcd3.protocol", etcd3.protocol, 0, "http", check_protocol, "ETCD3_PROTOCOL"),
+    STR("etcd3.username", etcd3.username, 0, NULL, NULL, "ETCD3_USERNAME"),
+    STR("etcd3.password", etcd3.password, SECRET, NULL, NULL, "ETCD3_PASSWORD"),
+    STR("etcd3.cacert", etcd3.cacert, 0, NULL, NULL, "ETCD3_CACERT"),
+    STR("etcd3.cert", etcd3.cert, 0, NULL, NULL, "ETCD3_CERT"),
+    STR("etcd3.key", etcd3.key, 0, NULL, NULL, "ETCD3_KEY"),
+    BOOL("etcd3.use_proxies", etcd3.use_proxies, 0, false),
+
+    SEC("bootstrap", 0),
+    SEC("bootstrap.dcs", 0),
+    /* etcd refuses leases shorter than 2 s; a day bounds the sums below. */
+    INT("bootstrap.dcs.ttl", bootstrap.dcs.ttl, R, 30, 2, 86400),
+    INT("bootstrap.dcs.loop_wait", bootstrap.dcs.loop_wait, R, 10, 1, 86400),
+    INT("bootstrap.dcs.retry_timeout", bootstrap.dcs.retry_timeout, R, 10, 1, 86400),
+    INT("bootstrap.dcs.maximum_lag_on_failover", bootstrap.dcs.maximum_lag_on_failover, R, 1048576,
+        0, INT64_MAX),
+    INT("bootstrap.dcs.primary_start_timeout", bootstrap.dcs.primary_start_timeout, R, 300, 0,
+        INT32_MAX),
+    INT("bootstrap.dcs.primary_stop_timeout", bootstrap.dcs.primary_stop_timeout, R, 0, 0,
+        INT32_MAX),
+    BOOL("bootstrap.dcs.synchronous_mode", bootstrap.dcs.synchronous_mode, R, false),
+    BOOL("bootstrap.dcs.synchronous_mode_strict", bootstrap.dcs.synchronous_mode_strict, R, false),
+    INT("bootstrap.dcs.synchronous_node_count", bootstrap.dcs.synchronous_node_count, R, 1, 1,
+        INT32_MAX),
+    BOOL("bootstrap.dcs.failsafe_mode", bootstrap.dcs.failsafe_mode, R, false),
+    SEC("bootstrap.dcs.postgresql", 0),
+    BOOL("bootstrap.dcs.postgresql.use_pg_rewind", bootstrap.dcs.use_pg_rewind, R, false),
+    BOOL("bootstrap.dcs.postgresql.use_slots", bootstrap.dcs.use_slots, R, true),
+    LIST("bootstrap.dcs.postgresql.parameters", CONFIG_TYPE_MAP, bootstrap.dcs.parameters, R),
+    { .path = "bootstrap.initdb",
+      .type = CONFIG_TYPE_OPTIONS,
+      .offset = OFF(bootstrap.initdb),
+      .flags = R,
+      .forbidden = initdb_forbidden },
+    LIST("bootstrap.pg_hba", CONFIG_TYPE_STRV, bootstrap.pg_hba, R),
+
+    SEC("postgresql", 0),
+    STR("postgresql.listen", postgresql.listen, 0, NULL, check_listen, "POSTGRESQL_LISTEN"),
+    STR("postgresql.connect_address", postgresql.connect_address, REQ | R, NULL, check_host_port,
+        "POSTGRESQL_CONNECT_ADDRESS"),
+    STR("postgresql.data_dir", postgresql.data_dir, REQ, NULL, NULL, "POSTGRESQL_DATA_DIR"),
+    STR("postgresql.bin_dir", postgresql.bin_dir, R, NULL, NULL, "POSTGRESQL_BIN_DIR"),
+    STR("postgresql.pgpass", postgresql.pgpass, R, NULL, NULL, "POSTGRESQL_PGPASS"),
+    SEC("postgresql.authentication", 0),
+    SEC("postgresql.authentication.superuser", 0),
+    STR("postgresql.authentication.superuser.username", postgresql.superuser.username, R, NULL,
+        NULL, "SUPERUSER_USERNAME"),
+    STR("postgresql.authentication.superuser.password", postgresql.superuser.password, R | SECRET,
+        NULL, NULL, "SUPERUSER_PASSWORD"),
+    SEC("postgresql.authentication.replication", 0),
+    STR("postgresql.authentication.replication.username", postgresql.replication.username, R, NULL,
+        NULL, "REPLICATION_USERNAME"),
+    STR("postgresql.authentication.replication.password", postgresql.replication.password,
+        R | SECRET, NULL, NULL, "REPLICATION_PASSWORD"),
+    SEC("postgresql.authentication.rewind", 0),
+    STR("postgresql.authentication.rewind.username", postgresql.rewind.username, R, NULL, NULL,
+        "REWIND_USERNAME"),
+    STR("postgresql.authentication.rewind.password", postgresql.rewind.password, R | SECRET, NULL,
+        NULL, "REWIND_PASSWORD"),
+    LIST("postgresql.parameters", CONFIG_TYPE_MAP, postgresql.parameters, R),
+    LIST("postgresql.pg_hba", CONFIG_TYPE_STRV, postgresql.pg_hba, R),
+    LIST("postgresql.callbacks", CONFIG_TYPE_MAP, postgresql.callbacks, R),
+    LIST("postgresql.create_replica_methods", CONFIG_TYPE_STRV, postgresql.create_replica_methods,
+         R),
+    { .path = "postgresql.basebackup",
+      .type = CONFIG_TYPE_OPTIONS,
+      .offset = OFF(postgresql.basebackup),
+      .flags = R,
+      .forbidden = basebackup_forbidden },
+
+    { .path = "tags",
+      .type = CONFIG_TYPE_SECTION,
+      .offset = OFF(tags.custom),
+      .flags = R | CONFIG_F_OPEN },
+    BOOL("tags.nofailover", tags.nofailover, R, false),
+    BOOL("tags.noloadbalance", tags.noloadbalance, R, false),
+    BOOL("tags.clonefrom", tags.clonefrom, R, false),
+    BOOL("tags.nosync", tags.nosync, R, false),
+    STR("tags.replicatefrom", tags.replicatefrom, R, NULL, NULL, NULL),
+    INT("tags.failover_priority", tags.failover_priority, R, 1, 0, INT32_MAX),
+
+    SEC("watchdog", 0),
+    { .path = "watchdog.mode",
+      .type = CONFIG_TYPE_WATCHDOG,
+      .offset = OFF(watchdog.mode),
+      .flags = R,
+      .def_int = CONFIG_WATCHDOG_AUTOMATIC },
+    STR("watchdog.device", watchdog.device, R, "/dev/watchdog", NULL, NULL),
+    /* -1 is Patroni's "half of ttl". */
+    INT("watchdog.safety_margin", watchdog.safety_margin, R, 5, -1, 86400),
+
+    SEC("log", 0),
+    STR("log.level", log.level, R, "INFO", check_log_level, "LOG_LEVEL"),
+};
+
+#undef R
+#undef REQ
+#undef SECRET
+#undef OFF
+#undef SEC
+#undef STR
+#undef INT
+#undef BOOL
+#undef LIST
+
+const size_t config_schema_n = ELEMENTSOF(config_schema);
+_Static_assert(ELEMENTSOF(config_schema) <= CONFIG_SCHEMA_MAX, "raise CONFIG_SCHEMA_MAX");
+
+/* Keys Patroni knows that dbha does not use: warned about as unknown, but
+ * without a misleading "did you mean". */
+static const char *const patroni_only_keys[] = {
+    "ctl",
+    "citus",
+    "consul",
+    "exhibitor",
+    "kubernetes",
+    "raft",
+    "zookeeper",
+    "restapi.verify_client",
+    "restapi.keyfile_password",
+    "restapi.allowlist",
+    "restapi.allowlist_include_members",
+    "restapi.http_extra_headers",
+    "restapi.https_extra_headers",
+    "restapi.request_queue_size",
+    "restapi.ciphers",
+    "restapi.server_tokens",
+    "etcd3.url",
+    "etcd3.proxy",
+    "etcd3.srv",
+    "etcd3.srv_suffix",
+    "bootstrap.users",
+    "bootstrap.post_bootstrap",
+    "bootstrap.post_init",
+    "bootstrap.method",
+    "bootstrap.dcs.master_start_timeout",
+    "bootstrap.dcs.master_stop_timeout",
+    "bootstrap.dcs.max_timelines_history",
+    "bootstrap.dcs.check_timeline",
+    "bootstrap.dcs.standby_cluster",
+    "bootstrap.dcs.slots",
+    "bootstrap.dcs.ignore_slots",
+    "bootstrap.dcs.member_slots_ttl",
+    "bootstrap.dcs.maximum_lag_on_syncnode",
+    "bootstrap.dcs.postgresql.pg_hba",
+    "bootstrap.dcs.postgresql.pg_ident",
+    "bootstrap.dcs.postgresql.recovery_conf",
+    "postgresql.pg_ctl_timeout",
+    "postgresql.use_unix_socket",
+    "postgresql.use_unix_socket_repl",
+    "postgresql.config_dir",
+    "postgresql.custom_conf",
+    "postgresql.pg_ident",
+    "postgresql.recovery_conf",
+    "postgresql.remove_data_directory_on_rewind_failure",
+    "postgresql.remove_data_directory_on_diverged_timelines",
+    "postgresql.proxy_address",
+    "postgresql.use_pg_rewind",
+    "postgresql.pre_promote",
+    "postgresql.before_stop",
+    "log.type",
+    "log.format",
+    "log.dateformat",
+    "log.dir",
+    "log.file_num",
+    "log.file_size",
+    "log.loggers",
+    "log.traceback_level",
+    "log.max_queue_size",
+};
+
+bool config_is_patroni_only(const char *path)
+{
+    for (size_t i = 0; i < ELEMENTSOF(patroni_only_keys); i++) {
+        if (strcmp(patroni_only_keys[i], path) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const char *const watchdog_mode_table[_CONFIG_WATCHDOG_MAX] = {
+    [CONFIG_WATCHDOG_OFF] = "off",
+    [CONFIG_WATCHDOG_AUTOMATIC] = "automatic",
+    [CONFIG_WATCHDOG_REQUIRED] = "required",
+};
+
+const char *config_watchdog_mode_to_string(ConfigWatchdogMode m)
+{
+    if (m < 0 || m >= _CONFIG_WATCHDOG_MAX) {
+        return NULL;
+    }
+    return watchdog_mode_table[m];
+}
+
+/* Patroni's spellings: a YAML false, "off"/"disable(d)", "auto(matic)",
+ * "require(d)", any case. */
+ConfigWatchdogMode config_watchdog_mode_from_string(const char *s)
+{
+    static const struct {
+        const char *name;
+        ConfigWatchdogMode mode;
+    } aliases[] = {
+        { "off", CONFIG_WATCHDOG_OFF },          { "false", CONFIG_WATCHDOG_OFF },
+        { "no", CONFIG_WATCHDOG_OFF },           { "disable", CONFIG_WATCHDOG_OFF },
+        { "disabled", CONFIG_WATCHDOG_OFF },     { "automatic", CONFIG_WATCHDOG_AUTOMATIC },
+        { "auto", CONFIG_WATCHDOG_AUTOMATIC },   { "required", CONFIG_WATCHDOG_REQUIRED },
+        { "require", CONFIG_WATCHDOG_REQUIRED },
+    };
+
+    if (!s) {
+        return _CONFIG_WATCHDOG_INVALID;
+    }
+    for (size_t i = 0; i < ELEMENTSOF(aliases); i++) {
+        if (strcasecmp(s, aliases[i].name) == 0) {
+            return aliases[i].mode;
+        }
+    }
+    return _CONFIG_WATCHDOG_INVALID;
+}
+
+/* ---- value checks ----------------------------------------------------- */
+
+/* Parses a port of 1..65535 from the whole of s. */
+int config_parse_port(const char *s)
+{
+    int port = 0;
+
+    if (!*s || strlen(s) > 5) {
+        return -EINVAL;
+    }
+    for (const char *p = s; *p; p++) {
+        if (!isdigit((unsigned char)*p)) {
+            return -EINVAL;
+        }
+        port = port * 10 + (*p - '0');
+    }
+    return port >= 1 && port <= 65535 ? port : -ERANGE;
+}
+
+/* A host: a name or address without blanks, commas or slashes, or a
+ * bracketed IPv6 address. [s, end) */
+static bool host_is_valid(const char *s, const char *end)
+{
+    if (s >= end) {
+        return false;
+    }
+    if (*s == '[') {
+        return end - s > 2 && end[-1] == ']';
+    }
+    for (const char *p = s; p < end; p++) {
+        if (isspace((unsigned char)*p) || *p == ',' || *p == '/' || *p == '[' || *p == ']') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Splits at the port colon: the last ':' (after a "]" for IPv6). */
+const char *config_port_colon(const char *s)
+{
+    const char *bracket = strrchr(s, ']');
+    const char *colon = strrchr(bracket ? bracket : s, ':');
+
+    return colon;
+}
+
+static const char *check_address(const char *s, bool many)
+{
+    const char *colon = config_port_colon(s);
+    const char *expected = many ? "\"address[,address...]:port\"" : "\"host:port\"";
+
+    if (!colon) {
+        return expected;
+    }
+    if (many) {
+        const char *start = s;
+        for (;;) {
+            const char *comma = memchr(start, ',', (size_t)(colon - start));
+            const char *end = comma ? comma : colon;
+            while (start < end && *start == ' ') {
+                start++;
+            }
+            if (!host_is_valid(start, end)) {
+                return expected;
+            }
+            if (!comma) {
+                break;
+            }
+            start = comma + 1;
+        }
+    } else if (!host_is_valid(s, colon)) {
+        return expected;
+    }
+    int r = config_parse_port(colon + 1);
+    if (r == -ERANGE) {
+        return "a port between 1 and 65535";
+    }
+    return r < 0 ? expected : NULL;
+}
+
+static const char *check_host_port(const char *s)
+{
+    return check_address(s, false);
+}
+
+static const char *check_listen(const char *s)
+{
+    return check_address(s, true);
+}
+
+static const char *check_protocol(const char *s)
+{
+    return strcmp(s, "http") == 0 || strcmp(s, "https") == 0 ? NULL : "one of http, https";
+}
+
+static const char *check_log_level(const char *s)
+{
+    return log_level_from_string(s) >= 0 ? NULL : "one of DEBUG, INFO, WARNING, ERROR, CRITICAL";
+}
+
+/* PyYAML's YAML 1.1 booleans; any case, as the issue asks. */
+int config_parse_bool(const char *s, bool *ret)
+{
+    static const char *const yes[] = { "true", "yes", "on" }, *const no[] = { "false", "no",
+                                                                              "off" };
+
+    for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *ret = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *ret = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/* A decimal integer as YAML writes it: optional sign, digits, '_' allowed
+ * between digits. -ERANGE beyond int64. */
+int config_parse_int(const char *s, int64_t *ret)
+{
+    bool neg = false;
+    uint64_t v = 0;
+    const char *p = s;
+
+    if (*p == '+' || *p == '-') {
+        neg = *p == '-';
+        p++;
+    }
+    if (!isdigit((unsigned char)*p)) {
+        return -EINVAL;
+    }
+    bool range = false;
+    for (; *p; p++) {
+        if (*p == '_' && isdigit((unsigned char)p[-1])) {
+            continue;
+        }
+        if (!isdigit((unsigned char)*p)) {
+            return -EINVAL;
+        }
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            range = true;
+        } else {
+            v = v * 10 + d;
+        }
+    }
+    if (range || v > (uint64_t)INT64_MAX + (neg ? 1 : 0)) {
+        return -ERANGE;
+    }
+    *ret = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
+/* ---- containers ------------------------------------------------------- */
+
+void config_strv_done(ConfigStrv *v)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        free(v->items[i]);
+    }
+    free(v->items);
+    *v = (ConfigStrv){ 0 };
+}
+
+/* Appends s, taking ownership of it (freed on failure). */
+int config_strv_push(ConfigStrv *v, char *s)
+{
+    if (!s) {
+        return -ENOMEM;
+    }
+    char **items = realloc(v->items, (v->n + 1) * sizeof(*items));
+    if (!items) {
+        free(s);
+        return -ENOMEM;
+    }
+    v->items = items;
+    v->items[v->n++] = s;
+    return 0;
+}
+
+void config_map_done(ConfigMap *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->items[i].key);
+        free(m->items[i].value);
+    }
+    free(m->items);
+    *m = (ConfigMap){ 0 };
+}
+
+int config_map_push(ConfigMap *m, const char *key, const char *value)
+{
+    ConfigKv kv = { .key = strdup(key), .value = strdup(value) };
+    ConfigKv *items = NULL;
+
+    if (kv.key && kv.value) {
+        items = realloc(m->items, (m->n + 1) * sizeof(*items));
+    }
+    if (!items) {
+        free(kv.key);
+        free(kv.value);
+        return -ENOMEM;
+    }
+    m->items = items;
+    m->items[m->n++] = kv;
+    return 0;
+}
+
+const char *config_map_get(const ConfigMap *m, const char *key)
+{
+    if (!m || !key) {
+        return NULL;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        if (strcmp(m->items[i].key, key) == 0) {
+            return m->items[i].value;
+        }
+    }
+    return NULL;
+}
+
+Config *config_free(Config *c)
+{
+    if (!c) {
+        return NULL;
+    }
+    for (size_t i = 0; i < config_schema_n; i++) {
+        const ConfigRow *row = &config_schema[i];
+        switch (row->type) {
+        case CONFIG_TYPE_STRING:
+            free(*CONFIG_FIELD(c, row, char *));
+            break;
+        case CONFIG_TYPE_HOSTS:
+        case CONFIG_TYPE_STRV:
+        case CONFIG_TYPE_OPTIONS:
+            config_strv_done(CONFIG_FIELD(c, row, ConfigStrv));
+            break;
+        case CONFIG_TYPE_MAP:
+            config_map_done(CONFIG_FIELD(c, row, ConfigMap));
+            break;
+        case CONFIG_TYPE_SECTION:
+            if (row->flags & CONFIG_F_OPEN) {
+                config_map_done(CONFIG_FIELD(c, row, ConfigMap));
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    free(c->source_file);
+    free(c);
+    return NULL;
+}
+
+int config_new_defaults(Config **ret)
+{
+    _cleanup_(config_freep) Config *c = calloc(1, sizeof(*c));
+
+    if (!c) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < config_schema_n; i++) {
+        const ConfigRow *row = &config_schema[i];
+        switch (row->type) {
+        case CONFIG_TYPE_STRING:
+            if (row->def_str) {
+                *CONFIG_FIELD(c, row, char *) = strdup(row->def_str);
+                if (!*CONFIG_FIELD(c, row, char *)) {
+                    return -ENOMEM;
+                }
+            }
+            break;
+        case CONFIG_TYPE_INT:
+            *CONFIG_FIELD(c, row, int64_t) = row->def_int;
+            break;
+        case CONFIG_TYPE_BOOL:
+            *CONFIG_FIELD(c, row, bool) = row->def_int != 0;
+            break;
+        case CONFIG_TYPE_WATCHDOG:
+            *CONFIG_FIELD(c, row, ConfigWatchdogMode) = (ConfigWatchdogMode)row->def_int;
+            break;
+        default:
+            break;
+        }
+    }
+    *ret = TAKE_PTR(c);
+    return 0;
+}
+
+const ConfigRow *config_schema_find(const char *path)
+{
+    for (size_t i = 0; i < config_schema_n; i++) {
+        if (strcmp(config_schema[i].path, path) == 0) {
+            return &config_schema[i];
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,1100 @@
+/* Agent configuration loader. One schema table describes every key we read;
+ * the libyaml document is walked against it into a fresh Config, every
+ * problem is collected as a "FILE:LINE:COL: message" diagnostic, then the
+ * PATRONI_* / DBHA_* environment overrides go through the same rows and the
+ * cross-field rules (required keys, timing) run last. Nothing here logs. */
+#include "config.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <yaml.h>
+
+#include "config-schema.h"
+
+/* Longest key we compute an edit distance for; longer keys get no hint. */
+#define CONFIG_KEY_MAX 64
+/* How much of a bad value a message echoes before cutting it with "...". */
+#define CONFIG_ECHO_MAX 60
+/* Room for "PATRONI_" + the longest environment suffix + NUL. */
+#define CONFIG_ENV_NAME_MAX 64
+/* Room for "an integer between MIN and MAX" with two int64s. */
+#define CONFIG_WHAT_MAX 96
+/* Refuse config files larger than this: they are not configs. */
+#define CONFIG_FILE_MAX (16u * 1024u * 1024u)
+
+/* ---- diagnostics ------------------------------------------------------ */
+
+void config_diags_done(ConfigDiags *d)
+{
+    if (!d) {
+        return;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->items[i].text);
+    }
+    free(d->items);
+    *d = (ConfigDiags){ 0 };
+}
+
+void config_diags_print(const ConfigDiags *d, FILE *out)
+{
+    for (size_t i = 0; d && i < d->n; i++) {
+        fprintf(out, "%s: %s\n", d->items[i].severity == CONFIG_ERROR ? "error" : "warning",
+                d->items[i].text);
+    }
+}
+
+/* Where a value came from: a file position, or an environment variable. */
+typedef struct ConfigWhere {
+    unsigned line, column; /* 1-based; 0 = unknown */
+    const char *env;       /* borrowed; set for an environment override */
+} ConfigWhere;
+
+/* One value being applied to a row: a YAML node, or an environment string. */
+typedef struct ConfigValue {
+    yaml_node_t *node; /* borrowed; NULL for an environment string */
+    const char *text;  /* borrowed; the scalar's text, NULL for a collection */
+    ConfigWhere where;
+} ConfigValue;
+
+typedef struct ConfigLoader {
+    const char *name;     /* borrowed; the file name in messages */
+    Config *config;       /* borrowed; being built */
+    ConfigDiags *diags;   /* borrowed; the caller's */
+    yaml_document_t *doc; /* borrowed; the document being walked */
+    bool oom;
+    /* Per schema row: given in the file (where the key and value are),
+     * given in the environment, or rejected. */
+    bool in_file[CONFIG_SCHEMA_MAX], in_env[CONFIG_SCHEMA_MAX], bad[CONFIG_SCHEMA_MAX];
+    ConfigWhere key_at[CONFIG_SCHEMA_MAX], value_at[CONFIG_SCHEMA_MAX], env_at[CONFIG_SCHEMA_MAX];
+    char env_name[CONFIG_SCHEMA_MAX][CONFIG_ENV_NAME_MAX]; /* the variable that was applied */
+} ConfigLoader;
+
+static void loader_diag(ConfigLoader *l, ConfigSeverity severity, const ConfigWhere *w,
+                        const char *fmt, ...) _printf_(4, 5);
+
+static void loader_diag(ConfigLoader *l, ConfigSeverity severity, const ConfigWhere *w,
+                        const char *fmt, ...)
+{
+    static const ConfigWhere start = { 1, 1, NULL };
+    _cleanup_free_ char *msg = NULL;
+    char *text = NULL;
+    va_list ap;
+    int r;
+
+    if (!w || (!w->env && w->line == 0)) {
+        w = &start;
+    }
+    va_start(ap, fmt);
+    r = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    if (r < 0) {
+        msg = NULL;
+        l->oom = true;
+        return;
+    }
+    if (w->env) {
+        r = asprintf(&text, "environment %s: %s", w->env, msg);
+    } else {
+        r = asprintf(&text, "%s:%u:%u: %s", l->name, w->line, w->column, msg);
+    }
+    if (r < 0) {
+        l->oom = true;
+        return;
+    }
+    ConfigDiag *items = realloc(l->diags->items, (l->diags->n + 1) * sizeof(*items));
+    if (!items) {
+        free(text);
+        l->oom = true;
+        return;
+    }
+    l->diags->items = items;
+    l->diags->items[l->diags->n++] = (ConfigDiag){
+        .severity = severity,
+        .text = text,
+        .line = w->env ? 0 : w->line,
+        .column = w->env ? 0 : w->column,
+    };
+    if (severity == CONFIG_ERROR) {
+        l->diags->n_errors++;
+    }
+}
+
+#define loader_error(l, w, ...) loader_diag(l, CONFIG_ERROR, w, __VA_ARGS__)
+#define loader_warn(l, w, ...)  loader_diag(l, CONFIG_WARNING, w, __VA_ARGS__)
+
+static ConfigWhere where_of_mark(yaml_mark_t m)
+{
+    return (ConfigWhere){ .line = (unsigned)m.line + 1, .column = (unsigned)m.column + 1 };
+}
+
+static ConfigValue value_of_node(yaml_node_t *n)
+{
+    return (ConfigValue){
+        .node = n,
+        .text = n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL,
+        .where = where_of_mark(n->start_mark),
+    };
+}
+
+/* PyYAML's null: an empty plain scalar, "~" or null in three spellings. */
+static bool value_is_null(const ConfigValue *v)
+{
+    if (!v->node || v->node->type != YAML_SCALAR_NODE ||
+        v->node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+        return false;
+    }
+    static const char *const nulls[] = { "", "~", "null", "Null", "NULL" };
+    for (size_t i = 0; i < ELEMENTSOF(nulls); i++) {
+        if (strcmp(v->text, nulls[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Describes a value for "got ...": the scalar quoted (cut, with control
+ * characters replaced), or "a mapping"/"a sequence". */
+static void value_describe(const ConfigValue *v, char *buf, size_t size)
+{
+    if (!v->text) {
+        snprintf(buf, size, "%s", v->node->type == YAML_MAPPING_NODE ? "a mapping" : "a sequence");
+        return;
+    }
+    if (value_is_null(v)) {
+        snprintf(buf, size, "an empty value");
+        return;
+    }
+    size_t n = strlen(v->text), cut = n > CONFIG_ECHO_MAX ? CONFIG_ECHO_MAX : n;
+    while (cut < n && cut > 0 && ((unsigned char)v->text[cut] & 0xC0) == 0x80) {
+        cut--; /* do not split a UTF-8 sequence */
+    }
+    int len = snprintf(buf, size, "\"%.*s%s\"", (int)cut, v->text, cut < n ? "..." : "");
+    for (int i = 1; i < len && (size_t)i < size; i++) {
+        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
+            buf[i] = '?';
+        }
+    }
+}
+
+/* "expected WHAT for "PATH", got VALUE"; secrets never show the value. */
+static void value_error(ConfigLoader *l, const ConfigRow *row, const ConfigValue *v,
+                        const char *what)
+{
+    char got[CONFIG_ECHO_MAX + 16];
+
+    l->bad[row - config_schema] = true;
+    if (row->flags & CONFIG_F_SECRET) {
+        loader_error(l, &v->where, "expected %s for \"%s\"", what, row->path);
+        return;
+    }
+    value_describe(v, got, sizeof(got));
+    loader_error(l, &v->where, "expected %s for \"%s\", got %s", what, row->path, got);
+}
+
+static void loader_oom(ConfigLoader *l, int r)
+{
+    if (r < 0) {
+        l->oom = true;
+    }
+}
+
+/* ---- the schema walk -------------------------------------------------- */
+
+/* Whether `path` is a direct child of `prefix` ("" for the top level), and
+ * then its last component. */
+static const char *child_name(const char *path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    if (n == 0) {
+        return strchr(path, '.') ? NULL : path;
+    }
+    if (strncmp(path, prefix, n) != 0 || path[n] != '.' || strchr(path + n + 1, '.')) {
+        return NULL;
+    }
+    return path + n + 1;
+}
+
+/* Optimal string alignment distance: Levenshtein plus the swap of two
+ * adjacent characters as one edit ("mdoe" -> "mode"), the commonest typo. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t d[CONFIG_KEY_MAX + 1][CONFIG_KEY_MAX + 1];
+
+    if (la > CONFIG_KEY_MAX || lb > CONFIG_KEY_MAX) {
+        return SIZE_MAX;
+    }
+    for (size_t i = 0; i <= la; i++) {
+        d[i][0] = i;
+    }
+    for (size_t j = 0; j <= lb; j++) {
+        d[0][j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            size_t best = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best) {
+                best = d[i - 2][j - 2] + 1;
+            }
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+static void unknown_key(ConfigLoader *l, const char *prefix, const char *key, const ConfigWhere *w)
+{
+    const char *sep = *prefix ? "." : "";
+    _cleanup_free_ char *path = NULL;
+
+    if (asprintf(&path, "%s%s%s", prefix, sep, key) < 0) {
+        l->oom = true;
+        return;
+    }
+    if (config_is_patroni_only(path)) {
+        loader_warn(l, w, "unknown key \"%s\" (a Patroni setting dbha does not use)", path);
+        return;
+    }
+    /* Suggest the closest sibling when the typo is small for its length. */
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX, len = strlen(key);
+    size_t limit = len / 3 < 1 ? 1 : (len / 3 > 2 ? 2 : len / 3);
+    for (size_t i = 0; i < config_schema_n; i++) {
+        const char *name = child_name(config_schema[i].path, prefix);
+        if (!name) {
+            continue;
+        }
+        size_t d = edit_distance(key, name);
+        if (d < best_d) {
+            best_d = d;
+            best = name;
+        }
+    }
+    if (best && best_d <= limit) {
+        loader_warn(l, w, "unknown key \"%s\" (did you mean \"%s%s%s\"?)", path, prefix, sep, best);
+    } else {
+        loader_warn(l, w, "unknown key \"%s\"", path);
+    }
+}
+
+/* Returns the key node of an earlier pair with the same scalar key. */
+static yaml_node_t *earlier_key(yaml_document_t *doc, yaml_node_t *map, yaml_node_pair_t *pair,
+                                const char *key)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < pair; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        if (k && k->type == YAML_SCALAR_NODE &&
+            strcmp((const char *)k->data.scalar.value, key) == 0) {
+            return k;
+        }
+    }
+    return NULL;
+}
+
+/* Iterates a mapping's pairs with scalar, non-duplicate keys; reports the
+ * others. Calls fn(l, path, key, key node, value node, userdata). */
+typedef void (*ConfigPairFn)(ConfigLoader *l, const char *path, const char *key,
+                             yaml_node_t *key_node, yaml_node_t *value_node, const void *userdata);
+
+static void for_each_pair(ConfigLoader *l, const char *path, yaml_node_t *map, ConfigPairFn fn,
+                          const void *userdata)
+{
+    const char *sep = *path ? "." : "";
+
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(l->doc, p->value);
+        if (!k || !v) {
+            continue;
+        }
+        ConfigWhere kw = where_of_mark(k->start_mark);
+        if (k->type != YAML_SCALAR_NODE) {
+            const char *got = k->type == YAML_MAPPING_NODE ? "a mapping" : "a sequence";
+            if (*path) {
+                loader_error(l, &kw, "expected a scalar key in \"%s\", got %s", path, got);
+            } else {
+                loader_error(l, &kw, "expected a scalar key at the top level, got %s", got);
+            }
+            continue;
+        }
+        const char *key = (const char *)k->data.scalar.value;
+        yaml_node_t *first = earlier_key(l->doc, map, p, key);
+        if (first) {
+            loader_error(l, &kw, "duplicate key \"%s%s%s\" (first given at line %u)", path, sep,
+                         key, (unsigned)first->start_mark.line + 1);
+            continue;
+        }
+        fn(l, path, key, k, v, userdata);
+    }
+}
+
+static void apply_value(ConfigLoader *l, const ConfigRow *row, const ConfigValue *v);
+
+static void section_pair(ConfigLoader *l, const char *path, const char *key, yaml_node_t *k,
+                         yaml_node_t *vn, const void *userdata)
+{
+    const ConfigRow *section = userdata;
+    const ConfigRow *row = NULL;
+    ConfigWhere kw = where_of_mark(k->start_mark);
+    ConfigValue v = value_of_node(vn);
+
+    /* A dotted key is one YAML key, not a path into the schema. */
+    if (!strchr(key, '.')) {
+        _cleanup_free_ char *full = NULL;
+        if (asprintf(&full, "%s%s%s", path, *path ? "." : "", key) < 0) {
+            l->oom = true;
+            return;
+        }
+        row = config_schema_find(full);
+    }
+    if (!row && section && (section->flags & CONFIG_F_OPEN)) {
+        /* Any other tag is kept as written, for the member's tags JSON. */
+        if (!v.text) {
+            char got[CONFIG_ECHO_MAX + 16];
+            value_describe(&v, got, sizeof(got));
+            loader_error(l, &v.where, "expected a scalar for \"%s.%s\", got %s", path, key, got);
+        } else if (!value_is_null(&v)) {
+            loader_oom(l,
+                       config_map_push(CONFIG_FIELD(l->config, section, ConfigMap), key, v.text));
+        }
+        return;
+    }
+    if (!row) {
+        unknown_key(l, path, key, &kw);
+        return;
+    }
+    size_t i = (size_t)(row - config_schema);
+    l->in_file[i] = true;
+    l->key_at[i] = kw;
+    l->value_at[i] = v.where;
+    apply_value(l, row, &v);
+}
+
+static void map_pair(ConfigLoader *l, const char *path, const char *key, yaml_node_t *k,
+                     yaml_node_t *vn, const void *userdata)
+{
+    ConfigMap *m = (ConfigMap *)userdata;
+    ConfigValue v = value_of_node(vn);
+
+    if (!v.text) {
+        char got[CONFIG_ECHO_MAX + 16];
+        value_describe(&v, got, sizeof(got));
+        loader_error(l, &v.where, "expected a scalar for \"%s.%s\", got %s", path, key, got);
+        return;
+    }
+    if (value_is_null(&v)) {
+        return; /* as Patroni: a null parameter is not set */
+    }
+    loader_oom(l, config_map_push(m, key, v.text));
+}
+
+/* "--name" or "--name=value" from an initdb/pg_basebackup option, unless
+ * dbha passes that option itself. */
+static int option_add(ConfigLoader *l, const ConfigRow *row, ConfigStrv *out, const ConfigWhere *w,
+                      const char *name, const char *value)
+{
+    const char *bare = name;
+    size_t n;
+    char *s = NULL;
+
+    while (*bare == '-') {
+        bare++;
+    }
+    n = strcspn(bare, "=");
+    for (const char *const *f = row->forbidden; f && *f; f++) {
+        if (strlen(*f) == n && strncmp(*f, bare, n) == 0) {
+            loader_error(l, w, "option \"%.*s\" is not allowed in \"%s\" (dbha sets it)", (int)n,
+                         bare, row->path);
+            l->bad[row - config_schema] = true;
+            return 0;
+        }
+    }
+    /* Patroni prefixes "--"; an option written with its dashes is kept. */
+    const char *dashes = name[0] == '-' ? "" : "--";
+    int r =
+        value ? asprintf(&s, "%s%s=%s", dashes, name, value) : asprintf(&s, "%s%s", dashes, name);
+    return config_strv_push(out, r < 0 ? NULL : s);
+}
+
+static void options_pair(ConfigLoader *l, const char *path, const char *key, yaml_node_t *k,
+                         yaml_node_t *vn, const void *userdata)
+{
+    const ConfigRow *row = config_schema_find(path);
+    ConfigValue v = value_of_node(vn);
+
+    if (!v.text) {
+        value_error(l, row, &v, "a scalar option value");
+        return;
+    }
+    if (value_is_null(&v)) {
+        return; /* Patroni skips options without a value */
+    }
+    ConfigWhere kw = where_of_mark(k->start_mark);
+    loader_oom(l, option_add(l, row, (ConfigStrv *)userdata, &kw, key, v.text));
+}
+
+static void apply_options(ConfigLoader *l, const ConfigRow *row, const ConfigValue *v,
+                          ConfigStrv *out)
+{
+    if (v->node->type == YAML_MAPPING_NODE) {
+        for_each_pair(l, row->path, v->node, options_pair, out);
+        return;
+    }
+    yaml_node_t *seq = v->node;
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++) {
+        yaml_node_t *n = yaml_document_get_node(l->doc, *it);
+        ConfigValue item = value_of_node(n);
+        if (item.text && !value_is_null(&item)) {
+            loader_oom(l, option_add(l, row, out, &item.where, item.text, NULL));
+            continue;
+        }
+        if (n->type == YAML_MAPPING_NODE &&
+            n->data.mapping.pairs.top - n->data.mapping.pairs.start == 1) {
+            yaml_node_t *k = yaml_document_get_node(l->doc, n->data.mapping.pairs.start->key);
+            yaml_node_t *val = yaml_document_get_node(l->doc, n->data.mapping.pairs.start->value);
+            ConfigValue vv = value_of_node(val);
+            if (k->type == YAML_SCALAR_NODE && vv.text && !value_is_null(&vv)) {
+                loader_oom(l, option_add(l, row, out, &item.where,
+                                         (const char *)k->data.scalar.value, vv.text));
+                continue;
+            }
+        }
+        value_error(l, row, &item, "a string or a single \"key: value\" mapping");
+    }
+}
+
+/* One "host:port" of etcd3.hosts; `len` bytes of s, blanks trimmed. */
+static void hosts_add(ConfigLoader *l, const ConfigRow *row, ConfigStrv *out, const ConfigValue *v,
+                      const char *s, size_t len)
+{
+    while (len > 0 && isspace((unsigned char)*s)) {
+        s++, len--;
+    }
+    while (len > 0 && isspace((unsigned char)s[len - 1])) {
+        len--;
+    }
+    _cleanup_free_ char *host = strndup(s, len);
+    if (!host) {
+        l->oom = true;
+        return;
+    }
+    const char *what = row->check(host);
+    if (what) {
+        ConfigValue item = { .node = v->node, .text = host, .where = v->where };
+        value_error(l, row, &item, what);
+        return;
+    }
+    loader_oom(l, config_strv_push(out, TAKE_PTR(host)));
+}
+
+static void apply_hosts(ConfigLoader *l, const ConfigRow *row, const ConfigValue *v,
+                        ConfigStrv *out)
+{
+    if (v->text) {
+        for (const char *s = v->text;;) {
+            size_t n = strcspn(s, ",");
+            if (n > 0 || s[n] == ',') {
+                hosts_add(l, row, out, v, s, n);
+            }
+            if (!s[n]) {
+                break;
+            }
+            s += n + 1;
+        }
+        return;
+    }
+    yaml_node_t *seq = v->node;
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++) {
+        ConfigValue item = value_of_node(yaml_document_get_node(l->doc, *it));
+        if (v->where.env) {
+            item.where = v->where; /* not a position in the variable's text */
+        }
+        if (!item.text || value_is_null(&item)) {
+            value_error(l, row, &item, "\"host:port\"");
+            continue;
+        }
+        hosts_add(l, row, out, &item, item.text, strlen(item.text));
+    }
+}
+
+static void apply_strv(ConfigLoader *l, const ConfigRow *row, const ConfigValue *v, ConfigStrv *out)
+{
+    yaml_node_t *seq = v->node;
+
+    for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+         it++) {
+        ConfigValue item = value_of_node(yaml_document_get_node(l->doc, *it));
+        if (!item.text || value_is_null(&item)) {
+            value_error(l, row, &item, "a string");
+            continue;
+        }
+        loader_oom(l, config_strv_push(out, strdup(item.text)));
+    }
+}
+
+/* Applies one value (from the file or the environment) to its row. A null
+ * leaves the default, as Patroni treats a key without a value. */
+static void apply_value(ConfigLoader *l, const ConfigRow *row, const ConfigValue *v)
+{
+    Config *c = l->config;
+    bool is_map = v->node && v->node->type == YAML_MAPPING_NODE;
+    bool is_seq = v->node && v->node->type == YAML_SEQUENCE_NODE;
+
+    if (value_is_null(v)) {
+        return;
+    }
+    switch (row->type) {
+    case CONFIG_TYPE_SECTION:
+        if (!is_map) {
+            value_error(l, row, v, "a mapping");
+            return;
+        }
+        for_each_pair(l, row->path, v->node, section_pair, row);
+        return;
+    case CONFIG_TYPE_STRING: {
+        const char *what = !v->text                                        ? "a string"
+                           : (row->flags & CONFIG_F_REQUIRED) && !*v->text ? "a non-empty string"
+                           : row->check                                    ? row->check(v->text)
+                                                                           : NULL;
+        if (what) {
+            value_error(l, row, v, what);
+            return;
+        }
+        char *s = strdup(v->text);
+        if (!s) {
+            l->oom = true;
+            return;
+        }
+        free(*CONFIG_FIELD(c, row, char *));
+        *CONFIG_FIELD(c, row, char *) = s;
+        return;
+    }
+    case CONFIG_TYPE_INT: {
+        int64_t n = 0;
+        int r = v->text ? config_parse_int(v->text, &n) : -EINVAL;
+        if (r == -EINVAL) {
+            value_error(l, row, v, "an integer");
+            return;
+        }
+        if (r < 0 || n < row->min || n > row->max) {
+            char what[CONFIG_WHAT_MAX];
+            /* Rows bounded only by the type's width read as "at least". */
+            bool open_ended =
+                row->max == INT64_MAX || (r == 0 && n < row->min && row->max >= INT32_MAX);
+            if (open_ended) {
+                snprintf(what, sizeof(what), "an integer >= %" PRId64, row->min);
+            } else {
+                snprintf(what, sizeof(what), "an integer between %" PRId64 " and %" PRId64,
+                         row->min, row->max);
+            }
+            value_error(l, row, v, what);
+            return;
+        }
+        *CONFIG_FIELD(c, row, int64_t) = n;
+        return;
+    }
+    case CONFIG_TYPE_BOOL: {
+        bool b;
+        if (!v->text || config_parse_bool(v->text, &b) < 0) {
+            value_error(l, row, v, "a boolean");
+            return;
+        }
+        *CONFIG_FIELD(c, row, bool) = b;
+        return;
+    }
+    case CONFIG_TYPE_WATCHDOG: {
+        ConfigWatchdogMode m =
+            v->text ? config_watchdog_mode_from_string(v->text) : _CONFIG_WATCHDOG_INVALID;
+        if (m < 0) {
+            value_error(l, row, v, "one of off, automatic, required");
+            return;
+        }
+        *CONFIG_FIELD(c, row, ConfigWatchdogMode) = m;
+        return;
+    }
+    case CONFIG_TYPE_HOSTS:
+    case CONFIG_TYPE_STRV:
+    case CONFIG_TYPE_OPTIONS: {
+        ConfigStrv fresh = { 0 };
+        size_t errors = l->diags->n_errors;
+        if (row->type == CONFIG_TYPE_HOSTS && (v->text || is_seq)) {
+            apply_hosts(l, row, v, &fresh);
+        } else if (row->type == CONFIG_TYPE_STRV && is_seq) {
+            apply_strv(l, row, v, &fresh);
+        } else if (row->type == CONFIG_TYPE_OPTIONS && (is_seq || is_map)) {
+            apply_options(l, row, v, &fresh);
+        } else {
+            value_error(l, row, v,
+                        row->type == CONFIG_TYPE_HOSTS
+                            ? "a list or a comma-separated string of \"host:port\""
+                        : row->type == CONFIG_TYPE_STRV ? "a list of strings"
+                                                        : "a list or a mapping of options");
+        }
+        if (l->diags->n_errors != errors || l->oom) {
+            l->bad[row - config_schema] = true;
+            config_strv_done(&fresh);
+            return;
+        }
+        config_strv_done(CONFIG_FIELD(c, row, ConfigStrv));
+        *CONFIG_FIELD(c, row, ConfigStrv) = fresh;
+        return;
+    }
+    case CONFIG_TYPE_MAP:
+        if (!is_map) {
+            value_error(l, row, v, "a mapping");
+            return;
+        }
+        for_each_pair(l, row->path, v->node, map_pair, CONFIG_FIELD(c, row, ConfigMap));
+        return;
+    }
+}
+
+/* ---- parsing ---------------------------------------------------------- */
+
+static void yaml_syntax_error(ConfigLoader *l, const yaml_parser_t *p, const char *text, size_t len)
+{
+    ConfigWhere w = where_of_mark(p->problem_mark);
+
+    if (p->error == YAML_MEMORY_ERROR) {
+        l->oom = true;
+        return;
+    }
+    if (p->error == YAML_READER_ERROR) {
+        /* The reader reports a byte offset, not a mark. */
+        w = (ConfigWhere){ 1, 1, NULL };
+        for (size_t i = 0; i < p->problem_offset && i < len; i++) {
+            if (text[i] == '\n') {
+                w.line++, w.column = 1;
+            } else {
+                w.column++;
+            }
+        }
+    }
+    if (p->context) {
+        loader_error(l, &w, "YAML syntax error: %s (%s at line %u, column %u)", strna(p->problem),
+                     p->context, (unsigned)p->context_mark.line + 1,
+                     (unsigned)p->context_mark.column + 1);
+    } else {
+        loader_error(l, &w, "YAML syntax error: %s", strna(p->problem));
+    }
+}
+
+/* Parses and walks the document; false when the YAML itself is broken
+ * (then nothing else is worth checking). */
+static bool load_yaml(ConfigLoader *l, const char *text, size_t len)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc, next;
+    bool ok = false;
+
+    if (!yaml_parser_initialize(&parser)) {
+        l->oom = true;
+        return false;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        yaml_syntax_error(l, &parser, text, len);
+        yaml_parser_delete(&parser);
+        return false;
+    }
+    l->doc = &doc;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root) {
+        ConfigValue v = value_of_node(root);
+        if (root->type == YAML_MAPPING_NODE) {
+            for_each_pair(l, "", root, section_pair, NULL);
+        } else if (!value_is_null(&v)) {
+            char got[CONFIG_ECHO_MAX + 16];
+            value_describe(&v, got, sizeof(got));
+            loader_error(l, &v.where, "expected a mapping at the top level, got %s", got);
+            goto out; /* every key would be "missing": say nothing more */
+        }
+        /* As PyYAML's safe_load: one document only. */
+        if (!yaml_parser_load(&parser, &next)) {
+            yaml_syntax_error(l, &parser, text, len);
+            goto out;
+        }
+        yaml_node_t *second = yaml_document_get_root_node(&next);
+        if (second) {
+            ConfigWhere w = where_of_mark(next.start_mark);
+            loader_error(l, &w, "expected a single YAML document, found another");
+        }
+        yaml_document_delete(&next);
+    }
+    ok = true;
+out:
+    l->doc = NULL;
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return ok;
+}
+
+/* ---- environment ------------------------------------------------------ */
+
+static const char *env_get(char *const *envp, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (char *const *e = envp; e && *e; e++) {
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') {
+            return *e + n + 1;
+        }
+    }
+    return NULL;
+}
+
+/* PATRONI_ETCD3_HOSTS may be Patroni's YAML list form ("'h1:p','h2:p'" or
+ * "[...]"); it is parsed as YAML, the plain "h1:p,h2:p" form as a string. */
+static void apply_env_hosts(ConfigLoader *l, const ConfigRow *row, const ConfigValue *v)
+{
+    const char *s = v->text + strspn(v->text, " \t");
+    _cleanup_free_ char *wrapped = NULL;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+
+    if (!strpbrk(s, "'\"[") && *s != '-') {
+        apply_value(l, row, v);
+        return;
+    }
+    if (asprintf(&wrapped, *s == '[' || *s == '-' ? "%s" : "[%s]", s) < 0) {
+        l->oom = true;
+        return;
+    }
+    if (!yaml_parser_initialize(&parser)) {
+        l->oom = true;
+        return;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)wrapped, strlen(wrapped));
+    if (!yaml_parser_load(&parser, &doc)) {
+        value_error(l, row, v, "a list or a comma-separated string of \"host:port\"");
+        yaml_parser_delete(&parser);
+        return;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root || root->type != YAML_SEQUENCE_NODE) {
+        value_error(l, row, v, "a list or a comma-separated string of \"host:port\"");
+    } else {
+        ConfigValue list = { .node = root, .text = NULL, .where = v->where };
+        l->doc = &doc;
+        apply_value(l, row, &list);
+        l->doc = NULL;
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+}
+
+static void apply_env(ConfigLoader *l, char *const *envp)
+{
+    for (size_t i = 0; i < config_schema_n; i++) {
+        const ConfigRow *row = &config_schema[i];
+        char *name = l->env_name[i];
+        const char *value = NULL;
+
+        if (!row->env) {
+            continue;
+        }
+        /* DBHA_X wins over PATRONI_X. */
+        static const char *const prefixes[] = { "DBHA_", "PATRONI_" };
+        for (size_t p = 0; p < ELEMENTSOF(prefixes) && !value; p++) {
+            int r = snprintf(name, CONFIG_ENV_NAME_MAX, "%s%s", prefixes[p], row->env);
+            assert(r > 0 && r < CONFIG_ENV_NAME_MAX);
+            value = env_get(envp, name);
+            if (value && !*value) {
+                value = NULL; /* as Patroni: an empty variable is not set */
+            }
+        }
+        if (!value) {
+            continue;
+        }
+        ConfigValue v = { .node = NULL, .text = value, .where = { .env = name } };
+        l->in_env[i] = true;
+        l->env_at[i] = v.where;
+        l->bad[i] = false;
+        if (row->type == CONFIG_TYPE_HOSTS) {
+            apply_env_hosts(l, row, &v);
+        } else {
+            apply_value(l, row, &v);
+        }
+    }
+}
+
+/* ---- cross-field rules ------------------------------------------------ */
+
+static size_t row_index(const char *path)
+{
+    const ConfigRow *row = config_schema_find(path);
+
+    assert(row);
+    return (size_t)(row - config_schema);
+}
+
+/* Where to point for a key that is missing: its own key when it is there
+ * without a value, else the nearest enclosing key in the file, else 1:1. */
+static const ConfigWhere *missing_where(ConfigLoader *l, const char *path)
+{
+    char parent[CONFIG_KEY_MAX * 4];
+
+    const ConfigRow *row = config_schema_find(path);
+    if (row && l->in_file[row - config_schema]) {
+        return &l->key_at[row - config_schema];
+    }
+    snprintf(parent, sizeof(parent), "%s", path);
+    for (char *dot; (dot = strrchr(parent, '.'));) {
+        *dot = '\0';
+        row = config_schema_find(parent);
+        if (row && l->in_file[row - config_schema]) {
+            return &l->key_at[row - config_schema];
+        }
+    }
+    return NULL;
+}
+
+static void check_required(ConfigLoader *l)
+{
+    Config *c = l->config;
+
+    for (size_t i = 0; i < config_schema_n; i++) {
+        const ConfigRow *row = &config_schema[i];
+        if (!(row->flags & CONFIG_F_REQUIRED) || l->bad[i] || *CONFIG_FIELD(c, row, char *)) {
+            continue;
+        }
+        if (l->in_file[i]) {
+            loader_error(l, &l->key_at[i], "no value for required key \"%s\"", row->path);
+        } else {
+            loader_error(l, missing_where(l, row->path), "missing required key \"%s\"", row->path);
+        }
+    }
+
+    size_t hosts = row_index("etcd3.hosts"), host = row_index("etcd3.host");
+    if (l->bad[hosts] || l->bad[host]) {
+        return;
+    }
+    if (c->etcd3.hosts.n == 0 && !c->etcd3.host) {
+        loader_error(l, missing_where(l, "etcd3.hosts"),
+                     "missing required key \"etcd3.hosts\" (or \"etcd3.host\")");
+    } else if (c->etcd3.host && c->etcd3.hosts.n > 0) {
+        const ConfigWhere *w = l->in_env[host] ? &l->env_at[host] : &l->key_at[host];
+        loader_warn(l, w, "\"etcd3.host\" is ignored because \"etcd3.hosts\" is set");
+    } else if (c->etcd3.host) {
+        loader_oom(l, config_strv_push(&c->etcd3.hosts, strdup(c->etcd3.host)));
+    }
+}
+
+/* A leader must be able to miss one loop and then retry etcd for
+ * retry_timeout twice (Patroni's rule) before its lease runs out. */
+static void check_timing(ConfigLoader *l)
+{
+    const ConfigDcs *d = &l->config->bootstrap.dcs;
+    size_t ttl = row_index("bootstrap.dcs.ttl"), lw = row_index("bootstrap.dcs.loop_wait"),
+           rt = row_index("bootstrap.dcs.retry_timeout");
+
+    if (l->bad[ttl] || l->bad[lw] || l->bad[rt]) {
+        return;
+    }
+    if (d->loop_wait + 2 * d->retry_timeout <= d->ttl) {
+        return;
+    }
+    const ConfigWhere *w = l->in_file[ttl]  ? &l->value_at[ttl]
+                           : l->in_file[lw] ? &l->value_at[lw]
+                           : l->in_file[rt] ? &l->value_at[rt]
+                                            : NULL;
+    loader_error(l, w,
+                 "\"bootstrap.dcs.ttl\" (%" PRId64 ") must be at least loop_wait + 2 * "
+                 "retry_timeout (%" PRId64 " + 2 * %" PRId64 " = %" PRId64 ")",
+                 d->ttl, d->loop_wait, d->retry_timeout, d->loop_wait + 2 * d->retry_timeout);
+}
+
+/* "/name/" with one slash at each end, as Patroni builds its key prefix. */
+static int normalize_namespace(char **ns)
+{
+    const char *s = *ns + strspn(*ns, "/");
+    size_t n = strlen(s);
+    char *out = NULL;
+
+    while (n > 0 && s[n - 1] == '/') {
+        n--;
+    }
+    if (asprintf(&out, n ? "/%.*s/" : "/", (int)n, s) < 0) {
+        return -ENOMEM;
+    }
+    free(*ns);
+    *ns = out;
+    return 0;
+}
+
+static void finalize(ConfigLoader *l)
+{
+    Config *c = l->config;
+
+    check_required(l);
+    check_timing(l);
+    if (c->namespace) {
+        loader_oom(l, normalize_namespace(&c->namespace));
+    }
+    if (!c->restapi.listen && c->restapi.connect_address) {
+        const char *colon = config_port_colon(c->restapi.connect_address);
+        if (colon && asprintf(&c->restapi.listen, "127.0.0.1%s", colon) < 0) {
+            c->restapi.listen = NULL;
+            l->oom = true;
+        }
+    }
+}
+
+/* ---- entry points ----------------------------------------------------- */
+
+static int load_text(const char *name, const char *text, size_t len, char *const *envp,
+                     Config **ret, ConfigDiags *diags)
+{
+    _cleanup_(config_freep) Config *c = NULL;
+    _cleanup_free_ ConfigLoader *l = NULL;
+    size_t errors = diags->n_errors;
+    int r;
+
+    r = config_new_defaults(&c);
+    if (r < 0) {
+        return r;
+    }
+    c->source_file = strdup(name);
+    l = calloc(1, sizeof(*l));
+    if (!c->source_file || !l) {
+        return -ENOMEM;
+    }
+    *l = (ConfigLoader){ .name = name, .config = c, .diags = diags };
+
+    if (load_yaml(l, text, len)) {
+        apply_env(l, envp);
+        finalize(l);
+    }
+    if (l->oom) {
+        return -ENOMEM;
+    }
+    if (diags->n_errors > errors) {
+        return -EINVAL;
+    }
+    *ret = TAKE_PTR(c);
+    return 0;
+}
+
+int config_load_string(const char *name, const char *text, char *const *envp, Config **ret,
+                       ConfigDiags *diags)
+{
+    if (!name || !text || !ret || !diags) {
+        return -EINVAL;
+    }
+    return load_text(name, text, strlen(text), envp, ret, diags);
+}
+
+static void file_diag(ConfigDiags *diags, const char *path, int error)
+{
+    char *text = NULL;
+
+    /* Not a position in the file: "PATH: cannot read: REASON". */
+    if (asprintf(&text, "%s: cannot read: %s", path, strerror(-error)) < 0) {
+        return;
+    }
+    ConfigDiag *items = realloc(diags->items, (diags->n + 1) * sizeof(*items));
+    if (!items) {
+        free(text);
+        return;
+    }
+    diags->items = items;
+    diags->items[diags->n++] = (ConfigDiag){ .severity = CONFIG_ERROR, .text = text };
+    diags->n_errors++;
+}
+
+int config_load(const char *path, char *const *envp, Config **ret, ConfigDiags *diags)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0, cap = 0;
+    FILE *f;
+    int r = 0;
+
+    if (!path || !ret || !diags) {
+        return -EINVAL;
+    }
+    f = fopen(path, "re");
+    if (!f) {
+        r = negative_errno(errno);
+        file_diag(diags, path, r);
+        return r;
+    }
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            size_t ncap = cap ? cap * 2 : 8192;
+            char *t = ncap > CONFIG_FILE_MAX + 1 ? NULL : realloc(text, ncap);
+            if (!t) {
+                r = ncap > CONFIG_FILE_MAX + 1 ? -EFBIG : -ENOMEM;
+                break;
+            }
+            text = t, cap = ncap;
+        }
+        size_t n = fread(text + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0) {
+            if (ferror(f)) {
+                r = -EIO;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    if (r < 0) {
+        file_diag(diags, path, r);
+        return r;
+    }
+    text[len] = '\0';
+    return load_text(path, text, len, envp, ret, diags);
+}
+
+int config_postgresql_port(const Config *c)
+{
+    const char *addrs[] = { c ? c->postgresql.listen : NULL,
+                            c ? c->postgresql.connect_address : NULL };
+
+    for (size_t i = 0; i < ELEMENTSOF(addrs); i++) {
+        const char *colon = addrs[i] ? config_port_colon(addrs[i]) : NULL;
+        int port = colon ? config_parse_port(colon + 1) : -EINVAL;
+        if (port > 0) {
+            return port;
+        }
+    }
+    return -EINVAL;
+}
+
+void config_summary(const Config *c, FILE *out)
+{
+    if (!c) {
+        return;
+    }
+    fprintf(out, "scope: %s\nname: %s\nnamespace: %s\n", strna(c->scope), strna(c->name),
+            strna(c->namespace));
+    fprintf(out, "etcd3: %s", strna(c->etcd3.protocol));
+    for (size_t i = 0; i < c->etcd3.hosts.n; i++) {
+        fprintf(out, "%s%s", i ? "," : " ", c->etcd3.hosts.items[i]);
+    }
+    fprintf(out, "\npostgresql: data_dir %s, connect_address %s, listen %s\n",
+            strna(c->postgresql.data_dir), strna(c->postgresql.connect_address),
+            strna(c->postgresql.listen));
+    fprintf(out, "restapi: listen %s, connect_address %s\n", strna(c->restapi.listen),
+            strna(c->restapi.connect_address));
+    fprintf(out, "timing: ttl %" PRId64 "s, loop_wait %" PRId64 "s, retry_timeout %" PRId64 "s\n",
+            c->bootstrap.dcs.ttl, c->bootstrap.dcs.loop_wait, c->bootstrap.dcs.retry_timeout);
+    fprintf(out, "watchdog: %s\n", strna(config_watchdog_mode_to_string(c->watchdog.mode)));
+}

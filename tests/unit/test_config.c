@@ -1,0 +1,924 @@
+/* Unit tests for lib/config.c: a table of broken configs with their exact
+ * diagnostics, defaults, a full config, environment overrides, secrets kept
+ * out of messages, and the example configs under configs/. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+#ifndef DBHA_CONFIGS_DIR
+#define DBHA_CONFIGS_DIR "configs" /* `make unit` runs from the repo root */
+#endif
+
+/* The smallest valid config, 9 lines; rows below append to it. */
+#define TOP  "scope: demo\nname: n1\n"
+#define REST "restapi:\n  connect_address: 127.0.0.1:8008\n"
+#define ETCD "etcd3:\n  hosts: 127.0.0.1:2379\n"
+#define PG   "postgresql:\n  data_dir: /d\n  connect_address: 127.0.0.1:5432\n"
+#define BASE TOP REST ETCD PG
+
+#define SECRET "s3cr3t-XYZ"
+
+typedef struct BrokenRow {
+    const char *name;
+    const char *yaml;
+    ConfigSeverity severity;
+    const char *message; /* without "test.yml:LINE:COL: " */
+    unsigned line, column;
+} BrokenRow;
+
+#define ERR(n, y, m, l, c)                                                                         \
+    {                                                                                              \
+        n, y, CONFIG_ERROR, m, l, c                                                                \
+    }
+#define WARN(n, y, m, l, c)                                                                        \
+    {                                                                                              \
+        n, y, CONFIG_WARNING, m, l, c                                                              \
+    }
+
+static const BrokenRow broken[] = {
+    /* wrong types */
+    ERR("ttl_not_integer", BASE "bootstrap:\n  dcs:\n    ttl: abc\n",
+        "expected an integer for \"bootstrap.dcs.ttl\", got \"abc\"", 12, 10),
+    ERR("ttl_float", BASE "bootstrap:\n  dcs:\n    ttl: 30.5\n",
+        "expected an integer for \"bootstrap.dcs.ttl\", got \"30.5\"", 12, 10),
+    ERR("retry_timeout_mapping", BASE "bootstrap:\n  dcs:\n    retry_timeout: {a: 1}\n",
+        "expected an integer for \"bootstrap.dcs.retry_timeout\", got a mapping", 12, 20),
+    ERR("bool_not_boolean", BASE "bootstrap:\n  dcs:\n    synchronous_mode: maybe\n",
+        "expected a boolean for \"bootstrap.dcs.synchronous_mode\", got \"maybe\"", 12, 23),
+    ERR("string_is_sequence", "scope: [a, b]\nname: n1\n" REST ETCD PG,
+        "expected a string for \"scope\", got a sequence", 1, 8),
+    ERR("section_is_scalar", BASE "watchdog: abc\n",
+        "expected a mapping for \"watchdog\", got \"abc\"", 10, 11),
+    ERR("pg_hba_not_list", BASE "  pg_hba: host all all 0.0.0.0/0 md5\n",
+        "expected a list of strings for \"postgresql.pg_hba\", got \"host all all 0.0.0.0/0 md5\"",
+        10, 11),
+    ERR("pg_hba_item_mapping", BASE "  pg_hba:\n    - {a: b}\n",
+        "expected a string for \"postgresql.pg_hba\", got a mapping", 11, 7),
+    ERR("parameter_not_scalar", BASE "  parameters:\n    shared_buffers: [1, 2]\n",
+        "expected a scalar for \"postgresql.parameters.shared_buffers\", got a sequence", 11, 21),
+    ERR("custom_tag_not_scalar", BASE "tags:\n  zone: {a: b}\n",
+        "expected a scalar for \"tags.zone\", got a mapping", 11, 9),
+    ERR("hosts_mapping", TOP REST "etcd3:\n  hosts: {a: b}\n" PG,
+        "expected a list or a comma-separated string of \"host:port\" for \"etcd3.hosts\", "
+        "got a mapping",
+        6, 10),
+    ERR("non_scalar_key", BASE "? [a]\n: b\n",
+        "expected a scalar key at the top level, got a sequence", 10, 3),
+    /* out of range */
+    ERR("ttl_below_etcd_minimum", BASE "bootstrap:\n  dcs:\n    ttl: 1\n",
+        "expected an integer between 2 and 86400 for \"bootstrap.dcs.ttl\", got \"1\"", 12, 10),
+    ERR("loop_wait_zero", BASE "bootstrap:\n  dcs:\n    loop_wait: 0\n",
+        "expected an integer between 1 and 86400 for \"bootstrap.dcs.loop_wait\", got \"0\"", 12,
+        16),
+    ERR("failover_priority_negative", BASE "tags:\n  failover_priority: -1\n",
+        "expected an integer >= 0 for \"tags.failover_priority\", got \"-1\"", 11, 22),
+    ERR("sync_node_count_zero", BASE "bootstrap:\n  dcs:\n    synchronous_node_count: 0\n",
+        "expected an integer >= 1 for \"bootstrap.dcs.synchronous_node_count\", got \"0\"", 12, 29),
+    ERR("lag_overflows_int64",
+        BASE "bootstrap:\n  dcs:\n    maximum_lag_on_failover: 99999999999999999999\n",
+        "expected an integer >= 0 for \"bootstrap.dcs.maximum_lag_on_failover\", "
+        "got \"99999999999999999999\"",
+        12, 30),
+    ERR("sync_node_count_huge", BASE "bootstrap:\n  dcs:\n    synchronous_node_count: 3000000000\n",
+        "expected an integer between 1 and 2147483647 for "
+        "\"bootstrap.dcs.synchronous_node_count\", "
+        "got \"3000000000\"",
+        12, 29),
+    ERR("port_out_of_range", TOP "restapi:\n  connect_address: 127.0.0.1:70000\n" ETCD PG,
+        "expected a port between 1 and 65535 for \"restapi.connect_address\", "
+        "got \"127.0.0.1:70000\"",
+        4, 20),
+    /* bad enums */
+    ERR("watchdog_mode", BASE "watchdog:\n  mode: sometimes\n",
+        "expected one of off, automatic, required for \"watchdog.mode\", got \"sometimes\"", 11, 9),
+    ERR("log_level", BASE "log:\n  level: LOUD\n",
+        "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL for \"log.level\", got \"LOUD\"", 11,
+        10),
+    ERR("etcd_protocol", TOP REST "etcd3:\n  protocol: ftp\n  hosts: 127.0.0.1:2379\n" PG,
+        "expected one of http, https for \"etcd3.protocol\", got \"ftp\"", 6, 13),
+    /* bad addresses */
+    ERR("connect_address_no_port",
+        TOP REST ETCD "postgresql:\n  data_dir: /d\n  connect_address: 127.0.0.1\n",
+        "expected \"host:port\" for \"postgresql.connect_address\", got \"127.0.0.1\"", 9, 20),
+    ERR("connect_address_empty_host",
+        TOP REST ETCD "postgresql:\n  data_dir: /d\n  connect_address: :5432\n",
+        "expected \"host:port\" for \"postgresql.connect_address\", got \":5432\"", 9, 20),
+    ERR("listen_empty_address", BASE "  listen: 127.0.0.1,:5432\n",
+        "expected \"address[,address...]:port\" for \"postgresql.listen\", got \"127.0.0.1,:5432\"",
+        10, 11),
+    ERR("etcd_hosts_list_item",
+        TOP REST "etcd3:\n  hosts:\n    - 127.0.0.1:2379\n    - nohost\n" PG,
+        "expected \"host:port\" for \"etcd3.hosts\", got \"nohost\"", 8, 7),
+    ERR("etcd_hosts_string_item", TOP REST "etcd3:\n  hosts: 127.0.0.1:2379,h2:x\n" PG,
+        "expected \"host:port\" for \"etcd3.hosts\", got \"h2:x\"", 6, 10),
+    ERR("etcd_host_no_port", TOP REST "etcd3:\n  host: localhost\n" PG,
+        "expected \"host:port\" for \"etcd3.host\", got \"localhost\"", 6, 9),
+    /* duplicates */
+    ERR("duplicate_top_level", BASE "scope: other\n",
+        "duplicate key \"scope\" (first given at line 1)", 10, 1),
+    ERR("duplicate_nested", BASE "bootstrap:\n  dcs:\n    ttl: 30\n    ttl: 40\n",
+        "duplicate key \"bootstrap.dcs.ttl\" (first given at line 12)", 13, 5),
+    ERR("duplicate_parameter", BASE "  parameters:\n    work_mem: 4MB\n    work_mem: 8MB\n",
+        "duplicate key \"postgresql.parameters.work_mem\" (first given at line 11)", 12, 5),
+    /* YAML itself */
+    ERR("syntax_unclosed_flow", BASE "tags: [a, b\n",
+        "YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence at "
+        "line 10, column 7)",
+        11, 1),
+    ERR("syntax_bad_indent", "scope: demo\n  name: n1\n",
+        "YAML syntax error: mapping values are not allowed in this context", 2, 7),
+    ERR("syntax_tab", "scope: demo\n\tname: n1\n",
+        "YAML syntax error: found a tab character that violates indentation (while scanning a "
+        "plain scalar at line 1, column 8)",
+        2, 1),
+    ERR("syntax_undefined_alias", BASE "tags:\n  zone: *nowhere\n",
+        "YAML syntax error: found undefined alias", 11, 9),
+    ERR("syntax_invalid_utf8", "scope: \xff\n", "YAML syntax error: invalid leading UTF-8 octet", 1,
+        8),
+    ERR("document_is_sequence", "- a\n- b\n", "expected a mapping at the top level, got a sequence",
+        1, 1),
+    ERR("document_is_scalar", "hello\n", "expected a mapping at the top level, got \"hello\"", 1,
+        1),
+    ERR("two_documents", BASE "---\nscope: other\n",
+        "expected a single YAML document, found another", 10, 1),
+    /* required keys */
+    ERR("missing_scope", "name: n1\n" REST ETCD PG, "missing required key \"scope\"", 1, 1),
+    ERR("missing_data_dir", TOP REST ETCD "postgresql:\n  connect_address: 127.0.0.1:5432\n",
+        "missing required key \"postgresql.data_dir\"", 7, 1),
+    ERR("missing_restapi_connect", TOP "restapi:\n  listen: 0.0.0.0:8008\n" ETCD PG,
+        "missing required key \"restapi.connect_address\"", 3, 1),
+    ERR("missing_restapi_section", TOP ETCD PG, "missing required key \"restapi.connect_address\"",
+        1, 1),
+    ERR("missing_etcd_hosts", TOP REST "etcd3:\n  protocol: http\n" PG,
+        "missing required key \"etcd3.hosts\" (or \"etcd3.host\")", 5, 1),
+    ERR("missing_etcd3", TOP REST PG, "missing required key \"etcd3.hosts\" (or \"etcd3.host\")", 1,
+        1),
+    ERR("null_scope", "scope:\nname: n1\n" REST ETCD PG, "no value for required key \"scope\"", 1,
+        1),
+    ERR("empty_name", "scope: demo\nname: ''\n" REST ETCD PG,
+        "expected a non-empty string for \"name\", got \"\"", 2, 7),
+    /* timing */
+    ERR("timing_ttl_too_short", BASE "bootstrap:\n  dcs:\n    ttl: 20\n",
+        "\"bootstrap.dcs.ttl\" (20) must be at least loop_wait + 2 * retry_timeout "
+        "(10 + 2 * 10 = 30)",
+        12, 10),
+    ERR("timing_without_ttl", BASE "bootstrap:\n  dcs:\n    loop_wait: 5\n    retry_timeout: 15\n",
+        "\"bootstrap.dcs.ttl\" (30) must be at least loop_wait + 2 * retry_timeout "
+        "(5 + 2 * 15 = 35)",
+        12, 16),
+    /* initdb / basebackup options */
+    ERR("initdb_two_key_item",
+        BASE "bootstrap:\n  initdb:\n    - data-checksums\n    - {a: 1, b: 2}\n",
+        "expected a string or a single \"key: value\" mapping for \"bootstrap.initdb\", got a "
+        "mapping",
+        13, 7),
+    ERR("initdb_forbidden", BASE "bootstrap:\n  initdb:\n    - pgdata: /x\n",
+        "option \"pgdata\" is not allowed in \"bootstrap.initdb\" (dbha sets it)", 12, 7),
+    ERR("basebackup_scalar", BASE "  basebackup: fast\n",
+        "expected a list or a mapping of options for \"postgresql.basebackup\", got \"fast\"", 10,
+        15),
+    /* secrets: the value never shows */
+    ERR("password_mapping",
+        BASE "  authentication:\n    superuser:\n      password: {" SECRET ": 1}\n",
+        "expected a string for \"postgresql.authentication.superuser.password\"", 12, 17),
+    ERR("etcd_password_sequence",
+        TOP REST "etcd3:\n  hosts: 127.0.0.1:2379\n  password: [" SECRET "]\n" PG,
+        "expected a string for \"etcd3.password\"", 7, 13),
+    /* unknown keys are warnings and loading succeeds */
+    WARN("unknown_typo", BASE "  dta_dir: /x\n",
+         "unknown key \"postgresql.dta_dir\" (did you mean \"postgresql.data_dir\"?)", 10, 3),
+    WARN("unknown_typo_nested", BASE "bootstrap:\n  dcs:\n    loop_wiat: 10\n",
+         "unknown key \"bootstrap.dcs.loop_wiat\" (did you mean \"bootstrap.dcs.loop_wait\"?)", 12,
+         5),
+    WARN("unknown_swapped_letters", BASE "watchdog:\n  mdoe: 'off'\n",
+         "unknown key \"watchdog.mdoe\" (did you mean \"watchdog.mode\"?)", 11, 3),
+    WARN("unknown_top_typo", BASE "etcd:\n  hosts: 127.0.0.1:2379\n",
+         "unknown key \"etcd\" (did you mean \"etcd3\"?)", 10, 1),
+    WARN("unknown_no_suggestion", BASE "frobnicate: 1\n", "unknown key \"frobnicate\"", 10, 1),
+    WARN("unknown_dotted", BASE "postgresql.data_dir: /x\n", "unknown key \"postgresql.data_dir\"",
+         10, 1),
+    WARN("patroni_ctl", BASE "ctl:\n  insecure: true\n",
+         "unknown key \"ctl\" (a Patroni setting dbha does not use)", 10, 1),
+    WARN("patroni_kubernetes", BASE "kubernetes: {}\n",
+         "unknown key \"kubernetes\" (a Patroni setting dbha does not use)", 10, 1),
+    WARN("patroni_bootstrap_users", BASE "bootstrap:\n  users:\n    admin: {password: x}\n",
+         "unknown key \"bootstrap.users\" (a Patroni setting dbha does not use)", 11, 3),
+    WARN("patroni_pg_ctl_timeout", BASE "  pg_ctl_timeout: 60\n",
+         "unknown key \"postgresql.pg_ctl_timeout\" (a Patroni setting dbha does not use)", 10, 3),
+    WARN("etcd_host_and_hosts",
+         TOP REST "etcd3:\n  hosts: 127.0.0.1:2379\n  host: 127.0.0.2:2379\n" PG,
+         "\"etcd3.host\" is ignored because \"etcd3.hosts\" is set", 7, 3),
+};
+
+static void print_diags(const ConfigDiags *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        print_error("    %s: %s\n", d->items[i].severity == CONFIG_ERROR ? "error" : "warning",
+                    d->items[i].text);
+    }
+}
+
+static void test_broken_table(void **state)
+{
+    size_t failures = 0;
+
+    for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+        const BrokenRow *row = &broken[i];
+        ConfigDiags d = { 0 };
+        Config *c = NULL;
+        char want[1024];
+
+        snprintf(want, sizeof(want), "test.yml:%u:%u: %s", row->line, row->column, row->message);
+        int r = config_load_string("test.yml", row->yaml, NULL, &c, &d);
+        bool ok = d.n == 1 && d.items[0].severity == row->severity &&
+                  strcmp(d.items[0].text, want) == 0 && d.items[0].line == row->line &&
+                  d.items[0].column == row->column &&
+                  (row->severity == CONFIG_ERROR ? r == -EINVAL && !c : r == 0 && c);
+        if (!ok) {
+            print_error("row \"%s\": r=%d, want exactly:\n    %s: %s\ngot:\n", row->name, r,
+                        row->severity == CONFIG_ERROR ? "error" : "warning", want);
+            print_diags(&d);
+            failures++;
+        }
+        config_free(c);
+        config_diags_done(&d);
+    }
+    assert_int_equal(failures, 0);
+    assert_true(sizeof(broken) / sizeof(broken[0]) >= 30);
+}
+
+static Config *load_ok(const char *yaml, char *const *envp)
+{
+    ConfigDiags d = { 0 };
+    Config *c = NULL;
+
+    int r = config_load_string("test.yml", yaml, envp, &c, &d);
+    if (r != 0 || d.n != 0) {
+        print_error("load failed: r=%d\n", r);
+        print_diags(&d);
+    }
+    assert_int_equal(r, 0);
+    assert_int_equal(d.n, 0);
+    config_diags_done(&d);
+    return c;
+}
+
+static void test_defaults(void **state)
+{
+    Config *c = load_ok(BASE, NULL);
+
+    assert_string_equal(c->source_file, "test.yml");
+    assert_string_equal(c->scope, "demo");
+    assert_string_equal(c->name, "n1");
+    assert_string_equal(c->namespace, "/service/");
+    assert_int_equal(c->bootstrap.dcs.ttl, 30);
+    assert_int_equal(c->bootstrap.dcs.loop_wait, 10);
+    assert_int_equal(c->bootstrap.dcs.retry_timeout, 10);
+    assert_int_equal(c->bootstrap.dcs.maximum_lag_on_failover, 1048576);
+    assert_int_equal(c->bootstrap.dcs.primary_start_timeout, 300);
+    assert_int_equal(c->bootstrap.dcs.primary_stop_timeout, 0);
+    assert_int_equal(c->bootstrap.dcs.synchronous_node_count, 1);
+    assert_false(c->bootstrap.dcs.synchronous_mode);
+    assert_false(c->bootstrap.dcs.synchronous_mode_strict);
+    assert_false(c->bootstrap.dcs.failsafe_mode);
+    assert_true(c->bootstrap.dcs.use_slots);
+    assert_false(c->bootstrap.dcs.use_pg_rewind);
+    assert_int_equal(c->bootstrap.dcs.parameters.n, 0);
+    assert_int_equal(c->bootstrap.initdb.n, 0);
+    assert_int_equal(c->tags.failover_priority, 1);
+    assert_false(c->tags.nofailover);
+    assert_null(c->tags.replicatefrom);
+    assert_int_equal(c->tags.custom.n, 0);
+    assert_int_equal(c->watchdog.mode, CONFIG_WATCHDOG_AUTOMATIC);
+    assert_string_equal(c->watchdog.device, "/dev/watchdog");
+    assert_int_equal(c->watchdog.safety_margin, 5);
+    assert_string_equal(c->log.level, "INFO");
+    assert_string_equal(c->etcd3.protocol, "http");
+    assert_false(c->etcd3.use_proxies);
+    assert_int_equal(c->etcd3.hosts.n, 1);
+    assert_string_equal(c->etcd3.hosts.items[0], "127.0.0.1:2379");
+    /* restapi.listen: loopback with connect_address's port */
+    assert_string_equal(c->restapi.listen, "127.0.0.1:8008");
+    assert_null(c->restapi.authentication.username);
+    assert_null(c->postgresql.listen);
+    assert_null(c->postgresql.bin_dir);
+    assert_null(c->postgresql.superuser.password);
+    assert_int_equal(config_postgresql_port(c), 5432);
+    config_free(c);
+}
+
+static const char full_yaml[] = "scope: demo\n"
+                                "namespace: dbha\n"
+                                "name: node1\n"
+                                "restapi:\n"
+                                "  listen: 0.0.0.0:8011\n"
+                                "  connect_address: 127.0.0.1:8011\n"
+                                "  authentication: {username: admin, password: " SECRET "}\n"
+                                "  certfile: /c.pem\n"
+                                "  keyfile: /k.pem\n"
+                                "  cafile: /ca.pem\n"
+                                "etcd3:\n"
+                                "  hosts: [127.0.0.1:2379, '[::1]:2379']\n"
+                                "  protocol: https\n"
+                                "  username: etcduser\n"
+                                "  password: " SECRET "\n"
+                                "  cacert: /e/ca\n"
+                                "  cert: /e/cert\n"
+                                "  key: /e/key\n"
+                                "  use_proxies: yes\n"
+                                "bootstrap:\n"
+                                "  dcs:\n"
+                                "    ttl: 20\n"
+                                "    loop_wait: 4\n"
+                                "    retry_timeout: 8\n"
+                                "    maximum_lag_on_failover: 1_000_000\n"
+                                "    primary_start_timeout: 60\n"
+                                "    primary_stop_timeout: 5\n"
+                                "    synchronous_mode: on\n"
+                                "    synchronous_mode_strict: TRUE\n"
+                                "    synchronous_node_count: 2\n"
+                                "    failsafe_mode: Yes\n"
+                                "    postgresql:\n"
+                                "      use_pg_rewind: true\n"
+                                "      use_slots: false\n"
+                                "      parameters:\n"
+                                "        max_connections: 100\n"
+                                "        wal_log_hints: on\n"
+                                "        auto_explain.log_min_duration: 10s\n"
+                                "  initdb:\n"
+                                "    - data-checksums\n"
+                                "    - encoding: UTF8\n"
+                                "    - {locale: C.UTF-8}\n"
+                                "  pg_hba:\n"
+                                "    - host replication replicator 127.0.0.1/32 md5\n"
+                                "    - host all all 0.0.0.0/0 md5\n"
+                                "postgresql:\n"
+                                "  listen: 127.0.0.1,127.0.2.1:5441\n"
+                                "  connect_address: 127.0.0.1:5441\n"
+                                "  data_dir: /var/lib/dbha/node1\n"
+                                "  bin_dir: /usr/lib/postgresql/15/bin\n"
+                                "  pgpass: /tmp/pgpass1\n"
+                                "  authentication:\n"
+                                "    superuser: {username: postgres, password: " SECRET "}\n"
+                                "    replication: {username: replicator, password: " SECRET "}\n"
+                                "    rewind: {username: rewinder, password: " SECRET "}\n"
+                                "  parameters:\n"
+                                "    unix_socket_directories: /tmp\n"
+                                "  pg_hba: [local all all trust]\n"
+                                "  callbacks:\n"
+                                "    on_start: /bin/true\n"
+                                "    on_role_change: /usr/local/bin/role.sh\n"
+                                "  create_replica_methods: [basebackup]\n"
+                                "  basebackup:\n"
+                                "    max-rate: 100M\n"
+                                "    checkpoint: fast\n"
+                                "tags:\n"
+                                "  nofailover: false\n"
+                                "  noloadbalance: true\n"
+                                "  clonefrom: true\n"
+                                "  nosync: no\n"
+                                "  replicatefrom: node2\n"
+                                "  failover_priority: 0\n"
+                                "  zone: eu-1\n"
+                                "  rack: 7\n"
+                                "watchdog:\n"
+                                "  mode: off\n"
+                                "  device: /dev/watchdog1\n"
+                                "  safety_margin: -1\n"
+                                "log:\n"
+                                "  level: debug\n";
+
+static void test_full_config(void **state)
+{
+    Config *c = load_ok(full_yaml, NULL);
+
+    assert_string_equal(c->namespace, "/dbha/");
+    assert_string_equal(c->name, "node1");
+    assert_string_equal(c->restapi.listen, "0.0.0.0:8011");
+    assert_string_equal(c->restapi.connect_address, "127.0.0.1:8011");
+    assert_string_equal(c->restapi.authentication.username, "admin");
+    assert_string_equal(c->restapi.authentication.password, SECRET);
+    assert_string_equal(c->restapi.certfile, "/c.pem");
+    assert_string_equal(c->restapi.keyfile, "/k.pem");
+    assert_string_equal(c->restapi.cafile, "/ca.pem");
+    assert_int_equal(c->etcd3.hosts.n, 2);
+    assert_string_equal(c->etcd3.hosts.items[1], "[::1]:2379");
+    assert_string_equal(c->etcd3.protocol, "https");
+    assert_string_equal(c->etcd3.username, "etcduser");
+    assert_string_equal(c->etcd3.password, SECRET);
+    assert_string_equal(c->etcd3.cacert, "/e/ca");
+    assert_string_equal(c->etcd3.cert, "/e/cert");
+    assert_string_equal(c->etcd3.key, "/e/key");
+    assert_true(c->etcd3.use_proxies);
+
+    const ConfigDcs *dcs = &c->bootstrap.dcs;
+    assert_int_equal(dcs->ttl, 20);
+    assert_int_equal(dcs->loop_wait, 4);
+    assert_int_equal(dcs->retry_timeout, 8);
+    assert_int_equal(dcs->maximum_lag_on_failover, 1000000);
+    assert_int_equal(dcs->primary_start_timeout, 60);
+    assert_int_equal(dcs->primary_stop_timeout, 5);
+    assert_true(dcs->synchronous_mode);
+    assert_true(dcs->synchronous_mode_strict);
+    assert_int_equal(dcs->synchronous_node_count, 2);
+    assert_true(dcs->failsafe_mode);
+    assert_true(dcs->use_pg_rewind);
+    assert_false(dcs->use_slots);
+    assert_int_equal(dcs->parameters.n, 3);
+    assert_string_equal(config_map_get(&dcs->parameters, "max_connections"), "100");
+    assert_string_equal(config_map_get(&dcs->parameters, "wal_log_hints"), "on");
+    assert_string_equal(config_map_get(&dcs->parameters, "auto_explain.log_min_duration"), "10s");
+    assert_null(config_map_get(&dcs->parameters, "nope"));
+
+    assert_int_equal(c->bootstrap.initdb.n, 3);
+    assert_string_equal(c->bootstrap.initdb.items[0], "--data-checksums");
+    assert_string_equal(c->bootstrap.initdb.items[1], "--encoding=UTF8");
+    assert_string_equal(c->bootstrap.initdb.items[2], "--locale=C.UTF-8");
+    assert_int_equal(c->bootstrap.pg_hba.n, 2);
+    assert_string_equal(c->bootstrap.pg_hba.items[1], "host all all 0.0.0.0/0 md5");
+
+    assert_string_equal(c->postgresql.listen, "127.0.0.1,127.0.2.1:5441");
+    assert_string_equal(c->postgresql.connect_address, "127.0.0.1:5441");
+    assert_string_equal(c->postgresql.data_dir, "/var/lib/dbha/node1");
+    assert_string_equal(c->postgresql.bin_dir, "/usr/lib/postgresql/15/bin");
+    assert_string_equal(c->postgresql.pgpass, "/tmp/pgpass1");
+    assert_string_equal(c->postgresql.superuser.username, "postgres");
+    assert_string_equal(c->postgresql.superuser.password, SECRET);
+    assert_string_equal(c->postgresql.replication.username, "replicator");
+    assert_string_equal(c->postgresql.rewind.username, "rewinder");
+    assert_string_equal(config_map_get(&c->postgresql.parameters, "unix_socket_directories"),
+                        "/tmp");
+    assert_int_equal(c->postgresql.pg_hba.n, 1);
+    assert_string_equal(config_map_get(&c->postgresql.callbacks, "on_role_change"),
+                        "/usr/local/bin/role.sh");
+    assert_int_equal(c->postgresql.create_replica_methods.n, 1);
+    assert_int_equal(c->postgresql.basebackup.n, 2);
+    assert_string_equal(c->postgresql.basebackup.items[0], "--max-rate=100M");
+    assert_string_equal(c->postgresql.basebackup.items[1], "--checkpoint=fast");
+    assert_int_equal(config_postgresql_port(c), 5441);
+
+    assert_false(c->tags.nofailover);
+    assert_true(c->tags.noloadbalance);
+    assert_true(c->tags.clonefrom);
+    assert_false(c->tags.nosync);
+    assert_string_equal(c->tags.replicatefrom, "node2");
+    assert_int_equal(c->tags.failover_priority, 0);
+    assert_int_equal(c->tags.custom.n, 2);
+    assert_string_equal(config_map_get(&c->tags.custom, "zone"), "eu-1");
+    assert_string_equal(config_map_get(&c->tags.custom, "rack"), "7");
+
+    assert_int_equal(c->watchdog.mode, CONFIG_WATCHDOG_OFF);
+    assert_string_equal(c->watchdog.device, "/dev/watchdog1");
+    assert_int_equal(c->watchdog.safety_margin, -1);
+    assert_string_equal(c->log.level, "debug");
+    config_free(c);
+}
+
+/* Loads `yaml` with `envp` expecting one diag (error or warning) of text
+ * `want` exactly. */
+static void expect_one_diag(const char *yaml, char *const *envp, ConfigSeverity sev,
+                            const char *want)
+{
+    ConfigDiags d = { 0 };
+    Config *c = NULL;
+
+    int r = config_load_string("test.yml", yaml, envp, &c, &d);
+    if (d.n != 1 || strcmp(d.items[0].text, want) != 0 || d.items[0].severity != sev) {
+        print_error("want: %s\ngot:\n", want);
+        print_diags(&d);
+        fail();
+    }
+    assert_int_equal(r, sev == CONFIG_ERROR ? -EINVAL : 0);
+    config_free(c);
+    config_diags_done(&d);
+}
+
+static void test_env_overrides(void **state)
+{
+    char *env[] = {
+        "HOME=/root",
+        "PATRONI_NAME=from-patroni",
+        "DBHA_NAME=from-dbha",
+        "PATRONI_SCOPE=envscope",
+        "PATRONI_NAMESPACE=/ns/",
+        "PATRONI_RESTAPI_LISTEN=0.0.0.0:9000",
+        "PATRONI_RESTAPI_USERNAME=u",
+        "DBHA_RESTAPI_PASSWORD=" SECRET,
+        "PATRONI_ETCD3_PROTOCOL=https",
+        "PATRONI_ETCD3_PASSWORD=" SECRET,
+        "PATRONI_POSTGRESQL_DATA_DIR=/env/data",
+        "PATRONI_POSTGRESQL_LISTEN=*:6000",
+        "PATRONI_SUPERUSER_USERNAME=su",
+        "PATRONI_SUPERUSER_PASSWORD=" SECRET,
+        "DBHA_REPLICATION_USERNAME=rep",
+        "PATRONI_REWIND_PASSWORD=rw",
+        "PATRONI_LOG_LEVEL=WARNING",
+        "PATRONI_POSTGRESQL_BIN_DIR=", /* empty: not set */
+        NULL,
+    };
+    Config *c = load_ok(BASE, env);
+
+    assert_string_equal(c->name, "from-dbha");
+    assert_string_equal(c->scope, "envscope");
+    assert_string_equal(c->namespace, "/ns/");
+    assert_string_equal(c->restapi.listen, "0.0.0.0:9000");
+    assert_string_equal(c->restapi.authentication.username, "u");
+    assert_string_equal(c->restapi.authentication.password, SECRET);
+    assert_string_equal(c->etcd3.protocol, "https");
+    assert_string_equal(c->etcd3.password, SECRET);
+    assert_string_equal(c->postgresql.data_dir, "/env/data");
+    assert_string_equal(c->postgresql.listen, "*:6000");
+    assert_int_equal(config_postgresql_port(c), 6000);
+    assert_string_equal(c->postgresql.superuser.username, "su");
+    assert_string_equal(c->postgresql.replication.username, "rep");
+    assert_string_equal(c->postgresql.rewind.password, "rw");
+    assert_string_equal(c->log.level, "WARNING");
+    assert_null(c->postgresql.bin_dir);
+    config_free(c);
+
+    /* DBHA_ wins even when the PATRONI_ value is invalid */
+    char *env2[] = { "PATRONI_ETCD3_PROTOCOL=ftp", "DBHA_ETCD3_PROTOCOL=https", NULL };
+    c = load_ok(BASE, env2);
+    assert_string_equal(c->etcd3.protocol, "https");
+    config_free(c);
+}
+
+static void test_env_satisfies_required(void **state)
+{
+    char *env[] = {
+        "PATRONI_SCOPE=s",
+        "DBHA_NAME=n",
+        "PATRONI_RESTAPI_CONNECT_ADDRESS=10.0.0.1:8008",
+        "PATRONI_ETCD3_HOST=10.0.0.9:2379",
+        "PATRONI_POSTGRESQL_CONNECT_ADDRESS=10.0.0.1:5432",
+        "PATRONI_POSTGRESQL_DATA_DIR=/data",
+        NULL,
+    };
+    Config *c = load_ok("", env);
+
+    assert_string_equal(c->scope, "s");
+    assert_string_equal(c->name, "n");
+    assert_string_equal(c->restapi.listen, "127.0.0.1:8008");
+    assert_int_equal(c->etcd3.hosts.n, 1);
+    assert_string_equal(c->etcd3.hosts.items[0], "10.0.0.9:2379");
+    assert_string_equal(c->etcd3.host, "10.0.0.9:2379");
+    config_free(c);
+}
+
+static void test_env_bad_values(void **state)
+{
+    char *proto[] = { "PATRONI_ETCD3_PROTOCOL=ftp", NULL };
+    expect_one_diag(BASE, proto, CONFIG_ERROR,
+                    "environment PATRONI_ETCD3_PROTOCOL: expected one of http, https for "
+                    "\"etcd3.protocol\", got \"ftp\"");
+    char *addr[] = { "DBHA_POSTGRESQL_CONNECT_ADDRESS=nope", NULL };
+    expect_one_diag(BASE, addr, CONFIG_ERROR,
+                    "environment DBHA_POSTGRESQL_CONNECT_ADDRESS: expected \"host:port\" for "
+                    "\"postgresql.connect_address\", got \"nope\"");
+    char *hosts[] = { "PATRONI_ETCD3_HOSTS='h1:2379','h2'", NULL };
+    expect_one_diag(BASE, hosts, CONFIG_ERROR,
+                    "environment PATRONI_ETCD3_HOSTS: expected \"host:port\" for \"etcd3.hosts\", "
+                    "got \"h2\"");
+    char *level[] = { "PATRONI_LOG_LEVEL=chatty", NULL };
+    expect_one_diag(BASE, level, CONFIG_ERROR,
+                    "environment PATRONI_LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR, "
+                    "CRITICAL for \"log.level\", got \"chatty\"");
+    char *listen[] = { "PATRONI_RESTAPI_LISTEN=0.0.0.0:0", NULL };
+    expect_one_diag(BASE, listen, CONFIG_ERROR,
+                    "environment PATRONI_RESTAPI_LISTEN: expected a port between 1 and 65535 for "
+                    "\"restapi.listen\", got \"0.0.0.0:0\"");
+    char *host[] = { "PATRONI_ETCD3_HOST=127.0.0.3:2379", NULL };
+    expect_one_diag(BASE, host, CONFIG_WARNING,
+                    "environment PATRONI_ETCD3_HOST: \"etcd3.host\" is ignored because "
+                    "\"etcd3.hosts\" is set");
+}
+
+static void assert_hosts(const Config *c, size_t n, const char *const *want)
+{
+    assert_int_equal(c->etcd3.hosts.n, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(c->etcd3.hosts.items[i], want[i]);
+    }
+}
+
+static void test_host_forms(void **state)
+{
+    static const char *const two[] = { "h1:2379", "h2:2380" };
+    static const char *const yamls[] = {
+        TOP REST "etcd3:\n  hosts: [h1:2379, h2:2380]\n" PG,
+        TOP REST "etcd3:\n  hosts:\n    - h1:2379\n    - 'h2:2380'\n" PG,
+        TOP REST "etcd3:\n  hosts: h1:2379,h2:2380\n" PG,
+        TOP REST "etcd3:\n  hosts: 'h1:2379, h2:2380,'\n" PG,
+    };
+    for (size_t i = 0; i < sizeof(yamls) / sizeof(yamls[0]); i++) {
+        Config *c = load_ok(yamls[i], NULL);
+        assert_hosts(c, 2, two);
+        config_free(c);
+    }
+
+    static const char *const one[] = { "h9:2379" };
+    Config *c = load_ok(TOP REST "etcd3:\n  host: h9:2379\n" PG, NULL);
+    assert_hosts(c, 1, one);
+    config_free(c);
+
+    /* environment: Patroni's list literal, a YAML list, a plain comma list */
+    static const char *const envs[] = {
+        "PATRONI_ETCD3_HOSTS='h1:2379','h2:2380'",
+        "PATRONI_ETCD3_HOSTS=[\"h1:2379\", \"h2:2380\"]",
+        "PATRONI_ETCD3_HOSTS=h1:2379, h2:2380",
+        "DBHA_ETCD3_HOSTS=h1:2379,h2:2380",
+    };
+    for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
+        char *env[] = { (char *)envs[i], NULL };
+        c = load_ok(BASE, env);
+        assert_hosts(c, 2, two);
+        config_free(c);
+    }
+}
+
+static void test_initdb_forms(void **state)
+{
+    Config *c = load_ok(BASE "bootstrap:\n  initdb: [data-checksums, {encoding: UTF8}, "
+                             "--no-locale, {auth-host: md5}]\n",
+                        NULL);
+    assert_int_equal(c->bootstrap.initdb.n, 4);
+    assert_string_equal(c->bootstrap.initdb.items[0], "--data-checksums");
+    assert_string_equal(c->bootstrap.initdb.items[1], "--encoding=UTF8");
+    assert_string_equal(c->bootstrap.initdb.items[2], "--no-locale");
+    assert_string_equal(c->bootstrap.initdb.items[3], "--auth-host=md5");
+    config_free(c);
+
+    /* the mapping form, as Patroni's process_user_options accepts */
+    c = load_ok(BASE "bootstrap:\n  initdb:\n    encoding: UTF8\n    locale: C\n", NULL);
+    assert_int_equal(c->bootstrap.initdb.n, 2);
+    assert_string_equal(c->bootstrap.initdb.items[0], "--encoding=UTF8");
+    assert_string_equal(c->bootstrap.initdb.items[1], "--locale=C");
+    config_free(c);
+
+    c = load_ok(BASE "  basebackup:\n    - verbose\n    - max-rate: 10M\n", NULL);
+    assert_int_equal(c->postgresql.basebackup.n, 2);
+    assert_string_equal(c->postgresql.basebackup.items[0], "--verbose");
+    assert_string_equal(c->postgresql.basebackup.items[1], "--max-rate=10M");
+    config_free(c);
+}
+
+static void test_yaml_booleans(void **state)
+{
+    static const struct {
+        const char *text;
+        bool value;
+    } cases[] = {
+        { "true", true },   { "True", true },   { "TRUE", true },  { "yes", true },
+        { "Yes", true },    { "YES", true },    { "on", true },    { "On", true },
+        { "ON", true },     { "tRuE", true },   { "'yes'", true }, { "false", false },
+        { "False", false }, { "FALSE", false }, { "no", false },   { "No", false },
+        { "NO", false },    { "off", false },   { "Off", false },  { "OFF", false },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), BASE "tags:\n  nofailover: %s\n  nosync: %s\n", cases[i].text,
+                 cases[i].text);
+        Config *c = load_ok(yaml, NULL);
+        if (c->tags.nofailover != cases[i].value || c->tags.nosync != cases[i].value) {
+            print_error("boolean \"%s\"\n", cases[i].text);
+            fail();
+        }
+        config_free(c);
+    }
+    expect_one_diag(BASE "tags:\n  nofailover: 1\n", NULL, CONFIG_ERROR,
+                    "test.yml:11:15: expected a boolean for \"tags.nofailover\", got \"1\"");
+    expect_one_diag(BASE "tags:\n  nofailover: y\n", NULL, CONFIG_ERROR,
+                    "test.yml:11:15: expected a boolean for \"tags.nofailover\", got \"y\"");
+
+    /* watchdog.mode: off is a YAML false in Patroni; its other spellings */
+    static const struct {
+        const char *text;
+        ConfigWatchdogMode mode;
+    } modes[] = {
+        { "off", CONFIG_WATCHDOG_OFF },          { "false", CONFIG_WATCHDOG_OFF },
+        { "disabled", CONFIG_WATCHDOG_OFF },     { "automatic", CONFIG_WATCHDOG_AUTOMATIC },
+        { "auto", CONFIG_WATCHDOG_AUTOMATIC },   { "Required", CONFIG_WATCHDOG_REQUIRED },
+        { "require", CONFIG_WATCHDOG_REQUIRED },
+    };
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof(yaml), BASE "watchdog:\n  mode: %s\n", modes[i].text);
+        Config *c = load_ok(yaml, NULL);
+        assert_int_equal(c->watchdog.mode, modes[i].mode);
+        config_free(c);
+    }
+    assert_string_equal(config_watchdog_mode_to_string(CONFIG_WATCHDOG_REQUIRED), "required");
+    assert_null(config_watchdog_mode_to_string(_CONFIG_WATCHDOG_MAX));
+}
+
+/* No diag ever shows a password, whatever is wrong around it. */
+static void test_no_secret_in_diags(void **state)
+{
+    static const char *const yamls[] = {
+        BASE "  authentication:\n    superuser:\n      password: {" SECRET ": x}\n",
+        BASE "  authentication:\n    superuser:\n      password: {x: " SECRET "}\n",
+        BASE "  authentication:\n    replication:\n      password: [" SECRET "]\n",
+        BASE "  authentication:\n    rewind:\n      password: " SECRET "\n      password: " SECRET
+             "\n",
+        BASE "  authentication:\n    rewind:\n      pasword: " SECRET "\n",
+        TOP "restapi:\n  connect_address: 127.0.0.1:8008\n  authentication:\n    password: [" SECRET
+            "]\n" ETCD PG,
+        TOP REST "etcd3:\n  hosts: 127.0.0.1:2379\n  password: {a: " SECRET "}\n" PG,
+        BASE "  authentication:\n    superuser:\n      password: \"" SECRET "\n",
+        BASE "  authentication:\n    superuser:\n      password: " SECRET "\n\tbad: 1\n",
+        BASE "  authentication:\n    superuser:\n      password: &a " SECRET
+             "\n      username: *b\n",
+    };
+    char *env[] = { "PATRONI_SUPERUSER_PASSWORD=" SECRET, "DBHA_ETCD3_PASSWORD=" SECRET,
+                    "PATRONI_REPLICATION_PASSWORD=" SECRET, "PATRONI_RESTAPI_PASSWORD=" SECRET,
+                    NULL };
+
+    for (size_t i = 0; i < sizeof(yamls) / sizeof(yamls[0]); i++) {
+        for (int with_env = 0; with_env < 2; with_env++) {
+            ConfigDiags d = { 0 };
+            Config *c = NULL;
+            (void)config_load_string("test.yml", yamls[i], with_env ? env : NULL, &c, &d);
+            assert_true(d.n > 0);
+            for (size_t j = 0; j < d.n; j++) {
+                if (strstr(d.items[j].text, SECRET)) {
+                    print_error("case %zu leaks: %s\n", i, d.items[j].text);
+                    fail();
+                }
+            }
+            config_free(c);
+            config_diags_done(&d);
+        }
+    }
+
+    /* nor does the summary */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    Config *c = load_ok(full_yaml, env);
+    config_summary(c, f);
+    fclose(f);
+    assert_null(strstr(buf, SECRET));
+    assert_non_null(strstr(buf, "scope: demo\n"));
+    assert_non_null(strstr(buf, "name: node1\n"));
+    assert_non_null(strstr(buf, "etcd3: https 127.0.0.1:2379,[::1]:2379\n"));
+    assert_non_null(strstr(buf, "data_dir /var/lib/dbha/node1"));
+    assert_non_null(strstr(buf, "timing: ttl 20s, loop_wait 4s, retry_timeout 8s\n"));
+    free(buf);
+    config_free(c);
+}
+
+/* Every error in a file is reported, not only the first. */
+static void test_collects_all_errors(void **state)
+{
+    ConfigDiags d = { 0 };
+    Config *c = NULL;
+    const char *yaml = "name: n1\n"
+                       "restapi:\n  connect_address: nohost\n"
+                       "etcd3:\n  hosts: [a:1, b]\n  protocol: gopher\n"
+                       "postgresql:\n  data_dir: /d\n  connect_address: 127.0.0.1:5432\n"
+                       "  dta_dir: /x\n"
+                       "bootstrap:\n  dcs:\n    ttl: x\n    loop_wait: -1\n"
+                       "watchdog:\n  mode: sure\n";
+
+    assert_int_equal(config_load_string("test.yml", yaml, NULL, &c, &d), -EINVAL);
+    assert_null(c);
+    static const char *const want[] = {
+        "error: test.yml:3:20: expected \"host:port\" for \"restapi.connect_address\", got "
+        "\"nohost\"",
+        "error: test.yml:5:16: expected \"host:port\" for \"etcd3.hosts\", got \"b\"",
+        "error: test.yml:6:13: expected one of http, https for \"etcd3.protocol\", got \"gopher\"",
+        "warning: test.yml:10:3: unknown key \"postgresql.dta_dir\" (did you mean "
+        "\"postgresql.data_dir\"?)",
+        "error: test.yml:13:10: expected an integer for \"bootstrap.dcs.ttl\", got \"x\"",
+        "error: test.yml:14:16: expected an integer between 1 and 86400 for "
+        "\"bootstrap.dcs.loop_wait\", got \"-1\"",
+        "error: test.yml:16:9: expected one of off, automatic, required for \"watchdog.mode\", "
+        "got \"sure\"",
+        "error: test.yml:1:1: missing required key \"scope\"",
+    };
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    config_diags_print(&d, f);
+    fclose(f);
+    char expected[4096] = "";
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        strcat(expected, want[i]);
+        strcat(expected, "\n");
+    }
+    assert_string_equal(buf, expected);
+    assert_int_equal(d.n_errors, 7);
+    free(buf);
+    config_diags_done(&d);
+}
+
+static void test_files(void **state)
+{
+    ConfigDiags d = { 0 };
+    Config *c = NULL;
+
+    assert_null(config_free(NULL));
+    config_diags_done(NULL);
+    assert_int_equal(config_load("/nonexistent/dbha.yml", NULL, &c, &d), -ENOENT);
+    assert_null(c);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.n_errors, 1);
+    assert_string_equal(d.items[0].text,
+                        "/nonexistent/dbha.yml: cannot read: No such file or directory");
+    config_diags_done(&d);
+
+    static const char *const nodes[] = { "node1", "node2", "node3" };
+    for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
+        char path[256];
+        snprintf(path, sizeof(path), "%s/%s.yml", DBHA_CONFIGS_DIR, nodes[i]);
+        int r = config_load(path, NULL, &c, &d);
+        if (r != 0 || d.n != 0) {
+            print_error("%s: r=%d\n", path, r);
+            print_diags(&d);
+            fail();
+        }
+        assert_string_equal(c->source_file, path);
+        assert_string_equal(c->scope, "demo");
+        assert_string_equal(c->name, nodes[i]);
+        assert_int_equal(config_postgresql_port(c), 5441 + (int)i);
+        assert_int_equal(c->bootstrap.initdb.n, 2);
+        c = config_free(c);
+        config_diags_done(&d);
+    }
+}
+
+static void test_misc(void **state)
+{
+    Config *c = load_ok(TOP "namespace: //a/b//\n" REST ETCD PG, NULL);
+    assert_string_equal(c->namespace, "/a/b/");
+    config_free(c);
+
+    c = load_ok(TOP "namespace: /\n" REST ETCD PG, NULL);
+    assert_string_equal(c->namespace, "/");
+    config_free(c);
+
+    /* null values keep the defaults, as Patroni's None */
+    c = load_ok(BASE "  bin_dir:\n  parameters:\n    work_mem: ~\ntags:\nbootstrap:\n  dcs:\n"
+                     "    ttl: null\n",
+                NULL);
+    assert_null(c->postgresql.bin_dir);
+    assert_int_equal(c->postgresql.parameters.n, 0);
+    assert_int_equal(c->bootstrap.dcs.ttl, 30);
+    config_free(c);
+
+    /* anchors and aliases resolve as in PyYAML; quoted numbers are accepted */
+    c = load_ok(BASE "  parameters: &p\n    work_mem: 4MB\nbootstrap:\n  dcs:\n    ttl: '40'\n"
+                     "    postgresql:\n      parameters: *p\n",
+                NULL);
+    assert_string_equal(config_map_get(&c->bootstrap.dcs.parameters, "work_mem"), "4MB");
+    assert_int_equal(c->bootstrap.dcs.ttl, 40);
+    config_free(c);
+
+    /* a recursive alias is walked only as deep as the schema */
+    ConfigDiags d = { 0 };
+    c = NULL;
+    assert_int_equal(config_load_string("t", BASE "tags: &t {x: *t}\n", NULL, &c, &d), -EINVAL);
+    config_free(c);
+    config_diags_done(&d);
+
+    /* diags accumulate across loads into the caller's list */
+    assert_int_equal(config_load_string("a", "scope: [\n", NULL, &c, &d), -EINVAL);
+    assert_int_equal(config_load_string("b", "- 1\n", NULL, &c, &d), -EINVAL);
+    assert_true(d.n >= 2);
+    config_diags_done(&d);
+
+    /* an empty file is an empty mapping */
+    assert_int_equal(config_load_string("e", "", NULL, &c, &d), -EINVAL);
+    assert_int_equal(d.n_errors, 6);
+    config_diags_done(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_broken_table),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_full_config),
+        cmocka_unit_test(test_env_overrides),
+        cmocka_unit_test(test_env_satisfies_required),
+        cmocka_unit_test(test_env_bad_values),
+        cmocka_unit_test(test_host_forms),
+        cmocka_unit_test(test_initdb_forms),
+        cmocka_unit_test(test_yaml_booleans),
+        cmocka_unit_test(test_no_secret_in_diags),
+        cmocka_unit_test(test_collects_all_errors),
+        cmocka_unit_test(test_files),
+        cmocka_unit_test(test_misc),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
