@@ -11,8 +11,12 @@
 
 #include <cmocka.h>
 
+#include "config-schema.h"
 #include "config.h"
 
+#ifndef DBHA_CONFIG_DOC
+#define DBHA_CONFIG_DOC "docs/configuration.md"
+#endif
 #ifndef DBHA_CONFIGS_DIR
 #define DBHA_CONFIGS_DIR "configs" /* `make unit` runs from the repo root */
 #endif
@@ -857,6 +861,52 @@ static void test_files(void **state)
     }
 }
 
+/* docs/configuration.md documents every key the schema reads, and nothing
+ * the schema does not know: the reference cannot drift from the code. */
+static void test_reference_doc_matches_schema(void **state)
+{
+    FILE *f = fopen(DBHA_CONFIG_DOC, "re");
+    assert_non_null(f);
+    char *doc = NULL;
+    size_t size = 0;
+    FILE *m = open_memstream(&doc, &size);
+    assert_non_null(m);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+        fwrite(buf, 1, n, m);
+    }
+    fclose(f);
+    fclose(m);
+
+    size_t missing = 0;
+    for (size_t i = 0; i < config_schema_n; i++) {
+        const ConfigRow *row = &config_schema[i];
+        if (row->type == CONFIG_TYPE_SECTION && !(row->flags & CONFIG_F_OPEN)) {
+            continue;
+        }
+        char needle[256];
+        snprintf(needle, sizeof(needle), "| `%s` |", row->path);
+        if (row->type == CONFIG_TYPE_SECTION) {
+            snprintf(needle, sizeof(needle), "`%s`", row->path);
+        }
+        if (!strstr(doc, needle)) {
+            print_error("%s: key \"%s\" is not documented\n", DBHA_CONFIG_DOC, row->path);
+            missing++;
+        }
+    }
+    /* every documented key row names a schema key */
+    for (const char *p = doc; (p = strstr(p, "\n| `")); p++) {
+        char key[256];
+        if (sscanf(p, "\n| `%255[^`]`", key) == 1 && !config_schema_find(key)) {
+            print_error("%s: documents unknown key \"%s\"\n", DBHA_CONFIG_DOC, key);
+            missing++;
+        }
+    }
+    free(doc);
+    assert_int_equal(missing, 0);
+}
+
 static void test_misc(void **state)
 {
     Config *c = load_ok(TOP "namespace: //a/b//\n" REST ETCD PG, NULL);
@@ -919,6 +969,7 @@ int main(void)
         cmocka_unit_test(test_collects_all_errors),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_misc),
+        cmocka_unit_test(test_reference_doc_matches_schema),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
