@@ -22,7 +22,7 @@ CMOCKA_LIBS   = $(shell pkg-config --libs cmocka)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
             -Wno-unused-parameter
-BASE     := -std=c11 -D_GNU_SOURCE -DDBHA_VERSION='"$(VERSION)"' $(WARN) -Iinclude -Ilib -MMD -MP \
+BASE     := -std=c11 -D_GNU_SOURCE -DDBHA_VERSION='"$(VERSION)"' $(WARN) -Iinclude -Ilib -Iagent -MMD -MP \
             -fPIC -fvisibility=hidden
 CFLAGS_release := $(BASE) -O2 -g
 CFLAGS_asan    := $(BASE) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \

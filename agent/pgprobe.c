@@ -1,0 +1,750 @@
+/* Local PostgreSQL probe over libpq's non-blocking API. Every wait is a
+ * poll() on PQsocket() bounded by the caller's deadline, so a hung or
+ * SIGSTOPped server costs at most the deadline.
+ *
+ * We do not call PQcancel() when a deadline passes: in libpq 15 it connects
+ * to the postmaster and waits for its reply without any timeout, so it would
+ * hang on exactly the stopped server we are trying to survive. Dropping the
+ * connection ends the backend at its next read or write, and the
+ * statement_timeout we pass in the startup options bounds the query itself. */
+#include "pgprobe.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "log.h"
+#include "macro.h"
+
+#define DEFAULT_STATEMENT_TIMEOUT_MS 2000
+#define DEFAULT_CONNECT_TIMEOUT_SEC  2
+#define POSTMASTER_PID_FILE_MAX      4096
+#define PROC_STAT_MAX                1024
+
+/* One round trip, two result sets. The CASEs keep functions that fail
+ * during recovery from running there. On a primary the timeline comes from
+ * the current WAL file name because pg_control's timeline only moves at the
+ * next checkpoint after a promotion (which may take many seconds). */
+static const char snapshot_sql[] =
+    "SELECT pg_catalog.pg_is_in_recovery(),"
+    " CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL"
+    "  ELSE pg_catalog.pg_current_wal_lsn()::text END,"
+    " CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL"
+    "  ELSE pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8) "
+    "END,"
+    " pg_catalog.pg_last_wal_receive_lsn()::text,"
+    " pg_catalog.pg_last_wal_replay_lsn()::text,"
+    " pg_catalog.date_part('epoch', pg_catalog.pg_last_xact_replay_timestamp()),"
+    " w.status, w.received_tli, w.sender_host, w.sender_port, w.slot_name,"
+    " pg_catalog.current_setting('server_version_num'),"
+    " (pg_catalog.pg_control_system()).system_identifier,"
+    " pg_catalog.date_part('epoch', pg_catalog.pg_postmaster_start_time()),"
+    " (pg_catalog.pg_control_checkpoint()).timeline_id"
+    " FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_stat_wal_receiver AS w ON true;"
+    "SELECT application_name, state, sent_lsn::text, write_lsn::text, flush_lsn::text,"
+    " replay_lsn::text, sync_state, pg_catalog.date_part('epoch', replay_lag)"
+    " FROM pg_catalog.pg_stat_replication ORDER BY application_name, pid";
+
+enum {
+    COL_IN_RECOVERY,
+    COL_CURRENT_LSN,
+    COL_WALFILE_TLI,
+    COL_RECEIVE_LSN,
+    COL_REPLAY_LSN,
+    COL_REPLAY_TS,
+    COL_WR_STATUS,
+    COL_WR_TLI,
+    COL_WR_HOST,
+    COL_WR_PORT,
+    COL_WR_SLOT,
+    COL_VERSION,
+    COL_SYSID,
+    COL_START_TIME,
+    COL_CHECKPOINT_TLI,
+    _COL_MAX,
+};
+
+enum {
+    REP_APP,
+    REP_STATE,
+    REP_SENT,
+    REP_WRITE,
+    REP_FLUSH,
+    REP_REPLAY,
+    REP_SYNC,
+    REP_LAG,
+    _REP_MAX,
+};
+
+struct PgProbe {
+    PgConnParams params;
+    PGconn *conn; /* owned, NULL when not connected */
+    unsigned connects;
+    char error[PGPROBE_ERROR_MAX];
+};
+
+static inline void pgresult_clearp(PGresult **r)
+{
+    if (*r) {
+        PQclear(*r);
+        *r = NULL;
+    }
+}
+
+uint64_t pgprobe_now_usec(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
+
+/* ---- pure helpers ---------------------------------------------------------- */
+
+static char *strdup_or_null(const char *s, bool *ret_oom)
+{
+    if (!s) {
+        return NULL;
+    }
+    char *d = strdup(s);
+    if (!d) {
+        *ret_oom = true;
+    }
+    return d;
+}
+
+void pgprobe_conn_params_done(PgConnParams *p)
+{
+    if (!p) {
+        return;
+    }
+    free(p->host);
+    free(p->user);
+    if (p->password) {
+        explicit_bzero(p->password, strlen(p->password));
+    }
+    free(p->password);
+    free(p->dbname);
+    *p = (PgConnParams){ 0 };
+}
+
+int pgprobe_conn_params_init(PgConnParams *p, const PgProbeConfig *cfg)
+{
+    if (!p || !cfg || !cfg->host || !*cfg->host || cfg->port == 0 || cfg->port > 65535) {
+        return -EINVAL;
+    }
+    PgConnParams n = { 0 };
+    bool oom = false;
+    n.host = strdup_or_null(cfg->host, &oom);
+    n.user = strdup_or_null(cfg->user, &oom);
+    n.password = strdup_or_null(cfg->password, &oom);
+    n.dbname = strdup_or_null(cfg->dbname ? cfg->dbname : "postgres", &oom);
+    if (oom) {
+        pgprobe_conn_params_done(&n);
+        return -ENOMEM;
+    }
+    unsigned ct = cfg->connect_timeout_sec ? cfg->connect_timeout_sec : DEFAULT_CONNECT_TIMEOUT_SEC;
+    unsigned st =
+        cfg->statement_timeout_ms ? cfg->statement_timeout_ms : DEFAULT_STATEMENT_TIMEOUT_MS;
+    (void)snprintf(n.port, sizeof(n.port), "%u", cfg->port);
+    (void)snprintf(n.connect_timeout, sizeof(n.connect_timeout), "%u", ct);
+    (void)snprintf(n.options, sizeof(n.options), "-c statement_timeout=%u", st);
+
+    size_t k = 0;
+#define ADD(key, val)                                                                              \
+    do {                                                                                           \
+        n.keywords[k] = (key);                                                                     \
+        n.values[k] = (val);                                                                       \
+        k++;                                                                                       \
+    } while (0)
+    ADD("host", n.host);
+    ADD("port", n.port);
+    if (n.user) {
+        ADD("user", n.user);
+    }
+    if (n.password) {
+        ADD("password", n.password);
+    }
+    ADD("dbname", n.dbname);
+    ADD("connect_timeout", n.connect_timeout);
+    ADD("application_name", "dbha");
+    ADD("options", n.options);
+#undef ADD
+    n.keywords[k] = NULL;
+    n.values[k] = NULL;
+    *p = n;
+    /* values[] point into n's buffers: re-point them at *p's */
+    for (size_t i = 0; i < k; i++) {
+        if (n.values[i] == n.port) {
+            p->values[i] = p->port;
+        } else if (n.values[i] == n.connect_timeout) {
+            p->values[i] = p->connect_timeout;
+        } else if (n.values[i] == n.options) {
+            p->values[i] = p->options;
+        }
+    }
+    return 0;
+}
+
+int pgprobe_conn_params_describe(const PgConnParams *p, char *buf, size_t size)
+{
+    if (!p || !buf || size == 0) {
+        return -EINVAL;
+    }
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; p->keywords[i]; i++) {
+        if (strcmp(p->keywords[i], "password") == 0) {
+            continue;
+        }
+        bool quote = strchr(p->values[i], ' ') != NULL;
+        int w = snprintf(buf + o, size - o, "%s%s=%s%s%s", o ? " " : "", p->keywords[i],
+                         quote ? "'" : "", p->values[i], quote ? "'" : "");
+        if (w < 0 || (size_t)w >= size - o) {
+            buf[0] = '\0';
+            return -ENOBUFS;
+        }
+        o += (size_t)w;
+    }
+    return (int)o;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* 1..8 hex digits; returns the count consumed or 0. */
+static size_t parse_hex32(const char *s, uint32_t *ret)
+{
+    uint32_t v = 0;
+    size_t i = 0;
+    for (; s[i] && hexval(s[i]) >= 0; i++) {
+        if (i == 8) {
+            return 0;
+        }
+        v = v << 4 | (uint32_t)hexval(s[i]);
+    }
+    if (i == 0) {
+        return 0;
+    }
+    *ret = v;
+    return i;
+}
+
+int pgprobe_parse_lsn(const char *s, uint64_t *ret)
+{
+    uint32_t hi, lo;
+    if (!s || !ret) {
+        return -EINVAL;
+    }
+    size_t n = parse_hex32(s, &hi);
+    if (n == 0 || s[n] != '/') {
+        return -EINVAL;
+    }
+    size_t m = parse_hex32(s + n + 1, &lo);
+    if (m == 0 || s[n + 1 + m] != '\0') {
+        return -EINVAL;
+    }
+    *ret = (uint64_t)hi << 32 | lo;
+    return 0;
+}
+
+int pgprobe_format_lsn(uint64_t lsn, char *buf, size_t size)
+{
+    if (!buf) {
+        return -EINVAL;
+    }
+    int w = snprintf(buf, size, "%" PRIX32 "/%" PRIX32, (uint32_t)(lsn >> 32), (uint32_t)lsn);
+    if (w < 0 || (size_t)w >= size) {
+        if (size > 0) {
+            buf[0] = '\0';
+        }
+        return -ENOBUFS;
+    }
+    return 0;
+}
+
+int pgprobe_parse_postmaster_pid(const char *content, PgPostmasterPid *ret)
+{
+    if (!content || !ret) {
+        return -EINVAL;
+    }
+    const char *p = content;
+    bool neg = false;
+    if (*p == '-') {
+        neg = true;
+        p++;
+    }
+    if (*p < '0' || *p > '9') {
+        return -EINVAL;
+    }
+    long long v = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        v = v * 10 + (*p - '0');
+        if (v > INT32_MAX) {
+            return -EINVAL;
+        }
+    }
+    /* the line ends here (a lone trailing \r is tolerated) */
+    if (*p == '\r') {
+        p++;
+    }
+    if (*p != '\n' && *p != '\0') {
+        return -EINVAL;
+    }
+    if (v == 0) {
+        return -EINVAL;
+    }
+    *ret = (PgPostmasterPid){ .pid = (pid_t)v, .standalone = neg };
+    return 0;
+}
+
+int pgprobe_read_postmaster_pid(const char *data_dir, PgPostmasterPid *ret)
+{
+    char path[PGPROBE_HOST_MAX + 32];
+    char buf[POSTMASTER_PID_FILE_MAX];
+    if (!data_dir || !ret) {
+        return -EINVAL;
+    }
+    int w = snprintf(path, sizeof(path), "%s/postmaster.pid", data_dir);
+    if (w < 0 || (size_t)w >= sizeof(path)) {
+        return -ENAMETOOLONG;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    int e = errno;
+    (void)close(fd);
+    if (n < 0) {
+        return -e;
+    }
+    buf[n] = '\0';
+    return pgprobe_parse_postmaster_pid(buf, ret);
+}
+
+bool pgprobe_pid_is_postmaster(pid_t pid)
+{
+    char path[64], buf[PROC_STAT_MAX];
+    if (pid <= 0) {
+        return false;
+    }
+    if (kill(pid, 0) < 0 && errno != EPERM) {
+        return false;
+    }
+    (void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    (void)close(fd);
+    if (n <= 0) {
+        return false;
+    }
+    buf[n] = '\0';
+    /* "pid (comm) S ...": comm may hold spaces or parentheses, so take the
+     * last ')' */
+    char *open_paren = strchr(buf, '(');
+    char *close_paren = strrchr(buf, ')');
+    if (!open_paren || !close_paren || close_paren < open_paren || close_paren[1] != ' ') {
+        return false;
+    }
+    char state = close_paren[2];
+    if (state == 'Z' || state == 'X' || state == 'x') {
+        return false;
+    }
+    *close_paren = '\0';
+    const char *comm = open_paren + 1;
+    return strcmp(comm, "postgres") == 0 || strcmp(comm, "postmaster") == 0;
+}
+
+/* ---- the probe ------------------------------------------------------------- */
+
+static void set_error(PgProbe *p, const char *prefix, const char *detail)
+{
+    (void)snprintf(p->error, sizeof(p->error), "%s%s%s", prefix, detail && *detail ? ": " : "",
+                   detail ? detail : "");
+    size_t len = strlen(p->error);
+    while (len > 0 && (p->error[len - 1] == '\n' || p->error[len - 1] == ' ')) {
+        p->error[--len] = '\0';
+    }
+}
+
+static void drop_connection(PgProbe *p)
+{
+    if (p->conn) {
+        PQfinish(p->conn);
+        p->conn = NULL;
+    }
+}
+
+int pgprobe_new(const PgProbeConfig *cfg, PgProbe **ret)
+{
+    if (!ret) {
+        return -EINVAL;
+    }
+    PgProbe *p = calloc(1, sizeof(*p));
+    if (!p) {
+        return -ENOMEM;
+    }
+    int r = pgprobe_conn_params_init(&p->params, cfg);
+    if (r < 0) {
+        free(p);
+        return r;
+    }
+    char desc[512];
+    if (pgprobe_conn_params_describe(&p->params, desc, sizeof(desc)) >= 0) {
+        log_debug("postgresql probe: %s", desc);
+    }
+    *ret = p;
+    return 0;
+}
+
+PgProbe *pgprobe_free(PgProbe *p)
+{
+    if (!p) {
+        return NULL;
+    }
+    drop_connection(p);
+    pgprobe_conn_params_done(&p->params);
+    free(p);
+    return NULL;
+}
+
+const char *pgprobe_last_error(const PgProbe *p)
+{
+    return p ? p->error : "";
+}
+
+unsigned pgprobe_connect_count(const PgProbe *p)
+{
+    return p ? p->connects : 0;
+}
+
+int pgprobe_backend_pid(const PgProbe *p)
+{
+    return p && p->conn ? PQbackendPID(p->conn) : 0;
+}
+
+/* Waits until fd is ready for events or the deadline passes (-ETIMEDOUT). */
+static int wait_fd(int fd, short events, uint64_t deadline_usec, short *ret_revents)
+{
+    if (fd < 0) {
+        return -EBADF;
+    }
+    for (;;) {
+        uint64_t now = pgprobe_now_usec();
+        if (now >= deadline_usec) {
+            return -ETIMEDOUT;
+        }
+        uint64_t left_ms = (deadline_usec - now + 999) / 1000;
+        struct pollfd pfd = { .fd = fd, .events = events };
+        int r = poll(&pfd, 1, left_ms > 60000 ? 60000 : (int)left_ms);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (r > 0) {
+            if (ret_revents) {
+                *ret_revents = pfd.revents;
+            }
+            return 0;
+        }
+    }
+}
+
+static int connect_deadline(PgProbe *p, uint64_t deadline_usec)
+{
+    drop_connection(p);
+    PGconn *conn = PQconnectStartParams(p->params.keywords, p->params.values, 0);
+    if (!conn) {
+        set_error(p, "out of memory", NULL);
+        return -ENOMEM;
+    }
+    p->connects++;
+    if (PQstatus(conn) == CONNECTION_BAD) {
+        set_error(p, "could not connect", PQerrorMessage(conn));
+        PQfinish(conn);
+        return -ECONNREFUSED;
+    }
+    /* libpq: start as if PQconnectPoll had returned PGRES_POLLING_WRITING */
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    for (;;) {
+        if (st == PGRES_POLLING_OK) {
+            break;
+        }
+        if (st == PGRES_POLLING_FAILED) {
+            set_error(p, "could not connect", PQerrorMessage(conn));
+            PQfinish(conn);
+            return -ECONNREFUSED;
+        }
+        int r = wait_fd(PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+                        deadline_usec, NULL);
+        if (r < 0) {
+            set_error(p, r == -ETIMEDOUT ? "timed out connecting" : "could not connect",
+                      r == -ETIMEDOUT ? NULL : strerror(-r));
+            PQfinish(conn);
+            return r == -ETIMEDOUT ? r : -ECONNREFUSED;
+        }
+        st = PQconnectPoll(conn);
+    }
+    if (PQsetnonblocking(conn, 1) != 0) {
+        set_error(p, "could not switch to non-blocking mode", PQerrorMessage(conn));
+        PQfinish(conn);
+        return -EPROTO;
+    }
+    p->conn = conn;
+    log_debug("postgresql probe connected, backend pid %d", PQbackendPID(conn));
+    return 0;
+}
+
+/* Sends the snapshot query and collects its two results. On -ETIMEDOUT and
+ * on a broken connection the connection is dropped. */
+static int query_deadline(PgProbe *p, uint64_t deadline_usec, PGresult **ret_main,
+                          PGresult **ret_repl)
+{
+    _cleanup_(pgresult_clearp) PGresult *main_res = NULL;
+    _cleanup_(pgresult_clearp) PGresult *repl_res = NULL;
+    PGconn *conn = p->conn;
+    int r;
+
+    if (!PQsendQuery(conn, snapshot_sql)) {
+        set_error(p, "could not send the probe query", PQerrorMessage(conn));
+        drop_connection(p);
+        return -ECONNRESET;
+    }
+    for (;;) {
+        int f = PQflush(conn);
+        if (f == 0) {
+            break;
+        }
+        if (f < 0) {
+            set_error(p, "could not send the probe query", PQerrorMessage(conn));
+            drop_connection(p);
+            return -ECONNRESET;
+        }
+        short revents = 0;
+        r = wait_fd(PQsocket(conn), POLLOUT | POLLIN, deadline_usec, &revents);
+        if (r < 0) {
+            goto fail_wait;
+        }
+        if ((revents & POLLIN) && !PQconsumeInput(conn)) {
+            set_error(p, "connection lost", PQerrorMessage(conn));
+            drop_connection(p);
+            return -ECONNRESET;
+        }
+    }
+
+    int nres = 0;
+    const char *query_error = NULL;
+    for (;;) {
+        while (PQisBusy(conn)) {
+            r = wait_fd(PQsocket(conn), POLLIN, deadline_usec, NULL);
+            if (r < 0) {
+                goto fail_wait;
+            }
+            if (!PQconsumeInput(conn)) {
+                set_error(p, "connection lost", PQerrorMessage(conn));
+                drop_connection(p);
+                return -ECONNRESET;
+            }
+        }
+        PGresult *res = PQgetResult(conn);
+        if (!res) {
+            break;
+        }
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            if (!query_error) {
+                set_error(p, "probe query failed", PQresultErrorMessage(res));
+                query_error = p->error;
+            }
+            PQclear(res);
+        } else if (nres == 0) {
+            main_res = res;
+            nres++;
+        } else if (nres == 1) {
+            repl_res = res;
+            nres++;
+        } else {
+            PQclear(res);
+        }
+    }
+    if (PQstatus(conn) == CONNECTION_BAD) {
+        if (!query_error) {
+            set_error(p, "connection lost", PQerrorMessage(conn));
+        }
+        drop_connection(p);
+        return -ECONNRESET;
+    }
+    if (query_error || nres != 2) {
+        if (!query_error) {
+            set_error(p, "probe query returned no rows", NULL);
+        }
+        return -EPROTO;
+    }
+    *ret_main = TAKE_PTR(main_res);
+    *ret_repl = TAKE_PTR(repl_res);
+    return 0;
+
+fail_wait:
+    set_error(p, r == -ETIMEDOUT ? "timed out waiting for the probe query" : "poll failed",
+              r == -ETIMEDOUT ? NULL : strerror(-r));
+    drop_connection(p);
+    return r == -ETIMEDOUT ? r : -ECONNRESET;
+}
+
+static const char *value_or_null(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+static void copy_text(char *dst, size_t size, const char *src)
+{
+    (void)snprintf(dst, size, "%s", src ? src : "");
+}
+
+static uint64_t lsn_or_zero(const char *s)
+{
+    uint64_t v = 0;
+    if (s && pgprobe_parse_lsn(s, &v) < 0) {
+        log_debug("postgresql probe: unexpected LSN \"%s\"", s);
+        v = 0;
+    }
+    return v;
+}
+
+static int fill_snapshot(PgProbe *p, const PGresult *m, const PGresult *rep, PgSnapshot *s)
+{
+    if (PQntuples(m) != 1 || PQnfields(m) != _COL_MAX || PQnfields(rep) != _REP_MAX) {
+        set_error(p, "probe query returned an unexpected shape", NULL);
+        return -EPROTO;
+    }
+    const char *v;
+    *s = (PgSnapshot){ .reachable = true };
+    v = value_or_null(m, 0, COL_IN_RECOVERY);
+    s->in_recovery = v && v[0] == 't';
+    s->current_lsn = lsn_or_zero(value_or_null(m, 0, COL_CURRENT_LSN));
+    s->receive_lsn = lsn_or_zero(value_or_null(m, 0, COL_RECEIVE_LSN));
+    s->replay_lsn = lsn_or_zero(value_or_null(m, 0, COL_REPLAY_LSN));
+    if ((v = value_or_null(m, 0, COL_REPLAY_TS))) {
+        s->has_replay_timestamp = true;
+        s->replay_timestamp = strtod(v, NULL);
+    }
+    if ((v = value_or_null(m, 0, COL_WR_STATUS))) {
+        s->has_wal_receiver = true;
+        copy_text(s->wal_receiver_status, sizeof(s->wal_receiver_status), v);
+    }
+    if ((v = value_or_null(m, 0, COL_WR_TLI))) {
+        s->received_tli = (uint32_t)strtoul(v, NULL, 10);
+    }
+    copy_text(s->sender_host, sizeof(s->sender_host), value_or_null(m, 0, COL_WR_HOST));
+    if ((v = value_or_null(m, 0, COL_WR_PORT))) {
+        s->sender_port = (unsigned)strtoul(v, NULL, 10);
+    }
+    copy_text(s->slot_name, sizeof(s->slot_name), value_or_null(m, 0, COL_WR_SLOT));
+    if ((v = value_or_null(m, 0, COL_VERSION))) {
+        s->server_version_num = (int)strtol(v, NULL, 10);
+    }
+    if ((v = value_or_null(m, 0, COL_SYSID))) {
+        s->system_identifier = (uint64_t)strtoll(v, NULL, 10);
+    }
+    if ((v = value_or_null(m, 0, COL_START_TIME))) {
+        s->postmaster_start_time = strtod(v, NULL);
+    }
+
+    /* Timeline: see the comment on snapshot_sql. */
+    if (!s->in_recovery && (v = value_or_null(m, 0, COL_WALFILE_TLI))) {
+        s->timeline = (uint32_t)strtoul(v, NULL, 16);
+    } else if (s->in_recovery && s->received_tli > 0) {
+        s->timeline = s->received_tli;
+    } else if ((v = value_or_null(m, 0, COL_CHECKPOINT_TLI))) {
+        s->timeline = (uint32_t)strtoul(v, NULL, 10);
+    }
+
+    s->n_replication = (size_t)PQntuples(rep);
+    for (int i = 0; i < PQntuples(rep) && (size_t)i < PGPROBE_REPLICAS_MAX; i++) {
+        PgReplicationRow *row = &s->replication[i];
+        copy_text(row->application_name, sizeof(row->application_name),
+                  value_or_null(rep, i, REP_APP));
+        copy_text(row->state, sizeof(row->state), value_or_null(rep, i, REP_STATE));
+        copy_text(row->sync_state, sizeof(row->sync_state), value_or_null(rep, i, REP_SYNC));
+        row->sent_lsn = lsn_or_zero(value_or_null(rep, i, REP_SENT));
+        row->write_lsn = lsn_or_zero(value_or_null(rep, i, REP_WRITE));
+        row->flush_lsn = lsn_or_zero(value_or_null(rep, i, REP_FLUSH));
+        row->replay_lsn = lsn_or_zero(value_or_null(rep, i, REP_REPLAY));
+        if ((v = value_or_null(rep, i, REP_LAG))) {
+            row->has_replay_lag = true;
+            row->replay_lag_sec = strtod(v, NULL);
+        }
+    }
+    return 0;
+}
+
+int pgprobe_snapshot(PgProbe *p, uint64_t deadline_usec, PgSnapshot *ret)
+{
+    if (!p || !ret) {
+        return -EINVAL;
+    }
+    p->error[0] = '\0';
+    if (p->conn && PQstatus(p->conn) != CONNECTION_OK) {
+        drop_connection(p);
+    }
+
+    _cleanup_(pgresult_clearp) PGresult *m = NULL;
+    _cleanup_(pgresult_clearp) PGresult *rep = NULL;
+    int r;
+    for (int attempt = 0;; attempt++) {
+        bool reused = p->conn != NULL;
+        if (!p->conn) {
+            r = connect_deadline(p, deadline_usec);
+            if (r < 0) {
+                log_debug("postgresql probe: %s", p->error);
+                return r;
+            }
+        }
+        r = query_deadline(p, deadline_usec, &m, &rep);
+        /* A kept connection may have died with a restarted server: try once
+         * more on a fresh one, within the same deadline. */
+        if (r == -ECONNRESET && reused && attempt == 0) {
+            log_debug("postgresql probe: kept connection broke (%s), reconnecting", p->error);
+            continue;
+        }
+        break;
+    }
+    if (r < 0) {
+        log_debug("postgresql probe: %s", p->error);
+        return r;
+    }
+    PgSnapshot *s = malloc(sizeof(*s));
+    if (!s) {
+        return -ENOMEM;
+    }
+    r = fill_snapshot(p, m, rep, s);
+    if (r >= 0) {
+        *ret = *s;
+    }
+    free(s);
+    return r;
+}
