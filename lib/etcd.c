@@ -1,0 +1,941 @@
+/* The etcd client: the enum tables, result destructors and the unary calls.
+ * One POST per call to /v3/..., tried on the endpoint that answered last and
+ * then on the others until the call's deadline. Connect errors, timeouts,
+ * 503/14 and 500/2 move on to the next endpoint; every other answer is final.
+ * A refused token (401/16) is renewed once per call. Each endpoint keeps one
+ * curl easy handle so its connection is reused from call to call. */
+#include "etcd.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "etcd-internal.h"
+#include "log.h"
+
+#define ENDPOINT_NAME_MAX 256
+#define BACKOFF_MIN_USEC  (50 * 1000ULL)
+#define BACKOFF_MAX_USEC  (500 * 1000ULL)
+
+typedef struct EtcdEndpoint {
+    char *name; /* owned: "host:port" */
+    char *base; /* owned: "http://host:port" */
+    CURL *easy; /* owned, created on first use, kept for connection reuse */
+} EtcdEndpoint;
+
+struct EtcdClient {
+    EtcdEndpoint *endpoints; /* owned */
+    size_t n_endpoints;
+    size_t current; /* the endpoint that answered last */
+    EtcdProtocol protocol;
+    char *username; /* owned */
+    char *password; /* owned, never copied into a message */
+    char *cacert;   /* owned */
+    char *cert;     /* owned */
+    char *key;      /* owned */
+    char *token;    /* owned, NULL until authenticated */
+    uint64_t request_timeout_usec;
+    uint64_t connect_timeout_usec;
+    uint64_t deadline_usec;
+    EtcdClientStats stats;
+};
+
+typedef struct Body {
+    char *data; /* owned */
+    size_t len;
+    size_t cap;
+    bool too_big;
+} Body;
+
+/* ---- enum tables ---- */
+
+static const char *const error_kind_table[_ETCD_ERROR_KIND_MAX] = {
+    [ETCD_ERROR_NONE] = "none",
+    [ETCD_ERROR_NOT_FOUND] = "not-found",
+    [ETCD_ERROR_COMPARE_FAILED] = "compare-failed",
+    [ETCD_ERROR_LEASE_NOT_FOUND] = "lease-not-found",
+    [ETCD_ERROR_UNAVAILABLE] = "unavailable",
+    [ETCD_ERROR_AUTH] = "auth",
+    [ETCD_ERROR_PERMISSION_DENIED] = "permission-denied",
+    [ETCD_ERROR_BAD_RESPONSE] = "bad-response",
+    [ETCD_ERROR_COMPACTED] = "compacted",
+    [ETCD_ERROR_INVALID] = "invalid",
+    [ETCD_ERROR_WATCH_CANCELED] = "watch-canceled",
+    [ETCD_ERROR_NO_MEMORY] = "no-memory",
+    [ETCD_ERROR_INTERNAL] = "internal",
+};
+
+static const int error_kind_errno_table[_ETCD_ERROR_KIND_MAX] = {
+    [ETCD_ERROR_NONE] = 0,
+    [ETCD_ERROR_NOT_FOUND] = -ENOENT,
+    [ETCD_ERROR_COMPARE_FAILED] = -ECANCELED,
+    [ETCD_ERROR_LEASE_NOT_FOUND] = -ESRCH,
+    [ETCD_ERROR_UNAVAILABLE] = -EHOSTUNREACH,
+    [ETCD_ERROR_AUTH] = -EACCES,
+    [ETCD_ERROR_PERMISSION_DENIED] = -EPERM,
+    [ETCD_ERROR_BAD_RESPONSE] = -EBADMSG,
+    [ETCD_ERROR_COMPACTED] = -ESTALE,
+    [ETCD_ERROR_INVALID] = -EINVAL,
+    [ETCD_ERROR_WATCH_CANCELED] = -ECONNABORTED,
+    [ETCD_ERROR_NO_MEMORY] = -ENOMEM,
+    [ETCD_ERROR_INTERNAL] = -EIO,
+};
+
+static const char *const protocol_table[_ETCD_PROTOCOL_MAX] = {
+    [ETCD_PROTOCOL_HTTP] = "http",
+    [ETCD_PROTOCOL_HTTPS] = "https",
+};
+
+static const char *const compare_target_table[_ETCD_COMPARE_TARGET_MAX] = {
+    [ETCD_COMPARE_VERSION] = "VERSION", [ETCD_COMPARE_CREATE] = "CREATE",
+    [ETCD_COMPARE_MOD] = "MOD",         [ETCD_COMPARE_VALUE] = "VALUE",
+    [ETCD_COMPARE_LEASE] = "LEASE",
+};
+
+static const char *const compare_result_table[_ETCD_COMPARE_RESULT_MAX] = {
+    [ETCD_COMPARE_EQUAL] = "EQUAL",
+    [ETCD_COMPARE_GREATER] = "GREATER",
+    [ETCD_COMPARE_LESS] = "LESS",
+    [ETCD_COMPARE_NOT_EQUAL] = "NOT_EQUAL",
+};
+
+static const char *const event_type_table[_ETCD_EVENT_TYPE_MAX] = {
+    [ETCD_EVENT_PUT] = "PUT",
+    [ETCD_EVENT_DELETE] = "DELETE",
+};
+
+static int table_lookup(const char *const *table, size_t n, const char *s)
+{
+    if (!s) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (table[i] && strcasecmp(table[i], s) == 0) {
+            return (int)i;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *etcd_error_kind_to_string(EtcdErrorKind k)
+{
+    return k >= 0 && k < _ETCD_ERROR_KIND_MAX ? error_kind_table[k] : NULL;
+}
+
+EtcdErrorKind etcd_error_kind_from_string(const char *s)
+{
+    return (EtcdErrorKind)table_lookup(error_kind_table, _ETCD_ERROR_KIND_MAX, s);
+}
+
+int etcd_error_kind_to_errno(EtcdErrorKind k)
+{
+    return k >= 0 && k < _ETCD_ERROR_KIND_MAX ? error_kind_errno_table[k] : -EINVAL;
+}
+
+const char *etcd_protocol_to_string(EtcdProtocol p)
+{
+    return p >= 0 && p < _ETCD_PROTOCOL_MAX ? protocol_table[p] : NULL;
+}
+
+EtcdProtocol etcd_protocol_from_string(const char *s)
+{
+    return (EtcdProtocol)table_lookup(protocol_table, _ETCD_PROTOCOL_MAX, s);
+}
+
+const char *etcd_compare_target_to_string(EtcdCompareTarget t)
+{
+    return t >= 0 && t < _ETCD_COMPARE_TARGET_MAX ? compare_target_table[t] : NULL;
+}
+
+const char *etcd_compare_result_to_string(EtcdCompareResult r)
+{
+    return r >= 0 && r < _ETCD_COMPARE_RESULT_MAX ? compare_result_table[r] : NULL;
+}
+
+const char *etcd_event_type_to_string(EtcdEventType t)
+{
+    return t >= 0 && t < _ETCD_EVENT_TYPE_MAX ? event_type_table[t] : NULL;
+}
+
+int etcd_error_set(EtcdError *e, EtcdErrorKind kind, int grpc_code, long http_status,
+                   const char *fmt, ...)
+{
+    if (e) {
+        e->kind = kind;
+        e->grpc_code = grpc_code;
+        e->http_status = http_status;
+        va_list ap;
+        va_start(ap, fmt);
+        (void)vsnprintf(e->message, sizeof(e->message), fmt, ap);
+        va_end(ap);
+    }
+    return etcd_error_kind_to_errno(kind);
+}
+
+/* ---- results ---- */
+
+void etcd_key_value_done(EtcdKeyValue *kv)
+{
+    if (!kv) {
+        return;
+    }
+    free(kv->key);
+    free(kv->value);
+    *kv = (EtcdKeyValue){ 0 };
+}
+
+void etcd_result_done(EtcdResult *r)
+{
+    if (!r) {
+        return;
+    }
+    for (size_t i = 0; i < r->n_kvs; i++) {
+        etcd_key_value_done(&r->kvs[i]);
+    }
+    free(r->kvs);
+    for (size_t i = 0; i < r->n_responses; i++) {
+        etcd_result_done(&r->responses[i]);
+    }
+    free(r->responses);
+    *r = (EtcdResult){ 0 };
+}
+
+void etcd_watch_response_done(EtcdWatchResponse *r)
+{
+    if (!r) {
+        return;
+    }
+    for (size_t i = 0; i < r->n_events; i++) {
+        etcd_key_value_done(&r->events[i].kv);
+        etcd_key_value_done(&r->events[i].prev_kv);
+    }
+    free(r->events);
+    free(r->cancel_reason);
+    *r = (EtcdWatchResponse){ 0 };
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void curl_init_once(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+uint64_t etcd_now_usec(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
+
+static void sleep_usec(uint64_t usec)
+{
+    struct timespec ts = { .tv_sec = (time_t)(usec / 1000000ULL),
+                           .tv_nsec = (long)(usec % 1000000ULL) * 1000L };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+static int strdup_opt(const char *s, char **ret)
+{
+    if (!s || !*s) {
+        *ret = NULL;
+        return 0;
+    }
+    *ret = strdup(s);
+    return *ret ? 0 : -ENOMEM;
+}
+
+/* "host:port" or "scheme://host:port[/]" -> name and base URL. */
+static int endpoint_init(EtcdEndpoint *ep, const char *spec, EtcdProtocol protocol, EtcdError *e)
+{
+    const char *scheme = etcd_protocol_to_string(protocol);
+    const char *hostport = spec;
+    const char *sep = strstr(spec, "://");
+    if (sep) {
+        size_t n = (size_t)(sep - spec);
+        if (n == 4 && strncmp(spec, "http", 4) == 0) {
+            scheme = "http";
+        } else if (n == 5 && strncmp(spec, "https", 5) == 0) {
+            scheme = "https";
+        } else {
+            return etcd_error_set(e, ETCD_ERROR_INVALID, 0, 0, "endpoint \"%.64s\": unknown scheme",
+                                  spec);
+        }
+        hostport = sep + 3;
+    }
+    size_t len = strcspn(hostport, "/");
+    if (len == 0 || len >= ENDPOINT_NAME_MAX || !memchr(hostport, ':', len) ||
+        hostport[len - 1] == ':' || strpbrk(hostport, " \t\r\n@")) {
+        return etcd_error_set(e, ETCD_ERROR_INVALID, 0, 0, "endpoint \"%.64s\": expected host:port",
+                              spec);
+    }
+    ep->name = strndup(hostport, len);
+    if (!ep->name || asprintf(&ep->base, "%s://%s", scheme, ep->name) < 0) {
+        ep->base = NULL;
+        return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    return 0;
+}
+
+EtcdClient *etcd_client_free(EtcdClient *c)
+{
+    if (!c) {
+        return NULL;
+    }
+    for (size_t i = 0; i < c->n_endpoints; i++) {
+        free(c->endpoints[i].name);
+        free(c->endpoints[i].base);
+        if (c->endpoints[i].easy) {
+            curl_easy_cleanup(c->endpoints[i].easy);
+        }
+    }
+    free(c->endpoints);
+    free(c->username);
+    if (c->password) {
+        explicit_bzero(c->password, strlen(c->password));
+    }
+    free(c->password);
+    free(c->cacert);
+    free(c->cert);
+    free(c->key);
+    free(c->token);
+    free(c);
+    return NULL;
+}
+
+int etcd_client_new(const EtcdClientConfig *config, EtcdClient **ret_client, EtcdError *reterr)
+{
+    if (!config || !ret_client || config->n_endpoints == 0 || !config->endpoints) {
+        return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "no etcd endpoints given");
+    }
+    if (!etcd_protocol_to_string(config->protocol)) {
+        return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "invalid protocol");
+    }
+    (void)pthread_once(&curl_once, curl_init_once);
+    if (curl_init_result != CURLE_OK) {
+        return etcd_error_set(reterr, ETCD_ERROR_INTERNAL, 0, 0, "curl_global_init failed: %s",
+                              curl_easy_strerror(curl_init_result));
+    }
+    _cleanup_(etcd_client_freep) EtcdClient *c = calloc(1, sizeof(*c));
+    if (!c) {
+        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    c->endpoints = calloc(config->n_endpoints, sizeof(*c->endpoints));
+    if (!c->endpoints) {
+        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    c->protocol = config->protocol;
+    for (size_t i = 0; i < config->n_endpoints; i++) {
+        if (!config->endpoints[i]) {
+            return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "endpoint %zu is NULL", i);
+        }
+        c->n_endpoints = i + 1;
+        int r = endpoint_init(&c->endpoints[i], config->endpoints[i], config->protocol, reterr);
+        if (r < 0) {
+            return r;
+        }
+    }
+    if (strdup_opt(config->username, &c->username) < 0 ||
+        strdup_opt(config->password, &c->password) < 0 ||
+        strdup_opt(config->cacert, &c->cacert) < 0 || strdup_opt(config->cert, &c->cert) < 0 ||
+        strdup_opt(config->key, &c->key) < 0) {
+        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    c->request_timeout_usec = config->request_timeout_usec ?: ETCD_DEFAULT_REQUEST_TIMEOUT_USEC;
+    c->connect_timeout_usec = config->connect_timeout_usec ?: ETCD_DEFAULT_CONNECT_TIMEOUT_USEC;
+    c->deadline_usec = config->deadline_usec ?: ETCD_DEFAULT_DEADLINE_USEC;
+    *ret_client = TAKE_PTR(c);
+    return 0;
+}
+
+const char *etcd_client_get_endpoint(const EtcdClient *c)
+{
+    return c->endpoints[c->current].name;
+}
+
+void etcd_client_get_stats(const EtcdClient *c, EtcdClientStats *ret)
+{
+    *ret = c->stats;
+}
+
+size_t etcd_client_n_endpoints(const EtcdClient *c)
+{
+    return c->n_endpoints;
+}
+
+size_t etcd_client_current_endpoint(const EtcdClient *c)
+{
+    return c->current;
+}
+
+const char *etcd_client_endpoint_name(const EtcdClient *c, size_t i)
+{
+    return c->endpoints[i % c->n_endpoints].name;
+}
+
+int etcd_client_endpoint_url(const EtcdClient *c, size_t i, const char *path, char **ret)
+{
+    char *url;
+    if (asprintf(&url, "%s%s", c->endpoints[i % c->n_endpoints].base, path) < 0) {
+        return -ENOMEM;
+    }
+    *ret = url;
+    return 0;
+}
+
+void etcd_client_forget_token(EtcdClient *c)
+{
+    free(c->token);
+    c->token = NULL;
+}
+
+static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    Body *b = userdata;
+    size_t n = size * nmemb;
+    if (b->len + n > ETCD_BODY_MAX) {
+        b->too_big = true;
+        return 0; /* aborts the transfer */
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1) {
+            cap *= 2;
+        }
+        char *d = realloc(b->data, cap);
+        if (!d) {
+            return 0;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+static void body_done(Body *b)
+{
+    free(b->data);
+    *b = (Body){ 0 };
+}
+
+static long usec_to_msec_ceil(uint64_t usec)
+{
+    uint64_t ms = (usec + 999) / 1000;
+    return ms > 0 ? (long)ms : 1;
+}
+
+int etcd_client_setup_easy(const EtcdClient *c, CURL *easy)
+{
+    CURLcode cc = CURLE_OK;
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (cc == CURLE_OK) {                                                                      \
+            cc = curl_easy_setopt(easy, opt, val);                                                 \
+        }                                                                                          \
+    } while (0)
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, usec_to_msec_ceil(c->connect_timeout_usec));
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_TCP_KEEPIDLE, 5L);
+    SET(CURLOPT_TCP_KEEPINTVL, 2L);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    if (c->cacert) {
+        SET(CURLOPT_CAINFO, c->cacert);
+    }
+    if (c->cert) {
+        SET(CURLOPT_SSLCERT, c->cert);
+    }
+    if (c->key) {
+        SET(CURLOPT_SSLKEY, c->key);
+    }
+#undef SET
+    return cc == CURLE_OK ? 0 : -EIO;
+}
+
+/* One POST to one endpoint. Returns 0 with the HTTP status and body (any
+ * status), or a transport error (connect, timeout, broken connection) as
+ * -EHOSTUNREACH UNAVAILABLE. */
+static int http_post(EtcdClient *c, size_t idx, const char *path, const char *body,
+                     uint64_t timeout_usec, long *ret_status, Body *ret_body, EtcdError *e)
+{
+    EtcdEndpoint *ep = &c->endpoints[idx];
+    if (!ep->easy) {
+        ep->easy = curl_easy_init();
+        if (!ep->easy) {
+            return etcd_error_set(e, ETCD_ERROR_INTERNAL, 0, 0, "curl_easy_init failed");
+        }
+    } else {
+        curl_easy_reset(ep->easy); /* keeps the connection cache */
+    }
+    if (etcd_client_setup_easy(c, ep->easy) < 0) {
+        return etcd_error_set(e, ETCD_ERROR_INTERNAL, 0, 0, "curl_easy_setopt failed");
+    }
+    _cleanup_free_ char *url = NULL;
+    _cleanup_free_ char *auth = NULL;
+    _cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
+    if (asprintf(&url, "%s%s", ep->base, path) < 0) {
+        url = NULL;
+        return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    const char *hdrs[] = { "Content-Type: application/json", "Expect:", NULL };
+    for (size_t i = 0; hdrs[i]; i++) {
+        struct curl_slist *l = curl_slist_append(headers, hdrs[i]);
+        if (!l) {
+            return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+        }
+        headers = l;
+    }
+    if (c->token && strcmp(path, "/v3/auth/authenticate") != 0) {
+        struct curl_slist *l = NULL;
+        if (asprintf(&auth, "Authorization: %s", c->token) < 0) {
+            auth = NULL;
+        } else {
+            l = curl_slist_append(headers, auth);
+        }
+        if (!l) {
+            return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+        }
+        headers = l;
+    }
+    Body b = { 0 };
+    char errbuf[CURL_ERROR_SIZE] = "";
+    CURLcode cc = CURLE_OK;
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (cc == CURLE_OK) {                                                                      \
+            cc = curl_easy_setopt(ep->easy, opt, val);                                             \
+        }                                                                                          \
+    } while (0)
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_POST, 1L);
+    SET(CURLOPT_POSTFIELDS, body);
+    SET(CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    SET(CURLOPT_HTTPHEADER, headers);
+    SET(CURLOPT_TIMEOUT_MS, usec_to_msec_ceil(timeout_usec));
+    SET(CURLOPT_WRITEFUNCTION, body_write);
+    SET(CURLOPT_WRITEDATA, &b);
+    SET(CURLOPT_ERRORBUFFER, errbuf);
+#undef SET
+    if (cc != CURLE_OK) {
+        return etcd_error_set(e, ETCD_ERROR_INTERNAL, 0, 0, "curl_easy_setopt failed: %s",
+                              curl_easy_strerror(cc));
+    }
+    c->stats.requests++;
+    cc = curl_easy_perform(ep->easy);
+    /* The handle outlives this frame: drop pointers into it. */
+    (void)curl_easy_setopt(ep->easy, CURLOPT_HTTPHEADER, NULL);
+    (void)curl_easy_setopt(ep->easy, CURLOPT_ERRORBUFFER, NULL);
+    if (b.too_big) {
+        body_done(&b);
+        return etcd_error_set(e, ETCD_ERROR_BAD_RESPONSE, 0, 0, "%s: answer larger than %u bytes",
+                              ep->name, ETCD_BODY_MAX);
+    }
+    if (cc != CURLE_OK) {
+        body_done(&b);
+        log_debug("etcd %s%s: %s", ep->name, path, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        return etcd_error_set(e, ETCD_ERROR_UNAVAILABLE, 0, 0, "%s: %s", ep->name,
+                              errbuf[0] ? errbuf : curl_easy_strerror(cc));
+    }
+    long status = 0;
+    (void)curl_easy_getinfo(ep->easy, CURLINFO_RESPONSE_CODE, &status);
+    *ret_status = status;
+    *ret_body = b;
+    return 0;
+}
+
+static int authenticate(EtcdClient *c, uint64_t deadline, EtcdError *e);
+
+/* "endpoint: etcd's words", truncated to the message size. */
+static void prefix_message(EtcdError *e, const char *prefix)
+{
+    char tmp[ENDPOINT_NAME_MAX + ETCD_ERROR_MESSAGE_MAX + 2];
+    (void)snprintf(tmp, sizeof(tmp), "%s: %s", prefix, e->message);
+    size_t n = strnlen(tmp, sizeof(e->message) - 1);
+    memcpy(e->message, tmp, n);
+    e->message[n] = '\0';
+}
+
+/* Sends body to path, failing over between endpoints until `deadline`
+ * (monotonic usec). Returns 0 with the 200 answer's body in *ret_body. */
+static int call_until(EtcdClient *c, const char *path, const char *body, uint64_t deadline,
+                      Body *ret_body, EtcdError *e)
+{
+    bool is_auth = strcmp(path, "/v3/auth/authenticate") == 0;
+    bool reauthed = false;
+    uint64_t backoff = BACKOFF_MIN_USEC;
+    size_t idx = c->current;
+    size_t tried = 0; /* attempts in this round */
+    EtcdError last = { .kind = ETCD_ERROR_UNAVAILABLE };
+    (void)snprintf(last.message, sizeof(last.message), "deadline exceeded before any attempt");
+
+    for (;;) {
+        uint64_t now = etcd_now_usec();
+        if (now >= deadline) {
+            break;
+        }
+        if (!is_auth && c->username && !c->token) {
+            int r = authenticate(c, deadline, e);
+            if (r < 0) {
+                return r;
+            }
+            idx = c->current;
+            continue;
+        }
+        uint64_t left = deadline - now;
+        uint64_t timeout = left < c->request_timeout_usec ? left : c->request_timeout_usec;
+        long status = 0;
+        Body b = { 0 };
+        int r = http_post(c, idx, path, body, timeout, &status, &b, &last);
+        if (r >= 0 && status == 200) {
+            if (idx != c->current) {
+                log_debug("etcd: now using endpoint %s", c->endpoints[idx].name);
+            }
+            c->current = idx;
+            *ret_body = b;
+            return 0;
+        }
+        if (r >= 0) {
+            r = etcd_parse_error_response(status, b.data, b.len, &last);
+            prefix_message(&last, c->endpoints[idx].name);
+            body_done(&b);
+            if (last.kind == ETCD_ERROR_AUTH && last.grpc_code == 16 && c->username && !is_auth &&
+                !reauthed) {
+                /* Token expired or unknown to this member: renew once. */
+                reauthed = true;
+                etcd_client_forget_token(c);
+                continue;
+            }
+        }
+        if (r < 0 && !etcd_error_is_retryable(&last)) {
+            if (e) {
+                *e = last;
+            }
+            return r;
+        }
+        /* Next endpoint; after a full round, back off. */
+        c->stats.failovers += c->n_endpoints > 1;
+        idx = (idx + 1) % c->n_endpoints;
+        if (++tried >= c->n_endpoints) {
+            tried = 0;
+            now = etcd_now_usec();
+            if (now >= deadline) {
+                break;
+            }
+            uint64_t pause = backoff + now % (backoff / 4 + 1); /* jitter */
+            sleep_usec(pause < deadline - now ? pause : deadline - now);
+            backoff = backoff * 2 < BACKOFF_MAX_USEC ? backoff * 2 : BACKOFF_MAX_USEC;
+        }
+    }
+    return etcd_error_set(e, ETCD_ERROR_UNAVAILABLE, last.grpc_code, last.http_status,
+                          "no etcd endpoint answered in time (last: %s)", last.message);
+}
+
+static int call(EtcdClient *c, const char *path, const char *body, Body *ret_body, EtcdError *e)
+{
+    return call_until(c, path, body, etcd_now_usec() + c->deadline_usec, ret_body, e);
+}
+
+static int authenticate(EtcdClient *c, uint64_t deadline, EtcdError *e)
+{
+    _cleanup_(json_decrefp) json_t *req =
+        json_pack("{s:s, s:s}", "name", c->username, "password", strempty(c->password));
+    if (!req) {
+        return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
+    if (!body) {
+        return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    Body b = { 0 };
+    int r = call_until(c, "/v3/auth/authenticate", body, deadline, &b, e);
+    explicit_bzero(body, strlen(body));
+    if (r < 0) {
+        if (e && e->kind == ETCD_ERROR_INVALID) {
+            e->kind = ETCD_ERROR_AUTH; /* e.g. "authentication failed" with 400 */
+            r = etcd_error_kind_to_errno(ETCD_ERROR_AUTH);
+        }
+        return r;
+    }
+    char *tok = NULL;
+    r = etcd_parse_auth_response(b.data, b.len, &tok, e);
+    body_done(&b);
+    if (r < 0) {
+        return r;
+    }
+    free(c->token);
+    c->token = tok;
+    c->stats.authentications++;
+    log_debug("etcd: authenticated as \"%s\"", c->username);
+    return 0;
+}
+
+int etcd_client_auth_header(EtcdClient *c, char **ret_header, EtcdError *reterr)
+{
+    if (!c->username) {
+        *ret_header = NULL;
+        return 0;
+    }
+    if (!c->token) {
+        int r = authenticate(c, etcd_now_usec() + c->deadline_usec, reterr);
+        if (r < 0) {
+            return r;
+        }
+    }
+    char *h;
+    if (asprintf(&h, "Authorization: %s", c->token) < 0) {
+        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    *ret_header = h;
+    return 0;
+}
+
+static int encode_error(int r, EtcdError *e)
+{
+    if (r == -ENOMEM) {
+        return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    return etcd_error_set(e, ETCD_ERROR_INVALID, 0, 0, "invalid request arguments");
+}
+
+typedef int (*ResultParser)(const char *body, size_t len, EtcdResult *ret, EtcdError *e);
+
+static int call_result(EtcdClient *c, const char *path, char *req, ResultParser parse,
+                       EtcdResult *ret, EtcdError *e)
+{
+    Body b = { 0 };
+    int r = call(c, path, req, &b, e);
+    if (r < 0) {
+        return r;
+    }
+    EtcdResult res = { 0 };
+    r = parse(b.data, b.len, &res, e);
+    body_done(&b);
+    if (r < 0) {
+        return r;
+    }
+    if (ret) {
+        *ret = res;
+    } else {
+        etcd_result_done(&res);
+    }
+    return 0;
+}
+
+int etcd_range(EtcdClient *c, const char *key, const EtcdRangeOptions *opts, EtcdResult *ret,
+               EtcdError *reterr)
+{
+    _cleanup_free_ char *req = NULL;
+    int r = etcd_json_range_request(key, opts, &req);
+    if (r < 0) {
+        return encode_error(r, reterr);
+    }
+    return call_result(c, "/v3/kv/range", req, etcd_parse_range_response, ret, reterr);
+}
+
+int etcd_get(EtcdClient *c, const char *key, EtcdKeyValue *ret_kv, EtcdError *reterr)
+{
+    EtcdResult res = { 0 };
+    int r = etcd_range(c, key, NULL, &res, reterr);
+    if (r < 0) {
+        return r;
+    }
+    if (res.n_kvs == 0) {
+        etcd_result_done(&res);
+        return etcd_error_set(reterr, ETCD_ERROR_NOT_FOUND, 0, 200, "key not found");
+    }
+    if (ret_kv) {
+        *ret_kv = res.kvs[0];
+        res.kvs[0] = (EtcdKeyValue){ 0 };
+    }
+    etcd_result_done(&res);
+    return 0;
+}
+
+int etcd_put(EtcdClient *c, const char *key, const void *value, size_t value_len,
+             const EtcdPutOptions *opts, EtcdResult *ret, EtcdError *reterr)
+{
+    _cleanup_free_ char *req = NULL;
+    int r = etcd_json_put_request(key, value, value_len, opts, &req);
+    if (r < 0) {
+        return encode_error(r, reterr);
+    }
+    return call_result(c, "/v3/kv/put", req, etcd_parse_put_response, ret, reterr);
+}
+
+int etcd_delete(EtcdClient *c, const char *key, bool prefix, bool prev_kv, EtcdResult *ret,
+                EtcdError *reterr)
+{
+    _cleanup_free_ char *req = NULL;
+    int r = etcd_json_delete_request(key, prefix, prev_kv, &req);
+    if (r < 0) {
+        return encode_error(r, reterr);
+    }
+    return call_result(c, "/v3/kv/deleterange", req, etcd_parse_delete_response, ret, reterr);
+}
+
+int etcd_txn(EtcdClient *c, const EtcdTxn *txn, EtcdResult *ret, EtcdError *reterr)
+{
+    _cleanup_free_ char *req = NULL;
+    int r = etcd_json_txn_request(txn, &req);
+    if (r < 0) {
+        return encode_error(r, reterr);
+    }
+    EtcdResult res = { 0 };
+    r = call_result(c, "/v3/kv/txn", req, etcd_parse_txn_response, &res, reterr);
+    if (r < 0) {
+        return r;
+    }
+    bool ok = res.succeeded;
+    if (ret) {
+        *ret = res;
+    } else {
+        etcd_result_done(&res);
+    }
+    if (!ok) {
+        return etcd_error_set(reterr, ETCD_ERROR_COMPARE_FAILED, 0, 200,
+                              "transaction compare failed");
+    }
+    return 0;
+}
+
+static int lease_request(int64_t id, int64_t ttl, bool keys, char **ret)
+{
+    _cleanup_(json_decrefp) json_t *o = json_object();
+    char buf[32];
+    if (!o) {
+        return -ENOMEM;
+    }
+    if (id != 0) {
+        (void)snprintf(buf, sizeof(buf), "%" PRId64, id);
+        if (json_object_set_new(o, "ID", json_string(buf)) < 0) {
+            return -ENOMEM;
+        }
+    }
+    if (ttl != 0) {
+        (void)snprintf(buf, sizeof(buf), "%" PRId64, ttl);
+        if (json_object_set_new(o, "TTL", json_string(buf)) < 0) {
+            return -ENOMEM;
+        }
+    }
+    if (keys && json_object_set_new(o, "keys", json_true()) < 0) {
+        return -ENOMEM;
+    }
+    char *s = json_dumps(o, JSON_COMPACT);
+    if (!s) {
+        return -ENOMEM;
+    }
+    *ret = s;
+    return 0;
+}
+
+int etcd_lease_grant(EtcdClient *c, int64_t ttl_sec, int64_t id, EtcdLease *ret, EtcdError *reterr)
+{
+    if (ttl_sec <= 0 || id < 0) {
+        return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "invalid lease TTL or ID");
+    }
+    _cleanup_free_ char *req = NULL;
+    if (lease_request(id, ttl_sec, false, &req) < 0) {
+        return encode_error(-ENOMEM, reterr);
+    }
+    Body b = { 0 };
+    int r = call(c, "/v3/lease/grant", req, &b, reterr);
+    if (r < 0) {
+        return r;
+    }
+    EtcdLease l;
+    r = etcd_parse_lease_grant_response(b.data, b.len, &l, reterr);
+    body_done(&b);
+    if (r < 0) {
+        return r;
+    }
+    if (ret) {
+        *ret = l;
+    }
+    return 0;
+}
+
+int etcd_lease_keepalive(EtcdClient *c, int64_t id, int64_t *ret_ttl, EtcdError *reterr)
+{
+    if (id <= 0) {
+        return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "invalid lease ID");
+    }
+    _cleanup_free_ char *req = NULL;
+    if (lease_request(id, 0, false, &req) < 0) {
+        return encode_error(-ENOMEM, reterr);
+    }
+    Body b = { 0 };
+    int r = call(c, "/v3/lease/keepalive", req, &b, reterr);
+    if (r < 0) {
+        return r;
+    }
+    int64_t ttl;
+    r = etcd_parse_lease_keepalive_response(b.data, b.len, &ttl, reterr);
+    body_done(&b);
+    if (r < 0) {
+        return r;
+    }
+    if (ret_ttl) {
+        *ret_ttl = ttl;
+    }
+    return 0;
+}
+
+int etcd_lease_revoke(EtcdClient *c, int64_t id, EtcdError *reterr)
+{
+    if (id <= 0) {
+        return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "invalid lease ID");
+    }
+    _cleanup_free_ char *req = NULL;
+    if (lease_request(id, 0, false, &req) < 0) {
+        return encode_error(-ENOMEM, reterr);
+    }
+    Body b = { 0 };
+    int r = call(c, "/v3/lease/revoke", req, &b, reterr);
+    if (r < 0) {
+        return r;
+    }
+    r = etcd_parse_header_response(b.data, b.len, NULL, reterr);
+    body_done(&b);
+    return r;
+}
+
+int etcd_lease_time_to_live(EtcdClient *c, int64_t id, EtcdLease *ret, EtcdError *reterr)
+{
+    if (id <= 0) {
+        return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "invalid lease ID");
+    }
+    _cleanup_free_ char *req = NULL;
+    if (lease_request(id, 0, false, &req) < 0) {
+        return encode_error(-ENOMEM, reterr);
+    }
+    Body b = { 0 };
+    int r = call(c, "/v3/lease/timetolive", req, &b, reterr);
+    if (r < 0) {
+        return r;
+    }
+    EtcdLease l;
+    r = etcd_parse_lease_ttl_response(b.data, b.len, &l, reterr);
+    body_done(&b);
+    if (r < 0) {
+        return r;
+    }
+    if (ret) {
+        *ret = l;
+    }
+    return 0;
+}
