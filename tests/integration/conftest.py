@@ -44,11 +44,32 @@ def workdir(request):
         print(f"\nkept logs in {d}")
 
 
+# What a sanitizer prints. UBSan built together with ASan ignores
+# UBSAN_OPTIONS=log_path and writes to the process's stderr, so the logs of
+# every process a test started are scanned too.
+SAN_MARKERS = (b"runtime error: ", b"ERROR: AddressSanitizer", b"ERROR: LeakSanitizer",
+               b"SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def sanitizer_lines(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return []
+    return [l.decode(errors="replace") for l in data.splitlines()
+            if any(m in l for m in SAN_MARKERS)]
+
+
 @pytest.fixture
 def procs(workdir):
     p = Procs(workdir)
     yield p
+    logs = sorted({p.log_path(name) for name, _, _ in p.procs})
     p.stop_all()
+    found = [f"{path}: {line}" for path in logs for line in sanitizer_lines(path)]
+    if found:
+        pytest.fail("sanitizer report(s) in process logs:\n" + "\n".join(found[:50]))
 
 
 @pytest.hookimpl(hookwrapper=True)
