@@ -551,8 +551,11 @@ static int http_post(EtcdClient *c, size_t idx, const char *path, const char *bo
         return etcd_error_set(e, ETCD_ERROR_UNAVAILABLE, 0, 0, "%s: %s", ep->name,
                               errbuf[0] ? errbuf : curl_easy_strerror(cc));
     }
-    long status = 0;
+    long status = 0, connects = 0;
     (void)curl_easy_getinfo(ep->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (curl_easy_getinfo(ep->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0) {
+        c->stats.connects += (uint64_t)connects;
+    }
     *ret_status = status;
     *ret_body = b;
     return 0;

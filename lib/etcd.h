@@ -93,6 +93,7 @@ typedef struct EtcdClientStats {
     uint64_t requests;        /* HTTP attempts, failed ones included */
     uint64_t failovers;       /* times a call moved on to another endpoint */
     uint64_t authentications; /* successful /v3/auth/authenticate calls */
+    uint64_t connects;        /* new TCP (or TLS) connections opened; reuse keeps it low */
 } EtcdClientStats;
 void etcd_client_get_stats(const EtcdClient *c, EtcdClientStats *ret);
 

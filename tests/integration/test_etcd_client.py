@@ -247,6 +247,14 @@ def test_tls(procs, workdir):
     assert fails(ep, "get", "/tls/k", opts=short)["error"] in ("unavailable", "invalid")
 
 
+def test_connection_is_reused(etcd):
+    """50 calls from one client open one TCP connection, not one each."""
+    rc, lines = drive(etcd.endpoints, "loop", "/reuse/", "50", "--interval-ms", "0")
+    assert rc == 0 and len(lines) == 50 and all(l["ok"] for l in lines), lines[-1:]
+    assert lines[-1]["requests"] == 50
+    assert lines[-1]["connects"] == 1, lines[-1]
+
+
 def test_unreachable_endpoints_fail_within_deadline():
     eps = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
     t0 = time.monotonic()

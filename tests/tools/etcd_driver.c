@@ -456,6 +456,8 @@ static int cmd_loop(EtcdClient *c, char **args)
         (void)json_object_set_new(o, "ms", json_real(ms));
         (void)json_object_set_new(o, "authentications", json_integer(stats.authentications));
         (void)json_object_set_new(o, "failovers", json_integer(stats.failovers));
+        (void)json_object_set_new(o, "connects", json_integer(stats.connects));
+        (void)json_object_set_new(o, "requests", json_integer(stats.requests));
         emit(o);
         etcd_result_done(&res);
         if (r < 0) {
