@@ -1,0 +1,1210 @@
+/* REST server: routes each request the way Patroni 3.0.2's RestApiHandler
+ * does (per-path GET handlers, the generic health check for every other
+ * GET/HEAD/OPTIONS, 501 for a method nobody handles) and answers from the
+ * published snapshot only. Bodies are served zero-copy from the snapshot's
+ * pre-serialized documents; the MHD response holds a snapshot reference. */
+#include "rest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "log.h"
+#include "macro.h"
+
+/* Python's json.dumps() defaults: ", " and ": " separators, ASCII only. */
+#define REST_JSON_FLAGS    (JSON_ENCODE_ANY | JSON_ENSURE_ASCII)
+#define REST_ALLOW_MAX     256 /* the Allow header of a 405 */
+#define REST_CONTENT_JSON  "application/json"
+#define REST_CONTENT_TEXT  "text/plain"
+#define REST_CONTENT_PROM  "text/plain; version=0.0.4"
+#define REST_MHD_OPTS_MAX  16
+#define REST_ERR_NOT_READY "not available yet"
+
+static void rest_error_set(RestError *e, const char *fmt, ...) _printf_(2, 3);
+static void rest_error_set(RestError *e, const char *fmt, ...)
+{
+    if (!e) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t now_usec(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
+}
+
+/* ---- documents -------------------------------------------------------------- */
+
+static const char *const doc_table[_REST_DOC_MAX] = {
+    [REST_DOC_PATRONI] = "patroni",
+    [REST_DOC_CLUSTER] = "cluster",
+    [REST_DOC_HISTORY] = "history",
+    [REST_DOC_CONFIG] = "config",
+};
+
+const char *rest_doc_to_string(RestDoc d)
+{
+    return d >= 0 && d < _REST_DOC_MAX ? doc_table[d] : NULL;
+}
+
+RestDoc rest_doc_from_string(const char *s)
+{
+    if (!s) {
+        return _REST_DOC_INVALID;
+    }
+    if (strcmp(s, "status") == 0) {
+        return REST_DOC_PATRONI; /* DESIGN.md: /status is an alias of /patroni */
+    }
+    for (size_t i = 0; i < ELEMENTSOF(doc_table); i++) {
+        if (strcmp(doc_table[i], s) == 0) {
+            return (RestDoc)i;
+        }
+    }
+    return _REST_DOC_INVALID;
+}
+
+/* ---- snapshots -------------------------------------------------------------- */
+
+struct RestSnapshot {
+    atomic_uint n_ref;
+    bool sealed;
+    HealthNode node; /* node.tags points at tags */
+    HealthTag *tags; /* owned, and so are every key and value */
+    uint64_t time_usec;
+    uint64_t leader_deadline_usec;
+    json_t *doc[_REST_DOC_MAX]; /* owned references */
+    char *text[_REST_DOC_MAX];  /* owned: doc serialized */
+    size_t text_len[_REST_DOC_MAX];
+    char *metrics; /* owned */
+    size_t metrics_len;
+    char *fallback; /* owned: health GET body when there is no /patroni document */
+    size_t fallback_len;
+};
+
+static void snapshot_free(RestSnapshot *s)
+{
+    for (size_t i = 0; s->tags && i < s->node.n_tags; i++) {
+        free((char *)s->tags[i].key);
+        free((char *)s->tags[i].value);
+    }
+    free(s->tags);
+    for (size_t i = 0; i < _REST_DOC_MAX; i++) {
+        json_decref(s->doc[i]);
+        free(s->text[i]);
+    }
+    free(s->metrics);
+    free(s->fallback);
+    free(s);
+}
+
+/* Patroni 3.0.2 spells the primary role "master" in its documents. */
+static const char *patroni_role(HealthRole r)
+{
+    return r == HEALTH_ROLE_PRIMARY ? "master" : strna(health_role_to_string(r));
+}
+
+int rest_snapshot_new(const HealthNode *node, uint64_t time_usec, RestSnapshot **ret)
+{
+    if (!node || !ret || (node->n_tags > 0 && !node->tags)) {
+        return -EINVAL;
+    }
+    RestSnapshot *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return -ENOMEM;
+    }
+    atomic_init(&s->n_ref, 1);
+    s->node = *node;
+    s->node.tags = NULL;
+    s->node.n_tags = 0;
+    s->time_usec = time_usec;
+    if (node->n_tags > 0) {
+        s->tags = calloc(node->n_tags, sizeof(HealthTag));
+        if (!s->tags) {
+            snapshot_free(s);
+            return -ENOMEM;
+        }
+        s->node.tags = s->tags;
+        for (size_t i = 0; i < node->n_tags; i++) {
+            if (!node->tags[i].key || !node->tags[i].value) {
+                snapshot_free(s);
+                return -EINVAL;
+            }
+            s->tags[i].key = strdup(node->tags[i].key);
+            s->tags[i].value = strdup(node->tags[i].value);
+            s->node.n_tags = i + 1;
+            if (!s->tags[i].key || !s->tags[i].value) {
+                snapshot_free(s);
+                return -ENOMEM;
+            }
+        }
+    }
+
+    /* What Patroni's get_postgresql_status() says when its query fails. */
+    _cleanup_(json_decrefp) json_t *fb =
+        json_pack("{s:s, s:s}", "state", strna(health_pg_state_to_string(node->state)), "role",
+                  patroni_role(node->role));
+    s->fallback = fb ? json_dumps(fb, REST_JSON_FLAGS) : NULL;
+    if (!s->fallback) {
+        snapshot_free(s);
+        return -ENOMEM;
+    }
+    s->fallback_len = strlen(s->fallback);
+    *ret = s;
+    return 0;
+}
+
+RestSnapshot *rest_snapshot_ref(RestSnapshot *s)
+{
+    if (s) {
+        atomic_fetch_add_explicit(&s->n_ref, 1, memory_order_relaxed);
+    }
+    return s;
+}
+
+RestSnapshot *rest_snapshot_unref(RestSnapshot *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->n_ref, 1, memory_order_acq_rel) == 1) {
+        snapshot_free(s);
+    }
+    return NULL;
+}
+
+int rest_snapshot_set_document(RestSnapshot *s, RestDoc d, json_t *doc)
+{
+    if (!s || d < 0 || d >= _REST_DOC_MAX) {
+        return -EINVAL;
+    }
+    if (s->sealed) {
+        return -EBUSY;
+    }
+    char *text = NULL;
+    if (doc) {
+        text = json_dumps(doc, REST_JSON_FLAGS);
+        if (!text) {
+            return -ENOMEM;
+        }
+    }
+    json_decref(s->doc[d]);
+    free(s->text[d]);
+    s->doc[d] = json_incref(doc);
+    s->text[d] = text;
+    s->text_len[d] = text ? strlen(text) : 0;
+    return 0;
+}
+
+int rest_snapshot_set_metrics(RestSnapshot *s, const char *text)
+{
+    if (!s) {
+        return -EINVAL;
+    }
+    if (s->sealed) {
+        return -EBUSY;
+    }
+    char *copy = NULL;
+    if (text) {
+        copy = strdup(text);
+        if (!copy) {
+            return -ENOMEM;
+        }
+    }
+    free(s->metrics);
+    s->metrics = copy;
+    s->metrics_len = copy ? strlen(copy) : 0;
+    return 0;
+}
+
+int rest_snapshot_set_leader_deadline(RestSnapshot *s, uint64_t deadline_usec)
+{
+    if (!s) {
+        return -EINVAL;
+    }
+    if (s->sealed) {
+        return -EBUSY;
+    }
+    s->leader_deadline_usec = deadline_usec;
+    return 0;
+}
+
+void rest_snapshot_seal(RestSnapshot *s)
+{
+    if (s) {
+        s->sealed = true;
+    }
+}
+
+const HealthNode *rest_snapshot_node(const RestSnapshot *s)
+{
+    return s ? &s->node : NULL;
+}
+
+uint64_t rest_snapshot_time_usec(const RestSnapshot *s)
+{
+    return s ? s->time_usec : 0;
+}
+
+const json_t *rest_snapshot_document(const RestSnapshot *s, RestDoc d)
+{
+    return s && d >= 0 && d < _REST_DOC_MAX ? s->doc[d] : NULL;
+}
+
+/* ---- routing helpers -------------------------------------------------------- */
+
+/* Patroni's self.path.lstrip('/').split('/')[0]. */
+static const char *first_segment(const char *path, size_t *ret_len)
+{
+    while (*path == '/') {
+        path++;
+    }
+    *ret_len = strcspn(path, "/");
+    return path;
+}
+
+static bool segment_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    return alen == blen && strncmp(a, b, alen) == 0;
+}
+
+const RestHandler *rest_handler_lookup(const RestHandler *table, size_t n, const char *method,
+                                       const char *path, bool *ret_path_known)
+{
+    bool known = false;
+    const RestHandler *found = NULL;
+    if (table && method && path) {
+        size_t len;
+        const char *seg = first_segment(path, &len);
+        for (size_t i = 0; i < n && !found; i++) {
+            size_t hlen;
+            const char *hseg = first_segment(table[i].path, &hlen);
+            if (!segment_equal(seg, len, hseg, hlen)) {
+                continue;
+            }
+            known = true;
+            if (strcmp(table[i].method, method) == 0) {
+                found = &table[i];
+            }
+        }
+    }
+    if (ret_path_known) {
+        *ret_path_known = known;
+    }
+    return found;
+}
+
+/* Compares a given string with the secret one; the time depends on the
+ * length of the given string only. */
+static bool ct_equal(const char *secret, const char *given)
+{
+    size_t slen = strlen(secret), glen = strlen(given);
+    unsigned char diff = slen != glen;
+    for (size_t i = 0; i < glen; i++) {
+        unsigned char c = slen > 0 ? (unsigned char)secret[i % slen] : 0;
+        diff |= c ^ (unsigned char)given[i];
+    }
+    return diff == 0;
+}
+
+bool rest_auth_check(const char *want_user, const char *want_password, const char *user,
+                     const char *password)
+{
+    if (!want_user) {
+        return true;
+    }
+    if (!user || !password) {
+        return false;
+    }
+    /* Both comparisons always run. */
+    bool u = ct_equal(want_user, user);
+    bool p = ct_equal(strempty(want_password), password);
+    return u & p;
+}
+
+int rest_parse_listen(const char *listen, struct sockaddr_storage *ret, socklen_t *ret_len,
+                      RestError *reterr)
+{
+    if (!listen || !ret || !ret_len) {
+        rest_error_set(reterr, "no listen address");
+        return -EINVAL;
+    }
+    size_t len = strlen(listen);
+    if (len >= REST_LISTEN_MAX) {
+        rest_error_set(reterr, "listen address is too long");
+        return -EINVAL;
+    }
+    char host[REST_LISTEN_MAX];
+    const char *port;
+    bool bracketed = listen[0] == '[';
+    if (bracketed) {
+        const char *end = strchr(listen, ']');
+        if (!end || end[1] != ':') {
+            rest_error_set(reterr, "invalid listen address \"%s\": expected [ADDRESS]:PORT",
+                           listen);
+            return -EINVAL;
+        }
+        size_t hlen = (size_t)(end - listen - 1);
+        memcpy(host, listen + 1, hlen);
+        host[hlen] = '\0';
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(listen, ':');
+        if (!colon) {
+            rest_error_set(reterr, "invalid listen address \"%s\": expected HOST:PORT", listen);
+            return -EINVAL;
+        }
+        size_t hlen = (size_t)(colon - listen);
+        memcpy(host, listen, hlen);
+        host[hlen] = '\0';
+        if (strchr(host, ':')) {
+            rest_error_set(reterr, "invalid listen address \"%s\": put an IPv6 address in []",
+                           listen);
+            return -EINVAL;
+        }
+        port = colon + 1;
+    }
+    char *endp = NULL;
+    errno = 0;
+    unsigned long p = strtoul(port, &endp, 10);
+    if (port[0] < '0' || port[0] > '9' || errno != 0 || *endp != '\0' || p > 65535) {
+        rest_error_set(reterr, "invalid port in listen address \"%s\"", listen);
+        return -EINVAL;
+    }
+
+    bool any = host[0] == '\0' || strcmp(host, "*") == 0;
+    struct addrinfo hints = {
+        .ai_family = any ? AF_INET : AF_UNSPEC,
+        .ai_socktype = SOCK_STREAM,
+        .ai_flags = AI_PASSIVE | AI_NUMERICSERV | (bracketed ? AI_NUMERICHOST : 0),
+    };
+    struct addrinfo *res = NULL;
+    int k = getaddrinfo(any ? NULL : host, port, &hints, &res);
+    if (k != 0 || !res) {
+        rest_error_set(reterr, "cannot resolve listen address \"%s\": %s", listen,
+                       k != 0 ? gai_strerror(k) : "no address");
+        return -EINVAL;
+    }
+    if (res->ai_addrlen > sizeof(*ret)) {
+        freeaddrinfo(res);
+        rest_error_set(reterr, "unsupported listen address \"%s\"", listen);
+        return -EINVAL;
+    }
+    memset(ret, 0, sizeof(*ret));
+    memcpy(ret, res->ai_addr, res->ai_addrlen);
+    *ret_len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* ---- the server ------------------------------------------------------------- */
+
+struct RestServer {
+    struct MHD_Daemon *daemon; /* owned */
+    pthread_mutex_t lock;      /* guards current and startup_error */
+    bool lock_ready;
+    RestSnapshot *current;                   /* owned reference; NULL before the first publish */
+    RestHandler handlers[REST_HANDLERS_MAX]; /* method and path owned, userdata borrowed */
+    size_t n_handlers;
+    char *username;     /* owned */
+    char *password;     /* owned */
+    char *cert_pem;     /* owned */
+    char *key_pem;      /* owned */
+    char *key_password; /* owned */
+    char *trust_pem;    /* owned */
+    bool starting;      /* MHD's log messages go to startup_error */
+    char startup_error[REST_ERROR_MESSAGE_MAX];
+
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t status_class[REST_STATUS_CLASSES];
+    atomic_uint_fast64_t body_too_large;
+    atomic_uint_fast64_t auth_failed;
+};
+
+/* One HTTP request, from its request line to MHD's completion callback. */
+typedef struct RestRequest {
+    char *target;      /* owned: the raw request target, cut at '?' */
+    const char *path;  /* borrowed: into target */
+    const char *query; /* borrowed: into target, "" when none */
+    bool started;
+    const RestHandler *handler; /* borrowed from the server */
+    unsigned early_status;      /* an error decided before the body was read */
+    bool early_allow;           /* a 405: send an Allow header */
+    char early_message[REST_ERROR_MESSAGE_MAX];
+    char *user; /* owned: the authenticated user */
+    char *body; /* owned: up to REST_BODY_MAX bytes */
+    size_t body_len;
+    size_t body_seen; /* bytes received, kept or not */
+} RestRequest;
+
+static void request_free(RestRequest *r)
+{
+    if (!r) {
+        return;
+    }
+    free(r->target);
+    free(r->user);
+    free(r->body);
+    free(r);
+}
+
+static void request_fail_early(RestRequest *r, unsigned status, const char *fmt, ...)
+    _printf_(3, 4);
+static void request_fail_early(RestRequest *r, unsigned status, const char *fmt, ...)
+{
+    if (r->early_status) {
+        return; /* the first reason wins (401 before 413) */
+    }
+    r->early_status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(r->early_message, sizeof(r->early_message), fmt, ap);
+    va_end(ap);
+    free(r->body);
+    r->body = NULL;
+    r->body_len = 0;
+}
+
+static RestSnapshot *server_current(RestServer *s)
+{
+    pthread_mutex_lock(&s->lock);
+    RestSnapshot *snap = rest_snapshot_ref(s->current);
+    pthread_mutex_unlock(&s->lock);
+    return snap;
+}
+
+static void snapshot_unrefp(RestSnapshot **p)
+{
+    *p = rest_snapshot_unref(*p);
+}
+
+static void count_reply(RestServer *s, unsigned status)
+{
+    unsigned cls = status / 100;
+    atomic_fetch_add_explicit(&s->requests, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->status_class[cls < REST_STATUS_CLASSES ? cls : 0], 1,
+                              memory_order_relaxed);
+    if (status == MHD_HTTP_CONTENT_TOO_LARGE) {
+        atomic_fetch_add_explicit(&s->body_too_large, 1, memory_order_relaxed);
+    } else if (status == MHD_HTTP_UNAUTHORIZED) {
+        atomic_fetch_add_explicit(&s->auth_failed, 1, memory_order_relaxed);
+    }
+}
+
+/* Queues resp (consumed) and counts it. A NULL resp (out of memory) closes
+ * the connection. */
+static enum MHD_Result queue(RestServer *s, struct MHD_Connection *c, unsigned status,
+                             struct MHD_Response *resp)
+{
+    if (!resp) {
+        return MHD_NO;
+    }
+    enum MHD_Result k = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    if (k == MHD_YES) {
+        count_reply(s, status);
+    }
+    return k;
+}
+
+/* Status line and automatic headers only: Patroni's _write_status_code_only. */
+static enum MHD_Result reply_code_only(RestServer *s, struct MHD_Connection *c, unsigned status)
+{
+    return queue(s, c, status, MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
+}
+
+static enum MHD_Result reply_malloced(RestServer *s, struct MHD_Connection *c, unsigned status,
+                                      char *body, const char *content_type)
+{
+    if (!body) {
+        return MHD_NO;
+    }
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    if (content_type) {
+        (void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    }
+    return queue(s, c, status, r);
+}
+
+static char *json_error_text(const char *message)
+{
+    _cleanup_(json_decrefp) json_t *o = json_pack("{s:s}", "error", message);
+    return o ? json_dumps(o, REST_JSON_FLAGS) : NULL;
+}
+
+/* Every error reply: {"error": message}. allow: the Allow header of a 405. */
+static enum MHD_Result reply_error(RestServer *s, struct MHD_Connection *c, unsigned status,
+                                   const char *message, const char *allow)
+{
+    char *text = json_error_text(message);
+    if (!text) {
+        return MHD_NO;
+    }
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    (void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, REST_CONTENT_JSON);
+    if (status == MHD_HTTP_UNAUTHORIZED) {
+        (void)MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                      "Basic realm=\"" REST_AUTH_REALM "\"");
+    }
+    if (allow) {
+        (void)MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    }
+    return queue(s, c, status, r);
+}
+
+static void snapshot_release_cb(void *cls)
+{
+    (void)rest_snapshot_unref(cls);
+}
+
+/* A body that lives in snap: the response holds a reference until MHD is
+ * done with it. */
+static enum MHD_Result reply_from_snapshot(RestServer *s, struct MHD_Connection *c, unsigned status,
+                                           RestSnapshot *snap, const char *text, size_t len,
+                                           const char *content_type)
+{
+    RestSnapshot *ref = rest_snapshot_ref(snap);
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+        len, (void *)text, snapshot_release_cb, ref);
+    if (!r) {
+        rest_snapshot_unref(ref);
+        return MHD_NO;
+    }
+    (void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    return queue(s, c, status, r);
+}
+
+static void build_allow(const RestServer *s, const char *path, char *buf, size_t size)
+{
+    size_t len;
+    const char *seg = first_segment(path, &len);
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < s->n_handlers; i++) {
+        size_t hlen;
+        const char *hseg = first_segment(s->handlers[i].path, &hlen);
+        if (!segment_equal(seg, len, hseg, hlen)) {
+            continue;
+        }
+        int n = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", s->handlers[i].method);
+        if (n < 0 || (size_t)n >= size - used) {
+            buf[used] = '\0';
+            return;
+        }
+        used += (size_t)n;
+    }
+}
+
+/* GET of a path Patroni serves with its own handler (not a health check). */
+static enum MHD_Result serve_document(RestServer *s, struct MHD_Connection *c, RestRequest *req,
+                                      RestSnapshot *snap)
+{
+    size_t len;
+    const char *seg = first_segment(req->path, &len);
+    char name[16];
+    if (len >= sizeof(name)) {
+        return reply_error(s, c, MHD_HTTP_NOT_FOUND, "not found", NULL);
+    }
+    memcpy(name, seg, len);
+    name[len] = '\0';
+
+    RestDoc d = rest_doc_from_string(name);
+    if (d >= 0) {
+        if (!snap->text[d]) {
+            return reply_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, REST_ERR_NOT_READY, NULL);
+        }
+        return reply_from_snapshot(s, c, MHD_HTTP_OK, snap, snap->text[d], snap->text_len[d],
+                                   REST_CONTENT_JSON);
+    }
+    if (strcmp(name, "metrics") == 0) {
+        if (!snap->metrics) {
+            return reply_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, REST_ERR_NOT_READY, NULL);
+        }
+        return reply_from_snapshot(s, c, MHD_HTTP_OK, snap, snap->metrics, snap->metrics_len,
+                                   REST_CONTENT_PROM);
+    }
+    if (strcmp(name, "failsafe") == 0) {
+        /* Patroni: 502 when failsafe_mode is off, which is all we support. */
+        return reply_error(s, c, MHD_HTTP_BAD_GATEWAY, "failsafe mode is not enabled", NULL);
+    }
+    return reply_error(s, c, MHD_HTTP_NOT_FOUND, "not found", NULL);
+}
+
+/* GET, HEAD or OPTIONS without a registered handler. */
+static enum MHD_Result serve_read(RestServer *s, struct MHD_Connection *c, RestRequest *req,
+                                  HealthMethod method)
+{
+    _cleanup_(snapshot_unrefp) RestSnapshot *snap = server_current(s);
+    if (!snap) {
+        if (method != HEALTH_METHOD_GET) {
+            return reply_code_only(s, c, MHD_HTTP_SERVICE_UNAVAILABLE);
+        }
+        return reply_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, REST_ERR_NOT_READY, NULL);
+    }
+
+    /* The decision is made now, not when the snapshot was taken: liveness
+     * must see a stuck agent loop, and a lease must run out on time. */
+    HealthNode node = snap->node;
+    node.now_usec = now_usec();
+    if (snap->leader_deadline_usec != 0 && node.now_usec >= snap->leader_deadline_usec) {
+        node.is_leader = false;
+    }
+    HealthResult res;
+    int r = health_check(&node, method, req->path, req->query, &res);
+    if (r == -EOPNOTSUPP) {
+        return serve_document(s, c, req, snap);
+    }
+    if (r < 0) {
+        log_debug("health check of \"%s\" failed: %s", req->path, strerror(-r));
+        return reply_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "health check failed", NULL);
+    }
+    if (res.reply == HEALTH_REPLY_CODE_ONLY) {
+        return reply_code_only(s, c, (unsigned)res.status);
+    }
+    if (snap->text[REST_DOC_PATRONI]) {
+        return reply_from_snapshot(s, c, (unsigned)res.status, snap, snap->text[REST_DOC_PATRONI],
+                                   snap->text_len[REST_DOC_PATRONI], REST_CONTENT_JSON);
+    }
+    return reply_from_snapshot(s, c, (unsigned)res.status, snap, snap->fallback, snap->fallback_len,
+                               REST_CONTENT_JSON);
+}
+
+static enum MHD_Result serve_handler(RestServer *s, struct MHD_Connection *c, RestRequest *req,
+                                     const char *method)
+{
+    const RestHandler *h = req->handler;
+    _cleanup_(json_decrefp) json_t *body = NULL;
+    /* A GET or HEAD handler never needs a body. */
+    bool optional = (h->flags & REST_HANDLER_BODY_OPTIONAL) || strcmp(method, "GET") == 0 ||
+                    strcmp(method, "HEAD") == 0;
+    if (req->body_len == 0) {
+        if (!optional) {
+            return reply_error(s, c, MHD_HTTP_BAD_REQUEST, "a JSON request body is required", NULL);
+        }
+    } else {
+        json_error_t jerr;
+        body = json_loadb(req->body, req->body_len, 0, &jerr);
+        if (!body) {
+            char msg[REST_ERROR_MESSAGE_MAX];
+            (void)snprintf(msg, sizeof(msg), "malformed JSON: %s (line %d, column %d)", jerr.text,
+                           jerr.line, jerr.column);
+            return reply_error(s, c, MHD_HTTP_BAD_REQUEST, msg, NULL);
+        }
+        if (!json_is_object(body)) {
+            return reply_error(s, c, MHD_HTTP_BAD_REQUEST, "the request body must be a JSON object",
+                               NULL);
+        }
+    }
+
+    _cleanup_(snapshot_unrefp) RestSnapshot *snap = server_current(s);
+    RestCall call = {
+        .method = method,
+        .path = req->path,
+        .query = req->query,
+        .body = body,
+        .snapshot = snap,
+        .user = req->user,
+    };
+    RestReply reply = { 0 };
+    int r = h->fn(&call, &reply, h->userdata);
+    _cleanup_(json_decrefp) json_t *rjson = reply.json;
+    _cleanup_free_ char *rtext = reply.text;
+    if (r < 0 || reply.status < 100 || reply.status > 599) {
+        log_debug("handler for %s %s failed: %s", method, req->path,
+                  r < 0 ? strerror(-r) : "invalid status");
+        return reply_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error", NULL);
+    }
+    if (rjson) {
+        return reply_malloced(s, c, reply.status, json_dumps(rjson, REST_JSON_FLAGS),
+                              reply.content_type ? reply.content_type : REST_CONTENT_JSON);
+    }
+    if (rtext) {
+        return reply_malloced(s, c, reply.status, TAKE_PTR(rtext),
+                              reply.content_type ? reply.content_type : REST_CONTENT_TEXT);
+    }
+    return reply_code_only(s, c, reply.status);
+}
+
+static enum MHD_Result reply_early(RestServer *s, struct MHD_Connection *c, RestRequest *req)
+{
+    char allow[REST_ALLOW_MAX] = "";
+    if (req->early_allow) {
+        build_allow(s, req->path, allow, sizeof(allow));
+    }
+    return reply_error(s, c, req->early_status, req->early_message,
+                       req->early_allow ? allow : NULL);
+}
+
+static void check_auth(RestServer *s, struct MHD_Connection *c, RestRequest *req)
+{
+    char *password = NULL;
+    char *user = MHD_basic_auth_get_username_password(c, &password);
+    if (!user) {
+        request_fail_early(req, MHD_HTTP_UNAUTHORIZED, "no auth header received");
+    } else if (!rest_auth_check(s->username, s->password, user, password)) {
+        request_fail_early(req, MHD_HTTP_UNAUTHORIZED, "not authenticated");
+    } else {
+        req->user = strdup(user);
+        if (!req->user) {
+            request_fail_early(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        }
+    }
+    if (password) {
+        explicit_bzero(password, strlen(password));
+        MHD_free(password);
+    }
+    if (user) {
+        MHD_free(user);
+    }
+}
+
+/* The first call, headers read: decide everything that does not need the
+ * body. Errors are answered once the body has been read (so the client is
+ * not reset mid-upload), unless the announced body is too large to read. */
+static enum MHD_Result request_start(RestServer *s, struct MHD_Connection *c, RestRequest *req,
+                                     const char *method)
+{
+    bool path_known;
+    req->handler = rest_handler_lookup(s->handlers, s->n_handlers, method, req->path, &path_known);
+    if (req->handler) {
+        if ((req->handler->flags & REST_HANDLER_MUTATING) && s->username) {
+            check_auth(s, c, req);
+        }
+    } else if (health_method_from_string(method) < 0) {
+        if (path_known) {
+            req->early_allow = true;
+            request_fail_early(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s is not allowed",
+                               method);
+        } else {
+            /* Patroni (BaseHTTPRequestHandler) for a method without do_<METHOD>. */
+            request_fail_early(req, MHD_HTTP_NOT_IMPLEMENTED, "Unsupported method ('%s')", method);
+        }
+    }
+
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        bool huge = errno != 0 || n > REST_BODY_DISCARD_MAX;
+        if (req->handler && (huge || n > REST_BODY_MAX)) {
+            request_fail_early(req, MHD_HTTP_CONTENT_TOO_LARGE,
+                               "request body too large (limit %d bytes)", REST_BODY_MAX);
+        }
+        /* Not worth reading: answer now, MHD closes the connection after it. */
+        if (huge && req->early_status) {
+            return reply_early(s, c, req);
+        }
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result request_body(RestRequest *req, const char *data, size_t size)
+{
+    req->body_seen += size;
+    if (req->body_seen > REST_BODY_DISCARD_MAX) {
+        log_debug("request body over %d bytes, closing the connection", REST_BODY_DISCARD_MAX);
+        return MHD_NO;
+    }
+    if (!req->handler || req->early_status) {
+        return MHD_YES; /* discarded */
+    }
+    if (req->body_len + size > REST_BODY_MAX) {
+        request_fail_early(req, MHD_HTTP_CONTENT_TOO_LARGE,
+                           "request body too large (limit %d bytes)", REST_BODY_MAX);
+        return MHD_YES;
+    }
+    char *b = realloc(req->body, req->body_len + size);
+    if (!b) {
+        request_fail_early(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return MHD_YES;
+    }
+    memcpy(b + req->body_len, data, size);
+    req->body = b;
+    req->body_len += size;
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    RestServer *s = cls;
+    RestRequest *req = *con_cls;
+    if (!req) {
+        return MHD_NO; /* on_uri ran out of memory */
+    }
+    if (!req->started) {
+        req->started = true;
+        return request_start(s, c, req, method);
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        return request_body(req, upload_data, n);
+    }
+    if (req->early_status) {
+        return reply_early(s, c, req);
+    }
+    if (req->handler) {
+        return serve_handler(s, c, req, method);
+    }
+    return serve_read(s, c, req, health_method_from_string(method));
+}
+
+/* MHD's URI log callback: the only place that sees the raw request target
+ * (the url argument of on_request is %-decoded and has lost the query). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    RestRequest *req = calloc(1, sizeof(*req));
+    if (!req) {
+        return NULL;
+    }
+    req->target = strdup(uri ? uri : "/");
+    if (!req->target) {
+        free(req);
+        return NULL;
+    }
+    char *q = strchr(req->target, '?');
+    if (q) {
+        *q = '\0';
+    }
+    req->path = req->target;
+    /* An absolute-form target ("http://host/x"): the path is "/x", as
+     * Python's urlparse() gives Patroni. */
+    char *scheme_end = req->target[0] != '/' ? strstr(req->target, "://") : NULL;
+    if (scheme_end) {
+        char *slash = strchr(scheme_end + 3, '/');
+        req->path = slash ? slash : "/";
+    }
+    req->query = q ? q + 1 : "";
+    return req;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    request_free(*con_cls);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    RestServer *s = cls;
+    char msg[REST_ERROR_MESSAGE_MAX];
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '.')) {
+        msg[--n] = '\0';
+    }
+    pthread_mutex_lock(&s->lock);
+    if (s->starting) {
+        (void)snprintf(s->startup_error, sizeof(s->startup_error), "%s", msg);
+    }
+    pthread_mutex_unlock(&s->lock);
+    log_debug("libmicrohttpd: %s", msg);
+}
+
+static int read_pem(const char *what, const char *path, char **ret, RestError *reterr)
+{
+    _cleanup_free_ char *buf = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int r = -errno;
+        rest_error_set(reterr, "cannot open %s \"%s\": %s", what, path, strerror(errno));
+        return r;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        st.st_size > REST_PEM_MAX) {
+        (void)close(fd);
+        rest_error_set(reterr, "%s \"%s\" is not a regular file of 1 to %d bytes", what, path,
+                       REST_PEM_MAX);
+        return -EINVAL;
+    }
+    size_t size = (size_t)st.st_size;
+    buf = malloc(size + 1);
+    if (!buf) {
+        (void)close(fd);
+        return -ENOMEM;
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            int r = n < 0 ? -errno : -EIO;
+            (void)close(fd);
+            rest_error_set(reterr, "cannot read %s \"%s\": %s", what, path, strerror(-r));
+            return r;
+        }
+        got += (size_t)n;
+    }
+    (void)close(fd);
+    buf[size] = '\0';
+    *ret = TAKE_PTR(buf);
+    return 0;
+}
+
+static void free_secret(char *p)
+{
+    if (p) {
+        explicit_bzero(p, strlen(p));
+        free(p);
+    }
+}
+
+RestServer *rest_server_free(RestServer *s)
+{
+    if (!s) {
+        return NULL;
+    }
+    if (s->daemon) {
+        MHD_stop_daemon(s->daemon);
+    }
+    s->current = rest_snapshot_unref(s->current);
+    if (s->lock_ready) {
+        pthread_mutex_destroy(&s->lock);
+    }
+    for (size_t i = 0; i < s->n_handlers; i++) {
+        free((char *)s->handlers[i].method);
+        free((char *)s->handlers[i].path);
+    }
+    free(s->username);
+    free_secret(s->password);
+    free(s->cert_pem);
+    free_secret(s->key_pem);
+    free_secret(s->key_password);
+    free(s->trust_pem);
+    free(s);
+    return NULL;
+}
+
+static void rest_server_freep(RestServer **p)
+{
+    *p = rest_server_free(*p);
+}
+
+static int copy_handlers(RestServer *s, const RestServerConfig *cfg, RestError *reterr)
+{
+    if (cfg->n_handlers > REST_HANDLERS_MAX || (cfg->n_handlers > 0 && !cfg->handlers)) {
+        rest_error_set(reterr, "too many REST handlers (at most %d)", REST_HANDLERS_MAX);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < cfg->n_handlers; i++) {
+        const RestHandler *h = &cfg->handlers[i];
+        if (!h->method || !h->path || h->path[0] != '/' || !h->fn) {
+            rest_error_set(reterr, "REST handler %zu lacks a method, a path or a function", i);
+            return -EINVAL;
+        }
+        RestHandler *d = &s->handlers[s->n_handlers];
+        *d = *h;
+        d->method = strdup(h->method);
+        d->path = strdup(h->path);
+        s->n_handlers++;
+        if (!d->method || !d->path) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int copy_string(const char *in, char **ret)
+{
+    if (!in) {
+        *ret = NULL;
+        return 0;
+    }
+    *ret = strdup(in);
+    return *ret ? 0 : -ENOMEM;
+}
+
+int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *reterr)
+{
+    if (!cfg || !ret) {
+        rest_error_set(reterr, "no REST server configuration");
+        return -EINVAL;
+    }
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    int r = rest_parse_listen(cfg->listen, &addr, &addr_len, reterr);
+    if (r < 0) {
+        return r;
+    }
+    if (cfg->username && !cfg->password) {
+        rest_error_set(reterr, "REST API username given without a password");
+        return -EINVAL;
+    }
+    if ((cfg->keyfile || cfg->cafile) && !cfg->certfile) {
+        rest_error_set(reterr, "REST API keyfile or cafile given without a certfile");
+        return -EINVAL;
+    }
+    if (cfg->threads > REST_THREADS_MAX) {
+        rest_error_set(reterr, "too many REST API threads (at most %d)", REST_THREADS_MAX);
+        return -EINVAL;
+    }
+    bool tls = cfg->certfile != NULL;
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        rest_error_set(reterr, "HTTPS requested but libmicrohttpd was built without TLS support");
+        return -EOPNOTSUPP;
+    }
+
+    _cleanup_(rest_server_freep) RestServer *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return -ENOMEM;
+    }
+    if (pthread_mutex_init(&s->lock, NULL) != 0) {
+        return -ENOMEM;
+    }
+    s->lock_ready = true;
+    r = copy_handlers(s, cfg, reterr);
+    if (r < 0) {
+        return r;
+    }
+    if (copy_string(cfg->username, &s->username) < 0 ||
+        copy_string(cfg->username ? cfg->password : NULL, &s->password) < 0 ||
+        copy_string(cfg->keyfile_password, &s->key_password) < 0) {
+        return -ENOMEM;
+    }
+    if (tls) {
+        r = read_pem("certfile", cfg->certfile, &s->cert_pem, reterr);
+        if (r < 0) {
+            return r;
+        }
+        /* Without a keyfile the key is in the certfile, as Python's ssl allows. */
+        r = read_pem("keyfile", cfg->keyfile ? cfg->keyfile : cfg->certfile, &s->key_pem, reterr);
+        if (r < 0) {
+            return r;
+        }
+        if (cfg->cafile) {
+            r = read_pem("cafile", cfg->cafile, &s->trust_pem, reterr);
+            if (r < 0) {
+                return r;
+            }
+        }
+    }
+
+    unsigned threads = cfg->threads ? cfg->threads : REST_DEFAULT_THREADS;
+    unsigned limit = cfg->connection_limit ? cfg->connection_limit : REST_DEFAULT_CONNECTION_LIMIT;
+    unsigned timeout = cfg->connection_timeout_sec ? cfg->connection_timeout_sec
+                                                   : REST_DEFAULT_CONNECTION_TIMEOUT_SEC;
+    struct MHD_OptionItem opts[REST_MHD_OPTS_MAX];
+    size_t n = 0;
+#define OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){ (o), (intptr_t)(v), (void *)(p) })
+    OPT(MHD_OPTION_EXTERNAL_LOGGER, &on_mhd_log, s); /* first, so it sees every message */
+    OPT(MHD_OPTION_SOCK_ADDR, 0, &addr);
+    OPT(MHD_OPTION_CONNECTION_LIMIT, limit, NULL);
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, timeout, NULL);
+    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)REST_CONNECTION_MEMORY_LIMIT, NULL);
+    OPT(MHD_OPTION_URI_LOG_CALLBACK, &on_uri, s);
+    OPT(MHD_OPTION_NOTIFY_COMPLETED, &on_completed, s);
+    if (threads > 1) {
+        OPT(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
+    }
+    if (tls) {
+        OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem);
+        OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem);
+        if (s->key_password) {
+            OPT(MHD_OPTION_HTTPS_KEY_PASSWORD, 0, s->key_password);
+        }
+        if (s->trust_pem) {
+            OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, s->trust_pem);
+        }
+    }
+    OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    if (tls) {
+        flags |= MHD_USE_TLS;
+    }
+    if (addr.ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+    s->starting = true;
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, &on_request, s, MHD_OPTION_ARRAY, opts,
+                                 MHD_OPTION_END);
+    int saved_errno = errno;
+    pthread_mutex_lock(&s->lock);
+    s->starting = false;
+    pthread_mutex_unlock(&s->lock);
+    if (!s->daemon) {
+        rest_error_set(reterr, "cannot start the REST API on %s: %s", cfg->listen,
+                       s->startup_error[0] ? s->startup_error : "libmicrohttpd failed");
+        return saved_errno > 0 ? -saved_errno : -EIO;
+    }
+    log_debug("REST API listening on %s (%s, %u threads)", cfg->listen, tls ? "https" : "http",
+              threads);
+    *ret = TAKE_PTR(s);
+    return 0;
+}
+
+void rest_server_publish(RestServer *s, RestSnapshot *snap)
+{
+    if (!s) {
+        return;
+    }
+    rest_snapshot_seal(snap);
+    RestSnapshot *ref = rest_snapshot_ref(snap);
+    pthread_mutex_lock(&s->lock);
+    RestSnapshot *old = s->current;
+    s->current = ref;
+    pthread_mutex_unlock(&s->lock);
+    (void)rest_snapshot_unref(old); /* outside the lock: it may free */
+}
+
+uint16_t rest_server_port(const RestServer *s)
+{
+    if (!s || !s->daemon) {
+        return 0;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? info->port : 0;
+}
+
+void rest_server_get_stats(const RestServer *s, RestStats *ret)
+{
+    if (!ret) {
+        return;
+    }
+    *ret = (RestStats){ 0 };
+    if (!s) {
+        return;
+    }
+    RestServer *m = (RestServer *)s; /* atomics are read-only here */
+    ret->requests = atomic_load_explicit(&m->requests, memory_order_relaxed);
+    for (size_t i = 0; i < REST_STATUS_CLASSES; i++) {
+        ret->status_class[i] = atomic_load_explicit(&m->status_class[i], memory_order_relaxed);
+    }
+    ret->body_too_large = atomic_load_explicit(&m->body_too_large, memory_order_relaxed);
+    ret->auth_failed = atomic_load_explicit(&m->auth_failed, memory_order_relaxed);
+}

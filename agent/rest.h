@@ -1,0 +1,194 @@
+/* The agent's REST API on libmicrohttpd: Patroni's health endpoints (decided
+ * by health.c), the status documents (/patroni, /cluster, /history, /config,
+ * /metrics) and a handler table for the mutating endpoints. Every request is
+ * answered from an immutable, refcounted RestSnapshot that the agent
+ * publishes, so no request waits for PostgreSQL or etcd.
+ *
+ * Threading: MHD runs its own threads; rest_server_publish() and
+ * rest_server_get_stats() may be called from any thread. Logging: debug only;
+ * rest_server_new() describes failures in a RestError. */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+
+#include "health.h"
+
+#define REST_BODY_MAX (64 * 1024) /* a larger request body gets 413 */
+#define REST_BODY_DISCARD_MAX                                                                      \
+    (1024 * 1024) /* beyond this a too large body is not                                           \
+                     read to the end: reply and close */
+#define REST_ERROR_MESSAGE_MAX              256
+#define REST_LISTEN_MAX                     300 /* "[v6 address]:port" or "hostname:port" */
+#define REST_PEM_MAX                        (1024 * 1024) /* certfile, keyfile, cafile size */
+#define REST_HANDLERS_MAX                   32
+#define REST_DEFAULT_THREADS                2
+#define REST_THREADS_MAX                    64
+#define REST_DEFAULT_CONNECTION_LIMIT       256
+#define REST_DEFAULT_CONNECTION_TIMEOUT_SEC 10
+#define REST_CONNECTION_MEMORY_LIMIT        (64 * 1024) /* per connection: request line + headers */
+#define REST_AUTH_REALM                     "dbha"
+#define REST_STATUS_CLASSES                 6 /* index 1..5: 1xx..5xx; 0: anything else */
+
+typedef struct RestError {
+    char message[REST_ERROR_MESSAGE_MAX];
+} RestError;
+
+/* ---- snapshots ------------------------------------------------------------ */
+
+/* The documents a snapshot carries. */
+typedef enum RestDoc {
+    REST_DOC_PATRONI, /* GET /patroni and /status; also the body of a health GET */
+    REST_DOC_CLUSTER, /* GET /cluster */
+    REST_DOC_HISTORY, /* GET /history */
+    REST_DOC_CONFIG,  /* GET /config */
+    _REST_DOC_MAX,
+    _REST_DOC_INVALID = -EINVAL,
+} RestDoc;
+
+/* "patroni", "cluster", "history", "config"; from_string also takes "status". */
+const char *rest_doc_to_string(RestDoc d);
+RestDoc rest_doc_from_string(const char *s);
+
+/* What the REST API knows about this node at one moment. Built by the agent,
+ * then sealed (rest_snapshot_seal or rest_server_publish) and never changed
+ * again; freed when the last reference is dropped. References may be taken
+ * and dropped from any thread. */
+typedef struct RestSnapshot RestSnapshot;
+
+/* Copies *node, including its tags (deep copy: the snapshot owns them).
+ * time_usec is the monotonic time the state was observed. The node's times
+ * are CLOCK_MONOTONIC microseconds; node->now_usec is ignored: each request
+ * is decided with the time it arrives. Returns 0 and a snapshot with one
+ * reference, -EINVAL or -ENOMEM. */
+int rest_snapshot_new(const HealthNode *node, uint64_t time_usec, RestSnapshot **ret);
+RestSnapshot *rest_snapshot_ref(RestSnapshot *s);
+/* Drops one reference (NULL is fine); returns NULL. */
+RestSnapshot *rest_snapshot_unref(RestSnapshot *s);
+/* Sets a document; doc is borrowed (the snapshot takes its own reference and
+ * serializes it now, so later changes to doc are not served; do not change it
+ * anyway, handlers read it). NULL removes the document (GET answers 503).
+ * Returns 0, -EINVAL, -ENOMEM, or -EBUSY when the snapshot is sealed. */
+int rest_snapshot_set_document(RestSnapshot *s, RestDoc d, json_t *doc);
+/* Prometheus text for GET /metrics (copied); NULL: 503. Same errors. */
+int rest_snapshot_set_metrics(RestSnapshot *s, const char *text);
+/* Monotonic time until which the node's leader lease is valid: health checks
+ * made at or after it treat the node as not holding the leader key, so a
+ * stuck agent loop cannot keep /primary at 200 past the lease (Patroni's
+ * Ha.is_leader() expires the same way). 0 (the default): no expiry. */
+int rest_snapshot_set_leader_deadline(RestSnapshot *s, uint64_t deadline_usec);
+/* Makes the snapshot immutable (idempotent). */
+void rest_snapshot_seal(RestSnapshot *s);
+
+/* Accessors for handlers. All returned pointers are borrowed from s. */
+const HealthNode *rest_snapshot_node(const RestSnapshot *s);
+uint64_t rest_snapshot_time_usec(const RestSnapshot *s);
+const json_t *rest_snapshot_document(const RestSnapshot *s, RestDoc d);
+
+/* ---- handlers for other methods (POST, PATCH, PUT, DELETE, ...) ----------- */
+
+typedef enum RestHandlerFlags {
+    REST_HANDLER_MUTATING = 1u << 0,      /* needs basic auth when it is configured */
+    REST_HANDLER_BODY_OPTIONAL = 1u << 1, /* an empty body is passed as body == NULL
+                                             (implied for GET and HEAD handlers) */
+} RestHandlerFlags;
+
+/* One request, as a handler sees it. All pointers borrowed for the call. */
+typedef struct RestCall {
+    const char *method;           /* "POST" */
+    const char *path;             /* raw path, not %-decoded ("/switchover") */
+    const char *query;            /* raw query string after '?', "" when none */
+    const json_t *body;           /* the request body, a JSON object; NULL only when empty
+                                     and REST_HANDLER_BODY_OPTIONAL */
+    const RestSnapshot *snapshot; /* the published snapshot, NULL before the first */
+    const char *user;             /* the authenticated user, NULL without auth */
+} RestCall;
+
+/* A handler's answer. Set status and at most one of json/text. */
+typedef struct RestReply {
+    unsigned status;          /* HTTP status, 100..599 */
+    json_t *json;             /* owned: sent as application/json */
+    char *text;               /* owned (malloc): sent as content_type or text/plain */
+    const char *content_type; /* borrowed, static; NULL: the default for json/text */
+} RestReply;
+
+/* Runs on an MHD thread and must not block on PostgreSQL or etcd (hand the
+ * work to the agent's loop and reply "accepted"). Return 0 after filling
+ * *reply, or a negative errno: the client gets 500 {"error": ...}. */
+typedef int (*RestHandlerFn)(const RestCall *call, RestReply *reply, void *userdata);
+
+typedef struct RestHandler {
+    const char *method; /* "POST", "PATCH", "PUT", "DELETE", ... (exact case) */
+    const char *path;   /* "/switchover": matched against the request's first path segment,
+                           as Patroni routes do_POST_switchover */
+    unsigned flags;     /* RestHandlerFlags */
+    RestHandlerFn fn;
+    void *userdata; /* borrowed */
+} RestHandler;
+
+/* The handler for method and path (first segment matched, query ignored), or
+ * NULL. *ret_path_known (optional) tells whether another method has a handler
+ * for that path (the server then answers 405 instead of 501). Pure. */
+const RestHandler *rest_handler_lookup(const RestHandler *table, size_t n, const char *method,
+                                       const char *path, bool *ret_path_known);
+
+/* ---- the server ----------------------------------------------------------- */
+
+typedef struct RestServerConfig {
+    const char *listen;              /* "host:port", "[v6]:port", "*:port" (all IPv4); copied */
+    const char *username;            /* basic auth for MUTATING handlers; NULL: none */
+    const char *password;            /* with username */
+    const char *certfile;            /* PEM: HTTPS when set */
+    const char *keyfile;             /* PEM; NULL: the key is in certfile */
+    const char *keyfile_password;    /* NULL: the key is not encrypted */
+    const char *cafile;              /* PEM: CAs for (optional) client certificates */
+    unsigned threads;                /* 0: REST_DEFAULT_THREADS */
+    unsigned connection_limit;       /* 0: REST_DEFAULT_CONNECTION_LIMIT */
+    unsigned connection_timeout_sec; /* idle connections are closed; 0: the default */
+    const RestHandler *handlers;     /* borrowed array, copied (not the userdata) */
+    size_t n_handlers;               /* at most REST_HANDLERS_MAX */
+} RestServerConfig;
+
+typedef struct RestServer RestServer;
+
+typedef struct RestStats {
+    uint64_t requests;                          /* replies queued */
+    uint64_t status_class[REST_STATUS_CLASSES]; /* by status / 100 */
+    uint64_t body_too_large;                    /* 413s */
+    uint64_t auth_failed;                       /* 401s */
+} RestStats;
+
+/* Parses "host:port" into a socket address (numeric addresses without DNS;
+ * a host name is resolved with getaddrinfo, first address wins; "*" or "" is
+ * 0.0.0.0). Returns 0, or -EINVAL with reterr filled. */
+int rest_parse_listen(const char *listen, struct sockaddr_storage *ret, socklen_t *ret_len,
+                      RestError *reterr);
+
+/* Both strings match the configured ones, compared in constant time with
+ * respect to the configured values. With want_user NULL (no auth
+ * configured) always true; with user or password NULL false. Pure. */
+bool rest_auth_check(const char *want_user, const char *want_password, const char *user,
+                     const char *password);
+
+/* Binds cfg->listen and starts serving (MHD threads). Until the first
+ * rest_server_publish() health checks answer 503. Returns 0, -EINVAL (bad
+ * config), -ENOENT/-EACCES/... (PEM files), -EOPNOTSUPP (HTTPS asked but MHD
+ * lacks TLS), -EADDRINUSE or another bind error. Fills reterr on failure. */
+int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *reterr);
+/* Stops MHD (waits for its threads, closes every connection) and frees the
+ * server; in-flight replies keep their snapshot references until MHD drops
+ * them. Accepts NULL; returns NULL. */
+RestServer *rest_server_free(RestServer *s);
+/* Replaces the snapshot every following request sees. Seals snap and takes
+ * its own reference (the caller keeps, and later drops, its own); the old
+ * snapshot is released when its last in-flight request finishes. NULL
+ * withdraws the snapshot (health checks answer 503 again). */
+void rest_server_publish(RestServer *s, RestSnapshot *snap);
+/* The bound port (useful with port 0). */
+uint16_t rest_server_port(const RestServer *s);
+void rest_server_get_stats(const RestServer *s, RestStats *ret);
