@@ -520,18 +520,20 @@ static int connect_deadline(PgProbe *p, uint64_t deadline_usec)
     return 0;
 }
 
-/* Sends the snapshot query and collects its two results. On -ETIMEDOUT and
- * on a broken connection the connection is dropped. */
-static int query_deadline(PgProbe *p, uint64_t deadline_usec, PGresult **ret_main,
-                          PGresult **ret_repl)
+/* Sends sql (one or more statements) and collects up to max results, in
+ * order; a statement that failed yields no result but sets the error. On
+ * -ETIMEDOUT and on a broken connection the connection is dropped. Returns
+ * the number of results, -EPROTO when a statement failed (the results are
+ * dropped), -ETIMEDOUT or -ECONNRESET. */
+static int run_query(PgProbe *p, const char *sql, uint64_t deadline_usec, PGresult **results,
+                     int max)
 {
-    _cleanup_(pgresult_clearp) PGresult *main_res = NULL;
-    _cleanup_(pgresult_clearp) PGresult *repl_res = NULL;
     PGconn *conn = p->conn;
+    int nres = 0;
     int r;
 
-    if (!PQsendQuery(conn, snapshot_sql)) {
-        set_error(p, "could not send the probe query", PQerrorMessage(conn));
+    if (!PQsendQuery(conn, sql)) {
+        set_error(p, "could not send the query", PQerrorMessage(conn));
         drop_connection(p);
         return -ECONNRESET;
     }
@@ -541,7 +543,7 @@ static int query_deadline(PgProbe *p, uint64_t deadline_usec, PGresult **ret_mai
             break;
         }
         if (f < 0) {
-            set_error(p, "could not send the probe query", PQerrorMessage(conn));
+            set_error(p, "could not send the query", PQerrorMessage(conn));
             drop_connection(p);
             return -ECONNRESET;
         }
@@ -557,7 +559,6 @@ static int query_deadline(PgProbe *p, uint64_t deadline_usec, PGresult **ret_mai
         }
     }
 
-    int nres = 0;
     const char *query_error = NULL;
     for (;;) {
         while (PQisBusy(conn)) {
@@ -568,25 +569,22 @@ static int query_deadline(PgProbe *p, uint64_t deadline_usec, PGresult **ret_mai
             if (!PQconsumeInput(conn)) {
                 set_error(p, "connection lost", PQerrorMessage(conn));
                 drop_connection(p);
-                return -ECONNRESET;
+                goto fail_reset;
             }
         }
         PGresult *res = PQgetResult(conn);
         if (!res) {
             break;
         }
-        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
             if (!query_error) {
-                set_error(p, "probe query failed", PQresultErrorMessage(res));
+                set_error(p, "query failed", PQresultErrorMessage(res));
                 query_error = p->error;
             }
             PQclear(res);
-        } else if (nres == 0) {
-            main_res = res;
-            nres++;
-        } else if (nres == 1) {
-            repl_res = res;
-            nres++;
+        } else if (nres < max) {
+            results[nres++] = res;
         } else {
             PQclear(res);
         }
@@ -596,23 +594,75 @@ static int query_deadline(PgProbe *p, uint64_t deadline_usec, PGresult **ret_mai
             set_error(p, "connection lost", PQerrorMessage(conn));
         }
         drop_connection(p);
-        return -ECONNRESET;
+        goto fail_reset;
     }
-    if (query_error || nres != 2) {
-        if (!query_error) {
-            set_error(p, "probe query returned no rows", NULL);
+    if (query_error) {
+        for (int i = 0; i < nres; i++) {
+            PQclear(results[i]);
         }
         return -EPROTO;
     }
-    *ret_main = TAKE_PTR(main_res);
-    *ret_repl = TAKE_PTR(repl_res);
-    return 0;
+    return nres;
 
 fail_wait:
-    set_error(p, r == -ETIMEDOUT ? "timed out waiting for the probe query" : "poll failed",
+    set_error(p, r == -ETIMEDOUT ? "timed out waiting for the query" : "poll failed",
               r == -ETIMEDOUT ? NULL : strerror(-r));
     drop_connection(p);
+    for (int i = 0; i < nres; i++) {
+        PQclear(results[i]);
+    }
     return r == -ETIMEDOUT ? r : -ECONNRESET;
+fail_reset:
+    for (int i = 0; i < nres; i++) {
+        PQclear(results[i]);
+    }
+    return -ECONNRESET;
+}
+
+/* Connects when needed and runs sql; a kept connection that turns out
+ * broken is replaced once within the same deadline. */
+static int with_connection(PgProbe *p, uint64_t deadline_usec, const char *sql, PGresult **res,
+                           int max)
+{
+    int r;
+    p->error[0] = '\0';
+    if (p->conn && PQstatus(p->conn) != CONNECTION_OK) {
+        drop_connection(p);
+    }
+    for (int attempt = 0;; attempt++) {
+        bool reused = p->conn != NULL;
+        if (!p->conn) {
+            r = connect_deadline(p, deadline_usec);
+            if (r < 0) {
+                return r;
+            }
+        }
+        r = run_query(p, sql, deadline_usec, res, max);
+        if (r == -ECONNRESET && reused && attempt == 0) {
+            log_debug("postgresql: kept connection broke (%s), reconnecting", p->error);
+            continue;
+        }
+        return r;
+    }
+}
+
+int pgprobe_exec(PgProbe *p, const char *sql, uint64_t deadline_usec, PGresult **ret_first)
+{
+    if (!p || !sql) {
+        return -EINVAL;
+    }
+    PGresult *res[1] = { NULL };
+    int r = with_connection(p, deadline_usec, sql, res, 1);
+    if (r < 0) {
+        log_debug("postgresql: %s", p->error);
+        return r;
+    }
+    if (ret_first) {
+        *ret_first = res[0];
+    } else if (res[0]) {
+        PQclear(res[0]);
+    }
+    return 0;
 }
 
 static const char *value_or_null(const PGresult *res, int row, int col)
@@ -707,36 +757,21 @@ int pgprobe_snapshot(PgProbe *p, uint64_t deadline_usec, PgSnapshot *ret)
     if (!p || !ret) {
         return -EINVAL;
     }
-    p->error[0] = '\0';
-    if (p->conn && PQstatus(p->conn) != CONNECTION_OK) {
-        drop_connection(p);
-    }
-
-    _cleanup_(pgresult_clearp) PGresult *m = NULL;
-    _cleanup_(pgresult_clearp) PGresult *rep = NULL;
-    int r;
-    for (int attempt = 0;; attempt++) {
-        bool reused = p->conn != NULL;
-        if (!p->conn) {
-            r = connect_deadline(p, deadline_usec);
-            if (r < 0) {
-                log_debug("postgresql probe: %s", p->error);
-                return r;
-            }
+    PGresult *res[2] = { NULL, NULL };
+    int r = with_connection(p, deadline_usec, snapshot_sql, res, 2);
+    if (r >= 0 && r != 2) {
+        for (int i = 0; i < r; i++) {
+            PQclear(res[i]);
         }
-        r = query_deadline(p, deadline_usec, &m, &rep);
-        /* A kept connection may have died with a restarted server: try once
-         * more on a fresh one, within the same deadline. */
-        if (r == -ECONNRESET && reused && attempt == 0) {
-            log_debug("postgresql probe: kept connection broke (%s), reconnecting", p->error);
-            continue;
-        }
-        break;
+        set_error(p, "probe query returned no rows", NULL);
+        r = -EPROTO;
     }
     if (r < 0) {
         log_debug("postgresql probe: %s", p->error);
         return r;
     }
+    _cleanup_(pgresult_clearp) PGresult *m = res[0];
+    _cleanup_(pgresult_clearp) PGresult *rep = res[1];
     PgSnapshot *s = malloc(sizeof(*s));
     if (!s) {
         return -ENOMEM;

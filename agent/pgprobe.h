@@ -97,6 +97,14 @@ PgProbe *pgprobe_free(PgProbe *p);
  * -EPROTO when the query failed; -ENOMEM. pgprobe_last_error() then tells
  * why, without the password. */
 int pgprobe_snapshot(PgProbe *p, uint64_t deadline_usec, PgSnapshot *ret);
+/* Runs sql (one or more statements, e.g. DDL) on the kept connection, by
+ * deadline_usec like pgprobe_snapshot. On success returns 0 and, when
+ * ret_first is not NULL, the first statement's result (PQclear it; NULL when
+ * the statement returned none). A failed statement gives -EPROTO with the
+ * server's message in pgprobe_last_error(). */
+typedef struct pg_result PGresult;
+int pgprobe_exec(PgProbe *p, const char *sql, uint64_t deadline_usec, PGresult **ret_first);
+
 /* The last failure's message ("" after a success). Borrowed, valid until
  * the next call. */
 const char *pgprobe_last_error(const PgProbe *p);
