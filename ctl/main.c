@@ -30,6 +30,8 @@ typedef struct Verb {
 
 static const Verb verbs[] = {
     { "version", NULL, 0, 0, 0, verb_version, "print dbctl's version" },
+    { "status", "list", 0, 16, VERB_NEEDS_ETCD, verb_status,
+      "show members, roles, states and lag (-o, --watch)" },
 };
 
 static const char *const output_table[_CTL_OUTPUT_MAX] = {

@@ -1,0 +1,347 @@
+/* dbctl status (alias list): one etcd range on the cluster prefix, shown as
+ * DESIGN.md's JSON object, as YAML, or as a patronictl-style table.
+ *
+ * Role: the member named by the leader key is "primary" ("standby_leader"
+ * in a standby cluster or when its member data says standby_leader); a member
+ * listed in the sync key is "sync_standby"; every other member is "replica"
+ * (the leader key is the truth, as in patronictl).
+ *
+ * State, from the member's Patroni state (and replication_state, 3.0.4+):
+ *   running + replication_state "streaming" (not the leader)  -> streaming
+ *   running (anything else)                                    -> running
+ *   starting, restarting, initializing new cluster,
+ *   running custom bootstrap script, starting after custom
+ *   bootstrap                                                  -> starting
+ *   stopping                                                   -> stopping
+ *   creating replica                                           -> creating replica
+ *   rewinding, running pg_rewind                               -> rewinding
+ *   crashed and every "... failed" state                       -> crashed
+ *   stopped, unknown, absent or anything else                  -> stopped */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "connect.h"
+#include "ctl.h"
+#include "dcs.h"
+#include "macro.h"
+#include "output.h"
+
+#define STATUS_WATCH_MAX_SEC 86400
+#define STATUS_MIB           (1024ULL * 1024ULL)
+/* Room for "host:port" cells, numbers and "Cluster: <scope> (<sysid>)" titles. */
+#define STATUS_CELL_MAX 512
+
+static const char *member_role(const DcsCluster *c, const DcsMember *m)
+{
+    if (c->leader && strcmp(c->leader->name, m->name) == 0) {
+        return dcs_cluster_is_standby(c) || m->role == DCS_ROLE_STANDBY_LEADER ? "standby_leader"
+                                                                               : "primary";
+    }
+    return dcs_cluster_is_sync_standby(c, m->name) ? "sync_standby" : "replica";
+}
+
+static const char *member_state(const DcsCluster *c, const DcsMember *m)
+{
+    static const struct {
+        const char *patroni, *ours;
+    } map[] = {
+        { "starting", "starting" },
+        { "restarting", "starting" },
+        { "initializing new cluster", "starting" },
+        { "running custom bootstrap script", "starting" },
+        { "starting after custom bootstrap", "starting" },
+        { "stopping", "stopping" },
+        { "creating replica", "creating replica" },
+        { "rewinding", "rewinding" },
+        { "running pg_rewind", "rewinding" },
+        { "crashed", "crashed" },
+        { "stopped", "stopped" },
+    };
+    const char *s = m->state;
+    if (!s) {
+        return "stopped";
+    }
+    if (strcmp(s, "running") == 0) {
+        bool leader = c->leader && strcmp(c->leader->name, m->name) == 0;
+        return !leader && m->replication_state && strcmp(m->replication_state, "streaming") == 0
+                   ? "streaming"
+                   : "running";
+    }
+    for (size_t i = 0; i < ELEMENTSOF(map); i++) {
+        if (strcmp(s, map[i].patroni) == 0) {
+            return map[i].ours;
+        }
+    }
+    size_t len = strlen(s);
+    if (len >= 6 && strcmp(s + len - 6, "failed") == 0) {
+        return "crashed";
+    }
+    return "stopped";
+}
+
+static int status_to_json(const DcsCluster *c, const char *scope, json_t **ret)
+{
+    json_t *members = json_array();
+    json_auto_t *o = json_pack("{s:s, s:s?, s:b, s:o}", "cluster", scope, "leader",
+                               c->leader ? c->leader->name : NULL, "paused",
+                               dcs_cluster_is_paused(c), "members", members);
+    if (!o) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < c->n_members; i++) {
+        const DcsMember *m = &c->members[i];
+        uint64_t lag;
+        bool has_lag = dcs_member_lag(c, m, &lag) == 0;
+        json_t *tags = m->tags ? json_deep_copy(m->tags) : json_object();
+        json_t *row = json_pack(
+            "{s:s, s:s?, s:o, s:s, s:s, s:o, s:o, s:n, s:o}", "name", m->name, "host", m->host,
+            "port", m->host ? json_integer(m->port) : json_null(), "role", member_role(c, m),
+            "state", member_state(c, m), "timeline",
+            m->timeline > 0 ? json_integer(m->timeline) : json_null(), "lag_bytes",
+            has_lag ? json_integer((json_int_t)lag) : json_null(), "lag_seconds", "tags", tags);
+        if (!row || json_array_append_new(members, row) < 0) {
+            return -ENOMEM;
+        }
+    }
+    *ret = TAKE_PTR(o);
+    return 0;
+}
+
+/* patronictl's "Lag in MB": Python's round(bytes / MiB), halves to even. */
+static unsigned long long lag_mb(uint64_t bytes)
+{
+    uint64_t q = bytes / STATUS_MIB, rem = bytes % STATUS_MIB;
+    if (rem * 2 > STATUS_MIB || (rem * 2 == STATUS_MIB && q % 2 == 1)) {
+        q++;
+    }
+    return (unsigned long long)q;
+}
+
+static const char *table_role(const char *role)
+{
+    if (strcmp(role, "primary") == 0) {
+        return "Leader";
+    }
+    if (strcmp(role, "standby_leader") == 0) {
+        return "Standby Leader";
+    }
+    if (strcmp(role, "sync_standby") == 0) {
+        return "Sync Standby";
+    }
+    return "Replica";
+}
+
+static int print_table(const DcsCluster *c, const char *scope)
+{
+    bool append_port = false, pending = false;
+    for (size_t i = 0; i < c->n_members; i++) {
+        const DcsMember *m = &c->members[i];
+        pending = pending || m->pending_restart;
+        if (m->host && m->port != DCS_DEFAULT_PG_PORT) {
+            append_port = true;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (m->host && c->members[j].host && strcmp(m->host, c->members[j].host) == 0) {
+                append_port = true;
+            }
+        }
+    }
+    static const char *const headers[] = { "Member", "Host",      "Role",           "State",
+                                           "TL",     "Lag in MB", "Pending restart" };
+    size_t n_cols = pending ? 7 : 6;
+    _cleanup_(output_table_freep) OutputTable *t = output_table_new(n_cols, headers);
+    if (!t) {
+        return -ENOMEM;
+    }
+    output_table_align_right(t, 4);
+    output_table_align_right(t, 5);
+    for (size_t i = 0; i < c->n_members; i++) {
+        const DcsMember *m = &c->members[i];
+        char host[STATUS_CELL_MAX] = "", tl[STATUS_CELL_MAX] = "", lag[STATUS_CELL_MAX] = "";
+        if (m->host) {
+            if (append_port) {
+                (void)snprintf(host, sizeof(host), "%s:%d", m->host, m->port);
+            } else {
+                (void)snprintf(host, sizeof(host), "%s", m->host);
+            }
+        }
+        if (m->timeline > 0) {
+            (void)snprintf(tl, sizeof(tl), "%lld", (long long)m->timeline);
+        }
+        const char *role = member_role(c, m);
+        uint64_t bytes;
+        if (strcmp(role, "primary") != 0 && strcmp(role, "standby_leader") != 0) {
+            if (dcs_member_lag(c, m, &bytes) == 0) {
+                (void)snprintf(lag, sizeof(lag), "%llu", lag_mb(bytes));
+            } else {
+                (void)snprintf(lag, sizeof(lag), "unknown");
+            }
+        }
+        const char *cells[] = { m->name,
+                                host,
+                                table_role(role),
+                                member_state(c, m),
+                                tl,
+                                lag,
+                                m->pending_restart ? "*" : "" };
+        int r = output_table_add_row(t, cells);
+        if (r < 0) {
+            return r;
+        }
+    }
+    char title[STATUS_CELL_MAX];
+    if (c->initialize && *c->initialize) {
+        (void)snprintf(title, sizeof(title), "Cluster: %s (%s)", scope, c->initialize);
+    } else {
+        (void)snprintf(title, sizeof(title), "Cluster: %s", scope);
+    }
+    int r = output_table_print(t, title, stdout);
+    if (r >= 0 && dcs_cluster_is_paused(c)) {
+        printf(" Maintenance mode: on\n");
+    }
+    return r;
+}
+
+static int show_once(CtlTarget *target, CtlOutput fmt)
+{
+    _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+    EtcdError err = { 0 };
+    int r = dcs_cluster_read(target->client, &target->paths, &c, &err);
+    if (r < 0) {
+        fprintf(stderr, "dbctl status: cannot read cluster \"%s\" from etcd (%s): %s\n",
+                target->scope, etcd_client_get_endpoint(target->client),
+                err.message[0] ? err.message : strerror(-r));
+        return 1;
+    }
+    if (fmt == CTL_OUTPUT_TABLE) {
+        r = print_table(c, target->scope);
+    } else {
+        json_auto_t *o = NULL;
+        r = status_to_json(c, target->scope, &o);
+        if (r >= 0) {
+            r = fmt == CTL_OUTPUT_JSON ? output_json(o, stdout) : output_yaml(o, stdout);
+        }
+    }
+    fflush(stdout);
+    if (r < 0) {
+        fprintf(stderr, "dbctl status: cannot print the cluster: %s\n", strerror(-r));
+        return 1;
+    }
+    return 0;
+}
+
+static void help(void)
+{
+    printf("Usage: dbctl [-c CONFIG] [--etcd HOST:PORT[,...]] [--scope NAME] status [SCOPE]\n"
+           "             [-o table|json|yaml] [--watch SECONDS] [--namespace NS]\n"
+           "Show the cluster's members, roles, states and replication lag (alias: list).\n");
+}
+
+int verb_status(int argc, char *argv[])
+{
+    static const struct option options[] = {
+        { "output", required_argument, NULL, 'o' },
+        { "format", required_argument, NULL, 'o' }, /* patronictl's name */
+        { "watch", required_argument, NULL, 'w' },
+        { "namespace", required_argument, NULL, 'n' },
+        { "help", no_argument, NULL, 'h' },
+        {},
+    };
+    CtlOutput fmt = arg_output;
+    const char *namespace = NULL;
+    long watch = 0;
+    int c;
+
+    optind = 0; /* restart getopt on the verb's own argv */
+    while ((c = getopt_long(argc, argv, "o:f:w:n:h", options, NULL)) >= 0) {
+        switch (c) {
+        case 'o':
+        case 'f':
+            if (strcmp(optarg, "table") == 0) {
+                fmt = CTL_OUTPUT_TABLE;
+            } else if (strcmp(optarg, "json") == 0) {
+                fmt = CTL_OUTPUT_JSON;
+            } else if (strcmp(optarg, "yaml") == 0) {
+                fmt = CTL_OUTPUT_YAML;
+            } else {
+                fprintf(stderr, "dbctl status: unknown output format \"%s\" (table, json, yaml)\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'w': {
+            char *end = NULL;
+            errno = 0;
+            watch = strtol(optarg, &end, 10);
+            if (errno != 0 || !end || end == optarg || *end || watch < 1 ||
+                watch > STATUS_WATCH_MAX_SEC) {
+                fprintf(stderr, "dbctl status: --watch needs whole seconds between 1 and %d\n",
+                        STATUS_WATCH_MAX_SEC);
+                return 2;
+            }
+            break;
+        }
+        case 'n':
+            namespace
+            = optarg;
+            break;
+        case 'h':
+            help();
+            return 0;
+        default:
+            fprintf(stderr, "Try 'dbctl status --help' for more information.\n");
+            return 2;
+        }
+    }
+    if (argc - optind > 1) {
+        fprintf(stderr, "dbctl status: unexpected argument \"%s\"\n", argv[optind + 1]);
+        return 2;
+    }
+    const char *scope = optind < argc ? argv[optind] : NULL;
+
+    CtlTarget target = { 0 };
+    int r = ctl_target_open("status", namespace, scope, &target);
+    if (r < 0) {
+        return r == -EINVAL ? 2 : 1;
+    }
+    if (watch == 0) {
+        r = show_once(&target, fmt);
+        ctl_target_done(&target);
+        return r;
+    }
+
+    /* --watch: repeat until SIGINT/SIGTERM, which we take synchronously so
+     * the client is freed and the exit is clean. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    (void)sigprocmask(SIG_BLOCK, &mask, NULL);
+    for (;;) {
+        if (fmt == CTL_OUTPUT_TABLE) {
+            char when[STATUS_CELL_MAX];
+            time_t now = time(NULL);
+            struct tm tm;
+            (void)strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
+            printf("%s\n", when);
+        }
+        r = show_once(&target, fmt);
+        if (fmt == CTL_OUTPUT_TABLE) {
+            printf("\n");
+            fflush(stdout);
+        }
+        struct timespec ts = { .tv_sec = watch };
+        if (sigtimedwait(&mask, NULL, &ts) >= 0) {
+            break;
+        }
+    }
+    ctl_target_done(&target);
+    return r;
+}

@@ -1,0 +1,27 @@
+/* Which cluster a dbctl verb talks to and how: the etcd endpoints, auth and
+ * TLS, namespace and scope, from -c CONFIG and/or --etcd/--scope. Shared by
+ * every verb that reads or writes the cluster in etcd. */
+#pragma once
+
+#include "dcs.h"
+#include "etcd.h"
+
+/* dbctl's budget for one etcd call, failover between endpoints included. */
+#define CTL_ETCD_DEADLINE_USEC (3 * 1000 * 1000ULL)
+#define CTL_ETCD_REQUEST_USEC  (1500 * 1000ULL)
+#define CTL_ETCD_CONNECT_USEC  (500 * 1000ULL)
+
+typedef struct CtlTarget {
+    char *scope;        /* owned */
+    DcsPaths paths;     /* for scope under the namespace */
+    EtcdClient *client; /* owned; no I/O has happened yet */
+} CtlTarget;
+
+/* Resolves the target from the global options (arg_config, arg_etcd,
+ * arg_scope), the verb's own namespace and scope overrides (NULL: none) and
+ * creates the client. verb names the command in messages. On a usage or
+ * config problem prints one precise line (or the config diagnostics) to
+ * stderr and returns -EINVAL; -ENOMEM otherwise. 0 and *ret on success. */
+int ctl_target_open(const char *verb, const char *namespace_arg, const char *scope_arg,
+                    CtlTarget *ret);
+void ctl_target_done(CtlTarget *t);

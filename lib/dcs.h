@@ -1,0 +1,306 @@
+/* The cluster model Patroni 3.0.2 keeps in etcd v3 under /<namespace>/<scope>/:
+ * key paths, a parsed read-only view built from one prefix range, encoders
+ * that produce exactly the values Patroni writes, and Patroni's GET /cluster
+ * body. Pure except dcs_cluster_read(), which does one etcd range.
+ *
+ * Key                  Value (as Patroni 3.0.2 writes it, compact JSON)
+ * leader               member name, plain text; attached to the leader's lease
+ * members/<name>       {"conn_url","api_url","state","role","version",
+ *                       ["proxy_url"],["tags"],["pending_restart"],
+ *                       "xlog_location","timeline",["pause"]}; leased.
+ *                       role is "master" for a primary in 3.0.x ("primary"
+ *                       from 4.0), else "replica", "standby_leader", ...
+ * config               dynamic configuration object (bootstrap.dcs as given)
+ * initialize           system identifier, decimal text ("" while bootstrapping)
+ * history              [[timeline, lsn, reason, timestamp, new_leader], ...]
+ * failover             {"leader","member","scheduled_at"} (each optional)
+ * sync                 {"leader","sync_standby"}; sync_standby is a
+ *                       comma-separated list or null
+ * status               {"optime": N[, "slots": {name: N}]} (2.1.0+)
+ * optime/leader        leader optime as decimal text; only read (written by
+ *                       Patroni only when a member older than 2.1.0 exists)
+ * failsafe             {member name: api_url} (3.0.0+, failsafe_mode)
+ *
+ * Logging: debug only. Malformed values never fail a parse; each problem is
+ * counted in DcsCluster.n_problems and noted at debug level. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "etcd.h"
+#include "macro.h"
+
+#define DCS_DEFAULT_NAMESPACE "/service/"
+#define DCS_DEFAULT_PG_PORT   5432
+
+#define DCS_KEY_LEADER        "leader"
+#define DCS_KEY_MEMBERS       "members/"
+#define DCS_KEY_CONFIG        "config"
+#define DCS_KEY_INITIALIZE    "initialize"
+#define DCS_KEY_HISTORY       "history"
+#define DCS_KEY_FAILOVER      "failover"
+#define DCS_KEY_SYNC          "sync"
+#define DCS_KEY_STATUS        "status"
+#define DCS_KEY_LEADER_OPTIME "optime/leader"
+#define DCS_KEY_FAILSAFE      "failsafe"
+
+/* ---- key paths ---- */
+
+/* Absolute keys of one cluster. Built by dcs_paths_init, freed by dcs_paths_done. */
+typedef struct DcsPaths {
+    char *prefix;        /* owned, "/service/batman/" */
+    char *leader;        /* owned, prefix + "leader" */
+    char *members;       /* owned, prefix + "members/" */
+    char *config;        /* owned */
+    char *initialize;    /* owned */
+    char *history;       /* owned */
+    char *failover;      /* owned */
+    char *sync;          /* owned */
+    char *status;        /* owned */
+    char *leader_optime; /* owned, prefix + "optime/leader" */
+    char *failsafe;      /* owned */
+} DcsPaths;
+
+/* Normalises the namespace like Patroni ("service", "/service", "/service/"
+ * all give "/service/"; NULL or "" gives DCS_DEFAULT_NAMESPACE; "/" gives
+ * "/") and builds every key. scope must be non-empty and hold no '/'.
+ * Returns 0, -EINVAL or -ENOMEM (p is then left zeroed). */
+int dcs_paths_init(DcsPaths *p, const char *namespace, const char *scope);
+void dcs_paths_done(DcsPaths *p);
+/* prefix + "members/" + name into *ret_key (owned by the caller). -EINVAL for
+ * an empty name or one holding '/', -ENOMEM. */
+int dcs_paths_member(const DcsPaths *p, const char *name, char **ret_key);
+
+/* ---- roles ---- */
+
+typedef enum DcsRole {
+    DCS_ROLE_PRIMARY, /* written "master" (Patroni 3.0.2); "primary" is read too */
+    DCS_ROLE_REPLICA,
+    DCS_ROLE_STANDBY_LEADER,
+    DCS_ROLE_DEMOTED,
+    DCS_ROLE_UNINITIALIZED,
+    _DCS_ROLE_MAX,
+    _DCS_ROLE_INVALID = -EINVAL,
+} DcsRole;
+
+/* Patroni 3.0.2's wire name: "master", "replica", "standby_leader", "demoted",
+ * "uninitialized"; NULL if out of range. */
+const char *dcs_role_to_string(DcsRole r);
+/* Also accepts "primary" (Patroni 4.x) and "promoted" for a primary. */
+DcsRole dcs_role_from_string(const char *s);
+
+/* ---- the parsed view ---- */
+
+typedef struct DcsMember {
+    char *name;   /* owned, from the key */
+    json_t *data; /* owned, the value as a JSON object ({} when it was not one) */
+    bool valid;   /* the value was a JSON object (or a legacy "postgres://" URL) */
+
+    /* Fields of data; every string is borrowed from data (NULL when absent or
+     * not a string). */
+    const char *conn_url;
+    const char *api_url;
+    const char *state;             /* "running", "starting", "creating replica", ... */
+    const char *role_text;         /* as written */
+    const char *version;           /* Patroni (or dbha) version */
+    const char *replication_state; /* "streaming", "in archive recovery" (Patroni 3.0.4+) */
+    const char *proxy_url;
+    DcsRole role; /* _DCS_ROLE_INVALID when absent or unknown */
+    bool has_xlog_location;
+    uint64_t xlog_location;
+    int64_t timeline; /* 0 when absent */
+    json_t *tags;     /* borrowed from data; NULL when absent or not an object */
+    bool pending_restart;
+    bool pause;
+
+    char *host; /* owned; host of conn_url, NULL when conn_url has none */
+    int port;   /* port of conn_url (5432 when not given), 0 without a host */
+
+    int64_t lease;
+    int64_t create_revision, mod_revision;
+} DcsMember;
+
+typedef struct DcsLeader {
+    char *name; /* owned */
+    int64_t lease;
+    int64_t create_revision, mod_revision;
+} DcsLeader;
+
+/* The `config` key. The ConfigDcs fields hold the value's settings with
+ * Patroni's defaults where absent (master_*_timeout are read as primary_*);
+ * parameters keep the order of the JSON object, values as text. */
+typedef struct DcsConfig {
+    json_t *data; /* owned, the object ({} when the value was not one) */
+    ConfigDcs dcs;
+    bool pause;
+    bool check_timeline;
+    bool standby_cluster;            /* standby_cluster has host, port or restore_command */
+    int64_t max_timelines_history;   /* 0: unlimited */
+    int64_t maximum_lag_on_syncnode; /* -1: unlimited */
+    int64_t mod_revision;
+} DcsConfig;
+
+typedef struct DcsHistoryEntry {
+    int64_t timeline;
+    uint64_t lsn;
+    char *reason;     /* owned, NULL when absent */
+    char *timestamp;  /* owned, ISO 8601 as written, NULL when absent */
+    char *new_leader; /* owned, NULL when absent */
+} DcsHistoryEntry;
+
+typedef struct DcsHistory {
+    json_t *data;             /* owned, the list as stored (malformed lines kept) */
+    DcsHistoryEntry *entries; /* owned, the well-formed lines in order */
+    size_t n_entries;
+    int64_t mod_revision;
+} DcsHistory;
+
+typedef struct DcsFailover {
+    char *leader;       /* owned, may be NULL */
+    char *candidate;    /* owned, "member" in the value, may be NULL */
+    char *scheduled_at; /* owned, ISO 8601 as written, may be NULL */
+    int64_t mod_revision;
+} DcsFailover;
+
+typedef struct DcsSync {
+    char *leader;       /* owned, may be NULL */
+    char *sync_standby; /* owned, the comma-separated text as stored, may be NULL */
+    char **members;     /* owned, sync_standby split on ',' and trimmed */
+    size_t n_members;
+    int64_t mod_revision;
+} DcsSync;
+
+typedef struct DcsStatus {
+    bool has_optime;
+    uint64_t optime;    /* status.optime, or optime/leader when there is no status key */
+    bool legacy_optime; /* the value came from optime/leader */
+    json_t *slots;      /* owned, status.slots object or NULL */
+    int64_t mod_revision;
+} DcsStatus;
+
+typedef struct DcsCluster {
+    int64_t revision; /* etcd revision of the read */
+
+    char *initialize;   /* owned; NULL when the key is absent, "" while bootstrapping */
+    DcsConfig *config;  /* owned, NULL when absent */
+    DcsLeader *leader;  /* owned, NULL when no leader key */
+    DcsMember *members; /* owned, sorted by name */
+    size_t n_members;
+    DcsHistory *history;   /* owned, NULL when absent */
+    DcsFailover *failover; /* owned, NULL when absent or its value is empty */
+    DcsSync *sync;         /* owned, NULL when absent */
+    DcsStatus status;      /* has_optime false when neither status nor optime/leader */
+    json_t *failsafe;      /* owned, object or NULL */
+
+    unsigned n_problems; /* malformed values seen (each noted at debug level) */
+} DcsCluster;
+
+/* Builds a view from the kvs of a range on paths->prefix (keys outside the
+ * prefix and keys we do not know are ignored). Never fails on a malformed
+ * value. Returns 0 and *ret (free with dcs_cluster_free), -EINVAL, -ENOMEM. */
+int dcs_cluster_from_result(const DcsPaths *paths, const EtcdResult *r, DcsCluster **ret);
+
+/* One linearizable range on paths->prefix, then dcs_cluster_from_result.
+ * Returns 0, or the etcd error (described in reterr), or -ENOMEM. */
+int dcs_cluster_read(EtcdClient *c, const DcsPaths *paths, DcsCluster **ret, EtcdError *reterr);
+
+DcsCluster *dcs_cluster_free(DcsCluster *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(DcsCluster *, dcs_cluster_free);
+
+/* Lookups return borrowed pointers or NULL. */
+const DcsMember *dcs_cluster_get_member(const DcsCluster *c, const char *name);
+/* The member named by the leader key, NULL without a leader or member key. */
+const DcsMember *dcs_cluster_leader_member(const DcsCluster *c);
+/* pause in the config key. */
+bool dcs_cluster_is_paused(const DcsCluster *c);
+/* config.standby_cluster describes a standby cluster. */
+bool dcs_cluster_is_standby(const DcsCluster *c);
+/* name is listed in the sync key (case-insensitively, as Patroni). */
+bool dcs_cluster_is_sync_standby(const DcsCluster *c, const char *name);
+
+/* The position replicas are measured against: status optime, else the
+ * leader member's xlog_location. Returns 0 and *ret_lsn, or -ENODATA. */
+int dcs_cluster_reference_lsn(const DcsCluster *c, uint64_t *ret_lsn);
+/* Replication lag in bytes of member m: reference - xlog_location, 0 when the
+ * member is ahead. Returns 0 and *ret_bytes, or -ENODATA when either position
+ * is unknown. The leader's lag is 0. */
+int dcs_member_lag(const DcsCluster *c, const DcsMember *m, uint64_t *ret_bytes);
+
+/* Patroni 3.0.2's GET /cluster body: {"members": [{"name", "role"
+ * ("leader"|"standby_leader"|"sync_standby"|"replica"), "state", "api_url",
+ * ["host", "port"], ["timeline"], ["pending_restart"], ["scheduled_restart"],
+ * ["tags"], "lag" (replicas: bytes, or "unknown")}] sorted by name,
+ * ["pause": true], ["scheduled_switchover": {"at", ["from"], ["to"]}],
+ * "scope"}. scope may be NULL (then omitted). Returns 0 and a new reference
+ * in *ret, or -ENOMEM. */
+int dcs_cluster_to_json(const DcsCluster *c, const char *scope, json_t **ret);
+
+/* ---- encoders: exactly what Patroni writes (compact JSON) ---- */
+
+/* Input of dcs_member_encode. Pointers borrowed. */
+typedef struct DcsMemberInfo {
+    const char *conn_url; /* "postgres://host:port/postgres" */
+    const char *api_url;  /* "http://host:port/patroni" */
+    const char *state;
+    DcsRole role;
+    const char *version;
+    const char *proxy_url;  /* NULL: omitted */
+    const json_t *tags;     /* NULL or {}: omitted */
+    bool pending_restart;   /* false: omitted */
+    bool has_xlog_location; /* Patroni writes it only while PostgreSQL runs */
+    uint64_t xlog_location;
+    int64_t timeline;              /* 0: omitted */
+    const char *replication_state; /* our addition beside Patroni's; NULL: omitted */
+    bool pause;                    /* false: omitted */
+} DcsMemberInfo;
+
+/* Patroni 3.0.2 touch_member() order: conn_url, api_url, state, role,
+ * version, proxy_url, tags, pending_restart, xlog_location, timeline,
+ * replication_state, pause. Returns 0 and *ret_json (malloc'ed), -EINVAL
+ * (role out of range, a required string missing), -ENOMEM. */
+int dcs_member_encode(const DcsMemberInfo *m, char **ret_json);
+
+/* Tags as Patroni publishes them: nofailover, noloadbalance, clonefrom and
+ * nosync only when true, replicatefrom when set, failover_priority when not
+ * the default 1, custom tags with YAML scalars typed (int, float, bool).
+ * Returns 0 and a new object (possibly empty) in *ret, or -ENOMEM. */
+int dcs_tags_from_config(const Config *c, json_t **ret);
+
+/* The `config` value from bootstrap.dcs: ttl, loop_wait, retry_timeout,
+ * maximum_lag_on_failover, primary_start_timeout, primary_stop_timeout,
+ * synchronous_mode, synchronous_mode_strict, synchronous_node_count,
+ * failsafe_mode, postgresql: {use_pg_rewind, use_slots, parameters}. Parameter
+ * values are typed like PyYAML types YAML scalars. */
+int dcs_config_encode(const ConfigDcs *d, char **ret_json);
+
+/* The `initialize` value: the system identifier in decimal. */
+int dcs_initialize_encode(uint64_t sysid, char **ret_text);
+
+/* The `status` value: {"optime":N} plus "slots" when slots is a non-empty
+ * object (borrowed). */
+int dcs_status_encode(uint64_t optime, const json_t *slots, char **ret_json);
+
+/* The `history` value: old_value (the current value or NULL; malformed is
+ * treated as []) with [timeline, lsn, reason, timestamp, new_leader]
+ * appended (reason required); timestamp and new_leader are omitted from the line when NULL
+ * (and new_leader requires timestamp). */
+int dcs_history_append(const char *old_value, int64_t timeline, uint64_t lsn, const char *reason,
+                       const char *timestamp, const char *new_leader, char **ret_json);
+
+/* {"leader":..,"member":..,"scheduled_at":..}, each only when non-NULL. */
+int dcs_failover_encode(const char *leader, const char *candidate, const char *scheduled_at,
+                        char **ret_json);
+
+/* {"leader":"n1","sync_standby":"n2"} or with "sync_standby":null when
+ * sync_standby is NULL or "". */
+int dcs_sync_encode(const char *leader, const char *sync_standby, char **ret_json);
+
+/* Splits "postgres://[user[:pw]@]host[:port][/db][?...]" (also [v6] hosts).
+ * Returns 0 with *ret_host (owned) and *ret_port (5432 when absent),
+ * -EINVAL when there is no host or the port is bad, -ENOMEM. */
+int dcs_parse_conn_url(const char *url, char **ret_host, int *ret_port);
