@@ -10,7 +10,9 @@
 
 #include "dbha/dbha.h"
 
+#include "agent.h"
 #include "config.h"
+#include "ha.h"
 #include "log.h"
 
 extern char **environ;
@@ -25,6 +27,7 @@ static void help(void)
            "  --validate-config FILE  check FILE (and PATRONI_*/DBHA_* environment\n"
            "                          overrides), print problems as FILE:LINE:COL,\n"
            "                          exit 0 when valid, 2 when not\n"
+           "  --dump-fsm=dot|json     print the HA state machine table and exit\n"
            "  --version               print the version and exit\n"
            "  -h, --help              print this help and exit\n");
 }
@@ -49,9 +52,10 @@ static int validate_config(const char *path)
 
 int main(int argc, char *argv[])
 {
-    enum { ARG_VALIDATE = 0x100, ARG_VERSION };
+    enum { ARG_VALIDATE = 0x100, ARG_VERSION, ARG_DUMP_FSM };
     static const struct option options[] = {
         { "validate-config", required_argument, NULL, ARG_VALIDATE },
+        { "dump-fsm", required_argument, NULL, ARG_DUMP_FSM },
         { "version", no_argument, NULL, ARG_VERSION },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -71,6 +75,12 @@ int main(int argc, char *argv[])
         case ARG_VALIDATE:
             validate = optarg;
             break;
+        case ARG_DUMP_FSM:
+            if (ha_dump(optarg, stdout) < 0) {
+                fprintf(stderr, "dbagent: --dump-fsm takes \"dot\" or \"json\"\n");
+                return 2;
+            }
+            return 0;
         default:
             fprintf(stderr, "Try 'dbagent --help' for more information.\n");
             return 2;
@@ -104,6 +114,15 @@ int main(int argc, char *argv[])
         log_set_max_level(lvl);
     }
     log_set_context(cfg->name, cfg->scope, NULL);
-    log_error("the HA loop is not part of this build yet; only --validate-config works");
-    return 1;
+    if (geteuid() == 0) {
+        log_error("refusing to run as root: PostgreSQL will not; run dbagent as the owner of "
+                  "the data directory (e.g. \"postgres\")");
+        return 1;
+    }
+    _cleanup_(agent_freep) Agent *agent = NULL;
+    r = agent_new(argv[optind], TAKE_PTR(cfg), &agent);
+    if (r < 0) {
+        return 1;
+    }
+    return agent_run(agent);
 }

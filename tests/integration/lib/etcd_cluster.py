@@ -177,6 +177,13 @@ class EtcdCluster:
                 leader_id = st.get("leader", leader_id)
         return ids.get(leader_id)
 
+    def get(self, key):
+        """The value of key as text, or None when it does not exist."""
+        status, body = self.api("kv/range", {"key": b64(key)})
+        assert status == 200, body
+        kvs = body.get("kvs") or []
+        return base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
+
     def compact(self, revision):
         status, body = self.api("kv/compaction", {"revision": str(revision), "physical": True})
         assert status == 200, body

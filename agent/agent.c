@@ -1,0 +1,658 @@
+/* The agent's life cycle and its loop. A tick observes (lease keepalive,
+ * one read of the cluster prefix, the data directory and a probe of
+ * PostgreSQL), decides (ha_decide, pure), acts (ha_exec_action, in order,
+ * stopping at the first failure) and publishes (member key, REST snapshot).
+ * Ticks run every loop_wait, and at once when the watch thread sees the
+ * leader key or `initialize` change, or when a job ends. */
+#include "agent.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#define USEC_PER_SEC 1000000ULL
+
+/* etcd calls from the loop: give up on one endpoint quickly and on the whole
+ * call well inside a loop, so the lease can still be renewed in time. */
+#define AGENT_ETCD_REQUEST_TIMEOUT_USEC (1000 * 1000ULL)
+#define AGENT_ETCD_DEADLINE_USEC        (3 * 1000 * 1000ULL)
+
+static uint64_t now_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static double now_epoch(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+const ConfigDcs *agent_dcs(const Agent *a)
+{
+    if (a->cluster && a->cluster->config) {
+        return &a->cluster->config->dcs;
+    }
+    return &a->config->bootstrap.dcs;
+}
+
+static int etcd_client_from_config(const Config *c, uint64_t deadline_usec, EtcdClient **ret)
+{
+    EtcdClientConfig ec = {
+        .endpoints = (const char *const *)c->etcd3.hosts.items,
+        .n_endpoints = c->etcd3.hosts.n,
+        .protocol = etcd_protocol_from_string(c->etcd3.protocol),
+        .username = c->etcd3.username,
+        .password = c->etcd3.password,
+        .cacert = c->etcd3.cacert,
+        .cert = c->etcd3.cert,
+        .key = c->etcd3.key,
+        .request_timeout_usec = AGENT_ETCD_REQUEST_TIMEOUT_USEC,
+        .deadline_usec = deadline_usec,
+    };
+    if (ec.protocol < 0) {
+        ec.protocol = ETCD_PROTOCOL_HTTP;
+    }
+    EtcdError e = { 0 };
+    int r = etcd_client_new(&ec, ret, &e);
+    if (r < 0) {
+        return log_error_errno(r, "etcd client: %s", e.message);
+    }
+    return 0;
+}
+
+/* ---- the watch thread: wakes the loop when the cluster changes ---- */
+
+typedef struct WatchCtx {
+    Agent *agent;
+    size_t prefix_len;
+} WatchCtx;
+
+static bool wakes_loop(const Agent *a, const EtcdKeyValue *kv)
+{
+    /* Our own member key changes every loop: not a reason to wake. */
+    if (strcmp(kv->key, a->member_key) == 0) {
+        return false;
+    }
+    return strcmp(kv->key, a->paths.leader) == 0 || strcmp(kv->key, a->paths.initialize) == 0 ||
+           strcmp(kv->key, a->paths.config) == 0 || strcmp(kv->key, a->paths.failover) == 0 ||
+           strcmp(kv->key, a->paths.sync) == 0;
+}
+
+static int watch_cb(EtcdWatch *w, const EtcdWatchResponse *resp, void *userdata)
+{
+    (void)w;
+    Agent *a = userdata;
+    bool wake = false;
+    for (size_t i = 0; i < resp->n_events; i++) {
+        wake = wake || wakes_loop(a, &resp->events[i].kv);
+    }
+    if (wake) {
+        uint64_t one = 1;
+        (void)!write(a->wake_fd, &one, sizeof(one));
+    }
+    return 0;
+}
+
+static void *watch_main(void *userdata)
+{
+    Agent *a = userdata;
+    _cleanup_(etcd_client_freep) EtcdClient *c = NULL;
+    if (etcd_client_from_config(a->config, AGENT_ETCD_DEADLINE_USEC, &c) < 0) {
+        return NULL;
+    }
+    while (!atomic_load(&a->watch_stop)) {
+        _cleanup_(etcd_watch_freep) EtcdWatch *w = NULL;
+        EtcdWatchOptions o = { .key = a->paths.prefix, .prefix = true };
+        EtcdError e = { 0 };
+        if (etcd_watch_new(c, &o, watch_cb, a, &w, &e) < 0) {
+            log_debug("watch: %s", e.message);
+            usleep(500 * 1000);
+            continue;
+        }
+        while (!atomic_load(&a->watch_stop)) {
+            int r = etcd_watch_poll(w, 200 * 1000, &e);
+            if (r < 0) {
+                /* compacted or canceled: start a new watch from now; the
+                 * loop re-reads the whole prefix every tick anyway */
+                log_debug("watch ended: %s", e.message);
+                uint64_t one = 1;
+                (void)!write(a->wake_fd, &one, sizeof(one));
+                break;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* ---- timers and signals ---- */
+
+static void schedule_tick(Agent *a, uint64_t at_usec)
+{
+    if (a->next_tick_usec != 0 && a->next_tick_usec <= at_usec) {
+        return;
+    }
+    a->next_tick_usec = at_usec;
+    (void)sd_event_source_set_time(a->loop_timer, at_usec);
+    (void)sd_event_source_set_enabled(a->loop_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_loop_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    (void)s;
+    (void)usec;
+    Agent *a = userdata;
+    a->next_tick_usec = 0;
+    agent_tick(a);
+    if (!a->stopping) {
+        schedule_tick(a, now_usec() + (uint64_t)agent_dcs(a)->loop_wait * USEC_PER_SEC);
+    }
+    return 0;
+}
+
+static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    (void)s;
+    (void)revents;
+    Agent *a = userdata;
+    uint64_t n;
+    (void)!read(fd, &n, sizeof(n));
+    schedule_tick(a, now_usec() + AGENT_WAKE_MIN_USEC);
+    return 0;
+}
+
+/* Every second: is the postmaster alive, and a fresh probe for the REST
+ * snapshot. A postmaster that died wakes the loop at once. */
+static void observe_postgres(Agent *a, uint64_t now);
+
+static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    Agent *a = userdata;
+    bool was_running = a->pg_running;
+    observe_postgres(a, now_usec());
+    if (was_running && !a->pg_running && !a->stopping && a->job.kind == AGENT_JOB_NONE) {
+        log_warning("postgresql stopped (postmaster %d is gone)", (int)a->postmaster_pid);
+        schedule_tick(a, now_usec());
+    }
+    agent_publish_rest(a, now_usec());
+    (void)sd_event_source_set_time(s, usec + AGENT_PROBE_INTERVAL_USEC);
+    return 0;
+}
+
+static void shutdown_agent(Agent *a);
+
+static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+    (void)s;
+    Agent *a = userdata;
+    if (a->stopping) {
+        return 0;
+    }
+    log_info("received %s: stopping", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+    shutdown_agent(a);
+    return sd_event_exit(a->event, a->exit_code);
+}
+
+static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+    (void)s;
+    (void)si;
+    Agent *a = userdata;
+    Config *fresh = NULL;
+    ConfigDiags d = { 0 };
+    extern char **environ;
+    int r = config_load(a->config_path, environ, &fresh, &d);
+    for (size_t i = 0; i < d.n; i++) {
+        if (d.items[i].severity == CONFIG_ERROR) {
+            log_error("reload: %s", d.items[i].text);
+        } else {
+            log_warning("reload: %s", d.items[i].text);
+        }
+    }
+    config_diags_done(&d);
+    if (r < 0) {
+        log_error("reload of \"%s\" failed: keeping the running configuration", a->config_path);
+        return 0;
+    }
+    /* Settings the running agent cannot change. */
+    const char *restart[] = { "scope", "namespace", "name", "postgresql.data_dir", "etcd3.hosts" };
+    bool changed[ELEMENTSOF(restart)] = {
+        strcmp(fresh->scope, a->config->scope) != 0,
+        strcmp(fresh->namespace, a->config->namespace) != 0,
+        strcmp(fresh->name, a->config->name) != 0,
+        strcmp(fresh->postgresql.data_dir, a->config->postgresql.data_dir) != 0,
+        fresh->etcd3.hosts.n != a->config->etcd3.hosts.n,
+    };
+    for (size_t i = 0; i < ELEMENTSOF(restart); i++) {
+        if (changed[i]) {
+            log_warning("reload: \"%s\" changed; it takes effect after a restart", restart[i]);
+            config_free(fresh);
+            return 0;
+        }
+    }
+    /* The new config replaces the old; PgCtl borrows it, so rebuild that. */
+    PgCtl pg;
+    r = pgctl_init(&pg, fresh);
+    if (r < 0) {
+        log_error_errno(r, "reload: %m");
+        config_free(fresh);
+        return 0;
+    }
+    pgctl_done(&a->pg);
+    a->pg = pg;
+    config_free(a->config);
+    a->config = fresh;
+    LogLevel lvl = log_level_from_string(a->config->log.level);
+    if (lvl >= 0) {
+        log_set_max_level(lvl);
+    }
+    log_info("reloaded \"%s\" (loop_wait %" PRId64 " s)", a->config_path, agent_dcs(a)->loop_wait);
+    /* the new loop_wait counts from now */
+    a->next_tick_usec = 0;
+    schedule_tick(a, now_usec());
+    return 0;
+}
+
+/* ---- observation ---- */
+
+static void observe_postgres(Agent *a, uint64_t now)
+{
+    PgPostmasterPid pm = { 0 };
+    a->pg_running = pgprobe_read_postmaster_pid(a->pg.data_dir, &pm) == 0 && !pm.standalone &&
+                    pgprobe_pid_is_postmaster(pm.pid);
+    a->postmaster_pid = a->pg_running ? pm.pid : 0;
+    if (!a->pg_running) {
+        a->probe_ok = false;
+        return;
+    }
+    PgSnapshot snap;
+    int r = pgprobe_snapshot(a->probe, now + AGENT_PROBE_DEADLINE_USEC, &snap);
+    a->probe_ok = r >= 0;
+    if (a->probe_ok) {
+        a->snap = snap;
+        if (snap.system_identifier) {
+            a->sysid = snap.system_identifier;
+        }
+    }
+    (void)log_condition_update(&a->pg_down, !a->probe_ok, now, pgprobe_last_error(a->probe));
+}
+
+/* Keeps our lease alive (granting a new one when it is gone). */
+static int keep_lease(Agent *a, uint64_t now)
+{
+    EtcdError e = { 0 };
+    int64_t ttl = agent_dcs(a)->ttl;
+    if (a->lease_id != 0) {
+        int64_t left = 0;
+        int r = etcd_lease_keepalive(a->etcd, a->lease_id, &left, &e);
+        if (r >= 0) {
+            a->lease_expires_usec = now + (uint64_t)left * USEC_PER_SEC;
+            return 0;
+        }
+        if (r != -ESRCH) {
+            return r;
+        }
+        log_warning("our etcd lease %" PRId64 " is gone: granting a new one", a->lease_id);
+        a->lease_id = 0;
+    }
+    EtcdLease lease = { 0 };
+    int r = etcd_lease_grant(a->etcd, ttl, 0, &lease, &e);
+    if (r < 0) {
+        return r;
+    }
+    a->lease_id = lease.id;
+    a->lease_expires_usec = now + (uint64_t)lease.ttl * USEC_PER_SEC;
+    return 0;
+}
+
+static void observe_cluster(Agent *a, uint64_t now)
+{
+    EtcdError e = { 0 };
+    int r = keep_lease(a, now);
+    DcsCluster *view = NULL;
+    if (r >= 0) {
+        r = dcs_cluster_read(a->etcd, &a->paths, &view, &e);
+    }
+    a->dcs_ok = r >= 0;
+    (void)log_condition_update(&a->etcd_down, !a->dcs_ok, now, e.message);
+    if (a->dcs_ok) {
+        dcs_cluster_free(a->cluster);
+        a->cluster = view;
+        a->dcs_seen_usec = now;
+        a->dcs_seen_epoch = now_epoch();
+    }
+}
+
+static HaDataDir observe_data_dir(Agent *a)
+{
+    switch (pgctl_data_state(a->pg.data_dir)) {
+    case PGDATA_EMPTY:
+        return HA_DATA_EMPTY;
+    case PGDATA_VALID:
+        break;
+    default:
+        return HA_DATA_FOREIGN;
+    }
+    uint64_t sysid = 0;
+    if (pgctl_read_system_identifier(a->pg.data_dir, &sysid) < 0) {
+        return HA_DATA_FOREIGN;
+    }
+    a->sysid = sysid;
+    const char *init = a->cluster ? a->cluster->initialize : NULL;
+    if (!init || !*init) {
+        return HA_DATA_OURS; /* nothing to compare with yet */
+    }
+    char mine[32];
+    snprintf(mine, sizeof(mine), "%" PRIu64, sysid);
+    return strcmp(init, mine) == 0 ? HA_DATA_OURS : HA_DATA_FOREIGN;
+}
+
+static bool follows(const Agent *a, const DcsMember *leader)
+{
+    return a->following && leader && strcmp(a->following, leader->name) == 0;
+}
+
+static void build_input(Agent *a, uint64_t now, HaInput *in)
+{
+    const DcsCluster *c = a->cluster;
+    const DcsLeader *l = c ? c->leader : NULL;
+    const DcsMember *lm = c ? dcs_cluster_leader_member(c) : NULL;
+    *in = (HaInput){
+        .state = a->state,
+        .now_usec = now,
+        .data = observe_data_dir(a),
+        .pg_running = a->pg_running,
+        .pg_reachable = a->probe_ok,
+        .pg_in_recovery = a->probe_ok && a->snap.in_recovery,
+        .standby_signal = pgctl_is_standby(&a->pg),
+        .clone_retry_usec = a->clone_retry_usec,
+        .dcs_ok = a->dcs_ok,
+        .has_initialize = c && c->initialize != NULL,
+        .has_leader = l != NULL,
+        .leader_is_me = l && strcmp(l->name, a->config->name) == 0,
+        .leader_member_known = lm && lm->host,
+        .follows_leader = follows(a, lm),
+        .nofailover = a->config->tags.nofailover,
+    };
+    if (a->job.kind != AGENT_JOB_NONE) {
+        in->job = !a->job.finished ? HA_JOB_RUNNING : a->job.ok ? HA_JOB_SUCCEEDED : HA_JOB_FAILED;
+    }
+}
+
+static void set_state(Agent *a, HaState next)
+{
+    if (next == a->state) {
+        return;
+    }
+    log_struct_id(LOG_LEVEL_NOTICE, "3f6d2c8a9b1e4f07a5c2d8e6b4a19c30", "state %s -> %s",
+                  ha_state_to_string(a->state), ha_state_to_string(next));
+    a->state = next;
+    const char *role = next == HA_STATE_PRIMARY   ? "primary"
+                       : next == HA_STATE_REPLICA ? "replica"
+                                                  : NULL;
+    log_set_context(a->config->name, a->config->scope, role);
+    (void)sd_notifyf(false, "STATUS=%s", ha_state_to_string(next));
+}
+
+void agent_tick(Agent *a)
+{
+    uint64_t now = now_usec();
+    a->loops++;
+    observe_cluster(a, now);
+    observe_postgres(a, now);
+
+    HaInput in;
+    build_input(a, now, &in);
+    HaDecision d;
+    if (ha_decide(&in, &d) < 0) {
+        log_error("no HA decision for state \"%s\": this is a bug", ha_state_to_string(a->state));
+        return;
+    }
+    if (!a->have_last_row || a->last_row != d.row) {
+        log_info("%s", d.reason);
+        a->last_row = d.row;
+        a->have_last_row = true;
+    }
+    /* A finished job's result is consumed by this decision. */
+    if (a->job.kind != AGENT_JOB_NONE && a->job.finished) {
+        a->job = (AgentJob){ 0 };
+    }
+    size_t done = 0;
+    for (; done < d.n_actions; done++) {
+        if (ha_exec_action(a, d.actions[done]) < 0) {
+            break;
+        }
+    }
+    if (done == d.n_actions) {
+        set_state(a, d.next);
+    } else {
+        /* decide again soon rather than after a whole loop_wait */
+        schedule_tick(a, now + USEC_PER_SEC);
+    }
+    if (a->dcs_ok) {
+        (void)agent_touch_member(a);
+    }
+    agent_publish_rest(a, now_usec());
+    if (a->loops == 1) {
+        (void)sd_notify(false, "READY=1");
+    }
+}
+
+/* ---- shutdown ---- */
+
+static void shutdown_agent(Agent *a)
+{
+    a->stopping = true;
+    agent_job_kill(a);
+    bool was_leader =
+        a->cluster && a->cluster->leader && strcmp(a->cluster->leader->name, a->config->name) == 0;
+    set_state(a, HA_STATE_STOPPING);
+    observe_postgres(a, now_usec());
+    if (a->pg_running) {
+        PgArgv argv = { 0 };
+        if (pgctl_argv_stop(&a->pg, "fast", AGENT_STOP_TIMEOUT_SEC, &argv) >= 0) {
+            int r = agent_run_sync(a, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
+            if (r < 0) {
+                log_error_errno(r, "stopping postgresql failed: %m");
+            } else {
+                log_info("postgresql stopped");
+            }
+            pgctl_argv_done(&argv);
+        }
+    }
+    EtcdError e = { 0 };
+    if (was_leader) {
+        /* delete the leader key only if it still names us */
+        EtcdCompare cmp = { .key = a->paths.leader,
+                            .target = ETCD_COMPARE_VALUE,
+                            .result = ETCD_COMPARE_EQUAL,
+                            .value = a->config->name,
+                            .value_len = strlen(a->config->name) };
+        EtcdOp del = { .type = ETCD_OP_DELETE, .key = a->paths.leader };
+        EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &del, .n_success = 1 };
+        EtcdResult res = { 0 };
+        if (etcd_txn(a->etcd, &txn, &res, &e) >= 0) {
+            log_info("released the leader key");
+        } else {
+            log_warning("could not release the leader key: %s", e.message);
+        }
+        etcd_result_done(&res);
+    }
+    if (a->lease_id != 0) {
+        /* revoking deletes our member key (and a leader key we still hold) */
+        (void)etcd_lease_revoke(a->etcd, a->lease_id, &e);
+        a->lease_id = 0;
+    }
+    (void)sd_notify(false, "STOPPING=1");
+}
+
+/* ---- construction ---- */
+
+int agent_new(const char *config_path, Config *config, Agent **ret)
+{
+    _cleanup_(agent_freep) Agent *a = calloc(1, sizeof(*a));
+    if (!a) {
+        config_free(config);
+        return log_error_errno(-ENOMEM, "out of memory");
+    }
+    a->config = config;
+    a->wake_fd = -1;
+    a->etcd_down = (LogCondition)LOG_CONDITION_INIT("etcd unreachable", LOG_LEVEL_WARNING);
+    a->pg_down = (LogCondition)LOG_CONDITION_INIT("postgresql not answering", LOG_LEVEL_WARNING);
+    a->config_path = strdup(config_path);
+    if (!a->config_path) {
+        return log_error_errno(-ENOMEM, "out of memory");
+    }
+    int r = dcs_paths_init(&a->paths, config->namespace, config->scope);
+    if (r < 0) {
+        return log_error_errno(r, "bad scope \"%s\": %m", config->scope);
+    }
+    r = dcs_paths_member(&a->paths, config->name, &a->member_key);
+    if (r < 0) {
+        return log_error_errno(r, "bad member name \"%s\": %m", config->name);
+    }
+    r = pgctl_init(&a->pg, config);
+    if (r < 0) {
+        return log_error_errno(r, "postgresql settings: %m");
+    }
+    r = etcd_client_from_config(config, AGENT_ETCD_DEADLINE_USEC, &a->etcd);
+    if (r < 0) {
+        return r;
+    }
+    PgProbeConfig pc = {
+        .host = a->pg.local_host,
+        .port = (unsigned)a->pg.port,
+        .user = config->postgresql.superuser.username,
+        .password = config->postgresql.superuser.password,
+        .dbname = "postgres",
+        .connect_timeout_sec = 2,
+        .statement_timeout_ms = 2000,
+    };
+    r = pgprobe_new(&pc, &a->probe);
+    if (r < 0) {
+        return log_error_errno(r, "postgresql probe: %m");
+    }
+
+    /* SIGCHLD must be blocked before sd_event_add_child, and before the
+     * watch thread starts so it inherits the mask. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0) {
+        return log_error_errno(-errno, "blocking signals: %m");
+    }
+    r = sd_event_default(&a->event);
+    if (r < 0) {
+        return log_error_errno(r, "sd_event: %m");
+    }
+    (void)sd_event_set_watchdog(a->event, true);
+    if ((r = sd_event_add_signal(a->event, &a->sig_term, SIGTERM, on_term, a)) < 0 ||
+        (r = sd_event_add_signal(a->event, &a->sig_int, SIGINT, on_term, a)) < 0 ||
+        (r = sd_event_add_signal(a->event, &a->sig_hup, SIGHUP, on_hup, a)) < 0) {
+        return log_error_errno(r, "signal handlers: %m");
+    }
+    r = sd_event_add_time(a->event, &a->loop_timer, CLOCK_MONOTONIC, now_usec(), 1000,
+                          on_loop_timer, a);
+    if (r < 0) {
+        return log_error_errno(r, "loop timer: %m");
+    }
+    r = sd_event_add_time(a->event, &a->probe_timer, CLOCK_MONOTONIC,
+                          now_usec() + AGENT_PROBE_INTERVAL_USEC, 1000, on_probe_timer, a);
+    if (r >= 0) {
+        r = sd_event_source_set_enabled(a->probe_timer, SD_EVENT_ON);
+    }
+    if (r < 0) {
+        return log_error_errno(r, "probe timer: %m");
+    }
+    a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (a->wake_fd < 0) {
+        return log_error_errno(-errno, "eventfd: %m");
+    }
+    r = sd_event_add_io(a->event, &a->wake_io, a->wake_fd, EPOLLIN, on_wake, a);
+    if (r < 0) {
+        return log_error_errno(r, "wake source: %m");
+    }
+
+    RestServerConfig rc = {
+        .listen = config->restapi.listen,
+        .username = config->restapi.authentication.username,
+        .password = config->restapi.authentication.password,
+        .certfile = config->restapi.certfile,
+        .keyfile = config->restapi.keyfile,
+        .cafile = config->restapi.cafile,
+    };
+    RestError re = { 0 };
+    r = rest_server_new(&rc, &a->rest, &re);
+    if (r < 0) {
+        return log_error_errno(r, "REST API on %s: %s", strna(config->restapi.listen), re.message);
+    }
+    a->state = HA_STATE_INIT;
+    log_set_context(config->name, config->scope, NULL);
+
+    atomic_store(&a->watch_stop, false);
+    r = pthread_create(&a->watch_thread, NULL, watch_main, a);
+    if (r != 0) {
+        return log_error_errno(-r, "watch thread: %m");
+    }
+    a->watch_started = true;
+    *ret = TAKE_PTR(a);
+    return 0;
+}
+
+Agent *agent_free(Agent *a)
+{
+    if (!a) {
+        return NULL;
+    }
+    if (a->watch_started) {
+        atomic_store(&a->watch_stop, true);
+        (void)pthread_join(a->watch_thread, NULL);
+    }
+    agent_job_kill(a);
+    a->rest = rest_server_free(a->rest);
+    sd_event_source_unref(a->sig_term);
+    sd_event_source_unref(a->sig_int);
+    sd_event_source_unref(a->sig_hup);
+    sd_event_source_unref(a->loop_timer);
+    sd_event_source_unref(a->probe_timer);
+    sd_event_source_unref(a->wake_io);
+    if (a->wake_fd >= 0) {
+        close(a->wake_fd);
+    }
+    sd_event_unref(a->event);
+    dcs_cluster_free(a->cluster);
+    etcd_client_free(a->etcd);
+    pgprobe_free(a->probe);
+    pgctl_done(&a->pg);
+    dcs_paths_done(&a->paths);
+    free(a->member_key);
+    free(a->following);
+    free(a->config_path);
+    config_free(a->config);
+    free(a);
+    return NULL;
+}
+
+int agent_run(Agent *a)
+{
+    log_info("starting: member \"%s\" of cluster \"%s\", data directory \"%s\"", a->config->name,
+             a->config->scope, a->pg.data_dir);
+    int r = sd_event_loop(a->event);
+    if (r < 0) {
+        return log_error_errno(r, "event loop: %m") < 0 ? 1 : 1;
+    }
+    return a->exit_code;
+}

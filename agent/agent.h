@@ -1,0 +1,143 @@
+/* The agent: one context that owns the configuration, the sd-event loop and
+ * every event source, the etcd client and lease, the PostgreSQL probe, the
+ * running job (initdb, clone, start, stop), the HA state and the REST
+ * server. Every callback gets the Agent as userdata. */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "dcs.h"
+#include "etcd.h"
+#include "ha.h"
+#include "log.h"
+#include "pgctl.h"
+#include "pgprobe.h"
+#include "rest.h"
+
+/* How often the REST snapshot is refreshed from a fresh probe, and how
+ * often the postmaster PID is checked for death. */
+#define AGENT_PROBE_INTERVAL_USEC (1000 * 1000ULL)
+/* The deadline of one probe of the local PostgreSQL. */
+#define AGENT_PROBE_DEADLINE_USEC (1000 * 1000ULL)
+/* A watch event wakes the loop at most this often. */
+#define AGENT_WAKE_MIN_USEC (50 * 1000ULL)
+/* Backoff between failed clones: doubled per failure up to the max. */
+#define AGENT_CLONE_BACKOFF_MIN_USEC (2 * 1000 * 1000ULL)
+#define AGENT_CLONE_BACKOFF_MAX_USEC (60 * 1000 * 1000ULL)
+/* Job deadlines. */
+#define AGENT_INITDB_TIMEOUT_SEC     120
+#define AGENT_START_TIMEOUT_SEC      60
+#define AGENT_STOP_TIMEOUT_SEC       60
+#define AGENT_BASEBACKUP_TIMEOUT_SEC 3600
+
+typedef enum AgentJobKind {
+    AGENT_JOB_NONE,
+    AGENT_JOB_INITDB,
+    AGENT_JOB_START,
+    AGENT_JOB_STOP,
+    AGENT_JOB_BASEBACKUP,
+    _AGENT_JOB_KIND_MAX,
+    _AGENT_JOB_KIND_INVALID = -EINVAL,
+} AgentJobKind;
+
+const char *agent_job_kind_to_string(AgentJobKind k);
+
+typedef struct AgentJob {
+    AgentJobKind kind;
+    pid_t pid;
+    sd_event_source *child;   /* owned */
+    sd_event_source *timeout; /* owned */
+    bool finished;
+    bool ok;
+    bool killed; /* by its deadline */
+} AgentJob;
+
+typedef struct Agent {
+    char *config_path;                             /* owned */
+    Config *config;                                /* owned */
+    sd_event *event;                               /* owned */
+    sd_event_source *sig_term, *sig_int, *sig_hup; /* owned */
+    sd_event_source *loop_timer;                   /* owned */
+    sd_event_source *probe_timer;                  /* owned */
+    sd_event_source *wake_io;                      /* owned: the watch thread's eventfd */
+
+    EtcdClient *etcd; /* owned; main thread only */
+    DcsPaths paths;
+    char *member_key; /* owned */
+    int64_t lease_id; /* 0: none yet */
+    uint64_t lease_expires_usec;
+    DcsCluster *cluster; /* owned; last view read */
+    bool dcs_ok;
+    uint64_t dcs_seen_usec;
+    double dcs_seen_epoch;
+
+    PgCtl pg;
+    PgProbe *probe; /* owned */
+    PgSnapshot snap;
+    bool probe_ok;
+    bool pg_running;
+    pid_t postmaster_pid;
+    uint64_t sysid; /* from pg_control, 0 when unknown */
+
+    HaState state;
+    size_t last_row; /* to log a decision only when it changes */
+    bool have_last_row;
+    AgentJob job;
+    uint64_t clone_retry_usec;
+    unsigned clone_failures;
+    char *following; /* owned: the leader we point primary_conninfo at */
+
+    RestServer *rest; /* owned */
+    uint64_t next_tick_usec;
+    uint64_t loops;
+
+    /* watch thread */
+    pthread_t watch_thread;
+    bool watch_started;
+    atomic_bool watch_stop;
+    int wake_fd; /* eventfd: the watch thread writes, the loop reads */
+
+    LogCondition etcd_down;
+    LogCondition pg_down;
+    bool stopping;
+    int exit_code;
+} Agent;
+
+/* Loads nothing: takes ownership of config (and a copy of path). Sets up
+ * the event loop, signals, the etcd client, the probe and the REST server.
+ * Returns 0 and *ret, or a negative errno after logging why. */
+int agent_new(const char *config_path, Config *config, Agent **ret);
+Agent *agent_free(Agent *a);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Agent *, agent_free);
+
+/* Runs the loop until SIGTERM/SIGINT; returns the exit status. */
+int agent_run(Agent *a);
+
+/* One HA loop iteration: observe, decide, act, publish. */
+void agent_tick(Agent *a);
+
+/* Job control (agent/jobs.c). agent_job_start forks argv (environment:
+ * ours plus PGPASSFILE) with a deadline; the loop is woken when it ends. */
+int agent_job_start(Agent *a, AgentJobKind kind, char *const *argv, int timeout_sec);
+void agent_job_kill(Agent *a);
+/* Runs argv to completion synchronously, by the deadline (shutdown path). */
+int agent_run_sync(Agent *a, char *const *argv, int timeout_sec);
+
+/* Performs one action (agent/ha_exec.c). Returns 0 or a negative errno
+ * (logged); the caller stops at the first failure. */
+int ha_exec_action(Agent *a, HaAction action);
+
+/* Publishes member key and REST snapshot (agent/publish.c). */
+int agent_touch_member(Agent *a);
+void agent_publish_rest(Agent *a, uint64_t now_usec);
+
+/* Effective cluster-wide settings: the `config` key when present, else the
+ * file's bootstrap.dcs. */
+const ConfigDcs *agent_dcs(const Agent *a);

@@ -1,0 +1,403 @@
+/* The HA state machine as one table. Reading order: rows for every state
+ * first (a running job), then each state's rows from the most specific to
+ * its catch-all. Actions run in order and stop at the first failure; the
+ * agent then stays in `from` and decides again on the next tick, so every
+ * action must be safe to repeat.
+ *
+ *   INIT --empty, no initialize--> BOOTSTRAP_INITDB --ok--> BOOTSTRAP_STARTING --up--> PRIMARY
+ *   INIT --empty, leader--> CLONING --ok--> STARTING_REPLICA --ok--> REPLICA
+ *   INIT --ours, stopped, former primary, no leader--> STARTING_PRIMARY --ok--> PRIMARY
+ *   INIT --ours, stopped--> STARTING_REPLICA;  INIT --ours, running--> PRIMARY | REPLICA
+ *   INIT --foreign data--> REFUSED;  PRIMARY | REPLICA --postgres gone--> INIT
+ */
+#include "ha.h"
+
+#include <string.h>
+
+#include <jansson.h>
+
+#include "macro.h"
+
+static const char *const state_table[_HA_STATE_MAX] = {
+    [HA_STATE_INIT] = "init",
+    [HA_STATE_BOOTSTRAP_INITDB] = "bootstrap-initdb",
+    [HA_STATE_BOOTSTRAP_STARTING] = "bootstrap-starting",
+    [HA_STATE_CLONING] = "cloning",
+    [HA_STATE_STARTING_REPLICA] = "starting-replica",
+    [HA_STATE_STARTING_PRIMARY] = "starting-primary",
+    [HA_STATE_PRIMARY] = "primary",
+    [HA_STATE_REPLICA] = "replica",
+    [HA_STATE_STOPPING] = "stopping",
+    [HA_STATE_REFUSED] = "refused",
+};
+
+static const char *const action_table[_HA_ACTION_MAX] = {
+    [HA_ACTION_RACE_INITIALIZE] = "race-initialize",
+    [HA_ACTION_RUN_INITDB] = "run-initdb",
+    [HA_ACTION_WRITE_PRIMARY_CONF] = "write-primary-conf",
+    [HA_ACTION_WRITE_REPLICA_CONF] = "write-replica-conf",
+    [HA_ACTION_START_POSTGRES] = "start-postgres",
+    [HA_ACTION_STOP_POSTGRES] = "stop-postgres",
+    [HA_ACTION_FINISH_BOOTSTRAP] = "finish-bootstrap",
+    [HA_ACTION_ABORT_BOOTSTRAP] = "abort-bootstrap",
+    [HA_ACTION_TAKE_LEADER] = "take-leader",
+    [HA_ACTION_RENEW_LEADER] = "renew-leader",
+    [HA_ACTION_CLONE] = "clone",
+    [HA_ACTION_REMOVE_CLONE] = "remove-clone",
+    [HA_ACTION_INSTALL_CLONE] = "install-clone",
+    [HA_ACTION_FOLLOW] = "follow",
+    [HA_ACTION_SYNC_SLOTS] = "sync-slots",
+    [HA_ACTION_PUBLISH_STATUS] = "publish-status",
+    [HA_ACTION_REFUSE] = "refuse",
+};
+
+static int lookup(const char *const *table, int n, const char *s)
+{
+    if (!s) {
+        return -EINVAL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (table[i] && strcmp(table[i], s) == 0) {
+            return i;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *ha_state_to_string(HaState s)
+{
+    return s >= 0 && s < _HA_STATE_MAX ? state_table[s] : NULL;
+}
+
+HaState ha_state_from_string(const char *s)
+{
+    return (HaState)lookup(state_table, _HA_STATE_MAX, s);
+}
+
+const char *ha_action_to_string(HaAction a)
+{
+    return a >= 0 && a < _HA_ACTION_MAX ? action_table[a] : NULL;
+}
+
+HaAction ha_action_from_string(const char *s)
+{
+    return (HaAction)lookup(action_table, _HA_ACTION_MAX, s);
+}
+
+/* ---- guards: pure predicates over the input ---- */
+
+static bool guard_always(const HaInput *in)
+{
+    (void)in;
+    return true;
+}
+
+static bool guard_job_running(const HaInput *in)
+{
+    return in->job == HA_JOB_RUNNING;
+}
+
+static bool guard_job_failed(const HaInput *in)
+{
+    return in->job == HA_JOB_FAILED;
+}
+
+static bool guard_job_succeeded(const HaInput *in)
+{
+    return in->job == HA_JOB_SUCCEEDED;
+}
+
+static bool guard_data_foreign(const HaInput *in)
+{
+    return in->data == HA_DATA_FOREIGN;
+}
+
+static bool guard_dcs_down(const HaInput *in)
+{
+    return !in->dcs_ok;
+}
+
+/* Nobody initialized the cluster and we may lead it. */
+static bool guard_empty_uninitialized_may_lead(const HaInput *in)
+{
+    return in->data == HA_DATA_EMPTY && !in->has_initialize && !in->nofailover;
+}
+
+/* A leader to clone from, and no backoff pending. */
+static bool guard_empty_can_clone(const HaInput *in)
+{
+    return in->data == HA_DATA_EMPTY && in->has_initialize && in->has_leader && !in->leader_is_me &&
+           in->leader_member_known && in->now_usec >= in->clone_retry_usec;
+}
+
+static bool guard_empty(const HaInput *in)
+{
+    return in->data == HA_DATA_EMPTY;
+}
+
+static bool running_primary(const HaInput *in)
+{
+    return in->data == HA_DATA_OURS && in->pg_running && in->pg_reachable && !in->pg_in_recovery;
+}
+
+static bool guard_running_primary_mine(const HaInput *in)
+{
+    return running_primary(in) && in->leader_is_me;
+}
+
+static bool guard_running_primary_unled(const HaInput *in)
+{
+    return running_primary(in) && !in->has_leader && !in->nofailover;
+}
+
+static bool guard_running_primary_other_leader(const HaInput *in)
+{
+    return running_primary(in) && in->has_leader && !in->leader_is_me;
+}
+
+static bool guard_running_replica(const HaInput *in)
+{
+    return in->data == HA_DATA_OURS && in->pg_running && in->pg_reachable && in->pg_in_recovery;
+}
+
+static bool guard_running_unreachable(const HaInput *in)
+{
+    return in->data == HA_DATA_OURS && in->pg_running && !in->pg_reachable;
+}
+
+static bool stopped_ours(const HaInput *in)
+{
+    return in->data == HA_DATA_OURS && !in->pg_running;
+}
+
+/* We hold the key by name (e.g. restarted before the lease ran out) and the
+ * data was a primary. */
+static bool guard_stopped_primary_mine(const HaInput *in)
+{
+    return stopped_ours(in) && in->leader_is_me && !in->standby_signal;
+}
+
+/* A former primary after a clean whole-cluster stop: start it as the primary
+ * again (no promotion, so no new timeline) if the leader key is free. */
+static bool guard_stopped_primary_unled(const HaInput *in)
+{
+    return stopped_ours(in) && !in->has_leader && !in->standby_signal && !in->nofailover;
+}
+
+static bool guard_stopped(const HaInput *in)
+{
+    return stopped_ours(in);
+}
+
+static bool guard_up(const HaInput *in)
+{
+    return in->pg_running && in->pg_reachable;
+}
+
+static bool guard_pg_gone(const HaInput *in)
+{
+    return !in->pg_running;
+}
+
+static bool guard_other_leader(const HaInput *in)
+{
+    return in->has_leader && !in->leader_is_me;
+}
+
+static bool guard_no_leader(const HaInput *in)
+{
+    return !in->has_leader;
+}
+
+static bool guard_must_follow(const HaInput *in)
+{
+    return in->has_leader && !in->leader_is_me && in->leader_member_known && !in->follows_leader;
+}
+
+/* ---- the table ---- */
+
+#define ANY    _HA_STATE_MAX
+#define STAY   _HA_STATE_MAX
+#define G(f)   f, #f
+#define A(...) { __VA_ARGS__ }, ELEMENTSOF(((HaAction[]){ __VA_ARGS__ }))
+#define NONE   { 0 }, 0
+
+static const HaRow table[] = {
+    /* A job (initdb, clone, start, stop) is running: keep observing. */
+    { ANY, G(guard_job_running), STAY, NONE, "waiting for the running job" },
+
+    { HA_STATE_REFUSED, G(guard_always), STAY, NONE,
+      "the data directory belongs to another cluster; nothing is done" },
+
+    /* INIT: look at the data directory and the cluster. */
+    { HA_STATE_INIT, G(guard_data_foreign), HA_STATE_REFUSED, A(HA_ACTION_REFUSE),
+      "the data directory is not this cluster's" },
+    { HA_STATE_INIT, G(guard_dcs_down), STAY, NONE, "waiting for etcd" },
+    { HA_STATE_INIT, G(guard_empty_uninitialized_may_lead), HA_STATE_BOOTSTRAP_INITDB,
+      A(HA_ACTION_RACE_INITIALIZE, HA_ACTION_RUN_INITDB),
+      "the cluster is not initialized: bootstrapping it" },
+    { HA_STATE_INIT, G(guard_empty_can_clone), HA_STATE_CLONING, A(HA_ACTION_CLONE),
+      "cloning a replica from the leader" },
+    { HA_STATE_INIT, G(guard_empty), STAY, NONE, "waiting for a leader to clone from" },
+    { HA_STATE_INIT, G(guard_running_primary_mine), HA_STATE_PRIMARY,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
+      "reattached to the running primary" },
+    { HA_STATE_INIT, G(guard_running_primary_unled), HA_STATE_PRIMARY,
+      A(HA_ACTION_TAKE_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
+      "a running primary and no leader: taking the leader key" },
+    { HA_STATE_INIT, G(guard_running_primary_other_leader), STAY, A(HA_ACTION_STOP_POSTGRES),
+      "another member is the leader: stopping to rejoin as a replica" },
+    { HA_STATE_INIT, G(guard_running_replica), HA_STATE_REPLICA, NONE,
+      "reattached to the running replica" },
+    { HA_STATE_INIT, G(guard_running_unreachable), STAY, NONE,
+      "postgresql runs but does not answer yet" },
+    { HA_STATE_INIT, G(guard_stopped_primary_mine), HA_STATE_STARTING_PRIMARY,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
+      "holding the leader key: starting the primary" },
+    { HA_STATE_INIT, G(guard_stopped_primary_unled), HA_STATE_STARTING_PRIMARY,
+      A(HA_ACTION_TAKE_LEADER, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
+      "a former primary and no leader: taking the leader key and starting" },
+    { HA_STATE_INIT, G(guard_stopped), HA_STATE_STARTING_REPLICA,
+      A(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES), "starting as a replica" },
+    { HA_STATE_INIT, G(guard_always), STAY, NONE, "waiting" },
+
+    /* Bootstrap. */
+    { HA_STATE_BOOTSTRAP_INITDB, G(guard_job_failed), HA_STATE_INIT, A(HA_ACTION_ABORT_BOOTSTRAP),
+      "initdb failed" },
+    { HA_STATE_BOOTSTRAP_INITDB, G(guard_job_succeeded), HA_STATE_BOOTSTRAP_STARTING,
+      A(HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
+      "initdb done: starting the new primary" },
+    { HA_STATE_BOOTSTRAP_INITDB, G(guard_always), STAY, NONE, "waiting for initdb" },
+    { HA_STATE_BOOTSTRAP_STARTING, G(guard_job_failed), HA_STATE_INIT, A(HA_ACTION_ABORT_BOOTSTRAP),
+      "the new primary did not start" },
+    { HA_STATE_BOOTSTRAP_STARTING, G(guard_up), HA_STATE_PRIMARY,
+      A(HA_ACTION_FINISH_BOOTSTRAP, HA_ACTION_TAKE_LEADER, HA_ACTION_SYNC_SLOTS,
+        HA_ACTION_PUBLISH_STATUS),
+      "bootstrapped the cluster: leader" },
+    { HA_STATE_BOOTSTRAP_STARTING, G(guard_always), STAY, NONE, "waiting for the new primary" },
+
+    /* Replica creation. */
+    { HA_STATE_CLONING, G(guard_job_failed), HA_STATE_INIT, A(HA_ACTION_REMOVE_CLONE),
+      "the clone failed: retrying after a backoff" },
+    { HA_STATE_CLONING, G(guard_job_succeeded), HA_STATE_STARTING_REPLICA,
+      A(HA_ACTION_INSTALL_CLONE, HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "clone done: starting the replica" },
+    { HA_STATE_CLONING, G(guard_always), STAY, NONE, "waiting for the clone" },
+
+    /* Starting. */
+    { HA_STATE_STARTING_REPLICA, G(guard_job_failed), HA_STATE_INIT, NONE,
+      "postgresql did not start" },
+    { HA_STATE_STARTING_REPLICA, G(guard_up), HA_STATE_REPLICA, NONE, "replica started" },
+    { HA_STATE_STARTING_REPLICA, G(guard_always), STAY, NONE, "waiting for postgresql" },
+    { HA_STATE_STARTING_PRIMARY, G(guard_job_failed), HA_STATE_INIT, NONE,
+      "postgresql did not start" },
+    { HA_STATE_STARTING_PRIMARY, G(guard_up), HA_STATE_PRIMARY,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
+      "primary started" },
+    { HA_STATE_STARTING_PRIMARY, G(guard_always), STAY, NONE, "waiting for postgresql" },
+
+    /* Leader. */
+    { HA_STATE_PRIMARY, G(guard_pg_gone), HA_STATE_INIT, NONE, "postgresql is not running" },
+    { HA_STATE_PRIMARY, G(guard_dcs_down), STAY, NONE, "etcd unreachable" },
+    { HA_STATE_PRIMARY, G(guard_other_leader), HA_STATE_INIT, A(HA_ACTION_STOP_POSTGRES),
+      "another member holds the leader key: stopping" },
+    { HA_STATE_PRIMARY, G(guard_no_leader), STAY,
+      A(HA_ACTION_TAKE_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
+      "the leader key is gone: taking it again" },
+    { HA_STATE_PRIMARY, G(guard_always), STAY,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS), "leader" },
+
+    /* Replica. */
+    { HA_STATE_REPLICA, G(guard_pg_gone), HA_STATE_INIT, NONE, "postgresql is not running" },
+    { HA_STATE_REPLICA, G(guard_must_follow), STAY, A(HA_ACTION_FOLLOW),
+      "following the new leader" },
+    { HA_STATE_REPLICA, G(guard_always), STAY, NONE, "replica" },
+
+    /* Shutdown runs outside the table (agent_stop); it only waits here. */
+    { HA_STATE_STOPPING, G(guard_always), STAY, NONE, "stopping" },
+};
+
+#undef ANY
+#undef STAY
+#undef G
+#undef A
+#undef NONE
+
+const HaRow *ha_table(size_t *ret_n)
+{
+    *ret_n = ELEMENTSOF(table);
+    return table;
+}
+
+int ha_decide(const HaInput *in, HaDecision *ret)
+{
+    if (!in || !ret || in->state < 0 || in->state >= _HA_STATE_MAX) {
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+        const HaRow *row = &table[i];
+        if (row->from != _HA_STATE_MAX && row->from != in->state) {
+            continue;
+        }
+        if (!row->guard(in)) {
+            continue;
+        }
+        HaDecision d = {
+            .next = row->to == _HA_STATE_MAX ? in->state : row->to,
+            .n_actions = row->n_actions,
+            .reason = row->reason,
+            .row = i,
+        };
+        memcpy(d.actions, row->actions, sizeof(d.actions));
+        *ret = d;
+        return 0;
+    }
+    return -EINVAL; /* unreachable: every state has a catch-all row */
+}
+
+int ha_dump(const char *format, FILE *out)
+{
+    bool dot = strcmp(format, "dot") == 0;
+    if (!dot && strcmp(format, "json") != 0) {
+        return -EINVAL;
+    }
+    json_t *rows = dot ? NULL : json_array();
+    if (dot) {
+        fputs("digraph dbha_ha {\n  rankdir=LR;\n", out);
+    } else if (!rows) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < ELEMENTSOF(table); i++) {
+        const HaRow *r = &table[i];
+        const char *from = r->from == _HA_STATE_MAX ? "*" : ha_state_to_string(r->from);
+        const char *to = r->to == _HA_STATE_MAX ? from : ha_state_to_string(r->to);
+        if (dot) {
+            /* guard names all start with "guard_" */
+            fprintf(out, "  \"%s\" -> \"%s\" [label=\"%s", from, to, r->guard_name + 6);
+            for (size_t j = 0; j < r->n_actions; j++) {
+                fprintf(out, "%s%s", j ? ", " : " / ", ha_action_to_string(r->actions[j]));
+            }
+            fputs("\"];\n", out);
+            continue;
+        }
+        json_t *actions = json_array();
+        for (size_t j = 0; actions && j < r->n_actions; j++) {
+            json_array_append_new(actions, json_string(ha_action_to_string(r->actions[j])));
+        }
+        json_t *o =
+            json_pack("{s:I, s:s, s:s, s:s, s:o, s:s}", "row", (json_int_t)i, "from", from, "guard",
+                      r->guard_name, "to", to, "actions", actions, "reason", r->reason);
+        if (!o || json_array_append_new(rows, o) < 0) {
+            json_decref(rows);
+            return -ENOMEM;
+        }
+    }
+    if (dot) {
+        fputs("}\n", out);
+        return 0;
+    }
+    int r = json_dumpf(rows, out, JSON_INDENT(2)) < 0 ? -EIO : 0;
+    fputc('\n', out);
+    json_decref(rows);
+    return r;
+}

@@ -1,0 +1,129 @@
+/* The HA decision: a pure, table-driven function from what the agent
+ * observed (its data directory and PostgreSQL, the cluster view from etcd,
+ * the job it has running) to the next state and an ordered list of actions.
+ * No I/O, no clock reads, no allocation: agent/ha_exec.c performs the
+ * actions. Each row of the table in ha.c is {from, guard, to, actions,
+ * reason}; the first row whose `from` matches and whose guard holds wins. */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define HA_ACTIONS_MAX 8
+
+typedef enum HaState {
+    HA_STATE_INIT,               /* just started, or between phases: look at the data dir */
+    HA_STATE_BOOTSTRAP_INITDB,   /* won `initialize`, initdb running */
+    HA_STATE_BOOTSTRAP_STARTING, /* initdb done, the new primary starting */
+    HA_STATE_CLONING,            /* pg_basebackup into the clone dir */
+    HA_STATE_STARTING_REPLICA,   /* pg_ctl start of a replica */
+    HA_STATE_STARTING_PRIMARY,   /* pg_ctl start of a primary that holds the leader key */
+    HA_STATE_PRIMARY,            /* leader: PostgreSQL is the writable primary */
+    HA_STATE_REPLICA,            /* PostgreSQL runs as a standby */
+    HA_STATE_STOPPING,           /* pg_ctl stop on the way out */
+    HA_STATE_REFUSED,            /* the data dir belongs to another cluster: hands off */
+    _HA_STATE_MAX,
+    _HA_STATE_INVALID = -EINVAL,
+} HaState;
+
+typedef enum HaAction {
+    HA_ACTION_RACE_INITIALIZE, /* create-if-absent `initialize` (fails when lost) */
+    HA_ACTION_RUN_INITDB,      /* start the initdb job */
+    HA_ACTION_WRITE_PRIMARY_CONF,
+    HA_ACTION_WRITE_REPLICA_CONF, /* following the leader (or nobody yet) */
+    HA_ACTION_START_POSTGRES,     /* start the pg_ctl start job */
+    HA_ACTION_STOP_POSTGRES,      /* start the pg_ctl stop job (fast) */
+    HA_ACTION_FINISH_BOOTSTRAP,   /* roles, `initialize` = sysid, `config`, history */
+    HA_ACTION_ABORT_BOOTSTRAP,    /* stop, remove the new data dir, release `initialize` */
+    HA_ACTION_TAKE_LEADER,        /* create-if-absent leader key with our lease */
+    HA_ACTION_RENEW_LEADER,       /* compare value == us, put with our lease */
+    HA_ACTION_CLONE,              /* start the pg_basebackup job */
+    HA_ACTION_REMOVE_CLONE,       /* remove a failed clone, arm the retry backoff */
+    HA_ACTION_INSTALL_CLONE,      /* rename the clone dir over data_dir */
+    HA_ACTION_FOLLOW,             /* re-point primary_conninfo at the leader, reload */
+    HA_ACTION_SYNC_SLOTS,         /* a slot per other member, drop slots of gone ones */
+    HA_ACTION_PUBLISH_STATUS,     /* `status` optime (and slots) */
+    HA_ACTION_REFUSE,             /* log the refusal once */
+    _HA_ACTION_MAX,
+    _HA_ACTION_INVALID = -EINVAL,
+} HaAction;
+
+typedef enum HaDataDir {
+    HA_DATA_EMPTY,   /* nothing there: bootstrap or clone */
+    HA_DATA_OURS,    /* a cluster whose system identifier matches `initialize` (or
+                        `initialize` is not set yet) */
+    HA_DATA_FOREIGN, /* another cluster's data, or not a data directory */
+    _HA_DATA_MAX,
+    _HA_DATA_INVALID = -EINVAL,
+} HaDataDir;
+
+typedef enum HaJobResult {
+    HA_JOB_NONE,      /* no job finished since the last decision */
+    HA_JOB_RUNNING,   /* a job is still running */
+    HA_JOB_SUCCEEDED, /* the state's job finished with status 0 */
+    HA_JOB_FAILED,    /* it failed, was killed at its deadline, or could not start */
+    _HA_JOB_RESULT_MAX,
+    _HA_JOB_RESULT_INVALID = -EINVAL,
+} HaJobResult;
+
+typedef struct HaInput {
+    HaState state;
+    uint64_t now_usec;
+
+    /* local */
+    HaDataDir data;
+    bool pg_running;     /* the postmaster is alive */
+    bool pg_reachable;   /* the last probe succeeded */
+    bool pg_in_recovery; /* from that probe */
+    bool standby_signal; /* standby.signal in the data dir (when not running) */
+    HaJobResult job;
+    bool follows_leader;       /* the running replica's upstream is the current leader */
+    uint64_t clone_retry_usec; /* no clone before this (backoff after a failure) */
+
+    /* cluster view */
+    bool dcs_ok;         /* the view is fresh */
+    bool has_initialize; /* the key exists (maybe "" while someone bootstraps) */
+    bool has_leader;
+    bool leader_is_me;        /* the leader key holds our name */
+    bool leader_member_known; /* the leader's member key (its address) is there */
+
+    /* config */
+    bool nofailover;
+} HaInput;
+
+typedef struct HaDecision {
+    HaState next;
+    HaAction actions[HA_ACTIONS_MAX];
+    size_t n_actions;
+    const char *reason; /* static */
+    size_t row;         /* index of the row that matched (tests, --dump-fsm) */
+} HaDecision;
+
+const char *ha_state_to_string(HaState s);
+HaState ha_state_from_string(const char *s);
+const char *ha_action_to_string(HaAction a);
+HaAction ha_action_from_string(const char *s);
+
+/* Decides. Pure. Returns 0 and *ret, or -EINVAL for an input out of range.
+ * A state that no row covers is a programmer error: the last rows of the
+ * table match every state, so that cannot happen (a unit test checks it). */
+int ha_decide(const HaInput *in, HaDecision *ret);
+
+/* The table, for tests and `dbagent --dump-fsm`. */
+typedef struct HaRow {
+    HaState from; /* _HA_STATE_MAX: any state */
+    bool (*guard)(const HaInput *in);
+    const char *guard_name;
+    HaState to; /* _HA_STATE_MAX: stay */
+    HaAction actions[HA_ACTIONS_MAX];
+    size_t n_actions;
+    const char *reason;
+} HaRow;
+
+const HaRow *ha_table(size_t *ret_n);
+
+/* The table as Graphviz dot or JSON, for `dbagent --dump-fsm=dot|json`. */
+int ha_dump(const char *format, FILE *out);

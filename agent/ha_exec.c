@@ -1,0 +1,613 @@
+/* Performs the HA decision's actions. Each action is one function that
+ * does its I/O (etcd, libpq, files, a job) by a deadline, logs what it did
+ * or why it failed, and returns 0 or a negative errno; it must be safe to
+ * run again after a failure (the same decision may come back next tick). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "agent.h"
+
+#define EXEC_SQL_DEADLINE_USEC (5 * 1000 * 1000ULL)
+
+static uint64_t mono_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static int etcd_fail(int r, const char *what, const EtcdError *e)
+{
+    return log_warning_errno(r, "%s: %s", what, e->message[0] ? e->message : "failed");
+}
+
+/* ---- etcd ---- */
+
+/* Create-if-absent `key` = value, with our lease when leased. Returns 0,
+ * -ECANCELED when the key exists (held by *ret_holder, owned, optional). */
+static int create_key(Agent *a, const char *key, const char *value, bool leased, char **ret_holder)
+{
+    EtcdCompare cmp = {
+        .key = key, .target = ETCD_COMPARE_CREATE, .result = ETCD_COMPARE_EQUAL, .number = 0
+    };
+    EtcdOp put = { .type = ETCD_OP_PUT,
+                   .key = key,
+                   .value = value,
+                   .value_len = strlen(value),
+                   .lease = leased ? a->lease_id : 0 };
+    EtcdOp get = { .type = ETCD_OP_RANGE, .key = key };
+    EtcdTxn txn = {
+        .compares = &cmp,
+        .n_compares = 1,
+        .success = &put,
+        .n_success = 1,
+        .failure = &get,
+        .n_failure = 1,
+    };
+    EtcdResult res = { 0 };
+    EtcdError e = { 0 };
+    int r = etcd_txn(a->etcd, &txn, &res, &e);
+    if (r == -ECANCELED && ret_holder) {
+        *ret_holder = NULL;
+        if (res.n_responses == 1 && res.responses[0].n_kvs == 1) {
+            *ret_holder = strdup(res.responses[0].kvs[0].value);
+        }
+    }
+    etcd_result_done(&res);
+    if (r < 0 && r != -ECANCELED) {
+        return etcd_fail(r, key, &e);
+    }
+    return r;
+}
+
+static int put_key(Agent *a, const char *key, const char *value)
+{
+    EtcdError e = { 0 };
+    int r = etcd_put(a->etcd, key, value, strlen(value), NULL, NULL, &e);
+    return r < 0 ? etcd_fail(r, key, &e) : 0;
+}
+
+static int take_leader(Agent *a)
+{
+    if (a->lease_id == 0) {
+        return log_warning_errno(-ENOLINK, "no etcd lease: cannot take the leader key");
+    }
+    _cleanup_free_ char *holder = NULL;
+    int r = create_key(a, a->paths.leader, a->config->name, true, &holder);
+    if (r == -ECANCELED) {
+        if (holder && strcmp(holder, a->config->name) == 0) {
+            return 0; /* ours already (same name, maybe an older lease) */
+        }
+        return log_info_errno(r, "the leader key is held by \"%s\"", strna(holder));
+    }
+    if (r < 0) {
+        return r;
+    }
+    log_struct_id(LOG_LEVEL_NOTICE, "a1c5e7d2b8f34a6c9e0d1b2c3f4a5b6c", "acquired the leader key");
+    return 0;
+}
+
+/* Compare-and-swap: the key still names us; put it again with our lease (a
+ * restarted agent has a new lease). */
+static int renew_leader(Agent *a)
+{
+    const char *me = a->config->name;
+    EtcdCompare cmp = { .key = a->paths.leader,
+                        .target = ETCD_COMPARE_VALUE,
+                        .result = ETCD_COMPARE_EQUAL,
+                        .value = me,
+                        .value_len = strlen(me) };
+    EtcdOp put = {
+        .type = ETCD_OP_PUT,
+        .key = a->paths.leader,
+        .value = me,
+        .value_len = strlen(me),
+        .lease = a->lease_id,
+    };
+    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &put, .n_success = 1 };
+    EtcdResult res = { 0 };
+    EtcdError e = { 0 };
+    bool same_lease = a->cluster && a->cluster->leader && a->cluster->leader->lease == a->lease_id;
+    if (same_lease) {
+        /* the keepalive of our lease already renewed it */
+        return 0;
+    }
+    int r = etcd_txn(a->etcd, &txn, &res, &e);
+    etcd_result_done(&res);
+    if (r == -ECANCELED) {
+        return log_warning_errno(r, "the leader key no longer names us");
+    }
+    return r < 0 ? etcd_fail(r, "renewing the leader key", &e) : 0;
+}
+
+/* ---- files and jobs ---- */
+
+static int write_pwfile(Agent *a, char **ret_path)
+{
+    const char *pw = a->config->postgresql.superuser.password;
+    if (!pw) {
+        *ret_path = NULL;
+        return 0;
+    }
+    _cleanup_free_ char *path = strdup(a->pg.pwfile);
+    if (!path) {
+        return -ENOMEM;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return log_error_errno(-errno, "creating \"%s\": %m", path);
+    }
+    size_t len = strlen(pw);
+    bool ok = write(fd, pw, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
+    close(fd);
+    if (!ok) {
+        unlink(path);
+        return log_error_errno(-EIO, "writing \"%s\"", path);
+    }
+    *ret_path = TAKE_PTR(path);
+    return 0;
+}
+
+static int run_initdb(Agent *a)
+{
+    _cleanup_free_ char *pwfile = NULL;
+    int r = write_pwfile(a, &pwfile);
+    if (r < 0) {
+        return r;
+    }
+    PgArgv argv = { 0 };
+    r = pgctl_argv_initdb(&a->pg, pwfile, &argv);
+    if (r >= 0) {
+        r = agent_job_start(a, AGENT_JOB_INITDB, argv.argv, AGENT_INITDB_TIMEOUT_SEC);
+    }
+    pgctl_argv_done(&argv);
+    /* the file is removed when the job ends (agent/jobs.c) */
+    return r;
+}
+
+static int start_postgres(Agent *a)
+{
+    int r = pgctl_write_pgpass(&a->pg);
+    if (r < 0) {
+        return log_error_errno(r, "writing the passfile \"%s\": %m", a->pg.pgpass);
+    }
+    PgArgv argv = { 0 };
+    r = pgctl_argv_start(&a->pg, AGENT_START_TIMEOUT_SEC, &argv);
+    if (r >= 0) {
+        r = agent_job_start(a, AGENT_JOB_START, argv.argv, AGENT_START_TIMEOUT_SEC + 5);
+    }
+    pgctl_argv_done(&argv);
+    return r;
+}
+
+static int stop_postgres(Agent *a)
+{
+    PgArgv argv = { 0 };
+    int r = pgctl_argv_stop(&a->pg, "fast", AGENT_STOP_TIMEOUT_SEC, &argv);
+    if (r >= 0) {
+        r = agent_job_start(a, AGENT_JOB_STOP, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
+    }
+    pgctl_argv_done(&argv);
+    return r;
+}
+
+static const DcsMember *leader_member(const Agent *a)
+{
+    return a->cluster ? dcs_cluster_leader_member(a->cluster) : NULL;
+}
+
+/* Patroni's slot_name_from_member_name: lowercase, [a-z0-9_] only. */
+static void slot_name(const char *member, char *buf, size_t size)
+{
+    size_t o = 0;
+    for (const char *s = member; *s && o + 1 < size; s++) {
+        char ch = *s;
+        if (ch >= 'A' && ch <= 'Z') {
+            ch = (char)(ch - 'A' + 'a');
+        }
+        buf[o++] = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ? ch : '_';
+    }
+    buf[o] = '\0';
+}
+
+static int write_conf(Agent *a, bool replica)
+{
+    const DcsMember *lm = replica ? leader_member(a) : NULL;
+    char slot[PGPROBE_NAME_MAX];
+    slot_name(a->config->name, slot, sizeof(slot));
+    PgUpstream u = { 0 };
+    if (lm && lm->host && strcmp(lm->name, a->config->name) != 0) {
+        u = (PgUpstream){ .host = lm->host,
+                          .port = lm->port,
+                          .slot_name = agent_dcs(a)->use_slots ? slot : NULL };
+    }
+    int r = pgctl_write_config(&a->pg, replica, &u);
+    if (r < 0) {
+        return log_error_errno(r, "writing the configuration in \"%s\": %m", a->pg.data_dir);
+    }
+    free(a->following);
+    a->following = u.host ? strdup(lm->name) : NULL;
+    return 0;
+}
+
+static int clone_replica(Agent *a)
+{
+    const DcsMember *src = NULL;
+    /* a running member tagged clonefrom, else the leader */
+    for (size_t i = 0; a->cluster && i < a->cluster->n_members; i++) {
+        const DcsMember *m = &a->cluster->members[i];
+        json_t *t = m->tags ? json_object_get(m->tags, "clonefrom") : NULL;
+        if (t && json_is_true(t) && m->host && m->state && strcmp(m->state, "running") == 0 &&
+            strcmp(m->name, a->config->name) != 0) {
+            src = m;
+            break;
+        }
+    }
+    if (!src) {
+        src = leader_member(a);
+    }
+    if (!src || !src->host) {
+        return log_warning_errno(-ENOENT, "no member to clone from");
+    }
+    int r = pgctl_remove_tree(a->pg.clone_dir);
+    if (r < 0) {
+        return log_error_errno(r, "removing the old clone \"%s\": %m", a->pg.clone_dir);
+    }
+    r = pgctl_write_pgpass(&a->pg);
+    if (r < 0) {
+        return log_error_errno(r, "writing the passfile \"%s\": %m", a->pg.pgpass);
+    }
+    log_info("cloning from \"%s\" (%s:%d)", src->name, src->host, src->port);
+    PgArgv argv = { 0 };
+    r = pgctl_argv_basebackup(&a->pg, src->host, src->port, &argv);
+    if (r >= 0) {
+        r = agent_job_start(a, AGENT_JOB_BASEBACKUP, argv.argv, AGENT_BASEBACKUP_TIMEOUT_SEC);
+    }
+    pgctl_argv_done(&argv);
+    return r;
+}
+
+static int remove_clone(Agent *a)
+{
+    int r = pgctl_remove_tree(a->pg.clone_dir);
+    if (r < 0) {
+        log_error_errno(r, "removing the failed clone \"%s\": %m", a->pg.clone_dir);
+    }
+    uint64_t backoff = AGENT_CLONE_BACKOFF_MIN_USEC
+                       << (a->clone_failures < 5 ? a->clone_failures : 5);
+    if (backoff > AGENT_CLONE_BACKOFF_MAX_USEC) {
+        backoff = AGENT_CLONE_BACKOFF_MAX_USEC;
+    }
+    /* jitter: up to a quarter more, so replicas do not retry in step */
+    backoff += (uint64_t)(rand() % 1000) * (backoff / 4000);
+    a->clone_failures++;
+    a->clone_retry_usec = mono_usec() + backoff;
+    log_warning("next clone attempt in %" PRIu64 " ms", backoff / 1000);
+    return 0;
+}
+
+static int install_clone(Agent *a)
+{
+    int r = pgctl_install_clone(&a->pg);
+    if (r < 0) {
+        return log_error_errno(r, "moving the clone into \"%s\": %m", a->pg.data_dir);
+    }
+    a->clone_failures = 0;
+    return 0;
+}
+
+/* ---- SQL on the local server ---- */
+
+static int exec_sql(Agent *a, const char *sql, PGresult **ret)
+{
+    int r = pgprobe_exec(a->probe, sql, mono_usec() + EXEC_SQL_DEADLINE_USEC, ret);
+    if (r < 0) {
+        return log_error_errno(r, "postgresql: %s", pgprobe_last_error(a->probe));
+    }
+    return 0;
+}
+
+/* s between q characters, embedded q doubled: "ident" or 'literal'. */
+static char *quote(const char *s, char q)
+{
+    size_t n = strlen(s);
+    char *r = malloc(2 * n + 3);
+    if (!r) {
+        return NULL;
+    }
+    size_t o = 0;
+    r[o++] = q;
+    for (; *s; s++) {
+        if (*s == q) {
+            r[o++] = q;
+        }
+        r[o++] = *s;
+    }
+    r[o++] = q;
+    r[o] = '\0';
+    return r;
+}
+
+/* CREATE or ALTER role `u` with the given options and its password. The
+ * statement holds the password, so it is never logged. */
+static int ensure_role(Agent *a, const ConfigUser *u, const char *options)
+{
+    if (!u->username) {
+        return 0;
+    }
+    _cleanup_free_ char *ident = quote(u->username, '"');
+    _cleanup_free_ char *name = quote(u->username, '\'');
+    _cleanup_free_ char *pw = u->password ? quote(u->password, '\'') : NULL;
+    _cleanup_free_ char *sql = NULL;
+    if (!ident || !name || (u->password && !pw)) {
+        return -ENOMEM;
+    }
+    if (asprintf(&sql,
+                 "SET synchronous_commit = local;"
+                 "DO $dbha$ BEGIN "
+                 "IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s) THEN "
+                 "CREATE ROLE %s WITH %s; END IF; END $dbha$;"
+                 "ALTER ROLE %s WITH %s%s%s",
+                 name, ident, options, ident, options, pw ? " PASSWORD " : "", pw ? pw : "") < 0) {
+        return -ENOMEM;
+    }
+    int r = exec_sql(a, sql, NULL);
+    explicit_bzero(sql, strlen(sql));
+    if (pw) {
+        explicit_bzero(pw, strlen(pw));
+    }
+    if (r < 0) {
+        return log_error_errno(r, "creating role \"%s\" failed", u->username);
+    }
+    return 0;
+}
+
+static int create_roles(Agent *a)
+{
+    const Config *c = a->config;
+    int r = ensure_role(a, &c->postgresql.superuser, "SUPERUSER LOGIN");
+    if (r >= 0) {
+        r = ensure_role(a, &c->postgresql.replication, "REPLICATION LOGIN");
+    }
+    if (r >= 0) {
+        r = ensure_role(a, &c->postgresql.rewind, "LOGIN");
+    }
+    if (r >= 0 && c->postgresql.rewind.username) {
+        /* what pg_rewind needs from a non-superuser source */
+        _cleanup_free_ char *sql = NULL;
+        _cleanup_free_ char *ident = quote(c->postgresql.rewind.username, '"');
+        if (!ident ||
+            asprintf(&sql,
+                     "GRANT EXECUTE ON function pg_catalog.pg_ls_dir(text, boolean, boolean) TO %s;"
+                     "GRANT EXECUTE ON function pg_catalog.pg_stat_file(text, boolean) TO %s;"
+                     "GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text) TO %s;"
+                     "GRANT EXECUTE ON function pg_catalog.pg_read_binary_file(text, bigint, "
+                     "bigint, boolean) TO %s;",
+                     ident, ident, ident, ident) < 0) {
+            return -ENOMEM;
+        }
+        r = exec_sql(a, sql, NULL);
+    }
+    return r;
+}
+
+static char *iso_now(void)
+{
+    struct timespec ts;
+    struct tm tm;
+    char buf[64];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, sizeof(buf) - n, ".%06ld+00:00", ts.tv_nsec / 1000);
+    return strdup(buf);
+}
+
+static int finish_bootstrap(Agent *a)
+{
+    if (!a->probe_ok) {
+        return log_warning_errno(-EAGAIN, "the new primary does not answer yet");
+    }
+    int r = create_roles(a);
+    if (r < 0) {
+        return r;
+    }
+    uint64_t sysid = a->snap.system_identifier ? a->snap.system_identifier : a->sysid;
+    _cleanup_free_ char *init = NULL, *config = NULL, *history = NULL, *ts = NULL;
+    if (dcs_initialize_encode(sysid, &init) < 0 ||
+        dcs_config_encode(&a->config->bootstrap.dcs, &config) < 0 || !(ts = iso_now())) {
+        return -ENOMEM;
+    }
+    /* `initialize` was "" (ours, from the race): now the system identifier */
+    r = put_key(a, a->paths.initialize, init);
+    if (r < 0) {
+        return r;
+    }
+    _cleanup_free_ char *holder = NULL;
+    r = create_key(a, a->paths.config, config, false, &holder);
+    if (r < 0 && r != -ECANCELED) {
+        return r;
+    }
+    r = dcs_history_append(NULL, a->snap.timeline ? a->snap.timeline : 1, a->snap.current_lsn,
+                           "bootstrap", ts, a->config->name, &history);
+    if (r < 0) {
+        return r;
+    }
+    r = put_key(a, a->paths.history, history);
+    if (r < 0) {
+        return r;
+    }
+    log_struct_id(LOG_LEVEL_NOTICE, "7e2b9c4d1a6f48e3b5c0d9a8f7e6d5c4",
+                  "bootstrapped cluster \"%s\" (system identifier %" PRIu64 ")", a->config->scope,
+                  sysid);
+    return 0;
+}
+
+static int abort_bootstrap(Agent *a)
+{
+    if (a->pg_running) {
+        PgArgv argv = { 0 };
+        if (pgctl_argv_stop(&a->pg, "immediate", AGENT_STOP_TIMEOUT_SEC, &argv) >= 0) {
+            (void)agent_run_sync(a, argv.argv, AGENT_STOP_TIMEOUT_SEC);
+        }
+        pgctl_argv_done(&argv);
+    }
+    int r = pgctl_remove_tree(a->pg.data_dir);
+    if (r < 0) {
+        log_error_errno(r, "removing the failed bootstrap in \"%s\": %m", a->pg.data_dir);
+    }
+    /* release `initialize` only while it is still our empty placeholder */
+    EtcdCompare cmp = { .key = a->paths.initialize,
+                        .target = ETCD_COMPARE_VALUE,
+                        .result = ETCD_COMPARE_EQUAL,
+                        .value = "",
+                        .value_len = 0 };
+    EtcdOp del = { .type = ETCD_OP_DELETE, .key = a->paths.initialize };
+    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &del, .n_success = 1 };
+    EtcdResult res = { 0 };
+    EtcdError e = { 0 };
+    (void)etcd_txn(a->etcd, &txn, &res, &e);
+    etcd_result_done(&res);
+    log_error("bootstrap failed: removed the new data directory and released \"initialize\"");
+    return 0;
+}
+
+static int follow(Agent *a)
+{
+    int r = write_conf(a, true);
+    if (r < 0) {
+        return r;
+    }
+    r = exec_sql(a, "SELECT pg_catalog.pg_reload_conf()", NULL);
+    if (r < 0) {
+        return r;
+    }
+    log_info("following \"%s\"", strna(a->following));
+    return 0;
+}
+
+/* A physical slot per other member; drop physical slots of members that are
+ * gone (only inactive ones: a connected walsender keeps its slot). */
+static int sync_slots(Agent *a)
+{
+    if (!agent_dcs(a)->use_slots || !a->cluster || !a->probe_ok) {
+        return 0;
+    }
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) {
+        return -ENOMEM;
+    }
+    fputs("SET synchronous_commit = local;"
+          "SELECT pg_catalog.pg_create_physical_replication_slot(n, true) FROM (VALUES ",
+          f);
+    size_t want = 0;
+    fputs("('')", f); /* keeps the VALUES list valid when empty */
+    for (size_t i = 0; i < a->cluster->n_members; i++) {
+        const DcsMember *m = &a->cluster->members[i];
+        if (strcmp(m->name, a->config->name) == 0) {
+            continue;
+        }
+        char slot[PGPROBE_NAME_MAX];
+        slot_name(m->name, slot, sizeof(slot));
+        fprintf(f, ",('%s')", slot);
+        want++;
+    }
+    fputs(") AS w(n) WHERE n <> '' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots "
+          "s WHERE s.slot_name = w.n);",
+          f);
+    fputs("SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM "
+          "pg_catalog.pg_replication_slots WHERE slot_type = 'physical' AND NOT active "
+          "AND slot_name NOT IN (SELECT n FROM (VALUES ('')",
+          f);
+    for (size_t i = 0; i < a->cluster->n_members; i++) {
+        char slot[PGPROBE_NAME_MAX];
+        slot_name(a->cluster->members[i].name, slot, sizeof(slot));
+        fprintf(f, ",('%s')", slot);
+    }
+    fputs(") AS k(n))", f);
+    if (fclose(f) != 0) {
+        free(buf);
+        return -ENOMEM;
+    }
+    int r = exec_sql(a, buf, NULL);
+    free(buf);
+    (void)want;
+    return r;
+}
+
+static int publish_status(Agent *a)
+{
+    if (!a->probe_ok || a->snap.in_recovery) {
+        return 0;
+    }
+    _cleanup_free_ char *v = NULL;
+    int r = dcs_status_encode(a->snap.current_lsn, NULL, &v);
+    if (r < 0) {
+        return r;
+    }
+    return put_key(a, a->paths.status, v);
+}
+
+int ha_exec_action(Agent *a, HaAction action)
+{
+    switch (action) {
+    case HA_ACTION_RACE_INITIALIZE: {
+        _cleanup_free_ char *holder = NULL;
+        int r = create_key(a, a->paths.initialize, "", false, &holder);
+        if (r == -ECANCELED) {
+            return log_info_errno(r, "another member is bootstrapping the cluster");
+        }
+        return r;
+    }
+    case HA_ACTION_RUN_INITDB:
+        return run_initdb(a);
+    case HA_ACTION_WRITE_PRIMARY_CONF:
+        return write_conf(a, false);
+    case HA_ACTION_WRITE_REPLICA_CONF:
+        return write_conf(a, true);
+    case HA_ACTION_START_POSTGRES:
+        return start_postgres(a);
+    case HA_ACTION_STOP_POSTGRES:
+        return stop_postgres(a);
+    case HA_ACTION_FINISH_BOOTSTRAP:
+        return finish_bootstrap(a);
+    case HA_ACTION_ABORT_BOOTSTRAP:
+        return abort_bootstrap(a);
+    case HA_ACTION_TAKE_LEADER:
+        return take_leader(a);
+    case HA_ACTION_RENEW_LEADER:
+        return renew_leader(a);
+    case HA_ACTION_CLONE:
+        return clone_replica(a);
+    case HA_ACTION_REMOVE_CLONE:
+        return remove_clone(a);
+    case HA_ACTION_INSTALL_CLONE:
+        return install_clone(a);
+    case HA_ACTION_FOLLOW:
+        return follow(a);
+    case HA_ACTION_SYNC_SLOTS:
+        return sync_slots(a);
+    case HA_ACTION_PUBLISH_STATUS:
+        return publish_status(a);
+    case HA_ACTION_REFUSE:
+        log_error("data directory \"%s\" holds another cluster (system identifier %" PRIu64
+                  ", cluster \"%s\" has %s): refusing to touch it",
+                  a->pg.data_dir, a->sysid, a->config->scope,
+                  a->cluster && a->cluster->initialize ? a->cluster->initialize : "none");
+        return 0;
+    default:
+        log_error("unknown HA action %d: this is a bug", (int)action);
+        return -EINVAL;
+    }
+}

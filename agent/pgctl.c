@@ -1,0 +1,651 @@
+/* Local PostgreSQL control: paths, data directory inspection, the
+ * configuration files the agent owns, and server-tool argument vectors.
+ * The agent rewrites postgresql.conf on every start (and after a clone or a
+ * rewind, which bring another member's copy), so the file in the data
+ * directory is always this node's. */
+#include "pgctl.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static const char *const data_state_table[_PGDATA_STATE_MAX] = {
+    [PGDATA_EMPTY] = "empty",
+    [PGDATA_VALID] = "valid",
+    [PGDATA_INVALID] = "invalid",
+};
+
+const char *pgctl_data_state_to_string(PgDataState s)
+{
+    if (s < 0 || s >= _PGDATA_STATE_MAX) {
+        return NULL;
+    }
+    return data_state_table[s];
+}
+
+static char *path_join(const char *a, const char *b)
+{
+    char *r = NULL;
+    if (asprintf(&r, "%s%s", a, b) < 0) {
+        return NULL;
+    }
+    return r;
+}
+
+/* "127.0.0.1,127.0.2.1:5432" -> "127.0.0.1,127.0.2.1" */
+static char *listen_hosts(const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon) {
+        return strdup(listen);
+    }
+    return strndup(listen, (size_t)(colon - listen));
+}
+
+int pgctl_init(PgCtl *ret, const Config *c)
+{
+    PgCtl p = { .config = c };
+    int r = -ENOMEM;
+
+    p.port = config_postgresql_port(c);
+    if (p.port < 0) {
+        return -EINVAL;
+    }
+    p.bin_dir = strdup(c->postgresql.bin_dir ? c->postgresql.bin_dir : PGCTL_DEFAULT_BIN_DIR);
+    p.data_dir = strdup(c->postgresql.data_dir);
+    if (!p.bin_dir || !p.data_dir) {
+        goto fail;
+    }
+    /* a trailing slash would put the clone inside the data dir */
+    size_t n = strlen(p.data_dir);
+    while (n > 1 && p.data_dir[n - 1] == '/') {
+        p.data_dir[--n] = '\0';
+    }
+    p.clone_dir = path_join(p.data_dir, PGCTL_CLONE_SUFFIX);
+    p.log_file = path_join(p.data_dir, ".log");
+    p.pwfile = path_join(p.data_dir, ".pwfile");
+    p.pgpass =
+        c->postgresql.pgpass ? strdup(c->postgresql.pgpass) : path_join(p.data_dir, ".pgpass");
+    if (!p.clone_dir || !p.log_file || !p.pgpass || !p.pwfile) {
+        goto fail;
+    }
+    const char *sockets = config_map_get(&c->postgresql.parameters, "unix_socket_directories");
+    if (!sockets) {
+        sockets = config_map_get(&c->bootstrap.dcs.parameters, "unix_socket_directories");
+    }
+    if (sockets && *sockets) {
+        size_t len = strcspn(sockets, ",");
+        p.socket_dir = strndup(sockets, len);
+        if (!p.socket_dir) {
+            goto fail;
+        }
+    }
+    const char *listen =
+        c->postgresql.listen ? c->postgresql.listen : c->postgresql.connect_address;
+    p.listen_addresses = listen_hosts(listen);
+    if (!p.listen_addresses) {
+        goto fail;
+    }
+    if (p.socket_dir) {
+        p.local_host = strdup(p.socket_dir);
+    } else {
+        /* the first listen address; a wildcard means the loopback */
+        size_t len = strcspn(p.listen_addresses, ",");
+        _cleanup_free_ char *first = strndup(p.listen_addresses, len);
+        if (!first) {
+            goto fail;
+        }
+        bool wildcard = strcmp(first, "*") == 0 || strcmp(first, "0.0.0.0") == 0 ||
+                        strcmp(first, "::") == 0 || !*first;
+        p.local_host = strdup(wildcard ? "127.0.0.1" : first);
+    }
+    if (!p.local_host) {
+        goto fail;
+    }
+    *ret = p;
+    return 0;
+fail:
+    pgctl_done(&p);
+    return r;
+}
+
+void pgctl_done(PgCtl *p)
+{
+    free(p->bin_dir);
+    free(p->data_dir);
+    free(p->clone_dir);
+    free(p->log_file);
+    free(p->pgpass);
+    free(p->pwfile);
+    free(p->socket_dir);
+    free(p->local_host);
+    free(p->listen_addresses);
+    *p = (PgCtl){ 0 };
+}
+
+PgDataState pgctl_data_state(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        return errno == ENOENT ? PGDATA_EMPTY : PGDATA_INVALID;
+    }
+    bool any = false;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+            any = true;
+            break;
+        }
+    }
+    closedir(d);
+    if (!any) {
+        return PGDATA_EMPTY;
+    }
+    char path[PGCTL_PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/PG_VERSION", dir);
+    if (stat(path, &st) < 0) {
+        return PGDATA_INVALID;
+    }
+    snprintf(path, sizeof(path), "%s/global/pg_control", dir);
+    if (stat(path, &st) < 0) {
+        return PGDATA_INVALID;
+    }
+    return PGDATA_VALID;
+}
+
+int pgctl_read_system_identifier(const char *dir, uint64_t *ret)
+{
+    char path[PGCTL_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/global/pg_control", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    /* ControlFileData starts with `uint64 system_identifier`, in the
+     * server's byte order (this host's). */
+    uint64_t sysid;
+    ssize_t n = read(fd, &sysid, sizeof(sysid));
+    int e = errno;
+    close(fd);
+    if (n < 0) {
+        return -e;
+    }
+    if (n != (ssize_t)sizeof(sysid)) {
+        return -EINVAL;
+    }
+    *ret = sysid;
+    return 0;
+}
+
+bool pgctl_is_standby(const PgCtl *p)
+{
+    char path[PGCTL_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/standby.signal", p->data_dir);
+    return access(path, F_OK) == 0;
+}
+
+int pgctl_primary_conninfo(const PgCtl *p, const PgUpstream *u, char *buf, size_t size)
+{
+    const Config *c = p->config;
+    int n = snprintf(buf, size,
+                     "host=%s port=%d user=%s passfile=%s application_name=%s sslmode=prefer "
+                     "connect_timeout=2",
+                     u->host, u->port,
+                     c->postgresql.replication.username ? c->postgresql.replication.username
+                                                        : "replicator",
+                     p->pgpass, c->name);
+    if (n < 0 || (size_t)n >= size) {
+        return -ENOBUFS;
+    }
+    return 0;
+}
+
+/* Writes `content` to path via a temp file and rename, mode 0600. */
+static int write_file_atomic(const char *path, const char *content, size_t len)
+{
+    char tmp[PGCTL_PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.dbha-tmp", path) >= sizeof(tmp)) {
+        return -ENAMETOOLONG;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return -errno;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, content + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            return -e;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) < 0 || close(fd) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return -e;
+    }
+    if (rename(tmp, path) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return -e;
+    }
+    return 0;
+}
+
+/* One `name = 'value'` line; PostgreSQL accepts every value quoted. */
+static void put_param(FILE *f, const char *name, const char *value)
+{
+    fprintf(f, "%s = '", name);
+    for (const char *s = value; *s; s++) {
+        if (*s == '\'') {
+            fputc('\'', f);
+        }
+        if (*s != '\n') {
+            fputc(*s, f);
+        }
+    }
+    fputs("'\n", f);
+}
+
+static bool managed_param(const char *name)
+{
+    static const char *const names[] = {
+        "listen_addresses",  "port",
+        "cluster_name",      "hba_file",
+        "ident_file",        "config_file",
+        "data_directory",    "primary_conninfo",
+        "primary_slot_name", "recovery_target_timeline",
+    };
+    for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+        if (strcmp(name, names[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void put_params(FILE *f, const ConfigMap *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        if (!managed_param(m->items[i].key)) {
+            put_param(f, m->items[i].key, m->items[i].value);
+        }
+    }
+}
+
+/* Settings a cluster that can fail over needs, unless the config sets them. */
+static void put_default(FILE *f, const Config *c, const char *name, const char *value)
+{
+    if (!config_map_get(&c->postgresql.parameters, name) &&
+        !config_map_get(&c->bootstrap.dcs.parameters, name)) {
+        put_param(f, name, value);
+    }
+}
+
+static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream *u)
+{
+    const Config *c = p->config;
+    char path[PGCTL_PATH_MAX], base[PGCTL_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/postgresql.conf", p->data_dir);
+    snprintf(base, sizeof(base), "%s/postgresql.base.conf", p->data_dir);
+
+    /* initdb's own file becomes the base we include, once. */
+    struct stat st;
+    if (stat(base, &st) < 0 && errno == ENOENT && stat(path, &st) == 0) {
+        if (rename(path, base) < 0) {
+            return -errno;
+        }
+    }
+
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) {
+        return -ENOMEM;
+    }
+    fputs("# Written by dbagent; changes here are overwritten at the next start.\n"
+          "# Node settings: postgresql.parameters; cluster-wide: bootstrap.dcs.\n"
+          "include_if_exists 'postgresql.base.conf'\n\n",
+          f);
+    put_param(f, "listen_addresses", p->listen_addresses);
+    char port[16];
+    snprintf(port, sizeof(port), "%d", p->port);
+    put_param(f, "port", port);
+    put_param(f, "cluster_name", c->name);
+    put_default(f, c, "wal_level", "replica");
+    put_default(f, c, "hot_standby", "on");
+    put_default(f, c, "wal_log_hints", "on");
+    put_default(f, c, "max_wal_senders", "10");
+    put_default(f, c, "max_replication_slots", "10");
+    fputs("\n# bootstrap.dcs.postgresql.parameters\n", f);
+    put_params(f, &c->bootstrap.dcs.parameters);
+    fputs("\n# postgresql.parameters\n", f);
+    put_params(f, &c->postgresql.parameters);
+    if (replica) {
+        fputs("\n# replication\n", f);
+        put_param(f, "recovery_target_timeline", "latest");
+        if (u && u->host) {
+            char conninfo[PGCTL_CONNINFO_MAX];
+            int r = pgctl_primary_conninfo(p, u, conninfo, sizeof(conninfo));
+            if (r < 0) {
+                fclose(f);
+                free(buf);
+                return r;
+            }
+            put_param(f, "primary_conninfo", conninfo);
+            if (u->slot_name) {
+                put_param(f, "primary_slot_name", u->slot_name);
+            }
+        }
+    }
+    if (fclose(f) != 0) {
+        free(buf);
+        return -ENOMEM;
+    }
+    int r = write_file_atomic(path, buf, size);
+    free(buf);
+    return r;
+}
+
+static int write_pg_hba(const PgCtl *p)
+{
+    const Config *c = p->config;
+    const ConfigStrv *lines =
+        c->postgresql.pg_hba.n > 0 ? &c->postgresql.pg_hba : &c->bootstrap.pg_hba;
+    if (lines->n == 0) {
+        return 0; /* keep initdb's (or the clone's) */
+    }
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) {
+        return -ENOMEM;
+    }
+    fputs("# Written by dbagent from postgresql.pg_hba (or bootstrap.pg_hba).\n", f);
+    for (size_t i = 0; i < lines->n; i++) {
+        fprintf(f, "%s\n", lines->items[i]);
+    }
+    if (fclose(f) != 0) {
+        free(buf);
+        return -ENOMEM;
+    }
+    char path[PGCTL_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/pg_hba.conf", p->data_dir);
+    int r = write_file_atomic(path, buf, size);
+    free(buf);
+    return r;
+}
+
+int pgctl_write_config(const PgCtl *p, bool replica, const PgUpstream *u)
+{
+    int r = write_postgresql_conf(p, replica, u);
+    if (r < 0) {
+        return r;
+    }
+    r = write_pg_hba(p);
+    if (r < 0) {
+        return r;
+    }
+    char path[PGCTL_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/standby.signal", p->data_dir);
+    if (replica) {
+        return write_file_atomic(path, "", 0);
+    }
+    if (unlink(path) < 0 && errno != ENOENT) {
+        return -errno;
+    }
+    return 0;
+}
+
+/* A passfile field: ':' and '\' escaped with '\'. */
+static void put_pgpass_field(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == ':' || *s == '\\') {
+            fputc('\\', f);
+        }
+        fputc(*s, f);
+    }
+}
+
+int pgctl_write_pgpass(const PgCtl *p)
+{
+    const Config *c = p->config;
+    const ConfigUser *users[] = { &c->postgresql.replication, &c->postgresql.rewind,
+                                  &c->postgresql.superuser };
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < ELEMENTSOF(users); i++) {
+        if (!users[i]->username || !users[i]->password) {
+            continue;
+        }
+        fputs("*:*:*:", f);
+        put_pgpass_field(f, users[i]->username);
+        fputc(':', f);
+        put_pgpass_field(f, users[i]->password);
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0) {
+        free(buf);
+        return -ENOMEM;
+    }
+    int r = write_file_atomic(p->pgpass, buf, size);
+    explicit_bzero(buf, size);
+    free(buf);
+    return r;
+}
+
+void pgctl_argv_done(PgArgv *a)
+{
+    for (int i = 0; i < a->argc; i++) {
+        free(a->argv[i]);
+    }
+    *a = (PgArgv){ 0 };
+}
+
+static int argv_add(PgArgv *a, const char *s)
+{
+    if (a->argc + 1 >= PGCTL_ARGV_MAX) {
+        return -E2BIG;
+    }
+    a->argv[a->argc] = strdup(s);
+    if (!a->argv[a->argc]) {
+        return -ENOMEM;
+    }
+    a->argc++;
+    a->argv[a->argc] = NULL;
+    return 0;
+}
+
+static int argv_tool(const PgCtl *p, const char *tool, PgArgv *a)
+{
+    _cleanup_free_ char *path = NULL;
+    if (asprintf(&path, "%s/%s", p->bin_dir, tool) < 0) {
+        return -ENOMEM;
+    }
+    return argv_add(a, path);
+}
+
+#define ADD(a, s)                                                                                  \
+    do {                                                                                           \
+        int _r = argv_add((a), (s));                                                               \
+        if (_r < 0) {                                                                              \
+            pgctl_argv_done(a);                                                                    \
+            return _r;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+static bool options_have(const ConfigStrv *opts, const char *name, const char *short_name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < opts->n; i++) {
+        const char *o = opts->items[i];
+        if (strncmp(o, name, len) == 0 && (o[len] == '\0' || o[len] == '=')) {
+            return true;
+        }
+        if (short_name && strcmp(o, short_name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int pgctl_argv_initdb(const PgCtl *p, const char *pwfile, PgArgv *ret)
+{
+    const Config *c = p->config;
+    PgArgv a = { 0 };
+    int r = argv_tool(p, "initdb", &a);
+    if (r < 0) {
+        return r;
+    }
+    ADD(&a, "-D");
+    ADD(&a, p->data_dir);
+    ADD(&a, "-U");
+    ADD(&a, c->postgresql.superuser.username ? c->postgresql.superuser.username : "postgres");
+    if (pwfile) {
+        _cleanup_free_ char *o = NULL;
+        if (asprintf(&o, "--pwfile=%s", pwfile) < 0) {
+            pgctl_argv_done(&a);
+            return -ENOMEM;
+        }
+        ADD(&a, o);
+    }
+    /* pg_rewind needs checksums or wal_log_hints; checksums by default */
+    if (!options_have(&c->bootstrap.initdb, "--data-checksums", "-k") &&
+        !options_have(&c->bootstrap.initdb, "--no-data-checksums", NULL)) {
+        ADD(&a, "--data-checksums");
+    }
+    for (size_t i = 0; i < c->bootstrap.initdb.n; i++) {
+        ADD(&a, c->bootstrap.initdb.items[i]);
+    }
+    *ret = a;
+    return 0;
+}
+
+int pgctl_argv_start(const PgCtl *p, int timeout_sec, PgArgv *ret)
+{
+    PgArgv a = { 0 };
+    char t[16];
+    snprintf(t, sizeof(t), "%d", timeout_sec);
+    int r = argv_tool(p, "pg_ctl", &a);
+    if (r < 0) {
+        return r;
+    }
+    ADD(&a, "start");
+    ADD(&a, "-w");
+    ADD(&a, "-t");
+    ADD(&a, t);
+    ADD(&a, "-D");
+    ADD(&a, p->data_dir);
+    ADD(&a, "-l");
+    ADD(&a, p->log_file);
+    *ret = a;
+    return 0;
+}
+
+int pgctl_argv_stop(const PgCtl *p, const char *mode, int timeout_sec, PgArgv *ret)
+{
+    PgArgv a = { 0 };
+    char t[16];
+    snprintf(t, sizeof(t), "%d", timeout_sec);
+    int r = argv_tool(p, "pg_ctl", &a);
+    if (r < 0) {
+        return r;
+    }
+    ADD(&a, "stop");
+    ADD(&a, "-w");
+    ADD(&a, "-t");
+    ADD(&a, t);
+    ADD(&a, "-m");
+    ADD(&a, mode);
+    ADD(&a, "-D");
+    ADD(&a, p->data_dir);
+    *ret = a;
+    return 0;
+}
+
+int pgctl_argv_basebackup(const PgCtl *p, const char *host, int port, PgArgv *ret)
+{
+    const Config *c = p->config;
+    PgArgv a = { 0 };
+    char portbuf[16];
+    snprintf(portbuf, sizeof(portbuf), "%d", port);
+    int r = argv_tool(p, "pg_basebackup", &a);
+    if (r < 0) {
+        return r;
+    }
+    ADD(&a, "-D");
+    ADD(&a, p->clone_dir);
+    ADD(&a, "-X");
+    ADD(&a, "stream");
+    ADD(&a, "-h");
+    ADD(&a, host);
+    ADD(&a, "-p");
+    ADD(&a, portbuf);
+    ADD(&a, "-U");
+    ADD(&a, c->postgresql.replication.username ? c->postgresql.replication.username : "replicator");
+    ADD(&a, "-w");
+    if (!options_have(&c->postgresql.basebackup, "--checkpoint", "-c")) {
+        ADD(&a, "--checkpoint=fast");
+    }
+    for (size_t i = 0; i < c->postgresql.basebackup.n; i++) {
+        ADD(&a, c->postgresql.basebackup.items[i]);
+    }
+    *ret = a;
+    return 0;
+}
+
+#undef ADD
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP) {
+        return rmdir(path) < 0 ? -1 : 0;
+    }
+    return unlink(path) < 0 ? -1 : 0;
+}
+
+int pgctl_remove_tree(const char *dir)
+{
+    struct stat st;
+    if (lstat(dir, &st) < 0) {
+        return errno == ENOENT ? 0 : -errno;
+    }
+    if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+int pgctl_install_clone(const PgCtl *p)
+{
+    /* an empty data_dir (e.g. a mount point's directory) is replaced */
+    if (rmdir(p->data_dir) < 0 && errno != ENOENT) {
+        return -errno;
+    }
+    if (rename(p->clone_dir, p->data_dir) < 0) {
+        return -errno;
+    }
+    return 0;
+}

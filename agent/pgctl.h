@@ -1,0 +1,112 @@
+/* Local PostgreSQL control for the agent: where things live (data dir, bin
+ * dir, socket, log, passfile), what the data directory holds, the files the
+ * agent manages in it (postgresql.conf, pg_hba.conf, standby.signal), and the
+ * argument vectors of the server tools the agent runs as child processes.
+ * Running those children is the agent loop's job (agent/jobs.c). Nothing here
+ * blocks for long: every function reads or writes a few small local files. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "macro.h"
+
+#define PGCTL_PATH_MAX     4096
+#define PGCTL_ARGV_MAX     64
+#define PGCTL_CONNINFO_MAX 2048
+
+/* Default locations when the config does not name them. */
+#define PGCTL_DEFAULT_BIN_DIR "/usr/lib/postgresql/15/bin"
+/* A clone is made here and renamed over data_dir only when complete. */
+#define PGCTL_CLONE_SUFFIX ".dbha-clone"
+/* Suffix of a data directory moved aside (never deleted). */
+#define PGCTL_ASIDE_SUFFIX ".dbha-old"
+
+typedef enum PgDataState {
+    PGDATA_EMPTY,   /* missing or an empty directory */
+    PGDATA_VALID,   /* PG_VERSION and global/pg_control present */
+    PGDATA_INVALID, /* something else: files, but not a cluster */
+    _PGDATA_STATE_MAX,
+    _PGDATA_STATE_INVALID = -EINVAL,
+} PgDataState;
+
+const char *pgctl_data_state_to_string(PgDataState s);
+
+/* Paths and settings derived once from the Config. Strings owned. */
+typedef struct PgCtl {
+    const Config *config; /* borrowed */
+    char *bin_dir;
+    char *data_dir;
+    char *clone_dir;  /* data_dir + PGCTL_CLONE_SUFFIX */
+    char *log_file;   /* data_dir + ".log": PostgreSQL's stderr via pg_ctl -l */
+    char *pgpass;     /* postgresql.pgpass, else data_dir + ".pgpass" */
+    char *pwfile;     /* data_dir + ".pwfile": the superuser password for initdb, briefly */
+    char *socket_dir; /* first of parameters.unix_socket_directories, or NULL */
+    char *local_host; /* how the agent reaches its server: socket_dir or a listen address */
+    char *listen_addresses;
+    int port;
+} PgCtl;
+
+/* Fills *ret from the config. Returns 0, -EINVAL (no port), -ENOMEM. */
+int pgctl_init(PgCtl *ret, const Config *c);
+void pgctl_done(PgCtl *p);
+
+PgDataState pgctl_data_state(const char *dir);
+
+/* The database system identifier from <dir>/global/pg_control (its first
+ * field). Returns 0, -ENOENT, -EIO, -EINVAL (short file). */
+int pgctl_read_system_identifier(const char *dir, uint64_t *ret);
+
+/* standby.signal exists in the data dir. */
+bool pgctl_is_standby(const PgCtl *p);
+
+/* Upstream of a replica: NULL host means "no upstream yet" (a replica that
+ * waits for a leader). */
+typedef struct PgUpstream {
+    const char *host; /* borrowed */
+    int port;
+    const char *slot_name; /* borrowed; NULL: no slot */
+} PgUpstream;
+
+/* The primary_conninfo for upstream (application_name = member name,
+ * passfile = our passfile). Returns 0 or -ENOBUFS. */
+int pgctl_primary_conninfo(const PgCtl *p, const PgUpstream *u, char *buf, size_t size);
+
+/* Writes the files the agent manages in data_dir: postgresql.conf (our
+ * settings and both parameter sets, including initdb's original as
+ * postgresql.base.conf), pg_hba.conf when the config has lines, and for a
+ * replica standby.signal plus primary_conninfo/primary_slot_name; for a
+ * primary, removes standby.signal. Each file is replaced atomically.
+ * Returns 0 or -errno. */
+int pgctl_write_config(const PgCtl *p, bool replica, const PgUpstream *u);
+
+/* The passfile with the replication and rewind credentials (mode 0600).
+ * Returns 0 or -errno. */
+int pgctl_write_pgpass(const PgCtl *p);
+
+/* Argument vectors for the server tools. Each fills argv (NULL-terminated,
+ * strings owned by *ret and freed with pgctl_argv_done). */
+typedef struct PgArgv {
+    char *argv[PGCTL_ARGV_MAX]; /* owned */
+    int argc;
+} PgArgv;
+
+void pgctl_argv_done(PgArgv *a);
+/* initdb -D data_dir -U superuser [--pwfile F] [bootstrap.initdb ...]
+ * (--data-checksums unless given). */
+int pgctl_argv_initdb(const PgCtl *p, const char *pwfile, PgArgv *ret);
+/* pg_ctl start -w -t timeout -D data_dir -l log_file */
+int pgctl_argv_start(const PgCtl *p, int timeout_sec, PgArgv *ret);
+/* pg_ctl stop -w -t timeout -m mode -D data_dir */
+int pgctl_argv_stop(const PgCtl *p, const char *mode, int timeout_sec, PgArgv *ret);
+/* pg_basebackup -D clone_dir -X stream -h host -p port -U replication -w
+ * [postgresql.basebackup ...] (-c fast unless given). */
+int pgctl_argv_basebackup(const PgCtl *p, const char *host, int port, PgArgv *ret);
+
+/* Removes a directory tree (for the clone temp dir and a data dir whose
+ * bootstrap failed). Returns 0 or -errno. */
+int pgctl_remove_tree(const char *dir);
+/* Renames clone_dir to data_dir (data_dir must be empty or missing).
+ * Returns 0 or -errno. */
+int pgctl_install_clone(const PgCtl *p);

@@ -1,0 +1,226 @@
+"""A dbha cluster for the integration tests: one etcd and N nodes, each node
+a dbagent (run as `postgres` when the tests run as root) managing its own
+PostgreSQL 15 on free loopback ports, with its data under workdir/<name>.
+
+    c = DbhaCluster(procs, workdir, n=3).start()
+    c.wait_healthy()                      # one primary, the others streaming
+    c.status()                            # dbctl status -o json, parsed
+    c.node("node1").sql("SELECT 1")
+
+Agents are stopped by PID through `procs`; their PostgreSQL servers are
+stopped by the agents on SIGTERM, and by PID (postmaster.pid) in teardown.
+"""
+import json
+import os
+import pwd
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import psycopg2
+
+from .etcd_cluster import EtcdCluster
+from .pg import PG_OS_USER, as_root, hand_to_pg_user, pid_alive
+from .procs import LOOPBACK, binary, free_port, wait_until
+
+SUPERUSER, SUPERUSER_PW = "postgres", "super-secret"
+REPL, REPL_PW = "replicator", "repl-secret"
+REWIND, REWIND_PW = "rewinder", "rewind-secret"
+
+
+class Node:
+    def __init__(self, cluster, name):
+        self.cluster = cluster
+        self.name = name
+        self.dir = os.path.join(cluster.workdir, name)
+        self.data_dir = os.path.join(self.dir, "data")
+        self.pg_port = free_port()
+        self.api_port = free_port()
+        self.config_path = os.path.join(cluster.workdir, f"{name}.yml")
+        self.proc = None
+        self.tags = {}
+
+    def config(self):
+        c = self.cluster
+        tags = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in self.tags.items())
+        return f"""\
+scope: {c.scope}
+namespace: /service/
+name: {self.name}
+restapi:
+  listen: {LOOPBACK}:{self.api_port}
+  connect_address: {LOOPBACK}:{self.api_port}
+etcd3:
+  hosts: {",".join(c.etcd.endpoints)}
+bootstrap:
+  dcs:
+    ttl: {c.ttl}
+    loop_wait: {c.loop_wait}
+    retry_timeout: {c.retry_timeout}
+    postgresql:
+      use_pg_rewind: true
+      use_slots: true
+      parameters:
+        max_connections: 50
+        wal_keep_size: 64MB
+  initdb:
+    - encoding: UTF8
+  pg_hba:
+    - local all all trust
+    - host replication {REPL} 127.0.0.1/32 scram-sha-256
+    - host all all 127.0.0.1/32 scram-sha-256
+postgresql:
+  listen: {LOOPBACK}:{self.pg_port}
+  connect_address: {LOOPBACK}:{self.pg_port}
+  data_dir: {self.data_dir}
+  bin_dir: /usr/lib/postgresql/15/bin
+  pgpass: {self.dir}/pgpass
+  authentication:
+    superuser: {{username: {SUPERUSER}, password: {SUPERUSER_PW}}}
+    replication: {{username: {REPL}, password: {REPL_PW}}}
+    rewind: {{username: {REWIND}, password: {REWIND_PW}}}
+  parameters:
+    unix_socket_directories: {self.dir}
+    fsync: "off"
+    shared_buffers: 16MB
+  pg_hba:
+    - local all all trust
+    - host replication {REPL} 127.0.0.1/32 scram-sha-256
+    - host all all 127.0.0.1/32 scram-sha-256
+tags:
+  nofailover: false
+{tags}watchdog:
+  mode: "off"
+log:
+  level: {c.log_level}
+"""
+
+    def write_config(self):
+        with open(self.config_path, "w") as f:
+            f.write(self.config())
+        os.chmod(self.config_path, 0o644)
+
+    def start(self):
+        hand_to_pg_user(self.dir)
+        self.write_config()
+        self.proc = self.cluster.procs.spawn(self.name, [binary("dbagent"), self.config_path],
+                                             user=PG_OS_USER)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.proc is not None:
+            self.cluster.procs.stop(self.proc, sig, timeout=timeout)
+            rc = self.proc.returncode
+            self.proc = None
+            return rc
+        return None
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def api(self, path, method="GET", timeout=3):
+        req = urllib.request.Request(f"http://{LOOPBACK}:{self.api_port}{path}", method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def api_json(self, path):
+        code, body = self.api(path)
+        return code, json.loads(body) if body else None
+
+    def connect(self, dbname="postgres"):
+        return psycopg2.connect(host=self.dir, port=self.pg_port, user=SUPERUSER,
+                                dbname=dbname, connect_timeout=3)
+
+    def sql(self, query, params=None):
+        conn = self.connect()
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(query, params)
+                return cur.fetchall() if cur.description else None
+        finally:
+            conn.close()
+
+    def postmaster_pid(self):
+        try:
+            with open(os.path.join(self.data_dir, "postmaster.pid")) as f:
+                pid = int(f.readline())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+
+class DbhaCluster:
+    def __init__(self, procs, workdir, n=3, scope="itest", ttl=10, loop_wait=1, retry_timeout=2,
+                 log_level="DEBUG"):
+        self.procs = procs
+        self.workdir = workdir
+        self.scope = scope
+        self.ttl, self.loop_wait, self.retry_timeout = ttl, loop_wait, retry_timeout
+        self.log_level = log_level
+        if as_root():
+            os.chmod(workdir, 0o755)
+        self.etcd = EtcdCluster(procs, workdir, size=1)
+        self.nodes = [Node(self, f"node{i + 1}") for i in range(n)]
+
+    def start(self, nodes=None):
+        if not self.etcd.members or not self.etcd.healthy(self.etcd.members[0]):
+            self.etcd.start()
+        for node in nodes or self.nodes:
+            node.start()
+        return self
+
+    def node(self, name):
+        return next(n for n in self.nodes if n.name == name)
+
+    def dbctl(self, *args, timeout=30):
+        argv = [binary("dbctl"), "--etcd", ",".join(self.etcd.endpoints), "--scope", self.scope,
+                *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+    def status(self):
+        r = self.dbctl("status", "-o", "json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def etcd_get(self, key):
+        """Value of /service/<scope>/<key> as text, or None."""
+        return self.etcd.get(f"/service/{self.scope}/{key}")
+
+    def wait_healthy(self, timeout=90, replicas=None):
+        """One primary and every other started node streaming; returns the status."""
+        want = replicas if replicas is not None else len([n for n in self.nodes if n.proc]) - 1
+
+        def ok():
+            s = self.status()
+            prim = [m for m in s["members"] if m["role"] == "primary" and m["state"] == "running"]
+            stream = [m for m in s["members"] if m["role"] in ("replica", "sync_standby")
+                      and m["state"] == "streaming"]
+            return s if len(prim) == 1 and len(stream) == want and s["leader"] else None
+
+        return wait_until(ok, timeout, interval=0.5, what="one primary and streaming replicas")
+
+    def primary(self):
+        s = self.status()
+        return self.node(s["leader"])
+
+    def stop_all(self):
+        for n in self.nodes:
+            try:
+                n.stop(timeout=60)
+            except Exception:  # noqa: BLE001 - teardown goes on
+                pass
+        # PostgreSQL servers an agent could not stop (a test killed it): by PID
+        for n in self.nodes:
+            pid = n.postmaster_pid()
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                wait_until(lambda: not pid_alive(pid), 10, what=f"postmaster {pid} gone")
