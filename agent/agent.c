@@ -7,6 +7,7 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +175,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 /* Every second: is the postmaster alive, and a fresh probe for the REST
  * snapshot. A postmaster that died wakes the loop at once. */
 static void observe_postgres(Agent *a, uint64_t now);
+static void observe_cluster(Agent *a, uint64_t now);
 
 static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
@@ -201,6 +203,95 @@ static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *
     log_info("received %s: stopping", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
     shutdown_agent(a);
     return sd_event_exit(a->event, a->exit_code);
+}
+
+/* Cluster-wide settings live in the `config` key; bootstrap.dcs only seeds
+ * it. An operator who edits bootstrap.dcs and reloads expects the change to
+ * take effect (with Patroni it silently does not), so a reload applies the
+ * keys whose value changed in the file to the `config` key, with a
+ * compare-and-swap on its revision. */
+static int patch_cluster_config(Agent *a, const ConfigDcs *old, const ConfigDcs *new)
+{
+    json_t *changed = json_object();
+    if (!changed) {
+        return -ENOMEM;
+    }
+#define INT_KEY(f)                                                                                 \
+    if (old->f != new->f)                                                                          \
+    json_object_set_new(changed, #f, json_integer(new->f))
+#define BOOL_KEY(f)                                                                                \
+    if (old->f != new->f)                                                                          \
+    json_object_set_new(changed, #f, json_boolean(new->f))
+    INT_KEY(ttl);
+    INT_KEY(loop_wait);
+    INT_KEY(retry_timeout);
+    INT_KEY(maximum_lag_on_failover);
+    INT_KEY(primary_start_timeout);
+    INT_KEY(primary_stop_timeout);
+    BOOL_KEY(synchronous_mode);
+    BOOL_KEY(synchronous_mode_strict);
+    INT_KEY(synchronous_node_count);
+    BOOL_KEY(failsafe_mode);
+#undef INT_KEY
+#undef BOOL_KEY
+    json_t *pg = json_object();
+    if (old->use_pg_rewind != new->use_pg_rewind) {
+        json_object_set_new(pg, "use_pg_rewind", json_boolean(new->use_pg_rewind));
+    }
+    if (old->use_slots != new->use_slots) {
+        json_object_set_new(pg, "use_slots", json_boolean(new->use_slots));
+    }
+    int r = 0;
+    if (json_object_size(changed) == 0 && json_object_size(pg) == 0) {
+        goto done;
+    }
+    if (!a->cluster || !a->cluster->config || !a->cluster->config->data) {
+        log_notice("reload: bootstrap.dcs changed, but the cluster has no config key yet");
+        goto done;
+    }
+    json_t *merged = json_deep_copy(a->cluster->config->data);
+    if (!merged) {
+        r = -ENOMEM;
+        goto done;
+    }
+    json_object_update(merged, changed);
+    if (json_object_size(pg) > 0) {
+        json_t *mpg = json_object_get(merged, "postgresql");
+        if (!json_is_object(mpg)) {
+            json_object_set_new(merged, "postgresql", json_object());
+            mpg = json_object_get(merged, "postgresql");
+        }
+        json_object_update(mpg, pg);
+    }
+    char *value = json_dumps(merged, JSON_COMPACT);
+    json_decref(merged);
+    if (!value) {
+        r = -ENOMEM;
+        goto done;
+    }
+    EtcdCompare cmp = { .key = a->paths.config,
+                        .target = ETCD_COMPARE_MOD,
+                        .result = ETCD_COMPARE_EQUAL,
+                        .number = a->cluster->config->mod_revision };
+    EtcdOp put = {
+        .type = ETCD_OP_PUT, .key = a->paths.config, .value = value, .value_len = strlen(value)
+    };
+    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &put, .n_success = 1 };
+    EtcdResult res = { 0 };
+    EtcdError e = { 0 };
+    r = etcd_txn(a->etcd, &txn, &res, &e);
+    etcd_result_done(&res);
+    if (r >= 0) {
+        _cleanup_free_ char *what = json_dumps(changed, JSON_COMPACT);
+        log_notice("reload: applied bootstrap.dcs changes %s to the cluster config", strna(what));
+    } else {
+        log_warning("reload: could not update the cluster config: %s", e.message);
+    }
+    free(value);
+done:
+    json_decref(changed);
+    json_decref(pg);
+    return r;
 }
 
 static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -250,8 +341,11 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
     }
     pgctl_done(&a->pg);
     a->pg = pg;
+    (void)patch_cluster_config(a, &a->config->bootstrap.dcs, &fresh->bootstrap.dcs);
     config_free(a->config);
     a->config = fresh;
+    /* re-read the cluster so the new settings count from this tick */
+    observe_cluster(a, now_usec());
     LogLevel lvl = log_level_from_string(a->config->log.level);
     if (lvl >= 0) {
         log_set_max_level(lvl);
@@ -418,6 +512,8 @@ void agent_tick(Agent *a)
         log_error("no HA decision for state \"%s\": this is a bug", ha_state_to_string(a->state));
         return;
     }
+    log_debug("loop %" PRIu64 ": state %s, row %zu: %s", a->loops, ha_state_to_string(a->state),
+              d.row, d.reason);
     if (!a->have_last_row || a->last_row != d.row) {
         log_info("%s", d.reason);
         a->last_row = d.row;

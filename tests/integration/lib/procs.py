@@ -82,10 +82,13 @@ class Procs:
         """Start argv with stdout+stderr to logdir/name.log; returns the Popen."""
         log_path = os.path.join(self.logdir, f"{name}.log")
         logf = open(log_path, "ab")
+        creds = {}
         if user is not None and os.geteuid() == 0:
-            argv = ["runuser", "-u", user, "--"] + list(argv)
+            # switch user in the child itself (not through runuser), so that
+            # signals sent to the PID reach the program under test directly
+            creds = {"user": user, "group": user, "extra_groups": []}
         p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, env=env,
-                             cwd=cwd or self.logdir, start_new_session=True)
+                             cwd=cwd or self.logdir, start_new_session=True, **creds)
         self.procs.append((name, p, logf))
         return p
 

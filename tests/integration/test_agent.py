@@ -1,0 +1,323 @@
+"""The agent, part 1, against real etcd and three real PostgreSQL 15 nodes:
+bootstrap, member keys, replication with slots, REST health endpoints,
+dbctl status, restarts that keep the cluster and the postmaster, a refused
+foreign data directory, and SIGHUP reload."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import sanitizer_lines
+from lib.cluster import SUPERUSER, DbhaCluster
+from lib.pg import PG_OS_USER, as_root, hand_to_pg_user, run_pg, pg_tool
+from lib.procs import Procs, wait_until
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One bootstrapped three-node cluster shared by the read-only tests."""
+    wd = tempfile.mkdtemp(prefix="dbha-agent-")
+    os.chmod(wd, 0o755)
+    procs = Procs(wd)
+    c = DbhaCluster(procs, wd, n=3)
+    try:
+        c.start()
+        c.wait_healthy(timeout=120)
+        yield c
+    finally:
+        c.stop_all()
+        logs = sorted({procs.log_path(n) for n, _, _ in procs.procs})
+        procs.stop_all()
+        found = [f"{p}: {l}" for p in logs for l in sanitizer_lines(p)]
+        assert not found, "sanitizer report(s):\n" + "\n".join(found[:50])
+        print(f"\ncluster logs in {wd}")
+
+
+@pytest.fixture
+def fresh(procs, workdir):
+    """A cluster of this test's own, for tests that stop and restart things."""
+    c = DbhaCluster(procs, workdir, n=3)
+    yield c
+    c.stop_all()
+
+
+def members_by_name(status):
+    return {m["name"]: m for m in status["members"]}
+
+
+# ---- bootstrap and what it publishes ----
+
+def test_bootstrap_one_primary_two_streaming_replicas_with_slots(cluster):
+    s = cluster.status()
+    roles = sorted(m["role"] for m in s["members"])
+    assert roles == ["primary", "replica", "replica"], s
+    leader = cluster.node(s["leader"])
+    # a slot per replica on the primary, in use by its walsender
+    slots = dict(leader.sql("SELECT slot_name, active FROM pg_replication_slots "
+                            "WHERE slot_type = 'physical'"))
+    replicas = [n.name for n in cluster.nodes if n.name != leader.name]
+    assert set(slots) == set(replicas), slots
+    wait_until(lambda: all(r[1] for r in leader.sql(
+        "SELECT slot_name, active FROM pg_replication_slots")), 30, what="slots active")
+    rows = leader.sql("SELECT application_name, state FROM pg_stat_replication ORDER BY 1")
+    assert rows == [(r, "streaming") for r in sorted(replicas)], rows
+
+
+def test_initialize_holds_the_system_identifier(cluster):
+    leader = cluster.primary()
+    sysid = leader.sql("SELECT system_identifier FROM pg_control_system()")[0][0]
+    assert cluster.etcd_get("initialize") == str(sysid)
+    for n in cluster.nodes:
+        assert n.sql("SELECT system_identifier FROM pg_control_system()")[0][0] == sysid
+
+
+def test_member_keys_have_patroni_fields(cluster):
+    s = cluster.status()
+    for n in cluster.nodes:
+        data = json.loads(cluster.etcd_get(f"members/{n.name}"))
+        for field in ("conn_url", "api_url", "state", "role", "version", "xlog_location",
+                      "timeline"):
+            assert field in data, (n.name, data)
+        assert data["conn_url"] == f"postgres://127.0.0.1:{n.pg_port}/postgres"
+        assert data["api_url"] == f"http://127.0.0.1:{n.api_port}/patroni"
+        assert data["state"] == "running"
+        assert data["role"] == ("master" if n.name == s["leader"] else "replica")
+        assert data["timeline"] == 1
+    # the member key lives on the agent's lease: it carries one
+    status, body = cluster.etcd.api("kv/range", {"key": __import__("base64").b64encode(
+        f"/service/{cluster.scope}/members/node1".encode()).decode()})
+    assert int(body["kvs"][0]["lease"]) != 0
+
+
+def test_history_records_the_bootstrap_and_status_the_optime(cluster):
+    history = json.loads(cluster.etcd_get("history"))
+    assert len(history) == 1 and history[0][2] == "bootstrap", history
+    assert history[0][0] == 1 and history[0][4] == cluster.status()["leader"]
+    config = json.loads(cluster.etcd_get("config"))
+    assert config["ttl"] == cluster.ttl and config["loop_wait"] == cluster.loop_wait
+    status = json.loads(cluster.etcd_get("status"))
+    assert isinstance(status["optime"], int) and status["optime"] > 0
+
+
+def test_leader_key_is_leased_and_names_the_primary(cluster):
+    s = cluster.status()
+    assert cluster.etcd_get("leader") == s["leader"]
+    assert cluster.primary().sql("SELECT pg_is_in_recovery()")[0][0] is False
+
+
+def test_row_written_on_primary_is_read_on_both_replicas(cluster):
+    leader = cluster.primary()
+    leader.sql("CREATE TABLE IF NOT EXISTS t_repl (id int primary key, v text)")
+    leader.sql("INSERT INTO t_repl VALUES (1, 'hello') ON CONFLICT (id) DO UPDATE SET v = 'hello'")
+    for n in cluster.nodes:
+        if n.name == leader.name:
+            continue
+        wait_until(lambda n=n: n.sql("SELECT v FROM t_repl WHERE id = 1") == [("hello",)], 15,
+                   what=f"row on {n.name}")
+        assert n.sql("SELECT pg_is_in_recovery()")[0][0] is True
+
+
+# ---- dbctl status ----
+
+def test_dbctl_status_json_matches_the_contract(cluster):
+    s = cluster.status()
+    assert set(s) == {"cluster", "leader", "paused", "members"}
+    assert s["cluster"] == cluster.scope and s["paused"] is False
+    assert [m["name"] for m in s["members"]] == ["node1", "node2", "node3"]
+    for m in s["members"]:
+        assert set(m) == {"name", "host", "port", "role", "state", "timeline", "lag_bytes",
+                          "lag_seconds", "tags"}
+        node = cluster.node(m["name"])
+        assert (m["host"], m["port"]) == ("127.0.0.1", node.pg_port)
+        if m["name"] == s["leader"]:
+            assert (m["role"], m["state"]) == ("primary", "running")
+        else:
+            assert (m["role"], m["state"]) == ("replica", "streaming")
+        assert m["timeline"] == 1 and isinstance(m["lag_bytes"], int)
+    table = cluster.dbctl("status")
+    assert table.returncode == 0
+    for n in cluster.nodes:
+        assert n.name in table.stdout
+
+
+# ---- REST ----
+
+HEALTH = {
+    # path: (leader, replica) for GET/HEAD/OPTIONS (Patroni 3.0.2)
+    "/": (200, 503), "/primary": (200, 503), "/master": (200, 503),
+    "/read-write": (200, 503), "/leader": (200, 503), "/standby-leader": (503, 503),
+    "/replica": (503, 200), "/read-only": (200, 200), "/health": (200, 200),
+    "/asynchronous": (503, 200), "/async": (503, 200), "/synchronous": (503, 503),
+    "/sync": (503, 503), "/read-only-sync": (200, 503), "/replica?lag=1GB": (503, 200),
+    "/replica?tag_nofailover=true": (503, 503),
+}
+
+
+def test_health_endpoints_on_leader_and_replica(cluster):
+    s = cluster.status()
+    leader = cluster.node(s["leader"])
+    replica = next(n for n in cluster.nodes if n.name != s["leader"])
+    bad = []
+    for path, (on_leader, on_replica) in HEALTH.items():
+        for node, want in ((leader, on_leader), (replica, on_replica)):
+            for method in ("GET", "HEAD", "OPTIONS"):
+                code, _ = node.api(path, method=method)
+                if code != want:
+                    bad.append(f"{method} {path} on {node.name}: {code}, want {want}")
+    # liveness/readiness: GET only has its own handler (HEAD/OPTIONS are 503 as in Patroni)
+    for node in (leader, replica):
+        for path in ("/liveness", "/readiness"):
+            code, _ = node.api(path)
+            if code != 200:
+                bad.append(f"GET {path} on {node.name}: {code}")
+    assert not bad, "\n".join(bad)
+
+
+def test_patroni_and_cluster_documents(cluster):
+    s = cluster.status()
+    leader = cluster.node(s["leader"])
+    code, doc = leader.api_json("/patroni")
+    assert code == 200
+    assert doc["state"] == "running" and doc["role"] == "master"
+    assert doc["patroni"]["scope"] == cluster.scope and "version" in doc["patroni"]
+    assert doc["timeline"] == 1 and "location" in doc["xlog"]
+    assert sorted(r["application_name"] for r in doc["replication"]) == \
+        sorted(n.name for n in cluster.nodes if n.name != leader.name)
+    replica = next(n for n in cluster.nodes if n.name != s["leader"])
+    code, doc = replica.api_json("/patroni")
+    assert code == 200 and doc["role"] == "replica"
+    assert "replayed_location" in doc["xlog"]
+    code, cl = replica.api_json("/cluster")
+    assert code == 200
+    by_name = {m["name"]: m for m in cl["members"]}
+    assert by_name[s["leader"]]["role"] == "leader"
+    for m in cl["members"]:
+        assert m["state"] == "running" and m["api_url"].endswith("/patroni")
+        if m["role"] == "replica":
+            assert "lag" in m
+    code, _ = leader.api("/nonexistent-path")
+    assert code == 503  # Patroni answers unknown GET paths with the status check
+
+
+# ---- restarts ----
+
+def test_stopped_postgres_turns_health_to_503_within_a_second(fresh):
+    fresh.start()
+    s = fresh.wait_healthy(timeout=120)
+    replica = next(n for n in fresh.nodes if n.name != s["leader"])
+    assert replica.api("/health")[0] == 200
+    pid = replica.postmaster_pid()
+    os.kill(pid, signal.SIGKILL)
+    t0 = time.monotonic()
+    wait_until(lambda: replica.api("/health")[0] == 503, 5, interval=0.05,
+               what="/health 503 after the postmaster died")
+    took = time.monotonic() - t0
+    print(f"/health turned 503 {took:.2f} s after SIGKILL of the postmaster")
+    assert took < 1.5
+    # and the agent brings it back as a replica
+    fresh.wait_healthy(timeout=60)
+
+
+def test_agent_restart_keeps_the_running_postgres(fresh):
+    fresh.start()
+    s = fresh.wait_healthy(timeout=120)
+    for node in fresh.nodes:  # the leader and both replicas
+        pid = node.postmaster_pid()
+        node.kill()  # SIGKILL: the agent cannot stop anything on the way out
+        node.start()
+        s2 = fresh.wait_healthy(timeout=60)
+        assert node.postmaster_pid() == pid, f"{node.name}: postgresql was restarted"
+        assert s2["leader"] == s["leader"]
+
+
+def test_whole_cluster_restart_keeps_identity_and_leader(fresh):
+    fresh.start()
+    s = fresh.wait_healthy(timeout=120)
+    leader = fresh.node(s["leader"])
+    sysid = fresh.etcd_get("initialize")
+    leader.sql("CREATE TABLE before_restart (x int)")
+    marks = {}
+    for n in fresh.nodes:
+        # a file a re-clone would not carry over
+        marks[n.name] = os.path.join(n.data_dir, "dbha-test-mark")
+        with open(marks[n.name], "w") as f:
+            f.write(n.name)
+    # replicas first, then the leader (SIGTERM: each agent stops its PostgreSQL)
+    for n in sorted(fresh.nodes, key=lambda n: n.name == leader.name):
+        assert n.stop() == 0
+        assert n.postmaster_pid() is None, f"{n.name}: postgresql still running"
+    assert fresh.etcd_get("leader") is None, "the leader key must be released on SIGTERM"
+    fresh.start()
+    s2 = fresh.wait_healthy(timeout=120)
+    assert s2["leader"] == s["leader"]
+    assert fresh.etcd_get("initialize") == sysid
+    for n in fresh.nodes:
+        assert os.path.exists(marks[n.name]), f"{n.name} was re-cloned"
+        assert n.sql("SELECT count(*) FROM pg_class WHERE relname = 'before_restart'") == [(1,)]
+    tl = fresh.node(s2["leader"]).sql("SELECT timeline_id FROM pg_control_checkpoint()")[0][0]
+    assert tl == 1, "a clean restart must not start a new timeline"
+
+
+def test_sighup_applies_a_changed_loop_wait(fresh):
+    fresh.start()
+    fresh.wait_healthy(timeout=120)
+    node = fresh.nodes[0]
+    log = fresh.procs.log_path(node.name)
+
+    def loops_in(seconds):
+        pattern = re.compile(r"\] loop \d+: ")
+        before = len(pattern.findall(open(log).read()))
+        time.sleep(seconds)
+        return len(pattern.findall(open(log).read())) - before
+
+    fresh.loop_wait = 3
+    for n in fresh.nodes:
+        n.write_config()
+    os.kill(node.proc.pid, signal.SIGHUP)
+    wait_until(lambda: json.loads(fresh.etcd_get("config"))["loop_wait"] == 3, 10,
+               what="config key updated")
+    wait_until(lambda: fresh.procs.log_contains(node.name, "loop_wait 3 s"), 10,
+               what="reload logged")
+    assert node.proc.poll() is None, "the agent must keep running"
+    pid = node.postmaster_pid()
+    n = loops_in(7)
+    assert 1 <= n <= 4, f"{n} loops in 7 s with loop_wait 3"
+    assert node.postmaster_pid() == pid
+
+
+def test_foreign_data_dir_is_refused_and_left_untouched(fresh):
+    fresh.start()
+    fresh.wait_healthy(timeout=120)
+    # a fourth node whose data directory holds another cluster
+    from lib.cluster import Node
+    node = Node(fresh, "node4")
+    fresh.nodes.append(node)
+    hand_to_pg_user(node.dir)
+    run_pg([pg_tool("initdb"), "-D", node.data_dir, "-U", SUPERUSER])
+    before = {}
+    for root, _, files in os.walk(node.data_dir):
+        for f in files:
+            p = os.path.join(root, f)
+            st = os.stat(p)
+            before[p] = (st.st_size, st.st_mtime_ns)
+    node.start()
+    wait_until(lambda: fresh.procs.log_contains(node.name, "holds another cluster"), 30,
+               what="refusal logged")
+    time.sleep(2)
+    after = {}
+    for root, _, files in os.walk(node.data_dir):
+        for f in files:
+            p = os.path.join(root, f)
+            st = os.stat(p)
+            after[p] = (st.st_size, st.st_mtime_ns)
+    assert after == before, "the foreign data directory was modified"
+    assert node.postmaster_pid() is None
+    assert node.proc.poll() is None, "the agent keeps running (and reporting) while it refuses"
+    m = members_by_name(fresh.status())
+    assert m["node4"]["state"] == "stopped"
