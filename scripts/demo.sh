@@ -33,15 +33,12 @@ port_in_use() {
     ss -Hltn "sport = :$1" | grep -q .
 }
 
-# Run a command as the PostgreSQL owner when we are root (PostgreSQL refuses
-# root); setpriv execs in place, so $! is the program's own PID.
-as_pg() {
-    if [[ $(id -u) -eq 0 ]]; then
-        setpriv --reuid="$pg_user" --regid="$pg_user" --init-groups -- "$@"
-    else
-        "$@"
-    fi
-}
+# The agents run as the PostgreSQL owner when we are root (PostgreSQL
+# refuses root). setpriv execs in place, so $! is the agent's own PID.
+as_pg=()
+if [[ $(id -u) -eq 0 ]]; then
+    as_pg=(setpriv --reuid="$pg_user" --regid="$pg_user" --init-groups --)
+fi
 
 dbctl() {
     "$demo/bin/dbctl" --etcd "$etcd_client" --scope demo "$@"
@@ -93,7 +90,7 @@ start() {
             chown "$pg_user:" "$dir"
         fi
         "$demo/bin/dbagent" --validate-config "$demo/node$i.yml" >/dev/null
-        as_pg "$demo/bin/dbagent" "$demo/node$i.yml" >"$demo/node$i.log" 2>&1 &
+        "${as_pg[@]}" "$demo/bin/dbagent" "$demo/node$i.yml" >"$demo/node$i.log" 2>&1 &
         echo $! >"$demo/node$i.pid"
         echo "node$i     agent pid $(cat "$demo/node$i.pid"), PostgreSQL 127.0.0.1:544$i," \
             "REST http://127.0.0.1:801$i, log $demo/node$i.log"
