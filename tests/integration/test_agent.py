@@ -321,3 +321,62 @@ def test_foreign_data_dir_is_refused_and_left_untouched(fresh):
     assert node.proc.poll() is None, "the agent keeps running (and reporting) while it refuses"
     m = members_by_name(fresh.status())
     assert m["node4"]["state"] == "stopped"
+
+
+def test_failed_clone_is_retried_with_backoff_and_leaves_nothing(fresh):
+    node3 = fresh.node("node3")
+    node3.repl_password = "wrong-password"
+    fresh.start(nodes=fresh.nodes[:2])
+    fresh.wait_healthy(timeout=120)
+    node3.start()
+    log = fresh.procs.log_path("node3")
+    wait_until(lambda: open(log).read().count("next clone attempt in") >= 2, 60,
+               what="two failed clones")
+    text = open(log).read()
+    delays = [int(m) for m in re.findall(r"next clone attempt in (\d+) ms", text)]
+    assert delays[1] > delays[0], delays  # backoff grows
+    # nothing half-written is left where PostgreSQL would look
+    assert not os.path.exists(node3.data_dir) or os.listdir(node3.data_dir) == []
+    assert not os.path.exists(node3.data_dir + ".dbha-clone")
+    # the right password, reloaded: the next attempt clones and streams
+    node3.repl_password = fresh.nodes[0].repl_password
+    node3.write_config()
+    os.kill(node3.proc.pid, signal.SIGHUP)
+    fresh.wait_healthy(timeout=120)
+
+
+def test_slots_follow_the_members(fresh):
+    fresh.start()
+    s = fresh.wait_healthy(timeout=120)
+    leader = fresh.node(s["leader"])
+    gone = next(n for n in fresh.nodes if n.name != leader.name)
+    slots = lambda: {r[0] for r in leader.sql(  # noqa: E731
+        "SELECT slot_name FROM pg_replication_slots")}
+    assert gone.name in slots()
+    gone.stop()  # SIGTERM: its member key goes with its lease
+    wait_until(lambda: gone.name not in slots(), 20, what="slot of the departed member dropped")
+    gone.start()
+    fresh.wait_healthy(timeout=60)
+    wait_until(lambda: gone.name in slots(), 20, what="slot recreated")
+
+
+def test_sd_notify_ready_and_status(fresh, workdir):
+    import socket
+    path = os.path.join(workdir, "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    os.chmod(path, 0o777)
+    sock.settimeout(0.5)
+    node = fresh.nodes[0]
+    node.env = {"NOTIFY_SOCKET": path}
+    fresh.start(nodes=[node])
+    got = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "STATUS=primary" not in got:
+        try:
+            got.extend(sock.recv(4096).decode().split("\n"))
+        except socket.timeout:
+            pass
+    sock.close()
+    assert "READY=1" in got, got
+    assert "STATUS=primary" in got, got

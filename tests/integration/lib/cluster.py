@@ -41,6 +41,8 @@ class Node:
         self.config_path = os.path.join(cluster.workdir, f"{name}.yml")
         self.proc = None
         self.tags = {}
+        self.repl_password = REPL_PW
+        self.env = None  # extra environment for the agent
 
     def config(self):
         c = self.cluster
@@ -79,7 +81,7 @@ postgresql:
   pgpass: {self.dir}/pgpass
   authentication:
     superuser: {{username: {SUPERUSER}, password: {SUPERUSER_PW}}}
-    replication: {{username: {REPL}, password: {REPL_PW}}}
+    replication: {{username: {REPL}, password: {self.repl_password}}}
     rewind: {{username: {REWIND}, password: {REWIND_PW}}}
   parameters:
     unix_socket_directories: {self.dir}
@@ -105,8 +107,9 @@ log:
     def start(self):
         hand_to_pg_user(self.dir)
         self.write_config()
+        env = dict(os.environ, **self.env) if self.env else None
         self.proc = self.cluster.procs.spawn(self.name, [binary("dbagent"), self.config_path],
-                                             user=PG_OS_USER)
+                                             env=env, user=PG_OS_USER)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
