@@ -49,6 +49,7 @@ static const char *const action_table[_HA_ACTION_MAX] = {
     [HA_ACTION_SYNC_SLOTS] = "sync-slots",
     [HA_ACTION_PUBLISH_STATUS] = "publish-status",
     [HA_ACTION_REFUSE] = "refuse",
+    [HA_ACTION_RECLAIM_INITIALIZE] = "reclaim-initialize",
 };
 
 static int lookup(const char *const *table, int n, const char *s)
@@ -112,6 +113,29 @@ static bool guard_data_foreign(const HaInput *in)
     return in->data == HA_DATA_FOREIGN;
 }
 
+/* A job failed on a data directory we may clean up (ours or empty). */
+static bool guard_job_failed_ours(const HaInput *in)
+{
+    return in->job == HA_JOB_FAILED && in->data != HA_DATA_FOREIGN;
+}
+
+static bool guard_job_succeeded_ours(const HaInput *in)
+{
+    return in->job == HA_JOB_SUCCEEDED && in->data == HA_DATA_OURS;
+}
+
+static bool guard_job_succeeded_empty(const HaInput *in)
+{
+    return in->job == HA_JOB_SUCCEEDED && in->data == HA_DATA_EMPTY;
+}
+
+/* Our data, and etcd lost `initialize` (e.g. its data was wiped): claim it
+ * back with our system identifier rather than let anyone bootstrap anew. */
+static bool guard_ours_uninitialized(const HaInput *in)
+{
+    return in->data == HA_DATA_OURS && !in->has_initialize && !in->nofailover;
+}
+
 static bool guard_dcs_down(const HaInput *in)
 {
     return !in->dcs_ok;
@@ -140,6 +164,12 @@ static bool running_primary(const HaInput *in)
     return in->data == HA_DATA_OURS && in->pg_running && in->pg_reachable && !in->pg_in_recovery;
 }
 
+/* Taking the leader key needs a cluster identity that matches our data. */
+static bool may_take_leader(const HaInput *in)
+{
+    return in->dcs_ok && in->has_initialize && !in->has_leader && !in->nofailover;
+}
+
 static bool guard_running_primary_mine(const HaInput *in)
 {
     return running_primary(in) && in->leader_is_me;
@@ -147,7 +177,7 @@ static bool guard_running_primary_mine(const HaInput *in)
 
 static bool guard_running_primary_unled(const HaInput *in)
 {
-    return running_primary(in) && !in->has_leader && !in->nofailover;
+    return running_primary(in) && may_take_leader(in);
 }
 
 static bool guard_running_primary_other_leader(const HaInput *in)
@@ -181,7 +211,7 @@ static bool guard_stopped_primary_mine(const HaInput *in)
  * again (no promotion, so no new timeline) if the leader key is free. */
 static bool guard_stopped_primary_unled(const HaInput *in)
 {
-    return stopped_ours(in) && !in->has_leader && !in->standby_signal && !in->nofailover;
+    return stopped_ours(in) && !in->standby_signal && may_take_leader(in);
 }
 
 static bool guard_stopped(const HaInput *in)
@@ -194,6 +224,18 @@ static bool guard_up(const HaInput *in)
     return in->pg_running && in->pg_reachable;
 }
 
+/* The new primary answers and the leader key is free (or ours). */
+static bool guard_bootstrap_up(const HaInput *in)
+{
+    return guard_up(in) && in->dcs_ok && !in->nofailover && (!in->has_leader || in->leader_is_me);
+}
+
+/* Someone else leads while our bootstrap was finishing: ours is void. */
+static bool guard_bootstrap_lost(const HaInput *in)
+{
+    return in->dcs_ok && ((in->has_leader && !in->leader_is_me) || in->nofailover);
+}
+
 static bool guard_pg_gone(const HaInput *in)
 {
     return !in->pg_running;
@@ -204,6 +246,11 @@ static bool guard_other_leader(const HaInput *in)
     return in->has_leader && !in->leader_is_me;
 }
 
+static bool guard_no_leader_may_take(const HaInput *in)
+{
+    return !in->has_leader && !in->nofailover && in->pg_reachable;
+}
+
 static bool guard_no_leader(const HaInput *in)
 {
     return !in->has_leader;
@@ -211,7 +258,8 @@ static bool guard_no_leader(const HaInput *in)
 
 static bool guard_must_follow(const HaInput *in)
 {
-    return in->has_leader && !in->leader_is_me && in->leader_member_known && !in->follows_leader;
+    return in->dcs_ok && in->has_leader && !in->leader_is_me && in->leader_member_known &&
+           !in->follows_leader;
 }
 
 /* ---- the table ---- */
@@ -229,6 +277,19 @@ static const HaRow table[] = {
     { HA_STATE_REFUSED, G(guard_always), STAY, NONE,
       "the data directory belongs to another cluster; nothing is done" },
 
+    /* Data that stopped being this cluster's (its `initialize` changed under
+     * a running node): stop serving it and keep hands off. */
+    { HA_STATE_PRIMARY, G(guard_data_foreign), HA_STATE_REFUSED,
+      A(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE), "the primary's data is not this cluster's" },
+    { HA_STATE_REPLICA, G(guard_data_foreign), HA_STATE_REFUSED,
+      A(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE), "the replica's data is not this cluster's" },
+    { HA_STATE_STARTING_PRIMARY, G(guard_data_foreign), HA_STATE_REFUSED,
+      A(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
+      "the starting primary's data is not this cluster's" },
+    { HA_STATE_STARTING_REPLICA, G(guard_data_foreign), HA_STATE_REFUSED,
+      A(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
+      "the starting replica's data is not this cluster's" },
+
     /* INIT: look at the data directory and the cluster. */
     { HA_STATE_INIT, G(guard_data_foreign), HA_STATE_REFUSED, A(HA_ACTION_REFUSE),
       "the data directory is not this cluster's" },
@@ -239,6 +300,8 @@ static const HaRow table[] = {
     { HA_STATE_INIT, G(guard_empty_can_clone), HA_STATE_CLONING, A(HA_ACTION_CLONE),
       "cloning a replica from the leader" },
     { HA_STATE_INIT, G(guard_empty), STAY, NONE, "waiting for a leader to clone from" },
+    { HA_STATE_INIT, G(guard_ours_uninitialized), STAY, A(HA_ACTION_RECLAIM_INITIALIZE),
+      "\"initialize\" is missing: claiming it with our system identifier" },
     { HA_STATE_INIT, G(guard_running_primary_mine), HA_STATE_PRIMARY,
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
       "reattached to the running primary" },
@@ -262,16 +325,23 @@ static const HaRow table[] = {
     { HA_STATE_INIT, G(guard_always), STAY, NONE, "waiting" },
 
     /* Bootstrap. */
-    { HA_STATE_BOOTSTRAP_INITDB, G(guard_job_failed), HA_STATE_INIT, A(HA_ACTION_ABORT_BOOTSTRAP),
-      "initdb failed" },
-    { HA_STATE_BOOTSTRAP_INITDB, G(guard_job_succeeded), HA_STATE_BOOTSTRAP_STARTING,
+    { HA_STATE_BOOTSTRAP_INITDB, G(guard_job_failed_ours), HA_STATE_INIT,
+      A(HA_ACTION_ABORT_BOOTSTRAP), "initdb failed" },
+    { HA_STATE_BOOTSTRAP_INITDB, G(guard_data_foreign), HA_STATE_REFUSED, A(HA_ACTION_REFUSE),
+      "after initdb the data directory is not this cluster's" },
+    { HA_STATE_BOOTSTRAP_INITDB, G(guard_job_succeeded_ours), HA_STATE_BOOTSTRAP_STARTING,
       A(HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
       "initdb done: starting the new primary" },
     { HA_STATE_BOOTSTRAP_INITDB, G(guard_always), STAY, NONE, "waiting for initdb" },
+    { HA_STATE_BOOTSTRAP_STARTING, G(guard_data_foreign), HA_STATE_REFUSED,
+      A(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
+      "the new primary's data is not this cluster's" },
     { HA_STATE_BOOTSTRAP_STARTING, G(guard_job_failed), HA_STATE_INIT, A(HA_ACTION_ABORT_BOOTSTRAP),
       "the new primary did not start" },
-    { HA_STATE_BOOTSTRAP_STARTING, G(guard_up), HA_STATE_PRIMARY,
-      A(HA_ACTION_FINISH_BOOTSTRAP, HA_ACTION_TAKE_LEADER, HA_ACTION_SYNC_SLOTS,
+    { HA_STATE_BOOTSTRAP_STARTING, G(guard_bootstrap_lost), HA_STATE_INIT,
+      A(HA_ACTION_ABORT_BOOTSTRAP), "another member leads: abandoning our bootstrap" },
+    { HA_STATE_BOOTSTRAP_STARTING, G(guard_bootstrap_up), HA_STATE_PRIMARY,
+      A(HA_ACTION_TAKE_LEADER, HA_ACTION_FINISH_BOOTSTRAP, HA_ACTION_SYNC_SLOTS,
         HA_ACTION_PUBLISH_STATUS),
       "bootstrapped the cluster: leader" },
     { HA_STATE_BOOTSTRAP_STARTING, G(guard_always), STAY, NONE, "waiting for the new primary" },
@@ -279,36 +349,42 @@ static const HaRow table[] = {
     /* Replica creation. */
     { HA_STATE_CLONING, G(guard_job_failed), HA_STATE_INIT, A(HA_ACTION_REMOVE_CLONE),
       "the clone failed: retrying after a backoff" },
-    { HA_STATE_CLONING, G(guard_job_succeeded), HA_STATE_STARTING_REPLICA,
+    { HA_STATE_CLONING, G(guard_job_succeeded_empty), HA_STATE_STARTING_REPLICA,
       A(HA_ACTION_INSTALL_CLONE, HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
       "clone done: starting the replica" },
+    { HA_STATE_CLONING, G(guard_job_succeeded), HA_STATE_INIT, A(HA_ACTION_REMOVE_CLONE),
+      "the data directory filled up while cloning: discarding the clone" },
     { HA_STATE_CLONING, G(guard_always), STAY, NONE, "waiting for the clone" },
 
     /* Starting. */
     { HA_STATE_STARTING_REPLICA, G(guard_job_failed), HA_STATE_INIT, NONE,
-      "postgresql did not start" },
+      "the replica did not start" },
     { HA_STATE_STARTING_REPLICA, G(guard_up), HA_STATE_REPLICA, NONE, "replica started" },
-    { HA_STATE_STARTING_REPLICA, G(guard_always), STAY, NONE, "waiting for postgresql" },
+    { HA_STATE_STARTING_REPLICA, G(guard_always), STAY, NONE, "waiting for the replica to start" },
     { HA_STATE_STARTING_PRIMARY, G(guard_job_failed), HA_STATE_INIT, NONE,
-      "postgresql did not start" },
+      "the primary did not start" },
+    { HA_STATE_STARTING_PRIMARY, G(guard_dcs_down), STAY, NONE,
+      "the primary is starting but etcd is unreachable" },
     { HA_STATE_STARTING_PRIMARY, G(guard_up), HA_STATE_PRIMARY,
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
       "primary started" },
-    { HA_STATE_STARTING_PRIMARY, G(guard_always), STAY, NONE, "waiting for postgresql" },
+    { HA_STATE_STARTING_PRIMARY, G(guard_always), STAY, NONE, "waiting for the primary to start" },
 
     /* Leader. */
-    { HA_STATE_PRIMARY, G(guard_pg_gone), HA_STATE_INIT, NONE, "postgresql is not running" },
+    { HA_STATE_PRIMARY, G(guard_pg_gone), HA_STATE_INIT, NONE, "the primary is not running" },
     { HA_STATE_PRIMARY, G(guard_dcs_down), STAY, NONE, "etcd unreachable" },
     { HA_STATE_PRIMARY, G(guard_other_leader), HA_STATE_INIT, A(HA_ACTION_STOP_POSTGRES),
       "another member holds the leader key: stopping" },
-    { HA_STATE_PRIMARY, G(guard_no_leader), STAY,
+    { HA_STATE_PRIMARY, G(guard_no_leader_may_take), STAY,
       A(HA_ACTION_TAKE_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
       "the leader key is gone: taking it again" },
+    { HA_STATE_PRIMARY, G(guard_no_leader), HA_STATE_INIT, A(HA_ACTION_STOP_POSTGRES),
+      "the leader key is gone and we may not take it: stopping" },
     { HA_STATE_PRIMARY, G(guard_always), STAY,
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS), "leader" },
 
     /* Replica. */
-    { HA_STATE_REPLICA, G(guard_pg_gone), HA_STATE_INIT, NONE, "postgresql is not running" },
+    { HA_STATE_REPLICA, G(guard_pg_gone), HA_STATE_INIT, NONE, "the replica is not running" },
     { HA_STATE_REPLICA, G(guard_must_follow), STAY, A(HA_ACTION_FOLLOW),
       "following the new leader" },
     { HA_STATE_REPLICA, G(guard_always), STAY, NONE, "replica" },

@@ -47,6 +47,7 @@ typedef enum HaAction {
     HA_ACTION_SYNC_SLOTS,         /* a slot per other member, drop slots of gone ones */
     HA_ACTION_PUBLISH_STATUS,     /* `status` optime (and slots) */
     HA_ACTION_REFUSE,             /* log the refusal once */
+    HA_ACTION_RECLAIM_INITIALIZE, /* create-if-absent `initialize` = our system identifier */
     _HA_ACTION_MAX,
     _HA_ACTION_INVALID = -EINVAL,
 } HaAction;

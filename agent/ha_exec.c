@@ -570,6 +570,18 @@ int ha_exec_action(Agent *a, HaAction action)
         }
         return r;
     }
+    case HA_ACTION_RECLAIM_INITIALIZE: {
+        _cleanup_free_ char *v = NULL, *holder = NULL;
+        if (dcs_initialize_encode(a->sysid, &v) < 0) {
+            return -ENOMEM;
+        }
+        int r = create_key(a, a->paths.initialize, v, false, &holder);
+        if (r >= 0) {
+            log_warning("\"initialize\" was missing in etcd: set it to our system identifier %s",
+                        v);
+        }
+        return r == -ECANCELED ? 0 : r;
+    }
     case HA_ACTION_RUN_INITDB:
         return run_initdb(a);
     case HA_ACTION_WRITE_PRIMARY_CONF:

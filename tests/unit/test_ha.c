@@ -1,0 +1,1055 @@
+/* Tests for agent/ha: the HA decision table.
+ *
+ * 1. Table-driven cases, at least one per row of the table, each naming the
+ *    row it exercises by its reason string (looked up through ha_table(), so
+ *    reordering rows cannot make a case silently test another row).
+ * 2. Coverage: every row is exercised by at least one case.
+ * 3. Exhaustive: every state x every combination of what the guards read.
+ *    No input without a matching row, no row shadowed by earlier rows, every
+ *    state but STOPPING reachable from INIT, and the safety invariants.
+ * 4. The string tables, argument checks and --dump-fsm output.
+ * A failing case prints its name. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "ha.h"
+#include "macro.h"
+
+#define NOW       (1000ULL * 1000000ULL)
+#define ANY       _HA_STATE_MAX
+#define ACTS(...) .actions = { __VA_ARGS__ }, .n_actions = ELEMENTSOF(((HaAction[]){ __VA_ARGS__ }))
+#define NO_ACTS   .n_actions = 0
+
+/* Inputs. Every case sets what it depends on; the rest is false / 0. */
+#define IN(...)                                                                                    \
+    {                                                                                              \
+        .now_usec = NOW, __VA_ARGS__                                                               \
+    }
+/* A running, reachable primary / replica with our data and a fresh view. */
+#define PRIMARY_UP          .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true, .dcs_ok = true
+#define REPLICA_UP          PRIMARY_UP, .pg_in_recovery = true
+#define STOPPED             .data = HA_DATA_OURS, .dcs_ok = true
+#define LEADER_ME           .has_initialize = true, .has_leader = true, .leader_is_me = true
+#define LEADER_OTHER_NOADDR .has_initialize = true, .has_leader = true, .leader_is_me = false
+#define LEADER_OTHER        LEADER_OTHER_NOADDR, .leader_member_known = true
+
+typedef struct Case {
+    const char *name;
+    HaInput in;
+    HaState next;
+    HaAction actions[HA_ACTIONS_MAX];
+    size_t n_actions;
+    const char *reason; /* exact reason of the row meant to match */
+} Case;
+
+static const Case cases[] = {
+    /* ---- any state: a running job wins over everything ---- */
+    { "init: job running wins over foreign data",
+      IN(.state = HA_STATE_INIT, .job = HA_JOB_RUNNING, .data = HA_DATA_FOREIGN, .dcs_ok = true),
+      HA_STATE_INIT, NO_ACTS, "waiting for the running job" },
+    { "init: job running wins over an empty uninitialized cluster",
+      IN(.state = HA_STATE_INIT, .job = HA_JOB_RUNNING, .data = HA_DATA_EMPTY, .dcs_ok = true),
+      HA_STATE_INIT, NO_ACTS, "waiting for the running job" },
+    { "primary: job running wins over another leader",
+      IN(.state = HA_STATE_PRIMARY, .job = HA_JOB_RUNNING, PRIMARY_UP, LEADER_OTHER),
+      HA_STATE_PRIMARY, NO_ACTS, "waiting for the running job" },
+    { "primary: job running wins over postgres gone",
+      IN(.state = HA_STATE_PRIMARY, .job = HA_JOB_RUNNING, .data = HA_DATA_OURS, .dcs_ok = true,
+         LEADER_ME),
+      HA_STATE_PRIMARY, NO_ACTS, "waiting for the running job" },
+    { "replica: job running wins over a new leader",
+      IN(.state = HA_STATE_REPLICA, .job = HA_JOB_RUNNING, REPLICA_UP, LEADER_OTHER),
+      HA_STATE_REPLICA, NO_ACTS, "waiting for the running job" },
+    { "bootstrap-initdb: initdb still running",
+      IN(.state = HA_STATE_BOOTSTRAP_INITDB, .job = HA_JOB_RUNNING, .data = HA_DATA_OURS),
+      HA_STATE_BOOTSTRAP_INITDB, NO_ACTS, "waiting for the running job" },
+    { "bootstrap-starting: pg_ctl start still running while postgres is up",
+      IN(.state = HA_STATE_BOOTSTRAP_STARTING, .job = HA_JOB_RUNNING, PRIMARY_UP),
+      HA_STATE_BOOTSTRAP_STARTING, NO_ACTS, "waiting for the running job" },
+    { "cloning: pg_basebackup still running",
+      IN(.state = HA_STATE_CLONING, .job = HA_JOB_RUNNING, .data = HA_DATA_EMPTY), HA_STATE_CLONING,
+      NO_ACTS, "waiting for the running job" },
+    { "starting-replica: pg_ctl start running while up",
+      IN(.state = HA_STATE_STARTING_REPLICA, .job = HA_JOB_RUNNING, REPLICA_UP),
+      HA_STATE_STARTING_REPLICA, NO_ACTS, "waiting for the running job" },
+    { "starting-primary: pg_ctl start running while up",
+      IN(.state = HA_STATE_STARTING_PRIMARY, .job = HA_JOB_RUNNING, PRIMARY_UP, LEADER_ME),
+      HA_STATE_STARTING_PRIMARY, NO_ACTS, "waiting for the running job" },
+    { "refused: job running", IN(.state = HA_STATE_REFUSED, .job = HA_JOB_RUNNING),
+      HA_STATE_REFUSED, NO_ACTS, "waiting for the running job" },
+    { "stopping: pg_ctl stop running", IN(.state = HA_STATE_STOPPING, .job = HA_JOB_RUNNING),
+      HA_STATE_STOPPING, NO_ACTS, "waiting for the running job" },
+
+    /* ---- refused: hands off for good ---- */
+    { "refused: foreign data stays refused",
+      IN(.state = HA_STATE_REFUSED, .data = HA_DATA_FOREIGN, .dcs_ok = true), HA_STATE_REFUSED,
+      NO_ACTS, "the data directory belongs to another cluster; nothing is done" },
+    { "refused: even with our data and no leader, nothing is done",
+      IN(.state = HA_STATE_REFUSED, PRIMARY_UP, .has_initialize = true), HA_STATE_REFUSED, NO_ACTS,
+      "the data directory belongs to another cluster; nothing is done" },
+    { "refused: a finished job does not leave refused",
+      IN(.state = HA_STATE_REFUSED, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_EMPTY, .dcs_ok = true),
+      HA_STATE_REFUSED, NO_ACTS, "the data directory belongs to another cluster; nothing is done" },
+
+    { "refused: a failed job does not leave refused",
+      IN(.state = HA_STATE_REFUSED, .job = HA_JOB_FAILED, .data = HA_DATA_OURS, .dcs_ok = true),
+      HA_STATE_REFUSED, NO_ACTS, "the data directory belongs to another cluster; nothing is done" },
+
+    /* ---- init: foreign data and etcd ---- */
+    { "init: foreign data -> refused",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_FOREIGN, .dcs_ok = true), HA_STATE_REFUSED,
+      ACTS(HA_ACTION_REFUSE), "the data directory is not this cluster's" },
+    { "init: foreign data -> refused even while etcd is down",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_FOREIGN, .dcs_ok = false), HA_STATE_REFUSED,
+      ACTS(HA_ACTION_REFUSE), "the data directory is not this cluster's" },
+    { "init: foreign data -> refused even when running with no leader",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_FOREIGN, .pg_running = true, .pg_reachable = true,
+         .dcs_ok = true, .has_initialize = true),
+      HA_STATE_REFUSED, ACTS(HA_ACTION_REFUSE), "the data directory is not this cluster's" },
+    { "init: foreign data with nofailover and no initialize -> refused, no bootstrap",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_FOREIGN, .dcs_ok = true, .nofailover = true),
+      HA_STATE_REFUSED, ACTS(HA_ACTION_REFUSE), "the data directory is not this cluster's" },
+    { "init: etcd down, empty data: no bootstrap on a stale view",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = false), HA_STATE_INIT, NO_ACTS,
+      "waiting for etcd" },
+    { "init: etcd down, stopped former primary holding the key: wait",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_OURS, .dcs_ok = false, LEADER_ME), HA_STATE_INIT,
+      NO_ACTS, "waiting for etcd" },
+    { "init: etcd down, running primary: no leader-key action",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
+         .dcs_ok = false),
+      HA_STATE_INIT, NO_ACTS, "waiting for etcd" },
+
+    /* ---- init: empty data dir, bootstrap or clone ---- */
+    { "init: empty, uninitialized -> race initialize and initdb",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true), HA_STATE_BOOTSTRAP_INITDB,
+      ACTS(HA_ACTION_RACE_INITIALIZE, HA_ACTION_RUN_INITDB),
+      "the cluster is not initialized: bootstrapping it" },
+    { "init: bootstrap race lost (initialize exists, no leader yet) -> wait",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, .has_initialize = true),
+      HA_STATE_INIT, NO_ACTS, "waiting for a leader to clone from" },
+    { "init: nofailover never bootstraps",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, .nofailover = true),
+      HA_STATE_INIT, NO_ACTS, "waiting for a leader to clone from" },
+    { "init: empty, leader known -> clone",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, LEADER_OTHER),
+      HA_STATE_CLONING, ACTS(HA_ACTION_CLONE), "cloning a replica from the leader" },
+    { "init: nofailover clones like anyone",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, LEADER_OTHER,
+         .nofailover = true),
+      HA_STATE_CLONING, ACTS(HA_ACTION_CLONE), "cloning a replica from the leader" },
+    { "init: clone backoff: now < clone_retry_usec must not clone",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, LEADER_OTHER,
+         .clone_retry_usec = NOW + 1),
+      HA_STATE_INIT, NO_ACTS, "waiting for a leader to clone from" },
+    { "init: clone backoff over exactly at clone_retry_usec -> clone",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, LEADER_OTHER,
+         .clone_retry_usec = NOW),
+      HA_STATE_CLONING, ACTS(HA_ACTION_CLONE), "cloning a replica from the leader" },
+    { "init: clone backoff past -> clone",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, LEADER_OTHER,
+         .clone_retry_usec = NOW - 1),
+      HA_STATE_CLONING, ACTS(HA_ACTION_CLONE), "cloning a replica from the leader" },
+    { "init: leader's member key missing (no address) -> wait",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, .has_initialize = true,
+         .has_leader = true),
+      HA_STATE_INIT, NO_ACTS, "waiting for a leader to clone from" },
+    { "init: empty data but the key names us: no clone from ourselves",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, LEADER_ME,
+         .leader_member_known = true),
+      HA_STATE_INIT, NO_ACTS, "waiting for a leader to clone from" },
+
+    /* ---- init: our data, postgres running ---- */
+    { "init: running primary, key is ours -> primary (renew)",
+      IN(.state = HA_STATE_INIT, PRIMARY_UP, LEADER_ME), HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
+      "reattached to the running primary" },
+    { "init: running primary with nofailover, key is ours -> primary (renew, not take)",
+      IN(.state = HA_STATE_INIT, PRIMARY_UP, LEADER_ME, .nofailover = true), HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
+      "reattached to the running primary" },
+    { "init: running primary, no leader -> take the key",
+      IN(.state = HA_STATE_INIT, PRIMARY_UP, .has_initialize = true), HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_TAKE_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
+      "a running primary and no leader: taking the leader key" },
+    { "init: running primary, no leader, nofailover -> does not take the key",
+      IN(.state = HA_STATE_INIT, PRIMARY_UP, .has_initialize = true, .nofailover = true),
+      HA_STATE_INIT, NO_ACTS, "waiting" },
+    { "init: running primary + other leader -> stop",
+      IN(.state = HA_STATE_INIT, PRIMARY_UP, LEADER_OTHER), HA_STATE_INIT,
+      ACTS(HA_ACTION_STOP_POSTGRES),
+      "another member is the leader: stopping to rejoin as a replica" },
+    { "init: running primary + other leader (address unknown) -> stop",
+      IN(.state = HA_STATE_INIT, PRIMARY_UP, LEADER_OTHER_NOADDR), HA_STATE_INIT,
+      ACTS(HA_ACTION_STOP_POSTGRES),
+      "another member is the leader: stopping to rejoin as a replica" },
+    { "init: running primary + other leader, nofailover -> stop",
+      IN(.state = HA_STATE_INIT, PRIMARY_UP, LEADER_OTHER, .nofailover = true), HA_STATE_INIT,
+      ACTS(HA_ACTION_STOP_POSTGRES),
+      "another member is the leader: stopping to rejoin as a replica" },
+    { "init: running replica -> replica", IN(.state = HA_STATE_INIT, REPLICA_UP, LEADER_OTHER),
+      HA_STATE_REPLICA, NO_ACTS, "reattached to the running replica" },
+    { "init: running replica, no leader -> replica (no promotion here)",
+      IN(.state = HA_STATE_INIT, REPLICA_UP, .has_initialize = true), HA_STATE_REPLICA, NO_ACTS,
+      "reattached to the running replica" },
+    { "init: running but not answering -> wait",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_OURS, .pg_running = true, .dcs_ok = true,
+         .has_initialize = true),
+      HA_STATE_INIT, NO_ACTS, "postgresql runs but does not answer yet" },
+    { "init: running but not answering, key is ours -> wait, no renew",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_OURS, .pg_running = true, .dcs_ok = true,
+         LEADER_ME),
+      HA_STATE_INIT, NO_ACTS, "postgresql runs but does not answer yet" },
+
+    { "init: our data but etcd lost initialize -> reclaim it, take nothing yet",
+      IN(.state = HA_STATE_INIT, PRIMARY_UP), HA_STATE_INIT, ACTS(HA_ACTION_RECLAIM_INITIALIZE),
+      "\"initialize\" is missing: claiming it with our system identifier" },
+    { "init: stopped, etcd lost initialize -> reclaim it", IN(.state = HA_STATE_INIT, STOPPED),
+      HA_STATE_INIT, ACTS(HA_ACTION_RECLAIM_INITIALIZE),
+      "\"initialize\" is missing: claiming it with our system identifier" },
+    { "init: etcd lost initialize, nofailover -> no reclaim, start as a replica",
+      IN(.state = HA_STATE_INIT, STOPPED, .nofailover = true), HA_STATE_STARTING_REPLICA,
+      ACTS(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES), "starting as a replica" },
+
+    /* ---- init: our data, postgres stopped ---- */
+    { "init: stopped former primary holding the key -> start primary",
+      IN(.state = HA_STATE_INIT, STOPPED, LEADER_ME), HA_STATE_STARTING_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
+      "holding the leader key: starting the primary" },
+    { "init: stopped former primary, no leader -> take the key and start",
+      IN(.state = HA_STATE_INIT, STOPPED, .has_initialize = true), HA_STATE_STARTING_PRIMARY,
+      ACTS(HA_ACTION_TAKE_LEADER, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
+      "a former primary and no leader: taking the leader key and starting" },
+    { "init: stopped former primary, no leader, nofailover -> start as replica",
+      IN(.state = HA_STATE_INIT, STOPPED, .nofailover = true, .has_initialize = true),
+      HA_STATE_STARTING_REPLICA, ACTS(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "starting as a replica" },
+    { "init: stopped former primary, other leader -> start as replica",
+      IN(.state = HA_STATE_INIT, STOPPED, LEADER_OTHER), HA_STATE_STARTING_REPLICA,
+      ACTS(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES), "starting as a replica" },
+    { "init: stopped standby, no leader -> start as replica (never promote a standby here)",
+      IN(.state = HA_STATE_INIT, STOPPED, .standby_signal = true, .has_initialize = true),
+      HA_STATE_STARTING_REPLICA, ACTS(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "starting as a replica" },
+    { "init: stopped standby while the key names us -> start as replica",
+      IN(.state = HA_STATE_INIT, STOPPED, LEADER_ME, .standby_signal = true),
+      HA_STATE_STARTING_REPLICA, ACTS(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "starting as a replica" },
+    { "init: a finished job's result is not looked at",
+      IN(.state = HA_STATE_INIT, .job = HA_JOB_FAILED, STOPPED, LEADER_OTHER),
+      HA_STATE_STARTING_REPLICA, ACTS(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "starting as a replica" },
+
+    { "init: a succeeded job's result is not looked at either",
+      IN(.state = HA_STATE_INIT, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_EMPTY, .dcs_ok = true),
+      HA_STATE_BOOTSTRAP_INITDB, ACTS(HA_ACTION_RACE_INITIALIZE, HA_ACTION_RUN_INITDB),
+      "the cluster is not initialized: bootstrapping it" },
+
+    /* ---- bootstrap ---- */
+    { "bootstrap-initdb: initdb failed -> abort",
+      IN(.state = HA_STATE_BOOTSTRAP_INITDB, .job = HA_JOB_FAILED, .data = HA_DATA_OURS,
+         .dcs_ok = true, .has_initialize = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_ABORT_BOOTSTRAP), "initdb failed" },
+    { "bootstrap-initdb: initdb done -> start the new primary",
+      IN(.state = HA_STATE_BOOTSTRAP_INITDB, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_OURS,
+         .dcs_ok = true, .has_initialize = true),
+      HA_STATE_BOOTSTRAP_STARTING, ACTS(HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
+      "initdb done: starting the new primary" },
+    { "bootstrap-initdb: no job result -> wait",
+      IN(.state = HA_STATE_BOOTSTRAP_INITDB, .data = HA_DATA_EMPTY, .dcs_ok = true,
+         .has_initialize = true),
+      HA_STATE_BOOTSTRAP_INITDB, NO_ACTS, "waiting for initdb" },
+    { "bootstrap-starting: start failed -> abort",
+      IN(.state = HA_STATE_BOOTSTRAP_STARTING, .job = HA_JOB_FAILED, .data = HA_DATA_OURS,
+         .dcs_ok = true, .has_initialize = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_ABORT_BOOTSTRAP), "the new primary did not start" },
+    { "bootstrap-starting: start failed wins over postgres up",
+      IN(.state = HA_STATE_BOOTSTRAP_STARTING, .job = HA_JOB_FAILED, PRIMARY_UP,
+         .has_initialize = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_ABORT_BOOTSTRAP), "the new primary did not start" },
+    { "bootstrap-starting: up -> finish bootstrap, leader",
+      IN(.state = HA_STATE_BOOTSTRAP_STARTING, .job = HA_JOB_SUCCEEDED, PRIMARY_UP,
+         .has_initialize = true),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_TAKE_LEADER, HA_ACTION_FINISH_BOOTSTRAP, HA_ACTION_SYNC_SLOTS,
+           HA_ACTION_PUBLISH_STATUS),
+      "bootstrapped the cluster: leader" },
+    { "bootstrap-starting: another member leads -> abandon our bootstrap",
+      IN(.state = HA_STATE_BOOTSTRAP_STARTING, .job = HA_JOB_SUCCEEDED, PRIMARY_UP, LEADER_OTHER),
+      HA_STATE_INIT, ACTS(HA_ACTION_ABORT_BOOTSTRAP),
+      "another member leads: abandoning our bootstrap" },
+    { "bootstrap-starting: foreign data -> stop and refuse",
+      IN(.state = HA_STATE_BOOTSTRAP_STARTING, .data = HA_DATA_FOREIGN, .pg_running = true,
+         .pg_reachable = true, .dcs_ok = true, .has_initialize = true),
+      HA_STATE_REFUSED, ACTS(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
+      "the new primary's data is not this cluster's" },
+    { "bootstrap-initdb: done but data foreign -> refuse, never delete it",
+      IN(.state = HA_STATE_BOOTSTRAP_INITDB, .job = HA_JOB_FAILED, .data = HA_DATA_FOREIGN,
+         .dcs_ok = true, .has_initialize = true),
+      HA_STATE_REFUSED, ACTS(HA_ACTION_REFUSE),
+      "after initdb the data directory is not this cluster's" },
+    { "bootstrap-starting: started but not answering -> wait",
+      IN(.state = HA_STATE_BOOTSTRAP_STARTING, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_OURS,
+         .pg_running = true, .dcs_ok = true, .has_initialize = true),
+      HA_STATE_BOOTSTRAP_STARTING, NO_ACTS, "waiting for the new primary" },
+
+    /* ---- cloning ---- */
+    { "cloning: failed -> remove the clone, back off",
+      IN(.state = HA_STATE_CLONING, .job = HA_JOB_FAILED, .data = HA_DATA_EMPTY, .dcs_ok = true,
+         LEADER_OTHER),
+      HA_STATE_INIT, ACTS(HA_ACTION_REMOVE_CLONE), "the clone failed: retrying after a backoff" },
+    { "cloning: done -> install and start the replica",
+      IN(.state = HA_STATE_CLONING, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_EMPTY, .dcs_ok = true,
+         LEADER_OTHER),
+      HA_STATE_STARTING_REPLICA,
+      ACTS(HA_ACTION_INSTALL_CLONE, HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "clone done: starting the replica" },
+    { "cloning: done while etcd is down -> still install (local only)",
+      IN(.state = HA_STATE_CLONING, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_EMPTY),
+      HA_STATE_STARTING_REPLICA,
+      ACTS(HA_ACTION_INSTALL_CLONE, HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "clone done: starting the replica" },
+    { "cloning: done but the data dir filled up -> discard the clone",
+      IN(.state = HA_STATE_CLONING, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_OURS, .dcs_ok = true,
+         LEADER_OTHER),
+      HA_STATE_INIT, ACTS(HA_ACTION_REMOVE_CLONE),
+      "the data directory filled up while cloning: discarding the clone" },
+    { "cloning: no job result -> wait",
+      IN(.state = HA_STATE_CLONING, .data = HA_DATA_EMPTY, .dcs_ok = true, LEADER_OTHER),
+      HA_STATE_CLONING, NO_ACTS, "waiting for the clone" },
+
+    /* ---- starting ---- */
+    { "starting-replica: start failed -> init",
+      IN(.state = HA_STATE_STARTING_REPLICA, .job = HA_JOB_FAILED, .data = HA_DATA_OURS,
+         .dcs_ok = true, LEADER_OTHER),
+      HA_STATE_INIT, NO_ACTS, "the replica did not start" },
+    { "starting-replica: up -> replica",
+      IN(.state = HA_STATE_STARTING_REPLICA, .job = HA_JOB_SUCCEEDED, REPLICA_UP, LEADER_OTHER),
+      HA_STATE_REPLICA, NO_ACTS, "replica started" },
+    { "starting-replica: up with no job result -> replica",
+      IN(.state = HA_STATE_STARTING_REPLICA, REPLICA_UP, LEADER_OTHER), HA_STATE_REPLICA, NO_ACTS,
+      "replica started" },
+    { "starting-replica: started, not answering -> wait",
+      IN(.state = HA_STATE_STARTING_REPLICA, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_OURS,
+         .pg_running = true, .dcs_ok = true, LEADER_OTHER),
+      HA_STATE_STARTING_REPLICA, NO_ACTS, "waiting for the replica to start" },
+    { "starting-replica: foreign data -> stop and refuse",
+      IN(.state = HA_STATE_STARTING_REPLICA, .data = HA_DATA_FOREIGN, .pg_running = true,
+         .dcs_ok = true),
+      HA_STATE_REFUSED, ACTS(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
+      "the starting replica's data is not this cluster's" },
+    { "starting-primary: start failed -> init",
+      IN(.state = HA_STATE_STARTING_PRIMARY, .job = HA_JOB_FAILED, .data = HA_DATA_OURS,
+         .dcs_ok = true, LEADER_ME),
+      HA_STATE_INIT, NO_ACTS, "the primary did not start" },
+    { "starting-primary: up -> primary",
+      IN(.state = HA_STATE_STARTING_PRIMARY, .job = HA_JOB_SUCCEEDED, PRIMARY_UP, LEADER_ME),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
+      "primary started" },
+    { "starting-primary: started, not answering -> wait",
+      IN(.state = HA_STATE_STARTING_PRIMARY, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_OURS,
+         .pg_running = true, .dcs_ok = true, LEADER_ME),
+      HA_STATE_STARTING_PRIMARY, NO_ACTS, "waiting for the primary to start" },
+    { "starting-primary: up but etcd unreachable -> no leader-key action",
+      IN(.state = HA_STATE_STARTING_PRIMARY, .data = HA_DATA_OURS, .pg_running = true,
+         .pg_reachable = true, LEADER_ME),
+      HA_STATE_STARTING_PRIMARY, NO_ACTS, "the primary is starting but etcd is unreachable" },
+    { "starting-primary: foreign data -> stop and refuse, never renew the key",
+      IN(.state = HA_STATE_STARTING_PRIMARY, .data = HA_DATA_FOREIGN, .pg_running = true,
+         .pg_reachable = true, .dcs_ok = true, LEADER_ME),
+      HA_STATE_REFUSED, ACTS(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
+      "the starting primary's data is not this cluster's" },
+
+    /* ---- primary ---- */
+    { "primary: postgres gone -> init",
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .dcs_ok = true, LEADER_ME), HA_STATE_INIT,
+      NO_ACTS, "the primary is not running" },
+    { "primary: postgres gone wins over etcd down",
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, LEADER_ME), HA_STATE_INIT, NO_ACTS,
+      "the primary is not running" },
+    { "primary: etcd down -> no leader-key action",
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
+         LEADER_ME),
+      HA_STATE_PRIMARY, NO_ACTS, "etcd unreachable" },
+    { "primary: etcd down with a stale view of another leader -> no stop on stale data",
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
+         LEADER_OTHER),
+      HA_STATE_PRIMARY, NO_ACTS, "etcd unreachable" },
+    { "primary: another member holds the key -> stop",
+      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_OTHER), HA_STATE_INIT,
+      ACTS(HA_ACTION_STOP_POSTGRES), "another member holds the leader key: stopping" },
+    { "primary: another leader, a failed job -> still stop",
+      IN(.state = HA_STATE_PRIMARY, .job = HA_JOB_FAILED, PRIMARY_UP, LEADER_OTHER), HA_STATE_INIT,
+      ACTS(HA_ACTION_STOP_POSTGRES), "another member holds the leader key: stopping" },
+    { "primary: leader key gone -> take it again",
+      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, .has_initialize = true), HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_TAKE_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
+      "the leader key is gone: taking it again" },
+    { "primary: leader key gone, nofailover -> stop, never take it",
+      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, .has_initialize = true, .nofailover = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_STOP_POSTGRES),
+      "the leader key is gone and we may not take it: stopping" },
+    { "primary: leader key gone, postgres not answering -> stop, never take it",
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .pg_running = true, .dcs_ok = true,
+         .has_initialize = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_STOP_POSTGRES),
+      "the leader key is gone and we may not take it: stopping" },
+    { "primary: data no longer this cluster's -> stop and refuse",
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_FOREIGN, .pg_running = true,
+         .pg_reachable = true, .dcs_ok = true, LEADER_ME),
+      HA_STATE_REFUSED, ACTS(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
+      "the primary's data is not this cluster's" },
+    { "primary: leader -> renew", IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS), "leader" },
+    { "primary: leader, a job succeeded -> renew",
+      IN(.state = HA_STATE_PRIMARY, .job = HA_JOB_SUCCEEDED, PRIMARY_UP, LEADER_ME),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS), "leader" },
+
+    /* ---- replica ---- */
+    { "replica: postgres gone -> init",
+      IN(.state = HA_STATE_REPLICA, .data = HA_DATA_OURS, .dcs_ok = true, LEADER_OTHER),
+      HA_STATE_INIT, NO_ACTS, "the replica is not running" },
+    { "replica: data no longer this cluster's -> stop and refuse",
+      IN(.state = HA_STATE_REPLICA, .data = HA_DATA_FOREIGN, .pg_running = true,
+         .pg_reachable = true, .pg_in_recovery = true, .dcs_ok = true, LEADER_OTHER),
+      HA_STATE_REFUSED, ACTS(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
+      "the replica's data is not this cluster's" },
+    { "replica: must follow a new leader", IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER),
+      HA_STATE_REPLICA, ACTS(HA_ACTION_FOLLOW), "following the new leader" },
+    { "replica: nofailover follows a new leader too",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .nofailover = true), HA_STATE_REPLICA,
+      ACTS(HA_ACTION_FOLLOW), "following the new leader" },
+    { "replica: already follows the leader",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .follows_leader = true),
+      HA_STATE_REPLICA, NO_ACTS, "replica" },
+    { "replica: new leader's address unknown -> no follow yet",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER_NOADDR), HA_STATE_REPLICA, NO_ACTS,
+      "replica" },
+    { "replica: no leader -> stays a replica",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true), HA_STATE_REPLICA, NO_ACTS,
+      "replica" },
+    { "replica: a job failed -> stays a replica",
+      IN(.state = HA_STATE_REPLICA, .job = HA_JOB_FAILED, REPLICA_UP, LEADER_OTHER,
+         .follows_leader = true),
+      HA_STATE_REPLICA, NO_ACTS, "replica" },
+
+    { "replica: a job succeeded -> stays a replica",
+      IN(.state = HA_STATE_REPLICA, .job = HA_JOB_SUCCEEDED, REPLICA_UP, LEADER_OTHER,
+         .follows_leader = true),
+      HA_STATE_REPLICA, NO_ACTS, "replica" },
+
+    /* ---- stopping ---- */
+    { "stopping: waits", IN(.state = HA_STATE_STOPPING, .data = HA_DATA_OURS, .dcs_ok = true),
+      HA_STATE_STOPPING, NO_ACTS, "stopping" },
+    { "stopping: a failed stop job does not leave stopping",
+      IN(.state = HA_STATE_STOPPING, .job = HA_JOB_FAILED, .data = HA_DATA_OURS), HA_STATE_STOPPING,
+      NO_ACTS, "stopping" },
+    { "stopping: a finished stop job does not leave stopping",
+      IN(.state = HA_STATE_STOPPING, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_OURS),
+      HA_STATE_STOPPING, NO_ACTS, "stopping" },
+};
+
+/* The row a case means: the one with its reason whose `from` is the case's
+ * state or any state. Reasons repeat across states ("postgresql did not
+ * start"), so the pair must be unique; SIZE_MAX when it is not. */
+static size_t row_for(const Case *c)
+{
+    size_t n, found = SIZE_MAX;
+    const HaRow *t = ha_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        if ((t[i].from == c->in.state || t[i].from == _HA_STATE_MAX) &&
+            strcmp(t[i].reason, c->reason) == 0) {
+            if (found != SIZE_MAX) {
+                return SIZE_MAX;
+            }
+            found = i;
+        }
+    }
+    return found;
+}
+
+static const char *state_name(HaState s)
+{
+    const char *r = ha_state_to_string(s);
+    return r ? r : "?";
+}
+
+static void format_actions(char *buf, size_t size, const HaAction *a, size_t n)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && off < size; i++) {
+        const char *name = ha_action_to_string(a[i]);
+        int w = snprintf(buf + off, size - off, "%s%s", i ? "," : "", name ? name : "?");
+        if (w < 0) {
+            return;
+        }
+        off += (size_t)w;
+    }
+}
+
+static void format_input(char *buf, size_t size, const HaInput *in)
+{
+    static const char *const data[] = { "empty", "ours", "foreign" };
+    static const char *const job[] = { "none", "running", "succeeded", "failed" };
+    snprintf(buf, size,
+             "state=%s data=%s job=%s pg_running=%d pg_reachable=%d pg_in_recovery=%d "
+             "standby_signal=%d follows_leader=%d dcs_ok=%d has_initialize=%d has_leader=%d "
+             "leader_is_me=%d leader_member_known=%d nofailover=%d clone_backoff_pending=%d",
+             state_name(in->state), data[in->data], job[in->job], in->pg_running, in->pg_reachable,
+             in->pg_in_recovery, in->standby_signal, in->follows_leader, in->dcs_ok,
+             in->has_initialize, in->has_leader, in->leader_is_me, in->leader_member_known,
+             in->nofailover, in->now_usec < in->clone_retry_usec);
+}
+
+/* Checks one case; prints why it fails under the case's name. */
+static bool check_case(const Case *c)
+{
+    HaDecision d;
+    char want[256], got[256];
+    size_t row = row_for(c);
+    bool ok = true;
+
+    if (row == SIZE_MAX) {
+        print_error("case \"%s\": no unique row (state %s or any) with reason \"%s\"\n", c->name,
+                    state_name(c->in.state), c->reason);
+        return false;
+    }
+    int r = ha_decide(&c->in, &d);
+    if (r != 0) {
+        print_error("case \"%s\": ha_decide() = %d\n", c->name, r);
+        return false;
+    }
+    if (d.row != row) {
+        print_error("case \"%s\": matched row %zu (\"%s\"), want row %zu (\"%s\")\n", c->name,
+                    d.row, d.reason, row, c->reason);
+        ok = false;
+    }
+    if (!d.reason || strcmp(d.reason, c->reason) != 0) {
+        print_error("case \"%s\": reason \"%s\", want \"%s\"\n", c->name,
+                    d.reason ? d.reason : "(null)", c->reason);
+        ok = false;
+    }
+    if (d.next != c->next) {
+        print_error("case \"%s\": next %s, want %s\n", c->name, state_name(d.next),
+                    state_name(c->next));
+        ok = false;
+    }
+    if (d.n_actions != c->n_actions ||
+        memcmp(d.actions, c->actions, c->n_actions * sizeof(c->actions[0])) != 0) {
+        format_actions(got, sizeof(got), d.actions, d.n_actions);
+        format_actions(want, sizeof(want), c->actions, c->n_actions);
+        print_error("case \"%s\": actions [%s], want [%s]\n", c->name, got, want);
+        ok = false;
+    }
+    return ok;
+}
+
+static void test_cases(void **state)
+{
+    (void)state;
+    size_t failed = 0;
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        if (!check_case(&cases[i])) {
+            failed++;
+        }
+    }
+    if (failed > 0) {
+        fail_msg("%zu of %zu cases failed", failed, ELEMENTSOF(cases));
+    }
+}
+
+/* Every row of the table has a case (a new row without a test fails). */
+static void test_cases_cover_every_row(void **state)
+{
+    (void)state;
+    size_t n;
+    const HaRow *t = ha_table(&n);
+    bool *hit = calloc(n, sizeof(*hit));
+    assert_non_null(hit);
+
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        HaDecision d;
+        size_t row = row_for(&cases[i]);
+        if (row != SIZE_MAX && ha_decide(&cases[i].in, &d) == 0 && d.row == row) {
+            hit[row] = true;
+        }
+    }
+    size_t missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!hit[i]) {
+            print_error("row %zu (%s, %s, \"%s\") has no passing case\n", i,
+                        t[i].from == _HA_STATE_MAX ? "*" : state_name(t[i].from), t[i].guard_name,
+                        t[i].reason);
+            missing++;
+        }
+    }
+    free(hit);
+    assert_int_equal(missing, 0);
+}
+
+/* (from, reason) names a row: it must be unique so cases can name rows. */
+static void test_reasons_name_rows(void **state)
+{
+    (void)state;
+    size_t n;
+    const HaRow *t = ha_table(&n);
+    assert_true(n > 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(t[i].guard);
+        assert_non_null(t[i].guard_name);
+        assert_non_null(t[i].reason);
+        assert_true(t[i].reason[0] != '\0');
+        assert_true(t[i].n_actions <= HA_ACTIONS_MAX);
+        assert_true(t[i].from >= 0 && t[i].from <= _HA_STATE_MAX);
+        assert_true(t[i].to >= 0 && t[i].to <= _HA_STATE_MAX);
+        for (size_t j = 0; j < t[i].n_actions; j++) {
+            assert_true(t[i].actions[j] >= 0 && t[i].actions[j] < _HA_ACTION_MAX);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(t[i].reason, t[j].reason) == 0 &&
+                (t[i].from == t[j].from || t[i].from == _HA_STATE_MAX ||
+                 t[j].from == _HA_STATE_MAX)) {
+                fail_msg("rows %zu and %zu share from and reason \"%s\"", j, i, t[i].reason);
+            }
+        }
+    }
+}
+
+/* ---- exhaustive ---- */
+
+/* The booleans the guards read, in enumeration order. */
+#define N_BOOLS 11
+#define N_BITS  (N_BOOLS + 1) /* + clone backoff pending */
+
+static void make_input(HaInput *in, HaState s, HaDataDir data, HaJobResult job, unsigned bits)
+{
+    *in = (HaInput){
+        .state = s,
+        .data = data,
+        .job = job,
+        .pg_running = bits & (1u << 0),
+        .pg_reachable = bits & (1u << 1),
+        .pg_in_recovery = bits & (1u << 2),
+        .standby_signal = bits & (1u << 3),
+        .follows_leader = bits & (1u << 4),
+        .dcs_ok = bits & (1u << 5),
+        .has_initialize = bits & (1u << 6),
+        .has_leader = bits & (1u << 7),
+        .leader_is_me = bits & (1u << 8),
+        .leader_member_known = bits & (1u << 9),
+        .nofailover = bits & (1u << 10),
+        .now_usec = NOW,
+        .clone_retry_usec = (bits & (1u << 11)) ? NOW + 1 : NOW, /* pending : over */
+    };
+}
+
+static bool has_action(const HaDecision *d, HaAction a)
+{
+    for (size_t i = 0; i < d->n_actions; i++) {
+        if (d->actions[i] == a) {
+            return true;
+        }
+    }
+    return false;
+}
+
+enum {
+    INV_NOFAILOVER_NEVER_LEADS,
+    INV_START_XOR_STOP,
+    INV_JOB_RUNNING_NO_ACTIONS,
+    INV_FOREIGN_ONLY_REFUSE,
+    INV_NO_TAKE_OVER_OTHER_LEADER,
+    INV_NO_CLUSTER_ACTION_ON_STALE_VIEW,
+    _INV_MAX,
+};
+
+static const char *const inv_names[_INV_MAX] = {
+    [INV_NOFAILOVER_NEVER_LEADS] = "(a) nofailover never takes the leader key or races initialize",
+    [INV_START_XOR_STOP] = "(b) never both start-postgres and stop-postgres",
+    [INV_JOB_RUNNING_NO_ACTIONS] = "(c) a running job means no actions",
+    [INV_FOREIGN_ONLY_REFUSE] = "(d) foreign data is only refused, stopped or has the clone "
+                                "dir removed: never started, changed, deleted or led",
+    [INV_NO_TAKE_OVER_OTHER_LEADER] = "(e) never take-leader while another member holds it",
+    [INV_NO_CLUSTER_ACTION_ON_STALE_VIEW] = "(f) no leader-key, initialize, clone or follow "
+                                            "action while etcd is unreachable",
+};
+
+static bool inv_holds(int inv, const HaInput *in, const HaDecision *d)
+{
+    switch (inv) {
+    case INV_NOFAILOVER_NEVER_LEADS:
+        return !in->nofailover ||
+               (!has_action(d, HA_ACTION_TAKE_LEADER) && !has_action(d, HA_ACTION_RACE_INITIALIZE));
+    case INV_START_XOR_STOP:
+        return !(has_action(d, HA_ACTION_START_POSTGRES) && has_action(d, HA_ACTION_STOP_POSTGRES));
+    case INV_JOB_RUNNING_NO_ACTIONS:
+        return in->job != HA_JOB_RUNNING || d->n_actions == 0;
+    case INV_FOREIGN_ONLY_REFUSE:
+        for (size_t i = 0; in->data == HA_DATA_FOREIGN && i < d->n_actions; i++) {
+            HaAction a = d->actions[i];
+            if (a != HA_ACTION_REFUSE && a != HA_ACTION_STOP_POSTGRES &&
+                a != HA_ACTION_REMOVE_CLONE) {
+                return false;
+            }
+        }
+        return true;
+    case INV_NO_CLUSTER_ACTION_ON_STALE_VIEW:
+        return in->dcs_ok ||
+               !(has_action(d, HA_ACTION_TAKE_LEADER) || has_action(d, HA_ACTION_RENEW_LEADER) ||
+                 has_action(d, HA_ACTION_RACE_INITIALIZE) ||
+                 has_action(d, HA_ACTION_RECLAIM_INITIALIZE) || has_action(d, HA_ACTION_CLONE) ||
+                 has_action(d, HA_ACTION_FOLLOW));
+    case INV_NO_TAKE_OVER_OTHER_LEADER:
+        return !(in->has_leader && !in->leader_is_me && has_action(d, HA_ACTION_TAKE_LEADER));
+    default:
+        return false;
+    }
+}
+
+/* Most of the enumerated inputs cannot be observed together (reachable but
+ * not running, the key is ours but there is no key). For reports, prefer the
+ * example that contradicts itself least. */
+static int plausibility(const HaInput *in)
+{
+    return (in->pg_running || !in->pg_reachable) + (in->pg_reachable || !in->pg_in_recovery) +
+           (!in->pg_running || !in->standby_signal) + (in->has_leader || !in->leader_is_me) +
+           (in->has_leader || !in->leader_member_known) + (in->has_initialize || !in->has_leader) +
+           (in->pg_in_recovery || !in->follows_leader) + in->dcs_ok + (in->job == HA_JOB_NONE) +
+           (in->data != HA_DATA_EMPTY || !in->pg_running);
+}
+
+typedef struct Exhaustive {
+    size_t n_rows;
+    size_t n_inputs;
+    size_t n_gaps;
+    HaInput first_gap;
+    size_t *first_match; /* per row: inputs for which it is the first match */
+    bool edge[_HA_STATE_MAX][_HA_STATE_MAX];
+    /* per invariant and row: violations and the first violating input */
+    size_t *violations[_INV_MAX];
+    HaInput *example[_INV_MAX];
+} Exhaustive;
+
+static Exhaustive *ex; /* computed once by the group setup */
+
+static int exhaustive_setup(void **state)
+{
+    (void)state;
+    size_t n;
+    ha_table(&n);
+    ex = calloc(1, sizeof(*ex));
+    if (!ex) {
+        return -1;
+    }
+    ex->n_rows = n;
+    ex->first_match = calloc(n, sizeof(size_t));
+    if (!ex->first_match) {
+        return -1;
+    }
+    for (int v = 0; v < _INV_MAX; v++) {
+        ex->violations[v] = calloc(n, sizeof(size_t));
+        ex->example[v] = calloc(n, sizeof(HaInput));
+        if (!ex->violations[v] || !ex->example[v]) {
+            return -1;
+        }
+    }
+
+    for (int s = 0; s < _HA_STATE_MAX; s++) {
+        for (int data = 0; data < _HA_DATA_MAX; data++) {
+            for (int job = 0; job < _HA_JOB_RESULT_MAX; job++) {
+                for (unsigned bits = 0; bits < (1u << N_BITS); bits++) {
+                    HaInput in;
+                    HaDecision d;
+                    make_input(&in, (HaState)s, (HaDataDir)data, (HaJobResult)job, bits);
+                    ex->n_inputs++;
+                    if (ha_decide(&in, &d) != 0 || d.row >= n) {
+                        if (ex->n_gaps++ == 0) {
+                            ex->first_gap = in;
+                        }
+                        continue;
+                    }
+                    ex->first_match[d.row]++;
+                    if (d.next >= 0 && d.next < _HA_STATE_MAX) {
+                        ex->edge[s][d.next] = true;
+                    }
+                    for (int v = 0; v < _INV_MAX; v++) {
+                        if (inv_holds(v, &in, &d)) {
+                            continue;
+                        }
+                        if (ex->violations[v][d.row]++ == 0 ||
+                            plausibility(&in) > plausibility(&ex->example[v][d.row])) {
+                            ex->example[v][d.row] = in;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static int exhaustive_teardown(void **state)
+{
+    (void)state;
+    if (ex) {
+        free(ex->first_match);
+        for (int v = 0; v < _INV_MAX; v++) {
+            free(ex->violations[v]);
+            free(ex->example[v]);
+        }
+        free(ex);
+        ex = NULL;
+    }
+    return 0;
+}
+
+static void test_exhaustive_no_gap(void **state)
+{
+    (void)state;
+    char buf[512];
+    assert_int_equal(ex->n_inputs,
+                     (size_t)_HA_STATE_MAX * _HA_DATA_MAX * _HA_JOB_RESULT_MAX * (1u << N_BITS));
+    if (ex->n_gaps > 0) {
+        format_input(buf, sizeof(buf), &ex->first_gap);
+        fail_msg("%zu inputs match no row, e.g. %s", ex->n_gaps, buf);
+    }
+}
+
+static void test_exhaustive_no_shadowed_row(void **state)
+{
+    (void)state;
+    size_t n;
+    const HaRow *t = ha_table(&n);
+    size_t shadowed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ex->first_match[i] == 0) {
+            print_error("row %zu (%s, %s, \"%s\") is never the first match\n", i,
+                        t[i].from == _HA_STATE_MAX ? "*" : state_name(t[i].from), t[i].guard_name,
+                        t[i].reason);
+            shadowed++;
+        }
+    }
+    assert_int_equal(shadowed, 0);
+}
+
+/* Every state but STOPPING (entered outside the table, by agent_stop) is
+ * reachable from INIT through the table. */
+static void test_exhaustive_states_reachable(void **state)
+{
+    (void)state;
+    bool seen[_HA_STATE_MAX] = { [HA_STATE_INIT] = true };
+    for (bool grew = true; grew;) {
+        grew = false;
+        for (int s = 0; s < _HA_STATE_MAX; s++) {
+            for (int t = 0; seen[s] && t < _HA_STATE_MAX; t++) {
+                if (ex->edge[s][t] && !seen[t]) {
+                    seen[t] = grew = true;
+                }
+            }
+        }
+    }
+    for (int s = 0; s < _HA_STATE_MAX; s++) {
+        if (s == HA_STATE_STOPPING) {
+            continue;
+        }
+        if (!seen[s]) {
+            fail_msg("state %s is not reachable from init", state_name((HaState)s));
+        }
+    }
+}
+
+static void test_exhaustive_invariants(void **state)
+{
+    (void)state;
+    size_t n;
+    const HaRow *t = ha_table(&n);
+    char buf[512], acts[256];
+    size_t failed = 0;
+    for (int v = 0; v < _INV_MAX; v++) {
+        size_t total = 0;
+        for (size_t i = 0; i < n; i++) {
+            total += ex->violations[v][i];
+        }
+        if (total == 0) {
+            continue;
+        }
+        failed++;
+        print_error("invariant %s: %zu violating inputs\n", inv_names[v], total);
+        for (size_t i = 0; i < n; i++) {
+            if (ex->violations[v][i] == 0) {
+                continue;
+            }
+            format_input(buf, sizeof(buf), &ex->example[v][i]);
+            format_actions(acts, sizeof(acts), t[i].actions, t[i].n_actions);
+            print_error("  row %zu (%s, %s, \"%s\" -> [%s]): %zu inputs, e.g. %s\n", i,
+                        t[i].from == _HA_STATE_MAX ? "*" : state_name(t[i].from), t[i].guard_name,
+                        t[i].reason, acts, ex->violations[v][i], buf);
+        }
+    }
+    if (failed > 0) {
+        fail_msg("%zu of %d invariants violated", failed, _INV_MAX);
+    }
+}
+
+/* ---- strings, arguments, dump ---- */
+
+static void test_state_strings(void **state)
+{
+    (void)state;
+    for (int s = 0; s < _HA_STATE_MAX; s++) {
+        const char *name = ha_state_to_string((HaState)s);
+        assert_non_null(name);
+        assert_int_equal(ha_state_from_string(name), s);
+        for (int o = 0; o < s; o++) {
+            assert_string_not_equal(name, ha_state_to_string((HaState)o));
+        }
+    }
+    assert_null(ha_state_to_string(_HA_STATE_MAX));
+    assert_null(ha_state_to_string((HaState)-1));
+    assert_null(ha_state_to_string(_HA_STATE_INVALID));
+    assert_int_equal(ha_state_from_string(NULL), -EINVAL);
+    assert_int_equal(ha_state_from_string(""), -EINVAL);
+    assert_int_equal(ha_state_from_string("leader"), -EINVAL);
+    assert_int_equal(ha_state_from_string("INIT"), -EINVAL);
+}
+
+static void test_action_strings(void **state)
+{
+    (void)state;
+    for (int a = 0; a < _HA_ACTION_MAX; a++) {
+        const char *name = ha_action_to_string((HaAction)a);
+        assert_non_null(name);
+        assert_int_equal(ha_action_from_string(name), a);
+        for (int o = 0; o < a; o++) {
+            assert_string_not_equal(name, ha_action_to_string((HaAction)o));
+        }
+    }
+    assert_null(ha_action_to_string(_HA_ACTION_MAX));
+    assert_null(ha_action_to_string((HaAction)-1));
+    assert_null(ha_action_to_string(_HA_ACTION_INVALID));
+    assert_int_equal(ha_action_from_string(NULL), -EINVAL);
+    assert_int_equal(ha_action_from_string(""), -EINVAL);
+    assert_int_equal(ha_action_from_string("promote"), -EINVAL);
+}
+
+static void test_decide_invalid(void **state)
+{
+    (void)state;
+    HaInput in = { .state = HA_STATE_INIT };
+    HaDecision d = { .row = 4242 };
+    assert_int_equal(ha_decide(NULL, &d), -EINVAL);
+    assert_int_equal(ha_decide(&in, NULL), -EINVAL);
+    in.state = _HA_STATE_MAX;
+    assert_int_equal(ha_decide(&in, &d), -EINVAL);
+    in.state = (HaState)-1;
+    assert_int_equal(ha_decide(&in, &d), -EINVAL);
+    in.state = _HA_STATE_INVALID;
+    assert_int_equal(ha_decide(&in, &d), -EINVAL);
+    assert_int_equal(d.row, 4242); /* untouched on error */
+}
+
+static char *dump(const char *format, int *ret)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    assert_non_null(f);
+    *ret = ha_dump(format, f);
+    assert_int_equal(fclose(f), 0);
+    assert_non_null(buf);
+    return buf;
+}
+
+static void test_dump_dot(void **state)
+{
+    (void)state;
+    int r;
+    char *out = dump("dot", &r);
+    assert_int_equal(r, 0);
+    assert_true(strlen(out) > 0);
+    assert_non_null(strstr(out, "digraph"));
+    assert_non_null(strstr(out, "\"init\" -> \"refused\""));
+    free(out);
+}
+
+static void test_dump_json(void **state)
+{
+    (void)state;
+    size_t n;
+    const HaRow *t = ha_table(&n);
+    int r;
+    char *out = dump("json", &r);
+    assert_int_equal(r, 0);
+    assert_true(strlen(out) > 0);
+
+    json_error_t err;
+    json_t *root = json_loads(out, 0, &err);
+    if (!root) {
+        fail_msg("json_loads: %s (line %d)", err.text, err.line);
+    }
+    assert_true(json_is_array(root));
+    assert_int_equal(json_array_size(root), n);
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(root, i);
+        assert_true(json_is_object(o));
+        assert_int_equal(json_integer_value(json_object_get(o, "row")), i);
+        assert_string_equal(json_string_value(json_object_get(o, "reason")), t[i].reason);
+        assert_string_equal(json_string_value(json_object_get(o, "guard")), t[i].guard_name);
+        json_t *acts = json_object_get(o, "actions");
+        assert_true(json_is_array(acts));
+        assert_int_equal(json_array_size(acts), t[i].n_actions);
+        for (size_t j = 0; j < t[i].n_actions; j++) {
+            assert_string_equal(json_string_value(json_array_get(acts, j)),
+                                ha_action_to_string(t[i].actions[j]));
+        }
+    }
+    json_decref(root);
+    free(out);
+}
+
+static void test_dump_unknown_format(void **state)
+{
+    (void)state;
+    int r;
+    char *out = dump("xml", &r);
+    assert_int_equal(r, -EINVAL);
+    assert_int_equal(strlen(out), 0);
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reasons_name_rows),
+        cmocka_unit_test(test_cases),
+        cmocka_unit_test(test_cases_cover_every_row),
+        cmocka_unit_test(test_state_strings),
+        cmocka_unit_test(test_action_strings),
+        cmocka_unit_test(test_decide_invalid),
+        cmocka_unit_test(test_dump_dot),
+        cmocka_unit_test(test_dump_json),
+        cmocka_unit_test(test_dump_unknown_format),
+    };
+    const struct CMUnitTest exhaustive[] = {
+        cmocka_unit_test(test_exhaustive_no_gap),
+        cmocka_unit_test(test_exhaustive_no_shadowed_row),
+        cmocka_unit_test(test_exhaustive_states_reachable),
+        cmocka_unit_test(test_exhaustive_invariants),
+    };
+    int failed = cmocka_run_group_tests_name("ha", tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("ha_exhaustive", exhaustive, exhaustive_setup,
+                                          exhaustive_teardown);
+    return failed;
+}
