@@ -294,6 +294,64 @@ done:
     return r;
 }
 
+static bool str_differs(const char *x, const char *y)
+{
+    return (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
+}
+
+static bool strv_differs(const ConfigStrv *x, const ConfigStrv *y)
+{
+    if (x->n != y->n) {
+        return true;
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        if (strcmp(x->items[i], y->items[i]) != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Settings the running agent cannot change (identity, data directory,
+ * etcd connection, listening sockets): a reload reports each one that
+ * changed and keeps its running value in the new config, so every other
+ * (reloadable) setting still takes effect. */
+static void keep_restart_only_settings(Config *old, Config *fresh)
+{
+#define KEEP_STR(field, name)                                                                      \
+    do {                                                                                           \
+        if (str_differs(old->field, fresh->field)) {                                               \
+            log_warning("reload: \"%s\" changed; it takes effect after a restart", name);          \
+            char *_t = old->field;                                                                 \
+            old->field = fresh->field;                                                             \
+            fresh->field = _t;                                                                     \
+        }                                                                                          \
+    } while (0)
+    KEEP_STR(scope, "scope");
+    KEEP_STR(namespace, "namespace");
+    KEEP_STR(name, "name");
+    KEEP_STR(postgresql.data_dir, "postgresql.data_dir");
+    KEEP_STR(postgresql.listen, "postgresql.listen");
+    KEEP_STR(restapi.listen, "restapi.listen");
+    KEEP_STR(restapi.certfile, "restapi.certfile");
+    KEEP_STR(restapi.keyfile, "restapi.keyfile");
+    KEEP_STR(restapi.authentication.username, "restapi.authentication.username");
+    KEEP_STR(restapi.authentication.password, "restapi.authentication.password");
+    KEEP_STR(etcd3.protocol, "etcd3.protocol");
+    KEEP_STR(etcd3.username, "etcd3.username");
+    KEEP_STR(etcd3.password, "etcd3.password");
+    KEEP_STR(etcd3.cacert, "etcd3.cacert");
+    KEEP_STR(etcd3.cert, "etcd3.cert");
+    KEEP_STR(etcd3.key, "etcd3.key");
+#undef KEEP_STR
+    if (strv_differs(&old->etcd3.hosts, &fresh->etcd3.hosts)) {
+        log_warning("reload: \"etcd3.hosts\" changed; it takes effect after a restart");
+        ConfigStrv t = old->etcd3.hosts;
+        old->etcd3.hosts = fresh->etcd3.hosts;
+        fresh->etcd3.hosts = t;
+    }
+}
+
 static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
     (void)s;
@@ -315,22 +373,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
         log_error("reload of \"%s\" failed: keeping the running configuration", a->config_path);
         return 0;
     }
-    /* Settings the running agent cannot change. */
-    const char *restart[] = { "scope", "namespace", "name", "postgresql.data_dir", "etcd3.hosts" };
-    bool changed[ELEMENTSOF(restart)] = {
-        strcmp(fresh->scope, a->config->scope) != 0,
-        strcmp(fresh->namespace, a->config->namespace) != 0,
-        strcmp(fresh->name, a->config->name) != 0,
-        strcmp(fresh->postgresql.data_dir, a->config->postgresql.data_dir) != 0,
-        fresh->etcd3.hosts.n != a->config->etcd3.hosts.n,
-    };
-    for (size_t i = 0; i < ELEMENTSOF(restart); i++) {
-        if (changed[i]) {
-            log_warning("reload: \"%s\" changed; it takes effect after a restart", restart[i]);
-            config_free(fresh);
-            return 0;
-        }
-    }
+    keep_restart_only_settings(a->config, fresh);
     /* The new config replaces the old; PgCtl borrows it, so rebuild that. */
     PgCtl pg;
     r = pgctl_init(&pg, fresh);

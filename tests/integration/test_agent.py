@@ -67,6 +67,13 @@ def test_bootstrap_one_primary_two_streaming_replicas_with_slots(cluster):
         "SELECT slot_name, active FROM pg_replication_slots")), 30, what="slots active")
     rows = leader.sql("SELECT application_name, state FROM pg_stat_replication ORDER BY 1")
     assert rows == [(r, "streaming") for r in sorted(replicas)], rows
+    # data checksums on by default (pg_rewind needs them), roles from the config
+    assert leader.sql("SHOW data_checksums") == [("on",)]
+    roles = dict(leader.sql("SELECT rolname, rolreplication FROM pg_roles "
+                            "WHERE rolname IN ('replicator', 'rewinder')"))
+    assert roles == {"replicator": True, "rewinder": False}, roles
+    assert leader.sql("SELECT has_function_privilege('rewinder', "
+                      "'pg_read_binary_file(text)', 'EXECUTE')") == [(True,)]
 
 
 def test_initialize_holds_the_system_identifier(cluster):
@@ -289,6 +296,17 @@ def test_sighup_applies_a_changed_loop_wait(fresh):
     n = loops_in(7)
     assert 1 <= n <= 4, f"{n} loops in 7 s with loop_wait 3"
     assert node.postmaster_pid() == pid
+    # a setting that needs a restart is reported and keeps its running value
+    with open(node.config_path) as f:
+        text = f.read()
+    with open(node.config_path, "w") as f:
+        f.write(text.replace(f"scope: {fresh.scope}", "scope: renamed"))
+    os.kill(node.proc.pid, signal.SIGHUP)
+    wait_until(lambda: fresh.procs.log_contains(
+        node.name, '"scope" changed; it takes effect after a restart'), 10, what="reported")
+    time.sleep(2 * 3)
+    assert node.proc.poll() is None
+    assert node.name in members_by_name(fresh.status()), "the member left its cluster"
 
 
 def test_foreign_data_dir_is_refused_and_left_untouched(fresh):
@@ -380,3 +398,17 @@ def test_sd_notify_ready_and_status(fresh, workdir):
     sock.close()
     assert "READY=1" in got, got
     assert "STATUS=primary" in got, got
+
+
+def test_replica_clones_from_a_clonefrom_member(fresh):
+    node1, node2, node3 = fresh.nodes
+    node2.tags = {"clonefrom": True}
+    fresh.start(nodes=[node1])
+    fresh.wait_healthy(timeout=120, replicas=0)
+    node2.start()
+    fresh.wait_healthy(timeout=120, replicas=1)
+    node3.start()
+    s = fresh.wait_healthy(timeout=120)
+    assert s["leader"] == "node1"
+    assert fresh.procs.log_contains("node3", 'cloning from "node2"')
+    assert fresh.procs.log_contains("node2", 'cloning from "node1"')
