@@ -386,11 +386,12 @@ def test_sd_notify_ready_and_status(fresh, workdir):
     os.chmod(path, 0o777)
     sock.settimeout(0.5)
     node = fresh.nodes[0]
-    node.env = {"NOTIFY_SOCKET": path}
+    node.env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"}
     fresh.start(nodes=[node])
     got = []
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and "STATUS=primary" not in got:
+    while time.monotonic() < deadline and not ("STATUS=primary" in got and
+                                               got.count("WATCHDOG=1") >= 3):
         try:
             got.extend(sock.recv(4096).decode().split("\n"))
         except socket.timeout:
@@ -398,6 +399,7 @@ def test_sd_notify_ready_and_status(fresh, workdir):
     sock.close()
     assert "READY=1" in got, got
     assert "STATUS=primary" in got, got
+    assert got.count("WATCHDOG=1") >= 3, got  # pinged well within WATCHDOG_USEC
 
 
 def test_replica_clones_from_a_clonefrom_member(fresh):
