@@ -18,6 +18,8 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "election.h"
+
 #define USEC_PER_SEC 1000000ULL
 
 /* etcd calls from the loop: give up on one endpoint quickly and on the whole
@@ -47,8 +49,39 @@ const ConfigDcs *agent_dcs(const Agent *a)
     return &a->config->bootstrap.dcs;
 }
 
+uint64_t agent_lease_margin_usec(uint64_t ttl_usec)
+{
+    /* etcd deletes an expired lease's keys 35-449 ms after the TTL
+     * (measured), and a replica needs well over 100 ms to promote after
+     * that, so a leader that stops writes by ttl - margin is down before any
+     * replica can accept writes. The margin also covers one probe interval
+     * and the shutdown itself; a third of a short ttl keeps renewals every
+     * loop_wait from tripping it. */
+    uint64_t third = ttl_usec / 3;
+    return third < 1000000ULL ? third : 1000000ULL;
+}
+
+/* Per-request and per-call etcd deadlines scale with ttl: with ttl 3 a call
+ * blocked for 3 s would outlive the lease it tries to renew. */
+static void etcd_timeouts(int64_t ttl_sec, uint64_t *ret_request, uint64_t *ret_deadline)
+{
+    uint64_t ttl = (uint64_t)(ttl_sec > 0 ? ttl_sec : 1) * USEC_PER_SEC;
+    uint64_t req = ttl / 6, deadline = ttl / 3;
+    *ret_request = req < 300000ULL                         ? 300000ULL
+                   : req > AGENT_ETCD_REQUEST_TIMEOUT_USEC ? AGENT_ETCD_REQUEST_TIMEOUT_USEC
+                                                           : req;
+    *ret_deadline = deadline < 1000000ULL                 ? 1000000ULL
+                    : deadline > AGENT_ETCD_DEADLINE_USEC ? AGENT_ETCD_DEADLINE_USEC
+                                                          : deadline;
+}
+
 static int etcd_client_from_config(const Config *c, uint64_t deadline_usec, EtcdClient **ret)
 {
+    uint64_t request_usec, scaled_deadline;
+    etcd_timeouts(c->bootstrap.dcs.ttl, &request_usec, &scaled_deadline);
+    if (scaled_deadline < deadline_usec) {
+        deadline_usec = scaled_deadline;
+    }
     EtcdClientConfig ec = {
         .endpoints = (const char *const *)c->etcd3.hosts.items,
         .n_endpoints = c->etcd3.hosts.n,
@@ -58,7 +91,7 @@ static int etcd_client_from_config(const Config *c, uint64_t deadline_usec, Etcd
         .cacert = c->etcd3.cacert,
         .cert = c->etcd3.cert,
         .key = c->etcd3.key,
-        .request_timeout_usec = AGENT_ETCD_REQUEST_TIMEOUT_USEC,
+        .request_timeout_usec = request_usec,
         .deadline_usec = deadline_usec,
     };
     if (ec.protocol < 0) {
@@ -427,6 +460,7 @@ static void observe_postgres(Agent *a, uint64_t now)
 /* Keeps our lease alive (granting a new one when it is gone). */
 static int keep_lease(Agent *a, uint64_t now)
 {
+    /* the lease runs from when etcd handled the request, which is after now */
     EtcdError e = { 0 };
     int64_t ttl = agent_dcs(a)->ttl;
     if (a->lease_id != 0) {
@@ -434,6 +468,7 @@ static int keep_lease(Agent *a, uint64_t now)
         int r = etcd_lease_keepalive(a->etcd, a->lease_id, &left, &e);
         if (r >= 0) {
             a->lease_expires_usec = now + (uint64_t)left * USEC_PER_SEC;
+            a->lease_renewed_usec = now;
             return 0;
         }
         if (r != -ESRCH) {
@@ -449,6 +484,7 @@ static int keep_lease(Agent *a, uint64_t now)
     }
     a->lease_id = lease.id;
     a->lease_expires_usec = now + (uint64_t)lease.ttl * USEC_PER_SEC;
+    a->lease_renewed_usec = now;
     return 0;
 }
 
@@ -459,6 +495,8 @@ static void observe_cluster(Agent *a, uint64_t now)
     DcsCluster *view = NULL;
     if (r >= 0) {
         r = dcs_cluster_read(a->etcd, &a->paths, &view, &e);
+    } else {
+        snprintf(e.message, sizeof(e.message), "lease keepalive failed: %s", strerror(-r));
     }
     a->dcs_ok = r >= 0;
     (void)log_condition_update(&a->etcd_down, !a->dcs_ok, now, e.message);
@@ -494,6 +532,43 @@ static HaDataDir observe_data_dir(Agent *a)
     return strcmp(init, mine) == 0 ? HA_DATA_OURS : HA_DATA_FOREIGN;
 }
 
+/* Are we the best candidate to lead? Within maximum_lag_on_failover of the
+ * last known leader position, and no peer that answers ranks higher. */
+static bool run_election(Agent *a)
+{
+    const ConfigDcs *dcs = agent_dcs(a);
+    uint64_t mine =
+        a->snap.receive_lsn > a->snap.replay_lsn ? a->snap.receive_lsn : a->snap.replay_lsn;
+    if (a->cluster->status.has_optime && a->cluster->status.optime > mine &&
+        a->cluster->status.optime - mine > (uint64_t)dcs->maximum_lag_on_failover) {
+        log_info("not a candidate: %llu bytes behind the last leader position (limit %" PRId64 ")",
+                 (unsigned long long)(a->cluster->status.optime - mine),
+                 dcs->maximum_lag_on_failover);
+        return false;
+    }
+    ElectionPeer *peers = calloc(ELECTION_PEERS_MAX, sizeof(*peers));
+    if (!peers) {
+        return false;
+    }
+    size_t n = 0;
+    bool best = false;
+    if (election_ask_peers(a->cluster, a->config->name, peers, &n) >= 0) {
+        ElectionCandidate me = {
+            .name = a->config->name,
+            .wal_lsn = mine,
+            .failover_priority = a->config->tags.failover_priority,
+            .nofailover = a->config->tags.nofailover,
+        };
+        const char *why = NULL;
+        best = election_is_healthiest(&me, peers, n, &why);
+        if (!best) {
+            log_info("not promoting: %s", why);
+        }
+    }
+    free(peers);
+    return best;
+}
+
 static bool follows(const Agent *a, const DcsMember *leader)
 {
     return a->following && leader && strcmp(a->following, leader->name) == 0;
@@ -520,7 +595,26 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
         .leader_member_known = lm && lm->host,
         .follows_leader = follows(a, lm),
         .nofailover = a->config->tags.nofailover,
+        .use_pg_rewind = agent_dcs(a)->use_pg_rewind,
     };
+    const ConfigDcs *dcs = agent_dcs(a);
+    uint64_t ttl = (uint64_t)dcs->ttl * USEC_PER_SEC;
+    in->lease_expiring = a->lease_renewed_usec != 0 &&
+                         now >= a->lease_renewed_usec + ttl - agent_lease_margin_usec(ttl);
+    in->crash_noted = a->primary_down_usec != 0;
+    in->restart_expired =
+        !a->pg_running &&
+        (dcs->primary_start_timeout == 0 ||
+         (a->primary_down_usec != 0 &&
+          now - a->primary_down_usec >= (uint64_t)dcs->primary_start_timeout * USEC_PER_SEC));
+    if (a->pg_running && a->probe_ok && !a->snap.in_recovery) {
+        a->primary_down_usec = 0;
+    }
+    in->healthiest = false;
+    if (in->dcs_ok && !in->has_leader && in->pg_reachable && in->pg_in_recovery &&
+        !in->nofailover) {
+        in->healthiest = run_election(a);
+    }
     if (a->job.kind != AGENT_JOB_NONE) {
         in->job = !a->job.finished ? HA_JOB_RUNNING : a->job.ok ? HA_JOB_SUCCEEDED : HA_JOB_FAILED;
     }
@@ -610,22 +704,8 @@ static void shutdown_agent(Agent *a)
         }
     }
     EtcdError e = { 0 };
-    if (was_leader) {
-        /* delete the leader key only if it still names us */
-        EtcdCompare cmp = { .key = a->paths.leader,
-                            .target = ETCD_COMPARE_VALUE,
-                            .result = ETCD_COMPARE_EQUAL,
-                            .value = a->config->name,
-                            .value_len = strlen(a->config->name) };
-        EtcdOp del = { .type = ETCD_OP_DELETE, .key = a->paths.leader };
-        EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &del, .n_success = 1 };
-        EtcdResult res = { 0 };
-        if (etcd_txn(a->etcd, &txn, &res, &e) >= 0) {
-            log_info("released the leader key");
-        } else {
-            log_warning("could not release the leader key: %s", e.message);
-        }
-        etcd_result_done(&res);
+    if (was_leader && agent_release_leader(a) >= 0) {
+        log_info("released the leader key");
     }
     if (a->lease_id != 0) {
         /* revoking deletes our member key (and a leader key we still hold) */

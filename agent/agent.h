@@ -36,6 +36,11 @@
 #define AGENT_START_TIMEOUT_SEC      60
 #define AGENT_STOP_TIMEOUT_SEC       60
 #define AGENT_BASEBACKUP_TIMEOUT_SEC 3600
+#define AGENT_REWIND_TIMEOUT_SEC     600
+/* pg_promote returns at once; then pg_is_in_recovery() is polled this often,
+ * for at most AGENT_PROMOTE_TIMEOUT_USEC. */
+#define AGENT_PROMOTE_POLL_USEC    (10 * 1000ULL)
+#define AGENT_PROMOTE_TIMEOUT_USEC (15 * 1000 * 1000ULL)
 
 typedef enum AgentJobKind {
     AGENT_JOB_NONE,
@@ -43,6 +48,7 @@ typedef enum AgentJobKind {
     AGENT_JOB_START,
     AGENT_JOB_STOP,
     AGENT_JOB_BASEBACKUP,
+    AGENT_JOB_REWIND,
     _AGENT_JOB_KIND_MAX,
     _AGENT_JOB_KIND_INVALID = -EINVAL,
 } AgentJobKind;
@@ -84,7 +90,10 @@ typedef struct Agent {
     bool probe_ok;
     bool pg_running;
     pid_t postmaster_pid;
-    uint64_t sysid; /* from pg_control, 0 when unknown */
+    uint64_t sysid;              /* from pg_control, 0 when unknown */
+    uint64_t lease_renewed_usec; /* send time of the last successful keepalive/grant */
+    uint64_t primary_down_usec;  /* when our primary was found down (0: it is not) */
+    bool healthiest;             /* last election verdict (only while there is no leader) */
 
     HaState state;
     size_t last_row; /* to log a decision only when it changes */
@@ -133,6 +142,14 @@ int agent_run_sync(Agent *a, char *const *argv, int timeout_sec);
 /* Performs one action (agent/ha_exec.c). Returns 0 or a negative errno
  * (logged); the caller stops at the first failure. */
 int ha_exec_action(Agent *a, HaAction action);
+
+/* Deletes the leader key if it still names us (agent/ha_exec.c). */
+int agent_release_leader(Agent *a);
+
+/* The lease safety margin for a ttl: a leader that could not renew its lease
+ * for ttl minus this long stops accepting writes, before etcd can expire the
+ * lease and let a replica take over. */
+uint64_t agent_lease_margin_usec(uint64_t ttl_usec);
 
 /* Publishes member key and REST snapshot (agent/publish.c). */
 int agent_touch_member(Agent *a);

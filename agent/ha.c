@@ -29,6 +29,7 @@ static const char *const state_table[_HA_STATE_MAX] = {
     [HA_STATE_REPLICA] = "replica",
     [HA_STATE_STOPPING] = "stopping",
     [HA_STATE_REFUSED] = "refused",
+    [HA_STATE_REWINDING] = "rewinding",
 };
 
 static const char *const action_table[_HA_ACTION_MAX] = {
@@ -50,6 +51,12 @@ static const char *const action_table[_HA_ACTION_MAX] = {
     [HA_ACTION_PUBLISH_STATUS] = "publish-status",
     [HA_ACTION_REFUSE] = "refuse",
     [HA_ACTION_RECLAIM_INITIALIZE] = "reclaim-initialize",
+    [HA_ACTION_PROMOTE] = "promote",
+    [HA_ACTION_RELEASE_LEADER] = "release-leader",
+    [HA_ACTION_FENCE] = "fence",
+    [HA_ACTION_REWIND] = "rewind",
+    [HA_ACTION_MOVE_DATA_ASIDE] = "move-data-aside",
+    [HA_ACTION_NOTE_CRASH] = "note-crash",
 };
 
 static int lookup(const char *const *table, int n, const char *s)
@@ -262,6 +269,36 @@ static bool guard_must_follow(const HaInput *in)
            !in->follows_leader;
 }
 
+static bool guard_lease_expiring(const HaInput *in)
+{
+    return in->lease_expiring;
+}
+
+/* The leader key is free and the election says we are the best candidate. */
+static bool guard_elected(const HaInput *in)
+{
+    return in->data == HA_DATA_OURS && in->pg_running && in->pg_reachable && in->pg_in_recovery &&
+           may_take_leader(in) && in->healthiest;
+}
+
+static bool guard_restart_expired(const HaInput *in)
+{
+    return in->restart_expired;
+}
+
+/* A former primary (no standby.signal) that must follow another leader:
+ * its timeline may have diverged, pg_rewind finds out and fixes it. */
+static bool guard_stopped_primary_must_rewind(const HaInput *in)
+{
+    return stopped_ours(in) && !in->standby_signal && in->dcs_ok && in->has_leader &&
+           !in->leader_is_me && in->leader_member_known && in->use_pg_rewind;
+}
+
+static bool guard_stopped_primary_crashed_mine(const HaInput *in)
+{
+    return stopped_ours(in) && in->leader_is_me && in->restart_expired;
+}
+
 /* ---- the table ---- */
 
 #define ANY    _HA_STATE_MAX
@@ -314,6 +351,10 @@ static const HaRow table[] = {
       "reattached to the running replica" },
     { HA_STATE_INIT, G(guard_running_unreachable), STAY, NONE,
       "postgresql runs but does not answer yet" },
+    { HA_STATE_INIT, G(guard_stopped_primary_crashed_mine), STAY, A(HA_ACTION_RELEASE_LEADER),
+      "the primary did not come back within primary_start_timeout: releasing the leader key" },
+    { HA_STATE_INIT, G(guard_stopped_primary_must_rewind), HA_STATE_REWINDING, A(HA_ACTION_REWIND),
+      "a former primary: rewinding against the new leader" },
     { HA_STATE_INIT, G(guard_stopped_primary_mine), HA_STATE_STARTING_PRIMARY,
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
       "holding the leader key: starting the primary" },
@@ -363,6 +404,8 @@ static const HaRow table[] = {
     { HA_STATE_STARTING_REPLICA, G(guard_always), STAY, NONE, "waiting for the replica to start" },
     { HA_STATE_STARTING_PRIMARY, G(guard_job_failed), HA_STATE_INIT, NONE,
       "the primary did not start" },
+    { HA_STATE_STARTING_PRIMARY, G(guard_lease_expiring), HA_STATE_INIT, A(HA_ACTION_FENCE),
+      "the leader lease expires while the primary starts: fencing" },
     { HA_STATE_STARTING_PRIMARY, G(guard_dcs_down), STAY, NONE,
       "the primary is starting but etcd is unreachable" },
     { HA_STATE_STARTING_PRIMARY, G(guard_up), HA_STATE_PRIMARY,
@@ -370,8 +413,22 @@ static const HaRow table[] = {
       "primary started" },
     { HA_STATE_STARTING_PRIMARY, G(guard_always), STAY, NONE, "waiting for the primary to start" },
 
+    /* Rejoin. */
+    { HA_STATE_REWINDING, G(guard_job_failed), HA_STATE_INIT, A(HA_ACTION_MOVE_DATA_ASIDE),
+      "pg_rewind failed: moving the data directory aside to clone anew" },
+    { HA_STATE_REWINDING, G(guard_job_succeeded), HA_STATE_STARTING_REPLICA,
+      A(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "rewound: starting as a replica of the new leader" },
+    { HA_STATE_REWINDING, G(guard_always), STAY, NONE, "waiting for pg_rewind" },
+
     /* Leader. */
-    { HA_STATE_PRIMARY, G(guard_pg_gone), HA_STATE_INIT, NONE, "the primary is not running" },
+    { HA_STATE_PRIMARY, G(guard_lease_expiring), HA_STATE_INIT, A(HA_ACTION_FENCE),
+      "the leader lease could not be renewed in time: fencing (immediate shutdown)" },
+    { HA_STATE_PRIMARY, G(guard_restart_expired), HA_STATE_INIT, A(HA_ACTION_RELEASE_LEADER),
+      "the primary is down and may not be restarted in place: releasing the leader key" },
+    { HA_STATE_PRIMARY, G(guard_pg_gone), HA_STATE_STARTING_PRIMARY,
+      A(HA_ACTION_NOTE_CRASH, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
+      "the primary is not running: restarting it in place" },
     { HA_STATE_PRIMARY, G(guard_dcs_down), STAY, NONE, "etcd unreachable" },
     { HA_STATE_PRIMARY, G(guard_other_leader), HA_STATE_INIT, A(HA_ACTION_STOP_POSTGRES),
       "another member holds the leader key: stopping" },
@@ -385,6 +442,9 @@ static const HaRow table[] = {
 
     /* Replica. */
     { HA_STATE_REPLICA, G(guard_pg_gone), HA_STATE_INIT, NONE, "the replica is not running" },
+    { HA_STATE_REPLICA, G(guard_elected), HA_STATE_PRIMARY,
+      A(HA_ACTION_TAKE_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
+      "no leader and we are the best candidate: promoting" },
     { HA_STATE_REPLICA, G(guard_must_follow), STAY, A(HA_ACTION_FOLLOW),
       "following the new leader" },
     { HA_STATE_REPLICA, G(guard_always), STAY, NONE, "replica" },

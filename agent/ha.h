@@ -24,6 +24,7 @@ typedef enum HaState {
     HA_STATE_PRIMARY,            /* leader: PostgreSQL is the writable primary */
     HA_STATE_REPLICA,            /* PostgreSQL runs as a standby */
     HA_STATE_STOPPING,           /* pg_ctl stop on the way out */
+    HA_STATE_REWINDING,          /* pg_rewind against the new leader */
     HA_STATE_REFUSED,            /* the data dir belongs to another cluster: hands off */
     _HA_STATE_MAX,
     _HA_STATE_INVALID = -EINVAL,
@@ -48,6 +49,12 @@ typedef enum HaAction {
     HA_ACTION_PUBLISH_STATUS,     /* `status` optime (and slots) */
     HA_ACTION_REFUSE,             /* log the refusal once */
     HA_ACTION_RECLAIM_INITIALIZE, /* create-if-absent `initialize` = our system identifier */
+    HA_ACTION_PROMOTE,            /* pg_promote, CHECKPOINT, primary config, history */
+    HA_ACTION_RELEASE_LEADER,     /* delete the leader key while it names us */
+    HA_ACTION_FENCE,              /* immediate shutdown: no more writes, at once */
+    HA_ACTION_REWIND,             /* start the pg_rewind job against the leader */
+    HA_ACTION_MOVE_DATA_ASIDE,    /* rename data_dir out of the way (never delete it) */
+    HA_ACTION_NOTE_CRASH,         /* remember when the primary went down */
     _HA_ACTION_MAX,
     _HA_ACTION_INVALID = -EINVAL,
 } HaAction;
@@ -83,6 +90,13 @@ typedef struct HaInput {
     HaJobResult job;
     bool follows_leader;       /* the running replica's upstream is the current leader */
     uint64_t clone_retry_usec; /* no clone before this (backoff after a failure) */
+    bool lease_expiring;       /* our last lease renewal is older than ttl minus the safety
+                                  margin: a leader must stop accepting writes now */
+    bool healthiest;           /* the election says we are the best candidate: healthy, within
+                                  maximum_lag_on_failover, no reachable member better */
+    bool crash_noted;          /* the primary went down and the time is recorded */
+    bool restart_expired;      /* it has been down longer than primary_start_timeout */
+    bool use_pg_rewind;
 
     /* cluster view */
     bool dcs_ok;         /* the view is fresh */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -559,6 +560,157 @@ static int publish_status(Agent *a)
     return put_key(a, a->paths.status, v);
 }
 
+int agent_release_leader(Agent *a)
+{
+    const char *me = a->config->name;
+    EtcdCompare cmp = { .key = a->paths.leader,
+                        .target = ETCD_COMPARE_VALUE,
+                        .result = ETCD_COMPARE_EQUAL,
+                        .value = me,
+                        .value_len = strlen(me) };
+    EtcdOp del = { .type = ETCD_OP_DELETE, .key = a->paths.leader };
+    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &del, .n_success = 1 };
+    EtcdResult res = { 0 };
+    EtcdError e = { 0 };
+    int r = etcd_txn(a->etcd, &txn, &res, &e);
+    etcd_result_done(&res);
+    if (r == -ECANCELED) {
+        return 0; /* not ours (any more): nothing to release */
+    }
+    if (r < 0) {
+        return etcd_fail(r, "releasing the leader key", &e);
+    }
+    log_struct_id(LOG_LEVEL_NOTICE, "c4e1b7a9d3f2486b8e5a0c1d2b3f4e5a", "released the leader key");
+    return 0;
+}
+
+static bool query_is_false(Agent *a, const char *sql, bool *ret)
+{
+    PGresult *res = NULL;
+    if (exec_sql(a, sql, &res) < 0 || !res) {
+        if (res) {
+            PQclear(res);
+        }
+        return false;
+    }
+    bool ok = PQntuples(res) == 1 && PQnfields(res) == 1;
+    if (ok) {
+        *ret = strcmp(PQgetvalue(res, 0, 0), "f") == 0;
+    }
+    PQclear(res);
+    return ok;
+}
+
+/* pg_promote(wait => false) returns at once; polling pg_is_in_recovery()
+ * every 10 ms learns of the promotion ~50 ms sooner than wait => true,
+ * which polls in 100 ms steps. */
+static int promote(Agent *a)
+{
+    uint64_t switch_lsn =
+        a->snap.replay_lsn > a->snap.receive_lsn ? a->snap.replay_lsn : a->snap.receive_lsn;
+    uint32_t old_timeline = a->snap.timeline;
+    uint64_t t0 = mono_usec();
+    int r = exec_sql(a, "SELECT pg_catalog.pg_promote(wait => false)", NULL);
+    if (r < 0) {
+        return r;
+    }
+    bool promoted = false;
+    for (uint64_t waited = 0; waited < AGENT_PROMOTE_TIMEOUT_USEC;
+         waited += AGENT_PROMOTE_POLL_USEC) {
+        bool done = false;
+        if (query_is_false(a, "SELECT pg_catalog.pg_is_in_recovery()", &done) && done) {
+            promoted = true;
+            break;
+        }
+        struct timespec ts = { .tv_nsec = (long)AGENT_PROMOTE_POLL_USEC * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    if (!promoted) {
+        return log_error_errno(-ETIMEDOUT, "postgresql did not leave recovery after pg_promote");
+    }
+    log_struct_id(LOG_LEVEL_NOTICE, "e8d4c2b6a0f94e1d8c7b5a3f2e1d0c9b",
+                  "promoted to primary in %llu ms", (unsigned long long)(mono_usec() - t0) / 1000);
+    /* our postgresql.conf must stop pointing at the old upstream */
+    r = write_conf(a, false);
+    if (r >= 0) {
+        r = exec_sql(a, "SELECT pg_catalog.pg_reload_conf()", NULL);
+    }
+    if (r < 0) {
+        log_warning("could not rewrite the configuration after promotion");
+    }
+    /* pg_rewind on the others reads the new timeline from pg_control */
+    if (exec_sql(a, "CHECKPOINT", NULL) < 0) {
+        log_warning("CHECKPOINT after promotion failed: pg_rewind may see the old timeline");
+    }
+    a->primary_down_usec = 0;
+    _cleanup_free_ char *old = NULL, *history = NULL, *ts = iso_now();
+    if (a->cluster && a->cluster->history && a->cluster->history->data) {
+        old = json_dumps(a->cluster->history->data, JSON_COMPACT);
+    }
+    if (ts &&
+        dcs_history_append(old, old_timeline ? old_timeline : 1, switch_lsn,
+                           "no leader: automatic failover", ts, a->config->name, &history) >= 0) {
+        (void)put_key(a, a->paths.history, history);
+    }
+    return 0;
+}
+
+/* SIGQUIT is PostgreSQL's immediate shutdown: no new transaction commits
+ * after it, and nothing here can hang (unlike pg_ctl or a query). */
+static int fence(Agent *a)
+{
+    PgPostmasterPid pm = { 0 };
+    if (pgprobe_read_postmaster_pid(a->pg.data_dir, &pm) < 0 || pm.standalone ||
+        !pgprobe_pid_is_postmaster(pm.pid)) {
+        return 0;
+    }
+    log_struct_id(LOG_LEVEL_WARNING, "b3a2f1e0d9c84b7aa6958473625140f3",
+                  "fencing: immediate shutdown of postgresql (postmaster %d)", (int)pm.pid);
+    if (kill(pm.pid, SIGQUIT) < 0 && errno != ESRCH) {
+        return log_error_errno(-errno, "signalling postmaster %d: %m", (int)pm.pid);
+    }
+    /* bounded: 2 s in 10 ms steps */
+    for (int i = 0; i < 200 && pgprobe_pid_is_postmaster(pm.pid); i++) {
+        struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    a->pg_running = false;
+    a->probe_ok = false;
+    return 0;
+}
+
+static int rewind_data(Agent *a)
+{
+    const DcsMember *lm = leader_member(a);
+    if (!lm || !lm->host) {
+        return log_warning_errno(-ENOENT, "no leader address to rewind against");
+    }
+    int r = pgctl_write_pgpass(&a->pg);
+    if (r < 0) {
+        return log_error_errno(r, "writing the passfile \"%s\": %m", a->pg.pgpass);
+    }
+    log_info("rewinding against \"%s\" (%s:%d)", lm->name, lm->host, lm->port);
+    PgArgv argv = { 0 };
+    r = pgctl_argv_rewind(&a->pg, lm->host, lm->port, &argv);
+    if (r >= 0) {
+        r = agent_job_start(a, AGENT_JOB_REWIND, argv.argv, AGENT_REWIND_TIMEOUT_SEC);
+    }
+    pgctl_argv_done(&argv);
+    return r;
+}
+
+static int move_data_aside(Agent *a)
+{
+    _cleanup_free_ char *aside = NULL;
+    int r = pgctl_move_aside(&a->pg, &aside);
+    if (r < 0) {
+        return log_error_errno(r, "moving \"%s\" aside: %m", a->pg.data_dir);
+    }
+    log_warning("moved the data directory aside to \"%s\" (kept, not deleted); cloning anew",
+                aside);
+    return 0;
+}
+
 int ha_exec_action(Agent *a, HaAction action)
 {
     switch (action) {
@@ -584,6 +736,24 @@ int ha_exec_action(Agent *a, HaAction action)
     }
     case HA_ACTION_RUN_INITDB:
         return run_initdb(a);
+    case HA_ACTION_PROMOTE:
+        return promote(a);
+    case HA_ACTION_RELEASE_LEADER:
+        return agent_release_leader(a);
+    case HA_ACTION_FENCE:
+        return fence(a);
+    case HA_ACTION_REWIND:
+        return rewind_data(a);
+    case HA_ACTION_MOVE_DATA_ASIDE:
+        return move_data_aside(a);
+    case HA_ACTION_NOTE_CRASH:
+        if (a->primary_down_usec == 0) {
+            a->primary_down_usec = mono_usec();
+            log_warning("the primary went down: restarting it in place (primary_start_timeout "
+                        "%" PRId64 " s)",
+                        agent_dcs(a)->primary_start_timeout);
+        }
+        return 0;
     case HA_ACTION_WRITE_PRIMARY_CONF:
         return write_conf(a, false);
     case HA_ACTION_WRITE_REPLICA_CONF:

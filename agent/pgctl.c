@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -614,7 +615,51 @@ int pgctl_argv_basebackup(const PgCtl *p, const char *host, int port, PgArgv *re
     return 0;
 }
 
+int pgctl_argv_rewind(const PgCtl *p, const char *host, int port, PgArgv *ret)
+{
+    const Config *c = p->config;
+    const ConfigUser *u =
+        c->postgresql.rewind.username ? &c->postgresql.rewind : &c->postgresql.superuser;
+    _cleanup_free_ char *source = NULL, *target = NULL;
+    if (asprintf(&source,
+                 "--source-server=host=%s port=%d user=%s dbname=postgres passfile=%s "
+                 "connect_timeout=5",
+                 host, port, u->username ? u->username : "postgres", p->pgpass) < 0 ||
+        asprintf(&target, "--target-pgdata=%s", p->data_dir) < 0) {
+        return -ENOMEM;
+    }
+    PgArgv a = { 0 };
+    int r = argv_tool(p, "pg_rewind", &a);
+    if (r < 0) {
+        return r;
+    }
+    ADD(&a, target);
+    ADD(&a, source);
+    *ret = a;
+    return 0;
+}
+
 #undef ADD
+
+int pgctl_move_aside(const PgCtl *p, char **ret_path)
+{
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    _cleanup_free_ char *aside = NULL;
+    if (asprintf(&aside, "%s%s-%s", p->data_dir, PGCTL_ASIDE_SUFFIX, stamp) < 0) {
+        return -ENOMEM;
+    }
+    if (rename(p->data_dir, aside) < 0) {
+        return -errno;
+    }
+    if (ret_path) {
+        *ret_path = TAKE_PTR(aside);
+    }
+    return 0;
+}
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {

@@ -104,6 +104,15 @@ int pgctl_argv_stop(const PgCtl *p, const char *mode, int timeout_sec, PgArgv *r
  * [postgresql.basebackup ...] (-c fast unless given). */
 int pgctl_argv_basebackup(const PgCtl *p, const char *host, int port, PgArgv *ret);
 
+/* pg_rewind -D data_dir --source-server='host port user dbname passfile'
+ * (the rewind role, else the superuser). */
+int pgctl_argv_rewind(const PgCtl *p, const char *host, int port, PgArgv *ret);
+
+/* Renames data_dir to data_dir + PGCTL_ASIDE_SUFFIX + a UTC timestamp,
+ * never deleting anything. *ret_path (optional, owned) is the new name.
+ * Returns 0 or -errno. */
+int pgctl_move_aside(const PgCtl *p, char **ret_path);
+
 /* Removes a directory tree (for the clone temp dir and a data dir whose
  * bootstrap failed). Returns 0 or -errno. */
 int pgctl_remove_tree(const char *dir);

@@ -1,0 +1,202 @@
+/* Leader election: the ranking, and a parallel poll of the peers' REST
+ * status (Patroni's /patroni document: xlog.location on a primary,
+ * xlog.received_location / replayed_location on a replica). Runs in the
+ * agent's loop only while there is no leader. */
+#include "election.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "log.h"
+
+#define ELECTION_BODY_MAX (64 * 1024)
+
+bool election_better(const ElectionCandidate *a, const ElectionCandidate *b)
+{
+    bool a_can = !a->nofailover && a->failover_priority > 0;
+    bool b_can = !b->nofailover && b->failover_priority > 0;
+    if (a_can != b_can) {
+        return a_can;
+    }
+    if (a->wal_lsn != b->wal_lsn) {
+        return a->wal_lsn > b->wal_lsn;
+    }
+    if (a->failover_priority != b->failover_priority) {
+        return a->failover_priority > b->failover_priority;
+    }
+    return strcmp(a->name, b->name) < 0;
+}
+
+bool election_is_healthiest(const ElectionCandidate *me, const ElectionPeer *peers, size_t n,
+                            const char **ret_reason)
+{
+    for (size_t i = 0; i < n; i++) {
+        const ElectionPeer *p = &peers[i];
+        if (!p->answered) {
+            continue;
+        }
+        if (p->running_primary) {
+            *ret_reason = "another member still runs a primary";
+            return false;
+        }
+        if (election_better(&p->c, me)) {
+            *ret_reason = "another member is a better candidate";
+            return false;
+        }
+    }
+    *ret_reason = NULL;
+    return true;
+}
+
+typedef struct Fetch {
+    CURL *easy;
+    char *body;
+    size_t len;
+    bool too_big;
+} Fetch;
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    Fetch *f = userdata;
+    size_t n = size * nmemb;
+    if (f->len + n > ELECTION_BODY_MAX) {
+        f->too_big = true;
+        return 0;
+    }
+    char *b = realloc(f->body, f->len + n + 1);
+    if (!b) {
+        return 0;
+    }
+    memcpy(b + f->len, ptr, n);
+    f->len += n;
+    b[f->len] = '\0';
+    f->body = b;
+    return n;
+}
+
+static uint64_t json_lsn(const json_t *xlog, const char *field)
+{
+    const json_t *v = json_object_get(xlog, field);
+    return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+static void parse_peer(const Fetch *f, ElectionPeer *p)
+{
+    json_t *doc = json_loadb(f->body, f->len, 0, NULL);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return;
+    }
+    const char *role = json_string_value(json_object_get(doc, "role"));
+    const char *state = json_string_value(json_object_get(doc, "state"));
+    const json_t *xlog = json_object_get(doc, "xlog");
+    p->answered = true;
+    p->running_primary = role && state && strcmp(state, "running") == 0 &&
+                         (strcmp(role, "master") == 0 || strcmp(role, "primary") == 0);
+    uint64_t rec = json_lsn(xlog, "received_location");
+    uint64_t rep = json_lsn(xlog, "replayed_location");
+    uint64_t loc = json_lsn(xlog, "location");
+    p->c.wal_lsn = rec > rep ? rec : rep;
+    if (loc > p->c.wal_lsn) {
+        p->c.wal_lsn = loc;
+    }
+    json_decref(doc);
+}
+
+static void peer_tags(const DcsMember *m, ElectionPeer *p)
+{
+    p->c.failover_priority = 1;
+    if (!m->tags) {
+        return;
+    }
+    const json_t *nf = json_object_get(m->tags, "nofailover");
+    p->c.nofailover = json_is_true(nf);
+    const json_t *pr = json_object_get(m->tags, "failover_priority");
+    if (json_is_integer(pr)) {
+        p->c.failover_priority = json_integer_value(pr);
+    }
+}
+
+int election_ask_peers(const DcsCluster *view, const char *self, ElectionPeer *peers, size_t *ret_n)
+{
+    size_t n = 0;
+    Fetch fetches[ELECTION_PEERS_MAX] = { 0 };
+    CURLM *multi = curl_multi_init();
+    if (!multi) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; view && i < view->n_members && n < ELECTION_PEERS_MAX; i++) {
+        const DcsMember *m = &view->members[i];
+        if (strcmp(m->name, self) == 0) {
+            continue;
+        }
+        ElectionPeer *p = &peers[n];
+        *p = (ElectionPeer){ .name = m->name, .c = { .name = m->name } };
+        peer_tags(m, p);
+        Fetch *f = &fetches[n];
+        n++;
+        if (!m->api_url) {
+            continue;
+        }
+        f->easy = curl_easy_init();
+        if (!f->easy) {
+            continue;
+        }
+        (void)curl_easy_setopt(f->easy, CURLOPT_URL, m->api_url);
+        (void)curl_easy_setopt(f->easy, CURLOPT_TIMEOUT_MS,
+                               (long)(ELECTION_PEER_TIMEOUT_USEC / 1000));
+        (void)curl_easy_setopt(f->easy, CURLOPT_CONNECTTIMEOUT_MS,
+                               (long)(ELECTION_PEER_TIMEOUT_USEC / 1000));
+        (void)curl_easy_setopt(f->easy, CURLOPT_NOSIGNAL, 1L);
+        (void)curl_easy_setopt(f->easy, CURLOPT_WRITEFUNCTION, on_body);
+        (void)curl_easy_setopt(f->easy, CURLOPT_WRITEDATA, f);
+        /* peers' certificates: the REST API may use a private CA; the
+         * answer only ranks candidates, it authorises nothing */
+        (void)curl_easy_setopt(f->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+        (void)curl_easy_setopt(f->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+        (void)curl_easy_setopt(f->easy, CURLOPT_PRIVATE, f);
+        if (curl_multi_add_handle(multi, f->easy) != CURLM_OK) {
+            curl_easy_cleanup(f->easy);
+            f->easy = NULL;
+        }
+    }
+    /* bounded: each handle has its own timeout; the loop polls in 50 ms steps */
+    int running = 0;
+    for (int step = 0; step < (int)(ELECTION_PEER_TIMEOUT_USEC / 50000) + 4; step++) {
+        if (curl_multi_perform(multi, &running) != CURLM_OK || running == 0) {
+            break;
+        }
+        (void)curl_multi_poll(multi, NULL, 0, 50, NULL);
+    }
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+        Fetch *f = NULL;
+        (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&f);
+        /* Patroni answers /patroni with 200, and health GETs with 503 plus
+         * the same body: either way the body is the status */
+        if (f && msg->data.result == CURLE_OK && f->body) {
+            parse_peer(f, &peers[f - fetches]);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (fetches[i].easy) {
+            curl_multi_remove_handle(multi, fetches[i].easy);
+            curl_easy_cleanup(fetches[i].easy);
+        }
+        free(fetches[i].body);
+        log_debug("election: peer \"%s\" %s, wal %llu", peers[i].name,
+                  peers[i].answered ? "answered" : "did not answer",
+                  (unsigned long long)peers[i].c.wal_lsn);
+    }
+    curl_multi_cleanup(multi);
+    *ret_n = n;
+    return 0;
+}

@@ -1,0 +1,121 @@
+/* Fencing a hung or dead agent: a small process forked by dbagent that shuts
+ * PostgreSQL down (SIGQUIT, immediate shutdown) when the agent's heartbeat in
+ * a shared file goes stale, so a SIGSTOPped, hung or SIGKILLed agent cannot
+ * leave a writable primary behind once its etcd lease can expire.
+ *
+ * How it works. The agent maps a small heartbeat file (MAP_SHARED, mode 0600,
+ * e.g. "<data_dir>.dbha-fence") that the fence process maps too. While the
+ * node runs a writable primary, the agent writes a deadline (CLOCK_MONOTONIC,
+ * the same clock in every process of the machine) after each successful lease
+ * renewal: fence_arm(). The fence process wakes every FENCE_POLL_USEC, and
+ * exactly at the deadline when it is nearer; once the deadline has passed it
+ * disarms the file and sends SIGQUIT to the postmaster named in
+ * <data_dir>/postmaster.pid (when that PID is a live postgres process). The
+ * agent must re-arm after it is leader again. After the fork the fence
+ * touches only the mapping, /proc, postmaster.pid, kill(2) and stderr: no
+ * event loop, etcd, libpq, REST, allocation or exec, so nothing it does can
+ * hang.
+ *
+ * Lifetime. The fence runs in its own session (a kill of the agent's process
+ * group does not reach it) and is named "dbagent-fence" (comm, see
+ * /proc/PID/comm; the command line stays the agent's). It exits when the agent
+ * asks (fence_stop), or when it is disarmed and the agent recorded in the file
+ * is dead or it got SIGTERM/SIGINT; never while armed, so a killed agent's
+ * primary is still fenced at its deadline. A restarted agent finds the live
+ * fence in the file and reuses it with the same deadline, so an agent back
+ * within the margin keeps its primary. The file records the boot it was
+ * written in; a file from an earlier boot is reset. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "macro.h"
+
+/* How much earlier than the lease can expire the fence fires, at most.
+ * etcd expires a lease 35-449 ms after its TTL (measured on this machine) and
+ * a replica then needs more than 100 ms to promote, but we do not count on
+ * either: the earliest moment a replica could hold the leader key is
+ * renewal + ttl, where "renewal" is the time the successful keepalive was
+ * SENT (etcd restarts the TTL when it receives it, which is later). The
+ * margin covers the fence's own wake-up latency (it sleeps until the deadline
+ * but re-reads the file at least every FENCE_POLL_USEC), scheduling delay on
+ * a loaded host, and the immediate shutdown itself (SIGQUIT ends the backends
+ * within tens of milliseconds). Rule, fence_margin_usec():
+ * margin = min(FENCE_SAFETY_MARGIN_USEC, ttl / 3), so a short ttl still
+ * leaves two thirds of it for renewals (ttl 3 s: 1 s; ttl 1 s: 333 ms). */
+#define FENCE_SAFETY_MARGIN_USEC (1000 * 1000ULL)
+/* The fence re-reads the heartbeat at least this often. */
+#define FENCE_POLL_USEC (50 * 1000ULL)
+/* A fence whose own beat (written every poll) is older than this is stuck
+ * (SIGSTOPped): it is not reused but killed and replaced. */
+#define FENCE_STALE_USEC (1000 * 1000ULL)
+/* fence_stop(): how long the fence may take to exit before SIGKILL. */
+#define FENCE_STOP_TIMEOUT_USEC (2 * 1000 * 1000ULL)
+/* fence_start(): how long to wait for another agent's fence_start() on the
+ * same file (an flock) before giving up with -EBUSY. */
+#define FENCE_LOCK_TIMEOUT_USEC (2 * 1000 * 1000ULL)
+/* The data directory path stored in the file (checked on reuse). */
+#define FENCE_PATH_MAX 4096
+/* The fence process's name (comm, at most 15 characters). */
+#define FENCE_PROCESS_NAME "dbagent-fence"
+
+typedef struct Fence Fence;
+
+/* Opens or creates heartbeat_path (0600), maps it, and reuses the live fence
+ * process recorded in it when it guards the same data_dir (its deadline is
+ * kept: call fence_arm() or fence_disarm() before deciding anything else),
+ * else forks a new one (an armed deadline left in the file by a dead fence of
+ * this boot is kept too, so it still fires). data_dir is made absolute.
+ * Returns 0 and *ret (free it with fence_stop() or fence_free()), -EINVAL,
+ * -ENAMETOOLONG, -EBUSY (another fence_start() holds the file, or a live fence
+ * guards another data_dir), or another -errno. Logs (info) which fence it
+ * uses. */
+int fence_start(const char *heartbeat_path, const char *data_dir, Fence **ret);
+
+/* Arms (or moves) the deadline, CLOCK_MONOTONIC microseconds; 0 is taken as
+ * 1 (fire at once). Call after every successful lease renewal while a
+ * writable primary runs: deadline = renewal + ttl - fence_margin_usec(ttl).
+ * NULL-safe, never blocks, does not log. */
+void fence_arm(Fence *f, uint64_t deadline_usec);
+/* No writable primary to protect (replica, stopped, demoted). NULL-safe. */
+void fence_disarm(Fence *f);
+
+/* Checks the fence process is alive and still the one in the file, and
+ * forks a new one (keeping the deadline) when it is not. Call once per tick.
+ * Returns 0 when it was fine, 1 when it was restarted (logged as a warning),
+ * or -errno. */
+int fence_ensure(Fence *f);
+
+/* Clean agent shutdown: disarms, asks the fence to exit (flag + SIGTERM),
+ * waits up to FENCE_STOP_TIMEOUT_USEC (then SIGKILL), reaps it when it is our
+ * child, unmaps and frees. NULL-safe; returns NULL. */
+Fence *fence_stop(Fence *f);
+/* Releases the handle only and leaves the fence process running with its
+ * deadline (what a crashed agent leaves behind; also for exec). NULL-safe;
+ * returns NULL. */
+Fence *fence_free(Fence *f);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Fence *, fence_free);
+
+/* Observers (0/false for NULL). */
+int fence_get_pid(const Fence *f);
+bool fence_is_armed(const Fence *f);
+uint64_t fence_get_deadline_usec(const Fence *f);
+unsigned fence_get_fenced_count(const Fence *f);
+uint64_t fence_get_last_fence_usec(const Fence *f); /* CLOCK_MONOTONIC, 0: never */
+bool fence_get_reused(const Fence *f);              /* fence_start() found a live fence */
+
+/* ---- pure helpers (the fence loop's decisions) ---- */
+
+/* min(FENCE_SAFETY_MARGIN_USEC, ttl_usec / 3). */
+uint64_t fence_margin_usec(uint64_t ttl_usec);
+/* Armed and the deadline reached. */
+bool fence_should_fire(bool armed, uint64_t deadline_usec, uint64_t now_usec);
+/* How long the loop sleeps: FENCE_POLL_USEC, or less to wake exactly at an
+ * armed deadline that is nearer. Never 0 unless the deadline is reached. */
+uint64_t fence_wait_usec(bool armed, uint64_t deadline_usec, uint64_t now_usec);
+/* Whether the fence process exits: when asked to (exit_requested), or when
+ * disarmed and the agent is dead or a SIGTERM/SIGINT arrived; never while
+ * armed otherwise. */
+bool fence_should_exit(bool exit_requested, bool armed, bool agent_alive, bool term_received);
