@@ -640,6 +640,8 @@ void agent_tick(Agent *a)
     uint64_t now = now_usec();
     a->loops++;
     observe_cluster(a, now);
+    /* etcd calls may have taken a while: the probe gets its own deadline */
+    now = now_usec();
     observe_postgres(a, now);
 
     HaInput in;
@@ -704,8 +706,8 @@ static void shutdown_agent(Agent *a)
         }
     }
     EtcdError e = { 0 };
-    if (was_leader && agent_release_leader(a) >= 0) {
-        log_info("released the leader key");
+    if (was_leader) {
+        (void)agent_release_leader(a);
     }
     if (a->lease_id != 0) {
         /* revoking deletes our member key (and a leader key we still hold) */

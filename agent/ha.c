@@ -414,6 +414,8 @@ static const HaRow table[] = {
     { HA_STATE_STARTING_PRIMARY, G(guard_always), STAY, NONE, "waiting for the primary to start" },
 
     /* Rejoin. */
+    { HA_STATE_REWINDING, G(guard_data_foreign), HA_STATE_REFUSED, A(HA_ACTION_REFUSE),
+      "after pg_rewind the data directory is not this cluster's" },
     { HA_STATE_REWINDING, G(guard_job_failed), HA_STATE_INIT, A(HA_ACTION_MOVE_DATA_ASIDE),
       "pg_rewind failed: moving the data directory aside to clone anew" },
     { HA_STATE_REWINDING, G(guard_job_succeeded), HA_STATE_STARTING_REPLICA,

@@ -219,6 +219,35 @@ static const Case cases[] = {
       IN(.state = HA_STATE_INIT, STOPPED, .nofailover = true), HA_STATE_STARTING_REPLICA,
       ACTS(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES), "starting as a replica" },
 
+    { "init: stopped former primary, other leader, use_pg_rewind -> rewind",
+      IN(.state = HA_STATE_INIT, STOPPED, LEADER_OTHER, .use_pg_rewind = true), HA_STATE_REWINDING,
+      ACTS(HA_ACTION_REWIND), "a former primary: rewinding against the new leader" },
+    { "init: stopped primary still holding the key past primary_start_timeout -> release",
+      IN(.state = HA_STATE_INIT, STOPPED, LEADER_ME, .crash_noted = true, .restart_expired = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_RELEASE_LEADER),
+      "the primary did not come back within primary_start_timeout: releasing the leader key" },
+
+    /* ---- rewinding ---- */
+    { "rewinding: pg_rewind failed -> move the data aside (never delete)",
+      IN(.state = HA_STATE_REWINDING, .job = HA_JOB_FAILED, STOPPED, LEADER_OTHER), HA_STATE_INIT,
+      ACTS(HA_ACTION_MOVE_DATA_ASIDE),
+      "pg_rewind failed: moving the data directory aside to clone anew" },
+    { "rewinding: done -> start as a replica",
+      IN(.state = HA_STATE_REWINDING, .job = HA_JOB_SUCCEEDED, STOPPED, LEADER_OTHER),
+      HA_STATE_STARTING_REPLICA, ACTS(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "rewound: starting as a replica of the new leader" },
+    { "rewinding: the data turned foreign -> refuse",
+      IN(.state = HA_STATE_REWINDING, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_FOREIGN,
+         .dcs_ok = true, LEADER_OTHER),
+      HA_STATE_REFUSED, ACTS(HA_ACTION_REFUSE),
+      "after pg_rewind the data directory is not this cluster's" },
+    { "rewinding: no result yet -> wait", IN(.state = HA_STATE_REWINDING, STOPPED, LEADER_OTHER),
+      HA_STATE_REWINDING, NO_ACTS, "waiting for pg_rewind" },
+    { "starting-primary: lease about to expire -> fence",
+      IN(.state = HA_STATE_STARTING_PRIMARY, PRIMARY_UP, LEADER_ME, .lease_expiring = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_FENCE),
+      "the leader lease expires while the primary starts: fencing" },
+
     /* ---- init: our data, postgres stopped ---- */
     { "init: stopped former primary holding the key -> start primary",
       IN(.state = HA_STATE_INIT, STOPPED, LEADER_ME), HA_STATE_STARTING_PRIMARY,
@@ -370,12 +399,29 @@ static const Case cases[] = {
       "the starting primary's data is not this cluster's" },
 
     /* ---- primary ---- */
-    { "primary: postgres gone -> init",
-      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .dcs_ok = true, LEADER_ME), HA_STATE_INIT,
-      NO_ACTS, "the primary is not running" },
+    { "primary: postgres gone -> restart in place, keep the key",
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .dcs_ok = true, LEADER_ME),
+      HA_STATE_STARTING_PRIMARY,
+      ACTS(HA_ACTION_NOTE_CRASH, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
+      "the primary is not running: restarting it in place" },
     { "primary: postgres gone wins over etcd down",
-      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, LEADER_ME), HA_STATE_INIT, NO_ACTS,
-      "the primary is not running" },
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, LEADER_ME), HA_STATE_STARTING_PRIMARY,
+      ACTS(HA_ACTION_NOTE_CRASH, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
+      "the primary is not running: restarting it in place" },
+    { "primary: postgres gone past primary_start_timeout -> release the key",
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .dcs_ok = true, LEADER_ME,
+         .crash_noted = true, .restart_expired = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_RELEASE_LEADER),
+      "the primary is down and may not be restarted in place: releasing the leader key" },
+    { "primary: lease about to expire -> fence at once",
+      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME, .lease_expiring = true), HA_STATE_INIT,
+      ACTS(HA_ACTION_FENCE),
+      "the leader lease could not be renewed in time: fencing (immediate shutdown)" },
+    { "primary: lease about to expire while etcd is down -> fence",
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
+         LEADER_ME, .lease_expiring = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_FENCE),
+      "the leader lease could not be renewed in time: fencing (immediate shutdown)" },
     { "primary: etcd down -> no leader-key action",
       IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
          LEADER_ME),
@@ -425,6 +471,23 @@ static const Case cases[] = {
          .pg_reachable = true, .pg_in_recovery = true, .dcs_ok = true, LEADER_OTHER),
       HA_STATE_REFUSED, ACTS(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
       "the replica's data is not this cluster's" },
+    { "replica: no leader, elected -> take the key and promote",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_TAKE_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS,
+           HA_ACTION_PUBLISH_STATUS),
+      "no leader and we are the best candidate: promoting" },
+    { "replica: no leader but not the best candidate -> stay",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true), HA_STATE_REPLICA, NO_ACTS,
+      "replica" },
+    { "replica: elected but nofailover -> never promote",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true,
+         .nofailover = true),
+      HA_STATE_REPLICA, NO_ACTS, "replica" },
+    { "replica: elected on a stale view -> no promotion",
+      IN(.state = HA_STATE_REPLICA, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
+         .pg_in_recovery = true, .has_initialize = true, .healthiest = true),
+      HA_STATE_REPLICA, NO_ACTS, "replica" },
     { "replica: must follow a new leader", IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER),
       HA_STATE_REPLICA, ACTS(HA_ACTION_FOLLOW), "following the new leader" },
     { "replica: nofailover follows a new leader too",
@@ -506,11 +569,13 @@ static void format_input(char *buf, size_t size, const HaInput *in)
     snprintf(buf, size,
              "state=%s data=%s job=%s pg_running=%d pg_reachable=%d pg_in_recovery=%d "
              "standby_signal=%d follows_leader=%d dcs_ok=%d has_initialize=%d has_leader=%d "
-             "leader_is_me=%d leader_member_known=%d nofailover=%d clone_backoff_pending=%d",
+             "leader_is_me=%d leader_member_known=%d nofailover=%d lease_expiring=%d "
+             "healthiest=%d restart_expired=%d use_pg_rewind=%d clone_backoff_pending=%d",
              state_name(in->state), data[in->data], job[in->job], in->pg_running, in->pg_reachable,
              in->pg_in_recovery, in->standby_signal, in->follows_leader, in->dcs_ok,
              in->has_initialize, in->has_leader, in->leader_is_me, in->leader_member_known,
-             in->nofailover, in->now_usec < in->clone_retry_usec);
+             in->nofailover, in->lease_expiring, in->healthiest, in->restart_expired,
+             in->use_pg_rewind, in->now_usec < in->clone_retry_usec);
 }
 
 /* Checks one case; prints why it fails under the case's name. */
@@ -630,7 +695,7 @@ static void test_reasons_name_rows(void **state)
 /* ---- exhaustive ---- */
 
 /* The booleans the guards read, in enumeration order. */
-#define N_BOOLS 11
+#define N_BOOLS 15
 #define N_BITS  (N_BOOLS + 1) /* + clone backoff pending */
 
 static void make_input(HaInput *in, HaState s, HaDataDir data, HaJobResult job, unsigned bits)
@@ -650,8 +715,12 @@ static void make_input(HaInput *in, HaState s, HaDataDir data, HaJobResult job, 
         .leader_is_me = bits & (1u << 8),
         .leader_member_known = bits & (1u << 9),
         .nofailover = bits & (1u << 10),
+        .lease_expiring = bits & (1u << 11),
+        .healthiest = bits & (1u << 12),
+        .restart_expired = bits & (1u << 13),
+        .use_pg_rewind = bits & (1u << 14),
         .now_usec = NOW,
-        .clone_retry_usec = (bits & (1u << 11)) ? NOW + 1 : NOW, /* pending : over */
+        .clone_retry_usec = (bits & (1u << 15)) ? NOW + 1 : NOW, /* pending : over */
     };
 }
 
@@ -941,7 +1010,7 @@ static void test_action_strings(void **state)
     assert_null(ha_action_to_string(_HA_ACTION_INVALID));
     assert_int_equal(ha_action_from_string(NULL), -EINVAL);
     assert_int_equal(ha_action_from_string(""), -EINVAL);
-    assert_int_equal(ha_action_from_string("promote"), -EINVAL);
+    assert_int_equal(ha_action_from_string("demote"), -EINVAL);
 }
 
 static void test_decide_invalid(void **state)

@@ -46,7 +46,8 @@ class Node:
 
     def config(self):
         c = self.cluster
-        tags = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in self.tags.items())
+        tags = "".join(f"  {k}: {json.dumps(v)}\n"
+                       for k, v in dict({"nofailover": False}, **self.tags).items())
         return f"""\
 scope: {c.scope}
 namespace: /service/
@@ -61,7 +62,7 @@ bootstrap:
     ttl: {c.ttl}
     loop_wait: {c.loop_wait}
     retry_timeout: {c.retry_timeout}
-    postgresql:
+{c.dcs_extra_yaml()}    postgresql:
       use_pg_rewind: true
       use_slots: true
       parameters:
@@ -92,7 +93,6 @@ postgresql:
     - host replication {REPL} 127.0.0.1/32 scram-sha-256
     - host all all 127.0.0.1/32 scram-sha-256
 tags:
-  nofailover: false
 {tags}watchdog:
   mode: "off"
 log:
@@ -160,7 +160,8 @@ log:
 
 class DbhaCluster:
     def __init__(self, procs, workdir, n=3, scope="itest", ttl=10, loop_wait=1, retry_timeout=2,
-                 log_level="DEBUG"):
+                 log_level="DEBUG", etcd_size=1, **dcs_extra):
+        self.dcs_extra = dcs_extra  # more bootstrap.dcs keys, e.g. primary_start_timeout=0
         self.procs = procs
         self.workdir = workdir
         self.scope = scope
@@ -168,15 +169,18 @@ class DbhaCluster:
         self.log_level = log_level
         if as_root():
             os.chmod(workdir, 0o755)
-        self.etcd = EtcdCluster(procs, workdir, size=1)
+        self.etcd = EtcdCluster(procs, workdir, size=etcd_size)
         self.nodes = [Node(self, f"node{i + 1}") for i in range(n)]
 
     def start(self, nodes=None):
-        if not self.etcd.members or not self.etcd.healthy(self.etcd.members[0]):
+        if self.etcd.members[0].proc is None:
             self.etcd.start()
         for node in nodes or self.nodes:
             node.start()
         return self
+
+    def dcs_extra_yaml(self):
+        return "".join(f"    {k}: {json.dumps(v)}\n" for k, v in self.dcs_extra.items())
 
     def node(self, name):
         return next(n for n in self.nodes if n.name == name)

@@ -1,0 +1,184 @@
+"""The agent, part 2: automatic failover, self-fencing and rejoin, against
+real etcd and three real PostgreSQL 15 nodes (ttl 5, loop_wait 1). A writer
+probes every node's port directly through each fault; afterwards no two
+nodes may have accepted writes in overlapping intervals."""
+import os
+import signal
+import time
+
+import pytest
+
+from lib.cluster import DbhaCluster
+from lib.procs import wait_until
+from lib.writer import Writer
+
+TTL = 5
+
+
+@pytest.fixture
+def cluster(procs, workdir):
+    c = DbhaCluster(procs, workdir, n=3, ttl=TTL, loop_wait=1, retry_timeout=1)
+    yield c
+    c.stop_all()
+
+
+def start_with_writer(c):
+    c.start()
+    s = c.wait_healthy(timeout=120)
+    leader = c.node(s["leader"])
+    w = Writer(c.nodes).ensure_table(leader, wait_for=[n for n in c.nodes if n is not leader])
+    w.start()
+    wait_until(lambda: w.first_ack_after(0, node=leader), 10, what="first write acknowledged")
+    return s, leader, w
+
+
+def kill_postgres(node, sig=signal.SIGKILL):
+    pid = node.postmaster_pid()
+    assert pid
+    os.kill(pid, sig)
+    return pid
+
+
+def new_leader(c, old, timeout):
+    def other():
+        s = c.status()
+        return s["leader"] if s["leader"] and s["leader"] != old.name else None
+    return c.node(wait_until(other, timeout, interval=0.1, what="a new leader"))
+
+
+def test_kill_leader_node_fails_over_and_old_leader_rejoins_with_rewind(cluster):
+    s, leader, w = start_with_writer(cluster)
+    with w:
+        t0 = time.monotonic()
+        leader.kill()            # the agent ...
+        kill_postgres(leader)    # ... and its PostgreSQL together
+        first = wait_until(lambda: w.first_ack_after(t0, exclude=leader), TTL + 10,
+                           interval=0.05, what="a write acknowledged by a new primary")
+        took = first - t0
+        print(f"failover: first write acknowledged {took:.2f} s after kill -9 (ttl {TTL})")
+        assert took <= TTL + 2
+        new = new_leader(cluster, leader, 10)
+        other = next(n for n in cluster.nodes if n not in (leader, new))
+        wait_until(lambda: cluster.status()["members"] and
+                   {m["name"]: m for m in cluster.status()["members"]}[other.name]["state"]
+                   == "streaming", 30, what="the other replica streams from the new leader")
+        leader.start()
+        cluster.wait_healthy(timeout=90)
+        assert cluster.status()["leader"] == new.name
+        assert cluster.procs.log_contains(leader.name, "rewinding against")
+        time.sleep(0.5)
+    w.assert_no_overlap()
+    missing = w.missing_on(new)
+    print(f"acknowledged writes missing on the new primary: {len(missing)}")
+
+
+def test_sigterm_on_leader_hands_over_within_3s(cluster):
+    s, leader, w = start_with_writer(cluster)
+    with w:
+        t0 = time.monotonic()
+        leader.stop()  # SIGTERM
+        first = wait_until(lambda: w.first_ack_after(t0, exclude=leader), 15, interval=0.05,
+                           what="a write on the new primary")
+        print(f"handover: new primary took writes {first - t0:.2f} s after SIGTERM")
+        assert first - t0 <= 3
+        new_leader(cluster, leader, 5)
+    w.assert_no_overlap()
+    assert w.missing_on(cluster.primary()) == [], "a clean handover loses nothing"
+
+
+def test_postgres_killed_on_leader_restarts_in_place(cluster):
+    s, leader, w = start_with_writer(cluster)
+    with w:
+        t0 = time.monotonic()
+        kill_postgres(leader)
+        wait_until(lambda: w.first_ack_after(t0 + 0.1, node=leader), 30, interval=0.1,
+                   what="writes on the same leader again")
+        assert cluster.status()["leader"] == leader.name
+    w.assert_no_overlap()
+
+
+def test_postgres_killed_with_primary_start_timeout_0_fails_over(procs, workdir):
+    c = DbhaCluster(procs, workdir, n=3, ttl=TTL, loop_wait=1, retry_timeout=1,
+                    primary_start_timeout=0)
+    try:
+        s, leader, w = start_with_writer(c)
+        with w:
+            t0 = time.monotonic()
+            kill_postgres(leader)
+            new = new_leader(c, leader, 15)
+            wait_until(lambda: w.first_ack_after(t0, node=new), 15, what="writes on the new leader")
+            c.wait_healthy(timeout=90)  # the old leader rejoins as a replica
+        w.assert_no_overlap()
+    finally:
+        c.stop_all()
+
+
+def test_etcd_down_leader_demotes_within_ttl_and_recovers(cluster):
+    s, leader, w = start_with_writer(cluster)
+    etcd = cluster.etcd.members[0]
+    with w:
+        t0 = time.monotonic()
+        cluster.procs.stop(etcd.proc, signal.SIGKILL)
+        # the leader must stop accepting writes within ttl of losing etcd
+        wait_until(lambda: (w.last_ack(node=leader) or 0) < time.monotonic() - 1, TTL + 3,
+                   interval=0.1, what="the leader stops acknowledging writes")
+        last = w.last_ack(node=leader)
+        print(f"etcd down: last write acknowledged {last - t0:.2f} s after etcd died (ttl {TTL})")
+        assert last - t0 <= TTL
+        etcd.proc = cluster.procs.spawn(etcd.name, cluster.etcd._argv(etcd))
+        wait_until(lambda: cluster.etcd.healthy(etcd), 20, what="etcd back")
+        cluster.wait_healthy(timeout=120)
+    w.assert_no_overlap()
+
+
+def test_nofailover_replica_is_never_promoted(cluster):
+    for n in cluster.nodes[1:]:
+        n.tags = {"nofailover": True}
+    cluster.start(nodes=[cluster.nodes[0]])
+    cluster.wait_healthy(timeout=120, replicas=0)
+    cluster.start(nodes=cluster.nodes[1:])
+    cluster.wait_healthy(timeout=120)
+    leader = cluster.nodes[0]
+    leader.kill()
+    kill_postgres(leader)
+    time.sleep(TTL + 5)
+    s = cluster.status()
+    assert s["leader"] is None, s
+    for n in cluster.nodes[1:]:
+        assert n.sql("SELECT pg_is_in_recovery()") == [(True,)]
+
+
+def test_lagging_replica_is_not_promoted(procs, workdir):
+    c = DbhaCluster(procs, workdir, n=3, ttl=TTL, loop_wait=1, retry_timeout=1,
+                    maximum_lag_on_failover=1024 * 1024)
+    stopped_walreceiver = None
+    try:
+        c.start(nodes=[c.nodes[0]])
+        c.wait_healthy(timeout=120, replicas=0)
+        c.start(nodes=c.nodes[1:])
+        c.wait_healthy(timeout=120)
+        leader, lagging, good = c.nodes
+        # freeze the lagging replica's walreceiver: it stops receiving WAL
+        stopped_walreceiver = lagging.sql("SELECT pid FROM pg_stat_wal_receiver")[0][0]
+        os.kill(stopped_walreceiver, signal.SIGSTOP)
+        leader.sql("CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad "
+                   "FROM generate_series(1, 50000) g")  # ~13 MB of WAL
+        lsn = leader.sql("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0]
+        wait_until(lambda: __import__("json").loads(c.etcd_get("status"))["optime"] >= lsn, 10,
+                   what="status optime published")
+        good.kill()
+        kill_postgres(good)
+        leader.kill()
+        kill_postgres(leader)
+        time.sleep(TTL + 5)
+        s = c.status()
+        assert s["leader"] is None, s
+        assert lagging.sql("SELECT pg_is_in_recovery()") == [(True,)]
+        assert c.procs.log_contains(lagging.name, "not a candidate")
+    finally:
+        if stopped_walreceiver:
+            try:
+                os.kill(stopped_walreceiver, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        c.stop_all()
