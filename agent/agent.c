@@ -26,6 +26,8 @@
  * call well inside a loop, so the lease can still be renewed in time. */
 #define AGENT_ETCD_REQUEST_TIMEOUT_USEC (1000 * 1000ULL)
 #define AGENT_ETCD_DEADLINE_USEC        (3 * 1000 * 1000ULL)
+/* How soon a tick follows one whose etcd round failed. */
+#define AGENT_ETCD_RETRY_USEC (300 * 1000ULL)
 
 static uint64_t now_usec(void)
 {
@@ -47,18 +49,6 @@ const ConfigDcs *agent_dcs(const Agent *a)
         return &a->cluster->config->dcs;
     }
     return &a->config->bootstrap.dcs;
-}
-
-uint64_t agent_lease_margin_usec(uint64_t ttl_usec)
-{
-    /* etcd deletes an expired lease's keys 35-449 ms after the TTL
-     * (measured), and a replica needs well over 100 ms to promote after
-     * that, so a leader that stops writes by ttl - margin is down before any
-     * replica can accept writes. The margin also covers one probe interval
-     * and the shutdown itself; a third of a short ttl keeps renewals every
-     * loop_wait from tripping it. */
-    uint64_t third = ttl_usec / 3;
-    return third < 1000000ULL ? third : 1000000ULL;
 }
 
 /* Per-request and per-call etcd deadlines scale with ttl: with ttl 3 a call
@@ -189,7 +179,10 @@ static int on_loop_timer(sd_event_source *s, uint64_t usec, void *userdata)
     a->next_tick_usec = 0;
     agent_tick(a);
     if (!a->stopping) {
-        schedule_tick(a, now_usec() + (uint64_t)agent_dcs(a)->loop_wait * USEC_PER_SEC);
+        /* after a failed etcd round, retry soon: the lease deadline runs */
+        uint64_t wait =
+            a->dcs_ok ? (uint64_t)agent_dcs(a)->loop_wait * USEC_PER_SEC : AGENT_ETCD_RETRY_USEC;
+        schedule_tick(a, now_usec() + wait);
     }
     return 0;
 }
@@ -599,8 +592,8 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
     };
     const ConfigDcs *dcs = agent_dcs(a);
     uint64_t ttl = (uint64_t)dcs->ttl * USEC_PER_SEC;
-    in->lease_expiring = a->lease_renewed_usec != 0 &&
-                         now >= a->lease_renewed_usec + ttl - agent_lease_margin_usec(ttl);
+    in->lease_expiring =
+        a->lease_renewed_usec != 0 && now >= a->lease_renewed_usec + ttl - fence_margin_usec(ttl);
     in->crash_noted = a->primary_down_usec != 0;
     in->restart_expired =
         !a->pg_running &&
@@ -633,6 +626,40 @@ static void set_state(Agent *a, HaState next)
                                                   : NULL;
     log_set_context(a->config->name, a->config->scope, role);
     (void)sd_notifyf(false, "STATUS=%s", ha_state_to_string(next));
+}
+
+/* While we run a writable primary under our lease, the fencing process
+ * stops PostgreSQL at renewal + ttl - margin unless a later renewal moves the
+ * deadline: a hung or killed agent cannot keep a primary past its lease. */
+static void update_fence(Agent *a)
+{
+    if (!a->fence) {
+        return;
+    }
+    if (fence_ensure(a->fence) > 0) {
+        log_warning("the fencing process was gone or stuck: started a new one");
+    }
+    unsigned fenced = fence_get_fenced_count(a->fence);
+    if (fenced != a->fenced_seen) {
+        a->fenced_seen = fenced;
+        log_struct_id(LOG_LEVEL_WARNING, "d6f0a1b2c3e44f5a8b9c0d1e2f3a4b5c",
+                      "the fencing process shut postgresql down: the leader lease was not "
+                      "renewed in time");
+    }
+    bool leading = (a->state == HA_STATE_PRIMARY || a->state == HA_STATE_STARTING_PRIMARY) &&
+                   a->lease_renewed_usec != 0;
+    if (leading) {
+        uint64_t ttl = (uint64_t)agent_dcs(a)->ttl * USEC_PER_SEC;
+        fence_arm(a->fence, a->lease_renewed_usec + ttl - fence_margin_usec(ttl));
+        return;
+    }
+    /* Not (or not yet) leading: disarm only when PostgreSQL provably cannot
+     * take writes. A running server that may be a primary keeps the last
+     * deadline (e.g. an agent restarted while etcd is down). */
+    bool harmless = !a->pg_running || (a->probe_ok && a->snap.in_recovery);
+    if (harmless) {
+        fence_disarm(a->fence);
+    }
 }
 
 void agent_tick(Agent *a)
@@ -674,6 +701,7 @@ void agent_tick(Agent *a)
         /* decide again soon rather than after a whole loop_wait */
         schedule_tick(a, now + USEC_PER_SEC);
     }
+    update_fence(a);
     if (a->dcs_ok) {
         (void)agent_touch_member(a);
     }
@@ -688,6 +716,7 @@ void agent_tick(Agent *a)
 static void shutdown_agent(Agent *a)
 {
     a->stopping = true;
+    fence_disarm(a->fence); /* we stop PostgreSQL ourselves now */
     agent_job_kill(a);
     bool was_leader =
         a->cluster && a->cluster->leader && strcmp(a->cluster->leader->name, a->config->name) == 0;
@@ -714,6 +743,7 @@ static void shutdown_agent(Agent *a)
         (void)etcd_lease_revoke(a->etcd, a->lease_id, &e);
         a->lease_id = 0;
     }
+    a->fence = fence_stop(a->fence);
     (void)sd_notify(false, "STOPPING=1");
 }
 
@@ -749,6 +779,14 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     r = etcd_client_from_config(config, AGENT_ETCD_DEADLINE_USEC, &a->etcd);
     if (r < 0) {
         return r;
+    }
+    _cleanup_free_ char *heartbeat = NULL;
+    if (asprintf(&heartbeat, "%s.dbha-fence", a->pg.data_dir) < 0) {
+        return log_error_errno(-ENOMEM, "out of memory");
+    }
+    r = fence_start(heartbeat, a->pg.data_dir, &a->fence);
+    if (r < 0) {
+        return log_error_errno(r, "fencing process (\"%s\"): %m", heartbeat);
     }
     PgProbeConfig pc = {
         .host = a->pg.local_host,
@@ -843,6 +881,8 @@ Agent *agent_free(Agent *a)
         (void)pthread_join(a->watch_thread, NULL);
     }
     agent_job_kill(a);
+    /* a clean exit stopped it already; on a failed start nothing is armed */
+    a->fence = fence_stop(a->fence);
     a->rest = rest_server_free(a->rest);
     sd_event_source_unref(a->sig_term);
     sd_event_source_unref(a->sig_int);

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "dcs.h"
 #include "etcd.h"
+#include "fence.h"
 #include "ha.h"
 #include "log.h"
 #include "pgctl.h"
@@ -104,6 +105,8 @@ typedef struct Agent {
     char *following; /* owned: the leader we point primary_conninfo at */
 
     RestServer *rest; /* owned */
+    Fence *fence;     /* owned: the fencing process's heartbeat */
+    unsigned fenced_seen;
     uint64_t next_tick_usec;
     uint64_t loops;
 
@@ -145,11 +148,6 @@ int ha_exec_action(Agent *a, HaAction action);
 
 /* Deletes the leader key if it still names us (agent/ha_exec.c). */
 int agent_release_leader(Agent *a);
-
-/* The lease safety margin for a ttl: a leader that could not renew its lease
- * for ttl minus this long stops accepting writes, before etcd can expire the
- * lease and let a replica take over. */
-uint64_t agent_lease_margin_usec(uint64_t ttl_usec);
 
 /* Publishes member key and REST snapshot (agent/publish.c). */
 int agent_touch_member(Agent *a);

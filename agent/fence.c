@@ -1,6 +1,8 @@
 /* The fence process and the agent's handle on it (see fence.h for the
  * protocol). Both sides share one FenceShared through a MAP_SHARED file
  * mapping; every field the other process reads is a lock-free C11 atomic. */
+#include "fence.h"
+
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -17,16 +19,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fence.h"
 #include "log.h"
 #include "pgprobe.h"
 
-#define FENCE_MAGIC       UINT64_C(0x45434e4546414844) /* "DHAFENCE" */
-#define FENCE_VERSION     1
-#define FENCE_BOOT_ID_MAX 40  /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
-#define FENCE_MSG_MAX     512 /* one line the fence process writes to stderr */
+#define FENCE_MAGIC         UINT64_C(0x45434e4546414844) /* "DHAFENCE" */
+#define FENCE_VERSION       1
+#define FENCE_BOOT_ID_MAX   40  /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
+#define FENCE_MSG_MAX       512 /* one line the fence process writes to stderr */
 #define FENCE_PROC_STAT_MAX 1024
-#define FENCE_STEP_USEC   (10 * 1000ULL) /* polling step of the bounded waits */
+#define FENCE_STEP_USEC     (10 * 1000ULL) /* polling step of the bounded waits */
 
 /* Fields shared across processes must not need a lock. */
 _Static_assert(ATOMIC_LONG_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
@@ -356,13 +357,24 @@ static int absolute_path(const char *p, char **ret)
     return 0;
 }
 
-/* A fence that answers: alive, named so, beating recently. */
-static bool fence_responsive(const FenceShared *sh, pid_t pid, uint64_t now)
+/* pid is a fence process: named so, or our own child that has not been
+ * reaped (its PID cannot be recycled, and it may not have renamed itself
+ * yet). */
+static bool fence_is_fence(const Fence *f, pid_t pid)
 {
-    if (!pid_is_fence(pid)) {
+    if (pid > 0 && pid == f->pid && f->is_child) {
+        return pid_alive(pid);
+    }
+    return pid_is_fence(pid);
+}
+
+/* A fence that answers: alive and beating recently. */
+static bool fence_responsive(const Fence *f, pid_t pid, uint64_t now)
+{
+    if (!fence_is_fence(f, pid)) {
         return false;
     }
-    uint64_t beat = atomic_load(&sh->beat_usec);
+    uint64_t beat = atomic_load(&f->shared->beat_usec);
     return beat <= now + FENCE_STALE_USEC && now <= beat + FENCE_STALE_USEC;
 }
 
@@ -424,18 +436,17 @@ static int fence_attach_or_fork(Fence *f)
     uint64_t owner = atomic_load(&sh->owner);
     pid_t old = owner_fence(owner);
     bool same_dir = strncmp(sh->data_dir, f->data_dir, sizeof(sh->data_dir)) == 0;
-    if (old > 0 && pid_is_fence(old)) {
-        if (fence_responsive(sh, old, now)) {
+    if (old > 0 && fence_is_fence(f, old)) {
+        if (fence_responsive(f, old, now)) {
             if (!same_dir) {
                 return log_error_errno(-EBUSY, "fence process %d in \"%s\" guards \"%.*s\"",
-                                       (int)old, f->path, (int)sizeof(sh->data_dir),
-                                       sh->data_dir);
+                                       (int)old, f->path, (int)sizeof(sh->data_dir), sh->data_dir);
             }
-            if (atomic_compare_exchange_strong(&sh->owner, &owner,
-                                               owner_pack(old, getpid()))) {
+            if (atomic_compare_exchange_strong(&sh->owner, &owner, owner_pack(old, getpid()))) {
+                bool ours = old == f->pid && f->is_child;
                 f->pid = old;
-                f->is_child = false;
-                f->reused = true;
+                f->is_child = ours;
+                f->reused = !ours;
                 return 0;
             }
             /* it retired at this very moment: start a new one */
@@ -562,7 +573,7 @@ int fence_ensure(Fence *f)
     uint64_t now = pgprobe_now_usec();
     bool gone = fence_gone(f);
     if (!gone && owner_fence(atomic_load(&f->shared->owner)) == f->pid &&
-        fence_responsive(f->shared, f->pid, now)) {
+        fence_responsive(f, f->pid, now)) {
         return 0;
     }
     pid_t old = f->pid;
@@ -576,8 +587,7 @@ int fence_ensure(Fence *f)
     if (r < 0) {
         return log_error_errno(r, "cannot restart the fence process: %m");
     }
-    log_warning("fence process %d was gone or stuck: now fence process %d", (int)old,
-                (int)f->pid);
+    log_warning("fence process %d was gone or stuck: now fence process %d", (int)old, (int)f->pid);
     return 1;
 }
 
@@ -590,12 +600,12 @@ Fence *fence_stop(Fence *f)
         FenceShared *sh = f->shared;
         atomic_store(&sh->deadline_usec, 0);
         atomic_store(&sh->exit_pid, (uint64_t)f->pid);
-        if (pid_is_fence(f->pid)) {
+        if (fence_is_fence(f, f->pid)) {
             (void)kill(f->pid, SIGTERM);
         }
         if (!fence_wait_gone(f, FENCE_STOP_TIMEOUT_USEC)) {
             log_warning("fence process %d did not exit: killing it", (int)f->pid);
-            if (pid_is_fence(f->pid)) {
+            if (fence_is_fence(f, f->pid)) {
                 (void)kill(f->pid, SIGKILL);
             }
             (void)fence_wait_gone(f, FENCE_STOP_TIMEOUT_USEC);

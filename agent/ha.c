@@ -237,6 +237,12 @@ static bool guard_bootstrap_up(const HaInput *in)
     return guard_up(in) && in->dcs_ok && !in->nofailover && (!in->has_leader || in->leader_is_me);
 }
 
+static bool guard_initdb_done_lost(const HaInput *in)
+{
+    return in->job == HA_JOB_SUCCEEDED && in->data != HA_DATA_FOREIGN &&
+           ((in->has_leader && !in->leader_is_me) || in->nofailover);
+}
+
 /* Someone else leads while our bootstrap was finishing: ours is void. */
 static bool guard_bootstrap_lost(const HaInput *in)
 {
@@ -246,6 +252,22 @@ static bool guard_bootstrap_lost(const HaInput *in)
 static bool guard_pg_gone(const HaInput *in)
 {
     return !in->pg_running;
+}
+
+/* Down, and a fresh view says the key is still ours: restart in place. */
+static bool guard_pg_gone_mine(const HaInput *in)
+{
+    return !in->pg_running && in->dcs_ok && in->leader_is_me;
+}
+
+static bool guard_up_no_leader_may_take(const HaInput *in)
+{
+    return guard_up(in) && !in->has_leader && !in->nofailover;
+}
+
+static bool guard_up_no_leader(const HaInput *in)
+{
+    return guard_up(in) && !in->has_leader;
 }
 
 static bool guard_other_leader(const HaInput *in)
@@ -370,6 +392,8 @@ static const HaRow table[] = {
       A(HA_ACTION_ABORT_BOOTSTRAP), "initdb failed" },
     { HA_STATE_BOOTSTRAP_INITDB, G(guard_data_foreign), HA_STATE_REFUSED, A(HA_ACTION_REFUSE),
       "after initdb the data directory is not this cluster's" },
+    { HA_STATE_BOOTSTRAP_INITDB, G(guard_initdb_done_lost), HA_STATE_INIT,
+      A(HA_ACTION_ABORT_BOOTSTRAP), "initdb done but another member leads: abandoning it" },
     { HA_STATE_BOOTSTRAP_INITDB, G(guard_job_succeeded_ours), HA_STATE_BOOTSTRAP_STARTING,
       A(HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
       "initdb done: starting the new primary" },
@@ -402,12 +426,19 @@ static const HaRow table[] = {
       "the replica did not start" },
     { HA_STATE_STARTING_REPLICA, G(guard_up), HA_STATE_REPLICA, NONE, "replica started" },
     { HA_STATE_STARTING_REPLICA, G(guard_always), STAY, NONE, "waiting for the replica to start" },
-    { HA_STATE_STARTING_PRIMARY, G(guard_job_failed), HA_STATE_INIT, NONE,
-      "the primary did not start" },
     { HA_STATE_STARTING_PRIMARY, G(guard_lease_expiring), HA_STATE_INIT, A(HA_ACTION_FENCE),
       "the leader lease expires while the primary starts: fencing" },
+    { HA_STATE_STARTING_PRIMARY, G(guard_other_leader), HA_STATE_INIT, A(HA_ACTION_FENCE),
+      "another member holds the leader key: fencing the starting primary" },
+    { HA_STATE_STARTING_PRIMARY, G(guard_job_failed), HA_STATE_INIT, NONE,
+      "the primary did not start" },
     { HA_STATE_STARTING_PRIMARY, G(guard_dcs_down), STAY, NONE,
       "the primary is starting but etcd is unreachable" },
+    { HA_STATE_STARTING_PRIMARY, G(guard_up_no_leader_may_take), HA_STATE_PRIMARY,
+      A(HA_ACTION_TAKE_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
+      "primary started and the leader key is free: taking it" },
+    { HA_STATE_STARTING_PRIMARY, G(guard_up_no_leader), HA_STATE_INIT, A(HA_ACTION_FENCE),
+      "primary started but the leader key is gone and we may not take it: fencing" },
     { HA_STATE_STARTING_PRIMARY, G(guard_up), HA_STATE_PRIMARY,
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
       "primary started" },
@@ -426,14 +457,16 @@ static const HaRow table[] = {
     /* Leader. */
     { HA_STATE_PRIMARY, G(guard_lease_expiring), HA_STATE_INIT, A(HA_ACTION_FENCE),
       "the leader lease could not be renewed in time: fencing (immediate shutdown)" },
+    { HA_STATE_PRIMARY, G(guard_other_leader), HA_STATE_INIT, A(HA_ACTION_FENCE),
+      "another member holds the leader key: fencing (immediate shutdown)" },
     { HA_STATE_PRIMARY, G(guard_restart_expired), HA_STATE_INIT, A(HA_ACTION_RELEASE_LEADER),
       "the primary is down and may not be restarted in place: releasing the leader key" },
-    { HA_STATE_PRIMARY, G(guard_pg_gone), HA_STATE_STARTING_PRIMARY,
+    { HA_STATE_PRIMARY, G(guard_pg_gone_mine), HA_STATE_STARTING_PRIMARY,
       A(HA_ACTION_NOTE_CRASH, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
       "the primary is not running: restarting it in place" },
+    { HA_STATE_PRIMARY, G(guard_pg_gone), HA_STATE_INIT, NONE,
+      "the primary is not running and our leadership is unconfirmed" },
     { HA_STATE_PRIMARY, G(guard_dcs_down), STAY, NONE, "etcd unreachable" },
-    { HA_STATE_PRIMARY, G(guard_other_leader), HA_STATE_INIT, A(HA_ACTION_STOP_POSTGRES),
-      "another member holds the leader key: stopping" },
     { HA_STATE_PRIMARY, G(guard_no_leader_may_take), STAY,
       A(HA_ACTION_TAKE_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
       "the leader key is gone: taking it again" },

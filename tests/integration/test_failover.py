@@ -182,3 +182,62 @@ def test_lagging_replica_is_not_promoted(procs, workdir):
             except ProcessLookupError:
                 pass
         c.stop_all()
+
+
+def test_sigstopped_leader_agent_is_fenced_before_a_replica_takes_over(cluster):
+    s, leader, w = start_with_writer(cluster)
+    with w:
+        t0 = time.monotonic()
+        os.kill(leader.proc.pid, signal.SIGSTOP)
+        try:
+            new = new_leader(cluster, leader, TTL + 10)
+            first_new = w.first_ack_after(t0, node=new) or wait_until(
+                lambda: w.first_ack_after(t0, node=new), 10, what="writes on the new leader")
+            last_old = w.last_ack(node=leader)
+            print(f"SIGSTOP: old primary's last write {last_old - t0:.2f} s, new primary's first "
+                  f"{first_new - t0:.2f} s after the stop (ttl {TTL})")
+            assert last_old < first_new
+            time.sleep(1)
+        finally:
+            os.kill(leader.proc.pid, signal.SIGCONT)
+        cluster.wait_healthy(timeout=120)  # the old node rejoins
+    w.assert_no_overlap()
+
+
+def test_killed_leader_agent_alone_is_fenced_and_rejoins(cluster):
+    s, leader, w = start_with_writer(cluster)
+    with w:
+        t0 = time.monotonic()
+        leader.kill()  # the agent only: PostgreSQL keeps running until the fence
+        new = new_leader(cluster, leader, TTL + 10)
+        first_new = wait_until(lambda: w.first_ack_after(t0, node=new), 10,
+                               what="writes on the new leader")
+        last_old = w.last_ack(node=leader)
+        print(f"kill -9 agent: old primary's last write {last_old - t0:.2f} s, new primary's "
+              f"first {first_new - t0:.2f} s (ttl {TTL})")
+        assert last_old < first_new
+        assert leader.postmaster_pid() is None, "the fence stopped the old primary"
+        leader.start()
+        cluster.wait_healthy(timeout=120)
+    w.assert_no_overlap()
+
+
+def test_etcd_member_in_use_killed_no_failover(procs, workdir):
+    c = DbhaCluster(procs, workdir, n=3, ttl=TTL, loop_wait=1, retry_timeout=1, etcd_size=3)
+    try:
+        s, leader, w = start_with_writer(c)
+        with w:
+            # the agents try the endpoints in order: the first one is "in use"
+            t0 = time.monotonic()
+            c.etcd.kill(c.etcd.members[0])
+            time.sleep(2 * TTL)
+            assert c.status()["leader"] == leader.name
+            assert w.first_ack_after(time.monotonic() - 1, node=leader), "the primary still writes"
+            gap = max((b - a for a, b in zip(
+                [x.t_ack for x in w.acked(leader) if x.t_ack > t0 - 1],
+                [x.t_ack for x in w.acked(leader) if x.t_ack > t0 - 1][1:])), default=0)
+            print(f"etcd member killed: longest pause between writes on the primary {gap:.2f} s")
+        w.assert_no_overlap()
+        assert not c.procs.log_contains(leader.name, "fencing")
+    finally:
+        c.stop_all()

@@ -320,6 +320,11 @@ static const Case cases[] = {
          .pg_reachable = true, .dcs_ok = true, .has_initialize = true),
       HA_STATE_REFUSED, ACTS(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
       "the new primary's data is not this cluster's" },
+    { "bootstrap-initdb: done but another member leads -> abandon",
+      IN(.state = HA_STATE_BOOTSTRAP_INITDB, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_OURS,
+         .dcs_ok = true, LEADER_OTHER),
+      HA_STATE_INIT, ACTS(HA_ACTION_ABORT_BOOTSTRAP),
+      "initdb done but another member leads: abandoning it" },
     { "bootstrap-initdb: done but data foreign -> refuse, never delete it",
       IN(.state = HA_STATE_BOOTSTRAP_INITDB, .job = HA_JOB_FAILED, .data = HA_DATA_FOREIGN,
          .dcs_ok = true, .has_initialize = true),
@@ -404,10 +409,9 @@ static const Case cases[] = {
       HA_STATE_STARTING_PRIMARY,
       ACTS(HA_ACTION_NOTE_CRASH, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
       "the primary is not running: restarting it in place" },
-    { "primary: postgres gone wins over etcd down",
-      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, LEADER_ME), HA_STATE_STARTING_PRIMARY,
-      ACTS(HA_ACTION_NOTE_CRASH, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
-      "the primary is not running: restarting it in place" },
+    { "primary: postgres gone while etcd is down -> no restart without a fresh view",
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, LEADER_ME), HA_STATE_INIT, NO_ACTS,
+      "the primary is not running and our leadership is unconfirmed" },
     { "primary: postgres gone past primary_start_timeout -> release the key",
       IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .dcs_ok = true, LEADER_ME,
          .crash_noted = true, .restart_expired = true),
@@ -426,16 +430,37 @@ static const Case cases[] = {
       IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
          LEADER_ME),
       HA_STATE_PRIMARY, NO_ACTS, "etcd unreachable" },
-    { "primary: etcd down with a stale view of another leader -> no stop on stale data",
+    { "primary: etcd down, the last view had another leader -> fence (it was true when read)",
       IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
          LEADER_OTHER),
+      HA_STATE_INIT, ACTS(HA_ACTION_FENCE),
+      "another member holds the leader key: fencing (immediate shutdown)" },
+    { "primary: etcd down, our key, postgres up -> keep serving until the lease margin",
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
+         LEADER_ME),
       HA_STATE_PRIMARY, NO_ACTS, "etcd unreachable" },
-    { "primary: another member holds the key -> stop",
-      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_OTHER), HA_STATE_INIT,
-      ACTS(HA_ACTION_STOP_POSTGRES), "another member holds the leader key: stopping" },
-    { "primary: another leader, a failed job -> still stop",
+    { "primary: another member holds the key -> fence",
+      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_OTHER), HA_STATE_INIT, ACTS(HA_ACTION_FENCE),
+      "another member holds the leader key: fencing (immediate shutdown)" },
+    { "primary: another leader and postgres down -> no restart (a stale agent woke up)",
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .dcs_ok = true, LEADER_OTHER),
+      HA_STATE_INIT, ACTS(HA_ACTION_FENCE),
+      "another member holds the leader key: fencing (immediate shutdown)" },
+    { "primary: another leader, a failed job -> still fence",
       IN(.state = HA_STATE_PRIMARY, .job = HA_JOB_FAILED, PRIMARY_UP, LEADER_OTHER), HA_STATE_INIT,
-      ACTS(HA_ACTION_STOP_POSTGRES), "another member holds the leader key: stopping" },
+      ACTS(HA_ACTION_FENCE), "another member holds the leader key: fencing (immediate shutdown)" },
+    { "starting-primary: another leader -> fence",
+      IN(.state = HA_STATE_STARTING_PRIMARY, PRIMARY_UP, LEADER_OTHER), HA_STATE_INIT,
+      ACTS(HA_ACTION_FENCE), "another member holds the leader key: fencing the starting primary" },
+    { "starting-primary: up, key free -> take it",
+      IN(.state = HA_STATE_STARTING_PRIMARY, PRIMARY_UP, .has_initialize = true), HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_TAKE_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
+      "primary started and the leader key is free: taking it" },
+    { "starting-primary: up, key free, nofailover -> fence",
+      IN(.state = HA_STATE_STARTING_PRIMARY, PRIMARY_UP, .has_initialize = true,
+         .nofailover = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_FENCE),
+      "primary started but the leader key is gone and we may not take it: fencing" },
     { "primary: leader key gone -> take it again",
       IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, .has_initialize = true), HA_STATE_PRIMARY,
       ACTS(HA_ACTION_TAKE_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
@@ -741,6 +766,8 @@ enum {
     INV_FOREIGN_ONLY_REFUSE,
     INV_NO_TAKE_OVER_OTHER_LEADER,
     INV_NO_CLUSTER_ACTION_ON_STALE_VIEW,
+    INV_OTHER_LEADER_STOPS_OUR_PRIMARY,
+    INV_NO_PRIMARY_START_UNDER_OTHER_LEADER,
     _INV_MAX,
 };
 
@@ -751,6 +778,10 @@ static const char *const inv_names[_INV_MAX] = {
     [INV_FOREIGN_ONLY_REFUSE] = "(d) foreign data is only refused, stopped or has the clone "
                                 "dir removed: never started, changed, deleted or led",
     [INV_NO_TAKE_OVER_OTHER_LEADER] = "(e) never take-leader while another member holds it",
+    [INV_OTHER_LEADER_STOPS_OUR_PRIMARY] = "(g) a primary that sees another leader fences or "
+                                           "stops at once",
+    [INV_NO_PRIMARY_START_UNDER_OTHER_LEADER] = "(h) never start postgresql as a primary while "
+                                                "another member holds the key",
     [INV_NO_CLUSTER_ACTION_ON_STALE_VIEW] = "(f) no leader-key, initialize, clone or follow "
                                             "action while etcd is unreachable",
 };
@@ -774,6 +805,15 @@ static bool inv_holds(int inv, const HaInput *in, const HaDecision *d)
             }
         }
         return true;
+    case INV_OTHER_LEADER_STOPS_OUR_PRIMARY:
+        if ((in->state != HA_STATE_PRIMARY && in->state != HA_STATE_STARTING_PRIMARY) ||
+            !in->has_leader || in->leader_is_me || in->job == HA_JOB_RUNNING || !in->pg_running) {
+            return true;
+        }
+        return has_action(d, HA_ACTION_FENCE) || has_action(d, HA_ACTION_STOP_POSTGRES);
+    case INV_NO_PRIMARY_START_UNDER_OTHER_LEADER:
+        return !(in->has_leader && !in->leader_is_me && has_action(d, HA_ACTION_START_POSTGRES) &&
+                 has_action(d, HA_ACTION_WRITE_PRIMARY_CONF));
     case INV_NO_CLUSTER_ACTION_ON_STALE_VIEW:
         return in->dcs_ok ||
                !(has_action(d, HA_ACTION_TAKE_LEADER) || has_action(d, HA_ACTION_RENEW_LEADER) ||

@@ -1,0 +1,158 @@
+/* Unit tests for agent/fence's pure decisions: the safety margin rule, when
+ * the fence fires, how long its loop sleeps and when it may exit. The fence
+ * process itself runs against a real PostgreSQL in
+ * tests/integration/test_fence.py. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "fence.h"
+
+#define MS  1000ULL
+#define SEC (1000 * 1000ULL)
+
+static void test_margin(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t ttl_usec, margin_usec;
+    } rows[] = {
+        { 0, 0 },
+        { 300 * MS, 100 * MS },
+        { 1 * SEC, 333333 },
+        { 2 * SEC, 666666 },
+        { 3 * SEC, 1 * SEC },
+        { 5 * SEC, 1 * SEC },
+        { 10 * SEC, 1 * SEC },
+        { 30 * SEC, 1 * SEC },
+        { UINT64_MAX, FENCE_SAFETY_MARGIN_USEC },
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        uint64_t m = fence_margin_usec(rows[i].ttl_usec);
+        if (m != rows[i].margin_usec) {
+            fail_msg("ttl %llu us: margin %llu us, expected %llu us",
+                     (unsigned long long)rows[i].ttl_usec, (unsigned long long)m,
+                     (unsigned long long)rows[i].margin_usec);
+        }
+        /* the deadline always leaves at least two thirds of the ttl */
+        assert_true(m * 3 <= rows[i].ttl_usec || rows[i].ttl_usec == UINT64_MAX);
+    }
+}
+
+static void test_should_fire(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        bool armed;
+        uint64_t deadline_usec, now_usec;
+        bool fire;
+    } rows[] = {
+        { "disarmed, long past", false, 1 * SEC, 100 * SEC, false },
+        { "disarmed, before", false, 10 * SEC, 1 * SEC, false },
+        { "armed, before", true, 10 * SEC, 9 * SEC, false },
+        { "armed, 1 us before", true, 10 * SEC, 10 * SEC - 1, false },
+        { "armed, at the deadline", true, 10 * SEC, 10 * SEC, true },
+        { "armed, after", true, 10 * SEC, 10 * SEC + 1, true },
+        { "armed, long after", true, 1, UINT64_MAX, true },
+        { "armed with 1 (fire at once)", true, 1, 1, true },
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        bool fire = fence_should_fire(rows[i].armed, rows[i].deadline_usec, rows[i].now_usec);
+        if (fire != rows[i].fire) {
+            fail_msg("%s: fire=%d", rows[i].name, fire);
+        }
+    }
+}
+
+static void test_wait(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        bool armed;
+        uint64_t deadline_usec, now_usec, wait_usec;
+    } rows[] = {
+        { "disarmed", false, 0, 5 * SEC, FENCE_POLL_USEC },
+        { "disarmed, stale deadline", false, 5 * SEC, 5 * SEC, FENCE_POLL_USEC },
+        { "armed, far", true, 10 * SEC, 5 * SEC, FENCE_POLL_USEC },
+        { "armed, exactly one poll", true, 5 * SEC + FENCE_POLL_USEC, 5 * SEC, FENCE_POLL_USEC },
+        { "armed, nearer than a poll", true, 5 * SEC + 7 * MS, 5 * SEC, 7 * MS },
+        { "armed, 1 us", true, 5 * SEC + 1, 5 * SEC, 1 },
+        { "armed, reached", true, 5 * SEC, 5 * SEC, 0 },
+        { "armed, past", true, 5 * SEC, 6 * SEC, 0 },
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        uint64_t w = fence_wait_usec(rows[i].armed, rows[i].deadline_usec, rows[i].now_usec);
+        if (w != rows[i].wait_usec) {
+            fail_msg("%s: wait %llu us", rows[i].name, (unsigned long long)w);
+        }
+        /* it sleeps 0 only when it is time to fire */
+        assert_true(w > 0 ||
+                    fence_should_fire(rows[i].armed, rows[i].deadline_usec, rows[i].now_usec));
+    }
+}
+
+static void test_should_exit(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        bool exit_requested, armed, agent_alive, term;
+        bool exit;
+    } rows[] = {
+        { "agent alive, disarmed", false, false, true, false, false },
+        { "agent alive, armed", false, true, true, false, false },
+        { "agent dead, armed: must still fence", false, true, false, false, false },
+        { "agent dead, disarmed: nothing to protect", false, false, false, false, true },
+        { "SIGTERM while armed: keep guarding", false, true, true, true, false },
+        { "SIGTERM, agent dead, armed", false, true, false, true, false },
+        { "SIGTERM, disarmed", false, false, true, true, true },
+        { "asked by the agent", true, false, true, false, true },
+        { "asked by the agent while armed", true, true, true, false, true },
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        bool e = fence_should_exit(rows[i].exit_requested, rows[i].armed, rows[i].agent_alive,
+                                   rows[i].term);
+        if (e != rows[i].exit) {
+            fail_msg("%s: exit=%d", rows[i].name, e);
+        }
+    }
+}
+
+static void test_null_and_invalid(void **state)
+{
+    (void)state;
+    Fence *f = NULL;
+    assert_int_equal(fence_start(NULL, "/tmp/x", &f), -EINVAL);
+    assert_int_equal(fence_start("/tmp/x.fence", NULL, &f), -EINVAL);
+    assert_int_equal(fence_start("", "/tmp/x", &f), -EINVAL);
+    assert_int_equal(fence_start("/tmp/x.fence", "/tmp/x", NULL), -EINVAL);
+    assert_null(f);
+    /* the observers and mutators accept NULL */
+    fence_arm(NULL, 1);
+    fence_disarm(NULL);
+    assert_int_equal(fence_ensure(NULL), -EINVAL);
+    assert_int_equal(fence_get_pid(NULL), 0);
+    assert_false(fence_is_armed(NULL));
+    assert_int_equal(fence_get_fenced_count(NULL), 0);
+    assert_null(fence_stop(NULL));
+    assert_null(fence_free(NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_margin),
+        cmocka_unit_test(test_should_fire),
+        cmocka_unit_test(test_wait),
+        cmocka_unit_test(test_should_exit),
+        cmocka_unit_test(test_null_and_invalid),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
