@@ -39,7 +39,7 @@ UNIT_FAKES := $(sort $(wildcard tests/unit/fake_*.c))
 C_SRCS     := $(LIB_SRCS) $(AGENT_SRCS) $(CTL_SRCS) $(UNIT_SRCS) $(TOOL_SRCS) $(UNIT_FAKES)
 HEADERS    := $(wildcard lib/*.h agent/*.h ctl/*.h include/dbha/*.h tests/unit/*.h)
 
-.PHONY: all deps deps-test deps-lint check unit integration asan release install uninstall \
+.PHONY: all deps deps-test deps-lint deps-bench bench check unit integration asan release install uninstall \
         format format-check lint demo demo-stop clean
 
 all: release
@@ -57,6 +57,8 @@ deps-test:
 	@scripts/deps.sh test
 deps-lint:
 	@scripts/deps.sh lint
+deps-bench:
+	@scripts/deps.sh bench
 
 # $(1) = variant (release|asan)
 define VARIANT_RULES
@@ -153,6 +155,10 @@ lint: deps-lint deps
 		--inline-suppr --suppress=missingIncludeSystem --suppress=memleak \
 		-Iinclude -Ilib -Iagent -D_GNU_SOURCE \
 		$(LIB_SRCS) $(AGENT_SRCS) $(CTL_SRCS)
+
+# Benchmarks against Patroni 3.0.2 on loopback; results in bench/results/.
+bench: deps-bench all
+	$(PYTHON) bench/failover $(BENCH_ARGS)
 
 demo: deps-test all
 	scripts/demo.sh start

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Make sure the Debian packages dbha needs are installed.
-# Usage: scripts/deps.sh build|test|demo|lint
+# Usage: scripts/deps.sh build|test|demo|lint|bench
 #   build: compilers' inputs (headers and pkg-config files)
 #   test:  build + the real peers the tests start (etcd, PostgreSQL) and pytest
 #   demo:  test's set (the demo runs the same peers)
 #   lint:  clang-format-16 and cppcheck
+#   bench: test's set plus Patroni (the benchmarks' reference)
 # As root, missing packages are installed with apt-get; otherwise the exact
 # apt-get line is printed and the script exits 1.
 set -euo pipefail
@@ -14,14 +15,17 @@ build_pkgs=(gcc make pkg-config libpq-dev libyaml-dev libcurl4-openssl-dev libja
 test_pkgs=(postgresql-15 etcd-server etcd-client python3 python3-pytest python3-psycopg2
            openssl procps iproute2 curl)
 lint_pkgs=(clang-format-16 cppcheck)
+# Patroni 3.0.2 runs beside dbha in the benchmarks, from the same configs.
+bench_pkgs=(patroni)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
     build) ;;
     test | demo) want+=("${test_pkgs[@]}") ;;
     lint) want+=("${lint_pkgs[@]}") ;;
+    bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
     *)
-        echo "usage: $0 build|test|demo|lint" >&2
+        echo "usage: $0 build|test|demo|lint|bench" >&2
         exit 2
         ;;
 esac
