@@ -16,7 +16,7 @@ test_pkgs=(postgresql-15 etcd-server etcd-client python3 python3-pytest python3-
            openssl procps iproute2 curl)
 lint_pkgs=(clang-format-16 cppcheck)
 # Patroni 3.0.2 runs beside dbha in the benchmarks, from the same configs.
-bench_pkgs=(patroni)
+bench_pkgs=(patroni python3-etcd)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
