@@ -240,6 +240,26 @@ static int write_conf(Agent *a, bool replica)
     return 0;
 }
 
+typedef int (*ArgvAgainst)(const PgCtl *p, const char *host, int port, PgArgv *ret);
+
+/* A job that connects to another member (pg_basebackup, pg_rewind): the
+ * passfile first, since the tool reads the password from it. */
+static int run_against(Agent *a, const DcsMember *m, AgentJobKind kind, ArgvAgainst build,
+                       int timeout_sec)
+{
+    int r = pgctl_write_pgpass(&a->pg);
+    if (r < 0) {
+        return log_error_errno(r, "writing the passfile \"%s\": %m", a->pg.pgpass);
+    }
+    PgArgv argv = { 0 };
+    r = build(&a->pg, m->host, m->port, &argv);
+    if (r >= 0) {
+        r = agent_job_start(a, kind, argv.argv, timeout_sec);
+    }
+    pgctl_argv_done(&argv);
+    return r;
+}
+
 static int clone_replica(Agent *a)
 {
     const DcsMember *src = NULL;
@@ -263,18 +283,9 @@ static int clone_replica(Agent *a)
     if (r < 0) {
         return log_error_errno(r, "removing the old clone \"%s\": %m", a->pg.clone_dir);
     }
-    r = pgctl_write_pgpass(&a->pg);
-    if (r < 0) {
-        return log_error_errno(r, "writing the passfile \"%s\": %m", a->pg.pgpass);
-    }
     log_info("cloning from \"%s\" (%s:%d)", src->name, src->host, src->port);
-    PgArgv argv = { 0 };
-    r = pgctl_argv_basebackup(&a->pg, src->host, src->port, &argv);
-    if (r >= 0) {
-        r = agent_job_start(a, AGENT_JOB_BASEBACKUP, argv.argv, AGENT_BASEBACKUP_TIMEOUT_SEC);
-    }
-    pgctl_argv_done(&argv);
-    return r;
+    return run_against(a, src, AGENT_JOB_BASEBACKUP, pgctl_argv_basebackup,
+                       AGENT_BASEBACKUP_TIMEOUT_SEC);
 }
 
 static int remove_clone(Agent *a)
@@ -685,18 +696,8 @@ static int rewind_data(Agent *a)
     if (!lm || !lm->host) {
         return log_warning_errno(-ENOENT, "no leader address to rewind against");
     }
-    int r = pgctl_write_pgpass(&a->pg);
-    if (r < 0) {
-        return log_error_errno(r, "writing the passfile \"%s\": %m", a->pg.pgpass);
-    }
     log_info("rewinding against \"%s\" (%s:%d)", lm->name, lm->host, lm->port);
-    PgArgv argv = { 0 };
-    r = pgctl_argv_rewind(&a->pg, lm->host, lm->port, &argv);
-    if (r >= 0) {
-        r = agent_job_start(a, AGENT_JOB_REWIND, argv.argv, AGENT_REWIND_TIMEOUT_SEC);
-    }
-    pgctl_argv_done(&argv);
-    return r;
+    return run_against(a, lm, AGENT_JOB_REWIND, pgctl_argv_rewind, AGENT_REWIND_TIMEOUT_SEC);
 }
 
 static int move_data_aside(Agent *a)

@@ -846,30 +846,35 @@ static int lease_request(int64_t id, int64_t ttl, bool keys, char **ret)
     return 0;
 }
 
+/* The shared part of every lease call: encode {ID[, TTL]}, POST it to path,
+ * and hand back the body (the caller parses it and calls body_done). */
+static int lease_call(EtcdClient *c, const char *path, int64_t id, int64_t ttl_sec, Body *ret_body,
+                      EtcdError *reterr)
+{
+    _cleanup_free_ char *req = NULL;
+    if (lease_request(id, ttl_sec, false, &req) < 0) {
+        return encode_error(-ENOMEM, reterr);
+    }
+    return call(c, path, req, ret_body, reterr);
+}
+
 int etcd_lease_grant(EtcdClient *c, int64_t ttl_sec, int64_t id, EtcdLease *ret, EtcdError *reterr)
 {
     if (ttl_sec <= 0 || id < 0) {
         return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "invalid lease TTL or ID");
     }
-    _cleanup_free_ char *req = NULL;
-    if (lease_request(id, ttl_sec, false, &req) < 0) {
-        return encode_error(-ENOMEM, reterr);
-    }
     Body b = { 0 };
-    int r = call(c, "/v3/lease/grant", req, &b, reterr);
+    int r = lease_call(c, "/v3/lease/grant", id, ttl_sec, &b, reterr);
     if (r < 0) {
         return r;
     }
     EtcdLease l;
     r = etcd_parse_lease_grant_response(b.data, b.len, &l, reterr);
     body_done(&b);
-    if (r < 0) {
-        return r;
-    }
-    if (ret) {
+    if (r >= 0 && ret) {
         *ret = l;
     }
-    return 0;
+    return r < 0 ? r : 0;
 }
 
 int etcd_lease_keepalive(EtcdClient *c, int64_t id, int64_t *ret_ttl, EtcdError *reterr)
@@ -877,25 +882,18 @@ int etcd_lease_keepalive(EtcdClient *c, int64_t id, int64_t *ret_ttl, EtcdError 
     if (id <= 0) {
         return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "invalid lease ID");
     }
-    _cleanup_free_ char *req = NULL;
-    if (lease_request(id, 0, false, &req) < 0) {
-        return encode_error(-ENOMEM, reterr);
-    }
     Body b = { 0 };
-    int r = call(c, "/v3/lease/keepalive", req, &b, reterr);
+    int r = lease_call(c, "/v3/lease/keepalive", id, 0, &b, reterr);
     if (r < 0) {
         return r;
     }
     int64_t ttl;
     r = etcd_parse_lease_keepalive_response(b.data, b.len, &ttl, reterr);
     body_done(&b);
-    if (r < 0) {
-        return r;
-    }
-    if (ret_ttl) {
+    if (r >= 0 && ret_ttl) {
         *ret_ttl = ttl;
     }
-    return 0;
+    return r < 0 ? r : 0;
 }
 
 int etcd_lease_revoke(EtcdClient *c, int64_t id, EtcdError *reterr)
@@ -903,12 +901,8 @@ int etcd_lease_revoke(EtcdClient *c, int64_t id, EtcdError *reterr)
     if (id <= 0) {
         return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "invalid lease ID");
     }
-    _cleanup_free_ char *req = NULL;
-    if (lease_request(id, 0, false, &req) < 0) {
-        return encode_error(-ENOMEM, reterr);
-    }
     Body b = { 0 };
-    int r = call(c, "/v3/lease/revoke", req, &b, reterr);
+    int r = lease_call(c, "/v3/lease/revoke", id, 0, &b, reterr);
     if (r < 0) {
         return r;
     }
@@ -922,23 +916,16 @@ int etcd_lease_time_to_live(EtcdClient *c, int64_t id, EtcdLease *ret, EtcdError
     if (id <= 0) {
         return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "invalid lease ID");
     }
-    _cleanup_free_ char *req = NULL;
-    if (lease_request(id, 0, false, &req) < 0) {
-        return encode_error(-ENOMEM, reterr);
-    }
     Body b = { 0 };
-    int r = call(c, "/v3/lease/timetolive", req, &b, reterr);
+    int r = lease_call(c, "/v3/lease/timetolive", id, 0, &b, reterr);
     if (r < 0) {
         return r;
     }
     EtcdLease l;
     r = etcd_parse_lease_ttl_response(b.data, b.len, &l, reterr);
     body_done(&b);
-    if (r < 0) {
-        return r;
-    }
-    if (ret) {
+    if (r >= 0 && ret) {
         *ret = l;
     }
-    return 0;
+    return r < 0 ? r : 0;
 }
