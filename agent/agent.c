@@ -587,7 +587,7 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
         .leader_is_me = l && strcmp(l->name, a->config->name) == 0,
         .leader_member_known = lm && lm->host,
         .follows_leader = follows(a, lm),
-        .nofailover = a->config->tags.nofailover,
+        .nofailover = a->config->tags.nofailover || a->watchdog_blocked,
         .use_pg_rewind = agent_dcs(a)->use_pg_rewind,
     };
     const ConfigDcs *dcs = agent_dcs(a);
@@ -631,8 +631,66 @@ static void set_state(Agent *a, HaState next)
 /* While we run a writable primary under our lease, the fencing process
  * stops PostgreSQL at renewal + ttl - margin unless a later renewal moves the
  * deadline: a hung or killed agent cannot keep a primary past its lease. */
+/* `required`: never lead without a device we can open. Checked while not
+ * leading (open + magic close at once, which leaves a real device disarmed). */
+static void check_watchdog_required(Agent *a)
+{
+    const Config *c = a->config;
+    if (c->watchdog.mode != CONFIG_WATCHDOG_REQUIRED || a->watchdog) {
+        a->watchdog_blocked = false;
+        return;
+    }
+    Watchdog *w = NULL;
+    int r = watchdog_open(c->watchdog.device, 60, &w);
+    bool blocked = r < 0;
+    watchdog_close(w);
+    if (blocked != a->watchdog_blocked) {
+        if (blocked) {
+            log_error_errno(r,
+                            "watchdog.mode is required but \"%s\" cannot be opened (%m): this "
+                            "member will not become leader",
+                            c->watchdog.device);
+        } else {
+            log_info("watchdog \"%s\" is available", c->watchdog.device);
+        }
+    }
+    a->watchdog_blocked = blocked;
+}
+
+/* While leading, the watchdog device (when configured) is armed with
+ * ttl - safety_margin and kept alive every loop; it is disarmed otherwise. */
+static void update_watchdog(Agent *a, bool leading)
+{
+    const Config *c = a->config;
+    if (!leading || c->watchdog.mode == CONFIG_WATCHDOG_OFF) {
+        a->watchdog = watchdog_close(a->watchdog);
+        return;
+    }
+    if (!a->watchdog) {
+        unsigned timeout =
+            watchdog_timeout_sec((long)agent_dcs(a)->ttl, (long)c->watchdog.safety_margin);
+        int r = watchdog_open(c->watchdog.device, timeout, &a->watchdog);
+        if (r < 0) {
+            if (c->watchdog.mode == CONFIG_WATCHDOG_REQUIRED) {
+                log_error_errno(r, "watchdog \"%s\" could not be armed: %m", c->watchdog.device);
+            }
+            return;
+        }
+        log_info("watchdog \"%s\" armed (timeout %u s)", c->watchdog.device, timeout);
+    }
+    if (watchdog_keepalive(a->watchdog) < 0) {
+        log_warning("watchdog keepalive failed");
+    }
+}
+
 static void update_fence(Agent *a)
 {
+    bool leading_now = (a->state == HA_STATE_PRIMARY || a->state == HA_STATE_STARTING_PRIMARY) &&
+                       a->lease_renewed_usec != 0;
+    update_watchdog(a, leading_now);
+    if (!leading_now) {
+        check_watchdog_required(a);
+    }
     if (!a->fence) {
         return;
     }
@@ -717,6 +775,7 @@ static void shutdown_agent(Agent *a)
 {
     a->stopping = true;
     fence_disarm(a->fence); /* we stop PostgreSQL ourselves now */
+    a->watchdog = watchdog_close(a->watchdog);
     agent_job_kill(a);
     bool was_leader =
         a->cluster && a->cluster->leader && strcmp(a->cluster->leader->name, a->config->name) == 0;
@@ -860,6 +919,7 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     }
     a->state = HA_STATE_INIT;
     log_set_context(config->name, config->scope, NULL);
+    check_watchdog_required(a);
 
     atomic_store(&a->watch_stop, false);
     r = pthread_create(&a->watch_thread, NULL, watch_main, a);
@@ -883,6 +943,7 @@ Agent *agent_free(Agent *a)
     agent_job_kill(a);
     /* a clean exit stopped it already; on a failed start nothing is armed */
     a->fence = fence_stop(a->fence);
+    a->watchdog = watchdog_close(a->watchdog);
     a->rest = rest_server_free(a->rest);
     sd_event_source_unref(a->sig_term);
     sd_event_source_unref(a->sig_int);

@@ -21,6 +21,7 @@
 #include "pgctl.h"
 #include "pgprobe.h"
 #include "rest.h"
+#include "watchdog.h"
 
 /* How often the REST snapshot is refreshed from a fresh probe, and how
  * often the postmaster PID is checked for death. */
@@ -104,8 +105,10 @@ typedef struct Agent {
     unsigned clone_failures;
     char *following; /* owned: the leader we point primary_conninfo at */
 
-    RestServer *rest; /* owned */
-    Fence *fence;     /* owned: the fencing process's heartbeat */
+    RestServer *rest;      /* owned */
+    Fence *fence;          /* owned: the fencing process's heartbeat */
+    Watchdog *watchdog;    /* owned: open (armed) only while leading */
+    bool watchdog_blocked; /* watchdog.mode required and the device cannot be opened */
     unsigned fenced_seen;
     uint64_t next_tick_usec;
     uint64_t loops;

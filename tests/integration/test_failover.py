@@ -241,3 +241,50 @@ def test_etcd_member_in_use_killed_no_failover(procs, workdir):
         assert not c.procs.log_contains(leader.name, "fencing")
     finally:
         c.stop_all()
+
+
+def test_watchdog_required_without_device_never_leads(cluster):
+    for n in cluster.nodes[1:]:
+        n.watchdog = {"mode": "required", "device": "/nonexistent/watchdog"}
+    cluster.start(nodes=[cluster.nodes[0]])
+    cluster.wait_healthy(timeout=120, replicas=0)
+    cluster.start(nodes=cluster.nodes[1:])
+    cluster.wait_healthy(timeout=120)
+    for n in cluster.nodes[1:]:
+        assert cluster.procs.log_contains(n.name, "this member will not become leader")
+    leader = cluster.nodes[0]
+    leader.kill()
+    kill_postgres(leader)
+    time.sleep(TTL + 5)
+    assert cluster.status()["leader"] is None
+
+
+def test_watchdog_device_is_kept_alive_while_leading_and_disarmed_on_stop(cluster, workdir):
+    fifo = os.path.join(workdir, "watchdog")
+    os.mkfifo(fifo)
+    os.chmod(fifo, 0o666)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        node = cluster.nodes[0]
+        node.watchdog = {"mode": "required", "device": fifo, "safety_margin": 2}
+        cluster.start(nodes=[node])
+        cluster.wait_healthy(timeout=120, replicas=0)
+        got = b""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                got += os.read(reader, 4096)
+            except BlockingIOError:
+                pass
+            time.sleep(0.1)
+        assert got.count(b"1") >= 3, got  # a keepalive every loop while leading
+        assert cluster.procs.log_contains(node.name, "armed (timeout 3 s)")
+        node.stop()
+        tail = b""
+        try:
+            tail = os.read(reader, 4096)
+        except BlockingIOError:
+            pass
+        assert tail.endswith(b"V"), tail  # the magic close disarms it
+    finally:
+        os.close(reader)

@@ -42,10 +42,12 @@ class Node:
         self.proc = None
         self.tags = {}
         self.repl_password = REPL_PW
+        self.watchdog = {"mode": "off"}
         self.env = None  # extra environment for the agent
 
     def config(self):
         c = self.cluster
+        watchdog = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in self.watchdog.items())
         tags = "".join(f"  {k}: {json.dumps(v)}\n"
                        for k, v in dict({"nofailover": False}, **self.tags).items())
         return f"""\
@@ -94,8 +96,7 @@ postgresql:
     - host all all 127.0.0.1/32 scram-sha-256
 tags:
 {tags}watchdog:
-  mode: "off"
-log:
+{watchdog}log:
   level: {c.log_level}
 """
 

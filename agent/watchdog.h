@@ -1,0 +1,30 @@
+/* The Linux watchdog device (`watchdog.mode`, `watchdog.device`), driven as
+ * Patroni does: opened (armed) while this node leads, with a timeout of
+ * ttl minus `watchdog.safety_margin`, kept alive every loop, and closed with
+ * the magic 'V' (disarmed) when the node stops leading. If the agent hangs,
+ * the machine resets before a replica can take the lease. `required` means:
+ * never lead without a working watchdog. Independently of the device, the
+ * fencing process (fence.h) guards the primary in every mode. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "macro.h"
+
+typedef struct Watchdog Watchdog;
+
+/* Opens device without blocking (a FIFO without a reader fails with
+ * -ENXIO) and asks for timeout_sec (devices that do not support the ioctl
+ * keep their own). Returns 0, or -errno (logged at debug). */
+int watchdog_open(const char *device, unsigned timeout_sec, Watchdog **ret);
+
+/* One keepalive: WDIOC_KEEPALIVE, or a write for devices without the ioctl.
+ * Returns 0 or -errno. */
+int watchdog_keepalive(Watchdog *w);
+
+/* Disarms with the magic close ('V') and closes. NULL-safe; returns NULL. */
+Watchdog *watchdog_close(Watchdog *w);
+
+/* The timeout Patroni derives: ttl - safety_margin, or ttl / 2 when the
+ * margin is -1; at least 1 s. Pure. */
+unsigned watchdog_timeout_sec(long ttl_sec, long safety_margin_sec);
