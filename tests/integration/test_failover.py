@@ -94,6 +94,10 @@ def test_postgres_killed_on_leader_restarts_in_place(cluster):
         wait_until(lambda: w.first_ack_after(t0 + 0.1, node=leader), 30, interval=0.1,
                    what="writes on the same leader again")
         assert cluster.status()["leader"] == leader.name
+        # restarted as the primary it was: crash recovery, no promotion, same timeline
+        # (Patroni starts it as a replica and promotes it: a new timeline)
+        tl = leader.sql("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")[0][0]
+        assert int(tl, 16) == 1, tl
     w.assert_no_overlap()
 
 
