@@ -21,6 +21,7 @@ PKG_LIBS      = $(shell pkg-config --libs $(PKGS))
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
+            -Wjump-misses-init \
             -Wno-unused-parameter
 BASE     := -std=c11 -D_GNU_SOURCE -DDBHA_VERSION='"$(VERSION)"' $(WARN) -Iinclude -Ilib -Iagent -MMD -MP \
             -fPIC -fvisibility=hidden

@@ -231,6 +231,55 @@ static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *
     return sd_event_exit(a->event, a->exit_code);
 }
 
+/* Merges `changed` (and `pg` into its "postgresql" object) into the current
+ * `config` key and writes it with a compare-and-swap on its revision. */
+static int put_config_patch(Agent *a, json_t *changed, json_t *pg)
+{
+    if (json_object_size(changed) == 0 && json_object_size(pg) == 0) {
+        return 0;
+    }
+    if (!a->cluster || !a->cluster->config || !a->cluster->config->data) {
+        log_notice("reload: bootstrap.dcs changed, but the cluster has no config key yet");
+        return 0;
+    }
+    json_t *merged = json_deep_copy(a->cluster->config->data);
+    if (!merged) {
+        return -ENOMEM;
+    }
+    json_object_update(merged, changed);
+    if (json_object_size(pg) > 0) {
+        json_t *mpg = json_object_get(merged, "postgresql");
+        if (!json_is_object(mpg)) {
+            json_object_set_new(merged, "postgresql", json_object());
+            mpg = json_object_get(merged, "postgresql");
+        }
+        json_object_update(mpg, pg);
+    }
+    _cleanup_free_ char *value = json_dumps(merged, JSON_COMPACT);
+    json_decref(merged);
+    if (!value) {
+        return -ENOMEM;
+    }
+    EtcdCompare cmp = { .key = a->paths.config,
+                        .target = ETCD_COMPARE_MOD,
+                        .result = ETCD_COMPARE_EQUAL,
+                        .number = a->cluster->config->mod_revision };
+    EtcdOp put = {
+        .type = ETCD_OP_PUT, .key = a->paths.config, .value = value, .value_len = strlen(value)
+    };
+    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &put, .n_success = 1 };
+    EtcdResult res = { 0 };
+    EtcdError e = { 0 };
+    int r = etcd_txn(a->etcd, &txn, &res, &e);
+    etcd_result_done(&res);
+    if (r < 0) {
+        return log_warning_errno(r, "reload: could not update the cluster config: %s", e.message);
+    }
+    _cleanup_free_ char *what = json_dumps(changed, JSON_COMPACT);
+    log_notice("reload: applied bootstrap.dcs changes %s to the cluster config", strna(what));
+    return 0;
+}
+
 /* Cluster-wide settings live in the `config` key; bootstrap.dcs only seeds
  * it. An operator who edits bootstrap.dcs and reloads expects the change to
  * take effect (with Patroni it silently does not), so a reload applies the
@@ -267,54 +316,7 @@ static int patch_cluster_config(Agent *a, const ConfigDcs *old, const ConfigDcs 
     if (old->use_slots != new->use_slots) {
         json_object_set_new(pg, "use_slots", json_boolean(new->use_slots));
     }
-    int r = 0;
-    if (json_object_size(changed) == 0 && json_object_size(pg) == 0) {
-        goto done;
-    }
-    if (!a->cluster || !a->cluster->config || !a->cluster->config->data) {
-        log_notice("reload: bootstrap.dcs changed, but the cluster has no config key yet");
-        goto done;
-    }
-    json_t *merged = json_deep_copy(a->cluster->config->data);
-    if (!merged) {
-        r = -ENOMEM;
-        goto done;
-    }
-    json_object_update(merged, changed);
-    if (json_object_size(pg) > 0) {
-        json_t *mpg = json_object_get(merged, "postgresql");
-        if (!json_is_object(mpg)) {
-            json_object_set_new(merged, "postgresql", json_object());
-            mpg = json_object_get(merged, "postgresql");
-        }
-        json_object_update(mpg, pg);
-    }
-    char *value = json_dumps(merged, JSON_COMPACT);
-    json_decref(merged);
-    if (!value) {
-        r = -ENOMEM;
-        goto done;
-    }
-    EtcdCompare cmp = { .key = a->paths.config,
-                        .target = ETCD_COMPARE_MOD,
-                        .result = ETCD_COMPARE_EQUAL,
-                        .number = a->cluster->config->mod_revision };
-    EtcdOp put = {
-        .type = ETCD_OP_PUT, .key = a->paths.config, .value = value, .value_len = strlen(value)
-    };
-    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &put, .n_success = 1 };
-    EtcdResult res = { 0 };
-    EtcdError e = { 0 };
-    r = etcd_txn(a->etcd, &txn, &res, &e);
-    etcd_result_done(&res);
-    if (r >= 0) {
-        _cleanup_free_ char *what = json_dumps(changed, JSON_COMPACT);
-        log_notice("reload: applied bootstrap.dcs changes %s to the cluster config", strna(what));
-    } else {
-        log_warning("reload: could not update the cluster config: %s", e.message);
-    }
-    free(value);
-done:
+    int r = put_config_patch(a, changed, pg);
     json_decref(changed);
     json_decref(pg);
     return r;
@@ -602,6 +604,15 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
           now - a->primary_down_usec >= (uint64_t)dcs->primary_start_timeout * USEC_PER_SEC));
     if (a->pg_running && a->probe_ok && !a->snap.in_recovery) {
         a->primary_down_usec = 0;
+    }
+    const DcsFailover *fo = c ? c->failover : NULL;
+    if (fo && fo->candidate) {
+        const char *me = a->config->name;
+        const DcsMember *cand = dcs_cluster_get_member(c, fo->candidate);
+        in->failover_from_me = !fo->leader || strcmp(fo->leader, me) == 0;
+        in->failover_candidate_me = strcmp(fo->candidate, me) == 0;
+        in->failover_candidate_other = !in->failover_candidate_me && cand && cand->state &&
+                                       strcmp(cand->state, "running") == 0;
     }
     in->healthiest = false;
     if (in->dcs_ok && !in->has_leader && in->pg_reachable && in->pg_in_recovery &&

@@ -29,7 +29,7 @@
 /* The deadline of one probe of the local PostgreSQL. */
 #define AGENT_PROBE_DEADLINE_USEC (1000 * 1000ULL)
 /* A watch event wakes the loop at most this often. */
-#define AGENT_WAKE_MIN_USEC (50 * 1000ULL)
+#define AGENT_WAKE_MIN_USEC (5 * 1000ULL)
 /* Backoff between failed clones: doubled per failure up to the max. */
 #define AGENT_CLONE_BACKOFF_MIN_USEC (2 * 1000 * 1000ULL)
 #define AGENT_CLONE_BACKOFF_MAX_USEC (60 * 1000 * 1000ULL)

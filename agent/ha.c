@@ -57,6 +57,8 @@ static const char *const action_table[_HA_ACTION_MAX] = {
     [HA_ACTION_REWIND] = "rewind",
     [HA_ACTION_MOVE_DATA_ASIDE] = "move-data-aside",
     [HA_ACTION_NOTE_CRASH] = "note-crash",
+    [HA_ACTION_SWITCHOVER_DEMOTE] = "switchover-demote",
+    [HA_ACTION_CLEAR_FAILOVER] = "clear-failover",
 };
 
 static int lookup(const char *const *table, int n, const char *s)
@@ -174,7 +176,8 @@ static bool running_primary(const HaInput *in)
 /* Taking the leader key needs a cluster identity that matches our data. */
 static bool may_take_leader(const HaInput *in)
 {
-    return in->dcs_ok && in->has_initialize && !in->has_leader && !in->nofailover;
+    return in->dcs_ok && in->has_initialize && !in->has_leader && !in->nofailover &&
+           !in->failover_candidate_other;
 }
 
 static bool guard_running_primary_mine(const HaInput *in)
@@ -301,6 +304,21 @@ static bool guard_elected(const HaInput *in)
 {
     return in->data == HA_DATA_OURS && in->pg_running && in->pg_reachable && in->pg_in_recovery &&
            may_take_leader(in) && in->healthiest;
+}
+
+/* A planned switchover away from us to a member that is up. */
+static bool guard_switchover_away(const HaInput *in)
+{
+    return in->dcs_ok && in->leader_is_me && in->failover_from_me && in->failover_candidate_other &&
+           in->pg_running && in->pg_reachable;
+}
+
+/* We are the switchover's candidate and the old leader has let go. */
+static bool guard_switchover_to_me(const HaInput *in)
+{
+    return in->data == HA_DATA_OURS && in->pg_running && in->pg_reachable && in->pg_in_recovery &&
+           in->dcs_ok && in->has_initialize && !in->has_leader && in->failover_candidate_me &&
+           !in->nofailover;
 }
 
 static bool guard_restart_expired(const HaInput *in)
@@ -467,6 +485,8 @@ static const HaRow table[] = {
     { HA_STATE_PRIMARY, G(guard_pg_gone), HA_STATE_INIT, NONE,
       "the primary is not running and our leadership is unconfirmed" },
     { HA_STATE_PRIMARY, G(guard_dcs_down), STAY, NONE, "etcd unreachable" },
+    { HA_STATE_PRIMARY, G(guard_switchover_away), HA_STATE_INIT, A(HA_ACTION_SWITCHOVER_DEMOTE),
+      "switchover: stopping and handing the leader key to the candidate" },
     { HA_STATE_PRIMARY, G(guard_no_leader_may_take), STAY,
       A(HA_ACTION_TAKE_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
       "the leader key is gone: taking it again" },
@@ -477,6 +497,10 @@ static const HaRow table[] = {
 
     /* Replica. */
     { HA_STATE_REPLICA, G(guard_pg_gone), HA_STATE_INIT, NONE, "the replica is not running" },
+    { HA_STATE_REPLICA, G(guard_switchover_to_me), HA_STATE_PRIMARY,
+      A(HA_ACTION_TAKE_LEADER, HA_ACTION_PROMOTE, HA_ACTION_CLEAR_FAILOVER, HA_ACTION_SYNC_SLOTS,
+        HA_ACTION_PUBLISH_STATUS),
+      "switchover: we are the candidate: promoting" },
     { HA_STATE_REPLICA, G(guard_elected), HA_STATE_PRIMARY,
       A(HA_ACTION_TAKE_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
       "no leader and we are the best candidate: promoting" },

@@ -55,6 +55,8 @@ typedef enum HaAction {
     HA_ACTION_REWIND,             /* start the pg_rewind job against the leader */
     HA_ACTION_MOVE_DATA_ASIDE,    /* rename data_dir out of the way (never delete it) */
     HA_ACTION_NOTE_CRASH,         /* remember when the primary went down */
+    HA_ACTION_SWITCHOVER_DEMOTE,  /* CHECKPOINT, fast stop (WAL reaches the standbys), release */
+    HA_ACTION_CLEAR_FAILOVER,     /* delete the `failover` key: the switchover is done */
     _HA_ACTION_MAX,
     _HA_ACTION_INVALID = -EINVAL,
 } HaAction;
@@ -97,6 +99,11 @@ typedef struct HaInput {
     bool crash_noted;          /* the primary went down and the time is recorded */
     bool restart_expired;      /* it has been down longer than primary_start_timeout */
     bool use_pg_rewind;
+
+    /* planned switchover (the `failover` key) */
+    bool failover_from_me;         /* it names us as the leader to leave (or no leader) */
+    bool failover_candidate_me;    /* it names us as the candidate */
+    bool failover_candidate_other; /* it names another member, which is up */
 
     /* cluster view */
     bool dcs_ok;         /* the view is fresh */

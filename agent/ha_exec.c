@@ -700,6 +700,41 @@ static int rewind_data(Agent *a)
     return run_against(a, lm, AGENT_JOB_REWIND, pgctl_argv_rewind, AGENT_REWIND_TIMEOUT_SEC);
 }
 
+/* Planned switchover, the old primary's half: a CHECKPOINT first keeps the
+ * shutdown checkpoint short; a fast shutdown then makes the walsenders send
+ * every WAL record to the connected standbys before the server exits, so the
+ * candidate has all of it; only then is the leader key released. */
+static int switchover_demote(Agent *a)
+{
+    uint64_t t0 = mono_usec();
+    (void)exec_sql(a, "CHECKPOINT", NULL);
+    uint64_t t1 = mono_usec();
+    PgArgv argv = { 0 };
+    int r = pgctl_argv_stop(&a->pg, "fast", AGENT_STOP_TIMEOUT_SEC, &argv);
+    if (r >= 0) {
+        r = agent_run_sync(a, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
+    }
+    pgctl_argv_done(&argv);
+    if (r < 0) {
+        return log_error_errno(r, "switchover: stopping postgresql failed: %m");
+    }
+    a->pg_running = false;
+    a->probe_ok = false;
+    uint64_t t2 = mono_usec();
+    r = agent_release_leader(a);
+    log_notice("switchover: checkpoint %llu ms, stop %llu ms, leader key released after %llu ms",
+               (unsigned long long)(t1 - t0) / 1000, (unsigned long long)(t2 - t1) / 1000,
+               (unsigned long long)(mono_usec() - t2) / 1000);
+    return r;
+}
+
+static int clear_failover(Agent *a)
+{
+    EtcdError e = { 0 };
+    int r = etcd_delete(a->etcd, a->paths.failover, false, false, NULL, &e);
+    return r < 0 ? etcd_fail(r, "clearing the failover key", &e) : 0;
+}
+
 static int move_data_aside(Agent *a)
 {
     _cleanup_free_ char *aside = NULL;
@@ -747,6 +782,10 @@ int ha_exec_action(Agent *a, HaAction action)
         return rewind_data(a);
     case HA_ACTION_MOVE_DATA_ASIDE:
         return move_data_aside(a);
+    case HA_ACTION_SWITCHOVER_DEMOTE:
+        return switchover_demote(a);
+    case HA_ACTION_CLEAR_FAILOVER:
+        return clear_failover(a);
     case HA_ACTION_NOTE_CRASH:
         if (a->primary_down_usec == 0) {
             a->primary_down_usec = mono_usec();

@@ -55,6 +55,8 @@ int pgctl_init(PgCtl *ret, const Config *c)
 {
     PgCtl p = { .config = c };
     int r = -ENOMEM;
+    size_t n;
+    const char *sockets, *listen;
 
     p.port = config_postgresql_port(c);
     if (p.port < 0) {
@@ -66,7 +68,7 @@ int pgctl_init(PgCtl *ret, const Config *c)
         goto fail;
     }
     /* a trailing slash would put the clone inside the data dir */
-    size_t n = strlen(p.data_dir);
+    n = strlen(p.data_dir);
     while (n > 1 && p.data_dir[n - 1] == '/') {
         p.data_dir[--n] = '\0';
     }
@@ -78,7 +80,7 @@ int pgctl_init(PgCtl *ret, const Config *c)
     if (!p.clone_dir || !p.log_file || !p.pgpass || !p.pwfile) {
         goto fail;
     }
-    const char *sockets = config_map_get(&c->postgresql.parameters, "unix_socket_directories");
+    sockets = config_map_get(&c->postgresql.parameters, "unix_socket_directories");
     if (!sockets) {
         sockets = config_map_get(&c->bootstrap.dcs.parameters, "unix_socket_directories");
     }
@@ -89,8 +91,7 @@ int pgctl_init(PgCtl *ret, const Config *c)
             goto fail;
         }
     }
-    const char *listen =
-        c->postgresql.listen ? c->postgresql.listen : c->postgresql.connect_address;
+    listen = c->postgresql.listen ? c->postgresql.listen : c->postgresql.connect_address;
     p.listen_addresses = listen_hosts(listen);
     if (!p.listen_addresses) {
         goto fail;

@@ -530,6 +530,7 @@ static int run_query(PgProbe *p, const char *sql, uint64_t deadline_usec, PGresu
 {
     PGconn *conn = p->conn;
     int nres = 0;
+    const char *query_error = NULL;
     int r;
 
     if (!PQsendQuery(conn, sql)) {
@@ -559,7 +560,6 @@ static int run_query(PgProbe *p, const char *sql, uint64_t deadline_usec, PGresu
         }
     }
 
-    const char *query_error = NULL;
     for (;;) {
         while (PQisBusy(conn)) {
             r = wait_fd(PQsocket(conn), POLLIN, deadline_usec, NULL);

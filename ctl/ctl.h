@@ -21,5 +21,6 @@ extern bool arg_force;
 /* Each verb gets its own argv (argv[0] is the verb) and returns the exit
  * status: 0 done, 1 failed or refused, 2 usage or config error. */
 int verb_version(int argc, char *argv[]);
+int verb_switchover(int argc, char *argv[]);
 /* ctl/cmd_status.c: status (alias list) [SCOPE] [-o FMT] [--watch SEC] [--namespace NS] */
 int verb_status(int argc, char *argv[]);

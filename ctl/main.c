@@ -32,6 +32,8 @@ static const Verb verbs[] = {
     { "version", NULL, 0, 0, 0, verb_version, "print dbctl's version" },
     { "status", "list", 0, 16, VERB_NEEDS_ETCD, verb_status,
       "show members, roles, states and lag (-o, --watch)" },
+    { "switchover", NULL, 0, 16, VERB_MUTATING | VERB_NEEDS_ETCD, verb_switchover,
+      "hand the primary role to a replica (--candidate, --primary, --force)" },
 };
 
 static const char *const output_table[_CTL_OUTPUT_MAX] = {

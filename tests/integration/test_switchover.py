@@ -1,0 +1,60 @@
+"""Planned switchover with dbctl: the old primary checkpoints, stops (its
+walsenders deliver all WAL), releases the key; the candidate promotes; the
+old primary follows it. No acknowledged write is lost and no two nodes
+accept writes at the same time."""
+import time
+
+import pytest
+
+from lib.cluster import DbhaCluster
+from lib.procs import wait_until
+from lib.writer import Writer
+
+
+@pytest.fixture
+def cluster(procs, workdir):
+    c = DbhaCluster(procs, workdir, n=3, ttl=5, loop_wait=1, retry_timeout=1)
+    yield c
+    c.stop_all()
+
+
+def test_switchover_to_a_named_candidate(cluster):
+    cluster.start()
+    s = cluster.wait_healthy(timeout=120)
+    old = cluster.node(s["leader"])
+    cand = next(n for n in cluster.nodes if n is not old)
+    w = Writer(cluster.nodes).ensure_table(old, wait_for=[n for n in cluster.nodes if n is not old])
+    with w:
+        wait_until(lambda: w.first_ack_after(0, node=old), 10, what="writes on the leader")
+        t0 = time.monotonic()
+        r = cluster.dbctl("switchover", "--candidate", cand.name, "--force", timeout=90)
+        assert r.returncode == 0, r.stderr
+        assert f'to "{cand.name}"' in r.stdout
+        first_new = wait_until(lambda: w.first_ack_after(t0, node=cand), 10,
+                               what="writes on the new primary")
+        last_old = w.last_ack(node=old)
+        print(f"switchover: writes unavailable for {first_new - last_old:.3f} s "
+              f"(old primary's last ack to the new primary's first)")
+        s2 = cluster.wait_healthy(timeout=60)  # the old primary follows
+        assert s2["leader"] == cand.name
+        time.sleep(0.3)
+    w.assert_no_overlap()
+    assert w.missing_on(cand) == [], "a switchover loses no acknowledged write"
+    assert cluster.etcd_get("failover") is None, "the failover key is cleared"
+    history = __import__("json").loads(cluster.etcd_get("history"))
+    assert history[-1][4] == cand.name
+
+
+def test_switchover_refuses_a_bad_candidate(cluster):
+    cluster.start()
+    s = cluster.wait_healthy(timeout=120)
+    r = cluster.dbctl("switchover", "--candidate", s["leader"], "--force")
+    assert r.returncode == 1 and "current leader" in r.stderr
+    r = cluster.dbctl("switchover", "--candidate", "nosuch", "--force")
+    assert r.returncode == 1 and "no such member" in r.stderr
+    r = cluster.dbctl("switchover", "--primary", "nosuch", "--force")
+    assert r.returncode == 1 and "is not the leader" in r.stderr
+    r = cluster.dbctl("switchover", "--scheduled", "2030-01-01T00:00:00", "--force")
+    assert r.returncode == 2
+    assert cluster.status()["leader"] == s["leader"]
+    assert cluster.etcd_get("failover") is None
