@@ -479,6 +479,15 @@ static const Case cases[] = {
          .pg_reachable = true, .dcs_ok = true, LEADER_ME),
       HA_STATE_REFUSED, ACTS(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
       "the primary's data is not this cluster's" },
+    { "primary: switchover to another member -> demote and hand over",
+      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME, .failover_from_me = true,
+         .failover_candidate_other = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_SWITCHOVER_DEMOTE),
+      "switchover: stopping and handing the leader key to the candidate" },
+    { "primary: switchover request from another leader's era -> ignored",
+      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME, .failover_candidate_other = true),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS), "leader" },
     { "primary: leader -> renew", IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME),
       HA_STATE_PRIMARY,
       ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS), "leader" },
@@ -512,6 +521,17 @@ static const Case cases[] = {
     { "replica: elected on a stale view -> no promotion",
       IN(.state = HA_STATE_REPLICA, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
          .pg_in_recovery = true, .has_initialize = true, .healthiest = true),
+      HA_STATE_REPLICA, NO_ACTS, "replica" },
+    { "replica: switchover names us and the leader let go -> promote",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true,
+         .failover_candidate_me = true),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_TAKE_LEADER, HA_ACTION_PROMOTE, HA_ACTION_CLEAR_FAILOVER, HA_ACTION_SYNC_SLOTS,
+           HA_ACTION_PUBLISH_STATUS),
+      "switchover: we are the candidate: promoting" },
+    { "replica: switchover names another member -> no election even if healthiest",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true,
+         .failover_candidate_other = true),
       HA_STATE_REPLICA, NO_ACTS, "replica" },
     { "replica: must follow a new leader", IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER),
       HA_STATE_REPLICA, ACTS(HA_ACTION_FOLLOW), "following the new leader" },
@@ -601,6 +621,9 @@ static void format_input(char *buf, size_t size, const HaInput *in)
              in->has_initialize, in->has_leader, in->leader_is_me, in->leader_member_known,
              in->nofailover, in->lease_expiring, in->healthiest, in->restart_expired,
              in->use_pg_rewind, in->now_usec < in->clone_retry_usec);
+    size_t len = strlen(buf);
+    snprintf(buf + len, size - len, " failover_from_me=%d candidate_me=%d candidate_other=%d",
+             in->failover_from_me, in->failover_candidate_me, in->failover_candidate_other);
 }
 
 /* Checks one case; prints why it fails under the case's name. */
@@ -721,7 +744,7 @@ static void test_reasons_name_rows(void **state)
 
 /* The booleans the guards read, in enumeration order. */
 #define N_BOOLS 15
-#define N_BITS  (N_BOOLS + 1) /* + clone backoff pending */
+#define N_BITS  (N_BOOLS + 3) /* + clone backoff pending, 2 bits of failover key */
 
 static void make_input(HaInput *in, HaState s, HaDataDir data, HaJobResult job, unsigned bits)
 {
@@ -746,6 +769,11 @@ static void make_input(HaInput *in, HaState s, HaDataDir data, HaJobResult job, 
         .use_pg_rewind = bits & (1u << 14),
         .now_usec = NOW,
         .clone_retry_usec = (bits & (1u << 15)) ? NOW + 1 : NOW, /* pending : over */
+        /* the failover key: none, naming us, naming another member away
+         * from us, naming another member away from someone else */
+        .failover_candidate_me = ((bits >> 16) & 3u) == 1,
+        .failover_candidate_other = ((bits >> 16) & 3u) >= 2,
+        .failover_from_me = ((bits >> 16) & 3u) == 2,
     };
 }
 
