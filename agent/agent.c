@@ -596,15 +596,22 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
     uint64_t ttl = (uint64_t)dcs->ttl * USEC_PER_SEC;
     in->lease_expiring =
         a->lease_renewed_usec != 0 && now >= a->lease_renewed_usec + ttl - fence_margin_usec(ttl);
-    in->crash_noted = a->primary_down_usec != 0;
-    in->restart_expired =
-        !a->pg_running &&
-        (dcs->primary_start_timeout == 0 ||
-         (a->primary_down_usec != 0 &&
-          now - a->primary_down_usec >= (uint64_t)dcs->primary_start_timeout * USEC_PER_SEC));
-    if (a->pg_running && a->probe_ok && !a->snap.in_recovery) {
+    /* A crash of our primary is observed here (not decided): it starts the
+     * primary_start_timeout clock. The memory of it ends when PostgreSQL is
+     * back as a primary, when another member leads (we rejoin), or when the
+     * others had a whole ttl to take over and did not (we may lead again). */
+    uint64_t start_timeout = (uint64_t)dcs->primary_start_timeout * USEC_PER_SEC;
+    if (a->state == HA_STATE_PRIMARY && !a->pg_running && a->primary_down_usec == 0) {
+        a->primary_down_usec = now;
+    }
+    if ((a->pg_running && a->probe_ok && !a->snap.in_recovery) ||
+        (in->has_leader && !in->leader_is_me) ||
+        (a->primary_down_usec != 0 && now - a->primary_down_usec > start_timeout + ttl)) {
         a->primary_down_usec = 0;
     }
+    in->crash_noted = a->primary_down_usec != 0;
+    in->restart_expired =
+        !a->pg_running && a->primary_down_usec != 0 && now - a->primary_down_usec >= start_timeout;
     const DcsFailover *fo = c ? c->failover : NULL;
     if (fo && fo->candidate) {
         const char *me = a->config->name;

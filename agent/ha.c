@@ -221,12 +221,20 @@ static bool guard_stopped_primary_mine(const HaInput *in)
  * again (no promotion, so no new timeline) if the leader key is free. */
 static bool guard_stopped_primary_unled(const HaInput *in)
 {
-    return stopped_ours(in) && !in->standby_signal && may_take_leader(in);
+    /* not right after our own crash: a replica gets its chance first */
+    return stopped_ours(in) && !in->standby_signal && may_take_leader(in) && !in->restart_expired;
 }
 
 static bool guard_stopped(const HaInput *in)
 {
     return stopped_ours(in);
+}
+
+/* Our primary crashed and we let go of the key: while a replica may take
+ * over, do not start (as a replica it would need a rewind anyway). */
+static bool guard_stopped_primary_after_crash(const HaInput *in)
+{
+    return stopped_ours(in) && !in->standby_signal && in->restart_expired && !in->has_leader;
 }
 
 static bool guard_up(const HaInput *in)
@@ -401,6 +409,8 @@ static const HaRow table[] = {
     { HA_STATE_INIT, G(guard_stopped_primary_unled), HA_STATE_STARTING_PRIMARY,
       A(HA_ACTION_TAKE_LEADER, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
       "a former primary and no leader: taking the leader key and starting" },
+    { HA_STATE_INIT, G(guard_stopped_primary_after_crash), STAY, NONE,
+      "our primary crashed and the key is free: waiting for a replica to take over" },
     { HA_STATE_INIT, G(guard_stopped), HA_STATE_STARTING_REPLICA,
       A(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES), "starting as a replica" },
     { HA_STATE_INIT, G(guard_always), STAY, NONE, "waiting" },

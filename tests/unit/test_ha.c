@@ -248,6 +248,12 @@ static const Case cases[] = {
       HA_STATE_INIT, ACTS(HA_ACTION_FENCE),
       "the leader lease expires while the primary starts: fencing" },
 
+    { "init: right after our own crash, key free -> no retake, wait for a replica",
+      IN(.state = HA_STATE_INIT, STOPPED, .has_initialize = true, .crash_noted = true,
+         .restart_expired = true),
+      HA_STATE_INIT, NO_ACTS,
+      "our primary crashed and the key is free: waiting for a replica to take over" },
+
     /* ---- init: our data, postgres stopped ---- */
     { "init: stopped former primary holding the key -> start primary",
       IN(.state = HA_STATE_INIT, STOPPED, LEADER_ME), HA_STATE_STARTING_PRIMARY,
