@@ -22,5 +22,8 @@ extern bool arg_force;
  * status: 0 done, 1 failed or refused, 2 usage or config error. */
 int verb_version(int argc, char *argv[]);
 int verb_switchover(int argc, char *argv[]);
+int verb_history(int argc, char *argv[]);
+int verb_show_config(int argc, char *argv[]);
+int verb_dsn(int argc, char *argv[]);
 /* ctl/cmd_status.c: status (alias list) [SCOPE] [-o FMT] [--watch SEC] [--namespace NS] */
 int verb_status(int argc, char *argv[]);

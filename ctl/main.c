@@ -32,6 +32,11 @@ static const Verb verbs[] = {
     { "version", NULL, 0, 0, 0, verb_version, "print dbctl's version" },
     { "status", "list", 0, 16, VERB_NEEDS_ETCD, verb_status,
       "show members, roles, states and lag (-o, --watch)" },
+    { "history", NULL, 0, 0, VERB_NEEDS_ETCD, verb_history, "show the promotions (-o)" },
+    { "show-config", NULL, 0, 0, VERB_NEEDS_ETCD, verb_show_config,
+      "show the cluster-wide configuration (-o json|yaml)" },
+    { "dsn", NULL, 0, 2, VERB_NEEDS_ETCD, verb_dsn,
+      "print a libpq connection string (--role primary|replica|any)" },
     { "switchover", NULL, 0, 16, VERB_MUTATING | VERB_NEEDS_ETCD, verb_switchover,
       "hand the primary role to a replica (--candidate, --primary, --force)" },
 };

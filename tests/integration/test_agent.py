@@ -414,3 +414,30 @@ def test_replica_clones_from_a_clonefrom_member(fresh):
     assert s["leader"] == "node1"
     assert fresh.procs.log_contains("node3", 'cloning from "node2"')
     assert fresh.procs.log_contains("node2", 'cloning from "node1"')
+
+
+def test_dbctl_history_show_config_and_dsn(cluster):
+    r = cluster.dbctl("history")
+    assert r.returncode == 0 and "bootstrap" in r.stdout, r.stdout + r.stderr
+    r = cluster.dbctl("-o", "json", "history")
+    history = json.loads(r.stdout)
+    assert history[0][2] == "bootstrap"
+    r = cluster.dbctl("show-config")
+    assert r.returncode == 0
+    assert f"ttl: {cluster.ttl}" in r.stdout and f"loop_wait: {cluster.loop_wait}" in r.stdout
+    r = cluster.dbctl("-o", "json", "show-config")
+    assert json.loads(r.stdout)["ttl"] == cluster.ttl
+    # a libpq multi-host string that reaches the primary (psycopg2 is libpq)
+    r = cluster.dbctl("dsn", "--role", "primary")
+    assert r.returncode == 0 and "target_session_attrs=read-write" in r.stdout
+    import psycopg2
+    from lib.cluster import SUPERUSER, SUPERUSER_PW
+    conn = psycopg2.connect(r.stdout.strip() + f" user={SUPERUSER} password={SUPERUSER_PW} "
+                            "dbname=postgres connect_timeout=3")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_is_in_recovery()")
+            assert cur.fetchone()[0] is False
+    finally:
+        conn.close()
+    assert cluster.dbctl("dsn", "--role", "leader").returncode == 2
