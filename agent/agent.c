@@ -621,9 +621,10 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
         in->failover_candidate_other = !in->failover_candidate_me && cand && cand->state &&
                                        strcmp(cand->state, "running") == 0;
     }
+    in->paused = c && dcs_cluster_is_paused(c);
     in->healthiest = false;
     if (in->dcs_ok && !in->has_leader && in->pg_reachable && in->pg_in_recovery &&
-        !in->nofailover) {
+        !in->nofailover && !in->paused) {
         in->healthiest = run_election(a);
     }
     if (a->job.kind != AGENT_JOB_NONE) {

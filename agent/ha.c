@@ -329,6 +329,20 @@ static bool guard_switchover_to_me(const HaInput *in)
            !in->nofailover;
 }
 
+static bool guard_paused_leader(const HaInput *in)
+{
+    return in->paused && in->dcs_ok && in->leader_is_me && in->data == HA_DATA_OURS &&
+           in->pg_running && in->pg_reachable && !in->pg_in_recovery && !in->lease_expiring;
+}
+
+/* Pause never overrides safety: a primary whose lease runs out, or that
+ * sees another leader, is still fenced by the rows that follow. */
+static bool guard_paused(const HaInput *in)
+{
+    bool primary = in->state == HA_STATE_PRIMARY || in->state == HA_STATE_STARTING_PRIMARY;
+    return in->paused && !in->lease_expiring && !(primary && in->has_leader && !in->leader_is_me);
+}
+
 static bool guard_restart_expired(const HaInput *in)
 {
     return in->restart_expired;
@@ -358,6 +372,13 @@ static bool guard_stopped_primary_crashed_mine(const HaInput *in)
 static const HaRow table[] = {
     /* A job (initdb, clone, start, stop) is running: keep observing. */
     { ANY, G(guard_job_running), STAY, NONE, "waiting for the running job" },
+
+    /* Maintenance mode: hands off PostgreSQL. The leader keeps its key (and
+     * is fenced like any leader if it cannot renew it). */
+    { HA_STATE_PRIMARY, G(guard_paused_leader), STAY,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_PUBLISH_STATUS),
+      "paused: keeping the leader key, no other action" },
+    { ANY, G(guard_paused), STAY, NONE, "paused: no automatic action" },
 
     { HA_STATE_REFUSED, G(guard_always), STAY, NONE,
       "the data directory belongs to another cluster; nothing is done" },

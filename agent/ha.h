@@ -105,6 +105,10 @@ typedef struct HaInput {
     bool failover_candidate_me;    /* it names us as the candidate */
     bool failover_candidate_other; /* it names another member, which is up */
 
+    /* maintenance mode (`pause` in the config key): no automatic action on
+     * PostgreSQL; the leader only keeps its key, and fencing stays on */
+    bool paused;
+
     /* cluster view */
     bool dcs_ok;         /* the view is fresh */
     bool has_initialize; /* the key exists (maybe "" while someone bootstraps) */

@@ -102,6 +102,7 @@ int agent_touch_member(Agent *a)
         .xlog_location = wal_position(a),
         .timeline = a->probe_ok ? a->snap.timeline : 0,
         .replication_state = streaming(a) ? "streaming" : NULL,
+        .pause = a->cluster && dcs_cluster_is_paused(a->cluster),
     };
     int r = dcs_member_encode(&m, &value);
     json_decref(tags);

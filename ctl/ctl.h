@@ -25,5 +25,7 @@ int verb_switchover(int argc, char *argv[]);
 int verb_history(int argc, char *argv[]);
 int verb_show_config(int argc, char *argv[]);
 int verb_dsn(int argc, char *argv[]);
+int verb_pause(int argc, char *argv[]);
+int verb_resume(int argc, char *argv[]);
 /* ctl/cmd_status.c: status (alias list) [SCOPE] [-o FMT] [--watch SEC] [--namespace NS] */
 int verb_status(int argc, char *argv[]);

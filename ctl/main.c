@@ -37,6 +37,10 @@ static const Verb verbs[] = {
       "show the cluster-wide configuration (-o json|yaml)" },
     { "dsn", NULL, 0, 2, VERB_NEEDS_ETCD, verb_dsn,
       "print a libpq connection string (--role primary|replica|any)" },
+    { "pause", NULL, 0, 1, VERB_MUTATING | VERB_NEEDS_ETCD, verb_pause,
+      "maintenance mode: no automatic action (--wait)" },
+    { "resume", NULL, 0, 1, VERB_MUTATING | VERB_NEEDS_ETCD, verb_resume,
+      "leave maintenance mode (--wait)" },
     { "switchover", NULL, 0, 16, VERB_MUTATING | VERB_NEEDS_ETCD, verb_switchover,
       "hand the primary role to a replica (--candidate, --primary, --force)" },
 };

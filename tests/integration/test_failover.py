@@ -292,3 +292,25 @@ def test_watchdog_device_is_kept_alive_while_leading_and_disarmed_on_stop(cluste
         assert tail.endswith(b"V"), tail  # the magic close disarms it
     finally:
         os.close(reader)
+
+
+def test_pause_stops_automatic_actions_and_resume_restores_them(cluster):
+    cluster.start()
+    s = cluster.wait_healthy(timeout=120)
+    leader = cluster.node(s["leader"])
+    r = cluster.dbctl("pause", "--wait", timeout=90)
+    assert r.returncode == 0 and "Every member reports paused" in r.stdout, r.stdout + r.stderr
+    assert cluster.status()["paused"] is True
+    # paused: a dead primary is not restarted and nobody takes over
+    kill_postgres(leader)
+    time.sleep(4 * cluster.loop_wait + 1)
+    assert leader.postmaster_pid() is None
+    assert cluster.status()["leader"] == leader.name
+    for n in cluster.nodes:
+        if n is not leader:
+            assert n.sql("SELECT pg_is_in_recovery()") == [(True,)]
+    r = cluster.dbctl("resume", "--wait", timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    s2 = cluster.wait_healthy(timeout=60)  # restarted in place
+    assert s2["leader"] == leader.name and s2["paused"] is False
+    assert cluster.dbctl("resume").stdout.startswith('Cluster "itest" is not paused')

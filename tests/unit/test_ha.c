@@ -539,6 +539,22 @@ static const Case cases[] = {
       IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true,
          .failover_candidate_other = true),
       HA_STATE_REPLICA, NO_ACTS, "replica" },
+    { "paused: a replica with no leader is not promoted",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true,
+         .paused = true),
+      HA_STATE_REPLICA, NO_ACTS, "paused: no automatic action" },
+    { "paused: the leader keeps its key and does nothing else",
+      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME, .paused = true), HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_PUBLISH_STATUS),
+      "paused: keeping the leader key, no other action" },
+    { "paused: a leader whose lease runs out is still fenced",
+      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME, .paused = true, .lease_expiring = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_FENCE),
+      "the leader lease could not be renewed in time: fencing (immediate shutdown)" },
+    { "paused: a stopped primary is not restarted",
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .dcs_ok = true, LEADER_ME,
+         .paused = true),
+      HA_STATE_PRIMARY, NO_ACTS, "paused: no automatic action" },
     { "replica: must follow a new leader", IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER),
       HA_STATE_REPLICA, ACTS(HA_ACTION_FOLLOW), "following the new leader" },
     { "replica: nofailover follows a new leader too",
@@ -628,8 +644,9 @@ static void format_input(char *buf, size_t size, const HaInput *in)
              in->nofailover, in->lease_expiring, in->healthiest, in->restart_expired,
              in->use_pg_rewind, in->now_usec < in->clone_retry_usec);
     size_t len = strlen(buf);
-    snprintf(buf + len, size - len, " failover_from_me=%d candidate_me=%d candidate_other=%d",
-             in->failover_from_me, in->failover_candidate_me, in->failover_candidate_other);
+    snprintf(
+        buf + len, size - len, " failover_from_me=%d candidate_me=%d candidate_other=%d paused=%d",
+        in->failover_from_me, in->failover_candidate_me, in->failover_candidate_other, in->paused);
 }
 
 /* Checks one case; prints why it fails under the case's name. */
@@ -750,7 +767,7 @@ static void test_reasons_name_rows(void **state)
 
 /* The booleans the guards read, in enumeration order. */
 #define N_BOOLS 15
-#define N_BITS  (N_BOOLS + 3) /* + clone backoff pending, 2 bits of failover key */
+#define N_BITS  (N_BOOLS + 4) /* + clone backoff pending, 2 bits of failover key, paused */
 
 static void make_input(HaInput *in, HaState s, HaDataDir data, HaJobResult job, unsigned bits)
 {
@@ -780,6 +797,7 @@ static void make_input(HaInput *in, HaState s, HaDataDir data, HaJobResult job, 
         .failover_candidate_me = ((bits >> 16) & 3u) == 1,
         .failover_candidate_other = ((bits >> 16) & 3u) >= 2,
         .failover_from_me = ((bits >> 16) & 3u) == 2,
+        .paused = bits & (1u << 18),
     };
 }
 
