@@ -18,6 +18,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "clock.h"
 #include "election.h"
 
 #define USEC_PER_SEC 1000000ULL
@@ -28,13 +29,6 @@
 #define AGENT_ETCD_DEADLINE_USEC        (3 * 1000 * 1000ULL)
 /* How soon a tick follows one whose etcd round failed. */
 #define AGENT_ETCD_RETRY_USEC (300 * 1000ULL)
-
-static uint64_t now_usec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static double now_epoch(void)
 {
@@ -182,7 +176,7 @@ static int on_loop_timer(sd_event_source *s, uint64_t usec, void *userdata)
         /* after a failed etcd round, retry soon: the lease deadline runs */
         uint64_t wait =
             a->dcs_ok ? (uint64_t)agent_dcs(a)->loop_wait * USEC_PER_SEC : AGENT_ETCD_RETRY_USEC;
-        schedule_tick(a, now_usec() + wait);
+        schedule_tick(a, clock_monotonic_usec() + wait);
     }
     return 0;
 }
@@ -194,7 +188,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
     Agent *a = userdata;
     uint64_t n;
     (void)!read(fd, &n, sizeof(n));
-    schedule_tick(a, now_usec() + AGENT_WAKE_MIN_USEC);
+    schedule_tick(a, clock_monotonic_usec() + AGENT_WAKE_MIN_USEC);
     return 0;
 }
 
@@ -207,12 +201,12 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
     Agent *a = userdata;
     bool was_running = a->pg_running;
-    observe_postgres(a, now_usec());
+    observe_postgres(a, clock_monotonic_usec());
     if (was_running && !a->pg_running && !a->stopping && a->job.kind == AGENT_JOB_NONE) {
         log_warning("postgresql stopped (postmaster %d is gone)", (int)a->postmaster_pid);
-        schedule_tick(a, now_usec());
+        schedule_tick(a, clock_monotonic_usec());
     }
-    agent_publish_rest(a, now_usec());
+    agent_publish_rest(a, clock_monotonic_usec());
     (void)sd_event_source_set_time(s, usec + AGENT_PROBE_INTERVAL_USEC);
     return 0;
 }
@@ -416,7 +410,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
     config_free(a->config);
     a->config = fresh;
     /* re-read the cluster so the new settings count from this tick */
-    observe_cluster(a, now_usec());
+    observe_cluster(a, clock_monotonic_usec());
     LogLevel lvl = log_level_from_string(a->config->log.level);
     if (lvl >= 0) {
         log_set_max_level(lvl);
@@ -424,7 +418,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
     log_info("reloaded \"%s\" (loop_wait %" PRId64 " s)", a->config_path, agent_dcs(a)->loop_wait);
     /* the new loop_wait counts from now */
     a->next_tick_usec = 0;
-    schedule_tick(a, now_usec());
+    schedule_tick(a, clock_monotonic_usec());
     return 0;
 }
 
@@ -741,11 +735,11 @@ static void update_fence(Agent *a)
 
 void agent_tick(Agent *a)
 {
-    uint64_t now = now_usec();
+    uint64_t now = clock_monotonic_usec();
     a->loops++;
     observe_cluster(a, now);
     /* etcd calls may have taken a while: the probe gets its own deadline */
-    now = now_usec();
+    now = clock_monotonic_usec();
     observe_postgres(a, now);
 
     HaInput in;
@@ -782,7 +776,7 @@ void agent_tick(Agent *a)
     if (a->dcs_ok) {
         (void)agent_touch_member(a);
     }
-    agent_publish_rest(a, now_usec());
+    agent_publish_rest(a, clock_monotonic_usec());
     if (a->loops == 1) {
         (void)sd_notify(false, "READY=1");
     }
@@ -799,7 +793,7 @@ static void shutdown_agent(Agent *a)
     bool was_leader =
         a->cluster && a->cluster->leader && strcmp(a->cluster->leader->name, a->config->name) == 0;
     set_state(a, HA_STATE_STOPPING);
-    observe_postgres(a, now_usec());
+    observe_postgres(a, clock_monotonic_usec());
     if (a->pg_running) {
         PgArgv argv = { 0 };
         if (pgctl_argv_stop(&a->pg, "fast", AGENT_STOP_TIMEOUT_SEC, &argv) >= 0) {
@@ -901,13 +895,14 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         (r = sd_event_add_signal(a->event, &a->sig_hup, SIGHUP, on_hup, a)) < 0) {
         return log_error_errno(r, "signal handlers: %m");
     }
-    r = sd_event_add_time(a->event, &a->loop_timer, CLOCK_MONOTONIC, now_usec(), 1000,
+    r = sd_event_add_time(a->event, &a->loop_timer, CLOCK_MONOTONIC, clock_monotonic_usec(), 1000,
                           on_loop_timer, a);
     if (r < 0) {
         return log_error_errno(r, "loop timer: %m");
     }
     r = sd_event_add_time(a->event, &a->probe_timer, CLOCK_MONOTONIC,
-                          now_usec() + AGENT_PROBE_INTERVAL_USEC, 1000, on_probe_timer, a);
+                          clock_monotonic_usec() + AGENT_PROBE_INTERVAL_USEC, 1000, on_probe_timer,
+                          a);
     if (r >= 0) {
         r = sd_event_source_set_enabled(a->probe_timer, SD_EVENT_ON);
     }

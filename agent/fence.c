@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "pgprobe.h"
 
@@ -254,7 +255,7 @@ static _noreturn_ void child_main(FenceShared *sh, const char *data_dir, pid_t a
     /* Runs as long as the agent needs it; every pass is bounded by
      * FENCE_POLL_USEC and does not allocate. */
     for (;;) {
-        uint64_t now = pgprobe_now_usec();
+        uint64_t now = clock_monotonic_usec();
         atomic_store(&sh->beat_usec, now);
         uint64_t owner = atomic_load(&sh->owner);
         if (owner_fence(owner) != self) {
@@ -411,7 +412,7 @@ static int fence_fork(Fence *f)
     FenceShared *sh = f->shared;
     pid_t agent = getpid();
     atomic_store(&sh->exit_pid, 0);
-    atomic_store(&sh->beat_usec, pgprobe_now_usec());
+    atomic_store(&sh->beat_usec, clock_monotonic_usec());
     pid_t pid = fork();
     if (pid < 0) {
         return -errno;
@@ -432,7 +433,7 @@ static int fence_fork(Fence *f)
 static int fence_attach_or_fork(Fence *f)
 {
     FenceShared *sh = f->shared;
-    uint64_t now = pgprobe_now_usec();
+    uint64_t now = clock_monotonic_usec();
     uint64_t owner = atomic_load(&sh->owner);
     pid_t old = owner_fence(owner);
     bool same_dir = strncmp(sh->data_dir, f->data_dir, sizeof(sh->data_dir)) == 0;
@@ -570,7 +571,7 @@ int fence_ensure(Fence *f)
     if (!f || !f->shared) {
         return -EINVAL;
     }
-    uint64_t now = pgprobe_now_usec();
+    uint64_t now = clock_monotonic_usec();
     bool gone = fence_gone(f);
     if (!gone && owner_fence(atomic_load(&f->shared->owner)) == f->pid &&
         fence_responsive(f, f->pid, now)) {

@@ -54,7 +54,7 @@ typedef enum HaAction {
     HA_ACTION_FENCE,              /* immediate shutdown: no more writes, at once */
     HA_ACTION_REWIND,             /* start the pg_rewind job against the leader */
     HA_ACTION_MOVE_DATA_ASIDE,    /* rename data_dir out of the way (never delete it) */
-    HA_ACTION_NOTE_CRASH,         /* remember when the primary went down */
+    HA_ACTION_NOTE_CRASH,         /* report the crash (its time is observed, not decided) */
     HA_ACTION_SWITCHOVER_DEMOTE,  /* CHECKPOINT, fast stop (WAL reaches the standbys), release */
     HA_ACTION_CLEAR_FAILOVER,     /* delete the `failover` key: the switchover is done */
     _HA_ACTION_MAX,

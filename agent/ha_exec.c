@@ -16,15 +16,9 @@
 #include <libpq-fe.h>
 
 #include "agent.h"
+#include "clock.h"
 
 #define EXEC_SQL_DEADLINE_USEC (5 * 1000 * 1000ULL)
-
-static uint64_t mono_usec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static int etcd_fail(int r, const char *what, const EtcdError *e)
 {
@@ -302,7 +296,7 @@ static int remove_clone(Agent *a)
     /* jitter: up to a quarter more, so replicas do not retry in step */
     backoff += (uint64_t)(rand() % 1000) * (backoff / 4000);
     a->clone_failures++;
-    a->clone_retry_usec = mono_usec() + backoff;
+    a->clone_retry_usec = clock_monotonic_usec() + backoff;
     log_warning("next clone attempt in %" PRIu64 " ms", backoff / 1000);
     return 0;
 }
@@ -321,7 +315,7 @@ static int install_clone(Agent *a)
 
 static int exec_sql(Agent *a, const char *sql, PGresult **ret)
 {
-    int r = pgprobe_exec(a->probe, sql, mono_usec() + EXEC_SQL_DEADLINE_USEC, ret);
+    int r = pgprobe_exec(a->probe, sql, clock_monotonic_usec() + EXEC_SQL_DEADLINE_USEC, ret);
     if (r < 0) {
         return log_error_errno(r, "postgresql: %s", pgprobe_last_error(a->probe));
     }
@@ -620,7 +614,7 @@ static int promote(Agent *a)
     uint64_t switch_lsn =
         a->snap.replay_lsn > a->snap.receive_lsn ? a->snap.replay_lsn : a->snap.receive_lsn;
     uint32_t old_timeline = a->snap.timeline;
-    uint64_t t0 = mono_usec();
+    uint64_t t0 = clock_monotonic_usec();
     int r = exec_sql(a, "SELECT pg_catalog.pg_promote(wait => false)", NULL);
     if (r < 0) {
         return r;
@@ -640,7 +634,8 @@ static int promote(Agent *a)
         return log_error_errno(-ETIMEDOUT, "postgresql did not leave recovery after pg_promote");
     }
     log_struct_id(LOG_LEVEL_NOTICE, "e8d4c2b6a0f94e1d8c7b5a3f2e1d0c9b",
-                  "promoted to primary in %llu ms", (unsigned long long)(mono_usec() - t0) / 1000);
+                  "promoted to primary in %llu ms",
+                  (unsigned long long)(clock_monotonic_usec() - t0) / 1000);
     /* our postgresql.conf must stop pointing at the old upstream */
     r = write_conf(a, false);
     if (r >= 0) {
@@ -706,9 +701,9 @@ static int rewind_data(Agent *a)
  * candidate has all of it; only then is the leader key released. */
 static int switchover_demote(Agent *a)
 {
-    uint64_t t0 = mono_usec();
+    uint64_t t0 = clock_monotonic_usec();
     (void)exec_sql(a, "CHECKPOINT", NULL);
-    uint64_t t1 = mono_usec();
+    uint64_t t1 = clock_monotonic_usec();
     PgArgv argv = { 0 };
     int r = pgctl_argv_stop(&a->pg, "fast", AGENT_STOP_TIMEOUT_SEC, &argv);
     if (r >= 0) {
@@ -720,11 +715,11 @@ static int switchover_demote(Agent *a)
     }
     a->pg_running = false;
     a->probe_ok = false;
-    uint64_t t2 = mono_usec();
+    uint64_t t2 = clock_monotonic_usec();
     r = agent_release_leader(a);
     log_notice("switchover: checkpoint %llu ms, stop %llu ms, leader key released after %llu ms",
                (unsigned long long)(t1 - t0) / 1000, (unsigned long long)(t2 - t1) / 1000,
-               (unsigned long long)(mono_usec() - t2) / 1000);
+               (unsigned long long)(clock_monotonic_usec() - t2) / 1000);
     return r;
 }
 
@@ -787,12 +782,12 @@ int ha_exec_action(Agent *a, HaAction action)
     case HA_ACTION_CLEAR_FAILOVER:
         return clear_failover(a);
     case HA_ACTION_NOTE_CRASH:
-        if (a->primary_down_usec == 0) {
-            a->primary_down_usec = mono_usec();
-            log_warning("the primary went down: restarting it in place (primary_start_timeout "
-                        "%" PRId64 " s)",
-                        agent_dcs(a)->primary_start_timeout);
-        }
+        /* the time of the crash is observed in agent.c (it starts the
+         * primary_start_timeout clock before any decision); this reports it */
+        log_warning("the primary went down %llu ms ago: restarting it in place "
+                    "(primary_start_timeout %" PRId64 " s)",
+                    (unsigned long long)(clock_monotonic_usec() - a->primary_down_usec) / 1000,
+                    agent_dcs(a)->primary_start_timeout);
         return 0;
     case HA_ACTION_WRITE_PRIMARY_CONF:
         return write_conf(a, false);

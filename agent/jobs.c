@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "clock.h"
 
 static const char *const job_kind_table[_AGENT_JOB_KIND_MAX] = {
     [AGENT_JOB_NONE] = "none", [AGENT_JOB_INITDB] = "initdb",         [AGENT_JOB_START] = "start",
@@ -111,10 +112,7 @@ int agent_job_start(Agent *a, AgentJobKind kind, char *const *argv, int timeout_
     a->job.pid = pid;
     int r = sd_event_add_child(a->event, &a->job.child, pid, WEXITED, on_child, a);
     if (r >= 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t deadline = (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000 +
-                            (uint64_t)timeout_sec * 1000000ULL;
+        uint64_t deadline = clock_monotonic_usec() + (uint64_t)timeout_sec * 1000000ULL;
         r = sd_event_add_time(a->event, &a->job.timeout, CLOCK_MONOTONIC, deadline, 0,
                               on_job_timeout, a);
     }

@@ -22,6 +22,7 @@
 
 #include <libpq-fe.h>
 
+#include "clock.h"
 #include "log.h"
 #include "macro.h"
 
@@ -98,13 +99,6 @@ static inline void pgresult_clearp(PGresult **r)
         PQclear(*r);
         *r = NULL;
     }
-}
-
-uint64_t pgprobe_now_usec(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
 /* ---- pure helpers ---------------------------------------------------------- */
@@ -453,7 +447,7 @@ static int wait_fd(int fd, short events, uint64_t deadline_usec, short *ret_reve
         return -EBADF;
     }
     for (;;) {
-        uint64_t now = pgprobe_now_usec();
+        uint64_t now = clock_monotonic_usec();
         if (now >= deadline_usec) {
             return -ETIMEDOUT;
         }

@@ -113,9 +113,6 @@ unsigned pgprobe_connect_count(const PgProbe *p);
 /* The kept connection's server PID, or 0. */
 int pgprobe_backend_pid(const PgProbe *p);
 
-/* CLOCK_MONOTONIC now, in microseconds. */
-uint64_t pgprobe_now_usec(void);
-
 /* ---- pure helpers ---- */
 
 /* Builds the libpq parameters (application_name=dbha, options

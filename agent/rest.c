@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "macro.h"
 
@@ -43,13 +44,6 @@ static void rest_error_set(RestError *e, const char *fmt, ...)
     va_start(ap, fmt);
     (void)vsnprintf(e->message, sizeof(e->message), fmt, ap);
     va_end(ap);
-}
-
-static uint64_t now_usec(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
 /* ---- documents -------------------------------------------------------------- */
@@ -670,7 +664,7 @@ static enum MHD_Result serve_read(RestServer *s, struct MHD_Connection *c, RestR
     /* The decision is made now, not when the snapshot was taken: liveness
      * must see a stuck agent loop, and a lease must run out on time. */
     HealthNode node = snap->node;
-    node.now_usec = now_usec();
+    node.now_usec = clock_monotonic_usec();
     if (snap->leader_deadline_usec != 0 && node.now_usec >= snap->leader_deadline_usec) {
         node.is_leader = false;
     }

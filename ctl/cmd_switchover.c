@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "connect.h"
 #include "ctl.h"
 #include "dcs.h"
@@ -22,13 +23,6 @@
 /* How long dbctl waits for the candidate to take the leader key. */
 #define SWITCHOVER_WAIT_USEC (60 * 1000 * 1000ULL)
 #define SWITCHOVER_POLL_USEC (20 * 1000ULL)
-
-static uint64_t mono_usec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static bool tag_true(const DcsMember *m, const char *tag)
 {
@@ -180,7 +174,7 @@ int verb_switchover(int argc, char *argv[])
     if (dcs_failover_encode(from, candidate, NULL, &value) < 0) {
         goto done;
     }
-    t0 = mono_usec();
+    t0 = clock_monotonic_usec();
     r = etcd_put(t.client, t.paths.failover, value, strlen(value), NULL, NULL, &e);
     if (r < 0) {
         fprintf(stderr, "dbctl switchover: writing the failover key: %s\n", e.message);
@@ -194,7 +188,7 @@ int verb_switchover(int argc, char *argv[])
             etcd_key_value_done(&kv);
             if (done) {
                 printf("Switched over from \"%s\" to \"%s\" in %llu ms\n", from, candidate,
-                       (unsigned long long)(mono_usec() - t0) / 1000);
+                       (unsigned long long)(clock_monotonic_usec() - t0) / 1000);
                 ret = 0;
                 goto done;
             }

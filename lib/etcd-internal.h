@@ -104,4 +104,3 @@ int etcd_client_setup_easy(const EtcdClient *c, CURL *easy);
  * 0 and *ret_header (owned, "Authorization: tok") or NULL when auth is off. */
 int etcd_client_auth_header(EtcdClient *c, char **ret_header, EtcdError *reterr);
 void etcd_client_forget_token(EtcdClient *c);
-uint64_t etcd_now_usec(void);

@@ -557,33 +557,30 @@ static int get_bool(const json_t *o, const char *field, bool *ret, EtcdError *e)
     return 0;
 }
 
-/* An optional object field: *ret NULL when absent. */
-static int get_object(const json_t *o, const char *field, json_t **ret, EtcdError *e)
+/* An optional field of one JSON type: *ret NULL when absent or null. */
+static int get_typed(const json_t *o, const char *field, json_type type, const char *what,
+                     json_t **ret, EtcdError *e)
 {
     json_t *v = json_object_get(o, field);
     if (!v || json_is_null(v)) {
         *ret = NULL;
         return 0;
     }
-    if (!json_is_object(v)) {
-        return BAD(e, "field \"%s\" is not an object", field);
+    if (json_typeof(v) != type) {
+        return BAD(e, "field \"%s\" is not %s", field, what);
     }
     *ret = v;
     return 0;
 }
 
+static int get_object(const json_t *o, const char *field, json_t **ret, EtcdError *e)
+{
+    return get_typed(o, field, JSON_OBJECT, "an object", ret, e);
+}
+
 static int get_array(const json_t *o, const char *field, json_t **ret, EtcdError *e)
 {
-    json_t *v = json_object_get(o, field);
-    if (!v || json_is_null(v)) {
-        *ret = NULL;
-        return 0;
-    }
-    if (!json_is_array(v)) {
-        return BAD(e, "field \"%s\" is not an array", field);
-    }
-    *ret = v;
-    return 0;
+    return get_typed(o, field, JSON_ARRAY, "an array", ret, e);
 }
 
 static int get_bytes(const json_t *o, const char *field, char **ret, size_t *ret_len, EtcdError *e)

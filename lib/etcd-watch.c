@@ -14,6 +14,7 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "etcd-internal.h"
 #include "etcd.h"
 #include "log.h"
@@ -138,7 +139,7 @@ uint64_t etcd_watch_get_wakeup_usec(const EtcdWatch *w)
     if (w->terminal < 0) {
         return UINT64_MAX;
     }
-    uint64_t now = etcd_now_usec();
+    uint64_t now = clock_monotonic_usec();
     if (!w->easy) {
         return w->reconnect_at_usec > now ? w->reconnect_at_usec : now;
     }
@@ -192,7 +193,7 @@ static void schedule_reconnect(EtcdWatch *w, const EtcdError *why)
         w->backoff_usec = w->backoff_usec * 2 > WATCH_BACKOFF_MAX_USEC ? WATCH_BACKOFF_MAX_USEC
                                                                        : w->backoff_usec * 2;
     }
-    uint64_t now = etcd_now_usec();
+    uint64_t now = clock_monotonic_usec();
     w->reconnect_at_usec = now + w->backoff_usec + now % (w->backoff_usec / 4 + 1);
 }
 
@@ -268,7 +269,7 @@ static int handle_error(EtcdWatch *w, int r, EtcdError *e)
             w->auth_retried = true;
             etcd_client_forget_token(w->client);
             schedule_reconnect(w, e);
-            w->reconnect_at_usec = etcd_now_usec();
+            w->reconnect_at_usec = clock_monotonic_usec();
             return 0;
         }
         return set_terminal(w, r, e);
@@ -384,10 +385,10 @@ int etcd_watch_poll(EtcdWatch *w, uint64_t timeout_usec, EtcdError *reterr)
         }
         return w->terminal;
     }
-    uint64_t deadline = etcd_now_usec() + timeout_usec;
+    uint64_t deadline = clock_monotonic_usec() + timeout_usec;
     int dispatched = 0;
     for (;;) {
-        uint64_t now = etcd_now_usec();
+        uint64_t now = clock_monotonic_usec();
         if (!w->easy) {
             if (now < w->reconnect_at_usec) {
                 if (now >= deadline) {
@@ -431,7 +432,7 @@ int etcd_watch_poll(EtcdWatch *w, uint64_t timeout_usec, EtcdError *reterr)
         if (dispatched > 0) {
             return dispatched;
         }
-        now = etcd_now_usec();
+        now = clock_monotonic_usec();
         if (now >= deadline) {
             return 0;
         }

@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "clock.h"
 #include "etcd-internal.h"
 #include "log.h"
 
@@ -229,13 +230,6 @@ static CURLcode curl_init_result = CURLE_FAILED_INIT;
 static void curl_init_once(void)
 {
     curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-uint64_t etcd_now_usec(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
 }
 
 static void sleep_usec(uint64_t usec)
@@ -587,7 +581,7 @@ static int call_until(EtcdClient *c, const char *path, const char *body, uint64_
     (void)snprintf(last.message, sizeof(last.message), "deadline exceeded before any attempt");
 
     for (;;) {
-        uint64_t now = etcd_now_usec();
+        uint64_t now = clock_monotonic_usec();
         if (now >= deadline) {
             break;
         }
@@ -635,7 +629,7 @@ static int call_until(EtcdClient *c, const char *path, const char *body, uint64_
         idx = (idx + 1) % c->n_endpoints;
         if (++tried >= c->n_endpoints) {
             tried = 0;
-            now = etcd_now_usec();
+            now = clock_monotonic_usec();
             if (now >= deadline) {
                 break;
             }
@@ -650,7 +644,7 @@ static int call_until(EtcdClient *c, const char *path, const char *body, uint64_
 
 static int call(EtcdClient *c, const char *path, const char *body, Body *ret_body, EtcdError *e)
 {
-    return call_until(c, path, body, etcd_now_usec() + c->deadline_usec, ret_body, e);
+    return call_until(c, path, body, clock_monotonic_usec() + c->deadline_usec, ret_body, e);
 }
 
 static int authenticate(EtcdClient *c, uint64_t deadline, EtcdError *e)
@@ -694,7 +688,7 @@ int etcd_client_auth_header(EtcdClient *c, char **ret_header, EtcdError *reterr)
         return 0;
     }
     if (!c->token) {
-        int r = authenticate(c, etcd_now_usec() + c->deadline_usec, reterr);
+        int r = authenticate(c, clock_monotonic_usec() + c->deadline_usec, reterr);
         if (r < 0) {
             return r;
         }

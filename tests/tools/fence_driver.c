@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fence.h"
 #include "log.h"
 #include "pgprobe.h"
@@ -29,7 +30,7 @@ static void print_status(const char *what, const Fence *f)
            ", \"last_fence_usec\": %" PRIu64 ", \"now_usec\": %" PRIu64 "}\n",
            what, (int)getpid(), fence_get_pid(f), fence_get_reused(f) ? "true" : "false",
            fence_get_fenced_count(f), fence_is_armed(f) ? "true" : "false",
-           fence_get_deadline_usec(f), fence_get_last_fence_usec(f), pgprobe_now_usec());
+           fence_get_deadline_usec(f), fence_get_last_fence_usec(f), clock_monotonic_usec());
     fflush(stdout);
 }
 
@@ -53,7 +54,7 @@ int main(int argc, char **argv)
         line[strcspn(line, "\r\n")] = '\0';
         unsigned long ms;
         if (sscanf(line, "arm %lu", &ms) == 1) {
-            fence_arm(f, pgprobe_now_usec() + (uint64_t)ms * 1000);
+            fence_arm(f, clock_monotonic_usec() + (uint64_t)ms * 1000);
             print_status("armed", f);
         } else if (strcmp(line, "disarm") == 0) {
             fence_disarm(f);

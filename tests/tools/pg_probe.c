@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "log.h"
 #include "pgprobe.h"
 
@@ -80,9 +81,9 @@ static int probe_once(PgProbe *p, unsigned timeout_ms, const char *data_dir)
     if (!s) {
         return -ENOMEM;
     }
-    uint64_t start = pgprobe_now_usec();
+    uint64_t start = clock_monotonic_usec();
     int r = pgprobe_snapshot(p, start + (uint64_t)timeout_ms * 1000ULL, s);
-    uint64_t end = pgprobe_now_usec();
+    uint64_t end = clock_monotonic_usec();
 
     json_t *o = r >= 0 ? snapshot_json(s) : json_object();
     json_object_set_new(o, "reachable", json_boolean(r >= 0));
