@@ -17,6 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib.procs import Procs  # noqa: E402
 
 SAN_DIR = tempfile.mkdtemp(prefix="dbha-san-")
+# processes that run as `postgres` write their reports here too
+os.chmod(SAN_DIR, 0o1777)
 
 
 def _san_env():

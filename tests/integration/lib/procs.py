@@ -5,10 +5,13 @@ so teardown can stop it by PID even when the test failed half-way. Ports come
 from `free_port()`, which binds port 0 on 127.0.0.1 and remembers what it
 handed out so two peers in one run never get the same number.
 """
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 LOOPBACK = "127.0.0.1"
@@ -24,14 +27,43 @@ def build_dir():
     return d
 
 
+_runnable_dir = None
+
+
+def _runnable(rel):
+    """The program build_dir()/rel, at a path every user can execute.
+
+    As root, agents and drivers run as `postgres`, which may not be able to
+    reach the build tree at all (a clone under a 0700 directory, as mktemp -d
+    makes). They then run copies kept in one world-readable temp dir for the
+    session, refreshed whenever the build is newer.
+    """
+    global _runnable_dir
+    src = os.path.join(build_dir(), rel)
+    if os.geteuid() != 0:
+        return src
+    if _runnable_dir is None:
+        _runnable_dir = tempfile.mkdtemp(prefix="dbha-bin-")
+        os.chmod(_runnable_dir, 0o755)
+        atexit.register(shutil.rmtree, _runnable_dir, True)
+    dst = os.path.join(_runnable_dir, rel.replace(os.sep, "_"))
+    st = os.stat(src)
+    if not os.path.exists(dst) or os.stat(dst).st_mtime_ns != st.st_mtime_ns:
+        tmp = dst + ".tmp"
+        shutil.copy2(src, tmp)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, dst)
+    return dst
+
+
 def tool(name):
     """Path of a test driver built from tests/tools/<name>.c."""
-    return os.path.join(build_dir(), "tests", "tools", name)
+    return _runnable(os.path.join("tests", "tools", name))
 
 
 def binary(name):
     """Path of dbagent or dbctl in the tested build."""
-    return os.path.join(build_dir(), "bin", name)
+    return _runnable(os.path.join("bin", name))
 
 
 def free_port():
