@@ -37,10 +37,11 @@ CTL_SRCS   := $(sort $(wildcard ctl/*.c))
 UNIT_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
 TOOL_SRCS  := $(sort $(wildcard tests/tools/*.c))
 UNIT_FAKES := $(sort $(wildcard tests/unit/fake_*.c))
-C_SRCS     := $(LIB_SRCS) $(AGENT_SRCS) $(CTL_SRCS) $(UNIT_SRCS) $(TOOL_SRCS) $(UNIT_FAKES)
+BENCH_SRCS := $(sort $(wildcard bench/src/*.c))
+C_SRCS     := $(LIB_SRCS) $(AGENT_SRCS) $(CTL_SRCS) $(UNIT_SRCS) $(TOOL_SRCS) $(UNIT_FAKES) $(BENCH_SRCS)
 HEADERS    := $(wildcard lib/*.h agent/*.h ctl/*.h include/dbha/*.h tests/unit/*.h)
 
-.PHONY: all deps deps-test deps-lint deps-bench bench check unit integration asan release install uninstall \
+.PHONY: all deps deps-test deps-lint deps-bench bench bench-footprint check unit integration asan release install uninstall \
         format format-check lint demo demo-stop clean
 
 all: release
@@ -158,8 +159,19 @@ lint: deps-lint deps
 		$(LIB_SRCS) $(AGENT_SRCS) $(CTL_SRCS)
 
 # Benchmarks against Patroni 3.0.2 on loopback; results in bench/results/.
-bench: deps-bench all
+bench: deps-bench all bench-footprint
 	$(PYTHON) bench/failover $(BENCH_ARGS)
+
+# The resident-memory floor of the agent's libraries (no cluster needed).
+bench-footprint: deps all $(O)/bench/libfloor $(O)/bench/bare
+	$(PYTHON) bench/footprint --floor $(O)/bench/libfloor --bare $(O)/bench/bare --agent bin/dbagent
+
+$(O)/bench/libfloor: bench/src/libfloor.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_release) $(PKG_CFLAGS) $< -o $@ $(PKG_LIBS)
+$(O)/bench/bare: bench/src/libfloor.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_release) -DFLOOR_BARE $< -o $@
 
 demo: deps-test all
 	scripts/demo.sh start
