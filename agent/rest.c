@@ -33,6 +33,9 @@
 #define REST_CONTENT_PROM  "text/plain; version=0.0.4"
 #define REST_MHD_OPTS_MAX  16
 #define REST_ERR_NOT_READY "not available yet"
+/* At shutdown, the replies to deferred requests get this long to go out. */
+#define REST_STOP_WAIT_STEPS     200
+#define REST_STOP_WAIT_STEP_USEC (5 * 1000)
 
 static void rest_error_set(RestError *e, const char *fmt, ...) _printf_(2, 3);
 static void rest_error_set(RestError *e, const char *fmt, ...)
@@ -424,6 +427,9 @@ struct RestServer {
     bool starting;      /* MHD's log messages go to startup_error */
     char startup_error[REST_ERROR_MESSAGE_MAX];
 
+    RestPending *pending;              /* deferred requests not answered yet; guarded by lock */
+    atomic_uint suspended_connections; /* suspended, not yet resumed and answered */
+
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t status_class[REST_STATUS_CLASSES];
     atomic_uint_fast64_t body_too_large;
@@ -443,8 +449,147 @@ typedef struct RestRequest {
     char *user; /* owned: the authenticated user */
     char *body; /* owned: up to REST_BODY_MAX bytes */
     size_t body_len;
-    size_t body_seen; /* bytes received, kept or not */
+    size_t body_seen;     /* bytes received, kept or not */
+    RestPending *pending; /* owned reference: the handler deferred its reply */
 } RestRequest;
+
+/* A deferred reply. Two references: the request's (dropped when MHD is done
+ * with the connection) and the handler's (dropped by rest_pending_reply). */
+struct RestPending {
+    atomic_uint n_ref;
+    pthread_mutex_t lock; /* guards suspended, replied, reply */
+    RestServer *server;   /* borrowed; only touched before the reply */
+    struct MHD_Connection *conn;
+    bool suspended; /* the handler returned and the connection waits */
+    bool replied;
+    RestReply reply;
+    bool linked; /* in server->pending; guarded by the server's lock */
+    RestPending *prev, *next;
+};
+
+struct RestCallContext {
+    RestServer *server;
+    struct MHD_Connection *conn;
+    RestRequest *req;
+};
+
+static void reply_done(RestReply *r)
+{
+    json_decref(r->json);
+    free(r->text);
+    *r = (RestReply){ 0 };
+}
+
+static void pending_unref(RestPending *p)
+{
+    if (p && atomic_fetch_sub_explicit(&p->n_ref, 1, memory_order_acq_rel) == 1) {
+        reply_done(&p->reply);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+    }
+}
+
+static void pending_unlink_locked(RestServer *s, RestPending *p)
+{
+    if (!p->linked) {
+        return;
+    }
+    if (p->prev) {
+        p->prev->next = p->next;
+    } else {
+        s->pending = p->next;
+    }
+    if (p->next) {
+        p->next->prev = p->prev;
+    }
+    p->prev = p->next = NULL;
+    p->linked = false;
+}
+
+/* Stores the reply (the first one wins) and wakes the connection. Does not
+ * drop a reference. */
+static void pending_complete(RestPending *p, RestReply *reply)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->replied) {
+        pthread_mutex_unlock(&p->lock);
+        reply_done(reply);
+        return;
+    }
+    RestServer *s = p->server;
+    p->reply = *reply;
+    *reply = (RestReply){ 0 };
+    p->replied = true;
+    if (p->suspended) {
+        MHD_resume_connection(p->conn);
+    }
+    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_lock(&s->lock);
+    pending_unlink_locked(s, p);
+    pthread_mutex_unlock(&s->lock);
+}
+
+RestPending *rest_call_defer(const RestCall *call)
+{
+    RestCallContext *ctx = call ? call->context : NULL;
+    if (!ctx || ctx->req->pending) {
+        return NULL;
+    }
+    RestPending *p = calloc(1, sizeof(*p));
+    if (!p) {
+        return NULL;
+    }
+    if (pthread_mutex_init(&p->lock, NULL) != 0) {
+        free(p);
+        return NULL;
+    }
+    atomic_init(&p->n_ref, 2);
+    p->server = ctx->server;
+    p->conn = ctx->conn;
+    pthread_mutex_lock(&ctx->server->lock);
+    p->next = ctx->server->pending;
+    if (p->next) {
+        p->next->prev = p;
+    }
+    ctx->server->pending = p;
+    p->linked = true;
+    pthread_mutex_unlock(&ctx->server->lock);
+    ctx->req->pending = p;
+    return p;
+}
+
+void rest_pending_reply(RestPending *p, RestReply *reply)
+{
+    if (!p) {
+        if (reply) {
+            reply_done(reply);
+        }
+        return;
+    }
+    RestReply empty = { .status = MHD_HTTP_INTERNAL_SERVER_ERROR };
+    pending_complete(p, reply ? reply : &empty);
+    pending_unref(p);
+}
+
+int rest_reply_message(RestReply *reply, unsigned status, const char *message)
+{
+    *reply = (RestReply){ .status = status };
+    if (status >= 200 && status < 300) {
+        reply->text = strdup(strempty(message));
+        return reply->text ? 0 : -ENOMEM;
+    }
+    reply->json = json_pack("{s:s}", "error", strempty(message));
+    return reply->json ? 0 : -ENOMEM;
+}
+
+void rest_pending_reply_message(RestPending *p, unsigned status, const char *message)
+{
+    RestReply r;
+    if (rest_reply_message(&r, status, message) < 0) {
+        r = (RestReply){ .status = MHD_HTTP_INTERNAL_SERVER_ERROR };
+    }
+    rest_pending_reply(p, &r);
+}
 
 static void request_free(RestRequest *r)
 {
@@ -454,6 +599,7 @@ static void request_free(RestRequest *r)
     free(r->target);
     free(r->user);
     free(r->body);
+    pending_unref(r->pending);
     free(r);
 }
 
@@ -688,6 +834,10 @@ static enum MHD_Result serve_read(RestServer *s, struct MHD_Connection *c, RestR
                                REST_CONTENT_JSON);
 }
 
+static enum MHD_Result send_reply(RestServer *s, struct MHD_Connection *c, const char *method,
+                                  const char *path, int r, RestReply *reply);
+static enum MHD_Result send_pending_reply(RestServer *s, struct MHD_Connection *c, RestPending *p);
+
 static enum MHD_Result serve_handler(RestServer *s, struct MHD_Connection *c, RestRequest *req,
                                      const char *method)
 {
@@ -724,24 +874,71 @@ static enum MHD_Result serve_handler(RestServer *s, struct MHD_Connection *c, Re
         .snapshot = snap,
         .user = req->user,
     };
+    RestCallContext ctx = { .server = s, .conn = c, .req = req };
+    call.context = &ctx;
     RestReply reply = { 0 };
     int r = h->fn(&call, &reply, h->userdata);
-    _cleanup_(json_decrefp) json_t *rjson = reply.json;
-    _cleanup_free_ char *rtext = reply.text;
-    if (r < 0 || reply.status < 100 || reply.status > 599) {
-        log_debug("handler for %s %s failed: %s", method, req->path,
+    if (r == REST_DEFERRED) {
+        reply_done(&reply);
+        RestPending *p = req->pending;
+        if (!p) {
+            log_debug("handler for %s %s deferred without a pending request", method, req->path);
+            return reply_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error", NULL);
+        }
+        pthread_mutex_lock(&p->lock);
+        if (!p->replied) {
+            /* rest_pending_reply() resumes it; MHD then calls on_request again */
+            p->suspended = true;
+            atomic_fetch_add(&s->suspended_connections, 1);
+            MHD_suspend_connection(c);
+            pthread_mutex_unlock(&p->lock);
+            return MHD_YES;
+        }
+        pthread_mutex_unlock(&p->lock);
+        return send_pending_reply(s, c, p);
+    }
+    return send_reply(s, c, method, req->path, r, &reply);
+}
+
+/* Queues a handler's reply, consuming its json/text. */
+static enum MHD_Result send_reply(RestServer *s, struct MHD_Connection *c, const char *method,
+                                  const char *path, int r, RestReply *reply)
+{
+    _cleanup_(json_decrefp) json_t *rjson = TAKE_PTR(reply->json);
+    _cleanup_free_ char *rtext = TAKE_PTR(reply->text);
+    if (r < 0 || reply->status < 100 || reply->status > 599) {
+        log_debug("handler for %s %s failed: %s", method, path,
                   r < 0 ? strerror(-r) : "invalid status");
         return reply_error(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error", NULL);
     }
     if (rjson) {
-        return reply_malloced(s, c, reply.status, json_dumps(rjson, REST_JSON_FLAGS),
-                              reply.content_type ? reply.content_type : REST_CONTENT_JSON);
+        unsigned status = reply->status;
+        if (status >= 400 && json_is_object(rjson) && json_object_get(rjson, "error")) {
+            const char *msg = json_string_value(json_object_get(rjson, "error"));
+            return reply_error(s, c, status, strna(msg), NULL);
+        }
+        return reply_malloced(s, c, status, json_dumps(rjson, REST_JSON_FLAGS),
+                              reply->content_type ? reply->content_type : REST_CONTENT_JSON);
     }
     if (rtext) {
-        return reply_malloced(s, c, reply.status, TAKE_PTR(rtext),
-                              reply.content_type ? reply.content_type : REST_CONTENT_TEXT);
+        return reply_malloced(s, c, reply->status, TAKE_PTR(rtext),
+                              reply->content_type ? reply->content_type : REST_CONTENT_TEXT);
     }
-    return reply_code_only(s, c, reply.status);
+    return reply_code_only(s, c, reply->status);
+}
+
+/* The connection of a deferred request, resumed: its reply is there. */
+static enum MHD_Result send_pending_reply(RestServer *s, struct MHD_Connection *c, RestPending *p)
+{
+    pthread_mutex_lock(&p->lock);
+    RestReply reply = p->reply;
+    p->reply = (RestReply){ 0 };
+    if (p->suspended) {
+        p->suspended = false;
+        atomic_fetch_sub(&s->suspended_connections, 1);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return send_reply(s, c, "deferred", "request", 0, &reply);
 }
 
 static enum MHD_Result reply_early(RestServer *s, struct MHD_Connection *c, RestRequest *req)
@@ -857,6 +1054,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!req->started) {
         req->started = true;
         return request_start(s, c, req, method);
+    }
+    if (req->pending) {
+        return send_pending_reply(s, c, req->pending); /* resumed */
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
@@ -977,12 +1177,46 @@ static void free_secret(char *p)
     }
 }
 
+/* Answers every deferred request still waiting (503) and gives MHD's
+ * threads a moment to send those replies: MHD must not be stopped with a
+ * suspended connection. */
+static void answer_pending(RestServer *s)
+{
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        RestPending *p = s->pending;
+        if (p) {
+            pending_unlink_locked(s, p);
+            atomic_fetch_add_explicit(&p->n_ref, 1, memory_order_relaxed);
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (!p) {
+            break;
+        }
+        RestReply r;
+        if (rest_reply_message(&r, MHD_HTTP_SERVICE_UNAVAILABLE, "the agent is stopping") < 0) {
+            r = (RestReply){ .status = MHD_HTTP_SERVICE_UNAVAILABLE };
+        }
+        pending_complete(p, &r);
+        pending_unref(p);
+    }
+    for (unsigned i = 0; i < REST_STOP_WAIT_STEPS && atomic_load(&s->suspended_connections) > 0;
+         i++) {
+        (void)usleep(REST_STOP_WAIT_STEP_USEC);
+    }
+    if (atomic_load(&s->suspended_connections) > 0) {
+        log_warning("REST API: %u suspended request(s) still unanswered at shutdown",
+                    atomic_load(&s->suspended_connections));
+    }
+}
+
 RestServer *rest_server_free(RestServer *s)
 {
     if (!s) {
         return NULL;
     }
     if (s->daemon) {
+        answer_pending(s);
         MHD_stop_daemon(s->daemon);
     }
     s->current = rest_snapshot_unref(s->current);
@@ -1137,7 +1371,7 @@ int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *re
     OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
 
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (tls) {
         flags |= MHD_USE_TLS;
     }

@@ -98,6 +98,8 @@ typedef enum RestHandlerFlags {
                                              (implied for GET and HEAD handlers) */
 } RestHandlerFlags;
 
+typedef struct RestCallContext RestCallContext;
+
 /* One request, as a handler sees it. All pointers borrowed for the call. */
 typedef struct RestCall {
     const char *method;           /* "POST" */
@@ -107,6 +109,7 @@ typedef struct RestCall {
                                      and REST_HANDLER_BODY_OPTIONAL */
     const RestSnapshot *snapshot; /* the published snapshot, NULL before the first */
     const char *user;             /* the authenticated user, NULL without auth */
+    RestCallContext *context;     /* the server's: for rest_call_defer() */
 } RestCall;
 
 /* A handler's answer. Set status and at most one of json/text. */
@@ -117,10 +120,32 @@ typedef struct RestReply {
     const char *content_type; /* borrowed, static; NULL: the default for json/text */
 } RestReply;
 
-/* Runs on an MHD thread and must not block on PostgreSQL or etcd (hand the
- * work to the agent's loop and reply "accepted"). Return 0 after filling
- * *reply, or a negative errno: the client gets 500 {"error": ...}. */
+/* Runs on an MHD thread and must not block on PostgreSQL or etcd. Return 0
+ * after filling *reply, or a negative errno: the client gets 500
+ * {"error": ...}. Or hand the work to another thread: take a RestPending
+ * with rest_call_defer(), return REST_DEFERRED (*reply is ignored), and
+ * answer later with rest_pending_reply(). Meanwhile the connection is
+ * suspended: it costs no thread, and other requests are served. */
 typedef int (*RestHandlerFn)(const RestCall *call, RestReply *reply, void *userdata);
+
+#define REST_DEFERRED 1
+
+/* A request whose reply comes later, from any thread. */
+typedef struct RestPending RestPending;
+
+/* Called at most once per call, from the handler. Returns the pending
+ * request (the handler then must return REST_DEFERRED) or NULL (out of
+ * memory: answer now). */
+RestPending *rest_call_defer(const RestCall *call);
+/* Answers a deferred request exactly once, from any thread: takes *reply's
+ * json/text (and clears them) and releases p. A request still pending when
+ * the server is freed gets 503 {"error": "the agent is stopping"}. */
+void rest_pending_reply(RestPending *p, RestReply *reply);
+/* Convenience: {"error": message} with status, or the text message with a
+ * 2xx status (Patroni answers its POSTs with plain text). */
+void rest_pending_reply_message(RestPending *p, unsigned status, const char *message);
+/* The same shape for immediate replies. Returns 0 or -ENOMEM. */
+int rest_reply_message(RestReply *reply, unsigned status, const char *message);
 
 typedef struct RestHandler {
     const char *method; /* "POST", "PATCH", "PUT", "DELETE", ... (exact case) */

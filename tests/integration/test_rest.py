@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -294,6 +295,58 @@ def test_basic_auth_and_bodies(procs, workdir):
     assert st["auth_failed"] == 4
     assert st["requests"] == 11 and st["2xx"] >= 3 and st["5xx"] == 1
     d.stop()
+
+
+def test_deferred_reply_does_not_block_other_requests(procs, workdir):
+    """A handler that hands its work to another thread: the connection waits
+    (suspended) while the single MHD thread keeps answering health checks."""
+    d = Driver(procs, workdir, [LEADER], extra_args=["--echo", "--threads", "1"])
+    result = {}
+
+    def slow():
+        t0 = time.monotonic()
+        result["reply"] = d.request("POST", "/later?ms=1500")
+        result["elapsed"] = time.monotonic() - t0
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.2)
+    fast = []
+    for _ in range(5):
+        t0 = time.monotonic()
+        assert d.request("GET", "/health")[0] == 200
+        fast.append(time.monotonic() - t0)
+    assert "reply" not in result  # still waiting for its thread
+    t.join(10)
+    status, headers, body = result["reply"]
+    assert status == 200 and json.loads(body) == {"later": 1500}
+    assert result["elapsed"] >= 1.5
+    assert max(fast) < 0.5, fast
+    # Replied before the handler even returned: answered at once.
+    status, _, body = d.request("POST", "/later?ms=0")
+    assert status == 200 and json.loads(body) == {"later": 0}
+    assert_json_error(*d.request("POST", "/later?ms=x"), 400)
+    d.stop()
+
+
+def test_deferred_request_answered_at_shutdown(procs, workdir):
+    d = Driver(procs, workdir, [LEADER], extra_args=["--echo"])
+    replies = []
+    threads = [threading.Thread(target=lambda: replies.append(d.request("POST", "/never")))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    wait_until(lambda: d.request("GET", "/health")[0] == 200 and len(replies) == 0, 5,
+               what="driver up")
+    time.sleep(0.3)
+    assert replies == []
+    d.proc.send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join(10)
+    assert len(replies) == 3
+    for status, headers, body in replies:
+        assert assert_json_error(status, headers, body, 503) == "the agent is stopping"
+    assert d.proc.wait(10) == 0
 
 
 def test_oversized_body(procs, workdir):

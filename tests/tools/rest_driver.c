@@ -12,11 +12,15 @@
  * it, so a test may also rewrite a single file). SIGUSR1 prints the request
  * counters as one JSON line; SIGTERM/SIGINT stop cleanly. --echo registers
  * POST /echo (mutating: replies {"echo": body, "user": user}), DELETE /echo
- * (mutating, body optional) and POST /fail (a handler that fails).
+ * (mutating, body optional) and POST /fail (a handler that fails), and two
+ * deferred handlers: POST /later?ms=N (a thread answers {"later": N} after
+ * N ms) and POST /never (nobody answers: the server does at shutdown).
  * stdout lines: "listening on port N", "published FILE", "stats {...}". */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,7 +200,63 @@ static int fail_handler(const RestCall *call, RestReply *reply, void *userdata)
     return -EIO;
 }
 
+typedef struct Later {
+    RestPending *pending;
+    long ms;
+} Later;
+
+static void *later_main(void *arg)
+{
+    Later *l = arg;
+    (void)usleep((useconds_t)(l->ms * 1000));
+    RestReply r = { .status = 200, .json = json_pack("{s:I}", "later", (json_int_t)l->ms) };
+    rest_pending_reply(l->pending, &r);
+    free(l);
+    return NULL;
+}
+
+static int later_handler(const RestCall *call, RestReply *reply, void *userdata)
+{
+    long ms = 0;
+    if (sscanf(call->query, "ms=%ld", &ms) != 1 || ms < 0 || ms > 60000) {
+        return rest_reply_message(reply, 400, "ms=N wanted");
+    }
+    Later *l = calloc(1, sizeof(*l));
+    if (!l) {
+        return -ENOMEM;
+    }
+    l->ms = ms;
+    l->pending = rest_call_defer(call);
+    if (!l->pending) {
+        free(l);
+        return -ENOMEM;
+    }
+    pthread_t t;
+    if (pthread_create(&t, NULL, later_main, l) != 0) {
+        rest_pending_reply_message(l->pending, 500, "no thread");
+        free(l);
+        return REST_DEFERRED;
+    }
+    (void)pthread_detach(t);
+    return REST_DEFERRED;
+}
+
+static RestPending *never_pending[64];
+static atomic_uint n_never;
+
+static int never_handler(const RestCall *call, RestReply *reply, void *userdata)
+{
+    unsigned i = atomic_fetch_add(&n_never, 1);
+    if (i >= ELEMENTSOF(never_pending)) {
+        return rest_reply_message(reply, 429, "too many");
+    }
+    never_pending[i] = rest_call_defer(call);
+    return never_pending[i] ? REST_DEFERRED : -ENOMEM;
+}
+
 static const RestHandler echo_handlers[] = {
+    { "POST", "/later", REST_HANDLER_BODY_OPTIONAL, later_handler, NULL },
+    { "POST", "/never", REST_HANDLER_BODY_OPTIONAL, never_handler, NULL },
     { "POST", "/echo", REST_HANDLER_MUTATING, echo_handler, NULL },
     { "DELETE", "/echo", REST_HANDLER_MUTATING | REST_HANDLER_BODY_OPTIONAL, delete_handler, NULL },
     { "POST", "/fail", REST_HANDLER_BODY_OPTIONAL, fail_handler, NULL },
@@ -328,5 +388,11 @@ int main(int argc, char **argv)
     }
     print_stats(server);
     close(sfd);
+    /* The server answers what nobody did; our references are released
+     * afterwards (a reply after the server is gone is a no-op). */
+    server = rest_server_free(server);
+    for (unsigned i = 0; i < atomic_load(&n_never) && i < ELEMENTSOF(never_pending); i++) {
+        rest_pending_reply_message(never_pending[i], 500, "too late");
+    }
     return 0;
 }
