@@ -1,7 +1,8 @@
-/* The configuration schema, private to lib/config*.c: one row per YAML key
- * with its type, field, default, flags, check and environment name, plus
- * the value syntax (ports, addresses, integers, booleans) and the small
- * containers every row type fills. Nothing here logs. */
+/* The configuration schema, private to lib/ (config*.c; dynconfig.c reads
+ * the bootstrap.dcs rows): one row per YAML key with its type, field,
+ * default, flags, check and environment name, plus the value syntax (ports,
+ * addresses, integers, booleans) and the small containers every row type
+ * fills. Nothing here logs. */
 #pragma once
 
 #include <stdbool.h>
