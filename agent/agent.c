@@ -155,7 +155,7 @@ static void *watch_main(void *userdata)
 
 /* ---- timers and signals ---- */
 
-static void schedule_tick(Agent *a, uint64_t at_usec)
+void agent_schedule_tick(Agent *a, uint64_t at_usec)
 {
     if (a->next_tick_usec != 0 && a->next_tick_usec <= at_usec) {
         return;
@@ -176,7 +176,7 @@ static int on_loop_timer(sd_event_source *s, uint64_t usec, void *userdata)
         /* after a failed etcd round, retry soon: the lease deadline runs */
         uint64_t wait =
             a->dcs_ok ? (uint64_t)agent_dcs(a)->loop_wait * USEC_PER_SEC : AGENT_ETCD_RETRY_USEC;
-        schedule_tick(a, clock_monotonic_usec() + wait);
+        agent_schedule_tick(a, clock_monotonic_usec() + wait);
     }
     return 0;
 }
@@ -188,7 +188,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
     Agent *a = userdata;
     uint64_t n;
     (void)!read(fd, &n, sizeof(n));
-    schedule_tick(a, clock_monotonic_usec() + AGENT_WAKE_MIN_USEC);
+    agent_schedule_tick(a, clock_monotonic_usec() + AGENT_WAKE_MIN_USEC);
     return 0;
 }
 
@@ -204,7 +204,7 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata)
     observe_postgres(a, clock_monotonic_usec());
     if (was_running && !a->pg_running && !a->stopping && a->job.kind == AGENT_JOB_NONE) {
         log_warning("postgresql stopped (postmaster %d is gone)", (int)a->postmaster_pid);
-        schedule_tick(a, clock_monotonic_usec());
+        agent_schedule_tick(a, clock_monotonic_usec());
     }
     agent_publish_rest(a, clock_monotonic_usec());
     (void)sd_event_source_set_time(s, usec + AGENT_PROBE_INTERVAL_USEC);
@@ -378,7 +378,12 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
 {
     (void)s;
     (void)si;
-    Agent *a = userdata;
+    (void)agent_reload(userdata);
+    return 0;
+}
+
+int agent_reload(Agent *a)
+{
     Config *fresh = NULL;
     ConfigDiags d = { 0 };
     extern char **environ;
@@ -393,7 +398,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
     config_diags_done(&d);
     if (r < 0) {
         log_error("reload of \"%s\" failed: keeping the running configuration", a->config_path);
-        return 0;
+        return -EINVAL;
     }
     keep_restart_only_settings(a->config, fresh);
     /* The new config replaces the old; PgCtl borrows it, so rebuild that. */
@@ -402,7 +407,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
     if (r < 0) {
         log_error_errno(r, "reload: %m");
         config_free(fresh);
-        return 0;
+        return r;
     }
     pgctl_done(&a->pg);
     a->pg = pg;
@@ -418,7 +423,7 @@ static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *u
     log_info("reloaded \"%s\" (loop_wait %" PRId64 " s)", a->config_path, agent_dcs(a)->loop_wait);
     /* the new loop_wait counts from now */
     a->next_tick_usec = 0;
-    schedule_tick(a, clock_monotonic_usec());
+    agent_schedule_tick(a, clock_monotonic_usec());
     return 0;
 }
 
@@ -563,6 +568,26 @@ static bool follows(const Agent *a, const DcsMember *leader)
     return a->following && leader && strcmp(a->following, leader->name) == 0;
 }
 
+/* A scheduled switchover is due when its time has come; until then a tick
+ * is scheduled for that moment. An unreadable time never comes (logged). */
+static bool failover_due(Agent *a, const DcsFailover *fo, uint64_t now)
+{
+    double at;
+    if (dcs_parse_time(fo->scheduled_at, &at) < 0) {
+        if (a->have_last_row) {
+            log_debug("ignoring the failover key: unreadable scheduled_at \"%s\"",
+                      fo->scheduled_at);
+        }
+        return false;
+    }
+    double wait = at - now_epoch();
+    if (wait <= 0) {
+        return true;
+    }
+    agent_schedule_tick(a, now + (uint64_t)(wait * USEC_PER_SEC) + 1000);
+    return false;
+}
+
 static void build_input(Agent *a, uint64_t now, HaInput *in)
 {
     const DcsCluster *c = a->cluster;
@@ -607,11 +632,21 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
     in->restart_expired =
         !a->pg_running && a->primary_down_usec != 0 && now - a->primary_down_usec >= start_timeout;
     const DcsFailover *fo = c ? c->failover : NULL;
-    if (fo && fo->candidate) {
+    if (fo && fo->scheduled_at && !failover_due(a, fo, now)) {
+        fo = NULL; /* a scheduled switchover waits for its time */
+    }
+    /* A switchover without a candidate goes to the most advanced eligible
+     * replica; every member computes the same one from the same view. */
+    const DcsMember *picked = fo && !fo->candidate ? dcs_pick_candidate(c) : NULL;
+    const char *cand_name = fo ? (fo->candidate ? fo->candidate
+                                  : picked      ? picked->name
+                                                : NULL)
+                               : NULL;
+    if (cand_name) {
         const char *me = a->config->name;
-        const DcsMember *cand = dcs_cluster_get_member(c, fo->candidate);
+        const DcsMember *cand = dcs_cluster_get_member(c, cand_name);
         in->failover_from_me = !fo->leader || strcmp(fo->leader, me) == 0;
-        in->failover_candidate_me = strcmp(fo->candidate, me) == 0;
+        in->failover_candidate_me = strcmp(cand_name, me) == 0;
         in->failover_candidate_other = !in->failover_candidate_me && cand && cand->state &&
                                        strcmp(cand->state, "running") == 0;
     }
@@ -733,6 +768,35 @@ static void update_fence(Agent *a)
     }
 }
 
+/* A change of the `config` key reaches postgresql.conf within one loop:
+ * rewrite it and reload. Settings that need a restart then show as
+ * pending_restart (from the probe) until `dbctl restart --pending`. */
+static void apply_cluster_parameters(Agent *a)
+{
+    const DcsConfig *cc = a->dcs_ok && a->cluster ? a->cluster->config : NULL;
+    if (!cc || cc->mod_revision == a->params_revision || !a->pg_running || !a->probe_ok) {
+        return;
+    }
+    bool replica = a->state == HA_STATE_REPLICA;
+    if (a->state != HA_STATE_PRIMARY && !replica) {
+        return; /* starting, stopping...: the next start writes it anyway */
+    }
+    /* A replica keeps its upstream: rewrite only while it follows the
+     * leader it is pointed at. */
+    const DcsMember *lm = dcs_cluster_leader_member(a->cluster);
+    if (replica && !(lm && lm->host && follows(a, lm))) {
+        return;
+    }
+    if (agent_write_conf(a, replica) < 0) {
+        return;
+    }
+    if (agent_exec_sql(a, "SELECT pg_catalog.pg_reload_conf()", NULL) >= 0) {
+        log_info("cluster configuration (revision %" PRId64 ") written to postgresql.conf, "
+                 "postgresql reloaded",
+                 cc->mod_revision);
+    }
+}
+
 void agent_tick(Agent *a)
 {
     uint64_t now = clock_monotonic_usec();
@@ -770,13 +834,15 @@ void agent_tick(Agent *a)
         set_state(a, d.next);
     } else {
         /* decide again soon rather than after a whole loop_wait */
-        schedule_tick(a, now + USEC_PER_SEC);
+        agent_schedule_tick(a, now + USEC_PER_SEC);
     }
+    apply_cluster_parameters(a);
     update_fence(a);
     if (a->dcs_ok) {
         (void)agent_touch_member(a);
     }
     agent_publish_rest(a, clock_monotonic_usec());
+    api_after_tick(a, clock_monotonic_usec());
     if (a->loops == 1) {
         (void)sd_notify(false, "READY=1");
     }
@@ -918,7 +984,14 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         return log_error_errno(r, "wake source: %m");
     }
 
+    r = api_new(a, &a->api);
+    if (r < 0) {
+        return r;
+    }
+    RestHandler handlers[REST_HANDLERS_MAX];
     RestServerConfig rc = {
+        .handlers = handlers,
+        .n_handlers = api_handlers(a, handlers, ELEMENTSOF(handlers)),
         .listen = config->restapi.listen,
         .username = config->restapi.authentication.username,
         .password = config->restapi.authentication.password,
@@ -958,7 +1031,8 @@ Agent *agent_free(Agent *a)
     /* a clean exit stopped it already; on a failed start nothing is armed */
     a->fence = fence_stop(a->fence);
     a->watchdog = watchdog_close(a->watchdog);
-    a->rest = rest_server_free(a->rest);
+    a->rest = rest_server_free(a->rest); /* first: its threads queue into api */
+    a->api = api_free(a->api);
     sd_event_source_unref(a->sig_term);
     sd_event_source_unref(a->sig_int);
     sd_event_source_unref(a->sig_hup);

@@ -12,6 +12,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "api.h"
 #include "config.h"
 #include "dcs.h"
 #include "etcd.h"
@@ -103,9 +104,11 @@ typedef struct Agent {
     AgentJob job;
     uint64_t clone_retry_usec;
     unsigned clone_failures;
-    char *following; /* owned: the leader we point primary_conninfo at */
+    char *following;         /* owned: the leader we point primary_conninfo at */
+    int64_t params_revision; /* the config key revision postgresql.conf was written from */
 
     RestServer *rest;      /* owned */
+    ApiQueue *api;         /* owned: mutating REST requests for the loop */
     Fence *fence;          /* owned: the fencing process's heartbeat */
     Watchdog *watchdog;    /* owned: open (armed) only while leading */
     bool watchdog_blocked; /* watchdog.mode required and the device cannot be opened */
@@ -137,6 +140,11 @@ int agent_run(Agent *a);
 
 /* One HA loop iteration: observe, decide, act, publish. */
 void agent_tick(Agent *a);
+/* Runs a tick at at_usec (monotonic) unless one is due earlier. */
+void agent_schedule_tick(Agent *a, uint64_t at_usec);
+/* Re-reads the configuration file (SIGHUP, POST /reload). Returns 0, or
+ * -EINVAL when the file has errors (logged; the running config stays). */
+int agent_reload(Agent *a);
 
 /* Job control (agent/jobs.c). agent_job_start forks argv (environment:
  * ours plus PGPASSFILE) with a deadline; the loop is woken when it ends. */
@@ -148,6 +156,12 @@ int agent_run_sync(Agent *a, char *const *argv, int timeout_sec);
 /* Performs one action (agent/ha_exec.c). Returns 0 or a negative errno
  * (logged); the caller stops at the first failure. */
 int ha_exec_action(Agent *a, HaAction action);
+
+/* Rewrites postgresql.conf (and the standby settings when replica) from the
+ * config file and the cluster's `config` key (agent/ha_exec.c). */
+int agent_write_conf(Agent *a, bool replica);
+/* Runs one statement on the local server through the probe's connection. */
+int agent_exec_sql(Agent *a, const char *sql, PGresult **ret);
 
 /* Deletes the leader key if it still names us (agent/ha_exec.c). */
 int agent_release_leader(Agent *a);

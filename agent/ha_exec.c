@@ -214,7 +214,7 @@ static void slot_name(const char *member, char *buf, size_t size)
     buf[o] = '\0';
 }
 
-static int write_conf(Agent *a, bool replica)
+int agent_write_conf(Agent *a, bool replica)
 {
     const DcsMember *lm = replica ? leader_member(a) : NULL;
     char slot[PGPROBE_NAME_MAX];
@@ -225,10 +225,14 @@ static int write_conf(Agent *a, bool replica)
                           .port = lm->port,
                           .slot_name = agent_dcs(a)->use_slots ? slot : NULL };
     }
+    const DcsConfig *cc = a->cluster ? a->cluster->config : NULL;
+    a->pg.dcs_parameters = cc ? &cc->dcs.parameters : NULL;
     int r = pgctl_write_config(&a->pg, replica, &u);
+    a->pg.dcs_parameters = NULL;
     if (r < 0) {
         return log_error_errno(r, "writing the configuration in \"%s\": %m", a->pg.data_dir);
     }
+    a->params_revision = cc ? cc->mod_revision : 0;
     free(a->following);
     a->following = u.host ? strdup(lm->name) : NULL;
     return 0;
@@ -313,7 +317,7 @@ static int install_clone(Agent *a)
 
 /* ---- SQL on the local server ---- */
 
-static int exec_sql(Agent *a, const char *sql, PGresult **ret)
+int agent_exec_sql(Agent *a, const char *sql, PGresult **ret)
 {
     int r = pgprobe_exec(a->probe, sql, clock_monotonic_usec() + EXEC_SQL_DEADLINE_USEC, ret);
     if (r < 0) {
@@ -366,7 +370,7 @@ static int ensure_role(Agent *a, const ConfigUser *u, const char *options)
                  name, ident, options, ident, options, pw ? " PASSWORD " : "", pw ? pw : "") < 0) {
         return -ENOMEM;
     }
-    int r = exec_sql(a, sql, NULL);
+    int r = agent_exec_sql(a, sql, NULL);
     explicit_bzero(sql, strlen(sql));
     if (pw) {
         explicit_bzero(pw, strlen(pw));
@@ -401,7 +405,7 @@ static int create_roles(Agent *a)
                      ident, ident, ident, ident) < 0) {
             return -ENOMEM;
         }
-        r = exec_sql(a, sql, NULL);
+        r = agent_exec_sql(a, sql, NULL);
     }
     return r;
 }
@@ -489,11 +493,11 @@ static int abort_bootstrap(Agent *a)
 
 static int follow(Agent *a)
 {
-    int r = write_conf(a, true);
+    int r = agent_write_conf(a, true);
     if (r < 0) {
         return r;
     }
-    r = exec_sql(a, "SELECT pg_catalog.pg_reload_conf()", NULL);
+    r = agent_exec_sql(a, "SELECT pg_catalog.pg_reload_conf()", NULL);
     if (r < 0) {
         return r;
     }
@@ -546,7 +550,7 @@ static int sync_slots(Agent *a)
         free(buf);
         return -ENOMEM;
     }
-    int r = exec_sql(a, buf, NULL);
+    int r = agent_exec_sql(a, buf, NULL);
     free(buf);
     (void)want;
     return r;
@@ -592,7 +596,7 @@ int agent_release_leader(Agent *a)
 static bool query_is_false(Agent *a, const char *sql, bool *ret)
 {
     PGresult *res = NULL;
-    if (exec_sql(a, sql, &res) < 0 || !res) {
+    if (agent_exec_sql(a, sql, &res) < 0 || !res) {
         if (res) {
             PQclear(res);
         }
@@ -615,7 +619,7 @@ static int promote(Agent *a)
         a->snap.replay_lsn > a->snap.receive_lsn ? a->snap.replay_lsn : a->snap.receive_lsn;
     uint32_t old_timeline = a->snap.timeline;
     uint64_t t0 = clock_monotonic_usec();
-    int r = exec_sql(a, "SELECT pg_catalog.pg_promote(wait => false)", NULL);
+    int r = agent_exec_sql(a, "SELECT pg_catalog.pg_promote(wait => false)", NULL);
     if (r < 0) {
         return r;
     }
@@ -637,15 +641,15 @@ static int promote(Agent *a)
                   "promoted to primary in %llu ms",
                   (unsigned long long)(clock_monotonic_usec() - t0) / 1000);
     /* our postgresql.conf must stop pointing at the old upstream */
-    r = write_conf(a, false);
+    r = agent_write_conf(a, false);
     if (r >= 0) {
-        r = exec_sql(a, "SELECT pg_catalog.pg_reload_conf()", NULL);
+        r = agent_exec_sql(a, "SELECT pg_catalog.pg_reload_conf()", NULL);
     }
     if (r < 0) {
         log_warning("could not rewrite the configuration after promotion");
     }
     /* pg_rewind on the others reads the new timeline from pg_control */
-    if (exec_sql(a, "CHECKPOINT", NULL) < 0) {
+    if (agent_exec_sql(a, "CHECKPOINT", NULL) < 0) {
         log_warning("CHECKPOINT after promotion failed: pg_rewind may see the old timeline");
     }
     a->primary_down_usec = 0;
@@ -702,7 +706,7 @@ static int rewind_data(Agent *a)
 static int switchover_demote(Agent *a)
 {
     uint64_t t0 = clock_monotonic_usec();
-    (void)exec_sql(a, "CHECKPOINT", NULL);
+    (void)agent_exec_sql(a, "CHECKPOINT", NULL);
     uint64_t t1 = clock_monotonic_usec();
     PgArgv argv = { 0 };
     int r = pgctl_argv_stop(&a->pg, "fast", AGENT_STOP_TIMEOUT_SEC, &argv);
@@ -790,9 +794,9 @@ int ha_exec_action(Agent *a, HaAction action)
                     agent_dcs(a)->primary_start_timeout);
         return 0;
     case HA_ACTION_WRITE_PRIMARY_CONF:
-        return write_conf(a, false);
+        return agent_write_conf(a, false);
     case HA_ACTION_WRITE_REPLICA_CONF:
-        return write_conf(a, true);
+        return agent_write_conf(a, true);
     case HA_ACTION_START_POSTGRES:
         return start_postgres(a);
     case HA_ACTION_STOP_POSTGRES:

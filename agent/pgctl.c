@@ -291,10 +291,15 @@ static void put_params(FILE *f, const ConfigMap *m)
 }
 
 /* Settings a cluster that can fail over needs, unless the config sets them. */
-static void put_default(FILE *f, const Config *c, const char *name, const char *value)
+static const ConfigMap *cluster_params(const PgCtl *p)
 {
-    if (!config_map_get(&c->postgresql.parameters, name) &&
-        !config_map_get(&c->bootstrap.dcs.parameters, name)) {
+    return p->dcs_parameters ? p->dcs_parameters : &p->config->bootstrap.dcs.parameters;
+}
+
+static void put_default(FILE *f, const PgCtl *p, const char *name, const char *value)
+{
+    if (!config_map_get(&p->config->postgresql.parameters, name) &&
+        !config_map_get(cluster_params(p), name)) {
         put_param(f, name, value);
     }
 }
@@ -329,13 +334,15 @@ static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream 
     snprintf(port, sizeof(port), "%d", p->port);
     put_param(f, "port", port);
     put_param(f, "cluster_name", c->name);
-    put_default(f, c, "wal_level", "replica");
-    put_default(f, c, "hot_standby", "on");
-    put_default(f, c, "wal_log_hints", "on");
-    put_default(f, c, "max_wal_senders", "10");
-    put_default(f, c, "max_replication_slots", "10");
-    fputs("\n# bootstrap.dcs.postgresql.parameters\n", f);
-    put_params(f, &c->bootstrap.dcs.parameters);
+    put_default(f, p, "wal_level", "replica");
+    put_default(f, p, "hot_standby", "on");
+    put_default(f, p, "wal_log_hints", "on");
+    put_default(f, p, "max_wal_senders", "10");
+    put_default(f, p, "max_replication_slots", "10");
+    fputs(p->dcs_parameters ? "\n# the cluster's config key: postgresql.parameters\n"
+                            : "\n# bootstrap.dcs.postgresql.parameters\n",
+          f);
+    put_params(f, cluster_params(p));
     fputs("\n# postgresql.parameters\n", f);
     put_params(f, &c->postgresql.parameters);
     if (replica) {

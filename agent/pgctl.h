@@ -46,6 +46,10 @@ typedef struct PgCtl {
     char *local_host; /* how the agent reaches its server: socket_dir or a listen address */
     char *listen_addresses;
     int port;
+    /* borrowed: the cluster-wide parameters of the `config` key, used
+     * instead of bootstrap.dcs's when set (the caller keeps them alive
+     * while writing) */
+    const ConfigMap *dcs_parameters;
 } PgCtl;
 
 /* Fills *ret from the config. Returns 0, -EINVAL (no port), -ENOMEM. */

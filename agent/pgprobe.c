@@ -49,7 +49,8 @@ static const char snapshot_sql[] =
     " pg_catalog.current_setting('server_version_num'),"
     " (pg_catalog.pg_control_system()).system_identifier,"
     " pg_catalog.date_part('epoch', pg_catalog.pg_postmaster_start_time()),"
-    " (pg_catalog.pg_control_checkpoint()).timeline_id"
+    " (pg_catalog.pg_control_checkpoint()).timeline_id,"
+    " EXISTS (SELECT 1 FROM pg_catalog.pg_settings WHERE pending_restart)"
     " FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_stat_wal_receiver AS w ON true;"
     "SELECT application_name, state, sent_lsn::text, write_lsn::text, flush_lsn::text,"
     " replay_lsn::text, sync_state, pg_catalog.date_part('epoch', replay_lag)"
@@ -71,6 +72,7 @@ enum {
     COL_SYSID,
     COL_START_TIME,
     COL_CHECKPOINT_TLI,
+    COL_PENDING_RESTART,
     _COL_MAX,
 };
 
@@ -717,6 +719,8 @@ static int fill_snapshot(PgProbe *p, const PGresult *m, const PGresult *rep, PgS
     if ((v = value_or_null(m, 0, COL_START_TIME))) {
         s->postmaster_start_time = strtod(v, NULL);
     }
+    v = value_or_null(m, 0, COL_PENDING_RESTART);
+    s->pending_restart = v && v[0] == 't';
 
     /* Timeline: see the comment on snapshot_sql. */
     if (!s->in_recovery && (v = value_or_null(m, 0, COL_WALFILE_TLI))) {

@@ -103,6 +103,7 @@ int agent_touch_member(Agent *a)
         .timeline = a->probe_ok ? a->snap.timeline : 0,
         .replication_state = streaming(a) ? "streaming" : NULL,
         .pause = a->cluster && dcs_cluster_is_paused(a->cluster),
+        .pending_restart = a->probe_ok && a->snap.pending_restart,
     };
     int r = dcs_member_encode(&m, &value);
     json_decref(tags);
@@ -189,6 +190,9 @@ static json_t *patroni_doc(const Agent *a, const json_t *tags)
         json_object_set_new(d, "postmaster_start_time", json_string(started));
     }
     json_object_set_new(d, "role", json_string(dcs_role_to_string(member_role(a))));
+    if (a->probe_ok && a->snap.pending_restart) {
+        json_object_set_new(d, "pending_restart", json_true());
+    }
     if (a->probe_ok) {
         json_object_set_new(d, "server_version", json_integer(a->snap.server_version_num));
         json_t *xlog = json_object();

@@ -1,6 +1,6 @@
 /* REST server: routes each request the way Patroni 3.0.2's RestApiHandler
  * does (per-path GET handlers, the generic health check for every other
- * GET/HEAD/OPTIONS, 501 for a method nobody handles) and answers from the
+ * GET/HEAD/OPTIONS, 404 for a method nobody handles (Patroni: 501)) and answers from the
  * published snapshot only. Bodies are served zero-copy from the snapshot's
  * pre-serialized documents; the MHD response holds a snapshot reference. */
 #include "rest.h"
@@ -992,8 +992,9 @@ static enum MHD_Result request_start(RestServer *s, struct MHD_Connection *c, Re
             request_fail_early(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s is not allowed",
                                method);
         } else {
-            /* Patroni (BaseHTTPRequestHandler) for a method without do_<METHOD>. */
-            request_fail_early(req, MHD_HTTP_NOT_IMPLEMENTED, "Unsupported method ('%s')", method);
+            /* Patroni answers 501 "Unsupported method" here; a bad request
+             * gets a 4xx from us (the brief): nothing handles this path. */
+            request_fail_early(req, MHD_HTTP_NOT_FOUND, "no handler for %s %s", method, req->path);
         }
     }
 

@@ -158,7 +158,7 @@ typedef struct RestHandler {
 
 /* The handler for method and path (first segment matched, query ignored), or
  * NULL. *ret_path_known (optional) tells whether another method has a handler
- * for that path (the server then answers 405 instead of 501). Pure. */
+ * for that path (the server then answers 405 instead of 404). Pure. */
 const RestHandler *rest_handler_lookup(const RestHandler *table, size_t n, const char *method,
                                        const char *path, bool *ret_path_known);
 

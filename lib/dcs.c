@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -1047,6 +1048,133 @@ int dcs_member_lag(const DcsCluster *c, const DcsMember *m, uint64_t *ret_bytes)
         return -ENODATA;
     }
     *ret_bytes = ref >= m->xlog_location ? ref - m->xlog_location : 0;
+    return 0;
+}
+
+static bool member_tag_true(const DcsMember *m, const char *tag)
+{
+    return m->tags && json_is_true(json_object_get(m->tags, tag));
+}
+
+const char *dcs_candidate_problem(const DcsCluster *c, const DcsMember *m, bool ignore_lag)
+{
+    if (!c || !m) {
+        return "no such member";
+    }
+    if (c->leader && strcmp(c->leader->name, m->name) == 0) {
+        return "it is the current leader";
+    }
+    if (!m->state || strcmp(m->state, "running") != 0) {
+        return "it is not running";
+    }
+    if (member_tag_true(m, "nofailover")) {
+        return "it is tagged nofailover";
+    }
+    uint64_t lag = 0;
+    int64_t max = c->config ? c->config->dcs.maximum_lag_on_failover : 1048576;
+    if (!ignore_lag && dcs_member_lag(c, m, &lag) >= 0 && lag > (uint64_t)max) {
+        return "it lags more than maximum_lag_on_failover";
+    }
+    return NULL;
+}
+
+const DcsMember *dcs_pick_candidate(const DcsCluster *c)
+{
+    const DcsMember *best = NULL;
+    for (size_t i = 0; c && i < c->n_members; i++) {
+        const DcsMember *m = &c->members[i];
+        if (dcs_candidate_problem(c, m, false)) {
+            continue;
+        }
+        if (!best || (m->has_xlog_location && m->xlog_location > best->xlog_location)) {
+            best = m;
+        }
+    }
+    return best;
+}
+
+/* Reads exactly n digits. */
+static bool read_digits(const char **p, int n, int *ret)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9') {
+            return false;
+        }
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *ret = v;
+    return true;
+}
+
+int dcs_parse_time(const char *s, double *ret_epoch)
+{
+    if (!s || !ret_epoch) {
+        return -EINVAL;
+    }
+    const char *p = s;
+    int y, mo, d, h, mi, sec;
+    if (!read_digits(&p, 4, &y) || *p++ != '-' || !read_digits(&p, 2, &mo) || *p++ != '-' ||
+        !read_digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' ')) {
+        return -EINVAL;
+    }
+    p++;
+    if (!read_digits(&p, 2, &h) || *p++ != ':' || !read_digits(&p, 2, &mi)) {
+        return -EINVAL;
+    }
+    sec = 0;
+    if (*p == ':') {
+        p++;
+        if (!read_digits(&p, 2, &sec)) {
+            return -EINVAL;
+        }
+    }
+    double frac = 0, scale = 0.1;
+    if (*p == '.' || *p == ',') {
+        p++;
+        if (*p < '0' || *p > '9') {
+            return -EINVAL;
+        }
+        for (; *p >= '0' && *p <= '9'; p++, scale /= 10) {
+            frac += (*p - '0') * scale;
+        }
+    }
+    int offset = 0; /* seconds east of UTC */
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+        if (!read_digits(&p, 2, &oh)) {
+            return -EINVAL;
+        }
+        if (*p == ':') {
+            p++;
+        }
+        if (*p && !read_digits(&p, 2, &om)) {
+            return -EINVAL;
+        }
+        if (oh > 23 || om > 59) {
+            return -EINVAL;
+        }
+        offset = sign * (oh * 3600 + om * 60);
+    } else {
+        return -EINVAL; /* no timezone: ambiguous, as Patroni refuses it */
+    }
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+        return -EINVAL;
+    }
+    struct tm tm = { .tm_year = y - 1900,
+                     .tm_mon = mo - 1,
+                     .tm_mday = d,
+                     .tm_hour = h,
+                     .tm_min = mi,
+                     .tm_sec = sec };
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || tm.tm_mday != d) {
+        return -EINVAL; /* timegm normalised an impossible date (Feb 30) */
+    }
+    *ret_epoch = (double)t - offset + frac;
     return 0;
 }
 

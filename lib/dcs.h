@@ -231,6 +231,21 @@ int dcs_cluster_reference_lsn(const DcsCluster *c, uint64_t *ret_lsn);
  * is unknown. The leader's lag is 0. */
 int dcs_member_lag(const DcsCluster *c, const DcsMember *m, uint64_t *ret_bytes);
 
+/* Why member m cannot take over as leader in a switchover or a manual
+ * failover: NULL when it can, else a static reason ("no such member" for
+ * NULL, "it is the current leader", "it is not running", "it is tagged
+ * nofailover", "it lags more than maximum_lag_on_failover"). With
+ * ignore_lag the lag is not checked (a forced failover). Pure. */
+const char *dcs_candidate_problem(const DcsCluster *c, const DcsMember *m, bool ignore_lag);
+/* The most advanced member without a candidate problem, or NULL. Pure. */
+const DcsMember *dcs_pick_candidate(const DcsCluster *c);
+
+/* Parses an ISO 8601 time as Patroni writes scheduled_at
+ * ("2026-11-27T08:00:00+00:00"; also "Z", "+0100", fractional seconds, a
+ * space instead of 'T'). A timezone is required. Returns 0 and seconds since
+ * the epoch, or -EINVAL. Pure. */
+int dcs_parse_time(const char *s, double *ret_epoch);
+
 /* Patroni 3.0.2's GET /cluster body: {"members": [{"name", "role"
  * ("leader"|"standby_leader"|"sync_standby"|"replica"), "state", "api_url",
  * ["host", "port"], ["timeline"], ["pending_restart"], ["scheduled_restart"],

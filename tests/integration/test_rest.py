@@ -3,7 +3,7 @@ from JSON files on 127.0.0.1 and these tests hit it with http.client.
 
 Health status codes are cross-checked against rows of tests/unit/test_health.c;
 the reply shapes follow Patroni 3.0.2 (GET: the /patroni status JSON, HEAD and
-OPTIONS: status line only, 501 for a method nobody handles).
+OPTIONS: status line only, 404 for a method nobody handles on that path).
 """
 import base64
 import http.client
@@ -236,11 +236,12 @@ def test_documents_verbatim(procs, workdir):
 
 def test_unknown_method_and_path(procs, workdir):
     d = Driver(procs, workdir, [LEADER], extra_args=["--echo"])
-    # Patroni: no do_<METHOD>_<path> and no do_<METHOD> -> 501 "Unsupported method".
+    # Patroni answers 501 "Unsupported method" (no do_<METHOD>_<path>); a bad
+    # request gets a 4xx with a JSON reason from us.
     for method, path in [("POST", "/foo"), ("PATCH", "/patroni"), ("DELETE", "/cluster"),
-                         ("PUT", "/"), ("POST", "/switchover")]:
-        msg = assert_json_error(*d.request(method, path, body=b"{}"), 501)
-        assert msg == f"Unsupported method ('{method}')"
+                         ("PUT", "/"), ("POST", "/switchover"), ("BREW", "/pot")]:
+        msg = assert_json_error(*d.request(method, path, body=b"{}"), 404)
+        assert msg == f"no handler for {method} {path}"
     # A path with handlers for other methods -> 405 with Allow.
     status, headers, body = d.request("PUT", "/echo", body=b"{}")
     assert_json_error(status, headers, body, 405)

@@ -396,6 +396,79 @@ static void test_conn_url(void **state)
     }
 }
 
+/* ---- switchover candidates and scheduled times ---- */
+
+static void test_candidates(void **state)
+{
+    DcsCluster *c = parse(patroni_cluster, ELEMENTSOF(patroni_cluster));
+    assert_string_equal(dcs_candidate_problem(c, NULL, false), "no such member");
+    assert_string_equal(dcs_candidate_problem(c, dcs_cluster_get_member(c, "n1"), false),
+                        "it is the current leader");
+    assert_string_equal(dcs_candidate_problem(c, dcs_cluster_get_member(c, "n2"), false),
+                        "it is tagged nofailover");
+    assert_null(dcs_candidate_problem(c, dcs_cluster_get_member(c, "n3"), false));
+    assert_string_equal(dcs_pick_candidate(c)->name, "n3");
+    dcs_cluster_free(c);
+
+    static const Kv kvs[] = {
+        { PREFIX "config", "{\"maximum_lag_on_failover\":100}", 0 },
+        { PREFIX "leader", "n1", 0 },
+        { PREFIX "members/n1", "{\"state\":\"running\",\"xlog_location\":1000}", 0 },
+        { PREFIX "members/n2", "{\"state\":\"running\",\"xlog_location\":800}", 0 },
+        { PREFIX "members/n3", "{\"state\":\"running\",\"xlog_location\":950}", 0 },
+        { PREFIX "members/n4", "{\"state\":\"stopped\",\"xlog_location\":1000}", 0 },
+    };
+    c = parse(kvs, ELEMENTSOF(kvs));
+    assert_string_equal(dcs_candidate_problem(c, dcs_cluster_get_member(c, "n2"), false),
+                        "it lags more than maximum_lag_on_failover");
+    assert_null(dcs_candidate_problem(c, dcs_cluster_get_member(c, "n2"), true));
+    assert_string_equal(dcs_candidate_problem(c, dcs_cluster_get_member(c, "n4"), true),
+                        "it is not running");
+    assert_string_equal(dcs_pick_candidate(c)->name, "n3");
+    dcs_cluster_free(c);
+    c = parse(kvs + 1, 2); /* only the leader */
+    assert_null(dcs_pick_candidate(c));
+    dcs_cluster_free(c);
+}
+
+static void test_parse_time(void **state)
+{
+    static const struct {
+        const char *s;
+        double epoch;
+    } good[] = {
+        { "2026-11-27T08:00:00+00:00", 1795766400.0 },
+        { "2026-11-27T08:00:00Z", 1795766400.0 },
+        { "2026-11-27 09:30:00+01:30", 1795766400.0 },
+        { "2026-11-27T03:00:00-0500", 1795766400.0 },
+        { "2026-11-27T08:00:00.25+00:00", 1795766400.25 },
+        { "2026-11-27T08:00+00", 1795766400.0 },
+        { "2024-02-29T00:00:00Z", 1709164800.0 },
+    };
+    for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+        double t = 0;
+        assert_int_equal(dcs_parse_time(good[i].s, &t), 0);
+        assert_true(t == good[i].epoch);
+    }
+    static const char *const bad[] = {
+        "2026-11-27T08:00:00", /* no timezone */
+        "2026-11-27",
+        "",
+        "now",
+        "2026-13-01T00:00:00Z",
+        "2025-02-29T00:00:00Z",
+        "2026-11-27T24:00:00Z",
+        "2026-11-27T08:00:00+25:00",
+        "2026-11-27T08:00:00Z trailing",
+        "2026-11-27T08:00:00.+00:00",
+    };
+    for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+        double t = 0;
+        assert_int_equal(dcs_parse_time(bad[i], &t), -EINVAL);
+    }
+    assert_int_equal(dcs_parse_time(NULL, NULL), -EINVAL);
+}
+
 /* ---- lag and /cluster ---- */
 
 static void test_lag(void **state)
@@ -665,6 +738,8 @@ int main(void)
         cmocka_unit_test(test_member_encode),
         cmocka_unit_test(test_small_encoders),
         cmocka_unit_test(test_config_encode),
+        cmocka_unit_test(test_candidates),
+        cmocka_unit_test(test_parse_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

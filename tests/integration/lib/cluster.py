@@ -44,6 +44,7 @@ class Node:
         self.repl_password = REPL_PW
         self.watchdog = {"mode": "off"}
         self.env = None  # extra environment for the agent
+        self.rest_auth = None  # (user, password): restapi.authentication
 
     def config(self):
         c = self.cluster
@@ -57,7 +58,7 @@ name: {self.name}
 restapi:
   listen: {LOOPBACK}:{self.api_port}
   connect_address: {LOOPBACK}:{self.api_port}
-etcd3:
+{self.rest_auth_yaml()}etcd3:
   hosts: {",".join(c.etcd.endpoints)}
 bootstrap:
   dcs:
@@ -123,6 +124,12 @@ tags:
 
     def kill(self):
         return self.stop(signal.SIGKILL)
+
+    def rest_auth_yaml(self):
+        if not self.rest_auth:
+            return ""
+        return (f"  authentication:\n    username: {self.rest_auth[0]}\n"
+                f"    password: {self.rest_auth[1]}\n")
 
     def api(self, path, method="GET", timeout=3):
         req = urllib.request.Request(f"http://{LOOPBACK}:{self.api_port}{path}", method=method)

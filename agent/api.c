@@ -1,0 +1,585 @@
+/* Mutating REST endpoints: queued by MHD threads, executed and answered by
+ * the agent's loop. Status codes and messages follow Patroni 3.0.2's
+ * api.py (do_POST_failover, do_DELETE_switchover, do_PATCH_config,
+ * do_PUT_config, do_POST_reload); error bodies are {"error": ...}. */
+#include "api.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <systemd/sd-event.h>
+
+#include "agent.h"
+#include "clock.h"
+#include "dcs.h"
+#include "dynconfig.h"
+#include "log.h"
+#include "macro.h"
+
+#define API_MESSAGE_MAX 256
+
+typedef enum ApiKind {
+    API_SWITCHOVER,
+    API_FAILOVER,
+    API_DELETE_SWITCHOVER,
+    API_PATCH_CONFIG,
+    API_PUT_CONFIG,
+    API_RELOAD,
+} ApiKind;
+
+typedef struct ApiRequest {
+    ApiKind kind;
+    json_t *body; /* owned copy, NULL when the request had none */
+    RestPending *pending;
+    /* a switchover or failover waiting for its outcome */
+    char *old_leader; /* owned, NULL when there was no leader */
+    char *candidate;  /* owned, may be NULL */
+    uint64_t deadline_usec;
+    struct ApiRequest *next;
+} ApiRequest;
+
+struct ApiQueue {
+    Agent *agent;
+    pthread_mutex_t lock;
+    ApiRequest *incoming; /* guarded by lock; newest first */
+    ApiRequest *waiting;  /* loop thread only */
+    int fd;               /* eventfd: handlers write, the loop reads */
+    sd_event_source *io;  /* owned */
+};
+
+static void request_free(ApiRequest *r)
+{
+    if (!r) {
+        return;
+    }
+    json_decref(r->body);
+    free(r->old_leader);
+    free(r->candidate);
+    free(r);
+}
+
+/* Answers r (2xx: text, else {"error": ...}) and frees it. */
+static void answer(ApiRequest *r, unsigned status, const char *fmt, ...) _printf_(3, 4);
+static void answer(ApiRequest *r, unsigned status, const char *fmt, ...)
+{
+    char msg[API_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (status >= 400) {
+        log_info("REST API: %u %s", status, msg);
+    }
+    rest_pending_reply_message(r->pending, status, msg);
+    request_free(r);
+}
+
+static void answer_json(ApiRequest *r, unsigned status, json_t *doc)
+{
+    RestReply reply = { .status = status, .json = doc };
+    rest_pending_reply(r->pending, &reply);
+    request_free(r);
+}
+
+/* ---- MHD threads ------------------------------------------------------------ */
+
+static int enqueue(const RestCall *call, ApiKind kind, Agent *a)
+{
+    ApiQueue *q = a->api;
+    ApiRequest *r = calloc(1, sizeof(*r));
+    if (!r) {
+        return -ENOMEM;
+    }
+    r->kind = kind;
+    if (call->body) {
+        r->body = json_deep_copy(call->body);
+        if (!r->body) {
+            free(r);
+            return -ENOMEM;
+        }
+    }
+    r->pending = rest_call_defer(call);
+    if (!r->pending) {
+        request_free(r);
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&q->lock);
+    r->next = q->incoming;
+    q->incoming = r;
+    pthread_mutex_unlock(&q->lock);
+    uint64_t one = 1;
+    if (write(q->fd, &one, sizeof(one)) < 0) {
+        log_debug("REST API: waking the loop failed: %m"); /* the counter is full: awake */
+    }
+    return REST_DEFERRED;
+}
+
+#define HANDLER(name, kind)                                                                        \
+    static int name(const RestCall *call, RestReply *reply, void *userdata)                        \
+    {                                                                                              \
+        return enqueue(call, kind, userdata);                                                      \
+    }
+HANDLER(on_switchover, API_SWITCHOVER)
+HANDLER(on_failover, API_FAILOVER)
+HANDLER(on_delete_switchover, API_DELETE_SWITCHOVER)
+HANDLER(on_patch_config, API_PATCH_CONFIG)
+HANDLER(on_put_config, API_PUT_CONFIG)
+HANDLER(on_reload, API_RELOAD)
+#undef HANDLER
+
+size_t api_handlers(Agent *a, RestHandler *table, size_t max)
+{
+    const RestHandler all[] = {
+        { "POST", "/switchover", REST_HANDLER_MUTATING, on_switchover, a },
+        { "POST", "/failover", REST_HANDLER_MUTATING, on_failover, a },
+        { "DELETE", "/switchover", REST_HANDLER_MUTATING | REST_HANDLER_BODY_OPTIONAL,
+          on_delete_switchover, a },
+        { "PATCH", "/config", REST_HANDLER_MUTATING, on_patch_config, a },
+        { "PUT", "/config", REST_HANDLER_MUTATING, on_put_config, a },
+        { "POST", "/reload", REST_HANDLER_MUTATING | REST_HANDLER_BODY_OPTIONAL, on_reload, a },
+    };
+    size_t n = ELEMENTSOF(all) < max ? ELEMENTSOF(all) : max;
+    memcpy(table, all, n * sizeof(all[0]));
+    return n;
+}
+
+/* ---- the loop --------------------------------------------------------------- */
+
+/* A fresh view for a decision an operator asked for. */
+static int read_cluster(Agent *a, DcsCluster **ret, char *why, size_t whylen)
+{
+    EtcdError e = { 0 };
+    int r = dcs_cluster_read(a->etcd, &a->paths, ret, &e);
+    if (r < 0) {
+        snprintf(why, whylen, "cannot read the cluster from etcd: %s", e.message);
+    }
+    return r;
+}
+
+/* Optional string field; false when present with another type. */
+static bool get_string(const json_t *body, const char *key, const char **ret)
+{
+    json_t *v = body ? json_object_get(body, key) : NULL;
+    *ret = NULL;
+    if (!v || json_is_null(v)) {
+        return true;
+    }
+    if (!json_is_string(v)) {
+        return false;
+    }
+    *ret = json_string_value(v);
+    if (!**ret) {
+        *ret = NULL; /* "" is absent, as in Python's truthiness */
+    }
+    return true;
+}
+
+static int write_failover_key(Agent *a, const char *leader, const char *candidate,
+                              const char *scheduled_at, char *why, size_t whylen)
+{
+    _cleanup_free_ char *value = NULL;
+    int r = dcs_failover_encode(leader, candidate, scheduled_at, &value);
+    if (r < 0) {
+        snprintf(why, whylen, "out of memory");
+        return r;
+    }
+    EtcdError e = { 0 };
+    EtcdResult res = { 0 };
+    r = etcd_put(a->etcd, a->paths.failover, value, strlen(value), NULL, &res, &e);
+    etcd_result_done(&res);
+    if (r < 0) {
+        snprintf(why, whylen, "%s", e.message);
+    }
+    return r;
+}
+
+static void do_failover(Agent *a, ApiRequest *r)
+{
+    bool switchover = r->kind == API_SWITCHOVER;
+    const char *action = switchover ? "switchover" : "failover";
+    const char *Action = switchover ? "Switchover" : "Failover";
+    const char *leader, *candidate, *member, *master, *scheduled;
+    if (!get_string(r->body, "leader", &leader) || !get_string(r->body, "master", &master) ||
+        !get_string(r->body, "candidate", &candidate) || !get_string(r->body, "member", &member) ||
+        !get_string(r->body, "scheduled_at", &scheduled)) {
+        answer(r, 400, "leader, candidate and scheduled_at must be strings");
+        return;
+    }
+    json_t *force_v = json_object_get(r->body, "force");
+    if (force_v && !json_is_boolean(force_v)) {
+        answer(r, 400, "force must be true or false");
+        return;
+    }
+    bool force = json_is_true(force_v);
+    leader = leader ? leader : master;
+    candidate = candidate ? candidate : member;
+    log_info("received %s request with leader=%s candidate=%s scheduled_at=%s", action,
+             strna(leader), strna(candidate), strna(scheduled));
+    if (!switchover && !candidate) {
+        answer(r, 400, "Failover could be performed only to a specific candidate");
+        return;
+    }
+    if (switchover && !leader) {
+        answer(r, 400, "Switchover could be performed only from a specific leader");
+        return;
+    }
+
+    char why[API_MESSAGE_MAX];
+    _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+    if (read_cluster(a, &c, why, sizeof(why)) < 0) {
+        answer(r, 503, "%s", why);
+        return;
+    }
+    bool paused = dcs_cluster_is_paused(c);
+    if (scheduled) {
+        double at;
+        if (!leader) {
+            answer(r, 400, "Scheduled %s is possible only from a specific leader", action);
+            return;
+        }
+        if (paused) {
+            answer(r, 400, "Can't schedule %s in the paused state", action);
+            return;
+        }
+        if (dcs_parse_time(scheduled, &at) < 0) {
+            answer(r, 422,
+                   "Unable to parse scheduled timestamp. It should be in an unambiguous format "
+                   "with a timezone, e.g. ISO 8601");
+            return;
+        }
+        struct timespec ts;
+        (void)clock_gettime(CLOCK_REALTIME, &ts);
+        if (at < (double)ts.tv_sec) {
+            answer(r, 422, "Cannot schedule %s in the past", action);
+            return;
+        }
+    }
+    if (paused && !candidate) {
+        answer(r, 400, "%s is possible only to a specific candidate in a paused state", Action);
+        return;
+    }
+    if (!scheduled) {
+        /* Patroni's is_failover_possible(), plus the candidate's health and lag. */
+        if (leader && (!c->leader || strcmp(c->leader->name, leader) != 0)) {
+            answer(r, 412, "leader name does not match");
+            return;
+        }
+        if (candidate) {
+            const DcsMember *m = dcs_cluster_get_member(c, candidate);
+            if (!m) {
+                answer(r, 412, "candidate does not exists");
+                return;
+            }
+            const char *problem = dcs_candidate_problem(c, m, !switchover && force);
+            if (problem) {
+                answer(r, 412, "%s is not possible: candidate \"%s\": %s", action, candidate,
+                       problem);
+                return;
+            }
+        } else if (!dcs_pick_candidate(c)) {
+            answer(r, 412, "%s is not possible: no good candidates have been found", action);
+            return;
+        }
+    }
+    if (write_failover_key(a, leader, candidate, scheduled, why, sizeof(why)) < 0) {
+        answer(r, 503, "failed to write %s key into DCS: %s", action, why);
+        return;
+    }
+    if (scheduled) {
+        log_notice("%s scheduled at %s", action, scheduled);
+        answer(r, 202, "%s scheduled", Action);
+        return;
+    }
+    /* Wait for the outcome, as Patroni's poll_failover_result. */
+    r->old_leader = c->leader ? strdup(c->leader->name) : NULL;
+    r->candidate = candidate ? strdup(candidate) : NULL;
+    if ((c->leader && !r->old_leader) || (candidate && !r->candidate)) {
+        answer(r, 500, "out of memory");
+        return;
+    }
+    uint64_t poll_sec = (uint64_t)agent_dcs(a)->loop_wait;
+    if (poll_sec < API_POLL_MIN_SEC) {
+        poll_sec = API_POLL_MIN_SEC;
+    }
+    r->deadline_usec = clock_monotonic_usec() + 2 * poll_sec * 1000000ULL;
+    r->next = a->api->waiting;
+    a->api->waiting = r;
+    agent_schedule_tick(a, clock_monotonic_usec());
+}
+
+/* The outcome of a waiting switchover or failover, if known: true after
+ * answering. */
+static bool poll_outcome(Agent *a, ApiRequest *r, uint64_t now)
+{
+    bool switchover = r->kind == API_SWITCHOVER;
+    const DcsCluster *c = a->dcs_ok ? a->cluster : NULL;
+    if (c && c->leader && (!r->old_leader || strcmp(c->leader->name, r->old_leader) != 0)) {
+        if (!r->candidate || strcmp(r->candidate, c->leader->name) == 0) {
+            answer(r, 200, "Successfully %s over to \"%s\"", switchover ? "switched" : "failed",
+                   c->leader->name);
+        } else {
+            answer(r, 200, "%s over to \"%s\" instead of \"%s\"",
+                   switchover ? "Switched" : "Failed", c->leader->name, r->candidate);
+        }
+        return true;
+    }
+    if (c && !c->failover) {
+        answer(r, 503, "%s failed", switchover ? "Switchover" : "Failover");
+        return true;
+    }
+    if (now >= r->deadline_usec) {
+        answer(r, 503, "%s status unknown", switchover ? "Switchover" : "Failover");
+        return true;
+    }
+    return false;
+}
+
+void api_after_tick(Agent *a, uint64_t now_usec)
+{
+    if (!a->api) {
+        return;
+    }
+    ApiRequest **p = &a->api->waiting;
+    while (*p) {
+        ApiRequest *r = *p;
+        ApiRequest *next = r->next;
+        if (poll_outcome(a, r, now_usec)) {
+            *p = next; /* answered and freed */
+        } else {
+            p = &r->next;
+        }
+    }
+    /* a waiting request must be answered by its deadline even if no
+     * other tick comes before it */
+    for (ApiRequest *r = a->api->waiting; r; r = r->next) {
+        agent_schedule_tick(a, r->deadline_usec);
+    }
+}
+
+static void do_delete_switchover(Agent *a, ApiRequest *r)
+{
+    char why[API_MESSAGE_MAX];
+    _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+    if (read_cluster(a, &c, why, sizeof(why)) < 0) {
+        answer(r, 503, "%s", why);
+        return;
+    }
+    if (!c->failover || !c->failover->scheduled_at) {
+        answer(r, 404, "no switchover is scheduled");
+        return;
+    }
+    EtcdCompare cmp = { .key = a->paths.failover,
+                        .target = ETCD_COMPARE_MOD,
+                        .result = ETCD_COMPARE_EQUAL,
+                        .number = c->failover->mod_revision };
+    EtcdOp del = { .type = ETCD_OP_DELETE, .key = a->paths.failover };
+    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &del, .n_success = 1 };
+    EtcdResult res = { 0 };
+    EtcdError e = { 0 };
+    int k = etcd_txn(a->etcd, &txn, &res, &e);
+    bool ok = k >= 0 && res.succeeded;
+    etcd_result_done(&res);
+    if (k < 0) {
+        answer(r, 503, "failed to delete the switchover key: %s", e.message);
+    } else if (!ok) {
+        answer(r, 409, "the switchover key changed meanwhile");
+    } else {
+        log_notice("scheduled switchover at %s deleted", c->failover->scheduled_at);
+        answer(r, 200, "scheduled switchover deleted");
+    }
+}
+
+/* Writes doc as the config key if its revision is still `revision` (0: the
+ * key must not exist). Returns 0, -EAGAIN (changed meanwhile), or an etcd
+ * error described in why. */
+static int put_config(Agent *a, const json_t *doc, int64_t revision, char *why, size_t whylen)
+{
+    _cleanup_free_ char *value = json_dumps(doc, JSON_COMPACT);
+    if (!value) {
+        snprintf(why, whylen, "out of memory");
+        return -ENOMEM;
+    }
+    EtcdCompare cmp = { .key = a->paths.config,
+                        .target = ETCD_COMPARE_MOD,
+                        .result = ETCD_COMPARE_EQUAL,
+                        .number = revision };
+    EtcdOp put = {
+        .type = ETCD_OP_PUT, .key = a->paths.config, .value = value, .value_len = strlen(value)
+    };
+    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &put, .n_success = 1 };
+    EtcdResult res = { 0 };
+    EtcdError e = { 0 };
+    int k = etcd_txn(a->etcd, &txn, &res, &e);
+    bool ok = k >= 0 && res.succeeded;
+    etcd_result_done(&res);
+    if (k < 0) {
+        snprintf(why, whylen, "%s", e.message);
+        return k;
+    }
+    return ok ? 0 : -EAGAIN;
+}
+
+static void do_config(Agent *a, ApiRequest *r)
+{
+    bool patch = r->kind == API_PATCH_CONFIG;
+    char why[API_MESSAGE_MAX];
+    _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+    if (read_cluster(a, &c, why, sizeof(why)) < 0) {
+        answer(r, 503, "%s", why);
+        return;
+    }
+    if (patch && (!c->config || !c->config->data)) {
+        answer(r, 503, "the cluster has no config key yet");
+        return;
+    }
+    _cleanup_(json_decrefp) json_t *doc = NULL;
+    if (patch) {
+        int k = dynconfig_merge(c->config->data, r->body, &doc);
+        if (k < 0) {
+            answer(r, k == -EINVAL ? 400 : 500, "cannot merge the patch: %s", strerror(-k));
+            return;
+        }
+    } else {
+        doc = json_incref(r->body);
+    }
+    if (dynconfig_validate(doc, why, sizeof(why)) < 0) {
+        answer(r, 400, "invalid configuration: %s", why);
+        return;
+    }
+    if (c->config && c->config->data && json_equal(doc, c->config->data)) {
+        answer_json(r, 200, TAKE_PTR(doc)); /* nothing changes */
+        return;
+    }
+    int k = put_config(a, doc, c->config ? c->config->mod_revision : 0, why, sizeof(why));
+    if (k == -EAGAIN) {
+        answer(r, 409, "the configuration changed meanwhile; try again");
+        return;
+    }
+    if (k < 0) {
+        answer(r, 503, "failed to write the config key: %s", why);
+        return;
+    }
+    log_notice("cluster configuration changed through %s /config", patch ? "PATCH" : "PUT");
+    agent_schedule_tick(a, clock_monotonic_usec());
+    answer_json(r, 200, TAKE_PTR(doc));
+}
+
+static void do_reload(Agent *a, ApiRequest *r)
+{
+    if (agent_reload(a) < 0) {
+        answer(r, 500, "reload failed: the configuration file has errors (see the agent's log)");
+        return;
+    }
+    answer(r, 202, "reload scheduled");
+}
+
+static void execute(Agent *a, ApiRequest *r)
+{
+    switch (r->kind) {
+    case API_SWITCHOVER:
+    case API_FAILOVER:
+        do_failover(a, r);
+        return;
+    case API_DELETE_SWITCHOVER:
+        do_delete_switchover(a, r);
+        return;
+    case API_PATCH_CONFIG:
+    case API_PUT_CONFIG:
+        do_config(a, r);
+        return;
+    case API_RELOAD:
+        do_reload(a, r);
+        return;
+    }
+    answer(r, 500, "unknown request");
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    Agent *a = userdata;
+    ApiQueue *q = a->api;
+    uint64_t n;
+    (void)!read(fd, &n, sizeof(n));
+    pthread_mutex_lock(&q->lock);
+    ApiRequest *list = q->incoming;
+    q->incoming = NULL;
+    pthread_mutex_unlock(&q->lock);
+    /* oldest first */
+    ApiRequest *ordered = NULL;
+    while (list) {
+        ApiRequest *next = list->next;
+        list->next = ordered;
+        ordered = list;
+        list = next;
+    }
+    while (ordered) {
+        ApiRequest *next = ordered->next;
+        ordered->next = NULL;
+        if (a->stopping) {
+            answer(ordered, 503, "the agent is stopping");
+        } else {
+            execute(a, ordered);
+        }
+        ordered = next;
+    }
+    return 0;
+}
+
+int api_new(Agent *a, ApiQueue **ret)
+{
+    ApiQueue *q = calloc(1, sizeof(*q));
+    if (!q) {
+        return log_error_errno(-ENOMEM, "out of memory");
+    }
+    q->agent = a;
+    q->fd = -1;
+    if (pthread_mutex_init(&q->lock, NULL) != 0) {
+        free(q);
+        return log_error_errno(-ENOMEM, "out of memory");
+    }
+    q->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (q->fd < 0) {
+        int r = -errno;
+        api_free(q);
+        return log_error_errno(r, "eventfd: %m");
+    }
+    int r = sd_event_add_io(a->event, &q->io, q->fd, EPOLLIN, on_io, a);
+    if (r < 0) {
+        api_free(q);
+        return log_error_errno(r, "REST API queue: %m");
+    }
+    *ret = q;
+    return 0;
+}
+
+static void answer_all(ApiRequest *list)
+{
+    while (list) {
+        ApiRequest *next = list->next;
+        answer(list, 503, "the agent is stopping");
+        list = next;
+    }
+}
+
+ApiQueue *api_free(ApiQueue *q)
+{
+    if (!q) {
+        return NULL;
+    }
+    answer_all(q->incoming);
+    answer_all(q->waiting);
+    sd_event_source_unref(q->io);
+    if (q->fd >= 0) {
+        close(q->fd);
+    }
+    pthread_mutex_destroy(&q->lock);
+    free(q);
+    return NULL;
+}

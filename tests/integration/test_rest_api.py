@@ -1,0 +1,245 @@
+"""The agent's mutating REST endpoints on a real three-node cluster:
+POST /switchover and /failover, DELETE /switchover, PATCH and PUT /config,
+POST /reload, with Patroni 3.0.2's status codes; basic auth; bad requests
+get a 4xx with a JSON reason and change nothing in etcd."""
+import base64
+import datetime
+import json
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import sanitizer_lines
+from lib.cluster import DbhaCluster
+from lib.procs import LOOPBACK, Procs, wait_until
+
+USER, PASSWORD = "admin", "api-secret"
+
+
+def call(node, method, path, body=None, auth=(USER, PASSWORD), timeout=40, raw=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(f"http://{LOOPBACK}:{node.api_port}{path}", data=data,
+                                 method=method)
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers.get("Content-Type"), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read()
+
+
+def error_of(reply, status):
+    code, ctype, body = reply
+    assert code == status, (code, body)
+    assert ctype == "application/json", ctype
+    doc = json.loads(body)
+    assert isinstance(doc.get("error"), str) and doc["error"], doc
+    return doc["error"]
+
+
+def text_of(reply, status):
+    code, _, body = reply
+    assert code == status, (code, body)
+    return body.decode()
+
+
+def iso_in(seconds, tz=True):
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+    return t.isoformat() if tz else t.replace(tzinfo=None).isoformat()
+
+
+@pytest.fixture(scope="module")
+def workdir_module():
+    d = tempfile.mkdtemp(prefix="dbha-rest-api-")
+    os.chmod(d, 0o755)
+    yield d
+    print(f"\nlogs in {d}")
+
+
+@pytest.fixture(scope="module")
+def procs_module(workdir_module):
+    p = Procs(workdir_module)
+    yield p
+    logs = sorted({p.log_path(name) for name, _, _ in p.procs})
+    p.stop_all()
+    found = [f"{path}: {line}" for path in logs for line in sanitizer_lines(path)]
+    assert not found, "sanitizer report(s) in process logs:\n" + "\n".join(found[:50])
+
+
+@pytest.fixture(scope="module")
+def cluster(procs_module, workdir_module):
+    c = DbhaCluster(procs_module, workdir_module, n=3, ttl=5, loop_wait=1, retry_timeout=1)
+    for n in c.nodes:
+        n.rest_auth = (USER, PASSWORD)
+    c.start()
+    c.wait_healthy(timeout=120)
+    yield c
+    c.stop_all()
+
+
+def etcd_state(cluster):
+    return {k: cluster.etcd_get(k) for k in ("leader", "failover", "config")}
+
+
+def test_auth_and_bad_requests_change_nothing(cluster):
+    s = cluster.wait_healthy(timeout=60)
+    leader = cluster.node(s["leader"])
+    replica = next(n for n in cluster.nodes if n is not leader)
+    before = etcd_state(cluster)
+    body = {"leader": leader.name, "candidate": replica.name}
+
+    assert error_of(call(leader, "POST", "/switchover", body, auth=None), 401) == \
+        "no auth header received"
+    error_of(call(leader, "POST", "/switchover", body, auth=(USER, "wrong")), 401)
+    error_of(call(leader, "PATCH", "/config", {"ttl": 7}, auth=None), 401)
+    error_of(call(replica, "POST", "/reload", auth=None), 401)
+    assert leader.api("/health")[0] == 200  # health checks never need auth
+
+    assert "malformed JSON" in error_of(call(leader, "POST", "/switchover", raw=b'{"leader":'),
+                                        400)
+    assert "object" in error_of(call(leader, "POST", "/switchover", raw=b"[1]"), 400)
+    assert "too large" in error_of(call(leader, "POST", "/switchover",
+                                        raw=b'{"x": "' + b"a" * 70000 + b'"}'), 413)
+    assert error_of(call(leader, "POST", "/failover", {"leader": leader.name}), 400) == \
+        "Failover could be performed only to a specific candidate"
+    assert error_of(call(leader, "POST", "/switchover", {"candidate": replica.name}), 400) == \
+        "Switchover could be performed only from a specific leader"
+    assert error_of(call(leader, "POST", "/switchover", {"leader": 1}), 400)
+    assert error_of(call(leader, "POST", "/switchover",
+                         {"leader": leader.name, "candidate": "nosuch"}), 412) == \
+        "candidate does not exists"
+    assert error_of(call(leader, "POST", "/switchover",
+                         {"leader": replica.name, "candidate": leader.name}), 412) == \
+        "leader name does not match"
+    assert "current leader" in error_of(call(leader, "POST", "/switchover",
+                                             {"leader": leader.name,
+                                              "candidate": leader.name}), 412)
+    assert "timezone" in error_of(call(leader, "POST", "/switchover",
+                                       dict(body, scheduled_at=iso_in(60, tz=False))), 422)
+    assert error_of(call(leader, "POST", "/switchover",
+                         dict(body, scheduled_at=iso_in(-60))), 422) == \
+        "Cannot schedule switchover in the past"
+    assert "invalid configuration" in error_of(call(leader, "PATCH", "/config", {"ttl": "abc"}),
+                                               400)
+    assert "invalid configuration" in error_of(call(leader, "PUT", "/config",
+                                                    {"loop_wait": -1}), 400)
+    assert error_of(call(leader, "DELETE", "/switchover"), 404) == "no switchover is scheduled"
+    assert error_of(call(leader, "POST", "/nosuch", {}), 404) == "no handler for POST /nosuch"
+    assert "not allowed" in error_of(call(leader, "PATCH", "/switchover", {}), 405)
+    # An unknown GET path is a failing health check, as in Patroni (503).
+    assert leader.api("/nosuch")[0] == 503
+
+    assert etcd_state(cluster) == before, "no bad request changed etcd"
+    for n in cluster.nodes:
+        assert n.api("/liveness")[0] == 200, "every agent still runs"
+
+
+def test_switchover_and_failover(cluster):
+    s = cluster.wait_healthy(timeout=60)
+    leader = cluster.node(s["leader"])
+    cand = next(n for n in cluster.nodes if n is not leader)
+    t0 = time.monotonic()
+    msg = text_of(call(leader, "POST", "/switchover",
+                       {"leader": leader.name, "candidate": cand.name}), 200)
+    print(f"POST /switchover answered in {time.monotonic() - t0:.2f} s: {msg}")
+    assert msg == f'Successfully switched over to "{cand.name}"'
+    assert cluster.wait_healthy(timeout=60)["leader"] == cand.name
+    assert cluster.etcd_get("failover") is None
+
+    # Failover while the leader is dead: its key still runs out; the named
+    # candidate (asked through its own API) takes over, nobody else.
+    dead = cand
+    target = next(n for n in cluster.nodes if n is not dead)
+    dead.kill()
+    pm = dead.postmaster_pid()
+    if pm:
+        __import__("os").kill(pm, 9)
+    msg = text_of(call(target, "POST", "/failover", {"candidate": target.name}), 200)
+    assert msg == f'Successfully failed over to "{target.name}"'
+    assert cluster.status()["leader"] == target.name
+    dead.start()
+    assert cluster.wait_healthy(timeout=120)["leader"] == target.name
+
+
+def test_scheduled_switchover_then_delete_then_done(cluster):
+    s = cluster.wait_healthy(timeout=60)
+    leader = cluster.node(s["leader"])
+    cand = next(n for n in cluster.nodes if n is not leader)
+    body = {"leader": leader.name, "candidate": cand.name}
+
+    assert text_of(call(leader, "POST", "/switchover",
+                        dict(body, scheduled_at=iso_in(3600))), 202) == "Switchover scheduled"
+    fo = json.loads(cluster.etcd_get("failover"))
+    assert fo["member"] == cand.name and fo["leader"] == leader.name and "scheduled_at" in fo
+    def scheduled():
+        code, doc = leader.api_json("/cluster")
+        return code == 200 and doc.get("scheduled_switchover", {}).get("to") == cand.name
+    wait_until(scheduled, 5, what="/cluster to show the scheduled switchover")
+    assert text_of(call(leader, "DELETE", "/switchover"), 200) == "scheduled switchover deleted"
+    assert cluster.etcd_get("failover") is None
+    error_of(call(leader, "DELETE", "/switchover"), 404)
+
+    at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=4)
+    text_of(call(leader, "POST", "/switchover", dict(body, scheduled_at=at.isoformat())), 202)
+    time.sleep(2)
+    assert cluster.status()["leader"] == leader.name, "nothing happens before the time"
+    wait_until(lambda: cluster.status()["leader"] == cand.name, 30,
+               what="the scheduled switchover")
+    assert datetime.datetime.now(datetime.timezone.utc) >= at
+    assert cluster.wait_healthy(timeout=60)["leader"] == cand.name
+    assert cluster.etcd_get("failover") is None
+
+
+def show(node, name):
+    return node.sql(f"SHOW {name}")[0][0]
+
+
+def test_config_patch_reload_and_restart_parameters(cluster):
+    s = cluster.wait_healthy(timeout=60)
+    leader = cluster.node(s["leader"])
+    replica = next(n for n in cluster.nodes if n is not leader)
+
+    code, _, body = call(replica, "PATCH", "/config",
+                         {"postgresql": {"parameters": {"work_mem": "7MB"}}})
+    assert code == 200, body
+    doc = json.loads(body)
+    assert doc["postgresql"]["parameters"]["work_mem"] == "7MB"
+    assert doc["ttl"] == 5, "a patch keeps the other keys"
+    assert json.loads(cluster.etcd_get("config")) == doc
+    wait_until(lambda: all(show(n, "work_mem") == "7MB" for n in cluster.nodes), 15,
+               what="work_mem on every node")
+
+    # A parameter that needs a restart: pending_restart everywhere.
+    old_max = show(leader, "max_connections")
+    text = call(leader, "PATCH", "/config",
+                {"postgresql": {"parameters": {"max_connections": int(old_max) + 10}}})
+    assert text[0] == 200, text
+    wait_until(lambda: all(n.api_json("/patroni")[1].get("pending_restart") is True
+                           for n in cluster.nodes), 15, what="pending_restart on every node")
+    st = cluster.status()
+    assert show(leader, "max_connections") == old_max
+
+    # null removes a key (Patroni's patch semantics); PUT replaces the document.
+    code, _, body = call(leader, "PATCH", "/config",
+                         {"postgresql": {"parameters": {"work_mem": None,
+                                                        "max_connections": None}}})
+    assert code == 200 and "work_mem" not in json.loads(body)["postgresql"]["parameters"]
+    wait_until(lambda: all(show(n, "work_mem") == "4MB" for n in cluster.nodes), 15,
+               what="work_mem back to the default")
+    full = json.loads(cluster.etcd_get("config"))
+    full["maximum_lag_on_failover"] = 2097152
+    code, _, body = call(leader, "PUT", "/config", full)
+    assert code == 200 and json.loads(body) == full
+    assert json.loads(cluster.etcd_get("config"))["maximum_lag_on_failover"] == 2097152
+    assert st["leader"] == leader.name
+
+    assert text_of(call(replica, "POST", "/reload"), 202) == "reload scheduled"
+    assert replica.api("/health")[0] == 200
