@@ -16,13 +16,18 @@
  *   creating replica                                           -> creating replica
  *   rewinding, running pg_rewind                               -> rewinding
  *   crashed and every "... failed" state                       -> crashed
- *   stopped, unknown, absent or anything else                  -> stopped */
+ *   stopped, unknown, absent or anything else                  -> stopped
+ *
+ * topology shows the same rows as a tree: the leader, then each replica
+ * under the member its replicatefrom tag names (under the leader when the
+ * tag is absent, names no other member or would make a loop). */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -34,6 +39,7 @@
 #include "output.h"
 
 #define STATUS_WATCH_MAX_SEC 86400
+#define STATUS_COUNT_MAX     1000000
 #define STATUS_MIB           (1024ULL * 1024ULL)
 /* Room for "host:port" cells, numbers and "Cluster: <scope> (<sysid>)" titles. */
 #define STATUS_CELL_MAX 512
@@ -110,6 +116,14 @@ static int status_to_json(const DcsCluster *c, const char *scope, json_t **ret)
             return -ENOMEM;
         }
     }
+    const DcsFailover *f = c->failover;
+    if (f && f->scheduled_at) {
+        json_t *s = json_pack("{s:s, s:s?, s:s?}", "at", f->scheduled_at, "from", f->leader, "to",
+                              f->candidate);
+        if (!s || json_object_set_new(o, "scheduled_switchover", s) < 0) {
+            return -ENOMEM;
+        }
+    }
     *ret = TAKE_PTR(o);
     return 0;
 }
@@ -138,7 +152,32 @@ static const char *table_role(const char *role)
     return "Replica";
 }
 
-static int print_table(const DcsCluster *c, const char *scope)
+/* One row to print: a member and its depth in the topology tree (0 in
+ * status). */
+typedef struct StatusRow {
+    const DcsMember *m;
+    unsigned depth;
+} StatusRow;
+
+/* patronictl's footer lines: maintenance mode and a scheduled switchover. */
+static void print_footer(const DcsCluster *c)
+{
+    if (dcs_cluster_is_paused(c)) {
+        printf(" Maintenance mode: on\n");
+    }
+    const DcsFailover *f = c->failover;
+    if (f && f->scheduled_at) {
+        printf(" Switchover scheduled at: %s\n", f->scheduled_at);
+        if (f->leader) {
+            printf("                    from: %s\n", f->leader);
+        }
+        if (f->candidate) {
+            printf("                      to: %s\n", f->candidate);
+        }
+    }
+}
+
+static int print_table(const DcsCluster *c, const char *scope, const StatusRow *rows, size_t n)
 {
     bool append_port = false, pending = false;
     for (size_t i = 0; i < c->n_members; i++) {
@@ -162,9 +201,14 @@ static int print_table(const DcsCluster *c, const char *scope)
     }
     output_table_align_right(t, 4);
     output_table_align_right(t, 5);
-    for (size_t i = 0; i < c->n_members; i++) {
-        const DcsMember *m = &c->members[i];
-        char host[STATUS_CELL_MAX] = "", tl[STATUS_CELL_MAX] = "", lag[STATUS_CELL_MAX] = "";
+    for (size_t i = 0; i < n; i++) {
+        const DcsMember *m = rows[i].m;
+        char name[STATUS_CELL_MAX], host[STATUS_CELL_MAX] = "", tl[STATUS_CELL_MAX] = "",
+                                    lag[STATUS_CELL_MAX] = "";
+        /* patronictl topology: "+ name" one level down, two more blanks per level */
+        unsigned indent = rows[i].depth > 0 ? 2 * (rows[i].depth - 1) : 0;
+        (void)snprintf(name, sizeof(name), "%*s%s%s", (int)indent, "",
+                       rows[i].depth > 0 ? "+ " : "", m->name);
         if (m->host) {
             if (append_port) {
                 (void)snprintf(host, sizeof(host), "%s:%d", m->host, m->port);
@@ -184,13 +228,9 @@ static int print_table(const DcsCluster *c, const char *scope)
                 (void)snprintf(lag, sizeof(lag), "unknown");
             }
         }
-        const char *cells[] = { m->name,
-                                host,
-                                table_role(role),
-                                member_state(c, m),
-                                tl,
-                                lag,
-                                m->pending_restart ? "*" : "" };
+        const char *cells[] = {
+            name, host, table_role(role), member_state(c, m), tl, lag, m->pending_restart ? "*" : ""
+        };
         int r = output_table_add_row(t, cells);
         if (r < 0) {
             return r;
@@ -203,10 +243,22 @@ static int print_table(const DcsCluster *c, const char *scope)
         (void)snprintf(title, sizeof(title), "Cluster: %s", scope);
     }
     int r = output_table_print(t, title, stdout);
-    if (r >= 0 && dcs_cluster_is_paused(c)) {
-        printf(" Maintenance mode: on\n");
+    if (r >= 0) {
+        print_footer(c);
     }
     return r;
+}
+
+static int print_status_table(const DcsCluster *c, const char *scope)
+{
+    _cleanup_free_ StatusRow *rows = calloc(c->n_members ? c->n_members : 1, sizeof(*rows));
+    if (!rows) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < c->n_members; i++) {
+        rows[i] = (StatusRow){ .m = &c->members[i] };
+    }
+    return print_table(c, scope, rows, c->n_members);
 }
 
 static int show_once(CtlTarget *target, CtlOutput fmt)
@@ -221,7 +273,7 @@ static int show_once(CtlTarget *target, CtlOutput fmt)
         return 1;
     }
     if (fmt == CTL_OUTPUT_TABLE) {
-        r = print_table(c, target->scope);
+        r = print_status_table(c, target->scope);
     } else {
         json_auto_t *o = NULL;
         r = status_to_json(c, target->scope, &o);
@@ -237,11 +289,33 @@ static int show_once(CtlTarget *target, CtlOutput fmt)
     return 0;
 }
 
-static void help(void)
+/* The -o value of status and topology; 2 for an unknown one. */
+static int parse_format(const char *verb, const char *s, CtlOutput *ret)
 {
-    printf("Usage: dbctl [-c CONFIG] [--etcd HOST:PORT[,...]] [--scope NAME] status [SCOPE]\n"
-           "             [-o table|json|yaml] [--watch SECONDS] [--namespace NS]\n"
-           "Show the cluster's members, roles, states and replication lag (alias: list).\n");
+    if (strcmp(s, "table") == 0) {
+        *ret = CTL_OUTPUT_TABLE;
+    } else if (strcmp(s, "json") == 0) {
+        *ret = CTL_OUTPUT_JSON;
+    } else if (strcmp(s, "yaml") == 0) {
+        *ret = CTL_OUTPUT_YAML;
+    } else {
+        fprintf(stderr, "dbctl %s: unknown output format \"%s\" (table, json, yaml)\n", verb, s);
+        return 2;
+    }
+    return 0;
+}
+
+/* A whole number in [min, max] from the whole of s. */
+static bool parse_long(const char *s, long min, long max, long *ret)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || !end || end == s || *end || v < min || v > max) {
+        return false;
+    }
+    *ret = v;
+    return true;
 }
 
 int verb_status(int argc, char *argv[])
@@ -250,13 +324,14 @@ int verb_status(int argc, char *argv[])
         { "output", required_argument, NULL, 'o' },
         { "format", required_argument, NULL, 'o' }, /* patronictl's name */
         { "watch", required_argument, NULL, 'w' },
+        { "count", required_argument, NULL, 'C' },
         { "namespace", required_argument, NULL, 'n' },
         { "help", no_argument, NULL, 'h' },
         {},
     };
     CtlOutput fmt = arg_output;
     const char *namespace = NULL;
-    long watch = 0;
+    long watch = 0, count = 0;
     int c;
 
     optind = 0; /* restart getopt on the verb's own argv */
@@ -264,36 +339,30 @@ int verb_status(int argc, char *argv[])
         switch (c) {
         case 'o':
         case 'f':
-            if (strcmp(optarg, "table") == 0) {
-                fmt = CTL_OUTPUT_TABLE;
-            } else if (strcmp(optarg, "json") == 0) {
-                fmt = CTL_OUTPUT_JSON;
-            } else if (strcmp(optarg, "yaml") == 0) {
-                fmt = CTL_OUTPUT_YAML;
-            } else {
-                fprintf(stderr, "dbctl status: unknown output format \"%s\" (table, json, yaml)\n",
-                        optarg);
+            if (parse_format("status", optarg, &fmt) != 0) {
                 return 2;
             }
             break;
-        case 'w': {
-            char *end = NULL;
-            errno = 0;
-            watch = strtol(optarg, &end, 10);
-            if (errno != 0 || !end || end == optarg || *end || watch < 1 ||
-                watch > STATUS_WATCH_MAX_SEC) {
+        case 'w':
+            if (!parse_long(optarg, 1, STATUS_WATCH_MAX_SEC, &watch)) {
                 fprintf(stderr, "dbctl status: --watch needs whole seconds between 1 and %d\n",
                         STATUS_WATCH_MAX_SEC);
                 return 2;
             }
             break;
-        }
+        case 'C':
+            if (!parse_long(optarg, 1, STATUS_COUNT_MAX, &count)) {
+                fprintf(stderr, "dbctl status: --count needs a number between 1 and %d\n",
+                        STATUS_COUNT_MAX);
+                return 2;
+            }
+            break;
         case 'n':
             namespace
             = optarg;
             break;
         case 'h':
-            help();
+            ctl_verb_help("status");
             return 0;
         default:
             fprintf(stderr, "Try 'dbctl status --help' for more information.\n");
@@ -302,6 +371,10 @@ int verb_status(int argc, char *argv[])
     }
     if (argc - optind > 1) {
         fprintf(stderr, "dbctl status: unexpected argument \"%s\"\n", argv[optind + 1]);
+        return 2;
+    }
+    if (count > 0 && watch == 0) {
+        fprintf(stderr, "dbctl status: --count needs --watch\n");
         return 2;
     }
     const char *scope = optind < argc ? argv[optind] : NULL;
@@ -317,14 +390,14 @@ int verb_status(int argc, char *argv[])
         return r;
     }
 
-    /* --watch: repeat until SIGINT/SIGTERM, which we take synchronously so
-     * the client is freed and the exit is clean. */
+    /* --watch: repeat until SIGINT/SIGTERM (or --count rounds), taking the
+     * signals synchronously so the client is freed and the exit is clean. */
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
     (void)sigprocmask(SIG_BLOCK, &mask, NULL);
-    for (;;) {
+    for (long round = 1;; round++) {
         if (fmt == CTL_OUTPUT_TABLE) {
             char when[STATUS_CELL_MAX];
             time_t now = time(NULL);
@@ -337,6 +410,9 @@ int verb_status(int argc, char *argv[])
             printf("\n");
             fflush(stdout);
         }
+        if (count > 0 && round >= count) {
+            break;
+        }
         struct timespec ts = { .tv_sec = watch };
         if (sigtimedwait(&mask, NULL, &ts) >= 0) {
             break;
@@ -344,4 +420,213 @@ int verb_status(int argc, char *argv[])
     }
     ctl_target_done(&target);
     return r;
+}
+
+/* ---- topology ---- */
+
+/* The member m replicates from: its replicatefrom tag when that names
+ * another member, else the leader's member; -1 for a root. Indexes into
+ * c->members. */
+static ssize_t upstream_of(const DcsCluster *c, size_t i, ssize_t leader)
+{
+    const DcsMember *m = &c->members[i];
+    if ((ssize_t)i == leader) {
+        return -1;
+    }
+    const json_t *tag = m->tags ? json_object_get(m->tags, "replicatefrom") : NULL;
+    if (json_is_string(tag)) {
+        for (size_t j = 0; j < c->n_members; j++) {
+            if (j != i && strcmp(c->members[j].name, json_string_value(tag)) == 0) {
+                return (ssize_t)j;
+            }
+        }
+    }
+    return leader;
+}
+
+/* Parents for every member, with loops (a replicatefrom b, b replicatefrom
+ * a) broken by hanging the member under the leader. */
+static void topology_parents(const DcsCluster *c, ssize_t *parent)
+{
+    ssize_t leader = -1;
+    for (size_t i = 0; c->leader && i < c->n_members; i++) {
+        if (strcmp(c->members[i].name, c->leader->name) == 0) {
+            leader = (ssize_t)i;
+        }
+    }
+    for (size_t i = 0; i < c->n_members; i++) {
+        parent[i] = upstream_of(c, i, leader);
+    }
+    for (size_t i = 0; i < c->n_members; i++) {
+        /* a chain longer than the member count has a loop */
+        ssize_t p = parent[i];
+        size_t steps = 0;
+        while (p >= 0 && steps <= c->n_members && p != (ssize_t)i) {
+            p = parent[p];
+            steps++;
+        }
+        if (p == (ssize_t)i || steps > c->n_members) {
+            parent[i] = (ssize_t)i == leader ? -1 : leader;
+        }
+    }
+}
+
+/* Depth-first order from the roots (the leader first), children by name. */
+static void topology_walk(const DcsCluster *c, const ssize_t *parent, ssize_t node, unsigned depth,
+                          StatusRow *rows, size_t *n)
+{
+    rows[(*n)++] = (StatusRow){ .m = &c->members[node], .depth = depth };
+    for (size_t j = 0; j < c->n_members && depth < c->n_members; j++) {
+        if (parent[j] == node) {
+            topology_walk(c, parent, (ssize_t)j, depth + 1, rows, n);
+        }
+    }
+}
+
+static size_t topology_rows(const DcsCluster *c, const ssize_t *parent, StatusRow *rows)
+{
+    size_t n = 0;
+    for (int leader_pass = 1; leader_pass >= 0; leader_pass--) {
+        for (size_t i = 0; i < c->n_members; i++) {
+            bool is_leader = c->leader && strcmp(c->members[i].name, c->leader->name) == 0;
+            if (parent[i] < 0 && is_leader == (leader_pass == 1)) {
+                topology_walk(c, parent, (ssize_t)i, 0, rows, &n);
+            }
+        }
+    }
+    return n;
+}
+
+static json_t *topology_node_json(const DcsCluster *c, const ssize_t *parent, size_t i,
+                                  unsigned depth)
+{
+    const DcsMember *m = &c->members[i];
+    uint64_t lag;
+    bool has_lag = dcs_member_lag(c, m, &lag) == 0;
+    json_t *replicas = json_array();
+    json_t *o = json_pack("{s:s, s:s?, s:o, s:s, s:s, s:o, s:o, s:s?, s:o}", "name", m->name,
+                          "host", m->host, "port", m->host ? json_integer(m->port) : json_null(),
+                          "role", member_role(c, m), "state", member_state(c, m), "timeline",
+                          m->timeline > 0 ? json_integer(m->timeline) : json_null(), "lag_bytes",
+                          has_lag ? json_integer((json_int_t)lag) : json_null(), "upstream",
+                          parent[i] >= 0 ? c->members[parent[i]].name : NULL, "replicas", replicas);
+    for (size_t j = 0; o && j < c->n_members && depth < c->n_members; j++) {
+        if (parent[j] != (ssize_t)i) {
+            continue;
+        }
+        json_t *child = topology_node_json(c, parent, j, depth + 1);
+        if (!child || json_array_append_new(replicas, child) < 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+static int topology_to_json(const DcsCluster *c, const char *scope, const ssize_t *parent,
+                            json_t **ret)
+{
+    json_t *tree = json_array();
+    json_auto_t *o = json_pack("{s:s, s:s?, s:b, s:o}", "cluster", scope, "leader",
+                               c->leader ? c->leader->name : NULL, "paused",
+                               dcs_cluster_is_paused(c), "topology", tree);
+    if (!o) {
+        return -ENOMEM;
+    }
+    for (int leader_pass = 1; leader_pass >= 0; leader_pass--) {
+        for (size_t i = 0; i < c->n_members; i++) {
+            bool is_leader = c->leader && strcmp(c->members[i].name, c->leader->name) == 0;
+            if (parent[i] >= 0 || is_leader != (leader_pass == 1)) {
+                continue;
+            }
+            json_t *node = topology_node_json(c, parent, i, 0);
+            if (!node || json_array_append_new(tree, node) < 0) {
+                return -ENOMEM;
+            }
+        }
+    }
+    *ret = TAKE_PTR(o);
+    return 0;
+}
+
+int verb_topology(int argc, char *argv[])
+{
+    static const struct option options[] = {
+        { "output", required_argument, NULL, 'o' },
+        { "format", required_argument, NULL, 'o' },
+        { "namespace", required_argument, NULL, 'n' },
+        { "help", no_argument, NULL, 'h' },
+        {},
+    };
+    CtlOutput fmt = arg_output;
+    const char *namespace = NULL;
+    int c;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "o:f:n:h", options, NULL)) >= 0) {
+        switch (c) {
+        case 'o':
+        case 'f':
+            if (parse_format("topology", optarg, &fmt) != 0) {
+                return 2;
+            }
+            break;
+        case 'n':
+            namespace
+            = optarg;
+            break;
+        case 'h':
+            ctl_verb_help("topology");
+            return 0;
+        default:
+            fprintf(stderr, "Try 'dbctl topology --help' for more information.\n");
+            return 2;
+        }
+    }
+    if (argc - optind > 1) {
+        fprintf(stderr, "dbctl topology: unexpected argument \"%s\"\n", argv[optind + 1]);
+        return 2;
+    }
+    CtlTarget target = { 0 };
+    int r = ctl_target_open("topology", namespace, optind < argc ? argv[optind] : NULL, &target);
+    if (r < 0) {
+        return r == -EINVAL ? 2 : 1;
+    }
+    int ret = 1;
+    _cleanup_(dcs_cluster_freep) DcsCluster *cl = NULL;
+    _cleanup_free_ ssize_t *parent = NULL;
+    _cleanup_free_ StatusRow *rows = NULL;
+    EtcdError err = { 0 };
+    r = dcs_cluster_read(target.client, &target.paths, &cl, &err);
+    if (r < 0) {
+        fprintf(stderr, "dbctl topology: cannot read cluster \"%s\" from etcd (%s): %s\n",
+                target.scope, etcd_client_get_endpoint(target.client),
+                err.message[0] ? err.message : strerror(-r));
+        goto done;
+    }
+    parent = calloc(cl->n_members ? cl->n_members : 1, sizeof(*parent));
+    rows = calloc(cl->n_members ? cl->n_members : 1, sizeof(*rows));
+    if (!parent || !rows) {
+        goto done;
+    }
+    topology_parents(cl, parent);
+    if (fmt == CTL_OUTPUT_TABLE) {
+        size_t n = topology_rows(cl, parent, rows);
+        r = print_table(cl, target.scope, rows, n);
+    } else {
+        json_auto_t *o = NULL;
+        r = topology_to_json(cl, target.scope, parent, &o);
+        if (r >= 0) {
+            r = fmt == CTL_OUTPUT_JSON ? output_json(o, stdout) : output_yaml(o, stdout);
+        }
+    }
+    fflush(stdout);
+    if (r < 0) {
+        fprintf(stderr, "dbctl topology: cannot print the cluster: %s\n", strerror(-r));
+        goto done;
+    }
+    ret = 0;
+done:
+    ctl_target_done(&target);
+    return ret;
 }

@@ -1,16 +1,23 @@
-/* dbctl switchover: a planned change of primary. Checks the candidate in the
- * cluster view, writes the `failover` key ({"leader", "member"}, as
- * patronictl does) and waits until the leader key names the candidate. The
- * agents do the work: the old primary checkpoints, stops (its walsenders
- * deliver every WAL record first) and releases the key; the candidate
- * promotes; the old primary follows it. */
+/* dbctl switchover, failover and flush: the `failover` key.
+ *
+ * switchover is a planned change of primary: it checks the candidate,
+ * writes {"leader", "member"} (as patronictl does) and waits until the
+ * leader key names the candidate. The agents do the work: the old primary
+ * checkpoints, stops (its walsenders deliver every WAL record first) and
+ * releases the key; the candidate promotes; the old primary follows it.
+ * With --scheduled TIME it writes {"leader", "member", "scheduled_at"} and
+ * returns: the leader acts at that time, `status` shows it until then and
+ * `flush` deletes it.
+ *
+ * failover writes {"member"} without a leader, as patronictl does when the
+ * leader is dead: the candidate takes the free leader key and promotes
+ * (with a live leader, that leader hands over first). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -19,19 +26,26 @@
 #include "ctl.h"
 #include "dcs.h"
 #include "macro.h"
+#include "prompt.h"
 
 /* How long dbctl waits for the candidate to take the leader key. */
-#define SWITCHOVER_WAIT_USEC (60 * 1000 * 1000ULL)
-#define SWITCHOVER_POLL_USEC (20 * 1000ULL)
+#define SWITCHOVER_WAIT_USEC    (60 * 1000 * 1000ULL)
+#define SWITCHOVER_POLL_USEC    (20 * 1000ULL)
+#define FAILOVER_WAIT_SEC       30
+#define FAILOVER_WAIT_MAX_SEC   3600
+#define FAILOVER_POLL_USEC      (100 * 1000ULL)
+#define SWITCHOVER_DEFAULT_LAG  1048576
+#define SWITCHOVER_TIME_MAX     64  /* "2030-01-01T00:00:00+00:00" */
+#define SWITCHOVER_MESSAGE_MAX  256 /* a refusal's reason */
+#define SWITCHOVER_MAX_OFFSET_H 18  /* the largest UTC offset ISO 8601 allows */
 
 static bool tag_true(const DcsMember *m, const char *tag)
 {
     return m->tags && json_is_true(json_object_get(m->tags, tag));
 }
 
-/* A candidate must be a streaming (or running) replica that may lead and is
- * within maximum_lag_on_failover. Returns NULL or why not (static). */
-static const char *candidate_problem(const DcsCluster *c, const DcsMember *m)
+/* Why m can never be the candidate (no --force overrides it), or NULL. */
+static const char *hard_problem(const DcsCluster *c, const DcsMember *m)
 {
     if (!m) {
         return "no such member";
@@ -45,9 +59,43 @@ static const char *candidate_problem(const DcsCluster *c, const DcsMember *m)
     if (tag_true(m, "nofailover")) {
         return "it is tagged nofailover";
     }
+    return NULL;
+}
+
+/* Whether m is further behind the leader's last position (the status key,
+ * else the leader member's) than maximum_lag_on_failover; why in buf. An
+ * unknown position counts as too far: nothing says it is close. */
+static bool lag_problem(const DcsCluster *c, const DcsMember *m, char *buf, size_t size)
+{
+    int64_t max = c->config ? c->config->dcs.maximum_lag_on_failover : SWITCHOVER_DEFAULT_LAG;
     uint64_t lag = 0;
-    int64_t max = c->config ? c->config->dcs.maximum_lag_on_failover : 1048576;
-    if (dcs_member_lag(c, m, &lag) >= 0 && lag > (uint64_t)max) {
+    if (dcs_member_lag(c, m, &lag) < 0) {
+        (void)snprintf(buf, size, "its position is unknown, so its lag cannot be checked");
+        return true;
+    }
+    if (lag > (uint64_t)max) {
+        (void)snprintf(buf, size,
+                       "it lags %llu bytes behind the leader's last position "
+                       "(maximum_lag_on_failover is %lld)",
+                       (unsigned long long)lag, (long long)max);
+        return true;
+    }
+    return false;
+}
+
+/* A switchover candidate: a running replica that may lead and is close
+ * enough. Returns NULL or why not (static). */
+static const char *candidate_problem(const DcsCluster *c, const DcsMember *m)
+{
+    const char *why = hard_problem(c, m);
+    if (why) {
+        return why;
+    }
+    char buf[SWITCHOVER_MESSAGE_MAX];
+    uint64_t lag;
+    /* an unknown position does not stop a switchover: the leader waits for
+     * the candidate to receive everything before it lets go */
+    if (dcs_member_lag(c, m, &lag) >= 0 && lag_problem(c, m, buf, sizeof(buf))) {
         return "it lags more than maximum_lag_on_failover";
     }
     return NULL;
@@ -69,18 +117,181 @@ static const DcsMember *pick_candidate(const DcsCluster *c)
     return best;
 }
 
-static bool confirm(const char *leader, const char *candidate)
+/* ---- scheduled times ---- */
+
+/* Exactly n digits at *p. */
+static bool digits(const char **p, int n, int *ret)
 {
-    if (arg_force || !isatty(STDIN_FILENO)) {
-        return arg_force;
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        char ch = (*p)[i];
+        if (ch < '0' || ch > '9') {
+            return false;
+        }
+        v = v * 10 + (ch - '0');
     }
-    printf("Switch over from \"%s\" to \"%s\"? [y/N] ", leader, candidate);
-    fflush(stdout);
-    char line[16];
-    if (!fgets(line, sizeof(line), stdin)) {
-        return false;
+    *p += n;
+    *ret = v;
+    return true;
+}
+
+/* ISO 8601 as patronictl takes it: YYYY-MM-DD, 'T' or ' ', HH:MM[:SS[.fff]],
+ * then Z, +HH[:MM], +HHMM or nothing. A time without a timezone is UTC
+ * (not local time: the agents compare it with their own clocks, which may
+ * be in other zones). Fractions of a second are dropped. -EINVAL. */
+static int parse_scheduled(const char *s, time_t *ret)
+{
+    const char *p = s;
+    int y, mo, d, h, mi, sec = 0, off_h = 0, off_m = 0, sign = 0;
+    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
+        !digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' ')) {
+        return -EINVAL;
     }
-    return line[0] == 'y' || line[0] == 'Y';
+    p++;
+    if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi)) {
+        return -EINVAL;
+    }
+    if (*p == ':') {
+        p++;
+        if (!digits(&p, 2, &sec)) {
+            return -EINVAL;
+        }
+        if (*p == '.' || *p == ',') {
+            p++;
+            if (*p < '0' || *p > '9') {
+                return -EINVAL;
+            }
+            while (*p >= '0' && *p <= '9') {
+                p++;
+            }
+        }
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p++ == '-' ? -1 : 1;
+        if (!digits(&p, 2, &off_h)) {
+            return -EINVAL;
+        }
+        if (*p == ':') {
+            p++;
+        }
+        if (*p && !digits(&p, 2, &off_m)) {
+            return -EINVAL;
+        }
+    }
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59 ||
+        off_h > SWITCHOVER_MAX_OFFSET_H || off_m > 59) {
+        return -EINVAL;
+    }
+    struct tm tm = {
+        .tm_year = y - 1900,
+        .tm_mon = mo - 1,
+        .tm_mday = d,
+        .tm_hour = h,
+        .tm_min = mi,
+        .tm_sec = sec,
+    };
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || tm.tm_mday != d) {
+        return -EINVAL; /* timegm moved an impossible date (Feb 30) */
+    }
+    *ret = t - sign * (off_h * 3600 + off_m * 60);
+    return 0;
+}
+
+/* Patroni's isoformat() of an aware UTC time: 2030-01-01T12:00:00+00:00. */
+static void format_utc(time_t t, char *buf, size_t size)
+{
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%S+00:00", &tm) == 0) {
+        (void)snprintf(buf, size, "%lld", (long long)t);
+    }
+}
+
+/* ---- the failover key ---- */
+
+/* Writes the failover key only if it did not change since the cluster was
+ * read (absent keys have mod_revision 0). -ECANCELED when it did. */
+static int put_failover_unchanged(CtlTarget *t, const DcsCluster *c, const char *value,
+                                  EtcdError *e)
+{
+    EtcdCompare cmp = { .key = t->paths.failover,
+                        .target = ETCD_COMPARE_MOD,
+                        .result = ETCD_COMPARE_LESS,
+                        .number = c->revision + 1 };
+    EtcdOp put = {
+        .type = ETCD_OP_PUT, .key = t->paths.failover, .value = value, .value_len = strlen(value)
+    };
+    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &put, .n_success = 1 };
+    EtcdResult res = { 0 };
+    int r = etcd_txn(t->client, &txn, &res, e);
+    etcd_result_done(&res);
+    return r;
+}
+
+/* Deletes the failover key if its mod_revision is still mod_revision. */
+static int delete_failover_if(CtlTarget *t, int64_t mod_revision, EtcdError *e)
+{
+    EtcdCompare cmp = { .key = t->paths.failover,
+                        .target = ETCD_COMPARE_MOD,
+                        .result = ETCD_COMPARE_EQUAL,
+                        .number = mod_revision };
+    EtcdOp del = { .type = ETCD_OP_DELETE, .key = t->paths.failover };
+    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &del, .n_success = 1 };
+    EtcdResult res = { 0 };
+    int r = etcd_txn(t->client, &txn, &res, e);
+    etcd_result_done(&res);
+    return r;
+}
+
+/* Polls the leader key until it names candidate or wait_usec pass. */
+static bool wait_for_leader(CtlTarget *t, const char *candidate, uint64_t wait_usec,
+                            uint64_t poll_usec)
+{
+    for (uint64_t waited = 0; waited < wait_usec; waited += poll_usec) {
+        EtcdKeyValue kv = { 0 };
+        if (etcd_get(t->client, t->paths.leader, &kv, NULL) >= 0) {
+            bool done = strcmp(kv.value, candidate) == 0;
+            etcd_key_value_done(&kv);
+            if (done) {
+                return true;
+            }
+        }
+        struct timespec ts = { .tv_sec = (time_t)(poll_usec / 1000000),
+                               .tv_nsec = (long)(poll_usec % 1000000) * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+/* ---- switchover ---- */
+
+static int schedule_switchover(CtlTarget *t, const DcsCluster *c, const char *from,
+                               const char *candidate, time_t at)
+{
+    char when[SWITCHOVER_TIME_MAX];
+    format_utc(at, when, sizeof(when));
+    if (!ctl_confirm("Switch over from \"%s\" to \"%s\" at %s?", from, candidate, when)) {
+        fprintf(stderr, "dbctl switchover: not confirmed (use --force)\n");
+        return 1;
+    }
+    _cleanup_free_ char *value = NULL;
+    if (dcs_failover_encode(from, candidate, when, &value) < 0) {
+        return 1;
+    }
+    EtcdError e = { 0 };
+    int r = put_failover_unchanged(t, c, value, &e);
+    if (r == -ECANCELED) {
+        fprintf(stderr, "dbctl switchover: the failover key changed meanwhile; nothing written\n");
+        return 1;
+    }
+    if (r < 0) {
+        fprintf(stderr, "dbctl switchover: writing the failover key: %s\n", e.message);
+        return 1;
+    }
+    printf("Switchover scheduled at %s from \"%s\" to \"%s\"\n", when, from, candidate);
+    return 0;
 }
 
 int verb_switchover(int argc, char *argv[])
@@ -91,12 +302,14 @@ int verb_switchover(int argc, char *argv[])
         { "candidate", required_argument, NULL, 'c' },
         { "scheduled", required_argument, NULL, 's' },
         { "force", no_argument, NULL, 'f' },
+        { "help", no_argument, NULL, 'h' },
         {},
     };
     const char *want_leader = NULL, *want_candidate = NULL;
+    time_t scheduled = 0;
     int opt;
     optind = 0;
-    while ((opt = getopt_long(argc, argv, "f", options, NULL)) >= 0) {
+    while ((opt = getopt_long(argc, argv, "fh", options, NULL)) >= 0) {
         switch (opt) {
         case 'p':
             want_leader = optarg;
@@ -105,15 +318,22 @@ int verb_switchover(int argc, char *argv[])
             want_candidate = optarg;
             break;
         case 's':
-            if (strcmp(optarg, "now") != 0) {
-                fprintf(stderr, "dbctl switchover: --scheduled takes only \"now\" in this "
-                                "version\n");
+            if (strcmp(optarg, "now") == 0) {
+                scheduled = 0;
+            } else if (parse_scheduled(optarg, &scheduled) < 0) {
+                fprintf(stderr,
+                        "dbctl switchover: --scheduled \"%s\" is not an ISO 8601 time such as "
+                        "2030-01-01T12:00:00+01:00 (or now)\n",
+                        optarg);
                 return 2;
             }
             break;
         case 'f':
             arg_force = true;
             break;
+        case 'h':
+            ctl_verb_help("switchover");
+            return 0;
         default:
             return 2;
         }
@@ -122,13 +342,14 @@ int verb_switchover(int argc, char *argv[])
         fprintf(stderr, "dbctl switchover: unexpected argument \"%s\"\n", argv[optind]);
         return 2;
     }
+    if (scheduled != 0 && scheduled <= time(NULL)) {
+        char when[SWITCHOVER_TIME_MAX];
+        format_utc(scheduled, when, sizeof(when));
+        fprintf(stderr, "dbctl switchover: the scheduled time %s is in the past\n", when);
+        return 1;
+    }
 
     CtlTarget t = { 0 };
-    int r = ctl_target_open("switchover", NULL, NULL, &t);
-    if (r < 0) {
-        return r == -EINVAL ? 2 : 1;
-    }
-    int ret = 1;
     /* every cleanup variable before the first goto: a jump must not skip one */
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
     _cleanup_free_ char *candidate = NULL, *from = NULL, *value = NULL;
@@ -136,13 +357,25 @@ int verb_switchover(int argc, char *argv[])
     const DcsMember *cand;
     uint64_t t0;
     EtcdError e = { 0 };
-    r = dcs_cluster_read(t.client, &t.paths, &c, &e);
-    if (r < 0) {
-        fprintf(stderr, "dbctl switchover: cannot read cluster \"%s\": %s\n", t.scope, e.message);
+    int ret = ctl_read_cluster("switchover", NULL, &t, &c);
+    if (ret != 0) {
         goto done;
     }
+    ret = 1;
     if (!c->leader) {
         fprintf(stderr, "dbctl switchover: cluster \"%s\" has no leader (use failover)\n", t.scope);
+        goto done;
+    }
+    if (c->failover && c->failover->scheduled_at) {
+        fprintf(stderr,
+                "dbctl switchover: a switchover is already scheduled at %s (dbctl flush "
+                "cancels it)\n",
+                c->failover->scheduled_at);
+        goto done;
+    }
+    if (scheduled != 0 && dcs_cluster_is_paused(c)) {
+        fprintf(stderr, "dbctl switchover: cannot schedule a switchover while the cluster is "
+                        "paused\n");
         goto done;
     }
     leader = c->leader->name;
@@ -167,7 +400,11 @@ int verb_switchover(int argc, char *argv[])
     if (!candidate || !from) {
         goto done;
     }
-    if (!confirm(from, candidate)) {
+    if (scheduled != 0) {
+        ret = schedule_switchover(&t, c, from, candidate, scheduled);
+        goto done;
+    }
+    if (!ctl_confirm("Switch over from \"%s\" to \"%s\"?", from, candidate)) {
         fprintf(stderr, "dbctl switchover: not confirmed (use --force)\n");
         goto done;
     }
@@ -175,29 +412,189 @@ int verb_switchover(int argc, char *argv[])
         goto done;
     }
     t0 = clock_monotonic_usec();
-    r = etcd_put(t.client, t.paths.failover, value, strlen(value), NULL, NULL, &e);
-    if (r < 0) {
+    if (etcd_put(t.client, t.paths.failover, value, strlen(value), NULL, NULL, &e) < 0) {
         fprintf(stderr, "dbctl switchover: writing the failover key: %s\n", e.message);
         goto done;
     }
-    /* bounded: SWITCHOVER_WAIT_USEC in SWITCHOVER_POLL_USEC steps */
-    for (uint64_t waited = 0; waited < SWITCHOVER_WAIT_USEC; waited += SWITCHOVER_POLL_USEC) {
-        EtcdKeyValue kv = { 0 };
-        if (etcd_get(t.client, t.paths.leader, &kv, NULL) >= 0) {
-            bool done = strcmp(kv.value, candidate) == 0;
-            etcd_key_value_done(&kv);
-            if (done) {
-                printf("Switched over from \"%s\" to \"%s\" in %llu ms\n", from, candidate,
-                       (unsigned long long)(clock_monotonic_usec() - t0) / 1000);
-                ret = 0;
-                goto done;
-            }
-        }
-        struct timespec ts = { .tv_nsec = (long)SWITCHOVER_POLL_USEC * 1000 };
-        nanosleep(&ts, NULL);
+    if (wait_for_leader(&t, candidate, SWITCHOVER_WAIT_USEC, SWITCHOVER_POLL_USEC)) {
+        printf("Switched over from \"%s\" to \"%s\" in %llu ms\n", from, candidate,
+               (unsigned long long)(clock_monotonic_usec() - t0) / 1000);
+        ret = 0;
+        goto done;
     }
     fprintf(stderr, "dbctl switchover: \"%s\" did not take over within %llu s\n", candidate,
             (unsigned long long)(SWITCHOVER_WAIT_USEC / 1000000));
+done:
+    ctl_target_done(&t);
+    return ret;
+}
+
+/* ---- failover ---- */
+
+int verb_failover(int argc, char *argv[])
+{
+    static const struct option options[] = {
+        { "candidate", required_argument, NULL, 'c' },
+        { "force", no_argument, NULL, 'f' },
+        { "timeout", required_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        {},
+    };
+    const char *want = NULL;
+    long timeout = FAILOVER_WAIT_SEC;
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "fh", options, NULL)) >= 0) {
+        switch (opt) {
+        case 'c':
+            want = optarg;
+            break;
+        case 'f':
+            arg_force = true;
+            break;
+        case 't': {
+            char *end = NULL;
+            errno = 0;
+            timeout = strtol(optarg, &end, 10);
+            if (errno || !end || end == optarg || *end || timeout < 1 ||
+                timeout > FAILOVER_WAIT_MAX_SEC) {
+                fprintf(stderr, "dbctl failover: --timeout needs whole seconds between 1 and %d\n",
+                        FAILOVER_WAIT_MAX_SEC);
+                return 2;
+            }
+            break;
+        }
+        case 'h':
+            ctl_verb_help("failover");
+            return 0;
+        default:
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "dbctl failover: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (!want || !*want) {
+        fprintf(stderr, "dbctl failover: --candidate NAME is required\n");
+        return 2;
+    }
+
+    CtlTarget t = { 0 };
+    _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+    _cleanup_free_ char *value = NULL, *old_leader = NULL;
+    const DcsMember *cand;
+    const char *why;
+    char lag_why[SWITCHOVER_MESSAGE_MAX];
+    EtcdResult res = { 0 };
+    EtcdError e = { 0 };
+    uint64_t t0;
+    int64_t put_revision;
+    int ret = ctl_read_cluster("failover", NULL, &t, &c);
+    if (ret != 0) {
+        goto done;
+    }
+    ret = 1;
+    cand = dcs_cluster_get_member(c, want);
+    why = hard_problem(c, cand);
+    if (why) {
+        fprintf(stderr, "dbctl failover: cannot fail over to \"%s\": %s\n", want, why);
+        goto done;
+    }
+    if (lag_problem(c, cand, lag_why, sizeof(lag_why))) {
+        if (!arg_force) {
+            fprintf(stderr,
+                    "dbctl failover: cannot fail over to \"%s\": %s; --force to fail over "
+                    "anyway\n",
+                    want, lag_why);
+            goto done;
+        }
+        fprintf(stderr, "dbctl failover: warning: \"%s\": %s; failing over anyway (--force)\n",
+                want, lag_why);
+    }
+    if (c->leader && !(old_leader = strdup(c->leader->name))) {
+        goto done;
+    }
+    if (!ctl_confirm("Fail over to \"%s\"%s%s%s?", want, old_leader ? " (\"" : "",
+                     strempty(old_leader), old_leader ? "\" is the leader now)" : "")) {
+        fprintf(stderr, "dbctl failover: not confirmed (use --force)\n");
+        goto done;
+    }
+    if (c->failover && c->failover->scheduled_at) {
+        printf("Replacing the switchover scheduled at %s\n", c->failover->scheduled_at);
+    }
+    if (dcs_failover_encode(NULL, want, NULL, &value) < 0) {
+        goto done;
+    }
+    t0 = clock_monotonic_usec();
+    if (etcd_put(t.client, t.paths.failover, value, strlen(value), NULL, &res, &e) < 0) {
+        fprintf(stderr, "dbctl failover: writing the failover key: %s\n", e.message);
+        goto done;
+    }
+    put_revision = res.revision;
+    etcd_result_done(&res);
+    if (wait_for_leader(&t, want, (uint64_t)timeout * 1000000, FAILOVER_POLL_USEC)) {
+        printf("Failed over to \"%s\" in %llu ms\n", want,
+               (unsigned long long)(clock_monotonic_usec() - t0) / 1000);
+        ret = 0;
+        goto done;
+    }
+    /* A request nobody acts on would keep the other members from taking
+     * over (they defer to the named candidate): take it back. */
+    if (delete_failover_if(&t, put_revision, &e) >= 0) {
+        fprintf(stderr,
+                "dbctl failover: \"%s\" did not take over within %ld s; the request was "
+                "withdrawn\n",
+                want, timeout);
+    } else {
+        fprintf(stderr, "dbctl failover: \"%s\" did not take over within %ld s\n", want, timeout);
+    }
+done:
+    etcd_result_done(&res);
+    ctl_target_done(&t);
+    return ret;
+}
+
+/* ---- flush ---- */
+
+int verb_flush(int argc, char *argv[])
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0) {
+            arg_force = true;
+        } else if (strcmp(argv[i], "switchover") != 0) {
+            fprintf(stderr, "dbctl flush: unexpected argument \"%s\"\n", argv[i]);
+            return 2;
+        }
+    }
+    CtlTarget t = { 0 };
+    _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+    EtcdError e = { 0 };
+    int r;
+    int ret = ctl_read_cluster("flush", NULL, &t, &c);
+    if (ret != 0) {
+        goto done;
+    }
+    ret = 1;
+    if (!c->failover || !c->failover->scheduled_at) {
+        fprintf(stderr, "dbctl flush: no scheduled switchover in cluster \"%s\"\n", t.scope);
+        goto done;
+    }
+    if (!ctl_confirm("Cancel the switchover scheduled at %s?", c->failover->scheduled_at)) {
+        fprintf(stderr, "dbctl flush: not confirmed (use --force)\n");
+        goto done;
+    }
+    r = delete_failover_if(&t, c->failover->mod_revision, &e);
+    if (r == -ECANCELED) {
+        fprintf(stderr, "dbctl flush: the failover key changed meanwhile; nothing deleted\n");
+        goto done;
+    }
+    if (r < 0) {
+        fprintf(stderr, "dbctl flush: deleting the failover key: %s\n", e.message);
+        goto done;
+    }
+    printf("Cancelled the switchover scheduled at %s\n", c->failover->scheduled_at);
+    ret = 0;
 done:
     ctl_target_done(&t);
     return ret;

@@ -23,6 +23,7 @@ void ctl_target_done(CtlTarget *t)
         return;
     }
     t->client = etcd_client_free(t->client);
+    t->config = config_free(t->config);
     dcs_paths_done(&t->paths);
     free(t->scope);
     t->scope = NULL;
@@ -135,6 +136,24 @@ int ctl_target_open(const char *verb, const char *namespace_arg, const char *sco
         fprintf(stderr, "dbctl %s: invalid etcd settings: %s\n", verb, err.message);
         return -EINVAL;
     }
+    t.config = TAKE_PTR(cfg);
     *ret = t;
+    return 0;
+}
+
+int ctl_read_cluster(const char *verb, const char *scope_arg, CtlTarget *t, DcsCluster **ret)
+{
+    *t = (CtlTarget){ 0 };
+    int r = ctl_target_open(verb, NULL, scope_arg, t);
+    if (r < 0) {
+        return r == -EINVAL ? 2 : 1;
+    }
+    EtcdError e = { 0 };
+    r = dcs_cluster_read(t->client, &t->paths, ret, &e);
+    if (r < 0) {
+        fprintf(stderr, "dbctl %s: cannot read cluster \"%s\" from etcd (%s): %s\n", verb, t->scope,
+                etcd_client_get_endpoint(t->client), e.message[0] ? e.message : strerror(-r));
+        return 1;
+    }
     return 0;
 }

@@ -3,6 +3,7 @@
  * every verb that reads or writes the cluster in etcd. */
 #pragma once
 
+#include "config.h"
 #include "dcs.h"
 #include "etcd.h"
 
@@ -15,6 +16,7 @@ typedef struct CtlTarget {
     char *scope;        /* owned */
     DcsPaths paths;     /* for scope under the namespace */
     EtcdClient *client; /* owned; no I/O has happened yet */
+    Config *config;     /* owned; the -c CONFIG file, NULL without one */
 } CtlTarget;
 
 /* Resolves the target from the global options (arg_config, arg_etcd,
@@ -25,3 +27,10 @@ typedef struct CtlTarget {
 int ctl_target_open(const char *verb, const char *namespace_arg, const char *scope_arg,
                     CtlTarget *ret);
 void ctl_target_done(CtlTarget *t);
+
+/* ctl_target_open, then one read of the cluster. Returns the verb's exit
+ * status: 0 with *ret (free with dcs_cluster_free; t then needs
+ * ctl_target_done), 2 for a usage or config problem, 1 when etcd cannot be
+ * read (one line on stderr naming the cluster and the etcd error). t is
+ * always safe to pass to ctl_target_done. */
+int ctl_read_cluster(const char *verb, const char *scope_arg, CtlTarget *t, DcsCluster **ret);

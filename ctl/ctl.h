@@ -18,14 +18,30 @@ extern const char *arg_scope;
 extern CtlOutput arg_output;
 extern bool arg_force;
 
+/* Prints `dbctl VERB --help` (ctl/main.c's verb table) to stdout. */
+void ctl_verb_help(const char *verb);
+
 /* Each verb gets its own argv (argv[0] is the verb) and returns the exit
  * status: 0 done, 1 failed or refused, 2 usage or config error. */
+/* ctl/cmd_version.c */
 int verb_version(int argc, char *argv[]);
+/* ctl/cmd_switchover.c: switchover, failover and flush (the `failover` key) */
 int verb_switchover(int argc, char *argv[]);
+int verb_failover(int argc, char *argv[]);
+int verb_flush(int argc, char *argv[]);
+/* ctl/cmd_read.c */
 int verb_history(int argc, char *argv[]);
 int verb_show_config(int argc, char *argv[]);
 int verb_dsn(int argc, char *argv[]);
+/* ctl/cmd_pause.c */
 int verb_pause(int argc, char *argv[]);
 int verb_resume(int argc, char *argv[]);
-/* ctl/cmd_status.c: status (alias list) [SCOPE] [-o FMT] [--watch SEC] [--namespace NS] */
+/* ctl/cmd_status.c: status (alias list) and topology */
 int verb_status(int argc, char *argv[]);
+int verb_topology(int argc, char *argv[]);
+/* ctl/cmd_config.c */
+int verb_edit_config(int argc, char *argv[]);
+/* ctl/cmd_query.c */
+int verb_query(int argc, char *argv[]);
+/* ctl/cmd_remove.c */
+int verb_remove(int argc, char *argv[]);

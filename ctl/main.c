@@ -1,5 +1,6 @@
 /* dbctl entry point: global options and the verb table. Each verb family
  * lives in ctl/cmd_<family>.c. */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,24 +26,83 @@ typedef struct Verb {
     int min_args, max_args;
     VerbFlags flags;
     int (*fn)(int argc, char *argv[]);
-    const char *help;
+    const char *help;  /* one line for `dbctl --help` */
+    const char *usage; /* the verb's arguments and options, for `dbctl VERB --help` */
 } Verb;
 
 static const Verb verbs[] = {
-    { "version", NULL, 0, 0, 0, verb_version, "print dbctl's version" },
     { "status", "list", 0, 16, VERB_NEEDS_ETCD, verb_status,
-      "show members, roles, states and lag (-o, --watch)" },
-    { "history", NULL, 0, 0, VERB_NEEDS_ETCD, verb_history, "show the promotions (-o)" },
+      "show members, roles, states and lag (-o, --watch)",
+      "[SCOPE] [-o table|json|yaml] [--watch SECONDS [--count N]] [--namespace NS]\n"
+      "  --watch SECONDS  redraw every SECONDS until interrupted (SIGINT, SIGTERM)\n"
+      "  --count N        with --watch: stop after N rounds\n"
+      "A pending scheduled switchover is shown under the table (scheduled_switchover in\n"
+      "JSON and YAML)." },
+    { "topology", NULL, 0, 16, VERB_NEEDS_ETCD, verb_topology,
+      "show the replication tree: leader, replicas under their upstream (-o)",
+      "[SCOPE] [-o table|json|yaml] [--namespace NS]\n"
+      "Replicas are shown under the member named by their replicatefrom tag, else\n"
+      "under the leader." },
+    { "history", NULL, 0, 0, VERB_NEEDS_ETCD, verb_history, "show the promotions (-o)",
+      "[-o table|json|yaml]" },
     { "show-config", NULL, 0, 0, VERB_NEEDS_ETCD, verb_show_config,
-      "show the cluster-wide configuration (-o json|yaml)" },
+      "show the cluster-wide configuration (-o json|yaml)", "[-o json|yaml]" },
+    { "edit-config", NULL, 0, 64, VERB_MUTATING | VERB_NEEDS_ETCD, verb_edit_config,
+      "change the cluster-wide configuration (--set, -p, --apply, $EDITOR)",
+      "[--set KEY.PATH=VALUE]... [-p NAME=VALUE]... [--apply FILE|-] [--force]\n"
+      "  --set KEY.PATH=VALUE  set a key of the config key (VALUE is JSON when it parses\n"
+      "                        as JSON, else a string; null removes the key)\n"
+      "  -p, --pg NAME=VALUE   the same for postgresql.parameters.NAME\n"
+      "  --apply FILE|-        merge a YAML or JSON document (a null removes a key)\n"
+      "  --force               write without asking\n"
+      "Without --set, -p or --apply on a terminal, opens $EDITOR (or $VISUAL, vi) on\n"
+      "the YAML of the config. The result is validated, shown as a unified diff,\n"
+      "confirmed, and written only if the config key did not change meanwhile." },
     { "dsn", NULL, 0, 2, VERB_NEEDS_ETCD, verb_dsn,
-      "print a libpq connection string (--role primary|replica|any)" },
+      "print a libpq connection string (--role primary|replica|any)",
+      "[--role primary|replica|any]" },
+    { "query", NULL, 0, 16, VERB_NEEDS_ETCD, verb_query, "run SQL on a member (-c SQL, -f FILE)",
+      "[-m MEMBER | -r primary|replica|any] (-c SQL | -f FILE|-) [-U USER] [-d DBNAME]\n"
+      "      [--timeout SECONDS] [-o table|json]\n"
+      "  -m, --member NAME  the member to run on\n"
+      "  -r, --role ROLE    else the leader (primary), a streaming replica (replica),\n"
+      "                     or the leader when there is one (any, the default)\n"
+      "  -U, --username     default: postgresql.authentication.superuser.username of\n"
+      "                     -c CONFIG, else postgres\n"
+      "  -d, --dbname       default: postgres\n"
+      "  --timeout SECONDS  statement_timeout (default 60)\n"
+      "The password comes from PGPASSWORD (or ~/.pgpass), else from the superuser\n"
+      "password of -c CONFIG. The host and port are the member's conn_url." },
     { "pause", NULL, 0, 1, VERB_MUTATING | VERB_NEEDS_ETCD, verb_pause,
-      "maintenance mode: no automatic action (--wait)" },
+      "maintenance mode: no automatic action (--wait)", "[--wait]" },
     { "resume", NULL, 0, 1, VERB_MUTATING | VERB_NEEDS_ETCD, verb_resume,
-      "leave maintenance mode (--wait)" },
+      "leave maintenance mode (--wait)", "[--wait]" },
     { "switchover", NULL, 0, 16, VERB_MUTATING | VERB_NEEDS_ETCD, verb_switchover,
-      "hand the primary role to a replica (--candidate, --primary, --force)" },
+      "hand the primary role to a replica (--candidate, --primary, --scheduled)",
+      "[--primary NAME] [--candidate NAME] [--scheduled ISO8601|now] [--force]\n"
+      "  --scheduled TIME  run the switchover at TIME, e.g. 2030-01-01T12:00:00+01:00;\n"
+      "                    a time without a timezone is UTC; it must lie ahead. dbctl\n"
+      "                    returns at once; `status` shows it, `flush` cancels it." },
+    { "failover", NULL, 0, 16, VERB_MUTATING | VERB_NEEDS_ETCD, verb_failover,
+      "make a member the leader, also with no healthy leader (--candidate)",
+      "--candidate NAME [--force] [--timeout SECONDS]\n"
+      "  Refused when NAME is not a member, is not running, is tagged nofailover, or\n"
+      "  lags more than maximum_lag_on_failover behind the leader's last position;\n"
+      "  --force overrides only the lag (and confirms). Waits up to --timeout (30 s)\n"
+      "  for NAME to hold the leader key." },
+    { "flush", NULL, 0, 2, VERB_MUTATING | VERB_NEEDS_ETCD, verb_flush,
+      "cancel a scheduled switchover", "[switchover] [--force]" },
+    { "remove", NULL, 1, 2, VERB_MUTATING | VERB_NEEDS_ETCD, verb_remove,
+      "delete every key of a cluster from etcd",
+      "CLUSTER [--force]\n"
+      "CLUSTER must be the cluster's scope. On a terminal asks for the cluster name and\n"
+      "then \"Yes I am aware\"; otherwise --force is required. Refused while a leader\n"
+      "key exists unless --force." },
+    { "version", NULL, 0, 16, 0, verb_version,
+      "print dbctl's version and each agent's (GET /patroni)",
+      "[MEMBER...]\n"
+      "With a cluster (-c CONFIG or --etcd and --scope), also each member's agent\n"
+      "version from its REST API, or \"unreachable\"." },
 };
 
 static const char *const output_table[_CTL_OUTPUT_MAX] = {
@@ -67,6 +127,32 @@ static void help(void)
            "             COMMAND [ARGS...]\n\nCommands:\n");
     for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
         printf("  %-12s %s\n", verbs[i].name, verbs[i].help);
+    }
+    printf("\n`dbctl COMMAND --help` describes a command's options.\n");
+}
+
+/* "Usage: ... VERB ARGS", the one-line help as a sentence, then the rest of
+ * the usage text (option details). */
+static void verb_help(const Verb *v)
+{
+    const char *nl = strchr(v->usage, '\n');
+    int first = nl ? (int)(nl - v->usage) : (int)strlen(v->usage);
+    printf("Usage: dbctl [-c CONFIG] [--etcd HOST:PORT[,...]] [--scope NAME] %s %.*s\n", v->name,
+           first, v->usage);
+    printf("%c%s%s%s.\n", toupper((unsigned char)v->help[0]), v->help + 1,
+           v->alias ? "; alias: " : "", strempty(v->alias));
+    if (nl) {
+        printf("%s\n", nl + 1);
+    }
+}
+
+void ctl_verb_help(const char *name)
+{
+    for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+        if (strcmp(verbs[i].name, name) == 0) {
+            verb_help(&verbs[i]);
+            return;
+        }
     }
 }
 
@@ -134,6 +220,13 @@ int main(int argc, char *argv[])
     if (!v) {
         fprintf(stderr, "dbctl: unknown command \"%s\"\n", argv[optind]);
         return 2;
+    }
+    /* `dbctl VERB --help` for every verb, before its own parsing */
+    for (int i = optind + 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--help") == 0) {
+            verb_help(v);
+            return 0;
+        }
     }
     int nargs = argc - optind - 1;
     if (nargs < v->min_args || nargs > v->max_args) {

@@ -1,0 +1,303 @@
+/* dbctl query: run SQL on one member over libpq and print the result as a
+ * table, JSON or YAML. The member's address is its conn_url in etcd; the
+ * credentials are the operator's (-U, PGPASSWORD, ~/.pgpass) or the
+ * superuser of -c CONFIG. Every statement runs under statement_timeout. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "connect.h"
+#include "ctl.h"
+#include "dcs.h"
+#include "input.h"
+#include "macro.h"
+#include "output.h"
+
+#define QUERY_FILE_MAX        (1024 * 1024)
+#define QUERY_TIMEOUT_SEC     60
+#define QUERY_TIMEOUT_MAX_SEC 86400
+#define QUERY_CONNECT_SEC     "5"
+/* Room for "-c statement_timeout=N" and a port's text. */
+#define QUERY_OPTION_MAX 64
+
+static void pq_finishp(PGconn **c)
+{
+    if (*c) {
+        PQfinish(*c);
+        *c = NULL;
+    }
+}
+
+static void pq_clearp(PGresult **r)
+{
+    if (*r) {
+        PQclear(*r);
+        *r = NULL;
+    }
+}
+
+static bool is_leader(const DcsCluster *c, const DcsMember *m)
+{
+    return c->leader && strcmp(c->leader->name, m->name) == 0;
+}
+
+/* The member to run on: -m NAME, else by role. NULL and why in *why. */
+static const DcsMember *pick_member(const DcsCluster *c, const char *name, const char *role,
+                                    const char **why)
+{
+    if (name) {
+        const DcsMember *m = dcs_cluster_get_member(c, name);
+        *why = m ? NULL : "no such member";
+        return m;
+    }
+    const DcsMember *leader = dcs_cluster_leader_member(c);
+    if (strcmp(role, "primary") == 0 || (strcmp(role, "any") == 0 && leader)) {
+        *why = leader ? NULL : "the cluster has no leader";
+        return leader;
+    }
+    /* a replica (or, for any, whoever runs): streaming ones first */
+    const DcsMember *best = NULL;
+    for (size_t i = 0; i < c->n_members; i++) {
+        const DcsMember *m = &c->members[i];
+        if (is_leader(c, m) || !m->host || !m->state || strcmp(m->state, "running") != 0) {
+            continue;
+        }
+        bool streaming = m->replication_state && strcmp(m->replication_state, "streaming") == 0;
+        if (!best || (streaming && !(best->replication_state &&
+                                     strcmp(best->replication_state, "streaming") == 0))) {
+            best = m;
+        }
+    }
+    *why = best ? NULL : "no running replica";
+    return best;
+}
+
+static int print_result(const char *member, PGresult *res, CtlOutput fmt)
+{
+    int n_fields = PQnfields(res), n_rows = PQntuples(res);
+    if (fmt != CTL_OUTPUT_TABLE) {
+        json_t *rows = json_array();
+        json_auto_t *o = json_pack("{s:s, s:s, s:o}", "member", member, "command", PQcmdStatus(res),
+                                   "rows", rows);
+        if (!o) {
+            return -ENOMEM;
+        }
+        for (int i = 0; i < n_rows; i++) {
+            json_t *row = json_object();
+            if (!row || json_array_append_new(rows, row) < 0) {
+                return -ENOMEM;
+            }
+            for (int j = 0; j < n_fields; j++) {
+                json_t *v =
+                    PQgetisnull(res, i, j) ? json_null() : json_string(PQgetvalue(res, i, j));
+                if (!v || json_object_set_new(row, PQfname(res, j), v) < 0) {
+                    return -ENOMEM;
+                }
+            }
+        }
+        return fmt == CTL_OUTPUT_JSON ? output_json(o, stdout) : output_yaml(o, stdout);
+    }
+    if (n_fields == 0) {
+        printf("%s\n", PQcmdStatus(res));
+        return 0;
+    }
+    _cleanup_free_ const char **cells = calloc((size_t)n_fields, sizeof(*cells));
+    if (!cells) {
+        return -ENOMEM;
+    }
+    for (int j = 0; j < n_fields; j++) {
+        cells[j] = PQfname(res, j);
+    }
+    _cleanup_(output_table_freep) OutputTable *t = output_table_new((size_t)n_fields, cells);
+    if (!t) {
+        return -ENOMEM;
+    }
+    for (int i = 0; i < n_rows; i++) {
+        for (int j = 0; j < n_fields; j++) {
+            cells[j] = PQgetisnull(res, i, j) ? "" : PQgetvalue(res, i, j);
+        }
+        int r = output_table_add_row(t, cells);
+        if (r < 0) {
+            return r;
+        }
+    }
+    return output_table_print(t, NULL, stdout);
+}
+
+int verb_query(int argc, char *argv[])
+{
+    static const struct option options[] = {
+        { "member", required_argument, NULL, 'm' },
+        { "role", required_argument, NULL, 'r' },
+        { "command", required_argument, NULL, 'c' },
+        { "file", required_argument, NULL, 'f' },
+        { "username", required_argument, NULL, 'U' },
+        { "dbname", required_argument, NULL, 'd' },
+        { "timeout", required_argument, NULL, 't' },
+        { "output", required_argument, NULL, 'o' },
+        { "format", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },
+        {},
+    };
+    const char *member = NULL, *role = NULL, *sql_arg = NULL, *file = NULL, *user = NULL,
+               *dbname = "postgres";
+    long timeout = QUERY_TIMEOUT_SEC;
+    CtlOutput fmt = arg_output;
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "m:r:c:f:U:d:o:h", options, NULL)) >= 0) {
+        switch (opt) {
+        case 'm':
+            member = optarg;
+            break;
+        case 'r':
+            role = optarg;
+            if (strcmp(role, "primary") != 0 && strcmp(role, "replica") != 0 &&
+                strcmp(role, "any") != 0) {
+                fprintf(stderr, "dbctl query: unknown role \"%s\" (primary, replica, any)\n", role);
+                return 2;
+            }
+            break;
+        case 'c':
+            sql_arg = optarg;
+            break;
+        case 'f':
+            file = optarg;
+            break;
+        case 'U':
+            user = optarg;
+            break;
+        case 'd':
+            dbname = optarg;
+            break;
+        case 't': {
+            char *end = NULL;
+            errno = 0;
+            timeout = strtol(optarg, &end, 10);
+            if (errno || !end || end == optarg || *end || timeout < 1 ||
+                timeout > QUERY_TIMEOUT_MAX_SEC) {
+                fprintf(stderr, "dbctl query: --timeout needs whole seconds between 1 and %d\n",
+                        QUERY_TIMEOUT_MAX_SEC);
+                return 2;
+            }
+            break;
+        }
+        case 'o':
+            if (strcmp(optarg, "table") == 0) {
+                fmt = CTL_OUTPUT_TABLE;
+            } else if (strcmp(optarg, "json") == 0) {
+                fmt = CTL_OUTPUT_JSON;
+            } else if (strcmp(optarg, "yaml") == 0) {
+                fmt = CTL_OUTPUT_YAML;
+            } else {
+                fprintf(stderr, "dbctl query: unknown output format \"%s\" (table, json, yaml)\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'h':
+            ctl_verb_help("query");
+            return 0;
+        default:
+            fprintf(stderr, "Try 'dbctl query --help' for more information.\n");
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "dbctl query: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (!sql_arg == !file) {
+        fprintf(stderr, "dbctl query: give the SQL with -c SQL or -f FILE (one of them)\n");
+        return 2;
+    }
+    if (member && role) {
+        fprintf(stderr, "dbctl query: -m and -r exclude each other\n");
+        return 2;
+    }
+    _cleanup_free_ char *sql_file = NULL;
+    if (file) {
+        size_t len;
+        int r = input_read_file(file, QUERY_FILE_MAX, &sql_file, &len);
+        if (r < 0) {
+            fprintf(stderr, "dbctl query: cannot read \"%s\": %s\n", file,
+                    r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
+            return 2;
+        }
+    }
+    const char *sql = sql_file ? sql_file : sql_arg;
+
+    CtlTarget t = { 0 };
+    _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+    _cleanup_(pq_finishp) PGconn *conn = NULL;
+    _cleanup_(pq_clearp) PGresult *res = NULL;
+    const DcsMember *m;
+    const char *why = NULL, *password = NULL;
+    char port[QUERY_OPTION_MAX], pgoptions[QUERY_OPTION_MAX];
+    int ret = ctl_read_cluster("query", NULL, &t, &c);
+    if (ret != 0) {
+        goto done;
+    }
+    ret = 1;
+    m = pick_member(c, member, role ? role : "any", &why);
+    if (!m) {
+        fprintf(stderr, "dbctl query: %s%s%s\n", why, member ? ": " : "", strempty(member));
+        goto done;
+    }
+    if (!m->host) {
+        fprintf(stderr, "dbctl query: member \"%s\" publishes no conn_url\n", m->name);
+        goto done;
+    }
+    if (!user) {
+        user = t.config && t.config->postgresql.superuser.username
+                   ? t.config->postgresql.superuser.username
+                   : "postgres";
+    }
+    /* PGPASSWORD, when set, is the operator's choice; libpq reads it */
+    if (!getenv("PGPASSWORD") && t.config) {
+        password = t.config->postgresql.superuser.password;
+    }
+    (void)snprintf(port, sizeof(port), "%d", m->port);
+    (void)snprintf(pgoptions, sizeof(pgoptions), "-c statement_timeout=%ld", timeout * 1000);
+    {
+        const char *keys[] = { "host",     "port",    "dbname",          "user",
+                               "password", "options", "connect_timeout", "application_name",
+                               NULL };
+        const char *values[] = { m->host,           port,    dbname, user, password, pgoptions,
+                                 QUERY_CONNECT_SEC, "dbctl", NULL };
+        if (!password) {
+            /* libpq stops at the first NULL key: move the rest up */
+            for (size_t i = 4; keys[i]; i++) {
+                keys[i] = keys[i + 1];
+                values[i] = values[i + 1];
+            }
+        }
+        conn = PQconnectdbParams(keys, values, 0);
+    }
+    if (!conn || PQstatus(conn) != CONNECTION_OK) {
+        fprintf(stderr, "dbctl query: cannot connect to \"%s\" (%s:%d): %s", m->name, m->host,
+                m->port, conn ? PQerrorMessage(conn) : "out of memory\n");
+        goto done;
+    }
+    res = PQexec(conn, sql);
+    if (!res ||
+        (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)) {
+        fprintf(stderr, "dbctl query: on \"%s\": %s", m->name,
+                res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+        goto done;
+    }
+    if (print_result(m->name, res, fmt) < 0) {
+        fprintf(stderr, "dbctl query: cannot print the result\n");
+        goto done;
+    }
+    ret = 0;
+done:
+    fflush(stdout);
+    ctl_target_done(&t);
+    return ret;
+}

@@ -1,0 +1,60 @@
+/* Questions on a terminal. A verb asks only when stdin is a terminal, so a
+ * script never blocks on a prompt: it gets a refusal that names --force. */
+#include "prompt.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+/* Room for a y/N answer or a typed cluster name. */
+#define PROMPT_ANSWER_MAX 256
+
+bool ctl_is_interactive(void)
+{
+    return isatty(STDIN_FILENO);
+}
+
+int ctl_ask(const char *prompt, char *buf, size_t size)
+{
+    fputs(prompt, stdout);
+    fflush(stdout);
+    if (size == 0 || !fgets(buf, (int)size, stdin)) {
+        return -EIO;
+    }
+    size_t n = strlen(buf);
+    if (n > 0 && buf[n - 1] == '\n') {
+        buf[n - 1] = '\0';
+        return 0;
+    }
+    if (feof(stdin)) {
+        return 0;
+    }
+    int c;
+    while ((c = getchar()) != EOF && c != '\n') {
+        /* discard the rest of an overlong line */
+    }
+    return -ENOBUFS;
+}
+
+bool ctl_confirm(const char *fmt, ...)
+{
+    if (arg_force) {
+        return true;
+    }
+    if (!ctl_is_interactive()) {
+        return false;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    char answer[PROMPT_ANSWER_MAX];
+    if (ctl_ask(" [y/N] ", answer, sizeof(answer)) < 0) {
+        return false;
+    }
+    return answer[0] == 'y' || answer[0] == 'Y';
+}
