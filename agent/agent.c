@@ -651,6 +651,7 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
                                        strcmp(cand->state, "running") == 0;
     }
     in->paused = c && dcs_cluster_is_paused(c);
+    in->request = a->request;
     in->healthiest = false;
     if (in->dcs_ok && !in->has_leader && in->pg_reachable && in->pg_in_recovery &&
         !in->nofailover && !in->paused) {
@@ -822,6 +823,9 @@ void agent_tick(Agent *a)
     }
     /* A finished job's result is consumed by this decision. */
     if (a->job.kind != AGENT_JOB_NONE && a->job.finished) {
+        if (a->job.kind == AGENT_JOB_RESTART) {
+            a->restart_result = a->job.ok ? 1 : -1; /* for the REST API's answer */
+        }
         a->job = (AgentJob){ 0 };
     }
     size_t done = 0;

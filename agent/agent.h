@@ -52,6 +52,7 @@ typedef enum AgentJobKind {
     AGENT_JOB_STOP,
     AGENT_JOB_BASEBACKUP,
     AGENT_JOB_REWIND,
+    AGENT_JOB_RESTART,
     _AGENT_JOB_KIND_MAX,
     _AGENT_JOB_KIND_INVALID = -EINVAL,
 } AgentJobKind;
@@ -106,6 +107,8 @@ typedef struct Agent {
     unsigned clone_failures;
     char *following;         /* owned: the leader we point primary_conninfo at */
     int64_t params_revision; /* the config key revision postgresql.conf was written from */
+    HaRequest request;       /* what an operator asked for (POST /restart, /reinitialize) */
+    int restart_result;      /* of the last restart job: 1 ok, -1 failed, 0 none since */
 
     RestServer *rest;      /* owned */
     ApiQueue *api;         /* owned: mutating REST requests for the loop */

@@ -1,7 +1,8 @@
 /* Mutating REST endpoints: queued by MHD threads, executed and answered by
  * the agent's loop. Status codes and messages follow Patroni 3.0.2's
  * api.py (do_POST_failover, do_DELETE_switchover, do_PATCH_config,
- * do_PUT_config, do_POST_reload); error bodies are {"error": ...}. */
+ * do_PUT_config, do_POST_reload, do_POST_restart, do_POST_reinitialize);
+ * error bodies are {"error": ...}. */
 #include "api.h"
 
 #include <errno.h>
@@ -32,6 +33,8 @@ typedef enum ApiKind {
     API_PATCH_CONFIG,
     API_PUT_CONFIG,
     API_RELOAD,
+    API_RESTART,
+    API_REINITIALIZE,
 } ApiKind;
 
 typedef struct ApiRequest {
@@ -50,6 +53,7 @@ struct ApiQueue {
     pthread_mutex_t lock;
     ApiRequest *incoming; /* guarded by lock; newest first */
     ApiRequest *waiting;  /* loop thread only */
+    ApiRequest *restart;  /* loop thread only: a restart or reinit handed to the HA loop */
     int fd;               /* eventfd: handlers write, the loop reads */
     sd_event_source *io;  /* owned */
 };
@@ -132,6 +136,8 @@ HANDLER(on_delete_switchover, API_DELETE_SWITCHOVER)
 HANDLER(on_patch_config, API_PATCH_CONFIG)
 HANDLER(on_put_config, API_PUT_CONFIG)
 HANDLER(on_reload, API_RELOAD)
+HANDLER(on_restart, API_RESTART)
+HANDLER(on_reinitialize, API_REINITIALIZE)
 #undef HANDLER
 
 size_t api_handlers(Agent *a, RestHandler *table, size_t max)
@@ -144,6 +150,9 @@ size_t api_handlers(Agent *a, RestHandler *table, size_t max)
         { "PATCH", "/config", REST_HANDLER_MUTATING, on_patch_config, a },
         { "PUT", "/config", REST_HANDLER_MUTATING, on_put_config, a },
         { "POST", "/reload", REST_HANDLER_MUTATING | REST_HANDLER_BODY_OPTIONAL, on_reload, a },
+        { "POST", "/restart", REST_HANDLER_MUTATING | REST_HANDLER_BODY_OPTIONAL, on_restart, a },
+        { "POST", "/reinitialize", REST_HANDLER_MUTATING | REST_HANDLER_BODY_OPTIONAL,
+          on_reinitialize, a },
     };
     size_t n = ELEMENTSOF(all) < max ? ELEMENTSOF(all) : max;
     memcpy(table, all, n * sizeof(all[0]));
@@ -341,11 +350,14 @@ static bool poll_outcome(Agent *a, ApiRequest *r, uint64_t now)
     return false;
 }
 
+static void poll_restart(Agent *a);
+
 void api_after_tick(Agent *a, uint64_t now_usec)
 {
     if (!a->api) {
         return;
     }
+    poll_restart(a);
     ApiRequest **p = &a->api->waiting;
     while (*p) {
         ApiRequest *r = *p;
@@ -480,6 +492,123 @@ static void do_reload(Agent *a, ApiRequest *r)
     answer(r, 202, "reload scheduled");
 }
 
+static bool is_primary(const Agent *a)
+{
+    return a->state == HA_STATE_PRIMARY || a->state == HA_STATE_STARTING_PRIMARY;
+}
+
+/* Patroni's do_POST_restart and Ha.restart(): filters first, then the HA
+ * loop restarts PostgreSQL as a job; answered when it ends. */
+static void do_restart(Agent *a, ApiRequest *r)
+{
+    bool want_pending = false;
+    const char *role = NULL;
+    const char *key;
+    json_t *v;
+    json_object_foreach(r->body, key, v)
+    {
+        if (strcmp(key, "role") == 0) {
+            role = json_string_value(v);
+            if (!role || (strcmp(role, "primary") != 0 && strcmp(role, "master") != 0 &&
+                          strcmp(role, "replica") != 0)) {
+                answer(r, 400, "PostgreSQL role should be either primary or replica");
+                return;
+            }
+        } else if (strcmp(key, "restart_pending") == 0) {
+            if (!json_is_boolean(v)) {
+                answer(r, 400, "restart_pending must be true or false");
+                return;
+            }
+            want_pending = json_is_true(v);
+        } else if (strcmp(key, "schedule") == 0) {
+            answer(r, 400, "scheduled restarts are not supported by this agent");
+            return;
+        } else {
+            answer(r, 400, "Unknown filter for the scheduled restart: %s", key);
+            return;
+        }
+    }
+    if (a->api->restart || a->request != HA_REQUEST_NONE || a->job.kind == AGENT_JOB_RESTART) {
+        answer(r, 503, "restart already in progress");
+        return;
+    }
+    bool primary = is_primary(a);
+    if ((role && (strcmp(role, "replica") == 0) == primary) ||
+        (want_pending && !(a->probe_ok && a->snap.pending_restart))) {
+        answer(r, 503, "restart conditions are not satisfied");
+        return;
+    }
+    a->request = HA_REQUEST_RESTART;
+    a->restart_result = 0;
+    a->api->restart = r;
+    agent_schedule_tick(a, clock_monotonic_usec());
+}
+
+/* Patroni's Ha.reinitialize(): a replica only, and only with a leader. */
+static void do_reinitialize(Agent *a, ApiRequest *r)
+{
+    json_t *force = json_object_get(r->body, "force");
+    if (force && !json_is_boolean(force)) {
+        answer(r, 400, "force must be true or false");
+        return;
+    }
+    const DcsCluster *c = a->dcs_ok ? a->cluster : NULL;
+    if (!c) {
+        answer(r, 503, "etcd is not reachable, can not reinitialize");
+        return;
+    }
+    if (!c->leader) {
+        answer(r, 503, "Cluster has no leader, can not reinitialize");
+        return;
+    }
+    if (strcmp(c->leader->name, a->config->name) == 0) {
+        answer(r, 503, "I am the leader, can not reinitialize");
+        return;
+    }
+    if (a->api->restart || a->request != HA_REQUEST_NONE) {
+        answer(r, 503, "reinitialize already in progress");
+        return;
+    }
+    a->request = HA_REQUEST_REINIT;
+    a->api->restart = r;
+    agent_schedule_tick(a, clock_monotonic_usec());
+}
+
+/* After a tick: did the HA loop take up the restart or reinit request? */
+static void poll_restart(Agent *a)
+{
+    ApiRequest *r = a->api->restart;
+    if (!r) {
+        return;
+    }
+    size_t n;
+    const HaRow *rows = ha_table(&n);
+    const char *why = a->have_last_row && a->last_row < n ? rows[a->last_row].reason : "unknown";
+    if (r->kind == API_REINITIALIZE) {
+        a->api->restart = NULL;
+        if (a->request == HA_REQUEST_REINIT && a->job.kind == AGENT_JOB_NONE) {
+            a->request = HA_REQUEST_NONE; /* not taken up: nothing was done */
+            answer(r, 503, "reinitialize is not possible now: %s", why);
+        } else {
+            answer(r, 200, "reinitialize started");
+        }
+        return;
+    }
+    if (a->request == HA_REQUEST_RESTART) {
+        a->request = HA_REQUEST_NONE;
+        a->api->restart = NULL;
+        answer(r, 503, "restart is not possible now: %s", why);
+    } else if (a->restart_result != 0) {
+        a->api->restart = NULL;
+        if (a->restart_result > 0) {
+            answer(r, 200, "restarted successfully");
+        } else {
+            answer(r, 503, "restart failed");
+        }
+        a->restart_result = 0;
+    }
+}
+
 static void execute(Agent *a, ApiRequest *r)
 {
     switch (r->kind) {
@@ -496,6 +625,12 @@ static void execute(Agent *a, ApiRequest *r)
         return;
     case API_RELOAD:
         do_reload(a, r);
+        return;
+    case API_RESTART:
+        do_restart(a, r);
+        return;
+    case API_REINITIALIZE:
+        do_reinitialize(a, r);
         return;
     }
     answer(r, 500, "unknown request");
@@ -575,6 +710,7 @@ ApiQueue *api_free(ApiQueue *q)
     }
     answer_all(q->incoming);
     answer_all(q->waiting);
+    answer_all(q->restart);
     sd_event_source_unref(q->io);
     if (q->fd >= 0) {
         close(q->fd);

@@ -59,6 +59,7 @@ static const char *const action_table[_HA_ACTION_MAX] = {
     [HA_ACTION_NOTE_CRASH] = "note-crash",
     [HA_ACTION_SWITCHOVER_DEMOTE] = "switchover-demote",
     [HA_ACTION_CLEAR_FAILOVER] = "clear-failover",
+    [HA_ACTION_RESTART_POSTGRES] = "restart-postgres",
 };
 
 static int lookup(const char *const *table, int n, const char *s)
@@ -361,6 +362,39 @@ static bool guard_stopped_primary_crashed_mine(const HaInput *in)
     return stopped_ours(in) && in->leader_is_me && in->restart_expired;
 }
 
+/* An operator's restart of our running primary: only while we hold the
+ * key, can renew it and see etcd (the safety rows come first anyway). */
+static bool guard_restart_primary(const HaInput *in)
+{
+    return in->request == HA_REQUEST_RESTART && in->data == HA_DATA_OURS && in->dcs_ok &&
+           in->leader_is_me && !in->lease_expiring && in->pg_running && in->pg_reachable &&
+           !in->pg_in_recovery;
+}
+
+static bool guard_restart_replica(const HaInput *in)
+{
+    return in->request == HA_REQUEST_RESTART && in->data == HA_DATA_OURS && !in->leader_is_me &&
+           in->pg_running && in->pg_reachable && in->pg_in_recovery;
+}
+
+/* Reinitialize: only a replica of a cluster that has another leader to
+ * clone from. */
+static bool reinit_possible(const HaInput *in)
+{
+    return in->request == HA_REQUEST_REINIT && in->data == HA_DATA_OURS && in->dcs_ok &&
+           in->has_leader && !in->leader_is_me && in->leader_member_known;
+}
+
+static bool guard_reinit_running(const HaInput *in)
+{
+    return reinit_possible(in) && in->pg_running && (!in->pg_reachable || in->pg_in_recovery);
+}
+
+static bool guard_reinit_stopped(const HaInput *in)
+{
+    return reinit_possible(in) && !in->pg_running;
+}
+
 /* ---- the table ---- */
 
 #define ANY    _HA_STATE_MAX
@@ -372,6 +406,18 @@ static bool guard_stopped_primary_crashed_mine(const HaInput *in)
 static const HaRow table[] = {
     /* A job (initdb, clone, start, stop) is running: keep observing. */
     { ANY, G(guard_job_running), STAY, NONE, "waiting for the running job" },
+
+    /* What an operator asked for (also while paused, as Patroni): restart
+     * in place, or a replica's reinitialization (stop, data aside, clone). */
+    { HA_STATE_PRIMARY, G(guard_restart_primary), HA_STATE_STARTING_PRIMARY,
+      A(HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_RESTART_POSTGRES),
+      "restart requested: restarting the primary in place" },
+    { HA_STATE_REPLICA, G(guard_restart_replica), HA_STATE_STARTING_REPLICA,
+      A(HA_ACTION_RESTART_POSTGRES), "restart requested: restarting the replica" },
+    { HA_STATE_REPLICA, G(guard_reinit_running), HA_STATE_INIT, A(HA_ACTION_STOP_POSTGRES),
+      "reinitialize requested: stopping the replica" },
+    { HA_STATE_INIT, G(guard_reinit_stopped), HA_STATE_INIT, A(HA_ACTION_MOVE_DATA_ASIDE),
+      "reinitialize: moving the data directory aside to clone anew" },
 
     /* Maintenance mode: hands off PostgreSQL. The leader keeps its key (and
      * is fenced like any leader if it cannot renew it). */

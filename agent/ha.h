@@ -57,6 +57,7 @@ typedef enum HaAction {
     HA_ACTION_NOTE_CRASH,         /* report the crash (its time is observed, not decided) */
     HA_ACTION_SWITCHOVER_DEMOTE,  /* CHECKPOINT, fast stop (WAL reaches the standbys), release */
     HA_ACTION_CLEAR_FAILOVER,     /* delete the `failover` key: the switchover is done */
+    HA_ACTION_RESTART_POSTGRES,   /* start the pg_ctl restart job (fast stop, then start) */
     _HA_ACTION_MAX,
     _HA_ACTION_INVALID = -EINVAL,
 } HaAction;
@@ -78,6 +79,15 @@ typedef enum HaJobResult {
     _HA_JOB_RESULT_MAX,
     _HA_JOB_RESULT_INVALID = -EINVAL,
 } HaJobResult;
+
+/* What an operator asked this member to do (POST /restart, /reinitialize). */
+typedef enum HaRequest {
+    HA_REQUEST_NONE,
+    HA_REQUEST_RESTART, /* restart PostgreSQL in place, keeping the role */
+    HA_REQUEST_REINIT,  /* a replica: stop, move the data aside, clone anew */
+    _HA_REQUEST_MAX,
+    _HA_REQUEST_INVALID = -EINVAL,
+} HaRequest;
 
 typedef struct HaInput {
     HaState state;
@@ -104,6 +114,8 @@ typedef struct HaInput {
     bool failover_from_me;         /* it names us as the leader to leave (or no leader) */
     bool failover_candidate_me;    /* it names us as the candidate */
     bool failover_candidate_other; /* it names another member, which is up */
+
+    HaRequest request;
 
     /* maintenance mode (`pause` in the config key): no automatic action on
      * PostgreSQL; the leader only keeps its key, and fencing stays on */

@@ -184,6 +184,27 @@ static int start_postgres(Agent *a)
     return r;
 }
 
+/* An operator's restart: pg_ctl restart (fast stop, start) as one job, so
+ * the loop keeps renewing the lease; the request is consumed now. */
+static int restart_postgres(Agent *a)
+{
+    a->request = HA_REQUEST_NONE;
+    int r = pgctl_write_pgpass(&a->pg);
+    if (r < 0) {
+        return log_error_errno(r, "writing the passfile \"%s\": %m", a->pg.pgpass);
+    }
+    PgArgv argv = { 0 };
+    r = pgctl_argv_restart(&a->pg, "fast", AGENT_START_TIMEOUT_SEC, &argv);
+    if (r >= 0) {
+        r = agent_job_start(a, AGENT_JOB_RESTART, argv.argv, AGENT_START_TIMEOUT_SEC + 5);
+    }
+    pgctl_argv_done(&argv);
+    if (r >= 0) {
+        log_notice("restarting postgresql (requested through the REST API)");
+    }
+    return r;
+}
+
 static int stop_postgres(Agent *a)
 {
     PgArgv argv = { 0 };
@@ -780,7 +801,12 @@ int ha_exec_action(Agent *a, HaAction action)
     case HA_ACTION_REWIND:
         return rewind_data(a);
     case HA_ACTION_MOVE_DATA_ASIDE:
+        if (a->request == HA_REQUEST_REINIT) {
+            a->request = HA_REQUEST_NONE; /* reinitialized from here on: the clone follows */
+        }
         return move_data_aside(a);
+    case HA_ACTION_RESTART_POSTGRES:
+        return restart_postgres(a);
     case HA_ACTION_SWITCHOVER_DEMOTE:
         return switchover_demote(a);
     case HA_ACTION_CLEAR_FAILOVER:

@@ -15,8 +15,13 @@
 #include "clock.h"
 
 static const char *const job_kind_table[_AGENT_JOB_KIND_MAX] = {
-    [AGENT_JOB_NONE] = "none", [AGENT_JOB_INITDB] = "initdb",         [AGENT_JOB_START] = "start",
-    [AGENT_JOB_STOP] = "stop", [AGENT_JOB_BASEBACKUP] = "basebackup",
+    [AGENT_JOB_NONE] = "none",
+    [AGENT_JOB_INITDB] = "initdb",
+    [AGENT_JOB_START] = "start",
+    [AGENT_JOB_STOP] = "stop",
+    [AGENT_JOB_BASEBACKUP] = "basebackup",
+    [AGENT_JOB_REWIND] = "rewind",
+    [AGENT_JOB_RESTART] = "restart",
 };
 
 const char *agent_job_kind_to_string(AgentJobKind k)

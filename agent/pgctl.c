@@ -571,6 +571,29 @@ int pgctl_argv_start(const PgCtl *p, int timeout_sec, PgArgv *ret)
     return 0;
 }
 
+int pgctl_argv_restart(const PgCtl *p, const char *mode, int timeout_sec, PgArgv *ret)
+{
+    PgArgv a = { 0 };
+    char t[16];
+    snprintf(t, sizeof(t), "%d", timeout_sec);
+    int r = argv_tool(p, "pg_ctl", &a);
+    if (r < 0) {
+        return r;
+    }
+    ADD(&a, "restart");
+    ADD(&a, "-w");
+    ADD(&a, "-t");
+    ADD(&a, t);
+    ADD(&a, "-m");
+    ADD(&a, mode);
+    ADD(&a, "-D");
+    ADD(&a, p->data_dir);
+    ADD(&a, "-l");
+    ADD(&a, p->log_file);
+    *ret = a;
+    return 0;
+}
+
 int pgctl_argv_stop(const PgCtl *p, const char *mode, int timeout_sec, PgArgv *ret)
 {
     PgArgv a = { 0 };

@@ -102,6 +102,8 @@ void pgctl_argv_done(PgArgv *a);
 int pgctl_argv_initdb(const PgCtl *p, const char *pwfile, PgArgv *ret);
 /* pg_ctl start -w -t timeout -D data_dir -l log_file */
 int pgctl_argv_start(const PgCtl *p, int timeout_sec, PgArgv *ret);
+/* pg_ctl restart -w -t timeout -m mode -D data_dir -l log_file */
+int pgctl_argv_restart(const PgCtl *p, const char *mode, int timeout_sec, PgArgv *ret);
 /* pg_ctl stop -w -t timeout -m mode -D data_dir */
 int pgctl_argv_stop(const PgCtl *p, const char *mode, int timeout_sec, PgArgv *ret);
 /* pg_basebackup -D clone_dir -X stream -h host -p port -U replication -w

@@ -227,6 +227,23 @@ def test_config_patch_reload_and_restart_parameters(cluster):
     st = cluster.status()
     assert show(leader, "max_connections") == old_max
 
+    # Restart only where a restart is pending, each member through its API.
+    assert error_of(call(leader, "POST", "/restart", {"role": "replica"}), 503) == \
+        "restart conditions are not satisfied"
+    assert "Unknown filter" in error_of(call(leader, "POST", "/restart", {"nosuch": 1}), 400)
+    for n in [m for m in cluster.nodes if m is not leader] + [leader]:
+        started = n.api_json("/patroni")[1]["postmaster_start_time"]
+        t0 = time.monotonic()
+        assert text_of(call(n, "POST", "/restart", {"restart_pending": True}), 200) == \
+            "restarted successfully"
+        print(f"POST /restart of {n.name} answered in {time.monotonic() - t0:.2f} s")
+        assert show(n, "max_connections") == str(int(old_max) + 10)
+        doc = n.api_json("/patroni")[1]
+        assert doc["postmaster_start_time"] != started and "pending_restart" not in doc
+    assert error_of(call(leader, "POST", "/restart", {"restart_pending": True}), 503) == \
+        "restart conditions are not satisfied", "nothing is pending any more"
+    assert cluster.wait_healthy(timeout=60)["leader"] == leader.name, "a restart keeps the leader"
+
     # null removes a key (Patroni's patch semantics); PUT replaces the document.
     code, _, body = call(leader, "PATCH", "/config",
                          {"postgresql": {"parameters": {"work_mem": None,
@@ -243,3 +260,28 @@ def test_config_patch_reload_and_restart_parameters(cluster):
 
     assert text_of(call(replica, "POST", "/reload"), 202) == "reload scheduled"
     assert replica.api("/health")[0] == 200
+
+
+def test_reinitialize(cluster):
+    s = cluster.wait_healthy(timeout=60)
+    leader = cluster.node(s["leader"])
+    replica = next(n for n in cluster.nodes if n is not leader)
+    assert error_of(call(leader, "POST", "/reinitialize"), 503) == \
+        "I am the leader, can not reinitialize"
+    assert "force" in error_of(call(replica, "POST", "/reinitialize", {"force": "yes"}), 400)
+    leader.sql("CREATE TABLE IF NOT EXISTS reinit_probe (x int)")
+    leader.sql("INSERT INTO reinit_probe VALUES (42)")
+    parent = os.path.dirname(replica.data_dir)
+    before = set(os.listdir(parent))
+    assert text_of(call(replica, "POST", "/reinitialize", {"force": True}), 200) == \
+        "reinitialize started"
+    def streaming():
+        m = [m for m in cluster.status()["members"] if m["name"] == replica.name]
+        return m and m[0]["state"] == "streaming"
+    wait_until(streaming, 120, what="the reinitialized replica to stream")
+    aside = [d for d in set(os.listdir(parent)) - before if d.startswith(
+        os.path.basename(replica.data_dir))]
+    assert aside, "the old data directory is kept aside, not deleted"
+    wait_until(lambda: replica.sql("SELECT x FROM reinit_probe") == [(42,)], 30,
+               what="the clone to have the leader's data")
+    assert cluster.status()["leader"] == leader.name

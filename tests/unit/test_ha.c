@@ -539,6 +539,48 @@ static const Case cases[] = {
       IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true,
          .failover_candidate_other = true),
       HA_STATE_REPLICA, NO_ACTS, "replica" },
+    /* ---- what an operator asked for ---- */
+    { "restart: the leader restarts its primary in place",
+      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME, .request = HA_REQUEST_RESTART),
+      HA_STATE_STARTING_PRIMARY, ACTS(HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_RESTART_POSTGRES),
+      "restart requested: restarting the primary in place" },
+    { "restart: also while paused",
+      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME, .request = HA_REQUEST_RESTART,
+         .paused = true),
+      HA_STATE_STARTING_PRIMARY, ACTS(HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_RESTART_POSTGRES),
+      "restart requested: restarting the primary in place" },
+    { "restart: never while the lease runs out",
+      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME, .request = HA_REQUEST_RESTART,
+         .lease_expiring = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_FENCE),
+      "the leader lease could not be renewed in time: fencing (immediate shutdown)" },
+    { "restart: a replica restarts",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .follows_leader = true,
+         .request = HA_REQUEST_RESTART),
+      HA_STATE_STARTING_REPLICA, ACTS(HA_ACTION_RESTART_POSTGRES),
+      "restart requested: restarting the replica" },
+    { "restart: waits for a running job",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .job = HA_JOB_RUNNING,
+         .request = HA_REQUEST_RESTART),
+      HA_STATE_REPLICA, NO_ACTS, "waiting for the running job" },
+    { "reinit: a replica stops first",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .follows_leader = true,
+         .request = HA_REQUEST_REINIT),
+      HA_STATE_INIT, ACTS(HA_ACTION_STOP_POSTGRES),
+      "reinitialize requested: stopping the replica" },
+    { "reinit: stopped, the data goes aside (then the clone follows)",
+      IN(.state = HA_STATE_INIT, STOPPED, LEADER_OTHER, .standby_signal = true,
+         .request = HA_REQUEST_REINIT),
+      HA_STATE_INIT, ACTS(HA_ACTION_MOVE_DATA_ASIDE),
+      "reinitialize: moving the data directory aside to clone anew" },
+    { "reinit: never without a leader to clone from",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .follows_leader = true,
+         .request = HA_REQUEST_REINIT),
+      HA_STATE_REPLICA, NO_ACTS, "replica" },
+    { "reinit: never the leader",
+      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME, .request = HA_REQUEST_REINIT),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS), "leader" },
     { "paused: a replica with no leader is not promoted",
       IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true,
          .paused = true),
@@ -644,9 +686,10 @@ static void format_input(char *buf, size_t size, const HaInput *in)
              in->nofailover, in->lease_expiring, in->healthiest, in->restart_expired,
              in->use_pg_rewind, in->now_usec < in->clone_retry_usec);
     size_t len = strlen(buf);
-    snprintf(
-        buf + len, size - len, " failover_from_me=%d candidate_me=%d candidate_other=%d paused=%d",
-        in->failover_from_me, in->failover_candidate_me, in->failover_candidate_other, in->paused);
+    snprintf(buf + len, size - len,
+             " failover_from_me=%d candidate_me=%d candidate_other=%d paused=%d request=%d",
+             in->failover_from_me, in->failover_candidate_me, in->failover_candidate_other,
+             in->paused, (int)in->request);
 }
 
 /* Checks one case; prints why it fails under the case's name. */
@@ -769,10 +812,12 @@ static void test_reasons_name_rows(void **state)
 #define N_BOOLS 15
 #define N_BITS  (N_BOOLS + 4) /* + clone backoff pending, 2 bits of failover key, paused */
 
-static void make_input(HaInput *in, HaState s, HaDataDir data, HaJobResult job, unsigned bits)
+static void make_input(HaInput *in, HaState s, HaDataDir data, HaJobResult job, HaRequest request,
+                       unsigned bits)
 {
     *in = (HaInput){
         .state = s,
+        .request = request,
         .data = data,
         .job = job,
         .pg_running = bits & (1u << 0),
@@ -930,10 +975,11 @@ static int exhaustive_setup(void **state)
     for (int s = 0; s < _HA_STATE_MAX; s++) {
         for (int data = 0; data < _HA_DATA_MAX; data++) {
             for (int job = 0; job < _HA_JOB_RESULT_MAX; job++) {
-                for (unsigned bits = 0; bits < (1u << N_BITS); bits++) {
+                for (unsigned bits = 0; bits < (1u << N_BITS) * _HA_REQUEST_MAX; bits++) {
                     HaInput in;
                     HaDecision d;
-                    make_input(&in, (HaState)s, (HaDataDir)data, (HaJobResult)job, bits);
+                    make_input(&in, (HaState)s, (HaDataDir)data, (HaJobResult)job,
+                               (HaRequest)(bits >> N_BITS), bits & ((1u << N_BITS) - 1));
                     ex->n_inputs++;
                     if (ha_decide(&in, &d) != 0 || d.row >= n) {
                         if (ex->n_gaps++ == 0) {
@@ -980,8 +1026,8 @@ static void test_exhaustive_no_gap(void **state)
 {
     (void)state;
     char buf[512];
-    assert_int_equal(ex->n_inputs,
-                     (size_t)_HA_STATE_MAX * _HA_DATA_MAX * _HA_JOB_RESULT_MAX * (1u << N_BITS));
+    assert_int_equal(ex->n_inputs, (size_t)_HA_STATE_MAX * _HA_DATA_MAX * _HA_JOB_RESULT_MAX *
+                                       (1u << N_BITS) * _HA_REQUEST_MAX);
     if (ex->n_gaps > 0) {
         format_input(buf, sizeof(buf), &ex->first_gap);
         fail_msg("%zu inputs match no row, e.g. %s", ex->n_gaps, buf);
