@@ -495,6 +495,11 @@ static void observe_cluster(Agent *a, uint64_t now)
     a->dcs_ok = r >= 0;
     (void)log_condition_update(&a->etcd_down, !a->dcs_ok, now, e.message);
     if (a->dcs_ok) {
+        const char *was = a->cluster && a->cluster->leader ? a->cluster->leader->name : NULL;
+        const char *is = view->leader ? view->leader->name : NULL;
+        if (a->cluster && is && (!was || strcmp(was, is) != 0)) {
+            a->leader_changes++;
+        }
         dcs_cluster_free(a->cluster);
         a->cluster = view;
         a->dcs_seen_usec = now;

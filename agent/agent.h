@@ -118,6 +118,7 @@ typedef struct Agent {
     unsigned fenced_seen;
     uint64_t next_tick_usec;
     uint64_t loops;
+    uint64_t leader_changes; /* holder of the leader key changed (seen in observe) */
 
     /* watch thread */
     pthread_t watch_thread;

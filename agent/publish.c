@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "metrics.h"
 
 #define PUBLISH_TAGS_MAX 32
 #define PUBLISH_TAG_MAX  128
@@ -308,6 +309,10 @@ void agent_publish_rest(Agent *a, uint64_t now_usec)
         }
         if (node.is_leader) {
             (void)rest_snapshot_set_leader_deadline(snap, a->lease_expires_usec);
+        }
+        _cleanup_free_ char *metrics = NULL;
+        if (agent_metrics_text(a, now_usec, &metrics) >= 0) {
+            (void)rest_snapshot_set_metrics(snap, metrics);
         }
         rest_server_publish(a->rest, snap);
         rest_snapshot_unref(snap);

@@ -530,7 +530,9 @@ static int http_post(EtcdClient *c, size_t idx, const char *path, const char *bo
                               curl_easy_strerror(cc));
     }
     c->stats.requests++;
+    uint64_t t0 = clock_monotonic_usec();
     cc = curl_easy_perform(ep->easy);
+    c->stats.request_usec += clock_monotonic_usec() - t0;
     /* The handle outlives this frame: drop pointers into it. */
     (void)curl_easy_setopt(ep->easy, CURLOPT_HTTPHEADER, NULL);
     (void)curl_easy_setopt(ep->easy, CURLOPT_ERRORBUFFER, NULL);
@@ -541,6 +543,7 @@ static int http_post(EtcdClient *c, size_t idx, const char *path, const char *bo
     }
     if (cc != CURLE_OK) {
         body_done(&b);
+        c->stats.errors++;
         log_debug("etcd %s%s: %s", ep->name, path, errbuf[0] ? errbuf : curl_easy_strerror(cc));
         return etcd_error_set(e, ETCD_ERROR_UNAVAILABLE, 0, 0, "%s: %s", ep->name,
                               errbuf[0] ? errbuf : curl_easy_strerror(cc));
@@ -607,6 +610,7 @@ static int call_until(EtcdClient *c, const char *path, const char *body, uint64_
             return 0;
         }
         if (r >= 0) {
+            c->stats.errors++;
             r = etcd_parse_error_response(status, b.data, b.len, &last);
             prefix_message(&last, c->endpoints[idx].name);
             body_done(&b);

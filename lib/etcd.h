@@ -94,6 +94,8 @@ typedef struct EtcdClientStats {
     uint64_t failovers;       /* times a call moved on to another endpoint */
     uint64_t authentications; /* successful /v3/auth/authenticate calls */
     uint64_t connects;        /* new TCP (or TLS) connections opened; reuse keeps it low */
+    uint64_t errors;          /* attempts that failed (transport error or not 200) */
+    uint64_t request_usec;    /* time spent in attempts, all together */
 } EtcdClientStats;
 void etcd_client_get_stats(const EtcdClient *c, EtcdClientStats *ret);
 

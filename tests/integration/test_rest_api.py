@@ -278,10 +278,68 @@ def test_reinitialize(cluster):
     def streaming():
         m = [m for m in cluster.status()["members"] if m["name"] == replica.name]
         return m and m[0]["state"] == "streaming"
+
+    def aside():
+        return [d for d in set(os.listdir(parent)) - before
+                if d.startswith(os.path.basename(replica.data_dir))]
+    wait_until(aside, 30, what="the old data directory kept aside, not deleted")
     wait_until(streaming, 120, what="the reinitialized replica to stream")
-    aside = [d for d in set(os.listdir(parent)) - before if d.startswith(
-        os.path.basename(replica.data_dir))]
-    assert aside, "the old data directory is kept aside, not deleted"
     wait_until(lambda: replica.sql("SELECT x FROM reinit_probe") == [(42,)], 30,
                what="the clone to have the leader's data")
     assert cluster.status()["leader"] == leader.name
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels)): value}; checks every sample has HELP and TYPE."""
+    samples, typed = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+            continue
+        if not line or line.startswith("#"):
+            continue
+        head, value = line.rsplit(" ", 1)
+        name, _, labels = head.partition("{")
+        pairs = frozenset(tuple(p.split("=", 1)) for p in labels.rstrip("}").split('",')
+                          if p) if labels else frozenset()
+        base = name[:-4] if name.endswith("_sum") else name[:-6] if name.endswith("_count") \
+            else name
+        assert base in typed, f"{name} has no TYPE line"
+        samples[(name, pairs)] = float(value)
+    return samples
+
+
+def metric(samples, metric_name, **labels):
+    found = [v for (n, ls), v in samples.items()
+             if n == metric_name and all((k, f'"{v}') in ls or (k, f'"{v}"') in ls
+                                  for k, v in labels.items())]
+    assert found, f"no sample {metric_name} {labels}"
+    return found
+
+
+def test_metrics(cluster):
+    s = cluster.wait_healthy(timeout=60)
+    leader = cluster.node(s["leader"])
+    replicas = [n for n in cluster.nodes if n is not leader]
+    code, ctype, body = call(leader, "GET", "/metrics", auth=None)
+    assert code == 200 and ctype.startswith("text/plain; version=0.0.4")
+    m = parse_metrics(body.decode())
+    assert metric(m, "patroni_primary", scope="itest", name=leader.name) == [1.0]
+    assert metric(m, "patroni_postgres_running") == [1.0]
+    assert metric(m, "patroni_xlog_location")[0] > 0
+    assert 0 < metric(m, "dbha_leader_lease_remaining_seconds")[0] <= cluster.ttl
+    lags = {r.name: metric(m, "dbha_replication_lag_bytes", application_name=r.name)[0]
+            for r in replicas}
+    assert all(v >= 0 for v in lags.values()), lags
+    assert metric(m, "dbha_etcd_requests_total")[0] > 0
+    assert metric(m, "dbha_cluster_promotions")[0] >= 1
+    loops = metric(m, "dbha_ha_loops_total")[0]
+    time.sleep(cluster.loop_wait * 2 + 0.5)
+    m2 = parse_metrics(call(leader, "GET", "/metrics", auth=None)[2].decode())
+    assert metric(m2, "dbha_ha_loops_total")[0] > loops
+    for r in replicas:
+        mr = parse_metrics(call(r, "GET", "/metrics", auth=None)[2].decode())
+        assert metric(mr, "patroni_replica") == [1.0] and metric(mr, "patroni_primary") == [0.0]
+        assert metric(mr, "patroni_xlog_replayed_location")[0] > 0
+        assert metric(mr, "dbha_leader_lease_remaining_seconds") == [0.0]
+        assert metric(mr, "dbha_leader_changes_total")[0] >= 1, "at least the first leader was seen"
