@@ -159,8 +159,20 @@ lint: deps-lint deps
 		$(LIB_SRCS) $(AGENT_SRCS) $(CTL_SRCS)
 
 # Benchmarks against Patroni 3.0.2 on loopback; results in bench/results/.
-bench: deps-bench all bench-footprint
+# `make bench` runs them one after another; `make bench BENCH=switchover` (or
+# `make bench-switchover`) runs a subset. BENCH_ARGS goes to every script run.
+BENCH ?= footprint failover switchover rest
+.PHONY: bench-failover bench-switchover bench-rest
+bench: deps-bench all
+	@fail=0; for b in $(BENCH); do \
+	    $(MAKE) --no-print-directory bench-$$b || fail=1; \
+	done; exit $$fail
+bench-failover: deps-bench all
 	$(PYTHON) bench/failover $(BENCH_ARGS)
+bench-switchover: deps-bench all
+	$(PYTHON) bench/switchover $(BENCH_ARGS)
+bench-rest: deps-bench all
+	$(PYTHON) bench/rest $(BENCH_ARGS)
 
 # The resident-memory floor of the agent's libraries (no cluster needed).
 bench-footprint: deps all $(O)/bench/libfloor $(O)/bench/bare

@@ -5,7 +5,7 @@
 #   test:  build + the real peers the tests start (etcd, PostgreSQL) and pytest
 #   demo:  test's set (the demo runs the same peers)
 #   lint:  clang-format-16 and cppcheck
-#   bench: test's set plus Patroni (the benchmarks' reference)
+#   bench: test's set plus Patroni (the benchmarks' reference) and wrk (bench/rest)
 # As root, missing packages are installed with apt-get; otherwise the exact
 # apt-get line is printed and the script exits 1.
 set -euo pipefail
@@ -15,8 +15,9 @@ build_pkgs=(gcc make pkg-config libpq-dev libyaml-dev libcurl4-openssl-dev libja
 test_pkgs=(postgresql-15 etcd-server etcd-client python3 python3-pytest python3-psycopg2
            openssl procps iproute2 curl)
 lint_pkgs=(clang-format-16 cppcheck)
-# Patroni 3.0.2 runs beside dbha in the benchmarks, from the same configs.
-bench_pkgs=(patroni python3-etcd)
+# Patroni 3.0.2 runs beside dbha in the benchmarks, from the same configs;
+# wrk loads the REST API (bench/rest).
+bench_pkgs=(patroni python3-etcd wrk)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
