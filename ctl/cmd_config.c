@@ -282,7 +282,7 @@ static int show_diff(const json_t *before, const json_t *after)
 }
 
 /* $EDITOR (else $VISUAL, else vi) on the YAML of doc; the edited document
- * in *ret. Returns 0, or the exit status after printing why. */
+ * replaces *ret. Returns 0, or the exit status after printing why. */
 static int edit_in_editor(const json_t *doc, json_t **ret)
 {
     const char *editor = getenv("EDITOR");
@@ -295,6 +295,7 @@ static int edit_in_editor(const json_t *doc, json_t **ret)
     TempFile tmp = { 0 };
     int status = 1;
     _cleanup_free_ char *text = NULL, *script = NULL;
+    json_auto_t *edited = NULL;
     size_t len = 0;
     char err[INPUT_ERROR_MAX];
     int r = temp_yaml(doc, &tmp);
@@ -323,17 +324,16 @@ static int edit_in_editor(const json_t *doc, json_t **ret)
         fprintf(stderr, "dbctl edit-config: cannot read the edited file: %s\n", strerror(-r));
         goto done;
     }
-    r = input_parse_document(text, len, ret, err, sizeof(err));
-    if (r < 0 || !json_is_object(*ret)) {
+    r = input_parse_document(text, len, &edited, err, sizeof(err));
+    if (r < 0 || !json_is_object(edited)) {
         fprintf(stderr,
                 "dbctl edit-config: the edited config is not a YAML mapping%s%s; nothing "
                 "written\n",
                 r < 0 ? ": " : "", r < 0 ? err : "");
-        if (r >= 0) {
-            *ret = NULL;
-        }
         goto done;
     }
+    json_decref(*ret);
+    *ret = TAKE_PTR(edited);
     status = 0;
 done:
     temp_file_done(&tmp);

@@ -53,6 +53,11 @@ static bool yaml_needs_quotes(const char *s)
     if (end && end != p && *end == '\0') {
         return true;
     }
+    /* YAML 1.1 timestamps (2030-01-01, 2030-01-01T12:00:00+00:00): PyYAML
+     * reads them as dates; quoting a few more strings is harmless */
+    if (strspn(s, "0123456789") == 4 && s[4] == '-' && s[5] >= '0' && s[5] <= '9') {
+        return true;
+    }
     /* 1_000 and 0o17, 0b101, sexagesimal 1:20 */
     return strspn(p, "0123456789_:") == strlen(p) || strncmp(p, "0o", 2) == 0 ||
            strncmp(p, "0b", 2) == 0;

@@ -54,7 +54,7 @@ def test_switchover_refuses_a_bad_candidate(cluster):
     assert r.returncode == 1 and "no such member" in r.stderr
     r = cluster.dbctl("switchover", "--primary", "nosuch", "--force")
     assert r.returncode == 1 and "is not the leader" in r.stderr
-    r = cluster.dbctl("switchover", "--scheduled", "2030-01-01T00:00:00", "--force")
+    r = cluster.dbctl("switchover", "--scheduled", "2030-13-01T00:00:00", "--force")
     assert r.returncode == 2
     assert cluster.status()["leader"] == s["leader"]
     assert cluster.etcd_get("failover") is None

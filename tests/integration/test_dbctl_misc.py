@@ -1,0 +1,458 @@
+"""dbctl status -o yaml / --watch --count, topology, the failover checks,
+scheduled switchover and flush, remove and version: first against a cluster
+made of keys only (exact values, no agent), then against one real
+three-node cluster (query, version, topology, remove)."""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import yaml
+
+from conftest import sanitizer_lines
+from lib.cluster import SUPERUSER_PW, DbhaCluster
+from lib.etcd_cluster import EtcdCluster
+from lib.fake_cluster import SYSID, FakeCluster, dumps, member
+from lib.procs import Procs, binary, free_port, wait_until
+from lib.tty import run_tty
+
+
+@pytest.fixture
+def etcd(procs, workdir):
+    return EtcdCluster(procs, workdir).start()
+
+
+@pytest.fixture
+def fake(etcd):
+    return FakeCluster(etcd)
+
+
+def iso_in(seconds):
+    t = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    return t.replace(microsecond=0)
+
+
+# ---- status ----
+
+SCHEDULED = {"leader": "n1", "member": "n3", "scheduled_at": "2030-01-01T12:00:00+00:00"}
+
+
+def test_status_yaml_shows_a_scheduled_switchover(fake):
+    fake.write()
+    fake.put("failover", dumps(SCHEDULED))
+    p = fake.dbctl("status", "-o", "yaml")
+    assert p.returncode == 0, p.stderr
+    y = yaml.safe_load(p.stdout)
+    p = fake.dbctl("status", "-o", "json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == y
+    assert y["scheduled_switchover"] == {"at": "2030-01-01T12:00:00+00:00", "from": "n1",
+                                         "to": "n3"}
+    assert [(m["name"], m["role"], m["state"], m["lag_bytes"]) for m in y["members"]] == [
+        ("n1", "primary", "running", 0), ("n2", "replica", "running", 3146048),
+        ("n3", "replica", "streaming", 0)]
+    p = fake.dbctl("status")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-3:] == [
+        " Switchover scheduled at: 2030-01-01T12:00:00+00:00",
+        "                    from: n1",
+        "                      to: n3"], p.stdout
+    # without one, the field is absent (DESIGN.md's object exactly)
+    fake.delete("failover")
+    p = fake.dbctl("status", "-o", "yaml")
+    assert "scheduled_switchover" not in yaml.safe_load(p.stdout)
+
+
+def test_status_watch_count(fake):
+    fake.write()
+    t0 = time.monotonic()
+    p = fake.dbctl("status", "-o", "json", "--watch", "1", "--count", "3", timeout=20)
+    took = time.monotonic() - t0
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert len(lines) == 3, p.stdout
+    assert all(json.loads(line)["leader"] == "n1" for line in lines)
+    assert 1.8 <= took < 10, took  # two pauses of a second, none after the last round
+    p = fake.dbctl("status", "--watch", "1", "--count", "2", timeout=20)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("+ Cluster: batman") == 2
+    for bad in (("--count", "2"), ("--watch", "1", "--count", "0"),
+                ("--watch", "1", "--count", "x")):
+        p = fake.dbctl("status", *bad)
+        assert p.returncode == 2, (bad, p.stderr)
+
+
+# ---- topology ----
+
+def test_topology_tree_with_replicatefrom(fake):
+    fake.members["n3"]["tags"] = {"replicatefrom": "n2"}
+    fake.members["n4"] = member(5435, 8011, xlog=50331968, tags={"replicatefrom": "nosuch"})
+    fake.write()
+    p = fake.dbctl("topology")
+    assert p.returncode == 0, p.stderr
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in p.stdout.splitlines()[3:7]]
+    assert [r[0] for r in rows] == ["n1", "+ n2", "+ n3", "+ n4"], p.stdout
+    # indentation shows the depth: n3 streams from n2
+    assert "|   + n3 " in p.stdout, p.stdout
+    assert [r[2] for r in rows] == ["Leader", "Replica", "Replica", "Replica"]
+    assert [r[5] for r in rows] == ["", "3", "0", "0"]
+    p = fake.dbctl("topology", "-o", "json")
+    assert p.returncode == 0, p.stderr
+    t = json.loads(p.stdout)
+    assert t["cluster"] == "batman" and t["leader"] == "n1" and t["paused"] is False
+    assert len(t["topology"]) == 1
+    root = t["topology"][0]
+    assert (root["name"], root["role"], root["upstream"], root["lag_bytes"]) == \
+        ("n1", "primary", None, 0)
+    assert [(r["name"], r["upstream"], r["lag_bytes"]) for r in root["replicas"]] == \
+        [("n2", "n1", 3146048), ("n4", "n1", 0)]
+    n3 = root["replicas"][0]["replicas"]
+    assert [(r["name"], r["upstream"], r["state"], r["replicas"]) for r in n3] == \
+        [("n3", "n2", "streaming", [])]
+    p = fake.dbctl("topology", "-o", "yaml")
+    assert yaml.safe_load(p.stdout) == t
+
+
+def test_topology_loop_and_no_leader(fake):
+    fake.members["n2"]["tags"] = {"replicatefrom": "n3"}
+    fake.members["n3"]["tags"] = {"replicatefrom": "n2"}
+    fake.write()
+    t = json.loads(fake.dbctl("topology", "-o", "json").stdout)
+    # the loop is broken where it is found first: n2 hangs under the leader
+    n2 = t["topology"][0]["replicas"]
+    assert [(r["name"], r["upstream"]) for r in n2] == [("n2", "n1")]
+    assert [(r["name"], r["upstream"]) for r in n2[0]["replicas"]] == [("n3", "n2")]
+    fake.delete("leader")
+    t = json.loads(fake.dbctl("topology", "-o", "json").stdout)
+    assert t["leader"] is None
+    assert [(r["name"], [c["name"] for c in r["replicas"]]) for r in t["topology"]] == \
+        [("n1", []), ("n2", ["n3"])]
+
+
+# ---- failover checks (no agent: nothing takes over) ----
+
+def test_failover_refusals_and_withdrawal(fake):
+    fake.members["n4"] = member(5435, 8011, state="stopped")
+    fake.members["n5"] = member(5436, 8012, xlog=50331968 - 4 * 1048576)
+    fake.write()
+    cases = [("nosuch", "no such member"), ("n1", "it is the current leader"),
+             ("n2", "it is tagged nofailover"), ("n4", "it is not running")]
+    for name, why in cases:
+        for force in ((), ("--force",)):
+            p = fake.dbctl("failover", "--candidate", name, *force)
+            assert p.returncode == 1, (name, force, p.stderr)
+            assert p.stderr == f'dbctl failover: cannot fail over to "{name}": {why}\n'
+    p = fake.dbctl("failover", "--candidate", "n5")
+    assert p.returncode == 1
+    assert p.stderr == ('dbctl failover: cannot fail over to "n5": it lags 4194304 bytes behind '
+                        "the leader's last position (maximum_lag_on_failover is 1048576); "
+                        "--force to fail over anyway\n")
+    # a candidate close enough still needs a confirmation off a terminal
+    p = fake.dbctl("failover", "--candidate", "n3")
+    assert p.returncode == 1 and "not confirmed (use --force)" in p.stderr
+    assert fake.get("failover") is None
+    # --force passes the lag; nobody acts on it here, so it is withdrawn
+    p = fake.dbctl("failover", "--candidate", "n5", "--force", "--timeout", "1")
+    assert p.returncode == 1
+    assert "warning" in p.stderr and "lags 4194304 bytes" in p.stderr
+    assert 'did not take over within 1 s; the request was withdrawn' in p.stderr
+    assert fake.get("failover") is None
+    for bad in ((), ("--candidate",), ("--candidate", "n3", "--timeout", "0"), ("n3",)):
+        assert fake.dbctl("failover", *bad).returncode == 2, bad
+
+
+def test_failover_writes_member_only(fake):
+    fake.write()
+    # the candidate "takes over" as soon as the key is written
+    with subprocess.Popen(fake.argv("failover", "--candidate", "n3", "--force", "--timeout",
+                                    "20"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=fake.env()) as p:
+        try:
+            value = wait_until(lambda: fake.get("failover"), 10, what="the failover key")
+            assert json.loads(value) == {"member": "n3"}
+            assert '"leader"' not in value
+            fake.put("leader", "n3")
+            out, err = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    assert p.returncode == 0, err
+    assert out.startswith('Failed over to "n3" in ')
+
+
+# ---- scheduled switchover and flush ----
+
+def test_scheduled_switchover_and_flush(fake):
+    fake.write()
+    at = iso_in(3600)
+    naive = at.replace(tzinfo=None).isoformat()
+    p = fake.dbctl("switchover", "--candidate", "n3", "--scheduled", naive, "--force")
+    assert p.returncode == 0, p.stderr
+    want = at.isoformat()  # no timezone means UTC; written as Patroni writes it
+    assert want.endswith("+00:00")
+    assert p.stdout == f'Switchover scheduled at {want} from "n1" to "n3"\n'
+    assert json.loads(fake.get("failover")) == {"leader": "n1", "member": "n3",
+                                                "scheduled_at": want}
+    s = json.loads(fake.dbctl("status", "-o", "json").stdout)
+    assert s["scheduled_switchover"] == {"at": want, "from": "n1", "to": "n3"}
+    assert fake.dbctl("status").stdout.splitlines()[-3] == f" Switchover scheduled at: {want}"
+    # one at a time
+    p = fake.dbctl("switchover", "--candidate", "n3", "--scheduled", naive, "--force")
+    assert p.returncode == 1
+    assert f"a switchover is already scheduled at {want}" in p.stderr
+    # flush needs a confirmation, then deletes exactly that key
+    p = fake.dbctl("flush")
+    assert p.returncode == 1 and "not confirmed (use --force)" in p.stderr
+    assert fake.get("failover") is not None
+    p = fake.dbctl("flush", "--force")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == f"Cancelled the switchover scheduled at {want}\n"
+    assert fake.get("failover") is None
+    p = fake.dbctl("flush", "--force")
+    assert p.returncode == 1
+    assert p.stderr == 'dbctl flush: no scheduled switchover in cluster "batman"\n'
+    # a switchover in progress (no scheduled_at) is not flushed
+    fake.put("failover", dumps({"leader": "n1", "member": "n3"}))
+    p = fake.dbctl("flush", "switchover", "--force")
+    assert p.returncode == 1
+    assert fake.get("failover") is not None
+
+
+def test_scheduled_time_forms(fake):
+    fake.write()
+    at = iso_in(7200)
+    local = at.astimezone(timezone(timedelta(hours=2)))
+    p = fake.dbctl("switchover", "--candidate", "n3", "--scheduled",
+                   local.strftime("%Y-%m-%dT%H:%M:%S.123456+0200"), "--force")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(fake.get("failover"))["scheduled_at"] == at.isoformat()
+    fake.delete("failover")
+    p = fake.dbctl("switchover", "--candidate", "n3", "--scheduled",
+                   at.strftime("%Y-%m-%d %H:%MZ"), "--force")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(fake.get("failover"))["scheduled_at"] == \
+        at.replace(second=0).isoformat()
+    fake.delete("failover")
+    past = iso_in(-60).isoformat()
+    p = fake.dbctl("switchover", "--candidate", "n3", "--scheduled", past, "--force")
+    assert p.returncode == 1 and "is in the past" in p.stderr
+    for bad in ("tomorrow", "2030-02-30T10:00:00", "2030-01-01T25:00:00", "2030-01-01",
+                "2030-01-01T10:00:00+25:00", "2030-01-01T10:00:00 UTC"):
+        p = fake.dbctl("switchover", "--candidate", "n3", "--scheduled", bad, "--force")
+        assert p.returncode == 2, (bad, p.stderr)
+    # refused while paused, as patronictl refuses it
+    fake.config["pause"] = True
+    fake.put("config", dumps(fake.config))
+    p = fake.dbctl("switchover", "--candidate", "n3", "--scheduled", at.isoformat(), "--force")
+    assert p.returncode == 1 and "paused" in p.stderr
+    assert fake.get("failover") is None
+
+
+# ---- remove ----
+
+def test_remove(fake):
+    fake.write()
+    p = fake.dbctl("remove", "other", "--force")
+    assert p.returncode == 2
+    assert '"other" is not the cluster\'s name (the scope is "batman")' in p.stderr
+    p = fake.dbctl("remove", "batman")
+    assert p.returncode == 1
+    assert p.stderr == ('dbctl remove: cluster "batman" has a leader ("n1"): stop its agents '
+                        "first, or use --force\n")
+    before = fake.keys()
+    assert "leader" in before and "members/n1" in before
+    fake.delete("leader")
+    p = fake.dbctl("remove", "batman")
+    assert p.returncode == 1 and "not confirmed (use --force)" in p.stderr
+    assert fake.keys() == [k for k in before if k != "leader"]
+    # on a terminal: the name, then the phrase; a wrong answer removes nothing
+    rc, out = run_tty(fake.argv("remove", "batman"),
+                      [("cluster name to remove: ", "batman"),
+                       ('"Yes I am aware"', "yes")], env=fake.env())
+    assert rc == 1, out
+    assert fake.keys() == [k for k in before if k != "leader"]
+    rc, out = run_tty(fake.argv("remove", "batman"),
+                      [("cluster name to remove: ", "batman"),
+                       ('"Yes I am aware"', "Yes I am aware")], env=fake.env())
+    assert rc == 0, out
+    assert f'Removed {len(before) - 1} keys of cluster "batman"' in out
+    assert fake.keys() == []
+    # with neither --scope nor -c, the argument is the cluster
+    fake.write()
+    p = subprocess.run([binary("dbctl"), "--etcd", fake.etcd.endpoints[0], "remove", "batman",
+                        "--force"], capture_output=True, text=True, env=fake.env(), timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert fake.keys() == []
+
+
+def test_version_without_a_cluster_and_unreachable_agents(fake):
+    p = subprocess.run([binary("dbctl"), "version"], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 0 and p.stdout.startswith("dbctl version ")
+    for name in fake.members:
+        fake.members[name]["api_url"] = f"http://127.0.0.1:{free_port()}/patroni"
+    fake.write()
+    p = fake.dbctl("version")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[2:] == ["n1: unreachable", "n2: unreachable",
+                                         "n3: unreachable"]
+    p = subprocess.run([binary("dbctl"), "-o", "json", "--etcd", fake.etcd.endpoints[0],
+                        "--scope", "batman", "version", "n2"], capture_output=True, text=True,
+                       env=fake.env(), timeout=30)
+    assert p.returncode == 0, p.stderr
+    v = json.loads(p.stdout)
+    assert v["members"] == [{"name": "n2", "agent": None, "version": None, "postgresql": None}]
+    assert fake.dbctl("version", "nosuch").returncode == 1
+
+
+def test_help_for_every_new_verb():
+    for verb in ("topology", "failover", "flush", "edit-config", "query", "remove", "version",
+                 "switchover", "status"):
+        p = subprocess.run([binary("dbctl"), verb, "--help"], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0, (verb, p.stderr)
+        assert p.stdout.startswith("Usage: dbctl "), p.stdout
+        assert f" {verb} " in p.stdout.splitlines()[0]
+    p = subprocess.run([binary("dbctl"), "--help"], capture_output=True, text=True, timeout=30)
+    for verb in ("topology", "failover", "flush", "edit-config", "query", "remove"):
+        assert f"\n  {verb} " in p.stdout, verb
+
+
+# ---- a real cluster ----
+
+@pytest.fixture(scope="module")
+def cluster():
+    wd = tempfile.mkdtemp(prefix="dbha-dbctl-misc-")
+    os.chmod(wd, 0o755)
+    procs = Procs(wd)
+    c = DbhaCluster(procs, wd, n=3, ttl=5, loop_wait=1, retry_timeout=1)
+    try:
+        c.start()
+        c.wait_healthy(timeout=120)
+        yield c
+    finally:
+        c.stop_all()
+        logs = sorted({procs.log_path(n) for n, _, _ in procs.procs})
+        procs.stop_all()
+        found = [f"{p}: {l}" for p in logs for l in sanitizer_lines(p)]
+        assert not found, "sanitizer report(s):\n" + "\n".join(found[:50])
+        print(f"\ncluster logs in {wd}")
+
+
+def dbctl_env(cluster, *args, env=None, timeout=30):
+    argv = [binary("dbctl"), "--etcd", ",".join(cluster.etcd.endpoints), "--scope",
+            cluster.scope, *args]
+    full = {k: v for k, v in os.environ.items()
+            if not k.startswith(("PATRONI_", "DBHA_", "PG"))}
+    full.update(env or {})
+    return subprocess.run(argv, capture_output=True, text=True, env=full, timeout=timeout)
+
+
+def test_real_status_yaml_and_topology(cluster):
+    s = cluster.wait_healthy(timeout=60)
+    p = cluster.dbctl("status", "-o", "yaml")
+    assert p.returncode == 0, p.stderr
+    y = yaml.safe_load(p.stdout)
+    assert y["leader"] == s["leader"] and len(y["members"]) == 3
+    p = cluster.dbctl("topology")
+    assert p.returncode == 0, p.stderr
+    names = [line.split("|")[1].strip() for line in p.stdout.splitlines()[3:6]]
+    replicas = sorted(n.name for n in cluster.nodes if n.name != s["leader"])
+    assert names == [s["leader"]] + [f"+ {r}" for r in replicas], p.stdout
+    t = json.loads(cluster.dbctl("topology", "-o", "json").stdout)
+    root = t["topology"][0]
+    assert root["name"] == s["leader"] and root["role"] == "primary"
+    assert [(r["name"], r["state"], r["upstream"]) for r in root["replicas"]] == \
+        [(r, "streaming", s["leader"]) for r in replicas]
+    assert all(isinstance(r["lag_bytes"], int) for r in root["replicas"])
+
+
+def test_query(cluster, tmp_path):
+    s = cluster.wait_healthy(timeout=60)
+    pw = {"PGPASSWORD": SUPERUSER_PW}
+    p = dbctl_env(cluster, "query", "-r", "primary", "-c",
+                  "SELECT pg_is_in_recovery() AS recovery, NULL AS nothing", env=pw)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert [c.strip() for c in lines[1].split("|")[1:-1]] == ["recovery", "nothing"]
+    assert [c.strip() for c in lines[3].split("|")[1:-1]] == ["f", ""]
+    p = dbctl_env(cluster, "query", "-r", "replica", "-o", "json", "-c",
+                  "SELECT pg_is_in_recovery() AS recovery", env=pw)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["member"] != s["leader"]
+    assert out["rows"] == [{"recovery": "t"}] and out["command"] == "SELECT 1"
+    replica = next(n.name for n in cluster.nodes if n.name != s["leader"])
+    sql = tmp_path / "q.sql"
+    sql.write_text("SELECT current_user AS u, 1 + 1 AS two;\n")
+    p = dbctl_env(cluster, "query", "-m", replica, "-f", str(sql), "-o", "json", env=pw)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {"member": replica, "command": "SELECT 1",
+                                    "rows": [{"u": "postgres", "two": "2"}]}
+    # the superuser password from -c CONFIG, a command without rows
+    p = subprocess.run([binary("dbctl"), "-c", cluster.nodes[0].config_path, "query", "-c",
+                        "CREATE TEMP TABLE t (x int)"], capture_output=True, text=True,
+                       env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
+                       timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "CREATE TABLE\n"
+    # errors: SQL, authentication, usage
+    p = dbctl_env(cluster, "query", "-c", "SELECT nosuch", env=pw)
+    assert p.returncode == 1 and 'column "nosuch" does not exist' in p.stderr
+    p = dbctl_env(cluster, "query", "-c", "SELECT 1", env={"PGPASSWORD": "wrong"})
+    assert p.returncode == 1 and "cannot connect" in p.stderr
+    assert "wrong" not in p.stderr
+    p = dbctl_env(cluster, "query", "-c", "SELECT pg_sleep(3)", "--timeout", "1", env=pw)
+    assert p.returncode == 1 and "statement timeout" in p.stderr
+    assert dbctl_env(cluster, "query", "-m", "nosuch", "-c", "SELECT 1", env=pw).returncode == 1
+    for bad in (("-c", "SELECT 1", "-f", str(sql)), (), ("-m", replica, "-r", "any", "-c", "x"),
+                ("-r", "leader", "-c", "x")):
+        assert dbctl_env(cluster, "query", *bad, env=pw).returncode == 2, bad
+
+
+def test_version_lists_agents(cluster):
+    s = cluster.wait_healthy(timeout=60)
+    p = cluster.dbctl("version")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("dbctl version ") and lines[1] == ""
+    version = lines[0].split()[-1]
+    for line, node in zip(lines[2:], sorted(cluster.nodes, key=lambda n: n.name)):
+        assert line.startswith(f"{node.name}: dbha {version} PostgreSQL 15."), p.stdout
+    # an agent that does not answer within the timeout
+    replica = next(n for n in cluster.nodes if n.name != s["leader"])
+    os.kill(replica.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        p = cluster.dbctl("-o", "json", "version")
+        took = time.monotonic() - t0
+    finally:
+        os.kill(replica.proc.pid, signal.SIGCONT)
+    assert p.returncode == 0, p.stderr
+    v = {m["name"]: m for m in json.loads(p.stdout)["members"]}
+    assert v[replica.name]["version"] is None
+    assert all(m["version"] == version for n, m in v.items() if n != replica.name)
+    assert took < 8, took
+
+
+def test_remove_refused_with_a_leader_then_done_when_stopped(cluster):
+    s = cluster.wait_healthy(timeout=60)
+    p = cluster.dbctl("remove", cluster.scope)
+    assert p.returncode == 1
+    assert f'has a leader ("{s["leader"]}")' in p.stderr
+    assert cluster.etcd_get("leader") == s["leader"]
+    assert cluster.etcd_get("initialize")
+    for n in cluster.nodes:
+        n.stop(timeout=60)
+    wait_until(lambda: cluster.etcd_get("leader") is None, 30, what="the leader key released")
+    p = cluster.dbctl("remove", cluster.scope, "--force")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("Removed ")
+    for key in ("initialize", "config", "history", "status", "leader"):
+        assert cluster.etcd_get(key) is None, key
+    s = cluster.status()
+    assert s["members"] == [] and s["leader"] is None
