@@ -1,0 +1,217 @@
+"""dbctl failover, scheduled switchover and flush on one real three-node
+cluster (ttl 5, loop_wait 1; node3 is tagged nofailover, so node1 and node2
+are the only members that may lead). In order: refusals that change
+nothing; a lagging candidate refused; a switchover scheduled a few seconds
+ahead happens then and not before; flush cancels one; failover to a
+caught-up replica after kill -9 of the leader's agent and PostgreSQL,
+confirmed on a terminal; and last, with the leader dead again, a candidate
+too far behind (its WAL receiver stopped while the leader wrote 48 MB) is
+neither promoted automatically nor by a plain failover, only with --force.
+
+A replica's published position is the greater of its received and replayed
+LSN (as Patroni's), so pausing replay alone does not make it lag: the tests
+stop its WAL receiver (SIGSTOP) instead."""
+import json
+import os
+import signal
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import sanitizer_lines
+from lib.cluster import DbhaCluster
+from lib.procs import Procs, binary, wait_until
+from lib.tty import run_tty
+
+TTL = 5
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    wd = tempfile.mkdtemp(prefix="dbha-dbctl-failover-")
+    os.chmod(wd, 0o755)
+    procs = Procs(wd)
+    c = DbhaCluster(procs, wd, n=3, ttl=TTL, loop_wait=1, retry_timeout=1)
+    c.node("node3").tags = {"nofailover": True}
+    try:
+        c.start()
+        c.wait_healthy(timeout=120)
+        yield c
+    finally:
+        c.stop_all()
+        logs = sorted({procs.log_path(n) for n, _, _ in procs.procs})
+        procs.stop_all()
+        found = [f"{p}: {l}" for p in logs for l in sanitizer_lines(p)]
+        assert not found, "sanitizer report(s):\n" + "\n".join(found[:50])
+        print(f"\ncluster logs in {wd}")
+
+
+def leader_and_candidate(cluster):
+    """(leader node, the other member that may lead) once the cluster is healthy."""
+    s = cluster.wait_healthy(timeout=120)
+    leader = cluster.node(s["leader"])
+    cand = next(n for n in cluster.nodes if n is not leader and n.name != "node3")
+    return leader, cand
+
+
+def lag_of(cluster, name):
+    m = {m["name"]: m for m in cluster.status()["members"]}.get(name)
+    return m["lag_bytes"] if m else None
+
+
+def stop_receiving(node):
+    """SIGSTOP the WAL receiver of a replica; returns its PID."""
+    pid = wait_until(lambda: (node.sql("SELECT pid FROM pg_stat_wal_receiver") or [[None]])[0][0],
+                     20, what=f"a WAL receiver on {node.name}")
+    os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
+def write_mb(node, mb):
+    node.sql("CREATE TABLE IF NOT EXISTS ballast (x text)")
+    node.sql("INSERT INTO ballast SELECT repeat('x', 1000) FROM generate_series(1, %s)",
+             (mb * 1000,))
+
+
+def kill_node(node):
+    """kill -9 of the agent, then of its PostgreSQL."""
+    pid = node.postmaster_pid()
+    node.kill()
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        wait_until(lambda: node.postmaster_pid() is None, 10, what="postmaster gone")
+
+
+def test_refusals_change_nothing(cluster):
+    leader, cand = leader_and_candidate(cluster)
+    cases = [("nosuch", "no such member"), ("node3", "it is tagged nofailover"),
+             (leader.name, "it is the current leader")]
+    for name, why in cases:
+        for force in ((), ("--force",)):
+            p = cluster.dbctl("failover", "--candidate", name, *force)
+            assert p.returncode == 1, (name, p.stderr)
+            assert p.stderr == f'dbctl failover: cannot fail over to "{name}": {why}\n'
+    assert cluster.etcd_get("failover") is None
+    assert cluster.status()["leader"] == leader.name
+
+
+def test_lagging_candidate_is_refused(cluster):
+    leader, cand = leader_and_candidate(cluster)
+    pid = stop_receiving(cand)
+    try:
+        write_mb(leader, 8)
+        wait_until(lambda: (lag_of(cluster, cand.name) or 0) > 2 * MB, 30, interval=0.2,
+                   what=f"{cand.name} 2 MB behind")
+        p = cluster.dbctl("failover", "--candidate", cand.name)
+        assert p.returncode == 1
+        assert f'cannot fail over to "{cand.name}": it lags ' in p.stderr
+        assert "maximum_lag_on_failover is 1048576); --force to fail over anyway" in p.stderr
+        assert cluster.etcd_get("failover") is None
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: lag_of(cluster, cand.name) == 0, 30, interval=0.2,
+               what=f"{cand.name} caught up")
+    assert cluster.status()["leader"] == leader.name
+
+
+def test_scheduled_switchover_happens_at_its_time(cluster):
+    leader, cand = leader_and_candidate(cluster)
+    at = (datetime.now(timezone.utc) + timedelta(seconds=6)).replace(microsecond=0)
+    p = cluster.dbctl("switchover", "--candidate", cand.name, "--scheduled", at.isoformat(),
+                      "--force")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == (f'Switchover scheduled at {at.isoformat()} from "{leader.name}" '
+                        f'to "{cand.name}"\n')
+    s = cluster.status()
+    assert s["scheduled_switchover"] == {"at": at.isoformat(), "from": leader.name,
+                                         "to": cand.name}
+    assert f" Switchover scheduled at: {at.isoformat()}" in cluster.dbctl("status").stdout
+    # nothing happens before the time (checked up to a second before it)
+    while datetime.now(timezone.utc) < at - timedelta(seconds=1):
+        assert cluster.status()["leader"] == leader.name, "switched over too early"
+        time.sleep(0.3)
+    wait_until(lambda: cluster.status()["leader"] == cand.name, 30, interval=0.1,
+               what=f"{cand.name} leading after the scheduled time")
+    assert datetime.now(timezone.utc) >= at - timedelta(seconds=0.5)
+    wait_until(lambda: cluster.etcd_get("failover") is None, 10, what="the failover key cleared")
+    s = cluster.wait_healthy(timeout=90)  # the old leader follows
+    assert "scheduled_switchover" not in s
+
+
+def test_flush_cancels_a_scheduled_switchover(cluster):
+    leader, cand = leader_and_candidate(cluster)
+    at = (datetime.now(timezone.utc) + timedelta(hours=1)).replace(microsecond=0)
+    p = cluster.dbctl("switchover", "--candidate", cand.name, "--scheduled", at.isoformat(),
+                      "--force")
+    assert p.returncode == 0, p.stderr
+    assert cluster.status()["scheduled_switchover"]["to"] == cand.name
+    p = cluster.dbctl("flush", "--force")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == f"Cancelled the switchover scheduled at {at.isoformat()}\n"
+    assert cluster.etcd_get("failover") is None
+    time.sleep(2)  # two loops: nobody acts on it
+    s = cluster.status()
+    assert s["leader"] == leader.name and "scheduled_switchover" not in s
+    p = cluster.dbctl("flush", "--force")
+    assert p.returncode == 1 and "no scheduled switchover" in p.stderr
+
+
+def test_failover_with_the_leader_dead(cluster):
+    leader, cand = leader_and_candidate(cluster)
+    kill_node(leader)
+    t0 = time.monotonic()
+    # confirmed on a terminal (no --force: the candidate is caught up)
+    rc, out = run_tty([binary("dbctl"), "--etcd", ",".join(cluster.etcd.endpoints), "--scope",
+                       cluster.scope, "failover", "--candidate", cand.name],
+                      [("[y/N]", "y")], timeout=60)
+    took = time.monotonic() - t0
+    assert rc == 0, out
+    assert f'Fail over to "{cand.name}" ("{leader.name}" is the leader now)? [y/N]' in out
+    assert f'Failed over to "{cand.name}" in ' in out
+    print(f"failover with the leader dead: {took:.2f} s (ttl {TTL})")
+    assert took <= TTL + 10
+    assert cluster.status()["leader"] == cand.name
+    wait_until(lambda: cluster.etcd_get("failover") is None, 10, what="the failover key cleared")
+    history = json.loads(cluster.etcd_get("history"))
+    assert history[-1][4] == cand.name
+    # the old leader comes back as a replica of the new one
+    leader.start()
+    s = cluster.wait_healthy(timeout=120)
+    assert s["leader"] == cand.name
+
+
+def test_forced_failover_to_a_lagging_candidate(cluster):
+    """Last: the nofailover replica ends ahead of the new leader's timeline."""
+    leader, cand = leader_and_candidate(cluster)
+    pid = stop_receiving(cand)
+    try:
+        write_mb(leader, 48)
+        wait_until(lambda: (lag_of(cluster, cand.name) or 0) > 24 * MB, 60, interval=0.2,
+                   what=f"{cand.name} 24 MB behind")
+        kill_node(leader)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: cluster.etcd_get("leader") is None, TTL + 10, interval=0.1,
+               what="the dead leader's key expired")
+    # nobody may take over on its own: the candidate is too far behind, node3 is nofailover
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert cluster.etcd_get("leader") is None, "a lagging member took over by itself"
+        time.sleep(0.2)
+    lag = lag_of(cluster, cand.name)
+    assert lag > MB, lag
+    p = cluster.dbctl("failover", "--candidate", cand.name)
+    assert p.returncode == 1 and "it lags" in p.stderr, p.stderr
+    assert cluster.etcd_get("failover") is None
+    p = cluster.dbctl("failover", "--candidate", cand.name, "--force")
+    assert p.returncode == 0, p.stderr
+    assert f'warning: "{cand.name}": it lags' in p.stderr
+    assert f'Failed over to "{cand.name}" in ' in p.stdout
+    assert cluster.status()["leader"] == cand.name
+    assert cand.sql("SELECT pg_is_in_recovery()") == [(False,)]
