@@ -515,6 +515,12 @@ int verb_failover(int argc, char *argv[])
     if (c->leader && !(old_leader = strdup(c->leader->name))) {
         goto done;
     }
+    if (dcs_cluster_is_paused(c)) {
+        fprintf(stderr,
+                "dbctl failover: warning: cluster \"%s\" is paused; agents that take no "
+                "action while paused will not act on the request\n",
+                t.scope);
+    }
     if (!ctl_confirm("Fail over to \"%s\"%s%s%s?", want, old_leader ? " (\"" : "",
                      strempty(old_leader), old_leader ? "\" is the leader now)" : "")) {
         fprintf(stderr, "dbctl failover: not confirmed (use --force)\n");
