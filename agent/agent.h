@@ -44,6 +44,9 @@
  * for at most AGENT_PROMOTE_TIMEOUT_USEC. */
 #define AGENT_PROMOTE_POLL_USEC    (10 * 1000ULL)
 #define AGENT_PROMOTE_TIMEOUT_USEC (15 * 1000 * 1000ULL)
+/* While promotion is pending, the startup process is woken this often (a
+ * multiple of AGENT_PROMOTE_POLL_USEC; see promote() in ha_exec.c). */
+#define AGENT_PROMOTE_NUDGE_USEC (50 * 1000ULL)
 
 typedef enum AgentJobKind {
     AGENT_JOB_NONE,

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,13 +162,23 @@ size_t api_handlers(Agent *a, RestHandler *table, size_t max)
 
 /* ---- the loop --------------------------------------------------------------- */
 
+/* Messages may be cut at whylen; vsnprintf keeps that explicit. */
+static void set_why(char *why, size_t whylen, const char *fmt, ...) _printf_(3, 4);
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+}
+
 /* A fresh view for a decision an operator asked for. */
 static int read_cluster(Agent *a, DcsCluster **ret, char *why, size_t whylen)
 {
     EtcdError e = { 0 };
     int r = dcs_cluster_read(a->etcd, &a->paths, ret, &e);
     if (r < 0) {
-        snprintf(why, whylen, "cannot read the cluster from etcd: %s", e.message);
+        set_why(why, whylen, "cannot read the cluster from etcd: %s", e.message);
     }
     return r;
 }
@@ -196,7 +207,7 @@ static int write_failover_key(Agent *a, const char *leader, const char *candidat
     _cleanup_free_ char *value = NULL;
     int r = dcs_failover_encode(leader, candidate, scheduled_at, &value);
     if (r < 0) {
-        snprintf(why, whylen, "out of memory");
+        set_why(why, whylen, "out of memory");
         return r;
     }
     EtcdError e = { 0 };
@@ -204,7 +215,7 @@ static int write_failover_key(Agent *a, const char *leader, const char *candidat
     r = etcd_put(a->etcd, a->paths.failover, value, strlen(value), NULL, &res, &e);
     etcd_result_done(&res);
     if (r < 0) {
-        snprintf(why, whylen, "%s", e.message);
+        set_why(why, whylen, "%s", e.message);
     }
     return r;
 }
@@ -415,7 +426,7 @@ static int put_config(Agent *a, const json_t *doc, int64_t revision, char *why, 
 {
     _cleanup_free_ char *value = json_dumps(doc, JSON_COMPACT);
     if (!value) {
-        snprintf(why, whylen, "out of memory");
+        set_why(why, whylen, "out of memory");
         return -ENOMEM;
     }
     EtcdCompare cmp = { .key = a->paths.config,
@@ -432,7 +443,7 @@ static int put_config(Agent *a, const json_t *doc, int64_t revision, char *why, 
     bool ok = k >= 0 && res.succeeded;
     etcd_result_done(&res);
     if (k < 0) {
-        snprintf(why, whylen, "%s", e.message);
+        set_why(why, whylen, "%s", e.message);
         return k;
     }
     return ok ? 0 : -EAGAIN;

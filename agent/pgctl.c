@@ -18,6 +18,11 @@
 
 #include "log.h"
 
+/* pg_control (src/include/catalog/pg_control.h): the layout version of
+ * PostgreSQL 13-16 and DBState's DB_SHUTDOWNED. */
+#define PGCTL_CONTROL_VERSION 1300
+#define PGCTL_DB_SHUTDOWNED   1
+
 static const char *const data_state_table[_PGDATA_STATE_MAX] = {
     [PGDATA_EMPTY] = "empty",
     [PGDATA_VALID] = "valid",
@@ -186,6 +191,35 @@ int pgctl_read_system_identifier(const char *dir, uint64_t *ret)
     }
     *ret = sysid;
     return 0;
+}
+
+int pgctl_control_shut_down(const char *dir)
+{
+    char path[PGCTL_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/global/pg_control", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    struct {
+        uint64_t system_identifier;
+        uint32_t pg_control_version;
+        uint32_t catalog_version_no;
+        int32_t state; /* enum DBState */
+    } head;
+    ssize_t n = read(fd, &head, sizeof(head));
+    int e = errno;
+    close(fd);
+    if (n < 0) {
+        return -e;
+    }
+    if (n != (ssize_t)sizeof(head)) {
+        return -EINVAL;
+    }
+    if (head.pg_control_version != PGCTL_CONTROL_VERSION) {
+        return -EPROTO;
+    }
+    return head.state == PGCTL_DB_SHUTDOWNED;
 }
 
 bool pgctl_is_standby(const PgCtl *p)

@@ -62,6 +62,14 @@ PgDataState pgctl_data_state(const char *dir);
  * field). Returns 0, -ENOENT, -EIO, -EINVAL (short file). */
 int pgctl_read_system_identifier(const char *dir, uint64_t *ret);
 
+/* pg_control's `state` says "shut down" (DBState DB_SHUTDOWNED): the
+ * shutdown checkpoint is written, so no backend is left. Reads the fields
+ * that lead ControlFileData in every version since 9.6 (system_identifier,
+ * pg_control_version, catalog_version_no, state) and accepts only
+ * pg_control_version 1300 (PostgreSQL 13 to 16). Returns 1, 0, or a
+ * negative errno (-EPROTO for another layout). */
+int pgctl_control_shut_down(const char *dir);
+
 /* standby.signal exists in the data dir. */
 bool pgctl_is_standby(const PgCtl *p);
 
