@@ -37,6 +37,10 @@ def test_switchover_to_a_named_candidate(cluster):
               f"(old primary's last ack to the new primary's first)")
         s2 = cluster.wait_healthy(timeout=60)  # the old primary follows
         assert s2["leader"] == cand.name
+        # The key went once the shutdown checkpoint reached the candidate,
+        # before the old postmaster had finished exiting.
+        assert cluster.procs.log_contains(
+            old.name, "shutdown checkpoint written and delivered to the candidate")
         time.sleep(0.3)
     w.assert_no_overlap()
     assert w.missing_on(cand) == [], "a switchover loses no acknowledged write"
