@@ -43,5 +43,9 @@ int verb_topology(int argc, char *argv[]);
 int verb_edit_config(int argc, char *argv[]);
 /* ctl/cmd_query.c */
 int verb_query(int argc, char *argv[]);
+/* ctl/cmd_member.c: through the agents' REST API */
+int verb_restart(int argc, char *argv[]);
+int verb_reinit(int argc, char *argv[]);
+int verb_reload(int argc, char *argv[]);
 /* ctl/cmd_remove.c */
 int verb_remove(int argc, char *argv[]);

@@ -92,6 +92,23 @@ static const Verb verbs[] = {
       "  for NAME to hold the leader key." },
     { "flush", NULL, 0, 2, VERB_MUTATING | VERB_NEEDS_ETCD, verb_flush,
       "cancel a scheduled switchover", "[switchover] [--force]" },
+    { "restart", NULL, 0, 64, VERB_MUTATING | VERB_NEEDS_ETCD, verb_restart,
+      "restart PostgreSQL on members through their agents (--pending, --role)",
+      "[MEMBER...] [--pending] [--role primary|replica|any] [--force]\n"
+      "  Every member when none is named; replicas first, then the leader, which\n"
+      "  keeps the leader key. --pending: only members whose settings wait for a\n"
+      "  restart. Each agent answers when PostgreSQL is back (POST /restart); the\n"
+      "  REST API's credentials come from restapi.authentication of -c CONFIG." },
+    { "reinit", NULL, 1, 4, VERB_MUTATING | VERB_NEEDS_ETCD, verb_reinit,
+      "re-clone a replica from the leader (--wait)",
+      "MEMBER [--force] [--wait]\n"
+      "  The agent stops the replica, moves its data directory aside (kept, never\n"
+      "  deleted) and clones from the leader; refused on the leader. --wait returns\n"
+      "  once the member runs again." },
+    { "reload", NULL, 0, 64, VERB_MUTATING | VERB_NEEDS_ETCD, verb_reload,
+      "make agents re-read their configuration file",
+      "[MEMBER...] [--force]\n"
+      "  Every member when none is named (POST /reload)." },
     { "remove", NULL, 1, 2, VERB_MUTATING | VERB_NEEDS_ETCD, verb_remove,
       "delete every key of a cluster from etcd",
       "CLUSTER [--force]\n"

@@ -323,7 +323,11 @@ def test_metrics(cluster):
     replicas = [n for n in cluster.nodes if n is not leader]
     code, ctype, body = call(leader, "GET", "/metrics", auth=None)
     assert code == 200 and ctype.startswith("text/plain; version=0.0.4")
-    m = parse_metrics(body.decode())
+
+    def all_streaming():  # the leader's probe sees both walsenders (at most 1 s old)
+        text = call(leader, "GET", "/metrics", auth=None)[2].decode()
+        return all(f'application_name="{r.name}"' in text for r in replicas) and text
+    m = parse_metrics(wait_until(all_streaming, 10, what="both replicas in the lag metrics"))
     assert metric(m, "patroni_primary", scope="itest", name=leader.name) == [1.0]
     assert metric(m, "patroni_postgres_running") == [1.0]
     assert metric(m, "patroni_xlog_location")[0] > 0
@@ -343,3 +347,43 @@ def test_metrics(cluster):
         assert metric(mr, "patroni_xlog_replayed_location")[0] > 0
         assert metric(mr, "dbha_leader_lease_remaining_seconds") == [0.0]
         assert metric(mr, "dbha_leader_changes_total")[0] >= 1, "at least the first leader was seen"
+
+
+def test_dbctl_restart_reload_reinit(cluster):
+    s = cluster.wait_healthy(timeout=60)
+    leader = cluster.node(s["leader"])
+    replicas = sorted((n for n in cluster.nodes if n is not leader), key=lambda n: n.name)
+    cfg = ("-c", leader.config_path)  # restapi.authentication for the REST calls
+
+    r = cluster.dbctl("reload", "--force")
+    assert r.returncode == 1 and "restapi.authentication" in r.stderr, r.stderr
+    r = cluster.dbctl(*cfg, "reload", "--force")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.splitlines()) == [f"{n.name}: reload scheduled"
+                                             for n in sorted(cluster.nodes, key=lambda n: n.name)]
+    r = cluster.dbctl(*cfg, "reload")  # not a terminal and no --force: refused
+    assert r.returncode == 1 and "not confirmed" in r.stderr
+
+    started = {n.name: n.api_json("/patroni")[1]["postmaster_start_time"] for n in cluster.nodes}
+    r = cluster.dbctl(*cfg, "restart", "--role", "replica", "--force", timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"{n.name}: restarted successfully" for n in replicas]
+    after = {n.name: n.api_json("/patroni")[1]["postmaster_start_time"] for n in cluster.nodes}
+    assert after[leader.name] == started[leader.name]
+    assert all(after[n.name] != started[n.name] for n in replicas)
+
+    r = cluster.dbctl(*cfg, "restart", "--pending", "--force", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert all("pending_restart" not in n.api_json("/patroni")[1] for n in cluster.nodes)
+    r = cluster.dbctl(*cfg, "restart", "--pending", "--force")
+    assert (r.returncode, r.stdout.strip()) == (0, "No member to restart")
+    r = cluster.dbctl(*cfg, "restart", "nosuch", "--force")
+    assert r.returncode == 1 and "not a member" in r.stderr
+
+    r = cluster.dbctl(*cfg, "reinit", leader.name, "--force")
+    assert r.returncode == 1 and "I am the leader" in r.stderr
+    r = cluster.dbctl(*cfg, "reinit", replicas[0].name, "--force", "--wait", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"{replicas[0].name}: reinitialize started",
+                                     f"{replicas[0].name}: reinitialized and running"]
+    assert cluster.wait_healthy(timeout=120)["leader"] == leader.name
