@@ -584,7 +584,9 @@ int pgctl_argv_initdb(const PgCtl *p, const char *pwfile, PgArgv *ret)
     return 0;
 }
 
-int pgctl_argv_start(const PgCtl *p, int timeout_sec, PgArgv *ret)
+/* pg_ctl ACTION -w -t timeout [-m mode] -D data_dir [-l log_file] */
+static int argv_pg_ctl(const PgCtl *p, const char *action, const char *mode, int timeout_sec,
+                       bool log, PgArgv *ret)
 {
     PgArgv a = { 0 };
     char t[16];
@@ -593,60 +595,37 @@ int pgctl_argv_start(const PgCtl *p, int timeout_sec, PgArgv *ret)
     if (r < 0) {
         return r;
     }
-    ADD(&a, "start");
+    ADD(&a, action);
     ADD(&a, "-w");
     ADD(&a, "-t");
     ADD(&a, t);
+    if (mode) {
+        ADD(&a, "-m");
+        ADD(&a, mode);
+    }
     ADD(&a, "-D");
     ADD(&a, p->data_dir);
-    ADD(&a, "-l");
-    ADD(&a, p->log_file);
+    if (log) {
+        ADD(&a, "-l");
+        ADD(&a, p->log_file);
+    }
     *ret = a;
     return 0;
+}
+
+int pgctl_argv_start(const PgCtl *p, int timeout_sec, PgArgv *ret)
+{
+    return argv_pg_ctl(p, "start", NULL, timeout_sec, true, ret);
 }
 
 int pgctl_argv_restart(const PgCtl *p, const char *mode, int timeout_sec, PgArgv *ret)
 {
-    PgArgv a = { 0 };
-    char t[16];
-    snprintf(t, sizeof(t), "%d", timeout_sec);
-    int r = argv_tool(p, "pg_ctl", &a);
-    if (r < 0) {
-        return r;
-    }
-    ADD(&a, "restart");
-    ADD(&a, "-w");
-    ADD(&a, "-t");
-    ADD(&a, t);
-    ADD(&a, "-m");
-    ADD(&a, mode);
-    ADD(&a, "-D");
-    ADD(&a, p->data_dir);
-    ADD(&a, "-l");
-    ADD(&a, p->log_file);
-    *ret = a;
-    return 0;
+    return argv_pg_ctl(p, "restart", mode, timeout_sec, true, ret);
 }
 
 int pgctl_argv_stop(const PgCtl *p, const char *mode, int timeout_sec, PgArgv *ret)
 {
-    PgArgv a = { 0 };
-    char t[16];
-    snprintf(t, sizeof(t), "%d", timeout_sec);
-    int r = argv_tool(p, "pg_ctl", &a);
-    if (r < 0) {
-        return r;
-    }
-    ADD(&a, "stop");
-    ADD(&a, "-w");
-    ADD(&a, "-t");
-    ADD(&a, t);
-    ADD(&a, "-m");
-    ADD(&a, mode);
-    ADD(&a, "-D");
-    ADD(&a, p->data_dir);
-    *ret = a;
-    return 0;
+    return argv_pg_ctl(p, "stop", mode, timeout_sec, false, ret);
 }
 
 int pgctl_argv_basebackup(const PgCtl *p, const char *host, int port, PgArgv *ret)

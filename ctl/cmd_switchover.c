@@ -29,15 +29,14 @@
 #include "prompt.h"
 
 /* How long dbctl waits for the candidate to take the leader key. */
-#define SWITCHOVER_WAIT_USEC    (60 * 1000 * 1000ULL)
-#define SWITCHOVER_POLL_USEC    (20 * 1000ULL)
-#define FAILOVER_WAIT_SEC       30
-#define FAILOVER_WAIT_MAX_SEC   3600
-#define FAILOVER_POLL_USEC      (100 * 1000ULL)
-#define SWITCHOVER_DEFAULT_LAG  1048576
-#define SWITCHOVER_TIME_MAX     64  /* "2030-01-01T00:00:00+00:00" */
-#define SWITCHOVER_MESSAGE_MAX  256 /* a refusal's reason */
-#define SWITCHOVER_MAX_OFFSET_H 18  /* the largest UTC offset ISO 8601 allows */
+#define SWITCHOVER_WAIT_USEC   (60 * 1000 * 1000ULL)
+#define SWITCHOVER_POLL_USEC   (20 * 1000ULL)
+#define FAILOVER_WAIT_SEC      30
+#define FAILOVER_WAIT_MAX_SEC  3600
+#define FAILOVER_POLL_USEC     (100 * 1000ULL)
+#define SWITCHOVER_DEFAULT_LAG 1048576
+#define SWITCHOVER_TIME_MAX    64  /* "2030-01-01T00:00:00+00:00" */
+#define SWITCHOVER_MESSAGE_MAX 256 /* a refusal's reason */
 
 static bool tag_true(const DcsMember *m, const char *tag)
 {
@@ -101,102 +100,16 @@ static const char *candidate_problem(const DcsCluster *c, const DcsMember *m)
     return NULL;
 }
 
-/* The most advanced eligible replica. */
-static const DcsMember *pick_candidate(const DcsCluster *c)
-{
-    const DcsMember *best = NULL;
-    for (size_t i = 0; i < c->n_members; i++) {
-        const DcsMember *m = &c->members[i];
-        if (candidate_problem(c, m)) {
-            continue;
-        }
-        if (!best || (m->has_xlog_location && m->xlog_location > best->xlog_location)) {
-            best = m;
-        }
-    }
-    return best;
-}
-
-/* ---- scheduled times ---- */
-
-/* Exactly n digits at *p. */
-static bool digits(const char **p, int n, int *ret)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        char ch = (*p)[i];
-        if (ch < '0' || ch > '9') {
-            return false;
-        }
-        v = v * 10 + (ch - '0');
-    }
-    *p += n;
-    *ret = v;
-    return true;
-}
-
-/* ISO 8601 as patronictl takes it: YYYY-MM-DD, 'T' or ' ', HH:MM[:SS[.fff]],
- * then Z, +HH[:MM], +HHMM or nothing. A time without a timezone is UTC
- * (not local time: the agents compare it with their own clocks, which may
- * be in other zones). Fractions of a second are dropped. -EINVAL. */
+/* ISO 8601 as patronictl takes it (dcs_parse_time_full); a time without a
+ * timezone is UTC. Fractions of a second are dropped. -EINVAL. */
 static int parse_scheduled(const char *s, time_t *ret)
 {
-    const char *p = s;
-    int y, mo, d, h, mi, sec = 0, off_h = 0, off_m = 0, sign = 0;
-    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
-        !digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' ')) {
-        return -EINVAL;
+    double t;
+    int r = dcs_parse_time_full(s, true, &t);
+    if (r < 0) {
+        return r;
     }
-    p++;
-    if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi)) {
-        return -EINVAL;
-    }
-    if (*p == ':') {
-        p++;
-        if (!digits(&p, 2, &sec)) {
-            return -EINVAL;
-        }
-        if (*p == '.' || *p == ',') {
-            p++;
-            if (*p < '0' || *p > '9') {
-                return -EINVAL;
-            }
-            while (*p >= '0' && *p <= '9') {
-                p++;
-            }
-        }
-    }
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        sign = *p++ == '-' ? -1 : 1;
-        if (!digits(&p, 2, &off_h)) {
-            return -EINVAL;
-        }
-        if (*p == ':') {
-            p++;
-        }
-        if (*p && !digits(&p, 2, &off_m)) {
-            return -EINVAL;
-        }
-    }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59 ||
-        off_h > SWITCHOVER_MAX_OFFSET_H || off_m > 59) {
-        return -EINVAL;
-    }
-    struct tm tm = {
-        .tm_year = y - 1900,
-        .tm_mon = mo - 1,
-        .tm_mday = d,
-        .tm_hour = h,
-        .tm_min = mi,
-        .tm_sec = sec,
-    };
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1 || tm.tm_mday != d) {
-        return -EINVAL; /* timegm moved an impossible date (Feb 30) */
-    }
-    *ret = t - sign * (off_h * 3600 + off_m * 60);
+    *ret = (time_t)t;
     return 0;
 }
 
@@ -384,7 +297,7 @@ int verb_switchover(int argc, char *argv[])
                 leader);
         goto done;
     }
-    cand = want_candidate ? dcs_cluster_get_member(c, want_candidate) : pick_candidate(c);
+    cand = want_candidate ? dcs_cluster_get_member(c, want_candidate) : dcs_pick_candidate(c);
     if (!cand) {
         fprintf(stderr, "dbctl switchover: %s\n",
                 want_candidate ? "no such member" : "no eligible candidate");

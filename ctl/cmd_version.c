@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "dbha/dbha.h"
@@ -14,57 +13,23 @@
 #include "connect.h"
 #include "ctl.h"
 #include "dcs.h"
+#include "http.h"
 #include "macro.h"
 #include "output.h"
 
-#define VERSION_TIMEOUT_MS         2000L
-#define VERSION_CONNECT_TIMEOUT_MS 1000L
-#define VERSION_BODY_MAX           (256 * 1024)
+#define VERSION_TIMEOUT_MS 2000L
 /* Room for "15.4" or "9.6.24". */
 #define VERSION_PG_MAX 32
-
-typedef struct Body {
-    char *data; /* owned */
-    size_t len;
-} Body;
-
-static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    Body *b = userdata;
-    size_t n = size * nmemb;
-    if (b->len + n > VERSION_BODY_MAX) {
-        return 0; /* abort the transfer */
-    }
-    char *d = realloc(b->data, b->len + n + 1);
-    if (!d) {
-        return 0;
-    }
-    memcpy(d + b->len, ptr, n);
-    b->len += n;
-    d[b->len] = '\0';
-    b->data = d;
-    return n;
-}
 
 /* GET url; the parsed JSON object, or NULL (unreachable, not JSON). */
 static json_t *fetch_json(const char *url)
 {
-    CURL *curl = curl_easy_init();
-    if (!curl) {
+    CtlHttpReply r;
+    if (ctl_http("GET", url, "", NULL, NULL, VERSION_TIMEOUT_MS, &r) < 0) {
         return NULL;
     }
-    Body b = { 0 };
-    (void)curl_easy_setopt(curl, CURLOPT_URL, url);
-    (void)curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    (void)curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    (void)curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, VERSION_TIMEOUT_MS);
-    (void)curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, VERSION_CONNECT_TIMEOUT_MS);
-    (void)curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, body_write);
-    (void)curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-    CURLcode rc = curl_easy_perform(curl);
-    curl_easy_cleanup(curl);
-    json_t *v = rc == CURLE_OK && b.data ? json_loadb(b.data, b.len, 0, NULL) : NULL;
-    free(b.data);
+    json_t *v = r.status == 200 && r.body ? json_loadb(r.body, r.len, 0, NULL) : NULL;
+    ctl_http_reply_done(&r);
     if (v && !json_is_object(v)) {
         json_decref(v);
         v = NULL;

@@ -83,8 +83,10 @@ int ctl_http(const char *method, const char *base, const char *path, const json_
     (void)curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
     (void)curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     (void)curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    (void)curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text ? text : "");
-    (void)curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)(text ? strlen(text) : 0));
+    if (strcmp(method, "GET") != 0) {
+        (void)curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text ? text : "");
+        (void)curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)(text ? strlen(text) : 0));
+    }
     if (cfg && cfg->restapi.authentication.username) {
         (void)curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         (void)curl_easy_setopt(curl, CURLOPT_USERNAME, cfg->restapi.authentication.username);

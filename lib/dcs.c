@@ -1110,6 +1110,11 @@ static bool read_digits(const char **p, int n, int *ret)
 
 int dcs_parse_time(const char *s, double *ret_epoch)
 {
+    return dcs_parse_time_full(s, false, ret_epoch);
+}
+
+int dcs_parse_time_full(const char *s, bool utc_default, double *ret_epoch)
+{
     if (!s || !ret_epoch) {
         return -EINVAL;
     }
@@ -1158,10 +1163,10 @@ int dcs_parse_time(const char *s, double *ret_epoch)
             return -EINVAL;
         }
         offset = sign * (oh * 3600 + om * 60);
-    } else {
+    } else if (!utc_default) {
         return -EINVAL; /* no timezone: ambiguous, as Patroni refuses it */
     }
-    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59) {
         return -EINVAL;
     }
     struct tm tm = { .tm_year = y - 1900,

@@ -245,6 +245,10 @@ const DcsMember *dcs_pick_candidate(const DcsCluster *c);
  * space instead of 'T'). A timezone is required. Returns 0 and seconds since
  * the epoch, or -EINVAL. Pure. */
 int dcs_parse_time(const char *s, double *ret_epoch);
+/* The same, but with utc_default a time without a timezone is UTC (dbctl
+ * --scheduled: the agents compare it with their own clocks, which may be in
+ * other zones). */
+int dcs_parse_time_full(const char *s, bool utc_default, double *ret_epoch);
 
 /* Patroni 3.0.2's GET /cluster body: {"members": [{"name", "role"
  * ("leader"|"standby_leader"|"sync_standby"|"replica"), "state", "api_url",
