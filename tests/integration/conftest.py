@@ -4,6 +4,7 @@ Each test gets a temp dir and a `procs` registry that stops, by PID, every
 process the test started. The sanitized binaries write ASan/UBSan reports to
 files under one directory; the session fails if any report appears.
 """
+import contextlib
 import glob
 import os
 import shutil
@@ -14,6 +15,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from lib.cluster import DbhaCluster  # noqa: E402
 from lib.procs import Procs  # noqa: E402
 
 SAN_DIR = tempfile.mkdtemp(prefix="dbha-san-")
@@ -90,3 +92,28 @@ def no_new_sanitizer_reports():
     if new:
         text = "".join(open(f, errors="replace").read() for f in new)
         pytest.fail("sanitizer report(s):\n" + text[:20000])
+
+
+@contextlib.contextmanager
+def started_cluster(prefix, configure=None, **kwargs):
+    """A started, healthy DbhaCluster(**kwargs) in its own temp dir, for a
+    module-scoped fixture; configure(cluster) runs before the start. At the
+    end every process is stopped and their logs are scanned for sanitizer
+    reports."""
+    wd = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(wd, 0o755)
+    procs = Procs(wd)
+    c = DbhaCluster(procs, wd, **kwargs)
+    if configure:
+        configure(c)
+    try:
+        c.start()
+        c.wait_healthy(timeout=120)
+        yield c
+    finally:
+        c.stop_all()
+        logs = sorted({procs.log_path(n) for n, _, _ in procs.procs})
+        procs.stop_all()
+        found = [f"{p}: {line}" for p in logs for line in sanitizer_lines(p)]
+        assert not found, "sanitizer report(s):\n" + "\n".join(found[:50])
+        print(f"\ncluster logs in {wd}")

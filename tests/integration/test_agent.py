@@ -5,38 +5,22 @@ foreign data directory, and SIGHUP reload."""
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
-import tempfile
 import time
 
 import pytest
 
-from conftest import sanitizer_lines
+from conftest import started_cluster
 from lib.cluster import SUPERUSER, DbhaCluster
-from lib.pg import PG_OS_USER, as_root, hand_to_pg_user, run_pg, pg_tool
-from lib.procs import Procs, wait_until
+from lib.pg import hand_to_pg_user, run_pg, pg_tool
+from lib.procs import wait_until
 
 
 @pytest.fixture(scope="module")
 def cluster():
     """One bootstrapped three-node cluster shared by the read-only tests."""
-    wd = tempfile.mkdtemp(prefix="dbha-agent-")
-    os.chmod(wd, 0o755)
-    procs = Procs(wd)
-    c = DbhaCluster(procs, wd, n=3)
-    try:
-        c.start()
-        c.wait_healthy(timeout=120)
+    with started_cluster("dbha-agent-", n=3) as c:
         yield c
-    finally:
-        c.stop_all()
-        logs = sorted({procs.log_path(n) for n, _, _ in procs.procs})
-        procs.stop_all()
-        found = [f"{p}: {l}" for p in logs for l in sanitizer_lines(p)]
-        assert not found, "sanitizer report(s):\n" + "\n".join(found[:50])
-        print(f"\ncluster logs in {wd}")
 
 
 @pytest.fixture

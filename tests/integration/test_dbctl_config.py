@@ -5,19 +5,15 @@ only; then on a real three-node cluster a reload parameter (work_mem, seen
 by SHOW on every node) and a restart parameter (max_connections: every
 member reports pending_restart)."""
 import json
-import os
 import stat
-import subprocess
 import sys
-import tempfile
 
 import pytest
 
-from conftest import sanitizer_lines
-from lib.cluster import DbhaCluster
+from conftest import started_cluster
 from lib.etcd_cluster import EtcdCluster
 from lib.fake_cluster import CONFIG, FakeCluster, dumps
-from lib.procs import Procs, wait_until
+from lib.procs import wait_until
 from lib.tty import run_tty
 
 
@@ -171,21 +167,8 @@ def test_concurrent_change_is_not_overwritten(fake, tmp_path):
 
 @pytest.fixture(scope="module")
 def cluster():
-    wd = tempfile.mkdtemp(prefix="dbha-dbctl-config-")
-    os.chmod(wd, 0o755)
-    procs = Procs(wd)
-    c = DbhaCluster(procs, wd, n=3, ttl=5, loop_wait=1, retry_timeout=1)
-    try:
-        c.start()
-        c.wait_healthy(timeout=120)
+    with started_cluster("dbha-dbctl-config-", n=3, ttl=5, loop_wait=1, retry_timeout=1) as c:
         yield c
-    finally:
-        c.stop_all()
-        logs = sorted({procs.log_path(n) for n, _, _ in procs.procs})
-        procs.stop_all()
-        found = [f"{p}: {l}" for p in logs for l in sanitizer_lines(p)]
-        assert not found, "sanitizer report(s):\n" + "\n".join(found[:50])
-        print(f"\ncluster logs in {wd}")
 
 
 def show(node, name):

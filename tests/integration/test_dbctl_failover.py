@@ -14,15 +14,13 @@ stop its WAL receiver (SIGSTOP) instead."""
 import json
 import os
 import signal
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import sanitizer_lines
-from lib.cluster import DbhaCluster
-from lib.procs import Procs, binary, wait_until
+from conftest import started_cluster
+from lib.procs import binary, wait_until
 from lib.tty import run_tty
 
 TTL = 5
@@ -31,22 +29,11 @@ MB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def cluster():
-    wd = tempfile.mkdtemp(prefix="dbha-dbctl-failover-")
-    os.chmod(wd, 0o755)
-    procs = Procs(wd)
-    c = DbhaCluster(procs, wd, n=3, ttl=TTL, loop_wait=1, retry_timeout=1)
-    c.node("node3").tags = {"nofailover": True}
-    try:
-        c.start()
-        c.wait_healthy(timeout=120)
+    def no_failover_on_node3(c):
+        c.node("node3").tags = {"nofailover": True}
+    with started_cluster("dbha-dbctl-failover-", no_failover_on_node3, n=3, ttl=TTL, loop_wait=1,
+                         retry_timeout=1) as c:
         yield c
-    finally:
-        c.stop_all()
-        logs = sorted({procs.log_path(n) for n, _, _ in procs.procs})
-        procs.stop_all()
-        found = [f"{p}: {l}" for p in logs for l in sanitizer_lines(p)]
-        assert not found, "sanitizer report(s):\n" + "\n".join(found[:50])
-        print(f"\ncluster logs in {wd}")
 
 
 def leader_and_candidate(cluster):

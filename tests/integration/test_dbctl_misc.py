@@ -6,18 +6,17 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
 
-from conftest import sanitizer_lines
-from lib.cluster import SUPERUSER_PW, DbhaCluster
+from conftest import started_cluster
+from lib.cluster import SUPERUSER_PW
 from lib.etcd_cluster import EtcdCluster
-from lib.fake_cluster import SYSID, FakeCluster, dumps, member
-from lib.procs import Procs, binary, free_port, wait_until
+from lib.fake_cluster import FakeCluster, dumps, member
+from lib.procs import binary, free_port, wait_until
 from lib.tty import run_tty
 
 
@@ -326,21 +325,8 @@ def test_help_for_every_new_verb():
 
 @pytest.fixture(scope="module")
 def cluster():
-    wd = tempfile.mkdtemp(prefix="dbha-dbctl-misc-")
-    os.chmod(wd, 0o755)
-    procs = Procs(wd)
-    c = DbhaCluster(procs, wd, n=3, ttl=5, loop_wait=1, retry_timeout=1)
-    try:
-        c.start()
-        c.wait_healthy(timeout=120)
+    with started_cluster("dbha-dbctl-misc-", n=3, ttl=5, loop_wait=1, retry_timeout=1) as c:
         yield c
-    finally:
-        c.stop_all()
-        logs = sorted({procs.log_path(n) for n, _, _ in procs.procs})
-        procs.stop_all()
-        found = [f"{p}: {l}" for p in logs for l in sanitizer_lines(p)]
-        assert not found, "sanitizer report(s):\n" + "\n".join(found[:50])
-        print(f"\ncluster logs in {wd}")
 
 
 def dbctl_env(cluster, *args, env=None, timeout=30):

@@ -6,16 +6,14 @@ import base64
 import datetime
 import json
 import os
-import tempfile
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from conftest import sanitizer_lines
-from lib.cluster import DbhaCluster
-from lib.procs import LOOPBACK, Procs, wait_until
+from conftest import started_cluster
+from lib.procs import LOOPBACK, wait_until
 
 USER, PASSWORD = "admin", "api-secret"
 
@@ -57,32 +55,13 @@ def iso_in(seconds, tz=True):
 
 
 @pytest.fixture(scope="module")
-def workdir_module():
-    d = tempfile.mkdtemp(prefix="dbha-rest-api-")
-    os.chmod(d, 0o755)
-    yield d
-    print(f"\nlogs in {d}")
-
-
-@pytest.fixture(scope="module")
-def procs_module(workdir_module):
-    p = Procs(workdir_module)
-    yield p
-    logs = sorted({p.log_path(name) for name, _, _ in p.procs})
-    p.stop_all()
-    found = [f"{path}: {line}" for path in logs for line in sanitizer_lines(path)]
-    assert not found, "sanitizer report(s) in process logs:\n" + "\n".join(found[:50])
-
-
-@pytest.fixture(scope="module")
-def cluster(procs_module, workdir_module):
-    c = DbhaCluster(procs_module, workdir_module, n=3, ttl=5, loop_wait=1, retry_timeout=1)
-    for n in c.nodes:
-        n.rest_auth = (USER, PASSWORD)
-    c.start()
-    c.wait_healthy(timeout=120)
-    yield c
-    c.stop_all()
+def cluster():
+    def with_auth(c):
+        for n in c.nodes:
+            n.rest_auth = (USER, PASSWORD)
+    with started_cluster("dbha-rest-api-", with_auth, n=3, ttl=5, loop_wait=1,
+                         retry_timeout=1) as c:
+        yield c
 
 
 def etcd_state(cluster):
