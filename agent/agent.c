@@ -658,8 +658,10 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
     in->paused = c && dcs_cluster_is_paused(c);
     in->request = a->request;
     in->healthiest = false;
+    /* The named candidate of a switchover or manual failover takes over
+     * without an election: asking the peers would only delay it. */
     if (in->dcs_ok && !in->has_leader && in->pg_reachable && in->pg_in_recovery &&
-        !in->nofailover && !in->paused) {
+        !in->nofailover && !in->paused && !in->failover_candidate_me) {
         in->healthiest = run_election(a);
     }
     if (a->job.kind != AGENT_JOB_NONE) {

@@ -46,7 +46,7 @@
 #define AGENT_PROMOTE_TIMEOUT_USEC (15 * 1000 * 1000ULL)
 /* While promotion is pending, the startup process is woken this often (a
  * multiple of AGENT_PROMOTE_POLL_USEC; see promote() in ha_exec.c). */
-#define AGENT_PROMOTE_NUDGE_USEC (50 * 1000ULL)
+#define AGENT_PROMOTE_NUDGE_USEC (20 * 1000ULL)
 
 typedef enum AgentJobKind {
     AGENT_JOB_NONE,
