@@ -366,23 +366,23 @@ static bool guard_stopped_primary_crashed_mine(const HaInput *in)
  * key, can renew it and see etcd (the safety rows come first anyway). */
 static bool guard_restart_primary(const HaInput *in)
 {
-    return in->request == HA_REQUEST_RESTART && in->data == HA_DATA_OURS && in->dcs_ok &&
-           in->leader_is_me && !in->lease_expiring && in->pg_running && in->pg_reachable &&
-           !in->pg_in_recovery;
+    return in->request == HA_REQUEST_RESTART && !in->paused && in->data == HA_DATA_OURS &&
+           in->dcs_ok && in->leader_is_me && !in->lease_expiring && in->pg_running &&
+           in->pg_reachable && !in->pg_in_recovery;
 }
 
 static bool guard_restart_replica(const HaInput *in)
 {
-    return in->request == HA_REQUEST_RESTART && in->data == HA_DATA_OURS && !in->leader_is_me &&
-           in->pg_running && in->pg_reachable && in->pg_in_recovery;
+    return in->request == HA_REQUEST_RESTART && !in->paused && in->data == HA_DATA_OURS &&
+           !in->leader_is_me && in->pg_running && in->pg_reachable && in->pg_in_recovery;
 }
 
 /* Reinitialize: only a replica of a cluster that has another leader to
  * clone from. */
 static bool reinit_possible(const HaInput *in)
 {
-    return in->request == HA_REQUEST_REINIT && in->data == HA_DATA_OURS && in->dcs_ok &&
-           in->has_leader && !in->leader_is_me && in->leader_member_known;
+    return in->request == HA_REQUEST_REINIT && !in->paused && in->data == HA_DATA_OURS &&
+           in->dcs_ok && in->has_leader && !in->leader_is_me && in->leader_member_known;
 }
 
 static bool guard_reinit_running(const HaInput *in)
@@ -407,8 +407,10 @@ static const HaRow table[] = {
     /* A job (initdb, clone, start, stop) is running: keep observing. */
     { ANY, G(guard_job_running), STAY, NONE, "waiting for the running job" },
 
-    /* What an operator asked for (also while paused, as Patroni): restart
-     * in place, or a replica's reinitialization (stop, data aside, clone). */
+    /* What an operator asked for: restart in place, or a replica's
+     * reinitialization (stop, data aside, clone). Not while paused (Patroni
+     * allows it): the steps after the first are automatic actions that
+     * pause holds back, so a paused restart would leave the node half way. */
     { HA_STATE_PRIMARY, G(guard_restart_primary), HA_STATE_STARTING_PRIMARY,
       A(HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_RESTART_POSTGRES),
       "restart requested: restarting the primary in place" },

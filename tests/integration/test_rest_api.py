@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from conftest import started_cluster
+from lib.pg import pg_tool, run_pg
 from lib.procs import LOOPBACK, wait_until
 
 USER, PASSWORD = "admin", "api-secret"
@@ -366,3 +367,34 @@ def test_dbctl_restart_reload_reinit(cluster):
     assert r.stdout.splitlines() == [f"{replicas[0].name}: reinitialize started",
                                      f"{replicas[0].name}: reinitialized and running"]
     assert cluster.wait_healthy(timeout=120)["leader"] == leader.name
+
+
+def test_endpoints_on_a_stopped_member_while_paused(cluster):
+    """A member whose PostgreSQL is down (held down by maintenance mode):
+    health checks fail, operator requests are refused with the reason, the
+    rest still works, and nothing else happens until resume."""
+    s = cluster.wait_healthy(timeout=60)
+    leader = cluster.node(s["leader"])
+    stopped = next(n for n in cluster.nodes if n is not leader)
+    r = cluster.dbctl("pause", "--wait", timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run_pg([pg_tool("pg_ctl"), "-D", stopped.data_dir, "-m", "fast", "-w", "stop"])
+    wait_until(lambda: stopped.api("/health")[0] == 503, 10, what="the stopped member's /health")
+    assert stopped.api("/replica")[0] == 503 and stopped.api("/liveness")[0] == 200
+
+    assert "not possible now: paused" in error_of(call(stopped, "POST", "/restart"), 503)
+    assert "not possible now: paused" in error_of(call(stopped, "POST", "/reinitialize"), 503)
+    assert "not possible now: paused" in error_of(call(leader, "POST", "/restart"), 503)
+    assert "not running" in error_of(call(stopped, "POST", "/switchover",
+                                          {"leader": leader.name, "candidate": stopped.name}), 412)
+    assert text_of(call(stopped, "POST", "/reload"), 202) == "reload scheduled"
+    code, _, body = call(stopped, "PATCH", "/config", {"postgresql": {"parameters": {
+        "log_min_duration_statement": "1s"}}})
+    assert code == 200 and json.loads(body)["pause"] is True
+    time.sleep(2 * cluster.loop_wait + 0.5)
+    assert stopped.postmaster_pid() is None, "paused: nobody started it"
+    assert cluster.status()["leader"] == leader.name
+
+    r = cluster.dbctl("resume", "--wait", timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert cluster.wait_healthy(timeout=60)["leader"] == leader.name
