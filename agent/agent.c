@@ -593,6 +593,41 @@ static bool failover_due(Agent *a, const DcsFailover *fo, uint64_t now)
     return false;
 }
 
+/* A running replica checks its position against the leader's fork point
+ * (from the history key). Its timeline is the one it last streamed on:
+ * pg_control's lags behind until a restartpoint, and received_tli exists
+ * only while a walreceiver runs, which is exactly what fails here. The
+ * verdict is kept while PostgreSQL is down, so the stopped replica is
+ * rewound; streaming from the leader clears it. */
+static void observe_divergence(Agent *a)
+{
+    const DcsCluster *c = a->dcs_ok ? a->cluster : NULL;
+    const DcsMember *lm = c ? dcs_cluster_leader_member(c) : NULL;
+    if (!lm || !a->pg_running || !a->probe_ok || !a->snap.in_recovery) {
+        return;
+    }
+    const PgSnapshot *s = &a->snap;
+    bool streaming = s->has_wal_receiver && strcmp(s->wal_receiver_status, "streaming") == 0;
+    if (streaming && s->received_tli > 0) {
+        a->streamed_tli = s->received_tli;
+    }
+    /* "streaming" shows also while a walreceiver that PostgreSQL will reject
+     * starts up: only streaming on the leader's timeline clears the verdict */
+    if (streaming && follows(a, lm) && (lm->timeline <= 0 || s->received_tli >= lm->timeline)) {
+        a->diverged = false;
+        return;
+    }
+    uint64_t pos = s->receive_lsn > s->replay_lsn ? s->receive_lsn : s->replay_lsn;
+    bool d = dcs_history_diverged(c->history, (int64_t)a->streamed_tli, pos, lm->timeline);
+
+    if (d && !a->diverged) {
+        log_warning("our WAL (timeline %" PRIu32 ") goes past the point where leader \"%s\"'s "
+                    "timeline %" PRId64 " forked off: this replica cannot follow it as it is",
+                    a->streamed_tli, lm->name, lm->timeline);
+    }
+    a->diverged = d;
+}
+
 static void build_input(Agent *a, uint64_t now, HaInput *in)
 {
     const DcsCluster *c = a->cluster;
@@ -616,6 +651,8 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
         .nofailover = a->config->tags.nofailover || a->watchdog_blocked,
         .use_pg_rewind = agent_dcs(a)->use_pg_rewind,
     };
+    observe_divergence(a);
+    in->diverged = a->diverged;
     const ConfigDcs *dcs = agent_dcs(a);
     uint64_t ttl = (uint64_t)dcs->ttl * USEC_PER_SEC;
     in->lease_expiring =

@@ -111,7 +111,10 @@ typedef struct Agent {
     char *following;         /* owned: the leader we point primary_conninfo at */
     int64_t params_revision; /* the config key revision postgresql.conf was written from */
     HaRequest request;       /* what an operator asked for (POST /restart, /reinitialize) */
-    int restart_result;      /* of the last restart job: 1 ok, -1 failed, 0 none since */
+    bool diverged; /* seen past the leader's fork point; kept until rewound or moved aside */
+    uint32_t streamed_tli; /* the timeline we last streamed on as a replica; 0: unknown
+                              (we led, or the data was rewound or replaced since) */
+    int restart_result;    /* of the last restart job: 1 ok, -1 failed, 0 none since */
 
     RestServer *rest;      /* owned */
     ApiQueue *api;         /* owned: mutating REST requests for the loop */

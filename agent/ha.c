@@ -357,6 +357,30 @@ static bool guard_stopped_primary_must_rewind(const HaInput *in)
            !in->leader_is_me && in->leader_member_known && in->use_pg_rewind;
 }
 
+/* A replica whose WAL went past the leader's fork point (a forced failover
+ * to a less advanced member): PostgreSQL refuses to follow the new
+ * timeline, so it must be rewound, or cloned anew without use_pg_rewind. */
+static bool diverged_from_leader(const HaInput *in)
+{
+    return in->diverged && in->dcs_ok && in->has_leader && !in->leader_is_me &&
+           in->leader_member_known;
+}
+
+static bool guard_replica_diverged(const HaInput *in)
+{
+    return diverged_from_leader(in) && in->data == HA_DATA_OURS && in->pg_running;
+}
+
+static bool guard_stopped_replica_diverged_rewind(const HaInput *in)
+{
+    return diverged_from_leader(in) && stopped_ours(in) && in->standby_signal && in->use_pg_rewind;
+}
+
+static bool guard_stopped_replica_diverged(const HaInput *in)
+{
+    return diverged_from_leader(in) && stopped_ours(in) && in->standby_signal;
+}
+
 static bool guard_stopped_primary_crashed_mine(const HaInput *in)
 {
     return stopped_ours(in) && in->leader_is_me && in->restart_expired;
@@ -472,6 +496,11 @@ static const HaRow table[] = {
       "the primary did not come back within primary_start_timeout: releasing the leader key" },
     { HA_STATE_INIT, G(guard_stopped_primary_must_rewind), HA_STATE_REWINDING, A(HA_ACTION_REWIND),
       "a former primary: rewinding against the new leader" },
+    { HA_STATE_INIT, G(guard_stopped_replica_diverged_rewind), HA_STATE_REWINDING,
+      A(HA_ACTION_REWIND), "a replica past the leader's fork point: rewinding against it" },
+    { HA_STATE_INIT, G(guard_stopped_replica_diverged), HA_STATE_INIT, A(HA_ACTION_MOVE_DATA_ASIDE),
+      "a replica past the leader's fork point, use_pg_rewind off: moving the data aside to "
+      "clone anew" },
     { HA_STATE_INIT, G(guard_stopped_primary_mine), HA_STATE_STARTING_PRIMARY,
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
       "holding the leader key: starting the primary" },
@@ -583,6 +612,8 @@ static const HaRow table[] = {
     { HA_STATE_REPLICA, G(guard_elected), HA_STATE_PRIMARY,
       A(HA_ACTION_TAKE_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
       "no leader and we are the best candidate: promoting" },
+    { HA_STATE_REPLICA, G(guard_replica_diverged), HA_STATE_INIT, A(HA_ACTION_STOP_POSTGRES),
+      "our WAL goes past the leader's fork point: stopping to rewind" },
     { HA_STATE_REPLICA, G(guard_must_follow), STAY, A(HA_ACTION_FOLLOW),
       "following the new leader" },
     { HA_STATE_REPLICA, G(guard_always), STAY, NONE, "replica" },

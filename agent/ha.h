@@ -109,6 +109,8 @@ typedef struct HaInput {
     bool crash_noted;          /* the primary went down and the time is recorded */
     bool restart_expired;      /* it has been down longer than primary_start_timeout */
     bool use_pg_rewind;
+    bool diverged; /* our WAL goes past the point where the leader's timeline forked off
+                      ours (the `history` key): streaming from it cannot work */
 
     /* planned switchover (the `failover` key) */
     bool failover_from_me;         /* it names us as the leader to leave (or no leader) */

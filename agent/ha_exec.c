@@ -634,6 +634,49 @@ static bool query_is_false(Agent *a, const char *sql, bool *ret)
 /* pg_promote(wait => false) returns at once; polling pg_is_in_recovery()
  * every 10 ms learns of the promotion ~50 ms sooner than wait => true,
  * which polls in 100 ms steps. */
+/* The fork point of the timeline we just created, from its history file
+ * (pg_wal/<TLI>.history, last line: "<parent TLI>\t<LSN>\t<reason>"):
+ * PostgreSQL's own record, where the probe's figures from before the
+ * promotion may be stale (pg_control's timeline lags until a checkpoint).
+ * Returns 0 and both values, or a negative errno (the caller keeps its
+ * estimates). */
+static int read_fork_point(Agent *a, uint32_t *ret_parent, uint64_t *ret_lsn)
+{
+    PGresult *res = NULL;
+    int r = agent_exec_sql(
+        a,
+        "SELECT pg_catalog.pg_read_file('pg_wal/' || pg_catalog.substr(pg_catalog.pg_walfile_name("
+        "pg_catalog.pg_current_wal_lsn()), 1, 8) || '.history')",
+        &res);
+    if (r < 0) {
+        return r;
+    }
+    r = -EBADMSG;
+    const char *text = res && PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : NULL;
+    const char *line = NULL;
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (*p >= '0' && *p <= '9') {
+            line = p; /* the last line that starts with a timeline number */
+        }
+    }
+    if (line) {
+        char *end = NULL;
+        unsigned long tli = strtoul(line, &end, 10);
+        char lsn[PGPROBE_LSN_STR_MAX];
+        size_t n = end && *end == '\t' ? strcspn(end + 1, "\t\n") : 0;
+        if (tli > 0 && n > 0 && n < sizeof(lsn)) {
+            memcpy(lsn, end + 1, n);
+            lsn[n] = '\0';
+            if (pgprobe_parse_lsn(lsn, ret_lsn) == 0) {
+                *ret_parent = (uint32_t)tli;
+                r = 0;
+            }
+        }
+    }
+    PQclear(res);
+    return r;
+}
+
 static int promote(Agent *a)
 {
     uint64_t switch_lsn =
@@ -677,6 +720,10 @@ static int promote(Agent *a)
     }
     if (r < 0) {
         log_warning("could not rewrite the configuration after promotion");
+    }
+    if (read_fork_point(a, &old_timeline, &switch_lsn) < 0) {
+        log_warning("could not read the new timeline's history file: the history key gets "
+                    "the positions seen before the promotion");
     }
     /* pg_rewind on the others reads the new timeline from pg_control */
     if (agent_exec_sql(a, "CHECKPOINT", NULL) < 0) {
@@ -886,17 +933,22 @@ int ha_exec_action(Agent *a, HaAction action)
     case HA_ACTION_RUN_INITDB:
         return run_initdb(a);
     case HA_ACTION_PROMOTE:
+        a->streamed_tli = 0;
         return promote(a);
     case HA_ACTION_RELEASE_LEADER:
         return agent_release_leader(a);
     case HA_ACTION_FENCE:
         return fence(a);
     case HA_ACTION_REWIND:
+        a->diverged = false; /* pg_rewind brings us onto the leader's timeline */
+        a->streamed_tli = 0;
         return rewind_data(a);
     case HA_ACTION_MOVE_DATA_ASIDE:
         if (a->request == HA_REQUEST_REINIT) {
             a->request = HA_REQUEST_NONE; /* reinitialized from here on: the clone follows */
         }
+        a->diverged = false;
+        a->streamed_tli = 0;
         return move_data_aside(a);
     case HA_ACTION_RESTART_POSTGRES:
         return restart_postgres(a);
@@ -933,6 +985,7 @@ int ha_exec_action(Agent *a, HaAction action)
     case HA_ACTION_REMOVE_CLONE:
         return remove_clone(a);
     case HA_ACTION_INSTALL_CLONE:
+        a->streamed_tli = 0;
         return install_clone(a);
     case HA_ACTION_FOLLOW:
         return follow(a);

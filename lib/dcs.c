@@ -1183,6 +1183,20 @@ int dcs_parse_time_full(const char *s, bool utc_default, double *ret_epoch)
     return 0;
 }
 
+bool dcs_history_diverged(const DcsHistory *h, int64_t our_tli, uint64_t our_lsn,
+                          int64_t leader_tli)
+{
+    if (!h || our_tli <= 0 || leader_tli <= our_tli) {
+        return false;
+    }
+    for (size_t i = 0; i < h->n_entries; i++) {
+        if (h->entries[i].timeline == our_tli) {
+            return our_lsn > h->entries[i].lsn;
+        }
+    }
+    return false;
+}
+
 /* ---- GET /cluster ----------------------------------------------------- */
 
 static int set_new(json_t *o, const char *key, json_t *v)

@@ -250,6 +250,13 @@ int dcs_parse_time(const char *s, double *ret_epoch);
  * other zones). */
 int dcs_parse_time_full(const char *s, bool utc_default, double *ret_epoch);
 
+/* Has a member on timeline our_tli, with WAL up to our_lsn, gone past the
+ * point where the leader's timeline (leader_tli) forked off ours? The fork
+ * point is the LSN the history key records for our_tli. False when the
+ * leader is on our timeline or the history does not say. Pure. */
+bool dcs_history_diverged(const DcsHistory *h, int64_t our_tli, uint64_t our_lsn,
+                          int64_t leader_tli);
+
 /* Patroni 3.0.2's GET /cluster body: {"members": [{"name", "role"
  * ("leader"|"standby_leader"|"sync_standby"|"replica"), "state", "api_url",
  * ["host", "port"], ["timeline"], ["pending_restart"], ["scheduled_restart"],

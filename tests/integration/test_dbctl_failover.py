@@ -202,3 +202,17 @@ def test_forced_failover_to_a_lagging_candidate(cluster):
     assert f'Failed over to "{cand.name}" in ' in p.stdout
     assert cluster.status()["leader"] == cand.name
     assert cand.sql("SELECT pg_is_in_recovery()") == [(False,)]
+    # node3 had received more WAL than the new leader: its timeline goes past
+    # the fork point, so it is rewound against the new leader and follows it.
+    node3 = cluster.node("node3")
+
+    def node3_streams():
+        m = [m for m in cluster.status()["members"] if m["name"] == "node3"]
+        return m and m[0]["state"] == "streaming"
+    wait_until(node3_streams, 90, interval=0.5, what="node3 streaming from the new leader")
+    assert cluster.procs.log_contains("node3", "past the leader's fork point: rewinding")
+    cand.sql("CREATE TABLE after_fork (x int)")
+    cand.sql("INSERT INTO after_fork VALUES (7)")
+    wait_until(lambda: node3.sql("SELECT to_regclass('after_fork') IS NOT NULL")[0][0]
+               and node3.sql("SELECT x FROM after_fork") == [(7,)], 30, interval=0.2,
+               what="a write on the new leader to reach node3")

@@ -431,6 +431,21 @@ static void test_candidates(void **state)
     dcs_cluster_free(c);
 }
 
+static void test_history_diverged(void **state)
+{
+    DcsCluster *c = parse(patroni_cluster, ELEMENTSOF(patroni_cluster));
+    const DcsHistory *h = c->history; /* timeline 1 ended at 50331808 */
+    assert_non_null(h);
+    assert_false(dcs_history_diverged(h, 1, 50331808, 2)); /* exactly at the fork: follows */
+    assert_true(dcs_history_diverged(h, 1, 50331809, 2));
+    assert_true(dcs_history_diverged(h, 1, 50331809, 5));
+    assert_false(dcs_history_diverged(h, 1, 60000000, 1)); /* the leader is on our timeline */
+    assert_false(dcs_history_diverged(h, 2, 60000000, 3)); /* the history does not say */
+    assert_false(dcs_history_diverged(h, 0, 60000000, 3));
+    assert_false(dcs_history_diverged(NULL, 1, 60000000, 2));
+    dcs_cluster_free(c);
+}
+
 static void test_parse_time(void **state)
 {
     static const struct {
@@ -740,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_config_encode),
         cmocka_unit_test(test_candidates),
         cmocka_unit_test(test_parse_time),
+        cmocka_unit_test(test_history_diverged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

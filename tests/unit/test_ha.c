@@ -539,6 +539,27 @@ static const Case cases[] = {
       IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true,
          .failover_candidate_other = true),
       HA_STATE_REPLICA, NO_ACTS, "replica" },
+    /* ---- a replica past the new leader's fork point ---- */
+    { "diverged: a running replica stops to be rewound",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .follows_leader = true,
+         .diverged = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_STOP_POSTGRES),
+      "our WAL goes past the leader's fork point: stopping to rewind" },
+    { "diverged: stopped, it is rewound against the leader",
+      IN(.state = HA_STATE_INIT, STOPPED, LEADER_OTHER, .standby_signal = true,
+         .use_pg_rewind = true, .diverged = true),
+      HA_STATE_REWINDING, ACTS(HA_ACTION_REWIND),
+      "a replica past the leader's fork point: rewinding against it" },
+    { "diverged: without use_pg_rewind the data goes aside for a new clone",
+      IN(.state = HA_STATE_INIT, STOPPED, LEADER_OTHER, .standby_signal = true, .diverged = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_MOVE_DATA_ASIDE),
+      "a replica past the leader's fork point, use_pg_rewind off: moving the data aside to "
+      "clone anew" },
+    { "diverged: nothing without a fresh view of etcd",
+      IN(.state = HA_STATE_REPLICA, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
+         .pg_in_recovery = true, LEADER_OTHER, .follows_leader = true, .diverged = true),
+      HA_STATE_REPLICA, NO_ACTS, "replica" },
+
     /* ---- what an operator asked for ---- */
     { "restart: the leader restarts its primary in place",
       IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME, .request = HA_REQUEST_RESTART),
@@ -691,9 +712,10 @@ static void format_input(char *buf, size_t size, const HaInput *in)
              in->use_pg_rewind, in->now_usec < in->clone_retry_usec);
     size_t len = strlen(buf);
     snprintf(buf + len, size - len,
-             " failover_from_me=%d candidate_me=%d candidate_other=%d paused=%d request=%d",
+             " failover_from_me=%d candidate_me=%d candidate_other=%d paused=%d request=%d "
+             "diverged=%d",
              in->failover_from_me, in->failover_candidate_me, in->failover_candidate_other,
-             in->paused, (int)in->request);
+             in->paused, (int)in->request, in->diverged);
 }
 
 /* Checks one case; prints why it fails under the case's name. */
@@ -813,7 +835,7 @@ static void test_reasons_name_rows(void **state)
 /* ---- exhaustive ---- */
 
 /* The booleans the guards read, in enumeration order. */
-#define N_BOOLS 15
+#define N_BOOLS 16
 #define N_BITS  (N_BOOLS + 4) /* + clone backoff pending, 2 bits of failover key, paused */
 
 static void make_input(HaInput *in, HaState s, HaDataDir data, HaJobResult job, HaRequest request,
@@ -847,6 +869,7 @@ static void make_input(HaInput *in, HaState s, HaDataDir data, HaJobResult job, 
         .failover_candidate_other = ((bits >> 16) & 3u) >= 2,
         .failover_from_me = ((bits >> 16) & 3u) == 2,
         .paused = bits & (1u << 18),
+        .diverged = bits & (1u << 19),
     };
 }
 
