@@ -817,11 +817,14 @@ static pid_t candidate_walsender(Agent *a)
  * function waits for the postmaster itself, so that nothing starts while it
  * lives. Falls back to pg_ctl, releasing after the stop, when the postmaster
  * cannot be signalled. Returns 0 or a negative errno; *ret_released tells
- * whether the key is released. */
+ * whether the key is released, *ret_confirmed whether the candidate
+ * confirmed the shutdown checkpoint. */
 #define SWITCHOVER_STOP_POLL_USEC (5 * 1000ULL)
-static int switchover_stop(Agent *a, uint64_t *ret_stop_usec, bool *ret_released)
+static int switchover_stop(Agent *a, uint64_t *ret_stop_usec, bool *ret_released,
+                           bool *ret_confirmed)
 {
     *ret_released = false;
+    *ret_confirmed = false;
     pid_t walsender = candidate_walsender(a);
     uint64_t t0 = clock_monotonic_usec();
     PgPostmasterPid pm;
@@ -835,6 +838,7 @@ static int switchover_stop(Agent *a, uint64_t *ret_stop_usec, bool *ret_released
             if (!gone && !*ret_released && walsender > 0 && !pgprobe_pid_is_postmaster(walsender) &&
                 pgctl_control_shut_down(a->pg.data_dir) == 1) {
                 *ret_stop_usec = clock_monotonic_usec() - t0;
+                *ret_confirmed = true;
                 *ret_released = agent_release_leader(a) >= 0;
                 log_info("switchover: shutdown checkpoint written and delivered to the "
                          "candidate after %llu ms: leader key released",
@@ -843,6 +847,8 @@ static int switchover_stop(Agent *a, uint64_t *ret_stop_usec, bool *ret_released
             if (gone) {
                 if (!*ret_released) {
                     *ret_stop_usec = clock_monotonic_usec() - t0;
+                    /* it all ended between two looks: the same evidence */
+                    *ret_confirmed = walsender > 0 && pgctl_control_shut_down(a->pg.data_dir) == 1;
                 }
                 return 0;
             }
@@ -867,8 +873,8 @@ static int switchover_demote(Agent *a)
     (void)agent_exec_sql(a, "CHECKPOINT", NULL);
     uint64_t t1 = clock_monotonic_usec();
     uint64_t stop_usec = 0;
-    bool released = false;
-    int r = switchover_stop(a, &stop_usec, &released);
+    bool released = false, confirmed = false;
+    int r = switchover_stop(a, &stop_usec, &released, &confirmed);
     if (r < 0) {
         if (released) {
             return log_error_errno(r, "switchover: postgresql did not finish stopping: %m");
@@ -880,6 +886,14 @@ static int switchover_demote(Agent *a)
     uint64_t t2 = clock_monotonic_usec();
     if (!released) {
         r = agent_release_leader(a);
+    }
+    /* A clean stop whose last WAL the candidate confirmed: this server can
+     * follow the candidate's new timeline as it is, so it comes back as a
+     * replica without pg_rewind (standby.signal; the upstream is set once
+     * the candidate holds the key). After the pg_ctl fallback that is not
+     * known, and the former-primary path (pg_rewind) decides. */
+    if (confirmed && agent_write_conf(a, true) >= 0) {
+        log_info("switchover: standby.signal written; restarting as a replica without pg_rewind");
     }
     log_notice("switchover: checkpoint %llu ms, %s %llu ms, stopped after %llu ms",
                (unsigned long long)(t1 - t0) / 1000,

@@ -122,10 +122,21 @@ def test_auth_and_bad_requests_change_nothing(cluster):
         assert n.api("/liveness")[0] == 200, "every agent still runs"
 
 
+def caught_up(cluster, node):
+    """Wait until the member keys show node within 0 bytes of the leader (a
+    WAL segment switch, e.g. at the end of a clone, makes a replica look
+    16 MB behind for up to a loop)."""
+    def lag0():
+        m = [m for m in cluster.status()["members"] if m["name"] == node.name]
+        return m and m[0].get("lag_bytes") == 0
+    wait_until(lag0, 30, what=f"{node.name} caught up")
+
+
 def test_switchover_and_failover(cluster):
     s = cluster.wait_healthy(timeout=60)
     leader = cluster.node(s["leader"])
     cand = next(n for n in cluster.nodes if n is not leader)
+    caught_up(cluster, cand)
     t0 = time.monotonic()
     msg = text_of(call(leader, "POST", "/switchover",
                        {"leader": leader.name, "candidate": cand.name}), 200)
@@ -138,6 +149,7 @@ def test_switchover_and_failover(cluster):
     # candidate (asked through its own API) takes over, nobody else.
     dead = cand
     target = next(n for n in cluster.nodes if n is not dead)
+    caught_up(cluster, target)
     dead.kill()
     pm = dead.postmaster_pid()
     if pm:

@@ -41,6 +41,9 @@ def test_switchover_to_a_named_candidate(cluster):
         # before the old postmaster had finished exiting.
         assert cluster.procs.log_contains(
             old.name, "shutdown checkpoint written and delivered to the candidate")
+        # ... so the old primary follows the new one without pg_rewind
+        assert cluster.procs.log_contains(old.name, "restarting as a replica without pg_rewind")
+        assert not cluster.procs.log_contains(old.name, "rewinding against")
         time.sleep(0.3)
     w.assert_no_overlap()
     assert w.missing_on(cand) == [], "a switchover loses no acknowledged write"
