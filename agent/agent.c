@@ -607,7 +607,7 @@ static void observe_divergence(Agent *a)
         return;
     }
     const PgSnapshot *s = &a->snap;
-    bool streaming = s->has_wal_receiver && strcmp(s->wal_receiver_status, "streaming") == 0;
+    bool streaming = agent_streaming(a);
     if (streaming && s->received_tli > 0) {
         a->streamed_tli = s->received_tli;
     }
@@ -677,13 +677,7 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
     if (fo && fo->scheduled_at && !failover_due(a, fo, now)) {
         fo = NULL; /* a scheduled switchover waits for its time */
     }
-    /* A switchover without a candidate goes to the most advanced eligible
-     * replica; every member computes the same one from the same view. */
-    const DcsMember *picked = fo && !fo->candidate ? dcs_pick_candidate(c) : NULL;
-    const char *cand_name = fo ? (fo->candidate ? fo->candidate
-                                  : picked      ? picked->name
-                                                : NULL)
-                               : NULL;
+    const char *cand_name = fo ? dcs_failover_candidate(c) : NULL;
     if (cand_name) {
         const char *me = a->config->name;
         const DcsMember *cand = dcs_cluster_get_member(c, cand_name);

@@ -176,6 +176,11 @@ int agent_exec_sql(Agent *a, const char *sql, PGresult **ret);
 /* Deletes the leader key if it still names us (agent/ha_exec.c). */
 int agent_release_leader(Agent *a);
 
+/* The local PostgreSQL is a replica whose walreceiver reports "streaming"
+ * (agent/publish.c; PostgreSQL shows that also while a walreceiver it will
+ * reject starts up). */
+bool agent_streaming(const Agent *a);
+
 /* Publishes member key and REST snapshot (agent/publish.c). */
 int agent_touch_member(Agent *a);
 void agent_publish_rest(Agent *a, uint64_t now_usec);

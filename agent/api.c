@@ -50,7 +50,6 @@ typedef struct ApiRequest {
 } ApiRequest;
 
 struct ApiQueue {
-    Agent *agent;
     pthread_mutex_t lock;
     ApiRequest *incoming; /* guarded by lock; newest first */
     ApiRequest *waiting;  /* loop thread only */
@@ -684,7 +683,6 @@ int api_new(Agent *a, ApiQueue **ret)
     if (!q) {
         return log_error_errno(-ENOMEM, "out of memory");
     }
-    q->agent = a;
     q->fd = -1;
     if (pthread_mutex_init(&q->lock, NULL) != 0) {
         free(q);

@@ -785,9 +785,7 @@ static int rewind_data(Agent *a)
  * record, the shutdown checkpoint included. 0 when there is none. */
 static pid_t candidate_walsender(Agent *a)
 {
-    const DcsFailover *fo = a->cluster ? a->cluster->failover : NULL;
-    const DcsMember *picked = fo && !fo->candidate ? dcs_pick_candidate(a->cluster) : NULL;
-    const char *cand = fo ? (fo->candidate ? fo->candidate : picked ? picked->name : NULL) : NULL;
+    const char *cand = dcs_failover_candidate(a->cluster);
     PGresult *res = NULL;
     pid_t pid = 0;
     if (!cand || agent_exec_sql(a,

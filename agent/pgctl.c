@@ -169,7 +169,18 @@ PgDataState pgctl_data_state(const char *dir)
     return PGDATA_VALID;
 }
 
-int pgctl_read_system_identifier(const char *dir, uint64_t *ret)
+/* The fields that lead ControlFileData in every version since 9.6, in the
+ * server's byte order (this host's). */
+typedef struct ControlHead {
+    uint64_t system_identifier;
+    uint32_t pg_control_version;
+    uint32_t catalog_version_no;
+    int32_t state; /* enum DBState */
+} ControlHead;
+
+/* Reads the first `size` bytes of <dir>/global/pg_control. Returns 0,
+ * -errno, or -EINVAL for a short file. */
+static int read_control_head(const char *dir, ControlHead *ret, size_t size)
 {
     char path[PGCTL_PATH_MAX];
     snprintf(path, sizeof(path), "%s/global/pg_control", dir);
@@ -177,44 +188,32 @@ int pgctl_read_system_identifier(const char *dir, uint64_t *ret)
     if (fd < 0) {
         return -errno;
     }
-    /* ControlFileData starts with `uint64 system_identifier`, in the
-     * server's byte order (this host's). */
-    uint64_t sysid;
-    ssize_t n = read(fd, &sysid, sizeof(sysid));
+    ssize_t n = read(fd, ret, size);
     int e = errno;
     close(fd);
     if (n < 0) {
         return -e;
     }
-    if (n != (ssize_t)sizeof(sysid)) {
-        return -EINVAL;
+    return n == (ssize_t)size ? 0 : -EINVAL;
+}
+
+int pgctl_read_system_identifier(const char *dir, uint64_t *ret)
+{
+    ControlHead head;
+    int r = read_control_head(dir, &head, sizeof(head.system_identifier));
+    if (r < 0) {
+        return r;
     }
-    *ret = sysid;
+    *ret = head.system_identifier;
     return 0;
 }
 
 int pgctl_control_shut_down(const char *dir)
 {
-    char path[PGCTL_PATH_MAX];
-    snprintf(path, sizeof(path), "%s/global/pg_control", dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return -errno;
-    }
-    struct {
-        uint64_t system_identifier;
-        uint32_t pg_control_version;
-        uint32_t catalog_version_no;
-        int32_t state; /* enum DBState */
-    } head;
-    ssize_t n = read(fd, &head, sizeof(head));
-    int e = errno;
-    close(fd);
-    if (n < 0) {
-        return -e;
-    }
-    if (n != (ssize_t)sizeof(head)) {
-        return -EINVAL;
+    ControlHead head;
+    int r = read_control_head(dir, &head, sizeof(head));
+    if (r < 0) {
+        return r;
     }
     if (head.pg_control_version != PGCTL_CONTROL_VERSION) {
         return -EPROTO;

@@ -72,7 +72,7 @@ static uint64_t wal_position(const Agent *a)
     return a->snap.replay_lsn > a->snap.receive_lsn ? a->snap.replay_lsn : a->snap.receive_lsn;
 }
 
-static bool streaming(const Agent *a)
+bool agent_streaming(const Agent *a)
 {
     return a->probe_ok && a->snap.in_recovery && a->snap.has_wal_receiver &&
            strcmp(a->snap.wal_receiver_status, "streaming") == 0;
@@ -102,7 +102,7 @@ int agent_touch_member(Agent *a)
         .has_xlog_location = a->probe_ok,
         .xlog_location = wal_position(a),
         .timeline = a->probe_ok ? a->snap.timeline : 0,
-        .replication_state = streaming(a) ? "streaming" : NULL,
+        .replication_state = agent_streaming(a) ? "streaming" : NULL,
         .pause = a->cluster && dcs_cluster_is_paused(a->cluster),
         .pending_restart = a->probe_ok && a->snap.pending_restart,
     };
@@ -222,8 +222,9 @@ static json_t *patroni_doc(const Agent *a, const json_t *tags)
             json_object_set_new(d, "replication", rep);
         }
         if (a->snap.in_recovery) {
-            json_object_set_new(d, "replication_state",
-                                json_string(streaming(a) ? "streaming" : "in archive recovery"));
+            json_object_set_new(
+                d, "replication_state",
+                json_string(agent_streaming(a) ? "streaming" : "in archive recovery"));
         }
         char sysid[32];
         snprintf(sysid, sizeof(sysid), "%" PRIu64, a->snap.system_identifier);

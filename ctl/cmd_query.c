@@ -175,18 +175,13 @@ int verb_query(int argc, char *argv[])
         case 'd':
             dbname = optarg;
             break;
-        case 't': {
-            char *end = NULL;
-            errno = 0;
-            timeout = strtol(optarg, &end, 10);
-            if (errno || !end || end == optarg || *end || timeout < 1 ||
-                timeout > QUERY_TIMEOUT_MAX_SEC) {
+        case 't':
+            if (!ctl_parse_long(optarg, 1, QUERY_TIMEOUT_MAX_SEC, &timeout)) {
                 fprintf(stderr, "dbctl query: --timeout needs whole seconds between 1 and %d\n",
                         QUERY_TIMEOUT_MAX_SEC);
                 return 2;
             }
             break;
-        }
         case 'o':
             if (strcmp(optarg, "table") == 0) {
                 fmt = CTL_OUTPUT_TABLE;

@@ -306,18 +306,6 @@ static int parse_format(const char *verb, const char *s, CtlOutput *ret)
 }
 
 /* A whole number in [min, max] from the whole of s. */
-static bool parse_long(const char *s, long min, long max, long *ret)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || !end || end == s || *end || v < min || v > max) {
-        return false;
-    }
-    *ret = v;
-    return true;
-}
-
 int verb_status(int argc, char *argv[])
 {
     static const struct option options[] = {
@@ -344,14 +332,14 @@ int verb_status(int argc, char *argv[])
             }
             break;
         case 'w':
-            if (!parse_long(optarg, 1, STATUS_WATCH_MAX_SEC, &watch)) {
+            if (!ctl_parse_long(optarg, 1, STATUS_WATCH_MAX_SEC, &watch)) {
                 fprintf(stderr, "dbctl status: --watch needs whole seconds between 1 and %d\n",
                         STATUS_WATCH_MAX_SEC);
                 return 2;
             }
             break;
         case 'C':
-            if (!parse_long(optarg, 1, STATUS_COUNT_MAX, &count)) {
+            if (!ctl_parse_long(optarg, 1, STATUS_COUNT_MAX, &count)) {
                 fprintf(stderr, "dbctl status: --count needs a number between 1 and %d\n",
                         STATUS_COUNT_MAX);
                 return 2;

@@ -365,18 +365,13 @@ int verb_failover(int argc, char *argv[])
         case 'f':
             arg_force = true;
             break;
-        case 't': {
-            char *end = NULL;
-            errno = 0;
-            timeout = strtol(optarg, &end, 10);
-            if (errno || !end || end == optarg || *end || timeout < 1 ||
-                timeout > FAILOVER_WAIT_MAX_SEC) {
+        case 't':
+            if (!ctl_parse_long(optarg, 1, FAILOVER_WAIT_MAX_SEC, &timeout)) {
                 fprintf(stderr, "dbctl failover: --timeout needs whole seconds between 1 and %d\n",
                         FAILOVER_WAIT_MAX_SEC);
                 return 2;
             }
             break;
-        }
         case 'h':
             ctl_verb_help("failover");
             return 0;

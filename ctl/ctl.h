@@ -18,6 +18,9 @@ extern const char *arg_scope;
 extern CtlOutput arg_output;
 extern bool arg_force;
 
+/* A decimal integer in [min, max] and nothing else (ctl/main.c). */
+bool ctl_parse_long(const char *s, long min, long max, long *ret);
+
 /* Prints `dbctl VERB --help` (ctl/main.c's verb table) to stdout. */
 void ctl_verb_help(const char *verb);
 

@@ -1,8 +1,10 @@
 /* dbctl entry point: global options and the verb table. Each verb family
  * lives in ctl/cmd_<family>.c. */
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
@@ -182,6 +184,18 @@ static const Verb *find_verb(const char *name)
         }
     }
     return NULL;
+}
+
+bool ctl_parse_long(const char *s, long min, long max, long *ret)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || !end || end == s || *end || v < min || v > max) {
+        return false;
+    }
+    *ret = v;
+    return true;
 }
 
 int main(int argc, char *argv[])

@@ -1093,6 +1093,19 @@ const DcsMember *dcs_pick_candidate(const DcsCluster *c)
     return best;
 }
 
+const char *dcs_failover_candidate(const DcsCluster *c)
+{
+    const DcsFailover *fo = c ? c->failover : NULL;
+    if (!fo) {
+        return NULL;
+    }
+    if (fo->candidate) {
+        return fo->candidate;
+    }
+    const DcsMember *picked = dcs_pick_candidate(c);
+    return picked ? picked->name : NULL;
+}
+
 /* Reads exactly n digits. */
 static bool read_digits(const char **p, int n, int *ret)
 {

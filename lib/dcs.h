@@ -239,6 +239,11 @@ int dcs_member_lag(const DcsCluster *c, const DcsMember *m, uint64_t *ret_bytes)
 const char *dcs_candidate_problem(const DcsCluster *c, const DcsMember *m, bool ignore_lag);
 /* The most advanced member without a candidate problem, or NULL. Pure. */
 const DcsMember *dcs_pick_candidate(const DcsCluster *c);
+/* Whom the `failover` key hands the leader to: its "member", else (a
+ * switchover without a candidate) dcs_pick_candidate(); every member
+ * computes the same one from the same view. NULL without the key or
+ * without an eligible member. Borrowed from c. Pure. */
+const char *dcs_failover_candidate(const DcsCluster *c);
 
 /* Parses an ISO 8601 time as Patroni writes scheduled_at
  * ("2026-11-27T08:00:00+00:00"; also "Z", "+0100", fractional seconds, a

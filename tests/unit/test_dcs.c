@@ -408,6 +408,7 @@ static void test_candidates(void **state)
                         "it is tagged nofailover");
     assert_null(dcs_candidate_problem(c, dcs_cluster_get_member(c, "n3"), false));
     assert_string_equal(dcs_pick_candidate(c)->name, "n3");
+    assert_null(dcs_failover_candidate(c)); /* no failover key */
     dcs_cluster_free(c);
 
     static const Kv kvs[] = {
