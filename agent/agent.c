@@ -686,6 +686,16 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
         in->failover_candidate_other = !in->failover_candidate_me && cand && cand->state &&
                                        strcmp(cand->state, "running") == 0;
     }
+    /* synchronous_mode: only the members the sync key names may lead,
+     * unless an operator's failover names us */
+    const char *sync_why = dcs_sync_problem(c, agent_dcs(a)->synchronous_mode, a->config->name);
+    bool sync_blocked = sync_why && !in->failover_candidate_me;
+    if (sync_blocked && !in->has_leader && !a->sync_blocked_logged) {
+        log_warning("not a candidate: %s (the sync key names \"%s\" and \"%s\")", sync_why,
+                    strna(c->sync->leader), strna(c->sync->sync_standby));
+    }
+    a->sync_blocked_logged = sync_blocked && !in->has_leader;
+    in->nofailover = in->nofailover || sync_blocked;
     in->paused = c && dcs_cluster_is_paused(c);
     in->request = a->request;
     in->healthiest = false;
@@ -1092,6 +1102,7 @@ Agent *agent_free(Agent *a)
     dcs_paths_done(&a->paths);
     free(a->member_key);
     free(a->following);
+    free(a->sync_names);
     free(a->config_path);
     config_free(a->config);
     free(a);

@@ -116,6 +116,13 @@ typedef struct Agent {
                               (we led, or the data was rewound or replaced since) */
     int restart_result;    /* of the last restart job: 1 ok, -1 failed, 0 none since */
 
+    /* synchronous_mode, the leader's side (agent/syncrep.c) */
+    char *sync_names;          /* owned: synchronous_standby_names we wrote; NULL: not managed */
+    uint64_t sync_release_lsn; /* shrinking the `sync` key: our flush position once the
+                                  members leaving it were released (0: not yet) */
+    bool sync_async_logged;    /* "no synchronous standby" was said for this episode */
+    bool sync_blocked_logged;  /* "not a candidate: ... synchronous standby" was said */
+
     RestServer *rest;      /* owned */
     ApiQueue *api;         /* owned: mutating REST requests for the loop */
     Fence *fence;          /* owned: the fencing process's heartbeat */
@@ -172,6 +179,16 @@ int ha_exec_action(Agent *a, HaAction action);
 int agent_write_conf(Agent *a, bool replica);
 /* Runs one statement on the local server through the probe's connection. */
 int agent_exec_sql(Agent *a, const char *sql, PGresult **ret);
+
+/* synchronous_mode (agent/syncrep.c). agent_sync_replication: the leader's
+ * loop step (choose standbys, `sync` key, synchronous_standby_names, in the
+ * safe order). agent_sync_before_promote: the `sync` key names only us and
+ * synchronous_standby_names is "*" (strict) or "" before pg_promote; fails
+ * when the key no longer names us as a synchronous standby.
+ * agent_sync_before_start: the value to start a primary with. */
+int agent_sync_replication(Agent *a);
+int agent_sync_before_promote(Agent *a);
+void agent_sync_before_start(Agent *a);
 
 /* Deletes the leader key if it still names us (agent/ha_exec.c). */
 int agent_release_leader(Agent *a);

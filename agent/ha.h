@@ -58,6 +58,8 @@ typedef enum HaAction {
     HA_ACTION_SWITCHOVER_DEMOTE,  /* CHECKPOINT, fast stop (WAL reaches the standbys), release */
     HA_ACTION_CLEAR_FAILOVER,     /* delete the `failover` key: the switchover is done */
     HA_ACTION_RESTART_POSTGRES,   /* start the pg_ctl restart job (fast stop, then start) */
+    HA_ACTION_SYNC_REPLICATION,   /* synchronous_mode: the `sync` key and
+                                     synchronous_standby_names (agent/syncrep.c) */
     _HA_ACTION_MAX,
     _HA_ACTION_INVALID = -EINVAL,
 } HaAction;

@@ -682,8 +682,14 @@ static int promote(Agent *a)
     uint64_t switch_lsn =
         a->snap.replay_lsn > a->snap.receive_lsn ? a->snap.replay_lsn : a->snap.receive_lsn;
     uint32_t old_timeline = a->snap.timeline;
+    /* synchronous_mode: the sync key names only us before we accept writes */
+    int r = agent_sync_before_promote(a);
+    if (r < 0) {
+        (void)agent_release_leader(a);
+        return r;
+    }
     uint64_t t0 = clock_monotonic_usec();
-    int r = agent_exec_sql(a, "SELECT pg_catalog.pg_promote(wait => false)", NULL);
+    r = agent_exec_sql(a, "SELECT pg_catalog.pg_promote(wait => false)", NULL);
     if (r < 0) {
         return r;
     }
@@ -977,6 +983,7 @@ int ha_exec_action(Agent *a, HaAction action)
                     agent_dcs(a)->primary_start_timeout);
         return 0;
     case HA_ACTION_WRITE_PRIMARY_CONF:
+        agent_sync_before_start(a);
         return agent_write_conf(a, false);
     case HA_ACTION_WRITE_REPLICA_CONF:
         return agent_write_conf(a, true);
@@ -1003,6 +1010,8 @@ int ha_exec_action(Agent *a, HaAction action)
         return follow(a);
     case HA_ACTION_SYNC_SLOTS:
         return sync_slots(a);
+    case HA_ACTION_SYNC_REPLICATION:
+        return agent_sync_replication(a);
     case HA_ACTION_PUBLISH_STATUS:
         return publish_status(a);
     case HA_ACTION_REFUSE:

@@ -314,9 +314,13 @@ static bool managed_param(const char *name)
     return false;
 }
 
-static void put_params(FILE *f, const ConfigMap *m)
+static void put_params(FILE *f, const PgCtl *p, const ConfigMap *m)
 {
     for (size_t i = 0; i < m->n; i++) {
+        if (p->synchronous_standby_names &&
+            strcmp(m->items[i].key, "synchronous_standby_names") == 0) {
+            continue;
+        }
         if (!managed_param(m->items[i].key)) {
             put_param(f, m->items[i].key, m->items[i].value);
         }
@@ -375,9 +379,13 @@ static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream 
     fputs(p->dcs_parameters ? "\n# the cluster's config key: postgresql.parameters\n"
                             : "\n# bootstrap.dcs.postgresql.parameters\n",
           f);
-    put_params(f, cluster_params(p));
+    put_params(f, p, cluster_params(p));
     fputs("\n# postgresql.parameters\n", f);
-    put_params(f, &c->postgresql.parameters);
+    put_params(f, p, &c->postgresql.parameters);
+    if (p->synchronous_standby_names) {
+        fputs("\n# synchronous_mode: the leader's choice of synchronous standbys\n", f);
+        put_param(f, "synchronous_standby_names", p->synchronous_standby_names);
+    }
     if (replica) {
         fputs("\n# replication\n", f);
         put_param(f, "recovery_target_timeline", "latest");

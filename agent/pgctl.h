@@ -50,6 +50,10 @@ typedef struct PgCtl {
      * instead of bootstrap.dcs's when set (the caller keeps them alive
      * while writing) */
     const ConfigMap *dcs_parameters;
+    /* borrowed: synchronous_standby_names as the leader manages it in
+     * synchronous_mode (it replaces any configured value); NULL when not
+     * managed */
+    const char *synchronous_standby_names;
 } PgCtl;
 
 /* Fills *ret from the config. Returns 0, -EINVAL (no port), -ENOMEM. */

@@ -82,6 +82,16 @@ static bool lag_problem(const DcsCluster *c, const DcsMember *m, char *buf, size
     return false;
 }
 
+/* In synchronous_mode only a member the sync key names holds every
+ * acknowledged transaction. NULL when m is one (or the mode is off). */
+static const char *sync_problem(const DcsCluster *c, const DcsMember *m)
+{
+    return dcs_sync_problem(c, c->config && c->config->dcs.synchronous_mode, m->name)
+               ? "it is not a synchronous standby (synchronous_mode is on): acknowledged "
+                 "transactions could be lost"
+               : NULL;
+}
+
 /* A switchover candidate: a running replica that may lead and is close
  * enough. Returns NULL or why not (static). */
 static const char *candidate_problem(const DcsCluster *c, const DcsMember *m)
@@ -97,7 +107,7 @@ static const char *candidate_problem(const DcsCluster *c, const DcsMember *m)
     if (dcs_member_lag(c, m, &lag) >= 0 && lag_problem(c, m, buf, sizeof(buf))) {
         return "it lags more than maximum_lag_on_failover";
     }
-    return NULL;
+    return sync_problem(c, m);
 }
 
 /* ISO 8601 as patronictl takes it (dcs_parse_time_full); a time without a
@@ -419,6 +429,17 @@ int verb_failover(int argc, char *argv[])
         }
         fprintf(stderr, "dbctl failover: warning: \"%s\": %s; failing over anyway (--force)\n",
                 want, lag_why);
+    }
+    why = sync_problem(c, cand);
+    if (why && !arg_force) {
+        fprintf(stderr,
+                "dbctl failover: cannot fail over to \"%s\": %s; --force to fail over anyway\n",
+                want, why);
+        goto done;
+    }
+    if (why) {
+        fprintf(stderr, "dbctl failover: warning: \"%s\": %s; failing over anyway (--force)\n",
+                want, why);
     }
     if (c->leader && !(old_leader = strdup(c->leader->name))) {
         goto done;

@@ -1017,6 +1017,17 @@ bool dcs_cluster_is_sync_standby(const DcsCluster *c, const char *name)
     return false;
 }
 
+const char *dcs_sync_problem(const DcsCluster *c, bool synchronous_mode, const char *name)
+{
+    if (!synchronous_mode || !c || !c->sync || !c->sync->leader || !*c->sync->leader) {
+        return NULL;
+    }
+    if (name && (strcasecmp(c->sync->leader, name) == 0 || dcs_cluster_is_sync_standby(c, name))) {
+        return NULL;
+    }
+    return "synchronous_mode is on and it is not a synchronous standby";
+}
+
 int dcs_cluster_reference_lsn(const DcsCluster *c, uint64_t *ret_lsn)
 {
     if (!c) {
@@ -1056,7 +1067,7 @@ static bool member_tag_true(const DcsMember *m, const char *tag)
     return m->tags && json_is_true(json_object_get(m->tags, tag));
 }
 
-const char *dcs_candidate_problem(const DcsCluster *c, const DcsMember *m, bool ignore_lag)
+const char *dcs_candidate_problem(const DcsCluster *c, const DcsMember *m, bool forced)
 {
     if (!c || !m) {
         return "no such member";
@@ -1072,8 +1083,12 @@ const char *dcs_candidate_problem(const DcsCluster *c, const DcsMember *m, bool 
     }
     uint64_t lag = 0;
     int64_t max = c->config ? c->config->dcs.maximum_lag_on_failover : 1048576;
-    if (!ignore_lag && dcs_member_lag(c, m, &lag) >= 0 && lag > (uint64_t)max) {
+    if (!forced && dcs_member_lag(c, m, &lag) >= 0 && lag > (uint64_t)max) {
         return "it lags more than maximum_lag_on_failover";
+    }
+    const char *why = dcs_sync_problem(c, c->config && c->config->dcs.synchronous_mode, m->name);
+    if (!forced && why) {
+        return "it is not a synchronous standby";
     }
     return NULL;
 }

@@ -223,6 +223,14 @@ bool dcs_cluster_is_standby(const DcsCluster *c);
 /* name is listed in the sync key (case-insensitively, as Patroni). */
 bool dcs_cluster_is_sync_standby(const DcsCluster *c, const char *name);
 
+/* Why synchronous_mode forbids member `name` to become the leader: NULL when
+ * it may. With synchronous_mode on and a `sync` key that has a leader, only
+ * that leader and the members its sync_standby lists may (Patroni's
+ * SyncState.matches): they are the ones that can hold every acknowledged
+ * transaction. Without the key (synchronous_mode just turned on) nothing
+ * is known, and anyone may. Pure. */
+const char *dcs_sync_problem(const DcsCluster *c, bool synchronous_mode, const char *name);
+
 /* The position replicas are measured against: status optime, else the
  * leader member's xlog_location. Returns 0 and *ret_lsn, or -ENODATA. */
 int dcs_cluster_reference_lsn(const DcsCluster *c, uint64_t *ret_lsn);
@@ -234,9 +242,10 @@ int dcs_member_lag(const DcsCluster *c, const DcsMember *m, uint64_t *ret_bytes)
 /* Why member m cannot take over as leader in a switchover or a manual
  * failover: NULL when it can, else a static reason ("no such member" for
  * NULL, "it is the current leader", "it is not running", "it is tagged
- * nofailover", "it lags more than maximum_lag_on_failover"). With
- * ignore_lag the lag is not checked (a forced failover). Pure. */
-const char *dcs_candidate_problem(const DcsCluster *c, const DcsMember *m, bool ignore_lag);
+ * nofailover", "it lags more than maximum_lag_on_failover", "it is not a
+ * synchronous standby" in synchronous_mode). With forced (a forced
+ * failover) neither the lag nor synchronous_mode is checked. Pure. */
+const char *dcs_candidate_problem(const DcsCluster *c, const DcsMember *m, bool forced);
 /* The most advanced member without a candidate problem, or NULL. Pure. */
 const DcsMember *dcs_pick_candidate(const DcsCluster *c);
 /* Whom the `failover` key hands the leader to: its "member", else (a

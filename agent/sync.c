@@ -1,0 +1,146 @@
+/* Synchronous replication: the pure choices (see sync.h). */
+#include "sync.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+bool sync_set_contains(const SyncSet *s, const char *name)
+{
+    for (size_t i = 0; s && name && i < s->n; i++) {
+        if (strcasecmp(s->names[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool sync_set_subset(const SyncSet *a, const SyncSet *b)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        if (!sync_set_contains(b, a->names[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void sync_set_add(SyncSet *s, const char *name)
+{
+    if (name && s->n < SYNC_SET_MAX && !sync_set_contains(s, name)) {
+        s->names[s->n++] = name;
+    }
+}
+
+/* a before b among the newcomers: further ahead, then by name. */
+static bool ranks_before(const SyncReplica *a, const SyncReplica *b)
+{
+    if (a->flush_lsn != b->flush_lsn) {
+        return a->flush_lsn > b->flush_lsn;
+    }
+    return strcmp(a->name, b->name) < 0;
+}
+
+void sync_choose(const SyncReplica *rows, size_t n, const SyncSet *current, int64_t count,
+                 SyncSet *ret)
+{
+    *ret = (SyncSet){ 0 };
+    size_t want = count < 0 ? 0 : count > SYNC_SET_MAX ? SYNC_SET_MAX : (size_t)count;
+    for (size_t i = 0; i < n && ret->n < want; i++) {
+        if (rows[i].streaming && rows[i].eligible && sync_set_contains(current, rows[i].name)) {
+            sync_set_add(ret, rows[i].name);
+        }
+    }
+    /* then the best of the rest, one at a time (n is small) */
+    while (ret->n < want) {
+        const SyncReplica *best = NULL;
+        for (size_t i = 0; i < n; i++) {
+            const SyncReplica *r = &rows[i];
+            if (!r->streaming || !r->eligible || !r->name || sync_set_contains(ret, r->name)) {
+                continue;
+            }
+            if (!best || ranks_before(r, best)) {
+                best = r;
+            }
+        }
+        if (!best) {
+            break;
+        }
+        sync_set_add(ret, best->name);
+    }
+}
+
+int sync_standby_names(const SyncSet *s, bool any_standby, char *buf, size_t size)
+{
+    if (size == 0) {
+        return -ENOBUFS;
+    }
+    buf[0] = '\0'; /* fmemopen leaves the buffer alone when nothing is written */
+    FILE *f = fmemopen(buf, size, "w");
+    if (!f) {
+        return -ENOBUFS;
+    }
+    if (any_standby) {
+        fputs("*", f);
+    } else if (s->n > 0) {
+        fprintf(f, "FIRST %zu (", s->n);
+        for (size_t i = 0; i < s->n; i++) {
+            fputs(i ? ",\"" : "\"", f);
+            for (const char *c = s->names[i]; *c; c++) {
+                if (*c == '"') {
+                    fputc('"', f); /* an identifier's quote is doubled */
+                }
+                fputc(*c, f);
+            }
+            fputc('"', f);
+        }
+        fputs(")", f);
+    }
+    /* fmemopen needs room for the terminating NUL: a full buffer failed */
+    bool ok = fflush(f) == 0 && ftell(f) < (long)size;
+    fclose(f);
+    return ok ? 0 : -ENOBUFS;
+}
+
+int sync_key_text(const SyncSet *s, char *buf, size_t size)
+{
+    size_t o = 0;
+    if (size == 0) {
+        return -ENOBUFS;
+    }
+    buf[0] = '\0';
+    for (size_t i = 0; i < s->n; i++) {
+        int w = snprintf(buf + o, size - o, "%s%s", i ? "," : "", s->names[i]);
+        if (w < 0 || (size_t)w >= size - o) {
+            return -ENOBUFS;
+        }
+        o += (size_t)w;
+    }
+    return 0;
+}
+
+bool sync_others_released(const SyncReplica *rows, size_t n, const SyncSet *keep)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].waited_on && !sync_set_contains(keep, rows[i].name)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool sync_caught_up(const SyncReplica *rows, size_t n, const SyncSet *keep, uint64_t lsn)
+{
+    for (size_t k = 0; k < keep->n; k++) {
+        bool ok = false;
+        for (size_t i = 0; i < n && !ok; i++) {
+            ok = rows[i].name && strcasecmp(rows[i].name, keep->names[k]) == 0 && rows[i].sync &&
+                 rows[i].flush_lsn >= lsn;
+        }
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}

@@ -1,0 +1,66 @@
+/* Synchronous replication (synchronous_mode), the leader's pure part: which
+ * replicas to make synchronous standbys, how synchronous_standby_names is
+ * written, and when the `sync` key may stop naming a member.
+ *
+ * The invariant, kept by agent/syncrep.c with these functions: at every
+ * moment the `sync` key names every member that could hold a transaction the
+ * leader acknowledged. So a member joins the key before it enters
+ * synchronous_standby_names, and leaves the key only after it left
+ * synchronous_standby_names (its walsender no longer releases waiting
+ * commits) and the members that stay have flushed everything written up to
+ * that moment. Only members the key names may be promoted. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SYNC_SET_MAX 16
+
+/* One row of the leader's pg_stat_replication, as the choice needs it. */
+typedef struct SyncReplica {
+    const char *name;   /* application_name, which is the member name */
+    bool streaming;     /* state = 'streaming' */
+    bool eligible;      /* a member of the cluster, not tagged nosync */
+    bool sync;          /* sync_state 'sync' or 'quorum': its flushes release commits */
+    bool waited_on;     /* sync_state other than 'async' (named in synchronous_standby_names) */
+    uint64_t flush_lsn; /* 0 when NULL */
+} SyncReplica;
+
+/* A set of member names, borrowed from the rows or the key. */
+typedef struct SyncSet {
+    const char *names[SYNC_SET_MAX];
+    size_t n;
+} SyncSet;
+
+/* Case-insensitive, as PostgreSQL matches application_name. */
+bool sync_set_contains(const SyncSet *s, const char *name);
+/* Every name of a is in b. */
+bool sync_set_subset(const SyncSet *a, const SyncSet *b);
+/* Adds name unless present or full. */
+void sync_set_add(SyncSet *s, const char *name);
+
+/* The synchronous standbys to have: up to `count` rows that are streaming
+ * and eligible, those already in `current` first (a working synchronous
+ * standby is kept), then the others by flush position (highest first), then
+ * by name. Fills *ret with borrowed names. */
+void sync_choose(const SyncReplica *rows, size_t n, const SyncSet *current, int64_t count,
+                 SyncSet *ret);
+
+/* synchronous_standby_names for the set: `FIRST k ("a","b")` with k the set's
+ * size, "" for an empty set, or "*" with any_standby (strict mode with no
+ * candidate: commits wait for whichever standby comes). Returns 0 or
+ * -ENOBUFS. */
+int sync_standby_names(const SyncSet *s, bool any_standby, char *buf, size_t size);
+
+/* The members joined by "," as the key's sync_standby stores them; "" for an
+ * empty set. Returns 0 or -ENOBUFS. */
+int sync_key_text(const SyncSet *s, char *buf, size_t size);
+
+/* No replica outside `keep` is still waited on: their walsenders have
+ * applied the new synchronous_standby_names and release no more commits. */
+bool sync_others_released(const SyncReplica *rows, size_t n, const SyncSet *keep);
+
+/* Every member of `keep` is a synchronous standby now and has flushed up to
+ * lsn. */
+bool sync_caught_up(const SyncReplica *rows, size_t n, const SyncSet *keep, uint64_t lsn);

@@ -1,0 +1,174 @@
+/* Unit tests for synchronous_mode's pure part: the choice of synchronous
+ * standbys, synchronous_standby_names and the sync key's text, the two
+ * conditions under which the key may stop naming a member, and who may be
+ * promoted (dcs_sync_problem). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dcs.h"
+#include "sync.h"
+
+#define R(n, str, elig, lsn)                                                                       \
+    ((SyncReplica){ .name = n, .streaming = str, .eligible = elig, .flush_lsn = lsn })
+
+static void choose_text(const SyncReplica *rows, size_t n, const SyncSet *cur, int64_t count,
+                        char *buf, size_t size)
+{
+    SyncSet out;
+    sync_choose(rows, n, cur, count, &out);
+    assert_int_equal(sync_key_text(&out, buf, size), 0);
+}
+
+static void test_choose(void **state)
+{
+    (void)state;
+    char t[256];
+    SyncSet none = { 0 };
+    const SyncReplica rows[] = {
+        R("n2", true, true, 100), R("n3", true, true, 300),
+        R("n4", false, true, 900), /* catching up: not yet */
+        R("n5", true, false, 800), /* nosync or not a member */
+    };
+    /* the most advanced streaming, eligible replica */
+    choose_text(rows, 4, &none, 1, t, sizeof(t));
+    assert_string_equal(t, "n3");
+    /* the current synchronous standby is kept while it streams */
+    SyncSet cur = { .names = { "N2" }, .n = 1 };
+    choose_text(rows, 4, &cur, 1, t, sizeof(t));
+    assert_string_equal(t, "n2");
+    /* two wanted: current first, then the best of the rest */
+    choose_text(rows, 4, &cur, 2, t, sizeof(t));
+    assert_string_equal(t, "n2,n3");
+    /* more wanted than there are: all eligible streaming ones */
+    choose_text(rows, 4, &none, 5, t, sizeof(t));
+    assert_string_equal(t, "n3,n2");
+    /* a current standby that stopped streaming is replaced */
+    const SyncReplica gone[] = { R("n2", false, true, 100), R("n3", true, true, 50) };
+    choose_text(gone, 2, &cur, 1, t, sizeof(t));
+    assert_string_equal(t, "n3");
+    /* nobody eligible: empty; count 0: empty */
+    choose_text(rows + 2, 2, &none, 1, t, sizeof(t));
+    assert_string_equal(t, "");
+    choose_text(rows, 4, &none, 0, t, sizeof(t));
+    assert_string_equal(t, "");
+    /* equal positions: by name */
+    const SyncReplica tie[] = { R("n9", true, true, 7), R("n1", true, true, 7) };
+    choose_text(tie, 2, &none, 1, t, sizeof(t));
+    assert_string_equal(t, "n1");
+}
+
+static void test_standby_names(void **state)
+{
+    (void)state;
+    char b[128];
+    SyncSet s = { .names = { "n2", "we\"ird" }, .n = 2 };
+    assert_int_equal(sync_standby_names(&s, false, b, sizeof(b)), 0);
+    assert_string_equal(b, "FIRST 2 (\"n2\",\"we\"\"ird\")");
+    s.n = 1;
+    assert_int_equal(sync_standby_names(&s, false, b, sizeof(b)), 0);
+    assert_string_equal(b, "FIRST 1 (\"n2\")");
+    s.n = 0;
+    assert_int_equal(sync_standby_names(&s, false, b, sizeof(b)), 0);
+    assert_string_equal(b, "");
+    assert_int_equal(sync_standby_names(&s, true, b, sizeof(b)), 0);
+    assert_string_equal(b, "*");
+    /* too small: an error, never a truncated list */
+    s.n = 2;
+    assert_int_equal(sync_standby_names(&s, false, b, 12), -ENOBUFS);
+    assert_int_equal(sync_key_text(&s, b, 4), -ENOBUFS);
+    assert_int_equal(sync_key_text(&s, b, sizeof(b)), 0);
+    assert_string_equal(b, "n2,we\"ird");
+}
+
+static void test_sets(void **state)
+{
+    (void)state;
+    SyncSet a = { 0 }, b = { 0 };
+    sync_set_add(&a, "n2");
+    sync_set_add(&a, "N2"); /* case-insensitive: once */
+    assert_int_equal(a.n, 1);
+    assert_true(sync_set_subset(&b, &a)); /* the empty set */
+    assert_false(sync_set_subset(&a, &b));
+    sync_set_add(&b, "n3");
+    sync_set_add(&b, "n2");
+    assert_true(sync_set_subset(&a, &b));
+    assert_true(sync_set_contains(&b, "N3"));
+    assert_false(sync_set_contains(&b, "n4"));
+    for (int i = 0; i < SYNC_SET_MAX + 4; i++) {
+        sync_set_add(&b, i % 2 ? "x" : "y"); /* duplicates never grow it */
+    }
+    assert_int_equal(b.n, 4);
+}
+
+static void test_shrink_conditions(void **state)
+{
+    (void)state;
+    SyncSet keep = { .names = { "n3" }, .n = 1 };
+    SyncReplica rows[] = {
+        { .name = "n2", .streaming = true, .waited_on = true, .sync = true, .flush_lsn = 500 },
+        { .name = "n3", .streaming = true, .waited_on = true, .sync = true, .flush_lsn = 400 },
+    };
+    /* n2's walsender has not applied the new synchronous_standby_names */
+    assert_false(sync_others_released(rows, 2, &keep));
+    rows[0].waited_on = false;
+    rows[0].sync = false;
+    assert_true(sync_others_released(rows, 2, &keep));
+    /* the member that stays must have flushed past the release point */
+    assert_true(sync_caught_up(rows, 2, &keep, 400));
+    assert_false(sync_caught_up(rows, 2, &keep, 401));
+    /* ... and be a synchronous standby, not merely connected */
+    rows[1].sync = false;
+    assert_false(sync_caught_up(rows, 2, &keep, 100));
+    /* a member of keep without a row: not caught up */
+    SyncSet other = { .names = { "n9" }, .n = 1 };
+    assert_false(sync_caught_up(rows, 2, &other, 0));
+    /* nobody to keep (asynchronous fallback): trivially caught up */
+    SyncSet none = { 0 };
+    assert_true(sync_caught_up(rows, 2, &none, 999));
+    /* and released once no walsender is waited on any more */
+    assert_false(sync_others_released(rows, 2, &none));
+    rows[1].waited_on = false;
+    assert_true(sync_others_released(rows, 2, &none));
+}
+
+static void test_sync_problem(void **state)
+{
+    (void)state;
+    char *members[] = { "n2", "n3" };
+    DcsSync key = { .leader = "n1", .sync_standby = "n2,n3", .members = members, .n_members = 2 };
+    DcsCluster c = { .sync = &key };
+    /* the leader and the listed standbys may lead; others may not */
+    assert_null(dcs_sync_problem(&c, true, "n1"));
+    assert_null(dcs_sync_problem(&c, true, "N2"));
+    assert_null(dcs_sync_problem(&c, true, "n3"));
+    assert_non_null(dcs_sync_problem(&c, true, "n4"));
+    assert_non_null(dcs_sync_problem(&c, true, NULL));
+    /* synchronous_mode off: no restriction */
+    assert_null(dcs_sync_problem(&c, false, "n4"));
+    /* asynchronous fallback (no standby listed): only the old leader */
+    key.n_members = 0;
+    key.sync_standby = NULL;
+    assert_null(dcs_sync_problem(&c, true, "n1"));
+    assert_non_null(dcs_sync_problem(&c, true, "n2"));
+    /* no key, or a key without a leader: nothing known, no restriction */
+    key.leader = NULL;
+    assert_null(dcs_sync_problem(&c, true, "n4"));
+    c.sync = NULL;
+    assert_null(dcs_sync_problem(&c, true, "n4"));
+    assert_null(dcs_sync_problem(NULL, true, "n4"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_choose),       cmocka_unit_test(test_standby_names),
+        cmocka_unit_test(test_sets),         cmocka_unit_test(test_shrink_conditions),
+        cmocka_unit_test(test_sync_problem),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
