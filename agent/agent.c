@@ -205,6 +205,9 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata)
     if (was_running && !a->pg_running && !a->stopping && a->job.kind == AGENT_JOB_NONE) {
         log_warning("postgresql stopped (postmaster %d is gone)", (int)a->postmaster_pid);
         agent_schedule_tick(a, clock_monotonic_usec());
+    } else if (agent_sync_needs_tick(a)) {
+        /* commits may wait on a standby that is gone: not loop_wait later */
+        agent_schedule_tick(a, clock_monotonic_usec());
     }
     agent_publish_rest(a, clock_monotonic_usec());
     (void)sd_event_source_set_time(s, usec + AGENT_PROBE_INTERVAL_USEC);
@@ -552,6 +555,13 @@ static bool run_election(Agent *a)
     size_t n = 0;
     bool best = false;
     if (election_ask_peers(a->cluster, a->config->name, peers, &n) >= 0) {
+        /* in synchronous_mode a peer the sync key does not name will not
+         * promote: it must not stop us as a better candidate */
+        for (size_t i = 0; i < n; i++) {
+            if (dcs_sync_problem(a->cluster, dcs->synchronous_mode, peers[i].name)) {
+                peers[i].c.nofailover = true;
+            }
+        }
         ElectionCandidate me = {
             .name = a->config->name,
             .wal_lsn = mine,

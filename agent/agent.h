@@ -189,6 +189,9 @@ int agent_exec_sql(Agent *a, const char *sql, PGresult **ret);
 int agent_sync_replication(Agent *a);
 int agent_sync_before_promote(Agent *a);
 void agent_sync_before_start(Agent *a);
+/* The leader's probe sees a synchronous standby to add or (not strict) to
+ * give up on: the loop should run now rather than at loop_wait. */
+bool agent_sync_needs_tick(const Agent *a);
 
 /* Deletes the leader key if it still names us (agent/ha_exec.c). */
 int agent_release_leader(Agent *a);

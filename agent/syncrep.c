@@ -174,6 +174,43 @@ static int sync_off(Agent *a)
     return 0;
 }
 
+/* What the key says (when it names us as leader), what PostgreSQL shows,
+ * and whom we want as synchronous standbys. */
+typedef struct SyncView {
+    bool key_mine;
+    SyncSet key;
+    SyncReplica rows[PGPROBE_REPLICAS_MAX];
+    size_t n;
+    SyncSet want;
+} SyncView;
+
+static void sync_view(const Agent *a, SyncView *v)
+{
+    const DcsSync *k = a->cluster->sync;
+    v->key_mine = k && k->leader && strcasecmp(k->leader, a->config->name) == 0;
+    v->key = (SyncSet){ 0 };
+    for (size_t i = 0; v->key_mine && i < k->n_members; i++) {
+        sync_set_add(&v->key, k->members[i]);
+    }
+    v->n = replica_rows(a, v->rows, PGPROBE_REPLICAS_MAX);
+    sync_choose(v->rows, v->n, &v->key, agent_dcs(a)->synchronous_node_count, &v->want);
+}
+
+bool agent_sync_needs_tick(const Agent *a)
+{
+    const ConfigDcs *dcs = agent_dcs(a);
+    if (!dcs->synchronous_mode || !a->cluster || !a->probe_ok || a->snap.in_recovery ||
+        a->state != HA_STATE_PRIMARY) {
+        return false;
+    }
+    SyncView v;
+    sync_view(a, &v);
+    /* a standby to add, or (not strict) one to give up on: commits may be
+     * waiting for a standby that is gone */
+    return !sync_set_subset(&v.want, &v.key) ||
+           (!dcs->synchronous_mode_strict && !sync_set_subset(&v.key, &v.want));
+}
+
 int agent_sync_replication(Agent *a)
 {
     if (!a->cluster || !a->probe_ok || a->snap.in_recovery) {
@@ -183,18 +220,12 @@ int agent_sync_replication(Agent *a)
     if (!dcs->synchronous_mode) {
         return sync_off(a);
     }
-    const char *me = a->config->name;
-    const DcsSync *k = a->cluster->sync;
-    bool key_mine = k && k->leader && strcasecmp(k->leader, me) == 0;
-    SyncSet key = { 0 };
-    for (size_t i = 0; key_mine && i < k->n_members; i++) {
-        sync_set_add(&key, k->members[i]);
-    }
-
-    SyncReplica rows[PGPROBE_REPLICAS_MAX];
-    size_t n = replica_rows(a, rows, PGPROBE_REPLICAS_MAX);
-    SyncSet want;
-    sync_choose(rows, n, &key, dcs->synchronous_node_count, &want);
+    SyncView v;
+    sync_view(a, &v);
+    bool key_mine = v.key_mine;
+    SyncSet key = v.key, want = v.want;
+    const SyncReplica *rows = v.rows;
+    size_t n = v.n;
 
     char names[SYNC_NAMES_TEXT_MAX];
     if (want.n == 0 && dcs->synchronous_mode_strict) {
@@ -219,11 +250,15 @@ int agent_sync_replication(Agent *a)
 
     /* 1. the key names every member we are about to wait for */
     if (!key_mine || !sync_set_subset(&want, &key)) {
-        SyncSet grown = key;
         for (size_t i = 0; i < want.n; i++) {
-            sync_set_add(&grown, want.names[i]);
+            sync_set_add(&key, want.names[i]);
         }
-        return put_sync_key(a, &grown);
+        int r = put_sync_key(a, &key);
+        if (r < 0) {
+            return r;
+        }
+        /* our view's revision of the key is stale now: no other key write
+         * in this loop (step 3 needs another loop anyway) */
     }
 
     /* 2. then PostgreSQL waits for them (and no longer for the others) */

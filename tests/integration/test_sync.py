@@ -1,0 +1,251 @@
+"""synchronous_mode against real etcd and three real PostgreSQL 15 nodes: no
+acknowledged commit is lost across kill -9 failovers, a dead synchronous
+standby is replaced, strict mode keeps commits waiting rather than lose them,
+non-strict mode falls back to asynchronous replication, and only a member the
+sync key names may take over."""
+import json
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import psycopg2
+
+from lib.cluster import SUPERUSER, SUPERUSER_PW, DbhaCluster
+from lib.procs import LOOPBACK, wait_until
+from lib.writer import Writer
+
+TTL = 4
+ROUNDS = 10
+
+
+def make(procs, workdir, **kw):
+    return DbhaCluster(procs, workdir, n=3, ttl=TTL, loop_wait=1, retry_timeout=1,
+                       synchronous_mode=True, **kw)
+
+
+def sync_key(c):
+    v = c.etcd_get("sync")
+    return json.loads(v) if v else None
+
+
+def standbys(key):
+    s = key.get("sync_standby") if key else None
+    return [x.strip() for x in s.split(",")] if s else []
+
+
+def ssn(node):
+    return node.sql("SHOW synchronous_standby_names")[0][0]
+
+
+def sync_rows(node):
+    return {r[0]: r[1] for r in node.sql(
+        "SELECT application_name, sync_state FROM pg_stat_replication")}
+
+
+def settled(c, leader_name=None):
+    """The leader's sync key names one streaming standby that PostgreSQL
+    treats as synchronous, and every started node streams."""
+    def ok():
+        s = c.status()
+        if not s["leader"] or (leader_name and s["leader"] != leader_name):
+            return None
+        want = len([n for n in c.nodes if n.proc]) - 1
+        if len([m for m in s["members"] if m["state"] == "streaming"]) != want:
+            return None
+        key = sync_key(c)
+        if not key or key.get("leader") != s["leader"] or len(standbys(key)) != 1:
+            return None
+        rows = sync_rows(c.node(s["leader"]))
+        sb = standbys(key)[0]
+        return (s["leader"], sb) if rows.get(sb) == "sync" else None
+    return wait_until(ok, 120, interval=0.3, what="a leader with one synchronous standby")
+
+
+def kill_node(node):
+    pid = node.postmaster_pid()
+    node.kill()
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_kill_primary_ten_rounds_loses_no_acknowledged_commit(procs, workdir):
+    c = make(procs, workdir)
+    try:
+        c.start()
+        c.wait_healthy(timeout=120)
+        leader, sb = settled(c)
+        w = Writer(c.nodes, interval=0.005).ensure_table(
+            c.node(leader), wait_for=[n for n in c.nodes if n.name != leader])
+        total_missing = 0
+        with w:
+            for rnd in range(1, ROUNDS + 1):
+                leader, sb = settled(c)
+                old = c.node(leader)
+                t_settled = time.monotonic()
+                # a commit acknowledged now waited for the standby's flush
+                wait_until(lambda: w.first_ack_after(t_settled, node=old), 10,
+                           interval=0.05, what="a synchronous commit before the kill")
+                t0 = time.monotonic()
+                kill_node(old)
+                first = wait_until(lambda: w.first_ack_after(t0, exclude=old), TTL + 20,
+                                   interval=0.05, what="a write acknowledged by a new primary")
+                new = c.primary()
+                assert new.name == sb, f"round {rnd}: {new.name} took over, the sync key named {sb}"
+                acked_old = len(w.acked(old))
+                missing = w.missing_on(new)
+                total_missing += len(missing)
+                print(f"round {rnd}: killed {old.name}, {sb} took over "
+                      f"{first - t0:.2f} s later; {acked_old} commits acknowledged by "
+                      f"{old.name} so far, {len(missing)} acknowledged commits missing")
+                assert not missing, f"round {rnd}: acknowledged commits lost: {missing[:20]}"
+                old.start()  # rejoins (pg_rewind) as a replica
+            settled(c)
+        acked = len(w.acked())
+        print(f"{ROUNDS} rounds: {acked} acknowledged commits, {total_missing} lost")
+        assert total_missing == 0
+        w.assert_no_overlap()
+    finally:
+        c.stop_all()
+
+
+def test_dead_sync_standby_is_replaced_and_writes_go_on(procs, workdir):
+    c = make(procs, workdir)
+    try:
+        c.start()
+        c.wait_healthy(timeout=120)
+        leader, sb = settled(c)
+        lead = c.node(leader)
+        other = next(n for n in c.nodes if n.name not in (leader, sb))
+        # only a member the key names may be a switchover candidate
+        r = c.dbctl("switchover", "--candidate", other.name, "--force")
+        assert r.returncode == 1 and "not a synchronous standby" in r.stderr, r.stderr
+        code, body = post(lead, "/switchover", {"leader": leader, "candidate": other.name})
+        assert code == 412 and b"not a synchronous standby" in body, (code, body)
+        r = c.dbctl("failover", "--candidate", other.name)
+        assert r.returncode == 1 and "not a synchronous standby" in r.stderr, r.stderr
+        assert c.status()["leader"] == leader
+        roles = {m["name"]: m["role"] for m in c.status()["members"]}
+        assert roles[sb] == "sync_standby" and roles[other.name] == "replica", roles
+        assert lead.api("/synchronous")[0] == 503 and c.node(sb).api("/sync")[0] == 200
+        assert other.api("/synchronous")[0] == 503 and other.api("/asynchronous")[0] == 200
+        assert c.node(sb).api("/async")[0] == 503
+        w = Writer([lead], interval=0.01).ensure_table(lead, wait_for=[c.node(sb), other])
+        with w:
+            t0 = time.monotonic()
+            kill_node(c.node(sb))
+            # the other replica becomes the synchronous standby ...
+            def replaced():
+                key = sync_key(c)
+                return standbys(key) == [other.name] and sync_rows(lead).get(other.name) == "sync"
+            wait_until(replaced, 20, interval=0.1, what=f"{other.name} as synchronous standby")
+            took = time.monotonic() - t0
+            # ... and commits flow again
+            t1 = time.monotonic()
+            first = wait_until(lambda: w.first_ack_after(t1), 10, interval=0.05,
+                               what="a commit acknowledged after the replacement")
+            print(f"sync standby {sb} killed: {other.name} named alone in the sync key "
+                  f"{took:.2f} s later (loop_wait 1 s); commits acknowledged again")
+            assert first
+        assert ssn(lead) == f'FIRST 1 ("{other.name}")'
+        assert w.missing_on(other) == []
+        assert c.procs.log_contains(leader, f'synchronous_standby_names = \'FIRST 1 ("{other.name}")\'')
+    finally:
+        c.stop_all()
+
+
+def post(node, path, body):
+    req = urllib.request.Request(f"http://{LOOPBACK}:{node.api_port}{path}", method="POST",
+                                 data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def commit_in_thread(node, value, result):
+    def run():
+        try:
+            conn = psycopg2.connect(host=LOOPBACK, port=node.pg_port, user=SUPERUSER,
+                                    password=SUPERUSER_PW, dbname="postgres", connect_timeout=3)
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO strict_t VALUES (%s)", (value,))
+            result["done"] = time.monotonic()
+            conn.close()
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            result["error"] = repr(e)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_strict_mode_blocks_commits_until_a_replica_returns(procs, workdir):
+    c = make(procs, workdir, synchronous_mode_strict=True)
+    try:
+        c.start()
+        c.wait_healthy(timeout=120)
+        leader, sb = settled(c)
+        lead = c.node(leader)
+        lead.sql("CREATE TABLE strict_t (v int)")
+        replicas = [n for n in c.nodes if n.name != leader]
+        for n in replicas:
+            n.stop()  # the agents stop their PostgreSQL
+        result = {}
+        t = commit_in_thread(lead, 1, result)
+        time.sleep(3 * 1.0 + 1)  # three loops: nothing may release it
+        assert "done" not in result and "error" not in result, result
+        waiting = lead.sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
+        assert waiting[0][0] >= 1
+        assert ssn(lead) != ""
+        print(f"strict: commit waiting with both replicas down, "
+              f"synchronous_standby_names = {ssn(lead)!r}, sync key {sync_key(c)}")
+        t_start = time.monotonic()
+        replicas[1].start()
+        t.join(60)
+        assert "done" in result, f"the commit did not complete: {result}"
+        print(f"strict: commit completed {result['done'] - t_start:.2f} s after starting "
+              f"{replicas[1].name}")
+        wait_until(lambda: replicas[1].sql("SELECT count(*) FROM strict_t")[0][0] == 1, 10,
+                   what="the row on the returned replica")
+        assert lead.sql("SELECT count(*) FROM strict_t")[0][0] == 1
+    finally:
+        c.stop_all()
+
+
+def test_non_strict_falls_back_to_asynchronous(procs, workdir):
+    c = make(procs, workdir)
+    try:
+        c.start()
+        c.wait_healthy(timeout=120)
+        leader, sb = settled(c)
+        lead = c.node(leader)
+        lead.sql("CREATE TABLE strict_t (v int)")
+        for n in c.nodes:
+            if n.name != leader:
+                n.stop()
+        result = {}
+        t = commit_in_thread(lead, 1, result)
+        t.join(15)
+        assert "done" in result, f"the commit did not complete: {result}"
+        key = wait_until(lambda: (lambda k: k if k and standbys(k) == [] else None)(sync_key(c)),
+                         10, interval=0.2, what="the sync key without a standby")
+        assert key["leader"] == leader
+        assert ssn(lead) == ""
+        s = c.status()
+        assert s.get("synchronous_mode") == "on" and s.get("replication") == "asynchronous", s
+        assert c.procs.log_contains(leader, "replicating asynchronously")
+        # members the key does not name may not lead: the replicas come back as replicas
+        for n in c.nodes:
+            if n.name != leader:
+                n.start()
+        settled(c, leader_name=leader)
+    finally:
+        c.stop_all()
