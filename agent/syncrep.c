@@ -304,8 +304,11 @@ int agent_sync_before_promote(Agent *a)
     if (!dcs->synchronous_mode) {
         return 0;
     }
+    /* an operator's failover naming us overrides it (refused unless forced) */
+    const char *cand = dcs_failover_candidate(a->cluster);
+    bool named = cand && strcmp(cand, a->config->name) == 0;
     const char *why = dcs_sync_problem(a->cluster, true, a->config->name);
-    if (why) {
+    if (why && !named) {
         return log_warning_errno(-EPERM, "not promoting: %s", why);
     }
     SyncSet none = { 0 };

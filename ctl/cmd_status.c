@@ -92,6 +92,25 @@ static const char *member_state(const DcsCluster *c, const DcsMember *m)
     return "stopped";
 }
 
+/* The config key's synchronous_mode: "off", "on" or "strict". */
+static const char *sync_mode(const DcsCluster *c)
+{
+    const ConfigDcs *d = c->config ? &c->config->dcs : NULL;
+    return !d || !d->synchronous_mode ? "off" : d->synchronous_mode_strict ? "strict" : "on";
+}
+
+/* In synchronous_mode, the standbys the leader's sync key names (the text
+ * as stored), or NULL: replication is asynchronous. */
+static const char *sync_standbys(const DcsCluster *c)
+{
+    const DcsSync *k = c->sync;
+    if (strcmp(sync_mode(c), "off") == 0 || !k || !k->leader || !c->leader ||
+        strcmp(k->leader, c->leader->name) != 0 || k->n_members == 0) {
+        return NULL;
+    }
+    return k->sync_standby;
+}
+
 static int status_to_json(const DcsCluster *c, const char *scope, json_t **ret)
 {
     json_t *members = json_array();
@@ -123,6 +142,11 @@ static int status_to_json(const DcsCluster *c, const char *scope, json_t **ret)
         if (!s || json_object_set_new(o, "scheduled_switchover", s) < 0) {
             return -ENOMEM;
         }
+    }
+    if (json_object_set_new(o, "synchronous_mode", json_string(sync_mode(c))) < 0 ||
+        json_object_set_new(o, "replication",
+                            json_string(sync_standbys(c) ? "synchronous" : "asynchronous")) < 0) {
+        return -ENOMEM;
     }
     *ret = TAKE_PTR(o);
     return 0;
@@ -164,6 +188,14 @@ static void print_footer(const DcsCluster *c)
 {
     if (dcs_cluster_is_paused(c)) {
         printf(" Maintenance mode: on\n");
+    }
+    if (strcmp(sync_mode(c), "off") != 0) {
+        const char *sb = sync_standbys(c);
+        printf(" Synchronous mode: %s (%s%s)\n", sync_mode(c),
+               sb ? "synchronous standby: " : "no synchronous standby: ",
+               sb                                    ? sb
+               : strcmp(sync_mode(c), "strict") == 0 ? "commits wait"
+                                                     : "replicating asynchronously");
     }
     const DcsFailover *f = c->failover;
     if (f && f->scheduled_at) {
