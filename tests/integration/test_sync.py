@@ -154,6 +154,12 @@ def test_dead_sync_standby_is_replaced_and_writes_go_on(procs, workdir):
             assert first
         assert ssn(lead) == f'FIRST 1 ("{other.name}")'
         assert w.missing_on(other) == []
+        # a switchover to the synchronous standby
+        r = c.dbctl("switchover", "--force")
+        assert r.returncode == 0 and f'to "{other.name}"' in r.stdout, (r.stdout, r.stderr)
+        assert w.missing_on(other) == []
+        assert sync_key(c) == {"leader": other.name, "sync_standby": None} or \
+            sync_key(c)["leader"] == other.name
         assert c.procs.log_contains(leader, f'synchronous_standby_names = \'FIRST 1 ("{other.name}")\'')
     finally:
         c.stop_all()
