@@ -262,3 +262,37 @@ def test_non_strict_falls_back_to_asynchronous(procs, workdir):
         settled(c, leader_name=other.name)
     finally:
         c.stop_all()
+
+
+def test_node_count_and_nosync(procs, workdir):
+    """synchronous_node_count 2 names two standbys; a member tagged nosync is
+    never one of them, not even when a standby dies."""
+    c = DbhaCluster(procs, workdir, n=4, ttl=TTL, loop_wait=1, retry_timeout=1,
+                    synchronous_mode=True, synchronous_node_count=2)
+    try:
+        c.node("node4").tags = {"nosync": True}
+        c.start([c.node("node1")])
+        c.wait_healthy(timeout=120, replicas=0)
+        c.start(c.nodes[1:])
+        c.wait_healthy(timeout=120)
+        lead = c.node("node1")
+
+        def names(want):
+            def ok():
+                key = sync_key(c)
+                rows = sync_rows(lead)
+                return key and sorted(standbys(key)) == want and \
+                    all(rows.get(n) == "sync" for n in want)
+            return ok
+        wait_until(names(["node2", "node3"]), 30, interval=0.2, what="node2 and node3 in the key")
+        assert ssn(lead) in ('FIRST 2 ("node2","node3")', 'FIRST 2 ("node3","node2")')
+        assert sync_rows(lead).get("node4") == "async"
+        kill_node(c.node("node2"))
+        wait_until(names(["node3"]), 20, interval=0.2, what="node3 alone in the key")
+        assert ssn(lead) == 'FIRST 1 ("node3")'
+        assert sync_rows(lead).get("node4") == "async"
+        lead.sql("CREATE TABLE t_after (v int)")  # commits go on with one standby
+        roles = {m["name"]: m["role"] for m in c.status()["members"]}
+        assert roles["node3"] == "sync_standby" and roles["node4"] == "replica", roles
+    finally:
+        c.stop_all()
