@@ -302,7 +302,9 @@ int agent_sync_before_promote(Agent *a)
 {
     const ConfigDcs *dcs = agent_dcs(a);
     if (!dcs->synchronous_mode) {
-        return 0;
+        /* a value left from when we led in synchronous_mode must not make
+         * the new primary's commits wait */
+        return a->sync_names ? apply_names(a, NULL) : 0;
     }
     /* an operator's failover naming us overrides it (refused unless forced) */
     const char *cand = dcs_failover_candidate(a->cluster);
