@@ -1173,7 +1173,11 @@ int dcs_member_lag_info(const DcsCluster *c, const DcsMember *m, DcsLag *ret)
     } else {
         return -ENODATA;
     }
-    if (!l.has_seconds && m->has_lag_seconds) {
+    /* PostgreSQL samples replay_lag only when the standby's replay position
+     * moves, so it stands still while replay does (paused, or blocked by a
+     * conflict): behind the leader, the replica's own growing view counts
+     * when it is larger. */
+    if (m->has_lag_seconds && (!l.has_seconds || (l.bytes > 0 && m->lag_seconds > l.seconds))) {
         l.has_seconds = true;
         l.seconds = m->lag_seconds;
     }

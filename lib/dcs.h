@@ -276,7 +276,9 @@ typedef struct DcsLag {
  * (dcs_cluster_reference_lsn) minus m's replay_lsn; else, for members
  * Patroni wrote, minus m's xlog_location (the larger of received and
  * replayed). Seconds: the row's replay_lag; NULL there with the row's replay
- * position at the leader's means 0; else m's own lag_seconds. Returns 0 and
+ * position at the leader's means 0; else m's own lag_seconds, which also
+ * wins when m is behind and it is larger (PostgreSQL's replay_lag stands
+ * still while replay does, e.g. paused). Returns 0 and
  * *ret, or -ENODATA when the bytes are unknown (no position for either).
  * Pure. */
 int dcs_member_lag_info(const DcsCluster *c, const DcsMember *m, DcsLag *ret);

@@ -537,6 +537,7 @@ static const Kv lag_cluster[] = {
       "{\"name\":\"n4\",\"state\":\"streaming\",\"sync_state\":\"async\",\"write_lsn\":null,"
       "\"flush_lsn\":null,\"replay_lsn\":9990,\"write_lag\":null,\"flush_lag\":null,"
       "\"replay_lag\":null},"
+      "{\"name\":\"n8\",\"replay_lsn\":9500,\"replay_lag\":3},"
       "{\"state\":\"streaming\"}]}",
       0 },
     { PREFIX "members/n2",
@@ -558,6 +559,8 @@ static const Kv lag_cluster[] = {
     { PREFIX "members/n6", "{\"state\":\"running\",\"role\":\"replica\",\"xlog_location\":9950}",
       0 },
     { PREFIX "members/n7", "{\"state\":\"stopped\",\"role\":\"replica\"}", 0 },
+    { PREFIX "members/n8",
+      "{\"state\":\"running\",\"role\":\"replica\",\"replay_lsn\":9500,\"lag_seconds\":1}", 0 },
     { PREFIX "status", "{\"optime\":10100}", 0 },
 };
 
@@ -566,7 +569,7 @@ static void test_lag_info(void **state)
     DcsCluster *c = parse(lag_cluster, ELEMENTSOF(lag_cluster));
     assert_int_equal(c->n_problems, 1); /* the row without a name */
     const DcsMember *n1 = dcs_cluster_get_member(c, "n1");
-    assert_int_equal(n1->n_replication, 3);
+    assert_int_equal(n1->n_replication, 4);
     assert_string_equal(n1->replication[0].name, "n2");
     assert_string_equal(n1->replication[0].sync_state, "async");
     assert_true(n1->replication[1].has_replay_lsn && !n1->replication[1].has_replay_lag);
@@ -592,8 +595,11 @@ static void test_lag_info(void **state)
     } rows[] = {
         /* the leader */
         { "n1", 0, 0, true, 0, false, false, 0, 0, false },
-        /* the leader's row: its xlog_location - the row's positions, its replay_lag */
-        { "n2", 0, 1000, true, 1.5, true, true, 200, 300, true },
+        /* the leader's row: its xlog_location - the row's positions; paused, so
+         * the member's own (larger) seconds beat the row's replay_lag */
+        { "n2", 0, 1000, true, 30.5, true, true, 200, 300, true },
+        /* the leader's row, its replay_lag larger than the member's own */
+        { "n8", 0, 500, true, 3, false, false, 0, 0, false },
         /* NULL replay_lag at the leader's position: caught up, 0 s */
         { "n3", 0, 0, true, 0, true, true, 0, 0, false },
         /* NULL replay_lag, behind: the member's own lag_seconds */
@@ -649,7 +655,7 @@ static void test_lag_info(void **state)
     char *s = json_dumps(json_array_get(ms, 1), JSON_COMPACT);
     assert_string_equal(s,
                         "{\"name\":\"n2\",\"role\":\"replica\",\"state\":\"running\","
-                        "\"api_url\":null,\"lag\":1000,\"lag_seconds\":1.5,"
+                        "\"api_url\":null,\"lag\":1000,\"lag_seconds\":30.5,"
                         "\"write_lag_bytes\":200,\"flush_lag_bytes\":300,\"replay_paused\":true}");
     free(s);
     s = json_dumps(json_array_get(ms, 4), JSON_COMPACT);
