@@ -534,20 +534,46 @@ static HaDataDir observe_data_dir(Agent *a)
     return strcmp(init, mine) == 0 ? HA_DATA_OURS : HA_DATA_FOREIGN;
 }
 
-/* Are we the best candidate to lead? Within maximum_lag_on_failover of the
- * last known leader position, and no peer that answers ranks higher. */
+/* Our own verdict on our lag, logged when it changes (not every loop) and
+ * kept in a->failover_blocked for the member key. Replay, not receipt, is
+ * what a promotion would make visible, so the replayed position counts. */
+static bool lag_blocks_us(Agent *a, const ElectionRules *rules)
+{
+    char why[AGENT_REASON_MAX];
+    bool paused = a->snap.replay_paused;
+    bool blocked = election_lag_blocked(rules, a->snap.replay_lsn, paused, why, sizeof(why));
+    bool was = a->failover_blocked[0] != '\0';
+    if (blocked && (!was || paused != a->lag_blocked_paused)) {
+        log_warning("not a candidate for promotion: %s", why);
+    } else if (!blocked && was) {
+        log_info("a candidate for promotion again: replay is within maximum_lag_on_failover");
+    }
+    a->lag_blocked_paused = blocked && paused;
+    if (blocked) {
+        (void)snprintf(a->failover_blocked, sizeof(a->failover_blocked), "%s", why);
+    } else {
+        a->failover_blocked[0] = '\0';
+    }
+    return blocked;
+}
+
+/* Are we the best candidate to lead? Our replay within
+ * maximum_lag_on_failover of the last known leader position, and no peer
+ * that answers and could promote itself ranks higher (by the larger of
+ * received and replayed). */
 static bool run_election(Agent *a)
 {
     const ConfigDcs *dcs = agent_dcs(a);
-    uint64_t mine =
-        a->snap.receive_lsn > a->snap.replay_lsn ? a->snap.receive_lsn : a->snap.replay_lsn;
-    if (a->cluster->status.has_optime && a->cluster->status.optime > mine &&
-        a->cluster->status.optime - mine > (uint64_t)dcs->maximum_lag_on_failover) {
-        log_info("not a candidate: %llu bytes behind the last leader position (limit %" PRId64 ")",
-                 (unsigned long long)(a->cluster->status.optime - mine),
-                 dcs->maximum_lag_on_failover);
+    ElectionRules rules = {
+        .has_optime = a->cluster->status.has_optime,
+        .optime = a->cluster->status.optime,
+        .maximum_lag_on_failover = dcs->maximum_lag_on_failover,
+    };
+    if (lag_blocks_us(a, &rules)) {
         return false;
     }
+    uint64_t mine =
+        a->snap.receive_lsn > a->snap.replay_lsn ? a->snap.receive_lsn : a->snap.replay_lsn;
     ElectionPeer *peers = calloc(ELECTION_PEERS_MAX, sizeof(*peers));
     if (!peers) {
         return false;
@@ -558,9 +584,7 @@ static bool run_election(Agent *a)
         /* in synchronous_mode a peer the sync key does not name will not
          * promote: it must not stop us as a better candidate */
         for (size_t i = 0; i < n; i++) {
-            if (dcs_sync_problem(a->cluster, dcs->synchronous_mode, peers[i].name)) {
-                peers[i].c.nofailover = true;
-            }
+            peers[i].excluded = dcs_sync_problem(a->cluster, dcs->synchronous_mode, peers[i].name);
         }
         ElectionCandidate me = {
             .name = a->config->name,
@@ -568,11 +592,18 @@ static bool run_election(Agent *a)
             .failover_priority = a->config->tags.failover_priority,
             .nofailover = a->config->tags.nofailover,
         };
+        for (size_t i = 0; i < n; i++) {
+            const char *skip = peers[i].answered ? election_peer_skip(&peers[i], &rules) : NULL;
+            if (skip) {
+                log_debug("election: peer \"%s\" is not a contender: %s", peers[i].name, skip);
+            }
+        }
         const char *why = NULL;
-        best = election_is_healthiest(&me, peers, n, &why);
-        if (!best) {
+        best = election_is_healthiest(&me, peers, n, &rules, &why);
+        if (!best && why != a->election_why) {
             log_info("not promoting: %s", why);
         }
+        a->election_why = best ? NULL : why;
     }
     free(peers);
     return best;
@@ -714,6 +745,16 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
     if (in->dcs_ok && !in->has_leader && in->pg_reachable && in->pg_in_recovery &&
         !in->nofailover && !in->paused && !in->failover_candidate_me) {
         in->healthiest = run_election(a);
+    } else if (sync_blocked && !in->has_leader) {
+        /* published in the member key: dbctl status says why */
+        (void)snprintf(a->failover_blocked, sizeof(a->failover_blocked),
+                       "%s (the sync key names \"%s\" and \"%s\")", sync_why,
+                       strna(c->sync->leader), strna(c->sync->sync_standby));
+        a->election_why = NULL;
+    } else {
+        /* no election, no verdict to publish */
+        a->failover_blocked[0] = '\0';
+        a->election_why = NULL;
     }
     if (a->job.kind != AGENT_JOB_NONE) {
         in->job = !a->job.finished ? HA_JOB_RUNNING : a->job.ok ? HA_JOB_SUCCEEDED : HA_JOB_FAILED;

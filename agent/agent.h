@@ -34,6 +34,8 @@
 /* Backoff between failed clones: doubled per failure up to the max. */
 #define AGENT_CLONE_BACKOFF_MIN_USEC (2 * 1000 * 1000ULL)
 #define AGENT_CLONE_BACKOFF_MAX_USEC (60 * 1000 * 1000ULL)
+/* Longest "not a candidate: ..." reason kept for the member key. */
+#define AGENT_REASON_MAX 256
 /* Job deadlines. */
 #define AGENT_INITDB_TIMEOUT_SEC     120
 #define AGENT_START_TIMEOUT_SEC      60
@@ -101,6 +103,11 @@ typedef struct Agent {
     uint64_t lease_renewed_usec; /* send time of the last successful keepalive/grant */
     uint64_t primary_down_usec;  /* when our primary was found down (0: it is not) */
     bool healthiest;             /* last election verdict (only while there is no leader) */
+    /* Why we are not a candidate for promotion (our own lag), "" when we are;
+     * published as failover_blocked while there is no leader. */
+    char failover_blocked[AGENT_REASON_MAX];
+    bool lag_blocked_paused;  /* the verdict last logged: blocked with replay paused */
+    const char *election_why; /* static: the last "not promoting" reason logged, or NULL */
 
     HaState state;
     size_t last_row; /* to log a decision only when it changes */

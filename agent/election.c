@@ -5,6 +5,8 @@
 #include "election.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,8 +33,53 @@ bool election_better(const ElectionCandidate *a, const ElectionCandidate *b)
     return strcmp(a->name, b->name) < 0;
 }
 
+static bool past_limit(const ElectionRules *rules, uint64_t replayed, uint64_t *ret_behind)
+{
+    if (!rules || !rules->has_optime || rules->optime <= replayed ||
+        rules->maximum_lag_on_failover < 0) {
+        return false;
+    }
+    uint64_t behind = rules->optime - replayed;
+    *ret_behind = behind;
+    return behind > (uint64_t)rules->maximum_lag_on_failover;
+}
+
+bool election_lag_blocked(const ElectionRules *rules, uint64_t replayed, bool paused, char *buf,
+                          size_t size)
+{
+    uint64_t behind = 0;
+    if (!past_limit(rules, replayed, &behind)) {
+        return false;
+    }
+    if (buf && size > 0) {
+        (void)snprintf(buf, size,
+                       "%s%" PRIu64 " bytes behind the last leader position "
+                       "(maximum_lag_on_failover %" PRId64 ")",
+                       paused ? "replay is paused, " : "", behind, rules->maximum_lag_on_failover);
+    }
+    return true;
+}
+
+const char *election_peer_skip(const ElectionPeer *p, const ElectionRules *rules)
+{
+    uint64_t behind;
+    if (p->excluded) {
+        return p->excluded;
+    }
+    if (p->c.nofailover) {
+        return "it is tagged nofailover";
+    }
+    if (p->c.failover_priority <= 0) {
+        return "its failover_priority is 0";
+    }
+    if (p->has_replayed && past_limit(rules, p->replayed_lsn, &behind)) {
+        return "its replay is past maximum_lag_on_failover";
+    }
+    return NULL;
+}
+
 bool election_is_healthiest(const ElectionCandidate *me, const ElectionPeer *peers, size_t n,
-                            const char **ret_reason)
+                            const ElectionRules *rules, const char **ret_reason)
 {
     for (size_t i = 0; i < n; i++) {
         const ElectionPeer *p = &peers[i];
@@ -42,6 +89,9 @@ bool election_is_healthiest(const ElectionCandidate *me, const ElectionPeer *pee
         if (p->running_primary) {
             *ret_reason = "another member still runs a primary";
             return false;
+        }
+        if (election_peer_skip(p, rules)) {
+            continue;
         }
         if (election_better(&p->c, me)) {
             *ret_reason = "another member is a better candidate";
@@ -100,6 +150,8 @@ static void parse_peer(const Fetch *f, ElectionPeer *p)
     uint64_t rec = json_lsn(xlog, "received_location");
     uint64_t rep = json_lsn(xlog, "replayed_location");
     uint64_t loc = json_lsn(xlog, "location");
+    p->has_replayed = json_is_integer(json_object_get(xlog, "replayed_location"));
+    p->replayed_lsn = rep;
     p->c.wal_lsn = rec > rep ? rec : rep;
     if (loc > p->c.wal_lsn) {
         p->c.wal_lsn = loc;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dcs.h"
@@ -31,8 +32,34 @@ typedef struct ElectionPeer {
     const char *name; /* borrowed from the cluster view */
     bool answered;
     bool running_primary; /* it says it runs a writable primary */
+    bool has_replayed;    /* it reported xlog.replayed_location (a replica) */
+    uint64_t replayed_lsn;
+    const char *excluded; /* static, set by the caller: a cluster rule keeps it from
+                             promoting (synchronous_mode), or NULL */
     ElectionCandidate c;
 } ElectionPeer;
+
+/* The limits every candidate is held to besides its rank. */
+typedef struct ElectionRules {
+    bool has_optime;                 /* the status key's optime is known */
+    uint64_t optime;                 /* the last leader position */
+    int64_t maximum_lag_on_failover; /* bytes */
+} ElectionRules;
+
+/* Is a replica that has replayed up to `replayed` too far behind to be
+ * promoted? True when rules->optime - replayed > maximum_lag_on_failover;
+ * then buf holds the reason ("replay is paused, N bytes behind the last
+ * leader position (maximum_lag_on_failover M)", without "replay is
+ * paused, " when it is not). False (buf untouched) when it is within the
+ * limit or the optime is unknown. Pure. */
+bool election_lag_blocked(const ElectionRules *rules, uint64_t replayed, bool paused, char *buf,
+                          size_t size);
+
+/* Why peer p will not promote itself, so it must not stand in the way of a
+ * good candidate: NULL when it is a contender, else a static reason (tagged
+ * nofailover, failover_priority 0, replay past maximum_lag_on_failover).
+ * One rule per line: new rules (synchronous mode) go here. Pure. */
+const char *election_peer_skip(const ElectionPeer *p, const ElectionRules *rules);
 
 /* Asks every member of the view except `self` (GET its api_url) in
  * parallel, all done by ELECTION_PEER_TIMEOUT_USEC. Fills peers[] (at most
@@ -41,6 +68,7 @@ int election_ask_peers(const DcsCluster *view, const char *self, ElectionPeer *p
                        size_t *ret_n);
 
 /* The verdict for `me` given the peers' answers: false when a peer runs a
- * primary or ranks better. Pure. *ret_reason (static) says why not. */
+ * primary or a peer that election_peer_skip() does not skip ranks better.
+ * Pure. *ret_reason (static) says why not. */
 bool election_is_healthiest(const ElectionCandidate *me, const ElectionPeer *peers, size_t n,
-                            const char **ret_reason);
+                            const ElectionRules *rules, const char **ret_reason);

@@ -73,6 +73,131 @@ static bool leading(const Agent *a)
            strcmp(a->cluster->leader->name, a->config->name) == 0;
 }
 
+/* One per-standby series of the leader: a value for each pg_stat_replication
+ * row (rows where it is unknown get no sample). */
+typedef bool (*RowValue)(const PgSnapshot *s, const PgReplicationRow *row, double *ret);
+
+static uint64_t lsn_behind(uint64_t ref, uint64_t pos)
+{
+    return ref > pos ? ref - pos : 0;
+}
+
+static bool replay_bytes(const PgSnapshot *s, const PgReplicationRow *row, double *ret)
+{
+    *ret = (double)lsn_behind(s->current_lsn, row->replay_lsn);
+    return true;
+}
+
+static bool write_bytes(const PgSnapshot *s, const PgReplicationRow *row, double *ret)
+{
+    *ret = (double)lsn_behind(s->current_lsn, row->write_lsn);
+    return row->write_lsn != 0;
+}
+
+static bool flush_bytes(const PgSnapshot *s, const PgReplicationRow *row, double *ret)
+{
+    *ret = (double)lsn_behind(s->current_lsn, row->flush_lsn);
+    return row->flush_lsn != 0;
+}
+
+/* PostgreSQL's NULL lag: 0 (a standby that is idle and caught up, or one
+ * that has not reported yet), as before. */
+static bool replay_seconds(const PgSnapshot *s, const PgReplicationRow *row, double *ret)
+{
+    *ret = row->has_replay_lag ? row->replay_lag_sec : 0;
+    return true;
+}
+
+static bool write_seconds(const PgSnapshot *s, const PgReplicationRow *row, double *ret)
+{
+    *ret = row->has_write_lag ? row->write_lag_sec : 0;
+    return true;
+}
+
+static bool flush_seconds(const PgSnapshot *s, const PgReplicationRow *row, double *ret)
+{
+    *ret = row->has_flush_lag ? row->flush_lag_sec : 0;
+    return true;
+}
+
+static void replication_series(Out *o, bool primary)
+{
+    static const struct {
+        const char *name, *help;
+        RowValue value;
+        bool bytes;
+    } series[] = {
+        { "dbha_replication_lag_bytes",
+          "Leader only: its current WAL position minus each replica's replay position "
+          "(pg_stat_replication), by application_name.",
+          replay_bytes, true },
+        { "dbha_replication_write_lag_bytes",
+          "Leader only: its current WAL position minus each replica's written position, by "
+          "application_name.",
+          write_bytes, true },
+        { "dbha_replication_flush_lag_bytes",
+          "Leader only: its current WAL position minus each replica's flushed position, by "
+          "application_name.",
+          flush_bytes, true },
+        { "dbha_replication_replay_lag_seconds",
+          "Leader only: pg_stat_replication.replay_lag of each replica (0 when NULL), by "
+          "application_name.",
+          replay_seconds, false },
+        { "dbha_replication_write_lag_seconds",
+          "Leader only: pg_stat_replication.write_lag of each replica (0 when NULL), by "
+          "application_name.",
+          write_seconds, false },
+        { "dbha_replication_flush_lag_seconds",
+          "Leader only: pg_stat_replication.flush_lag of each replica (0 when NULL), by "
+          "application_name.",
+          flush_seconds, false },
+    };
+    const PgSnapshot *s = &o->a->snap;
+    for (size_t k = 0; k < ELEMENTSOF(series); k++) {
+        head(o, series[k].name, "gauge", series[k].help);
+        for (size_t i = 0; primary && i < s->n_replication && i < PGPROBE_REPLICAS_MAX; i++) {
+            const PgReplicationRow *row = &s->replication[i];
+            double v;
+            if (!series[k].value(s, row, &v)) {
+                continue;
+            }
+            sample_labels(o, series[k].name, "application_name", row->application_name);
+            fprintf(o->f, series[k].bytes ? "%.0f\n" : "%.6f\n", v);
+        }
+    }
+}
+
+/* A replica's own lag as dbctl shows it (dcs_member_lag_info on its member
+ * key); no sample when unknown. */
+static void replica_series(Out *o, bool replica)
+{
+    const Agent *a = o->a;
+    const DcsMember *me =
+        replica && a->cluster ? dcs_cluster_get_member(a->cluster, a->config->name) : NULL;
+    DcsLag l;
+    bool known = me && dcs_member_lag_info(a->cluster, me, &l) >= 0;
+    head(o, "dbha_replica_lag_bytes", "gauge",
+         "Replica only: the leader's position minus this replica's replay position.");
+    if (known) {
+        sample_labels(o, "dbha_replica_lag_bytes", NULL, NULL);
+        fprintf(o->f, "%" PRIu64 "\n", l.bytes);
+    }
+    head(o, "dbha_replica_lag_seconds", "gauge",
+         "Replica only: how far replay is behind, in seconds (the leader's replay_lag, else "
+         "now minus the last replayed commit's time; 0 when caught up).");
+    double sec = 0;
+    bool has_sec = known && l.has_seconds;
+    if (known && l.has_seconds) {
+        sec = l.seconds;
+    } else if (replica && pgprobe_replica_lag_seconds(&a->snap, &sec) >= 0) {
+        has_sec = true;
+    }
+    if (has_sec) {
+        sample_labels(o, "dbha_replica_lag_seconds", NULL, NULL);
+        fprintf(o->f, "%.6f\n", sec);
+    }
+}
+
 int agent_metrics_text(const Agent *a, uint64_t now_usec, char **ret)
 {
     char *buf = NULL;
@@ -118,6 +243,8 @@ int agent_metrics_text(const Agent *a, uint64_t now_usec, char **ret)
     gauge(&o, "patroni_xlog_replayed_timestamp",
           "Current timestamp of the replayed Postgres transaction log, 0 if null.",
           up && s->has_replay_timestamp ? s->replay_timestamp : 0);
+    gauge(&o, "patroni_xlog_paused", "Value is 1 if the Postgres xlog is paused, 0 otherwise.",
+          up && s->in_recovery && s->replay_paused);
     gauge(&o, "patroni_postgres_server_version", "Version of Postgres (if running), 0 otherwise.",
           up ? s->server_version_num : 0);
     gauge(&o, "patroni_cluster_unlocked", "Value is 1 if the cluster is unlocked, 0 if locked.",
@@ -143,23 +270,8 @@ int agent_metrics_text(const Agent *a, uint64_t now_usec, char **ret)
     put_label(f, a->config->name);
     fprintf(f, "\",version=\"%s\",state=\"%s\"} 1\n", DBHA_VERSION,
             strna(ha_state_to_string(a->state)));
-    head(&o, "dbha_replication_lag_bytes", "gauge",
-         "Leader only: its current WAL position minus each replica's replay position "
-         "(pg_stat_replication), by application_name.");
-    for (size_t i = 0; primary && i < s->n_replication && i < PGPROBE_REPLICAS_MAX; i++) {
-        const PgReplicationRow *row = &s->replication[i];
-        uint64_t lag = s->current_lsn > row->replay_lsn ? s->current_lsn - row->replay_lsn : 0;
-        sample_labels(&o, "dbha_replication_lag_bytes", "application_name", row->application_name);
-        fprintf(f, "%" PRIu64 "\n", lag);
-    }
-    head(&o, "dbha_replication_replay_lag_seconds", "gauge",
-         "Leader only: pg_stat_replication.replay_lag of each replica, by application_name.");
-    for (size_t i = 0; primary && i < s->n_replication && i < PGPROBE_REPLICAS_MAX; i++) {
-        const PgReplicationRow *row = &s->replication[i];
-        sample_labels(&o, "dbha_replication_replay_lag_seconds", "application_name",
-                      row->application_name);
-        fprintf(f, "%.6f\n", row->has_replay_lag ? row->replay_lag_sec : 0.0);
-    }
+    replication_series(&o, primary);
+    replica_series(&o, up && s->in_recovery);
     double lease_left = 0;
     if (lead && a->lease_expires_usec > now_usec) {
         lease_left = (double)(a->lease_expires_usec - now_usec) / 1e6;

@@ -9,9 +9,11 @@
  * statement_timeout we pass in the startup options bounds the query itself. */
 #include "pgprobe.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,6 +47,8 @@ static const char snapshot_sql[] =
     " pg_catalog.pg_last_wal_receive_lsn()::text,"
     " pg_catalog.pg_last_wal_replay_lsn()::text,"
     " pg_catalog.date_part('epoch', pg_catalog.pg_last_xact_replay_timestamp()),"
+    " CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_is_wal_replay_paused() END,"
+    " pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()),"
     " w.status, w.received_tli, w.sender_host, w.sender_port, w.slot_name,"
     " pg_catalog.current_setting('server_version_num'),"
     " (pg_catalog.pg_control_system()).system_identifier,"
@@ -53,7 +57,8 @@ static const char snapshot_sql[] =
     " EXISTS (SELECT 1 FROM pg_catalog.pg_settings WHERE pending_restart)"
     " FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_stat_wal_receiver AS w ON true;"
     "SELECT application_name, state, sent_lsn::text, write_lsn::text, flush_lsn::text,"
-    " replay_lsn::text, sync_state, pg_catalog.date_part('epoch', replay_lag)"
+    " replay_lsn::text, sync_state, pg_catalog.date_part('epoch', write_lag),"
+    " pg_catalog.date_part('epoch', flush_lag), pg_catalog.date_part('epoch', replay_lag)"
     " FROM pg_catalog.pg_stat_replication ORDER BY application_name, pid";
 
 enum {
@@ -63,6 +68,8 @@ enum {
     COL_RECEIVE_LSN,
     COL_REPLAY_LSN,
     COL_REPLAY_TS,
+    COL_REPLAY_PAUSED,
+    COL_CLOCK,
     COL_WR_STATUS,
     COL_WR_TLI,
     COL_WR_HOST,
@@ -84,7 +91,9 @@ enum {
     REP_FLUSH,
     REP_REPLAY,
     REP_SYNC,
-    REP_LAG,
+    REP_WRITE_LAG,
+    REP_FLUSH_LAG,
+    REP_REPLAY_LAG,
     _REP_MAX,
 };
 
@@ -260,6 +269,44 @@ int pgprobe_parse_lsn(const char *s, uint64_t *ret)
         return -EINVAL;
     }
     *ret = (uint64_t)hi << 32 | lo;
+    return 0;
+}
+
+int pgprobe_parse_double(const char *s, double *ret)
+{
+    if (!s) {
+        return -ENODATA;
+    }
+    if (!ret || !*s || isspace((unsigned char)*s)) {
+        return -EINVAL;
+    }
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(v)) {
+        return -EINVAL;
+    }
+    *ret = v;
+    return 0;
+}
+
+int pgprobe_replica_lag_seconds(const PgSnapshot *s, double *ret_sec)
+{
+    if (!s || !ret_sec) {
+        return -EINVAL;
+    }
+    if (!s->in_recovery) {
+        return -ENODATA;
+    }
+    if (s->receive_lsn != 0 && s->replay_lsn >= s->receive_lsn) {
+        *ret_sec = 0;
+        return 0;
+    }
+    if (!s->has_replay_timestamp) {
+        return -ENODATA;
+    }
+    double d = s->clock_epoch - s->replay_timestamp;
+    *ret_sec = d > 0 ? d : 0;
     return 0;
 }
 
@@ -681,6 +728,16 @@ static uint64_t lsn_or_zero(const char *s)
     return v;
 }
 
+/* A number column; false (and a debug note for garbage) when it is not one. */
+static bool number_or_null(const char *s, double *ret)
+{
+    int r = pgprobe_parse_double(s, ret);
+    if (r == -EINVAL) {
+        log_debug("postgresql probe: unexpected number \"%s\"", s);
+    }
+    return r == 0;
+}
+
 static int fill_snapshot(PgProbe *p, const PGresult *m, const PGresult *rep, PgSnapshot *s)
 {
     if (PQntuples(m) != 1 || PQnfields(m) != _COL_MAX || PQnfields(rep) != _REP_MAX) {
@@ -694,10 +751,11 @@ static int fill_snapshot(PgProbe *p, const PGresult *m, const PGresult *rep, PgS
     s->current_lsn = lsn_or_zero(value_or_null(m, 0, COL_CURRENT_LSN));
     s->receive_lsn = lsn_or_zero(value_or_null(m, 0, COL_RECEIVE_LSN));
     s->replay_lsn = lsn_or_zero(value_or_null(m, 0, COL_REPLAY_LSN));
-    if ((v = value_or_null(m, 0, COL_REPLAY_TS))) {
-        s->has_replay_timestamp = true;
-        s->replay_timestamp = strtod(v, NULL);
-    }
+    s->has_replay_timestamp =
+        number_or_null(value_or_null(m, 0, COL_REPLAY_TS), &s->replay_timestamp);
+    v = value_or_null(m, 0, COL_REPLAY_PAUSED);
+    s->replay_paused = v && v[0] == 't';
+    (void)number_or_null(value_or_null(m, 0, COL_CLOCK), &s->clock_epoch);
     if ((v = value_or_null(m, 0, COL_WR_STATUS))) {
         s->has_wal_receiver = true;
         copy_text(s->wal_receiver_status, sizeof(s->wal_receiver_status), v);
@@ -742,10 +800,12 @@ static int fill_snapshot(PgProbe *p, const PGresult *m, const PGresult *rep, PgS
         row->write_lsn = lsn_or_zero(value_or_null(rep, i, REP_WRITE));
         row->flush_lsn = lsn_or_zero(value_or_null(rep, i, REP_FLUSH));
         row->replay_lsn = lsn_or_zero(value_or_null(rep, i, REP_REPLAY));
-        if ((v = value_or_null(rep, i, REP_LAG))) {
-            row->has_replay_lag = true;
-            row->replay_lag_sec = strtod(v, NULL);
-        }
+        row->has_write_lag =
+            number_or_null(value_or_null(rep, i, REP_WRITE_LAG), &row->write_lag_sec);
+        row->has_flush_lag =
+            number_or_null(value_or_null(rep, i, REP_FLUSH_LAG), &row->flush_lag_sec);
+        row->has_replay_lag =
+            number_or_null(value_or_null(rep, i, REP_REPLAY_LAG), &row->replay_lag_sec);
     }
     return 0;
 }

@@ -50,8 +50,10 @@ typedef struct PgReplicationRow {
     char state[PGPROBE_STATE_MAX];
     char sync_state[PGPROBE_STATE_MAX];
     uint64_t sent_lsn, write_lsn, flush_lsn, replay_lsn; /* 0 when NULL */
-    bool has_replay_lag;
-    double replay_lag_sec;
+    /* write_lag, flush_lag, replay_lag in seconds; PostgreSQL shows NULL
+     * until the standby reports, and again once it is idle and caught up */
+    bool has_write_lag, has_flush_lag, has_replay_lag;
+    double write_lag_sec, flush_lag_sec, replay_lag_sec;
 } PgReplicationRow;
 
 typedef struct PgSnapshot {
@@ -64,6 +66,8 @@ typedef struct PgSnapshot {
     uint64_t replay_lsn;  /* replica: pg_last_wal_replay_lsn(), else 0 */
     bool has_replay_timestamp;
     double replay_timestamp; /* pg_last_xact_replay_timestamp(), epoch seconds */
+    bool replay_paused;      /* replica: pg_is_wal_replay_paused() */
+    double clock_epoch;      /* the server's clock_timestamp() during the probe */
 
     bool has_wal_receiver; /* pg_stat_wal_receiver has a row */
     char wal_receiver_status[PGPROBE_STATE_MAX];
@@ -124,6 +128,16 @@ void pgprobe_conn_params_done(PgConnParams *p);
 /* A loggable "key=value ..." form; the password is never included. Returns
  * the length written, or -ENOBUFS when buf is too small. */
 int pgprobe_conn_params_describe(const PgConnParams *p, char *buf, size_t size);
+
+/* A replica's own replication lag in seconds: 0 when replay has caught up
+ * with what it received, else clock_epoch - replay_timestamp (never below
+ * 0). Returns 0 and *ret_sec, or -ENODATA on a primary, or when PostgreSQL
+ * has replayed no transaction yet. Pure. */
+int pgprobe_replica_lag_seconds(const PgSnapshot *s, double *ret_sec);
+/* A number PostgreSQL printed (date_part's double: "12.5", "-0.001",
+ * "1e-06"), NULL for SQL NULL. Returns 0 and *ret, -ENODATA for NULL,
+ * -EINVAL for anything else than one finite number. Pure. */
+int pgprobe_parse_double(const char *s, double *ret);
 
 /* "X/Y" with 1..8 hex digits on each side (pg_lsn's text form). Returns 0 or
  * -EINVAL. */

@@ -12,6 +12,7 @@
 
 #define PUBLISH_TAGS_MAX 32
 #define PUBLISH_TAG_MAX  128
+#define PUBLISH_TIME_MAX 64
 
 static bool holds_leader(const Agent *a)
 {
@@ -72,6 +73,40 @@ static uint64_t wal_position(const Agent *a)
     return a->snap.replay_lsn > a->snap.receive_lsn ? a->snap.replay_lsn : a->snap.receive_lsn;
 }
 
+/* The leader's pg_stat_replication as the member key's rows; LSNs that
+ * PostgreSQL shows as NULL (the probe's 0) are unknown. */
+static size_t replication_rows(const PgSnapshot *s, DcsReplicationRow *rows)
+{
+    size_t n = s->n_replication < PGPROBE_REPLICAS_MAX ? s->n_replication : PGPROBE_REPLICAS_MAX;
+    for (size_t i = 0; i < n; i++) {
+        const PgReplicationRow *r = &s->replication[i];
+        rows[i] = (DcsReplicationRow){
+            .name = r->application_name,
+            .state = r->state,
+            .sync_state = r->sync_state,
+            .has_write_lsn = r->write_lsn != 0,
+            .write_lsn = r->write_lsn,
+            .has_flush_lsn = r->flush_lsn != 0,
+            .flush_lsn = r->flush_lsn,
+            .has_replay_lsn = r->replay_lsn != 0,
+            .replay_lsn = r->replay_lsn,
+            .has_write_lag = r->has_write_lag,
+            .write_lag = r->write_lag_sec,
+            .has_flush_lag = r->has_flush_lag,
+            .flush_lag = r->flush_lag_sec,
+            .has_replay_lag = r->has_replay_lag,
+            .replay_lag = r->replay_lag_sec,
+        };
+    }
+    return n;
+}
+
+/* The reason we will not be promoted, only while there is no leader. */
+static const char *failover_blocked(const Agent *a)
+{
+    return a->failover_blocked[0] && a->cluster && !a->cluster->leader ? a->failover_blocked : NULL;
+}
+
 bool agent_streaming(const Agent *a)
 {
     return a->probe_ok && a->snap.in_recovery && a->snap.has_wal_receiver &&
@@ -92,6 +127,12 @@ int agent_touch_member(Agent *a)
         dcs_tags_from_config(c, &tags) < 0) {
         return log_error_errno(-ENOMEM, "out of memory");
     }
+    bool replica = a->probe_ok && a->snap.in_recovery;
+    bool primary = a->probe_ok && !a->snap.in_recovery;
+    DcsReplicationRow rows[PGPROBE_REPLICAS_MAX];
+    size_t n_rows = primary ? replication_rows(&a->snap, rows) : 0;
+    double lag_sec = 0;
+    bool has_lag_sec = replica && pgprobe_replica_lag_seconds(&a->snap, &lag_sec) >= 0;
     DcsMemberInfo m = {
         .conn_url = conn_url,
         .api_url = api_url,
@@ -105,6 +146,16 @@ int agent_touch_member(Agent *a)
         .replication_state = agent_streaming(a) ? "streaming" : NULL,
         .pause = a->cluster && dcs_cluster_is_paused(a->cluster),
         .pending_restart = a->probe_ok && a->snap.pending_restart,
+        .has_receive_lsn = replica && a->snap.receive_lsn != 0,
+        .receive_lsn = a->snap.receive_lsn,
+        .has_replay_lsn = replica,
+        .replay_lsn = a->snap.replay_lsn,
+        .replay_paused = replica && a->snap.replay_paused,
+        .has_lag_seconds = has_lag_sec,
+        .lag_seconds = lag_sec,
+        .replication = primary ? rows : NULL,
+        .n_replication = n_rows,
+        .failover_blocked = failover_blocked(a),
     };
     int r = dcs_member_encode(&m, &value);
     json_decref(tags);
@@ -174,6 +225,70 @@ static void fill_tags(const json_t *obj, TagBuf *b)
     }
 }
 
+/* Patroni prints pg_last_xact_replay_timestamp() with Python's str():
+ * "2026-11-26 18:02:45.930000+00:00" (no fraction when it is 0); null
+ * before the first replayed commit. */
+static json_t *replayed_timestamp(const PgSnapshot *s)
+{
+    if (!s->has_replay_timestamp) {
+        return json_null();
+    }
+    /* epoch seconds are positive: truncation is floor; no libm */
+    time_t t = (time_t)s->replay_timestamp;
+    long usec = (long)((s->replay_timestamp - (double)t) * 1e6 + 0.5);
+    if (usec >= 1000000) {
+        t++;
+        usec -= 1000000;
+    }
+    struct tm tm;
+    char text[PUBLISH_TIME_MAX];
+    gmtime_r(&t, &tm);
+    size_t n = strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S", &tm);
+    if (usec > 0) {
+        n += (size_t)snprintf(text + n, sizeof(text) - n, ".%06u", (unsigned)usec % 1000000U);
+    }
+    (void)snprintf(text + n, sizeof(text) - n, "+00:00");
+    return json_string(text);
+}
+
+/* Patroni's rows (application_name, state, sync_state) with the positions
+ * and lags of the member key's rows. */
+static json_t *replication_doc(const PgSnapshot *s)
+{
+    json_t *list = json_array();
+    DcsReplicationRow rows[PGPROBE_REPLICAS_MAX];
+    size_t n = replication_rows(s, rows);
+    for (size_t i = 0; list && i < n; i++) {
+        json_t *row = NULL;
+        if (dcs_replication_row_to_json(&rows[i], &row) < 0) {
+            continue;
+        }
+        json_object_del(row, "name");
+        json_object_set_new(row, "application_name", json_string(rows[i].name));
+        json_array_append_new(list, row);
+    }
+    return list;
+}
+
+/* A replica's lag as dbctl and GET /cluster show it (dcs_member_lag_info on
+ * our member key), and its own view in seconds when the key has none yet. */
+static void own_lag_doc(const Agent *a, json_t *d)
+{
+    const DcsMember *me = a->cluster ? dcs_cluster_get_member(a->cluster, a->config->name) : NULL;
+    DcsLag l;
+    if (me && dcs_member_lag_info(a->cluster, me, &l) >= 0) {
+        json_object_set_new(d, "lag_bytes", json_integer((json_int_t)l.bytes));
+        if (l.has_seconds) {
+            json_object_set_new(d, "lag_seconds", json_real(l.seconds));
+        }
+        return;
+    }
+    double sec;
+    if (pgprobe_replica_lag_seconds(&a->snap, &sec) >= 0) {
+        json_object_set_new(d, "lag_seconds", json_real(sec));
+    }
+}
+
 static json_t *patroni_doc(const Agent *a, const json_t *tags)
 {
     json_t *d = json_object();
@@ -204,22 +319,13 @@ static json_t *patroni_doc(const Agent *a, const json_t *tags)
                                 json_integer((json_int_t)a->snap.receive_lsn));
             json_object_set_new(xlog, "replayed_location",
                                 json_integer((json_int_t)a->snap.replay_lsn));
-            json_object_set_new(xlog, "replayed_timestamp", json_null());
-            json_object_set_new(xlog, "paused", json_false());
+            json_object_set_new(xlog, "replayed_timestamp", replayed_timestamp(&a->snap));
+            json_object_set_new(xlog, "paused", json_boolean(a->snap.replay_paused));
         }
         json_object_set_new(d, "xlog", xlog);
         json_object_set_new(d, "timeline", json_integer(a->snap.timeline));
         if (!a->snap.in_recovery) {
-            json_t *rep = json_array();
-            size_t n = a->snap.n_replication < PGPROBE_REPLICAS_MAX ? a->snap.n_replication
-                                                                    : PGPROBE_REPLICAS_MAX;
-            for (size_t i = 0; i < n; i++) {
-                const PgReplicationRow *row = &a->snap.replication[i];
-                json_array_append_new(rep, json_pack("{s:s, s:s, s:s}", "application_name",
-                                                     row->application_name, "state", row->state,
-                                                     "sync_state", row->sync_state));
-            }
-            json_object_set_new(d, "replication", rep);
+            json_object_set_new(d, "replication", replication_doc(&a->snap));
         }
         if (a->snap.in_recovery) {
             json_object_set_new(
@@ -230,8 +336,14 @@ static json_t *patroni_doc(const Agent *a, const json_t *tags)
         snprintf(sysid, sizeof(sysid), "%" PRIu64, a->snap.system_identifier);
         json_object_set_new(d, "database_system_identifier", json_string(sysid));
     }
+    if (a->probe_ok && a->snap.in_recovery) {
+        own_lag_doc(a, d);
+    }
     if (a->dcs_ok && a->cluster && !a->cluster->leader) {
         json_object_set_new(d, "cluster_unlocked", json_true());
+    }
+    if (failover_blocked(a)) {
+        json_object_set_new(d, "failover_blocked", json_string(a->failover_blocked));
     }
     if (a->dcs_seen_epoch > 0) {
         json_object_set_new(d, "dcs_last_seen", json_integer((json_int_t)a->dcs_seen_epoch));

@@ -111,6 +111,28 @@ static const char *sync_standbys(const DcsCluster *c)
     return k->sync_standby;
 }
 
+static json_t *lag_bytes_json(bool has_lag, const DcsLag *l)
+{
+    return has_lag ? json_integer((json_int_t)l->bytes) : json_null();
+}
+
+static json_t *lag_seconds_json(bool has_lag, const DcsLag *l)
+{
+    return has_lag && l->has_seconds ? json_real(l->seconds) : json_null();
+}
+
+/* Ours beside DESIGN.md's fields, only when they say something:
+ * "replay_paused": true and "failover_blocked": "<why it is not promoted>". */
+static int lag_extras_json(const DcsMember *m, json_t *o)
+{
+    if ((m->replay_paused && json_object_set_new(o, "replay_paused", json_true()) < 0) ||
+        (m->failover_blocked &&
+         json_object_set_new(o, "failover_blocked", json_string(m->failover_blocked)) < 0)) {
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static int status_to_json(const DcsCluster *c, const char *scope, json_t **ret)
 {
     json_t *members = json_array();
@@ -122,15 +144,20 @@ static int status_to_json(const DcsCluster *c, const char *scope, json_t **ret)
     }
     for (size_t i = 0; i < c->n_members; i++) {
         const DcsMember *m = &c->members[i];
-        uint64_t lag;
-        bool has_lag = dcs_member_lag(c, m, &lag) == 0;
+        DcsLag lag;
+        bool has_lag = dcs_member_lag_info(c, m, &lag) == 0;
         json_t *tags = m->tags ? json_deep_copy(m->tags) : json_object();
-        json_t *row = json_pack(
-            "{s:s, s:s?, s:o, s:s, s:s, s:o, s:o, s:n, s:o}", "name", m->name, "host", m->host,
-            "port", m->host ? json_integer(m->port) : json_null(), "role", member_role(c, m),
-            "state", member_state(c, m), "timeline",
-            m->timeline > 0 ? json_integer(m->timeline) : json_null(), "lag_bytes",
-            has_lag ? json_integer((json_int_t)lag) : json_null(), "lag_seconds", "tags", tags);
+        json_t *row =
+            json_pack("{s:s, s:s?, s:o, s:s, s:s, s:o, s:o, s:o, s:o}", "name", m->name, "host",
+                      m->host, "port", m->host ? json_integer(m->port) : json_null(), "role",
+                      member_role(c, m), "state", member_state(c, m), "timeline",
+                      m->timeline > 0 ? json_integer(m->timeline) : json_null(), "lag_bytes",
+                      lag_bytes_json(has_lag, &lag), "lag_seconds", lag_seconds_json(has_lag, &lag),
+                      "tags", tags);
+        if (row && lag_extras_json(m, row) < 0) {
+            json_decref(row);
+            row = NULL;
+        }
         if (!row || json_array_append_new(members, row) < 0) {
             return -ENOMEM;
         }
@@ -183,9 +210,16 @@ typedef struct StatusRow {
     unsigned depth;
 } StatusRow;
 
-/* patronictl's footer lines: maintenance mode and a scheduled switchover. */
+/* patronictl's footer lines: maintenance mode and a scheduled switchover;
+ * then ours: why a member will not be promoted (while there is no leader). */
 static void print_footer(const DcsCluster *c)
 {
+    for (size_t i = 0; i < c->n_members; i++) {
+        const DcsMember *m = &c->members[i];
+        if (m->failover_blocked) {
+            printf(" %s: not promoted: %s\n", m->name, m->failover_blocked);
+        }
+    }
     if (dcs_cluster_is_paused(c)) {
         printf(" Maintenance mode: on\n");
     }
@@ -521,15 +555,19 @@ static json_t *topology_node_json(const DcsCluster *c, const ssize_t *parent, si
                                   unsigned depth)
 {
     const DcsMember *m = &c->members[i];
-    uint64_t lag;
-    bool has_lag = dcs_member_lag(c, m, &lag) == 0;
+    DcsLag lag;
+    bool has_lag = dcs_member_lag_info(c, m, &lag) == 0;
     json_t *replicas = json_array();
-    json_t *o = json_pack("{s:s, s:s?, s:o, s:s, s:s, s:o, s:o, s:s?, s:o}", "name", m->name,
-                          "host", m->host, "port", m->host ? json_integer(m->port) : json_null(),
-                          "role", member_role(c, m), "state", member_state(c, m), "timeline",
-                          m->timeline > 0 ? json_integer(m->timeline) : json_null(), "lag_bytes",
-                          has_lag ? json_integer((json_int_t)lag) : json_null(), "upstream",
-                          parent[i] >= 0 ? c->members[parent[i]].name : NULL, "replicas", replicas);
+    json_t *o = json_pack(
+        "{s:s, s:s?, s:o, s:s, s:s, s:o, s:o, s:o, s:s?, s:o}", "name", m->name, "host", m->host,
+        "port", m->host ? json_integer(m->port) : json_null(), "role", member_role(c, m), "state",
+        member_state(c, m), "timeline", m->timeline > 0 ? json_integer(m->timeline) : json_null(),
+        "lag_bytes", lag_bytes_json(has_lag, &lag), "lag_seconds", lag_seconds_json(has_lag, &lag),
+        "upstream", parent[i] >= 0 ? c->members[parent[i]].name : NULL, "replicas", replicas);
+    if (o && lag_extras_json(m, o) < 0) {
+        json_decref(o);
+        return NULL;
+    }
     for (size_t j = 0; o && j < c->n_members && depth < c->n_members; j++) {
         if (parent[j] != (ssize_t)i) {
             continue;

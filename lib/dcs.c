@@ -354,6 +354,7 @@ int dcs_parse_conn_url(const char *url, char **ret_host, int *ret_port)
 static void member_done(DcsMember *m)
 {
     free(m->name);
+    free(m->replication);
     json_decref(m->data);
     free(m->host);
     *m = (DcsMember){ 0 };
@@ -377,6 +378,74 @@ static json_t *legacy_member_data(const char *value)
         }
     }
     return json_pack("{s:s, s:s*}", "conn_url", conn, "api_url", api);
+}
+
+/* A JSON number of seconds; false for null, absent or anything else. */
+static bool json_to_seconds(const json_t *v, double *ret)
+{
+    if (!json_is_number(v)) {
+        return false;
+    }
+    *ret = json_number_value(v);
+    return true;
+}
+
+/* An optional LSN field: false when absent or null; a problem when it is
+ * something else. */
+static bool member_lsn(DcsCluster *c, const char *key, const json_t *o, const char *field,
+                       uint64_t *ret)
+{
+    const json_t *v = json_object_get(o, field);
+    if (!v || json_is_null(v)) {
+        return false;
+    }
+    if (!json_to_lsn(v, ret)) {
+        problem(c, key, "an LSN field is not a non-negative integer");
+        return false;
+    }
+    return true;
+}
+
+/* dbha's "replication" list (the leader's pg_stat_replication); rows
+ * without a name are dropped. */
+static int replication_parse(DcsCluster *c, const char *key, const json_t *list, DcsMember *m)
+{
+    if (!list) {
+        return 0;
+    }
+    if (!json_is_array(list)) {
+        problem(c, key, "replication is not a list");
+        return 0;
+    }
+    size_t n = json_array_size(list);
+    if (n == 0) {
+        return 0;
+    }
+    m->replication = calloc(n, sizeof(*m->replication));
+    if (!m->replication) {
+        return -ENOMEM;
+    }
+    size_t i;
+    const json_t *o;
+    json_array_foreach(list, i, o)
+    {
+        const char *name = json_str(o, "name");
+        if (!name) {
+            problem(c, key, "a replication row has no name");
+            continue;
+        }
+        DcsReplicationRow *row = &m->replication[m->n_replication++];
+        *row = (DcsReplicationRow){ .name = name,
+                                    .state = json_str(o, "state"),
+                                    .sync_state = json_str(o, "sync_state") };
+        row->has_write_lsn = member_lsn(c, key, o, "write_lsn", &row->write_lsn);
+        row->has_flush_lsn = member_lsn(c, key, o, "flush_lsn", &row->flush_lsn);
+        row->has_replay_lsn = member_lsn(c, key, o, "replay_lsn", &row->replay_lsn);
+        row->has_write_lag = json_to_seconds(json_object_get(o, "write_lag"), &row->write_lag);
+        row->has_flush_lag = json_to_seconds(json_object_get(o, "flush_lag"), &row->flush_lag);
+        row->has_replay_lag = json_to_seconds(json_object_get(o, "replay_lag"), &row->replay_lag);
+    }
+    return 0;
 }
 
 static int member_parse(DcsCluster *c, const EtcdKeyValue *kv, const char *name, DcsMember *m)
@@ -436,6 +505,15 @@ static int member_parse(DcsCluster *c, const EtcdKeyValue *kv, const char *name,
     m->tags = tags;
     (void)json_to_bool(json_object_get(d, "pending_restart"), &m->pending_restart);
     (void)json_to_bool(json_object_get(d, "pause"), &m->pause);
+    m->has_receive_lsn = member_lsn(c, kv->key, d, "receive_lsn", &m->receive_lsn);
+    m->has_replay_lsn = member_lsn(c, kv->key, d, "replay_lsn", &m->replay_lsn);
+    (void)json_to_bool(json_object_get(d, "replay_paused"), &m->replay_paused);
+    m->has_lag_seconds = json_to_seconds(json_object_get(d, "lag_seconds"), &m->lag_seconds);
+    m->failover_blocked = json_str(d, "failover_blocked");
+    int rr = replication_parse(c, kv->key, json_object_get(d, "replication"), m);
+    if (rr < 0) {
+        return rr;
+    }
     if (m->conn_url) {
         int r = dcs_parse_conn_url(m->conn_url, &m->host, &m->port);
         if (r == -ENOMEM) {
@@ -1045,20 +1123,87 @@ int dcs_cluster_reference_lsn(const DcsCluster *c, uint64_t *ret_lsn)
     return -ENODATA;
 }
 
-int dcs_member_lag(const DcsCluster *c, const DcsMember *m, uint64_t *ret_bytes)
+static bool is_leader_member(const DcsCluster *c, const DcsMember *m)
 {
-    if (!c || !m) {
+    return c->leader && strcmp(c->leader->name, m->name) == 0;
+}
+
+const DcsReplicationRow *dcs_cluster_replication_row(const DcsCluster *c, const char *name)
+{
+    const DcsMember *l = c && name ? dcs_cluster_leader_member(c) : NULL;
+    for (size_t i = 0; l && i < l->n_replication; i++) {
+        if (strcmp(l->replication[i].name, name) == 0) {
+            return &l->replication[i];
+        }
+    }
+    return NULL;
+}
+
+static uint64_t behind(uint64_t ref, uint64_t pos)
+{
+    return ref > pos ? ref - pos : 0;
+}
+
+int dcs_member_lag_info(const DcsCluster *c, const DcsMember *m, DcsLag *ret)
+{
+    if (!c || !m || !ret) {
         return -EINVAL;
     }
-    if (c->leader && strcmp(c->leader->name, m->name) == 0) {
-        *ret_bytes = 0;
+    DcsLag l = { .replay_paused = m->replay_paused };
+    if (is_leader_member(c, m)) {
+        l.has_seconds = true;
+        *ret = l;
         return 0;
     }
+    const DcsMember *lm = dcs_cluster_leader_member(c);
+    const DcsReplicationRow *row = dcs_cluster_replication_row(c, m->name);
     uint64_t ref;
-    if (!m->has_xlog_location || dcs_cluster_reference_lsn(c, &ref) < 0) {
+    bool has_ref = dcs_cluster_reference_lsn(c, &ref) >= 0;
+    if (row && row->has_replay_lsn && lm && lm->has_xlog_location) {
+        /* the leader wrote its position and the row in one probe */
+        uint64_t pos = lm->xlog_location;
+        l.bytes = behind(pos, row->replay_lsn);
+        l.has_write_bytes = row->has_write_lsn;
+        l.write_bytes = row->has_write_lsn ? behind(pos, row->write_lsn) : 0;
+        l.has_flush_bytes = row->has_flush_lsn;
+        l.flush_bytes = row->has_flush_lsn ? behind(pos, row->flush_lsn) : 0;
+        if (row->has_replay_lag) {
+            l.has_seconds = true;
+            l.seconds = row->replay_lag;
+        } else if (row->replay_lsn >= pos) {
+            l.has_seconds = true; /* PostgreSQL's NULL for a caught-up, idle standby */
+        }
+        l.has_write_seconds = row->has_write_lag;
+        l.write_seconds = row->write_lag;
+        l.has_flush_seconds = row->has_flush_lag;
+        l.flush_seconds = row->flush_lag;
+    } else if (has_ref && m->has_replay_lsn) {
+        l.bytes = behind(ref, m->replay_lsn);
+    } else if (has_ref && m->has_xlog_location) {
+        l.bytes = behind(ref, m->xlog_location);
+    } else {
         return -ENODATA;
     }
-    *ret_bytes = ref >= m->xlog_location ? ref - m->xlog_location : 0;
+    /* PostgreSQL samples replay_lag only when the standby's replay position
+     * moves, so it stands still while replay does (paused, or blocked by a
+     * conflict): behind the leader, the replica's own growing view counts
+     * when it is larger. */
+    if (m->has_lag_seconds && (!l.has_seconds || (l.bytes > 0 && m->lag_seconds > l.seconds))) {
+        l.has_seconds = true;
+        l.seconds = m->lag_seconds;
+    }
+    *ret = l;
+    return 0;
+}
+
+int dcs_member_lag(const DcsCluster *c, const DcsMember *m, uint64_t *ret_bytes)
+{
+    DcsLag l;
+    int r = dcs_member_lag_info(c, m, &l);
+    if (r < 0) {
+        return r;
+    }
+    *ret_bytes = l.bytes;
     return 0;
 }
 
@@ -1232,6 +1377,28 @@ static int set_new(json_t *o, const char *key, json_t *v)
     return v && json_object_set_new(o, key, v) == 0 ? 0 : -ENOMEM;
 }
 
+/* Patroni's "lag" (bytes; "unknown" without a position; 0 without a
+ * reference position, as Patroni's missing leader optime), plus ours. */
+static int lag_to_json(const DcsCluster *c, const DcsMember *m, json_t *o)
+{
+    DcsLag l;
+    int r = dcs_member_lag_info(c, m, &l);
+    if (r < 0) {
+        bool known = m->has_replay_lsn || m->has_xlog_location;
+        return set_new(o, "lag", known ? json_integer(0) : json_string("unknown"));
+    }
+    if (set_new(o, "lag", json_integer((json_int_t)l.bytes)) < 0 ||
+        (l.has_seconds && set_new(o, "lag_seconds", json_real(l.seconds)) < 0) ||
+        (l.has_write_bytes &&
+         set_new(o, "write_lag_bytes", json_integer((json_int_t)l.write_bytes)) < 0) ||
+        (l.has_flush_bytes &&
+         set_new(o, "flush_lag_bytes", json_integer((json_int_t)l.flush_bytes)) < 0) ||
+        (l.replay_paused && set_new(o, "replay_paused", json_true()) < 0)) {
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static int member_to_json(const DcsCluster *c, const DcsMember *m, json_t **ret)
 {
     _cleanup_json_ json_t *o = json_object();
@@ -1262,19 +1429,14 @@ static int member_to_json(const DcsCluster *c, const DcsMember *m, json_t **ret)
         }
     }
     if (!is_leader) {
-        /* Patroni: no xlog_location -> "unknown"; no leader optime -> 0 */
-        uint64_t ref = 0, lag;
-        (void)dcs_cluster_reference_lsn(c, &ref);
-        if (!m->has_xlog_location) {
-            if (set_new(o, "lag", json_string("unknown")) < 0) {
-                return -ENOMEM;
-            }
-        } else {
-            lag = ref >= m->xlog_location ? ref - m->xlog_location : 0;
-            if (set_new(o, "lag", json_integer((json_int_t)lag)) < 0) {
-                return -ENOMEM;
-            }
+        int r = lag_to_json(c, m, o);
+        if (r < 0) {
+            return r;
         }
+    }
+    if (m->failover_blocked &&
+        set_new(o, "failover_blocked", json_string(m->failover_blocked)) < 0) {
+        return -ENOMEM;
     }
     *ret = TAKE_PTR(o);
     return 0;
@@ -1329,6 +1491,36 @@ static int dump(const json_t *v, char **ret)
     return 0;
 }
 
+static json_t *lsn_or_null(bool has, uint64_t lsn)
+{
+    return has ? json_integer((json_int_t)lsn) : json_null();
+}
+
+static json_t *seconds_or_null(bool has, double sec)
+{
+    return has ? json_real(sec) : json_null();
+}
+
+int dcs_replication_row_to_json(const DcsReplicationRow *row, json_t **ret)
+{
+    if (!row || !row->name || !ret) {
+        return -EINVAL;
+    }
+    json_t *o = json_pack("{s:s, s:s?, s:s?, s:o, s:o, s:o, s:o, s:o, s:o}", "name", row->name,
+                          "state", row->state, "sync_state", row->sync_state, "write_lsn",
+                          lsn_or_null(row->has_write_lsn, row->write_lsn), "flush_lsn",
+                          lsn_or_null(row->has_flush_lsn, row->flush_lsn), "replay_lsn",
+                          lsn_or_null(row->has_replay_lsn, row->replay_lsn), "write_lag",
+                          seconds_or_null(row->has_write_lag, row->write_lag), "flush_lag",
+                          seconds_or_null(row->has_flush_lag, row->flush_lag), "replay_lag",
+                          seconds_or_null(row->has_replay_lag, row->replay_lag));
+    if (!o) {
+        return -ENOMEM;
+    }
+    *ret = o;
+    return 0;
+}
+
 int dcs_member_encode(const DcsMemberInfo *m, char **ret_json)
 {
     if (!m || !ret_json || !m->conn_url || !m->api_url || !m->state || !m->version) {
@@ -1366,6 +1558,31 @@ int dcs_member_encode(const DcsMemberInfo *m, char **ret_json)
         return -ENOMEM;
     }
     if (m->pause && set_new(o, "pause", json_true()) < 0) {
+        return -ENOMEM;
+    }
+    if ((m->has_receive_lsn &&
+         set_new(o, "receive_lsn", json_integer((json_int_t)m->receive_lsn)) < 0) ||
+        (m->has_replay_lsn &&
+         set_new(o, "replay_lsn", json_integer((json_int_t)m->replay_lsn)) < 0) ||
+        (m->replay_paused && set_new(o, "replay_paused", json_true()) < 0) ||
+        (m->has_lag_seconds && set_new(o, "lag_seconds", json_real(m->lag_seconds)) < 0)) {
+        return -ENOMEM;
+    }
+    if (m->replication) {
+        json_t *list = json_array();
+        if (set_new(o, "replication", list) < 0) {
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < m->n_replication; i++) {
+            json_t *row = NULL;
+            if (dcs_replication_row_to_json(&m->replication[i], &row) < 0 ||
+                json_array_append_new(list, row) < 0) {
+                return -ENOMEM;
+            }
+        }
+    }
+    if (m->failover_blocked &&
+        set_new(o, "failover_blocked", json_string(m->failover_blocked)) < 0) {
         return -ENOMEM;
     }
     return dump(o, ret_json);

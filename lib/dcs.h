@@ -10,6 +10,14 @@
  *                       "xlog_location","timeline",["pause"]}; leased.
  *                       role is "master" for a primary in 3.0.x ("primary"
  *                       from 4.0), else "replica", "standby_leader", ...
+ *                       dbha adds beside them: a replica "receive_lsn",
+ *                       "replay_lsn", ["replay_paused"], ["lag_seconds"];
+ *                       the leader "replication": [{"name","state",
+ *                       "sync_state","write_lsn","flush_lsn","replay_lsn",
+ *                       "write_lag","flush_lag","replay_lag"}] (LSNs and
+ *                       seconds, null when PostgreSQL shows NULL); any
+ *                       member ["failover_blocked"] (why it will not be
+ *                       promoted, while there is no leader)
  * config               dynamic configuration object (bootstrap.dcs as given)
  * initialize           system identifier, decimal text ("" while bootstrapping)
  * history              [[timeline, lsn, reason, timestamp, new_leader], ...]
@@ -96,6 +104,19 @@ DcsRole dcs_role_from_string(const char *s);
 
 /* ---- the parsed view ---- */
 
+/* One standby as the leader's pg_stat_replication shows it (the leader's
+ * member key "replication"). Strings borrowed (from the member's data when
+ * parsed). */
+typedef struct DcsReplicationRow {
+    const char *name;       /* application_name, the member name */
+    const char *state;      /* "streaming", "catchup", ...; NULL when absent */
+    const char *sync_state; /* "async", "sync", "potential", "quorum"; NULL when absent */
+    bool has_write_lsn, has_flush_lsn, has_replay_lsn;
+    uint64_t write_lsn, flush_lsn, replay_lsn;
+    bool has_write_lag, has_flush_lag, has_replay_lag;
+    double write_lag, flush_lag, replay_lag; /* seconds */
+} DcsReplicationRow;
+
 typedef struct DcsMember {
     char *name;   /* owned, from the key */
     json_t *data; /* owned, the value as a JSON object ({} when it was not one) */
@@ -117,6 +138,16 @@ typedef struct DcsMember {
     json_t *tags;     /* borrowed from data; NULL when absent or not an object */
     bool pending_restart;
     bool pause;
+
+    /* dbha's own fields (absent in members Patroni wrote) */
+    bool has_receive_lsn, has_replay_lsn; /* replica */
+    uint64_t receive_lsn, replay_lsn;
+    bool replay_paused;
+    bool has_lag_seconds;
+    double lag_seconds;             /* the replica's own view */
+    DcsReplicationRow *replication; /* owned array (strings borrowed from data); leader */
+    size_t n_replication;
+    const char *failover_blocked; /* borrowed from data, NULL when absent */
 
     char *host; /* owned; host of conn_url, NULL when conn_url has none */
     int port;   /* port of conn_url (5432 when not given), 0 without a host */
@@ -234,10 +265,36 @@ const char *dcs_sync_problem(const DcsCluster *c, bool synchronous_mode, const c
 /* The position replicas are measured against: status optime, else the
  * leader member's xlog_location. Returns 0 and *ret_lsn, or -ENODATA. */
 int dcs_cluster_reference_lsn(const DcsCluster *c, uint64_t *ret_lsn);
-/* Replication lag in bytes of member m: reference - xlog_location, 0 when the
- * member is ahead. Returns 0 and *ret_bytes, or -ENODATA when either position
- * is unknown. The leader's lag is 0. */
+/* How far member m is behind the leader. */
+typedef struct DcsLag {
+    uint64_t bytes; /* the leader's position - m's replay position (0 when ahead) */
+    bool has_write_bytes, has_flush_bytes;
+    uint64_t write_bytes, flush_bytes; /* the same for the written / flushed position */
+    bool has_seconds;
+    double seconds; /* replay lag */
+    bool has_write_seconds, has_flush_seconds;
+    double write_seconds, flush_seconds;
+    bool replay_paused; /* m says its replay is paused */
+} DcsLag;
+
+/* The one lag computation every reader uses (REST, metrics, dbctl). The
+ * leader's lag is 0. Bytes: from the leader's "replication" row for m when
+ * there is one (a consistent snapshot: the leader's xlog_location minus the
+ * row's replay, write and flush positions); else the reference position
+ * (dcs_cluster_reference_lsn) minus m's replay_lsn; else, for members
+ * Patroni wrote, minus m's xlog_location (the larger of received and
+ * replayed). Seconds: the row's replay_lag; NULL there with the row's replay
+ * position at the leader's means 0; else m's own lag_seconds, which also
+ * wins when m is behind and it is larger (PostgreSQL's replay_lag stands
+ * still while replay does, e.g. paused). Returns 0 and
+ * *ret, or -ENODATA when the bytes are unknown (no position for either).
+ * Pure. */
+int dcs_member_lag_info(const DcsCluster *c, const DcsMember *m, DcsLag *ret);
+/* dcs_member_lag_info's bytes. Returns 0 and *ret_bytes, or -ENODATA. */
 int dcs_member_lag(const DcsCluster *c, const DcsMember *m, uint64_t *ret_bytes);
+/* The leader's replication row named name (case-sensitive, as PostgreSQL's
+ * application_name), or NULL. Borrowed from c. */
+const DcsReplicationRow *dcs_cluster_replication_row(const DcsCluster *c, const char *name);
 
 /* Why member m cannot take over as leader in a switchover or a manual
  * failover: NULL when it can, else a static reason ("no such member" for
@@ -274,7 +331,10 @@ bool dcs_history_diverged(const DcsHistory *h, int64_t our_tli, uint64_t our_lsn
 /* Patroni 3.0.2's GET /cluster body: {"members": [{"name", "role"
  * ("leader"|"standby_leader"|"sync_standby"|"replica"), "state", "api_url",
  * ["host", "port"], ["timeline"], ["pending_restart"], ["scheduled_restart"],
- * ["tags"], "lag" (replicas: bytes, or "unknown")}] sorted by name,
+ * ["tags"], "lag" (replicas: bytes behind by replay, dcs_member_lag_info, or
+ * "unknown"), and ours: ["lag_seconds"], ["write_lag_bytes"],
+ * ["flush_lag_bytes"], ["replay_paused": true], ["failover_blocked"]}] sorted
+ * by name,
  * ["pause": true], ["scheduled_switchover": {"at", ["from"], ["to"]}],
  * "scope"}. scope may be NULL (then omitted). Returns 0 and a new reference
  * in *ret, or -ENOMEM. */
@@ -297,13 +357,30 @@ typedef struct DcsMemberInfo {
     int64_t timeline;              /* 0: omitted */
     const char *replication_state; /* our addition beside Patroni's; NULL: omitted */
     bool pause;                    /* false: omitted */
+    /* dbha's own fields */
+    bool has_receive_lsn, has_replay_lsn; /* replica; false: omitted */
+    uint64_t receive_lsn, replay_lsn;
+    bool replay_paused; /* false: omitted */
+    bool has_lag_seconds;
+    double lag_seconds;
+    const DcsReplicationRow *replication; /* leader; NULL: omitted ([] when n is 0) */
+    size_t n_replication;
+    const char *failover_blocked; /* NULL: omitted */
 } DcsMemberInfo;
 
 /* Patroni 3.0.2 touch_member() order: conn_url, api_url, state, role,
  * version, proxy_url, tags, pending_restart, xlog_location, timeline,
- * replication_state, pause. Returns 0 and *ret_json (malloc'ed), -EINVAL
- * (role out of range, a required string missing), -ENOMEM. */
+ * replication_state, pause; then ours: receive_lsn, replay_lsn,
+ * replay_paused, lag_seconds, replication, failover_blocked. Returns 0 and
+ * *ret_json (malloc'ed), -EINVAL (role out of range, a required string
+ * missing), -ENOMEM. */
 int dcs_member_encode(const DcsMemberInfo *m, char **ret_json);
+
+/* {"name","state","sync_state","write_lsn","flush_lsn","replay_lsn",
+ * "write_lag","flush_lag","replay_lag"} with null for what is unknown
+ * (state and sync_state are null when NULL). Returns 0 and a new reference,
+ * -EINVAL, -ENOMEM. */
+int dcs_replication_row_to_json(const DcsReplicationRow *row, json_t **ret);
 
 /* Tags as Patroni publishes them: nofailover, noloadbalance, clonefrom and
  * nosync only when true, replicatefrom when set, failover_priority when not

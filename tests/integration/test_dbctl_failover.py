@@ -8,9 +8,8 @@ confirmed on a terminal; and last, with the leader dead again, a candidate
 too far behind (its WAL receiver stopped while the leader wrote 48 MB) is
 neither promoted automatically nor by a plain failover, only with --force.
 
-A replica's published position is the greater of its received and replayed
-LSN (as Patroni's), so pausing replay alone does not make it lag: the tests
-stop its WAL receiver (SIGSTOP) instead."""
+Lag is measured by replay (test_lag.py pauses replay); these tests stop the
+candidate's WAL receiver (SIGSTOP), so it neither receives nor replays."""
 import json
 import os
 import signal

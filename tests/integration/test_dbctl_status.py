@@ -39,7 +39,7 @@ EXPECTED = {
     "paused": False,
     "members": [
         {"name": "n1", "host": "127.0.0.1", "port": 5432, "role": "primary", "state": "running",
-         "timeline": 2, "lag_bytes": 0, "lag_seconds": None, "tags": {}},
+         "timeline": 2, "lag_bytes": 0, "lag_seconds": 0, "tags": {}},
         {"name": "n2", "host": "127.0.0.1", "port": 5433, "role": "replica", "state": "running",
          "timeline": 2, "lag_bytes": 3146048, "lag_seconds": None,
          "tags": {"nofailover": True, "zone": "b"}},

@@ -521,6 +521,159 @@ static void test_lag(void **state)
     dcs_cluster_free(c);
 }
 
+/* dbha's own member fields: the leader's replication rows, a replica's
+ * receive/replay positions, pause and own lag. */
+static const Kv lag_cluster[] = {
+    { PREFIX "config", "{\"maximum_lag_on_failover\":500}", 0 },
+    { PREFIX "leader", "n1", 0 },
+    { PREFIX "members/n1",
+      "{\"state\":\"running\",\"role\":\"master\",\"xlog_location\":10000,\"replication\":["
+      "{\"name\":\"n2\",\"state\":\"streaming\",\"sync_state\":\"async\",\"write_lsn\":9800,"
+      "\"flush_lsn\":9700,\"replay_lsn\":9000,\"write_lag\":0.1,\"flush_lag\":0.2,"
+      "\"replay_lag\":1.5},"
+      "{\"name\":\"n3\",\"state\":\"streaming\",\"sync_state\":\"async\",\"write_lsn\":10000,"
+      "\"flush_lsn\":10000,\"replay_lsn\":10000,\"write_lag\":null,\"flush_lag\":null,"
+      "\"replay_lag\":null},"
+      "{\"name\":\"n4\",\"state\":\"streaming\",\"sync_state\":\"async\",\"write_lsn\":null,"
+      "\"flush_lsn\":null,\"replay_lsn\":9990,\"write_lag\":null,\"flush_lag\":null,"
+      "\"replay_lag\":null},"
+      "{\"name\":\"n8\",\"replay_lsn\":9500,\"replay_lag\":3},"
+      "{\"state\":\"streaming\"}]}",
+      0 },
+    { PREFIX "members/n2",
+      "{\"state\":\"running\",\"role\":\"replica\",\"xlog_location\":9800,\"receive_lsn\":"
+      "9800,\"replay_lsn\":9000,\"replay_paused\":true,\"lag_seconds\":30.5}",
+      0 },
+    { PREFIX "members/n3",
+      "{\"state\":\"running\",\"role\":\"replica\",\"xlog_location\":10000,\"receive_lsn\":"
+      "10000,\"replay_lsn\":10000,\"lag_seconds\":0}",
+      0 },
+    { PREFIX "members/n4",
+      "{\"state\":\"running\",\"role\":\"replica\",\"xlog_location\":9990,\"replay_lsn\":"
+      "9990,\"lag_seconds\":2.25}",
+      0 },
+    { PREFIX "members/n5",
+      "{\"state\":\"running\",\"role\":\"replica\",\"xlog_location\":9950,\"receive_lsn\":"
+      "9950,\"replay_lsn\":9400,\"lag_seconds\":4,\"failover_blocked\":\"replay is paused\"}",
+      0 },
+    { PREFIX "members/n6", "{\"state\":\"running\",\"role\":\"replica\",\"xlog_location\":9950}",
+      0 },
+    { PREFIX "members/n7", "{\"state\":\"stopped\",\"role\":\"replica\"}", 0 },
+    { PREFIX "members/n8",
+      "{\"state\":\"running\",\"role\":\"replica\",\"replay_lsn\":9500,\"lag_seconds\":1}", 0 },
+    { PREFIX "status", "{\"optime\":10100}", 0 },
+};
+
+static void test_lag_info(void **state)
+{
+    DcsCluster *c = parse(lag_cluster, ELEMENTSOF(lag_cluster));
+    assert_int_equal(c->n_problems, 1); /* the row without a name */
+    const DcsMember *n1 = dcs_cluster_get_member(c, "n1");
+    assert_int_equal(n1->n_replication, 4);
+    assert_string_equal(n1->replication[0].name, "n2");
+    assert_string_equal(n1->replication[0].sync_state, "async");
+    assert_true(n1->replication[1].has_replay_lsn && !n1->replication[1].has_replay_lag);
+    assert_false(n1->replication[2].has_write_lsn);
+    const DcsMember *n2 = dcs_cluster_get_member(c, "n2");
+    assert_true(n2->has_receive_lsn && n2->receive_lsn == 9800);
+    assert_true(n2->has_replay_lsn && n2->replay_lsn == 9000);
+    assert_true(n2->replay_paused);
+    assert_true(n2->has_lag_seconds && n2->lag_seconds == 30.5);
+    assert_string_equal(dcs_cluster_get_member(c, "n5")->failover_blocked, "replay is paused");
+    assert_non_null(dcs_cluster_replication_row(c, "n3"));
+    assert_null(dcs_cluster_replication_row(c, "n5"));
+
+    static const struct {
+        const char *name;
+        int r;
+        uint64_t bytes;
+        bool has_seconds;
+        double seconds;
+        bool has_write, has_flush;
+        uint64_t write, flush;
+        bool paused;
+    } rows[] = {
+        /* the leader */
+        { "n1", 0, 0, true, 0, false, false, 0, 0, false },
+        /* the leader's row: its xlog_location - the row's positions; paused, so
+         * the member's own (larger) seconds beat the row's replay_lag */
+        { "n2", 0, 1000, true, 30.5, true, true, 200, 300, true },
+        /* the leader's row, its replay_lag larger than the member's own */
+        { "n8", 0, 500, true, 3, false, false, 0, 0, false },
+        /* NULL replay_lag at the leader's position: caught up, 0 s */
+        { "n3", 0, 0, true, 0, true, true, 0, 0, false },
+        /* NULL replay_lag, behind: the member's own lag_seconds */
+        { "n4", 0, 10, true, 2.25, false, false, 0, 0, false },
+        /* no row (it streams from another member): status optime - replay_lsn */
+        { "n5", 0, 700, true, 4, false, false, 0, 0, false },
+        /* written by Patroni: status optime - xlog_location, no seconds */
+        { "n6", 0, 150, false, 0, false, false, 0, 0, false },
+        /* no position */
+        { "n7", -ENODATA, 0, false, 0, false, false, 0, 0, false },
+    };
+    for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+        DcsLag l = { .bytes = 4242 };
+        const DcsMember *m = dcs_cluster_get_member(c, rows[i].name);
+        int r = dcs_member_lag_info(c, m, &l);
+        if (r != rows[i].r) {
+            fail_msg("%s: r=%d", rows[i].name, r);
+        }
+        if (r < 0) {
+            assert_int_equal(l.bytes, 4242); /* untouched */
+            continue;
+        }
+        if (l.bytes != rows[i].bytes || l.has_seconds != rows[i].has_seconds ||
+            (l.has_seconds && l.seconds != rows[i].seconds) ||
+            l.has_write_bytes != rows[i].has_write || l.has_flush_bytes != rows[i].has_flush ||
+            (l.has_write_bytes && l.write_bytes != rows[i].write) ||
+            (l.has_flush_bytes && l.flush_bytes != rows[i].flush) ||
+            l.replay_paused != rows[i].paused) {
+            fail_msg("%s: bytes %llu seconds %d/%g write %d/%llu flush %d/%llu paused %d",
+                     rows[i].name, (unsigned long long)l.bytes, l.has_seconds, l.seconds,
+                     l.has_write_bytes, (unsigned long long)l.write_bytes, l.has_flush_bytes,
+                     (unsigned long long)l.flush_bytes, l.replay_paused);
+        }
+        uint64_t bytes = 0;
+        assert_int_equal(dcs_member_lag(c, m, &bytes), 0);
+        assert_int_equal(bytes, rows[i].bytes);
+    }
+    DcsLag l;
+    assert_true(dcs_member_lag_info(c, n2, &l) == 0 && l.has_write_seconds &&
+                l.write_seconds == 0.1 && l.has_flush_seconds && l.flush_seconds == 0.2);
+
+    /* replay-based: n2 has received everything but replayed 1000 bytes less
+     * than the leader wrote, past maximum_lag_on_failover 500 */
+    assert_string_equal(dcs_candidate_problem(c, n2, false),
+                        "it lags more than maximum_lag_on_failover");
+    assert_null(dcs_candidate_problem(c, dcs_cluster_get_member(c, "n3"), false));
+    assert_string_equal(dcs_pick_candidate(c)->name, "n3");
+
+    /* GET /cluster */
+    json_t *j = NULL;
+    assert_int_equal(dcs_cluster_to_json(c, NULL, &j), 0);
+    json_t *ms = json_object_get(j, "members");
+    char *s = json_dumps(json_array_get(ms, 1), JSON_COMPACT);
+    assert_string_equal(s,
+                        "{\"name\":\"n2\",\"role\":\"replica\",\"state\":\"running\","
+                        "\"api_url\":null,\"lag\":1000,\"lag_seconds\":30.5,"
+                        "\"write_lag_bytes\":200,\"flush_lag_bytes\":300,\"replay_paused\":true}");
+    free(s);
+    s = json_dumps(json_array_get(ms, 4), JSON_COMPACT);
+    assert_string_equal(s, "{\"name\":\"n5\",\"role\":\"replica\",\"state\":\"running\","
+                           "\"api_url\":null,\"lag\":700,\"lag_seconds\":4.0,"
+                           "\"failover_blocked\":\"replay is paused\"}");
+    free(s);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ms, 6), "lag")),
+                        "unknown");
+    json_decref(j);
+    dcs_cluster_free(c);
+
+    /* no leader, no status: only the member's own seconds are known */
+    c = parse(lag_cluster + 3, 1);
+    assert_int_equal(dcs_member_lag_info(c, &c->members[0], &l), -ENODATA);
+    dcs_cluster_free(c);
+}
+
 static void test_cluster_to_json(void **state)
 {
     DcsCluster *c = parse(patroni_cluster, ELEMENTSOF(patroni_cluster));
@@ -604,6 +757,78 @@ static void test_member_encode(void **state)
                            "\"nofailover\":true,\"zone\":\"b\"},\"pending_restart\":true,"
                            "\"replication_state\":\"streaming\",\"pause\":true}");
     free(s);
+
+    /* ours, beside Patroni's: a replica and a leader */
+    mi = (DcsMemberInfo){ .conn_url = "postgres://h:1/postgres",
+                          .api_url = "http://h:2/patroni",
+                          .state = "running",
+                          .role = DCS_ROLE_REPLICA,
+                          .version = "0.1.0",
+                          .has_xlog_location = true,
+                          .xlog_location = 900,
+                          .has_receive_lsn = true,
+                          .receive_lsn = 900,
+                          .has_replay_lsn = true,
+                          .replay_lsn = 800,
+                          .replay_paused = true,
+                          .has_lag_seconds = true,
+                          .lag_seconds = 12.5,
+                          .failover_blocked = "replay is paused" };
+    assert_int_equal(dcs_member_encode(&mi, &s), 0);
+    assert_string_equal(s, "{\"conn_url\":\"postgres://h:1/postgres\",\"api_url\":\"http://h:2/"
+                           "patroni\",\"state\":\"running\",\"role\":\"replica\",\"version\":"
+                           "\"0.1.0\",\"xlog_location\":900,\"receive_lsn\":900,\"replay_lsn\":800,"
+                           "\"replay_paused\":true,\"lag_seconds\":12.5,\"failover_blocked\":"
+                           "\"replay is paused\"}");
+    free(s);
+    const DcsReplicationRow rows[] = {
+        { .name = "n2",
+          .state = "streaming",
+          .sync_state = "async",
+          .has_write_lsn = true,
+          .write_lsn = 900,
+          .has_flush_lsn = true,
+          .flush_lsn = 850,
+          .has_replay_lsn = true,
+          .replay_lsn = 800,
+          .has_replay_lag = true,
+          .replay_lag = 0.25 },
+        { .name = "n3" },
+    };
+    mi = (DcsMemberInfo){ .conn_url = "postgres://h:1/postgres",
+                          .api_url = "http://h:2/patroni",
+                          .state = "running",
+                          .role = DCS_ROLE_PRIMARY,
+                          .version = "0.1.0",
+                          .has_xlog_location = true,
+                          .xlog_location = 1000,
+                          .replication = rows,
+                          .n_replication = ELEMENTSOF(rows) };
+    assert_int_equal(dcs_member_encode(&mi, &s), 0);
+    assert_string_equal(
+        s, "{\"conn_url\":\"postgres://h:1/postgres\",\"api_url\":\"http://h:2/patroni\","
+           "\"state\":\"running\",\"role\":\"master\",\"version\":\"0.1.0\",\"xlog_location\":"
+           "1000,\"replication\":[{\"name\":\"n2\",\"state\":\"streaming\",\"sync_state\":"
+           "\"async\",\"write_lsn\":900,\"flush_lsn\":850,\"replay_lsn\":800,\"write_lag\":null,"
+           "\"flush_lag\":null,\"replay_lag\":0.25},{\"name\":\"n3\",\"state\":null,"
+           "\"sync_state\":null,\"write_lsn\":null,\"flush_lsn\":null,\"replay_lsn\":null,"
+           "\"write_lag\":null,\"flush_lag\":null,\"replay_lag\":null}]}");
+    /* round trip */
+    Kv kv2 = { PREFIX "members/n1", s, 0 };
+    c = parse(&kv2, 1);
+    assert_int_equal(c->n_problems, 0);
+    assert_int_equal(c->members[0].n_replication, 2);
+    assert_int_equal(c->members[0].replication[0].flush_lsn, 850);
+    assert_true(c->members[0].replication[0].replay_lag == 0.25);
+    assert_false(c->members[0].replication[1].has_replay_lsn);
+    assert_null(c->members[0].replication[1].state);
+    dcs_cluster_free(c);
+    free(s);
+    mi.n_replication = 0; /* a leader without standbys: [] */
+    assert_int_equal(dcs_member_encode(&mi, &s), 0);
+    assert_non_null(strstr(s, "\"replication\":[]"));
+    free(s);
+
     mi.role = _DCS_ROLE_MAX;
     assert_int_equal(dcs_member_encode(&mi, &s), -EINVAL);
     mi.role = DCS_ROLE_REPLICA;
@@ -750,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_parse_legacy),
         cmocka_unit_test(test_conn_url),
         cmocka_unit_test(test_lag),
+        cmocka_unit_test(test_lag_info),
         cmocka_unit_test(test_cluster_to_json),
         cmocka_unit_test(test_member_encode),
         cmocka_unit_test(test_small_encoders),

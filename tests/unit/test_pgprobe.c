@@ -1,4 +1,5 @@
 /* Unit tests for agent/pgprobe's pure helpers: LSN parsing and formatting,
+ * number columns (lags, timestamps) and a replica's own lag in seconds,
  * postmaster.pid parsing (including malformed files), the libpq connection
  * parameters and their loggable form (never the password). */
 #include <errno.h>
@@ -50,6 +51,96 @@ static void test_parse_lsn(void **state)
         }
     }
     assert_int_equal(pgprobe_parse_lsn(NULL, &(uint64_t){ 0 }), -EINVAL);
+}
+
+static void test_parse_double(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        int r;
+        double v;
+    } rows[] = {
+        { "0", 0, 0 },           { "12.5", 0, 12.5 },        { "0.060844", 0, 0.060844 },
+        { "-0.001", 0, -0.001 }, { "1e-06", 0, 1e-06 },      { "1764180165.93", 0, 1764180165.93 },
+        { "", -EINVAL, 0 },      { " 1", -EINVAL, 0 },       { "1 ", -EINVAL, 0 },
+        { "1s", -EINVAL, 0 },    { "00:00:01", -EINVAL, 0 }, { "nan", -EINVAL, 0 },
+        { "inf", -EINVAL, 0 },   { "1e999", -EINVAL, 0 },
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        double v = 42;
+        int r = pgprobe_parse_double(rows[i].in, &v);
+        if (r != rows[i].r || (r == 0 && v != rows[i].v) || (r < 0 && v != 42)) {
+            fail_msg("number \"%s\": r=%d v=%g", rows[i].in, r, v);
+        }
+    }
+    double v = 42;
+    assert_int_equal(pgprobe_parse_double(NULL, &v), -ENODATA);
+    assert_true(v == 42);
+}
+
+static void test_replica_lag_seconds(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        PgSnapshot s;
+        int r;
+        double v;
+    } rows[] = {
+        { "primary: none", { .in_recovery = false, .has_replay_timestamp = true }, -ENODATA, 0 },
+        { "caught up with what it received: 0",
+          { .in_recovery = true,
+            .receive_lsn = 500,
+            .replay_lsn = 500,
+            .has_replay_timestamp = true,
+            .replay_timestamp = 100,
+            .clock_epoch = 190 },
+          0,
+          0 },
+        { "caught up, nothing replayed yet: 0",
+          { .in_recovery = true, .receive_lsn = 500, .replay_lsn = 500 },
+          0,
+          0 },
+        { "behind (replay paused): now - last replayed commit",
+          { .in_recovery = true,
+            .receive_lsn = 900,
+            .replay_lsn = 500,
+            .replay_paused = true,
+            .has_replay_timestamp = true,
+            .replay_timestamp = 100,
+            .clock_epoch = 112.5 },
+          0,
+          12.5 },
+        { "behind, no replayed commit yet: unknown",
+          { .in_recovery = true, .receive_lsn = 900, .replay_lsn = 500 },
+          -ENODATA,
+          0 },
+        { "no walreceiver (archive recovery): from the timestamp",
+          { .in_recovery = true,
+            .replay_lsn = 500,
+            .has_replay_timestamp = true,
+            .replay_timestamp = 100,
+            .clock_epoch = 103 },
+          0,
+          3 },
+        { "clock behind the commit time: 0",
+          { .in_recovery = true,
+            .receive_lsn = 900,
+            .replay_lsn = 500,
+            .has_replay_timestamp = true,
+            .replay_timestamp = 100,
+            .clock_epoch = 99 },
+          0,
+          0 },
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        double v = 42;
+        int r = pgprobe_replica_lag_seconds(&rows[i].s, &v);
+        if (r != rows[i].r || (r == 0 && v != rows[i].v) || (r < 0 && v != 42)) {
+            fail_msg("row \"%s\": r=%d v=%g", rows[i].name, r, v);
+        }
+    }
 }
 
 static void test_format_lsn(void **state)
@@ -242,6 +333,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_lsn),
         cmocka_unit_test(test_format_lsn),
+        cmocka_unit_test(test_parse_double),
+        cmocka_unit_test(test_replica_lag_seconds),
         cmocka_unit_test(test_parse_postmaster_pid),
         cmocka_unit_test(test_read_postmaster_pid),
         cmocka_unit_test(test_conn_params),
