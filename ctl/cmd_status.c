@@ -170,11 +170,6 @@ static int status_to_json(const DcsCluster *c, const char *scope, json_t **ret)
             return -ENOMEM;
         }
     }
-    if (json_object_set_new(o, "synchronous_mode", json_string(sync_mode(c))) < 0 ||
-        json_object_set_new(o, "replication",
-                            json_string(sync_standbys(c) ? "synchronous" : "asynchronous")) < 0) {
-        return -ENOMEM;
-    }
     *ret = TAKE_PTR(o);
     return 0;
 }
@@ -223,13 +218,11 @@ static void print_footer(const DcsCluster *c)
     if (dcs_cluster_is_paused(c)) {
         printf(" Maintenance mode: on\n");
     }
-    if (strcmp(sync_mode(c), "off") != 0) {
-        const char *sb = sync_standbys(c);
-        printf(" Synchronous mode: %s (%s%s)\n", sync_mode(c),
-               sb ? "synchronous standby: " : "no synchronous standby: ",
-               sb                                    ? sb
-               : strcmp(sync_mode(c), "strict") == 0 ? "commits wait"
-                                                     : "replicating asynchronously");
+    /* the Sync Standby role shows a working synchronous mode; say so when
+     * there is none */
+    if (strcmp(sync_mode(c), "off") != 0 && c->leader && !sync_standbys(c)) {
+        printf(" Synchronous mode: %s (no synchronous standby: %s)\n", sync_mode(c),
+               strcmp(sync_mode(c), "strict") == 0 ? "commits wait" : "replicating asynchronously");
     }
     const DcsFailover *f = c->failover;
     if (f && f->scheduled_at) {
