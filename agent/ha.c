@@ -300,7 +300,7 @@ static bool guard_no_leader(const HaInput *in)
 static bool guard_must_follow(const HaInput *in)
 {
     return in->dcs_ok && in->has_leader && !in->leader_is_me && in->leader_member_known &&
-           !in->follows_leader;
+           !in->follows_upstream;
 }
 
 static bool guard_lease_expiring(const HaInput *in)
@@ -615,8 +615,11 @@ static const HaRow table[] = {
     { HA_STATE_REPLICA, G(guard_replica_diverged), HA_STATE_INIT, A(HA_ACTION_STOP_POSTGRES),
       "our WAL goes past the leader's fork point: stopping to rewind" },
     { HA_STATE_REPLICA, G(guard_must_follow), STAY, A(HA_ACTION_FOLLOW),
-      "following the new leader" },
-    { HA_STATE_REPLICA, G(guard_always), STAY, NONE, "replica" },
+      "following a new upstream (the leader, or the replicatefrom member)" },
+    /* A replica keeps slots for the members that cascade from it, from a
+     * fresh view only (it drops the others). */
+    { HA_STATE_REPLICA, G(guard_dcs_down), STAY, NONE, "replica; etcd unreachable" },
+    { HA_STATE_REPLICA, G(guard_always), STAY, A(HA_ACTION_SYNC_SLOTS), "replica" },
 
     /* Shutdown runs outside the table (agent_stop); it only waits here. */
     { HA_STATE_STOPPING, G(guard_always), STAY, NONE, "stopping" },

@@ -66,7 +66,9 @@ void upstream_choose(const DcsCluster *c, const char *me, const char *replicatef
 {
     const DcsMember *lm = dcs_cluster_leader_member(c);
     UpstreamChoice u = { .member = lm && lm->host && strcmp(lm->name, me) != 0 ? lm : NULL };
-    if (replicatefrom && *replicatefrom) {
+    /* the leader streams from nobody, whatever its tag says */
+    bool leading = c->leader && strcmp(c->leader->name, me) == 0;
+    if (replicatefrom && *replicatefrom && !leading) {
         const DcsMember *m = dcs_cluster_get_member(c, replicatefrom);
         const char *why = NULL;
         if (strcmp(replicatefrom, me) == 0) {

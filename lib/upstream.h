@@ -33,7 +33,7 @@ const char *upstream_problem(const DcsCluster *c, const DcsMember *m);
  * when it is in the view, is not `me`, has no upstream_problem(), is not
  * `avoid`, and the chain of replicatefrom tags from it does not lead back to
  * `me` (a loop: every member on it follows the leader); else the leader.
- * Always fills *ret. */
+ * The leader itself gets no upstream. Always fills *ret. */
 void upstream_choose(const DcsCluster *c, const char *me, const char *replicatefrom,
                      const char *avoid, UpstreamChoice *ret);
 
