@@ -3,7 +3,9 @@ three PostgreSQL 15 nodes (ttl 10, loop_wait 1): node3 streams from node2
 with a slot there; when node2's PostgreSQL dies (its agent hung, so its
 member key still says "streaming") node3 falls back to the leader within
 two loops, and returns to node2 once node2 is back. A tag naming an
-unknown member, or the member itself, simply follows the leader."""
+unknown member, or the member itself, simply follows the leader; the tag
+is reloadable, and a loop of tags (node2 from node3, node3 from node2) puts
+both on the leader."""
 import json
 import os
 import signal
@@ -159,3 +161,33 @@ def test_replicatefrom_unknown_or_itself_follows_the_leader(cluster):
         "node3", '"nosuch" is unavailable (it is not a member of the cluster): following the leader')
     topo = json.loads(cluster.dbctl("topology", "-o", "json").stdout)
     assert [r["name"] for r in topo["topology"][0]["replicas"]] == ["node2", "node3"]
+
+
+def test_replicatefrom_reload_and_loop(cluster):
+    """The tag is reloadable: a SIGHUP moves node3 under node2; then node2
+    tagged replicatefrom node3 closes a loop, and both follow the leader."""
+    leader = start_node1_first(cluster)
+    node2, node3 = cluster.node("node2"), cluster.node("node3")
+    wait_until(lambda: streams_from(node2, leader) and streams_from(node3, leader), 30,
+               interval=0.2, what="both replicas streaming from the leader")
+
+    node3.tags = {"replicatefrom": "node2"}
+    node3.write_config()
+    os.kill(node3.proc.pid, signal.SIGHUP)
+    wait_until(lambda: cascaded(leader, node2, node3), 30, interval=0.2,
+               what="node3 streaming from node2 after a reload")
+
+    node2.tags = {"replicatefrom": "node3"}
+    node2.write_config()
+    os.kill(node2.proc.pid, signal.SIGHUP)
+    wait_until(lambda: streams_from(node2, leader) and streams_from(node3, leader)
+               and senders(leader) == {"node2": "streaming", "node3": "streaming"}, 30,
+               interval=0.2, what="both replicas back on the leader (a loop)")
+    for n, other in ((node2, "node3"), (node3, "node2")):
+        assert cluster.procs.log_contains(
+            n.name, f'"{other}" is unavailable (its replicatefrom tags lead back to this member)')
+    # stable: nobody flips back into the loop
+    time.sleep(3 * LOOP_WAIT)
+    assert streams_from(node2, leader) and streams_from(node3, leader)
+    leader.sql("CREATE TABLE cascade_t (v int)")
+    row_reaches(leader, [node2, node3], 1)
