@@ -69,6 +69,9 @@ void agent_observe_upstream(Agent *a, uint64_t now)
                      !(lm && strcmp(lm->name, a->following) == 0) && a->pg_running && a->probe_ok &&
                      a->snap.in_recovery;
     if (!cascading) {
+        /* the grace counts from when streaming can be expected (a start
+         * after the conf was written may take longer than a loop) */
+        a->upstream_ok_usec = now;
         return;
     }
     if (agent_streaming(a)) {
