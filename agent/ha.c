@@ -243,6 +243,11 @@ static bool guard_up(const HaInput *in)
     return in->pg_running && in->pg_reachable;
 }
 
+static bool guard_up_fresh_view(const HaInput *in)
+{
+    return guard_up(in) && in->dcs_ok;
+}
+
 /* The new primary answers and the leader key is free (or ours). */
 static bool guard_bootstrap_up(const HaInput *in)
 {
@@ -550,7 +555,12 @@ static const HaRow table[] = {
     /* Starting. */
     { HA_STATE_STARTING_REPLICA, G(guard_job_failed), HA_STATE_INIT, NONE,
       "the replica did not start" },
-    { HA_STATE_STARTING_REPLICA, G(guard_up), HA_STATE_REPLICA, NONE, "replica started" },
+    /* Slots for the members that cascade from us exist before our member
+     * key first says "running" (they may point at us from then on). */
+    { HA_STATE_STARTING_REPLICA, G(guard_up_fresh_view), HA_STATE_REPLICA, A(HA_ACTION_SYNC_SLOTS),
+      "replica started" },
+    { HA_STATE_STARTING_REPLICA, G(guard_up), HA_STATE_REPLICA, NONE,
+      "replica started; etcd unreachable" },
     { HA_STATE_STARTING_REPLICA, G(guard_always), STAY, NONE, "waiting for the replica to start" },
     { HA_STATE_STARTING_PRIMARY, G(guard_lease_expiring), HA_STATE_INIT, A(HA_ACTION_FENCE),
       "the leader lease expires while the primary starts: fencing" },

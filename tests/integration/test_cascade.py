@@ -111,6 +111,10 @@ def test_cascade_falls_back_to_the_leader_and_returns(cluster):
     after = lsn(slot(leader, "node3")[1])
     print(f"leader's slot node3 advanced by {(after - before) / 2**20:.0f} MB while unused")
 
+    # node2 had node3's slot before it first published "running": node3
+    # never had to give up on it
+    assert not cluster.procs.log_contains("node3", "no WAL streamed from")
+
     # node2's PostgreSQL dies while its agent hangs: its member key still
     # says running and streaming, but node3 gets no WAL from it.
     os.kill(node2.proc.pid, signal.SIGSTOP)
