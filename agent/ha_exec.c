@@ -618,15 +618,21 @@ static int sync_slots(Agent *a)
     }
     /* apart, so that a slot taken in between fails only this statement */
     _cleanup_free_ char *adv = NULL;
+    /* PostgreSQL moves a slot no further than its flush (a standby: replay)
+     * position and refuses to move it backwards: the target is capped here
+     * so that the comparison with restart_lsn sees the same value */
     if (asprintf(&adv,
-                 "SELECT pg_catalog.pg_replication_slot_advance(s.slot_name, w.lsn - seg.b) "
-                 "FROM (VALUES %s) AS w(n, lsn) "
-                 "JOIN pg_catalog.pg_replication_slots s ON s.slot_name = w.n, "
+                 "SELECT pg_catalog.pg_replication_slot_advance(s.slot_name, t.lsn) FROM ("
+                 "SELECT w.n, LEAST(w.lsn - seg.b, cap.lsn) AS lsn FROM (VALUES %s) AS w(n, lsn), "
                  "(SELECT pg_catalog.pg_size_bytes(pg_catalog.current_setting("
-                 "'wal_segment_size')) AS b) AS seg "
+                 "'wal_segment_size')) AS b) AS seg, "
+                 "(SELECT CASE WHEN pg_catalog.pg_is_in_recovery() "
+                 "THEN pg_catalog.pg_last_wal_replay_lsn() "
+                 "ELSE pg_catalog.pg_current_wal_flush_lsn() END AS lsn) AS cap "
+                 "WHERE w.lsn - '0/0'::pg_catalog.pg_lsn > seg.b) AS t "
+                 "JOIN pg_catalog.pg_replication_slots s ON s.slot_name = t.n "
                  "WHERE s.slot_type = 'physical' AND NOT s.active AND s.restart_lsn IS NOT NULL "
-                 "AND w.lsn - '0/0'::pg_catalog.pg_lsn > seg.b "
-                 "AND s.restart_lsn < w.lsn - seg.b",
+                 "AND s.restart_lsn < t.lsn",
                  advance) < 0) {
         return -ENOMEM;
     }

@@ -195,3 +195,12 @@ def test_replicatefrom_reload_and_loop(cluster):
     assert streams_from(node2, leader) and streams_from(node3, leader)
     leader.sql("CREATE TABLE cascade_t (v int)")
     row_reaches(leader, [node2, node3], 1)
+    # node2 (a standby) keeps a slot for node3, whose tag still names it;
+    # unused while node3 streams from the leader, it follows node3 too
+    assert slot(node2, "node3") is not None and slot(node2, "node3")[0] is False
+    before = lsn(slot(node2, "node3")[1])
+    for _ in range(3):
+        leader.sql("INSERT INTO cascade_t VALUES (100)")
+        leader.sql("SELECT pg_switch_wal()")
+    wait_until(lambda: lsn(slot(node2, "node3")[1]) > before, 15, interval=0.2,
+               what="node2's slot for node3 advanced")
