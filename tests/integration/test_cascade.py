@@ -146,6 +146,24 @@ def test_cascade_falls_back_to_the_leader_and_returns(cluster):
     row_reaches(leader, [node2, node3], 3)
     assert cluster.procs.log_contains("node3", 'following "node2" (replicatefrom)')
 
+    # A clean stop of node2 (its agent stops PostgreSQL and its member key
+    # goes with its lease): node3 falls back from the view alone.
+    t2 = time.monotonic()
+    node2.stop()
+    wait_until(lambda: streams_from(node3, leader), 10 * LOOP_WAIT, interval=0.05,
+               what="node3 streaming from the leader after node2 stopped")
+    took = time.monotonic() - t2
+    print(f"fallback: node3 streams from the leader {took:.2f} s after node2's agent was "
+          f"told to stop")
+    assert took <= 2 * LOOP_WAIT + 1.0, f"fallback took {took:.2f} s"
+    assert cluster.procs.log_contains(
+        "node3", '"node2" is unavailable (it is not a member of the cluster)')
+    row_reaches(leader, [node3], 4)
+    node2.start()
+    wait_until(lambda: cascaded(leader, node2, node3), 60, interval=0.2,
+               what="node3 streaming from node2 after node2's restart")
+    row_reaches(leader, [node2, node3], 5)
+
 
 def test_replicatefrom_unknown_or_itself_follows_the_leader(cluster):
     cluster.node("node2").tags = {"replicatefrom": "node2"}
