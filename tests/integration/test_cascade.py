@@ -222,3 +222,33 @@ def test_replicatefrom_reload_and_loop(cluster):
         leader.sql("SELECT pg_switch_wal()")
     wait_until(lambda: lsn(slot(node2, "node3")[1]) > before, 15, interval=0.2,
                what="node2's slot for node3 advanced")
+
+
+def test_cascade_survives_a_failover(cluster):
+    """The leader dies while node3 cascades from node2: a new leader is
+    elected, and the remaining replica streams from it on its timeline."""
+    cluster.node("node3").tags = {"replicatefrom": "node2"}
+    leader = start_node1_first(cluster)
+    node2, node3 = cluster.node("node2"), cluster.node("node3")
+    wait_until(lambda: cascaded(leader, node2, node3), 30, interval=0.2,
+               what="node3 streaming from node2 only")
+    leader.sql("CREATE TABLE cascade_t (v int)")
+    row_reaches(leader, [node2, node3], 1)
+
+    pid = leader.postmaster_pid()
+    leader.kill()                  # the agent ...
+    os.kill(pid, signal.SIGKILL)   # ... and its PostgreSQL together
+
+    def new_leader():
+        s = cluster.status()
+        return s["leader"] if s["leader"] in ("node2", "node3") else None
+    new = cluster.node(wait_until(new_leader, 30, interval=0.2, what="a new leader"))
+    other = node3 if new is node2 else node2
+    wait_until(lambda: streams_from(other, new), 30, interval=0.2,
+               what=f"{other.name} streaming from the new leader {new.name}")
+    tli = new.sql("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")[0][0]
+    wait_until(lambda: receiver(other) and int(tli, 16) == other.sql(
+        "SELECT received_tli FROM pg_stat_wal_receiver")[0][0], 30, interval=0.2,
+        what=f"{other.name} on the new timeline")
+    row_reaches(new, [other], 2)
+    print(f"failover: {new.name} leads, {other.name} streams from it on timeline {int(tli, 16)}")
