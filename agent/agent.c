@@ -206,6 +206,12 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata)
         log_warning("postgresql stopped (postmaster %d is gone)", (int)a->postmaster_pid);
         agent_schedule_tick(a, clock_monotonic_usec());
     }
+    /* a replicatefrom upstream that stopped sending is looked at again
+     * (and left) without waiting for the next loop */
+    uint64_t look = a->stopping ? 0 : agent_observe_upstream(a, clock_monotonic_usec());
+    if (look) {
+        agent_schedule_tick(a, look);
+    }
     agent_publish_rest(a, clock_monotonic_usec());
     (void)sd_event_source_set_time(s, usec + AGENT_PROBE_INTERVAL_USEC);
     return 0;
@@ -634,7 +640,10 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
     const DcsCluster *c = a->cluster;
     const DcsLeader *l = c ? c->leader : NULL;
     const DcsMember *lm = c ? dcs_cluster_leader_member(c) : NULL;
-    agent_observe_upstream(a, now);
+    uint64_t look = agent_observe_upstream(a, now);
+    if (look > now) {
+        agent_schedule_tick(a, look); /* the second look */
+    }
     *in = (HaInput){
         .state = a->state,
         .now_usec = now,

@@ -120,7 +120,8 @@ typedef struct Agent {
     int64_t upstream_avoid_revision; /* its member key's mod_revision when we gave up on it */
     uint64_t upstream_retry_usec;    /* and not before this */
     unsigned upstream_failures;      /* give-ups in a row, for the backoff */
-    uint64_t upstream_ok_usec;       /* last seen streaming from `following` (or pointed at it) */
+    uint64_t upstream_down_usec;     /* first tick that saw no streaming from a replicatefrom
+                                        upstream (0: streaming, or not cascading) */
     int64_t params_revision;         /* the config key revision postgresql.conf was written from */
     HaRequest request;               /* what an operator asked for (POST /restart, /reinitialize) */
     bool diverged; /* seen past the leader's fork point; kept until rewound or moved aside */
@@ -191,10 +192,13 @@ int agent_exec_sql(Agent *a, const char *sql, PGresult **ret);
  * it changes. Borrowed from a->cluster; NULL when there is none. */
 const DcsMember *agent_upstream(Agent *a);
 /* Observes whether a replica that streams from its replicatefrom member
- * still gets WAL from it: after a loop_wait without streaming it gives up on
- * that member (agent_upstream() then answers the leader) until the member's
- * agent has rewritten its key and the backoff has passed. Logs a give-up. */
-void agent_observe_upstream(Agent *a, uint64_t now_usec);
+ * still gets WAL from it: when two looks (ticks or one-second probes) at
+ * least half a loop_wait apart see its walreceiver not streaming, it gives
+ * up on that member (agent_upstream() then answers the leader) until the
+ * member's agent has rewritten its key and the backoff has passed. Logs a
+ * give-up. Returns when a tick should look (again) or act on it: now after
+ * a give-up, the second look's time after a first failed one; 0: no need. */
+uint64_t agent_observe_upstream(Agent *a, uint64_t now_usec);
 
 /* Deletes the leader key if it still names us (agent/ha_exec.c). */
 int agent_release_leader(Agent *a);

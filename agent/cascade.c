@@ -3,8 +3,9 @@
  * cluster view), and what the agent observes itself: a replicatefrom member
  * whose key still says "streaming" may be unable to send (its PostgreSQL
  * died and its agent is hung or gone, so the key lives on until its lease
- * expires). A replica that gets no WAL from it for a loop_wait falls back to
- * the leader at once, instead of waiting out that member's ttl. */
+ * expires). A replica that sees its walreceiver not streaming from it on
+ * two ticks falls back to the leader at once (within two loops), instead
+ * of waiting out that member's ttl. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,11 +46,11 @@ const DcsMember *agent_upstream(Agent *a)
     return u.member;
 }
 
-void agent_observe_upstream(Agent *a, uint64_t now)
+uint64_t agent_observe_upstream(Agent *a, uint64_t now)
 {
     const DcsCluster *c = a->dcs_ok ? a->cluster : NULL;
     if (!c) {
-        return;
+        return 0;
     }
     const char *tag = a->config->tags.replicatefrom;
     if (a->upstream_avoid) {
@@ -68,26 +69,29 @@ void agent_observe_upstream(Agent *a, uint64_t now)
     bool cascading = a->state == HA_STATE_REPLICA && a->following &&
                      !(lm && strcmp(lm->name, a->following) == 0) && a->pg_running && a->probe_ok &&
                      a->snap.in_recovery;
-    if (!cascading) {
-        /* the grace counts from when streaming can be expected (a start
-         * after the conf was written may take longer than a loop) */
-        a->upstream_ok_usec = now;
-        return;
+    if (!cascading || agent_streaming(a)) {
+        a->upstream_down_usec = 0;
+        if (cascading) {
+            a->upstream_failures = 0;
+        }
+        return 0;
     }
-    if (agent_streaming(a)) {
-        a->upstream_ok_usec = now;
-        a->upstream_failures = 0;
-        return;
-    }
+    /* two looks without streaming, at least half a loop apart (a tick woken
+     * by the watch may come right after another): a single look may catch
+     * a walreceiver that reconnects */
     int64_t loop_wait = agent_dcs(a)->loop_wait;
-    uint64_t grace = (uint64_t)(loop_wait > 1 ? loop_wait : 1) * USEC_PER_SEC;
-    if (now < a->upstream_ok_usec + grace) {
-        return;
+    uint64_t grace = (uint64_t)(loop_wait > 1 ? loop_wait : 1) * USEC_PER_SEC / 2;
+    if (a->upstream_down_usec == 0) {
+        a->upstream_down_usec = now;
+        return now + grace;
+    }
+    if (now < a->upstream_down_usec + grace) {
+        return a->upstream_down_usec + grace;
     }
     const DcsMember *m = dcs_cluster_get_member(c, a->following);
     char *avoid = strdup(a->following);
     if (!avoid) {
-        return;
+        return 0;
     }
     free(a->upstream_avoid);
     a->upstream_avoid = avoid;
@@ -99,7 +103,9 @@ void agent_observe_upstream(Agent *a, uint64_t now)
     }
     a->upstream_failures++;
     a->upstream_retry_usec = now + backoff;
-    log_warning("no WAL streamed from \"%s\" for %" PRIu64 " ms: following the leader until it "
+    log_warning("not streaming from \"%s\" for %" PRIu64 " ms: following the leader until it "
                 "publishes its state again (at the earliest in %" PRIu64 " ms)",
-                avoid, (now - a->upstream_ok_usec) / 1000, backoff / 1000);
+                avoid, (now - a->upstream_down_usec) / 1000, backoff / 1000);
+    a->upstream_down_usec = 0;
+    return now;
 }

@@ -260,7 +260,7 @@ int agent_write_conf(Agent *a, bool replica)
     a->params_revision = cc ? cc->mod_revision : 0;
     free(a->following);
     a->following = u.host ? strdup(up->name) : NULL;
-    a->upstream_ok_usec = clock_monotonic_usec(); /* its grace starts now */
+    a->upstream_down_usec = 0; /* a new upstream: its own looks count */
     return 0;
 }
 
