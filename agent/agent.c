@@ -209,6 +209,12 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata)
         /* commits may wait on a standby that is gone: not loop_wait later */
         agent_schedule_tick(a, clock_monotonic_usec());
     }
+    /* a replicatefrom upstream that stopped sending is looked at again
+     * (and left) without waiting for the next loop */
+    uint64_t look = a->stopping ? 0 : agent_observe_upstream(a, clock_monotonic_usec());
+    if (look) {
+        agent_schedule_tick(a, look);
+    }
     agent_publish_rest(a, clock_monotonic_usec());
     (void)sd_event_source_set_time(s, usec + AGENT_PROBE_INTERVAL_USEC);
     return 0;
@@ -609,9 +615,9 @@ static bool run_election(Agent *a)
     return best;
 }
 
-static bool follows(const Agent *a, const DcsMember *leader)
+static bool follows(const Agent *a, const DcsMember *upstream)
 {
-    return a->following && leader && strcmp(a->following, leader->name) == 0;
+    return a->following && upstream && strcmp(a->following, upstream->name) == 0;
 }
 
 /* A scheduled switchover is due when its time has come; until then a tick
@@ -653,8 +659,9 @@ static void observe_divergence(Agent *a)
         a->streamed_tli = s->received_tli;
     }
     /* "streaming" shows also while a walreceiver that PostgreSQL will reject
-     * starts up: only streaming on the leader's timeline clears the verdict */
-    if (streaming && follows(a, lm) && (lm->timeline <= 0 || s->received_tli >= lm->timeline)) {
+     * starts up: only streaming on the leader's timeline clears the verdict,
+     * from the leader or from a replicatefrom member that streams it */
+    if (streaming && a->following && (lm->timeline <= 0 || s->received_tli >= lm->timeline)) {
         a->diverged = false;
         return;
     }
@@ -674,6 +681,10 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
     const DcsCluster *c = a->cluster;
     const DcsLeader *l = c ? c->leader : NULL;
     const DcsMember *lm = c ? dcs_cluster_leader_member(c) : NULL;
+    uint64_t look = agent_observe_upstream(a, now);
+    if (look > now) {
+        agent_schedule_tick(a, look); /* the second look */
+    }
     *in = (HaInput){
         .state = a->state,
         .now_usec = now,
@@ -688,7 +699,7 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
         .has_leader = l != NULL,
         .leader_is_me = l && strcmp(l->name, a->config->name) == 0,
         .leader_member_known = lm && lm->host,
-        .follows_leader = follows(a, lm),
+        .follows_upstream = follows(a, agent_upstream(a)),
         .nofailover = a->config->tags.nofailover || a->watchdog_blocked,
         .use_pg_rewind = agent_dcs(a)->use_pg_rewind,
     };
@@ -882,9 +893,9 @@ static void apply_cluster_parameters(Agent *a)
         return; /* starting, stopping...: the next start writes it anyway */
     }
     /* A replica keeps its upstream: rewrite only while it follows the
-     * leader it is pointed at. */
-    const DcsMember *lm = dcs_cluster_leader_member(a->cluster);
-    if (replica && !(lm && lm->host && follows(a, lm))) {
+     * member it should (else FOLLOW re-points it, writing the file). */
+    const DcsMember *up = replica ? agent_upstream(a) : NULL;
+    if (replica && !(up && up->host && follows(a, up))) {
         return;
     }
     if (agent_write_conf(a, replica) < 0) {
@@ -1154,6 +1165,8 @@ Agent *agent_free(Agent *a)
     free(a->member_key);
     free(a->following);
     free(a->sync_names);
+    free(a->upstream_note);
+    free(a->upstream_avoid);
     free(a->config_path);
     config_free(a->config);
     free(a);

@@ -36,6 +36,11 @@
 #define AGENT_CLONE_BACKOFF_MAX_USEC (60 * 1000 * 1000ULL)
 /* Longest "not a candidate: ..." reason kept for the member key. */
 #define AGENT_REASON_MAX 256
+/* A replicatefrom member we could not stream from is tried again after
+ * this backoff (doubled per failure in a row up to the max), and only once
+ * its agent has rewritten its member key. */
+#define AGENT_UPSTREAM_RETRY_MIN_USEC (2 * 1000 * 1000ULL)
+#define AGENT_UPSTREAM_RETRY_MAX_USEC (60 * 1000 * 1000ULL)
 /* Job deadlines. */
 #define AGENT_INITDB_TIMEOUT_SEC     120
 #define AGENT_START_TIMEOUT_SEC      60
@@ -115,9 +120,17 @@ typedef struct Agent {
     AgentJob job;
     uint64_t clone_retry_usec;
     unsigned clone_failures;
-    char *following;         /* owned: the leader we point primary_conninfo at */
-    int64_t params_revision; /* the config key revision postgresql.conf was written from */
-    HaRequest request;       /* what an operator asked for (POST /restart, /reinitialize) */
+    char *following;                 /* owned: the member we point primary_conninfo at (the leader,
+                                        or the member our replicatefrom tag names) */
+    char *upstream_note;             /* owned: the last upstream choice logged (agent/cascade.c) */
+    char *upstream_avoid;            /* owned: a replicatefrom member we could not stream from */
+    int64_t upstream_avoid_revision; /* its member key's mod_revision when we gave up on it */
+    uint64_t upstream_retry_usec;    /* and not before this */
+    unsigned upstream_failures;      /* give-ups in a row, for the backoff */
+    uint64_t upstream_down_usec;     /* first tick that saw no streaming from a replicatefrom
+                                        upstream (0: streaming, or not cascading) */
+    int64_t params_revision;         /* the config key revision postgresql.conf was written from */
+    HaRequest request;               /* what an operator asked for (POST /restart, /reinitialize) */
     bool diverged; /* seen past the leader's fork point; kept until rewound or moved aside */
     uint32_t streamed_tli; /* the timeline we last streamed on as a replica; 0: unknown
                               (we led, or the data was rewound or replaced since) */
@@ -199,6 +212,19 @@ void agent_sync_before_start(Agent *a);
 /* The leader's probe sees a synchronous standby to add or (not strict) to
  * give up on: the loop should run now rather than at loop_wait. */
 bool agent_sync_needs_tick(const Agent *a);
+/* Cascading replication (agent/cascade.c). agent_upstream: whom this
+ * replica should stream from now (upstream_choose() on the current view,
+ * our replicatefrom tag and the member we gave up on); logs the choice when
+ * it changes. Borrowed from a->cluster; NULL when there is none. */
+const DcsMember *agent_upstream(Agent *a);
+/* Observes whether a replica that streams from its replicatefrom member
+ * still gets WAL from it: when two looks (ticks or one-second probes) at
+ * least half a loop_wait apart see its walreceiver not streaming, it gives
+ * up on that member (agent_upstream() then answers the leader) until the
+ * member's agent has rewritten its key and the backoff has passed. Logs a
+ * give-up. Returns when a tick should look (again) or act on it: now after
+ * a give-up, the second look's time after a first failed one; 0: no need. */
+uint64_t agent_observe_upstream(Agent *a, uint64_t now_usec);
 
 /* Deletes the leader key if it still names us (agent/ha_exec.c). */
 int agent_release_leader(Agent *a);

@@ -244,6 +244,11 @@ static bool guard_up(const HaInput *in)
     return in->pg_running && in->pg_reachable;
 }
 
+static bool guard_up_fresh_view(const HaInput *in)
+{
+    return guard_up(in) && in->dcs_ok;
+}
+
 /* The new primary answers and the leader key is free (or ours). */
 static bool guard_bootstrap_up(const HaInput *in)
 {
@@ -301,7 +306,7 @@ static bool guard_no_leader(const HaInput *in)
 static bool guard_must_follow(const HaInput *in)
 {
     return in->dcs_ok && in->has_leader && !in->leader_is_me && in->leader_member_known &&
-           !in->follows_leader;
+           !in->follows_upstream;
 }
 
 static bool guard_lease_expiring(const HaInput *in)
@@ -553,7 +558,12 @@ static const HaRow table[] = {
     /* Starting. */
     { HA_STATE_STARTING_REPLICA, G(guard_job_failed), HA_STATE_INIT, NONE,
       "the replica did not start" },
-    { HA_STATE_STARTING_REPLICA, G(guard_up), HA_STATE_REPLICA, NONE, "replica started" },
+    /* Slots for the members that cascade from us exist before our member
+     * key first says "running" (they may point at us from then on). */
+    { HA_STATE_STARTING_REPLICA, G(guard_up_fresh_view), HA_STATE_REPLICA, A(HA_ACTION_SYNC_SLOTS),
+      "replica started" },
+    { HA_STATE_STARTING_REPLICA, G(guard_up), HA_STATE_REPLICA, NONE,
+      "replica started; etcd unreachable" },
     { HA_STATE_STARTING_REPLICA, G(guard_always), STAY, NONE, "waiting for the replica to start" },
     { HA_STATE_STARTING_PRIMARY, G(guard_lease_expiring), HA_STATE_INIT, A(HA_ACTION_FENCE),
       "the leader lease expires while the primary starts: fencing" },
@@ -624,8 +634,11 @@ static const HaRow table[] = {
     { HA_STATE_REPLICA, G(guard_replica_diverged), HA_STATE_INIT, A(HA_ACTION_STOP_POSTGRES),
       "our WAL goes past the leader's fork point: stopping to rewind" },
     { HA_STATE_REPLICA, G(guard_must_follow), STAY, A(HA_ACTION_FOLLOW),
-      "following the new leader" },
-    { HA_STATE_REPLICA, G(guard_always), STAY, NONE, "replica" },
+      "following a new upstream (the leader, or the replicatefrom member)" },
+    /* A replica keeps slots for the members that cascade from it, from a
+     * fresh view only (it drops the others). */
+    { HA_STATE_REPLICA, G(guard_dcs_down), STAY, NONE, "replica; etcd unreachable" },
+    { HA_STATE_REPLICA, G(guard_always), STAY, A(HA_ACTION_SYNC_SLOTS), "replica" },
 
     /* Shutdown runs outside the table (agent_stop); it only waits here. */
     { HA_STATE_STOPPING, G(guard_always), STAY, NONE, "stopping" },

@@ -44,8 +44,9 @@ typedef enum HaAction {
     HA_ACTION_CLONE,              /* start the pg_basebackup job */
     HA_ACTION_REMOVE_CLONE,       /* remove a failed clone, arm the retry backoff */
     HA_ACTION_INSTALL_CLONE,      /* rename the clone dir over data_dir */
-    HA_ACTION_FOLLOW,             /* re-point primary_conninfo at the leader, reload */
-    HA_ACTION_SYNC_SLOTS,         /* a slot per other member, drop slots of gone ones */
+    HA_ACTION_FOLLOW,             /* re-point primary_conninfo at the upstream, reload */
+    HA_ACTION_SYNC_SLOTS,         /* a slot per member streaming from us (leader: every other
+                                     member), drop inactive others, advance unused ones */
     HA_ACTION_PUBLISH_STATUS,     /* `status` optime (and slots) */
     HA_ACTION_REFUSE,             /* log the refusal once */
     HA_ACTION_RECLAIM_INITIALIZE, /* create-if-absent `initialize` = our system identifier */
@@ -102,7 +103,9 @@ typedef struct HaInput {
     bool pg_in_recovery; /* from that probe */
     bool standby_signal; /* standby.signal in the data dir (when not running) */
     HaJobResult job;
-    bool follows_leader;       /* the running replica's upstream is the current leader */
+    bool follows_upstream;     /* the running replica follows whom it should: the member its
+                                  replicatefrom tag names while that one can serve it, else
+                                  the current leader (lib/upstream.h) */
     uint64_t clone_retry_usec; /* no clone before this (backoff after a failure) */
     bool lease_expiring;       /* our last lease renewal is older than ttl minus the safety
                                   margin: a leader must stop accepting writes now */

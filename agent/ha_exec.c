@@ -17,6 +17,7 @@
 
 #include "agent.h"
 #include "clock.h"
+#include "upstream.h"
 
 #define EXEC_SQL_DEADLINE_USEC (5 * 1000 * 1000ULL)
 
@@ -237,13 +238,16 @@ static void slot_name(const char *member, char *buf, size_t size)
 
 int agent_write_conf(Agent *a, bool replica)
 {
-    const DcsMember *lm = replica ? leader_member(a) : NULL;
+    /* the leader, or the member our replicatefrom tag names; our slot
+     * there: the leader keeps one for every member, a replica for those
+     * whose tag names it */
+    const DcsMember *up = replica ? agent_upstream(a) : NULL;
     char slot[PGPROBE_NAME_MAX];
     slot_name(a->config->name, slot, sizeof(slot));
     PgUpstream u = { 0 };
-    if (lm && lm->host && strcmp(lm->name, a->config->name) != 0) {
-        u = (PgUpstream){ .host = lm->host,
-                          .port = lm->port,
+    if (up && up->host && strcmp(up->name, a->config->name) != 0) {
+        u = (PgUpstream){ .host = up->host,
+                          .port = up->port,
                           .slot_name = agent_dcs(a)->use_slots ? slot : NULL };
     }
     const DcsConfig *cc = a->cluster ? a->cluster->config : NULL;
@@ -255,7 +259,8 @@ int agent_write_conf(Agent *a, bool replica)
     }
     a->params_revision = cc ? cc->mod_revision : 0;
     free(a->following);
-    a->following = u.host ? strdup(lm->name) : NULL;
+    a->following = u.host ? strdup(up->name) : NULL;
+    a->upstream_down_usec = 0; /* a new upstream: its own looks count */
     return 0;
 }
 
@@ -526,55 +531,119 @@ static int follow(Agent *a)
     return 0;
 }
 
-/* A physical slot per other member; drop physical slots of members that are
- * gone (only inactive ones: a connected walsender keeps its slot). */
+/* The slots this member keeps: the leader one for every other member, a
+ * replica one for every member whose replicatefrom tag names it (Patroni
+ * 3.0.2 keeps none on the leader for a member whose replicatefrom names
+ * another member; but that member falls back to the leader while its
+ * upstream is unavailable, and its primary_slot_name must then exist).
+ *
+ * WAL retention: such a slot is unused while the member streams from
+ * elsewhere, and an unused slot holds WAL without limit. So an inactive slot
+ * of a member that streams (from someone else: with us its slot would be
+ * active) is advanced to the position the member publishes, less one WAL
+ * segment: the member has that WAL already, and the segment kept covers the
+ * start of the segment its walreceiver asks for when it comes back (a record
+ * may cross into the next segment). A member that does not stream keeps its
+ * slot where it is, as before: it may need that WAL to catch up. */
+typedef struct SlotSet {
+    FILE *create;  /* VALUES rows ('slot') we want */
+    FILE *advance; /* VALUES rows ('slot', 'lsn'::pg_lsn) to move forward */
+    size_t n_advance;
+} SlotSet;
+
+static void want_slot(const DcsMember *m, void *userdata)
+{
+    SlotSet *set = userdata;
+    char slot[PGPROBE_NAME_MAX];
+    slot_name(m->name, slot, sizeof(slot));
+    fprintf(set->create, ",('%s')", slot);
+    if (m->has_xlog_location && m->xlog_location > 0 && m->state &&
+        strcmp(m->state, "running") == 0 && m->replication_state &&
+        strcmp(m->replication_state, "streaming") == 0) {
+        fprintf(set->advance, "%s('%s','%X/%X'::pg_catalog.pg_lsn)", set->n_advance ? "," : "",
+                slot, (unsigned)(m->xlog_location >> 32), (unsigned)m->xlog_location);
+        set->n_advance++;
+    }
+}
+
 static int sync_slots(Agent *a)
 {
     if (!agent_dcs(a)->use_slots || !a->cluster || !a->probe_ok) {
         return 0;
     }
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&buf, &size);
-    if (!f) {
-        return -ENOMEM;
-    }
-    fputs("SET synchronous_commit = local;"
-          "SELECT pg_catalog.pg_create_physical_replication_slot(n, true) FROM (VALUES ",
-          f);
-    size_t want = 0;
-    fputs("('')", f); /* keeps the VALUES list valid when empty */
-    for (size_t i = 0; i < a->cluster->n_members; i++) {
-        const DcsMember *m = &a->cluster->members[i];
-        if (strcmp(m->name, a->config->name) == 0) {
-            continue;
+    _cleanup_free_ char *create = NULL, *advance = NULL;
+    size_t create_size = 0, advance_size = 0;
+    SlotSet set = { .create = open_memstream(&create, &create_size),
+                    .advance = open_memstream(&advance, &advance_size) };
+    if (!set.create || !set.advance) {
+        if (set.create) {
+            fclose(set.create);
         }
-        char slot[PGPROBE_NAME_MAX];
-        slot_name(m->name, slot, sizeof(slot));
-        fprintf(f, ",('%s')", slot);
-        want++;
-    }
-    fputs(") AS w(n) WHERE n <> '' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots "
-          "s WHERE s.slot_name = w.n);",
-          f);
-    fputs("SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM "
-          "pg_catalog.pg_replication_slots WHERE slot_type = 'physical' AND NOT active "
-          "AND slot_name NOT IN (SELECT n FROM (VALUES ('')",
-          f);
-    for (size_t i = 0; i < a->cluster->n_members; i++) {
-        char slot[PGPROBE_NAME_MAX];
-        slot_name(a->cluster->members[i].name, slot, sizeof(slot));
-        fprintf(f, ",('%s')", slot);
-    }
-    fputs(") AS k(n))", f);
-    if (fclose(f) != 0) {
-        free(buf);
+        if (set.advance) {
+            fclose(set.advance);
+        }
         return -ENOMEM;
     }
-    int r = agent_exec_sql(a, buf, NULL);
-    free(buf);
-    (void)want;
-    return r;
+    const char *me = a->config->name;
+    if (!a->snap.in_recovery) {
+        for (size_t i = 0; i < a->cluster->n_members; i++) {
+            if (strcmp(a->cluster->members[i].name, me) != 0) {
+                want_slot(&a->cluster->members[i], &set);
+            }
+        }
+    } else {
+        (void)upstream_foreach_downstream(a->cluster, me, want_slot, &set);
+    }
+    bool ok = fclose(set.create) == 0;
+    ok = fclose(set.advance) == 0 && ok;
+    if (!ok) {
+        return -ENOMEM;
+    }
+    /* ('') keeps each VALUES list valid when it is empty */
+    _cleanup_free_ char *sql = NULL;
+    if (asprintf(&sql,
+                 "SET synchronous_commit = local;"
+                 "SELECT pg_catalog.pg_create_physical_replication_slot(n, true) FROM (VALUES "
+                 "('')%s) AS w(n) WHERE n <> '' AND NOT EXISTS (SELECT 1 FROM "
+                 "pg_catalog.pg_replication_slots s WHERE s.slot_name = w.n);"
+                 "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM "
+                 "pg_catalog.pg_replication_slots WHERE slot_type = 'physical' AND NOT active "
+                 "AND slot_name NOT IN (SELECT n FROM (VALUES ('')%s) AS k(n))",
+                 create, create) < 0) {
+        return -ENOMEM;
+    }
+    int r = agent_exec_sql(a, sql, NULL);
+    if (r < 0 || set.n_advance == 0) {
+        return r;
+    }
+    /* apart, so that a slot taken in between fails only this statement */
+    _cleanup_free_ char *adv = NULL;
+    /* PostgreSQL moves a slot no further than its flush (a standby: replay)
+     * position and refuses to move it backwards: the target is capped here
+     * so that the comparison with restart_lsn sees the same value */
+    if (asprintf(&adv,
+                 "SELECT pg_catalog.pg_replication_slot_advance(s.slot_name, t.lsn) FROM ("
+                 "SELECT w.n, LEAST(w.lsn - seg.b, cap.lsn) AS lsn FROM (VALUES %s) AS w(n, lsn), "
+                 "(SELECT pg_catalog.pg_size_bytes(pg_catalog.current_setting("
+                 "'wal_segment_size')) AS b) AS seg, "
+                 "(SELECT CASE WHEN pg_catalog.pg_is_in_recovery() "
+                 "THEN pg_catalog.pg_last_wal_replay_lsn() "
+                 "ELSE pg_catalog.pg_current_wal_flush_lsn() END AS lsn) AS cap "
+                 "WHERE w.lsn - '0/0'::pg_catalog.pg_lsn > seg.b) AS t "
+                 "JOIN pg_catalog.pg_replication_slots s ON s.slot_name = t.n "
+                 "WHERE s.slot_type = 'physical' AND NOT s.active AND s.restart_lsn IS NOT NULL "
+                 "AND s.restart_lsn < t.lsn",
+                 advance) < 0) {
+        return -ENOMEM;
+    }
+    PGresult *res = NULL;
+    if (pgprobe_exec(a->probe, adv, clock_monotonic_usec() + EXEC_SQL_DEADLINE_USEC, &res) < 0) {
+        log_debug("advancing unused slots: %s", pgprobe_last_error(a->probe));
+    }
+    if (res) {
+        PQclear(res);
+    }
+    return 0;
 }
 
 static int publish_status(Agent *a)

@@ -374,12 +374,16 @@ static const Case cases[] = {
       IN(.state = HA_STATE_STARTING_REPLICA, .job = HA_JOB_FAILED, .data = HA_DATA_OURS,
          .dcs_ok = true, LEADER_OTHER),
       HA_STATE_INIT, NO_ACTS, "the replica did not start" },
-    { "starting-replica: up -> replica",
+    { "starting-replica: up -> replica (slots for members cascading from it first)",
       IN(.state = HA_STATE_STARTING_REPLICA, .job = HA_JOB_SUCCEEDED, REPLICA_UP, LEADER_OTHER),
-      HA_STATE_REPLICA, NO_ACTS, "replica started" },
+      HA_STATE_REPLICA, ACTS(HA_ACTION_SYNC_SLOTS), "replica started" },
     { "starting-replica: up with no job result -> replica",
-      IN(.state = HA_STATE_STARTING_REPLICA, REPLICA_UP, LEADER_OTHER), HA_STATE_REPLICA, NO_ACTS,
-      "replica started" },
+      IN(.state = HA_STATE_STARTING_REPLICA, REPLICA_UP, LEADER_OTHER), HA_STATE_REPLICA,
+      ACTS(HA_ACTION_SYNC_SLOTS), "replica started" },
+    { "starting-replica: up on a stale view -> replica, slots untouched",
+      IN(.state = HA_STATE_STARTING_REPLICA, .data = HA_DATA_OURS, .pg_running = true,
+         .pg_reachable = true, .pg_in_recovery = true, LEADER_OTHER),
+      HA_STATE_REPLICA, NO_ACTS, "replica started; etcd unreachable" },
     { "starting-replica: started, not answering -> wait",
       IN(.state = HA_STATE_STARTING_REPLICA, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_OURS,
          .pg_running = true, .dcs_ok = true, LEADER_OTHER),
@@ -530,16 +534,16 @@ static const Case cases[] = {
            HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
       "no leader and we are the best candidate: promoting" },
     { "replica: no leader but not the best candidate -> stay",
-      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true), HA_STATE_REPLICA, NO_ACTS,
-      "replica" },
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true), HA_STATE_REPLICA,
+      ACTS(HA_ACTION_SYNC_SLOTS), "replica" },
     { "replica: elected but nofailover -> never promote",
       IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true,
          .nofailover = true),
-      HA_STATE_REPLICA, NO_ACTS, "replica" },
+      HA_STATE_REPLICA, ACTS(HA_ACTION_SYNC_SLOTS), "replica" },
     { "replica: elected on a stale view -> no promotion",
       IN(.state = HA_STATE_REPLICA, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
          .pg_in_recovery = true, .has_initialize = true, .healthiest = true),
-      HA_STATE_REPLICA, NO_ACTS, "replica" },
+      HA_STATE_REPLICA, NO_ACTS, "replica; etcd unreachable" },
     { "replica: switchover names us and the leader let go -> promote",
       IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true,
          .failover_candidate_me = true),
@@ -550,10 +554,10 @@ static const Case cases[] = {
     { "replica: switchover names another member -> no election even if healthiest",
       IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true,
          .failover_candidate_other = true),
-      HA_STATE_REPLICA, NO_ACTS, "replica" },
+      HA_STATE_REPLICA, ACTS(HA_ACTION_SYNC_SLOTS), "replica" },
     /* ---- a replica past the new leader's fork point ---- */
     { "diverged: a running replica stops to be rewound",
-      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .follows_leader = true,
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .follows_upstream = true,
          .diverged = true),
       HA_STATE_INIT, ACTS(HA_ACTION_STOP_POSTGRES),
       "our WAL goes past the leader's fork point: stopping to rewind" },
@@ -569,8 +573,8 @@ static const Case cases[] = {
       "clone anew" },
     { "diverged: nothing without a fresh view of etcd",
       IN(.state = HA_STATE_REPLICA, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
-         .pg_in_recovery = true, LEADER_OTHER, .follows_leader = true, .diverged = true),
-      HA_STATE_REPLICA, NO_ACTS, "replica" },
+         .pg_in_recovery = true, LEADER_OTHER, .follows_upstream = true, .diverged = true),
+      HA_STATE_REPLICA, NO_ACTS, "replica; etcd unreachable" },
 
     /* ---- what an operator asked for ---- */
     { "restart: the leader restarts its primary in place",
@@ -583,7 +587,7 @@ static const Case cases[] = {
       HA_STATE_PRIMARY, ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_PUBLISH_STATUS),
       "paused: keeping the leader key, no other action" },
     { "reinit: not while paused",
-      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .follows_leader = true,
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .follows_upstream = true,
          .request = HA_REQUEST_REINIT, .paused = true),
       HA_STATE_REPLICA, NO_ACTS, "paused: no automatic action" },
     { "restart: never while the lease runs out",
@@ -592,7 +596,7 @@ static const Case cases[] = {
       HA_STATE_INIT, ACTS(HA_ACTION_FENCE),
       "the leader lease could not be renewed in time: fencing (immediate shutdown)" },
     { "restart: a replica restarts",
-      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .follows_leader = true,
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .follows_upstream = true,
          .request = HA_REQUEST_RESTART),
       HA_STATE_STARTING_REPLICA, ACTS(HA_ACTION_RESTART_POSTGRES),
       "restart requested: restarting the replica" },
@@ -601,7 +605,7 @@ static const Case cases[] = {
          .request = HA_REQUEST_RESTART),
       HA_STATE_REPLICA, NO_ACTS, "waiting for the running job" },
     { "reinit: a replica stops first",
-      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .follows_leader = true,
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .follows_upstream = true,
          .request = HA_REQUEST_REINIT),
       HA_STATE_INIT, ACTS(HA_ACTION_STOP_POSTGRES),
       "reinitialize requested: stopping the replica" },
@@ -611,9 +615,9 @@ static const Case cases[] = {
       HA_STATE_INIT, ACTS(HA_ACTION_MOVE_DATA_ASIDE),
       "reinitialize: moving the data directory aside to clone anew" },
     { "reinit: never without a leader to clone from",
-      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .follows_leader = true,
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .follows_upstream = true,
          .request = HA_REQUEST_REINIT),
-      HA_STATE_REPLICA, NO_ACTS, "replica" },
+      HA_STATE_REPLICA, ACTS(HA_ACTION_SYNC_SLOTS), "replica" },
     { "reinit: never the leader",
       IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME, .request = HA_REQUEST_REINIT),
       HA_STATE_PRIMARY,
@@ -637,28 +641,30 @@ static const Case cases[] = {
          .paused = true),
       HA_STATE_PRIMARY, NO_ACTS, "paused: no automatic action" },
     { "replica: must follow a new leader", IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER),
-      HA_STATE_REPLICA, ACTS(HA_ACTION_FOLLOW), "following the new leader" },
+      HA_STATE_REPLICA, ACTS(HA_ACTION_FOLLOW),
+      "following a new upstream (the leader, or the replicatefrom member)" },
     { "replica: nofailover follows a new leader too",
       IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .nofailover = true), HA_STATE_REPLICA,
-      ACTS(HA_ACTION_FOLLOW), "following the new leader" },
+      ACTS(HA_ACTION_FOLLOW),
+      "following a new upstream (the leader, or the replicatefrom member)" },
     { "replica: already follows the leader",
-      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .follows_leader = true),
-      HA_STATE_REPLICA, NO_ACTS, "replica" },
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .follows_upstream = true),
+      HA_STATE_REPLICA, ACTS(HA_ACTION_SYNC_SLOTS), "replica" },
     { "replica: new leader's address unknown -> no follow yet",
-      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER_NOADDR), HA_STATE_REPLICA, NO_ACTS,
-      "replica" },
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER_NOADDR), HA_STATE_REPLICA,
+      ACTS(HA_ACTION_SYNC_SLOTS), "replica" },
     { "replica: no leader -> stays a replica",
-      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true), HA_STATE_REPLICA, NO_ACTS,
-      "replica" },
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true), HA_STATE_REPLICA,
+      ACTS(HA_ACTION_SYNC_SLOTS), "replica" },
     { "replica: a job failed -> stays a replica",
       IN(.state = HA_STATE_REPLICA, .job = HA_JOB_FAILED, REPLICA_UP, LEADER_OTHER,
-         .follows_leader = true),
-      HA_STATE_REPLICA, NO_ACTS, "replica" },
+         .follows_upstream = true),
+      HA_STATE_REPLICA, ACTS(HA_ACTION_SYNC_SLOTS), "replica" },
 
     { "replica: a job succeeded -> stays a replica",
       IN(.state = HA_STATE_REPLICA, .job = HA_JOB_SUCCEEDED, REPLICA_UP, LEADER_OTHER,
-         .follows_leader = true),
-      HA_STATE_REPLICA, NO_ACTS, "replica" },
+         .follows_upstream = true),
+      HA_STATE_REPLICA, ACTS(HA_ACTION_SYNC_SLOTS), "replica" },
 
     /* ---- stopping ---- */
     { "stopping: waits", IN(.state = HA_STATE_STOPPING, .data = HA_DATA_OURS, .dcs_ok = true),
@@ -716,11 +722,11 @@ static void format_input(char *buf, size_t size, const HaInput *in)
     static const char *const job[] = { "none", "running", "succeeded", "failed" };
     snprintf(buf, size,
              "state=%s data=%s job=%s pg_running=%d pg_reachable=%d pg_in_recovery=%d "
-             "standby_signal=%d follows_leader=%d dcs_ok=%d has_initialize=%d has_leader=%d "
+             "standby_signal=%d follows_upstream=%d dcs_ok=%d has_initialize=%d has_leader=%d "
              "leader_is_me=%d leader_member_known=%d nofailover=%d lease_expiring=%d "
              "healthiest=%d restart_expired=%d use_pg_rewind=%d clone_backoff_pending=%d",
              state_name(in->state), data[in->data], job[in->job], in->pg_running, in->pg_reachable,
-             in->pg_in_recovery, in->standby_signal, in->follows_leader, in->dcs_ok,
+             in->pg_in_recovery, in->standby_signal, in->follows_upstream, in->dcs_ok,
              in->has_initialize, in->has_leader, in->leader_is_me, in->leader_member_known,
              in->nofailover, in->lease_expiring, in->healthiest, in->restart_expired,
              in->use_pg_rewind, in->now_usec < in->clone_retry_usec);
@@ -864,7 +870,7 @@ static void make_input(HaInput *in, HaState s, HaDataDir data, HaJobResult job, 
         .pg_reachable = bits & (1u << 1),
         .pg_in_recovery = bits & (1u << 2),
         .standby_signal = bits & (1u << 3),
-        .follows_leader = bits & (1u << 4),
+        .follows_upstream = bits & (1u << 4),
         .dcs_ok = bits & (1u << 5),
         .has_initialize = bits & (1u << 6),
         .has_leader = bits & (1u << 7),
@@ -920,8 +926,8 @@ static const char *const inv_names[_INV_MAX] = {
                                            "stops at once",
     [INV_NO_PRIMARY_START_UNDER_OTHER_LEADER] = "(h) never start postgresql as a primary while "
                                                 "another member holds the key",
-    [INV_NO_CLUSTER_ACTION_ON_STALE_VIEW] = "(f) no leader-key, initialize, clone or follow "
-                                            "action while etcd is unreachable",
+    [INV_NO_CLUSTER_ACTION_ON_STALE_VIEW] = "(f) no leader-key, initialize, clone, follow or "
+                                            "slot action while etcd is unreachable",
 };
 
 static bool inv_holds(int inv, const HaInput *in, const HaDecision *d)
@@ -957,7 +963,7 @@ static bool inv_holds(int inv, const HaInput *in, const HaDecision *d)
                !(has_action(d, HA_ACTION_TAKE_LEADER) || has_action(d, HA_ACTION_RENEW_LEADER) ||
                  has_action(d, HA_ACTION_RACE_INITIALIZE) ||
                  has_action(d, HA_ACTION_RECLAIM_INITIALIZE) || has_action(d, HA_ACTION_CLONE) ||
-                 has_action(d, HA_ACTION_FOLLOW));
+                 has_action(d, HA_ACTION_FOLLOW) || has_action(d, HA_ACTION_SYNC_SLOTS));
     case INV_NO_TAKE_OVER_OTHER_LEADER:
         return !(in->has_leader && !in->leader_is_me && has_action(d, HA_ACTION_TAKE_LEADER));
     default:
@@ -973,7 +979,7 @@ static int plausibility(const HaInput *in)
     return (in->pg_running || !in->pg_reachable) + (in->pg_reachable || !in->pg_in_recovery) +
            (!in->pg_running || !in->standby_signal) + (in->has_leader || !in->leader_is_me) +
            (in->has_leader || !in->leader_member_known) + (in->has_initialize || !in->has_leader) +
-           (in->pg_in_recovery || !in->follows_leader) + in->dcs_ok + (in->job == HA_JOB_NONE) +
+           (in->pg_in_recovery || !in->follows_upstream) + in->dcs_ok + (in->job == HA_JOB_NONE) +
            (in->data != HA_DATA_EMPTY || !in->pg_running);
 }
 
