@@ -156,6 +156,7 @@ int agent_touch_member(Agent *a)
         .replication = primary ? rows : NULL,
         .n_replication = n_rows,
         .failover_blocked = failover_blocked(a),
+        .upstream = agent_streaming(a) ? a->following : NULL,
     };
     int r = dcs_member_encode(&m, &value);
     json_decref(tags);

@@ -471,9 +471,10 @@ int verb_status(int argc, char *argv[])
 
 /* ---- topology ---- */
 
-/* The member m replicates from: its replicatefrom tag when that names
- * another member, else the leader's member; -1 for a root. Indexes into
- * c->members. */
+/* The member m replicates from: the upstream it says it streams from,
+ * else (not streaming, or a Patroni member) its replicatefrom tag when that
+ * names another member, else the leader's member; -1 for a root. Indexes
+ * into c->members. */
 static ssize_t upstream_of(const DcsCluster *c, size_t i, ssize_t leader)
 {
     const DcsMember *m = &c->members[i];
@@ -481,9 +482,10 @@ static ssize_t upstream_of(const DcsCluster *c, size_t i, ssize_t leader)
         return -1;
     }
     const json_t *tag = m->tags ? json_object_get(m->tags, "replicatefrom") : NULL;
-    if (json_is_string(tag)) {
+    const char *up = m->upstream ? m->upstream : json_string_value(tag);
+    if (up) {
         for (size_t j = 0; j < c->n_members; j++) {
-            if (j != i && strcmp(c->members[j].name, json_string_value(tag)) == 0) {
+            if (j != i && strcmp(c->members[j].name, up) == 0) {
                 return (ssize_t)j;
             }
         }

@@ -510,6 +510,7 @@ static int member_parse(DcsCluster *c, const EtcdKeyValue *kv, const char *name,
     (void)json_to_bool(json_object_get(d, "replay_paused"), &m->replay_paused);
     m->has_lag_seconds = json_to_seconds(json_object_get(d, "lag_seconds"), &m->lag_seconds);
     m->failover_blocked = json_str(d, "failover_blocked");
+    m->upstream = json_str(d, "upstream");
     int rr = replication_parse(c, kv->key, json_object_get(d, "replication"), m);
     if (rr < 0) {
         return rr;
@@ -1583,6 +1584,9 @@ int dcs_member_encode(const DcsMemberInfo *m, char **ret_json)
     }
     if (m->failover_blocked &&
         set_new(o, "failover_blocked", json_string(m->failover_blocked)) < 0) {
+        return -ENOMEM;
+    }
+    if (m->upstream && set_new(o, "upstream", json_string(m->upstream)) < 0) {
         return -ENOMEM;
     }
     return dump(o, ret_json);

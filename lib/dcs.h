@@ -148,6 +148,8 @@ typedef struct DcsMember {
     DcsReplicationRow *replication; /* owned array (strings borrowed from data); leader */
     size_t n_replication;
     const char *failover_blocked; /* borrowed from data, NULL when absent */
+    const char *upstream;         /* borrowed: the member a replica streams from, NULL when
+                                     absent (not streaming, or written by Patroni) */
 
     char *host; /* owned; host of conn_url, NULL when conn_url has none */
     int port;   /* port of conn_url (5432 when not given), 0 without a host */
@@ -366,12 +368,13 @@ typedef struct DcsMemberInfo {
     const DcsReplicationRow *replication; /* leader; NULL: omitted ([] when n is 0) */
     size_t n_replication;
     const char *failover_blocked; /* NULL: omitted */
+    const char *upstream;         /* NULL: omitted */
 } DcsMemberInfo;
 
 /* Patroni 3.0.2 touch_member() order: conn_url, api_url, state, role,
  * version, proxy_url, tags, pending_restart, xlog_location, timeline,
  * replication_state, pause; then ours: receive_lsn, replay_lsn,
- * replay_paused, lag_seconds, replication, failover_blocked. Returns 0 and
+ * replay_paused, lag_seconds, replication, failover_blocked, upstream. Returns 0 and
  * *ret_json (malloc'ed), -EINVAL (role out of range, a required string
  * missing), -ENOMEM. */
 int dcs_member_encode(const DcsMemberInfo *m, char **ret_json);

@@ -133,6 +133,12 @@ def test_cascade_falls_back_to_the_leader_and_returns(cluster):
         assert took <= 2 * LOOP_WAIT + 0.5, f"fallback took {took:.2f} s"
         assert cluster.procs.log_contains("node3", 'not streaming from "node2"')
         row_reaches(leader, [node3], 2)
+
+        # dbctl topology draws whom node3 streams from, not only its tag
+        def node3_under_leader():
+            topo = json.loads(cluster.dbctl("topology", "-o", "json").stdout)
+            return [r["name"] for r in topo["topology"][0]["replicas"]] == ["node2", "node3"]
+        wait_until(node3_under_leader, 10, interval=0.2, what="node3 under node1 in topology")
     finally:
         os.kill(node2.proc.pid, signal.SIGCONT)
 
@@ -144,6 +150,9 @@ def test_cascade_falls_back_to_the_leader_and_returns(cluster):
           f"node2's agent resumed")
     assert slot(node2, "node3")[0] is True
     row_reaches(leader, [node2, node3], 3)
+    wait_until(lambda: [(r["name"], r["upstream"]) for r in json.loads(cluster.dbctl(
+        "topology", "-o", "json").stdout)["topology"][0]["replicas"][0]["replicas"]]
+        == [("node3", "node2")], 10, interval=0.2, what="node3 under node2 in topology again")
     assert cluster.procs.log_contains("node3", 'following "node2" (replicatefrom)')
 
     # A clean stop of node2 (its agent stops PostgreSQL and its member key

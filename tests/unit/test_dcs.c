@@ -554,7 +554,8 @@ static const Kv lag_cluster[] = {
       0 },
     { PREFIX "members/n5",
       "{\"state\":\"running\",\"role\":\"replica\",\"xlog_location\":9950,\"receive_lsn\":"
-      "9950,\"replay_lsn\":9400,\"lag_seconds\":4,\"failover_blocked\":\"replay is paused\"}",
+      "9950,\"replay_lsn\":9400,\"lag_seconds\":4,\"failover_blocked\":\"replay is paused\","
+      "\"upstream\":\"n2\"}",
       0 },
     { PREFIX "members/n6", "{\"state\":\"running\",\"role\":\"replica\",\"xlog_location\":9950}",
       0 },
@@ -580,6 +581,8 @@ static void test_lag_info(void **state)
     assert_true(n2->replay_paused);
     assert_true(n2->has_lag_seconds && n2->lag_seconds == 30.5);
     assert_string_equal(dcs_cluster_get_member(c, "n5")->failover_blocked, "replay is paused");
+    assert_string_equal(dcs_cluster_get_member(c, "n5")->upstream, "n2");
+    assert_null(dcs_cluster_get_member(c, "n4")->upstream);
     assert_non_null(dcs_cluster_replication_row(c, "n3"));
     assert_null(dcs_cluster_replication_row(c, "n5"));
 
@@ -773,13 +776,14 @@ static void test_member_encode(void **state)
                           .replay_paused = true,
                           .has_lag_seconds = true,
                           .lag_seconds = 12.5,
-                          .failover_blocked = "replay is paused" };
+                          .failover_blocked = "replay is paused",
+                          .upstream = "n1" };
     assert_int_equal(dcs_member_encode(&mi, &s), 0);
     assert_string_equal(s, "{\"conn_url\":\"postgres://h:1/postgres\",\"api_url\":\"http://h:2/"
                            "patroni\",\"state\":\"running\",\"role\":\"replica\",\"version\":"
                            "\"0.1.0\",\"xlog_location\":900,\"receive_lsn\":900,\"replay_lsn\":800,"
                            "\"replay_paused\":true,\"lag_seconds\":12.5,\"failover_blocked\":"
-                           "\"replay is paused\"}");
+                           "\"replay is paused\",\"upstream\":\"n1\"}");
     free(s);
     const DcsReplicationRow rows[] = {
         { .name = "n2",
