@@ -142,6 +142,11 @@ typedef struct Agent {
                                   members leaving it were released (0: not yet) */
     bool sync_async_logged;    /* "no synchronous standby" was said for this episode */
     bool sync_blocked_logged;  /* "not a candidate: ... synchronous standby" was said */
+    /* the sync key's mod_revision after our last write of it (0: deleted),
+     * and the revision of the view it was written under: a second write
+     * under the same view compares with it */
+    int64_t sync_key_revision;
+    int64_t sync_key_written_in;
 
     RestServer *rest;      /* owned */
     ApiQueue *api;         /* owned: mutating REST requests for the loop */

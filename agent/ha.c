@@ -182,6 +182,11 @@ static bool may_take_leader(const HaInput *in)
            !in->failover_candidate_other;
 }
 
+static bool guard_running_primary(const HaInput *in)
+{
+    return running_primary(in);
+}
+
 static bool guard_running_primary_mine(const HaInput *in)
 {
     return running_primary(in) && in->leader_is_me;
@@ -623,6 +628,8 @@ static const HaRow table[] = {
 
     /* Replica. */
     { HA_STATE_REPLICA, G(guard_pg_gone), HA_STATE_INIT, NONE, "the replica is not running" },
+    { HA_STATE_REPLICA, G(guard_running_primary), HA_STATE_INIT, NONE,
+      "postgresql runs as a primary (a promotion whose last steps failed): deciding again" },
     { HA_STATE_REPLICA, G(guard_switchover_to_me), HA_STATE_PRIMARY,
       A(HA_ACTION_TAKE_LEADER, HA_ACTION_PROMOTE, HA_ACTION_CLEAR_FAILOVER, HA_ACTION_SYNC_SLOTS,
         HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),

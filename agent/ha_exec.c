@@ -566,7 +566,16 @@ static void want_slot(const DcsMember *m, void *userdata)
     }
 }
 
+static int sync_slots_as(Agent *a, bool leader);
+
 static int sync_slots(Agent *a)
+{
+    return sync_slots_as(a, !a->snap.in_recovery);
+}
+
+/* leader: a slot for every other member (a primary, or a replica about to
+ * be promoted); else the slots of the members that cascade from us. */
+static int sync_slots_as(Agent *a, bool leader)
 {
     if (!agent_dcs(a)->use_slots || !a->cluster || !a->probe_ok) {
         return 0;
@@ -585,7 +594,7 @@ static int sync_slots(Agent *a)
         return -ENOMEM;
     }
     const char *me = a->config->name;
-    if (!a->snap.in_recovery) {
+    if (leader) {
         for (size_t i = 0; i < a->cluster->n_members; i++) {
             if (strcmp(a->cluster->members[i].name, me) != 0) {
                 want_slot(&a->cluster->members[i], &set);
@@ -785,6 +794,10 @@ static int promote(Agent *a)
     if (!promoted) {
         return log_error_errno(-ETIMEDOUT, "postgresql did not leave recovery after pg_promote");
     }
+    /* the rest of this tick acts on the snapshot from before: it must not
+     * treat us as a replica (SYNC_SLOTS would keep only a replica's slots
+     * and drop the ones the others are about to use) */
+    a->snap.in_recovery = false;
     log_struct_id(LOG_LEVEL_NOTICE, "e8d4c2b6a0f94e1d8c7b5a3f2e1d0c9b",
                   "promoted to primary in %llu ms",
                   (unsigned long long)(clock_monotonic_usec() - t0) / 1000);
@@ -1065,6 +1078,20 @@ int ha_exec_action(Agent *a, HaAction action)
     case HA_ACTION_ABORT_BOOTSTRAP:
         return abort_bootstrap(a);
     case HA_ACTION_TAKE_LEADER:
+        /* A replica about to lead: the others re-point at us as soon as they
+         * see the leader key, so their slots must exist before it names us,
+         * or each walreceiver fails ("replication slot does not exist") and
+         * waits out wal_retrieve_retry_interval (5 s by default), with no
+         * synchronous standby meanwhile. A standby can create physical
+         * slots; if we do not lead after all, the replica's SYNC_SLOTS
+         * drops them again. */
+        if (a->probe_ok && a->snap.in_recovery) {
+            if (sync_slots_as(a, true) < 0) {
+                log_warning("could not create the members' slots before taking the leader key");
+            } else {
+                log_debug("created the members' slots before taking the leader key");
+            }
+        }
         return take_leader(a);
     case HA_ACTION_RENEW_LEADER:
         return renew_leader(a);

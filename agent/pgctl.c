@@ -386,9 +386,11 @@ static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream 
         fputs("\n# synchronous_mode: the leader's choice of synchronous standbys\n", f);
         put_param(f, "synchronous_standby_names", p->synchronous_standby_names);
     }
+    /* on a primary too: the setting needs a restart, and a promoted
+     * replica reloads this file (a change would be reported as an error) */
+    put_param(f, "recovery_target_timeline", "latest");
     if (replica) {
         fputs("\n# replication\n", f);
-        put_param(f, "recovery_target_timeline", "latest");
         if (u && u->host) {
             char conninfo[PGCTL_CONNINFO_MAX];
             int r = pgctl_primary_conninfo(p, u, conninfo, sizeof(conninfo));

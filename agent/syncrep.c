@@ -31,6 +31,11 @@ static int write_sync_key(Agent *a, const char *value)
 {
     const char *me = a->config->name;
     const DcsSync *k = a->cluster ? a->cluster->sync : NULL;
+    /* the view is read once per loop: a key we wrote since is newer */
+    int64_t seen = k ? k->mod_revision : 0;
+    if (a->cluster && a->sync_key_written_in == a->cluster->revision) {
+        seen = a->sync_key_revision;
+    }
     EtcdCompare cmp[2] = {
         { .key = a->paths.leader,
           .target = ETCD_COMPARE_VALUE,
@@ -40,7 +45,7 @@ static int write_sync_key(Agent *a, const char *value)
         { .key = a->paths.sync,
           .target = ETCD_COMPARE_MOD,
           .result = ETCD_COMPARE_EQUAL,
-          .number = k ? k->mod_revision : 0 },
+          .number = seen },
     };
     EtcdOp op = { .type = value ? ETCD_OP_PUT : ETCD_OP_DELETE,
                   .key = a->paths.sync,
@@ -50,6 +55,10 @@ static int write_sync_key(Agent *a, const char *value)
     EtcdResult res = { 0 };
     EtcdError e = { 0 };
     int r = etcd_txn(a->etcd, &txn, &res, &e);
+    if (r >= 0) {
+        a->sync_key_revision = value ? res.revision : 0;
+        a->sync_key_written_in = a->cluster ? a->cluster->revision : 0;
+    }
     etcd_result_done(&res);
     if (r == -ECANCELED) {
         return log_warning_errno(r, "the sync key or the leader key changed meanwhile: not "
