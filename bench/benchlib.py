@@ -134,9 +134,19 @@ def proc_cpu_ticks(pid):
 
 # ---------------------------------------------------------------- cluster
 
+def yaml_scalar(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    return '"' + str(v).replace('\\', '\\\\').replace('"', '\\"') + '"'
+
+
 def node_config(scope, name, etcd_hosts, api_port, pg_port, node_dir, ttl, loop_wait,
-                retry_timeout, log_level="INFO"):
-    """One node's YAML. The same text is fed to dbagent and to patroni."""
+                retry_timeout, log_level="INFO", dcs_extra=None):
+    """One node's YAML. The same text is fed to dbagent and to patroni. dcs_extra: more
+    scalar keys for bootstrap.dcs ({"synchronous_mode": True, ...}), in the given order."""
+    extra = "".join(f"    {k}: {yaml_scalar(v)}\n" for k, v in (dcs_extra or {}).items())
     hba = (f"    - local all all trust\n"
            f"    - host replication {REPL} 127.0.0.1/32 scram-sha-256\n"
            f"    - host all all 127.0.0.1/32 scram-sha-256\n")
@@ -155,7 +165,7 @@ bootstrap:
     loop_wait: {loop_wait}
     retry_timeout: {retry_timeout}
     maximum_lag_on_failover: 1048576
-    postgresql:
+{extra}    postgresql:
       use_pg_rewind: true
       use_slots: true
       parameters:
@@ -207,7 +217,8 @@ class BenchNode:
     def config(self):
         c = self.cluster
         return node_config(c.scope, self.name, c.etcd.endpoints, self.api_port, self.pg_port,
-                           self.dir, c.ttl, c.loop_wait, c.retry_timeout, c.log_level)
+                           self.dir, c.ttl, c.loop_wait, c.retry_timeout, c.log_level,
+                           c.dcs_extra)
 
     def start(self):
         hand_to_pg_user(self.dir)
@@ -276,8 +287,9 @@ class BenchNode:
 
 class BenchCluster:
     def __init__(self, system, workdir, ttl, loop_wait, retry_timeout, dbagent, n=3,
-                 log_level="INFO"):
+                 log_level="INFO", dcs_extra=None):
         self.system = system
+        self.dcs_extra = dict(dcs_extra or {})
         self.log_level = log_level
         self.workdir = workdir
         self.ttl, self.loop_wait, self.retry_timeout = ttl, loop_wait, retry_timeout
