@@ -161,8 +161,8 @@ lint: deps-lint deps
 # Benchmarks against Patroni 3.0.2 on loopback; results in bench/results/.
 # `make bench` runs them one after another; `make bench BENCH=switchover` (or
 # `make bench-switchover`) runs a subset. BENCH_ARGS goes to every script run.
-BENCH ?= footprint failover switchover rest
-.PHONY: bench-failover bench-switchover bench-rest
+BENCH ?= footprint failover switchover rest sync
+.PHONY: bench-failover bench-switchover bench-rest bench-sync
 bench: deps-bench all
 	@fail=0; for b in $(BENCH); do \
 	    $(MAKE) --no-print-directory bench-$$b || fail=1; \
@@ -173,6 +173,8 @@ bench-switchover: deps-bench all
 	$(PYTHON) bench/switchover $(BENCH_ARGS)
 bench-rest: deps-bench all
 	$(PYTHON) bench/rest $(BENCH_ARGS)
+bench-sync: deps-bench all
+	$(PYTHON) bench/sync $(BENCH_ARGS)
 
 # The resident-memory floor of the agent's libraries (no cluster needed).
 bench-footprint: deps all $(O)/bench/libfloor $(O)/bench/bare

@@ -134,9 +134,21 @@ def proc_cpu_ticks(pid):
 
 # ---------------------------------------------------------------- cluster
 
+def yaml_scalar(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    return '"' + str(v).replace('\\', '\\\\').replace('"', '\\"') + '"'
+
+
 def node_config(scope, name, etcd_hosts, api_port, pg_port, node_dir, ttl, loop_wait,
-                retry_timeout, log_level="INFO"):
-    """One node's YAML. The same text is fed to dbagent and to patroni."""
+                retry_timeout, log_level="INFO", dcs_extra=None, initdb_extra=None):
+    """One node's YAML. The same text is fed to dbagent and to patroni. dcs_extra: more
+    scalar keys for bootstrap.dcs ({"synchronous_mode": True, ...}), in the given order;
+    initdb_extra: more bootstrap.initdb items (["data-checksums"])."""
+    extra = "".join(f"    {k}: {yaml_scalar(v)}\n" for k, v in (dcs_extra or {}).items())
+    initdb = "".join(f"    - {x}\n" for x in (initdb_extra or []))
     hba = (f"    - local all all trust\n"
            f"    - host replication {REPL} 127.0.0.1/32 scram-sha-256\n"
            f"    - host all all 127.0.0.1/32 scram-sha-256\n")
@@ -155,7 +167,7 @@ bootstrap:
     loop_wait: {loop_wait}
     retry_timeout: {retry_timeout}
     maximum_lag_on_failover: 1048576
-    postgresql:
+{extra}    postgresql:
       use_pg_rewind: true
       use_slots: true
       parameters:
@@ -168,7 +180,7 @@ bootstrap:
         wal_keep_size: 64MB
   initdb:
     - encoding: UTF8
-  pg_hba:
+{initdb}  pg_hba:
 {hba}postgresql:
   listen: {LOOPBACK}:{pg_port}
   connect_address: {LOOPBACK}:{pg_port}
@@ -207,7 +219,8 @@ class BenchNode:
     def config(self):
         c = self.cluster
         return node_config(c.scope, self.name, c.etcd.endpoints, self.api_port, self.pg_port,
-                           self.dir, c.ttl, c.loop_wait, c.retry_timeout, c.log_level)
+                           self.dir, c.ttl, c.loop_wait, c.retry_timeout, c.log_level,
+                           c.dcs_extra, c.initdb_extra)
 
     def start(self):
         hand_to_pg_user(self.dir)
@@ -276,8 +289,10 @@ class BenchNode:
 
 class BenchCluster:
     def __init__(self, system, workdir, ttl, loop_wait, retry_timeout, dbagent, n=3,
-                 log_level="INFO"):
+                 log_level="INFO", dcs_extra=None, initdb_extra=None):
         self.system = system
+        self.dcs_extra = dict(dcs_extra or {})
+        self.initdb_extra = list(initdb_extra or [])
         self.log_level = log_level
         self.workdir = workdir
         self.ttl, self.loop_wait, self.retry_timeout = ttl, loop_wait, retry_timeout
