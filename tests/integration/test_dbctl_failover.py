@@ -62,16 +62,6 @@ def write_mb(node, mb):
              (mb * 1000,))
 
 
-def kill_node(node):
-    """kill -9 of the agent, then of its PostgreSQL."""
-    pid = node.postmaster_pid()
-    node.kill()
-    if pid:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        wait_until(lambda: node.postmaster_pid() is None, 10, what="postmaster gone")
 
 
 def test_refusals_change_nothing(cluster):
@@ -150,7 +140,7 @@ def test_flush_cancels_a_scheduled_switchover(cluster):
 
 def test_failover_with_the_leader_dead(cluster):
     leader, cand = leader_and_candidate(cluster)
-    kill_node(leader)
+    leader.kill_with_postgres()
     t0 = time.monotonic()
     # confirmed on a terminal (no --force: the candidate is caught up)
     rc, out = run_tty([binary("dbctl"), "--etcd", ",".join(cluster.etcd.endpoints), "--scope",
@@ -180,7 +170,7 @@ def test_forced_failover_to_a_lagging_candidate(cluster):
         write_mb(leader, 48)
         wait_until(lambda: (lag_of(cluster, cand.name) or 0) > 24 * MB, 60, interval=0.2,
                    what=f"{cand.name} 24 MB behind")
-        kill_node(leader)
+        leader.kill_with_postgres()
     finally:
         os.kill(pid, signal.SIGCONT)
     wait_until(lambda: cluster.etcd_get("leader") is None, TTL + 10, interval=0.1,

@@ -7,9 +7,7 @@ other replica wins even though the paused one has received as much WAL (and
 ranks first by name). Left alone, the paused replica is never promoted and
 says why, until its replay resumes."""
 import json
-import os
 import re
-import signal
 import time
 
 import pytest
@@ -34,16 +32,6 @@ def members(c):
     return {m["name"]: m for m in c.status()["members"]}
 
 
-def kill_node(node):
-    """kill -9 of the agent, then of its PostgreSQL."""
-    pid = node.postmaster_pid()
-    node.kill()
-    if pid:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        wait_until(lambda: node.postmaster_pid() is None, 10, what="postmaster gone")
 
 
 def pause_and_write(c):
@@ -190,7 +178,7 @@ def test_paused_replica_shows_lag_and_the_other_replica_wins(cluster):
     check_lag_everywhere(cluster, leader, paused, other)
 
     t0 = time.monotonic()
-    kill_node(leader)
+    leader.kill_with_postgres()
 
     def new_leader():
         s = cluster.status()
@@ -211,7 +199,7 @@ def test_paused_replica_shows_lag_and_the_other_replica_wins(cluster):
 def test_only_the_paused_replica_left_is_not_promoted_until_replay_resumes(cluster):
     leader, paused, other = pause_and_write(cluster)
     other.stop()  # SIGTERM: its agent stops PostgreSQL
-    kill_node(leader)
+    leader.kill_with_postgres()
 
     # the leader key expires within ttl; then nobody may take it for 2 x ttl
     wait_until(lambda: cluster.status()["leader"] is None, TTL + 5, interval=0.2,

@@ -125,6 +125,17 @@ tags:
     def kill(self):
         return self.stop(signal.SIGKILL)
 
+    def kill_with_postgres(self):
+        """kill -9 of the agent, then of its PostgreSQL (a node that dies whole)."""
+        pid = self.postmaster_pid()
+        self.kill()
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            wait_until(lambda: self.postmaster_pid() is None, 10, what="postmaster gone")
+
     def rest_auth_yaml(self):
         if not self.rest_auth:
             return ""
