@@ -126,7 +126,11 @@ def check_lag_everywhere(c, leader, paused, other):
     assert doc["lag_bytes"] > LIMIT and isinstance(doc["lag_seconds"], (int, float)), doc
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?\+00:00",
                         doc["xlog"]["replayed_timestamp"]), doc["xlog"]
-    code, doc = other.api_json("/patroni")
+    # (each agent's documents are at most a second old: the other replica's
+    # may still be from before it caught up with the 4 MB)
+    doc = wait_until(lambda: (lambda d: d if d and d.get("lag_bytes", LIMIT + 1) <= LIMIT
+                              else None)(other.api_json("/patroni")[1]),
+                     10, interval=0.2, what="the other replica's /patroni caught up")
     assert doc["xlog"]["paused"] is False and doc["lag_bytes"] <= LIMIT, doc
     code, doc = leader.api_json("/patroni")
     lrows = {r["application_name"]: r for r in doc["replication"]}
@@ -135,7 +139,11 @@ def check_lag_everywhere(c, leader, paused, other):
         set(lrows[other.name])
 
     # /metrics
-    m = parse_metrics(leader.api("/metrics")[1].decode())
+    def leader_metrics():
+        m = parse_metrics(leader.api("/metrics")[1].decode())
+        return m if metric(m, "dbha_replication_lag_bytes",
+                           application_name=other.name) <= LIMIT else None
+    m = wait_until(leader_metrics, 10, interval=0.2, what="the leader's /metrics caught up")
     assert metric(m, "dbha_replication_lag_bytes", application_name=paused.name) > LIMIT
     assert metric(m, "dbha_replication_lag_bytes", application_name=other.name) <= LIMIT
     assert metric(m, "dbha_replication_flush_lag_bytes", application_name=paused.name) >= 0
