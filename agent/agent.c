@@ -587,11 +587,6 @@ static bool run_election(Agent *a)
     size_t n = 0;
     bool best = false;
     if (election_ask_peers(a->cluster, a->config->name, peers, &n) >= 0) {
-        /* in synchronous_mode a peer the sync key does not name will not
-         * promote: it must not stop us as a better candidate */
-        for (size_t i = 0; i < n; i++) {
-            peers[i].excluded = dcs_sync_problem(a->cluster, dcs->synchronous_mode, peers[i].name);
-        }
         ElectionCandidate me = {
             .name = a->config->name,
             .wal_lsn = mine,
@@ -599,6 +594,9 @@ static bool run_election(Agent *a)
             .nofailover = a->config->tags.nofailover,
         };
         for (size_t i = 0; i < n; i++) {
+            /* in synchronous_mode a peer the sync key does not name will
+             * not promote: it must not stop us as a better candidate */
+            peers[i].excluded = dcs_sync_problem(a->cluster, dcs->synchronous_mode, peers[i].name);
             const char *skip = peers[i].answered ? election_peer_skip(&peers[i], &rules) : NULL;
             if (skip) {
                 log_debug("election: peer \"%s\" is not a contender: %s", peers[i].name, skip);
@@ -742,11 +740,16 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
      * unless an operator's failover names us */
     const char *sync_why = dcs_sync_problem(c, agent_dcs(a)->synchronous_mode, a->config->name);
     bool sync_blocked = sync_why && !in->failover_candidate_me;
-    if (sync_blocked && !in->has_leader && !a->sync_blocked_logged) {
-        log_warning("not a candidate: %s (the sync key names \"%s\" and \"%s\")", sync_why,
-                    strna(c->sync->leader), strna(c->sync->sync_standby));
+    bool sync_verdict = sync_blocked && !in->has_leader; /* published: dbctl status says why */
+    if (sync_verdict) {
+        (void)snprintf(a->failover_blocked, sizeof(a->failover_blocked),
+                       "%s (the sync key names \"%s\" and \"%s\")", sync_why,
+                       strna(c->sync->leader), strna(c->sync->sync_standby));
+        if (!a->sync_blocked_logged) {
+            log_warning("not a candidate: %s", a->failover_blocked);
+        }
     }
-    a->sync_blocked_logged = sync_blocked && !in->has_leader;
+    a->sync_blocked_logged = sync_verdict;
     in->nofailover = in->nofailover || sync_blocked;
     in->paused = c && dcs_cluster_is_paused(c);
     in->request = a->request;
@@ -756,11 +759,7 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
     if (in->dcs_ok && !in->has_leader && in->pg_reachable && in->pg_in_recovery &&
         !in->nofailover && !in->paused && !in->failover_candidate_me) {
         in->healthiest = run_election(a);
-    } else if (sync_blocked && !in->has_leader) {
-        /* published in the member key: dbctl status says why */
-        (void)snprintf(a->failover_blocked, sizeof(a->failover_blocked),
-                       "%s (the sync key names \"%s\" and \"%s\")", sync_why,
-                       strna(c->sync->leader), strna(c->sync->sync_standby));
+    } else if (sync_verdict) {
         a->election_why = NULL;
     } else {
         /* no election, no verdict to publish */

@@ -128,13 +128,11 @@ static size_t replica_rows(const Agent *a, SyncReplica *rows, size_t max)
     size_t o = 0;
     for (size_t i = 0; i < n && o < max; i++) {
         const PgReplicationRow *row = &a->snap.replication[i];
-        const DcsMember *m = dcs_cluster_get_member(a->cluster, row->application_name);
-        if (!m) {
-            /* names differ in case only when set by hand: look further */
-            for (size_t j = 0; j < a->cluster->n_members && !m; j++) {
-                if (strcasecmp(a->cluster->members[j].name, row->application_name) == 0) {
-                    m = &a->cluster->members[j];
-                }
+        /* PostgreSQL matches application_name case-insensitively */
+        const DcsMember *m = NULL;
+        for (size_t j = 0; j < a->cluster->n_members && !m; j++) {
+            if (strcasecmp(a->cluster->members[j].name, row->application_name) == 0) {
+                m = &a->cluster->members[j];
             }
         }
         rows[o++] = (SyncReplica){
@@ -341,10 +339,9 @@ void agent_sync_before_start(Agent *a)
     } else if (!a->sync_names) {
         /* the last value the key allows: its standbys if it names us as leader */
         const DcsSync *k = a->cluster ? a->cluster->sync : NULL;
+        bool mine = k && k->leader && strcasecmp(k->leader, a->config->name) == 0;
         SyncSet key = { 0 };
-        for (size_t i = 0;
-             k && k->leader && strcasecmp(k->leader, a->config->name) == 0 && i < k->n_members;
-             i++) {
+        for (size_t i = 0; mine && i < k->n_members; i++) {
             sync_set_add(&key, k->members[i]);
         }
         char names[SYNC_NAMES_TEXT_MAX];
