@@ -1,8 +1,10 @@
 /* dbctl's small read-only verbs: history (the `history` key as a table, JSON
  * or YAML), show-config (the `config` key, YAML by default, as patronictl
  * shows it) and dsn (a libpq multi-host connection string for the cluster's
- * members, with target_session_attrs for the wanted role). */
+ * members, the likely match first, with target_session_attrs for the wanted
+ * role and a connect_timeout so dead hosts are skipped). */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -107,24 +109,76 @@ int verb_show_config(int argc, char *argv[])
     return r < 0 ? 1 : 0;
 }
 
+/* libpq's target_session_attrs for each --role. */
+static const struct {
+    const char *role, *attrs;
+} dsn_roles[] = {
+    { "primary", "read-write" },
+    { "replica", "standby" },
+    { "prefer-replica", "prefer-standby" },
+    { "any", "any" },
+};
+
+#define DSN_CONNECT_TIMEOUT_SEC 3
+#define DSN_CONNECT_TIMEOUT_MAX 3600
+
+/* The order hosts are listed in: libpq tries them in turn, so the likely
+ * match goes first (the leader for primary and any, streaming replicas
+ * before the others for replica roles). Lower ranks first. */
+static int dsn_rank(const DcsCluster *c, const DcsMember *m, bool want_replica)
+{
+    bool leader = c->leader && strcmp(c->leader->name, m->name) == 0;
+    bool streaming = m->replication_state && strcmp(m->replication_state, "streaming") == 0;
+    if (!want_replica) {
+        return leader ? 0 : 1;
+    }
+    return leader ? 2 : streaming ? 0 : 1;
+}
+
 int verb_dsn(int argc, char *argv[])
 {
+    static const struct option options[] = {
+        { "role", required_argument, NULL, 'r' },
+        { "connect-timeout", required_argument, NULL, 't' },
+        {},
+    };
     const char *role = "primary";
-    if (argc == 3 && strcmp(argv[1], "--role") == 0) {
-        role = argv[2];
-    } else if (argc != 1) {
-        fprintf(stderr, "dbctl dsn: usage: dbctl dsn [--role primary|replica|any]\n");
+    long timeout = DSN_CONNECT_TIMEOUT_SEC;
+    int opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "r:t:", options, NULL)) >= 0) {
+        switch (opt) {
+        case 'r':
+            role = optarg;
+            break;
+        case 't':
+            if (!ctl_parse_long(optarg, 0, DSN_CONNECT_TIMEOUT_MAX, &timeout)) {
+                fprintf(stderr, "dbctl dsn: --connect-timeout needs whole seconds from 0 to %d\n",
+                        DSN_CONNECT_TIMEOUT_MAX);
+                return 2;
+            }
+            break;
+        default:
+            fprintf(stderr, "Try 'dbctl dsn --help' for more information.\n");
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "dbctl dsn: unexpected argument \"%s\"\n", argv[optind]);
         return 2;
     }
-    /* libpq's names for the roles */
-    const char *attrs = strcmp(role, "primary") == 0   ? "read-write"
-                        : strcmp(role, "replica") == 0 ? "standby"
-                        : strcmp(role, "any") == 0     ? "any"
-                                                       : NULL;
+    const char *attrs = NULL;
+    for (size_t i = 0; i < ELEMENTSOF(dsn_roles); i++) {
+        if (strcmp(role, dsn_roles[i].role) == 0) {
+            attrs = dsn_roles[i].attrs;
+        }
+    }
     if (!attrs) {
-        fprintf(stderr, "dbctl dsn: unknown role \"%s\" (primary, replica, any)\n", role);
+        fprintf(stderr, "dbctl dsn: unknown role \"%s\" (primary, replica, prefer-replica, any)\n",
+                role);
         return 2;
     }
+    bool want_replica = strcmp(attrs, "standby") == 0 || strcmp(attrs, "prefer-standby") == 0;
     CtlTarget t = { 0 };
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
     int r = read_cluster("dsn", &t, &c);
@@ -139,21 +193,29 @@ int verb_dsn(int argc, char *argv[])
         ctl_target_done(&t);
         return 1;
     }
+    /* hosts and ports in rank order, members sorted by name within a rank */
     size_t n = 0;
     fputs("host=", f);
-    for (size_t i = 0; i < c->n_members; i++) {
-        if (c->members[i].host) {
-            fprintf(f, "%s%s", n++ ? "," : "", c->members[i].host);
+    for (int rank = 0; rank <= 2; rank++) {
+        for (size_t i = 0; i < c->n_members; i++) {
+            if (c->members[i].host && dsn_rank(c, &c->members[i], want_replica) == rank) {
+                fprintf(f, "%s%s", n++ ? "," : "", c->members[i].host);
+            }
         }
     }
     fputs(" port=", f);
     n = 0;
-    for (size_t i = 0; i < c->n_members; i++) {
-        if (c->members[i].host) {
-            fprintf(f, "%s%d", n++ ? "," : "", c->members[i].port);
+    for (int rank = 0; rank <= 2; rank++) {
+        for (size_t i = 0; i < c->n_members; i++) {
+            if (c->members[i].host && dsn_rank(c, &c->members[i], want_replica) == rank) {
+                fprintf(f, "%s%d", n++ ? "," : "", c->members[i].port);
+            }
         }
     }
     fprintf(f, " target_session_attrs=%s", attrs);
+    if (timeout > 0) {
+        fprintf(f, " connect_timeout=%ld", timeout);
+    }
     fclose(f);
     if (n == 0) {
         fprintf(stderr, "dbctl dsn: cluster \"%s\" has no members with an address\n", t.scope);

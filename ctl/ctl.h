@@ -50,5 +50,7 @@ int verb_query(int argc, char *argv[]);
 int verb_restart(int argc, char *argv[]);
 int verb_reinit(int argc, char *argv[]);
 int verb_reload(int argc, char *argv[]);
+/* ctl/cmd_route.c: route pgbouncer */
+int verb_route(int argc, char *argv[]);
 /* ctl/cmd_remove.c */
 int verb_remove(int argc, char *argv[]);

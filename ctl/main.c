@@ -60,9 +60,32 @@ static const Verb verbs[] = {
       "Without --set, -p or --apply on a terminal, opens $EDITOR (or $VISUAL, vi) on\n"
       "the YAML of the config. The result is validated, shown as a unified diff,\n"
       "confirmed, and written only if the config key did not change meanwhile." },
-    { "dsn", NULL, 0, 2, VERB_NEEDS_ETCD, verb_dsn,
-      "print a libpq connection string (--role primary|replica|any)",
-      "[--role primary|replica|any]" },
+    { "dsn", NULL, 0, 4, VERB_NEEDS_ETCD, verb_dsn,
+      "print a libpq connection string (--role primary|replica|prefer-replica|any)",
+      "[--role primary|replica|prefer-replica|any] [--connect-timeout SECONDS]\n"
+      "  host= and port= list every member with an address (libpq tries them in turn:\n"
+      "  the leader first for primary and any, streaming replicas first otherwise);\n"
+      "  target_session_attrs is read-write, standby, prefer-standby or any.\n"
+      "  --connect-timeout  seconds per host before libpq moves on (default 3; 0 omits it)" },
+    { "route", NULL, 1, 32, VERB_NEEDS_ETCD, verb_route,
+      "point pgbouncer at the primary and a replica (route pgbouncer --ini FILE)",
+      "pgbouncer --ini FILE [--watch] [--dbname DB] [--write-db NAME] [--read-db NAME]\n"
+      "      [--admin-user USER] [--no-reload] [--namespace NS]\n"
+      "  --ini FILE         pgbouncer.ini; only entries of its [databases] section change\n"
+      "  --dbname DB        the PostgreSQL database the entries connect to (postgres)\n"
+      "  --write-db NAME    the entry routed to the primary (default: DB)\n"
+      "  --read-db NAME     the entry routed to a healthy replica, else to the primary\n"
+      "                     (default: the write entry's name + \"_ro\")\n"
+      "  --admin-user USER  for RELOAD on pgbouncer's admin console (default: the first of\n"
+      "                     admin_users in the ini file, else pgbouncer); the password comes\n"
+      "                     from PGPASSWORD or ~/.pgpass\n"
+      "  --no-reload        only rewrite the file\n"
+      "  --watch            follow the cluster (etcd watch) until SIGINT or SIGTERM\n"
+      "Reads the topology key (else the members' keys), sets host=, port= and dbname= of\n"
+      "both entries (other parameters, lines and sections are kept byte for byte),\n"
+      "replaces the file atomically when it changes and then runs RELOAD on the admin\n"
+      "console (listen_addr/listen_port, else unix_socket_dir, of [pgbouncer]). Exit\n"
+      "status 1 when etcd, the write or RELOAD failed or there is no primary." },
     { "query", NULL, 0, 16, VERB_NEEDS_ETCD, verb_query, "run SQL on a member (-c SQL, -f FILE)",
       "[-m MEMBER | -r primary|replica|any] (-c SQL | -f FILE|-) [-U USER] [-d DBNAME]\n"
       "      [--timeout SECONDS] [-o table|json]\n"

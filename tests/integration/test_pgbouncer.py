@@ -1,0 +1,367 @@
+"""`dbctl route pgbouncer` and `dbctl dsn` against a real pgbouncer 1.18 in
+front of a three-node cluster (ttl 4, loop_wait 1): the [databases] entries
+follow the primary and a healthy replica, every other byte of the ini file is
+kept, writes through pgbouncer resume within the failover time + 3 s after a
+kill -9 of the leader, and a multi-host DSN (also one taken before the
+failover) reaches the new primary with plain psql.
+
+One cluster for the module and one failover; the tests run in file order.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from conftest import started_cluster
+from lib.cluster import SUPERUSER, SUPERUSER_PW
+from lib.etcd_cluster import b64
+from lib.pg import PG_OS_USER, hand_to_pg_user
+from lib.procs import LOOPBACK, binary, free_port, port_open, wait_until
+
+PGBOUNCER = "/usr/sbin/pgbouncer"
+TTL = 4
+OUTAGE_MARGIN = 3.0  # writes through pgbouncer resume within failover time + this
+
+pytestmark = pytest.mark.skipif(not os.path.exists(PGBOUNCER), reason="pgbouncer not installed")
+
+INI = """\
+;; pgbouncer for test_pgbouncer.py -- this comment must survive
+[databases]
+; the write entry: dbctl owns host, port and dbname, the rest is ours
+postgres = host=127.0.0.1 port=1 dbname=postgres user={user}   pool_size=4
+; postgres_ro is added by dbctl
+
+[pgbouncer]
+listen_addr = {addr}
+listen_port = {port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {dir}/userlist.txt
+admin_users = {user}
+pidfile = {dir}/pgbouncer.pid
+pool_mode = transaction
+;; fail fast while the primary is away, retry soon after
+server_login_retry = 1
+server_connect_timeout = 2
+query_wait_timeout = 3
+server_check_delay = 0
+ignore_startup_parameters = extra_float_digits
+
+[users]
+{user} = pool_mode=transaction
+"""
+
+
+def sections(text):
+    """{section name: its lines} (lines before the first section under "")."""
+    out, cur = {"": []}, ""
+    for line in text.splitlines(keepends=True):
+        m = re.match(r"\s*\[([^\]]*)\]", line)
+        if m:
+            cur = m.group(1).strip().lower()
+            out.setdefault(cur, [])
+        out[cur].append(line)
+    return out
+
+
+def entry(text, name):
+    """{param: value} of the [databases] entry name (unquoted values only)."""
+    for line in sections(text).get("databases", []):
+        m = re.match(r"\s*(\S+)\s*=(.*)$", line)
+        if m and m.group(1) == name:
+            return dict(p.split("=", 1) for p in m.group(2).split())
+    return None
+
+
+class Bouncer:
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.dir = os.path.join(cluster.workdir, "pgbouncer")
+        hand_to_pg_user(self.dir)
+        self.port = free_port()
+        self.ini = os.path.join(self.dir, "pgbouncer.ini")
+        with open(os.path.join(self.dir, "userlist.txt"), "w") as f:
+            f.write(f'"{SUPERUSER}" "{SUPERUSER_PW}"\n')
+        self.original = INI.format(user=SUPERUSER, addr=LOOPBACK, port=self.port, dir=self.dir)
+        with open(self.ini, "w") as f:
+            f.write(self.original)
+        os.chmod(self.ini, 0o644)
+        self.proc = None
+
+    def start(self):
+        # pgbouncer refuses to run as root: procs switches to postgres
+        self.proc = self.cluster.procs.spawn("pgbouncer", [PGBOUNCER, self.ini], user=PG_OS_USER)
+        wait_until(lambda: port_open(self.port), 15, what="pgbouncer listening")
+
+    def stop(self):
+        if self.proc is not None:
+            self.cluster.procs.stop(self.proc)
+            self.proc = None
+
+    def text(self):
+        with open(self.ini) as f:
+            return f.read()
+
+    def connect(self, db="postgres", timeout=2):
+        return psycopg2.connect(host=LOOPBACK, port=self.port, dbname=db, user=SUPERUSER,
+                                connect_timeout=timeout)
+
+    def query(self, sql, db="postgres"):
+        conn = self.connect(db)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with started_cluster("dbha-pgb-", n=3, ttl=TTL, loop_wait=1, retry_timeout=1) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def bouncer(cluster):
+    b = Bouncer(cluster)
+    b.start()
+    yield b
+    b.stop()
+
+
+def route(cluster, bouncer, *args, timeout=30):
+    return cluster.dbctl("route", "pgbouncer", "--ini", bouncer.ini, *args, timeout=timeout)
+
+
+def test_route_once(cluster, bouncer):
+    s = cluster.wait_healthy()
+    leader = cluster.node(s["leader"])
+    replicas = {m["port"] for m in s["members"] if m["state"] == "streaming"}
+
+    r = route(cluster, bouncer)
+    assert r.returncode == 0, r.stderr
+    text = bouncer.text()
+    w, ro = entry(text, "postgres"), entry(text, "postgres_ro")
+    assert w == {"host": LOOPBACK, "port": str(leader.pg_port), "dbname": "postgres",
+                 "user": SUPERUSER, "pool_size": "4"}, text
+    assert ro["host"] == LOOPBACK and int(ro["port"]) in replicas and ro["dbname"] == "postgres"
+    # the entry's own layout is kept, and every other section byte for byte
+    assert f"postgres = host=127.0.0.1 port={leader.pg_port} dbname=postgres user={SUPERUSER}" \
+           "   pool_size=4\n" in text
+    before, after = sections(bouncer.original), sections(text)
+    for name in ("", "pgbouncer", "users"):
+        assert after[name] == before[name], name
+    assert oct(os.stat(bouncer.ini).st_mode & 0o777) == "0o644"
+
+    # RELOAD ran: pgbouncer routes both entries
+    assert bouncer.query("SELECT pg_is_in_recovery()") == [(False,)]
+    assert bouncer.query("SELECT pg_is_in_recovery()", db="postgres_ro") == [(True,)]
+
+    # nothing to change: the file is not written again (same inode)
+    ino = os.stat(bouncer.ini).st_ino
+    r = route(cluster, bouncer)
+    assert r.returncode == 0, r.stderr
+    assert os.stat(bouncer.ini).st_ino == ino and bouncer.text() == text
+
+
+def test_route_usage(cluster, bouncer):
+    assert cluster.dbctl("route").returncode == 2
+    assert cluster.dbctl("route", "haproxy", "--ini", bouncer.ini).returncode == 2
+    assert cluster.dbctl("route", "pgbouncer").returncode == 2
+    r = route(cluster, bouncer, "--write-db", "x", "--read-db", "x")
+    assert r.returncode == 2 and "twice" in r.stderr, r.stderr
+    r = cluster.dbctl("route", "pgbouncer", "--ini", os.path.join(bouncer.dir, "nope.ini"))
+    assert r.returncode == 2, r.stderr
+
+
+def test_route_from_topology_key(cluster, bouncer):
+    """A hand-written topology key of another scope (no agents there): the
+    key is what counts, unhealthy replicas are skipped, reads fall back to
+    the primary, and without a primary the write entry stays."""
+    ini = os.path.join(bouncer.dir, "topo.ini")
+    shutil.copy(bouncer.ini, ini)
+    key = "/service/pgbtopo/topology"
+
+    def put(doc):
+        status, body = cluster.etcd.api("kv/put", {"key": b64(key), "value": b64(json.dumps(doc))})
+        assert status == 200, body
+
+    def run():
+        return cluster.dbctl("--scope", "pgbtopo", "route", "pgbouncer", "--ini", ini,
+                             "--no-reload", "--write-db", "app", "--dbname", "appdb")
+
+    def rep(name, port, state="streaming", lag=0, nlb=False):
+        return {"name": name, "host": "127.0.0.2", "port": port, "state": state,
+                "lag_bytes": lag, "sync": False, "noloadbalance": nlb, "tags": {}}
+
+    primary = {"name": "a", "host": "127.0.0.2", "port": 7001, "api_url": "http://x/patroni"}
+    put({"version": 1, "scope": "pgbtopo", "leader": "a", "timeline": 1, "primary": primary,
+         "replicas": [rep("b", 7002, lag=1 << 20), rep("c", 7003, nlb=True),
+                      rep("d", 7004, state="running", lag=None), rep("e", 7005, lag=10)]})
+    r = run()
+    assert r.returncode == 0, r.stderr
+    text = open(ini).read()
+    assert entry(text, "app") == {"host": "127.0.0.2", "port": "7001", "dbname": "appdb"}
+    assert entry(text, "app_ro") == {"host": "127.0.0.2", "port": "7005", "dbname": "appdb"}
+    # the entries of the real cluster are untouched
+    assert entry(text, "postgres") == entry(bouncer.text(), "postgres")
+
+    put({"version": 2, "scope": "pgbtopo", "leader": "a", "timeline": 1, "primary": primary,
+         "replicas": [rep("e", 7005, state="stopped")]})
+    assert run().returncode == 0
+    assert entry(open(ini).read(), "app_ro")["port"] == "7001"  # fallback to the primary
+
+    put({"version": 3, "scope": "pgbtopo", "leader": None, "timeline": None, "primary": None,
+         "replicas": [rep("b", 7002)]})
+    r = run()
+    assert r.returncode == 1 and "no primary" in r.stderr, r.stderr
+    text = open(ini).read()
+    assert entry(text, "app")["port"] == "7001" and entry(text, "app_ro")["port"] == "7002"
+    status, _ = cluster.etcd.api("kv/deleterange", {"key": b64(key)})
+    assert status == 200
+
+
+class PgbWriter:
+    """INSERTs through pgbouncer every ~20 ms; records (seq, t_send, t_ack, ok)."""
+
+    def __init__(self, bouncer):
+        self.bouncer = bouncer
+        self.attempts = []
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        conn, seq = None, 0
+        deadline = time.monotonic() + 120  # bounded whatever happens
+        while not self.stop_ev.is_set() and time.monotonic() < deadline:
+            seq += 1
+            t_send = time.monotonic()
+            try:
+                if conn is None:
+                    conn = self.bouncer.connect(timeout=1)
+                    conn.autocommit = True
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO pgb_writes (seq) VALUES (%s)", (seq,))
+                self.attempts.append((seq, t_send, time.monotonic(), True))
+            except psycopg2.Error:
+                self.attempts.append((seq, t_send, time.monotonic(), False))
+                if conn is not None:
+                    conn.close()
+                conn = None
+            time.sleep(0.02)
+        if conn is not None:
+            conn.close()
+
+    def acked(self, after=0.0):
+        return [a for a in self.attempts if a[3] and a[1] >= after]
+
+
+def test_failover_through_pgbouncer(cluster, bouncer):
+    old = cluster.primary()
+    old.sql("CREATE TABLE IF NOT EXISTS pgb_writes (seq int PRIMARY KEY, at timestamptz "
+            "DEFAULT now())")
+    watcher = cluster.procs.spawn("dbctl-route", [
+        binary("dbctl"), "--etcd", ",".join(cluster.etcd.endpoints), "--scope", cluster.scope,
+        "route", "pgbouncer", "--ini", bouncer.ini, "--watch"])
+    w = PgbWriter(bouncer)
+    w.thread.start()
+    try:
+        wait_until(lambda: len(w.acked()) >= 10, 15, what="writes through pgbouncer")
+        before = bouncer.text()
+        survivors = [n for n in cluster.nodes if n is not old]
+
+        old.kill_with_postgres()
+        t_kill = time.monotonic()
+
+        def promoted():
+            for n in survivors:
+                try:
+                    if n.sql("SELECT pg_is_in_recovery()") == [(False,)]:
+                        return n
+                except psycopg2.Error:
+                    pass
+            return None
+        new = wait_until(promoted, 30, interval=0.05, what="a promoted survivor")
+        t_promoted = time.monotonic()
+        wait_until(lambda: w.acked(after=t_kill), 30, interval=0.05,
+                   what="a write through pgbouncer after the kill")
+        first = w.acked(after=t_kill)[0]
+        wait_until(lambda: len(w.acked(after=t_kill)) >= 10, 10, what="writes keep flowing")
+    finally:
+        w.stop_ev.set()
+        w.thread.join(10)
+    failover = t_promoted - t_kill
+    outage = first[2] - t_kill
+    print(f"\nfailover (kill -> promotion seen) {failover:.2f} s, "
+          f"write outage through pgbouncer {outage:.2f} s")
+    assert outage <= failover + OUTAGE_MARGIN, (failover, outage)
+
+    # every write acknowledged after the kill is on the new primary
+    seqs = [a[0] for a in w.acked(after=t_kill)]
+    rows = new.sql("SELECT count(*) FROM pgb_writes WHERE seq = ANY(%s)", (seqs,))
+    assert rows == [(len(seqs),)]
+
+    # the ini names the new primary; everything but [databases] is unchanged
+    text = bouncer.text()
+    assert entry(text, "postgres")["port"] == str(new.pg_port), text
+    assert entry(text, "postgres_ro")["port"] != str(old.pg_port), text
+    b, a = sections(before), sections(text)
+    for name in ("", "pgbouncer", "users"):
+        assert a[name] == b[name], name
+
+    # SIGTERM: a clean exit 0
+    assert cluster.procs.stop(watcher, signal.SIGTERM, timeout=10) == 0
+    assert cluster.procs.log_contains("dbctl-route", "stopped following")
+
+
+def psql(dsn, sql):
+    env = dict(os.environ, PGPASSWORD=SUPERUSER_PW)
+    return subprocess.run(["psql", "-X", "-At", f"{dsn} user={SUPERUSER} dbname=postgres",
+                           "-c", sql], capture_output=True, text=True, timeout=30, env=env)
+
+
+def test_dsn_multi_host(cluster):
+    """After the failover above: the DSN dbctl prints now, and the one taken
+    before with the dead node listed first, both reach the new primary."""
+    s = cluster.wait_healthy(replicas=1)
+    r = cluster.dbctl("dsn", "--role", "primary")
+    assert r.returncode == 0, r.stderr
+    dsn = r.stdout.strip()
+    hosts = re.search(r"host=(\S+)", dsn).group(1).split(",")
+    ports = re.search(r"port=(\S+)", dsn).group(1).split(",")
+    assert len(hosts) == len(ports) >= 2
+    assert ports[0] == str(cluster.node(s["leader"]).pg_port)
+    assert "target_session_attrs=read-write" in dsn and "connect_timeout=3" in dsn
+    p = psql(dsn, "SELECT pg_is_in_recovery()")
+    assert p.returncode == 0 and p.stdout.strip() == "f", p.stderr
+
+    # an application's static DSN that lists the dead old primary first
+    dead = [n for n in cluster.nodes if n.proc is None]
+    assert dead
+    all_nodes = dead + [n for n in cluster.nodes if n.proc is not None]
+    static = (f"host={','.join([LOOPBACK] * len(all_nodes))} "
+              f"port={','.join(str(n.pg_port) for n in all_nodes)} "
+              "target_session_attrs=read-write connect_timeout=2")
+    t0 = time.monotonic()
+    p = psql(static, "SELECT pg_is_in_recovery()")
+    assert p.returncode == 0 and p.stdout.strip() == "f", p.stderr
+    assert time.monotonic() - t0 < 10
+
+    for role, want in (("replica", "t"), ("prefer-replica", "t"), ("any", None)):
+        r = cluster.dbctl("dsn", "--role", role, "--connect-timeout", "0")
+        assert r.returncode == 0 and "connect_timeout" not in r.stdout, r.stdout
+        p = psql(r.stdout.strip(), "SELECT pg_is_in_recovery()")
+        assert p.returncode == 0, p.stderr
+        if want:
+            assert p.stdout.strip() == want, (role, p.stdout)
+    assert cluster.dbctl("dsn", "--role", "leader").returncode == 2
+    assert cluster.dbctl("dsn", "--connect-timeout", "x").returncode == 2
