@@ -47,7 +47,7 @@
 #define ROUTE_RESYNC_USEC      (30 * 1000 * 1000ULL)
 #define ROUTE_BACKOFF_MIN_USEC (200 * 1000ULL)
 #define ROUTE_BACKOFF_MAX_USEC (5 * 1000 * 1000ULL)
-#define ROUTE_NAME_MAX         256
+#define ROUTE_NAME_MAX         256 /* a database name or a host */
 #define ROUTE_PORT_TEXT_MAX    8
 
 typedef struct Route {
@@ -277,6 +277,40 @@ static int write_atomic(const char *path, const char *text, size_t len)
     return 0;
 }
 
+/* host= and port= of an entry as the file has them now ("" and 0 when
+ * absent or malformed). */
+typedef struct EntryAt {
+    char host[ROUTE_NAME_MAX];
+    int port;
+} EntryAt;
+
+static int entry_at(const char *text, size_t len, const char *db, EntryAt *ret)
+{
+    _cleanup_free_ char *host = NULL, *port = NULL;
+    int r = pgbini_get_database_param(text, len, db, PGBINI_PARAM_HOST, &host);
+    if (r == -ENOMEM) {
+        return r;
+    }
+    r = pgbini_get_database_param(text, len, db, PGBINI_PARAM_PORT, &port);
+    if (r == -ENOMEM) {
+        return r;
+    }
+    long p = 0;
+    if (!port || !ctl_parse_long(port, 1, 65535, &p)) {
+        p = 0;
+    }
+    *ret = (EntryAt){ .port = (int)p };
+    if (host && strlen(host) < sizeof(ret->host)) {
+        strcpy(ret->host, host);
+    }
+    return 0;
+}
+
+static bool entry_is(const EntryAt *e, const PgbIniHost *h)
+{
+    return e->port == h->port && strcmp(e->host, h->host) == 0;
+}
+
 /* Applies the document to the ini file. Returns 1 when the file changed, 0
  * when it already said so, -EINVAL for a problem with the ini file (logged),
  * another -errno (logged). *ret_no_primary: the document has no primary. */
@@ -289,15 +323,16 @@ static int apply(Route *rt, const json_t *doc, bool *ret_no_primary)
         log_error_errno(r, "cannot read \"%s\": %m", rt->ini);
         return r == -ENOMEM ? r : -EINVAL;
     }
-    _cleanup_free_ char *cur_host = NULL, *cur_port = NULL;
-    (void)pgbini_get_database_param(text, len, rt->read_db, PGBINI_PARAM_HOST, &cur_host);
-    (void)pgbini_get_database_param(text, len, rt->read_db, PGBINI_PARAM_PORT, &cur_port);
-    long cport = 0;
-    if (!cur_port || !ctl_parse_long(cur_port, 1, 65535, &cport)) {
-        cport = 0;
+    EntryAt cur_write, cur_read;
+    r = entry_at(text, len, rt->write_db, &cur_write);
+    if (r >= 0) {
+        r = entry_at(text, len, rt->read_db, &cur_read);
+    }
+    if (r < 0) {
+        return log_error_errno(r, "cannot read \"%s\": %m", rt->ini);
     }
     PgbIniChoice ch;
-    r = pgbini_choose(doc, cur_host, (int)cport, &ch);
+    r = pgbini_choose(doc, cur_read.host[0] ? cur_read.host : NULL, cur_read.port, &ch);
     if (r < 0) {
         return log_error_errno(r, "the topology document is malformed");
     }
@@ -334,11 +369,11 @@ static int apply(Route *rt, const json_t *doc, bool *ret_no_primary)
     if (r < 0) {
         return log_error_errno(r, "cannot write \"%s\": %m", rt->ini);
     }
-    if (ch.primary.name) {
+    if (ch.primary.name && !entry_is(&cur_write, &ch.primary)) {
         log_notice("pgbouncer database \"%s\" -> primary \"%s\" (%s:%d)", rt->write_db,
                    ch.primary.name, ch.primary.host, ch.primary.port);
     }
-    if (ch.replica.name) {
+    if (ch.replica.name && !entry_is(&cur_read, &ch.replica)) {
         log_notice("pgbouncer database \"%s\" -> %s \"%s\" (%s:%d)", rt->read_db,
                    ch.replica_is_primary ? "primary (no healthy replica)" : "replica",
                    ch.replica.name, ch.replica.host, ch.replica.port);

@@ -51,7 +51,6 @@ pool_mode = transaction
 server_login_retry = 1
 server_connect_timeout = 2
 query_wait_timeout = 3
-server_check_delay = 0
 ignore_startup_parameters = extra_float_digits
 
 [users]
