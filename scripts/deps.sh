@@ -14,6 +14,8 @@ build_pkgs=(gcc make pkg-config libpq-dev libyaml-dev libcurl4-openssl-dev libja
             libmicrohttpd-dev libsystemd-dev libcmocka-dev)
 test_pkgs=(postgresql-15 etcd-server etcd-client python3 python3-pytest python3-psycopg2
            openssl procps iproute2 curl)
+# test_pgbouncer.py routes writes through a real pgbouncer (skipped without it)
+test_pkgs+=(pgbouncer)
 lint_pkgs=(clang-format-16 cppcheck)
 # Patroni 3.0.2 runs beside dbha in the benchmarks, from the same configs;
 # wrk loads the REST API (bench/rest).
