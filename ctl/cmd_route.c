@@ -28,11 +28,11 @@
 #include "log.h"
 #include "macro.h"
 #include "pgbini.h"
+#include "topology.h"
 
-#define ROUTE_TOPOLOGY_KEY "topology"
-#define ROUTE_INI_MAX      (1024 * 1024)
-#define ROUTE_DEFAULT_DB   "postgres"
-#define ROUTE_READ_SUFFIX  "_ro"
+#define ROUTE_INI_MAX     (1024 * 1024)
+#define ROUTE_DEFAULT_DB  "postgres"
+#define ROUTE_READ_SUFFIX "_ro"
 /* pgbouncer's defaults for the admin console */
 #define ROUTE_DEFAULT_LISTEN_PORT "6432"
 #define ROUTE_DEFAULT_SOCKET_DIR  "/tmp"
@@ -59,15 +59,13 @@ typedef struct Route {
     const char *admin_user; /* borrowed, NULL: from the ini */
     bool reload;            /* false with --no-reload */
     CtlTarget target;
-    char *topology_key; /* owned, prefix + "topology" */
-    bool from_key;      /* the last read found the topology key */
-    int64_t revision;   /* etcd revision of the last read */
+    bool from_key;    /* the last read found the topology key */
+    int64_t revision; /* etcd revision of the last read */
 } Route;
 
 static void route_done(Route *r)
 {
     ctl_target_done(&r->target);
-    free(r->topology_key);
     free(r->ini_path);
 }
 
@@ -89,106 +87,39 @@ static void pq_clearp(PGresult **r)
 
 /* ---- the topology ---- */
 
-/* The state `dbctl status` shows, for the document built without the key. */
-static const char *fallback_state(const DcsCluster *c, const DcsMember *m)
-{
-    if (!m->state) {
-        return "stopped";
-    }
-    if (strcmp(m->state, "running") == 0) {
-        return m->replication_state && strcmp(m->replication_state, "streaming") == 0 ? "streaming"
-                                                                                      : "running";
-    }
-    return m->state;
-}
-
-static json_t *member_json(const DcsMember *m)
-{
-    return json_pack("{s:s, s:s?, s:i, s:s?}", "name", m->name, "host", m->host, "port", m->port,
-                     "api_url", m->api_url);
-}
-
-/* The topology document's shape from the cluster view, for clusters whose
- * agents do not write the topology key (yet). */
-static int topology_from_cluster(const DcsCluster *c, const char *scope, json_t **ret)
-{
-    const DcsMember *leader = dcs_cluster_leader_member(c);
-    json_auto_t *replicas = json_array();
-    json_auto_t *doc = json_pack("{s:s, s:o, s:o}", "scope", scope, "leader",
-                                 c->leader ? json_string(c->leader->name) : json_null(), "primary",
-                                 leader && leader->host ? member_json(leader) : json_null());
-    if (!doc || !replicas) {
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < c->n_members; i++) {
-        const DcsMember *m = &c->members[i];
-        if (m == leader) {
-            continue;
-        }
-        json_t *o = member_json(m);
-        uint64_t lag = 0;
-        bool has_lag = dcs_member_lag(c, m, &lag) >= 0;
-        bool nlb = m->tags && json_is_true(json_object_get(m->tags, "noloadbalance"));
-        if (!o || json_object_set_new(o, "state", json_string(fallback_state(c, m))) < 0 ||
-            json_object_set_new(o, "lag_bytes",
-                                has_lag ? json_integer((json_int_t)lag) : json_null()) < 0 ||
-            json_object_set_new(o, "noloadbalance", json_boolean(nlb)) < 0 ||
-            json_array_append_new(replicas, o) < 0) {
-            return -ENOMEM;
-        }
-    }
-    if (json_object_set(doc, "replicas", replicas) < 0) {
-        return -ENOMEM;
-    }
-    *ret = json_incref(doc);
-    return 0;
-}
-
-/* Reads the topology key, else the cluster. Logs the failure. */
+/* One range read of the cluster: the topology key's document, else the same
+ * document built from the leader and member keys (a cluster whose agents do
+ * not write the key). Logs the failure. */
 static int read_topology(Route *rt, json_t **ret)
 {
     EtcdClient *client = rt->target.client;
-    EtcdResult res = { 0 };
     EtcdError e = { 0 };
-    int r = etcd_range(client, rt->topology_key, NULL, &res, &e);
-    if (r < 0) {
-        return log_error_errno(r, "cannot read \"%s\" from etcd (%s): %s", rt->topology_key,
-                               etcd_client_get_endpoint(client),
-                               e.message[0] ? e.message : strerror(-r));
-    }
-    if (res.n_kvs == 1) {
-        json_error_t je;
-        json_t *doc = json_loadb(res.kvs[0].value, res.kvs[0].value_len, 0, &je);
-        int64_t rev = res.revision;
-        etcd_result_done(&res);
-        if (!json_is_object(doc)) {
-            json_decref(doc);
-            log_error("the topology key \"%s\" does not hold a JSON object", rt->topology_key);
-            return -EBADMSG;
-        }
-        rt->from_key = true;
-        rt->revision = rev;
-        *ret = doc;
-        return 0;
-    }
-    etcd_result_done(&res);
-
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
-    r = dcs_cluster_read(client, &rt->target.paths, &c, &e);
+    int r = dcs_cluster_read(client, &rt->target.paths, &c, &e);
     if (r < 0) {
         return log_error_errno(r, "cannot read cluster \"%s\" from etcd (%s): %s", rt->target.scope,
                                etcd_client_get_endpoint(client),
                                e.message[0] ? e.message : strerror(-r));
     }
-    if (rt->from_key || rt->revision == 0) {
-        log_info("no topology key \"%s\": routing from the members' keys", rt->topology_key);
+    bool first = rt->revision == 0;
+    rt->revision = c->revision;
+    if (c->topology) {
+        if (!rt->from_key && !first) {
+            log_info("routing from the topology key \"%s\"", rt->target.paths.topology);
+        }
+        rt->from_key = true;
+        *ret = json_incref(c->topology);
+        return 0;
     }
-    r = topology_from_cluster(c, rt->target.scope, ret);
-    if (r < 0) {
-        return log_error_errno(r, "cannot build the topology: %m");
+    if (rt->from_key || first) {
+        log_info("no topology key \"%s\": routing from the members' keys",
+                 rt->target.paths.topology);
     }
     rt->from_key = false;
-    rt->revision = c->revision;
+    r = topology_build(c, rt->target.scope, NULL, ret);
+    if (r < 0) {
+        return log_error_errno(r, "cannot build the topology document: %m");
+    }
     return 0;
 }
 
@@ -544,7 +475,7 @@ static int on_watch(EtcdWatch *w, const EtcdWatchResponse *resp, void *userdata)
     WatchState *ws = userdata;
     for (size_t i = 0; i < resp->n_events; i++) {
         const EtcdKeyValue *kv = &resp->events[i].kv;
-        bool is_topology = strcmp(kv->key, ws->route->topology_key) == 0;
+        bool is_topology = strcmp(kv->key, ws->route->target.paths.topology) == 0;
         /* without the key, every change of a member may matter */
         if (is_topology || !ws->route->from_key) {
             ws->dirty = true;
@@ -773,11 +704,6 @@ int verb_route(int argc, char *argv[])
     if (r < 0) {
         route_done(&rt);
         return r == -EINVAL ? 2 : 1;
-    }
-    if (asprintf(&rt.topology_key, "%s%s", rt.target.paths.prefix, ROUTE_TOPOLOGY_KEY) < 0) {
-        rt.topology_key = NULL;
-        route_done(&rt);
-        return 1;
     }
     r = watch ? route_watch(&rt) : route_once(&rt);
     route_done(&rt);
