@@ -22,6 +22,7 @@ import pytest
 from conftest import started_cluster
 from lib.cluster import SUPERUSER, SUPERUSER_PW
 from lib.etcd_cluster import b64
+from lib.fake_cluster import FakeCluster
 from lib.pg import PG_OS_USER, hand_to_pg_user
 from lib.procs import LOOPBACK, binary, free_port, port_open, wait_until
 
@@ -48,7 +49,7 @@ admin_users = {user}
 pidfile = {dir}/pgbouncer.pid
 pool_mode = transaction
 ;; fail fast while the primary is away, retry soon after
-server_login_retry = 1
+server_login_retry = 0.5
 server_connect_timeout = 2
 query_wait_timeout = 3
 ignore_startup_parameters = extra_float_digits
@@ -146,6 +147,13 @@ def test_route_once(cluster, bouncer):
     leader = cluster.node(s["leader"])
     replicas = {m["port"] for m in s["members"] if m["state"] == "streaming"}
 
+    def topology_streaming():
+        doc = json.loads(cluster.etcd_get("topology") or "null")
+        return doc and doc["primary"] and doc["primary"]["port"] == leader.pg_port and \
+            {r["port"] for r in doc["replicas"] if r["state"] == "streaming"} == replicas
+    # the leader rewrites the key within a loop of the member keys' change
+    wait_until(topology_streaming, 10, what="the topology key with both replicas streaming")
+
     r = route(cluster, bouncer)
     assert r.returncode == 0, r.stderr
     text = bouncer.text()
@@ -229,6 +237,25 @@ def test_route_from_topology_key(cluster, bouncer):
     assert status == 200
 
 
+def test_route_patroni_cluster(cluster, bouncer):
+    """Keys as Patroni writes them, no topology key: the same document is
+    built from the leader and member keys (n1 leads; n3 streams, caught up;
+    n2 runs 3 MB behind)."""
+    fake = FakeCluster(cluster.etcd, "pgbpatroni").write()
+    ini = os.path.join(bouncer.dir, "patroni.ini")
+    shutil.copy(bouncer.ini, ini)
+    r = fake.dbctl("route", "pgbouncer", "--ini", ini, "--no-reload", "--write-db", "app")
+    assert r.returncode == 0, r.stderr
+    assert "no topology key" in r.stderr
+    text = open(ini).read()
+    assert entry(text, "app") == {"host": LOOPBACK, "port": "5432", "dbname": "postgres"}
+    assert entry(text, "app_ro") == {"host": LOOPBACK, "port": "5434", "dbname": "postgres"}
+    fake.delete("leader")
+    r = fake.dbctl("route", "pgbouncer", "--ini", ini, "--no-reload", "--write-db", "app")
+    assert r.returncode == 1 and "no primary" in r.stderr, r.stderr
+    assert open(ini).read() == text
+
+
 class PgbWriter:
     """INSERTs through pgbouncer every ~20 ms; records (seq, t_send, t_ack, ok)."""
 
@@ -275,6 +302,9 @@ def test_failover_through_pgbouncer(cluster, bouncer):
     w.thread.start()
     try:
         wait_until(lambda: len(w.acked()) >= 10, 15, what="writes through pgbouncer")
+        # the agents write the topology key: dbctl follows it, not the member keys
+        assert cluster.etcd_get("topology")
+        assert not cluster.procs.log_contains("dbctl-route", "no topology key")
         before = bouncer.text()
         survivors = [n for n in cluster.nodes if n is not old]
 
