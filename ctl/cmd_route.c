@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
-#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -48,7 +47,6 @@
 #define ROUTE_BACKOFF_MIN_USEC (200 * 1000ULL)
 #define ROUTE_BACKOFF_MAX_USEC (5 * 1000 * 1000ULL)
 #define ROUTE_NAME_MAX         256 /* a database name or a host */
-#define ROUTE_PORT_TEXT_MAX    8
 
 typedef struct Route {
     const char *ini;      /* borrowed, --ini */
@@ -265,7 +263,8 @@ static int apply(Route *rt, const json_t *doc, bool *ret_no_primary)
     PgbIniChoice ch;
     r = pgbini_choose(doc, cur_read.host[0] ? cur_read.host : NULL, cur_read.port, &ch);
     if (r < 0) {
-        return log_error_errno(r, "the topology document is malformed");
+        log_error("the topology document of cluster \"%s\" is malformed", rt->target.scope);
+        return -EBADMSG;
     }
     PgbIniTarget targets[2];
     size_t n = 0;
@@ -314,8 +313,8 @@ static int apply(Route *rt, const json_t *doc, bool *ret_no_primary)
 
 /* ---- pgbouncer's admin console ---- */
 
-/* Where the admin console listens: --admin-host/-port, else listen_addr's
- * first address (a wildcard means loopback), else unix_socket_dir. */
+/* Where the admin console listens: listen_addr's first address (a wildcard
+ * means loopback) and listen_port, else the socket in unix_socket_dir. */
 static int admin_address(const Route *rt, char **ret_host, char **ret_port)
 {
     _cleanup_free_ char *text = NULL, *addr = NULL, *port = NULL, *sock = NULL;
