@@ -383,6 +383,36 @@ static int admin_user(const Route *rt, char **ret)
     return 0;
 }
 
+/* The admin user's password from the auth_file of [pgbouncer], when it is
+ * there in clear text and PGPASSWORD is not set (libpq then also tries
+ * ~/.pgpass). NULL otherwise; nothing is logged but at debug level. */
+static char *admin_password(const Route *rt, const char *user)
+{
+    if (getenv("PGPASSWORD")) {
+        return NULL;
+    }
+    _cleanup_free_ char *text = NULL, *auth_file = NULL, *users = NULL;
+    size_t len = 0, users_len = 0;
+    if (read_ini(rt->ini_path, &text, &len) < 0 ||
+        pgbini_get(text, len, "pgbouncer", "auth_file", &auth_file) < 0 || !*auth_file) {
+        return NULL;
+    }
+    int r = read_ini(auth_file, &users, &users_len);
+    if (r < 0) {
+        log_debug_errno(r, "cannot read auth_file \"%s\": %m", auth_file);
+        return NULL;
+    }
+    char *pw = NULL;
+    if (pgbini_userlist_password(users, users_len, user, &pw) < 0) {
+        return NULL;
+    }
+    if (pgbini_password_is_hashed(pw)) {
+        free(pw);
+        return NULL;
+    }
+    return pw;
+}
+
 /* RELOAD on the admin console, every step with a deadline. Logs failures. */
 static int reload_pgbouncer(const Route *rt)
 {
@@ -395,8 +425,14 @@ static int reload_pgbouncer(const Route *rt)
     if (r < 0) {
         return log_error_errno(r, "cannot read \"%s\": %m", rt->ini);
     }
-    const char *keys[] = { "host", "port", "dbname", "user", "connect_timeout", NULL };
-    const char *values[] = { host, port, ROUTE_ADMIN_DB, user, ROUTE_CONNECT_TIMEOUT, NULL };
+    _cleanup_free_ char *password = admin_password(rt, user);
+    const char *keys[] = { "host", "port", "dbname", "user", "connect_timeout", "password", NULL };
+    const char *values[] = {
+        host, port, ROUTE_ADMIN_DB, user, ROUTE_CONNECT_TIMEOUT, password, NULL
+    };
+    if (!password) {
+        keys[5] = NULL; /* libpq's PGPASSWORD or ~/.pgpass */
+    }
     _cleanup_(pq_finishp) PGconn *conn = PQconnectdbParams(keys, values, 0);
     if (!conn || PQstatus(conn) != CONNECTION_OK) {
         const char *msg = conn ? PQerrorMessage(conn) : "out of memory";

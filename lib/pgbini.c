@@ -315,6 +315,76 @@ int pgbini_get_database_param(const char *text, size_t len, const char *db, cons
     return -ENOENT;
 }
 
+/* ---- auth_file ---- */
+
+/* A double-quoted word at *pos within [*pos, end), unquoted into a new
+ * string; NULL when there is none (or on ENOMEM: *ret_nomem). */
+static char *quoted_word(const char *text, size_t *pos, size_t end, bool *ret_nomem)
+{
+    size_t p = *pos;
+    while (p < end && is_blank(text[p])) {
+        p++;
+    }
+    if (p >= end || text[p] != '"') {
+        return NULL;
+    }
+    char *w = malloc(end - p);
+    if (!w) {
+        *ret_nomem = true;
+        return NULL;
+    }
+    size_t n = 0;
+    for (p++; p < end; p++) {
+        if (text[p] == '"') {
+            if (p + 1 < end && text[p + 1] == '"') {
+                w[n++] = '"';
+                p++;
+                continue;
+            }
+            w[n] = 0;
+            *pos = p + 1;
+            return w;
+        }
+        w[n++] = text[p];
+    }
+    free(w); /* unterminated */
+    return NULL;
+}
+
+int pgbini_userlist_password(const char *text, size_t len, const char *user, char **ret_password)
+{
+    for (size_t pos = 0; pos < len;) {
+        Line l = line_at(text, len, pos);
+        pos = l.next;
+        size_t p = l.start;
+        bool nomem = false;
+        _cleanup_free_ char *name = quoted_word(text, &p, l.end, &nomem);
+        if (nomem) {
+            return -ENOMEM;
+        }
+        if (!name || strcmp(name, user) != 0) {
+            continue;
+        }
+        char *pw = quoted_word(text, &p, l.end, &nomem);
+        if (nomem) {
+            return -ENOMEM;
+        }
+        if (pw) {
+            *ret_password = pw;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+bool pgbini_password_is_hashed(const char *password)
+{
+    size_t n = strlen(password);
+    return (n == 35 && strncmp(password, "md5", 3) == 0 &&
+            strspn(password + 3, "0123456789abcdef") == 32) ||
+           strncmp(password, "SCRAM-SHA-256$", strlen("SCRAM-SHA-256$")) == 0;
+}
+
 /* ---- the rewrite ---- */
 
 /* A growing output text; `failed` sticks after an allocation failure. */

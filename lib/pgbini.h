@@ -40,6 +40,15 @@ int pgbini_get(const char *text, size_t len, const char *section, const char *ke
 int pgbini_get_database_param(const char *text, size_t len, const char *db, const char *param,
                               char **ret_value);
 
+/* The password of user in a pgbouncer auth_file (userlist.txt: one
+ * `"user" "password"` per line, "" inside quotes for a quote; lines that do
+ * not start with a quote are ignored, as pgbouncer does). A hashed password
+ * ("md5..." or "SCRAM-SHA-256$...") is returned as written;
+ * pgbini_password_is_hashed tells. Returns 0 and *ret_password (owned),
+ * -ENOENT when the user has no line, -ENOMEM. */
+int pgbini_userlist_password(const char *text, size_t len, const char *user, char **ret_password);
+bool pgbini_password_is_hashed(const char *password);
+
 /* Where one [databases] entry should point. Strings borrowed. */
 typedef struct PgbIniTarget {
     const char *name;   /* the entry's key, e.g. "postgres_ro" */

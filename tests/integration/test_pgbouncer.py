@@ -43,7 +43,7 @@ postgres = host=127.0.0.1 port=1 dbname=postgres user={user}   pool_size=4
 listen_addr = {addr}
 listen_port = {port}
 unix_socket_dir =
-auth_type = trust
+auth_type = scram-sha-256
 auth_file = {dir}/userlist.txt
 admin_users = {user}
 pidfile = {dir}/pgbouncer.pid
@@ -111,7 +111,7 @@ class Bouncer:
 
     def connect(self, db="postgres", timeout=2):
         return psycopg2.connect(host=LOOPBACK, port=self.port, dbname=db, user=SUPERUSER,
-                                connect_timeout=timeout)
+                                password=SUPERUSER_PW, connect_timeout=timeout)
 
     def query(self, sql, db="postgres"):
         conn = self.connect(db)
@@ -168,6 +168,8 @@ def test_route_once(cluster, bouncer):
     for name in ("", "pgbouncer", "users"):
         assert after[name] == before[name], name
     assert oct(os.stat(bouncer.ini).st_mode & 0o777) == "0o644"
+    # RELOAD logged in with the admin's password from auth_file (SCRAM)
+    assert "reloaded" in r.stderr, r.stderr
 
     # RELOAD ran: pgbouncer routes both entries
     assert bouncer.query("SELECT pg_is_in_recovery()") == [(False,)]
@@ -188,6 +190,13 @@ def test_route_usage(cluster, bouncer):
     assert r.returncode == 2 and "twice" in r.stderr, r.stderr
     r = cluster.dbctl("route", "pgbouncer", "--ini", os.path.join(bouncer.dir, "nope.ini"))
     assert r.returncode == 2, r.stderr
+    # the file changes but RELOAD is refused (no such user in auth_file): exit 1
+    ini = os.path.join(bouncer.dir, "reload.ini")
+    with open(ini, "w") as f:
+        f.write(bouncer.original)
+    r = cluster.dbctl("route", "pgbouncer", "--ini", ini, "--admin-user", "nobody")
+    assert r.returncode == 1 and "admin console" in r.stderr, r.stderr
+    assert entry(open(ini).read(), "postgres")["port"] != "1"
 
 
 def test_route_from_topology_key(cluster, bouncer):

@@ -302,6 +302,39 @@ static void test_get(void **state)
     assert_null(v);
 }
 
+static void test_userlist(void **state)
+{
+    (void)state;
+    const char *ul = ";; comment\n"
+                     "\"admin\" \"s3cret\"\n"
+                     "  \"app\"   \"it\"\"s\" extra\n"
+                     "garbage line\n"
+                     "\"md5u\" \"md5a3556571e93b0d20722ba62be61e8c2d\"\n"
+                     "\"scram\" \"SCRAM-SHA-256$4096:abc=$def=:ghi=\"\n"
+                     "\"broken\" \"no end\n"
+                     "\"admin\" \"later\"";
+    char *pw = NULL;
+    assert_int_equal(pgbini_userlist_password(ul, strlen(ul), "admin", &pw), 0);
+    assert_string_equal(pw, "s3cret");
+    assert_false(pgbini_password_is_hashed(pw));
+    free(pw);
+    assert_int_equal(pgbini_userlist_password(ul, strlen(ul), "app", &pw), 0);
+    assert_string_equal(pw, "it\"s");
+    free(pw);
+    assert_int_equal(pgbini_userlist_password(ul, strlen(ul), "md5u", &pw), 0);
+    assert_true(pgbini_password_is_hashed(pw));
+    free(pw);
+    assert_int_equal(pgbini_userlist_password(ul, strlen(ul), "scram", &pw), 0);
+    assert_true(pgbini_password_is_hashed(pw));
+    free(pw);
+    pw = NULL;
+    assert_int_equal(pgbini_userlist_password(ul, strlen(ul), "broken", &pw), -ENOENT);
+    assert_int_equal(pgbini_userlist_password(ul, strlen(ul), "nobody", &pw), -ENOENT);
+    assert_int_equal(pgbini_userlist_password(ul, strlen(ul), "garbage", &pw), -ENOENT);
+    assert_null(pw);
+    assert_false(pgbini_password_is_hashed("md5-not-a-hash"));
+}
+
 /* ---- the choice ---- */
 
 static json_t *doc(const char *text)
@@ -418,9 +451,8 @@ static void test_choose_host_fields(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rewrite_table),
-        cmocka_unit_test(test_get),
-        cmocka_unit_test(test_choose_table),
+        cmocka_unit_test(test_rewrite_table),      cmocka_unit_test(test_get),
+        cmocka_unit_test(test_userlist),           cmocka_unit_test(test_choose_table),
         cmocka_unit_test(test_choose_host_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
