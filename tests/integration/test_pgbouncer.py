@@ -183,6 +183,10 @@ def test_route_once(cluster, bouncer):
 
 
 def test_route_usage(cluster, bouncer):
+    for verb in ("route", "dsn"):
+        p = subprocess.run([binary("dbctl"), verb, "--help"], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0 and f" {verb} " in p.stdout.splitlines()[0], p.stdout
     assert cluster.dbctl("route").returncode == 2
     assert cluster.dbctl("route", "haproxy", "--ini", bouncer.ini).returncode == 2
     assert cluster.dbctl("route", "pgbouncer").returncode == 2
