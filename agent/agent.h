@@ -95,6 +95,8 @@ typedef struct Agent {
     uint64_t lease_expires_usec;
     DcsCluster *cluster; /* owned; last view read */
     bool dcs_ok;
+    int v2_mirror_result; /* last etcd3.mirror_leader_v2 outcome: 1 written, 2 removed,
+                             -errno failed, 0 none yet */
     uint64_t dcs_seen_usec;
     double dcs_seen_epoch;
 
@@ -244,6 +246,10 @@ int agent_touch_member(Agent *a);
 /* Leader: writes the topology key when a router would route differently
  * (agent/topopub.c). Returns 0 (also when nothing was written) or -errno. */
 int agent_publish_topology(Agent *a);
+/* etcd3.mirror_leader_v2: while leading, the leader key's name in etcd's v2
+ * store (refreshed with the ttl); on release, deleted while it names us.
+ * Logged once per change of outcome. No-op when the option is off. */
+void agent_mirror_leader_v2(Agent *a, bool leading);
 void agent_publish_rest(Agent *a, uint64_t now_usec);
 
 /* Effective cluster-wide settings: the `config` key when present, else the

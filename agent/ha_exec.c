@@ -125,6 +125,16 @@ static int renew_leader(Agent *a)
     return r < 0 ? etcd_fail(r, "renewing the leader key", &e) : 0;
 }
 
+/* The result of taking or renewing the leader key, after refreshing its v2
+ * copy when that worked. */
+static int mirrored(Agent *a, int r)
+{
+    if (r >= 0) {
+        agent_mirror_leader_v2(a, true);
+    }
+    return r;
+}
+
 /* ---- files and jobs ---- */
 
 static int write_pwfile(Agent *a, char **ret_path)
@@ -691,6 +701,7 @@ int agent_release_leader(Agent *a)
         return etcd_fail(r, "releasing the leader key", &e);
     }
     log_struct_id(LOG_LEVEL_NOTICE, "c4e1b7a9d3f2486b8e5a0c1d2b3f4e5a", "released the leader key");
+    agent_mirror_leader_v2(a, false);
     return 0;
 }
 
@@ -1107,9 +1118,9 @@ int ha_exec_action(Agent *a, HaAction action)
                 log_debug("created the members' slots before taking the leader key");
             }
         }
-        return take_leader(a);
+        return mirrored(a, take_leader(a));
     case HA_ACTION_RENEW_LEADER:
-        return renew_leader(a);
+        return mirrored(a, renew_leader(a));
     case HA_ACTION_CLONE:
         return clone_replica(a);
     case HA_ACTION_REMOVE_CLONE:

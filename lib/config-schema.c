@@ -83,6 +83,7 @@ const ConfigRow config_schema[] = {
     STR("etcd3.cert", etcd3.cert, 0, NULL, NULL, "ETCD3_CERT"),
     STR("etcd3.key", etcd3.key, 0, NULL, NULL, "ETCD3_KEY"),
     BOOL("etcd3.use_proxies", etcd3.use_proxies, 0, false),
+    BOOL("etcd3.mirror_leader_v2", etcd3.mirror_leader_v2, 0, false),
 
     SEC("bootstrap", 0),
     SEC("bootstrap.dcs", 0),

@@ -88,6 +88,7 @@ typedef struct Config {
         char *password;            /* owned; never logged */
         char *cacert, *cert, *key; /* owned */
         bool use_proxies;
+        bool mirror_leader_v2; /* dbha: keep the leader key in the v2 store too */
     } etcd3;
 
     struct {
