@@ -10,6 +10,11 @@ the leader's optime in /status minus a member's xlog_location, which dbha
 (like Patroni, ha.py touch_member: max(received, replayed)) publishes as the
 WAL *received*: replay paused on a replica leaves it at 0 MB; a WAL receiver
 that is stopped (SIGSTOP) while the primary writes 3 MB shows 3 MB.
+`version` reaches every agent's GET /patroni and `show-config` prints the
+config key. `history` is not yet Patroni's (strict xfail, see its reason).
+
+Each patronictl run costs 0.5-2 s of Python start-up (its imports), so the
+module calls it about fifteen times in all.
 """
 import json
 import os
@@ -18,6 +23,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from conftest import started_cluster
 from lib.procs import wait_until
@@ -105,7 +111,9 @@ def check_list_and_topology(c, s):
     # every node's PostgreSQL port, as patronictl prints it (host:port)
     assert {r["Host"] for r in got.values()} == {f"127.0.0.1:{n.pg_port}" for n in c.nodes}
 
-    rows = table(patronictl(c, "list"))
+    text = patronictl(c, "list")
+    print(f"\n{text}")
+    rows = table(text)
     assert rows[0] == ["Member", "Host", "Role", "State", "TL", "Lag in MB"], rows[0]
     assert sorted(r[0] for r in rows[1:]) == sorted(want)
     for r in rows[1:]:
@@ -125,9 +133,13 @@ def test_list_and_topology(cluster):
     c = cluster
     s = sync_settled(c)
     got = check_list_and_topology(c, s)
-    print(f"\n{patronictl(c, 'list')}")
     assert sorted(r["Role"] for r in got.values()) == ["Leader", "Replica", "Sync Standby"]
     assert {r["TL"] for r in got.values()} == {s["members"][0]["timeline"]}
+    # version asks every member's GET /patroni; show-config reads the config key
+    out = patronictl(c, "version", c.scope)
+    lines = sorted(ln for ln in out.splitlines() if ln.startswith("node"))
+    assert len(lines) == 3 and all(" PostgreSQL 15." in ln for ln in lines), out
+    assert yaml.safe_load(patronictl(c, "show-config")) == json.loads(c.etcd_get("config"))
 
 
 def test_switchover_shows_the_next_timeline(cluster):
@@ -140,13 +152,54 @@ def test_switchover_shows_the_next_timeline(cluster):
     out = patronictl(c, "switchover", c.scope, "--leader", old, "--candidate", sb, "--force")
     assert "Successfully switched over" in out, out
     s = sync_settled(c, leader=sb)
-    print(f"\npatronictl switchover {old} -> {sb}: settled {time.monotonic() - t0:.2f} s later\n"
-          f"{patronictl(c, 'list')}")
+    print(f"\npatronictl switchover {old} -> {sb}: settled {time.monotonic() - t0:.2f} s later")
     got = check_list_and_topology(c, s)
     assert {r["TL"] for r in got.values()} == {tl + 1}, got
     assert got[sb]["Role"] == "Leader" and got[old]["Role"] in ("Replica", "Sync Standby"), got
     hist = table(patronictl(c, "history"))
     assert hist[0][:2] == ["TL", "LSN"] and hist[-1][0] == str(tl) and hist[-1][-1] == sb, hist
+
+
+@pytest.mark.xfail(strict=True, reason="the history key is not Patroni's: a 'bootstrap' line "
+                   "on timeline 1 (Patroni keeps [] there) and the reason of every promotion is "
+                   "'no leader: automatic failover' (Patroni: the line of PostgreSQL's "
+                   "timeline history file, e.g. 'no recovery target specified')")
+def test_history_is_patronis(cluster):
+    """After the switchover above: Patroni 3.0.2 (ha.py update_cluster_history,
+    postgresql get_history) writes the lines of the leader's timeline
+    history file, each with the promotion's time and new leader, and
+    nothing for timeline 1; its Cluster.timeline is the last line's TL + 1."""
+    c = cluster
+    s = sync_settled(c)
+    leader = c.node(s["leader"])
+    tl = next(m["timeline"] for m in s["members"] if m["name"] == leader.name)
+    if tl < 2:
+        pytest.skip("needs the switchover of test_switchover_shows_the_next_timeline")
+    text = leader.sql("SELECT pg_read_file(%s)", (f"pg_wal/{tl:08X}.history",))[0][0]
+    want = [ln.split("\t") for ln in text.splitlines() if ln[:1].isdigit()]
+    rows = table(patronictl(c, "history"))[1:]
+    print(f"\n{leader.name}'s {tl:08X}.history: {want}\npatronictl history: {rows}")
+    assert [r[:3] for r in rows] == [[w[0], str(int(w[1].split("/")[0], 16) << 32
+                                                 | int(w[1].split("/")[1], 16)), w[2].strip()]
+                                     for w in want]
+    assert int(rows[-1][0]) + 1 == tl
+
+
+MB = 1048576
+
+
+def key_lags(c, optime=None):
+    """{member: lag} as patronictl computes it (utils.py cluster_as_json): the
+    status key's optime (or the given one) minus each replica's
+    xlog_location, 0 when ahead."""
+    opt = optime if optime is not None else json.loads(c.etcd_get("status"))["optime"]
+    leader = c.etcd_get("leader")
+    out = {}
+    for n in c.nodes:
+        if n.name != leader:
+            x = json.loads(c.etcd_get(f"members/{n.name}"))["xlog_location"]
+            out[n.name] = max(0, opt - x)
+    return out
 
 
 def receiver_pid(node):
@@ -191,18 +244,18 @@ def test_lag(cluster):
     try:
         leader.sql("INSERT INTO ballast SELECT repeat('x', 1000) FROM generate_series(1, %s)",
                    (WRITE_MB * 1000,))
-
-        def shows():
-            got = listed(c)
-            return got if got[replica.name]["Lag in MB"] >= WRITE_MB - 1 and \
-                got[sb]["Lag in MB"] == 0 else None
-        got = wait_until(shows, 10, interval=0.3, what="the lag in patronictl list")
-        print(f"WAL receiver of {replica.name} stopped: patronictl {got[replica.name]}")
+        pos = leader.sql("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0]
+        # the keys patronictl reads (a patronictl run costs seconds: poll etcd)
+        wait_until(lambda: key_lags(c).get(replica.name, 0) >= (WRITE_MB - 0.5) * MB
+                   and key_lags(c, pos).get(sb) == 0, 10, interval=0.2,
+                   what="the lag in the member and status keys")
         rows = {r[0]: r for r in table(patronictl(c, "list"))[1:]}
+        print(f"WAL receiver of {replica.name} stopped: patronictl {rows[replica.name]}")
         assert int(rows[replica.name][5]) >= WRITE_MB - 1 and rows[sb][5] == "0", rows
         assert rows[s["leader"]][5] == "", rows
     finally:
         os.kill(pid, signal.SIGCONT)
-    s = sync_settled(c)
-    wait_until(lambda: listed(c)[replica.name]["Lag in MB"] == 0, 10, interval=0.3,
-               what="no lag in patronictl list after the receiver resumed")
+    sync_settled(c)
+    wait_until(lambda: key_lags(c).get(replica.name) == 0, 10, interval=0.2,
+               what="no lag in the member keys after the receiver resumed")
+    assert listed(c)[replica.name]["Lag in MB"] == 0
