@@ -670,6 +670,10 @@ static void fire(Agent *a, CallbacksEvent ev, CallbacksRole role)
 
 void agent_callbacks(Agent *a, CallbacksEvent ev)
 {
+    /* Patroni calls on_reload only when `pg_ctl reload` succeeded */
+    if (ev == CALLBACKS_EVENT_RELOADED && !a->pg_running) {
+        return;
+    }
     fire(a, ev, role_guess(a));
 }
 
