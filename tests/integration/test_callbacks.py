@@ -137,32 +137,48 @@ def test_restart_gives_on_restart_only(cluster):
             if e["action"] != "on_reload"] == ["on_restart"]
 
 
-def test_callback_timeout_kills_its_process_group(cluster):
+def test_callback_replaced_then_timed_out_with_its_process_group(cluster):
     s = cluster.wait_healthy(timeout=60)
     node = cluster.node(s["leader"])
+    child_file = os.path.join(cluster.cb_dir, f"child-on_reload-{node.name}")
+
+    def reload_and_child(after):
+        if os.path.exists(child_file):
+            os.unlink(child_file)
+        code, _ = node.api("/reload", method="POST")
+        assert code == 202
+        e = wait_started(cluster, node.name, "on_reload", "master", after=after)
+        wait_until(lambda: os.path.exists(child_file) and open(child_file).read().strip(), 10,
+                   what="the callback's child pid")
+        return e, int(open(child_file).read())
+
     set_sleep(cluster, "on_reload", 60)
     try:
         t0 = time.time()
-        code, _ = node.api("/reload", method="POST")
-        assert code == 202
-        e = wait_started(cluster, node.name, "on_reload", "master", after=t0)
-        child_file = os.path.join(cluster.cb_dir, f"child-on_reload-{node.name}")
-        wait_until(lambda: os.path.exists(child_file) and open(child_file).read().strip(), 10,
-                   what="the callback's child pid")
-        child = int(open(child_file).read())
-        assert pid_alive(e["pid"]) and pid_alive(child)
-        text = f"(pid {e['pid']}) killed after"
+        first, first_child = reload_and_child(t0)
+        assert pid_alive(first["pid"]) and pid_alive(first_child)
+        # a second on_reload kills the first one, children included (Patroni's
+        # OnReloadExecutor), and runs
+        t1 = time.time()
+        second, second_child = reload_and_child(t1)
+        wait_until(lambda: not pid_alive(first["pid"]) and not pid_alive(first_child), 5,
+                   what="the replaced callback and its child gone")
+        assert f"(pid {first['pid']}) killed after" in agent_log(cluster, node)
+        assert "a newer callback replaced it" in agent_log(cluster, node)
+        # the second one outlives postgresql.callback_timeout: killed and logged
+        assert pid_alive(second["pid"]) and pid_alive(second_child)
+        text = f"(pid {second['pid']}) killed after"
         wait_until(lambda: text in agent_log(cluster, node), TIMEOUT + 10, interval=0.2,
                    what="the timeout kill in the agent's log")
-        killed_at = time.time()
-        assert killed_at - t0 >= TIMEOUT - 1
+        assert time.time() - t1 >= TIMEOUT - 1
         log = agent_log(cluster, node)
         assert f"outlived postgresql.callback_timeout ({TIMEOUT} s)" in log
         assert f"callback on_reload on {node.name} says hello" in log  # its output
         # the whole process group went: the script and the sleep it started
-        wait_until(lambda: not pid_alive(e["pid"]) and not pid_alive(child), 5,
+        wait_until(lambda: not pid_alive(second["pid"]) and not pid_alive(second_child), 5,
                    what="the callback and its child gone")
-        assert not [x for x in events(cluster) if x["pid"] == e["pid"] and x["phase"] == "end"]
+        ended = [x for x in events(cluster) if x["phase"] == "end"]
+        assert not [x for x in ended if x["pid"] in (first["pid"], second["pid"])]
     finally:
         set_sleep(cluster, "on_reload", None)
 
