@@ -320,6 +320,7 @@ struct Callbacks {
     CallbackProc *procs;                        /* owned list: every child not reaped yet */
     CallbackProc *current[_CALLBACKS_SLOT_MAX]; /* borrowed from procs */
     CallbacksTrack track;
+    const ConfigMap *checked; /* borrowed: the callbacks map last checked for unknown names */
 };
 
 int callbacks_new(sd_event *event, Callbacks **ret)
@@ -640,11 +641,30 @@ static CallbacksRole role_guess(const Agent *a)
                                                             : CALLBACKS_ROLE_REPLICA;
 }
 
+/* Patroni ignores a callback name it does not know; a typo deserves a
+ * word, once per configuration (checked at its first event). */
+static void check_names(Agent *a)
+{
+    const ConfigMap *m = &a->config->postgresql.callbacks;
+    if (a->callbacks->checked == m) {
+        return;
+    }
+    a->callbacks->checked = m;
+    for (size_t i = 0; i < m->n; i++) {
+        if (callbacks_action_from_string(m->items[i].key) < 0) {
+            log_warning("postgresql.callbacks: unknown callback \"%s\" is never run (known: "
+                        "on_start, on_stop, on_restart, on_reload, on_role_change)",
+                        m->items[i].key);
+        }
+    }
+}
+
 static void fire(Agent *a, CallbacksEvent ev, CallbacksRole role)
 {
     if (!a->callbacks) {
         return;
     }
+    check_names(a);
     CallbacksAction action;
     CallbacksRole passed;
     if (callbacks_decide(callbacks_track(a->callbacks), ev, role, &action, &passed) <= 0) {

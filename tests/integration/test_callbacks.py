@@ -50,6 +50,7 @@ def cluster():
         for n in c.nodes:
             n.postgresql_yaml = (f"  callback_timeout: {TIMEOUT}\n  callbacks:\n" +
                                  "".join(f"    {a}: {script} {n.name}\n" for a in ACTIONS))
+        c.nodes[0].postgresql_yaml += "    on_promote: /bin/true\n"  # not a Patroni callback
     with started_cluster("dbha-callbacks-", configure, n=3, ttl=TTL, loop_wait=1,
                          retry_timeout=1) as c:
         yield c
@@ -109,6 +110,7 @@ def test_first_start_gives_on_start_with_the_role(cluster):
         # (the cluster's config key, written once bootstrapped, reloads the leader)
         mine = [e for e in started(cluster, n.name) if e["action"] != "on_reload"]
         assert [e["action"] for e in mine] == ["on_start"], mine
+    assert 'unknown callback "on_promote" is never run' in agent_log(cluster, cluster.nodes[0])
 
 
 def test_reload_gives_on_reload(cluster):
