@@ -87,7 +87,7 @@ int callbacks_decide(CallbacksTrack *t, CallbacksEvent ev, CallbacksRole role,
  * comments): blanks separate words; '...' keeps everything; "..." keeps
  * everything but a backslash before " or \; outside quotes a backslash
  * escapes any character. Returns the number of words and a NULL-terminated
- * vector (owned, free with strv_free-like callbacks_argv_free), -EINVAL for
+ * vector (owned; free it with callbacks_argv_free), -EINVAL for
  * an open quote or a trailing backslash, -ENOMEM. */
 int callbacks_split(const char *command, char ***ret_argv);
 /* The full argv: split(command) + action + role + scope. Returns argc, or
