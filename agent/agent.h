@@ -13,6 +13,7 @@
 #include <systemd/sd-event.h>
 
 #include "api.h"
+#include "callbacks.h"
 #include "config.h"
 #include "dcs.h"
 #include "etcd.h"
@@ -153,6 +154,7 @@ typedef struct Agent {
     RestServer *rest;      /* owned */
     ApiQueue *api;         /* owned: mutating REST requests for the loop */
     Fence *fence;          /* owned: the fencing process's heartbeat */
+    Callbacks *callbacks;  /* owned: postgresql.callbacks running (agent/callbacks.c) */
     Watchdog *watchdog;    /* owned: open (armed) only while leading */
     bool watchdog_blocked; /* watchdog.mode required and the device cannot be opened */
     unsigned fenced_seen;
@@ -232,6 +234,16 @@ const DcsMember *agent_upstream(Agent *a);
  * give-up. Returns when a tick should look (again) or act on it: now after
  * a give-up, the second look's time after a first failed one; 0: no need. */
 uint64_t agent_observe_upstream(Agent *a, uint64_t now_usec);
+
+/* postgresql.callbacks (agent/callbacks.c): what the agent did to its
+ * PostgreSQL, mapped to Patroni's callbacks and run without waiting.
+ * agent_callbacks: an event whose role is the one last announced (else
+ * guessed from the state and the probe); agent_callbacks_job: a stop or
+ * restart job ended; agent_callbacks_state: the HA state changed (a start
+ * ended, or a running server was found). Log what they run; never fail. */
+void agent_callbacks(Agent *a, CallbacksEvent ev);
+void agent_callbacks_job(Agent *a, AgentJobKind kind, bool ok);
+void agent_callbacks_state(Agent *a, HaState from, HaState to);
 
 /* Deletes the leader key if it still names us (agent/ha_exec.c). */
 int agent_release_leader(Agent *a);

@@ -538,6 +538,7 @@ static int follow(Agent *a)
         return r;
     }
     log_info("following \"%s\"", strna(a->following));
+    agent_callbacks(a, CALLBACKS_EVENT_RELOADED);
     return 0;
 }
 
@@ -814,6 +815,7 @@ static int promote(Agent *a)
     log_struct_id(LOG_LEVEL_NOTICE, "e8d4c2b6a0f94e1d8c7b5a3f2e1d0c9b",
                   "promoted to primary in %llu ms",
                   (unsigned long long)(clock_monotonic_usec() - t0) / 1000);
+    agent_callbacks(a, CALLBACKS_EVENT_PROMOTED); /* not waited for */
     /* our postgresql.conf must stop pointing at the old upstream */
     r = agent_write_conf(a, false);
     if (r >= 0) {
@@ -877,6 +879,7 @@ static int fence(Agent *a)
     }
     a->pg_running = false;
     a->probe_ok = false;
+    agent_callbacks(a, CALLBACKS_EVENT_STOPPED);
     return 0;
 }
 
@@ -995,6 +998,7 @@ static int switchover_demote(Agent *a)
     }
     a->pg_running = false;
     a->probe_ok = false;
+    agent_callbacks(a, CALLBACKS_EVENT_DEMOTED);
     uint64_t t2 = clock_monotonic_usec();
     if (!released) {
         r = agent_release_leader(a);

@@ -139,6 +139,8 @@ const ConfigRow config_schema[] = {
     LIST("postgresql.parameters", CONFIG_TYPE_MAP, postgresql.parameters, R),
     LIST("postgresql.pg_hba", CONFIG_TYPE_STRV, postgresql.pg_hba, R),
     LIST("postgresql.callbacks", CONFIG_TYPE_MAP, postgresql.callbacks, R),
+    /* dbha's own: Patroni lets a callback run for ever */
+    INT("postgresql.callback_timeout", postgresql.callback_timeout, R, 60, 1, 86400),
     LIST("postgresql.create_replica_methods", CONFIG_TYPE_STRV, postgresql.create_replica_methods,
          R),
     { .path = "postgresql.basebackup",
