@@ -125,6 +125,16 @@ static int renew_leader(Agent *a)
     return r < 0 ? etcd_fail(r, "renewing the leader key", &e) : 0;
 }
 
+/* The result of taking or renewing the leader key, after refreshing its v2
+ * copy when that worked. */
+static int mirrored(Agent *a, int r)
+{
+    if (r >= 0) {
+        agent_mirror_leader_v2(a, true);
+    }
+    return r;
+}
+
 /* ---- files and jobs ---- */
 
 static int write_pwfile(Agent *a, char **ret_path)
@@ -528,6 +538,7 @@ static int follow(Agent *a)
         return r;
     }
     log_info("following \"%s\"", strna(a->following));
+    agent_callbacks(a, CALLBACKS_EVENT_RELOADED);
     return 0;
 }
 
@@ -691,6 +702,7 @@ int agent_release_leader(Agent *a)
         return etcd_fail(r, "releasing the leader key", &e);
     }
     log_struct_id(LOG_LEVEL_NOTICE, "c4e1b7a9d3f2486b8e5a0c1d2b3f4e5a", "released the leader key");
+    agent_mirror_leader_v2(a, false);
     return 0;
 }
 
@@ -803,6 +815,7 @@ static int promote(Agent *a)
     log_struct_id(LOG_LEVEL_NOTICE, "e8d4c2b6a0f94e1d8c7b5a3f2e1d0c9b",
                   "promoted to primary in %llu ms",
                   (unsigned long long)(clock_monotonic_usec() - t0) / 1000);
+    agent_callbacks(a, CALLBACKS_EVENT_PROMOTED); /* not waited for */
     /* our postgresql.conf must stop pointing at the old upstream */
     r = agent_write_conf(a, false);
     if (r >= 0) {
@@ -866,6 +879,7 @@ static int fence(Agent *a)
     }
     a->pg_running = false;
     a->probe_ok = false;
+    agent_callbacks(a, CALLBACKS_EVENT_STOPPED);
     return 0;
 }
 
@@ -984,6 +998,7 @@ static int switchover_demote(Agent *a)
     }
     a->pg_running = false;
     a->probe_ok = false;
+    agent_callbacks(a, CALLBACKS_EVENT_DEMOTED);
     uint64_t t2 = clock_monotonic_usec();
     if (!released) {
         r = agent_release_leader(a);
@@ -1107,9 +1122,9 @@ int ha_exec_action(Agent *a, HaAction action)
                 log_debug("created the members' slots before taking the leader key");
             }
         }
-        return take_leader(a);
+        return mirrored(a, take_leader(a));
     case HA_ACTION_RENEW_LEADER:
-        return renew_leader(a);
+        return mirrored(a, renew_leader(a));
     case HA_ACTION_CLONE:
         return clone_replica(a);
     case HA_ACTION_REMOVE_CLONE:
