@@ -92,6 +92,9 @@ class Bouncer:
         self.original = INI.format(user=SUPERUSER, addr=LOOPBACK, port=self.port, dir=self.dir)
         with open(self.ini, "w") as f:
             f.write(self.original)
+        self.original_path = os.path.join(self.dir, "original.ini")
+        with open(self.original_path, "w") as f:
+            f.write(self.original)
         os.chmod(self.ini, 0o644)
         self.proc = None
 
@@ -248,6 +251,43 @@ def test_route_from_topology_key(cluster, bouncer):
     assert entry(text, "app")["port"] == "7001" and entry(text, "app_ro")["port"] == "7002"
     status, _ = cluster.etcd.api("kv/deleterange", {"key": b64(key)})
     assert status == 200
+
+
+def test_watch_follows_key(cluster, bouncer):
+    """--watch on a hand-written key: each rewrite of the key reaches the
+    file within a second or so; SIGINT ends it with status 0."""
+    ini = os.path.join(bouncer.dir, "watch.ini")
+    shutil.copy(bouncer.original_path, ini)
+    key = "/service/pgbwatch/topology"
+
+    def put(version, replicas):
+        doc = {"version": version, "scope": "pgbwatch", "leader": "a", "timeline": 1,
+               "primary": {"name": "a", "host": "127.0.0.3", "port": 7101},
+               "replicas": [{"name": n, "host": "127.0.0.3", "port": p, "state": st,
+                             "lag_bytes": 0, "noloadbalance": False} for n, p, st in replicas]}
+        status, body = cluster.etcd.api("kv/put", {"key": b64(key), "value": b64(json.dumps(doc))})
+        assert status == 200, body
+
+    def ports():
+        text = open(ini).read()
+        w, ro = entry(text, "postgres"), entry(text, "postgres_ro")
+        return (w["port"], ro["port"]) if w and ro else None
+
+    put(1, [("b", 7102, "streaming"), ("c", 7103, "streaming")])
+    p = cluster.procs.spawn("dbctl-watch", [
+        binary("dbctl"), "--etcd", ",".join(cluster.etcd.endpoints), "--scope", "pgbwatch",
+        "route", "pgbouncer", "--ini", ini, "--watch", "--no-reload"])
+    try:
+        wait_until(lambda: ports() == ("7101", "7102"), 10, what="the first routing")
+        put(2, [("b", 7102, "stopped"), ("c", 7103, "streaming")])
+        t0 = time.monotonic()
+        wait_until(lambda: ports() == ("7101", "7103"), 10, what="the read entry moved")
+        assert time.monotonic() - t0 < 3
+        assert sections(open(ini).read())["pgbouncer"] == sections(bouncer.original)["pgbouncer"]
+    finally:
+        rc = cluster.procs.stop(p, signal.SIGINT, timeout=10)
+        cluster.etcd.api("kv/deleterange", {"key": b64(key)})
+    assert rc == 0
 
 
 def test_route_patroni_cluster(cluster, bouncer):
