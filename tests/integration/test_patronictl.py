@@ -11,7 +11,7 @@ the leader's optime in /status minus a member's xlog_location, which dbha
 WAL *received*: replay paused on a replica leaves it at 0 MB; a WAL receiver
 that is stopped (SIGSTOP) while the primary writes 3 MB shows 3 MB.
 `version` reaches every agent's GET /patroni and `show-config` prints the
-config key. `history` is not yet Patroni's (strict xfail, see its reason).
+config key, and `history` as Patroni writes it.
 
 Each patronictl run costs 0.5-2 s of Python start-up (its imports), so the
 module calls it about fifteen times in all.
@@ -160,10 +160,6 @@ def test_switchover_shows_the_next_timeline(cluster):
     assert hist[0][:2] == ["TL", "LSN"] and hist[-1][0] == str(tl) and hist[-1][-1] == sb, hist
 
 
-@pytest.mark.xfail(strict=True, reason="the history key is not Patroni's: a 'bootstrap' line "
-                   "on timeline 1 (Patroni keeps [] there) and the reason of every promotion is "
-                   "'no leader: automatic failover' (Patroni: the line of PostgreSQL's "
-                   "timeline history file, e.g. 'no recovery target specified')")
 def test_history_is_patronis(cluster):
     """After the switchover above: Patroni 3.0.2 (ha.py update_cluster_history,
     postgresql get_history) writes the lines of the leader's timeline
