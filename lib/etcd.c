@@ -1020,23 +1020,32 @@ static int v2_answer(const char *what, long status, int code, EtcdError *e)
                           "%s: HTTP %ld (errorCode %d)", what, status, code);
 }
 
+/* "<name>=<value, URL-escaped><tail>" (tail may be ""). */
+static int v2_param(const char *name, const char *value, const char *tail, char **ret, EtcdError *e)
+{
+    char *esc = curl_easy_escape(NULL, value, (int)strlen(value));
+    int r = esc ? asprintf(ret, "%s=%s%s", name, esc, tail) : -1;
+    curl_free(esc);
+    if (r < 0) {
+        return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    return 0;
+}
+
 int etcd_v2_set(EtcdClient *c, const char *key, const char *value, int64_t ttl_sec,
                 EtcdError *reterr)
 {
     if (!c || !value || ttl_sec < 0) {
         return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "bad arguments");
     }
-    char *esc = curl_easy_escape(NULL, value, (int)strlen(value));
-    if (!esc) {
-        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    char ttl[32] = "";
+    if (ttl_sec > 0) {
+        snprintf(ttl, sizeof(ttl), "&ttl=%" PRId64, ttl_sec);
     }
     _cleanup_free_ char *form = NULL;
-    int r = ttl_sec > 0 ? asprintf(&form, "value=%s&ttl=%" PRId64, esc, ttl_sec)
-                        : asprintf(&form, "value=%s", esc);
-    curl_free(esc);
+    int r = v2_param("value", value, ttl, &form, reterr);
     if (r < 0) {
-        form = NULL;
-        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+        return r;
     }
     long status = 0;
     int code = 0;
@@ -1049,16 +1058,10 @@ int etcd_v2_delete_if(EtcdClient *c, const char *key, const char *value, EtcdErr
     if (!c || !value) {
         return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "bad arguments");
     }
-    char *esc = curl_easy_escape(NULL, value, (int)strlen(value));
-    if (!esc) {
-        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
-    }
     _cleanup_free_ char *query = NULL;
-    int r = asprintf(&query, "prevValue=%s", esc);
-    curl_free(esc);
+    int r = v2_param("prevValue", value, "", &query, reterr);
     if (r < 0) {
-        query = NULL;
-        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+        return r;
     }
     long status = 0;
     int code = 0;
