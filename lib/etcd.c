@@ -465,8 +465,19 @@ int etcd_client_setup_easy(const EtcdClient *c, CURL *easy)
 /* One POST to one endpoint. Returns 0 with the HTTP status and body (any
  * status), or a transport error (connect, timeout, broken connection) as
  * -EHOSTUNREACH UNAVAILABLE. */
-static int http_post(EtcdClient *c, size_t idx, const char *path, const char *body,
-                     uint64_t timeout_usec, long *ret_status, Body *ret_body, EtcdError *e)
+/* How one request is made: method, content type, and whether it carries
+ * the v3 token or (v2 API) basic auth from the client's credentials. */
+typedef struct HttpCall {
+    const char *method; /* "POST", "PUT", "DELETE" */
+    const char *content_type;
+    bool v2; /* basic auth instead of the v3 token */
+} HttpCall;
+
+static const HttpCall HTTP_V3_POST = { "POST", "application/json", false };
+
+static int http_call(EtcdClient *c, size_t idx, const HttpCall *how, const char *path,
+                     const char *body, uint64_t timeout_usec, long *ret_status, Body *ret_body,
+                     EtcdError *e)
 {
     EtcdEndpoint *ep = &c->endpoints[idx];
     if (!ep->easy) {
@@ -487,7 +498,12 @@ static int http_post(EtcdClient *c, size_t idx, const char *path, const char *bo
         url = NULL;
         return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
     }
-    const char *hdrs[] = { "Content-Type: application/json", "Expect:", NULL };
+    _cleanup_free_ char *ctype = NULL;
+    if (asprintf(&ctype, "Content-Type: %s", how->content_type) < 0) {
+        ctype = NULL;
+        return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    const char *hdrs[] = { ctype, "Expect:", NULL };
     for (size_t i = 0; hdrs[i]; i++) {
         struct curl_slist *l = curl_slist_append(headers, hdrs[i]);
         if (!l) {
@@ -495,7 +511,7 @@ static int http_post(EtcdClient *c, size_t idx, const char *path, const char *bo
         }
         headers = l;
     }
-    if (c->token && strcmp(path, "/v3/auth/authenticate") != 0) {
+    if (!how->v2 && c->token && strcmp(path, "/v3/auth/authenticate") != 0) {
         struct curl_slist *l = NULL;
         if (asprintf(&auth, "Authorization: %s", c->token) < 0) {
             auth = NULL;
@@ -517,9 +533,20 @@ static int http_post(EtcdClient *c, size_t idx, const char *path, const char *bo
         }                                                                                          \
     } while (0)
     SET(CURLOPT_URL, url);
-    SET(CURLOPT_POST, 1L);
-    SET(CURLOPT_POSTFIELDS, body);
-    SET(CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    if (strcmp(how->method, "POST") == 0) {
+        SET(CURLOPT_POST, 1L);
+    } else {
+        SET(CURLOPT_CUSTOMREQUEST, how->method);
+    }
+    if (body) {
+        SET(CURLOPT_POSTFIELDS, body);
+        SET(CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    if (how->v2 && c->username && c->password) {
+        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        SET(CURLOPT_USERNAME, c->username);
+        SET(CURLOPT_PASSWORD, c->password);
+    }
     SET(CURLOPT_HTTPHEADER, headers);
     SET(CURLOPT_TIMEOUT_MS, usec_to_msec_ceil(timeout_usec));
     SET(CURLOPT_WRITEFUNCTION, body_write);
@@ -601,7 +628,7 @@ static int call_until(EtcdClient *c, const char *path, const char *body, uint64_
         uint64_t timeout = left < c->request_timeout_usec ? left : c->request_timeout_usec;
         long status = 0;
         Body b = { 0 };
-        int r = http_post(c, idx, path, body, timeout, &status, &b, &last);
+        int r = http_call(c, idx, &HTTP_V3_POST, path, body, timeout, &status, &b, &last);
         if (r >= 0 && status == 200) {
             if (idx != c->current) {
                 log_debug("etcd: now using endpoint %s", c->endpoints[idx].name);
@@ -945,57 +972,19 @@ static int v2_request(EtcdClient *c, const char *method, const char *key, const 
             return etcd_error_set(e, ETCD_ERROR_INVALID, 0, 0, "v2 key holds '%c'", *p);
         }
     }
-    curl_init_once();
-    _cleanup_(curl_easy_cleanupp) CURL *easy = curl_easy_init();
-    if (!easy || etcd_client_setup_easy(c, easy) < 0) {
-        return etcd_error_set(e, ETCD_ERROR_INTERNAL, 0, 0, "curl setup failed");
-    }
-    EtcdEndpoint *ep = &c->endpoints[c->current % c->n_endpoints];
-    _cleanup_free_ char *url = NULL;
-    if (asprintf(&url, "%s/v2/keys%s%s%s", ep->base, key, query ? "?" : "", query ? query : "") <
-        0) {
-        url = NULL;
+    _cleanup_free_ char *path = NULL;
+    if (asprintf(&path, "/v2/keys%s%s%s", key, query ? "?" : "", query ? query : "") < 0) {
+        path = NULL;
         return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
     }
-    Body b = { 0 };
-    char errbuf[CURL_ERROR_SIZE] = "";
-    CURLcode cc = CURLE_OK;
-#define SET(opt, val)                                                                              \
-    do {                                                                                           \
-        if (cc == CURLE_OK) {                                                                      \
-            cc = curl_easy_setopt(easy, opt, val);                                                 \
-        }                                                                                          \
-    } while (0)
-    SET(CURLOPT_URL, url);
-    SET(CURLOPT_CUSTOMREQUEST, method);
-    if (form) {
-        SET(CURLOPT_POSTFIELDS, form); /* application/x-www-form-urlencoded */
-        SET(CURLOPT_POSTFIELDSIZE, (long)strlen(form));
-    }
-    if (c->username && c->password) {
-        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        SET(CURLOPT_USERNAME, c->username);
-        SET(CURLOPT_PASSWORD, c->password);
-    }
-    SET(CURLOPT_TIMEOUT_MS, usec_to_msec_ceil(c->request_timeout_usec));
-    SET(CURLOPT_WRITEFUNCTION, body_write);
-    SET(CURLOPT_WRITEDATA, &b);
-    SET(CURLOPT_ERRORBUFFER, errbuf);
-#undef SET
-    if (cc != CURLE_OK) {
-        return etcd_error_set(e, ETCD_ERROR_INTERNAL, 0, 0, "curl_easy_setopt failed: %s",
-                              curl_easy_strerror(cc));
-    }
-    c->stats.requests++;
-    cc = curl_easy_perform(easy);
-    if (cc != CURLE_OK) {
-        body_done(&b);
-        c->stats.errors++;
-        return etcd_error_set(e, ETCD_ERROR_UNAVAILABLE, 0, 0, "%s: %s", ep->name,
-                              errbuf[0] ? errbuf : curl_easy_strerror(cc));
-    }
+    HttpCall how = { method, "application/x-www-form-urlencoded", true };
     long status = 0;
-    (void)curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    Body b = { 0 };
+    int r = http_call(c, c->current % c->n_endpoints, &how, path, form, c->request_timeout_usec,
+                      &status, &b, e);
+    if (r < 0) {
+        return r;
+    }
     int code = 0;
     if (status >= 300) {
         json_error_t je;
@@ -1031,23 +1020,32 @@ static int v2_answer(const char *what, long status, int code, EtcdError *e)
                           "%s: HTTP %ld (errorCode %d)", what, status, code);
 }
 
+/* "<name>=<value, URL-escaped><tail>" (tail may be ""). */
+static int v2_param(const char *name, const char *value, const char *tail, char **ret, EtcdError *e)
+{
+    char *esc = curl_easy_escape(NULL, value, (int)strlen(value));
+    int r = esc ? asprintf(ret, "%s=%s%s", name, esc, tail) : -1;
+    curl_free(esc);
+    if (r < 0) {
+        return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    return 0;
+}
+
 int etcd_v2_set(EtcdClient *c, const char *key, const char *value, int64_t ttl_sec,
                 EtcdError *reterr)
 {
     if (!c || !value || ttl_sec < 0) {
         return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "bad arguments");
     }
-    char *esc = curl_easy_escape(NULL, value, (int)strlen(value));
-    if (!esc) {
-        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    char ttl[32] = "";
+    if (ttl_sec > 0) {
+        snprintf(ttl, sizeof(ttl), "&ttl=%" PRId64, ttl_sec);
     }
     _cleanup_free_ char *form = NULL;
-    int r = ttl_sec > 0 ? asprintf(&form, "value=%s&ttl=%" PRId64, esc, ttl_sec)
-                        : asprintf(&form, "value=%s", esc);
-    curl_free(esc);
+    int r = v2_param("value", value, ttl, &form, reterr);
     if (r < 0) {
-        form = NULL;
-        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+        return r;
     }
     long status = 0;
     int code = 0;
@@ -1060,16 +1058,10 @@ int etcd_v2_delete_if(EtcdClient *c, const char *key, const char *value, EtcdErr
     if (!c || !value) {
         return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "bad arguments");
     }
-    char *esc = curl_easy_escape(NULL, value, (int)strlen(value));
-    if (!esc) {
-        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
-    }
     _cleanup_free_ char *query = NULL;
-    int r = asprintf(&query, "prevValue=%s", esc);
-    curl_free(esc);
+    int r = v2_param("prevValue", value, "", &query, reterr);
     if (r < 0) {
-        query = NULL;
-        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+        return r;
     }
     long status = 0;
     int code = 0;
