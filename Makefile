@@ -161,8 +161,8 @@ lint: deps-lint deps
 # Benchmarks against Patroni 3.0.2 on loopback; results in bench/results/.
 # `make bench` runs them one after another; `make bench BENCH=switchover` (or
 # `make bench-switchover`) runs a subset. BENCH_ARGS goes to every script run.
-BENCH ?= footprint failover switchover rest sync
-.PHONY: bench-failover bench-switchover bench-rest bench-sync
+BENCH ?= footprint failover switchover rest sync topology
+.PHONY: bench-failover bench-switchover bench-rest bench-sync bench-topology
 bench: deps-bench all
 	@fail=0; for b in $(BENCH); do \
 	    $(MAKE) --no-print-directory bench-$$b || fail=1; \
@@ -175,6 +175,9 @@ bench-rest: deps-bench all
 	$(PYTHON) bench/rest $(BENCH_ARGS)
 bench-sync: deps-bench all
 	$(PYTHON) bench/sync $(BENCH_ARGS)
+# Routers after a failover (HAProxy, pgbouncer, libdbha) and libdbha lookups/s.
+bench-topology: deps-bench all examples $(O)/bench/topo-lookup
+	DBHA_BENCH_BUILD=$(abspath $(O)) $(PYTHON) bench/topology $(BENCH_ARGS)
 
 # The resident-memory floor of the agent's libraries (no cluster needed).
 bench-footprint: deps all $(O)/bench/libfloor $(O)/bench/bare
