@@ -1,0 +1,222 @@
+"""libdbha against real etcd and three real PostgreSQL 15 nodes, through
+examples/dbha-example (an application that writes a sequence and reads the
+newest row back read-your-writes): the agent-written topology key drives the
+library's pool through a kill -9 failover; a replica whose replay is paused
+is never used for a read-your-writes read; an acquire fails fast and clearly
+when the topology has no primary."""
+import datetime
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from lib.cluster import SUPERUSER, SUPERUSER_PW, DbhaCluster
+from lib.etcd_cluster import EtcdCluster, b64
+from lib.procs import LOOPBACK, build_dir, wait_until
+
+TTL = 4
+CONNINFO = f"user={SUPERUSER} password={SUPERUSER_PW} dbname=postgres connect_timeout=2"
+
+
+def example():
+    return os.path.join(build_dir(), "examples", "dbha-example")
+
+
+def events(path):
+    """The JSON lines the example printed (its log may hold sanitizer text too)."""
+    out = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+    return out
+
+
+def put_key(etcd, key, value):
+    status, body = etcd.api("kv/put", {"key": b64(key), "value": b64(value)})
+    assert status == 200, body
+
+
+class HandTopology:
+    """Writes /service/<scope>/topology from `dbctl status` while the agent does
+    not write it itself (until the agent's topology key is in this branch)."""
+
+    def __init__(self, c):
+        self.c = c
+        self.stop = threading.Event()
+        self.version = 0
+        self.last = None
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def doc(self, s):
+        prim, reps = None, []
+        for m in sorted(s["members"], key=lambda m: m["name"]):
+            node = {"name": m["name"], "host": m.get("host") or LOOPBACK, "port": m.get("port"),
+                    "api_url": None}
+            if m["name"] == s.get("leader") and m["role"] in ("primary", "leader"):
+                prim = node
+            else:
+                node.update(state=m["state"], lag_bytes=m.get("lag_bytes"), sync=False,
+                            noloadbalance=False, tags={})
+                reps.append(node)
+        return {"scope": self.c.scope, "leader": s.get("leader"), "timeline": None,
+                "primary": prim, "replicas": reps}
+
+    def run(self):
+        while not self.stop.wait(0.2):
+            try:
+                d = self.doc(self.c.status())
+            except Exception:  # noqa: BLE001 - dbctl may fail during a failover
+                continue
+            if d != self.last:
+                self.last = d
+                self.version += 1
+                put_key(self.c.etcd, f"/service/{self.c.scope}/topology",
+                        json.dumps(dict(d, version=self.version)))
+
+
+def agent_writes_topology(c, timeout):
+    try:
+        wait_until(lambda: c.etcd_get("topology"), timeout, interval=0.2, what="topology key")
+        return True
+    except AssertionError:
+        return False
+
+
+def promotion_time(c, new_leader):
+    """Wall time of the failover, from the last history entry the new leader wrote."""
+    hist = json.loads(c.etcd_get("history") or "[]")
+    entry = [h for h in hist if len(h) >= 5 and h[4] == new_leader][-1]
+    return datetime.datetime.fromisoformat(entry[3]).timestamp()
+
+
+@pytest.fixture
+def cluster(procs, workdir):
+    c = DbhaCluster(procs, workdir, n=3, ttl=TTL, loop_wait=1, retry_timeout=1)
+    yield c
+    c.stop_all()
+
+
+def test_failover_read_your_writes(cluster, procs, workdir):
+    c = cluster
+    c.start()
+    c.wait_healthy(timeout=120)
+    hand = None
+    if not agent_writes_topology(c, 5):
+        hand = HandTopology(c)
+        hand.thread.start()
+        wait_until(lambda: c.etcd_get("topology"), 10, what="hand-written topology key")
+    try:
+        old = c.primary()
+        replicas = sorted(n.name for n in c.nodes if n.name != old.name)
+        paused = c.node(replicas[1])
+        paused.sql("SELECT pg_wal_replay_pause()")
+        wait_until(lambda: paused.sql("SELECT pg_get_wal_replay_pause_state()")[0][0] == "paused",
+                   10, what="replay paused")
+
+        duration = 22
+        log = os.path.join(workdir, "example.log")
+        with open(log, "wb") as out:
+            p = subprocess.Popen([example(), "--etcd", ",".join(c.etcd.endpoints), "--scope",
+                                  c.scope, "--conninfo", CONNINFO, "--duration", str(duration),
+                                  "--interval-ms", "50", "--timeout-ms", "1000"],
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            # steady state with the paused replica, then the leader dies whole
+            time.sleep(7)
+            kill_at = time.time()
+            old.kill_with_postgres()
+            s = wait_until(lambda: (lambda st: st if st["leader"] not in (None, old.name)
+                                    else None)(c.status()), 30, interval=0.2, what="new leader")
+            new_leader = s["leader"]
+            promoted_at = wait_until(lambda: promotion_time(c, new_leader) if any(
+                len(h) >= 5 and h[4] == new_leader
+                for h in json.loads(c.etcd_get("history") or "[]")) else None, 15,
+                what="history entry of the failover")
+            assert p.wait(timeout=duration + 20) == 0, open(log).read()[-3000:]
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        ev = events(log)
+        writes = [e for e in ev if e["event"] == "write"]
+        reads = [e for e in ev if e["event"] == "read"]
+        summary = [e for e in ev if e["event"] == "summary"][-1]
+        failed = [e for e in writes if not e["ok"]]
+        before = [e for e in writes if e["ts"] < kill_at]
+        # steady state: every write and read worked, the paused replica was never read
+        assert before and all(e["ok"] for e in before), [e for e in before if not e["ok"]][:3]
+        reads_before = [e for e in reads if e["ts"] < kill_at]
+        assert reads_before and all(e["ok"] for e in reads_before), reads_before[:3]
+        assert not [e for e in reads_before if e["node"] == paused.name], \
+            "a read-your-writes read used the replica whose replay is paused"
+        healthy = replicas[0]
+        from_replica = [e for e in reads_before if e["role"] == "replica"]
+        assert from_replica and {e["node"] for e in from_replica} == {healthy}, \
+            {e["node"] for e in reads_before}
+        # errors only inside the failover window
+        assert failed, "a kill -9 of the primary went unnoticed"
+        assert all(kill_at - 0.2 <= e["ts"] <= promoted_at + 5 for e in failed), \
+            [(e["ts"] - kill_at, e.get("error")) for e in failed
+             if not kill_at - 0.2 <= e["ts"] <= promoted_at + 5][:5]
+        # writes land on the new primary soon after its promotion
+        first_new = min(e["ts"] for e in writes if e["ok"] and e["node"] == new_leader)
+        lag_after_promotion = first_new - promoted_at
+        print(f"\nfailover: first write on {new_leader} {lag_after_promotion:+.3f} s after the "
+              f"history timestamp; {len(failed)} failed writes over "
+              f"{max(e['ts'] for e in failed) - min(e['ts'] for e in failed):.2f} s; "
+              f"{len(from_replica)}/{len(reads_before)} steady reads from a replica; "
+              f"summary {json.dumps(summary)}")
+        assert lag_after_promotion < 3.0
+        after = [e for e in writes if e["ts"] > promoted_at + 5]
+        assert after and all(e["ok"] and e["node"] == new_leader for e in after)
+        # read-your-writes: never older than the last acknowledged write, except
+        # writes the asynchronous failover lost (acknowledged by the old primary
+        # but never replicated)
+        rows = {r[0] for r in c.node(new_leader).sql("SELECT seq FROM dbha_example")}
+        lost = {e["seq"] for e in writes if e["ok"] and e["seq"] not in rows}
+        assert all(e["seq"] < first_seq_on(writes, new_leader) for e in writes
+                   if e["seq"] in lost), "a write acknowledged by the new primary was lost"
+        stale = [e for e in reads if e["ok"] and e["stale"] and e["want_seq"] not in lost]
+        assert not stale, stale[:5]
+        print(f"lost writes (asynchronous replication): {len(lost)}; stale reads: 0 of "
+              f"{len([e for e in reads if e['ok']])}")
+    finally:
+        if hand:
+            hand.stop.set()
+            hand.thread.join(5)
+
+
+def first_seq_on(writes, node):
+    return min(e["seq"] for e in writes if e["ok"] and e["node"] == node)
+
+
+def test_acquire_fails_fast_without_primary(procs, workdir):
+    """The topology names no primary: an acquire gives up after its timeout
+    with an error that says so, rather than waiting."""
+    etcd = EtcdCluster(procs, workdir)
+    etcd.start()
+    doc = {"version": 3, "scope": "nop", "leader": None, "timeline": None, "primary": None,
+           "replicas": [{"name": "node2", "host": LOOPBACK, "port": 1, "state": "stopped",
+                         "lag_bytes": None, "sync": False, "noloadbalance": False, "tags": {}}],
+           "updated": "2026-11-27T13:00:00.000Z"}
+    put_key(etcd, "/service/nop/topology", json.dumps(doc))
+    t0 = time.monotonic()
+    r = subprocess.run([example(), "--etcd", etcd.endpoints[0], "--scope", "nop", "--conninfo",
+                        CONNINFO, "--once-primary", "--timeout-ms", "500"],
+                       capture_output=True, text=True, timeout=30)
+    took = time.monotonic() - t0
+    assert r.returncode == 1, r.stdout + r.stderr
+    ev = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    acq = [e for e in ev if e["event"] == "acquire"][-1]
+    assert not acq["ok"] and acq["errno"] == 110  # ETIMEDOUT
+    assert "no primary in topology version 3" in acq["error"], acq
+    assert 450 <= acq["ms"] < 2000, acq
+    assert took < 10, took
