@@ -5,6 +5,7 @@ library's pool through a kill -9 failover; a replica whose replay is paused
 is never used for a read-your-writes read; an acquire fails fast and clearly
 when the topology has no primary."""
 import datetime
+import http.server
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from lib.cluster import SUPERUSER, SUPERUSER_PW, DbhaCluster
 from lib.etcd_cluster import EtcdCluster, b64
-from lib.procs import LOOPBACK, build_dir, wait_until
+from lib.procs import LOOPBACK, build_dir, free_port, wait_until
 
 TTL = 4
 CONNINFO = f"user={SUPERUSER} password={SUPERUSER_PW} dbname=postgres connect_timeout=2"
@@ -198,25 +199,62 @@ def first_seq_on(writes, node):
     return min(e["seq"] for e in writes if e["ok"] and e["node"] == node)
 
 
+NO_PRIMARY = {"version": 3, "scope": "nop", "leader": None, "timeline": None, "primary": None,
+              "replicas": [{"name": "node2", "host": LOOPBACK, "port": 1, "state": "stopped",
+                            "lag_bytes": None, "sync": False, "noloadbalance": False,
+                            "tags": {}}],
+              "updated": "2026-11-27T13:00:00.000Z"}
+
+
+def once_primary(source_args):
+    """Runs the example's single primary acquire (500 ms timeout) against a
+    topology without a primary; returns its acquire event and the wall time."""
+    t0 = time.monotonic()
+    r = subprocess.run([example(), *source_args, "--conninfo", CONNINFO, "--once-primary",
+                        "--timeout-ms", "500"], capture_output=True, text=True, timeout=30)
+    took = time.monotonic() - t0
+    assert r.returncode == 1, r.stdout + r.stderr
+    ev = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    acq = [e for e in ev if e["event"] == "acquire"][-1]
+    assert not acq["ok"] and acq["errno"] == 110, acq  # ETIMEDOUT
+    assert "no primary in topology version 3" in acq["error"], acq
+    assert 450 <= acq["ms"] < 2000, acq
+    assert took < 10, took
+    return acq
+
+
 def test_acquire_fails_fast_without_primary(procs, workdir):
     """The topology names no primary: an acquire gives up after its timeout
     with an error that says so, rather than waiting."""
     etcd = EtcdCluster(procs, workdir)
     etcd.start()
-    doc = {"version": 3, "scope": "nop", "leader": None, "timeline": None, "primary": None,
-           "replicas": [{"name": "node2", "host": LOOPBACK, "port": 1, "state": "stopped",
-                         "lag_bytes": None, "sync": False, "noloadbalance": False, "tags": {}}],
-           "updated": "2026-11-27T13:00:00.000Z"}
-    put_key(etcd, "/service/nop/topology", json.dumps(doc))
-    t0 = time.monotonic()
-    r = subprocess.run([example(), "--etcd", etcd.endpoints[0], "--scope", "nop", "--conninfo",
-                        CONNINFO, "--once-primary", "--timeout-ms", "500"],
-                       capture_output=True, text=True, timeout=30)
-    took = time.monotonic() - t0
-    assert r.returncode == 1, r.stdout + r.stderr
-    ev = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
-    acq = [e for e in ev if e["event"] == "acquire"][-1]
-    assert not acq["ok"] and acq["errno"] == 110  # ETIMEDOUT
-    assert "no primary in topology version 3" in acq["error"], acq
-    assert 450 <= acq["ms"] < 2000, acq
-    assert took < 10, took
+    put_key(etcd, "/service/nop/topology", json.dumps(NO_PRIMARY))
+    once_primary(["--etcd", etcd.endpoints[0], "--scope", "nop"])
+
+
+class TopologyHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - http.server's name
+        body = json.dumps(NO_PRIMARY if self.path == "/topology" else {"error": "?"}).encode()
+        self.send_response(200 if self.path == "/topology" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_rest_source_skips_dead_agent():
+    """From agents' REST URLs: a URL where nothing listens is skipped and the
+    next one's GET /topology is used."""
+    srv = http.server.HTTPServer((LOOPBACK, 0), TopologyHandler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        dead = f"http://{LOOPBACK}:{free_port()}"
+        once_primary(["--rest", f"{dead},http://{LOOPBACK}:{srv.server_port}/"])
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(5)
