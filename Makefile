@@ -192,6 +192,10 @@ bench-footprint: deps all $(O)/bench/libfloor $(O)/bench/bare
 $(O)/bench/libfloor: bench/src/libfloor.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_release) $(PKG_CFLAGS) $< -o $@ $(PKG_LIBS)
+# Topology lookups/s through libdbha: cache vs a fresh etcd read.
+$(O)/bench/topo-lookup: bench/src/topo-lookup.c $(O)/release/libdbha.a | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_release) $(PKG_CFLAGS) $< $(O)/release/libdbha.a -o $@ $(PKG_LIBS)
 $(O)/bench/bare: bench/src/libfloor.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_release) -DFLOOR_BARE $< -o $@
