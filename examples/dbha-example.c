@@ -14,9 +14,10 @@
  * Usage: dbha-example (--etcd HOST:PORT[,...] --scope NAME [--namespace NS] |
  *                      --rest URL[,...]) --conninfo "user=... password=... dbname=..."
  *                     [--duration SEC] [--interval-ms N] [--timeout-ms N] [--max-lag BYTES]
- *                     [--table NAME] [--once-primary]
- * --once-primary: one acquire of a primary connection, report it, and exit
- * (1 when it failed). */
+ *                     [--table NAME] [--acquire primary|replica [--count N]]
+ * --acquire: only acquire and release connections of that role (every
+ * --interval-ms, --count times or for --duration), one "acquire" event each;
+ * exits 1 when the last one failed. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -241,12 +242,36 @@ static json_t *stats_json(DbhaPool *p, DbhaRole role)
                      (json_int_t)s.idle);
 }
 
+static void sleep_sec(double s)
+{
+    struct timespec ts = { .tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9) };
+    (void)nanosleep(&ts, NULL);
+}
+
+/* One acquire and release of role; reports it; returns whether it worked. */
+static bool acquire_once(DbhaPool *pool, DbhaRole role, uint64_t timeout_usec)
+{
+    double t0 = now_mono();
+    DbhaConn *conn = NULL;
+    DbhaError err = { 0 };
+    int r = dbha_pool_acquire(pool, role, timeout_usec, &conn, &err);
+    json_t *o = json_pack("{s:s, s:s, s:b, s:f}", "event", "acquire", "role",
+                          dbha_role_to_string(role), "ok", r >= 0, "ms", (now_mono() - t0) * 1e3);
+    (void)json_object_set_new(o, r >= 0 ? "node" : "error",
+                              json_string(r >= 0 ? dbha_conn_get_node(conn) : err.message));
+    (void)json_object_set_new(o, "errno", json_integer(r >= 0 ? 0 : -r));
+    emit(o);
+    dbha_pool_release(pool, conn, false);
+    return r >= 0;
+}
+
 static int usage(void)
 {
     (void)fprintf(stderr,
                   "usage: dbha-example (--etcd HOST:PORT[,...] --scope NAME [--namespace NS] | "
                   "--rest URL[,...]) --conninfo CONNINFO [--duration SEC] [--interval-ms N] "
-                  "[--timeout-ms N] [--max-lag BYTES] [--table NAME] [--once-primary]\n");
+                  "[--timeout-ms N] [--max-lag BYTES] [--table NAME] "
+                  "[--acquire primary|replica [--count N]]\n");
     return 2;
 }
 
@@ -263,14 +288,16 @@ int main(int argc, char **argv)
         { "timeout-ms", required_argument, NULL, 't' },
         { "max-lag", required_argument, NULL, 'l' },
         { "table", required_argument, NULL, 'T' },
-        { "once-primary", no_argument, NULL, 'o' },
+        { "acquire", required_argument, NULL, 'a' },
+        { "count", required_argument, NULL, 'C' },
         { NULL, 0, NULL, 0 },
     };
     char *etcd = NULL, *rest = NULL;
     const char *scope = NULL, *ns = NULL, *conninfo = NULL, *table = "dbha_example";
     double duration = 10, interval_ms = 50, timeout_ms = 1000;
     long long max_lag = -1;
-    bool once_primary = false;
+    const char *acquire = NULL;
+    long count = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
@@ -304,14 +331,18 @@ int main(int argc, char **argv)
         case 'T':
             table = optarg;
             break;
-        case 'o':
-            once_primary = true;
+        case 'a':
+            acquire = optarg;
+            break;
+        case 'C':
+            count = strtol(optarg, NULL, 10);
             break;
         default:
             return usage();
         }
     }
     if ((!etcd && !rest) || !conninfo || strlen(table) >= TABLE_MAX ||
+        (acquire && strcmp(acquire, "primary") != 0 && strcmp(acquire, "replica") != 0) ||
         strspn(table, "abcdefghijklmnopqrstuvwxyz_0123456789") != strlen(table)) {
         return usage();
     }
@@ -360,18 +391,17 @@ int main(int argc, char **argv)
     }
     App a = { .pool = pool, .table = table, .timeout_usec = (uint64_t)(timeout_ms * 1000) };
     int rc = 0;
-    if (once_primary) {
-        double t0 = now_mono();
-        DbhaConn *conn = NULL;
-        int r = dbha_pool_acquire(pool, DBHA_ROLE_PRIMARY, a.timeout_usec, &conn, &err);
-        json_t *o = json_pack("{s:s, s:b, s:f}", "event", "acquire", "ok", r >= 0, "ms",
-                              (now_mono() - t0) * 1e3);
-        (void)json_object_set_new(o, r >= 0 ? "node" : "error",
-                                  json_string(r >= 0 ? dbha_conn_get_node(conn) : err.message));
-        (void)json_object_set_new(o, "errno", json_integer(r >= 0 ? 0 : -r));
-        emit(o);
-        dbha_pool_release(pool, conn, false);
-        rc = r >= 0 ? 0 : 1;
+    if (acquire) {
+        DbhaRole role = strcmp(acquire, "primary") == 0 ? DBHA_ROLE_PRIMARY : DBHA_ROLE_REPLICA;
+        double end = now_mono() + duration;
+        for (long i = 0; count > 0 ? i < count : now_mono() < end; i++) {
+            double t0 = now_mono();
+            rc = acquire_once(pool, role, a.timeout_usec) ? 0 : 1;
+            double left = interval_ms / 1e3 - (now_mono() - t0);
+            if (left > 0 && (count == 0 || i + 1 < count)) {
+                sleep_sec(left);
+            }
+        }
     } else {
         double end = now_mono() + duration;
         while (now_mono() < end) {
@@ -380,23 +410,21 @@ int main(int argc, char **argv)
             read_once(&a);
             double left = interval_ms / 1e3 - (now_mono() - t0);
             if (left > 0) {
-                struct timespec ts = { .tv_sec = (time_t)left,
-                                       .tv_nsec = (long)((left - (double)(time_t)left) * 1e9) };
-                (void)nanosleep(&ts, NULL);
+                sleep_sec(left);
             }
         }
-        json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "event", "summary",
-                              "writes_ok", (json_int_t)a.writes_ok, "writes_failed",
-                              (json_int_t)a.writes_failed, "reads_ok", (json_int_t)a.reads_ok,
-                              "reads_failed", (json_int_t)a.reads_failed, "stale_reads",
-                              (json_int_t)a.stale, "last_seq", (json_int_t)a.acked_seq);
-        (void)json_object_set_new(o, "primary_pool", stats_json(pool, DBHA_ROLE_PRIMARY));
-        (void)json_object_set_new(o, "replica_pool", stats_json(pool, DBHA_ROLE_REPLICA));
-        DbhaClientStats cs;
-        dbha_client_get_stats(client, &cs);
-        (void)json_object_set_new(o, "topology_updates", json_integer((json_int_t)cs.updates));
-        emit(o);
     }
+    json_t *o =
+        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "event", "summary", "writes_ok",
+                  (json_int_t)a.writes_ok, "writes_failed", (json_int_t)a.writes_failed, "reads_ok",
+                  (json_int_t)a.reads_ok, "reads_failed", (json_int_t)a.reads_failed, "stale_reads",
+                  (json_int_t)a.stale, "last_seq", (json_int_t)a.acked_seq);
+    (void)json_object_set_new(o, "primary_pool", stats_json(pool, DBHA_ROLE_PRIMARY));
+    (void)json_object_set_new(o, "replica_pool", stats_json(pool, DBHA_ROLE_REPLICA));
+    DbhaClientStats cs;
+    dbha_client_get_stats(client, &cs);
+    (void)json_object_set_new(o, "topology_updates", json_integer((json_int_t)cs.updates));
+    emit(o);
     dbha_pool_free(pool);
     dbha_client_free(client);
     return rc;

@@ -325,7 +325,7 @@ static unsigned open_count(DbhaPool *p, DbhaRole role)
 /* Opens, verifies and registers a connection to node (called with p->mu
  * held and pending[role] already counted; drops the lock meanwhile). */
 static int open_slot(DbhaPool *p, DbhaRole role, const DbhaNode *node, int64_t version, bool lend,
-                     uint64_t deadline_usec, DbhaConn **ret, DbhaError *reterr)
+                     bool first_try, uint64_t deadline_usec, DbhaConn **ret, DbhaError *reterr)
 {
     DbhaConn *c = calloc(1, sizeof(*c));
     char host[DBHA_NAME_MAX];
@@ -337,9 +337,10 @@ static int open_slot(DbhaPool *p, DbhaRole role, const DbhaNode *node, int64_t v
         (void)snprintf(c->node, sizeof(c->node), "%s", node->name);
     }
     pthread_mutex_unlock(&p->mu);
-    /* Bounded by the caller's deadline, but a timeout of 0 still gets one short try. */
+    /* Bounded by the caller's deadline, but a first try (a timeout of 0 too)
+     * gets at least POOL_MIN_TRY_USEC. */
     uint64_t now = clock_monotonic_usec();
-    uint64_t floor = now + POOL_MIN_TRY_USEC;
+    uint64_t floor = first_try ? now + POOL_MIN_TRY_USEC : now;
     uint64_t cap = deadline_usec > floor ? deadline_usec : floor;
     uint64_t conn_deadline = now + p->connect_usec < cap ? now + p->connect_usec : cap;
     int r = c ? pg_connect(p, host, port, conn_deadline, &c->pg, reterr)
@@ -401,6 +402,7 @@ static int pool_acquire(DbhaPool *p, DbhaRole role, const char *force_node, uint
 {
     char reason[DBHA_ERROR_MESSAGE_MAX] = "";
     int reason_code = -ETIMEDOUT;
+    unsigned attempts = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
         DbhaTopology *t = NULL;
@@ -474,7 +476,8 @@ static int pool_acquire(DbhaPool *p, DbhaRole role, const char *force_node, uint
                     p->pending[role]++;
                     DbhaConn *c = NULL;
                     DbhaError err = { 0 };
-                    int r = open_slot(p, role, target, t->version, true, deadline_usec, &c, &err);
+                    int r = open_slot(p, role, target, t->version, true, attempts++ == 0,
+                                      deadline_usec, &c, &err);
                     if (r >= 0) {
                         p->stats[role].acquired++;
                         *ret = c;
@@ -482,7 +485,10 @@ static int pool_acquire(DbhaPool *p, DbhaRole role, const char *force_node, uint
                         dbha_topology_unref(t);
                         return 0;
                     }
-                    (void)snprintf(reason, sizeof(reason), "%s", err.message);
+                    /* A try cut short by the deadline says less than the one before. */
+                    if (!(r == -ETIMEDOUT && reason[0])) {
+                        (void)snprintf(reason, sizeof(reason), "%s", err.message);
+                    }
                     reason_code = -ETIMEDOUT;
                 } else {
                     (void)snprintf(reason, sizeof(reason), "all %u %s connections in use",
@@ -649,7 +655,7 @@ static void maintain(DbhaPool *p)
                 break;
             }
             p->pending[role]++;
-            if (open_slot(p, role, target, t->version, false,
+            if (open_slot(p, role, target, t->version, false, true,
                           clock_monotonic_usec() + p->connect_usec, NULL, NULL) < 0) {
                 break;
             }
