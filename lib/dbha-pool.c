@@ -499,7 +499,9 @@ static int pool_acquire(DbhaPool *p, DbhaRole role, const char *force_node, uint
         }
         uint64_t now = clock_monotonic_usec();
         if (force_node || now >= deadline_usec) {
-            p->stats[role].timeouts++;
+            if (!force_node) {
+                p->stats[role].timeouts++; /* a replica skipped by read-your-writes is not */
+            }
             pthread_mutex_unlock(&p->mu);
             return dbha_error_set(reterr, force_node ? -EAGAIN : reason_code,
                                   "no %s connection%s: %s", dbha_role_to_string(role),

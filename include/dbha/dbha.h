@@ -140,7 +140,7 @@ typedef struct DbhaClientOptions {
  * to wait for a first copy. Returns 0 and *ret, -EINVAL (no source, no
  * scope, bad endpoint), -ENOMEM, or the error of pthread_create. */
 DBHA_API int dbha_client_open(const DbhaClientOptions *opts, DbhaClient **ret, DbhaError *reterr);
-/* Stops the thread (waits at most one request timeout) and frees. Every
+/* Stops the thread (waits at most twice the request timeout) and frees. Every
  * pool of the client must be freed first. NULL-safe; returns NULL. Not to be
  * called from the callback. */
 DBHA_API DbhaClient *dbha_client_free(DbhaClient *c);
@@ -251,7 +251,8 @@ DBHA_API const char *dbha_conn_get_node(const DbhaConn *conn); /* node name, bor
 DBHA_API DbhaRole dbha_conn_get_role(const DbhaConn *conn);
 
 typedef struct DbhaPoolStats {
-    uint64_t acquired; /* successful acquires */
+    uint64_t acquired; /* successful acquires (read-your-writes counts each replica it
+                          checks, and the primary when it falls back) */
     uint64_t timeouts; /* acquires that gave up */
     uint64_t created;  /* connections opened */
     uint64_t closed;   /* connections closed (role lost, broken, failed checks) */
