@@ -241,6 +241,9 @@ bool agent_streaming(const Agent *a);
 
 /* Publishes member key and REST snapshot (agent/publish.c). */
 int agent_touch_member(Agent *a);
+/* Leader: writes the topology key when a router would route differently
+ * (agent/topopub.c). Returns 0 (also when nothing was written) or -errno. */
+int agent_publish_topology(Agent *a);
 void agent_publish_rest(Agent *a, uint64_t now_usec);
 
 /* Effective cluster-wide settings: the `config` key when present, else the

@@ -665,7 +665,9 @@ static int publish_status(Agent *a)
     if (r < 0) {
         return r;
     }
-    return put_key(a, a->paths.status, v);
+    r = put_key(a, a->paths.status, v);
+    (void)agent_publish_topology(a);
+    return r;
 }
 
 int agent_release_leader(Agent *a)
@@ -816,6 +818,19 @@ static int promote(Agent *a)
     /* pg_rewind on the others reads the new timeline from pg_control */
     if (agent_exec_sql(a, "CHECKPOINT", NULL) < 0) {
         log_warning("CHECKPOINT after promotion failed: pg_rewind may see the old timeline");
+    }
+    /* the topology written in this tick names the new timeline */
+    PGresult *tli = NULL;
+    if (agent_exec_sql(a, "SELECT timeline_id FROM pg_catalog.pg_control_checkpoint()", &tli) >=
+            0 &&
+        tli && PQntuples(tli) == 1) {
+        long v = strtol(PQgetvalue(tli, 0, 0), NULL, 10);
+        if (v > 0) {
+            a->snap.timeline = (uint32_t)v;
+        }
+    }
+    if (tli) {
+        PQclear(tli);
     }
     a->primary_down_usec = 0;
     _cleanup_free_ char *old = NULL, *history = NULL, *ts = iso_now();

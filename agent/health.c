@@ -452,8 +452,8 @@ static bool tags_match(const HealthNode *n, const char *query)
 
 HealthRoute health_route(HealthMethod method, const char *path)
 {
-    static const char *const other[] = { "patroni", "status",  "cluster", "history",
-                                         "config",  "metrics", "failsafe" };
+    static const char *const other[] = { "patroni", "status",  "cluster",  "history",
+                                         "config",  "metrics", "failsafe", "topology" };
     if (!path || method < 0 || method >= _HEALTH_METHOD_MAX) {
         return _HEALTH_ROUTE_INVALID;
     }

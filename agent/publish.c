@@ -420,6 +420,9 @@ void agent_publish_rest(Agent *a, uint64_t now_usec)
             if (c->config && c->config->data) {
                 (void)rest_snapshot_set_document(snap, REST_DOC_CONFIG, c->config->data);
             }
+            if (c->topology) {
+                (void)rest_snapshot_set_document(snap, REST_DOC_TOPOLOGY, c->topology);
+            }
         }
         if (node.is_leader) {
             (void)rest_snapshot_set_leader_deadline(snap, a->lease_expires_usec);

@@ -52,10 +52,9 @@ static void rest_error_set(RestError *e, const char *fmt, ...)
 /* ---- documents -------------------------------------------------------------- */
 
 static const char *const doc_table[_REST_DOC_MAX] = {
-    [REST_DOC_PATRONI] = "patroni",
-    [REST_DOC_CLUSTER] = "cluster",
-    [REST_DOC_HISTORY] = "history",
-    [REST_DOC_CONFIG] = "config",
+    [REST_DOC_PATRONI] = "patroni",   [REST_DOC_CLUSTER] = "cluster",
+    [REST_DOC_HISTORY] = "history",   [REST_DOC_CONFIG] = "config",
+    [REST_DOC_TOPOLOGY] = "topology",
 };
 
 const char *rest_doc_to_string(RestDoc d)

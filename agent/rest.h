@@ -43,10 +43,11 @@ typedef struct RestError {
 
 /* The documents a snapshot carries. */
 typedef enum RestDoc {
-    REST_DOC_PATRONI, /* GET /patroni and /status; also the body of a health GET */
-    REST_DOC_CLUSTER, /* GET /cluster */
-    REST_DOC_HISTORY, /* GET /history */
-    REST_DOC_CONFIG,  /* GET /config */
+    REST_DOC_PATRONI,  /* GET /patroni and /status; also the body of a health GET */
+    REST_DOC_CLUSTER,  /* GET /cluster */
+    REST_DOC_HISTORY,  /* GET /history */
+    REST_DOC_CONFIG,   /* GET /config */
+    REST_DOC_TOPOLOGY, /* GET /topology: the topology key as watched (lib/topology.h) */
     _REST_DOC_MAX,
     _REST_DOC_INVALID = -EINVAL,
 } RestDoc;

@@ -37,6 +37,7 @@
 #include "dcs.h"
 #include "macro.h"
 #include "output.h"
+#include "topology.h"
 
 #define STATUS_WATCH_MAX_SEC 86400
 #define STATUS_COUNT_MAX     1000000
@@ -51,45 +52,6 @@ static const char *member_role(const DcsCluster *c, const DcsMember *m)
                                                                                : "primary";
     }
     return dcs_cluster_is_sync_standby(c, m->name) ? "sync_standby" : "replica";
-}
-
-static const char *member_state(const DcsCluster *c, const DcsMember *m)
-{
-    static const struct {
-        const char *patroni, *ours;
-    } map[] = {
-        { "starting", "starting" },
-        { "restarting", "starting" },
-        { "initializing new cluster", "starting" },
-        { "running custom bootstrap script", "starting" },
-        { "starting after custom bootstrap", "starting" },
-        { "stopping", "stopping" },
-        { "creating replica", "creating replica" },
-        { "rewinding", "rewinding" },
-        { "running pg_rewind", "rewinding" },
-        { "crashed", "crashed" },
-        { "stopped", "stopped" },
-    };
-    const char *s = m->state;
-    if (!s) {
-        return "stopped";
-    }
-    if (strcmp(s, "running") == 0) {
-        bool leader = c->leader && strcmp(c->leader->name, m->name) == 0;
-        return !leader && m->replication_state && strcmp(m->replication_state, "streaming") == 0
-                   ? "streaming"
-                   : "running";
-    }
-    for (size_t i = 0; i < ELEMENTSOF(map); i++) {
-        if (strcmp(s, map[i].patroni) == 0) {
-            return map[i].ours;
-        }
-    }
-    size_t len = strlen(s);
-    if (len >= 6 && strcmp(s + len - 6, "failed") == 0) {
-        return "crashed";
-    }
-    return "stopped";
 }
 
 /* The config key's synchronous_mode: "off", "on" or "strict". */
@@ -150,7 +112,7 @@ static int status_to_json(const DcsCluster *c, const char *scope, json_t **ret)
         json_t *row =
             json_pack("{s:s, s:s?, s:o, s:s, s:s, s:o, s:o, s:o, s:o}", "name", m->name, "host",
                       m->host, "port", m->host ? json_integer(m->port) : json_null(), "role",
-                      member_role(c, m), "state", member_state(c, m), "timeline",
+                      member_role(c, m), "state", dcs_member_state_text(c, m), "timeline",
                       m->timeline > 0 ? json_integer(m->timeline) : json_null(), "lag_bytes",
                       lag_bytes_json(has_lag, &lag), "lag_seconds", lag_seconds_json(has_lag, &lag),
                       "tags", tags);
@@ -287,9 +249,13 @@ static int print_table(const DcsCluster *c, const char *scope, const StatusRow *
                 (void)snprintf(lag, sizeof(lag), "unknown");
             }
         }
-        const char *cells[] = {
-            name, host, table_role(role), member_state(c, m), tl, lag, m->pending_restart ? "*" : ""
-        };
+        const char *cells[] = { name,
+                                host,
+                                table_role(role),
+                                dcs_member_state_text(c, m),
+                                tl,
+                                lag,
+                                m->pending_restart ? "*" : "" };
         int r = output_table_add_row(t, cells);
         if (r < 0) {
             return r;
@@ -546,59 +512,25 @@ static size_t topology_rows(const DcsCluster *c, const ssize_t *parent, StatusRo
     return n;
 }
 
-static json_t *topology_node_json(const DcsCluster *c, const ssize_t *parent, size_t i,
-                                  unsigned depth)
+/* The document -o json and -o yaml print: the topology key as the leader
+ * wrote it (what routers follow), else one built from the members' keys
+ * with version 0 (a cluster whose leader never wrote one, e.g. Patroni's). */
+static int topology_document(const DcsCluster *c, const char *scope, json_t **ret)
 {
-    const DcsMember *m = &c->members[i];
-    DcsLag lag;
-    bool has_lag = dcs_member_lag_info(c, m, &lag) == 0;
-    json_t *replicas = json_array();
-    json_t *o = json_pack(
-        "{s:s, s:s?, s:o, s:s, s:s, s:o, s:o, s:o, s:s?, s:o}", "name", m->name, "host", m->host,
-        "port", m->host ? json_integer(m->port) : json_null(), "role", member_role(c, m), "state",
-        member_state(c, m), "timeline", m->timeline > 0 ? json_integer(m->timeline) : json_null(),
-        "lag_bytes", lag_bytes_json(has_lag, &lag), "lag_seconds", lag_seconds_json(has_lag, &lag),
-        "upstream", parent[i] >= 0 ? c->members[parent[i]].name : NULL, "replicas", replicas);
-    if (o && lag_extras_json(m, o) < 0) {
-        json_decref(o);
-        return NULL;
+    if (c->topology) {
+        *ret = json_incref(c->topology);
+        return 0;
     }
-    for (size_t j = 0; o && j < c->n_members && depth < c->n_members; j++) {
-        if (parent[j] != (ssize_t)i) {
-            continue;
-        }
-        json_t *child = topology_node_json(c, parent, j, depth + 1);
-        if (!child || json_array_append_new(replicas, child) < 0) {
-            json_decref(o);
-            return NULL;
-        }
+    json_t *doc = NULL;
+    int r = topology_build(c, scope, NULL, &doc);
+    if (r < 0) {
+        return r;
     }
-    return o;
-}
-
-static int topology_to_json(const DcsCluster *c, const char *scope, const ssize_t *parent,
-                            json_t **ret)
-{
-    json_t *tree = json_array();
-    json_auto_t *o = json_pack("{s:s, s:s?, s:b, s:o}", "cluster", scope, "leader",
-                               c->leader ? c->leader->name : NULL, "paused",
-                               dcs_cluster_is_paused(c), "topology", tree);
-    if (!o) {
+    if (json_object_set_new(doc, "version", json_integer(0)) < 0) {
+        json_decref(doc);
         return -ENOMEM;
     }
-    for (int leader_pass = 1; leader_pass >= 0; leader_pass--) {
-        for (size_t i = 0; i < c->n_members; i++) {
-            bool is_leader = c->leader && strcmp(c->members[i].name, c->leader->name) == 0;
-            if (parent[i] >= 0 || is_leader != (leader_pass == 1)) {
-                continue;
-            }
-            json_t *node = topology_node_json(c, parent, i, 0);
-            if (!node || json_array_append_new(tree, node) < 0) {
-                return -ENOMEM;
-            }
-        }
-    }
-    *ret = TAKE_PTR(o);
+    *ret = doc;
     return 0;
 }
 
@@ -668,7 +600,7 @@ int verb_topology(int argc, char *argv[])
         r = print_table(cl, target.scope, rows, n);
     } else {
         json_auto_t *o = NULL;
-        r = topology_to_json(cl, target.scope, parent, &o);
+        r = topology_document(cl, target.scope, &o);
         if (r >= 0) {
             r = fmt == CTL_OUTPUT_JSON ? output_json(o, stdout) : output_yaml(o, stdout);
         }

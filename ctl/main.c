@@ -43,8 +43,10 @@ static const Verb verbs[] = {
     { "topology", NULL, 0, 16, VERB_NEEDS_ETCD, verb_topology,
       "show the replication tree: leader, replicas under their upstream (-o)",
       "[SCOPE] [-o table|json|yaml] [--namespace NS]\n"
-      "Replicas are shown under the member named by their replicatefrom tag, else\n"
-      "under the leader." },
+      "The table shows each replica under the member it streams from (its\n"
+      "replicatefrom tag when not streaming), else under the leader. -o json and\n"
+      "-o yaml print the topology document the leader publishes in the topology\n"
+      "key (docs/topology.md; version 0: built from the member keys, no key yet)." },
     { "history", NULL, 0, 0, VERB_NEEDS_ETCD, verb_history, "show the promotions (-o)",
       "[-o table|json|yaml]" },
     { "show-config", NULL, 0, 0, VERB_NEEDS_ETCD, verb_show_config,

@@ -55,6 +55,7 @@ void dcs_paths_done(DcsPaths *p)
     free(p->status);
     free(p->leader_optime);
     free(p->failsafe);
+    free(p->topology);
     *p = (DcsPaths){ 0 };
 }
 
@@ -110,6 +111,7 @@ int dcs_paths_init(DcsPaths *p, const char *namespace, const char *scope)
         { &p->status, DCS_KEY_STATUS },
         { &p->leader_optime, DCS_KEY_LEADER_OPTIME },
         { &p->failsafe, DCS_KEY_FAILSAFE },
+        { &p->topology, DCS_KEY_TOPOLOGY },
     };
     for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
         if (join3(p->prefix, keys[i].name, "", keys[i].dst) < 0) {
@@ -941,6 +943,7 @@ DcsCluster *dcs_cluster_free(DcsCluster *c)
     sync_free(c->sync);
     json_decref(c->status.slots);
     json_decref(c->failsafe);
+    json_decref(c->topology);
     free(c);
     return NULL;
 }
@@ -1012,6 +1015,12 @@ static int cluster_fill(DcsCluster *c, const DcsPaths *paths, const EtcdResult *
             if (!c->failsafe) {
                 problem(c, kv->key, "failsafe is not a JSON object");
             }
+        } else if (strcmp(rel, DCS_KEY_TOPOLOGY) == 0) {
+            c->topology = load_value(kv, false);
+            c->topology_mod_revision = kv->mod_revision;
+            if (!c->topology) {
+                problem(c, kv->key, "topology is not a JSON object");
+            }
         }
     }
     if (r < 0) {
@@ -1081,6 +1090,45 @@ bool dcs_cluster_is_paused(const DcsCluster *c)
 bool dcs_cluster_is_standby(const DcsCluster *c)
 {
     return c && c->config && c->config->standby_cluster;
+}
+
+const char *dcs_member_state_text(const DcsCluster *c, const DcsMember *m)
+{
+    static const struct {
+        const char *patroni, *ours;
+    } map[] = {
+        { "starting", "starting" },
+        { "restarting", "starting" },
+        { "initializing new cluster", "starting" },
+        { "running custom bootstrap script", "starting" },
+        { "starting after custom bootstrap", "starting" },
+        { "stopping", "stopping" },
+        { "creating replica", "creating replica" },
+        { "rewinding", "rewinding" },
+        { "running pg_rewind", "rewinding" },
+        { "crashed", "crashed" },
+        { "stopped", "stopped" },
+    };
+    const char *s = m->state;
+    if (!s) {
+        return "stopped";
+    }
+    if (strcmp(s, "running") == 0) {
+        bool leader = c->leader && strcmp(c->leader->name, m->name) == 0;
+        return !leader && m->replication_state && strcmp(m->replication_state, "streaming") == 0
+                   ? "streaming"
+                   : "running";
+    }
+    for (size_t i = 0; i < ELEMENTSOF(map); i++) {
+        if (strcmp(s, map[i].patroni) == 0) {
+            return map[i].ours;
+        }
+    }
+    size_t len = strlen(s);
+    if (len >= 6 && strcmp(s + len - 6, "failed") == 0) {
+        return "crashed";
+    }
+    return "stopped";
 }
 
 bool dcs_cluster_is_sync_standby(const DcsCluster *c, const char *name)

@@ -56,6 +56,7 @@
 #define DCS_KEY_STATUS        "status"
 #define DCS_KEY_LEADER_OPTIME "optime/leader"
 #define DCS_KEY_FAILSAFE      "failsafe"
+#define DCS_KEY_TOPOLOGY      "topology" /* dbha's own: the routers' document */
 
 /* ---- key paths ---- */
 
@@ -72,6 +73,7 @@ typedef struct DcsPaths {
     char *status;        /* owned */
     char *leader_optime; /* owned, prefix + "optime/leader" */
     char *failsafe;      /* owned */
+    char *topology;      /* owned */
 } DcsPaths;
 
 /* Normalises the namespace like Patroni ("service", "/service", "/service/"
@@ -229,6 +231,8 @@ typedef struct DcsCluster {
     DcsSync *sync;         /* owned, NULL when absent */
     DcsStatus status;      /* has_optime false when neither status nor optime/leader */
     json_t *failsafe;      /* owned, object or NULL */
+    json_t *topology;      /* owned, the topology key's object or NULL (lib/topology.h) */
+    int64_t topology_mod_revision;
 
     unsigned n_problems; /* malformed values seen (each noted at debug level) */
 } DcsCluster;
@@ -255,6 +259,13 @@ bool dcs_cluster_is_paused(const DcsCluster *c);
 bool dcs_cluster_is_standby(const DcsCluster *c);
 /* name is listed in the sync key (case-insensitively, as Patroni). */
 bool dcs_cluster_is_sync_standby(const DcsCluster *c, const char *name);
+/* m's state as dbctl status shows it, from its Patroni state (and
+ * replication_state, 3.0.4+): running + replication_state "streaming" (not
+ * the leader) -> streaming; running -> running; starting, restarting and the
+ * bootstrap states -> starting; stopping; creating replica; rewinding and
+ * running pg_rewind -> rewinding; crashed and every "... failed" -> crashed;
+ * anything else, or none -> stopped. A static string. */
+const char *dcs_member_state_text(const DcsCluster *c, const DcsMember *m);
 
 /* Why synchronous_mode forbids member `name` to become the leader: NULL when
  * it may. With synchronous_mode on and a `sync` key that has a leader, only

@@ -19,6 +19,12 @@ from lib.procs import wait_until
 LOOP_WAIT = 1
 
 
+def upstreams(cluster):
+    """(leader, [(replica, upstream)]) from `dbctl topology -o json`."""
+    t = json.loads(cluster.dbctl("topology", "-o", "json").stdout)
+    return t["leader"], [(r["name"], r["upstream"]) for r in t["replicas"]]
+
+
 @pytest.fixture
 def cluster(procs, workdir):
     c = DbhaCluster(procs, workdir, n=3, ttl=10, loop_wait=LOOP_WAIT, retry_timeout=2)
@@ -91,12 +97,9 @@ def test_cascade_falls_back_to_the_leader_and_returns(cluster):
     assert slot(leader, "node3") is not None and slot(leader, "node3")[0] is False
     assert slot(leader, "node2")[0] is True
     assert node3.sql("SHOW primary_slot_name") == [("node3",)]
-    topo = json.loads(cluster.dbctl("topology", "-o", "json").stdout)
-    root = topo["topology"][0]
-    assert root["name"] == "node1"
-    assert [(r["name"], r["upstream"]) for r in root["replicas"]] == [("node2", "node1")]
-    assert [(r["name"], r["upstream"]) for r in root["replicas"][0]["replicas"]] == \
-        [("node3", "node2")]
+    # the topology document names the upstream each replica streams from
+    wait_until(lambda: upstreams(cluster) == ("node1", [("node2", "node1"), ("node3", "node2")]),
+               10, interval=0.2, what="node3 under node2 in the topology document")
     leader.sql("CREATE TABLE cascade_t (v int)")
     row_reaches(leader, [node2, node3], 1)
 
@@ -135,10 +138,8 @@ def test_cascade_falls_back_to_the_leader_and_returns(cluster):
         row_reaches(leader, [node3], 2)
 
         # dbctl topology draws whom node3 streams from, not only its tag
-        def node3_under_leader():
-            topo = json.loads(cluster.dbctl("topology", "-o", "json").stdout)
-            return [r["name"] for r in topo["topology"][0]["replicas"]] == ["node2", "node3"]
-        wait_until(node3_under_leader, 10, interval=0.2, what="node3 under node1 in topology")
+        wait_until(lambda: ("node3", "node1") in upstreams(cluster)[1], 10, interval=0.2,
+                   what="node3 under node1 in the topology document")
     finally:
         os.kill(node2.proc.pid, signal.SIGCONT)
 
@@ -150,9 +151,8 @@ def test_cascade_falls_back_to_the_leader_and_returns(cluster):
           f"node2's agent resumed")
     assert slot(node2, "node3")[0] is True
     row_reaches(leader, [node2, node3], 3)
-    wait_until(lambda: [(r["name"], r["upstream"]) for r in json.loads(cluster.dbctl(
-        "topology", "-o", "json").stdout)["topology"][0]["replicas"][0]["replicas"]]
-        == [("node3", "node2")], 10, interval=0.2, what="node3 under node2 in topology again")
+    wait_until(lambda: ("node3", "node2") in upstreams(cluster)[1], 10, interval=0.2,
+               what="node3 under node2 in the topology document again")
     assert cluster.procs.log_contains("node3", 'following "node2" (replicatefrom)')
 
     # A clean stop of node2 (its agent stops PostgreSQL and its member key
@@ -190,8 +190,8 @@ def test_replicatefrom_unknown_or_itself_follows_the_leader(cluster):
         "node2", '"node2" is unavailable (it names this member itself): following the leader')
     assert cluster.procs.log_contains(
         "node3", '"nosuch" is unavailable (it is not a member of the cluster): following the leader')
-    topo = json.loads(cluster.dbctl("topology", "-o", "json").stdout)
-    assert [r["name"] for r in topo["topology"][0]["replicas"]] == ["node2", "node3"]
+    wait_until(lambda: upstreams(cluster) == ("node1", [("node2", "node1"), ("node3", "node1")]),
+               10, interval=0.2, what="both replicas under the leader in the topology document")
 
 
 def test_replicatefrom_reload_and_loop(cluster):

@@ -99,37 +99,44 @@ def test_topology_tree_with_replicatefrom(fake):
     assert "|   + n3 " in p.stdout, p.stdout
     assert [r[2] for r in rows] == ["Leader", "Replica", "Replica", "Replica"]
     assert [r[5] for r in rows] == ["", "3", "0", "0"]
+    # no topology key (a Patroni cluster): the document built from the members
     p = fake.dbctl("topology", "-o", "json")
     assert p.returncode == 0, p.stderr
     t = json.loads(p.stdout)
-    assert t["cluster"] == "batman" and t["leader"] == "n1" and t["paused"] is False
-    assert len(t["topology"]) == 1
-    root = t["topology"][0]
-    assert (root["name"], root["role"], root["upstream"], root["lag_bytes"]) == \
-        ("n1", "primary", None, 0)
-    assert [(r["name"], r["upstream"], r["lag_bytes"]) for r in root["replicas"]] == \
-        [("n2", "n1", 3146048), ("n4", "n1", 0)]
-    n3 = root["replicas"][0]["replicas"]
-    assert [(r["name"], r["upstream"], r["state"], r["replicas"]) for r in n3] == \
-        [("n3", "n2", "streaming", [])]
+    assert (t["version"], t["scope"], t["leader"]) == (0, "batman", "n1")
+    assert t["primary"]["name"] == "n1" and t["primary"]["port"] == 5432
+    assert [(r["name"], r["port"], r["state"], r["lag_bytes"], r["sync"], r["noloadbalance"])
+            for r in t["replicas"]] == [("n2", 5433, "running", 3146048, False, False),
+                                        ("n3", 5434, "streaming", 0, False, False),
+                                        ("n4", 5435, "running", 0, False, False)]
+    assert t["replicas"][1]["tags"] == {"replicatefrom": "n2"}
     p = fake.dbctl("topology", "-o", "yaml")
     assert yaml.safe_load(p.stdout) == t
+    # the leader's key is printed as written
+    doc = {"version": 7, "scope": "batman", "leader": "n1", "timeline": 2,
+           "primary": {"name": "n1", "host": "127.0.0.1", "port": 5432, "api_url": None},
+           "replicas": [], "updated": "2026-11-27T13:00:00.000000+00:00"}
+    fake.put("topology", json.dumps(doc))
+    assert json.loads(fake.dbctl("topology", "-o", "json").stdout) == doc
 
 
 def test_topology_loop_and_no_leader(fake):
     fake.members["n2"]["tags"] = {"replicatefrom": "n3"}
     fake.members["n3"]["tags"] = {"replicatefrom": "n2"}
     fake.write()
-    t = json.loads(fake.dbctl("topology", "-o", "json").stdout)
+    p = fake.dbctl("topology")
+    assert p.returncode == 0, p.stderr
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in p.stdout.splitlines()[3:6]]
     # the loop is broken where it is found first: n2 hangs under the leader
-    n2 = t["topology"][0]["replicas"]
-    assert [(r["name"], r["upstream"]) for r in n2] == [("n2", "n1")]
-    assert [(r["name"], r["upstream"]) for r in n2[0]["replicas"]] == [("n3", "n2")]
+    assert [r[0] for r in rows] == ["n1", "+ n2", "+ n3"], p.stdout
+    assert "|   + n3 " in p.stdout, p.stdout
     fake.delete("leader")
+    p = fake.dbctl("topology")
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in p.stdout.splitlines()[3:6]]
+    assert [r[0] for r in rows] == ["n1", "n2", "+ n3"], p.stdout
     t = json.loads(fake.dbctl("topology", "-o", "json").stdout)
-    assert t["leader"] is None
-    assert [(r["name"], [c["name"] for c in r["replicas"]]) for r in t["topology"]] == \
-        [("n1", []), ("n2", ["n3"])]
+    assert (t["leader"], t["primary"], t["timeline"]) == (None, None, None)
+    assert [r["name"] for r in t["replicas"]] == ["n1", "n2", "n3"]
 
 
 # ---- failover checks (no agent: nothing takes over) ----
@@ -349,12 +356,31 @@ def test_real_status_yaml_and_topology(cluster):
     names = [line.split("|")[1].strip() for line in p.stdout.splitlines()[3:6]]
     replicas = sorted(n.name for n in cluster.nodes if n.name != s["leader"])
     assert names == [s["leader"]] + [f"+ {r}" for r in replicas], p.stdout
-    t = json.loads(cluster.dbctl("topology", "-o", "json").stdout)
-    root = t["topology"][0]
-    assert root["name"] == s["leader"] and root["role"] == "primary"
-    assert [(r["name"], r["state"], r["upstream"]) for r in root["replicas"]] == \
-        [(r, "streaming", s["leader"]) for r in replicas]
-    assert all(isinstance(r["lag_bytes"], int) for r in root["replicas"])
+    # the leader's topology key: dbctl prints it, every agent serves it
+    leader = cluster.node(s["leader"])
+
+    def doc_ready():
+        t = json.loads(cluster.dbctl("topology", "-o", "json").stdout)
+        return t if t["version"] >= 1 and all(
+            r["state"] == "streaming" and r["upstream"] == s["leader"]
+            for r in t["replicas"]) else None
+    t = wait_until(doc_ready, 10, interval=0.2, what="a topology key with streaming replicas")
+    assert json.loads(cluster.etcd_get("topology")) == t
+    assert (t["scope"], t["leader"], t["timeline"]) == (cluster.scope, s["leader"], 1)
+    assert t["primary"] == {"name": s["leader"], "host": "127.0.0.1", "port": leader.pg_port,
+                            "api_url": f"http://127.0.0.1:{leader.api_port}/patroni"}
+    assert [(r["name"], r["port"], r["sync"], r["noloadbalance"]) for r in t["replicas"]] == \
+        [(r, cluster.node(r).pg_port, False, False) for r in replicas]
+    assert all(isinstance(r["lag_bytes"], int) for r in t["replicas"])
+    assert t["updated"].startswith("20")
+    for n in cluster.nodes:
+        wait_until(lambda: n.api_json("/topology")[1]["version"] >= t["version"], 5, interval=0.2,
+                   what=f"GET /topology on {n.name}")
+    # nothing a router acts on changes: the key is not rewritten every loop
+    key = f"/service/{cluster.scope}/topology"
+    rev = cluster.etcd.mod_revision(key)
+    time.sleep(3)
+    assert cluster.etcd.mod_revision(key) == rev
 
 
 def test_query(cluster, tmp_path):

@@ -2,6 +2,7 @@
 real etcd and three real PostgreSQL 15 nodes (ttl 5, loop_wait 1). A writer
 probes every node's port directly through each fault; afterwards no two
 nodes may have accepted writes in overlapping intervals."""
+import json
 import os
 import signal
 import time
@@ -58,13 +59,24 @@ def test_kill_leader_node_fails_over_and_old_leader_rejoins_with_rewind(cluster)
         print(f"failover: first write acknowledged {took:.2f} s after kill -9 (ttl {TTL})")
         assert took <= TTL + 2
         new = new_leader(cluster, leader, 10)
+        # the new leader's topology key, written in the tick of its promotion
+        # (a write acknowledged by it is at most a loop later)
+        old_tl = {m["name"]: m for m in s["members"]}[leader.name]["timeline"]
+        t = json.loads(cluster.etcd_get("topology"))
+        assert (t["leader"], t["timeline"], t["primary"]["port"]) == \
+            (new.name, old_tl + 1, new.pg_port), t
         other = next(n for n in cluster.nodes if n not in (leader, new))
+        # the dead leader's member key went with its lease
+        assert [r["name"] for r in t["replicas"]] == [other.name], t
         wait_until(lambda: cluster.status()["members"] and
                    {m["name"]: m for m in cluster.status()["members"]}[other.name]["state"]
                    == "streaming", 30, what="the other replica streams from the new leader")
         leader.start()
         cluster.wait_healthy(timeout=90)
         assert cluster.status()["leader"] == new.name
+        wait_until(lambda: all(r["state"] == "streaming" for r in json.loads(
+            cluster.etcd_get("topology"))["replicas"]), 10, interval=0.2,
+            what="the rejoined member streaming in the topology document")
         assert cluster.procs.log_contains(leader.name, "rewinding against")
         time.sleep(0.5)
     w.assert_no_overlap()

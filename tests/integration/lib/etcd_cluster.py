@@ -184,6 +184,13 @@ class EtcdCluster:
         kvs = body.get("kvs") or []
         return base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
 
+    def mod_revision(self, key):
+        """The mod_revision of key (0 when it does not exist)."""
+        status, body = self.api("kv/range", {"key": b64(key)})
+        assert status == 200, body
+        kvs = body.get("kvs") or []
+        return int(kvs[0].get("mod_revision", 0)) if kvs else 0
+
     def compact(self, revision):
         status, body = self.api("kv/compaction", {"revision": str(revision), "physical": True})
         assert status == 200, body

@@ -1,0 +1,102 @@
+/* The leader's topology key (lib/topology.h): rebuilt from the watched view
+ * after each leader tick and written only when a router would route
+ * differently, in one transaction that also checks we still hold the leader
+ * key and that nobody wrote the topology since our view of it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent.h"
+#include "topology.h"
+
+static int iso_now(char *buf, size_t size)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n == 0) {
+        return -ENOSPC;
+    }
+    snprintf(buf + n, size - n, ".%06ld+00:00", ts.tv_nsec / 1000);
+    return 0;
+}
+
+int agent_publish_topology(Agent *a)
+{
+    const DcsCluster *c = a->cluster;
+    const Config *cfg = a->config;
+    if (!c || !a->probe_ok || a->snap.in_recovery) {
+        return 0;
+    }
+    _cleanup_free_ char *conn_url = NULL, *api_url = NULL, *host = NULL;
+    int port = 0;
+    if (asprintf(&conn_url, "postgres://%s/postgres", cfg->postgresql.connect_address) < 0 ||
+        asprintf(&api_url, "%s://%s/patroni", cfg->restapi.certfile ? "https" : "http",
+                 cfg->restapi.connect_address) < 0) {
+        return log_error_errno(-ENOMEM, "out of memory");
+    }
+    if (dcs_parse_conn_url(conn_url, &host, &port) < 0) {
+        host = NULL;
+        port = 0;
+    }
+    TopologySelf self = {
+        .name = cfg->name,
+        .host = host,
+        .port = port,
+        .api_url = api_url,
+        .timeline = a->snap.timeline,
+    };
+    json_t *doc = NULL;
+    int r = topology_build(c, cfg->scope, &self, &doc);
+    if (r < 0) {
+        return log_error_errno(r, "building the topology document: %m");
+    }
+    if (topology_same(doc, c->topology)) {
+        json_decref(doc);
+        return 0;
+    }
+    char now[64];
+    int64_t version = topology_version(c->topology) + 1;
+    _cleanup_free_ char *text = NULL;
+    if (iso_now(now, sizeof(now)) < 0 || topology_stamp(doc, version, now) < 0 ||
+        !(text = json_dumps(doc, JSON_COMPACT))) {
+        json_decref(doc);
+        return log_error_errno(-ENOMEM, "encoding the topology document");
+    }
+    json_decref(doc);
+    EtcdCompare cmp[] = {
+        { .key = a->paths.leader,
+          .target = ETCD_COMPARE_VALUE,
+          .result = ETCD_COMPARE_EQUAL,
+          .value = cfg->name,
+          .value_len = strlen(cfg->name) },
+        { .key = a->paths.topology,
+          .target = ETCD_COMPARE_MOD,
+          .result = ETCD_COMPARE_EQUAL,
+          .number = c->topology ? c->topology_mod_revision : 0 },
+    };
+    EtcdOp put = {
+        .type = ETCD_OP_PUT, .key = a->paths.topology, .value = text, .value_len = strlen(text)
+    };
+    EtcdTxn txn = {
+        .compares = cmp, .n_compares = ELEMENTSOF(cmp), .success = &put, .n_success = 1
+    };
+    EtcdResult res = { 0 };
+    EtcdError e = { 0 };
+    r = etcd_txn(a->etcd, &txn, &res, &e);
+    etcd_result_done(&res);
+    if (r == -ECANCELED) {
+        /* our view of the leader or topology key is behind: the next tick
+         * sees the current one */
+        return log_debug_errno(r, "topology not written: the view is behind");
+    }
+    if (r < 0) {
+        return log_debug_errno(r, "writing %s: %s", a->paths.topology, e.message);
+    }
+    log_debug("topology version %lld written", (long long)version);
+    return 0;
+}

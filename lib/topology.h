@@ -1,0 +1,58 @@
+/* The topology document: what routers need from the cluster, in one key.
+ *
+ * The leader writes it to /<namespace>/<scope>/topology (not leased: it
+ * outlives the leader) when something a router acts on changes, and every
+ * agent serves its copy at GET /topology; `dbctl topology -o json` prints
+ * it. Shape (docs/topology.md):
+ *
+ *   {"version": 12, "scope": "demo", "leader": "node1", "timeline": 3,
+ *    "primary": {"name", "host", "port", "api_url"} | null,
+ *    "replicas": [{"name", "host", "port", "api_url", "state", "lag_bytes",
+ *                  "sync", "noloadbalance", "upstream", "tags"}, ...],
+ *    "updated": "2026-11-27T13:00:00.123456+00:00"}
+ *
+ * Pure: no I/O. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "dcs.h"
+
+/* lag_bytes below this are "no lag" for the rewrite decision; above it the
+ * document is rewritten each time the lag doubles or halves. */
+#define TOPOLOGY_LAG_QUANTUM (64 * 1024)
+
+/* The writing leader's own entry: fresher than its member key, which may
+ * still say "replica" in the tick of its promotion. */
+typedef struct TopologySelf {
+    const char *name;
+    const char *host;
+    int port;
+    const char *api_url;
+    int64_t timeline; /* 0: the leader member key's */
+} TopologySelf;
+
+/* Builds the document, without "version" and "updated", from view c. The
+ * leader is self when given, else the member the leader key names (none:
+ * "leader" and "primary" are null). Every other member is a replica, sorted
+ * by name; "state" is dcs_member_state_text's. Returns 0 and *ret (a new
+ * reference), -EINVAL, -ENOMEM. */
+int topology_build(const DcsCluster *c, const char *scope, const TopologySelf *self, json_t **ret);
+
+/* The lag's bucket: 0 below TOPOLOGY_LAG_QUANTUM, then 1 + log2(bytes /
+ * TOPOLOGY_LAG_QUANTUM); -1 for an unknown lag (a null or absent value). */
+int topology_lag_bucket(const json_t *lag_bytes);
+
+/* true when a router routes the same by a and b: equal but for "version",
+ * "updated", and lag_bytes values in the same bucket. NULLs equal only each
+ * other. */
+bool topology_same(const json_t *a, const json_t *b);
+
+/* doc's "version" (0 when absent or not a positive integer). */
+int64_t topology_version(const json_t *doc);
+
+/* Sets "version" and "updated" (ISO 8601, as given). Returns 0, -EINVAL, -ENOMEM. */
+int topology_stamp(json_t *doc, int64_t version, const char *updated);
