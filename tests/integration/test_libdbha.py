@@ -45,52 +45,6 @@ def put_key(etcd, key, value):
     assert status == 200, body
 
 
-class HandTopology:
-    """Writes /service/<scope>/topology from `dbctl status` while the agent does
-    not write it itself (until the agent's topology key is in this branch)."""
-
-    def __init__(self, c):
-        self.c = c
-        self.stop = threading.Event()
-        self.version = 0
-        self.last = None
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def doc(self, s):
-        prim, reps = None, []
-        for m in sorted(s["members"], key=lambda m: m["name"]):
-            node = {"name": m["name"], "host": m.get("host") or LOOPBACK, "port": m.get("port"),
-                    "api_url": None}
-            if m["name"] == s.get("leader") and m["role"] in ("primary", "leader"):
-                prim = node
-            else:
-                node.update(state=m["state"], lag_bytes=m.get("lag_bytes"), sync=False,
-                            noloadbalance=False, tags={})
-                reps.append(node)
-        return {"scope": self.c.scope, "leader": s.get("leader"), "timeline": None,
-                "primary": prim, "replicas": reps}
-
-    def run(self):
-        while not self.stop.wait(0.2):
-            try:
-                d = self.doc(self.c.status())
-            except Exception:  # noqa: BLE001 - dbctl may fail during a failover
-                continue
-            if d != self.last:
-                self.last = d
-                self.version += 1
-                put_key(self.c.etcd, f"/service/{self.c.scope}/topology",
-                        json.dumps(dict(d, version=self.version)))
-
-
-def agent_writes_topology(c, timeout):
-    try:
-        wait_until(lambda: c.etcd_get("topology"), timeout, interval=0.2, what="topology key")
-        return True
-    except AssertionError:
-        return False
-
-
 def promotion_time(c, new_leader):
     """Wall time of the failover, from the last history entry the new leader wrote."""
     hist = json.loads(c.etcd_get("history") or "[]")
@@ -158,91 +112,95 @@ def test_failover_read_your_writes(cluster, procs, workdir):
     c = cluster
     c.start()
     c.wait_healthy(timeout=120)
+    # the leader's agent writes the key
+    wait_until(lambda: (lambda d: d if d and d["primary"] and len(d["replicas"]) == 2 else None)(
+        json.loads(c.etcd_get("topology") or "null")), 10, interval=0.2, what="topology key")
     check_lost_role(c, workdir)
-    hand = None
-    if not agent_writes_topology(c, 5):
-        hand = HandTopology(c)
-        hand.thread.start()
-        wait_until(lambda: c.etcd_get("topology"), 10, what="hand-written topology key")
-    try:
-        old = c.primary()
-        replicas = sorted(n.name for n in c.nodes if n.name != old.name)
-        paused = c.node(replicas[1])
-        paused.sql("SELECT pg_wal_replay_pause()")
-        wait_until(lambda: paused.sql("SELECT pg_get_wal_replay_pause_state()")[0][0] == "paused",
-                   10, what="replay paused")
+    old = c.primary()
+    replicas = sorted(n.name for n in c.nodes if n.name != old.name)
+    paused = c.node(replicas[1])
+    paused.sql("SELECT pg_wal_replay_pause()")
+    wait_until(lambda: paused.sql("SELECT pg_get_wal_replay_pause_state()")[0][0] == "paused",
+               10, what="replay paused")
 
-        duration = 17
-        log = os.path.join(workdir, "example.log")
-        with open(log, "wb") as out:
-            p = subprocess.Popen([example(), "--etcd", ",".join(c.etcd.endpoints), "--scope",
-                                  c.scope, "--conninfo", CONNINFO, "--duration", str(duration),
-                                  "--interval-ms", "50", "--timeout-ms", "1000"],
-                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            # steady state with the paused replica, then the leader dies whole
-            time.sleep(5)
-            kill_at = time.time()
-            old.kill_with_postgres()
-            s = wait_until(lambda: (lambda st: st if st["leader"] not in (None, old.name)
-                                    else None)(c.status()), 30, interval=0.2, what="new leader")
-            new_leader = s["leader"]
-            promoted_at = wait_until(lambda: promotion_time(c, new_leader) if any(
-                len(h) >= 5 and h[4] == new_leader
-                for h in json.loads(c.etcd_get("history") or "[]")) else None, 15,
-                what="history entry of the failover")
-            assert p.wait(timeout=duration + 20) == 0, open(log).read()[-3000:]
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        ev = events(log)
-        writes = [e for e in ev if e["event"] == "write"]
-        reads = [e for e in ev if e["event"] == "read"]
-        summary = [e for e in ev if e["event"] == "summary"][-1]
-        failed = [e for e in writes if not e["ok"]]
-        before = [e for e in writes if e["ts"] < kill_at]
-        # steady state: every write and read worked, the paused replica was never read
-        assert before and all(e["ok"] for e in before), [e for e in before if not e["ok"]][:3]
-        reads_before = [e for e in reads if e["ts"] < kill_at]
-        assert reads_before and all(e["ok"] for e in reads_before), reads_before[:3]
-        assert not [e for e in reads_before if e["node"] == paused.name], \
-            "a read-your-writes read used the replica whose replay is paused"
-        healthy = replicas[0]
-        from_replica = [e for e in reads_before if e["role"] == "replica"]
-        assert from_replica and {e["node"] for e in from_replica} == {healthy}, \
-            {e["node"] for e in reads_before}
-        # errors only inside the failover window
-        assert failed, "a kill -9 of the primary went unnoticed"
-        assert all(kill_at - 0.2 <= e["ts"] <= promoted_at + 3 for e in failed), \
-            [(e["ts"] - kill_at, e.get("error")) for e in failed
-             if not kill_at - 0.2 <= e["ts"] <= promoted_at + 3][:5]
-        # writes land on the new primary soon after its promotion
-        first_new = min(e["ts"] for e in writes if e["ok"] and e["node"] == new_leader)
-        lag_after_promotion = first_new - promoted_at
-        print(f"\nfailover: first write on {new_leader} {lag_after_promotion:+.3f} s after the "
-              f"history timestamp; {len(failed)} failed writes over "
-              f"{max(e['ts'] for e in failed) - min(e['ts'] for e in failed):.2f} s; "
-              f"{len(from_replica)}/{len(reads_before)} steady reads from a replica; "
-              f"summary {json.dumps(summary)}")
-        assert lag_after_promotion < 3.0
-        after = [e for e in writes if e["ts"] > promoted_at + 3]
-        assert after and all(e["ok"] and e["node"] == new_leader for e in after)
-        # read-your-writes: never older than the last acknowledged write, except
-        # writes the asynchronous failover lost (acknowledged by the old primary
-        # but never replicated)
-        rows = {r[0] for r in c.node(new_leader).sql("SELECT seq FROM dbha_example")}
-        lost = {e["seq"] for e in writes if e["ok"] and e["seq"] not in rows}
-        assert all(e["seq"] < first_seq_on(writes, new_leader) for e in writes
-                   if e["seq"] in lost), "a write acknowledged by the new primary was lost"
-        stale = [e for e in reads if e["ok"] and e["stale"] and e["want_seq"] not in lost]
-        assert not stale, stale[:5]
-        print(f"lost writes (asynchronous replication): {len(lost)}; stale reads: 0 of "
-              f"{len([e for e in reads if e['ok']])}")
+    duration = 17
+    log = os.path.join(workdir, "example.log")
+    with open(log, "wb") as out:
+        p = subprocess.Popen([example(), "--etcd", ",".join(c.etcd.endpoints), "--scope",
+                              c.scope, "--conninfo", CONNINFO, "--duration", str(duration),
+                              "--interval-ms", "50", "--timeout-ms", "1000"],
+                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        # steady state with the paused replica, then the leader dies whole
+        time.sleep(5)
+        kill_at = time.time()
+        old.kill_with_postgres()
+        s = wait_until(lambda: (lambda st: st if st["leader"] not in (None, old.name)
+                                else None)(c.status()), 30, interval=0.2, what="new leader")
+        new_leader = s["leader"]
+        promoted_at = wait_until(lambda: promotion_time(c, new_leader) if any(
+            len(h) >= 5 and h[4] == new_leader
+            for h in json.loads(c.etcd_get("history") or "[]")) else None, 15,
+            what="history entry of the failover")
+        assert p.wait(timeout=duration + 20) == 0, open(log).read()[-3000:]
     finally:
-        if hand:
-            hand.stop.set()
-            hand.thread.join(5)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    ev = events(log)
+    writes = [e for e in ev if e["event"] == "write"]
+    reads = [e for e in ev if e["event"] == "read"]
+    summary = [e for e in ev if e["event"] == "summary"][-1]
+    failed = [e for e in writes if not e["ok"]]
+    before = [e for e in writes if e["ts"] < kill_at]
+    # steady state: every write and read worked, the paused replica was never read
+    assert before and all(e["ok"] for e in before), [e for e in before if not e["ok"]][:3]
+    reads_before = [e for e in reads if e["ts"] < kill_at]
+    assert reads_before and all(e["ok"] for e in reads_before), reads_before[:3]
+    assert not [e for e in reads_before if e["node"] == paused.name], \
+        "a read-your-writes read used the replica whose replay is paused"
+    healthy = replicas[0]
+    from_replica = [e for e in reads_before if e["role"] == "replica"]
+    assert from_replica and {e["node"] for e in from_replica} == {healthy}, \
+        {e["node"] for e in reads_before}
+    # errors only inside the failover window
+    assert failed, "a kill -9 of the primary went unnoticed"
+    assert all(kill_at - 0.2 <= e["ts"] <= promoted_at + 3 for e in failed), \
+        [(e["ts"] - kill_at, e.get("error")) for e in failed
+         if not kill_at - 0.2 <= e["ts"] <= promoted_at + 3][:5]
+    # writes land on the new primary soon after its promotion
+    first_new = min(e["ts"] for e in writes if e["ok"] and e["node"] == new_leader)
+    lag_after_promotion = first_new - promoted_at
+    seen = min(e["ts"] for e in ev if e["event"] == "topology" and e["primary"] == new_leader)
+    print(f"\nfailover: first write on {new_leader} {lag_after_promotion:+.3f} s after the "
+          f"history timestamp, {first_new - seen:+.3f} s after the example saw the topology "
+          f"naming it ({seen - kill_at:.2f} s after the kill); {len(failed)} failed writes over "
+          f"{max(e['ts'] for e in failed) - min(e['ts'] for e in failed):.2f} s; "
+          f"{len(from_replica)}/{len(reads_before)} steady reads from a replica; "
+          f"summary {json.dumps(summary)}")
+    assert lag_after_promotion < 3.0
+    after = [e for e in writes if e["ts"] > promoted_at + 3]
+    assert after and all(e["ok"] and e["node"] == new_leader for e in after)
+    # read-your-writes: never older than the last acknowledged write, except
+    # writes the asynchronous failover lost (acknowledged by the old primary
+    # but never replicated)
+    rows = {r[0] for r in c.node(new_leader).sql("SELECT seq FROM dbha_example")}
+    lost = {e["seq"] for e in writes if e["ok"] and e["seq"] not in rows}
+    assert all(e["seq"] < first_seq_on(writes, new_leader) for e in writes
+               if e["seq"] in lost), "a write acknowledged by the new primary was lost"
+    stale = [e for e in reads if e["ok"] and e["stale"] and e["want_seq"] not in lost]
+    assert not stale, stale[:5]
+    print(f"lost writes (asynchronous replication): {len(lost)}; stale reads: 0 of "
+          f"{len([e for e in reads if e['ok']])}")
+    # the agents' REST API as the source: the dead node's URL is skipped
+    urls = ",".join(f"http://{LOOPBACK}:{n.api_port}" for n in [old] + [
+        n for n in c.nodes if n is not old])
+    r = subprocess.run([example(), "--rest", urls, "--conninfo", CONNINFO, "--acquire",
+                        "primary", "--count", "1", "--timeout-ms", "2000"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    acq = [json.loads(x) for x in r.stdout.splitlines() if '"acquire"' in x][-1]
+    assert acq["ok"] and acq["node"] == new_leader, acq
 
 
 def first_seq_on(writes, node):
