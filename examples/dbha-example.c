@@ -14,7 +14,9 @@
  * Usage: dbha-example (--etcd HOST:PORT[,...] --scope NAME [--namespace NS] |
  *                      --rest URL[,...]) --conninfo "user=... password=... dbname=..."
  *                     [--duration SEC] [--interval-ms N] [--timeout-ms N] [--max-lag BYTES]
- *                     [--table NAME] [--acquire primary|replica [--count N]]
+ *                     [--table NAME] [--threads N] [--acquire primary|replica [--count N]]
+ * --threads: N writer threads share the pool (thread k writes k+1, k+1+N, ...);
+ * each checks its reads against its own last acknowledged write.
  * --acquire: only acquire and release connections of that role (every
  * --interval-ms, --count times or for --duration), one "acquire" event each;
  * exits 1 when the last one failed. */
@@ -22,6 +24,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +35,11 @@
 
 #include "dbha/dbha.h"
 
-#define MAX_LIST  16
-#define SQL_MAX   512
-#define TABLE_MAX 64
-#define SEQ_TEXT  32
+#define MAX_LIST    16
+#define THREADS_MAX 16
+#define SQL_MAX     512
+#define TABLE_MAX   64
+#define SEQ_TEXT    32
 
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -98,12 +102,15 @@ static char *first_line(const char *msg, char *buf, size_t size)
     return buf;
 }
 
+/* One writer thread. Thread k of n writes k+1, k+1+n, k+1+2n, ... */
 typedef struct App {
     DbhaPool *pool;
     const char *table;
     uint64_t timeout_usec;
-    bool table_ready;
-    int64_t seq;        /* last sequence number tried */
+    int id, n_threads;
+    double end, interval_ms;
+    atomic_bool *table_ready; /* shared; thread 0 creates the table */
+    int64_t next_seq;
     int64_t acked_seq;  /* last acknowledged write */
     uint64_t acked_lsn; /* WAL position after it */
     unsigned writes_ok, writes_failed, reads_ok, reads_failed, stale;
@@ -116,8 +123,10 @@ static void write_once(App *a)
     DbhaError err = { 0 };
     char msg[DBHA_ERROR_MESSAGE_MAX];
     json_t *o = json_pack("{s:s}", "event", "write");
-    int64_t seq = ++a->seq;
+    int64_t seq = a->next_seq;
+    a->next_seq += a->n_threads;
     (void)json_object_set_new(o, "seq", json_integer(seq));
+    (void)json_object_set_new(o, "thread", json_integer(a->id));
     if (dbha_pool_acquire(a->pool, DBHA_ROLE_PRIMARY, a->timeout_usec, &conn, &err) < 0) {
         a->writes_failed++;
         (void)json_object_set_new(o, "ok", json_false());
@@ -130,7 +139,7 @@ static void write_once(App *a)
     (void)json_object_set_new(o, "node", json_string(dbha_conn_get_node(conn)));
     char sql[SQL_MAX];
     bool ok = true;
-    if (!a->table_ready) {
+    if (!atomic_load(a->table_ready)) {
         (void)snprintf(sql, sizeof(sql),
                        "CREATE TABLE IF NOT EXISTS %s (seq bigint PRIMARY KEY, "
                        "at timestamptz NOT NULL DEFAULT now())",
@@ -142,7 +151,7 @@ static void write_once(App *a)
                 o, "error", json_string(first_line(PQresultErrorMessage(res), msg, sizeof(msg))));
         }
         PQclear(res);
-        a->table_ready = ok;
+        atomic_store(a->table_ready, ok);
     }
     if (ok) {
         char seq_text[SEQ_TEXT];
@@ -197,6 +206,7 @@ static void read_once(App *a)
     char lsn_text[DBHA_LSN_TEXT_MAX];
     json_t *o = json_pack("{s:s, s:I, s:s}", "event", "read", "want_seq", (json_int_t)a->acked_seq,
                           "want_lsn", dbha_lsn_format(a->acked_lsn, lsn_text, sizeof(lsn_text)));
+    (void)json_object_set_new(o, "thread", json_integer(a->id));
     if (dbha_pool_acquire_ryw(a->pool, a->acked_lsn, a->timeout_usec, &conn, &err) < 0) {
         a->reads_failed++;
         (void)json_object_set_new(o, "ok", json_false());
@@ -230,6 +240,25 @@ static void read_once(App *a)
     (void)json_object_set_new(o, "ok", json_boolean(ok));
     (void)json_object_set_new(o, "ms", json_real((now_mono() - t0) * 1e3));
     emit(o);
+}
+
+static void sleep_sec(double s);
+
+static void *writer(void *userdata)
+{
+    App *a = userdata;
+    while (now_mono() < a->end) {
+        double t0 = now_mono();
+        if (a->id == 0 || atomic_load(a->table_ready)) {
+            write_once(a);
+            read_once(a);
+        }
+        double left = a->interval_ms / 1e3 - (now_mono() - t0);
+        if (left > 0) {
+            sleep_sec(left);
+        }
+    }
+    return NULL;
 }
 
 static json_t *stats_json(DbhaPool *p, DbhaRole role)
@@ -271,7 +300,7 @@ static int usage(void)
                   "usage: dbha-example (--etcd HOST:PORT[,...] --scope NAME [--namespace NS] | "
                   "--rest URL[,...]) --conninfo CONNINFO [--duration SEC] [--interval-ms N] "
                   "[--timeout-ms N] [--max-lag BYTES] [--table NAME] "
-                  "[--acquire primary|replica [--count N]]\n");
+                  "[--threads N] [--acquire primary|replica [--count N]]\n");
     return 2;
 }
 
@@ -290,6 +319,7 @@ int main(int argc, char **argv)
         { "table", required_argument, NULL, 'T' },
         { "acquire", required_argument, NULL, 'a' },
         { "count", required_argument, NULL, 'C' },
+        { "threads", required_argument, NULL, 'P' },
         { NULL, 0, NULL, 0 },
     };
     char *etcd = NULL, *rest = NULL;
@@ -298,6 +328,7 @@ int main(int argc, char **argv)
     long long max_lag = -1;
     const char *acquire = NULL;
     long count = 0;
+    int n_threads = 1;
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
@@ -337,12 +368,16 @@ int main(int argc, char **argv)
         case 'C':
             count = strtol(optarg, NULL, 10);
             break;
+        case 'P':
+            n_threads = (int)strtol(optarg, NULL, 10);
+            break;
         default:
             return usage();
         }
     }
     if ((!etcd && !rest) || !conninfo || strlen(table) >= TABLE_MAX ||
         (acquire && strcmp(acquire, "primary") != 0 && strcmp(acquire, "replica") != 0) ||
+        n_threads < 1 || n_threads > THREADS_MAX ||
         strspn(table, "abcdefghijklmnopqrstuvwxyz_0123456789") != strlen(table)) {
         return usage();
     }
@@ -389,36 +424,59 @@ int main(int argc, char **argv)
         dbha_client_free(client);
         return 1;
     }
-    App a = { .pool = pool, .table = table, .timeout_usec = (uint64_t)(timeout_ms * 1000) };
+    uint64_t timeout_usec = (uint64_t)(timeout_ms * 1000);
+    atomic_bool table_ready = false;
+    App apps[THREADS_MAX];
+    App total = { 0 };
     int rc = 0;
     if (acquire) {
         DbhaRole role = strcmp(acquire, "primary") == 0 ? DBHA_ROLE_PRIMARY : DBHA_ROLE_REPLICA;
         double end = now_mono() + duration;
         for (long i = 0; count > 0 ? i < count : now_mono() < end; i++) {
             double t0 = now_mono();
-            rc = acquire_once(pool, role, a.timeout_usec) ? 0 : 1;
+            rc = acquire_once(pool, role, timeout_usec) ? 0 : 1;
             double left = interval_ms / 1e3 - (now_mono() - t0);
             if (left > 0 && (count == 0 || i + 1 < count)) {
                 sleep_sec(left);
             }
         }
     } else {
+        pthread_t tid[THREADS_MAX];
         double end = now_mono() + duration;
-        while (now_mono() < end) {
-            double t0 = now_mono();
-            write_once(&a);
-            read_once(&a);
-            double left = interval_ms / 1e3 - (now_mono() - t0);
-            if (left > 0) {
-                sleep_sec(left);
+        int started = 0;
+        for (int i = 0; i < n_threads; i++) {
+            apps[i] = (App){ .pool = pool,
+                             .table = table,
+                             .timeout_usec = timeout_usec,
+                             .id = i,
+                             .n_threads = n_threads,
+                             .end = end,
+                             .interval_ms = interval_ms,
+                             .table_ready = &table_ready,
+                             .next_seq = i + 1 };
+            if (pthread_create(&tid[i], NULL, writer, &apps[i]) != 0) {
+                (void)fprintf(stderr, "dbha-example: pthread_create failed\n");
+                rc = 1;
+                break;
             }
+            started++;
+        }
+        for (int i = 0; i < started; i++) {
+            (void)pthread_join(tid[i], NULL);
+            total.writes_ok += apps[i].writes_ok;
+            total.writes_failed += apps[i].writes_failed;
+            total.reads_ok += apps[i].reads_ok;
+            total.reads_failed += apps[i].reads_failed;
+            total.stale += apps[i].stale;
+            total.acked_seq =
+                apps[i].acked_seq > total.acked_seq ? apps[i].acked_seq : total.acked_seq;
         }
     }
-    json_t *o =
-        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "event", "summary", "writes_ok",
-                  (json_int_t)a.writes_ok, "writes_failed", (json_int_t)a.writes_failed, "reads_ok",
-                  (json_int_t)a.reads_ok, "reads_failed", (json_int_t)a.reads_failed, "stale_reads",
-                  (json_int_t)a.stale, "last_seq", (json_int_t)a.acked_seq);
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "event", "summary", "writes_ok",
+                          (json_int_t)total.writes_ok, "writes_failed",
+                          (json_int_t)total.writes_failed, "reads_ok", (json_int_t)total.reads_ok,
+                          "reads_failed", (json_int_t)total.reads_failed, "stale_reads",
+                          (json_int_t)total.stale, "last_seq", (json_int_t)total.acked_seq);
     (void)json_object_set_new(o, "primary_pool", stats_json(pool, DBHA_ROLE_PRIMARY));
     (void)json_object_set_new(o, "replica_pool", stats_json(pool, DBHA_ROLE_REPLICA));
     DbhaClientStats cs;
