@@ -22,8 +22,9 @@
 #define POOL_DEFAULT_CONNECT_USEC (2 * 1000 * 1000ULL)
 #define POOL_DEFAULT_IDLE_USEC    (5 * 1000 * 1000ULL)
 #define POOL_DEFAULT_QUERY_USEC   (1000 * 1000ULL)
-#define POOL_RECHECK_USEC         (50 * 1000ULL)  /* an acquire re-reads the topology */
-#define POOL_TICK_USEC            (200 * 1000ULL) /* the maintenance thread */
+#define POOL_RECHECK_USEC         (50 * 1000ULL)   /* an acquire re-reads the topology */
+#define POOL_TICK_USEC            (200 * 1000ULL)  /* the maintenance thread */
+#define POOL_MIN_BACKOFF_USEC     (1000 * 1000ULL) /* min connections: after a failure */
 #define POOL_PORT_TEXT_MAX        16
 #define POOL_MIN_TRY_USEC         (200 * 1000ULL) /* a connect when the caller's time is up */
 
@@ -51,7 +52,8 @@ struct DbhaPool {
     size_t n, cap;
     unsigned pending[_DBHA_ROLE_MAX]; /* connections being opened */
     DbhaPoolStats stats[_DBHA_ROLE_MAX];
-    int64_t seen_version; /* the maintenance thread's */
+    int64_t seen_version;                    /* the maintenance thread's */
+    uint64_t min_retry_usec[_DBHA_ROLE_MAX]; /* no min-filling before (after a failure) */
     bool stop;
     pthread_t thread;
     bool thread_started;
@@ -491,8 +493,9 @@ static int pool_acquire(DbhaPool *p, DbhaRole role, const char *force_node, uint
                     }
                     reason_code = -ETIMEDOUT;
                 } else {
-                    (void)snprintf(reason, sizeof(reason), "all %u %s connections in use",
-                                   p->max[role], dbha_role_to_string(role));
+                    (void)snprintf(reason, sizeof(reason),
+                                   "all %u %s connections in use (%u being opened)", p->max[role],
+                                   dbha_role_to_string(role), p->pending[role]);
                 }
             }
             dbha_topology_unref(t);
@@ -645,6 +648,9 @@ static void maintain(DbhaPool *p)
         }
     }
     for (DbhaRole role = 0; role < _DBHA_ROLE_MAX && !p->stop; role++) {
+        if (clock_monotonic_usec() < p->min_retry_usec[role]) {
+            continue;
+        }
         for (unsigned tries = 0; open_count(p, role) < p->min[role] && tries < p->min[role];
              tries++) {
             const DbhaNode *target = t->primary;
@@ -659,6 +665,8 @@ static void maintain(DbhaPool *p)
             p->pending[role]++;
             if (open_slot(p, role, target, t->version, false, true,
                           clock_monotonic_usec() + p->connect_usec, NULL, NULL) < 0) {
+                /* a node that refuses or fails its check is not hammered */
+                p->min_retry_usec[role] = clock_monotonic_usec() + POOL_MIN_BACKOFF_USEC;
                 break;
             }
         }
