@@ -2,6 +2,7 @@
  * document's decoding (good and malformed input), replica choice, LSN text
  * and the read-your-writes decision, and the pool's slot bookkeeping. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
+#include <microhttpd.h>
 
 #include "dbha/dbha.h"
 
@@ -421,6 +424,154 @@ static void test_client_open_invalid(void **state)
     dbha_client_free(c);
 }
 
+/* ---- the client's REST source against an in-process HTTP server ---- */
+
+#define FAKE_BODY_MAX 512
+
+typedef struct FakeAgent {
+    pthread_mutex_t mu;
+    int status; /* what GET /topology answers */
+    char body[FAKE_BODY_MAX];
+    unsigned requests;
+} FakeAgent;
+
+static enum MHD_Result fake_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_data_size,
+                                    void **con_cls)
+{
+    FakeAgent *f = cls;
+    pthread_mutex_lock(&f->mu);
+    f->requests++;
+    int status = strcmp(url, "/topology") == 0 ? f->status : 404;
+    char body[FAKE_BODY_MAX];
+    (void)snprintf(body, sizeof(body), "%s", status == 200 ? f->body : "{\"error\": \"none\"}");
+    pthread_mutex_unlock(&f->mu);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void fake_set(FakeAgent *f, int status, int64_t version, const char *primary)
+{
+    pthread_mutex_lock(&f->mu);
+    f->status = status;
+    (void)snprintf(f->body, sizeof(f->body),
+                   "{\"version\": %lld, \"leader\": \"%s\", \"primary\": {\"name\": "
+                   "\"%s\", \"host\": \"127.0.0.1\", \"port\": 5432}, \"replicas\": []}",
+                   (long long)version, primary, primary);
+    pthread_mutex_unlock(&f->mu);
+}
+
+typedef struct Seen {
+    pthread_mutex_t mu;
+    unsigned calls;
+    int64_t last_version;
+} Seen;
+
+static void on_topology(DbhaClient *c, DbhaTopology *t, void *userdata)
+{
+    Seen *s = userdata;
+    pthread_mutex_lock(&s->mu);
+    s->calls++;
+    s->last_version = t->version;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+    (void)nanosleep(&ts, NULL);
+}
+
+static void test_client_rest(void **state)
+{
+    (void)state;
+    FakeAgent f = { .mu = PTHREAD_MUTEX_INITIALIZER };
+    fake_set(&f, 503, 0, "x");
+    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+                                            fake_handler, &f, MHD_OPTION_END);
+    assert_non_null(d);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    assert_non_null(info);
+    char url[64], dead[64];
+    (void)snprintf(url, sizeof(url), "http://127.0.0.1:%u/", (unsigned)info->port);
+    /* port 1: nothing listens; the client moves on to the next URL */
+    (void)snprintf(dead, sizeof(dead), "http://127.0.0.1:1");
+    const char *urls[] = { dead, url };
+    Seen seen = { .mu = PTHREAD_MUTEX_INITIALIZER };
+    DbhaClientOptions o = { .rest_urls = urls,
+                            .n_rest_urls = 2,
+                            .poll_interval_usec = 20 * 1000,
+                            .request_timeout_usec = 500 * 1000,
+                            .callback = on_topology,
+                            .userdata = &seen };
+    DbhaClient *c = NULL;
+    DbhaError err = { 0 };
+    assert_int_equal(dbha_client_open(&o, &c, &err), 0);
+    DbhaTopology *t = NULL;
+    /* 503: no topology, and the wait says why */
+    assert_int_equal(dbha_client_wait_topology(c, 0, 200 * 1000, &t, &err), -ETIMEDOUT);
+    assert_non_null(strstr(err.message, "HTTP 503"));
+    assert_int_equal(dbha_client_fetch_topology(c, &t, &err), -ENOENT);
+
+    fake_set(&f, 200, 5, "node1");
+    assert_int_equal(dbha_client_wait_topology(c, 0, 3 * 1000 * 1000, &t, &err), 0);
+    assert_int_equal(t->version, 5);
+    assert_string_equal(t->primary->name, "node1");
+    DbhaTarget tg;
+    assert_int_equal(dbha_client_pick_primary(c, &tg), 0);
+    assert_string_equal(tg.name, "node1");
+    assert_int_equal(tg.port, 5432);
+    assert_int_equal(dbha_client_pick_replica(c, -1, &tg), -ENOENT);
+    t = dbha_topology_unref(t);
+
+    /* a newer version replaces it; the old reference stays valid */
+    DbhaTopology *held = NULL;
+    assert_int_equal(dbha_client_get_topology(c, &held), 0);
+    fake_set(&f, 200, 6, "node2");
+    assert_int_equal(dbha_client_wait_topology(c, 5, 3 * 1000 * 1000, &t, &err), 0);
+    assert_string_equal(t->primary->name, "node2");
+    assert_string_equal(held->primary->name, "node1");
+    held = dbha_topology_unref(held);
+    t = dbha_topology_unref(t);
+
+    /* an agent answering an older version (lagging) does not move the cache back,
+     * nor does an undecodable answer or a 503 */
+    fake_set(&f, 200, 4, "node1");
+    sleep_ms(150);
+    pthread_mutex_lock(&f.mu);
+    (void)snprintf(f.body, sizeof(f.body), "{\"version\": 9, \"replicas\": 3}");
+    pthread_mutex_unlock(&f.mu);
+    sleep_ms(150);
+    fake_set(&f, 503, 0, "x");
+    sleep_ms(150);
+    assert_int_equal(dbha_client_get_topology(c, &t), 0);
+    assert_int_equal(t->version, 6);
+    assert_string_equal(t->primary->name, "node2");
+    t = dbha_topology_unref(t);
+    DbhaClientStats st;
+    dbha_client_get_stats(c, &st);
+    assert_int_equal(st.updates, 2);
+    assert_int_equal(st.version, 6);
+    assert_true(st.fetch_errors >= 3);
+    pthread_mutex_lock(&seen.mu);
+    assert_int_equal(seen.calls, 2);
+    assert_int_equal(seen.last_version, 6);
+    pthread_mutex_unlock(&seen.mu);
+
+    /* a fresh read goes to the source, not the cache */
+    fake_set(&f, 200, 7, "node3");
+    assert_int_equal(dbha_client_fetch_topology(c, &t, &err), 0);
+    assert_int_equal(t->version, 7);
+    t = dbha_topology_unref(t);
+    dbha_client_free(c);
+    MHD_stop_daemon(d);
+    assert_true(f.requests > 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_ryw_decision),        cmocka_unit_test(test_slot_role_valid),
         cmocka_unit_test(test_slots_pick_and_doom), cmocka_unit_test(test_slot_needs_check),
         cmocka_unit_test(test_role_strings),        cmocka_unit_test(test_client_open_invalid),
+        cmocka_unit_test(test_client_rest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
