@@ -180,7 +180,7 @@ def test_failover_read_your_writes(cluster, procs, workdir):
           f"{max(e['ts'] for e in failed) - min(e['ts'] for e in failed):.2f} s; "
           f"{len(from_replica)}/{len(reads_before)} steady reads from a replica; "
           f"summary {json.dumps(summary)}")
-    assert lag_after_promotion < 3.0
+    assert lag_after_promotion < 1.0  # measured 0.16-0.33 s
     after = [e for e in writes if e["ts"] > promoted_at + 3]
     assert after and all(e["ok"] and e["node"] == new_leader for e in after)
     # read-your-writes: never older than the last acknowledged write, except
