@@ -430,6 +430,7 @@ int agent_reload(Agent *a)
         log_set_max_level(lvl);
     }
     log_info("reloaded \"%s\" (loop_wait %" PRId64 " s)", a->config_path, agent_dcs(a)->loop_wait);
+    agent_callbacks(a, CALLBACKS_EVENT_RELOADED);
     /* the new loop_wait counts from now */
     a->next_tick_usec = 0;
     agent_schedule_tick(a, clock_monotonic_usec());
@@ -778,7 +779,9 @@ static void set_state(Agent *a, HaState next)
     }
     log_struct_id(LOG_LEVEL_NOTICE, "3f6d2c8a9b1e4f07a5c2d8e6b4a19c30", "state %s -> %s",
                   ha_state_to_string(a->state), ha_state_to_string(next));
+    HaState from = a->state;
     a->state = next;
+    agent_callbacks_state(a, from, next);
     const char *role = next == HA_STATE_PRIMARY   ? "primary"
                        : next == HA_STATE_REPLICA ? "replica"
                                                   : NULL;
@@ -904,6 +907,7 @@ static void apply_cluster_parameters(Agent *a)
         log_info("cluster configuration (revision %" PRId64 ") written to postgresql.conf, "
                  "postgresql reloaded",
                  cc->mod_revision);
+        agent_callbacks(a, CALLBACKS_EVENT_RELOADED);
     }
 }
 
@@ -981,6 +985,7 @@ static void shutdown_agent(Agent *a)
                 log_error_errno(r, "stopping postgresql failed: %m");
             } else {
                 log_info("postgresql stopped");
+                agent_callbacks(a, CALLBACKS_EVENT_STOPPED);
             }
             pgctl_argv_done(&argv);
         }
@@ -995,6 +1000,7 @@ static void shutdown_agent(Agent *a)
         a->lease_id = 0;
     }
     a->fence = fence_stop(a->fence);
+    callbacks_drain(a->callbacks, CALLBACKS_SHUTDOWN_GRACE_USEC); /* on_stop among them */
     (void)sd_notify(false, "STOPPING=1");
 }
 
@@ -1074,6 +1080,10 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         (r = sd_event_add_signal(a->event, &a->sig_hup, SIGHUP, on_hup, a)) < 0) {
         return log_error_errno(r, "signal handlers: %m");
     }
+    r = callbacks_new(a->event, &a->callbacks);
+    if (r < 0) {
+        return log_error_errno(r, "callbacks: %m");
+    }
     r = sd_event_add_time(a->event, &a->loop_timer, CLOCK_MONOTONIC, clock_monotonic_usec(), 1000,
                           on_loop_timer, a);
     if (r < 0) {
@@ -1152,6 +1162,7 @@ Agent *agent_free(Agent *a)
     sd_event_source_unref(a->loop_timer);
     sd_event_source_unref(a->probe_timer);
     sd_event_source_unref(a->wake_io);
+    a->callbacks = callbacks_free(a->callbacks); /* before the loop it uses */
     if (a->wake_fd >= 0) {
         close(a->wake_fd);
     }

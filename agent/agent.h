@@ -13,6 +13,7 @@
 #include <systemd/sd-event.h>
 
 #include "api.h"
+#include "callbacks.h"
 #include "config.h"
 #include "dcs.h"
 #include "etcd.h"
@@ -95,6 +96,8 @@ typedef struct Agent {
     uint64_t lease_expires_usec;
     DcsCluster *cluster; /* owned; last view read */
     bool dcs_ok;
+    int v2_mirror_result; /* last etcd3.mirror_leader_v2 outcome: 1 written, 2 removed,
+                             -errno failed, 0 none yet */
     uint64_t dcs_seen_usec;
     double dcs_seen_epoch;
 
@@ -151,6 +154,7 @@ typedef struct Agent {
     RestServer *rest;      /* owned */
     ApiQueue *api;         /* owned: mutating REST requests for the loop */
     Fence *fence;          /* owned: the fencing process's heartbeat */
+    Callbacks *callbacks;  /* owned: postgresql.callbacks running (agent/callbacks.c) */
     Watchdog *watchdog;    /* owned: open (armed) only while leading */
     bool watchdog_blocked; /* watchdog.mode required and the device cannot be opened */
     unsigned fenced_seen;
@@ -231,6 +235,16 @@ const DcsMember *agent_upstream(Agent *a);
  * a give-up, the second look's time after a first failed one; 0: no need. */
 uint64_t agent_observe_upstream(Agent *a, uint64_t now_usec);
 
+/* postgresql.callbacks (agent/callbacks.c): what the agent did to its
+ * PostgreSQL, mapped to Patroni's callbacks and run without waiting.
+ * agent_callbacks: an event whose role is the one last announced (else
+ * guessed from the state and the probe); agent_callbacks_job: a stop or
+ * restart job ended; agent_callbacks_state: the HA state changed (a start
+ * ended, or a running server was found). Log what they run; never fail. */
+void agent_callbacks(Agent *a, CallbacksEvent ev);
+void agent_callbacks_job(Agent *a, AgentJobKind kind, bool ok);
+void agent_callbacks_state(Agent *a, HaState from, HaState to);
+
 /* Deletes the leader key if it still names us (agent/ha_exec.c). */
 int agent_release_leader(Agent *a);
 
@@ -244,6 +258,10 @@ int agent_touch_member(Agent *a);
 /* Leader: writes the topology key when a router would route differently
  * (agent/topopub.c). Returns 0 (also when nothing was written) or -errno. */
 int agent_publish_topology(Agent *a);
+/* etcd3.mirror_leader_v2: while leading, the leader key's name in etcd's v2
+ * store (refreshed with the ttl); on release, deleted while it names us.
+ * Logged once per change of outcome. No-op when the option is off. */
+void agent_mirror_leader_v2(Agent *a, bool leading);
 void agent_publish_rest(Agent *a, uint64_t now_usec);
 
 /* Effective cluster-wide settings: the `config` key when present, else the

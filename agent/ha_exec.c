@@ -125,6 +125,16 @@ static int renew_leader(Agent *a)
     return r < 0 ? etcd_fail(r, "renewing the leader key", &e) : 0;
 }
 
+/* The result of taking or renewing the leader key, after refreshing its v2
+ * copy when that worked. */
+static int mirrored(Agent *a, int r)
+{
+    if (r >= 0) {
+        agent_mirror_leader_v2(a, true);
+    }
+    return r;
+}
+
 /* ---- files and jobs ---- */
 
 static int write_pwfile(Agent *a, char **ret_path)
@@ -458,9 +468,9 @@ static int finish_bootstrap(Agent *a)
         return r;
     }
     uint64_t sysid = a->snap.system_identifier ? a->snap.system_identifier : a->sysid;
-    _cleanup_free_ char *init = NULL, *config = NULL, *history = NULL, *ts = NULL;
+    _cleanup_free_ char *init = NULL, *config = NULL;
     if (dcs_initialize_encode(sysid, &init) < 0 ||
-        dcs_config_encode(&a->config->bootstrap.dcs, &config) < 0 || !(ts = iso_now())) {
+        dcs_config_encode(&a->config->bootstrap.dcs, &config) < 0) {
         return -ENOMEM;
     }
     /* `initialize` was "" (ours, from the race): now the system identifier */
@@ -473,12 +483,10 @@ static int finish_bootstrap(Agent *a)
     if (r < 0 && r != -ECANCELED) {
         return r;
     }
-    r = dcs_history_append(NULL, a->snap.timeline ? a->snap.timeline : 1, a->snap.current_lsn,
-                           "bootstrap", ts, a->config->name, &history);
-    if (r < 0) {
-        return r;
-    }
-    r = put_key(a, a->paths.history, history);
+    /* As Patroni 3.0.2: an empty history on timeline 1. Its readers take the
+     * cluster's timeline as the last line's + 1, so a line for timeline 1
+     * would make patronictl show timeline 2. */
+    r = put_key(a, a->paths.history, "[]");
     if (r < 0) {
         return r;
     }
@@ -528,6 +536,7 @@ static int follow(Agent *a)
         return r;
     }
     log_info("following \"%s\"", strna(a->following));
+    agent_callbacks(a, CALLBACKS_EVENT_RELOADED);
     return 0;
 }
 
@@ -691,6 +700,7 @@ int agent_release_leader(Agent *a)
         return etcd_fail(r, "releasing the leader key", &e);
     }
     log_struct_id(LOG_LEVEL_NOTICE, "c4e1b7a9d3f2486b8e5a0c1d2b3f4e5a", "released the leader key");
+    agent_mirror_leader_v2(a, false);
     return 0;
 }
 
@@ -720,7 +730,8 @@ static bool query_is_false(Agent *a, const char *sql, bool *ret)
  * promotion may be stale (pg_control's timeline lags until a checkpoint).
  * Returns 0 and both values, or a negative errno (the caller keeps its
  * estimates). */
-static int read_fork_point(Agent *a, uint32_t *ret_parent, uint64_t *ret_lsn)
+static int read_fork_point(Agent *a, uint32_t *ret_parent, uint64_t *ret_lsn, char *ret_reason,
+                           size_t reason_size)
 {
     PGresult *res = NULL;
     int r = agent_exec_sql(
@@ -749,6 +760,14 @@ static int read_fork_point(Agent *a, uint32_t *ret_parent, uint64_t *ret_lsn)
             lsn[n] = '\0';
             if (pgprobe_parse_lsn(lsn, ret_lsn) == 0) {
                 *ret_parent = (uint32_t)tli;
+                /* the third field: PostgreSQL's reason ("no recovery target
+                 * specified"), which Patroni copies into `history` */
+                const char *why = end + 1 + n;
+                size_t wn = *why == '\t' ? strcspn(why + 1, "\n") : 0;
+                if (wn > 0 && wn < reason_size) {
+                    memcpy(ret_reason, why + 1, wn);
+                    ret_reason[wn] = '\0';
+                }
                 r = 0;
             }
         }
@@ -803,6 +822,7 @@ static int promote(Agent *a)
     log_struct_id(LOG_LEVEL_NOTICE, "e8d4c2b6a0f94e1d8c7b5a3f2e1d0c9b",
                   "promoted to primary in %llu ms",
                   (unsigned long long)(clock_monotonic_usec() - t0) / 1000);
+    agent_callbacks(a, CALLBACKS_EVENT_PROMOTED); /* not waited for */
     /* our postgresql.conf must stop pointing at the old upstream */
     r = agent_write_conf(a, false);
     if (r >= 0) {
@@ -811,7 +831,8 @@ static int promote(Agent *a)
     if (r < 0) {
         log_warning("could not rewrite the configuration after promotion");
     }
-    if (read_fork_point(a, &old_timeline, &switch_lsn) < 0) {
+    char reason[128] = "no recovery target specified";
+    if (read_fork_point(a, &old_timeline, &switch_lsn, reason, sizeof(reason)) < 0) {
         log_warning("could not read the new timeline's history file: the history key gets "
                     "the positions seen before the promotion");
     }
@@ -837,9 +858,8 @@ static int promote(Agent *a)
     if (a->cluster && a->cluster->history && a->cluster->history->data) {
         old = json_dumps(a->cluster->history->data, JSON_COMPACT);
     }
-    if (ts &&
-        dcs_history_append(old, old_timeline ? old_timeline : 1, switch_lsn,
-                           "no leader: automatic failover", ts, a->config->name, &history) >= 0) {
+    if (ts && dcs_history_append(old, old_timeline ? old_timeline : 1, switch_lsn, reason, ts,
+                                 a->config->name, &history) >= 0) {
         (void)put_key(a, a->paths.history, history);
     }
     return 0;
@@ -866,6 +886,7 @@ static int fence(Agent *a)
     }
     a->pg_running = false;
     a->probe_ok = false;
+    agent_callbacks(a, CALLBACKS_EVENT_STOPPED);
     return 0;
 }
 
@@ -984,6 +1005,7 @@ static int switchover_demote(Agent *a)
     }
     a->pg_running = false;
     a->probe_ok = false;
+    agent_callbacks(a, CALLBACKS_EVENT_DEMOTED);
     uint64_t t2 = clock_monotonic_usec();
     if (!released) {
         r = agent_release_leader(a);
@@ -1107,9 +1129,9 @@ int ha_exec_action(Agent *a, HaAction action)
                 log_debug("created the members' slots before taking the leader key");
             }
         }
-        return take_leader(a);
+        return mirrored(a, take_leader(a));
     case HA_ACTION_RENEW_LEADER:
-        return renew_leader(a);
+        return mirrored(a, renew_leader(a));
     case HA_ACTION_CLONE:
         return clone_replica(a);
     case HA_ACTION_REMOVE_CLONE:

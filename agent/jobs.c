@@ -63,6 +63,7 @@ static void job_finished(Agent *a, bool ok, const char *how)
     } else {
         log_error("%s failed: %s", agent_job_kind_to_string(j->kind), how);
     }
+    agent_callbacks_job(a, j->kind, ok);
 }
 
 static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata)

@@ -106,6 +106,7 @@ static int apply_names(Agent *a, const char *names)
         return r;
     }
     a->sync_release_lsn = 0;
+    agent_callbacks(a, CALLBACKS_EVENT_RELOADED);
     if (names) {
         log_struct_id(LOG_LEVEL_NOTICE, "0c6a2e8f4b1d4a97a3e5c7b9d1f3a5e7",
                       "synchronous_standby_names = '%s'", names);

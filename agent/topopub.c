@@ -100,3 +100,25 @@ int agent_publish_topology(Agent *a)
     log_debug("topology version %lld written", (long long)version);
     return 0;
 }
+
+void agent_mirror_leader_v2(Agent *a, bool leading)
+{
+    if (!a->config->etcd3.mirror_leader_v2) {
+        return;
+    }
+    EtcdError e = { 0 };
+    const char *me = a->config->name;
+    int r = leading ? etcd_v2_set(a->etcd, a->paths.leader, me, agent_dcs(a)->ttl, &e)
+                    : etcd_v2_delete_if(a->etcd, a->paths.leader, me, &e);
+    int result = r < 0 ? r : leading ? 1 : 2;
+    if (result != a->v2_mirror_result) {
+        if (r < 0) {
+            log_warning("the v2 copy of the leader key (etcd3.mirror_leader_v2) failed: %s",
+                        e.message);
+        } else {
+            log_info("the v2 copy of the leader key (etcd3.mirror_leader_v2) is %s",
+                     leading ? "written" : "removed");
+        }
+    }
+    a->v2_mirror_result = result;
+}

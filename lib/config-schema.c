@@ -83,6 +83,7 @@ const ConfigRow config_schema[] = {
     STR("etcd3.cert", etcd3.cert, 0, NULL, NULL, "ETCD3_CERT"),
     STR("etcd3.key", etcd3.key, 0, NULL, NULL, "ETCD3_KEY"),
     BOOL("etcd3.use_proxies", etcd3.use_proxies, 0, false),
+    BOOL("etcd3.mirror_leader_v2", etcd3.mirror_leader_v2, 0, false),
 
     SEC("bootstrap", 0),
     SEC("bootstrap.dcs", 0),
@@ -138,6 +139,8 @@ const ConfigRow config_schema[] = {
     LIST("postgresql.parameters", CONFIG_TYPE_MAP, postgresql.parameters, R),
     LIST("postgresql.pg_hba", CONFIG_TYPE_STRV, postgresql.pg_hba, R),
     LIST("postgresql.callbacks", CONFIG_TYPE_MAP, postgresql.callbacks, R),
+    /* dbha's own: Patroni lets a callback run for ever */
+    INT("postgresql.callback_timeout", postgresql.callback_timeout, R, 60, 1, 86400),
     LIST("postgresql.create_replica_methods", CONFIG_TYPE_STRV, postgresql.create_replica_methods,
          R),
     { .path = "postgresql.basebackup",

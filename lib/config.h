@@ -88,6 +88,7 @@ typedef struct Config {
         char *password;            /* owned; never logged */
         char *cacert, *cert, *key; /* owned */
         bool use_proxies;
+        bool mirror_leader_v2; /* dbha: keep the leader key in the v2 store too */
     } etcd3;
 
     struct {
@@ -105,7 +106,8 @@ typedef struct Config {
         ConfigUser superuser, replication, rewind;
         ConfigMap parameters;
         ConfigStrv pg_hba;
-        ConfigMap callbacks; /* on_start, on_stop, ... -> command */
+        ConfigMap callbacks;      /* on_start, on_stop, ... -> command */
+        int64_t callback_timeout; /* seconds a callback may run (dbha's own key) */
         ConfigStrv create_replica_methods;
         ConfigStrv basebackup; /* "--opt" / "--key=value" */
     } postgresql;

@@ -6,6 +6,7 @@
  * curl easy handle so its connection is reused from call to call. */
 #include "etcd.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -926,4 +927,158 @@ int etcd_lease_time_to_live(EtcdClient *c, int64_t id, EtcdLease *ret, EtcdError
         *ret = l;
     }
     return r < 0 ? r : 0;
+}
+
+/* ---- the v2 keys API (readers that speak only v2) ---- */
+
+/* One v2 request to the current endpoint. *ret_status: the HTTP status;
+ * *ret_code: the v2 errorCode of a JSON error answer (0 when none, -1 when
+ * the answer is not JSON: the v2 API is off). */
+static int v2_request(EtcdClient *c, const char *method, const char *key, const char *query,
+                      const char *form, long *ret_status, int *ret_code, EtcdError *e)
+{
+    if (!key || key[0] != '/') {
+        return etcd_error_set(e, ETCD_ERROR_INVALID, 0, 0, "v2 key must start with '/'");
+    }
+    for (const char *p = key; *p; p++) {
+        if (!isalnum((unsigned char)*p) && !strchr("/_.-", *p)) {
+            return etcd_error_set(e, ETCD_ERROR_INVALID, 0, 0, "v2 key holds '%c'", *p);
+        }
+    }
+    curl_init_once();
+    _cleanup_(curl_easy_cleanupp) CURL *easy = curl_easy_init();
+    if (!easy || etcd_client_setup_easy(c, easy) < 0) {
+        return etcd_error_set(e, ETCD_ERROR_INTERNAL, 0, 0, "curl setup failed");
+    }
+    EtcdEndpoint *ep = &c->endpoints[c->current % c->n_endpoints];
+    _cleanup_free_ char *url = NULL;
+    if (asprintf(&url, "%s/v2/keys%s%s%s", ep->base, key, query ? "?" : "", query ? query : "") <
+        0) {
+        url = NULL;
+        return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    Body b = { 0 };
+    char errbuf[CURL_ERROR_SIZE] = "";
+    CURLcode cc = CURLE_OK;
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (cc == CURLE_OK) {                                                                      \
+            cc = curl_easy_setopt(easy, opt, val);                                                 \
+        }                                                                                          \
+    } while (0)
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_CUSTOMREQUEST, method);
+    if (form) {
+        SET(CURLOPT_POSTFIELDS, form); /* application/x-www-form-urlencoded */
+        SET(CURLOPT_POSTFIELDSIZE, (long)strlen(form));
+    }
+    if (c->username && c->password) {
+        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        SET(CURLOPT_USERNAME, c->username);
+        SET(CURLOPT_PASSWORD, c->password);
+    }
+    SET(CURLOPT_TIMEOUT_MS, usec_to_msec_ceil(c->request_timeout_usec));
+    SET(CURLOPT_WRITEFUNCTION, body_write);
+    SET(CURLOPT_WRITEDATA, &b);
+    SET(CURLOPT_ERRORBUFFER, errbuf);
+#undef SET
+    if (cc != CURLE_OK) {
+        return etcd_error_set(e, ETCD_ERROR_INTERNAL, 0, 0, "curl_easy_setopt failed: %s",
+                              curl_easy_strerror(cc));
+    }
+    c->stats.requests++;
+    cc = curl_easy_perform(easy);
+    if (cc != CURLE_OK) {
+        body_done(&b);
+        c->stats.errors++;
+        return etcd_error_set(e, ETCD_ERROR_UNAVAILABLE, 0, 0, "%s: %s", ep->name,
+                              errbuf[0] ? errbuf : curl_easy_strerror(cc));
+    }
+    long status = 0;
+    (void)curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    int code = 0;
+    if (status >= 300) {
+        json_error_t je;
+        json_t *j = b.data ? json_loadb(b.data, b.len, 0, &je) : NULL;
+        const json_t *ec = json_object_get(j, "errorCode");
+        code = json_is_integer(ec) ? (int)json_integer_value(ec) : -1;
+        json_decref(j);
+    }
+    body_done(&b);
+    *ret_status = status;
+    *ret_code = code;
+    return 0;
+}
+
+static int v2_answer(const char *what, long status, int code, EtcdError *e)
+{
+    if (status >= 200 && status < 300) {
+        return 0;
+    }
+    if (code < 0) {
+        return etcd_error_set(e, ETCD_ERROR_INVALID, 0, status,
+                              "%s: etcd's v2 API is not enabled (start etcd with --enable-v2)",
+                              what);
+    }
+    if (status == 412 || code == 101) {
+        return etcd_error_set(e, ETCD_ERROR_COMPARE_FAILED, 0, status, "%s: compare failed", what);
+    }
+    if (status == 401 || status == 403) {
+        return etcd_error_set(e, ETCD_ERROR_AUTH, 0, status, "%s: not allowed (errorCode %d)", what,
+                              code);
+    }
+    return etcd_error_set(e, status >= 500 ? ETCD_ERROR_UNAVAILABLE : ETCD_ERROR_INVALID, 0, status,
+                          "%s: HTTP %ld (errorCode %d)", what, status, code);
+}
+
+int etcd_v2_set(EtcdClient *c, const char *key, const char *value, int64_t ttl_sec,
+                EtcdError *reterr)
+{
+    if (!c || !value || ttl_sec < 0) {
+        return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "bad arguments");
+    }
+    char *esc = curl_easy_escape(NULL, value, (int)strlen(value));
+    if (!esc) {
+        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    _cleanup_free_ char *form = NULL;
+    int r = ttl_sec > 0 ? asprintf(&form, "value=%s&ttl=%" PRId64, esc, ttl_sec)
+                        : asprintf(&form, "value=%s", esc);
+    curl_free(esc);
+    if (r < 0) {
+        form = NULL;
+        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    long status = 0;
+    int code = 0;
+    r = v2_request(c, "PUT", key, NULL, form, &status, &code, reterr);
+    return r < 0 ? r : v2_answer("v2 set", status, code, reterr);
+}
+
+int etcd_v2_delete_if(EtcdClient *c, const char *key, const char *value, EtcdError *reterr)
+{
+    if (!c || !value) {
+        return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "bad arguments");
+    }
+    char *esc = curl_easy_escape(NULL, value, (int)strlen(value));
+    if (!esc) {
+        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    _cleanup_free_ char *query = NULL;
+    int r = asprintf(&query, "prevValue=%s", esc);
+    curl_free(esc);
+    if (r < 0) {
+        query = NULL;
+        return etcd_error_set(reterr, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+    }
+    long status = 0;
+    int code = 0;
+    r = v2_request(c, "DELETE", key, query, NULL, &status, &code, reterr);
+    if (r < 0) {
+        return r;
+    }
+    if (status == 404 && code == 100) {
+        return 0; /* "Key not found": nothing to delete */
+    }
+    return v2_answer("v2 delete", status, code, reterr);
 }

@@ -333,3 +333,18 @@ int64_t etcd_watch_get_next_revision(const EtcdWatch *w);
 const char *etcd_watch_get_endpoint(const EtcdWatch *w);
 /* Times the stream was (re)opened, the first time included. */
 unsigned etcd_watch_get_connects(const EtcdWatch *w);
+
+/* ---- etcd's v2 keys API ----
+ * For readers that speak only v2, such as vip-manager 1.x (Debian 12): the
+ * v2 store is separate from v3's and needs etcd started with --enable-v2.
+ * One request to the current endpoint, with the client's TLS settings and
+ * basic auth from its username and password. key: "/a/b", only
+ * [A-Za-z0-9/_.-]. */
+
+/* PUT key = value, expiring after ttl_sec (0: never). Returns 0, or -EINVAL
+ * (also: the v2 API is off, the message says so), -EHOSTUNREACH, -EACCES. */
+int etcd_v2_set(EtcdClient *c, const char *key, const char *value, int64_t ttl_sec,
+                EtcdError *reterr);
+/* DELETE key while it holds value. Returns 0 (also when the key is absent),
+ * -ECANCELED when it holds another value, or the errors of etcd_v2_set. */
+int etcd_v2_delete_if(EtcdClient *c, const char *key, const char *value, EtcdError *reterr);

@@ -2,10 +2,11 @@
 # Make sure the Debian packages dbha needs are installed.
 # Usage: scripts/deps.sh build|test|demo|lint|bench
 #   build: compilers' inputs (headers and pkg-config files)
-#   test:  build + the real peers the tests start (etcd, PostgreSQL) and pytest
+#   test:  build + the real peers the tests start (etcd, PostgreSQL, HAProxy,
+#          pgbouncer, vip-manager, patronictl) and pytest
 #   demo:  test's set (the demo runs the same peers)
 #   lint:  clang-format-16 and cppcheck
-#   bench: test's set plus Patroni (the benchmarks' reference) and wrk (bench/rest)
+#   bench: test's set (with Patroni, the benchmarks' reference) and wrk (bench/rest)
 # As root, missing packages are installed with apt-get; otherwise the exact
 # apt-get line is printed and the script exits 1.
 set -euo pipefail
@@ -13,11 +14,13 @@ set -euo pipefail
 build_pkgs=(gcc make pkg-config libpq-dev libyaml-dev libcurl4-openssl-dev libjansson-dev
             libmicrohttpd-dev libsystemd-dev libcmocka-dev)
 test_pkgs=(postgresql-15 etcd-server etcd-client python3 python3-pytest python3-psycopg2
-           openssl procps iproute2 curl)
+           openssl procps iproute2 curl
+           haproxy pgbouncer vip-manager patroni python3-etcd)
 lint_pkgs=(clang-format-16 cppcheck)
-# Patroni 3.0.2 runs beside dbha in the benchmarks, from the same configs;
+# Patroni 3.0.2 (in the test set: the tests read a dbha cluster with
+# patronictl) also runs beside dbha in the benchmarks, from the same configs;
 # wrk loads the REST API (bench/rest).
-bench_pkgs=(patroni python3-etcd wrk)
+bench_pkgs=(wrk)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
@@ -53,5 +56,21 @@ if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then
     mkdir -p /etc/postgresql-common/createcluster.d
     echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/dbha-no-main.conf
 fi
+# haproxy and pgbouncer start their system services from their postinst
+# (on the ports the examples use); the tests start their own. invoke-rc.d
+# asks policy-rc.d, and exit status 101 means "action forbidden": one is put
+# in place for the install when the host has none, and removed afterwards.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\n# dbha scripts/deps.sh: no service starts during this install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [[ $own_policy -eq 1 ]]; then
+    rm -f "$policy"
+    trap - EXIT
+fi

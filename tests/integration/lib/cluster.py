@@ -45,6 +45,7 @@ class Node:
         self.watchdog = {"mode": "off"}
         self.env = None  # extra environment for the agent
         self.rest_auth = None  # (user, password): restapi.authentication
+        self.postgresql_yaml = ""  # more lines of the postgresql section, indented by two
 
     def config(self):
         c = self.cluster
@@ -95,7 +96,7 @@ postgresql:
     - local all all trust
     - host replication {REPL} 127.0.0.1/32 scram-sha-256
     - host all all 127.0.0.1/32 scram-sha-256
-tags:
+{self.postgresql_yaml}tags:
 {tags}watchdog:
 {watchdog}log:
   level: {c.log_level}
