@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from lib.cluster import SUPERUSER, SUPERUSER_PW, DbhaCluster
+from conftest import started_cluster
+from lib.cluster import SUPERUSER, SUPERUSER_PW
 from lib.etcd_cluster import EtcdCluster, b64
 from lib.procs import LOOPBACK, build_dir, free_port, wait_until
 
@@ -52,11 +53,10 @@ def promotion_time(c, new_leader):
     return datetime.datetime.fromisoformat(entry[3]).timestamp()
 
 
-@pytest.fixture
-def cluster(procs, workdir):
-    c = DbhaCluster(procs, workdir, n=3, ttl=TTL, loop_wait=1, retry_timeout=1)
-    yield c
-    c.stop_all()
+@pytest.fixture(scope="module")
+def cluster():
+    with started_cluster("dbha-libdbha-", n=3, ttl=TTL, loop_wait=1, retry_timeout=1) as c:
+        yield c
 
 
 def node_doc(n, version, primary, replicas):
@@ -109,10 +109,9 @@ def check_lost_role(c, workdir):
     assert summary["primary_pool"]["in_use"] == 0 and summary["primary_pool"]["idle"] == 0
 
 
-def test_failover_read_your_writes(cluster, procs, workdir):
+def test_failover_read_your_writes(cluster):
     c = cluster
-    c.start()
-    c.wait_healthy(timeout=120)
+    workdir = c.workdir
     # the leader's agent writes the key
     wait_until(lambda: (lambda d: d if d and d["primary"] and len(d["replicas"]) == 2 else None)(
         json.loads(c.etcd_get("topology") or "null")), 10, interval=0.2, what="topology key")
