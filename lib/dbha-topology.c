@@ -134,6 +134,11 @@ static int decode_node(json_t *obj, bool replica, size_t index, DbhaNode *n, Dbh
         return dbha_error_set(reterr, -EBADMSG, "topology: %s%s missing", where,
                               n->name ? "\"host\"" : "\"name\"");
     }
+    if (strlen(n->name) >= DBHA_NAME_MAX || strlen(n->host) >= DBHA_NAME_MAX) {
+        return dbha_error_set(reterr, -EBADMSG, "topology: %s\"%s\" longer than %d bytes", where,
+                              strlen(n->name) >= DBHA_NAME_MAX ? "name" : "host",
+                              DBHA_NAME_MAX - 1);
+    }
     json_t *port = json_object_get(obj, "port");
     if (!json_is_integer(port) || json_integer_value(port) <= 0 ||
         json_integer_value(port) > 65535) {

@@ -39,6 +39,9 @@ typedef struct DbhaError {
 
 /* ---- the topology document ---- */
 
+/* Bytes for a node name or host with its NUL; dbha_topology_parse refuses longer ones. */
+#define DBHA_NAME_MAX 256
+
 /* One member of the cluster as the topology document lists it. Every string
  * is owned by the DbhaTopology it belongs to. */
 typedef struct DbhaNode {
@@ -71,7 +74,8 @@ typedef struct DbhaTopology {
 /* Decodes a topology document (JSON text, len bytes, need not be
  * NUL-terminated). Returns 0 and *ret (refcount 1), -EBADMSG when the text is
  * not JSON or a field has the wrong type or a required field (version,
- * replicas, and name/host/port of each node) is missing, -ENOMEM. */
+ * replicas, and name/host/port of each node) is missing or a name or host
+ * does not fit DBHA_NAME_MAX, -ENOMEM. */
 DBHA_API int dbha_topology_parse(const char *json, size_t len, DbhaTopology **ret,
                                  DbhaError *reterr);
 /* Another reference; returns t. NULL-safe. */
@@ -170,7 +174,6 @@ DBHA_API void dbha_client_get_stats(DbhaClient *c, DbhaClientStats *ret);
 /* dbha_topology_pick_replica on the cached copy with the client's shared
  * round-robin cursor. Writes the node's name, host and port (copied).
  * Returns 0, -ENODATA (no topology yet) or -ENOENT (no healthy replica). */
-#define DBHA_NAME_MAX 128
 typedef struct DbhaTarget {
     char name[DBHA_NAME_MAX];
     char host[DBHA_NAME_MAX];

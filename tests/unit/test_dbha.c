@@ -158,6 +158,25 @@ static void test_parse_malformed(void **state)
     }
     DbhaTopology *t = NULL;
     assert_int_equal(dbha_topology_parse(NULL, 0, &t, NULL), -EINVAL);
+    /* a name that would not fit the pool's bookkeeping */
+    char doc[2 * DBHA_NAME_MAX + 128];
+    char name[DBHA_NAME_MAX + 1];
+    memset(name, 'n', DBHA_NAME_MAX);
+    name[DBHA_NAME_MAX] = '\0';
+    (void)snprintf(doc, sizeof(doc),
+                   "{\"version\": 1, \"replicas\": [{\"name\": \"%s\", \"host\": \"h\", "
+                   "\"port\": 1}]}",
+                   name);
+    DbhaError err = { 0 };
+    assert_int_equal(dbha_topology_parse(doc, strlen(doc), &t, &err), -EBADMSG);
+    assert_non_null(strstr(err.message, "replicas[0].\"name\" longer than 255 bytes"));
+    name[DBHA_NAME_MAX - 1] = '\0'; /* 255 bytes fit */
+    (void)snprintf(doc, sizeof(doc),
+                   "{\"version\": 1, \"replicas\": [{\"name\": \"%s\", \"host\": \"h\", "
+                   "\"port\": 1}]}",
+                   name);
+    assert_int_equal(dbha_topology_parse(doc, strlen(doc), &t, &err), 0);
+    dbha_topology_unref(t);
 }
 
 static void test_healthy_replica(void **state)
