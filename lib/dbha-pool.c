@@ -100,9 +100,10 @@ static int pg_connect(DbhaPool *p, const char *host, int port, uint64_t deadline
 {
     char port_text[POOL_PORT_TEXT_MAX];
     (void)snprintf(port_text, sizeof(port_text), "%d", port);
-    const char *keys[] = { "dbname", "host", "port", "application_name", NULL };
-    const char *vals[] = { p->conninfo, host, port_text, "libdbha", NULL };
-    /* expand_dbname: the conninfo's own keywords come first, host/port override. */
+    const char *keys[] = { "application_name", "dbname", "host", "port", NULL };
+    const char *vals[] = { "libdbha", p->conninfo, host, port_text, NULL };
+    /* Later keywords win: the conninfo (expanded from dbname) may set its own
+     * application_name; host and port are always the chosen node's. */
     PGconn *pg = PQconnectStartParams(keys, vals, 1);
     if (!pg) {
         return dbha_error_set(reterr, -ENOMEM, "out of memory");

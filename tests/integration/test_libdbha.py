@@ -88,6 +88,9 @@ def check_lost_role(c, workdir):
     try:
         wait_until(lambda: [e for e in events(log) if e["event"] == "acquire" and e["ok"]], 10,
                    what="a first primary acquire")
+        # the pool names its connections unless the conninfo does
+        assert prim.sql("SELECT count(*) FROM pg_stat_activity "
+                        "WHERE application_name = 'libdbha'")[0][0] >= 1
         put_key(c.etcd, key, node_doc(c, 2, rep, [prim]))
         assert p.wait(timeout=30) == 1
     finally:
