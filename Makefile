@@ -38,10 +38,13 @@ UNIT_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
 TOOL_SRCS  := $(sort $(wildcard tests/tools/*.c))
 UNIT_FAKES := $(sort $(wildcard tests/unit/fake_*.c))
 BENCH_SRCS := $(sort $(wildcard bench/src/*.c))
-C_SRCS     := $(LIB_SRCS) $(AGENT_SRCS) $(CTL_SRCS) $(UNIT_SRCS) $(TOOL_SRCS) $(UNIT_FAKES) $(BENCH_SRCS)
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+C_SRCS     := $(LIB_SRCS) $(AGENT_SRCS) $(CTL_SRCS) $(UNIT_SRCS) $(TOOL_SRCS) $(UNIT_FAKES) $(BENCH_SRCS) \
+              $(EXAMPLE_SRCS)
 HEADERS    := $(wildcard lib/*.h agent/*.h ctl/*.h include/dbha/*.h tests/unit/*.h)
 
 .PHONY: all deps deps-test deps-lint deps-bench bench bench-footprint check unit integration asan release install uninstall \
+        examples \
         format format-check lint demo demo-stop clean
 
 all: release
@@ -99,12 +102,18 @@ $(O)/$(1)/tests/unit/%: $(O)/$(1)/tests/unit/%.o $$(UNIT_FAKES:%.c=$(O)/$(1)/%.o
 $(O)/$(1)/tests/tools/%: $(O)/$(1)/tests/tools/%.o $(O)/$(1)/libagent.a $(O)/$(1)/libdbha.a
 	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
 
+# Example programs: applications linked against libdbha.a only.
+$(O)/$(1)/examples/%: $(O)/$(1)/examples/%.o $(O)/$(1)/libdbha.a
+	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+
 $(1): $(O)/$(1)/bin/dbagent $(O)/$(1)/bin/dbctl $(O)/$(1)/libdbha.a $(O)/$(1)/libdbha.so.$(VERSION) \
-      $$(UNIT_SRCS:%.c=$(O)/$(1)/%) $$(TOOL_SRCS:%.c=$(O)/$(1)/%)
+      $$(UNIT_SRCS:%.c=$(O)/$(1)/%) $$(TOOL_SRCS:%.c=$(O)/$(1)/%) $$(EXAMPLE_SRCS:%.c=$(O)/$(1)/%)
 endef
 
 $(eval $(call VARIANT_RULES,release))
 $(eval $(call VARIANT_RULES,asan))
+
+examples: $(EXAMPLE_SRCS:%.c=$(O)/release/%)
 
 .SECONDARY:
 
@@ -186,6 +195,10 @@ bench-footprint: deps all $(O)/bench/libfloor $(O)/bench/bare
 $(O)/bench/libfloor: bench/src/libfloor.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_release) $(PKG_CFLAGS) $< -o $@ $(PKG_LIBS)
+# Topology lookups/s through libdbha: cache vs a fresh etcd read.
+$(O)/bench/topo-lookup: bench/src/topo-lookup.c $(O)/release/libdbha.a | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_release) $(PKG_CFLAGS) $< $(O)/release/libdbha.a -o $@ $(PKG_LIBS)
 $(O)/bench/bare: bench/src/libfloor.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_release) -DFLOOR_BARE $< -o $@

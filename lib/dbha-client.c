@@ -1,0 +1,646 @@
+/* libdbha's client: one background thread follows the topology document
+ * (an etcd range + watch on /<namespace>/<scope>/topology, or GET /topology
+ * polled on the agents' REST API), reconnecting with backoff, and publishes
+ * each new version into a refcounted cache that readers take without I/O. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "clock.h"
+#include "dbha-internal.h"
+#include "etcd.h"
+
+#define CLIENT_DEFAULT_POLL_USEC    (1000 * 1000ULL)
+#define CLIENT_DEFAULT_REQUEST_USEC (1500 * 1000ULL)
+#define CLIENT_BACKOFF_MIN_USEC     (100 * 1000ULL)
+#define CLIENT_BACKOFF_MAX_USEC     (2 * 1000 * 1000ULL)
+#define CLIENT_WATCH_SLICE_USEC     (200 * 1000ULL)
+#define CLIENT_REST_BODY_MAX        (1024 * 1024)
+#define CLIENT_KEY_MAX              512
+
+struct DbhaClient {
+    /* options, immutable after open */
+    char **etcd_endpoints; /* owned */
+    size_t n_etcd_endpoints;
+    char *etcd_username; /* owned */
+    char *etcd_password; /* owned */
+    char key[CLIENT_KEY_MAX];
+    char **rest_urls; /* owned */
+    size_t n_rest_urls;
+    uint64_t poll_usec;
+    uint64_t request_usec;
+    DbhaTopologyCallback callback;
+    void *userdata; /* borrowed */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cond;  /* a new version, or stop */
+    DbhaTopology *cached; /* owned reference */
+    bool stop;
+    DbhaClientStats stats;
+    unsigned rr; /* dbha_client_pick_replica's cursor */
+
+    pthread_mutex_t fetch_mu; /* dbha_client_fetch_topology's own etcd client */
+    EtcdClient *fetch_etcd;   /* owned */
+
+    pthread_t thread;
+    bool thread_started;
+    size_t rest_next; /* thread only: the URL that answered last */
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void)
+{
+    (void)curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static char **strv_copy(const char *const *v, size_t n)
+{
+    char **c = calloc(n ? n : 1, sizeof(char *));
+    if (!c) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i] || !(c[i] = strdup(v[i]))) {
+            for (size_t j = 0; j < i; j++) {
+                free(c[j]);
+            }
+            free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+/* Absolute CLOCK_MONOTONIC time for pthread_cond_timedwait. */
+static struct timespec abstime_usec(uint64_t at_usec)
+{
+    return (struct timespec){ .tv_sec = (time_t)(at_usec / 1000000ULL),
+                              .tv_nsec = (long)(at_usec % 1000000ULL) * 1000L };
+}
+
+int dbha_cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    int r = pthread_condattr_init(&attr);
+    if (r != 0) {
+        return -r;
+    }
+    (void)pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    r = pthread_cond_init(cond, &attr);
+    (void)pthread_condattr_destroy(&attr);
+    return -r;
+}
+
+void dbha_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, uint64_t at_usec)
+{
+    struct timespec ts = abstime_usec(at_usec);
+    (void)pthread_cond_timedwait(cond, mu, &ts);
+}
+
+static void record_error(DbhaClient *c, const char *msg)
+{
+    pthread_mutex_lock(&c->mu);
+    c->stats.fetch_errors++;
+    (void)snprintf(c->stats.last_error, sizeof(c->stats.last_error), "%s", msg);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Takes t (a reference). etcd values replace the cache whenever the version
+ * differs (the key itself orders them); REST answers of several agents only
+ * when newer, so a lagging agent cannot move the cache backwards. */
+static void publish(DbhaClient *c, DbhaTopology *t, bool ordered_source)
+{
+    pthread_mutex_lock(&c->mu);
+    bool take = !c->cached || (ordered_source ? t->version != c->cached->version
+                                              : t->version > c->cached->version);
+    if (take) {
+        dbha_topology_unref(c->cached);
+        c->cached = dbha_topology_ref(t);
+        c->stats.updates++;
+        c->stats.version = t->version;
+        (void)pthread_cond_broadcast(&c->cond);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (take && c->callback) {
+        c->callback(c, t, c->userdata);
+    }
+    dbha_topology_unref(t);
+}
+
+static bool stopping(DbhaClient *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool s = c->stop;
+    pthread_mutex_unlock(&c->mu);
+    return s;
+}
+
+/* Sleeps for usec unless stopped first; returns whether stopped. */
+static bool sleep_or_stop(DbhaClient *c, uint64_t usec)
+{
+    uint64_t until = clock_monotonic_usec() + usec;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stop && clock_monotonic_usec() < until) {
+        dbha_cond_wait_until(&c->cond, &c->mu, until);
+    }
+    bool s = c->stop;
+    pthread_mutex_unlock(&c->mu);
+    return s;
+}
+
+static uint64_t backoff_next(uint64_t b)
+{
+    b *= 2;
+    return b > CLIENT_BACKOFF_MAX_USEC ? CLIENT_BACKOFF_MAX_USEC : b;
+}
+
+/* ---- etcd ---- */
+
+static int etcd_open(DbhaClient *c, EtcdClient **ret, DbhaError *reterr)
+{
+    EtcdClientConfig cfg = {
+        .endpoints = (const char *const *)c->etcd_endpoints,
+        .n_endpoints = c->n_etcd_endpoints,
+        .protocol = ETCD_PROTOCOL_HTTP,
+        .username = c->etcd_username,
+        .password = c->etcd_password,
+        .request_timeout_usec = c->request_usec,
+        .connect_timeout_usec = c->request_usec / 2,
+        .deadline_usec = 2 * c->request_usec,
+    };
+    EtcdError err = { 0 };
+    int r = etcd_client_new(&cfg, ret, &err);
+    if (r < 0) {
+        return dbha_error_set(reterr, r, "etcd client: %s", err.message);
+    }
+    return 0;
+}
+
+/* One range read of the key: 0 with *ret (NULL when absent) and the store
+ * revision in *ret_revision. */
+static int etcd_read(DbhaClient *c, EtcdClient *etcd, DbhaTopology **ret, int64_t *ret_revision,
+                     DbhaError *reterr)
+{
+    EtcdResult res = { 0 };
+    EtcdError err = { 0 };
+    int r = etcd_range(etcd, c->key, NULL, &res, &err);
+    if (r < 0) {
+        return dbha_error_set(reterr, r, "etcd read of %s: %s", c->key, err.message);
+    }
+    DbhaTopology *t = NULL;
+    if (res.n_kvs > 0) {
+        r = dbha_topology_parse(res.kvs[0].value, res.kvs[0].value_len, &t, reterr);
+    }
+    int64_t rev = res.revision;
+    etcd_result_done(&res);
+    if (r < 0) {
+        return r;
+    }
+    *ret = t;
+    *ret_revision = rev;
+    return 0;
+}
+
+static int watch_cb(EtcdWatch *w, const EtcdWatchResponse *resp, void *userdata)
+{
+    DbhaClient *c = userdata;
+    if (resp->created) {
+        pthread_mutex_lock(&c->mu);
+        c->stats.reconnects++;
+        pthread_mutex_unlock(&c->mu);
+    }
+    for (size_t i = 0; i < resp->n_events; i++) {
+        const EtcdEvent *ev = &resp->events[i];
+        if (ev->type != ETCD_EVENT_PUT) {
+            continue; /* a deleted key keeps the last known copy */
+        }
+        DbhaTopology *t = NULL;
+        DbhaError err = { 0 };
+        if (dbha_topology_parse(ev->kv.value, ev->kv.value_len, &t, &err) < 0) {
+            record_error(c, err.message);
+            continue;
+        }
+        publish(c, t, true);
+    }
+    return 0;
+}
+
+static void etcd_loop(DbhaClient *c)
+{
+    uint64_t backoff = CLIENT_BACKOFF_MIN_USEC;
+    EtcdClient *etcd = NULL;
+    while (!stopping(c)) {
+        DbhaError err = { 0 };
+        if (!etcd && etcd_open(c, &etcd, &err) < 0) {
+            record_error(c, err.message);
+            if (sleep_or_stop(c, backoff)) {
+                break;
+            }
+            backoff = backoff_next(backoff);
+            continue;
+        }
+        DbhaTopology *t = NULL;
+        int64_t rev = 0;
+        if (etcd_read(c, etcd, &t, &rev, &err) < 0) {
+            record_error(c, err.message);
+            if (sleep_or_stop(c, backoff)) {
+                break;
+            }
+            backoff = backoff_next(backoff);
+            continue;
+        }
+        if (t) {
+            publish(c, t, true);
+        }
+        EtcdWatch *w = NULL;
+        EtcdWatchOptions wo = { .key = c->key, .start_revision = rev + 1 };
+        EtcdError werr = { 0 };
+        if (etcd_watch_new(etcd, &wo, watch_cb, c, &w, &werr) < 0) {
+            record_error(c, werr.message);
+            if (sleep_or_stop(c, backoff)) {
+                break;
+            }
+            backoff = backoff_next(backoff);
+            continue;
+        }
+        backoff = CLIENT_BACKOFF_MIN_USEC;
+        /* The watch re-opens a broken stream by itself; only a terminal
+         * error (compaction, cancel, auth) brings us back to a fresh read. */
+        while (!stopping(c)) {
+            int r = etcd_watch_poll(w, CLIENT_WATCH_SLICE_USEC, &werr);
+            if (r < 0) {
+                record_error(c, werr.message);
+                break;
+            }
+        }
+        w = etcd_watch_free(w);
+        if (sleep_or_stop(c, backoff)) {
+            break;
+        }
+        backoff = backoff_next(backoff);
+    }
+    etcd_client_free(etcd);
+}
+
+/* ---- REST ---- */
+
+typedef struct Body {
+    char *data;
+    size_t len;
+    bool overflow;
+} Body;
+
+static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    Body *b = userdata;
+    size_t n = size * nmemb;
+    if (b->len + n > CLIENT_REST_BODY_MAX) {
+        b->overflow = true;
+        return 0;
+    }
+    char *d = realloc(b->data, b->len + n + 1);
+    if (!d) {
+        b->overflow = true;
+        return 0;
+    }
+    memcpy(d + b->len, ptr, n);
+    b->len += n;
+    d[b->len] = '\0';
+    b->data = d;
+    return n;
+}
+
+/* GET <base>/topology with the easy handle. */
+static int rest_get(DbhaClient *c, CURL *easy, const char *base, DbhaTopology **ret,
+                    DbhaError *reterr)
+{
+    char url[CLIENT_KEY_MAX];
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/') {
+        bl--;
+    }
+    if (snprintf(url, sizeof(url), "%.*s/topology", (int)bl, base) >= (int)sizeof(url)) {
+        return dbha_error_set(reterr, -EINVAL, "REST URL too long");
+    }
+    Body body = { 0 };
+    curl_easy_reset(easy);
+    (void)curl_easy_setopt(easy, CURLOPT_URL, url);
+    (void)curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    (void)curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(c->request_usec / 1000));
+    (void)curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->request_usec / 2000));
+    (void)curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, body_write);
+    (void)curl_easy_setopt(easy, CURLOPT_WRITEDATA, &body);
+    CURLcode cr = curl_easy_perform(easy);
+    long status = 0;
+    (void)curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    int r;
+    if (cr != CURLE_OK) {
+        r = dbha_error_set(reterr, -EHOSTUNREACH, "GET %s: %s", url, curl_easy_strerror(cr));
+    } else if (status == 503 || status == 404) {
+        r = dbha_error_set(reterr, -ENOENT, "GET %s: HTTP %ld (no topology)", url, status);
+    } else if (status != 200) {
+        r = dbha_error_set(reterr, -EBADMSG, "GET %s: HTTP %ld", url, status);
+    } else {
+        r = dbha_topology_parse(body.data ? body.data : "", body.len, ret, reterr);
+    }
+    free(body.data);
+    return r;
+}
+
+/* One round: the URL that answered last, then the others. */
+static int rest_round(DbhaClient *c, CURL *easy, size_t *next, DbhaTopology **ret,
+                      DbhaError *reterr)
+{
+    int r = -EHOSTUNREACH;
+    for (size_t i = 0; i < c->n_rest_urls; i++) {
+        size_t k = (*next + i) % c->n_rest_urls;
+        r = rest_get(c, easy, c->rest_urls[k], ret, reterr);
+        if (r >= 0) {
+            *next = k;
+            return 0;
+        }
+    }
+    return r;
+}
+
+static void rest_loop(DbhaClient *c)
+{
+    CURL *easy = curl_easy_init();
+    uint64_t backoff = CLIENT_BACKOFF_MIN_USEC;
+    bool failing = false;
+    while (!stopping(c)) {
+        DbhaTopology *t = NULL;
+        DbhaError err = { 0 };
+        uint64_t wait = c->poll_usec;
+        if (!easy) {
+            record_error(c, "libcurl: cannot create a handle");
+            easy = curl_easy_init();
+        } else if (rest_round(c, easy, &c->rest_next, &t, &err) < 0) {
+            record_error(c, err.message);
+            failing = true;
+            wait = backoff < c->poll_usec ? backoff : c->poll_usec;
+            backoff = backoff_next(backoff);
+        } else {
+            if (failing) {
+                pthread_mutex_lock(&c->mu);
+                c->stats.reconnects++;
+                pthread_mutex_unlock(&c->mu);
+            }
+            failing = false;
+            backoff = CLIENT_BACKOFF_MIN_USEC;
+            publish(c, t, false);
+        }
+        if (sleep_or_stop(c, wait)) {
+            break;
+        }
+    }
+    curl_easy_cleanup(easy);
+}
+
+static void *client_thread(void *userdata)
+{
+    DbhaClient *c = userdata;
+    if (c->n_etcd_endpoints > 0) {
+        etcd_loop(c);
+    } else {
+        rest_loop(c);
+    }
+    return NULL;
+}
+
+DbhaClient *dbha_client_free(DbhaClient *c)
+{
+    if (!c) {
+        return NULL;
+    }
+    if (c->thread_started) {
+        pthread_mutex_lock(&c->mu);
+        c->stop = true;
+        (void)pthread_cond_broadcast(&c->cond);
+        pthread_mutex_unlock(&c->mu);
+        (void)pthread_join(c->thread, NULL);
+    }
+    dbha_topology_unref(c->cached);
+    etcd_client_free(c->fetch_etcd);
+    strv_free(c->etcd_endpoints, c->n_etcd_endpoints);
+    strv_free(c->rest_urls, c->n_rest_urls);
+    free(c->etcd_username);
+    if (c->etcd_password) {
+        explicit_bzero(c->etcd_password, strlen(c->etcd_password));
+    }
+    free(c->etcd_password);
+    (void)pthread_mutex_destroy(&c->mu);
+    (void)pthread_mutex_destroy(&c->fetch_mu);
+    (void)pthread_cond_destroy(&c->cond);
+    free(c);
+    return NULL;
+}
+
+int dbha_client_open(const DbhaClientOptions *o, DbhaClient **ret, DbhaError *reterr)
+{
+    if (!o || !ret) {
+        return dbha_error_set(reterr, -EINVAL, "no options");
+    }
+    if (o->n_etcd_endpoints == 0 && o->n_rest_urls == 0) {
+        return dbha_error_set(reterr, -EINVAL, "neither etcd endpoints nor REST URLs given");
+    }
+    if (o->n_etcd_endpoints > 0 && (!o->scope || !o->scope[0] || strchr(o->scope, '/'))) {
+        return dbha_error_set(reterr, -EINVAL, "a scope (without '/') is required with etcd");
+    }
+    (void)pthread_once(&curl_once, curl_init_once);
+    DbhaClient *c = calloc(1, sizeof(*c));
+    if (!c) {
+        return dbha_error_set(reterr, -ENOMEM, "out of memory");
+    }
+    (void)pthread_mutex_init(&c->mu, NULL);
+    (void)pthread_mutex_init(&c->fetch_mu, NULL);
+    int r = dbha_cond_init_monotonic(&c->cond);
+    if (r < 0) {
+        free(c);
+        return dbha_error_set(reterr, r, "pthread_cond_init failed");
+    }
+    c->poll_usec = o->poll_interval_usec ? o->poll_interval_usec : CLIENT_DEFAULT_POLL_USEC;
+    c->request_usec =
+        o->request_timeout_usec ? o->request_timeout_usec : CLIENT_DEFAULT_REQUEST_USEC;
+    c->callback = o->callback;
+    c->userdata = o->userdata;
+    if (o->n_etcd_endpoints > 0) {
+        const char *ns = o->dcs_namespace && o->dcs_namespace[0] ? o->dcs_namespace : "/service/";
+        size_t nl = strlen(ns);
+        bool lead = ns[0] == '/', trail = ns[nl - 1] == '/';
+        if (snprintf(c->key, sizeof(c->key), "%s%s%s%s/topology", lead ? "" : "/", ns,
+                     trail ? "" : "/", o->scope) >= (int)sizeof(c->key)) {
+            dbha_client_free(c);
+            return dbha_error_set(reterr, -EINVAL, "namespace and scope too long");
+        }
+        c->etcd_endpoints = strv_copy(o->etcd_endpoints, o->n_etcd_endpoints);
+        c->n_etcd_endpoints = c->etcd_endpoints ? o->n_etcd_endpoints : 0;
+        if (!c->etcd_endpoints ||
+            (o->etcd_username && !(c->etcd_username = strdup(o->etcd_username))) ||
+            (o->etcd_password && !(c->etcd_password = strdup(o->etcd_password)))) {
+            dbha_client_free(c);
+            return dbha_error_set(reterr, -ENOMEM, "out of memory");
+        }
+        /* Validates the endpoints now rather than in the thread. */
+        r = etcd_open(c, &c->fetch_etcd, reterr);
+        if (r < 0) {
+            dbha_client_free(c);
+            return r;
+        }
+    } else {
+        c->rest_urls = strv_copy(o->rest_urls, o->n_rest_urls);
+        c->n_rest_urls = c->rest_urls ? o->n_rest_urls : 0;
+        if (!c->rest_urls) {
+            dbha_client_free(c);
+            return dbha_error_set(reterr, -ENOMEM, "out of memory");
+        }
+    }
+    r = pthread_create(&c->thread, NULL, client_thread, c);
+    if (r != 0) {
+        dbha_client_free(c);
+        return dbha_error_set(reterr, -r, "pthread_create failed");
+    }
+    c->thread_started = true;
+    *ret = c;
+    return 0;
+}
+
+int dbha_client_get_topology(DbhaClient *c, DbhaTopology **ret)
+{
+    if (!c || !ret) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&c->mu);
+    DbhaTopology *t = dbha_topology_ref(c->cached);
+    pthread_mutex_unlock(&c->mu);
+    if (!t) {
+        return -ENODATA;
+    }
+    *ret = t;
+    return 0;
+}
+
+int dbha_client_wait_topology(DbhaClient *c, int64_t after_version, uint64_t timeout_usec,
+                              DbhaTopology **ret, DbhaError *reterr)
+{
+    if (!c || !ret) {
+        return dbha_error_set(reterr, -EINVAL, "no client");
+    }
+    uint64_t until = clock_monotonic_usec() + timeout_usec;
+    pthread_mutex_lock(&c->mu);
+    while (!(c->cached && c->cached->version > after_version) && clock_monotonic_usec() < until) {
+        dbha_cond_wait_until(&c->cond, &c->mu, until);
+    }
+    DbhaTopology *t =
+        c->cached && c->cached->version > after_version ? dbha_topology_ref(c->cached) : NULL;
+    char last[DBHA_ERROR_MESSAGE_MAX];
+    (void)snprintf(last, sizeof(last), "%s", c->stats.last_error);
+    pthread_mutex_unlock(&c->mu);
+    if (!t) {
+        return dbha_error_set(reterr, -ETIMEDOUT, "no topology version > %" PRId64 " in time%s%s",
+                              after_version, last[0] ? ": " : "", last);
+    }
+    *ret = t;
+    return 0;
+}
+
+int dbha_client_fetch_topology(DbhaClient *c, DbhaTopology **ret, DbhaError *reterr)
+{
+    if (!c || !ret) {
+        return dbha_error_set(reterr, -EINVAL, "no client");
+    }
+    DbhaTopology *t = NULL;
+    int r;
+    pthread_mutex_lock(&c->fetch_mu);
+    if (c->n_etcd_endpoints > 0) {
+        int64_t rev;
+        r = etcd_read(c, c->fetch_etcd, &t, &rev, reterr);
+        if (r >= 0 && !t) {
+            r = dbha_error_set(reterr, -ENOENT, "%s does not exist", c->key);
+        }
+    } else {
+        CURL *easy = curl_easy_init();
+        size_t next = 0;
+        r = easy ? rest_round(c, easy, &next, &t, reterr)
+                 : dbha_error_set(reterr, -ENOMEM, "libcurl: cannot create a handle");
+        curl_easy_cleanup(easy);
+    }
+    pthread_mutex_unlock(&c->fetch_mu);
+    if (r < 0) {
+        return r;
+    }
+    *ret = t;
+    return 0;
+}
+
+void dbha_client_get_stats(DbhaClient *c, DbhaClientStats *ret)
+{
+    pthread_mutex_lock(&c->mu);
+    *ret = c->stats;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int target_from(const DbhaNode *n, DbhaTarget *ret)
+{
+    DbhaTarget t = { .port = n->port };
+    if (snprintf(t.name, sizeof(t.name), "%s", n->name) >= (int)sizeof(t.name) ||
+        snprintf(t.host, sizeof(t.host), "%s", n->host) >= (int)sizeof(t.host)) {
+        return -ENAMETOOLONG;
+    }
+    *ret = t;
+    return 0;
+}
+
+int dbha_client_pick_replica(DbhaClient *c, int64_t max_lag_bytes, DbhaTarget *ret)
+{
+    if (!c || !ret) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&c->mu);
+    int r = -ENODATA;
+    const DbhaNode *n = NULL;
+    if (c->cached) {
+        r = dbha_topology_pick_replica(c->cached, max_lag_bytes, &c->rr, &n);
+    }
+    if (r >= 0) {
+        r = target_from(n, ret);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+int dbha_client_pick_primary(DbhaClient *c, DbhaTarget *ret)
+{
+    if (!c || !ret) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&c->mu);
+    int r = !c->cached ? -ENODATA : !c->cached->primary ? -ENOENT : 0;
+    if (r >= 0) {
+        r = target_from(c->cached->primary, ret);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+unsigned dbha_client_next_rr(DbhaClient *c)
+{
+    pthread_mutex_lock(&c->mu);
+    unsigned v = c->rr++;
+    pthread_mutex_unlock(&c->mu);
+    return v;
+}
