@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "httpbody.h"
 #include "log.h"
 
 #define ELECTION_BODY_MAX (64 * 1024)
@@ -104,29 +105,8 @@ bool election_is_healthiest(const ElectionCandidate *me, const ElectionPeer *pee
 
 typedef struct Fetch {
     CURL *easy;
-    char *body;
-    size_t len;
-    bool too_big;
+    HttpBody body;
 } Fetch;
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    Fetch *f = userdata;
-    size_t n = size * nmemb;
-    if (f->len + n > ELECTION_BODY_MAX) {
-        f->too_big = true;
-        return 0;
-    }
-    char *b = realloc(f->body, f->len + n + 1);
-    if (!b) {
-        return 0;
-    }
-    memcpy(b + f->len, ptr, n);
-    f->len += n;
-    b[f->len] = '\0';
-    f->body = b;
-    return n;
-}
 
 static uint64_t json_lsn(const json_t *xlog, const char *field)
 {
@@ -136,7 +116,7 @@ static uint64_t json_lsn(const json_t *xlog, const char *field)
 
 static void parse_peer(const Fetch *f, ElectionPeer *p)
 {
-    json_t *doc = json_loadb(f->body, f->len, 0, NULL);
+    json_t *doc = json_loadb(f->body.data, f->body.len, 0, NULL);
     if (!json_is_object(doc)) {
         json_decref(doc);
         return;
@@ -204,8 +184,9 @@ int election_ask_peers(const DcsCluster *view, const char *self, ElectionPeer *p
         (void)curl_easy_setopt(f->easy, CURLOPT_CONNECTTIMEOUT_MS,
                                (long)(ELECTION_PEER_TIMEOUT_USEC / 1000));
         (void)curl_easy_setopt(f->easy, CURLOPT_NOSIGNAL, 1L);
-        (void)curl_easy_setopt(f->easy, CURLOPT_WRITEFUNCTION, on_body);
-        (void)curl_easy_setopt(f->easy, CURLOPT_WRITEDATA, f);
+        (void)curl_easy_setopt(f->easy, CURLOPT_WRITEFUNCTION, http_body_write);
+        f->body.max = ELECTION_BODY_MAX;
+        (void)curl_easy_setopt(f->easy, CURLOPT_WRITEDATA, &f->body);
         /* peers' certificates: the REST API may use a private CA; the
          * answer only ranks candidates, it authorises nothing */
         (void)curl_easy_setopt(f->easy, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -234,7 +215,7 @@ int election_ask_peers(const DcsCluster *view, const char *self, ElectionPeer *p
         (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&f);
         /* Patroni answers /patroni with 200, and health GETs with 503 plus
          * the same body: either way the body is the status */
-        if (f && msg->data.result == CURLE_OK && f->body) {
+        if (f && msg->data.result == CURLE_OK && f->body.data) {
             parse_peer(f, &peers[f - fetches]);
         }
     }
@@ -243,7 +224,7 @@ int election_ask_peers(const DcsCluster *view, const char *self, ElectionPeer *p
             curl_multi_remove_handle(multi, fetches[i].easy);
             curl_easy_cleanup(fetches[i].easy);
         }
-        free(fetches[i].body);
+        http_body_done(&fetches[i].body);
         log_debug("election: peer \"%s\" %s, wal %llu", peers[i].name,
                   peers[i].answered ? "answered" : "did not answer",
                   (unsigned long long)peers[i].c.wal_lsn);

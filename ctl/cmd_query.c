@@ -25,22 +25,6 @@
 /* Room for "-c statement_timeout=N" and a port's text. */
 #define QUERY_OPTION_MAX 64
 
-static void pq_finishp(PGconn **c)
-{
-    if (*c) {
-        PQfinish(*c);
-        *c = NULL;
-    }
-}
-
-static void pq_clearp(PGresult **r)
-{
-    if (*r) {
-        PQclear(*r);
-        *r = NULL;
-    }
-}
-
 static bool is_leader(const DcsCluster *c, const DcsMember *m)
 {
     return c->leader && strcmp(c->leader->name, m->name) == 0;
@@ -229,8 +213,8 @@ int verb_query(int argc, char *argv[])
 
     CtlTarget t = { 0 };
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
-    _cleanup_(pq_finishp) PGconn *conn = NULL;
-    _cleanup_(pq_clearp) PGresult *res = NULL;
+    _cleanup_(ctl_pq_finishp) PGconn *conn = NULL;
+    _cleanup_(ctl_pq_clearp) PGresult *res = NULL;
     const DcsMember *m;
     const char *why = NULL, *password = NULL;
     char port[QUERY_OPTION_MAX], pgoptions[QUERY_OPTION_MAX];

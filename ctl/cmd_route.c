@@ -67,22 +67,6 @@ static void route_done(Route *r)
     free(r->ini_path);
 }
 
-static void pq_finishp(PGconn **c)
-{
-    if (*c) {
-        PQfinish(*c);
-        *c = NULL;
-    }
-}
-
-static void pq_clearp(PGresult **r)
-{
-    if (*r) {
-        PQclear(*r);
-        *r = NULL;
-    }
-}
-
 /* ---- the topology ---- */
 
 /* One range read of the cluster: the topology key's document, else the same
@@ -433,7 +417,7 @@ static int reload_pgbouncer(const Route *rt)
     if (!password) {
         keys[5] = NULL; /* libpq's PGPASSWORD or ~/.pgpass */
     }
-    _cleanup_(pq_finishp) PGconn *conn = PQconnectdbParams(keys, values, 0);
+    _cleanup_(ctl_pq_finishp) PGconn *conn = PQconnectdbParams(keys, values, 0);
     if (!conn || PQstatus(conn) != CONNECTION_OK) {
         const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
         log_error("cannot connect to pgbouncer's admin console at %s:%s as \"%s\": %.*s", host,
@@ -462,7 +446,7 @@ static int reload_pgbouncer(const Route *rt)
             break;
         }
     }
-    _cleanup_(pq_clearp) PGresult *res = PQgetResult(conn);
+    _cleanup_(ctl_pq_clearp) PGresult *res = PQgetResult(conn);
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
         const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
         log_error("pgbouncer RELOAD failed: %.*s", (int)strcspn(msg, "\n"), msg);

@@ -157,3 +157,19 @@ int ctl_read_cluster(const char *verb, const char *scope_arg, CtlTarget *t, DcsC
     }
     return 0;
 }
+
+void ctl_pq_finishp(PGconn **c)
+{
+    if (*c) {
+        PQfinish(*c);
+        *c = NULL;
+    }
+}
+
+void ctl_pq_clearp(PGresult **r)
+{
+    if (*r) {
+        PQclear(*r);
+        *r = NULL;
+    }
+}

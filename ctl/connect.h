@@ -3,6 +3,8 @@
  * every verb that reads or writes the cluster in etcd. */
 #pragma once
 
+#include <libpq-fe.h>
+
 #include "config.h"
 #include "dcs.h"
 #include "etcd.h"
@@ -34,3 +36,7 @@ void ctl_target_done(CtlTarget *t);
  * read (one line on stderr naming the cluster and the etcd error). t is
  * always safe to pass to ctl_target_done. */
 int ctl_read_cluster(const char *verb, const char *scope_arg, CtlTarget *t, DcsCluster **ret);
+
+/* _cleanup_ helpers for libpq handles (NULL-safe). */
+void ctl_pq_finishp(PGconn **c);
+void ctl_pq_clearp(PGresult **r);

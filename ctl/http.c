@@ -8,32 +8,10 @@
 
 #include <curl/curl.h>
 
+#include "httpbody.h"
 #include "macro.h"
 
 #define CTL_HTTP_CONNECT_TIMEOUT_MS 1000L
-
-typedef struct Sink {
-    char *data;
-    size_t len;
-} Sink;
-
-static size_t sink_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    Sink *s = userdata;
-    size_t n = size * nmemb;
-    if (s->len + n > CTL_HTTP_BODY_MAX) {
-        return 0; /* aborts the transfer */
-    }
-    char *d = realloc(s->data, s->len + n + 1);
-    if (!d) {
-        return 0;
-    }
-    memcpy(d + s->len, ptr, n);
-    s->len += n;
-    d[s->len] = '\0';
-    s->data = d;
-    return n;
-}
 
 void ctl_http_reply_done(CtlHttpReply *r)
 {
@@ -71,7 +49,7 @@ int ctl_http(const char *method, const char *base, const char *path, const json_
         return -ENOMEM;
     }
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-    Sink s = { 0 };
+    HttpBody s = { .max = CTL_HTTP_BODY_MAX };
     char errbuf[CURL_ERROR_SIZE] = "";
     (void)curl_easy_setopt(curl, CURLOPT_URL, url);
     (void)curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -79,7 +57,7 @@ int ctl_http(const char *method, const char *base, const char *path, const json_
     (void)curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
     (void)curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
     (void)curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, CTL_HTTP_CONNECT_TIMEOUT_MS);
-    (void)curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
+    (void)curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, http_body_write);
     (void)curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
     (void)curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     (void)curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);

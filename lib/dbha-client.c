@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "dbha-internal.h"
 #include "etcd.h"
+#include "httpbody.h"
 
 #define CLIENT_DEFAULT_POLL_USEC    (1000 * 1000ULL)
 #define CLIENT_DEFAULT_REQUEST_USEC (1500 * 1000ULL)
@@ -298,32 +299,6 @@ static void etcd_loop(DbhaClient *c)
 
 /* ---- REST ---- */
 
-typedef struct Body {
-    char *data;
-    size_t len;
-    bool overflow;
-} Body;
-
-static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    Body *b = userdata;
-    size_t n = size * nmemb;
-    if (b->len + n > CLIENT_REST_BODY_MAX) {
-        b->overflow = true;
-        return 0;
-    }
-    char *d = realloc(b->data, b->len + n + 1);
-    if (!d) {
-        b->overflow = true;
-        return 0;
-    }
-    memcpy(d + b->len, ptr, n);
-    b->len += n;
-    d[b->len] = '\0';
-    b->data = d;
-    return n;
-}
-
 /* GET <base>/topology with the easy handle. */
 static int rest_get(DbhaClient *c, CURL *easy, const char *base, DbhaTopology **ret,
                     DbhaError *reterr)
@@ -336,13 +311,13 @@ static int rest_get(DbhaClient *c, CURL *easy, const char *base, DbhaTopology **
     if (snprintf(url, sizeof(url), "%.*s/topology", (int)bl, base) >= (int)sizeof(url)) {
         return dbha_error_set(reterr, -EINVAL, "REST URL too long");
     }
-    Body body = { 0 };
+    HttpBody body = { .max = CLIENT_REST_BODY_MAX };
     curl_easy_reset(easy);
     (void)curl_easy_setopt(easy, CURLOPT_URL, url);
     (void)curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     (void)curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(c->request_usec / 1000));
     (void)curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->request_usec / 2000));
-    (void)curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, body_write);
+    (void)curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, http_body_write);
     (void)curl_easy_setopt(easy, CURLOPT_WRITEDATA, &body);
     CURLcode cr = curl_easy_perform(easy);
     long status = 0;
@@ -357,7 +332,7 @@ static int rest_get(DbhaClient *c, CURL *easy, const char *base, DbhaTopology **
     } else {
         r = dbha_topology_parse(body.data ? body.data : "", body.len, ret, reterr);
     }
-    free(body.data);
+    http_body_done(&body);
     return r;
 }
 

@@ -22,6 +22,7 @@
 
 #include "clock.h"
 #include "etcd-internal.h"
+#include "httpbody.h"
 #include "log.h"
 
 #define ENDPOINT_NAME_MAX 256
@@ -51,12 +52,7 @@ struct EtcdClient {
     EtcdClientStats stats;
 };
 
-typedef struct Body {
-    char *data; /* owned */
-    size_t len;
-    size_t cap;
-    bool too_big;
-} Body;
+typedef HttpBody Body;
 
 /* ---- enum tables ---- */
 
@@ -395,38 +391,6 @@ void etcd_client_forget_token(EtcdClient *c)
     c->token = NULL;
 }
 
-static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    Body *b = userdata;
-    size_t n = size * nmemb;
-    if (b->len + n > ETCD_BODY_MAX) {
-        b->too_big = true;
-        return 0; /* aborts the transfer */
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        char *d = realloc(b->data, cap);
-        if (!d) {
-            return 0;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
-static void body_done(Body *b)
-{
-    free(b->data);
-    *b = (Body){ 0 };
-}
-
 static long usec_to_msec_ceil(uint64_t usec)
 {
     uint64_t ms = (usec + 999) / 1000;
@@ -523,7 +487,7 @@ static int http_call(EtcdClient *c, size_t idx, const HttpCall *how, const char 
         }
         headers = l;
     }
-    Body b = { 0 };
+    Body b = { .max = ETCD_BODY_MAX };
     char errbuf[CURL_ERROR_SIZE] = "";
     CURLcode cc = CURLE_OK;
 #define SET(opt, val)                                                                              \
@@ -549,7 +513,7 @@ static int http_call(EtcdClient *c, size_t idx, const HttpCall *how, const char 
     }
     SET(CURLOPT_HTTPHEADER, headers);
     SET(CURLOPT_TIMEOUT_MS, usec_to_msec_ceil(timeout_usec));
-    SET(CURLOPT_WRITEFUNCTION, body_write);
+    SET(CURLOPT_WRITEFUNCTION, http_body_write);
     SET(CURLOPT_WRITEDATA, &b);
     SET(CURLOPT_ERRORBUFFER, errbuf);
 #undef SET
@@ -565,12 +529,12 @@ static int http_call(EtcdClient *c, size_t idx, const HttpCall *how, const char 
     (void)curl_easy_setopt(ep->easy, CURLOPT_HTTPHEADER, NULL);
     (void)curl_easy_setopt(ep->easy, CURLOPT_ERRORBUFFER, NULL);
     if (b.too_big) {
-        body_done(&b);
+        http_body_done(&b);
         return etcd_error_set(e, ETCD_ERROR_BAD_RESPONSE, 0, 0, "%s: answer larger than %u bytes",
                               ep->name, ETCD_BODY_MAX);
     }
     if (cc != CURLE_OK) {
-        body_done(&b);
+        http_body_done(&b);
         c->stats.errors++;
         log_debug("etcd %s%s: %s", ep->name, path, errbuf[0] ? errbuf : curl_easy_strerror(cc));
         return etcd_error_set(e, ETCD_ERROR_UNAVAILABLE, 0, 0, "%s: %s", ep->name,
@@ -641,7 +605,7 @@ static int call_until(EtcdClient *c, const char *path, const char *body, uint64_
             c->stats.errors++;
             r = etcd_parse_error_response(status, b.data, b.len, &last);
             prefix_message(&last, c->endpoints[idx].name);
-            body_done(&b);
+            http_body_done(&b);
             if (last.kind == ETCD_ERROR_AUTH && last.grpc_code == 16 && c->username && !is_auth &&
                 !reauthed) {
                 /* Token expired or unknown to this member: renew once. */
@@ -702,7 +666,7 @@ static int authenticate(EtcdClient *c, uint64_t deadline, EtcdError *e)
     }
     char *tok = NULL;
     r = etcd_parse_auth_response(b.data, b.len, &tok, e);
-    body_done(&b);
+    http_body_done(&b);
     if (r < 0) {
         return r;
     }
@@ -753,7 +717,7 @@ static int call_result(EtcdClient *c, const char *path, char *req, ResultParser 
     }
     EtcdResult res = { 0 };
     r = parse(b.data, b.len, &res, e);
-    body_done(&b);
+    http_body_done(&b);
     if (r < 0) {
         return r;
     }
@@ -896,7 +860,7 @@ int etcd_lease_grant(EtcdClient *c, int64_t ttl_sec, int64_t id, EtcdLease *ret,
     }
     EtcdLease l;
     r = etcd_parse_lease_grant_response(b.data, b.len, &l, reterr);
-    body_done(&b);
+    http_body_done(&b);
     if (r >= 0 && ret) {
         *ret = l;
     }
@@ -915,7 +879,7 @@ int etcd_lease_keepalive(EtcdClient *c, int64_t id, int64_t *ret_ttl, EtcdError 
     }
     int64_t ttl;
     r = etcd_parse_lease_keepalive_response(b.data, b.len, &ttl, reterr);
-    body_done(&b);
+    http_body_done(&b);
     if (r >= 0 && ret_ttl) {
         *ret_ttl = ttl;
     }
@@ -933,7 +897,7 @@ int etcd_lease_revoke(EtcdClient *c, int64_t id, EtcdError *reterr)
         return r;
     }
     r = etcd_parse_header_response(b.data, b.len, NULL, reterr);
-    body_done(&b);
+    http_body_done(&b);
     return r;
 }
 
@@ -949,7 +913,7 @@ int etcd_lease_time_to_live(EtcdClient *c, int64_t id, EtcdLease *ret, EtcdError
     }
     EtcdLease l;
     r = etcd_parse_lease_ttl_response(b.data, b.len, &l, reterr);
-    body_done(&b);
+    http_body_done(&b);
     if (r >= 0 && ret) {
         *ret = l;
     }
@@ -993,7 +957,7 @@ static int v2_request(EtcdClient *c, const char *method, const char *key, const 
         code = json_is_integer(ec) ? (int)json_integer_value(ec) : -1;
         json_decref(j);
     }
-    body_done(&b);
+    http_body_done(&b);
     *ret_status = status;
     *ret_code = code;
     return 0;
