@@ -3,7 +3,9 @@
  * PostgreSQL), decides (ha_decide, pure), acts (ha_exec_action, in order,
  * stopping at the first failure) and publishes (member key, REST snapshot).
  * Ticks run every loop_wait, and at once when the watch thread sees the
- * leader key or `initialize` change, or when a job ends. */
+ * leader key or `initialize` change, or when a job ends; the leader's also
+ * when another member's key changes (at most once a second: the topology
+ * key follows the members' states without waiting for loop_wait). */
 #include "agent.h"
 
 #include <errno.h>
@@ -107,17 +109,27 @@ static bool wakes_loop(const Agent *a, const EtcdKeyValue *kv)
            strcmp(kv->key, a->paths.sync) == 0;
 }
 
+/* Another member's key: the leader publishes the topology from them. */
+static bool other_member(const Agent *a, const EtcdKeyValue *kv)
+{
+    return strncmp(kv->key, a->paths.members, strlen(a->paths.members)) == 0 &&
+           strcmp(kv->key, a->member_key) != 0;
+}
+
 static int watch_cb(EtcdWatch *w, const EtcdWatchResponse *resp, void *userdata)
 {
     (void)w;
     Agent *a = userdata;
-    bool wake = false;
+    bool wake = false, member = false;
     for (size_t i = 0; i < resp->n_events; i++) {
         wake = wake || wakes_loop(a, &resp->events[i].kv);
+        member = member || other_member(a, &resp->events[i].kv);
     }
-    if (wake) {
-        uint64_t one = 1;
-        (void)!write(a->wake_fd, &one, sizeof(one));
+    uint64_t add = wake                                 ? AGENT_WAKE_DECISION
+                   : member && atomic_load(&a->leading) ? AGENT_WAKE_MEMBER
+                                                        : 0;
+    if (add) {
+        (void)!write(a->wake_fd, &add, sizeof(add));
     }
     return 0;
 }
@@ -186,9 +198,13 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
     (void)s;
     (void)revents;
     Agent *a = userdata;
-    uint64_t n;
+    uint64_t n = 0;
     (void)!read(fd, &n, sizeof(n));
-    agent_schedule_tick(a, clock_monotonic_usec() + AGENT_WAKE_MIN_USEC);
+    uint64_t at = clock_monotonic_usec() + AGENT_WAKE_MIN_USEC;
+    if (n < AGENT_WAKE_DECISION && a->tick_usec + AGENT_MEMBER_WAKE_USEC > at) {
+        at = a->tick_usec + AGENT_MEMBER_WAKE_USEC; /* only member keys changed */
+    }
+    agent_schedule_tick(a, at);
     return 0;
 }
 
@@ -915,6 +931,7 @@ void agent_tick(Agent *a)
 {
     uint64_t now = clock_monotonic_usec();
     a->loops++;
+    a->tick_usec = now;
     observe_cluster(a, now);
     /* etcd calls may have taken a while: the probe gets its own deadline */
     now = clock_monotonic_usec();
@@ -953,6 +970,7 @@ void agent_tick(Agent *a)
         /* decide again soon rather than after a whole loop_wait */
         agent_schedule_tick(a, now + USEC_PER_SEC);
     }
+    atomic_store(&a->leading, a->state == HA_STATE_PRIMARY);
     apply_cluster_parameters(a);
     update_fence(a);
     if (a->dcs_ok) {
