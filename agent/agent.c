@@ -3,9 +3,7 @@
  * PostgreSQL), decides (ha_decide, pure), acts (ha_exec_action, in order,
  * stopping at the first failure) and publishes (member key, REST snapshot).
  * Ticks run every loop_wait, and at once when the watch thread sees the
- * leader key or `initialize` change, or when a job ends; the leader's also
- * when another member's key changes (at most once a second: the topology
- * key follows the members' states without waiting for loop_wait). */
+ * leader key or `initialize` change, or when a job ends. */
 #include "agent.h"
 
 #include <errno.h>
@@ -109,27 +107,17 @@ static bool wakes_loop(const Agent *a, const EtcdKeyValue *kv)
            strcmp(kv->key, a->paths.sync) == 0;
 }
 
-/* Another member's key: the leader publishes the topology from them. */
-static bool other_member(const Agent *a, const EtcdKeyValue *kv)
-{
-    return strncmp(kv->key, a->paths.members, strlen(a->paths.members)) == 0 &&
-           strcmp(kv->key, a->member_key) != 0;
-}
-
 static int watch_cb(EtcdWatch *w, const EtcdWatchResponse *resp, void *userdata)
 {
     (void)w;
     Agent *a = userdata;
-    bool wake = false, member = false;
+    bool wake = false;
     for (size_t i = 0; i < resp->n_events; i++) {
         wake = wake || wakes_loop(a, &resp->events[i].kv);
-        member = member || other_member(a, &resp->events[i].kv);
     }
-    uint64_t add = wake                                 ? AGENT_WAKE_DECISION
-                   : member && atomic_load(&a->leading) ? AGENT_WAKE_MEMBER
-                                                        : 0;
-    if (add) {
-        (void)!write(a->wake_fd, &add, sizeof(add));
+    if (wake) {
+        uint64_t one = 1;
+        (void)!write(a->wake_fd, &one, sizeof(one));
     }
     return 0;
 }
@@ -198,13 +186,9 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
     (void)s;
     (void)revents;
     Agent *a = userdata;
-    uint64_t n = 0;
+    uint64_t n;
     (void)!read(fd, &n, sizeof(n));
-    uint64_t at = clock_monotonic_usec() + AGENT_WAKE_MIN_USEC;
-    if (n < AGENT_WAKE_DECISION && a->tick_usec + AGENT_MEMBER_WAKE_USEC > at) {
-        at = a->tick_usec + AGENT_MEMBER_WAKE_USEC; /* only member keys changed */
-    }
-    agent_schedule_tick(a, at);
+    agent_schedule_tick(a, clock_monotonic_usec() + AGENT_WAKE_MIN_USEC);
     return 0;
 }
 
@@ -931,7 +915,6 @@ void agent_tick(Agent *a)
 {
     uint64_t now = clock_monotonic_usec();
     a->loops++;
-    a->tick_usec = now;
     observe_cluster(a, now);
     /* etcd calls may have taken a while: the probe gets its own deadline */
     now = clock_monotonic_usec();
@@ -970,7 +953,6 @@ void agent_tick(Agent *a)
         /* decide again soon rather than after a whole loop_wait */
         agent_schedule_tick(a, now + USEC_PER_SEC);
     }
-    atomic_store(&a->leading, a->state == HA_STATE_PRIMARY);
     apply_cluster_parameters(a);
     update_fence(a);
     if (a->dcs_ok) {

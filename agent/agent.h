@@ -32,13 +32,6 @@
 #define AGENT_PROBE_DEADLINE_USEC (1000 * 1000ULL)
 /* A watch event wakes the loop at most this often. */
 #define AGENT_WAKE_MIN_USEC (5 * 1000ULL)
-/* The leader is also woken by the other members' keys (their state, lag
- * and tags feed the topology key), at most once per this interval. */
-#define AGENT_MEMBER_WAKE_USEC (1000 * 1000ULL)
-/* What the watch thread adds to wake_fd: a key the HA decision reads (the
- * counter then is at least AGENT_WAKE_DECISION), or only a member key. */
-#define AGENT_WAKE_DECISION (1ULL << 32)
-#define AGENT_WAKE_MEMBER   1ULL
 /* Backoff between failed clones: doubled per failure up to the max. */
 #define AGENT_CLONE_BACKOFF_MIN_USEC (2 * 1000 * 1000ULL)
 #define AGENT_CLONE_BACKOFF_MAX_USEC (60 * 1000 * 1000ULL)
@@ -173,9 +166,7 @@ typedef struct Agent {
     pthread_t watch_thread;
     bool watch_started;
     atomic_bool watch_stop;
-    atomic_bool leading; /* the last tick ended as the primary: member keys wake it */
-    int wake_fd;         /* eventfd: the watch thread writes, the loop reads */
-    uint64_t tick_usec;  /* start of the last tick */
+    int wake_fd; /* eventfd: the watch thread writes, the loop reads */
 
     LogCondition etcd_down;
     LogCondition pg_down;

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import started_cluster
-from lib.cluster import SUPERUSER_PW, DbhaCluster
+from lib.cluster import SUPERUSER_PW
 from lib.etcd_cluster import EtcdCluster
 from lib.fake_cluster import FakeCluster, dumps, member
 from lib.procs import binary, free_port, wait_until
@@ -468,34 +468,3 @@ def test_remove_refused_with_a_leader_then_done_when_stopped(cluster):
         assert cluster.etcd_get(key) is None, key
     s = cluster.status()
     assert s["members"] == [] and s["leader"] is None
-
-
-def test_topology_follows_member_keys_between_loops(procs, workdir):
-    """The leader rewrites the topology key when another member's key
-    changes, not only every loop_wait (here 10 s)."""
-    c = DbhaCluster(procs, workdir, n=1, ttl=30, loop_wait=10, retry_timeout=5)
-    try:
-        c.start()
-        c.wait_healthy(timeout=60)
-        key = f"/service/{c.scope}/members/ghost"
-        ghost = {"conn_url": "postgres://127.0.0.1:1/postgres", "api_url":
-                 "http://127.0.0.1:1/patroni", "state": "running", "role": "replica",
-                 "replication_state": "streaming", "xlog_location": 0, "timeline": 1}
-
-        def names():
-            t = json.loads(c.etcd_get("topology") or "{}")
-            return [(r["name"], r["state"]) for r in t.get("replicas", [])]
-        wait_until(lambda: c.etcd_get("topology"), 15, interval=0.2, what="the topology key")
-        t0 = time.monotonic()
-        c.etcd.put(key, json.dumps(ghost))
-        wait_until(lambda: names() == [("ghost", "streaming")], 5, interval=0.1,
-                   what="the new member in the topology key")
-        t_add = time.monotonic() - t0
-        t0 = time.monotonic()
-        c.etcd.put(key, json.dumps(dict(ghost, state="stopped", replication_state=None)))
-        wait_until(lambda: names() == [("ghost", "stopped")], 5, interval=0.1,
-                   what="its new state in the topology key")
-        print(f"\ntopology key followed a member key in {t_add:.2f} s and "
-              f"{time.monotonic() - t0:.2f} s (loop_wait 10)")
-    finally:
-        c.stop_all()

@@ -184,11 +184,6 @@ class EtcdCluster:
         kvs = body.get("kvs") or []
         return base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
 
-    def put(self, key, value):
-        """Writes key = value (text), without a lease."""
-        status, body = self.api("kv/put", {"key": b64(key), "value": b64(value)})
-        assert status == 200, body
-
     def mod_revision(self, key):
         """The mod_revision of key (0 when it does not exist)."""
         status, body = self.api("kv/range", {"key": b64(key)})
