@@ -75,6 +75,15 @@ static void emit(json_t *obj)
     json_decref(obj);
 }
 
+/* A failed write or read event: ok false, the error, the time taken. */
+static void emit_failure(json_t *obj, const char *error, double t0)
+{
+    (void)json_object_set_new(obj, "ok", json_false());
+    (void)json_object_set_new(obj, "error", json_string(error));
+    (void)json_object_set_new(obj, "ms", json_real((now_mono() - t0) * 1e3));
+    emit(obj);
+}
+
 static void on_topology(DbhaClient *c, DbhaTopology *t, void *userdata)
 {
     json_t *o = json_pack("{s:s, s:I}", "event", "topology", "version", (json_int_t)t->version);
@@ -129,10 +138,7 @@ static void write_once(App *a)
     (void)json_object_set_new(o, "thread", json_integer(a->id));
     if (dbha_pool_acquire(a->pool, DBHA_ROLE_PRIMARY, a->timeout_usec, &conn, &err) < 0) {
         a->writes_failed++;
-        (void)json_object_set_new(o, "ok", json_false());
-        (void)json_object_set_new(o, "error", json_string(err.message));
-        (void)json_object_set_new(o, "ms", json_real((now_mono() - t0) * 1e3));
-        emit(o);
+        emit_failure(o, err.message, t0);
         return;
     }
     PGconn *pg = dbha_conn_get_pg(conn);
@@ -209,10 +215,7 @@ static void read_once(App *a)
     (void)json_object_set_new(o, "thread", json_integer(a->id));
     if (dbha_pool_acquire_ryw(a->pool, a->acked_lsn, a->timeout_usec, &conn, &err) < 0) {
         a->reads_failed++;
-        (void)json_object_set_new(o, "ok", json_false());
-        (void)json_object_set_new(o, "error", json_string(err.message));
-        (void)json_object_set_new(o, "ms", json_real((now_mono() - t0) * 1e3));
-        emit(o);
+        emit_failure(o, err.message, t0);
         return;
     }
     PGconn *pg = dbha_conn_get_pg(conn);
