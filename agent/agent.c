@@ -423,6 +423,7 @@ int agent_reload(Agent *a)
     (void)patch_cluster_config(a, &a->config->bootstrap.dcs, &fresh->bootstrap.dcs);
     config_free(a->config);
     a->config = fresh;
+    a->lease_etcd.name = a->config->name; /* the same name: a restart-only setting */
     /* re-read the cluster so the new settings count from this tick */
     observe_cluster(a, clock_monotonic_usec());
     LogLevel lvl = log_level_from_string(a->config->log.level);
@@ -461,46 +462,44 @@ static void observe_postgres(Agent *a, uint64_t now)
     (void)log_condition_update(&a->pg_down, !a->probe_ok, now, pgprobe_last_error(a->probe));
 }
 
-/* Keeps our lease alive (granting a new one when it is gone). */
-static int keep_lease(Agent *a, uint64_t now)
-{
-    /* the lease runs from when etcd handled the request, which is after now */
-    EtcdError e = { 0 };
-    int64_t ttl = agent_dcs(a)->ttl;
-    if (a->lease_id != 0) {
-        int64_t left = 0;
-        int r = etcd_lease_keepalive(a->etcd, a->lease_id, &left, &e);
-        if (r >= 0) {
-            a->lease_expires_usec = now + (uint64_t)left * USEC_PER_SEC;
-            a->lease_renewed_usec = now;
-            return 0;
-        }
-        if (r != -ESRCH) {
-            return r;
-        }
-        log_warning("our etcd lease %" PRId64 " is gone: granting a new one", a->lease_id);
-        a->lease_id = 0;
-    }
-    EtcdLease lease = { 0 };
-    int r = etcd_lease_grant(a->etcd, ttl, 0, &lease, &e);
-    if (r < 0) {
-        return r;
-    }
-    a->lease_id = lease.id;
-    a->lease_expires_usec = now + (uint64_t)lease.ttl * USEC_PER_SEC;
-    a->lease_renewed_usec = now;
-    return 0;
-}
-
+/* The lease first (its deadline counts from before the keepalive was
+ * sent), then one read of the cluster, then the lease settles on what the
+ * view shows: which of our leases holds the leader key, and a ttl change
+ * (re-grant, the key moved in one txn before the new ttl counts). */
 static void observe_cluster(Agent *a, uint64_t now)
 {
     EtcdError e = { 0 };
-    int r = keep_lease(a, now);
+    int64_t had = lease_id(&a->lease);
+    int r = lease_keep(&a->lease, now, agent_dcs(a)->ttl);
     DcsCluster *view = NULL;
     if (r >= 0) {
+        if (had != 0 && lease_id(&a->lease) != had) {
+            log_warning("our etcd lease %" PRId64 " is gone: granted a new one", had);
+        }
         r = dcs_cluster_read(a->etcd, &a->paths, &view, &e);
     } else {
-        snprintf(e.message, sizeof(e.message), "lease keepalive failed: %s", strerror(-r));
+        /* the etcd error says which call and why */
+        snprintf(e.message, sizeof(e.message), "lease keepalive failed: %.200s",
+                 a->lease_etcd.error.message[0] ? a->lease_etcd.error.message : strerror(-r));
+    }
+    if (r >= 0) {
+        /* the settings of the view just read: a ttl changed in the config
+         * key re-grants now */
+        const DcsLeader *l = view->leader;
+        bool mine = l && strcmp(l->name, a->config->name) == 0;
+        int64_t want = view->config ? view->config->dcs.ttl : a->config->bootstrap.dcs.ttl;
+        int64_t was = lease_id(&a->lease);
+        int s = lease_settle(&a->lease, clock_monotonic_usec(), want, mine, l ? l->lease : 0);
+        if (s < 0) {
+            log_warning("settling the leader lease: %s", a->lease_etcd.error.message);
+        }
+        if (lease_id(&a->lease) != was) {
+            log_notice("ttl %" PRId64 " s: granted lease %" PRId64 " (%" PRId64 " s)", want,
+                       lease_id(&a->lease), lease_ttl_sec(&a->lease));
+        }
+        if (lease_take_moved(&a->lease)) {
+            log_notice("the leader key moved to lease %" PRId64, lease_id(&a->lease));
+        }
     }
     a->dcs_ok = r >= 0;
     (void)log_condition_update(&a->etcd_down, !a->dcs_ok, now, e.message);
@@ -706,8 +705,7 @@ static void build_input(Agent *a, uint64_t now, HaInput *in)
     in->diverged = a->diverged;
     const ConfigDcs *dcs = agent_dcs(a);
     uint64_t ttl = (uint64_t)dcs->ttl * USEC_PER_SEC;
-    in->lease_expiring =
-        a->lease_renewed_usec != 0 && now >= a->lease_renewed_usec + ttl - fence_margin_usec(ttl);
+    in->lease_expiring = lease_expiring(&a->lease, now);
     /* A crash of our primary is observed here (not decided): it starts the
      * primary_start_timeout clock. The memory of it ends when PostgreSQL is
      * back as a primary, when another member leads (we rejoin), or when the
@@ -818,18 +816,23 @@ static void check_watchdog_required(Agent *a)
     a->watchdog_blocked = blocked;
 }
 
-/* While leading, the watchdog device (when configured) is armed with
- * ttl - safety_margin and kept alive every loop; it is disarmed otherwise. */
-static void update_watchdog(Agent *a, bool leading)
+/* While leading, the watchdog device (when configured) is armed with the
+ * lease's granted ttl - safety_margin (Patroni's rule, on the TTL etcd
+ * granted the lease that holds the leader key). It is kept alive only while
+ * a reset one timeout from now would still come before the lease can
+ * expire, so a stuck loop or an etcd we cannot reach lets it fire in time;
+ * it is disarmed when we stop leading. */
+static void update_watchdog(Agent *a, bool leading, uint64_t now)
 {
     const Config *c = a->config;
     if (!leading || c->watchdog.mode == CONFIG_WATCHDOG_OFF) {
         a->watchdog = watchdog_close(a->watchdog);
+        a->watchdog_timeout = 0;
         return;
     }
+    unsigned timeout =
+        watchdog_timeout_sec((long)lease_ttl_sec(&a->lease), (long)c->watchdog.safety_margin);
     if (!a->watchdog) {
-        unsigned timeout =
-            watchdog_timeout_sec((long)agent_dcs(a)->ttl, (long)c->watchdog.safety_margin);
         int r = watchdog_open(c->watchdog.device, timeout, &a->watchdog);
         if (r < 0) {
             if (c->watchdog.mode == CONFIG_WATCHDOG_REQUIRED) {
@@ -837,18 +840,27 @@ static void update_watchdog(Agent *a, bool leading)
             }
             return;
         }
+        a->watchdog_timeout = timeout;
         log_info("watchdog \"%s\" armed (timeout %u s)", c->watchdog.device, timeout);
+    } else if (timeout != a->watchdog_timeout) {
+        (void)watchdog_set_timeout(a->watchdog, timeout);
+        a->watchdog_timeout = timeout;
+        log_info("watchdog \"%s\" timeout now %u s (lease ttl %" PRId64 " s)", c->watchdog.device,
+                 timeout, lease_ttl_sec(&a->lease));
+    }
+    if (now + (uint64_t)timeout * USEC_PER_SEC > lease_expiry_usec(&a->lease)) {
+        return; /* not renewed recently enough: a keepalive would outlive the lease */
     }
     if (watchdog_keepalive(a->watchdog) < 0) {
         log_warning("watchdog keepalive failed");
     }
 }
 
-static void update_fence(Agent *a)
+static void update_fence(Agent *a, uint64_t now)
 {
     bool leading_now = (a->state == HA_STATE_PRIMARY || a->state == HA_STATE_STARTING_PRIMARY) &&
-                       a->lease_renewed_usec != 0;
-    update_watchdog(a, leading_now);
+                       lease_deadline_usec(&a->lease) != 0;
+    update_watchdog(a, leading_now, now);
     if (!leading_now) {
         check_watchdog_required(a);
     }
@@ -865,11 +877,8 @@ static void update_fence(Agent *a)
                       "the fencing process shut postgresql down: the leader lease was not "
                       "renewed in time");
     }
-    bool leading = (a->state == HA_STATE_PRIMARY || a->state == HA_STATE_STARTING_PRIMARY) &&
-                   a->lease_renewed_usec != 0;
-    if (leading) {
-        uint64_t ttl = (uint64_t)agent_dcs(a)->ttl * USEC_PER_SEC;
-        fence_arm(a->fence, a->lease_renewed_usec + ttl - fence_margin_usec(ttl));
+    if (leading_now) {
+        fence_arm(a->fence, lease_deadline_usec(&a->lease));
         return;
     }
     /* Not (or not yet) leading: disarm only when PostgreSQL provably cannot
@@ -954,7 +963,7 @@ void agent_tick(Agent *a)
         agent_schedule_tick(a, now + USEC_PER_SEC);
     }
     apply_cluster_parameters(a);
-    update_fence(a);
+    update_fence(a, clock_monotonic_usec());
     if (a->dcs_ok) {
         (void)agent_touch_member(a);
     }
@@ -990,15 +999,11 @@ static void shutdown_agent(Agent *a)
             pgctl_argv_done(&argv);
         }
     }
-    EtcdError e = { 0 };
     if (was_leader) {
         (void)agent_release_leader(a);
     }
-    if (a->lease_id != 0) {
-        /* revoking deletes our member key (and a leader key we still hold) */
-        (void)etcd_lease_revoke(a->etcd, a->lease_id, &e);
-        a->lease_id = 0;
-    }
+    /* revoking deletes our member key (and a leader key we still hold) */
+    lease_revoke_all(&a->lease);
     a->fence = fence_stop(a->fence);
     callbacks_drain(a->callbacks, CALLBACKS_SHUTDOWN_GRACE_USEC); /* on_stop among them */
     (void)sd_notify(false, "STOPPING=1");
@@ -1037,6 +1042,9 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     if (r < 0) {
         return r;
     }
+    a->lease_etcd =
+        (LeaseEtcd){ .etcd = a->etcd, .leader_key = a->paths.leader, .name = config->name };
+    lease_init(&a->lease, &lease_etcd_ops, &a->lease_etcd);
     _cleanup_free_ char *heartbeat = NULL;
     if (asprintf(&heartbeat, "%s.dbha-fence", a->pg.data_dir) < 0) {
         return log_error_errno(-ENOMEM, "out of memory");

@@ -19,6 +19,7 @@
 #include "etcd.h"
 #include "fence.h"
 #include "ha.h"
+#include "lease.h"
 #include "log.h"
 #include "pgctl.h"
 #include "pgprobe.h"
@@ -91,10 +92,10 @@ typedef struct Agent {
 
     EtcdClient *etcd; /* owned; main thread only */
     DcsPaths paths;
-    char *member_key; /* owned */
-    int64_t lease_id; /* 0: none yet */
-    uint64_t lease_expires_usec;
-    DcsCluster *cluster; /* owned; last view read */
+    char *member_key;     /* owned */
+    Lease lease;          /* the leader lease and its deadline (agent/lease.h) */
+    LeaseEtcd lease_etcd; /* its etcd side */
+    DcsCluster *cluster;  /* owned; last view read */
     bool dcs_ok;
     int v2_mirror_result; /* last etcd3.mirror_leader_v2 outcome: 1 written, 2 removed,
                              -errno failed, 0 none yet */
@@ -107,10 +108,9 @@ typedef struct Agent {
     bool probe_ok;
     bool pg_running;
     pid_t postmaster_pid;
-    uint64_t sysid;              /* from pg_control, 0 when unknown */
-    uint64_t lease_renewed_usec; /* send time of the last successful keepalive/grant */
-    uint64_t primary_down_usec;  /* when our primary was found down (0: it is not) */
-    bool healthiest;             /* last election verdict (only while there is no leader) */
+    uint64_t sysid;             /* from pg_control, 0 when unknown */
+    uint64_t primary_down_usec; /* when our primary was found down (0: it is not) */
+    bool healthiest;            /* last election verdict (only while there is no leader) */
     /* Why we are not a candidate for promotion (our own lag), "" when we are;
      * published as failover_blocked while there is no leader. */
     char failover_blocked[AGENT_REASON_MAX];
@@ -151,12 +151,13 @@ typedef struct Agent {
     int64_t sync_key_revision;
     int64_t sync_key_written_in;
 
-    RestServer *rest;      /* owned */
-    ApiQueue *api;         /* owned: mutating REST requests for the loop */
-    Fence *fence;          /* owned: the fencing process's heartbeat */
-    Callbacks *callbacks;  /* owned: postgresql.callbacks running (agent/callbacks.c) */
-    Watchdog *watchdog;    /* owned: open (armed) only while leading */
-    bool watchdog_blocked; /* watchdog.mode required and the device cannot be opened */
+    RestServer *rest;          /* owned */
+    ApiQueue *api;             /* owned: mutating REST requests for the loop */
+    Fence *fence;              /* owned: the fencing process's heartbeat */
+    Callbacks *callbacks;      /* owned: postgresql.callbacks running (agent/callbacks.c) */
+    Watchdog *watchdog;        /* owned: open (armed) only while leading */
+    unsigned watchdog_timeout; /* the timeout it was armed with, seconds */
+    bool watchdog_blocked;     /* watchdog.mode required and the device cannot be opened */
     unsigned fenced_seen;
     uint64_t next_tick_usec;
     uint64_t loops;

@@ -66,12 +66,6 @@ struct Fence {
 
 /* ---- pure helpers ---- */
 
-uint64_t fence_margin_usec(uint64_t ttl_usec)
-{
-    uint64_t third = ttl_usec / 3;
-    return third < FENCE_SAFETY_MARGIN_USEC ? third : FENCE_SAFETY_MARGIN_USEC;
-}
-
 bool fence_should_fire(bool armed, uint64_t deadline_usec, uint64_t now_usec)
 {
     return armed && now_usec >= deadline_usec;

@@ -33,19 +33,11 @@
 
 #include "macro.h"
 
-/* How much earlier than the lease can expire the fence fires, at most.
- * etcd expires a lease 35-449 ms after its TTL (measured on this machine) and
- * a replica then needs more than 100 ms to promote, but we do not count on
- * either: the earliest moment a replica could hold the leader key is
- * renewal + ttl, where "renewal" is the time the successful keepalive was
- * SENT (etcd restarts the TTL when it receives it, which is later). The
- * margin covers the fence's own wake-up latency (it sleeps until the deadline
- * but re-reads the file at least every FENCE_POLL_USEC), scheduling delay on
- * a loaded host, and the immediate shutdown itself (SIGQUIT ends the backends
- * within tens of milliseconds). Rule, fence_margin_usec():
- * margin = min(FENCE_SAFETY_MARGIN_USEC, ttl / 3), so a short ttl still
- * leaves two thirds of it for renewals (ttl 3 s: 1 s; ttl 1 s: 333 ms). */
-#define FENCE_SAFETY_MARGIN_USEC (1000 * 1000ULL)
+/* The deadline the fence fires at is the leader lease's (lease.h,
+ * lease_deadline_usec(): the earliest send time of a successful keepalive
+ * plus the TTL etcd granted, less LEASE_SAFETY_MARGIN_USEC or a third of
+ * the ttl), so it is never later than etcd can expire the leader key. */
+
 /* The fence re-reads the heartbeat at least this often. */
 #define FENCE_POLL_USEC (50 * 1000ULL)
 /* A fence whose own beat (written every poll) is older than this is stuck
@@ -76,7 +68,7 @@ int fence_start(const char *heartbeat_path, const char *data_dir, Fence **ret);
 
 /* Arms (or moves) the deadline, CLOCK_MONOTONIC microseconds; 0 is taken as
  * 1 (fire at once). Call after every successful lease renewal while a
- * writable primary runs: deadline = renewal + ttl - fence_margin_usec(ttl).
+ * writable primary runs: deadline = lease_deadline_usec().
  * NULL-safe, never blocks, does not log. */
 void fence_arm(Fence *f, uint64_t deadline_usec);
 /* No writable primary to protect (replica, stopped, demoted). NULL-safe. */
@@ -108,8 +100,6 @@ bool fence_get_reused(const Fence *f);              /* fence_start() found a liv
 
 /* ---- pure helpers (the fence loop's decisions) ---- */
 
-/* min(FENCE_SAFETY_MARGIN_USEC, ttl_usec / 3). */
-uint64_t fence_margin_usec(uint64_t ttl_usec);
 /* Armed and the deadline reached. */
 bool fence_should_fire(bool armed, uint64_t deadline_usec, uint64_t now_usec);
 /* How long the loop sleeps: FENCE_POLL_USEC, or less to wake exactly at an

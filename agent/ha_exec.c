@@ -39,7 +39,7 @@ static int create_key(Agent *a, const char *key, const char *value, bool leased,
                    .key = key,
                    .value = value,
                    .value_len = strlen(value),
-                   .lease = leased ? a->lease_id : 0 };
+                   .lease = leased ? lease_id(&a->lease) : 0 };
     EtcdOp get = { .type = ETCD_OP_RANGE, .key = key };
     EtcdTxn txn = {
         .compares = &cmp,
@@ -74,7 +74,7 @@ static int put_key(Agent *a, const char *key, const char *value)
 
 static int take_leader(Agent *a)
 {
-    if (a->lease_id == 0) {
+    if (lease_id(&a->lease) == 0) {
         return log_warning_errno(-ENOLINK, "no etcd lease: cannot take the leader key");
     }
     _cleanup_free_ char *holder = NULL;
@@ -107,12 +107,13 @@ static int renew_leader(Agent *a)
         .key = a->paths.leader,
         .value = me,
         .value_len = strlen(me),
-        .lease = a->lease_id,
+        .lease = lease_id(&a->lease),
     };
     EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &put, .n_success = 1 };
     EtcdResult res = { 0 };
     EtcdError e = { 0 };
-    bool same_lease = a->cluster && a->cluster->leader && a->cluster->leader->lease == a->lease_id;
+    bool same_lease =
+        a->cluster && a->cluster->leader && a->cluster->leader->lease == lease_id(&a->lease);
     if (same_lease) {
         /* the keepalive of our lease already renewed it */
         return 0;

@@ -273,8 +273,9 @@ int agent_metrics_text(const Agent *a, uint64_t now_usec, char **ret)
     replication_series(&o, primary);
     replica_series(&o, up && s->in_recovery);
     double lease_left = 0;
-    if (lead && a->lease_expires_usec > now_usec) {
-        lease_left = (double)(a->lease_expires_usec - now_usec) / 1e6;
+    uint64_t expiry = lease_expiry_usec(&a->lease);
+    if (lead && expiry > now_usec) {
+        lease_left = (double)(expiry - now_usec) / 1e6;
     }
     gauge(&o, "dbha_leader_lease_remaining_seconds",
           "Leader only: seconds until the leader lease expires unless renewed.", lease_left);

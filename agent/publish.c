@@ -115,7 +115,7 @@ bool agent_streaming(const Agent *a)
 
 int agent_touch_member(Agent *a)
 {
-    if (a->lease_id == 0) {
+    if (lease_id(&a->lease) == 0) {
         return -ENOLINK;
     }
     const Config *c = a->config;
@@ -163,7 +163,7 @@ int agent_touch_member(Agent *a)
     if (r < 0) {
         return log_error_errno(r, "encoding the member key: %m");
     }
-    EtcdPutOptions o = { .lease = a->lease_id };
+    EtcdPutOptions o = { .lease = lease_id(&a->lease) };
     EtcdError e = { 0 };
     r = etcd_put(a->etcd, a->member_key, value, strlen(value), &o, NULL, &e);
     if (r < 0) {
@@ -425,7 +425,7 @@ void agent_publish_rest(Agent *a, uint64_t now_usec)
             }
         }
         if (node.is_leader) {
-            (void)rest_snapshot_set_leader_deadline(snap, a->lease_expires_usec);
+            (void)rest_snapshot_set_leader_deadline(snap, lease_expiry_usec(&a->lease));
         }
         _cleanup_free_ char *metrics = NULL;
         if (agent_metrics_text(a, now_usec, &metrics) >= 0) {

@@ -43,6 +43,18 @@ int watchdog_open(const char *device, unsigned timeout_sec, Watchdog **ret)
     return 0;
 }
 
+int watchdog_set_timeout(Watchdog *w, unsigned timeout_sec)
+{
+    if (!w) {
+        return -EINVAL;
+    }
+    int t = (int)timeout_sec;
+    if (ioctl(w->fd, WDIOC_SETTIMEOUT, &t) < 0) {
+        return log_debug_errno(-errno, "watchdog keeps its own timeout: %m");
+    }
+    return 0;
+}
+
 int watchdog_keepalive(Watchdog *w)
 {
     if (!w) {

@@ -18,6 +18,10 @@ typedef struct Watchdog Watchdog;
  * keep their own). Returns 0, or -errno (logged at debug). */
 int watchdog_open(const char *device, unsigned timeout_sec, Watchdog **ret);
 
+/* Asks for another timeout (also a keepalive on most devices). Returns 0 or
+ * -errno (devices that do not support it keep their own; logged at debug). */
+int watchdog_set_timeout(Watchdog *w, unsigned timeout_sec);
+
 /* One keepalive: WDIOC_KEEPALIVE, or a write for devices without the ioctl.
  * Returns 0 or -errno. */
 int watchdog_keepalive(Watchdog *w);

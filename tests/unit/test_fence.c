@@ -1,4 +1,4 @@
-/* Unit tests for agent/fence's pure decisions: the safety margin rule, when
+/* Unit tests for agent/fence's pure decisions: when
  * the fence fires, how long its loop sleeps and when it may exit. The fence
  * process itself runs against a real PostgreSQL in
  * tests/integration/test_fence.py. */
@@ -15,34 +15,6 @@
 
 #define MS  1000ULL
 #define SEC (1000 * 1000ULL)
-
-static void test_margin(void **state)
-{
-    (void)state;
-    static const struct {
-        uint64_t ttl_usec, margin_usec;
-    } rows[] = {
-        { 0, 0 },
-        { 300 * MS, 100 * MS },
-        { 1 * SEC, 333333 },
-        { 2 * SEC, 666666 },
-        { 3 * SEC, 1 * SEC },
-        { 5 * SEC, 1 * SEC },
-        { 10 * SEC, 1 * SEC },
-        { 30 * SEC, 1 * SEC },
-        { UINT64_MAX, FENCE_SAFETY_MARGIN_USEC },
-    };
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        uint64_t m = fence_margin_usec(rows[i].ttl_usec);
-        if (m != rows[i].margin_usec) {
-            fail_msg("ttl %llu us: margin %llu us, expected %llu us",
-                     (unsigned long long)rows[i].ttl_usec, (unsigned long long)m,
-                     (unsigned long long)rows[i].margin_usec);
-        }
-        /* the deadline always leaves at least two thirds of the ttl */
-        assert_true(m * 3 <= rows[i].ttl_usec || rows[i].ttl_usec == UINT64_MAX);
-    }
-}
 
 static void test_should_fire(void **state)
 {
@@ -148,7 +120,6 @@ static void test_null_and_invalid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_margin),
         cmocka_unit_test(test_should_fire),
         cmocka_unit_test(test_wait),
         cmocka_unit_test(test_should_exit),

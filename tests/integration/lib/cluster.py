@@ -30,6 +30,11 @@ REPL, REPL_PW = "replicator", "repl-secret"
 REWIND, REWIND_PW = "rewinder", "rewind-secret"
 
 
+def node_etcd_address(i):
+    """The loopback address node i (from 0) reaches etcd at, with etcd_per_node."""
+    return f"127.0.1.{i + 1}"
+
+
 class Node:
     def __init__(self, cluster, name):
         self.cluster = cluster
@@ -46,6 +51,7 @@ class Node:
         self.env = None  # extra environment for the agent
         self.rest_auth = None  # (user, password): restapi.authentication
         self.postgresql_yaml = ""  # more lines of the postgresql section, indented by two
+        self.etcd_hosts = None  # etcd3.hosts of this node (default: the cluster's endpoints)
 
     def config(self):
         c = self.cluster
@@ -60,7 +66,7 @@ restapi:
   listen: {LOOPBACK}:{self.api_port}
   connect_address: {LOOPBACK}:{self.api_port}
 {self.rest_auth_yaml()}etcd3:
-  hosts: {",".join(c.etcd.endpoints)}
+  hosts: {",".join(self.etcd_hosts or c.etcd.endpoints)}
 bootstrap:
   dcs:
     ttl: {c.ttl}
@@ -180,7 +186,7 @@ postgresql:
 
 class DbhaCluster:
     def __init__(self, procs, workdir, n=3, scope="itest", ttl=10, loop_wait=1, retry_timeout=2,
-                 log_level="DEBUG", etcd_size=1, **dcs_extra):
+                 log_level="DEBUG", etcd_size=1, etcd_per_node=False, **dcs_extra):
         self.dcs_extra = dcs_extra  # more bootstrap.dcs keys, e.g. primary_start_timeout=0
         self.procs = procs
         self.workdir = workdir
@@ -189,8 +195,14 @@ class DbhaCluster:
         self.log_level = log_level
         if as_root():
             os.chmod(workdir, 0o755)
-        self.etcd = EtcdCluster(procs, workdir, size=etcd_size)
+        # etcd_per_node: node i reaches etcd at 127.0.1.i only, so that
+        # lib.partition can cut one node off from etcd and nothing else
+        addrs = [node_etcd_address(i) for i in range(n)] if etcd_per_node else []
+        self.etcd = EtcdCluster(procs, workdir, size=etcd_size, extra_addresses=addrs)
         self.nodes = [Node(self, f"node{i + 1}") for i in range(n)]
+        for i, node in enumerate(self.nodes if etcd_per_node else []):
+            node.etcd_host = addrs[i]
+            node.etcd_hosts = [f"{addrs[i]}:{m.client_port}" for m in self.etcd.members]
 
     def start(self, nodes=None):
         if self.etcd.members[0].proc is None:

@@ -78,8 +78,12 @@ class EtcdMember:
 
 
 class EtcdCluster:
-    def __init__(self, procs, workdir, size=1, name="etcd", tls=None, extra_args=()):
+    def __init__(self, procs, workdir, size=1, name="etcd", tls=None, extra_args=(),
+                 extra_addresses=()):
         self.procs = procs
+        # more loopback addresses each member's client port listens on (one per
+        # node, so that a packet filter can cut one node's path to etcd)
+        self.extra_addresses = list(extra_addresses)
         self.workdir = workdir
         self.name = name
         self.tls = tls
@@ -99,8 +103,10 @@ class EtcdCluster:
 
     def _argv(self, m):
         url = f"{self.scheme}://{m.endpoint}"
+        listen = ",".join([url] + [f"{self.scheme}://{a}:{m.client_port}"
+                                   for a in self.extra_addresses])
         argv = [ETCD, "--name", m.name, "--data-dir", m.data_dir,
-                "--listen-client-urls", url, "--advertise-client-urls", url,
+                "--listen-client-urls", listen, "--advertise-client-urls", url,
                 "--listen-peer-urls", f"http://{LOOPBACK}:{m.peer_port}",
                 "--initial-advertise-peer-urls", f"http://{LOOPBACK}:{m.peer_port}",
                 "--initial-cluster", self.initial_cluster,
