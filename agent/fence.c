@@ -47,7 +47,7 @@ typedef struct FenceShared {
     _Atomic uint64_t owner;
     _Atomic uint64_t deadline_usec;   /* CLOCK_MONOTONIC; 0: disarmed */
     _Atomic uint64_t exit_pid;        /* the fence pid asked to exit */
-    _Atomic uint64_t beat_usec;       /* the fence's last poll */
+    _Atomic uint64_t beat_usec;       /* the fence's last wake-up (informational) */
     _Atomic uint64_t fenced_count;    /* SIGQUITs sent */
     _Atomic uint64_t last_fence_usec; /* when, 0: never */
     _Atomic uint64_t last_postmaster; /* to whom */
@@ -74,13 +74,9 @@ bool fence_should_fire(bool armed, uint64_t deadline_usec, uint64_t now_usec)
 uint64_t fence_wait_usec(bool armed, uint64_t deadline_usec, uint64_t now_usec)
 {
     if (!armed) {
-        return FENCE_POLL_USEC;
+        return FENCE_IDLE_USEC;
     }
-    if (now_usec >= deadline_usec) {
-        return 0;
-    }
-    uint64_t left = deadline_usec - now_usec;
-    return left < FENCE_POLL_USEC ? left : FENCE_POLL_USEC;
+    return now_usec >= deadline_usec ? 0 : deadline_usec - now_usec;
 }
 
 bool fence_should_exit(bool exit_requested, bool armed, bool agent_alive, bool term_received)
@@ -157,6 +153,13 @@ static bool pid_alive(pid_t pid)
     return state != 'Z' && state != 'X' && state != 'x';
 }
 
+/* Stopped by a signal or a tracer: it cannot fence until resumed. */
+static bool pid_stopped(pid_t pid)
+{
+    char state;
+    return proc_stat(pid, NULL, 0, &state) == 0 && (state == 'T' || state == 't');
+}
+
 static bool pid_is_fence(pid_t pid)
 {
     char comm[32], state;
@@ -217,8 +220,10 @@ static _noreturn_ void child_main(FenceShared *sh, const char *data_dir, pid_t a
     sigemptyset(&wait_set);
     sigaddset(&wait_set, SIGTERM);
     sigaddset(&wait_set, SIGINT);
-    /* SIGTERM/SIGINT are taken with sigtimedwait (the sleep of the loop),
-     * everything else unblocked, as a fresh process has it */
+    sigaddset(&wait_set, FENCE_WAKE_SIGNAL);
+    /* SIGTERM/SIGINT and the agent's "look again" are taken with
+     * sigtimedwait (the sleep of the loop), everything else unblocked, as a
+     * fresh process has it */
     (void)sigprocmask(SIG_SETMASK, &wait_set, NULL);
     struct sigaction dfl = { .sa_handler = SIG_DFL }, ign = { .sa_handler = SIG_IGN };
     (void)sigaction(SIGTERM, &dfl, NULL);
@@ -246,8 +251,11 @@ static _noreturn_ void child_main(FenceShared *sh, const char *data_dir, pid_t a
     atomic_store(&sh->owner, owner_pack(self, agent));
 
     bool term = false;
-    /* Runs as long as the agent needs it; every pass is bounded by
-     * FENCE_POLL_USEC and does not allocate. */
+    /* Runs as long as the agent needs it and does not allocate. It sleeps
+     * until the deadline it last read (a renewal only moves the deadline
+     * later: waking at the old one, it reads the new one and sleeps again),
+     * or FENCE_IDLE_USEC when disarmed; the agent signals it when a deadline
+     * comes earlier than the one it sleeps for. */
     for (;;) {
         uint64_t now = clock_monotonic_usec();
         atomic_store(&sh->beat_usec, now);
@@ -283,7 +291,7 @@ static _noreturn_ void child_main(FenceShared *sh, const char *data_dir, pid_t a
         struct timespec ts = { .tv_sec = (time_t)(wait / 1000000),
                                .tv_nsec = (long)(wait % 1000000) * 1000 };
         int sig = sigtimedwait(&wait_set, NULL, &ts);
-        if (sig == SIGTERM || sig == SIGINT) {
+        if (sig == SIGTERM || sig == SIGINT) { /* FENCE_WAKE_SIGNAL: only look again */
             term = true;
         }
     }
@@ -363,14 +371,12 @@ static bool fence_is_fence(const Fence *f, pid_t pid)
     return pid_is_fence(pid);
 }
 
-/* A fence that answers: alive and beating recently. */
+/* A fence that can act: alive and not stopped. (It sleeps until its
+ * deadline, so the age of its last wake-up says nothing.) */
 static bool fence_responsive(const Fence *f, pid_t pid, uint64_t now)
 {
-    if (!fence_is_fence(f, pid)) {
-        return false;
-    }
-    uint64_t beat = atomic_load(&f->shared->beat_usec);
-    return beat <= now + FENCE_STALE_USEC && now <= beat + FENCE_STALE_USEC;
+    (void)now;
+    return fence_is_fence(f, pid) && !pid_stopped(pid);
 }
 
 /* Reaps our child when it has exited; true when pid is gone. */
@@ -548,8 +554,16 @@ int fence_start(const char *heartbeat_path, const char *data_dir, Fence **ret)
 
 void fence_arm(Fence *f, uint64_t deadline_usec)
 {
-    if (f && f->shared) {
-        atomic_store(&f->shared->deadline_usec, deadline_usec ? deadline_usec : 1);
+    if (!f || !f->shared) {
+        return;
+    }
+    uint64_t d = deadline_usec ? deadline_usec : 1;
+    uint64_t was = atomic_exchange(&f->shared->deadline_usec, d);
+    /* The fence sleeps until the deadline it read: wake it only when this
+     * one is earlier (or it was disarmed). A signal that stays pending is
+     * taken by its next sleep, so none is lost. */
+    if ((was == 0 || d < was) && f->pid > 0 && fence_is_fence(f, f->pid)) {
+        (void)kill(f->pid, FENCE_WAKE_SIGNAL);
     }
 }
 

@@ -7,8 +7,10 @@
  * e.g. "<data_dir>.dbha-fence") that the fence process maps too. While the
  * node runs a writable primary, the agent writes a deadline (CLOCK_MONOTONIC,
  * the same clock in every process of the machine) after each successful lease
- * renewal: fence_arm(). The fence process wakes every FENCE_POLL_USEC, and
- * exactly at the deadline when it is nearer; once the deadline has passed it
+ * renewal: fence_arm(). The fence process sleeps until the deadline (the
+ * agent signals it when a new deadline is earlier than the one it sleeps
+ * for; a later one it finds when it wakes), or FENCE_IDLE_USEC while
+ * disarmed; once the deadline has passed it
  * disarms the file and sends SIGQUIT to the postmaster named in
  * <data_dir>/postmaster.pid (when that PID is a live postgres process). The
  * agent must re-arm after it is leader again. After the fork the fence
@@ -27,6 +29,7 @@
  * written in; a file from an earlier boot is reset. */
 #pragma once
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -38,11 +41,11 @@
  * plus the TTL etcd granted, less LEASE_SAFETY_MARGIN_USEC or a third of
  * the ttl), so it is never later than etcd can expire the leader key. */
 
-/* The fence re-reads the heartbeat at least this often. */
-#define FENCE_POLL_USEC (50 * 1000ULL)
-/* A fence whose own beat (written every poll) is older than this is stuck
- * (SIGSTOPped): it is not reused but killed and replaced. */
-#define FENCE_STALE_USEC (1000 * 1000ULL)
+/* A disarmed fence looks this often whether its agent is still alive (it
+ * exits once the agent is gone). An armed one sleeps until its deadline. */
+#define FENCE_IDLE_USEC (10 * 1000 * 1000ULL)
+/* The agent's "the deadline came earlier: look again". */
+#define FENCE_WAKE_SIGNAL SIGUSR1
 /* fence_stop(): how long the fence may take to exit before SIGKILL. */
 #define FENCE_STOP_TIMEOUT_USEC (2 * 1000 * 1000ULL)
 /* fence_start(): how long to wait for another agent's fence_start() on the
@@ -102,8 +105,8 @@ bool fence_get_reused(const Fence *f);              /* fence_start() found a liv
 
 /* Armed and the deadline reached. */
 bool fence_should_fire(bool armed, uint64_t deadline_usec, uint64_t now_usec);
-/* How long the loop sleeps: FENCE_POLL_USEC, or less to wake exactly at an
- * armed deadline that is nearer. Never 0 unless the deadline is reached. */
+/* How long the loop sleeps: until an armed deadline (0 once reached), else
+ * FENCE_IDLE_USEC. */
 uint64_t fence_wait_usec(bool armed, uint64_t deadline_usec, uint64_t now_usec);
 /* Whether the fence process exits: when asked to (exit_requested), or when
  * disarmed and the agent is dead or a SIGTERM/SIGINT arrived; never while

@@ -670,12 +670,19 @@ static int publish_status(Agent *a)
     if (!a->probe_ok || a->snap.in_recovery) {
         return 0;
     }
-    _cleanup_free_ char *v = NULL;
-    int r = dcs_status_encode(a->snap.current_lsn, NULL, &v);
-    if (r < 0) {
-        return r;
+    /* written when the optime moved (Patroni 3.0.2 writes it only when it
+     * changed too): an idle cluster writes nothing */
+    const DcsStatus *st = a->cluster ? &a->cluster->status : NULL;
+    int r = 0;
+    if (!st || st->mod_revision == 0 || st->legacy_optime || st->slots || !st->has_optime ||
+        st->optime != a->snap.current_lsn) {
+        _cleanup_free_ char *v = NULL;
+        r = dcs_status_encode(a->snap.current_lsn, NULL, &v);
+        if (r < 0) {
+            return r;
+        }
+        r = put_key(a, a->paths.status, v);
     }
-    r = put_key(a, a->paths.status, v);
     (void)agent_publish_topology(a);
     return r;
 }

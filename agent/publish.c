@@ -113,6 +113,22 @@ bool agent_streaming(const Agent *a)
            strcmp(a->snap.wal_receiver_status, "streaming") == 0;
 }
 
+/* The view just read holds our member key with this content on our current
+ * lease: writing it again would change nothing (its lease keeps it alive).
+ * Patroni 3.0.2 skips such writes too (Etcd3.touch_member). */
+static bool member_key_current(const Agent *a, const char *value)
+{
+    const DcsMember *me =
+        a->dcs_ok && a->cluster ? dcs_cluster_get_member(a->cluster, a->config->name) : NULL;
+    if (!me || !me->valid || !me->data || me->lease != lease_id(&a->lease)) {
+        return false;
+    }
+    json_t *mine = json_loads(value, 0, NULL);
+    bool same = mine && json_equal(mine, me->data);
+    json_decref(mine);
+    return same;
+}
+
 int agent_touch_member(Agent *a)
 {
     if (lease_id(&a->lease) == 0) {
@@ -162,6 +178,9 @@ int agent_touch_member(Agent *a)
     json_decref(tags);
     if (r < 0) {
         return log_error_errno(r, "encoding the member key: %m");
+    }
+    if (member_key_current(a, value)) {
+        return 0;
     }
     EtcdPutOptions o = { .lease = lease_id(&a->lease) };
     EtcdError e = { 0 };

@@ -2,6 +2,7 @@
 bootstrap, member keys, replication with slots, REST health endpoints,
 dbctl status, restarts that keep the cluster and the postmaster, a refused
 foreign data directory, and SIGHUP reload."""
+import base64
 import json
 import os
 import re
@@ -100,6 +101,37 @@ def test_leader_key_is_leased_and_names_the_primary(cluster):
     s = cluster.status()
     assert cluster.etcd_get("leader") == s["leader"]
     assert cluster.primary().sql("SELECT pg_is_in_recovery()")[0][0] is False
+
+
+def prefix_keys(cluster):
+    """{key: (value, mod_revision)} of every key of the cluster."""
+    prefix = f"/service/{cluster.scope}/"
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    b64 = lambda t: base64.b64encode(t.encode()).decode()  # noqa: E731
+    code, body = cluster.etcd.api("kv/range", {"key": b64(prefix), "range_end": b64(end)})
+    assert code == 200, body
+    return {base64.b64decode(kv["key"]).decode(): (kv.get("value"), int(kv["mod_revision"]))
+            for kv in body.get("kvs", [])}
+
+
+def test_unchanged_keys_are_not_rewritten(cluster):
+    """A key is written when its content changes (Patroni 3.0.2 skips an
+    unchanged member key and status too): over four loops of an idle cluster,
+    a key whose value is the same at both ends kept its mod_revision. The
+    member keys used to be rewritten every loop and `status` too."""
+    compared = []
+    for _ in range(3):  # PostgreSQL's own idle WAL may change every member: look again
+        before = prefix_keys(cluster)
+        time.sleep(4 * cluster.loop_wait)
+        after = prefix_keys(cluster)
+        same = [k for k in before if k in after and before[k][0] == after[k][0]]
+        moved = [k for k in same if before[k][1] != after[k][1]]
+        assert moved == [], f"rewritten with the same value: {moved}"
+        compared = [k for k in same if "/members/" in k or k.endswith("/status")]
+        if len(compared) >= 3:
+            break
+    print(f"\nunchanged over four loops, not rewritten: {sorted(compared)}")
+    assert len(compared) >= 3, compared
 
 
 def test_row_written_on_primary_is_read_on_both_replicas(cluster):

@@ -257,6 +257,46 @@ def test_disarmed_never_fires_and_stop_reaps(pgs, procs, fence_pids):
     assert not procs.log_contains("driver", "immediate shutdown")
 
 
+def wakeups(pid):
+    """Voluntary context switches of pid so far: one per sleep it woke from."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no voluntary_ctxt_switches for {pid}")
+
+
+def test_fence_sleeps_until_its_deadline_and_wakes_for_an_earlier_one(pgs, procs, fence_pids):
+    """Idle cost: an armed fence sleeps until its deadline, re-arms that move the
+    deadline later wake nothing, and a disarmed one sleeps FENCE_IDLE_USEC (it
+    used to wake every 50 ms). Safety: a deadline moved EARLIER while it sleeps
+    (a ttl lowered, a lease adopted) still fires on time."""
+    n, pm = primary(pgs)
+    d = Driver(procs, "driver", heartbeat(pgs), n.data_dir)
+    fence = d.started["fence_pid"]
+    fence_pids.append(fence)
+    wait_until(lambda: proc_comm(fence) == "dbagent-fence", 2.0, what="the fence process named")
+    d.cmd("arm 30000")
+    time.sleep(0.2)
+    before = wakeups(fence)
+    for _ in range(10):  # renewals: the deadline only moves later
+        d.cmd("arm 30000")
+        time.sleep(0.2)
+    d.cmd("disarm")
+    time.sleep(1.0)
+    woke = wakeups(fence) - before
+    print(f"\nfence woke {woke} times in 3 s (armed 30 s ahead and re-armed 10 times, "
+          f"then disarmed)")
+    assert woke <= 2, f"the fence woke {woke} times"
+    d.cmd("arm 30000")
+    time.sleep(0.3)  # asleep until +30 s
+    last = d.cmd(f"arm {ARM_MS}")  # earlier: it must look again
+    assert_fenced(n, pm, last["deadline_usec"], "deadline moved earlier while the fence slept")
+    assert d.cmd("status")["fenced_count"] == 1
+    d.cmd("stop")
+    assert d.proc.wait(timeout=10) == 0
+
+
 def test_ensure_replaces_dead_or_stuck_fence(pgs, procs, fence_pids):
     # no PostgreSQL needed: an armed deadline must survive the replacement
     data_dir = os.path.join(pgs.base_dir, "none")

@@ -50,11 +50,12 @@ static void test_wait(void **state)
         bool armed;
         uint64_t deadline_usec, now_usec, wait_usec;
     } rows[] = {
-        { "disarmed", false, 0, 5 * SEC, FENCE_POLL_USEC },
-        { "disarmed, stale deadline", false, 5 * SEC, 5 * SEC, FENCE_POLL_USEC },
-        { "armed, far", true, 10 * SEC, 5 * SEC, FENCE_POLL_USEC },
-        { "armed, exactly one poll", true, 5 * SEC + FENCE_POLL_USEC, 5 * SEC, FENCE_POLL_USEC },
-        { "armed, nearer than a poll", true, 5 * SEC + 7 * MS, 5 * SEC, 7 * MS },
+        { "disarmed", false, 0, 5 * SEC, FENCE_IDLE_USEC },
+        { "disarmed, stale deadline", false, 5 * SEC, 5 * SEC, FENCE_IDLE_USEC },
+        /* armed: it sleeps until the deadline itself, however far */
+        { "armed, far", true, 10 * SEC, 5 * SEC, 5 * SEC },
+        { "armed, an hour", true, 3605 * SEC, 5 * SEC, 3600 * SEC },
+        { "armed, 7 ms", true, 5 * SEC + 7 * MS, 5 * SEC, 7 * MS },
         { "armed, 1 us", true, 5 * SEC + 1, 5 * SEC, 1 },
         { "armed, reached", true, 5 * SEC, 5 * SEC, 0 },
         { "armed, past", true, 5 * SEC, 6 * SEC, 0 },
