@@ -65,6 +65,8 @@ all: release
 	cp -f $(O)/release/bin/dbagent $(O)/release/bin/dbctl bin/
 	@mkdir -p $(O)/lib
 	cp -f $(O)/release/libdbha.a $(O)/lib/libdbha.a
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(CLIENT_LIBS)|' \
+		libdbha/libdbha.pc.in >$(O)/lib/libdbha.pc
 	cp -f $(O)/release/libdbha.so.$(VERSION) $(O)/lib/
 	ln -sf libdbha.so.$(VERSION) $(O)/lib/libdbha.so.$(SOVER)
 	ln -sf libdbha.so.$(SOVER) $(O)/lib/libdbha.so
@@ -175,17 +177,19 @@ check: deps-test deps-lint all
 	$(MAKE) integration
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/dbha
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/include/dbha
 	install -m 0755 bin/dbagent bin/dbctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(O)/lib/libdbha.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 0755 $(O)/lib/libdbha.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libdbha.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdbha.so.$(SOVER)
 	ln -sf libdbha.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libdbha.so
 	install -m 0644 include/dbha/*.h $(DESTDIR)$(PREFIX)/include/dbha/
+	install -m 0644 $(O)/lib/libdbha.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/dbagent $(DESTDIR)$(PREFIX)/bin/dbctl
-	rm -f $(DESTDIR)$(PREFIX)/lib/libdbha.*
+	rm -f $(DESTDIR)$(PREFIX)/lib/libdbha.* $(DESTDIR)$(PREFIX)/lib/pkgconfig/libdbha.pc
 	rm -rf $(DESTDIR)$(PREFIX)/include/dbha
 
 FORMAT_FILES = $(C_SRCS) $(HEADERS)
