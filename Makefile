@@ -4,6 +4,8 @@
 # Outputs: bin/dbagent, bin/dbctl (release), build/lib/libdbha.a and
 # build/lib/libdbha.so (release), build/asan/... (sanitized, used by tests).
 # O=DIR moves the object tree (two builds in one checkout do not collide).
+# CPPFLAGS, CFLAGS and LDFLAGS from the environment or the command line are
+# appended to each variant's own flags.
 #
 # Per variant: libinternal.a is lib/ (the code dbagent, dbctl, the tests and
 # the drivers share; never installed); libdbha-intree.a is libdbha/'s objects
@@ -84,7 +86,7 @@ deps-bench:
 define VARIANT_RULES
 $(O)/$(1)/%.o: %.c | deps
 	@mkdir -p $$(@D)
-	$$(CC) $$(CFLAGS_$(1)) $$(DIR_CPPFLAGS) $$(PKG_CFLAGS) -c $$< -o $$@
+	$$(CC) $$(CFLAGS_$(1)) $$(DIR_CPPFLAGS) $$(CPPFLAGS) $$(CFLAGS) $$(PKG_CFLAGS) -c $$< -o $$@
 
 # The unit tests also drive libdbha's internals (libdbha/dbha-internal.h).
 $(O)/$(1)/tests/unit/%.o: DIR_CPPFLAGS := -Ilibdbha
@@ -111,7 +113,7 @@ $(O)/$(1)/libdbha.a: $(O)/$(1)/libdbha.o
 
 $(O)/$(1)/libdbha.so.$(VERSION): $(O)/$(1)/libdbha.o libdbha/libdbha.map
 	$$(CC) -shared -Wl,-soname,libdbha.so.$(SOVER) -Wl,--version-script=libdbha/libdbha.map \
-		-Wl,--no-undefined $$(LDFLAGS_$(1)) -o $$@ $$< $$(CLIENT_LIBS)
+		-Wl,--no-undefined $$(LDFLAGS_$(1)) $$(LDFLAGS) -o $$@ $$< $$(CLIENT_LIBS)
 
 # The agent's modules (all but main.c) as an archive, so unit tests and
 # drivers can link the module they test.
@@ -122,26 +124,26 @@ $(O)/$(1)/libagent.a: $$(filter-out $(O)/$(1)/agent/main.o,$$(AGENT_SRCS:%.c=$(O
 $(O)/$(1)/bin/dbagent: $(O)/$(1)/agent/main.o $(O)/$(1)/libagent.a $(O)/$(1)/libdbha-intree.a \
                        $(O)/$(1)/libinternal.a
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+	$$(CC) $$(LDFLAGS_$(1)) $$(LDFLAGS) -o $$@ $$^ $$(PKG_LIBS)
 
 $(O)/$(1)/bin/dbctl: $$(CTL_SRCS:%.c=$(O)/$(1)/%.o) $(O)/$(1)/libdbha-intree.a $(O)/$(1)/libinternal.a
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+	$$(CC) $$(LDFLAGS_$(1)) $$(LDFLAGS) -o $$@ $$^ $$(PKG_LIBS)
 
 # Unit tests: one binary per tests/unit/test_<module>.c, linked with the
 # fakes and the archives (the linker pulls only the objects used).
 $(O)/$(1)/tests/unit/%: $(O)/$(1)/tests/unit/%.o $$(UNIT_FAKES:%.c=$(O)/$(1)/%.o) $(O)/$(1)/libagent.a \
                        $(O)/$(1)/libdbha-intree.a $(O)/$(1)/libinternal.a
-	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS)
+	$$(CC) $$(LDFLAGS_$(1)) $$(LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS)
 
 # Test drivers the integration tests run against real peers.
 $(O)/$(1)/tests/tools/%: $(O)/$(1)/tests/tools/%.o $(O)/$(1)/libagent.a $(O)/$(1)/libinternal.a
-	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+	$$(CC) $$(LDFLAGS_$(1)) $$(LDFLAGS) -o $$@ $$^ $$(PKG_LIBS)
 
 # Example programs: applications linked against libdbha.a and what it
 # needs, as an application outside the tree would.
 $(O)/$(1)/examples/%: $(O)/$(1)/examples/%.o $(O)/$(1)/libdbha.a
-	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(CLIENT_LIBS)
+	$$(CC) $$(LDFLAGS_$(1)) $$(LDFLAGS) -o $$@ $$^ $$(CLIENT_LIBS)
 
 $(1): $(O)/$(1)/bin/dbagent $(O)/$(1)/bin/dbctl $(O)/$(1)/libdbha.a $(O)/$(1)/libdbha.so.$(VERSION) \
       $$(UNIT_SRCS:%.c=$(O)/$(1)/%) $$(TOOL_SRCS:%.c=$(O)/$(1)/%) $$(EXAMPLE_SRCS:%.c=$(O)/$(1)/%)
@@ -233,14 +235,15 @@ bench-footprint: deps all $(O)/bench/libfloor $(O)/bench/bare
 
 $(O)/bench/libfloor: bench/src/libfloor.c | deps
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_release) $(PKG_CFLAGS) $< -o $@ $(PKG_LIBS)
+	$(CC) $(CFLAGS_release) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) $< -o $@ $(PKG_LIBS)
 # Topology lookups/s through libdbha: cache vs a fresh etcd read.
 $(O)/bench/topo-lookup: bench/src/topo-lookup.c $(O)/release/libdbha.a | deps
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_release) $(PKG_CFLAGS) $< $(O)/release/libdbha.a -o $@ $(CLIENT_LIBS)
+	$(CC) $(CFLAGS_release) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) $< $(O)/release/libdbha.a -o $@ \
+		$(CLIENT_LIBS)
 $(O)/bench/bare: bench/src/libfloor.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_release) -DFLOOR_BARE $< -o $@
+	$(CC) $(CFLAGS_release) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -DFLOOR_BARE $< -o $@
 
 demo: deps-test all
 	scripts/demo.sh start
