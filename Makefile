@@ -4,11 +4,21 @@
 # Outputs: bin/dbagent, bin/dbctl (release), build/lib/libdbha.a and
 # build/lib/libdbha.so (release), build/asan/... (sanitized, used by tests).
 # O=DIR moves the object tree (two builds in one checkout do not collide).
+# CPPFLAGS, CFLAGS and LDFLAGS from the environment or the command line are
+# appended to each variant's own flags.
+#
+# Per variant: libinternal.a is lib/ (the code dbagent, dbctl, the tests and
+# the drivers share; never installed); libdbha-intree.a is libdbha/'s objects
+# as compiled (in-tree links that reach libdbha's internals: unit tests, the
+# binaries' version). libdbha.o is libdbha/ plus the lib/ objects the linker
+# pulls for it, with every symbol but the public dbha_* made local; the
+# installed libdbha.a holds that one object and libdbha.so is linked from it.
 
 O        ?= build
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 CC       ?= cc
+OBJCOPY  ?= objcopy
 PYTHON   ?= /usr/bin/python3
 VERSION  := 0.1.0
 SOVER    := 0
@@ -18,6 +28,10 @@ PKGS         := libpq yaml-0.1 libcurl jansson libmicrohttpd libsystemd
 # installed what it needs.
 PKG_CFLAGS    = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS      = $(shell pkg-config --libs $(PKGS))
+# What libdbha itself links: the etcd client (libcurl, jansson), the pool
+# (libpq) and its thread. Not libyaml, libsystemd or libmicrohttpd.
+CLIENT_PKGS  := libpq libcurl jansson
+CLIENT_LIBS   = $(strip $(shell pkg-config --libs $(CLIENT_PKGS)) -pthread)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
@@ -32,6 +46,7 @@ LDFLAGS_release :=
 LDFLAGS_asan    := -fsanitize=address,undefined
 
 LIB_SRCS   := $(sort $(wildcard lib/*.c))
+LIBDBHA_SRCS := $(sort $(wildcard libdbha/*.c))
 AGENT_SRCS := $(sort $(wildcard agent/*.c))
 CTL_SRCS   := $(sort $(wildcard ctl/*.c))
 UNIT_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
@@ -39,9 +54,9 @@ TOOL_SRCS  := $(sort $(wildcard tests/tools/*.c))
 UNIT_FAKES := $(sort $(wildcard tests/unit/fake_*.c))
 BENCH_SRCS := $(sort $(wildcard bench/src/*.c))
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
-C_SRCS     := $(LIB_SRCS) $(AGENT_SRCS) $(CTL_SRCS) $(UNIT_SRCS) $(TOOL_SRCS) $(UNIT_FAKES) $(BENCH_SRCS) \
-              $(EXAMPLE_SRCS)
-HEADERS    := $(wildcard lib/*.h agent/*.h ctl/*.h include/dbha/*.h tests/unit/*.h)
+C_SRCS     := $(LIB_SRCS) $(LIBDBHA_SRCS) $(AGENT_SRCS) $(CTL_SRCS) $(UNIT_SRCS) $(TOOL_SRCS) \
+              $(UNIT_FAKES) $(BENCH_SRCS) $(EXAMPLE_SRCS)
+HEADERS    := $(wildcard lib/*.h libdbha/*.h agent/*.h ctl/*.h include/dbha/*.h tests/unit/*.h)
 
 .PHONY: all deps deps-test deps-lint deps-bench bench bench-footprint check unit integration asan release install uninstall \
         examples \
@@ -52,6 +67,8 @@ all: release
 	cp -f $(O)/release/bin/dbagent $(O)/release/bin/dbctl bin/
 	@mkdir -p $(O)/lib
 	cp -f $(O)/release/libdbha.a $(O)/lib/libdbha.a
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(CLIENT_LIBS)|' \
+		libdbha/libdbha.pc.in >$(O)/lib/libdbha.pc
 	cp -f $(O)/release/libdbha.so.$(VERSION) $(O)/lib/
 	ln -sf libdbha.so.$(VERSION) $(O)/lib/libdbha.so.$(SOVER)
 	ln -sf libdbha.so.$(SOVER) $(O)/lib/libdbha.so
@@ -69,14 +86,34 @@ deps-bench:
 define VARIANT_RULES
 $(O)/$(1)/%.o: %.c | deps
 	@mkdir -p $$(@D)
-	$$(CC) $$(CFLAGS_$(1)) $$(PKG_CFLAGS) -c $$< -o $$@
+	$$(CC) $$(CFLAGS_$(1)) $$(DIR_CPPFLAGS) $$(CPPFLAGS) $$(CFLAGS) $$(PKG_CFLAGS) -c $$< -o $$@
 
-$(O)/$(1)/libdbha.a: $$(LIB_SRCS:%.c=$(O)/$(1)/%.o)
+# The unit tests also drive libdbha's internals (libdbha/dbha-internal.h).
+$(O)/$(1)/tests/unit/%.o: DIR_CPPFLAGS := -Ilibdbha
+
+$(O)/$(1)/libinternal.a: $$(LIB_SRCS:%.c=$(O)/$(1)/%.o)
 	@rm -f $$@
 	ar rcs $$@ $$^
 
-$(O)/$(1)/libdbha.so.$(VERSION): $$(LIB_SRCS:%.c=$(O)/$(1)/%.o)
-	$$(CC) -shared -Wl,-soname,libdbha.so.$(SOVER) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+$(O)/$(1)/libdbha-intree.a: $$(LIBDBHA_SRCS:%.c=$(O)/$(1)/%.o)
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+# One relocatable object: libdbha's objects and the members of
+# libinternal.a they reach (the linker decides which), then every hidden
+# symbol made local, which leaves the DBHA_API ones (dbha_*) global.
+$(O)/$(1)/libdbha.o: $$(LIBDBHA_SRCS:%.c=$(O)/$(1)/%.o) $(O)/$(1)/libinternal.a
+	$$(CC) -r -nostdlib -o $$@.tmp $$^
+	$$(OBJCOPY) --localize-hidden $$@.tmp $$@
+	@rm -f $$@.tmp
+
+$(O)/$(1)/libdbha.a: $(O)/$(1)/libdbha.o
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+$(O)/$(1)/libdbha.so.$(VERSION): $(O)/$(1)/libdbha.o libdbha/libdbha.map
+	$$(CC) -shared -Wl,-soname,libdbha.so.$(SOVER) -Wl,--version-script=libdbha/libdbha.map \
+		-Wl,--no-undefined $$(LDFLAGS_$(1)) $$(LDFLAGS) -o $$@ $$< $$(CLIENT_LIBS)
 
 # The agent's modules (all but main.c) as an archive, so unit tests and
 # drivers can link the module they test.
@@ -84,27 +121,29 @@ $(O)/$(1)/libagent.a: $$(filter-out $(O)/$(1)/agent/main.o,$$(AGENT_SRCS:%.c=$(O
 	@rm -f $$@
 	ar rcs $$@ $$^
 
-$(O)/$(1)/bin/dbagent: $(O)/$(1)/agent/main.o $(O)/$(1)/libagent.a $(O)/$(1)/libdbha.a
+$(O)/$(1)/bin/dbagent: $(O)/$(1)/agent/main.o $(O)/$(1)/libagent.a $(O)/$(1)/libdbha-intree.a \
+                       $(O)/$(1)/libinternal.a
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+	$$(CC) $$(LDFLAGS_$(1)) $$(LDFLAGS) -o $$@ $$^ $$(PKG_LIBS)
 
-$(O)/$(1)/bin/dbctl: $$(CTL_SRCS:%.c=$(O)/$(1)/%.o) $(O)/$(1)/libdbha.a
+$(O)/$(1)/bin/dbctl: $$(CTL_SRCS:%.c=$(O)/$(1)/%.o) $(O)/$(1)/libdbha-intree.a $(O)/$(1)/libinternal.a
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+	$$(CC) $$(LDFLAGS_$(1)) $$(LDFLAGS) -o $$@ $$^ $$(PKG_LIBS)
 
 # Unit tests: one binary per tests/unit/test_<module>.c, linked with the
-# fakes and the library archive (the linker pulls only the objects used).
+# fakes and the archives (the linker pulls only the objects used).
 $(O)/$(1)/tests/unit/%: $(O)/$(1)/tests/unit/%.o $$(UNIT_FAKES:%.c=$(O)/$(1)/%.o) $(O)/$(1)/libagent.a \
-                       $(O)/$(1)/libdbha.a
-	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS)
+                       $(O)/$(1)/libdbha-intree.a $(O)/$(1)/libinternal.a
+	$$(CC) $$(LDFLAGS_$(1)) $$(LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) $$(CMOCKA_LIBS)
 
 # Test drivers the integration tests run against real peers.
-$(O)/$(1)/tests/tools/%: $(O)/$(1)/tests/tools/%.o $(O)/$(1)/libagent.a $(O)/$(1)/libdbha.a
-	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+$(O)/$(1)/tests/tools/%: $(O)/$(1)/tests/tools/%.o $(O)/$(1)/libagent.a $(O)/$(1)/libinternal.a
+	$$(CC) $$(LDFLAGS_$(1)) $$(LDFLAGS) -o $$@ $$^ $$(PKG_LIBS)
 
-# Example programs: applications linked against libdbha.a only.
+# Example programs: applications linked against libdbha.a and what it
+# needs, as an application outside the tree would.
 $(O)/$(1)/examples/%: $(O)/$(1)/examples/%.o $(O)/$(1)/libdbha.a
-	$$(CC) $$(LDFLAGS_$(1)) -o $$@ $$^ $$(PKG_LIBS)
+	$$(CC) $$(LDFLAGS_$(1)) $$(LDFLAGS) -o $$@ $$^ $$(CLIENT_LIBS)
 
 $(1): $(O)/$(1)/bin/dbagent $(O)/$(1)/bin/dbctl $(O)/$(1)/libdbha.a $(O)/$(1)/libdbha.so.$(VERSION) \
       $$(UNIT_SRCS:%.c=$(O)/$(1)/%) $$(TOOL_SRCS:%.c=$(O)/$(1)/%) $$(EXAMPLE_SRCS:%.c=$(O)/$(1)/%)
@@ -140,17 +179,19 @@ check: deps-test deps-lint all
 	$(MAKE) integration
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/dbha
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/include/dbha
 	install -m 0755 bin/dbagent bin/dbctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(O)/lib/libdbha.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 0755 $(O)/lib/libdbha.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libdbha.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdbha.so.$(SOVER)
 	ln -sf libdbha.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libdbha.so
 	install -m 0644 include/dbha/*.h $(DESTDIR)$(PREFIX)/include/dbha/
+	install -m 0644 $(O)/lib/libdbha.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/dbagent $(DESTDIR)$(PREFIX)/bin/dbctl
-	rm -f $(DESTDIR)$(PREFIX)/lib/libdbha.*
+	rm -f $(DESTDIR)$(PREFIX)/lib/libdbha.* $(DESTDIR)$(PREFIX)/lib/pkgconfig/libdbha.pc
 	rm -rf $(DESTDIR)$(PREFIX)/include/dbha
 
 FORMAT_FILES = $(C_SRCS) $(HEADERS)
@@ -165,7 +206,7 @@ lint: deps-lint deps
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
 		--inline-suppr --suppress=missingIncludeSystem --suppress=memleak \
 		-Iinclude -Ilib -Iagent -D_GNU_SOURCE \
-		$(LIB_SRCS) $(AGENT_SRCS) $(CTL_SRCS)
+		$(LIB_SRCS) $(LIBDBHA_SRCS) $(AGENT_SRCS) $(CTL_SRCS)
 
 # Benchmarks against Patroni 3.0.2 on loopback; results in bench/results/.
 # `make bench` runs them one after another; `make bench BENCH=switchover` (or
@@ -194,14 +235,15 @@ bench-footprint: deps all $(O)/bench/libfloor $(O)/bench/bare
 
 $(O)/bench/libfloor: bench/src/libfloor.c | deps
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_release) $(PKG_CFLAGS) $< -o $@ $(PKG_LIBS)
+	$(CC) $(CFLAGS_release) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) $< -o $@ $(PKG_LIBS)
 # Topology lookups/s through libdbha: cache vs a fresh etcd read.
 $(O)/bench/topo-lookup: bench/src/topo-lookup.c $(O)/release/libdbha.a | deps
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_release) $(PKG_CFLAGS) $< $(O)/release/libdbha.a -o $@ $(PKG_LIBS)
+	$(CC) $(CFLAGS_release) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) $< $(O)/release/libdbha.a -o $@ \
+		$(CLIENT_LIBS)
 $(O)/bench/bare: bench/src/libfloor.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_release) -DFLOOR_BARE $< -o $@
+	$(CC) $(CFLAGS_release) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -DFLOOR_BARE $< -o $@
 
 demo: deps-test all
 	scripts/demo.sh start

@@ -1,26 +1,23 @@
 /* Logging backend: formats once, then writes either a timestamped line to
- * stderr (or a test FILE*) or a structured journald entry. The settings are
- * process-wide by design: every module logs through the same sink. */
+ * stderr (or a test FILE*) or, through the journal backend that
+ * lib/log-journal.c installs, a structured journald entry. The settings are
+ * process-wide by design: every module logs through the same sink. No
+ * libsystemd here, so libdbha can link this file without it. */
 #include "log.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <syslog.h>
 #include <time.h>
-#include <unistd.h>
-
-#define SD_JOURNAL_SUPPRESS_LOCATION
-#include <systemd/sd-journal.h>
 
 #define LOG_LINE_MAX    4096
 #define LOG_CONTEXT_MAX 128
 
 static LogLevel log_max_level = LOG_LEVEL_INFO;
 static LogTarget log_target = LOG_TARGET_STDERR;
-static FILE *log_file; /* borrowed */
+static FILE *log_file;                  /* borrowed */
+static LogJournalSend log_journal_send; /* NULL until log_setup_default() installs it */
 static char log_member[LOG_CONTEXT_MAX];
 static char log_scope[LOG_CONTEXT_MAX];
 static char log_role[LOG_CONTEXT_MAX];
@@ -57,54 +54,6 @@ LogLevel log_level_from_string(const char *s)
     return _LOG_LEVEL_INVALID;
 }
 
-static int level_to_syslog(LogLevel l)
-{
-    switch (l) {
-    case LOG_LEVEL_DEBUG:
-        return LOG_DEBUG;
-    case LOG_LEVEL_INFO:
-        return LOG_INFO;
-    case LOG_LEVEL_NOTICE:
-        return LOG_NOTICE;
-    case LOG_LEVEL_WARNING:
-        return LOG_WARNING;
-    default:
-        return LOG_ERR;
-    }
-}
-
-/* systemd sets JOURNAL_STREAM=<dev>:<ino> for the stream it connected to
- * stdout/stderr; only trust it when stderr really is that stream (a child
- * started from a shell under the unit inherits the variable, not the fd). */
-static bool stderr_is_journal(void)
-{
-    const char *e = getenv("JOURNAL_STREAM");
-    if (!e || !*e) {
-        return false;
-    }
-    unsigned long long dev, ino;
-    if (sscanf(e, "%llu:%llu", &dev, &ino) != 2) {
-        return false;
-    }
-    struct stat st;
-    if (fstat(STDERR_FILENO, &st) < 0) {
-        return false;
-    }
-    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
-}
-
-void log_setup_default(void)
-{
-    log_target = stderr_is_journal() ? LOG_TARGET_JOURNAL : LOG_TARGET_STDERR;
-    const char *lvl = getenv("DBHA_LOG_LEVEL");
-    if (lvl) {
-        LogLevel l = log_level_from_string(lvl);
-        if (l >= 0) {
-            log_max_level = l;
-        }
-    }
-}
-
 void log_set_max_level(LogLevel l)
 {
     if (l >= 0 && l < _LOG_LEVEL_MAX) {
@@ -127,6 +76,11 @@ void log_set_target(LogTarget t)
 LogTarget log_get_target(void)
 {
     return log_target;
+}
+
+void log_set_journal_backend(LogJournalSend send)
+{
+    log_journal_send = send;
 }
 
 void log_set_file(FILE *f)
@@ -173,27 +127,12 @@ static void write_line(FILE *out, LogLevel level, const char *msg)
 static void emit(LogLevel level, const char *message_id, const char *file, int line,
                  const char *func, const char *msg)
 {
-    if (log_target == LOG_TARGET_JOURNAL) {
-        char code_line[16];
-        snprintf(code_line, sizeof(code_line), "%d", line);
-        int r;
-        if (message_id) {
-            r = sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level_to_syslog(level),
-                                "MESSAGE_ID=%s", message_id, "DBHA_MEMBER=%s", log_member,
-                                "DBHA_SCOPE=%s", log_scope, "DBHA_ROLE=%s", log_role,
-                                "CODE_FILE=%s", strempty(file), "CODE_LINE=%s", code_line,
-                                "CODE_FUNC=%s", strempty(func), NULL);
-        } else {
-            r = sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level_to_syslog(level),
-                                "DBHA_MEMBER=%s", log_member, "DBHA_SCOPE=%s", log_scope,
-                                "DBHA_ROLE=%s", log_role, "CODE_FILE=%s", strempty(file),
-                                "CODE_LINE=%s", code_line, "CODE_FUNC=%s", strempty(func), NULL);
-        }
-        if (r >= 0) {
-            return;
-        }
-        /* journald gone: fall through to stderr rather than lose the line */
+    if (log_target == LOG_TARGET_JOURNAL && log_journal_send &&
+        log_journal_send(level, message_id, file, line, func, msg, log_member, log_scope,
+                         log_role) >= 0) {
+        return;
     }
+    /* no journal backend, or journald gone: stderr rather than lose the line */
     write_line(log_target == LOG_TARGET_FILE && log_file ? log_file : stderr, level, msg);
 }
 

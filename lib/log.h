@@ -33,8 +33,10 @@ const char *log_level_to_string(LogLevel l);
 LogLevel log_level_from_string(const char *s);
 
 /* The process-wide log settings (the only global mutable state besides
- * dbctl's options). log_setup_default() picks the journal when stderr is
- * connected to it (JOURNAL_STREAM names stderr's device:inode), else stderr. */
+ * dbctl's options). log_setup_default() (lib/log-journal.c) installs the
+ * journal backend and picks the journal when stderr is connected to it
+ * (JOURNAL_STREAM names stderr's device:inode), else stderr; it also reads
+ * DBHA_LOG_LEVEL. */
 void log_setup_default(void);
 void log_set_max_level(LogLevel l);
 LogLevel log_get_max_level(void);
@@ -42,6 +44,15 @@ void log_set_target(LogTarget t);
 LogTarget log_get_target(void);
 /* Borrowed FILE* for LOG_TARGET_FILE; selecting it also sets the target. */
 void log_set_file(FILE *f);
+
+/* Writes one structured journal entry; returns >= 0 or -errno. */
+typedef int (*LogJournalSend)(LogLevel level, const char *message_id, const char *file, int line,
+                              const char *func, const char *msg, const char *member,
+                              const char *scope, const char *role);
+/* The LOG_TARGET_JOURNAL backend; log_setup_default() installs the libsystemd
+ * one. It lives in its own object so that code linking only log.c (libdbha)
+ * needs no libsystemd: without a backend the journal target writes to stderr. */
+void log_set_journal_backend(LogJournalSend send);
 
 /* Context fields added to every journal entry and, when set, shown on stderr
  * as "[member]". Strings are copied; NULL clears. */

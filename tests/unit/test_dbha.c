@@ -1,4 +1,4 @@
-/* Unit tests for libdbha's pure parts (lib/dbha-topology.c): the topology
+/* Unit tests for libdbha's pure parts (libdbha/dbha-topology.c): the topology
  * document's decoding (good and malformed input), replica choice, LSN text
  * and the read-your-writes decision, and the pool's slot bookkeeping. */
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* libdbha's private parts shared by lib/dbha-*.c and the unit tests: error
+/* libdbha's private parts shared by libdbha/dbha-*.c and the unit tests: error
  * text helpers and the pool's bookkeeping, which is pure (no libpq, no
  * clock) so tests/unit/test_dbha.c can drive it. */
 #pragma once
