@@ -181,6 +181,39 @@ static int on_loop_timer(sd_event_source *s, uint64_t usec, void *userdata)
     return 0;
 }
 
+static void update_fence(Agent *a, uint64_t now);
+
+/* The lease is renewed on a timer of its own (lease_renew_due_usec()), not
+ * on every loop: between changes an idle node makes one etcd request per
+ * renewal. Armed after every tick and every renewal. */
+static void arm_lease_timer(Agent *a)
+{
+    uint64_t due = a->stopping ? 0 : lease_renew_due_usec(&a->lease);
+    if (due == 0) {
+        (void)sd_event_source_set_enabled(a->lease_timer, SD_EVENT_OFF);
+        return;
+    }
+    (void)sd_event_source_set_time(a->lease_timer, due);
+    (void)sd_event_source_set_enabled(a->lease_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    (void)s;
+    (void)usec;
+    Agent *a = userdata;
+    uint64_t now = clock_monotonic_usec();
+    if (lease_keep(&a->lease, now, agent_dcs(a)->ttl) < 0) {
+        /* the loop logs it, retries soon and fences at the deadline */
+        agent_schedule_tick(a, now);
+        return 0;
+    }
+    /* the deadline moved: the fencing process and the watchdog follow */
+    update_fence(a, clock_monotonic_usec());
+    arm_lease_timer(a);
+    return 0;
+}
+
 static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
     (void)s;
@@ -828,10 +861,16 @@ static void update_watchdog(Agent *a, bool leading, uint64_t now)
     if (!leading || c->watchdog.mode == CONFIG_WATCHDOG_OFF) {
         a->watchdog = watchdog_close(a->watchdog);
         a->watchdog_timeout = 0;
+        lease_set_max_interval(&a->lease, 0);
         return;
     }
     unsigned timeout =
         watchdog_timeout_sec((long)lease_ttl_sec(&a->lease), (long)c->watchdog.safety_margin);
+    /* kept alive right after each renewal: renew every loop (as Patroni
+     * kicks it), and always well inside its timeout */
+    uint64_t every = (uint64_t)agent_dcs(a)->loop_wait * USEC_PER_SEC;
+    uint64_t half = (uint64_t)timeout * USEC_PER_SEC / 2;
+    lease_set_max_interval(&a->lease, every < half ? every : half);
     if (!a->watchdog) {
         int r = watchdog_open(c->watchdog.device, timeout, &a->watchdog);
         if (r < 0) {
@@ -964,6 +1003,7 @@ void agent_tick(Agent *a)
     }
     apply_cluster_parameters(a);
     update_fence(a, clock_monotonic_usec());
+    arm_lease_timer(a);
     if (a->dcs_ok) {
         (void)agent_touch_member(a);
     }
@@ -1097,6 +1137,13 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     if (r < 0) {
         return log_error_errno(r, "loop timer: %m");
     }
+    r = sd_event_add_time(a->event, &a->lease_timer, CLOCK_MONOTONIC, 0, 1000, on_lease_timer, a);
+    if (r >= 0) {
+        r = sd_event_source_set_enabled(a->lease_timer, SD_EVENT_OFF);
+    }
+    if (r < 0) {
+        return log_error_errno(r, "lease timer: %m");
+    }
     r = sd_event_add_time(a->event, &a->probe_timer, CLOCK_MONOTONIC,
                           clock_monotonic_usec() + AGENT_PROBE_INTERVAL_USEC, 1000, on_probe_timer,
                           a);
@@ -1168,6 +1215,7 @@ Agent *agent_free(Agent *a)
     sd_event_source_unref(a->sig_int);
     sd_event_source_unref(a->sig_hup);
     sd_event_source_unref(a->loop_timer);
+    sd_event_source_unref(a->lease_timer);
     sd_event_source_unref(a->probe_timer);
     sd_event_source_unref(a->wake_io);
     a->callbacks = callbacks_free(a->callbacks); /* before the loop it uses */

@@ -87,6 +87,7 @@ typedef struct Agent {
     sd_event *event;                               /* owned */
     sd_event_source *sig_term, *sig_int, *sig_hup; /* owned */
     sd_event_source *loop_timer;                   /* owned */
+    sd_event_source *lease_timer;                  /* owned: the next keepalive */
     sd_event_source *probe_timer;                  /* owned */
     sd_event_source *wake_io;                      /* owned: the watch thread's eventfd */
 

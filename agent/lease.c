@@ -101,6 +101,40 @@ uint64_t lease_renewed_usec(const Lease *l)
     return min_over(l, grant_sent);
 }
 
+static uint64_t grant_renew_due(const LeaseGrant *g, uint64_t cap_usec)
+{
+    uint64_t ttl = (uint64_t)(g->ttl_sec > 0 ? g->ttl_sec : 0) * USEC_PER_SEC;
+    uint64_t half = (ttl - lease_margin_usec(ttl)) / 2;
+    if (cap_usec != 0 && cap_usec < half) {
+        half = cap_usec;
+    }
+    return g->sent_usec + half;
+}
+
+uint64_t lease_renew_due_usec(const Lease *l)
+{
+    uint64_t m = 0;
+    const LeaseGrant *slots[] = { &l->cur, &l->old };
+    for (size_t i = 0; i < 2; i++) {
+        if (slots[i]->id == 0) {
+            continue;
+        }
+        uint64_t v = grant_renew_due(slots[i], l->max_interval_usec);
+        if (v == 0) {
+            v = 1;
+        }
+        if (m == 0 || v < m) {
+            m = v;
+        }
+    }
+    return m;
+}
+
+void lease_set_max_interval(Lease *l, uint64_t interval_usec)
+{
+    l->max_interval_usec = interval_usec;
+}
+
 static int keepalive(Lease *l, LeaseGrant *g, uint64_t now_usec)
 {
     int64_t ttl = 0;
@@ -138,7 +172,7 @@ int lease_keep(Lease *l, uint64_t now_usec, int64_t want_ttl_sec)
     int first = 0;
     LeaseGrant *slots[] = { &l->old, &l->cur };
     for (size_t i = 0; i < 2; i++) {
-        if (slots[i]->id == 0) {
+        if (slots[i]->id == 0 || now_usec < grant_renew_due(slots[i], l->max_interval_usec)) {
             continue;
         }
         int r = keepalive(l, slots[i], now_usec);

@@ -63,8 +63,10 @@ typedef struct Lease {
     const LeaseOps *ops; /* borrowed */
     void *userdata;      /* borrowed */
     int last_error;      /* of the last lease_keep(), for logs: 0 or -errno */
-    bool moved;          /* set when a move of the leader key was confirmed; cleared by
-                            lease_take_moved() */
+    uint64_t
+        max_interval_usec; /* renew at least this often (0: no cap); lease_set_max_interval() */
+    bool moved;            /* set when a move of the leader key was confirmed; cleared by
+                              lease_take_moved() */
 } Lease;
 
 void lease_init(Lease *l, const LeaseOps *ops, void *userdata);
@@ -90,10 +92,24 @@ int64_t lease_ttl_sec(const Lease *l);
  * or after it. 0 when none. */
 uint64_t lease_renewed_usec(const Lease *l);
 
+/* When the next keepalive is due: for each lease that counts, halfway from
+ * its last renewal to its deadline, (ttl - margin) / 2 (ttl 3: 1 s; ttl 10:
+ * 4.5 s; ttl 30: 14.5 s), or sooner when capped by lease_set_max_interval();
+ * the earliest of them. A renewal that fails then still leaves the other
+ * half for retries before the deadline. 0 when we have no lease. Renewing
+ * on a timer of its own instead of every loop is what keeps an idle node's
+ * etcd requests down; the deadline does not depend on it. */
+uint64_t lease_renew_due_usec(const Lease *l);
+/* Renew at least every interval_usec (0: no cap). The agent caps it at
+ * loop_wait while a watchdog is armed: the watchdog is kept alive after a
+ * renewal, as often as Patroni does. */
+void lease_set_max_interval(Lease *l, uint64_t interval_usec);
+
 /* ---- I/O through the ops ---- */
 
-/* Keeps every lease that counts alive (now_usec: read before the calls),
- * and grants one of want_ttl_sec when there is none. A lease etcd says is
+/* Keeps every lease that counts and is due (lease_renew_due_usec()) alive
+ * (now_usec: read before the calls), and grants one of want_ttl_sec when
+ * there is none. A lease etcd says is
  * gone is dropped. Returns 0 when every keepalive (or the grant) succeeded,
  * else the first error; the deadline then still comes from the last
  * successful ones. Does not log. */

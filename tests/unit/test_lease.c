@@ -53,6 +53,37 @@ static void test_margin(void **state)
     }
 }
 
+static void test_renew_due(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t ttl_sec;
+        uint64_t cap_usec, after_usec;
+    } rows[] = {
+        { 3, 0, 1 * SEC },          /* (3 - 1) / 2 */
+        { 10, 0, 4500 * MS },       /* (10 - 1) / 2 */
+        { 30, 0, 14500 * MS },      /* (30 - 1) / 2 */
+        { 2, 0, 666667 },           /* (2 - 2/3) / 2 */
+        { 30, 10 * SEC, 10 * SEC }, /* capped: a watchdog, loop_wait 10 */
+        { 10, 1500 * MS, 1500 * MS },
+        { 3, 5 * SEC, 1 * SEC }, /* a cap above the half changes nothing */
+    };
+    for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+        Lease l;
+        lease_init(&l, NULL, NULL);
+        assert_int_equal(lease_renew_due_usec(&l), 0);
+        lease_set_max_interval(&l, rows[i].cap_usec);
+        l.cur = (LeaseGrant){ .id = 1, .ttl_sec = rows[i].ttl_sec, .sent_usec = 100 * SEC };
+        uint64_t due = lease_renew_due_usec(&l);
+        if (due - 100 * SEC > rows[i].after_usec + 1 || due - 100 * SEC + 1 < rows[i].after_usec) {
+            fail_msg("ttl %" PRId64 " cap %" PRIu64 ": due after %" PRIu64 " us", rows[i].ttl_sec,
+                     rows[i].cap_usec, due - 100 * SEC);
+        }
+        /* the renewal always comes before the deadline, with as long again for retries */
+        assert_true(due < lease_deadline_usec(&l));
+    }
+}
+
 /* ---- a model of etcd ---- */
 
 #define MODEL_LEASES_MAX 64
@@ -319,6 +350,9 @@ static void run_seed(unsigned seed, unsigned steps, unsigned *ret_moves, unsigne
     m.max_delay = 1 + rnd_below(&m, 700 * MS);
     Lease l;
     lease_init(&l, &model_ops, &m);
+    /* renewals paced on their own, or capped (a watchdog) */
+    uint64_t cap = rnd_below(&m, 2) ? 0 : 1 + rnd_below(&m, 3 * SEC);
+    lease_set_max_interval(&l, cap);
     int64_t want = ttls[rnd_below(&m, ELEMENTSOF(ttls))];
     bool settled = false;
     unsigned checks = 0;
@@ -348,6 +382,7 @@ static void run_seed(unsigned seed, unsigned steps, unsigned *ret_moves, unsigne
         } else if (ev < 97) {
             what = "agent restart";
             lease_init(&l, &model_ops, &m);
+            lease_set_max_interval(&l, cap);
             settled = false;
         } else {
             what = "etcd leader change";
@@ -512,9 +547,8 @@ static void test_adopt(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_margin),
-        cmocka_unit_test(test_ttl_raised),
-        cmocka_unit_test(test_adopt),
+        cmocka_unit_test(test_margin),     cmocka_unit_test(test_renew_due),
+        cmocka_unit_test(test_ttl_raised), cmocka_unit_test(test_adopt),
         cmocka_unit_test(test_property),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
