@@ -296,20 +296,10 @@ static int put_config_patch(Agent *a, json_t *changed, json_t *pg)
     if (!value) {
         return -ENOMEM;
     }
-    EtcdCompare cmp = { .key = a->paths.config,
-                        .target = ETCD_COMPARE_MOD,
-                        .result = ETCD_COMPARE_EQUAL,
-                        .number = a->cluster->config->mod_revision };
-    EtcdOp put = {
-        .type = ETCD_OP_PUT, .key = a->paths.config, .value = value, .value_len = strlen(value)
-    };
-    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &put, .n_success = 1 };
-    EtcdResult res = { 0 };
-    EtcdError e = { 0 };
-    int r = etcd_txn(a->etcd, &txn, &res, &e);
-    etcd_result_done(&res);
+    int r = dcs_store_set_config(&a->store, value, a->cluster->config->mod_revision);
     if (r < 0) {
-        return log_warning_errno(r, "reload: could not update the cluster config: %s", e.message);
+        return log_warning_errno(r, "reload: could not update the cluster config: %s",
+                                 a->store.error.message);
     }
     _cleanup_free_ char *what = json_dumps(changed, JSON_COMPACT);
     log_notice("reload: applied bootstrap.dcs changes %s to the cluster config", strna(what));
@@ -1082,8 +1072,8 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     if (r < 0) {
         return r;
     }
-    a->lease_etcd =
-        (LeaseEtcd){ .etcd = a->etcd, .leader_key = a->paths.leader, .name = config->name };
+    a->store = (DcsStore){ .etcd = a->etcd, .paths = &a->paths };
+    a->lease_etcd = (LeaseEtcd){ .etcd = a->etcd, .store = &a->store, .name = config->name };
     lease_init(&a->lease, &lease_etcd_ops, &a->lease_etcd);
     _cleanup_free_ char *heartbeat = NULL;
     if (asprintf(&heartbeat, "%s.dbha-fence", a->pg.data_dir) < 0) {

@@ -15,6 +15,7 @@
 #include "api.h"
 #include "callbacks.h"
 #include "config.h"
+#include "dcs-store.h"
 #include "dcs.h"
 #include "etcd.h"
 #include "fence.h"
@@ -93,6 +94,7 @@ typedef struct Agent {
 
     EtcdClient *etcd; /* owned; main thread only */
     DcsPaths paths;
+    DcsStore store;       /* the typed writes of the cluster's keys (etcd, paths borrowed) */
     char *member_key;     /* owned */
     Lease lease;          /* the leader lease and its deadline (agent/lease.h) */
     LeaseEtcd lease_etcd; /* its etcd side */

@@ -203,18 +203,9 @@ static bool get_string(const json_t *body, const char *key, const char **ret)
 static int write_failover_key(Agent *a, const char *leader, const char *candidate,
                               const char *scheduled_at, char *why, size_t whylen)
 {
-    _cleanup_free_ char *value = NULL;
-    int r = dcs_failover_encode(leader, candidate, scheduled_at, &value);
+    int r = dcs_store_set_failover(&a->store, leader, candidate, scheduled_at, NULL);
     if (r < 0) {
-        set_why(why, whylen, "out of memory");
-        return r;
-    }
-    EtcdError e = { 0 };
-    EtcdResult res = { 0 };
-    r = etcd_put(a->etcd, a->paths.failover, value, strlen(value), NULL, &res, &e);
-    etcd_result_done(&res);
-    if (r < 0) {
-        set_why(why, whylen, "%s", e.message);
+        set_why(why, whylen, "%s", r == -ENOMEM ? "out of memory" : a->store.error.message);
     }
     return r;
 }
@@ -397,19 +388,13 @@ static void do_delete_switchover(Agent *a, ApiRequest *r)
         answer(r, 404, "no switchover is scheduled");
         return;
     }
-    EtcdCompare cmp = { .key = a->paths.failover,
-                        .target = ETCD_COMPARE_MOD,
-                        .result = ETCD_COMPARE_EQUAL,
-                        .number = c->failover->mod_revision };
-    EtcdOp del = { .type = ETCD_OP_DELETE, .key = a->paths.failover };
-    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &del, .n_success = 1 };
-    EtcdResult res = { 0 };
-    EtcdError e = { 0 };
-    int k = etcd_txn(a->etcd, &txn, &res, &e);
-    bool ok = k >= 0 && res.succeeded;
-    etcd_result_done(&res);
+    int k = dcs_store_clear_failover(&a->store, c->failover->mod_revision);
+    bool ok = k >= 0;
+    if (k == -ECANCELED) {
+        k = 0;
+    }
     if (k < 0) {
-        answer(r, 503, "failed to delete the switchover key: %s", e.message);
+        answer(r, 503, "failed to delete the switchover key: %s", a->store.error.message);
     } else if (!ok) {
         answer(r, 409, "the switchover key changed meanwhile");
     } else {
@@ -428,24 +413,15 @@ static int put_config(Agent *a, const json_t *doc, int64_t revision, char *why, 
         set_why(why, whylen, "out of memory");
         return -ENOMEM;
     }
-    EtcdCompare cmp = { .key = a->paths.config,
-                        .target = ETCD_COMPARE_MOD,
-                        .result = ETCD_COMPARE_EQUAL,
-                        .number = revision };
-    EtcdOp put = {
-        .type = ETCD_OP_PUT, .key = a->paths.config, .value = value, .value_len = strlen(value)
-    };
-    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &put, .n_success = 1 };
-    EtcdResult res = { 0 };
-    EtcdError e = { 0 };
-    int k = etcd_txn(a->etcd, &txn, &res, &e);
-    bool ok = k >= 0 && res.succeeded;
-    etcd_result_done(&res);
+    int k = dcs_store_set_config(&a->store, value, revision);
+    if (k == -ECANCELED) {
+        return -EAGAIN;
+    }
     if (k < 0) {
-        set_why(why, whylen, "%s", e.message);
+        set_why(why, whylen, "%s", a->store.error.message);
         return k;
     }
-    return ok ? 0 : -EAGAIN;
+    return 0;
 }
 
 static void do_config(Agent *a, ApiRequest *r)

@@ -32,35 +32,9 @@ static int etcd_fail(int r, const char *what, const EtcdError *e)
  * -ECANCELED when the key exists (held by *ret_holder, owned, optional). */
 static int create_key(Agent *a, const char *key, const char *value, bool leased, char **ret_holder)
 {
-    EtcdCompare cmp = {
-        .key = key, .target = ETCD_COMPARE_CREATE, .result = ETCD_COMPARE_EQUAL, .number = 0
-    };
-    EtcdOp put = { .type = ETCD_OP_PUT,
-                   .key = key,
-                   .value = value,
-                   .value_len = strlen(value),
-                   .lease = leased ? lease_id(&a->lease) : 0 };
-    EtcdOp get = { .type = ETCD_OP_RANGE, .key = key };
-    EtcdTxn txn = {
-        .compares = &cmp,
-        .n_compares = 1,
-        .success = &put,
-        .n_success = 1,
-        .failure = &get,
-        .n_failure = 1,
-    };
-    EtcdResult res = { 0 };
-    EtcdError e = { 0 };
-    int r = etcd_txn(a->etcd, &txn, &res, &e);
-    if (r == -ECANCELED && ret_holder) {
-        *ret_holder = NULL;
-        if (res.n_responses == 1 && res.responses[0].n_kvs == 1) {
-            *ret_holder = strdup(res.responses[0].kvs[0].value);
-        }
-    }
-    etcd_result_done(&res);
+    int r = dcs_store_create(&a->store, key, value, leased ? lease_id(&a->lease) : 0, ret_holder);
     if (r < 0 && r != -ECANCELED) {
-        return etcd_fail(r, key, &e);
+        return etcd_fail(r, key, &a->store.error);
     }
     return r;
 }
@@ -96,34 +70,17 @@ static int take_leader(Agent *a)
  * restarted agent has a new lease). */
 static int renew_leader(Agent *a)
 {
-    const char *me = a->config->name;
-    EtcdCompare cmp = { .key = a->paths.leader,
-                        .target = ETCD_COMPARE_VALUE,
-                        .result = ETCD_COMPARE_EQUAL,
-                        .value = me,
-                        .value_len = strlen(me) };
-    EtcdOp put = {
-        .type = ETCD_OP_PUT,
-        .key = a->paths.leader,
-        .value = me,
-        .value_len = strlen(me),
-        .lease = lease_id(&a->lease),
-    };
-    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &put, .n_success = 1 };
-    EtcdResult res = { 0 };
-    EtcdError e = { 0 };
     bool same_lease =
         a->cluster && a->cluster->leader && a->cluster->leader->lease == lease_id(&a->lease);
     if (same_lease) {
         /* the keepalive of our lease already renewed it */
         return 0;
     }
-    int r = etcd_txn(a->etcd, &txn, &res, &e);
-    etcd_result_done(&res);
+    int r = dcs_store_renew_leader(&a->store, a->config->name, lease_id(&a->lease));
     if (r == -ECANCELED) {
         return log_warning_errno(r, "the leader key no longer names us");
     }
-    return r < 0 ? etcd_fail(r, "renewing the leader key", &e) : 0;
+    return r < 0 ? etcd_fail(r, "renewing the leader key", &a->store.error) : 0;
 }
 
 /* The result of taking or renewing the leader key, after refreshing its v2
@@ -689,23 +646,12 @@ static int publish_status(Agent *a)
 
 int agent_release_leader(Agent *a)
 {
-    const char *me = a->config->name;
-    EtcdCompare cmp = { .key = a->paths.leader,
-                        .target = ETCD_COMPARE_VALUE,
-                        .result = ETCD_COMPARE_EQUAL,
-                        .value = me,
-                        .value_len = strlen(me) };
-    EtcdOp del = { .type = ETCD_OP_DELETE, .key = a->paths.leader };
-    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &del, .n_success = 1 };
-    EtcdResult res = { 0 };
-    EtcdError e = { 0 };
-    int r = etcd_txn(a->etcd, &txn, &res, &e);
-    etcd_result_done(&res);
+    int r = dcs_store_release_leader(&a->store, a->config->name);
     if (r == -ECANCELED) {
         return 0; /* not ours (any more): nothing to release */
     }
     if (r < 0) {
-        return etcd_fail(r, "releasing the leader key", &e);
+        return etcd_fail(r, "releasing the leader key", &a->store.error);
     }
     log_struct_id(LOG_LEVEL_NOTICE, "c4e1b7a9d3f2486b8e5a0c1d2b3f4e5a", "released the leader key");
     agent_mirror_leader_v2(a, false);
@@ -1035,9 +981,8 @@ static int switchover_demote(Agent *a)
 
 static int clear_failover(Agent *a)
 {
-    EtcdError e = { 0 };
-    int r = etcd_delete(a->etcd, a->paths.failover, false, false, NULL, &e);
-    return r < 0 ? etcd_fail(r, "clearing the failover key", &e) : 0;
+    int r = dcs_store_clear_failover(&a->store, -1);
+    return r < 0 ? etcd_fail(r, "clearing the failover key", &a->store.error) : 0;
 }
 
 static int move_data_aside(Agent *a)

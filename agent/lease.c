@@ -286,27 +286,8 @@ static int etcd_keepalive(void *userdata, int64_t id, int64_t *ret_ttl)
 static int etcd_move_leader(void *userdata, int64_t from, int64_t to)
 {
     LeaseEtcd *le = userdata;
-    size_t n = strlen(le->name);
-    EtcdCompare cmp[] = {
-        { .key = le->leader_key,
-          .target = ETCD_COMPARE_VALUE,
-          .result = ETCD_COMPARE_EQUAL,
-          .value = le->name,
-          .value_len = n },
-        { .key = le->leader_key,
-          .target = ETCD_COMPARE_LEASE,
-          .result = ETCD_COMPARE_EQUAL,
-          .number = from },
-    };
-    EtcdOp put = {
-        .type = ETCD_OP_PUT, .key = le->leader_key, .value = le->name, .value_len = n, .lease = to
-    };
-    EtcdTxn txn = {
-        .compares = cmp, .n_compares = ELEMENTSOF(cmp), .success = &put, .n_success = 1
-    };
-    EtcdResult res = { 0 };
-    int r = etcd_txn(le->etcd, &txn, &res, &le->error);
-    etcd_result_done(&res);
+    int r = dcs_store_move_leader(le->store, le->name, from, to);
+    le->error = le->store->error;
     return r;
 }
 

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dcs-store.h"
 #include "etcd.h"
 
 /* How much earlier than the earliest possible expiry the agent stops acting
@@ -136,10 +137,10 @@ void lease_revoke_all(Lease *l);
 /* ---- the etcd implementation ---- */
 
 typedef struct LeaseEtcd {
-    EtcdClient *etcd;       /* borrowed */
-    const char *leader_key; /* borrowed */
-    const char *name;       /* borrowed: our member name, the leader key's value */
-    EtcdError error;        /* of the last failed call */
+    EtcdClient *etcd; /* borrowed */
+    DcsStore *store;  /* borrowed: moves the leader key */
+    const char *name; /* borrowed: our member name, the leader key's value */
+    EtcdError error;  /* of the last failed call */
 } LeaseEtcd;
 
 extern const LeaseOps lease_etcd_ops;

@@ -342,22 +342,6 @@ done:
 
 /* ---- the verb ---- */
 
-static int put_config(CtlTarget *t, int64_t mod_revision, const char *value, EtcdError *e)
-{
-    EtcdCompare cmp = { .key = t->paths.config,
-                        .target = ETCD_COMPARE_MOD,
-                        .result = ETCD_COMPARE_EQUAL,
-                        .number = mod_revision };
-    EtcdOp put = {
-        .type = ETCD_OP_PUT, .key = t->paths.config, .value = value, .value_len = strlen(value)
-    };
-    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &put, .n_success = 1 };
-    EtcdResult res = { 0 };
-    int r = etcd_txn(t->client, &txn, &res, e);
-    etcd_result_done(&res);
-    return r;
-}
-
 int verb_edit_config(int argc, char *argv[])
 {
     static const struct option options[] = {
@@ -416,7 +400,7 @@ int verb_edit_config(int argc, char *argv[])
     _cleanup_free_ char *value = NULL;
     char err[CONFIG_ERROR_MAX];
     int64_t base_revision;
-    EtcdError e = { 0 };
+    DcsStore store = { 0 };
     int r;
     int ret = ctl_read_cluster("edit-config", NULL, &t, &c);
     if (ret != 0) {
@@ -455,7 +439,8 @@ int verb_edit_config(int argc, char *argv[])
     if (!value) {
         goto done;
     }
-    r = put_config(&t, base_revision, value, &e);
+    store = ctl_store(&t);
+    r = dcs_store_set_config(&store, value, base_revision);
     if (r == -ECANCELED) {
         fprintf(stderr,
                 "dbctl edit-config: the config of cluster \"%s\" changed while this edit "
@@ -464,7 +449,7 @@ int verb_edit_config(int argc, char *argv[])
         goto done;
     }
     if (r < 0) {
-        fprintf(stderr, "dbctl edit-config: writing the config key: %s\n", e.message);
+        fprintf(stderr, "dbctl edit-config: writing the config key: %s\n", store.error.message);
         goto done;
     }
     printf("Config of cluster \"%s\" updated\n", t.scope);

@@ -27,23 +27,6 @@ static bool members_report(const DcsCluster *c, bool paused)
     return true;
 }
 
-/* The config key, compare-and-swap on the revision we read. */
-static int put_config(CtlTarget *t, const DcsCluster *c, const char *value, EtcdError *e)
-{
-    EtcdCompare cmp = { .key = t->paths.config,
-                        .target = ETCD_COMPARE_MOD,
-                        .result = ETCD_COMPARE_EQUAL,
-                        .number = c->config->mod_revision };
-    EtcdOp put = {
-        .type = ETCD_OP_PUT, .key = t->paths.config, .value = value, .value_len = strlen(value)
-    };
-    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &put, .n_success = 1 };
-    EtcdResult res = { 0 };
-    int r = etcd_txn(t->client, &txn, &res, e);
-    etcd_result_done(&res);
-    return r;
-}
-
 static int set_pause(const char *verb, bool paused, int argc, char *argv[])
 {
     bool wait = false;
@@ -65,6 +48,7 @@ static int set_pause(const char *verb, bool paused, int argc, char *argv[])
     _cleanup_free_ char *value = NULL;
     json_t *cfg = NULL;
     EtcdError e = { 0 };
+    DcsStore store = { 0 };
     r = dcs_cluster_read(t.client, &t.paths, &c, &e);
     if (r < 0) {
         fprintf(stderr, "dbctl %s: cannot read cluster \"%s\": %s\n", verb, t.scope, e.message);
@@ -84,10 +68,11 @@ static int set_pause(const char *verb, bool paused, int argc, char *argv[])
         !(value = json_dumps(cfg, JSON_COMPACT))) {
         goto done;
     }
-    r = put_config(&t, c, value, &e);
+    store = ctl_store(&t);
+    r = dcs_store_set_config(&store, value, c->config->mod_revision);
     if (r < 0) {
         fprintf(stderr, "dbctl %s: %s\n", verb,
-                r == -ECANCELED ? "the config changed meanwhile; try again" : e.message);
+                r == -ECANCELED ? "the config changed meanwhile; try again" : store.error.message);
         goto done;
     }
     printf("Cluster \"%s\" %s\n", t.scope, paused ? "paused" : "resumed");

@@ -134,40 +134,6 @@ static void format_utc(time_t t, char *buf, size_t size)
 
 /* ---- the failover key ---- */
 
-/* Writes the failover key only if it did not change since the cluster was
- * read (absent keys have mod_revision 0). -ECANCELED when it did. */
-static int put_failover_unchanged(CtlTarget *t, const DcsCluster *c, const char *value,
-                                  EtcdError *e)
-{
-    EtcdCompare cmp = { .key = t->paths.failover,
-                        .target = ETCD_COMPARE_MOD,
-                        .result = ETCD_COMPARE_LESS,
-                        .number = c->revision + 1 };
-    EtcdOp put = {
-        .type = ETCD_OP_PUT, .key = t->paths.failover, .value = value, .value_len = strlen(value)
-    };
-    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &put, .n_success = 1 };
-    EtcdResult res = { 0 };
-    int r = etcd_txn(t->client, &txn, &res, e);
-    etcd_result_done(&res);
-    return r;
-}
-
-/* Deletes the failover key if its mod_revision is still mod_revision. */
-static int delete_failover_if(CtlTarget *t, int64_t mod_revision, EtcdError *e)
-{
-    EtcdCompare cmp = { .key = t->paths.failover,
-                        .target = ETCD_COMPARE_MOD,
-                        .result = ETCD_COMPARE_EQUAL,
-                        .number = mod_revision };
-    EtcdOp del = { .type = ETCD_OP_DELETE, .key = t->paths.failover };
-    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &del, .n_success = 1 };
-    EtcdResult res = { 0 };
-    int r = etcd_txn(t->client, &txn, &res, e);
-    etcd_result_done(&res);
-    return r;
-}
-
 /* Polls the leader key until it names candidate or wait_usec pass. */
 static bool wait_for_leader(CtlTarget *t, const char *candidate, uint64_t wait_usec,
                             uint64_t poll_usec)
@@ -199,18 +165,15 @@ static int schedule_switchover(CtlTarget *t, const DcsCluster *c, const char *fr
         fprintf(stderr, "dbctl switchover: not confirmed (use --force)\n");
         return 1;
     }
-    _cleanup_free_ char *value = NULL;
-    if (dcs_failover_encode(from, candidate, when, &value) < 0) {
-        return 1;
-    }
-    EtcdError e = { 0 };
-    int r = put_failover_unchanged(t, c, value, &e);
+    DcsStore store = ctl_store(t);
+    int r = dcs_store_set_failover_unchanged(&store, from, candidate, when, c->revision);
     if (r == -ECANCELED) {
         fprintf(stderr, "dbctl switchover: the failover key changed meanwhile; nothing written\n");
         return 1;
     }
     if (r < 0) {
-        fprintf(stderr, "dbctl switchover: writing the failover key: %s\n", e.message);
+        fprintf(stderr, "dbctl switchover: writing the failover key: %s\n",
+                r == -ENOMEM ? "out of memory" : store.error.message);
         return 1;
     }
     printf("Switchover scheduled at %s from \"%s\" to \"%s\"\n", when, from, candidate);
@@ -275,11 +238,11 @@ int verb_switchover(int argc, char *argv[])
     CtlTarget t = { 0 };
     /* every cleanup variable before the first goto: a jump must not skip one */
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
-    _cleanup_free_ char *candidate = NULL, *from = NULL, *value = NULL;
+    _cleanup_free_ char *candidate = NULL, *from = NULL;
     const char *leader, *why;
     const DcsMember *cand;
     uint64_t t0;
-    EtcdError e = { 0 };
+    DcsStore store = { 0 };
     int ret = ctl_read_cluster("switchover", NULL, &t, &c);
     if (ret != 0) {
         goto done;
@@ -331,12 +294,10 @@ int verb_switchover(int argc, char *argv[])
         fprintf(stderr, "dbctl switchover: not confirmed (use --force)\n");
         goto done;
     }
-    if (dcs_failover_encode(from, candidate, NULL, &value) < 0) {
-        goto done;
-    }
     t0 = clock_monotonic_usec();
-    if (etcd_put(t.client, t.paths.failover, value, strlen(value), NULL, NULL, &e) < 0) {
-        fprintf(stderr, "dbctl switchover: writing the failover key: %s\n", e.message);
+    store = ctl_store(&t);
+    if (dcs_store_set_failover(&store, from, candidate, NULL, NULL) < 0) {
+        fprintf(stderr, "dbctl switchover: writing the failover key: %s\n", store.error.message);
         goto done;
     }
     if (wait_for_leader(&t, candidate, SWITCHOVER_WAIT_USEC, SWITCHOVER_POLL_USEC)) {
@@ -400,12 +361,11 @@ int verb_failover(int argc, char *argv[])
 
     CtlTarget t = { 0 };
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
-    _cleanup_free_ char *value = NULL, *old_leader = NULL;
+    _cleanup_free_ char *old_leader = NULL;
     const DcsMember *cand;
     const char *why;
     char lag_why[SWITCHOVER_MESSAGE_MAX];
-    EtcdResult res = { 0 };
-    EtcdError e = { 0 };
+    DcsStore store = { 0 };
     uint64_t t0;
     int64_t put_revision;
     int ret = ctl_read_cluster("failover", NULL, &t, &c);
@@ -458,16 +418,12 @@ int verb_failover(int argc, char *argv[])
     if (c->failover && c->failover->scheduled_at) {
         printf("Replacing the switchover scheduled at %s\n", c->failover->scheduled_at);
     }
-    if (dcs_failover_encode(NULL, want, NULL, &value) < 0) {
-        goto done;
-    }
     t0 = clock_monotonic_usec();
-    if (etcd_put(t.client, t.paths.failover, value, strlen(value), NULL, &res, &e) < 0) {
-        fprintf(stderr, "dbctl failover: writing the failover key: %s\n", e.message);
+    store = ctl_store(&t);
+    if (dcs_store_set_failover(&store, NULL, want, NULL, &put_revision) < 0) {
+        fprintf(stderr, "dbctl failover: writing the failover key: %s\n", store.error.message);
         goto done;
     }
-    put_revision = res.revision;
-    etcd_result_done(&res);
     if (wait_for_leader(&t, want, (uint64_t)timeout * 1000000, FAILOVER_POLL_USEC)) {
         printf("Failed over to \"%s\" in %llu ms\n", want,
                (unsigned long long)(clock_monotonic_usec() - t0) / 1000);
@@ -476,7 +432,7 @@ int verb_failover(int argc, char *argv[])
     }
     /* A request nobody acts on would keep the other members from taking
      * over (they defer to the named candidate): take it back. */
-    if (delete_failover_if(&t, put_revision, &e) >= 0) {
+    if (dcs_store_clear_failover(&store, put_revision) >= 0) {
         fprintf(stderr,
                 "dbctl failover: \"%s\" did not take over within %ld s; the request was "
                 "withdrawn\n",
@@ -485,7 +441,6 @@ int verb_failover(int argc, char *argv[])
         fprintf(stderr, "dbctl failover: \"%s\" did not take over within %ld s\n", want, timeout);
     }
 done:
-    etcd_result_done(&res);
     ctl_target_done(&t);
     return ret;
 }
@@ -504,7 +459,7 @@ int verb_flush(int argc, char *argv[])
     }
     CtlTarget t = { 0 };
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
-    EtcdError e = { 0 };
+    DcsStore store = { 0 };
     int r;
     int ret = ctl_read_cluster("flush", NULL, &t, &c);
     if (ret != 0) {
@@ -519,13 +474,14 @@ int verb_flush(int argc, char *argv[])
         fprintf(stderr, "dbctl flush: not confirmed (use --force)\n");
         goto done;
     }
-    r = delete_failover_if(&t, c->failover->mod_revision, &e);
+    store = ctl_store(&t);
+    r = dcs_store_clear_failover(&store, c->failover->mod_revision);
     if (r == -ECANCELED) {
         fprintf(stderr, "dbctl flush: the failover key changed meanwhile; nothing deleted\n");
         goto done;
     }
     if (r < 0) {
-        fprintf(stderr, "dbctl flush: deleting the failover key: %s\n", e.message);
+        fprintf(stderr, "dbctl flush: deleting the failover key: %s\n", store.error.message);
         goto done;
     }
     printf("Cancelled the switchover scheduled at %s\n", c->failover->scheduled_at);

@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 
 #include "config.h"
+#include "dcs-store.h"
 #include "dcs.h"
 #include "etcd.h"
 
@@ -20,6 +21,12 @@ typedef struct CtlTarget {
     EtcdClient *client; /* owned; no I/O has happened yet */
     Config *config;     /* owned; the -c CONFIG file, NULL without one */
 } CtlTarget;
+
+/* The typed writes of the target's keys (its client and paths, borrowed). */
+static inline DcsStore ctl_store(CtlTarget *t)
+{
+    return (DcsStore){ .etcd = t->client, .paths = &t->paths };
+}
 
 /* Resolves the target from the global options (arg_config, arg_etcd,
  * arg_scope), the verb's own namespace and scope overrides (NULL: none) and
