@@ -39,11 +39,10 @@ static int create_key(Agent *a, const char *key, const char *value, bool leased,
     return r;
 }
 
-static int put_key(Agent *a, const char *key, const char *value)
+/* The result of one of the store's plain writes, logged when it failed. */
+static int stored(Agent *a, int r, const char *key)
 {
-    EtcdError e = { 0 };
-    int r = etcd_put(a->etcd, key, value, strlen(value), NULL, NULL, &e);
-    return r < 0 ? etcd_fail(r, key, &e) : 0;
+    return r < 0 ? etcd_fail(r, key, &a->store.error) : 0;
 }
 
 static int take_leader(Agent *a)
@@ -432,7 +431,7 @@ static int finish_bootstrap(Agent *a)
         return -ENOMEM;
     }
     /* `initialize` was "" (ours, from the race): now the system identifier */
-    r = put_key(a, a->paths.initialize, init);
+    r = stored(a, dcs_store_set_initialize(&a->store, init), a->paths.initialize);
     if (r < 0) {
         return r;
     }
@@ -444,7 +443,7 @@ static int finish_bootstrap(Agent *a)
     /* As Patroni 3.0.2: an empty history on timeline 1. Its readers take the
      * cluster's timeline as the last line's + 1, so a line for timeline 1
      * would make patronictl show timeline 2. */
-    r = put_key(a, a->paths.history, "[]");
+    r = stored(a, dcs_store_set_history(&a->store, "[]"), a->paths.history);
     if (r < 0) {
         return r;
     }
@@ -468,17 +467,7 @@ static int abort_bootstrap(Agent *a)
         log_error_errno(r, "removing the failed bootstrap in \"%s\": %m", a->pg.data_dir);
     }
     /* release `initialize` only while it is still our empty placeholder */
-    EtcdCompare cmp = { .key = a->paths.initialize,
-                        .target = ETCD_COMPARE_VALUE,
-                        .result = ETCD_COMPARE_EQUAL,
-                        .value = "",
-                        .value_len = 0 };
-    EtcdOp del = { .type = ETCD_OP_DELETE, .key = a->paths.initialize };
-    EtcdTxn txn = { .compares = &cmp, .n_compares = 1, .success = &del, .n_success = 1 };
-    EtcdResult res = { 0 };
-    EtcdError e = { 0 };
-    (void)etcd_txn(a->etcd, &txn, &res, &e);
-    etcd_result_done(&res);
+    (void)dcs_store_release_initialize(&a->store);
     log_error("bootstrap failed: removed the new data directory and released \"initialize\"");
     return 0;
 }
@@ -638,7 +627,7 @@ static int publish_status(Agent *a)
         if (r < 0) {
             return r;
         }
-        r = put_key(a, a->paths.status, v);
+        r = stored(a, dcs_store_write_status(&a->store, v), a->paths.status);
     }
     (void)agent_publish_topology(a);
     return r;
@@ -814,7 +803,7 @@ static int promote(Agent *a)
     }
     if (ts && dcs_history_append(old, old_timeline ? old_timeline : 1, switch_lsn, reason, ts,
                                  a->config->name, &history) >= 0) {
-        (void)put_key(a, a->paths.history, history);
+        (void)stored(a, dcs_store_set_history(&a->store, history), a->paths.history);
     }
     return 0;
 }

@@ -182,11 +182,9 @@ int agent_touch_member(Agent *a)
     if (member_key_current(a, value)) {
         return 0;
     }
-    EtcdPutOptions o = { .lease = lease_id(&a->lease) };
-    EtcdError e = { 0 };
-    r = etcd_put(a->etcd, a->member_key, value, strlen(value), &o, NULL, &e);
+    r = dcs_store_touch_member(&a->store, a->config->name, value, lease_id(&a->lease));
     if (r < 0) {
-        return log_debug_errno(r, "updating %s: %s", a->member_key, e.message);
+        return log_debug_errno(r, "updating %s: %s", a->member_key, a->store.error.message);
     }
     return 0;
 }

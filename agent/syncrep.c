@@ -36,36 +36,18 @@ static int write_sync_key(Agent *a, const char *value)
     if (a->cluster && a->sync_key_written_in == a->cluster->revision) {
         seen = a->sync_key_revision;
     }
-    EtcdCompare cmp[2] = {
-        { .key = a->paths.leader,
-          .target = ETCD_COMPARE_VALUE,
-          .result = ETCD_COMPARE_EQUAL,
-          .value = me,
-          .value_len = strlen(me) },
-        { .key = a->paths.sync,
-          .target = ETCD_COMPARE_MOD,
-          .result = ETCD_COMPARE_EQUAL,
-          .number = seen },
-    };
-    EtcdOp op = { .type = value ? ETCD_OP_PUT : ETCD_OP_DELETE,
-                  .key = a->paths.sync,
-                  .value = value,
-                  .value_len = value ? strlen(value) : 0 };
-    EtcdTxn txn = { .compares = cmp, .n_compares = 2, .success = &op, .n_success = 1 };
-    EtcdResult res = { 0 };
-    EtcdError e = { 0 };
-    int r = etcd_txn(a->etcd, &txn, &res, &e);
+    int64_t written = 0;
+    int r = dcs_store_set_sync(&a->store, me, value, seen, &written);
     if (r >= 0) {
-        a->sync_key_revision = value ? res.revision : 0;
+        a->sync_key_revision = written;
         a->sync_key_written_in = a->cluster ? a->cluster->revision : 0;
     }
-    etcd_result_done(&res);
     if (r == -ECANCELED) {
         return log_warning_errno(r, "the sync key or the leader key changed meanwhile: not "
                                     "writing the sync key");
     }
     if (r < 0) {
-        return log_warning_errno(r, "writing the sync key: %s", e.message);
+        return log_warning_errno(r, "writing the sync key: %s", a->store.error.message);
     }
     return 0;
 }

@@ -68,34 +68,15 @@ int agent_publish_topology(Agent *a)
         return log_error_errno(-ENOMEM, "encoding the topology document");
     }
     json_decref(doc);
-    EtcdCompare cmp[] = {
-        { .key = a->paths.leader,
-          .target = ETCD_COMPARE_VALUE,
-          .result = ETCD_COMPARE_EQUAL,
-          .value = cfg->name,
-          .value_len = strlen(cfg->name) },
-        { .key = a->paths.topology,
-          .target = ETCD_COMPARE_MOD,
-          .result = ETCD_COMPARE_EQUAL,
-          .number = c->topology ? c->topology_mod_revision : 0 },
-    };
-    EtcdOp put = {
-        .type = ETCD_OP_PUT, .key = a->paths.topology, .value = text, .value_len = strlen(text)
-    };
-    EtcdTxn txn = {
-        .compares = cmp, .n_compares = ELEMENTSOF(cmp), .success = &put, .n_success = 1
-    };
-    EtcdResult res = { 0 };
-    EtcdError e = { 0 };
-    r = etcd_txn(a->etcd, &txn, &res, &e);
-    etcd_result_done(&res);
+    r = dcs_store_set_topology(&a->store, cfg->name, text,
+                               c->topology ? c->topology_mod_revision : 0);
     if (r == -ECANCELED) {
         /* our view of the leader or topology key is behind: the next tick
          * sees the current one */
         return log_debug_errno(r, "topology not written: the view is behind");
     }
     if (r < 0) {
-        return log_debug_errno(r, "writing %s: %s", a->paths.topology, e.message);
+        return log_debug_errno(r, "writing %s: %s", a->paths.topology, a->store.error.message);
     }
     log_debug("topology version %lld written", (long long)version);
     return 0;

@@ -50,8 +50,8 @@ int verb_remove(int argc, char *argv[])
     }
     CtlTarget t = { 0 };
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
-    EtcdResult res = { 0 };
-    EtcdError e = { 0 };
+    DcsStore store = { 0 };
+    int64_t removed = 0;
     /* with neither --scope nor -c, the argument names the cluster */
     int ret = ctl_read_cluster("remove", !arg_scope && !arg_config ? name : NULL, &t, &c);
     if (ret != 0) {
@@ -76,11 +76,13 @@ int verb_remove(int argc, char *argv[])
                 ctl_is_interactive() ? "" : " (use --force)");
         goto done;
     }
-    if (etcd_delete(t.client, t.paths.prefix, true, false, &res, &e) < 0) {
-        fprintf(stderr, "dbctl remove: deleting the keys of cluster \"%s\": %s\n", name, e.message);
+    store = ctl_store(&t);
+    if (dcs_store_remove_cluster(&store, &removed) < 0) {
+        fprintf(stderr, "dbctl remove: deleting the keys of cluster \"%s\": %s\n", name,
+                store.error.message);
         goto done;
     }
-    printf("Removed %lld keys of cluster \"%s\"\n", (long long)res.count, name);
+    printf("Removed %lld keys of cluster \"%s\"\n", (long long)removed, name);
     if (c->n_members > 0) {
         fprintf(stderr,
                 "dbctl remove: warning: %zu members were registered; agents that still run "
@@ -89,7 +91,6 @@ int verb_remove(int argc, char *argv[])
     }
     ret = 0;
 done:
-    etcd_result_done(&res);
     ctl_target_done(&t);
     return ret;
 }

@@ -70,6 +70,84 @@ int dcs_store_delete_if(DcsStore *s, const char *key, int64_t mod_revision)
     return txn(s, &cmp, 1, &op, 1, NULL, NULL);
 }
 
+static int put_plain(DcsStore *s, const char *key, const char *value, int64_t lease)
+{
+    EtcdPutOptions o = { .lease = lease };
+    s->error = (EtcdError){ 0 };
+    return etcd_put(s->etcd, key, value, strlen(value), &o, NULL, &s->error);
+}
+
+int dcs_store_touch_member(DcsStore *s, const char *name, const char *value, int64_t lease)
+{
+    _cleanup_free_ char *key = NULL;
+    int r = dcs_paths_member(s->paths, name, &key);
+    if (r < 0) {
+        return r;
+    }
+    return put_plain(s, key, value, lease);
+}
+
+int dcs_store_set_initialize(DcsStore *s, const char *value)
+{
+    return put_plain(s, s->paths->initialize, value, 0);
+}
+
+int dcs_store_set_history(DcsStore *s, const char *value)
+{
+    return put_plain(s, s->paths->history, value, 0);
+}
+
+int dcs_store_write_status(DcsStore *s, const char *value)
+{
+    return put_plain(s, s->paths->status, value, 0);
+}
+
+int dcs_store_remove_cluster(DcsStore *s, int64_t *ret_count)
+{
+    EtcdResult res = { 0 };
+    s->error = (EtcdError){ 0 };
+    int r = etcd_delete(s->etcd, s->paths->prefix, true, false, &res, &s->error);
+    if (r >= 0 && ret_count) {
+        *ret_count = res.count;
+    }
+    etcd_result_done(&res);
+    return r;
+}
+
+int dcs_store_release_initialize(DcsStore *s)
+{
+    EtcdCompare cmp = value_is(s->paths->initialize, "");
+    EtcdOp op = { .type = ETCD_OP_DELETE, .key = s->paths->initialize };
+    return txn(s, &cmp, 1, &op, 1, NULL, NULL);
+}
+
+/* key = value (NULL: deleted) while the leader key names `name` and key's
+ * mod_revision is still mod_revision. */
+static int write_as_leader(DcsStore *s, const char *name, const char *key, const char *value,
+                           int64_t mod_revision, int64_t *ret_revision)
+{
+    EtcdCompare cmp[] = { value_is(s->paths->leader, name), mod_is(key, mod_revision) };
+    EtcdOp op = value ? put(key, value, 0) : (EtcdOp){ .type = ETCD_OP_DELETE, .key = key };
+    EtcdResult res = { 0 };
+    int r = txn(s, cmp, ELEMENTSOF(cmp), &op, 1, NULL, &res);
+    if (r >= 0 && ret_revision) {
+        *ret_revision = value ? res.revision : 0;
+    }
+    etcd_result_done(&res);
+    return r;
+}
+
+int dcs_store_set_sync(DcsStore *s, const char *name, const char *value, int64_t mod_revision,
+                       int64_t *ret_revision)
+{
+    return write_as_leader(s, name, s->paths->sync, value, mod_revision, ret_revision);
+}
+
+int dcs_store_set_topology(DcsStore *s, const char *name, const char *value, int64_t mod_revision)
+{
+    return write_as_leader(s, name, s->paths->topology, value, mod_revision, NULL);
+}
+
 int dcs_store_set_config(DcsStore *s, const char *value, int64_t mod_revision)
 {
     return dcs_store_put_if(s, s->paths->config, mod_revision, value);

@@ -34,6 +34,33 @@ int dcs_store_delete_if(DcsStore *s, const char *key, int64_t mod_revision);
 int dcs_store_create(DcsStore *s, const char *key, const char *value, int64_t lease,
                      char **ret_holder);
 
+/* Deletes `initialize` while it is the empty placeholder of a bootstrap
+ * in progress (a failed bootstrap gives the race back). */
+int dcs_store_release_initialize(DcsStore *s);
+
+/* ---- keys only the leader writes ---- */
+
+/* The `sync` key = value (NULL: deleted), while the leader key names
+ * `name` and the sync key's mod_revision is still mod_revision (0: absent).
+ * *ret_revision (optional): its new mod_revision (0 when deleted). */
+int dcs_store_set_sync(DcsStore *s, const char *name, const char *value, int64_t mod_revision,
+                       int64_t *ret_revision);
+/* The `topology` key = value, on the same two conditions. */
+int dcs_store_set_topology(DcsStore *s, const char *name, const char *value, int64_t mod_revision);
+
+/* ---- plain writes ---- */
+
+/* Our member key = value on our lease. */
+int dcs_store_touch_member(DcsStore *s, const char *name, const char *value, int64_t lease);
+/* `initialize` = the system identifier, once the bootstrap is done. */
+int dcs_store_set_initialize(DcsStore *s, const char *value);
+/* `history` = value (the whole list: dcs_history_append() builds it). */
+int dcs_store_set_history(DcsStore *s, const char *value);
+/* `status` = value (the leader's optime). */
+int dcs_store_write_status(DcsStore *s, const char *value);
+/* Deletes every key of the cluster; *ret_count (optional): how many. */
+int dcs_store_remove_cluster(DcsStore *s, int64_t *ret_count);
+
 /* ---- the config key ---- */
 
 /* The dynamic configuration, compare-and-swap on the revision it was read
