@@ -13,8 +13,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "httpbody.h"
 #include "log.h"
+#include "peer-http.h"
 
 #define ELECTION_BODY_MAX (64 * 1024)
 
@@ -103,9 +103,9 @@ bool election_is_healthiest(const ElectionCandidate *me, const ElectionPeer *pee
     return true;
 }
 
+/* One peer's GET, set up by the agents' one HTTP client. */
 typedef struct Fetch {
-    CURL *easy;
-    HttpBody body;
+    PeerHttpRequest req;
 } Fetch;
 
 static uint64_t json_lsn(const json_t *xlog, const char *field)
@@ -116,7 +116,7 @@ static uint64_t json_lsn(const json_t *xlog, const char *field)
 
 static void parse_peer(const Fetch *f, ElectionPeer *p)
 {
-    json_t *doc = json_loadb(f->body.data, f->body.len, 0, NULL);
+    json_t *doc = json_loadb(f->req.body.data, f->req.body.len, 0, NULL);
     if (!json_is_object(doc)) {
         json_decref(doc);
         return;
@@ -174,27 +174,19 @@ int election_ask_peers(const DcsCluster *view, const char *self, ElectionPeer *p
         if (!m->api_url) {
             continue;
         }
-        f->easy = curl_easy_init();
-        if (!f->easy) {
+        /* Peers' certificates are not verified yet: the REST API may use a
+         * private CA and the answer only ranks candidates, it authorises
+         * nothing (verification against restapi.cafile is issue #14). */
+        PeerHttpOptions o = { .timeout_usec = ELECTION_PEER_TIMEOUT_USEC,
+                              .insecure = true,
+                              .body_max = ELECTION_BODY_MAX };
+        if (peer_http_request_init(&f->req, "GET", m->api_url, NULL, &o) < 0) {
+            peer_http_request_done(&f->req, false);
             continue;
         }
-        (void)curl_easy_setopt(f->easy, CURLOPT_URL, m->api_url);
-        (void)curl_easy_setopt(f->easy, CURLOPT_TIMEOUT_MS,
-                               (long)(ELECTION_PEER_TIMEOUT_USEC / 1000));
-        (void)curl_easy_setopt(f->easy, CURLOPT_CONNECTTIMEOUT_MS,
-                               (long)(ELECTION_PEER_TIMEOUT_USEC / 1000));
-        (void)curl_easy_setopt(f->easy, CURLOPT_NOSIGNAL, 1L);
-        (void)curl_easy_setopt(f->easy, CURLOPT_WRITEFUNCTION, http_body_write);
-        f->body.max = ELECTION_BODY_MAX;
-        (void)curl_easy_setopt(f->easy, CURLOPT_WRITEDATA, &f->body);
-        /* peers' certificates: the REST API may use a private CA; the
-         * answer only ranks candidates, it authorises nothing */
-        (void)curl_easy_setopt(f->easy, CURLOPT_SSL_VERIFYPEER, 0L);
-        (void)curl_easy_setopt(f->easy, CURLOPT_SSL_VERIFYHOST, 0L);
-        (void)curl_easy_setopt(f->easy, CURLOPT_PRIVATE, f);
-        if (curl_multi_add_handle(multi, f->easy) != CURLM_OK) {
-            curl_easy_cleanup(f->easy);
-            f->easy = NULL;
+        (void)curl_easy_setopt(f->req.easy, CURLOPT_PRIVATE, f);
+        if (curl_multi_add_handle(multi, f->req.easy) != CURLM_OK) {
+            peer_http_request_done(&f->req, false);
         }
     }
     /* bounded: each handle has its own timeout; the loop polls in 50 ms steps */
@@ -215,16 +207,15 @@ int election_ask_peers(const DcsCluster *view, const char *self, ElectionPeer *p
         (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&f);
         /* Patroni answers /patroni with 200, and health GETs with 503 plus
          * the same body: either way the body is the status */
-        if (f && msg->data.result == CURLE_OK && f->body.data) {
+        if (f && msg->data.result == CURLE_OK && f->req.body.data) {
             parse_peer(f, &peers[f - fetches]);
         }
     }
     for (size_t i = 0; i < n; i++) {
-        if (fetches[i].easy) {
-            curl_multi_remove_handle(multi, fetches[i].easy);
-            curl_easy_cleanup(fetches[i].easy);
+        if (fetches[i].req.easy) {
+            curl_multi_remove_handle(multi, fetches[i].req.easy);
         }
-        http_body_done(&fetches[i].body);
+        peer_http_request_done(&fetches[i].req, false);
         log_debug("election: peer \"%s\" %s, wal %llu", peers[i].name,
                   peers[i].answered ? "answered" : "did not answer",
                   (unsigned long long)peers[i].c.wal_lsn);

@@ -6,12 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
-#include "httpbody.h"
 #include "macro.h"
+#include "peer-http.h"
 
-#define CTL_HTTP_CONNECT_TIMEOUT_MS 1000L
+#define CTL_HTTP_CONNECT_TIMEOUT_MS 1000ULL
 
 void ctl_http_reply_done(CtlHttpReply *r)
 {
@@ -44,49 +42,37 @@ int ctl_http(const char *method, const char *base, const char *path, const json_
     if (body && !(text = json_dumps(body, JSON_COMPACT))) {
         return -ENOMEM;
     }
-    CURL *curl = curl_easy_init();
-    if (!curl) {
-        return -ENOMEM;
+    PeerHttpOptions o = {
+        .timeout_usec = (uint64_t)timeout_ms * 1000,
+        .connect_timeout_usec = CTL_HTTP_CONNECT_TIMEOUT_MS * 1000,
+        .cafile = cfg ? cfg->restapi.cafile : NULL,
+        .username = cfg ? cfg->restapi.authentication.username : NULL,
+        .password = cfg ? strempty(cfg->restapi.authentication.password) : NULL,
+        .body_max = CTL_HTTP_BODY_MAX,
+    };
+    const char *payload = strcmp(method, "GET") != 0 ? (text ? text : "") : NULL;
+    PeerHttpRequest req = { 0 };
+    int r = peer_http_request_init(&req, method, url, payload, &o);
+    if (r < 0) {
+        if (r == -EINVAL) {
+            (void)snprintf(ret->error, sizeof(ret->error), "not an http(s) URL: %s", url);
+            r = -EIO;
+        }
+        peer_http_request_done(&req, false);
+        return r;
     }
-    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-    HttpBody s = { .max = CTL_HTTP_BODY_MAX };
-    char errbuf[CURL_ERROR_SIZE] = "";
-    (void)curl_easy_setopt(curl, CURLOPT_URL, url);
-    (void)curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    (void)curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    (void)curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    (void)curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-    (void)curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, CTL_HTTP_CONNECT_TIMEOUT_MS);
-    (void)curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, http_body_write);
-    (void)curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
-    (void)curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-    (void)curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    if (strcmp(method, "GET") != 0) {
-        (void)curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text ? text : "");
-        (void)curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)(text ? strlen(text) : 0));
-    }
-    if (cfg && cfg->restapi.authentication.username) {
-        (void)curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        (void)curl_easy_setopt(curl, CURLOPT_USERNAME, cfg->restapi.authentication.username);
-        (void)curl_easy_setopt(curl, CURLOPT_PASSWORD,
-                               strempty(cfg->restapi.authentication.password));
-    }
-    if (cfg && cfg->restapi.cafile) {
-        (void)curl_easy_setopt(curl, CURLOPT_CAINFO, cfg->restapi.cafile);
-    }
-    CURLcode rc = curl_easy_perform(curl);
-    if (rc == CURLE_OK) {
-        (void)curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &ret->status);
-        ret->body = s.data;
-        ret->len = s.len;
+    r = peer_http_perform(&req, &ret->status);
+    if (r >= 0) {
+        ret->body = TAKE_PTR(req.body.data);
+        ret->len = req.body.len;
     } else {
-        free(s.data);
         (void)snprintf(ret->error, sizeof(ret->error), "%s",
-                       errbuf[0] ? errbuf : curl_easy_strerror(rc));
+                       r == -EMSGSIZE ? "the answer is too large" : req.error);
+        ret->status = 0;
+        r = -EIO;
     }
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
-    return rc == CURLE_OK ? 0 : -EIO;
+    peer_http_request_done(&req, false);
+    return r;
 }
 
 void ctl_http_message(const CtlHttpReply *r, char *buf, size_t size)

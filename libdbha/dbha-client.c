@@ -16,6 +16,7 @@
 #include "dbha-internal.h"
 #include "etcd.h"
 #include "httpbody.h"
+#include "peer-http.h"
 
 #define CLIENT_DEFAULT_POLL_USEC    (1000 * 1000ULL)
 #define CLIENT_DEFAULT_REQUEST_USEC (1500 * 1000ULL)
@@ -299,8 +300,9 @@ static void etcd_loop(DbhaClient *c)
 
 /* ---- REST ---- */
 
-/* GET <base>/topology with the easy handle. */
-static int rest_get(DbhaClient *c, CURL *easy, const char *base, DbhaTopology **ret,
+/* GET <base>/topology through req (its handle, and so its connection, is
+ * kept for the next round). */
+static int rest_get(DbhaClient *c, PeerHttpRequest *req, const char *base, DbhaTopology **ret,
                     DbhaError *reterr)
 {
     char url[CLIENT_KEY_MAX];
@@ -311,39 +313,39 @@ static int rest_get(DbhaClient *c, CURL *easy, const char *base, DbhaTopology **
     if (snprintf(url, sizeof(url), "%.*s/topology", (int)bl, base) >= (int)sizeof(url)) {
         return dbha_error_set(reterr, -EINVAL, "REST URL too long");
     }
-    HttpBody body = { .max = CLIENT_REST_BODY_MAX };
-    curl_easy_reset(easy);
-    (void)curl_easy_setopt(easy, CURLOPT_URL, url);
-    (void)curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    (void)curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(c->request_usec / 1000));
-    (void)curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->request_usec / 2000));
-    (void)curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, http_body_write);
-    (void)curl_easy_setopt(easy, CURLOPT_WRITEDATA, &body);
-    CURLcode cr = curl_easy_perform(easy);
+    PeerHttpOptions o = { .timeout_usec = c->request_usec,
+                          .connect_timeout_usec = c->request_usec / 2,
+                          .body_max = CLIENT_REST_BODY_MAX };
+    int r = peer_http_request_init(req, "GET", url, NULL, &o);
+    if (r < 0) {
+        peer_http_request_done(req, true);
+        return dbha_error_set(reterr, r, "GET %s: %s", url,
+                              r == -EINVAL ? "not an http(s) URL" : "out of memory");
+    }
     long status = 0;
-    (void)curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    int r;
-    if (cr != CURLE_OK) {
-        r = dbha_error_set(reterr, -EHOSTUNREACH, "GET %s: %s", url, curl_easy_strerror(cr));
+    r = peer_http_perform(req, &status);
+    if (r < 0) {
+        r = dbha_error_set(reterr, -EHOSTUNREACH, "GET %s: %s", url,
+                           r == -EMSGSIZE ? "the answer is too large" : req->error);
     } else if (status == 503 || status == 404) {
         r = dbha_error_set(reterr, -ENOENT, "GET %s: HTTP %ld (no topology)", url, status);
     } else if (status != 200) {
         r = dbha_error_set(reterr, -EBADMSG, "GET %s: HTTP %ld", url, status);
     } else {
-        r = dbha_topology_parse(body.data ? body.data : "", body.len, ret, reterr);
+        r = dbha_topology_parse(req->body.data ? req->body.data : "", req->body.len, ret, reterr);
     }
-    http_body_done(&body);
+    peer_http_request_done(req, true);
     return r;
 }
 
 /* One round: the URL that answered last, then the others. */
-static int rest_round(DbhaClient *c, CURL *easy, size_t *next, DbhaTopology **ret,
+static int rest_round(DbhaClient *c, PeerHttpRequest *req, size_t *next, DbhaTopology **ret,
                       DbhaError *reterr)
 {
     int r = -EHOSTUNREACH;
     for (size_t i = 0; i < c->n_rest_urls; i++) {
         size_t k = (*next + i) % c->n_rest_urls;
-        r = rest_get(c, easy, c->rest_urls[k], ret, reterr);
+        r = rest_get(c, req, c->rest_urls[k], ret, reterr);
         if (r >= 0) {
             *next = k;
             return 0;
@@ -354,17 +356,14 @@ static int rest_round(DbhaClient *c, CURL *easy, size_t *next, DbhaTopology **re
 
 static void rest_loop(DbhaClient *c)
 {
-    CURL *easy = curl_easy_init();
+    PeerHttpRequest req = { 0 };
     uint64_t backoff = CLIENT_BACKOFF_MIN_USEC;
     bool failing = false;
     while (!stopping(c)) {
         DbhaTopology *t = NULL;
         DbhaError err = { 0 };
         uint64_t wait = c->poll_usec;
-        if (!easy) {
-            record_error(c, "libcurl: cannot create a handle");
-            easy = curl_easy_init();
-        } else if (rest_round(c, easy, &c->rest_next, &t, &err) < 0) {
+        if (rest_round(c, &req, &c->rest_next, &t, &err) < 0) {
             record_error(c, err.message);
             failing = true;
             wait = backoff < c->poll_usec ? backoff : c->poll_usec;
@@ -383,7 +382,7 @@ static void rest_loop(DbhaClient *c)
             break;
         }
     }
-    curl_easy_cleanup(easy);
+    peer_http_request_done(&req, false);
 }
 
 static void *client_thread(void *userdata)
@@ -548,11 +547,10 @@ int dbha_client_fetch_topology(DbhaClient *c, DbhaTopology **ret, DbhaError *ret
             r = dbha_error_set(reterr, -ENOENT, "%s does not exist", c->key);
         }
     } else {
-        CURL *easy = curl_easy_init();
+        PeerHttpRequest req = { 0 };
         size_t next = 0;
-        r = easy ? rest_round(c, easy, &next, &t, reterr)
-                 : dbha_error_set(reterr, -ENOMEM, "libcurl: cannot create a handle");
-        curl_easy_cleanup(easy);
+        r = rest_round(c, &req, &next, &t, reterr);
+        peer_http_request_done(&req, false);
     }
     pthread_mutex_unlock(&c->fetch_mu);
     if (r < 0) {

@@ -1,0 +1,97 @@
+/* The agents' REST client set-up (peer-http.h). */
+#include "peer-http.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static bool http_url(const char *url)
+{
+    return url && (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0);
+}
+
+int peer_http_request_init(PeerHttpRequest *req, const char *method, const char *url,
+                           const char *payload, const PeerHttpOptions *o)
+{
+    CURL *easy = req->easy;
+    *req = (PeerHttpRequest){ .easy = easy, .body = { .max = o->body_max } };
+    if (!http_url(url)) {
+        return -EINVAL;
+    }
+    if (req->easy) {
+        curl_easy_reset(req->easy);
+    } else if (!(req->easy = curl_easy_init())) {
+        return -ENOMEM;
+    }
+    CURL *c = req->easy;
+    uint64_t connect = o->connect_timeout_usec ? o->connect_timeout_usec : o->timeout_usec;
+    (void)curl_easy_setopt(c, CURLOPT_URL, url);
+    /* a member's api_url comes from etcd: nothing but http(s), also on redirects */
+    (void)curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    (void)curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    (void)curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    (void)curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(o->timeout_usec / 1000));
+    (void)curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect / 1000));
+    (void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);
+    (void)curl_easy_setopt(c, CURLOPT_WRITEDATA, &req->body);
+    (void)curl_easy_setopt(c, CURLOPT_ERRORBUFFER, req->error);
+    if (method && strcmp(method, "GET") != 0) {
+        (void)curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    }
+    if (payload) {
+        req->payload = strdup(payload);
+        req->headers = curl_slist_append(NULL, "Content-Type: application/json");
+        if (!req->payload || !req->headers) {
+            peer_http_request_done(req, true);
+            return -ENOMEM;
+        }
+        (void)curl_easy_setopt(c, CURLOPT_HTTPHEADER, req->headers);
+        (void)curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->payload);
+        (void)curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(req->payload));
+    }
+    if (o->username) {
+        (void)curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        (void)curl_easy_setopt(c, CURLOPT_USERNAME, o->username);
+        (void)curl_easy_setopt(c, CURLOPT_PASSWORD, o->password ? o->password : "");
+    }
+    if (o->cafile) {
+        (void)curl_easy_setopt(c, CURLOPT_CAINFO, o->cafile);
+    }
+    if (o->insecure) {
+        (void)curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        (void)curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    return 0;
+}
+
+int peer_http_perform(PeerHttpRequest *req, long *ret_status)
+{
+    CURLcode rc = curl_easy_perform(req->easy);
+    if (req->body.too_big) {
+        return -EMSGSIZE;
+    }
+    if (rc != CURLE_OK) {
+        if (!req->error[0]) {
+            (void)strncpy(req->error, curl_easy_strerror(rc), sizeof(req->error) - 1);
+        }
+        return -EIO;
+    }
+    long status = 0;
+    (void)curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+    *ret_status = status;
+    return 0;
+}
+
+void peer_http_request_done(PeerHttpRequest *req, bool keep_handle)
+{
+    curl_slist_free_all(req->headers);
+    req->headers = NULL;
+    free(req->payload);
+    req->payload = NULL;
+    http_body_done(&req->body);
+    if (!keep_handle && req->easy) {
+        curl_easy_cleanup(req->easy);
+        req->easy = NULL;
+    }
+}
