@@ -11,7 +11,7 @@ import pytest
 
 from lib.cluster import DbhaCluster
 from lib.procs import wait_until
-from lib.writer import Writer
+from lib.writer import start_with_writer
 
 TTL = 5
 
@@ -21,16 +21,6 @@ def cluster(procs, workdir):
     c = DbhaCluster(procs, workdir, n=3, ttl=TTL, loop_wait=1, retry_timeout=1)
     yield c
     c.stop_all()
-
-
-def start_with_writer(c):
-    c.start()
-    s = c.wait_healthy(timeout=120)
-    leader = c.node(s["leader"])
-    w = Writer(c.nodes).ensure_table(leader, wait_for=[n for n in c.nodes if n is not leader])
-    w.start()
-    wait_until(lambda: w.first_ack_after(0, node=leader), 10, what="first write acknowledged")
-    return s, leader, w
 
 
 def kill_postgres(node, sig=signal.SIGKILL):

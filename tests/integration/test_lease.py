@@ -20,7 +20,7 @@ import pytest
 from lib.cluster import DbhaCluster
 from lib.partition import Partition
 from lib.procs import LOOPBACK, wait_until
-from lib.writer import Writer
+from lib.writer import start_with_writer
 
 TTL = 10
 
@@ -66,16 +66,6 @@ def key_lease(c, key):
     return int(lease), int(ttl.get("grantedTTL", 0))
 
 
-def start_with_writer(c):
-    c.start()
-    s = c.wait_healthy(timeout=120)
-    leader = c.node(s["leader"])
-    w = Writer(c.nodes).ensure_table(leader, wait_for=[n for n in c.nodes if n is not leader])
-    w.start()
-    wait_until(lambda: w.first_ack_after(0, node=leader), 10, what="first write acknowledged")
-    return leader, w
-
-
 def cut_and_watch(c, leader, w, partition, max_failover):
     """Cut leader off from etcd; returns (old primary's last ack, new
     primary's first ack), both in seconds after the cut."""
@@ -89,7 +79,7 @@ def cut_and_watch(c, leader, w, partition, max_failover):
 
 
 def test_ttl_raised_then_leader_cut_off_no_two_primaries(cluster, partition):
-    leader, w = start_with_writer(cluster)
+    _, leader, w = start_with_writer(cluster)
     with w:
         old = key_lease(cluster, "leader")
         assert old and old[1] == TTL, old
@@ -110,7 +100,7 @@ def test_ttl_raised_then_leader_cut_off_no_two_primaries(cluster, partition):
 
 
 def test_ttl_lowered_then_raised_and_cut_at_once(cluster, partition):
-    leader, w = start_with_writer(cluster)
+    _, leader, w = start_with_writer(cluster)
     with w:
         # lowering re-grants too: the leader key and every member key follow
         patch_config(leader, {"ttl": 5})

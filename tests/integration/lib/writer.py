@@ -52,7 +52,7 @@ import psycopg2
 import psycopg2.extensions as pgext
 
 from .cluster import SUPERUSER, SUPERUSER_PW
-from .procs import LOOPBACK
+from .procs import LOOPBACK, wait_until
 
 DEFAULT_TABLE = "dbha_writes"
 MAX_ATTEMPTS_PER_NODE = 200_000  # memory bound: 600 s at 20 ms is 30 000
@@ -487,3 +487,16 @@ class Writer:
         print(f"writer: {len(missing)} of {len(acked)} acknowledged writes missing on "
               f"{self._name(node)}" + (f": {missing[:20]}" if missing else ""))
         return missing
+
+
+def start_with_writer(c, timeout=120):
+    """Start cluster c, wait until it is healthy, create the table and start a
+    Writer on every node; returns (status, leader node, writer) once the
+    leader acknowledged a first write."""
+    c.start()
+    s = c.wait_healthy(timeout=timeout)
+    leader = c.node(s["leader"])
+    w = Writer(c.nodes).ensure_table(leader, wait_for=[n for n in c.nodes if n is not leader])
+    w.start()
+    wait_until(lambda: w.first_ack_after(0, node=leader), 10, what="first write acknowledged")
+    return s, leader, w
