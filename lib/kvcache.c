@@ -180,7 +180,9 @@ int kv_cache_load(KvCache *c, const EtcdResult *range)
     if (r >= 0) {
         /* etcd sorts a range by key; sorting again costs nothing and makes
          * the binary search independent of that */
-        qsort(c->kvs, c->n_kvs, sizeof(*c->kvs), kv_sort_cmp);
+        if (c->n_kvs > 1) {
+            qsort(c->kvs, c->n_kvs, sizeof(*c->kvs), kv_sort_cmp);
+        }
         c->valid = true;
         c->revision = range->revision;
         c->stats.loads++;

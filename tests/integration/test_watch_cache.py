@@ -45,7 +45,7 @@ def etcd_range_count(c):
 def agent_metric(node, name):
     code, body = node.api("/metrics")
     assert code == 200, body
-    m = re.search(rf"^{name} (\S+)$", body.decode(), re.M)
+    m = re.search(rf"^{name}(?:{{[^}}]*}})? (\S+)$", body.decode(), re.M)
     assert m, f"{name} missing from {node.name}'s /metrics"
     return float(m.group(1))
 

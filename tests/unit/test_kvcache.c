@@ -147,6 +147,14 @@ static void test_empty_is_invalid(void **state)
     assert_int_equal(kv_cache_load(c, &r), -EINVAL);
     etcd_result_done(&r);
     assert_false(kv_cache_is_valid(c));
+    /* an empty prefix (a new cluster) is a valid base */
+    r = make_range(NULL, 0, 3);
+    assert_int_equal(kv_cache_load(c, &r), 0);
+    etcd_result_done(&r);
+    assert_int_equal(kv_cache_snapshot(c, 3, 0, &s), 0);
+    assert_int_equal(s.n_kvs, 0);
+    assert_int_equal(s.revision, 3);
+    etcd_result_done(&s);
 }
 
 static void test_load_snapshot_is_the_range(void **state)
