@@ -535,12 +535,18 @@ static void observe_postgres(Agent *a, uint64_t now)
  * (re-grant, the key moved in one txn before the new ttl counts). */
 /* The view of this tick: from the watch-fed cache when it has reached the
  * highest revision in this tick's own answers (the keepalive just sent),
- * else one linearizable range. lib/kvcache.h says why that is safe. */
-static int read_cluster(Agent *a, DcsCluster **ret, EtcdError *e)
+ * else one linearizable range. lib/kvcache.h says why that is safe. The
+ * tick waits for the watch only when the last one did not find the cache
+ * behind: when something else writes to the same etcd, the revision runs
+ * ahead of our prefix's and the cache never catches up, and every tick
+ * would pay the wait for nothing. */
+static int read_cluster(Agent *a, uint64_t now, DcsCluster **ret, EtcdError *e)
 {
     int64_t seen = etcd_client_get_revision(a->etcd);
     EtcdResult res = { 0 };
-    int r = kv_cache_snapshot(a->cache, seen, clock_monotonic_usec() + AGENT_CACHE_WAIT_USEC, &res);
+    uint64_t deadline = a->dcs_cache_behind ? 0 : now + AGENT_CACHE_WAIT_USEC;
+    int r = kv_cache_snapshot(a->cache, seen, deadline, &res);
+    a->dcs_cache_behind = r == -ETIMEDOUT;
     if (r >= 0) {
         r = dcs_cluster_from_result(&a->paths, &res, ret);
         etcd_result_done(&res);
@@ -569,7 +575,7 @@ static void observe_cluster(Agent *a, uint64_t now)
         if (had != 0 && lease_id(&a->lease) != had) {
             log_warning("our etcd lease %" PRId64 " is gone: granted a new one", had);
         }
-        r = read_cluster(a, &view, &e);
+        r = read_cluster(a, clock_monotonic_usec(), &view, &e);
     } else {
         /* the etcd error says which call and why */
         snprintf(e.message, sizeof(e.message), "lease keepalive failed: %.200s",

@@ -168,6 +168,7 @@ typedef struct Agent {
     uint64_t leader_changes;  /* holder of the leader key changed (seen in observe) */
     uint64_t dcs_cache_reads; /* views built from the watch-fed cache */
     uint64_t dcs_etcd_reads;  /* views read from etcd (cache invalid or behind) */
+    bool dcs_cache_behind;    /* the last tick found the cache behind: do not wait for it */
 
     /* watch thread */
     pthread_t watch_thread;
