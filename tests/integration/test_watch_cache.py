@@ -136,3 +136,60 @@ def test_member_tags_reach_every_agent(cluster):
     for n in cluster.nodes:
         wait_until(lambda n=n: tags_seen(n), 5, interval=0.1,
                    what=f"{n.name} sees {node.name}'s new tag")
+
+
+def etcd_range_count_all(c, members):
+    total = 0.0
+    for m in members:
+        with urllib.request.urlopen(f"http://{m.endpoint}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("grpc_server_handled_total{") and \
+                        'grpc_method="Range"' in line:
+                    total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_watch_resumes_on_another_etcd_member_and_the_cache_stays_in_use(procs, workdir):
+    """The member every watch streams from dies: each watch resumes on another
+    member from its next revision, so the cache needs no reload; a change
+    made afterwards reaches every agent, and idle loops still read no range."""
+    from lib.cluster import DbhaCluster
+    c = DbhaCluster(procs, workdir, n=3, loop_wait=1, etcd_size=3)
+    for n in c.nodes:
+        n.rest_auth = (USER, PASSWORD)
+    try:
+        c.start()
+        c.wait_healthy(timeout=120)
+
+        def resumes(n):
+            with open(c.procs.log_path(n.name)) as f:
+                return len(re.findall(r"etcd watch on \S+ from revision", f.read()))
+
+        before = {n.name: resumes(n) for n in c.nodes}
+        c.etcd.kill(c.etcd.members[0])  # every client tries the endpoints in order
+        for n in c.nodes:
+            wait_until(lambda n=n: resumes(n) > before[n.name], 10, interval=0.2,
+                       what=f"{n.name}'s watch resumed on another member")
+        r = c.dbctl("pause")
+        assert r.returncode == 0, r.stderr
+        for n in c.nodes:
+            wait_until(lambda n=n: n.api_json("/patroni")[1].get("pause") is True, 5,
+                       interval=0.1, what=f"{n.name} reports pause")
+        time.sleep(3)  # dbctl's own reads are over
+        alive = c.etcd.members[1:]
+        ranges = etcd_range_count_all(c, alive)
+        cached = {n.name: agent_metric(n, "dbha_dcs_cache_reads_total") for n in c.nodes}
+        direct = {n.name: agent_metric(n, "dbha_dcs_etcd_reads_total") for n in c.nodes}
+        time.sleep(6)
+        for n in c.nodes:
+            assert agent_metric(n, "dbha_dcs_cache_reads_total") - cached[n.name] >= 4, n.name
+            assert agent_metric(n, "dbha_dcs_etcd_reads_total") == direct[n.name], n.name
+            # resumed, not reloaded: the stream broke, the watch never ended
+            assert c.procs.log_contains(n.name, "broke: "), n.name
+            assert not c.procs.log_contains(n.name, "watch ended"), n.name
+            assert not c.procs.log_contains(n.name, "the cache missed events"), n.name
+        assert etcd_range_count_all(c, alive) == ranges
+        r = c.dbctl("resume")
+        assert r.returncode == 0, r.stderr
+    finally:
+        c.stop_all()
