@@ -529,10 +529,6 @@ static void observe_postgres(Agent *a, uint64_t now)
     (void)log_condition_update(&a->pg_down, !a->probe_ok, now, pgprobe_last_error(a->probe));
 }
 
-/* The lease first (its deadline counts from before the keepalive was
- * sent), then one read of the cluster, then the lease settles on what the
- * view shows: which of our leases holds the leader key, and a ttl change
- * (re-grant, the key moved in one txn before the new ttl counts). */
 /* The view of this tick: from the watch-fed cache when it has reached the
  * highest revision in this tick's own answers (the keepalive just sent),
  * else one linearizable range. lib/kvcache.h says why that is safe. The
@@ -565,6 +561,10 @@ static int read_cluster(Agent *a, uint64_t now, DcsCluster **ret, EtcdError *e)
     return dcs_cluster_read(a->etcd, &a->paths, ret, e);
 }
 
+/* The lease first (its deadline counts from before the keepalive was
+ * sent), then one read of the cluster, then the lease settles on what the
+ * view shows: which of our leases holds the leader key, and a ttl change
+ * (re-grant, the key moved in one txn before the new ttl counts). */
 static void observe_cluster(Agent *a, uint64_t now)
 {
     EtcdError e = { 0 };
