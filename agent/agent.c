@@ -3,7 +3,9 @@
  * PostgreSQL), decides (ha_decide, pure), acts (ha_exec_action, in order,
  * stopping at the first failure) and publishes (member key, REST snapshot).
  * Ticks run every loop_wait, and at once when the watch thread sees the
- * leader key or `initialize` change, or when a job ends. */
+ * leader key or `initialize` change, or when a job ends. The watch thread
+ * keeps a copy of the cluster prefix (lib/kvcache.h) that the tick reads
+ * instead of etcd when it has caught up with the tick's own answers. */
 #include "agent.h"
 
 #include <errno.h>
@@ -89,12 +91,13 @@ static int etcd_client_from_config(const Config *c, uint64_t deadline_usec, Etcd
     return 0;
 }
 
-/* ---- the watch thread: wakes the loop when the cluster changes ---- */
+/* ---- the watch thread: keeps the cache, wakes the loop when the cluster changes ---- */
 
-typedef struct WatchCtx {
-    Agent *agent;
-    size_t prefix_len;
-} WatchCtx;
+/* One etcd_watch_poll() of the watch thread: it is woken for shutdown
+ * (etcd_watch_wakeup), so this only bounds the wait. */
+#define WATCH_THREAD_POLL_USEC (60 * USEC_PER_SEC)
+/* After a failed load or watch set-up, the thread tries again this late. */
+#define WATCH_THREAD_RETRY_USEC (500 * 1000ULL)
 
 static bool wakes_loop(const Agent *a, const EtcdKeyValue *kv)
 {
@@ -107,19 +110,74 @@ static bool wakes_loop(const Agent *a, const EtcdKeyValue *kv)
            strcmp(kv->key, a->paths.sync) == 0;
 }
 
+static void wake_loop(Agent *a)
+{
+    uint64_t one = 1;
+    (void)!write(a->wake_fd, &one, sizeof(one));
+}
+
+/* The cache first, then the wake-up: the tick it wakes sees the change. A
+ * message the cache cannot take ends the watch; the thread loads again. */
 static int watch_cb(EtcdWatch *w, const EtcdWatchResponse *resp, void *userdata)
 {
-    (void)w;
     Agent *a = userdata;
+    int r = resp->created ? kv_cache_check_next(a->cache, etcd_watch_get_next_revision(w))
+                          : kv_cache_apply(a->cache, resp);
+    if (r < 0 && !resp->canceled) {
+        log_debug("watch: the cache missed events (next revision %" PRId64 "): reloading",
+                  etcd_watch_get_next_revision(w));
+        wake_loop(a);
+        return r;
+    }
     bool wake = false;
     for (size_t i = 0; i < resp->n_events; i++) {
         wake = wake || wakes_loop(a, &resp->events[i].kv);
     }
     if (wake) {
-        uint64_t one = 1;
-        (void)!write(a->wake_fd, &one, sizeof(one));
+        wake_loop(a);
     }
     return 0;
+}
+
+/* Publishes the thread's watch for agent_free's wake-up. Once the pointer
+ * is published, the stop flag is read again: a stop set before the
+ * publication is seen here, one set after it finds the watch to wake. */
+static bool watch_publish(Agent *a, EtcdWatch *w)
+{
+    (void)pthread_mutex_lock(&a->watch_lock);
+    a->watch = w;
+    (void)pthread_mutex_unlock(&a->watch_lock);
+    return !atomic_load(&a->watch_stop);
+}
+
+static void watch_retry_sleep(Agent *a)
+{
+    for (uint64_t t = 0; t < WATCH_THREAD_RETRY_USEC && !atomic_load(&a->watch_stop);
+         t += 100 * 1000ULL) {
+        usleep(100 * 1000);
+    }
+}
+
+/* One range of the prefix loads the cache at revision R; the watch starts
+ * at R + 1, so every later change reaches the cache exactly once. */
+static int watch_load(Agent *a, EtcdClient *c, int64_t *ret_next)
+{
+    EtcdRangeOptions ro = { .prefix = true };
+    EtcdResult res = { 0 };
+    EtcdError e = { 0 };
+    int r = etcd_range(c, a->paths.prefix, &ro, &res, &e);
+    if (r < 0) {
+        log_debug("watch: reading the cluster prefix: %s", e.message);
+        return r;
+    }
+    r = kv_cache_load(a->cache, &res);
+    if (r >= 0) {
+        *ret_next = res.revision + 1;
+    } else {
+        log_debug("watch: loading the cache: %s", strerror(-r));
+    }
+    etcd_result_done(&res);
+    return r;
 }
 
 static void *watch_main(void *userdata)
@@ -131,25 +189,34 @@ static void *watch_main(void *userdata)
     }
     while (!atomic_load(&a->watch_stop)) {
         _cleanup_(etcd_watch_freep) EtcdWatch *w = NULL;
-        EtcdWatchOptions o = { .key = a->paths.prefix, .prefix = true };
+        int64_t next = 0;
         EtcdError e = { 0 };
-        if (etcd_watch_new(c, &o, watch_cb, a, &w, &e) < 0) {
-            log_debug("watch: %s", e.message);
-            usleep(500 * 1000);
+        if (watch_load(a, c, &next) < 0) {
+            watch_retry_sleep(a);
             continue;
         }
-        while (!atomic_load(&a->watch_stop)) {
-            int r = etcd_watch_poll(w, 200 * 1000, &e);
+        EtcdWatchOptions o = { .key = a->paths.prefix, .prefix = true, .start_revision = next };
+        if (etcd_watch_new(c, &o, watch_cb, a, &w, &e) < 0) {
+            log_debug("watch: %s", e.message);
+            kv_cache_invalidate(a->cache);
+            watch_retry_sleep(a);
+            continue;
+        }
+        bool run = watch_publish(a, w);
+        while (run && !atomic_load(&a->watch_stop)) {
+            int r = etcd_watch_poll(w, WATCH_THREAD_POLL_USEC, &e);
             if (r < 0) {
-                /* compacted or canceled: start a new watch from now; the
-                 * loop re-reads the whole prefix every tick anyway */
+                /* compacted, canceled, or the cache refused a message: the
+                 * loop reads etcd until the cache is loaded again */
                 log_debug("watch ended: %s", e.message);
-                uint64_t one = 1;
-                (void)!write(a->wake_fd, &one, sizeof(one));
+                kv_cache_invalidate(a->cache);
+                wake_loop(a);
                 break;
             }
         }
+        (void)watch_publish(a, NULL);
     }
+    kv_cache_invalidate(a->cache);
     return NULL;
 }
 
@@ -485,6 +552,38 @@ static void observe_postgres(Agent *a, uint64_t now)
     (void)log_condition_update(&a->pg_down, !a->probe_ok, now, pgprobe_last_error(a->probe));
 }
 
+/* The view of this tick: from the watch-fed cache when it has reached the
+ * highest revision in this tick's own answers (the keepalive just sent),
+ * else one linearizable range. lib/kvcache.h says why that is safe. The
+ * tick waits for the watch only when the last one did not find the cache
+ * behind: when something else writes to the same etcd, the revision runs
+ * ahead of our prefix's and the cache never catches up, and every tick
+ * would pay the wait for nothing. */
+static int read_cluster(Agent *a, uint64_t now, DcsCluster **ret, EtcdError *e)
+{
+    int64_t seen = etcd_client_get_revision(a->etcd);
+    EtcdResult res = { 0 };
+    uint64_t deadline = a->dcs_cache_behind ? 0 : now + AGENT_CACHE_WAIT_USEC;
+    int r = kv_cache_snapshot(a->cache, seen, deadline, &res);
+    a->dcs_cache_behind = r == -ETIMEDOUT;
+    if (r >= 0) {
+        r = dcs_cluster_from_result(&a->paths, &res, ret);
+        etcd_result_done(&res);
+        if (r >= 0) {
+            a->dcs_cache_reads++;
+            return 0;
+        }
+    }
+    log_debug("cluster view from etcd: the cache %s (it is at revision %" PRId64
+              ", this tick saw %" PRId64 ")",
+              r == -ETIMEDOUT ? "is behind"
+              : r == -ESTALE  ? "is not loaded"
+                              : "failed",
+              kv_cache_revision(a->cache), seen);
+    a->dcs_etcd_reads++;
+    return dcs_cluster_read(a->etcd, &a->paths, ret, e);
+}
+
 /* The lease first (its deadline counts from before the keepalive was
  * sent), then one read of the cluster, then the lease settles on what the
  * view shows: which of our leases holds the leader key, and a ttl change
@@ -499,7 +598,7 @@ static void observe_cluster(Agent *a, uint64_t now)
         if (had != 0 && lease_id(&a->lease) != had) {
             log_warning("our etcd lease %" PRId64 " is gone: granted a new one", had);
         }
-        r = dcs_cluster_read(a->etcd, &a->paths, &view, &e);
+        r = read_cluster(a, clock_monotonic_usec(), &view, &e);
     } else {
         /* the etcd error says which call and why */
         snprintf(e.message, sizeof(e.message), "lease keepalive failed: %.200s",
@@ -1050,6 +1149,7 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     }
     a->config = config;
     a->wake_fd = -1;
+    a->watch_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
     a->etcd_down = (LogCondition)LOG_CONDITION_INIT("etcd unreachable", LOG_LEVEL_WARNING);
     a->pg_down = (LogCondition)LOG_CONDITION_INIT("postgresql not answering", LOG_LEVEL_WARNING);
     a->config_path = strdup(config_path);
@@ -1176,6 +1276,10 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     log_set_context(config->name, config->scope, NULL);
     check_watchdog_required(a);
 
+    r = kv_cache_new(&a->cache);
+    if (r < 0) {
+        return log_error_errno(r, "cluster cache: %m");
+    }
     atomic_store(&a->watch_stop, false);
     r = pthread_create(&a->watch_thread, NULL, watch_main, a);
     if (r != 0) {
@@ -1193,8 +1297,15 @@ Agent *agent_free(Agent *a)
     }
     if (a->watch_started) {
         atomic_store(&a->watch_stop, true);
+        (void)pthread_mutex_lock(&a->watch_lock);
+        if (a->watch) {
+            (void)etcd_watch_wakeup(a->watch);
+        }
+        (void)pthread_mutex_unlock(&a->watch_lock);
         (void)pthread_join(a->watch_thread, NULL);
     }
+    a->cache = kv_cache_free(a->cache);
+    (void)pthread_mutex_destroy(&a->watch_lock);
     agent_job_kill(a);
     /* a clean exit stopped it already; on a failed start nothing is armed */
     a->fence = fence_stop(a->fence);

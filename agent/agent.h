@@ -20,6 +20,7 @@
 #include "etcd.h"
 #include "fence.h"
 #include "ha.h"
+#include "kvcache.h"
 #include "lease.h"
 #include "log.h"
 #include "pgctl.h"
@@ -34,6 +35,9 @@
 #define AGENT_PROBE_DEADLINE_USEC (1000 * 1000ULL)
 /* A watch event wakes the loop at most this often. */
 #define AGENT_WAKE_MIN_USEC (5 * 1000ULL)
+/* How long a tick waits for the watch-fed cache to reach the revision the
+ * tick's own etcd answers showed, before it reads etcd instead. */
+#define AGENT_CACHE_WAIT_USEC (100 * 1000ULL)
 /* Backoff between failed clones: doubled per failure up to the max. */
 #define AGENT_CLONE_BACKOFF_MIN_USEC (2 * 1000 * 1000ULL)
 #define AGENT_CLONE_BACKOFF_MAX_USEC (60 * 1000 * 1000ULL)
@@ -164,13 +168,20 @@ typedef struct Agent {
     unsigned fenced_seen;
     uint64_t next_tick_usec;
     uint64_t loops;
-    uint64_t leader_changes; /* holder of the leader key changed (seen in observe) */
+    uint64_t leader_changes;  /* holder of the leader key changed (seen in observe) */
+    uint64_t dcs_cache_reads; /* views built from the watch-fed cache */
+    uint64_t dcs_etcd_reads;  /* views read from etcd (cache invalid or behind) */
+    bool dcs_cache_behind;    /* the last tick found the cache behind: do not wait for it */
 
     /* watch thread */
     pthread_t watch_thread;
     bool watch_started;
     atomic_bool watch_stop;
-    int wake_fd; /* eventfd: the watch thread writes, the loop reads */
+    int wake_fd;    /* eventfd: the watch thread writes, the loop reads */
+    KvCache *cache; /* owned: the cluster prefix; the watch thread writes, the loop reads
+                       (lib/kvcache.h) */
+    pthread_mutex_t watch_lock;
+    EtcdWatch *watch; /* borrowed from the watch thread, under watch_lock: agent_free wakes it */
 
     LogCondition etcd_down;
     LogCondition pg_down;

@@ -283,6 +283,11 @@ int agent_metrics_text(const Agent *a, uint64_t now_usec, char **ret)
     counter(&o, "dbha_leader_changes_total",
             "Changes of the leader key's holder this agent has seen (failovers and switchovers).",
             a->leader_changes);
+    counter(&o, "dbha_dcs_cache_reads_total",
+            "Cluster views built from the watch-fed copy of the cluster keys.", a->dcs_cache_reads);
+    counter(&o, "dbha_dcs_etcd_reads_total",
+            "Cluster views read from etcd (the watch-fed copy was not loaded or behind).",
+            a->dcs_etcd_reads);
     gauge(&o, "dbha_cluster_promotions", "Promotions recorded in the history key.",
           c && c->history ? (double)c->history->n_entries : 0);
 

@@ -55,9 +55,10 @@ int etcd_parse_delete_response(const char *body, size_t len, EtcdResult *ret, Et
 int etcd_parse_txn_response(const char *body, size_t len, EtcdResult *ret, EtcdError *reterr);
 int etcd_parse_lease_grant_response(const char *body, size_t len, EtcdLease *ret,
                                     EtcdError *reterr);
-/* Wrapped in "result"; missing or 0 TTL -> -ESRCH LEASE_NOT_FOUND. */
+/* Wrapped in "result"; missing or 0 TTL -> -ESRCH LEASE_NOT_FOUND.
+ * *ret_revision (may be NULL): result.header.revision, 0 when absent. */
 int etcd_parse_lease_keepalive_response(const char *body, size_t len, int64_t *ret_ttl,
-                                        EtcdError *reterr);
+                                        int64_t *ret_revision, EtcdError *reterr);
 /* TTL -1 -> -ESRCH LEASE_NOT_FOUND. */
 int etcd_parse_lease_ttl_response(const char *body, size_t len, EtcdLease *ret, EtcdError *reterr);
 int etcd_parse_header_response(const char *body, size_t len, int64_t *ret_revision,

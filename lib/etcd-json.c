@@ -888,11 +888,11 @@ int etcd_parse_lease_grant_response(const char *body, size_t len, EtcdLease *ret
 }
 
 int etcd_parse_lease_keepalive_response(const char *body, size_t len, int64_t *ret_ttl,
-                                        EtcdError *reterr)
+                                        int64_t *ret_revision, EtcdError *reterr)
 {
     _cleanup_(json_decrefp) json_t *o = NULL;
     json_t *res = NULL;
-    int64_t ttl;
+    int64_t ttl, rev;
     int r = etcd_json_parse_object(body, len, &o, reterr);
     if (r < 0) {
         return r;
@@ -909,6 +909,9 @@ int etcd_parse_lease_keepalive_response(const char *body, size_t len, int64_t *r
         return BAD(reterr, "keepalive answer without \"result\"");
     }
     r = get_int64(res, "TTL", &ttl, reterr);
+    if (r >= 0) {
+        r = header_revision(res, &rev, reterr);
+    }
     if (r < 0) {
         return r;
     }
@@ -917,6 +920,9 @@ int etcd_parse_lease_keepalive_response(const char *body, size_t len, int64_t *r
                               "lease not found (keepalive answered without TTL)");
     }
     *ret_ttl = ttl;
+    if (ret_revision) {
+        *ret_revision = rev;
+    }
     return 0;
 }
 

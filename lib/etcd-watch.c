@@ -6,11 +6,11 @@
  * watch with a typed error. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
-#include <time.h>
 
 #include <curl/curl.h>
 
@@ -21,7 +21,12 @@
 
 #define WATCH_BACKOFF_MIN_USEC (100 * 1000ULL)
 #define WATCH_BACKOFF_MAX_USEC (2 * 1000 * 1000ULL)
-#define WATCH_POLL_SLICE_MSEC  1000
+/* One curl_multi_poll waits at most this long. It only bounds the int it
+ * is given: libcurl shortens every wait to its own next timer
+ * (curl_multi_timeout, honoured below and inside curl_multi_poll), and
+ * etcd_watch_wakeup() ends a wait from another thread, so nothing needs a
+ * periodic wake-up. */
+#define WATCH_POLL_SLICE_MSEC (60 * 1000)
 
 struct EtcdWatch {
     EtcdClient *client; /* borrowed */
@@ -47,6 +52,8 @@ struct EtcdWatch {
 
     int terminal; /* < 0 once the watch has ended */
     EtcdError terminal_error;
+
+    atomic_bool woken; /* etcd_watch_wakeup() was called: the poll returns */
 };
 
 static void stream_close(EtcdWatch *w)
@@ -103,6 +110,12 @@ int etcd_watch_new(EtcdClient *c, const EtcdWatchOptions *opts, EtcdWatchCallbac
     w->next_revision = opts->start_revision;
     *ret_watch = TAKE_PTR(w);
     return 0;
+}
+
+int etcd_watch_wakeup(EtcdWatch *w)
+{
+    atomic_store(&w->woken, true);
+    return curl_multi_wakeup(w->multi) == CURLM_OK ? 0 : -EIO;
 }
 
 int64_t etcd_watch_get_next_revision(const EtcdWatch *w)
@@ -391,13 +404,15 @@ int etcd_watch_poll(EtcdWatch *w, uint64_t timeout_usec, EtcdError *reterr)
         uint64_t now = clock_monotonic_usec();
         if (!w->easy) {
             if (now < w->reconnect_at_usec) {
-                if (now >= deadline) {
+                if (now >= deadline || atomic_exchange(&w->woken, false)) {
                     return dispatched;
                 }
                 uint64_t until = w->reconnect_at_usec < deadline ? w->reconnect_at_usec : deadline;
-                struct timespec ts = { .tv_sec = (time_t)((until - now) / 1000000ULL),
-                                       .tv_nsec = (long)((until - now) % 1000000ULL) * 1000L };
-                (void)nanosleep(&ts, NULL);
+                uint64_t ms = (until - now + 999) / 1000;
+                /* with no transfer, curl_multi_poll just waits: a wakeup ends it */
+                (void)curl_multi_poll(
+                    w->multi, NULL, 0,
+                    (int)(ms > WATCH_POLL_SLICE_MSEC ? WATCH_POLL_SLICE_MSEC : ms), NULL);
                 continue;
             }
             r = stream_open(w, &e);
@@ -433,18 +448,16 @@ int etcd_watch_poll(EtcdWatch *w, uint64_t timeout_usec, EtcdError *reterr)
             return dispatched;
         }
         now = clock_monotonic_usec();
-        if (now >= deadline) {
+        if (now >= deadline || atomic_exchange(&w->woken, false)) {
             return 0;
         }
         if (w->easy) {
-            long ms = (long)((deadline - now + 999) / 1000);
+            uint64_t wait_ms = (deadline - now + 999) / 1000;
+            long ms = wait_ms > WATCH_POLL_SLICE_MSEC ? WATCH_POLL_SLICE_MSEC : (long)wait_ms;
             long curl_ms = -1;
             (void)curl_multi_timeout(w->multi, &curl_ms);
             if (curl_ms >= 0 && curl_ms < ms) {
                 ms = curl_ms;
-            }
-            if (ms > WATCH_POLL_SLICE_MSEC) {
-                ms = WATCH_POLL_SLICE_MSEC;
             }
             (void)curl_multi_poll(w->multi, NULL, 0, (int)ms, NULL);
         }

@@ -50,6 +50,7 @@ struct EtcdClient {
     uint64_t connect_timeout_usec;
     uint64_t deadline_usec;
     EtcdClientStats stats;
+    int64_t revision; /* the highest header.revision of any answer */
 };
 
 typedef HttpBody Body;
@@ -358,6 +359,18 @@ const char *etcd_client_get_endpoint(const EtcdClient *c)
 void etcd_client_get_stats(const EtcdClient *c, EtcdClientStats *ret)
 {
     *ret = c->stats;
+}
+
+int64_t etcd_client_get_revision(const EtcdClient *c)
+{
+    return c->revision;
+}
+
+static void saw_revision(EtcdClient *c, int64_t revision)
+{
+    if (revision > c->revision) {
+        c->revision = revision;
+    }
 }
 
 size_t etcd_client_n_endpoints(const EtcdClient *c)
@@ -721,6 +734,7 @@ static int call_result(EtcdClient *c, const char *path, char *req, ResultParser 
     if (r < 0) {
         return r;
     }
+    saw_revision(c, res.revision);
     if (ret) {
         *ret = res;
     } else {
@@ -861,6 +875,9 @@ int etcd_lease_grant(EtcdClient *c, int64_t ttl_sec, int64_t id, EtcdLease *ret,
     EtcdLease l;
     r = etcd_parse_lease_grant_response(b.data, b.len, &l, reterr);
     http_body_done(&b);
+    if (r >= 0) {
+        saw_revision(c, l.revision);
+    }
     if (r >= 0 && ret) {
         *ret = l;
     }
@@ -877,9 +894,12 @@ int etcd_lease_keepalive(EtcdClient *c, int64_t id, int64_t *ret_ttl, EtcdError 
     if (r < 0) {
         return r;
     }
-    int64_t ttl;
-    r = etcd_parse_lease_keepalive_response(b.data, b.len, &ttl, reterr);
+    int64_t ttl, rev = 0;
+    r = etcd_parse_lease_keepalive_response(b.data, b.len, &ttl, &rev, reterr);
     http_body_done(&b);
+    if (r >= 0) {
+        saw_revision(c, rev);
+    }
     if (r >= 0 && ret_ttl) {
         *ret_ttl = ttl;
     }
@@ -896,8 +916,12 @@ int etcd_lease_revoke(EtcdClient *c, int64_t id, EtcdError *reterr)
     if (r < 0) {
         return r;
     }
-    r = etcd_parse_header_response(b.data, b.len, NULL, reterr);
+    int64_t rev = 0;
+    r = etcd_parse_header_response(b.data, b.len, &rev, reterr);
     http_body_done(&b);
+    if (r >= 0) {
+        saw_revision(c, rev);
+    }
     return r;
 }
 

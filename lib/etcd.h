@@ -3,7 +3,8 @@
  * calls with a per-request timeout and an overall deadline, failover across
  * several endpoints, token auth and TLS. Built on libcurl and jansson.
  *
- * Threading: an EtcdClient and its watches are used from one thread.
+ * Threading: an EtcdClient and its watches are used from one thread
+ * (etcd_watch_wakeup() is the exception).
  * libcurl: etcd_client_new() calls curl_global_init(CURL_GLOBAL_DEFAULT) once
  * per process (guarded by pthread_once); nothing calls curl_global_cleanup().
  * Logging: only log_debug. Errors are returned as -errno and, when the
@@ -98,6 +99,12 @@ typedef struct EtcdClientStats {
     uint64_t request_usec;    /* time spent in attempts, all together */
 } EtcdClientStats;
 void etcd_client_get_stats(const EtcdClient *c, EtcdClientStats *ret);
+
+/* The highest header.revision in any successful answer this client got
+ * (range, put, delete, txn, lease grant/keepalive/revoke); 0 before the
+ * first. Every write the client saw acknowledged is at or below it, and
+ * so is the store's revision at some moment during the call that set it. */
+int64_t etcd_client_get_revision(const EtcdClient *c);
 
 /* One key-value. key and value are owned, binary-safe, and followed by an
  * extra NUL so text can be used as a C string. Absent fields are 0. */
@@ -313,6 +320,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(EtcdWatch *, etcd_watch_free);
  * every later call returns it again. Blocks in an authentication request for
  * at most the client's deadline when a token is needed. */
 int etcd_watch_poll(EtcdWatch *w, uint64_t timeout_usec, EtcdError *reterr);
+
+/* Makes the etcd_watch_poll() running in another thread (or the next one)
+ * return soon, with what it dispatched so far (0 when nothing). The one
+ * call that may be made from another thread than the watch's own; the
+ * caller makes sure the watch is not freed meanwhile. Returns 0 or -EIO. */
+int etcd_watch_wakeup(EtcdWatch *w);
 
 /* For an external main loop (sd-event): wait for input on etcd_watch_get_fd()
  * and for the monotonic time etcd_watch_get_wakeup_usec(), then call

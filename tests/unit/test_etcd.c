@@ -472,25 +472,33 @@ static void test_parse_lease(void **state)
     assert_int_equal(
         etcd_parse_lease_keepalive_response(
             P("{\"result\":{\"header\":{},\"ID\":\"" LEASE_BIG_TEXT "\",\"TTL\":\"10\"}}\n"), &ttl,
-            &e),
+            NULL, &e),
         0);
     assert_int_equal(ttl, 10);
+    /* the header's revision: what the loop knows etcd had reached */
+    int64_t rev = -1;
+    assert_int_equal(etcd_parse_lease_keepalive_response(
+                         P("{\"result\":{\"header\":{\"revision\":\"57\"},\"ID\":\"5\","
+                           "\"TTL\":\"10\"}}\n"),
+                         &ttl, &rev, &e),
+                     0);
+    assert_int_equal(rev, 57);
 
     /* lease gone: 200 without TTL, or TTL 0 */
     ttl = 77;
     assert_int_equal(etcd_parse_lease_keepalive_response(
-                         P("{\"result\":{\"header\":{},\"ID\":\"999\"}}\n"), &ttl, &e),
+                         P("{\"result\":{\"header\":{},\"ID\":\"999\"}}\n"), &ttl, NULL, &e),
                      -ESRCH);
     assert_int_equal(e.kind, ETCD_ERROR_LEASE_NOT_FOUND);
     assert_int_equal(ttl, 77);
     assert_int_equal(etcd_parse_lease_keepalive_response(
-                         P("{\"result\":{\"ID\":\"999\",\"TTL\":\"0\"}}"), &ttl, &e),
+                         P("{\"result\":{\"ID\":\"999\",\"TTL\":\"0\"}}"), &ttl, NULL, &e),
                      -ESRCH);
     /* a streaming error inside a 200 */
     assert_int_equal(etcd_parse_lease_keepalive_response(
                          P("{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":"
                            "\"etcdserver: no leader\",\"http_status\":\"Service Unavailable\"}}"),
-                         &ttl, &e),
+                         &ttl, NULL, &e),
                      -EHOSTUNREACH);
     assert_int_equal(e.kind, ETCD_ERROR_UNAVAILABLE);
     assert_int_equal(e.grpc_code, 14);
@@ -777,7 +785,7 @@ static int run_parser(Parser p, const char *body, size_t len, EtcdError *e)
         ret = etcd_parse_lease_grant_response(body, len, &l, e);
         break;
     case PARSE_KEEPALIVE:
-        ret = etcd_parse_lease_keepalive_response(body, len, &ttl, e);
+        ret = etcd_parse_lease_keepalive_response(body, len, &ttl, &rev, e);
         break;
     case PARSE_TTL:
         ret = etcd_parse_lease_ttl_response(body, len, &l, e);
