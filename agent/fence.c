@@ -373,9 +373,8 @@ static bool fence_is_fence(const Fence *f, pid_t pid)
 
 /* A fence that can act: alive and not stopped. (It sleeps until its
  * deadline, so the age of its last wake-up says nothing.) */
-static bool fence_responsive(const Fence *f, pid_t pid, uint64_t now)
+static bool fence_responsive(const Fence *f, pid_t pid)
 {
-    (void)now;
     return fence_is_fence(f, pid) && !pid_stopped(pid);
 }
 
@@ -433,12 +432,11 @@ static int fence_fork(Fence *f)
 static int fence_attach_or_fork(Fence *f)
 {
     FenceShared *sh = f->shared;
-    uint64_t now = clock_monotonic_usec();
     uint64_t owner = atomic_load(&sh->owner);
     pid_t old = owner_fence(owner);
     bool same_dir = strncmp(sh->data_dir, f->data_dir, sizeof(sh->data_dir)) == 0;
     if (old > 0 && fence_is_fence(f, old)) {
-        if (fence_responsive(f, old, now)) {
+        if (fence_responsive(f, old)) {
             if (!same_dir) {
                 return log_error_errno(-EBUSY, "fence process %d in \"%s\" guards \"%.*s\"",
                                        (int)old, f->path, (int)sizeof(sh->data_dir), sh->data_dir);
@@ -579,10 +577,9 @@ int fence_ensure(Fence *f)
     if (!f || !f->shared) {
         return -EINVAL;
     }
-    uint64_t now = clock_monotonic_usec();
     bool gone = fence_gone(f);
     if (!gone && owner_fence(atomic_load(&f->shared->owner)) == f->pid &&
-        fence_responsive(f, f->pid, now)) {
+        fence_responsive(f, f->pid)) {
         return 0;
     }
     pid_t old = f->pid;

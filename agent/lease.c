@@ -186,7 +186,6 @@ int lease_keep(Lease *l, uint64_t now_usec, int64_t want_ttl_sec)
             first = r;
         }
     }
-    l->last_error = first;
     return first;
 }
 

@@ -63,7 +63,6 @@ typedef struct Lease {
     LeaseGrant old;      /* another of ours that may still hold the leader key (id 0: none) */
     const LeaseOps *ops; /* borrowed */
     void *userdata;      /* borrowed */
-    int last_error;      /* of the last lease_keep(), for logs: 0 or -errno */
     uint64_t
         max_interval_usec; /* renew at least this often (0: no cap); lease_set_max_interval() */
     bool moved;            /* set when a move of the leader key was confirmed; cleared by
