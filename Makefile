@@ -174,6 +174,7 @@ integration: asan deps-test
 # install into a temporary DESTDIR, then everything sanitized.
 check: deps-test deps-lint all
 	$(MAKE) format-check lint
+	$(PYTHON) tests/check_parts.py $(O)/release
 	tests/install_check.sh
 	$(MAKE) unit
 	$(MAKE) integration

@@ -39,14 +39,6 @@ static double now_epoch(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-const ConfigDcs *agent_dcs(const Agent *a)
-{
-    if (a->cluster && a->cluster->config) {
-        return &a->cluster->config->dcs;
-    }
-    return &a->config->bootstrap.dcs;
-}
-
 /* Per-request and per-call etcd deadlines scale with ttl: with ttl 3 a call
  * blocked for 3 s would outlive the lease it tries to renew. */
 static void etcd_timeouts(int64_t ttl_sec, uint64_t *ret_request, uint64_t *ret_deadline)
@@ -222,22 +214,12 @@ static void *watch_main(void *userdata)
 
 /* ---- timers and signals ---- */
 
-void agent_schedule_tick(Agent *a, uint64_t at_usec)
-{
-    if (a->next_tick_usec != 0 && a->next_tick_usec <= at_usec) {
-        return;
-    }
-    a->next_tick_usec = at_usec;
-    (void)sd_event_source_set_time(a->loop_timer, at_usec);
-    (void)sd_event_source_set_enabled(a->loop_timer, SD_EVENT_ONESHOT);
-}
-
 static int on_loop_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
     (void)s;
     (void)usec;
     Agent *a = userdata;
-    a->next_tick_usec = 0;
+    ticker_reset(&a->ticker);
     agent_tick(a);
     if (!a->stopping) {
         /* after a failed etcd round, retry soon: the lease deadline runs */
@@ -281,6 +263,67 @@ static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata)
     return 0;
 }
 
+/* ---- the REST request queue (agent/api.h) ---- */
+
+static ApiEnv api_env(Agent *a)
+{
+    size_t n;
+    const HaRow *rows = ha_table(&n);
+    return (ApiEnv){
+        .me = a->config->name,
+        .dcs = agent_dcs(a),
+        .view = a->dcs_ok ? a->cluster : NULL,
+        .store = &a->store,
+        .state = a->mem.state,
+        .job_running = jobs_kind(&a->jobs) != JOB_NONE,
+        .restart_running = jobs_kind(&a->jobs) == JOB_RESTART,
+        .pending_restart = a->probe_ok && a->snap.pending_restart,
+        .reason = a->have_last_row && a->last_row < n ? rows[a->last_row].reason : NULL,
+        .stopping = a->stopping,
+        .request = a->mem.request,
+        .restart_result = a->restart_result,
+    };
+}
+
+static void api_env_done(Agent *a, const ApiEnv *env)
+{
+    a->mem.request = env->request;
+    a->restart_result = env->restart_result;
+    if (env->wake_usec) {
+        agent_schedule_tick(a, env->wake_usec);
+    }
+}
+
+static int on_api(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    (void)s;
+    (void)fd;
+    (void)revents;
+    Agent *a = userdata;
+    ApiEnv env = api_env(a);
+    api_execute(a->api, &env);
+    api_env_done(a, &env);
+    if (api_reload_wanted(a->api)) {
+        api_reloaded(a->api, agent_reload(a));
+    }
+    return 0;
+}
+
+/* A job ended (agent/jobs.h): initdb's password file goes, and a stop or
+ * restart is announced to postgresql.callbacks at once. */
+static void on_job_end(JobKind kind, bool ok, void *userdata)
+{
+    Agent *a = userdata;
+    if (kind == JOB_INITDB) {
+        (void)unlink(a->pg.pwfile);
+    }
+    if (ok && kind == JOB_STOP) {
+        agent_callbacks(a, CALLBACKS_EVENT_STOPPED);
+    } else if (ok && kind == JOB_RESTART) {
+        agent_callbacks(a, CALLBACKS_EVENT_RESTARTING);
+    }
+}
+
 static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
     (void)s;
@@ -302,10 +345,14 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata)
     Agent *a = userdata;
     bool was_running = a->pg_running;
     observe_postgres(a, clock_monotonic_usec());
-    if (was_running && !a->pg_running && !a->stopping && a->job.kind == AGENT_JOB_NONE) {
+    if (was_running && !a->pg_running && !a->stopping && jobs_kind(&a->jobs) == JOB_NONE) {
         log_warning("postgresql stopped (postmaster %d is gone)", (int)a->postmaster_pid);
         agent_schedule_tick(a, clock_monotonic_usec());
-    } else if (agent_sync_needs_tick(a)) {
+    } else if (a->mem.state == HA_STATE_PRIMARY &&
+               sync_rep_needs_tick(&a->sync, &(SyncEnv){ .me = a->config->name,
+                                                         .dcs = agent_dcs(a),
+                                                         .view = a->cluster,
+                                                         .snap = a->probe_ok ? &a->snap : NULL })) {
         /* commits may wait on a standby that is gone: not loop_wait later */
         agent_schedule_tick(a, clock_monotonic_usec());
     }
@@ -508,6 +555,11 @@ int agent_reload(Agent *a)
         config_free(fresh);
         return r;
     }
+    if (jobs_set_pgpass(&a->jobs, pg.pgpass) < 0) {
+        pgctl_done(&pg);
+        config_free(fresh);
+        return log_error_errno(-ENOMEM, "out of memory");
+    }
     pgctl_done(&a->pg);
     a->pg = pg;
     (void)patch_cluster_config(a, &a->config->bootstrap.dcs, &fresh->bootstrap.dcs);
@@ -523,7 +575,7 @@ int agent_reload(Agent *a)
     log_info("reloaded \"%s\" (loop_wait %" PRId64 " s)", a->config_path, agent_dcs(a)->loop_wait);
     agent_callbacks(a, CALLBACKS_EVENT_RELOADED);
     /* the new loop_wait counts from now */
-    a->next_tick_usec = 0;
+    ticker_reset(&a->ticker);
     agent_schedule_tick(a, clock_monotonic_usec());
     return 0;
 }
@@ -662,246 +714,96 @@ static HaDataDir observe_data_dir(Agent *a)
     return strcmp(init, mine) == 0 ? HA_DATA_OURS : HA_DATA_FOREIGN;
 }
 
-/* Our own verdict on our lag, logged when it changes (not every loop) and
- * kept in a->failover_blocked for the member key. Replay, not receipt, is
- * what a promotion would make visible, so the replayed position counts. */
-static bool lag_blocks_us(Agent *a, const ElectionRules *rules)
-{
-    char why[AGENT_REASON_MAX];
-    bool paused = a->snap.replay_paused;
-    bool blocked = election_lag_blocked(rules, a->snap.replay_lsn, paused, why, sizeof(why));
-    bool was = a->failover_blocked[0] != '\0';
-    if (blocked && (!was || paused != a->lag_blocked_paused)) {
-        log_warning("not a candidate for promotion: %s", why);
-    } else if (!blocked && was) {
-        log_info("a candidate for promotion again: replay is within maximum_lag_on_failover");
-    }
-    a->lag_blocked_paused = blocked && paused;
-    if (blocked) {
-        (void)snprintf(a->failover_blocked, sizeof(a->failover_blocked), "%s", why);
-    } else {
-        a->failover_blocked[0] = '\0';
-    }
-    return blocked;
-}
+/* ---- the step: observe, decide (agent/policy.h), act ---- */
 
-/* Are we the best candidate to lead? Our replay within
- * maximum_lag_on_failover of the last known leader position, and no peer
- * that answers and could promote itself ranks higher (by the larger of
- * received and replayed). */
-static bool run_election(Agent *a)
+/* The tick's observation, from what observe_cluster and observe_postgres
+ * read (the data directory is looked at here). */
+static void observe_step(Agent *a, uint64_t now, HaObservation *o)
 {
-    const ConfigDcs *dcs = agent_dcs(a);
-    ElectionRules rules = {
-        .has_optime = a->cluster->status.has_optime,
-        .optime = a->cluster->status.optime,
-        .maximum_lag_on_failover = dcs->maximum_lag_on_failover,
-    };
-    if (lag_blocks_us(a, &rules)) {
-        return false;
-    }
-    uint64_t mine =
-        a->snap.receive_lsn > a->snap.replay_lsn ? a->snap.receive_lsn : a->snap.replay_lsn;
-    ElectionPeer *peers = calloc(ELECTION_PEERS_MAX, sizeof(*peers));
-    if (!peers) {
-        return false;
-    }
-    size_t n = 0;
-    bool best = false;
-    if (election_ask_peers(a->cluster, a->config->name, peers, &n) >= 0) {
-        ElectionCandidate me = {
-            .name = a->config->name,
-            .wal_lsn = mine,
-            .failover_priority = a->config->tags.failover_priority,
-            .nofailover = a->config->tags.nofailover,
-        };
-        for (size_t i = 0; i < n; i++) {
-            /* in synchronous_mode a peer the sync key does not name will
-             * not promote: it must not stop us as a better candidate */
-            peers[i].excluded = dcs_sync_problem(a->cluster, dcs->synchronous_mode, peers[i].name);
-            const char *skip = peers[i].answered ? election_peer_skip(&peers[i], &rules) : NULL;
-            if (skip) {
-                log_debug("election: peer \"%s\" is not a contender: %s", peers[i].name, skip);
-            }
-        }
-        const char *why = NULL;
-        best = election_is_healthiest(&me, peers, n, &rules, &why);
-        if (!best && why != a->election_why) {
-            log_info("not promoting: %s", why);
-        }
-        a->election_why = best ? NULL : why;
-    }
-    free(peers);
-    return best;
-}
-
-static bool follows(const Agent *a, const DcsMember *upstream)
-{
-    return a->following && upstream && strcmp(a->following, upstream->name) == 0;
-}
-
-/* A scheduled switchover is due when its time has come; until then a tick
- * is scheduled for that moment. An unreadable time never comes (logged). */
-static bool failover_due(Agent *a, const DcsFailover *fo, uint64_t now)
-{
-    double at;
-    if (dcs_parse_time(fo->scheduled_at, &at) < 0) {
-        if (a->have_last_row) {
-            log_debug("ignoring the failover key: unreadable scheduled_at \"%s\"",
-                      fo->scheduled_at);
-        }
-        return false;
-    }
-    double wait = at - now_epoch();
-    if (wait <= 0) {
-        return true;
-    }
-    agent_schedule_tick(a, now + (uint64_t)(wait * USEC_PER_SEC) + 1000);
-    return false;
-}
-
-/* A running replica checks its position against the leader's fork point
- * (from the history key). Its timeline is the one it last streamed on:
- * pg_control's lags behind until a restartpoint, and received_tli exists
- * only while a walreceiver runs, which is exactly what fails here. The
- * verdict is kept while PostgreSQL is down, so the stopped replica is
- * rewound; streaming from the leader clears it. */
-static void observe_divergence(Agent *a)
-{
-    const DcsCluster *c = a->dcs_ok ? a->cluster : NULL;
-    const DcsMember *lm = c ? dcs_cluster_leader_member(c) : NULL;
-    if (!lm || !a->pg_running || !a->probe_ok || !a->snap.in_recovery) {
-        return;
-    }
-    const PgSnapshot *s = &a->snap;
-    bool streaming = agent_streaming(a);
-    if (streaming && s->received_tli > 0) {
-        a->streamed_tli = s->received_tli;
-    }
-    /* "streaming" shows also while a walreceiver that PostgreSQL will reject
-     * starts up: only streaming on the leader's timeline clears the verdict,
-     * from the leader or from a replicatefrom member that streams it */
-    if (streaming && a->following && (lm->timeline <= 0 || s->received_tli >= lm->timeline)) {
-        a->diverged = false;
-        return;
-    }
-    uint64_t pos = s->receive_lsn > s->replay_lsn ? s->receive_lsn : s->replay_lsn;
-    bool d = dcs_history_diverged(c->history, (int64_t)a->streamed_tli, pos, lm->timeline);
-
-    if (d && !a->diverged) {
-        log_warning("our WAL (timeline %" PRIu32 ") goes past the point where leader \"%s\"'s "
-                    "timeline %" PRId64 " forked off: this replica cannot follow it as it is",
-                    a->streamed_tli, lm->name, lm->timeline);
-    }
-    a->diverged = d;
-}
-
-static void build_input(Agent *a, uint64_t now, HaInput *in)
-{
-    const DcsCluster *c = a->cluster;
-    const DcsLeader *l = c ? c->leader : NULL;
-    const DcsMember *lm = c ? dcs_cluster_leader_member(c) : NULL;
-    uint64_t look = agent_observe_upstream(a, now);
-    if (look > now) {
-        agent_schedule_tick(a, look); /* the second look */
-    }
-    *in = (HaInput){
-        .state = a->state,
+    const DcsMember *up = agent_upstream(a); /* logs a new choice */
+    *o = (HaObservation){
         .now_usec = now,
+        .now_epoch = now_epoch(),
+        .me = a->config->name,
+        .dcs = agent_dcs(a),
+        .tag_nofailover = a->config->tags.nofailover,
+        .failover_priority = a->config->tags.failover_priority,
+        .watchdog_blocked = a->watchdog_blocked,
         .data = observe_data_dir(a),
         .pg_running = a->pg_running,
-        .pg_reachable = a->probe_ok,
-        .pg_in_recovery = a->probe_ok && a->snap.in_recovery,
+        .snap = a->probe_ok ? &a->snap : NULL,
         .standby_signal = pgctl_is_standby(&a->pg),
-        .clone_retry_usec = a->clone_retry_usec,
+        .job = jobs_result(&a->jobs),
+        .streaming = agent_streaming(a),
+        .following = cascade_following(&a->cascade) != NULL,
+        .follows_upstream = cascade_follows(&a->cascade, up),
         .dcs_ok = a->dcs_ok,
-        .has_initialize = c && c->initialize != NULL,
-        .has_leader = l != NULL,
-        .leader_is_me = l && strcmp(l->name, a->config->name) == 0,
-        .leader_member_known = lm && lm->host,
-        .follows_upstream = follows(a, agent_upstream(a)),
-        .nofailover = a->config->tags.nofailover || a->watchdog_blocked,
-        .use_pg_rewind = agent_dcs(a)->use_pg_rewind,
+        .view = a->cluster,
+        .lease_expiring = lease_expiring(&a->lease, now),
     };
-    observe_divergence(a);
-    in->diverged = a->diverged;
-    const ConfigDcs *dcs = agent_dcs(a);
-    uint64_t ttl = (uint64_t)dcs->ttl * USEC_PER_SEC;
-    in->lease_expiring = lease_expiring(&a->lease, now);
-    /* A crash of our primary is observed here (not decided): it starts the
-     * primary_start_timeout clock. The memory of it ends when PostgreSQL is
-     * back as a primary, when another member leads (we rejoin), or when the
-     * others had a whole ttl to take over and did not (we may lead again). */
-    uint64_t start_timeout = (uint64_t)dcs->primary_start_timeout * USEC_PER_SEC;
-    if (a->state == HA_STATE_PRIMARY && !a->pg_running && a->primary_down_usec == 0) {
-        a->primary_down_usec = now;
+}
+
+/* The election's I/O: the peers' WAL positions, asked only when the rules
+ * open the election and our own lag does not block us. */
+static void observe_peers(Agent *a, const HaObservation *o, HaStep *st)
+{
+    if (!st->ask_peers) {
+        return;
     }
-    if ((a->pg_running && a->probe_ok && !a->snap.in_recovery) ||
-        (in->has_leader && !in->leader_is_me) ||
-        (a->primary_down_usec != 0 && now - a->primary_down_usec > start_timeout + ttl)) {
-        a->primary_down_usec = 0;
-    }
-    in->crash_noted = a->primary_down_usec != 0;
-    in->restart_expired =
-        !a->pg_running && a->primary_down_usec != 0 && now - a->primary_down_usec >= start_timeout;
-    const DcsFailover *fo = c ? c->failover : NULL;
-    if (fo && fo->scheduled_at && !failover_due(a, fo, now)) {
-        fo = NULL; /* a scheduled switchover waits for its time */
-    }
-    const char *cand_name = fo ? dcs_failover_candidate(c) : NULL;
-    if (cand_name) {
-        const char *me = a->config->name;
-        const DcsMember *cand = dcs_cluster_get_member(c, cand_name);
-        in->failover_from_me = !fo->leader || strcmp(fo->leader, me) == 0;
-        in->failover_candidate_me = strcmp(cand_name, me) == 0;
-        in->failover_candidate_other = !in->failover_candidate_me && cand && cand->state &&
-                                       strcmp(cand->state, "running") == 0;
-    }
-    /* synchronous_mode: only the members the sync key names may lead,
-     * unless an operator's failover names us */
-    const char *sync_why = dcs_sync_problem(c, agent_dcs(a)->synchronous_mode, a->config->name);
-    bool sync_blocked = sync_why && !in->failover_candidate_me;
-    bool sync_verdict = sync_blocked && !in->has_leader; /* published: dbctl status says why */
-    if (sync_verdict) {
-        (void)snprintf(a->failover_blocked, sizeof(a->failover_blocked),
-                       "%s (the sync key names \"%s\" and \"%s\")", sync_why,
-                       strna(c->sync->leader), strna(c->sync->sync_standby));
-        if (!a->sync_blocked_logged) {
-            log_warning("not a candidate: %s", a->failover_blocked);
+    ElectionPeer *peers = calloc(ELECTION_PEERS_MAX, sizeof(*peers));
+    size_t n = 0;
+    bool asked = peers && election_ask_peers(a->cluster, a->config->name, peers, &n) >= 0;
+    for (size_t i = 0; asked && i < n; i++) {
+        /* in synchronous_mode a peer the sync key does not name will not
+         * promote: it must not stop us as a better candidate */
+        peers[i].excluded = dcs_sync_problem(a->cluster, o->dcs->synchronous_mode, peers[i].name);
+        const char *skip = peers[i].answered ? election_peer_skip(&peers[i], &st->rules) : NULL;
+        if (skip) {
+            log_debug("election: peer \"%s\" is not a contender: %s", peers[i].name, skip);
         }
     }
-    a->sync_blocked_logged = sync_verdict;
-    in->nofailover = in->nofailover || sync_blocked;
-    in->paused = c && dcs_cluster_is_paused(c);
-    in->request = a->request;
-    in->healthiest = false;
-    /* The named candidate of a switchover or manual failover takes over
-     * without an election: asking the peers would only delay it. */
-    if (in->dcs_ok && !in->has_leader && in->pg_reachable && in->pg_in_recovery &&
-        !in->nofailover && !in->paused && !in->failover_candidate_me) {
-        in->healthiest = run_election(a);
-    } else if (sync_verdict) {
-        a->election_why = NULL;
-    } else {
-        /* no election, no verdict to publish */
-        a->failover_blocked[0] = '\0';
-        a->election_why = NULL;
+    ha_policy_elect(o, asked ? peers : NULL, n, st);
+    free(peers);
+}
+
+/* Says what the rules found changed (each once per change). */
+static void say_step(Agent *a, const HaStep *st)
+{
+    const HaMemory *m = &st->memory;
+    if (st->say_diverged) {
+        const DcsMember *lm = dcs_cluster_leader_member(a->cluster);
+        log_warning("our WAL (timeline %" PRIu32 ") goes past the point where leader \"%s\"'s "
+                    "timeline %" PRId64 " forked off: this replica cannot follow it as it is",
+                    m->streamed_tli, lm ? lm->name : "?", lm ? lm->timeline : 0);
     }
-    if (a->job.kind != AGENT_JOB_NONE) {
-        in->job = !a->job.finished ? HA_JOB_RUNNING : a->job.ok ? HA_JOB_SUCCEEDED : HA_JOB_FAILED;
+    if (st->failover_time_unreadable && a->have_last_row) {
+        log_debug("ignoring the failover key: unreadable scheduled_at \"%s\"",
+                  a->cluster->failover->scheduled_at);
+    }
+    if (st->say_sync_blocked) {
+        log_warning("not a candidate: %s", m->failover_blocked);
+    }
+    if (st->say_lag_blocked) {
+        log_warning("not a candidate for promotion: %s", m->failover_blocked);
+    }
+    if (st->say_lag_ok) {
+        log_info("a candidate for promotion again: replay is within maximum_lag_on_failover");
+    }
+    if (st->say_not_promoting) {
+        log_info("not promoting: %s", st->say_not_promoting);
     }
 }
 
 static void set_state(Agent *a, HaState next)
 {
-    if (next == a->state) {
+    if (next == a->mem.state) {
         return;
     }
     log_struct_id(LOG_LEVEL_NOTICE, "3f6d2c8a9b1e4f07a5c2d8e6b4a19c30", "state %s -> %s",
-                  ha_state_to_string(a->state), ha_state_to_string(next));
-    HaState from = a->state;
-    a->state = next;
-    agent_callbacks_state(a, from, next);
+                  ha_state_to_string(a->mem.state), ha_state_to_string(next));
+    HaState from = a->mem.state;
+    a->mem.state = next;
+    callbacks_state(a->callbacks, a->config, from, next);
     const char *role = next == HA_STATE_PRIMARY   ? "primary"
                        : next == HA_STATE_REPLICA ? "replica"
                                                   : NULL;
@@ -986,8 +888,9 @@ static void update_watchdog(Agent *a, bool leading, uint64_t now)
 
 static void update_fence(Agent *a, uint64_t now)
 {
-    bool leading_now = (a->state == HA_STATE_PRIMARY || a->state == HA_STATE_STARTING_PRIMARY) &&
-                       lease_deadline_usec(&a->lease) != 0;
+    bool leading_now =
+        (a->mem.state == HA_STATE_PRIMARY || a->mem.state == HA_STATE_STARTING_PRIMARY) &&
+        lease_deadline_usec(&a->lease) != 0;
     update_watchdog(a, leading_now, now);
     if (!leading_now) {
         check_watchdog_required(a);
@@ -1027,14 +930,14 @@ static void apply_cluster_parameters(Agent *a)
     if (!cc || cc->mod_revision == a->params_revision || !a->pg_running || !a->probe_ok) {
         return;
     }
-    bool replica = a->state == HA_STATE_REPLICA;
-    if (a->state != HA_STATE_PRIMARY && !replica) {
+    bool replica = a->mem.state == HA_STATE_REPLICA;
+    if (a->mem.state != HA_STATE_PRIMARY && !replica) {
         return; /* starting, stopping...: the next start writes it anyway */
     }
     /* A replica keeps its upstream: rewrite only while it follows the
      * member it should (else FOLLOW re-points it, writing the file). */
     const DcsMember *up = replica ? agent_upstream(a) : NULL;
-    if (replica && !(up && up->host && follows(a, up))) {
+    if (replica && !(up && up->host && cascade_follows(&a->cascade, up))) {
         return;
     }
     if (agent_write_conf(a, replica) < 0) {
@@ -1057,35 +960,57 @@ void agent_tick(Agent *a)
     now = clock_monotonic_usec();
     observe_postgres(a, now);
 
-    HaInput in;
-    build_input(a, now, &in);
-    HaDecision d;
-    if (ha_decide(&in, &d) < 0) {
-        log_error("no HA decision for state \"%s\": this is a bug", ha_state_to_string(a->state));
+    uint64_t look = agent_observe_upstream(a, now);
+    if (look > now) {
+        agent_schedule_tick(a, look); /* the second look */
+    }
+    HaObservation o;
+    observe_step(a, now, &o);
+    HaStep st;
+    ha_policy_input(&o, &a->mem, &st);
+    observe_peers(a, &o, &st);
+    if (ha_policy_decide(&st) < 0) {
+        log_error("no HA decision for state \"%s\": this is a bug",
+                  ha_state_to_string(a->mem.state));
         return;
     }
-    log_debug("loop %" PRIu64 ": state %s, row %zu: %s", a->loops, ha_state_to_string(a->state),
-              d.row, d.reason);
-    if (!a->have_last_row || a->last_row != d.row) {
-        log_info("%s", d.reason);
-        a->last_row = d.row;
+    say_step(a, &st);
+    if (st.wake_usec) {
+        agent_schedule_tick(a, st.wake_usec);
+    }
+    a->mem = st.memory;
+    const HaDecision *d = &st.decision;
+    log_debug("loop %" PRIu64 ": state %s, row %zu: %s", a->loops, ha_state_to_string(a->mem.state),
+              d->row, d->reason);
+    if (!a->have_last_row || a->last_row != d->row) {
+        log_info("%s", d->reason);
+        a->last_row = d->row;
         a->have_last_row = true;
     }
     /* A finished job's result is consumed by this decision. */
-    if (a->job.kind != AGENT_JOB_NONE && a->job.finished) {
-        if (a->job.kind == AGENT_JOB_RESTART) {
-            a->restart_result = a->job.ok ? 1 : -1; /* for the REST API's answer */
-        }
-        a->job = (AgentJob){ 0 };
+    bool job_ok;
+    if (jobs_take(&a->jobs, &job_ok) == JOB_RESTART) {
+        a->restart_result = job_ok ? 1 : -1; /* for the REST API's answer */
     }
+    /* Act: each action in order, stopping at the first failure; what it
+     * changes in the memory is the policy's to say (ha_memory_*). */
     size_t done = 0;
-    for (; done < d.n_actions; done++) {
-        if (ha_exec_action(a, d.actions[done]) < 0) {
+    for (; done < d->n_actions; done++) {
+        HaAction act = d->actions[done];
+        ha_memory_before(&a->mem, act);
+        int r = ha_exec_action(a, act);
+        uint64_t t = clock_monotonic_usec();
+        ha_memory_after(&a->mem, act, r >= 0, t, (unsigned)(rand() % 1000));
+        if (act == HA_ACTION_REMOVE_CLONE) {
+            log_warning("next clone attempt in %" PRIu64 " ms",
+                        (a->mem.clone_retry_usec - t) / 1000);
+        }
+        if (r < 0) {
             break;
         }
     }
-    if (done == d.n_actions) {
-        set_state(a, d.next);
+    if (done == d->n_actions) {
+        set_state(a, d->next);
     } else {
         /* decide again soon rather than after a whole loop_wait */
         agent_schedule_tick(a, now + USEC_PER_SEC);
@@ -1097,7 +1022,9 @@ void agent_tick(Agent *a)
         (void)agent_touch_member(a);
     }
     agent_publish_rest(a, clock_monotonic_usec());
-    api_after_tick(a, clock_monotonic_usec());
+    ApiEnv env = api_env(a);
+    api_after_tick(a->api, &env, clock_monotonic_usec());
+    api_env_done(a, &env);
     if (a->loops == 1) {
         (void)sd_notify(false, "READY=1");
     }
@@ -1110,7 +1037,7 @@ static void shutdown_agent(Agent *a)
     a->stopping = true;
     fence_disarm(a->fence); /* we stop PostgreSQL ourselves now */
     a->watchdog = watchdog_close(a->watchdog);
-    agent_job_kill(a);
+    jobs_kill(&a->jobs);
     bool was_leader =
         a->cluster && a->cluster->leader && strcmp(a->cluster->leader->name, a->config->name) == 0;
     set_state(a, HA_STATE_STOPPING);
@@ -1118,7 +1045,7 @@ static void shutdown_agent(Agent *a)
     if (a->pg_running) {
         PgArgv argv = { 0 };
         if (pgctl_argv_stop(&a->pg, "fast", AGENT_STOP_TIMEOUT_SEC, &argv) >= 0) {
-            int r = agent_run_sync(a, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
+            int r = jobs_run_sync(&a->jobs, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
             if (r < 0) {
                 log_error_errno(r, "stopping postgresql failed: %m");
             } else {
@@ -1218,15 +1145,19 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         (r = sd_event_add_signal(a->event, &a->sig_hup, SIGHUP, on_hup, a)) < 0) {
         return log_error_errno(r, "signal handlers: %m");
     }
+    jobs_init(&a->jobs, a->event, &a->ticker, on_job_end, a);
+    if (jobs_set_pgpass(&a->jobs, a->pg.pgpass) < 0) {
+        return log_error_errno(-ENOMEM, "out of memory");
+    }
     r = callbacks_new(a->event, &a->callbacks);
     if (r < 0) {
         return log_error_errno(r, "callbacks: %m");
     }
-    r = sd_event_add_time(a->event, &a->loop_timer, CLOCK_MONOTONIC, clock_monotonic_usec(), 1000,
-                          on_loop_timer, a);
+    r = ticker_init(&a->ticker, a->event, on_loop_timer, a);
     if (r < 0) {
         return log_error_errno(r, "loop timer: %m");
     }
+    ticker_schedule(&a->ticker, clock_monotonic_usec());
     r = sd_event_add_time(a->event, &a->lease_timer, CLOCK_MONOTONIC, 0, 1000, on_lease_timer, a);
     if (r >= 0) {
         r = sd_event_source_set_enabled(a->lease_timer, SD_EVENT_OFF);
@@ -1252,14 +1183,18 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         return log_error_errno(r, "wake source: %m");
     }
 
-    r = api_new(a, &a->api);
+    r = api_new(&a->api);
     if (r < 0) {
         return r;
+    }
+    r = sd_event_add_io(a->event, &a->api_io, api_fd(a->api), EPOLLIN, on_api, a);
+    if (r < 0) {
+        return log_error_errno(r, "REST API queue: %m");
     }
     RestHandler handlers[REST_HANDLERS_MAX];
     RestServerConfig rc = {
         .handlers = handlers,
-        .n_handlers = api_handlers(a, handlers, ELEMENTSOF(handlers)),
+        .n_handlers = api_handlers(a->api, handlers, ELEMENTSOF(handlers)),
         .listen = config->restapi.listen,
         .username = config->restapi.authentication.username,
         .password = config->restapi.authentication.password,
@@ -1272,7 +1207,7 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     if (r < 0) {
         return log_error_errno(r, "REST API on %s: %s", strna(config->restapi.listen), re.message);
     }
-    a->state = HA_STATE_INIT;
+    a->mem.state = HA_STATE_INIT;
     log_set_context(config->name, config->scope, NULL);
     check_watchdog_required(a);
 
@@ -1306,16 +1241,17 @@ Agent *agent_free(Agent *a)
     }
     a->cache = kv_cache_free(a->cache);
     (void)pthread_mutex_destroy(&a->watch_lock);
-    agent_job_kill(a);
+    jobs_done(&a->jobs);
     /* a clean exit stopped it already; on a failed start nothing is armed */
     a->fence = fence_stop(a->fence);
     a->watchdog = watchdog_close(a->watchdog);
     a->rest = rest_server_free(a->rest); /* first: its threads queue into api */
+    a->api_io = sd_event_source_disable_unref(a->api_io);
     a->api = api_free(a->api);
     sd_event_source_unref(a->sig_term);
     sd_event_source_unref(a->sig_int);
     sd_event_source_unref(a->sig_hup);
-    sd_event_source_unref(a->loop_timer);
+    ticker_done(&a->ticker);
     sd_event_source_unref(a->lease_timer);
     sd_event_source_unref(a->probe_timer);
     sd_event_source_unref(a->wake_io);
@@ -1330,10 +1266,8 @@ Agent *agent_free(Agent *a)
     pgctl_done(&a->pg);
     dcs_paths_done(&a->paths);
     free(a->member_key);
-    free(a->following);
-    free(a->sync_names);
-    free(a->upstream_note);
-    free(a->upstream_avoid);
+    cascade_done(&a->cascade);
+    sync_rep_done(&a->sync);
     free(a->config_path);
     config_free(a->config);
     free(a);

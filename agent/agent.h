@@ -14,18 +14,24 @@
 
 #include "api.h"
 #include "callbacks.h"
+#include "cascade.h"
 #include "config.h"
 #include "dcs-store.h"
 #include "dcs.h"
 #include "etcd.h"
 #include "fence.h"
 #include "ha.h"
+#include "jobs.h"
 #include "kvcache.h"
 #include "lease.h"
 #include "log.h"
 #include "pgctl.h"
 #include "pgprobe.h"
+#include "policy.h"
 #include "rest.h"
+#include "settings.h"
+#include "sync_exec.h"
+#include "ticker.h"
 #include "watchdog.h"
 
 /* How often the REST snapshot is refreshed from a fresh probe, and how
@@ -38,16 +44,6 @@
 /* How long a tick waits for the watch-fed cache to reach the revision the
  * tick's own etcd answers showed, before it reads etcd instead. */
 #define AGENT_CACHE_WAIT_USEC (100 * 1000ULL)
-/* Backoff between failed clones: doubled per failure up to the max. */
-#define AGENT_CLONE_BACKOFF_MIN_USEC (2 * 1000 * 1000ULL)
-#define AGENT_CLONE_BACKOFF_MAX_USEC (60 * 1000 * 1000ULL)
-/* Longest "not a candidate: ..." reason kept for the member key. */
-#define AGENT_REASON_MAX 256
-/* A replicatefrom member we could not stream from is tried again after
- * this backoff (doubled per failure in a row up to the max), and only once
- * its agent has rewritten its member key. */
-#define AGENT_UPSTREAM_RETRY_MIN_USEC (2 * 1000 * 1000ULL)
-#define AGENT_UPSTREAM_RETRY_MAX_USEC (60 * 1000 * 1000ULL)
 /* Job deadlines. */
 #define AGENT_INITDB_TIMEOUT_SEC     120
 #define AGENT_START_TIMEOUT_SEC      60
@@ -62,36 +58,12 @@
  * multiple of AGENT_PROMOTE_POLL_USEC; see promote() in ha_exec.c). */
 #define AGENT_PROMOTE_NUDGE_USEC (20 * 1000ULL)
 
-typedef enum AgentJobKind {
-    AGENT_JOB_NONE,
-    AGENT_JOB_INITDB,
-    AGENT_JOB_START,
-    AGENT_JOB_STOP,
-    AGENT_JOB_BASEBACKUP,
-    AGENT_JOB_REWIND,
-    AGENT_JOB_RESTART,
-    _AGENT_JOB_KIND_MAX,
-    _AGENT_JOB_KIND_INVALID = -EINVAL,
-} AgentJobKind;
-
-const char *agent_job_kind_to_string(AgentJobKind k);
-
-typedef struct AgentJob {
-    AgentJobKind kind;
-    pid_t pid;
-    sd_event_source *child;   /* owned */
-    sd_event_source *timeout; /* owned */
-    bool finished;
-    bool ok;
-    bool killed; /* by its deadline */
-} AgentJob;
-
 typedef struct Agent {
     char *config_path;                             /* owned */
     Config *config;                                /* owned */
     sd_event *event;                               /* owned */
     sd_event_source *sig_term, *sig_int, *sig_hup; /* owned */
-    sd_event_source *loop_timer;                   /* owned */
+    Ticker ticker;                                 /* when the next tick runs */
     sd_event_source *lease_timer;                  /* owned: the next keepalive */
     sd_event_source *probe_timer;                  /* owned */
     sd_event_source *wake_io;                      /* owned: the watch thread's eventfd */
@@ -115,58 +87,27 @@ typedef struct Agent {
     bool probe_ok;
     bool pg_running;
     pid_t postmaster_pid;
-    uint64_t sysid;             /* from pg_control, 0 when unknown */
-    uint64_t primary_down_usec; /* when our primary was found down (0: it is not) */
-    bool healthiest;            /* last election verdict (only while there is no leader) */
-    /* Why we are not a candidate for promotion (our own lag), "" when we are;
-     * published as failover_blocked while there is no leader. */
-    char failover_blocked[AGENT_REASON_MAX];
-    bool lag_blocked_paused;  /* the verdict last logged: blocked with replay paused */
-    const char *election_why; /* static: the last "not promoting" reason logged, or NULL */
+    uint64_t sysid; /* from pg_control, 0 when unknown */
 
-    HaState state;
+    HaMemory mem;    /* what the HA step remembers (agent/policy.h) */
     size_t last_row; /* to log a decision only when it changes */
     bool have_last_row;
-    AgentJob job;
-    uint64_t clone_retry_usec;
-    unsigned clone_failures;
-    char *following;                 /* owned: the member we point primary_conninfo at (the leader,
-                                        or the member our replicatefrom tag names) */
-    char *upstream_note;             /* owned: the last upstream choice logged (agent/cascade.c) */
-    char *upstream_avoid;            /* owned: a replicatefrom member we could not stream from */
-    int64_t upstream_avoid_revision; /* its member key's mod_revision when we gave up on it */
-    uint64_t upstream_retry_usec;    /* and not before this */
-    unsigned upstream_failures;      /* give-ups in a row, for the backoff */
-    uint64_t upstream_down_usec;     /* first tick that saw no streaming from a replicatefrom
-                                        upstream (0: streaming, or not cascading) */
-    int64_t params_revision;         /* the config key revision postgresql.conf was written from */
-    HaRequest request;               /* what an operator asked for (POST /restart, /reinitialize) */
-    bool diverged; /* seen past the leader's fork point; kept until rewound or moved aside */
-    uint32_t streamed_tli; /* the timeline we last streamed on as a replica; 0: unknown
-                              (we led, or the data was rewound or replaced since) */
-    int restart_result;    /* of the last restart job: 1 ok, -1 failed, 0 none since */
+    Jobs jobs;               /* the running job (agent/jobs.h) */
+    Cascade cascade;         /* whom we stream from (agent/cascade.h) */
+    int64_t params_revision; /* the config key revision postgresql.conf was written from */
+    int restart_result;      /* of the last restart job: 1 ok, -1 failed, 0 none since */
 
-    /* synchronous_mode, the leader's side (agent/syncrep.c) */
-    char *sync_names;          /* owned: synchronous_standby_names we wrote; NULL: not managed */
-    uint64_t sync_release_lsn; /* shrinking the `sync` key: our flush position once the
-                                  members leaving it were released (0: not yet) */
-    bool sync_async_logged;    /* "no synchronous standby" was said for this episode */
-    bool sync_blocked_logged;  /* "not a candidate: ... synchronous standby" was said */
-    /* the sync key's mod_revision after our last write of it (0: deleted),
-     * and the revision of the view it was written under: a second write
-     * under the same view compares with it */
-    int64_t sync_key_revision;
-    int64_t sync_key_written_in;
+    SyncRep sync; /* synchronous_mode, the leader's side (agent/sync_exec.h) */
 
     RestServer *rest;          /* owned */
     ApiQueue *api;             /* owned: mutating REST requests for the loop */
+    sd_event_source *api_io;   /* owned: a request arrived */
     Fence *fence;              /* owned: the fencing process's heartbeat */
     Callbacks *callbacks;      /* owned: postgresql.callbacks running (agent/callbacks.c) */
     Watchdog *watchdog;        /* owned: open (armed) only while leading */
     unsigned watchdog_timeout; /* the timeout it was armed with, seconds */
     bool watchdog_blocked;     /* watchdog.mode required and the device cannot be opened */
     unsigned fenced_seen;
-    uint64_t next_tick_usec;
     uint64_t loops;
     uint64_t leader_changes;  /* holder of the leader key changed (seen in observe) */
     uint64_t dcs_cache_reads; /* views built from the watch-fed cache */
@@ -189,6 +130,13 @@ typedef struct Agent {
     int exit_code;
 } Agent;
 
+/* Effective cluster-wide settings: the `config` key when present, else the
+ * file's bootstrap.dcs. */
+static inline const ConfigDcs *agent_dcs(const Agent *a)
+{
+    return settings_dcs(a->config, a->cluster);
+}
+
 /* Loads nothing: takes ownership of config (and a copy of path). Sets up
  * the event loop, signals, the etcd client, the probe and the REST server.
  * Returns 0 and *ret, or a negative errno after logging why. */
@@ -202,17 +150,13 @@ int agent_run(Agent *a);
 /* One HA loop iteration: observe, decide, act, publish. */
 void agent_tick(Agent *a);
 /* Runs a tick at at_usec (monotonic) unless one is due earlier. */
-void agent_schedule_tick(Agent *a, uint64_t at_usec);
+static inline void agent_schedule_tick(Agent *a, uint64_t at_usec)
+{
+    ticker_schedule(&a->ticker, at_usec);
+}
 /* Re-reads the configuration file (SIGHUP, POST /reload). Returns 0, or
  * -EINVAL when the file has errors (logged; the running config stays). */
 int agent_reload(Agent *a);
-
-/* Job control (agent/jobs.c). agent_job_start forks argv (environment:
- * ours plus PGPASSFILE) with a deadline; the loop is woken when it ends. */
-int agent_job_start(Agent *a, AgentJobKind kind, char *const *argv, int timeout_sec);
-void agent_job_kill(Agent *a);
-/* Runs argv to completion synchronously, by the deadline (shutdown path). */
-int agent_run_sync(Agent *a, char *const *argv, int timeout_sec);
 
 /* Performs one action (agent/ha_exec.c). Returns 0 or a negative errno
  * (logged); the caller stops at the first failure. */
@@ -224,49 +168,41 @@ int agent_write_conf(Agent *a, bool replica);
 /* Runs one statement on the local server through the probe's connection. */
 int agent_exec_sql(Agent *a, const char *sql, PGresult **ret);
 
-/* synchronous_mode (agent/syncrep.c). agent_sync_replication: the leader's
- * loop step (choose standbys, `sync` key, synchronous_standby_names, in the
- * safe order). agent_sync_before_promote: the `sync` key names only us and
- * synchronous_standby_names is "*" (strict) or "" before pg_promote; fails
- * when the key no longer names us as a synchronous standby.
- * agent_sync_before_start: the value to start a primary with. */
-int agent_sync_replication(Agent *a);
-int agent_sync_before_promote(Agent *a);
-void agent_sync_before_start(Agent *a);
-/* The leader's probe sees a synchronous standby to add or (not strict) to
- * give up on: the loop should run now rather than at loop_wait. */
-bool agent_sync_needs_tick(const Agent *a);
-/* Cascading replication (agent/cascade.c). agent_upstream: whom this
- * replica should stream from now (upstream_choose() on the current view,
- * our replicatefrom tag and the member we gave up on); logs the choice when
- * it changes. Borrowed from a->cluster; NULL when there is none. */
-const DcsMember *agent_upstream(Agent *a);
-/* Observes whether a replica that streams from its replicatefrom member
- * still gets WAL from it: when two looks (ticks or one-second probes) at
- * least half a loop_wait apart see its walreceiver not streaming, it gives
- * up on that member (agent_upstream() then answers the leader) until the
- * member's agent has rewritten its key and the backoff has passed. Logs a
- * give-up. Returns when a tick should look (again) or act on it: now after
- * a give-up, the second look's time after a first failed one; 0: no need. */
-uint64_t agent_observe_upstream(Agent *a, uint64_t now_usec);
+/* The local PostgreSQL, as last probed, is a replica whose walreceiver
+ * reports "streaming". */
+static inline bool agent_streaming(const Agent *a)
+{
+    return a->probe_ok && pgprobe_streaming(&a->snap);
+}
+/* Whom this replica should stream from now (agent/cascade.h). */
+static inline const DcsMember *agent_upstream(Agent *a)
+{
+    return cascade_upstream(&a->cascade, a->cluster, a->config);
+}
+/* One look at a replicatefrom upstream (agent/cascade.h). */
+static inline uint64_t agent_observe_upstream(Agent *a, uint64_t now_usec)
+{
+    bool replica =
+        a->mem.state == HA_STATE_REPLICA && a->pg_running && a->probe_ok && a->snap.in_recovery;
+    return cascade_observe(&a->cascade, a->dcs_ok ? a->cluster : NULL,
+                           a->config->tags.replicatefrom, replica, agent_streaming(a),
+                           agent_dcs(a)->loop_wait, now_usec);
+}
 
-/* postgresql.callbacks (agent/callbacks.c): what the agent did to its
- * PostgreSQL, mapped to Patroni's callbacks and run without waiting.
- * agent_callbacks: an event whose role is the one last announced (else
- * guessed from the state and the probe); agent_callbacks_job: a stop or
- * restart job ended; agent_callbacks_state: the HA state changed (a start
- * ended, or a running server was found). Log what they run; never fail. */
-void agent_callbacks(Agent *a, CallbacksEvent ev);
-void agent_callbacks_job(Agent *a, AgentJobKind kind, bool ok);
-void agent_callbacks_state(Agent *a, HaState from, HaState to);
+/* postgresql.callbacks (agent/callbacks.h) for an event whose role is the
+ * one last announced, else guessed from the state and the probe. Patroni
+ * calls on_reload only when `pg_ctl reload` succeeded. */
+static inline void agent_callbacks(Agent *a, CallbacksEvent ev)
+{
+    if (ev == CALLBACKS_EVENT_RELOADED && !a->pg_running) {
+        return;
+    }
+    callbacks_event(a->callbacks, a->config, ev,
+                    callbacks_role_guess(a->mem.state, a->probe_ok && !a->snap.in_recovery));
+}
 
 /* Deletes the leader key if it still names us (agent/ha_exec.c). */
 int agent_release_leader(Agent *a);
-
-/* The local PostgreSQL is a replica whose walreceiver reports "streaming"
- * (agent/publish.c; PostgreSQL shows that also while a walreceiver it will
- * reject starts up). */
-bool agent_streaming(const Agent *a);
 
 /* Publishes member key and REST snapshot (agent/publish.c). */
 int agent_touch_member(Agent *a);
@@ -278,7 +214,3 @@ int agent_publish_topology(Agent *a);
  * Logged once per change of outcome. No-op when the option is off. */
 void agent_mirror_leader_v2(Agent *a, bool leading);
 void agent_publish_rest(Agent *a, uint64_t now_usec);
-
-/* Effective cluster-wide settings: the `config` key when present, else the
- * file's bootstrap.dcs. */
-const ConfigDcs *agent_dcs(const Agent *a);

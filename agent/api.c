@@ -18,8 +18,8 @@
 #include <jansson.h>
 #include <systemd/sd-event.h>
 
-#include "agent.h"
 #include "clock.h"
+#include "dcs-store.h"
 #include "dcs.h"
 #include "dynconfig.h"
 #include "log.h"
@@ -54,8 +54,8 @@ struct ApiQueue {
     ApiRequest *incoming; /* guarded by lock; newest first */
     ApiRequest *waiting;  /* loop thread only */
     ApiRequest *restart;  /* loop thread only: a restart or reinit handed to the HA loop */
+    ApiRequest *reloads;  /* loop thread only: POST /reload, answered by api_reloaded */
     int fd;               /* eventfd: handlers write, the loop reads */
-    sd_event_source *io;  /* owned */
 };
 
 static void request_free(ApiRequest *r)
@@ -92,11 +92,17 @@ static void answer_json(ApiRequest *r, unsigned status, json_t *doc)
     request_free(r);
 }
 
+static void api_wake(ApiEnv *env, uint64_t at_usec)
+{
+    if (env->wake_usec == 0 || at_usec < env->wake_usec) {
+        env->wake_usec = at_usec;
+    }
+}
+
 /* ---- MHD threads ------------------------------------------------------------ */
 
-static int enqueue(const RestCall *call, ApiKind kind, Agent *a)
+static int enqueue(const RestCall *call, ApiKind kind, ApiQueue *q)
 {
-    ApiQueue *q = a->api;
     ApiRequest *r = calloc(1, sizeof(*r));
     if (!r) {
         return -ENOMEM;
@@ -140,7 +146,7 @@ HANDLER(on_restart, API_RESTART)
 HANDLER(on_reinitialize, API_REINITIALIZE)
 #undef HANDLER
 
-size_t api_handlers(Agent *a, RestHandler *table, size_t max)
+size_t api_handlers(ApiQueue *a, RestHandler *table, size_t max)
 {
     const RestHandler all[] = {
         { "POST", "/switchover", REST_HANDLER_MUTATING, on_switchover, a },
@@ -172,10 +178,10 @@ static void set_why(char *why, size_t whylen, const char *fmt, ...)
 }
 
 /* A fresh view for a decision an operator asked for. */
-static int read_cluster(Agent *a, DcsCluster **ret, char *why, size_t whylen)
+static int read_cluster(ApiEnv *env, DcsCluster **ret, char *why, size_t whylen)
 {
     EtcdError e = { 0 };
-    int r = dcs_cluster_read(a->etcd, &a->paths, ret, &e);
+    int r = dcs_cluster_read(env->store->etcd, env->store->paths, ret, &e);
     if (r < 0) {
         set_why(why, whylen, "cannot read the cluster from etcd: %s", e.message);
     }
@@ -200,17 +206,17 @@ static bool get_string(const json_t *body, const char *key, const char **ret)
     return true;
 }
 
-static int write_failover_key(Agent *a, const char *leader, const char *candidate,
+static int write_failover_key(ApiEnv *env, const char *leader, const char *candidate,
                               const char *scheduled_at, char *why, size_t whylen)
 {
-    int r = dcs_store_set_failover(&a->store, leader, candidate, scheduled_at, NULL);
+    int r = dcs_store_set_failover(env->store, leader, candidate, scheduled_at, NULL);
     if (r < 0) {
-        set_why(why, whylen, "%s", r == -ENOMEM ? "out of memory" : a->store.error.message);
+        set_why(why, whylen, "%s", r == -ENOMEM ? "out of memory" : env->store->error.message);
     }
     return r;
 }
 
-static void do_failover(Agent *a, ApiRequest *r)
+static void do_failover(ApiQueue *q, ApiEnv *env, ApiRequest *r)
 {
     bool switchover = r->kind == API_SWITCHOVER;
     const char *action = switchover ? "switchover" : "failover";
@@ -243,7 +249,7 @@ static void do_failover(Agent *a, ApiRequest *r)
 
     char why[API_MESSAGE_MAX];
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
-    if (read_cluster(a, &c, why, sizeof(why)) < 0) {
+    if (read_cluster(env, &c, why, sizeof(why)) < 0) {
         answer(r, 503, "%s", why);
         return;
     }
@@ -298,7 +304,7 @@ static void do_failover(Agent *a, ApiRequest *r)
             return;
         }
     }
-    if (write_failover_key(a, leader, candidate, scheduled, why, sizeof(why)) < 0) {
+    if (write_failover_key(env, leader, candidate, scheduled, why, sizeof(why)) < 0) {
         answer(r, 503, "failed to write %s key into DCS: %s", action, why);
         return;
     }
@@ -314,22 +320,22 @@ static void do_failover(Agent *a, ApiRequest *r)
         answer(r, 500, "out of memory");
         return;
     }
-    uint64_t poll_sec = (uint64_t)agent_dcs(a)->loop_wait;
+    uint64_t poll_sec = (uint64_t)env->dcs->loop_wait;
     if (poll_sec < API_POLL_MIN_SEC) {
         poll_sec = API_POLL_MIN_SEC;
     }
     r->deadline_usec = clock_monotonic_usec() + 2 * poll_sec * 1000000ULL;
-    r->next = a->api->waiting;
-    a->api->waiting = r;
-    agent_schedule_tick(a, clock_monotonic_usec());
+    r->next = q->waiting;
+    q->waiting = r;
+    api_wake(env, clock_monotonic_usec());
 }
 
 /* The outcome of a waiting switchover or failover, if known: true after
  * answering. */
-static bool poll_outcome(Agent *a, ApiRequest *r, uint64_t now)
+static bool poll_outcome(const ApiEnv *env, ApiRequest *r, uint64_t now)
 {
     bool switchover = r->kind == API_SWITCHOVER;
-    const DcsCluster *c = a->dcs_ok ? a->cluster : NULL;
+    const DcsCluster *c = env->view;
     if (c && c->leader && (!r->old_leader || strcmp(c->leader->name, r->old_leader) != 0)) {
         if (!r->candidate || strcmp(r->candidate, c->leader->name) == 0) {
             answer(r, 200, "Successfully %s over to \"%s\"", switchover ? "switched" : "failed",
@@ -351,19 +357,19 @@ static bool poll_outcome(Agent *a, ApiRequest *r, uint64_t now)
     return false;
 }
 
-static void poll_restart(Agent *a);
+static void poll_restart(ApiQueue *q, ApiEnv *env);
 
-void api_after_tick(Agent *a, uint64_t now_usec)
+void api_after_tick(ApiQueue *q, ApiEnv *env, uint64_t now_usec)
 {
-    if (!a->api) {
+    if (!q) {
         return;
     }
-    poll_restart(a);
-    ApiRequest **p = &a->api->waiting;
+    poll_restart(q, env);
+    ApiRequest **p = &q->waiting;
     while (*p) {
         ApiRequest *r = *p;
         ApiRequest *next = r->next;
-        if (poll_outcome(a, r, now_usec)) {
+        if (poll_outcome(env, r, now_usec)) {
             *p = next; /* answered and freed */
         } else {
             p = &r->next;
@@ -371,16 +377,16 @@ void api_after_tick(Agent *a, uint64_t now_usec)
     }
     /* a waiting request must be answered by its deadline even if no
      * other tick comes before it */
-    for (ApiRequest *r = a->api->waiting; r; r = r->next) {
-        agent_schedule_tick(a, r->deadline_usec);
+    for (ApiRequest *r = q->waiting; r; r = r->next) {
+        api_wake(env, r->deadline_usec);
     }
 }
 
-static void do_delete_switchover(Agent *a, ApiRequest *r)
+static void do_delete_switchover(ApiEnv *env, ApiRequest *r)
 {
     char why[API_MESSAGE_MAX];
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
-    if (read_cluster(a, &c, why, sizeof(why)) < 0) {
+    if (read_cluster(env, &c, why, sizeof(why)) < 0) {
         answer(r, 503, "%s", why);
         return;
     }
@@ -388,13 +394,13 @@ static void do_delete_switchover(Agent *a, ApiRequest *r)
         answer(r, 404, "no switchover is scheduled");
         return;
     }
-    int k = dcs_store_clear_failover(&a->store, c->failover->mod_revision);
+    int k = dcs_store_clear_failover(env->store, c->failover->mod_revision);
     bool ok = k >= 0;
     if (k == -ECANCELED) {
         k = 0;
     }
     if (k < 0) {
-        answer(r, 503, "failed to delete the switchover key: %s", a->store.error.message);
+        answer(r, 503, "failed to delete the switchover key: %s", env->store->error.message);
     } else if (!ok) {
         answer(r, 409, "the switchover key changed meanwhile");
     } else {
@@ -406,30 +412,30 @@ static void do_delete_switchover(Agent *a, ApiRequest *r)
 /* Writes doc as the config key if its revision is still `revision` (0: the
  * key must not exist). Returns 0, -EAGAIN (changed meanwhile), or an etcd
  * error described in why. */
-static int put_config(Agent *a, const json_t *doc, int64_t revision, char *why, size_t whylen)
+static int put_config(ApiEnv *env, const json_t *doc, int64_t revision, char *why, size_t whylen)
 {
     _cleanup_free_ char *value = json_dumps(doc, JSON_COMPACT);
     if (!value) {
         set_why(why, whylen, "out of memory");
         return -ENOMEM;
     }
-    int k = dcs_store_set_config(&a->store, value, revision);
+    int k = dcs_store_set_config(env->store, value, revision);
     if (k == -ECANCELED) {
         return -EAGAIN;
     }
     if (k < 0) {
-        set_why(why, whylen, "%s", a->store.error.message);
+        set_why(why, whylen, "%s", env->store->error.message);
         return k;
     }
     return 0;
 }
 
-static void do_config(Agent *a, ApiRequest *r)
+static void do_config(ApiEnv *env, ApiRequest *r)
 {
     bool patch = r->kind == API_PATCH_CONFIG;
     char why[API_MESSAGE_MAX];
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
-    if (read_cluster(a, &c, why, sizeof(why)) < 0) {
+    if (read_cluster(env, &c, why, sizeof(why)) < 0) {
         answer(r, 503, "%s", why);
         return;
     }
@@ -455,7 +461,7 @@ static void do_config(Agent *a, ApiRequest *r)
         answer_json(r, 200, TAKE_PTR(doc)); /* nothing changes */
         return;
     }
-    int k = put_config(a, doc, c->config ? c->config->mod_revision : 0, why, sizeof(why));
+    int k = put_config(env, doc, c->config ? c->config->mod_revision : 0, why, sizeof(why));
     if (k == -EAGAIN) {
         answer(r, 409, "the configuration changed meanwhile; try again");
         return;
@@ -465,27 +471,50 @@ static void do_config(Agent *a, ApiRequest *r)
         return;
     }
     log_notice("cluster configuration changed through %s /config", patch ? "PATCH" : "PUT");
-    agent_schedule_tick(a, clock_monotonic_usec());
+    api_wake(env, clock_monotonic_usec());
     answer_json(r, 200, TAKE_PTR(doc));
 }
 
-static void do_reload(Agent *a, ApiRequest *r)
+/* The loop reloads the file (it owns the configuration) and answers with
+ * api_reloaded. */
+static void do_reload(ApiQueue *q, ApiRequest *r)
 {
-    if (agent_reload(a) < 0) {
-        answer(r, 500, "reload failed: the configuration file has errors (see the agent's log)");
-        return;
-    }
-    answer(r, 202, "reload scheduled");
+    r->next = q->reloads;
+    q->reloads = r;
 }
 
-static bool is_primary(const Agent *a)
+bool api_reload_wanted(const ApiQueue *q)
 {
-    return a->state == HA_STATE_PRIMARY || a->state == HA_STATE_STARTING_PRIMARY;
+    return q && q->reloads;
+}
+
+void api_reloaded(ApiQueue *q, int result)
+{
+    ApiRequest *list = q ? q->reloads : NULL;
+    if (q) {
+        q->reloads = NULL;
+    }
+    while (list) {
+        ApiRequest *next = list->next;
+        list->next = NULL;
+        if (result < 0) {
+            answer(list, 500,
+                   "reload failed: the configuration file has errors (see the agent's log)");
+        } else {
+            answer(list, 202, "reload scheduled");
+        }
+        list = next;
+    }
+}
+
+static bool is_primary(const ApiEnv *env)
+{
+    return env->state == HA_STATE_PRIMARY || env->state == HA_STATE_STARTING_PRIMARY;
 }
 
 /* Patroni's do_POST_restart and Ha.restart(): filters first, then the HA
  * loop restarts PostgreSQL as a job; answered when it ends. */
-static void do_restart(Agent *a, ApiRequest *r)
+static void do_restart(ApiQueue *q, ApiEnv *env, ApiRequest *r)
 {
     bool want_pending = false;
     const char *role = NULL;
@@ -514,31 +543,31 @@ static void do_restart(Agent *a, ApiRequest *r)
             return;
         }
     }
-    if (a->api->restart || a->request != HA_REQUEST_NONE || a->job.kind == AGENT_JOB_RESTART) {
+    if (q->restart || env->request != HA_REQUEST_NONE || env->restart_running) {
         answer(r, 503, "restart already in progress");
         return;
     }
-    bool primary = is_primary(a);
+    bool primary = is_primary(env);
     if ((role && (strcmp(role, "replica") == 0) == primary) ||
-        (want_pending && !(a->probe_ok && a->snap.pending_restart))) {
+        (want_pending && !env->pending_restart)) {
         answer(r, 503, "restart conditions are not satisfied");
         return;
     }
-    a->request = HA_REQUEST_RESTART;
-    a->restart_result = 0;
-    a->api->restart = r;
-    agent_schedule_tick(a, clock_monotonic_usec());
+    env->request = HA_REQUEST_RESTART;
+    env->restart_result = 0;
+    q->restart = r;
+    api_wake(env, clock_monotonic_usec());
 }
 
 /* Patroni's Ha.reinitialize(): a replica only, and only with a leader. */
-static void do_reinitialize(Agent *a, ApiRequest *r)
+static void do_reinitialize(ApiQueue *q, ApiEnv *env, ApiRequest *r)
 {
     json_t *force = json_object_get(r->body, "force");
     if (force && !json_is_boolean(force)) {
         answer(r, 400, "force must be true or false");
         return;
     }
-    const DcsCluster *c = a->dcs_ok ? a->cluster : NULL;
+    const DcsCluster *c = env->view;
     if (!c) {
         answer(r, 503, "etcd is not reachable, can not reinitialize");
         return;
@@ -547,87 +576,88 @@ static void do_reinitialize(Agent *a, ApiRequest *r)
         answer(r, 503, "Cluster has no leader, can not reinitialize");
         return;
     }
-    if (strcmp(c->leader->name, a->config->name) == 0) {
+    if (strcmp(c->leader->name, env->me) == 0) {
         answer(r, 503, "I am the leader, can not reinitialize");
         return;
     }
-    if (a->api->restart || a->request != HA_REQUEST_NONE) {
+    if (q->restart || env->request != HA_REQUEST_NONE) {
         answer(r, 503, "reinitialize already in progress");
         return;
     }
-    a->request = HA_REQUEST_REINIT;
-    a->api->restart = r;
-    agent_schedule_tick(a, clock_monotonic_usec());
+    env->request = HA_REQUEST_REINIT;
+    q->restart = r;
+    api_wake(env, clock_monotonic_usec());
 }
 
 /* After a tick: did the HA loop take up the restart or reinit request? */
-static void poll_restart(Agent *a)
+static void poll_restart(ApiQueue *q, ApiEnv *env)
 {
-    ApiRequest *r = a->api->restart;
+    ApiRequest *r = q->restart;
     if (!r) {
         return;
     }
-    size_t n;
-    const HaRow *rows = ha_table(&n);
-    const char *why = a->have_last_row && a->last_row < n ? rows[a->last_row].reason : "unknown";
+    const char *why = env->reason ? env->reason : "unknown";
     if (r->kind == API_REINITIALIZE) {
-        a->api->restart = NULL;
-        if (a->request == HA_REQUEST_REINIT && a->job.kind == AGENT_JOB_NONE) {
-            a->request = HA_REQUEST_NONE; /* not taken up: nothing was done */
+        q->restart = NULL;
+        if (env->request == HA_REQUEST_REINIT && !env->job_running) {
+            env->request = HA_REQUEST_NONE; /* not taken up: nothing was done */
             answer(r, 503, "reinitialize is not possible now: %s", why);
         } else {
             answer(r, 200, "reinitialize started");
         }
         return;
     }
-    if (a->request == HA_REQUEST_RESTART) {
-        a->request = HA_REQUEST_NONE;
-        a->api->restart = NULL;
+    if (env->request == HA_REQUEST_RESTART) {
+        env->request = HA_REQUEST_NONE;
+        q->restart = NULL;
         answer(r, 503, "restart is not possible now: %s", why);
-    } else if (a->restart_result != 0) {
-        a->api->restart = NULL;
-        if (a->restart_result > 0) {
+    } else if (env->restart_result != 0) {
+        q->restart = NULL;
+        if (env->restart_result > 0) {
             answer(r, 200, "restarted successfully");
         } else {
             answer(r, 503, "restart failed");
         }
-        a->restart_result = 0;
+        env->restart_result = 0;
     }
 }
 
-static void execute(Agent *a, ApiRequest *r)
+static void execute(ApiQueue *q, ApiEnv *env, ApiRequest *r)
 {
     switch (r->kind) {
     case API_SWITCHOVER:
     case API_FAILOVER:
-        do_failover(a, r);
+        do_failover(q, env, r);
         return;
     case API_DELETE_SWITCHOVER:
-        do_delete_switchover(a, r);
+        do_delete_switchover(env, r);
         return;
     case API_PATCH_CONFIG:
     case API_PUT_CONFIG:
-        do_config(a, r);
+        do_config(env, r);
         return;
     case API_RELOAD:
-        do_reload(a, r);
+        do_reload(q, r);
         return;
     case API_RESTART:
-        do_restart(a, r);
+        do_restart(q, env, r);
         return;
     case API_REINITIALIZE:
-        do_reinitialize(a, r);
+        do_reinitialize(q, env, r);
         return;
     }
     answer(r, 500, "unknown request");
 }
 
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+int api_fd(const ApiQueue *q)
 {
-    Agent *a = userdata;
-    ApiQueue *q = a->api;
+    return q->fd;
+}
+
+void api_execute(ApiQueue *q, ApiEnv *env)
+{
     uint64_t n;
-    (void)!read(fd, &n, sizeof(n));
+    (void)!read(q->fd, &n, sizeof(n));
     pthread_mutex_lock(&q->lock);
     ApiRequest *list = q->incoming;
     q->incoming = NULL;
@@ -643,17 +673,16 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
     while (ordered) {
         ApiRequest *next = ordered->next;
         ordered->next = NULL;
-        if (a->stopping) {
+        if (env->stopping) {
             answer(ordered, 503, "the agent is stopping");
         } else {
-            execute(a, ordered);
+            execute(q, env, ordered);
         }
         ordered = next;
     }
-    return 0;
 }
 
-int api_new(Agent *a, ApiQueue **ret)
+int api_new(ApiQueue **ret)
 {
     ApiQueue *q = calloc(1, sizeof(*q));
     if (!q) {
@@ -669,11 +698,6 @@ int api_new(Agent *a, ApiQueue **ret)
         int r = -errno;
         api_free(q);
         return log_error_errno(r, "eventfd: %m");
-    }
-    int r = sd_event_add_io(a->event, &q->io, q->fd, EPOLLIN, on_io, a);
-    if (r < 0) {
-        api_free(q);
-        return log_error_errno(r, "REST API queue: %m");
     }
     *ret = q;
     return 0;
@@ -696,7 +720,7 @@ ApiQueue *api_free(ApiQueue *q)
     answer_all(q->incoming);
     answer_all(q->waiting);
     answer_all(q->restart);
-    sd_event_source_unref(q->io);
+    answer_all(q->reloads);
     if (q->fd >= 0) {
         close(q->fd);
     }

@@ -10,26 +10,56 @@
  * "status unknown", as Patroni). Nothing here blocks a health check. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
+#include "dcs-store.h"
+#include "dcs.h"
+#include "ha.h"
 #include "rest.h"
 
 /* Patroni polls a switchover's outcome for max(10, loop_wait) * 2 seconds. */
 #define API_POLL_MIN_SEC 10
 
-typedef struct Agent Agent;
 typedef struct ApiQueue ApiQueue;
 
-/* Creates the queue and its wake-up source on the agent's event loop.
- * Returns 0 or a negative errno (logged). */
-int api_new(Agent *a, ApiQueue **ret);
+/* What the loop lends the queue for one call: the agent as the requests
+ * see it, and what they hand back (an HA request, a tick wanted). */
+typedef struct ApiEnv {
+    const char *me;
+    const ConfigDcs *dcs;
+    const DcsCluster *view; /* NULL: etcd is not reachable */
+    DcsStore *store;        /* fresh reads and compare-and-swap writes */
+    HaState state;
+    bool job_running;     /* any job */
+    bool restart_running; /* a restart job */
+    bool pending_restart; /* the last probe saw pending_restart */
+    const char *reason;   /* the last decision's reason (NULL: none yet) */
+    bool stopping;
+    HaRequest request;  /* in/out: what the HA loop is asked to do */
+    int restart_result; /* in/out: of the last restart job (1 ok, -1 failed, 0 none) */
+    uint64_t wake_usec; /* out: a tick is wanted at this time (0: none) */
+} ApiEnv;
+
+/* Creates the queue. Its eventfd (api_fd) becomes readable when a request
+ * arrives: the loop then calls api_execute. Returns 0 or a negative errno
+ * (logged). */
+int api_new(ApiQueue **ret);
 /* Answers every request still queued or waiting with 503, frees. */
 ApiQueue *api_free(ApiQueue *q);
+int api_fd(const ApiQueue *q);
 
-/* The handler table for rest_server_new (userdata: a). */
-size_t api_handlers(Agent *a, RestHandler *table, size_t max);
+/* The handler table for rest_server_new (userdata: q). */
+size_t api_handlers(ApiQueue *q, RestHandler *table, size_t max);
 
-/* After every HA tick: answers the switchovers/failovers whose outcome is
- * now known, and those past their deadline. */
-void api_after_tick(Agent *a, uint64_t now_usec);
+/* Executes the requests that arrived, oldest first. */
+void api_execute(ApiQueue *q, ApiEnv *env);
+/* After every HA tick: answers a restart or reinitialize the HA loop took
+ * up (or did not), the switchovers/failovers whose outcome is now known,
+ * and those past their deadline. */
+void api_after_tick(ApiQueue *q, ApiEnv *env, uint64_t now_usec);
+/* POST /reload waits for the loop: it reloads, then answers them all. */
+bool api_reload_wanted(const ApiQueue *q);
+void api_reloaded(ApiQueue *q, int result);

@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
 #include "clock.h"
 #include "log.h"
 
@@ -631,25 +630,24 @@ Callbacks *callbacks_free(Callbacks *cb)
     return NULL;
 }
 
-/* ---- the agent's side ---- */
+/* ---- events ---- */
 
-static CallbacksRole role_guess(const Agent *a)
+CallbacksRole callbacks_role_guess(HaState state, bool probed_primary)
 {
-    bool primary = a->state == HA_STATE_PRIMARY || a->state == HA_STATE_STARTING_PRIMARY ||
-                   a->state == HA_STATE_BOOTSTRAP_STARTING;
-    return primary || (a->probe_ok && !a->snap.in_recovery) ? CALLBACKS_ROLE_MASTER
-                                                            : CALLBACKS_ROLE_REPLICA;
+    bool primary = state == HA_STATE_PRIMARY || state == HA_STATE_STARTING_PRIMARY ||
+                   state == HA_STATE_BOOTSTRAP_STARTING;
+    return primary || probed_primary ? CALLBACKS_ROLE_MASTER : CALLBACKS_ROLE_REPLICA;
 }
 
 /* Patroni ignores a callback name it does not know; a typo deserves a
  * word, once per configuration (checked at its first event). */
-static void check_names(Agent *a)
+static void check_names(Callbacks *cb, const Config *config)
 {
-    const ConfigMap *m = &a->config->postgresql.callbacks;
-    if (a->callbacks->checked == m) {
+    const ConfigMap *m = &config->postgresql.callbacks;
+    if (cb->checked == m) {
         return;
     }
-    a->callbacks->checked = m;
+    cb->checked = m;
     for (size_t i = 0; i < m->n; i++) {
         if (callbacks_action_from_string(m->items[i].key) < 0) {
             log_warning("postgresql.callbacks: unknown callback \"%s\" is never run (known: "
@@ -659,64 +657,46 @@ static void check_names(Agent *a)
     }
 }
 
-static void fire(Agent *a, CallbacksEvent ev, CallbacksRole role)
+void callbacks_event(Callbacks *cb, const Config *config, CallbacksEvent ev, CallbacksRole role)
 {
-    if (!a->callbacks) {
+    if (!cb) {
         return;
     }
-    check_names(a);
+    check_names(cb, config);
     CallbacksAction action;
     CallbacksRole passed;
-    if (callbacks_decide(callbacks_track(a->callbacks), ev, role, &action, &passed) <= 0) {
+    if (callbacks_decide(callbacks_track(cb), ev, role, &action, &passed) <= 0) {
         return;
     }
     const char *name = callbacks_action_to_string(action);
-    const char *command = config_map_get(&a->config->postgresql.callbacks, name);
+    const char *command = config_map_get(&config->postgresql.callbacks, name);
     if (!command) {
         log_debug("%s: no %s callback configured", callbacks_event_to_string(ev), name);
         return;
     }
     char **argv = NULL;
-    int n = callbacks_argv(command, action, passed, a->config->scope, &argv);
+    int n = callbacks_argv(command, action, passed, config->scope, &argv);
     if (n < 0) {
         log_error_errno(n, "postgresql.callbacks.%s: cannot split \"%s\" into words (%m)", name,
                         command);
         return;
     }
-    (void)callbacks_run(a->callbacks, action, argv,
-                        (uint64_t)a->config->postgresql.callback_timeout * 1000000ULL);
+    (void)callbacks_run(cb, action, argv,
+                        (uint64_t)config->postgresql.callback_timeout * 1000000ULL);
     callbacks_argv_free(argv);
 }
 
-void agent_callbacks(Agent *a, CallbacksEvent ev)
-{
-    /* Patroni calls on_reload only when `pg_ctl reload` succeeded */
-    if (ev == CALLBACKS_EVENT_RELOADED && !a->pg_running) {
-        return;
-    }
-    fire(a, ev, role_guess(a));
-}
-
-void agent_callbacks_job(Agent *a, AgentJobKind kind, bool ok)
-{
-    if (ok && kind == AGENT_JOB_STOP) {
-        fire(a, CALLBACKS_EVENT_STOPPED, role_guess(a));
-    } else if (ok && kind == AGENT_JOB_RESTART) {
-        fire(a, CALLBACKS_EVENT_RESTARTING, role_guess(a));
-    }
-}
-
-void agent_callbacks_state(Agent *a, HaState from, HaState to)
+void callbacks_state(Callbacks *cb, const Config *config, HaState from, HaState to)
 {
     bool up = to == HA_STATE_PRIMARY || to == HA_STATE_REPLICA;
     bool starting = from == HA_STATE_STARTING_PRIMARY || from == HA_STATE_STARTING_REPLICA ||
                     from == HA_STATE_BOOTSTRAP_STARTING;
     CallbacksRole role = to == HA_STATE_PRIMARY ? CALLBACKS_ROLE_MASTER : CALLBACKS_ROLE_REPLICA;
     if (up && starting) {
-        fire(a, CALLBACKS_EVENT_STARTED, role);
+        callbacks_event(cb, config, CALLBACKS_EVENT_STARTED, role);
     } else if (up && from == HA_STATE_INIT) {
-        fire(a, CALLBACKS_EVENT_ATTACHED, role);
+        callbacks_event(cb, config, CALLBACKS_EVENT_ATTACHED, role);
     } else if (starting) {
-        fire(a, CALLBACKS_EVENT_START_FAILED, role);
+        callbacks_event(cb, config, CALLBACKS_EVENT_START_FAILED, role);
     }
 }

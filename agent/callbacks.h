@@ -15,6 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "ha.h"
 #include "macro.h"
 
 /* The first bytes of a callback's stdout and stderr (one pipe) kept for the
@@ -119,6 +120,15 @@ int callbacks_run(Callbacks *cb, CallbacksAction action, char *const *argv, uint
 
 /* Callbacks still running (killed ones not yet reaped included). */
 size_t callbacks_running(const Callbacks *cb);
+
+/* The agent's events. callbacks_event: `role` is the one to announce when
+ * the track has none (callbacks_role_guess: from the HA state and whether
+ * the last probe saw a primary); runs the configured command without
+ * waiting. callbacks_state: the HA state changed (a start ended, or a
+ * running server was found). Log what they run; never fail. */
+CallbacksRole callbacks_role_guess(HaState state, bool probed_primary);
+void callbacks_event(Callbacks *cb, const Config *config, CallbacksEvent ev, CallbacksRole role);
+void callbacks_state(Callbacks *cb, const Config *config, HaState from, HaState to);
 
 /* Shutdown: waits (blocking, in 10 ms steps) up to grace_usec for the
  * running callbacks to end, logging each, then kills the rest. */

@@ -130,7 +130,7 @@ static int run_initdb(Agent *a)
     PgArgv argv = { 0 };
     r = pgctl_argv_initdb(&a->pg, pwfile, &argv);
     if (r >= 0) {
-        r = agent_job_start(a, AGENT_JOB_INITDB, argv.argv, AGENT_INITDB_TIMEOUT_SEC);
+        r = jobs_start(&a->jobs, JOB_INITDB, argv.argv, AGENT_INITDB_TIMEOUT_SEC);
     }
     pgctl_argv_done(&argv);
     /* the file is removed when the job ends (agent/jobs.c) */
@@ -146,7 +146,7 @@ static int start_postgres(Agent *a)
     PgArgv argv = { 0 };
     r = pgctl_argv_start(&a->pg, AGENT_START_TIMEOUT_SEC, &argv);
     if (r >= 0) {
-        r = agent_job_start(a, AGENT_JOB_START, argv.argv, AGENT_START_TIMEOUT_SEC + 5);
+        r = jobs_start(&a->jobs, JOB_START, argv.argv, AGENT_START_TIMEOUT_SEC + 5);
     }
     pgctl_argv_done(&argv);
     return r;
@@ -156,7 +156,6 @@ static int start_postgres(Agent *a)
  * the loop keeps renewing the lease; the request is consumed now. */
 static int restart_postgres(Agent *a)
 {
-    a->request = HA_REQUEST_NONE;
     int r = pgctl_write_pgpass(&a->pg);
     if (r < 0) {
         return log_error_errno(r, "writing the passfile \"%s\": %m", a->pg.pgpass);
@@ -164,7 +163,7 @@ static int restart_postgres(Agent *a)
     PgArgv argv = { 0 };
     r = pgctl_argv_restart(&a->pg, "fast", AGENT_START_TIMEOUT_SEC, &argv);
     if (r >= 0) {
-        r = agent_job_start(a, AGENT_JOB_RESTART, argv.argv, AGENT_START_TIMEOUT_SEC + 5);
+        r = jobs_start(&a->jobs, JOB_RESTART, argv.argv, AGENT_START_TIMEOUT_SEC + 5);
     }
     pgctl_argv_done(&argv);
     if (r >= 0) {
@@ -178,7 +177,7 @@ static int stop_postgres(Agent *a)
     PgArgv argv = { 0 };
     int r = pgctl_argv_stop(&a->pg, "fast", AGENT_STOP_TIMEOUT_SEC, &argv);
     if (r >= 0) {
-        r = agent_job_start(a, AGENT_JOB_STOP, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
+        r = jobs_start(&a->jobs, JOB_STOP, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
     }
     pgctl_argv_done(&argv);
     return r;
@@ -225,17 +224,14 @@ int agent_write_conf(Agent *a, bool replica)
         return log_error_errno(r, "writing the configuration in \"%s\": %m", a->pg.data_dir);
     }
     a->params_revision = cc ? cc->mod_revision : 0;
-    free(a->following);
-    a->following = u.host ? strdup(up->name) : NULL;
-    a->upstream_down_usec = 0; /* a new upstream: its own looks count */
-    return 0;
+    return cascade_set_following(&a->cascade, u.host ? up->name : NULL);
 }
 
 typedef int (*ArgvAgainst)(const PgCtl *p, const char *host, int port, PgArgv *ret);
 
 /* A job that connects to another member (pg_basebackup, pg_rewind): the
  * passfile first, since the tool reads the password from it. */
-static int run_against(Agent *a, const DcsMember *m, AgentJobKind kind, ArgvAgainst build,
+static int run_against(Agent *a, const DcsMember *m, JobKind kind, ArgvAgainst build,
                        int timeout_sec)
 {
     int r = pgctl_write_pgpass(&a->pg);
@@ -245,7 +241,7 @@ static int run_against(Agent *a, const DcsMember *m, AgentJobKind kind, ArgvAgai
     PgArgv argv = { 0 };
     r = build(&a->pg, m->host, m->port, &argv);
     if (r >= 0) {
-        r = agent_job_start(a, kind, argv.argv, timeout_sec);
+        r = jobs_start(&a->jobs, kind, argv.argv, timeout_sec);
     }
     pgctl_argv_done(&argv);
     return r;
@@ -275,8 +271,7 @@ static int clone_replica(Agent *a)
         return log_error_errno(r, "removing the old clone \"%s\": %m", a->pg.clone_dir);
     }
     log_info("cloning from \"%s\" (%s:%d)", src->name, src->host, src->port);
-    return run_against(a, src, AGENT_JOB_BASEBACKUP, pgctl_argv_basebackup,
-                       AGENT_BASEBACKUP_TIMEOUT_SEC);
+    return run_against(a, src, JOB_BASEBACKUP, pgctl_argv_basebackup, AGENT_BASEBACKUP_TIMEOUT_SEC);
 }
 
 static int remove_clone(Agent *a)
@@ -285,17 +280,7 @@ static int remove_clone(Agent *a)
     if (r < 0) {
         log_error_errno(r, "removing the failed clone \"%s\": %m", a->pg.clone_dir);
     }
-    uint64_t backoff = AGENT_CLONE_BACKOFF_MIN_USEC
-                       << (a->clone_failures < 5 ? a->clone_failures : 5);
-    if (backoff > AGENT_CLONE_BACKOFF_MAX_USEC) {
-        backoff = AGENT_CLONE_BACKOFF_MAX_USEC;
-    }
-    /* jitter: up to a quarter more, so replicas do not retry in step */
-    backoff += (uint64_t)(rand() % 1000) * (backoff / 4000);
-    a->clone_failures++;
-    a->clone_retry_usec = clock_monotonic_usec() + backoff;
-    log_warning("next clone attempt in %" PRIu64 " ms", backoff / 1000);
-    return 0;
+    return 0; /* the backoff: ha_memory_after() */
 }
 
 static int install_clone(Agent *a)
@@ -304,7 +289,6 @@ static int install_clone(Agent *a)
     if (r < 0) {
         return log_error_errno(r, "moving the clone into \"%s\": %m", a->pg.data_dir);
     }
-    a->clone_failures = 0;
     return 0;
 }
 
@@ -458,7 +442,7 @@ static int abort_bootstrap(Agent *a)
     if (a->pg_running) {
         PgArgv argv = { 0 };
         if (pgctl_argv_stop(&a->pg, "immediate", AGENT_STOP_TIMEOUT_SEC, &argv) >= 0) {
-            (void)agent_run_sync(a, argv.argv, AGENT_STOP_TIMEOUT_SEC);
+            (void)jobs_run_sync(&a->jobs, argv.argv, AGENT_STOP_TIMEOUT_SEC);
         }
         pgctl_argv_done(&argv);
     }
@@ -482,7 +466,7 @@ static int follow(Agent *a)
     if (r < 0) {
         return r;
     }
-    log_info("following \"%s\"", strna(a->following));
+    log_info("following \"%s\"", strna(cascade_following(&a->cascade)));
     agent_callbacks(a, CALLBACKS_EVENT_RELOADED);
     return 0;
 }
@@ -719,13 +703,142 @@ static int read_fork_point(Agent *a, uint32_t *ret_parent, uint64_t *ret_lsn, ch
     return r;
 }
 
+/* ---- synchronous_mode (the plan: sync_plan() in agent/sync.h) ---- */
+
+static SyncEnv sync_env(Agent *a)
+{
+    return (SyncEnv){
+        .me = a->config->name,
+        .dcs = agent_dcs(a),
+        .view = a->cluster,
+        .store = &a->store,
+        .snap = a->probe_ok ? &a->snap : NULL,
+    };
+}
+
+/* Writes postgresql.conf with `names` (NULL: not managed) and reloads. */
+static int apply_sync_names(Agent *a, const char *names)
+{
+    if (sync_rep_set_names(&a->sync, names) < 0) {
+        return log_error_errno(-ENOMEM, "out of memory");
+    }
+    a->pg.synchronous_standby_names = sync_rep_names(&a->sync);
+    int r = agent_write_conf(a, a->probe_ok && a->snap.in_recovery);
+    if (r < 0) {
+        return r;
+    }
+    r = agent_exec_sql(a, "SELECT pg_catalog.pg_reload_conf()", NULL);
+    if (r < 0) {
+        return r;
+    }
+    a->sync.release_lsn = 0;
+    agent_callbacks(a, CALLBACKS_EVENT_RELOADED);
+    if (names) {
+        log_struct_id(LOG_LEVEL_NOTICE, "0c6a2e8f4b1d4a97a3e5c7b9d1f3a5e7",
+                      "synchronous_standby_names = '%s'", names);
+    } else {
+        log_notice("synchronous_standby_names is no longer managed (synchronous_mode off)");
+    }
+    return 0;
+}
+
+static uint64_t flush_lsn_now(Agent *a)
+{
+    PGresult *res = NULL;
+    uint64_t lsn = 0;
+    if (agent_exec_sql(a, "SELECT pg_catalog.pg_current_wal_flush_lsn()::text", &res) >= 0 && res &&
+        PQntuples(res) == 1 && pgprobe_parse_lsn(PQgetvalue(res, 0, 0), &lsn) < 0) {
+        lsn = 0;
+    }
+    if (res) {
+        PQclear(res);
+    }
+    return lsn;
+}
+
+/* The leader's loop step: one effect of the plan. */
+static int sync_replication(Agent *a)
+{
+    SyncEnv env = sync_env(a);
+    SyncReplica rows[PGPROBE_REPLICAS_MAX];
+    SyncPlanInput in;
+    if (!sync_rep_input(&a->sync, &env, rows, &in)) {
+        return 0;
+    }
+    SyncStep st;
+    if (sync_plan(&in, &st) < 0) {
+        return log_error_errno(-ENOBUFS, "synchronous_standby_names too long");
+    }
+    a->sync.async_said = st.async_said;
+    if (st.say_strict_wait) {
+        log_warning("synchronous_mode_strict: no replica can be a synchronous standby; "
+                    "commits wait until one streams");
+    }
+    if (st.say_async) {
+        log_struct_id(LOG_LEVEL_WARNING, "9d7f5b3a1e2c4d68b0a2c4e6f8a0b2d4",
+                      "no replica can be a synchronous standby: replicating asynchronously "
+                      "until one streams (synchronous_mode_strict is off)");
+    }
+    int r = 0;
+    switch (st.effect) {
+    case SYNC_EFFECT_PUT_KEY:
+        r = sync_rep_write_key(&a->sync, &env, &st.key);
+        if (r >= 0 && st.clears_release) {
+            a->sync.release_lsn = 0;
+        }
+        return r;
+    case SYNC_EFFECT_DELETE_KEY:
+        return sync_rep_write_key(&a->sync, &env, NULL);
+    case SYNC_EFFECT_SET_NAMES:
+        return apply_sync_names(a, st.names);
+    case SYNC_EFFECT_UNSET_NAMES:
+        return apply_sync_names(a, NULL);
+    case SYNC_EFFECT_NOTE_RELEASE:
+        a->sync.release_lsn = flush_lsn_now(a);
+        agent_schedule_tick(a, clock_monotonic_usec() + 1000 * 1000ULL);
+        return 0;
+    case SYNC_EFFECT_NONE:
+    case _SYNC_EFFECT_MAX:
+        break;
+    }
+    return r;
+}
+
+/* Before pg_promote: the `sync` key names only us and
+ * synchronous_standby_names is "*" (strict) or "". Fails when the key no
+ * longer names us as a synchronous standby (unless an operator's failover
+ * names us: refused there unless forced). */
+static int sync_before_promote(Agent *a)
+{
+    const ConfigDcs *dcs = agent_dcs(a);
+    if (!dcs->synchronous_mode) {
+        /* a value left from when we led in synchronous_mode must not make
+         * the new primary's commits wait */
+        return sync_rep_names(&a->sync) ? apply_sync_names(a, NULL) : 0;
+    }
+    const char *cand = dcs_failover_candidate(a->cluster);
+    bool named = cand && strcmp(cand, a->config->name) == 0;
+    const char *why = dcs_sync_problem(a->cluster, true, a->config->name);
+    if (why && !named) {
+        return log_warning_errno(-EPERM, "not promoting: %s", why);
+    }
+    SyncEnv env = sync_env(a);
+    SyncSet none = { 0 };
+    int r = sync_rep_write_key(&a->sync, &env, &none);
+    if (r < 0) {
+        return r;
+    }
+    /* until a replica streams from us nothing but "*" (strict) can hold commits */
+    return apply_sync_names(a, dcs->synchronous_mode_strict ? "*" : "");
+}
+
 static int promote(Agent *a)
 {
     uint64_t switch_lsn =
         a->snap.replay_lsn > a->snap.receive_lsn ? a->snap.replay_lsn : a->snap.receive_lsn;
     uint32_t old_timeline = a->snap.timeline;
     /* synchronous_mode: the sync key names only us before we accept writes */
-    int r = agent_sync_before_promote(a);
+    int r = sync_before_promote(a);
     if (r < 0) {
         (void)agent_release_leader(a);
         return r;
@@ -796,7 +909,6 @@ static int promote(Agent *a)
     if (tli) {
         PQclear(tli);
     }
-    a->primary_down_usec = 0;
     _cleanup_free_ char *old = NULL, *history = NULL, *ts = iso_now();
     if (a->cluster && a->cluster->history && a->cluster->history->data) {
         old = json_dumps(a->cluster->history->data, JSON_COMPACT);
@@ -840,7 +952,7 @@ static int rewind_data(Agent *a)
         return log_warning_errno(-ENOENT, "no leader address to rewind against");
     }
     log_info("rewinding against \"%s\" (%s:%d)", lm->name, lm->host, lm->port);
-    return run_against(a, lm, AGENT_JOB_REWIND, pgctl_argv_rewind, AGENT_REWIND_TIMEOUT_SEC);
+    return run_against(a, lm, JOB_REWIND, pgctl_argv_rewind, AGENT_REWIND_TIMEOUT_SEC);
 }
 
 /* Planned switchover, the old primary's half: a CHECKPOINT first keeps the
@@ -925,7 +1037,7 @@ static int switchover_stop(Agent *a, uint64_t *ret_stop_usec, bool *ret_released
     PgArgv argv = { 0 };
     int r = pgctl_argv_stop(&a->pg, "fast", AGENT_STOP_TIMEOUT_SEC, &argv);
     if (r >= 0) {
-        r = agent_run_sync(a, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
+        r = jobs_run_sync(&a->jobs, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
     }
     pgctl_argv_done(&argv);
     *ret_stop_usec = clock_monotonic_usec() - t0;
@@ -1012,22 +1124,14 @@ int ha_exec_action(Agent *a, HaAction action)
     case HA_ACTION_RUN_INITDB:
         return run_initdb(a);
     case HA_ACTION_PROMOTE:
-        a->streamed_tli = 0;
         return promote(a);
     case HA_ACTION_RELEASE_LEADER:
         return agent_release_leader(a);
     case HA_ACTION_FENCE:
         return fence(a);
     case HA_ACTION_REWIND:
-        a->diverged = false; /* pg_rewind brings us onto the leader's timeline */
-        a->streamed_tli = 0;
         return rewind_data(a);
     case HA_ACTION_MOVE_DATA_ASIDE:
-        if (a->request == HA_REQUEST_REINIT) {
-            a->request = HA_REQUEST_NONE; /* reinitialized from here on: the clone follows */
-        }
-        a->diverged = false;
-        a->streamed_tli = 0;
         return move_data_aside(a);
     case HA_ACTION_RESTART_POSTGRES:
         return restart_postgres(a);
@@ -1040,11 +1144,14 @@ int ha_exec_action(Agent *a, HaAction action)
          * primary_start_timeout clock before any decision); this reports it */
         log_warning("the primary went down %llu ms ago: restarting it in place "
                     "(primary_start_timeout %" PRId64 " s)",
-                    (unsigned long long)(clock_monotonic_usec() - a->primary_down_usec) / 1000,
+                    (unsigned long long)(clock_monotonic_usec() - a->mem.primary_down_usec) / 1000,
                     agent_dcs(a)->primary_start_timeout);
         return 0;
-    case HA_ACTION_WRITE_PRIMARY_CONF:
-        agent_sync_before_start(a);
+    case HA_ACTION_WRITE_PRIMARY_CONF: {
+        SyncEnv env = sync_env(a);
+        sync_rep_before_start(&a->sync, &env);
+        a->pg.synchronous_standby_names = sync_rep_names(&a->sync);
+    }
         return agent_write_conf(a, false);
     case HA_ACTION_WRITE_REPLICA_CONF:
         return agent_write_conf(a, true);
@@ -1079,14 +1186,13 @@ int ha_exec_action(Agent *a, HaAction action)
     case HA_ACTION_REMOVE_CLONE:
         return remove_clone(a);
     case HA_ACTION_INSTALL_CLONE:
-        a->streamed_tli = 0;
         return install_clone(a);
     case HA_ACTION_FOLLOW:
         return follow(a);
     case HA_ACTION_SYNC_SLOTS:
         return sync_slots(a);
     case HA_ACTION_SYNC_REPLICATION:
-        return agent_sync_replication(a);
+        return sync_replication(a);
     case HA_ACTION_PUBLISH_STATUS:
         return publish_status(a);
     case HA_ACTION_REFUSE:

@@ -1,7 +1,5 @@
-/* Child processes the agent runs: initdb, pg_ctl start/stop, pg_basebackup.
- * One job at a time, each in its own process group with a deadline; its end
- * (exit, signal, or the deadline's SIGKILL) wakes the loop. The HA decision
- * sees the job as running, then succeeded or failed, exactly once. */
+#include "jobs.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,32 +9,31 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent.h"
 #include "clock.h"
+#include "log.h"
+#include "macro.h"
 
-static const char *const job_kind_table[_AGENT_JOB_KIND_MAX] = {
-    [AGENT_JOB_NONE] = "none",
-    [AGENT_JOB_INITDB] = "initdb",
-    [AGENT_JOB_START] = "start",
-    [AGENT_JOB_STOP] = "stop",
-    [AGENT_JOB_BASEBACKUP] = "basebackup",
-    [AGENT_JOB_REWIND] = "rewind",
-    [AGENT_JOB_RESTART] = "restart",
+static const char *const job_kind_table[_JOB_KIND_MAX] = {
+    [JOB_NONE] = "none",       [JOB_INITDB] = "initdb",         [JOB_START] = "start",
+    [JOB_STOP] = "stop",       [JOB_BASEBACKUP] = "basebackup", [JOB_REWIND] = "rewind",
+    [JOB_RESTART] = "restart",
 };
 
-const char *agent_job_kind_to_string(AgentJobKind k)
+const char *job_kind_to_string(JobKind k)
 {
-    return k >= 0 && k < _AGENT_JOB_KIND_MAX ? job_kind_table[k] : NULL;
+    return k >= 0 && k < _JOB_KIND_MAX ? job_kind_table[k] : NULL;
 }
 
 /* In the child: default signal mask, own process group, PGPASSFILE. */
-static _noreturn_ void exec_child(const Agent *a, char *const *argv)
+static _noreturn_ void exec_child(const Jobs *j, char *const *argv)
 {
     sigset_t none;
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
     (void)setpgid(0, 0);
-    (void)setenv("PGPASSFILE", a->pg.pgpass, 1);
+    if (j->pgpass) {
+        (void)setenv("PGPASSFILE", j->pgpass, 1);
+    }
     /* tools like initdb print to stdout: keep it with the agent's log */
     (void)dup2(STDERR_FILENO, STDOUT_FILENO);
     if (chdir("/") < 0) {
@@ -47,41 +44,38 @@ static _noreturn_ void exec_child(const Agent *a, char *const *argv)
     _exit(127);
 }
 
-static void job_finished(Agent *a, bool ok, const char *how)
+static void job_finished(Jobs *j, bool ok, const char *how)
 {
-    AgentJob *j = &a->job;
     j->child = sd_event_source_unref(j->child);
     j->timeout = sd_event_source_unref(j->timeout);
     j->finished = true;
     j->ok = ok;
     j->pid = 0;
-    if (j->kind == AGENT_JOB_INITDB) {
-        (void)unlink(a->pg.pwfile);
-    }
     if (ok) {
-        log_info("%s finished", agent_job_kind_to_string(j->kind));
+        log_info("%s finished", job_kind_to_string(j->kind));
     } else {
-        log_error("%s failed: %s", agent_job_kind_to_string(j->kind), how);
+        log_error("%s failed: %s", job_kind_to_string(j->kind), how);
     }
-    agent_callbacks_job(a, j->kind, ok);
+    if (j->on_end) {
+        j->on_end(j->kind, ok, j->userdata);
+    }
 }
 
 static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata)
 {
     (void)s;
-    Agent *a = userdata;
+    Jobs *j = userdata;
     char how[64];
     bool ok = si->si_code == CLD_EXITED && si->si_status == 0;
     if (si->si_code == CLD_EXITED) {
         snprintf(how, sizeof(how), "exit status %d", si->si_status);
     } else {
         snprintf(how, sizeof(how), "killed by signal %d%s", si->si_status,
-                 a->job.killed ? " at its deadline" : "");
+                 j->killed ? " at its deadline" : "");
     }
-    job_finished(a, ok, how);
+    job_finished(j, ok, how);
     /* decide now, not at the next loop_wait */
-    uint64_t one = 1;
-    (void)!write(a->wake_fd, &one, sizeof(one));
+    ticker_schedule(j->ticker, clock_monotonic_usec());
     return 0;
 }
 
@@ -89,73 +83,76 @@ static int on_job_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 {
     (void)s;
     (void)usec;
-    Agent *a = userdata;
-    if (a->job.pid > 0) {
-        log_error("%s did not finish in time: killing it", agent_job_kind_to_string(a->job.kind));
-        a->job.killed = true;
-        (void)kill(-a->job.pid, SIGKILL);
+    Jobs *j = userdata;
+    if (j->pid > 0) {
+        log_error("%s did not finish in time: killing it", job_kind_to_string(j->kind));
+        j->killed = true;
+        (void)kill(-j->pid, SIGKILL);
     }
     return 0;
 }
 
-int agent_job_start(Agent *a, AgentJobKind kind, char *const *argv, int timeout_sec)
+static void job_clear(Jobs *j)
 {
-    if (a->job.kind != AGENT_JOB_NONE && !a->job.finished) {
-        return log_error_errno(-EBUSY, "cannot start %s: %s is running",
-                               agent_job_kind_to_string(kind),
-                               agent_job_kind_to_string(a->job.kind));
+    j->child = sd_event_source_unref(j->child);
+    j->timeout = sd_event_source_unref(j->timeout);
+    j->kind = JOB_NONE;
+    j->pid = 0;
+    j->finished = j->ok = j->killed = false;
+}
+
+int jobs_start(Jobs *j, JobKind kind, char *const *argv, int timeout_sec)
+{
+    if (j->kind != JOB_NONE && !j->finished) {
+        return log_error_errno(-EBUSY, "cannot start %s: %s is running", job_kind_to_string(kind),
+                               job_kind_to_string(j->kind));
     }
-    a->job = (AgentJob){ .kind = kind };
+    job_clear(j);
+    j->kind = kind;
     pid_t pid = fork();
     if (pid < 0) {
-        a->job = (AgentJob){ 0 };
+        job_clear(j);
         return log_error_errno(-errno, "fork: %m");
     }
     if (pid == 0) {
-        exec_child(a, argv);
+        exec_child(j, argv);
     }
     (void)setpgid(pid, pid); /* also here: no race with the kill below */
-    a->job.pid = pid;
-    int r = sd_event_add_child(a->event, &a->job.child, pid, WEXITED, on_child, a);
+    j->pid = pid;
+    int r = sd_event_add_child(j->event, &j->child, pid, WEXITED, on_child, j);
     if (r >= 0) {
         uint64_t deadline = clock_monotonic_usec() + (uint64_t)timeout_sec * 1000000ULL;
-        r = sd_event_add_time(a->event, &a->job.timeout, CLOCK_MONOTONIC, deadline, 0,
-                              on_job_timeout, a);
+        r = sd_event_add_time(j->event, &j->timeout, CLOCK_MONOTONIC, deadline, 0, on_job_timeout,
+                              j);
     }
     if (r < 0) {
         (void)kill(-pid, SIGKILL);
         (void)waitpid(pid, NULL, 0);
-        a->job.child = sd_event_source_unref(a->job.child);
-        a->job = (AgentJob){ 0 };
-        return log_error_errno(r, "watching %s: %m", agent_job_kind_to_string(kind));
+        job_clear(j);
+        return log_error_errno(r, "watching %s: %m", job_kind_to_string(kind));
     }
-    log_info("running %s (pid %d, deadline %d s)", agent_job_kind_to_string(kind), (int)pid,
-             timeout_sec);
+    log_info("running %s (pid %d, deadline %d s)", job_kind_to_string(kind), (int)pid, timeout_sec);
     return 0;
 }
 
-void agent_job_kill(Agent *a)
+void jobs_kill(Jobs *j)
 {
-    AgentJob *j = &a->job;
     if (j->pid > 0) {
-        log_warning("killing the running %s (pid %d)", agent_job_kind_to_string(j->kind),
-                    (int)j->pid);
+        log_warning("killing the running %s (pid %d)", job_kind_to_string(j->kind), (int)j->pid);
         (void)kill(-j->pid, SIGKILL);
         (void)waitpid(j->pid, NULL, 0);
     }
-    j->child = sd_event_source_unref(j->child);
-    j->timeout = sd_event_source_unref(j->timeout);
-    *j = (AgentJob){ 0 };
+    job_clear(j);
 }
 
-int agent_run_sync(Agent *a, char *const *argv, int timeout_sec)
+int jobs_run_sync(const Jobs *j, char *const *argv, int timeout_sec)
 {
     pid_t pid = fork();
     if (pid < 0) {
         return -errno;
     }
     if (pid == 0) {
-        exec_child(a, argv);
+        exec_child(j, argv);
     }
     /* bounded: timeout_sec in 10 ms steps */
     long steps = (long)timeout_sec * 100;
@@ -174,4 +171,47 @@ int agent_run_sync(Agent *a, char *const *argv, int timeout_sec)
     (void)kill(-pid, SIGKILL);
     (void)waitpid(pid, NULL, 0);
     return -ETIMEDOUT;
+}
+
+void jobs_init(Jobs *j, sd_event *event, Ticker *ticker, JobEndFn on_end, void *userdata)
+{
+    *j = (Jobs){ .event = event, .ticker = ticker, .on_end = on_end, .userdata = userdata };
+}
+
+void jobs_done(Jobs *j)
+{
+    jobs_kill(j);
+    free(j->pgpass);
+    j->pgpass = NULL;
+}
+
+int jobs_set_pgpass(Jobs *j, const char *path)
+{
+    char *copy = path ? strdup(path) : NULL;
+    if (path && !copy) {
+        return -ENOMEM;
+    }
+    free(j->pgpass);
+    j->pgpass = copy;
+    return 0;
+}
+
+HaJobResult jobs_result(const Jobs *j)
+{
+    if (j->kind == JOB_NONE) {
+        return HA_JOB_NONE;
+    }
+    return !j->finished ? HA_JOB_RUNNING : j->ok ? HA_JOB_SUCCEEDED : HA_JOB_FAILED;
+}
+
+JobKind jobs_take(Jobs *j, bool *ret_ok)
+{
+    if (j->kind == JOB_NONE || !j->finished) {
+        *ret_ok = false;
+        return JOB_NONE;
+    }
+    JobKind k = j->kind;
+    *ret_ok = j->ok;
+    job_clear(j);
+    return k;
 }

@@ -69,7 +69,7 @@ static void counter(Out *o, const char *name, const char *help, uint64_t v)
 
 static bool leading(const Agent *a)
 {
-    return a->state == HA_STATE_PRIMARY && a->cluster && a->cluster->leader &&
+    return a->mem.state == HA_STATE_PRIMARY && a->cluster && a->cluster->leader &&
            strcmp(a->cluster->leader->name, a->config->name) == 0;
 }
 
@@ -269,7 +269,7 @@ int agent_metrics_text(const Agent *a, uint64_t now_usec, char **ret)
     fputs("\",name=\"", f);
     put_label(f, a->config->name);
     fprintf(f, "\",version=\"%s\",state=\"%s\"} 1\n", DBHA_VERSION,
-            strna(ha_state_to_string(a->state)));
+            strna(ha_state_to_string(a->mem.state)));
     replication_series(&o, primary);
     replica_series(&o, up && s->in_recovery);
     double lease_left = 0;

@@ -841,3 +841,9 @@ int pgprobe_snapshot(PgProbe *p, uint64_t deadline_usec, PgSnapshot *ret)
     free(s);
     return r;
 }
+
+bool pgprobe_streaming(const PgSnapshot *s)
+{
+    return s->in_recovery && s->has_wal_receiver &&
+           strcmp(s->wal_receiver_status, "streaming") == 0;
+}

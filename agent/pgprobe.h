@@ -102,6 +102,9 @@ PgProbe *pgprobe_free(PgProbe *p);
  * -EPROTO when the query failed; -ENOMEM. pgprobe_last_error() then tells
  * why, without the password. */
 int pgprobe_snapshot(PgProbe *p, uint64_t deadline_usec, PgSnapshot *ret);
+/* A replica whose walreceiver reports "streaming" (PostgreSQL shows that
+ * also while a walreceiver it will reject starts up). */
+bool pgprobe_streaming(const PgSnapshot *s);
 /* Runs sql (one or more statements, e.g. DDL) on the kept connection, by
  * deadline_usec like pgprobe_snapshot. On success returns 0 and, when
  * ret_first is not NULL, the first statement's result (PQclear it; NULL when

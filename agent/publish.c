@@ -23,7 +23,7 @@ static bool holds_leader(const Agent *a)
 /* Patroni's member `state`. */
 static const char *member_state(const Agent *a)
 {
-    switch (a->state) {
+    switch (a->mem.state) {
     case HA_STATE_CLONING:
         return "creating replica";
     case HA_STATE_BOOTSTRAP_INITDB:
@@ -45,7 +45,7 @@ static const char *member_state(const Agent *a)
 
 static DcsRole member_role(const Agent *a)
 {
-    switch (a->state) {
+    switch (a->mem.state) {
     case HA_STATE_PRIMARY:
     case HA_STATE_STARTING_PRIMARY:
     case HA_STATE_BOOTSTRAP_STARTING:
@@ -104,13 +104,8 @@ static size_t replication_rows(const PgSnapshot *s, DcsReplicationRow *rows)
 /* The reason we will not be promoted, only while there is no leader. */
 static const char *failover_blocked(const Agent *a)
 {
-    return a->failover_blocked[0] && a->cluster && !a->cluster->leader ? a->failover_blocked : NULL;
-}
-
-bool agent_streaming(const Agent *a)
-{
-    return a->probe_ok && a->snap.in_recovery && a->snap.has_wal_receiver &&
-           strcmp(a->snap.wal_receiver_status, "streaming") == 0;
+    return a->mem.failover_blocked[0] && a->cluster && !a->cluster->leader ? a->mem.failover_blocked
+                                                                           : NULL;
 }
 
 /* The view just read holds our member key with this content on our current
@@ -172,7 +167,7 @@ int agent_touch_member(Agent *a)
         .replication = primary ? rows : NULL,
         .n_replication = n_rows,
         .failover_blocked = failover_blocked(a),
-        .upstream = agent_streaming(a) ? a->following : NULL,
+        .upstream = agent_streaming(a) ? cascade_following(&a->cascade) : NULL,
     };
     int r = dcs_member_encode(&m, &value);
     json_decref(tags);
@@ -191,7 +186,7 @@ int agent_touch_member(Agent *a)
 
 static HealthPgState health_state(const Agent *a)
 {
-    switch (a->state) {
+    switch (a->mem.state) {
     case HA_STATE_STARTING_PRIMARY:
     case HA_STATE_STARTING_REPLICA:
     case HA_STATE_BOOTSTRAP_STARTING:
@@ -361,7 +356,7 @@ static json_t *patroni_doc(const Agent *a, const json_t *tags)
         json_object_set_new(d, "cluster_unlocked", json_true());
     }
     if (failover_blocked(a)) {
-        json_object_set_new(d, "failover_blocked", json_string(a->failover_blocked));
+        json_object_set_new(d, "failover_blocked", json_string(a->mem.failover_blocked));
     }
     if (a->dcs_seen_epoch > 0) {
         json_object_set_new(d, "dcs_last_seen", json_integer((json_int_t)a->dcs_seen_epoch));
@@ -375,7 +370,7 @@ static json_t *patroni_doc(const Agent *a, const json_t *tags)
     json_object_set_new(d, "patroni",
                         json_pack("{s:s, s:s, s:s}", "version", DBHA_VERSION, "scope",
                                   a->config->scope, "name", a->config->name));
-    json_object_set_new(d, "dbha_state", json_string(ha_state_to_string(a->state)));
+    json_object_set_new(d, "dbha_state", json_string(ha_state_to_string(a->mem.state)));
     return d;
 }
 
@@ -405,7 +400,7 @@ void agent_publish_rest(Agent *a, uint64_t now_usec)
         .replayed_lsn = a->probe_ok ? a->snap.replay_lsn : 0,
         .postmaster_alive = a->pg_running,
         .dcs_ok = fresh,
-        .is_leader = holds_leader(a) && a->state == HA_STATE_PRIMARY,
+        .is_leader = holds_leader(a) && a->mem.state == HA_STATE_PRIMARY,
         .paused = c && dcs_cluster_is_paused(c),
         .standby_cluster = c && dcs_cluster_is_standby(c),
         .synchronous_mode = dcs->synchronous_mode,
@@ -415,7 +410,7 @@ void agent_publish_rest(Agent *a, uint64_t now_usec)
         .tags = tb->tags,
         .n_tags = tb->n,
         .now_usec = now_usec,
-        .next_run_usec = a->next_tick_usec ? a->next_tick_usec : now_usec,
+        .next_run_usec = ticker_next_usec(&a->ticker) ? ticker_next_usec(&a->ticker) : now_usec,
         .ttl_usec = ttl_usec,
     };
     RestSnapshot *snap = NULL;

@@ -144,3 +144,88 @@ bool sync_caught_up(const SyncReplica *rows, size_t n, const SyncSet *keep, uint
     }
     return true;
 }
+
+static void step_put_key(SyncStep *st, const SyncSet *key, bool clears_release)
+{
+    st->effect = SYNC_EFFECT_PUT_KEY;
+    st->key = *key;
+    st->clears_release = clears_release;
+}
+
+int sync_plan(const SyncPlanInput *in, SyncStep *st)
+{
+    *st = (SyncStep){ .effect = SYNC_EFFECT_NONE, .async_said = in->async_said };
+    if (!in->enabled) {
+        /* synchronous_standby_names first, then the key */
+        st->effect = in->names         ? SYNC_EFFECT_UNSET_NAMES
+                     : in->key_present ? SYNC_EFFECT_DELETE_KEY
+                                       : SYNC_EFFECT_NONE;
+        return 0;
+    }
+    SyncSet key = in->key, want;
+    sync_choose(in->rows, in->n, &key, in->node_count, &want);
+    if (want.n == 0 && in->strict) {
+        /* Strict: commits keep waiting. Whoever synchronous_standby_names
+         * names stays in the key; with nobody named, any standby that comes
+         * may release commits ("*"), and the key names none of them, so
+         * nobody is promoted in the meantime. */
+        if (!in->key_mine) {
+            step_put_key(st, &key, false);
+        } else if (!in->names || !*in->names) {
+            st->effect = SYNC_EFFECT_SET_NAMES;
+            (void)snprintf(st->names, sizeof(st->names), "*");
+            st->say_strict_wait = !in->async_said;
+            st->async_said = true;
+        }
+        return 0;
+    }
+    st->async_said = in->async_said && want.n == 0;
+
+    /* 1. the key names every member we are about to wait for */
+    if (!in->key_mine || !sync_set_subset(&want, &key)) {
+        for (size_t i = 0; i < want.n; i++) {
+            sync_set_add(&key, want.names[i]);
+        }
+        /* our view's revision of the key is stale after this: no other key
+         * write in this loop (step 3 needs another loop anyway) */
+        step_put_key(st, &key, false);
+        return 0;
+    }
+
+    /* 2. then PostgreSQL waits for them (and no longer for the others) */
+    if (sync_standby_names(&want, false, st->names, sizeof(st->names)) < 0) {
+        return -ENOBUFS;
+    }
+    if (!in->names || strcmp(in->names, st->names) != 0) {
+        st->effect = SYNC_EFFECT_SET_NAMES;
+        if (want.n == 0 && !st->async_said) {
+            st->say_async = true;
+            st->async_said = true;
+        }
+        return 0;
+    }
+
+    /* 3. the key stops naming members PostgreSQL released, once the members
+     * that stay hold everything acknowledged up to then */
+    if (sync_set_subset(&key, &want) || !sync_others_released(in->rows, in->n, &want)) {
+        return 0; /* nothing to drop, or their walsenders have not applied the change yet */
+    }
+    if (in->release_lsn == 0) {
+        st->effect = SYNC_EFFECT_NOTE_RELEASE;
+        return 0;
+    }
+    if (sync_caught_up(in->rows, in->n, &want, in->release_lsn)) {
+        step_put_key(st, &want, true);
+    }
+    return 0;
+}
+
+bool sync_needs_step(const SyncPlanInput *in)
+{
+    if (!in->enabled) {
+        return false;
+    }
+    SyncSet want;
+    sync_choose(in->rows, in->n, &in->key, in->node_count, &want);
+    return !sync_set_subset(&want, &in->key) || (!in->strict && !sync_set_subset(&in->key, &want));
+}

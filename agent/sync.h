@@ -64,3 +64,53 @@ bool sync_others_released(const SyncReplica *rows, size_t n, const SyncSet *keep
 /* Every member of `keep` is a synchronous standby now and has flushed up to
  * lsn. */
 bool sync_caught_up(const SyncReplica *rows, size_t n, const SyncSet *keep, uint64_t lsn);
+
+/* Longest synchronous_standby_names / sync key member list we write. */
+#define SYNC_NAMES_TEXT_MAX 1024
+
+/* The leader's synchronous replication step: at most one effect per loop,
+ * in the safe order (the key names a standby before PostgreSQL waits for
+ * it; PostgreSQL stops waiting for a standby, and the standbys that stay
+ * hold everything acknowledged until then, before the key stops naming
+ * it). Pure: the agent performs the effect (agent/sync_exec.c for the key,
+ * agent/ha_exec.c for postgresql.conf). */
+typedef enum SyncEffect {
+    SYNC_EFFECT_NONE,
+    SYNC_EFFECT_PUT_KEY,      /* write the sync key: leader us, standbys step->key */
+    SYNC_EFFECT_DELETE_KEY,   /* synchronous_mode is off: delete the key */
+    SYNC_EFFECT_SET_NAMES,    /* synchronous_standby_names = step->names, reload */
+    SYNC_EFFECT_UNSET_NAMES,  /* stop managing synchronous_standby_names, reload */
+    SYNC_EFFECT_NOTE_RELEASE, /* remember our flush position now, look again in a second */
+    _SYNC_EFFECT_MAX,
+} SyncEffect;
+
+typedef struct SyncPlanInput {
+    bool enabled; /* synchronous_mode */
+    bool strict;  /* synchronous_mode_strict */
+    int64_t node_count;
+    bool key_present;        /* the view has a sync key */
+    bool key_mine;           /* it names us as leader */
+    SyncSet key;             /* its standbys (empty unless key_mine) */
+    const SyncReplica *rows; /* pg_stat_replication */
+    size_t n;
+    const char *names;    /* synchronous_standby_names we manage; NULL: not managed */
+    uint64_t release_lsn; /* our flush position noted while shrinking the key; 0: none */
+    bool async_said;      /* "no synchronous standby" was logged for this episode */
+} SyncPlanInput;
+
+typedef struct SyncStep {
+    SyncEffect effect;
+    SyncSet key;                     /* PUT_KEY (names borrowed from the input) */
+    char names[SYNC_NAMES_TEXT_MAX]; /* SET_NAMES */
+    bool clears_release;             /* PUT_KEY: forget release_lsn once written */
+    bool say_strict_wait, say_async; /* log it (once per episode) */
+    bool async_said;                 /* the episode flag to remember */
+} SyncStep;
+
+/* Returns 0, or -ENOBUFS when the names do not fit. */
+int sync_plan(const SyncPlanInput *in, SyncStep *ret);
+
+/* The wanted standbys differ from what the key allows: a standby to add, or
+ * (not strict) one to give up on. The loop should run now: commits may
+ * wait for a standby that is gone. */
+bool sync_needs_step(const SyncPlanInput *in);

@@ -6,6 +6,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -163,12 +165,200 @@ static void test_sync_problem(void **state)
     assert_null(dcs_sync_problem(NULL, true, "n4"));
 }
 
+/* ---- the leader's step (sync_plan) ---- */
+
+static const char *const pool[] = { "n1", "n2", "n3", "n4" };
+
+static bool names_wait_for(const char *names, const char *member)
+{
+    char quoted[16];
+    snprintf(quoted, sizeof(quoted), "\"%s\"", member);
+    return names && strstr(names, quoted) != NULL;
+}
+
+static void test_plan_steps(void **state)
+{
+    (void)state;
+    SyncReplica rows[] = {
+        { .name = "n2", .streaming = true, .eligible = true, .flush_lsn = 100 },
+    };
+    SyncPlanInput in = { .enabled = false, .names = "FIRST 1 (\"n2\")", .key_present = true };
+    SyncStep st;
+    /* off: synchronous_standby_names first, then the key */
+    assert_int_equal(sync_plan(&in, &st), 0);
+    assert_int_equal(st.effect, SYNC_EFFECT_UNSET_NAMES);
+    in.names = NULL;
+    assert_int_equal(sync_plan(&in, &st), 0);
+    assert_int_equal(st.effect, SYNC_EFFECT_DELETE_KEY);
+    in.key_present = false;
+    assert_int_equal(sync_plan(&in, &st), 0);
+    assert_int_equal(st.effect, SYNC_EFFECT_NONE);
+    /* on: the key names n2 before PostgreSQL waits for it */
+    in = (SyncPlanInput){ .enabled = true, .node_count = 1, .rows = rows, .n = 1 };
+    assert_int_equal(sync_plan(&in, &st), 0);
+    assert_int_equal(st.effect, SYNC_EFFECT_PUT_KEY);
+    assert_int_equal(st.key.n, 1);
+    assert_string_equal(st.key.names[0], "n2");
+    in.key_mine = in.key_present = true;
+    in.key = st.key;
+    assert_int_equal(sync_plan(&in, &st), 0);
+    assert_int_equal(st.effect, SYNC_EFFECT_SET_NAMES);
+    assert_string_equal(st.names, "FIRST 1 (\"n2\")");
+    in.names = "FIRST 1 (\"n2\")";
+    assert_int_equal(sync_plan(&in, &st), 0);
+    assert_int_equal(st.effect, SYNC_EFFECT_NONE);
+    /* n2 stops streaming, not strict: PostgreSQL stops waiting (said once) */
+    rows[0].streaming = false;
+    rows[0].waited_on = rows[0].sync = true;
+    assert_int_equal(sync_plan(&in, &st), 0);
+    assert_int_equal(st.effect, SYNC_EFFECT_SET_NAMES);
+    assert_string_equal(st.names, "");
+    assert_true(st.say_async);
+    assert_true(st.async_said);
+    in.names = "";
+    in.async_said = true;
+    /* its walsender still waited on: the key keeps naming it */
+    assert_int_equal(sync_plan(&in, &st), 0);
+    assert_int_equal(st.effect, SYNC_EFFECT_NONE);
+    assert_false(st.say_async);
+    /* released: our flush position is noted, then the key drops it */
+    rows[0].waited_on = rows[0].sync = false;
+    assert_int_equal(sync_plan(&in, &st), 0);
+    assert_int_equal(st.effect, SYNC_EFFECT_NOTE_RELEASE);
+    in.release_lsn = 500;
+    assert_int_equal(sync_plan(&in, &st), 0);
+    assert_int_equal(st.effect, SYNC_EFFECT_PUT_KEY);
+    assert_int_equal(st.key.n, 0);
+    assert_true(st.clears_release);
+    /* strict, nobody streams: "*" and the key names nobody */
+    in = (SyncPlanInput){ .enabled = true, .strict = true, .node_count = 1, .rows = rows, .n = 1 };
+    assert_int_equal(sync_plan(&in, &st), 0);
+    assert_int_equal(st.effect, SYNC_EFFECT_PUT_KEY);
+    assert_int_equal(st.key.n, 0);
+    in.key_mine = in.key_present = true;
+    assert_int_equal(sync_plan(&in, &st), 0);
+    assert_int_equal(st.effect, SYNC_EFFECT_SET_NAMES);
+    assert_string_equal(st.names, "*");
+    assert_true(st.say_strict_wait);
+    in.names = "*";
+    in.async_said = true;
+    assert_int_equal(sync_plan(&in, &st), 0);
+    assert_int_equal(st.effect, SYNC_EFFECT_NONE);
+}
+
+/* Random replicas coming and going, the step's effects applied to a model
+ * of the key and of synchronous_standby_names: PostgreSQL never waits for
+ * a member the key does not name (the one that could hold an acknowledged
+ * commit is always promotable), and with the replicas steady the step
+ * settles within a few loops. */
+static void test_plan_property(void **state)
+{
+    (void)state;
+    unsigned long checks = 0;
+    for (unsigned seed = 1; seed <= 2000; seed++) {
+        srand(seed);
+        SyncSet key = { .n = 0 };
+        bool key_mine = false, key_present = rand() % 2;
+        char names[SYNC_NAMES_TEXT_MAX];
+        bool managed = false, async_said = false;
+        uint64_t release = 0, lsn = 100;
+        bool strict = rand() % 3 == 0;
+        int64_t count = 1 + rand() % 2;
+        SyncReplica rows[4];
+        size_t n = 0;
+        for (int step = 0; step < 120; step++) {
+            bool steady = step % 20 >= 12; /* the replicas stay as they are */
+            if (!steady) {
+                n = 0;
+                for (size_t i = 0; i < 4; i++) {
+                    if (rand() % 4 == 0) {
+                        continue;
+                    }
+                    rows[n++] = (SyncReplica){
+                        .name = pool[i],
+                        .streaming = rand() % 4 != 0,
+                        .eligible = rand() % 6 != 0,
+                        .flush_lsn = lsn + (uint64_t)(rand() % 50),
+                    };
+                }
+                lsn += 10;
+            }
+            for (size_t i = 0; i < n; i++) {
+                /* PostgreSQL waits for what synchronous_standby_names names */
+                bool waited =
+                    managed && (names_wait_for(names, rows[i].name) || strcmp(names, "*") == 0);
+                rows[i].waited_on = waited;
+                rows[i].sync = waited && rows[i].streaming;
+            }
+            SyncPlanInput in = {
+                .enabled = step % 37 != 36,
+                .strict = strict,
+                .node_count = count,
+                .key_present = key_present,
+                .key_mine = key_mine,
+                .key = key_mine ? key : (SyncSet){ .n = 0 },
+                .rows = rows,
+                .n = n,
+                .names = managed ? names : NULL,
+                .release_lsn = release,
+                .async_said = async_said,
+            };
+            SyncStep st;
+            assert_int_equal(sync_plan(&in, &st), 0);
+            async_said = st.async_said;
+            switch (st.effect) {
+            case SYNC_EFFECT_PUT_KEY:
+                key = st.key;
+                key_mine = key_present = true;
+                if (st.clears_release) {
+                    release = 0;
+                }
+                break;
+            case SYNC_EFFECT_DELETE_KEY:
+                key = (SyncSet){ .n = 0 };
+                key_mine = key_present = false;
+                break;
+            case SYNC_EFFECT_SET_NAMES:
+                snprintf(names, sizeof(names), "%s", st.names);
+                managed = true;
+                release = 0;
+                break;
+            case SYNC_EFFECT_UNSET_NAMES:
+                managed = false;
+                release = 0;
+                break;
+            case SYNC_EFFECT_NOTE_RELEASE:
+                release = lsn + 60;
+                break;
+            default:
+                if (steady && step % 20 == 19) {
+                    checks++; /* settled */
+                }
+                break;
+            }
+            if (steady && step % 20 == 19) {
+                assert_int_equal(st.effect, SYNC_EFFECT_NONE);
+            }
+            /* the invariant */
+            for (size_t i = 0; managed && i < 4; i++) {
+                if (names_wait_for(names, pool[i])) {
+                    assert_true(key_mine);
+                    assert_true(sync_set_contains(&key, pool[i]));
+                    checks++;
+                }
+            }
+        }
+    }
+    assert_true(checks > 10000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_choose),       cmocka_unit_test(test_standby_names),
-        cmocka_unit_test(test_sets),         cmocka_unit_test(test_shrink_conditions),
-        cmocka_unit_test(test_sync_problem),
+        cmocka_unit_test(test_choose),        cmocka_unit_test(test_standby_names),
+        cmocka_unit_test(test_sets),          cmocka_unit_test(test_shrink_conditions),
+        cmocka_unit_test(test_sync_problem),  cmocka_unit_test(test_plan_steps),
+        cmocka_unit_test(test_plan_property),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

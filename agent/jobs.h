@@ -1,0 +1,72 @@
+/* Child processes the agent runs: initdb, pg_ctl start/stop/restart,
+ * pg_basebackup, pg_rewind. One job at a time, each in its own process
+ * group with a deadline; its end (exit, signal, or the deadline's SIGKILL)
+ * asks the ticker for a tick at once. The HA decision sees the job as
+ * running, then succeeded or failed, exactly once (jobs_take). */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "ha.h"
+#include "ticker.h"
+
+typedef enum JobKind {
+    JOB_NONE,
+    JOB_INITDB,
+    JOB_START,
+    JOB_STOP,
+    JOB_BASEBACKUP,
+    JOB_REWIND,
+    JOB_RESTART,
+    _JOB_KIND_MAX,
+    _JOB_KIND_INVALID = -EINVAL,
+} JobKind;
+
+const char *job_kind_to_string(JobKind k);
+
+/* Called when a job ends, before the tick it asks for. */
+typedef void (*JobEndFn)(JobKind kind, bool ok, void *userdata);
+
+typedef struct Jobs {
+    sd_event *event; /* borrowed */
+    Ticker *ticker;  /* borrowed */
+    char *pgpass;    /* owned: PGPASSFILE for the children */
+    JobEndFn on_end;
+    void *userdata;
+
+    JobKind kind; /* the job started last, until jobs_take */
+    pid_t pid;
+    sd_event_source *child;   /* owned */
+    sd_event_source *timeout; /* owned */
+    bool finished;
+    bool ok;
+    bool killed; /* by its deadline */
+} Jobs;
+
+void jobs_init(Jobs *j, sd_event *event, Ticker *ticker, JobEndFn on_end, void *userdata);
+/* Kills a running job (SIGKILL to its group, reaped) and frees. */
+void jobs_done(Jobs *j);
+/* The children's PGPASSFILE (copied). Returns 0 or -ENOMEM. */
+int jobs_set_pgpass(Jobs *j, const char *path);
+
+/* Forks argv (environment: ours plus PGPASSFILE) with a deadline. Returns
+ * 0, -EBUSY while a job runs, or a negative errno (all logged). */
+int jobs_start(Jobs *j, JobKind kind, char *const *argv, int timeout_sec);
+/* Kills the running job, if any, and forgets it. */
+void jobs_kill(Jobs *j);
+/* Runs argv to completion synchronously, by the deadline (shutdown path). */
+int jobs_run_sync(const Jobs *j, char *const *argv, int timeout_sec);
+
+/* For the decision: no job, running, succeeded or failed. */
+HaJobResult jobs_result(const Jobs *j);
+/* A finished job's result is consumed by one decision: returns its kind
+ * (JOB_NONE when none finished) and forgets it. */
+JobKind jobs_take(Jobs *j, bool *ret_ok);
+static inline JobKind jobs_kind(const Jobs *j)
+{
+    return j->kind;
+}

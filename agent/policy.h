@@ -1,0 +1,106 @@
+/* The rules around the HA table, as pure functions: from one tick's
+ * observation and what the agent remembers, the table's input, the
+ * election's verdict, the memory to keep, and when to look again. No I/O,
+ * no clock reads, no logging: the agent (agent/agent.c) observes, calls
+ * these, says what changed, and performs the decision's actions
+ * (agent/ha_exec.c), telling ha_memory_before/after what it did.
+ *
+ *   observe --> ha_policy_input --> [ask peers] --> ha_policy_elect --> ha_policy_decide --> act
+ *                      ^                                                      |
+ *                      +---------------------- HaMemory <---------------------+
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "dcs.h"
+#include "election.h"
+#include "ha.h"
+#include "pgprobe.h"
+
+/* Longest "not a candidate: ..." reason kept for the member key. */
+#define HA_REASON_MAX 256
+/* Backoff between failed clones: doubled per failure up to the max, plus
+ * up to a quarter of jitter. */
+#define HA_CLONE_BACKOFF_MIN_USEC (2 * 1000 * 1000ULL)
+#define HA_CLONE_BACKOFF_MAX_USEC (60 * 1000 * 1000ULL)
+
+/* What the agent remembers between ticks. */
+typedef struct HaMemory {
+    HaState state;
+    HaRequest request;          /* an operator's restart or reinitialize, until taken up */
+    uint64_t primary_down_usec; /* when our primary was found down (0: it is not) */
+    bool diverged; /* seen past the leader's fork point; kept until rewound or moved aside */
+    uint32_t streamed_tli;     /* the timeline we last streamed on as a replica; 0: unknown
+                                  (we led, or the data was rewound or replaced since) */
+    uint64_t clone_retry_usec; /* no clone before this */
+    unsigned clone_failures;   /* in a row, for the backoff */
+    /* Why we are not a candidate for promotion, "" when we are; published
+     * as failover_blocked while there is no leader. */
+    char failover_blocked[HA_REASON_MAX];
+    bool lag_blocked_paused;  /* the lag verdict last said: blocked with replay paused */
+    bool sync_blocked;        /* the sync-key verdict was said */
+    const char *election_why; /* static: the last "not promoting" reason, or NULL */
+} HaMemory;
+
+/* One tick's snapshot: everything the rules read, all I/O done. */
+typedef struct HaObservation {
+    uint64_t now_usec; /* monotonic */
+    double now_epoch;  /* wall clock, for a scheduled switchover */
+    const char *me;
+    const ConfigDcs *dcs; /* the settings in force */
+    bool tag_nofailover;  /* tags.nofailover */
+    int64_t failover_priority;
+    bool watchdog_blocked; /* watchdog.mode required and the device cannot be opened */
+
+    HaDataDir data;
+    bool pg_running;        /* the postmaster is alive */
+    const PgSnapshot *snap; /* the last probe, NULL when it failed */
+    bool standby_signal;
+    HaJobResult job;
+    bool streaming;        /* a replica whose walreceiver streams */
+    bool following;        /* primary_conninfo points at a member */
+    bool follows_upstream; /* ... at the one it should (agent/cascade.h) */
+
+    bool dcs_ok;            /* the view is fresh */
+    const DcsCluster *view; /* the last view (NULL before the first) */
+    bool lease_expiring;    /* lease_expiring(): a leader must stop writes now */
+} HaObservation;
+
+/* One tick's step through the rules. */
+typedef struct HaStep {
+    HaInput input;
+    HaDecision decision;
+    HaMemory memory;    /* to keep: the rules' changes, then the actions' (ha_memory_*) */
+    uint64_t wake_usec; /* a tick is wanted then (a scheduled switchover's time), 0: none */
+
+    /* the election: open when there is no leader and we could promote */
+    bool election_open;
+    bool ask_peers; /* open, and our own lag does not block us */
+    ElectionRules rules;
+
+    /* what changed, for the log (the text is in memory.failover_blocked) */
+    bool say_lag_blocked, say_lag_ok, say_sync_blocked, say_diverged;
+    const char *say_not_promoting; /* static */
+    bool failover_time_unreadable;
+} HaStep;
+
+/* The table's input but the election's verdict, and the memory after the
+ * rules: crash memory, divergence, the failover key, synchronous_mode's
+ * and the watchdog's vetoes, our own lag. */
+void ha_policy_input(const HaObservation *o, const HaMemory *m, HaStep *st);
+/* The election over the peers' answers (peers NULL: they could not be
+ * asked): input.healthiest and the "not promoting" verdict. The caller
+ * sets each peer's `excluded`. No-op unless st->ask_peers. */
+void ha_policy_elect(const HaObservation *o, ElectionPeer *peers, size_t n, HaStep *st);
+/* The table (ha_decide) on the input. Returns 0 or -EINVAL (a bug). */
+int ha_policy_decide(HaStep *st);
+
+/* What performing an action changes in the memory: before it runs
+ * (whatever its outcome), and after, by its outcome. jitter_permille
+ * (0..999) spreads clone retries. */
+void ha_memory_before(HaMemory *m, HaAction a);
+void ha_memory_after(HaMemory *m, HaAction a, bool ok, uint64_t now_usec, unsigned jitter_permille);
