@@ -5,9 +5,9 @@
  * Ticks run every loop_wait, and at once when the watch thread sees the
  * leader key or `initialize` change, or when a job ends; on the leader,
  * another member's key changing what a router reads publishes the
- * topology between ticks. The watch thread
- * keeps a copy of the cluster prefix (lib/kvcache.h) that the tick reads
- * instead of etcd when it has caught up with the tick's own answers. */
+ * topology between ticks. The watch thread keeps a copy of the cluster
+ * prefix (lib/kvcache.h) that the tick reads instead of etcd when it has
+ * caught up with the tick's own answers. */
 #include "agent.h"
 
 #include <errno.h>

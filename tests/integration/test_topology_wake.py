@@ -126,6 +126,8 @@ def test_replica_restart_state_reaches_the_topology(cluster):
     def streaming(m):
         return m.get("state") == "running" and m.get("replication_state") == "streaming"
 
+    wakes = agent_metric(leader, "dbha_topology_member_wakes_total", required=False)
+    start = time.monotonic()
     pid = replica.postmaster_pid()
     assert pid
     os.kill(pid, signal.SIGKILL)
@@ -137,6 +139,11 @@ def test_replica_restart_state_reaches_the_topology(cluster):
                       timeout=60)
     print(f"streaming again: member key {took:.2f} s later, topology {up:.3f} s after it")
     assert down < BOUND_S and up < BOUND_S, (down, up)
+    # a replica starting passes through several states: one wake a second at most
+    took = time.monotonic() - start
+    woke = agent_metric(leader, "dbha_topology_member_wakes_total") - wakes
+    print(f"{woke:.0f} member wakes of the leader in {took:.1f} s")
+    assert 2 <= woke <= took + 1, (woke, took)
 
 
 def test_position_only_write_wakes_nothing(cluster):
