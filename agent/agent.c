@@ -3,9 +3,11 @@
  * PostgreSQL), decides (ha_decide, pure), acts (ha_exec_action, in order,
  * stopping at the first failure) and publishes (member key, REST snapshot).
  * Ticks run every loop_wait, and at once when the watch thread sees the
- * leader key or `initialize` change, or when a job ends. The watch thread
- * keeps a copy of the cluster prefix (lib/kvcache.h) that the tick reads
- * instead of etcd when it has caught up with the tick's own answers. */
+ * leader key or `initialize` change, or when a job ends; on the leader,
+ * another member's key changing what a router reads publishes the
+ * topology between ticks. The watch thread keeps a copy of the cluster
+ * prefix (lib/kvcache.h) that the tick reads instead of etcd when it has
+ * caught up with the tick's own answers. */
 #include "agent.h"
 
 #include <errno.h>
@@ -22,6 +24,7 @@
 
 #include "clock.h"
 #include "election.h"
+#include "topology.h"
 
 #define USEC_PER_SEC 1000000ULL
 
@@ -105,14 +108,69 @@ static bool wakes_loop(const Agent *a, const EtcdKeyValue *kv)
 static void wake_loop(Agent *a)
 {
     uint64_t one = 1;
+    atomic_store(&a->wake_tick, true);
     (void)!write(a->wake_fd, &one, sizeof(one));
 }
 
+static void wake_for_routing(Agent *a)
+{
+    uint64_t one = 1;
+    atomic_store(&a->wake_routing, true);
+    (void)!write(a->wake_fd, &one, sizeof(one));
+}
+
+/* The name in another member's key (borrowed from kv), or NULL. */
+static const char *other_member(const Agent *a, const EtcdKeyValue *kv)
+{
+    size_t n = strlen(a->paths.members);
+    if (strncmp(kv->key, a->paths.members, n) != 0 || strcmp(kv->key, a->member_key) == 0) {
+        return NULL;
+    }
+    const char *name = kv->key + n;
+    return *name && !strchr(name, '/') ? name : NULL;
+}
+
+/* The cache's view now; NULL when it is invalid or out of memory. */
+static DcsCluster *cache_view(Agent *a)
+{
+    EtcdResult res = { 0 };
+    DcsCluster *c = NULL;
+    if (kv_cache_snapshot(a->cache, 0, 0, &res) < 0) {
+        return NULL;
+    }
+    if (dcs_cluster_from_result(&a->paths, &res, &c) < 0) {
+        c = NULL;
+    }
+    etcd_result_done(&res);
+    return c;
+}
+
+/* The leader key in view c names us (our member key is members/<our name>). */
+static bool view_names_us(const Agent *a, const DcsCluster *c)
+{
+    return c && c->leader && strcmp(c->leader->name, a->member_key + strlen(a->paths.members)) == 0;
+}
+
 /* The cache first, then the wake-up: the tick it wakes sees the change. A
- * message the cache cannot take ends the watch; the thread loads again. */
+ * message the cache cannot take ends the watch; the thread loads again.
+ * Other members' keys wake only the leader, and only when the write
+ * changed what a router reads (topology_member_changed, on the views
+ * before and after the message): members rewrite their keys as their
+ * positions move, and a router that reads the topology cares about state,
+ * lag bucket, tags and addresses only. */
 static int watch_cb(EtcdWatch *w, const EtcdWatchResponse *resp, void *userdata)
 {
     Agent *a = userdata;
+    bool wake = false, members = false;
+    for (size_t i = 0; !resp->created && i < resp->n_events; i++) {
+        wake = wake || wakes_loop(a, &resp->events[i].kv);
+        members = members || other_member(a, &resp->events[i].kv);
+    }
+    /* a tick publishes the topology anyway */
+    _cleanup_(dcs_cluster_freep) DcsCluster *before = members && !wake ? cache_view(a) : NULL;
+    if (!view_names_us(a, before)) {
+        before = dcs_cluster_free(before);
+    }
     int r = resp->created ? kv_cache_check_next(a->cache, etcd_watch_get_next_revision(w))
                           : kv_cache_apply(a->cache, resp);
     if (r < 0 && !resp->canceled) {
@@ -121,12 +179,23 @@ static int watch_cb(EtcdWatch *w, const EtcdWatchResponse *resp, void *userdata)
         wake_loop(a);
         return r;
     }
-    bool wake = false;
-    for (size_t i = 0; i < resp->n_events; i++) {
-        wake = wake || wakes_loop(a, &resp->events[i].kv);
-    }
     if (wake) {
         wake_loop(a);
+        return 0;
+    }
+    if (!before || r < 0) {
+        return 0;
+    }
+    _cleanup_(dcs_cluster_freep) DcsCluster *after = cache_view(a);
+    bool routing = false;
+    for (size_t i = 0; i < resp->n_events && !routing; i++) {
+        const char *name = other_member(a, &resp->events[i].kv);
+        routing = name && topology_member_changed(before, after, name);
+    }
+    if (routing) {
+        wake_for_routing(a);
+    } else {
+        atomic_fetch_add(&a->routing_neutral, 1);
     }
     return 0;
 }
@@ -309,6 +378,28 @@ static int on_api(sd_event_source *s, int fd, uint32_t revents, void *userdata)
     return 0;
 }
 
+/* Another member's routing changed: the topology is published now, or a
+ * second after the last such publish (routing changes come in bursts: a
+ * replica starting passes through several states). */
+static int on_topology_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    (void)s;
+    (void)usec;
+    Agent *a = userdata;
+    uint64_t now = clock_monotonic_usec();
+    a->topology_wake_due_usec = 0;
+    if (a->stopping) {
+        return 0;
+    }
+    a->topology_wake_usec = now;
+    a->topology_member_wakes++;
+    if (agent_publish_topology_watched(a) < 0) {
+        /* the cache is behind or the write lost a race: a tick reads etcd */
+        agent_schedule_tick(a, now);
+    }
+    return 0;
+}
+
 /* A job ended (agent/jobs.h): initdb's password file goes, and a stop or
  * restart is announced to postgresql.callbacks at once. */
 static void on_job_end(JobKind kind, bool ok, void *userdata)
@@ -324,6 +415,20 @@ static void on_job_end(JobKind kind, bool ok, void *userdata)
     }
 }
 
+static void arm_topology_timer(Agent *a, uint64_t now)
+{
+    uint64_t due = now;
+    if (a->topology_wake_usec != 0 && a->topology_wake_usec + AGENT_TOPOLOGY_WAKE_MIN_USEC > due) {
+        due = a->topology_wake_usec + AGENT_TOPOLOGY_WAKE_MIN_USEC;
+    }
+    if (a->topology_wake_due_usec != 0 && a->topology_wake_due_usec <= due) {
+        return;
+    }
+    a->topology_wake_due_usec = due;
+    (void)sd_event_source_set_time(a->topology_timer, due);
+    (void)sd_event_source_set_enabled(a->topology_timer, SD_EVENT_ONESHOT);
+}
+
 static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
     (void)s;
@@ -331,7 +436,16 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
     Agent *a = userdata;
     uint64_t n;
     (void)!read(fd, &n, sizeof(n));
-    agent_schedule_tick(a, clock_monotonic_usec() + AGENT_WAKE_MIN_USEC);
+    /* a flag set after the read is seen here or with the next read */
+    bool tick = atomic_exchange(&a->wake_tick, false);
+    bool routing = atomic_exchange(&a->wake_routing, false);
+    uint64_t now = clock_monotonic_usec();
+    if (tick || !routing) {
+        agent_schedule_tick(a, now + AGENT_WAKE_MIN_USEC);
+    }
+    if (routing && !a->stopping) {
+        arm_topology_timer(a, now);
+    }
     return 0;
 }
 
@@ -1178,6 +1292,12 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     if (a->wake_fd < 0) {
         return log_error_errno(-errno, "eventfd: %m");
     }
+    r = sd_event_add_time(a->event, &a->topology_timer, CLOCK_MONOTONIC, UINT64_MAX, 1000,
+                          on_topology_timer, a);
+    if (r < 0) {
+        return log_error_errno(r, "topology timer: %m");
+    }
+    (void)sd_event_source_set_enabled(a->topology_timer, SD_EVENT_OFF);
     r = sd_event_add_io(a->event, &a->wake_io, a->wake_fd, EPOLLIN, on_wake, a);
     if (r < 0) {
         return log_error_errno(r, "wake source: %m");
@@ -1255,6 +1375,7 @@ Agent *agent_free(Agent *a)
     sd_event_source_unref(a->lease_timer);
     sd_event_source_unref(a->probe_timer);
     sd_event_source_unref(a->wake_io);
+    sd_event_source_unref(a->topology_timer);
     a->callbacks = callbacks_free(a->callbacks); /* before the loop it uses */
     if (a->wake_fd >= 0) {
         close(a->wake_fd);

@@ -41,6 +41,9 @@
 #define AGENT_PROBE_DEADLINE_USEC (1000 * 1000ULL)
 /* A watch event wakes the loop at most this often. */
 #define AGENT_WAKE_MIN_USEC (5 * 1000ULL)
+/* The leader publishes the topology for another member's routing change
+ * (agent_publish_topology_watched) at most this often. */
+#define AGENT_TOPOLOGY_WAKE_MIN_USEC (1000 * 1000ULL)
 /* How long a tick waits for the watch-fed cache to reach the revision the
  * tick's own etcd answers showed, before it reads etcd instead. */
 #define AGENT_CACHE_WAIT_USEC (100 * 1000ULL)
@@ -67,6 +70,8 @@ typedef struct Agent {
     sd_event_source *lease_timer;                  /* owned: the next keepalive */
     sd_event_source *probe_timer;                  /* owned */
     sd_event_source *wake_io;                      /* owned: the watch thread's eventfd */
+    sd_event_source *topology_timer; /* owned: the leader's topology publish after another
+                                        member's routing change, rate-limited */
 
     EtcdClient *etcd; /* owned; main thread only */
     DcsPaths paths;
@@ -118,7 +123,15 @@ typedef struct Agent {
     pthread_t watch_thread;
     bool watch_started;
     atomic_bool watch_stop;
-    int wake_fd;    /* eventfd: the watch thread writes, the loop reads */
+    int wake_fd;              /* eventfd: the watch thread writes, the loop reads */
+    atomic_bool wake_tick;    /* set with a write of wake_fd: run a tick */
+    atomic_bool wake_routing; /* set with a write of wake_fd: another member's key changed
+                                 what a router reads (we lead): publish the topology */
+    atomic_uint_fast64_t routing_neutral; /* other members' key writes that changed nothing a
+                                             router reads (seen while we led) */
+    uint64_t topology_wake_usec;          /* the last routing publish (0: none yet) */
+    uint64_t topology_wake_due_usec;      /* topology_timer's time while armed, else 0 */
+    uint64_t topology_member_wakes;       /* routing publishes run */
     KvCache *cache; /* owned: the cluster prefix; the watch thread writes, the loop reads
                        (lib/kvcache.h) */
     pthread_mutex_t watch_lock;
@@ -209,6 +222,12 @@ int agent_touch_member(Agent *a);
 /* Leader: writes the topology key when a router would route differently
  * (agent/topopub.c). Returns 0 (also when nothing was written) or -errno. */
 int agent_publish_topology(Agent *a);
+/* Leader, between ticks: the same for the watch-fed view, after another
+ * member's key changed what a router reads. No-op (0) unless we are the
+ * primary the view's leader key names. -ESTALE/-ETIMEDOUT: the cache is
+ * not loaded or behind; -ECANCELED: the topology or leader key moved; the
+ * caller runs a tick instead. */
+int agent_publish_topology_watched(Agent *a);
 /* etcd3.mirror_leader_v2: while leading, the leader key's name in etcd's v2
  * store (refreshed with the ttl); on release, deleted while it names us.
  * Logged once per change of outcome. No-op when the option is off. */

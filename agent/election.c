@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 bool election_better(const ElectionCandidate *a, const ElectionCandidate *b)
 {
     bool a_can = !a->nofailover && a->failover_priority > 0;

@@ -288,6 +288,14 @@ int agent_metrics_text(const Agent *a, uint64_t now_usec, char **ret)
     counter(&o, "dbha_dcs_etcd_reads_total",
             "Cluster views read from etcd (the watch-fed copy was not loaded or behind).",
             a->dcs_etcd_reads);
+    counter(&o, "dbha_topology_member_wakes_total",
+            "Leader only: topology publishes between loops because another member's key changed "
+            "what a router reads.",
+            a->topology_member_wakes);
+    counter(&o, "dbha_topology_member_writes_ignored_total",
+            "Leader only: other members' key writes that changed nothing a router reads and did "
+            "not wake the loop.",
+            (uint64_t)atomic_load(&a->routing_neutral));
     gauge(&o, "dbha_cluster_promotions", "Promotions recorded in the history key.",
           c && c->history ? (double)c->history->n_entries : 0);
 

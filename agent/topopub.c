@@ -1,7 +1,9 @@
 /* The leader's topology key (lib/topology.h): rebuilt from the watched view
- * after each leader tick and written only when a router would route
- * differently, in one transaction that also checks we still hold the leader
- * key and that nobody wrote the topology since our view of it. */
+ * after each leader tick, and between ticks when the watch saw another
+ * member's key change what a router reads; written only when a router
+ * would route differently, in one transaction that also checks we still
+ * hold the leader key and that nobody wrote the topology since our view
+ * of it. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,7 @@
 #include <time.h>
 
 #include "agent.h"
+#include "clock.h"
 #include "topology.h"
 
 static int iso_now(char *buf, size_t size)
@@ -25,9 +28,8 @@ static int iso_now(char *buf, size_t size)
     return 0;
 }
 
-int agent_publish_topology(Agent *a)
+static int publish(Agent *a, const DcsCluster *c)
 {
-    const DcsCluster *c = a->cluster;
     const Config *cfg = a->config;
     if (!c || !a->probe_ok || a->snap.in_recovery) {
         return 0;
@@ -79,7 +81,44 @@ int agent_publish_topology(Agent *a)
         return log_debug_errno(r, "writing %s: %s", a->paths.topology, a->store.error.message);
     }
     log_debug("topology version %lld written", (long long)version);
-    return 0;
+    return 1;
+}
+
+int agent_publish_topology(Agent *a)
+{
+    int r = publish(a, a->cluster);
+    return r < 0 ? r : 0;
+}
+
+int agent_publish_topology_watched(Agent *a)
+{
+    if (a->mem.state != HA_STATE_PRIMARY) {
+        return 0;
+    }
+    /* The change that woke us is in the cache (applied before the wake).
+     * The view must also hold what this agent last wrote, its topology
+     * among it, or the write's compare fails: the same freshness rule as a
+     * tick's view (lib/kvcache.h). */
+    EtcdResult res = { 0 };
+    uint64_t deadline = a->dcs_cache_behind ? 0 : clock_monotonic_usec() + AGENT_CACHE_WAIT_USEC;
+    int r = kv_cache_snapshot(a->cache, etcd_client_get_revision(a->etcd), deadline, &res);
+    if (r < 0) {
+        return r;
+    }
+    _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+    r = dcs_cluster_from_result(&a->paths, &res, &c);
+    etcd_result_done(&res);
+    if (r < 0) {
+        return r;
+    }
+    if (!c->leader || strcmp(c->leader->name, a->config->name) != 0) {
+        return 0;
+    }
+    r = publish(a, c);
+    if (r > 0) {
+        log_debug("another member's routing changed: topology published between loops");
+    }
+    return r < 0 ? r : 0;
 }
 
 void agent_mirror_leader_v2(Agent *a, bool leading)

@@ -116,6 +116,47 @@ static json_t *normalized(const json_t *doc)
     return d;
 }
 
+/* What a router reads of replica name in view c, lag_bytes as its bucket;
+ * null when c has no such member. NULL: out of memory. */
+static json_t *routing_entry(const DcsCluster *c, const char *name)
+{
+    const DcsMember *m = dcs_cluster_get_member(c, name);
+    if (!m) {
+        return json_null();
+    }
+    json_t *e = replica_entry(c, m);
+    if (e && json_object_set_new(
+                 e, "lag_bytes",
+                 json_integer(topology_lag_bucket(json_object_get(e, "lag_bytes")))) < 0) {
+        json_decref(e);
+        e = NULL;
+    }
+    return e;
+}
+
+bool topology_member_changed(const DcsCluster *before, const DcsCluster *after, const char *name)
+{
+    if (!before || !after || !name) {
+        return true;
+    }
+    if ((before->leader && strcmp(before->leader->name, name) == 0) ||
+        (after->leader && strcmp(after->leader->name, name) == 0)) {
+        /* the leader's key also carries the positions every replica's lag
+         * is measured against: compare the whole documents */
+        json_t *da = NULL, *db = NULL;
+        bool changed = topology_build(before, "", NULL, &da) < 0 ||
+                       topology_build(after, "", NULL, &db) < 0 || !topology_same(da, db);
+        json_decref(da);
+        json_decref(db);
+        return changed;
+    }
+    json_t *a = routing_entry(before, name), *b = routing_entry(after, name);
+    bool changed = !a || !b || !json_equal(a, b);
+    json_decref(a);
+    json_decref(b);
+    return changed;
+}
+
 bool topology_same(const json_t *a, const json_t *b)
 {
     if (!a || !b) {

@@ -42,6 +42,22 @@ typedef struct TopologySelf {
  * reference), -EINVAL, -ENOMEM. */
 int topology_build(const DcsCluster *c, const char *scope, const TopologySelf *self, json_t **ret);
 
+/* Whether member `name`'s key changing from its value in view `before` to
+ * its value in view `after` changes what a router reads of that member:
+ * its replica entry as topology_build makes it (state, lag_bytes by
+ * bucket, sync, noloadbalance, upstream, tags, host, port, api_url); when
+ * the leader key names it, the whole document (topology_same: its key
+ * holds the positions every replica's lag is measured against); a member
+ * that joined or left changed. Each entry is built in its own view. What
+ * it does not see: changes of other keys between the two views (the
+ * leader, sync, config keys wake the loop by themselves). The leader
+ * uses it on each other member's key write it watches, to publish the
+ * topology at once only when a router would notice (a replica's
+ * xlog_location moving inside its lag bucket is not such a change).
+ * true also on a NULL argument or out of memory: a needless look beats a
+ * missed change. Pure. */
+bool topology_member_changed(const DcsCluster *before, const DcsCluster *after, const char *name);
+
 /* The lag's bucket: 0 below TOPOLOGY_LAG_QUANTUM, then 1 + log2(bytes /
  * TOPOLOGY_LAG_QUANTUM); -1 for an unknown lag (a null or absent value). */
 int topology_lag_bucket(const json_t *lag_bytes);

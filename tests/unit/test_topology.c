@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,6 +218,168 @@ static void test_same(void **state)
     json_decref(a);
 }
 
+/* cluster_kvs with member key `name` replaced by value (NULL: removed) and,
+ * when extra is set, one more key. */
+static DcsCluster *with_member(const char *name, const char *value, const Kv *extra)
+{
+    Kv kvs[16];
+    size_t n = 0;
+    char key[128];
+    snprintf(key, sizeof(key), PREFIX "members/%s", name);
+    bool seen = false;
+    for (size_t i = 0; i < sizeof(cluster_kvs) / sizeof(cluster_kvs[0]); i++) {
+        if (extra && strcmp(cluster_kvs[i].key, extra->key) == 0) {
+            continue;
+        }
+        if (strcmp(cluster_kvs[i].key, key) == 0) {
+            seen = true;
+            if (value) {
+                kvs[n++] = (Kv){ cluster_kvs[i].key, value };
+            }
+            continue;
+        }
+        kvs[n++] = cluster_kvs[i];
+    }
+    if (!seen && value) {
+        kvs[n++] = (Kv){ key, value };
+    }
+    if (extra) {
+        kvs[n++] = *extra;
+    }
+    return parse(kvs, n);
+}
+
+#define N2_ENDPOINT                                                                                \
+    "\"conn_url\":\"postgres://127.0.0.1:5433/postgres\",\"api_url\":\"http://127.0.0.1:8009/"     \
+    "patroni\""
+
+/* Which member key writes a router would notice (the leader's watch wakes
+ * its loop for those only). n2 is 320 bytes behind the leader by
+ * xlog_location; n3's lag comes from its replication row in n1's key
+ * when it has one. */
+static void test_member_changed(void **state)
+{
+    (void)state;
+    const Kv n1_with_row = {
+        PREFIX "members/n1",
+        "{\"conn_url\":\"postgres://127.0.0.1:5432/postgres\",\"api_url\":\"http://127.0.0.1:8008/"
+        "patroni\",\"state\":\"running\",\"role\":\"master\",\"xlog_location\":50331968,"
+        "\"timeline\":2,\"replication\":[{\"name\":\"n2\",\"state\":\"streaming\","
+        "\"replay_lsn\":50331968}]}"
+    };
+    const struct {
+        const char *what, *name, *value;
+        const Kv *extra; /* a key of both views */
+        bool changed;
+    } cases[] = {
+        /* positions moving inside the lag bucket: nothing a router reads */
+        { "same value", "n2", N2_VALUE, NULL, false },
+        { "xlog_location moved 1 KiB", "n2",
+          "{" N2_ENDPOINT ",\"state\":\"running\",\"role\":\"replica\",\"tags\":{"
+          "\"nofailover\":true,\"zone\":\"b\"},\"xlog_location\":50330624,\"timeline\":2}",
+          NULL, false },
+        { "key order and fields no router reads", "n2",
+          "{\"timeline\":2,\"xlog_location\":50331648,\"tags\":{\"zone\":\"b\",\"nofailover\":"
+          "true},\"role\":\"replica\",\"state\":\"running\",\"version\":\"9.9\","
+          "\"pending_restart\":true," N2_ENDPOINT "}",
+          NULL, false },
+        { "the leader's row decides the lag: xlog_location far behind is no change", "n2",
+          "{" N2_ENDPOINT ",\"state\":\"running\",\"role\":\"replica\",\"tags\":{"
+          "\"nofailover\":true,\"zone\":\"b\"},\"xlog_location\":1,\"timeline\":2}",
+          &n1_with_row, false },
+        /* what a router reads */
+        { "lag crosses a bucket", "n2",
+          "{" N2_ENDPOINT ",\"state\":\"running\",\"role\":\"replica\",\"tags\":{"
+          "\"nofailover\":true,\"zone\":\"b\"},\"xlog_location\":50200000,\"timeline\":2}",
+          NULL, true },
+        { "lag unknown", "n2",
+          "{" N2_ENDPOINT ",\"state\":\"running\",\"role\":\"replica\",\"tags\":{"
+          "\"nofailover\":true,\"zone\":\"b\"},\"timeline\":2}",
+          NULL, true },
+        { "state: streaming", "n2",
+          "{" N2_ENDPOINT ",\"state\":\"running\",\"replication_state\":\"streaming\","
+          "\"role\":\"replica\",\"tags\":{\"nofailover\":true,\"zone\":\"b\"},"
+          "\"xlog_location\":50331648,\"timeline\":2}",
+          NULL, true },
+        { "state: creating replica", "n2",
+          "{" N2_ENDPOINT ",\"state\":\"creating replica\",\"role\":\"replica\",\"tags\":{"
+          "\"nofailover\":true,\"zone\":\"b\"},\"xlog_location\":50331648,\"timeline\":2}",
+          NULL, true },
+        { "tag noloadbalance", "n2",
+          "{" N2_ENDPOINT ",\"state\":\"running\",\"role\":\"replica\",\"tags\":{"
+          "\"nofailover\":true,\"zone\":\"b\",\"noloadbalance\":true},"
+          "\"xlog_location\":50331648,\"timeline\":2}",
+          NULL, true },
+        { "tag nofailover dropped", "n2",
+          "{" N2_ENDPOINT ",\"state\":\"running\",\"role\":\"replica\",\"tags\":{"
+          "\"zone\":\"b\"},\"xlog_location\":50331648,\"timeline\":2}",
+          NULL, true },
+        { "tag replicatefrom", "n2",
+          "{" N2_ENDPOINT ",\"state\":\"running\",\"role\":\"replica\",\"tags\":{"
+          "\"nofailover\":true,\"zone\":\"b\",\"replicatefrom\":\"n3\"},"
+          "\"xlog_location\":50331648,\"timeline\":2}",
+          NULL, true },
+        { "upstream", "n2",
+          "{" N2_ENDPOINT ",\"state\":\"running\",\"role\":\"replica\",\"tags\":{"
+          "\"nofailover\":true,\"zone\":\"b\"},\"xlog_location\":50331648,\"timeline\":2,"
+          "\"upstream\":\"n3\"}",
+          NULL, true },
+        { "port", "n2",
+          "{\"conn_url\":\"postgres://127.0.0.1:6433/postgres\",\"api_url\":\"http://127.0.0.1:"
+          "8009/patroni\",\"state\":\"running\",\"role\":\"replica\",\"tags\":{"
+          "\"nofailover\":true,\"zone\":\"b\"},\"xlog_location\":50331648,\"timeline\":2}",
+          NULL, true },
+        { "api_url", "n2",
+          "{\"conn_url\":\"postgres://127.0.0.1:5433/postgres\",\"api_url\":\"https://127.0.0.1:"
+          "8009/patroni\",\"state\":\"running\",\"role\":\"replica\",\"tags\":{"
+          "\"nofailover\":true,\"zone\":\"b\"},\"xlog_location\":50331648,\"timeline\":2}",
+          NULL, true },
+        { "left", "n2", NULL, NULL, true },
+        { "joined", "n4",
+          "{\"conn_url\":\"postgres://127.0.0.1:5435/postgres\",\"state\":\"running\"}", NULL,
+          true },
+        /* the member the leader key names: its endpoint and timeline */
+        { "leader's position", "n1",
+          "{\"conn_url\":\"postgres://127.0.0.1:5432/postgres\",\"api_url\":\"http://127.0.0.1:"
+          "8008/patroni\",\"state\":\"running\",\"role\":\"master\",\"xlog_location\":"
+          "50331999,\"timeline\":2}",
+          NULL, false },
+        { "leader's position moves n2's lag past a bucket", "n1",
+          "{\"conn_url\":\"postgres://127.0.0.1:5432/postgres\",\"api_url\":\"http://127.0.0.1:"
+          "8008/patroni\",\"state\":\"running\",\"role\":\"master\",\"xlog_location\":"
+          "50397184,\"timeline\":2}",
+          NULL, true },
+        { "leader's timeline", "n1",
+          "{\"conn_url\":\"postgres://127.0.0.1:5432/postgres\",\"api_url\":\"http://127.0.0.1:"
+          "8008/patroni\",\"state\":\"running\",\"role\":\"master\",\"xlog_location\":"
+          "50331968,\"timeline\":3}",
+          NULL, true },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        DcsCluster *before = with_member("n2", N2_VALUE, cases[i].extra);
+        DcsCluster *after = with_member(cases[i].name, cases[i].value, cases[i].extra);
+        bool got = topology_member_changed(before, after, cases[i].name);
+        if (got != cases[i].changed) {
+            fail_msg("\"%s\": changed %d, expected %d", cases[i].what, got, cases[i].changed);
+        }
+        /* and back */
+        got = topology_member_changed(after, before, cases[i].name);
+        if (got != cases[i].changed) {
+            fail_msg("\"%s\" reversed: changed %d, expected %d", cases[i].what, got,
+                     cases[i].changed);
+        }
+        dcs_cluster_free(before);
+        dcs_cluster_free(after);
+    }
+    /* a member absent from both views did not change */
+    DcsCluster *c = parse(cluster_kvs, sizeof(cluster_kvs) / sizeof(cluster_kvs[0]));
+    assert_false(topology_member_changed(c, c, "nosuch"));
+    assert_true(topology_member_changed(NULL, c, "n2"));
+    assert_true(topology_member_changed(c, NULL, "n2"));
+    assert_true(topology_member_changed(c, c, NULL));
+    dcs_cluster_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -225,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_build_without_leader),
         cmocka_unit_test(test_lag_bucket),
         cmocka_unit_test(test_same),
+        cmocka_unit_test(test_member_changed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
