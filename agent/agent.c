@@ -88,199 +88,6 @@ static int etcd_client_from_config(const Config *c, uint64_t deadline_usec, Etcd
 
 /* ---- the watch thread: keeps the cache, wakes the loop when the cluster changes ---- */
 
-/* One etcd_watch_poll() of the watch thread: it is woken for shutdown
- * (etcd_watch_wakeup), so this only bounds the wait. */
-#define WATCH_THREAD_POLL_USEC (60 * USEC_PER_SEC)
-/* After a failed load or watch set-up, the thread tries again this late. */
-#define WATCH_THREAD_RETRY_USEC (500 * 1000ULL)
-
-static bool wakes_loop(const Agent *a, const EtcdKeyValue *kv)
-{
-    /* Our own member key changes every loop: not a reason to wake. */
-    if (strcmp(kv->key, a->member_key) == 0) {
-        return false;
-    }
-    return strcmp(kv->key, a->paths.leader) == 0 || strcmp(kv->key, a->paths.initialize) == 0 ||
-           strcmp(kv->key, a->paths.config) == 0 || strcmp(kv->key, a->paths.failover) == 0 ||
-           strcmp(kv->key, a->paths.sync) == 0;
-}
-
-static void wake_loop(Agent *a)
-{
-    uint64_t one = 1;
-    atomic_store(&a->wake_tick, true);
-    (void)!write(a->wake_fd, &one, sizeof(one));
-}
-
-static void wake_for_routing(Agent *a)
-{
-    uint64_t one = 1;
-    atomic_store(&a->wake_routing, true);
-    (void)!write(a->wake_fd, &one, sizeof(one));
-}
-
-/* The name in another member's key (borrowed from kv), or NULL. */
-static const char *other_member(const Agent *a, const EtcdKeyValue *kv)
-{
-    size_t n = strlen(a->paths.members);
-    if (strncmp(kv->key, a->paths.members, n) != 0 || strcmp(kv->key, a->member_key) == 0) {
-        return NULL;
-    }
-    const char *name = kv->key + n;
-    return *name && !strchr(name, '/') ? name : NULL;
-}
-
-/* The cache's view now; NULL when it is invalid or out of memory. */
-static DcsCluster *cache_view(Agent *a)
-{
-    EtcdResult res = { 0 };
-    DcsCluster *c = NULL;
-    if (kv_cache_snapshot(a->cache, 0, 0, &res) < 0) {
-        return NULL;
-    }
-    if (dcs_cluster_from_result(&a->paths, &res, &c) < 0) {
-        c = NULL;
-    }
-    etcd_result_done(&res);
-    return c;
-}
-
-/* The leader key in view c names us (our member key is members/<our name>). */
-static bool view_names_us(const Agent *a, const DcsCluster *c)
-{
-    return c && c->leader && strcmp(c->leader->name, a->member_key + strlen(a->paths.members)) == 0;
-}
-
-/* The cache first, then the wake-up: the tick it wakes sees the change. A
- * message the cache cannot take ends the watch; the thread loads again.
- * Other members' keys wake only the leader, and only when the write
- * changed what a router reads (topology_member_changed, on the views
- * before and after the message): members rewrite their keys as their
- * positions move, and a router that reads the topology cares about state,
- * lag bucket, tags and addresses only. */
-static int watch_cb(EtcdWatch *w, const EtcdWatchResponse *resp, void *userdata)
-{
-    Agent *a = userdata;
-    bool wake = false, members = false;
-    for (size_t i = 0; !resp->created && i < resp->n_events; i++) {
-        wake = wake || wakes_loop(a, &resp->events[i].kv);
-        members = members || other_member(a, &resp->events[i].kv);
-    }
-    /* a tick publishes the topology anyway */
-    _cleanup_(dcs_cluster_freep) DcsCluster *before = members && !wake ? cache_view(a) : NULL;
-    if (!view_names_us(a, before)) {
-        before = dcs_cluster_free(before);
-    }
-    int r = resp->created ? kv_cache_check_next(a->cache, etcd_watch_get_next_revision(w))
-                          : kv_cache_apply(a->cache, resp);
-    if (r < 0 && !resp->canceled) {
-        log_debug("watch: the cache missed events (next revision %" PRId64 "): reloading",
-                  etcd_watch_get_next_revision(w));
-        wake_loop(a);
-        return r;
-    }
-    if (wake) {
-        wake_loop(a);
-        return 0;
-    }
-    if (!before || r < 0) {
-        return 0;
-    }
-    _cleanup_(dcs_cluster_freep) DcsCluster *after = cache_view(a);
-    bool routing = false;
-    for (size_t i = 0; i < resp->n_events && !routing; i++) {
-        const char *name = other_member(a, &resp->events[i].kv);
-        routing = name && topology_member_changed(before, after, name);
-    }
-    if (routing) {
-        wake_for_routing(a);
-    } else {
-        atomic_fetch_add(&a->routing_neutral, 1);
-    }
-    return 0;
-}
-
-/* Publishes the thread's watch for agent_free's wake-up. Once the pointer
- * is published, the stop flag is read again: a stop set before the
- * publication is seen here, one set after it finds the watch to wake. */
-static bool watch_publish(Agent *a, EtcdWatch *w)
-{
-    (void)pthread_mutex_lock(&a->watch_lock);
-    a->watch = w;
-    (void)pthread_mutex_unlock(&a->watch_lock);
-    return !atomic_load(&a->watch_stop);
-}
-
-static void watch_retry_sleep(Agent *a)
-{
-    for (uint64_t t = 0; t < WATCH_THREAD_RETRY_USEC && !atomic_load(&a->watch_stop);
-         t += 100 * 1000ULL) {
-        usleep(100 * 1000);
-    }
-}
-
-/* One range of the prefix loads the cache at revision R; the watch starts
- * at R + 1, so every later change reaches the cache exactly once. */
-static int watch_load(Agent *a, EtcdClient *c, int64_t *ret_next)
-{
-    EtcdRangeOptions ro = { .prefix = true };
-    EtcdResult res = { 0 };
-    EtcdError e = { 0 };
-    int r = etcd_range(c, a->paths.prefix, &ro, &res, &e);
-    if (r < 0) {
-        log_debug("watch: reading the cluster prefix: %s", e.message);
-        return r;
-    }
-    r = kv_cache_load(a->cache, &res);
-    if (r >= 0) {
-        *ret_next = res.revision + 1;
-    } else {
-        log_debug("watch: loading the cache: %s", strerror(-r));
-    }
-    etcd_result_done(&res);
-    return r;
-}
-
-static void *watch_main(void *userdata)
-{
-    Agent *a = userdata;
-    _cleanup_(etcd_client_freep) EtcdClient *c = NULL;
-    if (etcd_client_from_config(a->config, AGENT_ETCD_DEADLINE_USEC, &c) < 0) {
-        return NULL;
-    }
-    while (!atomic_load(&a->watch_stop)) {
-        _cleanup_(etcd_watch_freep) EtcdWatch *w = NULL;
-        int64_t next = 0;
-        EtcdError e = { 0 };
-        if (watch_load(a, c, &next) < 0) {
-            watch_retry_sleep(a);
-            continue;
-        }
-        EtcdWatchOptions o = { .key = a->paths.prefix, .prefix = true, .start_revision = next };
-        if (etcd_watch_new(c, &o, watch_cb, a, &w, &e) < 0) {
-            log_debug("watch: %s", e.message);
-            kv_cache_invalidate(a->cache);
-            watch_retry_sleep(a);
-            continue;
-        }
-        bool run = watch_publish(a, w);
-        while (run && !atomic_load(&a->watch_stop)) {
-            int r = etcd_watch_poll(w, WATCH_THREAD_POLL_USEC, &e);
-            if (r < 0) {
-                /* compacted, canceled, or the cache refused a message: the
-                 * loop reads etcd until the cache is loaded again */
-                log_debug("watch ended: %s", e.message);
-                kv_cache_invalidate(a->cache);
-                wake_loop(a);
-                break;
-            }
-        }
-        (void)watch_publish(a, NULL);
-    }
-    kv_cache_invalidate(a->cache);
-    return NULL;
-}
-
 /* ---- timers and signals ---- */
 
 static int on_loop_timer(sd_event_source *s, uint64_t usec, void *userdata)
@@ -434,11 +241,8 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
     (void)s;
     (void)revents;
     Agent *a = userdata;
-    uint64_t n;
-    (void)!read(fd, &n, sizeof(n));
-    /* a flag set after the read is seen here or with the next read */
-    bool tick = atomic_exchange(&a->wake_tick, false);
-    bool routing = atomic_exchange(&a->wake_routing, false);
+    bool tick, routing;
+    cluster_watch_take(a->watch, &tick, &routing);
     uint64_t now = clock_monotonic_usec();
     if (tick || !routing) {
         agent_schedule_tick(a, now + AGENT_WAKE_MIN_USEC);
@@ -728,24 +532,17 @@ static void observe_postgres(Agent *a, uint64_t now)
 static int read_cluster(Agent *a, uint64_t now, DcsCluster **ret, EtcdError *e)
 {
     int64_t seen = etcd_client_get_revision(a->etcd);
-    EtcdResult res = { 0 };
-    uint64_t deadline = a->dcs_cache_behind ? 0 : now + AGENT_CACHE_WAIT_USEC;
-    int r = kv_cache_snapshot(a->cache, seen, deadline, &res);
-    a->dcs_cache_behind = r == -ETIMEDOUT;
+    int r = cluster_watch_view(a->watch, seen, now, ret);
     if (r >= 0) {
-        r = dcs_cluster_from_result(&a->paths, &res, ret);
-        etcd_result_done(&res);
-        if (r >= 0) {
-            a->dcs_cache_reads++;
-            return 0;
-        }
+        a->dcs_cache_reads++;
+        return 0;
     }
     log_debug("cluster view from etcd: the cache %s (it is at revision %" PRId64
               ", this tick saw %" PRId64 ")",
               r == -ETIMEDOUT ? "is behind"
               : r == -ESTALE  ? "is not loaded"
                               : "failed",
-              kv_cache_revision(a->cache), seen);
+              cluster_watch_revision(a->watch), seen);
     a->dcs_etcd_reads++;
     return dcs_cluster_read(a->etcd, &a->paths, ret, e);
 }
@@ -1189,8 +986,6 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         return log_error_errno(-ENOMEM, "out of memory");
     }
     a->config = config;
-    a->wake_fd = -1;
-    a->watch_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
     a->etcd_down = (LogCondition)LOG_CONDITION_INIT("etcd unreachable", LOG_LEVEL_WARNING);
     a->pg_down = (LogCondition)LOG_CONDITION_INIT("postgresql not answering", LOG_LEVEL_WARNING);
     a->config_path = strdup(config_path);
@@ -1288,9 +1083,9 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     if (r < 0) {
         return log_error_errno(r, "probe timer: %m");
     }
-    a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (a->wake_fd < 0) {
-        return log_error_errno(-errno, "eventfd: %m");
+    r = cluster_watch_new(&a->paths, config->name, &a->watch);
+    if (r < 0) {
+        return log_error_errno(r, "cluster watch: %m");
     }
     r = sd_event_add_time(a->event, &a->topology_timer, CLOCK_MONOTONIC, UINT64_MAX, 1000,
                           on_topology_timer, a);
@@ -1298,7 +1093,7 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         return log_error_errno(r, "topology timer: %m");
     }
     (void)sd_event_source_set_enabled(a->topology_timer, SD_EVENT_OFF);
-    r = sd_event_add_io(a->event, &a->wake_io, a->wake_fd, EPOLLIN, on_wake, a);
+    r = sd_event_add_io(a->event, &a->wake_io, cluster_watch_fd(a->watch), EPOLLIN, on_wake, a);
     if (r < 0) {
         return log_error_errno(r, "wake source: %m");
     }
@@ -1331,16 +1126,16 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     log_set_context(config->name, config->scope, NULL);
     check_watchdog_required(a);
 
-    r = kv_cache_new(&a->cache);
+    EtcdClient *wc = NULL;
+    r = etcd_client_from_config(a->config, AGENT_ETCD_DEADLINE_USEC, &wc);
     if (r < 0) {
-        return log_error_errno(r, "cluster cache: %m");
+        return r;
     }
-    atomic_store(&a->watch_stop, false);
-    r = pthread_create(&a->watch_thread, NULL, watch_main, a);
-    if (r != 0) {
-        return log_error_errno(-r, "watch thread: %m");
+    r = cluster_watch_start(a->watch, wc);
+    if (r < 0) {
+        etcd_client_free(wc);
+        return log_error_errno(r, "watch thread: %m");
     }
-    a->watch_started = true;
     *ret = TAKE_PTR(a);
     return 0;
 }
@@ -1350,17 +1145,7 @@ Agent *agent_free(Agent *a)
     if (!a) {
         return NULL;
     }
-    if (a->watch_started) {
-        atomic_store(&a->watch_stop, true);
-        (void)pthread_mutex_lock(&a->watch_lock);
-        if (a->watch) {
-            (void)etcd_watch_wakeup(a->watch);
-        }
-        (void)pthread_mutex_unlock(&a->watch_lock);
-        (void)pthread_join(a->watch_thread, NULL);
-    }
-    a->cache = kv_cache_free(a->cache);
-    (void)pthread_mutex_destroy(&a->watch_lock);
+    a->watch = cluster_watch_free(a->watch);
     jobs_done(&a->jobs);
     /* a clean exit stopped it already; on a failed start nothing is armed */
     a->fence = fence_stop(a->fence);
@@ -1377,9 +1162,6 @@ Agent *agent_free(Agent *a)
     sd_event_source_unref(a->wake_io);
     sd_event_source_unref(a->topology_timer);
     a->callbacks = callbacks_free(a->callbacks); /* before the loop it uses */
-    if (a->wake_fd >= 0) {
-        close(a->wake_fd);
-    }
     sd_event_unref(a->event);
     dcs_cluster_free(a->cluster);
     etcd_client_free(a->etcd);

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -22,7 +21,6 @@
 #include "fence.h"
 #include "ha.h"
 #include "jobs.h"
-#include "kvcache.h"
 #include "lease.h"
 #include "log.h"
 #include "pgctl.h"
@@ -32,6 +30,7 @@
 #include "settings.h"
 #include "sync_exec.h"
 #include "ticker.h"
+#include "watch.h"
 #include "watchdog.h"
 
 /* How often the REST snapshot is refreshed from a fresh probe, and how
@@ -44,9 +43,6 @@
 /* The leader publishes the topology for another member's routing change
  * (agent_publish_topology_watched) at most this often. */
 #define AGENT_TOPOLOGY_WAKE_MIN_USEC (1000 * 1000ULL)
-/* How long a tick waits for the watch-fed cache to reach the revision the
- * tick's own etcd answers showed, before it reads etcd instead. */
-#define AGENT_CACHE_WAIT_USEC (100 * 1000ULL)
 /* Job deadlines. */
 #define AGENT_INITDB_TIMEOUT_SEC     120
 #define AGENT_START_TIMEOUT_SEC      60
@@ -117,25 +113,12 @@ typedef struct Agent {
     uint64_t leader_changes;  /* holder of the leader key changed (seen in observe) */
     uint64_t dcs_cache_reads; /* views built from the watch-fed cache */
     uint64_t dcs_etcd_reads;  /* views read from etcd (cache invalid or behind) */
-    bool dcs_cache_behind;    /* the last tick found the cache behind: do not wait for it */
 
     /* watch thread */
-    pthread_t watch_thread;
-    bool watch_started;
-    atomic_bool watch_stop;
-    int wake_fd;              /* eventfd: the watch thread writes, the loop reads */
-    atomic_bool wake_tick;    /* set with a write of wake_fd: run a tick */
-    atomic_bool wake_routing; /* set with a write of wake_fd: another member's key changed
-                                 what a router reads (we lead): publish the topology */
-    atomic_uint_fast64_t routing_neutral; /* other members' key writes that changed nothing a
-                                             router reads (seen while we led) */
-    uint64_t topology_wake_usec;          /* the last routing publish (0: none yet) */
-    uint64_t topology_wake_due_usec;      /* topology_timer's time while armed, else 0 */
-    uint64_t topology_member_wakes;       /* routing publishes run */
-    KvCache *cache; /* owned: the cluster prefix; the watch thread writes, the loop reads
-                       (lib/kvcache.h) */
-    pthread_mutex_t watch_lock;
-    EtcdWatch *watch; /* borrowed from the watch thread, under watch_lock: agent_free wakes it */
+    ClusterWatch *watch;             /* owned: the watch thread and its cache (agent/watch.h) */
+    uint64_t topology_wake_usec;     /* the last routing publish (0: none yet) */
+    uint64_t topology_wake_due_usec; /* topology_timer's time while armed, else 0 */
+    uint64_t topology_member_wakes;  /* routing publishes run */
 
     LogCondition etcd_down;
     LogCondition pg_down;

@@ -295,7 +295,7 @@ int agent_metrics_text(const Agent *a, uint64_t now_usec, char **ret)
     counter(&o, "dbha_topology_member_writes_ignored_total",
             "Leader only: other members' key writes that changed nothing a router reads and did "
             "not wake the loop.",
-            (uint64_t)atomic_load(&a->routing_neutral));
+            cluster_watch_neutral(a->watch));
     gauge(&o, "dbha_cluster_promotions", "Promotions recorded in the history key.",
           c && c->history ? (double)c->history->n_entries : 0);
 

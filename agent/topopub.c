@@ -99,15 +99,9 @@ int agent_publish_topology_watched(Agent *a)
      * The view must also hold what this agent last wrote, its topology
      * among it, or the write's compare fails: the same freshness rule as a
      * tick's view (lib/kvcache.h). */
-    EtcdResult res = { 0 };
-    uint64_t deadline = a->dcs_cache_behind ? 0 : clock_monotonic_usec() + AGENT_CACHE_WAIT_USEC;
-    int r = kv_cache_snapshot(a->cache, etcd_client_get_revision(a->etcd), deadline, &res);
-    if (r < 0) {
-        return r;
-    }
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
-    r = dcs_cluster_from_result(&a->paths, &res, &c);
-    etcd_result_done(&res);
+    int r =
+        cluster_watch_view(a->watch, etcd_client_get_revision(a->etcd), clock_monotonic_usec(), &c);
     if (r < 0) {
         return r;
     }
