@@ -1025,7 +1025,14 @@ static int switchover_stop(Agent *a, uint64_t *ret_stop_usec, bool *ret_released
                 if (!*ret_released) {
                     *ret_stop_usec = clock_monotonic_usec() - t0;
                     /* it all ended between two looks: the same evidence */
-                    *ret_confirmed = walsender > 0 && pgctl_control_shut_down(a->pg.data_dir) == 1;
+                    *ret_confirmed = walsender > 0 && !pgprobe_pid_is_postmaster(walsender) &&
+                                     pgctl_control_shut_down(a->pg.data_dir) == 1;
+                    if (*ret_confirmed) {
+                        log_info("switchover: shutdown checkpoint written and delivered to the "
+                                 "candidate after %llu ms; postgresql exited before the next "
+                                 "look: leader key released next",
+                                 (unsigned long long)*ret_stop_usec / 1000);
+                    }
                 }
                 return 0;
             }
