@@ -1122,6 +1122,14 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     if (r < 0) {
         return log_error_errno(r, "REST API on %s: %s", strna(config->restapi.listen), re.message);
     }
+    a->publisher = (Publisher){
+        .store = &a->store,
+        .etcd = a->etcd,
+        .paths = &a->paths,
+        .member_key = a->member_key,
+        .rest = a->rest,
+        .watch = a->watch,
+    };
     a->mem.state = HA_STATE_INIT;
     log_set_context(config->name, config->scope, NULL);
     check_watchdog_required(a);

@@ -26,6 +26,7 @@
 #include "pgctl.h"
 #include "pgprobe.h"
 #include "policy.h"
+#include "publish.h"
 #include "rest.h"
 #include "settings.h"
 #include "sync_exec.h"
@@ -77,8 +78,6 @@ typedef struct Agent {
     LeaseEtcd lease_etcd; /* its etcd side */
     DcsCluster *cluster;  /* owned; last view read */
     bool dcs_ok;
-    int v2_mirror_result; /* last etcd3.mirror_leader_v2 outcome: 1 written, 2 removed,
-                             -errno failed, 0 none yet */
     uint64_t dcs_seen_usec;
     double dcs_seen_epoch;
 
@@ -101,6 +100,7 @@ typedef struct Agent {
     SyncRep sync; /* synchronous_mode, the leader's side (agent/sync_exec.h) */
 
     RestServer *rest;          /* owned */
+    Publisher publisher;       /* member key, REST snapshot, topology (agent/publish.h) */
     ApiQueue *api;             /* owned: mutating REST requests for the loop */
     sd_event_source *api_io;   /* owned: a request arrived */
     Fence *fence;              /* owned: the fencing process's heartbeat */
@@ -200,19 +200,54 @@ static inline void agent_callbacks(Agent *a, CallbacksEvent ev)
 /* Deletes the leader key if it still names us (agent/ha_exec.c). */
 int agent_release_leader(Agent *a);
 
-/* Publishes member key and REST snapshot (agent/publish.c). */
-int agent_touch_member(Agent *a);
-/* Leader: writes the topology key when a router would route differently
- * (agent/topopub.c). Returns 0 (also when nothing was written) or -errno. */
-int agent_publish_topology(Agent *a);
-/* Leader, between ticks: the same for the watch-fed view, after another
- * member's key changed what a router reads. No-op (0) unless we are the
- * primary the view's leader key names. -ESTALE/-ETIMEDOUT: the cache is
- * not loaded or behind; -ECANCELED: the topology or leader key moved; the
- * caller runs a tick instead. */
-int agent_publish_topology_watched(Agent *a);
-/* etcd3.mirror_leader_v2: while leading, the leader key's name in etcd's v2
- * store (refreshed with the ttl); on release, deleted while it names us.
- * Logged once per change of outcome. No-op when the option is off. */
-void agent_mirror_leader_v2(Agent *a, bool leading);
-void agent_publish_rest(Agent *a, uint64_t now_usec);
+/* What is published, as the publishing part sees it (agent/publish.h). */
+static inline PublishView agent_publish_view(const Agent *a)
+{
+    return (PublishView){
+        .config = a->config,
+        .dcs = agent_dcs(a),
+        .cluster = a->cluster,
+        .dcs_ok = a->dcs_ok,
+        .dcs_seen_usec = a->dcs_seen_usec,
+        .dcs_seen_epoch = a->dcs_seen_epoch,
+        .state = a->mem.state,
+        .pg_running = a->pg_running,
+        .probe_ok = a->probe_ok,
+        .snap = &a->snap,
+        .failover_blocked = a->mem.failover_blocked,
+        .lease = &a->lease,
+        .following = cascade_following(&a->cascade),
+        .next_tick_usec = ticker_next_usec(&a->ticker),
+        .loops = a->loops,
+        .leader_changes = a->leader_changes,
+        .dcs_cache_reads = a->dcs_cache_reads,
+        .dcs_etcd_reads = a->dcs_etcd_reads,
+        .topology_member_wakes = a->topology_member_wakes,
+        .routing_neutral = a->watch ? cluster_watch_neutral(a->watch) : 0,
+    };
+}
+static inline int agent_touch_member(Agent *a)
+{
+    PublishView v = agent_publish_view(a);
+    return publish_member(&a->publisher, &v);
+}
+static inline void agent_publish_rest(Agent *a, uint64_t now_usec)
+{
+    PublishView v = agent_publish_view(a);
+    publish_rest(&a->publisher, &v, now_usec);
+}
+static inline int agent_publish_topology(Agent *a)
+{
+    PublishView v = agent_publish_view(a);
+    return publish_topology(&a->publisher, &v);
+}
+static inline int agent_publish_topology_watched(Agent *a)
+{
+    PublishView v = agent_publish_view(a);
+    return publish_topology_watched(&a->publisher, &v);
+}
+static inline void agent_mirror_leader_v2(Agent *a, bool leading)
+{
+    PublishView v = agent_publish_view(a);
+    publish_mirror_leader_v2(&a->publisher, &v, leading);
+}

@@ -2,16 +2,14 @@
  * series carry Patroni 3.0.2's names and meaning, so dashboards and alerts
  * written for it keep working; dbha_* series are our own. Every series has
  * the labels scope and name, as Patroni's. */
-#include "metrics.h"
-
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent.h"
 #include "macro.h"
+#include "publish.h"
 
 /* A label value with \, " and newline escaped (the exposition format). */
 static void put_label(FILE *f, const char *v)
@@ -30,7 +28,7 @@ static void put_label(FILE *f, const char *v)
 
 typedef struct Out {
     FILE *f;
-    const Agent *a;
+    const PublishView *a;
 } Out;
 
 /* "# HELP", "# TYPE", then one sample with the common labels and, when
@@ -67,9 +65,9 @@ static void counter(Out *o, const char *name, const char *help, uint64_t v)
     fprintf(o->f, "%" PRIu64 "\n", v);
 }
 
-static bool leading(const Agent *a)
+static bool leading(const PublishView *a)
 {
-    return a->mem.state == HA_STATE_PRIMARY && a->cluster && a->cluster->leader &&
+    return a->state == HA_STATE_PRIMARY && a->cluster && a->cluster->leader &&
            strcmp(a->cluster->leader->name, a->config->name) == 0;
 }
 
@@ -152,7 +150,7 @@ static void replication_series(Out *o, bool primary)
           "application_name.",
           flush_seconds, false },
     };
-    const PgSnapshot *s = &o->a->snap;
+    const PgSnapshot *s = o->a->snap;
     for (size_t k = 0; k < ELEMENTSOF(series); k++) {
         head(o, series[k].name, "gauge", series[k].help);
         for (size_t i = 0; primary && i < s->n_replication && i < PGPROBE_REPLICAS_MAX; i++) {
@@ -171,7 +169,7 @@ static void replication_series(Out *o, bool primary)
  * key); no sample when unknown. */
 static void replica_series(Out *o, bool replica)
 {
-    const Agent *a = o->a;
+    const PublishView *a = o->a;
     const DcsMember *me =
         replica && a->cluster ? dcs_cluster_get_member(a->cluster, a->config->name) : NULL;
     DcsLag l;
@@ -189,7 +187,7 @@ static void replica_series(Out *o, bool replica)
     bool has_sec = known && l.has_seconds;
     if (known && l.has_seconds) {
         sec = l.seconds;
-    } else if (replica && pgprobe_replica_lag_seconds(&a->snap, &sec) >= 0) {
+    } else if (replica && pgprobe_replica_lag_seconds(a->snap, &sec) >= 0) {
         has_sec = true;
     }
     if (has_sec) {
@@ -198,7 +196,7 @@ static void replica_series(Out *o, bool replica)
     }
 }
 
-int agent_metrics_text(const Agent *a, uint64_t now_usec, char **ret)
+int publish_metrics_text(const Publisher *p, const PublishView *a, uint64_t now_usec, char **ret)
 {
     char *buf = NULL;
     size_t size = 0;
@@ -207,7 +205,7 @@ int agent_metrics_text(const Agent *a, uint64_t now_usec, char **ret)
         return -ENOMEM;
     }
     Out o = { .f = f, .a = a };
-    const PgSnapshot *s = &a->snap;
+    const PgSnapshot *s = a->snap;
     bool up = a->probe_ok;
     bool primary = up && !s->in_recovery;
     bool lead = leading(a);
@@ -269,11 +267,11 @@ int agent_metrics_text(const Agent *a, uint64_t now_usec, char **ret)
     fputs("\",name=\"", f);
     put_label(f, a->config->name);
     fprintf(f, "\",version=\"%s\",state=\"%s\"} 1\n", DBHA_VERSION,
-            strna(ha_state_to_string(a->mem.state)));
+            strna(ha_state_to_string(a->state)));
     replication_series(&o, primary);
     replica_series(&o, up && s->in_recovery);
     double lease_left = 0;
-    uint64_t expiry = lease_expiry_usec(&a->lease);
+    uint64_t expiry = lease_expiry_usec(a->lease);
     if (lead && expiry > now_usec) {
         lease_left = (double)(expiry - now_usec) / 1e6;
     }
@@ -295,12 +293,12 @@ int agent_metrics_text(const Agent *a, uint64_t now_usec, char **ret)
     counter(&o, "dbha_topology_member_writes_ignored_total",
             "Leader only: other members' key writes that changed nothing a router reads and did "
             "not wake the loop.",
-            cluster_watch_neutral(a->watch));
+            a->routing_neutral);
     gauge(&o, "dbha_cluster_promotions", "Promotions recorded in the history key.",
           c && c->history ? (double)c->history->n_entries : 0);
 
     EtcdClientStats es;
-    etcd_client_get_stats(a->etcd, &es);
+    etcd_client_get_stats(p->etcd, &es);
     counter(&o, "dbha_etcd_requests_total", "HTTP requests sent to etcd.", es.requests);
     counter(&o, "dbha_etcd_request_errors_total",
             "etcd requests that failed (transport error or an error answer).", es.errors);
@@ -313,7 +311,7 @@ int agent_metrics_text(const Agent *a, uint64_t now_usec, char **ret)
     fprintf(f, "%" PRIu64 "\n", es.requests);
 
     RestStats rs;
-    rest_server_get_stats(a->rest, &rs);
+    rest_server_get_stats(p->rest, &rs);
     head(&o, "dbha_rest_responses_total", "counter", "REST API responses by status class.");
     static const char *const classes[REST_STATUS_CLASSES] = { "other", "1xx", "2xx",
                                                               "3xx",   "4xx", "5xx" };

@@ -2,28 +2,34 @@
  * member JSON, under its own lease) and the REST snapshot (health inputs,
  * the /patroni and /cluster documents), rebuilt after every tick and every
  * one-second probe. */
+#include "publish.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "agent.h"
-#include "metrics.h"
+#include <jansson.h>
+
+#include "health.h"
+#include "log.h"
+#include "macro.h"
 
 #define PUBLISH_TAGS_MAX 32
 #define PUBLISH_TAG_MAX  128
 #define PUBLISH_TIME_MAX 64
 
-static bool holds_leader(const Agent *a)
+static bool holds_leader(const PublishView *a)
 {
     return a->dcs_ok && a->cluster && a->cluster->leader &&
            strcmp(a->cluster->leader->name, a->config->name) == 0;
 }
 
 /* Patroni's member `state`. */
-static const char *member_state(const Agent *a)
+static const char *member_state(const PublishView *a)
 {
-    switch (a->mem.state) {
+    switch (a->state) {
     case HA_STATE_CLONING:
         return "creating replica";
     case HA_STATE_BOOTSTRAP_INITDB:
@@ -43,9 +49,9 @@ static const char *member_state(const Agent *a)
     return "stopped";
 }
 
-static DcsRole member_role(const Agent *a)
+static DcsRole member_role(const PublishView *a)
 {
-    switch (a->mem.state) {
+    switch (a->state) {
     case HA_STATE_PRIMARY:
     case HA_STATE_STARTING_PRIMARY:
     case HA_STATE_BOOTSTRAP_STARTING:
@@ -56,21 +62,21 @@ static DcsRole member_role(const Agent *a)
     default:
         break;
     }
-    if (a->probe_ok && !a->snap.in_recovery) {
+    if (a->probe_ok && !a->snap->in_recovery) {
         return DCS_ROLE_PRIMARY;
     }
     return DCS_ROLE_REPLICA;
 }
 
-static uint64_t wal_position(const Agent *a)
+static uint64_t wal_position(const PublishView *a)
 {
     if (!a->probe_ok) {
         return 0;
     }
-    if (!a->snap.in_recovery) {
-        return a->snap.current_lsn;
+    if (!a->snap->in_recovery) {
+        return a->snap->current_lsn;
     }
-    return a->snap.replay_lsn > a->snap.receive_lsn ? a->snap.replay_lsn : a->snap.receive_lsn;
+    return a->snap->replay_lsn > a->snap->receive_lsn ? a->snap->replay_lsn : a->snap->receive_lsn;
 }
 
 /* The leader's pg_stat_replication as the member key's rows; LSNs that
@@ -102,20 +108,19 @@ static size_t replication_rows(const PgSnapshot *s, DcsReplicationRow *rows)
 }
 
 /* The reason we will not be promoted, only while there is no leader. */
-static const char *failover_blocked(const Agent *a)
+static const char *failover_blocked(const PublishView *a)
 {
-    return a->mem.failover_blocked[0] && a->cluster && !a->cluster->leader ? a->mem.failover_blocked
-                                                                           : NULL;
+    return a->failover_blocked[0] && a->cluster && !a->cluster->leader ? a->failover_blocked : NULL;
 }
 
 /* The view just read holds our member key with this content on our current
  * lease: writing it again would change nothing (its lease keeps it alive).
  * Patroni 3.0.2 skips such writes too (Etcd3.touch_member). */
-static bool member_key_current(const Agent *a, const char *value)
+static bool member_key_current(const PublishView *a, const char *value)
 {
     const DcsMember *me =
         a->dcs_ok && a->cluster ? dcs_cluster_get_member(a->cluster, a->config->name) : NULL;
-    if (!me || !me->valid || !me->data || me->lease != lease_id(&a->lease)) {
+    if (!me || !me->valid || !me->data || me->lease != lease_id(a->lease)) {
         return false;
     }
     json_t *mine = json_loads(value, 0, NULL);
@@ -124,9 +129,9 @@ static bool member_key_current(const Agent *a, const char *value)
     return same;
 }
 
-int agent_touch_member(Agent *a)
+int publish_member(Publisher *p, const PublishView *a)
 {
-    if (lease_id(&a->lease) == 0) {
+    if (lease_id(a->lease) == 0) {
         return -ENOLINK;
     }
     const Config *c = a->config;
@@ -138,12 +143,12 @@ int agent_touch_member(Agent *a)
         dcs_tags_from_config(c, &tags) < 0) {
         return log_error_errno(-ENOMEM, "out of memory");
     }
-    bool replica = a->probe_ok && a->snap.in_recovery;
-    bool primary = a->probe_ok && !a->snap.in_recovery;
+    bool replica = a->probe_ok && a->snap->in_recovery;
+    bool primary = a->probe_ok && !a->snap->in_recovery;
     DcsReplicationRow rows[PGPROBE_REPLICAS_MAX];
-    size_t n_rows = primary ? replication_rows(&a->snap, rows) : 0;
+    size_t n_rows = primary ? replication_rows(a->snap, rows) : 0;
     double lag_sec = 0;
-    bool has_lag_sec = replica && pgprobe_replica_lag_seconds(&a->snap, &lag_sec) >= 0;
+    bool has_lag_sec = replica && pgprobe_replica_lag_seconds(a->snap, &lag_sec) >= 0;
     DcsMemberInfo m = {
         .conn_url = conn_url,
         .api_url = api_url,
@@ -153,21 +158,21 @@ int agent_touch_member(Agent *a)
         .tags = tags,
         .has_xlog_location = a->probe_ok,
         .xlog_location = wal_position(a),
-        .timeline = a->probe_ok ? a->snap.timeline : 0,
-        .replication_state = agent_streaming(a) ? "streaming" : NULL,
+        .timeline = a->probe_ok ? a->snap->timeline : 0,
+        .replication_state = (a->probe_ok && pgprobe_streaming(a->snap)) ? "streaming" : NULL,
         .pause = a->cluster && dcs_cluster_is_paused(a->cluster),
-        .pending_restart = a->probe_ok && a->snap.pending_restart,
-        .has_receive_lsn = replica && a->snap.receive_lsn != 0,
-        .receive_lsn = a->snap.receive_lsn,
+        .pending_restart = a->probe_ok && a->snap->pending_restart,
+        .has_receive_lsn = replica && a->snap->receive_lsn != 0,
+        .receive_lsn = a->snap->receive_lsn,
         .has_replay_lsn = replica,
-        .replay_lsn = a->snap.replay_lsn,
-        .replay_paused = replica && a->snap.replay_paused,
+        .replay_lsn = a->snap->replay_lsn,
+        .replay_paused = replica && a->snap->replay_paused,
         .has_lag_seconds = has_lag_sec,
         .lag_seconds = lag_sec,
         .replication = primary ? rows : NULL,
         .n_replication = n_rows,
         .failover_blocked = failover_blocked(a),
-        .upstream = agent_streaming(a) ? cascade_following(&a->cascade) : NULL,
+        .upstream = (a->probe_ok && pgprobe_streaming(a->snap)) ? a->following : NULL,
     };
     int r = dcs_member_encode(&m, &value);
     json_decref(tags);
@@ -177,16 +182,16 @@ int agent_touch_member(Agent *a)
     if (member_key_current(a, value)) {
         return 0;
     }
-    r = dcs_store_touch_member(&a->store, a->config->name, value, lease_id(&a->lease));
+    r = dcs_store_touch_member(p->store, a->config->name, value, lease_id(a->lease));
     if (r < 0) {
-        return log_debug_errno(r, "updating %s: %s", a->member_key, a->store.error.message);
+        return log_debug_errno(r, "updating %s: %s", p->member_key, p->store->error.message);
     }
     return 0;
 }
 
-static HealthPgState health_state(const Agent *a)
+static HealthPgState health_state(const PublishView *a)
 {
-    switch (a->mem.state) {
+    switch (a->state) {
     case HA_STATE_STARTING_PRIMARY:
     case HA_STATE_STARTING_REPLICA:
     case HA_STATE_BOOTSTRAP_STARTING:
@@ -285,7 +290,7 @@ static json_t *replication_doc(const PgSnapshot *s)
 
 /* A replica's lag as dbctl and GET /cluster show it (dcs_member_lag_info on
  * our member key), and its own view in seconds when the key has none yet. */
-static void own_lag_doc(const Agent *a, json_t *d)
+static void own_lag_doc(const PublishView *a, json_t *d)
 {
     const DcsMember *me = a->cluster ? dcs_cluster_get_member(a->cluster, a->config->name) : NULL;
     DcsLag l;
@@ -297,12 +302,12 @@ static void own_lag_doc(const Agent *a, json_t *d)
         return;
     }
     double sec;
-    if (pgprobe_replica_lag_seconds(&a->snap, &sec) >= 0) {
+    if (pgprobe_replica_lag_seconds(a->snap, &sec) >= 0) {
         json_object_set_new(d, "lag_seconds", json_real(sec));
     }
 }
 
-static json_t *patroni_doc(const Agent *a, const json_t *tags)
+static json_t *patroni_doc(const PublishView *a, const json_t *tags)
 {
     json_t *d = json_object();
     if (!d) {
@@ -312,51 +317,52 @@ static json_t *patroni_doc(const Agent *a, const json_t *tags)
     json_object_set_new(d, "state", json_string(state));
     if (a->probe_ok) {
         char started[64];
-        time_t t = (time_t)a->snap.postmaster_start_time;
+        time_t t = (time_t)a->snap->postmaster_start_time;
         struct tm tm;
         gmtime_r(&t, &tm);
         strftime(started, sizeof(started), "%Y-%m-%d %H:%M:%S+00:00", &tm);
         json_object_set_new(d, "postmaster_start_time", json_string(started));
     }
     json_object_set_new(d, "role", json_string(dcs_role_to_string(member_role(a))));
-    if (a->probe_ok && a->snap.pending_restart) {
+    if (a->probe_ok && a->snap->pending_restart) {
         json_object_set_new(d, "pending_restart", json_true());
     }
     if (a->probe_ok) {
-        json_object_set_new(d, "server_version", json_integer(a->snap.server_version_num));
+        json_object_set_new(d, "server_version", json_integer(a->snap->server_version_num));
         json_t *xlog = json_object();
-        if (!a->snap.in_recovery) {
-            json_object_set_new(xlog, "location", json_integer((json_int_t)a->snap.current_lsn));
+        if (!a->snap->in_recovery) {
+            json_object_set_new(xlog, "location", json_integer((json_int_t)a->snap->current_lsn));
         } else {
             json_object_set_new(xlog, "received_location",
-                                json_integer((json_int_t)a->snap.receive_lsn));
+                                json_integer((json_int_t)a->snap->receive_lsn));
             json_object_set_new(xlog, "replayed_location",
-                                json_integer((json_int_t)a->snap.replay_lsn));
-            json_object_set_new(xlog, "replayed_timestamp", replayed_timestamp(&a->snap));
-            json_object_set_new(xlog, "paused", json_boolean(a->snap.replay_paused));
+                                json_integer((json_int_t)a->snap->replay_lsn));
+            json_object_set_new(xlog, "replayed_timestamp", replayed_timestamp(a->snap));
+            json_object_set_new(xlog, "paused", json_boolean(a->snap->replay_paused));
         }
         json_object_set_new(d, "xlog", xlog);
-        json_object_set_new(d, "timeline", json_integer(a->snap.timeline));
-        if (!a->snap.in_recovery) {
-            json_object_set_new(d, "replication", replication_doc(&a->snap));
+        json_object_set_new(d, "timeline", json_integer(a->snap->timeline));
+        if (!a->snap->in_recovery) {
+            json_object_set_new(d, "replication", replication_doc(a->snap));
         }
-        if (a->snap.in_recovery) {
-            json_object_set_new(
-                d, "replication_state",
-                json_string(agent_streaming(a) ? "streaming" : "in archive recovery"));
+        if (a->snap->in_recovery) {
+            json_object_set_new(d, "replication_state",
+                                json_string((a->probe_ok && pgprobe_streaming(a->snap))
+                                                ? "streaming"
+                                                : "in archive recovery"));
         }
         char sysid[32];
-        snprintf(sysid, sizeof(sysid), "%" PRIu64, a->snap.system_identifier);
+        snprintf(sysid, sizeof(sysid), "%" PRIu64, a->snap->system_identifier);
         json_object_set_new(d, "database_system_identifier", json_string(sysid));
     }
-    if (a->probe_ok && a->snap.in_recovery) {
+    if (a->probe_ok && a->snap->in_recovery) {
         own_lag_doc(a, d);
     }
     if (a->dcs_ok && a->cluster && !a->cluster->leader) {
         json_object_set_new(d, "cluster_unlocked", json_true());
     }
     if (failover_blocked(a)) {
-        json_object_set_new(d, "failover_blocked", json_string(a->mem.failover_blocked));
+        json_object_set_new(d, "failover_blocked", json_string(a->failover_blocked));
     }
     if (a->dcs_seen_epoch > 0) {
         json_object_set_new(d, "dcs_last_seen", json_integer((json_int_t)a->dcs_seen_epoch));
@@ -370,13 +376,13 @@ static json_t *patroni_doc(const Agent *a, const json_t *tags)
     json_object_set_new(d, "patroni",
                         json_pack("{s:s, s:s, s:s}", "version", DBHA_VERSION, "scope",
                                   a->config->scope, "name", a->config->name));
-    json_object_set_new(d, "dbha_state", json_string(ha_state_to_string(a->mem.state)));
+    json_object_set_new(d, "dbha_state", json_string(ha_state_to_string(a->state)));
     return d;
 }
 
-void agent_publish_rest(Agent *a, uint64_t now_usec)
+void publish_rest(Publisher *p, const PublishView *a, uint64_t now_usec)
 {
-    const ConfigDcs *dcs = agent_dcs(a);
+    const ConfigDcs *dcs = a->dcs;
     json_t *tags = NULL;
     if (dcs_tags_from_config(a->config, &tags) < 0) {
         return;
@@ -396,11 +402,11 @@ void agent_publish_rest(Agent *a, uint64_t now_usec)
                 : member_role(a) == DCS_ROLE_UNINITIALIZED ? HEALTH_ROLE_UNINITIALIZED
                                                            : HEALTH_ROLE_REPLICA,
         .probe_ok = a->probe_ok,
-        .in_recovery = a->probe_ok && a->snap.in_recovery,
-        .replayed_lsn = a->probe_ok ? a->snap.replay_lsn : 0,
+        .in_recovery = a->probe_ok && a->snap->in_recovery,
+        .replayed_lsn = a->probe_ok ? a->snap->replay_lsn : 0,
         .postmaster_alive = a->pg_running,
         .dcs_ok = fresh,
-        .is_leader = holds_leader(a) && a->mem.state == HA_STATE_PRIMARY,
+        .is_leader = holds_leader(a) && a->state == HA_STATE_PRIMARY,
         .paused = c && dcs_cluster_is_paused(c),
         .standby_cluster = c && dcs_cluster_is_standby(c),
         .synchronous_mode = dcs->synchronous_mode,
@@ -410,7 +416,7 @@ void agent_publish_rest(Agent *a, uint64_t now_usec)
         .tags = tb->tags,
         .n_tags = tb->n,
         .now_usec = now_usec,
-        .next_run_usec = ticker_next_usec(&a->ticker) ? ticker_next_usec(&a->ticker) : now_usec,
+        .next_run_usec = a->next_tick_usec ? a->next_tick_usec : now_usec,
         .ttl_usec = ttl_usec,
     };
     RestSnapshot *snap = NULL;
@@ -437,13 +443,13 @@ void agent_publish_rest(Agent *a, uint64_t now_usec)
             }
         }
         if (node.is_leader) {
-            (void)rest_snapshot_set_leader_deadline(snap, lease_expiry_usec(&a->lease));
+            (void)rest_snapshot_set_leader_deadline(snap, lease_expiry_usec(a->lease));
         }
         _cleanup_free_ char *metrics = NULL;
-        if (agent_metrics_text(a, now_usec, &metrics) >= 0) {
+        if (publish_metrics_text(p, a, now_usec, &metrics) >= 0) {
             (void)rest_snapshot_set_metrics(snap, metrics);
         }
-        rest_server_publish(a->rest, snap);
+        rest_server_publish(p->rest, snap);
         rest_snapshot_unref(snap);
     }
     free(tb);

@@ -10,8 +10,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "agent.h"
 #include "clock.h"
+#include "log.h"
+#include "macro.h"
+#include "publish.h"
 #include "topology.h"
 
 static int iso_now(char *buf, size_t size)
@@ -28,10 +30,10 @@ static int iso_now(char *buf, size_t size)
     return 0;
 }
 
-static int publish(Agent *a, const DcsCluster *c)
+static int publish(Publisher *p, const PublishView *a, const DcsCluster *c)
 {
     const Config *cfg = a->config;
-    if (!c || !a->probe_ok || a->snap.in_recovery) {
+    if (!c || !a->probe_ok || a->snap->in_recovery) {
         return 0;
     }
     _cleanup_free_ char *conn_url = NULL, *api_url = NULL, *host = NULL;
@@ -50,7 +52,7 @@ static int publish(Agent *a, const DcsCluster *c)
         .host = host,
         .port = port,
         .api_url = api_url,
-        .timeline = a->snap.timeline,
+        .timeline = a->snap->timeline,
     };
     json_t *doc = NULL;
     int r = topology_build(c, cfg->scope, &self, &doc);
@@ -70,7 +72,7 @@ static int publish(Agent *a, const DcsCluster *c)
         return log_error_errno(-ENOMEM, "encoding the topology document");
     }
     json_decref(doc);
-    r = dcs_store_set_topology(&a->store, cfg->name, text,
+    r = dcs_store_set_topology(p->store, cfg->name, text,
                                c->topology ? c->topology_mod_revision : 0);
     if (r == -ECANCELED) {
         /* our view of the leader or topology key is behind: the next tick
@@ -78,21 +80,21 @@ static int publish(Agent *a, const DcsCluster *c)
         return log_debug_errno(r, "topology not written: the view is behind");
     }
     if (r < 0) {
-        return log_debug_errno(r, "writing %s: %s", a->paths.topology, a->store.error.message);
+        return log_debug_errno(r, "writing %s: %s", p->paths->topology, p->store->error.message);
     }
     log_debug("topology version %lld written", (long long)version);
     return 1;
 }
 
-int agent_publish_topology(Agent *a)
+int publish_topology(Publisher *p, const PublishView *a)
 {
-    int r = publish(a, a->cluster);
+    int r = publish(p, a, a->cluster);
     return r < 0 ? r : 0;
 }
 
-int agent_publish_topology_watched(Agent *a)
+int publish_topology_watched(Publisher *p, const PublishView *a)
 {
-    if (a->mem.state != HA_STATE_PRIMARY) {
+    if (a->state != HA_STATE_PRIMARY) {
         return 0;
     }
     /* The change that woke us is in the cache (applied before the wake).
@@ -101,31 +103,31 @@ int agent_publish_topology_watched(Agent *a)
      * tick's view (lib/kvcache.h). */
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
     int r =
-        cluster_watch_view(a->watch, etcd_client_get_revision(a->etcd), clock_monotonic_usec(), &c);
+        cluster_watch_view(p->watch, etcd_client_get_revision(p->etcd), clock_monotonic_usec(), &c);
     if (r < 0) {
         return r;
     }
     if (!c->leader || strcmp(c->leader->name, a->config->name) != 0) {
         return 0;
     }
-    r = publish(a, c);
+    r = publish(p, a, c);
     if (r > 0) {
         log_debug("another member's routing changed: topology published between loops");
     }
     return r < 0 ? r : 0;
 }
 
-void agent_mirror_leader_v2(Agent *a, bool leading)
+void publish_mirror_leader_v2(Publisher *p, const PublishView *a, bool leading)
 {
     if (!a->config->etcd3.mirror_leader_v2) {
         return;
     }
     EtcdError e = { 0 };
     const char *me = a->config->name;
-    int r = leading ? etcd_v2_set(a->etcd, a->paths.leader, me, agent_dcs(a)->ttl, &e)
-                    : etcd_v2_delete_if(a->etcd, a->paths.leader, me, &e);
+    int r = leading ? etcd_v2_set(p->etcd, p->paths->leader, me, a->dcs->ttl, &e)
+                    : etcd_v2_delete_if(p->etcd, p->paths->leader, me, &e);
     int result = r < 0 ? r : leading ? 1 : 2;
-    if (result != a->v2_mirror_result) {
+    if (result != p->v2_mirror_result) {
         if (r < 0) {
             log_warning("the v2 copy of the leader key (etcd3.mirror_leader_v2) failed: %s",
                         e.message);
@@ -134,5 +136,5 @@ void agent_mirror_leader_v2(Agent *a, bool leading)
                      leading ? "written" : "removed");
         }
     }
-    a->v2_mirror_result = result;
+    p->v2_mirror_result = result;
 }

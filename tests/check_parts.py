@@ -6,8 +6,9 @@ Checks, on the object files of a build (default build/release):
      global symbol B's object defines (static inline helpers count where
      they are compiled in);
   2. no include cycle among agent/*.h and lib/*.h;
-  3. no header but agent/agent.h names the Agent type: every part takes its
-     own struct.
+  3. no header but agent/agent.h names the Agent type, and only the
+     composition root (agent.c, ha_exec.c: the act step, main.c) includes
+     agent.h: every part takes its own struct.
 Prints the cycles or offenders and exits 1; prints the layering and exits 0
 otherwise. Usage: tests/check_parts.py [BUILD_DIR]
 """
@@ -113,11 +114,18 @@ def main():
                         failed = True
                         print(f"agent/{f}:{n}: a part's header names the Agent type: "
                               f"give the part its own struct")
+    root = {"agent.c", "ha_exec.c", "main.c"}
+    for f in sorted(os.listdir(os.path.join(ROOT, "agent"))):
+        if f.endswith(".c") and f not in root:
+            with open(os.path.join(ROOT, "agent", f)) as fh:
+                if re.search(r'^\s*#\s*include\s+"agent\.h"', fh.read(), re.M):
+                    failed = True
+                    print(f"agent/{f}: includes agent.h: a part takes its own struct, "
+                          f"not the Agent")
     if failed:
         return 1
-    users = sorted(n for n in srcs if "agent" in calls[n] or n == "agent")
-    print(f"check_parts: {len(srcs)} agent files, no call or include cycle; "
-          f"composition root: {', '.join(u + '.c' for u in users)}")
+    print(f"check_parts: {len(srcs)} agent files, no call or include cycle; only "
+          f"{', '.join(sorted(root))} see the Agent")
     return 0
 
 

@@ -1,0 +1,70 @@
+/* Publishing: the member key, the REST snapshot (and /metrics), the
+ * leader's topology key and etcd3.mirror_leader_v2. The agent lends what is
+ * published as a PublishView for one call; the Publisher holds the handles
+ * it writes through and what it remembers between calls. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "dcs-store.h"
+#include "dcs.h"
+#include "etcd.h"
+#include "ha.h"
+#include "lease.h"
+#include "pgprobe.h"
+#include "rest.h"
+#include "watch.h"
+
+typedef struct PublishView {
+    const Config *config;
+    const ConfigDcs *dcs; /* the settings in force */
+    const DcsCluster *cluster;
+    bool dcs_ok;
+    uint64_t dcs_seen_usec;
+    double dcs_seen_epoch;
+    HaState state;
+    bool pg_running;
+    bool probe_ok;
+    const PgSnapshot *snap; /* the last probe's (read only when probe_ok) */
+    const char *failover_blocked;
+    const Lease *lease;
+    const char *following; /* the member primary_conninfo points at, or NULL */
+    uint64_t next_tick_usec;
+    /* for /metrics */
+    uint64_t loops;
+    uint64_t leader_changes;
+    uint64_t dcs_cache_reads;
+    uint64_t dcs_etcd_reads;
+    uint64_t topology_member_wakes;
+    uint64_t routing_neutral;
+} PublishView;
+
+typedef struct Publisher {
+    DcsStore *store;        /* borrowed */
+    EtcdClient *etcd;       /* borrowed */
+    const DcsPaths *paths;  /* borrowed */
+    const char *member_key; /* borrowed */
+    RestServer *rest;       /* borrowed */
+    ClusterWatch *watch;    /* borrowed */
+    int v2_mirror_result;   /* last etcd3.mirror_leader_v2 outcome: 1 written, 2 removed,
+                               -errno failed, 0 none yet */
+} Publisher;
+
+/* Our member key, written when its content changes (agent/publish.c). */
+int publish_member(Publisher *p, const PublishView *v);
+/* The REST snapshot: documents, health inputs and metrics. */
+void publish_rest(Publisher *p, const PublishView *v, uint64_t now_usec);
+/* Leader: writes the topology key when a router would route differently
+ * (agent/topopub.c), from v's view or (watched) the cache's. Returns 0
+ * (also when nothing was written) or -errno. */
+int publish_topology(Publisher *p, const PublishView *v);
+int publish_topology_watched(Publisher *p, const PublishView *v);
+/* etcd3.mirror_leader_v2: while leading, the leader key's name in etcd's v2
+ * store (refreshed with the ttl); on release, deleted while it names us.
+ * Logged once per change of outcome. No-op when the option is off. */
+void publish_mirror_leader_v2(Publisher *p, const PublishView *v, bool leading);
+/* GET /metrics (Prometheus text format 0.0.4; agent/metrics.c). Returns 0
+ * and *ret (malloc'ed), or -ENOMEM. */
+int publish_metrics_text(const Publisher *p, const PublishView *v, uint64_t now_usec, char **ret);
