@@ -450,6 +450,7 @@ void agent_publish_rest(Agent *a, uint64_t now_usec)
         }
         rest_server_publish(a->rest, snap);
         rest_snapshot_unref(snap);
+        a->rest_published_usec = now_usec;
     }
     free(tb);
     json_decref(tags);
