@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,7 +380,7 @@ static int on_rest_refresh(sd_event_source *s, int fd, uint32_t revents, void *u
     Agent *a = userdata;
     rest_server_refresh_ack(a->rest);
     uint64_t now = clock_monotonic_usec();
-    if (a->rest_published_usec + AGENT_PROBE_INTERVAL_USEC <= now) {
+    if (rest_server_published_usec(a->rest) + AGENT_PROBE_INTERVAL_USEC <= now) {
         probe_between_ticks(a); /* else a publish since released the request */
     }
     arm_probe_timer(a, clock_monotonic_usec());
@@ -644,12 +645,25 @@ int agent_reload(Agent *a)
 
 /* ---- observation ---- */
 
+/* The postmaster whose pidfd we poll has not exited: no need to read
+ * postmaster.pid and /proc again. */
+static bool postmaster_alive_watched(const Agent *a)
+{
+    if (!a->pg_running || !a->postmaster_io || a->postmaster_watched != a->postmaster_pid) {
+        return false;
+    }
+    struct pollfd p = { .fd = sd_event_source_get_io_fd(a->postmaster_io), .events = POLLIN };
+    return p.fd >= 0 && poll(&p, 1, 0) == 0;
+}
+
 static void observe_postgres(Agent *a, uint64_t now)
 {
-    PgPostmasterPid pm = { 0 };
-    a->pg_running = pgprobe_read_postmaster_pid(a->pg.data_dir, &pm) == 0 && !pm.standalone &&
-                    pgprobe_pid_is_postmaster(pm.pid);
-    a->postmaster_pid = a->pg_running ? pm.pid : 0;
+    if (!postmaster_alive_watched(a)) {
+        PgPostmasterPid pm = { 0 };
+        a->pg_running = pgprobe_read_postmaster_pid(a->pg.data_dir, &pm) == 0 && !pm.standalone &&
+                        pgprobe_pid_is_postmaster(pm.pid);
+        a->postmaster_pid = a->pg_running ? pm.pid : 0;
+    }
     watch_postmaster(a);
     arm_probe_timer(a, now);
     if (!a->pg_running) {

@@ -1,7 +1,8 @@
 /* What the agent tells the world: its member key in etcd (Patroni 3.0.2's
  * member JSON, under its own lease) and the REST snapshot (health inputs,
- * the /patroni and /cluster documents), rebuilt after every tick and every
- * one-second probe. */
+ * the /patroni and /cluster documents, /metrics), rebuilt after a tick or a
+ * probe while REST clients ask; otherwise a tick only marks the snapshot too
+ * old and the next request has a fresh one made. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -381,6 +382,13 @@ static json_t *patroni_doc(const Agent *a, const json_t *tags)
 
 void agent_publish_rest(Agent *a, uint64_t now_usec)
 {
+    uint64_t asked = rest_server_last_read_usec(a->rest);
+    if (rest_server_published_usec(a->rest) != 0 &&
+        !(asked && asked + AGENT_PROBE_WARM_USEC > now_usec)) {
+        /* nobody reads it: the next request waits for one (on_rest_refresh) */
+        rest_server_expire(a->rest);
+        return;
+    }
     const ConfigDcs *dcs = agent_dcs(a);
     json_t *tags = NULL;
     if (dcs_tags_from_config(a->config, &tags) < 0) {

@@ -936,6 +936,23 @@ void rest_server_refresh_ack(RestServer *s)
     atomic_store(&s->refresh_asked, false);
 }
 
+void rest_server_expire(RestServer *s)
+{
+    if (!s) {
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (s->current) {
+        atomic_store(&s->current_time_usec, 1);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t rest_server_published_usec(const RestServer *s)
+{
+    return s ? atomic_load(&((RestServer *)s)->current_time_usec) : 0;
+}
+
 uint64_t rest_server_last_read_usec(const RestServer *s)
 {
     return s ? atomic_load_explicit(&((RestServer *)s)->last_read_usec, memory_order_relaxed) : 0;

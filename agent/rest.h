@@ -241,6 +241,14 @@ void rest_server_refresh_ack(RestServer *s);
  * ahead of time while clients ask, and stop when they stop. */
 uint64_t rest_server_last_read_usec(const RestServer *s);
 
+/* Marks the published snapshot as too old: with max_age_usec the next
+ * request waits for a fresh one. For a publisher that has nothing to publish
+ * for lack of readers, while what it would publish has changed. */
+void rest_server_expire(RestServer *s);
+/* The current snapshot's time_usec; 0 before the first publish, 1 after
+ * rest_server_expire(). */
+uint64_t rest_server_published_usec(const RestServer *s);
+
 /* The bound port (useful with port 0). */
 uint16_t rest_server_port(const RestServer *s);
 void rest_server_get_stats(const RestServer *s, RestStats *ret);
