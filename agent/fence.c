@@ -577,6 +577,18 @@ int fence_ensure(Fence *f)
     if (!f || !f->shared) {
         return -EINVAL;
     }
+    if (f->is_child && owner_fence(atomic_load(&f->shared->owner)) == f->pid) {
+        /* our unreaped child (its PID cannot be recycled): one look at its
+         * state tells alive and not stopped */
+        pid_t w = waitpid(f->pid, NULL, WNOHANG);
+        char state;
+        if (w == 0 && proc_stat(f->pid, NULL, 0, &state) == 0 && !strchr("ZXxTt", state)) {
+            return 0;
+        }
+        if (w == f->pid) {
+            f->is_child = false; /* reaped: gone */
+        }
+    }
     bool gone = fence_gone(f);
     if (!gone && owner_fence(atomic_load(&f->shared->owner)) == f->pid &&
         fence_responsive(f, f->pid)) {
