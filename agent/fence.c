@@ -578,15 +578,14 @@ int fence_ensure(Fence *f)
         return -EINVAL;
     }
     if (f->is_child && owner_fence(atomic_load(&f->shared->owner)) == f->pid) {
-        /* our unreaped child (its PID cannot be recycled): one look at its
-         * state tells alive and not stopped */
-        pid_t w = waitpid(f->pid, NULL, WNOHANG);
-        char state;
-        if (w == 0 && proc_stat(f->pid, NULL, 0, &state) == 0 && !strchr("ZXxTt", state)) {
+        /* Our unreaped child (its PID cannot be recycled) with no exit or
+         * stop to report is alive and not stopped, without reading /proc.
+         * WNOWAIT leaves any report to the checks below. */
+        siginfo_t si = { 0 };
+        if (waitid(P_PID, (id_t)f->pid, &si, WEXITED | WSTOPPED | WCONTINUED | WNOHANG | WNOWAIT) ==
+                0 &&
+            (si.si_pid == 0 || si.si_code == CLD_CONTINUED)) {
             return 0;
-        }
-        if (w == f->pid) {
-            f->is_child = false; /* reaped: gone */
         }
     }
     bool gone = fence_gone(f);
