@@ -1279,6 +1279,12 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    RestServer *s = cls;
+    RestRequest *req = *con_cls;
+    if (req && req->wait_counted) {
+        /* resumed, but the client left before it was answered */
+        atomic_fetch_sub(&s->suspended_connections, 1);
+    }
     request_free(*con_cls);
     *con_cls = NULL;
 }
