@@ -12,11 +12,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -253,18 +255,19 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
     return 0;
 }
 
-/* Every second: is the postmaster alive, and a fresh probe for the REST
- * snapshot. A postmaster that died wakes the loop at once. */
 static void observe_postgres(Agent *a, uint64_t now);
 static void observe_cluster(Agent *a, uint64_t now);
 
-static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata)
+/* A look at PostgreSQL between ticks, for the REST snapshot (a request
+ * asked, or the probe timer runs) or because the postmaster exited. A
+ * postmaster that died wakes the loop at once. */
+static void probe_between_ticks(Agent *a)
 {
-    Agent *a = userdata;
     bool was_running = a->pg_running;
+    pid_t was_pid = a->postmaster_pid;
     observe_postgres(a, clock_monotonic_usec());
     if (was_running && !a->pg_running && !a->stopping && jobs_kind(&a->jobs) == JOB_NONE) {
-        log_warning("postgresql stopped (postmaster %d is gone)", (int)a->postmaster_pid);
+        log_warning("postgresql stopped (postmaster %d is gone)", (int)was_pid);
         agent_schedule_tick(a, clock_monotonic_usec());
     } else if (a->mem.state == HA_STATE_PRIMARY &&
                sync_rep_needs_tick(&a->sync, &(SyncEnv){ .me = a->config->name,
@@ -281,8 +284,120 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata)
         agent_schedule_tick(a, look);
     }
     agent_publish_rest(a, clock_monotonic_usec());
-    (void)sd_event_source_set_time(s, usec + AGENT_PROBE_INTERVAL_USEC);
+}
+
+/* Refreshes the snapshot this long before it turns AGENT_PROBE_INTERVAL_USEC
+ * old, so that a client asking steadily never finds it too old. */
+#define PROBE_AHEAD_USEC (50 * 1000ULL)
+
+/* Whether the one-second probe has work that nobody else triggers. */
+static bool probe_timer_needed(const Agent *a, uint64_t now)
+{
+    if (a->stopping) {
+        return false;
+    }
+    if (a->pg_running && !a->postmaster_io) {
+        return true; /* no pidfd: the probe is how its death is seen */
+    }
+    uint64_t asked = rest_server_last_read_usec(a->rest);
+    if (asked && asked + PUBLISH_WARM_USEC > now) {
+        return true;
+    }
+    if (agent_dcs(a)->synchronous_mode &&
+        (a->mem.state == HA_STATE_PRIMARY || (a->probe_ok && !a->snap.in_recovery))) {
+        return true; /* sync_rep_needs_tick */
+    }
+    return a->config->tags.replicatefrom || a->cascade.avoid; /* agent_observe_upstream */
+}
+
+static void arm_probe_timer(Agent *a, uint64_t now)
+{
+    int on = SD_EVENT_OFF;
+    if (sd_event_source_get_enabled(a->probe_timer, &on) < 0 || on != SD_EVENT_OFF ||
+        !probe_timer_needed(a, now)) {
+        return;
+    }
+    uint64_t at = a->publisher.published_usec + AGENT_PROBE_INTERVAL_USEC - PROBE_AHEAD_USEC;
+    (void)sd_event_source_set_time(a->probe_timer, at > now ? at : now);
+    (void)sd_event_source_set_enabled(a->probe_timer, SD_EVENT_ON);
+}
+
+static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    Agent *a = userdata;
+    probe_between_ticks(a);
+    uint64_t now = clock_monotonic_usec();
+    if (!probe_timer_needed(a, now)) {
+        (void)sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return 0;
+    }
+    uint64_t at = a->publisher.published_usec + AGENT_PROBE_INTERVAL_USEC - PROBE_AHEAD_USEC;
+    (void)sd_event_source_set_time(s, at > now ? at : now + AGENT_PROBE_INTERVAL_USEC);
     return 0;
+}
+
+/* A REST request found the snapshot older than AGENT_PROBE_INTERVAL_USEC. */
+static int on_rest_refresh(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    (void)s;
+    (void)fd;
+    (void)revents;
+    Agent *a = userdata;
+    rest_server_refresh_ack(a->rest);
+    uint64_t now = clock_monotonic_usec();
+    if (rest_server_published_usec(a->rest) + AGENT_PROBE_INTERVAL_USEC <= now) {
+        probe_between_ticks(a); /* else a publish since released the request */
+    }
+    arm_probe_timer(a, clock_monotonic_usec());
+    return 0;
+}
+
+static int on_postmaster_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    (void)fd;
+    (void)revents;
+    Agent *a = userdata;
+    if (s == a->postmaster_io) {
+        a->postmaster_io = sd_event_source_disable_unref(a->postmaster_io);
+        a->postmaster_watched = 0;
+    }
+    probe_between_ticks(a);
+    return 0;
+}
+
+/* Polls a pidfd of the postmaster we saw, so that its exit wakes the loop
+ * without a timer. Without pidfd_open() (Linux before 5.3) the probe timer
+ * keeps looking every second instead (probe_timer_needed). */
+static void watch_postmaster(Agent *a)
+{
+    if (a->postmaster_watched == a->postmaster_pid && (a->postmaster_io || !a->postmaster_pid)) {
+        return;
+    }
+    a->postmaster_io = sd_event_source_disable_unref(a->postmaster_io);
+    a->postmaster_watched = 0;
+    if (a->postmaster_pid <= 0 || a->stopping) {
+        return;
+    }
+    int fd = (int)syscall(SYS_pidfd_open, a->postmaster_pid, 0);
+    if (fd < 0) {
+        log_debug("pidfd_open(%d): %m; looking for the postmaster every second",
+                  (int)a->postmaster_pid);
+        return;
+    }
+    if (!pgprobe_pid_is_postmaster(a->postmaster_pid)) {
+        /* it exited (and the PID may be another process's now): look again soon */
+        (void)close(fd);
+        agent_schedule_tick(a, clock_monotonic_usec());
+        return;
+    }
+    int r = sd_event_add_io(a->event, &a->postmaster_io, fd, EPOLLIN, on_postmaster_exit, a);
+    if (r < 0) {
+        (void)close(fd);
+        log_debug_errno(r, "watching postmaster %d: %m", (int)a->postmaster_pid);
+        return;
+    }
+    (void)sd_event_source_set_io_fd_own(a->postmaster_io, true);
+    a->postmaster_watched = a->postmaster_pid;
 }
 
 static void shutdown_agent(Agent *a);
@@ -500,12 +615,27 @@ int agent_reload(Agent *a)
 
 /* ---- observation ---- */
 
+/* The postmaster whose pidfd we poll has not exited: no need to read
+ * postmaster.pid and /proc again. */
+static bool postmaster_alive_watched(const Agent *a)
+{
+    if (!a->pg_running || !a->postmaster_io || a->postmaster_watched != a->postmaster_pid) {
+        return false;
+    }
+    struct pollfd p = { .fd = sd_event_source_get_io_fd(a->postmaster_io), .events = POLLIN };
+    return p.fd >= 0 && poll(&p, 1, 0) == 0;
+}
+
 static void observe_postgres(Agent *a, uint64_t now)
 {
-    PgPostmasterPid pm = { 0 };
-    a->pg_running = pgprobe_read_postmaster_pid(a->pg.data_dir, &pm) == 0 && !pm.standalone &&
-                    pgprobe_pid_is_postmaster(pm.pid);
-    a->postmaster_pid = a->pg_running ? pm.pid : 0;
+    if (!postmaster_alive_watched(a)) {
+        PgPostmasterPid pm = { 0 };
+        a->pg_running = pgprobe_read_postmaster_pid(a->pg.data_dir, &pm) == 0 && !pm.standalone &&
+                        pgprobe_pid_is_postmaster(pm.pid);
+        a->postmaster_pid = a->pg_running ? pm.pid : 0;
+    }
+    watch_postmaster(a);
+    arm_probe_timer(a, now);
     if (!a->pg_running) {
         a->probe_ok = false;
         return;
@@ -1116,6 +1246,7 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         .certfile = config->restapi.certfile,
         .keyfile = config->restapi.keyfile,
         .cafile = config->restapi.cafile,
+        .max_age_usec = AGENT_PROBE_INTERVAL_USEC,
     };
     RestError re = { 0 };
     r = rest_server_new(&rc, &a->rest, &re);
@@ -1130,6 +1261,11 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         .rest = a->rest,
         .watch = a->watch,
     };
+    r = sd_event_add_io(a->event, &a->refresh_io, rest_server_refresh_fd(a->rest), EPOLLIN,
+                        on_rest_refresh, a);
+    if (r < 0) {
+        return log_error_errno(r, "REST refresh source: %m");
+    }
     a->mem.state = HA_STATE_INIT;
     log_set_context(config->name, config->scope, NULL);
     check_watchdog_required(a);
@@ -1158,6 +1294,7 @@ Agent *agent_free(Agent *a)
     /* a clean exit stopped it already; on a failed start nothing is armed */
     a->fence = fence_stop(a->fence);
     a->watchdog = watchdog_close(a->watchdog);
+    a->refresh_io = sd_event_source_disable_unref(a->refresh_io); /* before its fd closes */
     a->rest = rest_server_free(a->rest); /* first: its threads queue into api */
     a->api_io = sd_event_source_disable_unref(a->api_io);
     a->api = api_free(a->api);
@@ -1169,6 +1306,7 @@ Agent *agent_free(Agent *a)
     sd_event_source_unref(a->probe_timer);
     sd_event_source_unref(a->wake_io);
     sd_event_source_unref(a->topology_timer);
+    sd_event_source_disable_unref(a->postmaster_io);
     a->callbacks = callbacks_free(a->callbacks); /* before the loop it uses */
     sd_event_unref(a->event);
     dcs_cluster_free(a->cluster);

@@ -34,8 +34,14 @@
 #include "watch.h"
 #include "watchdog.h"
 
-/* How often the REST snapshot is refreshed from a fresh probe, and how
- * often the postmaster PID is checked for death. */
+/* The oldest REST snapshot a request is answered from (DESIGN.md: "at most
+ * one second old"), and how often the probe timer refreshes it while it
+ * runs: while REST clients asked within PUBLISH_WARM_USEC, while a
+ * synchronous-mode primary must notice standbys coming and going, and while
+ * a replicatefrom replica watches its upstream. Otherwise nothing runs
+ * between ticks: a request finding the snapshot too old has one made
+ * (rest_server_refresh_fd), and the postmaster's death wakes the loop
+ * through its pidfd. */
 #define AGENT_PROBE_INTERVAL_USEC (1000 * 1000ULL)
 /* The deadline of one probe of the local PostgreSQL. */
 #define AGENT_PROBE_DEADLINE_USEC (1000 * 1000ULL)
@@ -69,6 +75,9 @@ typedef struct Agent {
     sd_event_source *wake_io;                      /* owned: the watch thread's eventfd */
     sd_event_source *topology_timer; /* owned: the leader's topology publish after another
                                         member's routing change, rate-limited */
+    sd_event_source *refresh_io;     /* owned: the REST server's refresh_fd */
+    sd_event_source *postmaster_io;  /* owned: pidfd of postmaster_pid, or NULL */
+    pid_t postmaster_watched;        /* whose pidfd postmaster_io polls */
 
     EtcdClient *etcd; /* owned; main thread only */
     DcsPaths paths;

@@ -577,6 +577,17 @@ int fence_ensure(Fence *f)
     if (!f || !f->shared) {
         return -EINVAL;
     }
+    if (f->is_child && owner_fence(atomic_load(&f->shared->owner)) == f->pid) {
+        /* Our unreaped child (its PID cannot be recycled) with no exit or
+         * stop to report is alive and not stopped, without reading /proc.
+         * WNOWAIT leaves any report to the checks below. */
+        siginfo_t si = { 0 };
+        if (waitid(P_PID, (id_t)f->pid, &si, WEXITED | WSTOPPED | WCONTINUED | WNOHANG | WNOWAIT) ==
+                0 &&
+            (si.si_pid == 0 || si.si_code == CLD_CONTINUED)) {
+            return 0;
+        }
+    }
     bool gone = fence_gone(f);
     if (!gone && owner_fence(atomic_load(&f->shared->owner)) == f->pid &&
         fence_responsive(f, f->pid)) {

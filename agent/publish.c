@@ -1,7 +1,8 @@
 /* What the agent tells the world: its member key in etcd (Patroni 3.0.2's
  * member JSON, under its own lease) and the REST snapshot (health inputs,
- * the /patroni and /cluster documents), rebuilt after every tick and every
- * one-second probe. */
+ * the /patroni and /cluster documents, /metrics), rebuilt after a tick or a
+ * probe while REST clients ask; otherwise a tick only marks the snapshot too
+ * old and the next request has a fresh one made. */
 #include "publish.h"
 
 #include <inttypes.h>
@@ -382,6 +383,13 @@ static json_t *patroni_doc(const PublishView *a, const json_t *tags)
 
 void publish_rest(Publisher *p, const PublishView *a, uint64_t now_usec)
 {
+    uint64_t asked = rest_server_last_read_usec(p->rest);
+    if (rest_server_published_usec(p->rest) != 0 &&
+        !(asked && asked + PUBLISH_WARM_USEC > now_usec)) {
+        /* nobody reads it: the next request waits for one (on_rest_refresh) */
+        rest_server_expire(p->rest);
+        return;
+    }
     const ConfigDcs *dcs = a->dcs;
     json_t *tags = NULL;
     if (dcs_tags_from_config(a->config, &tags) < 0) {
@@ -451,6 +459,7 @@ void publish_rest(Publisher *p, const PublishView *a, uint64_t now_usec)
         }
         rest_server_publish(p->rest, snap);
         rest_snapshot_unref(snap);
+        p->published_usec = now_usec;
     }
     free(tb);
     json_decref(tags);

@@ -17,6 +17,10 @@
 #include "rest.h"
 #include "watch.h"
 
+/* A REST client that asked within this long keeps the REST snapshot (and
+ * the one-second probe timer) warm. */
+#define PUBLISH_WARM_USEC (10 * 1000 * 1000ULL)
+
 typedef struct PublishView {
     const Config *config;
     const ConfigDcs *dcs; /* the settings in force */
@@ -42,14 +46,15 @@ typedef struct PublishView {
 } PublishView;
 
 typedef struct Publisher {
-    DcsStore *store;        /* borrowed */
-    EtcdClient *etcd;       /* borrowed */
-    const DcsPaths *paths;  /* borrowed */
-    const char *member_key; /* borrowed */
-    RestServer *rest;       /* borrowed */
-    ClusterWatch *watch;    /* borrowed */
-    int v2_mirror_result;   /* last etcd3.mirror_leader_v2 outcome: 1 written, 2 removed,
-                               -errno failed, 0 none yet */
+    DcsStore *store;         /* borrowed */
+    EtcdClient *etcd;        /* borrowed */
+    const DcsPaths *paths;   /* borrowed */
+    const char *member_key;  /* borrowed */
+    RestServer *rest;        /* borrowed */
+    ClusterWatch *watch;     /* borrowed */
+    int v2_mirror_result;    /* last etcd3.mirror_leader_v2 outcome: 1 written, 2 removed,
+                                -errno failed, 0 none yet */
+    uint64_t published_usec; /* the last REST snapshot's time (0: none yet) */
 } Publisher;
 
 /* Our member key, written when its content changes (agent/publish.c). */

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -429,6 +431,22 @@ struct RestServer {
     RestPending *pending;              /* deferred requests not answered yet; guarded by lock */
     atomic_uint suspended_connections; /* suspended, not yet resumed and answered */
 
+    /* Requests waiting for a fresh snapshot (max_age_usec). A lock of their
+     * own: MHD_resume_connection() may log, and the logger takes lock. */
+    uint64_t max_age_usec;
+    uint64_t refresh_wait_usec;
+    int refresh_fd;                         /* owned eventfd; -1 without max_age_usec */
+    atomic_bool refresh_asked;              /* refresh_fd written and not yet acknowledged */
+    atomic_uint_fast64_t current_time_usec; /* current->time_usec; 0: none */
+    atomic_uint_fast64_t last_read_usec;
+    pthread_mutex_t wait_lock; /* guards the list, wait_stop and the requests' waiting */
+    pthread_cond_t wait_cond;  /* wakes the deadline thread (CLOCK_MONOTONIC) */
+    bool wait_ready;
+    struct RestRequest *wait_head, *wait_tail; /* borrowed: earliest deadline first */
+    bool wait_stop;
+    pthread_t wait_thread;
+    bool wait_thread_started;
+
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t status_class[REST_STATUS_CLASSES];
     atomic_uint_fast64_t body_too_large;
@@ -450,6 +468,12 @@ typedef struct RestRequest {
     size_t body_len;
     size_t body_seen;     /* bytes received, kept or not */
     RestPending *pending; /* owned reference: the handler deferred its reply */
+    bool waited;          /* it waited for a fresh snapshot once: now answer from what is there */
+    bool wait_counted;    /* counted in suspended_connections until served */
+    bool waiting;         /* in the server's wait list, suspended; guarded by wait_lock */
+    uint64_t wait_deadline_usec;
+    struct MHD_Connection *conn; /* borrowed, while waiting */
+    struct RestRequest *wait_prev, *wait_next;
 } RestRequest;
 
 /* A deferred reply. Two references: the request's (dropped when MHD is done
@@ -794,10 +818,161 @@ static enum MHD_Result serve_document(RestServer *s, struct MHD_Connection *c, R
     return reply_error(s, c, MHD_HTTP_NOT_FOUND, "not found", NULL);
 }
 
+/* ---- waiting for a fresh snapshot ------------------------------------------ */
+
+static void wait_unlink_locked(RestServer *s, RestRequest *r)
+{
+    if (r->wait_prev) {
+        r->wait_prev->wait_next = r->wait_next;
+    } else {
+        s->wait_head = r->wait_next;
+    }
+    if (r->wait_next) {
+        r->wait_next->wait_prev = r->wait_prev;
+    } else {
+        s->wait_tail = r->wait_prev;
+    }
+    r->wait_prev = r->wait_next = NULL;
+    r->waiting = false;
+}
+
+/* MHD calls on_request again for it, which answers from the snapshot of
+ * that moment. */
+static void wait_resume_locked(RestServer *s, RestRequest *r)
+{
+    struct MHD_Connection *c = r->conn;
+    wait_unlink_locked(s, r);
+    MHD_resume_connection(c);
+}
+
+/* A snapshot older than max_age_usec (or none yet: that is answered at
+ * once): suspend the request until the next publish or its deadline, and
+ * ask the publisher once. Returns true when the request now waits. */
+static bool wait_for_fresh(RestServer *s, struct MHD_Connection *c, RestRequest *req, uint64_t now)
+{
+    pthread_mutex_lock(&s->wait_lock);
+    uint64_t t = atomic_load(&s->current_time_usec);
+    if (t == 0 || t + s->max_age_usec >= now || s->wait_stop) {
+        pthread_mutex_unlock(&s->wait_lock);
+        return false;
+    }
+    req->waited = true;
+    req->waiting = true;
+    req->wait_counted = true;
+    req->conn = c;
+    req->wait_deadline_usec = now + s->refresh_wait_usec; /* the same wait for all: FIFO order */
+    req->wait_prev = s->wait_tail;
+    req->wait_next = NULL;
+    if (s->wait_tail) {
+        s->wait_tail->wait_next = req;
+    } else {
+        s->wait_head = req;
+        pthread_cond_signal(&s->wait_cond); /* the deadline thread sleeps without one */
+    }
+    s->wait_tail = req;
+    atomic_fetch_add(&s->suspended_connections, 1);
+    MHD_suspend_connection(c);
+    pthread_mutex_unlock(&s->wait_lock);
+    if (!atomic_exchange(&s->refresh_asked, true)) {
+        uint64_t one = 1;
+        (void)!write(s->refresh_fd, &one, sizeof(one));
+    }
+    return true;
+}
+
+/* Answers the requests whose deadline passed (from the older snapshot).
+ * Sleeps without a deadline while nothing waits. */
+static void *wait_main(void *userdata)
+{
+    RestServer *s = userdata;
+    pthread_mutex_lock(&s->wait_lock);
+    while (!s->wait_stop) {
+        if (!s->wait_head) {
+            pthread_cond_wait(&s->wait_cond, &s->wait_lock);
+            continue;
+        }
+        uint64_t now = clock_monotonic_usec();
+        uint64_t due = s->wait_head->wait_deadline_usec;
+        if (due > now) {
+            struct timespec ts = { .tv_sec = (time_t)(due / 1000000ULL),
+                                   .tv_nsec = (long)(due % 1000000ULL) * 1000L };
+            (void)pthread_cond_timedwait(&s->wait_cond, &s->wait_lock, &ts);
+            continue;
+        }
+        while (s->wait_head && s->wait_head->wait_deadline_usec <= now) {
+            log_debug("REST API: no fresh snapshot within %" PRIu64 " ms, answering from the last",
+                      s->refresh_wait_usec / 1000);
+            wait_resume_locked(s, s->wait_head);
+        }
+    }
+    pthread_mutex_unlock(&s->wait_lock);
+    return NULL;
+}
+
+static void wait_resume_all(RestServer *s)
+{
+    if (!s->wait_ready) {
+        return;
+    }
+    pthread_mutex_lock(&s->wait_lock);
+    while (s->wait_head) {
+        wait_resume_locked(s, s->wait_head);
+    }
+    pthread_mutex_unlock(&s->wait_lock);
+}
+
+int rest_server_refresh_fd(const RestServer *s)
+{
+    return s ? s->refresh_fd : -1;
+}
+
+void rest_server_refresh_ack(RestServer *s)
+{
+    if (!s || s->refresh_fd < 0) {
+        return;
+    }
+    uint64_t n;
+    (void)!read(s->refresh_fd, &n, sizeof(n));
+    atomic_store(&s->refresh_asked, false);
+}
+
+void rest_server_expire(RestServer *s)
+{
+    if (!s) {
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (s->current) {
+        atomic_store(&s->current_time_usec, 1);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t rest_server_published_usec(const RestServer *s)
+{
+    return s ? atomic_load(&((RestServer *)s)->current_time_usec) : 0;
+}
+
+uint64_t rest_server_last_read_usec(const RestServer *s)
+{
+    return s ? atomic_load_explicit(&((RestServer *)s)->last_read_usec, memory_order_relaxed) : 0;
+}
+
 /* GET, HEAD or OPTIONS without a registered handler. */
 static enum MHD_Result serve_read(RestServer *s, struct MHD_Connection *c, RestRequest *req,
                                   HealthMethod method)
 {
+    if (req->wait_counted) {
+        req->wait_counted = false; /* resumed */
+        atomic_fetch_sub(&s->suspended_connections, 1);
+    }
+    if (s->max_age_usec) {
+        uint64_t now = clock_monotonic_usec();
+        atomic_store_explicit(&s->last_read_usec, now, memory_order_relaxed);
+        if (!req->waited && wait_for_fresh(s, c, req, now)) {
+            return MHD_YES;
+        }
+    }
     _cleanup_(snapshot_unrefp) RestSnapshot *snap = server_current(s);
     if (!snap) {
         if (method != HEALTH_METHOD_GET) {
@@ -1104,6 +1279,12 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    RestServer *s = cls;
+    RestRequest *req = *con_cls;
+    if (req && req->wait_counted) {
+        /* resumed, but the client left before it was answered */
+        atomic_fetch_sub(&s->suspended_connections, 1);
+    }
     request_free(*con_cls);
     *con_cls = NULL;
 }
@@ -1215,9 +1396,24 @@ RestServer *rest_server_free(RestServer *s)
     if (!s) {
         return NULL;
     }
+    if (s->wait_thread_started) {
+        pthread_mutex_lock(&s->wait_lock);
+        s->wait_stop = true;
+        pthread_cond_signal(&s->wait_cond);
+        pthread_mutex_unlock(&s->wait_lock);
+        (void)pthread_join(s->wait_thread, NULL);
+    }
     if (s->daemon) {
+        wait_resume_all(s); /* answered from the last snapshot */
         answer_pending(s);
         MHD_stop_daemon(s->daemon);
+    }
+    if (s->wait_ready) {
+        pthread_cond_destroy(&s->wait_cond);
+        pthread_mutex_destroy(&s->wait_lock);
+    }
+    if (s->refresh_fd >= 0) {
+        (void)close(s->refresh_fd);
     }
     s->current = rest_snapshot_unref(s->current);
     if (s->lock_ready) {
@@ -1276,6 +1472,43 @@ static int copy_string(const char *in, char **ret)
     return *ret ? 0 : -ENOMEM;
 }
 
+static int wait_init(RestServer *s, const RestServerConfig *cfg)
+{
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0) {
+        return -ENOMEM;
+    }
+    int e = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (e == 0) {
+        e = pthread_cond_init(&s->wait_cond, &attr);
+    }
+    (void)pthread_condattr_destroy(&attr);
+    if (e != 0) {
+        return -e;
+    }
+    if (pthread_mutex_init(&s->wait_lock, NULL) != 0) {
+        pthread_cond_destroy(&s->wait_cond);
+        return -ENOMEM;
+    }
+    s->wait_ready = true;
+    if (!cfg->max_age_usec) {
+        return 0;
+    }
+    s->max_age_usec = cfg->max_age_usec;
+    s->refresh_wait_usec =
+        cfg->refresh_wait_usec ? cfg->refresh_wait_usec : REST_DEFAULT_REFRESH_WAIT_USEC;
+    s->refresh_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->refresh_fd < 0) {
+        return -errno;
+    }
+    e = pthread_create(&s->wait_thread, NULL, wait_main, s);
+    if (e != 0) {
+        return -e;
+    }
+    s->wait_thread_started = true;
+    return 0;
+}
+
 int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *reterr)
 {
     if (!cfg || !ret) {
@@ -1310,10 +1543,17 @@ int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *re
     if (!s) {
         return -ENOMEM;
     }
+    s->refresh_fd = -1;
     if (pthread_mutex_init(&s->lock, NULL) != 0) {
         return -ENOMEM;
     }
     s->lock_ready = true;
+    r = wait_init(s, cfg);
+    if (r < 0) {
+        rest_error_set(reterr, "REST API: cannot set up waiting for fresh snapshots: %s",
+                       strerror(-r));
+        return r;
+    }
     r = copy_handlers(s, cfg, reterr);
     if (r < 0) {
         return r;
@@ -1406,8 +1646,10 @@ void rest_server_publish(RestServer *s, RestSnapshot *snap)
     pthread_mutex_lock(&s->lock);
     RestSnapshot *old = s->current;
     s->current = ref;
+    atomic_store(&s->current_time_usec, ref ? ref->time_usec : 0);
     pthread_mutex_unlock(&s->lock);
     (void)rest_snapshot_unref(old); /* outside the lock: it may free */
+    wait_resume_all(s); /* after current_time_usec: wait_for_fresh() reads it under wait_lock */
 }
 
 uint16_t rest_server_port(const RestServer *s)

@@ -178,7 +178,21 @@ typedef struct RestServerConfig {
     unsigned connection_timeout_sec; /* idle connections are closed; 0: the default */
     const RestHandler *handlers;     /* borrowed array, copied (not the userdata) */
     size_t n_handlers;               /* at most REST_HANDLERS_MAX */
+    /* 0: requests are answered from the published snapshot whatever its
+     * age. Otherwise a GET, HEAD or OPTIONS answered from the snapshot (a
+     * health check, a document, /metrics) that finds it older than this
+     * asks for a fresh one (rest_server_refresh_fd) and waits, its
+     * connection suspended, until the next rest_server_publish() or
+     * refresh_wait_usec has passed; then it is answered from the snapshot
+     * published by then. */
+    uint64_t max_age_usec;
+    uint64_t refresh_wait_usec; /* 0: REST_DEFAULT_REFRESH_WAIT_USEC */
 } RestServerConfig;
+
+/* How long a request waits for a fresh snapshot when the publisher does not
+ * answer (its loop is busy): then it is answered from the older one, as it
+ * would have been without max_age_usec. */
+#define REST_DEFAULT_REFRESH_WAIT_USEC (1000 * 1000ULL)
 
 typedef struct RestServer RestServer;
 
@@ -215,6 +229,26 @@ RestServer *rest_server_free(RestServer *s);
  * snapshot is released when its last in-flight request finishes. NULL
  * withdraws the snapshot (health checks answer 503 again). */
 void rest_server_publish(RestServer *s, RestSnapshot *snap);
+/* With max_age_usec: an eventfd (owned by the server, nonblocking) that is
+ * readable while a request waits for a snapshot younger than max_age_usec;
+ * the publisher polls it, calls rest_server_refresh_ack() and publishes.
+ * -1 without max_age_usec. */
+int rest_server_refresh_fd(const RestServer *s);
+/* Drains the refresh eventfd; the next stale request signals it again. */
+void rest_server_refresh_ack(RestServer *s);
+/* Monotonic time of the latest request answered from the snapshot (or
+ * waiting for a fresh one); 0 before the first. Lets the publisher refresh
+ * ahead of time while clients ask, and stop when they stop. */
+uint64_t rest_server_last_read_usec(const RestServer *s);
+
+/* Marks the published snapshot as too old: with max_age_usec the next
+ * request waits for a fresh one. For a publisher that has nothing to publish
+ * for lack of readers, while what it would publish has changed. */
+void rest_server_expire(RestServer *s);
+/* The current snapshot's time_usec; 0 before the first publish, 1 after
+ * rest_server_expire(). */
+uint64_t rest_server_published_usec(const RestServer *s);
+
 /* The bound port (useful with port 0). */
 uint16_t rest_server_port(const RestServer *s);
 void rest_server_get_stats(const RestServer *s, RestStats *ret);

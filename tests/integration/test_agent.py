@@ -247,6 +247,72 @@ def test_stopped_postgres_turns_health_to_503_within_a_second(fresh):
     fresh.wait_healthy(timeout=60)
 
 
+# How long REST requests keep the agent's one-second probe running
+# (AGENT_PROBE_WARM_USEC); after that, with loop_wait 10, nothing wakes the
+# agent between ticks but events.
+REST_WARM_S = 10
+
+
+@pytest.fixture
+def quiet(procs, workdir):
+    """Patroni's default loop_wait: ticks are 10 s apart."""
+    c = DbhaCluster(procs, workdir, n=2, ttl=30, loop_wait=10)
+    yield c
+    c.stop_all()
+
+
+def test_postmaster_death_wakes_an_idle_agent_at_once(quiet):
+    """No timer looks for the postmaster between ticks: its pidfd does."""
+    quiet.start()
+    quiet.wait_healthy(timeout=120)
+    for node in list(quiet.nodes):  # the primary and the replica
+        time.sleep(REST_WARM_S + 1)  # nobody asked the REST API lately
+        pid = node.postmaster_pid()
+        text = f"postgresql stopped (postmaster {pid} is gone)"
+        os.kill(pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        wait_until(lambda: quiet.procs.log_contains(node.name, text), 5, interval=0.01,
+                   what=f"{node.name}: the postmaster's death noticed")
+        took = time.monotonic() - t0
+        print(f"{node.name}: postmaster's death noticed {took * 1000:.0f} ms after SIGKILL")
+        assert took < 0.5  # the one-second probe took up to 1 s
+        code, _ = node.api("/health")
+        assert code == 503 or node.postmaster_pid() not in (None, pid)
+        quiet.wait_healthy(timeout=90)
+
+
+def test_rest_answers_an_idle_agent_from_a_fresh_probe(quiet):
+    """A request that finds the snapshot over a second old waits for a fresh probe."""
+    quiet.start()
+    s = quiet.wait_healthy(timeout=120)
+    primary = quiet.node(s["leader"])
+    primary.sql("CREATE TABLE IF NOT EXISTS fresh_probe (x int)")
+    time.sleep(REST_WARM_S + 1)  # nobody asked lately: the snapshot is the last tick's
+    primary.sql("INSERT INTO fresh_probe VALUES (1)")
+    lsn = primary.sql("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0]
+    t0 = time.monotonic()
+    code, doc = primary.api_json("/patroni")
+    took = time.monotonic() - t0
+    assert code == 200
+    print(f"GET /patroni in {took * 1000:.1f} ms, xlog {doc['xlog']}, after the insert {lsn}")
+    assert doc["xlog"]["location"] >= lsn, "answered from a snapshot older than the insert"
+    assert took < 0.5
+    # asked lately: the probe runs every second, a second request does not wait
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    assert primary.api("/patroni")[0] == 200
+    print(f"GET /patroni again in {(time.monotonic() - t0) * 1000:.1f} ms")
+    # health checks too, for every method
+    time.sleep(1.5)
+    for method in ("GET", "HEAD", "OPTIONS"):
+        assert primary.api("/primary", method=method)[0] == 200
+    for n in quiet.nodes:
+        if n is not primary:
+            time.sleep(1.5)
+            assert n.api("/replica")[0] == 200
+            assert n.api("/primary")[0] == 503
+
+
 def test_agent_restart_keeps_the_running_postgres(fresh):
     fresh.start()
     s = fresh.wait_healthy(timeout=120)

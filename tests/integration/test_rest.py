@@ -423,6 +423,36 @@ def test_sighup_switches_snapshot(procs, workdir):
     d.stop()
 
 
+def test_stale_snapshot_waits_for_a_fresh_one(procs, workdir):
+    """--max-age-ms: a request finding the snapshot too old is suspended until the next
+    publish (every waiting request, answered from the new snapshot), or until the refresh
+    wait passes (answered from the old one); other requests are not held up meanwhile."""
+    d = Driver(procs, workdir, [LEADER, REPLICA],
+               extra_args=["--max-age-ms", "200", "--refresh-wait-ms", "1500"])
+    log = lambda: open(procs.log_path(d.name)).read()  # noqa: E731
+    assert d.request("GET", "/primary")[0] == 200  # fresh: answered at once
+    time.sleep(0.3)
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        waiting = [ex.submit(d.request, "GET", "/replica") for _ in range(4)]
+        wait_until(lambda: "refresh asked" in log(), 5, what="the refresh request")
+        time.sleep(0.2)
+        assert not any(f.done() for f in waiting)
+        # a POST handler is not held up by the waiting reads (none registered: 404)
+        assert d.request("POST", "/echo", body="{}")[0] == 404
+        d.sighup_and_wait(2)  # the replica snapshot: every waiter sees it
+        for f in waiting:
+            status, _, body = f.result(timeout=5)
+            assert status == 200 and json.loads(body) == PATRONI_REPLICA
+    # nobody publishes: answered after the refresh wait from the snapshot there is
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    status, _, _ = d.request("GET", "/replica")
+    took = time.monotonic() - t0
+    assert status == 200
+    assert 1.3 < took < 3.0, took
+    d.stop()
+
+
 def test_snapshot_switch_under_load(procs, workdir):
     """Readers never see an error or a torn reply while snapshots are swapped."""
     d = Driver(procs, workdir, [LEADER, REPLICA])

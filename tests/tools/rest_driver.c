@@ -15,9 +15,15 @@
  * (mutating, body optional) and POST /fail (a handler that fails), and two
  * deferred handlers: POST /later?ms=N (a thread answers {"later": N} after
  * N ms) and POST /never (nobody answers: the server does at shutdown).
- * stdout lines: "listening on port N", "published FILE", "stats {...}". */
+ * --max-age-ms N [--refresh-wait-ms M]: requests that find the snapshot
+ * older than N ms wait for the next publish (SIGHUP) or M ms; the driver
+ * prints "refresh asked" when the server asks for one and publishes nothing
+ * by itself.
+ * stdout lines: "listening on port N", "published FILE", "stats {...}",
+ * "refresh asked". */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -290,6 +296,8 @@ int main(int argc, char **argv)
         { "cafile", required_argument, NULL, 'a' },
         { "threads", required_argument, NULL, 't' },
         { "echo", no_argument, NULL, 'e' },
+        { "max-age-ms", required_argument, NULL, 'm' },
+        { "refresh-wait-ms", required_argument, NULL, 'w' },
         { NULL, 0, NULL, 0 },
     };
     RestServerConfig cfg = { 0 };
@@ -320,6 +328,12 @@ int main(int argc, char **argv)
             break;
         case 'e':
             echo = true;
+            break;
+        case 'm':
+            cfg.max_age_usec = (uint64_t)atoi(optarg) * 1000ULL;
+            break;
+        case 'w':
+            cfg.refresh_wait_usec = (uint64_t)atoi(optarg) * 1000ULL;
             break;
         default:
             return 2;
@@ -368,6 +382,20 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     for (;;) {
+        struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN },
+                                 { .fd = rest_server_refresh_fd(server), .events = POLLIN } };
+        if (poll(pfd, pfd[1].fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
+            log_error_errno(-errno, "poll: %m");
+            break;
+        }
+        if (pfd[1].fd >= 0 && (pfd[1].revents & POLLIN)) {
+            rest_server_refresh_ack(server);
+            printf("refresh asked\n");
+            fflush(stdout);
+        }
+        if (!(pfd[0].revents & POLLIN)) {
+            continue;
+        }
         struct signalfd_siginfo si;
         ssize_t n = read(sfd, &si, sizeof(si));
         if (n < 0 && errno == EINTR) {
