@@ -843,7 +843,7 @@ static void set_state(Agent *a, HaState next)
     log_struct_id(LOG_LEVEL_NOTICE, "3f6d2c8a9b1e4f07a5c2d8e6b4a19c30", "state %s -> %s",
                   ha_state_to_string(a->mem.state), ha_state_to_string(next));
     HaState from = a->mem.state;
-    a->mem.state = next;
+    ha_memory_enter(&a->mem, next, clock_monotonic_usec());
     callbacks_state(a->callbacks, a->config, from, next);
     const char *role = next == HA_STATE_PRIMARY   ? "primary"
                        : next == HA_STATE_REPLICA ? "replica"

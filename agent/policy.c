@@ -158,6 +158,15 @@ void ha_policy_input(const HaObservation *o, const HaMemory *mem, HaStep *st)
     m->sync_blocked = sync_verdict;
     in->nofailover = in->nofailover || sync_blocked;
 
+    /* a replica that does not stream yet is looked at again soon */
+    if (m->state == HA_STATE_REPLICA && o->pg_running && s && s->in_recovery && !o->streaming &&
+        o->now_usec - m->state_since_usec < HA_STREAM_WINDOW_USEC) {
+        uint64_t look = o->now_usec + HA_STREAM_LOOK_USEC;
+        if (st->wake_usec == 0 || look < st->wake_usec) {
+            st->wake_usec = look;
+        }
+    }
+
     /* The named candidate of a switchover or manual failover takes over
      * without an election: asking the peers would only delay it. */
     st->election_open = in->dcs_ok && !in->has_leader && in->pg_reachable && in->pg_in_recovery &&
@@ -200,6 +209,14 @@ void ha_policy_elect(const HaObservation *o, ElectionPeer *peers, size_t n, HaSt
 int ha_policy_decide(HaStep *st)
 {
     return ha_decide(&st->input, &st->decision);
+}
+
+void ha_memory_enter(HaMemory *m, HaState next, uint64_t now_usec)
+{
+    if (next != m->state) {
+        m->state = next;
+        m->state_since_usec = now_usec;
+    }
 }
 
 void ha_memory_before(HaMemory *m, HaAction a)

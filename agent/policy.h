@@ -28,9 +28,17 @@
 #define HA_CLONE_BACKOFF_MIN_USEC (2 * 1000 * 1000ULL)
 #define HA_CLONE_BACKOFF_MAX_USEC (60 * 1000 * 1000ULL)
 
+/* A replica that runs but does not stream yet is looked at this often, for
+ * this long after it became a replica: the moment it streams reaches its
+ * member key (and so the topology) within a look, not at the next
+ * loop_wait. */
+#define HA_STREAM_LOOK_USEC   (1000 * 1000ULL)
+#define HA_STREAM_WINDOW_USEC (30 * 1000 * 1000ULL)
+
 /* What the agent remembers between ticks. */
 typedef struct HaMemory {
     HaState state;
+    uint64_t state_since_usec;  /* when it was entered */
     HaRequest request;          /* an operator's restart or reinitialize, until taken up */
     uint64_t primary_down_usec; /* when our primary was found down (0: it is not) */
     bool diverged; /* seen past the leader's fork point; kept until rewound or moved aside */
@@ -98,6 +106,9 @@ void ha_policy_input(const HaObservation *o, const HaMemory *m, HaStep *st);
 void ha_policy_elect(const HaObservation *o, ElectionPeer *peers, size_t n, HaStep *st);
 /* The table (ha_decide) on the input. Returns 0 or -EINVAL (a bug). */
 int ha_policy_decide(HaStep *st);
+
+/* The decision's next state is entered (after its actions succeeded). */
+void ha_memory_enter(HaMemory *m, HaState next, uint64_t now_usec);
 
 /* What performing an action changes in the memory: before it runs
  * (whatever its outcome), and after, by its outcome. jitter_permille

@@ -146,6 +146,48 @@ def test_replica_restart_state_reaches_the_topology(cluster):
     assert 2 <= woke <= took + 1, (woke, took)
 
 
+def test_replica_streaming_reaches_the_topology_within_seconds(cluster):
+    """From the moment a restarted replica's PostgreSQL streams (its
+    pg_stat_wal_receiver says so) to the topology showing it streaming, at
+    loop_wait 10: the replica looks again every second until it streams,
+    so its member key does not wait for its next loop."""
+    cluster.wait_healthy(timeout=60)
+    leader = cluster.primary()
+    replica = next(n for n in cluster.nodes if n.name != leader.name)
+    pid = replica.postmaster_pid()
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    # down first (bounded), so the next "streaming" is the restarted one
+    deadline = time.monotonic() + 15
+    while True:
+        e, _ = topology_entry(cluster, replica.name)
+        if e and e["state"] != "streaming":
+            break
+        assert time.monotonic() < deadline, "the topology never showed the replica down"
+        time.sleep(0.02)
+    t_stream = None
+    deadline = time.monotonic() + 60
+    while t_stream is None:
+        assert time.monotonic() < deadline, "the replica did not stream again in 60 s"
+        try:
+            rows = replica.sql("SELECT status FROM pg_catalog.pg_stat_wal_receiver")
+            if rows and rows[0][0] == "streaming":
+                t_stream = time.monotonic()
+        except Exception:  # down or starting: look again
+            pass
+        time.sleep(0.02)
+    deadline = t_stream + 15
+    while True:
+        e, _ = topology_entry(cluster, replica.name)
+        if e and e["state"] == "streaming":
+            took = time.monotonic() - t_stream
+            break
+        assert time.monotonic() < deadline, "the topology did not show the replica streaming"
+        time.sleep(0.01)
+    print(f"\nstreaming (pg_stat_wal_receiver) -> topology: {took:.3f} s at loop_wait 10")
+    assert took < BOUND_S + 0.5, took
+
+
 def test_position_only_write_wakes_nothing(cluster):
     cluster.wait_healthy(timeout=60)
     leader = cluster.primary()

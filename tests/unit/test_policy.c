@@ -335,6 +335,36 @@ static void test_memory_of_actions(void **state)
     assert_int_equal(m.clone_failures, 0);
 }
 
+static void test_stream_look(void **state)
+{
+    (void)state;
+    World w;
+    world(&w, "n2");
+    HaMemory m = { .state = HA_STATE_INIT };
+    ha_memory_enter(&m, HA_STATE_REPLICA, NOW - 5 * SEC);
+    assert_int_equal(m.state_since_usec, NOW - 5 * SEC);
+    ha_memory_enter(&m, HA_STATE_REPLICA, NOW); /* the same state: its time stays */
+    assert_int_equal(m.state_since_usec, NOW - 5 * SEC);
+    HaStep st;
+    /* started, not streaming yet: look again in a second */
+    step(&w, &m, &st);
+    assert_int_equal(st.wake_usec, NOW + HA_STREAM_LOOK_USEC);
+    /* streaming: loop_wait is enough */
+    w.obs.streaming = true;
+    step(&w, &m, &st);
+    assert_int_equal(st.wake_usec, 0);
+    /* not streaming for longer than the window: loop_wait again */
+    w.obs.streaming = false;
+    m.state_since_usec = NOW - HA_STREAM_WINDOW_USEC;
+    step(&w, &m, &st);
+    assert_int_equal(st.wake_usec, 0);
+    /* a primary is never looked at for this */
+    ha_memory_enter(&m, HA_STATE_PRIMARY, NOW);
+    w.snap.in_recovery = false;
+    step(&w, &m, &st);
+    assert_int_equal(st.wake_usec, 0);
+}
+
 /* ---- exhaustive: every state against every combination the rules read ---- */
 
 enum {
@@ -469,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_lag),
         cmocka_unit_test(test_not_promoting_said_once),
         cmocka_unit_test(test_memory_of_actions),
+        cmocka_unit_test(test_stream_look),
         cmocka_unit_test(test_exhaustive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
