@@ -155,7 +155,7 @@ static ApiEnv api_env(Agent *a)
         .state = a->mem.state,
         .job_running = jobs_kind(&a->jobs) != JOB_NONE,
         .restart_running = jobs_kind(&a->jobs) == JOB_RESTART,
-        .pending_restart = a->probe_ok && a->snap.pending_restart,
+        .pending_restart = a->local.probe_ok && a->local.snap.pending_restart,
         .reason = a->have_last_row && a->last_row < n ? rows[a->last_row].reason : NULL,
         .stopping = a->stopping,
         .request = a->mem.request,
@@ -215,7 +215,7 @@ static void on_job_end(JobKind kind, bool ok, void *userdata)
 {
     Agent *a = userdata;
     if (kind == JOB_INITDB) {
-        (void)unlink(a->pg.pwfile);
+        (void)unlink(a->local.ctl.pwfile);
     }
     if (ok && kind == JOB_STOP) {
         agent_callbacks(a, CALLBACKS_EVENT_STOPPED);
@@ -256,6 +256,7 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 }
 
 static void observe_postgres(Agent *a, uint64_t now);
+static void arm_probe_timer(Agent *a, uint64_t now);
 static void observe_cluster(Agent *a, uint64_t now);
 
 /* A look at PostgreSQL between ticks, for the REST snapshot (a request
@@ -263,17 +264,18 @@ static void observe_cluster(Agent *a, uint64_t now);
  * postmaster that died wakes the loop at once. */
 static void probe_between_ticks(Agent *a)
 {
-    bool was_running = a->pg_running;
-    pid_t was_pid = a->postmaster_pid;
+    bool was_running = a->local.running;
+    pid_t was_pid = a->local.postmaster_pid;
     observe_postgres(a, clock_monotonic_usec());
-    if (was_running && !a->pg_running && !a->stopping && jobs_kind(&a->jobs) == JOB_NONE) {
+    if (was_running && !a->local.running && !a->stopping && jobs_kind(&a->jobs) == JOB_NONE) {
         log_warning("postgresql stopped (postmaster %d is gone)", (int)was_pid);
         agent_schedule_tick(a, clock_monotonic_usec());
     } else if (a->mem.state == HA_STATE_PRIMARY &&
-               sync_rep_needs_tick(&a->sync, &(SyncEnv){ .me = a->config->name,
-                                                         .dcs = agent_dcs(a),
-                                                         .view = a->cluster,
-                                                         .snap = a->probe_ok ? &a->snap : NULL })) {
+               sync_rep_needs_tick(
+                   &a->sync, &(SyncEnv){ .me = a->config->name,
+                                         .dcs = agent_dcs(a),
+                                         .view = a->cluster,
+                                         .snap = a->local.probe_ok ? &a->local.snap : NULL })) {
         /* commits may wait on a standby that is gone: not loop_wait later */
         agent_schedule_tick(a, clock_monotonic_usec());
     }
@@ -286,6 +288,12 @@ static void probe_between_ticks(Agent *a)
     agent_publish_rest(a, clock_monotonic_usec());
 }
 
+/* The postmaster we watched exited (agent/local.h): look now. */
+static void on_postmaster_exit(void *userdata)
+{
+    probe_between_ticks(userdata);
+}
+
 /* Refreshes the snapshot this long before it turns AGENT_PROBE_INTERVAL_USEC
  * old, so that a client asking steadily never finds it too old. */
 #define PROBE_AHEAD_USEC (50 * 1000ULL)
@@ -296,7 +304,7 @@ static bool probe_timer_needed(const Agent *a, uint64_t now)
     if (a->stopping) {
         return false;
     }
-    if (a->pg_running && !a->postmaster_io) {
+    if (a->local.running && !a->local.postmaster_io) {
         return true; /* no pidfd: the probe is how its death is seen */
     }
     uint64_t asked = rest_server_last_read_usec(a->rest);
@@ -304,7 +312,7 @@ static bool probe_timer_needed(const Agent *a, uint64_t now)
         return true;
     }
     if (agent_dcs(a)->synchronous_mode &&
-        (a->mem.state == HA_STATE_PRIMARY || (a->probe_ok && !a->snap.in_recovery))) {
+        (a->mem.state == HA_STATE_PRIMARY || (a->local.probe_ok && !a->local.snap.in_recovery))) {
         return true; /* sync_rep_needs_tick */
     }
     return a->config->tags.replicatefrom || a->cascade.avoid; /* agent_observe_upstream */
@@ -350,54 +358,6 @@ static int on_rest_refresh(sd_event_source *s, int fd, uint32_t revents, void *u
     }
     arm_probe_timer(a, clock_monotonic_usec());
     return 0;
-}
-
-static int on_postmaster_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
-    (void)fd;
-    (void)revents;
-    Agent *a = userdata;
-    if (s == a->postmaster_io) {
-        a->postmaster_io = sd_event_source_disable_unref(a->postmaster_io);
-        a->postmaster_watched = 0;
-    }
-    probe_between_ticks(a);
-    return 0;
-}
-
-/* Polls a pidfd of the postmaster we saw, so that its exit wakes the loop
- * without a timer. Without pidfd_open() (Linux before 5.3) the probe timer
- * keeps looking every second instead (probe_timer_needed). */
-static void watch_postmaster(Agent *a)
-{
-    if (a->postmaster_watched == a->postmaster_pid && (a->postmaster_io || !a->postmaster_pid)) {
-        return;
-    }
-    a->postmaster_io = sd_event_source_disable_unref(a->postmaster_io);
-    a->postmaster_watched = 0;
-    if (a->postmaster_pid <= 0 || a->stopping) {
-        return;
-    }
-    int fd = (int)syscall(SYS_pidfd_open, a->postmaster_pid, 0);
-    if (fd < 0) {
-        log_debug("pidfd_open(%d): %m; looking for the postmaster every second",
-                  (int)a->postmaster_pid);
-        return;
-    }
-    if (!pgprobe_pid_is_postmaster(a->postmaster_pid)) {
-        /* it exited (and the PID may be another process's now): look again soon */
-        (void)close(fd);
-        agent_schedule_tick(a, clock_monotonic_usec());
-        return;
-    }
-    int r = sd_event_add_io(a->event, &a->postmaster_io, fd, EPOLLIN, on_postmaster_exit, a);
-    if (r < 0) {
-        (void)close(fd);
-        log_debug_errno(r, "watching postmaster %d: %m", (int)a->postmaster_pid);
-        return;
-    }
-    (void)sd_event_source_set_io_fd_own(a->postmaster_io, true);
-    a->postmaster_watched = a->postmaster_pid;
 }
 
 static void shutdown_agent(Agent *a);
@@ -593,8 +553,8 @@ int agent_reload(Agent *a)
         config_free(fresh);
         return log_error_errno(-ENOMEM, "out of memory");
     }
-    pgctl_done(&a->pg);
-    a->pg = pg;
+    pgctl_done(&a->local.ctl);
+    a->local.ctl = pg;
     (void)patch_cluster_config(a, &a->config->bootstrap.dcs, &fresh->bootstrap.dcs);
     config_free(a->config);
     a->config = fresh;
@@ -615,41 +575,12 @@ int agent_reload(Agent *a)
 
 /* ---- observation ---- */
 
-/* The postmaster whose pidfd we poll has not exited: no need to read
- * postmaster.pid and /proc again. */
-static bool postmaster_alive_watched(const Agent *a)
-{
-    if (!a->pg_running || !a->postmaster_io || a->postmaster_watched != a->postmaster_pid) {
-        return false;
-    }
-    struct pollfd p = { .fd = sd_event_source_get_io_fd(a->postmaster_io), .events = POLLIN };
-    return p.fd >= 0 && poll(&p, 1, 0) == 0;
-}
-
 static void observe_postgres(Agent *a, uint64_t now)
 {
-    if (!postmaster_alive_watched(a)) {
-        PgPostmasterPid pm = { 0 };
-        a->pg_running = pgprobe_read_postmaster_pid(a->pg.data_dir, &pm) == 0 && !pm.standalone &&
-                        pgprobe_pid_is_postmaster(pm.pid);
-        a->postmaster_pid = a->pg_running ? pm.pid : 0;
+    if (local_observe(&a->local, now, !a->stopping)) {
+        agent_schedule_tick(a, clock_monotonic_usec());
     }
-    watch_postmaster(a);
     arm_probe_timer(a, now);
-    if (!a->pg_running) {
-        a->probe_ok = false;
-        return;
-    }
-    PgSnapshot snap;
-    int r = pgprobe_snapshot(a->probe, now + AGENT_PROBE_DEADLINE_USEC, &snap);
-    a->probe_ok = r >= 0;
-    if (a->probe_ok) {
-        a->snap = snap;
-        if (snap.system_identifier) {
-            a->sysid = snap.system_identifier;
-        }
-    }
-    (void)log_condition_update(&a->pg_down, !a->probe_ok, now, pgprobe_last_error(a->probe));
 }
 
 /* The view of this tick: from the watch-fed cache when it has reached the
@@ -733,7 +664,7 @@ static void observe_cluster(Agent *a, uint64_t now)
 
 static HaDataDir observe_data_dir(Agent *a)
 {
-    switch (pgctl_data_state(a->pg.data_dir)) {
+    switch (pgctl_data_state(a->local.ctl.data_dir)) {
     case PGDATA_EMPTY:
         return HA_DATA_EMPTY;
     case PGDATA_VALID:
@@ -742,10 +673,10 @@ static HaDataDir observe_data_dir(Agent *a)
         return HA_DATA_FOREIGN;
     }
     uint64_t sysid = 0;
-    if (pgctl_read_system_identifier(a->pg.data_dir, &sysid) < 0) {
+    if (pgctl_read_system_identifier(a->local.ctl.data_dir, &sysid) < 0) {
         return HA_DATA_FOREIGN;
     }
-    a->sysid = sysid;
+    a->local.sysid = sysid;
     const char *init = a->cluster ? a->cluster->initialize : NULL;
     if (!init || !*init) {
         return HA_DATA_OURS; /* nothing to compare with yet */
@@ -771,9 +702,9 @@ static void observe_step(Agent *a, uint64_t now, HaObservation *o)
         .failover_priority = a->config->tags.failover_priority,
         .watchdog_blocked = a->watchdog_blocked,
         .data = observe_data_dir(a),
-        .pg_running = a->pg_running,
-        .snap = a->probe_ok ? &a->snap : NULL,
-        .standby_signal = pgctl_is_standby(&a->pg),
+        .pg_running = a->local.running,
+        .snap = a->local.probe_ok ? &a->local.snap : NULL,
+        .standby_signal = pgctl_is_standby(&a->local.ctl),
         .job = jobs_result(&a->jobs),
         .streaming = agent_streaming(a),
         .following = cascade_following(&a->cascade) != NULL,
@@ -956,7 +887,7 @@ static void update_fence(Agent *a, uint64_t now)
     /* Not (or not yet) leading: disarm only when PostgreSQL provably cannot
      * take writes. A running server that may be a primary keeps the last
      * deadline (e.g. an agent restarted while etcd is down). */
-    bool harmless = !a->pg_running || (a->probe_ok && a->snap.in_recovery);
+    bool harmless = !a->local.running || (a->local.probe_ok && a->local.snap.in_recovery);
     if (harmless) {
         fence_disarm(a->fence);
     }
@@ -968,7 +899,7 @@ static void update_fence(Agent *a, uint64_t now)
 static void apply_cluster_parameters(Agent *a)
 {
     const DcsConfig *cc = a->dcs_ok && a->cluster ? a->cluster->config : NULL;
-    if (!cc || cc->mod_revision == a->params_revision || !a->pg_running || !a->probe_ok) {
+    if (!cc || cc->mod_revision == a->params_revision || !a->local.running || !a->local.probe_ok) {
         return;
     }
     bool replica = a->mem.state == HA_STATE_REPLICA;
@@ -1083,9 +1014,9 @@ static void shutdown_agent(Agent *a)
         a->cluster && a->cluster->leader && strcmp(a->cluster->leader->name, a->config->name) == 0;
     set_state(a, HA_STATE_STOPPING);
     observe_postgres(a, clock_monotonic_usec());
-    if (a->pg_running) {
+    if (a->local.running) {
         PgArgv argv = { 0 };
-        if (pgctl_argv_stop(&a->pg, "fast", AGENT_STOP_TIMEOUT_SEC, &argv) >= 0) {
+        if (pgctl_argv_stop(&a->local.ctl, "fast", AGENT_STOP_TIMEOUT_SEC, &argv) >= 0) {
             int r = jobs_run_sync(&a->jobs, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
             if (r < 0) {
                 log_error_errno(r, "stopping postgresql failed: %m");
@@ -1117,7 +1048,7 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     }
     a->config = config;
     a->etcd_down = (LogCondition)LOG_CONDITION_INIT("etcd unreachable", LOG_LEVEL_WARNING);
-    a->pg_down = (LogCondition)LOG_CONDITION_INIT("postgresql not answering", LOG_LEVEL_WARNING);
+    a->local.down = (LogCondition)LOG_CONDITION_INIT("postgresql not answering", LOG_LEVEL_WARNING);
     a->config_path = strdup(config_path);
     if (!a->config_path) {
         return log_error_errno(-ENOMEM, "out of memory");
@@ -1130,7 +1061,7 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     if (r < 0) {
         return log_error_errno(r, "bad member name \"%s\": %m", config->name);
     }
-    r = pgctl_init(&a->pg, config);
+    r = pgctl_init(&a->local.ctl, config);
     if (r < 0) {
         return log_error_errno(r, "postgresql settings: %m");
     }
@@ -1142,23 +1073,23 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     a->lease_etcd = (LeaseEtcd){ .etcd = a->etcd, .store = &a->store, .name = config->name };
     lease_init(&a->lease, &lease_etcd_ops, &a->lease_etcd);
     _cleanup_free_ char *heartbeat = NULL;
-    if (asprintf(&heartbeat, "%s.dbha-fence", a->pg.data_dir) < 0) {
+    if (asprintf(&heartbeat, "%s.dbha-fence", a->local.ctl.data_dir) < 0) {
         return log_error_errno(-ENOMEM, "out of memory");
     }
-    r = fence_start(heartbeat, a->pg.data_dir, &a->fence);
+    r = fence_start(heartbeat, a->local.ctl.data_dir, &a->fence);
     if (r < 0) {
         return log_error_errno(r, "fencing process (\"%s\"): %m", heartbeat);
     }
     PgProbeConfig pc = {
-        .host = a->pg.local_host,
-        .port = (unsigned)a->pg.port,
+        .host = a->local.ctl.local_host,
+        .port = (unsigned)a->local.ctl.port,
         .user = config->postgresql.superuser.username,
         .password = config->postgresql.superuser.password,
         .dbname = "postgres",
         .connect_timeout_sec = 2,
         .statement_timeout_ms = 2000,
     };
-    r = pgprobe_new(&pc, &a->probe);
+    r = pgprobe_new(&pc, &a->local.probe);
     if (r < 0) {
         return log_error_errno(r, "postgresql probe: %m");
     }
@@ -1178,6 +1109,9 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     if (r < 0) {
         return log_error_errno(r, "sd_event: %m");
     }
+    a->local.event = a->event;
+    a->local.on_exit = on_postmaster_exit;
+    a->local.userdata = a;
     (void)sd_event_set_watchdog(a->event, true);
     if ((r = sd_event_add_signal(a->event, &a->sig_term, SIGTERM, on_term, a)) < 0 ||
         (r = sd_event_add_signal(a->event, &a->sig_int, SIGINT, on_term, a)) < 0 ||
@@ -1185,7 +1119,7 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         return log_error_errno(r, "signal handlers: %m");
     }
     jobs_init(&a->jobs, a->event, &a->ticker, on_job_end, a);
-    if (jobs_set_pgpass(&a->jobs, a->pg.pgpass) < 0) {
+    if (jobs_set_pgpass(&a->jobs, a->local.ctl.pgpass) < 0) {
         return log_error_errno(-ENOMEM, "out of memory");
     }
     r = callbacks_new(a->event, &a->callbacks);
@@ -1306,13 +1240,12 @@ Agent *agent_free(Agent *a)
     sd_event_source_unref(a->probe_timer);
     sd_event_source_unref(a->wake_io);
     sd_event_source_unref(a->topology_timer);
-    sd_event_source_disable_unref(a->postmaster_io);
+    local_unwatch(&a->local);
     a->callbacks = callbacks_free(a->callbacks); /* before the loop it uses */
     sd_event_unref(a->event);
     dcs_cluster_free(a->cluster);
     etcd_client_free(a->etcd);
-    pgprobe_free(a->probe);
-    pgctl_done(&a->pg);
+    local_done(&a->local);
     dcs_paths_done(&a->paths);
     free(a->member_key);
     cascade_done(&a->cascade);
@@ -1326,7 +1259,7 @@ Agent *agent_free(Agent *a)
 int agent_run(Agent *a)
 {
     log_info("starting: member \"%s\" of cluster \"%s\", data directory \"%s\"", a->config->name,
-             a->config->scope, a->pg.data_dir);
+             a->config->scope, a->local.ctl.data_dir);
     int r = sd_event_loop(a->event);
     if (r < 0) {
         return log_error_errno(r, "event loop: %m") < 0 ? 1 : 1;

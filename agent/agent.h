@@ -22,6 +22,7 @@
 #include "ha.h"
 #include "jobs.h"
 #include "lease.h"
+#include "local.h"
 #include "log.h"
 #include "pgctl.h"
 #include "pgprobe.h"
@@ -43,8 +44,6 @@
  * (rest_server_refresh_fd), and the postmaster's death wakes the loop
  * through its pidfd. */
 #define AGENT_PROBE_INTERVAL_USEC (1000 * 1000ULL)
-/* The deadline of one probe of the local PostgreSQL. */
-#define AGENT_PROBE_DEADLINE_USEC (1000 * 1000ULL)
 /* A watch event wakes the loop at most this often. */
 #define AGENT_WAKE_MIN_USEC (5 * 1000ULL)
 /* The leader publishes the topology for another member's routing change
@@ -76,8 +75,6 @@ typedef struct Agent {
     sd_event_source *topology_timer; /* owned: the leader's topology publish after another
                                         member's routing change, rate-limited */
     sd_event_source *refresh_io;     /* owned: the REST server's refresh_fd */
-    sd_event_source *postmaster_io;  /* owned: pidfd of postmaster_pid, or NULL */
-    pid_t postmaster_watched;        /* whose pidfd postmaster_io polls */
 
     EtcdClient *etcd; /* owned; main thread only */
     DcsPaths paths;
@@ -90,13 +87,7 @@ typedef struct Agent {
     uint64_t dcs_seen_usec;
     double dcs_seen_epoch;
 
-    PgCtl pg;
-    PgProbe *probe; /* owned */
-    PgSnapshot snap;
-    bool probe_ok;
-    bool pg_running;
-    pid_t postmaster_pid;
-    uint64_t sysid; /* from pg_control, 0 when unknown */
+    LocalPg local; /* the local PostgreSQL as observed, and its settings (agent/local.h) */
 
     HaMemory mem;    /* what the HA step remembers (agent/policy.h) */
     size_t last_row; /* to log a decision only when it changes */
@@ -130,7 +121,6 @@ typedef struct Agent {
     uint64_t topology_member_wakes;  /* routing publishes run */
 
     LogCondition etcd_down;
-    LogCondition pg_down;
     bool stopping;
     int exit_code;
 } Agent;
@@ -177,7 +167,7 @@ int agent_exec_sql(Agent *a, const char *sql, PGresult **ret);
  * reports "streaming". */
 static inline bool agent_streaming(const Agent *a)
 {
-    return a->probe_ok && pgprobe_streaming(&a->snap);
+    return local_streaming(&a->local);
 }
 /* Whom this replica should stream from now (agent/cascade.h). */
 static inline const DcsMember *agent_upstream(Agent *a)
@@ -187,8 +177,8 @@ static inline const DcsMember *agent_upstream(Agent *a)
 /* One look at a replicatefrom upstream (agent/cascade.h). */
 static inline uint64_t agent_observe_upstream(Agent *a, uint64_t now_usec)
 {
-    bool replica =
-        a->mem.state == HA_STATE_REPLICA && a->pg_running && a->probe_ok && a->snap.in_recovery;
+    bool replica = a->mem.state == HA_STATE_REPLICA && a->local.running && a->local.probe_ok &&
+                   a->local.snap.in_recovery;
     return cascade_observe(&a->cascade, a->dcs_ok ? a->cluster : NULL,
                            a->config->tags.replicatefrom, replica, agent_streaming(a),
                            agent_dcs(a)->loop_wait, now_usec);
@@ -199,11 +189,12 @@ static inline uint64_t agent_observe_upstream(Agent *a, uint64_t now_usec)
  * calls on_reload only when `pg_ctl reload` succeeded. */
 static inline void agent_callbacks(Agent *a, CallbacksEvent ev)
 {
-    if (ev == CALLBACKS_EVENT_RELOADED && !a->pg_running) {
+    if (ev == CALLBACKS_EVENT_RELOADED && !a->local.running) {
         return;
     }
-    callbacks_event(a->callbacks, a->config, ev,
-                    callbacks_role_guess(a->mem.state, a->probe_ok && !a->snap.in_recovery));
+    callbacks_event(
+        a->callbacks, a->config, ev,
+        callbacks_role_guess(a->mem.state, a->local.probe_ok && !a->local.snap.in_recovery));
 }
 
 /* Deletes the leader key if it still names us (agent/ha_exec.c). */
@@ -220,9 +211,9 @@ static inline PublishView agent_publish_view(const Agent *a)
         .dcs_seen_usec = a->dcs_seen_usec,
         .dcs_seen_epoch = a->dcs_seen_epoch,
         .state = a->mem.state,
-        .pg_running = a->pg_running,
-        .probe_ok = a->probe_ok,
-        .snap = &a->snap,
+        .pg_running = a->local.running,
+        .probe_ok = a->local.probe_ok,
+        .snap = &a->local.snap,
         .failover_blocked = a->mem.failover_blocked,
         .lease = &a->lease,
         .following = cascade_following(&a->cascade),

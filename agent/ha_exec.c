@@ -101,7 +101,7 @@ static int write_pwfile(Agent *a, char **ret_path)
         *ret_path = NULL;
         return 0;
     }
-    _cleanup_free_ char *path = strdup(a->pg.pwfile);
+    _cleanup_free_ char *path = strdup(a->local.ctl.pwfile);
     if (!path) {
         return -ENOMEM;
     }
@@ -128,7 +128,7 @@ static int run_initdb(Agent *a)
         return r;
     }
     PgArgv argv = { 0 };
-    r = pgctl_argv_initdb(&a->pg, pwfile, &argv);
+    r = pgctl_argv_initdb(&a->local.ctl, pwfile, &argv);
     if (r >= 0) {
         r = jobs_start(&a->jobs, JOB_INITDB, argv.argv, AGENT_INITDB_TIMEOUT_SEC);
     }
@@ -139,12 +139,12 @@ static int run_initdb(Agent *a)
 
 static int start_postgres(Agent *a)
 {
-    int r = pgctl_write_pgpass(&a->pg);
+    int r = pgctl_write_pgpass(&a->local.ctl);
     if (r < 0) {
-        return log_error_errno(r, "writing the passfile \"%s\": %m", a->pg.pgpass);
+        return log_error_errno(r, "writing the passfile \"%s\": %m", a->local.ctl.pgpass);
     }
     PgArgv argv = { 0 };
-    r = pgctl_argv_start(&a->pg, AGENT_START_TIMEOUT_SEC, &argv);
+    r = pgctl_argv_start(&a->local.ctl, AGENT_START_TIMEOUT_SEC, &argv);
     if (r >= 0) {
         r = jobs_start(&a->jobs, JOB_START, argv.argv, AGENT_START_TIMEOUT_SEC + 5);
     }
@@ -156,12 +156,12 @@ static int start_postgres(Agent *a)
  * the loop keeps renewing the lease; the request is consumed now. */
 static int restart_postgres(Agent *a)
 {
-    int r = pgctl_write_pgpass(&a->pg);
+    int r = pgctl_write_pgpass(&a->local.ctl);
     if (r < 0) {
-        return log_error_errno(r, "writing the passfile \"%s\": %m", a->pg.pgpass);
+        return log_error_errno(r, "writing the passfile \"%s\": %m", a->local.ctl.pgpass);
     }
     PgArgv argv = { 0 };
-    r = pgctl_argv_restart(&a->pg, "fast", AGENT_START_TIMEOUT_SEC, &argv);
+    r = pgctl_argv_restart(&a->local.ctl, "fast", AGENT_START_TIMEOUT_SEC, &argv);
     if (r >= 0) {
         r = jobs_start(&a->jobs, JOB_RESTART, argv.argv, AGENT_START_TIMEOUT_SEC + 5);
     }
@@ -175,7 +175,7 @@ static int restart_postgres(Agent *a)
 static int stop_postgres(Agent *a)
 {
     PgArgv argv = { 0 };
-    int r = pgctl_argv_stop(&a->pg, "fast", AGENT_STOP_TIMEOUT_SEC, &argv);
+    int r = pgctl_argv_stop(&a->local.ctl, "fast", AGENT_STOP_TIMEOUT_SEC, &argv);
     if (r >= 0) {
         r = jobs_start(&a->jobs, JOB_STOP, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
     }
@@ -217,11 +217,11 @@ int agent_write_conf(Agent *a, bool replica)
                           .slot_name = agent_dcs(a)->use_slots ? slot : NULL };
     }
     const DcsConfig *cc = a->cluster ? a->cluster->config : NULL;
-    a->pg.dcs_parameters = cc ? &cc->dcs.parameters : NULL;
-    int r = pgctl_write_config(&a->pg, replica, &u);
-    a->pg.dcs_parameters = NULL;
+    a->local.ctl.dcs_parameters = cc ? &cc->dcs.parameters : NULL;
+    int r = pgctl_write_config(&a->local.ctl, replica, &u);
+    a->local.ctl.dcs_parameters = NULL;
     if (r < 0) {
-        return log_error_errno(r, "writing the configuration in \"%s\": %m", a->pg.data_dir);
+        return log_error_errno(r, "writing the configuration in \"%s\": %m", a->local.ctl.data_dir);
     }
     a->params_revision = cc ? cc->mod_revision : 0;
     return cascade_set_following(&a->cascade, u.host ? up->name : NULL);
@@ -234,12 +234,12 @@ typedef int (*ArgvAgainst)(const PgCtl *p, const char *host, int port, PgArgv *r
 static int run_against(Agent *a, const DcsMember *m, JobKind kind, ArgvAgainst build,
                        int timeout_sec)
 {
-    int r = pgctl_write_pgpass(&a->pg);
+    int r = pgctl_write_pgpass(&a->local.ctl);
     if (r < 0) {
-        return log_error_errno(r, "writing the passfile \"%s\": %m", a->pg.pgpass);
+        return log_error_errno(r, "writing the passfile \"%s\": %m", a->local.ctl.pgpass);
     }
     PgArgv argv = { 0 };
-    r = build(&a->pg, m->host, m->port, &argv);
+    r = build(&a->local.ctl, m->host, m->port, &argv);
     if (r >= 0) {
         r = jobs_start(&a->jobs, kind, argv.argv, timeout_sec);
     }
@@ -266,9 +266,9 @@ static int clone_replica(Agent *a)
     if (!src || !src->host) {
         return log_warning_errno(-ENOENT, "no member to clone from");
     }
-    int r = pgctl_remove_tree(a->pg.clone_dir);
+    int r = pgctl_remove_tree(a->local.ctl.clone_dir);
     if (r < 0) {
-        return log_error_errno(r, "removing the old clone \"%s\": %m", a->pg.clone_dir);
+        return log_error_errno(r, "removing the old clone \"%s\": %m", a->local.ctl.clone_dir);
     }
     log_info("cloning from \"%s\" (%s:%d)", src->name, src->host, src->port);
     return run_against(a, src, JOB_BASEBACKUP, pgctl_argv_basebackup, AGENT_BASEBACKUP_TIMEOUT_SEC);
@@ -276,18 +276,18 @@ static int clone_replica(Agent *a)
 
 static int remove_clone(Agent *a)
 {
-    int r = pgctl_remove_tree(a->pg.clone_dir);
+    int r = pgctl_remove_tree(a->local.ctl.clone_dir);
     if (r < 0) {
-        log_error_errno(r, "removing the failed clone \"%s\": %m", a->pg.clone_dir);
+        log_error_errno(r, "removing the failed clone \"%s\": %m", a->local.ctl.clone_dir);
     }
     return 0; /* the backoff: ha_memory_after() */
 }
 
 static int install_clone(Agent *a)
 {
-    int r = pgctl_install_clone(&a->pg);
+    int r = pgctl_install_clone(&a->local.ctl);
     if (r < 0) {
-        return log_error_errno(r, "moving the clone into \"%s\": %m", a->pg.data_dir);
+        return log_error_errno(r, "moving the clone into \"%s\": %m", a->local.ctl.data_dir);
     }
     return 0;
 }
@@ -296,9 +296,9 @@ static int install_clone(Agent *a)
 
 int agent_exec_sql(Agent *a, const char *sql, PGresult **ret)
 {
-    int r = pgprobe_exec(a->probe, sql, clock_monotonic_usec() + EXEC_SQL_DEADLINE_USEC, ret);
+    int r = pgprobe_exec(a->local.probe, sql, clock_monotonic_usec() + EXEC_SQL_DEADLINE_USEC, ret);
     if (r < 0) {
-        return log_error_errno(r, "postgresql: %s", pgprobe_last_error(a->probe));
+        return log_error_errno(r, "postgresql: %s", pgprobe_last_error(a->local.probe));
     }
     return 0;
 }
@@ -401,14 +401,15 @@ static char *iso_now(void)
 
 static int finish_bootstrap(Agent *a)
 {
-    if (!a->probe_ok) {
+    if (!a->local.probe_ok) {
         return log_warning_errno(-EAGAIN, "the new primary does not answer yet");
     }
     int r = create_roles(a);
     if (r < 0) {
         return r;
     }
-    uint64_t sysid = a->snap.system_identifier ? a->snap.system_identifier : a->sysid;
+    uint64_t sysid =
+        a->local.snap.system_identifier ? a->local.snap.system_identifier : a->local.sysid;
     _cleanup_free_ char *init = NULL, *config = NULL;
     if (dcs_initialize_encode(sysid, &init) < 0 ||
         dcs_config_encode(&a->config->bootstrap.dcs, &config) < 0) {
@@ -439,16 +440,16 @@ static int finish_bootstrap(Agent *a)
 
 static int abort_bootstrap(Agent *a)
 {
-    if (a->pg_running) {
+    if (a->local.running) {
         PgArgv argv = { 0 };
-        if (pgctl_argv_stop(&a->pg, "immediate", AGENT_STOP_TIMEOUT_SEC, &argv) >= 0) {
+        if (pgctl_argv_stop(&a->local.ctl, "immediate", AGENT_STOP_TIMEOUT_SEC, &argv) >= 0) {
             (void)jobs_run_sync(&a->jobs, argv.argv, AGENT_STOP_TIMEOUT_SEC);
         }
         pgctl_argv_done(&argv);
     }
-    int r = pgctl_remove_tree(a->pg.data_dir);
+    int r = pgctl_remove_tree(a->local.ctl.data_dir);
     if (r < 0) {
-        log_error_errno(r, "removing the failed bootstrap in \"%s\": %m", a->pg.data_dir);
+        log_error_errno(r, "removing the failed bootstrap in \"%s\": %m", a->local.ctl.data_dir);
     }
     /* release `initialize` only while it is still our empty placeholder */
     (void)dcs_store_release_initialize(&a->store);
@@ -510,14 +511,14 @@ static int sync_slots_as(Agent *a, bool leader);
 
 static int sync_slots(Agent *a)
 {
-    return sync_slots_as(a, !a->snap.in_recovery);
+    return sync_slots_as(a, !a->local.snap.in_recovery);
 }
 
 /* leader: a slot for every other member (a primary, or a replica about to
  * be promoted); else the slots of the members that cascade from us. */
 static int sync_slots_as(Agent *a, bool leader)
 {
-    if (!agent_dcs(a)->use_slots || !a->cluster || !a->probe_ok) {
+    if (!agent_dcs(a)->use_slots || !a->cluster || !a->local.probe_ok) {
         return 0;
     }
     _cleanup_free_ char *create = NULL, *advance = NULL;
@@ -586,8 +587,9 @@ static int sync_slots_as(Agent *a, bool leader)
         return -ENOMEM;
     }
     PGresult *res = NULL;
-    if (pgprobe_exec(a->probe, adv, clock_monotonic_usec() + EXEC_SQL_DEADLINE_USEC, &res) < 0) {
-        log_debug("advancing unused slots: %s", pgprobe_last_error(a->probe));
+    if (pgprobe_exec(a->local.probe, adv, clock_monotonic_usec() + EXEC_SQL_DEADLINE_USEC, &res) <
+        0) {
+        log_debug("advancing unused slots: %s", pgprobe_last_error(a->local.probe));
     }
     if (res) {
         PQclear(res);
@@ -597,7 +599,7 @@ static int sync_slots_as(Agent *a, bool leader)
 
 static int publish_status(Agent *a)
 {
-    if (!a->probe_ok || a->snap.in_recovery) {
+    if (!a->local.probe_ok || a->local.snap.in_recovery) {
         return 0;
     }
     /* written when the optime moved (Patroni 3.0.2 writes it only when it
@@ -605,9 +607,9 @@ static int publish_status(Agent *a)
     const DcsStatus *st = a->cluster ? &a->cluster->status : NULL;
     int r = 0;
     if (!st || st->mod_revision == 0 || st->legacy_optime || st->slots || !st->has_optime ||
-        st->optime != a->snap.current_lsn) {
+        st->optime != a->local.snap.current_lsn) {
         _cleanup_free_ char *v = NULL;
-        r = dcs_status_encode(a->snap.current_lsn, NULL, &v);
+        r = dcs_status_encode(a->local.snap.current_lsn, NULL, &v);
         if (r < 0) {
             return r;
         }
@@ -712,7 +714,7 @@ static SyncEnv sync_env(Agent *a)
         .dcs = agent_dcs(a),
         .view = a->cluster,
         .store = &a->store,
-        .snap = a->probe_ok ? &a->snap : NULL,
+        .snap = a->local.probe_ok ? &a->local.snap : NULL,
     };
 }
 
@@ -722,8 +724,8 @@ static int apply_sync_names(Agent *a, const char *names)
     if (sync_rep_set_names(&a->sync, names) < 0) {
         return log_error_errno(-ENOMEM, "out of memory");
     }
-    a->pg.synchronous_standby_names = sync_rep_names(&a->sync);
-    int r = agent_write_conf(a, a->probe_ok && a->snap.in_recovery);
+    a->local.ctl.synchronous_standby_names = sync_rep_names(&a->sync);
+    int r = agent_write_conf(a, a->local.probe_ok && a->local.snap.in_recovery);
     if (r < 0) {
         return r;
     }
@@ -834,9 +836,10 @@ static int sync_before_promote(Agent *a)
 
 static int promote(Agent *a)
 {
-    uint64_t switch_lsn =
-        a->snap.replay_lsn > a->snap.receive_lsn ? a->snap.replay_lsn : a->snap.receive_lsn;
-    uint32_t old_timeline = a->snap.timeline;
+    uint64_t switch_lsn = a->local.snap.replay_lsn > a->local.snap.receive_lsn
+                              ? a->local.snap.replay_lsn
+                              : a->local.snap.receive_lsn;
+    uint32_t old_timeline = a->local.snap.timeline;
     /* synchronous_mode: the sync key names only us before we accept writes */
     int r = sync_before_promote(a);
     if (r < 0) {
@@ -874,7 +877,7 @@ static int promote(Agent *a)
     /* the rest of this tick acts on the snapshot from before: it must not
      * treat us as a replica (SYNC_SLOTS would keep only a replica's slots
      * and drop the ones the others are about to use) */
-    a->snap.in_recovery = false;
+    a->local.snap.in_recovery = false;
     log_struct_id(LOG_LEVEL_NOTICE, "e8d4c2b6a0f94e1d8c7b5a3f2e1d0c9b",
                   "promoted to primary in %llu ms",
                   (unsigned long long)(clock_monotonic_usec() - t0) / 1000);
@@ -903,7 +906,7 @@ static int promote(Agent *a)
         tli && PQntuples(tli) == 1) {
         long v = strtol(PQgetvalue(tli, 0, 0), NULL, 10);
         if (v > 0) {
-            a->snap.timeline = (uint32_t)v;
+            a->local.snap.timeline = (uint32_t)v;
         }
     }
     if (tli) {
@@ -925,7 +928,7 @@ static int promote(Agent *a)
 static int fence(Agent *a)
 {
     PgPostmasterPid pm = { 0 };
-    if (pgprobe_read_postmaster_pid(a->pg.data_dir, &pm) < 0 || pm.standalone ||
+    if (pgprobe_read_postmaster_pid(a->local.ctl.data_dir, &pm) < 0 || pm.standalone ||
         !pgprobe_pid_is_postmaster(pm.pid)) {
         return 0;
     }
@@ -939,8 +942,8 @@ static int fence(Agent *a)
         struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }
-    a->pg_running = false;
-    a->probe_ok = false;
+    a->local.running = false;
+    a->local.probe_ok = false;
     agent_callbacks(a, CALLBACKS_EVENT_STOPPED);
     return 0;
 }
@@ -1005,15 +1008,15 @@ static int switchover_stop(Agent *a, uint64_t *ret_stop_usec, bool *ret_released
     pid_t walsender = candidate_walsender(a);
     uint64_t t0 = clock_monotonic_usec();
     PgPostmasterPid pm;
-    if (pgprobe_read_postmaster_pid(a->pg.data_dir, &pm) == 0 && !pm.standalone &&
+    if (pgprobe_read_postmaster_pid(a->local.ctl.data_dir, &pm) == 0 && !pm.standalone &&
         pgprobe_pid_is_postmaster(pm.pid) && kill(pm.pid, SIGINT) == 0) {
         uint64_t deadline = t0 + AGENT_STOP_TIMEOUT_SEC * 1000000ULL;
         while (clock_monotonic_usec() < deadline) {
             PgPostmasterPid now;
-            bool gone = pgprobe_read_postmaster_pid(a->pg.data_dir, &now) < 0 ||
+            bool gone = pgprobe_read_postmaster_pid(a->local.ctl.data_dir, &now) < 0 ||
                         now.pid != pm.pid || !pgprobe_pid_is_postmaster(pm.pid);
             if (!gone && !*ret_released && walsender > 0 && !pgprobe_pid_is_postmaster(walsender) &&
-                pgctl_control_shut_down(a->pg.data_dir) == 1) {
+                pgctl_control_shut_down(a->local.ctl.data_dir) == 1) {
                 *ret_stop_usec = clock_monotonic_usec() - t0;
                 *ret_confirmed = true;
                 *ret_released = agent_release_leader(a) >= 0;
@@ -1026,7 +1029,7 @@ static int switchover_stop(Agent *a, uint64_t *ret_stop_usec, bool *ret_released
                     *ret_stop_usec = clock_monotonic_usec() - t0;
                     /* it all ended between two looks: the same evidence */
                     *ret_confirmed = walsender > 0 && !pgprobe_pid_is_postmaster(walsender) &&
-                                     pgctl_control_shut_down(a->pg.data_dir) == 1;
+                                     pgctl_control_shut_down(a->local.ctl.data_dir) == 1;
                     if (*ret_confirmed) {
                         log_info("switchover: shutdown checkpoint written and delivered to the "
                                  "candidate after %llu ms; postgresql exited before the next "
@@ -1042,7 +1045,7 @@ static int switchover_stop(Agent *a, uint64_t *ret_stop_usec, bool *ret_released
                                AGENT_STOP_TIMEOUT_SEC);
     }
     PgArgv argv = { 0 };
-    int r = pgctl_argv_stop(&a->pg, "fast", AGENT_STOP_TIMEOUT_SEC, &argv);
+    int r = pgctl_argv_stop(&a->local.ctl, "fast", AGENT_STOP_TIMEOUT_SEC, &argv);
     if (r >= 0) {
         r = jobs_run_sync(&a->jobs, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
     }
@@ -1065,8 +1068,8 @@ static int switchover_demote(Agent *a)
         }
         return log_error_errno(r, "switchover: stopping postgresql failed: %m");
     }
-    a->pg_running = false;
-    a->probe_ok = false;
+    a->local.running = false;
+    a->local.probe_ok = false;
     agent_callbacks(a, CALLBACKS_EVENT_DEMOTED);
     uint64_t t2 = clock_monotonic_usec();
     if (!released) {
@@ -1096,9 +1099,9 @@ static int clear_failover(Agent *a)
 static int move_data_aside(Agent *a)
 {
     _cleanup_free_ char *aside = NULL;
-    int r = pgctl_move_aside(&a->pg, &aside);
+    int r = pgctl_move_aside(&a->local.ctl, &aside);
     if (r < 0) {
-        return log_error_errno(r, "moving \"%s\" aside: %m", a->pg.data_dir);
+        return log_error_errno(r, "moving \"%s\" aside: %m", a->local.ctl.data_dir);
     }
     log_warning("moved the data directory aside to \"%s\" (kept, not deleted); cloning anew",
                 aside);
@@ -1118,7 +1121,7 @@ int ha_exec_action(Agent *a, HaAction action)
     }
     case HA_ACTION_RECLAIM_INITIALIZE: {
         _cleanup_free_ char *v = NULL, *holder = NULL;
-        if (dcs_initialize_encode(a->sysid, &v) < 0) {
+        if (dcs_initialize_encode(a->local.sysid, &v) < 0) {
             return -ENOMEM;
         }
         int r = create_key(a, a->paths.initialize, v, false, &holder);
@@ -1157,7 +1160,7 @@ int ha_exec_action(Agent *a, HaAction action)
     case HA_ACTION_WRITE_PRIMARY_CONF: {
         SyncEnv env = sync_env(a);
         sync_rep_before_start(&a->sync, &env);
-        a->pg.synchronous_standby_names = sync_rep_names(&a->sync);
+        a->local.ctl.synchronous_standby_names = sync_rep_names(&a->sync);
     }
         return agent_write_conf(a, false);
     case HA_ACTION_WRITE_REPLICA_CONF:
@@ -1178,7 +1181,7 @@ int ha_exec_action(Agent *a, HaAction action)
          * synchronous standby meanwhile. A standby can create physical
          * slots; if we do not lead after all, the replica's SYNC_SLOTS
          * drops them again. */
-        if (a->probe_ok && a->snap.in_recovery) {
+        if (a->local.probe_ok && a->local.snap.in_recovery) {
             if (sync_slots_as(a, true) < 0) {
                 log_warning("could not create the members' slots before taking the leader key");
             } else {
@@ -1205,7 +1208,7 @@ int ha_exec_action(Agent *a, HaAction action)
     case HA_ACTION_REFUSE:
         log_error("data directory \"%s\" holds another cluster (system identifier %" PRIu64
                   ", cluster \"%s\" has %s): refusing to touch it",
-                  a->pg.data_dir, a->sysid, a->config->scope,
+                  a->local.ctl.data_dir, a->local.sysid, a->config->scope,
                   a->cluster && a->cluster->initialize ? a->cluster->initialize : "none");
         return 0;
     default:

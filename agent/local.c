@@ -1,0 +1,106 @@
+#include "local.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+
+void local_unwatch(LocalPg *l)
+{
+    l->postmaster_io = sd_event_source_disable_unref(l->postmaster_io);
+    l->postmaster_watched = 0;
+}
+
+static int on_postmaster_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+    (void)s;
+    (void)fd;
+    (void)revents;
+    LocalPg *l = userdata;
+    local_unwatch(l);
+    if (l->on_exit) {
+        l->on_exit(l->userdata);
+    }
+    return 0;
+}
+
+/* Polls a pidfd of the postmaster we saw, so that its exit wakes the loop
+ * without a timer. Without pidfd_open() (Linux before 5.3) the probe timer
+ * keeps looking every second instead (probe_timer_needed). */
+static bool watch_postmaster(LocalPg *l, bool watch)
+{
+    if (l->postmaster_watched == l->postmaster_pid && (l->postmaster_io || !l->postmaster_pid)) {
+        return false;
+    }
+    l->postmaster_io = sd_event_source_disable_unref(l->postmaster_io);
+    l->postmaster_watched = 0;
+    if (l->postmaster_pid <= 0 || !watch) {
+        return false;
+    }
+    int fd = (int)syscall(SYS_pidfd_open, l->postmaster_pid, 0);
+    if (fd < 0) {
+        log_debug("pidfd_open(%d): %m; looking for the postmaster every second",
+                  (int)l->postmaster_pid);
+        return false;
+    }
+    if (!pgprobe_pid_is_postmaster(l->postmaster_pid)) {
+        /* it exited (and the PID may be another process's now): look again soon */
+        (void)close(fd);
+        return true;
+    }
+    int r = sd_event_add_io(l->event, &l->postmaster_io, fd, EPOLLIN, on_postmaster_exit, l);
+    if (r < 0) {
+        (void)close(fd);
+        log_debug_errno(r, "watching postmaster %d: %m", (int)l->postmaster_pid);
+        return false;
+    }
+    (void)sd_event_source_set_io_fd_own(l->postmaster_io, true);
+    l->postmaster_watched = l->postmaster_pid;
+    return false;
+}
+
+/* The postmaster whose pidfd we poll has not exited: no need to read
+ * postmaster.pid and /proc again. */
+static bool postmaster_alive_watched(const LocalPg *l)
+{
+    if (!l->running || !l->postmaster_io || l->postmaster_watched != l->postmaster_pid) {
+        return false;
+    }
+    struct pollfd p = { .fd = sd_event_source_get_io_fd(l->postmaster_io), .events = POLLIN };
+    return p.fd >= 0 && poll(&p, 1, 0) == 0;
+}
+
+bool local_observe(LocalPg *l, uint64_t now, bool watch)
+{
+    if (!postmaster_alive_watched(l)) {
+        PgPostmasterPid pm = { 0 };
+        l->running = pgprobe_read_postmaster_pid(l->ctl.data_dir, &pm) == 0 && !pm.standalone &&
+                     pgprobe_pid_is_postmaster(pm.pid);
+        l->postmaster_pid = l->running ? pm.pid : 0;
+    }
+    bool again = watch_postmaster(l, watch);
+    if (!l->running) {
+        l->probe_ok = false;
+        return again;
+    }
+    PgSnapshot snap;
+    int r = pgprobe_snapshot(l->probe, now + LOCAL_PROBE_DEADLINE_USEC, &snap);
+    l->probe_ok = r >= 0;
+    if (l->probe_ok) {
+        l->snap = snap;
+        if (snap.system_identifier) {
+            l->sysid = snap.system_identifier;
+        }
+    }
+    (void)log_condition_update(&l->down, !l->probe_ok, now, pgprobe_last_error(l->probe));
+    return again;
+}
+
+void local_done(LocalPg *l)
+{
+    local_unwatch(l);
+    l->probe = pgprobe_free(l->probe);
+    pgctl_done(&l->ctl);
+}

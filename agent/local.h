@@ -1,0 +1,59 @@
+/* The local PostgreSQL as the agent observes it: whether the postmaster
+ * runs (its pidfd polled by the loop, so its exit is seen at once without
+ * a timer), the last probe's snapshot, the system identifier, and the
+ * paths and settings to control it (PgCtl). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+#include "log.h"
+#include "pgctl.h"
+#include "pgprobe.h"
+
+/* The deadline of one probe of the local PostgreSQL. */
+#define LOCAL_PROBE_DEADLINE_USEC (1000 * 1000ULL)
+
+/* The postmaster whose pidfd was polled exited. */
+typedef void (*LocalExitFn)(void *userdata);
+
+typedef struct LocalPg {
+    PgCtl ctl;       /* paths and settings (agent/pgctl.h) */
+    PgProbe *probe;  /* owned */
+    PgSnapshot snap; /* the last successful probe's */
+    bool probe_ok;   /* the last probe succeeded */
+    bool running;    /* the postmaster is alive */
+    pid_t postmaster_pid;
+    uint64_t sysid;    /* from pg_control or the probe, 0 when unknown */
+    LogCondition down; /* "postgresql not answering", once per change */
+
+    sd_event *event;                /* borrowed */
+    sd_event_source *postmaster_io; /* owned: pidfd of postmaster_pid, or NULL */
+    pid_t postmaster_watched;       /* whose pidfd postmaster_io polls */
+    LocalExitFn on_exit;
+    void *userdata;
+} LocalPg;
+
+/* Looks: is the postmaster alive (trusting its pidfd while it is quiet),
+ * then one probe by its deadline. `watch`: poll the postmaster's pidfd
+ * from now on (not while stopping). Returns true when the loop should look
+ * again at once (the postmaster exited between its PID and its pidfd). */
+bool local_observe(LocalPg *l, uint64_t now_usec, bool watch);
+/* The postmaster's exit is seen through a pidfd (else only by looking). */
+static inline bool local_watching(const LocalPg *l)
+{
+    return l->postmaster_io != NULL;
+}
+/* Stops polling the pidfd (the watched postmaster's exit was handled, or
+ * the agent stops). */
+void local_unwatch(LocalPg *l);
+/* The last probe shows a replica whose walreceiver streams. */
+static inline bool local_streaming(const LocalPg *l)
+{
+    return l->probe_ok && pgprobe_streaming(&l->snap);
+}
+/* Frees the probe, the pidfd source and the settings. */
+void local_done(LocalPg *l);
