@@ -593,6 +593,16 @@ static void observe_postgres(Agent *a, uint64_t now)
 static int read_cluster(Agent *a, uint64_t now, DcsCluster **ret, EtcdError *e)
 {
     int64_t seen = etcd_client_get_revision(a->etcd);
+    /* The prefix at a revision never changes: when the cache is still at
+     * the revision the last view was read at, and that is not older than
+     * this tick's own answers, a new view would be the same. */
+    const DcsCluster *prev = a->cluster;
+    int64_t at = cluster_watch_revision(a->watch);
+    if (prev && at > 0 && at == prev->revision && at >= seen) {
+        a->dcs_cache_reads++;
+        *ret = NULL;
+        return 1;
+    }
     int r = cluster_watch_view(a->watch, seen, now, ret);
     if (r >= 0) {
         a->dcs_cache_reads++;
@@ -623,6 +633,9 @@ static void observe_cluster(Agent *a, uint64_t now)
             log_warning("our etcd lease %" PRId64 " is gone: granted a new one", had);
         }
         r = read_cluster(a, clock_monotonic_usec(), &view, &e);
+        if (r == 1) {
+            view = a->cluster; /* unchanged: kept */
+        }
     } else {
         /* the etcd error says which call and why */
         snprintf(e.message, sizeof(e.message), "lease keepalive failed: %.200s",
@@ -655,8 +668,10 @@ static void observe_cluster(Agent *a, uint64_t now)
         if (a->cluster && is && (!was || strcmp(was, is) != 0)) {
             a->leader_changes++;
         }
-        dcs_cluster_free(a->cluster);
-        a->cluster = view;
+        if (view != a->cluster) {
+            dcs_cluster_free(a->cluster);
+            a->cluster = view;
+        }
         a->dcs_seen_usec = now;
         a->dcs_seen_epoch = now_epoch();
     }
