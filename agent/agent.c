@@ -259,6 +259,12 @@ static void observe_postgres(Agent *a, uint64_t now);
 static void arm_probe_timer(Agent *a, uint64_t now);
 static void observe_cluster(Agent *a, uint64_t now);
 
+static bool sync_needs_tick(Agent *a)
+{
+    SyncEnv env = agent_sync_env(a);
+    return sync_rep_needs_tick(&a->sync, &env);
+}
+
 /* A look at PostgreSQL between ticks, for the REST snapshot (a request
  * asked, or the probe timer runs) or because the postmaster exited. A
  * postmaster that died wakes the loop at once. */
@@ -270,12 +276,7 @@ static void probe_between_ticks(Agent *a)
     if (was_running && !a->local.running && !a->stopping && jobs_kind(&a->jobs) == JOB_NONE) {
         log_warning("postgresql stopped (postmaster %d is gone)", (int)was_pid);
         agent_schedule_tick(a, clock_monotonic_usec());
-    } else if (a->mem.state == HA_STATE_PRIMARY &&
-               sync_rep_needs_tick(
-                   &a->sync, &(SyncEnv){ .me = a->config->name,
-                                         .dcs = agent_dcs(a),
-                                         .view = a->cluster,
-                                         .snap = a->local.probe_ok ? &a->local.snap : NULL })) {
+    } else if (a->mem.state == HA_STATE_PRIMARY && sync_needs_tick(a)) {
         /* commits may wait on a standby that is gone: not loop_wait later */
         agent_schedule_tick(a, clock_monotonic_usec());
     }
@@ -304,7 +305,7 @@ static bool probe_timer_needed(const Agent *a, uint64_t now)
     if (a->stopping) {
         return false;
     }
-    if (a->local.running && !a->local.postmaster_io) {
+    if (a->local.running && !local_watching(&a->local)) {
         return true; /* no pidfd: the probe is how its death is seen */
     }
     uint64_t asked = rest_server_last_read_usec(a->rest);

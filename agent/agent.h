@@ -200,6 +200,18 @@ static inline void agent_callbacks(Agent *a, CallbacksEvent ev)
 /* Deletes the leader key if it still names us (agent/ha_exec.c). */
 int agent_release_leader(Agent *a);
 
+/* What the synchronous_mode part reads (agent/sync_exec.h). */
+static inline SyncEnv agent_sync_env(Agent *a)
+{
+    return (SyncEnv){
+        .me = a->config->name,
+        .dcs = agent_dcs(a),
+        .view = a->cluster,
+        .store = &a->store,
+        .snap = a->local.probe_ok ? &a->local.snap : NULL,
+    };
+}
+
 /* What is published, as the publishing part sees it (agent/publish.h). */
 static inline PublishView agent_publish_view(const Agent *a)
 {

@@ -707,17 +707,6 @@ static int read_fork_point(Agent *a, uint32_t *ret_parent, uint64_t *ret_lsn, ch
 
 /* ---- synchronous_mode (the plan: sync_plan() in agent/sync.h) ---- */
 
-static SyncEnv sync_env(Agent *a)
-{
-    return (SyncEnv){
-        .me = a->config->name,
-        .dcs = agent_dcs(a),
-        .view = a->cluster,
-        .store = &a->store,
-        .snap = a->local.probe_ok ? &a->local.snap : NULL,
-    };
-}
-
 /* Writes postgresql.conf with `names` (NULL: not managed) and reloads. */
 static int apply_sync_names(Agent *a, const char *names)
 {
@@ -761,7 +750,7 @@ static uint64_t flush_lsn_now(Agent *a)
 /* The leader's loop step: one effect of the plan. */
 static int sync_replication(Agent *a)
 {
-    SyncEnv env = sync_env(a);
+    SyncEnv env = agent_sync_env(a);
     SyncReplica rows[PGPROBE_REPLICAS_MAX];
     SyncPlanInput in;
     if (!sync_rep_input(&a->sync, &env, rows, &in)) {
@@ -824,7 +813,7 @@ static int sync_before_promote(Agent *a)
     if (why && !named) {
         return log_warning_errno(-EPERM, "not promoting: %s", why);
     }
-    SyncEnv env = sync_env(a);
+    SyncEnv env = agent_sync_env(a);
     SyncSet none = { 0 };
     int r = sync_rep_write_key(&a->sync, &env, &none);
     if (r < 0) {
@@ -1158,7 +1147,7 @@ int ha_exec_action(Agent *a, HaAction action)
                     agent_dcs(a)->primary_start_timeout);
         return 0;
     case HA_ACTION_WRITE_PRIMARY_CONF: {
-        SyncEnv env = sync_env(a);
+        SyncEnv env = agent_sync_env(a);
         sync_rep_before_start(&a->sync, &env);
         a->local.ctl.synchronous_standby_names = sync_rep_names(&a->sync);
     }
