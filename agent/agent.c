@@ -115,6 +115,7 @@ static void update_fence(Agent *a, uint64_t now);
  * renewal. Armed after every tick and every renewal. */
 static void arm_lease_timer(Agent *a)
 {
+    lease_set_retry(&a->lease, (uint64_t)agent_dcs(a)->retry_timeout * USEC_PER_SEC);
     uint64_t due = a->stopping ? 0 : lease_renew_due_usec(&a->lease);
     if (due == 0) {
         (void)sd_event_source_set_enabled(a->lease_timer, SD_EVENT_OFF);

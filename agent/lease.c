@@ -101,14 +101,22 @@ uint64_t lease_renewed_usec(const Lease *l)
     return min_over(l, grant_sent);
 }
 
-static uint64_t grant_renew_due(const LeaseGrant *g, uint64_t cap_usec)
+static uint64_t grant_renew_due(const LeaseGrant *g, uint64_t cap_usec, uint64_t retry_usec)
 {
     uint64_t ttl = (uint64_t)(g->ttl_sec > 0 ? g->ttl_sec : 0) * USEC_PER_SEC;
-    uint64_t half = (ttl - lease_margin_usec(ttl)) / 2;
-    if (cap_usec != 0 && cap_usec < half) {
-        half = cap_usec;
+    uint64_t usable = ttl - lease_margin_usec(ttl);
+    uint64_t leave = retry_usec;
+    if (leave < usable / 3) {
+        leave = usable / 3;
     }
-    return g->sent_usec + half;
+    if (leave > usable / 3 * 2) {
+        leave = usable / 3 * 2;
+    }
+    uint64_t after = usable - leave;
+    if (cap_usec != 0 && cap_usec < after) {
+        after = cap_usec;
+    }
+    return g->sent_usec + after;
 }
 
 uint64_t lease_renew_due_usec(const Lease *l)
@@ -119,7 +127,7 @@ uint64_t lease_renew_due_usec(const Lease *l)
         if (slots[i]->id == 0) {
             continue;
         }
-        uint64_t v = grant_renew_due(slots[i], l->max_interval_usec);
+        uint64_t v = grant_renew_due(slots[i], l->max_interval_usec, l->retry_usec);
         if (v == 0) {
             v = 1;
         }
@@ -133,6 +141,11 @@ uint64_t lease_renew_due_usec(const Lease *l)
 void lease_set_max_interval(Lease *l, uint64_t interval_usec)
 {
     l->max_interval_usec = interval_usec;
+}
+
+void lease_set_retry(Lease *l, uint64_t retry_usec)
+{
+    l->retry_usec = retry_usec;
 }
 
 static int keepalive(Lease *l, LeaseGrant *g, uint64_t now_usec)
@@ -172,7 +185,8 @@ int lease_keep(Lease *l, uint64_t now_usec, int64_t want_ttl_sec)
     int first = 0;
     LeaseGrant *slots[] = { &l->old, &l->cur };
     for (size_t i = 0; i < 2; i++) {
-        if (slots[i]->id == 0 || now_usec < grant_renew_due(slots[i], l->max_interval_usec)) {
+        if (slots[i]->id == 0 ||
+            now_usec < grant_renew_due(slots[i], l->max_interval_usec, l->retry_usec)) {
             continue;
         }
         int r = keepalive(l, slots[i], now_usec);

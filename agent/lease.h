@@ -65,6 +65,7 @@ typedef struct Lease {
     void *userdata;      /* borrowed */
     uint64_t
         max_interval_usec; /* renew at least this often (0: no cap); lease_set_max_interval() */
+    uint64_t retry_usec;   /* left for retries after a renewal is due; lease_set_retry() */
     bool moved;            /* set when a move of the leader key was confirmed; cleared by
                               lease_take_moved() */
 } Lease;
@@ -92,18 +93,28 @@ int64_t lease_ttl_sec(const Lease *l);
  * or after it. 0 when none. */
 uint64_t lease_renewed_usec(const Lease *l);
 
-/* When the next keepalive is due: for each lease that counts, halfway from
- * its last renewal to its deadline, (ttl - margin) / 2 (ttl 3: 1 s; ttl 10:
- * 4.5 s; ttl 30: 14.5 s), or sooner when capped by lease_set_max_interval();
- * the earliest of them. A renewal that fails then still leaves the other
- * half for retries before the deadline. 0 when we have no lease. Renewing
- * on a timer of its own instead of every loop is what keeps an idle node's
+/* When the next keepalive is due: for each lease that counts, so that the
+ * time left from then to its deadline is retry_timeout (lease_set_retry()),
+ * never less than a third and never more than two thirds of ttl - margin:
+ * due = sent + (ttl - margin) - clamp(retry, (ttl - margin) / 3,
+ * 2 (ttl - margin) / 3). At Patroni's defaults (ttl 30, retry_timeout 10)
+ * that is 19 s after the last renewal; ttl 10, retry 4: 5 s; ttl 3, retry 1:
+ * 1 s. It is Patroni's promise for retry_timeout ("DCS or network issues
+ * shorter than this will not cause Patroni to demote the leader"): an etcd
+ * outage that begins at any moment and lasts less than retry_timeout ends
+ * before the deadline, as the retries go on until then. Sooner when capped by
+ * lease_set_max_interval(); the earliest over the leases that count; 0 when
+ * we have no lease. Renewing on a timer of its own instead of every loop,
+ * and no more often than that promise needs, is what keeps an idle node's
  * etcd requests down; the deadline does not depend on it. */
 uint64_t lease_renew_due_usec(const Lease *l);
 /* Renew at least every interval_usec (0: no cap). The agent caps it at
  * loop_wait while a watchdog is armed: the watchdog is kept alive after a
  * renewal, as often as Patroni does. */
 void lease_set_max_interval(Lease *l, uint64_t interval_usec);
+/* How long an etcd outage must be survived: retry_timeout (see
+ * lease_renew_due_usec()). */
+void lease_set_retry(Lease *l, uint64_t retry_usec);
 
 /* ---- I/O through the ops ---- */
 

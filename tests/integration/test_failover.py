@@ -316,3 +316,68 @@ def test_pause_stops_automatic_actions_and_resume_restores_them(cluster):
     s2 = cluster.wait_healthy(timeout=60)  # restarted in place
     assert s2["leader"] == leader.name and s2["paused"] is False
     assert cluster.dbctl("resume").stdout.startswith('Cluster "itest" is not paused')
+
+
+def _lease_remaining(node):
+    code, body = node.api("/metrics")
+    if code != 200:
+        return None
+    for line in body.decode().splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name == "dbha_leader_lease_remaining_seconds":
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_etcd_outage_shorter_than_retry_timeout_at_the_renewal_keeps_the_leader(procs, workdir):
+    """Patroni's promise for retry_timeout: an etcd outage shorter than it does
+    not demote the leader. The lease is renewed retry_timeout before its
+    deadline (ttl 10, retry_timeout 4: 5 s after the last renewal, 4 s left
+    before the deadline at 9 s), so the worst moment for etcd to stop is just
+    before a renewal is due. It stops then, for 3.5 s."""
+    ttl, retry = 10, 4
+    c = DbhaCluster(procs, workdir, n=3, ttl=ttl, loop_wait=1, retry_timeout=retry)
+    try:
+        s, leader, w = start_with_writer(c)
+        etcd = c.etcd.members[0]
+        pm = leader.postmaster_pid()
+        with w:
+            # the sawtooth of the lease: its low point is the moment a renewal
+            # is sent; retry_timeout + the 1 s margin must be left then
+            lows, t_end = [], time.monotonic() + 2 * ttl
+            prev = None
+            for _ in range(4000):
+                if time.monotonic() > t_end:
+                    break
+                left = _lease_remaining(leader)
+                if left is not None and prev is not None and left > prev + 0.5:
+                    lows.append(prev)
+                prev = left if left is not None else prev
+                time.sleep(0.02)
+            print(f"lease remaining when renewed (ttl {ttl}, retry_timeout {retry}): "
+                  f"{[round(x, 2) for x in lows]}")
+            assert len(lows) >= 2
+            assert min(lows) >= retry + 1 - 0.2, "renewed too late to survive retry_timeout"
+            low = min(lows)
+            wait_until(lambda: low < (_lease_remaining(leader) or 0) < low + 0.35, 3 * ttl,
+                       interval=0.02, what="a renewal about to be due")
+            t0 = time.monotonic()
+            os.kill(etcd.proc.pid, signal.SIGSTOP)
+            try:
+                time.sleep(retry - 0.5)
+            finally:
+                os.kill(etcd.proc.pid, signal.SIGCONT)
+            t1 = time.monotonic()
+            wait_until(lambda: (_lease_remaining(leader) or 0) > ttl - 3, 10, interval=0.1,
+                       what="the lease renewed after etcd came back")
+            time.sleep(1)
+            acks = [a.t_ack for a in w.acked(leader) if t0 - 1 < a.t_ack]
+            gaps = [b - a for a, b in zip(acks, acks[1:])]
+            print(f"etcd stopped {t1 - t0:.2f} s just before a renewal: {len(acks)} writes on the "
+                  f"leader, longest gap {max(gaps):.2f} s")
+        assert c.status()["leader"] == leader.name
+        assert leader.postmaster_pid() == pm, "the leader's PostgreSQL was stopped"
+        assert max(gaps) < 1.0, "the leader stopped taking writes during the outage"
+        w.assert_no_overlap()
+    finally:
+        c.stop_all()

@@ -58,29 +58,37 @@ static void test_renew_due(void **state)
     (void)state;
     static const struct {
         int64_t ttl_sec;
-        uint64_t cap_usec, after_usec;
+        uint64_t cap_usec, retry_usec, after_usec;
     } rows[] = {
-        { 3, 0, 1 * SEC },          /* (3 - 1) / 2 */
-        { 10, 0, 4500 * MS },       /* (10 - 1) / 2 */
-        { 30, 0, 14500 * MS },      /* (30 - 1) / 2 */
-        { 2, 0, 666667 },           /* (2 - 2/3) / 2 */
-        { 30, 10 * SEC, 10 * SEC }, /* capped: a watchdog, loop_wait 10 */
-        { 10, 1500 * MS, 1500 * MS },
-        { 3, 5 * SEC, 1 * SEC }, /* a cap above the half changes nothing */
+        { 30, 0, 10 * SEC, 19 * SEC },        /* Patroni's defaults: 29 - 10 */
+        { 10, 0, 4 * SEC, 5 * SEC },          /* 9 - 4 */
+        { 3, 0, 1 * SEC, 1 * SEC },           /* 2 - 1 */
+        { 30, 0, 0, 19333333 },               /* no retry_timeout: a third is left */
+        { 30, 0, 25 * SEC, 9666667 },         /* retry_timeout past two thirds: two thirds */
+        { 2, 0, 1 * SEC, 444445 },            /* (2 - 2/3) - (2 - 2/3) * 2/3 */
+        { 30, 10 * SEC, 10 * SEC, 10 * SEC }, /* capped: a watchdog, loop_wait 10 */
+        { 10, 1500 * MS, 4 * SEC, 1500 * MS },
+        { 3, 5 * SEC, 1 * SEC, 1 * SEC }, /* a cap above it changes nothing */
     };
     for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
         Lease l;
         lease_init(&l, NULL, NULL);
         assert_int_equal(lease_renew_due_usec(&l), 0);
         lease_set_max_interval(&l, rows[i].cap_usec);
+        lease_set_retry(&l, rows[i].retry_usec);
         l.cur = (LeaseGrant){ .id = 1, .ttl_sec = rows[i].ttl_sec, .sent_usec = 100 * SEC };
         uint64_t due = lease_renew_due_usec(&l);
         if (due - 100 * SEC > rows[i].after_usec + 1 || due - 100 * SEC + 1 < rows[i].after_usec) {
-            fail_msg("ttl %" PRId64 " cap %" PRIu64 ": due after %" PRIu64 " us", rows[i].ttl_sec,
-                     rows[i].cap_usec, due - 100 * SEC);
+            fail_msg("ttl %" PRId64 " cap %" PRIu64 " retry %" PRIu64 ": due after %" PRIu64 " us",
+                     rows[i].ttl_sec, rows[i].cap_usec, rows[i].retry_usec, due - 100 * SEC);
         }
-        /* the renewal always comes before the deadline, with as long again for retries */
-        assert_true(due < lease_deadline_usec(&l));
+        /* the renewal always comes before the deadline, with retry_timeout
+         * (or two thirds of what the ttl allows, if that is less) for retries */
+        uint64_t deadline = lease_deadline_usec(&l);
+        uint64_t usable = deadline - 100 * SEC;
+        uint64_t want = rows[i].retry_usec < usable / 3 * 2 ? rows[i].retry_usec : usable / 3 * 2;
+        assert_true(due < deadline);
+        assert_true(deadline - due + 1 >= want);
     }
 }
 
@@ -353,6 +361,9 @@ static void run_seed(unsigned seed, unsigned steps, unsigned *ret_moves, unsigne
     /* renewals paced on their own, or capped (a watchdog) */
     uint64_t cap = rnd_below(&m, 2) ? 0 : 1 + rnd_below(&m, 3 * SEC);
     lease_set_max_interval(&l, cap);
+    /* and retry_timeout anywhere from none to past the ttl */
+    uint64_t retry = rnd_below(&m, 40 * SEC);
+    lease_set_retry(&l, retry);
     int64_t want = ttls[rnd_below(&m, ELEMENTSOF(ttls))];
     bool settled = false;
     unsigned checks = 0;
@@ -383,6 +394,7 @@ static void run_seed(unsigned seed, unsigned steps, unsigned *ret_moves, unsigne
             what = "agent restart";
             lease_init(&l, &model_ops, &m);
             lease_set_max_interval(&l, cap);
+            lease_set_retry(&l, retry);
             settled = false;
         } else {
             what = "etcd leader change";
