@@ -681,7 +681,8 @@ static void observe_cluster(Agent *a, uint64_t now)
 
 static HaDataDir observe_data_dir(Agent *a)
 {
-    switch (pgctl_data_state(a->local.ctl.data_dir)) {
+    uint64_t sysid = 0;
+    switch (local_data_state(&a->local, &sysid)) {
     case PGDATA_EMPTY:
         return HA_DATA_EMPTY;
     case PGDATA_VALID:
@@ -689,11 +690,6 @@ static HaDataDir observe_data_dir(Agent *a)
     default:
         return HA_DATA_FOREIGN;
     }
-    uint64_t sysid = 0;
-    if (pgctl_read_system_identifier(a->local.ctl.data_dir, &sysid) < 0) {
-        return HA_DATA_FOREIGN;
-    }
-    a->local.sysid = sysid;
     const char *init = a->cluster ? a->cluster->initialize : NULL;
     if (!init || !*init) {
         return HA_DATA_OURS; /* nothing to compare with yet */
@@ -1261,6 +1257,7 @@ Agent *agent_free(Agent *a)
     a->callbacks = callbacks_free(a->callbacks); /* before the loop it uses */
     sd_event_unref(a->event);
     dcs_cluster_free(a->cluster);
+    free(a->slots_done.plan);
     etcd_client_free(a->etcd);
     local_done(&a->local);
     dcs_paths_done(&a->paths);

@@ -63,6 +63,14 @@
  * multiple of AGENT_PROMOTE_POLL_USEC; see promote() in ha_exec.c). */
 #define AGENT_PROMOTE_NUDGE_USEC (20 * 1000ULL)
 
+/* The replication slot statements last run without an error. */
+typedef struct SlotsDone {
+    char *plan;       /* owned */
+    pid_t postmaster; /* under which postmaster */
+    unsigned slots;   /* how many physical slots the probe before it counted */
+    uint64_t at_usec; /* and when */
+} SlotsDone;
+
 typedef struct Agent {
     char *config_path;                             /* owned */
     Config *config;                                /* owned */
@@ -96,6 +104,7 @@ typedef struct Agent {
     Cascade cascade;         /* whom we stream from (agent/cascade.h) */
     int64_t params_revision; /* the config key revision postgresql.conf was written from */
     int restart_result;      /* of the last restart job: 1 ok, -1 failed, 0 none since */
+    SlotsDone slots_done;    /* agent/ha_exec.c: sync_slots_as() */
 
     SyncRep sync; /* synchronous_mode, the leader's side (agent/sync_exec.h) */
 

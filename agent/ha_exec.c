@@ -486,11 +486,30 @@ static int follow(Agent *a)
  * start of the segment its walreceiver asks for when it comes back (a record
  * may cross into the next segment). A member that does not stream keeps its
  * slot where it is, as before: it may need that WAL to catch up. */
+#define SLOTS_RECHECK_USEC (300 * 1000 * 1000ULL)
+
 typedef struct SlotSet {
-    FILE *create;  /* VALUES rows ('slot') we want */
-    FILE *advance; /* VALUES rows ('slot', 'lsn'::pg_lsn) to move forward */
+    const PgSnapshot *snap; /* the last probe's: who streams from us */
+    FILE *create;           /* VALUES rows ('slot') we want */
+    FILE *advance;          /* VALUES rows ('slot', 'lsn'::pg_lsn) to move forward */
     size_t n_advance;
 } SlotSet;
+
+/* A member that streams from us uses its slot here (its walreceiver names
+ * it): nothing to advance, and its published position, which moves with
+ * every write, stays out of the statements (they run only when they change). */
+static bool streams_from_us(const PgSnapshot *snap, const char *member)
+{
+    size_t n =
+        snap->n_replication < PGPROBE_REPLICAS_MAX ? snap->n_replication : PGPROBE_REPLICAS_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(snap->replication[i].application_name, member) == 0 &&
+            strcmp(snap->replication[i].state, "streaming") == 0) {
+            return true;
+        }
+    }
+    return false;
+}
 
 static void want_slot(const DcsMember *m, void *userdata)
 {
@@ -498,8 +517,8 @@ static void want_slot(const DcsMember *m, void *userdata)
     char slot[PGPROBE_NAME_MAX];
     slot_name(m->name, slot, sizeof(slot));
     fprintf(set->create, ",('%s')", slot);
-    if (m->has_xlog_location && m->xlog_location > 0 && m->state &&
-        strcmp(m->state, "running") == 0 && m->replication_state &&
+    if (!streams_from_us(set->snap, m->name) && m->has_xlog_location && m->xlog_location > 0 &&
+        m->state && strcmp(m->state, "running") == 0 && m->replication_state &&
         strcmp(m->replication_state, "streaming") == 0) {
         fprintf(set->advance, "%s('%s','%X/%X'::pg_catalog.pg_lsn)", set->n_advance ? "," : "",
                 slot, (unsigned)(m->xlog_location >> 32), (unsigned)m->xlog_location);
@@ -523,7 +542,8 @@ static int sync_slots_as(Agent *a, bool leader)
     }
     _cleanup_free_ char *create = NULL, *advance = NULL;
     size_t create_size = 0, advance_size = 0;
-    SlotSet set = { .create = open_memstream(&create, &create_size),
+    SlotSet set = { .snap = &a->local.snap,
+                    .create = open_memstream(&create, &create_size),
                     .advance = open_memstream(&advance, &advance_size) };
     if (!set.create || !set.advance) {
         if (set.create) {
@@ -562,9 +582,39 @@ static int sync_slots_as(Agent *a, bool leader)
                  create, create) < 0) {
         return -ENOMEM;
     }
+    /* The same statements under the same postmaster as last time, with as
+     * many physical slots as then, change nothing (a slot is created only
+     * when missing, dropped only when unwanted, advanced only when behind):
+     * they run when what we want changes, PostgreSQL restarts, a slot comes
+     * or goes behind our back (the probe counts them; after our own change
+     * they run once more and find nothing to do), and every
+     * SLOTS_RECHECK_USEC for the rest (a slot dropped and another created
+     * in between). Patroni 3.0.2 looks again only after a restart or a role
+     * change. */
+    _cleanup_free_ char *plan = NULL;
+    if (asprintf(&plan, "%d%s\n%s", leader, sql, set.n_advance ? advance : "") < 0) {
+        plan = NULL;
+        return -ENOMEM;
+    }
+    uint64_t now = clock_monotonic_usec();
+    if (a->slots_done.plan && strcmp(a->slots_done.plan, plan) == 0 &&
+        a->slots_done.postmaster == a->local.postmaster_pid &&
+        a->slots_done.slots == a->local.snap.physical_slots &&
+        now - a->slots_done.at_usec < SLOTS_RECHECK_USEC) {
+        return 0;
+    }
+    free(a->slots_done.plan);
+    a->slots_done.plan = NULL;
     int r = agent_exec_sql(a, sql, NULL);
-    if (r < 0 || set.n_advance == 0) {
+    if (r < 0) {
         return r;
+    }
+    a->slots_done = (SlotsDone){ .plan = TAKE_PTR(plan),
+                                 .postmaster = a->local.postmaster_pid,
+                                 .slots = a->local.snap.physical_slots,
+                                 .at_usec = now };
+    if (set.n_advance == 0) {
+        return 0;
     }
     /* apart, so that a slot taken in between fails only this statement */
     _cleanup_free_ char *adv = NULL;

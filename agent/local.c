@@ -98,6 +98,28 @@ bool local_observe(LocalPg *l, uint64_t now, bool watch)
     return again;
 }
 
+PgDataState local_data_state(LocalPg *l, uint64_t *ret_sysid)
+{
+    pid_t pm = l->running && local_watching(l) ? l->postmaster_watched : 0;
+    if (pm != 0 && pm == l->data_valid_for && l->sysid != 0) {
+        *ret_sysid = l->sysid;
+        return PGDATA_VALID;
+    }
+    l->data_valid_for = 0;
+    PgDataState s = pgctl_data_state(l->ctl.data_dir);
+    if (s != PGDATA_VALID) {
+        return s;
+    }
+    uint64_t sysid = 0;
+    if (pgctl_read_system_identifier(l->ctl.data_dir, &sysid) < 0) {
+        return PGDATA_INVALID;
+    }
+    l->sysid = sysid;
+    l->data_valid_for = pm;
+    *ret_sysid = sysid;
+    return PGDATA_VALID;
+}
+
 void local_done(LocalPg *l)
 {
     local_unwatch(l);

@@ -27,8 +27,9 @@ typedef struct LocalPg {
     bool probe_ok;   /* the last probe succeeded */
     bool running;    /* the postmaster is alive */
     pid_t postmaster_pid;
-    uint64_t sysid;    /* from pg_control or the probe, 0 when unknown */
-    LogCondition down; /* "postgresql not answering", once per change */
+    uint64_t sysid;       /* from pg_control or the probe, 0 when unknown */
+    pid_t data_valid_for; /* the watched postmaster a valid data directory was seen under */
+    LogCondition down;    /* "postgresql not answering", once per change */
 
     sd_event *event;                /* borrowed */
     sd_event_source *postmaster_io; /* owned: pidfd of postmaster_pid, or NULL */
@@ -55,5 +56,11 @@ static inline bool local_streaming(const LocalPg *l)
 {
     return l->probe_ok && pgprobe_streaming(&l->snap);
 }
+/* The data directory's state (agent/pgctl.h); for a valid one, *ret_sysid
+ * from its pg_control. While the postmaster we watch through its pidfd runs,
+ * neither can change (it holds the directory, and a new pg_control comes
+ * only from initdb, a clone or a rewind, none of which runs under it): they
+ * are read once per postmaster, and again as soon as it is gone. */
+PgDataState local_data_state(LocalPg *l, uint64_t *ret_sysid);
 /* Frees the probe, the pidfd source and the settings. */
 void local_done(LocalPg *l);

@@ -54,7 +54,9 @@ static const char snapshot_sql[] =
     " (pg_catalog.pg_control_system()).system_identifier,"
     " pg_catalog.date_part('epoch', pg_catalog.pg_postmaster_start_time()),"
     " (pg_catalog.pg_control_checkpoint()).timeline_id,"
-    " EXISTS (SELECT 1 FROM pg_catalog.pg_settings WHERE pending_restart)"
+    " EXISTS (SELECT 1 FROM pg_catalog.pg_settings WHERE pending_restart),"
+    " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots"
+    "  WHERE slot_type = 'physical')"
     " FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_stat_wal_receiver AS w ON true;"
     "SELECT application_name, state, sent_lsn::text, write_lsn::text, flush_lsn::text,"
     " replay_lsn::text, sync_state, pg_catalog.date_part('epoch', write_lag),"
@@ -80,6 +82,7 @@ enum {
     COL_START_TIME,
     COL_CHECKPOINT_TLI,
     COL_PENDING_RESTART,
+    COL_PHYSICAL_SLOTS,
     _COL_MAX,
 };
 
@@ -779,6 +782,9 @@ static int fill_snapshot(PgProbe *p, const PGresult *m, const PGresult *rep, PgS
     }
     v = value_or_null(m, 0, COL_PENDING_RESTART);
     s->pending_restart = v && v[0] == 't';
+    if ((v = value_or_null(m, 0, COL_PHYSICAL_SLOTS))) {
+        s->physical_slots = (unsigned)strtoul(v, NULL, 10);
+    }
 
     /* Timeline: see the comment on snapshot_sql. */
     if (!s->in_recovery && (v = value_or_null(m, 0, COL_WALFILE_TLI))) {

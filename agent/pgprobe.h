@@ -80,6 +80,7 @@ typedef struct PgSnapshot {
     uint64_t system_identifier;
     double postmaster_start_time; /* epoch seconds */
     bool pending_restart;         /* a changed setting waits for a restart (pg_settings) */
+    unsigned physical_slots;      /* rows in pg_replication_slots of slot_type physical */
 
     size_t n_replication;                               /* rows in pg_stat_replication */
     PgReplicationRow replication[PGPROBE_REPLICAS_MAX]; /* the first min(n, MAX) rows */

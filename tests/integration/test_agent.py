@@ -458,6 +458,24 @@ def test_slots_follow_the_members(fresh):
     gone.start()
     fresh.wait_healthy(timeout=60)
     wait_until(lambda: gone.name in slots(), 20, what="slot recreated")
+    # The agent runs its slot statements only when they would change
+    # something; a slot that comes or goes behind its back (same members,
+    # same postmaster) still does: the probe counts the slots.
+    pm = leader.postmaster_pid()
+    leader.sql("SELECT pg_catalog.pg_create_physical_replication_slot('stray')")
+    wait_until(lambda: "stray" not in slots(), 20, what="a stray slot dropped")
+
+    def drop():
+        leader.sql("SELECT pg_catalog.pg_terminate_backend(active_pid) FROM "
+                   "pg_catalog.pg_replication_slots WHERE slot_name = %s AND active", (gone.name,))
+        leader.sql("SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM "
+                   "pg_catalog.pg_replication_slots WHERE slot_name = %s AND NOT active",
+                   (gone.name,))
+        return gone.name not in slots()
+    wait_until(drop, 20, interval=0.05, what="a member's slot dropped behind the agent's back")
+    wait_until(lambda: gone.name in slots(), 20, what="the dropped slot created again")
+    assert leader.postmaster_pid() == pm
+    fresh.wait_healthy(timeout=60)
 
 
 def test_sd_notify_ready_and_status(fresh, workdir):
