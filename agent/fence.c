@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -14,7 +15,9 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -250,12 +253,21 @@ static _noreturn_ void child_main(FenceShared *sh, const char *data_dir, pid_t a
     }
     atomic_store(&sh->owner, owner_pack(self, agent));
 
+    /* The signals arrive through a signalfd, and the agent's exit through
+     * its pidfd, so a disarmed fence sleeps until one of them comes instead
+     * of looking every FENCE_IDLE_USEC (which it still does without them:
+     * Linux before 5.3). */
+    int sig_fd = signalfd(-1, &wait_set, SFD_CLOEXEC | SFD_NONBLOCK);
+    int agent_fd = -1;
+    pid_t agent_fd_pid = 0; /* whose pidfd agent_fd is (or was, once it exited) */
+
     bool term = false;
     /* Runs as long as the agent needs it and does not allocate. It sleeps
      * until the deadline it last read (a renewal only moves the deadline
      * later: waking at the old one, it reads the new one and sleeps again),
-     * or FENCE_IDLE_USEC when disarmed; the agent signals it when a deadline
-     * comes earlier than the one it sleeps for. */
+     * or while disarmed until a signal or the agent's exit; the agent
+     * signals it when a deadline comes earlier than the one it sleeps for,
+     * or when it arms it. */
     for (;;) {
         uint64_t now = clock_monotonic_usec();
         atomic_store(&sh->beat_usec, now);
@@ -287,12 +299,35 @@ static _noreturn_ void child_main(FenceShared *sh, const char *data_dir, pid_t a
             }
             continue; /* an agent took the fence over meanwhile */
         }
+        /* a pidfd of the agent that owns us now, while it lives (a dead
+         * one's stays readable: it is closed, not polled again) */
+        if (owner_agent(owner) != agent_fd_pid) {
+            if (agent_fd >= 0) {
+                (void)close(agent_fd);
+            }
+            agent_fd_pid = owner_agent(owner);
+            agent_fd = agent_alive ? (int)syscall(SYS_pidfd_open, agent_fd_pid, 0) : -1;
+        } else if (agent_fd >= 0 && !agent_alive) {
+            (void)close(agent_fd);
+            agent_fd = -1;
+        }
+        bool until_woken = !armed && sig_fd >= 0 && agent_fd >= 0;
         uint64_t wait = fence_wait_usec(armed, deadline, now);
+        if (sig_fd < 0) {
+            struct timespec ts = { .tv_sec = (time_t)(wait / 1000000),
+                                   .tv_nsec = (long)(wait % 1000000) * 1000 };
+            int sig = sigtimedwait(&wait_set, NULL, &ts);
+            term = term || sig == SIGTERM || sig == SIGINT; /* FENCE_WAKE_SIGNAL: look again */
+            continue;
+        }
+        struct pollfd fds[] = { { .fd = sig_fd, .events = POLLIN },
+                                { .fd = agent_fd, .events = POLLIN } };
         struct timespec ts = { .tv_sec = (time_t)(wait / 1000000),
                                .tv_nsec = (long)(wait % 1000000) * 1000 };
-        int sig = sigtimedwait(&wait_set, NULL, &ts);
-        if (sig == SIGTERM || sig == SIGINT) { /* FENCE_WAKE_SIGNAL: only look again */
-            term = true;
+        (void)ppoll(fds, agent_fd >= 0 ? 2 : 1, until_woken ? NULL : &ts, NULL);
+        struct signalfd_siginfo si;
+        while (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+            term = term || si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT;
         }
     }
 }

@@ -9,8 +9,8 @@
  * the same clock in every process of the machine) after each successful lease
  * renewal: fence_arm(). The fence process sleeps until the deadline (the
  * agent signals it when a new deadline is earlier than the one it sleeps
- * for; a later one it finds when it wakes), or FENCE_IDLE_USEC while
- * disarmed; once the deadline has passed it
+ * for; a later one it finds when it wakes), or while disarmed until it is
+ * signalled or the agent exits; once the deadline has passed it
  * disarms the file and sends SIGQUIT to the postmaster named in
  * <data_dir>/postmaster.pid (when that PID is a live postgres process). The
  * agent must re-arm after it is leader again. After the fork the fence
@@ -41,8 +41,10 @@
  * plus the TTL etcd granted, less LEASE_SAFETY_MARGIN_USEC or a third of
  * the ttl), so it is never later than etcd can expire the leader key. */
 
-/* A disarmed fence looks this often whether its agent is still alive (it
- * exits once the agent is gone). An armed one sleeps until its deadline. */
+/* A disarmed fence sleeps until a signal or its agent's exit (its pidfd);
+ * without signalfd or pidfd_open it looks this often whether its agent is
+ * still alive (it exits once the agent is gone). An armed one sleeps until
+ * its deadline. */
 #define FENCE_IDLE_USEC (10 * 1000 * 1000ULL)
 /* The agent's "the deadline came earlier: look again". */
 #define FENCE_WAKE_SIGNAL SIGUSR1

@@ -268,7 +268,7 @@ def wakeups(pid):
 
 def test_fence_sleeps_until_its_deadline_and_wakes_for_an_earlier_one(pgs, procs, fence_pids):
     """Idle cost: an armed fence sleeps until its deadline, re-arms that move the
-    deadline later wake nothing, and a disarmed one sleeps FENCE_IDLE_USEC (it
+    deadline later wake nothing, and a disarmed one sleeps until it is woken (it
     used to wake every 50 ms). Safety: a deadline moved EARLIER while it sleeps
     (a ttl lowered, a lease adopted) still fires on time."""
     n, pm = primary(pgs)
@@ -295,6 +295,29 @@ def test_fence_sleeps_until_its_deadline_and_wakes_for_an_earlier_one(pgs, procs
     assert d.cmd("status")["fenced_count"] == 1
     d.cmd("stop")
     assert d.proc.wait(timeout=10) == 0
+
+
+def test_disarmed_fence_sleeps_until_its_agent_exits(pgs, procs, fence_pids):
+    """A disarmed fence sleeps on its agent's pidfd and its signals, not on a
+    timer: it does not wake while nothing happens, and it exits as soon as its
+    agent is gone (it used to look every FENCE_IDLE_USEC, 10 s)."""
+    n, pm = primary(pgs)
+    d = Driver(procs, "driver", heartbeat(pgs), n.data_dir)
+    fence = d.started["fence_pid"]
+    fence_pids.append(fence)
+    wait_until(lambda: proc_comm(fence) == "dbagent-fence", 2.0, what="the fence process named")
+    d.cmd("arm 30000")
+    d.cmd("disarm")
+    time.sleep(0.3)
+    before = wakeups(fence)
+    time.sleep(2.0)
+    assert wakeups(fence) == before, "a disarmed fence woke with nothing to do"
+    t0 = time.monotonic()
+    procs.kill(d.proc)
+    wait_gone(fence, 1.0)
+    print(f"disarmed fence exited {time.monotonic() - t0:.3f} s after its agent was killed")
+    assert procs.log_contains("driver", "the agent is gone and nothing is armed: exiting")
+    assert pid_alive(pm)
 
 
 def test_ensure_replaces_dead_or_stuck_fence(pgs, procs, fence_pids):
