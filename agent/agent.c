@@ -1258,6 +1258,7 @@ Agent *agent_free(Agent *a)
     sd_event_unref(a->event);
     dcs_cluster_free(a->cluster);
     free(a->slots_done.plan);
+    free(a->publisher.topology_same_as);
     etcd_client_free(a->etcd);
     local_done(&a->local);
     dcs_paths_done(&a->paths);

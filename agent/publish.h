@@ -55,6 +55,8 @@ typedef struct Publisher {
     int v2_mirror_result;    /* last etcd3.mirror_leader_v2 outcome: 1 written, 2 removed,
                                 -errno failed, 0 none yet */
     uint64_t published_usec; /* the last REST snapshot's time (0: none yet) */
+    char *topology_same_as;  /* owned: the inputs (view revision, timeline, addresses) the
+                                topology key was last found up to date with */
 } Publisher;
 
 /* Our member key, written when its content changes (agent/publish.c). */
