@@ -217,7 +217,8 @@ int agent_write_conf(Agent *a, bool replica)
                           .slot_name = agent_dcs(a)->use_slots ? slot : NULL };
     }
     const DcsConfig *cc = a->cluster ? a->cluster->config : NULL;
-    a->local.ctl.dcs_parameters = cc ? &cc->dcs.parameters : NULL;
+    /* a key with a bad parameter name: the local file's bootstrap.dcs ones */
+    a->local.ctl.dcs_parameters = cc && !cc->bad_parameter ? &cc->dcs.parameters : NULL;
     int r = pgctl_write_config(&a->local.ctl, replica, &u);
     a->local.ctl.dcs_parameters = NULL;
     if (r < 0) {

@@ -105,7 +105,8 @@ const ConfigRow config_schema[] = {
     SEC("bootstrap.dcs.postgresql", 0),
     BOOL("bootstrap.dcs.postgresql.use_pg_rewind", bootstrap.dcs.use_pg_rewind, R, false),
     BOOL("bootstrap.dcs.postgresql.use_slots", bootstrap.dcs.use_slots, R, true),
-    LIST("bootstrap.dcs.postgresql.parameters", CONFIG_TYPE_MAP, bootstrap.dcs.parameters, R),
+    LIST("bootstrap.dcs.postgresql.parameters", CONFIG_TYPE_MAP, bootstrap.dcs.parameters,
+         R | CONFIG_F_PG_NAMES),
     { .path = "bootstrap.initdb",
       .type = CONFIG_TYPE_OPTIONS,
       .offset = OFF(bootstrap.initdb),
@@ -136,7 +137,7 @@ const ConfigRow config_schema[] = {
         "REWIND_USERNAME"),
     STR("postgresql.authentication.rewind.password", postgresql.rewind.password, R | SECRET, NULL,
         NULL, "REWIND_PASSWORD"),
-    LIST("postgresql.parameters", CONFIG_TYPE_MAP, postgresql.parameters, R),
+    LIST("postgresql.parameters", CONFIG_TYPE_MAP, postgresql.parameters, R | CONFIG_F_PG_NAMES),
     LIST("postgresql.pg_hba", CONFIG_TYPE_STRV, postgresql.pg_hba, R),
     LIST("postgresql.callbacks", CONFIG_TYPE_MAP, postgresql.callbacks, R),
     /* dbha's own: Patroni lets a callback run for ever */

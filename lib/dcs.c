@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "pgconf.h"
 
 /* Patroni writes compact JSON with Python's default ensure_ascii. 15
  * significant digits print 0.9 as "0.9" like Python's repr (17 would not). */
@@ -566,9 +567,63 @@ static DcsConfig *cluster_config_free(DcsConfig *cfg)
     if (cfg) {
         json_decref(cfg->data);
         config_map_free_items(&cfg->dcs.parameters);
+        free(cfg->bad_parameter);
         free(cfg);
     }
     return NULL;
+}
+
+/* The name of the first parameter PostgreSQL would not read as one, or
+ * NULL. */
+static const char *first_bad_name(const json_t *params)
+{
+    const char *k;
+    const json_t *pv;
+    json_object_foreach((json_t *)params, k, pv)
+    {
+        if (!pgconf_name_valid(k)) {
+            return k;
+        }
+    }
+    return NULL;
+}
+
+/* postgresql.parameters into cfg->dcs.parameters; none of them when one
+ * name is bad (someone else wrote the key: it must not reach
+ * postgresql.conf). -ENOMEM. */
+static int config_parameters_parse(DcsCluster *c, const EtcdKeyValue *kv, const json_t *params,
+                                   DcsConfig *cfg)
+{
+    const char *bad = first_bad_name(params);
+    if (bad) {
+        problem(c, kv->key, "postgresql.parameters has a bad name");
+        cfg->bad_parameter = strdup(bad);
+        return cfg->bad_parameter ? 0 : -ENOMEM;
+    }
+    if (json_object_size(params) == 0) {
+        return 0;
+    }
+    ConfigMap *m = &cfg->dcs.parameters;
+    m->items = calloc(json_object_size(params), sizeof(*m->items));
+    if (!m->items) {
+        return -ENOMEM;
+    }
+    const char *k;
+    const json_t *pv;
+    json_object_foreach((json_t *)params, k, pv)
+    {
+        if (json_is_null(pv)) {
+            continue;
+        }
+        ConfigKv *kvp = &m->items[m->n];
+        kvp->key = strdup(k);
+        kvp->value = parameter_text(pv);
+        m->n++;
+        if (!kvp->key || !kvp->value) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
 }
 
 static int config_parse(DcsCluster *c, const EtcdKeyValue *kv, DcsConfig **ret)
@@ -669,28 +724,11 @@ static int config_parse(DcsCluster *c, const EtcdKeyValue *kv, DcsConfig **ret)
             problem(c, kv->key, "postgresql.use_slots");
         }
         const json_t *params = json_object_get(pg, "parameters");
-        if (json_is_object(params) && json_object_size(params) > 0) {
-            ConfigMap *m = &cfg->dcs.parameters;
-            m->items = calloc(json_object_size(params), sizeof(*m->items));
-            if (!m->items) {
+        if (json_is_object(params)) {
+            int r = config_parameters_parse(c, kv, params, cfg);
+            if (r < 0) {
                 cluster_config_free(cfg);
-                return -ENOMEM;
-            }
-            const char *k;
-            const json_t *pv;
-            json_object_foreach((json_t *)params, k, pv)
-            {
-                if (json_is_null(pv)) {
-                    continue;
-                }
-                ConfigKv *kvp = &m->items[m->n];
-                kvp->key = strdup(k);
-                kvp->value = parameter_text(pv);
-                m->n++;
-                if (!kvp->key || !kvp->value) {
-                    cluster_config_free(cfg);
-                    return -ENOMEM;
-                }
+                return r;
             }
         } else if (params && !json_is_null(params)) {
             problem(c, kv->key, "postgresql.parameters is not an object");

@@ -177,6 +177,10 @@ typedef struct DcsConfig {
     bool standby_cluster;            /* standby_cluster has host, port or restore_command */
     int64_t max_timelines_history;   /* 0: unlimited */
     int64_t maximum_lag_on_syncnode; /* -1: unlimited */
+    /* owned: the first postgresql.parameters name PostgreSQL would not read
+     * (pgconf_name_valid()); then dcs.parameters is left empty, so none of
+     * the key's parameters reaches postgresql.conf. NULL when all are good */
+    char *bad_parameter;
     int64_t mod_revision;
 } DcsConfig;
 

@@ -15,6 +15,7 @@
 
 #include "config-schema.h"
 #include "macro.h"
+#include "pgconf.h"
 
 /* Room for a dotted key path in messages ("postgresql.parameters.<name>"). */
 #define DYNCONFIG_PATH_MAX 256
@@ -254,31 +255,11 @@ static int check_string_list(Check *c, const char *key, const json_t *v)
     return 0;
 }
 
-/* Text PostgreSQL reads back from one postgresql.conf line: no control
- * characters (a newline would start another setting) and no NUL. */
+/* Text postgresql.conf can hold: anything but a NUL (pgconf quotes the
+ * rest, newlines included). */
 static bool conf_text_ok(const json_t *s)
 {
-    const char *p = json_string_value(s);
-    if (strlen(p) != json_string_length(s)) {
-        return false;
-    }
-    for (; *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* A GUC name: a letter or '_', then letters, digits, '_' and '.' (for
- * extension.setting). */
-static bool guc_name_ok(const char *s)
-{
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_')) {
-        return false;
-    }
-    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
-           strlen(s);
+    return strlen(json_string_value(s)) == json_string_length(s);
 }
 
 static int check_parameters(Check *c, const json_t *params)
@@ -295,8 +276,8 @@ static int check_parameters(Check *c, const json_t *params)
     {
         char key[DYNCONFIG_PATH_MAX];
         (void)snprintf(key, sizeof(key), "postgresql.parameters.%s", name);
-        if (!guc_name_ok(name)) {
-            return fail(c, "postgresql.parameters", "\"%.64s\" is not a parameter name", name);
+        if (!pgconf_name_valid(name)) {
+            return fail(c, "postgresql.parameters", PGCONF_NAME_HINT, name);
         }
         if (json_is_null(v) || json_is_number(v) || json_is_boolean(v)) {
             continue;
@@ -305,7 +286,7 @@ static int check_parameters(Check *c, const json_t *params)
             return fail(c, key, "must be a string, number or boolean");
         }
         if (!conf_text_ok(v)) {
-            return fail(c, key, "must not contain control characters");
+            return fail(c, key, "must not contain a NUL character");
         }
     }
     return 0;

@@ -320,6 +320,35 @@ static void test_parse_malformed(void **state)
     dcs_cluster_free(c);
 }
 
+/* A config key someone else wrote with a name PostgreSQL would not read
+ * (one that would inject lines into postgresql.conf): none of its
+ * parameters is kept, the rest of the key is. */
+static void test_parse_bad_parameter_name(void **state)
+{
+    static const Kv kvs[] = {
+        { PREFIX "config",
+          "{\"ttl\":20,\"postgresql\":{\"parameters\":{\"work_mem\":\"8MB\","
+          "\"x = 1\\nhba_file\":\"/tmp/evil\"}}}",
+          0 },
+    };
+    DcsCluster *c = parse(kvs, ELEMENTSOF(kvs));
+    assert_non_null(c->config);
+    assert_int_equal(c->config->dcs.ttl, 20);
+    assert_int_equal(c->config->dcs.parameters.n, 0);
+    assert_string_equal(c->config->bad_parameter, "x = 1\nhba_file");
+    assert_int_equal(c->n_problems, 1);
+    dcs_cluster_free(c);
+
+    static const Kv good[] = {
+        { PREFIX "config", "{\"postgresql\":{\"parameters\":{\"dbha_test.path\":\"C:\\\\t\"}}}",
+          0 },
+    };
+    c = parse(good, ELEMENTSOF(good));
+    assert_null(c->config->bad_parameter);
+    assert_string_equal(config_map_get(&c->config->dcs.parameters, "dbha_test.path"), "C:\\t");
+    dcs_cluster_free(c);
+}
+
 static void test_parse_legacy(void **state)
 {
     static const Kv kvs[] = {
@@ -976,6 +1005,7 @@ int main(void)
         cmocka_unit_test(test_parse_patroni_cluster),
         cmocka_unit_test(test_parse_empty),
         cmocka_unit_test(test_parse_malformed),
+        cmocka_unit_test(test_parse_bad_parameter_name),
         cmocka_unit_test(test_parse_legacy),
         cmocka_unit_test(test_conn_url),
         cmocka_unit_test(test_lag),
