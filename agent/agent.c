@@ -442,6 +442,7 @@ static int patch_cluster_config(Agent *a, const ConfigDcs *old, const ConfigDcs 
     BOOL_KEY(synchronous_mode);
     BOOL_KEY(synchronous_mode_strict);
     INT_KEY(synchronous_node_count);
+    INT_KEY(max_timelines_history);
     BOOL_KEY(failsafe_mode);
 #undef INT_KEY
 #undef BOOL_KEY

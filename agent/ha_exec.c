@@ -956,8 +956,10 @@ static int promote(Agent *a)
     if (a->cluster && a->cluster->history && a->cluster->history->data) {
         old = json_dumps(a->cluster->history->data, JSON_COMPACT);
     }
+    const DcsConfig *cc = a->cluster ? a->cluster->config : NULL;
     if (ts && dcs_history_append(old, old_timeline ? old_timeline : 1, switch_lsn, reason, ts,
-                                 a->config->name, &history) >= 0) {
+                                 a->config->name, cc ? cc->dcs.max_timelines_history : 0,
+                                 &history) >= 0) {
         (void)stored(a, dcs_store_set_history(&a->store, history), a->paths.history);
     }
     return 0;

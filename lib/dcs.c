@@ -667,7 +667,7 @@ static int config_parse(DcsCluster *c, const EtcdKeyValue *kv, DcsConfig **ret)
         { "primary_start_timeout", "master_start_timeout", &cfg->dcs.primary_start_timeout },
         { "primary_stop_timeout", "master_stop_timeout", &cfg->dcs.primary_stop_timeout },
         { "synchronous_node_count", NULL, &cfg->dcs.synchronous_node_count },
-        { "max_timelines_history", NULL, &cfg->max_timelines_history },
+        { "max_timelines_history", NULL, &cfg->dcs.max_timelines_history },
         { "maximum_lag_on_syncnode", NULL, &cfg->maximum_lag_on_syncnode },
     };
     for (size_t i = 0; i < ELEMENTSOF(ints); i++) {
@@ -1787,6 +1787,10 @@ int dcs_config_encode(const ConfigDcs *d, char **ret_json)
     if (!o) {
         return -ENOMEM;
     }
+    if (d->max_timelines_history > 0 &&
+        set_new(o, "max_timelines_history", json_integer(d->max_timelines_history)) < 0) {
+        return -ENOMEM;
+    }
     return dump(o, ret_json);
 }
 
@@ -1819,9 +1823,10 @@ int dcs_status_encode(uint64_t optime, const json_t *slots, char **ret_json)
 }
 
 int dcs_history_append(const char *old_value, int64_t timeline, uint64_t lsn, const char *reason,
-                       const char *timestamp, const char *new_leader, char **ret_json)
+                       const char *timestamp, const char *new_leader, int64_t max_lines,
+                       char **ret_json)
 {
-    if (!ret_json || !reason || lsn > INT64_MAX || (new_leader && !timestamp)) {
+    if (!ret_json || !reason || lsn > INT64_MAX || (new_leader && !timestamp) || max_lines < 0) {
         return -EINVAL;
     }
     json_error_t err;
@@ -1842,6 +1847,9 @@ int dcs_history_append(const char *old_value, int64_t timeline, uint64_t lsn, co
     }
     if (new_leader && json_array_append_new(line, json_string(new_leader)) < 0) {
         return -ENOMEM;
+    }
+    while (max_lines > 0 && json_array_size(list) > (size_t)max_lines) {
+        (void)json_array_remove(list, 0);
     }
     return dump(list, ret_json);
 }

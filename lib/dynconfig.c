@@ -418,15 +418,12 @@ int dynconfig_validate(const json_t *doc, char *err, size_t errlen)
             0 ||
         (r = check_synchronous_mode(&c, doc)) < 0 ||
         (r = check_row_bool(&c, doc, "synchronous_mode_strict")) < 0 ||
-        (r = check_row_bool(&c, doc, "failsafe_mode")) < 0) {
+        (r = check_row_bool(&c, doc, "failsafe_mode")) < 0 ||
+        (r = check_row_int(&c, doc, "max_timelines_history", "max_timelines_history", NULL)) < 0) {
         return r;
     }
     /* Keys with no bootstrap.dcs row (dbha ignores them in the file). */
     const json_t *v;
-    if ((v = json_object_get(doc, "max_timelines_history")) && !json_is_null(v) &&
-        (r = check_int_range(&c, "max_timelines_history", v, 0, INT32_MAX, NULL)) < 0) {
-        return r;
-    }
     if ((v = json_object_get(doc, "maximum_lag_on_syncnode")) && !json_is_null(v) &&
         (r = check_int_range(&c, "maximum_lag_on_syncnode", v, -1, INT64_MAX, NULL)) < 0) {
         return r;
