@@ -76,6 +76,10 @@ def test_apply_yaml_file_and_json_stdin(fake, tmp_path):
     assert stored(fake)["pause"] is True and stored(fake)["ttl"] == 50
 
 
+NAME_HINT = ('is not a PostgreSQL parameter name: use letters, digits and "_" (not a digit '
+             'first), with at most one "." (extension.setting)')
+
+
 @pytest.mark.parametrize("args,message", [
     (("--set", "ttl=abc"), "ttl: must be an integer >= 2"),
     (("--set", "loop_wait=-1"), "loop_wait: must be an integer >= 1"),
@@ -85,6 +89,9 @@ def test_apply_yaml_file_and_json_stdin(fake, tmp_path):
      "postgresql.parameters.work_mem: must be a string, number or boolean"),
     (("--set", "postgresql.parameters=5"), "postgresql.parameters: must be an object"),
     (("--set", "synchronous_mode=maybe"), "synchronous_mode: must be a boolean"),
+    (("-p", "work-mem=8MB"), 'postgresql.parameters: "work-mem" ' + NAME_HINT),
+    (("--set", "postgresql.parameters.include=/etc/evil.conf"),
+     'postgresql.parameters: "include" ' + NAME_HINT),
 ])
 def test_invalid_values_write_nothing(fake, args, message):
     rev = fake.mod_revision("config")
