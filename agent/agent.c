@@ -917,9 +917,10 @@ static void refuse_cluster_parameters(Agent *a, const DcsConfig *cc)
         return;
     }
     a->params_refused_revision = cc->mod_revision;
+    char shown[PGCONF_PRINTABLE_MAX];
     log_error("cluster configuration (revision %" PRId64 ") not applied: " PGCONF_NAME_HINT
               "; correct it with dbctl edit-config",
-              cc->mod_revision, cc->bad_parameter);
+              cc->mod_revision, pgconf_printable(cc->bad_parameter, shown, sizeof(shown)));
 }
 
 /* A change of the `config` key reaches postgresql.conf within one loop:

@@ -395,7 +395,9 @@ static void map_pair(ConfigLoader *l, const char *path, const char *key, yaml_no
 
     if ((row->flags & CONFIG_F_PG_NAMES) && !pgconf_name_valid(key)) {
         ConfigWhere kw = where_of_mark(k->start_mark);
-        loader_error(l, &kw, "in \"%s\": " PGCONF_NAME_HINT, path, key);
+        char shown[PGCONF_PRINTABLE_MAX];
+        loader_error(l, &kw, "in \"%s\": " PGCONF_NAME_HINT, path,
+                     pgconf_printable(key, shown, sizeof(shown)));
         return;
     }
     if (!v.text) {

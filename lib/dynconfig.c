@@ -277,7 +277,9 @@ static int check_parameters(Check *c, const json_t *params)
         char key[DYNCONFIG_PATH_MAX];
         (void)snprintf(key, sizeof(key), "postgresql.parameters.%s", name);
         if (!pgconf_name_valid(name)) {
-            return fail(c, "postgresql.parameters", PGCONF_NAME_HINT, name);
+            char shown[PGCONF_PRINTABLE_MAX];
+            return fail(c, "postgresql.parameters", PGCONF_NAME_HINT,
+                        pgconf_printable(name, shown, sizeof(shown)));
         }
         if (json_is_null(v) || json_is_number(v) || json_is_boolean(v)) {
             continue;

@@ -58,29 +58,74 @@ bool pgconf_name_valid(const char *name)
     return name[n] == '\0' && !directive(name);
 }
 
-void pgconf_put_value(FILE *f, const char *value)
+/* The escape letter GUC_scanstr() knows for ch, or 0. */
+static char escape_letter(unsigned char ch)
 {
     static const char letters[][2] = {
         { '\b', 'b' }, { '\f', 'f' }, { '\n', 'n' }, { '\r', 'r' }, { '\t', 't' },
     };
+    for (size_t i = 0; i < ELEMENTSOF(letters); i++) {
+        if (ch == (unsigned char)letters[i][0]) {
+            return letters[i][1];
+        }
+    }
+    return 0;
+}
+
+static bool control_byte(unsigned char ch)
+{
+    return ch < 0x20 || ch == 0x7f;
+}
+
+/* Room for one escaped control byte: a backslash, three octal digits, NUL. */
+#define CONTROL_ESCAPE_MAX 5
+
+/* A control byte as \<letter> or, without one, three-digit octal: a digit
+ * after it is never read as part of it. */
+static const char *control_escape(unsigned char ch, char out[CONTROL_ESCAPE_MAX])
+{
+    char letter = escape_letter(ch);
+    if (letter) {
+        (void)snprintf(out, CONTROL_ESCAPE_MAX, "\\%c", letter);
+    } else {
+        (void)snprintf(out, CONTROL_ESCAPE_MAX, "\\%03o", ch);
+    }
+    return out;
+}
+
+const char *pgconf_printable(const char *name, char *buf, size_t size)
+{
+    if (size == 0) {
+        return buf;
+    }
+    size_t o = 0;
+    for (const unsigned char *s = (const unsigned char *)name; *s; s++) {
+        char esc[CONTROL_ESCAPE_MAX] = { (char)*s, '\0' };
+        if (control_byte(*s)) {
+            control_escape(*s, esc);
+        }
+        size_t n = strlen(esc);
+        if (o + n >= size) {
+            break;
+        }
+        memcpy(buf + o, esc, n);
+        o += n;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+void pgconf_put_value(FILE *f, const char *value)
+{
     fputc('\'', f);
     for (const unsigned char *s = (const unsigned char *)value; *s; s++) {
-        const char *letter = NULL;
-        for (size_t i = 0; i < ELEMENTSOF(letters); i++) {
-            if (*s == (unsigned char)letters[i][0]) {
-                letter = &letters[i][1];
-            }
-        }
-        if (letter) {
-            fputc('\\', f);
-            fputc(*letter, f);
+        char esc[CONTROL_ESCAPE_MAX];
+        if (control_byte(*s)) {
+            fputs(control_escape(*s, esc), f);
         } else if (*s == '\'') {
             fputs("''", f);
         } else if (*s == '\\') {
             fputs("\\\\", f);
-        } else if (*s < 0x20 || *s == 0x7f) {
-            /* three digits: a digit after it is never read as part of it */
-            fprintf(f, "\\%03o", *s);
         } else {
             fputc(*s, f);
         }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 /* True when name is a parameter name PostgreSQL's lexer reads as one token
@@ -13,8 +14,15 @@
  * include_if_exists, include_dir: they would read another file). */
 bool pgconf_name_valid(const char *name);
 
+/* name for a message, at most size - 1 bytes: a control byte as its
+ * escape (\n, \r, \t, \ooo), so a name from etcd or a request cannot
+ * start a line of its own in a log. Returns buf. */
+#define PGCONF_PRINTABLE_MAX 128
+const char *pgconf_printable(const char *name, char *buf, size_t size);
+
 /* The message for a name pgconf_name_valid() refuses, a printf format
- * taking the name: what is wrong and what to write instead. */
+ * taking the name (through pgconf_printable()): what is wrong and what to
+ * write instead. */
 #define PGCONF_NAME_HINT                                                                           \
     "\"%.64s\" is not a PostgreSQL parameter name: use letters, digits and \"_\" (not a digit "    \
     "first), with at most one \".\" (extension.setting)"

@@ -303,7 +303,7 @@ def test_bad_name_written_into_etcd_never_reaches_postgresql_conf(cluster):
     doc["postgresql"]["parameters"].update({evil: "/tmp/evil_hba.conf", "work_mem": "9MB"})
     status, answer = cluster.etcd.api("kv/put", {"key": b64(key), "value": b64(json.dumps(doc))})
     assert status == 200, answer
-    message = "not applied: \"work_mem = '1MB'\nhba_file\" is not a PostgreSQL parameter name"
+    message = "not applied: \"work_mem = '1MB'\\nhba_file\" is not a PostgreSQL parameter name"
     wait_until(lambda: all(cluster.procs.log_contains(n.name, message) for n in cluster.nodes),
                15, interval=0.2, what="every agent refusing the key")
     time.sleep(3)  # three more loops: still refused, still said once

@@ -77,7 +77,7 @@ static const BrokenRow broken[] = {
     ERR("dcs_parameter_newline_name",
         BASE
         "bootstrap:\n  dcs:\n    postgresql:\n      parameters:\n        \"x\\nhba_file\": 1\n",
-        "in \"bootstrap.dcs.postgresql.parameters\": \"x\nhba_file\" " NAME_HINT, 14, 9),
+        "in \"bootstrap.dcs.postgresql.parameters\": \"x\\nhba_file\" " NAME_HINT, 14, 9),
     ERR("custom_tag_not_scalar", BASE "tags:\n  zone: {a: b}\n",
         "expected a scalar for \"tags.zone\", got a mapping", 11, 9),
     ERR("hosts_mapping", TOP REST "etcd3:\n  hosts: {a: b}\n" PG,

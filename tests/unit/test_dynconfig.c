@@ -287,7 +287,7 @@ static const ValidRow validations[] = {
     BAD("parameter_name_empty", "{\"postgresql\":{\"parameters\":{\"\":1}}}",
         "postgresql.parameters: \"\" " NAME_HINT),
     BAD("parameter_name_newline", "{\"postgresql\":{\"parameters\":{\"work_mem\\nhba_file\":1}}}",
-        "postgresql.parameters: \"work_mem\nhba_file\" " NAME_HINT),
+        "postgresql.parameters: \"work_mem\\nhba_file\" " NAME_HINT),
     BAD("parameter_name_two_dots", "{\"postgresql\":{\"parameters\":{\"a.b.c\":1}}}",
         "postgresql.parameters: \"a.b.c\" " NAME_HINT),
     BAD("parameter_name_include", "{\"postgresql\":{\"parameters\":{\"include\":\"/etc/x\"}}}",

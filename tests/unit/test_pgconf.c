@@ -176,6 +176,20 @@ static void test_names(void **state)
     }
 }
 
+static void test_printable(void **state)
+{
+    (void)state;
+    char buf[PGCONF_PRINTABLE_MAX];
+    assert_string_equal(pgconf_printable("work_mem", buf, sizeof(buf)), "work_mem");
+    assert_string_equal(pgconf_printable("a\nb\rc\td\x01", buf, sizeof(buf)), "a\\nb\\rc\\td\\001");
+    char small[6];
+    /* an escape is never cut in half */
+    assert_string_equal(pgconf_printable("abcd\n", small, sizeof(small)), "abcd");
+    assert_string_equal(pgconf_printable("ab\ncdef", small, sizeof(small)), "ab\\nc");
+    char none[1] = { 'x' };
+    assert_string_equal(pgconf_printable("abc", none, sizeof(none)), "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +197,7 @@ int main(void)
         cmocka_unit_test(test_values_as_written),
         cmocka_unit_test(test_line),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_printable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
