@@ -26,6 +26,7 @@
 
 #include "clock.h"
 #include "election.h"
+#include "pgconf.h"
 #include "topology.h"
 
 #define USEC_PER_SEC 1000000ULL
@@ -441,6 +442,7 @@ static int patch_cluster_config(Agent *a, const ConfigDcs *old, const ConfigDcs 
     BOOL_KEY(synchronous_mode);
     BOOL_KEY(synchronous_mode_strict);
     INT_KEY(synchronous_node_count);
+    INT_KEY(max_timelines_history);
     BOOL_KEY(failsafe_mode);
 #undef INT_KEY
 #undef BOOL_KEY
@@ -906,12 +908,31 @@ static void update_fence(Agent *a, uint64_t now)
     }
 }
 
+/* A config key with a parameter name PostgreSQL would not read (written by
+ * someone else than dbctl or the REST API, which refuse it): postgresql.conf
+ * stays as it is, said once per revision of the key. */
+static void refuse_cluster_parameters(Agent *a, const DcsConfig *cc)
+{
+    if (cc->mod_revision == a->params_refused_revision) {
+        return;
+    }
+    a->params_refused_revision = cc->mod_revision;
+    char shown[PGCONF_PRINTABLE_MAX];
+    log_error("cluster configuration (revision %" PRId64 ") not applied: " PGCONF_NAME_HINT
+              "; correct it with dbctl edit-config",
+              cc->mod_revision, pgconf_printable(cc->bad_parameter, shown, sizeof(shown)));
+}
+
 /* A change of the `config` key reaches postgresql.conf within one loop:
  * rewrite it and reload. Settings that need a restart then show as
  * pending_restart (from the probe) until `dbctl restart --pending`. */
 static void apply_cluster_parameters(Agent *a)
 {
     const DcsConfig *cc = a->dcs_ok && a->cluster ? a->cluster->config : NULL;
+    if (cc && cc->bad_parameter) {
+        refuse_cluster_parameters(a, cc);
+        return;
+    }
     if (!cc || cc->mod_revision == a->params_revision || !a->local.running || !a->local.probe_ok) {
         return;
     }

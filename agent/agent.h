@@ -100,11 +100,12 @@ typedef struct Agent {
     HaMemory mem;    /* what the HA step remembers (agent/policy.h) */
     size_t last_row; /* to log a decision only when it changes */
     bool have_last_row;
-    Jobs jobs;               /* the running job (agent/jobs.h) */
-    Cascade cascade;         /* whom we stream from (agent/cascade.h) */
-    int64_t params_revision; /* the config key revision postgresql.conf was written from */
-    int restart_result;      /* of the last restart job: 1 ok, -1 failed, 0 none since */
-    SlotsDone slots_done;    /* agent/ha_exec.c: sync_slots_as() */
+    Jobs jobs;                       /* the running job (agent/jobs.h) */
+    Cascade cascade;                 /* whom we stream from (agent/cascade.h) */
+    int64_t params_revision;         /* the config key revision postgresql.conf was written from */
+    int64_t params_refused_revision; /* the last config key revision logged as refused */
+    int restart_result;              /* of the last restart job: 1 ok, -1 failed, 0 none since */
+    SlotsDone slots_done;            /* agent/ha_exec.c: sync_slots_as() */
 
     SyncRep sync; /* synchronous_mode, the leader's side (agent/sync_exec.h) */
 

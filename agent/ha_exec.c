@@ -217,7 +217,8 @@ int agent_write_conf(Agent *a, bool replica)
                           .slot_name = agent_dcs(a)->use_slots ? slot : NULL };
     }
     const DcsConfig *cc = a->cluster ? a->cluster->config : NULL;
-    a->local.ctl.dcs_parameters = cc ? &cc->dcs.parameters : NULL;
+    /* a key with a bad parameter name: the local file's bootstrap.dcs ones */
+    a->local.ctl.dcs_parameters = cc && !cc->bad_parameter ? &cc->dcs.parameters : NULL;
     int r = pgctl_write_config(&a->local.ctl, replica, &u);
     a->local.ctl.dcs_parameters = NULL;
     if (r < 0) {
@@ -955,8 +956,10 @@ static int promote(Agent *a)
     if (a->cluster && a->cluster->history && a->cluster->history->data) {
         old = json_dumps(a->cluster->history->data, JSON_COMPACT);
     }
+    const DcsConfig *cc = a->cluster ? a->cluster->config : NULL;
     if (ts && dcs_history_append(old, old_timeline ? old_timeline : 1, switch_lsn, reason, ts,
-                                 a->config->name, &history) >= 0) {
+                                 a->config->name, cc ? cc->dcs.max_timelines_history : 0,
+                                 &history) >= 0) {
         (void)stored(a, dcs_store_set_history(&a->store, history), a->paths.history);
     }
     return 0;

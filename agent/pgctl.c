@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pgconf.h"
 
 /* pg_control (src/include/catalog/pg_control.h): the layout version of
  * PostgreSQL 13-16 and DBState's DB_SHUTDOWNED. */
@@ -282,21 +283,6 @@ static int write_file_atomic(const char *path, const char *content, size_t len)
     return 0;
 }
 
-/* One `name = 'value'` line; PostgreSQL accepts every value quoted. */
-static void put_param(FILE *f, const char *name, const char *value)
-{
-    fprintf(f, "%s = '", name);
-    for (const char *s = value; *s; s++) {
-        if (*s == '\'') {
-            fputc('\'', f);
-        }
-        if (*s != '\n') {
-            fputc(*s, f);
-        }
-    }
-    fputs("'\n", f);
-}
-
 static bool managed_param(const char *name)
 {
     static const char *const names[] = {
@@ -321,8 +307,10 @@ static void put_params(FILE *f, const PgCtl *p, const ConfigMap *m)
             strcmp(m->items[i].key, "synchronous_standby_names") == 0) {
             continue;
         }
-        if (!managed_param(m->items[i].key)) {
-            put_param(f, m->items[i].key, m->items[i].value);
+        /* names are refused where they enter; one that got past must not
+         * write a line of its own */
+        if (!managed_param(m->items[i].key) && pgconf_name_valid(m->items[i].key)) {
+            pgconf_put_line(f, m->items[i].key, m->items[i].value);
         }
     }
 }
@@ -337,7 +325,7 @@ static void put_default(FILE *f, const PgCtl *p, const char *name, const char *v
 {
     if (!config_map_get(&p->config->postgresql.parameters, name) &&
         !config_map_get(cluster_params(p), name)) {
-        put_param(f, name, value);
+        pgconf_put_line(f, name, value);
     }
 }
 
@@ -366,11 +354,11 @@ static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream 
           "# Node settings: postgresql.parameters; cluster-wide: bootstrap.dcs.\n"
           "include_if_exists 'postgresql.base.conf'\n\n",
           f);
-    put_param(f, "listen_addresses", p->listen_addresses);
+    pgconf_put_line(f, "listen_addresses", p->listen_addresses);
     char port[16];
     snprintf(port, sizeof(port), "%d", p->port);
-    put_param(f, "port", port);
-    put_param(f, "cluster_name", c->name);
+    pgconf_put_line(f, "port", port);
+    pgconf_put_line(f, "cluster_name", c->name);
     put_default(f, p, "wal_level", "replica");
     put_default(f, p, "hot_standby", "on");
     put_default(f, p, "wal_log_hints", "on");
@@ -384,11 +372,11 @@ static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream 
     put_params(f, p, &c->postgresql.parameters);
     if (p->synchronous_standby_names) {
         fputs("\n# synchronous_mode: the leader's choice of synchronous standbys\n", f);
-        put_param(f, "synchronous_standby_names", p->synchronous_standby_names);
+        pgconf_put_line(f, "synchronous_standby_names", p->synchronous_standby_names);
     }
     /* on a primary too: the setting needs a restart, and a promoted
      * replica reloads this file (a change would be reported as an error) */
-    put_param(f, "recovery_target_timeline", "latest");
+    pgconf_put_line(f, "recovery_target_timeline", "latest");
     if (replica) {
         fputs("\n# replication\n", f);
         if (u && u->host) {
@@ -399,9 +387,9 @@ static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream 
                 free(buf);
                 return r;
             }
-            put_param(f, "primary_conninfo", conninfo);
+            pgconf_put_line(f, "primary_conninfo", conninfo);
             if (u->slot_name) {
-                put_param(f, "primary_slot_name", u->slot_name);
+                pgconf_put_line(f, "primary_slot_name", u->slot_name);
             }
         }
     }

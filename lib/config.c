@@ -19,6 +19,7 @@
 #include <yaml.h>
 
 #include "config-schema.h"
+#include "pgconf.h"
 
 /* Longest key we compute an edit distance for; longer keys get no hint. */
 #define CONFIG_KEY_MAX 64
@@ -388,9 +389,17 @@ static void section_pair(ConfigLoader *l, const char *path, const char *key, yam
 static void map_pair(ConfigLoader *l, const char *path, const char *key, yaml_node_t *k,
                      yaml_node_t *vn, const void *userdata)
 {
-    ConfigMap *m = (ConfigMap *)userdata;
+    const ConfigRow *row = userdata;
+    ConfigMap *m = CONFIG_FIELD(l->config, row, ConfigMap);
     ConfigValue v = value_of_node(vn);
 
+    if ((row->flags & CONFIG_F_PG_NAMES) && !pgconf_name_valid(key)) {
+        ConfigWhere kw = where_of_mark(k->start_mark);
+        char shown[PGCONF_PRINTABLE_MAX];
+        loader_error(l, &kw, "in \"%s\": " PGCONF_NAME_HINT, path,
+                     pgconf_printable(key, shown, sizeof(shown)));
+        return;
+    }
     if (!v.text) {
         char got[CONFIG_ECHO_MAX + 16];
         value_describe(&v, got, sizeof(got));
@@ -661,7 +670,7 @@ static void apply_value(ConfigLoader *l, const ConfigRow *row, const ConfigValue
             value_error(l, row, v, "a mapping");
             return;
         }
-        for_each_pair(l, row->path, v->node, map_pair, CONFIG_FIELD(c, row, ConfigMap));
+        for_each_pair(l, row->path, v->node, map_pair, row);
         return;
     }
 }

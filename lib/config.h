@@ -52,6 +52,7 @@ typedef struct ConfigDcs {
     bool synchronous_mode;
     bool synchronous_mode_strict;
     int64_t synchronous_node_count; /* 1 */
+    int64_t max_timelines_history;  /* 0: the history key keeps every line */
     bool failsafe_mode;
     bool use_pg_rewind; /* false, as Patroni */
     bool use_slots;     /* true */

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "pgconf.h"
 
 /* Patroni writes compact JSON with Python's default ensure_ascii. 15
  * significant digits print 0.9 as "0.9" like Python's repr (17 would not). */
@@ -566,9 +567,63 @@ static DcsConfig *cluster_config_free(DcsConfig *cfg)
     if (cfg) {
         json_decref(cfg->data);
         config_map_free_items(&cfg->dcs.parameters);
+        free(cfg->bad_parameter);
         free(cfg);
     }
     return NULL;
+}
+
+/* The name of the first parameter PostgreSQL would not read as one, or
+ * NULL. */
+static const char *first_bad_name(const json_t *params)
+{
+    const char *k;
+    const json_t *pv;
+    json_object_foreach((json_t *)params, k, pv)
+    {
+        if (!pgconf_name_valid(k)) {
+            return k;
+        }
+    }
+    return NULL;
+}
+
+/* postgresql.parameters into cfg->dcs.parameters; none of them when one
+ * name is bad (someone else wrote the key: it must not reach
+ * postgresql.conf). -ENOMEM. */
+static int config_parameters_parse(DcsCluster *c, const EtcdKeyValue *kv, const json_t *params,
+                                   DcsConfig *cfg)
+{
+    const char *bad = first_bad_name(params);
+    if (bad) {
+        problem(c, kv->key, "postgresql.parameters has a bad name");
+        cfg->bad_parameter = strdup(bad);
+        return cfg->bad_parameter ? 0 : -ENOMEM;
+    }
+    if (json_object_size(params) == 0) {
+        return 0;
+    }
+    ConfigMap *m = &cfg->dcs.parameters;
+    m->items = calloc(json_object_size(params), sizeof(*m->items));
+    if (!m->items) {
+        return -ENOMEM;
+    }
+    const char *k;
+    const json_t *pv;
+    json_object_foreach((json_t *)params, k, pv)
+    {
+        if (json_is_null(pv)) {
+            continue;
+        }
+        ConfigKv *kvp = &m->items[m->n];
+        kvp->key = strdup(k);
+        kvp->value = parameter_text(pv);
+        m->n++;
+        if (!kvp->key || !kvp->value) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
 }
 
 static int config_parse(DcsCluster *c, const EtcdKeyValue *kv, DcsConfig **ret)
@@ -612,7 +667,7 @@ static int config_parse(DcsCluster *c, const EtcdKeyValue *kv, DcsConfig **ret)
         { "primary_start_timeout", "master_start_timeout", &cfg->dcs.primary_start_timeout },
         { "primary_stop_timeout", "master_stop_timeout", &cfg->dcs.primary_stop_timeout },
         { "synchronous_node_count", NULL, &cfg->dcs.synchronous_node_count },
-        { "max_timelines_history", NULL, &cfg->max_timelines_history },
+        { "max_timelines_history", NULL, &cfg->dcs.max_timelines_history },
         { "maximum_lag_on_syncnode", NULL, &cfg->maximum_lag_on_syncnode },
     };
     for (size_t i = 0; i < ELEMENTSOF(ints); i++) {
@@ -669,28 +724,11 @@ static int config_parse(DcsCluster *c, const EtcdKeyValue *kv, DcsConfig **ret)
             problem(c, kv->key, "postgresql.use_slots");
         }
         const json_t *params = json_object_get(pg, "parameters");
-        if (json_is_object(params) && json_object_size(params) > 0) {
-            ConfigMap *m = &cfg->dcs.parameters;
-            m->items = calloc(json_object_size(params), sizeof(*m->items));
-            if (!m->items) {
+        if (json_is_object(params)) {
+            int r = config_parameters_parse(c, kv, params, cfg);
+            if (r < 0) {
                 cluster_config_free(cfg);
-                return -ENOMEM;
-            }
-            const char *k;
-            const json_t *pv;
-            json_object_foreach((json_t *)params, k, pv)
-            {
-                if (json_is_null(pv)) {
-                    continue;
-                }
-                ConfigKv *kvp = &m->items[m->n];
-                kvp->key = strdup(k);
-                kvp->value = parameter_text(pv);
-                m->n++;
-                if (!kvp->key || !kvp->value) {
-                    cluster_config_free(cfg);
-                    return -ENOMEM;
-                }
+                return r;
             }
         } else if (params && !json_is_null(params)) {
             problem(c, kv->key, "postgresql.parameters is not an object");
@@ -1749,6 +1787,10 @@ int dcs_config_encode(const ConfigDcs *d, char **ret_json)
     if (!o) {
         return -ENOMEM;
     }
+    if (d->max_timelines_history > 0 &&
+        set_new(o, "max_timelines_history", json_integer(d->max_timelines_history)) < 0) {
+        return -ENOMEM;
+    }
     return dump(o, ret_json);
 }
 
@@ -1781,9 +1823,10 @@ int dcs_status_encode(uint64_t optime, const json_t *slots, char **ret_json)
 }
 
 int dcs_history_append(const char *old_value, int64_t timeline, uint64_t lsn, const char *reason,
-                       const char *timestamp, const char *new_leader, char **ret_json)
+                       const char *timestamp, const char *new_leader, int64_t max_lines,
+                       char **ret_json)
 {
-    if (!ret_json || !reason || lsn > INT64_MAX || (new_leader && !timestamp)) {
+    if (!ret_json || !reason || lsn > INT64_MAX || (new_leader && !timestamp) || max_lines < 0) {
         return -EINVAL;
     }
     json_error_t err;
@@ -1804,6 +1847,9 @@ int dcs_history_append(const char *old_value, int64_t timeline, uint64_t lsn, co
     }
     if (new_leader && json_array_append_new(line, json_string(new_leader)) < 0) {
         return -ENOMEM;
+    }
+    while (max_lines > 0 && json_array_size(list) > (size_t)max_lines) {
+        (void)json_array_remove(list, 0);
     }
     return dump(list, ret_json);
 }

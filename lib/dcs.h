@@ -175,8 +175,11 @@ typedef struct DcsConfig {
     bool pause;
     bool check_timeline;
     bool standby_cluster;            /* standby_cluster has host, port or restore_command */
-    int64_t max_timelines_history;   /* 0: unlimited */
     int64_t maximum_lag_on_syncnode; /* -1: unlimited */
+    /* owned: the first postgresql.parameters name PostgreSQL would not read
+     * (pgconf_name_valid()); then dcs.parameters is left empty, so none of
+     * the key's parameters reaches postgresql.conf. NULL when all are good */
+    char *bad_parameter;
     int64_t mod_revision;
 } DcsConfig;
 
@@ -419,9 +422,11 @@ int dcs_status_encode(uint64_t optime, const json_t *slots, char **ret_json);
 /* The `history` value: old_value (the current value or NULL; malformed is
  * treated as []) with [timeline, lsn, reason, timestamp, new_leader]
  * appended (reason required); timestamp and new_leader are omitted from the line when NULL
- * (and new_leader requires timestamp). */
+ * (and new_leader requires timestamp). max_lines > 0 keeps only the last
+ * max_lines lines, as Patroni applies max_timelines_history; 0 keeps all. */
 int dcs_history_append(const char *old_value, int64_t timeline, uint64_t lsn, const char *reason,
-                       const char *timestamp, const char *new_leader, char **ret_json);
+                       const char *timestamp, const char *new_leader, int64_t max_lines,
+                       char **ret_json);
 
 /* {"leader":..,"member":..,"scheduled_at":..}, each only when non-NULL. */
 int dcs_failover_encode(const char *leader, const char *candidate, const char *scheduled_at,

@@ -15,6 +15,7 @@
 
 #include "config-schema.h"
 #include "macro.h"
+#include "pgconf.h"
 
 /* Room for a dotted key path in messages ("postgresql.parameters.<name>"). */
 #define DYNCONFIG_PATH_MAX 256
@@ -254,31 +255,11 @@ static int check_string_list(Check *c, const char *key, const json_t *v)
     return 0;
 }
 
-/* Text PostgreSQL reads back from one postgresql.conf line: no control
- * characters (a newline would start another setting) and no NUL. */
+/* Text postgresql.conf can hold: anything but a NUL (pgconf quotes the
+ * rest, newlines included). */
 static bool conf_text_ok(const json_t *s)
 {
-    const char *p = json_string_value(s);
-    if (strlen(p) != json_string_length(s)) {
-        return false;
-    }
-    for (; *p; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* A GUC name: a letter or '_', then letters, digits, '_' and '.' (for
- * extension.setting). */
-static bool guc_name_ok(const char *s)
-{
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_')) {
-        return false;
-    }
-    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
-           strlen(s);
+    return strlen(json_string_value(s)) == json_string_length(s);
 }
 
 static int check_parameters(Check *c, const json_t *params)
@@ -295,8 +276,10 @@ static int check_parameters(Check *c, const json_t *params)
     {
         char key[DYNCONFIG_PATH_MAX];
         (void)snprintf(key, sizeof(key), "postgresql.parameters.%s", name);
-        if (!guc_name_ok(name)) {
-            return fail(c, "postgresql.parameters", "\"%.64s\" is not a parameter name", name);
+        if (!pgconf_name_valid(name)) {
+            char shown[PGCONF_PRINTABLE_MAX];
+            return fail(c, "postgresql.parameters", PGCONF_NAME_HINT,
+                        pgconf_printable(name, shown, sizeof(shown)));
         }
         if (json_is_null(v) || json_is_number(v) || json_is_boolean(v)) {
             continue;
@@ -305,7 +288,7 @@ static int check_parameters(Check *c, const json_t *params)
             return fail(c, key, "must be a string, number or boolean");
         }
         if (!conf_text_ok(v)) {
-            return fail(c, key, "must not contain control characters");
+            return fail(c, key, "must not contain a NUL character");
         }
     }
     return 0;
@@ -437,15 +420,12 @@ int dynconfig_validate(const json_t *doc, char *err, size_t errlen)
             0 ||
         (r = check_synchronous_mode(&c, doc)) < 0 ||
         (r = check_row_bool(&c, doc, "synchronous_mode_strict")) < 0 ||
-        (r = check_row_bool(&c, doc, "failsafe_mode")) < 0) {
+        (r = check_row_bool(&c, doc, "failsafe_mode")) < 0 ||
+        (r = check_row_int(&c, doc, "max_timelines_history", "max_timelines_history", NULL)) < 0) {
         return r;
     }
     /* Keys with no bootstrap.dcs row (dbha ignores them in the file). */
     const json_t *v;
-    if ((v = json_object_get(doc, "max_timelines_history")) && !json_is_null(v) &&
-        (r = check_int_range(&c, "max_timelines_history", v, 0, INT32_MAX, NULL)) < 0) {
-        return r;
-    }
     if ((v = json_object_get(doc, "maximum_lag_on_syncnode")) && !json_is_null(v) &&
         (r = check_int_range(&c, "maximum_lag_on_syncnode", v, -1, INT64_MAX, NULL)) < 0) {
         return r;

@@ -27,10 +27,10 @@ int dynconfig_merge(const json_t *base, const json_t *patch, json_t **ret);
  * strings Patroni accepts, as Patroni casts them); ttl must be at least
  * loop_wait + 2 * retry_timeout (defaults 30, 10, 10 when absent);
  * standby_cluster and postgresql are objects; postgresql.parameters maps
- * parameter names to scalars (strings without control characters, numbers,
- * booleans). A null value counts as absent. Unknown keys are allowed, as
- * Patroni keeps them. Returns 0, or -EINVAL with the first problem in err
- * (if err and errlen > 0) as "KEY: message", e.g. "ttl: must be an integer
+ * parameter names PostgreSQL reads (pgconf_name_valid()) to scalars
+ * (strings without a NUL, numbers, booleans). A null value counts as absent. Unknown keys are
+ * allowed, as Patroni keeps them. Returns 0, or -EINVAL with the first problem in err (if err and
+ * errlen > 0) as "KEY: message", e.g. "ttl: must be an integer
  * >= 2" or "postgresql.parameters.work_mem: must be a string, number or
  * boolean". */
 int dynconfig_validate(const json_t *doc, char *err, size_t errlen);

@@ -109,6 +109,29 @@ static Line line_at(const char *text, size_t len, size_t pos)
     return l;
 }
 
+/* The file's line end, "\r\n" or "\n": that of its first line; a text
+ * without '\n' that ends in '\r' is a CRLF file cut short. */
+static const char *line_end_style(const char *text, size_t len)
+{
+    const char *nl = memchr(text, '\n', len);
+    if (nl) {
+        return nl > text && nl[-1] == '\r' ? "\r\n" : "\n";
+    }
+    return len > 0 && text[len - 1] == '\r' ? "\r\n" : "\n";
+}
+
+/* What a text's last line needs before a line can follow it: nothing after
+ * '\n', the '\n' of "\r\n" after a bare '\r' (line_at() reads that '\r' as
+ * the line's end, so text added after it must not join the line), else a
+ * whole line end. */
+static const char *last_line_completion(const char *text, size_t len, const char *eol)
+{
+    if (len == 0 || text[len - 1] == '\n') {
+        return "";
+    }
+    return text[len - 1] == '\r' ? "\n" : eol;
+}
+
 static bool span_eq_ci(const char *text, size_t start, size_t end, const char *s)
 {
     size_t n = strlen(s);
@@ -573,16 +596,13 @@ int pgbini_rewrite_databases(const char *text, size_t len, const PgbIniTarget *t
     if (!found) {
         return -ENOMEM;
     }
-    const char *eol = "\n";
+    const char *eol = line_end_style(text, len);
     bool in_db = false, have_db = false;
     size_t insert_at = SIZE_MAX; /* after the last line of [databases]' entries */
     size_t first_section = len;  /* where a missing [databases] goes */
     bool first_section_seen = false;
     for (size_t pos = 0; pos < len;) {
         Line l = line_at(text, len, pos);
-        if (pos == 0 && l.next > l.end + 1) {
-            eol = "\r\n";
-        }
         pos = l.next;
         if (l.kind == LINE_SECTION) {
             if (!first_section_seen) {
@@ -639,8 +659,8 @@ int pgbini_rewrite_databases(const char *text, size_t len, const PgbIniTarget *t
             for (size_t i = 0; i < n_targets; i++) {
                 missing = missing || !found[i];
             }
-            if (missing && l.next == l.end) {
-                out_str(&o, eol); /* the last line had no line end */
+            if (missing && l.next == len) {
+                out_str(&o, last_line_completion(text, len, eol));
             }
             for (size_t i = 0; i < n_targets; i++) {
                 if (!found[i]) {
@@ -650,9 +670,7 @@ int pgbini_rewrite_databases(const char *text, size_t len, const PgbIniTarget *t
         }
     }
     if (r >= 0 && !have_db && !first_section_seen) {
-        if (len > 0 && text[len - 1] != '\n') {
-            out_str(&o, eol);
-        }
+        out_str(&o, last_line_completion(text, len, eol));
         out_str(&o, "[databases]");
         out_str(&o, eol);
         for (size_t i = 0; i < n_targets; i++) {

@@ -63,7 +63,8 @@ typedef struct PgbIniTarget {
  * parameter and all spacing are kept. An entry that does not exist is added
  * after the section's last entry; a missing [databases] section is added
  * before the first section. Every line outside the entries changed is kept
- * byte for byte (a file with CRLF line ends gets CRLF on added lines).
+ * byte for byte (a file with CRLF line ends gets CRLF on added lines; a last
+ * line that ends in a bare '\r' gets its '\n' before anything is added).
  * Returns 0 with *ret_text (NUL-terminated, owned), *ret_len and
  * *ret_changed (false: *ret_text equals text); -EINVAL with reterr (line and
  * message) for a malformed entry of a target (unterminated quote, a

@@ -72,6 +72,21 @@ def test_bad_value_reports_file_line_col_and_exit_2(workdir):
     assert "configuration is not valid" in r.stderr
 
 
+def test_bad_parameter_name_reports_file_line_col_and_exit_2(workdir):
+    # a quoted YAML key with a newline would inject an hba_file line
+    text = MINIMAL + ("  parameters:\n    \"work_mem = '1MB'\\nhba_file\": /tmp/evil\n"
+                      "bootstrap:\n  dcs:\n    postgresql:\n      parameters:\n"
+                      "        include: /tmp/evil.conf\n")
+    path = write(workdir, "badname.yml", text)
+    r = run([binary("dbagent"), "--validate-config", path])
+    assert r.returncode == 2
+    assert re.search(rf"^error: {re.escape(path)}:17:5: in \"postgresql.parameters\": "
+                     r"\"work_mem = '1MB'", r.stderr, re.M), r.stderr
+    assert re.search(rf"^error: {re.escape(path)}:22:9: in \"bootstrap.dcs.postgresql.parameters\": "
+                     r"\"include\" is not a PostgreSQL parameter name: use letters, digits", r.stderr,
+                     re.M), r.stderr
+
+
 def test_every_error_is_reported_not_just_the_first(workdir):
     text = MINIMAL.replace("name: node1\n", "") + "watchdog:\n  mode: sometimes\n"
     path = write(workdir, "two.yml", text)

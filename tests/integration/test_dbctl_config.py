@@ -3,15 +3,21 @@ the unified diff, validation (nothing written when it fails), confirmation
 and the compare-and-swap on the config key, against a cluster made of keys
 only; then on a real three-node cluster a reload parameter (work_mem, seen
 by SHOW on every node) and a restart parameter (max_connections: every
-member reports pending_restart)."""
+member reports pending_restart). Values reach PostgreSQL byte for byte
+(backslashes, quotes, newlines); a parameter name PostgreSQL would not read
+is refused by PATCH /config and, written straight into etcd, never reaches
+postgresql.conf."""
 import json
 import stat
 import sys
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 
 from conftest import started_cluster
-from lib.etcd_cluster import EtcdCluster
+from lib.etcd_cluster import EtcdCluster, b64
 from lib.fake_cluster import CONFIG, FakeCluster, dumps
 from lib.procs import wait_until
 from lib.tty import run_tty
@@ -70,6 +76,10 @@ def test_apply_yaml_file_and_json_stdin(fake, tmp_path):
     assert stored(fake)["pause"] is True and stored(fake)["ttl"] == 50
 
 
+NAME_HINT = ('is not a PostgreSQL parameter name: use letters, digits and "_" (not a digit '
+             'first), with at most one "." (extension.setting)')
+
+
 @pytest.mark.parametrize("args,message", [
     (("--set", "ttl=abc"), "ttl: must be an integer >= 2"),
     (("--set", "loop_wait=-1"), "loop_wait: must be an integer >= 1"),
@@ -79,6 +89,9 @@ def test_apply_yaml_file_and_json_stdin(fake, tmp_path):
      "postgresql.parameters.work_mem: must be a string, number or boolean"),
     (("--set", "postgresql.parameters=5"), "postgresql.parameters: must be an object"),
     (("--set", "synchronous_mode=maybe"), "synchronous_mode: must be a boolean"),
+    (("-p", "work-mem=8MB"), 'postgresql.parameters: "work-mem" ' + NAME_HINT),
+    (("--set", "postgresql.parameters.include=/etc/evil.conf"),
+     'postgresql.parameters: "include" ' + NAME_HINT),
 ])
 def test_invalid_values_write_nothing(fake, args, message):
     rev = fake.mod_revision("config")
@@ -217,3 +230,92 @@ def test_real_invalid_change_is_refused(cluster):
     assert p.returncode == 1
     assert p.stderr == "dbctl edit-config: loop_wait: must be an integer >= 1; nothing written\n"
     assert cluster.etcd_get("config") == before
+
+
+# ---- values and names as PostgreSQL reads them ----
+
+def patch_config(node, body):
+    """PATCH /config on node's REST API: (status, decoded JSON body)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{node.api_port}/config",
+                                 data=json.dumps(body).encode(), method="PATCH",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def setting(node, name):
+    return node.sql("SELECT current_setting(%s, true)", (name,))[0][0]
+
+
+ODD_VALUES = {
+    "dbha_test.path": "C:\\temp\\new",
+    "dbha_test.odd": "it's a \"test\"\nsecond line\r\ttab \\n not a newline\\",
+    "dbha_test.backslash": "\\",
+}
+
+
+def test_values_read_back_byte_for_byte_on_every_node(cluster):
+    s = cluster.wait_healthy(timeout=60)
+    leader = cluster.node(s["leader"])
+    code, doc = patch_config(leader, {"postgresql": {"parameters": ODD_VALUES}})
+    assert code == 200, doc
+
+    def every_node_has_them():
+        return all(setting(n, k) == v for n in cluster.nodes for k, v in ODD_VALUES.items())
+    wait_until(every_node_has_them, 15, interval=0.2, what="the values on every node")
+    for n in cluster.nodes:
+        assert n.proc.poll() is None
+    code, doc = patch_config(leader, {"postgresql": {"parameters": {k: None for k in ODD_VALUES}}})
+    assert code == 200, doc
+    wait_until(lambda: all(setting(n, "dbha_test.path") in (None, "") for n in cluster.nodes),
+               15, interval=0.2, what="the values gone on every node")
+
+
+BAD_NAMES = ["work_mem = '1MB'\nhba_file", "hba_file\n", "include", "a.b.c", "x y"]
+
+
+def test_rest_refuses_a_bad_parameter_name(cluster):
+    s = cluster.wait_healthy(timeout=60)
+    leader = cluster.node(s["leader"])
+    before = cluster.etcd_get("config")
+    for name in BAD_NAMES:
+        code, doc = patch_config(leader, {"postgresql": {"parameters": {name: "/tmp/x"}}})
+        assert code == 400, (name, doc)
+        assert "is not a PostgreSQL parameter name" in doc["error"], doc
+    assert cluster.etcd_get("config") == before
+
+
+def conf_lines(node):
+    with open(f"{node.data_dir}/postgresql.conf") as f:
+        return f.read().splitlines()
+
+
+def test_bad_name_written_into_etcd_never_reaches_postgresql_conf(cluster):
+    s = cluster.wait_healthy(timeout=60)
+    key = f"/service/{cluster.scope}/config"
+    good = cluster.etcd_get("config")
+    doc = json.loads(good)
+    evil = "work_mem = '1MB'\nhba_file"
+    doc.setdefault("postgresql", {}).setdefault("parameters", {})
+    doc["postgresql"]["parameters"].update({evil: "/tmp/evil_hba.conf", "work_mem": "9MB"})
+    status, answer = cluster.etcd.api("kv/put", {"key": b64(key), "value": b64(json.dumps(doc))})
+    assert status == 200, answer
+    message = "not applied: \"work_mem = '1MB'\\nhba_file\" is not a PostgreSQL parameter name"
+    wait_until(lambda: all(cluster.procs.log_contains(n.name, message) for n in cluster.nodes),
+               15, interval=0.2, what="every agent refusing the key")
+    time.sleep(3)  # three more loops: still refused, still said once
+    for n in cluster.nodes:
+        assert n.proc.poll() is None
+        with open(cluster.procs.log_path(n.name), "rb") as f:
+            assert f.read().count(message.encode()) == 1
+        lines = conf_lines(n)
+        assert not any(line.startswith("hba_file") for line in lines), lines
+        assert not any("evil" in line for line in lines), lines
+        assert setting(n, "hba_file").endswith("/data/pg_hba.conf")
+        assert setting(n, "work_mem") != "9MB"
+    assert cluster.wait_healthy(timeout=30)["leader"] == s["leader"]
+    status, answer = cluster.etcd.api("kv/put", {"key": b64(key), "value": b64(good)})
+    assert status == 200, answer

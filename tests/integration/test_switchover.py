@@ -2,6 +2,7 @@
 walsenders deliver all WAL), releases the key; the candidate promotes; the
 old primary follows it. No acknowledged write is lost and no two nodes
 accept writes at the same time."""
+import json
 import time
 
 import pytest
@@ -65,3 +66,28 @@ def test_switchover_refuses_a_bad_candidate(cluster):
     assert r.returncode == 2
     assert cluster.status()["leader"] == s["leader"]
     assert cluster.etcd_get("failover") is None
+
+
+def test_max_timelines_history_keeps_the_last_lines(procs, workdir):
+    """bootstrap.dcs.max_timelines_history: 1 reaches the config key and each
+    promotion leaves one line in `history`, as Patroni trims it."""
+    c = DbhaCluster(procs, workdir, n=2, ttl=5, loop_wait=1, retry_timeout=1,
+                    max_timelines_history=1)
+    try:
+        c.start()
+        s = c.wait_healthy(timeout=120)
+        assert json.loads(c.etcd_get("config"))["max_timelines_history"] == 1
+        for timeline in (2, 3):
+            old = c.node(s["leader"])
+            cand = next(n for n in c.nodes if n is not old)
+            r = c.dbctl("switchover", "--candidate", cand.name, "--force", timeout=90)
+            assert r.returncode == 0, r.stderr
+            s = c.wait_healthy(timeout=60)
+            assert s["leader"] == cand.name
+            history = wait_until(lambda: [h for h in [json.loads(c.etcd_get("history") or "[]")]
+                                          if h and h[-1][0] == timeline - 1],
+                                 10, what=f"the history line of timeline {timeline - 1}")[0]
+            assert len(history) == 1, history
+            assert history[0][0] == timeline - 1 and history[0][4] == cand.name, history
+    finally:
+        c.stop_all()

@@ -30,6 +30,10 @@
 
 #define SECRET "s3cr3t-XYZ"
 
+#define NAME_HINT                                                                                  \
+    "is not a PostgreSQL parameter name: use letters, digits and \"_\" (not a digit first), with " \
+    "at most one \".\" (extension.setting)"
+
 typedef struct BrokenRow {
     const char *name;
     const char *yaml;
@@ -68,6 +72,12 @@ static const BrokenRow broken[] = {
         "expected a string for \"postgresql.pg_hba\", got a mapping", 11, 7),
     ERR("parameter_not_scalar", BASE "  parameters:\n    shared_buffers: [1, 2]\n",
         "expected a scalar for \"postgresql.parameters.shared_buffers\", got a sequence", 11, 21),
+    ERR("parameter_bad_name", BASE "  parameters:\n    work-mem: 4MB\n",
+        "in \"postgresql.parameters\": \"work-mem\" " NAME_HINT, 11, 5),
+    ERR("dcs_parameter_newline_name",
+        BASE
+        "bootstrap:\n  dcs:\n    postgresql:\n      parameters:\n        \"x\\nhba_file\": 1\n",
+        "in \"bootstrap.dcs.postgresql.parameters\": \"x\\nhba_file\" " NAME_HINT, 14, 9),
     ERR("custom_tag_not_scalar", BASE "tags:\n  zone: {a: b}\n",
         "expected a scalar for \"tags.zone\", got a mapping", 11, 9),
     ERR("hosts_mapping", TOP REST "etcd3:\n  hosts: {a: b}\n" PG,

@@ -320,6 +320,83 @@ static void test_parse_malformed(void **state)
     dcs_cluster_free(c);
 }
 
+/* A config key someone else wrote with a name PostgreSQL would not read
+ * (one that would inject lines into postgresql.conf): none of its
+ * parameters is kept, the rest of the key is. */
+static void test_parse_bad_parameter_name(void **state)
+{
+    static const Kv kvs[] = {
+        { PREFIX "config",
+          "{\"ttl\":20,\"postgresql\":{\"parameters\":{\"work_mem\":\"8MB\","
+          "\"x = 1\\nhba_file\":\"/tmp/evil\"}}}",
+          0 },
+    };
+    DcsCluster *c = parse(kvs, ELEMENTSOF(kvs));
+    assert_non_null(c->config);
+    assert_int_equal(c->config->dcs.ttl, 20);
+    assert_int_equal(c->config->dcs.parameters.n, 0);
+    assert_string_equal(c->config->bad_parameter, "x = 1\nhba_file");
+    assert_int_equal(c->n_problems, 1);
+    dcs_cluster_free(c);
+
+    static const Kv good[] = {
+        { PREFIX "config", "{\"postgresql\":{\"parameters\":{\"dbha_test.path\":\"C:\\\\t\"}}}",
+          0 },
+    };
+    c = parse(good, ELEMENTSOF(good));
+    assert_null(c->config->bad_parameter);
+    assert_string_equal(config_map_get(&c->config->dcs.parameters, "dbha_test.path"), "C:\\t");
+    dcs_cluster_free(c);
+}
+
+/* max_timelines_history as Patroni applies it when it writes history:
+ * history[-max:], 0 keeping everything. */
+static void test_history_trimmed(void **state)
+{
+    static const struct {
+        const char *name, *old;
+        int64_t max;
+        const char *expect;
+    } rows[] = {
+        { "unlimited", "[[1,5,\"a\"],[2,6,\"b\"]]", 0, "[[1,5,\"a\"],[2,6,\"b\"],[3,7,\"r\"]]" },
+        { "one", "[[1,5,\"a\"],[2,6,\"b\"]]", 1, "[[3,7,\"r\"]]" },
+        { "two", "[[1,5,\"a\"],[2,6,\"b\"]]", 2, "[[2,6,\"b\"],[3,7,\"r\"]]" },
+        { "room_left", "[[1,5,\"a\"]]", 5, "[[1,5,\"a\"],[3,7,\"r\"]]" },
+        { "empty", "[]", 1, "[[3,7,\"r\"]]" },
+        { "malformed_lines_count", "[\"x\",[2,6,\"b\"]]", 2, "[[2,6,\"b\"],[3,7,\"r\"]]" },
+    };
+    for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+        char *s = NULL;
+        assert_int_equal(dcs_history_append(rows[i].old, 3, 7, "r", NULL, NULL, rows[i].max, &s),
+                         0);
+        if (strcmp(s, rows[i].expect) != 0) {
+            fail_msg("%s: got %s", rows[i].name, s);
+        }
+        free(s);
+    }
+    /* each promotion of a run keeps the cap */
+    char *h = strdup("[]");
+    for (int64_t tl = 1; tl <= 10; tl++) {
+        char *next = NULL;
+        assert_int_equal(dcs_history_append(h, tl, (uint64_t)tl * 100, "r", NULL, NULL, 3, &next),
+                         0);
+        free(h);
+        h = next;
+    }
+    assert_string_equal(h, "[[8,800,\"r\"],[9,900,\"r\"],[10,1000,\"r\"]]");
+    free(h);
+    /* bootstrap.dcs seeds it into the config key, which the agents read */
+    ConfigDcs d = { .ttl = 30, .loop_wait = 10, .retry_timeout = 10, .max_timelines_history = 2 };
+    char *encoded = NULL;
+    assert_int_equal(dcs_config_encode(&d, &encoded), 0);
+    assert_non_null(strstr(encoded, "\"max_timelines_history\":2"));
+    const Kv kvs[] = { { PREFIX "config", encoded, 0 } };
+    DcsCluster *c = parse(kvs, ELEMENTSOF(kvs));
+    assert_int_equal(c->config->dcs.max_timelines_history, 2);
+    dcs_cluster_free(c);
+    free(encoded);
+}
+
 static void test_parse_legacy(void **state)
 {
     static const Kv kvs[] = {
@@ -863,22 +940,23 @@ static void test_small_encoders(void **state)
     json_decref(slots);
 
     assert_int_equal(dcs_history_append(NULL, 1, 50331808, "no recovery target specified",
-                                        "2023-03-24T10:21:12.345678+00:00", "n1", &s),
+                                        "2023-03-24T10:21:12.345678+00:00", "n1", 0, &s),
                      0);
     assert_string_equal(s, HISTORY_VALUE);
     char *s2 = NULL;
     assert_int_equal(
-        dcs_history_append(s, 2, 67108960, "no recovery target specified", NULL, NULL, &s2), 0);
+        dcs_history_append(s, 2, 67108960, "no recovery target specified", NULL, NULL, 0, &s2), 0);
     assert_string_equal(s2, "[[1,50331808,\"no recovery target specified\","
                             "\"2023-03-24T10:21:12.345678+00:00\",\"n1\"],"
                             "[2,67108960,\"no recovery target specified\"]]");
     free(s2);
     free(s);
-    assert_int_equal(dcs_history_append("garbage", 1, 5, "r", NULL, NULL, &s), 0);
+    assert_int_equal(dcs_history_append("garbage", 1, 5, "r", NULL, NULL, 0, &s), 0);
     assert_string_equal(s, "[[1,5,\"r\"]]");
     free(s);
-    assert_int_equal(dcs_history_append(NULL, 1, 5, "r", NULL, "n1", &s), -EINVAL);
-    assert_int_equal(dcs_history_append(NULL, 1, 5, NULL, NULL, NULL, &s), -EINVAL);
+    assert_int_equal(dcs_history_append(NULL, 1, 5, "r", NULL, "n1", 0, &s), -EINVAL);
+    assert_int_equal(dcs_history_append(NULL, 1, 5, NULL, NULL, NULL, 0, &s), -EINVAL);
+    assert_int_equal(dcs_history_append(NULL, 1, 5, "r", NULL, NULL, -1, &s), -EINVAL);
 
     assert_int_equal(dcs_failover_encode("n1", "n2", NULL, &s), 0);
     assert_string_equal(s, "{\"leader\":\"n1\",\"member\":\"n2\"}");
@@ -976,6 +1054,8 @@ int main(void)
         cmocka_unit_test(test_parse_patroni_cluster),
         cmocka_unit_test(test_parse_empty),
         cmocka_unit_test(test_parse_malformed),
+        cmocka_unit_test(test_parse_bad_parameter_name),
+        cmocka_unit_test(test_history_trimmed),
         cmocka_unit_test(test_parse_legacy),
         cmocka_unit_test(test_conn_url),
         cmocka_unit_test(test_lag),

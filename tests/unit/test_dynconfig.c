@@ -18,6 +18,10 @@
 
 #define ERR_MAX 512
 
+#define NAME_HINT                                                                                  \
+    "is not a PostgreSQL parameter name: use letters, digits and \"_\" (not a digit first), with " \
+    "at most one \".\" (extension.setting)"
+
 static json_t *load(const char *text)
 {
     json_error_t e;
@@ -270,17 +274,24 @@ static const ValidRow validations[] = {
         "postgresql.parameters.work_mem: must be a string, number or boolean"),
     BAD("parameter_array", "{\"postgresql\":{\"parameters\":{\"shared_preload_libraries\":[]}}}",
         "postgresql.parameters.shared_preload_libraries: must be a string, number or boolean"),
-    BAD("parameter_newline",
-        "{\"postgresql\":{\"parameters\":{\"work_mem\":\"8MB\\nfsync = off\"}}}",
-        "postgresql.parameters.work_mem: must not contain control characters"),
+    /* values are quoted as PostgreSQL reads them (lib/pgconf): only a NUL
+     * cannot be written */
+    OK("parameter_newline_quote_backslash",
+       "{\"postgresql\":{\"parameters\":{\"x.y\":\"it's\\nC:\\\\temp\\\\\"}}}"),
     BAD("parameter_nul", "{\"postgresql\":{\"parameters\":{\"work_mem\":\"8MB\\u0000x\"}}}",
-        "postgresql.parameters.work_mem: must not contain control characters"),
+        "postgresql.parameters.work_mem: must not contain a NUL character"),
     BAD("parameter_name_blank", "{\"postgresql\":{\"parameters\":{\"work mem\":1}}}",
-        "postgresql.parameters: \"work mem\" is not a parameter name"),
+        "postgresql.parameters: \"work mem\" " NAME_HINT),
     BAD("parameter_name_digit", "{\"postgresql\":{\"parameters\":{\"1x\":1}}}",
-        "postgresql.parameters: \"1x\" is not a parameter name"),
+        "postgresql.parameters: \"1x\" " NAME_HINT),
     BAD("parameter_name_empty", "{\"postgresql\":{\"parameters\":{\"\":1}}}",
-        "postgresql.parameters: \"\" is not a parameter name"),
+        "postgresql.parameters: \"\" " NAME_HINT),
+    BAD("parameter_name_newline", "{\"postgresql\":{\"parameters\":{\"work_mem\\nhba_file\":1}}}",
+        "postgresql.parameters: \"work_mem\\nhba_file\" " NAME_HINT),
+    BAD("parameter_name_two_dots", "{\"postgresql\":{\"parameters\":{\"a.b.c\":1}}}",
+        "postgresql.parameters: \"a.b.c\" " NAME_HINT),
+    BAD("parameter_name_include", "{\"postgresql\":{\"parameters\":{\"include\":\"/etc/x\"}}}",
+        "postgresql.parameters: \"include\" " NAME_HINT),
     BAD("pg_hba_numbers", "{\"postgresql\":{\"pg_hba\":[1]}}",
         "postgresql.pg_hba: must be a list of strings"),
     BAD("pg_ident_object", "{\"postgresql\":{\"pg_ident\":{}}}",

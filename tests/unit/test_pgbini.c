@@ -145,6 +145,50 @@ static const RewriteCase rewrite_cases[] = {
         .changed = true,
     },
     {
+        .name = "CRLF file ending in [databases]\\r: the line end is completed",
+        .in = "[pgbouncer]\r\nlisten_port = 1\r\n[databases]\r",
+        .targets = { WRITE, READ },
+        .n_targets = 2,
+        .want = "[pgbouncer]\r\nlisten_port = 1\r\n[databases]\r\n"
+                "app = host=10.0.0.1 port=5432 dbname=postgres\r\n"
+                "app_ro = host=10.0.0.2 port=5433 dbname=postgres\r\n",
+        .changed = true,
+    },
+    {
+        .name = "a file of one line, [databases]\\r",
+        .in = "[databases]\r",
+        .targets = { WRITE },
+        .n_targets = 1,
+        .want = "[databases]\r\napp = host=10.0.0.1 port=5432 dbname=postgres\r\n",
+        .changed = true,
+    },
+    {
+        .name = "CRLF file ending in [databases]\\r\\n",
+        .in = "[pgbouncer]\r\nlisten_port = 1\r\n[databases]\r\n",
+        .targets = { WRITE },
+        .n_targets = 1,
+        .want = "[pgbouncer]\r\nlisten_port = 1\r\n[databases]\r\n"
+                "app = host=10.0.0.1 port=5432 dbname=postgres\r\n",
+        .changed = true,
+    },
+    {
+        .name = "CRLF file whose last entry has no line end",
+        .in = "[databases]\r\nx = host=h",
+        .targets = { WRITE },
+        .n_targets = 1,
+        .want = "[databases]\r\nx = host=h\r\napp = host=10.0.0.1 port=5432 dbname=postgres\r\n",
+        .changed = true,
+    },
+    {
+        .name = "CRLF file without [databases] and without a final line end",
+        .in = "; only a comment\r",
+        .targets = { WRITE },
+        .n_targets = 1,
+        .want =
+            "; only a comment\r\n[databases]\r\napp = host=10.0.0.1 port=5432 dbname=postgres\r\n",
+        .changed = true,
+    },
+    {
         .name = "quoted values of other parameters are kept, ours quoted when needed",
         .in = "[databases]\napp = password='it''s secret' host=a\n",
         .targets = { { "app", "my host", 5432, "o'db" } },
@@ -221,6 +265,15 @@ static const RewriteCase rewrite_cases[] = {
     },
 };
 
+static size_t count_of(const char *s, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) {
+        n++;
+    }
+    return n;
+}
+
 static void test_rewrite_table(void **state)
 {
     (void)state;
@@ -254,6 +307,50 @@ static void test_rewrite_table(void **state)
         }
         free(again);
         free(out);
+    }
+}
+
+/* A file rewritten at every failover stays as it is after the first
+ * rewrite, whatever its line ends. */
+static void test_rewrite_is_stable(void **state)
+{
+    (void)state;
+    static const char *const inputs[] = {
+        "[pgbouncer]\r\nlisten_port = 1\r\n[databases]\r",
+        "[databases]\r",
+        "[databases]\r\napp = host=a\r",
+        "[pgbouncer]\nlisten_port = 1\n[databases]",
+        "[databases]\r\n\r\n[pgbouncer]\r\n",
+    };
+    const PgbIniTarget targets[] = { WRITE, READ };
+    for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+        char *text = strdup(inputs[i]);
+        size_t len = strlen(text);
+        char *first = NULL;
+        for (int round = 0; round < 5; round++) {
+            char *out = NULL;
+            size_t out_len = 0;
+            bool changed = false;
+            PgbIniError e = { 0 };
+            assert_int_equal(
+                pgbini_rewrite_databases(text, len, targets, 2, &out, &out_len, &changed, &e), 0);
+            if (round == 0) {
+                first = strdup(out);
+            } else if (changed || strcmp(out, first) != 0) {
+                fail_msg("input %zu changed at rewrite %d:\n%s", i, round + 1, out);
+            }
+            free(text);
+            text = out;
+            len = out_len;
+        }
+        /* one entry each, and the file's line ends throughout */
+        assert_int_equal(count_of(first, "\napp = "), 1);
+        assert_int_equal(count_of(first, "\napp_ro = "), 1);
+        if (strstr(inputs[i], "\r")) {
+            assert_int_equal(count_of(first, "\n"), count_of(first, "\r\n"));
+        }
+        free(first);
+        free(text);
     }
 }
 
@@ -451,9 +548,9 @@ static void test_choose_host_fields(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rewrite_table),      cmocka_unit_test(test_get),
-        cmocka_unit_test(test_userlist),           cmocka_unit_test(test_choose_table),
-        cmocka_unit_test(test_choose_host_fields),
+        cmocka_unit_test(test_rewrite_table), cmocka_unit_test(test_rewrite_is_stable),
+        cmocka_unit_test(test_get),           cmocka_unit_test(test_userlist),
+        cmocka_unit_test(test_choose_table),  cmocka_unit_test(test_choose_host_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
