@@ -105,12 +105,12 @@ static uint64_t grant_renew_due(const LeaseGrant *g, uint64_t cap_usec, uint64_t
 {
     uint64_t ttl = (uint64_t)(g->ttl_sec > 0 ? g->ttl_sec : 0) * USEC_PER_SEC;
     uint64_t usable = ttl - lease_margin_usec(ttl);
-    uint64_t leave = retry_usec;
+    uint64_t leave = retry_usec > LEASE_RETRY_FLOOR_USEC ? retry_usec : LEASE_RETRY_FLOOR_USEC;
     if (leave < usable / 3) {
         leave = usable / 3;
     }
-    if (leave > usable / 3 * 2) {
-        leave = usable / 3 * 2;
+    if (leave > usable / 2) {
+        leave = usable / 2;
     }
     uint64_t after = usable - leave;
     if (cap_usec != 0 && cap_usec < after) {

@@ -36,6 +36,11 @@
  * replica then needs more than 100 ms to promote, but nothing counts on
  * either. */
 #define LEASE_SAFETY_MARGIN_USEC (1000 * 1000ULL)
+/* At least this is left for retries after a renewal is due, whatever
+ * retry_timeout says: an etcd leader election (election timeout 1 s by
+ * default) stalls keepalives for about that long, and a killed member's
+ * requests move to another endpoint meanwhile. */
+#define LEASE_RETRY_FLOOR_USEC (2 * 1000 * 1000ULL)
 
 typedef struct LeaseGrant {
     int64_t id;            /* 0: none */
@@ -95,18 +100,21 @@ uint64_t lease_renewed_usec(const Lease *l);
 
 /* When the next keepalive is due: for each lease that counts, so that the
  * time left from then to its deadline is retry_timeout (lease_set_retry()),
- * never less than a third and never more than two thirds of ttl - margin:
- * due = sent + (ttl - margin) - clamp(retry, (ttl - margin) / 3,
- * 2 (ttl - margin) / 3). At Patroni's defaults (ttl 30, retry_timeout 10)
- * that is 19 s after the last renewal; ttl 10, retry 4: 5 s; ttl 3, retry 1:
- * 1 s. It is Patroni's promise for retry_timeout ("DCS or network issues
- * shorter than this will not cause Patroni to demote the leader"): an etcd
- * outage that begins at any moment and lasts less than retry_timeout ends
- * before the deadline, as the retries go on until then. Sooner when capped by
- * lease_set_max_interval(); the earliest over the leases that count; 0 when
- * we have no lease. Renewing on a timer of its own instead of every loop,
- * and no more often than that promise needs, is what keeps an idle node's
- * etcd requests down; the deadline does not depend on it. */
+ * at least LEASE_RETRY_FLOOR_USEC, and between a third and a half of
+ * ttl - margin: due = sent + (ttl - margin) - clamp(max(retry, floor),
+ * (ttl - margin) / 3, (ttl - margin) / 2). At Patroni's defaults (ttl 30,
+ * retry_timeout 10) that is 19 s after the last renewal; ttl 10, retry 4:
+ * 5 s; ttl 5, retry 1: 2 s; ttl 3: 1 s. It keeps Patroni's promise for
+ * retry_timeout ("DCS or network issues shorter than this will not cause
+ * Patroni to demote the leader"): an etcd outage that begins at any moment
+ * and lasts less than retry_timeout ends before the deadline, as the
+ * retries go on until then (Patroni's own rule, ttl >= loop_wait + 2 *
+ * retry_timeout, keeps retry_timeout within the half). Never more often than
+ * halfway, as before. Sooner when capped by lease_set_max_interval(); the
+ * earliest over the leases that count; 0 when we have no lease. Renewing
+ * on a timer of its own instead of every loop, and no more often than that
+ * promise needs, is what keeps an idle node's etcd requests down; the
+ * deadline does not depend on it. */
 uint64_t lease_renew_due_usec(const Lease *l);
 /* Renew at least every interval_usec (0: no cap). The agent caps it at
  * loop_wait while a watchdog is armed: the watchdog is kept alive after a

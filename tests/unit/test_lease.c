@@ -62,10 +62,11 @@ static void test_renew_due(void **state)
     } rows[] = {
         { 30, 0, 10 * SEC, 19 * SEC },        /* Patroni's defaults: 29 - 10 */
         { 10, 0, 4 * SEC, 5 * SEC },          /* 9 - 4 */
-        { 3, 0, 1 * SEC, 1 * SEC },           /* 2 - 1 */
+        { 5, 0, 1 * SEC, 2 * SEC },           /* 4 - the 2 s floor */
+        { 3, 0, 1 * SEC, 1 * SEC },           /* 2 - 1: the floor capped at the half */
         { 30, 0, 0, 19333333 },               /* no retry_timeout: a third is left */
-        { 30, 0, 25 * SEC, 9666667 },         /* retry_timeout past two thirds: two thirds */
-        { 2, 0, 1 * SEC, 444445 },            /* (2 - 2/3) - (2 - 2/3) * 2/3 */
+        { 30, 0, 25 * SEC, 14500 * MS },      /* retry_timeout past the half: halfway */
+        { 2, 0, 1 * SEC, 666667 },            /* (2 - 2/3) / 2 */
         { 30, 10 * SEC, 10 * SEC, 10 * SEC }, /* capped: a watchdog, loop_wait 10 */
         { 10, 1500 * MS, 4 * SEC, 1500 * MS },
         { 3, 5 * SEC, 1 * SEC, 1 * SEC }, /* a cap above it changes nothing */
@@ -83,10 +84,10 @@ static void test_renew_due(void **state)
                      rows[i].ttl_sec, rows[i].cap_usec, rows[i].retry_usec, due - 100 * SEC);
         }
         /* the renewal always comes before the deadline, with retry_timeout
-         * (or two thirds of what the ttl allows, if that is less) for retries */
+         * (or half of what the ttl allows, if that is less) for retries */
         uint64_t deadline = lease_deadline_usec(&l);
         uint64_t usable = deadline - 100 * SEC;
-        uint64_t want = rows[i].retry_usec < usable / 3 * 2 ? rows[i].retry_usec : usable / 3 * 2;
+        uint64_t want = rows[i].retry_usec < usable / 2 ? rows[i].retry_usec : usable / 2;
         assert_true(due < deadline);
         assert_true(deadline - due + 1 >= want);
     }
