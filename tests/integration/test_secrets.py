@@ -6,7 +6,8 @@ log_statement = all:
 - the postmaster and a backend hold none of the agents' TCP connections
   (etcd, the REST APIs), and every descriptor of the agent is close-on-exec;
 - after bootstrap (three roles created with passwords) the server logs hold
-  no password, although they log every statement;
+  no password, although they log every statement, nor do the agents' logs
+  or any command line;
 - a symlink planted at <data_dir>.pwfile, at the pgpass path, or at the
   temporary name the agent used to write pgpass through is not followed.
 
@@ -211,6 +212,17 @@ def test_server_log_has_no_password(cluster):
         text = read_text(n.data_dir + ".log")
         found = [p for p in PASSWORDS if p in text]
         assert not found, f"{n.name}'s server log holds the passwords {found}"
+    # nor the agents' logs, nor any command line on the host
+    for n in cluster.nodes:
+        text = read_text(cluster.procs.log_path(n.name))
+        assert not [p for p in PASSWORDS if p in text], f"{n.name}'s agent log has a password"
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        assert not [p for p in PASSWORDS if p in cmdline], f"process {pid}: {cmdline!r}"
     # the roles were made, with their passwords, by the bootstrap we looked at
     c = psycopg2.connect(host="127.0.0.1", port=leader.pg_port, user=REPL, password=REPL_PW,
                          dbname="postgres", connect_timeout=3)
