@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "inherit.h"
 #include "log.h"
 
 extern char **environ;
@@ -320,6 +321,7 @@ struct Callbacks {
     CallbackProc *current[_CALLBACKS_SLOT_MAX]; /* borrowed from procs */
     CallbacksTrack track;
     const ConfigMap *checked; /* borrowed: the callbacks map last checked for unknown names */
+    char **env;               /* owned: the callbacks' environment, without the agent's variables */
 };
 
 int callbacks_new(sd_event *event, Callbacks **ret)
@@ -329,6 +331,11 @@ int callbacks_new(sd_event *event, Callbacks **ret)
         return -ENOMEM;
     }
     cb->event = event;
+    int r = inherit_env_new(environ, NULL, &cb->env);
+    if (r < 0) {
+        free(cb);
+        return r;
+    }
     *ret = cb;
     return 0;
 }
@@ -475,7 +482,7 @@ static void describe(CallbackProc *p, char *const *argv)
     }
 }
 
-static int spawn(char *const *argv, int out_fd, pid_t *ret_pid)
+static int spawn(char *const *argv, char *const *env, int out_fd, pid_t *ret_pid)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
@@ -508,7 +515,7 @@ static int spawn(char *const *argv, int out_fd, pid_t *ret_pid)
         return -r;
     }
     pid_t pid;
-    r = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
+    r = posix_spawnp(&pid, argv[0], &fa, &at, argv, env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     if (r != 0) {
@@ -552,7 +559,7 @@ int callbacks_run(Callbacks *cb, CallbacksAction action, char *const *argv, uint
     }
     (void)fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
     p->start_usec = clock_monotonic_usec();
-    int r = spawn(argv, pipefd[1], &p->pid);
+    int r = spawn(argv, cb->env, pipefd[1], &p->pid);
     close(pipefd[1]);
     if (r < 0) {
         close(pipefd[0]);
@@ -626,6 +633,7 @@ Callbacks *callbacks_free(Callbacks *cb)
             unlink_proc(p);
         }
     }
+    inherit_env_free(cb->env);
     free(cb);
     return NULL;
 }

@@ -103,7 +103,9 @@ char **callbacks_argv_free(char **argv);
 typedef struct Callbacks Callbacks;
 
 /* `event` is borrowed and must outlive the runner; SIGCHLD must be blocked.
- * Returns 0 and *ret, or -ENOMEM. Does not log. */
+ * The callbacks' environment is ours now, without the agent's variables
+ * (lib/inherit.h); they get no descriptor above stderr. Returns 0 and
+ * *ret, or -ENOMEM. Does not log. */
 int callbacks_new(sd_event *event, Callbacks **ret);
 /* Kills (SIGKILL to the process group) and reaps every callback still
  * running, logging each. Accepts NULL; returns NULL. */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "inherit.h"
 #include "log.h"
 #include "pgprobe.h"
 
@@ -246,11 +247,7 @@ static _noreturn_ void child_main(FenceShared *sh, const char *data_dir, pid_t a
         (void)dup2(null, STDIN_FILENO);
         (void)dup2(null, STDOUT_FILENO);
     }
-    if (close_range(3, UINT_MAX, 0) < 0) {
-        for (int fd = 3; fd < 1024; fd++) {
-            (void)close(fd);
-        }
-    }
+    inherit_close_fds();
     atomic_store(&sh->owner, owner_pack(self, agent));
 
     /* The signals arrive through a signalfd, and the agent's exit through

@@ -102,19 +102,14 @@ static int write_pwfile(Agent *a, char **ret_path)
         return 0;
     }
     _cleanup_free_ char *path = strdup(a->local.ctl.pwfile);
-    if (!path) {
+    _cleanup_free_ char *line = NULL;
+    if (!path || asprintf(&line, "%s\n", pw) < 0) {
         return -ENOMEM;
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return log_error_errno(-errno, "creating \"%s\": %m", path);
-    }
-    size_t len = strlen(pw);
-    bool ok = write(fd, pw, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
-    close(fd);
-    if (!ok) {
-        unlink(path);
-        return log_error_errno(-EIO, "writing \"%s\"", path);
+    int r = pgctl_write_file(path, line, strlen(line));
+    explicit_bzero(line, strlen(line));
+    if (r < 0) {
+        return log_error_errno(r, "writing \"%s\": %m", path);
     }
     *ret_path = TAKE_PTR(path);
     return 0;
@@ -326,7 +321,7 @@ static char *quote(const char *s, char q)
 }
 
 /* CREATE or ALTER role `u` with the given options and its password. The
- * statement holds the password, so it is never logged. */
+ * statement holds the password: neither we nor the server log it. */
 static int ensure_role(Agent *a, const ConfigUser *u, const char *options)
 {
     if (!u->username) {
@@ -348,13 +343,15 @@ static int ensure_role(Agent *a, const ConfigUser *u, const char *options)
                  name, ident, options, ident, options, pw ? " PASSWORD " : "", pw ? pw : "") < 0) {
         return -ENOMEM;
     }
-    int r = agent_exec_sql(a, sql, NULL);
+    int r =
+        pgprobe_exec_unlogged(a->local.probe, sql, clock_monotonic_usec() + EXEC_SQL_DEADLINE_USEC);
     explicit_bzero(sql, strlen(sql));
     if (pw) {
         explicit_bzero(pw, strlen(pw));
     }
     if (r < 0) {
-        return log_error_errno(r, "creating role \"%s\" failed", u->username);
+        return log_error_errno(r, "creating role \"%s\" failed: %s", u->username,
+                               pgprobe_last_error(a->local.probe));
     }
     return 0;
 }

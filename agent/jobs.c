@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "inherit.h"
 #include "log.h"
 #include "macro.h"
 
@@ -24,23 +25,24 @@ const char *job_kind_to_string(JobKind k)
     return k >= 0 && k < _JOB_KIND_MAX ? job_kind_table[k] : NULL;
 }
 
-/* In the child: default signal mask, own process group, PGPASSFILE. */
+/* In the child: default signal mask, own process group, only stdin, stdout
+ * and stderr open, the environment jobs_set_pgpass built (no allocation
+ * here: the agent has threads). */
 static _noreturn_ void exec_child(const Jobs *j, char *const *argv)
 {
+    static char *const empty[] = { NULL };
     sigset_t none;
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
     (void)setpgid(0, 0);
-    if (j->pgpass) {
-        (void)setenv("PGPASSFILE", j->pgpass, 1);
-    }
     /* tools like initdb print to stdout: keep it with the agent's log */
     (void)dup2(STDERR_FILENO, STDOUT_FILENO);
+    inherit_close_fds();
     if (chdir("/") < 0) {
         _exit(127);
     }
-    execv(argv[0], argv);
-    fprintf(stderr, "dbagent: cannot run %s: %s\n", argv[0], strerror(errno));
+    execve(argv[0], argv, j->env ? j->env : empty);
+    dprintf(STDERR_FILENO, "dbagent: cannot run %s: %s\n", argv[0], strerror(errno));
     _exit(127);
 }
 
@@ -181,18 +183,24 @@ void jobs_init(Jobs *j, sd_event *event, Ticker *ticker, JobEndFn on_end, void *
 void jobs_done(Jobs *j)
 {
     jobs_kill(j);
-    free(j->pgpass);
-    j->pgpass = NULL;
+    j->env = inherit_env_free(j->env);
 }
 
 int jobs_set_pgpass(Jobs *j, const char *path)
 {
-    char *copy = path ? strdup(path) : NULL;
-    if (path && !copy) {
+    _cleanup_free_ char *var = NULL;
+    if (path && asprintf(&var, "PGPASSFILE=%s", path) < 0) {
         return -ENOMEM;
     }
-    free(j->pgpass);
-    j->pgpass = copy;
+    char *const extra[] = { var, NULL };
+    extern char **environ;
+    char **env = NULL;
+    int r = inherit_env_new(environ, extra, &env);
+    if (r < 0) {
+        return r;
+    }
+    inherit_env_free(j->env);
+    j->env = env;
     return 0;
 }
 

@@ -34,7 +34,7 @@ typedef void (*JobEndFn)(JobKind kind, bool ok, void *userdata);
 typedef struct Jobs {
     sd_event *event; /* borrowed */
     Ticker *ticker;  /* borrowed */
-    char *pgpass;    /* owned: PGPASSFILE for the children */
+    char **env;      /* owned: the children's environment (jobs_set_pgpass) */
     JobEndFn on_end;
     void *userdata;
 
@@ -50,10 +50,13 @@ typedef struct Jobs {
 void jobs_init(Jobs *j, sd_event *event, Ticker *ticker, JobEndFn on_end, void *userdata);
 /* Kills a running job (SIGKILL to its group, reaped) and frees. */
 void jobs_done(Jobs *j);
-/* The children's PGPASSFILE (copied). Returns 0 or -ENOMEM. */
+/* Builds the children's environment: ours without the agent's variables
+ * (inherit.h), with PGPASSFILE=path when path is not NULL. Call it before
+ * the first job. Returns 0 or -ENOMEM. */
 int jobs_set_pgpass(Jobs *j, const char *path);
 
-/* Forks argv (environment: ours plus PGPASSFILE) with a deadline. Returns
+/* Forks argv (the environment jobs_set_pgpass built, no descriptor above
+ * stderr) with a deadline. Returns
  * 0, -EBUSY while a job runs, or a negative errno (all logged). */
 int jobs_start(Jobs *j, JobKind kind, char *const *argv, int timeout_sec);
 /* Kills the running job, if any, and forgets it. */

@@ -245,42 +245,46 @@ int pgctl_primary_conninfo(const PgCtl *p, const PgUpstream *u, char *buf, size_
     return 0;
 }
 
-/* Writes `content` to path via a temp file and rename, mode 0600. */
-static int write_file_atomic(const char *path, const char *content, size_t len)
+static int write_all(int fd, const char *content, size_t len)
 {
-    char tmp[PGCTL_PATH_MAX];
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.dbha-tmp", path) >= sizeof(tmp)) {
-        return -ENAMETOOLONG;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return -errno;
-    }
     size_t off = 0;
     while (off < len) {
         ssize_t w = write(fd, content + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return -e;
+        if (w < 0 && errno != EINTR) {
+            return -errno;
         }
-        off += (size_t)w;
-    }
-    if (fsync(fd) < 0 || close(fd) < 0) {
-        int e = errno;
-        unlink(tmp);
-        return -e;
-    }
-    if (rename(tmp, path) < 0) {
-        int e = errno;
-        unlink(tmp);
-        return -e;
+        off += w > 0 ? (size_t)w : 0;
     }
     return 0;
+}
+
+int pgctl_write_file(const char *path, const char *content, size_t len)
+{
+    char tmp[PGCTL_PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.dbha-XXXXXX", path) >= sizeof(tmp)) {
+        return -ENAMETOOLONG;
+    }
+    /* a fresh name (O_CREAT | O_EXCL, mode 0600): nothing planted there is
+     * followed or reused */
+    int fd = mkostemp(tmp, O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        return -errno;
+    }
+    int r = write_all(fd, content, len);
+    if (r == 0 && fsync(fd) < 0) {
+        r = -errno;
+    }
+    if (close(fd) < 0 && r == 0) {
+        r = -errno;
+    }
+    /* rename replaces a symlink at path, it does not follow it */
+    if (r == 0 && rename(tmp, path) < 0) {
+        r = -errno;
+    }
+    if (r < 0) {
+        (void)unlink(tmp);
+    }
+    return r;
 }
 
 static bool managed_param(const char *name)
@@ -397,7 +401,7 @@ static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream 
         free(buf);
         return -ENOMEM;
     }
-    int r = write_file_atomic(path, buf, size);
+    int r = pgctl_write_file(path, buf, size);
     free(buf);
     return r;
 }
@@ -426,7 +430,7 @@ static int write_pg_hba(const PgCtl *p)
     }
     char path[PGCTL_PATH_MAX];
     snprintf(path, sizeof(path), "%s/pg_hba.conf", p->data_dir);
-    int r = write_file_atomic(path, buf, size);
+    int r = pgctl_write_file(path, buf, size);
     free(buf);
     return r;
 }
@@ -444,7 +448,7 @@ int pgctl_write_config(const PgCtl *p, bool replica, const PgUpstream *u)
     char path[PGCTL_PATH_MAX];
     snprintf(path, sizeof(path), "%s/standby.signal", p->data_dir);
     if (replica) {
-        return write_file_atomic(path, "", 0);
+        return pgctl_write_file(path, "", 0);
     }
     if (unlink(path) < 0 && errno != ENOENT) {
         return -errno;
@@ -488,7 +492,7 @@ int pgctl_write_pgpass(const PgCtl *p)
         free(buf);
         return -ENOMEM;
     }
-    int r = write_file_atomic(p->pgpass, buf, size);
+    int r = pgctl_write_file(p->pgpass, buf, size);
     explicit_bzero(buf, size);
     free(buf);
     return r;

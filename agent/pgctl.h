@@ -97,6 +97,11 @@ int pgctl_primary_conninfo(const PgCtl *p, const PgUpstream *u, char *buf, size_
  * Returns 0 or -errno. */
 int pgctl_write_config(const PgCtl *p, bool replica, const PgUpstream *u);
 
+/* Writes content to path through a new file of mode 0600 in the same
+ * directory (created with O_EXCL | O_NOFOLLOW, fsync'd, renamed over path):
+ * a symlink at path is replaced, never followed. Returns 0 or -errno. */
+int pgctl_write_file(const char *path, const char *content, size_t len);
+
 /* The passfile with the replication and rewind credentials (mode 0600).
  * Returns 0 or -errno. */
 int pgctl_write_pgpass(const PgCtl *p);

@@ -711,6 +711,58 @@ int pgprobe_exec(PgProbe *p, const char *sql, uint64_t deadline_usec, PGresult *
     return 0;
 }
 
+/* What keeps a statement out of the server log for this session (Patroni's
+ * create_or_update_role): a failing statement is reported without its text,
+ * since ERROR ranks below LOG for log_min_error_statement. */
+static const char UNLOGGED_ON[] = "SET log_statement TO none;"
+                                  "SET log_min_duration_statement TO -1;"
+                                  "SET log_min_error_statement TO log;"
+                                  "SET pg_stat_statements.track_utility TO off";
+static const char UNLOGGED_OFF[] = "RESET log_statement;"
+                                   "RESET log_min_duration_statement;"
+                                   "RESET log_min_error_statement;"
+                                   "RESET pg_stat_statements.track_utility";
+
+/* run_query on the kept connection, results dropped. */
+static int run_discard(PgProbe *p, const char *sql, uint64_t deadline_usec)
+{
+    if (!p->conn || PQstatus(p->conn) != CONNECTION_OK) {
+        return -ECONNRESET;
+    }
+    PGresult *res[1] = { NULL };
+    int r = run_query(p, sql, deadline_usec, res, 1);
+    PQclear(res[0]);
+    return r;
+}
+
+int pgprobe_exec_unlogged(PgProbe *p, const char *sql, uint64_t deadline_usec)
+{
+    if (!p || !sql) {
+        return -EINVAL;
+    }
+    PGresult *res[1] = { NULL };
+    int r = with_connection(p, deadline_usec, UNLOGGED_ON, res, 1);
+    PQclear(res[0]);
+    /* on the same session only: a reconnect would log the statement */
+    if (r >= 0) {
+        r = run_discard(p, sql, deadline_usec);
+    }
+    if (r != -ECONNRESET && r != -ETIMEDOUT && p->conn) {
+        /* also after a failed statement, while the session lives */
+        char error[sizeof(p->error)];
+        memcpy(error, p->error, sizeof(error));
+        int r2 = run_discard(p, UNLOGGED_OFF, deadline_usec);
+        if (r < 0) {
+            memcpy(p->error, error, sizeof(error));
+        }
+        r = r < 0 ? r : r2;
+    }
+    if (r < 0) {
+        log_debug("postgresql: %s", p->error);
+    }
+    return r;
+}
+
 static const char *value_or_null(const PGresult *res, int row, int col)
 {
     return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);

@@ -114,6 +114,14 @@ bool pgprobe_streaming(const PgSnapshot *s);
 typedef struct pg_result PGresult;
 int pgprobe_exec(PgProbe *p, const char *sql, uint64_t deadline_usec, PGresult **ret_first);
 
+/* Like pgprobe_exec, for a statement that holds a secret (a role's
+ * password): on the same session, first sets log_statement to none,
+ * log_min_duration_statement to -1 and log_min_error_statement to log, so
+ * neither the statement nor its failure reaches the server log, then runs
+ * sql (without a reconnect: that would be a session without them), then
+ * resets them. Returns 0 or a negative errno like pgprobe_exec. */
+int pgprobe_exec_unlogged(PgProbe *p, const char *sql, uint64_t deadline_usec);
+
 /* The last failure's message ("" after a success). Borrowed, valid until
  * the next call. */
 const char *pgprobe_last_error(const PgProbe *p);

@@ -23,6 +23,7 @@
 #include "ctl.h"
 #include "dcs.h"
 #include "dynconfig.h"
+#include "inherit.h"
 #include "input.h"
 #include "macro.h"
 #include "output.h"
@@ -198,7 +199,7 @@ static int temp_yaml(const json_t *doc, TempFile *ret)
     if (n < 0 || (size_t)n >= sizeof(ret->path)) {
         return -ENAMETOOLONG;
     }
-    int fd = mkstemps(ret->path, strlen(".yaml"));
+    int fd = mkostemps(ret->path, strlen(".yaml"), O_CLOEXEC);
     if (fd < 0) {
         return -errno;
     }
@@ -228,6 +229,7 @@ static int run_program(char *const argv[], uint64_t timeout_usec)
         return -errno;
     }
     if (pid == 0) {
+        inherit_close_fds();
         execvp(argv[0], argv);
         _exit(CONFIG_EXEC_FAILED);
     }

@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "etcd-internal.h"
 #include "httpbody.h"
+#include "inherit.h"
 #include "log.h"
 
 #define ENDPOINT_NAME_MAX 256
@@ -436,7 +437,11 @@ int etcd_client_setup_easy(const EtcdClient *c, CURL *easy)
         SET(CURLOPT_SSLKEY, c->key);
     }
 #undef SET
-    return cc == CURLE_OK ? 0 : -EIO;
+    if (cc != CURLE_OK) {
+        return -EIO;
+    }
+    /* a child of ours (pg_ctl, the postmaster) must not hold etcd's connections */
+    return inherit_curl_cloexec(easy);
 }
 
 /* One POST to one endpoint. Returns 0 with the HTTP status and body (any

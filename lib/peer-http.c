@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "inherit.h"
+
 static bool http_url(const char *url)
 {
     return url && (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0);
@@ -31,6 +33,7 @@ int peer_http_request_init(PeerHttpRequest *req, const char *method, const char 
     (void)curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     (void)curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     (void)curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    (void)inherit_curl_cloexec(c);
     (void)curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(o->timeout_usec / 1000));
     (void)curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect / 1000));
     (void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body_write);

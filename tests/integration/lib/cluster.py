@@ -51,11 +51,13 @@ class Node:
         self.env = None  # extra environment for the agent
         self.rest_auth = None  # (user, password): restapi.authentication
         self.postgresql_yaml = ""  # more lines of the postgresql section, indented by two
+        self.parameters = {}  # more postgresql.parameters
         self.etcd_hosts = None  # etcd3.hosts of this node (default: the cluster's endpoints)
 
     def config(self):
         c = self.cluster
         watchdog = "".join(f"  {k}: {json.dumps(v)}\n" for k, v in self.watchdog.items())
+        params = "".join(f"    {k}: {json.dumps(v)}\n" for k, v in self.parameters.items())
         tags = "".join(f"  {k}: {json.dumps(v)}\n"
                        for k, v in dict({"nofailover": False}, **self.tags).items())
         return f"""\
@@ -98,7 +100,7 @@ postgresql:
     unix_socket_directories: {self.dir}
     fsync: "off"
     shared_buffers: 16MB
-  pg_hba:
+{params}  pg_hba:
     - local all all trust
     - host replication {REPL} 127.0.0.1/32 scram-sha-256
     - host all all 127.0.0.1/32 scram-sha-256
