@@ -1217,39 +1217,6 @@ static enum MHD_Result request_body(RestRequest *req, const char *data, size_t s
     return MHD_YES;
 }
 
-/* Per connection: the request on_uri set up that on_request has not
- * claimed yet. MHD calls neither on_request nor on_completed for a request
- * it could not parse (too many query arguments for the connection's memory,
- * say), so such a request is freed here: when the next request line
- * arrives on the connection, or when the connection closes. */
-typedef struct RestConn {
-    RestRequest *unclaimed;
-} RestConn;
-
-static RestConn *conn_of(struct MHD_Connection *c)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
-}
-
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-    (void)cls;
-    (void)c;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = calloc(1, sizeof(RestConn)); /* NULL: on_uri refuses */
-        return;
-    }
-    RestConn *rc = *socket_context;
-    if (rc) {
-        request_free(rc->unclaimed);
-        free(rc);
-    }
-    *socket_context = NULL;
-}
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -1261,10 +1228,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (!req->started) {
         req->started = true;
-        RestConn *rc = conn_of(c);
-        if (rc && rc->unclaimed == req) {
-            rc->unclaimed = NULL; /* on_completed frees it from now on */
-        }
         return request_start(s, c, req, method);
     }
     if (req->pending) {
@@ -1288,12 +1251,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
  * (the url argument of on_request is %-decoded and has lost the query). */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
-    RestConn *rc = conn_of(c);
-    if (!rc) {
-        return NULL; /* out of memory: on_request refuses the request */
-    }
-    request_free(rc->unclaimed);
-    rc->unclaimed = NULL;
     RestRequest *req = calloc(1, sizeof(*req));
     if (!req) {
         return NULL;
@@ -1316,7 +1273,6 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
         req->path = slash ? slash : "/";
     }
     req->query = q ? q + 1 : "";
-    rc->unclaimed = req;
     return req;
 }
 
@@ -1325,10 +1281,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     RestServer *s = cls;
     RestRequest *req = *con_cls;
-    RestConn *rc = conn_of(c);
-    if (rc && rc->unclaimed == req) {
-        rc->unclaimed = NULL; /* MHD completes some requests it could not parse */
-    }
     if (req && req->wait_counted) {
         /* resumed, but the client left before it was answered */
         atomic_fetch_sub(&s->suspended_connections, 1);
@@ -1643,7 +1595,6 @@ int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *re
     OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)REST_CONNECTION_MEMORY_LIMIT, NULL);
     OPT(MHD_OPTION_URI_LOG_CALLBACK, &on_uri, s);
     OPT(MHD_OPTION_NOTIFY_COMPLETED, &on_completed, s);
-    OPT(MHD_OPTION_NOTIFY_CONNECTION, &on_connection, s);
     if (threads > 1) {
         OPT(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
     }
