@@ -975,7 +975,7 @@ void agent_tick(Agent *a)
     HaStep st;
     ha_policy_input(&o, &a->mem, &st);
     observe_peers(a, &o, &st);
-    if (ha_policy_decide(&st) < 0) {
+    if (ha_policy_decide(&o, &st) < 0) {
         log_error("no HA decision for state \"%s\": this is a bug",
                   ha_state_to_string(a->mem.state));
         return;

@@ -158,15 +158,6 @@ void ha_policy_input(const HaObservation *o, const HaMemory *mem, HaStep *st)
     m->sync_blocked = sync_verdict;
     in->nofailover = in->nofailover || sync_blocked;
 
-    /* a replica that does not stream yet is looked at again soon */
-    if (m->state == HA_STATE_REPLICA && o->pg_running && s && s->in_recovery && !o->streaming &&
-        o->now_usec - m->state_since_usec < HA_STREAM_WINDOW_USEC) {
-        uint64_t look = o->now_usec + HA_STREAM_LOOK_USEC;
-        if (st->wake_usec == 0 || look < st->wake_usec) {
-            st->wake_usec = look;
-        }
-    }
-
     /* The named candidate of a switchover or manual failover takes over
      * without an election: asking the peers would only delay it. */
     st->election_open = in->dcs_ok && !in->has_leader && in->pg_reachable && in->pg_in_recovery &&
@@ -206,9 +197,35 @@ void ha_policy_elect(const HaObservation *o, ElectionPeer *peers, size_t n, HaSt
     st->input.healthiest = best;
 }
 
-int ha_policy_decide(HaStep *st)
+/* A replica that does not stream yet is looked at again soon, from the
+ * tick that enters the replica state on (at that tick the walreceiver has
+ * often not connected yet: waiting for loop_wait then kept routers seeing
+ * it as not streaming for a whole loop). */
+static void stream_look(const HaObservation *o, HaStep *st)
 {
-    return ha_decide(&st->input, &st->decision);
+    const HaMemory *m = &st->memory;
+    const PgSnapshot *s = o->snap;
+    if (st->decision.next != HA_STATE_REPLICA || !o->pg_running || !s || !s->in_recovery ||
+        o->streaming) {
+        return;
+    }
+    bool entering = m->state != HA_STATE_REPLICA;
+    if (!entering && o->now_usec - m->state_since_usec >= HA_STREAM_WINDOW_USEC) {
+        return;
+    }
+    uint64_t look = o->now_usec + HA_STREAM_LOOK_USEC;
+    if (st->wake_usec == 0 || look < st->wake_usec) {
+        st->wake_usec = look;
+    }
+}
+
+int ha_policy_decide(const HaObservation *o, HaStep *st)
+{
+    int r = ha_decide(&st->input, &st->decision);
+    if (r >= 0) {
+        stream_look(o, st);
+    }
+    return r;
 }
 
 void ha_memory_enter(HaMemory *m, HaState next, uint64_t now_usec)

@@ -104,8 +104,10 @@ void ha_policy_input(const HaObservation *o, const HaMemory *m, HaStep *st);
  * asked): input.healthiest and the "not promoting" verdict. The caller
  * sets each peer's `excluded`. No-op unless st->ask_peers. */
 void ha_policy_elect(const HaObservation *o, ElectionPeer *peers, size_t n, HaStep *st);
-/* The table (ha_decide) on the input. Returns 0 or -EINVAL (a bug). */
-int ha_policy_decide(HaStep *st);
+/* The table (ha_decide) on the input, then the wake-up the state it enters
+ * wants (a replica not streaming yet: a look a second later). Returns 0
+ * or -EINVAL (a bug). */
+int ha_policy_decide(const HaObservation *o, HaStep *st);
 
 /* The decision's next state is entered (after its actions succeeded). */
 void ha_memory_enter(HaMemory *m, HaState next, uint64_t now_usec);

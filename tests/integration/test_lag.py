@@ -100,7 +100,12 @@ def check_lag_everywhere(c, leader, paused, other):
     assert set(row) == {"name", "state", "sync_state", "write_lsn", "flush_lsn", "replay_lsn",
                         "write_lag", "flush_lag", "replay_lag"}, row
     assert row["state"] == "streaming" and row["flush_lsn"] > row["replay_lsn"], row
-    y = json.loads(c.etcd_get(f"members/{other.name}"))
+    # the other replica's key is up to a loop old too (under load CI read it
+    # from the loop before it replayed the 4 MB)
+    def other_key():
+        y = json.loads(c.etcd_get(f"members/{other.name}"))
+        return y if y["replay_lsn"] > x["replay_lsn"] else None
+    y = wait_until(other_key, 5, interval=0.2, what="the other replica's key past the paused one")
     assert "replay_paused" not in y and y["replay_lsn"] > x["replay_lsn"], y
 
     # GET /cluster (any member answers from its last view of the same keys)

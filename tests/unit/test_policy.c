@@ -83,7 +83,7 @@ static void step(const World *w, const HaMemory *m, HaStep *st)
           .c = { .name = "n3", .wal_lsn = 10, .failover_priority = 1 } },
     };
     ha_policy_elect(&w->obs, peers, 2, st);
-    assert_int_equal(ha_policy_decide(st), 0);
+    assert_int_equal(ha_policy_decide(&w->obs, st), 0);
 }
 
 static bool has_action(const HaDecision *d, HaAction a)
@@ -358,6 +358,19 @@ static void test_stream_look(void **state)
     m.state_since_usec = NOW - HA_STREAM_WINDOW_USEC;
     step(&w, &m, &st);
     assert_int_equal(st.wake_usec, 0);
+    /* the tick that enters the replica state looks again too, however long
+     * it was starting (CI: the walreceiver connected after that tick, and
+     * the topology waited a whole loop_wait for it) */
+    HaMemory starting = { .state = HA_STATE_INIT };
+    ha_memory_enter(&starting, HA_STATE_STARTING_REPLICA, NOW - HA_STREAM_WINDOW_USEC - SEC);
+    step(&w, &starting, &st);
+    assert_int_equal(st.decision.next, HA_STATE_REPLICA);
+    assert_int_equal(st.wake_usec, NOW + HA_STREAM_LOOK_USEC);
+    w.obs.streaming = true;
+    step(&w, &starting, &st);
+    assert_int_equal(st.decision.next, HA_STATE_REPLICA);
+    assert_int_equal(st.wake_usec, 0);
+    w.obs.streaming = false;
     /* a primary is never looked at for this */
     ha_memory_enter(&m, HA_STATE_PRIMARY, NOW);
     w.snap.in_recovery = false;
