@@ -719,7 +719,8 @@ static void observe_step(Agent *a, uint64_t now, HaObservation *o)
         .data = observe_data_dir(a),
         .pg_running = a->local.running,
         .snap = a->local.probe_ok ? &a->local.snap : NULL,
-        .standby_signal = pgctl_is_standby(&a->local.ctl),
+        /* read only where the rules read it: a stopped server (ha.h) */
+        .standby_signal = !a->local.running && pgctl_is_standby(&a->local.ctl),
         .job = jobs_result(&a->jobs),
         .streaming = agent_streaming(a),
         .following = cascade_following(&a->cascade) != NULL,

@@ -69,6 +69,10 @@ typedef struct SlotsDone {
     pid_t postmaster; /* under which postmaster */
     unsigned slots;   /* how many physical slots the probe before it counted */
     uint64_t at_usec; /* and when */
+    /* what the plan was last built from: the same again builds the same plan */
+    bool leader;
+    int64_t revision;   /* of the cluster view */
+    uint64_t streamers; /* hash of who streams from us */
 } SlotsDone;
 
 typedef struct Agent {

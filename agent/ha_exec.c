@@ -533,9 +533,45 @@ static int sync_slots(Agent *a)
 
 /* leader: a slot for every other member (a primary, or a replica about to
  * be promoted); else the slots of the members that cascade from us. */
+/* FNV-1a over the names streaming from us: the part of the snapshot the
+ * plan reads (streams_from_us). */
+static uint64_t streamers_hash(const PgSnapshot *snap)
+{
+    uint64_t h = 14695981039346656037ULL;
+    size_t n =
+        snap->n_replication < PGPROBE_REPLICAS_MAX ? snap->n_replication : PGPROBE_REPLICAS_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(snap->replication[i].state, "streaming") != 0) {
+            continue;
+        }
+        for (const char *c = snap->replication[i].application_name;; c++) {
+            h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+            if (!*c) {
+                break;
+            }
+        }
+    }
+    return h;
+}
+
+static bool slots_unchanged(const SlotsDone *d, const Agent *a, uint64_t now)
+{
+    return d->plan && d->postmaster == a->local.postmaster_pid &&
+           d->slots == a->local.snap.physical_slots && now - d->at_usec < SLOTS_RECHECK_USEC;
+}
+
 static int sync_slots_as(Agent *a, bool leader)
 {
     if (!agent_dcs(a)->use_slots || !a->cluster || !a->local.probe_ok) {
+        return 0;
+    }
+    /* the plan below is built from the view, the leader flag and who
+     * streams from us: when none of them moved, neither did the plan */
+    uint64_t streamers = streamers_hash(&a->local.snap);
+    uint64_t now = clock_monotonic_usec();
+    SlotsDone *done = &a->slots_done;
+    if (slots_unchanged(done, a, now) && done->leader == leader &&
+        done->revision == a->cluster->revision && done->streamers == streamers) {
         return 0;
     }
     _cleanup_free_ char *create = NULL, *advance = NULL;
@@ -594,23 +630,25 @@ static int sync_slots_as(Agent *a, bool leader)
         plan = NULL;
         return -ENOMEM;
     }
-    uint64_t now = clock_monotonic_usec();
-    if (a->slots_done.plan && strcmp(a->slots_done.plan, plan) == 0 &&
-        a->slots_done.postmaster == a->local.postmaster_pid &&
-        a->slots_done.slots == a->local.snap.physical_slots &&
-        now - a->slots_done.at_usec < SLOTS_RECHECK_USEC) {
+    if (slots_unchanged(done, a, now) && strcmp(done->plan, plan) == 0) {
+        done->leader = leader;
+        done->revision = a->cluster->revision;
+        done->streamers = streamers;
         return 0;
     }
-    free(a->slots_done.plan);
-    a->slots_done.plan = NULL;
+    free(done->plan);
+    done->plan = NULL;
     int r = agent_exec_sql(a, sql, NULL);
     if (r < 0) {
         return r;
     }
-    a->slots_done = (SlotsDone){ .plan = TAKE_PTR(plan),
-                                 .postmaster = a->local.postmaster_pid,
-                                 .slots = a->local.snap.physical_slots,
-                                 .at_usec = now };
+    *done = (SlotsDone){ .plan = TAKE_PTR(plan),
+                         .postmaster = a->local.postmaster_pid,
+                         .slots = a->local.snap.physical_slots,
+                         .at_usec = now,
+                         .leader = leader,
+                         .revision = a->cluster->revision,
+                         .streamers = streamers };
     if (set.n_advance == 0) {
         return 0;
     }

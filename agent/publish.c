@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "health.h"
 #include "log.h"
 #include "macro.h"
@@ -130,6 +131,126 @@ static bool member_key_current(const PublishView *a, const char *value)
     return same;
 }
 
+/* FNV-1a, for the member key's inputs (below). */
+typedef struct Fnv {
+    uint64_t h;
+} Fnv;
+
+static void fnv_bytes(Fnv *f, const void *data, size_t n)
+{
+    const unsigned char *b = data;
+    for (size_t i = 0; i < n; i++) {
+        f->h = (f->h ^ b[i]) * 1099511628211ULL;
+    }
+}
+
+/* A string with its terminator, NULL apart from "" */
+static void fnv_str(Fnv *f, const char *s)
+{
+    if (s) {
+        fnv_bytes(f, s, strlen(s) + 1);
+    } else {
+        fnv_bytes(f, "\xff", 1);
+    }
+}
+
+static void fnv_u64(Fnv *f, uint64_t v)
+{
+    fnv_bytes(f, &v, sizeof(v));
+}
+
+static void fnv_f64(Fnv *f, double v)
+{
+    fnv_bytes(f, &v, sizeof(v));
+}
+
+static void fnv_json(Fnv *f, const json_t *j)
+{
+    fnv_u64(f, (uint64_t)json_typeof(j));
+    const char *key;
+    json_t *v;
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        json_object_foreach((json_t *)j, key, v)
+        {
+            fnv_str(f, key);
+            fnv_json(f, v);
+        }
+        break;
+    case JSON_ARRAY:
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            fnv_json(f, json_array_get(j, i));
+        }
+        break;
+    case JSON_STRING:
+        fnv_bytes(f, json_string_value(j), json_string_length(j));
+        fnv_bytes(f, "", 1);
+        break;
+    case JSON_INTEGER:
+        fnv_u64(f, (uint64_t)json_integer_value(j));
+        break;
+    case JSON_REAL:
+        fnv_f64(f, json_real_value(j));
+        break;
+    default:
+        break;
+    }
+}
+
+/* Everything dcs_member_encode() reads, so that a tick whose inputs are
+ * those of the key already in etcd skips encoding and comparing it. */
+static uint64_t member_inputs_hash(const DcsMemberInfo *m)
+{
+    Fnv f = { 14695981039346656037ULL };
+    fnv_str(&f, m->conn_url);
+    fnv_str(&f, m->api_url);
+    fnv_str(&f, m->state);
+    fnv_u64(&f, (uint64_t)m->role);
+    fnv_str(&f, m->version);
+    fnv_str(&f, m->proxy_url);
+    if (m->tags) {
+        fnv_json(&f, m->tags);
+    }
+    bool flags[] = { m->pending_restart, m->has_xlog_location,  m->pause,
+                     m->has_receive_lsn, m->has_replay_lsn,     m->replay_paused,
+                     m->has_lag_seconds, m->replication != NULL };
+    fnv_bytes(&f, flags, sizeof(flags));
+    uint64_t nums[] = { m->xlog_location, (uint64_t)m->timeline, m->receive_lsn, m->replay_lsn,
+                        m->n_replication };
+    fnv_bytes(&f, nums, sizeof(nums));
+    fnv_f64(&f, m->lag_seconds);
+    fnv_str(&f, m->replication_state);
+    for (size_t i = 0; m->replication && i < m->n_replication; i++) {
+        const DcsReplicationRow *r = &m->replication[i];
+        fnv_str(&f, r->name);
+        fnv_str(&f, r->state);
+        fnv_str(&f, r->sync_state);
+        bool rf[] = { r->has_write_lsn, r->has_flush_lsn, r->has_replay_lsn,
+                      r->has_write_lag, r->has_flush_lag, r->has_replay_lag };
+        fnv_bytes(&f, rf, sizeof(rf));
+        uint64_t lsn[] = { r->write_lsn, r->flush_lsn, r->replay_lsn };
+        fnv_bytes(&f, lsn, sizeof(lsn));
+        double lag[] = { r->write_lag, r->flush_lag, r->replay_lag };
+        fnv_bytes(&f, lag, sizeof(lag));
+    }
+    fnv_str(&f, m->failover_blocked);
+    fnv_str(&f, m->upstream);
+    return f.h;
+}
+
+/* Our key in the view is the one found equal to what inputs of this hash
+ * encode (publish_member), not rewritten since, on our lease. */
+static bool member_key_confirmed(const Publisher *p, const PublishView *a, uint64_t hash,
+                                 uint64_t now)
+{
+    const DcsMember *me =
+        a->dcs_ok && a->cluster ? dcs_cluster_get_member(a->cluster, a->config->name) : NULL;
+    return me && p->member_confirmed_usec &&
+           now - p->member_confirmed_usec < PUBLISH_MEMBER_RECHECK_USEC && hash == p->member_hash &&
+           me->mod_revision == p->member_mod_revision && me->lease == lease_id(a->lease) &&
+           p->member_lease == me->lease;
+}
+
 int publish_member(Publisher *p, const PublishView *a)
 {
     if (lease_id(a->lease) == 0) {
@@ -175,14 +296,26 @@ int publish_member(Publisher *p, const PublishView *a)
         .failover_blocked = failover_blocked(a),
         .upstream = (a->probe_ok && pgprobe_streaming(a->snap)) ? a->following : NULL,
     };
+    uint64_t now = clock_monotonic_usec();
+    uint64_t hash = member_inputs_hash(&m);
+    if (member_key_confirmed(p, a, hash, now)) {
+        json_decref(tags);
+        return 0;
+    }
     int r = dcs_member_encode(&m, &value);
     json_decref(tags);
     if (r < 0) {
         return log_error_errno(r, "encoding the member key: %m");
     }
     if (member_key_current(a, value)) {
+        const DcsMember *me = dcs_cluster_get_member(a->cluster, a->config->name);
+        p->member_hash = hash;
+        p->member_mod_revision = me->mod_revision;
+        p->member_lease = me->lease;
+        p->member_confirmed_usec = now;
         return 0;
     }
+    p->member_confirmed_usec = 0;
     r = dcs_store_touch_member(p->store, a->config->name, value, lease_id(a->lease));
     if (r < 0) {
         return log_debug_errno(r, "updating %s: %s", p->member_key, p->store->error.message);

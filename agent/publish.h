@@ -57,7 +57,16 @@ typedef struct Publisher {
     uint64_t published_usec; /* the last REST snapshot's time (0: none yet) */
     char *topology_same_as;  /* owned: the inputs (view revision, timeline, addresses) the
                                 topology key was last found up to date with */
+    /* the member key's inputs (a hash) when the view last showed our key
+     * with what they encode, and that key's revision and lease: the same
+     * inputs against the same key skip the encoding (publish_member) */
+    uint64_t member_hash;
+    int64_t member_mod_revision, member_lease;
+    uint64_t member_confirmed_usec; /* 0: not confirmed */
 } Publisher;
+
+/* The member key's content is compared in full at least this often. */
+#define PUBLISH_MEMBER_RECHECK_USEC (60 * 1000 * 1000ULL)
 
 /* Our member key, written when its content changes (agent/publish.c). */
 int publish_member(Publisher *p, const PublishView *v);
