@@ -804,6 +804,11 @@ static void set_state(Agent *a, HaState next)
  * deadline: a hung or killed agent cannot keep a primary past its lease. */
 /* `required`: never lead without a device we can open. Checked while not
  * leading (open + magic close at once, which leaves a real device disarmed). */
+static bool watchdog_testing(const Config *c)
+{
+    return c->watchdog.driver && strcmp(c->watchdog.driver, "testing") == 0;
+}
+
 static void check_watchdog_required(Agent *a)
 {
     const Config *c = a->config;
@@ -812,14 +817,18 @@ static void check_watchdog_required(Agent *a)
         return;
     }
     Watchdog *w = NULL;
-    int r = watchdog_open(c->watchdog.device, 60, &w);
+    unsigned want = watchdog_timeout_sec((long)agent_dcs(a)->ttl, (long)c->watchdog.safety_margin);
+    int r = watchdog_open(c->watchdog.device, watchdog_testing(c), want, &w);
+    if (r >= 0 && watchdog_get_timeout(w) > want) {
+        r = -ERANGE; /* it keeps a longer timeout than a safe reset needs */
+    }
     bool blocked = r < 0;
     watchdog_close(w);
     if (blocked != a->watchdog_blocked) {
         if (blocked) {
             log_error_errno(r,
-                            "watchdog.mode is required but \"%s\" cannot be opened (%m): this "
-                            "member will not become leader",
+                            "watchdog.mode is required but \"%s\" cannot be opened with a "
+                            "timeout it reads back (%m): this member will not become leader",
                             c->watchdog.device);
         } else {
             log_info("watchdog \"%s\" is available", c->watchdog.device);
@@ -851,7 +860,7 @@ static void update_watchdog(Agent *a, bool leading, uint64_t now)
     uint64_t half = (uint64_t)timeout * USEC_PER_SEC / 2;
     lease_set_max_interval(&a->lease, every < half ? every : half);
     if (!a->watchdog) {
-        int r = watchdog_open(c->watchdog.device, timeout, &a->watchdog);
+        int r = watchdog_open(c->watchdog.device, watchdog_testing(c), timeout, &a->watchdog);
         if (r < 0) {
             if (c->watchdog.mode == CONFIG_WATCHDOG_REQUIRED) {
                 log_error_errno(r, "watchdog \"%s\" could not be armed: %m", c->watchdog.device);
@@ -859,14 +868,39 @@ static void update_watchdog(Agent *a, bool leading, uint64_t now)
             return;
         }
         a->watchdog_timeout = timeout;
-        log_info("watchdog \"%s\" armed (timeout %u s)", c->watchdog.device, timeout);
+        log_info("watchdog \"%s\" armed (timeout %u s)", c->watchdog.device,
+                 watchdog_get_timeout(a->watchdog));
     } else if (timeout != a->watchdog_timeout) {
-        (void)watchdog_set_timeout(a->watchdog, timeout);
+        if (watchdog_set_timeout(a->watchdog, timeout) < 0) {
+            log_error("watchdog \"%s\" refused timeout %u s: closed", c->watchdog.device, timeout);
+            a->watchdog = watchdog_close(a->watchdog);
+            a->watchdog_timeout = 0;
+            return;
+        }
         a->watchdog_timeout = timeout;
         log_info("watchdog \"%s\" timeout now %u s (lease ttl %" PRId64 " s)", c->watchdog.device,
-                 timeout, lease_ttl_sec(&a->lease));
+                 watchdog_get_timeout(a->watchdog), lease_ttl_sec(&a->lease));
     }
-    if (now + (uint64_t)timeout * USEC_PER_SEC > lease_expiry_usec(&a->lease)) {
+    unsigned in_force = watchdog_get_timeout(a->watchdog);
+    if (in_force > timeout) {
+        /* the device keeps a longer timeout than we asked for: a reset
+         * could come after the lease expired (Patroni 3.0.2: required
+         * refuses such a device, automatic warns and keeps it) */
+        if (c->watchdog.mode == CONFIG_WATCHDOG_REQUIRED) {
+            log_error("watchdog \"%s\" keeps a %u s timeout, more than the %u s a safe reset "
+                      "needs: closed; this member will not become leader",
+                      c->watchdog.device, in_force, timeout);
+            a->watchdog = watchdog_close(a->watchdog);
+            a->watchdog_timeout = 0;
+            a->watchdog_blocked = true;
+            return;
+        }
+        if (!a->watchdog_unsafe_said) {
+            log_warning("watchdog \"%s\" timeout %u s does not ensure a reset within %u s",
+                        c->watchdog.device, in_force, timeout);
+            a->watchdog_unsafe_said = true;
+        }
+    } else if (now + (uint64_t)in_force * USEC_PER_SEC > lease_expiry_usec(&a->lease)) {
         return; /* not renewed recently enough: a keepalive would outlive the lease */
     }
     if (watchdog_keepalive(a->watchdog) < 0) {
@@ -896,16 +930,24 @@ static void update_fence(Agent *a, uint64_t now)
                       "the fencing process shut postgresql down: the leader lease was not "
                       "renewed in time");
     }
-    if (leading_now) {
+    FenceLocal fl = {
+        .leading = leading_now,
+        .has_deadline = lease_deadline_usec(&a->lease) != 0,
+        .running = a->local.running,
+        .probe_ok = a->local.probe_ok,
+        .in_recovery = a->local.snap.in_recovery,
+        .snap_usec = a->local.snap_usec,
+        .maybe_primary_usec = a->local.maybe_primary_usec,
+    };
+    switch (fence_verdict(&fl)) {
+    case FENCE_ARM:
         fence_arm(a->fence, lease_deadline_usec(&a->lease));
-        return;
-    }
-    /* Not (or not yet) leading: disarm only when PostgreSQL provably cannot
-     * take writes. A running server that may be a primary keeps the last
-     * deadline (e.g. an agent restarted while etcd is down). */
-    bool harmless = !a->local.running || (a->local.probe_ok && a->local.snap.in_recovery);
-    if (harmless) {
+        break;
+    case FENCE_DISARM:
         fence_disarm(a->fence);
+        break;
+    case FENCE_KEEP:
+        break;
     }
 }
 

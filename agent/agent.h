@@ -121,7 +121,9 @@ typedef struct Agent {
     Callbacks *callbacks;      /* owned: postgresql.callbacks running (agent/callbacks.c) */
     Watchdog *watchdog;        /* owned: open (armed) only while leading */
     unsigned watchdog_timeout; /* the timeout it was armed with, seconds */
-    bool watchdog_blocked;     /* watchdog.mode required and the device cannot be opened */
+    bool watchdog_blocked;     /* watchdog.mode required and the device cannot be opened with
+                                  a timeout it reads back, or keeps a longer one */
+    bool watchdog_unsafe_said; /* "does not ensure a reset" logged (automatic mode) */
     unsigned fenced_seen;
     uint64_t loops;
     uint64_t leader_changes;  /* holder of the leader key changed (seen in observe) */
@@ -241,6 +243,7 @@ static inline PublishView agent_publish_view(const Agent *a)
         .probe_ok = a->local.probe_ok,
         .snap = &a->local.snap,
         .failover_blocked = a->mem.failover_blocked,
+        .watchdog_failed = a->watchdog_blocked,
         .lease = &a->lease,
         .following = cascade_following(&a->cascade),
         .next_tick_usec = ticker_next_usec(&a->ticker),

@@ -64,6 +64,9 @@ const char *election_peer_skip(const ElectionPeer *p, const ElectionRules *rules
     if (p->c.failover_priority <= 0) {
         return "its failover_priority is 0";
     }
+    if (p->watchdog_failed) {
+        return "it is not watchdog capable";
+    }
     if (p->has_replayed && past_limit(rules, p->replayed_lsn, &behind)) {
         return "its replay is past maximum_lag_on_failover";
     }

@@ -36,6 +36,7 @@ typedef struct ElectionPeer {
     uint64_t replayed_lsn;
     const char *excluded; /* static, set by the caller: a cluster rule keeps it from
                              promoting (synchronous_mode), or NULL */
+    bool watchdog_failed; /* it says watchdog_failed (Patroni 3.0.2): it will not promote */
     ElectionCandidate c;
 } ElectionPeer;
 
@@ -57,7 +58,8 @@ bool election_lag_blocked(const ElectionRules *rules, uint64_t replayed, bool pa
 
 /* Why peer p will not promote itself, so it must not stand in the way of a
  * good candidate: NULL when it is a contender, else a static reason (tagged
- * nofailover, failover_priority 0, replay past maximum_lag_on_failover).
+ * nofailover, failover_priority 0, replay past maximum_lag_on_failover, a
+ * required watchdog it cannot arm).
  * One rule per line: new rules (synchronous mode) go here. Pure. */
 const char *election_peer_skip(const ElectionPeer *p, const ElectionRules *rules);
 

@@ -26,6 +26,7 @@
 #include "inherit.h"
 #include "log.h"
 #include "pgprobe.h"
+#include "postmaster.h"
 
 #define FENCE_MAGIC         UINT64_C(0x45434e4546414844) /* "DHAFENCE" */
 #define FENCE_VERSION       1
@@ -89,6 +90,24 @@ bool fence_should_exit(bool exit_requested, bool armed, bool agent_alive, bool t
         return true;
     }
     return !armed && (!agent_alive || term_received);
+}
+
+FenceVerdict fence_verdict(const FenceLocal *l)
+{
+    if (l->leading && l->has_deadline) {
+        return FENCE_ARM;
+    }
+    if (!l->running) {
+        return FENCE_DISARM;
+    }
+    bool fresh = l->snap_usec > l->maybe_primary_usec;
+    if (l->probe_ok && l->in_recovery && fresh) {
+        return FENCE_DISARM;
+    }
+    if (!fresh && l->has_deadline) {
+        return FENCE_ARM;
+    }
+    return FENCE_KEEP;
 }
 
 static uint64_t owner_pack(pid_t fence_pid, pid_t agent_pid)
@@ -197,17 +216,14 @@ static void _printf_(1, 2) child_say(const char *fmt, ...)
 
 static void child_fire(FenceShared *sh, const char *data_dir, uint64_t late_usec, uint64_t now)
 {
-    PgPostmasterPid pm;
+    PmProc pm;
+    PmNotFound why;
+    pid_t named = 0;
     unsigned long long late_ms = (unsigned long long)(late_usec / 1000);
-    int r = pgprobe_read_postmaster_pid(data_dir, &pm);
-    if (r < 0 || pm.standalone || !pgprobe_pid_is_postmaster(pm.pid)) {
-        child_say("fence: agent heartbeat is %llu ms late: no postmaster running in \"%s\"",
-                  late_ms, data_dir);
-        return;
-    }
-    if (kill(pm.pid, SIGQUIT) < 0) {
-        child_say("fence: agent heartbeat is %llu ms late: cannot signal postmaster %d: %s",
-                  late_ms, (int)pm.pid, strerror(errno));
+    if (pm_find(data_dir, &pm, &why, &named) < 0) {
+        child_say(
+            "fence: agent heartbeat is %llu ms late: no postmaster running in \"%s\" (%s%s%d)",
+            late_ms, data_dir, pm_not_found_to_string(why), named ? ": process " : "", (int)named);
         return;
     }
     atomic_fetch_add(&sh->fenced_count, 1);
@@ -215,6 +231,21 @@ static void child_fire(FenceShared *sh, const char *data_dir, uint64_t late_usec
     atomic_store(&sh->last_postmaster, (uint64_t)pm.pid);
     child_say("fence: agent heartbeat is %llu ms late: immediate shutdown of postmaster %d",
               late_ms, (int)pm.pid);
+    PmStopReport rep;
+    int r = pm_stop_for_sure(&pm, PM_FENCE_QUIT_WAIT_USEC, PM_FENCE_KILL_WAIT_USEC, &rep);
+    if (rep.escalated) {
+        child_say("fence: postmaster %d%s and %zu processes of it: SIGKILL to %zu", (int)pm.pid,
+                  rep.stopped_found ? " (stopped: it cannot shut down)"
+                                    : " still there after SIGQUIT",
+                  rep.processes - 1, rep.killed);
+    }
+    if (r < 0) {
+        child_say("fence: %zu processes of postmaster %d still run after SIGKILL", rep.left,
+                  (int)pm.pid);
+        return;
+    }
+    child_say("fence: postmaster %d and its processes are gone after %llu ms", (int)pm.pid,
+              (unsigned long long)(rep.took_usec / 1000));
 }
 
 static _noreturn_ void child_main(FenceShared *sh, const char *data_dir, pid_t agent)

@@ -114,3 +114,31 @@ uint64_t fence_wait_usec(bool armed, uint64_t deadline_usec, uint64_t now_usec);
  * disarmed and the agent is dead or a SIGTERM/SIGINT arrived; never while
  * armed otherwise. */
 bool fence_should_exit(bool exit_requested, bool armed, bool agent_alive, bool term_received);
+
+/* What the agent does with the fence after a tick or a renewal. */
+typedef enum FenceVerdict {
+    FENCE_KEEP,   /* leave the deadline as it is */
+    FENCE_ARM,    /* arm (or move) it to the lease's deadline */
+    FENCE_DISARM, /* nothing writable to protect */
+} FenceVerdict;
+
+/* What the agent knows of the local server for fencing. */
+typedef struct FenceLocal {
+    bool leading;                /* a primary holding the leader key */
+    bool has_deadline;           /* the lease has a deadline */
+    bool running;                /* the postmaster runs (verified: agent/postmaster.h) */
+    bool probe_ok;               /* the last probe answered */
+    bool in_recovery;            /* what it answered */
+    uint64_t snap_usec;          /* when (CLOCK_MONOTONIC) */
+    uint64_t maybe_primary_usec; /* when an action that may leave the server a primary
+                                    (promote, start as primary) last ran; 0: never */
+} FenceLocal;
+
+/* Armed while leading; disarmed only when PostgreSQL provably takes no
+ * writes: it does not run, or a probe taken after the last action that may
+ * have made it a primary found it in recovery (the snapshot from before a
+ * promotion whose last steps failed says "replica" of a writable server:
+ * that one is armed at the lease's deadline). Otherwise kept (a running
+ * server that may be a primary keeps its deadline, e.g. an agent restarted
+ * while etcd is down). Pure. */
+FenceVerdict fence_verdict(const FenceLocal *l);

@@ -138,6 +138,16 @@ static int start_postgres(Agent *a)
     if (r < 0) {
         return log_error_errno(r, "writing the passfile \"%s\": %m", a->local.ctl.pgpass);
     }
+    pid_t named = 0;
+    r = pm_set_aside_stale(a->local.ctl.data_dir, &named);
+    if (r > 0) {
+        log_warning("%s/postmaster.pid named process %d, which is not our postmaster: renamed "
+                    "to postmaster.pid.stale so that postgresql can start (it would refuse to "
+                    "beside it); process %d is left alone",
+                    a->local.ctl.data_dir, (int)named, (int)named);
+    } else if (r < 0) {
+        log_warning_errno(r, "setting the stale postmaster.pid aside: %m");
+    }
     PgArgv argv = { 0 };
     r = pgctl_argv_start(&a->local.ctl, AGENT_START_TIMEOUT_SEC, &argv);
     if (r >= 0) {
@@ -1004,21 +1014,31 @@ static int promote(Agent *a)
  * after it, and nothing here can hang (unlike pg_ctl or a query). */
 static int fence(Agent *a)
 {
-    PgPostmasterPid pm = { 0 };
-    if (pgprobe_read_postmaster_pid(a->local.ctl.data_dir, &pm) < 0 || pm.standalone ||
-        !pgprobe_pid_is_postmaster(pm.pid)) {
+    PmProc pm;
+    if (pm_find(a->local.ctl.data_dir, &pm, NULL, NULL) < 0) {
+        a->local.running = false;
+        a->local.probe_ok = false;
         return 0;
     }
     log_struct_id(LOG_LEVEL_WARNING, "b3a2f1e0d9c84b7aa6958473625140f3",
                   "fencing: immediate shutdown of postgresql (postmaster %d)", (int)pm.pid);
-    if (kill(pm.pid, SIGQUIT) < 0 && errno != ESRCH) {
-        return log_error_errno(-errno, "signalling postmaster %d: %m", (int)pm.pid);
+    PmStopReport rep;
+    int r = pm_stop_for_sure(&pm, PM_FENCE_QUIT_WAIT_USEC, PM_FENCE_KILL_WAIT_USEC, &rep);
+    if (rep.escalated) {
+        log_warning("fencing: %s postmaster %d and %zu of its processes%s: SIGKILL to %zu",
+                    rep.stopped_found ? "the stopped" : "after SIGQUIT, the", (int)pm.pid,
+                    rep.processes - 1, rep.stopped_found ? "" : " were still there", rep.killed);
     }
-    /* bounded: 2 s in 10 ms steps */
-    for (int i = 0; i < 200 && pgprobe_pid_is_postmaster(pm.pid); i++) {
-        struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
+    if (r < 0) {
+        /* not gone: the agent does not pretend it is, so the fence stays
+         * armed and the next tick fences again */
+        return log_error_errno(r,
+                               "fencing: %zu processes of postmaster %d still run after "
+                               "SIGKILL",
+                               rep.left, (int)pm.pid);
     }
+    log_info("fencing: postmaster %d and its processes are gone after %llu ms", (int)pm.pid,
+             (unsigned long long)(rep.took_usec / 1000));
     a->local.running = false;
     a->local.probe_ok = false;
     agent_callbacks(a, CALLBACKS_EVENT_STOPPED);
@@ -1084,14 +1104,11 @@ static int switchover_stop(Agent *a, uint64_t *ret_stop_usec, bool *ret_released
     *ret_confirmed = false;
     pid_t walsender = candidate_walsender(a);
     uint64_t t0 = clock_monotonic_usec();
-    PgPostmasterPid pm;
-    if (pgprobe_read_postmaster_pid(a->local.ctl.data_dir, &pm) == 0 && !pm.standalone &&
-        pgprobe_pid_is_postmaster(pm.pid) && kill(pm.pid, SIGINT) == 0) {
+    PmProc pm;
+    if (pm_find(a->local.ctl.data_dir, &pm, NULL, NULL) == 0 && kill(pm.pid, SIGINT) == 0) {
         uint64_t deadline = t0 + AGENT_STOP_TIMEOUT_SEC * 1000000ULL;
         while (clock_monotonic_usec() < deadline) {
-            PgPostmasterPid now;
-            bool gone = pgprobe_read_postmaster_pid(a->local.ctl.data_dir, &now) < 0 ||
-                        now.pid != pm.pid || !pgprobe_pid_is_postmaster(pm.pid);
+            bool gone = !pm_proc_running(&pm);
             if (!gone && !*ret_released && walsender > 0 && !pgprobe_pid_is_postmaster(walsender) &&
                 pgctl_control_shut_down(a->local.ctl.data_dir) == 1) {
                 *ret_stop_usec = clock_monotonic_usec() - t0;
@@ -1187,6 +1204,11 @@ static int move_data_aside(Agent *a)
 
 int ha_exec_action(Agent *a, HaAction action)
 {
+    if (action == HA_ACTION_PROMOTE || action == HA_ACTION_WRITE_PRIMARY_CONF ||
+        action == HA_ACTION_FINISH_BOOTSTRAP) {
+        /* until a probe after it, the server may be a primary (fence.h) */
+        local_role_may_change(&a->local);
+    }
     switch (action) {
     case HA_ACTION_RACE_INITIALIZE: {
         _cleanup_free_ char *holder = NULL;

@@ -5,7 +5,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
+
+void local_role_may_change(LocalPg *l)
+{
+    /* a probe in the same microsecond must not count as after it */
+    l->maybe_primary_usec = clock_monotonic_usec() + 1;
+}
 
 void local_unwatch(LocalPg *l)
 {
@@ -45,7 +52,7 @@ static bool watch_postmaster(LocalPg *l, bool watch)
                   (int)l->postmaster_pid);
         return false;
     }
-    if (!pgprobe_pid_is_postmaster(l->postmaster_pid)) {
+    if (!pm_proc_running(&l->postmaster)) {
         /* it exited (and the PID may be another process's now): look again soon */
         (void)close(fd);
         return true;
@@ -75,10 +82,20 @@ static bool postmaster_alive_watched(const LocalPg *l)
 bool local_observe(LocalPg *l, uint64_t now, bool watch)
 {
     if (!postmaster_alive_watched(l)) {
-        PgPostmasterPid pm = { 0 };
-        l->running = pgprobe_read_postmaster_pid(l->ctl.data_dir, &pm) == 0 && !pm.standalone &&
-                     pgprobe_pid_is_postmaster(pm.pid);
-        l->postmaster_pid = l->running ? pm.pid : 0;
+        PmProc pm = { 0 };
+        PmNotFound why = PM_FOUND;
+        pid_t file_pid = 0;
+        l->running = pm_find(l->ctl.data_dir, &pm, &why, &file_pid) == 0;
+        l->postmaster = l->running ? pm : (PmProc){ 0 };
+        l->postmaster_pid = l->postmaster.pid;
+        if (why != l->not_found &&
+            (why == PM_NOT_POSTGRES || why == PM_OTHER_START || why == PM_SELF_OR_PARENT)) {
+            /* a stale postmaster.pid whose PID another process has now:
+             * not ours, never signalled */
+            log_warning("%s/postmaster.pid names process %d: %s; not our postmaster",
+                        l->ctl.data_dir, (int)file_pid, pm_not_found_to_string(why));
+        }
+        l->not_found = why;
     }
     bool again = watch_postmaster(l, watch);
     if (!l->running) {
@@ -90,6 +107,7 @@ bool local_observe(LocalPg *l, uint64_t now, bool watch)
     l->probe_ok = r >= 0;
     if (l->probe_ok) {
         l->snap = snap;
+        l->snap_usec = clock_monotonic_usec();
         if (snap.system_identifier) {
             l->sysid = snap.system_identifier;
         }

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "pgctl.h"
 #include "pgprobe.h"
+#include "postmaster.h"
 
 /* The deadline of one probe of the local PostgreSQL. */
 #define LOCAL_PROBE_DEADLINE_USEC (1000 * 1000ULL)
@@ -27,9 +28,14 @@ typedef struct LocalPg {
     bool probe_ok;   /* the last probe succeeded */
     bool running;    /* the postmaster is alive */
     pid_t postmaster_pid;
-    uint64_t sysid;       /* from pg_control or the probe, 0 when unknown */
-    pid_t data_valid_for; /* the watched postmaster a valid data directory was seen under */
-    LogCondition down;    /* "postgresql not answering", once per change */
+    PmProc postmaster;           /* the same, with its start time (agent/postmaster.h) */
+    uint64_t snap_usec;          /* when snap was taken (CLOCK_MONOTONIC) */
+    uint64_t maybe_primary_usec; /* local_role_may_change(): the last action that may have
+                                    left the server a primary; 0: none */
+    PmNotFound not_found;        /* why no postmaster was found, for a log line once per change */
+    uint64_t sysid;              /* from pg_control or the probe, 0 when unknown */
+    pid_t data_valid_for;        /* the watched postmaster a valid data directory was seen under */
+    LogCondition down;           /* "postgresql not answering", once per change */
 
     sd_event *event;                /* borrowed */
     sd_event_source *postmaster_io; /* owned: pidfd of postmaster_pid, or NULL */
@@ -51,6 +57,9 @@ static inline bool local_watching(const LocalPg *l)
 /* Stops polling the pidfd (the watched postmaster's exit was handled, or
  * the agent stops). */
 void local_unwatch(LocalPg *l);
+/* An action that may leave the server a primary (a promotion, a start as
+ * primary) runs now: a snapshot from before it says nothing of its role. */
+void local_role_may_change(LocalPg *l);
 /* The last probe shows a replica whose walreceiver streams. */
 static inline bool local_streaming(const LocalPg *l)
 {

@@ -360,6 +360,20 @@ int pgprobe_parse_postmaster_pid(const char *content, PgPostmasterPid *ret)
         return -EINVAL;
     }
     *ret = (PgPostmasterPid){ .pid = (pid_t)v, .standalone = neg };
+    /* line 3: the start time (line 2 is the data directory) */
+    const char *line = p;
+    for (int i = 0; i < 2 && line; i++) {
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    if (line) {
+        char *end = NULL;
+        errno = 0;
+        long long t = strtoll(line, &end, 10);
+        if (errno == 0 && end != line && t > 0 && (*end == '\n' || *end == '\r' || !*end)) {
+            ret->start_time = t;
+        }
+    }
     return 0;
 }
 

@@ -159,14 +159,16 @@ int pgprobe_parse_lsn(const char *s, uint64_t *ret);
 int pgprobe_format_lsn(uint64_t lsn, char *buf, size_t size);
 
 /* postmaster.pid's first line: the postmaster PID, or minus the PID of a
- * single-user backend. */
+ * single-user backend; its third: the start time. */
 typedef struct PgPostmasterPid {
-    pid_t pid;       /* > 0 */
-    bool standalone; /* the file belongs to a single-user backend, not a postmaster */
+    pid_t pid;          /* > 0 */
+    bool standalone;    /* the file belongs to a single-user backend, not a postmaster */
+    int64_t start_time; /* seconds since the epoch; 0: not (yet) in the file */
 } PgPostmasterPid;
 
 /* Parses postmaster.pid contents. Returns 0, or -EINVAL for an empty file, a
- * first line that is not a decimal integer, 0, or out of range. */
+ * first line that is not a decimal integer, 0, or out of range (a third
+ * line that is not a number leaves start_time 0, as Patroni reads it). */
 int pgprobe_parse_postmaster_pid(const char *content, PgPostmasterPid *ret);
 /* Reads <data_dir>/postmaster.pid. Returns 0, -ENOENT when there is none,
  * -EINVAL when it is malformed, or another -errno. */

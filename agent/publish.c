@@ -461,6 +461,10 @@ static json_t *patroni_doc(const PublishView *a, const json_t *tags)
     if (a->probe_ok && a->snap->pending_restart) {
         json_object_set_new(d, "pending_restart", json_true());
     }
+    if (a->watchdog_failed) {
+        /* Patroni 3.0.2's field: the election skips such a member */
+        json_object_set_new(d, "watchdog_failed", json_true());
+    }
     if (a->probe_ok) {
         json_object_set_new(d, "server_version", json_integer(a->snap->server_version_num));
         json_t *xlog = json_object();

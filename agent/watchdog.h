@@ -14,12 +14,19 @@
 typedef struct Watchdog Watchdog;
 
 /* Opens device without blocking (a FIFO without a reader fails with
- * -ENXIO) and asks for timeout_sec (devices that do not support the ioctl
- * keep their own). Returns 0, or -errno (logged at debug). */
-int watchdog_open(const char *device, unsigned timeout_sec, Watchdog **ret);
+ * -ENXIO), sets timeout_sec and reads back the timeout in force
+ * (WDIOC_SETTIMEOUT, WDIOC_GETTIMEOUT). A device that refuses either is no
+ * watchdog: it is closed with the magic 'V' and -errno returned (logged at
+ * debug), as Patroni 3.0.2 treats it. `testing` is Patroni's "testing"
+ * driver: the timeout is written to the device as "Ctimeout=N\n" (a FIFO
+ * a test reads) and taken as in force. Returns 0 or -errno. */
+int watchdog_open(const char *device, bool testing, unsigned timeout_sec, Watchdog **ret);
 
-/* Asks for another timeout (also a keepalive on most devices). Returns 0 or
- * -errno (devices that do not support it keep their own; logged at debug). */
+/* The timeout in force (read back), 0 for NULL. */
+unsigned watchdog_get_timeout(const Watchdog *w);
+
+/* Asks for another timeout and reads back the one in force. Returns 0 or
+ * -errno (the device is then no longer known to be safe: close it). */
 int watchdog_set_timeout(Watchdog *w, unsigned timeout_sec);
 
 /* One keepalive: WDIOC_KEEPALIVE, or a write for devices without the ioctl.

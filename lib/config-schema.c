@@ -17,6 +17,7 @@ static const char *check_host_port(const char *s);
 static const char *check_listen(const char *s);
 static const char *check_protocol(const char *s);
 static const char *check_log_level(const char *s);
+static const char *check_watchdog_driver(const char *s);
 
 static const char *const initdb_forbidden[] = { "pgdata",    "D", "nosync",  "N", "pwfile",
                                                 "sync-only", "S", "version", "V", NULL };
@@ -170,6 +171,9 @@ const ConfigRow config_schema[] = {
       .flags = R,
       .def_int = CONFIG_WATCHDOG_AUTOMATIC },
     STR("watchdog.device", watchdog.device, R, "/dev/watchdog", NULL, NULL),
+    /* Patroni's: "default" (a Linux watchdog device) or "testing" (a FIFO
+     * that takes the timeout as "Ctimeout=N\n", for test harnesses) */
+    STR("watchdog.driver", watchdog.driver, R, "default", check_watchdog_driver, NULL),
     /* -1 is Patroni's "half of ttl". */
     INT("watchdog.safety_margin", watchdog.safety_margin, R, 5, -1, 86400),
 
@@ -395,6 +399,12 @@ static const char *check_listen(const char *s)
 static const char *check_protocol(const char *s)
 {
     return strcmp(s, "http") == 0 || strcmp(s, "https") == 0 ? NULL : "one of http, https";
+}
+
+static const char *check_watchdog_driver(const char *s)
+{
+    return strcmp(s, "default") == 0 || strcmp(s, "testing") == 0 ? NULL
+                                                                  : "\"default\" or \"testing\"";
 }
 
 static const char *check_log_level(const char *s)

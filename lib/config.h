@@ -126,6 +126,7 @@ typedef struct Config {
     struct {
         ConfigWatchdogMode mode; /* automatic, as Patroni */
         char *device;            /* owned, "/dev/watchdog" */
+        char *driver;            /* owned, "default" or "testing" (Patroni's) */
         int64_t safety_margin;   /* 5 */
     } watchdog;
 

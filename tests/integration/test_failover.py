@@ -210,6 +210,89 @@ def test_sigstopped_leader_agent_is_fenced_before_a_replica_takes_over(cluster):
     w.assert_no_overlap()
 
 
+def test_sigstopped_leader_agent_and_postmaster_backends_commit_nothing_after_takeover(cluster):
+    """The leader's agent and its postmaster SIGSTOPped together (a hung
+    host, say) while the writer holds a connection to a backend of the old
+    primary: a stopped postmaster cannot act on SIGQUIT, so the fencing
+    process must SIGKILL its backends itself. That backend commits nothing
+    after the new primary's first write (before: it kept committing 5 s
+    after, as long as it was watched)."""
+    s, leader, w = start_with_writer(cluster)
+    pm = leader.postmaster_pid()
+    assert pm
+    backends = [r[0] for r in leader.sql(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'dbha-writer'")]
+    assert backends, "the writer holds a connection to the old primary"
+    with w:
+        t0 = time.monotonic()
+        os.kill(leader.proc.pid, signal.SIGSTOP)
+        os.kill(pm, signal.SIGSTOP)
+        try:
+            new = new_leader(cluster, leader, TTL + 10)
+            first_new = wait_until(lambda: w.first_ack_after(t0, node=new), 10,
+                                   what="writes on the new leader")
+            time.sleep(2)  # a backend that could still commit would have by now
+            last_old = w.last_ack(node=leader)
+            print(f"agent and postmaster SIGSTOPped: old primary's last write "
+                  f"{last_old - t0:.2f} s, new primary's first {first_new - t0:.2f} s "
+                  f"after the stop (ttl {TTL})")
+            assert last_old < first_new
+            assert w.first_ack_after(first_new, node=leader) is None
+            alive = [p for p in backends + [pm] if pid_running(p)]
+            assert not alive, f"still running: {alive}"
+        finally:
+            for pid in (pm, leader.proc.pid):
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+        assert cluster.procs.log_contains(leader.name, "SIGKILL to ")
+        cluster.wait_healthy(timeout=120)  # the old node rejoins
+    w.assert_no_overlap()
+
+
+def pid_running(pid):
+    """Alive and not a zombie (a SIGKILLed child of a stopped parent stays one)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_stale_pidfile_naming_another_instances_postgres_is_left_alone(cluster):
+    """A replica's postmaster.pid left behind names a PID that is now a
+    backend of another instance (here the third node's postmaster): the
+    agent must not take it for its postmaster (PID and start time against
+    the file, as Patroni) nor signal it, and must still start its own
+    PostgreSQL (which refuses to start beside a lock file whose PID lives:
+    the file is set aside)."""
+    cluster.start()
+    s = cluster.wait_healthy(timeout=120)
+    leader = cluster.node(s["leader"])
+    replica, third = [n for n in cluster.nodes if n is not leader]
+    replica.stop()  # SIGTERM: its agent stops its PostgreSQL
+    wait_until(lambda: replica.postmaster_pid() is None, 30, what="the replica stopped")
+    victim = third.postmaster_pid()
+    assert victim
+    pidfile = os.path.join(replica.data_dir, "postmaster.pid")
+    with open(pidfile, "w") as f:  # PostgreSQL 15's layout; started an hour ago
+        f.write(f"{victim}\n{replica.data_dir}\n{int(time.time()) - 3600}\n{replica.pg_port}\n"
+                f"{replica.dir}\n127.0.0.1\n  5432001      3\nready   \n")
+    st = os.stat(replica.data_dir)
+    os.chown(pidfile, st.st_uid, st.st_gid)
+    replica.start()
+    wait_until(lambda: cluster.procs.log_contains(replica.name, "renamed to postmaster.pid.stale"),
+               30, what="the stale postmaster.pid set aside")
+    cluster.wait_healthy(timeout=120)
+    assert third.postmaster_pid() == victim and pid_running(victim), "the other instance's " \
+        "postmaster was left alone"
+    assert replica.sql("SELECT pg_is_in_recovery()") == [(True,)]
+    assert cluster.procs.log_contains(replica.name, f"names process {victim}")
+    assert os.path.exists(pidfile + ".stale")
+
+
 def test_killed_leader_agent_alone_is_fenced_and_rejoins(cluster):
     s, leader, w = start_with_writer(cluster)
     with w:
@@ -265,6 +348,45 @@ def test_watchdog_required_without_device_never_leads(cluster):
     assert cluster.status()["leader"] is None
 
 
+def test_watchdog_whose_timeout_cannot_be_set_is_no_watchdog(cluster, workdir):
+    """watchdog.mode required on a device that takes no WDIOC_SETTIMEOUT
+    (a FIFO with the default driver): the timeout in force is unknown, so
+    it is no watchdog (before, the failed ioctl was ignored and the node led
+    with whatever timeout the device kept). The member never leads, leaves
+    the device disarmed ('V') and says watchdog_failed in GET /patroni, so
+    the other replica takes over when the leader dies (before, it waited
+    for the blocked member, which ranked first by name)."""
+    fifo = os.path.join(workdir, "watchdog")
+    os.mkfifo(fifo)
+    os.chmod(fifo, 0o666)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        cluster.nodes[1].watchdog = {"mode": "required", "device": fifo}
+        cluster.start(nodes=[cluster.nodes[0]])
+        cluster.wait_healthy(timeout=120, replicas=0)
+        cluster.start(nodes=cluster.nodes[1:])
+        cluster.wait_healthy(timeout=120)
+        assert cluster.procs.log_contains(cluster.nodes[1].name,
+                                          "cannot be opened with a timeout it reads back")
+        got = b""
+        try:
+            got = os.read(reader, 4096)
+        except BlockingIOError:
+            pass
+        assert got and set(got) == {ord("V")}, got  # opened and closed disarmed, never kicked
+        # Patroni 3.0.2's field: the others' election skips this member
+        code, doc = cluster.nodes[1].api_json("/patroni")
+        assert code == 200 and doc.get("watchdog_failed") is True, doc
+        assert "watchdog_failed" not in cluster.nodes[2].api_json("/patroni")[1]
+        leader = cluster.nodes[0]
+        leader.kill()
+        kill_postgres(leader)
+        new = new_leader(cluster, leader, TTL + 10)
+        assert new is cluster.nodes[2], "only the member without the watchdog may lead"
+    finally:
+        os.close(reader)
+
+
 def test_watchdog_device_is_kept_alive_while_leading_and_disarmed_on_stop(cluster, workdir):
     fifo = os.path.join(workdir, "watchdog")
     os.mkfifo(fifo)
@@ -272,7 +394,9 @@ def test_watchdog_device_is_kept_alive_while_leading_and_disarmed_on_stop(cluste
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     try:
         node = cluster.nodes[0]
-        node.watchdog = {"mode": "required", "device": fifo, "safety_margin": 2}
+        # Patroni's "testing" driver: the timeout goes to the FIFO as text
+        node.watchdog = {"mode": "required", "device": fifo, "safety_margin": 2,
+                         "driver": "testing"}
         cluster.start(nodes=[node])
         cluster.wait_healthy(timeout=120, replicas=0)
         got = b""
@@ -283,6 +407,7 @@ def test_watchdog_device_is_kept_alive_while_leading_and_disarmed_on_stop(cluste
             except BlockingIOError:
                 pass
             time.sleep(0.1)
+        assert b"Ctimeout=3\n" in got, got  # ttl 5 - safety_margin 2, set and taken
         assert got.count(b"1") >= 3, got  # a keepalive every loop while leading
         assert cluster.procs.log_contains(node.name, "armed (timeout 3 s)")
         node.stop()

@@ -113,6 +113,8 @@ static const BrokenRow broken[] = {
     /* bad enums */
     ERR("watchdog_mode", BASE "watchdog:\n  mode: sometimes\n",
         "expected one of off, automatic, required for \"watchdog.mode\", got \"sometimes\"", 11, 9),
+    ERR("watchdog_driver", BASE "watchdog:\n  driver: softdog\n",
+        "expected \"default\" or \"testing\" for \"watchdog.driver\", got \"softdog\"", 11, 11),
     ERR("log_level", BASE "log:\n  level: LOUD\n",
         "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL for \"log.level\", got \"LOUD\"", 11,
         10),

@@ -146,6 +146,12 @@ static void test_peer_skip(void **state)
             .excluded = "not a synchronous standby",
             .c = C("a", 5000, 1, false) },
           "not a synchronous standby" },
+        { "watchdog_failed (a required watchdog it cannot arm), even far ahead",
+          { .has_replayed = true,
+            .replayed_lsn = 5000,
+            .watchdog_failed = true,
+            .c = C("a", 5000, 1, false) },
+          "it is not watchdog capable" },
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         const char *got = election_peer_skip(&rows[i].p, &rules);

@@ -118,10 +118,79 @@ static void test_null_and_invalid(void **state)
     assert_null(fence_free(NULL));
 }
 
+static void test_verdict(void **state)
+{
+    (void)state;
+    const uint64_t T = 100 * SEC;
+    static const struct {
+        const char *name;
+        FenceLocal l;
+        FenceVerdict want;
+    } rows[] = {
+        { "leading", { .leading = true, .has_deadline = true, .running = true }, FENCE_ARM },
+        { "leading without a lease deadline yet",
+          { .leading = true, .running = true },
+          FENCE_KEEP },
+        { "stopped", { .has_deadline = true }, FENCE_DISARM },
+        { "a replica, probed after the last promotion",
+          { .has_deadline = true,
+            .running = true,
+            .probe_ok = true,
+            .in_recovery = true,
+            .snap_usec = T,
+            .maybe_primary_usec = T - 1 },
+          FENCE_DISARM },
+        { "a replica never promoted",
+          { .has_deadline = true,
+            .running = true,
+            .probe_ok = true,
+            .in_recovery = true,
+            .snap_usec = T },
+          FENCE_DISARM },
+        /* the hole the review found: pg_promote ran, a later step failed,
+         * and the snapshot from before it still says "in recovery" */
+        { "promoted after the snapshot that says replica",
+          { .has_deadline = true,
+            .running = true,
+            .probe_ok = true,
+            .in_recovery = true,
+            .snap_usec = T,
+            .maybe_primary_usec = T + 1 },
+          FENCE_ARM },
+        { "promoted in the same microsecond as the snapshot",
+          { .has_deadline = true,
+            .running = true,
+            .probe_ok = true,
+            .in_recovery = true,
+            .snap_usec = T,
+            .maybe_primary_usec = T },
+          FENCE_ARM },
+        { "running, probe failing, after a promotion",
+          { .has_deadline = true, .running = true, .snap_usec = T, .maybe_primary_usec = T + 1 },
+          FENCE_ARM },
+        { "running, probe failing, no lease (agent restarted, etcd down)",
+          { .running = true, .snap_usec = T, .maybe_primary_usec = T + 1 },
+          FENCE_KEEP },
+        { "running as a primary, not leading (yet)",
+          { .has_deadline = true, .running = true, .probe_ok = true, .snap_usec = T },
+          FENCE_KEEP },
+        { "running, probe failing, nothing done to it",
+          { .has_deadline = true, .running = true, .snap_usec = T },
+          FENCE_KEEP },
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        FenceVerdict v = fence_verdict(&rows[i].l);
+        if (v != rows[i].want) {
+            fail_msg("%s: verdict %d, want %d", rows[i].name, (int)v, (int)rows[i].want);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_should_fire),
+        cmocka_unit_test(test_verdict),
         cmocka_unit_test(test_wait),
         cmocka_unit_test(test_should_exit),
         cmocka_unit_test(test_null_and_invalid),

@@ -174,6 +174,14 @@ static void test_parse_postmaster_pid(void **state)
     assert_int_equal(pgprobe_parse_postmaster_pid(real, &pm), 0);
     assert_int_equal(pm.pid, 27016);
     assert_false(pm.standalone);
+    assert_int_equal(pm.start_time, 1764180000); /* line 3 */
+    /* still being written, or garbage: no start time (Patroni reads it so) */
+    assert_int_equal(pgprobe_parse_postmaster_pid("27016\n/d\n", &pm), 0);
+    assert_int_equal(pm.start_time, 0);
+    assert_int_equal(pgprobe_parse_postmaster_pid("27016\n/d\nx17\n", &pm), 0);
+    assert_int_equal(pm.start_time, 0);
+    assert_int_equal(pgprobe_parse_postmaster_pid("27016\r\n/d\r\n1764180001\r\n", &pm), 0);
+    assert_int_equal(pm.start_time, 1764180001);
 
     assert_int_equal(pgprobe_parse_postmaster_pid("-4242\n/data\n", &pm), 0);
     assert_int_equal(pm.pid, 4242);

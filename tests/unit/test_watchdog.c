@@ -1,5 +1,7 @@
 /* Unit tests for the watchdog device driver: Patroni's timeout rule, and the
- * device protocol against a FIFO (keepalive writes, magic close 'V'). */
+ * device protocol against a FIFO: the default driver refuses a device whose
+ * timeout cannot be set and read back; Patroni's testing driver writes
+ * "Ctimeout=N"; keepalive writes, magic close 'V'. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -30,8 +32,8 @@ static void test_device_protocol(void **state)
 {
     (void)state;
     Watchdog *w = NULL;
-    assert_int_equal(watchdog_open("/nonexistent/watchdog", 10, &w), -ENOENT);
-    assert_int_equal(watchdog_open("", 10, &w), -EINVAL);
+    assert_int_equal(watchdog_open("/nonexistent/watchdog", false, 10, &w), -ENOENT);
+    assert_int_equal(watchdog_open("", false, 10, &w), -EINVAL);
 
     char dir[] = "/tmp/dbha-wd-XXXXXX";
     assert_non_null(mkdtemp(dir));
@@ -39,22 +41,35 @@ static void test_device_protocol(void **state)
     snprintf(path, sizeof(path), "%s/wd", dir);
     assert_int_equal(mkfifo(path, 0600), 0);
     /* no reader: a FIFO cannot take writes, so it is not usable */
-    assert_int_equal(watchdog_open(path, 10, &w), -ENXIO);
+    assert_int_equal(watchdog_open(path, true, 10, &w), -ENXIO);
 
     int reader = open(path, O_RDONLY | O_NONBLOCK);
     assert_true(reader >= 0);
-    assert_int_equal(watchdog_open(path, 10, &w), 0);
+    char buf[64] = { 0 };
+    /* the default driver on a device whose timeout cannot be set (a FIFO
+     * has no WDIOC_SETTIMEOUT): no watchdog, closed with the magic 'V' */
+    assert_int_equal(watchdog_open(path, false, 10, &w), -ENOTTY);
+    assert_null(w);
+    assert_int_equal(read(reader, buf, sizeof(buf)), 1);
+    assert_string_equal(buf, "V");
+
+    /* Patroni's testing driver: the timeout is written and taken as set */
+    assert_int_equal(watchdog_open(path, true, 10, &w), 0);
+    assert_int_equal(watchdog_get_timeout(w), 10);
     assert_int_equal(watchdog_keepalive(w), 0);
+    assert_int_equal(watchdog_set_timeout(w, 7), 0);
+    assert_int_equal(watchdog_get_timeout(w), 7);
     assert_int_equal(watchdog_keepalive(w), 0);
     w = watchdog_close(w);
     assert_null(w);
-    char buf[16] = { 0 };
-    assert_int_equal(read(reader, buf, sizeof(buf)), 3);
-    assert_string_equal(buf, "11V");
+    memset(buf, 0, sizeof(buf));
+    assert_int_equal(read(reader, buf, sizeof(buf)), 26);
+    assert_string_equal(buf, "Ctimeout=10\n1Ctimeout=7\n1V");
     close(reader);
     unlink(path);
     rmdir(dir);
     assert_null(watchdog_close(NULL));
+    assert_int_equal(watchdog_get_timeout(NULL), 0);
 }
 
 int main(void)
