@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -145,6 +146,38 @@ const char *pm_not_found_to_string(PmNotFound w)
     return "?";
 }
 
+/* pid's working directory is dir (a postmaster and its processes chdir to
+ * the data directory; compared by device and inode, so symlinks in the
+ * configured path do not matter). */
+static bool cwd_is(pid_t pid, const struct stat *dir)
+{
+    char path[64];
+    struct stat st;
+    (void)snprintf(path, sizeof(path), "/proc/%d/cwd", (int)pid);
+    return stat(path, &st) == 0 && st.st_dev == dir->st_dev && st.st_ino == dir->st_ino;
+}
+
+/* A postgres process whose start time does not match the file's is still
+ * this data directory's postmaster when it works in the data directory and
+ * its parent is not a postgres process there (a backend's parent is its
+ * postmaster): the wall clock was stepped since it started, which moves
+ * the start time computed from /proc. Without this the agent would take
+ * its own postmaster for another instance's after an NTP step of more than
+ * PM_START_TOLERANCE_SEC (Patroni 3.0.2 does). */
+static bool postmaster_of(const char *data_dir, pid_t pid, pid_t ppid)
+{
+    struct stat dir;
+    if (stat(data_dir, &dir) < 0 || !cwd_is(pid, &dir)) {
+        return false;
+    }
+    ProcStat parent;
+    bool parent_ours =
+        proc_stat_read(ppid, &parent) == 0 &&
+        (strcmp(parent.comm, "postgres") == 0 || strcmp(parent.comm, "postmaster") == 0) &&
+        cwd_is(ppid, &dir);
+    return !parent_ours;
+}
+
 int pm_find(const char *data_dir, PmProc *ret, PmNotFound *ret_why, pid_t *ret_file_pid)
 {
     PgPostmasterPid f = { 0 };
@@ -160,7 +193,8 @@ int pm_find(const char *data_dir, PmProc *ret, PmNotFound *ret_why, pid_t *ret_f
         why = PM_GONE;
     } else if (strcmp(s.comm, "postgres") != 0 && strcmp(s.comm, "postmaster") != 0) {
         why = PM_NOT_POSTGRES;
-    } else if (!pm_start_matches(proc_start_epoch(s.start_ticks), f.start_time)) {
+    } else if (!pm_start_matches(proc_start_epoch(s.start_ticks), f.start_time) &&
+               !postmaster_of(data_dir, f.pid, s.ppid)) {
         why = PM_OTHER_START;
     } else if (f.pid == getpid() || f.pid == getppid()) {
         why = PM_SELF_OR_PARENT;

@@ -71,7 +71,9 @@ const char *pm_not_found_to_string(PmNotFound w);
 
 /* The postmaster of data_dir: postmaster.pid names a live process named
  * postgres (or postmaster) that started within PM_START_TOLERANCE_SEC of the
- * file's start time and is neither us nor our parent. Returns 0 and *ret,
+ * file's start time (or, when the wall clock was stepped since, works in
+ * data_dir and is not a child of a postgres process there) and is neither
+ * us nor our parent. Returns 0 and *ret,
  * or -ESRCH with *ret_why (may be NULL) and *ret_file_pid (the PID the file
  * names, 0 when none; may be NULL). */
 int pm_find(const char *data_dir, PmProc *ret, PmNotFound *ret_why, pid_t *ret_file_pid);

@@ -82,6 +82,15 @@ static void test_start_matches(void **state)
     assert_true(started <= now + 1 && started > now - 600);
 }
 
+/* A forked fake never outlives the test, even one that fails half-way
+ * (cmocka jumps past the cleanup): killed with its parent, and after 60 s
+ * in any case. */
+static void bounded_child(void)
+{
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    (void)alarm(60);
+}
+
 /* A fake postmaster: a child named "postgres" that ignores SIGQUIT (as a
  * postmaster that is stuck would) with `kids` children named "postgres"
  * too, each ignoring SIGQUIT when `stubborn`. Returns its PID once the
@@ -93,17 +102,51 @@ static pid_t fake_postmaster(int kids, bool stubborn)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        bounded_child();
         (void)prctl(PR_SET_NAME, "postgres", 0, 0, 0);
         (void)signal(SIGQUIT, SIG_IGN);
         for (int i = 0; i < kids; i++) {
             pid_t k = fork();
             if (k == 0) {
+                bounded_child();
                 if (!stubborn) {
                     (void)signal(SIGQUIT, SIG_DFL);
                 }
                 for (;;) {
                     pause();
                 }
+            }
+        }
+        (void)!write(ready[1], "x", 1);
+        for (;;) {
+            pause();
+        }
+    }
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    close(ready[1]);
+    return pid;
+}
+
+/* A fake postmaster working in dir (as a postmaster works in its data
+ * directory) with one child there. */
+static pid_t fake_postmaster_in(const char *dir)
+{
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        bounded_child();
+        if (chdir(dir) < 0) {
+            _exit(1);
+        }
+        (void)prctl(PR_SET_NAME, "postgres", 0, 0, 0);
+        if (fork() == 0) {
+            bounded_child();
+            for (;;) {
+                pause();
             }
         }
         (void)!write(ready[1], "x", 1);
@@ -161,6 +204,24 @@ static void test_find(void **state)
     assert_int_equal(pm_find(dir, &pm, &why, &named), -ESRCH);
     assert_int_equal(why, PM_OTHER_START);
     assert_int_equal(named, fake);
+    /* ... unless it works in this data directory and is no backend there:
+     * then the wall clock was stepped since it started, and it is ours */
+    pid_t here = fake_postmaster_in(dir);
+    ProcStat hs;
+    assert_int_equal(proc_stat_read(here, &hs), 0);
+    write_pidfile(dir, here, started - 60);
+    assert_int_equal(pm_find(dir, &pm, &why, &named), 0);
+    assert_int_equal(pm.pid, here);
+    /* a backend of it (its child, also in the data directory) is not */
+    PmProc here_proc = { .pid = here, .start_ticks = hs.start_ticks };
+    PmProc kid;
+    assert_int_equal(pm_children(&here_proc, &kid, 1, NULL), 1);
+    write_pidfile(dir, kid.pid, started - 60);
+    assert_int_equal(pm_find(dir, &pm, &why, &named), -ESRCH);
+    assert_int_equal(why, PM_OTHER_START);
+    kill(here, SIGKILL);
+    kill(kid.pid, SIGKILL);
+    assert_int_equal(waitpid(here, NULL, 0), here);
     /* ... and a file without a start time cannot tell: found (Patroni too) */
     write_pidfile(dir, fake, 0);
     assert_int_equal(pm_find(dir, &pm, &why, NULL), 0);
@@ -302,6 +363,7 @@ static void test_stop_for_sure(void **state)
     pid_t quits = fork();
     assert_true(quits >= 0);
     if (quits == 0) {
+        bounded_child();
         (void)prctl(PR_SET_NAME, "postgres", 0, 0, 0);
         for (;;) {
             pause();
