@@ -28,12 +28,11 @@
 #include "pgprobe.h"
 #include "postmaster.h"
 
-#define FENCE_MAGIC         UINT64_C(0x45434e4546414844) /* "DHAFENCE" */
-#define FENCE_VERSION       1
-#define FENCE_BOOT_ID_MAX   40  /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
-#define FENCE_MSG_MAX       512 /* one line the fence process writes to stderr */
-#define FENCE_PROC_STAT_MAX 1024
-#define FENCE_STEP_USEC     (10 * 1000ULL) /* polling step of the bounded waits */
+#define FENCE_MAGIC       UINT64_C(0x45434e4546414844) /* "DHAFENCE" */
+#define FENCE_VERSION     1
+#define FENCE_BOOT_ID_MAX 40             /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
+#define FENCE_MSG_MAX     512            /* one line the fence process writes to stderr */
+#define FENCE_STEP_USEC   (10 * 1000ULL) /* polling step of the bounded waits */
 
 /* Fields shared across processes must not need a lock. */
 _Static_assert(ATOMIC_LONG_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
@@ -127,72 +126,34 @@ static pid_t owner_agent(uint64_t owner)
 
 /* ---- /proc (allocation-free: the fence process uses these too) ---- */
 
-/* The comm and state of a process from /proc/PID/stat. Returns 0 or -errno. */
-static int proc_stat(pid_t pid, char *comm, size_t comm_size, char *ret_state)
-{
-    char path[64], buf[FENCE_PROC_STAT_MAX];
-    if (pid <= 0) {
-        return -ESRCH;
-    }
-    (void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return -errno;
-    }
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    (void)close(fd);
-    if (n <= 0) {
-        return -EIO;
-    }
-    buf[n] = '\0';
-    /* "pid (comm) S ...": comm may hold ')' itself, so take the last one */
-    char *open_paren = strchr(buf, '(');
-    char *close_paren = strrchr(buf, ')');
-    if (!open_paren || !close_paren || close_paren < open_paren || close_paren[1] != ' ') {
-        return -EIO;
-    }
-    size_t len = (size_t)(close_paren - open_paren - 1);
-    if (comm_size > 0) {
-        if (len >= comm_size) {
-            len = comm_size - 1;
-        }
-        memcpy(comm, open_paren + 1, len);
-        comm[len] = '\0';
-    }
-    *ret_state = close_paren[2];
-    return 0;
-}
-
 /* Alive and not a zombie (a reaped-late or orphaned process counts as dead). */
 static bool pid_alive(pid_t pid)
 {
-    char state;
+    ProcStat st;
     if (pid <= 0 || (kill(pid, 0) < 0 && errno != EPERM)) {
         return false;
     }
-    if (proc_stat(pid, NULL, 0, &state) < 0) {
+    if (proc_stat_read(pid, &st) < 0) {
         return false;
     }
-    return state != 'Z' && state != 'X' && state != 'x';
+    return st.state != 'Z' && st.state != 'X' && st.state != 'x';
 }
 
 /* Stopped by a signal or a tracer: it cannot fence until resumed. */
 static bool pid_stopped(pid_t pid)
 {
-    char state;
-    return proc_stat(pid, NULL, 0, &state) == 0 && (state == 'T' || state == 't');
+    ProcStat st;
+    return proc_stat_read(pid, &st) == 0 && (st.state == 'T' || st.state == 't');
 }
 
 static bool pid_is_fence(pid_t pid)
 {
-    char comm[32], state;
-    if (pid <= 0 || (kill(pid, 0) < 0 && errno != EPERM)) {
+    ProcStat st;
+    if (pid <= 0 || (kill(pid, 0) < 0 && errno != EPERM) || proc_stat_read(pid, &st) < 0) {
         return false;
     }
-    if (proc_stat(pid, comm, sizeof(comm), &state) < 0) {
-        return false;
-    }
-    return state != 'Z' && state != 'X' && state != 'x' && strcmp(comm, FENCE_PROCESS_NAME) == 0;
+    return st.state != 'Z' && st.state != 'X' && st.state != 'x' &&
+           strcmp(st.comm, FENCE_PROCESS_NAME) == 0;
 }
 
 /* ---- the fence process ---- */
