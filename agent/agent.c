@@ -104,7 +104,8 @@ static int on_loop_timer(sd_event_source *s, uint64_t usec, void *userdata)
         /* after a failed etcd round, retry soon: the lease deadline runs */
         uint64_t wait =
             a->dcs_ok ? (uint64_t)agent_dcs(a)->loop_wait * USEC_PER_SEC : AGENT_ETCD_RETRY_USEC;
-        agent_schedule_tick(a, clock_monotonic_usec() + wait);
+        uint64_t now = clock_monotonic_usec();
+        agent_schedule_tick(a, lease_tick_usec(&a->lease, now, now + wait));
     }
     return 0;
 }
@@ -562,6 +563,7 @@ int agent_reload(Agent *a)
     (void)patch_cluster_config(a, &a->config->bootstrap.dcs, &fresh->bootstrap.dcs);
     config_free(a->config);
     a->config = fresh;
+    publish_config_changed(&a->publisher);
     a->lease_etcd.name = a->config->name; /* the same name: a restart-only setting */
     /* re-read the cluster so the new settings count from this tick */
     observe_cluster(a, clock_monotonic_usec());
@@ -696,9 +698,16 @@ static HaDataDir observe_data_dir(Agent *a)
     if (!init || !*init) {
         return HA_DATA_OURS; /* nothing to compare with yet */
     }
-    char mine[32];
-    snprintf(mine, sizeof(mine), "%" PRIu64, sysid);
-    return strcmp(init, mine) == 0 ? HA_DATA_OURS : HA_DATA_FOREIGN;
+    /* the key holds the identifier in decimal (Patroni's "initialize"),
+     * compared as text as Patroni does */
+    char mine[24];
+    char *p = mine + sizeof(mine) - 1;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + sysid % 10);
+        sysid /= 10;
+    } while (sysid > 0);
+    return strcmp(init, p) == 0 ? HA_DATA_OURS : HA_DATA_FOREIGN;
 }
 
 /* ---- the step: observe, decide (agent/policy.h), act ---- */
@@ -920,9 +929,6 @@ static void update_fence(Agent *a, uint64_t now)
     if (!a->fence) {
         return;
     }
-    if (fence_ensure(a->fence) > 0) {
-        log_warning("the fencing process was gone or stuck: started a new one");
-    }
     unsigned fenced = fence_get_fenced_count(a->fence);
     if (fenced != a->fenced_seen) {
         a->fenced_seen = fenced;
@@ -939,7 +945,14 @@ static void update_fence(Agent *a, uint64_t now)
         .snap_usec = a->local.snap_usec,
         .maybe_primary_usec = a->local.maybe_primary_usec,
     };
-    switch (fence_verdict(&fl)) {
+    FenceVerdict v = fence_verdict(&fl);
+    /* A fence that may have to act must be there (a new one if it died or
+     * hangs); a disarmed one has nothing to do, and is looked at again
+     * before it is armed. */
+    if (v != FENCE_DISARM && fence_ensure(a->fence) > 0) {
+        log_warning("the fencing process was gone or stuck: started a new one");
+    }
+    switch (v) {
     case FENCE_ARM:
         fence_arm(a->fence, lease_deadline_usec(&a->lease));
         break;
@@ -1322,7 +1335,7 @@ Agent *agent_free(Agent *a)
     sd_event_unref(a->event);
     dcs_cluster_free(a->cluster);
     free(a->slots_done.plan);
-    free(a->publisher.topology_same_as);
+    publish_done(&a->publisher);
     etcd_client_free(a->etcd);
     local_done(&a->local);
     dcs_paths_done(&a->paths);

@@ -15,7 +15,7 @@
 void cascade_done(Cascade *c)
 {
     free(c->following);
-    free(c->note);
+    free(c->note_member);
     free(c->avoid);
     *c = (Cascade){ 0 };
 }
@@ -37,6 +37,11 @@ bool cascade_follows(const Cascade *c, const DcsMember *m)
     return c->following && m && strcmp(c->following, m->name) == 0;
 }
 
+static bool same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 const DcsMember *cascade_upstream(Cascade *c, const DcsCluster *view, const Config *config)
 {
     if (!view) {
@@ -44,12 +49,13 @@ const DcsMember *cascade_upstream(Cascade *c, const DcsCluster *view, const Conf
     }
     UpstreamChoice u;
     upstream_choose(view, config->name, config->tags.replicatefrom, c->avoid, &u);
-    _cleanup_free_ char *note = NULL;
-    if (asprintf(&note, "%s|%d|%s", u.member ? u.member->name : "", u.cascading,
-                 strempty(u.why_not)) < 0) {
-        return u.member;
+    const char *name = u.member ? u.member->name : "";
+    if (c->noted && c->note_cascading == u.cascading && same_text(c->note_why, u.why_not) &&
+        strcmp(c->note_member, name) == 0) {
+        return u.member; /* said already */
     }
-    if (c->note && strcmp(c->note, note) == 0) {
+    char *copy = strdup(name);
+    if (!copy) {
         return u.member;
     }
     if (u.cascading) {
@@ -61,8 +67,11 @@ const DcsMember *cascade_upstream(Cascade *c, const DcsCluster *view, const Conf
         log_warning("\"%s\" is unavailable (%s), and there is no leader to follow instead",
                     config->tags.replicatefrom, u.why_not);
     }
-    free(c->note);
-    c->note = TAKE_PTR(note);
+    free(c->note_member);
+    c->note_member = copy;
+    c->note_cascading = u.cascading;
+    c->note_why = u.why_not;
+    c->noted = true;
     return u.member;
 }
 

@@ -20,8 +20,12 @@
 #define CASCADE_RETRY_MAX_USEC (60 * 1000 * 1000ULL)
 
 typedef struct Cascade {
-    char *following;        /* owned: the member primary_conninfo points at, NULL: none */
-    char *note;             /* owned: the last upstream choice logged */
+    char *following; /* owned: the member primary_conninfo points at, NULL: none */
+    /* the last upstream choice logged: its member (owned), whether it
+     * cascades, and why not (static) */
+    char *note_member;
+    bool note_cascading, noted;
+    const char *note_why;
     char *avoid;            /* owned: a replicatefrom member we could not stream from */
     int64_t avoid_revision; /* its member key's mod_revision when we gave up on it */
     uint64_t retry_usec;    /* and not before this */

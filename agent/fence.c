@@ -580,6 +580,9 @@ void fence_arm(Fence *f, uint64_t deadline_usec)
         return;
     }
     uint64_t d = deadline_usec ? deadline_usec : 1;
+    if (atomic_load(&f->shared->deadline_usec) == d) {
+        return; /* a store would dirty the shared page (a fault, a disk write) for nothing */
+    }
     uint64_t was = atomic_exchange(&f->shared->deadline_usec, d);
     /* The fence sleeps until the deadline it read: wake it only when this
      * one is earlier (or it was disarmed). A signal that stays pending is
@@ -591,7 +594,7 @@ void fence_arm(Fence *f, uint64_t deadline_usec)
 
 void fence_disarm(Fence *f)
 {
-    if (f && f->shared) {
+    if (f && f->shared && atomic_load(&f->shared->deadline_usec) != 0) {
         atomic_store(&f->shared->deadline_usec, 0);
     }
 }

@@ -138,6 +138,12 @@ uint64_t lease_renew_due_usec(const Lease *l)
     return m;
 }
 
+uint64_t lease_tick_usec(const Lease *l, uint64_t now_usec, uint64_t tick_usec)
+{
+    uint64_t due = lease_renew_due_usec(l);
+    return due > now_usec && due < tick_usec ? due : tick_usec;
+}
+
 void lease_set_max_interval(Lease *l, uint64_t interval_usec)
 {
     l->max_interval_usec = interval_usec;

@@ -116,6 +116,11 @@ uint64_t lease_renewed_usec(const Lease *l);
  * promise needs, is what keeps an idle node's etcd requests down; the
  * deadline does not depend on it. */
 uint64_t lease_renew_due_usec(const Lease *l);
+/* When to run a tick asked for at tick_usec: at the renewal instead when
+ * that is due after now_usec and before tick_usec, so that the renewal
+ * (done by the tick, observe → lease_keep) costs no wake of its own. Ticks
+ * only come earlier, never later: loop_wait stays the longest sleep. */
+uint64_t lease_tick_usec(const Lease *l, uint64_t now_usec, uint64_t tick_usec);
 /* Renew at least every interval_usec (0: no cap). The agent caps it at
  * loop_wait while a watchdog is armed: the watchdog is kept alive after a
  * renewal, as often as Patroni does. */

@@ -251,18 +251,49 @@ static bool member_key_confirmed(const Publisher *p, const PublishView *a, uint6
            p->member_lease == me->lease;
 }
 
+void publish_config_changed(Publisher *p)
+{
+    free(p->conn_url);
+    free(p->api_url);
+    json_decref(p->tags);
+    p->conn_url = p->api_url = NULL;
+    p->tags = NULL;
+    p->member_confirmed_usec = 0;
+}
+
+void publish_done(Publisher *p)
+{
+    publish_config_changed(p);
+    free(p->topology_same_as);
+    p->topology_same_as = NULL;
+}
+
+/* The member key's parts that only the config decides, built once. */
+static int config_parts(Publisher *p, const Config *c)
+{
+    if (p->conn_url && p->api_url && p->tags) {
+        return 0;
+    }
+    publish_config_changed(p);
+    if (asprintf(&p->conn_url, "postgres://%s/postgres", c->postgresql.connect_address) < 0) {
+        p->conn_url = NULL;
+        return -ENOMEM;
+    }
+    if (asprintf(&p->api_url, "%s://%s/patroni", c->restapi.certfile ? "https" : "http",
+                 c->restapi.connect_address) < 0) {
+        p->api_url = NULL;
+        return -ENOMEM;
+    }
+    return dcs_tags_from_config(c, &p->tags) < 0 ? -ENOMEM : 0;
+}
+
 int publish_member(Publisher *p, const PublishView *a)
 {
     if (lease_id(a->lease) == 0) {
         return -ENOLINK;
     }
-    const Config *c = a->config;
-    _cleanup_free_ char *conn_url = NULL, *api_url = NULL, *value = NULL;
-    json_t *tags = NULL;
-    if (asprintf(&conn_url, "postgres://%s/postgres", c->postgresql.connect_address) < 0 ||
-        asprintf(&api_url, "%s://%s/patroni", c->restapi.certfile ? "https" : "http",
-                 c->restapi.connect_address) < 0 ||
-        dcs_tags_from_config(c, &tags) < 0) {
+    _cleanup_free_ char *value = NULL;
+    if (config_parts(p, a->config) < 0) {
         return log_error_errno(-ENOMEM, "out of memory");
     }
     bool replica = a->probe_ok && a->snap->in_recovery;
@@ -272,12 +303,12 @@ int publish_member(Publisher *p, const PublishView *a)
     double lag_sec = 0;
     bool has_lag_sec = replica && pgprobe_replica_lag_seconds(a->snap, &lag_sec) >= 0;
     DcsMemberInfo m = {
-        .conn_url = conn_url,
-        .api_url = api_url,
+        .conn_url = p->conn_url,
+        .api_url = p->api_url,
         .state = member_state(a),
         .role = member_role(a),
         .version = DBHA_VERSION,
-        .tags = tags,
+        .tags = p->tags,
         .has_xlog_location = a->probe_ok,
         .xlog_location = wal_position(a),
         .timeline = a->probe_ok ? a->snap->timeline : 0,
@@ -299,11 +330,9 @@ int publish_member(Publisher *p, const PublishView *a)
     uint64_t now = clock_monotonic_usec();
     uint64_t hash = member_inputs_hash(&m);
     if (member_key_confirmed(p, a, hash, now)) {
-        json_decref(tags);
         return 0;
     }
     int r = dcs_member_encode(&m, &value);
-    json_decref(tags);
     if (r < 0) {
         return log_error_errno(r, "encoding the member key: %m");
     }

@@ -64,7 +64,17 @@ typedef struct Publisher {
     uint64_t member_hash;
     int64_t member_mod_revision, member_lease;
     uint64_t member_confirmed_usec; /* 0: not confirmed */
+    /* owned: the member key's parts derived from the config alone, built on
+     * first use and again after publish_config_changed() */
+    char *conn_url, *api_url;
+    json_t *tags;
 } Publisher;
+
+/* The config was replaced (a reload): what publish derives from it alone is
+ * derived again. */
+void publish_config_changed(Publisher *p);
+/* Frees what p owns. */
+void publish_done(Publisher *p);
 
 /* The member key's content is compared in full at least this often. */
 #define PUBLISH_MEMBER_RECHECK_USEC (60 * 1000 * 1000ULL)

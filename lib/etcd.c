@@ -34,6 +34,10 @@ typedef struct EtcdEndpoint {
     char *name; /* owned: "host:port" */
     char *base; /* owned: "http://host:port" */
     CURL *easy; /* owned, created on first use, kept for connection reuse */
+    /* easy holds the options every v3 call shares (set up, POST, the body
+     * writer): a v3 call after a v3 call sets only what differs. A v2 call
+     * resets the handle and clears this. */
+    bool v3_ready;
 } EtcdEndpoint;
 
 struct EtcdClient {
@@ -47,6 +51,15 @@ struct EtcdClient {
     char *cert;     /* owned */
     char *key;      /* owned */
     char *token;    /* owned, NULL until authenticated */
+    /* v3 request headers, built once (and again when the token changes):
+     * [0] without the token (authenticate), [1] with it when there is one */
+    struct curl_slist *v3_headers[2];
+    const char *v3_headers_token; /* the token [1] was built with (compared by address, and
+                                     cleared with the token) */
+    /* the body of a keepalive for keepalive_id (a lease is renewed many
+     * times: encoded once) */
+    int64_t keepalive_id;
+    char *keepalive_body;
     uint64_t request_timeout_usec;
     uint64_t connect_timeout_usec;
     uint64_t deadline_usec;
@@ -303,6 +316,9 @@ EtcdClient *etcd_client_free(EtcdClient *c)
     free(c->cert);
     free(c->key);
     free(c->token);
+    curl_slist_free_all(c->v3_headers[0]);
+    curl_slist_free_all(c->v3_headers[1]);
+    free(c->keepalive_body);
     free(c);
     return NULL;
 }
@@ -399,8 +415,16 @@ int etcd_client_endpoint_url(const EtcdClient *c, size_t i, const char *path, ch
     return 0;
 }
 
+static void drop_token_headers(EtcdClient *c)
+{
+    curl_slist_free_all(c->v3_headers[1]);
+    c->v3_headers[1] = NULL;
+    c->v3_headers_token = NULL;
+}
+
 void etcd_client_forget_token(EtcdClient *c)
 {
+    drop_token_headers(c);
     free(c->token);
     c->token = NULL;
 }
@@ -457,53 +481,85 @@ typedef struct HttpCall {
 
 static const HttpCall HTTP_V3_POST = { "POST", "application/json", false };
 
+/* "Content-Type: ...", "Expect:" and, given a token, "Authorization: ...". */
+static int request_headers(const char *content_type, const char *token, struct curl_slist **ret)
+{
+    _cleanup_free_ char *ctype = NULL, *auth = NULL;
+    if (asprintf(&ctype, "Content-Type: %s", content_type) < 0) {
+        ctype = NULL;
+        return -ENOMEM;
+    }
+    if (token && asprintf(&auth, "Authorization: %s", token) < 0) {
+        auth = NULL;
+        return -ENOMEM;
+    }
+    const char *hdrs[] = { ctype, "Expect:", auth };
+    struct curl_slist *list = NULL;
+    for (size_t i = 0; i < ELEMENTSOF(hdrs) && hdrs[i]; i++) {
+        struct curl_slist *l = curl_slist_append(list, hdrs[i]);
+        if (!l) {
+            curl_slist_free_all(list);
+            return -ENOMEM;
+        }
+        list = l;
+    }
+    *ret = list;
+    return 0;
+}
+
+static char *concat(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    char *s = malloc(na + nb + 1);
+    if (s) {
+        memcpy(s, a, na);
+        memcpy(s + na, b, nb + 1);
+    }
+    return s;
+}
+
 static int http_call(EtcdClient *c, size_t idx, const HttpCall *how, const char *path,
                      const char *body, uint64_t timeout_usec, long *ret_status, Body *ret_body,
                      EtcdError *e)
 {
     EtcdEndpoint *ep = &c->endpoints[idx];
+    bool v3 = !how->v2;
     if (!ep->easy) {
         ep->easy = curl_easy_init();
         if (!ep->easy) {
             return etcd_error_set(e, ETCD_ERROR_INTERNAL, 0, 0, "curl_easy_init failed");
         }
-    } else {
+        ep->v3_ready = false;
+    }
+    if (!v3 || !ep->v3_ready) {
+        ep->v3_ready = false;
         curl_easy_reset(ep->easy); /* keeps the connection cache */
+        if (etcd_client_setup_easy(c, ep->easy) < 0 ||
+            curl_easy_setopt(ep->easy, CURLOPT_WRITEFUNCTION, http_body_write) != CURLE_OK ||
+            (v3 && curl_easy_setopt(ep->easy, CURLOPT_POST, 1L) != CURLE_OK)) {
+            return etcd_error_set(e, ETCD_ERROR_INTERNAL, 0, 0, "curl_easy_setopt failed");
+        }
+        ep->v3_ready = v3;
     }
-    if (etcd_client_setup_easy(c, ep->easy) < 0) {
-        return etcd_error_set(e, ETCD_ERROR_INTERNAL, 0, 0, "curl_easy_setopt failed");
-    }
-    _cleanup_free_ char *url = NULL;
-    _cleanup_free_ char *auth = NULL;
-    _cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
-    if (asprintf(&url, "%s%s", ep->base, path) < 0) {
-        url = NULL;
-        return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
-    }
-    _cleanup_free_ char *ctype = NULL;
-    if (asprintf(&ctype, "Content-Type: %s", how->content_type) < 0) {
-        ctype = NULL;
-        return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
-    }
-    const char *hdrs[] = { ctype, "Expect:", NULL };
-    for (size_t i = 0; hdrs[i]; i++) {
-        struct curl_slist *l = curl_slist_append(headers, hdrs[i]);
-        if (!l) {
+    _cleanup_free_ char *url = concat(ep->base, path);
+    _cleanup_(curl_slist_free_allp) struct curl_slist *v2_headers = NULL;
+    struct curl_slist *headers;
+    if (v3) {
+        /* the token goes with every v3 call but the one that gets it */
+        size_t k = c->token && strcmp(path, "/v3/auth/authenticate") != 0;
+        if (!c->v3_headers[k] &&
+            request_headers(how->content_type, k ? c->token : NULL, &c->v3_headers[k]) < 0) {
             return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
         }
-        headers = l;
-    }
-    if (!how->v2 && c->token && strcmp(path, "/v3/auth/authenticate") != 0) {
-        struct curl_slist *l = NULL;
-        if (asprintf(&auth, "Authorization: %s", c->token) < 0) {
-            auth = NULL;
-        } else {
-            l = curl_slist_append(headers, auth);
-        }
-        if (!l) {
+        headers = c->v3_headers[k];
+    } else {
+        if (request_headers(how->content_type, NULL, &v2_headers) < 0) {
             return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
         }
-        headers = l;
+        headers = v2_headers;
+    }
+    if (!url) {
+        return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
     }
     Body b = { .max = ETCD_BODY_MAX };
     char errbuf[CURL_ERROR_SIZE] = "";
@@ -515,23 +571,28 @@ static int http_call(EtcdClient *c, size_t idx, const HttpCall *how, const char 
         }                                                                                          \
     } while (0)
     SET(CURLOPT_URL, url);
-    if (strcmp(how->method, "POST") == 0) {
-        SET(CURLOPT_POST, 1L);
+    if (v3) {
+        /* POST, set up with the handle; every v3 call has a body */
+        SET(CURLOPT_POSTFIELDS, body ? body : "");
+        SET(CURLOPT_POSTFIELDSIZE, body ? (long)strlen(body) : 0L);
     } else {
-        SET(CURLOPT_CUSTOMREQUEST, how->method);
-    }
-    if (body) {
-        SET(CURLOPT_POSTFIELDS, body);
-        SET(CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    if (how->v2 && c->username && c->password) {
-        SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        SET(CURLOPT_USERNAME, c->username);
-        SET(CURLOPT_PASSWORD, c->password);
+        if (strcmp(how->method, "POST") == 0) {
+            SET(CURLOPT_POST, 1L);
+        } else {
+            SET(CURLOPT_CUSTOMREQUEST, how->method);
+        }
+        if (body) {
+            SET(CURLOPT_POSTFIELDS, body);
+            SET(CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+        }
+        if (c->username && c->password) {
+            SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+            SET(CURLOPT_USERNAME, c->username);
+            SET(CURLOPT_PASSWORD, c->password);
+        }
     }
     SET(CURLOPT_HTTPHEADER, headers);
     SET(CURLOPT_TIMEOUT_MS, usec_to_msec_ceil(timeout_usec));
-    SET(CURLOPT_WRITEFUNCTION, http_body_write);
     SET(CURLOPT_WRITEDATA, &b);
     SET(CURLOPT_ERRORBUFFER, errbuf);
 #undef SET
@@ -688,6 +749,7 @@ static int authenticate(EtcdClient *c, uint64_t deadline, EtcdError *e)
     if (r < 0) {
         return r;
     }
+    drop_token_headers(c);
     free(c->token);
     c->token = tok;
     c->stats.authentications++;
@@ -894,8 +956,16 @@ int etcd_lease_keepalive(EtcdClient *c, int64_t id, int64_t *ret_ttl, EtcdError 
     if (id <= 0) {
         return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "invalid lease ID");
     }
+    if (c->keepalive_id != id || !c->keepalive_body) {
+        free(c->keepalive_body);
+        c->keepalive_body = NULL;
+        if (lease_request(id, 0, false, &c->keepalive_body) < 0) {
+            return encode_error(-ENOMEM, reterr);
+        }
+        c->keepalive_id = id;
+    }
     Body b = { 0 };
-    int r = lease_call(c, "/v3/lease/keepalive", id, 0, &b, reterr);
+    int r = call(c, "/v3/lease/keepalive", c->keepalive_body, &b, reterr);
     if (r < 0) {
         return r;
     }

@@ -93,6 +93,33 @@ static void test_renew_due(void **state)
     }
 }
 
+/* A renewal due before the next tick moves the tick to it (one wake for
+ * both); a tick is never moved later, and an overdue renewal (a failed one,
+ * retried by the loop) moves nothing. */
+static void test_tick_usec(void **state)
+{
+    (void)state;
+    Lease l;
+    lease_init(&l, NULL, NULL);
+    lease_set_retry(&l, 10 * SEC);
+    /* no lease: the tick as asked */
+    assert_int_equal(lease_tick_usec(&l, 100 * SEC, 110 * SEC), 110 * SEC);
+    l.cur = (LeaseGrant){ .id = 1, .ttl_sec = 30, .sent_usec = 100 * SEC }; /* due at 119 s */
+    static const struct {
+        uint64_t now, tick, want;
+    } rows[] = {
+        { 101 * SEC, 111 * SEC, 111 * SEC }, /* due after the tick: unchanged */
+        { 111 * SEC, 121 * SEC, 119 * SEC }, /* due before it: the tick comes at the renewal */
+        { 118 * SEC, 119 * SEC, 119 * SEC }, /* due at it */
+        { 119 * SEC, 129 * SEC, 129 * SEC }, /* due now: this tick renews, no second one */
+        { 125 * SEC, 126 * SEC, 126 * SEC }, /* overdue: the retry schedule stands */
+    };
+    for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+        assert_int_equal(lease_renew_due_usec(&l), 119 * SEC);
+        assert_int_equal(lease_tick_usec(&l, rows[i].now, rows[i].tick), rows[i].want);
+    }
+}
+
 /* ---- a model of etcd ---- */
 
 #define MODEL_LEASES_MAX 64
@@ -560,9 +587,9 @@ static void test_adopt(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_margin),     cmocka_unit_test(test_renew_due),
-        cmocka_unit_test(test_ttl_raised), cmocka_unit_test(test_adopt),
-        cmocka_unit_test(test_property),
+        cmocka_unit_test(test_margin),    cmocka_unit_test(test_renew_due),
+        cmocka_unit_test(test_tick_usec), cmocka_unit_test(test_ttl_raised),
+        cmocka_unit_test(test_adopt),     cmocka_unit_test(test_property),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
