@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,7 +34,7 @@
 #define REST_CONTENT_JSON  "application/json"
 #define REST_CONTENT_TEXT  "text/plain"
 #define REST_CONTENT_PROM  "text/plain; version=0.0.4"
-#define REST_MHD_OPTS_MAX  16
+#define REST_MHD_OPTS_MAX  20
 #define REST_ERR_NOT_READY "not available yet"
 /* At shutdown, the replies to deferred requests get this long to go out. */
 #define REST_STOP_WAIT_STEPS     200
@@ -447,10 +448,25 @@ struct RestServer {
     pthread_t wait_thread;
     bool wait_thread_started;
 
+    /* Connections whose request headers are due (the header deadline).
+     * A lock of its own: NOTIFY_CLOSED takes it before MHD closes the
+     * socket, so a descriptor in the list is always the connection's. */
+    uint64_t header_deadline_usec;
+    uint64_t keepalive_deadline_usec;
+    pthread_mutex_t conn_lock;
+    pthread_cond_t conn_cond; /* wakes the deadline thread (CLOCK_MONOTONIC) */
+    bool conn_ready;
+    struct RestConn *hdr_head; /* borrowed, unordered */
+    uint64_t conn_wake_usec;   /* when the deadline thread wakes next; UINT64_MAX: not planned */
+    bool conn_stop;
+    pthread_t conn_thread;
+    bool conn_thread_started;
+
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t status_class[REST_STATUS_CLASSES];
     atomic_uint_fast64_t body_too_large;
     atomic_uint_fast64_t auth_failed;
+    atomic_uint_fast64_t header_deadline_closed;
 };
 
 /* One HTTP request, from its request line to MHD's completion callback. */
@@ -475,6 +491,22 @@ typedef struct RestRequest {
     struct MHD_Connection *conn; /* borrowed, while waiting */
     struct RestRequest *wait_prev, *wait_next;
 } RestRequest;
+
+/* One TCP connection, from MHD's NOTIFY_STARTED to its NOTIFY_CLOSED: what
+ * a request allocates hangs off it and is freed at the latest when the
+ * connection closes. MHD 0.9.75 does not call the completion callback of a
+ * request whose target it failed to parse (too many arguments for the
+ * connection's memory): per-request state would leak. */
+typedef struct RestConn {
+    RestServer *server; /* borrowed */
+    int fd;             /* borrowed from MHD: open until NOTIFY_CLOSED returns */
+    /* guarded by the server's conn_lock: */
+    uint64_t deadline_usec; /* the current request's headers are due then */
+    bool in_headers;        /* linked in server->hdr_head */
+    bool shut;              /* shut down at the deadline */
+    struct RestConn *hdr_prev, *hdr_next;
+    RestRequest req; /* the current request; reset for each */
+} RestConn;
 
 /* A deferred reply. Two references: the request's (dropped when MHD is done
  * with the connection) and the handler's (dropped by rest_pending_reply). */
@@ -614,16 +646,14 @@ void rest_pending_reply_message(RestPending *p, unsigned status, const char *mes
     rest_pending_reply(p, &r);
 }
 
-static void request_free(RestRequest *r)
+/* Frees what the request holds; it is then ready for the next one. */
+static void request_reset(RestRequest *r)
 {
-    if (!r) {
-        return;
-    }
     free(r->target);
     free(r->user);
     free(r->body);
     pending_unref(r->pending);
-    free(r);
+    *r = (RestRequest){ 0 };
 }
 
 static void request_fail_early(RestRequest *r, unsigned status, const char *fmt, ...)
@@ -958,6 +988,131 @@ uint64_t rest_server_last_read_usec(const RestServer *s)
     return s ? atomic_load_explicit(&((RestServer *)s)->last_read_usec, memory_order_relaxed) : 0;
 }
 
+/* ---- connections and the header deadline ----------------------------------- */
+
+static RestConn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void conn_unlink_locked(RestServer *s, RestConn *rc)
+{
+    if (!rc->in_headers) {
+        return;
+    }
+    if (rc->hdr_prev) {
+        rc->hdr_prev->hdr_next = rc->hdr_next;
+    } else {
+        s->hdr_head = rc->hdr_next;
+    }
+    if (rc->hdr_next) {
+        rc->hdr_next->hdr_prev = rc->hdr_prev;
+    }
+    rc->hdr_prev = rc->hdr_next = NULL;
+    rc->in_headers = false;
+}
+
+/* The headers of rc's next request are due at deadline_usec. */
+static void conn_arm(RestServer *s, RestConn *rc, uint64_t deadline_usec)
+{
+    if (rc->fd < 0) {
+        return;
+    }
+    pthread_mutex_lock(&s->conn_lock);
+    rc->deadline_usec = deadline_usec;
+    if (!rc->in_headers) {
+        rc->hdr_prev = NULL;
+        rc->hdr_next = s->hdr_head;
+        if (s->hdr_head) {
+            s->hdr_head->hdr_prev = rc;
+        }
+        s->hdr_head = rc;
+        rc->in_headers = true;
+    }
+    if (deadline_usec < s->conn_wake_usec) {
+        pthread_cond_signal(&s->conn_cond);
+    }
+    pthread_mutex_unlock(&s->conn_lock);
+}
+
+/* The request's headers are in: no deadline until the next request. */
+static void conn_disarm(RestServer *s, RestConn *rc)
+{
+    if (!rc) {
+        return;
+    }
+    pthread_mutex_lock(&s->conn_lock);
+    conn_unlink_locked(s, rc);
+    pthread_mutex_unlock(&s->conn_lock);
+}
+
+/* Shuts down the socket of every connection whose headers are overdue:
+ * MHD then reads the end of the stream and closes the connection itself,
+ * its own way (MHD has no call to close a connection from outside). */
+static void *conn_main(void *userdata)
+{
+    RestServer *s = userdata;
+    pthread_mutex_lock(&s->conn_lock);
+    while (!s->conn_stop) {
+        uint64_t now = clock_monotonic_usec();
+        uint64_t next = UINT64_MAX;
+        for (RestConn *rc = s->hdr_head; rc; rc = rc->hdr_next) {
+            if (rc->shut) {
+                continue;
+            }
+            if (rc->deadline_usec <= now) {
+                (void)shutdown(rc->fd, SHUT_RDWR);
+                rc->shut = true;
+                atomic_fetch_add_explicit(&s->header_deadline_closed, 1, memory_order_relaxed);
+            } else if (rc->deadline_usec < next) {
+                next = rc->deadline_usec;
+            }
+        }
+        s->conn_wake_usec = next;
+        if (next == UINT64_MAX) {
+            pthread_cond_wait(&s->conn_cond, &s->conn_lock);
+        } else {
+            struct timespec ts = { .tv_sec = (time_t)(next / 1000000ULL),
+                                   .tv_nsec = (long)(next % 1000000ULL) * 1000L };
+            (void)pthread_cond_timedwait(&s->conn_cond, &s->conn_lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&s->conn_lock);
+    return NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    RestServer *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        RestConn *rc = calloc(1, sizeof(*rc));
+        *socket_context = rc;
+        if (!rc) {
+            return; /* on_uri finds none: MHD closes the connection */
+        }
+        rc->server = s;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        rc->fd = ci ? ci->connect_fd : -1;
+        conn_arm(s, rc, clock_monotonic_usec() + s->header_deadline_usec);
+        return;
+    }
+    RestConn *rc = *socket_context;
+    *socket_context = NULL;
+    if (!rc) {
+        return;
+    }
+    conn_disarm(s, rc);
+    if (rc->req.wait_counted) {
+        atomic_fetch_sub(&s->suspended_connections, 1);
+    }
+    request_reset(&rc->req);
+    free(rc);
+}
+
 /* GET, HEAD or OPTIONS without a registered handler. */
 static enum MHD_Result serve_read(RestServer *s, struct MHD_Connection *c, RestRequest *req,
                                   HealthMethod method)
@@ -1228,6 +1383,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (!req->started) {
         req->started = true;
+        conn_disarm(s, conn_of(c));
         return request_start(s, c, req, method);
     }
     if (req->pending) {
@@ -1251,13 +1407,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
  * (the url argument of on_request is %-decoded and has lost the query). */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
-    RestRequest *req = calloc(1, sizeof(*req));
-    if (!req) {
+    RestConn *rc = conn_of(c);
+    if (!rc) {
         return NULL;
     }
+    RestRequest *req = &rc->req;
+    request_reset(req); /* one MHD dropped without completing it */
     req->target = strdup(uri ? uri : "/");
     if (!req->target) {
-        free(req);
         return NULL;
     }
     char *q = strchr(req->target, '?');
@@ -1281,12 +1438,19 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     RestServer *s = cls;
     RestRequest *req = *con_cls;
-    if (req && req->wait_counted) {
-        /* resumed, but the client left before it was answered */
-        atomic_fetch_sub(&s->suspended_connections, 1);
-    }
-    request_free(*con_cls);
     *con_cls = NULL;
+    if (req) {
+        if (req->wait_counted) {
+            /* resumed, but the client left before it was answered */
+            atomic_fetch_sub(&s->suspended_connections, 1);
+        }
+        request_reset(req);
+    }
+    RestConn *rc = conn_of(c);
+    if (rc && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        /* kept alive: the next request's headers are due within the idle timeout */
+        conn_arm(s, rc, clock_monotonic_usec() + s->keepalive_deadline_usec);
+    }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
@@ -1403,10 +1567,21 @@ RestServer *rest_server_free(RestServer *s)
         pthread_mutex_unlock(&s->wait_lock);
         (void)pthread_join(s->wait_thread, NULL);
     }
+    if (s->conn_thread_started) {
+        pthread_mutex_lock(&s->conn_lock);
+        s->conn_stop = true;
+        pthread_cond_signal(&s->conn_cond);
+        pthread_mutex_unlock(&s->conn_lock);
+        (void)pthread_join(s->conn_thread, NULL);
+    }
     if (s->daemon) {
         wait_resume_all(s); /* answered from the last snapshot */
         answer_pending(s);
-        MHD_stop_daemon(s->daemon);
+        MHD_stop_daemon(s->daemon); /* every connection's NOTIFY_CLOSED, under conn_lock */
+    }
+    if (s->conn_ready) {
+        pthread_cond_destroy(&s->conn_cond);
+        pthread_mutex_destroy(&s->conn_lock);
     }
     if (s->wait_ready) {
         pthread_cond_destroy(&s->wait_cond);
@@ -1509,6 +1684,37 @@ static int wait_init(RestServer *s, const RestServerConfig *cfg)
     return 0;
 }
 
+static int conn_init(RestServer *s, const RestServerConfig *cfg, unsigned timeout_sec)
+{
+    s->header_deadline_usec =
+        cfg->header_deadline_usec ? cfg->header_deadline_usec : REST_HEADER_DEADLINE_USEC;
+    s->keepalive_deadline_usec = (uint64_t)timeout_sec * 1000000ULL;
+    s->conn_wake_usec = UINT64_MAX;
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0) {
+        return -ENOMEM;
+    }
+    int e = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (e == 0) {
+        e = pthread_cond_init(&s->conn_cond, &attr);
+    }
+    (void)pthread_condattr_destroy(&attr);
+    if (e != 0) {
+        return -e;
+    }
+    if (pthread_mutex_init(&s->conn_lock, NULL) != 0) {
+        pthread_cond_destroy(&s->conn_cond);
+        return -ENOMEM;
+    }
+    s->conn_ready = true;
+    e = pthread_create(&s->conn_thread, NULL, conn_main, s);
+    if (e != 0) {
+        return -e;
+    }
+    s->conn_thread_started = true;
+    return 0;
+}
+
 int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *reterr)
 {
     if (!cfg || !ret) {
@@ -1583,18 +1789,27 @@ int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *re
 
     unsigned threads = cfg->threads ? cfg->threads : REST_DEFAULT_THREADS;
     unsigned limit = cfg->connection_limit ? cfg->connection_limit : REST_DEFAULT_CONNECTION_LIMIT;
+    unsigned per_ip =
+        cfg->per_ip_connection_limit ? cfg->per_ip_connection_limit : REST_PER_IP_CONNECTION_LIMIT;
     unsigned timeout = cfg->connection_timeout_sec ? cfg->connection_timeout_sec
                                                    : REST_DEFAULT_CONNECTION_TIMEOUT_SEC;
+    r = conn_init(s, cfg, timeout);
+    if (r < 0) {
+        rest_error_set(reterr, "REST API: cannot set up the header deadline: %s", strerror(-r));
+        return r;
+    }
     struct MHD_OptionItem opts[REST_MHD_OPTS_MAX];
     size_t n = 0;
 #define OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){ (o), (intptr_t)(v), (void *)(p) })
     OPT(MHD_OPTION_EXTERNAL_LOGGER, &on_mhd_log, s); /* first, so it sees every message */
     OPT(MHD_OPTION_SOCK_ADDR, 0, &addr);
     OPT(MHD_OPTION_CONNECTION_LIMIT, limit, NULL);
+    OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, NULL);
     OPT(MHD_OPTION_CONNECTION_TIMEOUT, timeout, NULL);
     OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)REST_CONNECTION_MEMORY_LIMIT, NULL);
     OPT(MHD_OPTION_URI_LOG_CALLBACK, &on_uri, s);
     OPT(MHD_OPTION_NOTIFY_COMPLETED, &on_completed, s);
+    OPT(MHD_OPTION_NOTIFY_CONNECTION, &on_connection, s);
     if (threads > 1) {
         OPT(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
     }
@@ -1677,4 +1892,6 @@ void rest_server_get_stats(const RestServer *s, RestStats *ret)
     }
     ret->body_too_large = atomic_load_explicit(&m->body_too_large, memory_order_relaxed);
     ret->auth_failed = atomic_load_explicit(&m->auth_failed, memory_order_relaxed);
+    ret->header_deadline_closed =
+        atomic_load_explicit(&m->header_deadline_closed, memory_order_relaxed);
 }

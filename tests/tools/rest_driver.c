@@ -273,10 +273,11 @@ static void print_stats(RestServer *server)
     RestStats st;
     rest_server_get_stats(server, &st);
     printf("stats {\"requests\": %llu, \"2xx\": %llu, \"4xx\": %llu, \"5xx\": %llu, "
-           "\"body_too_large\": %llu, \"auth_failed\": %llu}\n",
+           "\"body_too_large\": %llu, \"auth_failed\": %llu, \"header_deadline_closed\": %llu}\n",
            (unsigned long long)st.requests, (unsigned long long)st.status_class[2],
            (unsigned long long)st.status_class[4], (unsigned long long)st.status_class[5],
-           (unsigned long long)st.body_too_large, (unsigned long long)st.auth_failed);
+           (unsigned long long)st.body_too_large, (unsigned long long)st.auth_failed,
+           (unsigned long long)st.header_deadline_closed);
     fflush(stdout);
 }
 
