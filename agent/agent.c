@@ -1257,6 +1257,10 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         .certfile = config->restapi.certfile,
         .keyfile = config->restapi.keyfile,
         .cafile = config->restapi.cafile,
+        .verify_client = rest_verify_client_from_string(config->restapi.verify_client),
+        .allowlist = (const char *const *)config->restapi.allowlist.items,
+        .n_allowlist = config->restapi.allowlist.n,
+        .allowlist_include_members = config->restapi.allowlist_include_members,
         .max_age_usec = AGENT_PROBE_INTERVAL_USEC,
     };
     RestError re = { 0 };

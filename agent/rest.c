@@ -5,16 +5,20 @@
  * pre-serialized documents; the MHD response holds a snapshot reference. */
 #include "rest.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -52,6 +56,32 @@ static void rest_error_set(RestError *e, const char *fmt, ...)
     va_end(ap);
 }
 
+/* ---- verify_client ---------------------------------------------------------- */
+
+static const char *const verify_client_table[_REST_VERIFY_CLIENT_MAX] = {
+    [REST_VERIFY_CLIENT_NONE] = "none",
+    [REST_VERIFY_CLIENT_OPTIONAL] = "optional",
+    [REST_VERIFY_CLIENT_REQUIRED] = "required",
+};
+
+const char *rest_verify_client_to_string(RestVerifyClient v)
+{
+    return v >= 0 && v < _REST_VERIFY_CLIENT_MAX ? verify_client_table[v] : NULL;
+}
+
+RestVerifyClient rest_verify_client_from_string(const char *s)
+{
+    if (!s) {
+        return REST_VERIFY_CLIENT_NONE;
+    }
+    for (size_t i = 0; i < ELEMENTSOF(verify_client_table); i++) {
+        if (strcasecmp(verify_client_table[i], s) == 0) {
+            return (RestVerifyClient)i;
+        }
+    }
+    return _REST_VERIFY_CLIENT_INVALID;
+}
+
 /* ---- documents -------------------------------------------------------------- */
 
 static const char *const doc_table[_REST_DOC_MAX] = {
@@ -81,6 +111,124 @@ RestDoc rest_doc_from_string(const char *s)
     return _REST_DOC_INVALID;
 }
 
+/* ---- client addresses ------------------------------------------------------- */
+
+/* An IPv4 or IPv6 network; an address is one with all bits. */
+typedef struct RestNet {
+    int family;             /* AF_INET or AF_INET6 */
+    unsigned char addr[16]; /* network byte order; 4 bytes used for AF_INET */
+    unsigned prefix;        /* bits that must match */
+} RestNet;
+
+/* "ADDRESS" or "ADDRESS/BITS" (host bits may be set, as Python's
+ * ip_network(strict=False)). */
+static bool net_parse(const char *s, size_t len, RestNet *ret)
+{
+    char buf[INET6_ADDRSTRLEN + 8];
+    if (len == 0 || len >= sizeof(buf)) {
+        return false;
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *slash = strchr(buf, '/');
+    if (slash) {
+        *slash = '\0';
+    }
+    RestNet n = { 0 };
+    if (inet_pton(AF_INET, buf, n.addr) == 1) {
+        n.family = AF_INET;
+        n.prefix = 32;
+    } else if (inet_pton(AF_INET6, buf, n.addr) == 1) {
+        n.family = AF_INET6;
+        n.prefix = 128;
+    } else {
+        return false;
+    }
+    if (slash) {
+        char *end = NULL;
+        unsigned long bits = strtoul(slash + 1, &end, 10);
+        if (slash[1] < '0' || slash[1] > '9' || *end != '\0' || bits > n.prefix) {
+            return false;
+        }
+        n.prefix = (unsigned)bits;
+    }
+    *ret = n;
+    return true;
+}
+
+/* An IPv4 address arriving on an IPv6 socket is matched as IPv4. */
+static bool net_of_sockaddr(const struct sockaddr *sa, RestNet *ret)
+{
+    RestNet n = { 0 };
+    if (sa && sa->sa_family == AF_INET) {
+        n.family = AF_INET;
+        n.prefix = 32;
+        memcpy(n.addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            n.family = AF_INET;
+            n.prefix = 32;
+            memcpy(n.addr, a6->s6_addr + 12, 4);
+        } else {
+            n.family = AF_INET6;
+            n.prefix = 128;
+            memcpy(n.addr, a6->s6_addr, 16);
+        }
+    } else {
+        return false;
+    }
+    *ret = n;
+    return true;
+}
+
+static bool net_contains(const RestNet *net, const RestNet *a)
+{
+    if (net->family != a->family) {
+        return false;
+    }
+    unsigned full = net->prefix / 8, rest = net->prefix % 8;
+    if (memcmp(net->addr, a->addr, full) != 0) {
+        return false;
+    }
+    if (rest == 0) {
+        return true;
+    }
+    unsigned char mask = (unsigned char)(0xffu << (8 - rest));
+    return (net->addr[full] & mask) == (a->addr[full] & mask);
+}
+
+static bool nets_contain(const RestNet *nets, size_t n, const RestNet *a)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (net_contains(&nets[i], a)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The host of "scheme://host[:port]/..." when it is an IP address. */
+static bool net_of_url(const char *url, RestNet *ret)
+{
+    const char *p = url ? strstr(url, "://") : NULL;
+    if (!p) {
+        return false;
+    }
+    p += 3;
+    const char *at = strpbrk(p, "@/");
+    if (at && *at == '@') {
+        p = at + 1;
+    }
+    if (*p == '[') {
+        const char *end = strchr(p, ']');
+        return end && !memchr(p + 1, '/', (size_t)(end - p - 1)) &&
+               net_parse(p + 1, (size_t)(end - p - 1), ret);
+    }
+    size_t len = strcspn(p, ":/?#");
+    return net_parse(p, len, ret) && ret->prefix == 32;
+}
+
 /* ---- snapshots -------------------------------------------------------------- */
 
 struct RestSnapshot {
@@ -97,6 +245,8 @@ struct RestSnapshot {
     size_t metrics_len;
     char *fallback; /* owned: health GET body when there is no /patroni document */
     size_t fallback_len;
+    RestNet *members; /* owned: the members' api_url hosts */
+    size_t n_members;
 };
 
 static void snapshot_free(RestSnapshot *s)
@@ -112,6 +262,7 @@ static void snapshot_free(RestSnapshot *s)
     }
     free(s->metrics);
     free(s->fallback);
+    free(s->members);
     free(s);
 }
 
@@ -240,6 +391,30 @@ int rest_snapshot_set_leader_deadline(RestSnapshot *s, uint64_t deadline_usec)
         return -EBUSY;
     }
     s->leader_deadline_usec = deadline_usec;
+    return 0;
+}
+
+int rest_snapshot_set_member_urls(RestSnapshot *s, const char *const *urls, size_t n)
+{
+    if (!s || (n > 0 && !urls)) {
+        return -EINVAL;
+    }
+    if (s->sealed) {
+        return -EBUSY;
+    }
+    RestNet *nets = n > 0 ? calloc(n, sizeof(*nets)) : NULL;
+    if (n > 0 && !nets) {
+        return -ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (net_of_url(urls[i], &nets[k])) {
+            k++;
+        }
+    }
+    free(s->members);
+    s->members = nets;
+    s->n_members = k;
     return 0;
 }
 
@@ -426,7 +601,13 @@ struct RestServer {
     char *key_pem;      /* owned */
     char *key_password; /* owned */
     char *trust_pem;    /* owned */
-    bool starting;      /* MHD's log messages go to startup_error */
+    bool tls;
+    RestVerifyClient verify_client;
+    bool allowlist_on;  /* allowlist or allowlist_include_members configured */
+    bool allow_members; /* allowlist_include_members */
+    RestNet *allow;     /* owned: restapi.allowlist, host names resolved */
+    size_t n_allow;
+    bool starting; /* MHD's log messages go to startup_error */
     char startup_error[REST_ERROR_MESSAGE_MAX];
 
     RestPending *pending;              /* deferred requests not answered yet; guarded by lock */
@@ -1303,6 +1484,53 @@ static void check_auth(RestServer *s, struct MHD_Connection *c, RestRequest *req
     }
 }
 
+/* What Patroni's TLS context (verify_mode CERT_OPTIONAL or CERT_REQUIRED)
+ * refuses at the handshake is refused here, for every request: a client
+ * certificate that does not verify against the trusted CAs, and with
+ * required none at all. Returns whether a valid certificate was presented. */
+static bool check_client_cert(RestServer *s, struct MHD_Connection *c, RestRequest *req)
+{
+    if (!s->tls || s->verify_client == REST_VERIFY_CLIENT_NONE) {
+        return false;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t session = ci ? (gnutls_session_t)ci->tls_session : NULL;
+    unsigned n = 0;
+    if (!session || !gnutls_certificate_get_peers(session, &n) || n == 0) {
+        if (s->verify_client == REST_VERIFY_CLIENT_REQUIRED) {
+            request_fail_early(req, MHD_HTTP_FORBIDDEN, "client certificate required");
+        }
+        return false;
+    }
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers2(session, &status) < 0 || status != 0) {
+        request_fail_early(req, MHD_HTTP_FORBIDDEN, "client certificate not valid");
+        return false;
+    }
+    return true;
+}
+
+/* The client's address is in restapi.allowlist or, with
+ * allowlist_include_members, is a member's api_url host. */
+static bool client_allowed(RestServer *s, struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    RestNet a;
+    if (!ci || !net_of_sockaddr(ci->client_addr, &a)) {
+        return false;
+    }
+    if (nets_contain(s->allow, s->n_allow, &a)) {
+        return true;
+    }
+    if (!s->allow_members) {
+        return false;
+    }
+    _cleanup_(snapshot_unrefp) RestSnapshot *snap = server_current(s);
+    return snap && nets_contain(snap->members, snap->n_members, &a);
+}
+
 /* The first call, headers read: decide everything that does not need the
  * body. Errors are answered once the body has been read (so the client is
  * not reset mid-upload), unless the announced body is too large to read. */
@@ -1311,9 +1539,19 @@ static enum MHD_Result request_start(RestServer *s, struct MHD_Connection *c, Re
 {
     bool path_known;
     req->handler = rest_handler_lookup(s->handlers, s->n_handlers, method, req->path, &path_known);
+    bool cert_valid = check_client_cert(s, c, req);
     if (req->handler) {
-        if ((req->handler->flags & REST_HANDLER_MUTATING) && s->username) {
-            check_auth(s, c, req);
+        if (req->handler->flags & REST_HANDLER_MUTATING) {
+            /* Patroni's check_access, in its order */
+            if (s->allowlist_on && !client_allowed(s, c)) {
+                request_fail_early(req, MHD_HTTP_FORBIDDEN, "Access is denied");
+            }
+            if (s->verify_client != REST_VERIFY_CLIENT_NONE && !cert_valid) {
+                request_fail_early(req, MHD_HTTP_FORBIDDEN, "client certificate required");
+            }
+            if (s->username) {
+                check_auth(s, c, req);
+            }
         }
     } else if (health_method_from_string(method) < 0) {
         if (path_known) {
@@ -1604,6 +1842,7 @@ RestServer *rest_server_free(RestServer *s)
     free_secret(s->key_pem);
     free_secret(s->key_password);
     free(s->trust_pem);
+    free(s->allow);
     free(s);
     return NULL;
 }
@@ -1633,6 +1872,58 @@ static int copy_handlers(RestServer *s, const RestServerConfig *cfg, RestError *
         if (!d->method || !d->path) {
             return -ENOMEM;
         }
+    }
+    return 0;
+}
+
+/* restapi.allowlist as networks; host names resolved now (Patroni resolves
+ * them when it loads its config), every address they have. */
+static int build_allowlist(RestServer *s, const RestServerConfig *cfg, RestError *reterr)
+{
+    if (cfg->n_allowlist > 0 && !cfg->allowlist) {
+        return -EINVAL;
+    }
+    s->allow_members = cfg->allowlist_include_members;
+    s->allowlist_on = cfg->n_allowlist > 0 || cfg->allowlist_include_members;
+    if (cfg->n_allowlist == 0) {
+        return 0;
+    }
+    s->allow = calloc(REST_ALLOWLIST_MAX, sizeof(*s->allow));
+    if (!s->allow) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < cfg->n_allowlist; i++) {
+        const char *e = cfg->allowlist[i];
+        if (!e) {
+            continue;
+        }
+        if (s->n_allow >= REST_ALLOWLIST_MAX) {
+            rest_error_set(reterr, "restapi.allowlist has more than %d addresses",
+                           REST_ALLOWLIST_MAX);
+            return -EINVAL;
+        }
+        if (net_parse(e, strlen(e), &s->allow[s->n_allow])) {
+            s->n_allow++;
+            continue;
+        }
+        if (strchr(e, '/')) {
+            rest_error_set(reterr, "invalid network \"%s\" in restapi.allowlist", e);
+            return -EINVAL;
+        }
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
+        struct addrinfo *res = NULL;
+        int k = getaddrinfo(e, NULL, &hints, &res);
+        if (k != 0) {
+            log_warning("REST API: cannot resolve \"%s\" of restapi.allowlist: %s", e,
+                        gai_strerror(k));
+            continue;
+        }
+        for (struct addrinfo *ai = res; ai && s->n_allow < REST_ALLOWLIST_MAX; ai = ai->ai_next) {
+            if (net_of_sockaddr(ai->ai_addr, &s->allow[s->n_allow])) {
+                s->n_allow++;
+            }
+        }
+        freeaddrinfo(res);
     }
     return 0;
 }
@@ -1764,6 +2055,12 @@ int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *re
     if (r < 0) {
         return r;
     }
+    if (cfg->verify_client < 0 || cfg->verify_client >= _REST_VERIFY_CLIENT_MAX) {
+        rest_error_set(reterr, "invalid REST API verify_client");
+        return -EINVAL;
+    }
+    s->tls = tls;
+    s->verify_client = tls ? cfg->verify_client : REST_VERIFY_CLIENT_NONE;
     if (copy_string(cfg->username, &s->username) < 0 ||
         copy_string(cfg->username ? cfg->password : NULL, &s->password) < 0 ||
         copy_string(cfg->keyfile_password, &s->key_password) < 0) {
@@ -1779,12 +2076,19 @@ int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *re
         if (r < 0) {
             return r;
         }
-        if (cfg->cafile) {
-            r = read_pem("cafile", cfg->cafile, &s->trust_pem, reterr);
+        /* A certificate is asked for only when it is checked (Patroni's
+         * CERT_NONE asks for none). */
+        if (s->verify_client != REST_VERIFY_CLIENT_NONE) {
+            r = read_pem("cafile", cfg->cafile ? cfg->cafile : REST_SYSTEM_CA_FILE, &s->trust_pem,
+                         reterr);
             if (r < 0) {
                 return r;
             }
         }
+    }
+    r = build_allowlist(s, cfg, reterr);
+    if (r < 0) {
+        return r;
     }
 
     unsigned threads = cfg->threads ? cfg->threads : REST_DEFAULT_THREADS;

@@ -45,7 +45,11 @@
 #define REST_HEADER_DEADLINE_USEC    (5 * 1000 * 1000ULL)
 #define REST_CONNECTION_MEMORY_LIMIT (64 * 1024) /* per connection: request line + headers */
 #define REST_AUTH_REALM              "dbha"
-#define REST_STATUS_CLASSES          6 /* index 1..5: 1xx..5xx; 0: anything else */
+#define REST_ALLOWLIST_MAX           256 /* networks, after resolving host names */
+/* Trust for client certificates when verify_client is set without a cafile
+ * (Python's ssl, which Patroni uses, loads the system's CAs then). */
+#define REST_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+#define REST_STATUS_CLASSES 6 /* index 1..5: 1xx..5xx; 0: anything else */
 
 typedef struct RestError {
     char message[REST_ERROR_MESSAGE_MAX];
@@ -95,6 +99,10 @@ int rest_snapshot_set_metrics(RestSnapshot *s, const char *text);
  * stuck agent loop cannot keep /primary at 200 past the lease (Patroni's
  * Ha.is_leader() expires the same way). 0 (the default): no expiry. */
 int rest_snapshot_set_leader_deadline(RestSnapshot *s, uint64_t deadline_usec);
+/* The members' api_urls (copied as networks): with allowlist_include_members
+ * their hosts may call the mutating endpoints. A host that is not an IP
+ * address is skipped (no name is resolved while serving). Same errors. */
+int rest_snapshot_set_member_urls(RestSnapshot *s, const char *const *urls, size_t n);
 /* Makes the snapshot immutable (idempotent). */
 void rest_snapshot_seal(RestSnapshot *s);
 
@@ -177,14 +185,38 @@ const RestHandler *rest_handler_lookup(const RestHandler *table, size_t n, const
 
 /* ---- the server ----------------------------------------------------------- */
 
+/* restapi.verify_client, as Patroni applies it over HTTPS: none asks for no
+ * certificate; optional refuses every request with a certificate that does
+ * not verify against cafile and the mutating ones without a valid one;
+ * required refuses every request without a valid one. */
+typedef enum RestVerifyClient {
+    REST_VERIFY_CLIENT_NONE,
+    REST_VERIFY_CLIENT_OPTIONAL,
+    REST_VERIFY_CLIENT_REQUIRED,
+    _REST_VERIFY_CLIENT_MAX,
+    _REST_VERIFY_CLIENT_INVALID = -EINVAL,
+} RestVerifyClient;
+
+const char *rest_verify_client_to_string(RestVerifyClient v);
+/* Any case; NULL is REST_VERIFY_CLIENT_NONE. */
+RestVerifyClient rest_verify_client_from_string(const char *s);
+
 typedef struct RestServerConfig {
-    const char *listen;               /* "host:port", "[v6]:port", "*:port" (all IPv4); copied */
-    const char *username;             /* basic auth for MUTATING handlers; NULL: none */
-    const char *password;             /* with username */
-    const char *certfile;             /* PEM: HTTPS when set */
-    const char *keyfile;              /* PEM; NULL: the key is in certfile */
-    const char *keyfile_password;     /* NULL: the key is not encrypted */
-    const char *cafile;               /* PEM: CAs for (optional) client certificates */
+    const char *listen;             /* "host:port", "[v6]:port", "*:port" (all IPv4); copied */
+    const char *username;           /* basic auth for MUTATING handlers; NULL: none */
+    const char *password;           /* with username */
+    const char *certfile;           /* PEM: HTTPS when set */
+    const char *keyfile;            /* PEM; NULL: the key is in certfile */
+    const char *keyfile_password;   /* NULL: the key is not encrypted */
+    const char *cafile;             /* PEM: CAs for client certificates */
+    RestVerifyClient verify_client; /* with certfile; without cafile the system's CAs */
+    /* Patroni's restapi.allowlist: addresses, ADDRESS/BITS networks and host
+     * names (resolved here, every address; one that does not resolve is
+     * skipped with a warning). When it or allowlist_include_members is set,
+     * the mutating endpoints answer 403 to any other client. */
+    const char *const *allowlist; /* borrowed */
+    size_t n_allowlist;
+    bool allowlist_include_members;   /* the hosts of the snapshot's member urls too */
     unsigned threads;                 /* 0: REST_DEFAULT_THREADS */
     unsigned connection_limit;        /* 0: REST_DEFAULT_CONNECTION_LIMIT */
     unsigned per_ip_connection_limit; /* 0: REST_PER_IP_CONNECTION_LIMIT */

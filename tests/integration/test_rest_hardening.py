@@ -4,16 +4,21 @@ certificates and the allowlist. tests/tools/rest_driver serves the real
 RestServer; every client here is on loopback (127.0.0.1 and 127.0.0.2).
 """
 import errno
+import http.client
 import json
 import os
 import select
 import signal
 import socket
+import ssl
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from lib.procs import LOOPBACK
-from test_rest import LEADER, PATRONI_LEADER, Driver
+from test_rest import LEADER, PASSWORD, PATRONI_LEADER, USER, Driver, auth_header
 
 STRANGER = "127.0.0.2"  # another client address on loopback
 PER_IP_LIMIT = 32  # REST_PER_IP_CONNECTION_LIMIT
@@ -211,4 +216,160 @@ def test_header_deadline_is_not_an_idle_timeout(procs, workdir):
         assert r.status == 200
         r.read()
     c.close()
+    d.stop()
+
+
+# ---------------------------------------------------------------- certificates and allowlist
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def make_ca(d, name):
+    key, crt = os.path.join(d, f"{name}.key"), os.path.join(d, f"{name}.crt")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", key, "-out", crt, "-days", "2", "-subj", f"/CN={name}")
+    return crt, key
+
+
+def make_cert(d, name, ca, san="IP:127.0.0.1"):
+    """A certificate for `name` signed by ca (crt, key); returns (crt, key)."""
+    key, csr, crt = (os.path.join(d, f"{name}.{e}") for e in ("key", "csr", "crt"))
+    ext = os.path.join(d, f"{name}.ext")
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName={san}\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", f"/CN={name}")
+    openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
+            "-out", crt, "-days", "2", "-extfile", ext)
+    return crt, key
+
+
+@pytest.fixture
+def pki(workdir):
+    """ca: the configured CA; other: a CA nobody trusts; server, good client (signed by ca),
+    bad client (signed by other)."""
+    d = os.path.join(workdir, "pki")
+    os.makedirs(d)
+    ca = make_ca(d, "ca")
+    other = make_ca(d, "other")
+    return {"dir": d, "ca": ca, "other": other, "server": make_cert(d, "server", ca),
+            "good": make_cert(d, "client", ca, "DNS:client"),
+            "bad": make_cert(d, "intruder", other, "DNS:intruder")}
+
+
+def tls_driver(procs, workdir, pki, verify, name="rest"):
+    args = ["--certfile", pki["server"][0], "--keyfile", pki["server"][1], "--cafile",
+            pki["ca"][0], "--echo", "--user", USER, "--password", PASSWORD]
+    if verify:
+        args += ["--verify-client", verify]
+    return Driver(procs, workdir, [LEADER], extra_args=args,
+                  https_ctx=ssl.create_default_context(cafile=pki["ca"][0]), name=name)
+
+
+def tls_request(d, pki, method, path, client=None, auth=False):
+    """(status, JSON error or None) for one request over HTTPS, with client's certificate."""
+    ctx = ssl.create_default_context(cafile=pki["ca"][0])
+    if client:
+        ctx.load_cert_chain(*pki[client])
+    c = http.client.HTTPSConnection(LOOPBACK, d.port, timeout=5, context=ctx)
+    try:
+        body = b"{}" if method == "POST" else None
+        c.request(method, path, body=body, headers=auth_header() if auth else {})
+        r = c.getresponse()
+        data = r.read()
+        err = None
+        if r.status >= 400:
+            assert r.getheader("content-type") == "application/json", (r.status, data)
+            err = json.loads(data)["error"]
+        return r.status, err
+    finally:
+        c.close()
+
+
+# (client certificate, method, path, basic auth) -> (status, error) per verify_client, as
+# Patroni 3.0.2 decides (its TLS refusals are a 403 with a reason here).
+VERIFY_ROWS = [
+    # no certificate
+    (None, "GET", "/health", False,
+     {"none": 200, "optional": 200, "required": (403, "client certificate required")}),
+    (None, "POST", "/echo", False,
+     {"none": (401, "no auth header received"), "optional": (403, "client certificate required"),
+      "required": (403, "client certificate required")}),
+    (None, "POST", "/echo", True,
+     {"none": 200, "optional": (403, "client certificate required"),
+      "required": (403, "client certificate required")}),
+    # a certificate from a CA that is not trusted
+    ("bad", "GET", "/health", False,
+     {"none": 200, "optional": (403, "client certificate not valid"),
+      "required": (403, "client certificate not valid")}),
+    ("bad", "POST", "/echo", True,
+     {"none": 200, "optional": (403, "client certificate not valid"),
+      "required": (403, "client certificate not valid")}),
+    # a valid certificate: basic auth still needed for the mutating endpoints
+    ("good", "GET", "/health", False, {"none": 200, "optional": 200, "required": 200}),
+    ("good", "POST", "/echo", False,
+     {"none": (401, "no auth header received"), "optional": (401, "no auth header received"),
+      "required": (401, "no auth header received")}),
+    ("good", "POST", "/echo", True, {"none": 200, "optional": 200, "required": 200}),
+]
+
+
+@pytest.mark.parametrize("verify", ["none", "optional", "required"])
+def test_verify_client(procs, workdir, pki, verify):
+    """restapi.verify_client enforced with the certificate verified against cafile. Before:
+    with cafile set, a client without a certificate (or with one from any CA) got 200 from
+    the mutating endpoints whatever verify_client said."""
+    d = tls_driver(procs, workdir, pki, verify)
+    failures = []
+    for client, method, path, auth, want in VERIFY_ROWS:
+        w = want[verify]
+        w = w if isinstance(w, tuple) else (w, None)
+        got = tls_request(d, pki, method, path, client, auth)
+        if got != w:
+            failures.append(f"{verify}: cert {client} {method} {path} auth={auth}: {got}, want {w}")
+    assert not failures, "\n".join(failures)
+    d.stop()
+
+
+def request_from(port, source, method, path, body=None):
+    c = http.client.HTTPConnection(LOOPBACK, port, timeout=5, source_address=(source, 0))
+    try:
+        c.request(method, path, body=body)
+        r = c.getresponse()
+        data = r.read()
+        return r.status, (json.loads(data).get("error") if r.status >= 400 and data else None)
+    finally:
+        c.close()
+
+
+def test_allowlist(procs, workdir):
+    """restapi.allowlist gates the mutating endpoints only (Patroni's check_access): other
+    addresses get 403 "Access is denied"; health checks and documents stay open."""
+    d = Driver(procs, workdir, [LEADER], extra_args=["--echo", "--allow", "127.0.0.2/32",
+                                                     "--allow", "10.1.2.0/24"])
+    assert request_from(d.port, LOOPBACK, "POST", "/echo", b"{}") == (403, "Access is denied")
+    assert request_from(d.port, STRANGER, "POST", "/echo", b"{}")[0] == 200
+    assert request_from(d.port, "127.0.0.3", "DELETE", "/echo") == (403, "Access is denied")
+    assert request_from(d.port, LOOPBACK, "GET", "/health")[0] == 200
+    assert request_from(d.port, LOOPBACK, "GET", "/patroni")[0] == 200
+    d.stop()
+    # a host name, resolved at start
+    d = Driver(procs, workdir, [LEADER], extra_args=["--echo", "--allow", "localhost"],
+               name="byname")
+    assert request_from(d.port, LOOPBACK, "POST", "/echo", b"{}")[0] == 200
+    assert request_from(d.port, STRANGER, "POST", "/echo", b"{}") == (403, "Access is denied")
+    d.stop()
+
+
+def test_allowlist_include_members(procs, workdir):
+    """With allowlist_include_members the hosts of the members' api_urls (from the cluster
+    view the snapshot carries) may call the mutating endpoints, nobody else."""
+    snap = dict(LEADER, member_urls=["http://127.0.0.3:8008/patroni",
+                                     "https://127.0.0.4:8009/patroni", "http://member5:8008/"])
+    d = Driver(procs, workdir, [snap], extra_args=["--echo", "--allow-members"])
+    assert request_from(d.port, "127.0.0.3", "POST", "/echo", b"{}")[0] == 200
+    assert request_from(d.port, "127.0.0.4", "POST", "/echo", b"{}")[0] == 200
+    assert request_from(d.port, LOOPBACK, "POST", "/echo", b"{}") == (403, "Access is denied")
+    assert request_from(d.port, STRANGER, "GET", "/primary")[0] == 200
     d.stop()

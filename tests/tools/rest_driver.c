@@ -15,6 +15,10 @@
  * (mutating, body optional) and POST /fail (a handler that fails), and two
  * deferred handlers: POST /later?ms=N (a thread answers {"later": N} after
  * N ms) and POST /never (nobody answers: the server does at shutdown).
+ * --verify-client none|optional|required, --allow ENTRY (repeatable) and
+ * --allow-members set restapi.verify_client, allowlist and
+ * allowlist_include_members; a FILE's "member_urls" list is the members'
+ * api_urls of its snapshot.
  * --max-age-ms N [--refresh-wait-ms M]: requests that find the snapshot
  * older than N ms wait for the next publish (SIGHUP) or M ms; the driver
  * prints "refresh asked" when the server asks for one and publishes nothing
@@ -43,6 +47,8 @@
 
 #define DRIVER_TAGS_MAX      16
 #define DRIVER_TAG_VALUE_MAX 64
+#define DRIVER_ALLOW_MAX     16
+#define DRIVER_MEMBERS_MAX   16
 #define SEC                  1000000LL
 
 static uint64_t mono_usec(void)
@@ -151,6 +157,17 @@ static int load_snapshot(const char *path, RestSnapshot **ret)
     }
     if (r >= 0 && json_is_string(json_object_get(root, "metrics"))) {
         r = rest_snapshot_set_metrics(snap, json_string_value(json_object_get(root, "metrics")));
+    }
+    json_t *mu = json_object_get(root, "member_urls");
+    if (r >= 0 && json_is_array(mu)) {
+        const char *urls[DRIVER_MEMBERS_MAX];
+        size_t nu = 0;
+        for (size_t i = 0; i < json_array_size(mu) && nu < DRIVER_MEMBERS_MAX; i++) {
+            if (json_is_string(json_array_get(mu, i))) {
+                urls[nu++] = json_string_value(json_array_get(mu, i));
+            }
+        }
+        r = rest_snapshot_set_member_urls(snap, urls, nu);
     }
     json_t *dl = json_object_get(root, "node");
     if (r >= 0 && json_is_number(json_object_get(dl, "leader_deadline_in_sec"))) {
@@ -299,9 +316,13 @@ int main(int argc, char **argv)
         { "echo", no_argument, NULL, 'e' },
         { "max-age-ms", required_argument, NULL, 'm' },
         { "refresh-wait-ms", required_argument, NULL, 'w' },
+        { "verify-client", required_argument, NULL, 'v' },
+        { "allow", required_argument, NULL, 'A' },
+        { "allow-members", no_argument, NULL, 'M' },
         { NULL, 0, NULL, 0 },
     };
     RestServerConfig cfg = { 0 };
+    const char *allow[DRIVER_ALLOW_MAX];
     bool echo = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -335,6 +356,23 @@ int main(int argc, char **argv)
             break;
         case 'w':
             cfg.refresh_wait_usec = (uint64_t)atoi(optarg) * 1000ULL;
+            break;
+        case 'v':
+            cfg.verify_client = rest_verify_client_from_string(optarg);
+            if (cfg.verify_client < 0) {
+                fprintf(stderr, "bad --verify-client %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'A':
+            if (cfg.n_allowlist >= DRIVER_ALLOW_MAX) {
+                return 2;
+            }
+            allow[cfg.n_allowlist++] = optarg;
+            cfg.allowlist = allow;
+            break;
+        case 'M':
+            cfg.allowlist_include_members = true;
             break;
         default:
             return 2;

@@ -227,6 +227,22 @@ static const BrokenRow broken[] = {
          "unknown key \"kubernetes\" (a Patroni setting dbha does not use)", 10, 1),
     WARN("patroni_bootstrap_users", BASE "bootstrap:\n  users:\n    admin: {password: x}\n",
          "unknown key \"bootstrap.users\" (a Patroni setting dbha does not use)", 11, 3),
+    /* the REST API's gates (issue #14) */
+    ERR("verify_client", TOP REST "  verify_client: sometimes\n" ETCD PG,
+        "expected one of none, optional, required for \"restapi.verify_client\", got "
+        "\"sometimes\"",
+        5, 18),
+    ERR("allowlist_bad_network",
+        TOP REST "  allowlist:\n    - 10.0.0.0/8\n    - 10.0.0.0/33\n" ETCD PG,
+        "expected an address, a network ADDRESS/BITS or a host name for \"restapi.allowlist\", "
+        "got \"10.0.0.0/33\"",
+        7, 7),
+    ERR("allowlist_not_list", TOP REST "  allowlist: 10.0.0.1\n" ETCD PG,
+        "expected a list of strings for \"restapi.allowlist\", got \"10.0.0.1\"", 5, 14),
+    ERR("allowlist_include_members", TOP REST "  allowlist_include_members: sure\n" ETCD PG,
+        "expected a boolean for \"restapi.allowlist_include_members\", got \"sure\"", 5, 30),
+    WARN("verify_client_without_https", TOP REST "  verify_client: required\n" ETCD PG,
+         "\"restapi.verify_client\" is ignored without \"restapi.certfile\"", 5, 18),
     WARN("patroni_pg_ctl_timeout", BASE "  pg_ctl_timeout: 60\n",
          "unknown key \"postgresql.pg_ctl_timeout\" (a Patroni setting dbha does not use)", 10, 3),
     WARN("etcd_host_and_hosts",
