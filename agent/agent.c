@@ -740,7 +740,9 @@ static void observe_peers(Agent *a, const HaObservation *o, HaStep *st)
     }
     ElectionPeer *peers = calloc(ELECTION_PEERS_MAX, sizeof(*peers));
     size_t n = 0;
-    bool asked = peers && election_ask_peers(a->cluster, a->config->name, peers, &n) >= 0;
+    PeerHttpOptions tls = { 0 };
+    peer_http_tls_from_config(a->config, true, &tls); /* Patroni's agent: insecure=True */
+    bool asked = peers && election_ask_peers(a->cluster, a->config->name, &tls, peers, &n) >= 0;
     for (size_t i = 0; asked && i < n; i++) {
         /* in synchronous_mode a peer the sync key does not name will not
          * promote: it must not stop us as a better candidate */

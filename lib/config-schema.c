@@ -80,6 +80,13 @@ const ConfigRow config_schema[] = {
       .check = check_allowlist_entry },
     BOOL("restapi.allowlist_include_members", restapi.allowlist_include_members, 0, false),
 
+    /* Patroni's agent and patronictl talk to REST APIs with these, each
+     * falling back to restapi's cafile/certfile/keyfile (PatroniRequest). */
+    SEC("ctl", 0),
+    STR("ctl.cacert", ctl.cacert, 0, NULL, NULL, "CTL_CACERT"),
+    STR("ctl.certfile", ctl.certfile, 0, NULL, NULL, "CTL_CERTFILE"),
+    STR("ctl.keyfile", ctl.keyfile, 0, NULL, NULL, "CTL_KEYFILE"),
+
     SEC("etcd3", 0),
     { .path = "etcd3.hosts",
       .type = CONFIG_TYPE_HOSTS,
@@ -207,7 +214,9 @@ _Static_assert(ELEMENTSOF(config_schema) <= CONFIG_SCHEMA_MAX, "raise CONFIG_SCH
 /* Keys Patroni knows that dbha does not use: warned about as unknown, but
  * without a misleading "did you mean". */
 static const char *const patroni_only_keys[] = {
-    "ctl",
+    "ctl.insecure",
+    "ctl.keyfile_password",
+    "ctl.authentication",
     "citus",
     "consul",
     "exhibitor",

@@ -85,6 +85,10 @@ typedef struct Config {
     } restapi;
 
     struct {
+        char *cacert, *certfile, *keyfile; /* owned: TLS to agents' REST APIs (PatroniRequest) */
+    } ctl;
+
+    struct {
         ConfigStrv hosts;          /* "host:port" each; `host` is folded in here */
         char *host;                /* owned; the single-host form as given, also in hosts */
         char *protocol;            /* owned, "http" or "https" */

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from lib.procs import LOOPBACK
+from lib.procs import LOOPBACK, tool
 from test_rest import LEADER, PASSWORD, PATRONI_LEADER, USER, Driver, auth_header
 
 STRANGER = "127.0.0.2"  # another client address on loopback
@@ -373,3 +373,76 @@ def test_allowlist_include_members(procs, workdir):
     assert request_from(d.port, LOOPBACK, "POST", "/echo", b"{}") == (403, "Access is denied")
     assert request_from(d.port, STRANGER, "GET", "/primary")[0] == 200
     d.stop()
+
+
+# ---------------------------------------------------------------- the election's peer poll
+
+def agent_config(path, restapi_tls, ctl=None):
+    lines = ["scope: demo", "name: self", "restapi:", "  connect_address: 127.0.0.1:8008"]
+    lines += [f"  {k}: {v}" for k, v in restapi_tls.items()]
+    if ctl:
+        lines += ["ctl:"] + [f"  {k}: {v}" for k, v in ctl.items()]
+    lines += ["etcd3:", "  hosts: 127.0.0.1:2379", "postgresql:", "  data_dir: /nonexistent",
+              "  connect_address: 127.0.0.1:5432"]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def probe_peers(procs, config, urls, name):
+    p = procs.spawn(name, [tool("peer_probe"), config, *urls])
+    assert p.wait(60) == 0, open(procs.log_path(name)).read()[-3000:]
+    out = [json.loads(ln) for ln in open(procs.log_path(name)) if ln.startswith("{")]
+    return {o["name"]: o for o in out}
+
+
+def test_election_believes_only_verified_peers(procs, workdir, pki):
+    """The election's GET of each peer's api_url (agent/election_exec.c through
+    lib/peer-http.c) with an agent config whose restapi has certfile/keyfile/cafile:
+    a peer whose certificate the configured CA signed answers; one signed by another CA
+    is treated as not answering (before: verification was off); a peer with
+    verify_client: required gets our client certificate and answers; file:// and gopher://
+    api_urls from etcd are never fetched. With ctl.cacert naming the other CA, it is the
+    other way round (ctl before restapi, as Patroni's PatroniRequest)."""
+    d = pki["dir"]
+    rogue = make_cert(d, "rogue", pki["other"])
+    ctx = ssl.create_default_context(cafile=pki["ca"][0])
+    good = Driver(procs, workdir, [LEADER], name="good", https_ctx=ctx,
+                  extra_args=["--certfile", pki["server"][0], "--keyfile", pki["server"][1]])
+    bad = Driver(procs, workdir, [LEADER], name="bad",
+                 extra_args=["--certfile", rogue[0], "--keyfile", rogue[1]])
+    strict = Driver(procs, workdir, [LEADER], name="strict", https_ctx=ctx,
+                    extra_args=["--certfile", pki["server"][0], "--keyfile", pki["server"][1],
+                                "--cafile", pki["ca"][0], "--verify-client", "required"])
+    # a status document that would win any election, where only file:// reaches it
+    fake = os.path.join(workdir, "fake-status.json")
+    with open(fake, "w") as f:
+        json.dump({"state": "running", "role": "master", "xlog": {"location": 1 << 60}}, f)
+    trap = socket.socket()
+    trap.bind((LOOPBACK, 0))
+    trap.listen(8)
+    trap.setblocking(False)
+    urls = [f"https://127.0.0.1:{good.port}/patroni", f"https://127.0.0.1:{bad.port}/patroni",
+            f"https://127.0.0.1:{strict.port}/patroni", f"file://{fake}",
+            f"gopher://127.0.0.1:{trap.getsockname()[1]}/1"]
+    try:
+        cfg = agent_config(os.path.join(workdir, "agent.yml"),
+                           {"certfile": pki["good"][0], "keyfile": pki["good"][1],
+                            "cafile": pki["ca"][0]})
+        got = probe_peers(procs, cfg, urls, "probe")
+        assert got["m0"]["answered"] and got["m0"]["wal_lsn"] == LEADER["patroni"]["xlog"]["location"]
+        assert not got["m1"]["answered"], got["m1"]
+        assert got["m2"]["answered"], got["m2"]
+        assert not got["m3"]["answered"] and not got["m4"]["answered"], got
+        with pytest.raises(BlockingIOError):
+            trap.accept()
+        # ctl.cacert (the other CA) before restapi.cafile
+        cfg2 = agent_config(os.path.join(workdir, "agent2.yml"),
+                            {"certfile": pki["good"][0], "keyfile": pki["good"][1],
+                             "cafile": pki["ca"][0]}, ctl={"cacert": pki["other"][0]})
+        got = probe_peers(procs, cfg2, urls[:2], "probe2")
+        assert not got["m0"]["answered"] and got["m1"]["answered"], got
+    finally:
+        trap.close()
+    for drv in (good, bad, strict):
+        drv.stop()
