@@ -500,6 +500,7 @@ static void keep_restart_only_settings(Config *old, Config *fresh)
     KEEP_STR(restapi.listen, "restapi.listen");
     KEEP_STR(restapi.certfile, "restapi.certfile");
     KEEP_STR(restapi.keyfile, "restapi.keyfile");
+    KEEP_STR(restapi.verify_client, "restapi.verify_client");
     KEEP_STR(restapi.authentication.username, "restapi.authentication.username");
     KEEP_STR(restapi.authentication.password, "restapi.authentication.password");
     KEEP_STR(etcd3.protocol, "etcd3.protocol");
@@ -509,6 +510,17 @@ static void keep_restart_only_settings(Config *old, Config *fresh)
     KEEP_STR(etcd3.cert, "etcd3.cert");
     KEEP_STR(etcd3.key, "etcd3.key");
 #undef KEEP_STR
+    if (strv_differs(&old->restapi.allowlist, &fresh->restapi.allowlist) ||
+        old->restapi.allowlist_include_members != fresh->restapi.allowlist_include_members) {
+        log_warning("reload: \"restapi.allowlist\" or \"restapi.allowlist_include_members\" "
+                    "changed; it takes effect after a restart");
+        ConfigStrv t = old->restapi.allowlist;
+        old->restapi.allowlist = fresh->restapi.allowlist;
+        fresh->restapi.allowlist = t;
+        bool members = old->restapi.allowlist_include_members;
+        old->restapi.allowlist_include_members = fresh->restapi.allowlist_include_members;
+        fresh->restapi.allowlist_include_members = members;
+    }
     if (strv_differs(&old->etcd3.hosts, &fresh->etcd3.hosts)) {
         log_warning("reload: \"etcd3.hosts\" changed; it takes effect after a restart");
         ConfigStrv t = old->etcd3.hosts;
