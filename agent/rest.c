@@ -5,13 +5,11 @@
  * pre-serialized documents; the MHD response holds a snapshot reference. */
 #include "rest.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <inttypes.h>
 #include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -31,6 +29,8 @@
 #include "clock.h"
 #include "log.h"
 #include "macro.h"
+#include "rest_deadline.h"
+#include "restnet.h"
 
 /* Python's json.dumps() defaults: ", " and ": " separators, ASCII only. */
 #define REST_JSON_FLAGS    (JSON_ENCODE_ANY | JSON_ENSURE_ASCII)
@@ -109,124 +109,6 @@ RestDoc rest_doc_from_string(const char *s)
         }
     }
     return _REST_DOC_INVALID;
-}
-
-/* ---- client addresses ------------------------------------------------------- */
-
-/* An IPv4 or IPv6 network; an address is one with all bits. */
-typedef struct RestNet {
-    int family;             /* AF_INET or AF_INET6 */
-    unsigned char addr[16]; /* network byte order; 4 bytes used for AF_INET */
-    unsigned prefix;        /* bits that must match */
-} RestNet;
-
-/* "ADDRESS" or "ADDRESS/BITS" (host bits may be set, as Python's
- * ip_network(strict=False)). */
-static bool net_parse(const char *s, size_t len, RestNet *ret)
-{
-    char buf[INET6_ADDRSTRLEN + 8];
-    if (len == 0 || len >= sizeof(buf)) {
-        return false;
-    }
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    char *slash = strchr(buf, '/');
-    if (slash) {
-        *slash = '\0';
-    }
-    RestNet n = { 0 };
-    if (inet_pton(AF_INET, buf, n.addr) == 1) {
-        n.family = AF_INET;
-        n.prefix = 32;
-    } else if (inet_pton(AF_INET6, buf, n.addr) == 1) {
-        n.family = AF_INET6;
-        n.prefix = 128;
-    } else {
-        return false;
-    }
-    if (slash) {
-        char *end = NULL;
-        unsigned long bits = strtoul(slash + 1, &end, 10);
-        if (slash[1] < '0' || slash[1] > '9' || *end != '\0' || bits > n.prefix) {
-            return false;
-        }
-        n.prefix = (unsigned)bits;
-    }
-    *ret = n;
-    return true;
-}
-
-/* An IPv4 address arriving on an IPv6 socket is matched as IPv4. */
-static bool net_of_sockaddr(const struct sockaddr *sa, RestNet *ret)
-{
-    RestNet n = { 0 };
-    if (sa && sa->sa_family == AF_INET) {
-        n.family = AF_INET;
-        n.prefix = 32;
-        memcpy(n.addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-    } else if (sa && sa->sa_family == AF_INET6) {
-        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a6)) {
-            n.family = AF_INET;
-            n.prefix = 32;
-            memcpy(n.addr, a6->s6_addr + 12, 4);
-        } else {
-            n.family = AF_INET6;
-            n.prefix = 128;
-            memcpy(n.addr, a6->s6_addr, 16);
-        }
-    } else {
-        return false;
-    }
-    *ret = n;
-    return true;
-}
-
-static bool net_contains(const RestNet *net, const RestNet *a)
-{
-    if (net->family != a->family) {
-        return false;
-    }
-    unsigned full = net->prefix / 8, rest = net->prefix % 8;
-    if (memcmp(net->addr, a->addr, full) != 0) {
-        return false;
-    }
-    if (rest == 0) {
-        return true;
-    }
-    unsigned char mask = (unsigned char)(0xffu << (8 - rest));
-    return (net->addr[full] & mask) == (a->addr[full] & mask);
-}
-
-static bool nets_contain(const RestNet *nets, size_t n, const RestNet *a)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (net_contains(&nets[i], a)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* The host of "scheme://host[:port]/..." when it is an IP address. */
-static bool net_of_url(const char *url, RestNet *ret)
-{
-    const char *p = url ? strstr(url, "://") : NULL;
-    if (!p) {
-        return false;
-    }
-    p += 3;
-    const char *at = strpbrk(p, "@/");
-    if (at && *at == '@') {
-        p = at + 1;
-    }
-    if (*p == '[') {
-        const char *end = strchr(p, ']');
-        return end && !memchr(p + 1, '/', (size_t)(end - p - 1)) &&
-               net_parse(p + 1, (size_t)(end - p - 1), ret);
-    }
-    size_t len = strcspn(p, ":/?#");
-    return net_parse(p, len, ret) && ret->prefix == 32;
 }
 
 /* ---- snapshots -------------------------------------------------------------- */
@@ -408,7 +290,7 @@ int rest_snapshot_set_member_urls(RestSnapshot *s, const char *const *urls, size
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (net_of_url(urls[i], &nets[k])) {
+        if (rest_net_of_url(urls[i], &nets[k])) {
             k++;
         }
     }
@@ -629,25 +511,16 @@ struct RestServer {
     pthread_t wait_thread;
     bool wait_thread_started;
 
-    /* Connections whose request headers are due (the header deadline).
-     * A lock of its own: NOTIFY_CLOSED takes it before MHD closes the
-     * socket, so a descriptor in the list is always the connection's. */
+    /* The header deadline: NOTIFY_CLOSED disarms a connection before MHD
+     * closes its socket. */
     uint64_t header_deadline_usec;
     uint64_t keepalive_deadline_usec;
-    pthread_mutex_t conn_lock;
-    pthread_cond_t conn_cond; /* wakes the deadline thread (CLOCK_MONOTONIC) */
-    bool conn_ready;
-    struct RestConn *hdr_head; /* borrowed, unordered */
-    uint64_t conn_wake_usec;   /* when the deadline thread wakes next; UINT64_MAX: not planned */
-    bool conn_stop;
-    pthread_t conn_thread;
-    bool conn_thread_started;
+    RestDeadlines deadlines;
 
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t status_class[REST_STATUS_CLASSES];
     atomic_uint_fast64_t body_too_large;
     atomic_uint_fast64_t auth_failed;
-    atomic_uint_fast64_t header_deadline_closed;
 };
 
 /* One HTTP request, from its request line to MHD's completion callback. */
@@ -679,14 +552,8 @@ typedef struct RestRequest {
  * request whose target it failed to parse (too many arguments for the
  * connection's memory): per-request state would leak. */
 typedef struct RestConn {
-    RestServer *server; /* borrowed */
-    int fd;             /* borrowed from MHD: open until NOTIFY_CLOSED returns */
-    /* guarded by the server's conn_lock: */
-    uint64_t deadline_usec; /* the current request's headers are due then */
-    bool in_headers;        /* linked in server->hdr_head */
-    bool shut;              /* shut down at the deadline */
-    struct RestConn *hdr_prev, *hdr_next;
-    RestRequest req; /* the current request; reset for each */
+    RestDeadlineEntry deadline; /* its fd borrowed from MHD: open until NOTIFY_CLOSED returns */
+    RestRequest req;            /* the current request; reset for each */
 } RestConn;
 
 /* A deferred reply. Two references: the request's (dropped when MHD is done
@@ -1178,90 +1045,18 @@ static RestConn *conn_of(struct MHD_Connection *c)
     return ci ? ci->socket_context : NULL;
 }
 
-static void conn_unlink_locked(RestServer *s, RestConn *rc)
-{
-    if (!rc->in_headers) {
-        return;
-    }
-    if (rc->hdr_prev) {
-        rc->hdr_prev->hdr_next = rc->hdr_next;
-    } else {
-        s->hdr_head = rc->hdr_next;
-    }
-    if (rc->hdr_next) {
-        rc->hdr_next->hdr_prev = rc->hdr_prev;
-    }
-    rc->hdr_prev = rc->hdr_next = NULL;
-    rc->in_headers = false;
-}
-
 /* The headers of rc's next request are due at deadline_usec. */
 static void conn_arm(RestServer *s, RestConn *rc, uint64_t deadline_usec)
 {
-    if (rc->fd < 0) {
-        return;
-    }
-    pthread_mutex_lock(&s->conn_lock);
-    rc->deadline_usec = deadline_usec;
-    if (!rc->in_headers) {
-        rc->hdr_prev = NULL;
-        rc->hdr_next = s->hdr_head;
-        if (s->hdr_head) {
-            s->hdr_head->hdr_prev = rc;
-        }
-        s->hdr_head = rc;
-        rc->in_headers = true;
-    }
-    if (deadline_usec < s->conn_wake_usec) {
-        pthread_cond_signal(&s->conn_cond);
-    }
-    pthread_mutex_unlock(&s->conn_lock);
+    rest_deadlines_arm(&s->deadlines, &rc->deadline, deadline_usec);
 }
 
 /* The request's headers are in: no deadline until the next request. */
 static void conn_disarm(RestServer *s, RestConn *rc)
 {
-    if (!rc) {
-        return;
+    if (rc) {
+        rest_deadlines_disarm(&s->deadlines, &rc->deadline);
     }
-    pthread_mutex_lock(&s->conn_lock);
-    conn_unlink_locked(s, rc);
-    pthread_mutex_unlock(&s->conn_lock);
-}
-
-/* Shuts down the socket of every connection whose headers are overdue:
- * MHD then reads the end of the stream and closes the connection itself,
- * its own way (MHD has no call to close a connection from outside). */
-static void *conn_main(void *userdata)
-{
-    RestServer *s = userdata;
-    pthread_mutex_lock(&s->conn_lock);
-    while (!s->conn_stop) {
-        uint64_t now = clock_monotonic_usec();
-        uint64_t next = UINT64_MAX;
-        for (RestConn *rc = s->hdr_head; rc; rc = rc->hdr_next) {
-            if (rc->shut) {
-                continue;
-            }
-            if (rc->deadline_usec <= now) {
-                (void)shutdown(rc->fd, SHUT_RDWR);
-                rc->shut = true;
-                atomic_fetch_add_explicit(&s->header_deadline_closed, 1, memory_order_relaxed);
-            } else if (rc->deadline_usec < next) {
-                next = rc->deadline_usec;
-            }
-        }
-        s->conn_wake_usec = next;
-        if (next == UINT64_MAX) {
-            pthread_cond_wait(&s->conn_cond, &s->conn_lock);
-        } else {
-            struct timespec ts = { .tv_sec = (time_t)(next / 1000000ULL),
-                                   .tv_nsec = (long)(next % 1000000ULL) * 1000L };
-            (void)pthread_cond_timedwait(&s->conn_cond, &s->conn_lock, &ts);
-        }
-    }
-    pthread_mutex_unlock(&s->conn_lock);
-    return NULL;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
@@ -1274,10 +1069,9 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         if (!rc) {
             return; /* on_uri finds none: MHD closes the connection */
         }
-        rc->server = s;
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        rc->fd = ci ? ci->connect_fd : -1;
+        rc->deadline.fd = ci ? ci->connect_fd : -1;
         conn_arm(s, rc, clock_monotonic_usec() + s->header_deadline_usec);
         return;
     }
@@ -1518,17 +1312,17 @@ static bool client_allowed(RestServer *s, struct MHD_Connection *c)
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     RestNet a;
-    if (!ci || !net_of_sockaddr(ci->client_addr, &a)) {
+    if (!ci || !rest_net_of_sockaddr(ci->client_addr, &a)) {
         return false;
     }
-    if (nets_contain(s->allow, s->n_allow, &a)) {
+    if (rest_nets_contain(s->allow, s->n_allow, &a)) {
         return true;
     }
     if (!s->allow_members) {
         return false;
     }
     _cleanup_(snapshot_unrefp) RestSnapshot *snap = server_current(s);
-    return snap && nets_contain(snap->members, snap->n_members, &a);
+    return snap && rest_nets_contain(snap->members, snap->n_members, &a);
 }
 
 /* The first call, headers read: decide everything that does not need the
@@ -1805,22 +1599,13 @@ RestServer *rest_server_free(RestServer *s)
         pthread_mutex_unlock(&s->wait_lock);
         (void)pthread_join(s->wait_thread, NULL);
     }
-    if (s->conn_thread_started) {
-        pthread_mutex_lock(&s->conn_lock);
-        s->conn_stop = true;
-        pthread_cond_signal(&s->conn_cond);
-        pthread_mutex_unlock(&s->conn_lock);
-        (void)pthread_join(s->conn_thread, NULL);
-    }
+    rest_deadlines_stop(&s->deadlines);
     if (s->daemon) {
         wait_resume_all(s); /* answered from the last snapshot */
         answer_pending(s);
-        MHD_stop_daemon(s->daemon); /* every connection's NOTIFY_CLOSED, under conn_lock */
+        MHD_stop_daemon(s->daemon); /* every connection's NOTIFY_CLOSED disarms it */
     }
-    if (s->conn_ready) {
-        pthread_cond_destroy(&s->conn_cond);
-        pthread_mutex_destroy(&s->conn_lock);
-    }
+    rest_deadlines_done(&s->deadlines);
     if (s->wait_ready) {
         pthread_cond_destroy(&s->wait_cond);
         pthread_mutex_destroy(&s->wait_lock);
@@ -1902,7 +1687,7 @@ static int build_allowlist(RestServer *s, const RestServerConfig *cfg, RestError
                            REST_ALLOWLIST_MAX);
             return -EINVAL;
         }
-        if (net_parse(e, strlen(e), &s->allow[s->n_allow])) {
+        if (rest_net_parse(e, strlen(e), &s->allow[s->n_allow])) {
             s->n_allow++;
             continue;
         }
@@ -1919,7 +1704,7 @@ static int build_allowlist(RestServer *s, const RestServerConfig *cfg, RestError
             continue;
         }
         for (struct addrinfo *ai = res; ai && s->n_allow < REST_ALLOWLIST_MAX; ai = ai->ai_next) {
-            if (net_of_sockaddr(ai->ai_addr, &s->allow[s->n_allow])) {
+            if (rest_net_of_sockaddr(ai->ai_addr, &s->allow[s->n_allow])) {
                 s->n_allow++;
             }
         }
@@ -1980,30 +1765,7 @@ static int conn_init(RestServer *s, const RestServerConfig *cfg, unsigned timeou
     s->header_deadline_usec =
         cfg->header_deadline_usec ? cfg->header_deadline_usec : REST_HEADER_DEADLINE_USEC;
     s->keepalive_deadline_usec = (uint64_t)timeout_sec * 1000000ULL;
-    s->conn_wake_usec = UINT64_MAX;
-    pthread_condattr_t attr;
-    if (pthread_condattr_init(&attr) != 0) {
-        return -ENOMEM;
-    }
-    int e = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (e == 0) {
-        e = pthread_cond_init(&s->conn_cond, &attr);
-    }
-    (void)pthread_condattr_destroy(&attr);
-    if (e != 0) {
-        return -e;
-    }
-    if (pthread_mutex_init(&s->conn_lock, NULL) != 0) {
-        pthread_cond_destroy(&s->conn_cond);
-        return -ENOMEM;
-    }
-    s->conn_ready = true;
-    e = pthread_create(&s->conn_thread, NULL, conn_main, s);
-    if (e != 0) {
-        return -e;
-    }
-    s->conn_thread_started = true;
-    return 0;
+    return rest_deadlines_init(&s->deadlines);
 }
 
 int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *reterr)
@@ -2196,6 +1958,5 @@ void rest_server_get_stats(const RestServer *s, RestStats *ret)
     }
     ret->body_too_large = atomic_load_explicit(&m->body_too_large, memory_order_relaxed);
     ret->auth_failed = atomic_load_explicit(&m->auth_failed, memory_order_relaxed);
-    ret->header_deadline_closed =
-        atomic_load_explicit(&m->header_deadline_closed, memory_order_relaxed);
+    ret->header_deadline_closed = rest_deadlines_closed(&m->deadlines);
 }
