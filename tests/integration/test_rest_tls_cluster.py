@@ -57,6 +57,13 @@ def test_tls_cluster_verify_client_required(procs, workdir):
         assert https(leader, pki, "POST", "/reload", pki["client"], source=STRANGER) == \
             (403, "Access is denied")
         assert https(leader, pki, "POST", "/reload", pki["client"])[0] == 202  # Patroni: 202
+        # dbctl presents the certificate of its config (restapi.certfile), as patronictl
+        r = c.dbctl("-c", leader.config_path, "reload", "--force")
+        assert r.returncode == 0, r.stderr
+        assert sorted(r.stdout.splitlines()) == [f"{n.name}: reload scheduled"
+                                                 for n in sorted(c.nodes, key=lambda n: n.name)]
+        r = c.dbctl("reload", "--force")  # no config: no certificate, no CA
+        assert r.returncode == 1, (r.stdout, r.stderr)
         # an election among the two replicas: each asks the other over HTTPS with its
         # certificate (without it the peer would answer 403 and count as unreachable).
         # A checker reads every node's /health with a certificate meanwhile, as HAProxy
