@@ -634,6 +634,28 @@ static int read_cluster(Agent *a, uint64_t now, DcsCluster **ret, EtcdError *e)
     return dcs_cluster_read(a->etcd, &a->paths, ret, e);
 }
 
+/* restapi.allowlist_include_members: the REST API lets the hosts of the
+ * members' api_urls in this view call the mutating endpoints (Patroni asks
+ * its last-read cluster on each request). */
+static void share_members_with_rest(Agent *a)
+{
+    if (!a->config->restapi.allowlist_include_members || !a->cluster) {
+        return;
+    }
+    const DcsCluster *c = a->cluster;
+    _cleanup_free_ const char **urls = calloc(c->n_members + 1, sizeof(*urls));
+    if (!urls) {
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_members; i++) {
+        if (c->members[i].api_url) {
+            urls[n++] = c->members[i].api_url;
+        }
+    }
+    (void)rest_server_set_member_urls(a->rest, urls, n);
+}
+
 /* The lease first (its deadline counts from before the keepalive was
  * sent), then one read of the cluster, then the lease settles on what the
  * view shows: which of our leases holds the leader key, and a ttl change
@@ -687,6 +709,7 @@ static void observe_cluster(Agent *a, uint64_t now)
         if (view != a->cluster) {
             dcs_cluster_free(a->cluster);
             a->cluster = view;
+            share_members_with_rest(a);
         }
         a->dcs_seen_usec = now;
         a->dcs_seen_epoch = now_epoch();

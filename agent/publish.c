@@ -586,18 +586,6 @@ void publish_rest(Publisher *p, const PublishView *a, uint64_t now_usec)
             if (c->topology) {
                 (void)rest_snapshot_set_document(snap, REST_DOC_TOPOLOGY, c->topology);
             }
-            if (a->config->restapi.allowlist_include_members) {
-                _cleanup_free_ const char **urls = calloc(c->n_members + 1, sizeof(*urls));
-                size_t n = 0;
-                for (size_t i = 0; urls && i < c->n_members; i++) {
-                    if (c->members[i].api_url) {
-                        urls[n++] = c->members[i].api_url;
-                    }
-                }
-                if (urls) {
-                    (void)rest_snapshot_set_member_urls(snap, urls, n);
-                }
-            }
         }
         if (node.is_leader) {
             (void)rest_snapshot_set_leader_deadline(snap, lease_expiry_usec(a->lease));

@@ -127,8 +127,6 @@ struct RestSnapshot {
     size_t metrics_len;
     char *fallback; /* owned: health GET body when there is no /patroni document */
     size_t fallback_len;
-    RestNet *members; /* owned: the members' api_url hosts */
-    size_t n_members;
 };
 
 static void snapshot_free(RestSnapshot *s)
@@ -144,7 +142,6 @@ static void snapshot_free(RestSnapshot *s)
     }
     free(s->metrics);
     free(s->fallback);
-    free(s->members);
     free(s);
 }
 
@@ -273,30 +270,6 @@ int rest_snapshot_set_leader_deadline(RestSnapshot *s, uint64_t deadline_usec)
         return -EBUSY;
     }
     s->leader_deadline_usec = deadline_usec;
-    return 0;
-}
-
-int rest_snapshot_set_member_urls(RestSnapshot *s, const char *const *urls, size_t n)
-{
-    if (!s || (n > 0 && !urls)) {
-        return -EINVAL;
-    }
-    if (s->sealed) {
-        return -EBUSY;
-    }
-    RestNet *nets = n > 0 ? calloc(n, sizeof(*nets)) : NULL;
-    if (n > 0 && !nets) {
-        return -ENOMEM;
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (rest_net_of_url(urls[i], &nets[k])) {
-            k++;
-        }
-    }
-    free(s->members);
-    s->members = nets;
-    s->n_members = k;
     return 0;
 }
 
@@ -489,6 +462,8 @@ struct RestServer {
     bool allow_members; /* allowlist_include_members */
     RestNet *allow;     /* owned: restapi.allowlist, host names resolved */
     size_t n_allow;
+    RestNet *members; /* owned: the members' api_url hosts; guarded by lock */
+    size_t n_members;
     bool starting; /* MHD's log messages go to startup_error */
     char startup_error[REST_ERROR_MESSAGE_MAX];
 
@@ -1321,8 +1296,10 @@ static bool client_allowed(RestServer *s, struct MHD_Connection *c)
     if (!s->allow_members) {
         return false;
     }
-    _cleanup_(snapshot_unrefp) RestSnapshot *snap = server_current(s);
-    return snap && rest_nets_contain(snap->members, snap->n_members, &a);
+    pthread_mutex_lock(&s->lock);
+    bool member = rest_nets_contain(s->members, s->n_members, &a);
+    pthread_mutex_unlock(&s->lock);
+    return member;
 }
 
 /* The first call, headers read: decide everything that does not need the
@@ -1628,6 +1605,7 @@ RestServer *rest_server_free(RestServer *s)
     free_secret(s->key_password);
     free(s->trust_pem);
     free(s->allow);
+    free(s->members);
     free(s);
     return NULL;
 }
@@ -1931,6 +1909,30 @@ void rest_server_publish(RestServer *s, RestSnapshot *snap)
     pthread_mutex_unlock(&s->lock);
     (void)rest_snapshot_unref(old); /* outside the lock: it may free */
     wait_resume_all(s); /* after current_time_usec: wait_for_fresh() reads it under wait_lock */
+}
+
+int rest_server_set_member_urls(RestServer *s, const char *const *urls, size_t n)
+{
+    if (!s || (n > 0 && !urls)) {
+        return -EINVAL;
+    }
+    RestNet *nets = n > 0 ? calloc(n, sizeof(*nets)) : NULL;
+    if (n > 0 && !nets) {
+        return -ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rest_net_of_url(urls[i], &nets[k])) {
+            k++;
+        }
+    }
+    pthread_mutex_lock(&s->lock);
+    RestNet *old = s->members;
+    s->members = nets;
+    s->n_members = k;
+    pthread_mutex_unlock(&s->lock);
+    free(old);
+    return 0;
 }
 
 uint16_t rest_server_port(const RestServer *s)

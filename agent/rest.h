@@ -99,10 +99,6 @@ int rest_snapshot_set_metrics(RestSnapshot *s, const char *text);
  * stuck agent loop cannot keep /primary at 200 past the lease (Patroni's
  * Ha.is_leader() expires the same way). 0 (the default): no expiry. */
 int rest_snapshot_set_leader_deadline(RestSnapshot *s, uint64_t deadline_usec);
-/* The members' api_urls (copied as networks): with allowlist_include_members
- * their hosts may call the mutating endpoints. A host that is not an IP
- * address is skipped (no name is resolved while serving). Same errors. */
-int rest_snapshot_set_member_urls(RestSnapshot *s, const char *const *urls, size_t n);
 /* Makes the snapshot immutable (idempotent). */
 void rest_snapshot_seal(RestSnapshot *s);
 
@@ -216,7 +212,7 @@ typedef struct RestServerConfig {
      * the mutating endpoints answer 403 to any other client. */
     const char *const *allowlist; /* borrowed */
     size_t n_allowlist;
-    bool allowlist_include_members;   /* the hosts of the snapshot's member urls too */
+    bool allowlist_include_members;   /* rest_server_set_member_urls()'s hosts too */
     unsigned threads;                 /* 0: REST_DEFAULT_THREADS */
     unsigned connection_limit;        /* 0: REST_DEFAULT_CONNECTION_LIMIT */
     unsigned per_ip_connection_limit; /* 0: REST_PER_IP_CONNECTION_LIMIT */
@@ -295,6 +291,13 @@ void rest_server_expire(RestServer *s);
 /* The current snapshot's time_usec; 0 before the first publish, 1 after
  * rest_server_expire(). */
 uint64_t rest_server_published_usec(const RestServer *s);
+
+/* The members' api_urls from the cluster view (copied as networks): with
+ * allowlist_include_members their hosts may call the mutating endpoints
+ * from the next request on. A host that is not an IP address is skipped
+ * (no name is resolved while serving). Any thread. Returns 0, -EINVAL or
+ * -ENOMEM (the previous list stays). */
+int rest_server_set_member_urls(RestServer *s, const char *const *urls, size_t n);
 
 /* The bound port (useful with port 0). */
 uint16_t rest_server_port(const RestServer *s);

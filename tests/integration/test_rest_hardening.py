@@ -420,7 +420,7 @@ def test_allowlist(procs, workdir):
 
 def test_allowlist_include_members(procs, workdir):
     """With allowlist_include_members the hosts of the members' api_urls (from the cluster
-    view the snapshot carries) may call the mutating endpoints, nobody else."""
+    view, rest_server_set_member_urls) may call the mutating endpoints, nobody else."""
     snap = dict(LEADER, member_urls=["http://127.0.0.3:8008/patroni",
                                      "https://127.0.0.4:8009/patroni", "http://member5:8008/"])
     d = Driver(procs, workdir, [snap], extra_args=["--echo", "--allow-members"])

@@ -18,7 +18,7 @@
  * --verify-client none|optional|required, --allow ENTRY (repeatable) and
  * --allow-members set restapi.verify_client, allowlist and
  * allowlist_include_members; a FILE's "member_urls" list is the members'
- * api_urls of its snapshot.
+ * api_urls of the cluster view, set when the FILE is published.
  * --max-age-ms N [--refresh-wait-ms M]: requests that find the snapshot
  * older than N ms wait for the next publish (SIGHUP) or M ms; the driver
  * prints "refresh asked" when the server asks for one and publishes nothing
@@ -158,17 +158,6 @@ static int load_snapshot(const char *path, RestSnapshot **ret)
     if (r >= 0 && json_is_string(json_object_get(root, "metrics"))) {
         r = rest_snapshot_set_metrics(snap, json_string_value(json_object_get(root, "metrics")));
     }
-    json_t *mu = json_object_get(root, "member_urls");
-    if (r >= 0 && json_is_array(mu)) {
-        const char *urls[DRIVER_MEMBERS_MAX];
-        size_t nu = 0;
-        for (size_t i = 0; i < json_array_size(mu) && nu < DRIVER_MEMBERS_MAX; i++) {
-            if (json_is_string(json_array_get(mu, i))) {
-                urls[nu++] = json_string_value(json_array_get(mu, i));
-            }
-        }
-        r = rest_snapshot_set_member_urls(snap, urls, nu);
-    }
     json_t *dl = json_object_get(root, "node");
     if (r >= 0 && json_is_number(json_object_get(dl, "leader_deadline_in_sec"))) {
         double in = json_number_value(json_object_get(dl, "leader_deadline_in_sec"));
@@ -182,11 +171,31 @@ static int load_snapshot(const char *path, RestSnapshot **ret)
     return 0;
 }
 
+/* A FILE's "member_urls": the members' api_urls of the cluster view. */
+static int set_member_urls(RestServer *server, const char *path)
+{
+    _cleanup_(json_decrefp) json_t *root = json_load_file(path, 0, NULL);
+    json_t *mu = json_object_get(root, "member_urls");
+    const char *urls[DRIVER_MEMBERS_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(mu) && n < DRIVER_MEMBERS_MAX; i++) {
+        if (json_is_string(json_array_get(mu, i))) {
+            urls[n++] = json_string_value(json_array_get(mu, i));
+        }
+    }
+    return rest_server_set_member_urls(server, urls, n);
+}
+
 static int publish_file(RestServer *server, const char *path)
 {
     RestSnapshot *snap = NULL;
     int r = load_snapshot(path, &snap);
     if (r < 0) {
+        return r;
+    }
+    r = set_member_urls(server, path);
+    if (r < 0) {
+        rest_snapshot_unref(snap);
         return r;
     }
     rest_server_publish(server, snap);
