@@ -502,3 +502,16 @@ def test_election_believes_only_verified_peers(procs, workdir, pki):
         trap.close()
     for drv in (good, bad, strict):
         drv.stop()
+
+
+def test_verify_client_without_cafile_trusts_the_system_cas(procs, workdir, pki):
+    """verify_client without a cafile: client certificates are checked against the system's
+    CAs (Python's ssl, which Patroni uses, loads them then), so a private CA's certificate
+    does not pass."""
+    d = Driver(procs, workdir, [LEADER], https_ctx=ssl.create_default_context(cafile=pki["ca"][0]),
+               extra_args=["--certfile", pki["server"][0], "--keyfile", pki["server"][1],
+                           "--verify-client", "optional", "--echo"])
+    assert tls_request(d, pki, "GET", "/health")[0] == 200
+    assert tls_request(d, pki, "GET", "/health", "good") == (403, "client certificate not valid")
+    assert tls_request(d, pki, "POST", "/echo") == (403, "client certificate required")
+    d.stop()
