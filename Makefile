@@ -23,7 +23,7 @@ PYTHON   ?= /usr/bin/python3
 VERSION  := 0.1.0
 SOVER    := 0
 
-PKGS         := libpq yaml-0.1 libcurl jansson libmicrohttpd libsystemd
+PKGS         := libpq yaml-0.1 libcurl jansson libmicrohttpd libsystemd gnutls
 # Recursively expanded on purpose: pkg-config runs only after `deps` has
 # installed what it needs.
 PKG_CFLAGS    = $(shell pkg-config --cflags $(PKGS))

@@ -501,6 +501,7 @@ static void keep_restart_only_settings(Config *old, Config *fresh)
     KEEP_STR(restapi.listen, "restapi.listen");
     KEEP_STR(restapi.certfile, "restapi.certfile");
     KEEP_STR(restapi.keyfile, "restapi.keyfile");
+    KEEP_STR(restapi.verify_client, "restapi.verify_client");
     KEEP_STR(restapi.authentication.username, "restapi.authentication.username");
     KEEP_STR(restapi.authentication.password, "restapi.authentication.password");
     KEEP_STR(etcd3.protocol, "etcd3.protocol");
@@ -510,6 +511,17 @@ static void keep_restart_only_settings(Config *old, Config *fresh)
     KEEP_STR(etcd3.cert, "etcd3.cert");
     KEEP_STR(etcd3.key, "etcd3.key");
 #undef KEEP_STR
+    if (strv_differs(&old->restapi.allowlist, &fresh->restapi.allowlist) ||
+        old->restapi.allowlist_include_members != fresh->restapi.allowlist_include_members) {
+        log_warning("reload: \"restapi.allowlist\" or \"restapi.allowlist_include_members\" "
+                    "changed; it takes effect after a restart");
+        ConfigStrv t = old->restapi.allowlist;
+        old->restapi.allowlist = fresh->restapi.allowlist;
+        fresh->restapi.allowlist = t;
+        bool members = old->restapi.allowlist_include_members;
+        old->restapi.allowlist_include_members = fresh->restapi.allowlist_include_members;
+        fresh->restapi.allowlist_include_members = members;
+    }
     if (strv_differs(&old->etcd3.hosts, &fresh->etcd3.hosts)) {
         log_warning("reload: \"etcd3.hosts\" changed; it takes effect after a restart");
         ConfigStrv t = old->etcd3.hosts;
@@ -624,6 +636,28 @@ static int read_cluster(Agent *a, uint64_t now, DcsCluster **ret, EtcdError *e)
     return dcs_cluster_read(a->etcd, &a->paths, ret, e);
 }
 
+/* restapi.allowlist_include_members: the REST API lets the hosts of the
+ * members' api_urls in this view call the mutating endpoints (Patroni asks
+ * its last-read cluster on each request). */
+static void share_members_with_rest(Agent *a)
+{
+    if (!a->config->restapi.allowlist_include_members || !a->cluster) {
+        return;
+    }
+    const DcsCluster *c = a->cluster;
+    _cleanup_free_ const char **urls = calloc(c->n_members + 1, sizeof(*urls));
+    if (!urls) {
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_members; i++) {
+        if (c->members[i].api_url) {
+            urls[n++] = c->members[i].api_url;
+        }
+    }
+    (void)rest_server_set_member_urls(a->rest, urls, n);
+}
+
 /* The lease first (its deadline counts from before the keepalive was
  * sent), then one read of the cluster, then the lease settles on what the
  * view shows: which of our leases holds the leader key, and a ttl change
@@ -677,6 +711,7 @@ static void observe_cluster(Agent *a, uint64_t now)
         if (view != a->cluster) {
             dcs_cluster_free(a->cluster);
             a->cluster = view;
+            share_members_with_rest(a);
         }
         a->dcs_seen_usec = now;
         a->dcs_seen_epoch = now_epoch();
@@ -749,7 +784,9 @@ static void observe_peers(Agent *a, const HaObservation *o, HaStep *st)
     }
     ElectionPeer *peers = calloc(ELECTION_PEERS_MAX, sizeof(*peers));
     size_t n = 0;
-    bool asked = peers && election_ask_peers(a->cluster, a->config->name, peers, &n) >= 0;
+    PeerHttpOptions tls = { 0 };
+    peer_http_tls_from_config(a->config, true, &tls); /* Patroni's agent: insecure=True */
+    bool asked = peers && election_ask_peers(a->cluster, a->config->name, &tls, peers, &n) >= 0;
     for (size_t i = 0; asked && i < n; i++) {
         /* in synchronous_mode a peer the sync key does not name will not
          * promote: it must not stop us as a better candidate */
@@ -1270,6 +1307,10 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         .certfile = config->restapi.certfile,
         .keyfile = config->restapi.keyfile,
         .cafile = config->restapi.cafile,
+        .verify_client = rest_verify_client_from_string(config->restapi.verify_client),
+        .allowlist = (const char *const *)config->restapi.allowlist.items,
+        .n_allowlist = config->restapi.allowlist.n,
+        .allowlist_include_members = config->restapi.allowlist_include_members,
         .max_age_usec = AGENT_PROBE_INTERVAL_USEC,
     };
     RestError re = { 0 };

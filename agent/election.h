@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "dcs.h"
+#include "peer-http.h"
 
 /* How long all peers together may take to answer. */
 #define ELECTION_PEER_TIMEOUT_USEC (500 * 1000ULL)
@@ -63,11 +64,15 @@ bool election_lag_blocked(const ElectionRules *rules, uint64_t replayed, bool pa
  * One rule per line: new rules (synchronous mode) go here. Pure. */
 const char *election_peer_skip(const ElectionPeer *p, const ElectionRules *rules);
 
-/* Asks every member of the view except `self` (GET its api_url) in
- * parallel, all done by ELECTION_PEER_TIMEOUT_USEC. Fills peers[] (at most
- * ELECTION_PEERS_MAX) and *ret_n. Returns 0, or -ENOMEM/-EIO. Logs at debug. */
-int election_ask_peers(const DcsCluster *view, const char *self, ElectionPeer *peers,
-                       size_t *ret_n);
+/* Asks every member of the view except `self` (GET its api_url, http and
+ * https only) in parallel, all done by ELECTION_PEER_TIMEOUT_USEC, with the
+ * TLS settings of *tls (peer_http_tls_from_config(); NULL: defaults). A peer
+ * answered when it sent its status document with 200 or 503 (Patroni's
+ * codes for it); a refusal, a certificate that does not verify or anything
+ * else is no answer. Fills peers[] (at most ELECTION_PEERS_MAX) and *ret_n.
+ * Returns 0, or -ENOMEM/-EIO. Logs at debug. */
+int election_ask_peers(const DcsCluster *view, const char *self, const PeerHttpOptions *tls,
+                       ElectionPeer *peers, size_t *ret_n);
 
 /* The verdict for `me` given the peers' answers: false when a peer runs a
  * primary or a peer that election_peer_skip() does not skip ranks better.

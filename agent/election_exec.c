@@ -69,7 +69,8 @@ static void peer_tags(const DcsMember *m, ElectionPeer *p)
     }
 }
 
-int election_ask_peers(const DcsCluster *view, const char *self, ElectionPeer *peers, size_t *ret_n)
+int election_ask_peers(const DcsCluster *view, const char *self, const PeerHttpOptions *tls,
+                       ElectionPeer *peers, size_t *ret_n)
 {
     size_t n = 0;
     Fetch fetches[ELECTION_PEERS_MAX] = { 0 };
@@ -90,12 +91,14 @@ int election_ask_peers(const DcsCluster *view, const char *self, ElectionPeer *p
         if (!m->api_url) {
             continue;
         }
-        /* Peers' certificates are not verified yet: the REST API may use a
-         * private CA and the answer only ranks candidates, it authorises
-         * nothing (verification against restapi.cafile is issue #14). */
-        PeerHttpOptions o = { .timeout_usec = ELECTION_PEER_TIMEOUT_USEC,
-                              .insecure = true,
-                              .body_max = ELECTION_BODY_MAX };
+        PeerHttpOptions o = { 0 };
+        if (tls) {
+            o = *tls;
+        }
+        o.timeout_usec = ELECTION_PEER_TIMEOUT_USEC;
+        o.connect_timeout_usec = 0;
+        o.username = o.password = NULL; /* GET /patroni needs none */
+        o.body_max = ELECTION_BODY_MAX;
         if (peer_http_request_init(&f->req, "GET", m->api_url, NULL, &o) < 0) {
             peer_http_request_done(&f->req, false);
             continue;
@@ -123,8 +126,16 @@ int election_ask_peers(const DcsCluster *view, const char *self, ElectionPeer *p
         (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&f);
         /* Patroni answers /patroni with 200, and health GETs with 503 plus
          * the same body: either way the body is the status */
-        if (f && msg->data.result == CURLE_OK && f->req.body.data) {
+        long status = 0;
+        (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+        if (f && msg->data.result == CURLE_OK && f->req.body.data &&
+            (status == 200 || status == 503)) {
             parse_peer(f, &peers[f - fetches]);
+        } else if (f) {
+            log_debug("election: no status from \"%s\": %s", peers[f - fetches].name,
+                      msg->data.result != CURLE_OK
+                          ? (f->req.error[0] ? f->req.error : curl_easy_strerror(msg->data.result))
+                          : "unexpected HTTP status");
         }
     }
     for (size_t i = 0; i < n; i++) {

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -15,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +29,8 @@
 #include "clock.h"
 #include "log.h"
 #include "macro.h"
+#include "rest_deadline.h"
+#include "restnet.h"
 
 /* Python's json.dumps() defaults: ", " and ": " separators, ASCII only. */
 #define REST_JSON_FLAGS    (JSON_ENCODE_ANY | JSON_ENSURE_ASCII)
@@ -33,7 +38,7 @@
 #define REST_CONTENT_JSON  "application/json"
 #define REST_CONTENT_TEXT  "text/plain"
 #define REST_CONTENT_PROM  "text/plain; version=0.0.4"
-#define REST_MHD_OPTS_MAX  16
+#define REST_MHD_OPTS_MAX  20
 #define REST_ERR_NOT_READY "not available yet"
 /* At shutdown, the replies to deferred requests get this long to go out. */
 #define REST_STOP_WAIT_STEPS     200
@@ -49,6 +54,32 @@ static void rest_error_set(RestError *e, const char *fmt, ...)
     va_start(ap, fmt);
     (void)vsnprintf(e->message, sizeof(e->message), fmt, ap);
     va_end(ap);
+}
+
+/* ---- verify_client ---------------------------------------------------------- */
+
+static const char *const verify_client_table[_REST_VERIFY_CLIENT_MAX] = {
+    [REST_VERIFY_CLIENT_NONE] = "none",
+    [REST_VERIFY_CLIENT_OPTIONAL] = "optional",
+    [REST_VERIFY_CLIENT_REQUIRED] = "required",
+};
+
+const char *rest_verify_client_to_string(RestVerifyClient v)
+{
+    return v >= 0 && v < _REST_VERIFY_CLIENT_MAX ? verify_client_table[v] : NULL;
+}
+
+RestVerifyClient rest_verify_client_from_string(const char *s)
+{
+    if (!s) {
+        return REST_VERIFY_CLIENT_NONE;
+    }
+    for (size_t i = 0; i < ELEMENTSOF(verify_client_table); i++) {
+        if (strcasecmp(verify_client_table[i], s) == 0) {
+            return (RestVerifyClient)i;
+        }
+    }
+    return _REST_VERIFY_CLIENT_INVALID;
 }
 
 /* ---- documents -------------------------------------------------------------- */
@@ -425,7 +456,15 @@ struct RestServer {
     char *key_pem;      /* owned */
     char *key_password; /* owned */
     char *trust_pem;    /* owned */
-    bool starting;      /* MHD's log messages go to startup_error */
+    bool tls;
+    RestVerifyClient verify_client;
+    bool allowlist_on;  /* allowlist or allowlist_include_members configured */
+    bool allow_members; /* allowlist_include_members */
+    RestNet *allow;     /* owned: restapi.allowlist, host names resolved */
+    size_t n_allow;
+    RestNet *members; /* owned: the members' api_url hosts; guarded by lock */
+    size_t n_members;
+    bool starting; /* MHD's log messages go to startup_error */
     char startup_error[REST_ERROR_MESSAGE_MAX];
 
     RestPending *pending;              /* deferred requests not answered yet; guarded by lock */
@@ -446,6 +485,12 @@ struct RestServer {
     bool wait_stop;
     pthread_t wait_thread;
     bool wait_thread_started;
+
+    /* The header deadline: NOTIFY_CLOSED disarms a connection before MHD
+     * closes its socket. */
+    uint64_t header_deadline_usec;
+    uint64_t keepalive_deadline_usec;
+    RestDeadlines deadlines;
 
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t status_class[REST_STATUS_CLASSES];
@@ -475,6 +520,16 @@ typedef struct RestRequest {
     struct MHD_Connection *conn; /* borrowed, while waiting */
     struct RestRequest *wait_prev, *wait_next;
 } RestRequest;
+
+/* One TCP connection, from MHD's NOTIFY_STARTED to its NOTIFY_CLOSED: what
+ * a request allocates hangs off it and is freed at the latest when the
+ * connection closes. MHD 0.9.75 does not call the completion callback of a
+ * request whose target it failed to parse (too many arguments for the
+ * connection's memory): per-request state would leak. */
+typedef struct RestConn {
+    RestDeadlineEntry deadline; /* its fd borrowed from MHD: open until NOTIFY_CLOSED returns */
+    RestRequest req;            /* the current request; reset for each */
+} RestConn;
 
 /* A deferred reply. Two references: the request's (dropped when MHD is done
  * with the connection) and the handler's (dropped by rest_pending_reply). */
@@ -614,16 +669,14 @@ void rest_pending_reply_message(RestPending *p, unsigned status, const char *mes
     rest_pending_reply(p, &r);
 }
 
-static void request_free(RestRequest *r)
+/* Frees what the request holds; it is then ready for the next one. */
+static void request_reset(RestRequest *r)
 {
-    if (!r) {
-        return;
-    }
     free(r->target);
     free(r->user);
     free(r->body);
     pending_unref(r->pending);
-    free(r);
+    *r = (RestRequest){ 0 };
 }
 
 static void request_fail_early(RestRequest *r, unsigned status, const char *fmt, ...)
@@ -958,6 +1011,58 @@ uint64_t rest_server_last_read_usec(const RestServer *s)
     return s ? atomic_load_explicit(&((RestServer *)s)->last_read_usec, memory_order_relaxed) : 0;
 }
 
+/* ---- connections and the header deadline ----------------------------------- */
+
+static RestConn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* The headers of rc's next request are due at deadline_usec. */
+static void conn_arm(RestServer *s, RestConn *rc, uint64_t deadline_usec)
+{
+    rest_deadlines_arm(&s->deadlines, &rc->deadline, deadline_usec);
+}
+
+/* The request's headers are in: no deadline until the next request. */
+static void conn_disarm(RestServer *s, RestConn *rc)
+{
+    if (rc) {
+        rest_deadlines_disarm(&s->deadlines, &rc->deadline);
+    }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    RestServer *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        RestConn *rc = calloc(1, sizeof(*rc));
+        *socket_context = rc;
+        if (!rc) {
+            return; /* on_uri finds none: MHD closes the connection */
+        }
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        rc->deadline.fd = ci ? ci->connect_fd : -1;
+        conn_arm(s, rc, clock_monotonic_usec() + s->header_deadline_usec);
+        return;
+    }
+    RestConn *rc = *socket_context;
+    *socket_context = NULL;
+    if (!rc) {
+        return;
+    }
+    conn_disarm(s, rc);
+    if (rc->req.wait_counted) {
+        atomic_fetch_sub(&s->suspended_connections, 1);
+    }
+    request_reset(&rc->req);
+    free(rc);
+}
+
 /* GET, HEAD or OPTIONS without a registered handler. */
 static enum MHD_Result serve_read(RestServer *s, struct MHD_Connection *c, RestRequest *req,
                                   HealthMethod method)
@@ -1148,6 +1253,55 @@ static void check_auth(RestServer *s, struct MHD_Connection *c, RestRequest *req
     }
 }
 
+/* What Patroni's TLS context (verify_mode CERT_OPTIONAL or CERT_REQUIRED)
+ * refuses at the handshake is refused here, for every request: a client
+ * certificate that does not verify against the trusted CAs, and with
+ * required none at all. Returns whether a valid certificate was presented. */
+static bool check_client_cert(RestServer *s, struct MHD_Connection *c, RestRequest *req)
+{
+    if (!s->tls || s->verify_client == REST_VERIFY_CLIENT_NONE) {
+        return false;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t session = ci ? (gnutls_session_t)ci->tls_session : NULL;
+    unsigned n = 0;
+    if (!session || !gnutls_certificate_get_peers(session, &n) || n == 0) {
+        if (s->verify_client == REST_VERIFY_CLIENT_REQUIRED) {
+            request_fail_early(req, MHD_HTTP_FORBIDDEN, "client certificate required");
+        }
+        return false;
+    }
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers2(session, &status) < 0 || status != 0) {
+        request_fail_early(req, MHD_HTTP_FORBIDDEN, "client certificate not valid");
+        return false;
+    }
+    return true;
+}
+
+/* The client's address is in restapi.allowlist or, with
+ * allowlist_include_members, is a member's api_url host. */
+static bool client_allowed(RestServer *s, struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    RestNet a;
+    if (!ci || !rest_net_of_sockaddr(ci->client_addr, &a)) {
+        return false;
+    }
+    if (rest_nets_contain(s->allow, s->n_allow, &a)) {
+        return true;
+    }
+    if (!s->allow_members) {
+        return false;
+    }
+    pthread_mutex_lock(&s->lock);
+    bool member = rest_nets_contain(s->members, s->n_members, &a);
+    pthread_mutex_unlock(&s->lock);
+    return member;
+}
+
 /* The first call, headers read: decide everything that does not need the
  * body. Errors are answered once the body has been read (so the client is
  * not reset mid-upload), unless the announced body is too large to read. */
@@ -1156,9 +1310,19 @@ static enum MHD_Result request_start(RestServer *s, struct MHD_Connection *c, Re
 {
     bool path_known;
     req->handler = rest_handler_lookup(s->handlers, s->n_handlers, method, req->path, &path_known);
+    bool cert_valid = check_client_cert(s, c, req);
     if (req->handler) {
-        if ((req->handler->flags & REST_HANDLER_MUTATING) && s->username) {
-            check_auth(s, c, req);
+        if (req->handler->flags & REST_HANDLER_MUTATING) {
+            /* Patroni's check_access, in its order */
+            if (s->allowlist_on && !client_allowed(s, c)) {
+                request_fail_early(req, MHD_HTTP_FORBIDDEN, "Access is denied");
+            }
+            if (s->verify_client != REST_VERIFY_CLIENT_NONE && !cert_valid) {
+                request_fail_early(req, MHD_HTTP_FORBIDDEN, "client certificate required");
+            }
+            if (s->username) {
+                check_auth(s, c, req);
+            }
         }
     } else if (health_method_from_string(method) < 0) {
         if (path_known) {
@@ -1228,6 +1392,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (!req->started) {
         req->started = true;
+        conn_disarm(s, conn_of(c));
         return request_start(s, c, req, method);
     }
     if (req->pending) {
@@ -1251,13 +1416,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
  * (the url argument of on_request is %-decoded and has lost the query). */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
-    RestRequest *req = calloc(1, sizeof(*req));
-    if (!req) {
+    RestConn *rc = conn_of(c);
+    if (!rc) {
         return NULL;
     }
+    RestRequest *req = &rc->req;
+    request_reset(req); /* one MHD dropped without completing it */
     req->target = strdup(uri ? uri : "/");
     if (!req->target) {
-        free(req);
         return NULL;
     }
     char *q = strchr(req->target, '?');
@@ -1281,12 +1447,19 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     RestServer *s = cls;
     RestRequest *req = *con_cls;
-    if (req && req->wait_counted) {
-        /* resumed, but the client left before it was answered */
-        atomic_fetch_sub(&s->suspended_connections, 1);
-    }
-    request_free(*con_cls);
     *con_cls = NULL;
+    if (req) {
+        if (req->wait_counted) {
+            /* resumed, but the client left before it was answered */
+            atomic_fetch_sub(&s->suspended_connections, 1);
+        }
+        request_reset(req);
+    }
+    RestConn *rc = conn_of(c);
+    if (rc && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        /* kept alive: the next request's headers are due within the idle timeout */
+        conn_arm(s, rc, clock_monotonic_usec() + s->keepalive_deadline_usec);
+    }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
@@ -1403,11 +1576,13 @@ RestServer *rest_server_free(RestServer *s)
         pthread_mutex_unlock(&s->wait_lock);
         (void)pthread_join(s->wait_thread, NULL);
     }
+    rest_deadlines_stop(&s->deadlines);
     if (s->daemon) {
         wait_resume_all(s); /* answered from the last snapshot */
         answer_pending(s);
-        MHD_stop_daemon(s->daemon);
+        MHD_stop_daemon(s->daemon); /* every connection's NOTIFY_CLOSED disarms it */
     }
+    rest_deadlines_done(&s->deadlines);
     if (s->wait_ready) {
         pthread_cond_destroy(&s->wait_cond);
         pthread_mutex_destroy(&s->wait_lock);
@@ -1429,6 +1604,8 @@ RestServer *rest_server_free(RestServer *s)
     free_secret(s->key_pem);
     free_secret(s->key_password);
     free(s->trust_pem);
+    free(s->allow);
+    free(s->members);
     free(s);
     return NULL;
 }
@@ -1458,6 +1635,58 @@ static int copy_handlers(RestServer *s, const RestServerConfig *cfg, RestError *
         if (!d->method || !d->path) {
             return -ENOMEM;
         }
+    }
+    return 0;
+}
+
+/* restapi.allowlist as networks; host names resolved now (Patroni resolves
+ * them when it loads its config), every address they have. */
+static int build_allowlist(RestServer *s, const RestServerConfig *cfg, RestError *reterr)
+{
+    if (cfg->n_allowlist > 0 && !cfg->allowlist) {
+        return -EINVAL;
+    }
+    s->allow_members = cfg->allowlist_include_members;
+    s->allowlist_on = cfg->n_allowlist > 0 || cfg->allowlist_include_members;
+    if (cfg->n_allowlist == 0) {
+        return 0;
+    }
+    s->allow = calloc(REST_ALLOWLIST_MAX, sizeof(*s->allow));
+    if (!s->allow) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < cfg->n_allowlist; i++) {
+        const char *e = cfg->allowlist[i];
+        if (!e) {
+            continue;
+        }
+        if (s->n_allow >= REST_ALLOWLIST_MAX) {
+            rest_error_set(reterr, "restapi.allowlist has more than %d addresses",
+                           REST_ALLOWLIST_MAX);
+            return -EINVAL;
+        }
+        if (rest_net_parse(e, strlen(e), &s->allow[s->n_allow])) {
+            s->n_allow++;
+            continue;
+        }
+        if (strchr(e, '/')) {
+            rest_error_set(reterr, "invalid network \"%s\" in restapi.allowlist", e);
+            return -EINVAL;
+        }
+        struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
+        struct addrinfo *res = NULL;
+        int k = getaddrinfo(e, NULL, &hints, &res);
+        if (k != 0) {
+            log_warning("REST API: cannot resolve \"%s\" of restapi.allowlist: %s", e,
+                        gai_strerror(k));
+            continue;
+        }
+        for (struct addrinfo *ai = res; ai && s->n_allow < REST_ALLOWLIST_MAX; ai = ai->ai_next) {
+            if (rest_net_of_sockaddr(ai->ai_addr, &s->allow[s->n_allow])) {
+                s->n_allow++;
+            }
+        }
+        freeaddrinfo(res);
     }
     return 0;
 }
@@ -1509,6 +1738,14 @@ static int wait_init(RestServer *s, const RestServerConfig *cfg)
     return 0;
 }
 
+static int conn_init(RestServer *s, const RestServerConfig *cfg, unsigned timeout_sec)
+{
+    s->header_deadline_usec =
+        cfg->header_deadline_usec ? cfg->header_deadline_usec : REST_HEADER_DEADLINE_USEC;
+    s->keepalive_deadline_usec = (uint64_t)timeout_sec * 1000000ULL;
+    return rest_deadlines_init(&s->deadlines);
+}
+
 int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *reterr)
 {
     if (!cfg || !ret) {
@@ -1558,6 +1795,12 @@ int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *re
     if (r < 0) {
         return r;
     }
+    if (cfg->verify_client < 0 || cfg->verify_client >= _REST_VERIFY_CLIENT_MAX) {
+        rest_error_set(reterr, "invalid REST API verify_client");
+        return -EINVAL;
+    }
+    s->tls = tls;
+    s->verify_client = tls ? cfg->verify_client : REST_VERIFY_CLIENT_NONE;
     if (copy_string(cfg->username, &s->username) < 0 ||
         copy_string(cfg->username ? cfg->password : NULL, &s->password) < 0 ||
         copy_string(cfg->keyfile_password, &s->key_password) < 0) {
@@ -1573,28 +1816,44 @@ int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *re
         if (r < 0) {
             return r;
         }
-        if (cfg->cafile) {
-            r = read_pem("cafile", cfg->cafile, &s->trust_pem, reterr);
+        /* A certificate is asked for only when it is checked (Patroni's
+         * CERT_NONE asks for none). */
+        if (s->verify_client != REST_VERIFY_CLIENT_NONE) {
+            r = read_pem("cafile", cfg->cafile ? cfg->cafile : REST_SYSTEM_CA_FILE, &s->trust_pem,
+                         reterr);
             if (r < 0) {
                 return r;
             }
         }
     }
+    r = build_allowlist(s, cfg, reterr);
+    if (r < 0) {
+        return r;
+    }
 
     unsigned threads = cfg->threads ? cfg->threads : REST_DEFAULT_THREADS;
     unsigned limit = cfg->connection_limit ? cfg->connection_limit : REST_DEFAULT_CONNECTION_LIMIT;
+    unsigned per_ip =
+        cfg->per_ip_connection_limit ? cfg->per_ip_connection_limit : REST_PER_IP_CONNECTION_LIMIT;
     unsigned timeout = cfg->connection_timeout_sec ? cfg->connection_timeout_sec
                                                    : REST_DEFAULT_CONNECTION_TIMEOUT_SEC;
+    r = conn_init(s, cfg, timeout);
+    if (r < 0) {
+        rest_error_set(reterr, "REST API: cannot set up the header deadline: %s", strerror(-r));
+        return r;
+    }
     struct MHD_OptionItem opts[REST_MHD_OPTS_MAX];
     size_t n = 0;
 #define OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){ (o), (intptr_t)(v), (void *)(p) })
     OPT(MHD_OPTION_EXTERNAL_LOGGER, &on_mhd_log, s); /* first, so it sees every message */
     OPT(MHD_OPTION_SOCK_ADDR, 0, &addr);
     OPT(MHD_OPTION_CONNECTION_LIMIT, limit, NULL);
+    OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip, NULL);
     OPT(MHD_OPTION_CONNECTION_TIMEOUT, timeout, NULL);
     OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)REST_CONNECTION_MEMORY_LIMIT, NULL);
     OPT(MHD_OPTION_URI_LOG_CALLBACK, &on_uri, s);
     OPT(MHD_OPTION_NOTIFY_COMPLETED, &on_completed, s);
+    OPT(MHD_OPTION_NOTIFY_CONNECTION, &on_connection, s);
     if (threads > 1) {
         OPT(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
     }
@@ -1652,6 +1911,30 @@ void rest_server_publish(RestServer *s, RestSnapshot *snap)
     wait_resume_all(s); /* after current_time_usec: wait_for_fresh() reads it under wait_lock */
 }
 
+int rest_server_set_member_urls(RestServer *s, const char *const *urls, size_t n)
+{
+    if (!s || (n > 0 && !urls)) {
+        return -EINVAL;
+    }
+    RestNet *nets = n > 0 ? calloc(n, sizeof(*nets)) : NULL;
+    if (n > 0 && !nets) {
+        return -ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rest_net_of_url(urls[i], &nets[k])) {
+            k++;
+        }
+    }
+    pthread_mutex_lock(&s->lock);
+    RestNet *old = s->members;
+    s->members = nets;
+    s->n_members = k;
+    pthread_mutex_unlock(&s->lock);
+    free(old);
+    return 0;
+}
+
 uint16_t rest_server_port(const RestServer *s)
 {
     if (!s || !s->daemon) {
@@ -1677,4 +1960,5 @@ void rest_server_get_stats(const RestServer *s, RestStats *ret)
     }
     ret->body_too_large = atomic_load_explicit(&m->body_too_large, memory_order_relaxed);
     ret->auth_failed = atomic_load_explicit(&m->auth_failed, memory_order_relaxed);
+    ret->header_deadline_closed = rest_deadlines_closed(&m->deadlines);
 }

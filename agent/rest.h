@@ -23,17 +23,33 @@
 #define REST_BODY_DISCARD_MAX                                                                      \
     (1024 * 1024) /* beyond this a too large body is not                                           \
                      read to the end: reply and close */
-#define REST_ERROR_MESSAGE_MAX              256
-#define REST_LISTEN_MAX                     300 /* "[v6 address]:port" or "hostname:port" */
-#define REST_PEM_MAX                        (1024 * 1024) /* certfile, keyfile, cafile size */
-#define REST_HANDLERS_MAX                   32
-#define REST_DEFAULT_THREADS                2
-#define REST_THREADS_MAX                    64
-#define REST_DEFAULT_CONNECTION_LIMIT       256
+#define REST_ERROR_MESSAGE_MAX 256
+#define REST_LISTEN_MAX        300           /* "[v6 address]:port" or "hostname:port" */
+#define REST_PEM_MAX           (1024 * 1024) /* certfile, keyfile, cafile size */
+#define REST_HANDLERS_MAX      32
+#define REST_DEFAULT_THREADS   2
+#define REST_THREADS_MAX       64
+/* Connections held at once: from one client address, and in all. One
+ * address (a client that opens connections and sends nothing, or its
+ * headers a byte at a time) takes at most the first, so the health checks
+ * of load balancers on other addresses still find a free connection. The
+ * total stays below the usual 1024 descriptors a service may open. */
+#define REST_PER_IP_CONNECTION_LIMIT        32
+#define REST_DEFAULT_CONNECTION_LIMIT       512
 #define REST_DEFAULT_CONNECTION_TIMEOUT_SEC 10
-#define REST_CONNECTION_MEMORY_LIMIT        (64 * 1024) /* per connection: request line + headers */
-#define REST_AUTH_REALM                     "dbha"
-#define REST_STATUS_CLASSES                 6 /* index 1..5: 1xx..5xx; 0: anything else */
+/* A request's line and headers must have arrived this long after the
+ * connection was opened (TLS handshake included); the next request on a
+ * kept-alive connection gets the connection timeout from the end of the
+ * previous one. MHD's own timeout only counts idle time: a client sending
+ * a byte every few seconds would hold its connection for ever. */
+#define REST_HEADER_DEADLINE_USEC    (5 * 1000 * 1000ULL)
+#define REST_CONNECTION_MEMORY_LIMIT (64 * 1024) /* per connection: request line + headers */
+#define REST_AUTH_REALM              "dbha"
+#define REST_ALLOWLIST_MAX           256 /* networks, after resolving host names */
+/* Trust for client certificates when verify_client is set without a cafile
+ * (Python's ssl, which Patroni uses, loads the system's CAs then). */
+#define REST_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+#define REST_STATUS_CLASSES 6 /* index 1..5: 1xx..5xx; 0: anything else */
 
 typedef struct RestError {
     char message[REST_ERROR_MESSAGE_MAX];
@@ -165,19 +181,45 @@ const RestHandler *rest_handler_lookup(const RestHandler *table, size_t n, const
 
 /* ---- the server ----------------------------------------------------------- */
 
+/* restapi.verify_client, as Patroni applies it over HTTPS: none asks for no
+ * certificate; optional refuses every request with a certificate that does
+ * not verify against cafile and the mutating ones without a valid one;
+ * required refuses every request without a valid one. */
+typedef enum RestVerifyClient {
+    REST_VERIFY_CLIENT_NONE,
+    REST_VERIFY_CLIENT_OPTIONAL,
+    REST_VERIFY_CLIENT_REQUIRED,
+    _REST_VERIFY_CLIENT_MAX,
+    _REST_VERIFY_CLIENT_INVALID = -EINVAL,
+} RestVerifyClient;
+
+const char *rest_verify_client_to_string(RestVerifyClient v);
+/* Any case; NULL is REST_VERIFY_CLIENT_NONE. */
+RestVerifyClient rest_verify_client_from_string(const char *s);
+
 typedef struct RestServerConfig {
-    const char *listen;              /* "host:port", "[v6]:port", "*:port" (all IPv4); copied */
-    const char *username;            /* basic auth for MUTATING handlers; NULL: none */
-    const char *password;            /* with username */
-    const char *certfile;            /* PEM: HTTPS when set */
-    const char *keyfile;             /* PEM; NULL: the key is in certfile */
-    const char *keyfile_password;    /* NULL: the key is not encrypted */
-    const char *cafile;              /* PEM: CAs for (optional) client certificates */
-    unsigned threads;                /* 0: REST_DEFAULT_THREADS */
-    unsigned connection_limit;       /* 0: REST_DEFAULT_CONNECTION_LIMIT */
-    unsigned connection_timeout_sec; /* idle connections are closed; 0: the default */
-    const RestHandler *handlers;     /* borrowed array, copied (not the userdata) */
-    size_t n_handlers;               /* at most REST_HANDLERS_MAX */
+    const char *listen;             /* "host:port", "[v6]:port", "*:port" (all IPv4); copied */
+    const char *username;           /* basic auth for MUTATING handlers; NULL: none */
+    const char *password;           /* with username */
+    const char *certfile;           /* PEM: HTTPS when set */
+    const char *keyfile;            /* PEM; NULL: the key is in certfile */
+    const char *keyfile_password;   /* NULL: the key is not encrypted */
+    const char *cafile;             /* PEM: CAs for client certificates */
+    RestVerifyClient verify_client; /* with certfile; without cafile the system's CAs */
+    /* Patroni's restapi.allowlist: addresses, ADDRESS/BITS networks and host
+     * names (resolved here, every address; one that does not resolve is
+     * skipped with a warning). When it or allowlist_include_members is set,
+     * the mutating endpoints answer 403 to any other client. */
+    const char *const *allowlist; /* borrowed */
+    size_t n_allowlist;
+    bool allowlist_include_members;   /* rest_server_set_member_urls()'s hosts too */
+    unsigned threads;                 /* 0: REST_DEFAULT_THREADS */
+    unsigned connection_limit;        /* 0: REST_DEFAULT_CONNECTION_LIMIT */
+    unsigned per_ip_connection_limit; /* 0: REST_PER_IP_CONNECTION_LIMIT */
+    unsigned connection_timeout_sec;  /* idle connections are closed; 0: the default */
+    uint64_t header_deadline_usec;    /* 0: REST_HEADER_DEADLINE_USEC */
+    const RestHandler *handlers;      /* borrowed array, copied (not the userdata) */
+    size_t n_handlers;                /* at most REST_HANDLERS_MAX */
     /* 0: requests are answered from the published snapshot whatever its
      * age. Otherwise a GET, HEAD or OPTIONS answered from the snapshot (a
      * health check, a document, /metrics) that finds it older than this
@@ -201,6 +243,7 @@ typedef struct RestStats {
     uint64_t status_class[REST_STATUS_CLASSES]; /* by status / 100 */
     uint64_t body_too_large;                    /* 413s */
     uint64_t auth_failed;                       /* 401s */
+    uint64_t header_deadline_closed;            /* connections closed at the header deadline */
 } RestStats;
 
 /* Parses "host:port" into a socket address (numeric addresses without DNS;
@@ -248,6 +291,13 @@ void rest_server_expire(RestServer *s);
 /* The current snapshot's time_usec; 0 before the first publish, 1 after
  * rest_server_expire(). */
 uint64_t rest_server_published_usec(const RestServer *s);
+
+/* The members' api_urls from the cluster view (copied as networks): with
+ * allowlist_include_members their hosts may call the mutating endpoints
+ * from the next request on. A host that is not an IP address is skipped
+ * (no name is resolved while serving). Any thread. Returns 0, -EINVAL or
+ * -ENOMEM (the previous list stays). */
+int rest_server_set_member_urls(RestServer *s, const char *const *urls, size_t n);
 
 /* The bound port (useful with port 0). */
 uint16_t rest_server_port(const RestServer *s);

@@ -45,11 +45,14 @@ int ctl_http(const char *method, const char *base, const char *path, const json_
     PeerHttpOptions o = {
         .timeout_usec = (uint64_t)timeout_ms * 1000,
         .connect_timeout_usec = CTL_HTTP_CONNECT_TIMEOUT_MS * 1000,
-        .cafile = cfg ? cfg->restapi.cafile : NULL,
         .username = cfg ? cfg->restapi.authentication.username : NULL,
         .password = cfg ? strempty(cfg->restapi.authentication.password) : NULL,
         .body_max = CTL_HTTP_BODY_MAX,
     };
+    if (cfg) {
+        /* patronictl: the client certificate too (restapi.verify_client) */
+        peer_http_tls_from_config(cfg, false, &o);
+    }
     const char *payload = strcmp(method, "GET") != 0 ? (text ? text : "") : NULL;
     PeerHttpRequest req = { 0 };
     int r = peer_http_request_init(&req, method, url, payload, &o);

@@ -4,6 +4,7 @@
  * against this table is lib/config.c. */
 #include "config-schema.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@ static const char *check_listen(const char *s);
 static const char *check_protocol(const char *s);
 static const char *check_log_level(const char *s);
 static const char *check_watchdog_driver(const char *s);
+static const char *check_verify_client(const char *s);
+static const char *check_allowlist_entry(const char *s);
 
 static const char *const initdb_forbidden[] = { "pgdata",    "D", "nosync",  "N", "pwfile",
                                                 "sync-only", "S", "version", "V", NULL };
@@ -69,6 +72,20 @@ const ConfigRow config_schema[] = {
     STR("restapi.certfile", restapi.certfile, R, NULL, NULL, "RESTAPI_CERTFILE"),
     STR("restapi.keyfile", restapi.keyfile, R, NULL, NULL, "RESTAPI_KEYFILE"),
     STR("restapi.cafile", restapi.cafile, R, NULL, NULL, "RESTAPI_CAFILE"),
+    STR("restapi.verify_client", restapi.verify_client, 0, NULL, check_verify_client,
+        "RESTAPI_VERIFY_CLIENT"),
+    { .path = "restapi.allowlist",
+      .type = CONFIG_TYPE_STRV,
+      .offset = OFF(restapi.allowlist),
+      .check = check_allowlist_entry },
+    BOOL("restapi.allowlist_include_members", restapi.allowlist_include_members, 0, false),
+
+    /* Patroni's agent and patronictl talk to REST APIs with these, each
+     * falling back to restapi's cafile/certfile/keyfile (PatroniRequest). */
+    SEC("ctl", 0),
+    STR("ctl.cacert", ctl.cacert, 0, NULL, NULL, "CTL_CACERT"),
+    STR("ctl.certfile", ctl.certfile, 0, NULL, NULL, "CTL_CERTFILE"),
+    STR("ctl.keyfile", ctl.keyfile, 0, NULL, NULL, "CTL_KEYFILE"),
 
     SEC("etcd3", 0),
     { .path = "etcd3.hosts",
@@ -197,17 +214,16 @@ _Static_assert(ELEMENTSOF(config_schema) <= CONFIG_SCHEMA_MAX, "raise CONFIG_SCH
 /* Keys Patroni knows that dbha does not use: warned about as unknown, but
  * without a misleading "did you mean". */
 static const char *const patroni_only_keys[] = {
-    "ctl",
+    "ctl.insecure",
+    "ctl.keyfile_password",
+    "ctl.authentication",
     "citus",
     "consul",
     "exhibitor",
     "kubernetes",
     "raft",
     "zookeeper",
-    "restapi.verify_client",
     "restapi.keyfile_password",
-    "restapi.allowlist",
-    "restapi.allowlist_include_members",
     "restapi.http_extra_headers",
     "restapi.https_extra_headers",
     "restapi.request_queue_size",
@@ -405,6 +421,47 @@ static const char *check_watchdog_driver(const char *s)
 {
     return strcmp(s, "default") == 0 || strcmp(s, "testing") == 0 ? NULL
                                                                   : "\"default\" or \"testing\"";
+}
+
+/* Patroni lowercases it; any case. */
+static const char *check_verify_client(const char *s)
+{
+    return strcasecmp(s, "none") == 0 || strcasecmp(s, "optional") == 0 ||
+                   strcasecmp(s, "required") == 0
+               ? NULL
+               : "one of none, optional, required";
+}
+
+/* Patroni's rule: with a '/' a network (host bits may be set), otherwise an
+ * address or a host name (resolved when the REST API starts). */
+static const char *check_allowlist_entry(const char *s)
+{
+    static const char *const what = "an address, a network ADDRESS/BITS or a host name";
+    const char *slash = strchr(s, '/');
+    if (!slash) {
+        return host_is_valid(s, s + strlen(s)) && s[0] != '[' ? NULL : what;
+    }
+    char addr[INET6_ADDRSTRLEN];
+    size_t n = (size_t)(slash - s);
+    if (n == 0 || n >= sizeof(addr)) {
+        return what;
+    }
+    memcpy(addr, s, n);
+    addr[n] = '\0';
+    unsigned char buf[sizeof(struct in6_addr)];
+    int max = inet_pton(AF_INET, addr, buf) == 1    ? 32
+              : inet_pton(AF_INET6, addr, buf) == 1 ? 128
+                                                    : -1;
+    const char *bits = slash + 1;
+    if (max < 0 || !isdigit((unsigned char)bits[0]) || strlen(bits) > 3) {
+        return what;
+    }
+    for (const char *p = bits; *p; p++) {
+        if (!isdigit((unsigned char)*p)) {
+            return what;
+        }
+    }
+    return atoi(bits) <= max ? NULL : what;
 }
 
 static const char *check_log_level(const char *s)

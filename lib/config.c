@@ -554,6 +554,11 @@ static void apply_strv(ConfigLoader *l, const ConfigRow *row, const ConfigValue 
             value_error(l, row, &item, "a string");
             continue;
         }
+        const char *what = row->check ? row->check(item.text) : NULL;
+        if (what) {
+            value_error(l, row, &item, what);
+            continue;
+        }
         loader_oom(l, config_strv_push(out, strdup(item.text)));
     }
 }
@@ -948,12 +953,26 @@ static int normalize_namespace(char **ns)
     return 0;
 }
 
+/* Patroni asks for client certificates only over HTTPS. */
+static void check_verify_client(ConfigLoader *l)
+{
+    const Config *c = l->config;
+    size_t vc = row_index("restapi.verify_client");
+
+    if (c->restapi.verify_client && strcasecmp(c->restapi.verify_client, "none") != 0 &&
+        !c->restapi.certfile) {
+        const ConfigWhere *w = l->in_env[vc] ? &l->env_at[vc] : &l->value_at[vc];
+        loader_warn(l, w, "\"restapi.verify_client\" is ignored without \"restapi.certfile\"");
+    }
+}
+
 static void finalize(ConfigLoader *l)
 {
     Config *c = l->config;
 
     check_required(l);
     check_timing(l);
+    check_verify_client(l);
     if (c->namespace) {
         loader_oom(l, normalize_namespace(&c->namespace));
     }

@@ -79,7 +79,14 @@ typedef struct Config {
         char *connect_address; /* owned, required */
         ConfigUser authentication;
         char *certfile, *keyfile, *cafile; /* owned */
+        char *verify_client;               /* owned: "none", "optional", "required"; NULL: none */
+        ConfigStrv allowlist;              /* addresses, CIDRs and host names, as written */
+        bool allowlist_include_members;
     } restapi;
+
+    struct {
+        char *cacert, *certfile, *keyfile; /* owned: TLS to agents' REST APIs (PatroniRequest) */
+    } ctl;
 
     struct {
         ConfigStrv hosts;          /* "host:port" each; `host` is folded in here */

@@ -61,11 +61,34 @@ int peer_http_request_init(PeerHttpRequest *req, const char *method, const char 
     if (o->cafile) {
         (void)curl_easy_setopt(c, CURLOPT_CAINFO, o->cafile);
     }
+    if (o->certfile) {
+        (void)curl_easy_setopt(c, CURLOPT_SSLCERT, o->certfile);
+        (void)curl_easy_setopt(c, CURLOPT_SSLKEY, o->keyfile ? o->keyfile : o->certfile);
+    }
     if (o->insecure) {
         (void)curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
         (void)curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    } else if (o->skip_host_check) {
+        (void)curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     return 0;
+}
+
+void peer_http_tls_from_config(const Config *c, bool insecure, PeerHttpOptions *o)
+{
+    const char *certfile = c->ctl.certfile ? c->ctl.certfile : c->restapi.certfile;
+    o->cafile = c->ctl.cacert ? c->ctl.cacert : c->restapi.cafile;
+    o->certfile = certfile;
+    o->keyfile = NULL;
+    o->insecure = false;
+    o->skip_host_check = false;
+    if (certfile) {
+        /* urllib3: cert_reqs CERT_REQUIRED, assert_hostname False when insecure */
+        o->keyfile = c->ctl.keyfile ? c->ctl.keyfile : c->restapi.keyfile;
+        o->skip_host_check = insecure;
+    } else {
+        o->insecure = insecure;
+    }
 }
 
 int peer_http_perform(PeerHttpRequest *req, long *ret_status)

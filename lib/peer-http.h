@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 
+#include "config.h"
 #include "httpbody.h"
 
 typedef struct PeerHttpOptions {
@@ -18,6 +19,9 @@ typedef struct PeerHttpOptions {
     uint64_t connect_timeout_usec; /* 0: timeout_usec */
     const char *cafile;            /* borrowed: trust for https (NULL: the system's) */
     bool insecure;                 /* https without verifying the peer's certificate */
+    bool skip_host_check;          /* verify the certificate, not that it names the host */
+    const char *certfile;          /* borrowed: our client certificate (PEM), or NULL */
+    const char *keyfile;           /* borrowed: its key; NULL: in certfile */
     const char *username;          /* borrowed: basic auth when non-NULL */
     const char *password;          /* borrowed */
     size_t body_max;               /* cap on the answer's body (0: none) */
@@ -30,6 +34,15 @@ typedef struct PeerHttpRequest {
     HttpBody body;              /* the answer's body */
     char error[CURL_ERROR_SIZE];
 } PeerHttpRequest;
+
+/* The TLS part of *o (cafile, insecure, skip_host_check, certfile, keyfile)
+ * for requests to agents, as Patroni's PatroniRequest sets it up: the `ctl`
+ * section's cacert/certfile/keyfile, each falling back to restapi's
+ * cafile/certfile/keyfile. With a certfile the peer's certificate is always
+ * verified (its host name only when !insecure) and ours is presented;
+ * without one it is verified unless insecure. The agent asks its peers with
+ * insecure = true (Patroni's agent does), dbctl with false. Pure. */
+void peer_http_tls_from_config(const Config *c, bool insecure, PeerHttpOptions *o);
 
 /* Sets req up for `method url` with payload (JSON text, NULL: none). An
  * easy handle already in req is reset and reused (its connection too).

@@ -12,7 +12,7 @@
 set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libpq-dev libyaml-dev libcurl4-openssl-dev libjansson-dev
-            libmicrohttpd-dev libsystemd-dev libcmocka-dev)
+            libmicrohttpd-dev libgnutls28-dev libsystemd-dev libcmocka-dev)
 test_pkgs=(postgresql-15 etcd-server etcd-client python3 python3-pytest python3-psycopg2
            openssl procps iproute2 nftables curl
            haproxy pgbouncer vip-manager patroni python3-etcd)

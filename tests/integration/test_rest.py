@@ -105,7 +105,8 @@ def auth_header(user=USER, password=PASSWORD):
 
 
 class Driver:
-    def __init__(self, procs, workdir, snapshots, extra_args=(), https_ctx=None, name="rest"):
+    def __init__(self, procs, workdir, snapshots, extra_args=(), https_ctx=None, name="rest",
+                 env=None):
         self.procs = procs
         self.name = name
         self.files = []
@@ -118,7 +119,7 @@ class Driver:
         self.https_ctx = https_ctx
         argv = [tool("rest_driver"), "--listen", f"{LOOPBACK}:{self.port}", *extra_args,
                 *self.files]
-        self.proc = procs.spawn(name, argv)
+        self.proc = procs.spawn(name, argv, env=env)
         wait_until(lambda: procs.log_contains(name, "listening on port")
                    or self.proc.poll() is not None, 10, what="rest_driver to listen")
         assert self.proc.poll() is None, open(procs.log_path(name)).read()

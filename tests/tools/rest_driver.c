@@ -15,6 +15,10 @@
  * (mutating, body optional) and POST /fail (a handler that fails), and two
  * deferred handlers: POST /later?ms=N (a thread answers {"later": N} after
  * N ms) and POST /never (nobody answers: the server does at shutdown).
+ * --verify-client none|optional|required, --allow ENTRY (repeatable) and
+ * --allow-members set restapi.verify_client, allowlist and
+ * allowlist_include_members; a FILE's "member_urls" list is the members'
+ * api_urls of the cluster view, set when the FILE is published.
  * --max-age-ms N [--refresh-wait-ms M]: requests that find the snapshot
  * older than N ms wait for the next publish (SIGHUP) or M ms; the driver
  * prints "refresh asked" when the server asks for one and publishes nothing
@@ -43,6 +47,8 @@
 
 #define DRIVER_TAGS_MAX      16
 #define DRIVER_TAG_VALUE_MAX 64
+#define DRIVER_ALLOW_MAX     16
+#define DRIVER_MEMBERS_MAX   16
 #define SEC                  1000000LL
 
 static uint64_t mono_usec(void)
@@ -165,11 +171,31 @@ static int load_snapshot(const char *path, RestSnapshot **ret)
     return 0;
 }
 
+/* A FILE's "member_urls": the members' api_urls of the cluster view. */
+static int set_member_urls(RestServer *server, const char *path)
+{
+    _cleanup_(json_decrefp) json_t *root = json_load_file(path, 0, NULL);
+    json_t *mu = json_object_get(root, "member_urls");
+    const char *urls[DRIVER_MEMBERS_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(mu) && n < DRIVER_MEMBERS_MAX; i++) {
+        if (json_is_string(json_array_get(mu, i))) {
+            urls[n++] = json_string_value(json_array_get(mu, i));
+        }
+    }
+    return rest_server_set_member_urls(server, urls, n);
+}
+
 static int publish_file(RestServer *server, const char *path)
 {
     RestSnapshot *snap = NULL;
     int r = load_snapshot(path, &snap);
     if (r < 0) {
+        return r;
+    }
+    r = set_member_urls(server, path);
+    if (r < 0) {
+        rest_snapshot_unref(snap);
         return r;
     }
     rest_server_publish(server, snap);
@@ -273,10 +299,11 @@ static void print_stats(RestServer *server)
     RestStats st;
     rest_server_get_stats(server, &st);
     printf("stats {\"requests\": %llu, \"2xx\": %llu, \"4xx\": %llu, \"5xx\": %llu, "
-           "\"body_too_large\": %llu, \"auth_failed\": %llu}\n",
+           "\"body_too_large\": %llu, \"auth_failed\": %llu, \"header_deadline_closed\": %llu}\n",
            (unsigned long long)st.requests, (unsigned long long)st.status_class[2],
            (unsigned long long)st.status_class[4], (unsigned long long)st.status_class[5],
-           (unsigned long long)st.body_too_large, (unsigned long long)st.auth_failed);
+           (unsigned long long)st.body_too_large, (unsigned long long)st.auth_failed,
+           (unsigned long long)st.header_deadline_closed);
     fflush(stdout);
 }
 
@@ -298,9 +325,13 @@ int main(int argc, char **argv)
         { "echo", no_argument, NULL, 'e' },
         { "max-age-ms", required_argument, NULL, 'm' },
         { "refresh-wait-ms", required_argument, NULL, 'w' },
+        { "verify-client", required_argument, NULL, 'v' },
+        { "allow", required_argument, NULL, 'A' },
+        { "allow-members", no_argument, NULL, 'M' },
         { NULL, 0, NULL, 0 },
     };
     RestServerConfig cfg = { 0 };
+    const char *allow[DRIVER_ALLOW_MAX];
     bool echo = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -334,6 +365,23 @@ int main(int argc, char **argv)
             break;
         case 'w':
             cfg.refresh_wait_usec = (uint64_t)atoi(optarg) * 1000ULL;
+            break;
+        case 'v':
+            cfg.verify_client = rest_verify_client_from_string(optarg);
+            if (cfg.verify_client < 0) {
+                fprintf(stderr, "bad --verify-client %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'A':
+            if (cfg.n_allowlist >= DRIVER_ALLOW_MAX) {
+                return 2;
+            }
+            allow[cfg.n_allowlist++] = optarg;
+            cfg.allowlist = allow;
+            break;
+        case 'M':
+            cfg.allowlist_include_members = true;
             break;
         default:
             return 2;
