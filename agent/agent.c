@@ -782,6 +782,9 @@ static void observe_peers(Agent *a, const HaObservation *o, HaStep *st)
     if (!st->ask_peers) {
         return;
     }
+    /* the peers ask us now too: our snapshot must not wait for this loop,
+     * which is busy asking them (each side would time out on the other) */
+    agent_publish_rest_now(a, clock_monotonic_usec());
     ElectionPeer *peers = calloc(ELECTION_PEERS_MAX, sizeof(*peers));
     size_t n = 0;
     PeerHttpOptions tls = { 0 };

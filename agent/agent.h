@@ -265,6 +265,11 @@ static inline void agent_publish_rest(Agent *a, uint64_t now_usec)
     PublishView v = agent_publish_view(a);
     publish_rest(&a->publisher, &v, now_usec);
 }
+static inline void agent_publish_rest_now(Agent *a, uint64_t now_usec)
+{
+    PublishView v = agent_publish_view(a);
+    publish_rest_now(&a->publisher, &v, now_usec);
+}
 static inline int agent_publish_topology(Agent *a)
 {
     PublishView v = agent_publish_view(a);

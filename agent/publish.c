@@ -556,6 +556,11 @@ void publish_rest(Publisher *p, const PublishView *a, uint64_t now_usec)
         rest_server_expire(p->rest);
         return;
     }
+    publish_rest_now(p, a, now_usec);
+}
+
+void publish_rest_now(Publisher *p, const PublishView *a, uint64_t now_usec)
+{
     const ConfigDcs *dcs = a->dcs;
     json_t *tags = NULL;
     if (dcs_tags_from_config(a->config, &tags) < 0) {

@@ -83,6 +83,10 @@ void publish_done(Publisher *p);
 int publish_member(Publisher *p, const PublishView *v);
 /* The REST snapshot: documents, health inputs and metrics. */
 void publish_rest(Publisher *p, const PublishView *v, uint64_t now_usec);
+/* The REST snapshot now, read or not: before the election asks the peers,
+ * which ask us at the same moment, so that their requests are answered at
+ * once instead of waiting for a loop busy asking them. */
+void publish_rest_now(Publisher *p, const PublishView *v, uint64_t now_usec);
 /* Leader: writes the topology key when a router would route differently
  * (agent/topopub.c), from v's view or (watched) the cache's. Returns 0
  * (also when nothing was written) or -errno. */

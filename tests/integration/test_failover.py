@@ -190,6 +190,45 @@ def test_lagging_replica_is_not_promoted(procs, workdir):
         c.stop_all()
 
 
+def test_the_replica_with_more_wal_wins_when_the_leader_node_dies(procs, workdir):
+    """Both replicas open the election at once and ask each other for their
+    WAL positions. Each must be answered at once: an agent nobody read lately
+    has an expired REST snapshot, and a request waiting for its loop, busy
+    asking the other, timed out on both sides, each replica then took itself
+    for the best and the lagging one could win (seen: 'did not answer')."""
+    c = DbhaCluster(procs, workdir, n=3, ttl=TTL, loop_wait=1, retry_timeout=1,
+                    maximum_lag_on_failover=1024 ** 3)  # the lag rule lets both run
+    stopped_walreceiver = None
+    try:
+        c.start(nodes=[c.nodes[0]])
+        c.wait_healthy(timeout=120, replicas=0)
+        c.start(nodes=c.nodes[1:])
+        c.wait_healthy(timeout=120)
+        leader, lagging, good = c.nodes
+        stopped_walreceiver = lagging.sql("SELECT pid FROM pg_stat_wal_receiver")[0][0]
+        os.kill(stopped_walreceiver, signal.SIGSTOP)
+        leader.sql("CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad "
+                   "FROM generate_series(1, 50000) g")  # ~13 MB of WAL
+        lsn = leader.sql("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0]
+        wait_until(lambda: good.sql("SELECT pg_last_wal_receive_lsn() - '0/0'::pg_lsn")[0][0]
+                   >= lsn, 10, what="the good replica received the WAL")
+        time.sleep(12)  # nobody reads the replicas' REST API: their snapshots expire
+        leader.kill()
+        kill_postgres(leader)
+        new = new_leader(c, leader, TTL + 15)
+        assert new is good, (new.name, good.name)
+        assert c.procs.log_contains(lagging.name, f'election: peer "{good.name}" answered')
+        assert not c.procs.log_contains(lagging.name, f'election: peer "{good.name}" did not')
+        assert not c.procs.log_contains(good.name, f'election: peer "{lagging.name}" did not')
+    finally:
+        if stopped_walreceiver:
+            try:
+                os.kill(stopped_walreceiver, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        c.stop_all()
+
+
 def test_sigstopped_leader_agent_is_fenced_before_a_replica_takes_over(cluster):
     s, leader, w = start_with_writer(cluster)
     with w:
