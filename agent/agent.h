@@ -67,7 +67,7 @@
 typedef struct SlotsDone {
     char *plan;       /* owned */
     pid_t postmaster; /* under which postmaster */
-    unsigned slots;   /* how many physical slots the probe before it counted */
+    unsigned slots;   /* how many physical slots there were right after it */
     uint64_t at_usec; /* and when */
     /* what the plan was last built from: the same again builds the same plan */
     bool leader;

@@ -630,8 +630,8 @@ static int sync_slots_as(Agent *a, bool leader)
      * many physical slots as then, change nothing (a slot is created only
      * when missing, dropped only when unwanted, advanced only when behind):
      * they run when what we want changes, PostgreSQL restarts, a slot comes
-     * or goes behind our back (the probe counts them; after our own change
-     * they run once more and find nothing to do), and every
+     * or goes behind our back (the probe's count differs from the one right
+     * after our statements), and every
      * SLOTS_RECHECK_USEC for the rest (a slot dropped and another created
      * in between). Patroni 3.0.2 looks again only after a restart or a role
      * change. */
@@ -652,9 +652,26 @@ static int sync_slots_as(Agent *a, bool leader)
     if (r < 0) {
         return r;
     }
+    /* the count after them: compared with the next probe's, a slot dropped
+     * or created behind our back after these statements still shows (the
+     * probe's count from before them would miss a slot we just created and
+     * someone dropped again) */
+    PGresult *count = NULL;
+    r = agent_exec_sql(a,
+                       "SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots "
+                       "WHERE slot_type = 'physical'",
+                       &count);
+    bool counted = r >= 0 && count && PQntuples(count) == 1;
+    unsigned after = counted ? (unsigned)strtoul(PQgetvalue(count, 0, 0), NULL, 10) : 0;
+    if (count) {
+        PQclear(count);
+    }
+    if (!counted) {
+        return r < 0 ? r : -EPROTO;
+    }
     *done = (SlotsDone){ .plan = TAKE_PTR(plan),
                          .postmaster = a->local.postmaster_pid,
-                         .slots = a->local.snap.physical_slots,
+                         .slots = after,
                          .at_usec = now,
                          .leader = leader,
                          .revision = a->cluster->revision,
