@@ -2,6 +2,7 @@
 real etcd and three real PostgreSQL 15 nodes (ttl 5, loop_wait 1). A writer
 probes every node's port directly through each fault; afterwards no two
 nodes may have accepted writes in overlapping intervals."""
+import contextlib
 import json
 import os
 import signal
@@ -154,9 +155,14 @@ def test_nofailover_replica_is_never_promoted(cluster):
         assert n.sql("SELECT pg_is_in_recovery()") == [(True,)]
 
 
-def test_lagging_replica_is_not_promoted(procs, workdir):
+@contextlib.contextmanager
+def one_replica_left_behind(procs, workdir, max_lag):
+    """Leader node1, replicas node2 (its walreceiver SIGSTOPped: it stops
+    receiving WAL) and node3; ~13 MB of WAL written on the leader. Yields
+    (cluster, leader, lagging, good, the leader's WAL position); the
+    walreceiver is continued and the cluster stopped afterwards."""
     c = DbhaCluster(procs, workdir, n=3, ttl=TTL, loop_wait=1, retry_timeout=1,
-                    maximum_lag_on_failover=1024 * 1024)
+                    maximum_lag_on_failover=max_lag)
     stopped_walreceiver = None
     try:
         c.start(nodes=[c.nodes[0]])
@@ -164,13 +170,24 @@ def test_lagging_replica_is_not_promoted(procs, workdir):
         c.start(nodes=c.nodes[1:])
         c.wait_healthy(timeout=120)
         leader, lagging, good = c.nodes
-        # freeze the lagging replica's walreceiver: it stops receiving WAL
         stopped_walreceiver = lagging.sql("SELECT pid FROM pg_stat_wal_receiver")[0][0]
         os.kill(stopped_walreceiver, signal.SIGSTOP)
         leader.sql("CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad "
                    "FROM generate_series(1, 50000) g")  # ~13 MB of WAL
         lsn = leader.sql("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0]
-        wait_until(lambda: __import__("json").loads(c.etcd_get("status"))["optime"] >= lsn, 10,
+        yield c, leader, lagging, good, lsn
+    finally:
+        if stopped_walreceiver:
+            try:
+                os.kill(stopped_walreceiver, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        c.stop_all()
+
+
+def test_lagging_replica_is_not_promoted(procs, workdir):
+    with one_replica_left_behind(procs, workdir, 1024 * 1024) as (c, leader, lagging, good, lsn):
+        wait_until(lambda: json.loads(c.etcd_get("status"))["optime"] >= lsn, 10,
                    what="status optime published")
         good.kill()
         kill_postgres(good)
@@ -181,13 +198,6 @@ def test_lagging_replica_is_not_promoted(procs, workdir):
         assert s["leader"] is None, s
         assert lagging.sql("SELECT pg_is_in_recovery()") == [(True,)]
         assert c.procs.log_contains(lagging.name, "not a candidate")
-    finally:
-        if stopped_walreceiver:
-            try:
-                os.kill(stopped_walreceiver, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-        c.stop_all()
 
 
 def test_the_replica_with_more_wal_wins_when_the_leader_node_dies(procs, workdir):
@@ -196,20 +206,8 @@ def test_the_replica_with_more_wal_wins_when_the_leader_node_dies(procs, workdir
     has an expired REST snapshot, and a request waiting for its loop, busy
     asking the other, timed out on both sides, each replica then took itself
     for the best and the lagging one could win (seen: 'did not answer')."""
-    c = DbhaCluster(procs, workdir, n=3, ttl=TTL, loop_wait=1, retry_timeout=1,
-                    maximum_lag_on_failover=1024 ** 3)  # the lag rule lets both run
-    stopped_walreceiver = None
-    try:
-        c.start(nodes=[c.nodes[0]])
-        c.wait_healthy(timeout=120, replicas=0)
-        c.start(nodes=c.nodes[1:])
-        c.wait_healthy(timeout=120)
-        leader, lagging, good = c.nodes
-        stopped_walreceiver = lagging.sql("SELECT pid FROM pg_stat_wal_receiver")[0][0]
-        os.kill(stopped_walreceiver, signal.SIGSTOP)
-        leader.sql("CREATE TABLE big AS SELECT g, repeat('x', 200) AS pad "
-                   "FROM generate_series(1, 50000) g")  # ~13 MB of WAL
-        lsn = leader.sql("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")[0][0]
+    # the lag rule lets both run
+    with one_replica_left_behind(procs, workdir, 1024 ** 3) as (c, leader, lagging, good, lsn):
         wait_until(lambda: good.sql("SELECT pg_last_wal_receive_lsn() - '0/0'::pg_lsn")[0][0]
                    >= lsn, 10, what="the good replica received the WAL")
         time.sleep(12)  # nobody reads the replicas' REST API: their snapshots expire
@@ -220,13 +218,6 @@ def test_the_replica_with_more_wal_wins_when_the_leader_node_dies(procs, workdir
         assert c.procs.log_contains(lagging.name, f'election: peer "{good.name}" answered')
         assert not c.procs.log_contains(lagging.name, f'election: peer "{good.name}" did not')
         assert not c.procs.log_contains(good.name, f'election: peer "{lagging.name}" did not')
-    finally:
-        if stopped_walreceiver:
-            try:
-                os.kill(stopped_walreceiver, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-        c.stop_all()
 
 
 def test_sigstopped_leader_agent_is_fenced_before_a_replica_takes_over(cluster):
