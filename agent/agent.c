@@ -765,6 +765,8 @@ static void observe_step(Agent *a, uint64_t now, HaObservation *o)
         .snap = a->local.probe_ok ? &a->local.snap : NULL,
         /* read only where the rules read it: a stopped server (ha.h) */
         .standby_signal = !a->local.running && pgctl_is_standby(&a->local.ctl),
+        .promote_signal = a->local.running && a->local.probe_ok && a->local.snap.in_recovery &&
+                          pgctl_has_promote_signal(&a->local.ctl),
         .job = jobs_result(&a->jobs),
         .streaming = agent_streaming(a),
         .following = cascade_following(&a->cascade) != NULL,
@@ -984,6 +986,7 @@ static void update_fence(Agent *a, uint64_t now)
         .in_recovery = a->local.snap.in_recovery,
         .snap_usec = a->local.snap_usec,
         .maybe_primary_usec = a->local.maybe_primary_usec,
+        .promoting = a->mem.promote_usec != 0,
     };
     FenceVerdict v = fence_verdict(&fl);
     /* A fence that may have to act must be there (a new one if it died or
@@ -1097,12 +1100,21 @@ void agent_tick(Agent *a)
     /* Act: each action in order, stopping at the first failure; what it
      * changes in the memory is the policy's to say (ha_memory_*). */
     size_t done = 0;
+    int r = 0;
     for (; done < d->n_actions; done++) {
         HaAction act = d->actions[done];
+        if (ha_action_may_make_primary(act)) {
+            /* until a probe after it the server may be a primary, from the
+             * moment the action starts: the fence is armed at the lease's
+             * deadline before it runs, not after the tick (a promotion
+             * that outlived the lease was not fenced) */
+            local_role_may_change(&a->local);
+            update_fence(a, clock_monotonic_usec());
+        }
         ha_memory_before(&a->mem, act);
-        int r = ha_exec_action(a, act);
+        r = ha_exec_action(a, act);
         uint64_t t = clock_monotonic_usec();
-        ha_memory_after(&a->mem, act, r >= 0, t, (unsigned)(rand() % 1000));
+        ha_memory_after(&a->mem, act, r, t, (unsigned)(rand() % 1000));
         if (act == HA_ACTION_REMOVE_CLONE) {
             log_warning("next clone attempt in %" PRIu64 " ms",
                         (a->mem.clone_retry_usec - t) / 1000);
@@ -1113,6 +1125,10 @@ void agent_tick(Agent *a)
     }
     if (done == d->n_actions) {
         set_state(a, d->next);
+    } else if (r == -EINPROGRESS) {
+        /* a promotion under way: look again right after the lease's
+         * renewal, which the wait gave way to */
+        agent_schedule_tick(a, clock_monotonic_usec() + AGENT_PROMOTE_POLL_USEC);
     } else {
         /* decide again soon rather than after a whole loop_wait */
         agent_schedule_tick(a, now + USEC_PER_SEC);

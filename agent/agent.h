@@ -56,9 +56,13 @@
 #define AGENT_BASEBACKUP_TIMEOUT_SEC 3600
 #define AGENT_REWIND_TIMEOUT_SEC     600
 /* pg_promote returns at once; then pg_is_in_recovery() is polled this often,
- * for at most AGENT_PROMOTE_TIMEOUT_USEC. */
-#define AGENT_PROMOTE_POLL_USEC    (10 * 1000ULL)
-#define AGENT_PROMOTE_TIMEOUT_USEC (15 * 1000 * 1000ULL)
+ * until the lease's next renewal is due but at least AGENT_PROMOTE_WAIT_MIN_USEC
+ * and at most AGENT_PROMOTE_WAIT_MAX_USEC. A promotion not done by then is
+ * waited for by the following ticks (agent/policy.h: HA_PROMOTE_STALL_USEC):
+ * one step never holds the loop past a renewal. */
+#define AGENT_PROMOTE_POLL_USEC     (10 * 1000ULL)
+#define AGENT_PROMOTE_WAIT_MIN_USEC (100 * 1000ULL)
+#define AGENT_PROMOTE_WAIT_MAX_USEC (2 * 1000 * 1000ULL)
 /* While promotion is pending, the startup process is woken this often (a
  * multiple of AGENT_PROMOTE_POLL_USEC; see promote() in ha_exec.c). */
 #define AGENT_PROMOTE_NUDGE_USEC (20 * 1000ULL)

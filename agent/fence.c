@@ -99,6 +99,9 @@ FenceVerdict fence_verdict(const FenceLocal *l)
     if (!l->running) {
         return FENCE_DISARM;
     }
+    if (l->promoting) {
+        return l->has_deadline ? FENCE_ARM : FENCE_KEEP;
+    }
     bool fresh = l->snap_usec > l->maybe_primary_usec;
     if (l->probe_ok && l->in_recovery && fresh) {
         return FENCE_DISARM;

@@ -132,13 +132,16 @@ typedef struct FenceLocal {
     uint64_t snap_usec;          /* when (CLOCK_MONOTONIC) */
     uint64_t maybe_primary_usec; /* when an action that may leave the server a primary
                                     (promote, start as primary) last ran; 0: never */
+    bool promoting;              /* a promotion asked for may still happen (agent/policy.h): a probe
+                                    in recovery proves nothing about the next moment */
 } FenceLocal;
 
 /* Armed while leading; disarmed only when PostgreSQL provably takes no
  * writes: it does not run, or a probe taken after the last action that may
- * have made it a primary found it in recovery (the snapshot from before a
- * promotion whose last steps failed says "replica" of a writable server:
- * that one is armed at the lease's deadline). Otherwise kept (a running
+ * have made it a primary found it in recovery with no promotion pending
+ * (the snapshot from before a promotion whose last steps failed says
+ * "replica" of a writable server, and a pending promotion can finish after
+ * any probe: those are armed at the lease's deadline). Otherwise kept (a running
  * server that may be a primary keeps its deadline, e.g. an agent restarted
  * while etcd is down). Pure. */
 FenceVerdict fence_verdict(const FenceLocal *l);

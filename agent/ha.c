@@ -96,6 +96,12 @@ HaAction ha_action_from_string(const char *s)
     return (HaAction)lookup(action_table, _HA_ACTION_MAX, s);
 }
 
+bool ha_action_may_make_primary(HaAction a)
+{
+    return a == HA_ACTION_PROMOTE || a == HA_ACTION_WRITE_PRIMARY_CONF ||
+           a == HA_ACTION_FINISH_BOOTSTRAP;
+}
+
 /* ---- guards: pure predicates over the input ---- */
 
 static bool guard_always(const HaInput *in)
@@ -341,6 +347,40 @@ static bool guard_switchover_to_me(const HaInput *in)
            !in->nofailover;
 }
 
+/* A promotion that may still happen while the leader key is not (or soon
+ * not) ours: it must be made impossible before anyone else can lead. */
+static bool promoting(const HaInput *in)
+{
+    /* data that stopped being ours is stopped by the foreign-data rows */
+    return in->promoting && in->data == HA_DATA_OURS;
+}
+
+static bool guard_promoting_lost(const HaInput *in)
+{
+    return promoting(in) && (in->lease_expiring || (in->dcs_ok && !in->leader_is_me));
+}
+
+/* Pause waits for a stalled promotion rather than act on PostgreSQL. */
+static bool guard_promote_stalled(const HaInput *in)
+{
+    return promoting(in) && in->promote_stalled && !in->paused;
+}
+
+static bool guard_promoting_switchover(const HaInput *in)
+{
+    return promoting(in) && in->dcs_ok && in->leader_is_me && in->failover_candidate_me;
+}
+
+static bool guard_promoting_mine(const HaInput *in)
+{
+    return promoting(in) && in->dcs_ok && in->leader_is_me;
+}
+
+static bool guard_promoting(const HaInput *in)
+{
+    return promoting(in);
+}
+
 static bool guard_paused_leader(const HaInput *in)
 {
     return in->paused && in->dcs_ok && in->leader_is_me && in->data == HA_DATA_OURS &&
@@ -441,6 +481,32 @@ static bool guard_reinit_stopped(const HaInput *in)
 static const HaRow table[] = {
     /* A job (initdb, clone, start, stop) is running: keep observing. */
     { ANY, G(guard_job_running), STAY, NONE, "waiting for the running job" },
+
+    /* A promotion asked for and not finished (PROMOTE waits for it no
+     * longer than the lease's next renewal) may finish at any moment:
+     * until PostgreSQL is seen out of recovery or stopped, the fence stays
+     * armed, and nobody else may lead before it is stopped. A signal file
+     * removed in time would withdraw it, but the startup process may have
+     * read it already and nothing outside shows that; only a stop makes it
+     * impossible (FENCE: immediate, verified). Before an operator's
+     * request and before pause, which must not leave it to finish unseen. */
+    { HA_STATE_REPLICA, G(guard_promoting_lost), HA_STATE_INIT, A(HA_ACTION_FENCE),
+      "the leader key is no longer ours (or our lease runs out) while postgresql promotes: "
+      "stopping it at once so that the promotion cannot finish (immediate shutdown)" },
+    { HA_STATE_REPLICA, G(guard_promote_stalled), HA_STATE_INIT,
+      A(HA_ACTION_FENCE, HA_ACTION_RELEASE_LEADER),
+      "postgresql made no progress with the promotion for 15 s: stopping it at once so that it "
+      "cannot finish later (immediate shutdown), then releasing the leader key" },
+    { HA_STATE_REPLICA, G(guard_promoting_switchover), HA_STATE_PRIMARY,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_PROMOTE, HA_ACTION_CLEAR_FAILOVER, HA_ACTION_SYNC_SLOTS,
+        HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
+      "switchover: postgresql is still promoting: keeping the leader key and waiting" },
+    { HA_STATE_REPLICA, G(guard_promoting_mine), HA_STATE_PRIMARY,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS, HA_ACTION_SYNC_REPLICATION,
+        HA_ACTION_PUBLISH_STATUS),
+      "postgresql is still promoting: keeping the leader key and waiting" },
+    { HA_STATE_REPLICA, G(guard_promoting), STAY, NONE,
+      "postgresql is still promoting; etcd unreachable" },
 
     /* What an operator asked for: restart in place, or a replica's
      * reinitialization (stop, data aside, clone). Not while paused (Patroni

@@ -114,8 +114,12 @@ typedef struct HaInput {
     bool crash_noted;          /* the primary went down and the time is recorded */
     bool restart_expired;      /* it has been down longer than primary_start_timeout */
     bool use_pg_rewind;
-    bool diverged; /* our WAL goes past the point where the leader's timeline forked off
-                      ours (the `history` key): streaming from it cannot work */
+    bool diverged;        /* our WAL goes past the point where the leader's timeline forked off
+                             ours (the `history` key): streaming from it cannot work */
+    bool promoting;       /* a promotion was asked for and may still happen (or has, and the
+                             steps after it are left): not finished by PROMOTE, PostgreSQL
+                             not stopped (agent/policy.h) */
+    bool promote_stalled; /* ... and its replay made no progress for HA_PROMOTE_STALL_USEC */
 
     /* planned switchover (the `failover` key) */
     bool failover_from_me;         /* it names us as the leader to leave (or no leader) */
@@ -146,6 +150,11 @@ typedef struct HaDecision {
     const char *reason; /* static */
     size_t row;         /* index of the row that matched (tests, --dump-fsm) */
 } HaDecision;
+
+/* PROMOTE, WRITE_PRIMARY_CONF, FINISH_BOOTSTRAP: PostgreSQL may take writes
+ * from the moment the action starts, so the fencing process is armed
+ * before it runs (agent/fence.h). */
+bool ha_action_may_make_primary(HaAction a);
 
 const char *ha_state_to_string(HaState s);
 HaState ha_state_from_string(const char *s);

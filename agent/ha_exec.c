@@ -936,26 +936,45 @@ static int sync_before_promote(Agent *a)
     return apply_sync_names(a, dcs->synchronous_mode_strict ? "*" : "");
 }
 
+static int promote_done(Agent *a, uint64_t switch_lsn, uint32_t old_timeline, uint64_t t0);
+
 static int promote(Agent *a)
 {
     uint64_t switch_lsn = a->local.snap.replay_lsn > a->local.snap.receive_lsn
                               ? a->local.snap.replay_lsn
                               : a->local.snap.receive_lsn;
     uint32_t old_timeline = a->local.snap.timeline;
-    /* synchronous_mode: the sync key names only us before we accept writes */
-    int r = sync_before_promote(a);
+    bool again = a->mem.promote_usec != 0; /* asked before, not finished */
+    /* synchronous_mode: the sync key names only us before we accept writes
+     * (done the first time; the key is not let go while a promotion may
+     * still finish) */
+    int r = again ? 0 : sync_before_promote(a);
     if (r < 0) {
         (void)agent_release_leader(a);
         return r;
     }
     uint64_t t0 = clock_monotonic_usec();
+    bool promoted = false;
+    if (again && query_is_false(a, "SELECT pg_catalog.pg_is_in_recovery()", &promoted) &&
+        promoted) {
+        /* it finished between two looks: only the steps after it are left */
+        return promote_done(a, switch_lsn, old_timeline, a->mem.promote_usec);
+    }
+    promoted = false;
     r = agent_exec_sql(a, "SELECT pg_catalog.pg_promote(wait => false)", NULL);
     if (r < 0) {
-        return r;
+        /* whether the request reached PostgreSQL is not known: it counts
+         * as asked for (the policy waits, and stops PostgreSQL if it stalls) */
+        log_warning("pg_promote failed; treating the promotion as pending");
+        return -EINPROGRESS;
     }
-    bool promoted = false;
-    for (uint64_t waited = 0; waited < AGENT_PROMOTE_TIMEOUT_USEC;
-         waited += AGENT_PROMOTE_POLL_USEC) {
+    /* never past the lease's next renewal: the loop renews it between waits */
+    uint64_t limit = t0 + AGENT_PROMOTE_WAIT_MAX_USEC;
+    uint64_t due = lease_renew_due_usec(&a->lease);
+    if (due != 0 && due < limit) {
+        limit = due > t0 + AGENT_PROMOTE_WAIT_MIN_USEC ? due : t0 + AGENT_PROMOTE_WAIT_MIN_USEC;
+    }
+    for (uint64_t waited = 0; clock_monotonic_usec() < limit; waited += AGENT_PROMOTE_POLL_USEC) {
         bool done = false;
         if (query_is_false(a, "SELECT pg_catalog.pg_is_in_recovery()", &done) && done) {
             promoted = true;
@@ -974,8 +993,22 @@ static int promote(Agent *a)
         nanosleep(&ts, NULL);
     }
     if (!promoted) {
-        return log_error_errno(-ETIMEDOUT, "postgresql did not leave recovery after pg_promote");
+        if (again) {
+            log_debug("postgresql is still in recovery after pg_promote");
+        } else {
+            log_warning("postgresql did not leave recovery within %llu ms of pg_promote: "
+                        "waiting for it, with the fence armed and the lease renewed",
+                        (unsigned long long)(clock_monotonic_usec() - t0) / 1000);
+        }
+        return -EINPROGRESS;
     }
+    return promote_done(a, switch_lsn, old_timeline, again ? a->mem.promote_usec : t0);
+}
+
+/* What follows a promotion PostgreSQL finished (asked for at t0). */
+static int promote_done(Agent *a, uint64_t switch_lsn, uint32_t old_timeline, uint64_t t0)
+{
+    int r;
     /* the rest of this tick acts on the snapshot from before: it must not
      * treat us as a replica (SYNC_SLOTS would keep only a replica's slots
      * and drop the ones the others are about to use) */
@@ -1221,11 +1254,6 @@ static int move_data_aside(Agent *a)
 
 int ha_exec_action(Agent *a, HaAction action)
 {
-    if (action == HA_ACTION_PROMOTE || action == HA_ACTION_WRITE_PRIMARY_CONF ||
-        action == HA_ACTION_FINISH_BOOTSTRAP) {
-        /* until a probe after it, the server may be a primary (fence.h) */
-        local_role_may_change(&a->local);
-    }
     switch (action) {
     case HA_ACTION_RACE_INITIALIZE: {
         _cleanup_free_ char *holder = NULL;

@@ -229,6 +229,13 @@ bool pgctl_is_standby(const PgCtl *p)
     return access(path, F_OK) == 0;
 }
 
+bool pgctl_has_promote_signal(const PgCtl *p)
+{
+    char path[PGCTL_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/promote", p->data_dir);
+    return access(path, F_OK) == 0;
+}
+
 int pgctl_primary_conninfo(const PgCtl *p, const PgUpstream *u, char *buf, size_t size)
 {
     const Config *c = p->config;

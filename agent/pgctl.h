@@ -76,6 +76,9 @@ int pgctl_control_shut_down(const char *dir);
 
 /* standby.signal exists in the data dir. */
 bool pgctl_is_standby(const PgCtl *p);
+/* A promote signal file (pg_promote()'s, `pg_ctl promote`'s) exists in the
+ * data dir: a promotion asked for that the startup process has not read. */
+bool pgctl_has_promote_signal(const PgCtl *p);
 
 /* Upstream of a replica: NULL host means "no upstream yet" (a replica that
  * waits for a leader). */

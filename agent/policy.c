@@ -58,6 +58,41 @@ static void crash_memory(const HaObservation *o, HaMemory *m, HaInput *in)
         !o->pg_running && m->primary_down_usec != 0 && now - m->primary_down_usec >= start_timeout;
 }
 
+/* A promotion that may still happen (HaMemory.promote_usec). It ends when
+ * PROMOTE succeeds (PostgreSQL out of recovery and the steps after it
+ * done: one that finished between two ticks is taken up by the next
+ * PROMOTE), when PostgreSQL is not running (a postmaster that starts again
+ * removes a promote signal file before its startup process runs), or when
+ * we are no longer a replica in the table's sense (the FENCE that ends it
+ * leaves that state). A promote signal file seen
+ * on a running replica starts one too: a request left by an agent that
+ * died mid-promotion, or by someone else (not while paused: an operator's
+ * own promotion is left alone then). Replay that moves counts as progress;
+ * HA_PROMOTE_STALL_USEC without any is a stall. */
+static void promotion(const HaObservation *o, HaMemory *m, HaInput *in)
+{
+    const PgSnapshot *s = o->snap;
+    uint64_t now = o->now_usec;
+    if (m->promote_usec == 0 && o->promote_signal && !in->paused && o->pg_running && s &&
+        s->in_recovery && m->state == HA_STATE_REPLICA) {
+        m->promote_usec = now;
+        m->promote_progress_usec = now;
+        m->promote_replay_lsn = s->replay_lsn;
+    }
+    if (m->promote_usec != 0 && (m->state != HA_STATE_REPLICA || !o->pg_running)) {
+        m->promote_usec = 0;
+    }
+    if (m->promote_usec == 0) {
+        return;
+    }
+    if (s && s->replay_lsn > m->promote_replay_lsn) {
+        m->promote_replay_lsn = s->replay_lsn;
+        m->promote_progress_usec = now;
+    }
+    in->promoting = true;
+    in->promote_stalled = now - m->promote_progress_usec >= HA_PROMOTE_STALL_USEC;
+}
+
 /* The failover key: a scheduled switchover waits for its time (a tick is
  * wanted then); an unreadable time never comes. */
 static void failover_key(const HaObservation *o, HaStep *st)
@@ -141,6 +176,7 @@ void ha_policy_input(const HaObservation *o, const HaMemory *mem, HaStep *st)
     divergence(o, m, st);
     in->diverged = m->diverged;
     crash_memory(o, m, in);
+    promotion(o, m, in);
     failover_key(o, st);
 
     /* synchronous_mode: only the members the sync key names may lead,
@@ -262,12 +298,24 @@ void ha_memory_before(HaMemory *m, HaAction a)
     }
 }
 
-void ha_memory_after(HaMemory *m, HaAction a, bool ok, uint64_t now_usec, unsigned jitter_permille)
+void ha_memory_after(HaMemory *m, HaAction a, int result, uint64_t now_usec,
+                     unsigned jitter_permille)
 {
+    bool ok = result >= 0;
     switch (a) {
     case HA_ACTION_PROMOTE:
         if (ok) {
             m->primary_down_usec = 0;
+            m->promote_usec = 0;
+        } else if (result == -EINPROGRESS && m->promote_usec == 0) {
+            m->promote_usec = now_usec;
+            m->promote_progress_usec = now_usec;
+            m->promote_replay_lsn = 0; /* the next probe's position counts as progress */
+        }
+        break;
+    case HA_ACTION_FENCE:
+        if (ok) {
+            m->promote_usec = 0; /* the postmaster is gone: nothing left to finish it */
         }
         break;
     case HA_ACTION_REMOVE_CLONE: {

@@ -35,6 +35,12 @@
 #define HA_STREAM_LOOK_USEC   (1000 * 1000ULL)
 #define HA_STREAM_WINDOW_USEC (30 * 1000 * 1000ULL)
 
+/* A promotion asked for (pg_promote) whose replay made no progress for this
+ * long is ended: PostgreSQL is stopped at once (it could finish the
+ * promotion at any later moment) and the leader key released. Replay that
+ * moves (a replica promoted with WAL still to apply) is waited for. */
+#define HA_PROMOTE_STALL_USEC (15 * 1000 * 1000ULL)
+
 /* What the agent remembers between ticks. */
 typedef struct HaMemory {
     HaState state;
@@ -52,6 +58,13 @@ typedef struct HaMemory {
     bool lag_blocked_paused;  /* the lag verdict last said: blocked with replay paused */
     bool sync_blocked;        /* the sync-key verdict was said */
     const char *election_why; /* static: the last "not promoting" reason, or NULL */
+    /* A promotion that may still happen or whose steps after it are left:
+     * asked for (PROMOTE returned -EINPROGRESS, or a promote signal file
+     * was seen) and neither finished by PROMOTE nor made impossible (the
+     * postmaster gone). 0: none. */
+    uint64_t promote_usec;
+    uint64_t promote_progress_usec; /* when replay last moved since (or promote_usec) */
+    uint64_t promote_replay_lsn;    /* where it was then */
 } HaMemory;
 
 /* One tick's snapshot: everything the rules read, all I/O done. */
@@ -68,6 +81,7 @@ typedef struct HaObservation {
     bool pg_running;        /* the postmaster is alive */
     const PgSnapshot *snap; /* the last probe, NULL when it failed */
     bool standby_signal;
+    bool promote_signal; /* a promote signal file in the data dir (a running replica) */
     HaJobResult job;
     bool streaming;        /* a replica whose walreceiver streams */
     bool following;        /* primary_conninfo points at a member */
@@ -113,7 +127,10 @@ int ha_policy_decide(const HaObservation *o, HaStep *st);
 void ha_memory_enter(HaMemory *m, HaState next, uint64_t now_usec);
 
 /* What performing an action changes in the memory: before it runs
- * (whatever its outcome), and after, by its outcome. jitter_permille
- * (0..999) spreads clone retries. */
+ * (whatever its outcome), and after, by its outcome (result: the action's
+ * return value, 0 or a negative errno; -EINPROGRESS from PROMOTE: asked
+ * for, not finished yet). jitter_permille (0..999) spreads clone
+ * retries. */
 void ha_memory_before(HaMemory *m, HaAction a);
-void ha_memory_after(HaMemory *m, HaAction a, bool ok, uint64_t now_usec, unsigned jitter_permille);
+void ha_memory_after(HaMemory *m, HaAction a, int result, uint64_t now_usec,
+                     unsigned jitter_permille);

@@ -177,6 +177,29 @@ static void test_verdict(void **state)
         { "running, probe failing, nothing done to it",
           { .has_deadline = true, .running = true, .snap_usec = T },
           FENCE_KEEP },
+        /* a promotion asked for and not finished can finish after any probe:
+         * a fresh one in recovery proves nothing (it disarmed, and the
+         * promotion finished later with the key elsewhere) */
+        { "promotion pending, fresh probe in recovery",
+          { .has_deadline = true,
+            .running = true,
+            .probe_ok = true,
+            .in_recovery = true,
+            .snap_usec = T + 2,
+            .maybe_primary_usec = T + 1,
+            .promoting = true },
+          FENCE_ARM },
+        { "promotion pending, no lease",
+          { .running = true,
+            .probe_ok = true,
+            .in_recovery = true,
+            .snap_usec = T + 2,
+            .maybe_primary_usec = T + 1,
+            .promoting = true },
+          FENCE_KEEP },
+        { "promotion pending, postmaster gone",
+          { .has_deadline = true, .promoting = true, .snap_usec = T + 2 },
+          FENCE_DISARM },
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         FenceVerdict v = fence_verdict(&rows[i].l);

@@ -518,6 +518,72 @@ static const Case cases[] = {
            HA_ACTION_PUBLISH_STATUS),
       "leader" },
 
+    /* ---- replica: a promotion asked for, not finished ---- */
+    { "promoting: the key went to another member -> fence at once, nothing else",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .promoting = true), HA_STATE_INIT,
+      ACTS(HA_ACTION_FENCE),
+      "the leader key is no longer ours (or our lease runs out) while postgresql promotes: "
+      "stopping it at once so that the promotion cannot finish (immediate shutdown)" },
+    { "promoting: the key is gone -> fence (it was not let go on purpose)",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true,
+         .promoting = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_FENCE),
+      "the leader key is no longer ours (or our lease runs out) while postgresql promotes: "
+      "stopping it at once so that the promotion cannot finish (immediate shutdown)" },
+    { "promoting: etcd unreachable and the lease runs out -> fence",
+      IN(.state = HA_STATE_REPLICA, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
+         .pg_in_recovery = true, LEADER_ME, .lease_expiring = true, .promoting = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_FENCE),
+      "the leader key is no longer ours (or our lease runs out) while postgresql promotes: "
+      "stopping it at once so that the promotion cannot finish (immediate shutdown)" },
+    { "promoting: paused, and the key is gone -> fenced all the same",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_OTHER, .paused = true, .promoting = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_FENCE),
+      "the leader key is no longer ours (or our lease runs out) while postgresql promotes: "
+      "stopping it at once so that the promotion cannot finish (immediate shutdown)" },
+    { "promoting: a restart requested waits for the promotion's end",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME, .promoting = true,
+         .request = HA_REQUEST_RESTART),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS,
+           HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
+      "postgresql is still promoting: keeping the leader key and waiting" },
+    { "promoting: stalled -> fence first, then release the key",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME, .promoting = true,
+         .promote_stalled = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_FENCE, HA_ACTION_RELEASE_LEADER),
+      "postgresql made no progress with the promotion for 15 s: stopping it at once so that it "
+      "cannot finish later (immediate shutdown), then releasing the leader key" },
+    { "promoting: stalled while paused -> keep waiting",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME, .promoting = true,
+         .promote_stalled = true, .paused = true),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS,
+           HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
+      "postgresql is still promoting: keeping the leader key and waiting" },
+    { "promoting: the key is ours -> renew it and wait on",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME, .promoting = true), HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS,
+           HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
+      "postgresql is still promoting: keeping the leader key and waiting" },
+    { "promoting: switchover candidate -> renew, wait on, then clear the failover key",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME, .promoting = true,
+         .failover_candidate_me = true),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_PROMOTE, HA_ACTION_CLEAR_FAILOVER,
+           HA_ACTION_SYNC_SLOTS, HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
+      "switchover: postgresql is still promoting: keeping the leader key and waiting" },
+    { "promoting: etcd unreachable, lease still good -> wait, no etcd action",
+      IN(.state = HA_STATE_REPLICA, .data = HA_DATA_OURS, .pg_running = true, .pg_reachable = true,
+         .pg_in_recovery = true, LEADER_ME, .promoting = true),
+      HA_STATE_REPLICA, NO_ACTS, "postgresql is still promoting; etcd unreachable" },
+    { "promoting: data no longer this cluster's -> stopped by the foreign-data row",
+      IN(.state = HA_STATE_REPLICA, .data = HA_DATA_FOREIGN, .pg_running = true,
+         .pg_reachable = true, .pg_in_recovery = true, .dcs_ok = true, LEADER_OTHER,
+         .promoting = true),
+      HA_STATE_REFUSED, ACTS(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
+      "the replica's data is not this cluster's" },
+
     /* ---- replica ---- */
     { "replica: postgres gone -> init",
       IN(.state = HA_STATE_REPLICA, .data = HA_DATA_OURS, .dcs_ok = true, LEADER_OTHER),
@@ -739,9 +805,9 @@ static void format_input(char *buf, size_t size, const HaInput *in)
     size_t len = strlen(buf);
     snprintf(buf + len, size - len,
              " failover_from_me=%d candidate_me=%d candidate_other=%d paused=%d request=%d "
-             "diverged=%d",
+             "diverged=%d promoting=%d promote_stalled=%d",
              in->failover_from_me, in->failover_candidate_me, in->failover_candidate_other,
-             in->paused, (int)in->request, in->diverged);
+             in->paused, (int)in->request, in->diverged, in->promoting, in->promote_stalled);
 }
 
 /* Checks one case; prints why it fails under the case's name. */
@@ -863,6 +929,8 @@ static void test_reasons_name_rows(void **state)
 /* The booleans the guards read, in enumeration order. */
 #define N_BOOLS 16
 #define N_BITS  (N_BOOLS + 4) /* + clone backoff pending, 2 bits of failover key, paused */
+/* A promotion: none, pending, stalled (in the replica state only). */
+#define N_PROMOTION 3u
 
 static void make_input(HaInput *in, HaState s, HaDataDir data, HaJobResult job, HaRequest request,
                        unsigned bits)
@@ -918,6 +986,8 @@ enum {
     INV_NO_CLUSTER_ACTION_ON_STALE_VIEW,
     INV_OTHER_LEADER_STOPS_OUR_PRIMARY,
     INV_NO_PRIMARY_START_UNDER_OTHER_LEADER,
+    INV_PROMOTING_WITHOUT_KEY_FENCES,
+    INV_NO_RELEASE_BEFORE_FENCE_WHILE_PROMOTING,
     _INV_MAX,
 };
 
@@ -932,6 +1002,12 @@ static const char *const inv_names[_INV_MAX] = {
                                            "stops at once",
     [INV_NO_PRIMARY_START_UNDER_OTHER_LEADER] = "(h) never start postgresql as a primary while "
                                                 "another member holds the key",
+    [INV_PROMOTING_WITHOUT_KEY_FENCES] = "(i) a promotion that may still finish while the key "
+                                         "is another's, gone, or about to expire: the first "
+                                         "action fences",
+    [INV_NO_RELEASE_BEFORE_FENCE_WHILE_PROMOTING] = "(j) the leader key is never released while "
+                                                    "a promotion may still finish, unless a "
+                                                    "fence comes first",
     [INV_NO_CLUSTER_ACTION_ON_STALE_VIEW] = "(f) no leader-key, initialize, clone, follow or "
                                             "slot action while etcd is unreachable",
 };
@@ -972,6 +1048,23 @@ static bool inv_holds(int inv, const HaInput *in, const HaDecision *d)
                  has_action(d, HA_ACTION_FOLLOW) || has_action(d, HA_ACTION_SYNC_SLOTS));
     case INV_NO_TAKE_OVER_OTHER_LEADER:
         return !(in->has_leader && !in->leader_is_me && has_action(d, HA_ACTION_TAKE_LEADER));
+    case INV_PROMOTING_WITHOUT_KEY_FENCES:
+        if (!in->promoting || in->data != HA_DATA_OURS || in->job == HA_JOB_RUNNING ||
+            !(in->lease_expiring || (in->dcs_ok && !in->leader_is_me))) {
+            return true;
+        }
+        return d->n_actions > 0 && d->actions[0] == HA_ACTION_FENCE;
+    case INV_NO_RELEASE_BEFORE_FENCE_WHILE_PROMOTING:
+        for (size_t i = 0; in->promoting && i < d->n_actions; i++) {
+            if (d->actions[i] == HA_ACTION_FENCE || d->actions[i] == HA_ACTION_STOP_POSTGRES) {
+                return true;
+            }
+            if (d->actions[i] == HA_ACTION_RELEASE_LEADER ||
+                d->actions[i] == HA_ACTION_SWITCHOVER_DEMOTE) {
+                return false;
+            }
+        }
+        return true;
     default:
         return false;
     }
@@ -1028,11 +1121,19 @@ static int exhaustive_setup(void **state)
     for (int s = 0; s < _HA_STATE_MAX; s++) {
         for (int data = 0; data < _HA_DATA_MAX; data++) {
             for (int job = 0; job < _HA_JOB_RESULT_MAX; job++) {
-                for (unsigned bits = 0; bits < (1u << N_BITS) * _HA_REQUEST_MAX; bits++) {
+                for (unsigned bits = 0; bits < (1u << N_BITS) * _HA_REQUEST_MAX * N_PROMOTION;
+                     bits++) {
+                    unsigned promo = bits / ((1u << N_BITS) * _HA_REQUEST_MAX);
+                    if (promo > 0 && s != HA_STATE_REPLICA) {
+                        break;
+                    }
                     HaInput in;
                     HaDecision d;
+                    unsigned rest = bits % ((1u << N_BITS) * _HA_REQUEST_MAX);
                     make_input(&in, (HaState)s, (HaDataDir)data, (HaJobResult)job,
-                               (HaRequest)(bits >> N_BITS), bits & ((1u << N_BITS) - 1));
+                               (HaRequest)(rest >> N_BITS), rest & ((1u << N_BITS) - 1));
+                    in.promoting = promo >= 1;
+                    in.promote_stalled = promo == 2;
                     ex->n_inputs++;
                     if (ha_decide(&in, &d) != 0 || d.row >= n) {
                         if (ex->n_gaps++ == 0) {
@@ -1079,8 +1180,9 @@ static void test_exhaustive_no_gap(void **state)
 {
     (void)state;
     char buf[512];
-    assert_int_equal(ex->n_inputs, (size_t)_HA_STATE_MAX * _HA_DATA_MAX * _HA_JOB_RESULT_MAX *
-                                       (1u << N_BITS) * _HA_REQUEST_MAX);
+    /* a promotion (pending, stalled) only in REPLICA: policy.c ends it elsewhere */
+    assert_int_equal(ex->n_inputs, (size_t)(_HA_STATE_MAX + N_PROMOTION - 1) * _HA_DATA_MAX *
+                                       _HA_JOB_RESULT_MAX * (1u << N_BITS) * _HA_REQUEST_MAX);
     if (ex->n_gaps > 0) {
         format_input(buf, sizeof(buf), &ex->first_gap);
         fail_msg("%zu inputs match no row, e.g. %s", ex->n_gaps, buf);

@@ -4,6 +4,7 @@
  * change in the memory. An exhaustive pass runs every state against every
  * combination of the observations the rules read, through the table, and
  * checks the properties the rules exist for. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -317,22 +318,111 @@ static void test_memory_of_actions(void **state)
     ha_memory_before(&m, HA_ACTION_PROMOTE);
     assert_int_equal(m.streamed_tli, 0);
     m.primary_down_usec = 5;
-    ha_memory_after(&m, HA_ACTION_PROMOTE, false, NOW, 0);
+    ha_memory_after(&m, HA_ACTION_PROMOTE, -EIO, NOW, 0);
     assert_int_equal(m.primary_down_usec, 5);
-    ha_memory_after(&m, HA_ACTION_PROMOTE, true, NOW, 0);
+    ha_memory_after(&m, HA_ACTION_PROMOTE, 0, NOW, 0);
     assert_int_equal(m.primary_down_usec, 0);
     /* clone retries back off: 2 s doubling to 60 s, at most a quarter more */
     uint64_t want[] = { 2, 4, 8, 16, 32, 60, 60 };
     for (size_t i = 0; i < 7; i++) {
-        ha_memory_after(&m, HA_ACTION_REMOVE_CLONE, true, NOW, 0);
+        ha_memory_after(&m, HA_ACTION_REMOVE_CLONE, 0, NOW, 0);
         assert_int_equal(m.clone_retry_usec, NOW + want[i] * SEC);
     }
-    ha_memory_after(&m, HA_ACTION_REMOVE_CLONE, true, NOW, 999);
+    ha_memory_after(&m, HA_ACTION_REMOVE_CLONE, 0, NOW, 999);
     assert_true(m.clone_retry_usec > NOW + 60 * SEC && m.clone_retry_usec <= NOW + 75 * SEC);
-    ha_memory_after(&m, HA_ACTION_INSTALL_CLONE, false, NOW, 0);
+    ha_memory_after(&m, HA_ACTION_INSTALL_CLONE, -EIO, NOW, 0);
     assert_int_equal(m.clone_failures, 8);
-    ha_memory_after(&m, HA_ACTION_INSTALL_CLONE, true, NOW, 0);
+    ha_memory_after(&m, HA_ACTION_INSTALL_CLONE, 0, NOW, 0);
     assert_int_equal(m.clone_failures, 0);
+}
+
+/* A promotion asked for and not finished: remembered from PROMOTE's
+ * -EINPROGRESS (or a promote signal file on a running replica), waited for
+ * while replay moves, a stall after HA_PROMOTE_STALL_USEC without, and
+ * forgotten only when PostgreSQL is out of recovery or not running (or a
+ * FENCE stopped it). */
+static void test_promotion(void **state)
+{
+    (void)state;
+    World w;
+    world(&w, "n1");
+    HaMemory m = { .state = HA_STATE_REPLICA };
+    HaStep st;
+    /* refused before pg_promote (the sync key): nothing pending */
+    ha_memory_after(&m, HA_ACTION_PROMOTE, -EPERM, NOW, 0);
+    assert_int_equal(m.promote_usec, 0);
+    ha_memory_after(&m, HA_ACTION_PROMOTE, -EINPROGRESS, NOW, 0);
+    assert_int_equal(m.promote_usec, NOW);
+    step(&w, &m, &st);
+    assert_true(st.input.promoting);
+    assert_false(st.input.promote_stalled);
+    assert_string_equal(st.decision.reason,
+                        "postgresql is still promoting: keeping the leader key and waiting");
+    m = st.memory;
+    /* a later attempt keeps the first one's time */
+    ha_memory_after(&m, HA_ACTION_PROMOTE, -EINPROGRESS, NOW + 2 * SEC, 0);
+    assert_int_equal(m.promote_usec, NOW);
+    /* no replay progress: a stall after 15 s, not before */
+    w.obs.now_usec = NOW + HA_PROMOTE_STALL_USEC - 1;
+    step(&w, &m, &st);
+    assert_false(st.input.promote_stalled);
+    /* replay moves (WAL still to apply): the clock starts again */
+    w.snap.replay_lsn += 100;
+    step(&w, &m, &st);
+    assert_false(st.input.promote_stalled);
+    m = st.memory;
+    w.obs.now_usec += HA_PROMOTE_STALL_USEC;
+    step(&w, &m, &st);
+    assert_true(st.input.promote_stalled);
+    assert_int_equal(st.decision.actions[0], HA_ACTION_FENCE);
+    assert_int_equal(st.decision.actions[1], HA_ACTION_RELEASE_LEADER);
+    /* the key went elsewhere: fenced, whatever the stall */
+    World other;
+    world(&other, "n2");
+    other.obs.now_usec = NOW + SEC;
+    step(&other, &m, &st);
+    assert_true(st.input.promoting);
+    assert_int_equal(st.decision.n_actions, 1);
+    assert_int_equal(st.decision.actions[0], HA_ACTION_FENCE);
+    /* a probe that failed proves nothing: still pending */
+    w.obs.snap = NULL;
+    step(&w, &m, &st);
+    assert_true(st.input.promoting);
+    /* out of recovery between two ticks: PROMOTE once more takes up the
+     * steps after it (the history key, the configuration, callbacks) */
+    w.obs.snap = &w.snap;
+    w.snap.in_recovery = false;
+    w.obs.now_usec = m.promote_progress_usec + SEC; /* not stalled */
+    step(&w, &m, &st);
+    assert_true(st.input.promoting);
+    assert_int_equal(st.decision.actions[1], HA_ACTION_PROMOTE);
+    /* the postmaster gone: nothing left to finish it */
+    w.snap.in_recovery = true;
+    w.obs.pg_running = false;
+    w.obs.snap = NULL;
+    step(&w, &m, &st);
+    assert_int_equal(st.memory.promote_usec, 0);
+    /* FENCE ends it when it succeeded, not when it failed */
+    ha_memory_after(&m, HA_ACTION_FENCE, -ETIMEDOUT, NOW, 0);
+    assert_int_equal(m.promote_usec, NOW);
+    ha_memory_after(&m, HA_ACTION_FENCE, 0, NOW, 0);
+    assert_int_equal(m.promote_usec, 0);
+    /* a promote signal file on a running replica: someone asked (an agent
+     * that died mid-promotion); not while paused, not in another state */
+    world(&w, "n2");
+    w.obs.promote_signal = true;
+    m = (HaMemory){ .state = HA_STATE_REPLICA };
+    step(&w, &m, &st);
+    assert_true(st.input.promoting);
+    assert_int_equal(st.decision.actions[0], HA_ACTION_FENCE);
+    w.config = (DcsConfig){ .pause = true, .dcs = w.dcs };
+    w.view.config = &w.config;
+    step(&w, &m, &st);
+    assert_false(st.input.promoting);
+    w.view.config = NULL;
+    m.state = HA_STATE_PRIMARY;
+    step(&w, &m, &st);
+    assert_false(st.input.promoting);
 }
 
 static void test_stream_look(void **state)
@@ -396,6 +486,8 @@ enum {
     B_FAILOVER_LATER,
     B_CRASH_REMEMBERED,
     B_LEASE_EXPIRING,
+    B_PROMOTE_PENDING,
+    B_PROMOTE_SIGNAL,
     N_B,
 };
 
@@ -419,6 +511,7 @@ static void test_exhaustive(void **state)
             w.obs.tag_nofailover = BIT(B_TAG_NOFAILOVER);
             w.obs.watchdog_blocked = BIT(B_WATCHDOG_BLOCKED);
             w.obs.lease_expiring = BIT(B_LEASE_EXPIRING);
+            w.obs.promote_signal = BIT(B_PROMOTE_SIGNAL);
             if (BIT(B_SYNC_NOT_NAMED)) {
                 w.dcs.synchronous_mode = true;
                 w.sync_members[0] = "n2";
@@ -443,7 +536,9 @@ static void test_exhaustive(void **state)
                 w.view.failover = &w.failover;
             }
             HaMemory m = { .state = (HaState)s,
-                           .primary_down_usec = BIT(B_CRASH_REMEMBERED) ? NOW - SEC : 0 };
+                           .primary_down_usec = BIT(B_CRASH_REMEMBERED) ? NOW - SEC : 0,
+                           .promote_usec = BIT(B_PROMOTE_PENDING) ? NOW - SEC : 0,
+                           .promote_progress_usec = BIT(B_PROMOTE_PENDING) ? NOW - SEC : 0 };
             HaStep st;
             step(&w, &m, &st);
             n++;
@@ -491,6 +586,17 @@ static void test_exhaustive(void **state)
             } else if (s == HA_STATE_PRIMARY && !BIT(B_PG_RUNNING)) {
                 assert_true(in->crash_noted);
             }
+            /* a promotion that may still finish (or whose last steps are
+             * left): only on a running replica; remembered exactly then */
+            bool maybe = s == HA_STATE_REPLICA && BIT(B_PG_RUNNING);
+            bool asked = BIT(B_PROMOTE_PENDING) || (BIT(B_PROMOTE_SIGNAL) && BIT(B_PROBED) &&
+                                                    BIT(B_IN_RECOVERY) && !BIT(B_PAUSED));
+            assert_int_equal(in->promoting, maybe && asked);
+            assert_int_equal(st.memory.promote_usec != 0, in->promoting);
+            /* ... and nobody else may lead before it is stopped */
+            if (in->promoting && (BIT(B_LEASE_EXPIRING) || (BIT(B_DCS_OK) && !BIT(B_LEADER_ME)))) {
+                assert_int_equal(st.decision.actions[0], HA_ACTION_FENCE);
+            }
             /* the lease and the job pass through unchanged */
             assert_int_equal(in->lease_expiring, BIT(B_LEASE_EXPIRING));
             assert_int_equal(in->state, s);
@@ -512,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_lag),
         cmocka_unit_test(test_not_promoting_said_once),
         cmocka_unit_test(test_memory_of_actions),
+        cmocka_unit_test(test_promotion),
         cmocka_unit_test(test_stream_look),
         cmocka_unit_test(test_exhaustive),
     };
