@@ -304,6 +304,10 @@ int publish_metrics_text(const Publisher *p, const PublishView *a, uint64_t now_
             "etcd requests that failed (transport error or an error answer).", es.errors);
     counter(&o, "dbha_etcd_endpoint_failovers_total",
             "Times a request moved on to another etcd endpoint.", es.failovers);
+    counter(&o, "dbha_etcd_authentications_total",
+            "Successful etcd authentications (the first, and each after a token expired or was "
+            "unknown).",
+            es.authentications);
     head(&o, "dbha_etcd_request_duration_seconds", "summary", "Time spent in etcd requests.");
     sample_labels(&o, "dbha_etcd_request_duration_seconds_sum", NULL, NULL);
     fprintf(f, "%.6f\n", (double)es.request_usec / 1e6);

@@ -21,7 +21,7 @@ import urllib.request
 
 import psycopg2
 
-from .etcd_cluster import EtcdCluster
+from .etcd_cluster import EtcdCluster, EtcdTls
 from .pg import PG_OS_USER, as_root, hand_to_pg_user, pid_alive
 from .procs import LOOPBACK, binary, free_port, wait_until
 
@@ -69,7 +69,7 @@ restapi:
   connect_address: {LOOPBACK}:{self.api_port}
 {self.rest_auth_yaml()}etcd3:
   hosts: {",".join(self.etcd_hosts or c.etcd.endpoints)}
-bootstrap:
+{c.etcd_security_yaml()}bootstrap:
   dcs:
     ttl: {c.ttl}
     loop_wait: {c.loop_wait}
@@ -188,7 +188,8 @@ postgresql:
 
 class DbhaCluster:
     def __init__(self, procs, workdir, n=3, scope="itest", ttl=10, loop_wait=1, retry_timeout=2,
-                 log_level="DEBUG", etcd_size=1, etcd_per_node=False, **dcs_extra):
+                 log_level="DEBUG", etcd_size=1, etcd_per_node=False, etcd_tls=False,
+                 etcd_auth=None, etcd_args=(), **dcs_extra):
         self.dcs_extra = dcs_extra  # more bootstrap.dcs keys, e.g. primary_start_timeout=0
         self.procs = procs
         self.workdir = workdir
@@ -200,15 +201,39 @@ class DbhaCluster:
         # etcd_per_node: node i reaches etcd at 127.0.1.i only, so that
         # lib.partition can cut one node off from etcd and nothing else
         addrs = [node_etcd_address(i) for i in range(n)] if etcd_per_node else []
-        self.etcd = EtcdCluster(procs, workdir, size=etcd_size, extra_addresses=addrs)
+        # etcd_tls: https with client certificates (lib.etcd_cluster.EtcdTls);
+        # etcd_auth: (user, password) with read-write on /service/ only, auth
+        # enabled once etcd is up. The agents and dbctl (-c a node's config)
+        # use both.
+        self.tls = None
+        if etcd_tls:
+            tls_dir = os.path.join(workdir, "tls")
+            self.tls = EtcdTls(tls_dir)
+            hand_to_pg_user(tls_dir)  # the agents run as postgres and read the client key
+            for f in os.listdir(tls_dir):
+                os.chmod(os.path.join(tls_dir, f), 0o644)
+        self.etcd_auth = etcd_auth
+        self.etcd = EtcdCluster(procs, workdir, size=etcd_size, extra_addresses=addrs,
+                                tls=self.tls, extra_args=etcd_args)
         self.nodes = [Node(self, f"node{i + 1}") for i in range(n)]
         for i, node in enumerate(self.nodes if etcd_per_node else []):
             node.etcd_host = addrs[i]
             node.etcd_hosts = [f"{addrs[i]}:{m.client_port}" for m in self.etcd.members]
 
+    def etcd_security_yaml(self):
+        out = ""
+        if self.tls:
+            out += (f"  protocol: https\n  cacert: {self.tls.ca}\n"
+                    f"  cert: {self.tls.client_cert}\n  key: {self.tls.client_key}\n")
+        if self.etcd_auth:
+            out += f"  username: {self.etcd_auth[0]}\n  password: {self.etcd_auth[1]}\n"
+        return out
+
     def start(self, nodes=None):
         if self.etcd.members[0].proc is None:
             self.etcd.start()
+            if self.etcd_auth:
+                self.etcd.setup_auth(*self.etcd_auth, prefix="/service/")
         for node in nodes or self.nodes:
             node.start()
         return self
@@ -220,8 +245,11 @@ class DbhaCluster:
         return next(n for n in self.nodes if n.name == name)
 
     def dbctl(self, *args, timeout=30):
-        argv = [binary("dbctl"), "--etcd", ",".join(self.etcd.endpoints), "--scope", self.scope,
-                *args]
+        if self.tls or self.etcd_auth:  # --etcd is plain http without credentials
+            argv = [binary("dbctl"), "-c", self.nodes[0].config_path, *args]
+        else:
+            argv = [binary("dbctl"), "--etcd", ",".join(self.etcd.endpoints), "--scope",
+                    self.scope, *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
     def status(self):

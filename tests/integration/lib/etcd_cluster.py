@@ -128,6 +128,14 @@ class EtcdCluster:
                        what=f"etcd member {m.name} healthy")
         return self
 
+    def restart(self, m, timeout=20):
+        """SIGTERM one member and start it again on its data (auth tokens, held
+        in memory, are gone)."""
+        self.procs.stop(m.proc)
+        m.proc = self.procs.spawn(m.name, self._argv(m))
+        wait_until(lambda: self.healthy(m), timeout, interval=0.1,
+                   what=f"etcd member {m.name} healthy again")
+
     def kill(self, m):
         """SIGKILL one member (a crash) by PID."""
         self.procs.kill(m.proc)
