@@ -6,7 +6,9 @@
  *
  * The input is a list of keys: a line "=== KEY" starts one, the lines up to
  * the next such line are its value (without the last '\n'). A KEY without
- * a leading '/' is relative to /service/demo/. Two views are built: from
+ * a leading '/' is relative to /service/demo/; a key given again is dropped
+ * (etcd answers each key once), a key may hold any byte but '\n' (a NUL
+ * too). Two views are built: from
  * every key, and from every key but the last (a member key changing). */
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,15 @@ static int add_kv(EtcdResult *r, const char *key, size_t key_len, const char *va
     memcpy(kv->key + prefix_len, key, key_len);
     kv->key_len = prefix_len + key_len;
     kv->key[kv->key_len] = '\0';
+    /* A range answer has each key once. */
+    for (size_t i = 0; i < r->n_kvs; i++) {
+        if (r->kvs[i].key_len == kv->key_len && memcmp(r->kvs[i].key, kv->key, kv->key_len) == 0) {
+            free(kv->key);
+            free(kv->value);
+            *kv = (EtcdKeyValue){ 0 };
+            return 0;
+        }
+    }
     memcpy(kv->value, value, value_len);
     kv->value_len = value_len;
     kv->value[value_len] = '\0';

@@ -36,7 +36,7 @@ for name in "$@"; do
     fi
     runs=${runs:-0}
     elapsed=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
-    eps=$(awk -v n="$runs" -v s="$elapsed" 'BEGIN { printf "%d", s > 0 ? n / s : 0 }')
+    eps=$(awk -v n="$runs" -v s="$elapsed" 'BEGIN { printf "%d", (s > 0 ? n / s : 0) }')
     crashes=0
     for f in "$artifacts"/crash-* "$artifacts"/leak-* "$artifacts"/timeout-* "$artifacts"/oom-*; do
         [[ -e $f ]] || continue
