@@ -275,7 +275,7 @@ CFLAGS_fuzz  := $(filter-out $(FUZZ_WARN_GCC_ONLY),$(BASE)) -O1 -g -fno-omit-fra
 LDFLAGS_fuzz := $(FUZZ_SAN) -fsanitize=fuzzer
 FUZZ_OBJ     := $(O)/fuzz/obj
 
-.PHONY: fuzz fuzz-build fuzz-replay deps-fuzz
+.PHONY: fuzz fuzz-build fuzz-replay deps-fuzz lint-fuzz
 
 deps-fuzz:
 	@scripts/deps.sh fuzz
@@ -311,6 +311,13 @@ fuzz-replay: $(FUZZ_NAMES:%=$(O)/asan/fuzz/replay_%)
 	done
 
 FORMAT_FILES += $(FUZZ_SRCS) $(wildcard fuzz/*.h)
+
+# `make lint` runs cppcheck over fuzz/ too (same options, plus fuzz/'s header).
+lint-fuzz: deps-lint deps
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
+		--inline-suppr --suppress=missingIncludeSystem --suppress=memleak \
+		-Iinclude -Ilib -Iagent -Ifuzz -D_GNU_SOURCE $(FUZZ_SRCS)
+lint: lint-fuzz
 # ---- end of fuzzing ------------------------------------------------------------
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
