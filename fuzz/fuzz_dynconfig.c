@@ -29,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size = fuzz_cap(size, FUZZ_INPUT_MAX);
     json_error_t jerr;
-    json_t *base = json_loadb((const char *)data, size, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY,
-                              &jerr);
+    json_t *base =
+        json_loadb((const char *)data, size, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &jerr);
     if (!base) {
         return 0;
     }

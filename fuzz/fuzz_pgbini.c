@@ -120,8 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     };
     size_t n_targets = parse_targets(text, size, parsed);
     for (size_t i = 0; i < n_targets; i++) {
-        targets[i] = (PgbIniTarget){ parsed[i].name, parsed[i].host, parsed[i].port,
-                                     parsed[i].dbname };
+        targets[i] =
+            (PgbIniTarget){ parsed[i].name, parsed[i].host, parsed[i].port, parsed[i].dbname };
     }
     if (n_targets == 0) {
         n_targets = 2;
@@ -131,8 +131,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t out_len = 0;
     bool changed = false;
     PgbIniError err;
-    int r = pgbini_rewrite_databases(text, size, targets, n_targets, &out, &out_len, &changed,
-                                     &err);
+    int r =
+        pgbini_rewrite_databases(text, size, targets, n_targets, &out, &out_len, &changed, &err);
     if (r == 0) {
         if (strlen(out) != out_len && !memchr(text, '\0', size)) {
             abort();

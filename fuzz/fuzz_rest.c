@@ -106,8 +106,8 @@ static int publish(void)
     json_t *docs[_REST_DOC_MAX] = {
         [REST_DOC_PATRONI] = json_pack("{s:s, s:s, s:i, s:{s:s}}", "state", "running", "role",
                                        "replica", "timeline", 2, "patroni", "scope", "demo"),
-        [REST_DOC_CLUSTER] = json_pack("{s:[{s:s, s:s}]}", "members", "name", "node1", "role",
-                                       "leader"),
+        [REST_DOC_CLUSTER] =
+            json_pack("{s:[{s:s, s:s}]}", "members", "name", "node1", "role", "leader"),
         [REST_DOC_HISTORY] = json_pack("[[i, i, s]]", 1, 50331808, "no recovery target"),
         [REST_DOC_CONFIG] = json_pack("{s:i, s:i}", "ttl", 30, "loop_wait", 10),
         [REST_DOC_TOPOLOGY] = json_pack("{s:i, s:s, s:n, s:[]}", "version", 1, "scope", "demo",
