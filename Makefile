@@ -177,6 +177,7 @@ check: deps-test deps-lint all
 	$(PYTHON) tests/check_parts.py $(O)/release
 	tests/install_check.sh
 	$(MAKE) unit
+	$(MAKE) fuzz-replay
 	$(MAKE) integration
 
 install: all
@@ -253,5 +254,70 @@ demo-stop:
 
 clean:
 	rm -rf $(O) bin
+
+# ---- fuzzing (fuzz/README.md) ------------------------------------------------
+# `make fuzz`: every fuzz/fuzz_<name>.c as a libFuzzer binary (clang, with
+# ASan+UBSan over its own copy of lib/ and agent/ in $(O)/fuzz/), each run
+# FUZZ_SECONDS on fuzz/corpus/<name>/ (new inputs go to $(O)/fuzz/scratch/,
+# a crash input is copied to fuzz/crashes/<name>/ and fails the run).
+# `make fuzz-replay`: the same targets with fuzz/replay.c instead of
+# libFuzzer, built in the asan variant, over every committed input.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 16384
+FUZZ_SRCS    := $(sort $(wildcard fuzz/*.c))
+FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
+# gcc-only warnings clang would reject under -Werror.
+FUZZ_WARN_GCC_ONLY := -Wjump-misses-init
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+CFLAGS_fuzz  := $(filter-out $(FUZZ_WARN_GCC_ONLY),$(BASE)) -O1 -g -fno-omit-frame-pointer \
+                $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+LDFLAGS_fuzz := $(FUZZ_SAN) -fsanitize=fuzzer
+FUZZ_OBJ     := $(O)/fuzz/obj
+
+.PHONY: fuzz fuzz-build fuzz-replay deps-fuzz lint-fuzz
+
+deps-fuzz:
+	@scripts/deps.sh fuzz
+
+$(FUZZ_OBJ)/%.o: %.c | deps-fuzz
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CFLAGS_fuzz) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(FUZZ_OBJ)/libinternal.a: $(LIB_SRCS:%.c=$(FUZZ_OBJ)/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_OBJ)/libagent.a: $(filter-out $(FUZZ_OBJ)/agent/main.o,$(AGENT_SRCS:%.c=$(FUZZ_OBJ)/%.o))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(O)/fuzz/bin/fuzz_%: $(FUZZ_OBJ)/fuzz/fuzz_%.o $(FUZZ_OBJ)/libagent.a $(FUZZ_OBJ)/libinternal.a
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(LDFLAGS_fuzz) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_NAMES:%=$(O)/fuzz/bin/fuzz_%)
+
+fuzz: deps-fuzz fuzz-build
+	fuzz/run.sh $(O)/fuzz $(FUZZ_SECONDS) $(FUZZ_MAX_LEN) $(FUZZ_NAMES)
+
+$(O)/asan/fuzz/replay_%: $(O)/asan/fuzz/fuzz_%.o $(O)/asan/fuzz/replay.o $(O)/asan/libagent.a \
+                         $(O)/asan/libinternal.a
+	$(CC) $(LDFLAGS_asan) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+fuzz-replay: $(FUZZ_NAMES:%=$(O)/asan/fuzz/replay_%)
+	@set -e; for n in $(FUZZ_NAMES); do \
+		$(SAN_ENV) $(O)/asan/fuzz/replay_$$n fuzz/corpus/$$n fuzz/crashes/$$n; \
+	done
+
+FORMAT_FILES += $(FUZZ_SRCS) $(wildcard fuzz/*.h)
+
+# `make lint` runs cppcheck over fuzz/ too (same options, plus fuzz/'s header).
+lint-fuzz: deps-lint deps
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
+		--inline-suppr --suppress=missingIncludeSystem --suppress=memleak \
+		-Iinclude -Ilib -Iagent -Ifuzz -D_GNU_SOURCE $(FUZZ_SRCS)
+lint: lint-fuzz
+# ---- end of fuzzing ------------------------------------------------------------
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -1008,6 +1008,12 @@ static int cluster_fill(DcsCluster *c, const DcsPaths *paths, const EtcdResult *
         if (!kv->key || kv->key_len < plen || strncmp(kv->key, paths->prefix, plen) != 0) {
             continue;
         }
+        if (memchr(kv->key, '\0', kv->key_len)) {
+            /* etcd keys are bytes: "leader\0x" is another key than "leader",
+             * not a second leader key to replace the first (and leak it) */
+            problem(c, kv->key, "the key contains a NUL byte");
+            continue;
+        }
         const char *rel = kv->key + plen;
         const char *value = kv->value ? kv->value : "";
         if (strncmp(rel, DCS_KEY_MEMBERS, mlen) == 0) {

@@ -543,6 +543,11 @@ static int rewrite_entry(const char *text, const Line *l, unsigned lineno, const
             out_add(o, text + pa->start, pa->end - pa->start);
         } else {
             out_param(o, keys[k], values[k]);
+            /* a quoted value may end right where the next parameter
+             * begins ("host='a'port=1"): keep the new value apart from it */
+            if (pa->end < l->value_end && !is_sep(text[pa->end])) {
+                out_str(o, " ");
+            }
         }
     }
     out_add(o, text + pos, l->value_end - pos);

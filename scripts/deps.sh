@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Make sure the Debian packages dbha needs are installed.
-# Usage: scripts/deps.sh build|test|demo|lint|bench
+# Usage: scripts/deps.sh build|test|demo|lint|bench|fuzz
 #   build: compilers' inputs (headers and pkg-config files)
 #   test:  build + the real peers the tests start (etcd, PostgreSQL, HAProxy,
 #          pgbouncer, vip-manager, patronictl) and pytest
 #   demo:  test's set (the demo runs the same peers)
 #   lint:  clang-format-16 and cppcheck
 #   bench: test's set (with Patroni, the benchmarks' reference) and wrk (bench/rest)
+#   fuzz:  build + clang (libFuzzer and its sanitizer runtimes, `make fuzz`)
 # As root, missing packages are installed with apt-get; otherwise the exact
 # apt-get line is printed and the script exits 1.
 set -euo pipefail
@@ -21,6 +22,9 @@ lint_pkgs=(clang-format-16 cppcheck)
 # patronictl) also runs beside dbha in the benchmarks, from the same configs;
 # wrk loads the REST API (bench/rest).
 bench_pkgs=(wrk)
+# `make fuzz`: clang brings libFuzzer and the sanitizer runtimes (clang-14 ->
+# libclang-common-14-dev -> libclang-rt-14-dev).
+fuzz_pkgs=(clang)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
@@ -28,8 +32,9 @@ case "${1:-build}" in
     test | demo) want+=("${test_pkgs[@]}") ;;
     lint) want+=("${lint_pkgs[@]}") ;;
     bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+    fuzz) want+=("${fuzz_pkgs[@]}") ;;
     *)
-        echo "usage: $0 build|test|demo|lint|bench" >&2
+        echo "usage: $0 build|test|demo|lint|bench|fuzz" >&2
         exit 2
         ;;
 esac

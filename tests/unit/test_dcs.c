@@ -349,6 +349,57 @@ static void test_parse_bad_parameter_name(void **state)
     dcs_cluster_free(c);
 }
 
+/* etcd keys are bytes: a key with a NUL in it ("leader\0x", as another
+ * client may write under the prefix) is not the key its C-string prefix
+ * names. It used to replace the real leader (and sync, config, ...) key and
+ * leak the first one's parse, or add a second member of the same name
+ * (found by fuzz/fuzz_dcs.c). */
+static void test_parse_key_with_nul(void **state)
+{
+    static const struct {
+        const char *key;
+        size_t key_len;
+        const char *value;
+    } raw[] = {
+        { PREFIX "config", sizeof(PREFIX "config") - 1, "{\"ttl\":20}" },
+        { PREFIX "config\0x", sizeof(PREFIX "config\0x") - 1, "{\"ttl\":40}" },
+        { PREFIX "leader", sizeof(PREFIX "leader") - 1, "n1" },
+        { PREFIX "leader\0x", sizeof(PREFIX "leader\0x") - 1, "n2" },
+        { PREFIX "members/n1", sizeof(PREFIX "members/n1") - 1, N1_VALUE },
+        { PREFIX "members/n1\0", sizeof(PREFIX "members/n1\0") - 1, N2_VALUE },
+        { PREFIX "sync", sizeof(PREFIX "sync") - 1, "{\"leader\":\"n1\",\"sync_standby\":\"n3\"}" },
+        { PREFIX "sync\0", sizeof(PREFIX "sync\0") - 1, "{\"leader\":\"n2\"}" },
+    };
+    EtcdResult r = { .type = ETCD_OP_RANGE, .revision = 42, .count = ELEMENTSOF(raw) };
+    r.kvs = calloc(ELEMENTSOF(raw), sizeof(*r.kvs));
+    assert_non_null(r.kvs);
+    for (size_t i = 0; i < ELEMENTSOF(raw); i++) {
+        EtcdKeyValue *kv = &r.kvs[i];
+        kv->key = malloc(raw[i].key_len + 1);
+        assert_non_null(kv->key);
+        memcpy(kv->key, raw[i].key, raw[i].key_len + 1);
+        kv->key_len = raw[i].key_len;
+        kv->value = strdup(raw[i].value);
+        assert_non_null(kv->value);
+        kv->value_len = strlen(raw[i].value);
+        r.n_kvs++;
+    }
+    DcsPaths p;
+    assert_int_equal(dcs_paths_init(&p, "/service/", "batman"), 0);
+    DcsCluster *c = NULL;
+    assert_int_equal(dcs_cluster_from_result(&p, &r, &c), 0);
+    assert_non_null(c->leader);
+    assert_string_equal(c->leader->name, "n1");
+    assert_int_equal(c->config->dcs.ttl, 20);
+    assert_int_equal(c->n_members, 1);
+    assert_string_equal(c->members[0].role_text, "master");
+    assert_string_equal(c->sync->leader, "n1");
+    assert_int_equal(c->n_problems, 4);
+    dcs_cluster_free(c);
+    dcs_paths_done(&p);
+    etcd_result_done(&r);
+}
+
 /* max_timelines_history as Patroni applies it when it writes history:
  * history[-max:], 0 keeping everything. */
 static void test_history_trimmed(void **state)
@@ -1055,6 +1106,7 @@ int main(void)
         cmocka_unit_test(test_parse_empty),
         cmocka_unit_test(test_parse_malformed),
         cmocka_unit_test(test_parse_bad_parameter_name),
+        cmocka_unit_test(test_parse_key_with_nul),
         cmocka_unit_test(test_history_trimmed),
         cmocka_unit_test(test_parse_legacy),
         cmocka_unit_test(test_conn_url),

@@ -189,6 +189,18 @@ static const RewriteCase rewrite_cases[] = {
         .changed = true,
     },
     {
+        /* pgbouncer (and libpq) end a quoted value at its closing quote:
+         * host='' and port=1 are two parameters; the new host used to be
+         * glued to the next one ("host=10.0.0.1port=1", found by
+         * fuzz/fuzz_pgbini.c: the second rewrite then changed the file) */
+        .name = "a quoted value right before the next parameter: the new one stays apart",
+        .in = "[databases]\napp = host=''user=u dbname='old'port=5432\n",
+        .targets = { WRITE },
+        .n_targets = 1,
+        .want = "[databases]\napp = host=10.0.0.1 user=u dbname=postgres port=5432\n",
+        .changed = true,
+    },
+    {
         .name = "quoted values of other parameters are kept, ours quoted when needed",
         .in = "[databases]\napp = password='it''s secret' host=a\n",
         .targets = { { "app", "my host", 5432, "o'db" } },
