@@ -11,15 +11,19 @@
  *   {"ts": ..., "event": "topology", "version": 4, "primary": "node2", "timeline": 2}
  *   {"ts": ..., "event": "summary", ...}
  *
- * Usage: dbha-example (--etcd HOST:PORT[,...] --scope NAME [--namespace NS] |
- *                      --rest URL[,...]) --conninfo "user=... password=... dbname=..."
+ * Usage: dbha-example (--etcd [https://]HOST:PORT[,...] --scope NAME [--namespace NS]
+ *                      [--etcd-cacert FILE] [--etcd-cert FILE --etcd-key FILE]
+ *                      [--etcd-user NAME] | --rest URL[,...])
+ *                     --conninfo "user=... password=... dbname=..."
  *                     [--duration SEC] [--interval-ms N] [--timeout-ms N] [--max-lag BYTES]
  *                     [--table NAME] [--threads N] [--acquire primary|replica [--count N]]
  * --threads: N writer threads share the pool (thread k writes k+1, k+1+N, ...);
  * each checks its reads against its own last acknowledged write.
  * --acquire: only acquire and release connections of that role (every
  * --interval-ms, --count times or for --duration), one "acquire" event each;
- * exits 1 when the last one failed. */
+ * exits 1 when the last one failed.
+ * --etcd-user: the password is read from the environment (DBHA_ETCD_PASSWORD),
+ * never from the command line. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -300,7 +304,9 @@ static bool acquire_once(DbhaPool *pool, DbhaRole role, uint64_t timeout_usec)
 static int usage(void)
 {
     (void)fprintf(stderr,
-                  "usage: dbha-example (--etcd HOST:PORT[,...] --scope NAME [--namespace NS] | "
+                  "usage: dbha-example (--etcd [https://]HOST:PORT[,...] --scope NAME "
+                  "[--namespace NS] [--etcd-cacert FILE] [--etcd-cert FILE --etcd-key FILE] "
+                  "[--etcd-user NAME (password in DBHA_ETCD_PASSWORD)] | "
                   "--rest URL[,...]) --conninfo CONNINFO [--duration SEC] [--interval-ms N] "
                   "[--timeout-ms N] [--max-lag BYTES] [--table NAME] "
                   "[--threads N] [--acquire primary|replica [--count N]]\n");
@@ -323,6 +329,10 @@ int main(int argc, char **argv)
         { "acquire", required_argument, NULL, 'a' },
         { "count", required_argument, NULL, 'C' },
         { "threads", required_argument, NULL, 'P' },
+        { "etcd-cacert", required_argument, NULL, 'A' },
+        { "etcd-cert", required_argument, NULL, 'E' },
+        { "etcd-key", required_argument, NULL, 'K' },
+        { "etcd-user", required_argument, NULL, 'U' },
         { NULL, 0, NULL, 0 },
     };
     char *etcd = NULL, *rest = NULL;
@@ -330,6 +340,7 @@ int main(int argc, char **argv)
     double duration = 10, interval_ms = 50, timeout_ms = 1000;
     long long max_lag = -1;
     const char *acquire = NULL;
+    const char *etcd_cacert = NULL, *etcd_cert = NULL, *etcd_key = NULL, *etcd_user = NULL;
     long count = 0;
     int n_threads = 1;
     int opt;
@@ -374,6 +385,18 @@ int main(int argc, char **argv)
         case 'P':
             n_threads = (int)strtol(optarg, NULL, 10);
             break;
+        case 'A':
+            etcd_cacert = optarg;
+            break;
+        case 'E':
+            etcd_cert = optarg;
+            break;
+        case 'K':
+            etcd_key = optarg;
+            break;
+        case 'U':
+            etcd_user = optarg;
+            break;
         default:
             return usage();
         }
@@ -390,6 +413,11 @@ int main(int argc, char **argv)
         .scope = scope,
         .callback = on_topology,
         .poll_interval_usec = 200 * 1000,
+        .etcd_username = etcd_user,
+        .etcd_password = etcd_user ? getenv("DBHA_ETCD_PASSWORD") : NULL,
+        .etcd_cacert = etcd_cacert,
+        .etcd_cert = etcd_cert,
+        .etcd_key = etcd_key,
     };
     if (etcd) {
         co.etcd_endpoints = eps;

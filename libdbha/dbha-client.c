@@ -32,6 +32,9 @@ struct DbhaClient {
     size_t n_etcd_endpoints;
     char *etcd_username; /* owned */
     char *etcd_password; /* owned */
+    char *etcd_cacert;   /* owned */
+    char *etcd_cert;     /* owned */
+    char *etcd_key;      /* owned */
     char key[CLIENT_KEY_MAX];
     char **rest_urls; /* owned */
     size_t n_rest_urls;
@@ -180,6 +183,9 @@ static int etcd_open(DbhaClient *c, EtcdClient **ret, DbhaError *reterr)
         .protocol = ETCD_PROTOCOL_HTTP,
         .username = c->etcd_username,
         .password = c->etcd_password,
+        .cacert = c->etcd_cacert,
+        .cert = c->etcd_cert,
+        .key = c->etcd_key,
         .request_timeout_usec = c->request_usec,
         .connect_timeout_usec = c->request_usec / 2,
         .deadline_usec = 2 * c->request_usec,
@@ -413,6 +419,9 @@ DbhaClient *dbha_client_free(DbhaClient *c)
     strv_free(c->etcd_endpoints, c->n_etcd_endpoints);
     strv_free(c->rest_urls, c->n_rest_urls);
     free(c->etcd_username);
+    free(c->etcd_cacert);
+    free(c->etcd_cert);
+    free(c->etcd_key);
     if (c->etcd_password) {
         explicit_bzero(c->etcd_password, strlen(c->etcd_password));
     }
@@ -465,7 +474,10 @@ int dbha_client_open(const DbhaClientOptions *o, DbhaClient **ret, DbhaError *re
         c->n_etcd_endpoints = c->etcd_endpoints ? o->n_etcd_endpoints : 0;
         if (!c->etcd_endpoints ||
             (o->etcd_username && !(c->etcd_username = strdup(o->etcd_username))) ||
-            (o->etcd_password && !(c->etcd_password = strdup(o->etcd_password)))) {
+            (o->etcd_password && !(c->etcd_password = strdup(o->etcd_password))) ||
+            (o->etcd_cacert && !(c->etcd_cacert = strdup(o->etcd_cacert))) ||
+            (o->etcd_cert && !(c->etcd_cert = strdup(o->etcd_cert))) ||
+            (o->etcd_key && !(c->etcd_key = strdup(o->etcd_key)))) {
             dbha_client_free(c);
             return dbha_error_set(reterr, -ENOMEM, "out of memory");
         }

@@ -135,6 +135,13 @@ typedef struct DbhaClientOptions {
     uint64_t request_timeout_usec; /* one etcd/REST request; 0: 1.5 s */
     DbhaTopologyCallback callback; /* may be NULL */
     void *userdata;
+    /* etcd over TLS ("https://host:port" endpoints): the CA bundle etcd's
+     * certificate is verified against (NULL: the system's), and the client
+     * certificate and key when etcd requires one (files in PEM). Added in
+     * 0.1 after the fields above: zero-initialize the struct. */
+    const char *etcd_cacert;
+    const char *etcd_cert;
+    const char *etcd_key;
 } DbhaClientOptions;
 
 /* Validates and copies the options, then starts the background thread,

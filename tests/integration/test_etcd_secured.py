@@ -5,7 +5,9 @@ and the agents' user may read and write /service/ and nothing else; simple
 auth tokens expire after 2 s unused. The agents (`etcd3.protocol`,
 `cacert`, `cert`, `key`, `username`, `password`) bootstrap, fail over after
 a kill -9 of the leader node, and rejoin; dbctl reads the same etcd with a
-node's configuration.
+node's configuration, and libdbha (examples/dbha-example with
+`--etcd https://...`, the CA, the client certificate and the user) finds
+the new primary through it.
 
 Mid-failover every token the agents hold is made worthless: etcd is
 restarted right after the kill (simple tokens live in its memory only), so
@@ -15,12 +17,16 @@ they must authenticate again, in the middle of electing and promoting
 every node's port directly; no two nodes may accept writes in overlapping
 intervals.
 """
+import json
+import os
+import subprocess
 import time
 
 import pytest
 
 from lib.cluster import DbhaCluster
-from lib.procs import wait_until
+from lib.cluster import SUPERUSER, SUPERUSER_PW
+from lib.procs import LOOPBACK, build_dir, wait_until
 from lib.writer import start_with_writer
 
 TTL = 5
@@ -78,3 +84,20 @@ def test_failover_on_tls_and_auth_with_tokens_made_stale_mid_failover(cluster):
     assert s["leader"] == new.name and len(s["members"]) == 3
     for n in cluster.nodes:
         assert not cluster.procs.log_contains(n.name, PASSWORD), f"{n.name} logged the password"
+    # libdbha through the same etcd: the pool lends connections to the new primary
+    tls = cluster.tls
+    m = cluster.etcd.members[0]
+    argv = [os.path.join(build_dir(), "examples", "dbha-example"),
+            "--etcd", f"https://{LOOPBACK}:{m.client_port}", "--scope", cluster.scope,
+            "--etcd-cacert", tls.ca, "--etcd-cert", tls.client_cert, "--etcd-key", tls.client_key,
+            "--etcd-user", USER,
+            "--conninfo", f"user={SUPERUSER} password={SUPERUSER_PW} dbname=postgres "
+                          "connect_timeout=2",
+            "--acquire", "primary", "--count", "5", "--interval-ms", "100"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, DBHA_ETCD_PASSWORD=PASSWORD))
+    events = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    acq = [e for e in events if e.get("event") == "acquire"]
+    assert r.returncode == 0 and len(acq) == 5, (r.returncode, r.stderr[-2000:])
+    assert all(e["ok"] and e["node"] == new.name for e in acq), acq
+    assert PASSWORD not in r.stdout + r.stderr
