@@ -58,7 +58,7 @@ C_SRCS     := $(LIB_SRCS) $(LIBDBHA_SRCS) $(AGENT_SRCS) $(CTL_SRCS) $(UNIT_SRCS)
               $(UNIT_FAKES) $(BENCH_SRCS) $(EXAMPLE_SRCS)
 HEADERS    := $(wildcard lib/*.h libdbha/*.h agent/*.h ctl/*.h include/dbha/*.h tests/unit/*.h)
 
-.PHONY: all deps deps-test deps-lint deps-bench bench bench-footprint check unit integration asan release install uninstall \
+.PHONY: all deps deps-test deps-lint deps-bench bench bench-footprint check unit integration chaos asan release install uninstall \
         examples \
         format format-check lint demo demo-stop clean
 
@@ -169,6 +169,17 @@ unit: asan
 integration: asan deps-test
 	cd tests/integration && DBHA_BUILD=$(abspath $(O)/asan) $(SAN_ENV) \
 		$(PYTHON) -m pytest -v -p no:cacheprovider $(PYTEST_ARGS) .
+
+# Randomized faults (tests/integration/chaos_rounds.py, not in `make check`):
+# ROUNDS rounds of one or two faults each on one cluster; SEED (default: the
+# time) makes them replayable, FIRST the first round's number.
+ROUNDS ?= 10
+SEED   ?=
+FIRST  ?= 0
+chaos: asan deps-test
+	cd tests/integration && DBHA_BUILD=$(abspath $(O)/asan) $(SAN_ENV) \
+		CHAOS_ROUNDS=$(ROUNDS) CHAOS_SEED=$(SEED) CHAOS_FIRST=$(FIRST) \
+		$(PYTHON) -m pytest -v -s -p no:cacheprovider chaos_rounds.py
 
 # The release build first (warnings are errors), formatting and cppcheck, an
 # install into a temporary DESTDIR, then everything sanitized.

@@ -100,6 +100,12 @@ static const char *candidate_problem(const DcsCluster *c, const DcsMember *m)
     if (why) {
         return why;
     }
+    /* what no catching up can change first (Patroni's API checks the sync
+     * key before anything else): the lag may be a moment's */
+    why = sync_problem(c, m);
+    if (why) {
+        return why;
+    }
     char buf[SWITCHOVER_MESSAGE_MAX];
     uint64_t lag;
     /* an unknown position does not stop a switchover: the leader waits for
@@ -107,7 +113,7 @@ static const char *candidate_problem(const DcsCluster *c, const DcsMember *m)
     if (dcs_member_lag(c, m, &lag) >= 0 && lag_problem(c, m, buf, sizeof(buf))) {
         return "it lags more than maximum_lag_on_failover";
     }
-    return sync_problem(c, m);
+    return NULL;
 }
 
 /* ISO 8601 as patronictl takes it (dcs_parse_time_full); a time without a

@@ -1319,14 +1319,15 @@ const char *dcs_candidate_problem(const DcsCluster *c, const DcsMember *m, bool 
     if (member_tag_true(m, "nofailover")) {
         return "it is tagged nofailover";
     }
+    /* the sync key before the lag: a lag may be a moment's */
+    const char *why = dcs_sync_problem(c, c->config && c->config->dcs.synchronous_mode, m->name);
+    if (!forced && why) {
+        return "it is not a synchronous standby";
+    }
     uint64_t lag = 0;
     int64_t max = c->config ? c->config->dcs.maximum_lag_on_failover : 1048576;
     if (!forced && dcs_member_lag(c, m, &lag) >= 0 && lag > (uint64_t)max) {
         return "it lags more than maximum_lag_on_failover";
-    }
-    const char *why = dcs_sync_problem(c, c->config && c->config->dcs.synchronous_mode, m->name);
-    if (!forced && why) {
-        return "it is not a synchronous standby";
     }
     return NULL;
 }
