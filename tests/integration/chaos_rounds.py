@@ -32,6 +32,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import time
 import urllib.request
 
@@ -39,7 +40,7 @@ import pytest
 
 from lib.cluster import DbhaCluster
 from lib.partition import Partition
-from lib.procs import LOOPBACK, wait_until
+from lib.procs import LOOPBACK, binary
 from lib.writer import Writer
 
 ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "10"))
@@ -84,6 +85,7 @@ class Round:
         self.stopped = []  # PIDs to SIGCONT
         self.cut = False
         self.drawn = []
+        self.bg = []       # dbctl requests still running
 
     def target(self, leader):
         others = [n for n in self.c.nodes if n is not leader]
@@ -115,9 +117,12 @@ class Round:
         elif kind == "ttl":
             patch_ttl(leader, self.rng.choice([5, 8]))
         elif kind == "switchover":
+            # in the background: it may wait on the other fault; reaped at the heal
             cands = [x for x in self.c.nodes if x is not leader]
-            self.c.dbctl("switchover", "--candidate", self.rng.choice(cands).name, "--force",
-                         timeout=30)
+            self.bg.append(subprocess.Popen(
+                [binary("dbctl"), "--etcd", ",".join(self.c.etcd.endpoints), "--scope",
+                 self.c.scope, "switchover", "--candidate", self.rng.choice(cands).name,
+                 "--force"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def heal(self):
         for p in self.stopped:
@@ -126,6 +131,12 @@ class Round:
             self.part.heal()
         for n in self.killed:
             n.start()
+        for p in self.bg:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
 
 
 def leader_node(c):
