@@ -33,6 +33,9 @@
 #define FENCE_BOOT_ID_MAX 40             /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
 #define FENCE_MSG_MAX     512            /* one line the fence process writes to stderr */
 #define FENCE_STEP_USEC   (10 * 1000ULL) /* polling step of the bounded waits */
+/* fence_fork waits this long at most for its child to take its name */
+#define FENCE_NAME_WAIT_USEC (1000 * 1000ULL)
+#define FENCE_NAME_STEP_USEC (1000ULL)
 
 /* Fields shared across processes must not need a lock. */
 _Static_assert(ATOMIC_LONG_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
@@ -451,6 +454,15 @@ static int fence_fork(Fence *f)
     atomic_store(&sh->owner, owner_pack(pid, agent));
     f->pid = pid;
     f->is_child = true;
+    /* Another agent (ours restarted) knows a fence by its name: it must not
+     * find our child still under the agent's name and start a second one
+     * beside it (seen in CI under load: an armed fence replaced 123 ms after
+     * it was forked). Bounded: a child that never renames is replaced by the
+     * next fence_ensure. */
+    for (uint64_t waited = 0; waited < FENCE_NAME_WAIT_USEC && !pid_is_fence(pid);
+         waited += FENCE_NAME_STEP_USEC) {
+        sleep_usec(FENCE_NAME_STEP_USEC);
+    }
     return 0;
 }
 
