@@ -39,7 +39,6 @@ import urllib.request
 import pytest
 
 from lib.cluster import DbhaCluster
-from lib.partition import Partition
 from lib.procs import LOOPBACK, binary
 from lib.writer import Writer
 
@@ -49,13 +48,6 @@ FIRST = int(os.environ.get("CHAOS_FIRST", "0"))
 HEAL_BOUND = 180  # s from the heal to one primary and every replica streaming
 KINDS = ["kill9-agent", "kill9-postgres", "kill9-node", "stop-agent", "stop-postgres",
          "stop-node", "cut-etcd", "ttl", "switchover"]
-
-
-@pytest.fixture
-def partition():
-    p = Partition()
-    yield p
-    p.delete()
 
 
 def signal_pid(pid, sig):

@@ -16,6 +16,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lib.cluster import DbhaCluster  # noqa: E402
+from lib.partition import Partition  # noqa: E402
 from lib.procs import Procs  # noqa: E402
 
 SAN_DIR = tempfile.mkdtemp(prefix="dbha-san-")
@@ -74,6 +75,14 @@ def procs(workdir):
     found = [f"{path}: {line}" for path in logs for line in sanitizer_lines(path)]
     if found:
         pytest.fail("sanitizer report(s) in process logs:\n" + "\n".join(found[:50]))
+
+
+@pytest.fixture
+def partition():
+    """An nftables table of the test's own (lib/partition.py), deleted in teardown."""
+    p = Partition()
+    yield p
+    p.delete()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from lib.cluster import DbhaCluster
-from lib.procs import wait_until
+from lib.procs import pid_running, wait_until
 from lib.writer import start_with_writer
 
 TTL = 5
@@ -279,16 +279,6 @@ def test_sigstopped_leader_agent_and_postmaster_backends_commit_nothing_after_ta
         assert cluster.procs.log_contains(leader.name, "SIGKILL to ")
         cluster.wait_healthy(timeout=120)  # the old node rejoins
     w.assert_no_overlap()
-
-
-def pid_running(pid):
-    """Alive and not a zombie (a SIGKILLed child of a stopped parent stays one)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def test_stale_pidfile_naming_another_instances_postgres_is_left_alone(cluster):

@@ -18,7 +18,6 @@ import urllib.request
 import pytest
 
 from lib.cluster import DbhaCluster
-from lib.partition import Partition
 from lib.procs import LOOPBACK, wait_until
 from lib.writer import start_with_writer
 
@@ -31,13 +30,6 @@ def cluster(procs, workdir):
                     etcd_per_node=True)
     yield c
     c.stop_all()
-
-
-@pytest.fixture
-def partition():
-    p = Partition()
-    yield p
-    p.delete()
 
 
 def patch_config(node, body):

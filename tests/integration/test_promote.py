@@ -26,8 +26,7 @@ import time
 import pytest
 
 from lib.cluster import DbhaCluster
-from lib.partition import Partition
-from lib.procs import wait_until
+from lib.procs import pid_running, proc_state, wait_until
 from lib.writer import start_with_writer
 
 TTL = 10
@@ -40,27 +39,6 @@ def cluster(procs, workdir):
                     etcd_per_node=True)
     yield c
     c.stop_all()
-
-
-@pytest.fixture
-def partition():
-    p = Partition()
-    yield p
-    p.delete()
-
-
-def proc_state(pid):
-    """The state letter of /proc/PID/stat, or None when there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
-def pid_running(pid):
-    """Alive and not a zombie (a SIGKILLed child of a killed parent may stay one a while)."""
-    return proc_state(pid) not in (None, "Z", "X")
 
 
 def startup_pid(node):

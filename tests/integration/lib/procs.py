@@ -159,3 +159,17 @@ class Procs:
             finally:
                 logf.close()
         self.procs = []
+
+
+def proc_state(pid):
+    """The state letter of /proc/PID/stat, or None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def pid_running(pid):
+    """Alive and not a zombie (a SIGKILLed child of a stopped parent stays one)."""
+    return proc_state(pid) not in (None, "Z", "X")
