@@ -77,6 +77,7 @@ static int etcd_client_from_config(const Config *c, uint64_t deadline_usec, Etcd
         .key = c->etcd3.key,
         .request_timeout_usec = request_usec,
         .deadline_usec = deadline_usec,
+        .stream_keepalives = true,
     };
     if (ec.protocol < 0) {
         ec.protocol = ETCD_PROTOCOL_HTTP;
@@ -766,7 +767,7 @@ static void observe_step(Agent *a, uint64_t now, HaObservation *o)
         /* read only where the rules read it: a stopped server (ha.h) */
         .standby_signal = !a->local.running && pgctl_is_standby(&a->local.ctl),
         .promote_signal = a->local.running && a->local.probe_ok && a->local.snap.in_recovery &&
-                          pgctl_has_promote_signal(&a->local.ctl),
+                          local_promote_signal(&a->local),
         .job = jobs_result(&a->jobs),
         .streaming = agent_streaming(a),
         .following = cascade_following(&a->cascade) != NULL,

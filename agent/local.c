@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -17,7 +18,45 @@ void local_role_may_change(LocalPg *l)
 void local_unwatch(LocalPg *l)
 {
     l->postmaster_io = sd_event_source_disable_unref(l->postmaster_io);
+    l->data_dir_io = sd_event_source_disable_unref(l->data_dir_io);
     l->postmaster_watched = 0;
+}
+
+static int on_data_dir_change(sd_event_source *s, const struct inotify_event *ev, void *userdata)
+{
+    (void)s;
+    (void)ev;
+    LocalPg *l = userdata;
+    /* any event (a creation, an overflowed queue, the directory gone): look */
+    l->promote_maybe = true;
+    return 0;
+}
+
+/* Watches the data directory for as long as the postmaster: a promote
+ * signal file that appears is then seen without looking for it every tick.
+ * The file may already be there: the first call looks. */
+static void watch_data_dir(LocalPg *l)
+{
+    l->data_dir_io = sd_event_source_disable_unref(l->data_dir_io);
+    l->promote_maybe = true;
+    int r = sd_event_add_inotify(l->event, &l->data_dir_io, l->ctl.data_dir,
+                                 IN_CREATE | IN_MOVED_TO | IN_ONLYDIR, on_data_dir_change, l);
+    if (r < 0) {
+        l->data_dir_io = NULL;
+        log_debug_errno(r, "inotify on %s: %m; looking for a promote signal every tick",
+                        l->ctl.data_dir);
+    }
+}
+
+bool local_promote_signal(LocalPg *l)
+{
+    if (!l->data_dir_io) {
+        return pgctl_has_promote_signal(&l->ctl);
+    }
+    if (l->promote_maybe) {
+        l->promote_maybe = pgctl_has_promote_signal(&l->ctl);
+    }
+    return l->promote_maybe;
 }
 
 static int on_postmaster_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -41,8 +80,7 @@ static bool watch_postmaster(LocalPg *l, bool watch)
     if (l->postmaster_watched == l->postmaster_pid && (l->postmaster_io || !l->postmaster_pid)) {
         return false;
     }
-    l->postmaster_io = sd_event_source_disable_unref(l->postmaster_io);
-    l->postmaster_watched = 0;
+    local_unwatch(l);
     if (l->postmaster_pid <= 0 || !watch) {
         return false;
     }
@@ -65,6 +103,7 @@ static bool watch_postmaster(LocalPg *l, bool watch)
     }
     (void)sd_event_source_set_io_fd_own(l->postmaster_io, true);
     l->postmaster_watched = l->postmaster_pid;
+    watch_data_dir(l);
     return false;
 }
 

@@ -40,6 +40,9 @@ typedef struct LocalPg {
     sd_event *event;                /* borrowed */
     sd_event_source *postmaster_io; /* owned: pidfd of postmaster_pid, or NULL */
     pid_t postmaster_watched;       /* whose pidfd postmaster_io polls */
+    sd_event_source *data_dir_io;   /* owned: inotify on the data directory while
+                                       postmaster_io is set, or NULL */
+    bool promote_maybe;             /* a promote signal file may exist (local_promote_signal()) */
     LocalExitFn on_exit;
     void *userdata;
 } LocalPg;
@@ -71,5 +74,10 @@ static inline bool local_streaming(const LocalPg *l)
  * only from initdb, a clone or a rewind, none of which runs under it): they
  * are read once per postmaster, and again as soon as it is gone. */
 PgDataState local_data_state(LocalPg *l, uint64_t *ret_sysid);
+/* A promote signal file in the data directory (pgctl_has_promote_signal()).
+ * While the postmaster is watched, the directory is watched too (inotify:
+ * files created or moved into it), and the file is looked for only when
+ * something was created since it was last found absent; else every call. */
+bool local_promote_signal(LocalPg *l);
 /* Frees the probe, the pidfd source and the settings. */
 void local_done(LocalPg *l);

@@ -299,7 +299,12 @@ int publish_metrics_text(const Publisher *p, const PublishView *a, uint64_t now_
 
     EtcdClientStats es;
     etcd_client_get_stats(p->etcd, &es);
-    counter(&o, "dbha_etcd_requests_total", "HTTP requests sent to etcd.", es.requests);
+    counter(&o, "dbha_etcd_requests_total",
+            "Requests sent to etcd: HTTP requests, and keepalives on the lease keepalive stream.",
+            es.requests);
+    counter(&o, "dbha_etcd_keepalives_streamed_total",
+            "Lease keepalives answered on the keepalive stream (the rest were POSTs).",
+            es.streamed);
     counter(&o, "dbha_etcd_request_errors_total",
             "etcd requests that failed (transport error or an error answer).", es.errors);
     counter(&o, "dbha_etcd_endpoint_failovers_total",

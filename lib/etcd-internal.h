@@ -105,3 +105,24 @@ int etcd_client_setup_easy(const EtcdClient *c, CURL *easy);
  * 0 and *ret_header (owned, "Authorization: tok") or NULL when auth is off. */
 int etcd_client_auth_header(EtcdClient *c, char **ret_header, EtcdError *reterr);
 void etcd_client_forget_token(EtcdClient *c);
+
+/* Lease keepalives on one long-lived stream (lib/etcd-keepalive.c). */
+typedef struct EtcdKeepaliveStream EtcdKeepaliveStream;
+EtcdKeepaliveStream *etcd_keepalive_stream_free(EtcdKeepaliveStream *s);
+bool etcd_keepalive_stream_is_open(const EtcdKeepaliveStream *s);
+/* One keepalive (msg: the request JSON and "\n", borrowed until the next
+ * call: curl may read the rest of it then) on *sp, created on first use and
+ * opened on the client's current endpoint when closed; waits at most
+ * timeout_usec for the answer. 0 with *ret_ttl and *ret_revision, or
+ * -ESRCH (LEASE_NOT_FOUND): etcd's answer. -EAGAIN (e untouched): the
+ * stream is backing off (etcd_keepalive_stream_posted()). Any other error closes
+ * the stream; whether etcd renewed the lease is then unknown. The caller
+ * renews without the stream in both cases. */
+int etcd_keepalive_stream_renew(EtcdClient *c, EtcdKeepaliveStream **sp, const char *msg,
+                                uint64_t timeout_usec, int64_t *ret_ttl, int64_t *ret_revision,
+                                EtcdError *e);
+/* After a POST keepalive to `endpoint` was answered: a stream that failed
+ * there before it ever answered is not tried again for a while. NULL-safe. */
+void etcd_keepalive_stream_posted(EtcdKeepaliveStream *s, size_t endpoint);
+/* Counts one request (and its time, and a failure) in the client's stats. */
+void etcd_client_count_request(EtcdClient *c, uint64_t usec, bool failed, bool connected);

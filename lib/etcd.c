@@ -60,6 +60,9 @@ struct EtcdClient {
      * times: encoded once) */
     int64_t keepalive_id;
     char *keepalive_body;
+    char *keepalive_line; /* the same + "\n": one message on the keepalive stream */
+    bool stream_keepalives;
+    EtcdKeepaliveStream *keepalive_stream; /* owned, NULL until the first keepalive */
     uint64_t request_timeout_usec;
     uint64_t connect_timeout_usec;
     uint64_t deadline_usec;
@@ -319,6 +322,8 @@ EtcdClient *etcd_client_free(EtcdClient *c)
     curl_slist_free_all(c->v3_headers[0]);
     curl_slist_free_all(c->v3_headers[1]);
     free(c->keepalive_body);
+    free(c->keepalive_line);
+    etcd_keepalive_stream_free(c->keepalive_stream);
     free(c);
     return NULL;
 }
@@ -364,6 +369,7 @@ int etcd_client_new(const EtcdClientConfig *config, EtcdClient **ret_client, Etc
     c->request_timeout_usec = config->request_timeout_usec ?: ETCD_DEFAULT_REQUEST_TIMEOUT_USEC;
     c->connect_timeout_usec = config->connect_timeout_usec ?: ETCD_DEFAULT_CONNECT_TIMEOUT_USEC;
     c->deadline_usec = config->deadline_usec ?: ETCD_DEFAULT_DEADLINE_USEC;
+    c->stream_keepalives = config->stream_keepalives;
     *ret_client = TAKE_PTR(c);
     return 0;
 }
@@ -381,6 +387,14 @@ void etcd_client_get_stats(const EtcdClient *c, EtcdClientStats *ret)
 int64_t etcd_client_get_revision(const EtcdClient *c)
 {
     return c->revision;
+}
+
+void etcd_client_count_request(EtcdClient *c, uint64_t usec, bool failed, bool connected)
+{
+    c->stats.requests++;
+    c->stats.request_usec += usec;
+    c->stats.errors += failed;
+    c->stats.connects += connected;
 }
 
 static void saw_revision(EtcdClient *c, int64_t revision)
@@ -956,20 +970,47 @@ int etcd_lease_keepalive(EtcdClient *c, int64_t id, int64_t *ret_ttl, EtcdError 
     if (id <= 0) {
         return etcd_error_set(reterr, ETCD_ERROR_INVALID, 0, 0, "invalid lease ID");
     }
-    if (c->keepalive_id != id || !c->keepalive_body) {
+    if (c->keepalive_id != id || !c->keepalive_body || !c->keepalive_line) {
         free(c->keepalive_body);
-        c->keepalive_body = NULL;
-        if (lease_request(id, 0, false, &c->keepalive_body) < 0) {
+        free(c->keepalive_line);
+        c->keepalive_body = c->keepalive_line = NULL;
+        if (lease_request(id, 0, false, &c->keepalive_body) < 0 ||
+            !(c->keepalive_line = concat(c->keepalive_body, "\n"))) {
             return encode_error(-ENOMEM, reterr);
         }
         c->keepalive_id = id;
     }
+    uint64_t deadline = clock_monotonic_usec() + c->deadline_usec;
+    int64_t ttl = 0, rev = 0;
+    int r;
+    if (c->stream_keepalives) {
+        EtcdError se = { 0 };
+        uint64_t timeout =
+            c->request_timeout_usec < c->deadline_usec ? c->request_timeout_usec : c->deadline_usec;
+        r = etcd_keepalive_stream_renew(c, &c->keepalive_stream, c->keepalive_line, timeout, &ttl,
+                                        &rev, &se);
+        if (r >= 0 || se.kind == ETCD_ERROR_LEASE_NOT_FOUND) {
+            if (r < 0) {
+                if (reterr) {
+                    *reterr = se;
+                }
+                return r;
+            }
+            c->stats.streamed++;
+            saw_revision(c, rev);
+            if (ret_ttl) {
+                *ret_ttl = ttl;
+            }
+            return 0;
+        }
+        /* the stream could not answer: one POST, failing over as any call */
+    }
     Body b = { 0 };
-    int r = call(c, "/v3/lease/keepalive", c->keepalive_body, &b, reterr);
+    r = call_until(c, "/v3/lease/keepalive", c->keepalive_body, deadline, &b, reterr);
     if (r < 0) {
         return r;
     }
-    int64_t ttl, rev = 0;
+    etcd_keepalive_stream_posted(c->keepalive_stream, c->current);
     r = etcd_parse_lease_keepalive_response(b.data, b.len, &ttl, &rev, reterr);
     http_body_done(&b);
     if (r >= 0) {

@@ -76,6 +76,9 @@ typedef struct EtcdClientConfig {
     uint64_t request_timeout_usec; /* one HTTP attempt; 0: ETCD_DEFAULT_REQUEST_TIMEOUT_USEC */
     uint64_t connect_timeout_usec; /* TCP+TLS connect; 0: ETCD_DEFAULT_CONNECT_TIMEOUT_USEC */
     uint64_t deadline_usec; /* a whole call incl. failover/retries; 0: ETCD_DEFAULT_DEADLINE_USEC */
+    /* Lease keepalives on one long-lived stream instead of one POST each
+     * (etcd_lease_keepalive()); for a long-running client such as the agent. */
+    bool stream_keepalives;
 } EtcdClientConfig;
 
 typedef struct EtcdClient EtcdClient;
@@ -97,6 +100,7 @@ typedef struct EtcdClientStats {
     uint64_t connects;        /* new TCP (or TLS) connections opened; reuse keeps it low */
     uint64_t errors;          /* attempts that failed (transport error or not 200) */
     uint64_t request_usec;    /* time spent in attempts, all together */
+    uint64_t streamed;        /* keepalives answered on the keepalive stream (in requests too) */
 } EtcdClientStats;
 void etcd_client_get_stats(const EtcdClient *c, EtcdClientStats *ret);
 
@@ -248,8 +252,12 @@ typedef struct EtcdLease {
 
 /* id 0 lets etcd choose. etcd rounds TTLs below its minimum (2 s) up. */
 int etcd_lease_grant(EtcdClient *c, int64_t ttl_sec, int64_t id, EtcdLease *ret, EtcdError *reterr);
-/* One renewal (one POST). Returns 0 and *ret_ttl (> 0), or -ESRCH
- * (LEASE_NOT_FOUND) when etcd answered without a TTL: the lease is gone. */
+/* One renewal. Returns 0 and *ret_ttl (> 0), or -ESRCH (LEASE_NOT_FOUND)
+ * when etcd answered without a TTL: the lease is gone. One POST, or with
+ * stream_keepalives one message on the client's keepalive stream, and one
+ * POST (with failover between endpoints) when the stream cannot answer
+ * within the request timeout. Whatever succeeds was sent after the call
+ * began. */
 int etcd_lease_keepalive(EtcdClient *c, int64_t id, int64_t *ret_ttl, EtcdError *reterr);
 /* -ESRCH when the lease does not exist. */
 int etcd_lease_revoke(EtcdClient *c, int64_t id, EtcdError *reterr);

@@ -10,6 +10,7 @@ certificates, and malformed answers from a fake endpoint.
 import http.server
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -261,6 +262,162 @@ def test_unreachable_endpoints_fail_within_deadline():
     err = fails(eps, "put", "/k", "v", opts=("--deadline-ms", "1200"))
     assert err["error"] == "unavailable"
     assert time.monotonic() - t0 < 5
+
+
+STREAM = ("--stream-keepalives",)
+
+
+def keepalive_counters(member):
+    """(LeaseKeepAlive calls started, messages received) at one member, from its /metrics."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://{member.endpoint}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    got = {"grpc_server_started_total": 0.0, "grpc_server_msg_received_total": 0.0}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0]
+        if name in got and 'grpc_method="LeaseKeepAlive"' in line:
+            got[name] += float(line.rsplit(" ", 1)[1])
+    return int(got["grpc_server_started_total"]), int(got["grpc_server_msg_received_total"])
+
+
+def test_keepalive_stream(etcd):
+    """With --stream-keepalives, six renewals of a 4 s lease over 7.5 s are six messages on
+    one LeaseKeepAlive call at etcd (not six calls), each answered and each renewing; a
+    revoked lease is a final answer on the stream."""
+    ep = etcd.endpoints
+    lease = ok1(ep, "lease-grant", "4")
+    started0, msgs0 = keepalive_counters(etcd.members[0])
+    rc, lines = drive(ep, "keepalive", str(lease["id"]), "--count", "6", "--interval-ms",
+                      "1500", opts=STREAM)
+    assert rc == 0, lines
+    assert [x["ttl"] for x in lines] == [4] * 6
+    assert [x["streamed"] for x in lines] == [1, 2, 3, 4, 5, 6], lines
+    assert (lines[-1]["requests"], lines[-1]["errors"], lines[-1]["connects"]) == (6, 0, 1)
+    started1, msgs1 = keepalive_counters(etcd.members[0])
+    assert (started1 - started0, msgs1 - msgs0) == (1, 6)
+    # 7.5 s after the grant the 4 s lease is alive: the stream renewed it
+    assert ok1(ep, "ttl", str(lease["id"]))["ttl"] > 0
+    print("stream renewal latencies (ms):", [round(x["ms"], 2) for x in lines])
+    ok1(ep, "revoke", str(lease["id"]))
+    rc, lines = drive(ep, "keepalive", str(lease["id"]), opts=STREAM)
+    assert rc == 1 and lines[-1]["error"] == "lease-not-found", lines
+
+
+def test_keepalive_stream_member_killed(procs, workdir):
+    """SIGKILL the member the keepalive stream is on: the next renewal is answered by
+    another member (a POST), and the ones after it stream again, from that member."""
+    cluster = EtcdCluster(procs, workdir, size=3).start()
+    leader = wait_until(cluster.leader, 10, what="an etcd leader")
+    follower = next(m for m in cluster.members if m is not leader)
+    order = [follower] + [m for m in cluster.members if m is not follower]
+    eps = [m.endpoint for m in order]
+    lease = ok1(eps, "lease-grant", "60")
+    ka = procs.spawn("ka", [DRIVER, "--endpoints", ",".join(eps), "--deadline-ms", "15000",
+                            *STREAM, "keepalive", str(lease["id"]), "--count", "10",
+                            "--interval-ms", "500"])
+    first = wait_for_lines(procs.log_path("ka"), lambda ls: len(ls) >= 3, 15, "3 renewals")
+    assert all(x["ok"] and x["endpoint"] == follower.endpoint for x in first[:3]), first
+    assert first[2]["streamed"] == 3
+    cluster.kill(follower)
+    ka.wait(timeout=60)
+    lines = read_json_lines(procs.log_path("ka"))
+    assert ka.returncode == 0, lines
+    assert len(lines) == 10 and all(x["ok"] and x["ttl"] == 60 for x in lines), lines
+    k = next(i for i, x in enumerate(lines) if x["endpoint"] != follower.endpoint)
+    assert lines[k]["streamed"] == lines[k - 1]["streamed"], "the renewal after the kill " \
+        "cannot have been answered on the dead member's stream"
+    assert lines[-1]["streamed"] > lines[k]["streamed"], "the stream was not opened again"
+    assert all(x["endpoint"] == lines[-1]["endpoint"] for x in lines[k:])
+    survivor = next(m for m in cluster.members if m.endpoint == lines[-1]["endpoint"])
+    assert keepalive_counters(survivor)[0] >= 1
+
+
+def test_keepalive_stream_etcd_stopped(etcd, procs):
+    """etcd SIGSTOPped with the stream open (the worst moment: a renewal in flight gets no
+    answer): every renewal during the stop fails within the deadline, none is reported as
+    done, and after SIGCONT the renewals stream again on a new call."""
+    ep = etcd.endpoints
+    lease = ok1(ep, "lease-grant", "60")
+    ka = procs.spawn("ka", [DRIVER, "--endpoints", ep[0], "--request-timeout-ms", "500",
+                            "--deadline-ms", "1000", *STREAM, "keepalive", str(lease["id"]),
+                            "--count", "12", "--interval-ms", "300", "--keep-going"])
+    wait_for_lines(procs.log_path("ka"), lambda ls: len(ls) >= 2, 15, "2 renewals")
+    pid = etcd.members[0].proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    try:
+        wait_for_lines(procs.log_path("ka"), lambda ls: sum(not x["ok"] for x in ls) >= 2, 15,
+                       "2 failed renewals")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    held = time.monotonic() - stopped_at
+    ka.wait(timeout=60)
+    lines = read_json_lines(procs.log_path("ka"))
+    failed = [x for x in lines if not x["ok"]]
+    assert len(lines) == 12 and failed, lines
+    assert all(x["error"] == "unavailable" and x["ms"] < 1500 for x in failed), failed
+    last_failed = max(x["i"] for x in failed)
+    after = [x for x in lines if x["i"] > last_failed]
+    assert after and all(x["ok"] for x in after), lines
+    assert after[-1]["streamed"] > lines[last_failed]["streamed"], lines
+    assert ok1(ep, "ttl", str(lease["id"]))["ttl"] > 50
+    print(f"etcd held {held:.1f} s; failed renewals (ms):", [round(x["ms"]) for x in failed])
+
+
+class NoStreamEtcd(http.server.BaseHTTPRequestHandler):
+    """A gateway that cannot stream: it answers a chunked request only after the body ends
+    (as Go's server does without Expect: 100-continue), a sized one at once."""
+    protocol_version = "HTTP/1.1"
+    answer = b'{"result":{"header":{"revision":"7"},"ID":"5","TTL":"10"}}\n'
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.server.chunked += 1
+            try:
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return  # the client gave up and closed
+                    size = int(line.strip(), 16)
+                    self.rfile.read(size + 2)
+                    if size == 0:
+                        break
+            except (OSError, ValueError):
+                return
+        else:
+            self.server.sized += 1
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.answer)))
+        self.end_headers()
+        self.wfile.write(self.answer)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_keepalive_stream_unsupported_falls_back():
+    """An endpoint that cannot stream: the first renewal waits one request timeout on the
+    stream, then is answered by a POST; the renewals after it go straight to POSTs
+    without trying the stream again (it backs off for a minute)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), NoStreamEtcd)
+    server.daemon_threads = True
+    server.chunked = server.sized = 0
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        ep = [f"127.0.0.1:{server.server_address[1]}"]
+        rc, lines = drive(ep, "keepalive", "5", "--count", "4", "--interval-ms", "100",
+                          opts=STREAM + ("--request-timeout-ms", "400", "--deadline-ms", "3000"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert rc == 0 and all(x["ttl"] == 10 for x in lines), lines
+    assert [x["streamed"] for x in lines] == [0, 0, 0, 0]
+    assert 400 <= lines[0]["ms"] < 2000, lines[0]
+    assert all(x["ms"] < 300 for x in lines[1:]), lines
+    assert (server.chunked, server.sized) == (1, 4)
 
 
 class FakeEtcd(http.server.BaseHTTPRequestHandler):

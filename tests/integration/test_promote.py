@@ -140,3 +140,35 @@ def test_promotion_pending_when_the_leader_key_is_lost_is_ended_first(cluster, p
         print(f"{cand.name} stopped by " + wait_until(said, 30, what="the stop logged"))
         partition.heal()
         cluster.wait_healthy(timeout=120)
+
+
+def test_promotion_asked_for_by_someone_else_on_a_replica_is_ended(cluster):
+    """An operator (or a tool) runs pg_promote() on a replica whose startup process is
+    stopped: the request waits in the data directory (the promote signal file) and would
+    make that replica a second primary the moment the process runs again. Its agent, which
+    has watched the directory since long before (inotify, not a look every tick), sees the
+    file appear, takes it for a promotion it does not hold the key for, and stops
+    PostgreSQL before the process is continued; the replica takes no write."""
+    _, leader, w = start_with_writer(cluster)
+    rep = next(n for n in cluster.nodes if n is not leader)
+    time.sleep(3)  # the agent watches the directory well before the file appears
+    stopped = startup_pid(rep)
+    with w:
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            assert rep.sql("SELECT pg_promote(false)") == [(True,)]
+            assert os.path.exists(os.path.join(rep.data_dir, "promote"))
+            wait_until(lambda: not pid_running(stopped), 30, interval=0.1,
+                       what=f"{rep.name}'s PostgreSQL stopped with the request pending")
+            took = time.monotonic() - t0
+            assert cluster.procs.log_contains(rep.name, "while postgresql promotes")
+        finally:
+            resume(stopped)
+        print(f"{rep.name} stopped {took:.1f} s after pg_promote(); startup process "
+              f"{proc_state(stopped) or 'gone'}")
+        time.sleep(3)  # a promotion that could still finish would have by now
+        assert w.first_ack_after(t0, node=rep) is None, f"{rep.name} took a write"
+        assert cluster.status()["leader"] == leader.name
+        cluster.wait_healthy(timeout=120)  # rep starts again as a replica
+    w.assert_no_overlap()

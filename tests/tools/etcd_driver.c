@@ -26,6 +26,8 @@ static const char *arg_cert = NULL;
 static const char *arg_key = NULL;
 static uint64_t arg_request_timeout_usec = 0;
 static uint64_t arg_deadline_usec = 0;
+static bool arg_stream_keepalives = false;
+static bool arg_keep_going = false;
 static int64_t arg_lease = 0;
 static bool arg_prev_kv = false;
 static bool arg_exact_key = false;
@@ -45,11 +47,12 @@ static void usage(void)
     fprintf(stderr,
             "usage: etcd_driver --endpoints H:P[,H:P...] [--protocol http|https]\n"
             "         [--user U --password P] [--cacert F --cert F --key F]\n"
-            "         [--request-timeout-ms N] [--deadline-ms N] [-v] COMMAND ARGS...\n"
+            "         [--request-timeout-ms N] [--deadline-ms N] [--stream-keepalives] [-v]\n"
+            "         COMMAND ARGS...\n"
             "commands: put KEY VALUE [--lease ID] [--prev-kv] | get KEY | get-prefix PREFIX\n"
             "          del KEY | del-prefix PREFIX | txn-create KEY VALUE [--lease ID]\n"
             "          txn-cas KEY OLD NEW [--lease ID] | lease-grant TTL | keepalive ID\n"
-            "          [--count N --interval-ms N] | revoke ID | ttl ID\n"
+            "          [--count N --interval-ms N] [--keep-going] | revoke ID | ttl ID\n"
             "          watch PREFIX [--exact] [--from REV] [--prev-kv] [--count N]\n"
             "          [--stop-key K] [--timeout S] [--external-loop] | loop PREFIX N "
             "[--interval-ms N]\n"
@@ -296,6 +299,9 @@ static int lease_id_arg(const char *s, int64_t *ret)
     return 0;
 }
 
+/* keepalive ID [--count N --interval-ms N] [--keep-going]: one line per
+ * renewal, with the time it took and the client's counters after it; with
+ * --keep-going a failed renewal is a line too and the next one follows. */
 static int cmd_keepalive(EtcdClient *c, char **args)
 {
     int64_t id;
@@ -303,18 +309,36 @@ static int cmd_keepalive(EtcdClient *c, char **args)
         return 2;
     }
     long n = arg_count > 0 ? arg_count : 1;
+    int ret = 0;
     for (long i = 0; i < n; i++) {
         if (i > 0) {
             sleep_ms(arg_interval_ms);
         }
-        int64_t ttl;
+        int64_t ttl = 0;
         EtcdError e = { 0 };
-        if (etcd_lease_keepalive(c, id, &ttl, &e) < 0) {
+        double t0 = now_mono_sec();
+        int r = etcd_lease_keepalive(c, id, &ttl, &e);
+        double ms = (now_mono_sec() - t0) * 1000.0;
+        if (r < 0 && !arg_keep_going) {
             return fail(&e);
         }
-        emit(json_pack("{s:b, s:I}", "ok", 1, "ttl", (json_int_t)ttl));
+        EtcdClientStats st;
+        etcd_client_get_stats(c, &st);
+        json_t *o =
+            r < 0 ? error_json(&e) : json_pack("{s:b, s:I}", "ok", 1, "ttl", (json_int_t)ttl);
+        (void)json_object_set_new(o, "i", json_integer(i));
+        (void)json_object_set_new(o, "ms", json_real(ms));
+        (void)json_object_set_new(o, "endpoint", json_string(etcd_client_get_endpoint(c)));
+        (void)json_object_set_new(o, "requests", json_integer((json_int_t)st.requests));
+        (void)json_object_set_new(o, "streamed", json_integer((json_int_t)st.streamed));
+        (void)json_object_set_new(o, "errors", json_integer((json_int_t)st.errors));
+        (void)json_object_set_new(o, "connects", json_integer((json_int_t)st.connects));
+        emit(o);
+        if (r < 0) {
+            ret = 1;
+        }
     }
-    return 0;
+    return ret;
 }
 
 static int cmd_revoke(EtcdClient *c, char **args)
@@ -543,6 +567,8 @@ int main(int argc, char **argv)
         OPT_ROUNDS,
         OPT_NAME,
         OPT_EXTERNAL_LOOP,
+        OPT_STREAM_KEEPALIVES,
+        OPT_KEEP_GOING,
     };
     static const struct option options[] = {
         { "endpoints", required_argument, NULL, OPT_ENDPOINTS },
@@ -567,6 +593,8 @@ int main(int argc, char **argv)
         { "rounds", required_argument, NULL, OPT_ROUNDS },
         { "name", required_argument, NULL, OPT_NAME },
         { "external-loop", no_argument, NULL, OPT_EXTERNAL_LOOP },
+        { "stream-keepalives", no_argument, NULL, OPT_STREAM_KEEPALIVES },
+        { "keep-going", no_argument, NULL, OPT_KEEP_GOING },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -655,6 +683,12 @@ int main(int argc, char **argv)
         case OPT_NAME:
             arg_name = optarg;
             break;
+        case OPT_STREAM_KEEPALIVES:
+            arg_stream_keepalives = true;
+            break;
+        case OPT_KEEP_GOING:
+            arg_keep_going = true;
+            break;
         case OPT_EXTERNAL_LOOP:
             arg_external_loop = true;
             break;
@@ -707,6 +741,7 @@ int main(int argc, char **argv)
         .key = arg_key,
         .request_timeout_usec = arg_request_timeout_usec,
         .deadline_usec = arg_deadline_usec,
+        .stream_keepalives = arg_stream_keepalives,
     };
     EtcdError e = { 0 };
     _cleanup_(etcd_client_freep) EtcdClient *c = NULL;
