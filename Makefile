@@ -170,9 +170,10 @@ integration: asan deps-test
 	cd tests/integration && DBHA_BUILD=$(abspath $(O)/asan) $(SAN_ENV) \
 		$(PYTHON) -m pytest -v -p no:cacheprovider $(PYTEST_ARGS) .
 
-# Randomized faults (tests/integration/chaos_rounds.py, not in `make check`):
-# ROUNDS rounds of one or two faults each on one cluster; SEED (default: the
-# time) makes them replayable, FIRST the first round's number.
+# Randomized faults (tests/integration/chaos_rounds.py; `make check` runs a
+# short version, test_chaos.py): ROUNDS rounds of one or two faults each on
+# one cluster; SEED (default: the time) makes them replayable, FIRST the first
+# round's number.
 ROUNDS ?= 10
 SEED   ?=
 FIRST  ?= 0

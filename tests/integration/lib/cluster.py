@@ -22,6 +22,7 @@ import urllib.request
 import psycopg2
 
 from .etcd_cluster import EtcdCluster, EtcdTls
+from .nodecg import NodeCgroups
 from .pg import PG_OS_USER, as_root, hand_to_pg_user, pid_alive
 from .procs import LOOPBACK, binary, free_port, wait_until
 
@@ -53,6 +54,7 @@ class Node:
         self.postgresql_yaml = ""  # more lines of the postgresql section, indented by two
         self.parameters = {}  # more postgresql.parameters
         self.etcd_hosts = None  # etcd3.hosts of this node (default: the cluster's endpoints)
+        self.cgroup = None  # lib.nodecg.NodeCgroups the agent (and all it starts) runs in
 
     def config(self):
         c = self.cluster
@@ -119,8 +121,10 @@ postgresql:
         hand_to_pg_user(self.dir)
         self.write_config()
         env = dict(os.environ, **self.env) if self.env else None
-        self.proc = self.cluster.procs.spawn(self.name, [binary("dbagent"), self.config_path],
-                                             env=env, user=PG_OS_USER)
+        argv, user = [binary("dbagent"), self.config_path], PG_OS_USER
+        if self.cgroup is not None:  # the wrapper joins the groups, then drops to the user
+            argv, user = self.cgroup.wrap(argv, PG_OS_USER if as_root() else None), None
+        self.proc = self.cluster.procs.spawn(self.name, argv, env=env, user=user)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
@@ -189,7 +193,8 @@ postgresql:
 class DbhaCluster:
     def __init__(self, procs, workdir, n=3, scope="itest", ttl=10, loop_wait=1, retry_timeout=2,
                  log_level="DEBUG", etcd_size=1, etcd_per_node=False, etcd_tls=False,
-                 etcd_auth=None, etcd_args=(), **dcs_extra):
+                 etcd_auth=None, etcd_args=(), node_cgroups=False, node_tmpfs=None,
+                 **dcs_extra):
         self.dcs_extra = dcs_extra  # more bootstrap.dcs keys, e.g. primary_start_timeout=0
         self.procs = procs
         self.workdir = workdir
@@ -219,6 +224,16 @@ class DbhaCluster:
         for i, node in enumerate(self.nodes if etcd_per_node else []):
             node.etcd_host = addrs[i]
             node.etcd_hosts = [f"{addrs[i]}:{m.client_port}" for m in self.etcd.members]
+        # node_cgroups: each agent and all it starts in cgroups of its own
+        # (lib.nodecg), so that nftables can tell its sockets from the other
+        # nodes' and a CPU quota can starve it
+        for node in self.nodes if node_cgroups else []:
+            node.cgroup = NodeCgroups(f"dbha-{os.getpid()}-{os.path.basename(workdir)}-"
+                                      f"{node.name}")
+        # node_tmpfs: each node's directory (data directory, WAL, sockets) on a
+        # tmpfs of this size, so that a test can fill it
+        self.node_tmpfs = node_tmpfs
+        self.mounted = []
 
     def etcd_security_yaml(self):
         out = ""
@@ -229,7 +244,19 @@ class DbhaCluster:
             out += f"  username: {self.etcd_auth[0]}\n  password: {self.etcd_auth[1]}\n"
         return out
 
+    def mount_node_dirs(self):
+        for node in self.nodes:
+            if node.dir in self.mounted:
+                continue
+            os.makedirs(node.dir, exist_ok=True)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.node_tmpfs},mode=0755",
+                           f"dbha-{node.name}", node.dir], check=True, capture_output=True,
+                           timeout=10)
+            self.mounted.append(node.dir)
+
     def start(self, nodes=None):
+        if self.node_tmpfs:
+            self.mount_node_dirs()
         if self.etcd.members[0].proc is None:
             self.etcd.start()
             if self.etcd_auth:
@@ -293,3 +320,9 @@ class DbhaCluster:
                 except ProcessLookupError:
                     pass
                 wait_until(lambda: not pid_alive(pid), 10, what=f"postmaster {pid} gone")
+        for n in self.nodes:
+            if n.cgroup is not None:
+                n.cgroup.delete()
+        for d in self.mounted:
+            subprocess.run(["umount", "-l", d], capture_output=True, timeout=10)
+        self.mounted = []

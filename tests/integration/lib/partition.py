@@ -10,8 +10,20 @@ network partition.
 
     part = Partition()            # an nftables table of this test's own
     part.cut_etcd(node)
+    part.cut_members(node, cluster.nodes)   # with DbhaCluster(node_cgroups=True)
     part.heal()
     part.delete()                 # in teardown
+
+`cut_members(node, nodes)` cuts a node off from the other members and
+leaves etcd and its clients alone: every node shares 127.0.0.1, so a packet
+is told by the control group of the socket that sends it (lib.nodecg): what
+the node's processes send to another member's PostgreSQL or REST port, and
+what the other members' processes send to its ports, is dropped (one
+direction is enough to stall a TCP connection; replication, pg_rewind,
+pg_basebackup and the agents' REST calls all go over those ports). The
+tests' own clients (writers, dbctl) are in no node's group and still reach
+every node, so a node cut off from everything (both cuts) that still takes
+writes is seen taking them.
 
 Needs root (CAP_NET_ADMIN) and the `nft` program (Debian `nftables`).
 """
@@ -39,6 +51,16 @@ class Partition:
             f"add rule inet {self.table} out ip daddr {node.etcd_host} tcp dport {p} drop\n"
             f"add rule inet {self.table} out ip saddr {node.etcd_host} tcp sport {p} drop\n"
             for p in sorted(ports))
+        self._nft(rules)
+
+    def cut_members(self, node, nodes):
+        rules = ""
+        for other in nodes:
+            if other is node:
+                continue
+            for src, dst in ((node, other), (other, node)):
+                rules += (f"add rule inet {self.table} out {src.cgroup.nft_match()} "
+                          f"tcp dport {{ {dst.pg_port}, {dst.api_port} }} drop\n")
         self._nft(rules)
 
     def heal(self):

@@ -3,7 +3,9 @@
 A `Writer` runs one thread per node. Each thread talks to its node's own port
 on 127.0.0.1 (never a multi-host connection string, which would keep using
 the old primary), and inserts one row per attempt into `dbha_writes` in
-autocommit, so an acknowledged write is a committed INSERT. Every attempt is
+autocommit, so an acknowledged write is a committed INSERT. A thread holds
+its connection until it fails, or (reconnect_each=True) opens a new one for
+every INSERT. Every attempt is
 recorded: node, seq (unique across the writer), send and ack time
 (time.monotonic()), and success or an error class ("read_only", "refused",
 "timeout", ...).
@@ -40,6 +42,7 @@ little, never a hang (statement_timeout alone cannot fire in a stopped
 server).
 """
 import itertools
+import json
 import re
 import select
 import threading
@@ -209,7 +212,8 @@ class Writer:
     def __init__(self, nodes, table=DEFAULT_TABLE, interval=0.02, connect_timeout=1.0,
                  statement_timeout_ms=1000, user=SUPERUSER, password=SUPERUSER_PW,
                  dbname="postgres", host_of=lambda n: LOOPBACK, port_of=_port_of,
-                 name_of=lambda n: n.name, retry_sleep=0.05, max_duration=600.0):
+                 name_of=lambda n: n.name, retry_sleep=0.05, max_duration=600.0,
+                 reconnect_each=False):
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", table):
             raise ValueError(f"bad table name {table!r}")
         self.nodes = list(nodes)
@@ -223,6 +227,9 @@ class Writer:
         self.host_of, self.port_of, self.name_of = host_of, port_of, name_of
         self.retry_sleep = retry_sleep
         self.max_duration = max_duration
+        # a new connection for every INSERT (a client without a pool) instead
+        # of one held until it fails
+        self.reconnect_each = reconnect_each
         names = [name_of(n) for n in self.nodes]
         if len(set(names)) != len(names):
             raise ValueError(f"node names must be distinct: {names}")
@@ -359,6 +366,9 @@ class Writer:
                     self._stop.wait(self.retry_sleep)
                     continue
                 self._record(Attempt(name, seq, t_send, t_ack, True))
+                if self.reconnect_each:
+                    _close(conn)
+                    conn = None
                 self._stop.wait(self.interval)
         finally:
             _close(conn)
@@ -487,6 +497,28 @@ class Writer:
         print(f"writer: {len(missing)} of {len(acked)} acknowledged writes missing on "
               f"{self._name(node)}" + (f": {missing[:20]}" if missing else ""))
         return missing
+
+    def acked_between(self, t_from, t_to):
+        """Seqs of the writes sent at or after t_from and acknowledged by t_to."""
+        return sorted(a.seq for a in self.acked() if a.t_send >= t_from and a.t_ack <= t_to)
+
+    def missing_among(self, node, seqs, timeout=10.0):
+        """Those of seqs (acknowledged writes) absent from the table on node."""
+        if not seqs:
+            return []
+        rows = self._query(self._node(node), f"SELECT seq FROM {self.table} WHERE seq = ANY(%s)",
+                           (list(seqs),), timeout=timeout)
+        return sorted(set(seqs) - {r[0] for r in rows})
+
+    def dump(self, path):
+        """Every attempt, one JSON object per line (times relative to the start)."""
+        t0 = self.t_start or 0.0
+        with open(path, "w") as f:
+            for a in self.attempts():
+                f.write(json.dumps({"node": a.node, "seq": a.seq, "send": round(a.t_send - t0, 4),
+                                    "ack": round(a.t_ack - t0, 4), "ok": a.ok,
+                                    "error": a.error, "detail": a.detail,
+                                    "phase": a.phase}) + "\n")
 
 
 def start_with_writer(c, timeout=120):
