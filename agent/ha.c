@@ -283,6 +283,14 @@ static bool guard_pg_gone(const HaInput *in)
     return !in->pg_running;
 }
 
+/* The start job is over (it succeeded, or none runs) and PostgreSQL is not
+ * running: it stopped after it started (fenced, crashed, killed). Nothing
+ * would start it again from a starting state. */
+static bool guard_start_over_pg_gone(const HaInput *in)
+{
+    return !in->pg_running && (in->job == HA_JOB_NONE || in->job == HA_JOB_SUCCEEDED);
+}
+
 /* Down, and a fresh view says the key is still ours: restart in place. */
 static bool guard_pg_gone_mine(const HaInput *in)
 {
@@ -635,6 +643,8 @@ static const HaRow table[] = {
       "replica started" },
     { HA_STATE_STARTING_REPLICA, G(guard_up), HA_STATE_REPLICA, NONE,
       "replica started; etcd unreachable" },
+    { HA_STATE_STARTING_REPLICA, G(guard_start_over_pg_gone), HA_STATE_INIT, NONE,
+      "postgresql stopped after the replica started: deciding again" },
     { HA_STATE_STARTING_REPLICA, G(guard_always), STAY, NONE, "waiting for the replica to start" },
     { HA_STATE_STARTING_PRIMARY, G(guard_lease_expiring), HA_STATE_INIT, A(HA_ACTION_FENCE),
       "the leader lease expires while the primary starts: fencing" },
@@ -654,6 +664,8 @@ static const HaRow table[] = {
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_SYNC_REPLICATION,
         HA_ACTION_PUBLISH_STATUS),
       "primary started" },
+    { HA_STATE_STARTING_PRIMARY, G(guard_start_over_pg_gone), HA_STATE_INIT, NONE,
+      "postgresql stopped after the primary started: deciding again" },
     { HA_STATE_STARTING_PRIMARY, G(guard_always), STAY, NONE, "waiting for the primary to start" },
 
     /* Rejoin. */

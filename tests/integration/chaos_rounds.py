@@ -27,7 +27,8 @@ Each round draws one or two faults, each on the leader (60 %) or a replica:
   etcd-quorum      kill -9 of two etcd members: no quorum
   starve           the node's control group held to 2 % of a CPU (agent,
                    fencing process and PostgreSQL)
-  disk-full        the node's tmpfs filled to the last byte
+  disk-full        the node's tmpfs filled to the last byte (on a primary,
+                   WAL segments switched until a new one must be made)
   ttl              ttl set to 5 or 8 (PATCH /config on the leader)
   loop-wait        loop_wait set to 1 or 2
   sync             synchronous_mode switched on or off
@@ -63,6 +64,7 @@ import os
 import random
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -119,6 +121,7 @@ class Round:
         self.bg = []       # dbctl requests still running
         self.sync_switched = False
         self.requests = []  # (kind, candidate name)
+        self.threads = []   # bounded helpers, joined at the heal
 
     def target(self, leader):
         others = [n for n in self.c.nodes if n is not leader]
@@ -175,6 +178,11 @@ class Round:
                     os.close(fd)
                 self.fillers.append(path)
             detail = f" {size >> 20} MB"
+            # WAL segments are recycled, so a quiet primary may not need a new
+            # file for minutes: switch segments until one has to be made
+            t = threading.Thread(target=switch_wal, args=(n, 20), daemon=True)
+            t.start()
+            self.threads.append(t)
         elif kind == "ttl":
             self.state["ttl"] = self.rng.choice([5, 8])
             detail = f" {self.state['ttl']}: {patch_config(leader, {'ttl': self.state['ttl']})}"
@@ -206,14 +214,16 @@ class Round:
     def heal(self):
         for p in self.stopped:
             signal_pid(p, signal.SIGCONT)
+        for t in self.threads:  # after SIGCONT: a stopped server holds its statement
+            t.join(timeout=30)
         if self.cut:
             self.part.heal()
         for n in self.starved:
             n.cgroup.feed()
         for f in self.fillers:
             os.unlink(f)
-        for m in self.etcd_killed:
-            self.c.etcd.restart(m, timeout=30)
+        if self.etcd_killed:
+            self.c.etcd.restart_all(self.etcd_killed, timeout=30)
         for n in self.killed:
             n.start()
         for p in self.bg:
@@ -222,6 +232,31 @@ class Round:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=10)
+
+
+def tmpfs_unavailable(workdir):
+    """Why a tmpfs cannot be mounted here (disk-full needs one per node), or None."""
+    probe = os.path.join(workdir, "tmpfs-probe")
+    os.makedirs(probe, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "dbha-probe", probe],
+                       capture_output=True, text=True, timeout=10)
+    if r.returncode != 0:
+        os.rmdir(probe)
+        return f"mount -t tmpfs: {r.stderr.strip() or r.returncode}"
+    subprocess.run(["umount", probe], capture_output=True, timeout=10)
+    os.rmdir(probe)
+    return None
+
+
+def switch_wal(node, times):
+    """pg_switch_wal() on node up to `times` times (errors end it: a replica, a
+    server that went down); bounded by its count and each connection's timeout."""
+    for _ in range(times):
+        try:
+            node.sql("SELECT pg_switch_wal()")
+        except Exception:  # noqa: BLE001 - the fault may already have hit
+            return
+        time.sleep(0.05)
 
 
 def round_start(c):
@@ -282,16 +317,16 @@ def wait_healthy(c, sync, timeout):
 
 def run_chaos(procs, workdir, partition, rounds=ROUNDS, seed=SEED, first=FIRST):
     why = cgroups_unavailable()
-    root = os.geteuid() == 0
+    no_tmpfs = tmpfs_unavailable(workdir)
     kinds_here = [k for k in KINDS if not (why and k in NEEDS_CGROUPS)
-                  and not (k == "disk-full" and not root)]
+                  and not (k == "disk-full" and no_tmpfs)]
     if why:
         print(f"chaos: {', '.join(NEEDS_CGROUPS)} left out: {why}")
-    if not root:
-        print("chaos: disk-full left out: mounting a tmpfs needs root")
+    if no_tmpfs:
+        print(f"chaos: disk-full left out: {no_tmpfs}")
     c = DbhaCluster(procs, workdir, n=3, ttl=6, loop_wait=1, retry_timeout=1,
                     etcd_per_node=True, etcd_size=3, node_cgroups=not why,
-                    node_tmpfs=NODE_TMPFS if root else None, log_level="INFO")
+                    node_tmpfs=None if no_tmpfs else NODE_TMPFS, log_level="INFO")
     kinds = collections.Counter()
     heal_times = []
     checked = lost = 0

@@ -526,3 +526,57 @@ def test_etcd_outage_shorter_than_retry_timeout_at_the_renewal_keeps_the_leader(
         w.assert_no_overlap()
     finally:
         c.stop_all()
+
+
+def agent_children(pid, comm):
+    """PIDs of pid's children whose command name is comm."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)
+            name = fields[0].split("(", 1)[1]
+            ppid = int(fields[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and name == comm:
+            out.append(int(d))
+    return out
+
+
+def test_primary_that_stops_right_after_its_restart_is_started_again(cluster):
+    """Found by the chaos suite (seed 7, round 78): the leader's PostgreSQL
+    was restarted in place, its start job succeeded, and PostgreSQL stopped
+    before the agent's next look (there: its fencing process shut it down
+    while etcd had no quorum). The agent stayed in starting-primary, holding
+    the leader key, and never started it again: the cluster had no primary
+    for the 3 minutes until the test ended. Here the agent is SIGSTOPped
+    while its restart runs, the restarted server is killed once it answers
+    (pg_ctl has succeeded), and the agent continued: it must start it again."""
+    s, leader, w = start_with_writer(cluster)
+    agent = leader.proc.pid
+    with w:
+        old_pm = kill_postgres(leader)
+        new_pm = wait_until(
+            lambda: (lambda p: p if p and p != old_pm else None)(leader.postmaster_pid()), 30,
+            interval=0.005, what="the agent's restart of PostgreSQL")
+        os.kill(agent, signal.SIGSTOP)
+        try:
+            # the start job (pg_ctl start -w, the agent's child) ends once the
+            # server answers; the stopped agent has not seen it yet
+            wait_until(lambda: leader.sql("SELECT 1"), 20, interval=0.05,
+                       what="the restarted server answering")
+            wait_until(lambda: not any(pid_running(p) for p in agent_children(agent, "pg_ctl")),
+                       20, interval=0.05, what="pg_ctl finished")
+            os.kill(new_pm, signal.SIGKILL)
+            wait_until(lambda: not pid_running(new_pm), 10, interval=0.02,
+                       what="the restarted postmaster gone")
+        finally:
+            os.kill(agent, signal.SIGCONT)
+        t0 = time.monotonic()
+        wait_until(lambda: w.first_ack_after(t0, node=leader), 30, interval=0.1,
+                   what="writes on the same leader again")
+        assert cluster.status()["leader"] == leader.name
+    w.assert_no_overlap()

@@ -136,6 +136,16 @@ class EtcdCluster:
         wait_until(lambda: self.healthy(m), timeout, interval=0.1,
                    what=f"etcd member {m.name} healthy again")
 
+    def restart_all(self, members, timeout=30):
+        """Start several members again at once, then wait for each: members
+        that lost quorum together only get it back together."""
+        for m in members:
+            self.procs.stop(m.proc)
+            m.proc = self.procs.spawn(m.name, self._argv(m))
+        for m in members:
+            wait_until(lambda m=m: self.healthy(m), timeout, interval=0.1,
+                       what=f"etcd member {m.name} healthy again")
+
     def kill(self, m):
         """SIGKILL one member (a crash) by PID."""
         self.procs.kill(m.proc)
