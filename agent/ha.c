@@ -355,6 +355,23 @@ static bool guard_switchover_to_me(const HaInput *in)
            !in->nofailover;
 }
 
+/* A running replica whose fresh view says the leader key is ours: it took
+ * the key and its promotion did not finish (PostgreSQL stopped during it, a
+ * disk full at the end-of-recovery checkpoint, and it was started again as
+ * a replica). The key is kept alive by the member lease it shares, so
+ * without these rows nobody would lead. Patroni promotes ("promoted self to
+ * leader because I had the session lock"). */
+static bool guard_replica_holds_leader(const HaInput *in)
+{
+    return in->data == HA_DATA_OURS && in->pg_running && in->pg_reachable && in->pg_in_recovery &&
+           in->dcs_ok && in->leader_is_me && !in->lease_expiring;
+}
+
+static bool guard_replica_holds_leader_may_lead(const HaInput *in)
+{
+    return guard_replica_holds_leader(in) && !in->nofailover;
+}
+
 /* A promotion that may still happen while the leader key is not (or soon
  * not) ours: it must be made impossible before anyone else can lead. */
 static bool promoting(const HaInput *in)
@@ -708,6 +725,14 @@ static const HaRow table[] = {
     { HA_STATE_REPLICA, G(guard_pg_gone), HA_STATE_INIT, NONE, "the replica is not running" },
     { HA_STATE_REPLICA, G(guard_running_primary), HA_STATE_INIT, NONE,
       "postgresql runs as a primary (a promotion whose last steps failed): deciding again" },
+    { HA_STATE_REPLICA, G(guard_replica_holds_leader_may_lead), HA_STATE_PRIMARY,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS,
+        HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
+      "we hold the leader key and postgresql is a replica (a promotion that did not finish): "
+      "promoting" },
+    { HA_STATE_REPLICA, G(guard_replica_holds_leader), HA_STATE_REPLICA,
+      A(HA_ACTION_RELEASE_LEADER),
+      "we hold the leader key but may not lead: releasing it" },
     { HA_STATE_REPLICA, G(guard_switchover_to_me), HA_STATE_PRIMARY,
       A(HA_ACTION_TAKE_LEADER, HA_ACTION_PROMOTE, HA_ACTION_CLEAR_FAILOVER, HA_ACTION_SYNC_SLOTS,
         HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),

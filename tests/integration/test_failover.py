@@ -580,3 +580,44 @@ def test_primary_that_stops_right_after_its_restart_is_started_again(cluster):
                    what="writes on the same leader again")
         assert cluster.status()["leader"] == leader.name
     w.assert_no_overlap()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_elected_replica_whose_promotion_crashes_on_a_full_disk_promotes_once_it_can(
+        procs, workdir):
+    """Found by the chaos suite (seed 7, round 80): the replica elected after
+    the leader was cut off took the leader key, and PostgreSQL crashed during
+    pg_promote on its full disk; the agent started it again as a replica and
+    kept the key alive with its member lease for the 3 minutes until the run
+    gave up, with no primary. Now a replica that holds the key promotes
+    (Patroni: "promoted self to leader because I had the session lock")."""
+    c = DbhaCluster(procs, workdir, n=2, ttl=5, loop_wait=1, retry_timeout=1,
+                    node_tmpfs="256M")
+    try:
+        s, leader, w = start_with_writer(c)
+        replica = next(n for n in c.nodes if n is not leader)
+        filler = os.path.join(replica.dir, "filler")
+        with w:
+            st = os.statvfs(replica.dir)
+            fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                with contextlib.suppress(OSError):
+                    os.posix_fallocate(fd, 0, st.f_bavail * st.f_frsize)
+            finally:
+                os.close(fd)
+            leader.kill_with_postgres()
+            # elected, it takes the key; its promotion fails on the full disk
+            wait_until(lambda: c.etcd_get("leader") == replica.name, 30, interval=0.1,
+                       what="the replica holding the leader key")
+            wait_until(lambda: procs.log_contains(replica.name, "did not leave recovery") or
+                       procs.log_contains(replica.name, "postgresql stopped"), 30, interval=0.1,
+                       what="the promotion failing")
+            time.sleep(3)  # a few loops holding the key as a replica
+            os.unlink(filler)
+            t0 = time.monotonic()
+            wait_until(lambda: w.first_ack_after(t0, node=replica), 60, interval=0.1,
+                       what="writes on the replica that holds the key")
+            assert c.etcd_get("leader") == replica.name
+        w.assert_no_overlap()
+    finally:
+        c.stop_all()

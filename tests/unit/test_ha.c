@@ -612,6 +612,20 @@ static const Case cases[] = {
          .pg_reachable = true, .pg_in_recovery = true, .dcs_ok = true, LEADER_OTHER),
       HA_STATE_REFUSED, ACTS(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
       "the replica's data is not this cluster's" },
+    /* found by the chaos suite (seed 7, round 80): elected, its promotion
+     * crashed on a full disk, started again as a replica still holding the
+     * key (kept alive by the member lease): no primary for 3 minutes */
+    { "replica: the leader key is ours -> promote again",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS,
+           HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
+      "we hold the leader key and postgresql is a replica (a promotion that did not finish): "
+      "promoting" },
+    { "replica: the leader key is ours but we may not lead -> release it",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME, .nofailover = true),
+      HA_STATE_REPLICA, ACTS(HA_ACTION_RELEASE_LEADER),
+      "we hold the leader key but may not lead: releasing it" },
     { "replica: no leader, elected -> take the key and promote",
       IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true),
       HA_STATE_PRIMARY,

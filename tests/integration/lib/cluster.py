@@ -12,10 +12,8 @@ stopped by the agents on SIGTERM, and by PID (postmaster.pid) in teardown.
 """
 import json
 import os
-import pwd
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
