@@ -616,16 +616,14 @@ static const Case cases[] = {
      * crashed on a full disk, started again as a replica still holding the
      * key (kept alive by the member lease): no primary for 3 minutes */
     { "replica: the leader key is ours -> promote again",
-      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME),
-      HA_STATE_PRIMARY,
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME), HA_STATE_PRIMARY,
       ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS,
            HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
       "we hold the leader key and postgresql is a replica (a promotion that did not finish): "
       "promoting" },
     { "replica: the leader key is ours but we may not lead -> release it",
-      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME, .nofailover = true),
-      HA_STATE_REPLICA, ACTS(HA_ACTION_RELEASE_LEADER),
-      "we hold the leader key but may not lead: releasing it" },
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME, .nofailover = true), HA_STATE_REPLICA,
+      ACTS(HA_ACTION_RELEASE_LEADER), "we hold the leader key but may not lead: releasing it" },
     { "replica: no leader, elected -> take the key and promote",
       IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true),
       HA_STATE_PRIMARY,
