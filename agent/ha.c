@@ -250,6 +250,20 @@ static bool guard_stopped_primary_after_crash(const HaInput *in)
     return stopped_ours(in) && !in->standby_signal && in->restart_expired && !in->has_leader;
 }
 
+/* A former primary (no standby.signal) stopped for a switchover or manual
+ * failover to another member, before the candidate took the key: started as
+ * a replica now it would write standby.signal and later follow the new
+ * leader as a replica, without the pg_rewind that a former primary gets,
+ * though its WAL goes past the new leader's fork point when the candidate
+ * had not received the last of it (found by the chaos suite, seed 7 round
+ * 23: the replication path had been cut, the handover was not confirmed).
+ * It waits, stopped, until the candidate leads, and then rewinds. */
+static bool guard_stopped_primary_no_leader(const HaInput *in)
+{
+    return stopped_ours(in) && !in->standby_signal && in->dcs_ok && !in->has_leader &&
+           in->failover_candidate_other;
+}
+
 static bool guard_up(const HaInput *in)
 {
     return in->pg_running && in->pg_reachable;
@@ -613,6 +627,8 @@ static const HaRow table[] = {
       "a former primary and no leader: taking the leader key and starting" },
     { HA_STATE_INIT, G(guard_stopped_primary_after_crash), STAY, NONE,
       "our primary crashed and the key is free: waiting for a replica to take over" },
+    { HA_STATE_INIT, G(guard_stopped_primary_no_leader), STAY, NONE,
+      "a former primary handing over: waiting for the candidate to lead, to rewind against it" },
     { HA_STATE_INIT, G(guard_stopped), HA_STATE_STARTING_REPLICA,
       A(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES), "starting as a replica" },
     { HA_STATE_INIT, G(guard_always), STAY, NONE, "waiting" },

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from lib.cluster import DbhaCluster
+from lib.nodecg import available as cgroups_unavailable
 from lib.procs import pid_running, wait_until
 from lib.writer import start_with_writer
 
@@ -618,6 +619,48 @@ def test_elected_replica_whose_promotion_crashes_on_a_full_disk_promotes_once_it
             wait_until(lambda: w.first_ack_after(t0, node=replica), 60, interval=0.1,
                        what="writes on the replica that holds the key")
             assert c.etcd_get("leader") == replica.name
+        w.assert_no_overlap()
+    finally:
+        c.stop_all()
+
+
+@pytest.mark.skipif(cgroups_unavailable() is not None, reason=str(cgroups_unavailable()))
+def test_primary_handing_over_unconfirmed_waits_for_the_candidate_and_rewinds(
+        procs, workdir, partition):
+    """Found by the chaos suite (seed 7, round 23): the leader, cut off from
+    the other members, took writes its replica never received; after the
+    heal a forced failover to that replica was asked for. The leader stopped
+    for the handover, with no walsender of the candidate to confirm its last
+    WAL, released the key and, before the candidate took it, started as a
+    replica (standby.signal): it then followed the new leader without
+    pg_rewind, its WAL past the fork point, and never streamed again. Now it
+    waits for the candidate to lead and rewinds against it."""
+    c = DbhaCluster(procs, workdir, n=2, ttl=10, loop_wait=1, retry_timeout=2,
+                    node_cgroups=True)
+    for n in c.nodes:  # the cut breaks replication within seconds, and it stays broken
+        n.parameters = {"wal_sender_timeout": "2s", "wal_receiver_timeout": "2s",
+                        "wal_retrieve_retry_interval": "20s"}
+    try:
+        s, leader, w = start_with_writer(c)
+        replica = next(n for n in c.nodes if n is not leader)
+        with w:
+            t_cut = time.monotonic()
+            partition.cut_members(leader, c.nodes)
+            wait_until(lambda: leader.sql("SELECT count(*) FROM pg_stat_replication")[0][0] == 0
+                       and replica.sql("SELECT count(*) FROM pg_stat_wal_receiver")[0][0] == 0,
+                       30, interval=0.2, what="replication broken by the cut")
+            wait_until(lambda: w.first_ack_after(time.monotonic() - 0.5, node=leader), 10,
+                       interval=0.1, what="writes on the leader after the cut")
+            assert w.first_ack_after(t_cut + 0.1, node=leader)
+            partition.heal()
+            r = c.dbctl("failover", "--candidate", replica.name, "--force", timeout=60)
+            assert r.returncode == 0, r.stdout + r.stderr
+            st = c.wait_healthy(timeout=90)
+            assert st["leader"] == replica.name
+            wait_until(lambda: replica.sql("SELECT count(*) FROM pg_stat_replication "
+                                           "WHERE state = 'streaming'")[0][0] == 1, 60,
+                       interval=0.5, what="the former leader streaming from the new one")
+            assert procs.log_contains(leader.name, "rewinding against the new leader")
         w.assert_no_overlap()
     finally:
         c.stop_all()

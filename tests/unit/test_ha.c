@@ -270,6 +270,11 @@ static const Case cases[] = {
       IN(.state = HA_STATE_INIT, STOPPED, .nofailover = true, .has_initialize = true),
       HA_STATE_STARTING_REPLICA, ACTS(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
       "starting as a replica" },
+    /* found by the chaos suite (seed 7, round 23) */
+    { "init: stopped former primary handing over, no leader yet -> wait for the candidate",
+      IN(.state = HA_STATE_INIT, STOPPED, .has_initialize = true, .failover_candidate_other = true),
+      HA_STATE_INIT, NO_ACTS,
+      "a former primary handing over: waiting for the candidate to lead, to rewind against it" },
     { "init: stopped former primary, other leader -> start as replica",
       IN(.state = HA_STATE_INIT, STOPPED, LEADER_OTHER), HA_STATE_STARTING_REPLICA,
       ACTS(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES), "starting as a replica" },
