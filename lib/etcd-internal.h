@@ -101,6 +101,9 @@ const char *etcd_client_endpoint_name(const EtcdClient *c, size_t i); /* "host:p
 int etcd_client_endpoint_url(const EtcdClient *c, size_t i, const char *path, char **ret);
 /* Sets TLS and connect-timeout options on a stream handle. */
 int etcd_client_setup_easy(const EtcdClient *c, CURL *easy);
+/* Appends the n header lines (NULL entries skipped) to *list; on failure
+ * *list keeps what was appended, for the caller to free. */
+int etcd_append_headers(struct curl_slist **list, const char *const *hdrs, size_t n, EtcdError *e);
 /* Authenticates when a username is set and there is no token yet. Returns
  * 0 and *ret_header (owned, "Authorization: tok") or NULL when auth is off. */
 int etcd_client_auth_header(EtcdClient *c, char **ret_header, EtcdError *reterr);

@@ -118,15 +118,9 @@ static int stream_open(EtcdClient *c, EtcdKeepaliveStream *s, EtcdError *e)
     }
     const char *hdrs[] = { "Content-Type: application/json", "Transfer-Encoding: chunked",
                            "Expect: 100-continue", auth };
-    for (size_t i = 0; i < ELEMENTSOF(hdrs); i++) {
-        if (!hdrs[i]) {
-            continue;
-        }
-        struct curl_slist *l = curl_slist_append(s->headers, hdrs[i]);
-        if (!l) {
-            return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
-        }
-        s->headers = l;
+    r = etcd_append_headers(&s->headers, hdrs, ELEMENTSOF(hdrs), e);
+    if (r < 0) {
+        return r;
     }
     s->easy = curl_easy_init();
     if (!s->easy) {

@@ -230,15 +230,9 @@ static int stream_open(EtcdWatch *w, EtcdError *e)
         return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
     }
     const char *hdrs[] = { "Content-Type: application/json", "Expect:", auth };
-    for (size_t i = 0; i < ELEMENTSOF(hdrs); i++) {
-        if (!hdrs[i]) {
-            continue;
-        }
-        struct curl_slist *l = curl_slist_append(w->headers, hdrs[i]);
-        if (!l) {
-            return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
-        }
-        w->headers = l;
+    r = etcd_append_headers(&w->headers, hdrs, ELEMENTSOF(hdrs), e);
+    if (r < 0) {
+        return r;
     }
     w->easy = curl_easy_init();
     if (!w->easy) {

@@ -449,6 +449,21 @@ static long usec_to_msec_ceil(uint64_t usec)
     return ms > 0 ? (long)ms : 1;
 }
 
+int etcd_append_headers(struct curl_slist **list, const char *const *hdrs, size_t n, EtcdError *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!hdrs[i]) {
+            continue;
+        }
+        struct curl_slist *l = curl_slist_append(*list, hdrs[i]);
+        if (!l) {
+            return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
+        }
+        *list = l;
+    }
+    return 0;
+}
+
 int etcd_client_setup_easy(const EtcdClient *c, CURL *easy)
 {
     CURLcode cc = CURLE_OK;
