@@ -244,8 +244,9 @@ bench-topology: deps-bench all examples $(O)/bench/topo-lookup
 	DBHA_BENCH_BUILD=$(abspath $(O)) $(PYTHON) bench/topology $(BENCH_ARGS)
 
 # The resident-memory floor of the agent's libraries (no cluster needed).
-bench-footprint: deps all $(O)/bench/libfloor $(O)/bench/bare
-	$(PYTHON) bench/footprint --floor $(O)/bench/libfloor --bare $(O)/bench/bare --agent bin/dbagent
+bench-footprint: deps all $(O)/bench/libfloor $(O)/bench/bare $(O)/bench/probefloor
+	$(PYTHON) bench/footprint --floor $(O)/bench/libfloor --bare $(O)/bench/bare \
+		--probe-floor $(O)/bench/probefloor --agent bin/dbagent $(BENCH_ARGS)
 
 $(O)/bench/libfloor: bench/src/libfloor.c | deps
 	@mkdir -p $(@D)
@@ -255,6 +256,11 @@ $(O)/bench/topo-lookup: bench/src/topo-lookup.c $(O)/release/libdbha.a | deps
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_release) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) $< $(O)/release/libdbha.a -o $@ \
 		$(CLIENT_LIBS)
+# The CPU floor of probing PostgreSQL every loop (the agent's query, nothing else).
+$(O)/bench/probefloor: bench/src/probefloor.c agent/pgprobe_sql.h | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_release) $(CPPFLAGS) $(CFLAGS) $(shell pkg-config --cflags libpq) -Iagent $(LDFLAGS) \
+		$< -o $@ $(shell pkg-config --libs libpq)
 $(O)/bench/bare: bench/src/libfloor.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_release) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -DFLOOR_BARE $< -o $@
