@@ -1396,6 +1396,7 @@ Agent *agent_free(Agent *a)
     sd_event_unref(a->event);
     dcs_cluster_free(a->cluster);
     free(a->slots_done.plan);
+    free(a->slots_done.problem);
     publish_done(&a->publisher);
     etcd_client_free(a->etcd);
     local_done(&a->local);

@@ -77,6 +77,7 @@ typedef struct SlotsDone {
     bool leader;
     int64_t revision;   /* of the cluster view */
     uint64_t streamers; /* hash of who streams from us */
+    char *problem;      /* owned: the permanent/ignored slots problem last logged */
 } SlotsDone;
 
 typedef struct Agent {

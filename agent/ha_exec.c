@@ -17,6 +17,7 @@
 
 #include "agent.h"
 #include "clock.h"
+#include "slots.h"
 #include "upstream.h"
 
 #define EXEC_SQL_DEADLINE_USEC (5 * 1000 * 1000ULL)
@@ -536,6 +537,22 @@ static void want_slot(const DcsMember *m, void *userdata)
 
 static int sync_slots_as(Agent *a, bool leader);
 
+/* Logs what slots_wanted() skipped once per change of it. */
+static void log_slots_problem(SlotsDone *done, const char *problem)
+{
+    if ((!problem && !done->problem) ||
+        (problem && done->problem && strcmp(problem, done->problem) == 0)) {
+        return;
+    }
+    if (problem) {
+        log_error("replication slots in the cluster config: %s", problem);
+    } else {
+        log_info("replication slots in the cluster config: no problem any more");
+    }
+    free(done->problem);
+    done->problem = problem ? strdup(problem) : NULL;
+}
+
 static int sync_slots(Agent *a)
 {
     return sync_slots_as(a, !a->local.snap.in_recovery);
@@ -599,21 +616,48 @@ static int sync_slots_as(Agent *a, bool leader)
         return -ENOMEM;
     }
     const char *me = a->config->name;
+    char own[PGPROBE_NAME_MAX];
+    slot_name(me, own, sizeof(own));
+    SlotsWanted wanted;
+    if (slots_wanted(agent_dcs(a), own, leader, &wanted) < 0) {
+        fclose(set.create);
+        fclose(set.advance);
+        return -ENOMEM;
+    }
+    log_slots_problem(done, wanted.problem);
     if (leader) {
         for (size_t i = 0; i < a->cluster->n_members; i++) {
             if (strcmp(a->cluster->members[i].name, me) != 0) {
                 want_slot(&a->cluster->members[i], &set);
             }
         }
+        /* names checked by slots_wanted(): [a-z0-9_] only */
+        for (size_t i = 0; i < wanted.n_permanent; i++) {
+            fprintf(set.create, ",('%s')", wanted.permanent[i]);
+        }
     } else {
         (void)upstream_foreach_downstream(a->cluster, me, want_slot, &set);
     }
     bool ok = fclose(set.create) == 0;
     ok = fclose(set.advance) == 0 && ok;
-    if (!ok) {
+    _cleanup_free_ char *keep = NULL;
+    size_t keep_size = 0;
+    FILE *k = ok ? open_memstream(&keep, &keep_size) : NULL;
+    if (k) {
+        fputs(create, k);
+        for (size_t i = 0; i < wanted.n_ignored; i++) {
+            fprintf(k, ",('%s')", wanted.ignored[i]);
+        }
+        ok = fclose(k) == 0;
+    }
+    bool drop = !wanted.ignore_all;
+    slots_wanted_done(&wanted);
+    if (!ok || !k) {
         return -ENOMEM;
     }
-    /* ('') keeps each VALUES list valid when it is empty */
+    /* ('') keeps each VALUES list valid when it is empty. A slot that
+     * ignore_slots names is kept as if wanted (Patroni's
+     * ignore_replication_slot()); a matcher without a name keeps them all. */
     _cleanup_free_ char *sql = NULL;
     if (asprintf(&sql,
                  "SET synchronous_commit = local;"
@@ -621,9 +665,9 @@ static int sync_slots_as(Agent *a, bool leader)
                  "('')%s) AS w(n) WHERE n <> '' AND NOT EXISTS (SELECT 1 FROM "
                  "pg_catalog.pg_replication_slots s WHERE s.slot_name = w.n);"
                  "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM "
-                 "pg_catalog.pg_replication_slots WHERE slot_type = 'physical' AND NOT active "
+                 "pg_catalog.pg_replication_slots WHERE %s slot_type = 'physical' AND NOT active "
                  "AND slot_name NOT IN (SELECT n FROM (VALUES ('')%s) AS k(n))",
-                 create, create) < 0) {
+                 create, drop ? "" : "false AND", keep) < 0) {
         return -ENOMEM;
     }
     /* The same statements under the same postmaster as last time, with as
@@ -669,7 +713,8 @@ static int sync_slots_as(Agent *a, bool leader)
     if (!counted) {
         return r < 0 ? r : -EPROTO;
     }
-    *done = (SlotsDone){ .plan = TAKE_PTR(plan),
+    *done = (SlotsDone){ .problem = done->problem,
+                         .plan = TAKE_PTR(plan),
                          .postmaster = a->local.postmaster_pid,
                          .slots = after,
                          .at_usec = now,

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,6 +319,10 @@ static void put_params(FILE *f, const PgCtl *p, const ConfigMap *m)
             strcmp(m->items[i].key, "synchronous_standby_names") == 0) {
             continue;
         }
+        /* PostgreSQL 13 and later do not know it: put_wal_keep() */
+        if (strcmp(m->items[i].key, "wal_keep_segments") == 0) {
+            continue;
+        }
         /* names are refused where they enter; one that got past must not
          * write a line of its own */
         if (!managed_param(m->items[i].key) && pgconf_name_valid(m->items[i].key)) {
@@ -338,6 +343,36 @@ static void put_default(FILE *f, const PgCtl *p, const char *name, const char *v
         !config_map_get(cluster_params(p), name)) {
         pgconf_put_line(f, name, value);
     }
+}
+
+/* The node's value of a parameter, else the cluster's, else NULL. */
+static const char *param(const PgCtl *p, const char *name)
+{
+    const char *v = config_map_get(&p->config->postgresql.parameters, name);
+    return v ? v : config_map_get(cluster_params(p), name);
+}
+
+/* Patroni's translation for PostgreSQL 13 and later (the only versions
+ * dbha runs): wal_keep_segments, which they no longer know, becomes
+ * wal_keep_size of that many 16 MB segments, unless wal_keep_size is set
+ * (then it is written by put_params() and wins). */
+static void put_wal_keep(FILE *f, const PgCtl *p)
+{
+    const char *segments = param(p, "wal_keep_segments");
+    if (!segments || param(p, "wal_keep_size")) {
+        return;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(segments, &end, 10);
+    if (errno || end == segments || *end || n < 0 || n > INT32_MAX / 16) {
+        fputs("# wal_keep_segments is not a whole number of segments: not written\n", f);
+        return;
+    }
+    char size[32];
+    snprintf(size, sizeof(size), "%lldMB", n * 16);
+    fputs("# wal_keep_segments, as Patroni translates it for PostgreSQL 13 and later\n", f);
+    pgconf_put_line(f, "wal_keep_size", size);
 }
 
 static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream *u)
@@ -381,6 +416,7 @@ static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream 
     put_params(f, p, cluster_params(p));
     fputs("\n# postgresql.parameters\n", f);
     put_params(f, p, &c->postgresql.parameters);
+    put_wal_keep(f, p);
     if (p->synchronous_standby_names) {
         fputs("\n# synchronous_mode: the leader's choice of synchronous standbys\n", f);
         pgconf_put_line(f, "synchronous_standby_names", p->synchronous_standby_names);

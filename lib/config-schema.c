@@ -11,10 +11,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include <jansson.h>
+
 #include "config.h"
 #include "log.h"
 
 static const char *check_host_port(const char *s);
+static const char *check_rest_listen(const char *s);
+static const char *check_bootstrap_method(const char *s);
 static const char *check_listen(const char *s);
 static const char *check_protocol(const char *s);
 static const char *check_log_level(const char *s);
@@ -61,7 +65,7 @@ const ConfigRow config_schema[] = {
     STR("name", name, REQ, NULL, NULL, "NAME"),
 
     SEC("restapi", 0),
-    STR("restapi.listen", restapi.listen, R, NULL, check_host_port, "RESTAPI_LISTEN"),
+    STR("restapi.listen", restapi.listen, R, NULL, check_rest_listen, "RESTAPI_LISTEN"),
     STR("restapi.connect_address", restapi.connect_address, REQ | R, NULL, check_host_port,
         "RESTAPI_CONNECT_ADDRESS"),
     SEC("restapi.authentication", 0),
@@ -115,6 +119,9 @@ const ConfigRow config_schema[] = {
         INT32_MAX),
     INT("bootstrap.dcs.primary_stop_timeout", bootstrap.dcs.primary_stop_timeout, R, 0, 0,
         INT32_MAX),
+    /* Patroni's older names, read when the new ones are absent */
+    INT("bootstrap.dcs.master_start_timeout", alias.master_start_timeout, R, 300, 0, INT32_MAX),
+    INT("bootstrap.dcs.master_stop_timeout", alias.master_stop_timeout, R, 0, 0, INT32_MAX),
     INT("bootstrap.dcs.max_timelines_history", bootstrap.dcs.max_timelines_history, R, 0, 0,
         INT32_MAX),
     BOOL("bootstrap.dcs.synchronous_mode", bootstrap.dcs.synchronous_mode, R, false),
@@ -127,12 +134,20 @@ const ConfigRow config_schema[] = {
     BOOL("bootstrap.dcs.postgresql.use_slots", bootstrap.dcs.use_slots, R, true),
     LIST("bootstrap.dcs.postgresql.parameters", CONFIG_TYPE_MAP, bootstrap.dcs.parameters,
          R | CONFIG_F_PG_NAMES),
+    /* kept as written and stored in the config key, read from there */
+    LIST("bootstrap.dcs.slots", CONFIG_TYPE_JSON, bootstrap.dcs.slots, R),
+    LIST("bootstrap.dcs.ignore_slots", CONFIG_TYPE_JSON, bootstrap.dcs.ignore_slots, R),
+    LIST("bootstrap.dcs.permanent_slots", CONFIG_TYPE_JSON, alias.permanent_slots, R),
+    LIST("bootstrap.dcs.permanent_replication_slots", CONFIG_TYPE_JSON,
+         alias.permanent_replication_slots, R),
     { .path = "bootstrap.initdb",
       .type = CONFIG_TYPE_OPTIONS,
       .offset = OFF(bootstrap.initdb),
       .flags = R,
       .forbidden = initdb_forbidden },
     LIST("bootstrap.pg_hba", CONFIG_TYPE_STRV, bootstrap.pg_hba, R),
+    /* only Patroni's default; a custom method is refused (check) */
+    STR("bootstrap.method", bootstrap.method, R, "initdb", check_bootstrap_method, NULL),
 
     SEC("postgresql", 0),
     STR("postgresql.listen", postgresql.listen, 0, NULL, check_listen, "POSTGRESQL_LISTEN"),
@@ -164,6 +179,8 @@ const ConfigRow config_schema[] = {
     INT("postgresql.callback_timeout", postgresql.callback_timeout, R, 60, 1, 86400),
     LIST("postgresql.create_replica_methods", CONFIG_TYPE_STRV, postgresql.create_replica_methods,
          R),
+    LIST("postgresql.create_replica_method", CONFIG_TYPE_STRV, alias.create_replica_method, R),
+    STR("postgresql.name", alias.postgresql_name, 0, NULL, NULL, NULL),
     { .path = "postgresql.basebackup",
       .type = CONFIG_TYPE_OPTIONS,
       .offset = OFF(postgresql.basebackup),
@@ -217,12 +234,6 @@ static const char *const patroni_only_keys[] = {
     "ctl.insecure",
     "ctl.keyfile_password",
     "ctl.authentication",
-    "citus",
-    "consul",
-    "exhibitor",
-    "kubernetes",
-    "raft",
-    "zookeeper",
     "restapi.keyfile_password",
     "restapi.http_extra_headers",
     "restapi.https_extra_headers",
@@ -236,13 +247,7 @@ static const char *const patroni_only_keys[] = {
     "bootstrap.users",
     "bootstrap.post_bootstrap",
     "bootstrap.post_init",
-    "bootstrap.method",
-    "bootstrap.dcs.master_start_timeout",
-    "bootstrap.dcs.master_stop_timeout",
     "bootstrap.dcs.check_timeline",
-    "bootstrap.dcs.standby_cluster",
-    "bootstrap.dcs.slots",
-    "bootstrap.dcs.ignore_slots",
     "bootstrap.dcs.member_slots_ttl",
     "bootstrap.dcs.maximum_lag_on_syncnode",
     "bootstrap.dcs.postgresql.pg_hba",
@@ -259,7 +264,6 @@ static const char *const patroni_only_keys[] = {
     "postgresql.remove_data_directory_on_diverged_timelines",
     "postgresql.proxy_address",
     "postgresql.use_pg_rewind",
-    "postgresql.pre_promote",
     "postgresql.before_stop",
     "log.type",
     "log.format",
@@ -271,6 +275,44 @@ static const char *const patroni_only_keys[] = {
     "log.traceback_level",
     "log.max_queue_size",
 };
+
+/* Keys Patroni honours that dbha cannot honour yet, where ignoring them
+ * would change what the cluster does: refused, with what to do. */
+static const struct {
+    const char *path, *why;
+} refused_keys[] = {
+    { "etcd",
+      "dbha talks to etcd's v3 API only: rename the section \"etcd\" to \"etcd3\" (etcd 3.4 "
+      "and later serve it; keys written through the v2 API are not seen through v3)" },
+    { "consul", "dbha keeps the cluster's state in etcd only: replace \"consul\" with an "
+                "\"etcd3\" section (hosts: HOST:PORT,...)" },
+    { "zookeeper", "dbha keeps the cluster's state in etcd only: replace \"zookeeper\" with an "
+                   "\"etcd3\" section (hosts: HOST:PORT,...)" },
+    { "exhibitor", "dbha keeps the cluster's state in etcd only: replace \"exhibitor\" with an "
+                   "\"etcd3\" section (hosts: HOST:PORT,...)" },
+    { "kubernetes", "dbha keeps the cluster's state in etcd only: replace \"kubernetes\" with an "
+                    "\"etcd3\" section (hosts: HOST:PORT,...)" },
+    { "raft", "dbha keeps the cluster's state in etcd only: replace \"raft\" with an \"etcd3\" "
+              "section (hosts: HOST:PORT,...)" },
+    { "citus", "Citus clusters are not supported by dbha: remove the section, or keep Patroni "
+               "for this cluster" },
+    { "bootstrap.dcs.standby_cluster",
+      "standby clusters are not supported by dbha yet: without this section the cluster would "
+      "come up as an independent writable primary; keep Patroni for this cluster" },
+    { "postgresql.pre_promote",
+      "pre_promote is not run by dbha yet, so a failing script would not veto a promotion: "
+      "remove it, or keep Patroni for this cluster" },
+};
+
+const char *config_refused_reason(const char *path)
+{
+    for (size_t i = 0; i < ELEMENTSOF(refused_keys); i++) {
+        if (strcmp(refused_keys[i].path, path) == 0) {
+            return refused_keys[i].why;
+        }
+    }
+    return NULL;
+}
 
 bool config_is_patroni_only(const char *path)
 {
@@ -404,6 +446,25 @@ static const char *check_address(const char *s, bool many)
 
 static const char *check_host_port(const char *s)
 {
+    return check_address(s, false);
+}
+
+static const char *check_bootstrap_method(const char *s)
+{
+    return strcmp(s, "initdb") == 0
+               ? NULL
+               : "\"initdb\" (custom bootstrap methods are not supported by dbha yet: it would "
+                 "run initdb instead; keep Patroni for this cluster)";
+}
+
+/* Patroni's ":8008" (no host) listens on every IPv4 address; "*:8008" too. */
+static const char *check_rest_listen(const char *s)
+{
+    const char *colon = config_port_colon(s);
+    if (colon && (colon == s || (colon == s + 1 && *s == '*'))) {
+        int r = config_parse_port(colon + 1);
+        return r == -ERANGE ? "a port between 1 and 65535" : r < 0 ? "\"host:port\"" : NULL;
+    }
     return check_address(s, false);
 }
 
@@ -612,6 +673,9 @@ Config *config_free(Config *c)
         case CONFIG_TYPE_MAP:
             config_map_done(CONFIG_FIELD(c, row, ConfigMap));
             break;
+        case CONFIG_TYPE_JSON:
+            json_decref(*CONFIG_FIELD(c, row, json_t *));
+            break;
         case CONFIG_TYPE_SECTION:
             if (row->flags & CONFIG_F_OPEN) {
                 config_map_done(CONFIG_FIELD(c, row, ConfigMap));
@@ -669,4 +733,43 @@ const ConfigRow *config_schema_find(const char *path)
         }
     }
     return NULL;
+}
+
+json_t *config_scalar_json(const char *s)
+{
+    static const char *const yes[] = {
+        "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"
+    };
+    static const char *const no[] = { "no",    "No",  "NO",  "false", "False",
+                                      "FALSE", "off", "Off", "OFF" };
+    for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+        if (strcmp(s, yes[i]) == 0) {
+            return json_true();
+        }
+        if (strcmp(s, no[i]) == 0) {
+            return json_false();
+        }
+    }
+    const char *p = s + (*s == '-' || *s == '+');
+    size_t digits = strspn(p, "0123456789");
+    if (digits > 0 && p[digits] == '\0' && (digits == 1 || p[0] != '0')) {
+        int64_t v;
+        if (config_parse_int(s, &v) == 0) {
+            return json_integer(v);
+        }
+    }
+    /* [-+]?[0-9]*\.[0-9]*([eE][-+][0-9]+)? with at least one digit */
+    if (p[digits] == '.') {
+        const char *q = p + digits + 1;
+        size_t frac = strspn(q, "0123456789");
+        q += frac;
+        if (digits + frac > 0 && (*q == 'e' || *q == 'E') && (q[1] == '-' || q[1] == '+') &&
+            strspn(q + 2, "0123456789") > 0) {
+            q += 2 + strspn(q + 2, "0123456789");
+        }
+        if (digits + frac > 0 && *q == '\0') {
+            return json_real(strtod(s, NULL));
+        }
+    }
+    return json_string(s);
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "config.h"
 
 /* Upper bound on the rows, for per-row arrays sized at compile time. */
@@ -24,6 +26,7 @@ typedef enum ConfigType {
     CONFIG_TYPE_STRV,     /* ConfigStrv: a list of strings */
     CONFIG_TYPE_OPTIONS,  /* ConfigStrv of "--opt"/"--k=v": list of strings/1-key maps, or a map */
     CONFIG_TYPE_MAP,      /* ConfigMap: a mapping of scalars */
+    CONFIG_TYPE_JSON,     /* json_t *: any value, scalars typed as PyYAML types them */
 } ConfigType;
 
 enum {
@@ -59,6 +62,9 @@ extern const size_t config_schema_n;
 
 /* Returns the row for a dotted path, or NULL. */
 const ConfigRow *config_schema_find(const char *path);
+/* Why a key Patroni honours is refused by dbha (ignoring it would change
+ * what the cluster does), or NULL. */
+const char *config_refused_reason(const char *path);
 /* Whether `path` is a key Patroni knows and dbha ignores. */
 bool config_is_patroni_only(const char *path);
 
@@ -73,6 +79,10 @@ int config_parse_int(const char *s, int64_t *ret);
 int config_parse_port(const char *s);
 /* The colon before the port in "host:port" ("[v6]:port" too), or NULL. */
 const char *config_port_colon(const char *s);
+
+/* The JSON value PyYAML (YAML 1.1) makes of a plain scalar: an integer, a
+ * float, a boolean, else a string (nulls are the caller's). NULL: -ENOMEM. */
+json_t *config_scalar_json(const char *s);
 
 void config_strv_done(ConfigStrv *v);
 /* Appends s and takes ownership of it, also on failure; s == NULL is -ENOMEM. */

@@ -19,6 +19,7 @@
 #include <yaml.h>
 
 #include "config-schema.h"
+#include "dynconfig.h"
 #include "pgconf.h"
 
 /* Longest key we compute an edit distance for; longer keys get no hint. */
@@ -266,6 +267,11 @@ static void unknown_key(ConfigLoader *l, const char *prefix, const char *key, co
         l->oom = true;
         return;
     }
+    const char *refused = config_refused_reason(path);
+    if (refused) {
+        loader_error(l, w, "\"%s\" is not supported: %s", path, refused);
+        return;
+    }
     if (config_is_patroni_only(path)) {
         loader_warn(l, w, "unknown key \"%s\" (a Patroni setting dbha does not use)", path);
         return;
@@ -345,6 +351,8 @@ static void for_each_pair(ConfigLoader *l, const char *path, yaml_node_t *map, C
 }
 
 static void apply_value(ConfigLoader *l, const ConfigRow *row, const ConfigValue *v);
+static bool check_slots_value(ConfigLoader *l, const ConfigRow *row, yaml_node_t *value,
+                              const json_t *j);
 
 static void section_pair(ConfigLoader *l, const char *path, const char *key, yaml_node_t *k,
                          yaml_node_t *vn, const void *userdata)
@@ -565,6 +573,73 @@ static void apply_strv(ConfigLoader *l, const ConfigRow *row, const ConfigValue 
 
 /* Applies one value (from the file or the environment) to its row. A null
  * leaves the default, as Patroni treats a key without a value. */
+/* The JSON value of a YAML node as PyYAML loads it: a mapping with scalar
+ * keys, a sequence, a null, a plain scalar typed (config_scalar_json()), a
+ * quoted scalar a string. Reports a non-scalar or duplicate key at its
+ * position and returns NULL (also on -ENOMEM, with l->oom). */
+static json_t *node_json(ConfigLoader *l, yaml_node_t *n, unsigned depth)
+{
+    ConfigValue v = value_of_node(n);
+    if (depth > 32) {
+        loader_error(l, &v.where, "nested more than 32 levels deep");
+        return NULL;
+    }
+    json_t *out = NULL;
+    switch (n->type) {
+    case YAML_SCALAR_NODE:
+        out = value_is_null(&v)                                 ? json_null()
+              : n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? config_scalar_json(v.text)
+                                                                : json_string(v.text);
+        break;
+    case YAML_SEQUENCE_NODE:
+        out = json_array();
+        for (yaml_node_item_t *i = n->data.sequence.items.start;
+             out && i < n->data.sequence.items.top; i++) {
+            yaml_node_t *item = yaml_document_get_node(l->doc, *i);
+            json_t *j = item ? node_json(l, item, depth + 1) : NULL;
+            if (!j || json_array_append_new(out, j) < 0) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        break;
+    case YAML_MAPPING_NODE:
+        out = json_object();
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+             out && p < n->data.mapping.pairs.top; p++) {
+            yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
+            yaml_node_t *val = yaml_document_get_node(l->doc, p->value);
+            if (!k || !val) {
+                continue;
+            }
+            ConfigWhere kw = where_of_mark(k->start_mark);
+            if (k->type != YAML_SCALAR_NODE) {
+                loader_error(l, &kw, "expected a scalar key");
+                json_decref(out);
+                return NULL;
+            }
+            const char *key = (const char *)k->data.scalar.value;
+            if (json_object_get(out, key)) {
+                loader_error(l, &kw, "duplicate key \"%s\"", key);
+                json_decref(out);
+                return NULL;
+            }
+            json_t *j = node_json(l, val, depth + 1);
+            if (!j || json_object_set_new(out, key, j) < 0) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        break;
+    default:
+        break;
+    }
+    if (!out && !l->diags->n_errors) {
+        l->oom = true;
+    }
+    return out;
+}
+
 static void apply_value(ConfigLoader *l, const ConfigRow *row, const ConfigValue *v)
 {
     Config *c = l->config;
@@ -677,6 +752,22 @@ static void apply_value(ConfigLoader *l, const ConfigRow *row, const ConfigValue
         }
         for_each_pair(l, row->path, v->node, map_pair, row);
         return;
+    case CONFIG_TYPE_JSON: {
+        json_t *j = v->node ? node_json(l, v->node, 0) : json_string(v->text);
+        if (!j) {
+            l->oom = l->oom || !v->node;
+            l->bad[row - config_schema] = true;
+            return;
+        }
+        if (v->node && !check_slots_value(l, row, v->node, j)) {
+            json_decref(j);
+            l->bad[row - config_schema] = true;
+            return;
+        }
+        json_decref(*CONFIG_FIELD(c, row, json_t *));
+        *CONFIG_FIELD(c, row, json_t *) = j;
+        return;
+    }
     }
 }
 
@@ -880,6 +971,72 @@ static const ConfigWhere *missing_where(ConfigLoader *l, const char *path)
     return NULL;
 }
 
+/* Patroni's other spellings of a key: used when the key itself is not
+ * given (Patroni: primary_start_timeout wins over master_start_timeout,
+ * create_replica_methods over create_replica_method, name over
+ * postgresql.name). */
+static void resolve_aliases(ConfigLoader *l)
+{
+    static const struct {
+        const char *alias, *target;
+    } pairs[] = {
+        { "bootstrap.dcs.master_start_timeout", "bootstrap.dcs.primary_start_timeout" },
+        { "bootstrap.dcs.master_stop_timeout", "bootstrap.dcs.primary_stop_timeout" },
+        { "postgresql.create_replica_method", "postgresql.create_replica_methods" },
+        { "postgresql.name", "name" },
+        { "bootstrap.dcs.permanent_replication_slots", "bootstrap.dcs.slots" },
+        { "bootstrap.dcs.permanent_slots", "bootstrap.dcs.slots" },
+    };
+    Config *c = l->config;
+
+    for (size_t i = 0; i < ELEMENTSOF(pairs); i++) {
+        size_t a = row_index(pairs[i].alias), t = row_index(pairs[i].target);
+        const ConfigRow *ra = &config_schema[a], *rt = &config_schema[t];
+        if (!(l->in_file[a] || l->in_env[a]) || l->bad[a]) {
+            continue;
+        }
+        if (l->in_file[t] || l->in_env[t]) {
+            loader_warn(l, l->in_env[a] ? &l->env_at[a] : &l->key_at[a],
+                        "\"%s\" is ignored because \"%s\" is set", pairs[i].alias, pairs[i].target);
+            continue;
+        }
+        switch (ra->type) {
+        case CONFIG_TYPE_INT:
+            *CONFIG_FIELD(c, rt, int64_t) = *CONFIG_FIELD(c, ra, int64_t);
+            break;
+        case CONFIG_TYPE_STRV: {
+            ConfigStrv *from = CONFIG_FIELD(c, ra, ConfigStrv),
+                       *to = CONFIG_FIELD(c, rt, ConfigStrv);
+            config_strv_done(to);
+            *to = *from;
+            *from = (ConfigStrv){ 0 };
+            break;
+        }
+        case CONFIG_TYPE_STRING: {
+            char **from = CONFIG_FIELD(c, ra, char *), **to = CONFIG_FIELD(c, rt, char *);
+            free(*to);
+            *to = *from;
+            *from = NULL;
+            break;
+        }
+        case CONFIG_TYPE_JSON: {
+            json_t **from = CONFIG_FIELD(c, ra, json_t *), **to = CONFIG_FIELD(c, rt, json_t *);
+            json_decref(*to);
+            *to = *from;
+            *from = NULL;
+            break;
+        }
+        default:
+            assert(!"alias of an unexpected type");
+        }
+        l->in_file[t] = l->in_file[a];
+        l->in_env[t] = l->in_env[a];
+        l->key_at[t] = l->key_at[a];
+        l->value_at[t] = l->value_at[a];
+        l->env_at[t] = l->env_at[a];
+    }
+}
+
 static void check_required(ConfigLoader *l)
 {
     Config *c = l->config;
@@ -966,12 +1123,89 @@ static void check_verify_client(ConfigLoader *l)
     }
 }
 
+/* Where in `value` (the YAML node of slots or ignore_slots) the problem
+ * dynconfig_check_slots() found is: the slot's key, or the ignore_slots
+ * item; else the value itself. */
+static ConfigWhere slot_problem_where(ConfigLoader *l, yaml_node_t *value,
+                                      const DynconfigSlotWhere *at)
+{
+    if (at->slot && value->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *p = value->data.mapping.pairs.start;
+             p < value->data.mapping.pairs.top; p++) {
+            yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
+            if (k && k->type == YAML_SCALAR_NODE &&
+                strcmp((const char *)k->data.scalar.value, at->slot) == 0) {
+                return where_of_mark(k->start_mark);
+            }
+        }
+    }
+    if (at->ignore_index >= 0 && value->type == YAML_SEQUENCE_NODE &&
+        at->ignore_index < value->data.sequence.items.top - value->data.sequence.items.start) {
+        yaml_node_t *item =
+            yaml_document_get_node(l->doc, value->data.sequence.items.start[at->ignore_index]);
+        if (item) {
+            return where_of_mark(item->start_mark);
+        }
+    }
+    return where_of_mark(value->start_mark);
+}
+
+/* Permanent slots and ignore_slots by the rules the config key's are held to
+ * (dynconfig_check_slots()), each problem at its place. Returns false when
+ * there was one. */
+static bool check_slots_value(ConfigLoader *l, const ConfigRow *row, yaml_node_t *value,
+                              const json_t *j)
+{
+    bool ignore = strcmp(row->path, "bootstrap.dcs.ignore_slots") == 0;
+    if (!ignore && strcmp(row->path, "bootstrap.dcs.slots") != 0 &&
+        strcmp(row->path, "bootstrap.dcs.permanent_slots") != 0 &&
+        strcmp(row->path, "bootstrap.dcs.permanent_replication_slots") != 0) {
+        return true;
+    }
+    char err[512];
+    DynconfigSlotWhere at;
+    if (dynconfig_check_slots(ignore ? NULL : j, ignore ? j : NULL, &at, err, sizeof(err)) == 0) {
+        return true;
+    }
+    ConfigWhere w = slot_problem_where(l, value, &at);
+    loader_error(l, &w, "bootstrap.dcs.%s", err);
+    return false;
+}
+
+/* Values Patroni honours that dbha cannot honour yet, where going on would
+ * do something else than the file says. */
+static void check_unsupported(ConfigLoader *l)
+{
+    const Config *c = l->config;
+    size_t fs = row_index("bootstrap.dcs.failsafe_mode");
+    if (c->bootstrap.dcs.failsafe_mode && !l->bad[fs]) {
+        loader_error(l, l->in_env[fs] ? &l->env_at[fs] : &l->value_at[fs],
+                     "\"bootstrap.dcs.failsafe_mode\": failsafe mode is not supported by dbha "
+                     "yet: a primary that cannot renew its leader lease is stopped (fenced) "
+                     "whatever this says; leave it off");
+    }
+    size_t crm = row_index("postgresql.create_replica_methods");
+    const ConfigStrv *m = &c->postgresql.create_replica_methods;
+    for (size_t i = 0; i < m->n && !l->bad[crm]; i++) {
+        if (strcmp(m->items[i], "basebackup") != 0) {
+            loader_error(l, l->in_env[crm] ? &l->env_at[crm] : &l->value_at[crm],
+                         "\"postgresql.create_replica_methods\": only \"basebackup\" is run by "
+                         "dbha yet, so \"%s\" would be skipped: list basebackup alone, or keep "
+                         "Patroni for this cluster",
+                         m->items[i]);
+            break;
+        }
+    }
+}
+
 static void finalize(ConfigLoader *l)
 {
     Config *c = l->config;
 
+    resolve_aliases(l);
     check_required(l);
     check_timing(l);
+    check_unsupported(l);
     check_verify_client(l);
     if (c->namespace) {
         loader_oom(l, normalize_namespace(&c->namespace));

@@ -57,6 +57,11 @@ typedef struct ConfigDcs {
     bool use_pg_rewind; /* false, as Patroni */
     bool use_slots;     /* true */
     ConfigMap parameters;
+    /* owned references, NULL when absent: Patroni's permanent slots
+     * ({name: {type, database, plugin} or null}) and ignore_slots ([{name,
+     * type, database, plugin}]), as written; agent/slots.h reads them */
+    struct json_t *slots;
+    struct json_t *ignore_slots;
 } ConfigDcs;
 
 /* Defaults follow Patroni's (see the schema table in config.c), except:
@@ -103,6 +108,7 @@ typedef struct Config {
         ConfigDcs dcs;
         ConfigStrv initdb; /* "--opt" / "--key=value" as given to initdb */
         ConfigStrv pg_hba;
+        char *method; /* owned, "initdb" (the only one dbha runs) */
     } bootstrap;
 
     struct {
@@ -140,6 +146,16 @@ typedef struct Config {
     struct {
         char *level; /* owned, "INFO" */
     } log;
+    /* Patroni's other spellings, moved onto their keys by the loader when
+     * those are not given (and warned about when they are); nothing else
+     * reads these */
+    struct {
+        int64_t master_start_timeout, master_stop_timeout; /* bootstrap.dcs.primary_* */
+        ConfigStrv create_replica_method;                  /* postgresql.create_replica_methods */
+        char *postgresql_name;                             /* owned; name */
+        struct json_t *permanent_slots;                    /* owned; bootstrap.dcs.slots */
+        struct json_t *permanent_replication_slots;        /* owned; bootstrap.dcs.slots */
+    } alias;
 } Config;
 
 typedef enum ConfigSeverity {

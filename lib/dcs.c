@@ -14,6 +14,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "config-schema.h"
+#include "dynconfig.h"
 #include "log.h"
 #include "pgconf.h"
 
@@ -566,6 +568,8 @@ static DcsConfig *cluster_config_free(DcsConfig *cfg)
 {
     if (cfg) {
         json_decref(cfg->data);
+        json_decref(cfg->dcs.slots);
+        json_decref(cfg->dcs.ignore_slots);
         config_map_free_items(&cfg->dcs.parameters);
         free(cfg->bad_parameter);
         free(cfg);
@@ -700,6 +704,17 @@ static int config_parse(DcsCluster *c, const EtcdKeyValue *kv, DcsConfig **ret)
                 problem(c, kv->key, bools[i].name);
             }
         }
+    }
+    /* Patroni's older names first (dynconfig_permanent_slots()) */
+    json_t *slots = (json_t *)dynconfig_permanent_slots(d);
+    json_t *ignore = json_object_get(d, "ignore_slots");
+    /* kept whatever their type: agent/slots.c says what it cannot use, and
+     * keeps every slot when ignore_slots cannot be read */
+    cfg->dcs.slots = slots && !json_is_null(slots) ? json_incref(slots) : NULL;
+    cfg->dcs.ignore_slots = ignore && !json_is_null(ignore) ? json_incref(ignore) : NULL;
+    char slots_err[256];
+    if (dynconfig_check_slots(slots, ignore, NULL, slots_err, sizeof(slots_err)) < 0) {
+        problem(c, kv->key, slots_err);
     }
     const json_t *sc = json_object_get(d, "standby_cluster");
     if (json_is_object(sc)) {
@@ -1685,46 +1700,6 @@ int dcs_member_encode(const DcsMemberInfo *m, char **ret_json)
     return dump(o, ret_json);
 }
 
-/* PyYAML (YAML 1.1) types of a plain scalar: int, float, bool, else string. */
-static json_t *yaml_scalar(const char *s)
-{
-    static const char *const yes[] = {
-        "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"
-    };
-    static const char *const no[] = { "no",    "No",  "NO",  "false", "False",
-                                      "FALSE", "off", "Off", "OFF" };
-    for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
-        if (strcmp(s, yes[i]) == 0) {
-            return json_true();
-        }
-        if (strcmp(s, no[i]) == 0) {
-            return json_false();
-        }
-    }
-    const char *p = s + (*s == '-' || *s == '+');
-    size_t digits = strspn(p, "0123456789");
-    if (digits > 0 && p[digits] == '\0' && (digits == 1 || p[0] != '0')) {
-        int64_t v;
-        if (text_to_int64(s, &v)) {
-            return json_integer(v);
-        }
-    }
-    /* [-+]?[0-9]*\.[0-9]*([eE][-+][0-9]+)? with at least one digit */
-    if (p[digits] == '.') {
-        const char *q = p + digits + 1;
-        size_t frac = strspn(q, "0123456789");
-        q += frac;
-        if (digits + frac > 0 && (*q == 'e' || *q == 'E') && (q[1] == '-' || q[1] == '+') &&
-            strspn(q + 2, "0123456789") > 0) {
-            q += 2 + strspn(q + 2, "0123456789");
-        }
-        if (digits + frac > 0 && *q == '\0') {
-            return json_real(strtod(s, NULL));
-        }
-    }
-    return json_string(s);
-}
-
 int dcs_tags_from_config(const Config *c, json_t **ret)
 {
     if (!c || !ret) {
@@ -1758,7 +1733,7 @@ int dcs_tags_from_config(const Config *c, json_t **ret)
     }
     for (size_t i = 0; i < c->tags.custom.n; i++) {
         const ConfigKv *kv = &c->tags.custom.items[i];
-        if (set_new(o, kv->key, yaml_scalar(kv->value ? kv->value : "")) < 0) {
+        if (set_new(o, kv->key, config_scalar_json(kv->value ? kv->value : "")) < 0) {
             return -ENOMEM;
         }
     }
@@ -1777,7 +1752,7 @@ int dcs_config_encode(const ConfigDcs *d, char **ret_json)
     }
     for (size_t i = 0; i < d->parameters.n; i++) {
         const ConfigKv *kv = &d->parameters.items[i];
-        if (set_new(params, kv->key, yaml_scalar(kv->value ? kv->value : "")) < 0) {
+        if (set_new(params, kv->key, config_scalar_json(kv->value ? kv->value : "")) < 0) {
             return -ENOMEM;
         }
     }
@@ -1796,6 +1771,12 @@ int dcs_config_encode(const ConfigDcs *d, char **ret_json)
     }
     if (d->max_timelines_history > 0 &&
         set_new(o, "max_timelines_history", json_integer(d->max_timelines_history)) < 0) {
+        return -ENOMEM;
+    }
+    if (d->slots && set_new(o, "slots", json_deep_copy(d->slots)) < 0) {
+        return -ENOMEM;
+    }
+    if (d->ignore_slots && set_new(o, "ignore_slots", json_deep_copy(d->ignore_slots)) < 0) {
         return -ENOMEM;
     }
     return dump(o, ret_json);

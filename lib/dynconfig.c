@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
 
 #include "config-schema.h"
 #include "macro.h"
@@ -337,43 +338,180 @@ static int check_standby_cluster(Check *c, const json_t *sc)
         return fail(c, "standby_cluster.recovery_min_apply_delay",
                     "must be a string or an integer");
     }
-    return check_string_list(c, "standby_cluster.create_replica_methods",
-                             json_object_get(sc, "create_replica_methods"));
+    if ((r = check_string_list(c, "standby_cluster.create_replica_methods",
+                               json_object_get(sc, "create_replica_methods"))) < 0) {
+        return r;
+    }
+    /* an active section (Patroni: host, port or restore_command set) asks
+     * the leader to follow a remote primary, which dbha does not do yet:
+     * stored, it would leave a cluster writable that was meant to follow */
+    static const char *const active[] = { "host", "port", "restore_command" };
+    for (size_t i = 0; i < ELEMENTSOF(active); i++) {
+        const json_t *v = json_object_get(sc, active[i]);
+        if (v && !json_is_null(v) && !(json_is_string(v) && !*json_string_value(v))) {
+            return fail(c, "standby_cluster",
+                        "standby clusters are not supported by dbha yet (the cluster would "
+                        "stay writable instead of following %s)",
+                        json_is_string(json_object_get(sc, "host")) ? "its host"
+                                                                    : "the remote primary");
+        }
+    }
+    return 0;
+}
+
+bool dynconfig_slot_name_valid(const char *name)
+{
+    size_t n = name ? strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") : 0;
+    return n > 0 && n <= 63 && name[n] == '\0';
+}
+
+DynconfigSlotType dynconfig_slot_type(const json_t *value)
+{
+    if (!value || json_is_null(value)) {
+        return DYNCONFIG_SLOT_PHYSICAL;
+    }
+    if (!json_is_object(value)) {
+        return DYNCONFIG_SLOT_BAD;
+    }
+    const json_t *type = json_object_get(value, "type");
+    if (type && !json_is_null(type)) {
+        const char *t = json_string_value(type);
+        return !t                           ? DYNCONFIG_SLOT_BAD
+               : strcmp(t, "physical") == 0 ? DYNCONFIG_SLOT_PHYSICAL
+               : strcmp(t, "logical") == 0  ? DYNCONFIG_SLOT_LOGICAL
+                                            : DYNCONFIG_SLOT_BAD;
+    }
+    /* Patroni: no type is logical when database and plugin are both given */
+    const char *db = json_string_value(json_object_get(value, "database"));
+    const char *plugin = json_string_value(json_object_get(value, "plugin"));
+    return db && *db && plugin && *plugin ? DYNCONFIG_SLOT_LOGICAL : DYNCONFIG_SLOT_PHYSICAL;
+}
+
+static int check_slots_in(Check *c, const json_t *slots, const json_t *ignore,
+                          DynconfigSlotWhere *where)
+{
+    *where = (DynconfigSlotWhere){ .ignore_index = -1 };
+    if (slots && !json_is_null(slots) && !json_is_object(slots)) {
+        return fail(c, "slots", "must be an object of slot names");
+    }
+    const char *name;
+    json_t *v;
+    char key[DYNCONFIG_PATH_MAX];
+    json_object_foreach((json_t *)slots, name, v)
+    {
+        (void)snprintf(key, sizeof(key), "slots.%s", name);
+        where->slot = name;
+        if (!dynconfig_slot_name_valid(name)) {
+            return fail(c, key,
+                        "a slot name may only contain lower case letters, numbers and the "
+                        "underscore, at most 63 of them");
+        }
+        switch (dynconfig_slot_type(v)) {
+        case DYNCONFIG_SLOT_PHYSICAL:
+            break;
+        case DYNCONFIG_SLOT_LOGICAL:
+            return fail(c, key,
+                        "permanent logical slots are not kept by dbha yet (the slot would not "
+                        "follow a failover); drop it from slots, or create it yourself and "
+                        "protect it with ignore_slots");
+        case DYNCONFIG_SLOT_BAD:
+            return fail(c, key,
+                        "must be null or an object whose type is \"physical\" or \"logical\"");
+        }
+    }
+    where->slot = NULL;
+    if (!ignore || json_is_null(ignore)) {
+        return 0;
+    }
+    if (!json_is_array(ignore)) {
+        return fail(c, "ignore_slots", "must be a list of objects");
+    }
+    static const char *const fields[] = { "name", "type", "database", "plugin" };
+    size_t i;
+    const json_t *item;
+    json_array_foreach(ignore, i, item)
+    {
+        where->ignore_index = (ssize_t)i;
+        (void)snprintf(key, sizeof(key), "ignore_slots[%zu]", i);
+        if (!json_is_object(item)) {
+            return fail(c, key, "must be an object of name, type, database and plugin");
+        }
+        const char *field;
+        json_object_foreach((json_t *)item, field, v)
+        {
+            bool known = false;
+            for (size_t f = 0; f < ELEMENTSOF(fields); f++) {
+                known = known || strcmp(field, fields[f]) == 0;
+            }
+            /* an unknown (misspelt) field would leave a matcher that
+             * protects every slot */
+            if (!known) {
+                return fail(c, key, "unknown field \"%.64s\" (name, type, database or plugin)",
+                            field);
+            }
+            if (!json_is_null(v) && !json_is_string(v)) {
+                return fail(c, key, "\"%s\" must be a string", field);
+            }
+        }
+        const char *type = json_string_value(json_object_get(item, "type"));
+        if (type && *type && strcmp(type, "physical") != 0 && strcmp(type, "logical") != 0) {
+            return fail(c, key, "\"type\" must be \"physical\" or \"logical\"");
+        }
+    }
+    where->ignore_index = -1;
+    return 0;
+}
+
+int dynconfig_check_slots(const json_t *slots, const json_t *ignore_slots,
+                          DynconfigSlotWhere *where, char *err, size_t errlen)
+{
+    Check c = { .err = err, .errlen = errlen };
+    DynconfigSlotWhere unused;
+    if (err && errlen > 0) {
+        err[0] = '\0';
+    }
+    return check_slots_in(&c, slots, ignore_slots, where ? where : &unused);
+}
+
+/* Python's truth of a JSON value, as Patroni's `a or b` sees it. */
+static bool truthy(const json_t *v)
+{
+    switch (v ? json_typeof(v) : JSON_NULL) {
+    case JSON_OBJECT:
+        return json_object_size(v) > 0;
+    case JSON_ARRAY:
+        return json_array_size(v) > 0;
+    case JSON_STRING:
+        return json_string_length(v) > 0;
+    case JSON_INTEGER:
+        return json_integer_value(v) != 0;
+    case JSON_REAL:
+        return json_real_value(v) != 0.0;
+    case JSON_TRUE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+const json_t *dynconfig_permanent_slots(const json_t *doc)
+{
+    static const char *const names[] = { "permanent_replication_slots", "permanent_slots",
+                                         "slots" };
+    for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+        const json_t *v = json_object_get(doc, names[i]);
+        if (truthy(v)) {
+            return v;
+        }
+    }
+    return NULL;
 }
 
 static int check_slots(Check *c, const json_t *doc)
 {
-    const json_t *slots = json_object_get(doc, "slots");
-    int r = check_object(c, "slots", slots);
-    if (r < 0) {
-        return r;
-    }
-    const char *name;
-    json_t *v;
-    json_object_foreach((json_t *)slots, name, v)
-    {
-        if (!json_is_object(v)) {
-            char key[DYNCONFIG_PATH_MAX];
-            (void)snprintf(key, sizeof(key), "slots.%s", name);
-            return fail(c, key, "must be an object");
-        }
-    }
-    const json_t *ignore = json_object_get(doc, "ignore_slots");
-    if (!ignore || json_is_null(ignore)) {
-        return 0;
-    }
-    size_t i;
-    const json_t *item;
-    if (!json_is_array(ignore)) {
-        return fail(c, "ignore_slots", "must be a list of objects");
-    }
-    json_array_foreach(ignore, i, item)
-    {
-        if (!json_is_object(item)) {
-            return fail(c, "ignore_slots", "must be a list of objects");
-        }
-    }
-    return 0;
+    DynconfigSlotWhere where;
+    return check_slots_in(c, dynconfig_permanent_slots(doc), json_object_get(doc, "ignore_slots"),
+                          &where);
 }
 
 /* synchronous_mode also takes Patroni 4's "quorum", which the cluster view
@@ -385,6 +523,22 @@ static int check_synchronous_mode(Check *c, const json_t *doc)
         return 0;
     }
     return check_row_bool(c, doc, "synchronous_mode");
+}
+
+#define FAILSAFE_REFUSED                                                                           \
+    "failsafe mode is not supported by dbha yet: a primary that cannot renew its leader lease "    \
+    "is stopped (fenced) whatever this says; leave it off"
+
+/* failsafe_mode on is refused: dbha fences a primary that cannot reach etcd
+ * (Patroni asks the other members and may keep it). */
+static int check_failsafe(Check *c, const json_t *doc)
+{
+    bool on = false;
+    const json_t *v = json_object_get(doc, "failsafe_mode");
+    if (v && !json_is_null(v) && as_bool(v, &on) && on) {
+        return fail(c, "failsafe_mode", FAILSAFE_REFUSED);
+    }
+    return 0;
 }
 
 /* Old names Patroni still reads, checked like the new ones. */
@@ -420,7 +574,7 @@ int dynconfig_validate(const json_t *doc, char *err, size_t errlen)
             0 ||
         (r = check_synchronous_mode(&c, doc)) < 0 ||
         (r = check_row_bool(&c, doc, "synchronous_mode_strict")) < 0 ||
-        (r = check_row_bool(&c, doc, "failsafe_mode")) < 0 ||
+        (r = check_row_bool(&c, doc, "failsafe_mode")) < 0 || (r = check_failsafe(&c, doc)) < 0 ||
         (r = check_row_int(&c, doc, "max_timelines_history", "max_timelines_history", NULL)) < 0) {
         return r;
     }

@@ -6,7 +6,9 @@
  * PATCH/PUT /config. Pure; nothing here logs. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -34,3 +36,43 @@ int dynconfig_merge(const json_t *base, const json_t *patch, json_t **ret);
  * >= 2" or "postgresql.parameters.work_mem: must be a string, number or
  * boolean". */
 int dynconfig_validate(const json_t *doc, char *err, size_t errlen);
+
+/* Permanent replication slots (Patroni's `slots`, also read as
+ * `permanent_slots`) and `ignore_slots`, as dbha honours them:
+ * - a slot name is Patroni's slot_name_re, [a-z0-9_]{1,63};
+ * - a slot's value is null or an object; its type is "physical" or
+ *   "logical", and without a type it is logical when it names both a
+ *   database and a plugin (Patroni's rule), else physical;
+ * - permanent logical slots are refused: dbha does not yet carry them to
+ *   replicas, so one would not survive a failover (Patroni logs and skips
+ *   a bad slot; dbha refuses it, so that nothing written is ignored);
+ * - ignore_slots is a list of objects of name, type, database and plugin
+ *   (strings; a field that is absent or empty matches anything). */
+typedef enum DynconfigSlotType {
+    DYNCONFIG_SLOT_PHYSICAL,
+    DYNCONFIG_SLOT_LOGICAL,
+    DYNCONFIG_SLOT_BAD,
+} DynconfigSlotType;
+
+/* The permanent slots of a config document as Patroni 3.0.2 picks them:
+ * the first of permanent_replication_slots, permanent_slots and slots that
+ * is not empty (Python's `a or b or c`); NULL when none is. Borrowed. */
+const json_t *dynconfig_permanent_slots(const json_t *doc);
+
+bool dynconfig_slot_name_valid(const char *name);
+/* The type of a permanent slot's value (NULL or null: physical). */
+DynconfigSlotType dynconfig_slot_type(const json_t *value);
+
+/* Where dynconfig_check_slots() found its problem: the name of the slot at
+ * fault (borrowed from slots), or the index of the ignore_slots item, or
+ * neither (-1) when the container itself is wrong. */
+typedef struct DynconfigSlotWhere {
+    const char *slot;
+    ssize_t ignore_index;
+} DynconfigSlotWhere;
+
+/* Checks slots (an object or NULL/null) and ignore_slots (a list or
+ * NULL/null) by the rules above. Returns 0, or -EINVAL with "KEY: message"
+ * in err and the place in *where (where may be NULL). */
+int dynconfig_check_slots(const json_t *slots, const json_t *ignore_slots,
+                          DynconfigSlotWhere *where, char *err, size_t errlen);

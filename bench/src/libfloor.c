@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #ifndef FLOOR_BARE
+#include <gnutls/gnutls.h>
+
 #include <curl/curl.h>
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -61,9 +63,10 @@ int main(int argc, char **argv)
     /* Reference one symbol of each library so that --as-needed keeps
      * every one of them, as in dbagent. */
     const void *volatile keep[] = {
-        (const void *)PQlibVersion, (const void *)yaml_get_version_string,
-        (const void *)json_object,  (const void *)MHD_get_version,
-        (const void *)sd_event_new, (const void *)curl_version
+        (const void *)PQlibVersion,        (const void *)yaml_get_version_string,
+        (const void *)json_object,         (const void *)MHD_get_version,
+        (const void *)sd_event_new,        (const void *)curl_version,
+        (const void *)gnutls_check_version
     };
     (void)keep;
     if (strcmp(init, "none") != 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

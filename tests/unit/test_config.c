@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "config-schema.h"
 #include "config.h"
@@ -216,15 +217,52 @@ static const BrokenRow broken[] = {
          5),
     WARN("unknown_swapped_letters", BASE "watchdog:\n  mdoe: 'off'\n",
          "unknown key \"watchdog.mdoe\" (did you mean \"watchdog.mode\"?)", 11, 3),
-    WARN("unknown_top_typo", BASE "etcd:\n  hosts: 127.0.0.1:2379\n",
-         "unknown key \"etcd\" (did you mean \"etcd3\"?)", 10, 1),
+    /* Patroni's other stores (and etcd's v2 API) are refused, naming etcd3 */
+    ERR("etcd_v2", BASE "etcd:\n  hosts: 127.0.0.1:2379\n",
+        "\"etcd\" is not supported: dbha talks to etcd's v3 API only: rename the section "
+        "\"etcd\" to \"etcd3\" (etcd 3.4 and later serve it; keys written through the v2 API are "
+        "not seen through v3)",
+        10, 1),
+    ERR("consul", BASE "consul:\n  host: 127.0.0.1:8500\n",
+        "\"consul\" is not supported: dbha keeps the cluster's state in etcd only: replace "
+        "\"consul\" with an \"etcd3\" section (hosts: HOST:PORT,...)",
+        10, 1),
+    ERR("citus", BASE "citus:\n  group: 0\n",
+        "\"citus\" is not supported: Citus clusters are not supported by dbha: remove the "
+        "section, or keep Patroni for this cluster",
+        10, 1),
+    ERR("standby_cluster", BASE "bootstrap:\n  dcs:\n    standby_cluster:\n      host: 10.0.0.1\n",
+        "\"bootstrap.dcs.standby_cluster\" is not supported: standby clusters are not supported "
+        "by dbha yet: without this section the cluster would come up as an independent writable "
+        "primary; keep Patroni for this cluster",
+        12, 5),
+    ERR("pre_promote", BASE "  pre_promote: /bin/false\n",
+        "\"postgresql.pre_promote\" is not supported: pre_promote is not run by dbha yet, so a "
+        "failing script would not veto a promotion: remove it, or keep Patroni for this cluster",
+        10, 3),
+    ERR("failsafe_on", BASE "bootstrap:\n  dcs:\n    failsafe_mode: true\n",
+        "\"bootstrap.dcs.failsafe_mode\": failsafe mode is not supported by dbha yet: a primary "
+        "that cannot renew its leader lease is stopped (fenced) whatever this says; leave it off",
+        12, 20),
+    ERR("create_replica_methods_custom",
+        BASE "  create_replica_methods:\n    - pgbackrest\n    - basebackup\n",
+        "\"postgresql.create_replica_methods\": only \"basebackup\" is run by dbha yet, so "
+        "\"pgbackrest\" would be skipped: list basebackup alone, or keep Patroni for this cluster",
+        11, 5),
+    ERR("bootstrap_method_custom", BASE "bootstrap:\n  method: pgbackrest\n",
+        "expected \"initdb\" (custom bootstrap methods are not supported by dbha yet: it would "
+        "run initdb instead; keep Patroni for this cluster) for \"bootstrap.method\", got "
+        "\"pgbackrest\"",
+        11, 11),
     WARN("unknown_no_suggestion", BASE "frobnicate: 1\n", "unknown key \"frobnicate\"", 10, 1),
     WARN("unknown_dotted", BASE "postgresql.data_dir: /x\n", "unknown key \"postgresql.data_dir\"",
          10, 1),
     WARN("patroni_ctl_insecure", BASE "ctl:\n  insecure: true\n  cacert: /ca.pem\n",
          "unknown key \"ctl.insecure\" (a Patroni setting dbha does not use)", 11, 3),
-    WARN("patroni_kubernetes", BASE "kubernetes: {}\n",
-         "unknown key \"kubernetes\" (a Patroni setting dbha does not use)", 10, 1),
+    ERR("patroni_kubernetes", BASE "kubernetes: {}\n",
+        "\"kubernetes\" is not supported: dbha keeps the cluster's state in etcd only: replace "
+        "\"kubernetes\" with an \"etcd3\" section (hosts: HOST:PORT,...)",
+        10, 1),
     WARN("patroni_bootstrap_users", BASE "bootstrap:\n  users:\n    admin: {password: x}\n",
          "unknown key \"bootstrap.users\" (a Patroni setting dbha does not use)", 11, 3),
     /* the REST API's gates (issue #14) */
@@ -248,6 +286,34 @@ static const BrokenRow broken[] = {
     WARN("etcd_host_and_hosts",
          TOP REST "etcd3:\n  hosts: 127.0.0.1:2379\n  host: 127.0.0.2:2379\n" PG,
          "\"etcd3.host\" is ignored because \"etcd3.hosts\" is set", 7, 3),
+    /* Patroni's other spellings lose to the keys themselves, with a word */
+    WARN("master_and_primary_start_timeout",
+         BASE "bootstrap:\n  dcs:\n    master_start_timeout: 5\n    primary_start_timeout: 9\n",
+         "\"bootstrap.dcs.master_start_timeout\" is ignored because "
+         "\"bootstrap.dcs.primary_start_timeout\" is set",
+         12, 5),
+    WARN("postgresql_name_and_name", BASE "  name: other\n",
+         "\"postgresql.name\" is ignored because \"name\" is set", 10, 3),
+    /* permanent slots and ignore_slots: each problem at its own place */
+    ERR("slot_logical",
+        BASE "bootstrap:\n  dcs:\n    slots:\n      arch: null\n      cdc:\n        type: logical\n"
+             "        database: app\n        plugin: pgoutput\n",
+        "bootstrap.dcs.slots.cdc: permanent logical slots are not kept by dbha yet (the slot "
+        "would not follow a failover); drop it from slots, or create it yourself and protect it "
+        "with ignore_slots",
+        14, 7),
+    ERR("slot_bad_name", BASE "bootstrap:\n  dcs:\n    slots:\n      Arch-1: {type: physical}\n",
+        "bootstrap.dcs.slots.Arch-1: a slot name may only contain lower case letters, numbers and "
+        "the underscore, at most 63 of them",
+        13, 7),
+    ERR("slots_not_a_mapping", BASE "bootstrap:\n  dcs:\n    slots: [a]\n",
+        "bootstrap.dcs.slots: must be an object of slot names", 12, 12),
+    ERR("ignore_slots_misspelt",
+        BASE "bootstrap:\n  dcs:\n    ignore_slots:\n      - name: a\n      - nmae: barman\n",
+        "bootstrap.dcs.ignore_slots[1]: unknown field \"nmae\" (name, type, database or plugin)",
+        14, 9),
+    ERR("slots_duplicate_slot", BASE "bootstrap:\n  dcs:\n    slots:\n      a:\n      a:\n",
+        "duplicate key \"a\"", 14, 7),
 };
 
 static void print_diags(const ConfigDiags *d)
@@ -377,7 +443,7 @@ static const char full_yaml[] = "scope: demo\n"
                                 "    synchronous_mode: on\n"
                                 "    synchronous_mode_strict: TRUE\n"
                                 "    synchronous_node_count: 2\n"
-                                "    failsafe_mode: Yes\n"
+                                "    failsafe_mode: No\n"
                                 "    postgresql:\n"
                                 "      use_pg_rewind: true\n"
                                 "      use_slots: false\n"
@@ -461,7 +527,7 @@ static void test_full_config(void **state)
     assert_true(dcs->synchronous_mode);
     assert_true(dcs->synchronous_mode_strict);
     assert_int_equal(dcs->synchronous_node_count, 2);
-    assert_true(dcs->failsafe_mode);
+    assert_false(dcs->failsafe_mode);
     assert_true(dcs->use_pg_rewind);
     assert_false(dcs->use_slots);
     assert_int_equal(dcs->parameters.n, 3);
@@ -935,6 +1001,68 @@ static void test_reference_doc_matches_schema(void **state)
     assert_int_equal(missing, 0);
 }
 
+/* Patroni's other spellings stand in for their keys when those are absent
+ * (Patroni 3.0.2: config.py __REMAP_KEYS, postgresql/__init__.py
+ * create_replica_methods or create_replica_method, name from postgresql). */
+static void test_patroni_aliases(void **state)
+{
+    (void)state;
+    Config *c = load_ok(TOP REST ETCD PG "  create_replica_method:\n    - basebackup\n"
+                                         "bootstrap:\n  dcs:\n    master_start_timeout: 42\n"
+                                         "    master_stop_timeout: 7\n",
+                        NULL);
+    assert_int_equal(c->bootstrap.dcs.primary_start_timeout, 42);
+    assert_int_equal(c->bootstrap.dcs.primary_stop_timeout, 7);
+    assert_int_equal(c->postgresql.create_replica_methods.n, 1);
+    assert_string_equal(c->postgresql.create_replica_methods.items[0], "basebackup");
+    config_free(c);
+
+    /* Patroni's ":8008": every address */
+    c = load_ok(TOP "restapi:\n  connect_address: 127.0.0.1:8008\n  listen: ':8008'\n" ETCD PG,
+                NULL);
+    assert_string_equal(c->restapi.listen, ":8008");
+    config_free(c);
+    c = load_ok(TOP "restapi:\n  connect_address: 127.0.0.1:8008\n  listen: '*:8008'\n" ETCD PG,
+                NULL);
+    config_free(c);
+    ConfigDiags bad = { 0 };
+    assert_int_equal(config_load_string("test.yml",
+                                        TOP "restapi:\n  connect_address: 127.0.0.1:8008\n"
+                                            "  listen: ':0'\n" ETCD PG,
+                                        NULL, &c, &bad),
+                     -EINVAL);
+    config_diags_done(&bad);
+
+    /* the older names of slots */
+    c = load_ok(BASE "bootstrap:\n  dcs:\n    permanent_slots:\n      arch:\n", NULL);
+    assert_non_null(c->bootstrap.dcs.slots);
+    assert_non_null(json_object_get(c->bootstrap.dcs.slots, "arch"));
+    config_free(c);
+    c = load_ok(BASE "bootstrap:\n  dcs:\n    permanent_replication_slots: {arch2: {type: "
+                     "physical}}\n",
+                NULL);
+    assert_non_null(json_object_get(c->bootstrap.dcs.slots, "arch2"));
+    config_free(c);
+
+    /* name only under postgresql: it satisfies the required key */
+    c = load_ok("scope: demo\n" REST ETCD PG "  name: pgnode\n", NULL);
+    assert_string_equal(c->name, "pgnode");
+    config_free(c);
+
+    /* with both, the new name wins */
+    ConfigDiags d = { 0 };
+    assert_int_equal(config_load_string("test.yml",
+                                        BASE "bootstrap:\n  dcs:\n    primary_start_timeout: 9\n"
+                                             "    master_start_timeout: 5\n",
+                                        NULL, &c, &d),
+                     0);
+    assert_int_equal(c->bootstrap.dcs.primary_start_timeout, 9);
+    assert_int_equal(d.n_errors, 0);
+    assert_int_equal(d.n, 1);
+    config_diags_done(&d);
+    config_free(c);
+}
+
 static void test_misc(void **state)
 {
     Config *c = load_ok(TOP "namespace: //a/b//\n" REST ETCD PG, NULL);
@@ -995,6 +1123,7 @@ int main(void)
         cmocka_unit_test(test_yaml_booleans),
         cmocka_unit_test(test_no_secret_in_diags),
         cmocka_unit_test(test_collects_all_errors),
+        cmocka_unit_test(test_patroni_aliases),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_misc),
         cmocka_unit_test(test_reference_doc_matches_schema),

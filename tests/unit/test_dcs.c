@@ -1097,6 +1097,66 @@ static void test_config_encode(void **state)
     config_free(cfg);
 }
 
+/* bootstrap.dcs.slots and ignore_slots reach the config key as written
+ * (PyYAML's types: a quoted number stays a string), and the view reads them
+ * back from it, from permanent_slots first as Patroni does. */
+static void test_config_encode_slots(void **state)
+{
+    static const char yaml[] = "scope: s\nname: n1\n"
+                               "restapi:\n  connect_address: 127.0.0.1:8008\n"
+                               "etcd3:\n  hosts: 127.0.0.1:2379\n"
+                               "bootstrap:\n  dcs:\n"
+                               "    slots:\n"
+                               "      archiver:\n        type: physical\n"
+                               "      pgrcv:\n"
+                               "    ignore_slots:\n"
+                               "      - name: barman\n"
+                               "      - {type: logical, database: '5'}\n"
+                               "postgresql:\n  connect_address: 127.0.0.1:5432\n"
+                               "  data_dir: /tmp/none\n";
+    Config *cfg = NULL;
+    ConfigDiags diags = { 0 };
+    int r = config_load_string("test.yml", yaml, NULL, &cfg, &diags);
+    if (r < 0 || diags.n) {
+        config_diags_print(&diags, stderr);
+    }
+    assert_int_equal(r, 0);
+    assert_int_equal(diags.n, 0);
+    config_diags_done(&diags);
+
+    char *s = NULL;
+    assert_int_equal(dcs_config_encode(&cfg->bootstrap.dcs, &s), 0);
+    assert_non_null(strstr(s, ",\"slots\":{\"archiver\":{\"type\":\"physical\"},\"pgrcv\":null},"
+                              "\"ignore_slots\":[{\"name\":\"barman\"},{\"type\":\"logical\","
+                              "\"database\":\"5\"}]}"));
+    Kv kv = { PREFIX "config", s, 0 };
+    DcsCluster *c = parse(&kv, 1);
+    assert_int_equal(c->n_problems, 0);
+    assert_true(json_is_object(c->config->dcs.slots));
+    assert_int_equal(json_object_size(c->config->dcs.slots), 2);
+    assert_int_equal(json_array_size(c->config->dcs.ignore_slots), 2);
+    dcs_cluster_free(c);
+    free(s);
+    config_free(cfg);
+
+    Kv older = { PREFIX "config",
+                 "{\"permanent_slots\":{\"a\":null},\"slots\":{\"b\":null,\"c\":null}}", 0 };
+    c = parse(&older, 1);
+    assert_int_equal(json_object_size(c->config->dcs.slots), 1);
+    assert_non_null(json_object_get(c->config->dcs.slots, "a"));
+    dcs_cluster_free(c);
+
+    /* a logical slot written straight into etcd is a problem of the view */
+    Kv logical = { PREFIX "config",
+                   "{\"slots\":{\"cdc\":{\"type\":\"logical\",\"database\":\"d\",\"plugin\":"
+                   "\"p\"}}}",
+                   0 };
+    c = parse(&logical, 1);
+    assert_int_equal(c->n_problems, 1);
+    assert_non_null(c->config->dcs.slots);
+    dcs_cluster_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1116,6 +1176,7 @@ int main(void)
         cmocka_unit_test(test_member_encode),
         cmocka_unit_test(test_small_encoders),
         cmocka_unit_test(test_config_encode),
+        cmocka_unit_test(test_config_encode_slots),
         cmocka_unit_test(test_candidates),
         cmocka_unit_test(test_parse_time),
         cmocka_unit_test(test_history_diverged),

@@ -205,10 +205,10 @@ static const ValidRow validations[] = {
     OK("every_known_key",
        "{\"ttl\":10,\"loop_wait\":1,\"retry_timeout\":2,\"maximum_lag_on_failover\":0,"
        "\"primary_start_timeout\":0,\"primary_stop_timeout\":5,\"synchronous_mode\":true,"
-       "\"synchronous_mode_strict\":false,\"synchronous_node_count\":2,\"failsafe_mode\":true,"
+       "\"synchronous_mode_strict\":false,\"synchronous_node_count\":2,\"failsafe_mode\":false,"
        "\"check_timeline\":true,\"max_timelines_history\":0,\"maximum_lag_on_syncnode\":-1,"
-       "\"pause\":false,\"standby_cluster\":{\"host\":\"10.0.0.1\",\"port\":5432,\"primary_slot_"
-       "name\":\"s\",\"restore_command\":\"cp x y\",\"create_replica_methods\":[\"basebackup\"],"
+       "\"pause\":false,\"standby_cluster\":{\"primary_slot_"
+       "name\":\"s\",\"create_replica_methods\":[\"basebackup\"],"
        "\"recovery_min_apply_delay\":\"5min\"},\"slots\":{\"s1\":{\"type\":\"physical\"}},"
        "\"ignore_slots\":[{\"name\":\"x\"}],\"postgresql\":{\"use_pg_rewind\":false,\"use_slots\":"
        "false,\"pg_hba\":[\"local all all trust\"],\"pg_ident\":[],\"recovery_conf\":{},"
@@ -216,13 +216,21 @@ static const ValidRow validations[] = {
        "\"random_page_cost\":1.1,\"auto_explain.log_min_duration\":\"1s\",\"gone\":null}}}"),
     OK("strings_cast_like_patroni",
        "{\"ttl\":\"30\",\"loop_wait\":\"10\",\"retry_timeout\":\"5\",\"pause\":\"on\","
-       "\"synchronous_mode\":\"off\",\"failsafe_mode\":1,\"check_timeline\":\"0\"}"),
+       "\"synchronous_mode\":\"off\",\"failsafe_mode\":0,\"check_timeline\":\"0\"}"),
     OK("integral_real", "{\"ttl\":30.0}"),
     OK("nulls_are_absent",
        "{\"ttl\":null,\"postgresql\":null,\"standby_cluster\":null,\"pause\":null,\"slots\":"
        "null}"),
     OK("unknown_keys_kept", "{\"foo\":{\"bar\":[1,null]},\"citus\":{\"group\":0}}"),
     OK("quorum", "{\"synchronous_mode\":\"quorum\"}"),
+    /* Patroni: a null or empty value is a physical slot, and so is one
+     * that names only a database or only a plugin */
+    OK("slots_physical_forms",
+       "{\"slots\":{\"a\":null,\"b\":{},\"c\":{\"type\":\"physical\"},\"d_1\":{\"database\":"
+       "\"app\"},\"e\":{\"type\":null}}}"),
+    OK("ignore_slots_every_field",
+       "{\"ignore_slots\":[{\"name\":\"barman\",\"type\":\"physical\"},{\"database\":\"app\","
+       "\"plugin\":\"pgoutput\",\"type\":\"logical\",\"name\":null},{}]}"),
     OK("ttl_exactly_enough", "{\"ttl\":5,\"loop_wait\":1,\"retry_timeout\":2}"),
     OK("master_alias", "{\"master_start_timeout\":120,\"master_stop_timeout\":0}"),
     OK("new_name_wins_over_alias", "{\"primary_start_timeout\":10,\"master_start_timeout\":\"x\"}"),
@@ -254,6 +262,9 @@ static const ValidRow validations[] = {
     BAD("strict_list", "{\"synchronous_mode_strict\":[true]}",
         "synchronous_mode_strict: must be a boolean"),
     BAD("failsafe_real", "{\"failsafe_mode\":1.5}", "failsafe_mode: must be a boolean"),
+    BAD("failsafe_on", "{\"failsafe_mode\":\"on\"}",
+        "failsafe_mode: failsafe mode is not supported by dbha yet: a primary that cannot renew "
+        "its leader lease is stopped (fenced) whatever this says; leave it off"),
     BAD("pause_object", "{\"pause\":{}}", "pause: must be a boolean"),
     BAD("check_timeline_text", "{\"check_timeline\":\"sure\"}",
         "check_timeline: must be a boolean"),
@@ -309,10 +320,56 @@ static const ValidRow validations[] = {
         "standby_cluster.recovery_min_apply_delay: must be a string or an integer"),
     BAD("standby_methods", "{\"standby_cluster\":{\"create_replica_methods\":\"basebackup\"}}",
         "standby_cluster.create_replica_methods: must be a list of strings"),
-    BAD("slots_list", "{\"slots\":[]}", "slots: must be an object"),
-    BAD("slot_number", "{\"slots\":{\"s1\":1}}", "slots.s1: must be an object"),
+    BAD("standby_cluster_active", "{\"standby_cluster\":{\"host\":\"10.0.0.1\",\"port\":5432}}",
+        "standby_cluster: standby clusters are not supported by dbha yet (the cluster would stay "
+        "writable instead of following its host)"),
+    BAD("standby_cluster_restore_only", "{\"standby_cluster\":{\"restore_command\":\"cp x y\"}}",
+        "standby_cluster: standby clusters are not supported by dbha yet (the cluster would stay "
+        "writable instead of following the remote primary)"),
+    BAD("slots_list", "{\"slots\":[\"a\"]}", "slots: must be an object of slot names"),
+    BAD("slot_number", "{\"slots\":{\"s1\":1}}",
+        "slots.s1: must be null or an object whose type is \"physical\" or \"logical\""),
+    BAD("slot_type_other", "{\"slots\":{\"s1\":{\"type\":\"virtual\"}}}",
+        "slots.s1: must be null or an object whose type is \"physical\" or \"logical\""),
+    BAD("slot_name_upper", "{\"slots\":{\"Archiver\":{\"type\":\"physical\"}}}",
+        "slots.Archiver: a slot name may only contain lower case letters, numbers and the "
+        "underscore, at most 63 of them"),
+    BAD("slot_name_long",
+        "{\"slots\":{\"a234567890123456789012345678901234567890123456789012345678901234\":null}}",
+        "slots.a234567890123456789012345678901234567890123456789012345678901234: a slot name "
+        "may only contain lower case letters, numbers and the underscore, at most 63 of them"),
+    BAD("slot_logical_typed",
+        "{\"slots\":{\"cdc\":{\"type\":\"logical\",\"database\":\"app\",\"plugin\":"
+        "\"pgoutput\"}}}",
+        "slots.cdc: permanent logical slots are not kept by dbha yet (the slot would not follow "
+        "a failover); drop it from slots, or create it yourself and protect it with "
+        "ignore_slots"),
+    /* Patroni: no type, but a database and a plugin, is logical */
+    BAD("slot_logical_untyped", "{\"slots\":{\"cdc\":{\"database\":\"app\",\"plugin\":\"x\"}}}",
+        "slots.cdc: permanent logical slots are not kept by dbha yet (the slot would not follow "
+        "a failover); drop it from slots, or create it yourself and protect it with "
+        "ignore_slots"),
+    /* the older name is read first, as in Patroni */
+    BAD("permanent_slots_name", "{\"permanent_slots\":{\"A\":null},\"slots\":{\"a\":null}}",
+        "slots.A: a slot name may only contain lower case letters, numbers and the underscore, "
+        "at most 63 of them"),
+    BAD("permanent_replication_slots_first",
+        "{\"permanent_replication_slots\":{\"B\":null},\"permanent_slots\":{\"a\":null}}",
+        "slots.B: a slot name may only contain lower case letters, numbers and the underscore, "
+        "at most 63 of them"),
+    /* Python's `or`: an empty object gives way to the next name */
+    BAD("empty_older_name_gives_way", "{\"permanent_slots\":{},\"slots\":{\"C\":null}}",
+        "slots.C: a slot name may only contain lower case letters, numbers and the underscore, "
+        "at most 63 of them"),
     BAD("ignore_slots_text", "{\"ignore_slots\":\"x\"}", "ignore_slots: must be a list of objects"),
-    BAD("ignore_slots_item", "{\"ignore_slots\":[1]}", "ignore_slots: must be a list of objects"),
+    BAD("ignore_slots_item", "{\"ignore_slots\":[1]}",
+        "ignore_slots[0]: must be an object of name, type, database and plugin"),
+    BAD("ignore_slots_misspelt", "{\"ignore_slots\":[{\"name\":\"a\"},{\"nmae\":\"barman\"}]}",
+        "ignore_slots[1]: unknown field \"nmae\" (name, type, database or plugin)"),
+    BAD("ignore_slots_number", "{\"ignore_slots\":[{\"name\":1}]}",
+        "ignore_slots[0]: \"name\" must be a string"),
+    BAD("ignore_slots_type", "{\"ignore_slots\":[{\"type\":\"both\"}]}",
+        "ignore_slots[0]: \"type\" must be \"physical\" or \"logical\""),
 };
 
 static void test_validate_table(void **state)

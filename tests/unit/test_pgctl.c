@@ -1,6 +1,7 @@
 /* Unit tests for agent/pgctl.c's file writer: a secret file (the passfile,
  * initdb's password file) is written through a fresh name, mode 0600, and
- * renamed over its path; a symlink planted there is replaced, not followed. */
+ * renamed over its path; a symlink planted there is replaced, not followed.
+ * And the postgresql.conf it writes from Patroni's parameters. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "pgctl.h"
 
 #define PATH_BUF 512
@@ -77,11 +79,68 @@ static void test_missing_directory_fails(void **state)
     assert_int_equal(pgctl_write_file("/nonexistent-dbha-dir/pgpass", "x", 1), -ENOENT);
 }
 
+/* postgresql.conf for parameters given in the YAML (extra: lines under
+ * postgresql.parameters); returns the file's text in buf. */
+static void conf_for(const char *extra, char *buf, size_t size)
+{
+    char dir[] = "/tmp/dbha-test-pgconf-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml),
+             "scope: s\nname: n1\nrestapi:\n  connect_address: 127.0.0.1:8008\n"
+             "etcd3:\n  hosts: 127.0.0.1:2379\n"
+             "postgresql:\n  data_dir: %s\n  connect_address: 127.0.0.1:5432\n"
+             "  parameters:\n%s",
+             dir, extra);
+    Config *c = NULL;
+    ConfigDiags d = { 0 };
+    assert_int_equal(config_load_string("test.yml", yaml, NULL, &c, &d), 0);
+    config_diags_done(&d);
+    PgCtl p;
+    assert_int_equal(pgctl_init(&p, c), 0);
+    assert_int_equal(pgctl_write_config(&p, false, NULL), 0);
+    char path[PATH_BUF];
+    snprintf(path, sizeof(path), "%s/postgresql.conf", dir);
+    read_all(path, buf, size);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/pg_hba.conf", dir);
+    unlink(path);
+    rmdir(dir);
+    pgctl_done(&p);
+    config_free(c);
+}
+
+/* PostgreSQL 13 and later refuse to start on wal_keep_segments: Patroni
+ * writes wal_keep_size of that many 16 MB segments instead, unless
+ * wal_keep_size is given. */
+static void test_wal_keep_segments_translated(void **state)
+{
+    (void)state;
+    char buf[8192];
+    conf_for("    wal_keep_segments: 8\n", buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\nwal_keep_size = '128MB'\n"));
+    assert_null(strstr(buf, "wal_keep_segments ="));
+
+    conf_for("    wal_keep_segments: 8\n    wal_keep_size: 1GB\n", buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\nwal_keep_size = '1GB'\n"));
+    assert_null(strstr(buf, "128MB"));
+    assert_null(strstr(buf, "wal_keep_segments ="));
+
+    conf_for("    wal_keep_segments: many\n", buf, sizeof(buf));
+    assert_null(strstr(buf, "wal_keep_size ="));
+    assert_null(strstr(buf, "wal_keep_segments ="));
+    assert_non_null(strstr(buf, "# wal_keep_segments is not a whole number"));
+
+    conf_for("    work_mem: 8MB\n", buf, sizeof(buf));
+    assert_null(strstr(buf, "wal_keep"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_symlink_is_replaced_not_followed),
         cmocka_unit_test(test_missing_directory_fails),
+        cmocka_unit_test(test_wal_keep_segments_translated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
