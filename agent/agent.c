@@ -1236,6 +1236,15 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         .connect_timeout_sec = 2,
         .statement_timeout_ms = 2000,
     };
+    /* Patroni's local connections carry the superuser's libpq settings */
+    const ConfigUser *su = &config->postgresql.superuser;
+#define X(k)                                                                                       \
+    if (su->k) {                                                                                   \
+        pc.extra_keys[pc.n_extra] = #k;                                                            \
+        pc.extra_values[pc.n_extra++] = su->k;                                                     \
+    }
+    CONFIG_USER_LIBPQ_KEYS
+#undef X
     r = pgprobe_new(&pc, &a->local.probe);
     if (r < 0) {
         return log_error_errno(r, "postgresql probe: %m");

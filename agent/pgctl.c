@@ -237,19 +237,80 @@ bool pgctl_has_promote_signal(const PgCtl *p)
     return access(path, F_OK) == 0;
 }
 
+/* " key='value'" in libpq's conninfo syntax: ' and \ escaped with \. */
+static void put_conn(FILE *f, const char *key, const char *value)
+{
+    fprintf(f, " %s='", key);
+    for (const char *c = value; *c; c++) {
+        if (*c == '\'' || *c == '\\') {
+            fputc('\\', f);
+        }
+        fputc(*c, f);
+    }
+    fputc('\'', f);
+}
+
+/* The user's libpq settings (Patroni's authentication.<user>.ssl*, ...);
+ * with defaults, those Patroni writes into primary_conninfo when the user
+ * sets none: sslmode, gssencmode and channel_binding "prefer". */
+static void put_user_libpq(FILE *f, const ConfigUser *u, bool defaults)
+{
+#define X(k)                                                                                       \
+    if (u->k) {                                                                                    \
+        put_conn(f, #k, u->k);                                                                     \
+    } else if (defaults && (strcmp(#k, "sslmode") == 0 || strcmp(#k, "gssencmode") == 0 ||         \
+                            strcmp(#k, "channel_binding") == 0)) {                                 \
+        put_conn(f, #k, "prefer");                                                                 \
+    }
+    CONFIG_USER_LIBPQ_KEYS
+#undef X
+}
+
+/* A conninfo of the given parts, or NULL (-ENOMEM). */
+static char *conninfo(const char *host, int port, const ConfigUser *u, const char *default_user,
+                      const char *dbname, const char *passfile, const char *application_name,
+                      bool defaults, int connect_timeout)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) {
+        return NULL;
+    }
+    char portbuf[16];
+    snprintf(portbuf, sizeof(portbuf), "%d", port);
+    put_conn(f, "host", host);
+    put_conn(f, "port", portbuf);
+    put_conn(f, "user", u->username ? u->username : default_user);
+    if (dbname) {
+        put_conn(f, "dbname", dbname);
+    }
+    put_conn(f, "passfile", passfile);
+    if (application_name) {
+        put_conn(f, "application_name", application_name);
+    }
+    put_user_libpq(f, u, defaults);
+    fprintf(f, " connect_timeout=%d", connect_timeout);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    memmove(buf, buf + 1, strlen(buf)); /* the leading space */
+    return buf;
+}
+
 int pgctl_primary_conninfo(const PgCtl *p, const PgUpstream *u, char *buf, size_t size)
 {
     const Config *c = p->config;
-    int n = snprintf(buf, size,
-                     "host=%s port=%d user=%s passfile=%s application_name=%s sslmode=prefer "
-                     "connect_timeout=2",
-                     u->host, u->port,
-                     c->postgresql.replication.username ? c->postgresql.replication.username
-                                                        : "replicator",
-                     p->pgpass, c->name);
-    if (n < 0 || (size_t)n >= size) {
+    _cleanup_free_ char *s = conninfo(u->host, u->port, &c->postgresql.replication, "replicator",
+                                      NULL, p->pgpass, c->name, true, 2);
+    if (!s) {
+        return -ENOMEM;
+    }
+    if (strlen(s) >= size) {
         return -ENOBUFS;
     }
+    memcpy(buf, s, strlen(s) + 1);
     return 0;
 }
 
@@ -693,6 +754,24 @@ int pgctl_argv_basebackup(const PgCtl *p, const char *host, int port, PgArgv *re
     ADD(&a, "-U");
     ADD(&a, c->postgresql.replication.username ? c->postgresql.replication.username : "replicator");
     ADD(&a, "-w");
+    /* the replication user's sslmode, sslrootcert, ... as a connection
+     * string (it holds no host, port or user: -h, -p and -U stand) */
+    _cleanup_free_ char *ssl = NULL;
+    size_t ssl_size = 0;
+    FILE *f = open_memstream(&ssl, &ssl_size);
+    if (!f) {
+        pgctl_argv_done(&a);
+        return -ENOMEM;
+    }
+    put_user_libpq(f, &c->postgresql.replication, false);
+    if (fclose(f) != 0) {
+        pgctl_argv_done(&a);
+        return -ENOMEM;
+    }
+    if (*ssl) {
+        ADD(&a, "-d");
+        ADD(&a, ssl + 1);
+    }
     if (!options_have(&c->postgresql.basebackup, "--checkpoint", "-c")) {
         ADD(&a, "--checkpoint=fast");
     }
@@ -708,11 +787,10 @@ int pgctl_argv_rewind(const PgCtl *p, const char *host, int port, PgArgv *ret)
     const Config *c = p->config;
     const ConfigUser *u =
         c->postgresql.rewind.username ? &c->postgresql.rewind : &c->postgresql.superuser;
-    _cleanup_free_ char *source = NULL, *target = NULL;
-    if (asprintf(&source,
-                 "--source-server=host=%s port=%d user=%s dbname=postgres passfile=%s "
-                 "connect_timeout=5",
-                 host, port, u->username ? u->username : "postgres", p->pgpass) < 0 ||
+    _cleanup_free_ char *source = NULL, *target = NULL,
+                        *info = conninfo(host, port, u, "postgres", "postgres", p->pgpass, NULL,
+                                         false, 5);
+    if (!info || asprintf(&source, "--source-server=%s", info) < 0 ||
         asprintf(&target, "--target-pgdata=%s", p->data_dir) < 0) {
         return -ENOMEM;
     }

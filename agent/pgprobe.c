@@ -114,12 +114,20 @@ void pgprobe_conn_params_done(PgConnParams *p)
     }
     free(p->password);
     free(p->dbname);
+    for (size_t i = 0; i < PGPROBE_EXTRA_MAX; i++) {
+        if (p->extra_values[i]) {
+            explicit_bzero(p->extra_values[i], strlen(p->extra_values[i]));
+        }
+        free(p->extra_keys[i]);
+        free(p->extra_values[i]);
+    }
     *p = (PgConnParams){ 0 };
 }
 
 int pgprobe_conn_params_init(PgConnParams *p, const PgProbeConfig *cfg)
 {
-    if (!p || !cfg || !cfg->host || !*cfg->host || cfg->port == 0 || cfg->port > 65535) {
+    if (!p || !cfg || !cfg->host || !*cfg->host || cfg->port == 0 || cfg->port > 65535 ||
+        cfg->n_extra > PGPROBE_EXTRA_MAX) {
         return -EINVAL;
     }
     PgConnParams n = { 0 };
@@ -128,6 +136,10 @@ int pgprobe_conn_params_init(PgConnParams *p, const PgProbeConfig *cfg)
     n.user = strdup_or_null(cfg->user, &oom);
     n.password = strdup_or_null(cfg->password, &oom);
     n.dbname = strdup_or_null(cfg->dbname ? cfg->dbname : "postgres", &oom);
+    for (size_t i = 0; i < cfg->n_extra; i++) {
+        n.extra_keys[i] = strdup_or_null(cfg->extra_keys[i], &oom);
+        n.extra_values[i] = strdup_or_null(cfg->extra_values[i], &oom);
+    }
     if (oom) {
         pgprobe_conn_params_done(&n);
         return -ENOMEM;
@@ -158,6 +170,11 @@ int pgprobe_conn_params_init(PgConnParams *p, const PgProbeConfig *cfg)
     ADD("connect_timeout", n.connect_timeout);
     ADD("application_name", "dbha");
     ADD("options", n.options);
+    for (size_t i = 0; i < cfg->n_extra; i++) {
+        if (n.extra_keys[i] && n.extra_values[i]) {
+            ADD(n.extra_keys[i], n.extra_values[i]);
+        }
+    }
 #undef ADD
     n.keywords[k] = NULL;
     n.values[k] = NULL;
@@ -183,7 +200,7 @@ int pgprobe_conn_params_describe(const PgConnParams *p, char *buf, size_t size)
     size_t o = 0;
     buf[0] = '\0';
     for (size_t i = 0; p->keywords[i]; i++) {
-        if (strcmp(p->keywords[i], "password") == 0) {
+        if (strcmp(p->keywords[i], "password") == 0 || strcmp(p->keywords[i], "sslpassword") == 0) {
             continue;
         }
         bool quote = strchr(p->values[i], ' ') != NULL;

@@ -17,9 +17,10 @@
 #define PGPROBE_REPLICAS_MAX 32 /* pg_stat_replication rows kept; more are counted only */
 #define PGPROBE_ERROR_MAX    256
 #define PGPROBE_OPTIONS_MAX  64
+#define PGPROBE_EXTRA_MAX    9 /* more libpq keywords: sslmode, sslrootcert, ... */
 #define PGPROBE_CONN_KEYS_MAX                                                                      \
-    9 /* host port user password dbname connect_timeout                                            \
-         application_name options + NULL */
+    (9 + PGPROBE_EXTRA_MAX) /* host port user password dbname connect_timeout                      \
+                               application_name options + extra + NULL */
 
 /* How to reach the local server. Strings are copied by pgprobe_new(). */
 typedef struct PgProbeConfig {
@@ -30,6 +31,11 @@ typedef struct PgProbeConfig {
     const char *dbname;   /* NULL: "postgres" */
     unsigned connect_timeout_sec;  /* libpq's own cap, 0: 2 (its minimum); our deadline rules */
     unsigned statement_timeout_ms; /* server-side cap of every probe query, 0: 2000 */
+    /* more libpq keywords and values (the superuser's sslmode, sslrootcert,
+     * ...); at most PGPROBE_EXTRA_MAX; "sslpassword" is never shown */
+    const char *extra_keys[PGPROBE_EXTRA_MAX];
+    const char *extra_values[PGPROBE_EXTRA_MAX];
+    size_t n_extra;
 } PgProbeConfig;
 
 /* PQconnectStartParams() keyword/value arrays built from a PgProbeConfig. */
@@ -40,6 +46,8 @@ typedef struct PgConnParams {
     char *user;                                  /* owned, may be NULL */
     char *password;                              /* owned, may be NULL */
     char *dbname;                                /* owned */
+    char *extra_keys[PGPROBE_EXTRA_MAX];         /* owned */
+    char *extra_values[PGPROBE_EXTRA_MAX];       /* owned */
     char port[8];
     char connect_timeout[16];
     char options[PGPROBE_OPTIONS_MAX];

@@ -19,6 +19,9 @@
 static const char *check_host_port(const char *s);
 static const char *check_rest_listen(const char *s);
 static const char *check_bootstrap_method(const char *s);
+static const char *check_sslmode(const char *s);
+static const char *check_gssencmode(const char *s);
+static const char *check_channel_binding(const char *s);
 static const char *check_listen(const char *s);
 static const char *check_protocol(const char *s);
 static const char *check_log_level(const char *s);
@@ -172,6 +175,31 @@ const ConfigRow config_schema[] = {
         "REWIND_USERNAME"),
     STR("postgresql.authentication.rewind.password", postgresql.rewind.password, R | SECRET, NULL,
         NULL, "REWIND_PASSWORD"),
+/* Patroni's libpq settings of each user (sslpassword is a secret) */
+#define USER_LIBPQ(user, USER)                                                                     \
+    STR("postgresql.authentication." #user ".sslmode", postgresql.user.sslmode, R, NULL,           \
+        check_sslmode, #USER "_SSLMODE"),                                                          \
+        STR("postgresql.authentication." #user ".sslcert", postgresql.user.sslcert, R, NULL, NULL, \
+            #USER "_SSLCERT"),                                                                     \
+        STR("postgresql.authentication." #user ".sslkey", postgresql.user.sslkey, R, NULL, NULL,   \
+            #USER "_SSLKEY"),                                                                      \
+        STR("postgresql.authentication." #user ".sslpassword", postgresql.user.sslpassword,        \
+            R | SECRET, NULL, NULL, #USER "_SSLPASSWORD"),                                         \
+        STR("postgresql.authentication." #user ".sslrootcert", postgresql.user.sslrootcert, R,     \
+            NULL, NULL, #USER "_SSLROOTCERT"),                                                     \
+        STR("postgresql.authentication." #user ".sslcrl", postgresql.user.sslcrl, R, NULL, NULL,   \
+            #USER "_SSLCRL"),                                                                      \
+        STR("postgresql.authentication." #user ".sslcrldir", postgresql.user.sslcrldir, R, NULL,   \
+            NULL, #USER "_SSLCRLDIR"),                                                             \
+        STR("postgresql.authentication." #user ".gssencmode", postgresql.user.gssencmode, R, NULL, \
+            check_gssencmode, #USER "_GSSENCMODE"),                                                \
+        STR("postgresql.authentication." #user ".channel_binding",                                 \
+            postgresql.user.channel_binding, R, NULL, check_channel_binding,                       \
+            #USER "_CHANNEL_BINDING")
+    USER_LIBPQ(superuser, SUPERUSER),
+    USER_LIBPQ(replication, REPLICATION),
+    USER_LIBPQ(rewind, REWIND),
+#undef USER_LIBPQ
     LIST("postgresql.parameters", CONFIG_TYPE_MAP, postgresql.parameters, R | CONFIG_F_PG_NAMES),
     LIST("postgresql.pg_hba", CONFIG_TYPE_STRV, postgresql.pg_hba, R),
     LIST("postgresql.callbacks", CONFIG_TYPE_MAP, postgresql.callbacks, R),
@@ -447,6 +475,37 @@ static const char *check_address(const char *s, bool many)
 static const char *check_host_port(const char *s)
 {
     return check_address(s, false);
+}
+
+static const char *one_of(const char *s, const char *const *names, const char *expected)
+{
+    for (size_t i = 0; names[i]; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            return NULL;
+        }
+    }
+    return expected;
+}
+
+static const char *check_sslmode(const char *s)
+{
+    static const char *const names[] = { "disable",   "allow",       "prefer", "require",
+                                         "verify-ca", "verify-full", NULL };
+    return one_of(
+        s, names,
+        "one of disable, allow, prefer, require, verify-ca, verify-full (libpq's sslmode)");
+}
+
+static const char *check_gssencmode(const char *s)
+{
+    static const char *const names[] = { "disable", "prefer", "require", NULL };
+    return one_of(s, names, "one of disable, prefer, require (libpq's gssencmode)");
+}
+
+static const char *check_channel_binding(const char *s)
+{
+    static const char *const names[] = { "disable", "prefer", "require", NULL };
+    return one_of(s, names, "one of disable, prefer, require (libpq's channel_binding)");
 }
 
 static const char *check_bootstrap_method(const char *s)

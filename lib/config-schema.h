@@ -14,7 +14,7 @@
 #include "config.h"
 
 /* Upper bound on the rows, for per-row arrays sized at compile time. */
-#define CONFIG_SCHEMA_MAX 128
+#define CONFIG_SCHEMA_MAX 192
 
 typedef enum ConfigType {
     CONFIG_TYPE_SECTION,  /* a mapping of further rows */

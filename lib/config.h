@@ -27,9 +27,20 @@ typedef struct ConfigStrv {
     size_t n;
 } ConfigStrv;
 
+/* A user's libpq connection settings besides its name and password, as
+ * Patroni 3.0.2 passes them on (its _AUTH_ALLOWED_PARAMETERS). */
+/* clang-format off */
+#define CONFIG_USER_LIBPQ_KEYS \
+    X(sslmode) X(sslcert) X(sslkey) X(sslpassword) X(sslrootcert) X(sslcrl) X(sslcrldir) \
+    X(gssencmode) X(channel_binding)
+/* clang-format on */
+
 typedef struct ConfigUser {
-    char *username; /* owned */
-    char *password; /* owned; never logged */
+    char *username;   /* owned */
+    char *password;   /* owned; never logged */
+#define X(k) char *k; /* owned; libpq's keyword of the same name */
+    CONFIG_USER_LIBPQ_KEYS
+#undef X
 } ConfigUser;
 
 typedef enum ConfigWatchdogMode {

@@ -135,12 +135,94 @@ static void test_wal_keep_segments_translated(void **state)
     assert_null(strstr(buf, "wal_keep"));
 }
 
+static Config *config_with(const char *auth)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml),
+             "scope: s\nname: n1\nrestapi:\n  connect_address: 127.0.0.1:8008\n"
+             "etcd3:\n  hosts: 127.0.0.1:2379\n"
+             "postgresql:\n  data_dir: /tmp/none\n  connect_address: 127.0.0.1:5432\n"
+             "  pgpass: /tmp/pg pass\n  authentication:\n%s",
+             auth);
+    Config *c = NULL;
+    ConfigDiags d = { 0 };
+    int r = config_load_string("test.yml", yaml, NULL, &c, &d);
+    if (r < 0) {
+        config_diags_print(&d, stderr);
+    }
+    assert_int_equal(r, 0);
+    config_diags_done(&d);
+    return c;
+}
+
+/* Patroni passes each user's sslmode, sslrootcert, ... (its
+ * _AUTH_ALLOWED_PARAMETERS) on to that user's connections, and writes
+ * sslmode, gssencmode and channel_binding "prefer" into primary_conninfo
+ * when none is given; values are quoted as libpq reads them. */
+static void test_user_libpq_settings_reach_connections(void **state)
+{
+    (void)state;
+    Config *c = config_with("    replication:\n      username: repl\n"
+                            "      sslmode: verify-full\n"
+                            "      sslrootcert: /etc/ssl/my ca's.pem\n"
+                            "      channel_binding: require\n"
+                            "    rewind:\n      username: rw\n      sslmode: require\n"
+                            "      sslcert: /c.pem\n      sslkey: /k.pem\n");
+    PgCtl p;
+    assert_int_equal(pgctl_init(&p, c), 0);
+    char buf[1024];
+    PgUpstream u = { .host = "10.0.0.1", .port = 5433 };
+    assert_int_equal(pgctl_primary_conninfo(&p, &u, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "host='10.0.0.1' port='5433' user='repl' passfile='/tmp/pg pass' "
+                             "application_name='n1' sslmode='verify-full' "
+                             "sslrootcert='/etc/ssl/my ca\\'s.pem' gssencmode='prefer' "
+                             "channel_binding='require' connect_timeout=2");
+    char small[16];
+    assert_int_equal(pgctl_primary_conninfo(&p, &u, small, sizeof(small)), -ENOBUFS);
+
+    PgArgv a;
+    assert_int_equal(pgctl_argv_rewind(&p, "10.0.0.1", 5433, &a), 0);
+    assert_string_equal(a.argv[a.argc - 1],
+                        "--source-server=host='10.0.0.1' port='5433' user='rw' "
+                        "dbname='postgres' passfile='/tmp/pg pass' sslmode='require' "
+                        "sslcert='/c.pem' sslkey='/k.pem' connect_timeout=5");
+    pgctl_argv_done(&a);
+
+    assert_int_equal(pgctl_argv_basebackup(&p, "10.0.0.1", 5433, &a), 0);
+    int d = -1;
+    for (int i = 0; i < a.argc; i++) {
+        if (strcmp(a.argv[i], "-d") == 0) {
+            d = i;
+        }
+    }
+    assert_true(d > 0 && d + 1 < a.argc);
+    assert_string_equal(a.argv[d + 1], "sslmode='verify-full' sslrootcert='/etc/ssl/my ca\\'s.pem' "
+                                       "channel_binding='require'");
+    pgctl_argv_done(&a);
+    pgctl_done(&p);
+    config_free(c);
+
+    /* none given: Patroni's defaults, and no -d */
+    c = config_with("    replication:\n      username: repl\n");
+    assert_int_equal(pgctl_init(&p, c), 0);
+    assert_int_equal(pgctl_primary_conninfo(&p, &u, buf, sizeof(buf)), 0);
+    assert_non_null(strstr(buf, " sslmode='prefer' gssencmode='prefer' channel_binding='prefer' "));
+    assert_int_equal(pgctl_argv_basebackup(&p, "10.0.0.1", 5433, &a), 0);
+    for (int i = 0; i < a.argc; i++) {
+        assert_string_not_equal(a.argv[i], "-d");
+    }
+    pgctl_argv_done(&a);
+    pgctl_done(&p);
+    config_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_symlink_is_replaced_not_followed),
         cmocka_unit_test(test_missing_directory_fails),
         cmocka_unit_test(test_wal_keep_segments_translated),
+        cmocka_unit_test(test_user_libpq_settings_reach_connections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

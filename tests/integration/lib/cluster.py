@@ -51,6 +51,8 @@ class Node:
         self.rest_auth = None  # (user, password): restapi.authentication
         self.postgresql_yaml = ""  # more lines of the postgresql section, indented by two
         self.parameters = {}  # more postgresql.parameters
+        # more keys of postgresql.authentication.<user> (sslmode, sslrootcert, ...)
+        self.auth_extra = {"superuser": {}, "replication": {}, "rewind": {}}
         self.etcd_hosts = None  # etcd3.hosts of this node (default: the cluster's endpoints)
         self.cgroup = None  # lib.nodecg.NodeCgroups the agent (and all it starts) runs in
 
@@ -93,9 +95,9 @@ postgresql:
   bin_dir: /usr/lib/postgresql/15/bin
   pgpass: {self.dir}/pgpass
   authentication:
-    superuser: {{username: {SUPERUSER}, password: {SUPERUSER_PW}}}
-    replication: {{username: {REPL}, password: {self.repl_password}}}
-    rewind: {{username: {REWIND}, password: {REWIND_PW}}}
+    superuser: {self.auth_yaml("superuser", SUPERUSER, SUPERUSER_PW)}
+    replication: {self.auth_yaml("replication", REPL, self.repl_password)}
+    rewind: {self.auth_yaml("rewind", REWIND, REWIND_PW)}
   parameters:
     unix_socket_directories: {self.dir}
     fsync: "off"
@@ -109,6 +111,9 @@ postgresql:
 {watchdog}log:
   level: {c.log_level}
 """
+
+    def auth_yaml(self, user, name, password):
+        return json.dumps(dict({"username": name, "password": password}, **self.auth_extra[user]))
 
     def write_config(self):
         with open(self.config_path, "w") as f:
