@@ -577,6 +577,9 @@ int agent_reload(Agent *a)
     config_free(a->config);
     a->config = fresh;
     publish_config_changed(&a->publisher);
+    /* the node's parameters, pg_hba and pg_ident may have changed: written
+     * again, and PostgreSQL reloaded, at the next tick (as Patroni's reload) */
+    a->params_revision = -1;
     a->lease_etcd.name = a->config->name; /* the same name: a restart-only setting */
     /* re-read the cluster so the new settings count from this tick */
     observe_cluster(a, clock_monotonic_usec());
@@ -1046,14 +1049,18 @@ static void apply_cluster_parameters(Agent *a)
     if (replica && !(up && up->host && cascade_follows(&a->cascade, up))) {
         return;
     }
+    /* after a reload of the agent's own file, which ran on_reload itself */
+    bool after_reload = a->params_revision == -1;
     if (agent_write_conf(a, replica) < 0) {
         return;
     }
     if (agent_exec_sql(a, "SELECT pg_catalog.pg_reload_conf()", NULL) >= 0) {
-        log_info("cluster configuration (revision %" PRId64 ") written to postgresql.conf, "
-                 "postgresql reloaded",
+        log_info("%s (revision %" PRId64 ") written to postgresql.conf, postgresql reloaded",
+                 after_reload ? "reloaded configuration" : "cluster configuration",
                  cc->mod_revision);
-        agent_callbacks(a, CALLBACKS_EVENT_RELOADED);
+        if (!after_reload) {
+            agent_callbacks(a, CALLBACKS_EVENT_RELOADED);
+        }
     }
 }
 

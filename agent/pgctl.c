@@ -91,12 +91,25 @@ int pgctl_init(PgCtl *ret, const Config *c)
     if (!sockets) {
         sockets = config_map_get(&c->bootstrap.dcs.parameters, "unix_socket_directories");
     }
-    if (sockets && *sockets) {
-        size_t len = strcspn(sockets, ",");
-        p.socket_dir = strndup(sockets, len);
-        if (!p.socket_dir) {
-            goto fail;
+    /* Patroni's _get_unix_local_address(): the first absolute directory of
+     * the list (spaces around an entry trimmed); a relative one ('.', as in
+     * Patroni's sample) is where the server also puts a socket, but not a
+     * place to connect to: without an absolute one, TCP */
+    for (const char *s = sockets; s && *s;) {
+        s += strspn(s, " \t");
+        size_t len = strcspn(s, ",");
+        size_t end = len;
+        while (end > 0 && (s[end - 1] == ' ' || s[end - 1] == '\t')) {
+            end--;
         }
+        if (end > 0 && s[0] == '/') {
+            p.socket_dir = strndup(s, end);
+            if (!p.socket_dir) {
+                goto fail;
+            }
+            break;
+        }
+        s += len + (s[len] == ',');
     }
     listen = c->postgresql.listen ? c->postgresql.listen : c->postgresql.connect_address;
     p.listen_addresses = listen_hosts(listen);
@@ -510,21 +523,17 @@ static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream 
     return r;
 }
 
-static int write_pg_hba(const PgCtl *p)
+/* Writes lines to DATA_DIR/name under a comment saying where they came from. */
+static int write_lines(const PgCtl *p, const char *name, const char *source,
+                       const ConfigStrv *lines)
 {
-    const Config *c = p->config;
-    const ConfigStrv *lines =
-        c->postgresql.pg_hba.n > 0 ? &c->postgresql.pg_hba : &c->bootstrap.pg_hba;
-    if (lines->n == 0) {
-        return 0; /* keep initdb's (or the clone's) */
-    }
     char *buf = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&buf, &size);
     if (!f) {
         return -ENOMEM;
     }
-    fputs("# Written by dbagent from postgresql.pg_hba (or bootstrap.pg_hba).\n", f);
+    fprintf(f, "# Written by dbagent from %s.\n", source);
     for (size_t i = 0; i < lines->n; i++) {
         fprintf(f, "%s\n", lines->items[i]);
     }
@@ -533,9 +542,37 @@ static int write_pg_hba(const PgCtl *p)
         return -ENOMEM;
     }
     char path[PGCTL_PATH_MAX];
-    snprintf(path, sizeof(path), "%s/pg_hba.conf", p->data_dir);
+    snprintf(path, sizeof(path), "%s/%s", p->data_dir, name);
     int r = pgctl_write_file(path, buf, size);
     free(buf);
+    return r;
+}
+
+/* Patroni's order: the node's postgresql.pg_hba, else the cluster's (the
+ * `config` key's postgresql.pg_hba, or bootstrap.dcs's before there is
+ * one), else bootstrap.pg_hba; none: initdb's (or the clone's) file stays.
+ * pg_ident.conf the same way, from postgresql.pg_ident. */
+static int write_pg_hba(const PgCtl *p)
+{
+    const Config *c = p->config;
+    const ConfigStrv *dcs_hba = p->dcs_pg_hba ? p->dcs_pg_hba : &c->bootstrap.dcs.pg_hba;
+    const ConfigStrv *dcs_ident = p->dcs_pg_ident ? p->dcs_pg_ident : &c->bootstrap.dcs.pg_ident;
+    int r = 0;
+    if (c->postgresql.pg_hba.n > 0) {
+        r = write_lines(p, "pg_hba.conf", "postgresql.pg_hba", &c->postgresql.pg_hba);
+    } else if (dcs_hba->n > 0) {
+        r = write_lines(p, "pg_hba.conf", "the cluster's postgresql.pg_hba", dcs_hba);
+    } else if (c->bootstrap.pg_hba.n > 0) {
+        r = write_lines(p, "pg_hba.conf", "bootstrap.pg_hba", &c->bootstrap.pg_hba);
+    }
+    if (r < 0) {
+        return r;
+    }
+    if (c->postgresql.pg_ident.n > 0) {
+        r = write_lines(p, "pg_ident.conf", "postgresql.pg_ident", &c->postgresql.pg_ident);
+    } else if (dcs_ident->n > 0) {
+        r = write_lines(p, "pg_ident.conf", "the cluster's postgresql.pg_ident", dcs_ident);
+    }
     return r;
 }
 

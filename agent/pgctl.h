@@ -42,7 +42,7 @@ typedef struct PgCtl {
     char *log_file;   /* data_dir + ".log": PostgreSQL's stderr via pg_ctl -l */
     char *pgpass;     /* postgresql.pgpass, else data_dir + ".pgpass" */
     char *pwfile;     /* data_dir + ".pwfile": the superuser password for initdb, briefly */
-    char *socket_dir; /* first of parameters.unix_socket_directories, or NULL */
+    char *socket_dir; /* first absolute one of unix_socket_directories, or NULL */
     char *local_host; /* how the agent reaches its server: socket_dir or a listen address */
     char *listen_addresses;
     int port;
@@ -50,6 +50,10 @@ typedef struct PgCtl {
      * instead of bootstrap.dcs's when set (the caller keeps them alive
      * while writing) */
     const ConfigMap *dcs_parameters;
+    /* borrowed: the cluster's postgresql.pg_hba / pg_ident (the `config`
+     * key's, else bootstrap.dcs's), used where the node gives none; NULL:
+     * bootstrap.dcs's */
+    const ConfigStrv *dcs_pg_hba, *dcs_pg_ident;
     /* borrowed: synchronous_standby_names as the leader manages it in
      * synchronous_mode (it replaces any configured value); NULL when not
      * managed */

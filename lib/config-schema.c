@@ -137,6 +137,8 @@ const ConfigRow config_schema[] = {
     BOOL("bootstrap.dcs.postgresql.use_slots", bootstrap.dcs.use_slots, R, true),
     LIST("bootstrap.dcs.postgresql.parameters", CONFIG_TYPE_MAP, bootstrap.dcs.parameters,
          R | CONFIG_F_PG_NAMES),
+    LIST("bootstrap.dcs.postgresql.pg_hba", CONFIG_TYPE_STRV, bootstrap.dcs.pg_hba, R),
+    LIST("bootstrap.dcs.postgresql.pg_ident", CONFIG_TYPE_STRV, bootstrap.dcs.pg_ident, R),
     /* kept as written and stored in the config key, read from there */
     LIST("bootstrap.dcs.slots", CONFIG_TYPE_JSON, bootstrap.dcs.slots, R),
     LIST("bootstrap.dcs.ignore_slots", CONFIG_TYPE_JSON, bootstrap.dcs.ignore_slots, R),
@@ -202,6 +204,7 @@ const ConfigRow config_schema[] = {
 #undef USER_LIBPQ
     LIST("postgresql.parameters", CONFIG_TYPE_MAP, postgresql.parameters, R | CONFIG_F_PG_NAMES),
     LIST("postgresql.pg_hba", CONFIG_TYPE_STRV, postgresql.pg_hba, R),
+    LIST("postgresql.pg_ident", CONFIG_TYPE_STRV, postgresql.pg_ident, R),
     LIST("postgresql.callbacks", CONFIG_TYPE_MAP, postgresql.callbacks, R),
     /* dbha's own: Patroni lets a callback run for ever */
     INT("postgresql.callback_timeout", postgresql.callback_timeout, R, 60, 1, 86400),
@@ -278,15 +281,12 @@ static const char *const patroni_only_keys[] = {
     "bootstrap.dcs.check_timeline",
     "bootstrap.dcs.member_slots_ttl",
     "bootstrap.dcs.maximum_lag_on_syncnode",
-    "bootstrap.dcs.postgresql.pg_hba",
-    "bootstrap.dcs.postgresql.pg_ident",
     "bootstrap.dcs.postgresql.recovery_conf",
     "postgresql.pg_ctl_timeout",
     "postgresql.use_unix_socket",
     "postgresql.use_unix_socket_repl",
     "postgresql.config_dir",
     "postgresql.custom_conf",
-    "postgresql.pg_ident",
     "postgresql.recovery_conf",
     "postgresql.remove_data_directory_on_rewind_failure",
     "postgresql.remove_data_directory_on_diverged_timelines",

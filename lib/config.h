@@ -73,6 +73,10 @@ typedef struct ConfigDcs {
      * type, database, plugin}]), as written; agent/slots.h reads them */
     struct json_t *slots;
     struct json_t *ignore_slots;
+    /* postgresql.pg_hba and pg_ident of the cluster (Patroni's dynamic
+     * config): used where the node's own postgresql.pg_hba/pg_ident are
+     * not given */
+    ConfigStrv pg_hba, pg_ident;
 } ConfigDcs;
 
 /* Defaults follow Patroni's (see the schema table in config.c), except:
@@ -131,6 +135,7 @@ typedef struct Config {
         ConfigUser superuser, replication, rewind;
         ConfigMap parameters;
         ConfigStrv pg_hba;
+        ConfigStrv pg_ident;
         ConfigMap callbacks;      /* on_start, on_stop, ... -> command */
         int64_t callback_timeout; /* seconds a callback may run (dbha's own key) */
         ConfigStrv create_replica_methods;

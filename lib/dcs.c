@@ -571,6 +571,8 @@ static DcsConfig *cluster_config_free(DcsConfig *cfg)
         json_decref(cfg->dcs.slots);
         json_decref(cfg->dcs.ignore_slots);
         config_map_free_items(&cfg->dcs.parameters);
+        config_strv_done(&cfg->dcs.pg_hba);
+        config_strv_done(&cfg->dcs.pg_ident);
         free(cfg->bad_parameter);
         free(cfg);
     }
@@ -624,6 +626,34 @@ static int config_parameters_parse(DcsCluster *c, const EtcdKeyValue *kv, const 
         kvp->value = parameter_text(pv);
         m->n++;
         if (!kvp->key || !kvp->value) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* A list of strings (pg_hba, pg_ident lines) into *out; anything else is
+ * a problem of the view and leaves *out empty. -ENOMEM. */
+static int config_lines(DcsCluster *c, const EtcdKeyValue *kv, const char *name, const json_t *v,
+                        ConfigStrv *out)
+{
+    if (!v || json_is_null(v)) {
+        return 0;
+    }
+    size_t i;
+    const json_t *line;
+    bool ok = json_is_array(v);
+    json_array_foreach(v, i, line)
+    {
+        ok = ok && json_is_string(line);
+    }
+    if (!ok) {
+        problem(c, kv->key, name);
+        return 0;
+    }
+    json_array_foreach(v, i, line)
+    {
+        if (config_strv_push(out, strdup(json_string_value(line))) < 0) {
             return -ENOMEM;
         }
     }
@@ -737,6 +767,13 @@ static int config_parse(DcsCluster *c, const EtcdKeyValue *kv, DcsConfig **ret)
         }
         if ((v = json_object_get(pg, "use_slots")) && !json_to_bool(v, &cfg->dcs.use_slots)) {
             problem(c, kv->key, "postgresql.use_slots");
+        }
+        if (config_lines(c, kv, "postgresql.pg_hba", json_object_get(pg, "pg_hba"),
+                         &cfg->dcs.pg_hba) < 0 ||
+            config_lines(c, kv, "postgresql.pg_ident", json_object_get(pg, "pg_ident"),
+                         &cfg->dcs.pg_ident) < 0) {
+            cluster_config_free(cfg);
+            return -ENOMEM;
         }
         const json_t *params = json_object_get(pg, "parameters");
         if (json_is_object(params)) {
@@ -1772,6 +1809,24 @@ int dcs_config_encode(const ConfigDcs *d, char **ret_json)
     if (d->max_timelines_history > 0 &&
         set_new(o, "max_timelines_history", json_integer(d->max_timelines_history)) < 0) {
         return -ENOMEM;
+    }
+    const struct {
+        const char *name;
+        const ConfigStrv *lines;
+    } lists[] = { { "pg_hba", &d->pg_hba }, { "pg_ident", &d->pg_ident } };
+    for (size_t i = 0; i < ELEMENTSOF(lists); i++) {
+        if (lists[i].lines->n == 0) {
+            continue;
+        }
+        json_t *a = json_array();
+        if (!a || set_new(json_object_get(o, "postgresql"), lists[i].name, a) < 0) {
+            return -ENOMEM;
+        }
+        for (size_t j = 0; j < lists[i].lines->n; j++) {
+            if (json_array_append_new(a, json_string(lists[i].lines->items[j])) < 0) {
+                return -ENOMEM;
+            }
+        }
     }
     if (d->slots && set_new(o, "slots", json_deep_copy(d->slots)) < 0) {
         return -ENOMEM;

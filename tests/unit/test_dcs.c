@@ -1157,6 +1157,45 @@ static void test_config_encode_slots(void **state)
     dcs_cluster_free(c);
 }
 
+/* bootstrap.dcs.postgresql.pg_hba/pg_ident reach the config key and are
+ * read back from it; a malformed list is a problem of the view and reads as
+ * none. */
+static void test_config_pg_hba(void **state)
+{
+    static const char yaml[] = "scope: s\nname: n1\n"
+                               "restapi:\n  connect_address: 127.0.0.1:8008\n"
+                               "etcd3:\n  hosts: 127.0.0.1:2379\n"
+                               "bootstrap:\n  dcs:\n    postgresql:\n"
+                               "      pg_hba: [host all all 0/0 trust, local all all peer]\n"
+                               "      pg_ident: [m a b]\n"
+                               "postgresql:\n  connect_address: 127.0.0.1:5432\n"
+                               "  data_dir: /tmp/none\n";
+    Config *cfg = NULL;
+    ConfigDiags diags = { 0 };
+    assert_int_equal(config_load_string("test.yml", yaml, NULL, &cfg, &diags), 0);
+    assert_int_equal(diags.n, 0);
+    config_diags_done(&diags);
+    char *s = NULL;
+    assert_int_equal(dcs_config_encode(&cfg->bootstrap.dcs, &s), 0);
+    assert_non_null(strstr(s, "\"pg_hba\":[\"host all all 0/0 trust\",\"local all all peer\"],"
+                              "\"pg_ident\":[\"m a b\"]}"));
+    Kv kv = { PREFIX "config", s, 0 };
+    DcsCluster *c = parse(&kv, 1);
+    assert_int_equal(c->n_problems, 0);
+    assert_int_equal(c->config->dcs.pg_hba.n, 2);
+    assert_string_equal(c->config->dcs.pg_hba.items[1], "local all all peer");
+    assert_int_equal(c->config->dcs.pg_ident.n, 1);
+    dcs_cluster_free(c);
+    free(s);
+    config_free(cfg);
+
+    Kv bad = { PREFIX "config", "{\"postgresql\":{\"pg_hba\":[\"ok\",1]}}", 0 };
+    c = parse(&bad, 1);
+    assert_int_equal(c->n_problems, 1);
+    assert_int_equal(c->config->dcs.pg_hba.n, 0);
+    dcs_cluster_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1177,6 +1216,7 @@ int main(void)
         cmocka_unit_test(test_small_encoders),
         cmocka_unit_test(test_config_encode),
         cmocka_unit_test(test_config_encode_slots),
+        cmocka_unit_test(test_config_pg_hba),
         cmocka_unit_test(test_candidates),
         cmocka_unit_test(test_parse_time),
         cmocka_unit_test(test_history_diverged),

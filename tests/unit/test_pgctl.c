@@ -216,6 +216,131 @@ static void test_user_libpq_settings_reach_connections(void **state)
     config_free(c);
 }
 
+/* Patroni connects through the first absolute directory of
+ * unix_socket_directories; a relative one ('.', in Patroni's own sample) is
+ * skipped, and with none the agent connects over TCP. */
+static void test_local_address_from_socket_directories(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *dirs, *want;
+    } rows[] = {
+        { "'/run/postgresql'", "/run/postgresql" },
+        { "' /run/a , /tmp'", "/run/a" },
+        { "'., /tmp/x'", "/tmp/x" },
+        { "'.'", "127.0.0.1" },
+        { "'..,  '", "127.0.0.1" },
+        { "''", "127.0.0.1" },
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char yaml[1024];
+        snprintf(yaml, sizeof(yaml),
+                 "scope: s\nname: n1\nrestapi:\n  connect_address: 127.0.0.1:8008\n"
+                 "etcd3:\n  hosts: 127.0.0.1:2379\n"
+                 "postgresql:\n  data_dir: /tmp/none\n  connect_address: 127.0.0.1:5432\n"
+                 "  listen: 0.0.0.0:5432\n"
+                 "  parameters:\n    unix_socket_directories: %s\n",
+                 rows[i].dirs);
+        Config *c = NULL;
+        ConfigDiags d = { 0 };
+        assert_int_equal(config_load_string("test.yml", yaml, NULL, &c, &d), 0);
+        config_diags_done(&d);
+        PgCtl p;
+        assert_int_equal(pgctl_init(&p, c), 0);
+        if (strcmp(p.local_host, rows[i].want) != 0) {
+            fail_msg("%s: local host \"%s\", want \"%s\"", rows[i].dirs, p.local_host,
+                     rows[i].want);
+        }
+        pgctl_done(&p);
+        config_free(c);
+    }
+}
+
+/* pg_hba.conf and pg_ident.conf for a YAML tail (lines after the minimal
+ * config) and a cluster config key's lines (NULL: none) */
+static void hba_for(const char *tail, const ConfigStrv *dcs_hba, char *hba, char *ident,
+                    size_t size)
+{
+    char dir[] = "/tmp/dbha-test-pghba-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml),
+             "scope: s\nname: n1\nrestapi:\n  connect_address: 127.0.0.1:8008\n"
+             "etcd3:\n  hosts: 127.0.0.1:2379\n"
+             "postgresql:\n  data_dir: %s\n  connect_address: 127.0.0.1:5432\n%s",
+             dir, tail);
+    /* the tail: indented lines are more postgresql keys, then top-level ones */
+    Config *c = NULL;
+    ConfigDiags d = { 0 };
+    if (config_load_string("test.yml", yaml, NULL, &c, &d) < 0) {
+        config_diags_print(&d, stderr);
+        fail();
+    }
+    config_diags_done(&d);
+    PgCtl p;
+    assert_int_equal(pgctl_init(&p, c), 0);
+    p.dcs_pg_hba = dcs_hba;
+    assert_int_equal(pgctl_write_config(&p, false, NULL), 0);
+    char path[PATH_BUF];
+    const char *names[] = { "pg_hba.conf", "pg_ident.conf", "postgresql.conf" };
+    char *bufs[] = { hba, ident, NULL };
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        if (bufs[i]) {
+            bufs[i][0] = '\0';
+            if (access(path, F_OK) == 0) {
+                read_all(path, bufs[i], size);
+            }
+        }
+        unlink(path);
+    }
+    rmdir(dir);
+    pgctl_done(&p);
+    config_free(c);
+}
+
+/* Patroni's order for pg_hba: the node's postgresql.pg_hba, then the
+ * cluster's (the config key's, else bootstrap.dcs's), then bootstrap.pg_hba;
+ * none leaves initdb's file. pg_ident the same way. */
+static void test_pg_hba_and_pg_ident_order(void **state)
+{
+    (void)state;
+    char hba[4096], ident[4096];
+    const char *dcs =
+        "bootstrap:\n  dcs:\n    postgresql:\n      pg_hba: [host all dcs 0/0 trust]\n"
+        "      pg_ident: [m dcs dcs]\n  pg_hba: [host all boot 0/0 trust]\n";
+    hba_for(dcs, NULL, hba, ident, sizeof(hba));
+    assert_non_null(strstr(hba, "the cluster's postgresql.pg_hba.\nhost all dcs 0/0 trust\n"));
+    assert_non_null(strstr(ident, "\nm dcs dcs\n"));
+
+    /* the config key's lines replace bootstrap.dcs's */
+    char *key_lines[] = { "host all key 0/0 trust" };
+    ConfigStrv key = { .items = key_lines, .n = 1 };
+    hba_for(dcs, &key, hba, ident, sizeof(hba));
+    assert_non_null(strstr(hba, "\nhost all key 0/0 trust\n"));
+    assert_null(strstr(hba, "dcs"));
+
+    /* bootstrap.pg_hba only when no cluster lines */
+    hba_for("bootstrap:\n  pg_hba: [host all boot 0/0 trust]\n", NULL, hba, ident, sizeof(hba));
+    assert_non_null(strstr(hba, "bootstrap.pg_hba.\nhost all boot 0/0 trust\n"));
+    assert_string_equal(ident, "");
+
+    /* the node's own lines win over all */
+    char tail[512];
+    snprintf(tail, sizeof(tail),
+             "  pg_hba: [host all node 0/0 trust]\n  pg_ident: [m node node]\n%s", dcs);
+    hba_for(tail, &key, hba, ident, sizeof(hba));
+    assert_non_null(strstr(hba, "from postgresql.pg_hba.\nhost all node 0/0 trust\n"));
+    assert_null(strstr(hba, "key"));
+    assert_non_null(strstr(ident, "\nm node node\n"));
+    assert_null(strstr(ident, "dcs"));
+
+    /* nothing: initdb's files stay (none written) */
+    hba_for("", NULL, hba, ident, sizeof(hba));
+    assert_string_equal(hba, "");
+    assert_string_equal(ident, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +348,8 @@ int main(void)
         cmocka_unit_test(test_missing_directory_fails),
         cmocka_unit_test(test_wal_keep_segments_translated),
         cmocka_unit_test(test_user_libpq_settings_reach_connections),
+        cmocka_unit_test(test_local_address_from_socket_directories),
+        cmocka_unit_test(test_pg_hba_and_pg_ident_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

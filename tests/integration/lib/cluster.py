@@ -53,6 +53,7 @@ class Node:
         self.parameters = {}  # more postgresql.parameters
         # more keys of postgresql.authentication.<user> (sslmode, sslrootcert, ...)
         self.auth_extra = {"superuser": {}, "replication": {}, "rewind": {}}
+        self.local_pg_hba = True  # False: no postgresql.pg_hba (the cluster's is used)
         self.etcd_hosts = None  # etcd3.hosts of this node (default: the cluster's endpoints)
         self.cgroup = None  # lib.nodecg.NodeCgroups the agent (and all it starts) runs in
 
@@ -79,7 +80,7 @@ restapi:
 {c.dcs_extra_yaml()}    postgresql:
       use_pg_rewind: true
       use_slots: true
-      parameters:
+{c.dcs_postgresql_yaml()}      parameters:
         max_connections: 50
         wal_keep_size: 64MB
   initdb:
@@ -102,15 +103,19 @@ postgresql:
     unix_socket_directories: {self.dir}
     fsync: "off"
     shared_buffers: 16MB
-{params}  pg_hba:
-    - local all all trust
-    - host replication {REPL} 127.0.0.1/32 scram-sha-256
-    - host all all 127.0.0.1/32 scram-sha-256
-{self.postgresql_yaml}tags:
+{params}{self.local_pg_hba_yaml()}{self.postgresql_yaml}tags:
 {tags}watchdog:
 {watchdog}log:
   level: {c.log_level}
 """
+
+    def local_pg_hba_yaml(self):
+        if not self.local_pg_hba:
+            return ""
+        return ("  pg_hba:\n"
+                "    - local all all trust\n"
+                f"    - host replication {REPL} 127.0.0.1/32 scram-sha-256\n"
+                "    - host all all 127.0.0.1/32 scram-sha-256\n")
 
     def auth_yaml(self, user, name, password):
         return json.dumps(dict({"username": name, "password": password}, **self.auth_extra[user]))
@@ -199,6 +204,7 @@ class DbhaCluster:
                  etcd_auth=None, etcd_args=(), node_cgroups=False, node_tmpfs=None,
                  **dcs_extra):
         self.dcs_extra = dcs_extra  # more bootstrap.dcs keys, e.g. primary_start_timeout=0
+        self.dcs_postgresql = {}  # more bootstrap.dcs.postgresql keys (pg_hba, pg_ident)
         self.procs = procs
         self.workdir = workdir
         self.scope = scope
@@ -267,6 +273,9 @@ class DbhaCluster:
         for node in nodes or self.nodes:
             node.start()
         return self
+
+    def dcs_postgresql_yaml(self):
+        return "".join(f"      {k}: {json.dumps(v)}\n" for k, v in self.dcs_postgresql.items())
 
     def dcs_extra_yaml(self):
         return "".join(f"    {k}: {json.dumps(v)}\n" for k, v in self.dcs_extra.items())
