@@ -79,35 +79,16 @@ static void test_missing_directory_fails(void **state)
     assert_int_equal(pgctl_write_file("/nonexistent-dbha-dir/pgpass", "x", 1), -ENOENT);
 }
 
+static void files_for(const char *tail, const ConfigStrv *dcs_hba, char *conf, char *hba,
+                      char *ident, size_t size);
+
 /* postgresql.conf for parameters given in the YAML (extra: lines under
  * postgresql.parameters); returns the file's text in buf. */
 static void conf_for(const char *extra, char *buf, size_t size)
 {
-    char dir[] = "/tmp/dbha-test-pgconf-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char yaml[2048];
-    snprintf(yaml, sizeof(yaml),
-             "scope: s\nname: n1\nrestapi:\n  connect_address: 127.0.0.1:8008\n"
-             "etcd3:\n  hosts: 127.0.0.1:2379\n"
-             "postgresql:\n  data_dir: %s\n  connect_address: 127.0.0.1:5432\n"
-             "  parameters:\n%s",
-             dir, extra);
-    Config *c = NULL;
-    ConfigDiags d = { 0 };
-    assert_int_equal(config_load_string("test.yml", yaml, NULL, &c, &d), 0);
-    config_diags_done(&d);
-    PgCtl p;
-    assert_int_equal(pgctl_init(&p, c), 0);
-    assert_int_equal(pgctl_write_config(&p, false, NULL), 0);
-    char path[PATH_BUF];
-    snprintf(path, sizeof(path), "%s/postgresql.conf", dir);
-    read_all(path, buf, size);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/pg_hba.conf", dir);
-    unlink(path);
-    rmdir(dir);
-    pgctl_done(&p);
-    config_free(c);
+    char tail[1024];
+    snprintf(tail, sizeof(tail), "  parameters:\n%s", extra);
+    files_for(tail, NULL, buf, NULL, NULL, size);
 }
 
 /* PostgreSQL 13 and later refuse to start on wal_keep_segments: Patroni
@@ -256,12 +237,14 @@ static void test_local_address_from_socket_directories(void **state)
     }
 }
 
-/* pg_hba.conf and pg_ident.conf for a YAML tail (lines after the minimal
- * config) and a cluster config key's lines (NULL: none) */
-static void hba_for(const char *tail, const ConfigStrv *dcs_hba, char *hba, char *ident,
-                    size_t size)
+/* postgresql.conf, pg_hba.conf and pg_ident.conf (each "" when not written;
+ * NULL: not wanted) for a YAML tail after the minimal config (indented lines
+ * are more postgresql keys, then top-level ones) and a cluster config key's
+ * pg_hba lines (NULL: none). */
+static void files_for(const char *tail, const ConfigStrv *dcs_hba, char *conf, char *hba,
+                      char *ident, size_t size)
 {
-    char dir[] = "/tmp/dbha-test-pghba-XXXXXX";
+    char dir[] = "/tmp/dbha-test-pgfiles-XXXXXX";
     assert_non_null(mkdtemp(dir));
     char yaml[2048];
     snprintf(yaml, sizeof(yaml),
@@ -269,7 +252,6 @@ static void hba_for(const char *tail, const ConfigStrv *dcs_hba, char *hba, char
              "etcd3:\n  hosts: 127.0.0.1:2379\n"
              "postgresql:\n  data_dir: %s\n  connect_address: 127.0.0.1:5432\n%s",
              dir, tail);
-    /* the tail: indented lines are more postgresql keys, then top-level ones */
     Config *c = NULL;
     ConfigDiags d = { 0 };
     if (config_load_string("test.yml", yaml, NULL, &c, &d) < 0) {
@@ -282,8 +264,8 @@ static void hba_for(const char *tail, const ConfigStrv *dcs_hba, char *hba, char
     p.dcs_pg_hba = dcs_hba;
     assert_int_equal(pgctl_write_config(&p, false, NULL), 0);
     char path[PATH_BUF];
-    const char *names[] = { "pg_hba.conf", "pg_ident.conf", "postgresql.conf" };
-    char *bufs[] = { hba, ident, NULL };
+    const char *names[] = { "postgresql.conf", "pg_hba.conf", "pg_ident.conf" };
+    char *bufs[] = { conf, hba, ident };
     for (size_t i = 0; i < 3; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
         if (bufs[i]) {
@@ -297,6 +279,12 @@ static void hba_for(const char *tail, const ConfigStrv *dcs_hba, char *hba, char
     rmdir(dir);
     pgctl_done(&p);
     config_free(c);
+}
+
+static void hba_for(const char *tail, const ConfigStrv *dcs_hba, char *hba, char *ident,
+                    size_t size)
+{
+    files_for(tail, dcs_hba, NULL, hba, ident, size);
 }
 
 /* Patroni's order for pg_hba: the node's postgresql.pg_hba, then the
