@@ -173,13 +173,17 @@ integration: asan deps-test
 # Randomized faults (tests/integration/chaos_rounds.py; `make check` runs a
 # short version, test_chaos.py): ROUNDS rounds of one or two faults each on
 # one cluster; SEED (default: the time) makes them replayable, FIRST the first
-# round's number.
+# round's number; FAULTS (e.g. starve@leader,stop-agent@leader) applies those
+# faults in every round instead of drawn ones, HOLD (s) holds them that long.
 ROUNDS ?= 10
 SEED   ?=
 FIRST  ?= 0
+FAULTS ?=
+HOLD   ?=
 chaos: asan deps-test
 	cd tests/integration && DBHA_BUILD=$(abspath $(O)/asan) $(SAN_ENV) \
-		CHAOS_ROUNDS=$(ROUNDS) CHAOS_SEED=$(SEED) CHAOS_FIRST=$(FIRST) \
+		CHAOS_ROUNDS=$(ROUNDS) CHAOS_SEED=$(SEED) CHAOS_FIRST=$(FIRST) CHAOS_FAULTS=$(FAULTS) \
+		CHAOS_HOLD=$(HOLD) \
 		$(PYTHON) -m pytest -v -s -p no:cacheprovider chaos_rounds.py
 
 # The release build first (warnings are errors), formatting and cppcheck, an

@@ -9,9 +9,17 @@
 /* A running replica checks its position against the leader's fork point
  * (from the history key). Its timeline is the one it last streamed on:
  * pg_control's lags behind until a restartpoint, and received_tli exists
- * only while a walreceiver runs, which is exactly what fails here. The
- * verdict is kept while PostgreSQL is down, so the stopped replica is
- * rewound; streaming from the leader clears it. */
+ * only while a walreceiver runs, which is exactly what fails here. A
+ * replica that has not streamed since the agent started (a former primary
+ * started as a replica while no one led, or an agent restarted beside a
+ * replica whose walreceiver keeps failing) has only pg_control's timeline,
+ * the snapshot's: it is never newer than the one replayed, so the verdict
+ * can only err towards a rewind that pg_rewind finds needless, never
+ * towards following a timeline that forked off behind us (found by the
+ * chaos suite, seed 27 round 3: a fenced former leader came back as a
+ * replica and never streamed). The verdict is kept while PostgreSQL is
+ * down, so the stopped replica is rewound; streaming from the leader
+ * clears it. */
 static void divergence(const HaObservation *o, HaMemory *m, HaStep *st)
 {
     const DcsCluster *c = o->dcs_ok ? o->view : NULL;
@@ -31,7 +39,8 @@ static void divergence(const HaObservation *o, HaMemory *m, HaStep *st)
         return;
     }
     uint64_t pos = s->receive_lsn > s->replay_lsn ? s->receive_lsn : s->replay_lsn;
-    bool d = dcs_history_diverged(c->history, (int64_t)m->streamed_tli, pos, lm->timeline);
+    uint32_t tli = m->streamed_tli > s->timeline ? m->streamed_tli : s->timeline;
+    bool d = dcs_history_diverged(c->history, (int64_t)tli, pos, lm->timeline);
     st->say_diverged = d && !m->diverged;
     m->diverged = d;
 }

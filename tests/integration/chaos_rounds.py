@@ -76,6 +76,10 @@ from lib.procs import LOOPBACK, binary
 from lib.writer import Writer
 
 ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "10"))
+# "starve@leader,stop-agent@leader": these faults in every round instead of
+# drawn ones (a kind, and @leader or @replica for where; else drawn)
+FAULTS = os.environ.get("CHAOS_FAULTS", "")
+HOLD = os.environ.get("CHAOS_HOLD", "")  # seconds each round holds its faults; else drawn (1-8)
 SEED = os.environ.get("CHAOS_SEED") or str(int(time.time()))
 FIRST = int(os.environ.get("CHAOS_FIRST", "0"))
 HEAL_BOUND = 180  # s from the heal to one primary and every replica streaming
@@ -123,12 +127,14 @@ class Round:
         self.requests = []  # (kind, candidate name)
         self.threads = []   # bounded helpers, joined at the heal
 
-    def target(self, leader):
+    def target(self, leader, on=None):
         others = [n for n in self.c.nodes if n is not leader]
-        return leader if self.rng.random() < 0.6 or not others else self.rng.choice(others)
+        if on == "leader" or (on is None and (self.rng.random() < 0.6 or not others)):
+            return leader
+        return self.rng.choice(others)
 
-    def apply(self, kind, leader):
-        n = self.target(leader)
+    def apply(self, kind, leader, on=None):
+        n = self.target(leader, on)
         where = f"@{n.name}{'(leader)' if n is leader else ''}"
         detail = ""
         if kind in ("kill9-agent", "kill9-node") and n.proc is not None:
@@ -348,14 +354,18 @@ def run_chaos(procs, workdir, partition, rounds=ROUNDS, seed=SEED, first=FIRST):
             leader = leader or c.nodes[0]
             r = Round(c, partition, rng, state)
             sync_at_start = state["sync"]
-            faults = [rng.choice([k for k in kinds_here if k not in REQUESTS])]
+            faults = [(rng.choice([k for k in kinds_here if k not in REQUESTS]), None)]
             if rng.random() < 0.5:
-                faults.append(rng.choice(kinds_here))
+                faults.append((rng.choice(kinds_here), None))
+            if FAULTS:
+                faults = [tuple(f.split("@", 1)) if "@" in f else (f, None)
+                          for f in FAULTS.split(",")]
+                assert all(k in kinds_here for k, _ in faults), f"CHAOS_FAULTS {FAULTS}"
             t0 = time.monotonic()
-            for k in faults:
-                r.apply(k, leader)
+            for k, on in faults:
+                r.apply(k, leader, on)
                 kinds[k] += 1
-            hold = rng.uniform(1, 8)
+            hold = float(HOLD) if HOLD else rng.uniform(1, 8)
             time.sleep(hold)
             r.heal()
             t_heal = time.monotonic()

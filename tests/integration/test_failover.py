@@ -652,15 +652,69 @@ def test_primary_handing_over_unconfirmed_waits_for_the_candidate_and_rewinds(
             wait_until(lambda: w.first_ack_after(time.monotonic() - 0.5, node=leader), 10,
                        interval=0.1, what="writes on the leader after the cut")
             assert w.first_ack_after(t_cut + 0.1, node=leader)
-            partition.heal()
+            # the agents see each other again, replication stays cut through
+            # the handover (left to wal_retrieve_retry_interval, it came back
+            # in time in one CI run: the handover was confirmed, no rewind)
+            partition.cut_members(leader, c.nodes, rest=False, replace=True)
             r = c.dbctl("failover", "--candidate", replica.name, "--force", timeout=60)
             assert r.returncode == 0, r.stdout + r.stderr
+            wait_until(lambda: procs.log_contains(leader.name, "waiting for the candidate to lead")
+                       or procs.log_contains(leader.name, "rewinding against the new leader"),
+                       30, interval=0.1, what="the former leader waiting for the candidate")
+            assert not procs.log_contains(leader.name, "delivered to the candidate")
+            partition.heal()
             st = c.wait_healthy(timeout=90)
             assert st["leader"] == replica.name
             wait_until(lambda: replica.sql("SELECT count(*) FROM pg_stat_replication "
                                            "WHERE state = 'streaming'")[0][0] == 1, 60,
                        interval=0.5, what="the former leader streaming from the new one")
             assert procs.log_contains(leader.name, "rewinding against the new leader")
+        w.assert_no_overlap()
+    finally:
+        c.stop_all()
+
+
+@pytest.mark.skipif(cgroups_unavailable() is not None, reason=str(cgroups_unavailable()))
+def test_former_primary_started_as_replica_past_the_fork_point_rewinds(procs, workdir, partition):
+    """Found by the chaos suite (seed 27, round 3): a fenced former leader
+    came back as a replica (standby.signal written while no one led) and
+    followed the new leader without pg_rewind, its WAL past the fork point:
+    it never streamed again, and as it had never streamed since the agent
+    started, nothing judged its timeline. Here the same state is made at its
+    worst: the old leader's WAL goes past the fork point (replication cut
+    while it takes writes), the node dies whole, and the agent's last act
+    before dying is taken to be the standby.signal it writes to start as a
+    replica. The agent now judges a replica that never streamed on
+    pg_control's timeline, stops it and rewinds it; before, it waited for
+    streaming that could never come."""
+    c = DbhaCluster(procs, workdir, n=2, ttl=5, loop_wait=1, retry_timeout=1,
+                    node_cgroups=True)
+    for n in c.nodes:
+        n.parameters = {"wal_sender_timeout": "2s", "wal_receiver_timeout": "2s"}
+    try:
+        s, leader, w = start_with_writer(c)
+        replica = next(n for n in c.nodes if n is not leader)
+        with w:
+            t_cut = time.monotonic()
+            partition.cut_members(leader, c.nodes, rest=False)
+            wait_until(lambda: leader.sql("SELECT count(*) FROM pg_stat_replication")[0][0] == 0
+                       and replica.sql("SELECT count(*) FROM pg_stat_wal_receiver")[0][0] == 0,
+                       30, interval=0.2, what="replication broken by the cut")
+            wait_until(lambda: w.first_ack_after(time.monotonic() - 0.5, node=leader), 10,
+                       interval=0.1, what="writes on the leader after the cut")
+            assert w.first_ack_after(t_cut + 0.1, node=leader)
+            leader.kill_with_postgres()
+            new_leader(c, leader, 30)
+            signal_file = os.path.join(leader.data_dir, "standby.signal")
+            open(signal_file, "w").close()
+            partition.heal()
+            leader.start()
+            wait_until(lambda: replica.sql("SELECT count(*) FROM pg_stat_replication "
+                                           "WHERE state = 'streaming'")[0][0] == 1, 90,
+                       interval=0.5, what="the former leader streaming from the new one")
+            assert procs.log_contains(leader.name, "past the leader's fork point")
+            assert procs.log_contains(leader.name, "rewinding against")
+            assert c.wait_healthy(timeout=60)["leader"] == replica.name
         w.assert_no_overlap()
     finally:
         c.stop_all()

@@ -162,6 +162,49 @@ static void test_divergence(void **state)
     assert_true(st.input.diverged);
 }
 
+/* A replica that has not streamed since the agent started (streamed_tli 0)
+ * is judged on pg_control's timeline, the snapshot's: a former primary
+ * started as a replica with its WAL past the leader's fork point is
+ * diverged, one behind it is not, and an unknown timeline says nothing. */
+static void test_divergence_never_streamed(void **state)
+{
+    (void)state;
+    World w;
+    world(&w, "n2");
+    w.members[1].timeline = 3;
+    DcsHistoryEntry e[] = { { .timeline = 1, .lsn = 3000 }, { .timeline = 2, .lsn = 6000 } };
+    DcsHistory h = { .entries = e, .n_entries = 2 };
+    w.view.history = &h;
+    w.obs.following = true; /* primary_conninfo names the leader, the walreceiver fails */
+    w.snap.timeline = 2;
+    w.snap.receive_lsn = 0;
+    w.snap.replay_lsn = 7000;
+    HaMemory m = { .state = HA_STATE_REPLICA };
+    HaStep st;
+    step(&w, &m, &st);
+    assert_true(st.memory.diverged);
+    assert_true(st.input.diverged);
+    assert_true(has_action(&st.decision, HA_ACTION_STOP_POSTGRES));
+    /* at the fork point or behind it: it can follow */
+    w.snap.replay_lsn = 6000;
+    step(&w, &m, &st);
+    assert_false(st.memory.diverged);
+    /* an older timeline past its own fork point */
+    w.snap.timeline = 1;
+    w.snap.replay_lsn = 3001;
+    step(&w, &m, &st);
+    assert_true(st.memory.diverged);
+    /* a timeline remembered from streaming is newer than pg_control's: it wins */
+    m.streamed_tli = 2;
+    step(&w, &m, &st);
+    assert_false(st.memory.diverged);
+    /* no timeline known at all: no verdict */
+    m.streamed_tli = 0;
+    w.snap.timeline = 0;
+    step(&w, &m, &st);
+    assert_false(st.memory.diverged);
+}
+
 static void test_scheduled_failover(void **state)
 {
     (void)state;
@@ -613,6 +656,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crash_memory),
         cmocka_unit_test(test_divergence),
+        cmocka_unit_test(test_divergence_never_streamed),
         cmocka_unit_test(test_scheduled_failover),
         cmocka_unit_test(test_vetoes),
         cmocka_unit_test(test_lag),

@@ -11,6 +11,7 @@ network partition.
     part = Partition()            # an nftables table of this test's own
     part.cut_etcd(node)
     part.cut_members(node, cluster.nodes)   # with DbhaCluster(node_cgroups=True)
+    part.cut_members(node, cluster.nodes, rest=False)   # PostgreSQL ports only
     part.heal()
     part.delete()                 # in teardown
 
@@ -20,7 +21,9 @@ is told by the control group of the socket that sends it (lib.nodecg): what
 the node's processes send to another member's PostgreSQL or REST port, and
 what the other members' processes send to its ports, is dropped (one
 direction is enough to stall a TCP connection; replication, pg_rewind,
-pg_basebackup and the agents' REST calls all go over those ports). The
+pg_basebackup and the agents' REST calls all go over those ports); with
+`rest=False` only the PostgreSQL ports are cut (replication, pg_rewind,
+pg_basebackup) and the agents still talk to each other. The
 tests' own clients (writers, dbctl) are in no node's group and still reach
 every node, so a node cut off from everything (both cuts) that still takes
 writes is seen taking them.
@@ -53,14 +56,17 @@ class Partition:
             for p in sorted(ports))
         self._nft(rules)
 
-    def cut_members(self, node, nodes):
-        rules = ""
+    def cut_members(self, node, nodes, rest=True, replace=False):
+        """replace: the node's earlier cuts go in the same nft transaction
+        (nothing passes between the two)."""
+        rules = f"flush chain inet {self.table} out\n" if replace else ""
         for other in nodes:
             if other is node:
                 continue
             for src, dst in ((node, other), (other, node)):
+                ports = f"{dst.pg_port}, {dst.api_port}" if rest else f"{dst.pg_port}"
                 rules += (f"add rule inet {self.table} out {src.cgroup.nft_match()} "
-                          f"tcp dport {{ {dst.pg_port}, {dst.api_port} }} drop\n")
+                          f"tcp dport {{ {ports} }} drop\n")
         self._nft(rules)
 
     def heal(self):
