@@ -55,7 +55,7 @@ typedef struct FenceShared {
     _Atomic uint64_t deadline_usec;   /* CLOCK_MONOTONIC; 0: disarmed */
     _Atomic uint64_t exit_pid;        /* the fence pid asked to exit */
     _Atomic uint64_t beat_usec;       /* the fence's last wake-up (informational) */
-    _Atomic uint64_t fenced_count;    /* SIGQUITs sent */
+    _Atomic uint64_t fenced_count;    /* postmasters killed */
     _Atomic uint64_t last_fence_usec; /* when, 0: never */
     _Atomic uint64_t last_postmaster; /* to whom */
     char data_dir[FENCE_PATH_MAX];    /* what the fence guards */
@@ -196,23 +196,21 @@ static void child_fire(FenceShared *sh, const char *data_dir, uint64_t late_usec
     atomic_fetch_add(&sh->fenced_count, 1);
     atomic_store(&sh->last_fence_usec, now);
     atomic_store(&sh->last_postmaster, (uint64_t)pm.pid);
-    child_say("fence: agent heartbeat is %llu ms late: immediate shutdown of postmaster %d",
+    child_say("fence: agent heartbeat is %llu ms late: killing postmaster %d and its processes",
               late_ms, (int)pm.pid);
     PmStopReport rep;
-    int r = pm_stop_for_sure(&pm, PM_FENCE_QUIT_WAIT_USEC, PM_FENCE_KILL_WAIT_USEC, &rep);
-    if (rep.escalated) {
-        child_say("fence: postmaster %d%s and %zu processes of it: SIGKILL to %zu", (int)pm.pid,
-                  rep.stopped_found ? " (stopped: it cannot shut down)"
-                                    : " still there after SIGQUIT",
-                  rep.processes - 1, rep.killed);
-    }
+    int r = pm_kill_now(&pm, PM_FENCE_KILL_WAIT_USEC, &rep);
+    unsigned long long kill_ms = (unsigned long long)((late_usec + rep.kill_usec) / 1000);
     if (r < 0) {
-        child_say("fence: %zu processes of postmaster %d still run after SIGKILL", rep.left,
-                  (int)pm.pid);
+        child_say("fence: %zu processes of postmaster %d still run after SIGKILL (sent %llu ms "
+                  "after the deadline)",
+                  rep.left, (int)pm.pid, kill_ms);
         return;
     }
-    child_say("fence: postmaster %d and its processes are gone after %llu ms", (int)pm.pid,
-              (unsigned long long)(rep.took_usec / 1000));
+    child_say("fence: postmaster %d%s and %zu processes: SIGKILL %llu ms after the deadline, "
+              "all gone after %llu ms",
+              (int)pm.pid, rep.stopped_found ? " (found stopped)" : "", rep.processes - 1, kill_ms,
+              (unsigned long long)((late_usec + rep.took_usec) / 1000));
 }
 
 static _noreturn_ void child_main(FenceShared *sh, const char *data_dir, pid_t agent)

@@ -1,5 +1,6 @@
 /* Fencing a hung or dead agent: a small process forked by dbagent that shuts
- * PostgreSQL down (SIGQUIT, immediate shutdown) when the agent's heartbeat in
+ * PostgreSQL down (SIGKILL to it and every process of it, postmaster.h) when
+ * the agent's heartbeat in
  * a shared file goes stale, so a SIGSTOPped, hung or SIGKILLed agent cannot
  * leave a writable primary behind once its etcd lease can expire.
  *
@@ -11,8 +12,9 @@
  * agent signals it when a new deadline is earlier than the one it sleeps
  * for; a later one it finds when it wakes), or while disarmed until it is
  * signalled or the agent exits; once the deadline has passed it
- * disarms the file and sends SIGQUIT to the postmaster named in
- * <data_dir>/postmaster.pid (when that PID is a live postgres process). The
+ * disarms the file and kills the postmaster named in
+ * <data_dir>/postmaster.pid (when that PID is a live postgres process) and
+ * its processes (pm_kill_now). The
  * agent must re-arm after it is leader again. After the fork the fence
  * touches only the mapping, /proc, postmaster.pid, kill(2) and stderr: no
  * event loop, etcd, libpq, REST, allocation or exec, so nothing it does can

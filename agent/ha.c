@@ -531,11 +531,11 @@ static const HaRow table[] = {
      * request and before pause, which must not leave it to finish unseen. */
     { HA_STATE_REPLICA, G(guard_promoting_lost), HA_STATE_INIT, A(HA_ACTION_FENCE),
       "the leader key is no longer ours (or our lease runs out) while postgresql promotes: "
-      "stopping it at once so that the promotion cannot finish (immediate shutdown)" },
+      "stopping it at once so that the promotion cannot finish (SIGKILL)" },
     { HA_STATE_REPLICA, G(guard_promote_stalled), HA_STATE_INIT,
       A(HA_ACTION_FENCE, HA_ACTION_RELEASE_LEADER),
       "postgresql made no progress with the promotion for 15 s: stopping it at once so that it "
-      "cannot finish later (immediate shutdown), then releasing the leader key" },
+      "cannot finish later (SIGKILL), then releasing the leader key" },
     { HA_STATE_REPLICA, G(guard_promoting_switchover), HA_STATE_PRIMARY,
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_PROMOTE, HA_ACTION_CLEAR_FAILOVER, HA_ACTION_SYNC_SLOTS,
         HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
@@ -713,9 +713,9 @@ static const HaRow table[] = {
 
     /* Leader. */
     { HA_STATE_PRIMARY, G(guard_lease_expiring), HA_STATE_INIT, A(HA_ACTION_FENCE),
-      "the leader lease could not be renewed in time: fencing (immediate shutdown)" },
+      "the leader lease could not be renewed in time: fencing (SIGKILL)" },
     { HA_STATE_PRIMARY, G(guard_other_leader), HA_STATE_INIT, A(HA_ACTION_FENCE),
-      "another member holds the leader key: fencing (immediate shutdown)" },
+      "another member holds the leader key: fencing (SIGKILL)" },
     { HA_STATE_PRIMARY, G(guard_restart_expired), HA_STATE_INIT, A(HA_ACTION_RELEASE_LEADER),
       "the primary is down and may not be restarted in place: releasing the leader key" },
     { HA_STATE_PRIMARY, G(guard_pg_gone_mine), HA_STATE_STARTING_PRIMARY,

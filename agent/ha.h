@@ -52,7 +52,7 @@ typedef enum HaAction {
     HA_ACTION_RECLAIM_INITIALIZE, /* create-if-absent `initialize` = our system identifier */
     HA_ACTION_PROMOTE,            /* pg_promote, CHECKPOINT, primary config, history */
     HA_ACTION_RELEASE_LEADER,     /* delete the leader key while it names us */
-    HA_ACTION_FENCE,              /* immediate shutdown: no more writes, at once */
+    HA_ACTION_FENCE,              /* SIGKILL to postgresql: no more writes, at once */
     HA_ACTION_REWIND,             /* start the pg_rewind job against the leader */
     HA_ACTION_MOVE_DATA_ASIDE,    /* rename data_dir out of the way (never delete it) */
     HA_ACTION_NOTE_CRASH,         /* report the crash (its time is observed, not decided) */

@@ -1108,8 +1108,9 @@ static int promote_done(Agent *a, uint64_t switch_lsn, uint32_t old_timeline, ui
     return 0;
 }
 
-/* SIGQUIT is PostgreSQL's immediate shutdown: no new transaction commits
- * after it, and nothing here can hang (unlike pg_ctl or a query). */
+/* SIGKILL to the postmaster and every process of it (postmaster.h says why
+ * not SIGQUIT): no transaction commits after it, and nothing here can hang
+ * (unlike pg_ctl or a query). */
 static int fence(Agent *a)
 {
     PmProc pm;
@@ -1119,14 +1120,9 @@ static int fence(Agent *a)
         return 0;
     }
     log_struct_id(LOG_LEVEL_WARNING, "b3a2f1e0d9c84b7aa6958473625140f3",
-                  "fencing: immediate shutdown of postgresql (postmaster %d)", (int)pm.pid);
+                  "fencing: killing postgresql (postmaster %d and its processes)", (int)pm.pid);
     PmStopReport rep;
-    int r = pm_stop_for_sure(&pm, PM_FENCE_QUIT_WAIT_USEC, PM_FENCE_KILL_WAIT_USEC, &rep);
-    if (rep.escalated) {
-        log_warning("fencing: %s postmaster %d and %zu of its processes%s: SIGKILL to %zu",
-                    rep.stopped_found ? "the stopped" : "after SIGQUIT, the", (int)pm.pid,
-                    rep.processes - 1, rep.stopped_found ? "" : " were still there", rep.killed);
-    }
+    int r = pm_kill_now(&pm, PM_FENCE_KILL_WAIT_USEC, &rep);
     if (r < 0) {
         /* not gone: the agent does not pretend it is, so the fence stays
          * armed and the next tick fences again */
@@ -1135,7 +1131,10 @@ static int fence(Agent *a)
                                "SIGKILL",
                                rep.left, (int)pm.pid);
     }
-    log_info("fencing: postmaster %d and its processes are gone after %llu ms", (int)pm.pid,
+    log_info("fencing: postmaster %d%s and %zu processes: SIGKILL after %llu ms, all gone after "
+             "%llu ms",
+             (int)pm.pid, rep.stopped_found ? " (found stopped)" : "", rep.processes - 1,
+             (unsigned long long)(rep.kill_usec / 1000),
              (unsigned long long)(rep.took_usec / 1000));
     a->local.running = false;
     a->local.probe_ok = false;

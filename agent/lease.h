@@ -31,10 +31,9 @@
  * as the leader (and the fencing process fires): min(LEASE_SAFETY_MARGIN_USEC,
  * ttl / 3), so a short ttl still leaves two thirds of it for renewals (ttl
  * 3 s: 1 s; ttl 1 s: 333 ms). It covers the fencing process's wake-up
- * latency, scheduling delay on a loaded host and the immediate shutdown
- * itself. etcd expires a lease 35-449 ms after its TTL (measured), and a
- * replica then needs more than 100 ms to promote, but nothing counts on
- * either. */
+ * latency, scheduling delay on a loaded host and the kill itself. etcd expires a lease 35-449 ms
+ * after its TTL (measured), and a replica then needs more than 100 ms to promote, but nothing
+ * counts on either. */
 #define LEASE_SAFETY_MARGIN_USEC (1000 * 1000ULL)
 /* At least this is left for retries after a renewal is due, whatever
  * retry_timeout says: an etcd leader election (election timeout 1 s by

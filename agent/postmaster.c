@@ -287,38 +287,91 @@ static bool all_digits(const char *s)
     return true;
 }
 
+/* Adds child to out (pid, start time) when its stat names p as parent and
+ * it runs: a PID read from a listing may have been reaped and reused. */
+static void add_child(const PmProc *p, pid_t pid, PmProc *out, size_t max, size_t *n,
+                      bool *truncated)
+{
+    ProcStat s;
+    if (pid <= 0 || pid == p->pid || proc_stat_read(pid, &s) < 0 || s.ppid != p->pid ||
+        !state_runs(s.state)) {
+        return;
+    }
+    if (*n < max) {
+        out[(*n)++] = (PmProc){ .pid = pid, .start_ticks = s.start_ticks };
+    } else {
+        *truncated = true;
+    }
+}
+
+/* The children the kernel lists for p's main thread
+ * (/proc/PID/task/PID/children: a postmaster is single-threaded), one read
+ * however many processes the host runs: under CPU starvation a scan of
+ * every /proc entry takes the fencing process hundreds of milliseconds.
+ * Returns 0 (*n set), or -ENOTSUP when the kernel has no such file
+ * (CONFIG_PROC_CHILDREN off) while p runs. */
+static int task_children(const PmProc *p, PmProc *out, size_t max, size_t *n, bool *truncated)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)p->pid, (int)p->pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        /* gone: its children (if any are left) have another parent now */
+        return pm_proc_running(p) ? -ENOTSUP : 0;
+    }
+    char buf[PM_CHILDREN_MAX * 8 + 1];
+    size_t len = 0;
+    for (;;) {
+        ssize_t got = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            break;
+        }
+        len += (size_t)got;
+        if (len == sizeof(buf) - 1) {
+            *truncated = true;
+            break;
+        }
+    }
+    (void)close(fd);
+    buf[len] = '\0';
+    for (char *c = buf; *c;) {
+        char *end;
+        long pid = strtol(c, &end, 10);
+        if (end == c) {
+            break;
+        }
+        add_child(p, (pid_t)pid, out, max, n, truncated);
+        c = end;
+    }
+    return 0;
+}
+
 size_t pm_children(const PmProc *p, PmProc *out, size_t max, bool *ret_truncated)
 {
     size_t n = 0;
     bool truncated = false;
-    int dir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir >= 0) {
-        _Alignas(struct linux_dirent64) char buf[8192];
-        for (;;) {
-            long got = syscall(SYS_getdents64, dir, buf, sizeof(buf));
-            if (got <= 0) {
-                break;
-            }
-            for (long off = 0; off < got;) {
-                struct linux_dirent64 *d = (struct linux_dirent64 *)(void *)(buf + off);
-                off += d->d_reclen;
-                if (!all_digits(d->d_name)) {
-                    continue;
+    if (task_children(p, out, max, &n, &truncated) == -ENOTSUP) {
+        int dir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir >= 0) {
+            _Alignas(struct linux_dirent64) char buf[8192];
+            for (;;) {
+                long got = syscall(SYS_getdents64, dir, buf, sizeof(buf));
+                if (got <= 0) {
+                    break;
                 }
-                pid_t pid = (pid_t)strtol(d->d_name, NULL, 10);
-                ProcStat s;
-                if (pid == p->pid || proc_stat_read(pid, &s) < 0 || s.ppid != p->pid ||
-                    !state_runs(s.state)) {
-                    continue;
-                }
-                if (n < max) {
-                    out[n++] = (PmProc){ .pid = pid, .start_ticks = s.start_ticks };
-                } else {
-                    truncated = true;
+                for (long off = 0; off < got;) {
+                    struct linux_dirent64 *d = (struct linux_dirent64 *)(void *)(buf + off);
+                    off += d->d_reclen;
+                    if (all_digits(d->d_name)) {
+                        add_child(p, (pid_t)strtol(d->d_name, NULL, 10), out, max, &n, &truncated);
+                    }
                 }
             }
+            (void)close(dir);
         }
-        (void)close(dir);
     }
     if (ret_truncated) {
         *ret_truncated = truncated;
@@ -361,39 +414,65 @@ static bool signal_proc(const PmProc *p, int sig)
     return pm_proc_running(p) && kill(p->pid, sig) == 0;
 }
 
-int pm_stop_for_sure(const PmProc *pm, uint64_t quit_wait_usec, uint64_t kill_wait_usec,
-                     PmStopReport *ret)
+static bool proc_stopped(const PmProc *p)
+{
+    ProcStat s;
+    return proc_stat_read(p->pid, &s) == 0 && s.start_ticks == p->start_ticks &&
+           (s.state == 'T' || s.state == 't');
+}
+
+static bool known(const PmProc *kids, size_t n, const PmProc *k)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (kids[i].pid == k->pid && kids[i].start_ticks == k->start_ticks) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int pm_kill_now(const PmProc *pm, uint64_t kill_wait_usec, PmStopReport *ret)
 {
     PmStopReport rep = { 0 };
     uint64_t t0 = clock_monotonic_usec();
-    PmProc kids[PM_CHILDREN_MAX];
-    size_t n = pm_children(pm, kids, PM_CHILDREN_MAX, NULL);
-    rep.processes = n + 1;
-    ProcStat s;
-    rep.stopped_found = proc_stat_read(pm->pid, &s) == 0 && (s.state == 'T' || s.state == 't');
+    uint64_t end = t0 + kill_wait_usec;
     int r = 0;
-    if (pm_proc_running(pm) && kill(pm->pid, SIGQUIT) < 0 && errno != ESRCH) {
+    rep.stopped_found = proc_stopped(pm);
+    /* suspended, it forks nothing more and restarts nothing it loses */
+    if (pm_proc_running(pm) && kill(pm->pid, SIGSTOP) < 0 && errno != ESRCH) {
         r = -errno;
     }
-    size_t left = wait_gone(pm, kids, n, rep.stopped_found || r < 0 ? 0 : quit_wait_usec);
-    if (left > 0) {
-        rep.escalated = true;
-        /* suspended, it forks nothing more: the processes found now are
-         * all there are */
-        (void)signal_proc(pm, SIGSTOP);
-        n = pm_children(pm, kids, PM_CHILDREN_MAX, NULL);
-        for (size_t i = 0; i < n; i++) {
-            rep.killed += signal_proc(&kids[i], SIGKILL) ? 1 : 0;
+    PmProc kids[PM_CHILDREN_MAX];
+    size_t n = 0;
+    /* every child, as soon as it is listed: a backend that is SIGKILLed
+     * never returns to user space, so it acknowledges nothing more. Until
+     * the postmaster is seen stopped, a fork it was in may still add one:
+     * list again (bounded by the wait). */
+    for (;;) {
+        bool settled = !pm_proc_running(pm) || proc_stopped(pm);
+        PmProc found[PM_CHILDREN_MAX];
+        size_t m = pm_children(pm, found, PM_CHILDREN_MAX, NULL);
+        for (size_t i = 0; i < m; i++) {
+            if (n < PM_CHILDREN_MAX && !known(kids, n, &found[i])) {
+                kids[n++] = found[i];
+                rep.killed += signal_proc(&found[i], SIGKILL) ? 1 : 0;
+            }
         }
-        rep.killed += signal_proc(pm, SIGKILL) ? 1 : 0;
-        left = wait_gone(pm, kids, n, kill_wait_usec);
+        if (settled || clock_monotonic_usec() >= end) {
+            break;
+        }
+        sleep_usec(PM_STEP_USEC);
     }
-    rep.left = left;
+    rep.kill_usec = clock_monotonic_usec() - t0;
+    rep.killed += signal_proc(pm, SIGKILL) ? 1 : 0;
+    rep.processes = n + 1;
+    uint64_t now = clock_monotonic_usec();
+    rep.left = wait_gone(pm, kids, n, end > now ? end - now : 0);
     rep.took_usec = clock_monotonic_usec() - t0;
     if (ret) {
         *ret = rep;
     }
-    if (left == 0) {
+    if (rep.left == 0) {
         return 0;
     }
     return r < 0 && rep.killed == 0 ? r : -EBUSY;

@@ -1,8 +1,8 @@
 /* The postmaster of a data directory, known by PID and start time, and a
- * shutdown that is verified: SIGQUIT, then (what is still there after a
- * short wait) the postmaster suspended and it and every process it started
- * SIGKILLed, until none of them runs. Patroni 3.0.2 does the same
- * (postmaster.py: _is_postmaster_process, signal_kill).
+ * kill that is verified: the postmaster suspended, it and every process it
+ * started SIGKILLed, until none of them runs. Patroni 3.0.2 finds its
+ * postmaster the same way (postmaster.py: _is_postmaster_process) and
+ * kills it with signal_kill after an immediate shutdown.
  *
  * Allocation-free and without locks: the fencing process (fence.h) uses it
  * after a fork of a multi-threaded agent. */
@@ -19,10 +19,9 @@
 /* Processes of one postmaster looked after; more are counted. */
 #define PM_CHILDREN_MAX 2048
 /* Fencing (the agent's and the fencing process's): the lease deadline it
- * acts at leaves LEASE_SAFETY_MARGIN_USEC (1 s) before etcd can give the
- * leader key to another member, so an immediate shutdown gets this long
- * before SIGKILL, and SIGKILL this long to be seen done. */
-#define PM_FENCE_QUIT_WAIT_USEC (300 * 1000ULL)
+ * acts at leaves min(1 s, ttl/3) before etcd can give the leader key to
+ * another member; SIGKILL goes at once, and this long at most is given to
+ * finding every process and seeing them gone. */
 #define PM_FENCE_KILL_WAIT_USEC (1000 * 1000ULL)
 /* The comm of a process is at most 15 bytes. */
 #define PM_COMM_MAX 32
@@ -89,26 +88,33 @@ int pm_find(const char *data_dir, PmProc *ret, PmNotFound *ret_why, pid_t *ret_f
  * -errno. */
 int pm_set_aside_stale(const char *data_dir, pid_t *ret_named);
 
-/* The processes whose parent is p (by a scan of /proc), at most max; more
- * set *ret_truncated. Returns how many were stored. */
+/* The processes whose parent is p, at most max; more set *ret_truncated.
+ * From the kernel's list of p's children (/proc/PID/task/PID/children),
+ * else (a kernel without it) a scan of /proc. Returns how many were
+ * stored. */
 size_t pm_children(const PmProc *p, PmProc *out, size_t max, bool *ret_truncated);
 
 typedef struct PmStopReport {
-    size_t processes;   /* of the postmaster, when it was signalled */
-    bool stopped_found; /* the postmaster was stopped (SIGSTOP, a debugger): it cannot act */
-    bool escalated;     /* SIGKILL was needed */
+    size_t processes;   /* of the postmaster, it among them */
+    bool stopped_found; /* the postmaster was stopped (SIGSTOP, a debugger): it could not act */
     size_t killed;      /* processes SIGKILLed, the postmaster among them */
     size_t left;        /* still running at the end, the postmaster among them */
+    uint64_t kill_usec; /* from the call to the last child's SIGKILL */
     uint64_t took_usec;
 } PmStopReport;
 
-/* SIGQUIT (immediate shutdown) to the postmaster; when it and its
- * processes are not all gone within quit_wait_usec (at once when the
- * postmaster is stopped, so that its backends cannot commit on while it
- * waits), the postmaster is suspended (SIGSTOP: it starts nothing more),
- * its processes are found again and all of them and it get SIGKILL; then
- * up to kill_wait_usec for them to be gone (a zombie is gone: it cannot
- * run). Returns 0 when none of them runs, -EBUSY when some still run
- * (report->left), or -errno when the postmaster could not be signalled. */
-int pm_stop_for_sure(const PmProc *pm, uint64_t quit_wait_usec, uint64_t kill_wait_usec,
-                     PmStopReport *ret);
+/* Fencing: a primary that may no longer hold the leader key must take no
+ * more writes, now. The postmaster is suspended (SIGSTOP: it forks and
+ * restarts nothing more), every process it started gets SIGKILL as soon
+ * as it is listed (listed again until the postmaster is seen stopped, so
+ * that a fork in flight is not missed), then the postmaster; then up to
+ * kill_wait_usec in all for them to be gone (a zombie is gone: it cannot
+ * run). Not SIGQUIT first (PostgreSQL's immediate shutdown, which Patroni
+ * sends): it works through the postmaster, which must be scheduled to pass
+ * it on, and backends went on committing for seconds that way when the
+ * node was starved of CPU (the chaos suite: starve and stop-agent on the
+ * leader). For the data both are a crash: no shutdown checkpoint, crash
+ * recovery at the next start. Returns 0 when none of them runs, -EBUSY
+ * when some still run (report->left), or -errno when the postmaster could
+ * not be signalled. */
+int pm_kill_now(const PmProc *pm, uint64_t kill_wait_usec, PmStopReport *ret);

@@ -43,7 +43,8 @@ def workdir(request):
     d = tempfile.mkdtemp(prefix=f"dbha-{request.node.name[:40]}-")
     os.chmod(d, 0o755)
     yield d
-    if request.node.rep_call.passed if hasattr(request.node, "rep_call") else False:
+    passed = request.node.rep_call.passed if hasattr(request.node, "rep_call") else False
+    if passed and not os.environ.get("DBHA_KEEP_LOGS"):
         shutil.rmtree(d, ignore_errors=True)
     else:
         print(f"\nkept logs in {d}")

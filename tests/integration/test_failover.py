@@ -277,7 +277,7 @@ def test_sigstopped_leader_agent_and_postmaster_backends_commit_nothing_after_ta
                     os.kill(pid, signal.SIGCONT)
                 except ProcessLookupError:
                     pass
-        assert cluster.procs.log_contains(leader.name, "SIGKILL to ")
+        assert cluster.procs.log_contains(leader.name, "(found stopped) and ")
         cluster.wait_healthy(timeout=120)  # the old node rejoins
     w.assert_no_overlap()
 

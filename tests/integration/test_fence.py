@@ -23,7 +23,7 @@ from lib.procs import tool, wait_until
 
 ARM_MS = 1000
 # Postmaster gone no later than this after the deadline (fence wake-up plus
-# immediate shutdown; the fence sleeps until the deadline itself).
+# the kill; the fence sleeps until the deadline itself).
 FENCE_SLACK_MS = 300
 REARM_EVERY = 0.2
 
@@ -168,7 +168,7 @@ def test_rearm_keeps_primary_then_fences(pgs, procs, fence_pids):
     sig_ms = (st["last_fence_usec"] - last["deadline_usec"]) / 1000
     print(f"fence sent SIGQUIT {sig_ms:.1f} ms after the deadline (gone after {late_ms:.1f} ms)")
     assert 0 <= sig_ms <= FENCE_SLACK_MS
-    assert procs.log_contains("driver", f"immediate shutdown of postmaster {pm}")
+    assert procs.log_contains("driver", f"killing postmaster {pm}")
     d.cmd("stop")
     assert d.proc.wait(timeout=10) == 0
 
@@ -204,7 +204,7 @@ def test_killed_agent_is_fenced_by_orphan(pgs, procs, fence_pids):
     # nothing left to protect and no agent: the orphan exits by itself
     wait_gone(fence, 2.0)
     print(f"orphaned fence exited {(now_usec() - gone_usec) / 1e6:.2f} s after its agent died")
-    assert procs.log_contains("driver", "immediate shutdown of postmaster")
+    assert procs.log_contains("driver", "killing postmaster")
     assert procs.log_contains("driver", "the agent is gone and nothing is armed: exiting")
 
 
@@ -254,7 +254,7 @@ def test_disarmed_never_fires_and_stop_reaps(pgs, procs, fence_pids):
     assert not os.path.exists(f"/proc/{fence}"), f"fence {fence} left as {proc_comm(fence)}"
     assert d.proc.wait(timeout=10) == 0
     assert pid_alive(pm)
-    assert not procs.log_contains("driver", "immediate shutdown")
+    assert not procs.log_contains("driver", "killing postmaster")
 
 
 def wakeups(pid):

@@ -1,8 +1,10 @@
 /* Unit tests for agent/postmaster: /proc/PID/stat parsing, the start-time
  * match against postmaster.pid, pm_find() on real processes (this test,
  * a child named "postgres" started now and a PID that another instance's
- * file might name), and pm_stop_for_sure() on a fake postmaster that
- * ignores SIGQUIT, running and stopped, with two children. */
+ * file might name), and pm_kill_now() on a fake postmaster that
+ * ignores SIGQUIT, running and stopped, with two children, and on one
+ * that forks all the time. */
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -303,11 +305,68 @@ static PmProc proc_of(pid_t pid)
     return (PmProc){ .pid = pid, .start_ticks = s.start_ticks };
 }
 
-static void test_stop_for_sure(void **state)
+/* Processes named name that run (not zombies). */
+static int count_named(const char *name)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        ProcStat s;
+        if (*end || pid <= 0 || proc_stat_read((pid_t)pid, &s) < 0) {
+            continue;
+        }
+        n += strcmp(s.comm, name) == 0 && s.state != 'Z' && s.state != 'X';
+    }
+    closedir(d);
+    return n;
+}
+
+/* A fake postmaster that forks a child every half millisecond (as a busy
+ * one forks backends), the children without PR_SET_PDEATHSIG, so that one
+ * missed by the kill would outlive it, named `kid`. */
+static pid_t forking_postmaster(const char *kid)
+{
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        bounded_child();
+        (void)prctl(PR_SET_NAME, "postgres", 0, 0, 0);
+        for (int i = 0; i < 20000; i++) { /* bounded: 10 s */
+            if (fork() == 0) {
+                (void)alarm(30);
+                (void)prctl(PR_SET_NAME, kid, 0, 0, 0);
+                for (;;) {
+                    pause();
+                }
+            }
+            if (i == 3) {
+                (void)!write(ready[1], "x", 1);
+            }
+            struct timespec ts = { .tv_nsec = 500 * 1000 };
+            nanosleep(&ts, NULL);
+        }
+        for (;;) {
+            pause();
+        }
+    }
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    close(ready[1]);
+    return pid;
+}
+
+static void test_kill_now(void **state)
 {
     (void)state;
-    /* running, ignoring SIGQUIT, two children ignoring it too: SIGKILL to
-     * all three after the wait, all gone */
+    /* running, ignoring SIGQUIT, two children ignoring it too: all three
+     * SIGKILLed, all gone, nothing waited for first */
     pid_t fake = fake_postmaster(2, true);
     PmProc pm = proc_of(fake);
     PmProc kids[8];
@@ -318,23 +377,22 @@ static void test_stop_for_sure(void **state)
     assert_true(truncated);
     assert_int_equal(pm_children(&pm, kids, 8, NULL), 2);
     PmStopReport rep;
-    uint64_t t0 = clock_monotonic_usec();
-    assert_int_equal(pm_stop_for_sure(&pm, 200 * 1000, 1000 * 1000, &rep), 0);
-    uint64_t took = clock_monotonic_usec() - t0;
+    assert_int_equal(pm_kill_now(&pm, 1000 * 1000, &rep), 0);
     assert_int_equal(rep.processes, 3);
     assert_false(rep.stopped_found);
-    assert_true(rep.escalated);
     assert_int_equal(rep.killed, 3);
     assert_int_equal(rep.left, 0);
-    assert_true(took >= 200 * 1000); /* the SIGQUIT wait came first */
+    assert_true(rep.kill_usec <= rep.took_usec);
     assert_false(pm_proc_running(&pm));
     for (int i = 0; i < 2; i++) {
         assert_false(pm_proc_running(&kids[i]));
     }
-    assert_int_equal(waitpid(fake, NULL, 0), fake);
+    int status;
+    assert_int_equal(waitpid(fake, &status, 0), fake);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 
-    /* stopped (SIGSTOP, as a hung host would leave it): no SIGQUIT wait,
-     * its children (which would quit) get SIGKILL with it at once */
+    /* stopped (SIGSTOP, as a hung host would leave it): found so, its
+     * children (which would quit) killed with it */
     fake = fake_postmaster(2, false);
     pm = proc_of(fake);
     assert_int_equal(pm_children(&pm, kids, 8, NULL), 2);
@@ -347,44 +405,34 @@ static void test_stop_for_sure(void **state)
         struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
         nanosleep(&ts, NULL);
     }
-    t0 = clock_monotonic_usec();
-    assert_int_equal(pm_stop_for_sure(&pm, 5 * 1000 * 1000, 1000 * 1000, &rep), 0);
-    took = clock_monotonic_usec() - t0;
+    assert_int_equal(pm_kill_now(&pm, 1000 * 1000, &rep), 0);
     assert_true(rep.stopped_found);
-    assert_true(rep.escalated);
+    assert_int_equal(rep.killed, 3);
     assert_int_equal(rep.left, 0);
-    assert_true(took < 2 * 1000 * 1000); /* not the 5 s SIGQUIT wait */
     for (int i = 0; i < 2; i++) {
         assert_false(pm_proc_running(&kids[i]));
     }
     assert_int_equal(waitpid(fake, NULL, 0), fake);
 
-    /* one that quits on SIGQUIT: no escalation */
-    pid_t quits = fork();
-    assert_true(quits >= 0);
-    if (quits == 0) {
-        bounded_child();
-        (void)prctl(PR_SET_NAME, "postgres", 0, 0, 0);
-        for (;;) {
-            pause();
-        }
-    }
-    for (int i = 0; i < 100; i++) { /* until the child has its name: bounded, 1 s */
-        ProcStat s;
-        if (proc_stat_read(quits, &s) == 0 && strcmp(s.comm, "postgres") == 0) {
-            break;
-        }
-        struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-    }
-    pm = proc_of(quits);
-    assert_int_equal(pm_stop_for_sure(&pm, 1000 * 1000, 1000 * 1000, &rep), 0);
-    assert_false(rep.escalated);
+    /* gone already: nothing to do */
+    assert_int_equal(pm_kill_now(&pm, 1000 * 1000, &rep), 0);
     assert_int_equal(rep.killed, 0);
-    assert_int_equal(rep.processes, 1);
-    int status;
-    assert_int_equal(waitpid(quits, &status, 0), quits);
-    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGQUIT);
+    assert_int_equal(rep.left, 0);
+
+    /* forking all the time: no child it made before it stopped outlives
+     * it, whichever fork was in flight when SIGSTOP came (five runs) */
+    char kid[16];
+    snprintf(kid, sizeof(kid), "pmkid%d", (int)(getpid() % 100000));
+    for (int run = 0; run < 5; run++) {
+        fake = forking_postmaster(kid);
+        pm = proc_of(fake);
+        assert_int_equal(pm_kill_now(&pm, 1000 * 1000, &rep), 0);
+        assert_int_equal(rep.left, 0);
+        assert_true(rep.processes >= 5);
+        assert_int_equal(waitpid(fake, NULL, 0), fake);
+        /* the children are reparented and reaped by init: zombies do not count */
+        assert_int_equal(count_named(kid), 0);
+    }
 }
 
 int main(void)
@@ -394,7 +442,7 @@ int main(void)
         cmocka_unit_test(test_start_matches),
         cmocka_unit_test(test_find),
         cmocka_unit_test(test_set_aside_stale),
-        cmocka_unit_test(test_stop_for_sure),
+        cmocka_unit_test(test_kill_now),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
