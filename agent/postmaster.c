@@ -455,7 +455,12 @@ int pm_kill_now(const PmProc *pm, uint64_t kill_wait_usec, PmStopReport *ret)
         for (size_t i = 0; i < m; i++) {
             if (n < PM_CHILDREN_MAX && !known(kids, n, &found[i])) {
                 kids[n++] = found[i];
-                rep.killed += signal_proc(&found[i], SIGKILL) ? 1 : 0;
+                if (signal_proc(&found[i], SIGKILL)) {
+                    rep.killed++;
+                    if (rep.first_kill_usec == 0) {
+                        rep.first_kill_usec = clock_monotonic_usec() - t0;
+                    }
+                }
             }
         }
         if (settled || clock_monotonic_usec() >= end) {
@@ -464,7 +469,12 @@ int pm_kill_now(const PmProc *pm, uint64_t kill_wait_usec, PmStopReport *ret)
         sleep_usec(PM_STEP_USEC);
     }
     rep.kill_usec = clock_monotonic_usec() - t0;
-    rep.killed += signal_proc(pm, SIGKILL) ? 1 : 0;
+    if (signal_proc(pm, SIGKILL)) {
+        rep.killed++;
+        if (rep.first_kill_usec == 0) {
+            rep.first_kill_usec = rep.kill_usec;
+        }
+    }
     rep.processes = n + 1;
     uint64_t now = clock_monotonic_usec();
     rep.left = wait_gone(pm, kids, n, end > now ? end - now : 0);

@@ -99,7 +99,8 @@ typedef struct PmStopReport {
     bool stopped_found; /* the postmaster was stopped (SIGSTOP, a debugger): it could not act */
     size_t killed;      /* processes SIGKILLed, the postmaster among them */
     size_t left;        /* still running at the end, the postmaster among them */
-    uint64_t kill_usec; /* from the call to the last child's SIGKILL */
+    uint64_t first_kill_usec; /* from the call to the first SIGKILL (0: none sent) */
+    uint64_t kill_usec;       /* from the call to the last child's SIGKILL */
     uint64_t took_usec;
 } PmStopReport;
 
