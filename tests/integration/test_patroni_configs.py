@@ -1,0 +1,103 @@
+"""The corpus of real Patroni configurations (tests/patroni-configs/, each
+file's source and licence in its header) through `dbagent
+--validate-config`: which are accepted, which refused and where, and which
+settings each one gets a warning for. Every refusal and every warning names
+FILE:LINE:COL and the key; nothing in a file is passed over in silence. The
+table below is the state of issue #16: a setting dbha learns to honour
+leaves its warning line, a newly refused one joins the errors, and either
+is a deliberate change of this table."""
+import glob
+import os
+import re
+import subprocess
+
+import pytest
+
+from lib.procs import binary
+
+CORPUS = os.path.join(os.path.dirname(__file__), "..", "patroni-configs")
+# partial configs: their deployments give these in the environment
+PARTIAL = {"patroni-k8s-entrypoint.yml", "timescaledb-single.yml"}
+PARTIAL_ENV = {"PATRONI_NAME": "node1", "PATRONI_SCOPE": "demo",
+               "PATRONI_POSTGRESQL_DATA_DIR": "/var/lib/postgresql/15/main",
+               "PATRONI_RESTAPI_CONNECT_ADDRESS": "127.0.0.1:8008",
+               "PATRONI_POSTGRESQL_CONNECT_ADDRESS": "127.0.0.1:5432"}
+
+# file: (exit status, [(line, key) refused], [(line, key) warned])
+EXPECTED = {
+    "ansible-role-patroni-nemchenko.yml": (0, [],
+        [(19, 'log.format'), (20, 'log.dateformat'), (21, 'log.max_queue_size'), (22, 'log.dir'), (23, 'log.file_num'), (24, 'log.file_size'), (25, 'log.loggers'), (45, 'bootstrap.dcs.check_timeline'), (68, 'bootstrap.users'), (77, 'postgresql.use_unix_socket'), (82, 'postgresql.config_dir'), (95, 'postgresql.pg_ctl_timeout')]),
+    "canonical-postgresql-operator.yml": (2, [(108, 'bootstrap.dcs.standby_cluster')],
+        [(32, 'log.dir'), (33, 'log.dateformat'), (34, 'log.format'), (35, 'log.file_num'), (36, 'log.file_size'), (70, 'bootstrap.dcs.postgresql.remove_data_directory_on_rewind_failure'), (71, 'bootstrap.dcs.postgresql.remove_data_directory_on_diverged_timelines'), (283, 'use_unix_socket')]),
+    "debian-config-template.yml": (2, [(37, 'bootstrap.method'), (109, 'postgresql.create_replica_methods')],
+        [(38, 'bootstrap.pg_createcluster'), (49, 'bootstrap.dcs.check_timeline'), (58, 'bootstrap.dcs.postgresql.remove_data_directory_on_rewind_failure'), (59, 'bootstrap.dcs.postgresql.remove_data_directory_on_diverged_timelines'), (110, 'postgresql.pg_clonecluster'), (119, 'postgresql.use_unix_socket'), (123, 'postgresql.config_dir')]),
+    "ferlab-terraform-cloudinit.yml": (0, [],
+        [(29, 'ctl.insecure')]),
+    "gitlab-omnibus.yml": (2, [(50, 'bootstrap.dcs.standby_cluster'), (51, 'bootstrap.method')],
+        [(31, 'postgresql.config_dir'), (34, 'postgresql.use_unix_socket'), (45, 'postgresql.remove_data_directory_on_rewind_failure'), (46, 'postgresql.remove_data_directory_on_diverged_timelines'), (47, 'postgresql.recovery_conf'), (52, 'bootstrap.gitlab_ctl'), (71, 'ctl.insecure'), (74, 'ctl.cafile')]),
+    "patroni-k8s-entrypoint.yml": (0, [],
+        []),
+    "patroni-postgres0.yml": (0, [],
+        []),
+    "patroni-postgres1.yml": (0, [],
+        []),
+    "patroni-postgres2.yml": (0, [],
+        []),
+    "percona-pg11-apt.yml": (2, [(33, 'bootstrap.dcs.slots.type')],
+        [(59, 'bootstrap.users'), (72, 'postgresql.cluster_name')]),
+    "percona-pg17-apt.yml": (0, [],
+        [(58, 'bootstrap.users'), (71, 'postgresql.cluster_name')]),
+    "postgresql_cluster-default.yml": (0, [],
+        [(145, 'postgresql.use_unix_socket'), (148, 'postgresql.config_dir'), (164, 'postgresql.remove_data_directory_on_rewind_failure'), (165, 'postgresql.remove_data_directory_on_diverged_timelines')]),
+    "postgresql_cluster-walg-standby.yml": (2, [(54, 'bootstrap.method'), (157, 'bootstrap.dcs.standby_cluster'), (164, 'bootstrap.dcs.slots.logical_replication_slot'), (213, 'postgresql.create_replica_methods')],
+        [(29, 'log.traceback_level'), (30, 'log.format'), (31, 'log.dateformat'), (32, 'log.max_queue_size'), (33, 'log.dir'), (34, 'log.file_num'), (35, 'log.file_size'), (36, 'log.loggers'), (55, 'bootstrap.wal-g'), (184, 'postgresql.use_unix_socket'), (187, 'postgresql.config_dir'), (205, 'postgresql.remove_data_directory_on_rewind_failure'), (206, 'postgresql.remove_data_directory_on_diverged_timelines'), (216, 'postgresql.pgbackrest'), (220, 'postgresql.wal_g'), (227, 'postgresql.recovery_conf')]),
+    "spilo-clone-wale.yml": (2, [(50, 'bootstrap.method'), (115, 'postgresql.create_replica_methods')],
+        [(15, 'bootstrap.post_init'), (51, 'bootstrap.clone_with_wale'), (71, 'postgresql.use_unix_socket'), (72, 'postgresql.use_unix_socket_repl'), (116, 'postgresql.basebackup_fast_xlog')]),
+    "spilo-standby-wale.yml": (2, [(21, 'bootstrap.dcs.standby_cluster'), (136, 'postgresql.create_replica_methods')],
+        [(19, 'bootstrap.post_init'), (67, 'bootstrap.users'), (82, 'postgresql.use_unix_socket'), (83, 'postgresql.use_unix_socket_repl'), (121, 'postgresql.recovery_conf'), (138, 'postgresql.wal_e'), (144, 'postgresql.basebackup_fast_xlog'), (147, 'postgresql.bootstrap_standby_with_wale')]),
+    "spilo-template.yml": (2, [(107, 'postgresql.create_replica_methods')],
+        [(17, 'bootstrap.post_init'), (62, 'postgresql.use_unix_socket'), (63, 'postgresql.use_unix_socket_repl'), (108, 'postgresql.basebackup_fast_xlog')]),
+    "timescaledb-single.yml": (2, [(16, 'bootstrap.method'), (81, 'postgresql.create_replica_methods')],
+        [(17, 'bootstrap.restore_or_initdb'), (23, 'bootstrap.post_init'), (83, 'postgresql.pgbackrest'), (90, 'postgresql.recovery_conf'), (112, 'postgresql.use_unix_socket')]),
+}
+
+LINE = re.compile(r"(error|warning): (\S+?):(\d+):(\d+): (.*)")
+
+
+def validate(name):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PATRONI_", "DBHA_"))}
+    if name in PARTIAL:
+        env.update(PARTIAL_ENV)
+    path = os.path.join(CORPUS, name)
+    p = subprocess.run([binary("dbagent"), "--validate-config", path], capture_output=True,
+                       text=True, env=env, timeout=30)
+    errors, warnings = [], []
+    for line in p.stderr.splitlines():
+        m = LINE.match(line)
+        if not m:
+            continue
+        assert os.path.samefile(m.group(2), path), line
+        assert int(m.group(3)) >= 1 and int(m.group(4)) >= 1, line
+        # 'a.b.c: ...', 'expected ... for "a.b"', or the first quoted name
+        key = (re.match(r"([\w.-]+): ", m.group(5))
+               or re.match(r'expected .* for "([^"]+)"', m.group(5))
+               or re.match(r'[^"]*"([^"]+)"', m.group(5)))
+        assert key, f"names no key: {line}"
+        (errors if m.group(1) == "error" else warnings).append((int(m.group(3)), key.group(1)))
+    return p.returncode, sorted(errors), sorted(warnings), p.stderr
+
+
+def test_the_table_covers_the_corpus():
+    assert sorted(EXPECTED) == sorted(os.path.basename(f)
+                                      for f in glob.glob(os.path.join(CORPUS, "*.yml")))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_patroni_config(name):
+    rc, errors, warnings, text = validate(name)
+    want_rc, want_errors, want_warnings = EXPECTED[name]
+    assert (rc, errors, warnings) == (want_rc, sorted(want_errors), sorted(want_warnings)), text
+    if rc == 0:
+        assert not errors
+    else:
+        assert "configuration is not valid" in text
