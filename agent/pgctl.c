@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config-schema.h"
 #include "log.h"
 #include "pgconf.h"
 
@@ -64,6 +65,7 @@ int pgctl_init(PgCtl *ret, const Config *c)
     int r = -ENOMEM;
     size_t n;
     const char *sockets, *listen;
+    bool use_socket;
 
     p.port = config_postgresql_port(c);
     if (p.port < 0) {
@@ -116,8 +118,16 @@ int pgctl_init(PgCtl *ret, const Config *c)
     if (!p.listen_addresses) {
         goto fail;
     }
-    if (p.socket_dir) {
-        p.local_host = strdup(p.socket_dir);
+    /* postgresql.use_unix_socket as Patroni reads it: true, the socket (the
+     * first absolute directory, else the one PostgreSQL and libpq are built
+     * with); false, TCP. Absent (Patroni: false), the socket when one is
+     * configured: dbha's behaviour before it read the key. */
+    use_socket = p.socket_dir != NULL;
+    if (c->postgresql.use_unix_socket) {
+        (void)config_parse_bool(c->postgresql.use_unix_socket, &use_socket);
+    }
+    if (use_socket) {
+        p.local_host = strdup(p.socket_dir ? p.socket_dir : PGCTL_DEFAULT_SOCKET_DIR);
     } else {
         /* the first listen address; a wildcard means the loopback */
         size_t len = strcspn(p.listen_addresses, ",");

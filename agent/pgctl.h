@@ -18,6 +18,10 @@
 
 /* Default locations when the config does not name them. */
 #define PGCTL_DEFAULT_BIN_DIR "/usr/lib/postgresql/15/bin"
+/* The Unix socket directory PostgreSQL and libpq are built with on Debian
+ * (upstream's is /tmp): where use_unix_socket connects when no absolute
+ * unix_socket_directories is given. */
+#define PGCTL_DEFAULT_SOCKET_DIR "/var/run/postgresql"
 /* A clone is made here and renamed over data_dir only when complete. */
 #define PGCTL_CLONE_SUFFIX ".dbha-clone"
 /* Suffix of a data directory moved aside (never deleted). */
@@ -43,7 +47,8 @@ typedef struct PgCtl {
     char *pgpass;     /* postgresql.pgpass, else data_dir + ".pgpass" */
     char *pwfile;     /* data_dir + ".pwfile": the superuser password for initdb, briefly */
     char *socket_dir; /* first absolute one of unix_socket_directories, or NULL */
-    char *local_host; /* how the agent reaches its server: socket_dir or a listen address */
+    char *local_host; /* how the agent reaches its server: a socket directory or a listen
+                         address (postgresql.use_unix_socket) */
     char *listen_addresses;
     int port;
     /* borrowed: the cluster-wide parameters of the `config` key, used

@@ -24,6 +24,7 @@ static const char *check_gssencmode(const char *s);
 static const char *check_channel_binding(const char *s);
 static const char *check_listen(const char *s);
 static const char *check_protocol(const char *s);
+static const char *check_bool(const char *s);
 static const char *check_log_level(const char *s);
 static const char *check_watchdog_driver(const char *s);
 static const char *check_verify_client(const char *s);
@@ -161,6 +162,7 @@ const ConfigRow config_schema[] = {
     STR("postgresql.data_dir", postgresql.data_dir, REQ, NULL, NULL, "POSTGRESQL_DATA_DIR"),
     STR("postgresql.bin_dir", postgresql.bin_dir, R, NULL, NULL, "POSTGRESQL_BIN_DIR"),
     STR("postgresql.pgpass", postgresql.pgpass, R, NULL, NULL, "POSTGRESQL_PGPASS"),
+    STR("postgresql.use_unix_socket", postgresql.use_unix_socket, 0, NULL, check_bool, NULL),
     SEC("postgresql.authentication", 0),
     SEC("postgresql.authentication.superuser", 0),
     STR("postgresql.authentication.superuser.username", postgresql.superuser.username, R, NULL,
@@ -283,7 +285,6 @@ static const char *const patroni_only_keys[] = {
     "bootstrap.dcs.maximum_lag_on_syncnode",
     "bootstrap.dcs.postgresql.recovery_conf",
     "postgresql.pg_ctl_timeout",
-    "postgresql.use_unix_socket",
     "postgresql.use_unix_socket_repl",
     "postgresql.config_dir",
     "postgresql.custom_conf",
@@ -582,6 +583,12 @@ static const char *check_allowlist_entry(const char *s)
         }
     }
     return atoi(bits) <= max ? NULL : what;
+}
+
+static const char *check_bool(const char *s)
+{
+    bool b;
+    return config_parse_bool(s, &b) == 0 ? NULL : "a boolean";
 }
 
 static const char *check_log_level(const char *s)

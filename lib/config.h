@@ -132,6 +132,11 @@ typedef struct Config {
         char *data_dir;        /* owned, required */
         char *bin_dir;         /* owned */
         char *pgpass;          /* owned */
+        /* owned, a YAML boolean as written, NULL when absent: true connects
+         * the agent to its server over the Unix socket, false over TCP,
+         * absent over the socket when unix_socket_directories names an
+         * absolute directory (pgctl_init) */
+        char *use_unix_socket;
         ConfigUser superuser, replication, rewind;
         ConfigMap parameters;
         ConfigStrv pg_hba;

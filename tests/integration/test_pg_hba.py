@@ -35,6 +35,9 @@ def cluster():
         c.dcs_postgresql = {"pg_hba": [APP_TRUST] + BASE_HBA, "pg_ident": [IDENT]}
         for n in c.nodes:
             n.local_pg_hba = False
+        # postgresql.use_unix_socket: node1 false (TCP), node2 true, node3 absent
+        c.nodes[0].postgresql_yaml += "  use_unix_socket: false\n"
+        c.nodes[1].postgresql_yaml += "  use_unix_socket: true\n"
     with started_cluster("dbha-pg-hba-", configure, n=3, ttl=10, loop_wait=1,
                          retry_timeout=2) as c:
         yield c
@@ -96,3 +99,22 @@ def test_a_node_pg_hba_wins_over_the_cluster_one(cluster):
     wait_until(lambda: "from postgresql.pg_hba." in read(replica, "pg_hba.conf"), 30,
                what="the node's own pg_hba written")
     assert APP_REJECT not in read(replica, "pg_hba.conf")
+
+
+def test_use_unix_socket_chooses_how_the_agent_reaches_its_server(cluster):
+    """Patroni's postgresql.use_unix_socket: false, TCP to the listen address
+    (pg_hba's host lines apply to the agent, as under Patroni), true, the
+    Unix socket; absent, the socket of unix_socket_directories (which every
+    node here sets), as dbha did before it read the key."""
+    def agent_addrs(node):
+        rows = node.sql("SELECT host(client_addr) FROM pg_stat_activity "
+                        "WHERE application_name = 'dbha'")
+        return sorted({r[0] for r in rows}, key=str)
+
+    want = {cluster.nodes[0].name: ["127.0.0.1"], cluster.nodes[1].name: [None],
+            cluster.nodes[2].name: [None]}
+    got = {}
+    for n in cluster.nodes:
+        got[n.name] = wait_until(lambda: agent_addrs(n) or None, 10, interval=0.2,
+                                 what=f"the agent's connection on {n.name}")
+    assert got == want

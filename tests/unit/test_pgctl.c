@@ -199,19 +199,28 @@ static void test_user_libpq_settings_reach_connections(void **state)
 
 /* Patroni connects through the first absolute directory of
  * unix_socket_directories; a relative one ('.', in Patroni's own sample) is
- * skipped, and with none the agent connects over TCP. */
+ * skipped, and with none the agent connects over TCP; use_unix_socket
+ * chooses when written. A value that is not a boolean is refused. */
 static void test_local_address_from_socket_directories(void **state)
 {
     (void)state;
+    /* use_unix_socket (Patroni's): NULL absent; true the socket (Debian's
+     * built-in directory when none is absolute), false TCP */
     static const struct {
-        const char *dirs, *want;
+        const char *dirs, *use, *want;
     } rows[] = {
-        { "'/run/postgresql'", "/run/postgresql" },
-        { "' /run/a , /tmp'", "/run/a" },
-        { "'., /tmp/x'", "/tmp/x" },
-        { "'.'", "127.0.0.1" },
-        { "'..,  '", "127.0.0.1" },
-        { "''", "127.0.0.1" },
+        { "'/run/postgresql'", NULL, "/run/postgresql" },
+        { "' /run/a , /tmp'", NULL, "/run/a" },
+        { "'., /tmp/x'", NULL, "/tmp/x" },
+        { "'.'", NULL, "127.0.0.1" },
+        { "'..,  '", NULL, "127.0.0.1" },
+        { "''", NULL, "127.0.0.1" },
+        { "'/run/postgresql'", "true", "/run/postgresql" },
+        { "'/run/postgresql'", "false", "127.0.0.1" },
+        { "'/run/postgresql'", "off", "127.0.0.1" },
+        { "'..'", "yes", "/var/run/postgresql" },
+        { "''", "True", "/var/run/postgresql" },
+        { "''", "false", "127.0.0.1" },
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         char yaml[1024];
@@ -220,8 +229,9 @@ static void test_local_address_from_socket_directories(void **state)
                  "etcd3:\n  hosts: 127.0.0.1:2379\n"
                  "postgresql:\n  data_dir: /tmp/none\n  connect_address: 127.0.0.1:5432\n"
                  "  listen: 0.0.0.0:5432\n"
-                 "  parameters:\n    unix_socket_directories: %s\n",
-                 rows[i].dirs);
+                 "  parameters:\n    unix_socket_directories: %s\n%s%s%s",
+                 rows[i].dirs, rows[i].use ? "  use_unix_socket: " : "",
+                 rows[i].use ? rows[i].use : "", rows[i].use ? "\n" : "");
         Config *c = NULL;
         ConfigDiags d = { 0 };
         assert_int_equal(config_load_string("test.yml", yaml, NULL, &c, &d), 0);
@@ -229,12 +239,25 @@ static void test_local_address_from_socket_directories(void **state)
         PgCtl p;
         assert_int_equal(pgctl_init(&p, c), 0);
         if (strcmp(p.local_host, rows[i].want) != 0) {
-            fail_msg("%s: local host \"%s\", want \"%s\"", rows[i].dirs, p.local_host,
-                     rows[i].want);
+            fail_msg("%s, use_unix_socket %s: local host \"%s\", want \"%s\"", rows[i].dirs,
+                     rows[i].use ? rows[i].use : "absent", p.local_host, rows[i].want);
         }
         pgctl_done(&p);
         config_free(c);
     }
+    Config *c = NULL;
+    ConfigDiags d = { 0 };
+    assert_int_equal(config_load_string("test.yml",
+                                        "scope: s\nname: n1\nrestapi:\n  connect_address: "
+                                        "127.0.0.1:8008\netcd3:\n  hosts: 127.0.0.1:2379\n"
+                                        "postgresql:\n  data_dir: /tmp/none\n  connect_address: "
+                                        "127.0.0.1:5432\n  use_unix_socket: sometimes\n",
+                                        NULL, &c, &d),
+                     -EINVAL);
+    assert_int_equal(d.n_errors, 1);
+    assert_non_null(strstr(d.items[0].text, "test.yml:10:20:"));
+    assert_non_null(strstr(d.items[0].text, "postgresql.use_unix_socket"));
+    config_diags_done(&d);
 }
 
 /* postgresql.conf, pg_hba.conf and pg_ident.conf (each "" when not written;
