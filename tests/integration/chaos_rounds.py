@@ -52,7 +52,11 @@ s. Checked over the whole history:
 - the cluster was healthy within HEAL_BOUND s of every heal.
 
 Each round's random generator is seeded with "<seed>-<round>": a round is
-replayed with `make chaos SEED=S FIRST=R ROUNDS=1`. Output: one line per
+replayed with `make chaos SEED=S FIRST=R ROUNDS=1` (its draws; which node
+leads by then, and so which node a fault hits, depends on earlier rounds).
+`make chaos FAULTS=starve@leader,stop-agent@leader HOLD=10` applies those
+faults (a kind, then @leader or @replica, else drawn) in every round and
+holds them that long. DBHA_KEEP_LOGS=1 keeps a passing run's logs. Output: one line per
 round (faults drawn, time to healthy, writes checked), then totals (rounds,
 faults per kind, overlaps, writes acknowledged, protected writes checked
 and lost). A failing run keeps its logs and both writers' histories (the
