@@ -446,6 +446,7 @@ static int patch_cluster_config(Agent *a, const ConfigDcs *old, const ConfigDcs 
     INT_KEY(synchronous_node_count);
     INT_KEY(max_timelines_history);
     BOOL_KEY(failsafe_mode);
+    BOOL_KEY(check_timeline);
 #undef INT_KEY
 #undef BOOL_KEY
     json_t *pg = json_object();
@@ -830,7 +831,8 @@ static void say_step(Agent *a, const HaStep *st)
         log_warning("not a candidate for promotion: %s", m->failover_blocked);
     }
     if (st->say_lag_ok) {
-        log_info("a candidate for promotion again: replay is within maximum_lag_on_failover");
+        log_info("a candidate for promotion again: neither maximum_lag_on_failover nor "
+                 "check_timeline holds it back");
     }
     if (st->say_not_promoting) {
         log_info("not promoting: %s", st->say_not_promoting);

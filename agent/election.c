@@ -52,6 +52,22 @@ bool election_lag_blocked(const ElectionRules *rules, uint64_t replayed, bool pa
     return true;
 }
 
+bool election_timeline_blocked(const ElectionRules *rules, int64_t my_timeline, char *buf,
+                               size_t size)
+{
+    if (!rules || !rules->check_timeline || my_timeline <= 0 ||
+        rules->cluster_timeline <= my_timeline) {
+        return false;
+    }
+    if (buf && size > 0) {
+        (void)snprintf(buf, size,
+                       "timeline %" PRId64 " is behind the cluster's timeline %" PRId64
+                       " (check_timeline)",
+                       my_timeline, rules->cluster_timeline);
+    }
+    return true;
+}
+
 const char *election_peer_skip(const ElectionPeer *p, const ElectionRules *rules)
 {
     uint64_t behind;

@@ -46,6 +46,8 @@ typedef struct ElectionRules {
     bool has_optime;                 /* the status key's optime is known */
     uint64_t optime;                 /* the last leader position */
     int64_t maximum_lag_on_failover; /* bytes */
+    bool check_timeline;             /* Patroni's: see election_timeline_blocked() */
+    int64_t cluster_timeline;        /* dcs_history_cluster_timeline(); 0: unknown */
 } ElectionRules;
 
 /* Is a replica that has replayed up to `replayed` too far behind to be
@@ -56,6 +58,16 @@ typedef struct ElectionRules {
  * limit or the optime is unknown. Pure. */
 bool election_lag_blocked(const ElectionRules *rules, uint64_t replayed, bool paused, char *buf,
                           size_t size);
+
+/* Patroni's check_timeline: a replica on an older timeline than the
+ * cluster's (the one after the last promotion the history key records) has
+ * not followed that promotion, and promoted it would drop the writes made
+ * since. True when rules->check_timeline and 0 < my_timeline <
+ * rules->cluster_timeline; then buf holds the reason ("timeline N is behind
+ * the cluster's timeline M (check_timeline)"). False (buf untouched) when
+ * off or either timeline is unknown. Pure. */
+bool election_timeline_blocked(const ElectionRules *rules, int64_t my_timeline, char *buf,
+                               size_t size);
 
 /* Why peer p will not promote itself, so it must not stand in the way of a
  * good candidate: NULL when it is a contender, else a static reason (tagged

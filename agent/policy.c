@@ -139,6 +139,10 @@ static bool lag_verdict(const HaObservation *o, HaStep *st)
     char why[HA_REASON_MAX];
     bool paused = o->snap->replay_paused;
     bool blocked = election_lag_blocked(&st->rules, o->snap->replay_lsn, paused, why, sizeof(why));
+    /* our timeline: the one we last streamed on, else pg_control's (never
+     * newer than the one replayed); Patroni asks the server (IDENTIFY_SYSTEM) */
+    uint32_t tli = m->streamed_tli > o->snap->timeline ? m->streamed_tli : o->snap->timeline;
+    blocked = blocked || election_timeline_blocked(&st->rules, (int64_t)tli, why, sizeof(why));
     bool was = m->failover_blocked[0] != '\0';
     st->say_lag_blocked = blocked && (!was || paused != m->lag_blocked_paused);
     st->say_lag_ok = !blocked && was;
@@ -212,6 +216,8 @@ void ha_policy_input(const HaObservation *o, const HaMemory *mem, HaStep *st)
             .has_optime = c->status.has_optime,
             .optime = c->status.optime,
             .maximum_lag_on_failover = o->dcs->maximum_lag_on_failover,
+            .check_timeline = o->dcs->check_timeline,
+            .cluster_timeline = dcs_history_cluster_timeline(c ? c->history : NULL),
         };
         st->ask_peers = !lag_verdict(o, st);
     } else if (sync_verdict) {

@@ -65,8 +65,10 @@ typedef struct ConfigDcs {
     int64_t synchronous_node_count; /* 1 */
     int64_t max_timelines_history;  /* 0: the history key keeps every line */
     bool failsafe_mode;
-    bool use_pg_rewind; /* false, as Patroni */
-    bool use_slots;     /* true */
+    bool check_timeline; /* false, as Patroni: a replica behind the cluster's timeline may
+                            not be elected */
+    bool use_pg_rewind;  /* false, as Patroni */
+    bool use_slots;      /* true */
     ConfigMap parameters;
     /* owned references, NULL when absent: Patroni's permanent slots
      * ({name: {type, database, plugin} or null}) and ignore_slots ([{name,

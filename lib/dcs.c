@@ -721,7 +721,7 @@ static int config_parse(DcsCluster *c, const EtcdKeyValue *kv, DcsConfig **ret)
         { "synchronous_mode_strict", &cfg->dcs.synchronous_mode_strict },
         { "failsafe_mode", &cfg->dcs.failsafe_mode },
         { "pause", &cfg->pause },
-        { "check_timeline", &cfg->check_timeline },
+        { "check_timeline", &cfg->dcs.check_timeline },
     };
     for (size_t i = 0; i < ELEMENTSOF(bools); i++) {
         const json_t *v = json_object_get(d, bools[i].name);
@@ -1502,6 +1502,17 @@ int dcs_parse_time_full(const char *s, bool utc_default, double *ret_epoch)
     return 0;
 }
 
+int64_t dcs_history_cluster_timeline(const DcsHistory *h)
+{
+    if (!h) {
+        return 0;
+    }
+    if (h->n_entries > 0) {
+        return h->entries[h->n_entries - 1].timeline + 1;
+    }
+    return json_is_array(h->data) && json_array_size(h->data) == 0 ? 1 : 0;
+}
+
 bool dcs_history_diverged(const DcsHistory *h, int64_t our_tli, uint64_t our_lsn,
                           int64_t leader_tli)
 {
@@ -1808,6 +1819,9 @@ int dcs_config_encode(const ConfigDcs *d, char **ret_json)
     }
     if (d->max_timelines_history > 0 &&
         set_new(o, "max_timelines_history", json_integer(d->max_timelines_history)) < 0) {
+        return -ENOMEM;
+    }
+    if (d->check_timeline && set_new(o, "check_timeline", json_true()) < 0) {
         return -ENOMEM;
     }
     const struct {

@@ -173,7 +173,6 @@ typedef struct DcsConfig {
     json_t *data; /* owned, the object ({} when the value was not one) */
     ConfigDcs dcs;
     bool pause;
-    bool check_timeline;
     bool standby_cluster;            /* standby_cluster has host, port or restore_command */
     int64_t maximum_lag_on_syncnode; /* -1: unlimited */
     /* owned: the first postgresql.parameters name PostgreSQL would not read
@@ -341,6 +340,10 @@ int dcs_parse_time_full(const char *s, bool utc_default, double *ret_epoch);
  * point where the leader's timeline (leader_tli) forked off ours? The fork
  * point is the LSN the history key records for our_tli. False when the
  * leader is on our timeline or the history does not say. Pure. */
+/* The cluster's timeline as Patroni's Cluster.timeline gives it: the last
+ * history line's timeline + 1, 1 for an empty list, 0 (unknown) without a
+ * history key or with no well-formed line. Pure. */
+int64_t dcs_history_cluster_timeline(const DcsHistory *h);
 bool dcs_history_diverged(const DcsHistory *h, int64_t our_tli, uint64_t our_lsn,
                           int64_t leader_tli);
 

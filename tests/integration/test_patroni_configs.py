@@ -26,11 +26,11 @@ PARTIAL_ENV = {"PATRONI_NAME": "node1", "PATRONI_SCOPE": "demo",
 # file: (exit status, [(line, key) refused], [(line, key) warned])
 EXPECTED = {
     "ansible-role-patroni-nemchenko.yml": (0, [],
-        [(19, 'log.format'), (20, 'log.dateformat'), (21, 'log.max_queue_size'), (22, 'log.dir'), (23, 'log.file_num'), (24, 'log.file_size'), (25, 'log.loggers'), (45, 'bootstrap.dcs.check_timeline'), (68, 'bootstrap.users'), (82, 'postgresql.config_dir'), (95, 'postgresql.pg_ctl_timeout')]),
+        [(19, 'log.format'), (20, 'log.dateformat'), (21, 'log.max_queue_size'), (22, 'log.dir'), (23, 'log.file_num'), (24, 'log.file_size'), (25, 'log.loggers'), (68, 'bootstrap.users'), (82, 'postgresql.config_dir'), (95, 'postgresql.pg_ctl_timeout')]),
     "canonical-postgresql-operator.yml": (2, [(108, 'bootstrap.dcs.standby_cluster')],
         [(32, 'log.dir'), (33, 'log.dateformat'), (34, 'log.format'), (35, 'log.file_num'), (36, 'log.file_size'), (70, 'bootstrap.dcs.postgresql.remove_data_directory_on_rewind_failure'), (71, 'bootstrap.dcs.postgresql.remove_data_directory_on_diverged_timelines'), (283, 'use_unix_socket')]),
     "debian-config-template.yml": (2, [(37, 'bootstrap.method'), (109, 'postgresql.create_replica_methods')],
-        [(38, 'bootstrap.pg_createcluster'), (49, 'bootstrap.dcs.check_timeline'), (58, 'bootstrap.dcs.postgresql.remove_data_directory_on_rewind_failure'), (59, 'bootstrap.dcs.postgresql.remove_data_directory_on_diverged_timelines'), (110, 'postgresql.pg_clonecluster'), (123, 'postgresql.config_dir')]),
+        [(38, 'bootstrap.pg_createcluster'), (58, 'bootstrap.dcs.postgresql.remove_data_directory_on_rewind_failure'), (59, 'bootstrap.dcs.postgresql.remove_data_directory_on_diverged_timelines'), (110, 'postgresql.pg_clonecluster'), (123, 'postgresql.config_dir')]),
     "ferlab-terraform-cloudinit.yml": (0, [],
         [(29, 'ctl.insecure')]),
     "gitlab-omnibus.yml": (2, [(50, 'bootstrap.dcs.standby_cluster'), (51, 'bootstrap.method')],

@@ -444,6 +444,16 @@ static void test_history_trimmed(void **state)
     const Kv kvs[] = { { PREFIX "config", encoded, 0 } };
     DcsCluster *c = parse(kvs, ELEMENTSOF(kvs));
     assert_int_equal(c->config->dcs.max_timelines_history, 2);
+    assert_false(c->config->dcs.check_timeline);
+    dcs_cluster_free(c);
+    free(encoded);
+    /* check_timeline the same way (written only when on, as Patroni's default is off) */
+    d.check_timeline = true;
+    assert_int_equal(dcs_config_encode(&d, &encoded), 0);
+    assert_non_null(strstr(encoded, "\"check_timeline\":true"));
+    const Kv kvs2[] = { { PREFIX "config", encoded, 0 } };
+    c = parse(kvs2, ELEMENTSOF(kvs2));
+    assert_true(c->config->dcs.check_timeline);
     dcs_cluster_free(c);
     free(encoded);
 }

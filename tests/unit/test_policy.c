@@ -315,6 +315,54 @@ static void test_lag(void **state)
     assert_string_equal(st.memory.failover_blocked, "");
 }
 
+/* check_timeline (Patroni's): a replica whose timeline is behind the
+ * cluster's (the last history line's + 1) is no candidate; off, or with
+ * the timeline it streamed on remembered as current, it is. */
+static void test_check_timeline(void **state)
+{
+    (void)state;
+    World w;
+    world(&w, NULL);
+    DcsHistoryEntry e[] = { { .timeline = 1, .lsn = 3000 }, { .timeline = 2, .lsn = 4000 } };
+    DcsHistory h = { .entries = e, .n_entries = 2 };
+    w.view.history = &h;
+    w.snap.timeline = 2; /* the cluster is on 3 */
+    HaMemory m = { .state = HA_STATE_REPLICA };
+    HaStep st;
+    /* off (Patroni's default): a candidate */
+    step(&w, &m, &st);
+    assert_true(st.ask_peers);
+    assert_true(st.input.healthiest);
+    assert_true(has_action(&st.decision, HA_ACTION_TAKE_LEADER));
+    /* on: behind, no peers asked, no lead, the reason published */
+    w.dcs.check_timeline = true;
+    step(&w, &m, &st);
+    assert_true(st.election_open);
+    assert_false(st.ask_peers);
+    assert_false(st.input.healthiest);
+    assert_false(has_action(&st.decision, HA_ACTION_TAKE_LEADER));
+    assert_true(st.say_lag_blocked);
+    assert_string_equal(st.memory.failover_blocked,
+                        "timeline 2 is behind the cluster's timeline 3 (check_timeline)");
+    /* streamed on timeline 3 (pg_control's still says 2): a candidate */
+    m = st.memory;
+    m.streamed_tli = 3;
+    step(&w, &m, &st);
+    assert_true(st.ask_peers);
+    assert_true(st.say_lag_ok);
+    assert_true(has_action(&st.decision, HA_ACTION_TAKE_LEADER));
+    /* no history key: the cluster's timeline is unknown, nothing to hold to */
+    m.streamed_tli = 0;
+    m.failover_blocked[0] = '\0';
+    w.view.history = NULL;
+    step(&w, &m, &st);
+    assert_true(st.ask_peers);
+    /* an empty history list: the cluster is on timeline 1 */
+    json_t *empty = json_array();
+    assert_int_equal(dcs_history_cluster_timeline(&(DcsHistory){ .data = empty }), 1);
+    json_decref(empty);
+}
+
 static void test_not_promoting_said_once(void **state)
 {
     (void)state;
@@ -660,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_scheduled_failover),
         cmocka_unit_test(test_vetoes),
         cmocka_unit_test(test_lag),
+        cmocka_unit_test(test_check_timeline),
         cmocka_unit_test(test_not_promoting_said_once),
         cmocka_unit_test(test_memory_of_actions),
         cmocka_unit_test(test_promotion),
