@@ -6,6 +6,13 @@
 
 #define USEC_PER_SEC 1000000ULL
 
+/* A replica's timeline: the one it last streamed on, else pg_control's
+ * from the probe (never newer than the one replayed). */
+static int64_t our_timeline(const HaMemory *m, const PgSnapshot *s)
+{
+    return (int64_t)(m->streamed_tli > s->timeline ? m->streamed_tli : s->timeline);
+}
+
 /* A running replica checks its position against the leader's fork point
  * (from the history key). Its timeline is the one it last streamed on:
  * pg_control's lags behind until a restartpoint, and received_tli exists
@@ -39,8 +46,7 @@ static void divergence(const HaObservation *o, HaMemory *m, HaStep *st)
         return;
     }
     uint64_t pos = s->receive_lsn > s->replay_lsn ? s->receive_lsn : s->replay_lsn;
-    uint32_t tli = m->streamed_tli > s->timeline ? m->streamed_tli : s->timeline;
-    bool d = dcs_history_diverged(c->history, (int64_t)tli, pos, lm->timeline);
+    bool d = dcs_history_diverged(c->history, our_timeline(m, s), pos, lm->timeline);
     st->say_diverged = d && !m->diverged;
     m->diverged = d;
 }
@@ -139,10 +145,9 @@ static bool lag_verdict(const HaObservation *o, HaStep *st)
     char why[HA_REASON_MAX];
     bool paused = o->snap->replay_paused;
     bool blocked = election_lag_blocked(&st->rules, o->snap->replay_lsn, paused, why, sizeof(why));
-    /* our timeline: the one we last streamed on, else pg_control's (never
-     * newer than the one replayed); Patroni asks the server (IDENTIFY_SYSTEM) */
-    uint32_t tli = m->streamed_tli > o->snap->timeline ? m->streamed_tli : o->snap->timeline;
-    blocked = blocked || election_timeline_blocked(&st->rules, (int64_t)tli, why, sizeof(why));
+    /* Patroni asks the server (IDENTIFY_SYSTEM) */
+    blocked = blocked ||
+              election_timeline_blocked(&st->rules, our_timeline(m, o->snap), why, sizeof(why));
     bool was = m->failover_blocked[0] != '\0';
     st->say_lag_blocked = blocked && (!was || paused != m->lag_blocked_paused);
     st->say_lag_ok = !blocked && was;
