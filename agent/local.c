@@ -141,14 +141,13 @@ bool local_observe(LocalPg *l, uint64_t now, bool watch)
         l->probe_ok = false;
         return again;
     }
-    PgSnapshot snap;
-    int r = pgprobe_snapshot(l->probe, now + LOCAL_PROBE_DEADLINE_USEC, &snap);
+    /* written only on success: the last good snapshot stays otherwise */
+    int r = pgprobe_snapshot(l->probe, now + LOCAL_PROBE_DEADLINE_USEC, &l->snap);
     l->probe_ok = r >= 0;
     if (l->probe_ok) {
-        l->snap = snap;
         l->snap_usec = clock_monotonic_usec();
-        if (snap.system_identifier) {
-            l->sysid = snap.system_identifier;
+        if (l->snap.system_identifier) {
+            l->sysid = l->snap.system_identifier;
         }
     }
     (void)log_condition_update(&l->down, !l->probe_ok, now, pgprobe_last_error(l->probe));

@@ -109,7 +109,8 @@ PgProbe *pgprobe_free(PgProbe *p);
  * dropped: closing it ends the backend, and statement_timeout bounds the
  * query server-side); -ECONNREFUSED when the server cannot be reached;
  * -EPROTO when the query failed; -ENOMEM. pgprobe_last_error() then tells
- * why, without the password. */
+ * why, without the password. *ret is written only on success (its
+ * replication rows past the ones filled are left as they were). */
 int pgprobe_snapshot(PgProbe *p, uint64_t deadline_usec, PgSnapshot *ret);
 /* A replica whose walreceiver reports "streaming" (PostgreSQL shows that
  * also while a walreceiver it will reject starts up). */

@@ -79,6 +79,67 @@ static void test_parse_double(void **state)
     assert_true(v == 42);
 }
 
+/* The parser's own path for plain decimals gives strtod's double, bit for
+ * bit, on PostgreSQL's outputs and on the edges of that path (15 and 16
+ * significant digits, leading zeros, signs, a lone dot). */
+static void test_parse_double_is_strtod(void **state)
+{
+    (void)state;
+    static const char *fixed[] = {
+        "1764180165.93",
+        "1764180165.935521",
+        "1764180165.9355211",
+        "-0",
+        "-0.0",
+        "0.000000000000001",
+        "0.0000000000000001",
+        "999999999999999",
+        "9999999999999999",
+        "123456789012345.6",
+        "0.1",
+        "0.3",
+        "3.0000000000000004",
+        "1.",
+        ".5",
+        "-.5",
+        "00000000000000000012.5",
+        "1764180165.123456789",
+    };
+    char buf[64];
+    unsigned seed = 12345;
+    for (size_t i = 0; i < 20000 + sizeof(fixed) / sizeof(fixed[0]); i++) {
+        const char *in = buf;
+        if (i < sizeof(fixed) / sizeof(fixed[0])) {
+            in = fixed[i];
+        } else {
+            /* epoch seconds with 0..9 fraction digits, lags, tiny values */
+            seed = seed * 1103515245u + 12345u;
+            unsigned frac_digits = (seed >> 16) % 10;
+            seed = seed * 1103515245u + 12345u;
+            unsigned long long whole =
+                (i % 3 == 0) ? 1700000000ull + seed % 100000000u : seed % 1000u;
+            seed = seed * 1103515245u + 12345u;
+            unsigned long long scale = 1;
+            for (unsigned d = 0; d < frac_digits; d++) {
+                scale *= 10;
+            }
+            if (frac_digits == 0) {
+                snprintf(buf, sizeof(buf), "%llu", whole);
+            } else {
+                snprintf(buf, sizeof(buf), "%s%llu.%0*llu", (i % 7 == 0) ? "-" : "", whole,
+                         (int)frac_digits, (unsigned long long)seed % scale);
+            }
+        }
+        double v = 42;
+        char *end = NULL;
+        double want = strtod(in, &end);
+        int r = pgprobe_parse_double(in, &v);
+        if (r != 0 || *end != '\0' || memcmp(&v, &want, sizeof(v)) != 0) {
+            fail_msg("number \"%s\": r=%d v=%.17g strtod=%.17g", in, r, v, want);
+        }
+    }
+}
+
 static void test_replica_lag_seconds(void **state)
 {
     (void)state;
@@ -339,13 +400,10 @@ static void test_probe_lifecycle(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_lsn),
-        cmocka_unit_test(test_format_lsn),
-        cmocka_unit_test(test_parse_double),
-        cmocka_unit_test(test_replica_lag_seconds),
-        cmocka_unit_test(test_parse_postmaster_pid),
-        cmocka_unit_test(test_read_postmaster_pid),
-        cmocka_unit_test(test_conn_params),
+        cmocka_unit_test(test_parse_lsn),           cmocka_unit_test(test_format_lsn),
+        cmocka_unit_test(test_parse_double),        cmocka_unit_test(test_parse_double_is_strtod),
+        cmocka_unit_test(test_replica_lag_seconds), cmocka_unit_test(test_parse_postmaster_pid),
+        cmocka_unit_test(test_read_postmaster_pid), cmocka_unit_test(test_conn_params),
         cmocka_unit_test(test_probe_lifecycle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
