@@ -447,6 +447,7 @@ static int patch_cluster_config(Agent *a, const ConfigDcs *old, const ConfigDcs 
     INT_KEY(max_timelines_history);
     BOOL_KEY(failsafe_mode);
     BOOL_KEY(check_timeline);
+    BOOL_KEY(pause);
 #undef INT_KEY
 #undef BOOL_KEY
     json_t *pg = json_object();

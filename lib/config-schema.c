@@ -134,6 +134,7 @@ const ConfigRow config_schema[] = {
         INT32_MAX),
     BOOL("bootstrap.dcs.failsafe_mode", bootstrap.dcs.failsafe_mode, R, false),
     BOOL("bootstrap.dcs.check_timeline", bootstrap.dcs.check_timeline, R, false),
+    BOOL("bootstrap.dcs.pause", bootstrap.dcs.pause, R, false),
     SEC("bootstrap.dcs.postgresql", 0),
     BOOL("bootstrap.dcs.postgresql.use_pg_rewind", bootstrap.dcs.use_pg_rewind, R, false),
     BOOL("bootstrap.dcs.postgresql.use_slots", bootstrap.dcs.use_slots, R, true),

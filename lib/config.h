@@ -67,6 +67,7 @@ typedef struct ConfigDcs {
     bool failsafe_mode;
     bool check_timeline; /* false, as Patroni: a replica behind the cluster's timeline may
                             not be elected */
+    bool pause;          /* false: true seeds the config key paused (maintenance mode) */
     bool use_pg_rewind;  /* false, as Patroni */
     bool use_slots;      /* true */
     ConfigMap parameters;

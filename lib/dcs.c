@@ -1824,6 +1824,9 @@ int dcs_config_encode(const ConfigDcs *d, char **ret_json)
     if (d->check_timeline && set_new(o, "check_timeline", json_true()) < 0) {
         return -ENOMEM;
     }
+    if (d->pause && set_new(o, "pause", json_true()) < 0) {
+        return -ENOMEM;
+    }
     const struct {
         const char *name;
         const ConfigStrv *lines;

@@ -464,6 +464,36 @@ def test_pause_stops_automatic_actions_and_resume_restores_them(cluster):
     assert cluster.dbctl("resume").stdout.startswith('Cluster "itest" is not paused')
 
 
+def test_bootstrap_dcs_pause_seeds_a_paused_cluster(procs, workdir):
+    """bootstrap.dcs.pause, as Patroni 3.0.2: the first node still bootstraps
+    (the config key is written after initdb, so nothing is paused then) and
+    leads; the config key it writes is paused, so the second node does not
+    clone ("running with empty data directory") until the cluster resumes."""
+    c = DbhaCluster(procs, workdir, n=2, pause=True)
+    first, second = c.nodes
+    try:
+        c.start(nodes=[first])
+        s = wait_until(lambda: (lambda st: st if st["leader"] == first.name else None)(c.status()),
+                       90, interval=0.5, what="the first node leads")
+        assert s["paused"] is True, s
+        assert json.loads(c.etcd_get("config"))["pause"] is True
+        assert first.sql("SELECT pg_is_in_recovery()") == [(False,)]
+        c.start(nodes=[second])
+        wait_until(lambda: second.api("/patroni")[0] in (200, 503), 30, interval=0.5,
+                   what="the second agent answers")
+        time.sleep(5 * c.loop_wait + 1)  # five loops: a clone would have started
+        assert not os.path.exists(os.path.join(second.data_dir, "PG_VERSION"))
+        assert second.postmaster_pid() is None
+        code, body = second.api("/patroni")
+        assert json.loads(body).get("pause") is True, body
+        r = c.dbctl("resume", "--wait", timeout=90)
+        assert r.returncode == 0, r.stdout + r.stderr
+        s2 = c.wait_healthy(timeout=120)
+        assert s2["leader"] == first.name and s2["paused"] is False
+    finally:
+        c.stop_all()
+
+
 def _lease_remaining(node):
     code, body = node.api("/metrics")
     if code != 200:

@@ -454,6 +454,16 @@ static void test_history_trimmed(void **state)
     const Kv kvs2[] = { { PREFIX "config", encoded, 0 } };
     c = parse(kvs2, ELEMENTSOF(kvs2));
     assert_true(c->config->dcs.check_timeline);
+    assert_false(dcs_cluster_is_paused(c));
+    dcs_cluster_free(c);
+    free(encoded);
+    /* pause the same way: the cluster seeded from it is paused */
+    d.pause = true;
+    assert_int_equal(dcs_config_encode(&d, &encoded), 0);
+    assert_non_null(strstr(encoded, "\"pause\":true"));
+    const Kv kvs3[] = { { PREFIX "config", encoded, 0 } };
+    c = parse(kvs3, ELEMENTSOF(kvs3));
+    assert_true(dcs_cluster_is_paused(c));
     dcs_cluster_free(c);
     free(encoded);
 }
