@@ -589,6 +589,13 @@ int agent_reload(Agent *a)
     if (lvl >= 0) {
         log_set_max_level(lvl);
     }
+    r = log_set_dir(a->config->log.dir, a->config->log.file_size, a->config->log.file_num);
+    if (r < 0) {
+        log_error_errno(r,
+                        "reload: log.dir: cannot open \"%s/patroni.log\": %m; logging "
+                        "where it did before",
+                        a->config->log.dir);
+    }
     log_info("reloaded \"%s\" (loop_wait %" PRId64 " s)", a->config_path, agent_dcs(a)->loop_wait);
     agent_callbacks(a, CALLBACKS_EVENT_RELOADED);
     /* the new loop_wait counts from now */

@@ -114,6 +114,14 @@ int main(int argc, char *argv[])
         log_set_max_level(lvl);
     }
     log_set_context(cfg->name, cfg->scope, NULL);
+    if (cfg->log.dir) {
+        r = log_set_dir(cfg->log.dir, cfg->log.file_size, cfg->log.file_num);
+        if (r < 0) {
+            log_error_errno(r, "log.dir: cannot open \"%s/patroni.log\" for appending: %m",
+                            cfg->log.dir);
+            return 1;
+        }
+    }
     if (geteuid() == 0) {
         log_error("refusing to run as root: PostgreSQL will not; run dbagent as the owner of "
                   "the data directory (e.g. \"postgres\")");

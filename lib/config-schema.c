@@ -26,6 +26,7 @@ static const char *check_listen(const char *s);
 static const char *check_protocol(const char *s);
 static const char *check_bool(const char *s);
 static const char *check_log_level(const char *s);
+static const char *check_log_dir(const char *s);
 static const char *check_watchdog_driver(const char *s);
 static const char *check_verify_client(const char *s);
 static const char *check_allowlist_entry(const char *s);
@@ -248,6 +249,23 @@ const ConfigRow config_schema[] = {
 
     SEC("log", 0),
     STR("log.level", log.level, R, "INFO", check_log_level, "LOG_LEVEL"),
+    STR("log.dir", log.dir, R, NULL, check_log_dir, "LOG_DIR"),
+    { .path = "log.file_size",
+      .type = CONFIG_TYPE_INT,
+      .offset = OFF(log.file_size),
+      .flags = R,
+      .def_int = 25000000,
+      .min = 0,
+      .max = INT64_MAX,
+      .env = "LOG_FILE_SIZE" },
+    { .path = "log.file_num",
+      .type = CONFIG_TYPE_INT,
+      .offset = OFF(log.file_num),
+      .flags = R,
+      .def_int = 4,
+      .min = 0,
+      .max = 1000000,
+      .env = "LOG_FILE_NUM" },
 };
 
 #undef R
@@ -298,9 +316,6 @@ static const char *const patroni_only_keys[] = {
     "log.type",
     "log.format",
     "log.dateformat",
-    "log.dir",
-    "log.file_num",
-    "log.file_size",
     "log.loggers",
     "log.traceback_level",
     "log.max_queue_size",
@@ -595,6 +610,11 @@ static const char *check_bool(const char *s)
 static const char *check_log_level(const char *s)
 {
     return log_level_from_string(s) >= 0 ? NULL : "one of DEBUG, INFO, WARNING, ERROR, CRITICAL";
+}
+
+static const char *check_log_dir(const char *s)
+{
+    return *s ? NULL : "a directory for patroni.log (or no log.dir: stderr or the journal)";
 }
 
 /* PyYAML's YAML 1.1 booleans; any case, as the issue asks. */

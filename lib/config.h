@@ -168,7 +168,10 @@ typedef struct Config {
     } watchdog;
 
     struct {
-        char *level; /* owned, "INFO" */
+        char *level;       /* owned, "INFO" */
+        char *dir;         /* owned, NULL: stderr or the journal; else DIR/patroni.log */
+        int64_t file_size; /* 25000000: rotated at this size (0: never) */
+        int64_t file_num;  /* 4: rotated files kept (0: never rotated) */
     } log;
     /* Patroni's other spellings, moved onto their keys by the loader when
      * those are not given (and warned about when they are); nothing else

@@ -6,10 +6,15 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define LOG_LINE_MAX    4096
 #define LOG_CONTEXT_MAX 128
@@ -21,6 +26,15 @@ static LogJournalSend log_journal_send; /* NULL until log_setup_default() instal
 static char log_member[LOG_CONTEXT_MAX];
 static char log_scope[LOG_CONTEXT_MAX];
 static char log_role[LOG_CONTEXT_MAX];
+
+/* LOG_TARGET_DIR (log_set_dir) */
+static struct {
+    int fd;         /* -1: none */
+    char *path;     /* DIR/patroni.log */
+    long long max;  /* rotate at this size; 0: never */
+    long long keep; /* old files kept; 0: never rotated */
+    LogTarget before;
+} log_dir = { .fd = -1 };
 
 static const char *const log_level_table[_LOG_LEVEL_MAX] = {
     [LOG_LEVEL_DEBUG] = "DEBUG",     [LOG_LEVEL_INFO] = "INFO",   [LOG_LEVEL_NOTICE] = "NOTICE",
@@ -105,23 +119,146 @@ void log_set_context(const char *member, const char *scope, const char *role)
     set_context_field(log_role, role);
 }
 
+static int open_log_path(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+}
+
+int log_set_dir(const char *dir, long long max_bytes, long long backups)
+{
+    if (!dir) {
+        if (log_dir.fd >= 0) {
+            (void)close(log_dir.fd);
+            free(log_dir.path);
+            log_dir.fd = -1;
+            log_dir.path = NULL;
+            log_target = log_dir.before;
+        }
+        return 0;
+    }
+    if (max_bytes < 0 || backups < 0) {
+        return -EINVAL;
+    }
+    char *path = NULL;
+    if (asprintf(&path, "%s/patroni.log", dir) < 0) {
+        return -ENOMEM;
+    }
+    int fd = open_log_path(path);
+    if (fd < 0) {
+        int r = -errno;
+        free(path);
+        return r;
+    }
+    if (log_dir.fd >= 0) {
+        (void)close(log_dir.fd);
+        free(log_dir.path);
+    } else {
+        log_dir.before = log_target;
+    }
+    log_dir.fd = fd;
+    log_dir.path = path;
+    log_dir.max = max_bytes;
+    log_dir.keep = backups;
+    log_target = LOG_TARGET_DIR;
+    return 0;
+}
+
+/* Is our descriptor still the file at the path? */
+static bool log_dir_is_current(const struct stat *ours)
+{
+    struct stat st;
+    return stat(log_dir.path, &st) == 0 && st.st_ino == ours->st_ino && st.st_dev == ours->st_dev;
+}
+
+static void log_dir_reopen(void)
+{
+    int fd = open_log_path(log_dir.path);
+    if (fd >= 0) {
+        (void)close(log_dir.fd);
+        log_dir.fd = fd;
+    }
+}
+
+/* Python's doRollover: .N-1 → .N, ..., .1 → .2, the file → .1, a new file. */
+static void log_dir_rotate(void)
+{
+    char from[PATH_MAX + 32], to[PATH_MAX + 32];
+    for (long long i = log_dir.keep - 1; i >= 1; i--) {
+        snprintf(from, sizeof(from), "%s.%lld", log_dir.path, i);
+        snprintf(to, sizeof(to), "%s.%lld", log_dir.path, i + 1);
+        (void)rename(from, to); /* ENOENT: not that many yet */
+    }
+    snprintf(to, sizeof(to), "%s.1", log_dir.path);
+    (void)rename(log_dir.path, to);
+}
+
+/* Before a line of len bytes: open the path again if the file was moved
+ * away, and rotate when the line would bring it to the limit. Another
+ * process of ours that shares the file (the fencing process) may rotate
+ * too: the rotation holds an flock and first checks that the file is still
+ * the one at the path. (A child forked before any rotation shares our open
+ * file description, and with it the lock; two rotations at once then shift
+ * the old files one place too far, losing the oldest early: the fencing
+ * process logs rarely.) */
+static void log_dir_prepare(size_t len)
+{
+    struct stat st;
+    if (fstat(log_dir.fd, &st) < 0) {
+        return;
+    }
+    if (!log_dir_is_current(&st)) {
+        log_dir_reopen();
+        if (fstat(log_dir.fd, &st) < 0) {
+            return;
+        }
+    }
+    if (log_dir.max <= 0 || log_dir.keep <= 0 || st.st_size == 0 ||
+        (long long)st.st_size + (long long)len < log_dir.max) {
+        return;
+    }
+    if (flock(log_dir.fd, LOCK_EX) < 0) {
+        return;
+    }
+    if (log_dir_is_current(&st)) {
+        log_dir_rotate();
+    }
+    (void)flock(log_dir.fd, LOCK_UN);
+    log_dir_reopen();
+}
+
+/* One line to out, or with out NULL to the LOG_TARGET_DIR file. */
 static void write_line(FILE *out, LogLevel level, const char *msg)
 {
     struct timespec ts;
     struct tm tm;
     char stamp[32];
+    char line[LOG_LINE_MAX + LOG_CONTEXT_MAX + 64];
 
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+    int n;
     if (log_member[0]) {
-        fprintf(out, "%s.%03ld %-7s [%s] %s\n", stamp, ts.tv_nsec / 1000000L,
-                log_level_to_string(level), log_member, msg);
+        n = snprintf(line, sizeof(line), "%s.%03ld %-7s [%s] %s\n", stamp, ts.tv_nsec / 1000000L,
+                     log_level_to_string(level), log_member, msg);
     } else {
-        fprintf(out, "%s.%03ld %-7s %s\n", stamp, ts.tv_nsec / 1000000L, log_level_to_string(level),
-                msg);
+        n = snprintf(line, sizeof(line), "%s.%03ld %-7s %s\n", stamp, ts.tv_nsec / 1000000L,
+                     log_level_to_string(level), msg);
     }
-    fflush(out);
+    if (n < 0) {
+        return;
+    }
+    size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+    if (!out && log_dir.fd >= 0) {
+        log_dir_prepare(len);
+        /* one write: O_APPEND keeps lines of processes sharing it whole */
+        if (write(log_dir.fd, line, len) == (ssize_t)len) {
+            return;
+        }
+        out = stderr; /* disk full, ...: stderr rather than lose the line */
+    }
+    fwrite(line, 1, len, out ? out : stderr);
+    fflush(out ? out : stderr);
 }
 
 static void emit(LogLevel level, const char *message_id, const char *file, int line,
@@ -130,6 +267,10 @@ static void emit(LogLevel level, const char *message_id, const char *file, int l
     if (log_target == LOG_TARGET_JOURNAL && log_journal_send &&
         log_journal_send(level, message_id, file, line, func, msg, log_member, log_scope,
                          log_role) >= 0) {
+        return;
+    }
+    if (log_target == LOG_TARGET_DIR && log_dir.fd >= 0) {
+        write_line(NULL, level, msg);
         return;
     }
     /* no journal backend, or journald gone: stderr rather than lose the line */

@@ -6,10 +6,13 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
-from lib.procs import tool
+from lib.cluster import DbhaCluster
+from lib.pg import hand_to_pg_user
+from lib.procs import tool, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -56,3 +59,50 @@ def test_journal_entries_are_structured(workdir):
     assert entries[2]["MESSAGE_ID"] == "8d2a4f1e5b7c4c0a9e6d3b2f1a0c9e8d"
     assert "MESSAGE_ID" not in entries[0]
     assert entries[0]["CODE_FUNC"] == "main"
+
+
+def test_log_dir_from_the_environment_writes_rotated_patroni_log(procs, workdir):
+    """Patroni's log.dir, file_size and file_num (here through PATRONI_LOG_*):
+    the agent's lines go to DIR/patroni.log, not stderr, rotated as Python's
+    RotatingFileHandler keeps file_num old files; a directory it cannot
+    open stops the start with the reason."""
+    c = DbhaCluster(procs, workdir, n=1)  # log level DEBUG: a few lines per loop
+    node = c.nodes[0]
+    logdir = os.path.join(workdir, "patroni-logs")
+    hand_to_pg_user(logdir)
+    node.env = {"PATRONI_LOG_DIR": logdir, "PATRONI_LOG_FILE_SIZE": "800",
+                "PATRONI_LOG_FILE_NUM": "2"}
+    try:
+        c.start()
+        wait_until(lambda: (c.status()["leader"] == node.name) or None, 90, interval=0.5,
+                   what="the node leads")
+        files = lambda: sorted(os.listdir(logdir))  # noqa: E731
+        wait_until(lambda: files() == ["patroni.log", "patroni.log.1", "patroni.log.2"] or None,
+                   60, interval=0.5, what="two rotated files")
+        text = ""
+        for name in ("patroni.log.2", "patroni.log.1", "patroni.log"):
+            with open(os.path.join(logdir, name)) as f:
+                part = f.read()
+            if name != "patroni.log":
+                # each rotated file stopped below the size a line would reach
+                assert 0 < len(part.encode()) < 800, (name, len(part))
+            text += part
+        assert f"[{node.name}]" in text
+        assert "DEBUG" in text and "loop " in text
+        # more rotations since: still never a third old file
+        time.sleep(2)
+        assert files() == ["patroni.log", "patroni.log.1", "patroni.log.2"], files()
+        with open(procs.log_path(node.name), "rb") as f:
+            assert b" DEBUG " not in f.read(), "lines also went to stderr"
+        # a directory that is not there: the agent does not start
+        c.stop_all()
+        node.env = {"PATRONI_LOG_DIR": os.path.join(workdir, "missing")}
+        node.start()
+        rc = node.proc.wait(timeout=30)
+        assert rc == 1
+        with open(procs.log_path(node.name), "rb") as f:
+            out = f.read().decode()
+        assert f'log.dir: cannot open "{workdir}/missing/patroni.log" for appending: No such ' \
+               "file or directory" in out, out[-2000:]
+    finally:
+        c.stop_all()

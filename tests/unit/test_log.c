@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -20,6 +22,131 @@ typedef struct Capture {
     char *buf;
     size_t size;
 } Capture;
+
+/* ---- log.dir: DIR/patroni.log, rotated as Python's RotatingFileHandler ---- */
+
+static char *slurp(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return NULL;
+    }
+    char *buf = calloc(1, 65536);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, 65535, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static long file_size(const char *dir, const char *name)
+{
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static void remove_dir(const char *dir)
+{
+    static const char *const names[] = { "patroni.log", "patroni.log.1", "patroni.log.2",
+                                         "patroni.log.3", "moved.log" };
+    char path[512];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        (void)unlink(path);
+    }
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/* Each line is "YYYY-MM-DD HH:MM:SS.mmm INFO    line NN\n": 40 bytes. At
+ * 100 bytes a file takes two lines (a third would reach 120 >= 100), and
+ * with two old files kept the first lines are dropped in order. */
+static void test_dir_rotates_as_python(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/dbha-test-log-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    log_set_context(NULL, NULL, NULL);
+    log_set_max_level(LOG_LEVEL_INFO);
+    LogTarget before = log_get_target();
+    assert_int_equal(log_set_dir(dir, 100, 2), 0);
+    assert_int_equal(log_get_target(), LOG_TARGET_DIR);
+    struct stat st;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/patroni.log", dir);
+    assert_int_equal(stat(path, &st), 0);
+    mode_t mask = umask(0);
+    umask(mask);
+    assert_int_equal(st.st_mode & 0777, 0640 & ~mask);
+    for (int i = 1; i <= 7; i++) {
+        log_info("line %02d", i);
+    }
+    /* 7 lines: .2 had 1-2 and was dropped for 3-4, .1 has 5-6, the file 7 */
+    char *cur = slurp(dir, "patroni.log"), *one = slurp(dir, "patroni.log.1"),
+         *two = slurp(dir, "patroni.log.2");
+    assert_non_null(cur);
+    assert_non_null(one);
+    assert_non_null(two);
+    assert_null(slurp(dir, "patroni.log.3"));
+    assert_non_null(strstr(cur, "INFO    line 07\n"));
+    assert_null(strstr(cur, "line 06"));
+    assert_non_null(strstr(one, "line 05\n"));
+    assert_non_null(strstr(one, "line 06\n"));
+    assert_non_null(strstr(two, "line 03\n"));
+    assert_non_null(strstr(two, "line 04\n"));
+    assert_null(strstr(two, "line 02"));
+    assert_true(file_size(dir, "patroni.log.1") < 100);
+    assert_true(file_size(dir, "patroni.log.2") < 100);
+    free(cur);
+    free(one);
+    free(two);
+    /* back to where lines went before */
+    assert_int_equal(log_set_dir(NULL, 0, 0), 0);
+    assert_int_equal(log_get_target(), before);
+    /* a directory that is not there: an error, nothing changed */
+    assert_int_equal(log_set_dir("/nonexistent-dbha-dir", 100, 2), -ENOENT);
+    assert_int_equal(log_get_target(), before);
+    remove_dir(dir);
+}
+
+static void test_dir_follows_a_moved_file_and_never_rotates_at_zero(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/dbha-test-log-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    log_set_context(NULL, NULL, NULL);
+    log_set_max_level(LOG_LEVEL_INFO);
+    LogTarget before = log_get_target();
+    /* file_num 0: Python never rotates, however large the file */
+    assert_int_equal(log_set_dir(dir, 100, 0), 0);
+    for (int i = 1; i <= 5; i++) {
+        log_info("line %02d", i);
+    }
+    assert_int_equal(file_size(dir, "patroni.log"), 5 * 40);
+    assert_int_equal(file_size(dir, "patroni.log.1"), -1);
+    /* moved away (logrotate without copytruncate): the next line starts
+     * DIR/patroni.log again, the moved file keeps what it had */
+    char from[512], to[512];
+    snprintf(from, sizeof(from), "%s/patroni.log", dir);
+    snprintf(to, sizeof(to), "%s/moved.log", dir);
+    assert_int_equal(rename(from, to), 0);
+    log_info("line %02d", 6);
+    char *cur = slurp(dir, "patroni.log"), *moved = slurp(dir, "moved.log");
+    assert_non_null(cur);
+    assert_non_null(moved);
+    assert_non_null(strstr(cur, "line 06\n"));
+    assert_null(strstr(cur, "line 05"));
+    assert_non_null(strstr(moved, "line 05\n"));
+    assert_null(strstr(moved, "line 06"));
+    free(cur);
+    free(moved);
+    assert_int_equal(log_set_dir(NULL, 0, 0), 0);
+    assert_int_equal(log_get_target(), before);
+    remove_dir(dir);
+}
 
 static int setup(void **state)
 {
@@ -160,6 +287,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_condition_logs_once_per_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_struct_id_on_file_target, setup, teardown),
         cmocka_unit_test(test_journal_stream_mismatch_uses_stderr),
+        cmocka_unit_test(test_dir_rotates_as_python),
+        cmocka_unit_test(test_dir_follows_a_moved_file_and_never_rotates_at_zero),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }
