@@ -133,6 +133,14 @@ static int run_initdb(Agent *a)
     return r;
 }
 
+/* Patroni's postgresql.pg_ctl_timeout: how long a start waits for the
+ * server to accept connections (pg_ctl -t). When it passes, pg_ctl gives up
+ * waiting but the server goes on starting; the loop sees it come up. */
+static int start_timeout_sec(const Agent *a)
+{
+    return (int)a->config->postgresql.pg_ctl_timeout;
+}
+
 static int start_postgres(Agent *a)
 {
     int r = pgctl_write_pgpass(&a->local.ctl);
@@ -150,9 +158,10 @@ static int start_postgres(Agent *a)
         log_warning_errno(r, "setting the stale postmaster.pid aside: %m");
     }
     PgArgv argv = { 0 };
-    r = pgctl_argv_start(&a->local.ctl, AGENT_START_TIMEOUT_SEC, &argv);
+    int timeout = start_timeout_sec(a);
+    r = pgctl_argv_start(&a->local.ctl, timeout, &argv);
     if (r >= 0) {
-        r = jobs_start(&a->jobs, JOB_START, argv.argv, AGENT_START_TIMEOUT_SEC + 5);
+        r = jobs_start(&a->jobs, JOB_START, argv.argv, timeout + 5);
     }
     pgctl_argv_done(&argv);
     return r;
@@ -167,9 +176,10 @@ static int restart_postgres(Agent *a)
         return log_error_errno(r, "writing the passfile \"%s\": %m", a->local.ctl.pgpass);
     }
     PgArgv argv = { 0 };
-    r = pgctl_argv_restart(&a->local.ctl, "fast", AGENT_START_TIMEOUT_SEC, &argv);
+    int timeout = start_timeout_sec(a);
+    r = pgctl_argv_restart(&a->local.ctl, "fast", timeout, &argv);
     if (r >= 0) {
-        r = jobs_start(&a->jobs, JOB_RESTART, argv.argv, AGENT_START_TIMEOUT_SEC + 5);
+        r = jobs_start(&a->jobs, JOB_RESTART, argv.argv, timeout + 5);
     }
     pgctl_argv_done(&argv);
     if (r >= 0) {

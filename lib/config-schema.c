@@ -213,6 +213,7 @@ const ConfigRow config_schema[] = {
     LIST("postgresql.callbacks", CONFIG_TYPE_MAP, postgresql.callbacks, R),
     /* dbha's own: Patroni lets a callback run for ever */
     INT("postgresql.callback_timeout", postgresql.callback_timeout, R, 60, 1, 86400),
+    INT("postgresql.pg_ctl_timeout", postgresql.pg_ctl_timeout, R, 60, 1, 86400),
     LIST("postgresql.create_replica_methods", CONFIG_TYPE_STRV, postgresql.create_replica_methods,
          R),
     LIST("postgresql.create_replica_method", CONFIG_TYPE_STRV, alias.create_replica_method, R),
@@ -303,7 +304,6 @@ static const char *const patroni_only_keys[] = {
     "bootstrap.dcs.member_slots_ttl",
     "bootstrap.dcs.maximum_lag_on_syncnode",
     "bootstrap.dcs.postgresql.recovery_conf",
-    "postgresql.pg_ctl_timeout",
     "postgresql.use_unix_socket_repl",
     "postgresql.config_dir",
     "postgresql.custom_conf",

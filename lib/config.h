@@ -146,6 +146,7 @@ typedef struct Config {
         ConfigStrv pg_ident;
         ConfigMap callbacks;      /* on_start, on_stop, ... -> command */
         int64_t callback_timeout; /* seconds a callback may run (dbha's own key) */
+        int64_t pg_ctl_timeout;   /* 60: seconds pg_ctl start/restart waits (-t) */
         ConfigStrv create_replica_methods;
         ConfigStrv basebackup; /* "--opt" / "--key=value" */
     } postgresql;

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import signal
 import time
 
@@ -540,3 +541,68 @@ def test_dbctl_history_show_config_and_dsn(cluster):
     finally:
         conn.close()
     assert cluster.dbctl("dsn", "--role", "leader").returncode == 2
+
+
+def test_pg_ctl_timeout_bounds_the_wait_for_a_start(procs, workdir):
+    """postgresql.pg_ctl_timeout, as Patroni: how long a start waits for the
+    server (pg_ctl -t). bin_dir holds a copy of pg_ctl and a postgres that
+    takes 6 s to begin once a marker file exists. The primary's postmaster
+    is killed, so the agent starts it again in place: with pg_ctl_timeout 2
+    pg_ctl gives up waiting ("server did not start in time"), the server
+    comes up anyway and the agent takes it up; reloaded with 20, the same
+    slow start is waited for."""
+    real = "/usr/lib/postgresql/15/bin"
+    wrap = os.path.join(workdir, "pgbin")
+    os.makedirs(wrap)
+    for name in os.listdir(real):
+        if name not in ("pg_ctl", "postgres"):
+            os.symlink(os.path.join(real, name), os.path.join(wrap, name))
+    shutil.copy2(os.path.join(real, "pg_ctl"), wrap)  # a copy runs the postgres beside it
+    marker = os.path.join(workdir, "slow")
+    with open(os.path.join(wrap, "postgres"), "w") as f:
+        f.write(f'#!/bin/sh\nif [ -e {marker} ] && [ "$1" != "-V" ]; then sleep 6; fi\n'
+                f'exec {real}/postgres "$@"\n')
+    os.chmod(os.path.join(wrap, "postgres"), 0o755)
+    c = DbhaCluster(procs, workdir, n=1)
+    node = c.nodes[0]
+    node.postgresql_yaml = "  pg_ctl_timeout: 2\n"
+    template = node.config
+    node.config = lambda: template().replace(f"bin_dir: {real}", f"bin_dir: {wrap}")
+
+    def running_primary():
+        code, doc = node.api_json("/patroni")
+        return code == 200 and doc.get("state") == "running" and doc.get("role") == "master"
+
+    def log_count(text):
+        with open(procs.log_path(node.name), "rb") as f:
+            return f.read().count(text.encode())
+
+    try:
+        c.start()
+        wait_until(running_primary, 90, interval=0.5, what="a running primary")
+        with open(marker, "w"):
+            pass
+        os.kill(node.postmaster_pid(), signal.SIGKILL)
+        wait_until(lambda: log_count("server did not start in time") >= 1, 30, interval=0.2,
+                   what="pg_ctl giving up after its -t 2")
+        assert log_count("running start (pid") >= 1 and \
+            log_count("deadline 7 s)") >= 1  # pg_ctl_timeout + 5 for the job
+        wait_until(running_primary, 60, interval=0.5, what="the slow server taken up")
+        # the agent started it again while the first one slept (this postgres
+        # writes no postmaster.pid while it sleeps): let that one end, on the
+        # lock file of the server that runs
+        time.sleep(7)
+        assert running_primary()
+        node.postgresql_yaml = "  pg_ctl_timeout: 20\n"
+        node.write_config()
+        os.kill(node.proc.pid, signal.SIGHUP)
+        wait_until(lambda: log_count("reloaded") >= 1, 20, interval=0.2, what="the reload")
+        gave_up, finished = log_count("server did not start in time"), log_count("start finished")
+        os.kill(node.postmaster_pid(), signal.SIGKILL)
+        wait_until(lambda: log_count("start finished") > finished, 60, interval=0.2,
+                   what="the slow start waited for")
+        assert log_count("deadline 25 s)") >= 1
+        assert log_count("server did not start in time") == gave_up
+        wait_until(running_primary, 30, interval=0.5, what="the primary running again")
+    finally:
+        c.stop_all()

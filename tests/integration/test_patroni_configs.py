@@ -26,7 +26,7 @@ PARTIAL_ENV = {"PATRONI_NAME": "node1", "PATRONI_SCOPE": "demo",
 # file: (exit status, [(line, key) refused], [(line, key) warned])
 EXPECTED = {
     "ansible-role-patroni-nemchenko.yml": (0, [],
-        [(19, 'log.format'), (20, 'log.dateformat'), (21, 'log.max_queue_size'), (25, 'log.loggers'), (68, 'bootstrap.users'), (82, 'postgresql.config_dir'), (95, 'postgresql.pg_ctl_timeout')]),
+        [(19, 'log.format'), (20, 'log.dateformat'), (21, 'log.max_queue_size'), (25, 'log.loggers'), (68, 'bootstrap.users'), (82, 'postgresql.config_dir')]),
     "canonical-postgresql-operator.yml": (2, [(108, 'bootstrap.dcs.standby_cluster')],
         [(33, 'log.dateformat'), (34, 'log.format'), (70, 'bootstrap.dcs.postgresql.remove_data_directory_on_rewind_failure'), (71, 'bootstrap.dcs.postgresql.remove_data_directory_on_diverged_timelines'), (283, 'use_unix_socket')]),
     "debian-config-template.yml": (2, [(37, 'bootstrap.method'), (109, 'postgresql.create_replica_methods')],
