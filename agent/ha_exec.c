@@ -406,6 +406,35 @@ static int create_roles(Agent *a)
         }
         r = agent_exec_sql(a, sql, NULL);
     }
+    /* Patroni's bootstrap.users, as its create_or_update_role(): the options
+     * as given (the loader checked them), LOGIN unless LOGIN or NOLOGIN is
+     * among them, and the password */
+    const char *name;
+    json_t *role;
+    json_object_foreach(c->bootstrap.users, name, role)
+    {
+        if (r < 0) {
+            break;
+        }
+        char options[512] = "";
+        bool login = false;
+        size_t i;
+        json_t *o;
+        json_array_foreach(json_object_get(role, "options"), i, o)
+        {
+            const char *opt = json_string_value(o);
+            login = login || strcmp(opt, "LOGIN") == 0 || strcmp(opt, "NOLOGIN") == 0;
+            size_t used = strlen(options);
+            snprintf(options + used, sizeof(options) - used, "%s%s", used ? " " : "", opt);
+        }
+        if (!login) {
+            size_t used = strlen(options);
+            snprintf(options + used, sizeof(options) - used, "%sLOGIN", used ? " " : "");
+        }
+        ConfigUser u = { .username = (char *)name,
+                         .password = (char *)json_string_value(json_object_get(role, "password")) };
+        r = ensure_role(a, &u, options);
+    }
     return r;
 }
 

@@ -155,6 +155,7 @@ const ConfigRow config_schema[] = {
       .flags = R,
       .forbidden = initdb_forbidden },
     LIST("bootstrap.pg_hba", CONFIG_TYPE_STRV, bootstrap.pg_hba, R),
+    LIST("bootstrap.users", CONFIG_TYPE_JSON, bootstrap.users, R | SECRET),
     /* only Patroni's default; a custom method is refused (check) */
     STR("bootstrap.method", bootstrap.method, R, "initdb", check_bootstrap_method, NULL),
 
@@ -298,7 +299,6 @@ static const char *const patroni_only_keys[] = {
     "etcd3.proxy",
     "etcd3.srv",
     "etcd3.srv_suffix",
-    "bootstrap.users",
     "bootstrap.post_bootstrap",
     "bootstrap.post_init",
     "bootstrap.dcs.member_slots_ttl",

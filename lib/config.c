@@ -353,6 +353,7 @@ static void for_each_pair(ConfigLoader *l, const char *path, yaml_node_t *map, C
 static void apply_value(ConfigLoader *l, const ConfigRow *row, const ConfigValue *v);
 static bool check_slots_value(ConfigLoader *l, const ConfigRow *row, yaml_node_t *value,
                               const json_t *j);
+static json_t *users_json(ConfigLoader *l, yaml_node_t *value);
 
 static void section_pair(ConfigLoader *l, const char *path, const char *key, yaml_node_t *k,
                          yaml_node_t *vn, const void *userdata)
@@ -753,7 +754,14 @@ static void apply_value(ConfigLoader *l, const ConfigRow *row, const ConfigValue
         for_each_pair(l, row->path, v->node, map_pair, row);
         return;
     case CONFIG_TYPE_JSON: {
-        json_t *j = v->node ? node_json(l, v->node, 0) : json_string(v->text);
+        bool users = strcmp(row->path, "bootstrap.users") == 0;
+        if (users && !v->node) {
+            value_error(l, row, v, "a mapping of role names to {password, options}");
+            return;
+        }
+        json_t *j = users     ? users_json(l, v->node)
+                    : v->node ? node_json(l, v->node, 0)
+                              : json_string(v->text);
         if (!j) {
             l->oom = l->oom || !v->node;
             l->bad[row - config_schema] = true;
@@ -1170,6 +1178,155 @@ static bool check_slots_value(ConfigLoader *l, const ConfigRow *row, yaml_node_t
     ConfigWhere w = slot_problem_where(l, value, &at);
     loader_error(l, &w, "bootstrap.dcs.%s", err);
     return false;
+}
+
+/* One of CREATE ROLE's options without an argument (Patroni upper-cases
+ * and passes them as written; dbha passes only these) or CONNECTION LIMIT n. */
+static bool role_option_valid(const char *s)
+{
+    static const char *const words[] = {
+        "SUPERUSER",    "NOSUPERUSER",   "CREATEDB",  "NOCREATEDB",  "CREATEROLE",
+        "NOCREATEROLE", "INHERIT",       "NOINHERIT", "LOGIN",       "NOLOGIN",
+        "REPLICATION",  "NOREPLICATION", "BYPASSRLS", "NOBYPASSRLS",
+    };
+    for (size_t i = 0; i < ELEMENTSOF(words); i++) {
+        if (strcasecmp(s, words[i]) == 0) {
+            return true;
+        }
+    }
+    if (strncasecmp(s, "CONNECTION LIMIT ", 17) != 0) {
+        return false;
+    }
+    const char *n = s + 17 + (s[17] == '-');
+    if (!*n) {
+        return false;
+    }
+    for (; *n; n++) {
+        if (*n < '0' || *n > '9') {
+            return false;
+        }
+    }
+    return strlen(s) < 17 + 12;
+}
+
+/* Patroni's bootstrap.users, checked at each place: role name to a mapping
+ * of password (a scalar, kept as written) and options (a list of role
+ * options). Returns the JSON the agent reads, NULL after an error. */
+static json_t *users_json(ConfigLoader *l, yaml_node_t *value)
+{
+    ConfigWhere at = where_of_mark(value->start_mark);
+    if (value->type != YAML_MAPPING_NODE) {
+        loader_error(l, &at,
+                     "\"bootstrap.users\": expected a mapping of role names to "
+                     "{password, options}");
+        return NULL;
+    }
+    _cleanup_(json_decrefp) json_t *out = json_object();
+    if (!out) {
+        l->oom = true;
+        return NULL;
+    }
+    bool ok = true;
+    for (yaml_node_pair_t *p = value->data.mapping.pairs.start; p < value->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(l->doc, p->value);
+        if (!k || !v) {
+            continue;
+        }
+        ConfigWhere kw = where_of_mark(k->start_mark), vw = where_of_mark(v->start_mark);
+        const char *name = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
+        if (!*name || strlen(name) >= 64) {
+            loader_error(l, &kw, "\"bootstrap.users\": a role name of 1 to 63 bytes");
+            ok = false;
+            continue;
+        }
+        if (v->type != YAML_MAPPING_NODE) {
+            loader_error(l, &vw,
+                         "\"bootstrap.users.%s\": expected a mapping with \"password\" and "
+                         "\"options\"",
+                         name);
+            ok = false;
+            continue;
+        }
+        json_t *role = json_object(), *options = json_array();
+        if (!role || !options || json_object_set_new(out, name, role) < 0 ||
+            json_object_set_new(role, "options", options) < 0) {
+            l->oom = true;
+            return NULL;
+        }
+        for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < v->data.mapping.pairs.top;
+             q++) {
+            yaml_node_t *fk = yaml_document_get_node(l->doc, q->key);
+            yaml_node_t *fv = yaml_document_get_node(l->doc, q->value);
+            if (!fk || !fv || fk->type != YAML_SCALAR_NODE) {
+                continue;
+            }
+            const char *field = (const char *)fk->data.scalar.value;
+            ConfigWhere fkw = where_of_mark(fk->start_mark), fvw = where_of_mark(fv->start_mark);
+            if (strcmp(field, "password") == 0) {
+                if (fv->type != YAML_SCALAR_NODE) {
+                    loader_error(l, &fvw, "\"bootstrap.users.%s.password\": expected a scalar",
+                                 name);
+                    ok = false;
+                } else if (json_object_set_new(role, "password",
+                                               json_string((const char *)fv->data.scalar.value)) <
+                           0) {
+                    l->oom = true;
+                    return NULL;
+                }
+            } else if (strcmp(field, "options") == 0) {
+                if (fv->type != YAML_SEQUENCE_NODE) {
+                    loader_error(l, &fvw, "\"bootstrap.users.%s.options\": expected a list", name);
+                    ok = false;
+                    continue;
+                }
+                if (fv->data.sequence.items.top - fv->data.sequence.items.start > 16) {
+                    loader_error(l, &fvw, "\"bootstrap.users.%s.options\": at most 16", name);
+                    ok = false;
+                    continue;
+                }
+                for (yaml_node_item_t *i = fv->data.sequence.items.start;
+                     i < fv->data.sequence.items.top; i++) {
+                    yaml_node_t *o = yaml_document_get_node(l->doc, *i);
+                    if (!o) {
+                        continue;
+                    }
+                    ConfigWhere ow = where_of_mark(o->start_mark);
+                    const char *opt =
+                        o->type == YAML_SCALAR_NODE ? (const char *)o->data.scalar.value : "";
+                    if (!role_option_valid(opt)) {
+                        loader_error(l, &ow,
+                                     "\"bootstrap.users.%s.options\": \"%.64s\" is not a role "
+                                     "option dbha passes to CREATE ROLE: one of SUPERUSER, "
+                                     "CREATEDB, CREATEROLE, INHERIT, LOGIN, REPLICATION, "
+                                     "BYPASSRLS, their NO... forms, or CONNECTION LIMIT n",
+                                     name, opt);
+                        ok = false;
+                        continue;
+                    }
+                    _cleanup_free_ char *up = strdup(opt);
+                    if (!up) {
+                        l->oom = true;
+                        return NULL;
+                    }
+                    for (char *c = up; *c; c++) {
+                        *c = (char)toupper((unsigned char)*c);
+                    }
+                    if (json_array_append_new(options, json_string(up)) < 0) {
+                        l->oom = true;
+                        return NULL;
+                    }
+                }
+            } else {
+                loader_warn(l, &fkw,
+                            "unknown key \"bootstrap.users.%s.%s\" (Patroni reads only "
+                            "\"password\" and \"options\")",
+                            name, field);
+            }
+        }
+    }
+    return ok ? json_incref(out) : NULL;
 }
 
 /* Values Patroni honours that dbha cannot honour yet, where going on would

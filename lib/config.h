@@ -127,6 +127,10 @@ typedef struct Config {
         ConfigStrv initdb; /* "--opt" / "--key=value" as given to initdb */
         ConfigStrv pg_hba;
         char *method; /* owned, "initdb" (the only one dbha runs) */
+        /* owned reference, NULL when absent: Patroni's bootstrap.users,
+         * {name: {"password": text or absent, "options": [UPPER-CASE role
+         * options]}}, validated; never logged (passwords) */
+        struct json_t *users;
     } bootstrap;
 
     struct {

@@ -10,6 +10,7 @@ import shutil
 import signal
 import time
 
+import psycopg2
 import pytest
 
 from conftest import started_cluster
@@ -604,5 +605,36 @@ def test_pg_ctl_timeout_bounds_the_wait_for_a_start(procs, workdir):
         assert log_count("deadline 25 s)") >= 1
         assert log_count("server did not start in time") == gave_up
         wait_until(running_primary, 30, interval=0.5, what="the primary running again")
+    finally:
+        c.stop_all()
+
+
+def test_bootstrap_users_are_created_with_their_options_and_password(procs, workdir):
+    """Patroni's bootstrap.users: each role created once the new primary runs,
+    with its options, LOGIN unless they say NOLOGIN, and its password."""
+    c = DbhaCluster(procs, workdir, n=1)
+    node = c.nodes[0]
+    template = node.config
+    node.config = lambda: template().replace("  initdb:\n", (
+        "  users:\n"
+        "    admin:\n"
+        "      password: 'adm-pw'\n"
+        "      options: [createrole, createdb]\n"
+        "    reader:\n"
+        "      options: [nologin]\n"
+        "  initdb:\n"), 1)
+    try:
+        c.start()
+        wait_until(lambda: c.status()["leader"] == node.name or None, 90, interval=0.5,
+                   what="the node leads")
+        rows = node.sql("SELECT rolname, rolcreaterole, rolcreatedb, rolcanlogin, rolsuper "
+                        "FROM pg_roles WHERE rolname IN ('admin', 'reader') ORDER BY 1")
+        assert rows == [("admin", True, True, True, False), ("reader", False, False, False, False)]
+        conn = psycopg2.connect(host="127.0.0.1", port=node.pg_port, user="admin",
+                                password="adm-pw", dbname="postgres", connect_timeout=3)
+        conn.close()
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            psycopg2.connect(host="127.0.0.1", port=node.pg_port, user="admin",
+                             password="wrong", dbname="postgres", connect_timeout=3)
     finally:
         c.stop_all()

@@ -53,6 +53,27 @@ typedef struct BrokenRow {
     }
 
 static const BrokenRow broken[] = {
+    /* bootstrap.users, each problem at its place */
+    ERR("users_bad_option",
+        BASE "bootstrap:\n  users:\n    admin:\n      options: [createdb, nosuchthing]\n",
+        "\"bootstrap.users.admin.options\": \"nosuchthing\" is not a role option dbha passes "
+        "to CREATE ROLE: one of SUPERUSER, CREATEDB, CREATEROLE, INHERIT, LOGIN, REPLICATION, "
+        "BYPASSRLS, their NO... forms, or CONNECTION LIMIT n",
+        13, 27),
+    ERR("users_sql_in_option",
+        BASE "bootstrap:\n  users:\n    admin:\n      options: ['login; drop table x']\n",
+        "\"bootstrap.users.admin.options\": \"login; drop table x\" is not a role option dbha "
+        "passes to CREATE ROLE: one of SUPERUSER, CREATEDB, CREATEROLE, INHERIT, LOGIN, "
+        "REPLICATION, BYPASSRLS, their NO... forms, or CONNECTION LIMIT n",
+        13, 17),
+    ERR("users_not_mapping", BASE "bootstrap:\n  users: [a]\n",
+        "\"bootstrap.users\": expected a mapping of role names to {password, options}", 11, 10),
+    ERR("users_role_not_mapping", BASE "bootstrap:\n  users:\n    admin: secret\n",
+        "\"bootstrap.users.admin\": expected a mapping with \"password\" and \"options\"", 12, 12),
+    WARN("users_unknown_field", BASE "bootstrap:\n  users:\n    admin:\n      pasword: x\n",
+         "unknown key \"bootstrap.users.admin.pasword\" (Patroni reads only \"password\" and "
+         "\"options\")",
+         13, 7),
     /* wrong types */
     ERR("ttl_not_integer", BASE "bootstrap:\n  dcs:\n    ttl: abc\n",
         "expected an integer for \"bootstrap.dcs.ttl\", got \"abc\"", 12, 10),
@@ -263,8 +284,8 @@ static const BrokenRow broken[] = {
         "\"kubernetes\" is not supported: dbha keeps the cluster's state in etcd only: replace "
         "\"kubernetes\" with an \"etcd3\" section (hosts: HOST:PORT,...)",
         10, 1),
-    WARN("patroni_bootstrap_users", BASE "bootstrap:\n  users:\n    admin: {password: x}\n",
-         "unknown key \"bootstrap.users\" (a Patroni setting dbha does not use)", 11, 3),
+    WARN("patroni_post_bootstrap", BASE "bootstrap:\n  post_bootstrap: /bin/true\n",
+         "unknown key \"bootstrap.post_bootstrap\" (a Patroni setting dbha does not use)", 11, 3),
     /* the REST API's gates (issue #14) */
     ERR("verify_client", TOP REST "  verify_client: sometimes\n" ETCD PG,
         "expected one of none, optional, required for \"restapi.verify_client\", got "
@@ -1072,6 +1093,21 @@ static void test_misc(void **state)
 
     c = load_ok(TOP "namespace: /\n" REST ETCD PG, NULL);
     assert_string_equal(c->namespace, "/");
+    config_free(c);
+
+    /* bootstrap.users: passwords as written (not numbers), options upper-cased */
+    c = load_ok(BASE "bootstrap:\n  users:\n    admin:\n      password: 0123\n"
+                     "      options: [createrole, Connection Limit 5]\n    app: {options: []}\n",
+                NULL);
+    const json_t *admin = json_object_get(c->bootstrap.users, "admin");
+    assert_string_equal(json_string_value(json_object_get(admin, "password")), "0123");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(admin, "options"), 0)),
+                        "CREATEROLE");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(admin, "options"), 1)),
+                        "CONNECTION LIMIT 5");
+    const json_t *app = json_object_get(c->bootstrap.users, "app");
+    assert_null(json_object_get(app, "password"));
+    assert_int_equal(json_array_size(json_object_get(app, "options")), 0);
     config_free(c);
 
     /* null values keep the defaults, as Patroni's None */
