@@ -310,6 +310,8 @@ static const char *const patroni_only_keys[] = {
     "postgresql.recovery_conf",
     "postgresql.remove_data_directory_on_rewind_failure",
     "postgresql.remove_data_directory_on_diverged_timelines",
+    "bootstrap.dcs.postgresql.remove_data_directory_on_rewind_failure",
+    "bootstrap.dcs.postgresql.remove_data_directory_on_diverged_timelines",
     "postgresql.proxy_address",
     "postgresql.use_pg_rewind",
     "postgresql.before_stop",
@@ -354,6 +356,27 @@ const char *config_refused_reason(const char *path)
     for (size_t i = 0; i < ELEMENTSOF(refused_keys); i++) {
         if (strcmp(refused_keys[i].path, path) == 0) {
             return refused_keys[i].why;
+        }
+    }
+    return NULL;
+}
+
+const char *config_patroni_only_note(const char *path)
+{
+    static const char aside[] =
+        "dbha moves the data directory aside (renamed, kept, never deleted) and clones the member "
+        "anew whatever this says; with false Patroni would leave the member down for an operator";
+    static const struct {
+        const char *path, *note;
+    } notes[] = {
+        { "postgresql.remove_data_directory_on_rewind_failure", aside },
+        { "postgresql.remove_data_directory_on_diverged_timelines", aside },
+        { "bootstrap.dcs.postgresql.remove_data_directory_on_rewind_failure", aside },
+        { "bootstrap.dcs.postgresql.remove_data_directory_on_diverged_timelines", aside },
+    };
+    for (size_t i = 0; i < ELEMENTSOF(notes); i++) {
+        if (strcmp(notes[i].path, path) == 0) {
+            return notes[i].note;
         }
     }
     return NULL;

@@ -67,6 +67,9 @@ const ConfigRow *config_schema_find(const char *path);
 const char *config_refused_reason(const char *path);
 /* Whether `path` is a key Patroni knows and dbha ignores. */
 bool config_is_patroni_only(const char *path);
+/* What dbha does instead, for the Patroni-only keys where that needs
+ * saying; NULL for the others. */
+const char *config_patroni_only_note(const char *path);
 
 /* A new Config holding every row's default. -ENOMEM. */
 int config_new_defaults(Config **ret);

@@ -273,7 +273,12 @@ static void unknown_key(ConfigLoader *l, const char *prefix, const char *key, co
         return;
     }
     if (config_is_patroni_only(path)) {
-        loader_warn(l, w, "unknown key \"%s\" (a Patroni setting dbha does not use)", path);
+        const char *note = config_patroni_only_note(path);
+        if (note) {
+            loader_warn(l, w, "\"%s\" is not read: %s", path, note);
+        } else {
+            loader_warn(l, w, "unknown key \"%s\" (a Patroni setting dbha does not use)", path);
+        }
         return;
     }
     /* Suggest the closest sibling when the typo is small for its length. */

@@ -271,6 +271,12 @@ static void emit(LogLevel level, const char *message_id, const char *file, int l
     }
     if (log_target == LOG_TARGET_DIR && log_dir.fd >= 0) {
         write_line(NULL, level, msg);
+        /* under systemd the journal keeps every line too, beside the file;
+         * stderr does not (Patroni's file replaces its stream) */
+        if (log_dir.before == LOG_TARGET_JOURNAL && log_journal_send) {
+            (void)log_journal_send(level, message_id, file, line, func, msg, log_member, log_scope,
+                                   log_role);
+        }
         return;
     }
     /* no journal backend, or journald gone: stderr rather than lose the line */

@@ -46,15 +46,14 @@ LogTarget log_get_target(void);
 /* Borrowed FILE* for LOG_TARGET_FILE; selecting it also sets the target. */
 void log_set_file(FILE *f);
 /* Patroni's log.dir, log.file_size and log.file_num: lines go to
- * DIR/patroni.log (created 0640, appended to) instead of stderr or the
- * journal. As Python's RotatingFileHandler, which Patroni uses: when a line
- * would bring a non-empty file to max_bytes or more, patroni.log.N-1 becomes
- * .N, ..., patroni.log becomes .1 and a new patroni.log is started, keeping
- * `backups` old files; max_bytes or backups 0: never rotated. A file renamed
- * or removed under us (logrotate, another process of ours that rotated) is
- * noticed at the next line and DIR/patroni.log opened again. dir NULL
- * returns to the target before. The settings change only when the file
- * opens: returns 0 or -errno (nothing changed then). */
+ * DIR/patroni.log (created 0640, appended to) instead of stderr, and
+ * beside the journal when that was the target. As Python's RotatingFileHandler, which Patroni uses:
+ * when a line would bring a non-empty file to max_bytes or more, patroni.log.N-1 becomes .N, ...,
+ * patroni.log becomes .1 and a new patroni.log is started, keeping `backups` old files; max_bytes
+ * or backups 0: never rotated. A file renamed or removed under us (logrotate, another process of
+ * ours that rotated) is noticed at the next line and DIR/patroni.log opened again. dir NULL returns
+ * to the target before. The settings change only when the file opens: returns 0 or -errno (nothing
+ * changed then). */
 int log_set_dir(const char *dir, long long max_bytes, long long backups);
 
 /* Writes one structured journal entry; returns >= 0 or -errno. */

@@ -284,6 +284,12 @@ static const BrokenRow broken[] = {
         "\"kubernetes\" is not supported: dbha keeps the cluster's state in etcd only: replace "
         "\"kubernetes\" with an \"etcd3\" section (hosts: HOST:PORT,...)",
         10, 1),
+    WARN("remove_data_directory_says_what_dbha_does",
+         BASE "  remove_data_directory_on_rewind_failure: false\n",
+         "\"postgresql.remove_data_directory_on_rewind_failure\" is not read: dbha moves the data "
+         "directory aside (renamed, kept, never deleted) and clones the member anew whatever this "
+         "says; with false Patroni would leave the member down for an operator",
+         10, 3),
     WARN("patroni_post_bootstrap", BASE "bootstrap:\n  post_bootstrap: /bin/true\n",
          "unknown key \"bootstrap.post_bootstrap\" (a Patroni setting dbha does not use)", 11, 3),
     /* the REST API's gates (issue #14) */

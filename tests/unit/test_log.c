@@ -112,6 +112,49 @@ static void test_dir_rotates_as_python(void **state)
     remove_dir(dir);
 }
 
+static int journal_lines;
+
+static int fake_journal(LogLevel level, const char *message_id, const char *file, int line,
+                        const char *func, const char *msg, const char *member, const char *scope,
+                        const char *role)
+{
+    (void)level, (void)message_id, (void)file, (void)line, (void)func, (void)member, (void)scope,
+        (void)role;
+    if (strstr(msg, "to both")) {
+        journal_lines++;
+    }
+    return 0;
+}
+
+/* Under systemd (the journal as target) log.dir adds the file beside the
+ * journal: every line in both. */
+static void test_dir_beside_the_journal(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/dbha-test-log-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    log_set_max_level(LOG_LEVEL_INFO);
+    log_set_journal_backend(fake_journal);
+    log_set_target(LOG_TARGET_JOURNAL);
+    journal_lines = 0;
+    assert_int_equal(log_set_dir(dir, 0, 0), 0);
+    log_info("to both %d", 1);
+    log_warning("to both %d", 2);
+    assert_int_equal(journal_lines, 2);
+    char *cur = slurp(dir, "patroni.log");
+    assert_non_null(cur);
+    assert_non_null(strstr(cur, "INFO    to both 1\n"));
+    assert_non_null(strstr(cur, "WARNING to both 2\n"));
+    free(cur);
+    assert_int_equal(log_set_dir(NULL, 0, 0), 0);
+    assert_int_equal(log_get_target(), LOG_TARGET_JOURNAL);
+    log_info("to both %d", 3); /* the journal alone again */
+    assert_int_equal(journal_lines, 3);
+    log_set_journal_backend(NULL);
+    log_set_target(LOG_TARGET_STDERR);
+    remove_dir(dir);
+}
+
 static void test_dir_follows_a_moved_file_and_never_rotates_at_zero(void **state)
 {
     (void)state;
@@ -289,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_journal_stream_mismatch_uses_stderr),
         cmocka_unit_test(test_dir_rotates_as_python),
         cmocka_unit_test(test_dir_follows_a_moved_file_and_never_rotates_at_zero),
+        cmocka_unit_test(test_dir_beside_the_journal),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }
