@@ -771,6 +771,7 @@ static void observe_step(Agent *a, uint64_t now, HaObservation *o)
         .me = a->config->name,
         .dcs = agent_dcs(a),
         .tag_nofailover = a->config->tags.nofailover,
+        .post_bootstrap = a->config->bootstrap.post_bootstrap != NULL,
         .failover_priority = a->config->tags.failover_priority,
         .watchdog_blocked = a->watchdog_blocked,
         .data = observe_data_dir(a),

@@ -50,10 +50,11 @@
  * (agent_publish_topology_watched) at most this often. */
 #define AGENT_TOPOLOGY_WAKE_MIN_USEC (1000 * 1000ULL)
 /* Job deadlines. */
-#define AGENT_INITDB_TIMEOUT_SEC     120
-#define AGENT_STOP_TIMEOUT_SEC       60
-#define AGENT_BASEBACKUP_TIMEOUT_SEC 3600
-#define AGENT_REWIND_TIMEOUT_SEC     600
+#define AGENT_INITDB_TIMEOUT_SEC         120
+#define AGENT_POST_BOOTSTRAP_TIMEOUT_SEC 86400 /* Patroni waits for ever */
+#define AGENT_STOP_TIMEOUT_SEC           60
+#define AGENT_BASEBACKUP_TIMEOUT_SEC     3600
+#define AGENT_REWIND_TIMEOUT_SEC         600
 /* pg_promote returns at once; then pg_is_in_recovery() is polled this often,
  * until the lease's next renewal is due but at least AGENT_PROMOTE_WAIT_MIN_USEC
  * and at most AGENT_PROMOTE_WAIT_MAX_USEC. A promotion not done by then is

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "cmdsplit.h"
 #include "inherit.h"
 #include "log.h"
 
@@ -156,11 +157,12 @@ int callbacks_decide(CallbacksTrack *t, CallbacksEvent ev, CallbacksRole role,
 
 char **callbacks_argv_free(char **argv)
 {
-    for (size_t i = 0; argv && argv[i]; i++) {
-        free(argv[i]);
-    }
-    free(argv);
-    return NULL;
+    return cmdsplit_free(argv);
+}
+
+int callbacks_split(const char *command, char ***ret_argv)
+{
+    return cmdsplit(command, ret_argv);
 }
 
 /* Appends a word to a NULL-terminated vector of n words. */
@@ -175,81 +177,6 @@ static int push_word(char ***v, size_t *n, char *word)
     nv[*n] = NULL;
     *v = nv;
     return 0;
-}
-
-int callbacks_split(const char *command, char ***ret_argv)
-{
-    if (!command) {
-        return -EINVAL;
-    }
-    size_t len = strlen(command);
-    char **v = calloc(1, sizeof(char *));
-    char *word = malloc(len + 1);
-    if (!v || !word) {
-        free(v);
-        free(word);
-        return -ENOMEM;
-    }
-    size_t n = 0, w = 0;
-    bool in_word = false; /* a word started (maybe empty: '' or "") */
-    char quote = 0;       /* the open quote, 0: none */
-    int r = 0;
-    for (const char *p = command; *p && r >= 0; p++) {
-        char ch = *p;
-        if (quote == '\'') {
-            if (ch == '\'') {
-                quote = 0;
-            } else {
-                word[w++] = ch;
-            }
-        } else if (quote == '"') {
-            if (ch == '"') {
-                quote = 0;
-            } else if (ch == '\\' && (p[1] == '"' || p[1] == '\\')) {
-                word[w++] = *++p;
-            } else if (ch == '\\' && p[1] == '\0') {
-                r = -EINVAL; /* shlex: "No escaped character" */
-            } else {
-                word[w++] = ch;
-            }
-        } else if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') {
-            if (in_word) {
-                word[w] = '\0';
-                char *copy = strdup(word);
-                r = copy ? push_word(&v, &n, copy) : -ENOMEM;
-                in_word = false;
-                w = 0;
-            }
-        } else if (ch == '\'' || ch == '"') {
-            quote = ch;
-            in_word = true;
-        } else if (ch == '\\') {
-            if (p[1] == '\0') {
-                r = -EINVAL;
-            } else {
-                word[w++] = *++p;
-                in_word = true;
-            }
-        } else {
-            word[w++] = ch;
-            in_word = true;
-        }
-    }
-    if (r >= 0 && quote) {
-        r = -EINVAL; /* shlex: "No closing quotation" */
-    }
-    if (r >= 0 && in_word) {
-        word[w] = '\0';
-        char *copy = strdup(word);
-        r = copy ? push_word(&v, &n, copy) : -ENOMEM;
-    }
-    free(word);
-    if (r < 0) {
-        callbacks_argv_free(v);
-        return r;
-    }
-    *ret_argv = v;
-    return (int)n;
 }
 
 int callbacks_argv(const char *command, CallbacksAction action, CallbacksRole role,
@@ -643,7 +570,7 @@ Callbacks *callbacks_free(Callbacks *cb)
 CallbacksRole callbacks_role_guess(HaState state, bool probed_primary)
 {
     bool primary = state == HA_STATE_PRIMARY || state == HA_STATE_STARTING_PRIMARY ||
-                   state == HA_STATE_BOOTSTRAP_STARTING;
+                   state == HA_STATE_BOOTSTRAP_STARTING || state == HA_STATE_BOOTSTRAP_POST;
     return primary || probed_primary ? CALLBACKS_ROLE_MASTER : CALLBACKS_ROLE_REPLICA;
 }
 
@@ -696,9 +623,12 @@ void callbacks_event(Callbacks *cb, const Config *config, CallbacksEvent ev, Cal
 
 void callbacks_state(Callbacks *cb, const Config *config, HaState from, HaState to)
 {
+    if (to == HA_STATE_BOOTSTRAP_POST) {
+        return; /* still starting: post_bootstrap runs before the new primary leads */
+    }
     bool up = to == HA_STATE_PRIMARY || to == HA_STATE_REPLICA;
     bool starting = from == HA_STATE_STARTING_PRIMARY || from == HA_STATE_STARTING_REPLICA ||
-                    from == HA_STATE_BOOTSTRAP_STARTING;
+                    from == HA_STATE_BOOTSTRAP_STARTING || from == HA_STATE_BOOTSTRAP_POST;
     CallbacksRole role = to == HA_STATE_PRIMARY ? CALLBACKS_ROLE_MASTER : CALLBACKS_ROLE_REPLICA;
     if (up && starting) {
         callbacks_event(cb, config, CALLBACKS_EVENT_STARTED, role);

@@ -22,6 +22,7 @@ static const char *const state_table[_HA_STATE_MAX] = {
     [HA_STATE_INIT] = "init",
     [HA_STATE_BOOTSTRAP_INITDB] = "bootstrap-initdb",
     [HA_STATE_BOOTSTRAP_STARTING] = "bootstrap-starting",
+    [HA_STATE_BOOTSTRAP_POST] = "bootstrap-post",
     [HA_STATE_CLONING] = "cloning",
     [HA_STATE_STARTING_REPLICA] = "starting-replica",
     [HA_STATE_STARTING_PRIMARY] = "starting-primary",
@@ -49,6 +50,7 @@ static const char *const action_table[_HA_ACTION_MAX] = {
     [HA_ACTION_FOLLOW] = "follow",
     [HA_ACTION_SYNC_SLOTS] = "sync-slots",
     [HA_ACTION_SYNC_REPLICATION] = "sync-replication",
+    [HA_ACTION_RUN_POST_BOOTSTRAP] = "run-post-bootstrap",
     [HA_ACTION_PUBLISH_STATUS] = "publish-status",
     [HA_ACTION_REFUSE] = "refuse",
     [HA_ACTION_RECLAIM_INITIALIZE] = "reclaim-initialize",
@@ -287,6 +289,23 @@ static bool guard_initdb_done_lost(const HaInput *in)
 }
 
 /* Someone else leads while our bootstrap was finishing: ours is void. */
+static bool guard_bootstrap_up_post(const HaInput *in)
+{
+    return guard_bootstrap_up(in) && in->post_bootstrap;
+}
+
+/* post_bootstrap finished well now, or at an earlier tick that could not
+ * go on (etcd unreachable): a failure ends BOOTSTRAP_POST when it is seen. */
+static bool guard_post_bootstrap_done(const HaInput *in)
+{
+    return (in->job == HA_JOB_SUCCEEDED || in->job == HA_JOB_NONE) && guard_bootstrap_up(in);
+}
+
+static bool guard_pg_stopped(const HaInput *in)
+{
+    return !in->pg_running;
+}
+
 static bool guard_bootstrap_lost(const HaInput *in)
 {
     return in->dcs_ok && ((in->has_leader && !in->leader_is_me) || in->nofailover);
@@ -651,11 +670,30 @@ static const HaRow table[] = {
       "the new primary did not start" },
     { HA_STATE_BOOTSTRAP_STARTING, G(guard_bootstrap_lost), HA_STATE_INIT,
       A(HA_ACTION_ABORT_BOOTSTRAP), "another member leads: abandoning our bootstrap" },
+    { HA_STATE_BOOTSTRAP_STARTING, G(guard_bootstrap_up_post), HA_STATE_BOOTSTRAP_POST,
+      A(HA_ACTION_RUN_POST_BOOTSTRAP), "the new primary runs: running post_bootstrap" },
     { HA_STATE_BOOTSTRAP_STARTING, G(guard_bootstrap_up), HA_STATE_PRIMARY,
       A(HA_ACTION_TAKE_LEADER, HA_ACTION_FINISH_BOOTSTRAP, HA_ACTION_SYNC_SLOTS,
         HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
       "bootstrapped the cluster: leader" },
     { HA_STATE_BOOTSTRAP_STARTING, G(guard_always), STAY, NONE, "waiting for the new primary" },
+    /* post_bootstrap, as Patroni: before `initialize`, `config` and the
+     * leader key are written; a failure abandons the bootstrap. */
+    { HA_STATE_BOOTSTRAP_POST, G(guard_data_foreign), HA_STATE_REFUSED,
+      A(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
+      "the new primary's data is not this cluster's" },
+    { HA_STATE_BOOTSTRAP_POST, G(guard_job_failed), HA_STATE_INIT, A(HA_ACTION_ABORT_BOOTSTRAP),
+      "post_bootstrap failed: abandoning the bootstrap" },
+    { HA_STATE_BOOTSTRAP_POST, G(guard_bootstrap_lost), HA_STATE_INIT, A(HA_ACTION_ABORT_BOOTSTRAP),
+      "another member leads: abandoning our bootstrap" },
+    { HA_STATE_BOOTSTRAP_POST, G(guard_pg_stopped), HA_STATE_INIT, A(HA_ACTION_ABORT_BOOTSTRAP),
+      "the new primary stopped during post_bootstrap: abandoning the bootstrap" },
+    { HA_STATE_BOOTSTRAP_POST, G(guard_post_bootstrap_done), HA_STATE_PRIMARY,
+      A(HA_ACTION_TAKE_LEADER, HA_ACTION_FINISH_BOOTSTRAP, HA_ACTION_SYNC_SLOTS,
+        HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
+      "post_bootstrap done: bootstrapped the cluster, leader" },
+    { HA_STATE_BOOTSTRAP_POST, G(guard_always), STAY, NONE,
+      "post_bootstrap done; waiting for etcd and the new primary to finish the bootstrap" },
 
     /* Replica creation. */
     { HA_STATE_CLONING, G(guard_job_failed), HA_STATE_INIT, A(HA_ACTION_REMOVE_CLONE),

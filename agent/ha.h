@@ -18,6 +18,8 @@ typedef enum HaState {
     HA_STATE_INIT,               /* just started, or between phases: look at the data dir */
     HA_STATE_BOOTSTRAP_INITDB,   /* won `initialize`, initdb running */
     HA_STATE_BOOTSTRAP_STARTING, /* initdb done, the new primary starting */
+    HA_STATE_BOOTSTRAP_POST,     /* the new primary runs, without the leader key yet:
+                                    bootstrap.post_bootstrap running (Patroni's order) */
     HA_STATE_CLONING,            /* pg_basebackup into the clone dir */
     HA_STATE_STARTING_REPLICA,   /* pg_ctl start of a replica */
     HA_STATE_STARTING_PRIMARY,   /* pg_ctl start of a primary that holds the leader key */
@@ -61,6 +63,7 @@ typedef enum HaAction {
     HA_ACTION_RESTART_POSTGRES,   /* start the pg_ctl restart job (fast stop, then start) */
     HA_ACTION_SYNC_REPLICATION,   /* synchronous_mode: the `sync` key and
                                      synchronous_standby_names (agent/syncrep.c) */
+    HA_ACTION_RUN_POST_BOOTSTRAP, /* roles (bootstrap.users), then the post_bootstrap job */
     _HA_ACTION_MAX,
     _HA_ACTION_INVALID = -EINVAL,
 } HaAction;
@@ -114,6 +117,7 @@ typedef struct HaInput {
     bool crash_noted;          /* the primary went down and the time is recorded */
     bool restart_expired;      /* it has been down longer than primary_start_timeout */
     bool use_pg_rewind;
+    bool post_bootstrap;  /* bootstrap.post_bootstrap (or post_init) is set */
     bool diverged;        /* our WAL goes past the point where the leader's timeline forked off
                              ours (the `history` key): streaming from it cannot work */
     bool promoting;       /* a promotion was asked for and may still happen (or has, and the

@@ -17,6 +17,7 @@
 
 #include "agent.h"
 #include "clock.h"
+#include "cmdsplit.h"
 #include "slots.h"
 #include "upstream.h"
 
@@ -435,6 +436,78 @@ static int create_roles(Agent *a)
                          .password = (char *)json_string_value(json_object_get(role, "password")) };
         r = ensure_role(a, &u, options);
     }
+    return r;
+}
+
+/* A first word without a "/" from PATH, as Python's subprocess finds it;
+ * NULL: not found (the word is kept). */
+static char *find_in_path(const char *word)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path) {
+        path = "/usr/local/bin:/usr/bin:/bin";
+    }
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, ":");
+        char *full = NULL;
+        if (n > 0 && asprintf(&full, "%.*s/%s", (int)n, p, word) >= 0) {
+            if (access(full, X_OK) == 0) {
+                return full;
+            }
+            free(full);
+        }
+        p += n + (p[n] == ':');
+    }
+    return NULL;
+}
+
+/* Patroni's bootstrap.post_bootstrap (post_init): the roles first (the
+ * script may use them), then the command with the new primary's connection
+ * string appended (its passfile in it, and PGPASSFILE), as a job the loop
+ * watches. Nothing names us leader yet: the other members wait on the
+ * `initialize` key we hold. */
+static int run_post_bootstrap(Agent *a)
+{
+    if (!a->local.probe_ok) {
+        return log_warning_errno(-EAGAIN, "the new primary does not answer yet");
+    }
+    int r = create_roles(a);
+    if (r < 0) {
+        return r;
+    }
+    r = pgctl_write_pgpass(&a->local.ctl);
+    if (r < 0) {
+        return log_error_errno(r, "writing the passfile \"%s\": %m", a->local.ctl.pgpass);
+    }
+    _cleanup_free_ char *dsn = pgctl_local_conninfo(&a->local.ctl);
+    char **argv = NULL;
+    int n = dsn ? cmdsplit(a->config->bootstrap.post_bootstrap, &argv) : -ENOMEM;
+    if (n <= 0) {
+        cmdsplit_free(argv);
+        return log_error_errno(n < 0 ? n : -EINVAL,
+                               "bootstrap.post_bootstrap: cannot split \"%s\" into words (%m)",
+                               a->config->bootstrap.post_bootstrap);
+    }
+    char **v = realloc(argv, ((size_t)n + 2) * sizeof(char *));
+    if (!v) {
+        cmdsplit_free(argv);
+        return -ENOMEM;
+    }
+    v[n] = strdup(dsn);
+    v[n + 1] = NULL;
+    if (!v[n]) {
+        cmdsplit_free(v);
+        return -ENOMEM;
+    }
+    if (!strchr(v[0], '/')) {
+        char *full = find_in_path(v[0]);
+        if (full) {
+            free(v[0]);
+            v[0] = full;
+        }
+    }
+    r = jobs_start(&a->jobs, JOB_POST_BOOTSTRAP, v, AGENT_POST_BOOTSTRAP_TIMEOUT_SEC);
+    cmdsplit_free(v);
     return r;
 }
 
@@ -1401,6 +1474,8 @@ int ha_exec_action(Agent *a, HaAction action)
         return stop_postgres(a);
     case HA_ACTION_FINISH_BOOTSTRAP:
         return finish_bootstrap(a);
+    case HA_ACTION_RUN_POST_BOOTSTRAP:
+        return run_post_bootstrap(a);
     case HA_ACTION_ABORT_BOOTSTRAP:
         return abort_bootstrap(a);
     case HA_ACTION_TAKE_LEADER:

@@ -15,9 +15,14 @@
 #include "macro.h"
 
 static const char *const job_kind_table[_JOB_KIND_MAX] = {
-    [JOB_NONE] = "none",       [JOB_INITDB] = "initdb",         [JOB_START] = "start",
-    [JOB_STOP] = "stop",       [JOB_BASEBACKUP] = "basebackup", [JOB_REWIND] = "rewind",
+    [JOB_NONE] = "none",
+    [JOB_INITDB] = "initdb",
+    [JOB_START] = "start",
+    [JOB_STOP] = "stop",
+    [JOB_BASEBACKUP] = "basebackup",
+    [JOB_REWIND] = "rewind",
     [JOB_RESTART] = "restart",
+    [JOB_POST_BOOTSTRAP] = "post_bootstrap",
 };
 
 const char *job_kind_to_string(JobKind k)

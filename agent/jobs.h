@@ -22,6 +22,7 @@ typedef enum JobKind {
     JOB_BASEBACKUP,
     JOB_REWIND,
     JOB_RESTART,
+    JOB_POST_BOOTSTRAP,
     _JOB_KIND_MAX,
     _JOB_KIND_INVALID = -EINVAL,
 } JobKind;

@@ -322,6 +322,13 @@ static char *conninfo(const char *host, int port, const ConfigUser *u, const cha
     return buf;
 }
 
+char *pgctl_local_conninfo(const PgCtl *p)
+{
+    const Config *c = p->config;
+    return conninfo(p->local_host, p->port, &c->postgresql.superuser, "postgres", "postgres",
+                    p->pgpass, NULL, false, 3);
+}
+
 int pgctl_primary_conninfo(const PgCtl *p, const PgUpstream *u, char *buf, size_t size)
 {
     const Config *c = p->config;

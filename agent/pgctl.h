@@ -100,6 +100,11 @@ typedef struct PgUpstream {
 /* The primary_conninfo for upstream (application_name = member name,
  * passfile = our passfile). Returns 0 or -ENOBUFS. */
 int pgctl_primary_conninfo(const PgCtl *p, const PgUpstream *u, char *buf, size_t size);
+/* The superuser's connection to the local server, as Patroni's format_dsn
+ * of its local connection: host, port, user, dbname, passfile and the
+ * superuser's libpq settings, no password. Owned by the caller; NULL: no
+ * memory. */
+char *pgctl_local_conninfo(const PgCtl *p);
 
 /* Writes the files the agent manages in data_dir: postgresql.conf (our
  * settings and both parameter sets, including initdb's original as

@@ -182,6 +182,7 @@ void ha_policy_input(const HaObservation *o, const HaMemory *mem, HaStep *st)
         .clone_retry_usec = m->clone_retry_usec,
         .lease_expiring = o->lease_expiring,
         .use_pg_rewind = o->dcs->use_pg_rewind,
+        .post_bootstrap = o->post_bootstrap,
         .dcs_ok = o->dcs_ok,
         .has_initialize = c && c->initialize != NULL,
         .has_leader = l != NULL,

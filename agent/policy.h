@@ -76,6 +76,7 @@ typedef struct HaObservation {
     bool tag_nofailover;  /* tags.nofailover */
     int64_t failover_priority;
     bool watchdog_blocked; /* watchdog.mode required and the device cannot be opened */
+    bool post_bootstrap;   /* bootstrap.post_bootstrap is set */
 
     HaDataDir data;
     bool pg_running;        /* the postmaster is alive */

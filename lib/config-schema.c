@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "cmdsplit.h"
 #include "config.h"
 #include "log.h"
 
@@ -27,6 +28,7 @@ static const char *check_protocol(const char *s);
 static const char *check_bool(const char *s);
 static const char *check_log_level(const char *s);
 static const char *check_log_dir(const char *s);
+static const char *check_command(const char *s);
 static const char *check_watchdog_driver(const char *s);
 static const char *check_verify_client(const char *s);
 static const char *check_allowlist_entry(const char *s);
@@ -156,6 +158,8 @@ const ConfigRow config_schema[] = {
       .forbidden = initdb_forbidden },
     LIST("bootstrap.pg_hba", CONFIG_TYPE_STRV, bootstrap.pg_hba, R),
     LIST("bootstrap.users", CONFIG_TYPE_JSON, bootstrap.users, R | SECRET),
+    STR("bootstrap.post_bootstrap", bootstrap.post_bootstrap, R, NULL, check_command, NULL),
+    STR("bootstrap.post_init", alias.post_init, R, NULL, check_command, NULL),
     /* only Patroni's default; a custom method is refused (check) */
     STR("bootstrap.method", bootstrap.method, R, "initdb", check_bootstrap_method, NULL),
 
@@ -299,8 +303,6 @@ static const char *const patroni_only_keys[] = {
     "etcd3.proxy",
     "etcd3.srv",
     "etcd3.srv_suffix",
-    "bootstrap.post_bootstrap",
-    "bootstrap.post_init",
     "bootstrap.dcs.member_slots_ttl",
     "bootstrap.dcs.maximum_lag_on_syncnode",
     "bootstrap.dcs.postgresql.recovery_conf",
@@ -633,6 +635,16 @@ static const char *check_bool(const char *s)
 static const char *check_log_level(const char *s)
 {
     return log_level_from_string(s) >= 0 ? NULL : "one of DEBUG, INFO, WARNING, ERROR, CRITICAL";
+}
+
+/* A command line as Patroni splits it (shlex): at least one word, quotes
+ * closed. */
+static const char *check_command(const char *s)
+{
+    char **v = NULL;
+    int n = cmdsplit(s, &v);
+    cmdsplit_free(v);
+    return n > 0 ? NULL : "a command line (words as a shell splits them, quotes closed)";
 }
 
 static const char *check_log_dir(const char *s)

@@ -999,6 +999,7 @@ static void resolve_aliases(ConfigLoader *l)
         { "postgresql.name", "name" },
         { "bootstrap.dcs.permanent_replication_slots", "bootstrap.dcs.slots" },
         { "bootstrap.dcs.permanent_slots", "bootstrap.dcs.slots" },
+        { "bootstrap.post_init", "bootstrap.post_bootstrap" },
     };
     Config *c = l->config;
 

@@ -131,6 +131,10 @@ typedef struct Config {
          * {name: {"password": text or absent, "options": [UPPER-CASE role
          * options]}}, validated; never logged (passwords) */
         struct json_t *users;
+        /* owned, NULL: none; Patroni's bootstrap.post_bootstrap (old name
+         * post_init): a command line, split as shlex does, run once with
+         * the new primary's connection string appended */
+        char *post_bootstrap;
     } bootstrap;
 
     struct {
@@ -187,6 +191,7 @@ typedef struct Config {
         char *postgresql_name;                             /* owned; name */
         struct json_t *permanent_slots;                    /* owned; bootstrap.dcs.slots */
         struct json_t *permanent_replication_slots;        /* owned; bootstrap.dcs.slots */
+        char *post_init;                                   /* owned; bootstrap.post_bootstrap */
     } alias;
 } Config;
 

@@ -638,3 +638,52 @@ def test_bootstrap_users_are_created_with_their_options_and_password(procs, work
                              password="wrong", dbname="postgres", connect_timeout=3)
     finally:
         c.stop_all()
+
+
+def test_post_bootstrap_runs_before_the_cluster_is_announced_and_a_failure_starts_over(procs,
+                                                                                       workdir):
+    """Patroni's bootstrap.post_bootstrap: run once by the bootstrapping node
+    with the new primary's connection string, before the leader key is
+    taken; here it fails the first time (the bootstrap is abandoned and tried
+    again from initdb) and creates a database the second time, which the
+    replica cloned later has too."""
+    post = os.path.join(workdir, "post")
+    hand_to_pg_user(post)
+    script = os.path.join(post, "post.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\n"
+                f'echo "$@" >> {post}/args\n'
+                f'if [ ! -e {post}/failed-once ]; then touch {post}/failed-once; exit 3; fi\n'
+                '/usr/lib/postgresql/15/bin/psql "$1" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE app"'
+                "\n")
+    os.chmod(script, 0o755)
+    c = DbhaCluster(procs, workdir, n=2)
+    first, second = c.nodes
+    template = first.config
+    first.config = lambda: template().replace("  initdb:\n", f"  post_bootstrap: '{script}'\n"
+                                              "  initdb:\n", 1)
+    try:
+        c.start(nodes=[first])
+        wait_until(lambda: c.status()["leader"] == first.name or None, 120, interval=0.5,
+                   what="the first node leads")
+        with open(os.path.join(post, "args")) as f:
+            runs = f.read().splitlines()
+        assert len(runs) == 2, runs  # failed once, then done
+        dsn = runs[1]
+        assert f"port='{first.pg_port}'" in dsn and "user='postgres'" in dsn and \
+            "dbname='postgres'" in dsn and f"passfile='{first.dir}/pgpass'" in dsn, dsn
+        assert "password" not in dsn
+        with open(procs.log_path(first.name), "rb") as f:
+            log = f.read().decode(errors="replace")
+        failed = log.index("post_bootstrap failed: abandoning the bootstrap")
+        done = log.index("post_bootstrap done: bootstrapped the cluster, leader")
+        second_run = log.index("running post_bootstrap (pid", failed)
+        assert failed < second_run < done
+        assert log.index("acquired the leader key") > second_run, \
+            "the leader key is taken after post_bootstrap"
+        assert first.sql("SELECT count(*) FROM pg_database WHERE datname = 'app'") == [(1,)]
+        c.start(nodes=[second])
+        c.wait_healthy(timeout=120)
+        assert second.sql("SELECT count(*) FROM pg_database WHERE datname = 'app'") == [(1,)]
+    finally:
+        c.stop_all()

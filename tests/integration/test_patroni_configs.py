@@ -52,13 +52,13 @@ EXPECTED = {
     "postgresql_cluster-walg-standby.yml": (2, [(54, 'bootstrap.method'), (157, 'bootstrap.dcs.standby_cluster'), (164, 'bootstrap.dcs.slots.logical_replication_slot'), (213, 'postgresql.create_replica_methods')],
         [(29, 'log.traceback_level'), (30, 'log.format'), (31, 'log.dateformat'), (32, 'log.max_queue_size'), (36, 'log.loggers'), (55, 'bootstrap.wal-g'), (187, 'postgresql.config_dir'), (205, 'postgresql.remove_data_directory_on_rewind_failure'), (206, 'postgresql.remove_data_directory_on_diverged_timelines'), (216, 'postgresql.pgbackrest'), (220, 'postgresql.wal_g'), (227, 'postgresql.recovery_conf')]),
     "spilo-clone-wale.yml": (2, [(50, 'bootstrap.method'), (115, 'postgresql.create_replica_methods')],
-        [(15, 'bootstrap.post_init'), (51, 'bootstrap.clone_with_wale'), (72, 'postgresql.use_unix_socket_repl'), (116, 'postgresql.basebackup_fast_xlog')]),
+        [(51, 'bootstrap.clone_with_wale'), (72, 'postgresql.use_unix_socket_repl'), (116, 'postgresql.basebackup_fast_xlog')]),
     "spilo-standby-wale.yml": (2, [(21, 'bootstrap.dcs.standby_cluster'), (136, 'postgresql.create_replica_methods')],
-        [(19, 'bootstrap.post_init'), (83, 'postgresql.use_unix_socket_repl'), (121, 'postgresql.recovery_conf'), (138, 'postgresql.wal_e'), (144, 'postgresql.basebackup_fast_xlog'), (147, 'postgresql.bootstrap_standby_with_wale')]),
+        [(83, 'postgresql.use_unix_socket_repl'), (121, 'postgresql.recovery_conf'), (138, 'postgresql.wal_e'), (144, 'postgresql.basebackup_fast_xlog'), (147, 'postgresql.bootstrap_standby_with_wale')]),
     "spilo-template.yml": (2, [(107, 'postgresql.create_replica_methods')],
-        [(17, 'bootstrap.post_init'), (63, 'postgresql.use_unix_socket_repl'), (108, 'postgresql.basebackup_fast_xlog')]),
+        [(63, 'postgresql.use_unix_socket_repl'), (108, 'postgresql.basebackup_fast_xlog')]),
     "timescaledb-single.yml": (2, [(16, 'bootstrap.method'), (81, 'postgresql.create_replica_methods')],
-        [(17, 'bootstrap.restore_or_initdb'), (23, 'bootstrap.post_init'), (83, 'postgresql.pgbackrest'), (90, 'postgresql.recovery_conf')]),
+        [(17, 'bootstrap.restore_or_initdb'), (83, 'postgresql.pgbackrest'), (90, 'postgresql.recovery_conf')]),
 }
 
 LINE = re.compile(r"(error|warning): (\S+?):(\d+):(\d+): (.*)")

@@ -290,8 +290,13 @@ static const BrokenRow broken[] = {
          "directory aside (renamed, kept, never deleted) and clones the member anew whatever this "
          "says; with false Patroni would leave the member down for an operator",
          10, 3),
-    WARN("patroni_post_bootstrap", BASE "bootstrap:\n  post_bootstrap: /bin/true\n",
-         "unknown key \"bootstrap.post_bootstrap\" (a Patroni setting dbha does not use)", 11, 3),
+    WARN("post_init_and_post_bootstrap",
+         BASE "bootstrap:\n  post_init: /bin/false\n  post_bootstrap: /bin/true\n",
+         "\"bootstrap.post_init\" is ignored because \"bootstrap.post_bootstrap\" is set", 11, 3),
+    ERR("post_bootstrap_unclosed_quote", BASE "bootstrap:\n  post_bootstrap: \"/bin/x 'a\"\n",
+        "expected a command line (words as a shell splits them, quotes closed) for "
+        "\"bootstrap.post_bootstrap\", got \"/bin/x 'a\"",
+        11, 19),
     /* the REST API's gates (issue #14) */
     ERR("verify_client", TOP REST "  verify_client: sometimes\n" ETCD PG,
         "expected one of none, optional, required for \"restapi.verify_client\", got "

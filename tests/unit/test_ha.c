@@ -325,6 +325,59 @@ static const Case cases[] = {
       ACTS(HA_ACTION_TAKE_LEADER, HA_ACTION_FINISH_BOOTSTRAP, HA_ACTION_SYNC_SLOTS,
            HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
       "bootstrapped the cluster: leader" },
+    { "bootstrap-starting: up with post_bootstrap -> run it, no key yet",
+      IN(.state = HA_STATE_BOOTSTRAP_STARTING, .job = HA_JOB_SUCCEEDED, PRIMARY_UP,
+         .has_initialize = true, .post_bootstrap = true),
+      HA_STATE_BOOTSTRAP_POST, ACTS(HA_ACTION_RUN_POST_BOOTSTRAP),
+      "the new primary runs: running post_bootstrap" },
+    { "bootstrap-starting: post_bootstrap set, another member leads -> abandon",
+      IN(.state = HA_STATE_BOOTSTRAP_STARTING, .job = HA_JOB_SUCCEEDED, PRIMARY_UP, LEADER_OTHER,
+         .post_bootstrap = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_ABORT_BOOTSTRAP),
+      "another member leads: abandoning our bootstrap" },
+    { "bootstrap-post: running -> wait",
+      IN(.state = HA_STATE_BOOTSTRAP_POST, .job = HA_JOB_RUNNING, PRIMARY_UP,
+         .has_initialize = true, .post_bootstrap = true),
+      HA_STATE_BOOTSTRAP_POST, NO_ACTS, "waiting for the running job" },
+    { "bootstrap-post: done -> finish bootstrap, leader",
+      IN(.state = HA_STATE_BOOTSTRAP_POST, .job = HA_JOB_SUCCEEDED, PRIMARY_UP,
+         .has_initialize = true, .post_bootstrap = true),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_TAKE_LEADER, HA_ACTION_FINISH_BOOTSTRAP, HA_ACTION_SYNC_SLOTS,
+           HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
+      "post_bootstrap done: bootstrapped the cluster, leader" },
+    { "bootstrap-post: done at an earlier tick, etcd back -> finish",
+      IN(.state = HA_STATE_BOOTSTRAP_POST, .job = HA_JOB_NONE, PRIMARY_UP, .has_initialize = true,
+         .post_bootstrap = true),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_TAKE_LEADER, HA_ACTION_FINISH_BOOTSTRAP, HA_ACTION_SYNC_SLOTS,
+           HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
+      "post_bootstrap done: bootstrapped the cluster, leader" },
+    { "bootstrap-post: done but etcd unreachable -> wait, never lead on a stale view",
+      IN(.state = HA_STATE_BOOTSTRAP_POST, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_OURS,
+         .pg_running = true, .pg_reachable = true, .has_initialize = true, .post_bootstrap = true),
+      HA_STATE_BOOTSTRAP_POST, NO_ACTS,
+      "post_bootstrap done; waiting for etcd and the new primary to finish the bootstrap" },
+    { "bootstrap-post: failed -> abandon the bootstrap",
+      IN(.state = HA_STATE_BOOTSTRAP_POST, .job = HA_JOB_FAILED, PRIMARY_UP, .has_initialize = true,
+         .post_bootstrap = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_ABORT_BOOTSTRAP),
+      "post_bootstrap failed: abandoning the bootstrap" },
+    { "bootstrap-post: another member leads -> abandon",
+      IN(.state = HA_STATE_BOOTSTRAP_POST, .job = HA_JOB_SUCCEEDED, PRIMARY_UP, LEADER_OTHER,
+         .post_bootstrap = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_ABORT_BOOTSTRAP),
+      "another member leads: abandoning our bootstrap" },
+    { "bootstrap-post: postgres stopped -> abandon",
+      IN(.state = HA_STATE_BOOTSTRAP_POST, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_OURS,
+         .dcs_ok = true, .has_initialize = true, .post_bootstrap = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_ABORT_BOOTSTRAP),
+      "the new primary stopped during post_bootstrap: abandoning the bootstrap" },
+    { "bootstrap-post: foreign data -> stop and refuse",
+      IN(.state = HA_STATE_BOOTSTRAP_POST, .data = HA_DATA_FOREIGN, .pg_running = true,
+         .pg_reachable = true, .dcs_ok = true, .has_initialize = true, .post_bootstrap = true),
+      HA_STATE_REFUSED, ACTS(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
+      "the new primary's data is not this cluster's" },
     { "bootstrap-starting: another member leads -> abandon our bootstrap",
       IN(.state = HA_STATE_BOOTSTRAP_STARTING, .job = HA_JOB_SUCCEEDED, PRIMARY_UP, LEADER_OTHER),
       HA_STATE_INIT, ACTS(HA_ACTION_ABORT_BOOTSTRAP),
@@ -1156,18 +1209,22 @@ static int exhaustive_setup(void **state)
     for (int s = 0; s < _HA_STATE_MAX; s++) {
         for (int data = 0; data < _HA_DATA_MAX; data++) {
             for (int job = 0; job < _HA_JOB_RESULT_MAX; job++) {
-                for (unsigned bits = 0; bits < (1u << N_BITS) * _HA_REQUEST_MAX * N_PROMOTION;
-                     bits++) {
-                    unsigned promo = bits / ((1u << N_BITS) * _HA_REQUEST_MAX);
-                    if (promo > 0 && s != HA_STATE_REPLICA) {
-                        break;
-                    }
+                /* post_bootstrap only in the states that read it, a
+                 * promotion only in REPLICA */
+                bool reads_post = s == HA_STATE_BOOTSTRAP_STARTING || s == HA_STATE_BOOTSTRAP_POST;
+                unsigned per = (1u << N_BITS) * _HA_REQUEST_MAX;
+                unsigned n_bits =
+                    per * (s == HA_STATE_REPLICA ? N_PROMOTION : 1u) * (reads_post ? 2u : 1u);
+                for (unsigned bits = 0; bits < n_bits; bits++) {
+                    unsigned promo = s == HA_STATE_REPLICA ? bits / per : 0;
+                    unsigned post = reads_post ? bits / per : 0;
                     HaInput in;
                     HaDecision d;
                     unsigned rest = bits % ((1u << N_BITS) * _HA_REQUEST_MAX);
                     make_input(&in, (HaState)s, (HaDataDir)data, (HaJobResult)job,
                                (HaRequest)(rest >> N_BITS), rest & ((1u << N_BITS) - 1));
                     in.promoting = promo >= 1;
+                    in.post_bootstrap = post > 0;
                     in.promote_stalled = promo == 2;
                     ex->n_inputs++;
                     if (ha_decide(&in, &d) != 0 || d.row >= n) {
@@ -1216,7 +1273,8 @@ static void test_exhaustive_no_gap(void **state)
     (void)state;
     char buf[512];
     /* a promotion (pending, stalled) only in REPLICA: policy.c ends it elsewhere */
-    assert_int_equal(ex->n_inputs, (size_t)(_HA_STATE_MAX + N_PROMOTION - 1) * _HA_DATA_MAX *
+    /* post_bootstrap (set, unset) only in BOOTSTRAP_STARTING and BOOTSTRAP_POST */
+    assert_int_equal(ex->n_inputs, (size_t)(_HA_STATE_MAX + N_PROMOTION - 1 + 2) * _HA_DATA_MAX *
                                        _HA_JOB_RESULT_MAX * (1u << N_BITS) * _HA_REQUEST_MAX);
     if (ex->n_gaps > 0) {
         format_input(buf, sizeof(buf), &ex->first_gap);
