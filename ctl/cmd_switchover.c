@@ -385,17 +385,9 @@ int verb_failover(int argc, char *argv[])
         fprintf(stderr, "dbctl failover: cannot fail over to \"%s\": %s\n", want, why);
         goto done;
     }
-    if (lag_problem(c, cand, lag_why, sizeof(lag_why))) {
-        if (!arg_force) {
-            fprintf(stderr,
-                    "dbctl failover: cannot fail over to \"%s\": %s; --force to fail over "
-                    "anyway\n",
-                    want, lag_why);
-            goto done;
-        }
-        fprintf(stderr, "dbctl failover: warning: \"%s\": %s; failing over anyway (--force)\n",
-                want, lag_why);
-    }
+    /* the sync key before the lag, as for a switchover candidate (Patroni's
+     * API order): a member the key does not name is refused for that, not
+     * for a position its member key shows a moment behind */
     why = sync_problem(c, cand);
     if (why && !arg_force) {
         fprintf(stderr,
@@ -406,6 +398,17 @@ int verb_failover(int argc, char *argv[])
     if (why) {
         fprintf(stderr, "dbctl failover: warning: \"%s\": %s; failing over anyway (--force)\n",
                 want, why);
+    }
+    if (lag_problem(c, cand, lag_why, sizeof(lag_why))) {
+        if (!arg_force) {
+            fprintf(stderr,
+                    "dbctl failover: cannot fail over to \"%s\": %s; --force to fail over "
+                    "anyway\n",
+                    want, lag_why);
+            goto done;
+        }
+        fprintf(stderr, "dbctl failover: warning: \"%s\": %s; failing over anyway (--force)\n",
+                want, lag_why);
     }
     if (c->leader && !(old_leader = strdup(c->leader->name))) {
         goto done;

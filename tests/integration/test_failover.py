@@ -473,9 +473,11 @@ def test_bootstrap_dcs_pause_seeds_a_paused_cluster(procs, workdir):
     first, second = c.nodes
     try:
         c.start(nodes=[first])
-        s = wait_until(lambda: (lambda st: st if st["leader"] == first.name else None)(c.status()),
-                       90, interval=0.5, what="the first node leads")
-        assert s["paused"] is True, s
+        # the leader key comes before the config key (both in the same
+        # tick): wait for the cluster to show both
+        wait_until(lambda: (lambda st: st["leader"] == first.name and st["paused"]
+                            or None)(c.status()), 90, interval=0.5,
+                   what="the first node leads a paused cluster")
         assert json.loads(c.etcd_get("config"))["pause"] is True
         assert first.sql("SELECT pg_is_in_recovery()") == [(False,)]
         c.start(nodes=[second])
