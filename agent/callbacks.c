@@ -165,20 +165,6 @@ int callbacks_split(const char *command, char ***ret_argv)
     return cmdsplit(command, ret_argv);
 }
 
-/* Appends a word to a NULL-terminated vector of n words. */
-static int push_word(char ***v, size_t *n, char *word)
-{
-    char **nv = realloc(*v, (*n + 2) * sizeof(char *));
-    if (!nv) {
-        free(word);
-        return -ENOMEM;
-    }
-    nv[(*n)++] = word;
-    nv[*n] = NULL;
-    *v = nv;
-    return 0;
-}
-
 int callbacks_argv(const char *command, CallbacksAction action, CallbacksRole role,
                    const char *scope, char ***ret_argv)
 {
@@ -200,7 +186,7 @@ int callbacks_argv(const char *command, CallbacksAction action, CallbacksRole ro
     const char *const extra[] = { a, ro, scope };
     for (size_t i = 0; i < ELEMENTSOF(extra); i++) {
         char *copy = strdup(extra[i]);
-        int r = copy ? push_word(&v, &k, copy) : -ENOMEM;
+        int r = copy ? cmdsplit_push(&v, &k, copy) : -ENOMEM;
         if (r < 0) {
             callbacks_argv_free(v);
             return r;

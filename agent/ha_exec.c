@@ -488,17 +488,13 @@ static int run_post_bootstrap(Agent *a)
                                "bootstrap.post_bootstrap: cannot split \"%s\" into words (%m)",
                                a->config->bootstrap.post_bootstrap);
     }
-    char **v = realloc(argv, ((size_t)n + 2) * sizeof(char *));
-    if (!v) {
+    size_t k = (size_t)n;
+    char *last = strdup(dsn);
+    if (!last || cmdsplit_push(&argv, &k, last) < 0) {
         cmdsplit_free(argv);
         return -ENOMEM;
     }
-    v[n] = strdup(dsn);
-    v[n + 1] = NULL;
-    if (!v[n]) {
-        cmdsplit_free(v);
-        return -ENOMEM;
-    }
+    char **v = argv;
     if (!strchr(v[0], '/')) {
         char *full = find_in_path(v[0]);
         if (full) {

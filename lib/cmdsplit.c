@@ -20,7 +20,7 @@ char **cmdsplit_free(char **argv)
 }
 
 /* Appends a word to a NULL-terminated vector of n words. */
-static int push_word(char ***v, size_t *n, char *word)
+int cmdsplit_push(char ***v, size_t *n, char *word)
 {
     char **nv = realloc(*v, (*n + 2) * sizeof(char *));
     if (!nv) {
@@ -72,7 +72,7 @@ int cmdsplit(const char *command, char ***ret_argv)
             if (in_word) {
                 word[w] = '\0';
                 char *copy = strdup(word);
-                r = copy ? push_word(&v, &n, copy) : -ENOMEM;
+                r = copy ? cmdsplit_push(&v, &n, copy) : -ENOMEM;
                 in_word = false;
                 w = 0;
             }
@@ -97,7 +97,7 @@ int cmdsplit(const char *command, char ***ret_argv)
     if (r >= 0 && in_word) {
         word[w] = '\0';
         char *copy = strdup(word);
-        r = copy ? push_word(&v, &n, copy) : -ENOMEM;
+        r = copy ? cmdsplit_push(&v, &n, copy) : -ENOMEM;
     }
     free(word);
     if (r < 0) {
