@@ -500,6 +500,8 @@ static void keep_restart_only_settings(Config *old, Config *fresh)
     KEEP_STR(namespace, "namespace");
     KEEP_STR(name, "name");
     KEEP_STR(postgresql.data_dir, "postgresql.data_dir");
+    KEEP_STR(postgresql.config_dir, "postgresql.config_dir");
+    KEEP_STR(postgresql.config_base_name, "postgresql.config_base_name");
     KEEP_STR(postgresql.listen, "postgresql.listen");
     KEEP_STR(restapi.listen, "restapi.listen");
     KEEP_STR(restapi.certfile, "restapi.certfile");
@@ -589,6 +591,7 @@ int agent_reload(Agent *a)
     if (lvl >= 0) {
         log_set_max_level(lvl);
     }
+    (void)log_set_format(a->config->log.format, a->config->log.dateformat); /* checked */
     r = log_set_dir(a->config->log.dir, a->config->log.file_size, a->config->log.file_num);
     if (r < 0) {
         log_error_errno(r,

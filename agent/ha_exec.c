@@ -238,9 +238,11 @@ int agent_write_conf(Agent *a, bool replica)
     a->local.ctl.dcs_parameters = cc && !cc->bad_parameter ? &cc->dcs.parameters : NULL;
     a->local.ctl.dcs_pg_hba = cc ? &cc->dcs.pg_hba : NULL;
     a->local.ctl.dcs_pg_ident = cc ? &cc->dcs.pg_ident : NULL;
+    a->local.ctl.dcs_recovery_conf = cc ? &cc->dcs.recovery_conf : NULL;
     int r = pgctl_write_config(&a->local.ctl, replica, &u);
     a->local.ctl.dcs_parameters = NULL;
     a->local.ctl.dcs_pg_hba = a->local.ctl.dcs_pg_ident = NULL;
+    a->local.ctl.dcs_recovery_conf = NULL;
     if (r < 0) {
         return log_error_errno(r, "writing the configuration in \"%s\": %m", a->local.ctl.data_dir);
     }

@@ -114,6 +114,7 @@ int main(int argc, char *argv[])
         log_set_max_level(lvl);
     }
     log_set_context(cfg->name, cfg->scope, NULL);
+    (void)log_set_format(cfg->log.format, cfg->log.dateformat); /* checked when loaded */
     if (cfg->log.dir) {
         r = log_set_dir(cfg->log.dir, cfg->log.file_size, cfg->log.file_num);
         if (r < 0) {

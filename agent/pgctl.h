@@ -24,6 +24,8 @@
 #define PGCTL_DEFAULT_SOCKET_DIR "/var/run/postgresql"
 /* A clone is made here and renamed over data_dir only when complete. */
 #define PGCTL_CLONE_SUFFIX ".dbha-clone"
+/* The first line of every postgresql.conf the agent writes. */
+#define PGCTL_CONF_HEADER "# Written by dbagent"
 /* Suffix of a data directory moved aside (never deleted). */
 #define PGCTL_ASIDE_SUFFIX ".dbha-old"
 
@@ -42,10 +44,21 @@ typedef struct PgCtl {
     const Config *config; /* borrowed */
     char *bin_dir;
     char *data_dir;
-    char *clone_dir;  /* data_dir + PGCTL_CLONE_SUFFIX */
-    char *log_file;   /* data_dir + ".log": PostgreSQL's stderr via pg_ctl -l */
-    char *pgpass;     /* postgresql.pgpass, else data_dir + ".pgpass" */
-    char *pwfile;     /* data_dir + ".pwfile": the superuser password for initdb, briefly */
+    char *clone_dir; /* data_dir + PGCTL_CLONE_SUFFIX */
+    char *log_file;  /* data_dir + ".log": PostgreSQL's stderr via pg_ctl -l */
+    char *pgpass;    /* postgresql.pgpass, else data_dir + ".pgpass" */
+    char *pwfile;    /* data_dir + ".pwfile": the superuser password for initdb, briefly */
+    /* Patroni's config_dir (absolute; data_dir when not configured) and
+     * the files the agent writes there */
+    char *config_dir;
+    char *conf_file;      /* config_dir/NAME.conf (config_base_name) */
+    char *base_conf_name; /* "NAME.base.conf", included from conf_file */
+    char *hba_file;       /* config_dir/pg_hba.conf */
+    char *ident_file;     /* config_dir/pg_ident.conf */
+    /* conf_file is not data_dir/postgresql.conf: the server is started
+     * with --config-file, and conf_file names data_directory, hba_file and
+     * ident_file */
+    bool own_conf_file;
     char *socket_dir; /* first absolute one of unix_socket_directories, or NULL */
     char *local_host; /* how the agent reaches its server: a socket directory or a listen
                          address (postgresql.use_unix_socket) */
@@ -59,6 +72,9 @@ typedef struct PgCtl {
      * key's, else bootstrap.dcs's), used where the node gives none; NULL:
      * bootstrap.dcs's */
     const ConfigStrv *dcs_pg_hba, *dcs_pg_ident;
+    /* borrowed: the cluster's postgresql.recovery_conf (the `config`
+     * key's), used where the node gives none; NULL: bootstrap.dcs's */
+    const ConfigMap *dcs_recovery_conf;
     /* borrowed: synchronous_standby_names as the leader manages it in
      * synchronous_mode (it replaces any configured value); NULL when not
      * managed */

@@ -16,6 +16,7 @@
 #include "cmdsplit.h"
 #include "config.h"
 #include "log.h"
+#include "logfmt.h"
 
 static const char *check_host_port(const char *s);
 static const char *check_rest_listen(const char *s);
@@ -28,7 +29,10 @@ static const char *check_protocol(const char *s);
 static const char *check_bool(const char *s);
 static const char *check_log_level(const char *s);
 static const char *check_log_dir(const char *s);
+static const char *check_log_format(const char *s);
 static const char *check_command(const char *s);
+static const char *check_nonempty_path(const char *s);
+static const char *check_config_base_name(const char *s);
 static const char *check_watchdog_driver(const char *s);
 static const char *check_verify_client(const char *s);
 static const char *check_allowlist_entry(const char *s);
@@ -145,6 +149,8 @@ const ConfigRow config_schema[] = {
          R | CONFIG_F_PG_NAMES),
     LIST("bootstrap.dcs.postgresql.pg_hba", CONFIG_TYPE_STRV, bootstrap.dcs.pg_hba, R),
     LIST("bootstrap.dcs.postgresql.pg_ident", CONFIG_TYPE_STRV, bootstrap.dcs.pg_ident, R),
+    LIST("bootstrap.dcs.postgresql.recovery_conf", CONFIG_TYPE_MAP, bootstrap.dcs.recovery_conf,
+         R | CONFIG_F_RECOVERY),
     /* kept as written and stored in the config key, read from there */
     LIST("bootstrap.dcs.slots", CONFIG_TYPE_JSON, bootstrap.dcs.slots, R),
     LIST("bootstrap.dcs.ignore_slots", CONFIG_TYPE_JSON, bootstrap.dcs.ignore_slots, R),
@@ -170,6 +176,11 @@ const ConfigRow config_schema[] = {
     STR("postgresql.data_dir", postgresql.data_dir, REQ, NULL, NULL, "POSTGRESQL_DATA_DIR"),
     STR("postgresql.bin_dir", postgresql.bin_dir, R, NULL, NULL, "POSTGRESQL_BIN_DIR"),
     STR("postgresql.pgpass", postgresql.pgpass, R, NULL, NULL, "POSTGRESQL_PGPASS"),
+    STR("postgresql.config_dir", postgresql.config_dir, 0, NULL, check_nonempty_path,
+        "POSTGRESQL_CONFIG_DIR"),
+    STR("postgresql.config_base_name", postgresql.config_base_name, 0, "postgresql",
+        check_config_base_name, NULL),
+    STR("postgresql.custom_conf", postgresql.custom_conf, R, NULL, check_nonempty_path, NULL),
     STR("postgresql.use_unix_socket", postgresql.use_unix_socket, 0, NULL, check_bool, NULL),
     SEC("postgresql.authentication", 0),
     SEC("postgresql.authentication.superuser", 0),
@@ -215,6 +226,8 @@ const ConfigRow config_schema[] = {
     LIST("postgresql.parameters", CONFIG_TYPE_MAP, postgresql.parameters, R | CONFIG_F_PG_NAMES),
     LIST("postgresql.pg_hba", CONFIG_TYPE_STRV, postgresql.pg_hba, R),
     LIST("postgresql.pg_ident", CONFIG_TYPE_STRV, postgresql.pg_ident, R),
+    LIST("postgresql.recovery_conf", CONFIG_TYPE_MAP, postgresql.recovery_conf,
+         R | CONFIG_F_RECOVERY),
     LIST("postgresql.callbacks", CONFIG_TYPE_MAP, postgresql.callbacks, R),
     /* dbha's own: Patroni lets a callback run for ever */
     INT("postgresql.callback_timeout", postgresql.callback_timeout, R, 60, 1, 86400),
@@ -256,6 +269,8 @@ const ConfigRow config_schema[] = {
     SEC("log", 0),
     STR("log.level", log.level, R, "INFO", check_log_level, "LOG_LEVEL"),
     STR("log.dir", log.dir, R, NULL, check_log_dir, "LOG_DIR"),
+    STR("log.format", log.format, R, NULL, check_log_format, "LOG_FORMAT"),
+    STR("log.dateformat", log.dateformat, R, NULL, NULL, "LOG_DATEFORMAT"),
     { .path = "log.file_size",
       .type = CONFIG_TYPE_INT,
       .offset = OFF(log.file_size),
@@ -305,11 +320,7 @@ static const char *const patroni_only_keys[] = {
     "etcd3.srv_suffix",
     "bootstrap.dcs.member_slots_ttl",
     "bootstrap.dcs.maximum_lag_on_syncnode",
-    "bootstrap.dcs.postgresql.recovery_conf",
     "postgresql.use_unix_socket_repl",
-    "postgresql.config_dir",
-    "postgresql.custom_conf",
-    "postgresql.recovery_conf",
     "postgresql.remove_data_directory_on_rewind_failure",
     "postgresql.remove_data_directory_on_diverged_timelines",
     "bootstrap.dcs.postgresql.remove_data_directory_on_rewind_failure",
@@ -318,8 +329,6 @@ static const char *const patroni_only_keys[] = {
     "postgresql.use_pg_rewind",
     "postgresql.before_stop",
     "log.type",
-    "log.format",
-    "log.dateformat",
     "log.loggers",
     "log.traceback_level",
     "log.max_queue_size",
@@ -650,6 +659,29 @@ static const char *check_command(const char *s)
 static const char *check_log_dir(const char *s)
 {
     return *s ? NULL : "a directory for patroni.log (or no log.dir: stderr or the journal)";
+}
+
+static const char *check_nonempty_path(const char *s)
+{
+    return *s ? NULL : "a path (or no key: the default)";
+}
+
+/* The names of the files derive from it: NAME.conf, NAME.base.conf. */
+static const char *check_config_base_name(const char *s)
+{
+    if (!*s || strchr(s, '/') || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
+        return "a file name without \"/\" (postgresql.conf is NAME.conf)";
+    }
+    return NULL;
+}
+
+static const char *check_log_format(const char *s)
+{
+    LogFmt *f = NULL;
+    const char *why = NULL;
+    int r = logfmt_parse(s, NULL, &f, &why);
+    logfmt_free(f);
+    return r == -EINVAL ? why : NULL;
 }
 
 /* PyYAML's YAML 1.1 booleans; any case, as the issue asks. */

@@ -35,6 +35,7 @@ enum {
     CONFIG_F_SECRET = 1 << 2,     /* the value never appears in a message */
     CONFIG_F_OPEN = 1 << 3,       /* SECTION: other keys go to the ConfigMap at offset */
     CONFIG_F_PG_NAMES = 1 << 4,   /* MAP: the keys are PostgreSQL parameter names */
+    CONFIG_F_RECOVERY = 1 << 5,   /* MAP: Patroni's recovery_conf (pgconf_recovery_param) */
 };
 
 /* Returns NULL when the value is valid, else what was expected, for

@@ -414,6 +414,27 @@ static void map_pair(ConfigLoader *l, const char *path, const char *key, yaml_no
                      pgconf_printable(key, shown, sizeof(shown)));
         return;
     }
+    const char *why = NULL;
+    if (row->flags & CONFIG_F_RECOVERY) {
+        ConfigWhere kw = where_of_mark(k->start_mark);
+        char shown[PGCONF_PRINTABLE_MAX];
+        switch (pgconf_recovery_param(key, &why)) {
+        case PGCONF_RECOVERY_WRITTEN:
+            break;
+        case PGCONF_RECOVERY_DROPPED:
+            loader_warn(l, &kw, "\"%s.%s\" is not written: %s", path,
+                        pgconf_printable(key, shown, sizeof(shown)), why);
+            return;
+        case PGCONF_RECOVERY_UNKNOWN:
+            loader_error(l, &kw,
+                         "in \"%s\": \"%s\" is not a recovery setting of PostgreSQL 13 or later: "
+                         "use restore_command, archive_cleanup_command, recovery_end_command, "
+                         "recovery_min_apply_delay or promote_trigger_file (other settings go "
+                         "under parameters)",
+                         path, pgconf_printable(key, shown, sizeof(shown)));
+            return;
+        }
+    }
     if (!v.text) {
         char got[CONFIG_ECHO_MAX + 16];
         value_describe(&v, got, sizeof(got));

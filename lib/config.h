@@ -80,6 +80,9 @@ typedef struct ConfigDcs {
      * config): used where the node's own postgresql.pg_hba/pg_ident are
      * not given */
     ConfigStrv pg_hba, pg_ident;
+    /* postgresql.recovery_conf of the cluster: a replica's recovery
+     * settings (restore_command, ...) where the node gives none */
+    ConfigMap recovery_conf;
 } ConfigDcs;
 
 /* Defaults follow Patroni's (see the schema table in config.c), except:
@@ -143,6 +146,14 @@ typedef struct Config {
         char *data_dir;        /* owned, required */
         char *bin_dir;         /* owned */
         char *pgpass;          /* owned */
+        /* owned, NULL: data_dir. Patroni's config_dir: where postgresql.conf,
+         * its base, pg_hba.conf and pg_ident.conf are written (the server
+         * is started with --config-file there) */
+        char *config_dir;
+        char *config_base_name; /* owned, "postgresql": NAME.conf, NAME.base.conf */
+        /* owned, NULL: none. Patroni's custom_conf: the file postgresql.conf
+         * includes instead of NAME.base.conf (relative: to config_dir) */
+        char *custom_conf;
         /* owned, a YAML boolean as written, NULL when absent: true connects
          * the agent to its server over the Unix socket, false over TCP,
          * absent over the socket when unix_socket_directories names an
@@ -152,6 +163,9 @@ typedef struct Config {
         ConfigMap parameters;
         ConfigStrv pg_hba;
         ConfigStrv pg_ident;
+        /* Patroni's recovery_conf: written on a replica (restore_command,
+         * ...); replaces the cluster's when given */
+        ConfigMap recovery_conf;
         ConfigMap callbacks;      /* on_start, on_stop, ... -> command */
         int64_t callback_timeout; /* seconds a callback may run (dbha's own key) */
         int64_t pg_ctl_timeout;   /* 60: seconds pg_ctl start/restart waits (-t) */
@@ -181,6 +195,10 @@ typedef struct Config {
         char *dir;         /* owned, NULL: stderr or the journal; else DIR/patroni.log */
         int64_t file_size; /* 25000000: rotated at this size (0: never) */
         int64_t file_num;  /* 4: rotated files kept (0: never rotated) */
+        /* owned, NULL: dbha's line. Patroni's format (Python logging's
+         * %-style) and dateformat (strftime of %(asctime)s; "" = NULL) */
+        char *format;
+        char *dateformat;
     } log;
     /* Patroni's other spellings, moved onto their keys by the loader when
      * those are not given (and warned about when they are); nothing else

@@ -573,6 +573,7 @@ static DcsConfig *cluster_config_free(DcsConfig *cfg)
         config_map_free_items(&cfg->dcs.parameters);
         config_strv_done(&cfg->dcs.pg_hba);
         config_strv_done(&cfg->dcs.pg_ident);
+        config_map_free_items(&cfg->dcs.recovery_conf);
         free(cfg->bad_parameter);
         free(cfg);
     }
@@ -626,6 +627,40 @@ static int config_parameters_parse(DcsCluster *c, const EtcdKeyValue *kv, const 
         kvp->value = parameter_text(pv);
         m->n++;
         if (!kvp->key || !kvp->value) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* postgresql.recovery_conf into *out: the settings a replica's
+ * postgresql.conf takes (pgconf_recovery_param); a value that is not a
+ * scalar, or a name that is not such a setting, is a problem of the view
+ * and is left out (PATCH /config refuses both). -ENOMEM. */
+static int config_recovery_parse(DcsCluster *c, const EtcdKeyValue *kv, const json_t *v,
+                                 ConfigMap *out)
+{
+    if (!v || json_is_null(v)) {
+        return 0;
+    }
+    if (!json_is_object(v)) {
+        problem(c, kv->key, "postgresql.recovery_conf is not an object");
+        return 0;
+    }
+    const char *k;
+    const json_t *pv;
+    json_object_foreach((json_t *)v, k, pv)
+    {
+        if (json_is_null(pv)) {
+            continue;
+        }
+        if (json_is_object(pv) || json_is_array(pv) ||
+            pgconf_recovery_param(k, NULL) != PGCONF_RECOVERY_WRITTEN) {
+            problem(c, kv->key, "postgresql.recovery_conf has a setting a replica cannot take");
+            continue;
+        }
+        _cleanup_free_ char *text = parameter_text(pv);
+        if (!text || config_map_push(out, k, text) < 0) {
             return -ENOMEM;
         }
     }
@@ -771,7 +806,9 @@ static int config_parse(DcsCluster *c, const EtcdKeyValue *kv, DcsConfig **ret)
         if (config_lines(c, kv, "postgresql.pg_hba", json_object_get(pg, "pg_hba"),
                          &cfg->dcs.pg_hba) < 0 ||
             config_lines(c, kv, "postgresql.pg_ident", json_object_get(pg, "pg_ident"),
-                         &cfg->dcs.pg_ident) < 0) {
+                         &cfg->dcs.pg_ident) < 0 ||
+            config_recovery_parse(c, kv, json_object_get(pg, "recovery_conf"),
+                                  &cfg->dcs.recovery_conf) < 0) {
             cluster_config_free(cfg);
             return -ENOMEM;
         }
@@ -1841,6 +1878,18 @@ int dcs_config_encode(const ConfigDcs *d, char **ret_json)
         }
         for (size_t j = 0; j < lists[i].lines->n; j++) {
             if (json_array_append_new(a, json_string(lists[i].lines->items[j])) < 0) {
+                return -ENOMEM;
+            }
+        }
+    }
+    if (d->recovery_conf.n > 0) {
+        json_t *rc = json_object();
+        if (!rc || set_new(json_object_get(o, "postgresql"), "recovery_conf", rc) < 0) {
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < d->recovery_conf.n; i++) {
+            const ConfigKv *kv = &d->recovery_conf.items[i];
+            if (set_new(rc, kv->key, config_scalar_json(kv->value ? kv->value : "")) < 0) {
                 return -ENOMEM;
             }
         }

@@ -113,7 +113,7 @@ typedef struct Check {
 _printf_(3, 4) static int fail(Check *c, const char *key, const char *fmt, ...)
 {
     if (c->err && c->errlen > 0) {
-        char msg[DYNCONFIG_PATH_MAX];
+        char msg[2 * DYNCONFIG_PATH_MAX];
         va_list ap;
         va_start(ap, fmt);
         (void)vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -295,6 +295,48 @@ static int check_parameters(Check *c, const json_t *params)
     return 0;
 }
 
+/* Patroni's recovery_conf: the settings a replica takes; one it drops or
+ * PostgreSQL 13+ does not know is refused, so that what is stored is what
+ * a replica writes. */
+static int check_recovery_conf(Check *c, const json_t *rc)
+{
+    int r = check_object(c, "postgresql.recovery_conf", rc);
+    if (r < 0 || !json_is_object(rc)) {
+        return r;
+    }
+    const char *name;
+    const json_t *v;
+    json_object_foreach((json_t *)rc, name, v)
+    {
+        char key[DYNCONFIG_PATH_MAX];
+        char shown[PGCONF_PRINTABLE_MAX];
+        (void)snprintf(key, sizeof(key), "postgresql.recovery_conf.%s",
+                       pgconf_printable(name, shown, sizeof(shown)));
+        const char *why = NULL;
+        switch (pgconf_recovery_param(name, &why)) {
+        case PGCONF_RECOVERY_WRITTEN:
+            break;
+        case PGCONF_RECOVERY_DROPPED:
+            return fail(c, key, "is not written on a replica: %s", why);
+        case PGCONF_RECOVERY_UNKNOWN:
+            return fail(c, key,
+                        "is not a recovery setting of PostgreSQL 13 or later (restore_command, "
+                        "archive_cleanup_command, recovery_end_command, recovery_min_apply_delay, "
+                        "promote_trigger_file)");
+        }
+        if (json_is_null(v) || json_is_number(v) || json_is_boolean(v)) {
+            continue;
+        }
+        if (!json_is_string(v)) {
+            return fail(c, key, "must be a string, number or boolean");
+        }
+        if (!conf_text_ok(v)) {
+            return fail(c, key, "must not contain a NUL character");
+        }
+    }
+    return 0;
+}
+
 static int check_postgresql(Check *c, const json_t *pg)
 {
     int r = check_object(c, "postgresql", pg);
@@ -306,8 +348,7 @@ static int check_postgresql(Check *c, const json_t *pg)
         (r = check_parameters(c, json_object_get(pg, "parameters"))) < 0 ||
         (r = check_string_list(c, "postgresql.pg_hba", json_object_get(pg, "pg_hba"))) < 0 ||
         (r = check_string_list(c, "postgresql.pg_ident", json_object_get(pg, "pg_ident"))) < 0 ||
-        (r = check_object(c, "postgresql.recovery_conf", json_object_get(pg, "recovery_conf"))) <
-            0) {
+        (r = check_recovery_conf(c, json_object_get(pg, "recovery_conf"))) < 0) {
         return r;
     }
     return 0;

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "logfmt.h"
+
 #define LOG_LINE_MAX    4096
 #define LOG_CONTEXT_MAX 128
 
@@ -26,6 +28,9 @@ static LogJournalSend log_journal_send; /* NULL until log_setup_default() instal
 static char log_member[LOG_CONTEXT_MAX];
 static char log_scope[LOG_CONTEXT_MAX];
 static char log_role[LOG_CONTEXT_MAX];
+/* Patroni's log.format / log.dateformat (log_set_format); NULL: dbha's line */
+static LogFmt *log_fmt;
+static struct timespec log_start;
 
 /* LOG_TARGET_DIR (log_set_dir) */
 static struct {
@@ -226,8 +231,26 @@ static void log_dir_prepare(size_t len)
     log_dir_reopen();
 }
 
+int log_set_format(const char *format, const char *datefmt)
+{
+    LogFmt *f = NULL;
+    if (format) {
+        int r = logfmt_parse(format, datefmt, &f, NULL);
+        if (r < 0) {
+            return r;
+        }
+    }
+    logfmt_free(log_fmt);
+    log_fmt = f;
+    if (f && log_start.tv_sec == 0) {
+        clock_gettime(CLOCK_REALTIME, &log_start);
+    }
+    return 0;
+}
+
 /* One line to out, or with out NULL to the LOG_TARGET_DIR file. */
-static void write_line(FILE *out, LogLevel level, const char *msg)
+static void write_line(FILE *out, LogLevel level, const char *file, int line_no, const char *func,
+                       const char *msg)
 {
     struct timespec ts;
     struct tm tm;
@@ -235,13 +258,31 @@ static void write_line(FILE *out, LogLevel level, const char *msg)
     char line[LOG_LINE_MAX + LOG_CONTEXT_MAX + 64];
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
     int n;
-    if (log_member[0]) {
+    if (log_fmt) {
+        LogFmtRecord rec = { .sec = ts.tv_sec,
+                             .nsec = ts.tv_nsec,
+                             .start_sec = log_start.tv_sec,
+                             .start_nsec = log_start.tv_nsec,
+                             .level = level,
+                             .message = msg,
+                             .file = file,
+                             .line = line_no,
+                             .func = func,
+                             .pid = (long)getpid(),
+                             .tid = (long)gettid() };
+        size_t len = logfmt_format(log_fmt, &rec, line, sizeof(line) - 1);
+        line[len++] = '\n';
+        line[len] = '\0';
+        n = (int)len;
+    } else if (log_member[0]) {
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
         n = snprintf(line, sizeof(line), "%s.%03ld %-7s [%s] %s\n", stamp, ts.tv_nsec / 1000000L,
                      log_level_to_string(level), log_member, msg);
     } else {
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
         n = snprintf(line, sizeof(line), "%s.%03ld %-7s %s\n", stamp, ts.tv_nsec / 1000000L,
                      log_level_to_string(level), msg);
     }
@@ -270,7 +311,7 @@ static void emit(LogLevel level, const char *message_id, const char *file, int l
         return;
     }
     if (log_target == LOG_TARGET_DIR && log_dir.fd >= 0) {
-        write_line(NULL, level, msg);
+        write_line(NULL, level, file, line, func, msg);
         /* under systemd the journal keeps every line too, beside the file;
          * stderr does not (Patroni's file replaces its stream) */
         if (log_dir.before == LOG_TARGET_JOURNAL && log_journal_send) {
@@ -280,7 +321,8 @@ static void emit(LogLevel level, const char *message_id, const char *file, int l
         return;
     }
     /* no journal backend, or journald gone: stderr rather than lose the line */
-    write_line(log_target == LOG_TARGET_FILE && log_file ? log_file : stderr, level, msg);
+    write_line(log_target == LOG_TARGET_FILE && log_file ? log_file : stderr, level, file, line,
+               func, msg);
 }
 
 /* Expands %m to strerror(error) before vsnprintf sees it, so it works the

@@ -65,6 +65,13 @@ typedef int (*LogJournalSend)(LogLevel level, const char *message_id, const char
  * needs no libsystemd: without a backend the journal target writes to stderr. */
 void log_set_journal_backend(LogJournalSend send);
 
+/* Patroni's log.format and log.dateformat (lib/logfmt.h) for the lines
+ * written to stderr, a FILE or log.dir; NULL format: dbha's own line
+ * ("2024-01-02 03:04:05.678 INFO    [member] message", UTC). The journal
+ * keeps the bare message with its fields. Returns 0, -EINVAL (a format
+ * logfmt_parse() refuses; the previous one stays), -ENOMEM. */
+int log_set_format(const char *format, const char *datefmt);
+
 /* Context fields added to every journal entry and, when set, shown on stderr
  * as "[member]". Strings are copied; NULL clears. */
 void log_set_context(const char *member, const char *scope, const char *role);

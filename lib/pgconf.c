@@ -139,3 +139,49 @@ void pgconf_put_line(FILE *f, const char *name, const char *value)
     pgconf_put_value(f, value);
     fputc('\n', f);
 }
+
+PgconfRecovery pgconf_recovery_param(const char *name, const char **why)
+{
+    /* Patroni's recovery_parameters that PostgreSQL 13 to 15 know, less
+     * those its build_recovery_params() replaces or drops */
+    static const char *const written[] = { "restore_command", "archive_cleanup_command",
+                                           "recovery_end_command", "recovery_min_apply_delay",
+                                           "promote_trigger_file" };
+    static const struct {
+        const char *name;
+        bool prefix;
+        const char *why;
+    } dropped[] = {
+        { "recovery_target", true,
+          "a replica follows its leader to the end of the WAL (Patroni drops recovery_target* "
+          "for replicas too; a point-in-time target belongs to bootstrap.<method>.recovery_conf)" },
+        { "primary_conninfo", false,
+          "the agent writes it from the leader's address and the replication user, as Patroni" },
+        { "primary_slot_name", false,
+          "the agent writes the member's slot on the leader, as Patroni" },
+        { "standby_mode", false,
+          "PostgreSQL 12 and later have no such setting: the agent writes standby.signal, as "
+          "Patroni" },
+        { "trigger_file", false,
+          "PostgreSQL 12 and later have no such setting (promote_trigger_file), and the agent "
+          "promotes with pg_ctl, as Patroni" },
+        { "pause_at_recovery_target", false,
+          "PostgreSQL 12 and later have no such setting, and a replica has no recovery target" },
+    };
+    for (size_t i = 0; i < sizeof(written) / sizeof(written[0]); i++) {
+        if (strcasecmp(name, written[i]) == 0) {
+            return PGCONF_RECOVERY_WRITTEN;
+        }
+    }
+    for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++) {
+        size_t n = strlen(dropped[i].name);
+        if (dropped[i].prefix ? strncasecmp(name, dropped[i].name, n) == 0
+                              : strcasecmp(name, dropped[i].name) == 0) {
+            if (why) {
+                *why = dropped[i].why;
+            }
+            return PGCONF_RECOVERY_DROPPED;
+        }
+    }
+    return PGCONF_RECOVERY_UNKNOWN;
+}

@@ -36,3 +36,16 @@ void pgconf_put_value(FILE *f, const char *value);
 /* One `name = 'value'` line (the value quoted as pgconf_put_value()). The
  * caller has checked the name with pgconf_name_valid(). */
 void pgconf_put_line(FILE *f, const char *name, const char *value);
+
+/* What happens to a key of Patroni's recovery_conf (its recovery.conf
+ * settings, written into postgresql.conf on a replica since PostgreSQL 12),
+ * as Patroni 3.0 does for PostgreSQL 13 and later. */
+typedef enum PgconfRecovery {
+    PGCONF_RECOVERY_WRITTEN, /* written on a replica (restore_command, ...) */
+    PGCONF_RECOVERY_DROPPED, /* Patroni drops it too; *why says why */
+    PGCONF_RECOVERY_UNKNOWN, /* not a recovery setting of PostgreSQL 13+ */
+} PgconfRecovery;
+
+/* name compared without regard to case, as PostgreSQL and Patroni do;
+ * *why (may be NULL) is set for PGCONF_RECOVERY_DROPPED. */
+PgconfRecovery pgconf_recovery_param(const char *name, const char **why);

@@ -106,3 +106,33 @@ def test_log_dir_from_the_environment_writes_rotated_patroni_log(procs, workdir)
                "file or directory" in out, out[-2000:]
     finally:
         c.stop_all()
+
+
+def test_log_format_and_dateformat_shape_every_line(procs, workdir):
+    """Patroni's log.format and log.dateformat (here through PATRONI_LOG_*,
+    with the format and date format of Canonical's charm): every line the
+    agent writes to stderr is that Python logging format, as Patroni's
+    would be, instead of dbha's own."""
+    c = DbhaCluster(procs, workdir, n=1)
+    node = c.nodes[0]
+    node.env = {"PATRONI_LOG_FORMAT": "%(asctime)s [%(process)d]: %(levelname)s: %(message)s ",
+                "PATRONI_LOG_DATEFORMAT": "%Y-%m-%d %H:%M:%S %Z"}
+    try:
+        c.start()
+        wait_until(lambda: (c.status()["leader"] == node.name) or None, 90, interval=0.5,
+                   what="the node leads")
+        pid = node.proc.pid
+        with open(procs.log_path(node.name), errors="replace") as f:
+            lines = [l for l in f.read().splitlines() if l]
+        ours = [l for l in lines if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \w+ \[\d+\]: ", l)]
+        # PostgreSQL's and initdb's output share the stream: only theirs differ
+        assert len(ours) > 10, lines[-40:]
+        line_re = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (UTC|[A-Z]{2,5}) \[(\d+)\]: "
+                             r"(DEBUG|INFO|WARNING|ERROR): .* $")
+        for l in ours:
+            assert line_re.match(l), l
+        assert any(int(line_re.match(l).group(2)) == pid for l in ours), (pid, ours[:5])
+        assert not any(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ", l) for l in lines), \
+            "a line in dbha's own format"
+    finally:
+        c.stop_all()

@@ -140,6 +140,30 @@ static const BrokenRow broken[] = {
     ERR("log_level", BASE "log:\n  level: LOUD\n",
         "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL for \"log.level\", got \"LOUD\"", 11,
         10),
+    ERR("log_format_unknown_field", BASE "log:\n  format: '%(nosuch)s'\n",
+        "expected a Python logging format whose fields are asctime, created, filename, funcName, "
+        "levelname, levelno, lineno, message, module, msecs, msg, name, pathname, process, "
+        "processName, relativeCreated, thread or threadName, each as %(field) then flags, width, "
+        "precision and one of the conversions s r a d i u o x X e E f F g G for \"log.format\", "
+        "got \"%(nosuch)s\"",
+        11, 11),
+    ERR("recovery_conf_unknown", BASE "  recovery_conf:\n    restore_comand: cp\n",
+        "in \"postgresql.recovery_conf\": \"restore_comand\" is not a recovery setting of "
+        "PostgreSQL 13 or later: use restore_command, archive_cleanup_command, "
+        "recovery_end_command, recovery_min_apply_delay or promote_trigger_file (other settings "
+        "go under parameters)",
+        11, 5),
+    WARN("recovery_conf_dropped", BASE "  recovery_conf:\n    recovery_target_action: promote\n",
+         "\"postgresql.recovery_conf.recovery_target_action\" is not written: a replica follows "
+         "its leader to the end of the WAL (Patroni drops recovery_target* for replicas too; a "
+         "point-in-time target belongs to bootstrap.<method>.recovery_conf)",
+         11, 5),
+    ERR("config_base_name_path", BASE "  config_base_name: a/b\n",
+        "expected a file name without \"/\" (postgresql.conf is NAME.conf) for "
+        "\"postgresql.config_base_name\", got \"a/b\"",
+        10, 21),
+    ERR("config_dir_empty", BASE "  config_dir: ''\n",
+        "expected a path (or no key: the default) for \"postgresql.config_dir\", got \"\"", 10, 15),
     ERR("etcd_protocol", TOP REST "etcd3:\n  protocol: ftp\n  hosts: 127.0.0.1:2379\n" PG,
         "expected one of http, https for \"etcd3.protocol\", got \"ftp\"", 6, 13),
     /* bad addresses */

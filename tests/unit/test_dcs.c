@@ -1188,6 +1188,7 @@ static void test_config_pg_hba(void **state)
                                "bootstrap:\n  dcs:\n    postgresql:\n"
                                "      pg_hba: [host all all 0/0 trust, local all all peer]\n"
                                "      pg_ident: [m a b]\n"
+                               "      recovery_conf:\n        restore_command: cp /a/%f %p\n"
                                "postgresql:\n  connect_address: 127.0.0.1:5432\n"
                                "  data_dir: /tmp/none\n";
     Config *cfg = NULL;
@@ -1198,16 +1199,33 @@ static void test_config_pg_hba(void **state)
     char *s = NULL;
     assert_int_equal(dcs_config_encode(&cfg->bootstrap.dcs, &s), 0);
     assert_non_null(strstr(s, "\"pg_hba\":[\"host all all 0/0 trust\",\"local all all peer\"],"
-                              "\"pg_ident\":[\"m a b\"]}"));
+                              "\"pg_ident\":[\"m a b\"],"
+                              "\"recovery_conf\":{\"restore_command\":\"cp /a/%f %p\"}}"));
     Kv kv = { PREFIX "config", s, 0 };
     DcsCluster *c = parse(&kv, 1);
     assert_int_equal(c->n_problems, 0);
     assert_int_equal(c->config->dcs.pg_hba.n, 2);
     assert_string_equal(c->config->dcs.pg_hba.items[1], "local all all peer");
     assert_int_equal(c->config->dcs.pg_ident.n, 1);
+    assert_string_equal(config_map_get(&c->config->dcs.recovery_conf, "restore_command"),
+                        "cp /a/%f %p");
     dcs_cluster_free(c);
     free(s);
     config_free(cfg);
+
+    Kv rc = { PREFIX "config",
+              "{\"postgresql\":{\"recovery_conf\":{\"restore_command\":\"cp /a/%f %p\","
+              "\"recovery_min_apply_delay\":5,\"standby_mode\":\"on\",\"x\":[1]}}}",
+              0 };
+    c = parse(&rc, 1);
+    /* what a replica cannot take is left out, and said */
+    assert_int_equal(c->n_problems, 2);
+    assert_int_equal(c->config->dcs.recovery_conf.n, 2);
+    assert_string_equal(config_map_get(&c->config->dcs.recovery_conf, "restore_command"),
+                        "cp /a/%f %p");
+    assert_string_equal(config_map_get(&c->config->dcs.recovery_conf, "recovery_min_apply_delay"),
+                        "5");
+    dcs_cluster_free(c);
 
     Kv bad = { PREFIX "config", "{\"postgresql\":{\"pg_hba\":[\"ok\",1]}}", 0 };
     c = parse(&bad, 1);

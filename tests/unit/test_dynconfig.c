@@ -309,6 +309,18 @@ static const ValidRow validations[] = {
         "postgresql.pg_ident: must be a list of strings"),
     BAD("recovery_conf_list", "{\"postgresql\":{\"recovery_conf\":[]}}",
         "postgresql.recovery_conf: must be an object"),
+    BAD("recovery_conf_typo", "{\"postgresql\":{\"recovery_conf\":{\"restore_comand\":\"cp\"}}}",
+        "postgresql.recovery_conf.restore_comand: is not a recovery setting of PostgreSQL 13 or "
+        "later (restore_command, archive_cleanup_command, recovery_end_command, "
+        "recovery_min_apply_delay, promote_trigger_file)"),
+    BAD("recovery_conf_target",
+        "{\"postgresql\":{\"recovery_conf\":{\"recovery_target_time\":\"x\"}}}",
+        "postgresql.recovery_conf.recovery_target_time: is not written on a replica: a replica "
+        "follows its leader to the end of the WAL (Patroni drops recovery_target* for replicas "
+        "too; a point-in-time target belongs to bootstrap.<method>.recovery_conf)"),
+    BAD("recovery_conf_object_value",
+        "{\"postgresql\":{\"recovery_conf\":{\"restore_command\":{}}}}",
+        "postgresql.recovery_conf.restore_command: must be a string, number or boolean"),
     BAD("standby_cluster_list", "{\"standby_cluster\":[]}", "standby_cluster: must be an object"),
     BAD("standby_host_number", "{\"standby_cluster\":{\"host\":1}}",
         "standby_cluster.host: must be a string"),

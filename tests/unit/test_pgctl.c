@@ -352,6 +352,254 @@ static void test_pg_hba_and_pg_ident_order(void **state)
     assert_string_equal(ident, "");
 }
 
+static void put_file(const char *dir, const char *name, const char *text)
+{
+    char path[PATH_BUF * 3];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "we");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static bool has_file(const char *dir, const char *name, char *buf, size_t size)
+{
+    char path[PATH_BUF * 3];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (access(path, F_OK) != 0) {
+        return false;
+    }
+    read_all(path, buf, size);
+    return true;
+}
+
+static void remove_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        return;
+    }
+    char path[PATH_BUF * 3];
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static Config *config_dirs(const char *data, const char *tail)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml),
+             "scope: s\nname: n1\nrestapi:\n  connect_address: 127.0.0.1:8008\n"
+             "etcd3:\n  hosts: 127.0.0.1:2379\n"
+             "postgresql:\n  data_dir: %s\n  connect_address: 127.0.0.1:5432\n%s",
+             data, tail);
+    Config *c = NULL;
+    ConfigDiags d = { 0 };
+    if (config_load_string("test.yml", yaml, NULL, &c, &d) < 0) {
+        config_diags_print(&d, stderr);
+        fail();
+    }
+    config_diags_done(&d);
+    return c;
+}
+
+/* Patroni's config_dir: postgresql.conf, its base, pg_hba.conf and
+ * pg_ident.conf live there and the server is started with --config-file;
+ * a new config_dir is seeded from the data directory's files (initdb's),
+ * a Debian one keeps its postgresql.conf as the base; custom_conf is
+ * included instead of the base; config_base_name names the files. */
+static void test_config_dir(void **state)
+{
+    (void)state;
+    char data[] = "/tmp/dbha-test-cfgdata-XXXXXX";
+    char top[] = "/tmp/dbha-test-cfg'dir-XXXXXX";
+    assert_non_null(mkdtemp(data));
+    assert_non_null(mkdtemp(top));
+    char conf_dir[PATH_BUF], tail[PATH_BUF * 2], buf[8192], want[PATH_BUF * 2];
+    snprintf(conf_dir, sizeof(conf_dir), "%s/etc", top);
+    put_file(data, "postgresql.conf", "shared_buffers = 77MB # initdb\n");
+    put_file(data, "pg_hba.conf", "local all all trust # initdb\n");
+    put_file(data, "pg_ident.conf", "# initdb ident\n");
+
+    /* a config_dir that does not exist yet: created and seeded */
+    snprintf(tail, sizeof(tail), "  config_dir: %s\n", conf_dir);
+    Config *c = config_dirs(data, tail);
+    PgCtl p;
+    assert_int_equal(pgctl_init(&p, c), 0);
+    assert_true(p.own_conf_file);
+    assert_int_equal(pgctl_write_config(&p, false, NULL), 0);
+    assert_true(has_file(conf_dir, "postgresql.conf", buf, sizeof(buf)));
+    assert_non_null(strstr(buf, "include_if_exists 'postgresql.base.conf'\n"));
+    snprintf(want, sizeof(want), "\ndata_directory = '%s'\n", data);
+    assert_non_null(strstr(buf, want));
+    /* the ' in the directory's name is quoted as pgconf quotes it */
+    assert_non_null(strstr(buf, "\nhba_file = '/tmp/dbha-test-cfg''dir-"));
+    assert_non_null(strstr(buf, "/etc/pg_hba.conf'\nident_file = '/tmp/dbha-test-cfg''dir-"));
+    assert_true(strstr(buf, "data_directory") > strstr(buf, "include_if_exists"));
+    assert_true(has_file(conf_dir, "postgresql.base.conf", buf, sizeof(buf)));
+    assert_string_equal(buf, "shared_buffers = 77MB # initdb\n");
+    assert_true(has_file(conf_dir, "pg_hba.conf", buf, sizeof(buf)));
+    assert_string_equal(buf, "local all all trust # initdb\n");
+    assert_true(has_file(conf_dir, "pg_ident.conf", buf, sizeof(buf)));
+    /* the data directory's own file is left as it was */
+    assert_true(has_file(data, "postgresql.conf", buf, sizeof(buf)));
+    assert_string_equal(buf, "shared_buffers = 77MB # initdb\n");
+
+    /* written again: the base is kept, not replaced by the managed file */
+    put_file(conf_dir, "postgresql.base.conf", "work_mem = 9MB # edited\n");
+    assert_int_equal(pgctl_write_config(&p, true, NULL), 0);
+    assert_true(has_file(conf_dir, "postgresql.base.conf", buf, sizeof(buf)));
+    assert_string_equal(buf, "work_mem = 9MB # edited\n");
+
+    /* pg_ctl start gets the file, quoted for the shell pg_ctl runs */
+    PgArgv a;
+    assert_int_equal(pgctl_argv_start(&p, 60, &a), 0);
+    assert_true(a.argc >= 2);
+    assert_string_equal(a.argv[a.argc - 2], "-o");
+    const char *q = strchr(top, '\'');
+    snprintf(want, sizeof(want), "--config-file='%.*s'\\''%s/etc/postgresql.conf'", (int)(q - top),
+             top, q + 1);
+    assert_string_equal(a.argv[a.argc - 1], want);
+    pgctl_argv_done(&a);
+    assert_int_equal(pgctl_argv_stop(&p, "fast", 60, &a), 0);
+    assert_string_not_equal(a.argv[a.argc - 2], "-o");
+    pgctl_argv_done(&a);
+    pgctl_done(&p);
+    config_free(c);
+    remove_files(conf_dir);
+
+    /* Debian's layout: its postgresql.conf becomes the base, once; the
+     * data directory's files are not copied over its pg_hba.conf */
+    assert_int_equal(mkdir(conf_dir, 0700), 0);
+    put_file(conf_dir, "postgresql.conf",
+             "data_directory = '/var/lib/x'\ninclude_dir = 'conf.d'\n");
+    put_file(conf_dir, "pg_hba.conf", "local all all peer # debian\n");
+    c = config_dirs(data, tail);
+    assert_int_equal(pgctl_init(&p, c), 0);
+    assert_int_equal(pgctl_write_config(&p, false, NULL), 0);
+    assert_true(has_file(conf_dir, "postgresql.base.conf", buf, sizeof(buf)));
+    assert_non_null(strstr(buf, "include_dir = 'conf.d'"));
+    assert_true(has_file(conf_dir, "pg_hba.conf", buf, sizeof(buf)));
+    assert_string_equal(buf, "local all all peer # debian\n");
+    assert_true(has_file(conf_dir, "postgresql.conf", buf, sizeof(buf)));
+    snprintf(want, sizeof(want), "\ndata_directory = '%s'\n", data);
+    assert_non_null(strstr(buf, want));
+    pgctl_done(&p);
+    config_free(c);
+    remove_files(conf_dir);
+
+    /* a clone of a leader whose config was in its data directory: the
+     * data directory's postgresql.conf is the agent's own, its base is
+     * beside it; the seed is the base, never a file including itself */
+    put_file(data, "postgresql.conf",
+             PGCTL_CONF_HEADER "; x\ninclude_if_exists 'postgresql.base.conf'\n");
+    put_file(data, "postgresql.base.conf", "max_connections = 33\n");
+    c = config_dirs(data, tail);
+    assert_int_equal(pgctl_init(&p, c), 0);
+    assert_int_equal(pgctl_write_config(&p, false, NULL), 0);
+    assert_true(has_file(conf_dir, "postgresql.base.conf", buf, sizeof(buf)));
+    assert_string_equal(buf, "max_connections = 33\n");
+    pgctl_done(&p);
+    config_free(c);
+    remove_files(conf_dir);
+    /* a Patroni-written one without a base: no seed at all */
+    unlink(strcat(strcpy(want, data), "/postgresql.base.conf"));
+    put_file(data, "postgresql.conf",
+             "# Do not edit this file manually!\ninclude 'postgresql.base.conf'\n");
+    c = config_dirs(data, tail);
+    assert_int_equal(pgctl_init(&p, c), 0);
+    assert_int_equal(pgctl_write_config(&p, false, NULL), 0);
+    assert_false(has_file(conf_dir, "postgresql.base.conf", buf, sizeof(buf)));
+    pgctl_done(&p);
+    config_free(c);
+    remove_files(conf_dir);
+
+    /* custom_conf instead of the base, and config_base_name */
+    snprintf(tail, sizeof(tail),
+             "  config_dir: %s\n  custom_conf: my'custom.conf\n  config_base_name: pg\n", conf_dir);
+    c = config_dirs(data, tail);
+    assert_int_equal(pgctl_init(&p, c), 0);
+    assert_int_equal(pgctl_write_config(&p, false, NULL), 0);
+    assert_true(has_file(conf_dir, "pg.conf", buf, sizeof(buf)));
+    assert_non_null(strstr(buf, "\ninclude 'my''custom.conf'\n"));
+    assert_null(strstr(buf, "base.conf"));
+    assert_false(has_file(conf_dir, "pg.base.conf", buf, sizeof(buf)));
+    assert_false(has_file(conf_dir, "postgresql.conf", buf, sizeof(buf)));
+    pgctl_done(&p);
+    config_free(c);
+    remove_files(conf_dir);
+
+    /* config_base_name alone, in the data directory: its own file too */
+    c = config_dirs(data, "  config_base_name: pg\n");
+    assert_int_equal(pgctl_init(&p, c), 0);
+    assert_true(p.own_conf_file);
+    pgctl_done(&p);
+    config_free(c);
+    /* config_dir naming the data directory (another spelling): not own */
+    snprintf(tail, sizeof(tail), "  config_dir: %s/\n", data);
+    c = config_dirs(data, tail);
+    assert_int_equal(pgctl_init(&p, c), 0);
+    assert_false(p.own_conf_file);
+    pgctl_done(&p);
+    config_free(c);
+
+    remove_files(top);
+    remove_files(data);
+}
+
+/* Patroni's recovery_conf reaches a replica's postgresql.conf, never a
+ * primary's: the node's own, else the cluster's (the config key's, else
+ * bootstrap.dcs's); names lower-cased, as PostgreSQL reads them. */
+static void test_recovery_conf(void **state)
+{
+    (void)state;
+    char data[] = "/tmp/dbha-test-recovery-XXXXXX";
+    assert_non_null(mkdtemp(data));
+    char buf[8192];
+    Config *c = config_dirs(data, "  recovery_conf:\n    Restore_Command: cp /arch/%f '%p'\n"
+                                  "    recovery_min_apply_delay: 0\n"
+                                  "bootstrap:\n  dcs:\n    postgresql:\n      recovery_conf:\n"
+                                  "        archive_cleanup_command: dcs\n");
+    PgCtl p;
+    assert_int_equal(pgctl_init(&p, c), 0);
+    PgUpstream u = { .host = "127.0.0.1", .port = 5432 };
+    assert_int_equal(pgctl_write_config(&p, true, &u), 0);
+    assert_true(has_file(data, "postgresql.conf", buf, sizeof(buf)));
+    assert_non_null(strstr(buf, "\n# postgresql.recovery_conf\n"
+                                "restore_command = 'cp /arch/%f ''%p'''\n"
+                                "recovery_min_apply_delay = '0'\n"));
+    assert_null(strstr(buf, "archive_cleanup_command"));
+    assert_int_equal(pgctl_write_config(&p, false, NULL), 0);
+    assert_true(has_file(data, "postgresql.conf", buf, sizeof(buf)));
+    assert_null(strstr(buf, "restore_command"));
+    pgctl_done(&p);
+    config_free(c);
+
+    /* no node setting: the cluster's, bootstrap.dcs's before the key */
+    c = config_dirs(data, "bootstrap:\n  dcs:\n    postgresql:\n      recovery_conf:\n"
+                          "        archive_cleanup_command: dcs\n");
+    assert_int_equal(pgctl_init(&p, c), 0);
+    assert_int_equal(pgctl_write_config(&p, true, &u), 0);
+    assert_true(has_file(data, "postgresql.conf", buf, sizeof(buf)));
+    assert_non_null(strstr(buf, "\n# the cluster's postgresql.recovery_conf\n"
+                                "archive_cleanup_command = 'dcs'\n"));
+    ConfigKv item = { .key = "restore_command", .value = "key" };
+    ConfigMap key = { .items = &item, .n = 1 };
+    p.dcs_recovery_conf = &key;
+    assert_int_equal(pgctl_write_config(&p, true, &u), 0);
+    assert_true(has_file(data, "postgresql.conf", buf, sizeof(buf)));
+    assert_non_null(strstr(buf, "\nrestore_command = 'key'\n"));
+    assert_null(strstr(buf, "archive_cleanup_command"));
+    pgctl_done(&p);
+    config_free(c);
+    remove_files(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +609,8 @@ int main(void)
         cmocka_unit_test(test_user_libpq_settings_reach_connections),
         cmocka_unit_test(test_local_address_from_socket_directories),
         cmocka_unit_test(test_pg_hba_and_pg_ident_order),
+        cmocka_unit_test(test_config_dir),
+        cmocka_unit_test(test_recovery_conf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
