@@ -501,11 +501,15 @@ static void keep_restart_only_settings(Config *old, Config *fresh)
     KEEP_STR(name, "name");
     KEEP_STR(postgresql.data_dir, "postgresql.data_dir");
     KEEP_STR(postgresql.config_dir, "postgresql.config_dir");
+    KEEP_STR(postgresql.database, "postgresql.database");
+    /* the environment is set once, before any thread runs (main.c) */
+    KEEP_STR(postgresql.krbsrvname, "postgresql.krbsrvname");
     KEEP_STR(postgresql.config_base_name, "postgresql.config_base_name");
     KEEP_STR(postgresql.listen, "postgresql.listen");
     KEEP_STR(restapi.listen, "restapi.listen");
     KEEP_STR(restapi.certfile, "restapi.certfile");
     KEEP_STR(restapi.keyfile, "restapi.keyfile");
+    KEEP_STR(restapi.keyfile_password, "restapi.keyfile_password");
     KEEP_STR(restapi.verify_client, "restapi.verify_client");
     KEEP_STR(restapi.authentication.username, "restapi.authentication.username");
     KEEP_STR(restapi.authentication.password, "restapi.authentication.password");
@@ -552,6 +556,8 @@ int agent_reload(Agent *a)
     for (size_t i = 0; i < d.n; i++) {
         if (d.items[i].severity == CONFIG_ERROR) {
             log_error("reload: %s", d.items[i].text);
+        } else if (d.items[i].severity == CONFIG_NOTE) {
+            log_info("reload: %s", d.items[i].text);
         } else {
             log_warning("reload: %s", d.items[i].text);
         }
@@ -1253,7 +1259,7 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         .port = (unsigned)a->local.ctl.port,
         .user = config->postgresql.superuser.username,
         .password = config->postgresql.superuser.password,
-        .dbname = "postgres",
+        .dbname = config->postgresql.database,
         .connect_timeout_sec = 2,
         .statement_timeout_ms = 2000,
     };
@@ -1356,6 +1362,7 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         .password = config->restapi.authentication.password,
         .certfile = config->restapi.certfile,
         .keyfile = config->restapi.keyfile,
+        .keyfile_password = config->restapi.keyfile_password,
         .cafile = config->restapi.cafile,
         .verify_client = rest_verify_client_from_string(config->restapi.verify_client),
         .allowlist = (const char *const *)config->restapi.allowlist.items,

@@ -115,6 +115,13 @@ int main(int argc, char *argv[])
     }
     log_set_context(cfg->name, cfg->scope, NULL);
     (void)log_set_format(cfg->log.format, cfg->log.dateformat); /* checked when loaded */
+    /* Patroni's postgresql.krbsrvname: every libpq connection of the agent
+     * and of what it starts (pg_basebackup, pg_rewind, the server's
+     * walreceiver) uses that Kerberos service name */
+    if (cfg->postgresql.krbsrvname && setenv("PGKRBSRVNAME", cfg->postgresql.krbsrvname, 1) < 0) {
+        log_error_errno(errno, "PGKRBSRVNAME: %m");
+        return 1;
+    }
     if (cfg->log.dir) {
         r = log_set_dir(cfg->log.dir, cfg->log.file_size, cfg->log.file_num);
         if (r < 0) {

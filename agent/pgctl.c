@@ -392,8 +392,8 @@ static char *conninfo(const char *host, int port, const ConfigUser *u, const cha
 char *pgctl_local_conninfo(const PgCtl *p)
 {
     const Config *c = p->config;
-    return conninfo(p->local_host, p->port, &c->postgresql.superuser, "postgres", "postgres",
-                    p->pgpass, NULL, false, 3);
+    return conninfo(p->local_host, p->port, &c->postgresql.superuser, "postgres",
+                    c->postgresql.database, p->pgpass, NULL, false, 3);
 }
 
 int pgctl_primary_conninfo(const PgCtl *p, const PgUpstream *u, char *buf, size_t size)
@@ -403,6 +403,24 @@ int pgctl_primary_conninfo(const PgCtl *p, const PgUpstream *u, char *buf, size_
                                       NULL, p->pgpass, c->name, true, 2);
     if (!s) {
         return -ENOMEM;
+    }
+    if (c->postgresql.krbsrvname) {
+        /* as Patroni's primary_conninfo (the server's walreceiver also has
+         * PGKRBSRVNAME from the agent's environment) */
+        char *k = NULL;
+        size_t ksize = 0;
+        FILE *f = open_memstream(&k, &ksize);
+        if (!f) {
+            return -ENOMEM;
+        }
+        fputs(s, f);
+        put_conn(f, "krbsrvname", c->postgresql.krbsrvname);
+        if (fclose(f) != 0) {
+            free(k);
+            return -ENOMEM;
+        }
+        free(s);
+        s = k;
     }
     if (strlen(s) >= size) {
         return -ENOBUFS;
@@ -1114,8 +1132,8 @@ int pgctl_argv_rewind(const PgCtl *p, const char *host, int port, PgArgv *ret)
     const ConfigUser *u =
         c->postgresql.rewind.username ? &c->postgresql.rewind : &c->postgresql.superuser;
     _cleanup_free_ char *source = NULL, *target = NULL,
-                        *info = conninfo(host, port, u, "postgres", "postgres", p->pgpass, NULL,
-                                         false, 5);
+                        *info = conninfo(host, port, u, "postgres", c->postgresql.database,
+                                         p->pgpass, NULL, false, 5);
     if (!info || asprintf(&source, "--source-server=%s", info) < 0 ||
         asprintf(&target, "--target-pgdata=%s", p->data_dir) < 0) {
         return -ENOMEM;

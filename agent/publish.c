@@ -254,9 +254,10 @@ static bool member_key_confirmed(const Publisher *p, const PublishView *a, uint6
 void publish_config_changed(Publisher *p)
 {
     free(p->conn_url);
+    free(p->proxy_url);
     free(p->api_url);
     json_decref(p->tags);
-    p->conn_url = p->api_url = NULL;
+    p->conn_url = p->proxy_url = p->api_url = NULL;
     p->tags = NULL;
     p->member_confirmed_usec = 0;
 }
@@ -275,8 +276,17 @@ static int config_parts(Publisher *p, const Config *c)
         return 0;
     }
     publish_config_changed(p);
-    if (asprintf(&p->conn_url, "postgres://%s/postgres", c->postgresql.connect_address) < 0) {
+    /* Patroni's: postgres://connect_address/database, and proxy_url the
+     * same way from proxy_address */
+    if (asprintf(&p->conn_url, "postgres://%s/%s", c->postgresql.connect_address,
+                 c->postgresql.database) < 0) {
         p->conn_url = NULL;
+        return -ENOMEM;
+    }
+    if (c->postgresql.proxy_address &&
+        asprintf(&p->proxy_url, "postgres://%s/%s", c->postgresql.proxy_address,
+                 c->postgresql.database) < 0) {
+        p->proxy_url = NULL;
         return -ENOMEM;
     }
     if (asprintf(&p->api_url, "%s://%s/patroni", c->restapi.certfile ? "https" : "http",
@@ -304,6 +314,7 @@ int publish_member(Publisher *p, const PublishView *a)
     bool has_lag_sec = replica && pgprobe_replica_lag_seconds(a->snap, &lag_sec) >= 0;
     DcsMemberInfo m = {
         .conn_url = p->conn_url,
+        .proxy_url = p->proxy_url,
         .api_url = p->api_url,
         .state = member_state(a),
         .role = member_role(a),

@@ -66,7 +66,7 @@ typedef struct Publisher {
     uint64_t member_confirmed_usec; /* 0: not confirmed */
     /* owned: the member key's parts derived from the config alone, built on
      * first use and again after publish_config_changed() */
-    char *conn_url, *api_url;
+    char *conn_url, *proxy_url, *api_url; /* proxy_url: NULL without proxy_address */
     json_t *tags;
 } Publisher;
 

@@ -51,7 +51,7 @@ int ctl_http(const char *method, const char *base, const char *path, const json_
     };
     if (cfg) {
         /* patronictl: the client certificate too (restapi.verify_client) */
-        peer_http_tls_from_config(cfg, false, &o);
+        peer_http_tls_from_config(cfg, cfg->ctl.insecure, &o);
     }
     const char *payload = strcmp(method, "GET") != 0 ? (text ? text : "") : NULL;
     PeerHttpRequest req = { 0 };

@@ -32,6 +32,7 @@ static const char *check_log_dir(const char *s);
 static const char *check_log_format(const char *s);
 static const char *check_command(const char *s);
 static const char *check_nonempty_path(const char *s);
+static const char *check_database(const char *s);
 static const char *check_config_base_name(const char *s);
 static const char *check_watchdog_driver(const char *s);
 static const char *check_verify_client(const char *s);
@@ -86,6 +87,8 @@ const ConfigRow config_schema[] = {
         "RESTAPI_PASSWORD"),
     STR("restapi.certfile", restapi.certfile, R, NULL, NULL, "RESTAPI_CERTFILE"),
     STR("restapi.keyfile", restapi.keyfile, R, NULL, NULL, "RESTAPI_KEYFILE"),
+    STR("restapi.keyfile_password", restapi.keyfile_password, R | SECRET, NULL, NULL,
+        "RESTAPI_KEYFILE_PASSWORD"),
     STR("restapi.cafile", restapi.cafile, R, NULL, NULL, "RESTAPI_CAFILE"),
     STR("restapi.verify_client", restapi.verify_client, 0, NULL, check_verify_client,
         "RESTAPI_VERIFY_CLIENT"),
@@ -101,6 +104,12 @@ const ConfigRow config_schema[] = {
     STR("ctl.cacert", ctl.cacert, 0, NULL, NULL, "CTL_CACERT"),
     STR("ctl.certfile", ctl.certfile, 0, NULL, NULL, "CTL_CERTFILE"),
     STR("ctl.keyfile", ctl.keyfile, 0, NULL, NULL, "CTL_KEYFILE"),
+    STR("ctl.keyfile_password", ctl.keyfile_password, SECRET, NULL, NULL, "CTL_KEYFILE_PASSWORD"),
+    { .path = "ctl.insecure",
+      .type = CONFIG_TYPE_BOOL,
+      .offset = OFF(ctl.insecure),
+      .def_int = false,
+      .env = "CTL_INSECURE" },
 
     SEC("etcd3", 0),
     { .path = "etcd3.hosts",
@@ -176,6 +185,10 @@ const ConfigRow config_schema[] = {
     STR("postgresql.data_dir", postgresql.data_dir, REQ, NULL, NULL, "POSTGRESQL_DATA_DIR"),
     STR("postgresql.bin_dir", postgresql.bin_dir, R, NULL, NULL, "POSTGRESQL_BIN_DIR"),
     STR("postgresql.pgpass", postgresql.pgpass, R, NULL, NULL, "POSTGRESQL_PGPASS"),
+    STR("postgresql.database", postgresql.database, 0, "postgres", check_database, NULL),
+    STR("postgresql.krbsrvname", postgresql.krbsrvname, 0, NULL, NULL, NULL),
+    STR("postgresql.proxy_address", postgresql.proxy_address, R, NULL, check_host_port,
+        "POSTGRESQL_PROXY_ADDRESS"),
     STR("postgresql.config_dir", postgresql.config_dir, 0, NULL, check_nonempty_path,
         "POSTGRESQL_CONFIG_DIR"),
     STR("postgresql.config_base_name", postgresql.config_base_name, 0, "postgresql",
@@ -305,19 +318,13 @@ _Static_assert(ELEMENTSOF(config_schema) <= CONFIG_SCHEMA_MAX, "raise CONFIG_SCH
 /* Keys Patroni knows that dbha does not use: warned about as unknown, but
  * without a misleading "did you mean". */
 static const char *const patroni_only_keys[] = {
-    "ctl.insecure",
-    "ctl.keyfile_password",
     "ctl.authentication",
-    "restapi.keyfile_password",
     "restapi.http_extra_headers",
     "restapi.https_extra_headers",
     "restapi.request_queue_size",
-    "restapi.ciphers",
     "restapi.server_tokens",
     "etcd3.url",
     "etcd3.proxy",
-    "etcd3.srv",
-    "etcd3.srv_suffix",
     "bootstrap.dcs.member_slots_ttl",
     "bootstrap.dcs.maximum_lag_on_syncnode",
     "postgresql.use_unix_socket_repl",
@@ -325,13 +332,9 @@ static const char *const patroni_only_keys[] = {
     "postgresql.remove_data_directory_on_diverged_timelines",
     "bootstrap.dcs.postgresql.remove_data_directory_on_rewind_failure",
     "bootstrap.dcs.postgresql.remove_data_directory_on_diverged_timelines",
-    "postgresql.proxy_address",
     "postgresql.use_pg_rewind",
     "postgresql.before_stop",
     "log.type",
-    "log.loggers",
-    "log.traceback_level",
-    "log.max_queue_size",
 };
 
 /* Keys Patroni honours that dbha cannot honour yet, where ignoring them
@@ -354,6 +357,34 @@ static const struct {
               "section (hosts: HOST:PORT,...)" },
     { "citus", "Citus clusters are not supported by dbha: remove the section, or keep Patroni "
                "for this cluster" },
+    { "etcd3.srv",
+      "dbha does not look etcd's endpoints up in DNS SRV records, so it would talk to other "
+      "endpoints than Patroni: list them under etcd3.hosts (HOST:PORT,...) and remove this key" },
+    { "etcd3.srv_suffix",
+      "dbha does not look etcd's endpoints up in DNS SRV records, so it would talk to other "
+      "endpoints than Patroni: list them under etcd3.hosts (HOST:PORT,...) and remove this key" },
+    { "etcd3.discovery_srv",
+      "dbha does not look etcd's endpoints up in DNS SRV records, so it would talk to other "
+      "endpoints than Patroni: list them under etcd3.hosts (HOST:PORT,...) and remove this key" },
+    { "etcd3.srv_domain",
+      "dbha does not look etcd's endpoints up in DNS SRV records, so it would talk to other "
+      "endpoints than Patroni: list them under etcd3.hosts (HOST:PORT,...) and remove this key" },
+    { "restapi.ciphers",
+      "the REST API's TLS library (GnuTLS, through libmicrohttpd) does not read OpenSSL cipher "
+      "lists, and ignoring it would offer ciphers you excluded: remove it to use GnuTLS's "
+      "default priorities, or keep Patroni for this cluster" },
+    { "restapi.auth", "the old \"user:password\" form is not read: write it as "
+                      "restapi.authentication.username and restapi.authentication.password" },
+    { "ctl.auth", "the old \"user:password\" form is not read: dbctl and the agents use "
+                  "restapi.authentication.username and restapi.authentication.password" },
+    { "postgresql.superuser", "the old form is not read: move username and password under "
+                              "postgresql.authentication.superuser" },
+    { "postgresql.replication", "the old form is not read: move username and password under "
+                                "postgresql.authentication.replication" },
+    { "postgresql.pg_rewind", "the old form is not read: move username and password under "
+                              "postgresql.authentication.rewind and set "
+                              "bootstrap.dcs.postgresql.use_pg_rewind: true (the old form turned "
+                              "it on)" },
     { "bootstrap.dcs.standby_cluster",
       "standby clusters are not supported by dbha yet: without this section the cluster would "
       "come up as an independent writable primary; keep Patroni for this cluster" },
@@ -367,6 +398,26 @@ const char *config_refused_reason(const char *path)
     for (size_t i = 0; i < ELEMENTSOF(refused_keys); i++) {
         if (strcmp(refused_keys[i].path, path) == 0) {
             return refused_keys[i].why;
+        }
+    }
+    return NULL;
+}
+
+const char *config_noop_note(const char *path)
+{
+    static const struct {
+        const char *path, *note;
+    } notes[] = {
+        { "log.traceback_level", "dbha writes no Python tracebacks" },
+        { "log.max_queue_size",
+          "dbha writes each line when it is logged and keeps no queue of lines" },
+        { "log.loggers",
+          "dbha has no Python loggers (urllib3, patroni.ha, ...) whose levels it could set; "
+          "log.level sets the agent's" },
+    };
+    for (size_t i = 0; i < ELEMENTSOF(notes); i++) {
+        if (strcmp(notes[i].path, path) == 0) {
+            return notes[i].note;
         }
     }
     return NULL;
@@ -659,6 +710,11 @@ static const char *check_command(const char *s)
 static const char *check_log_dir(const char *s)
 {
     return *s ? NULL : "a directory for patroni.log (or no log.dir: stderr or the journal)";
+}
+
+static const char *check_database(const char *s)
+{
+    return *s ? NULL : "a database name (or no key: postgres)";
 }
 
 static const char *check_nonempty_path(const char *s)

@@ -66,6 +66,9 @@ const ConfigRow *config_schema_find(const char *path);
 /* Why a key Patroni honours is refused by dbha (ignoring it would change
  * what the cluster does), or NULL. */
 const char *config_refused_reason(const char *path);
+/* Why a key that tunes only Patroni's own Python runtime means nothing for
+ * dbha (accepted with a note), or NULL. */
+const char *config_noop_note(const char *path);
 /* Whether `path` is a key Patroni knows and dbha ignores. */
 bool config_is_patroni_only(const char *path);
 /* What dbha does instead, for the Patroni-only keys where that needs

@@ -50,7 +50,11 @@ void config_diags_done(ConfigDiags *d)
 void config_diags_print(const ConfigDiags *d, FILE *out)
 {
     for (size_t i = 0; d && i < d->n; i++) {
-        fprintf(out, "%s: %s\n", d->items[i].severity == CONFIG_ERROR ? "error" : "warning",
+        ConfigSeverity s = d->items[i].severity;
+        fprintf(out, "%s: %s\n",
+                s == CONFIG_ERROR  ? "error"
+                : s == CONFIG_NOTE ? "note"
+                                   : "warning",
                 d->items[i].text);
     }
 }
@@ -133,6 +137,7 @@ static void loader_diag(ConfigLoader *l, ConfigSeverity severity, const ConfigWh
 
 #define loader_error(l, w, ...) loader_diag(l, CONFIG_ERROR, w, __VA_ARGS__)
 #define loader_warn(l, w, ...)  loader_diag(l, CONFIG_WARNING, w, __VA_ARGS__)
+#define loader_note(l, w, ...)  loader_diag(l, CONFIG_NOTE, w, __VA_ARGS__)
 
 static ConfigWhere where_of_mark(yaml_mark_t m)
 {
@@ -270,6 +275,11 @@ static void unknown_key(ConfigLoader *l, const char *prefix, const char *key, co
     const char *refused = config_refused_reason(path);
     if (refused) {
         loader_error(l, w, "\"%s\" is not supported: %s", path, refused);
+        return;
+    }
+    const char *noop = config_noop_note(path);
+    if (noop) {
+        loader_note(l, w, "\"%s\" is accepted and does nothing: %s", path, noop);
         return;
     }
     if (config_is_patroni_only(path)) {

@@ -105,6 +105,7 @@ typedef struct Config {
         char *connect_address; /* owned, required */
         ConfigUser authentication;
         char *certfile, *keyfile, *cafile; /* owned */
+        char *keyfile_password;            /* owned: decrypts keyfile; NULL: not encrypted */
         char *verify_client;               /* owned: "none", "optional", "required"; NULL: none */
         ConfigStrv allowlist;              /* addresses, CIDRs and host names, as written */
         bool allowlist_include_members;
@@ -112,6 +113,8 @@ typedef struct Config {
 
     struct {
         char *cacert, *certfile, *keyfile; /* owned: TLS to agents' REST APIs (PatroniRequest) */
+        char *keyfile_password;            /* owned: decrypts keyfile (else restapi's) */
+        bool insecure; /* dbctl does not verify the agents' certificates (without certfile) */
     } ctl;
 
     struct {
@@ -159,6 +162,9 @@ typedef struct Config {
          * absent over the socket when unix_socket_directories names an
          * absolute directory (pgctl_init) */
         char *use_unix_socket;
+        char *database;      /* owned, "postgres": the agent's connections, conn_url */
+        char *krbsrvname;    /* owned: PGKRBSRVNAME of the agent and all it starts */
+        char *proxy_address; /* owned, "host:port": published as proxy_url */
         ConfigUser superuser, replication, rewind;
         ConfigMap parameters;
         ConfigStrv pg_hba;
@@ -216,6 +222,7 @@ typedef struct Config {
 typedef enum ConfigSeverity {
     CONFIG_WARNING,
     CONFIG_ERROR,
+    CONFIG_NOTE, /* a Patroni key that tunes only Patroni's Python runtime: accepted */
 } ConfigSeverity;
 
 /* One problem found while loading: "FILE:LINE:COL: message", or for an

@@ -64,6 +64,9 @@ int peer_http_request_init(PeerHttpRequest *req, const char *method, const char 
     if (o->certfile) {
         (void)curl_easy_setopt(c, CURLOPT_SSLCERT, o->certfile);
         (void)curl_easy_setopt(c, CURLOPT_SSLKEY, o->keyfile ? o->keyfile : o->certfile);
+        /* never NULL: OpenSSL would ask for an encrypted key's pass phrase
+         * on the terminal, and wait */
+        (void)curl_easy_setopt(c, CURLOPT_KEYPASSWD, o->key_password ? o->key_password : "");
     }
     if (o->insecure) {
         (void)curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -80,11 +83,14 @@ void peer_http_tls_from_config(const Config *c, bool insecure, PeerHttpOptions *
     o->cafile = c->ctl.cacert ? c->ctl.cacert : c->restapi.cafile;
     o->certfile = certfile;
     o->keyfile = NULL;
+    o->key_password = NULL;
     o->insecure = false;
     o->skip_host_check = false;
     if (certfile) {
         /* urllib3: cert_reqs CERT_REQUIRED, assert_hostname False when insecure */
         o->keyfile = c->ctl.keyfile ? c->ctl.keyfile : c->restapi.keyfile;
+        o->key_password =
+            c->ctl.keyfile_password ? c->ctl.keyfile_password : c->restapi.keyfile_password;
         o->skip_host_check = insecure;
     } else {
         o->insecure = insecure;

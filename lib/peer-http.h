@@ -22,6 +22,7 @@ typedef struct PeerHttpOptions {
     bool skip_host_check;          /* verify the certificate, not that it names the host */
     const char *certfile;          /* borrowed: our client certificate (PEM), or NULL */
     const char *keyfile;           /* borrowed: its key; NULL: in certfile */
+    const char *key_password;      /* borrowed: decrypts the key; NULL: not encrypted */
     const char *username;          /* borrowed: basic auth when non-NULL */
     const char *password;          /* borrowed */
     size_t body_max;               /* cap on the answer's body (0: none) */
@@ -35,13 +36,14 @@ typedef struct PeerHttpRequest {
     char error[CURL_ERROR_SIZE];
 } PeerHttpRequest;
 
-/* The TLS part of *o (cafile, insecure, skip_host_check, certfile, keyfile)
- * for requests to agents, as Patroni's PatroniRequest sets it up: the `ctl`
- * section's cacert/certfile/keyfile, each falling back to restapi's
- * cafile/certfile/keyfile. With a certfile the peer's certificate is always
- * verified (its host name only when !insecure) and ours is presented;
- * without one it is verified unless insecure. The agent asks its peers with
- * insecure = true (Patroni's agent does), dbctl with false. Pure. */
+/* The TLS part of *o (cafile, insecure, skip_host_check, certfile, keyfile,
+ * key_password) for requests to agents, as Patroni's PatroniRequest sets it
+ * up: the `ctl` section's cacert/certfile/keyfile/keyfile_password, each
+ * falling back to restapi's cafile/certfile/keyfile/keyfile_password. With a
+ * certfile the peer's certificate is always verified (its host name only
+ * when !insecure) and ours is presented; without one it is verified unless
+ * insecure. The agent asks its peers with insecure = true (Patroni's agent
+ * does), dbctl with ctl.insecure (patronictl's). Pure. */
 void peer_http_tls_from_config(const Config *c, bool insecure, PeerHttpOptions *o);
 
 /* Sets req up for `method url` with payload (JSON text, NULL: none). An

@@ -1,5 +1,5 @@
-"""Patroni's postgresql.config_dir, config_base_name and custom_conf on a
-real two-node cluster.
+"""Patroni's postgresql.config_dir, config_base_name and custom_conf (and
+node2's database, krbsrvname and proxy_address) on a real two-node cluster.
 
 node1's config_dir does not exist before the start (the agent creates it),
 its files are named by config_base_name (`pg.conf`) and include
@@ -59,7 +59,8 @@ def cluster():
         put(os.path.join(debian, "postgresql.conf"), DEBIAN_CONF)
         put(os.path.join(debian, "conf.d", "50-site.conf"), "work_mem = '7MB'\n")
         put(os.path.join(debian, "pg_ident.conf"), "debmap root postgres\n")
-        n2.postgresql_yaml += f"  config_dir: {debian}\n"
+        n2.postgresql_yaml += (f"  config_dir: {debian}\n  database: template1\n"
+                               "  krbsrvname: dbhatest\n  proxy_address: 127.0.0.1:6432\n")
         # node1's custom_conf, relative to its config_dir: made by the
         # operator before the start, beside where the agent will write
         hand_to_pg_user(n1.dir)
@@ -105,6 +106,32 @@ def check_files(cluster):
 def test_each_server_reads_its_config_dir(cluster):
     cluster.wait_healthy(timeout=60)
     check_files(cluster)
+
+
+def test_database_krbsrvname_and_proxy_address(cluster):
+    """node2's agent connects to `database` (template1), publishes it in
+    conn_url and proxy_url (Patroni's postgres://ADDRESS/DATABASE), and
+    runs with PGKRBSRVNAME, which its server inherits and its
+    primary_conninfo names, as Patroni's does."""
+    s = cluster.wait_healthy(timeout=60)
+    n1, n2 = cluster.node("node1"), cluster.node("node2")
+    if s["leader"] == n2.name:
+        p = cluster.dbctl("switchover", "--leader", n2.name, "--candidate", n1.name, "--force")
+        assert p.returncode == 0, p.stdout + p.stderr
+        wait_until(lambda: cluster.wait_healthy(timeout=60)["leader"] == n1.name, 60,
+                   what="node1 leading")
+    m2 = json.loads(cluster.etcd_get("members/node2"))
+    assert m2["conn_url"] == f"postgres://127.0.0.1:{n2.pg_port}/template1", m2
+    assert m2["proxy_url"] == "postgres://127.0.0.1:6432/template1", m2
+    m1 = json.loads(cluster.etcd_get("members/node1"))
+    assert m1["conn_url"].endswith("/postgres") and "proxy_url" not in m1, m1
+    assert n2.sql("SELECT datname FROM pg_stat_activity WHERE application_name = 'dbha'") == \
+        [("template1",)]
+    assert n1.sql("SELECT datname FROM pg_stat_activity WHERE application_name = 'dbha'") == \
+        [("postgres",)]
+    assert "krbsrvname='dbhatest'" in show(n2, "primary_conninfo")
+    with open(f"/proc/{n2.postmaster_pid()}/environ", "rb") as f:
+        assert b"PGKRBSRVNAME=dbhatest\0" in f.read()
 
 
 def test_switchover_and_parameter_change_keep_the_config_dir(cluster):

@@ -11,7 +11,7 @@ import threading
 
 from lib.cluster import DbhaCluster
 from lib.procs import LOOPBACK, wait_until
-from test_rest_hardening import STRANGER, make_ca, make_cert
+from test_rest_hardening import STRANGER, make_ca, make_cert, openssl
 
 
 def https(node, pki, method, path, cert=None, source=LOOPBACK):
@@ -102,5 +102,71 @@ def test_tls_cluster_verify_client_required(procs, workdir):
             if f'election: peer "{other_name}" answered' in text:
                 heard.append(n.name)
         assert heard, "no replica heard the other in the election"
+    finally:
+        c.stop_all()
+
+
+def encrypted(key, password):
+    out = key + ".enc"
+    openssl("pkey", "-in", key, "-aes256", "-passout", f"pass:{password}", "-out", out)
+    return out
+
+
+def test_encrypted_keys_and_ctl_insecure(procs, workdir):
+    """Patroni's restapi.keyfile_password (the agent serves HTTPS with an
+    encrypted key), ctl.insecure (dbctl talks to agents whose certificate it
+    cannot verify, as patronictl with insecure: true) and
+    ctl.keyfile_password (dbctl presents a client certificate whose key is
+    encrypted). Each config below differs from the one before in that key
+    only."""
+    d = os.path.join(workdir, "pki")
+    os.makedirs(d)
+    ca = make_ca(d, "ca")
+    node_crt, node_key = make_cert(d, "node", ca)
+    client_crt, client_key = make_cert(d, "client", ca, "DNS:client")
+    node_enc = encrypted(node_key, "node-pw")
+    client_enc = encrypted(client_key, "client-pw")
+    for f in os.listdir(d):
+        os.chmod(os.path.join(d, f), 0o644)  # the agents run as postgres
+    with open(node_enc) as f:
+        assert "ENCRYPTED PRIVATE KEY" in f.read()
+    c = DbhaCluster(procs, workdir, n=1)
+    node = c.nodes[0]
+    tls = f"  certfile: {node_crt}\n  keyfile: {node_enc}\n  keyfile_password: node-pw\n"
+    node.rest_auth_yaml = lambda: tls
+    c.start()
+    try:
+        wait_until(lambda: (c.status()["leader"] == node.name) or None, 90, interval=0.5,
+                   what="the node leads")
+        ctx = ssl.create_default_context(cafile=ca[0])
+        conn = http.client.HTTPSConnection(LOOPBACK, node.api_port, timeout=5, context=ctx)
+        conn.request("GET", "/health")
+        assert conn.getresponse().status == 200
+        conn.close()
+
+        # dbctl's configs: the node's without its own certificate, plus ctl keys
+        node.rest_auth_yaml = lambda: ""
+        base = node.config()
+
+        def dbctl_with(name, ctl):
+            path = os.path.join(workdir, name)
+            with open(path, "w") as f:
+                f.write(base + ("ctl:\n" + ctl if ctl else ""))
+            return c.dbctl("-c", path, "reload", "--force")
+
+        r = dbctl_with("verify.yml", "")
+        assert r.returncode == 1, (r.stdout, r.stderr)  # no CA that signed the node's
+        assert "SSL certificate problem" in r.stderr, r.stderr
+        r = dbctl_with("insecure.yml", "  insecure: true\n")
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        assert r.stdout.strip() == f"{node.name}: reload scheduled", r.stdout
+        client = f"  cacert: {ca[0]}\n  certfile: {client_crt}\n  keyfile: {client_enc}\n"
+        r = dbctl_with("client-nopw.yml", client)
+        assert r.returncode == 1, (r.stdout, r.stderr)  # the key cannot be read
+        # and no pass phrase is asked for on the terminal
+        assert "unable to set private key file" in r.stderr and "pass phrase" not in r.stderr, \
+            r.stderr
+        r = dbctl_with("client.yml", client + "  keyfile_password: client-pw\n")
+        assert r.returncode == 0, (r.stdout, r.stderr)
     finally:
         c.stop_all()

@@ -51,6 +51,10 @@ typedef struct BrokenRow {
     {                                                                                              \
         n, y, CONFIG_WARNING, m, l, c                                                              \
     }
+#define NOTE(n, y, m, l, c)                                                                        \
+    {                                                                                              \
+        n, y, CONFIG_NOTE, m, l, c                                                                 \
+    }
 
 static const BrokenRow broken[] = {
     /* bootstrap.users, each problem at its place */
@@ -272,6 +276,22 @@ static const BrokenRow broken[] = {
         "\"consul\" is not supported: dbha keeps the cluster's state in etcd only: replace "
         "\"consul\" with an \"etcd3\" section (hosts: HOST:PORT,...)",
         10, 1),
+    ERR("etcd3_srv", TOP REST "etcd3:\n  hosts: 127.0.0.1:2379\n  srv: example.org\n" PG,
+        "\"etcd3.srv\" is not supported: dbha does not look etcd's endpoints up in DNS SRV "
+        "records, so it would talk to other endpoints than Patroni: list them under etcd3.hosts "
+        "(HOST:PORT,...) and remove this key",
+        7, 3),
+    ERR("old_superuser", BASE "  superuser:\n    username: postgres\n",
+        "\"postgresql.superuser\" is not supported: the old form is not read: move username and "
+        "password under postgresql.authentication.superuser",
+        10, 3),
+    ERR("restapi_ciphers",
+        TOP "restapi:\n  connect_address: 127.0.0.1:8008\n  ciphers: HIGH\n" ETCD PG,
+        "\"restapi.ciphers\" is not supported: the REST API's TLS library (GnuTLS, through "
+        "libmicrohttpd) does not read OpenSSL cipher lists, and ignoring it would offer ciphers "
+        "you excluded: remove it to use GnuTLS's default priorities, or keep Patroni for this "
+        "cluster",
+        5, 3),
     ERR("citus", BASE "citus:\n  group: 0\n",
         "\"citus\" is not supported: Citus clusters are not supported by dbha: remove the "
         "section, or keep Patroni for this cluster",
@@ -302,8 +322,12 @@ static const BrokenRow broken[] = {
     WARN("unknown_no_suggestion", BASE "frobnicate: 1\n", "unknown key \"frobnicate\"", 10, 1),
     WARN("unknown_dotted", BASE "postgresql.data_dir: /x\n", "unknown key \"postgresql.data_dir\"",
          10, 1),
-    WARN("patroni_ctl_insecure", BASE "ctl:\n  insecure: true\n  cacert: /ca.pem\n",
-         "unknown key \"ctl.insecure\" (a Patroni setting dbha does not use)", 11, 3),
+    NOTE("patroni_log_loggers", BASE "log:\n  loggers:\n    patroni.ha: DEBUG\n",
+         "\"log.loggers\" is accepted and does nothing: dbha has no Python loggers (urllib3, "
+         "patroni.ha, ...) whose levels it could set; log.level sets the agent's",
+         11, 3),
+    WARN("patroni_ctl_later_version", BASE "ctl:\n  authentication: {}\n  cacert: /ca.pem\n",
+         "unknown key \"ctl.authentication\" (a Patroni setting dbha does not use)", 11, 3),
     ERR("patroni_kubernetes", BASE "kubernetes: {}\n",
         "\"kubernetes\" is not supported: dbha keeps the cluster's state in etcd only: replace "
         "\"kubernetes\" with an \"etcd3\" section (hosts: HOST:PORT,...)",
