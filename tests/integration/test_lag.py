@@ -211,8 +211,11 @@ def test_paused_replica_shows_lag_and_the_other_replica_wins(cluster):
     for _ in range(4):
         assert cluster.status()["leader"] == other.name
         time.sleep(0.5)
-    assert cluster.procs.log_contains(paused.name,
-                                      "not a candidate for promotion: replay is paused, ")
+    # The paused replica's own verdict ("not a candidate for promotion:
+    # replay is paused, ...") is logged only if one of its ticks sees the
+    # cluster without a leader; the other replica may take the key before
+    # that (CI of 668c458). The verdict is shown where the paused replica is
+    # left alone: the next test.
 
 
 def test_only_the_paused_replica_left_is_not_promoted_until_replay_resumes(cluster):
