@@ -1354,7 +1354,29 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
         return log_error_errno(r, "REST API queue: %m");
     }
     RestHandler handlers[REST_HANDLERS_MAX];
+    /* Patroni's http_extra_headers, updated by https_extra_headers when the
+     * API serves TLS (a name in both: the https value) */
+    const ConfigMap *hx = &config->restapi.http_extra_headers;
+    const ConfigMap *hsx = config->restapi.certfile ? &config->restapi.https_extra_headers : NULL;
+    size_t n_headers = 0;
+    _cleanup_free_ const char **headers =
+        calloc(2 * (hx->n + (hsx ? hsx->n : 0)) + 1, sizeof(char *));
+    if (!headers) {
+        return log_error_errno(-ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < hx->n; i++) {
+        if (!hsx || !config_map_get(hsx, hx->items[i].key)) {
+            headers[2 * n_headers] = hx->items[i].key;
+            headers[2 * n_headers++ + 1] = hx->items[i].value;
+        }
+    }
+    for (size_t i = 0; hsx && i < hsx->n; i++) {
+        headers[2 * n_headers] = hsx->items[i].key;
+        headers[2 * n_headers++ + 1] = hsx->items[i].value;
+    }
     RestServerConfig rc = {
+        .extra_headers = headers,
+        .n_extra_headers = n_headers,
         .handlers = handlers,
         .n_handlers = api_handlers(a->api, handlers, ELEMENTSOF(handlers)),
         .listen = config->restapi.listen,

@@ -450,12 +450,14 @@ struct RestServer {
     RestSnapshot *current;                   /* owned reference; NULL before the first publish */
     RestHandler handlers[REST_HANDLERS_MAX]; /* method and path owned, userdata borrowed */
     size_t n_handlers;
-    char *username;     /* owned */
-    char *password;     /* owned */
-    char *cert_pem;     /* owned */
-    char *key_pem;      /* owned */
-    char *key_password; /* owned */
-    char *trust_pem;    /* owned */
+    char *username;       /* owned */
+    char *password;       /* owned */
+    char *cert_pem;       /* owned */
+    char *key_pem;        /* owned */
+    char *key_password;   /* owned */
+    char *trust_pem;      /* owned */
+    char **extra_headers; /* owned: name, value, ... */
+    size_t n_extra_headers;
     bool tls;
     RestVerifyClient verify_client;
     bool allowlist_on;  /* allowlist or allowlist_include_members configured */
@@ -729,6 +731,9 @@ static enum MHD_Result queue(RestServer *s, struct MHD_Connection *c, unsigned s
 {
     if (!resp) {
         return MHD_NO;
+    }
+    for (size_t i = 0; i < s->n_extra_headers; i++) {
+        (void)MHD_add_response_header(resp, s->extra_headers[2 * i], s->extra_headers[2 * i + 1]);
     }
     enum MHD_Result k = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
@@ -1604,6 +1609,10 @@ RestServer *rest_server_free(RestServer *s)
     free_secret(s->key_pem);
     free_secret(s->key_password);
     free(s->trust_pem);
+    for (size_t i = 0; i < 2 * s->n_extra_headers; i++) {
+        free(s->extra_headers[i]);
+    }
+    free(s->extra_headers);
     free(s->allow);
     free(s->members);
     free(s);
@@ -1805,6 +1814,18 @@ int rest_server_new(const RestServerConfig *cfg, RestServer **ret, RestError *re
         copy_string(cfg->username ? cfg->password : NULL, &s->password) < 0 ||
         copy_string(cfg->keyfile_password, &s->key_password) < 0) {
         return -ENOMEM;
+    }
+    if (cfg->n_extra_headers > 0) {
+        s->extra_headers = calloc(2 * cfg->n_extra_headers, sizeof(char *));
+        if (!s->extra_headers) {
+            return -ENOMEM;
+        }
+        s->n_extra_headers = cfg->n_extra_headers;
+        for (size_t i = 0; i < 2 * cfg->n_extra_headers; i++) {
+            if (copy_string(cfg->extra_headers[i], &s->extra_headers[i]) < 0) {
+                return -ENOMEM;
+            }
+        }
     }
     if (tls) {
         r = read_pem("certfile", cfg->certfile, &s->cert_pem, reterr);

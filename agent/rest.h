@@ -210,6 +210,11 @@ typedef struct RestServerConfig {
      * names (resolved here, every address; one that does not resolve is
      * skipped with a warning). When it or allowlist_include_members is set,
      * the mutating endpoints answer 403 to any other client. */
+    /* Patroni's restapi.http_extra_headers (and, with TLS,
+     * https_extra_headers): name, value, name, value, ...; added to every
+     * response; copied */
+    const char *const *extra_headers;
+    size_t n_extra_headers;       /* pairs */
     const char *const *allowlist; /* borrowed */
     size_t n_allowlist;
     bool allowlist_include_members;   /* rest_server_set_member_urls()'s hosts too */

@@ -90,6 +90,10 @@ const ConfigRow config_schema[] = {
     STR("restapi.keyfile_password", restapi.keyfile_password, R | SECRET, NULL, NULL,
         "RESTAPI_KEYFILE_PASSWORD"),
     STR("restapi.cafile", restapi.cafile, R, NULL, NULL, "RESTAPI_CAFILE"),
+    LIST("restapi.http_extra_headers", CONFIG_TYPE_MAP, restapi.http_extra_headers,
+         CONFIG_F_HTTP_HEADERS),
+    LIST("restapi.https_extra_headers", CONFIG_TYPE_MAP, restapi.https_extra_headers,
+         CONFIG_F_HTTP_HEADERS),
     STR("restapi.verify_client", restapi.verify_client, 0, NULL, check_verify_client,
         "RESTAPI_VERIFY_CLIENT"),
     { .path = "restapi.allowlist",
@@ -319,8 +323,6 @@ _Static_assert(ELEMENTSOF(config_schema) <= CONFIG_SCHEMA_MAX, "raise CONFIG_SCH
  * without a misleading "did you mean". */
 static const char *const patroni_only_keys[] = {
     "ctl.authentication",
-    "restapi.http_extra_headers",
-    "restapi.https_extra_headers",
     "restapi.request_queue_size",
     "restapi.server_tokens",
     "etcd3.url",

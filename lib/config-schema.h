@@ -31,11 +31,12 @@ typedef enum ConfigType {
 
 enum {
     CONFIG_F_REQUIRED = 1 << 0,
-    CONFIG_F_RELOADABLE = 1 << 1, /* takes effect on SIGHUP without a restart */
-    CONFIG_F_SECRET = 1 << 2,     /* the value never appears in a message */
-    CONFIG_F_OPEN = 1 << 3,       /* SECTION: other keys go to the ConfigMap at offset */
-    CONFIG_F_PG_NAMES = 1 << 4,   /* MAP: the keys are PostgreSQL parameter names */
-    CONFIG_F_RECOVERY = 1 << 5,   /* MAP: Patroni's recovery_conf (pgconf_recovery_param) */
+    CONFIG_F_RELOADABLE = 1 << 1,   /* takes effect on SIGHUP without a restart */
+    CONFIG_F_SECRET = 1 << 2,       /* the value never appears in a message */
+    CONFIG_F_OPEN = 1 << 3,         /* SECTION: other keys go to the ConfigMap at offset */
+    CONFIG_F_PG_NAMES = 1 << 4,     /* MAP: the keys are PostgreSQL parameter names */
+    CONFIG_F_RECOVERY = 1 << 5,     /* MAP: Patroni's recovery_conf (pgconf_recovery_param) */
+    CONFIG_F_HTTP_HEADERS = 1 << 6, /* MAP: HTTP header names and values */
 };
 
 /* Returns NULL when the value is valid, else what was expected, for

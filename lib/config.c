@@ -410,6 +410,33 @@ static void section_pair(ConfigLoader *l, const char *path, const char *key, yam
     apply_value(l, row, &v);
 }
 
+/* RFC 9110's token */
+static bool http_header_name_ok(const char *s)
+{
+    if (!*s) {
+        return false;
+    }
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (!(isalnum(ch) || strchr("!#$%&'*+-.^_`|~", ch))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* field-value: visible characters, spaces and tabs (obs-text allowed) */
+static bool http_header_value_ok(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void map_pair(ConfigLoader *l, const char *path, const char *key, yaml_node_t *k,
                      yaml_node_t *vn, const void *userdata)
 {
@@ -422,6 +449,22 @@ static void map_pair(ConfigLoader *l, const char *path, const char *key, yaml_no
         char shown[PGCONF_PRINTABLE_MAX];
         loader_error(l, &kw, "in \"%s\": " PGCONF_NAME_HINT, path,
                      pgconf_printable(key, shown, sizeof(shown)));
+        return;
+    }
+    if ((row->flags & CONFIG_F_HTTP_HEADERS) && !http_header_name_ok(key)) {
+        ConfigWhere kw = where_of_mark(k->start_mark);
+        char shown[PGCONF_PRINTABLE_MAX];
+        loader_error(l, &kw,
+                     "in \"%s\": \"%s\" is not an HTTP header name: use letters, digits and "
+                     "!#$%%&'*+-.^_`|~ only",
+                     path, pgconf_printable(key, shown, sizeof(shown)));
+        return;
+    }
+    if ((row->flags & CONFIG_F_HTTP_HEADERS) && v.text && !http_header_value_ok(v.text)) {
+        loader_error(l, &v.where,
+                     "\"%s.%s\": a header value must not hold a line break or another control "
+                     "character (it would end the header)",
+                     path, key);
         return;
     }
     const char *why = NULL;

@@ -106,6 +106,8 @@ typedef struct Config {
         ConfigUser authentication;
         char *certfile, *keyfile, *cafile; /* owned */
         char *keyfile_password;            /* owned: decrypts keyfile; NULL: not encrypted */
+        ConfigMap http_extra_headers;      /* on every response */
+        ConfigMap https_extra_headers;     /* also, with TLS (winning over the above) */
         char *verify_client;               /* owned: "none", "optional", "required"; NULL: none */
         ConfigStrv allowlist;              /* addresses, CIDRs and host names, as written */
         bool allowlist_include_members;

@@ -17,6 +17,10 @@ from lib.pg import pg_tool, run_pg
 from lib.procs import LOOPBACK, wait_until
 
 USER, PASSWORD = "admin", "api-secret"
+# Patroni's restapi.http_extra_headers / https_extra_headers (plain HTTP here)
+EXTRA_HEADERS = ("  http_extra_headers:\n    X-Frame-Options: DENY\n    X-Both: http\n"
+                 "  https_extra_headers:\n    Strict-Transport-Security: max-age=31536000\n"
+                 "    X-Both: https\n")
 
 
 def call(node, method, path, body=None, auth=(USER, PASSWORD), timeout=40, raw=None):
@@ -60,6 +64,8 @@ def cluster():
     def with_auth(c):
         for n in c.nodes:
             n.rest_auth = (USER, PASSWORD)
+            auth = n.rest_auth_yaml
+            n.rest_auth_yaml = lambda auth=auth: auth() + EXTRA_HEADERS
     with started_cluster("dbha-rest-api-", with_auth, n=3, ttl=5, loop_wait=1,
                          retry_timeout=1) as c:
         yield c
@@ -67,6 +73,22 @@ def cluster():
 
 def etcd_state(cluster):
     return {k: cluster.etcd_get(k) for k in ("leader", "failover", "config")}
+
+
+def test_http_extra_headers_on_every_response(cluster):
+    cluster.wait_healthy(timeout=60)
+    n = cluster.nodes[0]
+    for path, method in (("/health", "GET"), ("/nosuchpath", "GET"), ("/restart", "POST")):
+        req = urllib.request.Request(f"http://{LOOPBACK}:{n.api_port}{path}", method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=3) as r:
+                headers = r.headers
+        except urllib.error.HTTPError as e:  # 404, 401: the headers are there too
+            headers = e.headers
+        assert headers["X-Frame-Options"] == "DENY", (path, dict(headers))
+        assert headers["X-Both"] == "http", (path, dict(headers))
+        # https_extra_headers only over HTTPS (test_rest_tls_cluster.py)
+        assert "Strict-Transport-Security" not in headers, (path, dict(headers))
 
 
 def test_auth_and_bad_requests_change_nothing(cluster):

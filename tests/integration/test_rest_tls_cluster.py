@@ -132,7 +132,10 @@ def test_encrypted_keys_and_ctl_insecure(procs, workdir):
         assert "ENCRYPTED PRIVATE KEY" in f.read()
     c = DbhaCluster(procs, workdir, n=1)
     node = c.nodes[0]
-    tls = f"  certfile: {node_crt}\n  keyfile: {node_enc}\n  keyfile_password: node-pw\n"
+    tls = (f"  certfile: {node_crt}\n  keyfile: {node_enc}\n  keyfile_password: node-pw\n"
+           "  http_extra_headers:\n    X-Frame-Options: DENY\n    X-Both: http\n"
+           "  https_extra_headers:\n    Strict-Transport-Security: max-age=31536000\n"
+           "    X-Both: https\n")
     node.rest_auth_yaml = lambda: tls
     c.start()
     try:
@@ -141,7 +144,12 @@ def test_encrypted_keys_and_ctl_insecure(procs, workdir):
         ctx = ssl.create_default_context(cafile=ca[0])
         conn = http.client.HTTPSConnection(LOOPBACK, node.api_port, timeout=5, context=ctx)
         conn.request("GET", "/health")
-        assert conn.getresponse().status == 200
+        resp = conn.getresponse()
+        assert resp.status == 200
+        # http_extra_headers, and over HTTPS https_extra_headers winning on a shared name
+        assert resp.getheader("X-Frame-Options") == "DENY"
+        assert resp.getheader("Strict-Transport-Security") == "max-age=31536000"
+        assert resp.getheader("X-Both") == "https"
         conn.close()
 
         # dbctl's configs: the node's without its own certificate, plus ctl keys

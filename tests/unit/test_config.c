@@ -285,6 +285,18 @@ static const BrokenRow broken[] = {
         "\"postgresql.superuser\" is not supported: the old form is not read: move username and "
         "password under postgresql.authentication.superuser",
         10, 3),
+    ERR("extra_header_name",
+        TOP "restapi:\n  connect_address: 127.0.0.1:8008\n"
+            "  http_extra_headers:\n    'X Bad': 1\n" ETCD PG,
+        "in \"restapi.http_extra_headers\": \"X Bad\" is not an HTTP header name: use letters, "
+        "digits and !#$%&'*+-.^_`|~ only",
+        6, 5),
+    ERR("extra_header_value",
+        TOP "restapi:\n  connect_address: 127.0.0.1:8008\n"
+            "  https_extra_headers:\n    X-A: \"a\\r\\nSet-Cookie: x\"\n" ETCD PG,
+        "\"restapi.https_extra_headers.X-A\": a header value must not hold a line break or "
+        "another control character (it would end the header)",
+        6, 10),
     ERR("restapi_ciphers",
         TOP "restapi:\n  connect_address: 127.0.0.1:8008\n  ciphers: HIGH\n" ETCD PG,
         "\"restapi.ciphers\" is not supported: the REST API's TLS library (GnuTLS, through "
