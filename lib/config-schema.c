@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "cmdsplit.h"
@@ -19,6 +20,8 @@
 #include "logfmt.h"
 
 static const char *check_host_port(const char *s);
+static const char *check_etcd_host(const char *s);
+static const char *check_etcd_url(const char *s);
 static const char *check_rest_listen(const char *s);
 static const char *check_bootstrap_method(const char *s);
 static const char *check_sslmode(const char *s);
@@ -119,9 +122,18 @@ const ConfigRow config_schema[] = {
     { .path = "etcd3.hosts",
       .type = CONFIG_TYPE_HOSTS,
       .offset = OFF(etcd3.hosts),
-      .check = check_host_port,
+      .check = check_etcd_host,
       .env = "ETCD3_HOSTS" },
-    STR("etcd3.host", etcd3.host, 0, NULL, check_host_port, "ETCD3_HOST"),
+    STR("etcd3.host", etcd3.host, 0, NULL, check_etcd_host, "ETCD3_HOST"),
+    STR("etcd3.url", etcd3.url, 0, NULL, check_etcd_url, "ETCD3_URL"),
+    STR("etcd3.proxy", etcd3.proxy, 0, NULL, check_etcd_url, "ETCD3_PROXY"),
+    { .path = "etcd3.port",
+      .type = CONFIG_TYPE_INT,
+      .offset = OFF(etcd3.port),
+      .def_int = 2379,
+      .min = 1,
+      .max = 65535,
+      .env = "ETCD3_PORT" },
     STR("etcd3.protocol", etcd3.protocol, 0, "http", check_protocol, "ETCD3_PROTOCOL"),
     STR("etcd3.username", etcd3.username, 0, NULL, NULL, "ETCD3_USERNAME"),
     STR("etcd3.password", etcd3.password, SECRET, NULL, NULL, "ETCD3_PASSWORD"),
@@ -325,8 +337,6 @@ static const char *const patroni_only_keys[] = {
     "ctl.authentication",
     "restapi.request_queue_size",
     "restapi.server_tokens",
-    "etcd3.url",
-    "etcd3.proxy",
     "bootstrap.dcs.member_slots_ttl",
     "bootstrap.dcs.maximum_lag_on_syncnode",
     "postgresql.use_unix_socket_repl",
@@ -579,6 +589,82 @@ static const char *check_address(const char *s, bool many)
 static const char *check_host_port(const char *s)
 {
     return check_address(s, false);
+}
+
+/* "host:port", or "host" (Patroni's etcd3.port, else 2379, is added) */
+static const char *check_etcd_host(const char *s)
+{
+    if (config_port_colon(s) || !*s) {
+        return check_address(s, false);
+    }
+    return host_is_valid(s, s + strlen(s)) ? NULL : "\"host:port\" or \"host\"";
+}
+
+static const char *check_etcd_url(const char *s)
+{
+    ConfigEtcdUrl u;
+    if (config_etcd_url_parse(s, &u) < 0) {
+        return "an http:// or https:// URL of one etcd endpoint (http://HOST:PORT)";
+    }
+    config_etcd_url_done(&u);
+    return NULL;
+}
+
+int config_etcd_url_parse(const char *s, ConfigEtcdUrl *ret)
+{
+    *ret = (ConfigEtcdUrl){ 0 };
+    CURLU *h = curl_url();
+    if (!h) {
+        return -ENOMEM;
+    }
+    int r = -EINVAL;
+    char *scheme = NULL, *host = NULL, *port = NULL, *user = NULL, *password = NULL;
+    CURLUcode pc;
+    if (curl_url_set(h, CURLUPART_URL, s, 0) != CURLUE_OK ||
+        curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        goto done;
+    }
+    pc = curl_url_get(h, CURLUPART_PORT, &port, 0);
+    if (pc != CURLUE_OK && pc != CURLUE_NO_PORT) {
+        goto done;
+    }
+    (void)curl_url_get(h, CURLUPART_USER, &user, CURLU_URLDECODE);
+    (void)curl_url_get(h, CURLUPART_PASSWORD, &password, CURLU_URLDECODE);
+    ret->username = user ? strdup(user) : NULL;
+    ret->password = password ? strdup(password) : NULL;
+    curl_free(user);
+    curl_free(password);
+    ret->protocol = strdup(scheme);
+    /* Patroni's: r.port or 2379, whatever the scheme */
+    if (asprintf(&ret->host_port, "%s:%s", host, port ? port : "2379") < 0) {
+        ret->host_port = NULL;
+    }
+    r = ret->protocol && ret->host_port && (!user || ret->username) && (!password || ret->password)
+            ? 0
+            : -ENOMEM;
+    if (r < 0) {
+        config_etcd_url_done(ret);
+    }
+done:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(h);
+    return r;
+}
+
+void config_etcd_url_done(ConfigEtcdUrl *u)
+{
+    free(u->protocol);
+    free(u->host_port);
+    free(u->username);
+    if (u->password) {
+        explicit_bzero(u->password, strlen(u->password));
+    }
+    free(u->password);
+    *u = (ConfigEtcdUrl){ 0 };
 }
 
 static const char *one_of(const char *s, const char *const *names, const char *expected)

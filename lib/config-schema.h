@@ -67,6 +67,18 @@ const ConfigRow *config_schema_find(const char *path);
 /* Why a key Patroni honours is refused by dbha (ignoring it would change
  * what the cluster does), or NULL. */
 const char *config_refused_reason(const char *path);
+
+/* Patroni's etcd3.url / etcd3.proxy: one endpoint as a URL, read with
+ * libcurl's URL API. Strings owned. */
+typedef struct ConfigEtcdUrl {
+    char *protocol;  /* "http" or "https" */
+    char *host_port; /* "host:port" (2379 when the URL has no port) */
+    char *username;  /* NULL: none in the URL */
+    char *password;  /* NULL: none in the URL */
+} ConfigEtcdUrl;
+/* Returns 0, -EINVAL (not an http(s) URL with a host), -ENOMEM. */
+int config_etcd_url_parse(const char *s, ConfigEtcdUrl *ret);
+void config_etcd_url_done(ConfigEtcdUrl *u);
 /* Why a key that tunes only Patroni's own Python runtime means nothing for
  * dbha (accepted with a note), or NULL. */
 const char *config_noop_note(const char *path);

@@ -1125,6 +1125,49 @@ static void resolve_aliases(ConfigLoader *l)
     }
 }
 
+/* Patroni's etcd3.proxy (else etcd3.url): the one endpoint, its scheme the
+ * protocol, its credentials (when it has some) the user's; hosts and host
+ * are not used then (said, as Patroni does not say). */
+static void etcd_endpoint_from_url(ConfigLoader *l, size_t which)
+{
+    Config *c = l->config;
+    const char *name = config_schema[which].path;
+    const ConfigWhere *w = l->in_env[which] ? &l->env_at[which] : &l->key_at[which];
+    const char *text = c->etcd3.proxy ? c->etcd3.proxy : c->etcd3.url;
+    ConfigEtcdUrl u;
+    int r = config_etcd_url_parse(text, &u);
+    if (r < 0) {
+        l->oom = l->oom || r == -ENOMEM;
+        return;
+    }
+    if (c->etcd3.proxy && c->etcd3.url) {
+        loader_warn(l, w, "\"etcd3.url\" is not used because \"etcd3.proxy\" is set");
+    }
+    if (c->etcd3.hosts.n > 0 || c->etcd3.host) {
+        loader_warn(l, w, "\"etcd3.hosts\" and \"etcd3.host\" are not used because \"%s\" is set",
+                    name);
+    }
+    size_t proto = row_index("etcd3.protocol");
+    if ((l->in_file[proto] || l->in_env[proto]) && c->etcd3.protocol &&
+        strcmp(c->etcd3.protocol, u.protocol) != 0) {
+        loader_warn(l, w, "\"etcd3.protocol\" is not used: \"%s\" says %s", name, u.protocol);
+    }
+    config_strv_done(&c->etcd3.hosts);
+    loader_oom(l, config_strv_push(&c->etcd3.hosts, TAKE_PTR(u.host_port)));
+    free(c->etcd3.protocol);
+    c->etcd3.protocol = TAKE_PTR(u.protocol);
+    if (u.username) {
+        free(c->etcd3.username);
+        c->etcd3.username = TAKE_PTR(u.username);
+        if (c->etcd3.password) {
+            explicit_bzero(c->etcd3.password, strlen(c->etcd3.password));
+        }
+        free(c->etcd3.password);
+        c->etcd3.password = TAKE_PTR(u.password);
+    }
+    config_etcd_url_done(&u);
+}
+
 static void check_required(ConfigLoader *l)
 {
     Config *c = l->config;
@@ -1142,7 +1185,12 @@ static void check_required(ConfigLoader *l)
     }
 
     size_t hosts = row_index("etcd3.hosts"), host = row_index("etcd3.host");
-    if (l->bad[hosts] || l->bad[host]) {
+    size_t url = row_index("etcd3.url"), proxy = row_index("etcd3.proxy");
+    if (l->bad[hosts] || l->bad[host] || l->bad[url] || l->bad[proxy]) {
+        return;
+    }
+    if (c->etcd3.proxy || c->etcd3.url) {
+        etcd_endpoint_from_url(l, c->etcd3.proxy ? proxy : url);
         return;
     }
     if (c->etcd3.hosts.n == 0 && !c->etcd3.host) {
@@ -1153,6 +1201,19 @@ static void check_required(ConfigLoader *l)
         loader_warn(l, w, "\"etcd3.host\" is ignored because \"etcd3.hosts\" is set");
     } else if (c->etcd3.host) {
         loader_oom(l, config_strv_push(&c->etcd3.hosts, strdup(c->etcd3.host)));
+    }
+    /* Patroni's: an entry without a port gets etcd3.port (2379) */
+    for (size_t i = 0; i < c->etcd3.hosts.n; i++) {
+        char *e = c->etcd3.hosts.items[i];
+        char *full = NULL;
+        if (!config_port_colon(e)) {
+            if (asprintf(&full, "%s:%" PRId64, e, c->etcd3.port) < 0) {
+                l->oom = true;
+                return;
+            }
+            free(e);
+            c->etcd3.hosts.items[i] = full;
+        }
     }
 }
 

@@ -120,8 +120,13 @@ typedef struct Config {
     } ctl;
 
     struct {
-        ConfigStrv hosts;          /* "host:port" each; `host` is folded in here */
-        char *host;                /* owned; the single-host form as given, also in hosts */
+        ConfigStrv hosts; /* "host:port" each; `host` is folded in here */
+        char *host;       /* owned; the single-host form as given, also in hosts */
+        /* owned, NULL when absent: Patroni's url and proxy, one endpoint as
+         * a URL (scheme, host, port, credentials); when given, hosts is
+         * that endpoint alone */
+        char *url, *proxy;
+        int64_t port;              /* 2379: the port of a hosts/host entry written without one */
         char *protocol;            /* owned, "http" or "https" */
         char *username;            /* owned */
         char *password;            /* owned; never logged */

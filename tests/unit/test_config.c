@@ -181,12 +181,12 @@ static const BrokenRow broken[] = {
         "expected \"address[,address...]:port\" for \"postgresql.listen\", got \"127.0.0.1,:5432\"",
         10, 11),
     ERR("etcd_hosts_list_item",
-        TOP REST "etcd3:\n  hosts:\n    - 127.0.0.1:2379\n    - nohost\n" PG,
-        "expected \"host:port\" for \"etcd3.hosts\", got \"nohost\"", 8, 7),
+        TOP REST "etcd3:\n  hosts:\n    - 127.0.0.1:2379\n    - no host\n" PG,
+        "expected \"host:port\" or \"host\" for \"etcd3.hosts\", got \"no host\"", 8, 7),
     ERR("etcd_hosts_string_item", TOP REST "etcd3:\n  hosts: 127.0.0.1:2379,h2:x\n" PG,
         "expected \"host:port\" for \"etcd3.hosts\", got \"h2:x\"", 6, 10),
-    ERR("etcd_host_no_port", TOP REST "etcd3:\n  host: localhost\n" PG,
-        "expected \"host:port\" for \"etcd3.host\", got \"localhost\"", 6, 9),
+    ERR("etcd_host_bad", TOP REST "etcd3:\n  host: local/host\n" PG,
+        "expected \"host:port\" or \"host\" for \"etcd3.host\", got \"local/host\"", 6, 9),
     /* duplicates */
     ERR("duplicate_top_level", BASE "scope: other\n",
         "duplicate key \"scope\" (first given at line 1)", 10, 1),
@@ -692,6 +692,52 @@ static void expect_one_diag(const char *yaml, char *const *envp, ConfigSeverity 
     config_diags_done(&d);
 }
 
+/* Patroni's etcd3.port, url and proxy: an entry without a port gets
+ * etcd3.port (2379); a URL is the one endpoint, its scheme the protocol and
+ * its credentials the user's; proxy wins over url, and either over hosts
+ * (said). */
+static void test_etcd_port_url_proxy(void **state)
+{
+    (void)state;
+    Config *c =
+        load_ok(TOP REST "etcd3:\n  hosts: 127.0.0.1, 127.0.0.2:2391\n  port: 2390\n" PG, NULL);
+    assert_int_equal(c->etcd3.hosts.n, 2);
+    assert_string_equal(c->etcd3.hosts.items[0], "127.0.0.1:2390");
+    assert_string_equal(c->etcd3.hosts.items[1], "127.0.0.2:2391");
+    config_free(c);
+    c = load_ok(TOP REST "etcd3:\n  host: localhost\n" PG, NULL);
+    assert_int_equal(c->etcd3.hosts.n, 1);
+    assert_string_equal(c->etcd3.hosts.items[0], "localhost:2379");
+    config_free(c);
+
+    c = load_ok(TOP REST "etcd3:\n  url: https://u%40x:p%3As@127.0.0.1:2381\n" PG, NULL);
+    assert_int_equal(c->etcd3.hosts.n, 1);
+    assert_string_equal(c->etcd3.hosts.items[0], "127.0.0.1:2381");
+    assert_string_equal(c->etcd3.protocol, "https");
+    assert_string_equal(c->etcd3.username, "u@x");
+    assert_string_equal(c->etcd3.password, "p:s");
+    config_free(c);
+    c = load_ok(TOP REST "etcd3:\n  url: http://127.0.0.1\n  username: k\n" PG, NULL);
+    assert_string_equal(c->etcd3.hosts.items[0], "127.0.0.1:2379");
+    assert_string_equal(c->etcd3.protocol, "http");
+    assert_string_equal(c->etcd3.username, "k"); /* none in the URL: the key's */
+    config_free(c);
+
+    expect_one_diag(TOP REST "etcd3:\n  hosts: 127.0.0.9:1\n  proxy: http://127.0.0.1:2382\n" PG,
+                    NULL, CONFIG_WARNING,
+                    "test.yml:7:3: \"etcd3.hosts\" and \"etcd3.host\" are not used because "
+                    "\"etcd3.proxy\" is set");
+    expect_one_diag(
+        TOP REST "etcd3:\n  url: http://127.0.0.1:1\n  proxy: http://127.0.0.1:2382\n" PG, NULL,
+        CONFIG_WARNING, "test.yml:7:3: \"etcd3.url\" is not used because \"etcd3.proxy\" is set");
+    expect_one_diag(TOP REST "etcd3:\n  url: ftp://127.0.0.1\n" PG, NULL, CONFIG_ERROR,
+                    "test.yml:6:8: expected an http:// or https:// URL of one etcd endpoint "
+                    "(http://HOST:PORT) for \"etcd3.url\", got \"ftp://127.0.0.1\"");
+    expect_one_diag(TOP REST "etcd3:\n  protocol: https\n  url: http://127.0.0.1\n" PG, NULL,
+                    CONFIG_WARNING,
+                    "test.yml:7:3: \"etcd3.protocol\" is not used: \"etcd3.url\" says http");
+}
+
 static void test_env_overrides(void **state)
 {
     char *env[] = {
@@ -774,10 +820,10 @@ static void test_env_bad_values(void **state)
     expect_one_diag(BASE, addr, CONFIG_ERROR,
                     "environment DBHA_POSTGRESQL_CONNECT_ADDRESS: expected \"host:port\" for "
                     "\"postgresql.connect_address\", got \"nope\"");
-    char *hosts[] = { "PATRONI_ETCD3_HOSTS='h1:2379','h2'", NULL };
+    char *hosts[] = { "PATRONI_ETCD3_HOSTS='h1:2379','h 2'", NULL };
     expect_one_diag(BASE, hosts, CONFIG_ERROR,
-                    "environment PATRONI_ETCD3_HOSTS: expected \"host:port\" for \"etcd3.hosts\", "
-                    "got \"h2\"");
+                    "environment PATRONI_ETCD3_HOSTS: expected \"host:port\" or \"host\" for "
+                    "\"etcd3.hosts\", got \"h 2\"");
     char *level[] = { "PATRONI_LOG_LEVEL=chatty", NULL };
     expect_one_diag(BASE, level, CONFIG_ERROR,
                     "environment PATRONI_LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR, "
@@ -974,7 +1020,7 @@ static void test_collects_all_errors(void **state)
     Config *c = NULL;
     const char *yaml = "name: n1\n"
                        "restapi:\n  connect_address: nohost\n"
-                       "etcd3:\n  hosts: [a:1, b]\n  protocol: gopher\n"
+                       "etcd3:\n  hosts: [a:1, b c]\n  protocol: gopher\n"
                        "postgresql:\n  data_dir: /d\n  connect_address: 127.0.0.1:5432\n"
                        "  dta_dir: /x\n"
                        "bootstrap:\n  dcs:\n    ttl: x\n    loop_wait: -1\n"
@@ -985,7 +1031,8 @@ static void test_collects_all_errors(void **state)
     static const char *const want[] = {
         "error: test.yml:3:20: expected \"host:port\" for \"restapi.connect_address\", got "
         "\"nohost\"",
-        "error: test.yml:5:16: expected \"host:port\" for \"etcd3.hosts\", got \"b\"",
+        "error: test.yml:5:16: expected \"host:port\" or \"host\" for \"etcd3.hosts\", got "
+        "\"b c\"",
         "error: test.yml:6:13: expected one of http, https for \"etcd3.protocol\", got \"gopher\"",
         "warning: test.yml:10:3: unknown key \"postgresql.dta_dir\" (did you mean "
         "\"postgresql.data_dir\"?)",
@@ -1224,6 +1271,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_env_overrides),
+        cmocka_unit_test(test_etcd_port_url_proxy),
         cmocka_unit_test(test_env_satisfies_required),
         cmocka_unit_test(test_env_bad_values),
         cmocka_unit_test(test_host_forms),

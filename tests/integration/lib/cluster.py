@@ -55,6 +55,7 @@ class Node:
         self.auth_extra = {"superuser": {}, "replication": {}, "rewind": {}}
         self.local_pg_hba = True  # False: no postgresql.pg_hba (the cluster's is used)
         self.etcd_hosts = None  # etcd3.hosts of this node (default: the cluster's endpoints)
+        self.etcd_endpoints_yaml = None  # lines instead of etcd3.hosts (url, proxy, port, ...)
         self.cgroup = None  # lib.nodecg.NodeCgroups the agent (and all it starts) runs in
 
     def config(self):
@@ -71,8 +72,7 @@ restapi:
   listen: {LOOPBACK}:{self.api_port}
   connect_address: {LOOPBACK}:{self.api_port}
 {self.rest_auth_yaml()}etcd3:
-  hosts: {",".join(self.etcd_hosts or c.etcd.endpoints)}
-{c.etcd_security_yaml()}bootstrap:
+{self.etcd_endpoints_yaml or f'  hosts: {",".join(self.etcd_hosts or c.etcd.endpoints)}{chr(10)}'}{c.etcd_security_yaml()}bootstrap:
   dcs:
     ttl: {c.ttl}
     loop_wait: {c.loop_wait}
