@@ -25,6 +25,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "clock.h"
+#include "config-schema.h"
 #include "election.h"
 #include "pgconf.h"
 #include "topology.h"
@@ -769,6 +770,17 @@ static HaDataDir observe_data_dir(Agent *a)
 
 /* ---- the step: observe, decide (agent/policy.h), act ---- */
 
+/* Patroni's node-level postgresql.use_pg_rewind: 1 true, -1 false, 0 when
+ * absent (the cluster's then). */
+static int node_use_pg_rewind(const Config *c)
+{
+    bool v = false;
+    if (!c->postgresql.use_pg_rewind || config_parse_bool(c->postgresql.use_pg_rewind, &v) < 0) {
+        return 0;
+    }
+    return v ? 1 : -1;
+}
+
 /* The tick's observation, from what observe_cluster and observe_postgres
  * read (the data directory is looked at here). */
 static void observe_step(Agent *a, uint64_t now, HaObservation *o)
@@ -781,6 +793,7 @@ static void observe_step(Agent *a, uint64_t now, HaObservation *o)
         .dcs = agent_dcs(a),
         .tag_nofailover = a->config->tags.nofailover,
         .post_bootstrap = a->config->bootstrap.post_bootstrap != NULL,
+        .node_use_pg_rewind = node_use_pg_rewind(a->config),
         .failover_priority = a->config->tags.failover_priority,
         .watchdog_blocked = a->watchdog_blocked,
         .data = observe_data_dir(a),

@@ -181,7 +181,8 @@ void ha_policy_input(const HaObservation *o, const HaMemory *mem, HaStep *st)
         .follows_upstream = o->follows_upstream,
         .clone_retry_usec = m->clone_retry_usec,
         .lease_expiring = o->lease_expiring,
-        .use_pg_rewind = o->dcs->use_pg_rewind,
+        .use_pg_rewind =
+            o->node_use_pg_rewind != 0 ? o->node_use_pg_rewind > 0 : o->dcs->use_pg_rewind,
         .post_bootstrap = o->post_bootstrap,
         .dcs_ok = o->dcs_ok,
         .has_initialize = c && c->initialize != NULL,

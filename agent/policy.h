@@ -75,8 +75,10 @@ typedef struct HaObservation {
     const ConfigDcs *dcs; /* the settings in force */
     bool tag_nofailover;  /* tags.nofailover */
     int64_t failover_priority;
-    bool watchdog_blocked; /* watchdog.mode required and the device cannot be opened */
-    bool post_bootstrap;   /* bootstrap.post_bootstrap is set */
+    bool watchdog_blocked;  /* watchdog.mode required and the device cannot be opened */
+    bool post_bootstrap;    /* bootstrap.post_bootstrap is set */
+    int node_use_pg_rewind; /* postgresql.use_pg_rewind: 1 true, -1 false, 0 absent (the cluster's)
+                             */
 
     HaDataDir data;
     bool pg_running;        /* the postmaster is alive */

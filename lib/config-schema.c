@@ -201,6 +201,7 @@ const ConfigRow config_schema[] = {
     STR("postgresql.data_dir", postgresql.data_dir, REQ, NULL, NULL, "POSTGRESQL_DATA_DIR"),
     STR("postgresql.bin_dir", postgresql.bin_dir, R, NULL, NULL, "POSTGRESQL_BIN_DIR"),
     STR("postgresql.pgpass", postgresql.pgpass, R, NULL, NULL, "POSTGRESQL_PGPASS"),
+    STR("postgresql.use_pg_rewind", postgresql.use_pg_rewind, R, NULL, check_bool, NULL),
     STR("postgresql.database", postgresql.database, 0, "postgres", check_database, NULL),
     STR("postgresql.krbsrvname", postgresql.krbsrvname, 0, NULL, NULL, NULL),
     STR("postgresql.proxy_address", postgresql.proxy_address, R, NULL, check_host_port,
@@ -339,12 +340,10 @@ static const char *const patroni_only_keys[] = {
     "restapi.server_tokens",
     "bootstrap.dcs.member_slots_ttl",
     "bootstrap.dcs.maximum_lag_on_syncnode",
-    "postgresql.use_unix_socket_repl",
     "postgresql.remove_data_directory_on_rewind_failure",
     "postgresql.remove_data_directory_on_diverged_timelines",
     "bootstrap.dcs.postgresql.remove_data_directory_on_rewind_failure",
     "bootstrap.dcs.postgresql.remove_data_directory_on_diverged_timelines",
-    "postgresql.use_pg_rewind",
     "postgresql.before_stop",
     "log.type",
 };
@@ -421,6 +420,9 @@ const char *config_noop_note(const char *path)
         const char *path, *note;
     } notes[] = {
         { "log.traceback_level", "dbha writes no Python tracebacks" },
+        { "postgresql.use_unix_socket_repl",
+          "dbha opens no replication connection to its own server (Patroni's reads the "
+          "replica's timeline with IDENTIFY_SYSTEM; dbha's probe query reads it)" },
         { "log.max_queue_size",
           "dbha writes each line when it is logged and keeps no queue of lines" },
         { "log.loggers",

@@ -169,6 +169,9 @@ typedef struct Config {
          * absent over the socket when unix_socket_directories names an
          * absolute directory (pgctl_init) */
         char *use_unix_socket;
+        /* owned, a YAML boolean as written, NULL when absent: Patroni's
+         * node-level use_pg_rewind, which wins over the cluster's */
+        char *use_pg_rewind;
         char *database;      /* owned, "postgres": the agent's connections, conn_url */
         char *krbsrvname;    /* owned: PGKRBSRVNAME of the agent and all it starts */
         char *proxy_address; /* owned, "host:port": published as proxy_url */

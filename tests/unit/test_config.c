@@ -373,9 +373,13 @@ static const BrokenRow broken[] = {
         "expected a boolean for \"restapi.allowlist_include_members\", got \"sure\"", 5, 30),
     WARN("verify_client_without_https", TOP REST "  verify_client: required\n" ETCD PG,
          "\"restapi.verify_client\" is ignored without \"restapi.certfile\"", 5, 18),
-    WARN("patroni_use_unix_socket_repl", BASE "  use_unix_socket_repl: true\n",
-         "unknown key \"postgresql.use_unix_socket_repl\" (a Patroni setting dbha does not use)",
+    NOTE("patroni_use_unix_socket_repl", BASE "  use_unix_socket_repl: true\n",
+         "\"postgresql.use_unix_socket_repl\" is accepted and does nothing: dbha opens no "
+         "replication connection to its own server (Patroni's reads the replica's timeline with "
+         "IDENTIFY_SYSTEM; dbha's probe query reads it)",
          10, 3),
+    WARN("patroni_later_version", BASE "  before_stop: /bin/true\n",
+         "unknown key \"postgresql.before_stop\" (a Patroni setting dbha does not use)", 10, 3),
     WARN("etcd_host_and_hosts",
          TOP REST "etcd3:\n  hosts: 127.0.0.1:2379\n  host: 127.0.0.2:2379\n" PG,
          "\"etcd3.host\" is ignored because \"etcd3.hosts\" is set", 7, 3),

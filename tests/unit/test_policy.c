@@ -584,6 +584,31 @@ enum {
 
 #define BIT(b) ((bits >> (b)) & 1u)
 
+/* Patroni's node-level postgresql.use_pg_rewind wins over the cluster's;
+ * absent, the cluster's counts. */
+static void test_node_use_pg_rewind(void **state)
+{
+    (void)state;
+    World w;
+    HaStep st;
+    HaMemory m = { 0 };
+    const struct {
+        bool cluster;
+        int node;
+        bool want;
+    } cases[] = {
+        { false, 0, false }, { true, 0, true }, { true, -1, false },
+        { false, 1, true },  { true, 1, true }, { false, -1, false },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        world(&w, "n2");
+        w.dcs.use_pg_rewind = cases[i].cluster;
+        w.obs.node_use_pg_rewind = cases[i].node;
+        step(&w, &m, &st);
+        assert_int_equal(st.input.use_pg_rewind, cases[i].want);
+    }
+}
+
 static void test_exhaustive(void **state)
 {
     (void)state;
@@ -713,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_memory_of_actions),
         cmocka_unit_test(test_promotion),
         cmocka_unit_test(test_stream_look),
+        cmocka_unit_test(test_node_use_pg_rewind),
         cmocka_unit_test(test_exhaustive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
