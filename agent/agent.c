@@ -446,6 +446,7 @@ static int patch_cluster_config(Agent *a, const ConfigDcs *old, const ConfigDcs 
     BOOL_KEY(synchronous_mode_strict);
     INT_KEY(synchronous_node_count);
     INT_KEY(max_timelines_history);
+    INT_KEY(maximum_lag_on_syncnode);
     BOOL_KEY(failsafe_mode);
     BOOL_KEY(check_timeline);
     BOOL_KEY(pause);

@@ -42,13 +42,36 @@ static bool ranks_before(const SyncReplica *a, const SyncReplica *b)
     return strcmp(a->name, b->name) < 0;
 }
 
+/* Patroni's sync_node_maxlag test: max_lsn is the furthest candidate's
+ * position when there are several, else the primary's. */
+static bool within_lag(const SyncReplica *rows, size_t n, const SyncLagLimit *lag,
+                       const SyncReplica *r)
+{
+    if (!lag || lag->max_lag <= 0) {
+        return true;
+    }
+    uint64_t ref = 0;
+    size_t candidates = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].streaming && rows[i].eligible && rows[i].name) {
+            candidates++;
+            ref = rows[i].flush_lsn > ref ? rows[i].flush_lsn : ref;
+        }
+    }
+    if (candidates <= 1) {
+        ref = lag->primary_lsn;
+    }
+    return r->flush_lsn >= ref || ref - r->flush_lsn <= (uint64_t)lag->max_lag;
+}
+
 void sync_choose(const SyncReplica *rows, size_t n, const SyncSet *current, int64_t count,
-                 SyncSet *ret)
+                 const SyncLagLimit *lag, SyncSet *ret)
 {
     *ret = (SyncSet){ 0 };
     size_t want = count < 0 ? 0 : count > SYNC_SET_MAX ? SYNC_SET_MAX : (size_t)count;
     for (size_t i = 0; i < n && ret->n < want; i++) {
-        if (rows[i].streaming && rows[i].eligible && sync_set_contains(current, rows[i].name)) {
+        if (rows[i].streaming && rows[i].eligible && sync_set_contains(current, rows[i].name) &&
+            within_lag(rows, n, lag, &rows[i])) {
             sync_set_add(ret, rows[i].name);
         }
     }
@@ -57,7 +80,8 @@ void sync_choose(const SyncReplica *rows, size_t n, const SyncSet *current, int6
         const SyncReplica *best = NULL;
         for (size_t i = 0; i < n; i++) {
             const SyncReplica *r = &rows[i];
-            if (!r->streaming || !r->eligible || !r->name || sync_set_contains(ret, r->name)) {
+            if (!r->streaming || !r->eligible || !r->name || sync_set_contains(ret, r->name) ||
+                !within_lag(rows, n, lag, r)) {
                 continue;
             }
             if (!best || ranks_before(r, best)) {
@@ -163,7 +187,7 @@ int sync_plan(const SyncPlanInput *in, SyncStep *st)
         return 0;
     }
     SyncSet key = in->key, want;
-    sync_choose(in->rows, in->n, &key, in->node_count, &want);
+    sync_choose(in->rows, in->n, &key, in->node_count, &in->lag, &want);
     if (want.n == 0 && in->strict) {
         /* Strict: commits keep waiting. Whoever synchronous_standby_names
          * names stays in the key; with nobody named, any standby that comes
@@ -226,6 +250,6 @@ bool sync_needs_step(const SyncPlanInput *in)
         return false;
     }
     SyncSet want;
-    sync_choose(in->rows, in->n, &in->key, in->node_count, &want);
+    sync_choose(in->rows, in->n, &in->key, in->node_count, &in->lag, &want);
     return !sync_set_subset(&want, &in->key) || (!in->strict && !sync_set_subset(&in->key, &want));
 }

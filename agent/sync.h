@@ -40,12 +40,21 @@ bool sync_set_subset(const SyncSet *a, const SyncSet *b);
 /* Adds name unless present or full. */
 void sync_set_add(SyncSet *s, const char *name);
 
-/* The synchronous standbys to have: up to `count` rows that are streaming
- * and eligible, those already in `current` first (a working synchronous
- * standby is kept), then the others by flush position (highest first), then
- * by name. Fills *ret with borrowed names. */
+/* Patroni's maximum_lag_on_syncnode: a row is a candidate only while it has
+ * flushed to within max_lag bytes of the furthest candidate's flush
+ * position (of primary_lsn when it is the only one); max_lag <= 0: no
+ * limit, as Patroni. */
+typedef struct SyncLagLimit {
+    int64_t max_lag;
+    uint64_t primary_lsn;
+} SyncLagLimit;
+
+/* The synchronous standbys to have: up to `count` rows that are streaming,
+ * eligible and within `lag`, those already in `current` first (a working
+ * synchronous standby is kept), then the others by flush position (highest
+ * first), then by name. Fills *ret with borrowed names. */
 void sync_choose(const SyncReplica *rows, size_t n, const SyncSet *current, int64_t count,
-                 SyncSet *ret);
+                 const SyncLagLimit *lag, SyncSet *ret);
 
 /* synchronous_standby_names for the set: `FIRST k ("a","b")` with k the set's
  * size, "" for an empty set, or "*" with any_standby (strict mode with no
@@ -88,6 +97,7 @@ typedef struct SyncPlanInput {
     bool enabled; /* synchronous_mode */
     bool strict;  /* synchronous_mode_strict */
     int64_t node_count;
+    SyncLagLimit lag;        /* maximum_lag_on_syncnode */
     bool key_present;        /* the view has a sync key */
     bool key_mine;           /* it names us as leader */
     SyncSet key;             /* its standbys (empty unless key_mine) */

@@ -132,6 +132,8 @@ bool sync_rep_input(const SyncRep *s, const SyncEnv *env, SyncReplica rows[PGPRO
         .enabled = env->dcs->synchronous_mode,
         .strict = env->dcs->synchronous_mode_strict,
         .node_count = env->dcs->synchronous_node_count,
+        .lag = { .max_lag = env->dcs->maximum_lag_on_syncnode,
+                 .primary_lsn = env->snap->current_lsn },
         .key_present = env->view->sync != NULL,
         .rows = rows,
         .names = s->names,

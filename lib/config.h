@@ -62,8 +62,9 @@ typedef struct ConfigDcs {
     int64_t primary_stop_timeout;    /* 0 */
     bool synchronous_mode;
     bool synchronous_mode_strict;
-    int64_t synchronous_node_count; /* 1 */
-    int64_t max_timelines_history;  /* 0: the history key keeps every line */
+    int64_t synchronous_node_count;  /* 1 */
+    int64_t max_timelines_history;   /* 0: the history key keeps every line */
+    int64_t maximum_lag_on_syncnode; /* -1 (or 0): a lagging synchronous standby is kept */
     bool failsafe_mode;
     bool check_timeline; /* false, as Patroni: a replica behind the cluster's timeline may
                             not be elected */

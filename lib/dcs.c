@@ -711,8 +711,8 @@ static int config_parse(DcsCluster *c, const EtcdKeyValue *kv, DcsConfig **ret)
         .primary_stop_timeout = 0,
         .synchronous_node_count = 1,
         .use_slots = true,
+        .maximum_lag_on_syncnode = -1,
     };
-    cfg->maximum_lag_on_syncnode = -1;
     cfg->data = load_value(kv, false);
     if (!cfg->data) {
         problem(c, kv->key, "config is not a JSON object");
@@ -737,7 +737,7 @@ static int config_parse(DcsCluster *c, const EtcdKeyValue *kv, DcsConfig **ret)
         { "primary_stop_timeout", "master_stop_timeout", &cfg->dcs.primary_stop_timeout },
         { "synchronous_node_count", NULL, &cfg->dcs.synchronous_node_count },
         { "max_timelines_history", NULL, &cfg->dcs.max_timelines_history },
-        { "maximum_lag_on_syncnode", NULL, &cfg->maximum_lag_on_syncnode },
+        { "maximum_lag_on_syncnode", NULL, &cfg->dcs.maximum_lag_on_syncnode },
     };
     for (size_t i = 0; i < ELEMENTSOF(ints); i++) {
         const json_t *v = json_object_get(d, ints[i].name);
@@ -1852,6 +1852,10 @@ int dcs_config_encode(const ConfigDcs *d, char **ret_json)
         (json_int_t)d->synchronous_node_count, "failsafe_mode", d->failsafe_mode, "postgresql",
         "use_pg_rewind", d->use_pg_rewind, "use_slots", d->use_slots, "parameters", params);
     if (!o) {
+        return -ENOMEM;
+    }
+    if (d->maximum_lag_on_syncnode != -1 &&
+        set_new(o, "maximum_lag_on_syncnode", json_integer(d->maximum_lag_on_syncnode)) < 0) {
         return -ENOMEM;
     }
     if (d->max_timelines_history > 0 &&

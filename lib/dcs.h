@@ -173,8 +173,7 @@ typedef struct DcsConfig {
     json_t *data; /* owned, the object ({} when the value was not one) */
     ConfigDcs dcs;
     bool pause;
-    bool standby_cluster;            /* standby_cluster has host, port or restore_command */
-    int64_t maximum_lag_on_syncnode; /* -1: unlimited */
+    bool standby_cluster; /* standby_cluster has host, port or restore_command */
     /* owned: the first postgresql.parameters name PostgreSQL would not read
      * (pgconf_name_valid()); then dcs.parameters is left empty, so none of
      * the key's parameters reaches postgresql.conf. NULL when all are good */

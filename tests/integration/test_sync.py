@@ -5,6 +5,7 @@ non-strict mode falls back to asynchronous replication, and only a member the
 sync key names may take over."""
 import json
 import os
+import signal
 import threading
 import time
 import urllib.error
@@ -297,3 +298,47 @@ def test_node_count_and_nosync(make):
     lead.sql("CREATE TABLE t_after (v int)")  # commits go on with one standby
     roles = {m["name"]: m["role"] for m in c.status()["members"]}
     assert roles["node3"] == "sync_standby" and roles["node4"] == "replica", roles
+
+
+def test_hung_sync_standby_is_swapped_with_maximum_lag_on_syncnode(make):
+    """Patroni's maximum_lag_on_syncnode: the synchronous standby's
+    walreceiver hangs (SIGSTOP: its connection stays up, so PostgreSQL
+    still counts it as streaming) while the leader writes 4 MB with
+    synchronous_commit = local; once it is more than 1 MB behind the other
+    replica, the leader makes the other one its synchronous standby, and
+    commits flow again. Without the key a hung standby is kept and every
+    commit waits for it."""
+    c = make()
+    c.dcs_extra["maximum_lag_on_syncnode"] = 1048576
+    leader, sb = start_settled(c)
+    lead, hung = c.node(leader), c.node(sb)
+    other = next(n for n in c.nodes if n.name not in (leader, sb))
+    assert json.loads(c.etcd_get("config"))["maximum_lag_on_syncnode"] == 1048576
+    pid = hung.sql("SELECT pid FROM pg_stat_wal_receiver")[0][0]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        conn = lead.connect()
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SET synchronous_commit = local")
+            cur.execute("CREATE TABLE IF NOT EXISTS big (t text)")
+            for _ in range(4):
+                cur.execute("INSERT INTO big SELECT repeat('x', 1000) FROM generate_series(1, 1000)")
+        conn.close()
+        wait_until(lambda: sync_rows(lead).get(other.name) == "sync", 30, interval=0.2,
+                   what=f"{other.name} as synchronous standby")
+        wait_until(lambda: standbys(sync_key(c)) == [other.name], 30, interval=0.2,
+                   what=f"{other.name} alone in the sync key")
+        assert ssn(lead) == f'FIRST 1 ("{other.name}")'
+        # a commit that waits for the synchronous standby is acknowledged
+        conn = lead.connect()
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            # a cancelled wait would commit locally with a warning: look for it
+            cur.execute("SET statement_timeout = 10000")
+            cur.execute("INSERT INTO big VALUES ('after')")
+        assert not any("synchronous replication" in n for n in conn.notices), conn.notices
+        conn.close()
+        assert c.procs.log_contains(leader, f'synchronous_standby_names = \'FIRST 1 ("{other.name}")\'')
+    finally:
+        os.kill(pid, signal.SIGCONT)

@@ -22,7 +22,7 @@ static void choose_text(const SyncReplica *rows, size_t n, const SyncSet *cur, i
                         char *buf, size_t size)
 {
     SyncSet out;
-    sync_choose(rows, n, cur, count, &out);
+    sync_choose(rows, n, cur, count, NULL, &out);
     assert_int_equal(sync_key_text(&out, buf, size), 0);
 }
 
@@ -352,12 +352,52 @@ static void test_plan_property(void **state)
     assert_true(checks > 10000);
 }
 
+/* Patroni's maximum_lag_on_syncnode: a standby further than max_lag behind
+ * the furthest candidate (the primary when it is the only one) is not
+ * chosen, even the current one; 0 or -1: no limit. */
+static void test_choose_lag_limit(void **state)
+{
+    (void)state;
+    char t[256];
+    SyncSet cur = { .names = { "n2" }, .n = 1 }, out;
+    const SyncReplica rows[] = {
+        R("n2", true, true, 1000), /* the current standby, 9000 behind n3 */
+        R("n3", true, true, 10000),
+        R("n4", true, true, 9500),
+    };
+    SyncLagLimit none = { .max_lag = -1 }, zero = { .max_lag = 0 }, lag = { .max_lag = 1000 };
+    sync_choose(rows, 3, &cur, 1, &none, &out);
+    assert_int_equal(sync_key_text(&out, t, sizeof(t)), 0);
+    assert_string_equal(t, "n2"); /* kept: no limit */
+    sync_choose(rows, 3, &cur, 1, &zero, &out);
+    assert_int_equal(sync_key_text(&out, t, sizeof(t)), 0);
+    assert_string_equal(t, "n2");
+    sync_choose(rows, 3, &cur, 1, &lag, &out);
+    assert_int_equal(sync_key_text(&out, t, sizeof(t)), 0);
+    assert_string_equal(t, "n3"); /* swapped for the best one within the limit */
+    sync_choose(rows, 3, &cur, 2, &lag, &out);
+    assert_int_equal(sync_key_text(&out, t, sizeof(t)), 0);
+    assert_string_equal(t, "n3,n4"); /* n4 is 500 behind n3: within */
+    /* alone, measured against the primary's position */
+    SyncLagLimit primary = { .max_lag = 1000, .primary_lsn = 5000 };
+    sync_choose(rows, 1, &cur, 1, &primary, &out);
+    assert_int_equal(out.n, 0);
+    primary.primary_lsn = 1500;
+    sync_choose(rows, 1, &cur, 1, &primary, &out);
+    assert_int_equal(sync_key_text(&out, t, sizeof(t)), 0);
+    assert_string_equal(t, "n2");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_choose),        cmocka_unit_test(test_standby_names),
-        cmocka_unit_test(test_sets),          cmocka_unit_test(test_shrink_conditions),
-        cmocka_unit_test(test_sync_problem),  cmocka_unit_test(test_plan_steps),
+        cmocka_unit_test(test_choose),
+        cmocka_unit_test(test_choose_lag_limit),
+        cmocka_unit_test(test_standby_names),
+        cmocka_unit_test(test_sets),
+        cmocka_unit_test(test_shrink_conditions),
+        cmocka_unit_test(test_sync_problem),
+        cmocka_unit_test(test_plan_steps),
         cmocka_unit_test(test_plan_property),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
