@@ -438,6 +438,25 @@ const char *config_noop_note(const char *path)
     return NULL;
 }
 
+const char *config_stricter_note(const char *path, const char *value)
+{
+    bool on = false;
+    if (!value || config_parse_bool(value, &on) < 0 || !on) {
+        return NULL;
+    }
+    const char *leaf = strrchr(path, '.');
+    leaf = leaf ? leaf + 1 : path;
+    if (strcmp(leaf, "remove_data_directory_on_rewind_failure") != 0 &&
+        strcmp(leaf, "remove_data_directory_on_diverged_timelines") != 0) {
+        return NULL;
+    }
+    if (!config_is_patroni_only(path)) {
+        return NULL;
+    }
+    return "the data directory is moved aside (renamed to DATA_DIR.dbha-old-TIME, kept, never "
+           "deleted) and the member cloned anew, where Patroni would delete it";
+}
+
 const char *config_patroni_only_note(const char *path)
 {
     static const char aside[] =

@@ -82,6 +82,10 @@ void config_etcd_url_done(ConfigEtcdUrl *u);
 /* Why a key that tunes only Patroni's own Python runtime means nothing for
  * dbha (accepted with a note), or NULL. */
 const char *config_noop_note(const char *path);
+/* A Patroni key whose value dbha honours more safely than Patroni would
+ * (remove_data_directory_on_*: true): what dbha does, or NULL. value is
+ * the YAML scalar as written (NULL: not a scalar). */
+const char *config_stricter_note(const char *path, const char *value);
 /* Whether `path` is a key Patroni knows and dbha ignores. */
 bool config_is_patroni_only(const char *path);
 /* What dbha does instead, for the Patroni-only keys where that needs

@@ -263,7 +263,8 @@ static size_t edit_distance(const char *a, const char *b)
     return d[la][lb];
 }
 
-static void unknown_key(ConfigLoader *l, const char *prefix, const char *key, const ConfigWhere *w)
+static void unknown_key(ConfigLoader *l, const char *prefix, const char *key, const ConfigWhere *w,
+                        const char *value)
 {
     const char *sep = *prefix ? "." : "";
     _cleanup_free_ char *path = NULL;
@@ -275,6 +276,11 @@ static void unknown_key(ConfigLoader *l, const char *prefix, const char *key, co
     const char *refused = config_refused_reason(path);
     if (refused) {
         loader_error(l, w, "\"%s\" is not supported: %s", path, refused);
+        return;
+    }
+    const char *stricter = config_stricter_note(path, value);
+    if (stricter) {
+        loader_note(l, w, "\"%s\" is honoured the stricter way: %s", path, stricter);
         return;
     }
     const char *noop = config_noop_note(path);
@@ -400,7 +406,7 @@ static void section_pair(ConfigLoader *l, const char *path, const char *key, yam
         return;
     }
     if (!row) {
-        unknown_key(l, path, key, &kw);
+        unknown_key(l, path, key, &kw, v.text);
         return;
     }
     size_t i = (size_t)(row - config_schema);

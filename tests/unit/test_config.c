@@ -344,6 +344,14 @@ static const BrokenRow broken[] = {
         "\"kubernetes\" is not supported: dbha keeps the cluster's state in etcd only: replace "
         "\"kubernetes\" with an \"etcd3\" section (hosts: HOST:PORT,...)",
         10, 1),
+    NOTE("remove_data_directory_true_is_stricter",
+         BASE "bootstrap:\n  dcs:\n    postgresql:\n"
+              "      remove_data_directory_on_diverged_timelines: true\n",
+         "\"bootstrap.dcs.postgresql.remove_data_directory_on_diverged_timelines\" is honoured "
+         "the stricter way: the data directory is moved aside (renamed to "
+         "DATA_DIR.dbha-old-TIME, kept, never deleted) and the member cloned anew, where Patroni "
+         "would delete it",
+         13, 7),
     WARN("remove_data_directory_says_what_dbha_does",
          BASE "  remove_data_directory_on_rewind_failure: false\n",
          "\"postgresql.remove_data_directory_on_rewind_failure\" is not read: dbha moves the data "
