@@ -263,6 +263,22 @@ static bool conf_text_ok(const json_t *s)
     return strlen(json_string_value(s)) == json_string_length(s);
 }
 
+/* A value postgresql.conf takes: null (not set), a number, a boolean, or a
+ * string without a NUL. */
+static int check_conf_scalar(Check *c, const char *key, const json_t *v)
+{
+    if (json_is_null(v) || json_is_number(v) || json_is_boolean(v)) {
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        return fail(c, key, "must be a string, number or boolean");
+    }
+    if (!conf_text_ok(v)) {
+        return fail(c, key, "must not contain a NUL character");
+    }
+    return 0;
+}
+
 static int check_parameters(Check *c, const json_t *params)
 {
     if (!params || json_is_null(params)) {
@@ -282,14 +298,9 @@ static int check_parameters(Check *c, const json_t *params)
             return fail(c, "postgresql.parameters", PGCONF_NAME_HINT,
                         pgconf_printable(name, shown, sizeof(shown)));
         }
-        if (json_is_null(v) || json_is_number(v) || json_is_boolean(v)) {
-            continue;
-        }
-        if (!json_is_string(v)) {
-            return fail(c, key, "must be a string, number or boolean");
-        }
-        if (!conf_text_ok(v)) {
-            return fail(c, key, "must not contain a NUL character");
+        int r = check_conf_scalar(c, key, v);
+        if (r < 0) {
+            return r;
         }
     }
     return 0;
@@ -324,14 +335,8 @@ static int check_recovery_conf(Check *c, const json_t *rc)
                         "archive_cleanup_command, recovery_end_command, recovery_min_apply_delay, "
                         "promote_trigger_file)");
         }
-        if (json_is_null(v) || json_is_number(v) || json_is_boolean(v)) {
-            continue;
-        }
-        if (!json_is_string(v)) {
-            return fail(c, key, "must be a string, number or boolean");
-        }
-        if (!conf_text_ok(v)) {
-            return fail(c, key, "must not contain a NUL character");
+        if ((r = check_conf_scalar(c, key, v)) < 0) {
+            return r;
         }
     }
     return 0;

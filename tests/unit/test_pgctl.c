@@ -260,6 +260,24 @@ static void test_local_address_from_socket_directories(void **state)
     config_diags_done(&d);
 }
 
+static Config *config_dirs(const char *data, const char *tail)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml),
+             "scope: s\nname: n1\nrestapi:\n  connect_address: 127.0.0.1:8008\n"
+             "etcd3:\n  hosts: 127.0.0.1:2379\n"
+             "postgresql:\n  data_dir: %s\n  connect_address: 127.0.0.1:5432\n%s",
+             data, tail);
+    Config *c = NULL;
+    ConfigDiags d = { 0 };
+    if (config_load_string("test.yml", yaml, NULL, &c, &d) < 0) {
+        config_diags_print(&d, stderr);
+        fail();
+    }
+    config_diags_done(&d);
+    return c;
+}
+
 /* postgresql.conf, pg_hba.conf and pg_ident.conf (each "" when not written;
  * NULL: not wanted) for a YAML tail after the minimal config (indented lines
  * are more postgresql keys, then top-level ones) and a cluster config key's
@@ -269,19 +287,7 @@ static void files_for(const char *tail, const ConfigStrv *dcs_hba, char *conf, c
 {
     char dir[] = "/tmp/dbha-test-pgfiles-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    char yaml[2048];
-    snprintf(yaml, sizeof(yaml),
-             "scope: s\nname: n1\nrestapi:\n  connect_address: 127.0.0.1:8008\n"
-             "etcd3:\n  hosts: 127.0.0.1:2379\n"
-             "postgresql:\n  data_dir: %s\n  connect_address: 127.0.0.1:5432\n%s",
-             dir, tail);
-    Config *c = NULL;
-    ConfigDiags d = { 0 };
-    if (config_load_string("test.yml", yaml, NULL, &c, &d) < 0) {
-        config_diags_print(&d, stderr);
-        fail();
-    }
-    config_diags_done(&d);
+    Config *c = config_dirs(dir, tail);
     PgCtl p;
     assert_int_equal(pgctl_init(&p, c), 0);
     p.dcs_pg_hba = dcs_hba;
@@ -388,24 +394,6 @@ static void remove_files(const char *dir)
     }
     closedir(d);
     rmdir(dir);
-}
-
-static Config *config_dirs(const char *data, const char *tail)
-{
-    char yaml[2048];
-    snprintf(yaml, sizeof(yaml),
-             "scope: s\nname: n1\nrestapi:\n  connect_address: 127.0.0.1:8008\n"
-             "etcd3:\n  hosts: 127.0.0.1:2379\n"
-             "postgresql:\n  data_dir: %s\n  connect_address: 127.0.0.1:5432\n%s",
-             data, tail);
-    Config *c = NULL;
-    ConfigDiags d = { 0 };
-    if (config_load_string("test.yml", yaml, NULL, &c, &d) < 0) {
-        config_diags_print(&d, stderr);
-        fail();
-    }
-    config_diags_done(&d);
-    return c;
 }
 
 /* Patroni's config_dir: postgresql.conf, its base, pg_hba.conf and
