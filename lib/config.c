@@ -1502,6 +1502,207 @@ static void check_unsupported(ConfigLoader *l)
     }
 }
 
+/* ---- the rest of Patroni's environment --------------------------------- */
+
+/* Patroni's older names, read when the new one is not set (its
+ * _fix_log_env()). */
+static const struct {
+    const char *old, *path;
+} env_aliases[] = {
+    { "LOGLEVEL", "log.level" },
+    { "LOGFORMAT", "log.format" },
+    { "LOG_DATEFMT", "log.dateformat" },
+};
+
+static bool env_suffix_is(const char *suffix, size_t len, const char *name)
+{
+    return strlen(name) == len && strncmp(suffix, name, len) == 0;
+}
+
+/* A PATRONI_<suffix> that apply_env() reads. */
+static bool env_is_mapped(const char *suffix, size_t len)
+{
+    for (size_t i = 0; i < config_schema_n; i++) {
+        if (config_schema[i].env && env_suffix_is(suffix, len, config_schema[i].env)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Patroni's PATRONI_<name>_OPTIONS: a YAML list, or "a,b" read as one. */
+static json_t *env_role_options(ConfigLoader *l, const ConfigWhere *w, const char *role,
+                                const char *text)
+{
+    _cleanup_(json_decrefp) json_t *out = json_array();
+    if (!out) {
+        l->oom = true;
+        return NULL;
+    }
+    if (!text || !*text) {
+        return TAKE_PTR(out);
+    }
+    const char *s = text + strspn(text, " \t");
+    _cleanup_free_ char *wrapped = NULL;
+    if (asprintf(&wrapped, *s == '[' || *s == '-' ? "%s" : "[%s]", s) < 0) {
+        l->oom = true;
+        return NULL;
+    }
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) {
+        l->oom = true;
+        return NULL;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)wrapped, strlen(wrapped));
+    bool ok = yaml_parser_load(&parser, &doc);
+    yaml_parser_delete(&parser);
+    yaml_node_t *root = ok ? yaml_document_get_root_node(&doc) : NULL;
+    if (!root || root->type != YAML_SEQUENCE_NODE) {
+        loader_error(l, w, "\"bootstrap.users.%s.options\": expected a list of role options", role);
+        if (ok) {
+            yaml_document_delete(&doc);
+        }
+        return NULL;
+    }
+    for (yaml_node_item_t *i = root->data.sequence.items.start; i < root->data.sequence.items.top;
+         i++) {
+        yaml_node_t *o = yaml_document_get_node(&doc, *i);
+        const char *opt =
+            o && o->type == YAML_SCALAR_NODE ? (const char *)o->data.scalar.value : "";
+        if (!role_option_valid(opt)) {
+            loader_error(l, w,
+                         "\"bootstrap.users.%s.options\": \"%.64s\" is not a role option dbha "
+                         "passes to CREATE ROLE: one of SUPERUSER, CREATEDB, CREATEROLE, INHERIT, "
+                         "LOGIN, REPLICATION, BYPASSRLS, their NO... forms, or CONNECTION LIMIT n",
+                         role, opt);
+            yaml_document_delete(&doc);
+            return NULL;
+        }
+        _cleanup_free_ char *up = strdup(opt);
+        if (!up) {
+            l->oom = true;
+            yaml_document_delete(&doc);
+            return NULL;
+        }
+        for (char *c = up; *c; c++) {
+            *c = (char)toupper((unsigned char)*c);
+        }
+        if (json_array_append_new(out, json_string(up)) < 0) {
+            l->oom = true;
+            yaml_document_delete(&doc);
+            return NULL;
+        }
+    }
+    yaml_document_delete(&doc);
+    return TAKE_PTR(out);
+}
+
+/* Patroni's PATRONI_<name>_PASSWORD (and _OPTIONS): a role bootstrap.users
+ * creates, named as the variable spells it; over one of the file's. */
+static void env_user(ConfigLoader *l, char *const *envp, const char *var, const char *role,
+                     const char *password)
+{
+    ConfigWhere w = { .env = var };
+    if (!*role || strlen(role) >= 64) {
+        loader_error(l, &w, "\"bootstrap.users\": a role name of 1 to 63 bytes");
+        return;
+    }
+    char opt_name[CONFIG_ENV_NAME_MAX + 16];
+    snprintf(opt_name, sizeof(opt_name), "PATRONI_%s_OPTIONS", role);
+    json_t *options = env_role_options(l, &w, role, env_get(envp, opt_name));
+    if (!options) {
+        return;
+    }
+    Config *c = l->config;
+    if (!c->bootstrap.users && !(c->bootstrap.users = json_object())) {
+        json_decref(options);
+        l->oom = true;
+        return;
+    }
+    /* merged into the file's role as Patroni merges the two configs: the
+     * password replaced, the options only when the variable gives some */
+    json_t *entry = json_object_get(c->bootstrap.users, role);
+    if (!entry) {
+        entry = json_pack("{s:o}", "options", json_array());
+        if (!entry || json_object_set_new(c->bootstrap.users, role, entry) < 0) {
+            json_decref(options);
+            l->oom = true;
+            return;
+        }
+    }
+    bool has_options = env_get(envp, opt_name) != NULL;
+    if (json_object_set_new(entry, "password", json_string(password)) < 0 ||
+        (has_options ? json_object_set_new(entry, "options", options) < 0
+                     : (json_decref(options), false))) {
+        l->oom = true;
+    }
+}
+
+/* After apply_env(): Patroni's other variables. The old names of three,
+ * PATRONI_<name>_PASSWORD/_OPTIONS (bootstrap.users), and a warning for
+ * any other PATRONI_ variable, which dbha would otherwise ignore without a
+ * word (Patroni reads some that dbha has no setting for). */
+static void apply_env_rest(ConfigLoader *l, char *const *envp)
+{
+    for (char *const *e = envp; e && *e; e++) {
+        if (strncmp(*e, "PATRONI_", 8) != 0) {
+            continue;
+        }
+        const char *eq = strchr(*e, '=');
+        if (!eq || (size_t)(eq - *e) >= CONFIG_ENV_NAME_MAX) {
+            continue;
+        }
+        char var[CONFIG_ENV_NAME_MAX];
+        memcpy(var, *e, (size_t)(eq - *e));
+        var[eq - *e] = '\0';
+        const char *suffix = var + 8, *value = eq + 1;
+        size_t len = strlen(suffix);
+        if (env_is_mapped(suffix, len)) {
+            continue;
+        }
+        bool alias = false;
+        for (size_t a = 0; a < ELEMENTSOF(env_aliases); a++) {
+            if (!env_suffix_is(suffix, len, env_aliases[a].old)) {
+                continue;
+            }
+            alias = true;
+            size_t i = row_index(env_aliases[a].path);
+            if (l->in_env[i] || !*value) {
+                break; /* the new name wins, as in Patroni */
+            }
+            snprintf(l->env_name[i], CONFIG_ENV_NAME_MAX, "%s", var);
+            ConfigValue v = { .node = NULL, .text = value, .where = { .env = l->env_name[i] } };
+            l->in_env[i] = true;
+            l->env_at[i] = v.where;
+            l->bad[i] = false;
+            apply_value(l, &config_schema[i], &v);
+        }
+        if (alias) {
+            continue;
+        }
+        if (len > 9 && strcmp(suffix + len - 9, "_PASSWORD") == 0) {
+            char role[CONFIG_ENV_NAME_MAX];
+            snprintf(role, sizeof(role), "%.*s", (int)(len - 9), suffix);
+            if (*value) {
+                env_user(l, envp, var, role, value);
+            }
+            continue;
+        }
+        if (len > 8 && strcmp(suffix + len - 8, "_OPTIONS") == 0) {
+            char password[CONFIG_ENV_NAME_MAX + 16];
+            snprintf(password, sizeof(password), "PATRONI_%.*s_PASSWORD", (int)(len - 8), suffix);
+            if (env_get(envp, password)) {
+                continue; /* read with it */
+            }
+        }
+        ConfigWhere w = { .env = var };
+        loader_warn(l, &w,
+                    "not read by dbha: no setting has this name (the PATRONI_ names dbha reads are "
+                    "in docs/configuration.md)");
+    }
+}
+
 static void finalize(ConfigLoader *l)
 {
     Config *c = l->config;
@@ -1546,6 +1747,7 @@ static int load_text(const char *name, const char *text, size_t len, char *const
 
     if (load_yaml(l, text, len)) {
         apply_env(l, envp);
+        apply_env_rest(l, envp);
         finalize(l);
     }
     if (l->oom) {

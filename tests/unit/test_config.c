@@ -750,6 +750,47 @@ static void test_etcd_port_url_proxy(void **state)
                     "test.yml:7:3: \"etcd3.protocol\" is not used: \"etcd3.url\" says http");
 }
 
+/* The rest of Patroni's environment: the old names of three variables,
+ * PATRONI_<name>_PASSWORD/_OPTIONS as bootstrap.users, and a warning for a
+ * PATRONI_ variable dbha reads nothing from. */
+static void test_patroni_env_rest(void **state)
+{
+    (void)state;
+    char *old[] = { "PATRONI_LOGLEVEL=DEBUG", "PATRONI_LOGFORMAT=%(message)s", NULL };
+    Config *c = load_ok(BASE, old);
+    assert_string_equal(c->log.level, "DEBUG");
+    assert_string_equal(c->log.format, "%(message)s");
+    config_free(c);
+    char *both[] = { "PATRONI_LOGLEVEL=DEBUG", "PATRONI_LOG_LEVEL=ERROR", NULL };
+    c = load_ok(BASE, both);
+    assert_string_equal(c->log.level, "ERROR"); /* the new name wins */
+    config_free(c);
+
+    char *users[] = { "PATRONI_ADMIN_PASSWORD=pw", "PATRONI_ADMIN_OPTIONS=createdb, createrole",
+                      "PATRONI_APP_PASSWORD=apw", "PATRONI_EMPTY_PASSWORD=", NULL };
+    c = load_ok(BASE "bootstrap:\n  users:\n    APP:\n      password: file\n"
+                     "      options: [login]\n",
+                users);
+    assert_non_null(c->bootstrap.users);
+    _cleanup_free_ char *text = json_dumps(c->bootstrap.users, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_string_equal(text, "{\"ADMIN\":{\"options\":[\"CREATEDB\",\"CREATEROLE\"],"
+                              "\"password\":\"pw\"},\"APP\":{\"options\":[\"LOGIN\"],"
+                              "\"password\":\"apw\"}}");
+    config_free(c);
+
+    char *bad[] = { "PATRONI_ADMIN_PASSWORD=pw", "PATRONI_ADMIN_OPTIONS=login; drop table x",
+                    NULL };
+    expect_one_diag(BASE, bad, CONFIG_ERROR,
+                    "environment PATRONI_ADMIN_PASSWORD: \"bootstrap.users.ADMIN.options\": "
+                    "\"login; drop table x\" is not a role option dbha passes to CREATE ROLE: one "
+                    "of SUPERUSER, CREATEDB, CREATEROLE, INHERIT, LOGIN, REPLICATION, BYPASSRLS, "
+                    "their NO... forms, or CONNECTION LIMIT n");
+    char *unknown[] = { "PATRONI_RESTAPI_SOMETHING=1", NULL };
+    expect_one_diag(BASE, unknown, CONFIG_WARNING,
+                    "environment PATRONI_RESTAPI_SOMETHING: not read by dbha: no setting has this "
+                    "name (the PATRONI_ names dbha reads are in docs/configuration.md)");
+}
+
 static void test_env_overrides(void **state)
 {
     char *env[] = {
@@ -1283,6 +1324,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_env_overrides),
+        cmocka_unit_test(test_patroni_env_rest),
         cmocka_unit_test(test_etcd_port_url_proxy),
         cmocka_unit_test(test_env_satisfies_required),
         cmocka_unit_test(test_env_bad_values),
