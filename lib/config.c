@@ -1356,6 +1356,34 @@ static bool role_option_valid(const char *s)
     return strlen(s) < 17 + 12;
 }
 
+/* opt, upper-cased, onto options when role_option_valid(); else an error
+ * at w. False on an error (or out of memory: l->oom). */
+static bool add_role_option(ConfigLoader *l, const ConfigWhere *w, const char *role,
+                            const char *opt, json_t *options)
+{
+    if (!role_option_valid(opt)) {
+        loader_error(l, w,
+                     "\"bootstrap.users.%s.options\": \"%.64s\" is not a role option dbha "
+                     "passes to CREATE ROLE: one of SUPERUSER, CREATEDB, CREATEROLE, INHERIT, "
+                     "LOGIN, REPLICATION, BYPASSRLS, their NO... forms, or CONNECTION LIMIT n",
+                     role, opt);
+        return false;
+    }
+    _cleanup_free_ char *up = strdup(opt);
+    if (!up) {
+        l->oom = true;
+        return false;
+    }
+    for (char *c = up; *c; c++) {
+        *c = (char)toupper((unsigned char)*c);
+    }
+    if (json_array_append_new(options, json_string(up)) < 0) {
+        l->oom = true;
+        return false;
+    }
+    return true;
+}
+
 /* Patroni's bootstrap.users, checked at each place: role name to a mapping
  * of password (a scalar, kept as written) and options (a list of role
  * options). Returns the JSON the agent reads, NULL after an error. */
@@ -1442,27 +1470,11 @@ static json_t *users_json(ConfigLoader *l, yaml_node_t *value)
                     ConfigWhere ow = where_of_mark(o->start_mark);
                     const char *opt =
                         o->type == YAML_SCALAR_NODE ? (const char *)o->data.scalar.value : "";
-                    if (!role_option_valid(opt)) {
-                        loader_error(l, &ow,
-                                     "\"bootstrap.users.%s.options\": \"%.64s\" is not a role "
-                                     "option dbha passes to CREATE ROLE: one of SUPERUSER, "
-                                     "CREATEDB, CREATEROLE, INHERIT, LOGIN, REPLICATION, "
-                                     "BYPASSRLS, their NO... forms, or CONNECTION LIMIT n",
-                                     name, opt);
+                    if (!add_role_option(l, &ow, name, opt, options)) {
+                        if (l->oom) {
+                            return NULL;
+                        }
                         ok = false;
-                        continue;
-                    }
-                    _cleanup_free_ char *up = strdup(opt);
-                    if (!up) {
-                        l->oom = true;
-                        return NULL;
-                    }
-                    for (char *c = up; *c; c++) {
-                        *c = (char)toupper((unsigned char)*c);
-                    }
-                    if (json_array_append_new(options, json_string(up)) < 0) {
-                        l->oom = true;
-                        return NULL;
                     }
                 }
             } else {
@@ -1570,26 +1582,7 @@ static json_t *env_role_options(ConfigLoader *l, const ConfigWhere *w, const cha
         yaml_node_t *o = yaml_document_get_node(&doc, *i);
         const char *opt =
             o && o->type == YAML_SCALAR_NODE ? (const char *)o->data.scalar.value : "";
-        if (!role_option_valid(opt)) {
-            loader_error(l, w,
-                         "\"bootstrap.users.%s.options\": \"%.64s\" is not a role option dbha "
-                         "passes to CREATE ROLE: one of SUPERUSER, CREATEDB, CREATEROLE, INHERIT, "
-                         "LOGIN, REPLICATION, BYPASSRLS, their NO... forms, or CONNECTION LIMIT n",
-                         role, opt);
-            yaml_document_delete(&doc);
-            return NULL;
-        }
-        _cleanup_free_ char *up = strdup(opt);
-        if (!up) {
-            l->oom = true;
-            yaml_document_delete(&doc);
-            return NULL;
-        }
-        for (char *c = up; *c; c++) {
-            *c = (char)toupper((unsigned char)*c);
-        }
-        if (json_array_append_new(out, json_string(up)) < 0) {
-            l->oom = true;
+        if (!add_role_option(l, w, role, opt, out)) {
             yaml_document_delete(&doc);
             return NULL;
         }
