@@ -359,7 +359,7 @@ static void put_user_libpq(FILE *f, const ConfigUser *u, bool defaults)
 /* A conninfo of the given parts, or NULL (-ENOMEM). */
 static char *conninfo(const char *host, int port, const ConfigUser *u, const char *default_user,
                       const char *dbname, const char *passfile, const char *application_name,
-                      bool defaults, int connect_timeout)
+                      bool defaults, int connect_timeout, const char *krbsrvname)
 {
     char *buf = NULL;
     size_t size = 0;
@@ -381,6 +381,9 @@ static char *conninfo(const char *host, int port, const ConfigUser *u, const cha
     }
     put_user_libpq(f, u, defaults);
     fprintf(f, " connect_timeout=%d", connect_timeout);
+    if (krbsrvname) {
+        put_conn(f, "krbsrvname", krbsrvname);
+    }
     if (fclose(f) != 0) {
         free(buf);
         return NULL;
@@ -393,34 +396,18 @@ char *pgctl_local_conninfo(const PgCtl *p)
 {
     const Config *c = p->config;
     return conninfo(p->local_host, p->port, &c->postgresql.superuser, "postgres",
-                    c->postgresql.database, p->pgpass, NULL, false, 3);
+                    c->postgresql.database, p->pgpass, NULL, false, 3, NULL);
 }
 
 int pgctl_primary_conninfo(const PgCtl *p, const PgUpstream *u, char *buf, size_t size)
 {
     const Config *c = p->config;
+    /* krbsrvname as Patroni's primary_conninfo (the server's walreceiver
+     * also has PGKRBSRVNAME from the agent's environment) */
     _cleanup_free_ char *s = conninfo(u->host, u->port, &c->postgresql.replication, "replicator",
-                                      NULL, p->pgpass, c->name, true, 2);
+                                      NULL, p->pgpass, c->name, true, 2, c->postgresql.krbsrvname);
     if (!s) {
         return -ENOMEM;
-    }
-    if (c->postgresql.krbsrvname) {
-        /* as Patroni's primary_conninfo (the server's walreceiver also has
-         * PGKRBSRVNAME from the agent's environment) */
-        char *k = NULL;
-        size_t ksize = 0;
-        FILE *f = open_memstream(&k, &ksize);
-        if (!f) {
-            return -ENOMEM;
-        }
-        fputs(s, f);
-        put_conn(f, "krbsrvname", c->postgresql.krbsrvname);
-        if (fclose(f) != 0) {
-            free(k);
-            return -ENOMEM;
-        }
-        free(s);
-        s = k;
     }
     if (strlen(s) >= size) {
         return -ENOBUFS;
@@ -1133,7 +1120,7 @@ int pgctl_argv_rewind(const PgCtl *p, const char *host, int port, PgArgv *ret)
         c->postgresql.rewind.username ? &c->postgresql.rewind : &c->postgresql.superuser;
     _cleanup_free_ char *source = NULL, *target = NULL,
                         *info = conninfo(host, port, u, "postgres", c->postgresql.database,
-                                         p->pgpass, NULL, false, 5);
+                                         p->pgpass, NULL, false, 5, NULL);
     if (!info || asprintf(&source, "--source-server=%s", info) < 0 ||
         asprintf(&target, "--target-pgdata=%s", p->data_dir) < 0) {
         return -ENOMEM;

@@ -269,6 +269,28 @@ void publish_done(Publisher *p)
     p->topology_same_as = NULL;
 }
 
+int publish_config_urls(const Config *c, char **ret_conn, char **ret_api, char **ret_proxy)
+{
+    /* Patroni's: postgres://connect_address/database, proxy_url the same
+     * way from proxy_address */
+    _cleanup_free_ char *conn = NULL, *api = NULL, *proxy = NULL;
+    if (asprintf(&conn, "postgres://%s/%s", c->postgresql.connect_address, c->postgresql.database) <
+            0 ||
+        asprintf(&api, "%s://%s/patroni", c->restapi.certfile ? "https" : "http",
+                 c->restapi.connect_address) < 0 ||
+        (ret_proxy && c->postgresql.proxy_address &&
+         asprintf(&proxy, "postgres://%s/%s", c->postgresql.proxy_address, c->postgresql.database) <
+             0)) {
+        return -ENOMEM;
+    }
+    *ret_conn = TAKE_PTR(conn);
+    *ret_api = TAKE_PTR(api);
+    if (ret_proxy) {
+        *ret_proxy = TAKE_PTR(proxy);
+    }
+    return 0;
+}
+
 /* The member key's parts that only the config decides, built once. */
 static int config_parts(Publisher *p, const Config *c)
 {
@@ -276,22 +298,7 @@ static int config_parts(Publisher *p, const Config *c)
         return 0;
     }
     publish_config_changed(p);
-    /* Patroni's: postgres://connect_address/database, and proxy_url the
-     * same way from proxy_address */
-    if (asprintf(&p->conn_url, "postgres://%s/%s", c->postgresql.connect_address,
-                 c->postgresql.database) < 0) {
-        p->conn_url = NULL;
-        return -ENOMEM;
-    }
-    if (c->postgresql.proxy_address &&
-        asprintf(&p->proxy_url, "postgres://%s/%s", c->postgresql.proxy_address,
-                 c->postgresql.database) < 0) {
-        p->proxy_url = NULL;
-        return -ENOMEM;
-    }
-    if (asprintf(&p->api_url, "%s://%s/patroni", c->restapi.certfile ? "https" : "http",
-                 c->restapi.connect_address) < 0) {
-        p->api_url = NULL;
+    if (publish_config_urls(c, &p->conn_url, &p->api_url, &p->proxy_url) < 0) {
         return -ENOMEM;
     }
     return dcs_tags_from_config(c, &p->tags) < 0 ? -ENOMEM : 0;

@@ -73,6 +73,11 @@ typedef struct Publisher {
 /* The config was replaced (a reload): what publish derives from it alone is
  * derived again. */
 void publish_config_changed(Publisher *p);
+
+/* The member key's conn_url and api_url, and proxy_url (NULL without
+ * postgresql.proxy_address; ret_proxy may be NULL), as Patroni forms them
+ * from the config. Returns 0 or -ENOMEM (nothing set). */
+int publish_config_urls(const Config *c, char **ret_conn, char **ret_api, char **ret_proxy);
 /* Frees what p owns. */
 void publish_done(Publisher *p);
 

@@ -39,10 +39,7 @@ static int publish(Publisher *p, const PublishView *a, const DcsCluster *c)
     }
     _cleanup_free_ char *conn_url = NULL, *api_url = NULL, *host = NULL;
     int port = 0;
-    if (asprintf(&conn_url, "postgres://%s/%s", cfg->postgresql.connect_address,
-                 cfg->postgresql.database) < 0 ||
-        asprintf(&api_url, "%s://%s/patroni", cfg->restapi.certfile ? "https" : "http",
-                 cfg->restapi.connect_address) < 0) {
+    if (publish_config_urls(cfg, &conn_url, &api_url, NULL) < 0) {
         return log_error_errno(-ENOMEM, "out of memory");
     }
     if (dcs_parse_conn_url(conn_url, &host, &port) < 0) {
