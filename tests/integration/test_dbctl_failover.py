@@ -170,6 +170,13 @@ def test_forced_failover_to_a_lagging_candidate(cluster):
         write_mb(leader, 48)
         wait_until(lambda: (lag_of(cluster, cand.name) or 0) > 24 * MB, 60, interval=0.2,
                    what=f"{cand.name} 24 MB behind")
+        # the rewind below needs node3 past the candidate's fork point: wait
+        # for it to have received (flushed) WAL beyond what the candidate has
+        node3 = cluster.node("node3")
+        cand_lsn = cand.sql("SELECT pg_last_wal_receive_lsn()::text")[0][0]
+        wait_until(lambda: node3.sql("SELECT pg_last_wal_receive_lsn() - %s::pg_lsn > 0",
+                                     (cand_lsn,))[0][0], 60, interval=0.2,
+                   what="node3 past the candidate's received WAL")
         leader.kill_with_postgres()
     finally:
         os.kill(pid, signal.SIGCONT)
@@ -193,7 +200,6 @@ def test_forced_failover_to_a_lagging_candidate(cluster):
     assert cand.sql("SELECT pg_is_in_recovery()") == [(False,)]
     # node3 had received more WAL than the new leader: its timeline goes past
     # the fork point, so it is rewound against the new leader and follows it.
-    node3 = cluster.node("node3")
 
     def node3_streams():
         m = [m for m in cluster.status()["members"] if m["name"] == "node3"]
