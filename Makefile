@@ -166,9 +166,20 @@ unit: asan
 		echo "== $$t"; $(SAN_ENV) $$t; \
 	done
 
+# Two passes: the modules marked `concurrent` (they measure no time; see
+# tests/integration/conftest.py) ITEST_JOBS at a time, a module per worker,
+# then the rest one at a time. Both passes run; either failing fails the
+# target. Exit status 5 is pytest's "no test selected" (PYTEST_ARGS=-k ...).
+ITEST_JOBS ?= 2
+ITEST_RUN = cd tests/integration && DBHA_BUILD=$(abspath $(O)/asan) $(SAN_ENV) \
+	$(PYTHON) -m pytest -v -p no:cacheprovider
 integration: asan deps-test
-	cd tests/integration && DBHA_BUILD=$(abspath $(O)/asan) $(SAN_ENV) \
-		$(PYTHON) -m pytest -v -p no:cacheprovider $(PYTEST_ARGS) .
+	@rc=0; \
+	($(ITEST_RUN) -n $(ITEST_JOBS) --dist loadfile -m concurrent $(PYTEST_ARGS) .) || \
+		{ r=$$?; [ $$r -eq 5 ] || rc=$$r; }; \
+	($(ITEST_RUN) -m "not concurrent" $(PYTEST_ARGS) .) || \
+		{ r=$$?; [ $$r -eq 5 ] || rc=$$r; }; \
+	exit $$rc
 
 # Randomized faults (tests/integration/chaos_rounds.py; `make check` runs a
 # short version, test_chaos.py): ROUNDS rounds of one or two faults each on

@@ -3,7 +3,8 @@
 # Usage: scripts/deps.sh build|test|demo|lint|bench|fuzz
 #   build: compilers' inputs (headers and pkg-config files)
 #   test:  build + the real peers the tests start (etcd, PostgreSQL, HAProxy,
-#          pgbouncer, vip-manager, patronictl) and pytest
+#          pgbouncer, vip-manager, patronictl) and pytest (with xdist: independent
+#          modules run two at a time)
 #   demo:  test's set (the demo runs the same peers)
 #   lint:  clang-format-16 and cppcheck
 #   bench: test's set (with Patroni, the benchmarks' reference) and wrk (bench/rest)
@@ -16,7 +17,7 @@ build_pkgs=(gcc make pkg-config libpq-dev libyaml-dev libcurl4-openssl-dev libja
             libmicrohttpd-dev libgnutls28-dev libsystemd-dev libcmocka-dev)
 test_pkgs=(postgresql-15 etcd-server etcd-client python3 python3-pytest python3-psycopg2
            openssl procps iproute2 nftables curl
-           haproxy pgbouncer vip-manager patroni python3-etcd)
+           haproxy pgbouncer vip-manager patroni python3-etcd python3-pytest-xdist)
 lint_pkgs=(clang-format-16 cppcheck)
 # Patroni 3.0.2 (in the test set: the tests read a dbha cluster with
 # patronictl) also runs beside dbha in the benchmarks, from the same configs;

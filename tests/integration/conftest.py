@@ -38,6 +38,13 @@ def sanitizer_reports():
     return sorted(glob.glob(os.path.join(SAN_DIR, "*")))
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "concurrent: the module measures no time and shares nothing with "
+        "others: `make integration` runs these modules two at a time (pytest-xdist, "
+        "--dist loadfile) before the others, which run one at a time")
+
+
 @pytest.fixture
 def workdir(request):
     d = tempfile.mkdtemp(prefix=f"dbha-{request.node.name[:40]}-")

@@ -16,6 +16,8 @@ from conftest import started_cluster
 from lib.pg import pid_alive
 from lib.procs import wait_until
 
+pytestmark = pytest.mark.concurrent
+
 TTL = 4
 TIMEOUT = 6  # postgresql.callback_timeout
 ACTIONS = ("on_start", "on_stop", "on_restart", "on_reload", "on_role_change")

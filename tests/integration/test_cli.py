@@ -9,6 +9,8 @@ import pytest
 
 from lib.procs import binary
 
+pytestmark = pytest.mark.concurrent
+
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CONFIGS = [os.path.join(REPO, "configs", f"node{i}.yml") for i in (1, 2, 3)]
 

@@ -23,6 +23,8 @@ from conftest import started_cluster
 from lib.pg import PG_OS_USER, as_root, hand_to_pg_user
 from lib.procs import wait_until
 
+pytestmark = pytest.mark.concurrent
+
 DEBIAN_CONF = """\
 # a cluster made by pg_createcluster
 data_directory = '/var/lib/postgresql/15/elsewhere'

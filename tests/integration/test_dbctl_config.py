@@ -22,6 +22,8 @@ from lib.fake_cluster import CONFIG, FakeCluster, dumps
 from lib.procs import wait_until
 from lib.tty import run_tty
 
+pytestmark = pytest.mark.concurrent
+
 
 @pytest.fixture
 def fake(procs, workdir):

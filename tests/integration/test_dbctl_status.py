@@ -16,6 +16,8 @@ import yaml
 from lib.etcd_cluster import EtcdCluster, b64
 from lib.procs import binary, free_port
 
+pytestmark = pytest.mark.concurrent
+
 SCOPE = "batman"
 SYSID = "7214324235435253233"
 

@@ -8,8 +8,12 @@ and node2's bare host was an error."""
 import json
 import subprocess
 
+import pytest
+
 from lib.cluster import DbhaCluster
 from lib.procs import binary
+
+pytestmark = pytest.mark.concurrent
 
 
 def test_url_and_port(procs, workdir):

@@ -14,6 +14,8 @@ from lib.cluster import DbhaCluster
 from lib.pg import hand_to_pg_user
 from lib.procs import tool, wait_until
 
+pytestmark = pytest.mark.concurrent
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

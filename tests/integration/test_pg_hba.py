@@ -22,6 +22,8 @@ from conftest import started_cluster
 from lib.cluster import REPL
 from lib.procs import LOOPBACK, wait_until
 
+pytestmark = pytest.mark.concurrent
+
 BASE_HBA = ["local all all trust", f"host replication {REPL} 127.0.0.1/32 scram-sha-256",
             "host all all 127.0.0.1/32 scram-sha-256"]
 APP_TRUST = "host all app 127.0.0.1/32 trust"

@@ -23,6 +23,8 @@ from lib.etcd_cluster import EtcdTls
 from lib.pg import PG_OS_USER, as_root
 from lib.procs import wait_until
 
+pytestmark = pytest.mark.concurrent
+
 
 def serve_tls(node, tls):
     os.makedirs(node.dir, exist_ok=True)

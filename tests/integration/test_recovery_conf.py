@@ -20,6 +20,8 @@ from conftest import started_cluster
 from lib.pg import hand_to_pg_user
 from lib.procs import wait_until
 
+pytestmark = pytest.mark.concurrent
+
 
 @pytest.fixture(scope="module")
 def cluster():

@@ -9,9 +9,13 @@ import os
 import ssl
 import threading
 
+import pytest
+
 from lib.cluster import DbhaCluster
 from lib.procs import LOOPBACK, wait_until
 from test_rest_hardening import STRANGER, make_ca, make_cert, openssl
+
+pytestmark = pytest.mark.concurrent
 
 
 def https(node, pki, method, path, cert=None, source=LOOPBACK):

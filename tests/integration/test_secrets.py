@@ -24,6 +24,8 @@ from lib.cluster import REPL, REPL_PW, REWIND_PW, SUPERUSER, SUPERUSER_PW
 from lib.pg import PG_OS_USER, as_root, hand_to_pg_user
 from lib.procs import wait_until
 
+pytestmark = pytest.mark.concurrent
+
 DBHA_SECRET = "dbha-env-secret-7b1e"
 PATRONI_SECRET = "patroni-env-secret-c94d"
 AGENT_ENV = {"DBHA_ITEST_SECRET": DBHA_SECRET, "PATRONI_ITEST_SECRET": PATRONI_SECRET}

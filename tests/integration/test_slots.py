@@ -22,6 +22,8 @@ import pytest
 from conftest import started_cluster
 from lib.procs import LOOPBACK, wait_until
 
+pytestmark = pytest.mark.concurrent
+
 
 @pytest.fixture(scope="module")
 def cluster():

@@ -66,8 +66,39 @@ def binary(name):
     return _runnable(os.path.join("bin", name))
 
 
+# Under pytest-xdist (`make integration` runs the modules marked concurrent
+# two at a time) each worker hands out ports from a range of its own, below
+# the kernel's ephemeral range: two workers never pick the same port between
+# one's probe and its server's bind.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_WORKER_PORTS = 4000
+
+
+def _worker_port_range():
+    if not _WORKER.startswith("gw") or not _WORKER[2:].isdigit():
+        return None
+    first = 12000 + (int(_WORKER[2:]) % 5) * _WORKER_PORTS
+    return range(first, first + _WORKER_PORTS)
+
+
+def _bindable(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago and not handed out before."""
+    ports = _worker_port_range()
+    if ports is not None:
+        for port in ports:
+            if port not in _handed_out and _bindable(port):
+                _handed_out.add(port)
+                return port
+        raise RuntimeError(f"no free loopback port left in {ports} for worker {_WORKER}")
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((LOOPBACK, 0))
