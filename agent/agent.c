@@ -782,6 +782,17 @@ static int node_use_pg_rewind(const Config *c)
     return v ? 1 : -1;
 }
 
+static bool clone_no_leader(const Config *c)
+{
+    for (size_t i = 0; i < c->postgresql.n_replica_methods; i++) {
+        const ConfigReplicaMethod *m = &c->postgresql.replica_methods[i];
+        if (m->no_leader) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The tick's observation, from what observe_cluster and observe_postgres
  * read (the data directory is looked at here). */
 static void observe_step(Agent *a, uint64_t now, HaObservation *o)
@@ -811,6 +822,8 @@ static void observe_step(Agent *a, uint64_t now, HaObservation *o)
         .dcs_ok = a->dcs_ok,
         .view = a->cluster,
         .lease_expiring = lease_expiring(&a->lease, now),
+        .clone_in_place = a->clone_in_place,
+        .clone_no_leader = clone_no_leader(a->config),
     };
 }
 
@@ -1157,7 +1170,9 @@ void agent_tick(Agent *a)
         r = ha_exec_action(a, act);
         uint64_t t = clock_monotonic_usec();
         ha_memory_after(&a->mem, act, r, t, (unsigned)(rand() % 1000));
-        if (act == HA_ACTION_REMOVE_CLONE) {
+        if (act == HA_ACTION_REMOVE_CLONE && r == HA_CLONE_NEXT_METHOD) {
+            log_warning("trying the next of create_replica_methods");
+        } else if (act == HA_ACTION_REMOVE_CLONE) {
             log_warning("next clone attempt in %" PRIu64 " ms",
                         (a->mem.clone_retry_usec - t) / 1000);
         }

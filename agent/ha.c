@@ -173,6 +173,26 @@ static bool guard_empty_can_clone(const HaInput *in)
            in->leader_member_known && in->now_usec >= in->clone_retry_usec;
 }
 
+/* No leader, but a replica method that needs none (Patroni: a method with
+ * no_leader, `initialize` set and not being bootstrapped). */
+static bool guard_empty_can_clone_unled(const HaInput *in)
+{
+    return in->data == HA_DATA_EMPTY && in->has_initialize && !in->has_leader && in->clone_unled &&
+           in->now_usec >= in->clone_retry_usec;
+}
+
+/* A replica method wrote the data directory itself: a data directory of
+ * this cluster is there to start. */
+static bool guard_in_place_clone_done(const HaInput *in)
+{
+    return in->job == HA_JOB_SUCCEEDED && in->clone_in_place && in->data == HA_DATA_OURS;
+}
+
+static bool guard_in_place_clone_wrong(const HaInput *in)
+{
+    return in->job == HA_JOB_SUCCEEDED && in->clone_in_place;
+}
+
 static bool guard_empty(const HaInput *in)
 {
     return in->data == HA_DATA_EMPTY;
@@ -612,6 +632,8 @@ static const HaRow table[] = {
       "the cluster is not initialized: bootstrapping it" },
     { HA_STATE_INIT, G(guard_empty_can_clone), HA_STATE_CLONING, A(HA_ACTION_CLONE),
       "cloning a replica from the leader" },
+    { HA_STATE_INIT, G(guard_empty_can_clone_unled), HA_STATE_CLONING, A(HA_ACTION_CLONE),
+      "no leader: creating a replica with a method that needs none (no_leader)" },
     { HA_STATE_INIT, G(guard_empty), STAY, NONE, "waiting for a leader to clone from" },
     { HA_STATE_INIT, G(guard_ours_uninitialized), STAY, A(HA_ACTION_RECLAIM_INITIALIZE),
       "\"initialize\" is missing: claiming it with our system identifier" },
@@ -698,6 +720,11 @@ static const HaRow table[] = {
     /* Replica creation. */
     { HA_STATE_CLONING, G(guard_job_failed), HA_STATE_INIT, A(HA_ACTION_REMOVE_CLONE),
       "the clone failed: retrying after a backoff" },
+    { HA_STATE_CLONING, G(guard_in_place_clone_done), HA_STATE_STARTING_REPLICA,
+      A(HA_ACTION_INSTALL_CLONE, HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "the replica method filled the data directory: starting the replica" },
+    { HA_STATE_CLONING, G(guard_in_place_clone_wrong), HA_STATE_INIT, A(HA_ACTION_REMOVE_CLONE),
+      "the replica method left no data directory of this cluster: emptying it" },
     { HA_STATE_CLONING, G(guard_job_succeeded_empty), HA_STATE_STARTING_REPLICA,
       A(HA_ACTION_INSTALL_CLONE, HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
       "clone done: starting the replica" },

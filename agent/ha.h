@@ -20,7 +20,7 @@ typedef enum HaState {
     HA_STATE_BOOTSTRAP_STARTING, /* initdb done, the new primary starting */
     HA_STATE_BOOTSTRAP_POST,     /* the new primary runs, without the leader key yet:
                                     bootstrap.post_bootstrap running (Patroni's order) */
-    HA_STATE_CLONING,            /* pg_basebackup into the clone dir */
+    HA_STATE_CLONING,            /* pg_basebackup into the clone dir, or a replica method */
     HA_STATE_STARTING_REPLICA,   /* pg_ctl start of a replica */
     HA_STATE_STARTING_PRIMARY,   /* pg_ctl start of a primary that holds the leader key */
     HA_STATE_PRIMARY,            /* leader: PostgreSQL is the writable primary */
@@ -43,14 +43,14 @@ typedef enum HaAction {
     HA_ACTION_ABORT_BOOTSTRAP,    /* stop, remove the new data dir, release `initialize` */
     HA_ACTION_TAKE_LEADER,        /* create-if-absent leader key with our lease */
     HA_ACTION_RENEW_LEADER,       /* compare value == us, put with our lease */
-    HA_ACTION_CLONE,              /* start the pg_basebackup job */
-    HA_ACTION_REMOVE_CLONE,       /* remove a failed clone, arm the retry backoff */
-    HA_ACTION_INSTALL_CLONE,      /* rename the clone dir over data_dir */
-    HA_ACTION_FOLLOW,             /* re-point primary_conninfo at the upstream, reload */
-    HA_ACTION_SYNC_SLOTS,         /* a slot per member streaming from us (leader: every other
-                                     member), drop inactive others, advance unused ones */
-    HA_ACTION_PUBLISH_STATUS,     /* `status` optime (and slots) */
-    HA_ACTION_REFUSE,             /* log the refusal once */
+    HA_ACTION_CLONE,          /* start the next replica method's job (pg_basebackup or custom) */
+    HA_ACTION_REMOVE_CLONE,   /* remove a failed clone; the next method, else the backoff */
+    HA_ACTION_INSTALL_CLONE,  /* rename the clone dir over data_dir (in place: nothing) */
+    HA_ACTION_FOLLOW,         /* re-point primary_conninfo at the upstream, reload */
+    HA_ACTION_SYNC_SLOTS,     /* a slot per member streaming from us (leader: every other
+                                 member), drop inactive others, advance unused ones */
+    HA_ACTION_PUBLISH_STATUS, /* `status` optime (and slots) */
+    HA_ACTION_REFUSE,         /* log the refusal once */
     HA_ACTION_RECLAIM_INITIALIZE, /* create-if-absent `initialize` = our system identifier */
     HA_ACTION_PROMOTE,            /* pg_promote, CHECKPOINT, primary config, history */
     HA_ACTION_RELEASE_LEADER,     /* delete the leader key while it names us */
@@ -110,6 +110,11 @@ typedef struct HaInput {
                                   replicatefrom tag names while that one can serve it, else
                                   the current leader (lib/upstream.h) */
     uint64_t clone_retry_usec; /* no clone before this (backoff after a failure) */
+    bool clone_in_place;       /* the clone job runs (ran) a custom replica method, which writes
+                                  into the data directory itself, not the clone dir */
+    bool clone_unled;          /* a replica method needs no member to copy from (no_leader) and
+                                  `initialize` names the cluster: a replica can be made without
+                                  a leader (Patroni's "bootstrap (without leader)") */
     bool lease_expiring;       /* our last lease renewal is older than ttl minus the safety
                                   margin: a leader must stop accepting writes now */
     bool healthiest;           /* the election says we are the best candidate: healthy, within

@@ -270,24 +270,168 @@ static int run_against(Agent *a, const DcsMember *m, JobKind kind, ArgvAgainst b
     return r;
 }
 
-static int clone_replica(Agent *a)
+static char *find_in_path(const char *word);
+
+/* A running member tagged clonefrom, else the leader; NULL when there is
+ * no member with an address to copy from. */
+static const DcsMember *clone_source(const Agent *a)
 {
-    const DcsMember *src = NULL;
-    /* a running member tagged clonefrom, else the leader */
     for (size_t i = 0; a->cluster && i < a->cluster->n_members; i++) {
         const DcsMember *m = &a->cluster->members[i];
         json_t *t = m->tags ? json_object_get(m->tags, "clonefrom") : NULL;
         if (t && json_is_true(t) && m->host && m->state && strcmp(m->state, "running") == 0 &&
             strcmp(m->name, a->config->name) != 0) {
-            src = m;
-            break;
+            return m;
         }
     }
-    if (!src) {
-        src = leader_member(a);
+    const DcsMember *l = leader_member(a);
+    return l && l->host ? l : NULL;
+}
+
+#define CLONE_METHODS_MAX 32
+
+/* Patroni's create_replica(): the methods of create_replica_methods in its
+ * order (basebackup, the default, stands as NULL); without a member to copy
+ * from only the custom methods with no_leader. Returns how many. */
+static size_t clone_methods(const Agent *a, bool have_source,
+                            const ConfigReplicaMethod *out[CLONE_METHODS_MAX])
+{
+    const Config *c = a->config;
+    const ConfigStrv *names = &c->postgresql.create_replica_methods;
+    size_t n = 0;
+    if (names->n == 0) {
+        if (have_source) {
+            out[n++] = NULL;
+        }
+        return n;
     }
-    if (!src || !src->host) {
-        return log_warning_errno(-ENOENT, "no member to clone from");
+    for (size_t i = 0; i < names->n && n < CLONE_METHODS_MAX; i++) {
+        const ConfigReplicaMethod *m = NULL;
+        for (size_t j = 0; j < c->postgresql.n_replica_methods; j++) {
+            if (strcmp(c->postgresql.replica_methods[j].name, names->items[i]) == 0) {
+                m = &c->postgresql.replica_methods[j];
+            }
+        }
+        if (!m && strcmp(names->items[i], "basebackup") != 0) {
+            continue; /* a repeated name: the config kept it once */
+        }
+        bool seen = false;
+        for (size_t k = 0; k < n; k++) {
+            seen = seen || out[k] == m;
+        }
+        if (!seen && (m ? have_source || m->no_leader : have_source)) {
+            out[n++] = m;
+        }
+    }
+    return n;
+}
+
+/* "--key=value" appended to a command's words */
+static int push_option(char ***v, size_t *k, const char *key, const char *value)
+{
+    char *w = NULL;
+    if (asprintf(&w, "--%s=%s", key, value) < 0) {
+        return -ENOMEM;
+    }
+    return cmdsplit_push(v, k, w);
+}
+
+/* Patroni's parameters for a custom method: the section's keys as
+ * --key=value in its order, then scope, role, datadir and connstring
+ * (dict.update: a key the section has keeps its place and takes our value);
+ * with no_params, the section's keys but no_params, no_master, no_leader and
+ * keep_data, and nothing of ours. */
+static int method_params(const Agent *a, const ConfigReplicaMethod *m, const char *connstring,
+                         char ***v, size_t *k)
+{
+    const char *ours[][2] = { { "scope", a->config->scope },
+                              { "role", "replica" },
+                              { "datadir", a->local.ctl.data_dir },
+                              { "connstring", connstring } };
+    static const char *const flags[] = { "no_params", "no_master", "no_leader", "keep_data" };
+    bool given[ELEMENTSOF(ours)] = { false };
+    for (size_t i = 0; i < m->options.n; i++) {
+        const char *key = m->options.items[i].key, *value = m->options.items[i].value;
+        bool skip = false;
+        for (size_t f = 0; m->no_params && f < ELEMENTSOF(flags); f++) {
+            skip = skip || strcmp(key, flags[f]) == 0;
+        }
+        for (size_t o = 0; !m->no_params && o < ELEMENTSOF(ours); o++) {
+            if (strcmp(key, ours[o][0]) == 0) {
+                value = ours[o][1];
+                given[o] = true;
+            }
+        }
+        if (!skip && push_option(v, k, key, value) < 0) {
+            return -ENOMEM;
+        }
+    }
+    for (size_t o = 0; !m->no_params && o < ELEMENTSOF(ours); o++) {
+        if (!given[o] && push_option(v, k, ours[o][0], ours[o][1]) < 0) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* A custom method writes into data_dir itself, which is empty (the rules
+ * clone only then: older data was moved aside, never deleted, so keep_data
+ * has nothing to keep). */
+static int run_method(Agent *a, const ConfigReplicaMethod *m, const DcsMember *src)
+{
+    int r = pgctl_write_pgpass(&a->local.ctl);
+    if (r < 0) {
+        return log_error_errno(r, "writing the passfile \"%s\": %m", a->local.ctl.pgpass);
+    }
+    _cleanup_free_ char *conn =
+        src ? pgctl_clone_connstring(&a->local.ctl, src->host, src->port) : strdup("");
+    char **v = NULL;
+    int n = conn ? cmdsplit(m->command, &v) : -ENOMEM;
+    if (n <= 0) {
+        cmdsplit_free(v);
+        return log_error_errno(n < 0 ? n : -EINVAL,
+                               "postgresql.%s: cannot split \"%s\" into words (%m)", m->name,
+                               m->command);
+    }
+    size_t k = (size_t)n;
+    if (method_params(a, m, conn, &v, &k) < 0) {
+        cmdsplit_free(v);
+        return log_error_errno(-ENOMEM, "postgresql.%s: %m", m->name);
+    }
+    if (!strchr(v[0], '/')) {
+        char *full = find_in_path(v[0]);
+        if (full) {
+            free(v[0]);
+            v[0] = full;
+        }
+    }
+    if (src) {
+        log_info("creating the replica with method \"%s\" from \"%s\" (%s:%d)", m->name, src->name,
+                 src->host, src->port);
+    } else {
+        log_info("creating the replica with method \"%s\", without a leader (no_leader)", m->name);
+    }
+    r = jobs_start(&a->jobs, JOB_REPLICA_METHOD, v, AGENT_BASEBACKUP_TIMEOUT_SEC);
+    cmdsplit_free(v);
+    return r;
+}
+
+static int clone_replica(Agent *a)
+{
+    const DcsMember *src = clone_source(a);
+    const ConfigReplicaMethod *methods[CLONE_METHODS_MAX];
+    size_t n = clone_methods(a, src != NULL, methods);
+    if (n == 0) {
+        return log_warning_errno(-ENOENT, src ? "create_replica_methods lists no method"
+                                              : "no member to clone from");
+    }
+    if (a->clone_method >= n) {
+        a->clone_method = 0;
+    }
+    const ConfigReplicaMethod *m = methods[a->clone_method];
+    a->clone_in_place = m != NULL;
+    if (m) {
+        return run_method(a, m, src);
     }
     int r = pgctl_remove_tree(a->local.ctl.clone_dir);
     if (r < 0) {
@@ -297,17 +441,33 @@ static int clone_replica(Agent *a)
     return run_against(a, src, JOB_BASEBACKUP, pgctl_argv_basebackup, AGENT_BASEBACKUP_TIMEOUT_SEC);
 }
 
+/* A failed clone (or one that left no data directory of this cluster):
+ * what it wrote goes, then the next method, or the backoff. */
 static int remove_clone(Agent *a)
 {
-    int r = pgctl_remove_tree(a->local.ctl.clone_dir);
+    const char *dir = a->clone_in_place ? a->local.ctl.data_dir : a->local.ctl.clone_dir;
+    int r = a->clone_in_place ? pgctl_empty_dir(dir) : pgctl_remove_tree(dir);
     if (r < 0) {
-        log_error_errno(r, "removing the failed clone \"%s\": %m", a->local.ctl.clone_dir);
+        log_error_errno(r, "removing the failed clone \"%s\": %m", dir);
     }
+    a->clone_in_place = false;
+    const ConfigReplicaMethod *methods[CLONE_METHODS_MAX];
+    size_t n = clone_methods(a, clone_source(a) != NULL, methods);
+    if (r >= 0 && a->clone_method + 1 < n) {
+        a->clone_method++;
+        return HA_CLONE_NEXT_METHOD;
+    }
+    a->clone_method = 0;
     return 0; /* the backoff: ha_memory_after() */
 }
 
 static int install_clone(Agent *a)
 {
+    a->clone_method = 0;
+    if (a->clone_in_place) {
+        a->clone_in_place = false; /* the method wrote data_dir itself */
+        return 0;
+    }
     int r = pgctl_install_clone(&a->local.ctl);
     if (r < 0) {
         return log_error_errno(r, "moving the clone into \"%s\": %m", a->local.ctl.data_dir);

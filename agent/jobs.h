@@ -1,8 +1,8 @@
 /* Child processes the agent runs: initdb, pg_ctl start/stop/restart,
- * pg_basebackup, pg_rewind. One job at a time, each in its own process
- * group with a deadline; its end (exit, signal, or the deadline's SIGKILL)
- * asks the ticker for a tick at once. The HA decision sees the job as
- * running, then succeeded or failed, exactly once (jobs_take). */
+ * pg_basebackup or a custom replica method, pg_rewind, post_bootstrap. One job at a time, each in
+ * its own process group with a deadline; its end (exit, signal, or the deadline's SIGKILL) asks the
+ * ticker for a tick at once. The HA decision sees the job as running, then succeeded or failed,
+ * exactly once (jobs_take). */
 #pragma once
 
 #include <errno.h>
@@ -23,6 +23,7 @@ typedef enum JobKind {
     JOB_REWIND,
     JOB_RESTART,
     JOB_POST_BOOTSTRAP,
+    JOB_REPLICA_METHOD, /* a custom create_replica_methods entry */
     _JOB_KIND_MAX,
     _JOB_KIND_INVALID = -EINVAL,
 } JobKind;

@@ -1180,6 +1180,65 @@ int pgctl_remove_tree(const char *dir)
     return 0;
 }
 
+static int remove_below(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return ftw->level == 0 ? 0 : remove_entry(path, st, flag, ftw);
+}
+
+int pgctl_empty_dir(const char *dir)
+{
+    struct stat st;
+    if (lstat(dir, &st) < 0) {
+        return errno == ENOENT ? 0 : -errno;
+    }
+    if (nftw(dir, remove_below, 16, FTW_DEPTH | FTW_PHYS) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+/* Patroni's format_dsn(): key=value, ' \ and space escaped with \. */
+static void put_dsn(FILE *f, const char *key, const char *value)
+{
+    fprintf(f, " %s=", key);
+    for (const char *c = value; *c; c++) {
+        if (*c == '\'' || *c == '\\' || *c == ' ') {
+            fputc('\\', f);
+        }
+        fputc(*c, f);
+    }
+}
+
+char *pgctl_clone_connstring(const PgCtl *p, const char *host, int port)
+{
+    const Config *c = p->config;
+    const ConfigUser *u = &c->postgresql.replication;
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) {
+        return NULL;
+    }
+    char portbuf[16];
+    snprintf(portbuf, sizeof(portbuf), "%d", port);
+    put_dsn(f, "dbname", c->postgresql.database);
+    put_dsn(f, "user", u->username ? u->username : "replicator");
+    put_dsn(f, "host", host);
+    put_dsn(f, "port", portbuf);
+#define X(k)                                                                                       \
+    if (u->k) {                                                                                    \
+        put_dsn(f, #k, u->k);                                                                      \
+    }
+    CONFIG_USER_LIBPQ_KEYS
+#undef X
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    memmove(buf, buf + 1, strlen(buf)); /* the leading space */
+    return buf;
+}
+
 int pgctl_install_clone(const PgCtl *p)
 {
     /* an empty data_dir (e.g. a mount point's directory) is replaced */

@@ -175,3 +175,10 @@ int pgctl_remove_tree(const char *dir);
 /* Renames clone_dir to data_dir (data_dir must be empty or missing).
  * Returns 0 or -errno. */
 int pgctl_install_clone(const PgCtl *p);
+/* Removes what dir holds, keeping dir itself (a mount point, its owner and
+ * mode). 0 when it does not exist. */
+int pgctl_empty_dir(const char *dir);
+/* The connection string Patroni gives a custom replica method
+ * (--connstring): dbname, user, host, port and the replication user's
+ * libpq settings, no password (PGPASSFILE has it); NULL on -ENOMEM. */
+char *pgctl_clone_connstring(const PgCtl *p, const char *host, int port);

@@ -180,6 +180,8 @@ void ha_policy_input(const HaObservation *o, const HaMemory *mem, HaStep *st)
         .job = o->job,
         .follows_upstream = o->follows_upstream,
         .clone_retry_usec = m->clone_retry_usec,
+        .clone_in_place = o->clone_in_place,
+        .clone_unled = o->clone_no_leader && c && c->initialize && *c->initialize,
         .lease_expiring = o->lease_expiring,
         .use_pg_rewind =
             o->node_use_pg_rewind != 0 ? o->node_use_pg_rewind > 0 : o->dcs->use_pg_rewind,
@@ -341,6 +343,10 @@ void ha_memory_after(HaMemory *m, HaAction a, int result, uint64_t now_usec,
         }
         break;
     case HA_ACTION_REMOVE_CLONE: {
+        if (result == HA_CLONE_NEXT_METHOD) {
+            m->clone_retry_usec = now_usec; /* the next method now */
+            break;
+        }
         uint64_t backoff = HA_CLONE_BACKOFF_MIN_USEC
                            << (m->clone_failures < 5 ? m->clone_failures : 5);
         if (backoff > HA_CLONE_BACKOFF_MAX_USEC) {

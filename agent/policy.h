@@ -27,6 +27,9 @@
  * up to a quarter of jitter. */
 #define HA_CLONE_BACKOFF_MIN_USEC (2 * 1000 * 1000ULL)
 #define HA_CLONE_BACKOFF_MAX_USEC (60 * 1000 * 1000ULL)
+/* REMOVE_CLONE's result when create_replica_methods has another method to
+ * try: that one at once, no backoff (Patroni tries them in one go). */
+#define HA_CLONE_NEXT_METHOD 1
 
 /* A replica that runs but does not stream yet is looked at this often, for
  * this long after it became a replica: the moment it streams reaches its
@@ -93,6 +96,9 @@ typedef struct HaObservation {
     bool dcs_ok;            /* the view is fresh */
     const DcsCluster *view; /* the last view (NULL before the first) */
     bool lease_expiring;    /* lease_expiring(): a leader must stop writes now */
+
+    bool clone_in_place;  /* the clone job runs (ran) a custom replica method into data_dir */
+    bool clone_no_leader; /* a custom replica method has no_leader (or no_master) */
 } HaObservation;
 
 /* One tick's step through the rules. */
@@ -132,8 +138,8 @@ void ha_memory_enter(HaMemory *m, HaState next, uint64_t now_usec);
 /* What performing an action changes in the memory: before it runs
  * (whatever its outcome), and after, by its outcome (result: the action's
  * return value, 0 or a negative errno; -EINPROGRESS from PROMOTE: asked
- * for, not finished yet). jitter_permille (0..999) spreads clone
- * retries. */
+ * for, not finished yet; HA_CLONE_NEXT_METHOD from REMOVE_CLONE). jitter_permille (0..999) spreads
+ * clone retries. */
 void ha_memory_before(HaMemory *m, HaAction a);
 void ha_memory_after(HaMemory *m, HaAction a, int result, uint64_t now_usec,
                      unsigned jitter_permille);

@@ -1005,6 +1005,13 @@ Config *config_free(Config *c)
             break;
         }
     }
+    for (size_t i = 0; i < c->postgresql.n_replica_methods; i++) {
+        ConfigReplicaMethod *m = &c->postgresql.replica_methods[i];
+        free(m->name);
+        free(m->command);
+        config_map_done(&m->options);
+    }
+    free(c->postgresql.replica_methods);
     free(c->source_file);
     free(c);
     return NULL;

@@ -18,6 +18,7 @@
 
 #include <yaml.h>
 
+#include "cmdsplit.h"
 #include "config-schema.h"
 #include "dynconfig.h"
 #include "pgconf.h"
@@ -72,6 +73,15 @@ typedef struct ConfigValue {
     ConfigWhere where;
 } ConfigValue;
 
+/* A postgresql.<name> mapping, read during the walk (the YAML document is
+ * gone by the time create_replica_methods is known). */
+typedef struct MethodSection {
+    ConfigReplicaMethod m; /* command NULL when the section has none */
+    ConfigWhere key_at, command_at, keep_data_at;
+    char *bad; /* owned: the first problem in the section, reported if it is used */
+    ConfigWhere bad_at;
+} MethodSection;
+
 typedef struct ConfigLoader {
     const char *name;     /* borrowed; the file name in messages */
     Config *config;       /* borrowed; being built */
@@ -83,6 +93,11 @@ typedef struct ConfigLoader {
     bool in_file[CONFIG_SCHEMA_MAX], in_env[CONFIG_SCHEMA_MAX], bad[CONFIG_SCHEMA_MAX];
     ConfigWhere key_at[CONFIG_SCHEMA_MAX], value_at[CONFIG_SCHEMA_MAX], env_at[CONFIG_SCHEMA_MAX];
     char env_name[CONFIG_SCHEMA_MAX][CONFIG_ENV_NAME_MAX]; /* the variable that was applied */
+    /* postgresql.<name> mappings that are no setting: custom replica
+     * methods when create_replica_methods names them (check_replica_methods),
+     * else unknown keys */
+    MethodSection *sections;
+    size_t n_sections;
 } ConfigLoader;
 
 static void loader_diag(ConfigLoader *l, ConfigSeverity severity, const ConfigWhere *w,
@@ -376,6 +391,281 @@ static bool check_slots_value(ConfigLoader *l, const ConfigRow *row, yaml_node_t
                               const json_t *j);
 static json_t *users_json(ConfigLoader *l, yaml_node_t *value);
 
+/* ---- custom replica methods (postgresql.<name>) ---------------------- */
+
+static size_t row_index(const char *path);
+
+/* Python's truth of a YAML scalar as PyYAML loads it: null, false/no/off,
+ * a zero number and '' are false. */
+static bool py_truth(const ConfigValue *v)
+{
+    if (value_is_null(v)) {
+        return false;
+    }
+    bool plain = v->node && v->node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    bool b;
+    if (plain && config_parse_bool(v->text, &b) == 0) {
+        return b;
+    }
+    if (plain) {
+        char *end = NULL;
+        double d = strtod(v->text, &end);
+        if (end != v->text && *end == '\0') {
+            return d != 0;
+        }
+    }
+    return *v->text != '\0';
+}
+
+/* str() of a YAML scalar as PyYAML loads it, for --key=value: booleans
+ * True/False, null None, anything else as written. */
+static const char *py_str(const ConfigValue *v)
+{
+    if (value_is_null(v)) {
+        return "None";
+    }
+    bool b;
+    if (v->node && v->node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+        config_parse_bool(v->text, &b) == 0) {
+        return b ? "True" : "False";
+    }
+    return v->text;
+}
+
+/* Whether unknown_key() would only warn about postgresql.<key>: then a
+ * mapping there may be a replica method's section. */
+static bool method_section_candidate(const char *key)
+{
+    _cleanup_free_ char *path = NULL;
+    if (asprintf(&path, "postgresql.%s", key) < 0) {
+        return false;
+    }
+    return !config_refused_reason(path) && !config_stricter_note(path, NULL) &&
+           !config_noop_note(path) && !config_is_patroni_only(path);
+}
+
+static void method_bad(ConfigLoader *l, MethodSection *ms, const ConfigWhere *w, const char *fmt,
+                       ...) _printf_(4, 5);
+static void method_bad(ConfigLoader *l, MethodSection *ms, const ConfigWhere *w, const char *fmt,
+                       ...)
+{
+    if (ms->bad) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&ms->bad, fmt, ap) < 0) {
+        ms->bad = NULL;
+        l->oom = true;
+    }
+    va_end(ap);
+    ms->bad_at = *w;
+}
+
+static void method_pair(ConfigLoader *l, const char *path, const char *key, yaml_node_t *k,
+                        yaml_node_t *vn, const void *userdata)
+{
+    MethodSection *ms = (MethodSection *)userdata;
+    ConfigValue v = value_of_node(vn);
+    ConfigWhere kw = where_of_mark(k->start_mark);
+
+    if (!v.text) {
+        char got[CONFIG_ECHO_MAX + 16];
+        value_describe(&v, got, sizeof(got));
+        method_bad(l, ms, &v.where,
+                   "expected a scalar for \"%s.%s\", got %s (it is passed to the "
+                   "method's command as --%s=VALUE)",
+                   path, key, got, key);
+        return;
+    }
+    if (strcmp(key, "command") == 0) {
+        char **argv = NULL;
+        int n = value_is_null(&v) ? 0 : cmdsplit(v.text, &argv);
+        cmdsplit_free(argv);
+        if (n <= 0) {
+            method_bad(l, ms, &v.where,
+                       "expected a command line for \"%s.command\" (words as a shell splits "
+                       "them, quotes closed)",
+                       path);
+            return;
+        }
+        free(ms->m.command);
+        ms->m.command = strdup(v.text);
+        loader_oom(l, ms->m.command ? 0 : -ENOMEM);
+        ms->command_at = v.where;
+        return;
+    }
+    if (strchr(key, '=') || !*key) {
+        method_bad(l, ms, &kw,
+                   "\"%s.%s\": an option name cannot be empty or hold \"=\" (it is "
+                   "passed as --NAME=VALUE)",
+                   path, key);
+        return;
+    }
+    if (strcmp(key, "keep_data") == 0) {
+        ms->m.keep_data = py_truth(&v);
+        ms->keep_data_at = kw;
+    } else if (strcmp(key, "no_params") == 0) {
+        ms->m.no_params = py_truth(&v);
+    } else if (strcmp(key, "no_leader") == 0 || strcmp(key, "no_master") == 0) {
+        ms->m.no_leader = ms->m.no_leader || py_truth(&v);
+    }
+    loader_oom(l, config_map_push(&ms->m.options, key, py_str(&v)));
+}
+
+static void method_section(ConfigLoader *l, const char *key, const ConfigWhere *kw, yaml_node_t *vn)
+{
+    MethodSection *s = realloc(l->sections, (l->n_sections + 1) * sizeof(*s));
+    if (!s) {
+        l->oom = true;
+        return;
+    }
+    l->sections = s;
+    MethodSection *ms = &s[l->n_sections++];
+    *ms = (MethodSection){ .key_at = *kw };
+    ms->m.name = strdup(key);
+    if (!ms->m.name) {
+        l->oom = true;
+        return;
+    }
+    _cleanup_free_ char *path = NULL;
+    if (asprintf(&path, "postgresql.%s", key) < 0) {
+        l->oom = true;
+        return;
+    }
+    for_each_pair(l, path, vn, method_pair, ms);
+}
+
+static void method_section_done(MethodSection *ms)
+{
+    free(ms->m.name);
+    free(ms->m.command);
+    config_map_done(&ms->m.options);
+    free(ms->bad);
+    *ms = (MethodSection){ 0 };
+}
+
+static void sections_free(ConfigLoader *l)
+{
+    for (size_t i = 0; i < l->n_sections; i++) {
+        method_section_done(&l->sections[i]);
+    }
+    free(l->sections);
+    l->sections = NULL;
+    l->n_sections = 0;
+}
+
+/* The custom methods create_replica_methods names, in its order, each with
+ * its section (or none: Patroni then runs the name as the command); a
+ * section no method names is an unknown key, as before. */
+static void check_replica_methods(ConfigLoader *l)
+{
+    Config *c = l->config;
+    size_t crm = row_index("postgresql.create_replica_methods");
+    const ConfigStrv *names = &c->postgresql.create_replica_methods;
+    const ConfigWhere *list_at = l->in_env[crm] ? &l->env_at[crm] : &l->value_at[crm];
+    bool *used = calloc(l->n_sections + 1, sizeof(*used));
+    if (!used) {
+        l->oom = true;
+        return;
+    }
+    for (size_t i = 0; i < names->n && !l->bad[crm]; i++) {
+        const char *name = names->items[i];
+        if (strcmp(name, "basebackup") == 0) {
+            continue;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < i; j++) {
+            dup = dup || strcmp(names->items[j], name) == 0;
+        }
+        if (dup) {
+            continue; /* Patroni would run it twice; once is what was meant */
+        }
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "postgresql.%s", name) < 0) {
+            l->oom = true;
+            break;
+        }
+        if (!*name || strchr(name, '.')) {
+            loader_error(l, list_at,
+                         "\"postgresql.create_replica_methods\": \"%s\" cannot name a replica "
+                         "method: a method's name is the key of its section under postgresql",
+                         name);
+            continue;
+        }
+        if (config_schema_find(path)) {
+            loader_error(l, list_at,
+                         "\"postgresql.create_replica_methods\": \"%s\" cannot name a replica "
+                         "method: \"%s\" is a setting, not a method's section",
+                         name, path);
+            continue;
+        }
+        MethodSection *ms = NULL;
+        for (size_t j = 0; j < l->n_sections; j++) {
+            if (!used[j] && strcmp(l->sections[j].m.name, name) == 0) {
+                ms = &l->sections[j];
+                used[j] = true;
+            }
+        }
+        if (ms && ms->bad) {
+            loader_error(l, &ms->bad_at, "%s", ms->bad);
+            continue;
+        }
+        if (ms && ms->m.keep_data) {
+            loader_note(l, &ms->keep_data_at,
+                        "\"postgresql.%s.keep_data\" is honoured the stricter way: dbha runs a "
+                        "replica method only on an empty data directory (older data was moved "
+                        "aside, kept), so there is nothing to keep and a delta restore copies "
+                        "everything",
+                        name);
+        }
+        ConfigReplicaMethod m = { 0 };
+        if (ms) {
+            m = ms->m;
+            ms->m = (ConfigReplicaMethod){ 0 };
+        } else {
+            m.name = strdup(name);
+            if (!m.name) {
+                l->oom = true;
+                break;
+            }
+        }
+        if (!m.command) {
+            /* Patroni runs the method's name */
+            m.command = strdup(m.name);
+            char **argv = NULL;
+            int n = m.command ? cmdsplit(m.command, &argv) : -ENOMEM;
+            cmdsplit_free(argv);
+            if (n <= 0 && m.command) {
+                loader_error(l, ms ? &ms->key_at : list_at,
+                             "\"postgresql.%s\": the method has no \"command\" and its name is "
+                             "no command line: give it a command",
+                             name);
+            }
+        }
+        ConfigReplicaMethod *v = m.command
+                                     ? realloc(c->postgresql.replica_methods,
+                                               (c->postgresql.n_replica_methods + 1) * sizeof(*v))
+                                     : NULL;
+        if (!v) {
+            free(m.name);
+            free(m.command);
+            config_map_done(&m.options);
+            l->oom = true;
+            break;
+        }
+        c->postgresql.replica_methods = v;
+        v[c->postgresql.n_replica_methods++] = m;
+    }
+    for (size_t j = 0; j < l->n_sections; j++) {
+        if (!used[j]) {
+            unknown_key(l, "postgresql", l->sections[j].m.name, &l->sections[j].key_at, NULL);
+        }
+    }
+    free(used);
+    sections_free(l);
+}
+
 static void section_pair(ConfigLoader *l, const char *path, const char *key, yaml_node_t *k,
                          yaml_node_t *vn, const void *userdata)
 {
@@ -403,6 +693,11 @@ static void section_pair(ConfigLoader *l, const char *path, const char *key, yam
             loader_oom(l,
                        config_map_push(CONFIG_FIELD(l->config, section, ConfigMap), key, v.text));
         }
+        return;
+    }
+    if (!row && vn->type == YAML_MAPPING_NODE && strcmp(path, "postgresql") == 0 &&
+        method_section_candidate(key)) {
+        method_section(l, key, &kw, vn);
         return;
     }
     if (!row) {
@@ -1500,18 +1795,6 @@ static void check_unsupported(ConfigLoader *l)
                      "yet: a primary that cannot renew its leader lease is stopped (fenced) "
                      "whatever this says; leave it off");
     }
-    size_t crm = row_index("postgresql.create_replica_methods");
-    const ConfigStrv *m = &c->postgresql.create_replica_methods;
-    for (size_t i = 0; i < m->n && !l->bad[crm]; i++) {
-        if (strcmp(m->items[i], "basebackup") != 0) {
-            loader_error(l, l->in_env[crm] ? &l->env_at[crm] : &l->value_at[crm],
-                         "\"postgresql.create_replica_methods\": only \"basebackup\" is run by "
-                         "dbha yet, so \"%s\" would be skipped: list basebackup alone, or keep "
-                         "Patroni for this cluster",
-                         m->items[i]);
-            break;
-        }
-    }
 }
 
 /* ---- the rest of Patroni's environment --------------------------------- */
@@ -1704,6 +1987,7 @@ static void finalize(ConfigLoader *l)
     check_required(l);
     check_timing(l);
     check_unsupported(l);
+    check_replica_methods(l);
     check_verify_client(l);
     if (c->namespace) {
         loader_oom(l, normalize_namespace(&c->namespace));
@@ -1743,6 +2027,7 @@ static int load_text(const char *name, const char *text, size_t len, char *const
         apply_env_rest(l, envp);
         finalize(l);
     }
+    sections_free(l);
     if (l->oom) {
         return -ENOMEM;
     }

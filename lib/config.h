@@ -22,6 +22,20 @@ typedef struct ConfigMap {
     size_t n;
 } ConfigMap;
 
+/* A custom replica method: an entry of create_replica_methods other than
+ * basebackup, with its postgresql.<name> section (Patroni's
+ * Bootstrap.create_replica()). */
+typedef struct ConfigReplicaMethod {
+    char *name;    /* owned */
+    char *command; /* owned: the section's `command`, else the name; split as shlex */
+    /* the section's flags, true as Python takes a value (1, yes, "x") */
+    bool keep_data, no_params;
+    bool no_leader; /* no_leader or no_master: runs without a member to copy from */
+    /* owned: the section's keys but `command`, in file order, each value as
+     * Patroni passes it (--key=value): YAML booleans True/False, null None */
+    ConfigMap options;
+} ConfigReplicaMethod;
+
 typedef struct ConfigStrv {
     char **items; /* owned, each owned */
     size_t n;
@@ -188,6 +202,10 @@ typedef struct Config {
         int64_t pg_ctl_timeout;   /* 60: seconds pg_ctl start/restart waits (-t) */
         ConfigStrv create_replica_methods;
         ConfigStrv basebackup; /* "--opt" / "--key=value" */
+        /* owned: the custom methods create_replica_methods names, in its
+         * order (basebackup, built in, is not among them) */
+        ConfigReplicaMethod *replica_methods;
+        size_t n_replica_methods;
     } postgresql;
 
     struct {

@@ -321,11 +321,21 @@ static const BrokenRow broken[] = {
         "\"bootstrap.dcs.failsafe_mode\": failsafe mode is not supported by dbha yet: a primary "
         "that cannot renew its leader lease is stopped (fenced) whatever this says; leave it off",
         12, 20),
-    ERR("create_replica_methods_custom",
-        BASE "  create_replica_methods:\n    - pgbackrest\n    - basebackup\n",
-        "\"postgresql.create_replica_methods\": only \"basebackup\" is run by dbha yet, so "
-        "\"pgbackrest\" would be skipped: list basebackup alone, or keep Patroni for this cluster",
-        11, 5),
+    ERR("replica_method_sequence",
+        BASE "  create_replica_methods: [wal_e]\n  wal_e:\n    command: restore\n"
+             "    envdir: [a]\n",
+        "expected a scalar for \"postgresql.wal_e.envdir\", got a sequence (it is passed to the "
+        "method's command as --envdir=VALUE)",
+        13, 13),
+    ERR("replica_method_command_quote",
+        BASE "  create_replica_methods: [wal_e, basebackup]\n  wal_e:\n    command: \"a 'b\"\n",
+        "expected a command line for \"postgresql.wal_e.command\" (words as a shell splits them, "
+        "quotes closed)",
+        12, 14),
+    ERR("replica_method_is_a_setting", BASE "  create_replica_methods: [parameters]\n",
+        "\"postgresql.create_replica_methods\": \"parameters\" cannot name a replica method: "
+        "\"postgresql.parameters\" is a setting, not a method's section",
+        10, 27),
     ERR("bootstrap_method_custom", BASE "bootstrap:\n  method: pgbackrest\n",
         "expected \"initdb\" (custom bootstrap methods are not supported by dbha yet: it would "
         "run initdb instead; keep Patroni for this cluster) for \"bootstrap.method\", got "
@@ -1194,6 +1204,80 @@ static void test_reference_doc_matches_schema(void **state)
     assert_int_equal(missing, 0);
 }
 
+/* Custom replica methods as Patroni reads them (Bootstrap.create_replica()):
+ * the sections create_replica_methods names, in its order, the flags true
+ * as Python takes them, the other keys with Python's str() of the value. */
+static void test_replica_methods(void **state)
+{
+    (void)state;
+    ConfigDiags d = { 0 };
+    Config *c = NULL;
+    int r =
+        config_load_string("test.yml",
+                           BASE "  create_replica_methods:\n    - pgbackrest\n    - wal_e\n"
+                                "    - basebackup\n    - bare\n    - wal_e\n"
+                                "  pgbackrest:\n"
+                                "    command: /usr/bin/pgbackrest --stanza=main --delta restore\n"
+                                "    keep_data: True\n    no_params: yes\n"
+                                "  wal_e:\n    command: patroni_wale_restore\n    no_master: 1\n"
+                                "    envdir: /etc/wal-e\n    use_iam: on\n    off: false\n"
+                                "    empty:\n    quoted: 'true'\n    zero: 0.0\n",
+                           NULL, &c, &d);
+    assert_int_equal(r, 0);
+    /* keep_data: a note, since dbha's methods always start on an empty directory */
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.items[0].severity, CONFIG_NOTE);
+    assert_non_null(strstr(d.items[0].text, "test.yml:18:5: \"postgresql.pgbackrest.keep_data\" "
+                                            "is honoured the stricter way"));
+    config_diags_done(&d);
+    assert_int_equal(c->postgresql.n_replica_methods, 3);
+    const ConfigReplicaMethod *m = &c->postgresql.replica_methods[0];
+    assert_string_equal(m->name, "pgbackrest");
+    assert_string_equal(m->command, "/usr/bin/pgbackrest --stanza=main --delta restore");
+    assert_true(m->keep_data && m->no_params && !m->no_leader);
+    assert_int_equal(m->options.n, 2);
+    assert_string_equal(m->options.items[0].key, "keep_data");
+    assert_string_equal(m->options.items[0].value, "True");
+    m = &c->postgresql.replica_methods[1];
+    assert_string_equal(m->name, "wal_e");
+    assert_string_equal(m->command, "patroni_wale_restore");
+    assert_true(!m->keep_data && !m->no_params && m->no_leader);
+    static const char *const want[][2] = { { "no_master", "1" },  { "envdir", "/etc/wal-e" },
+                                           { "use_iam", "True" }, { "off", "False" },
+                                           { "empty", "None" },   { "quoted", "true" },
+                                           { "zero", "0.0" } };
+    assert_int_equal(m->options.n, ELEMENTSOF(want));
+    for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+        assert_string_equal(m->options.items[i].key, want[i][0]);
+        assert_string_equal(m->options.items[i].value, want[i][1]);
+    }
+    /* no section: Patroni runs the name */
+    m = &c->postgresql.replica_methods[2];
+    assert_string_equal(m->name, "bare");
+    assert_string_equal(m->command, "bare");
+    assert_int_equal(m->options.n, 0);
+    config_free(c);
+
+    /* flags false as Python takes them: 0, '', no, null */
+    c = load_ok(BASE "  create_replica_methods: [x]\n  x:\n    no_leader: 0\n"
+                     "    no_master: ''\n    keep_data: no\n    no_params:\n",
+                NULL);
+    m = &c->postgresql.replica_methods[0];
+    assert_true(!m->no_leader && !m->keep_data && !m->no_params);
+    config_free(c);
+
+    /* a section no method names is an unknown key, as any other */
+    c = NULL;
+    assert_int_equal(
+        config_load_string("test.yml", BASE "  wal_g:\n    command: x\n", NULL, &c, &d), 0);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.items[0].severity, CONFIG_WARNING);
+    assert_string_equal(d.items[0].text, "test.yml:10:3: unknown key \"postgresql.wal_g\"");
+    assert_int_equal(c->postgresql.n_replica_methods, 0);
+    config_diags_done(&d);
+    config_free(c);
+}
+
 /* Patroni's other spellings stand in for their keys when those are absent
  * (Patroni 3.0.2: config.py __REMAP_KEYS, postgresql/__init__.py
  * create_replica_methods or create_replica_method, name from postgresql). */
@@ -1322,6 +1406,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_broken_table),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_replica_methods),
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_env_overrides),
         cmocka_unit_test(test_patroni_env_rest),

@@ -158,6 +158,23 @@ static const Case cases[] = {
       IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, LEADER_OTHER,
          .clone_retry_usec = NOW - 1),
       HA_STATE_CLONING, ACTS(HA_ACTION_CLONE), "cloning a replica from the leader" },
+    { "init: no leader, a method with no_leader -> clone without one",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, .has_initialize = true,
+         .clone_unled = true),
+      HA_STATE_CLONING, ACTS(HA_ACTION_CLONE),
+      "no leader: creating a replica with a method that needs none (no_leader)" },
+    { "init: no_leader method but no initialize: bootstrap, not a clone",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, .clone_unled = false),
+      HA_STATE_BOOTSTRAP_INITDB, ACTS(HA_ACTION_RACE_INITIALIZE, HA_ACTION_RUN_INITDB),
+      "the cluster is not initialized: bootstrapping it" },
+    { "init: no_leader method in its backoff -> wait",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, .has_initialize = true,
+         .clone_unled = true, .clone_retry_usec = NOW + 1),
+      HA_STATE_INIT, NO_ACTS, "waiting for a leader to clone from" },
+    { "init: no_leader method, etcd down -> no clone on a stale view",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .has_initialize = true,
+         .clone_unled = true),
+      HA_STATE_INIT, NO_ACTS, "waiting for etcd" },
     { "init: leader's member key missing (no address) -> wait",
       IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, .has_initialize = true,
          .has_leader = true),
@@ -418,6 +435,26 @@ static const Case cases[] = {
       HA_STATE_STARTING_REPLICA,
       ACTS(HA_ACTION_INSTALL_CLONE, HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
       "clone done: starting the replica" },
+    { "cloning: a custom method filled the data dir -> start the replica",
+      IN(.state = HA_STATE_CLONING, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_OURS, .dcs_ok = true,
+         LEADER_OTHER, .clone_in_place = true),
+      HA_STATE_STARTING_REPLICA,
+      ACTS(HA_ACTION_INSTALL_CLONE, HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "the replica method filled the data directory: starting the replica" },
+    { "cloning: a custom method succeeded but left nothing -> empty it, next method",
+      IN(.state = HA_STATE_CLONING, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_EMPTY, .dcs_ok = true,
+         LEADER_OTHER, .clone_in_place = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_REMOVE_CLONE),
+      "the replica method left no data directory of this cluster: emptying it" },
+    { "cloning: a custom method left another cluster's data -> empty it, never start it",
+      IN(.state = HA_STATE_CLONING, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_FOREIGN,
+         .dcs_ok = true, LEADER_OTHER, .clone_in_place = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_REMOVE_CLONE),
+      "the replica method left no data directory of this cluster: emptying it" },
+    { "cloning: a custom method failed -> remove what it wrote",
+      IN(.state = HA_STATE_CLONING, .job = HA_JOB_FAILED, .data = HA_DATA_OURS, .dcs_ok = true,
+         LEADER_OTHER, .clone_in_place = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_REMOVE_CLONE), "the clone failed: retrying after a backoff" },
     { "cloning: done but the data dir filled up -> discard the clone",
       IN(.state = HA_STATE_CLONING, .job = HA_JOB_SUCCEEDED, .data = HA_DATA_OURS, .dcs_ok = true,
          LEADER_OTHER),
@@ -1076,6 +1113,7 @@ enum {
     INV_NO_PRIMARY_START_UNDER_OTHER_LEADER,
     INV_PROMOTING_WITHOUT_KEY_FENCES,
     INV_NO_RELEASE_BEFORE_FENCE_WHILE_PROMOTING,
+    INV_CLONE_NEEDS_A_SOURCE,
     _INV_MAX,
 };
 
@@ -1084,7 +1122,8 @@ static const char *const inv_names[_INV_MAX] = {
     [INV_START_XOR_STOP] = "(b) never both start-postgres and stop-postgres",
     [INV_JOB_RUNNING_NO_ACTIONS] = "(c) a running job means no actions",
     [INV_FOREIGN_ONLY_REFUSE] = "(d) foreign data is only refused, stopped or has the clone "
-                                "dir removed: never started, changed, deleted or led",
+                                "dir (or what a replica method just wrote) removed: never "
+                                "started, changed, deleted or led",
     [INV_NO_TAKE_OVER_OTHER_LEADER] = "(e) never take-leader while another member holds it",
     [INV_OTHER_LEADER_STOPS_OUR_PRIMARY] = "(g) a primary that sees another leader fences or "
                                            "stops at once",
@@ -1096,6 +1135,8 @@ static const char *const inv_names[_INV_MAX] = {
     [INV_NO_RELEASE_BEFORE_FENCE_WHILE_PROMOTING] = "(j) the leader key is never released while "
                                                     "a promotion may still finish, unless a "
                                                     "fence comes first",
+    [INV_CLONE_NEEDS_A_SOURCE] = "(k) a clone starts from another member that leads, or with no "
+                                 "leader at all through a method that needs none (no_leader)",
     [INV_NO_CLUSTER_ACTION_ON_STALE_VIEW] = "(f) no leader-key, initialize, clone, follow or "
                                             "slot action while etcd is unreachable",
 };
@@ -1153,6 +1194,10 @@ static bool inv_holds(int inv, const HaInput *in, const HaDecision *d)
             }
         }
         return true;
+    case INV_CLONE_NEEDS_A_SOURCE:
+        return !has_action(d, HA_ACTION_CLONE) ||
+               (in->has_leader && !in->leader_is_me && in->leader_member_known) ||
+               (!in->has_leader && in->clone_unled);
     default:
         return false;
     }
@@ -1212,12 +1257,16 @@ static int exhaustive_setup(void **state)
                 /* post_bootstrap only in the states that read it, a
                  * promotion only in REPLICA */
                 bool reads_post = s == HA_STATE_BOOTSTRAP_STARTING || s == HA_STATE_BOOTSTRAP_POST;
+                /* a custom replica method (in place while CLONING, usable
+                 * without a leader in INIT: no guard reads both) */
+                bool reads_clone = s == HA_STATE_INIT || s == HA_STATE_CLONING;
                 unsigned per = (1u << N_BITS) * _HA_REQUEST_MAX;
-                unsigned n_bits =
-                    per * (s == HA_STATE_REPLICA ? N_PROMOTION : 1u) * (reads_post ? 2u : 1u);
+                unsigned n_bits = per * (s == HA_STATE_REPLICA ? N_PROMOTION : 1u) *
+                                  (reads_post ? 2u : 1u) * (reads_clone ? 2u : 1u);
                 for (unsigned bits = 0; bits < n_bits; bits++) {
                     unsigned promo = s == HA_STATE_REPLICA ? bits / per : 0;
                     unsigned post = reads_post ? bits / per : 0;
+                    unsigned clone = reads_clone ? bits / per : 0;
                     HaInput in;
                     HaDecision d;
                     unsigned rest = bits % ((1u << N_BITS) * _HA_REQUEST_MAX);
@@ -1226,6 +1275,7 @@ static int exhaustive_setup(void **state)
                     in.promoting = promo >= 1;
                     in.post_bootstrap = post > 0;
                     in.promote_stalled = promo == 2;
+                    in.clone_in_place = in.clone_unled = clone > 0;
                     ex->n_inputs++;
                     if (ha_decide(&in, &d) != 0 || d.row >= n) {
                         if (ex->n_gaps++ == 0) {
@@ -1274,8 +1324,10 @@ static void test_exhaustive_no_gap(void **state)
     char buf[512];
     /* a promotion (pending, stalled) only in REPLICA: policy.c ends it elsewhere */
     /* post_bootstrap (set, unset) only in BOOTSTRAP_STARTING and BOOTSTRAP_POST */
-    assert_int_equal(ex->n_inputs, (size_t)(_HA_STATE_MAX + N_PROMOTION - 1 + 2) * _HA_DATA_MAX *
-                                       _HA_JOB_RESULT_MAX * (1u << N_BITS) * _HA_REQUEST_MAX);
+    /* a custom replica method (set, unset) only in INIT and CLONING */
+    assert_int_equal(ex->n_inputs, (size_t)(_HA_STATE_MAX + N_PROMOTION - 1 + 2 + 2) *
+                                       _HA_DATA_MAX * _HA_JOB_RESULT_MAX * (1u << N_BITS) *
+                                       _HA_REQUEST_MAX);
     if (ex->n_gaps > 0) {
         format_input(buf, sizeof(buf), &ex->first_gap);
         fail_msg("%zu inputs match no row, e.g. %s", ex->n_gaps, buf);

@@ -425,6 +425,11 @@ static void test_memory_of_actions(void **state)
     assert_int_equal(m.clone_failures, 8);
     ha_memory_after(&m, HA_ACTION_INSTALL_CLONE, 0, NOW, 0);
     assert_int_equal(m.clone_failures, 0);
+    /* another of create_replica_methods to try: at once, no failure counted */
+    ha_memory_after(&m, HA_ACTION_REMOVE_CLONE, 0, NOW, 0);
+    ha_memory_after(&m, HA_ACTION_REMOVE_CLONE, HA_CLONE_NEXT_METHOD, NOW + SEC, 0);
+    assert_int_equal(m.clone_retry_usec, NOW + SEC);
+    assert_int_equal(m.clone_failures, 1);
 }
 
 /* A promotion asked for and not finished: remembered from PROMOTE's
