@@ -805,6 +805,7 @@ static void observe_step(Agent *a, uint64_t now, HaObservation *o)
         .dcs = agent_dcs(a),
         .tag_nofailover = a->config->tags.nofailover,
         .post_bootstrap = a->config->bootstrap.post_bootstrap != NULL,
+        .pre_promote = a->config->postgresql.pre_promote != NULL,
         .node_use_pg_rewind = node_use_pg_rewind(a->config),
         .failover_priority = a->config->tags.failover_priority,
         .watchdog_blocked = a->watchdog_blocked,

@@ -14,6 +14,7 @@
 #include "api.h"
 #include "callbacks.h"
 #include "cascade.h"
+#include "clock.h"
 #include "config.h"
 #include "dcs-store.h"
 #include "dcs.h"
@@ -55,6 +56,10 @@
 #define AGENT_STOP_TIMEOUT_SEC           60
 #define AGENT_BASEBACKUP_TIMEOUT_SEC     3600
 #define AGENT_REWIND_TIMEOUT_SEC         600
+/* Patroni waits for pre_promote for ever, the leader key held and nobody
+ * writable meanwhile; killed at this deadline it counts as failed (the key
+ * is released: another member may take it, through its own pre_promote). */
+#define AGENT_PRE_PROMOTE_TIMEOUT_SEC 600
 /* pg_promote returns at once; then pg_is_in_recovery() is polled this often,
  * until the lease's next renewal is due but at least AGENT_PROMOTE_WAIT_MIN_USEC
  * and at most AGENT_PROMOTE_WAIT_MAX_USEC. A promotion not done by then is
@@ -254,6 +259,10 @@ static inline PublishView agent_publish_view(const Agent *a)
         .snap = &a->local.snap,
         .failover_blocked = a->mem.failover_blocked,
         .watchdog_failed = a->watchdog_blocked,
+        .pre_promote_backoff =
+            a->mem.pre_promote_failed_usec != 0 &&
+            clock_monotonic_usec() <
+                a->mem.pre_promote_failed_usec + (uint64_t)agent_dcs(a)->ttl * 1000000ULL,
         .lease = &a->lease,
         .following = cascade_following(&a->cascade),
         .next_tick_usec = ticker_next_usec(&a->ticker),

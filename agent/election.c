@@ -19,6 +19,12 @@ bool election_better(const ElectionCandidate *a, const ElectionCandidate *b)
     if (a->wal_lsn != b->wal_lsn) {
         return a->wal_lsn > b->wal_lsn;
     }
+    /* Patroni 3.0.2 ranks by WAL only, and one whose pre_promote failed
+     * stays out for ttl while another takes the key; dbha's tie-breaks must
+     * not make the others wait for it (it would fail again, for ever) */
+    if (a->backoff != b->backoff) {
+        return !a->backoff;
+    }
     if (a->failover_priority != b->failover_priority) {
         return a->failover_priority > b->failover_priority;
     }

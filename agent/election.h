@@ -21,6 +21,7 @@ typedef struct ElectionCandidate {
     uint64_t wal_lsn;          /* the larger of received and replayed (or the primary's current) */
     int64_t failover_priority; /* 0: never */
     bool nofailover;
+    bool backoff; /* its pre_promote failed less than ttl ago: it wins no tie */
 } ElectionCandidate;
 
 /* True when `a` should lead rather than `b`: higher WAL position, then

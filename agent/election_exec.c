@@ -41,6 +41,7 @@ static void parse_peer(const Fetch *f, ElectionPeer *p)
     const json_t *xlog = json_object_get(doc, "xlog");
     p->answered = true;
     p->watchdog_failed = json_is_true(json_object_get(doc, "watchdog_failed"));
+    p->c.backoff = json_is_true(json_object_get(doc, "pre_promote_backoff"));
     p->running_primary = role && state && strcmp(state, "running") == 0 &&
                          (strcmp(role, "master") == 0 || strcmp(role, "primary") == 0);
     uint64_t rec = json_lsn(xlog, "received_location");

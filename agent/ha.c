@@ -31,6 +31,7 @@ static const char *const state_table[_HA_STATE_MAX] = {
     [HA_STATE_STOPPING] = "stopping",
     [HA_STATE_REFUSED] = "refused",
     [HA_STATE_REWINDING] = "rewinding",
+    [HA_STATE_PRE_PROMOTE] = "pre-promote",
 };
 
 static const char *const action_table[_HA_ACTION_MAX] = {
@@ -51,6 +52,7 @@ static const char *const action_table[_HA_ACTION_MAX] = {
     [HA_ACTION_SYNC_SLOTS] = "sync-slots",
     [HA_ACTION_SYNC_REPLICATION] = "sync-replication",
     [HA_ACTION_RUN_POST_BOOTSTRAP] = "run-post-bootstrap",
+    [HA_ACTION_RUN_PRE_PROMOTE] = "run-pre-promote",
     [HA_ACTION_PUBLISH_STATUS] = "publish-status",
     [HA_ACTION_REFUSE] = "refuse",
     [HA_ACTION_RECLAIM_INITIALIZE] = "reclaim-initialize",
@@ -390,7 +392,12 @@ static bool guard_lease_expiring(const HaInput *in)
 static bool guard_elected(const HaInput *in)
 {
     return in->data == HA_DATA_OURS && in->pg_running && in->pg_reachable && in->pg_in_recovery &&
-           may_take_leader(in) && in->healthiest;
+           may_take_leader(in) && in->healthiest && !in->pre_promote_backoff;
+}
+
+static bool guard_elected_pre_promote(const HaInput *in)
+{
+    return guard_elected(in) && in->pre_promote;
 }
 
 /* A planned switchover away from us to a member that is up. */
@@ -405,7 +412,12 @@ static bool guard_switchover_to_me(const HaInput *in)
 {
     return in->data == HA_DATA_OURS && in->pg_running && in->pg_reachable && in->pg_in_recovery &&
            in->dcs_ok && in->has_initialize && !in->has_leader && in->failover_candidate_me &&
-           !in->nofailover;
+           !in->nofailover && !in->pre_promote_backoff;
+}
+
+static bool guard_switchover_to_me_pre_promote(const HaInput *in)
+{
+    return guard_switchover_to_me(in) && in->pre_promote;
 }
 
 /* A running replica whose fresh view says the leader key is ours: it took
@@ -423,6 +435,36 @@ static bool guard_replica_holds_leader(const HaInput *in)
 static bool guard_replica_holds_leader_may_lead(const HaInput *in)
 {
     return guard_replica_holds_leader(in) && !in->nofailover;
+}
+
+static bool guard_replica_holds_leader_pre_promote(const HaInput *in)
+{
+    return guard_replica_holds_leader_may_lead(in) && in->pre_promote;
+}
+
+/* pre_promote succeeded and nothing changed meanwhile: the key is still
+ * ours on a fresh view, the lease not about to run out, PostgreSQL the
+ * replica it was. */
+static bool pre_promote_may_promote(const HaInput *in)
+{
+    return in->job == HA_JOB_SUCCEEDED && guard_replica_holds_leader_may_lead(in);
+}
+
+static bool guard_pre_promote_done_switchover(const HaInput *in)
+{
+    return pre_promote_may_promote(in) && in->failover_candidate_me;
+}
+
+static bool guard_pre_promote_done(const HaInput *in)
+{
+    return pre_promote_may_promote(in);
+}
+
+/* It failed (or was killed at its deadline), or its outcome was lost (an
+ * action after it failed): the key is ours to give back. */
+static bool guard_pre_promote_failed_mine(const HaInput *in)
+{
+    return in->job != HA_JOB_SUCCEEDED && in->dcs_ok && in->leader_is_me;
 }
 
 /* A promotion that may still happen while the leader key is not (or soon
@@ -616,6 +658,9 @@ static const HaRow table[] = {
       A(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE), "the primary's data is not this cluster's" },
     { HA_STATE_REPLICA, G(guard_data_foreign), HA_STATE_REFUSED,
       A(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE), "the replica's data is not this cluster's" },
+    { HA_STATE_PRE_PROMOTE, G(guard_data_foreign), HA_STATE_REFUSED,
+      A(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
+      "the replica's data is not this cluster's (pre_promote ran)" },
     { HA_STATE_STARTING_PRIMARY, G(guard_data_foreign), HA_STATE_REFUSED,
       A(HA_ACTION_STOP_POSTGRES, HA_ACTION_REFUSE),
       "the starting primary's data is not this cluster's" },
@@ -802,10 +847,33 @@ static const HaRow table[] = {
         HA_ACTION_PUBLISH_STATUS),
       "leader" },
 
+    /* pre_promote (Patroni's fencing script), run after the leader key is
+     * taken: the key is held while it runs (the job row above), and
+     * PostgreSQL is promoted only when it succeeded and the key is still
+     * ours on a fresh view with time left on the lease. A failure gives the
+     * key back and keeps us out of the leader race for ttl (policy.c). */
+    { HA_STATE_PRE_PROMOTE, G(guard_pre_promote_done_switchover), HA_STATE_PRIMARY,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_PROMOTE, HA_ACTION_CLEAR_FAILOVER, HA_ACTION_SYNC_SLOTS,
+        HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
+      "pre_promote succeeded: switchover: promoting" },
+    { HA_STATE_PRE_PROMOTE, G(guard_pre_promote_done), HA_STATE_PRIMARY,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS, HA_ACTION_SYNC_REPLICATION,
+        HA_ACTION_PUBLISH_STATUS),
+      "pre_promote succeeded: promoting" },
+    { HA_STATE_PRE_PROMOTE, G(guard_pre_promote_failed_mine), HA_STATE_REPLICA,
+      A(HA_ACTION_RELEASE_LEADER),
+      "pre_promote failed: not promoting; releasing the leader key (no leader race for ttl)" },
+    { HA_STATE_PRE_PROMOTE, G(guard_always), HA_STATE_REPLICA, NONE,
+      "pre_promote ended, but the leader key is not ours on a fresh view, the lease runs out or "
+      "postgresql is no running replica: not promoting" },
+
     /* Replica. */
     { HA_STATE_REPLICA, G(guard_pg_gone), HA_STATE_INIT, NONE, "the replica is not running" },
     { HA_STATE_REPLICA, G(guard_running_primary), HA_STATE_INIT, NONE,
       "postgresql runs as a primary (a promotion whose last steps failed): deciding again" },
+    { HA_STATE_REPLICA, G(guard_replica_holds_leader_pre_promote), HA_STATE_PRE_PROMOTE,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_RUN_PRE_PROMOTE),
+      "we hold the leader key and postgresql is a replica: running pre_promote before promoting" },
     { HA_STATE_REPLICA, G(guard_replica_holds_leader_may_lead), HA_STATE_PRIMARY,
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS, HA_ACTION_SYNC_REPLICATION,
         HA_ACTION_PUBLISH_STATUS),
@@ -813,10 +881,16 @@ static const HaRow table[] = {
       "promoting" },
     { HA_STATE_REPLICA, G(guard_replica_holds_leader), HA_STATE_REPLICA,
       A(HA_ACTION_RELEASE_LEADER), "we hold the leader key but may not lead: releasing it" },
+    { HA_STATE_REPLICA, G(guard_switchover_to_me_pre_promote), HA_STATE_PRE_PROMOTE,
+      A(HA_ACTION_TAKE_LEADER, HA_ACTION_RUN_PRE_PROMOTE),
+      "switchover: we are the candidate: took the leader key, running pre_promote" },
     { HA_STATE_REPLICA, G(guard_switchover_to_me), HA_STATE_PRIMARY,
       A(HA_ACTION_TAKE_LEADER, HA_ACTION_PROMOTE, HA_ACTION_CLEAR_FAILOVER, HA_ACTION_SYNC_SLOTS,
         HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
       "switchover: we are the candidate: promoting" },
+    { HA_STATE_REPLICA, G(guard_elected_pre_promote), HA_STATE_PRE_PROMOTE,
+      A(HA_ACTION_TAKE_LEADER, HA_ACTION_RUN_PRE_PROMOTE),
+      "no leader and we are the best candidate: took the leader key, running pre_promote" },
     { HA_STATE_REPLICA, G(guard_elected), HA_STATE_PRIMARY,
       A(HA_ACTION_TAKE_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS, HA_ACTION_SYNC_REPLICATION,
         HA_ACTION_PUBLISH_STATUS),

@@ -28,6 +28,7 @@ typedef enum HaState {
     HA_STATE_STOPPING,           /* pg_ctl stop on the way out */
     HA_STATE_REWINDING,          /* pg_rewind against the new leader */
     HA_STATE_REFUSED,            /* the data dir belongs to another cluster: hands off */
+    HA_STATE_PRE_PROMOTE,        /* a replica holding the leader key runs pre_promote */
     _HA_STATE_MAX,
     _HA_STATE_INVALID = -EINVAL,
 } HaState;
@@ -64,6 +65,7 @@ typedef enum HaAction {
     HA_ACTION_SYNC_REPLICATION,   /* synchronous_mode: the `sync` key and
                                      synchronous_standby_names (agent/syncrep.c) */
     HA_ACTION_RUN_POST_BOOTSTRAP, /* roles (bootstrap.users), then the post_bootstrap job */
+    HA_ACTION_RUN_PRE_PROMOTE,    /* start the postgresql.pre_promote job */
     _HA_ACTION_MAX,
     _HA_ACTION_INVALID = -EINVAL,
 } HaAction;
@@ -122,13 +124,16 @@ typedef struct HaInput {
     bool crash_noted;          /* the primary went down and the time is recorded */
     bool restart_expired;      /* it has been down longer than primary_start_timeout */
     bool use_pg_rewind;
-    bool post_bootstrap;  /* bootstrap.post_bootstrap (or post_init) is set */
-    bool diverged;        /* our WAL goes past the point where the leader's timeline forked off
-                             ours (the `history` key): streaming from it cannot work */
-    bool promoting;       /* a promotion was asked for and may still happen (or has, and the
-                             steps after it are left): not finished by PROMOTE, PostgreSQL
-                             not stopped (agent/policy.h) */
-    bool promote_stalled; /* ... and its replay made no progress for HA_PROMOTE_STALL_USEC */
+    bool post_bootstrap;      /* bootstrap.post_bootstrap (or post_init) is set */
+    bool pre_promote;         /* postgresql.pre_promote is set: a promotion runs it first */
+    bool pre_promote_backoff; /* it failed and we released the key less than ttl ago: no leader
+                                 race (Patroni's backoff) */
+    bool diverged;            /* our WAL goes past the point where the leader's timeline forked off
+                                 ours (the `history` key): streaming from it cannot work */
+    bool promoting;           /* a promotion was asked for and may still happen (or has, and the
+                                 steps after it are left): not finished by PROMOTE, PostgreSQL
+                                 not stopped (agent/policy.h) */
+    bool promote_stalled;     /* ... and its replay made no progress for HA_PROMOTE_STALL_USEC */
 
     /* planned switchover (the `failover` key) */
     bool failover_from_me;         /* it names us as the leader to leave (or no leader) */

@@ -669,6 +669,32 @@ static int run_post_bootstrap(Agent *a)
     return r;
 }
 
+/* Patroni's _pre_promote(): the command split as shlex splits it, no
+ * arguments added; its exit status decides (the rows in agent/ha.c). */
+static int run_pre_promote(Agent *a)
+{
+    const char *cmd = a->config->postgresql.pre_promote;
+    char **v = NULL;
+    int n = cmd ? cmdsplit(cmd, &v) : -EINVAL;
+    if (n <= 0) {
+        cmdsplit_free(v);
+        return log_error_errno(n < 0 ? n : -EINVAL,
+                               "postgresql.pre_promote: cannot split \"%s\" into words (%m)",
+                               cmd ? cmd : "");
+    }
+    if (!strchr(v[0], '/')) {
+        char *full = find_in_path(v[0]);
+        if (full) {
+            free(v[0]);
+            v[0] = full;
+        }
+    }
+    log_notice("running pre_promote before promoting: %s", cmd);
+    int r = jobs_start(&a->jobs, JOB_PRE_PROMOTE, v, AGENT_PRE_PROMOTE_TIMEOUT_SEC);
+    cmdsplit_free(v);
+    return r;
+}
+
 static char *iso_now(void)
 {
     struct timespec ts;
@@ -1632,6 +1658,8 @@ int ha_exec_action(Agent *a, HaAction action)
         return stop_postgres(a);
     case HA_ACTION_FINISH_BOOTSTRAP:
         return finish_bootstrap(a);
+    case HA_ACTION_RUN_PRE_PROMOTE:
+        return run_pre_promote(a);
     case HA_ACTION_RUN_POST_BOOTSTRAP:
         return run_post_bootstrap(a);
     case HA_ACTION_ABORT_BOOTSTRAP:

@@ -24,6 +24,7 @@ static const char *const job_kind_table[_JOB_KIND_MAX] = {
     [JOB_RESTART] = "restart",
     [JOB_POST_BOOTSTRAP] = "post_bootstrap",
     [JOB_REPLICA_METHOD] = "replica_method",
+    [JOB_PRE_PROMOTE] = "pre_promote",
 };
 
 const char *job_kind_to_string(JobKind k)

@@ -24,6 +24,7 @@ typedef enum JobKind {
     JOB_RESTART,
     JOB_POST_BOOTSTRAP,
     JOB_REPLICA_METHOD, /* a custom create_replica_methods entry */
+    JOB_PRE_PROMOTE,
     _JOB_KIND_MAX,
     _JOB_KIND_INVALID = -EINVAL,
 } JobKind;

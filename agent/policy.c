@@ -186,6 +186,10 @@ void ha_policy_input(const HaObservation *o, const HaMemory *mem, HaStep *st)
         .use_pg_rewind =
             o->node_use_pg_rewind != 0 ? o->node_use_pg_rewind > 0 : o->dcs->use_pg_rewind,
         .post_bootstrap = o->post_bootstrap,
+        .pre_promote = o->pre_promote,
+        .pre_promote_backoff =
+            m->pre_promote_failed_usec != 0 &&
+            o->now_usec < m->pre_promote_failed_usec + (uint64_t)o->dcs->ttl * 1000000ULL,
         .dcs_ok = o->dcs_ok,
         .has_initialize = c && c->initialize != NULL,
         .has_leader = l != NULL,
@@ -327,6 +331,13 @@ void ha_memory_after(HaMemory *m, HaAction a, int result, uint64_t now_usec,
 {
     bool ok = result >= 0;
     switch (a) {
+    case HA_ACTION_RELEASE_LEADER:
+        if (m->state == HA_STATE_PRE_PROMOTE) {
+            /* pre_promote failed: out of the leader race for ttl, whether
+             * the release went through or the key expires by itself */
+            m->pre_promote_failed_usec = now_usec;
+        }
+        break;
     case HA_ACTION_PROMOTE:
         if (ok) {
             m->primary_down_usec = 0;

@@ -51,10 +51,11 @@ typedef struct HaMemory {
     HaRequest request;          /* an operator's restart or reinitialize, until taken up */
     uint64_t primary_down_usec; /* when our primary was found down (0: it is not) */
     bool diverged; /* seen past the leader's fork point; kept until rewound or moved aside */
-    uint32_t streamed_tli;     /* the timeline we last streamed on as a replica; 0: unknown
-                                  (we led, or the data was rewound or replaced since) */
-    uint64_t clone_retry_usec; /* no clone before this */
-    unsigned clone_failures;   /* in a row, for the backoff */
+    uint32_t streamed_tli;            /* the timeline we last streamed on as a replica; 0: unknown
+                                         (we led, or the data was rewound or replaced since) */
+    uint64_t clone_retry_usec;        /* no clone before this */
+    unsigned clone_failures;          /* in a row, for the backoff */
+    uint64_t pre_promote_failed_usec; /* when a failed pre_promote made us release the key */
     /* Why we are not a candidate for promotion, "" when we are; published
      * as failover_blocked while there is no leader. */
     char failover_blocked[HA_REASON_MAX];
@@ -80,6 +81,7 @@ typedef struct HaObservation {
     int64_t failover_priority;
     bool watchdog_blocked;  /* watchdog.mode required and the device cannot be opened */
     bool post_bootstrap;    /* bootstrap.post_bootstrap is set */
+    bool pre_promote;       /* postgresql.pre_promote is set */
     int node_use_pg_rewind; /* postgresql.use_pg_rewind: 1 true, -1 false, 0 absent (the cluster's)
                              */
 

@@ -512,6 +512,10 @@ static json_t *patroni_doc(const PublishView *a, const json_t *tags)
         /* Patroni 3.0.2's field: the election skips such a member */
         json_object_set_new(d, "watchdog_failed", json_true());
     }
+    if (a->pre_promote_backoff) {
+        /* dbha's: the others' elections do not wait for it on a tie */
+        json_object_set_new(d, "pre_promote_backoff", json_true());
+    }
     if (a->probe_ok) {
         json_object_set_new(d, "server_version", json_integer(a->snap->server_version_num));
         json_t *xlog = json_object();

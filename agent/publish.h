@@ -33,7 +33,8 @@ typedef struct PublishView {
     bool probe_ok;
     const PgSnapshot *snap; /* the last probe's (read only when probe_ok) */
     const char *failover_blocked;
-    bool watchdog_failed; /* watchdog.mode required and no safe device: not a candidate */
+    bool watchdog_failed;     /* watchdog.mode required and no safe device: not a candidate */
+    bool pre_promote_backoff; /* pre_promote failed less than ttl ago: out of the leader race */
     const Lease *lease;
     const char *following; /* the member primary_conninfo points at, or NULL */
     uint64_t next_tick_usec;

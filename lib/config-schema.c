@@ -263,6 +263,7 @@ const ConfigRow config_schema[] = {
     LIST("postgresql.callbacks", CONFIG_TYPE_MAP, postgresql.callbacks, R),
     /* dbha's own: Patroni lets a callback run for ever */
     INT("postgresql.callback_timeout", postgresql.callback_timeout, R, 60, 1, 86400),
+    STR("postgresql.pre_promote", postgresql.pre_promote, R, NULL, check_command, NULL),
     INT("postgresql.pg_ctl_timeout", postgresql.pg_ctl_timeout, R, 60, 1, 86400),
     LIST("postgresql.create_replica_methods", CONFIG_TYPE_STRV, postgresql.create_replica_methods,
          R),
@@ -400,9 +401,6 @@ static const struct {
     { "bootstrap.dcs.standby_cluster",
       "standby clusters are not supported by dbha yet: without this section the cluster would "
       "come up as an independent writable primary; keep Patroni for this cluster" },
-    { "postgresql.pre_promote",
-      "pre_promote is not run by dbha yet, so a failing script would not veto a promotion: "
-      "remove it, or keep Patroni for this cluster" },
 };
 
 const char *config_refused_reason(const char *path)

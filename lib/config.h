@@ -199,7 +199,11 @@ typedef struct Config {
         ConfigMap recovery_conf;
         ConfigMap callbacks;      /* on_start, on_stop, ... -> command */
         int64_t callback_timeout; /* seconds a callback may run (dbha's own key) */
-        int64_t pg_ctl_timeout;   /* 60: seconds pg_ctl start/restart waits (-t) */
+        /* owned, NULL: none. Patroni's fencing script: run after the leader
+         * key is taken and before PostgreSQL is promoted; a non-zero exit
+         * cancels the promotion (the key released, no leader race for ttl) */
+        char *pre_promote;
+        int64_t pg_ctl_timeout; /* 60: seconds pg_ctl start/restart waits (-t) */
         ConfigStrv create_replica_methods;
         ConfigStrv basebackup; /* "--opt" / "--key=value" */
         /* owned: the custom methods create_replica_methods names, in its

@@ -313,10 +313,10 @@ static const BrokenRow broken[] = {
         "by dbha yet: without this section the cluster would come up as an independent writable "
         "primary; keep Patroni for this cluster",
         12, 5),
-    ERR("pre_promote", BASE "  pre_promote: /bin/false\n",
-        "\"postgresql.pre_promote\" is not supported: pre_promote is not run by dbha yet, so a "
-        "failing script would not veto a promotion: remove it, or keep Patroni for this cluster",
-        10, 3),
+    ERR("pre_promote_unsplittable", BASE "  pre_promote: \"/bin/fence 'x\"\n",
+        "expected a command line (words as a shell splits them, quotes closed) for "
+        "\"postgresql.pre_promote\", got \"/bin/fence 'x\"",
+        10, 16),
     ERR("failsafe_on", BASE "bootstrap:\n  dcs:\n    failsafe_mode: true\n",
         "\"bootstrap.dcs.failsafe_mode\": failsafe mode is not supported by dbha yet: a primary "
         "that cannot renew its leader lease is stopped (fenced) whatever this says; leave it off",

@@ -40,6 +40,20 @@ static void test_better(void **state)
           false },
         { "priority 0 never wins", C("n1", 900, 0, false), C("n2", 100, 1, false), false },
         { "a candidate beats nofailover", C("n2", 100, 1, false), C("n1", 900, 1, true), true },
+        /* pre_promote failed on one: it wins no tie, but WAL ahead still wins */
+        { "equal lsn: not in backoff beats priority and name",
+          (ElectionCandidate){ .name = "n3", .wal_lsn = 100, .failover_priority = 1 },
+          (ElectionCandidate){
+              .name = "n1", .wal_lsn = 100, .failover_priority = 9, .backoff = true },
+          true },
+        { "equal lsn: in backoff loses",
+          (ElectionCandidate){
+              .name = "n1", .wal_lsn = 100, .failover_priority = 9, .backoff = true },
+          (ElectionCandidate){ .name = "n3", .wal_lsn = 100, .failover_priority = 1 }, false },
+        { "in backoff but ahead still wins (no WAL is given up)",
+          (ElectionCandidate){
+              .name = "n1", .wal_lsn = 200, .failover_priority = 1, .backoff = true },
+          (ElectionCandidate){ .name = "n3", .wal_lsn = 100, .failover_priority = 1 }, true },
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         if (election_better(&rows[i].a, &rows[i].b) != rows[i].a_better) {
