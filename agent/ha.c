@@ -299,9 +299,13 @@ static bool guard_up_fresh_view(const HaInput *in)
 }
 
 /* The new primary answers and the leader key is free (or ours). */
+/* The new primary runs and is out of recovery (a custom bootstrap's
+ * recovery_conf may have it replay to a target first: Patroni's "waiting
+ * for end of recovery after bootstrap"). */
 static bool guard_bootstrap_up(const HaInput *in)
 {
-    return guard_up(in) && in->dcs_ok && !in->nofailover && (!in->has_leader || in->leader_is_me);
+    return guard_up(in) && !in->pg_in_recovery && in->dcs_ok && !in->nofailover &&
+           (!in->has_leader || in->leader_is_me);
 }
 
 static bool guard_initdb_done_lost(const HaInput *in)

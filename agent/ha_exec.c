@@ -117,8 +117,47 @@ static int write_pwfile(Agent *a, char **ret_path)
     return 0;
 }
 
+static int push_option(char ***v, size_t *k, const char *key, const char *value);
+static char *find_in_path(const char *word);
+
+/* Patroni's _custom_bootstrap(): the command, then --scope and --datadir
+ * unless no_params, writing the data directory itself. */
+static int run_custom_bootstrap(Agent *a, const ConfigBootstrapMethod *b)
+{
+    char **v = NULL;
+    int n = cmdsplit(b->command, &v);
+    if (n <= 0) {
+        cmdsplit_free(v);
+        return log_error_errno(n < 0 ? n : -EINVAL,
+                               "bootstrap.%s: cannot split \"%s\" into words (%m)", b->name,
+                               b->command);
+    }
+    size_t k = (size_t)n;
+    if (!b->no_params && (push_option(&v, &k, "scope", a->config->scope) < 0 ||
+                          push_option(&v, &k, "datadir", a->local.ctl.data_dir) < 0)) {
+        cmdsplit_free(v);
+        return log_error_errno(-ENOMEM, "bootstrap.%s: %m", b->name);
+    }
+    if (!strchr(v[0], '/')) {
+        char *full = find_in_path(v[0]);
+        if (full) {
+            free(v[0]);
+            v[0] = full;
+        }
+    }
+    log_notice("bootstrapping the cluster with bootstrap.%s: %s", b->name, b->command);
+    /* until its roles are set: its files as Patroni writes them */
+    a->local.ctl.bootstrap_custom = b;
+    int r = jobs_start(&a->jobs, JOB_INITDB, v, AGENT_BASEBACKUP_TIMEOUT_SEC);
+    cmdsplit_free(v);
+    return r;
+}
+
 static int run_initdb(Agent *a)
 {
+    if (a->config->bootstrap.custom) {
+        return run_custom_bootstrap(a, a->config->bootstrap.custom);
+    }
     _cleanup_free_ char *pwfile = NULL;
     int r = write_pwfile(a, &pwfile);
     if (r < 0) {
@@ -269,8 +308,6 @@ static int run_against(Agent *a, const DcsMember *m, JobKind kind, ArgvAgainst b
     pgctl_argv_done(&argv);
     return r;
 }
-
-static char *find_in_path(const char *word);
 
 /* A running member tagged clonefrom, else the leader; NULL when there is
  * no member with an address to copy from. */
@@ -740,6 +777,22 @@ static int finish_bootstrap(Agent *a)
     if (r < 0) {
         return r;
     }
+    if (a->local.ctl.bootstrap_custom) {
+        /* the roles have this config's passwords now: the configured
+         * pg_hba.conf (or the one the command left) and no recovery
+         * settings any more, as Patroni's post_bootstrap */
+        r = pgctl_end_custom_bootstrap(&a->local.ctl);
+        if (r < 0) {
+            log_error_errno(r, "putting back pg_hba.conf after the custom bootstrap: %m");
+        }
+        r = agent_write_conf(a, false);
+        if (r >= 0) {
+            r = agent_exec_sql(a, "SELECT pg_catalog.pg_reload_conf()", NULL);
+        }
+        if (r < 0) {
+            return r;
+        }
+    }
     log_struct_id(LOG_LEVEL_NOTICE, "7e2b9c4d1a6f48e3b5c0d9a8f7e6d5c4",
                   "bootstrapped cluster \"%s\" (system identifier %" PRIu64 ")", a->config->scope,
                   sysid);
@@ -748,6 +801,7 @@ static int finish_bootstrap(Agent *a)
 
 static int abort_bootstrap(Agent *a)
 {
+    a->local.ctl.bootstrap_custom = NULL;
     if (a->local.running) {
         PgArgv argv = { 0 };
         if (pgctl_argv_stop(&a->local.ctl, "immediate", AGENT_STOP_TIMEOUT_SEC, &argv) >= 0) {

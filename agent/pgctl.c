@@ -754,6 +754,14 @@ static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream 
     /* on a primary too: the setting needs a restart, and a promoted
      * replica reloads this file (a change would be reported as an error) */
     pgconf_put_line(f, "recovery_target_timeline", "latest");
+    const ConfigBootstrapMethod *b = p->bootstrap_custom;
+    if (!replica && b && b->has_recovery_conf) {
+        fprintf(f, "\n# bootstrap.%s.recovery_conf (the custom bootstrap's first start)\n",
+                b->name);
+        for (size_t i = 0; i < b->recovery_conf.n; i++) {
+            pgconf_put_line(f, b->recovery_conf.items[i].key, b->recovery_conf.items[i].value);
+        }
+    }
     if (replica) {
         fputs("\n# replication\n", f);
         if (u && u->host) {
@@ -833,10 +841,68 @@ static void hba_sources(const PgCtl *p, HbaSource *hba, HbaSource *ident)
     }
 }
 
+#define BOOTSTRAP_HBA_SUFFIX ".dbha-bootstrap"
+
+/* Patroni's pg_hba.conf while a custom bootstrap runs: the superuser and
+ * the replication user trusted on the socket and the agent's address, so
+ * that the roles of a restored cluster can be given this config's
+ * passwords. What was there is kept aside (pgctl_end_custom_bootstrap). */
+static int write_bootstrap_hba(const PgCtl *p)
+{
+    const Config *c = p->config;
+    char aside[PGCTL_PATH_MAX];
+    snprintf(aside, sizeof(aside), "%s%s", p->hba_file, BOOTSTRAP_HBA_SUFFIX);
+    struct stat st;
+    if (stat(aside, &st) < 0 && rename(p->hba_file, aside) < 0 && errno != ENOENT) {
+        return -errno;
+    }
+    const char *su =
+        c->postgresql.superuser.username ? c->postgresql.superuser.username : "postgres";
+    const char *repl =
+        c->postgresql.replication.username ? c->postgresql.replication.username : "replicator";
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) {
+        return -ENOMEM;
+    }
+    fprintf(f,
+            "# Written by dbagent for the custom bootstrap bootstrap.%s, until its roles are "
+            "set.\n",
+            p->bootstrap_custom->name);
+    fprintf(f, "local\treplication\t\"%s\"\ttrust\nlocal\tall\t\"%s\"\ttrust\n", repl, su);
+    if (p->local_host && p->local_host[0] != '/') {
+        const char *mask = strchr(p->local_host, ':') ? "128" : "32";
+        fprintf(f, "host\treplication\t\"%s\"\t%s/%s\ttrust\n", repl, p->local_host, mask);
+        fprintf(f, "host\tall\t\"%s\"\t%s/%s\ttrust\n", su, p->local_host, mask);
+    }
+    if (fclose(f) != 0) {
+        free(buf);
+        return -ENOMEM;
+    }
+    int r = pgctl_write_file(p->hba_file, buf, size);
+    free(buf);
+    return r;
+}
+
+int pgctl_end_custom_bootstrap(PgCtl *p)
+{
+    p->bootstrap_custom = NULL;
+    char aside[PGCTL_PATH_MAX];
+    snprintf(aside, sizeof(aside), "%s%s", p->hba_file, BOOTSTRAP_HBA_SUFFIX);
+    HbaSource hba, ident;
+    hba_sources(p, &hba, &ident);
+    if (hba.what) {
+        return unlink(aside) < 0 && errno != ENOENT ? -errno : 0;
+    }
+    return rename(aside, p->hba_file) < 0 && errno != ENOENT ? -errno : 0;
+}
+
 int pgctl_write_config(const PgCtl *p, bool replica, const PgUpstream *u)
 {
     HbaSource hba, ident;
     hba_sources(p, &hba, &ident);
+    const ConfigBootstrapMethod *b = replica ? NULL : p->bootstrap_custom;
     int r = 0;
     if (p->own_conf_file) {
         r = prepare_config_dir(p, hba.what != NULL, ident.what != NULL);
@@ -845,7 +911,9 @@ int pgctl_write_config(const PgCtl *p, bool replica, const PgUpstream *u)
         }
     }
     r = write_postgresql_conf(p, replica, u);
-    if (r == 0 && hba.what) {
+    if (r == 0 && b) {
+        r = write_bootstrap_hba(p);
+    } else if (r == 0 && hba.what) {
         r = write_lines(p->hba_file, hba.what, hba.lines);
     }
     if (r == 0 && ident.what) {
@@ -859,8 +927,21 @@ int pgctl_write_config(const PgCtl *p, bool replica, const PgUpstream *u)
     if (replica) {
         return pgctl_write_file(path, "", 0);
     }
+    if (b && b->keep_existing_recovery_conf && !b->has_recovery_conf) {
+        return 0; /* the signal files the command left decide */
+    }
     if (unlink(path) < 0 && errno != ENOENT) {
         return -errno;
+    }
+    if (b) {
+        /* Patroni: its recovery_conf with recovery.signal, else none */
+        snprintf(path, sizeof(path), "%s/recovery.signal", p->data_dir);
+        if (b->has_recovery_conf) {
+            return pgctl_write_file(path, "", 0);
+        }
+        if (unlink(path) < 0 && errno != ENOENT) {
+            return -errno;
+        }
     }
     return 0;
 }

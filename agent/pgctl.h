@@ -79,6 +79,12 @@ typedef struct PgCtl {
      * synchronous_mode (it replaces any configured value); NULL when not
      * managed */
     const char *synchronous_standby_names;
+    /* borrowed, set from a custom bootstrap's command until its roles are
+     * set (finish_bootstrap): a primary's files are then written as Patroni
+     * writes them for it, pg_hba.conf trusting the superuser and the
+     * replication user locally, recovery.signal and the method's
+     * recovery_conf (or no signal file, unless keep_existing_recovery_conf) */
+    const ConfigBootstrapMethod *bootstrap_custom;
 } PgCtl;
 
 /* Fills *ret from the config. Returns 0, -EINVAL (no port), -ENOMEM. */
@@ -175,6 +181,10 @@ int pgctl_remove_tree(const char *dir);
 /* Renames clone_dir to data_dir (data_dir must be empty or missing).
  * Returns 0 or -errno. */
 int pgctl_install_clone(const PgCtl *p);
+/* The end of a custom bootstrap: the pg_hba.conf it found is put back
+ * when no pg_hba is configured (the next pgctl_write_config writes the
+ * configured one otherwise). Returns 0 or -errno. */
+int pgctl_end_custom_bootstrap(PgCtl *p);
 /* Removes what dir holds, keeping dir itself (a mount point, its owner and
  * mode). 0 when it does not exist. */
 int pgctl_empty_dir(const char *dir);

@@ -193,7 +193,7 @@ const ConfigRow config_schema[] = {
     LIST("bootstrap.users", CONFIG_TYPE_JSON, bootstrap.users, R | SECRET),
     STR("bootstrap.post_bootstrap", bootstrap.post_bootstrap, R, NULL, check_command, NULL),
     STR("bootstrap.post_init", alias.post_init, R, NULL, check_command, NULL),
-    /* only Patroni's default; a custom method is refused (check) */
+    /* initdb, or a custom method: a section of that name (config.c) */
     STR("bootstrap.method", bootstrap.method, R, "initdb", check_bootstrap_method, NULL),
 
     SEC("postgresql", 0),
@@ -718,12 +718,11 @@ static const char *check_channel_binding(const char *s)
     return one_of(s, names, "one of disable, prefer, require (libpq's channel_binding)");
 }
 
+/* initdb, or the name of a bootstrap.<name> section (checked when the
+ * whole file is read: check_bootstrap_method_section in config.c) */
 static const char *check_bootstrap_method(const char *s)
 {
-    return strcmp(s, "initdb") == 0
-               ? NULL
-               : "\"initdb\" (custom bootstrap methods are not supported by dbha yet: it would "
-                 "run initdb instead; keep Patroni for this cluster)";
+    return *s && !strchr(s, '.') ? NULL : "\"initdb\" or the name of a section under bootstrap";
 }
 
 /* Patroni's ":8008" (no host) listens on every IPv4 address; "*:8008" too. */
@@ -1010,6 +1009,12 @@ Config *config_free(Config *c)
         config_map_done(&m->options);
     }
     free(c->postgresql.replica_methods);
+    if (c->bootstrap.custom) {
+        free(c->bootstrap.custom->name);
+        free(c->bootstrap.custom->command);
+        config_map_done(&c->bootstrap.custom->recovery_conf);
+        free(c->bootstrap.custom);
+    }
     free(c->source_file);
     free(c);
     return NULL;

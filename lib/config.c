@@ -77,6 +77,13 @@ typedef struct ConfigValue {
  * gone by the time create_replica_methods is known). */
 typedef struct MethodSection {
     ConfigReplicaMethod m; /* command NULL when the section has none */
+    bool bootstrap;        /* bootstrap.<name>, else postgresql.<name> */
+    /* bootstrap.<name>'s own: keep_existing_recovery_conf, recovery_conf
+     * (its names' places in rc_at), the places of the keys Patroni does not
+     * read there (m.options' keys) in opt_at */
+    bool keep_existing, has_recovery_conf;
+    ConfigMap recovery_conf;
+    ConfigWhere *rc_at, *opt_at;
     ConfigWhere key_at, command_at, keep_data_at;
     char *bad; /* owned: the first problem in the section, reported if it is used */
     ConfigWhere bad_at;
@@ -434,10 +441,10 @@ static const char *py_str(const ConfigValue *v)
 
 /* Whether unknown_key() would only warn about postgresql.<key>: then a
  * mapping there may be a replica method's section. */
-static bool method_section_candidate(const char *key)
+static bool method_section_candidate(const char *prefix, const char *key)
 {
     _cleanup_free_ char *path = NULL;
-    if (asprintf(&path, "postgresql.%s", key) < 0) {
+    if (asprintf(&path, "%s.%s", prefix, key) < 0) {
         return false;
     }
     return !config_refused_reason(path) && !config_stricter_note(path, NULL) &&
@@ -462,6 +469,78 @@ static void method_bad(ConfigLoader *l, MethodSection *ms, const ConfigWhere *w,
     ms->bad_at = *w;
 }
 
+static int push_where(ConfigWhere **v, size_t n, const ConfigWhere *w)
+{
+    ConfigWhere *nv = realloc(*v, (n + 1) * sizeof(*nv));
+    if (!nv) {
+        return -ENOMEM;
+    }
+    nv[n] = *w;
+    *v = nv;
+    return 0;
+}
+
+static void recovery_pair(ConfigLoader *l, const char *path, const char *key, yaml_node_t *k,
+                          yaml_node_t *vn, const void *userdata)
+{
+    MethodSection *ms = (MethodSection *)userdata;
+    ConfigValue v = value_of_node(vn);
+    ConfigWhere kw = where_of_mark(k->start_mark);
+    if (!v.text) {
+        char got[CONFIG_ECHO_MAX + 16];
+        value_describe(&v, got, sizeof(got));
+        method_bad(l, ms, &v.where, "expected a scalar for \"%s.%s\", got %s", path, key, got);
+        return;
+    }
+    if (value_is_null(&v)) {
+        return; /* as Patroni: not set */
+    }
+    size_t n = ms->recovery_conf.n;
+    loader_oom(l, push_where(&ms->rc_at, n, &kw));
+    loader_oom(l, config_map_push(&ms->recovery_conf, key, v.text));
+}
+
+/* bootstrap.<name>: Patroni reads command, no_params, recovery_conf and
+ * keep_existing_recovery_conf; anything else is kept, to be warned about
+ * if the section is the method. */
+static void bootstrap_method_pair(ConfigLoader *l, MethodSection *ms, const char *path,
+                                  const char *key, const ConfigWhere *kw, const ConfigValue *v)
+{
+    if (strcmp(key, "recovery_conf") == 0) {
+        if (v->node->type != YAML_MAPPING_NODE) {
+            if (!value_is_null(v)) {
+                method_bad(l, ms, &v->where,
+                           "expected a mapping of recovery settings for \"%s.recovery_conf\"",
+                           path);
+            }
+            return;
+        }
+        ms->has_recovery_conf = true;
+        _cleanup_free_ char *sub = NULL;
+        if (asprintf(&sub, "%s.recovery_conf", path) < 0) {
+            l->oom = true;
+            return;
+        }
+        for_each_pair(l, sub, v->node, recovery_pair, ms);
+        return;
+    }
+    if (!v->text) {
+        char got[CONFIG_ECHO_MAX + 16];
+        value_describe(v, got, sizeof(got));
+        method_bad(l, ms, &v->where, "expected a scalar for \"%s.%s\", got %s", path, key, got);
+        return;
+    }
+    if (strcmp(key, "no_params") == 0) {
+        ms->m.no_params = py_truth(v);
+    } else if (strcmp(key, "keep_existing_recovery_conf") == 0) {
+        ms->keep_existing = py_truth(v);
+    } else {
+        size_t n = ms->m.options.n;
+        loader_oom(l, push_where(&ms->opt_at, n, kw));
+        loader_oom(l, config_map_push(&ms->m.options, key, v->text));
+    }
+}
+
 static void method_pair(ConfigLoader *l, const char *path, const char *key, yaml_node_t *k,
                         yaml_node_t *vn, const void *userdata)
 {
@@ -469,6 +548,10 @@ static void method_pair(ConfigLoader *l, const char *path, const char *key, yaml
     ConfigValue v = value_of_node(vn);
     ConfigWhere kw = where_of_mark(k->start_mark);
 
+    if (ms->bootstrap && strcmp(key, "command") != 0) {
+        bootstrap_method_pair(l, ms, path, key, &kw, &v);
+        return;
+    }
     if (!v.text) {
         char got[CONFIG_ECHO_MAX + 16];
         value_describe(&v, got, sizeof(got));
@@ -513,7 +596,8 @@ static void method_pair(ConfigLoader *l, const char *path, const char *key, yaml
     loader_oom(l, config_map_push(&ms->m.options, key, py_str(&v)));
 }
 
-static void method_section(ConfigLoader *l, const char *key, const ConfigWhere *kw, yaml_node_t *vn)
+static void method_section(ConfigLoader *l, const char *prefix, const char *key,
+                           const ConfigWhere *kw, yaml_node_t *vn)
 {
     MethodSection *s = realloc(l->sections, (l->n_sections + 1) * sizeof(*s));
     if (!s) {
@@ -522,14 +606,14 @@ static void method_section(ConfigLoader *l, const char *key, const ConfigWhere *
     }
     l->sections = s;
     MethodSection *ms = &s[l->n_sections++];
-    *ms = (MethodSection){ .key_at = *kw };
+    *ms = (MethodSection){ .key_at = *kw, .bootstrap = strcmp(prefix, "bootstrap") == 0 };
     ms->m.name = strdup(key);
     if (!ms->m.name) {
         l->oom = true;
         return;
     }
     _cleanup_free_ char *path = NULL;
-    if (asprintf(&path, "postgresql.%s", key) < 0) {
+    if (asprintf(&path, "%s.%s", prefix, key) < 0) {
         l->oom = true;
         return;
     }
@@ -541,6 +625,9 @@ static void method_section_done(MethodSection *ms)
     free(ms->m.name);
     free(ms->m.command);
     config_map_done(&ms->m.options);
+    config_map_done(&ms->recovery_conf);
+    free(ms->rc_at);
+    free(ms->opt_at);
     free(ms->bad);
     *ms = (MethodSection){ 0 };
 }
@@ -602,7 +689,7 @@ static void check_replica_methods(ConfigLoader *l)
         }
         MethodSection *ms = NULL;
         for (size_t j = 0; j < l->n_sections; j++) {
-            if (!used[j] && strcmp(l->sections[j].m.name, name) == 0) {
+            if (!used[j] && !l->sections[j].bootstrap && strcmp(l->sections[j].m.name, name) == 0) {
                 ms = &l->sections[j];
                 used[j] = true;
             }
@@ -658,12 +745,116 @@ static void check_replica_methods(ConfigLoader *l)
         v[c->postgresql.n_replica_methods++] = m;
     }
     for (size_t j = 0; j < l->n_sections; j++) {
-        if (!used[j]) {
+        if (!used[j] && !l->sections[j].bootstrap) {
             unknown_key(l, "postgresql", l->sections[j].m.name, &l->sections[j].key_at, NULL);
         }
     }
     free(used);
-    sections_free(l);
+}
+
+/* The recovery settings a custom bootstrap may start with (Patroni writes
+ * them with recovery.signal): PostgreSQL 13 and later's, targets included. */
+static bool bootstrap_recovery_name(const char *name)
+{
+    static const char *const names[] = {
+        "restore_command",          "archive_cleanup_command", "recovery_end_command",
+        "recovery_target",          "recovery_target_name",    "recovery_target_time",
+        "recovery_target_xid",      "recovery_target_lsn",     "recovery_target_inclusive",
+        "recovery_target_timeline", "recovery_target_action",  "recovery_min_apply_delay",
+        "promote_trigger_file",
+    };
+    for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+        if (strcmp(names[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* bootstrap.method other than initdb: its bootstrap.<name> section, which
+ * must have a command (Patroni runs initdb instead, silently). The other
+ * bootstrap.<name> sections are unknown keys, as before. */
+static void check_bootstrap_method_section(ConfigLoader *l)
+{
+    Config *c = l->config;
+    size_t bm = row_index("bootstrap.method");
+    const char *method = c->bootstrap.method;
+    const ConfigWhere *at = l->in_env[bm] ? &l->env_at[bm] : &l->value_at[bm];
+    bool custom = method && strcmp(method, "initdb") != 0 && !l->bad[bm];
+    MethodSection *use = NULL;
+    for (size_t j = 0; j < l->n_sections; j++) {
+        MethodSection *ms = &l->sections[j];
+        if (!ms->bootstrap) {
+            continue;
+        }
+        if (custom && !use && strcmp(ms->m.name, method) == 0) {
+            use = ms;
+        } else {
+            unknown_key(l, "bootstrap", ms->m.name, &ms->key_at, NULL);
+        }
+    }
+    if (!custom) {
+        return;
+    }
+    if (!use || (!use->m.command && !use->bad)) {
+        loader_error(l, use ? &use->key_at : at,
+                     "\"bootstrap.method\": \"%s\" needs a section \"bootstrap.%s\" with a "
+                     "\"command\" (Patroni would run initdb instead): give it one, or use "
+                     "method: initdb",
+                     method, method);
+        return;
+    }
+    if (use->bad) {
+        loader_error(l, &use->bad_at, "%s", use->bad);
+        return;
+    }
+    for (size_t i = 0; i < use->m.options.n; i++) {
+        loader_warn(l, &use->opt_at[i],
+                    "\"bootstrap.%s.%s\" is not read: Patroni passes a bootstrap method's command "
+                    "only --scope and --datadir (none with no_params), and so does dbha",
+                    method, use->m.options.items[i].key);
+    }
+    bool ok = true;
+    for (size_t i = 0; i < use->recovery_conf.n; i++) {
+        const char *name = use->recovery_conf.items[i].key;
+        if (strcmp(name, "standby_mode") == 0) {
+            loader_error(l, &use->rc_at[i],
+                         "\"bootstrap.%s.recovery_conf.standby_mode\": a bootstrap that stays a "
+                         "standby never ends (the cluster would have no primary): remove it, and "
+                         "end the recovery with recovery_target_action: promote",
+                         method);
+            ok = false;
+        } else if (!bootstrap_recovery_name(name)) {
+            char shown[PGCONF_PRINTABLE_MAX];
+            loader_error(l, &use->rc_at[i],
+                         "in \"bootstrap.%s.recovery_conf\": \"%s\" is not a recovery setting "
+                         "of PostgreSQL 13 or later: use restore_command, recovery_target_time "
+                         "(or another recovery_target_*), recovery_target_action, "
+                         "recovery_end_command, archive_cleanup_command, recovery_min_apply_delay "
+                         "or promote_trigger_file",
+                         method, pgconf_printable(name, shown, sizeof(shown)));
+            ok = false;
+        }
+    }
+    if (!ok) {
+        return;
+    }
+    ConfigBootstrapMethod *b = calloc(1, sizeof(*b));
+    if (!b) {
+        l->oom = true;
+        return;
+    }
+    *b = (ConfigBootstrapMethod){
+        .name = use->m.name,
+        .command = use->m.command,
+        .no_params = use->m.no_params,
+        .keep_existing_recovery_conf = use->keep_existing,
+        .has_recovery_conf = use->has_recovery_conf,
+        .recovery_conf = use->recovery_conf,
+    };
+    use->m.name = use->m.command = NULL;
+    use->recovery_conf = (ConfigMap){ 0 };
+    c->bootstrap.custom = b;
 }
 
 static void section_pair(ConfigLoader *l, const char *path, const char *key, yaml_node_t *k,
@@ -695,9 +886,10 @@ static void section_pair(ConfigLoader *l, const char *path, const char *key, yam
         }
         return;
     }
-    if (!row && vn->type == YAML_MAPPING_NODE && strcmp(path, "postgresql") == 0 &&
-        method_section_candidate(key)) {
-        method_section(l, key, &kw, vn);
+    if (!row && vn->type == YAML_MAPPING_NODE &&
+        (strcmp(path, "postgresql") == 0 || strcmp(path, "bootstrap") == 0) &&
+        method_section_candidate(path, key)) {
+        method_section(l, path, key, &kw, vn);
         return;
     }
     if (!row) {
@@ -1988,6 +2180,7 @@ static void finalize(ConfigLoader *l)
     check_timing(l);
     check_unsupported(l);
     check_replica_methods(l);
+    check_bootstrap_method_section(l);
     check_verify_client(l);
     if (c->namespace) {
         loader_oom(l, normalize_namespace(&c->namespace));

@@ -22,6 +22,19 @@ typedef struct ConfigMap {
     size_t n;
 } ConfigMap;
 
+/* A custom bootstrap method: bootstrap.method names it, bootstrap.<name>
+ * holds it (Patroni's Bootstrap._custom_bootstrap()). */
+typedef struct ConfigBootstrapMethod {
+    char *name;    /* owned */
+    char *command; /* owned: split as shlex; run with --scope and --datadir unless no_params */
+    bool no_params;
+    bool keep_existing_recovery_conf; /* recovery.signal/standby.signal the command left stay */
+    bool has_recovery_conf;
+    /* owned: recovery settings for the first start (PITR: restore_command,
+     * recovery_target_*), with recovery.signal */
+    ConfigMap recovery_conf;
+} ConfigBootstrapMethod;
+
 /* A custom replica method: an entry of create_replica_methods other than
  * basebackup, with its postgresql.<name> section (Patroni's
  * Bootstrap.create_replica()). */
@@ -154,7 +167,9 @@ typedef struct Config {
         ConfigDcs dcs;
         ConfigStrv initdb; /* "--opt" / "--key=value" as given to initdb */
         ConfigStrv pg_hba;
-        char *method; /* owned, "initdb" (the only one dbha runs) */
+        char *method; /* owned, "initdb" or the name of a custom method */
+        /* owned, NULL for initdb: the custom method's section */
+        struct ConfigBootstrapMethod *custom;
         /* owned reference, NULL when absent: Patroni's bootstrap.users,
          * {name: {"password": text or absent, "options": [UPPER-CASE role
          * options]}}, validated; never logged (passwords) */

@@ -15,6 +15,8 @@ import pytest
 from lib.cluster import DbhaCluster
 from lib.procs import wait_until
 
+pytestmark = pytest.mark.concurrent
+
 TTL = 5
 LIMIT = 1048576  # maximum_lag_on_failover
 WRITE_MB = 4

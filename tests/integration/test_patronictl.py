@@ -28,6 +28,8 @@ import yaml
 from conftest import started_cluster
 from lib.procs import wait_until
 
+pytestmark = pytest.mark.concurrent
+
 TTL = 4
 WRITE_MB = 3
 PATRONICTL = "/usr/bin/patronictl"

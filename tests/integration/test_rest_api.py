@@ -16,6 +16,8 @@ from conftest import started_cluster
 from lib.pg import pg_tool, run_pg
 from lib.procs import LOOPBACK, wait_until
 
+pytestmark = pytest.mark.concurrent
+
 USER, PASSWORD = "admin", "api-secret"
 # Patroni's restapi.http_extra_headers / https_extra_headers (plain HTTP here)
 EXTRA_HEADERS = ("  http_extra_headers:\n    X-Frame-Options: DENY\n    X-Both: http\n"

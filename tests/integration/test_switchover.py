@@ -11,6 +11,8 @@ from lib.cluster import DbhaCluster
 from lib.procs import wait_until
 from lib.writer import Writer
 
+pytestmark = pytest.mark.concurrent
+
 
 @pytest.fixture
 def cluster(procs, workdir):

@@ -17,6 +17,8 @@ import pytest
 from conftest import started_cluster
 from lib.procs import LOOPBACK, wait_until
 
+pytestmark = pytest.mark.concurrent
+
 USER, PASSWORD = "admin", "admin-secret"
 
 

@@ -336,11 +336,25 @@ static const BrokenRow broken[] = {
         "\"postgresql.create_replica_methods\": \"parameters\" cannot name a replica method: "
         "\"postgresql.parameters\" is a setting, not a method's section",
         10, 27),
-    ERR("bootstrap_method_custom", BASE "bootstrap:\n  method: pgbackrest\n",
-        "expected \"initdb\" (custom bootstrap methods are not supported by dbha yet: it would "
-        "run initdb instead; keep Patroni for this cluster) for \"bootstrap.method\", got "
-        "\"pgbackrest\"",
+    ERR("bootstrap_method_without_section", BASE "bootstrap:\n  method: pgbackrest\n",
+        "\"bootstrap.method\": \"pgbackrest\" needs a section \"bootstrap.pgbackrest\" with a "
+        "\"command\" (Patroni would run initdb instead): give it one, or use method: initdb",
         11, 11),
+    ERR("bootstrap_method_standby_mode",
+        BASE "bootstrap:\n  method: r\n  r:\n    command: restore\n    recovery_conf:\n"
+             "      standby_mode: on\n",
+        "\"bootstrap.r.recovery_conf.standby_mode\": a bootstrap that stays a standby never ends "
+        "(the cluster would have no primary): remove it, and end the recovery with "
+        "recovery_target_action: promote",
+        15, 7),
+    ERR("bootstrap_method_unknown_recovery",
+        BASE "bootstrap:\n  method: r\n  r:\n    command: restore\n    recovery_conf:\n"
+             "      work_mem: 4MB\n",
+        "in \"bootstrap.r.recovery_conf\": \"work_mem\" is not a recovery setting of PostgreSQL "
+        "13 or later: use restore_command, recovery_target_time (or another recovery_target_*), "
+        "recovery_target_action, recovery_end_command, archive_cleanup_command, "
+        "recovery_min_apply_delay or promote_trigger_file",
+        15, 7),
     WARN("unknown_no_suggestion", BASE "frobnicate: 1\n", "unknown key \"frobnicate\"", 10, 1),
     WARN("unknown_dotted", BASE "postgresql.data_dir: /x\n", "unknown key \"postgresql.data_dir\"",
          10, 1),
@@ -1278,6 +1292,48 @@ static void test_replica_methods(void **state)
     config_free(c);
 }
 
+/* A custom bootstrap method as Patroni reads it (_custom_bootstrap()): the
+ * section bootstrap.method names, its command, flags and recovery_conf;
+ * the keys Patroni does not read there are warned about, the other
+ * sections are unknown keys. */
+static void test_bootstrap_method(void **state)
+{
+    (void)state;
+    ConfigDiags d = { 0 };
+    Config *c = NULL;
+    int r = config_load_string(
+        "test.yml",
+        BASE "bootstrap:\n  method: pitr\n  pitr:\n    command: /usr/bin/restore --from x\n"
+             "    no_params: yes\n    keep_existing_recovery_conf: 1\n    retries: 3\n"
+             "    recovery_conf:\n      restore_command: cp /a/%f %p\n"
+             "      recovery_target_time: '2026-12-07 10:00:00+00'\n"
+             "      recovery_target_action: promote\n      recovery_end_command:\n"
+             "  other:\n    command: x\n",
+        NULL, &c, &d);
+    assert_int_equal(r, 0);
+    assert_int_equal(d.n, 2);
+    assert_string_equal(d.items[0].text, "test.yml:22:3: unknown key \"bootstrap.other\"");
+    assert_string_equal(d.items[1].text,
+                        "test.yml:16:5: \"bootstrap.pitr.retries\" is not read: Patroni passes a "
+                        "bootstrap method's command only --scope and --datadir (none with "
+                        "no_params), and so does dbha");
+    config_diags_done(&d);
+    const ConfigBootstrapMethod *b = c->bootstrap.custom;
+    assert_non_null(b);
+    assert_string_equal(b->name, "pitr");
+    assert_string_equal(b->command, "/usr/bin/restore --from x");
+    assert_true(b->no_params && b->keep_existing_recovery_conf && b->has_recovery_conf);
+    assert_int_equal(b->recovery_conf.n, 3); /* the empty one is not set */
+    assert_string_equal(b->recovery_conf.items[1].key, "recovery_target_time");
+    assert_string_equal(b->recovery_conf.items[1].value, "2026-12-07 10:00:00+00");
+    config_free(c);
+
+    /* initdb: no custom method, any section is unknown */
+    c = load_ok(BASE, NULL);
+    assert_null(c->bootstrap.custom);
+    config_free(c);
+}
+
 /* Patroni's other spellings stand in for their keys when those are absent
  * (Patroni 3.0.2: config.py __REMAP_KEYS, postgresql/__init__.py
  * create_replica_methods or create_replica_method, name from postgresql). */
@@ -1407,6 +1463,7 @@ int main(void)
         cmocka_unit_test(test_broken_table),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_replica_methods),
+        cmocka_unit_test(test_bootstrap_method),
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_env_overrides),
         cmocka_unit_test(test_patroni_env_rest),

@@ -50,6 +50,7 @@ class Node:
         self.env = None  # extra environment for the agent
         self.rest_auth = None  # (user, password): restapi.authentication
         self.postgresql_yaml = ""  # more lines of the postgresql section, indented by two
+        self.bootstrap_yaml = ""  # more lines of the bootstrap section, indented by two
         self.parameters = {}  # more postgresql.parameters
         # more keys of postgresql.authentication.<user> (sslmode, sslrootcert, ...)
         self.auth_extra = {"superuser": {}, "replication": {}, "rewind": {}}
@@ -89,7 +90,7 @@ restapi:
     - local all all trust
     - host replication {REPL} 127.0.0.1/32 scram-sha-256
     - host all all 127.0.0.1/32 scram-sha-256
-postgresql:
+{self.bootstrap_yaml}postgresql:
   listen: {LOOPBACK}:{self.pg_port}
   connect_address: {LOOPBACK}:{self.pg_port}
   data_dir: {self.data_dir}
