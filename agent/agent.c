@@ -554,7 +554,7 @@ int agent_reload(Agent *a)
     Config *fresh = NULL;
     ConfigDiags d = { 0 };
     extern char **environ;
-    int r = config_load(a->config_path, environ, &fresh, &d);
+    int r = config_load_from(a->config_path, environ, &fresh, &d);
     for (size_t i = 0; i < d.n; i++) {
         if (d.items[i].severity == CONFIG_ERROR) {
             log_error("reload: %s", d.items[i].text);
@@ -566,7 +566,8 @@ int agent_reload(Agent *a)
     }
     config_diags_done(&d);
     if (r < 0) {
-        log_error("reload of \"%s\" failed: keeping the running configuration", a->config_path);
+        log_error("reload of \"%s\" failed: keeping the running configuration",
+                  agent_config_name(a));
         return -EINVAL;
     }
     keep_restart_only_settings(a->config, fresh);
@@ -607,7 +608,8 @@ int agent_reload(Agent *a)
                         "where it did before",
                         a->config->log.dir);
     }
-    log_info("reloaded \"%s\" (loop_wait %" PRId64 " s)", a->config_path, agent_dcs(a)->loop_wait);
+    log_info("reloaded \"%s\" (loop_wait %" PRId64 " s)", agent_config_name(a),
+             agent_dcs(a)->loop_wait);
     agent_callbacks(a, CALLBACKS_EVENT_RELOADED);
     /* the new loop_wait counts from now */
     ticker_reset(&a->ticker);
@@ -1253,8 +1255,8 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     a->config = config;
     a->etcd_down = (LogCondition)LOG_CONDITION_INIT("etcd unreachable", LOG_LEVEL_WARNING);
     a->local.down = (LogCondition)LOG_CONDITION_INIT("postgresql not answering", LOG_LEVEL_WARNING);
-    a->config_path = strdup(config_path);
-    if (!a->config_path) {
+    a->config_path = config_path ? strdup(config_path) : NULL;
+    if (config_path && !a->config_path) {
         return log_error_errno(-ENOMEM, "out of memory");
     }
     int r = dcs_paths_init(&a->paths, config->namespace, config->scope);

@@ -86,9 +86,9 @@ typedef struct SlotsDone {
 } SlotsDone;
 
 typedef struct Agent {
-    char *config_path;                             /* owned */
-    Config *config;                                /* owned */
-    sd_event *event;                               /* owned */
+    char *config_path; /* owned; NULL: the document in PATRONI_CONFIGURATION */
+    Config *config;    /* owned */
+    sd_event *event;   /* owned */
     sd_event_source *sig_term, *sig_int, *sig_hup; /* owned */
     Ticker ticker;                                 /* when the next tick runs */
     sd_event_source *lease_timer;                  /* owned: the next keepalive */
@@ -167,6 +167,12 @@ static inline const ConfigDcs *agent_dcs(const Agent *a)
  * the event loop, signals, the etcd client, the probe and the REST server.
  * Returns 0 and *ret, or a negative errno after logging why. */
 int agent_new(const char *config_path, Config *config, Agent **ret);
+
+/* The configuration's source, for messages. */
+static inline const char *agent_config_name(const Agent *a)
+{
+    return a->config_path ? a->config_path : CONFIG_ENV_DOCUMENT;
+}
 Agent *agent_free(Agent *a);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Agent *, agent_free);
 

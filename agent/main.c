@@ -19,14 +19,17 @@ extern char **environ;
 
 static void help(void)
 {
-    printf("Usage: dbagent [OPTIONS] CONFIG.yml\n"
+    printf("Usage: dbagent [OPTIONS] [CONFIG.yml]\n"
            "\n"
            "PostgreSQL high-availability agent (Patroni-compatible configuration).\n"
+           "Without CONFIG.yml, the YAML document in PATRONI_CONFIGURATION is read.\n"
            "\n"
            "Options:\n"
-           "  --validate-config FILE  check FILE (and PATRONI_*/DBHA_* environment\n"
-           "                          overrides), print problems as FILE:LINE:COL,\n"
-           "                          exit 0 when valid, 2 when not\n"
+           "  --validate-config [FILE]\n"
+           "                          check FILE (or PATRONI_CONFIGURATION) with the\n"
+           "                          PATRONI_*/DBHA_* environment overrides, print\n"
+           "                          problems as FILE:LINE:COL, exit 0 when valid,\n"
+           "                          2 when not\n"
            "  --dump-fsm=dot|json     print the HA state machine table and exit\n"
            "  --version               print the version and exit\n"
            "  -h, --help              print this help and exit\n");
@@ -38,14 +41,15 @@ static int validate_config(const char *path)
 {
     _cleanup_(config_freep) Config *cfg = NULL;
     ConfigDiags diags = { 0 };
-    int r = config_load(path, environ, &cfg, &diags);
+    int r = config_load_from(path, environ, &cfg, &diags);
     config_diags_print(&diags, stderr);
     config_diags_done(&diags);
+    const char *name = path ? path : CONFIG_ENV_DOCUMENT;
     if (r < 0) {
-        fprintf(stderr, "%s: configuration is not valid\n", path);
+        fprintf(stderr, "%s: configuration is not valid\n", name);
         return 2;
     }
-    printf("%s: configuration is valid\n", path);
+    printf("%s: configuration is valid\n", name);
     config_summary(cfg, stdout);
     return 0;
 }
@@ -54,13 +58,13 @@ int main(int argc, char *argv[])
 {
     enum { ARG_VALIDATE = 0x100, ARG_VERSION, ARG_DUMP_FSM };
     static const struct option options[] = {
-        { "validate-config", required_argument, NULL, ARG_VALIDATE },
+        { "validate-config", no_argument, NULL, ARG_VALIDATE },
         { "dump-fsm", required_argument, NULL, ARG_DUMP_FSM },
         { "version", no_argument, NULL, ARG_VERSION },
         { "help", no_argument, NULL, 'h' },
         {},
     };
-    const char *validate = NULL;
+    bool validate = false;
     int c;
 
     log_setup_default();
@@ -73,7 +77,7 @@ int main(int argc, char *argv[])
             printf("dbagent %s\n", dbha_version());
             return 0;
         case ARG_VALIDATE:
-            validate = optarg;
+            validate = true; /* FILE is the operand, as Patroni's */
             break;
         case ARG_DUMP_FSM:
             if (ha_dump(optarg, stdout) < 0) {
@@ -86,24 +90,20 @@ int main(int argc, char *argv[])
             return 2;
         }
     }
-    if (validate) {
-        if (optind < argc) {
-            fprintf(stderr, "dbagent: unexpected argument \"%s\"\n", argv[optind]);
-            return 2;
-        }
-        return validate_config(validate);
-    }
-    if (optind + 1 != argc) {
-        fprintf(stderr, "dbagent: expected exactly one CONFIG file\n"
-                        "Try 'dbagent --help' for more information.\n");
+    if (optind + 1 < argc) {
+        fprintf(stderr, "dbagent: unexpected argument \"%s\"\n", argv[optind + 1]);
         return 2;
+    }
+    const char *path = optind < argc ? argv[optind] : NULL;
+    if (validate) {
+        return validate_config(path);
     }
 
     /* Load and report the configuration exactly as --validate-config does,
      * so a broken file fails the service start with the same message. */
     _cleanup_(config_freep) Config *cfg = NULL;
     ConfigDiags diags = { 0 };
-    int r = config_load(argv[optind], environ, &cfg, &diags);
+    int r = config_load_from(path, environ, &cfg, &diags);
     config_diags_print(&diags, stderr);
     config_diags_done(&diags);
     if (r < 0) {
@@ -136,7 +136,7 @@ int main(int argc, char *argv[])
         return 1;
     }
     _cleanup_(agent_freep) Agent *agent = NULL;
-    r = agent_new(argv[optind], TAKE_PTR(cfg), &agent);
+    r = agent_new(path, TAKE_PTR(cfg), &agent);
     if (r < 0) {
         return 1;
     }

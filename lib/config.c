@@ -100,6 +100,9 @@ typedef struct ConfigLoader {
     bool in_file[CONFIG_SCHEMA_MAX], in_env[CONFIG_SCHEMA_MAX], bad[CONFIG_SCHEMA_MAX];
     ConfigWhere key_at[CONFIG_SCHEMA_MAX], value_at[CONFIG_SCHEMA_MAX], env_at[CONFIG_SCHEMA_MAX];
     char env_name[CONFIG_SCHEMA_MAX][CONFIG_ENV_NAME_MAX]; /* the variable that was applied */
+    /* set while a value from the environment parsed as YAML is applied
+     * (a list or a mapping): positions inside it name this variable */
+    const char *env_doc;
     /* postgresql.<name> mappings that are no setting: custom replica
      * methods when create_replica_methods names them (check_replica_methods),
      * else unknown keys */
@@ -130,8 +133,8 @@ static void loader_diag(ConfigLoader *l, ConfigSeverity severity, const ConfigWh
         l->oom = true;
         return;
     }
-    if (w->env) {
-        r = asprintf(&text, "environment %s: %s", w->env, msg);
+    if (w->env || l->env_doc) {
+        r = asprintf(&text, "environment %s: %s", w->env ? w->env : l->env_doc, msg);
     } else {
         r = asprintf(&text, "%s:%u:%u: %s", l->name, w->line, w->column, msg);
     }
@@ -1485,6 +1488,55 @@ static void apply_env_hosts(ConfigLoader *l, const ConfigRow *row, const ConfigV
     yaml_parser_delete(&parser);
 }
 
+/* A list or a mapping from the environment, as Patroni's _parse_list and
+ * _parse_dict: YAML, in [] or {} unless it is written so already; it
+ * replaces the file's value. */
+static void apply_env_yaml(ConfigLoader *l, const ConfigRow *row, const ConfigValue *v)
+{
+    bool map = row->type == CONFIG_TYPE_MAP;
+    const char *s = v->text + strspn(v->text, " \t\n");
+    bool wrapped = map ? *s == '{' : (*s == '-' || strchr(s, '['));
+    _cleanup_free_ char *text = NULL;
+    if (asprintf(&text, wrapped ? "%s" : map ? "{%s}" : "[%s]", v->text) < 0) {
+        l->oom = true;
+        return;
+    }
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    if (!yaml_parser_initialize(&parser)) {
+        l->oom = true;
+        return;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
+    bool ok = yaml_parser_load(&parser, &doc);
+    yaml_parser_delete(&parser);
+    yaml_node_t *root = ok ? yaml_document_get_root_node(&doc) : NULL;
+    yaml_node_type_t want = map ? YAML_MAPPING_NODE : YAML_SEQUENCE_NODE;
+    if (!root || root->type != want) {
+        l->bad[row - config_schema] = true;
+        loader_error(l, &v->where, "expected %s for \"%s\" (YAML, as Patroni reads it: %s)",
+                     map ? "a mapping" : "a list", row->path,
+                     map ? "\"{Name: value, ...}\" or \"Name: value, ...\""
+                         : "\"[a, b]\" or \"a, b\"");
+        if (ok) {
+            yaml_document_delete(&doc);
+        }
+        return;
+    }
+    if (map) {
+        config_map_done(CONFIG_FIELD(l->config, row, ConfigMap));
+    }
+    yaml_document_t *file_doc = l->doc;
+    l->doc = &doc;
+    l->env_doc = v->where.env;
+    ConfigValue rv = value_of_node(root);
+    rv.where = v->where;
+    apply_value(l, row, &rv);
+    l->doc = file_doc;
+    l->env_doc = NULL;
+    yaml_document_delete(&doc);
+}
+
 static void apply_env(ConfigLoader *l, char *const *envp)
 {
     for (size_t i = 0; i < config_schema_n; i++) {
@@ -1514,6 +1566,8 @@ static void apply_env(ConfigLoader *l, char *const *envp)
         l->bad[i] = false;
         if (row->type == CONFIG_TYPE_HOSTS) {
             apply_env_hosts(l, row, &v);
+        } else if (row->type == CONFIG_TYPE_STRV || row->type == CONFIG_TYPE_MAP) {
+            apply_env_yaml(l, row, &v);
         } else {
             apply_value(l, row, &v);
         }
@@ -2129,6 +2183,15 @@ static void apply_env_rest(ConfigLoader *l, char *const *envp)
         if (env_is_mapped(suffix, len)) {
             continue;
         }
+        if (strcmp(var, CONFIG_ENV_DOCUMENT) == 0) {
+            if (strcmp(l->name, CONFIG_ENV_DOCUMENT) != 0) {
+                ConfigWhere w = { .env = var };
+                loader_warn(l, &w,
+                            "not read: a configuration file was given, and the document in this "
+                            "variable is read only without one (as Patroni does)");
+            }
+            continue;
+        }
         bool alias = false;
         for (size_t a = 0; a < ELEMENTSOF(env_aliases); a++) {
             if (!env_suffix_is(suffix, len, env_aliases[a].old)) {
@@ -2256,6 +2319,39 @@ static void file_diag(ConfigDiags *diags, const char *path, int error)
     diags->items = items;
     diags->items[diags->n++] = (ConfigDiag){ .severity = CONFIG_ERROR, .text = text };
     diags->n_errors++;
+}
+
+int config_load_env(char *const *envp, Config **ret, ConfigDiags *diags)
+{
+    if (!ret || !diags) {
+        return -EINVAL;
+    }
+    const char *text = NULL;
+    size_t n = strlen(CONFIG_ENV_DOCUMENT);
+    for (char *const *e = envp; e && *e; e++) {
+        if (strncmp(*e, CONFIG_ENV_DOCUMENT, n) == 0 && (*e)[n] == '=') {
+            text = *e + n + 1;
+        }
+    }
+    if (!text) {
+        char *msg = strdup("no configuration: give a configuration file, or the YAML document "
+                           "in the environment variable " CONFIG_ENV_DOCUMENT);
+        ConfigDiag *items = msg ? realloc(diags->items, (diags->n + 1) * sizeof(*items)) : NULL;
+        if (!items) {
+            free(msg);
+            return -ENOMEM;
+        }
+        diags->items = items;
+        diags->items[diags->n++] = (ConfigDiag){ .severity = CONFIG_ERROR, .text = msg };
+        diags->n_errors++;
+        return -ENOENT;
+    }
+    return load_text(CONFIG_ENV_DOCUMENT, text, strlen(text), envp, ret, diags);
+}
+
+int config_load_from(const char *path, char *const *envp, Config **ret, ConfigDiags *diags)
+{
+    return path ? config_load(path, envp, ret, diags) : config_load_env(envp, ret, diags);
 }
 
 int config_load(const char *path, char *const *envp, Config **ret, ConfigDiags *diags)

@@ -296,6 +296,15 @@ typedef struct ConfigDiags {
  * -ENOMEM. */
 int config_load(const char *path, char *const *envp, Config **ret, ConfigDiags *diags);
 
+/* Patroni's PATRONI_CONFIGURATION: with no file, the whole YAML document
+ * is that variable of envp (positions read "PATRONI_CONFIGURATION:LINE:COL");
+ * the other variables apply as with a file. -ENOENT (with a diag) when it
+ * is not set. */
+#define CONFIG_ENV_DOCUMENT "PATRONI_CONFIGURATION"
+int config_load_env(char *const *envp, Config **ret, ConfigDiags *diags);
+/* config_load(path), or config_load_env() when path is NULL. */
+int config_load_from(const char *path, char *const *envp, Config **ret, ConfigDiags *diags);
+
 /* Same, from a string; `name` stands for the file name in messages. */
 int config_load_string(const char *name, const char *text, char *const *envp, Config **ret,
                        ConfigDiags *diags);

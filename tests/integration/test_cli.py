@@ -3,11 +3,13 @@ files (exit 0 / 2, FILE:LINE:COL messages, environment overrides, no secret
 in any output), --version, --help, and usage errors."""
 import os
 import re
+import signal
 import subprocess
 
 import pytest
 
-from lib.procs import binary
+from lib.cluster import DbhaCluster
+from lib.procs import binary, wait_until
 
 pytestmark = pytest.mark.concurrent
 
@@ -121,6 +123,54 @@ def test_missing_file_is_exit_2(workdir):
     r = run([binary("dbagent"), "--validate-config", path])
     assert r.returncode == 2
     assert path in r.stderr
+
+
+def test_patroni_configuration_variable(workdir):
+    """Patroni's PATRONI_CONFIGURATION: the whole document in the environment
+    when no file is given; positions name the variable; with a file, it is
+    not read, and says so."""
+    r = run([binary("dbagent"), "--validate-config"], env={"PATRONI_CONFIGURATION": MINIMAL})
+    assert r.returncode == 0, r.stderr
+    assert "PATRONI_CONFIGURATION: configuration is valid" in r.stdout and r.stderr == ""
+    # the other variables apply on top, as with a file
+    r = run([binary("dbagent"), "--validate-config"],
+            env={"PATRONI_CONFIGURATION": MINIMAL, "PATRONI_SCOPE": "fromenv"})
+    assert r.returncode == 0 and "scope: fromenv" in r.stdout, r.stdout
+    bad = MINIMAL + "bootstrap:\n  dcs:\n    ttl: abc\n"
+    r = run([binary("dbagent"), "--validate-config"], env={"PATRONI_CONFIGURATION": bad})
+    assert r.returncode == 2
+    assert re.search(r"error: PATRONI_CONFIGURATION:18:10: expected .*\"bootstrap\.dcs\.ttl\"",
+                     r.stderr), r.stderr
+    r = run([binary("dbagent"), "--validate-config"])
+    assert r.returncode == 2
+    assert "no configuration: give a configuration file, or the YAML document in the " \
+           "environment variable PATRONI_CONFIGURATION" in r.stderr, r.stderr
+    r = run([binary("dbagent")])  # the agent itself: the same refusal, before anything starts
+    assert r.returncode == 2 and "no configuration" in r.stderr, r.stderr
+    path = write(workdir, "ok.yml", MINIMAL)
+    r = run([binary("dbagent"), "--validate-config", path], env={"PATRONI_CONFIGURATION": "x: 1"})
+    assert r.returncode == 0
+    assert "warning: environment PATRONI_CONFIGURATION: not read: a configuration file was " \
+           "given" in r.stderr, r.stderr
+    r = run([binary("dbagent"), "--validate-config", path, path])
+    assert r.returncode == 2 and "unexpected argument" in r.stderr
+
+
+def test_agent_runs_from_patroni_configuration(procs, workdir):
+    """An agent started with no file and its document in PATRONI_CONFIGURATION
+    bootstraps, serves, and reloads it on SIGHUP."""
+    c = DbhaCluster(procs, workdir, n=1, ttl=10, loop_wait=1, retry_timeout=2)
+    n = c.nodes[0]
+    n.config_in_env = True
+    try:
+        c.start()
+        c.wait_healthy(timeout=90, replicas=0)
+        assert not os.path.exists(n.config_path)  # no file was written or read
+        os.kill(n.proc.pid, signal.SIGHUP)
+        wait_until(lambda: procs.log_contains(n.name, 'reloaded "PATRONI_CONFIGURATION"'), 20,
+                   interval=0.2, what="the reload of the environment's document")
+    finally:
+        c.stop_all()
 
 
 def test_environment_overrides(workdir):

@@ -1334,6 +1334,68 @@ static void test_bootstrap_method(void **state)
     config_free(c);
 }
 
+/* Patroni's list and mapping variables (_parse_list, _parse_dict): YAML,
+ * bracketed or not; they replace the file's value. */
+static void test_env_lists_and_maps(void **state)
+{
+    (void)state;
+    char *env[] = {
+        "PATRONI_RESTAPI_ALLOWLIST=127.0.0.1, 10.0.0.0/8",
+        "PATRONI_RESTAPI_HTTP_EXTRA_HEADERS={X-Frame-Options: SAMEORIGIN}",
+        "PATRONI_RESTAPI_HTTPS_EXTRA_HEADERS=Strict-Transport-Security: max-age=31536000",
+        "PATRONI_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS=on", NULL
+    };
+    Config *c = load_ok(TOP "restapi:\n  connect_address: 127.0.0.1:8008\n"
+                            "  allowlist: [192.0.2.1]\n"
+                            "  http_extra_headers:\n    X-From-File: 1\n" ETCD PG,
+                        env);
+    assert_int_equal(c->restapi.allowlist.n, 2);
+    assert_string_equal(c->restapi.allowlist.items[0], "127.0.0.1");
+    assert_string_equal(c->restapi.allowlist.items[1], "10.0.0.0/8");
+    assert_int_equal(c->restapi.http_extra_headers.n, 1); /* replaced, not added to */
+    assert_string_equal(c->restapi.http_extra_headers.items[0].key, "X-Frame-Options");
+    assert_string_equal(c->restapi.https_extra_headers.items[0].value, "max-age=31536000");
+    assert_true(c->restapi.allowlist_include_members);
+    config_free(c);
+
+    char *bad[] = { "PATRONI_RESTAPI_HTTP_EXTRA_HEADERS=X-Ok: 1, Bad Name: 2", NULL };
+    ConfigDiags d = { 0 };
+    c = NULL;
+    assert_int_equal(config_load_string("test.yml", BASE, bad, &c, &d), -EINVAL);
+    assert_int_equal(d.n_errors, 1);
+    assert_non_null(strstr(d.items[0].text, "environment PATRONI_RESTAPI_HTTP_EXTRA_HEADERS: in "
+                                            "\"restapi.http_extra_headers\": \"Bad Name\""));
+    config_diags_done(&d);
+}
+
+/* Patroni's PATRONI_CONFIGURATION: the document from the environment, the
+ * other variables on top, positions naming the variable. */
+static void test_config_from_environment(void **state)
+{
+    (void)state;
+    char *env[] = { "PATRONI_CONFIGURATION=" BASE, "PATRONI_NAME=from-env", NULL };
+    ConfigDiags d = { 0 };
+    Config *c = NULL;
+    assert_int_equal(config_load_env(env, &c, &d), 0);
+    assert_int_equal(d.n, 0);
+    assert_string_equal(c->name, "from-env");
+    assert_string_equal(c->postgresql.data_dir, "/d");
+    config_free(c);
+
+    char *bad[] = { "PATRONI_CONFIGURATION=" BASE "bootstrap:\n  dcs:\n    ttl: x\n", NULL };
+    c = NULL;
+    assert_int_equal(config_load_from(NULL, bad, &c, &d), -EINVAL);
+    assert_null(c);
+    assert_true(d.n_errors == 1 &&
+                strncmp(d.items[0].text, "PATRONI_CONFIGURATION:12:10: ", 29) == 0);
+    config_diags_done(&d);
+
+    char *none[] = { "PATRONI_SCOPE=x", NULL };
+    assert_int_equal(config_load_env(none, &c, &d), -ENOENT);
+    assert_int_equal(d.n_errors, 1);
+    config_diags_done(&d);
+}
+
 /* Patroni's other spellings stand in for their keys when those are absent
  * (Patroni 3.0.2: config.py __REMAP_KEYS, postgresql/__init__.py
  * create_replica_methods or create_replica_method, name from postgresql). */
@@ -1464,6 +1526,8 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_replica_methods),
         cmocka_unit_test(test_bootstrap_method),
+        cmocka_unit_test(test_config_from_environment),
+        cmocka_unit_test(test_env_lists_and_maps),
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_env_overrides),
         cmocka_unit_test(test_patroni_env_rest),

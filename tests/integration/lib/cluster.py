@@ -51,6 +51,7 @@ class Node:
         self.rest_auth = None  # (user, password): restapi.authentication
         self.postgresql_yaml = ""  # more lines of the postgresql section, indented by two
         self.bootstrap_yaml = ""  # more lines of the bootstrap section, indented by two
+        self.config_in_env = False  # True: no file, the document in PATRONI_CONFIGURATION
         self.parameters = {}  # more postgresql.parameters
         # more keys of postgresql.authentication.<user> (sslmode, sslrootcert, ...)
         self.auth_extra = {"superuser": {}, "replication": {}, "rewind": {}}
@@ -128,9 +129,13 @@ restapi:
 
     def start(self):
         hand_to_pg_user(self.dir)
-        self.write_config()
+        if not self.config_in_env:
+            self.write_config()
         env = dict(os.environ, **self.env) if self.env else None
         argv, user = [binary("dbagent"), self.config_path], PG_OS_USER
+        if self.config_in_env:
+            env = dict(env or os.environ, PATRONI_CONFIGURATION=self.config())
+            argv = [binary("dbagent")]
         if self.cgroup is not None:  # the wrapper joins the groups, then drops to the user
             argv, user = self.cgroup.wrap(argv, PG_OS_USER if as_root() else None), None
         self.proc = self.cluster.procs.spawn(self.name, argv, env=env, user=user)
