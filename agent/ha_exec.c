@@ -119,6 +119,7 @@ static int write_pwfile(Agent *a, char **ret_path)
 
 static int push_option(char ***v, size_t *k, const char *key, const char *value);
 static char *find_in_path(const char *word);
+static void resolve_command(char **v);
 
 /* Patroni's _custom_bootstrap(): the command, then --scope and --datadir
  * unless no_params, writing the data directory itself. */
@@ -138,13 +139,7 @@ static int run_custom_bootstrap(Agent *a, const ConfigBootstrapMethod *b)
         cmdsplit_free(v);
         return log_error_errno(-ENOMEM, "bootstrap.%s: %m", b->name);
     }
-    if (!strchr(v[0], '/')) {
-        char *full = find_in_path(v[0]);
-        if (full) {
-            free(v[0]);
-            v[0] = full;
-        }
-    }
+    resolve_command(v);
     log_notice("bootstrapping the cluster with bootstrap.%s: %s", b->name, b->command);
     /* until its roles are set: its files as Patroni writes them */
     a->local.ctl.bootstrap_custom = b;
@@ -435,13 +430,7 @@ static int run_method(Agent *a, const ConfigReplicaMethod *m, const DcsMember *s
         cmdsplit_free(v);
         return log_error_errno(-ENOMEM, "postgresql.%s: %m", m->name);
     }
-    if (!strchr(v[0], '/')) {
-        char *full = find_in_path(v[0]);
-        if (full) {
-            free(v[0]);
-            v[0] = full;
-        }
-    }
+    resolve_command(v);
     if (src) {
         log_info("creating the replica with method \"%s\" from \"%s\" (%s:%d)", m->name, src->name,
                  src->host, src->port);
@@ -660,6 +649,20 @@ static char *find_in_path(const char *word)
     return NULL;
 }
 
+/* A command's first word without a '/' is looked up in PATH, as a shell
+ * would (the job runs it with execv). */
+static void resolve_command(char **v)
+{
+    if (strchr(v[0], '/')) {
+        return;
+    }
+    char *full = find_in_path(v[0]);
+    if (full) {
+        free(v[0]);
+        v[0] = full;
+    }
+}
+
 /* Patroni's bootstrap.post_bootstrap (post_init): the roles first (the
  * script may use them), then the command with the new primary's connection
  * string appended (its passfile in it, and PGPASSFILE), as a job the loop
@@ -694,13 +697,7 @@ static int run_post_bootstrap(Agent *a)
         return -ENOMEM;
     }
     char **v = argv;
-    if (!strchr(v[0], '/')) {
-        char *full = find_in_path(v[0]);
-        if (full) {
-            free(v[0]);
-            v[0] = full;
-        }
-    }
+    resolve_command(v);
     r = jobs_start(&a->jobs, JOB_POST_BOOTSTRAP, v, AGENT_POST_BOOTSTRAP_TIMEOUT_SEC);
     cmdsplit_free(v);
     return r;
@@ -719,13 +716,7 @@ static int run_pre_promote(Agent *a)
                                "postgresql.pre_promote: cannot split \"%s\" into words (%m)",
                                cmd ? cmd : "");
     }
-    if (!strchr(v[0], '/')) {
-        char *full = find_in_path(v[0]);
-        if (full) {
-            free(v[0]);
-            v[0] = full;
-        }
-    }
+    resolve_command(v);
     log_notice("running pre_promote before promoting: %s", cmd);
     int r = jobs_start(&a->jobs, JOB_PRE_PROMOTE, v, AGENT_PRE_PROMOTE_TIMEOUT_SEC);
     cmdsplit_free(v);

@@ -1249,16 +1249,23 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return unlink(path) < 0 ? -1 : 0;
 }
 
-int pgctl_remove_tree(const char *dir)
+/* Removes below dir, deepest first, with fn; 0 when dir does not exist. */
+static int remove_walk(const char *dir,
+                       int (*fn)(const char *, const struct stat *, int, struct FTW *))
 {
     struct stat st;
     if (lstat(dir, &st) < 0) {
         return errno == ENOENT ? 0 : -errno;
     }
-    if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0) {
+    if (nftw(dir, fn, 16, FTW_DEPTH | FTW_PHYS) < 0) {
         return -errno;
     }
     return 0;
+}
+
+int pgctl_remove_tree(const char *dir)
+{
+    return remove_walk(dir, remove_entry);
 }
 
 static int remove_below(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -1268,14 +1275,7 @@ static int remove_below(const char *path, const struct stat *st, int flag, struc
 
 int pgctl_empty_dir(const char *dir)
 {
-    struct stat st;
-    if (lstat(dir, &st) < 0) {
-        return errno == ENOENT ? 0 : -errno;
-    }
-    if (nftw(dir, remove_below, 16, FTW_DEPTH | FTW_PHYS) < 0) {
-        return -errno;
-    }
-    return 0;
+    return remove_walk(dir, remove_below);
 }
 
 /* Patroni's format_dsn(): key=value, ' \ and space escaped with \. */

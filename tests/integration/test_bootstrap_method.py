@@ -81,6 +81,17 @@ def sql_pw(node, query):
         conn.close()
 
 
+def restore_script(workdir):
+    """restore.py in workdir, and the file it records its words in."""
+    script = os.path.join(workdir, "restore.py")
+    with open(script, "w") as f:
+        f.write(RESTORE)
+    os.chmod(script, 0o755)
+    out = os.path.join(workdir, "out")
+    hand_to_pg_user(out)
+    return script, os.path.join(out, "runs.jsonl")
+
+
 def run_as_pg(argv, **kw):
     run_as = ["runuser", "-u", PG_OS_USER, "--"] if as_root() else []
     return subprocess.run(run_as + argv, capture_output=True, text=True, timeout=120, **kw)
@@ -105,13 +116,7 @@ def test_point_in_time_bootstrap(source, procs, workdir):
     wait_until(lambda: os.path.exists(os.path.join(source.archive, seg)), 30, interval=0.2,
                what=f"{seg} archived")
 
-    script = os.path.join(workdir, "restore.py")
-    with open(script, "w") as f:
-        f.write(RESTORE)
-    os.chmod(script, 0o755)
-    out = os.path.join(workdir, "out")
-    hand_to_pg_user(out)
-    runs = os.path.join(out, "runs.jsonl")
+    script, runs = restore_script(workdir)
     c = DbhaCluster(procs, workdir, n=2, scope="dst", ttl=10, loop_wait=1, retry_timeout=2)
     for n in c.nodes:
         n.auth_extra["superuser"] = {"password": NEW_SUPERUSER_PW}
@@ -162,13 +167,7 @@ def test_point_in_time_bootstrap(source, procs, workdir):
 
 
 def test_a_failing_bootstrap_command_aborts(procs, workdir):
-    script = os.path.join(workdir, "restore.py")
-    with open(script, "w") as f:
-        f.write(RESTORE)
-    os.chmod(script, 0o755)
-    out = os.path.join(workdir, "out")
-    hand_to_pg_user(out)
-    runs = os.path.join(out, "runs.jsonl")
+    script, runs = restore_script(workdir)
     c = DbhaCluster(procs, workdir, n=1, scope="failing", ttl=10, loop_wait=1, retry_timeout=2)
     n = c.nodes[0]
     n.bootstrap_yaml = (f"  method: broken\n  broken:\n    command: {PY} {script} {runs} fail\n"
