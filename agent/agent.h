@@ -266,9 +266,7 @@ static inline PublishView agent_publish_view(const Agent *a)
         .failover_blocked = a->mem.failover_blocked,
         .watchdog_failed = a->watchdog_blocked,
         .pre_promote_backoff =
-            a->mem.pre_promote_failed_usec != 0 &&
-            clock_monotonic_usec() <
-                a->mem.pre_promote_failed_usec + (uint64_t)agent_dcs(a)->ttl * 1000000ULL,
+            ha_memory_pre_promote_backoff(&a->mem, clock_monotonic_usec(), agent_dcs(a)->ttl),
         .lease = &a->lease,
         .following = cascade_following(&a->cascade),
         .next_tick_usec = ticker_next_usec(&a->ticker),

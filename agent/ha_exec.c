@@ -121,17 +121,32 @@ static int push_option(char ***v, size_t *k, const char *key, const char *value)
 static char *find_in_path(const char *word);
 static void resolve_command(char **v);
 
+/* A configured command (SECTION NAME, e.g. "postgresql." "wal_e") split
+ * as shlex splits it, its first word looked up in PATH: the number of
+ * words in *ret_v, or a negative errno (logged; *ret_v freed). */
+static int split_command(const char *section, const char *name, const char *cmd, char ***ret_v)
+{
+    char **v = NULL;
+    int n = cmd ? cmdsplit(cmd, &v) : -EINVAL;
+    if (n <= 0) {
+        cmdsplit_free(v);
+        *ret_v = NULL;
+        return log_error_errno(n < 0 ? n : -EINVAL, "%s%s: cannot split \"%s\" into words (%m)",
+                               section, name, cmd ? cmd : "");
+    }
+    resolve_command(v);
+    *ret_v = v;
+    return n;
+}
+
 /* Patroni's _custom_bootstrap(): the command, then --scope and --datadir
  * unless no_params, writing the data directory itself. */
 static int run_custom_bootstrap(Agent *a, const ConfigBootstrapMethod *b)
 {
     char **v = NULL;
-    int n = cmdsplit(b->command, &v);
-    if (n <= 0) {
-        cmdsplit_free(v);
-        return log_error_errno(n < 0 ? n : -EINVAL,
-                               "bootstrap.%s: cannot split \"%s\" into words (%m)", b->name,
-                               b->command);
+    int n = split_command("bootstrap.", b->name, b->command, &v);
+    if (n < 0) {
+        return n;
     }
     size_t k = (size_t)n;
     if (!b->no_params && (push_option(&v, &k, "scope", a->config->scope) < 0 ||
@@ -139,7 +154,6 @@ static int run_custom_bootstrap(Agent *a, const ConfigBootstrapMethod *b)
         cmdsplit_free(v);
         return log_error_errno(-ENOMEM, "bootstrap.%s: %m", b->name);
     }
-    resolve_command(v);
     log_notice("bootstrapping the cluster with bootstrap.%s: %s", b->name, b->command);
     /* until its roles are set: its files as Patroni writes them */
     a->local.ctl.bootstrap_custom = b;
@@ -417,20 +431,19 @@ static int run_method(Agent *a, const ConfigReplicaMethod *m, const DcsMember *s
     }
     _cleanup_free_ char *conn =
         src ? pgctl_clone_connstring(&a->local.ctl, src->host, src->port) : strdup("");
+    if (!conn) {
+        return log_error_errno(-ENOMEM, "postgresql.%s: %m", m->name);
+    }
     char **v = NULL;
-    int n = conn ? cmdsplit(m->command, &v) : -ENOMEM;
-    if (n <= 0) {
-        cmdsplit_free(v);
-        return log_error_errno(n < 0 ? n : -EINVAL,
-                               "postgresql.%s: cannot split \"%s\" into words (%m)", m->name,
-                               m->command);
+    int n = split_command("postgresql.", m->name, m->command, &v);
+    if (n < 0) {
+        return n;
     }
     size_t k = (size_t)n;
     if (method_params(a, m, conn, &v, &k) < 0) {
         cmdsplit_free(v);
         return log_error_errno(-ENOMEM, "postgresql.%s: %m", m->name);
     }
-    resolve_command(v);
     if (src) {
         log_info("creating the replica with method \"%s\" from \"%s\" (%s:%d)", m->name, src->name,
                  src->host, src->port);
@@ -682,13 +695,14 @@ static int run_post_bootstrap(Agent *a)
         return log_error_errno(r, "writing the passfile \"%s\": %m", a->local.ctl.pgpass);
     }
     _cleanup_free_ char *dsn = pgctl_local_conninfo(&a->local.ctl);
+    if (!dsn) {
+        return -ENOMEM;
+    }
     char **argv = NULL;
-    int n = dsn ? cmdsplit(a->config->bootstrap.post_bootstrap, &argv) : -ENOMEM;
-    if (n <= 0) {
-        cmdsplit_free(argv);
-        return log_error_errno(n < 0 ? n : -EINVAL,
-                               "bootstrap.post_bootstrap: cannot split \"%s\" into words (%m)",
-                               a->config->bootstrap.post_bootstrap);
+    int n =
+        split_command("bootstrap.post_bootstrap", "", a->config->bootstrap.post_bootstrap, &argv);
+    if (n < 0) {
+        return n;
     }
     size_t k = (size_t)n;
     char *last = strdup(dsn);
@@ -696,10 +710,8 @@ static int run_post_bootstrap(Agent *a)
         cmdsplit_free(argv);
         return -ENOMEM;
     }
-    char **v = argv;
-    resolve_command(v);
-    r = jobs_start(&a->jobs, JOB_POST_BOOTSTRAP, v, AGENT_POST_BOOTSTRAP_TIMEOUT_SEC);
-    cmdsplit_free(v);
+    r = jobs_start(&a->jobs, JOB_POST_BOOTSTRAP, argv, AGENT_POST_BOOTSTRAP_TIMEOUT_SEC);
+    cmdsplit_free(argv);
     return r;
 }
 
@@ -709,14 +721,10 @@ static int run_pre_promote(Agent *a)
 {
     const char *cmd = a->config->postgresql.pre_promote;
     char **v = NULL;
-    int n = cmd ? cmdsplit(cmd, &v) : -EINVAL;
-    if (n <= 0) {
-        cmdsplit_free(v);
-        return log_error_errno(n < 0 ? n : -EINVAL,
-                               "postgresql.pre_promote: cannot split \"%s\" into words (%m)",
-                               cmd ? cmd : "");
+    int n = split_command("postgresql.pre_promote", "", cmd, &v);
+    if (n < 0) {
+        return n;
     }
-    resolve_command(v);
     log_notice("running pre_promote before promoting: %s", cmd);
     int r = jobs_start(&a->jobs, JOB_PRE_PROMOTE, v, AGENT_PRE_PROMOTE_TIMEOUT_SEC);
     cmdsplit_free(v);

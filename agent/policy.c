@@ -160,6 +160,12 @@ static bool lag_verdict(const HaObservation *o, HaStep *st)
     return blocked;
 }
 
+bool ha_memory_pre_promote_backoff(const HaMemory *m, uint64_t now_usec, int64_t ttl)
+{
+    return m->pre_promote_failed_usec != 0 &&
+           now_usec < m->pre_promote_failed_usec + (uint64_t)ttl * 1000000ULL;
+}
+
 void ha_policy_input(const HaObservation *o, const HaMemory *mem, HaStep *st)
 {
     *st = (HaStep){ .memory = *mem };
@@ -187,9 +193,7 @@ void ha_policy_input(const HaObservation *o, const HaMemory *mem, HaStep *st)
             o->node_use_pg_rewind != 0 ? o->node_use_pg_rewind > 0 : o->dcs->use_pg_rewind,
         .post_bootstrap = o->post_bootstrap,
         .pre_promote = o->pre_promote,
-        .pre_promote_backoff =
-            m->pre_promote_failed_usec != 0 &&
-            o->now_usec < m->pre_promote_failed_usec + (uint64_t)o->dcs->ttl * 1000000ULL,
+        .pre_promote_backoff = ha_memory_pre_promote_backoff(m, o->now_usec, o->dcs->ttl),
         .dcs_ok = o->dcs_ok,
         .has_initialize = c && c->initialize != NULL,
         .has_leader = l != NULL,

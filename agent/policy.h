@@ -134,6 +134,10 @@ void ha_policy_elect(const HaObservation *o, ElectionPeer *peers, size_t n, HaSt
  * or -EINVAL (a bug). */
 int ha_policy_decide(const HaObservation *o, HaStep *st);
 
+/* A failed pre_promote released the key less than ttl seconds before
+ * now_usec: out of the leader race (Patroni's backoff). */
+bool ha_memory_pre_promote_backoff(const HaMemory *m, uint64_t now_usec, int64_t ttl);
+
 /* The decision's next state is entered (after its actions succeeded). */
 void ha_memory_enter(HaMemory *m, HaState next, uint64_t now_usec);
 
