@@ -784,15 +784,39 @@ static int node_use_pg_rewind(const Config *c)
     return v ? 1 : -1;
 }
 
-static bool clone_no_leader(const Config *c)
+int agent_standby(const Agent *a, StandbyCluster *ret)
 {
-    for (size_t i = 0; i < c->postgresql.n_replica_methods; i++) {
-        const ConfigReplicaMethod *m = &c->postgresql.replica_methods[i];
-        if (m->no_leader) {
-            return true;
+    return standby_cluster_read(agent_dcs(a)->standby_cluster, ret);
+}
+
+const DcsMember *agent_upstream(Agent *a)
+{
+    StandbyCluster sc;
+    const DcsLeader *l = a->cluster ? a->cluster->leader : NULL;
+    if (agent_standby(a, &sc) > 0 && (!l || strcmp(l->name, a->config->name) == 0)) {
+        (void)snprintf(a->remote_host, sizeof(a->remote_host), "%s", sc.host ? sc.host : "");
+        if (sc.host) {
+            (void)snprintf(a->remote_name, sizeof(a->remote_name), "the remote primary (%s:%d)",
+                           sc.host, sc.port);
+        } else {
+            (void)snprintf(a->remote_name, sizeof(a->remote_name),
+                           "the archive (standby_cluster.restore_command)");
         }
+        a->remote = (DcsMember){ .name = a->remote_name,
+                                 .host = sc.host ? a->remote_host : NULL,
+                                 .port = sc.host ? sc.port : 0 };
+        return &a->remote;
     }
-    return false;
+    return cascade_upstream(&a->cascade, a->cluster, a->config);
+}
+
+/* A replica can be made with no member to copy from (Patroni's
+ * "bootstrap (without leader)"): a method of create_replica_methods has
+ * no_leader. */
+static bool clone_no_leader(const Agent *a)
+{
+    const ConfigReplicaMethod *m[AGENT_CLONE_METHODS_MAX];
+    return agent_clone_methods(a, false, m) > 0;
 }
 
 /* The tick's observation, from what observe_cluster and observe_postgres
@@ -826,7 +850,8 @@ static void observe_step(Agent *a, uint64_t now, HaObservation *o)
         .view = a->cluster,
         .lease_expiring = lease_expiring(&a->lease, now),
         .clone_in_place = a->clone_in_place,
-        .clone_no_leader = clone_no_leader(a->config),
+        .clone_no_leader = clone_no_leader(a),
+        .standby_cluster = agent_standby(a, &(StandbyCluster){ 0 }) != 0,
     };
 }
 
@@ -1096,7 +1121,7 @@ static void apply_cluster_parameters(Agent *a)
     /* A replica keeps its upstream: rewrite only while it follows the
      * member it should (else FOLLOW re-points it, writing the file). */
     const DcsMember *up = replica ? agent_upstream(a) : NULL;
-    if (replica && !(up && up->host && cascade_follows(&a->cascade, up))) {
+    if (replica && !(up && (up->host || up == &a->remote) && cascade_follows(&a->cascade, up))) {
         return;
     }
     /* after a reload of the agent's own file, which ran on_reload itself */

@@ -31,6 +31,7 @@
 #include "publish.h"
 #include "rest.h"
 #include "settings.h"
+#include "standby.h"
 #include "sync_exec.h"
 #include "ticker.h"
 #include "watch.h"
@@ -114,8 +115,13 @@ typedef struct Agent {
     HaMemory mem;    /* what the HA step remembers (agent/policy.h) */
     size_t last_row; /* to log a decision only when it changes */
     bool have_last_row;
-    Jobs jobs;                       /* the running job (agent/jobs.h) */
-    Cascade cascade;                 /* whom we stream from (agent/cascade.h) */
+    Jobs jobs;       /* the running job (agent/jobs.h) */
+    Cascade cascade; /* whom we stream from (agent/cascade.h) */
+    /* the remote primary of a standby cluster, as an upstream: name (which
+     * changes with host and port, so FOLLOW re-points), host and port */
+    DcsMember remote;
+    char remote_name[320];
+    char remote_host[256];
     int64_t params_revision;         /* the config key revision postgresql.conf was written from */
     int64_t params_refused_revision; /* the last config key revision logged as refused */
     int restart_result;              /* of the last restart job: 1 ok, -1 failed, 0 none since */
@@ -206,11 +212,24 @@ static inline bool agent_streaming(const Agent *a)
 {
     return local_streaming(&a->local);
 }
-/* Whom this replica should stream from now (agent/cascade.h). */
-static inline const DcsMember *agent_upstream(Agent *a)
-{
-    return cascade_upstream(&a->cascade, a->cluster, a->config);
-}
+/* The standby_cluster section in force (lib/standby.h): 1 and *ret in a
+ * standby cluster, 0 when this is none, -EINVAL when its section cannot be
+ * read (a standby cluster all the same: nobody takes writes). */
+int agent_standby(const Agent *a, StandbyCluster *ret);
+/* Whom this member should stream from now: in a standby cluster, the
+ * remote primary (a->remote) while we hold the leader key or nobody does
+ * (Patroni's _get_node_to_follow()); else the member agent/cascade.h
+ * chooses. */
+const DcsMember *agent_upstream(Agent *a);
+
+#define AGENT_CLONE_METHODS_MAX 32
+/* Patroni's create_replica(): the methods to try in order (basebackup, the
+ * default, stands as NULL): create_replica_methods, or in a standby cluster
+ * standby_cluster.create_replica_methods; without a member to copy from
+ * (have_source false) only the custom methods with no_leader. Returns how
+ * many (agent/ha_exec.c). */
+size_t agent_clone_methods(const Agent *a, bool have_source,
+                           const ConfigReplicaMethod *out[AGENT_CLONE_METHODS_MAX]);
 /* One look at a replicatefrom upstream (agent/cascade.h). */
 static inline uint64_t agent_observe_upstream(Agent *a, uint64_t now_usec)
 {

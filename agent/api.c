@@ -253,6 +253,17 @@ static void do_failover(ApiQueue *q, ApiEnv *env, ApiRequest *r)
         answer(r, 503, "%s", why);
         return;
     }
+    if (dcs_cluster_is_standby(c)) {
+        /* Patroni would stop the standby leader and let the candidate
+         * follow the remote primary; dbha refuses what has no primary to
+         * hand over (a standby leader fails over by itself when it dies) */
+        answer(r, 412,
+               "%s is not possible in a standby cluster: it has no primary; the standby leader "
+               "is replaced when it fails, and the cluster is promoted by removing "
+               "standby_cluster from the configuration",
+               action);
+        return;
+    }
     bool paused = dcs_cluster_is_paused(c);
     if (scheduled) {
         double at;

@@ -36,7 +36,8 @@ typedef enum CallbacksAction {
 } CallbacksAction;
 
 /* The role argument, with Patroni 3.0.2's words ("master", not "primary").
- * dbha has no standby cluster: standby_leader is never passed today. */
+ * standby_leader is not passed yet: a standby leader's callbacks say
+ * replica (docs/configuration.md#callbacks). */
 typedef enum CallbacksRole {
     CALLBACKS_ROLE_UNINITIALIZED,
     CALLBACKS_ROLE_MASTER,

@@ -53,6 +53,7 @@ static const char *const action_table[_HA_ACTION_MAX] = {
     [HA_ACTION_SYNC_REPLICATION] = "sync-replication",
     [HA_ACTION_RUN_POST_BOOTSTRAP] = "run-post-bootstrap",
     [HA_ACTION_RUN_PRE_PROMOTE] = "run-pre-promote",
+    [HA_ACTION_INITIALIZE_STANDBY] = "initialize-standby",
     [HA_ACTION_PUBLISH_STATUS] = "publish-status",
     [HA_ACTION_REFUSE] = "refuse",
     [HA_ACTION_RECLAIM_INITIALIZE] = "reclaim-initialize",
@@ -165,7 +166,17 @@ static bool guard_dcs_down(const HaInput *in)
 /* Nobody initialized the cluster and we may lead it. */
 static bool guard_empty_uninitialized_may_lead(const HaInput *in)
 {
-    return in->data == HA_DATA_EMPTY && !in->has_initialize && !in->nofailover;
+    return in->data == HA_DATA_EMPTY && !in->has_initialize && !in->nofailover &&
+           !in->standby_cluster;
+}
+
+/* A new standby cluster: its first member clones the remote primary
+ * (Patroni's bootstrap_standby_leader), after the same race for
+ * `initialize`, and with the same backoff after a failed attempt. */
+static bool guard_empty_uninitialized_standby(const HaInput *in)
+{
+    return in->data == HA_DATA_EMPTY && !in->has_initialize && !in->nofailover &&
+           in->standby_cluster && in->now_usec >= in->clone_retry_usec;
 }
 
 /* A leader to clone from, and no backoff pending. */
@@ -219,12 +230,21 @@ static bool guard_running_primary(const HaInput *in)
 
 static bool guard_running_primary_mine(const HaInput *in)
 {
-    return running_primary(in) && in->leader_is_me;
+    return running_primary(in) && in->leader_is_me && !in->standby_cluster;
 }
 
 static bool guard_running_primary_unled(const HaInput *in)
 {
-    return running_primary(in) && may_take_leader(in);
+    return running_primary(in) && may_take_leader(in) && !in->standby_cluster;
+}
+
+/* A writable primary where the settings describe a standby cluster (the
+ * section was added to a running cluster): it stops, to start again as a
+ * standby (Patroni demotes it: "cannot be a real primary in standby
+ * cluster"). */
+static bool guard_running_primary_standby(const HaInput *in)
+{
+    return running_primary(in) && in->standby_cluster && in->dcs_ok;
 }
 
 static bool guard_running_primary_other_leader(const HaInput *in)
@@ -247,11 +267,19 @@ static bool stopped_ours(const HaInput *in)
     return in->data == HA_DATA_OURS && !in->pg_running;
 }
 
+/* Stopped data in a standby cluster starts as a standby, whatever it was:
+ * of the remote primary when the key is ours or free, else of the standby
+ * leader (Patroni's recover()). */
+static bool guard_stopped_standby(const HaInput *in)
+{
+    return stopped_ours(in) && in->standby_cluster && in->dcs_ok;
+}
+
 /* We hold the key by name (e.g. restarted before the lease ran out) and the
  * data was a primary. */
 static bool guard_stopped_primary_mine(const HaInput *in)
 {
-    return stopped_ours(in) && in->leader_is_me && !in->standby_signal;
+    return stopped_ours(in) && in->leader_is_me && !in->standby_signal && !in->standby_cluster;
 }
 
 /* A former primary after a clean whole-cluster stop: start it as the primary
@@ -259,7 +287,8 @@ static bool guard_stopped_primary_mine(const HaInput *in)
 static bool guard_stopped_primary_unled(const HaInput *in)
 {
     /* not right after our own crash: a replica gets its chance first */
-    return stopped_ours(in) && !in->standby_signal && may_take_leader(in) && !in->restart_expired;
+    return stopped_ours(in) && !in->standby_signal && may_take_leader(in) && !in->restart_expired &&
+           !in->standby_cluster;
 }
 
 static bool guard_stopped(const HaInput *in)
@@ -353,12 +382,12 @@ static bool guard_start_over_pg_gone(const HaInput *in)
 /* Down, and a fresh view says the key is still ours: restart in place. */
 static bool guard_pg_gone_mine(const HaInput *in)
 {
-    return !in->pg_running && in->dcs_ok && in->leader_is_me;
+    return !in->pg_running && in->dcs_ok && in->leader_is_me && !in->standby_cluster;
 }
 
 static bool guard_up_no_leader_may_take(const HaInput *in)
 {
-    return guard_up(in) && !in->has_leader && !in->nofailover;
+    return guard_up(in) && !in->has_leader && !in->nofailover && !in->standby_cluster;
 }
 
 static bool guard_up_no_leader(const HaInput *in)
@@ -373,7 +402,7 @@ static bool guard_other_leader(const HaInput *in)
 
 static bool guard_no_leader_may_take(const HaInput *in)
 {
-    return !in->has_leader && !in->nofailover && in->pg_reachable;
+    return !in->has_leader && !in->nofailover && in->pg_reachable && !in->standby_cluster;
 }
 
 static bool guard_no_leader(const HaInput *in)
@@ -393,10 +422,46 @@ static bool guard_lease_expiring(const HaInput *in)
 }
 
 /* The leader key is free and the election says we are the best candidate. */
-static bool guard_elected(const HaInput *in)
+static bool elected(const HaInput *in)
 {
     return in->data == HA_DATA_OURS && in->pg_running && in->pg_reachable && in->pg_in_recovery &&
            may_take_leader(in) && in->healthiest && !in->pre_promote_backoff;
+}
+
+static bool guard_elected(const HaInput *in)
+{
+    return elected(in) && !in->standby_cluster;
+}
+
+/* A standby cluster without a leader: its best replica becomes the standby
+ * leader by following the remote primary, with no promotion (Patroni:
+ * "promoted self to a standby leader by acquiring session lock"). */
+static bool guard_standby_elected(const HaInput *in)
+{
+    return elected(in) && in->standby_cluster;
+}
+
+/* The standby leader: a replica holding the key of a standby cluster. */
+static bool standby_leader(const HaInput *in)
+{
+    return in->standby_cluster && in->data == HA_DATA_OURS && in->pg_running && in->pg_reachable &&
+           in->pg_in_recovery && in->dcs_ok && in->leader_is_me;
+}
+
+static bool guard_standby_leader_refollow(const HaInput *in)
+{
+    return standby_leader(in) && !in->follows_upstream;
+}
+
+static bool guard_standby_leader(const HaInput *in)
+{
+    return standby_leader(in);
+}
+
+/* Paused, the standby leader keeps its key as a paused primary does. */
+static bool guard_paused_standby_leader(const HaInput *in)
+{
+    return in->paused && standby_leader(in);
 }
 
 static bool guard_elected_pre_promote(const HaInput *in)
@@ -416,7 +481,7 @@ static bool guard_switchover_to_me(const HaInput *in)
 {
     return in->data == HA_DATA_OURS && in->pg_running && in->pg_reachable && in->pg_in_recovery &&
            in->dcs_ok && in->has_initialize && !in->has_leader && in->failover_candidate_me &&
-           !in->nofailover && !in->pre_promote_backoff;
+           !in->nofailover && !in->pre_promote_backoff && !in->standby_cluster;
 }
 
 static bool guard_switchover_to_me_pre_promote(const HaInput *in)
@@ -438,7 +503,7 @@ static bool guard_replica_holds_leader(const HaInput *in)
 
 static bool guard_replica_holds_leader_may_lead(const HaInput *in)
 {
-    return guard_replica_holds_leader(in) && !in->nofailover;
+    return guard_replica_holds_leader(in) && !in->nofailover && !in->standby_cluster;
 }
 
 static bool guard_replica_holds_leader_pre_promote(const HaInput *in)
@@ -567,13 +632,14 @@ static bool guard_restart_primary(const HaInput *in)
 {
     return in->request == HA_REQUEST_RESTART && !in->paused && in->data == HA_DATA_OURS &&
            in->dcs_ok && in->leader_is_me && !in->lease_expiring && in->pg_running &&
-           in->pg_reachable && !in->pg_in_recovery;
+           in->pg_reachable && !in->pg_in_recovery && !in->standby_cluster;
 }
 
 static bool guard_restart_replica(const HaInput *in)
 {
     return in->request == HA_REQUEST_RESTART && !in->paused && in->data == HA_DATA_OURS &&
-           !in->leader_is_me && in->pg_running && in->pg_reachable && in->pg_in_recovery;
+           (!in->leader_is_me || in->standby_cluster) && in->pg_running && in->pg_reachable &&
+           in->pg_in_recovery;
 }
 
 /* Reinitialize: only a replica of a cluster that has another leader to
@@ -651,6 +717,9 @@ static const HaRow table[] = {
     { HA_STATE_PRIMARY, G(guard_paused_leader), STAY,
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_PUBLISH_STATUS),
       "paused: keeping the leader key, no other action" },
+    { HA_STATE_REPLICA, G(guard_paused_standby_leader), STAY,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_PUBLISH_STATUS),
+      "paused: keeping the leader key of the standby cluster, no other action" },
     { ANY, G(guard_paused), STAY, NONE, "paused: no automatic action" },
 
     { HA_STATE_REFUSED, G(guard_always), STAY, NONE,
@@ -676,6 +745,9 @@ static const HaRow table[] = {
     { HA_STATE_INIT, G(guard_data_foreign), HA_STATE_REFUSED, A(HA_ACTION_REFUSE),
       "the data directory is not this cluster's" },
     { HA_STATE_INIT, G(guard_dcs_down), STAY, NONE, "waiting for etcd" },
+    { HA_STATE_INIT, G(guard_empty_uninitialized_standby), HA_STATE_CLONING,
+      A(HA_ACTION_RACE_INITIALIZE, HA_ACTION_CLONE),
+      "a new standby cluster: racing for initialize, then cloning the remote primary" },
     { HA_STATE_INIT, G(guard_empty_uninitialized_may_lead), HA_STATE_BOOTSTRAP_INITDB,
       A(HA_ACTION_RACE_INITIALIZE, HA_ACTION_RUN_INITDB),
       "the cluster is not initialized: bootstrapping it" },
@@ -686,6 +758,8 @@ static const HaRow table[] = {
     { HA_STATE_INIT, G(guard_empty), STAY, NONE, "waiting for a leader to clone from" },
     { HA_STATE_INIT, G(guard_ours_uninitialized), STAY, A(HA_ACTION_RECLAIM_INITIALIZE),
       "\"initialize\" is missing: claiming it with our system identifier" },
+    { HA_STATE_INIT, G(guard_running_primary_standby), STAY, A(HA_ACTION_STOP_POSTGRES),
+      "a standby cluster takes no writes: stopping the primary to start it as a standby" },
     { HA_STATE_INIT, G(guard_running_primary_mine), HA_STATE_PRIMARY,
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_SYNC_REPLICATION,
         HA_ACTION_PUBLISH_STATUS),
@@ -700,6 +774,9 @@ static const HaRow table[] = {
       "reattached to the running replica" },
     { HA_STATE_INIT, G(guard_running_unreachable), STAY, NONE,
       "postgresql runs but does not answer yet" },
+    { HA_STATE_INIT, G(guard_stopped_standby), HA_STATE_STARTING_REPLICA,
+      A(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "standby cluster: starting as a standby (of the remote primary when we lead)" },
     { HA_STATE_INIT, G(guard_stopped_primary_crashed_mine), STAY, A(HA_ACTION_RELEASE_LEADER),
       "the primary did not come back within primary_start_timeout: releasing the leader key" },
     { HA_STATE_INIT, G(guard_stopped_primary_must_rewind), HA_STATE_REWINDING, A(HA_ACTION_REWIND),
@@ -838,6 +915,9 @@ static const HaRow table[] = {
     { HA_STATE_PRIMARY, G(guard_pg_gone), HA_STATE_INIT, NONE,
       "the primary is not running and our leadership is unconfirmed" },
     { HA_STATE_PRIMARY, G(guard_dcs_down), STAY, NONE, "etcd unreachable" },
+    { HA_STATE_PRIMARY, G(guard_running_primary_standby), HA_STATE_INIT, A(HA_ACTION_STOP_POSTGRES),
+      "the cluster is now a standby cluster, which takes no writes: stopping the primary to "
+      "start it as the standby leader" },
     { HA_STATE_PRIMARY, G(guard_switchover_away), HA_STATE_INIT, A(HA_ACTION_SWITCHOVER_DEMOTE),
       "switchover: stopping and handing the leader key to the candidate" },
     { HA_STATE_PRIMARY, G(guard_no_leader_may_take), STAY,
@@ -875,6 +955,12 @@ static const HaRow table[] = {
     { HA_STATE_REPLICA, G(guard_pg_gone), HA_STATE_INIT, NONE, "the replica is not running" },
     { HA_STATE_REPLICA, G(guard_running_primary), HA_STATE_INIT, NONE,
       "postgresql runs as a primary (a promotion whose last steps failed): deciding again" },
+    { HA_STATE_REPLICA, G(guard_standby_leader_refollow), STAY,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_FOLLOW), "standby leader: following the remote primary" },
+    { HA_STATE_REPLICA, G(guard_standby_leader), STAY,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_INITIALIZE_STANDBY, HA_ACTION_SYNC_SLOTS,
+        HA_ACTION_PUBLISH_STATUS),
+      "standby leader" },
     { HA_STATE_REPLICA, G(guard_replica_holds_leader_pre_promote), HA_STATE_PRE_PROMOTE,
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_RUN_PRE_PROMOTE),
       "we hold the leader key and postgresql is a replica: running pre_promote before promoting" },
@@ -892,6 +978,11 @@ static const HaRow table[] = {
       A(HA_ACTION_TAKE_LEADER, HA_ACTION_PROMOTE, HA_ACTION_CLEAR_FAILOVER, HA_ACTION_SYNC_SLOTS,
         HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
       "switchover: we are the candidate: promoting" },
+    { HA_STATE_REPLICA, G(guard_standby_elected), STAY,
+      A(HA_ACTION_TAKE_LEADER, HA_ACTION_INITIALIZE_STANDBY, HA_ACTION_FOLLOW, HA_ACTION_SYNC_SLOTS,
+        HA_ACTION_PUBLISH_STATUS),
+      "no leader in the standby cluster and we are the best candidate: took the leader key, "
+      "following the remote primary" },
     { HA_STATE_REPLICA, G(guard_elected_pre_promote), HA_STATE_PRE_PROMOTE,
       A(HA_ACTION_TAKE_LEADER, HA_ACTION_RUN_PRE_PROMOTE),
       "no leader and we are the best candidate: took the leader key, running pre_promote" },

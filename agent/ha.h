@@ -66,6 +66,8 @@ typedef enum HaAction {
                                      synchronous_standby_names (agent/syncrep.c) */
     HA_ACTION_RUN_POST_BOOTSTRAP, /* roles (bootstrap.users), then the post_bootstrap job */
     HA_ACTION_RUN_PRE_PROMOTE,    /* start the postgresql.pre_promote job */
+    HA_ACTION_INITIALIZE_STANDBY, /* a new standby cluster's leader: `initialize` (our empty
+                                     placeholder) = our system identifier, the `config` key */
     _HA_ACTION_MAX,
     _HA_ACTION_INVALID = -EINVAL,
 } HaAction;
@@ -155,6 +157,8 @@ typedef struct HaInput {
 
     /* config */
     bool nofailover;
+    bool standby_cluster; /* the settings in force have an active standby_cluster section: the
+                             leader follows the remote primary and nobody takes writes */
 } HaInput;
 
 typedef struct HaDecision {

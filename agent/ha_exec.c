@@ -271,15 +271,34 @@ int agent_write_conf(Agent *a, bool replica)
 {
     /* the leader, or the member our replicatefrom tag names; our slot
      * there: the leader keeps one for every member, a replica for those
-     * whose tag names it */
+     * whose tag names it. In a standby cluster the standby leader follows
+     * the remote primary, through standby_cluster.primary_slot_name, and
+     * every member takes the section's restore settings. */
     const DcsMember *up = replica ? agent_upstream(a) : NULL;
-    char slot[PGPROBE_NAME_MAX];
+    bool remote = up && up == &a->remote;
+    StandbyCluster sc;
+    bool standby = agent_standby(a, &sc) > 0;
+    char slot[PGPROBE_NAME_MAX], remote_slot[PGPROBE_NAME_MAX];
     slot_name(a->config->name, slot, sizeof(slot));
+    if (sc.primary_slot_name) {
+        slot_name(sc.primary_slot_name, remote_slot, sizeof(remote_slot));
+    }
     PgUpstream u = { 0 };
     if (up && up->host && strcmp(up->name, a->config->name) != 0) {
-        u = (PgUpstream){ .host = up->host,
-                          .port = up->port,
-                          .slot_name = agent_dcs(a)->use_slots ? slot : NULL };
+        u = (PgUpstream){ .host = up->host, .port = up->port };
+        if (remote) {
+            /* Patroni: a slot there only when use_slots and one is named */
+            u.slot_name = agent_dcs(a)->use_slots && sc.primary_slot_name ? remote_slot : NULL;
+            u.read_write = u.slot_name != NULL;
+        } else {
+            u.slot_name = agent_dcs(a)->use_slots ? slot : NULL;
+        }
+    }
+    if (replica && standby) {
+        u.restore_command = sc.restore_command;
+        u.archive_cleanup_command = sc.archive_cleanup_command;
+        u.recovery_min_apply_delay =
+            remote && sc.recovery_min_apply_delay[0] ? sc.recovery_min_apply_delay : NULL;
     }
     const DcsConfig *cc = a->cluster ? a->cluster->config : NULL;
     /* a key with a bad parameter name: the local file's bootstrap.dcs ones */
@@ -295,7 +314,8 @@ int agent_write_conf(Agent *a, bool replica)
         return log_error_errno(r, "writing the configuration in \"%s\": %m", a->local.ctl.data_dir);
     }
     a->params_revision = cc ? cc->mod_revision : 0;
-    return cascade_set_following(&a->cascade, u.host ? up->name : NULL);
+    /* the archive of an archive-only standby cluster is followed too */
+    return cascade_set_following(&a->cascade, u.host || remote ? up->name : NULL);
 }
 
 typedef int (*ArgvAgainst)(const PgCtl *p, const char *host, int port, PgArgv *ret);
@@ -319,9 +339,16 @@ static int run_against(Agent *a, const DcsMember *m, JobKind kind, ArgvAgainst b
 }
 
 /* A running member tagged clonefrom, else the leader; NULL when there is
- * no member with an address to copy from. */
-static const DcsMember *clone_source(const Agent *a)
+ * no member with an address to copy from. In a standby cluster with no
+ * other leader: the remote primary (NULL when the section names no host). */
+static const DcsMember *clone_source(Agent *a)
 {
+    StandbyCluster sc;
+    const DcsLeader *l = a->cluster ? a->cluster->leader : NULL;
+    if (agent_standby(a, &sc) > 0 && (!l || strcmp(l->name, a->config->name) == 0)) {
+        const DcsMember *r = agent_upstream(a);
+        return r && r->host ? r : NULL;
+    }
     for (size_t i = 0; a->cluster && i < a->cluster->n_members; i++) {
         const DcsMember *m = &a->cluster->members[i];
         json_t *t = m->tags ? json_object_get(m->tags, "clonefrom") : NULL;
@@ -330,36 +357,45 @@ static const DcsMember *clone_source(const Agent *a)
             return m;
         }
     }
-    const DcsMember *l = leader_member(a);
-    return l && l->host ? l : NULL;
+    const DcsMember *lm = leader_member(a);
+    return lm && lm->host ? lm : NULL;
 }
 
-#define CLONE_METHODS_MAX 32
+/* The name-th method of create_replica_methods, or in a standby cluster of
+ * standby_cluster.create_replica_methods (Patroni's RemoteMember: that list,
+ * else basebackup); NULL past the end. */
+static const char *method_name(const Agent *a, size_t i)
+{
+    StandbyCluster sc;
+    if (agent_standby(a, &sc) > 0) {
+        if (!sc.create_replica_methods || json_array_size(sc.create_replica_methods) == 0) {
+            return i == 0 ? "basebackup" : NULL;
+        }
+        const json_t *v = json_array_get(sc.create_replica_methods, i);
+        return v ? json_is_string(v) ? json_string_value(v) : "" : NULL;
+    }
+    const ConfigStrv *names = &a->config->postgresql.create_replica_methods;
+    if (names->n == 0) {
+        return i == 0 ? "basebackup" : NULL;
+    }
+    return i < names->n ? names->items[i] : NULL;
+}
 
-/* Patroni's create_replica(): the methods of create_replica_methods in its
- * order (basebackup, the default, stands as NULL); without a member to copy
- * from only the custom methods with no_leader. Returns how many. */
-static size_t clone_methods(const Agent *a, bool have_source,
-                            const ConfigReplicaMethod *out[CLONE_METHODS_MAX])
+size_t agent_clone_methods(const Agent *a, bool have_source,
+                           const ConfigReplicaMethod *out[AGENT_CLONE_METHODS_MAX])
 {
     const Config *c = a->config;
-    const ConfigStrv *names = &c->postgresql.create_replica_methods;
     size_t n = 0;
-    if (names->n == 0) {
-        if (have_source) {
-            out[n++] = NULL;
-        }
-        return n;
-    }
-    for (size_t i = 0; i < names->n && n < CLONE_METHODS_MAX; i++) {
+    const char *name;
+    for (size_t i = 0; (name = method_name(a, i)) && n < AGENT_CLONE_METHODS_MAX; i++) {
         const ConfigReplicaMethod *m = NULL;
         for (size_t j = 0; j < c->postgresql.n_replica_methods; j++) {
-            if (strcmp(c->postgresql.replica_methods[j].name, names->items[i]) == 0) {
+            if (strcmp(c->postgresql.replica_methods[j].name, name) == 0) {
                 m = &c->postgresql.replica_methods[j];
             }
         }
-        if (!m && strcmp(names->items[i], "basebackup") != 0) {
-            continue; /* a repeated name: the config kept it once */
+        if (!m && strcmp(name, "basebackup") != 0) {
+            continue; /* a repeated name (the config kept it once), or one with no section */
         }
         bool seen = false;
         for (size_t k = 0; k < n; k++) {
@@ -455,11 +491,32 @@ static int run_method(Agent *a, const ConfigReplicaMethod *m, const DcsMember *s
     return r;
 }
 
+/* A name of standby_cluster.create_replica_methods (the config key may
+ * have been changed with PATCH /config) with no section in this node's
+ * file: skipped, said at each clone (Patroni would run the name as the
+ * command; the file's own lists are checked when it is loaded). */
+static void warn_unknown_methods(const Agent *a)
+{
+    const char *name;
+    for (size_t i = 0; (name = method_name(a, i)); i++) {
+        bool known = strcmp(name, "basebackup") == 0;
+        for (size_t j = 0; !known && j < a->config->postgresql.n_replica_methods; j++) {
+            known = strcmp(a->config->postgresql.replica_methods[j].name, name) == 0;
+        }
+        if (!known) {
+            log_warning("replica method \"%s\" has no postgresql.%s section in this node's "
+                        "configuration: skipped",
+                        name, name);
+        }
+    }
+}
+
 static int clone_replica(Agent *a)
 {
+    warn_unknown_methods(a);
     const DcsMember *src = clone_source(a);
-    const ConfigReplicaMethod *methods[CLONE_METHODS_MAX];
-    size_t n = clone_methods(a, src != NULL, methods);
+    const ConfigReplicaMethod *methods[AGENT_CLONE_METHODS_MAX];
+    size_t n = agent_clone_methods(a, src != NULL, methods);
     if (n == 0) {
         return log_warning_errno(-ENOENT, src ? "create_replica_methods lists no method"
                                               : "no member to clone from");
@@ -490,13 +547,23 @@ static int remove_clone(Agent *a)
         log_error_errno(r, "removing the failed clone \"%s\": %m", dir);
     }
     a->clone_in_place = false;
-    const ConfigReplicaMethod *methods[CLONE_METHODS_MAX];
-    size_t n = clone_methods(a, clone_source(a) != NULL, methods);
+    const ConfigReplicaMethod *methods[AGENT_CLONE_METHODS_MAX];
+    size_t n = agent_clone_methods(a, clone_source(a) != NULL, methods);
     if (r >= 0 && a->clone_method + 1 < n) {
         a->clone_method++;
         return HA_CLONE_NEXT_METHOD;
     }
     a->clone_method = 0;
+    /* the first member of a new standby cluster: `initialize` is still the
+     * placeholder it raced for, which would keep every member waiting for
+     * it; released, the race is run again after the backoff (Patroni
+     * cancels the initialization and exits) */
+    StandbyCluster sc;
+    if (agent_standby(a, &sc) != 0 && a->cluster && a->cluster->initialize &&
+        !*a->cluster->initialize && !a->cluster->leader) {
+        (void)dcs_store_release_initialize(&a->store);
+        log_error("the standby cluster's first clone failed: released \"initialize\"");
+    }
     return 0; /* the backoff: ha_memory_after() */
 }
 
@@ -798,6 +865,42 @@ static int finish_bootstrap(Agent *a)
     return 0;
 }
 
+/* The first leader of a new standby cluster, once it runs as a standby of
+ * the remote primary: `initialize` (the placeholder it raced for) becomes
+ * the system identifier and the `config` key is written, as a bootstrap's
+ * last steps (Patroni's post_bootstrap after bootstrap_standby_leader). No
+ * roles are made and no history written: they are the remote primary's.
+ * Nothing to do once `initialize` is set. */
+static int initialize_standby(Agent *a)
+{
+    if (!a->cluster || !a->cluster->initialize || *a->cluster->initialize) {
+        return 0;
+    }
+    uint64_t sysid =
+        a->local.snap.system_identifier ? a->local.snap.system_identifier : a->local.sysid;
+    if (sysid == 0) {
+        return log_warning_errno(-EAGAIN, "the standby's system identifier is not known yet");
+    }
+    _cleanup_free_ char *init = NULL, *config = NULL;
+    if (dcs_initialize_encode(sysid, &init) < 0 ||
+        dcs_config_encode(&a->config->bootstrap.dcs, &config) < 0) {
+        return -ENOMEM;
+    }
+    int r = stored(a, dcs_store_set_initialize(&a->store, init), a->paths.initialize);
+    if (r < 0) {
+        return r;
+    }
+    _cleanup_free_ char *holder = NULL;
+    r = create_key(a, a->paths.config, config, false, &holder);
+    if (r < 0 && r != -ECANCELED) {
+        return r;
+    }
+    log_struct_id(LOG_LEVEL_NOTICE, "3c8e1f7a5b2d4e69a0c4b7d2e9f1a6b3",
+                  "bootstrapped standby cluster \"%s\" (system identifier %" PRIu64 ")",
+                  a->config->scope, sysid);
+    return 0;
+}
+
 static int abort_bootstrap(Agent *a)
 {
     a->local.ctl.bootstrap_custom = NULL;
@@ -905,9 +1008,15 @@ static void log_slots_problem(SlotsDone *done, const char *problem)
     done->problem = problem ? strdup(problem) : NULL;
 }
 
+/* A primary, or the standby leader (Patroni: slots for every member, and
+ * the permanent physical ones, on a standby leader too). */
 static int sync_slots(Agent *a)
 {
-    return sync_slots_as(a, !a->local.snap.in_recovery);
+    StandbyCluster sc;
+    bool standby_leader = a->local.snap.in_recovery && agent_standby(a, &sc) != 0 && a->cluster &&
+                          a->cluster->leader &&
+                          strcmp(a->cluster->leader->name, a->config->name) == 0;
+    return sync_slots_as(a, !a->local.snap.in_recovery || standby_leader);
 }
 
 /* leader: a slot for every other member (a primary, or a replica about to
@@ -1110,7 +1219,7 @@ static int sync_slots_as(Agent *a, bool leader)
 static int publish_status(Agent *a)
 {
     if (!a->local.probe_ok || a->local.snap.in_recovery) {
-        return 0;
+        return 0; /* a standby leader: the optime is the remote cluster's */
     }
     /* written when the optime moved (Patroni 3.0.2 writes it only when it
      * changed too): an idle cluster writes nothing */
@@ -1713,6 +1822,8 @@ int ha_exec_action(Agent *a, HaAction action)
         return finish_bootstrap(a);
     case HA_ACTION_RUN_PRE_PROMOTE:
         return run_pre_promote(a);
+    case HA_ACTION_INITIALIZE_STANDBY:
+        return initialize_standby(a);
     case HA_ACTION_RUN_POST_BOOTSTRAP:
         return run_post_bootstrap(a);
     case HA_ACTION_ABORT_BOOTSTRAP:

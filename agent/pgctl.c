@@ -409,6 +409,14 @@ int pgctl_primary_conninfo(const PgCtl *p, const PgUpstream *u, char *buf, size_
     if (!s) {
         return -ENOMEM;
     }
+    if (u->read_write) {
+        char *t = NULL;
+        if (asprintf(&t, "%s target_session_attrs=read-write", s) < 0) {
+            return -ENOMEM;
+        }
+        free(s);
+        s = t;
+    }
     if (strlen(s) >= size) {
         return -ENOBUFS;
     }
@@ -653,7 +661,15 @@ static int prepare_config_dir(const PgCtl *p, bool write_hba, bool write_ident)
 /* Patroni's recovery_conf on a replica: the node's, else the cluster's
  * (the `config` key's, or bootstrap.dcs's before there is one); only the
  * settings a replica takes (the loaders refuse or warn about the rest). */
-static void put_recovery_conf(FILE *f, const PgCtl *p)
+static bool overridden(const PgUpstream *u, const char *name)
+{
+    return u &&
+           ((u->restore_command && strcasecmp(name, "restore_command") == 0) ||
+            (u->archive_cleanup_command && strcasecmp(name, "archive_cleanup_command") == 0) ||
+            (u->recovery_min_apply_delay && strcasecmp(name, "recovery_min_apply_delay") == 0));
+}
+
+static void put_recovery_conf(FILE *f, const PgCtl *p, const PgUpstream *u)
 {
     const Config *c = p->config;
     const ConfigMap *m = &c->postgresql.recovery_conf;
@@ -666,7 +682,7 @@ static void put_recovery_conf(FILE *f, const PgCtl *p)
     for (size_t i = 0; i < m->n; i++) {
         const char *name = m->items[i].key;
         if (pgconf_recovery_param(name, NULL) != PGCONF_RECOVERY_WRITTEN ||
-            !pgconf_name_valid(name)) {
+            !pgconf_name_valid(name) || overridden(u, name)) {
             continue;
         }
         if (first) {
@@ -777,7 +793,21 @@ static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream 
                 pgconf_put_line(f, "primary_slot_name", u->slot_name);
             }
         }
-        put_recovery_conf(f, p);
+        put_recovery_conf(f, p, u);
+        if (u &&
+            (u->restore_command || u->archive_cleanup_command || u->recovery_min_apply_delay)) {
+            fputs("\n# standby_cluster\n", f);
+            const char *const lines[][2] = {
+                { "restore_command", u->restore_command },
+                { "archive_cleanup_command", u->archive_cleanup_command },
+                { "recovery_min_apply_delay", u->recovery_min_apply_delay },
+            };
+            for (size_t i = 0; i < ELEMENTSOF(lines); i++) {
+                if (lines[i][1]) {
+                    pgconf_put_line(f, lines[i][0], lines[i][1]);
+                }
+            }
+        }
     }
     if (fclose(f) != 0) {
         free(buf);

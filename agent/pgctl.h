@@ -117,6 +117,14 @@ typedef struct PgUpstream {
     const char *host; /* borrowed */
     int port;
     const char *slot_name; /* borrowed; NULL: no slot */
+    /* a standby cluster's (lib/standby.h), written over recovery_conf's;
+     * borrowed, NULL: none. recovery_min_apply_delay only for the remote
+     * primary (Patroni's build_recovery_params()) */
+    const char *restore_command, *archive_cleanup_command, *recovery_min_apply_delay;
+    /* target_session_attrs=read-write: the standby leader streams through a
+     * slot on the remote primary, so it must reach the primary among the
+     * hosts it names (Patroni adds it then) */
+    bool read_write;
 } PgUpstream;
 
 /* The primary_conninfo for upstream (application_name = member name,

@@ -202,6 +202,7 @@ void ha_policy_input(const HaObservation *o, const HaMemory *mem, HaStep *st)
         .nofailover = o->tag_nofailover || o->watchdog_blocked,
         .paused = c && dcs_cluster_is_paused(c),
         .request = m->request,
+        .standby_cluster = o->standby_cluster,
     };
     divergence(o, m, st);
     in->diverged = m->diverged;

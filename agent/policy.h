@@ -101,6 +101,7 @@ typedef struct HaObservation {
 
     bool clone_in_place;  /* the clone job runs (ran) a custom replica method into data_dir */
     bool clone_no_leader; /* a custom replica method has no_leader (or no_master) */
+    bool standby_cluster; /* the settings in force describe a standby cluster */
 } HaObservation;
 
 /* One tick's step through the rules. */

@@ -67,6 +67,9 @@ static DcsRole member_role(const PublishView *a)
     if (a->probe_ok && !a->snap->in_recovery) {
         return DCS_ROLE_PRIMARY;
     }
+    if (holds_leader(a) && dcs_cluster_is_standby(a->cluster)) {
+        return DCS_ROLE_STANDBY_LEADER;
+    }
     return DCS_ROLE_REPLICA;
 }
 
@@ -599,15 +602,17 @@ void publish_rest_now(Publisher *p, const PublishView *a, uint64_t now_usec)
     const DcsCluster *c = a->cluster;
     HealthNode node = {
         .state = health_state(a),
-        .role = member_role(a) == DCS_ROLE_PRIMARY         ? HEALTH_ROLE_PRIMARY
-                : member_role(a) == DCS_ROLE_UNINITIALIZED ? HEALTH_ROLE_UNINITIALIZED
-                                                           : HEALTH_ROLE_REPLICA,
+        .role = member_role(a) == DCS_ROLE_PRIMARY          ? HEALTH_ROLE_PRIMARY
+                : member_role(a) == DCS_ROLE_UNINITIALIZED  ? HEALTH_ROLE_UNINITIALIZED
+                : member_role(a) == DCS_ROLE_STANDBY_LEADER ? HEALTH_ROLE_STANDBY_LEADER
+                                                            : HEALTH_ROLE_REPLICA,
         .probe_ok = a->probe_ok,
         .in_recovery = a->probe_ok && a->snap->in_recovery,
         .replayed_lsn = a->probe_ok ? a->snap->replay_lsn : 0,
         .postmaster_alive = a->pg_running,
         .dcs_ok = fresh,
-        .is_leader = holds_leader(a) && a->state == HA_STATE_PRIMARY,
+        .is_leader = holds_leader(a) &&
+                     (a->state == HA_STATE_PRIMARY || member_role(a) == DCS_ROLE_STANDBY_LEADER),
         .paused = c && dcs_cluster_is_paused(c),
         .standby_cluster = c && dcs_cluster_is_standby(c),
         .synchronous_mode = dcs->synchronous_mode,

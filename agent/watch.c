@@ -138,10 +138,22 @@ static int watch_cb(EtcdWatch *w, const EtcdWatchResponse *resp, void *userdata)
         return 0;
     }
     _cleanup_(dcs_cluster_freep) DcsCluster *after = cache_view(a);
-    bool routing = false;
-    for (size_t i = 0; i < resp->n_events && !routing; i++) {
+    bool routing = false, joined_or_left = false;
+    for (size_t i = 0; i < resp->n_events; i++) {
         const char *name = other_member(a, &resp->events[i].kv);
-        routing = name && topology_member_changed(before, after, name);
+        routing = routing || (name && topology_member_changed(before, after, name));
+        joined_or_left = joined_or_left ||
+                         (name && after &&
+                          (dcs_cluster_get_member(before, name) != NULL) !=
+                              (dcs_cluster_get_member(after, name) != NULL));
+    }
+    if (joined_or_left) {
+        /* a member came (or went): the leader makes (or drops) its slot
+         * now, not at its next loop, which a rejoining member's walreceiver
+         * can beat by a loop_wait (it would be turned away for the missing
+         * slot and wait 5 s before asking again) */
+        wake_loop(a);
+        return 0;
     }
     if (routing) {
         wake_for_routing(a);

@@ -1,8 +1,9 @@
 /* The watch-fed view of the cluster: a thread keeps a cache of the
  * cluster's prefix (lib/kvcache.h) with one etcd watch, and tells the loop
  * through an eventfd when to look: a tick for a change to the leader,
- * initialize, config, failover or sync key (or a watch that ended), or, on
- * the leader, a topology publish when another member's key changed what a
+ * initialize, config, failover or sync key (or a watch that ended), and on
+ * the leader for a member that joined or left (its slot); or, on the
+ * leader, a topology publish when another member's key changed what a
  * router reads (topology_member_changed). Its own member key wakes nothing. */
 #pragma once
 

@@ -28,6 +28,12 @@
 #include "macro.h"
 #include "prompt.h"
 
+/* The agents refuse it too (POST /switchover, /failover: 412). */
+#define STANDBY_REFUSAL                                                                            \
+    "the cluster is a standby cluster, which has no primary to hand over: its standby leader is "  \
+    "replaced when it fails; promote the cluster with dbctl edit-config --set "                    \
+    "standby_cluster=null"
+
 /* How long dbctl waits for the candidate to take the leader key. */
 #define SWITCHOVER_WAIT_USEC   (60 * 1000 * 1000ULL)
 #define SWITCHOVER_POLL_USEC   (20 * 1000ULL)
@@ -254,6 +260,10 @@ int verb_switchover(int argc, char *argv[])
         goto done;
     }
     ret = 1;
+    if (dcs_cluster_is_standby(c)) {
+        fprintf(stderr, "dbctl switchover: %s\n", STANDBY_REFUSAL);
+        goto done;
+    }
     if (!c->leader) {
         fprintf(stderr, "dbctl switchover: cluster \"%s\" has no leader (use failover)\n", t.scope);
         goto done;
@@ -379,6 +389,10 @@ int verb_failover(int argc, char *argv[])
         goto done;
     }
     ret = 1;
+    if (dcs_cluster_is_standby(c)) {
+        fprintf(stderr, "dbctl failover: %s\n", STANDBY_REFUSAL);
+        goto done;
+    }
     cand = dcs_cluster_get_member(c, want);
     why = hard_problem(c, cand);
     if (why) {

@@ -197,6 +197,7 @@ const ConfigRow config_schema[] = {
     LIST("bootstrap.dcs.permanent_slots", CONFIG_TYPE_JSON, alias.permanent_slots, R),
     LIST("bootstrap.dcs.permanent_replication_slots", CONFIG_TYPE_JSON,
          alias.permanent_replication_slots, R),
+    LIST("bootstrap.dcs.standby_cluster", CONFIG_TYPE_JSON, bootstrap.dcs.standby_cluster, R),
     { .path = "bootstrap.initdb",
       .type = CONFIG_TYPE_OPTIONS,
       .offset = OFF(bootstrap.initdb),
@@ -411,9 +412,6 @@ static const struct {
                               "postgresql.authentication.rewind and set "
                               "bootstrap.dcs.postgresql.use_pg_rewind: true (the old form turned "
                               "it on)" },
-    { "bootstrap.dcs.standby_cluster",
-      "standby clusters are not supported by dbha yet: without this section the cluster would "
-      "come up as an independent writable primary; keep Patroni for this cluster" },
 };
 
 const char *config_refused_reason(const char *path)

@@ -399,6 +399,8 @@ static void for_each_pair(ConfigLoader *l, const char *path, yaml_node_t *map, C
 static void apply_value(ConfigLoader *l, const ConfigRow *row, const ConfigValue *v);
 static bool check_slots_value(ConfigLoader *l, const ConfigRow *row, yaml_node_t *value,
                               const json_t *j);
+static bool check_standby_value(ConfigLoader *l, const ConfigRow *row, yaml_node_t *value,
+                                const json_t *j);
 static json_t *users_json(ConfigLoader *l, yaml_node_t *value);
 
 /* ---- custom replica methods (postgresql.<name>) ---------------------- */
@@ -648,25 +650,49 @@ static void sections_free(ConfigLoader *l)
 /* The custom methods create_replica_methods names, in its order, each with
  * its section (or none: Patroni then runs the name as the command); a
  * section no method names is an unknown key, as before. */
-static void check_replica_methods(ConfigLoader *l)
+/* The i-th name of postgresql.create_replica_methods, then of
+ * bootstrap.dcs.standby_cluster.create_replica_methods (the methods of a
+ * standby cluster's clones, whose sections are under postgresql too), with
+ * where the list is and which key it is; NULL past the end. */
+static const char *method_list_name(ConfigLoader *l, size_t i, const ConfigWhere **ret_at,
+                                    const char **ret_key)
 {
     Config *c = l->config;
     size_t crm = row_index("postgresql.create_replica_methods");
     const ConfigStrv *names = &c->postgresql.create_replica_methods;
-    const ConfigWhere *list_at = l->in_env[crm] ? &l->env_at[crm] : &l->value_at[crm];
+    size_t n = l->bad[crm] ? 0 : names->n;
+    if (i < n) {
+        *ret_at = l->in_env[crm] ? &l->env_at[crm] : &l->value_at[crm];
+        *ret_key = "postgresql.create_replica_methods";
+        return names->items[i];
+    }
+    size_t sb = row_index("bootstrap.dcs.standby_cluster");
+    const json_t *list =
+        l->bad[sb] ? NULL
+                   : json_object_get(c->bootstrap.dcs.standby_cluster, "create_replica_methods");
+    const json_t *v = json_is_array(list) ? json_array_get(list, i - n) : NULL;
+    *ret_at = l->in_env[sb] ? &l->env_at[sb] : &l->value_at[sb];
+    *ret_key = "bootstrap.dcs.standby_cluster.create_replica_methods";
+    return json_string_value(v);
+}
+
+static void check_replica_methods(ConfigLoader *l)
+{
+    Config *c = l->config;
     bool *used = calloc(l->n_sections + 1, sizeof(*used));
     if (!used) {
         l->oom = true;
         return;
     }
-    for (size_t i = 0; i < names->n && !l->bad[crm]; i++) {
-        const char *name = names->items[i];
+    const ConfigWhere *list_at;
+    const char *list_key, *name;
+    for (size_t i = 0; (name = method_list_name(l, i, &list_at, &list_key)); i++) {
         if (strcmp(name, "basebackup") == 0) {
             continue;
         }
         bool dup = false;
-        for (size_t j = 0; j < i; j++) {
-            dup = dup || strcmp(names->items[j], name) == 0;
+        for (size_t j = 0; j < c->postgresql.n_replica_methods; j++) {
+            dup = dup || strcmp(c->postgresql.replica_methods[j].name, name) == 0;
         }
         if (dup) {
             continue; /* Patroni would run it twice; once is what was meant */
@@ -678,16 +704,16 @@ static void check_replica_methods(ConfigLoader *l)
         }
         if (!*name || strchr(name, '.')) {
             loader_error(l, list_at,
-                         "\"postgresql.create_replica_methods\": \"%s\" cannot name a replica "
-                         "method: a method's name is the key of its section under postgresql",
-                         name);
+                         "\"%s\": \"%s\" cannot name a replica method: a method's name is the "
+                         "key of its section under postgresql",
+                         list_key, name);
             continue;
         }
         if (config_schema_find(path)) {
             loader_error(l, list_at,
-                         "\"postgresql.create_replica_methods\": \"%s\" cannot name a replica "
-                         "method: \"%s\" is a setting, not a method's section",
-                         name, path);
+                         "\"%s\": \"%s\" cannot name a replica method: \"%s\" is a setting, "
+                         "not a method's section",
+                         list_key, name, path);
             continue;
         }
         MethodSection *ms = NULL;
@@ -1342,7 +1368,8 @@ static void apply_value(ConfigLoader *l, const ConfigRow *row, const ConfigValue
             l->bad[row - config_schema] = true;
             return;
         }
-        if (v->node && !check_slots_value(l, row, v->node, j)) {
+        if (v->node &&
+            (!check_slots_value(l, row, v->node, j) || !check_standby_value(l, row, v->node, j))) {
             json_decref(j);
             l->bad[row - config_schema] = true;
             return;
@@ -1864,6 +1891,36 @@ static bool check_slots_value(ConfigLoader *l, const ConfigRow *row, yaml_node_t
         return true;
     }
     ConfigWhere w = slot_problem_where(l, value, &at);
+    loader_error(l, &w, "bootstrap.dcs.%s", err);
+    return false;
+}
+
+/* bootstrap.dcs.standby_cluster by the rules the config key's is held to
+ * (dynconfig_check_standby_cluster()), at the key it names. */
+static bool check_standby_value(ConfigLoader *l, const ConfigRow *row, yaml_node_t *value,
+                                const json_t *j)
+{
+    if (strcmp(row->path, "bootstrap.dcs.standby_cluster") != 0) {
+        return true;
+    }
+    char err[512];
+    if (dynconfig_check_standby_cluster(j, err, sizeof(err)) == 0) {
+        return true;
+    }
+    ConfigWhere w = where_of_mark(value->start_mark);
+    const char *key = strncmp(err, "standby_cluster.", 16) == 0 ? err + 16 : NULL;
+    size_t len = key ? strcspn(key, ":") : 0;
+    for (yaml_node_pair_t *p = value->type == YAML_MAPPING_NODE ? value->data.mapping.pairs.start
+                                                                : NULL;
+         p && len > 0 && p < value->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(l->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(l->doc, p->value);
+        if (k && v && k->type == YAML_SCALAR_NODE &&
+            strlen((const char *)k->data.scalar.value) == len &&
+            strncmp((const char *)k->data.scalar.value, key, len) == 0) {
+            w = where_of_mark(v->start_mark);
+        }
+    }
     loader_error(l, &w, "bootstrap.dcs.%s", err);
     return false;
 }

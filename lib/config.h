@@ -104,6 +104,10 @@ typedef struct ConfigDcs {
      * type, database, plugin}]), as written; agent/slots.h reads them */
     struct json_t *slots;
     struct json_t *ignore_slots;
+    /* owned reference, NULL when absent: Patroni's standby_cluster section
+     * ({host, port, primary_slot_name, restore_command, ...}) as written;
+     * lib/standby.h reads it */
+    struct json_t *standby_cluster;
     /* postgresql.pg_hba and pg_ident of the cluster (Patroni's dynamic
      * config): used where the node's own postgresql.pg_hba/pg_ident are
      * not given */

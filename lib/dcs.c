@@ -18,6 +18,7 @@
 #include "dynconfig.h"
 #include "log.h"
 #include "pgconf.h"
+#include "standby.h"
 
 /* Patroni writes compact JSON with Python's default ensure_ascii. 15
  * significant digits print 0.9 as "0.9" like Python's repr (17 would not). */
@@ -570,6 +571,7 @@ static DcsConfig *cluster_config_free(DcsConfig *cfg)
         json_decref(cfg->data);
         json_decref(cfg->dcs.slots);
         json_decref(cfg->dcs.ignore_slots);
+        json_decref(cfg->dcs.standby_cluster);
         config_map_free_items(&cfg->dcs.parameters);
         config_strv_done(&cfg->dcs.pg_hba);
         config_strv_done(&cfg->dcs.pg_ident);
@@ -781,18 +783,16 @@ static int config_parse(DcsCluster *c, const EtcdKeyValue *kv, DcsConfig **ret)
     if (dynconfig_check_slots(slots, ignore, NULL, slots_err, sizeof(slots_err)) < 0) {
         problem(c, kv->key, slots_err);
     }
-    const json_t *sc = json_object_get(d, "standby_cluster");
-    if (json_is_object(sc)) {
-        const char *keys[] = { "host", "port", "restore_command" };
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-            const json_t *v = json_object_get(sc, keys[i]);
-            if (v && !json_is_null(v) && !json_is_false(v) &&
-                !(json_is_string(v) && !*json_string_value(v)) &&
-                !(json_is_integer(v) && json_integer_value(v) == 0)) {
-                cfg->standby_cluster = true;
-            }
-        }
+    json_t *sc = json_object_get(d, "standby_cluster");
+    char sc_err[256];
+    if (json_is_object(sc) && dynconfig_check_standby_cluster(sc, sc_err, sizeof(sc_err)) < 0) {
+        /* a section that cannot be read still says "standby cluster": the
+         * leader must not take writes (standby_cluster_read() fails, so it
+         * follows nobody until the key is corrected) */
+        problem(c, kv->key, sc_err);
     }
+    cfg->dcs.standby_cluster = json_is_object(sc) ? json_incref(sc) : NULL;
+    cfg->standby_cluster = standby_cluster_active(sc);
     const json_t *pg = json_object_get(d, "postgresql");
     if (json_is_object(pg)) {
         const json_t *v;
@@ -1902,6 +1902,10 @@ int dcs_config_encode(const ConfigDcs *d, char **ret_json)
         return -ENOMEM;
     }
     if (d->ignore_slots && set_new(o, "ignore_slots", json_deep_copy(d->ignore_slots)) < 0) {
+        return -ENOMEM;
+    }
+    if (d->standby_cluster &&
+        set_new(o, "standby_cluster", json_deep_copy(d->standby_cluster)) < 0) {
         return -ENOMEM;
     }
     return dump(o, ret_json);

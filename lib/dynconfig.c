@@ -388,20 +388,6 @@ static int check_standby_cluster(Check *c, const json_t *sc)
                                json_object_get(sc, "create_replica_methods"))) < 0) {
         return r;
     }
-    /* an active section (Patroni: host, port or restore_command set) asks
-     * the leader to follow a remote primary, which dbha does not do yet:
-     * stored, it would leave a cluster writable that was meant to follow */
-    static const char *const active[] = { "host", "port", "restore_command" };
-    for (size_t i = 0; i < ELEMENTSOF(active); i++) {
-        const json_t *v = json_object_get(sc, active[i]);
-        if (v && !json_is_null(v) && !(json_is_string(v) && !*json_string_value(v))) {
-            return fail(c, "standby_cluster",
-                        "standby clusters are not supported by dbha yet (the cluster would "
-                        "stay writable instead of following %s)",
-                        json_is_string(json_object_get(sc, "host")) ? "its host"
-                                                                    : "the remote primary");
-        }
-    }
     return 0;
 }
 
@@ -506,6 +492,15 @@ static int check_slots_in(Check *c, const json_t *slots, const json_t *ignore,
     }
     where->ignore_index = -1;
     return 0;
+}
+
+int dynconfig_check_standby_cluster(const json_t *sc, char *err, size_t errlen)
+{
+    Check c = { .err = err, .errlen = errlen };
+    if (err && errlen > 0) {
+        err[0] = '\0';
+    }
+    return check_standby_cluster(&c, sc);
 }
 
 int dynconfig_check_slots(const json_t *slots, const json_t *ignore_slots,

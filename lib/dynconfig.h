@@ -37,6 +37,13 @@ int dynconfig_merge(const json_t *base, const json_t *patch, json_t **ret);
  * boolean". */
 int dynconfig_validate(const json_t *doc, char *err, size_t errlen);
 
+/* The standby_cluster section alone, by the rules dynconfig_validate()
+ * holds it to (host, primary_slot_name, restore_command and
+ * archive_cleanup_command strings, port 1-65535, recovery_min_apply_delay a
+ * string or an integer, create_replica_methods a list of strings). Returns
+ * 0, or -EINVAL with the reason in err as "standby_cluster.KEY: message". */
+int dynconfig_check_standby_cluster(const json_t *sc, char *err, size_t errlen);
+
 /* Permanent replication slots (Patroni's `slots`, also read as
  * `permanent_slots`) and `ignore_slots`, as dbha honours them:
  * - a slot name is Patroni's slot_name_re, [a-z0-9_]{1,63};

@@ -308,11 +308,13 @@ static const BrokenRow broken[] = {
         "\"citus\" is not supported: Citus clusters are not supported by dbha: remove the "
         "section, or keep Patroni for this cluster",
         10, 1),
-    ERR("standby_cluster", BASE "bootstrap:\n  dcs:\n    standby_cluster:\n      host: 10.0.0.1\n",
-        "\"bootstrap.dcs.standby_cluster\" is not supported: standby clusters are not supported "
-        "by dbha yet: without this section the cluster would come up as an independent writable "
-        "primary; keep Patroni for this cluster",
-        12, 5),
+    ERR("standby_cluster_port",
+        BASE "bootstrap:\n  dcs:\n    standby_cluster:\n      host: 127.0.0.1\n      port: 70000\n",
+        "bootstrap.dcs.standby_cluster.port: must be a port between 1 and 65535", 14, 13),
+    ERR("standby_cluster_methods",
+        BASE "bootstrap:\n  dcs:\n    standby_cluster:\n      host: 127.0.0.1\n"
+             "      create_replica_methods: basebackup\n",
+        "bootstrap.dcs.standby_cluster.create_replica_methods: must be a list of strings", 14, 31),
     ERR("pre_promote_unsplittable", BASE "  pre_promote: \"/bin/fence 'x\"\n",
         "expected a command line (words as a shell splits them, quotes closed) for "
         "\"postgresql.pre_promote\", got \"/bin/fence 'x\"",

@@ -332,12 +332,12 @@ static const ValidRow validations[] = {
         "standby_cluster.recovery_min_apply_delay: must be a string or an integer"),
     BAD("standby_methods", "{\"standby_cluster\":{\"create_replica_methods\":\"basebackup\"}}",
         "standby_cluster.create_replica_methods: must be a list of strings"),
-    BAD("standby_cluster_active", "{\"standby_cluster\":{\"host\":\"10.0.0.1\",\"port\":5432}}",
-        "standby_cluster: standby clusters are not supported by dbha yet (the cluster would stay "
-        "writable instead of following its host)"),
-    BAD("standby_cluster_restore_only", "{\"standby_cluster\":{\"restore_command\":\"cp x y\"}}",
-        "standby_cluster: standby clusters are not supported by dbha yet (the cluster would stay "
-        "writable instead of following the remote primary)"),
+    OK("standby_cluster_active",
+       "{\"standby_cluster\":{\"host\":\"10.0.0.1\",\"port\":5432,"
+       "\"primary_slot_name\":\"dr\",\"recovery_min_apply_delay\":\"5min\","
+       "\"create_replica_methods\":[\"basebackup\"]}}"),
+    OK("standby_cluster_restore_only", "{\"standby_cluster\":{\"restore_command\":\"cp x y\"}}"),
+    OK("standby_cluster_port_text", "{\"standby_cluster\":{\"host\":\"h\",\"port\":\"5433\"}}"),
     BAD("slots_list", "{\"slots\":[\"a\"]}", "slots: must be an object of slot names"),
     BAD("slot_number", "{\"slots\":{\"s1\":1}}",
         "slots.s1: must be null or an object whose type is \"physical\" or \"logical\""),

@@ -797,6 +797,83 @@ static const Case cases[] = {
     { "replica: the leader key is ours but we may not lead -> release it",
       IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME, .nofailover = true), HA_STATE_REPLICA,
       ACTS(HA_ACTION_RELEASE_LEADER), "we hold the leader key but may not lead: releasing it" },
+    /* ---- a standby cluster (standby_cluster): nobody takes writes ---- */
+    { "init: new standby cluster -> race initialize and clone the remote primary",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, .standby_cluster = true),
+      HA_STATE_CLONING, ACTS(HA_ACTION_RACE_INITIALIZE, HA_ACTION_CLONE),
+      "a new standby cluster: racing for initialize, then cloning the remote primary" },
+    { "init: new standby cluster in the clone backoff -> wait, never initdb",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, .standby_cluster = true,
+         .clone_retry_usec = NOW + 1),
+      HA_STATE_INIT, NO_ACTS, "waiting for a leader to clone from" },
+    { "init: new standby cluster with nofailover -> no race",
+      IN(.state = HA_STATE_INIT, .data = HA_DATA_EMPTY, .dcs_ok = true, .standby_cluster = true,
+         .nofailover = true),
+      HA_STATE_INIT, NO_ACTS, "waiting for a leader to clone from" },
+    { "init: standby cluster, our running primary -> stop it",
+      IN(.state = HA_STATE_INIT, PRIMARY_UP, LEADER_ME, .standby_cluster = true), HA_STATE_INIT,
+      ACTS(HA_ACTION_STOP_POSTGRES),
+      "a standby cluster takes no writes: stopping the primary to start it as a standby" },
+    { "init: standby cluster, stopped former primary holding the key -> start as a standby",
+      IN(.state = HA_STATE_INIT, STOPPED, LEADER_ME, .standby_cluster = true),
+      HA_STATE_STARTING_REPLICA, ACTS(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "standby cluster: starting as a standby (of the remote primary when we lead)" },
+    { "init: standby cluster, stopped, no leader -> start as a standby, not as a primary",
+      IN(.state = HA_STATE_INIT, STOPPED, .has_initialize = true, .standby_cluster = true),
+      HA_STATE_STARTING_REPLICA, ACTS(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "standby cluster: starting as a standby (of the remote primary when we lead)" },
+    { "primary: the cluster became a standby cluster -> stop",
+      IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME, .standby_cluster = true), HA_STATE_INIT,
+      ACTS(HA_ACTION_STOP_POSTGRES),
+      "the cluster is now a standby cluster, which takes no writes: stopping the primary to "
+      "start it as the standby leader" },
+    { "replica: standby cluster, no leader, elected -> take the key and follow the remote",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true,
+         .standby_cluster = true),
+      HA_STATE_REPLICA,
+      ACTS(HA_ACTION_TAKE_LEADER, HA_ACTION_INITIALIZE_STANDBY, HA_ACTION_FOLLOW,
+           HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
+      "no leader in the standby cluster and we are the best candidate: took the leader key, "
+      "following the remote primary" },
+    { "replica: standby cluster, elected with pre_promote -> no pre_promote, no promotion",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true,
+         .standby_cluster = true, .pre_promote = true),
+      HA_STATE_REPLICA,
+      ACTS(HA_ACTION_TAKE_LEADER, HA_ACTION_INITIALIZE_STANDBY, HA_ACTION_FOLLOW,
+           HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
+      "no leader in the standby cluster and we are the best candidate: took the leader key, "
+      "following the remote primary" },
+    { "replica: standby leader not following the remote -> renew and follow",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME, .standby_cluster = true),
+      HA_STATE_REPLICA, ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_FOLLOW),
+      "standby leader: following the remote primary" },
+    { "replica: standby leader -> renew, never promote",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME, .standby_cluster = true,
+         .follows_upstream = true),
+      HA_STATE_REPLICA,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_INITIALIZE_STANDBY, HA_ACTION_SYNC_SLOTS,
+           HA_ACTION_PUBLISH_STATUS),
+      "standby leader" },
+    { "replica: standby_cluster removed -> the standby leader is promoted",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME, .follows_upstream = true),
+      HA_STATE_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_PROMOTE, HA_ACTION_SYNC_SLOTS,
+           HA_ACTION_SYNC_REPLICATION, HA_ACTION_PUBLISH_STATUS),
+      "we hold the leader key and postgresql is a replica (a promotion that did not finish): "
+      "promoting" },
+    { "replica: standby cluster, switchover names us -> no promotion",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true,
+         .failover_candidate_me = true, .standby_cluster = true),
+      HA_STATE_REPLICA, ACTS(HA_ACTION_SYNC_SLOTS), "replica" },
+    { "replica: paused standby leader -> keeps the key",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME, .standby_cluster = true, .paused = true),
+      HA_STATE_REPLICA, ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_PUBLISH_STATUS),
+      "paused: keeping the leader key of the standby cluster, no other action" },
+    { "replica: restart of the standby leader -> restarted in place",
+      IN(.state = HA_STATE_REPLICA, REPLICA_UP, LEADER_ME, .standby_cluster = true,
+         .request = HA_REQUEST_RESTART),
+      HA_STATE_STARTING_REPLICA, ACTS(HA_ACTION_RESTART_POSTGRES),
+      "restart requested: restarting the replica" },
     { "replica: no leader, elected -> take the key and promote",
       IN(.state = HA_STATE_REPLICA, REPLICA_UP, .has_initialize = true, .healthiest = true),
       HA_STATE_PRIMARY,
@@ -1009,9 +1086,10 @@ static void format_input(char *buf, size_t size, const HaInput *in)
     size_t len = strlen(buf);
     snprintf(buf + len, size - len,
              " failover_from_me=%d candidate_me=%d candidate_other=%d paused=%d request=%d "
-             "diverged=%d promoting=%d promote_stalled=%d",
+             "diverged=%d promoting=%d promote_stalled=%d standby_cluster=%d",
              in->failover_from_me, in->failover_candidate_me, in->failover_candidate_other,
-             in->paused, (int)in->request, in->diverged, in->promoting, in->promote_stalled);
+             in->paused, (int)in->request, in->diverged, in->promoting, in->promote_stalled,
+             in->standby_cluster);
 }
 
 /* Checks one case; prints why it fails under the case's name. */
@@ -1194,6 +1272,7 @@ enum {
     INV_NO_RELEASE_BEFORE_FENCE_WHILE_PROMOTING,
     INV_CLONE_NEEDS_A_SOURCE,
     INV_PRE_PROMOTE_BEFORE_PROMOTE,
+    INV_STANDBY_CLUSTER_NO_WRITES,
     _INV_MAX,
 };
 
@@ -1220,6 +1299,10 @@ static const char *const inv_names[_INV_MAX] = {
                                        "on the lease; never in its backoff",
     [INV_CLONE_NEEDS_A_SOURCE] = "(k) a clone starts from another member that leads, or with no "
                                  "leader at all through a method that needs none (no_leader)",
+    [INV_STANDBY_CLUSTER_NO_WRITES] = "(m) in a standby cluster nothing is promoted, bootstrapped "
+                                      "with initdb, started or kept as a primary: a running "
+                                      "primary is stopped (or fenced), and a clone of a new "
+                                      "standby cluster comes after the race for initialize",
     [INV_NO_CLUSTER_ACTION_ON_STALE_VIEW] = "(f) no leader-key, initialize, clone, follow or "
                                             "slot action while etcd is unreachable",
 };
@@ -1286,7 +1369,40 @@ static bool inv_holds(int inv, const HaInput *in, const HaDecision *d)
     case INV_CLONE_NEEDS_A_SOURCE:
         return !has_action(d, HA_ACTION_CLONE) ||
                (in->has_leader && !in->leader_is_me && in->leader_member_known) ||
-               (!in->has_leader && in->clone_unled);
+               (!in->has_leader && in->clone_unled) ||
+               (in->standby_cluster && !in->has_initialize && d->n_actions > 0 &&
+                d->actions[0] == HA_ACTION_RACE_INITIALIZE);
+    case INV_STANDBY_CLUSTER_NO_WRITES:
+        /* a promotion asked for before the section came is finished or
+         * fenced by the rows of (i) and (j) */
+        if (!in->standby_cluster || in->promoting) {
+            return true;
+        }
+        for (size_t i = 0; i < d->n_actions; i++) {
+            HaAction a = d->actions[i];
+            if (a == HA_ACTION_PROMOTE || a == HA_ACTION_RUN_PRE_PROMOTE ||
+                a == HA_ACTION_RUN_INITDB || a == HA_ACTION_WRITE_PRIMARY_CONF ||
+                a == HA_ACTION_FINISH_BOOTSTRAP ||
+                (a == HA_ACTION_CLONE && !in->has_initialize &&
+                 d->actions[0] != HA_ACTION_RACE_INITIALIZE)) {
+                return false;
+            }
+        }
+        /* no state of a primary is entered */
+        if (d->next != in->state &&
+            (d->next == HA_STATE_PRIMARY || d->next == HA_STATE_STARTING_PRIMARY)) {
+            return false;
+        }
+        /* a writable primary seen on a fresh view is stopped (maintenance
+         * mode leaves it alone, as it leaves everything) */
+        if ((in->state == HA_STATE_INIT || in->state == HA_STATE_PRIMARY) && in->dcs_ok &&
+            in->has_initialize && in->data == HA_DATA_OURS && in->pg_running && in->pg_reachable &&
+            !in->pg_in_recovery && in->job != HA_JOB_RUNNING && !in->paused) {
+            return has_action(d, HA_ACTION_STOP_POSTGRES) || has_action(d, HA_ACTION_FENCE) ||
+                   has_action(d, HA_ACTION_SWITCHOVER_DEMOTE) ||
+                   has_action(d, HA_ACTION_RELEASE_LEADER);
+        }
+        return true;
     default:
         return false;
     }
@@ -1365,8 +1481,11 @@ static void enumerate_state(Exhaustive *e, int s)
                                : s == HA_STATE_PRE_PROMOTE ? 3u
                                : reads_post || reads_clone ? 2u
                                                            : 1u;
-            for (unsigned bits = 0; bits < per * n_extra; bits++) {
-                unsigned extra = bits / per;
+            /* standby_cluster: in the states whose rows read it */
+            unsigned n_standby =
+                s == HA_STATE_INIT || s == HA_STATE_PRIMARY || s == HA_STATE_REPLICA ? 2u : 1u;
+            for (unsigned bits = 0; bits < per * n_extra * n_standby; bits++) {
+                unsigned extra = (bits / per) % n_extra;
                 unsigned promo = 0, pre = 0;
                 if (s == HA_STATE_REPLICA) {
                     promo = extra < N_PROMOTION ? extra : 0;
@@ -1385,6 +1504,7 @@ static void enumerate_state(Exhaustive *e, int s)
                 in.clone_in_place = in.clone_unled = reads_clone && extra > 0;
                 in.pre_promote = pre >= 1;
                 in.pre_promote_backoff = pre == 2;
+                in.standby_cluster = bits / (per * n_extra) == 1;
                 e->n_inputs++;
                 if (ha_decide(&in, &d) != 0 || d.row >= e->n_rows) {
                     if (e->n_gaps++ == 0) {
@@ -1526,9 +1646,12 @@ static void test_exhaustive_no_gap(void **state)
     /* a custom replica method (set, unset) only in INIT and CLONING */
     /* pre_promote (set, in its backoff) only in PRE_PROMOTE and in REPLICA
      * without a promotion */
-    assert_int_equal(ex->n_inputs, (size_t)(_HA_STATE_MAX + N_PROMOTION - 1 + 2 + 2 + 2 + 2) *
-                                       _HA_DATA_MAX * _HA_JOB_RESULT_MAX * (1u << N_BITS) *
-                                       _HA_REQUEST_MAX);
+    /* standby_cluster (set, unset) in INIT, PRIMARY and REPLICA: their
+     * inputs above once more */
+    assert_int_equal(
+        ex->n_inputs,
+        (size_t)(_HA_STATE_MAX + N_PROMOTION - 1 + 2 + 2 + 2 + 2 + 2 + 1 + (N_PROMOTION + 2)) *
+            _HA_DATA_MAX * _HA_JOB_RESULT_MAX * (1u << N_BITS) * _HA_REQUEST_MAX);
     if (ex->n_gaps > 0) {
         format_input(buf, sizeof(buf), &ex->first_gap);
         fail_msg("%zu inputs match no row, e.g. %s", ex->n_gaps, buf);

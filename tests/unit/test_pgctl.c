@@ -588,12 +588,54 @@ static void test_recovery_conf(void **state)
     remove_files(data);
 }
 
+/* A standby cluster's settings (lib/standby.h) win over recovery_conf's, in
+ * a section of their own; the standby leader's conninfo asks for the
+ * read-write host of the list when it streams through a slot. */
+static void test_standby_cluster_settings(void **state)
+{
+    (void)state;
+    char data[] = "/tmp/dbha-test-standby-XXXXXX";
+    assert_non_null(mkdtemp(data));
+    char buf[8192];
+    Config *c = config_dirs(data, "  recovery_conf:\n    restore_command: node\n"
+                                  "    recovery_min_apply_delay: 1s\n");
+    PgCtl p;
+    assert_int_equal(pgctl_init(&p, c), 0);
+    PgUpstream u = { .host = "127.0.0.1",
+                     .port = 6432,
+                     .slot_name = "dr",
+                     .read_write = true,
+                     .restore_command = "cp /remote/%f %p",
+                     .recovery_min_apply_delay = "5min" };
+    assert_int_equal(pgctl_write_config(&p, true, &u), 0);
+    assert_true(has_file(data, "postgresql.conf", buf, sizeof(buf)));
+    assert_non_null(strstr(buf, " connect_timeout=2 target_session_attrs=read-write'\n"
+                                "primary_slot_name = 'dr'\n"));
+    assert_null(strstr(buf, "'node'"));
+    assert_null(strstr(buf, "'1s'"));
+    assert_non_null(strstr(buf, "\n# standby_cluster\n"
+                                "restore_command = 'cp /remote/%f %p'\n"
+                                "recovery_min_apply_delay = '5min'\n"));
+    /* a member following the standby leader: no slot there of the remote,
+     * no delay, the restore command still the section's */
+    u = (PgUpstream){ .host = "127.0.0.1", .port = 5432, .restore_command = "cp /remote/%f %p" };
+    assert_int_equal(pgctl_write_config(&p, true, &u), 0);
+    assert_true(has_file(data, "postgresql.conf", buf, sizeof(buf)));
+    assert_null(strstr(buf, "target_session_attrs"));
+    assert_non_null(strstr(buf, "recovery_min_apply_delay = '1s'\n"));
+    assert_non_null(strstr(buf, "\n# standby_cluster\nrestore_command = 'cp /remote/%f %p'\n"));
+    pgctl_done(&p);
+    config_free(c);
+    remove_files(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_symlink_is_replaced_not_followed),
         cmocka_unit_test(test_missing_directory_fails),
         cmocka_unit_test(test_wal_keep_segments_translated),
+        cmocka_unit_test(test_standby_cluster_settings),
         cmocka_unit_test(test_user_libpq_settings_reach_connections),
         cmocka_unit_test(test_local_address_from_socket_directories),
         cmocka_unit_test(test_pg_hba_and_pg_ident_order),

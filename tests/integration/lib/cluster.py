@@ -169,8 +169,10 @@ restapi:
         return (f"  authentication:\n    username: {self.rest_auth[0]}\n"
                 f"    password: {self.rest_auth[1]}\n")
 
-    def api(self, path, method="GET", timeout=3):
-        req = urllib.request.Request(f"http://{LOOPBACK}:{self.api_port}{path}", method=method)
+    def api(self, path, method="GET", timeout=3, data=None):
+        req = urllib.request.Request(f"http://{LOOPBACK}:{self.api_port}{path}", method=method,
+                                     data=data.encode() if data is not None else None,
+                                     headers={"Content-Type": "application/json"} if data else {})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, r.read()
