@@ -142,10 +142,9 @@ static int watch_cb(EtcdWatch *w, const EtcdWatchResponse *resp, void *userdata)
     for (size_t i = 0; i < resp->n_events; i++) {
         const char *name = other_member(a, &resp->events[i].kv);
         routing = routing || (name && topology_member_changed(before, after, name));
-        joined_or_left = joined_or_left ||
-                         (name && after &&
-                          (dcs_cluster_get_member(before, name) != NULL) !=
-                              (dcs_cluster_get_member(after, name) != NULL));
+        joined_or_left = joined_or_left || (name && after &&
+                                            (dcs_cluster_get_member(before, name) != NULL) !=
+                                                (dcs_cluster_get_member(after, name) != NULL));
     }
     if (joined_or_left) {
         /* a member came (or went): the leader makes (or drops) its slot

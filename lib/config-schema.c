@@ -450,7 +450,7 @@ const char *config_noop_note(const char *path)
 const char *config_stricter_note(const char *path, const char *value)
 {
     bool on = false;
-    if (!value || config_parse_bool(value, &on) < 0 || !on) {
+    if (!value || config_parse_bool(value, &on) < 0) {
         return NULL;
     }
     const char *leaf = strrchr(path, '.');
@@ -462,8 +462,17 @@ const char *config_stricter_note(const char *path, const char *value)
     if (!config_is_patroni_only(path)) {
         return NULL;
     }
-    return "the data directory is moved aside (renamed to DATA_DIR.dbha-old-TIME, kept, never "
-           "deleted) and the member cloned anew, where Patroni would delete it";
+    if (on) {
+        return "the data directory is moved aside (renamed to DATA_DIR.dbha-old-TIME, kept, never "
+               "deleted) and the member cloned anew, where Patroni would delete it";
+    }
+    /* false: Patroni keeps the data and "tries to follow the new leader",
+     * which diverged data cannot do: the member stays a replica that never
+     * streams until an operator reinitializes it, one copy of the data
+     * fewer until then */
+    return "the data directory is never deleted, as false asks: it is moved aside (renamed to "
+           "DATA_DIR.dbha-old-TIME, kept) and the member cloned anew, where Patroni would leave "
+           "it following a leader it cannot stream from until an operator reinitializes it";
 }
 
 const char *config_patroni_only_note(const char *path)

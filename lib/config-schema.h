@@ -83,8 +83,9 @@ void config_etcd_url_done(ConfigEtcdUrl *u);
  * dbha (accepted with a note), or NULL. */
 const char *config_noop_note(const char *path);
 /* A Patroni key whose value dbha honours more safely than Patroni would
- * (remove_data_directory_on_*: true): what dbha does, or NULL. value is
- * the YAML scalar as written (NULL: not a scalar). */
+ * (remove_data_directory_on_*, true or false): what dbha does, or NULL (a
+ * value that is no boolean: then the key is warned about). value is the
+ * YAML scalar as written (NULL: not a scalar). */
 const char *config_stricter_note(const char *path, const char *value);
 /* Whether `path` is a key Patroni knows and dbha ignores. */
 bool config_is_patroni_only(const char *path);

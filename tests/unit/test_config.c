@@ -378,8 +378,15 @@ static const BrokenRow broken[] = {
          "DATA_DIR.dbha-old-TIME, kept, never deleted) and the member cloned anew, where Patroni "
          "would delete it",
          13, 7),
-    WARN("remove_data_directory_says_what_dbha_does",
+    NOTE("remove_data_directory_false_keeps_the_data",
          BASE "  remove_data_directory_on_rewind_failure: false\n",
+         "\"postgresql.remove_data_directory_on_rewind_failure\" is honoured the stricter way: "
+         "the data directory is never deleted, as false asks: it is moved aside (renamed to "
+         "DATA_DIR.dbha-old-TIME, kept) and the member cloned anew, where Patroni would leave it "
+         "following a leader it cannot stream from until an operator reinitializes it",
+         10, 3),
+    WARN("remove_data_directory_not_a_boolean",
+         BASE "  remove_data_directory_on_rewind_failure: sometimes\n",
          "\"postgresql.remove_data_directory_on_rewind_failure\" is not read: dbha moves the data "
          "directory aside (renamed, kept, never deleted) and clones the member anew whatever this "
          "says; with false Patroni would leave the member down for an operator",
