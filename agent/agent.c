@@ -784,32 +784,6 @@ static int node_use_pg_rewind(const Config *c)
     return v ? 1 : -1;
 }
 
-int agent_standby(const Agent *a, StandbyCluster *ret)
-{
-    return standby_cluster_read(agent_dcs(a)->standby_cluster, ret);
-}
-
-const DcsMember *agent_upstream(Agent *a)
-{
-    StandbyCluster sc;
-    const DcsLeader *l = a->cluster ? a->cluster->leader : NULL;
-    if (agent_standby(a, &sc) > 0 && (!l || strcmp(l->name, a->config->name) == 0)) {
-        (void)snprintf(a->remote_host, sizeof(a->remote_host), "%s", sc.host ? sc.host : "");
-        if (sc.host) {
-            (void)snprintf(a->remote_name, sizeof(a->remote_name), "the remote primary (%s:%d)",
-                           sc.host, sc.port);
-        } else {
-            (void)snprintf(a->remote_name, sizeof(a->remote_name),
-                           "the archive (standby_cluster.restore_command)");
-        }
-        a->remote = (DcsMember){ .name = a->remote_name,
-                                 .host = sc.host ? a->remote_host : NULL,
-                                 .port = sc.host ? sc.port : 0 };
-        return &a->remote;
-    }
-    return cascade_upstream(&a->cascade, a->cluster, a->config);
-}
-
 /* A replica can be made with no member to copy from (Patroni's
  * "bootstrap (without leader)"): a method of create_replica_methods has
  * no_leader. */

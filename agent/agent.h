@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include <systemd/sd-event.h>
@@ -240,6 +241,15 @@ static inline uint64_t agent_observe_upstream(Agent *a, uint64_t now_usec)
                            agent_dcs(a)->loop_wait, now_usec);
 }
 
+/* We lead a standby cluster (the key is ours on the last view) and
+ * PostgreSQL is in recovery: the standby leader. */
+static inline bool agent_standby_leader(const Agent *a)
+{
+    StandbyCluster sc;
+    return a->mem.state == HA_STATE_REPLICA && a->dcs_ok && a->cluster && a->cluster->leader &&
+           strcmp(a->cluster->leader->name, a->config->name) == 0 && agent_standby(a, &sc) != 0;
+}
+
 /* postgresql.callbacks (agent/callbacks.h) for an event whose role is the
  * one last announced, else guessed from the state and the probe. Patroni
  * calls on_reload only when `pg_ctl reload` succeeded. */
@@ -248,9 +258,12 @@ static inline void agent_callbacks(Agent *a, CallbacksEvent ev)
     if (ev == CALLBACKS_EVENT_RELOADED && !a->local.running) {
         return;
     }
-    callbacks_event(
-        a->callbacks, a->config, ev,
-        callbacks_role_guess(a->mem.state, a->local.probe_ok && !a->local.snap.in_recovery));
+    CallbacksRole role =
+        callbacks_role_guess(a->mem.state, a->local.probe_ok && !a->local.snap.in_recovery);
+    if (role == CALLBACKS_ROLE_REPLICA && agent_standby_leader(a)) {
+        role = CALLBACKS_ROLE_STANDBY_LEADER;
+    }
+    callbacks_event(a->callbacks, a->config, ev, role);
 }
 
 /* Deletes the leader key if it still names us (agent/ha_exec.c). */

@@ -36,8 +36,7 @@ typedef enum CallbacksAction {
 } CallbacksAction;
 
 /* The role argument, with Patroni 3.0.2's words ("master", not "primary").
- * standby_leader is not passed yet: a standby leader's callbacks say
- * replica (docs/configuration.md#callbacks). */
+ * standby_leader: the leader of a standby cluster (agent_standby_leader). */
 typedef enum CallbacksRole {
     CALLBACKS_ROLE_UNINITIALIZED,
     CALLBACKS_ROLE_MASTER,

@@ -267,6 +267,32 @@ static void slot_name(const char *member, char *buf, size_t size)
     buf[o] = '\0';
 }
 
+int agent_standby(const Agent *a, StandbyCluster *ret)
+{
+    return standby_cluster_read(agent_dcs(a)->standby_cluster, ret);
+}
+
+const DcsMember *agent_upstream(Agent *a)
+{
+    StandbyCluster sc;
+    const DcsLeader *l = a->cluster ? a->cluster->leader : NULL;
+    if (agent_standby(a, &sc) > 0 && (!l || strcmp(l->name, a->config->name) == 0)) {
+        (void)snprintf(a->remote_host, sizeof(a->remote_host), "%s", sc.host ? sc.host : "");
+        if (sc.host) {
+            (void)snprintf(a->remote_name, sizeof(a->remote_name), "the remote primary (%s:%d)",
+                           sc.host, sc.port);
+        } else {
+            (void)snprintf(a->remote_name, sizeof(a->remote_name),
+                           "the archive (standby_cluster.restore_command)");
+        }
+        a->remote = (DcsMember){ .name = a->remote_name,
+                                 .host = sc.host ? a->remote_host : NULL,
+                                 .port = sc.host ? sc.port : 0 };
+        return &a->remote;
+    }
+    return cascade_upstream(&a->cascade, a->cluster, a->config);
+}
+
 int agent_write_conf(Agent *a, bool replica)
 {
     /* the leader, or the member our replicatefrom tag names; our slot
@@ -865,7 +891,8 @@ static int finish_bootstrap(Agent *a)
     return 0;
 }
 
-/* The first leader of a new standby cluster, once it runs as a standby of
+/* The standby leader, on every loop (its callbacks learn the role once).
+ * The first leader of a new standby cluster, once it runs as a standby of
  * the remote primary: `initialize` (the placeholder it raced for) becomes
  * the system identifier and the `config` key is written, as a bootstrap's
  * last steps (Patroni's post_bootstrap after bootstrap_standby_leader). No
@@ -873,6 +900,9 @@ static int finish_bootstrap(Agent *a)
  * Nothing to do once `initialize` is set. */
 static int initialize_standby(Agent *a)
 {
+    /* the view names us the leader now: a role that changed to
+     * standby_leader is announced (on_role_change), else nothing */
+    agent_callbacks(a, CALLBACKS_EVENT_ATTACHED);
     if (!a->cluster || !a->cluster->initialize || *a->cluster->initialize) {
         return 0;
     }
@@ -932,6 +962,12 @@ static int follow(Agent *a)
         return r;
     }
     log_info("following \"%s\"", strna(cascade_following(&a->cascade)));
+    StandbyCluster sc;
+    if (agent_standby(a, &sc) != 0) {
+        /* in a standby cluster a member becomes (or stops being) the
+         * standby leader without a restart: Patroni's on_role_change */
+        agent_callbacks(a, CALLBACKS_EVENT_ATTACHED);
+    }
     agent_callbacks(a, CALLBACKS_EVENT_RELOADED);
     return 0;
 }

@@ -32,6 +32,7 @@ import pytest
 from conftest import sanitizer_lines
 from lib.cluster import DbhaCluster
 from lib.haproxy import HAProxy
+from lib.pg import hand_to_pg_user
 from lib.procs import Procs, wait_until
 
 pytestmark = pytest.mark.concurrent
@@ -54,6 +55,14 @@ def clusters():
     dr = DbhaCluster(procs, os.path.join(wd, "dr"), n=2, scope="dr", ttl=6,
                      standby_cluster={"host": "127.0.0.1", "port": hp.write_port,
                                       "primary_slot_name": SLOT})
+    # dr's callbacks append "ACTION ROLE SCOPE" to cb/NODE.log
+    cb = os.path.join(wd, "cb")
+    hand_to_pg_user(cb)
+    for n in dr.nodes:
+        n.postgresql_yaml = ("  callbacks:\n" + "".join(
+            f"    {a}: /bin/sh -c 'echo \"$0 $1 $2\" >> {cb}/{n.name}.log'\n"
+            for a in ("on_start", "on_stop", "on_role_change")))
+    dr.cb_dir = cb
     try:
         main.start()
         main.wait_healthy(timeout=120)
@@ -76,6 +85,14 @@ def clusters():
 
 def roles(c):
     return {m["name"]: (m["role"], m["state"]) for m in c.status()["members"]}
+
+
+def callbacks(dr, node):
+    try:
+        with open(os.path.join(dr.cb_dir, f"{node.name}.log")) as f:
+            return [line.split() for line in f]
+    except FileNotFoundError:
+        return []
 
 
 def in_recovery(node):
@@ -142,6 +159,9 @@ def test_standby_cluster_follows_main_through_failovers(clusters):
         for n in dr.nodes:
             assert n.api("/primary")[0] == 503, n.name
         assert other.api("/replica")[0] == 200
+        # Patroni's callbacks: the standby leader's role is standby_leader
+        wait_until(lambda: ["on_role_change", "standby_leader", "dr"] in callbacks(dr, sl), 30,
+                   what=f"on_role_change standby_leader on {sl.name}")
         code, patroni = sl.api_json("/patroni")
         assert code == 200 and patroni["role"] == "standby_leader", patroni
         # the standby leader streams from main's primary through the slot
@@ -194,6 +214,8 @@ def test_standby_cluster_follows_main_through_failovers(clusters):
         wait_until(lambda: roles(dr).get(other.name) == ("standby_leader", "running"), 60,
                    interval=0.5, what=f"{other.name} the standby leader")
         assert in_recovery(other)
+        wait_until(lambda: ["on_role_change", "standby_leader", "dr"] in callbacks(dr, other), 30,
+                   what=f"on_role_change standby_leader on {other.name}")
         wait_until(lambda: f"port='{hp.write_port}'" in other.sql("SHOW primary_conninfo")[0][0],
                    30, what=f"{other.name} following main")
         np_.sql("INSERT INTO t SELECT generate_series(201, 300)")
