@@ -1212,6 +1212,13 @@ void agent_tick(Agent *a)
 static void shutdown_agent(Agent *a)
 {
     a->stopping = true;
+    /* before_stop while the fence still guards a primary's lease: the
+     * loop renews nothing meanwhile, and a script that outlasts the lease
+     * must not leave a primary writable after another one was promoted */
+    observe_postgres(a, clock_monotonic_usec());
+    if (a->local.running) {
+        agent_run_before_stop(a);
+    }
     fence_disarm(a->fence); /* we stop PostgreSQL ourselves now */
     a->watchdog = watchdog_close(a->watchdog);
     jobs_kill(&a->jobs);

@@ -62,6 +62,10 @@
  * writable meanwhile; killed at this deadline it counts as failed (the key
  * is released: another member may take it, through its own pre_promote). */
 #define AGENT_PRE_PROMOTE_TIMEOUT_SEC 600
+/* Patroni waits for before_stop for ever before it stops PostgreSQL; dbha
+ * kills it after this long and stops PostgreSQL all the same (a fencing
+ * never waits for it: FENCE is no stop). */
+#define AGENT_BEFORE_STOP_TIMEOUT_SEC 600
 /* pg_promote returns at once; then pg_is_in_recovery() is polled this often,
  * until the lease's next renewal is due but at least AGENT_PROMOTE_WAIT_MIN_USEC
  * and at most AGENT_PROMOTE_WAIT_MAX_USEC. A promotion not done by then is
@@ -204,6 +208,16 @@ int ha_exec_action(Agent *a, HaAction action);
 /* Rewrites postgresql.conf (and the standby settings when replica) from the
  * config file and the cluster's `config` key (agent/ha_exec.c). */
 int agent_write_conf(Agent *a, bool replica);
+/* postgresql.before_stop, split, as a stop's first step (NULL: none, or it
+ * cannot be split, which is logged). Owned: cmdsplit_free() it. */
+char **agent_before_stop_argv(const Agent *a);
+/* How long a before_stop the loop waits for may run: AGENT_BEFORE_STOP_
+ * TIMEOUT_SEC, or while we hold the leader key no longer than our lease's
+ * deadline (the fence stops a primary then anyway; past it the loop would
+ * only be held up). */
+int agent_before_stop_timeout(const Agent *a);
+/* Runs before_stop (if set) and waits for it, that long; logs a failure. */
+void agent_run_before_stop(Agent *a);
 /* Runs one statement on the local server through the probe's connection. */
 int agent_exec_sql(Agent *a, const char *sql, PGresult **ret);
 
@@ -234,8 +248,10 @@ size_t agent_clone_methods(const Agent *a, bool have_source,
 /* One look at a replicatefrom upstream (agent/cascade.h). */
 static inline uint64_t agent_observe_upstream(Agent *a, uint64_t now_usec)
 {
+    /* the remote primary (or archive) of a standby cluster is no member
+     * to give up on: a standby leader that does not stream waits for it */
     bool replica = a->mem.state == HA_STATE_REPLICA && a->local.running && a->local.probe_ok &&
-                   a->local.snap.in_recovery;
+                   a->local.snap.in_recovery && agent_upstream(a) != &a->remote;
     return cascade_observe(&a->cascade, a->dcs_ok ? a->cluster : NULL,
                            a->config->tags.replicatefrom, replica, agent_streaming(a),
                            agent_dcs(a)->loop_wait, now_usec);

@@ -141,6 +141,47 @@ static int split_command(const char *section, const char *name, const char *cmd,
 
 /* Patroni's _custom_bootstrap(): the command, then --scope and --datadir
  * unless no_params, writing the data directory itself. */
+char **agent_before_stop_argv(const Agent *a)
+{
+    const char *cmd = a->config->postgresql.before_stop;
+    char **v = NULL;
+    if (!cmd || split_command("postgresql.before_stop", "", cmd, &v) < 0) {
+        return NULL;
+    }
+    log_info("running before_stop before stopping postgresql: %s", cmd);
+    return v;
+}
+
+void agent_run_before_stop(Agent *a)
+{
+    char **before = agent_before_stop_argv(a);
+    if (!before) {
+        return;
+    }
+    int timeout = agent_before_stop_timeout(a);
+    int r = jobs_run_sync(&a->jobs, before, timeout);
+    cmdsplit_free(before);
+    if (r == -ETIMEDOUT) {
+        log_warning("before_stop killed after %d s: stopping postgresql now", timeout);
+    } else if (r < 0) {
+        log_info("before_stop failed (its outcome does not matter, as in Patroni)");
+    }
+}
+
+int agent_before_stop_timeout(const Agent *a)
+{
+    uint64_t deadline = lease_deadline_usec(&a->lease), now = clock_monotonic_usec();
+    bool leader =
+        a->cluster && a->cluster->leader && strcmp(a->cluster->leader->name, a->config->name) == 0;
+    if (!leader || deadline == 0) {
+        return AGENT_BEFORE_STOP_TIMEOUT_SEC;
+    }
+    uint64_t left = deadline > now ? (deadline - now) / 1000000ULL : 0;
+    return left < 1                               ? 1
+           : left < AGENT_BEFORE_STOP_TIMEOUT_SEC ? (int)left
+                                                  : AGENT_BEFORE_STOP_TIMEOUT_SEC;
+}
+
 static int run_custom_bootstrap(Agent *a, const ConfigBootstrapMethod *b)
 {
     char **v = NULL;
@@ -227,9 +268,12 @@ static int restart_postgres(Agent *a)
     PgArgv argv = { 0 };
     int timeout = start_timeout_sec(a);
     r = pgctl_argv_restart(&a->local.ctl, "fast", timeout, &argv);
+    char **before = r >= 0 ? agent_before_stop_argv(a) : NULL;
     if (r >= 0) {
-        r = jobs_start(&a->jobs, JOB_RESTART, argv.argv, timeout + 5);
+        r = jobs_start_after(&a->jobs, JOB_RESTART, before, AGENT_BEFORE_STOP_TIMEOUT_SEC,
+                             argv.argv, timeout + 5);
     }
+    cmdsplit_free(before);
     pgctl_argv_done(&argv);
     if (r >= 0) {
         log_notice("restarting postgresql (requested through the REST API)");
@@ -237,13 +281,18 @@ static int restart_postgres(Agent *a)
     return r;
 }
 
+/* postgresql.before_stop first (Patroni 3.1's), in the job: the loop goes
+ * on meanwhile; a primary's fence stays armed at its lease's deadline */
 static int stop_postgres(Agent *a)
 {
     PgArgv argv = { 0 };
     int r = pgctl_argv_stop(&a->local.ctl, "fast", AGENT_STOP_TIMEOUT_SEC, &argv);
+    char **before = r >= 0 ? agent_before_stop_argv(a) : NULL;
     if (r >= 0) {
-        r = jobs_start(&a->jobs, JOB_STOP, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
+        r = jobs_start_after(&a->jobs, JOB_STOP, before, AGENT_BEFORE_STOP_TIMEOUT_SEC, argv.argv,
+                             AGENT_STOP_TIMEOUT_SEC + 5);
     }
+    cmdsplit_free(before);
     pgctl_argv_done(&argv);
     return r;
 }
@@ -1693,6 +1742,9 @@ static int switchover_stop(Agent *a, uint64_t *ret_stop_usec, bool *ret_released
 {
     *ret_released = false;
     *ret_confirmed = false;
+    /* before_stop while PostgreSQL still runs (Patroni 3.1's order); the
+     * loop waits, and the fence stays armed at the lease's deadline */
+    agent_run_before_stop(a);
     pid_t walsender = candidate_walsender(a);
     uint64_t t0 = clock_monotonic_usec();
     PmProc pm;

@@ -35,7 +35,48 @@ const char *job_kind_to_string(JobKind k)
 /* In the child: default signal mask, own process group, only stdin, stdout
  * and stderr open, the environment jobs_set_pgpass built (no allocation
  * here: the agent has threads). */
-static _noreturn_ void exec_child(const Jobs *j, char *const *argv)
+/* In the child, before its own command: `before` runs in the same process
+ * group to its end or for timeout_sec (then SIGKILL); its exit status is
+ * only reported (Patroni ignores it). Async-signal-safe calls only. */
+static void run_before(const Jobs *j, char *const *before, int timeout_sec)
+{
+    static char *const empty[] = { NULL };
+    pid_t pid = fork();
+    if (pid < 0) {
+        dprintf(STDERR_FILENO, "dbagent: before_stop: fork failed\n");
+        return;
+    }
+    if (pid == 0) {
+        execve(before[0], before, j->env ? j->env : empty);
+        dprintf(STDERR_FILENO, "dbagent: cannot run %s\n", before[0]);
+        _exit(127);
+    }
+    /* bounded: timeout_sec in 10 ms steps */
+    long steps = (long)timeout_sec * 100;
+    for (long i = 0; i <= steps; i++) {
+        int status;
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) {
+            dprintf(STDERR_FILENO, "dbagent: before_stop %s exited with %d\n", before[0],
+                    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+            return;
+        }
+        if (w < 0 && errno != EINTR) {
+            return;
+        }
+        struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    (void)kill(pid, SIGKILL);
+    (void)waitpid(pid, NULL, 0);
+    dprintf(STDERR_FILENO, "dbagent: before_stop %s killed after %d s\n", before[0], timeout_sec);
+}
+
+/* In the child: default signal mask, own process group, only stdin, stdout
+ * and stderr open, the environment jobs_set_pgpass built (no allocation
+ * here: the agent has threads); `before` first when not NULL. */
+static _noreturn_ void exec_child(const Jobs *j, char *const *before, int before_timeout_sec,
+                                  char *const *argv)
 {
     static char *const empty[] = { NULL };
     sigset_t none;
@@ -47,6 +88,9 @@ static _noreturn_ void exec_child(const Jobs *j, char *const *argv)
     inherit_close_fds();
     if (chdir("/") < 0) {
         _exit(127);
+    }
+    if (before) {
+        run_before(j, before, before_timeout_sec);
     }
     execve(argv[0], argv, j->env ? j->env : empty);
     dprintf(STDERR_FILENO, "dbagent: cannot run %s: %s\n", argv[0], strerror(errno));
@@ -112,6 +156,15 @@ static void job_clear(Jobs *j)
 
 int jobs_start(Jobs *j, JobKind kind, char *const *argv, int timeout_sec)
 {
+    return jobs_start_after(j, kind, NULL, 0, argv, timeout_sec);
+}
+
+int jobs_start_after(Jobs *j, JobKind kind, char *const *before, int before_timeout_sec,
+                     char *const *argv, int timeout_sec)
+{
+    if (before) {
+        timeout_sec += before_timeout_sec;
+    }
     if (j->kind != JOB_NONE && !j->finished) {
         return log_error_errno(-EBUSY, "cannot start %s: %s is running", job_kind_to_string(kind),
                                job_kind_to_string(j->kind));
@@ -124,7 +177,7 @@ int jobs_start(Jobs *j, JobKind kind, char *const *argv, int timeout_sec)
         return log_error_errno(-errno, "fork: %m");
     }
     if (pid == 0) {
-        exec_child(j, argv);
+        exec_child(j, before, before_timeout_sec, argv);
     }
     (void)setpgid(pid, pid); /* also here: no race with the kill below */
     j->pid = pid;
@@ -156,12 +209,21 @@ void jobs_kill(Jobs *j)
 
 int jobs_run_sync(const Jobs *j, char *const *argv, int timeout_sec)
 {
+    return jobs_run_sync_after(j, NULL, 0, argv, timeout_sec);
+}
+
+int jobs_run_sync_after(const Jobs *j, char *const *before, int before_timeout_sec,
+                        char *const *argv, int timeout_sec)
+{
+    if (before) {
+        timeout_sec += before_timeout_sec;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         return -errno;
     }
     if (pid == 0) {
-        exec_child(j, argv);
+        exec_child(j, before, before_timeout_sec, argv);
     }
     /* bounded: timeout_sec in 10 ms steps */
     long steps = (long)timeout_sec * 100;

@@ -62,10 +62,18 @@ int jobs_set_pgpass(Jobs *j, const char *path);
  * stderr) with a deadline. Returns
  * 0, -EBUSY while a job runs, or a negative errno (all logged). */
 int jobs_start(Jobs *j, JobKind kind, char *const *argv, int timeout_sec);
+/* As jobs_start, after `before` (NULL: nothing) has run in the job's
+ * process to its end or for before_timeout_sec (then SIGKILL), whatever its
+ * exit status: Patroni's before_stop. The deadline covers both. */
+int jobs_start_after(Jobs *j, JobKind kind, char *const *before, int before_timeout_sec,
+                     char *const *argv, int timeout_sec);
 /* Kills the running job, if any, and forgets it. */
 void jobs_kill(Jobs *j);
 /* Runs argv to completion synchronously, by the deadline (shutdown path). */
 int jobs_run_sync(const Jobs *j, char *const *argv, int timeout_sec);
+/* The same after `before`, as jobs_start_after. */
+int jobs_run_sync_after(const Jobs *j, char *const *before, int before_timeout_sec,
+                        char *const *argv, int timeout_sec);
 
 /* For the decision: no job, running, succeeded or failed. */
 HaJobResult jobs_result(const Jobs *j);

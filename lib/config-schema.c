@@ -278,6 +278,7 @@ const ConfigRow config_schema[] = {
     /* dbha's own: Patroni lets a callback run for ever */
     INT("postgresql.callback_timeout", postgresql.callback_timeout, R, 60, 1, 86400),
     STR("postgresql.pre_promote", postgresql.pre_promote, R, NULL, check_command, NULL),
+    STR("postgresql.before_stop", postgresql.before_stop, R, NULL, check_command, NULL),
     INT("postgresql.pg_ctl_timeout", postgresql.pg_ctl_timeout, R, 60, 1, 86400),
     LIST("postgresql.create_replica_methods", CONFIG_TYPE_STRV, postgresql.create_replica_methods,
          R),
@@ -360,7 +361,6 @@ static const char *const patroni_only_keys[] = {
     "postgresql.remove_data_directory_on_diverged_timelines",
     "bootstrap.dcs.postgresql.remove_data_directory_on_rewind_failure",
     "bootstrap.dcs.postgresql.remove_data_directory_on_diverged_timelines",
-    "postgresql.before_stop",
     "log.type",
 };
 

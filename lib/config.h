@@ -222,6 +222,7 @@ typedef struct Config {
          * key is taken and before PostgreSQL is promoted; a non-zero exit
          * cancels the promotion (the key released, no leader race for ttl) */
         char *pre_promote;
+        char *before_stop;      /* Patroni 3.1's: run (waited for, bounded) before every stop */
         int64_t pg_ctl_timeout; /* 60: seconds pg_ctl start/restart waits (-t) */
         ConfigStrv create_replica_methods;
         ConfigStrv basebackup; /* "--opt" / "--key=value" */

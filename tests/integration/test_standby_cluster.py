@@ -22,6 +22,7 @@ slot of main (`primary_slot_name`).
 """
 import json
 import os
+import subprocess
 import tempfile
 import threading
 import time
@@ -30,9 +31,9 @@ import psycopg2
 import pytest
 
 from conftest import sanitizer_lines
-from lib.cluster import DbhaCluster
+from lib.cluster import REPL, REPL_PW, DbhaCluster
 from lib.haproxy import HAProxy
-from lib.pg import hand_to_pg_user
+from lib.pg import PG_OS_USER, as_root, hand_to_pg_user
 from lib.procs import Procs, wait_until
 
 pytestmark = pytest.mark.concurrent
@@ -51,6 +52,13 @@ def clusters():
     os.chmod(os.path.join(wd, "dr"), 0o755)
     main = DbhaCluster(procs, os.path.join(wd, "main"), n=3, scope="main", ttl=6,
                        slots={SLOT: {"type": "physical"}})
+    # main archives its WAL for the archive-only standby cluster
+    arch = os.path.join(wd, "arch")
+    hand_to_pg_user(arch)
+    for n in main.nodes:
+        n.parameters.update(archive_mode="on",
+                            archive_command=f"test ! -f {arch}/%f && cp %p {arch}/%f")
+    main.arch = arch
     hp = HAProxy(procs, wd, main.nodes)
     dr = DbhaCluster(procs, os.path.join(wd, "dr"), n=2, scope="dr", ttl=6,
                      standby_cluster={"host": "127.0.0.1", "port": hp.write_port,
@@ -73,7 +81,7 @@ def clusters():
                    what="HAProxy's write port on main's primary only")
         yield main, dr, hp
     finally:
-        for c in (dr, main):
+        for c in [dr, main] + getattr(main, "others", []):
             c.stop_all()
         hp.stop()
         logs = sorted({procs.log_path(n) for n, _, _ in procs.procs})
@@ -228,6 +236,8 @@ def test_standby_cluster_follows_main_through_failovers(clusters):
     finally:
         sampler.stop()
     assert sampler.samples > 50, sampler.samples
+    for n in dr.nodes:  # main's primary is no member a replica gives up on
+        assert not dr.procs.log_contains(n.name, 'not streaming from "the remote primary'), n.name
     assert not sampler.writable, f"a dr member ran out of recovery: {sampler.writable[:5]}"
 
     # promotion is explicit: the section removed, dr's leader is promoted
@@ -259,4 +269,70 @@ def test_standby_cluster_follows_main_through_failovers(clusters):
         other.sql("INSERT INTO t VALUES (302)")
     for n in dr.nodes:
         assert n.api("/primary")[0] == 503, n.name
+
+
+RESTORE = """\
+import os, subprocess, sys
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(dst, mode=0o700, exist_ok=True)
+rc = subprocess.call(["cp", "-a", src + "/.", dst])
+os.chmod(dst, 0o700)
+sys.exit(rc)
+"""
+
+
+def test_archive_only_standby_cluster(clusters):
+    """standby_cluster with restore_command and no host (Patroni's archive-only
+    standby cluster, as with pgBackRest or WAL-G): its members are made by
+    standby_cluster.create_replica_methods, here a no_leader method restoring
+    a base backup of main; the standby leader replays main's archive with no
+    connection to main, and the other member streams from it."""
+    main, _, _ = clusters
+    wd = os.path.dirname(main.workdir)
+    mp = main.primary()
+    mp.sql("CREATE TABLE a (i int)")
+    mp.sql("INSERT INTO a SELECT generate_series(1, 10)")
+    backup = os.path.join(wd, "base")
+    hand_to_pg_user(backup)
+    argv = ["/usr/lib/postgresql/15/bin/pg_basebackup", "-D", backup, "-X", "stream", "-c", "fast",
+            "-h", "127.0.0.1", "-p", str(mp.pg_port), "-U", REPL]
+    run_as = ["runuser", "-u", PG_OS_USER, "--"] if as_root() else []
+    p = subprocess.run(run_as + argv, capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PGPASSWORD=REPL_PW))
+    assert p.returncode == 0, p.stderr
+    script = os.path.join(wd, "restore.py")
+    with open(script, "w") as f:
+        f.write(RESTORE)
+    os.chmod(script, 0o755)
+    os.makedirs(os.path.join(wd, "archcl"))
+    os.chmod(os.path.join(wd, "archcl"), 0o755)
+    ac = DbhaCluster(main.procs, os.path.join(wd, "archcl"), n=2, scope="archcl", ttl=6,
+                     standby_cluster={"restore_command": f"cp {main.arch}/%f %p",
+                                      "create_replica_methods": ["restore_base"]})
+    main.others = [ac]
+    for n in ac.nodes:
+        n.postgresql_yaml = (f"  restore_base:\n    command: /usr/bin/python3 {script} {backup}"
+                             f" {n.data_dir}\n    no_params: true\n    no_leader: true\n")
+    ac.start()
+    leader = wait_until(lambda: standby_healthy(ac), 120, interval=0.5,
+                        what="an archive-only standby leader and a streaming replica")
+    al = ac.node(leader)
+    ar = next(n for n in ac.nodes if n.name != leader)
+    assert al.sql("SHOW primary_conninfo") == [("",)]
+    assert al.sql("SHOW restore_command") == [(f"cp {main.arch}/%f %p",)]
+    assert f"port='{al.pg_port}'" in ar.sql("SHOW primary_conninfo")[0][0]
+    assert ac.etcd_get("initialize") == main.etcd_get("initialize")
+    assert al.api("/standby-leader")[0] == 200
+    # what main writes reaches both through the archive
+    mp.sql("INSERT INTO a SELECT generate_series(11, 20)")
+    mp.sql("SELECT pg_switch_wal()")
+    for n in ac.nodes:
+        wait_until(lambda n=n: rows_on(n, "a") == 20, 60, interval=0.5,
+                   what=f"archived rows on {n.name}")
+        assert in_recovery(n)
+    for n in ac.nodes:
+        assert ac.procs.log_contains(
+            n.name, 'creating the replica with method "restore_base"'), n.name
+        # the archive is no member that a replica gives up on
+        assert not ac.procs.log_contains(n.name, 'not streaming from "the archive'), n.name
 

@@ -419,8 +419,12 @@ static const BrokenRow broken[] = {
          "replication connection to its own server (Patroni's reads the replica's timeline with "
          "IDENTIFY_SYSTEM; dbha's probe query reads it)",
          10, 3),
-    WARN("patroni_later_version", BASE "  before_stop: /bin/true\n",
-         "unknown key \"postgresql.before_stop\" (a Patroni setting dbha does not use)", 10, 3),
+    WARN("patroni_later_version", BASE "  before_stop: /bin/true\nlog:\n  type: json\n",
+         "unknown key \"log.type\" (a Patroni setting dbha does not use)", 12, 3),
+    ERR("before_stop_unclosed_quote", BASE "  before_stop: \"/bin/x 'a\"\n",
+        "expected a command line (words as a shell splits them, quotes closed) for "
+        "\"postgresql.before_stop\", got \"/bin/x 'a\"",
+        10, 16),
     WARN("etcd_host_and_hosts",
          TOP REST "etcd3:\n  hosts: 127.0.0.1:2379\n  host: 127.0.0.2:2379\n" PG,
          "\"etcd3.host\" is ignored because \"etcd3.hosts\" is set", 7, 3),
