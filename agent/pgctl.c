@@ -120,7 +120,6 @@ int pgctl_init(PgCtl *ret, const Config *c)
 {
     PgCtl p = { .config = c };
     int r = -ENOMEM;
-    size_t n;
     const char *sockets, *listen;
     bool use_socket;
 
@@ -128,21 +127,21 @@ int pgctl_init(PgCtl *ret, const Config *c)
     if (p.port < 0) {
         return -EINVAL;
     }
-    p.bin_dir = strdup(c->postgresql.bin_dir ? c->postgresql.bin_dir : PGCTL_DEFAULT_BIN_DIR);
-    p.data_dir = strdup(c->postgresql.data_dir);
+    /* Relative paths are the agent's working directory's, as Patroni's
+     * (which never changes it) are: made absolute here, since the jobs run
+     * from / and the server from its data directory (Patroni's sample
+     * config has data_dir: data/postgresql0). A trailing slash goes: it
+     * would put the clone inside the data dir. */
+    p.bin_dir = absolute_dir(c->postgresql.bin_dir ? c->postgresql.bin_dir : PGCTL_DEFAULT_BIN_DIR);
+    p.data_dir = absolute_dir(c->postgresql.data_dir);
     if (!p.bin_dir || !p.data_dir) {
         goto fail;
-    }
-    /* a trailing slash would put the clone inside the data dir */
-    n = strlen(p.data_dir);
-    while (n > 1 && p.data_dir[n - 1] == '/') {
-        p.data_dir[--n] = '\0';
     }
     p.clone_dir = path_join(p.data_dir, PGCTL_CLONE_SUFFIX);
     p.log_file = path_join(p.data_dir, ".log");
     p.pwfile = path_join(p.data_dir, ".pwfile");
-    p.pgpass =
-        c->postgresql.pgpass ? strdup(c->postgresql.pgpass) : path_join(p.data_dir, ".pgpass");
+    p.pgpass = c->postgresql.pgpass ? absolute_dir(c->postgresql.pgpass)
+                                    : path_join(p.data_dir, ".pgpass");
     if (!p.clone_dir || !p.log_file || !p.pgpass || !p.pwfile) {
         goto fail;
     }

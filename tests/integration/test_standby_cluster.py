@@ -245,7 +245,7 @@ def test_standby_cluster_follows_main_through_failovers(clusters):
     assert r.returncode == 0, r.stdout + r.stderr
     wait_until(lambda: not in_recovery(other), 60, what=f"{other.name} promoted")
     other.sql("INSERT INTO t VALUES (301)")
-    assert other.api("/primary")[0] == 200
+    wait_until(lambda: other.api("/primary")[0] == 200, 30, what=f"/primary on {other.name}")
     wait_until(lambda: roles(dr).get(other.name) == ("primary", "running"), 30,
                what="dr's leader shown as primary")
     wait_until(lambda: rows_on(sl, "t") == 301, 60, what=f"{sl.name} follows dr's own primary")

@@ -629,6 +629,30 @@ static void test_standby_cluster_settings(void **state)
     remove_files(data);
 }
 
+/* Relative paths are the working directory's (Patroni's sample has
+ * data_dir: data/postgresql0 and pgpass relative to where it runs): the
+ * jobs run from /, so the agent makes them absolute. */
+static void test_relative_paths_are_the_working_directorys(void **state)
+{
+    (void)state;
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    Config *c = config_dirs("data/postgresql0/", "  pgpass: pgpass0\n  bin_dir: bin\n");
+    PgCtl p;
+    assert_int_equal(pgctl_init(&p, c), 0);
+    char want[8192];
+    snprintf(want, sizeof(want), "%s/data/postgresql0", cwd);
+    assert_string_equal(p.data_dir, want);
+    snprintf(want, sizeof(want), "%s/data/postgresql0.pwfile", cwd);
+    assert_string_equal(p.pwfile, want);
+    snprintf(want, sizeof(want), "%s/pgpass0", cwd);
+    assert_string_equal(p.pgpass, want);
+    snprintf(want, sizeof(want), "%s/bin", cwd);
+    assert_string_equal(p.bin_dir, want);
+    pgctl_done(&p);
+    config_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -636,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_missing_directory_fails),
         cmocka_unit_test(test_wal_keep_segments_translated),
         cmocka_unit_test(test_standby_cluster_settings),
+        cmocka_unit_test(test_relative_paths_are_the_working_directorys),
         cmocka_unit_test(test_user_libpq_settings_reach_connections),
         cmocka_unit_test(test_local_address_from_socket_directories),
         cmocka_unit_test(test_pg_hba_and_pg_ident_order),
