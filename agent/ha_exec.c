@@ -885,6 +885,25 @@ static char *iso_now(void)
     return strdup(buf);
 }
 
+/* A new cluster's identity: `initialize` (our empty placeholder from the
+ * race) becomes the system identifier, and the `config` key is made from
+ * bootstrap.dcs unless it exists. */
+static int store_identity(Agent *a, uint64_t sysid)
+{
+    _cleanup_free_ char *init = NULL, *config = NULL;
+    if (dcs_initialize_encode(sysid, &init) < 0 ||
+        dcs_config_encode(&a->config->bootstrap.dcs, &config) < 0) {
+        return -ENOMEM;
+    }
+    int r = stored(a, dcs_store_set_initialize(&a->store, init), a->paths.initialize);
+    if (r < 0) {
+        return r;
+    }
+    _cleanup_free_ char *holder = NULL;
+    r = create_key(a, a->paths.config, config, false, &holder);
+    return r < 0 && r != -ECANCELED ? r : 0;
+}
+
 static int finish_bootstrap(Agent *a)
 {
     if (!a->local.probe_ok) {
@@ -896,19 +915,8 @@ static int finish_bootstrap(Agent *a)
     }
     uint64_t sysid =
         a->local.snap.system_identifier ? a->local.snap.system_identifier : a->local.sysid;
-    _cleanup_free_ char *init = NULL, *config = NULL;
-    if (dcs_initialize_encode(sysid, &init) < 0 ||
-        dcs_config_encode(&a->config->bootstrap.dcs, &config) < 0) {
-        return -ENOMEM;
-    }
-    /* `initialize` was "" (ours, from the race): now the system identifier */
-    r = stored(a, dcs_store_set_initialize(&a->store, init), a->paths.initialize);
+    r = store_identity(a, sysid);
     if (r < 0) {
-        return r;
-    }
-    _cleanup_free_ char *holder = NULL;
-    r = create_key(a, a->paths.config, config, false, &holder);
-    if (r < 0 && r != -ECANCELED) {
         return r;
     }
     /* As Patroni 3.0.2: an empty history on timeline 1. Its readers take the
@@ -960,18 +968,8 @@ static int initialize_standby(Agent *a)
     if (sysid == 0) {
         return log_warning_errno(-EAGAIN, "the standby's system identifier is not known yet");
     }
-    _cleanup_free_ char *init = NULL, *config = NULL;
-    if (dcs_initialize_encode(sysid, &init) < 0 ||
-        dcs_config_encode(&a->config->bootstrap.dcs, &config) < 0) {
-        return -ENOMEM;
-    }
-    int r = stored(a, dcs_store_set_initialize(&a->store, init), a->paths.initialize);
+    int r = store_identity(a, sysid);
     if (r < 0) {
-        return r;
-    }
-    _cleanup_free_ char *holder = NULL;
-    r = create_key(a, a->paths.config, config, false, &holder);
-    if (r < 0 && r != -ECANCELED) {
         return r;
     }
     log_struct_id(LOG_LEVEL_NOTICE, "3c8e1f7a5b2d4e69a0c4b7d2e9f1a6b3",

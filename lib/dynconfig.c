@@ -514,8 +514,7 @@ int dynconfig_check_slots(const json_t *slots, const json_t *ignore_slots,
     return check_slots_in(&c, slots, ignore_slots, where ? where : &unused);
 }
 
-/* Python's truth of a JSON value, as Patroni's `a or b` sees it. */
-static bool truthy(const json_t *v)
+bool dynconfig_truthy(const json_t *v)
 {
     switch (v ? json_typeof(v) : JSON_NULL) {
     case JSON_OBJECT:
@@ -541,7 +540,7 @@ const json_t *dynconfig_permanent_slots(const json_t *doc)
                                          "slots" };
     for (size_t i = 0; i < ELEMENTSOF(names); i++) {
         const json_t *v = json_object_get(doc, names[i]);
-        if (truthy(v)) {
+        if (dynconfig_truthy(v)) {
             return v;
         }
     }

@@ -44,6 +44,10 @@ int dynconfig_validate(const json_t *doc, char *err, size_t errlen);
  * 0, or -EINVAL with the reason in err as "standby_cluster.KEY: message". */
 int dynconfig_check_standby_cluster(const json_t *sc, char *err, size_t errlen);
 
+/* Python's truth of a JSON value, as Patroni's `a or b` sees it (NULL:
+ * false). */
+bool dynconfig_truthy(const json_t *v);
+
 /* Permanent replication slots (Patroni's `slots`, also read as
  * `permanent_slots`) and `ignore_slots`, as dbha honours them:
  * - a slot name is Patroni's slot_name_re, [a-z0-9_]{1,63};

@@ -10,32 +10,11 @@
 #include "config.h"
 #include "dynconfig.h"
 
-/* Python's truth of a value, as Patroni's `config.get('host') or ...` */
-static bool truthy(const json_t *v)
-{
-    switch (v ? json_typeof(v) : JSON_NULL) {
-    case JSON_STRING:
-        return json_string_length(v) > 0;
-    case JSON_INTEGER:
-        return json_integer_value(v) != 0;
-    case JSON_REAL:
-        return json_real_value(v) != 0.0;
-    case JSON_TRUE:
-        return true;
-    case JSON_OBJECT:
-        return json_object_size(v) > 0;
-    case JSON_ARRAY:
-        return json_array_size(v) > 0;
-    default:
-        return false;
-    }
-}
-
 bool standby_cluster_active(const json_t *sc)
 {
-    return json_is_object(sc) &&
-           (truthy(json_object_get(sc, "host")) || truthy(json_object_get(sc, "port")) ||
-            truthy(json_object_get(sc, "restore_command")));
+    return json_is_object(sc) && (dynconfig_truthy(json_object_get(sc, "host")) ||
+                                  dynconfig_truthy(json_object_get(sc, "port")) ||
+                                  dynconfig_truthy(json_object_get(sc, "restore_command")));
 }
 
 static const char *text(const json_t *sc, const char *key)
