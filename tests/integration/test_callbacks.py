@@ -167,8 +167,10 @@ def test_callback_replaced_then_timed_out_with_its_process_group(cluster):
         second, second_child = reload_and_child(t1)
         wait_until(lambda: not pid_alive(first["pid"]) and not pid_alive(first_child), 5,
                    what="the replaced callback and its child gone")
-        assert f"(pid {first['pid']}) killed after" in agent_log(cluster, node)
-        assert "a newer callback replaced it" in agent_log(cluster, node)
+        # logged when the agent reaps it, which may come a moment after it is gone
+        wait_until(lambda: f"(pid {first['pid']}) killed after" in agent_log(cluster, node)
+                   and "a newer callback replaced it" in agent_log(cluster, node), 10,
+                   interval=0.2, what="the replaced callback's kill in the agent's log")
         # the second one outlives postgresql.callback_timeout: killed and logged
         assert pid_alive(second["pid"]) and pid_alive(second_child)
         text = f"(pid {second['pid']}) killed after"
