@@ -1222,8 +1222,7 @@ static void shutdown_agent(Agent *a)
     fence_disarm(a->fence); /* we stop PostgreSQL ourselves now */
     a->watchdog = watchdog_close(a->watchdog);
     jobs_kill(&a->jobs);
-    bool was_leader =
-        a->cluster && a->cluster->leader && strcmp(a->cluster->leader->name, a->config->name) == 0;
+    bool was_leader = agent_view_leads(a);
     set_state(a, HA_STATE_STOPPING);
     observe_postgres(a, clock_monotonic_usec());
     if (a->local.running) {

@@ -257,13 +257,20 @@ static inline uint64_t agent_observe_upstream(Agent *a, uint64_t now_usec)
                            agent_dcs(a)->loop_wait, now_usec);
 }
 
+/* The last view's leader key names us. */
+static inline bool agent_view_leads(const Agent *a)
+{
+    return a->cluster && a->cluster->leader &&
+           strcmp(a->cluster->leader->name, a->config->name) == 0;
+}
+
 /* We lead a standby cluster (the key is ours on the last view) and
  * PostgreSQL is in recovery: the standby leader. */
 static inline bool agent_standby_leader(const Agent *a)
 {
     StandbyCluster sc;
-    return a->mem.state == HA_STATE_REPLICA && a->dcs_ok && a->cluster && a->cluster->leader &&
-           strcmp(a->cluster->leader->name, a->config->name) == 0 && agent_standby(a, &sc) != 0;
+    return a->mem.state == HA_STATE_REPLICA && a->dcs_ok && agent_view_leads(a) &&
+           agent_standby(a, &sc) != 0;
 }
 
 /* postgresql.callbacks (agent/callbacks.h) for an event whose role is the

@@ -171,9 +171,7 @@ void agent_run_before_stop(Agent *a)
 int agent_before_stop_timeout(const Agent *a)
 {
     uint64_t deadline = lease_deadline_usec(&a->lease), now = clock_monotonic_usec();
-    bool leader =
-        a->cluster && a->cluster->leader && strcmp(a->cluster->leader->name, a->config->name) == 0;
-    if (!leader || deadline == 0) {
+    if (!agent_view_leads(a) || deadline == 0) {
         return AGENT_BEFORE_STOP_TIMEOUT_SEC;
     }
     uint64_t left = deadline > now ? (deadline - now) / 1000000ULL : 0;
@@ -324,8 +322,7 @@ int agent_standby(const Agent *a, StandbyCluster *ret)
 const DcsMember *agent_upstream(Agent *a)
 {
     StandbyCluster sc;
-    const DcsLeader *l = a->cluster ? a->cluster->leader : NULL;
-    if (agent_standby(a, &sc) > 0 && (!l || strcmp(l->name, a->config->name) == 0)) {
+    if (agent_standby(a, &sc) > 0 && (!a->cluster || !a->cluster->leader || agent_view_leads(a))) {
         (void)snprintf(a->remote_host, sizeof(a->remote_host), "%s", sc.host ? sc.host : "");
         if (sc.host) {
             (void)snprintf(a->remote_name, sizeof(a->remote_name), "the remote primary (%s:%d)",
@@ -418,11 +415,9 @@ static int run_against(Agent *a, const DcsMember *m, JobKind kind, ArgvAgainst b
  * other leader: the remote primary (NULL when the section names no host). */
 static const DcsMember *clone_source(Agent *a)
 {
-    StandbyCluster sc;
-    const DcsLeader *l = a->cluster ? a->cluster->leader : NULL;
-    if (agent_standby(a, &sc) > 0 && (!l || strcmp(l->name, a->config->name) == 0)) {
-        const DcsMember *r = agent_upstream(a);
-        return r && r->host ? r : NULL;
+    const DcsMember *up = agent_upstream(a);
+    if (up == &a->remote) {
+        return up->host ? up : NULL;
     }
     for (size_t i = 0; a->cluster && i < a->cluster->n_members; i++) {
         const DcsMember *m = &a->cluster->members[i];
@@ -1096,9 +1091,8 @@ static void log_slots_problem(SlotsDone *done, const char *problem)
 static int sync_slots(Agent *a)
 {
     StandbyCluster sc;
-    bool standby_leader = a->local.snap.in_recovery && agent_standby(a, &sc) != 0 && a->cluster &&
-                          a->cluster->leader &&
-                          strcmp(a->cluster->leader->name, a->config->name) == 0;
+    bool standby_leader =
+        a->local.snap.in_recovery && agent_standby(a, &sc) != 0 && agent_view_leads(a);
     return sync_slots_as(a, !a->local.snap.in_recovery || standby_leader);
 }
 
