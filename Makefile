@@ -161,10 +161,13 @@ examples: $(EXAMPLE_SRCS:%.c=$(O)/release/%)
 SAN_ENV := ASAN_OPTIONS=abort_on_error=0:halt_on_error=1:detect_leaks=1:exitcode=99 \
            UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=99
 
-unit: asan
+# test_ha enumerates every operator request only in the release build (under
+# ASan, none): both run
+unit: asan $(O)/release/tests/unit/test_ha
 	@set -e; for t in $(UNIT_SRCS:%.c=$(O)/asan/%); do \
 		echo "== $$t"; $(SAN_ENV) $$t; \
 	done
+	@echo "== $(O)/release/tests/unit/test_ha"; $(O)/release/tests/unit/test_ha
 
 # Two passes: the modules marked `concurrent` (they measure no time; see
 # tests/integration/conftest.py) ITEST_JOBS at a time, a module per worker,

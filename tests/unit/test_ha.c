@@ -1211,6 +1211,14 @@ static void test_reasons_name_rows(void **state)
 /* The booleans the guards read, in enumeration order. */
 #define N_BOOLS 16
 #define N_BITS  (N_BOOLS + 4) /* + clone backoff pending, 2 bits of failover key, paused */
+/* The operator's requests enumerated: all of them; under ASan only none,
+ * the rest in the release build's run of this test (make unit runs both):
+ * the whole enumeration under ASan took 3 min 39 s of CI's 30 minutes. */
+#if defined(__SANITIZE_ADDRESS__)
+#define N_REQUESTS 1u
+#else
+#define N_REQUESTS ((unsigned)_HA_REQUEST_MAX)
+#endif
 /* A promotion: none, pending, stalled (in the replica state only). */
 #define N_PROMOTION 3u
 
@@ -1476,7 +1484,7 @@ static void enumerate_state(Exhaustive *e, int s)
              * promoting rows first, which do not read it. */
             bool reads_post = s == HA_STATE_BOOTSTRAP_STARTING || s == HA_STATE_BOOTSTRAP_POST;
             bool reads_clone = s == HA_STATE_INIT || s == HA_STATE_CLONING;
-            unsigned per = (1u << N_BITS) * _HA_REQUEST_MAX;
+            unsigned per = (1u << N_BITS) * N_REQUESTS;
             unsigned n_extra = s == HA_STATE_REPLICA       ? N_PROMOTION + 2u
                                : s == HA_STATE_PRE_PROMOTE ? 3u
                                : reads_post || reads_clone ? 2u
@@ -1651,7 +1659,7 @@ static void test_exhaustive_no_gap(void **state)
     assert_int_equal(
         ex->n_inputs,
         (size_t)(_HA_STATE_MAX + N_PROMOTION - 1 + 2 + 2 + 2 + 2 + 2 + 1 + (N_PROMOTION + 2)) *
-            _HA_DATA_MAX * _HA_JOB_RESULT_MAX * (1u << N_BITS) * _HA_REQUEST_MAX);
+            _HA_DATA_MAX * _HA_JOB_RESULT_MAX * (1u << N_BITS) * N_REQUESTS);
     if (ex->n_gaps > 0) {
         format_input(buf, sizeof(buf), &ex->first_gap);
         fail_msg("%zu inputs match no row, e.g. %s", ex->n_gaps, buf);
@@ -1661,6 +1669,10 @@ static void test_exhaustive_no_gap(void **state)
 static void test_exhaustive_no_shadowed_row(void **state)
 {
     (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    /* the request rows match only requests, enumerated in the release run */
+    skip();
+#endif
     size_t n;
     const HaRow *t = ha_table(&n);
     size_t shadowed = 0;
