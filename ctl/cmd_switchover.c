@@ -67,14 +67,15 @@ static const char *hard_problem(const DcsCluster *c, const DcsMember *m)
     return NULL;
 }
 
-/* Whether m is further behind the leader's last position (the status key,
- * else the leader member's) than maximum_lag_on_failover; why in buf. An
- * unknown position counts as too far: nothing says it is close. */
+/* Whether the WAL m holds is further behind the leader's last position than
+ * maximum_lag_on_failover (dcs_member_wal_lag: received counts, as in
+ * Patroni); why in buf. An unknown position counts as too far: nothing says
+ * it is close. */
 static bool lag_problem(const DcsCluster *c, const DcsMember *m, char *buf, size_t size)
 {
     int64_t max = c->config ? c->config->dcs.maximum_lag_on_failover : SWITCHOVER_DEFAULT_LAG;
     uint64_t lag = 0;
-    if (dcs_member_lag(c, m, &lag) < 0) {
+    if (dcs_member_wal_lag(c, m, &lag) < 0) {
         (void)snprintf(buf, size, "its position is unknown, so its lag cannot be checked");
         return true;
     }
@@ -116,7 +117,7 @@ static const char *candidate_problem(const DcsCluster *c, const DcsMember *m)
     uint64_t lag;
     /* an unknown position does not stop a switchover: the leader waits for
      * the candidate to receive everything before it lets go */
-    if (dcs_member_lag(c, m, &lag) >= 0 && lag_problem(c, m, buf, sizeof(buf))) {
+    if (dcs_member_wal_lag(c, m, &lag) >= 0 && lag_problem(c, m, buf, sizeof(buf))) {
         return "it lags more than maximum_lag_on_failover";
     }
     return NULL;

@@ -1389,6 +1389,33 @@ int dcs_member_lag(const DcsCluster *c, const DcsMember *m, uint64_t *ret_bytes)
     return 0;
 }
 
+int dcs_member_wal_lag(const DcsCluster *c, const DcsMember *m, uint64_t *ret_bytes)
+{
+    if (!c || !m || !ret_bytes) {
+        return -EINVAL;
+    }
+    if (is_leader_member(c, m)) {
+        *ret_bytes = 0;
+        return 0;
+    }
+    const DcsMember *lm = dcs_cluster_leader_member(c);
+    const DcsReplicationRow *row = dcs_cluster_replication_row(c, m->name);
+    uint64_t ref;
+    if (row && lm && lm->has_xlog_location && (row->has_flush_lsn || row->has_replay_lsn)) {
+        uint64_t held = row->has_flush_lsn ? row->flush_lsn : 0;
+        if (row->has_replay_lsn && row->replay_lsn > held) {
+            held = row->replay_lsn;
+        }
+        *ret_bytes = behind(lm->xlog_location, held);
+        return 0;
+    }
+    if (dcs_cluster_reference_lsn(c, &ref) < 0 || !m->has_xlog_location) {
+        return -ENODATA;
+    }
+    *ret_bytes = behind(ref, m->xlog_location);
+    return 0;
+}
+
 static bool member_tag_true(const DcsMember *m, const char *tag)
 {
     return m->tags && json_is_true(json_object_get(m->tags, tag));
@@ -1415,7 +1442,7 @@ const char *dcs_candidate_problem(const DcsCluster *c, const DcsMember *m, bool 
     }
     uint64_t lag = 0;
     int64_t max = c->config ? c->config->dcs.maximum_lag_on_failover : 1048576;
-    if (!forced && dcs_member_lag(c, m, &lag) >= 0 && lag > (uint64_t)max) {
+    if (!forced && dcs_member_wal_lag(c, m, &lag) >= 0 && lag > (uint64_t)max) {
         return "it lags more than maximum_lag_on_failover";
     }
     return NULL;

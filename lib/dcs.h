@@ -306,6 +306,15 @@ typedef struct DcsLag {
 int dcs_member_lag_info(const DcsCluster *c, const DcsMember *m, DcsLag *ret);
 /* dcs_member_lag_info's bytes. Returns 0 and *ret_bytes, or -ENODATA. */
 int dcs_member_lag(const DcsCluster *c, const DcsMember *m, uint64_t *ret_bytes);
+/* How far the WAL m holds is behind the leader, as Patroni's switchover
+ * checks a candidate (its wal_position: the larger of received and
+ * replayed): from the leader's row for m (its flush or replay position,
+ * whichever is further), else the reference position minus m's
+ * xlog_location (which a replica publishes as that larger one). A candidate
+ * replays what it received before it promotes, so a replay held back a
+ * moment by load does not make it lag. Returns 0 and *ret_bytes (0 for the
+ * leader), or -ENODATA. Pure. */
+int dcs_member_wal_lag(const DcsCluster *c, const DcsMember *m, uint64_t *ret_bytes);
 /* The leader's replication row named name (case-sensitive, as PostgreSQL's
  * application_name), or NULL. Borrowed from c. */
 const DcsReplicationRow *dcs_cluster_replication_row(const DcsCluster *c, const char *name);
@@ -313,8 +322,9 @@ const DcsReplicationRow *dcs_cluster_replication_row(const DcsCluster *c, const 
 /* Why member m cannot take over as leader in a switchover or a manual
  * failover: NULL when it can, else a static reason ("no such member" for
  * NULL, "it is the current leader", "it is not running", "it is tagged
- * nofailover", "it lags more than maximum_lag_on_failover", "it is not a
- * synchronous standby" in synchronous_mode). With forced (a forced
+ * nofailover", "it lags more than maximum_lag_on_failover" (by
+ * dcs_member_wal_lag), "it is not a synchronous standby" in
+ * synchronous_mode). With forced (a forced
  * failover) neither the lag nor synchronous_mode is checked. Pure. */
 const char *dcs_candidate_problem(const DcsCluster *c, const DcsMember *m, bool forced);
 /* The most advanced member without a candidate problem, or NULL. Pure. */

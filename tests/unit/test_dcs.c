@@ -792,10 +792,29 @@ static void test_lag_info(void **state)
     assert_true(dcs_member_lag_info(c, n2, &l) == 0 && l.has_write_seconds &&
                 l.write_seconds == 0.1 && l.has_flush_seconds && l.flush_seconds == 0.2);
 
-    /* replay-based: n2 has received everything but replayed 1000 bytes less
-     * than the leader wrote, past maximum_lag_on_failover 500 */
-    assert_string_equal(dcs_candidate_problem(c, n2, false),
-                        "it lags more than maximum_lag_on_failover");
+    /* a candidate's lag is the WAL it holds (Patroni's wal_position): n2
+     * replayed 1000 bytes less than the leader wrote, past
+     * maximum_lag_on_failover 500, but has flushed all but 300 */
+    static const struct {
+        const char *name;
+        int r;
+        uint64_t bytes;
+    } held[] = {
+        { "n1", 0, 0 },   /* the leader */
+        { "n2", 0, 300 }, /* the row's flush beats its replay */
+        { "n8", 0, 500 }, /* no flush in the row: its replay */
+        { "n4", 0, 10 },  /* flush NULL, replay 9990 */
+        { "n5", 0, 150 }, /* no row: status optime - xlog_location (received) */
+        { "n6", 0, 150 }, { "n7", -ENODATA, 0 },
+    };
+    for (size_t i = 0; i < ELEMENTSOF(held); i++) {
+        uint64_t bytes = 4242;
+        int r = dcs_member_wal_lag(c, dcs_cluster_get_member(c, held[i].name), &bytes);
+        if (r != held[i].r || (r == 0 && bytes != held[i].bytes) || (r < 0 && bytes != 4242)) {
+            fail_msg("%s: r=%d bytes %llu", held[i].name, r, (unsigned long long)bytes);
+        }
+    }
+    assert_null(dcs_candidate_problem(c, n2, false));
     assert_null(dcs_candidate_problem(c, dcs_cluster_get_member(c, "n3"), false));
     assert_string_equal(dcs_pick_candidate(c)->name, "n3");
 
