@@ -1291,24 +1291,10 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     if (r < 0) {
         return log_error_errno(r, "fencing process (\"%s\"): %m", heartbeat);
     }
-    PgProbeConfig pc = {
-        .host = a->local.ctl.local_host,
-        .port = (unsigned)a->local.ctl.port,
-        .user = config->postgresql.superuser.username,
-        .password = config->postgresql.superuser.password,
-        .dbname = config->postgresql.database,
-        .connect_timeout_sec = 2,
-        .statement_timeout_ms = 2000,
-    };
     /* Patroni's local connections carry the superuser's libpq settings */
-    const ConfigUser *su = &config->postgresql.superuser;
-#define X(k)                                                                                       \
-    if (su->k) {                                                                                   \
-        pc.extra_keys[pc.n_extra] = #k;                                                            \
-        pc.extra_values[pc.n_extra++] = su->k;                                                     \
-    }
-    CONFIG_USER_LIBPQ_KEYS
-#undef X
+    PgProbeConfig pc;
+    logical_probe_config(&config->postgresql.superuser, a->local.ctl.local_host,
+                         (unsigned)a->local.ctl.port, config->postgresql.database, &pc);
     r = pgprobe_new(&pc, &a->local.probe);
     if (r < 0) {
         return log_error_errno(r, "postgresql probe: %m");
@@ -1493,6 +1479,7 @@ Agent *agent_free(Agent *a)
     dcs_cluster_free(a->cluster);
     free(a->slots_done.plan);
     free(a->slots_done.problem);
+    logical_state_done(&a->logical);
     publish_done(&a->publisher);
     etcd_client_free(a->etcd);
     local_done(&a->local);

@@ -274,7 +274,11 @@ static int restart_postgres(Agent *a)
     cmdsplit_free(before);
     pgctl_argv_done(&argv);
     if (r >= 0) {
-        log_notice("restarting postgresql (requested through the REST API)");
+        bool slots =
+            a->logical.n_staged > 0 && a->logical.staged_postmaster == a->local.postmaster_pid;
+        log_notice("restarting postgresql (%s)", slots ? "to load the logical slots copied from "
+                                                         "the primary"
+                                                       : "requested through the REST API");
     }
     return r;
 }
@@ -378,6 +382,11 @@ int agent_write_conf(Agent *a, bool replica)
     a->local.ctl.dcs_pg_hba = cc ? &cc->dcs.pg_hba : NULL;
     a->local.ctl.dcs_pg_ident = cc ? &cc->dcs.pg_ident : NULL;
     a->local.ctl.dcs_recovery_conf = cc ? &cc->dcs.recovery_conf : NULL;
+    /* Patroni: on every member that would keep permanent logical slots as
+     * a replica (a nofailover member and a standby cluster keep none) */
+    a->local.ctl.hot_standby_feedback = agent_dcs(a)->use_slots &&
+                                        slots_any_logical(agent_dcs(a)) &&
+                                        !a->config->tags.nofailover && !standby;
     int r = pgctl_write_config(&a->local.ctl, replica, &u);
     a->local.ctl.dcs_parameters = NULL;
     a->local.ctl.dcs_pg_hba = a->local.ctl.dcs_pg_ident = NULL;
@@ -1086,14 +1095,254 @@ static void log_slots_problem(SlotsDone *done, const char *problem)
     done->problem = problem ? strdup(problem) : NULL;
 }
 
+static int sync_logical(Agent *a, SlotsRole role);
+
 /* A primary, or the standby leader (Patroni: slots for every member, and
- * the permanent physical ones, on a standby leader too). */
+ * the permanent physical ones, on a standby leader too); then the
+ * permanent logical slots. */
 static int sync_slots(Agent *a)
 {
     StandbyCluster sc;
-    bool standby_leader =
-        a->local.snap.in_recovery && agent_standby(a, &sc) != 0 && agent_view_leads(a);
-    return sync_slots_as(a, !a->local.snap.in_recovery || standby_leader);
+    bool standby = agent_standby(a, &sc) != 0;
+    bool standby_leader = a->local.snap.in_recovery && standby && agent_view_leads(a);
+    int r = sync_slots_as(a, !a->local.snap.in_recovery || standby_leader);
+    SlotsRole role = !a->local.snap.in_recovery              ? SLOTS_PRIMARY
+                     : standby_leader                        ? SLOTS_STANDBY_LEADER
+                     : standby || a->config->tags.nofailover ? SLOTS_NONE
+                                                             : SLOTS_REPLICA;
+    (void)sync_logical(a, role);
+    return r;
+}
+
+/* ---- permanent logical slots (agent/logical.h) ---- */
+
+/* Copies written that no restart loaded within this long are removed: a
+ * start much later must not load a slot state that old. */
+#define LOGICAL_STAGED_USEC (60 * 1000 * 1000ULL)
+/* A copy whose slot could not advance here is made again after this long,
+ * doubled each time up to the maximum. */
+#define LOGICAL_COPY_BACKOFF_MIN_USEC (5 * 1000 * 1000ULL)
+#define LOGICAL_COPY_BACKOFF_MAX_USEC (300 * 1000 * 1000ULL)
+
+static void logical_problem(Agent *a, const char *problem)
+{
+    LogicalState *s = &a->logical;
+    if ((!problem && !s->problem) || (problem && s->problem && strcmp(problem, s->problem) == 0)) {
+        return;
+    }
+    if (problem) {
+        log_warning("permanent logical slots: %s", problem);
+    } else {
+        log_info("permanent logical slots: no problem any more");
+    }
+    free(s->problem);
+    s->problem = problem ? strdup(problem) : NULL;
+}
+
+static bool logical_ignored(const char *name, const char *database, const char *plugin,
+                            void *userdata)
+{
+    return slots_ignored(agent_dcs(userdata), name, "logical", database, plugin);
+}
+
+/* Copies that wait for the restart that loads them: true while they still
+ * may (nothing else to do this loop); removed when they no longer may. */
+static bool logical_staged_wait(Agent *a, SlotsRole role, uint64_t now)
+{
+    LogicalState *s = &a->logical;
+    if (s->n_staged == 0) {
+        return false;
+    }
+    if (a->local.postmaster_pid != s->staged_postmaster) {
+        log_info("postgresql restarted: the copied logical slots are loaded");
+        s->n_staged = 0;
+        return false;
+    }
+    if (role == SLOTS_REPLICA &&
+        (a->mem.request == HA_REQUEST_RESTART || now - s->staged_at_usec < LOGICAL_STAGED_USEC)) {
+        return true;
+    }
+    for (size_t i = 0; i < s->n_staged; i++) {
+        int r = logical_uninstall(a->local.ctl.data_dir, s->staged[i]);
+        if (r < 0) {
+            log_error_errno(r, "removing the unloaded copy of logical slot \"%s\": %m",
+                            s->staged[i]);
+        }
+    }
+    log_warning("removed %zu logical slot copies that no restart loaded (%s)", s->n_staged,
+                role == SLOTS_REPLICA ? "the restart did not happen" : "no longer a replica");
+    s->n_staged = 0;
+    return false;
+}
+
+/* Patroni's copy_logical_slots(): the slots the primary published and we
+ * lack, read there (the rewind user, else the superuser, as Patroni),
+ * written into pg_replslot, loaded by a restart of this replica. */
+static void logical_copy(Agent *a, const LogicalPlan *plan, uint64_t now, FILE *problems, bool *any)
+{
+    LogicalState *s = &a->logical;
+    const DcsMember *leader = dcs_cluster_leader_member(a->cluster);
+    if (dcs_cluster_is_paused(a->cluster) || a->mem.request != HA_REQUEST_NONE || !leader ||
+        !leader->host) {
+        return; /* paused (no restart), busy, or no primary to read from */
+    }
+    const ConfigUser *user = a->config->postgresql.rewind.username
+                                 ? &a->config->postgresql.rewind
+                                 : &a->config->postgresql.superuser;
+    PgProbeConfig pc;
+    logical_probe_config(user, leader->host, (unsigned)leader->port, a->config->postgresql.database,
+                         &pc);
+    LogicalCopy copies[LOGICAL_SLOTS_MAX];
+    char err[PGPROBE_ERROR_MAX] = "";
+    int n = logical_fetch(&pc, plan, now + EXEC_SQL_DEADLINE_USEC, copies, LOGICAL_SLOTS_MAX, err,
+                          sizeof(err));
+    if (n <= 0) {
+        fprintf(problems, "%scould not copy slots from the primary \"%s\": %s", *any ? "; " : "",
+                leader->name, err);
+        *any = true;
+        return;
+    }
+    _cleanup_free_ char *names = NULL;
+    size_t names_size = 0;
+    FILE *f = open_memstream(&names, &names_size);
+    for (int i = 0; i < n; i++) {
+        int r = logical_install(a->local.ctl.data_dir, &copies[i]);
+        if (r < 0) {
+            log_error_errno(r, "writing the copy of logical slot \"%s\": %m", copies[i].name);
+        } else {
+            memcpy(s->staged[s->n_staged++], copies[i].name, sizeof(copies[i].name));
+            if (f) {
+                fprintf(f, "%s\"%s\"", s->n_staged > 1 ? ", " : "", copies[i].name);
+            }
+        }
+        logical_copy_done(&copies[i]);
+    }
+    if (f && fclose(f) != 0) {
+        names = NULL;
+    }
+    if (s->n_staged == 0) {
+        return;
+    }
+    s->staged_postmaster = a->local.postmaster_pid;
+    s->staged_at_usec = now;
+    a->mem.request = HA_REQUEST_RESTART;
+    agent_schedule_tick(a, now);
+    log_info("copied logical slot%s %s from the primary \"%s\": restarting postgresql to load "
+             "them",
+             s->n_staged > 1 ? "s" : "", names ? names : "", leader->name);
+}
+
+static int sync_logical(Agent *a, SlotsRole role)
+{
+    LogicalState *s = &a->logical;
+    const ConfigDcs *dcs = agent_dcs(a);
+    uint64_t now = clock_monotonic_usec();
+    if (!a->cluster || !a->local.probe_ok || logical_staged_wait(a, role, now)) {
+        return 0;
+    }
+    const json_t *published = a->cluster->status.slots;
+    bool primary = role == SLOTS_PRIMARY;
+    if (!dcs->use_slots || role == SLOTS_STANDBY_LEADER ||
+        (!slots_any_logical(dcs) && !s->seen && json_object_size(published) == 0)) {
+        json_decref(s->positions);
+        s->positions = NULL;
+        return 0;
+    }
+    char own[PGPROBE_NAME_MAX];
+    slot_name(a->config->name, own, sizeof(own));
+    SlotsWanted w;
+    if (slots_wanted(dcs, own, role, &w) < 0) {
+        return -ENOMEM;
+    }
+    LogicalSlot local[LOGICAL_SLOTS_MAX];
+    size_t n = 0;
+    int r =
+        logical_list(a->local.probe, now + EXEC_SQL_DEADLINE_USEC, local, LOGICAL_SLOTS_MAX, &n);
+    if (r < 0) {
+        slots_wanted_done(&w);
+        log_debug("listing the logical slots: %s", pgprobe_last_error(a->local.probe));
+        return r;
+    }
+    s->seen = n > 0;
+    LogicalPlan plan;
+    r = logical_plan(&w, primary, local, n, published, logical_ignored, a, &plan);
+    if (r < 0 && r != -E2BIG) {
+        slots_wanted_done(&w);
+        return r;
+    }
+    _cleanup_free_ char *problem = NULL;
+    size_t problem_size = 0;
+    FILE *f = open_memstream(&problem, &problem_size);
+    bool any = false;
+    if (f && plan.problem) {
+        fputs(plan.problem, f);
+        any = true;
+    }
+    PgProbeConfig local_cfg;
+    logical_probe_config(&a->config->postgresql.superuser, a->local.ctl.local_host,
+                         (unsigned)a->local.ctl.port, NULL, &local_cfg);
+    bool copy = false;
+    for (size_t i = 0; i < plan.n && f; i++) {
+        const LogicalAction *act = &plan.actions[i];
+        if (act->step == LOGICAL_COPY) {
+            copy = true;
+            continue;
+        }
+        char err[PGPROBE_ERROR_MAX] = "";
+        r = logical_run(&s->conns, &local_cfg, a->local.probe, act,
+                        clock_monotonic_usec() + EXEC_SQL_DEADLINE_USEC, err, sizeof(err));
+        static const char *const verbs[] = { [LOGICAL_CREATE] = "created",
+                                             [LOGICAL_RECREATE] = "dropped and created again "
+                                                                  "(its database or plugin "
+                                                                  "changed)",
+                                             [LOGICAL_ADVANCE] = "advanced",
+                                             [LOGICAL_DROP] = "dropped" };
+        if (r == -ENOENT && act->step == LOGICAL_ADVANCE) {
+            /* Patroni: the WAL it needs is gone here; copied again, after a
+             * backoff (each copy costs a restart; the primary's slot may
+             * still start before this replica's WAL) */
+            LogicalAction drop = { .step = LOGICAL_DROP };
+            memcpy(drop.name, act->name, sizeof(drop.name));
+            r = logical_run(&s->conns, &local_cfg, a->local.probe, &drop,
+                            clock_monotonic_usec() + EXEC_SQL_DEADLINE_USEC, err, sizeof(err));
+            s->copy_backoff_usec =
+                s->copy_backoff_usec ? 2 * s->copy_backoff_usec : LOGICAL_COPY_BACKOFF_MIN_USEC;
+            if (s->copy_backoff_usec > LOGICAL_COPY_BACKOFF_MAX_USEC) {
+                s->copy_backoff_usec = LOGICAL_COPY_BACKOFF_MAX_USEC;
+            }
+            s->copy_after_usec = now + s->copy_backoff_usec;
+            log_warning("logical slot \"%s\" could not advance (the WAL it needs is gone here): "
+                        "%s, to be copied from the primary again in %" PRIu64 " s",
+                        act->name, r < 0 ? "could not drop it" : "dropped",
+                        s->copy_backoff_usec / 1000000);
+            continue;
+        }
+        if (r < 0) {
+            fprintf(f, "%s\"%s\" not %s: %s", any ? "; " : "", act->name,
+                    act->step == LOGICAL_ADVANCE ? "advanced"
+                    : act->step == LOGICAL_DROP  ? "dropped"
+                                                 : "created",
+                    err);
+            any = true;
+        } else if (act->step == LOGICAL_ADVANCE) {
+            s->copy_backoff_usec = 0; /* a copy that works */
+            log_debug("logical slot \"%s\" advanced to %X/%X", act->name,
+                      (unsigned)(act->lsn >> 32), (unsigned)act->lsn);
+        } else {
+            log_info("logical slot \"%s\" %s", act->name, verbs[act->step]);
+        }
+    }
+    if (copy && f && role == SLOTS_REPLICA && now >= s->copy_after_usec) {
+        logical_copy(a, &plan, now, f, &any);
+    }
+    json_decref(s->positions);
+    s->positions = primary ? json_incref(plan.positions) : NULL;
+    if (f && fclose(f) == 0) {
+        logical_problem(a, any ? problem : NULL);
+    }
+    logical_plan_done(&plan);
+    slots_wanted_done(&w);
+    return 0;
 }
 
 /* leader: a slot for every other member (a primary, or a replica about to
@@ -1157,7 +1406,10 @@ static int sync_slots_as(Agent *a, bool leader)
     char own[PGPROBE_NAME_MAX];
     slot_name(me, own, sizeof(own));
     SlotsWanted wanted;
-    if (slots_wanted(agent_dcs(a), own, leader, &wanted) < 0) {
+    SlotsRole role = !leader                     ? SLOTS_REPLICA
+                     : a->local.snap.in_recovery ? SLOTS_STANDBY_LEADER
+                                                 : SLOTS_PRIMARY;
+    if (slots_wanted(agent_dcs(a), own, role, &wanted) < 0) {
         fclose(set.create);
         fclose(set.advance);
         return -ENOMEM;
@@ -1302,10 +1554,13 @@ static int publish_status(Agent *a)
      * changed too): an idle cluster writes nothing */
     const DcsStatus *st = a->cluster ? &a->cluster->status : NULL;
     int r = 0;
-    if (!st || st->mod_revision == 0 || st->legacy_optime || st->slots || !st->has_optime ||
+    const json_t *slots = json_object_size(a->logical.positions) ? a->logical.positions : NULL;
+    bool same_slots = st && ((!slots && json_object_size(st->slots) == 0) ||
+                             (slots && st->slots && json_equal(st->slots, slots)));
+    if (!st || st->mod_revision == 0 || st->legacy_optime || !same_slots || !st->has_optime ||
         st->optime != a->local.snap.current_lsn) {
         _cleanup_free_ char *v = NULL;
-        r = dcs_status_encode(a->local.snap.current_lsn, NULL, &v);
+        r = dcs_status_encode(a->local.snap.current_lsn, slots, &v);
         if (r < 0) {
             return r;
         }

@@ -762,6 +762,10 @@ static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream 
     fputs("\n# postgresql.parameters\n", f);
     put_params(f, p, &c->postgresql.parameters);
     put_wal_keep(f, p);
+    if (p->hot_standby_feedback) {
+        fputs("\n# permanent logical slots (bootstrap.dcs.slots): their copies on replicas\n", f);
+        pgconf_put_line(f, "hot_standby_feedback", "on");
+    }
     if (p->synchronous_standby_names) {
         fputs("\n# synchronous_mode: the leader's choice of synchronous standbys\n", f);
         pgconf_put_line(f, "synchronous_standby_names", p->synchronous_standby_names);

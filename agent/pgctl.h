@@ -79,6 +79,10 @@ typedef struct PgCtl {
      * synchronous_mode (it replaces any configured value); NULL when not
      * managed */
     const char *synchronous_standby_names;
+    /* permanent logical slots: this member keeps copies of them as a
+     * replica (agent/logical.h), so hot_standby_feedback is on, over
+     * postgresql.parameters, as Patroni enforces it */
+    bool hot_standby_feedback;
     /* borrowed, set from a custom bootstrap's command until its roles are
      * set (finish_bootstrap): a primary's files are then written as Patroni
      * writes them for it, pg_hba.conf trusting the superuser and the

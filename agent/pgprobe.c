@@ -79,6 +79,7 @@ struct PgProbe {
     PGconn *conn; /* owned, NULL when not connected */
     unsigned connects;
     char error[PGPROBE_ERROR_MAX];
+    char sqlstate[6]; /* of the last failed statement, "" when none */
 };
 
 static inline void pgresult_clearp(PGresult **r)
@@ -521,6 +522,11 @@ PgProbe *pgprobe_free(PgProbe *p)
     return NULL;
 }
 
+const char *pgprobe_last_sqlstate(const PgProbe *p)
+{
+    return p ? p->sqlstate : "";
+}
+
 const char *pgprobe_last_error(const PgProbe *p)
 {
     return p ? p->error : "";
@@ -671,6 +677,8 @@ static int run_query(PgProbe *p, const char *sql, uint64_t deadline_usec, PGresu
             if (!query_error) {
                 set_error(p, "query failed", PQresultErrorMessage(res));
                 query_error = p->error;
+                const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+                (void)snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", state ? state : "");
             }
             PQclear(res);
         } else if (nres < max) {
@@ -716,6 +724,7 @@ static int with_connection(PgProbe *p, uint64_t deadline_usec, const char *sql, 
 {
     int r;
     p->error[0] = '\0';
+    p->sqlstate[0] = '\0';
     if (p->conn && PQstatus(p->conn) != CONNECTION_OK) {
         drop_connection(p);
     }

@@ -134,6 +134,9 @@ int pgprobe_exec_unlogged(PgProbe *p, const char *sql, uint64_t deadline_usec);
 /* The last failure's message ("" after a success). Borrowed, valid until
  * the next call. */
 const char *pgprobe_last_error(const PgProbe *p);
+/* The SQLSTATE of the last failed statement ("58P01"), "" when the last
+ * call failed otherwise or succeeded. Borrowed, valid until the next call. */
+const char *pgprobe_last_sqlstate(const PgProbe *p);
 /* How many connections were opened so far (reuse is observable in tests). */
 unsigned pgprobe_connect_count(const PgProbe *p);
 /* The kept connection's server PID, or 0. */

@@ -1,4 +1,4 @@
-/* Permanent and ignored physical slots (Patroni's get_replication_slots()
+/* Permanent physical and logical slots, ignored physical slots (Patroni's get_replication_slots()
  * and ignore_replication_slot() in dcs/__init__.py and
  * postgresql/slots.py, 3.0.2). */
 #include "slots.h"
@@ -65,8 +65,71 @@ static int note(FILE *f, bool *any, const char *name, const char *why)
     return r < 0 ? -ENOMEM : 0;
 }
 
-int slots_wanted(const ConfigDcs *dcs, const char *own_slot, bool leader, SlotsWanted *ret)
+static int push_logical(SlotsWanted *w, const char *name, const char *database, const char *plugin)
 {
+    SlotsLogical *items = realloc(w->logical, (w->n_logical + 1) * sizeof(*items));
+    if (!items) {
+        return -ENOMEM;
+    }
+    w->logical = items;
+    SlotsLogical l = { strdup(name), strdup(database), strdup(plugin) };
+    if (!l.name || !l.database || !l.plugin) {
+        free(l.name);
+        free(l.database);
+        free(l.plugin);
+        return -ENOMEM;
+    }
+    w->logical[w->n_logical++] = l;
+    return 0;
+}
+
+static bool field_matches(const json_t *matcher, const char *field, const char *value)
+{
+    const char *m = json_string_value(json_object_get(matcher, field));
+    return !m || !*m || (value && strcmp(m, value) == 0);
+}
+
+bool slots_ignored(const ConfigDcs *dcs, const char *name, const char *type, const char *database,
+                   const char *plugin)
+{
+    if (!dcs->ignore_slots || json_is_null(dcs->ignore_slots)) {
+        return false;
+    }
+    if (dynconfig_check_slots(NULL, dcs->ignore_slots, NULL, NULL, 0) < 0) {
+        return true;
+    }
+    size_t i;
+    const json_t *m;
+    json_array_foreach(dcs->ignore_slots, i, m)
+    {
+        const json_t *n = json_object_get(m, "name");
+        if ((!n || json_is_null(n) || strcmp(json_string_value(n), name) == 0) &&
+            field_matches(m, "type", type) && field_matches(m, "database", database) &&
+            field_matches(m, "plugin", plugin)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool slots_any_logical(const ConfigDcs *dcs)
+{
+    const char *name;
+    const json_t *v;
+    json_object_foreach((json_t *)dcs->slots, name, v)
+    {
+        if (dynconfig_slot_name_valid(name) && dynconfig_logical_slot(v, NULL, NULL)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int slots_wanted(const ConfigDcs *dcs, const char *own_slot, SlotsRole role, SlotsWanted *ret)
+{
+    bool leader = role == SLOTS_PRIMARY || role == SLOTS_STANDBY_LEADER;
+    bool logical = role == SLOTS_PRIMARY || role == SLOTS_REPLICA;
+    const char *database, *plugin;
     SlotsWanted w = { 0 };
     char *problem = NULL;
     size_t problem_size = 0;
@@ -103,7 +166,14 @@ int slots_wanted(const ConfigDcs *dcs, const char *own_slot, bool leader, SlotsW
             }
             break;
         case DYNCONFIG_SLOT_LOGICAL:
-            r = note(f, &any, name, "is a logical slot, which dbha does not keep yet");
+            if (!dynconfig_logical_slot(v, &database, &plugin)) {
+                r = note(f, &any, name, "is a logical slot without a database and a plugin");
+            } else if (own_slot && strcmp(name, own_slot) == 0) {
+                /* Patroni: it conflicts with the member's physical slot */
+                r = note(f, &any, name, "is a logical slot named as a member's physical slot");
+            } else if (logical) {
+                r = push_logical(&w, name, database, plugin);
+            }
             break;
         case DYNCONFIG_SLOT_BAD:
             r = note(f, &any, name, "has a value that is neither null nor a slot object");
@@ -136,6 +206,12 @@ void slots_wanted_done(SlotsWanted *w)
     for (size_t i = 0; i < w->n_ignored; i++) {
         free(w->ignored[i]);
     }
+    for (size_t i = 0; i < w->n_logical; i++) {
+        free(w->logical[i].name);
+        free(w->logical[i].database);
+        free(w->logical[i].plugin);
+    }
+    free(w->logical);
     free(w->permanent);
     free(w->ignored);
     free(w->problem);

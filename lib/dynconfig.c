@@ -419,6 +419,23 @@ DynconfigSlotType dynconfig_slot_type(const json_t *value)
     return db && *db && plugin && *plugin ? DYNCONFIG_SLOT_LOGICAL : DYNCONFIG_SLOT_PHYSICAL;
 }
 
+bool dynconfig_logical_slot(const json_t *value, const char **ret_database, const char **ret_plugin)
+{
+    const char *db = json_string_value(json_object_get(value, "database"));
+    const char *plugin = json_string_value(json_object_get(value, "plugin"));
+    if (dynconfig_slot_type(value) != DYNCONFIG_SLOT_LOGICAL || !db || !*db || !plugin ||
+        !*plugin) {
+        return false;
+    }
+    if (ret_database) {
+        *ret_database = db;
+    }
+    if (ret_plugin) {
+        *ret_plugin = plugin;
+    }
+    return true;
+}
+
 static int check_slots_in(Check *c, const json_t *slots, const json_t *ignore,
                           DynconfigSlotWhere *where)
 {
@@ -442,10 +459,12 @@ static int check_slots_in(Check *c, const json_t *slots, const json_t *ignore,
         case DYNCONFIG_SLOT_PHYSICAL:
             break;
         case DYNCONFIG_SLOT_LOGICAL:
-            return fail(c, key,
-                        "permanent logical slots are not kept by dbha yet (the slot would not "
-                        "follow a failover); drop it from slots, or create it yourself and "
-                        "protect it with ignore_slots");
+            if (!dynconfig_logical_slot(v, NULL, NULL)) {
+                return fail(c, key,
+                            "a logical slot needs \"database\" and \"plugin\" (non-empty "
+                            "strings) to be created");
+            }
+            break;
         case DYNCONFIG_SLOT_BAD:
             return fail(c, key,
                         "must be null or an object whose type is \"physical\" or \"logical\"");

@@ -54,8 +54,7 @@ bool dynconfig_truthy(const json_t *v);
  * - a slot's value is null or an object; its type is "physical" or
  *   "logical", and without a type it is logical when it names both a
  *   database and a plugin (Patroni's rule), else physical;
- * - permanent logical slots are refused: dbha does not yet carry them to
- *   replicas, so one would not survive a failover (Patroni logs and skips
+ * - a logical slot needs a database and a plugin (Patroni logs and skips
  *   a bad slot; dbha refuses it, so that nothing written is ignored);
  * - ignore_slots is a list of objects of name, type, database and plugin
  *   (strings; a field that is absent or empty matches anything). */
@@ -73,6 +72,11 @@ const json_t *dynconfig_permanent_slots(const json_t *doc);
 bool dynconfig_slot_name_valid(const char *name);
 /* The type of a permanent slot's value (NULL or null: physical). */
 DynconfigSlotType dynconfig_slot_type(const json_t *value);
+/* Whether a permanent slot's value is a logical slot with its database and
+ * plugin (non-empty strings, borrowed from value into the non-NULL
+ * ret_*). */
+bool dynconfig_logical_slot(const json_t *value, const char **ret_database,
+                            const char **ret_plugin);
 
 /* Where dynconfig_check_slots() found its problem: the name of the slot at
  * fault (borrowed from slots), or the index of the ignore_slots item, or

@@ -51,7 +51,7 @@ EXPECTED = {
         [(71, 'postgresql.cluster_name')]),
     "postgresql_cluster-default.yml": (0, [],
         []),
-    "postgresql_cluster-walg-standby.yml": (2, [(164, 'bootstrap.dcs.slots.logical_replication_slot')],
+    "postgresql_cluster-walg-standby.yml": (0, [],
         []),
     "spilo-clone-wale.yml": (0, [],
         []),

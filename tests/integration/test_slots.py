@@ -89,8 +89,8 @@ def test_patch_adds_a_permanent_slot_and_refuses_what_it_cannot_keep(cluster):
     leader, _ = members(cluster, s)
     before = cluster.etcd_get("config")
     for bad, why in (
-            ({"slots": {"cdc": {"type": "logical", "database": "postgres", "plugin": "pgoutput"}}},
-             "slots.cdc: permanent logical slots are not kept by dbha yet"),
+            ({"slots": {"cdc": {"type": "logical", "database": "postgres"}}},
+             "slots.cdc: a logical slot needs \"database\" and \"plugin\""),
             ({"slots": {"Bad-Name": {"type": "physical"}}}, "slots.Bad-Name: a slot name"),
             ({"ignore_slots": [{"nmae": "barman"}]}, "ignore_slots[0]: unknown field \"nmae\"")):
         code, body = patch_config(leader, bad)

@@ -437,12 +437,11 @@ static const BrokenRow broken[] = {
     WARN("postgresql_name_and_name", BASE "  name: other\n",
          "\"postgresql.name\" is ignored because \"name\" is set", 10, 3),
     /* permanent slots and ignore_slots: each problem at its own place */
-    ERR("slot_logical",
+    ERR("slot_logical_without_plugin",
         BASE "bootstrap:\n  dcs:\n    slots:\n      arch: null\n      cdc:\n        type: logical\n"
-             "        database: app\n        plugin: pgoutput\n",
-        "bootstrap.dcs.slots.cdc: permanent logical slots are not kept by dbha yet (the slot "
-        "would not follow a failover); drop it from slots, or create it yourself and protect it "
-        "with ignore_slots",
+             "        database: app\n",
+        "bootstrap.dcs.slots.cdc: a logical slot needs \"database\" and \"plugin\" (non-empty "
+        "strings) to be created",
         14, 7),
     ERR("slot_bad_name", BASE "bootstrap:\n  dcs:\n    slots:\n      Arch-1: {type: physical}\n",
         "bootstrap.dcs.slots.Arch-1: a slot name may only contain lower case letters, numbers and "

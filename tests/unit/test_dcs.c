@@ -1185,12 +1185,19 @@ static void test_config_encode_slots(void **state)
     assert_non_null(json_object_get(c->config->dcs.slots, "a"));
     dcs_cluster_free(c);
 
-    /* a logical slot written straight into etcd is a problem of the view */
+    /* a logical slot is read; one without a plugin written straight into
+     * etcd is a problem of the view */
     Kv logical = { PREFIX "config",
                    "{\"slots\":{\"cdc\":{\"type\":\"logical\",\"database\":\"d\",\"plugin\":"
                    "\"p\"}}}",
                    0 };
     c = parse(&logical, 1);
+    assert_int_equal(c->n_problems, 0);
+    assert_non_null(c->config->dcs.slots);
+    dcs_cluster_free(c);
+    Kv no_plugin = { PREFIX "config",
+                     "{\"slots\":{\"cdc\":{\"type\":\"logical\",\"database\":\"d\"}}}", 0 };
+    c = parse(&no_plugin, 1);
     assert_int_equal(c->n_problems, 1);
     assert_non_null(c->config->dcs.slots);
     dcs_cluster_free(c);

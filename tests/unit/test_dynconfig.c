@@ -228,6 +228,11 @@ static const ValidRow validations[] = {
     OK("slots_physical_forms",
        "{\"slots\":{\"a\":null,\"b\":{},\"c\":{\"type\":\"physical\"},\"d_1\":{\"database\":"
        "\"app\"},\"e\":{\"type\":null}}}"),
+    /* permanent logical slots, typed and (Patroni: a database and a plugin)
+     * untyped */
+    OK("slots_logical",
+       "{\"slots\":{\"cdc\":{\"type\":\"logical\",\"database\":\"app\",\"plugin\":"
+       "\"pgoutput\"},\"audit\":{\"database\":\"app\",\"plugin\":\"test_decoding\"}}}"),
     OK("ignore_slots_every_field",
        "{\"ignore_slots\":[{\"name\":\"barman\",\"type\":\"physical\"},{\"database\":\"app\","
        "\"plugin\":\"pgoutput\",\"type\":\"logical\",\"name\":null},{}]}"),
@@ -350,17 +355,14 @@ static const ValidRow validations[] = {
         "{\"slots\":{\"a234567890123456789012345678901234567890123456789012345678901234\":null}}",
         "slots.a234567890123456789012345678901234567890123456789012345678901234: a slot name "
         "may only contain lower case letters, numbers and the underscore, at most 63 of them"),
-    BAD("slot_logical_typed",
-        "{\"slots\":{\"cdc\":{\"type\":\"logical\",\"database\":\"app\",\"plugin\":"
-        "\"pgoutput\"}}}",
-        "slots.cdc: permanent logical slots are not kept by dbha yet (the slot would not follow "
-        "a failover); drop it from slots, or create it yourself and protect it with "
-        "ignore_slots"),
-    /* Patroni: no type, but a database and a plugin, is logical */
-    BAD("slot_logical_untyped", "{\"slots\":{\"cdc\":{\"database\":\"app\",\"plugin\":\"x\"}}}",
-        "slots.cdc: permanent logical slots are not kept by dbha yet (the slot would not follow "
-        "a failover); drop it from slots, or create it yourself and protect it with "
-        "ignore_slots"),
+    BAD("slot_logical_without_plugin",
+        "{\"slots\":{\"cdc\":{\"type\":\"logical\",\"database\":\"app\"}}}",
+        "slots.cdc: a logical slot needs \"database\" and \"plugin\" (non-empty strings) to be "
+        "created"),
+    BAD("slot_logical_empty_database",
+        "{\"slots\":{\"cdc\":{\"type\":\"logical\",\"database\":\"\",\"plugin\":\"x\"}}}",
+        "slots.cdc: a logical slot needs \"database\" and \"plugin\" (non-empty strings) to be "
+        "created"),
     /* the older name is read first, as in Patroni */
     BAD("permanent_slots_name", "{\"permanent_slots\":{\"A\":null},\"slots\":{\"a\":null}}",
         "slots.A: a slot name may only contain lower case letters, numbers and the underscore, "
