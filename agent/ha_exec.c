@@ -1139,6 +1139,26 @@ static void logical_problem(Agent *a, const char *problem)
     s->problem = problem ? strdup(problem) : NULL;
 }
 
+static ssize_t logical_broken(const LogicalState *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_broken; i++) {
+        if (strcmp(s->broken[i], name) == 0) {
+            return (ssize_t)i;
+        }
+    }
+    return -1;
+}
+
+static void logical_unbreak(LogicalState *s, const char *name)
+{
+    ssize_t i = logical_broken(s, name);
+    if (i >= 0) {
+        memmove(s->broken[i], s->broken[i + 1],
+                (s->n_broken - (size_t)i - 1) * sizeof(s->broken[0]));
+        s->n_broken--;
+    }
+}
+
 static bool logical_ignored(const char *name, const char *database, const char *plugin,
                             void *userdata)
 {
@@ -1182,9 +1202,15 @@ static void logical_copy(Agent *a, const LogicalPlan *plan, uint64_t now, FILE *
 {
     LogicalState *s = &a->logical;
     const DcsMember *leader = dcs_cluster_leader_member(a->cluster);
-    if (dcs_cluster_is_paused(a->cluster) || a->mem.request != HA_REQUEST_NONE || !leader ||
-        !leader->host) {
-        return; /* paused (no restart), busy, or no primary to read from */
+    if (dcs_cluster_is_paused(a->cluster)) {
+        /* a copy takes a restart, which a paused cluster does not get */
+        fprintf(problems, "%smissing here, not copied while the cluster is paused",
+                *any ? "; " : "");
+        *any = true;
+        return;
+    }
+    if (a->mem.request != HA_REQUEST_NONE || !leader || !leader->host) {
+        return; /* busy, or no primary to read from */
     }
     const ConfigUser *user = a->config->postgresql.rewind.username
                                  ? &a->config->postgresql.rewind
@@ -1206,7 +1232,15 @@ static void logical_copy(Agent *a, const LogicalPlan *plan, uint64_t now, FILE *
     size_t names_size = 0;
     FILE *f = open_memstream(&names, &names_size);
     for (int i = 0; i < n; i++) {
+        /* over a loaded copy that cannot advance, too: its files are
+         * swapped for the new ones, which the restart below loads (the
+         * server writes a slot's state only when it changed, and a slot
+         * that cannot advance does not change), so the slot is never
+         * missing, not even between a drop and the restart */
         int r = logical_install(a->local.ctl.data_dir, &copies[i]);
+        if (r >= 0) {
+            logical_unbreak(s, copies[i].name);
+        }
         if (r < 0) {
             log_error_errno(r, "writing the copy of logical slot \"%s\": %m", copies[i].name);
         } else {
@@ -1283,7 +1317,13 @@ static int sync_logical(Agent *a, SlotsRole role)
                          (unsigned)a->local.ctl.port, NULL, &local_cfg);
     bool copy = false;
     for (size_t i = 0; i < plan.n && f; i++) {
-        const LogicalAction *act = &plan.actions[i];
+        LogicalAction *act = &plan.actions[i];
+        if (act->step == LOGICAL_ADVANCE && logical_broken(s, act->name) >= 0) {
+            if (now < s->copy_after_usec || role != SLOTS_REPLICA) {
+                continue; /* it cannot advance; a new copy replaces it in time */
+            }
+            act->step = LOGICAL_COPY;
+        }
         if (act->step == LOGICAL_COPY) {
             copy = true;
             continue;
@@ -1298,23 +1338,26 @@ static int sync_logical(Agent *a, SlotsRole role)
                                              [LOGICAL_ADVANCE] = "advanced",
                                              [LOGICAL_DROP] = "dropped" };
         if (r == -ENOENT && act->step == LOGICAL_ADVANCE) {
-            /* Patroni: the WAL it needs is gone here; copied again, after a
-             * backoff (each copy costs a restart; the primary's slot may
-             * still start before this replica's WAL) */
-            LogicalAction drop = { .step = LOGICAL_DROP };
-            memcpy(drop.name, act->name, sizeof(drop.name));
-            r = logical_run(&s->conns, &local_cfg, a->local.probe, &drop,
-                            clock_monotonic_usec() + EXEC_SQL_DEADLINE_USEC, err, sizeof(err));
+            /* Patroni drops it and copies it again at once. Here it stays
+             * until a new copy replaces it (a primary made of this replica
+             * meanwhile has a slot its consumer fails on, loudly, not a
+             * new one that silently starts later), and the copy is made
+             * after a backoff: each costs a restart, and the primary's slot
+             * may still start before this replica's WAL (a slot no consumer
+             * moved since this replica was cloned) */
+            if (logical_broken(s, act->name) < 0 && s->n_broken < LOGICAL_SLOTS_MAX) {
+                memcpy(s->broken[s->n_broken++], act->name, sizeof(act->name));
+            }
             s->copy_backoff_usec =
                 s->copy_backoff_usec ? 2 * s->copy_backoff_usec : LOGICAL_COPY_BACKOFF_MIN_USEC;
             if (s->copy_backoff_usec > LOGICAL_COPY_BACKOFF_MAX_USEC) {
                 s->copy_backoff_usec = LOGICAL_COPY_BACKOFF_MAX_USEC;
             }
             s->copy_after_usec = now + s->copy_backoff_usec;
-            log_warning("logical slot \"%s\" could not advance (the WAL it needs is gone here): "
-                        "%s, to be copied from the primary again in %" PRIu64 " s",
-                        act->name, r < 0 ? "could not drop it" : "dropped",
-                        s->copy_backoff_usec / 1000000);
+            log_warning("logical slot \"%s\" cannot advance here (the WAL it needs is not on "
+                        "this replica): kept until a new copy from the primary replaces it, in "
+                        "%" PRIu64 " s",
+                        act->name, s->copy_backoff_usec / 1000000);
             continue;
         }
         if (r < 0) {
@@ -1326,8 +1369,16 @@ static int sync_logical(Agent *a, SlotsRole role)
             any = true;
         } else if (act->step == LOGICAL_ADVANCE) {
             s->copy_backoff_usec = 0; /* a copy that works */
+            logical_unbreak(s, act->name);
             log_debug("logical slot \"%s\" advanced to %X/%X", act->name,
                       (unsigned)(act->lsn >> 32), (unsigned)act->lsn);
+        } else if (act->step == LOGICAL_CREATE && json_object_get(published, act->name)) {
+            /* the status key says it was there: on the primary before us,
+             * or here until someone dropped it */
+            log_error("logical slot \"%s\" was missing on this primary (the primary before "
+                      "it published the slot): created anew at the current position, so its "
+                      "consumers miss the changes between their position and this one",
+                      act->name);
         } else {
             log_info("logical slot \"%s\" %s", act->name, verbs[act->step]);
         }

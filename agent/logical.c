@@ -582,10 +582,13 @@ int logical_install(const char *data_dir, const LogicalCopy *c)
     if (r == 0) {
         r = fsync_path(tmp, O_RDONLY | O_DIRECTORY);
     }
-    if (r == 0) {
-        r = remove_slot_dir(dir);
-    }
-    if (r == 0 && rename(tmp, dir) < 0) {
+    /* over an existing directory: swapped in one step (the old one, now
+     * NAME.tmp, removed after), so a crash never finds neither */
+    if (r == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+        r = remove_slot_dir(tmp);
+    } else if (r == 0 && errno == ENOENT && rename(tmp, dir) < 0) {
+        r = -errno;
+    } else if (r == 0 && errno != ENOENT) {
         r = -errno;
     }
     if (r == 0) {

@@ -152,9 +152,10 @@ int logical_fetch(const PgProbeConfig *leader, const LogicalPlan *plan, uint64_t
 void logical_copy_done(LogicalCopy *c);
 
 /* Writes a copy as data_dir/pg_replslot/NAME/state, through NAME.tmp (which
- * PostgreSQL removes at start if we die half-way), each step fsynced;
- * replaces a directory of that name. PostgreSQL loads it at its next start.
- * Returns 0 or a negative errno. */
+ * PostgreSQL removes at start if we die half-way), each step fsynced; a
+ * directory of that name (a loaded slot's) is swapped for it in one
+ * rename (RENAME_EXCHANGE). PostgreSQL loads it at its next start. Returns
+ * 0 or a negative errno. */
 int logical_install(const char *data_dir, const LogicalCopy *c);
 /* Removes data_dir/pg_replslot/NAME (a copy no start loaded). */
 int logical_uninstall(const char *data_dir, const char *name);
@@ -173,6 +174,10 @@ typedef struct LogicalState {
     /* a copy that could not advance (its WAL is gone here) is made again
      * only after copy_after_usec; the wait doubles each time */
     uint64_t copy_after_usec, copy_backoff_usec;
+    /* loaded copies that could not advance: kept until a new copy
+     * replaces them */
+    char broken[LOGICAL_SLOTS_MAX][PGPROBE_NAME_MAX];
+    size_t n_broken;
 } LogicalState;
 
 void logical_state_done(LogicalState *s);

@@ -41,7 +41,7 @@ import psycopg2
 import pytest
 
 from conftest import started_cluster
-from lib.cluster import SUPERUSER, SUPERUSER_PW
+from lib.cluster import SUPERUSER, SUPERUSER_PW, DbhaCluster
 from lib.pg import pg_tool
 from lib.procs import LOOPBACK, wait_until
 
@@ -301,3 +301,82 @@ def test_cdc_consumer_resumes_on_the_new_primary_after_a_kill_9_failover(cluster
     survivor = next(n for n in replicas if n is not new)
     wait_until(lambda: logical_slot(survivor) is not None, 60, interval=0.5,
                what=f"cdc on {survivor.name}")
+
+
+def test_a_copy_that_cannot_advance_is_kept_until_a_new_copy_replaces_it(procs, workdir):
+    """The worst moment for a copy: the primary's slot was made before the
+    replica was cloned and no consumer has moved it since, so the copy
+    starts before the replica's own WAL and cannot advance. Patroni drops it
+    and copies again at once (a restart each loop, and no slot at all in
+    between: a failover then makes a new slot that silently starts later).
+    dbha keeps it until a new copy, made after a backoff, replaces it: a
+    sampler reading node2's slots every 0.1 s never finds it missing. (The
+    primary saves a slot's new start only at its next running-xacts record,
+    so a copy or two more may be needed, each after a doubled wait.)"""
+    c = DbhaCluster(procs, workdir, n=2, ttl=10, loop_wait=1, retry_timeout=2,
+                    slots={SLOT: {"type": "logical", "database": "postgres",
+                                  "plugin": "test_decoding"}})
+    configure(c)
+    try:
+        node1, node2 = c.nodes
+        c.start(nodes=[node1])
+        wait_until(lambda: logical_slot(node1) is not None, 60, interval=0.5,
+                   what="cdc on node1")
+        # WAL past the slot's start, in later segments: node2's clone starts there
+        for _ in range(3):
+            node1.sql("SELECT pg_catalog.pg_switch_wal()")
+            node1.sql("CREATE TABLE IF NOT EXISTS pad (x int); INSERT INTO pad VALUES (1)")
+        node1.sql("CHECKPOINT")
+        node2.start()
+        c.wait_healthy(timeout=120)
+        wait_until(lambda: logical_slot(node2) is not None, 60, interval=0.5,
+                   what="cdc copied to node2")
+
+        missing, samples, stop = [], [0], threading.Event()
+
+        def sample():
+            t0 = time.monotonic()
+            while not stop.is_set() and time.monotonic() - t0 < 120:
+                try:
+                    if logical_slot(node2) is None:
+                        missing.append(time.monotonic())
+                    samples[0] += 1
+                except psycopg2.Error:
+                    pass  # restarting: neither there nor missing
+                time.sleep(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            # a consumer moves the slot: node1 publishes a later position,
+            # node2's copy cannot reach it (its WAL starts later)
+            node1.sql("CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
+            node1.sql("SELECT count(*) FROM pg_catalog.pg_logical_slot_get_changes(%s, NULL, NULL)",
+                      (SLOT,))
+            wait_until(lambda: c.procs.log_contains("node2", 'logical slot "cdc" cannot advance '
+                                                              "here"), 30, interval=0.2,
+                       what="node2's copy found unable to advance")
+            # kept; replaced by a new copy after the backoff, which advances
+            wait_until(lambda: c.procs.log_count("node2", 'copied logical slot "cdc"') >= 2, 60,
+                       interval=0.2, what="a second copy on node2")
+            node1.sql("INSERT INTO t VALUES (2)")
+            node1.sql("SELECT count(*) FROM pg_catalog.pg_logical_slot_get_changes(%s, NULL, NULL)",
+                      (SLOT,))
+            want = lsn(logical_slot(node1)[2])
+            wait_until(lambda: lsn(logical_slot(node2)[2]) >= want, 30, interval=0.2,
+                       what="the new copy advanced")
+        finally:
+            stop.set()
+            sampler.join(10)
+        print(f"copy kept: {samples[0]} samples of node2's slots, {len(missing)} without cdc")
+        assert samples[0] > 20
+        assert not missing, "node2 had no cdc slot at some sample"
+        # a new copy (a restart) only after each copy found unable to
+        # advance, after its backoff: not one each loop
+        copies = c.procs.log_count("node2", 'copied logical slot "cdc"')
+        stuck = c.procs.log_count("node2", 'logical slot "cdc" cannot advance here')
+        print(f"{copies} copies, {stuck} found unable to advance")
+        assert copies == stuck + 1, (copies, stuck)
+        assert c.procs.log_count("node2", "replaces it, in 10 s") <= 1
+    finally:
+        c.stop_all()

@@ -165,6 +165,13 @@ class Procs:
         except FileNotFoundError:
             return False
 
+    def log_count(self, name, text):
+        try:
+            with open(self.log_path(name), "rb") as f:
+                return f.read().count(text.encode())
+        except FileNotFoundError:
+            return 0
+
     def stop(self, p, sig=signal.SIGTERM, timeout=10):
         """Send sig to the PID, wait up to timeout, then SIGKILL."""
         if p.poll() is None:
