@@ -1287,6 +1287,12 @@ int agent_new(const char *config_path, Config *config, Agent **ret)
     if (asprintf(&heartbeat, "%s.dbha-fence", a->local.ctl.data_dir) < 0) {
         return log_error_errno(-ENOMEM, "out of memory");
     }
+    /* the heartbeat lives beside the data directory */
+    r = pgctl_make_parents(a->local.ctl.data_dir);
+    if (r < 0) {
+        return log_error_errno(r, "creating the directories above \"%s\": %m",
+                               a->local.ctl.data_dir);
+    }
     r = fence_start(heartbeat, a->local.ctl.data_dir, &a->fence);
     if (r < 0) {
         return log_error_errno(r, "fencing process (\"%s\"): %m", heartbeat);

@@ -116,6 +116,32 @@ static char *listen_hosts(const char *listen)
     return strndup(listen, (size_t)(colon - listen));
 }
 
+int pgctl_make_parents(const char *path)
+{
+    _cleanup_free_ char *dir = strdup(path);
+    if (!dir) {
+        return -ENOMEM;
+    }
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) {
+        return 0;
+    }
+    *slash = '\0';
+    for (char *p = dir + 1;; p++) {
+        bool end = *p == '\0';
+        if (*p == '/' || end) {
+            *p = '\0';
+            if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+                return -errno;
+            }
+            if (end) {
+                return 0;
+            }
+            *p = '/';
+        }
+    }
+}
+
 int pgctl_init(PgCtl *ret, const Config *c)
 {
     PgCtl p = { .config = c };

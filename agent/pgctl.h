@@ -93,6 +93,11 @@ typedef struct PgCtl {
 
 /* Fills *ret from the config. Returns 0, -EINVAL (no port), -ENOMEM. */
 int pgctl_init(PgCtl *ret, const Config *c);
+/* Creates the missing directories above path (not path itself), 0755, as
+ * Patroni's os.makedirs does for a data directory on a host where they are
+ * missing (Debian's /var/lib/postgresql/15 before the first cluster).
+ * Returns 0 or a negative errno. */
+int pgctl_make_parents(const char *path);
 void pgctl_done(PgCtl *p);
 
 PgDataState pgctl_data_state(const char *dir);

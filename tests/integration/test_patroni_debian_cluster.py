@@ -1,0 +1,195 @@
+"""Debian's Patroni template (tests/patroni-configs/debian-config-template.yml,
+the package's /etc/patroni/config.yml.in as pg_createconfig_patroni renders
+it) run as a three-node dbha cluster with Debian's own scripts:
+`bootstrap.method: pg_createcluster` (/usr/share/patroni/
+pg_createcluster_patroni), `create_replica_method: [pg_clonecluster]`
+(/usr/share/patroni/pg_clonecluster_patroni), `config_dir:
+/etc/postgresql/15/main`, the cluster's pg_hba in bootstrap.dcs, a
+superuser without a password reached through the Unix socket
+(`use_unix_socket`), and Debian's logging (logging_collector into
+/var/log/postgresql).
+
+Debian's layout is one node a host: the paths are fixed (/etc/postgresql/
+15/main, /var/lib/postgresql/15/main, /run/postgresql). So each node runs in
+a mount namespace of its own, with empty tmpfs over /etc/postgresql,
+/var/lib/postgresql, /run/postgresql and /var/log/postgresql: three hosts'
+file systems, one network. Changed in the file only where this machine needs
+it: each node's name (the template's @HOSTNAME@), its REST and PostgreSQL
+ports and addresses (@HOSTIP@, @API_PORT@, @PORT@: one machine, loopback),
+and the etcd endpoint.
+
+Checked: the first node was made by pg_createcluster (its start.conf says
+`manual`, as the script asks) and the others by pg_clonecluster (their own
+Debian cluster directory, the primary's system identifier); each server reads
+the agent's postgresql.conf from config_dir, which includes the one
+pg_createcluster wrote (postgresql.base.conf) and names the Debian data
+directory; the pg_hba from bootstrap.dcs is the hba_file in config_dir on
+every member; the agents reach PostgreSQL through the socket with peer
+authentication; the replicator replicates with md5 from 127.0.0.1; Debian's
+log file fills; a row written on the primary is read on both replicas; and
+after kill -9 of the primary node a replica takes over.
+"""
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import sanitizer_lines
+from lib.etcd_cluster import EtcdCluster
+from lib.pg import PG_OS_USER, as_root
+from lib.procs import LOOPBACK, Procs, binary, free_port, wait_until
+
+CORPUS = os.path.join(os.path.dirname(__file__), "..", "patroni-configs")
+DEBIAN_DIRS = ("/etc/postgresql", "/var/lib/postgresql", "/run/postgresql",
+               "/var/log/postgresql")
+SCRIPTS = ("/usr/share/patroni/pg_createcluster_patroni",
+           "/usr/share/patroni/pg_clonecluster_patroni")
+
+pytestmark = [pytest.mark.concurrent, pytest.mark.skipif(
+    not as_root() or not all(os.path.exists(s) for s in SCRIPTS),
+    reason="needs root (mount namespaces) and Debian's patroni package scripts")]
+
+
+class DebianNode:
+    def __init__(self, i, wd, endpoint):
+        self.name = f"pg{i}"
+        self.api_port, self.pg_port = free_port(), free_port()
+        with open(os.path.join(CORPUS, "debian-config-template.yml")) as f:
+            text = f.read()
+        for old, new in (
+                ("\nname: pg1\n", f"\nname: {self.name}\n"),
+                ("\netcd3: {hosts: 127.0.0.1:2379}\n", f"\netcd3: {{hosts: {endpoint}}}\n"),
+                ("  listen: 10.0.0.11:8008\n  connect_address: 10.0.0.11:8008",
+                 f"  listen: {LOOPBACK}:{self.api_port}\n"
+                 f"  connect_address: {LOOPBACK}:{self.api_port}"),
+                ('  listen: "*:5432"\n  connect_address: 10.0.0.11:5432',
+                 f'  listen: "{LOOPBACK}:{self.pg_port}"\n'
+                 f"  connect_address: {LOOPBACK}:{self.pg_port}")):
+            assert text.count(old) == 1, (self.name, old)
+            text = text.replace(old, new)
+        self.config_path = os.path.join(wd, f"{self.name}.yml")
+        with open(self.config_path, "w") as f:
+            f.write(text)
+        os.chmod(self.config_path, 0o644)
+        self.proc = None
+
+    def start(self, procs):
+        uid, gid = int(subprocess.check_output(["id", "-u", PG_OS_USER])), \
+            int(subprocess.check_output(["id", "-g", PG_OS_USER]))
+        mounts = "".join(f"mkdir -p {d} && mount -t tmpfs -o mode=0755,uid={uid},gid={gid} "
+                         f"dbha-{self.name} {d} || exit 9; " for d in DEBIAN_DIRS)
+        # unshare and setpriv exec: the PID is the agent's
+        script = (f"{mounts}exec setpriv --reuid={PG_OS_USER} --regid={PG_OS_USER} "
+                  f"--init-groups {binary('dbagent')} {self.config_path}")
+        self.proc = procs.spawn(self.name, ["unshare", "--mount", "--propagation", "private",
+                                            "sh", "-c", script])
+
+    def run(self, argv, timeout=20):
+        """argv as the postgres user in this node's mount namespace."""
+        assert self.proc is not None and self.proc.poll() is None, f"{self.name} is not running"
+        return subprocess.run(["nsenter", "-t", str(self.proc.pid), "-m", "--", "setpriv",
+                               f"--reuid={PG_OS_USER}", f"--regid={PG_OS_USER}", "--init-groups",
+                               *argv], capture_output=True, text=True, timeout=timeout)
+
+    def psql(self, sql):
+        """Through the node's Unix socket, as its superuser (peer)."""
+        p = self.run(["psql", "-X", "-A", "-t", "-h", "/run/postgresql", "-p", str(self.pg_port),
+                      "-U", "postgres", "-d", "postgres", "-c", sql])
+        return p.stdout.strip() if p.returncode == 0 else None
+
+    def read(self, path):
+        p = self.run(["cat", path])
+        return p.stdout if p.returncode == 0 else None
+
+
+@pytest.fixture(scope="module")
+def debian():
+    wd = tempfile.mkdtemp(prefix="dbha-debian-")
+    os.chmod(wd, 0o755)
+    procs = Procs(wd)
+    etcd = EtcdCluster(procs, wd, size=1)
+    etcd.start()
+    nodes = [DebianNode(i + 1, wd, etcd.endpoints[0]) for i in range(3)]
+    try:
+        nodes[0].start(procs)
+        wait_until(lambda: nodes[0].psql("SELECT pg_catalog.pg_is_in_recovery()") == "f", 120,
+                   interval=0.5, what="pg1 bootstrapped by pg_createcluster")
+        for n in nodes[1:]:
+            n.start(procs)
+        yield procs, etcd, nodes
+    finally:
+        for n in nodes:
+            if n.proc is not None:
+                procs.stop(n.proc, timeout=60)
+        logs = sorted({procs.log_path(name) for name, _, _ in procs.procs})
+        procs.stop_all()
+        found = [f"{p}: {line}" for p in logs for line in sanitizer_lines(p)]
+        assert not found, "sanitizer report(s):\n" + "\n".join(found[:50])
+        print(f"\ncluster logs in {wd}")
+
+
+def streaming(node):
+    return node.psql("SELECT status FROM pg_catalog.pg_stat_wal_receiver") == "streaming"
+
+
+def test_debian_template_runs_as_a_cluster(debian):
+    procs, etcd, (pg1, pg2, pg3) = debian
+    for n in (pg2, pg3):
+        wait_until(lambda: streaming(n), 180, interval=1, what=f"{n.name} streaming")
+
+    # pg_createcluster made pg1 (with --start-conf=manual), pg_clonecluster the others
+    assert pg1.read("/etc/postgresql/15/main/start.conf").splitlines()[-1] == "manual"
+    assert procs.log_contains("pg1", "pg_createcluster")
+    ident = pg1.psql("SELECT system_identifier FROM pg_catalog.pg_control_system()")
+    for n in (pg2, pg3):
+        assert procs.log_contains(n.name, "pg_clonecluster")
+        assert n.read("/etc/postgresql/15/main/start.conf") is not None
+        assert n.psql("SELECT system_identifier FROM pg_catalog.pg_control_system()") == ident
+
+    hba = [line.split() for line in
+           ("local all all peer", "host all all 127.0.0.1/32 md5", "host all all ::1/128 md5",
+            "local replication all peer", "host replication all 127.0.0.1/32 md5",
+            "host replication all ::1/128 md5", "host replication all 10.0.0.0/24 md5")]
+    for n in (pg1, pg2, pg3):
+        # config_dir: the agent's file, over the one pg_createcluster wrote
+        assert n.psql("SHOW config_file") == "/etc/postgresql/15/main/postgresql.conf"
+        assert n.psql("SHOW data_directory") == "/var/lib/postgresql/15/main"
+        conf = n.read("/etc/postgresql/15/main/postgresql.conf")
+        assert "postgresql.base.conf" in conf, conf[:400]
+        assert n.read("/etc/postgresql/15/main/postgresql.base.conf") is not None
+        # the cluster's pg_hba, as written in bootstrap.dcs
+        assert n.psql("SHOW hba_file") == "/etc/postgresql/15/main/pg_hba.conf"
+        lines = [line.split() for line in n.read("/etc/postgresql/15/main/pg_hba.conf")
+                 .splitlines() if line.strip() and not line.startswith("#")]
+        assert lines == hba, (n.name, lines)
+        # Debian's logging
+        assert n.psql("SHOW logging_collector") == "on"
+        assert n.read("/var/log/postgresql/postgresql-15-main.log") is not None
+    # the replicator streams (md5 from 127.0.0.1)
+    for n in (pg2, pg3):
+        assert n.psql("SELECT sender_host FROM pg_catalog.pg_stat_wal_receiver") == LOOPBACK
+
+    pg1.psql("CREATE TABLE deb (v int); INSERT INTO deb VALUES (42)")
+    for n in (pg2, pg3):
+        wait_until(lambda: n.psql("SELECT v FROM deb") == "42", 30, what=f"the row on {n.name}")
+
+    # kill -9 of the primary node (its agent, then its postmaster): a
+    # replica takes over within ttl 30 + loop_wait 10
+    pm = int(pg1.read("/var/lib/postgresql/15/main/postmaster.pid").splitlines()[0])
+    os.kill(pg1.proc.pid, 9)
+    pg1.proc.wait(10)
+    try:
+        os.kill(pm, 9)
+    except ProcessLookupError:
+        pass
+
+    def promoted():
+        return next((n for n in (pg2, pg3)
+                     if n.psql("SELECT pg_catalog.pg_is_in_recovery()") == "f"), None)
+
+    new = wait_until(promoted, 90, interval=1, what="a replica promoted")
+    assert new.psql("SELECT v FROM deb") == "42"
+    other = pg3 if new is pg2 else pg2
+    wait_until(lambda: streaming(other), 90, interval=1,
+               what=f"{other.name} streaming from {new.name}")
