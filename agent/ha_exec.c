@@ -1245,6 +1245,7 @@ static void logical_copy(Agent *a, const LogicalPlan *plan, uint64_t now, FILE *
             log_error_errno(r, "writing the copy of logical slot \"%s\": %m", copies[i].name);
         } else {
             memcpy(s->staged[s->n_staged++], copies[i].name, sizeof(copies[i].name));
+            (void)logical_unready_add(s, copies[i].name);
             if (f) {
                 fprintf(f, "%s\"%s\"", s->n_staged > 1 ? ", " : "", copies[i].name);
             }
@@ -1264,6 +1265,87 @@ static void logical_copy(Agent *a, const LogicalPlan *plan, uint64_t now, FILE *
     log_info("copied logical slot%s %s from the primary \"%s\": restarting postgresql to load "
              "them",
              s->n_staged > 1 ? "s" : "", names ? names : "", leader->name);
+}
+
+/* Patroni's check_logical_slots_readiness(), with its log lines: whether
+ * each copy is safe to use after a failover (logical_readiness()), asked of
+ * the primary while some copy is not known to be; and at a promotion, a
+ * warning naming those still not known. */
+static void logical_check_ready(Agent *a, SlotsRole role, const LogicalSlot *local, size_t n,
+                                uint64_t now)
+{
+    LogicalState *s = &a->logical;
+    if (role == SLOTS_PRIMARY) {
+        if (s->n_unready > 0) {
+            _cleanup_free_ char *names = NULL;
+            size_t size = 0;
+            FILE *f = open_memstream(&names, &size);
+            for (size_t i = 0; f && i < s->n_unready; i++) {
+                fprintf(f, "%s\"%s\"", i ? ", " : "", s->unready[i].name);
+            }
+            if (f && fclose(f) != 0) {
+                names = NULL;
+            }
+            log_warning("logical replication slots that might be unsafe to use after the "
+                        "promotion (not yet known to be protected by the old primary): %s",
+                        names ? names : "?");
+        }
+        s->n_unready = 0;
+        s->readiness_started = false; /* if it becomes a replica again */
+        return;
+    }
+    if (role != SLOTS_REPLICA) {
+        return;
+    }
+    if (!s->readiness_started) {
+        /* as Patroni at its start: every local copy is checked once */
+        for (size_t i = 0; i < n; i++) {
+            (void)logical_unready_add(s, local[i].name);
+        }
+        s->readiness_started = true;
+    }
+    const DcsMember *leader = dcs_cluster_leader_member(a->cluster);
+    if (s->n_unready == 0 || !leader || !leader->host) {
+        return;
+    }
+    /* our physical slot there: ours, or the one of the member we cascade
+     * from (its hot_standby_feedback carries ours) */
+    const DcsMember *up = agent_upstream(a);
+    char physical[PGPROBE_NAME_MAX];
+    slot_name(up && up != &a->remote && strcmp(up->name, leader->name) != 0 ? up->name
+                                                                            : a->config->name,
+              physical, sizeof(physical));
+    const ConfigUser *user = a->config->postgresql.rewind.username
+                                 ? &a->config->postgresql.rewind
+                                 : &a->config->postgresql.superuser;
+    PgProbeConfig pc;
+    logical_probe_config(user, leader->host, (unsigned)leader->port, a->config->postgresql.database,
+                         &pc);
+    LogicalXmins x;
+    char err[PGPROBE_ERROR_MAX] = "";
+    if (logical_primary_xmins(&pc, s, physical, now + EXEC_SQL_DEADLINE_USEC, &x, err,
+                              sizeof(err)) < 0) {
+        log_debug("checking the logical slots' readiness on the primary: %s", err);
+        return;
+    }
+    if (!x.physical_exists || !x.has_physical) {
+        if (!s->readiness_problem_said) {
+            log_warning("logical slot copies are not yet safe after a failover: %s",
+                        !x.physical_exists
+                            ? "our physical slot does not exist on the primary"
+                            : "our physical slot on the primary has no catalog_xmin yet "
+                              "(hot_standby_feedback reaches it once this replica streams "
+                              "through it)");
+            s->readiness_problem_said = true;
+        }
+        return;
+    }
+    s->readiness_problem_said = false;
+    char ready[LOGICAL_SLOTS_MAX][PGPROBE_NAME_MAX];
+    size_t k = logical_readiness(s, &x, local, n, ready, LOGICAL_SLOTS_MAX);
+    for (size_t i = 0; i < k; i++) {
+        log_info("logical slot \"%s\" is safe to be used after a failover", ready[i]);
+    }
 }
 
 static int sync_logical(Agent *a, SlotsRole role)
@@ -1298,6 +1380,7 @@ static int sync_logical(Agent *a, SlotsRole role)
         return r;
     }
     s->seen = n > 0;
+    logical_check_ready(a, role, local, n, now);
     LogicalPlan plan;
     r = logical_plan(&w, primary, local, n, published, logical_ignored, a, &plan);
     if (r < 0 && r != -E2BIG) {

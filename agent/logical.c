@@ -241,14 +241,15 @@ int logical_list(PgProbe *probe, uint64_t deadline_usec, LogicalSlot *ret, size_
     PGresult *res = NULL;
     int r = pgprobe_exec(probe,
                          "SELECT slot_name, database, plugin, active, "
-                         "pg_catalog.pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint "
+                         "pg_catalog.pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint, "
+                         "catalog_xmin::text::bigint "
                          "FROM pg_catalog.pg_replication_slots "
                          "WHERE slot_type = 'logical' AND NOT temporary ORDER BY slot_name",
                          deadline_usec, &res);
     if (r < 0) {
         return r;
     }
-    if (!res || PQnfields(res) != 5) {
+    if (!res || PQnfields(res) != 6) {
         if (res) {
             PQclear(res);
         }
@@ -265,6 +266,10 @@ int logical_list(PgProbe *probe, uint64_t deadline_usec, LogicalSlot *ret, size_
         if (!PQgetisnull(res, i, 4)) {
             s->has_confirmed = true;
             s->confirmed_flush = strtoull(PQgetvalue(res, i, 4), NULL, 10);
+        }
+        if (!PQgetisnull(res, i, 5)) {
+            s->has_catalog_xmin = true;
+            s->catalog_xmin = strtoull(PQgetvalue(res, i, 5), NULL, 10);
         }
     }
     PQclear(res);
@@ -621,4 +626,130 @@ void logical_state_done(LogicalState *s)
     free(s->problem);
     json_decref(s->positions);
     *s = (LogicalState){ 0 };
+}
+
+/* ---- readiness (Patroni's check_logical_slots_readiness) ---- */
+
+int logical_unready_add(LogicalState *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_unready; i++) {
+        if (strcmp(s->unready[i].name, name) == 0) {
+            s->unready[i].has_xmin = false; /* a new copy: remembered again */
+            return 0;
+        }
+    }
+    if (s->n_unready >= LOGICAL_SLOTS_MAX) {
+        return -E2BIG;
+    }
+    LogicalUnready *u = &s->unready[s->n_unready++];
+    *u = (LogicalUnready){ 0 };
+    (void)snprintf(u->name, sizeof(u->name), "%s", name);
+    return 0;
+}
+
+size_t logical_readiness(LogicalState *s, const LogicalXmins *primary, const LogicalSlot *local,
+                         size_t n_local, char ready[][PGPROBE_NAME_MAX], size_t max)
+{
+    size_t n_ready = 0;
+    if (primary->has_physical) {
+        for (size_t i = 0; i < s->n_unready; i++) {
+            LogicalUnready *u = &s->unready[i];
+            for (size_t j = 0; j < primary->n && !u->has_xmin; j++) {
+                if (strcmp(primary->names[j], u->name) == 0 && primary->has_xmin[j]) {
+                    u->has_xmin = true;
+                    u->xmin = primary->xmins[j];
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < s->n_unready;) {
+        LogicalUnready *u = &s->unready[i];
+        const LogicalSlot *l = find_local(local, n_local, u->name);
+        bool gone = !l;
+        bool safe = l && primary->has_physical && u->has_xmin && l->has_catalog_xmin &&
+                    u->xmin <= primary->physical_xmin && primary->physical_xmin <= l->catalog_xmin;
+        if (!gone && !safe) {
+            i++;
+            continue;
+        }
+        if (safe && n_ready < max) {
+            memcpy(ready[n_ready++], u->name, sizeof(u->name));
+        }
+        memmove(u, u + 1, (s->n_unready - i - 1) * sizeof(*u));
+        s->n_unready--;
+    }
+    return n_ready;
+}
+
+int logical_primary_xmins(const PgProbeConfig *leader, const LogicalState *s, const char *physical,
+                          uint64_t deadline_usec, LogicalXmins *ret, char *err, size_t errlen)
+{
+    _cleanup_free_ char *names = NULL;
+    size_t names_size = 0;
+    FILE *f = open_memstream(&names, &names_size);
+    if (!f) {
+        return -ENOMEM;
+    }
+    char *lit = literal(physical);
+    if (!lit) {
+        fclose(f);
+        return -ENOMEM;
+    }
+    fputs(lit, f);
+    free(lit);
+    for (size_t i = 0; i < s->n_unready; i++) {
+        lit = literal(s->unready[i].name);
+        if (!lit) {
+            fclose(f);
+            return -ENOMEM;
+        }
+        fprintf(f, ",%s", lit);
+        free(lit);
+    }
+    if (fclose(f) != 0) {
+        return -ENOMEM;
+    }
+    _cleanup_free_ char *sql = NULL;
+    if (asprintf(&sql,
+                 "SELECT slot_name, slot_type, catalog_xmin::text::bigint FROM "
+                 "pg_catalog.pg_replication_slots WHERE NOT pg_catalog.pg_is_in_recovery() AND "
+                 "slot_name IN (%s)",
+                 names) < 0) {
+        sql = NULL;
+        return -ENOMEM;
+    }
+    PgProbe *p = NULL;
+    int r = pgprobe_new(leader, &p);
+    if (r < 0) {
+        (void)snprintf(err, errlen, "%s", strerror(-r));
+        return r;
+    }
+    PGresult *res = NULL;
+    r = pgprobe_exec(p, sql, deadline_usec, &res);
+    if (r < 0) {
+        (void)snprintf(err, errlen, "%s", pgprobe_last_error(p));
+        pgprobe_free(p);
+        return r;
+    }
+    pgprobe_free(p);
+    LogicalXmins x = { 0 };
+    for (int i = 0; res && PQnfields(res) == 3 && i < PQntuples(res); i++) {
+        const char *name = PQgetvalue(res, i, 0);
+        bool has = !PQgetisnull(res, i, 2);
+        uint64_t v = has ? strtoull(PQgetvalue(res, i, 2), NULL, 10) : 0;
+        if (strcmp(name, physical) == 0 && strcmp(PQgetvalue(res, i, 1), "physical") == 0) {
+            x.physical_exists = true;
+            x.has_physical = has;
+            x.physical_xmin = v;
+        } else if (x.n < LOGICAL_SLOTS_MAX) {
+            (void)snprintf(x.names[x.n], sizeof(x.names[x.n]), "%s", name);
+            x.has_xmin[x.n] = has;
+            x.xmins[x.n++] = v;
+        }
+    }
+    if (res) {
+        PQclear(res);
+    }
+    *ret = x;
+    return 0;
 }

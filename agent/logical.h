@@ -50,6 +50,8 @@ typedef struct LogicalSlot {
     bool active;
     bool has_confirmed;
     uint64_t confirmed_flush;
+    bool has_catalog_xmin;
+    uint64_t catalog_xmin;
 } LogicalSlot;
 
 typedef enum LogicalStep {
@@ -160,6 +162,16 @@ int logical_install(const char *data_dir, const LogicalCopy *c);
 /* Removes data_dir/pg_replslot/NAME (a copy no start loaded). */
 int logical_uninstall(const char *data_dir, const char *name);
 
+/* A copy not known yet to be safe after a failover: the primary's catalog
+ * rows it needs may have been removed before this replica's
+ * hot_standby_feedback reached the primary. xmin: the primary's
+ * catalog_xmin of that slot when our physical slot there first had one. */
+typedef struct LogicalUnready {
+    char name[PGPROBE_NAME_MAX];
+    bool has_xmin;
+    uint64_t xmin;
+} LogicalUnready;
+
 /* What the agent keeps between loops (ha_exec.c). */
 typedef struct LogicalState {
     LogicalConns conns;
@@ -178,6 +190,41 @@ typedef struct LogicalState {
      * replaces them */
     char broken[LOGICAL_SLOTS_MAX][PGPROBE_NAME_MAX];
     size_t n_broken;
+    /* copies whose safety is not known yet (all of them when the agent
+     * starts on a replica, as Patroni's forced readiness check) */
+    LogicalUnready unready[LOGICAL_SLOTS_MAX];
+    size_t n_unready;
+    bool readiness_started;      /* the local slots were put in unready once */
+    bool readiness_problem_said; /* the physical slot's catalog_xmin problem was logged */
 } LogicalState;
 
 void logical_state_done(LogicalState *s);
+
+/* What the primary says for the readiness check: our physical slot there
+ * (exists; its catalog_xmin, which hot_standby_feedback sets) and the
+ * catalog_xmin of its logical slots of the unready names. */
+typedef struct LogicalXmins {
+    bool physical_exists, has_physical;
+    uint64_t physical_xmin;
+    char names[LOGICAL_SLOTS_MAX][PGPROBE_NAME_MAX];
+    bool has_xmin[LOGICAL_SLOTS_MAX];
+    uint64_t xmins[LOGICAL_SLOTS_MAX];
+    size_t n;
+} LogicalXmins;
+
+/* Adds name to the unready copies (again: its remembered xmin is
+ * forgotten). Returns 0 or -E2BIG. */
+int logical_unready_add(LogicalState *s, const char *name);
+/* Patroni's check_logical_slots_readiness(): once our physical slot on the
+ * primary has a catalog_xmin, each unready copy remembers the primary's
+ * catalog_xmin of its slot; a copy is safe when that remembered value <=
+ * the physical slot's catalog_xmin <= the copy's own catalog_xmin. Safe and
+ * vanished copies leave the list; the safe ones' names are returned in
+ * ready (up to max). Pure. */
+size_t logical_readiness(LogicalState *s, const LogicalXmins *primary, const LogicalSlot *local,
+                         size_t n_local, char ready[][PGPROBE_NAME_MAX], size_t max);
+/* Asks the primary (through leader) for the xmins of our physical slot
+ * `physical` and of the unready slots. Returns 0 or a negative errno (why
+ * in err). */
+int logical_primary_xmins(const PgProbeConfig *leader, const LogicalState *s, const char *physical,
+                          uint64_t deadline_usec, LogicalXmins *ret, char *err, size_t errlen);

@@ -243,6 +243,10 @@ def test_cdc_consumer_resumes_on_the_new_primary_after_a_kill_9_failover(cluster
                    what=f"cdc copied to {n.name}")
         assert cluster.procs.log_contains(n.name, 'copied logical slot "cdc" from the primary')
         assert n.sql("SHOW hot_standby_feedback") == [("on",)]
+        # Patroni's readiness check: the primary keeps the catalog rows it needs
+        wait_until(lambda: cluster.procs.log_contains(
+            n.name, 'logical slot "cdc" is safe to be used after a failover'), 60, interval=0.5,
+            what=f"{n.name}'s copy known safe")
     cluster.wait_healthy(timeout=60)
 
     leader.sql("CREATE TABLE cdc_t (id int PRIMARY KEY)")

@@ -255,12 +255,70 @@ static void test_install(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+static void test_readiness(void **state)
+{
+    (void)state;
+    LogicalState s = { 0 };
+    assert_int_equal(logical_unready_add(&s, "cdc"), 0);
+    assert_int_equal(logical_unready_add(&s, "audit"), 0);
+    assert_int_equal(logical_unready_add(&s, "gone"), 0);
+    assert_int_equal(logical_unready_add(&s, "cdc"), 0); /* once */
+    assert_int_equal(s.n_unready, 3);
+    LogicalSlot local[] = { slot("cdc", "app", "pgoutput", false, true, 10),
+                            slot("audit", "app", "test_decoding", false, true, 10) };
+    local[0].has_catalog_xmin = local[1].has_catalog_xmin = true;
+    local[0].catalog_xmin = 750;
+    local[1].catalog_xmin = 700;
+    char ready[LOGICAL_SLOTS_MAX][PGPROBE_NAME_MAX];
+
+    /* no catalog_xmin on our physical slot yet: nothing remembered, only
+     * the vanished one leaves */
+    LogicalXmins x = { .physical_exists = true, .n = 2 };
+    (void)snprintf(x.names[0], sizeof(x.names[0]), "cdc");
+    (void)snprintf(x.names[1], sizeof(x.names[1]), "audit");
+    x.has_xmin[0] = x.has_xmin[1] = true;
+    x.xmins[0] = 700;
+    x.xmins[1] = 690;
+    assert_int_equal(logical_readiness(&s, &x, local, 2, ready, LOGICAL_SLOTS_MAX), 0);
+    assert_int_equal(s.n_unready, 2);
+    assert_false(s.unready[0].has_xmin);
+
+    /* the physical slot has one (720): the primary's values are remembered;
+     * cdc: 700 <= 720 <= 750, safe; audit: 720 > its own 700, not yet */
+    x.has_physical = true;
+    x.physical_xmin = 720;
+    assert_int_equal(logical_readiness(&s, &x, local, 2, ready, LOGICAL_SLOTS_MAX), 1);
+    assert_string_equal(ready[0], "cdc");
+    assert_int_equal(s.n_unready, 1);
+    assert_string_equal(s.unready[0].name, "audit");
+    assert_int_equal(s.unready[0].xmin, 690);
+
+    /* audit's own catalog_xmin moves past it (advanced): safe; the
+     * remembered 690 stays even if the primary's moved on */
+    local[1].catalog_xmin = 730;
+    x.xmins[1] = 725;
+    assert_int_equal(logical_readiness(&s, &x, local, 2, ready, LOGICAL_SLOTS_MAX), 1);
+    assert_string_equal(ready[0], "audit");
+    assert_int_equal(s.n_unready, 0);
+
+    /* a remembered value past the physical slot's: not safe (the primary
+     * may have removed rows before our feedback arrived) */
+    assert_int_equal(logical_unready_add(&s, "cdc"), 0);
+    x.xmins[0] = 740;
+    x.physical_xmin = 735;
+    local[0].catalog_xmin = 760;
+    assert_int_equal(logical_readiness(&s, &x, local, 2, ready, LOGICAL_SLOTS_MAX), 0);
+    assert_int_equal(s.n_unready, 1);
+    x.physical_xmin = 745;
+    assert_int_equal(logical_readiness(&s, &x, local, 2, ready, LOGICAL_SLOTS_MAX), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_primary),   cmocka_unit_test(test_replica),
         cmocka_unit_test(test_full_plan), cmocka_unit_test(test_positions),
-        cmocka_unit_test(test_install),
+        cmocka_unit_test(test_install),   cmocka_unit_test(test_readiness),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
