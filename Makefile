@@ -175,7 +175,7 @@ unit: asan $(O)/release/tests/unit/test_ha
 # target. Exit status 5 is pytest's "no test selected" (PYTEST_ARGS=-k ...).
 ITEST_JOBS ?= 2
 ITEST_RUN = cd tests/integration && DBHA_BUILD=$(abspath $(O)/asan) $(SAN_ENV) \
-	$(PYTHON) -m pytest -v -p no:cacheprovider
+	$(PYTHON) -m pytest -v -p no:cacheprovider --durations=25
 integration: asan deps-test
 	@rc=0; \
 	($(ITEST_RUN) -n $(ITEST_JOBS) --dist loadfile -m concurrent $(PYTEST_ARGS) .) || \

@@ -45,6 +45,8 @@ from lib.cluster import SUPERUSER, SUPERUSER_PW, DbhaCluster
 from lib.pg import pg_tool
 from lib.procs import LOOPBACK, wait_until
 
+pytestmark = pytest.mark.concurrent  # bounded waits only: nothing here measures time
+
 SLOT = "cdc"
 ROW = re.compile(r"^table public\.cdc_t: INSERT: id\[integer\]:(\d+)$")
 
