@@ -1079,20 +1079,28 @@ static void want_slot(const DcsMember *m, void *userdata)
 
 static int sync_slots_as(Agent *a, bool leader);
 
-/* Logs what slots_wanted() skipped once per change of it. */
-static void log_slots_problem(SlotsDone *done, const char *problem)
+/* Logs problem (at level, after "what: ") when it differs from *kept, the
+ * last one logged, and "no problem any more" when it went away; keeps a
+ * copy in *kept. */
+static void log_problem_change(char **kept, const char *problem, LogLevel level, const char *what)
 {
-    if ((!problem && !done->problem) ||
-        (problem && done->problem && strcmp(problem, done->problem) == 0)) {
+    if ((!problem && !*kept) || (problem && *kept && strcmp(problem, *kept) == 0)) {
         return;
     }
     if (problem) {
-        log_error("replication slots in the cluster config: %s", problem);
+        log_full(level, "%s: %s", what, problem);
     } else {
-        log_info("replication slots in the cluster config: no problem any more");
+        log_info("%s: no problem any more", what);
     }
-    free(done->problem);
-    done->problem = problem ? strdup(problem) : NULL;
+    free(*kept);
+    *kept = problem ? strdup(problem) : NULL;
+}
+
+/* Logs what slots_wanted() skipped once per change of it. */
+static void log_slots_problem(SlotsDone *done, const char *problem)
+{
+    log_problem_change(&done->problem, problem, LOG_LEVEL_ERROR,
+                       "replication slots in the cluster config");
 }
 
 static int sync_logical(Agent *a, SlotsRole role);
@@ -1126,17 +1134,7 @@ static int sync_slots(Agent *a)
 
 static void logical_problem(Agent *a, const char *problem)
 {
-    LogicalState *s = &a->logical;
-    if ((!problem && !s->problem) || (problem && s->problem && strcmp(problem, s->problem) == 0)) {
-        return;
-    }
-    if (problem) {
-        log_warning("permanent logical slots: %s", problem);
-    } else {
-        log_info("permanent logical slots: no problem any more");
-    }
-    free(s->problem);
-    s->problem = problem ? strdup(problem) : NULL;
+    log_problem_change(&a->logical.problem, problem, LOG_LEVEL_WARNING, "permanent logical slots");
 }
 
 static ssize_t logical_broken(const LogicalState *s, const char *name)
@@ -1163,6 +1161,17 @@ static bool logical_ignored(const char *name, const char *database, const char *
                             void *userdata)
 {
     return slots_ignored(agent_dcs(userdata), name, "logical", database, plugin);
+}
+
+/* How the agent reads the primary's slots: the rewind user, else the
+ * superuser (Patroni's rewind_credentials), to the leader's address and
+ * postgresql.database. */
+static void leader_probe_config(const Agent *a, const DcsMember *leader, PgProbeConfig *ret)
+{
+    const Config *c = a->config;
+    const ConfigUser *user =
+        c->postgresql.rewind.username ? &c->postgresql.rewind : &c->postgresql.superuser;
+    logical_probe_config(user, leader->host, (unsigned)leader->port, c->postgresql.database, ret);
 }
 
 /* Copies that wait for the restart that loads them: true while they still
@@ -1212,12 +1221,8 @@ static void logical_copy(Agent *a, const LogicalPlan *plan, uint64_t now, FILE *
     if (a->mem.request != HA_REQUEST_NONE || !leader || !leader->host) {
         return; /* busy, or no primary to read from */
     }
-    const ConfigUser *user = a->config->postgresql.rewind.username
-                                 ? &a->config->postgresql.rewind
-                                 : &a->config->postgresql.superuser;
     PgProbeConfig pc;
-    logical_probe_config(user, leader->host, (unsigned)leader->port, a->config->postgresql.database,
-                         &pc);
+    leader_probe_config(a, leader, &pc);
     LogicalCopy copies[LOGICAL_SLOTS_MAX];
     char err[PGPROBE_ERROR_MAX] = "";
     int n = logical_fetch(&pc, plan, now + EXEC_SQL_DEADLINE_USEC, copies, LOGICAL_SLOTS_MAX, err,
@@ -1315,12 +1320,8 @@ static void logical_check_ready(Agent *a, SlotsRole role, const LogicalSlot *loc
     slot_name(up && up != &a->remote && strcmp(up->name, leader->name) != 0 ? up->name
                                                                             : a->config->name,
               physical, sizeof(physical));
-    const ConfigUser *user = a->config->postgresql.rewind.username
-                                 ? &a->config->postgresql.rewind
-                                 : &a->config->postgresql.superuser;
     PgProbeConfig pc;
-    logical_probe_config(user, leader->host, (unsigned)leader->port, a->config->postgresql.database,
-                         &pc);
+    leader_probe_config(a, leader, &pc);
     LogicalXmins x;
     char err[PGPROBE_ERROR_MAX] = "";
     if (logical_primary_xmins(&pc, s, physical, now + EXEC_SQL_DEADLINE_USEC, &x, err,

@@ -415,6 +415,31 @@ void logical_copy_done(LogicalCopy *c)
     *c = (LogicalCopy){ 0 };
 }
 
+/* One query, "head (names)", on a connection of its own to the primary
+ * (leader), closed after: returns 0 and *ret (PQclear it), or a negative
+ * errno with why in err. */
+static int query_once(const PgProbeConfig *leader, const char *head, const char *names,
+                      uint64_t deadline_usec, PGresult **ret, char *err, size_t errlen)
+{
+    _cleanup_free_ char *sql = NULL;
+    if (asprintf(&sql, "%s (%s)", head, names) < 0) {
+        sql = NULL;
+        return -ENOMEM;
+    }
+    PgProbe *p = NULL;
+    int r = pgprobe_new(leader, &p);
+    if (r < 0) {
+        (void)snprintf(err, errlen, "%s", strerror(-r));
+        return r;
+    }
+    r = pgprobe_exec(p, sql, deadline_usec, ret);
+    if (r < 0) {
+        (void)snprintf(err, errlen, "%s", pgprobe_last_error(p));
+    }
+    pgprobe_free(p);
+    return r;
+}
+
 int logical_fetch(const PgProbeConfig *leader, const LogicalPlan *plan, uint64_t deadline_usec,
                   LogicalCopy *ret, size_t max, char *err, size_t errlen)
 {
@@ -443,30 +468,17 @@ int logical_fetch(const PgProbeConfig *leader, const LogicalPlan *plan, uint64_t
     if (wanted_n == 0) {
         return 0;
     }
-    _cleanup_free_ char *sql = NULL;
-    if (asprintf(&sql,
-                 "SELECT slot_name, database, plugin, pg_catalog.encode(pg_catalog."
-                 "pg_read_binary_file('pg_replslot/' || slot_name || '/state'), 'hex') "
-                 "FROM pg_catalog.pg_replication_slots WHERE NOT pg_catalog.pg_is_in_recovery() "
-                 "AND slot_type = 'logical' AND NOT temporary AND slot_name IN (%s)",
-                 names) < 0) {
-        sql = NULL;
-        return -ENOMEM;
-    }
-    PgProbe *p = NULL;
-    int r = pgprobe_new(leader, &p);
-    if (r < 0) {
-        (void)snprintf(err, errlen, "%s", strerror(-r));
-        return r;
-    }
     PGresult *res = NULL;
-    r = pgprobe_exec(p, sql, deadline_usec, &res);
+    int r = query_once(leader,
+                       "SELECT slot_name, database, plugin, pg_catalog.encode(pg_catalog."
+                       "pg_read_binary_file('pg_replslot/' || slot_name || '/state'), 'hex') "
+                       "FROM pg_catalog.pg_replication_slots WHERE NOT "
+                       "pg_catalog.pg_is_in_recovery() AND slot_type = 'logical' AND NOT "
+                       "temporary AND slot_name IN",
+                       names, deadline_usec, &res, err, errlen);
     if (r < 0) {
-        (void)snprintf(err, errlen, "%s", pgprobe_last_error(p));
-        pgprobe_free(p);
         return r;
     }
-    pgprobe_free(p);
     size_t n = 0;
     for (int i = 0; res && PQnfields(res) == 4 && i < PQntuples(res) && n < max; i++) {
         const char *name = PQgetvalue(res, i, 0);
@@ -709,29 +721,15 @@ int logical_primary_xmins(const PgProbeConfig *leader, const LogicalState *s, co
     if (fclose(f) != 0) {
         return -ENOMEM;
     }
-    _cleanup_free_ char *sql = NULL;
-    if (asprintf(&sql,
-                 "SELECT slot_name, slot_type, catalog_xmin::text::bigint FROM "
-                 "pg_catalog.pg_replication_slots WHERE NOT pg_catalog.pg_is_in_recovery() AND "
-                 "slot_name IN (%s)",
-                 names) < 0) {
-        sql = NULL;
-        return -ENOMEM;
-    }
-    PgProbe *p = NULL;
-    int r = pgprobe_new(leader, &p);
-    if (r < 0) {
-        (void)snprintf(err, errlen, "%s", strerror(-r));
-        return r;
-    }
     PGresult *res = NULL;
-    r = pgprobe_exec(p, sql, deadline_usec, &res);
+    int r = query_once(leader,
+                       "SELECT slot_name, slot_type, catalog_xmin::text::bigint FROM "
+                       "pg_catalog.pg_replication_slots WHERE NOT pg_catalog.pg_is_in_recovery() "
+                       "AND slot_name IN",
+                       names, deadline_usec, &res, err, errlen);
     if (r < 0) {
-        (void)snprintf(err, errlen, "%s", pgprobe_last_error(p));
-        pgprobe_free(p);
         return r;
     }
-    pgprobe_free(p);
     LogicalXmins x = { 0 };
     for (int i = 0; res && PQnfields(res) == 3 && i < PQntuples(res); i++) {
         const char *name = PQgetvalue(res, i, 0);

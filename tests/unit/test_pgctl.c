@@ -653,9 +653,43 @@ static void test_relative_paths_are_the_working_directorys(void **state)
     config_free(c);
 }
 
+/* The directories above a data directory are made (Debian's
+ * /var/lib/postgresql/15 before the first cluster), the data directory
+ * itself is not; existing ones are fine; a file in the way is an error. */
+static void test_make_parents(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test-pgctl-parents-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[512], probe[512];
+    (void)snprintf(path, sizeof(path), "%s/var/lib/15/main", dir);
+    assert_int_equal(pgctl_make_parents(path), 0);
+    struct stat st;
+    (void)snprintf(probe, sizeof(probe), "%s/var/lib/15", dir);
+    assert_int_equal(stat(probe, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(stat(path, &st), -1);
+    assert_int_equal(pgctl_make_parents(path), 0); /* again: nothing to do */
+    (void)snprintf(probe, sizeof(probe), "%s/file", dir);
+    FILE *f = fopen(probe, "w");
+    assert_non_null(f);
+    fclose(f);
+    (void)snprintf(path, sizeof(path), "%s/file/sub/main", dir);
+    assert_true(pgctl_make_parents(path) < 0);
+    assert_int_equal(pgctl_make_parents("main"), 0); /* relative, no parent */
+    assert_int_equal(unlink(probe), 0);
+    const char *rm[] = { "var/lib/15", "var/lib", "var" };
+    for (size_t i = 0; i < 3; i++) {
+        (void)snprintf(probe, sizeof(probe), "%s/%s", dir, rm[i]);
+        assert_int_equal(rmdir(probe), 0);
+    }
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_make_parents),
         cmocka_unit_test(test_symlink_is_replaced_not_followed),
         cmocka_unit_test(test_missing_directory_fails),
         cmocka_unit_test(test_wal_keep_segments_translated),
