@@ -1211,13 +1211,16 @@ static void test_reasons_name_rows(void **state)
 /* The booleans the guards read, in enumeration order. */
 #define N_BOOLS 16
 #define N_BITS  (N_BOOLS + 4) /* + clone backoff pending, 2 bits of failover key, paused */
-/* The operator's requests enumerated: all of them; under ASan only none,
- * the rest in the release build's run of this test (make unit runs both):
- * the whole enumeration under ASan took 3 min 39 s of CI's 30 minutes. */
-#if defined(__SANITIZE_ADDRESS__)
-#define N_REQUESTS 1u
-#else
+/* The operator's requests enumerated: all of them. */
 #define N_REQUESTS ((unsigned)_HA_REQUEST_MAX)
+/* The exhaustive group enumerates ha_decide(), a pure function, over every
+ * input: the release build's run of this test does it (make unit runs both
+ * builds); under ASan it would repeat the same enumeration for 1 min 24 s
+ * of CI's 30 minutes, where the "ha" group already takes every row. */
+#if defined(__SANITIZE_ADDRESS__)
+#define EXHAUSTIVE_HERE false
+#else
+#define EXHAUSTIVE_HERE true
 #endif
 /* A promotion: none, pending, stalled (in the replica state only). */
 #define N_PROMOTION 3u
@@ -1669,10 +1672,6 @@ static void test_exhaustive_no_gap(void **state)
 static void test_exhaustive_no_shadowed_row(void **state)
 {
     (void)state;
-#if defined(__SANITIZE_ADDRESS__)
-    /* the request rows match only requests, enumerated in the release run */
-    skip();
-#endif
     size_t n;
     const HaRow *t = ha_table(&n);
     size_t shadowed = 0;
@@ -1892,7 +1891,11 @@ int main(void)
         cmocka_unit_test(test_exhaustive_invariants),
     };
     int failed = cmocka_run_group_tests_name("ha", tests, NULL, NULL);
-    failed += cmocka_run_group_tests_name("ha_exhaustive", exhaustive, exhaustive_setup,
-                                          exhaustive_teardown);
+    if (EXHAUSTIVE_HERE) {
+        failed += cmocka_run_group_tests_name("ha_exhaustive", exhaustive, exhaustive_setup,
+                                              exhaustive_teardown);
+    } else {
+        print_message("ha_exhaustive: run by the release build's test_ha (make unit)\n");
+    }
     return failed;
 }
