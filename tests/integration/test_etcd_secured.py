@@ -29,8 +29,6 @@ from lib.cluster import SUPERUSER, SUPERUSER_PW
 from lib.procs import LOOPBACK, build_dir, wait_until
 from lib.writer import start_with_writer
 
-pytestmark = pytest.mark.concurrent  # it asserts no time: bounded waits, counts, no overlap
-
 TTL = 5
 USER, PASSWORD = "dbha", "dbha-etcd-secret"
 
