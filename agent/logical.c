@@ -230,6 +230,19 @@ static char *literal(const char *s)
     return r;
 }
 
+/* literal() written into a stream (a list of names). */
+static void put_literal(FILE *f, const char *s)
+{
+    fputs("E'", f);
+    for (; *s; s++) {
+        if (*s == '\'' || *s == '\\') {
+            fputc(*s, f);
+        }
+        fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+
 static void copy_value(PGresult *res, int row, int col, char *buf, size_t size)
 {
     (void)snprintf(buf, size, "%s", PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
@@ -454,13 +467,10 @@ int logical_fetch(const PgProbeConfig *leader, const LogicalPlan *plan, uint64_t
         if (plan->actions[i].step != LOGICAL_COPY) {
             continue;
         }
-        char *l = literal(plan->actions[i].name);
-        if (!l) {
-            fclose(f);
-            return -ENOMEM;
+        if (wanted_n++) {
+            fputc(',', f);
         }
-        fprintf(f, "%s%s", wanted_n++ ? "," : "", l);
-        free(l);
+        put_literal(f, plan->actions[i].name);
     }
     if (fclose(f) != 0) {
         return -ENOMEM;
@@ -702,21 +712,10 @@ int logical_primary_xmins(const PgProbeConfig *leader, const LogicalState *s, co
     if (!f) {
         return -ENOMEM;
     }
-    char *lit = literal(physical);
-    if (!lit) {
-        fclose(f);
-        return -ENOMEM;
-    }
-    fputs(lit, f);
-    free(lit);
+    put_literal(f, physical);
     for (size_t i = 0; i < s->n_unready; i++) {
-        lit = literal(s->unready[i].name);
-        if (!lit) {
-            fclose(f);
-            return -ENOMEM;
-        }
-        fprintf(f, ",%s", lit);
-        free(lit);
+        fputc(',', f);
+        put_literal(f, s->unready[i].name);
     }
     if (fclose(f) != 0) {
         return -ENOMEM;

@@ -34,9 +34,6 @@ import subprocess
 import threading
 import time
 
-import urllib.error
-import urllib.request
-
 import psycopg2
 import pytest
 
@@ -186,14 +183,8 @@ class Consumer(threading.Thread):
 
 
 def patch_config(node, body):
-    req = urllib.request.Request(f"http://{LOOPBACK}:{node.api_port}/config",
-                                 data=json.dumps(body).encode(), method="PATCH",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
+    code, text = node.api("/config", "PATCH", timeout=10, data=json.dumps(body))
+    return code, json.loads(text or b"null")
 
 
 def logical_names(node):

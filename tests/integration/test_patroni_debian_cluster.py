@@ -109,9 +109,10 @@ def debian():
     os.chmod(wd, 0o755)
     procs = Procs(wd)
     etcd = EtcdCluster(procs, wd, size=1)
-    etcd.start()
-    nodes = [DebianNode(i + 1, wd, etcd.endpoints[0]) for i in range(3)]
+    nodes = []
     try:
+        etcd.start()
+        nodes = [DebianNode(i + 1, wd, etcd.endpoints[0]) for i in range(3)]
         nodes[0].start(procs)
         wait_until(lambda: nodes[0].psql("SELECT pg_catalog.pg_is_in_recovery()") == "f", 120,
                    interval=0.5, what="pg1 bootstrapped by pg_createcluster")
