@@ -162,12 +162,16 @@ SAN_ENV := ASAN_OPTIONS=abort_on_error=0:halt_on_error=1:detect_leaks=1:exitcode
            UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=99
 
 # test_ha enumerates every operator request only in the release build (under
-# ASan, none): both run
-unit: asan $(O)/release/tests/unit/test_ha
-	@set -e; for t in $(UNIT_SRCS:%.c=$(O)/asan/%); do \
-		echo "== $$t"; $(SAN_ENV) $$t; \
-	done
-	@echo "== $(O)/release/tests/unit/test_ha"; $(O)/release/tests/unit/test_ha
+# ASan, none): both run, each binary from its own (sanitized or release)
+# build. Each binary is a target of its own, so `make -jN -O unit` runs N at
+# a time with each one's output together (`make check` does).
+UNIT_RUNS := $(O)/release/tests/unit/test_ha.run $(UNIT_SRCS:%.c=$(O)/asan/%.run)
+.PHONY: $(UNIT_RUNS)
+unit: $(UNIT_RUNS)
+$(filter $(O)/asan/%,$(UNIT_RUNS)): $(O)/asan/%.run: $(O)/asan/%
+	@echo "== $<"; $(SAN_ENV) $<
+$(O)/release/tests/unit/test_ha.run: $(O)/release/tests/unit/test_ha
+	@echo "== $<"; $<
 
 # Two passes: the modules marked `concurrent` (they measure no time; see
 # tests/integration/conftest.py) ITEST_JOBS at a time, a module per worker,
@@ -211,7 +215,7 @@ check: deps-test deps-lint
 	$(MAKE) format-check lint
 	$(PYTHON) tests/check_parts.py $(O)/release
 	tests/install_check.sh
-	$(MAKE) unit
+	$(MAKE) -j$(CHECK_JOBS) -O unit
 	$(MAKE) fuzz-replay
 	$(MAKE) integration
 

@@ -38,6 +38,9 @@
 #define AGENT_ETCD_DEADLINE_USEC        (3 * 1000 * 1000ULL)
 /* How soon a tick follows one whose etcd round failed. */
 #define AGENT_ETCD_RETRY_USEC (300 * 1000ULL)
+/* A loop renews a lease due this soon at its start, so that its own etcd
+ * calls are not cut short by the renewal's limit (arm_lease_timer()). */
+#define AGENT_TICK_RENEW_AHEAD_USEC (200 * 1000ULL)
 
 static double now_epoch(void)
 {
@@ -116,11 +119,20 @@ static void update_fence(Agent *a, uint64_t now);
 
 /* The lease is renewed on a timer of its own (lease_renew_due_usec()), not
  * on every loop: between changes an idle node makes one etcd request per
- * renewal. Armed after every tick and every renewal. */
+ * renewal. Armed after every tick and every renewal.
+ *
+ * The etcd client is one and blocking: a call that waits on etcd (a member
+ * killed, an election: 835 ms a request was measured) would hold the
+ * renewal behind it and eat the retry time the renewal is owed, and a
+ * leader was fenced that way by a topology write. So no other call of the
+ * loop's client runs past the renewal's due time (etcd_client_set_limit();
+ * the lease's own calls lift it): the write is cut short, fails as etcd
+ * being unavailable, and its caller retries after the renewal. */
 static void arm_lease_timer(Agent *a)
 {
     lease_set_retry(&a->lease, (uint64_t)agent_dcs(a)->retry_timeout * USEC_PER_SEC);
     uint64_t due = a->stopping ? 0 : lease_renew_due_usec(&a->lease);
+    etcd_client_set_limit(a->etcd, due);
     if (due == 0) {
         (void)sd_event_source_set_enabled(a->lease_timer, SD_EVENT_OFF);
         return;
@@ -129,20 +141,26 @@ static void arm_lease_timer(Agent *a)
     (void)sd_event_source_set_enabled(a->lease_timer, SD_EVENT_ONESHOT);
 }
 
-static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata)
+/* Renews the lease when it is due (no I/O otherwise), and re-arms the fence
+ * and the renewal timer; on failure a loop is scheduled at once. */
+static void agent_renew_lease(Agent *a)
 {
-    (void)s;
-    (void)usec;
-    Agent *a = userdata;
     uint64_t now = clock_monotonic_usec();
-    if (lease_keep(&a->lease, now, agent_dcs(a)->ttl) < 0) {
+    if (lease_keep(&a->lease, now, 0, agent_dcs(a)->ttl) < 0) {
         /* the loop logs it, retries soon and fences at the deadline */
         agent_schedule_tick(a, now);
-        return 0;
+        return;
     }
     /* the deadline moved: the fencing process and the watchdog follow */
     update_fence(a, clock_monotonic_usec());
     arm_lease_timer(a);
+}
+
+static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+    (void)s;
+    (void)usec;
+    agent_renew_lease(userdata);
     return 0;
 }
 
@@ -692,7 +710,8 @@ static void observe_cluster(Agent *a, uint64_t now)
 {
     EtcdError e = { 0 };
     int64_t had = lease_id(&a->lease);
-    int r = lease_keep(&a->lease, now, agent_dcs(a)->ttl);
+    int r = lease_keep(&a->lease, now, AGENT_TICK_RENEW_AHEAD_USEC, agent_dcs(a)->ttl);
+    arm_lease_timer(a); /* the calls below stop at the next renewal */
     DcsCluster *view = NULL;
     if (r >= 0) {
         if (had != 0 && lease_id(&a->lease) != had) {
@@ -725,6 +744,7 @@ static void observe_cluster(Agent *a, uint64_t now)
         if (lease_take_moved(&a->lease)) {
             log_notice("the leader key moved to lease %" PRId64, lease_id(&a->lease));
         }
+        arm_lease_timer(a);
     }
     a->dcs_ok = r >= 0;
     (void)log_condition_update(&a->etcd_down, !a->dcs_ok, now, e.message);
@@ -1113,6 +1133,33 @@ static void apply_cluster_parameters(Agent *a)
     }
 }
 
+/* The history key a promotion appended to: written after the promotion's
+ * action (and the renewal it may have waited up to), else at the next loops
+ * until it is, unless another member leads by then (a failed write was
+ * lost before). */
+static void write_history(Agent *a)
+{
+    if (!a->history_pending) {
+        return;
+    }
+    const DcsLeader *l = a->dcs_ok && a->cluster ? a->cluster->leader : NULL;
+    if (l && strcmp(l->name, a->config->name) != 0) {
+        log_warning("the history key of our promotion was not written, and %s leads now: "
+                    "left as it is",
+                    l->name);
+        free(a->history_pending);
+        a->history_pending = NULL;
+        return;
+    }
+    int r = dcs_store_set_history(&a->store, a->history_pending);
+    if (r >= 0) {
+        free(a->history_pending);
+        a->history_pending = NULL;
+        return;
+    }
+    log_warning("writing the history key failed, trying again: %s", a->store.error.message);
+}
+
 void agent_tick(Agent *a)
 {
     uint64_t now = clock_monotonic_usec();
@@ -1168,6 +1215,9 @@ void agent_tick(Agent *a)
             local_role_may_change(&a->local);
             update_fence(a, clock_monotonic_usec());
         }
+        if (done > 0) {
+            agent_renew_lease(a); /* when an action before took it past its due time */
+        }
         ha_memory_before(&a->mem, act);
         r = ha_exec_action(a, act);
         uint64_t t = clock_monotonic_usec();
@@ -1182,6 +1232,8 @@ void agent_tick(Agent *a)
             break;
         }
     }
+    agent_renew_lease(a);
+    write_history(a);
     if (done == d->n_actions) {
         set_state(a, d->next);
     } else if (r == -EINPROGRESS) {
@@ -1212,6 +1264,7 @@ void agent_tick(Agent *a)
 static void shutdown_agent(Agent *a)
 {
     a->stopping = true;
+    etcd_client_set_limit(a->etcd, 0); /* nothing is renewed from here on */
     /* before_stop while the fence still guards a primary's lease: the
      * loop renews nothing meanwhile, and a script that outlasts the lease
      * must not leave a primary writable after another one was promoted */
@@ -1487,6 +1540,7 @@ Agent *agent_free(Agent *a)
     free(a->slots_done.problem);
     logical_state_done(&a->logical);
     publish_done(&a->publisher);
+    free(a->history_pending);
     etcd_client_free(a->etcd);
     local_done(&a->local);
     dcs_paths_done(&a->paths);

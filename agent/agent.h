@@ -131,8 +131,10 @@ typedef struct Agent {
     int64_t params_revision;         /* the config key revision postgresql.conf was written from */
     int64_t params_refused_revision; /* the last config key revision logged as refused */
     int restart_result;              /* of the last restart job: 1 ok, -1 failed, 0 none since */
-    SlotsDone slots_done;            /* agent/ha_exec.c: sync_slots_as() */
-    LogicalState logical;            /* agent/ha_exec.c: sync_logical() */
+    char *history_pending; /* the history key a promotion left for the loop to write (owned;
+                              kept until written while we lead) */
+    SlotsDone slots_done;  /* agent/ha_exec.c: sync_slots_as() */
+    LogicalState logical;  /* agent/ha_exec.c: sync_logical() */
     /* create_replica_methods: the next one to try (an index into those
      * usable now, agent/ha_exec.c), and whether the clone job started last
      * runs a custom method, which writes into data_dir itself */

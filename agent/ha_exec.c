@@ -2028,7 +2028,10 @@ static int promote_done(Agent *a, uint64_t switch_lsn, uint32_t old_timeline, ui
     if (ts && dcs_history_append(old, old_timeline ? old_timeline : 1, switch_lsn, reason, ts,
                                  a->config->name, cc ? cc->dcs.max_timelines_history : 0,
                                  &history) >= 0) {
-        (void)stored(a, dcs_store_set_history(&a->store, history), a->paths.history);
+        /* written by the loop after the action, when the lease renewal that
+         * the wait for the promotion may have run up to is done */
+        free(a->history_pending);
+        a->history_pending = TAKE_PTR(history);
     }
     return 0;
 }

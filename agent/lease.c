@@ -186,13 +186,14 @@ static int grant(Lease *l, int64_t ttl_sec, uint64_t now_usec, LeaseGrant *ret)
     return 0;
 }
 
-int lease_keep(Lease *l, uint64_t now_usec, int64_t want_ttl_sec)
+int lease_keep(Lease *l, uint64_t now_usec, uint64_t ahead_usec, int64_t want_ttl_sec)
 {
     int first = 0;
     LeaseGrant *slots[] = { &l->old, &l->cur };
     for (size_t i = 0; i < 2; i++) {
         if (slots[i]->id == 0 ||
-            now_usec < grant_renew_due(slots[i], l->max_interval_usec, l->retry_usec)) {
+            now_usec + ahead_usec <
+                grant_renew_due(slots[i], l->max_interval_usec, l->retry_usec)) {
             continue;
         }
         int r = keepalive(l, slots[i], now_usec);
@@ -283,11 +284,23 @@ void lease_revoke_all(Lease *l)
 
 /* ---- etcd ---- */
 
+/* The client's limit (etcd_client_set_limit()) keeps other calls from
+ * delaying a renewal; the lease's own calls are what it makes room for, so
+ * they are never cut by it. */
+static uint64_t unlimit(LeaseEtcd *le)
+{
+    uint64_t was = etcd_client_get_limit(le->etcd);
+    etcd_client_set_limit(le->etcd, 0);
+    return was;
+}
+
 static int etcd_grant(void *userdata, int64_t ttl_sec, int64_t *ret_id, int64_t *ret_ttl)
 {
     LeaseEtcd *le = userdata;
     EtcdLease lease = { 0 };
+    uint64_t limit = unlimit(le);
     int r = etcd_lease_grant(le->etcd, ttl_sec, 0, &lease, &le->error);
+    etcd_client_set_limit(le->etcd, limit);
     if (r < 0) {
         return r;
     }
@@ -299,13 +312,18 @@ static int etcd_grant(void *userdata, int64_t ttl_sec, int64_t *ret_id, int64_t 
 static int etcd_keepalive(void *userdata, int64_t id, int64_t *ret_ttl)
 {
     LeaseEtcd *le = userdata;
-    return etcd_lease_keepalive(le->etcd, id, ret_ttl, &le->error);
+    uint64_t limit = unlimit(le);
+    int r = etcd_lease_keepalive(le->etcd, id, ret_ttl, &le->error);
+    etcd_client_set_limit(le->etcd, limit);
+    return r;
 }
 
 static int etcd_move_leader(void *userdata, int64_t from, int64_t to)
 {
     LeaseEtcd *le = userdata;
+    uint64_t limit = unlimit(le);
     int r = dcs_store_move_leader(le->store, le->name, from, to);
+    etcd_client_set_limit(le->etcd, limit);
     le->error = le->store->error;
     return r;
 }
@@ -313,7 +331,10 @@ static int etcd_move_leader(void *userdata, int64_t from, int64_t to)
 static int etcd_revoke(void *userdata, int64_t id)
 {
     LeaseEtcd *le = userdata;
-    return etcd_lease_revoke(le->etcd, id, &le->error);
+    uint64_t limit = unlimit(le);
+    int r = etcd_lease_revoke(le->etcd, id, &le->error);
+    etcd_client_set_limit(le->etcd, limit);
+    return r;
 }
 
 const LeaseOps lease_etcd_ops = {

@@ -130,13 +130,13 @@ void lease_set_retry(Lease *l, uint64_t retry_usec);
 
 /* ---- I/O through the ops ---- */
 
-/* Keeps every lease that counts and is due (lease_renew_due_usec()) alive
- * (now_usec: read before the calls), and grants one of want_ttl_sec when
- * there is none. A lease etcd says is
+/* Keeps every lease that counts and is due (lease_renew_due_usec()) before
+ * now_usec + ahead_usec alive (now_usec: read before the calls), and grants
+ * one of want_ttl_sec when there is none. A lease etcd says is
  * gone is dropped. Returns 0 when every keepalive (or the grant) succeeded,
  * else the first error; the deadline then still comes from the last
  * successful ones. Does not log. */
-int lease_keep(Lease *l, uint64_t now_usec, int64_t want_ttl_sec);
+int lease_keep(Lease *l, uint64_t now_usec, uint64_t ahead_usec, int64_t want_ttl_sec);
 
 /* After a fresh view of the cluster (now_usec: read before the calls):
  * leader_mine tells whether the leader key names us, holder its lease.

@@ -66,6 +66,7 @@ struct EtcdClient {
     uint64_t request_timeout_usec;
     uint64_t connect_timeout_usec;
     uint64_t deadline_usec;
+    uint64_t limit_usec; /* etcd_client_set_limit(); 0: none */
     EtcdClientStats stats;
     int64_t revision; /* the highest header.revision of any answer */
 };
@@ -372,6 +373,30 @@ int etcd_client_new(const EtcdClientConfig *config, EtcdClient **ret_client, Etc
     c->stream_keepalives = config->stream_keepalives;
     *ret_client = TAKE_PTR(c);
     return 0;
+}
+
+void etcd_client_set_limit(EtcdClient *c, uint64_t until_usec)
+{
+    c->limit_usec = until_usec;
+}
+
+uint64_t etcd_client_get_limit(const EtcdClient *c)
+{
+    return c->limit_usec;
+}
+
+/* timeout_usec, or less when the client's limit comes first; 0 when the
+ * limit has passed. */
+static uint64_t limit_timeout(const EtcdClient *c, uint64_t timeout_usec)
+{
+    if (c->limit_usec == 0) {
+        return timeout_usec;
+    }
+    uint64_t now = clock_monotonic_usec();
+    if (now >= c->limit_usec) {
+        return 0;
+    }
+    return c->limit_usec - now < timeout_usec ? c->limit_usec - now : timeout_usec;
 }
 
 const char *etcd_client_get_endpoint(const EtcdClient *c)
@@ -682,6 +707,12 @@ static int call_until(EtcdClient *c, const char *path, const char *body, uint64_
     size_t tried = 0; /* attempts in this round */
     EtcdError last = { .kind = ETCD_ERROR_UNAVAILABLE };
     (void)snprintf(last.message, sizeof(last.message), "deadline exceeded before any attempt");
+    bool limited = c->limit_usec != 0 && c->limit_usec < deadline;
+    if (limited) {
+        deadline = c->limit_usec;
+        (void)snprintf(last.message, sizeof(last.message),
+                       "not sent: the client's time limit had passed");
+    }
 
     for (;;) {
         uint64_t now = clock_monotonic_usec();
@@ -743,7 +774,8 @@ static int call_until(EtcdClient *c, const char *path, const char *body, uint64_
         }
     }
     return etcd_error_set(e, ETCD_ERROR_UNAVAILABLE, last.grpc_code, last.http_status,
-                          "no etcd endpoint answered in time (last: %s)", last.message);
+                          "no etcd endpoint answered %s (last: %s)",
+                          limited ? "within the client's time limit" : "in time", last.message);
 }
 
 static int call(EtcdClient *c, const char *path, const char *body, Body *ret_body, EtcdError *e)
@@ -1001,9 +1033,11 @@ int etcd_lease_keepalive(EtcdClient *c, int64_t id, int64_t *ret_ttl, EtcdError 
     if (c->stream_keepalives) {
         EtcdError se = { 0 };
         uint64_t timeout =
-            c->request_timeout_usec < c->deadline_usec ? c->request_timeout_usec : c->deadline_usec;
-        r = etcd_keepalive_stream_renew(c, &c->keepalive_stream, c->keepalive_line, timeout, &ttl,
-                                        &rev, &se);
+            limit_timeout(c, c->request_timeout_usec < c->deadline_usec ? c->request_timeout_usec
+                                                                        : c->deadline_usec);
+        r = timeout == 0 ? -EHOSTUNREACH
+                         : etcd_keepalive_stream_renew(c, &c->keepalive_stream, c->keepalive_line,
+                                                       timeout, &ttl, &rev, &se);
         if (r >= 0 || se.kind == ETCD_ERROR_LEASE_NOT_FOUND) {
             if (r < 0) {
                 if (reterr) {
@@ -1096,11 +1130,15 @@ static int v2_request(EtcdClient *c, const char *method, const char *key, const 
         path = NULL;
         return etcd_error_set(e, ETCD_ERROR_NO_MEMORY, 0, 0, "out of memory");
     }
+    uint64_t timeout = limit_timeout(c, c->request_timeout_usec);
+    if (timeout == 0) {
+        return etcd_error_set(e, ETCD_ERROR_UNAVAILABLE, 0, 0,
+                              "not sent: the client's time limit had passed");
+    }
     HttpCall how = { method, "application/x-www-form-urlencoded", true };
     long status = 0;
     Body b = { 0 };
-    int r = http_call(c, c->current % c->n_endpoints, &how, path, form, c->request_timeout_usec,
-                      &status, &b, e);
+    int r = http_call(c, c->current % c->n_endpoints, &how, path, form, timeout, &status, &b, e);
     if (r < 0) {
         return r;
     }

@@ -90,6 +90,15 @@ int etcd_client_new(const EtcdClientConfig *config, EtcdClient **ret_client, Etc
 EtcdClient *etcd_client_free(EtcdClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EtcdClient *, etcd_client_free);
 
+/* A time (monotonic usec; 0: none) by which every call of the client has
+ * ended, on top of its own deadline: a call cut short by it fails with
+ * ETCD_ERROR_UNAVAILABLE, and one made after it fails at once, unsent. For
+ * a caller whose one call that matters (a lease renewal) must not wait
+ * behind others: it sets the limit to when that call is due and lifts it
+ * for that call. A watch's stream is not limited (its authentication is). */
+void etcd_client_set_limit(EtcdClient *c, uint64_t until_usec);
+uint64_t etcd_client_get_limit(const EtcdClient *c);
+
 /* "host:port" of the endpoint that answered last (or will be tried first). Borrowed. */
 const char *etcd_client_get_endpoint(const EtcdClient *c);
 

@@ -264,6 +264,32 @@ def test_unreachable_endpoints_fail_within_deadline():
     assert time.monotonic() - t0 < 5
 
 
+def test_time_limit_cuts_a_call_short_and_stops_later_ones(etcd):
+    """The client's time limit (etcd_client_set_limit(): the agent sets it to its lease's
+    renewal time): a call to a member that does not answer ends at the limit, not after its
+    request timeout, and a call made after the limit fails unsent (no request counted)."""
+    ep = etcd.endpoints
+    pid = etcd.members[0].proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        err = fails(ep, "put", "/limit/k", "v", opts=("--request-timeout-ms", "4000",
+                                                       "--deadline-ms", "8000",
+                                                       "--limit-ms", "300"))
+        took = time.monotonic() - t0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert err["error"] == "unavailable" and "time limit" in err["message"], err
+    assert took < 3.5, f"the call ran {took:.2f} s: its request timeout (4 s), not the limit"
+    lease = ok1(ep, "lease-grant", "60")
+    rc, lines = drive(ep, "keepalive", str(lease["id"]), "--count", "3", "--interval-ms",
+                      "700", "--keep-going", opts=("--limit-ms", "1000"))
+    assert rc == 1 and [x["ok"] for x in lines] == [True, True, False], lines
+    assert "time limit had passed" in lines[2]["message"], lines[2]
+    assert lines[2]["requests"] == lines[1]["requests"], "the call after the limit was sent"
+    print(f"cut at the limit after {took * 1000:.0f} ms (limit 300 ms, request timeout 4000)")
+
+
 STREAM = ("--stream-keepalives",)
 
 

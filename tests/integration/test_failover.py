@@ -2,10 +2,12 @@
 real etcd and three real PostgreSQL 15 nodes (ttl 5, loop_wait 1). A writer
 probes every node's port directly through each fault; afterwards no two
 nodes may have accepted writes in overlapping intervals."""
+import base64
 import contextlib
 import json
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from lib.cluster import DbhaCluster
 from lib.nodecg import available as cgroups_unavailable
 from lib.procs import pid_running, wait_until
+from lib.slow_etcd import SlowEtcdProxy
 from lib.writer import start_with_writer
 
 TTL = 5
@@ -351,6 +354,58 @@ def test_etcd_member_in_use_killed_no_failover(procs, workdir):
         assert not c.procs.log_contains(leader.name, "fencing")
     finally:
         c.stop_all()
+
+
+def test_lease_renewed_while_rest_writes_wait_on_etcd(procs, workdir):
+    """The one etcd client of the leader's loop against writes that etcd never answers
+    (a proxy on the path loses every write of the config key: each waits out its call's
+    deadline, 1.7 s at ttl 5), with three clients sending PATCH /config back to back for
+    20 s. Before, the queued PATCHes held the loop, the lease renewal waited behind them
+    past its deadline and the leader was fenced (a topology write between loops did the
+    same in CI, at an etcd election). Now no call but the lease's own runs past the
+    renewal's due time: the leader keeps its key and its writes."""
+    c = DbhaCluster(procs, workdir, n=2, ttl=TTL, loop_wait=1, retry_timeout=1)
+    proxy = SlowEtcdProxy(c.etcd.members[0].endpoint).start()
+    for n in c.nodes:
+        n.etcd_hosts = [proxy.endpoint]
+    try:
+        s, leader, w = start_with_writer(c)
+        config_key = base64.b64encode(f"/service/{c.scope}/config".encode())
+        answers = []
+        with w:
+            proxy.hold(config_key)
+            t0 = time.monotonic()
+            until = t0 + 4 * TTL
+
+            def patcher(i):
+                body = json.dumps({"postgresql": {"parameters": {"work_mem": f"{4 + i}MB"}}})
+                while time.monotonic() < until:
+                    try:
+                        answers.append(leader.api("/config", method="PATCH", data=body,
+                                                  timeout=30)[0])
+                    except OSError as e:
+                        answers.append(str(e))
+
+            threads = [threading.Thread(target=patcher, args=(i,)) for i in range(3)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=4 * TTL + 60)
+            proxy.hold()
+            assert not any(t.is_alive() for t in threads), "a PATCH did not come back"
+            assert c.status()["leader"] == leader.name
+            assert not c.procs.log_contains(leader.name, "fencing")
+            assert w.first_ack_after(until, node=leader), "the primary no longer writes"
+        w.assert_no_overlap()
+        assert proxy.held >= 6, f"only {proxy.held} writes were lost: the fault did not bite"
+        print(f"{len(answers)} PATCH /config answered ({sorted(set(map(str, answers)))}), "
+              f"{proxy.held} config writes lost in {until - t0:.0f} s; leader kept")
+        code, body = leader.api("/config", method="PATCH",
+                                data=json.dumps({"postgresql": {"parameters": {}}}))
+        assert code == 200, body
+    finally:
+        c.stop_all()
+        proxy.stop()
 
 
 def test_watchdog_required_without_device_never_leads(cluster):

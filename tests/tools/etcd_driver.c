@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "etcd.h"
 #include "log.h"
 
@@ -26,6 +27,7 @@ static const char *arg_cert = NULL;
 static const char *arg_key = NULL;
 static uint64_t arg_request_timeout_usec = 0;
 static uint64_t arg_deadline_usec = 0;
+static uint64_t arg_limit_usec = 0;
 static bool arg_stream_keepalives = false;
 static bool arg_keep_going = false;
 static int64_t arg_lease = 0;
@@ -47,7 +49,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: etcd_driver --endpoints H:P[,H:P...] [--protocol http|https]\n"
             "         [--user U --password P] [--cacert F --cert F --key F]\n"
-            "         [--request-timeout-ms N] [--deadline-ms N] [--stream-keepalives] [-v]\n"
+            "         [--request-timeout-ms N] [--deadline-ms N] [--limit-ms N]\n"
+            "         [--stream-keepalives] [-v]\n"
             "         COMMAND ARGS...\n"
             "commands: put KEY VALUE [--lease ID] [--prev-kv] | get KEY | get-prefix PREFIX\n"
             "          del KEY | del-prefix PREFIX | txn-create KEY VALUE [--lease ID]\n"
@@ -569,6 +572,7 @@ int main(int argc, char **argv)
         OPT_EXTERNAL_LOOP,
         OPT_STREAM_KEEPALIVES,
         OPT_KEEP_GOING,
+        OPT_LIMIT,
     };
     static const struct option options[] = {
         { "endpoints", required_argument, NULL, OPT_ENDPOINTS },
@@ -595,6 +599,7 @@ int main(int argc, char **argv)
         { "external-loop", no_argument, NULL, OPT_EXTERNAL_LOOP },
         { "stream-keepalives", no_argument, NULL, OPT_STREAM_KEEPALIVES },
         { "keep-going", no_argument, NULL, OPT_KEEP_GOING },
+        { "limit-ms", required_argument, NULL, OPT_LIMIT },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         {},
@@ -631,7 +636,9 @@ int main(int argc, char **argv)
             break;
         case OPT_REQUEST_TIMEOUT:
         case OPT_DEADLINE:
+        case OPT_LIMIT:
             if (parse_ms(optarg, opt == OPT_DEADLINE ? &arg_deadline_usec
+                                 : opt == OPT_LIMIT  ? &arg_limit_usec
                                                      : &arg_request_timeout_usec) < 0) {
                 fprintf(stderr, "etcd_driver: invalid duration \"%s\"\n", optarg);
                 return 2;
@@ -748,6 +755,10 @@ int main(int argc, char **argv)
     if (etcd_client_new(&cfg, &c, &e) < 0) {
         fprintf(stderr, "etcd_driver: %s\n", e.message);
         return 2;
+    }
+    if (arg_limit_usec != 0) {
+        /* every call ends by then, counted from here (etcd_client_set_limit()) */
+        etcd_client_set_limit(c, clock_monotonic_usec() + arg_limit_usec);
     }
     return cmd->fn(c, argv + optind + 1);
 }

@@ -356,7 +356,7 @@ static void check(const Model *m, const Lease *l, unsigned seed, unsigned step, 
 /* One agent tick: keep, read the view (it may fail), settle, act. */
 static void tick(Model *m, Lease *l, int64_t want, bool *settled)
 {
-    if (lease_keep(l, m->now, want) < 0) {
+    if (lease_keep(l, m->now, 0, want) < 0) {
         return;
     }
     Fault f = model_send(m); /* the range read */
@@ -493,7 +493,7 @@ static void test_ttl_raised(void **state)
     Lease l;
     lead_on(&m, &l, 10);
     int64_t ten = l.cur.id;
-    assert_int_equal(lease_keep(&l, m.now, 30), 0);
+    assert_int_equal(lease_keep(&l, m.now, 0, 30), 0);
     assert_int_equal(lease_settle(&l, m.now, 30, true, m.leader_lease), 0);
     assert_true(l.cur.id != ten);
     assert_int_equal(m.leader_lease, l.cur.id);
@@ -507,14 +507,14 @@ static void test_ttl_raised(void **state)
     Lease l2;
     lead_on(&m2, &l2, 10);
     uint64_t renewed = m2.now;
-    assert_int_equal(lease_keep(&l2, renewed, 30), 0);
+    assert_int_equal(lease_keep(&l2, renewed, 0, 30), 0);
     script(&m2, 1, (Fault[]){ FAULT_LOST_REQUEST });
     assert_true(lease_settle(&l2, m2.now, 30, true, m2.leader_lease) < 0);
     assert_int_equal(lease_ttl_sec(&l2), 10);
     m2.fault_pct = 100;
     for (int i = 0; i < 30; i++) {
         model_advance(&m2, 1 * SEC);
-        (void)lease_keep(&l2, m2.now, 30);
+        (void)lease_keep(&l2, m2.now, 0, 30);
         assert_true(lease_expiry_usec(&l2) <= renewed + 10 * SEC);
     }
     assert_true(lease_expiring(&l2, renewed + 9 * SEC));
@@ -526,7 +526,7 @@ static void test_ttl_raised(void **state)
     lead_on(&m3, &l3, 10);
     int64_t old = l3.cur.id;
     renewed = m3.now;
-    assert_int_equal(lease_keep(&l3, renewed, 30), 0);
+    assert_int_equal(lease_keep(&l3, renewed, 0, 30), 0);
     script(&m3, 2, (Fault[]){ FAULT_NONE, FAULT_LOST_RESPONSE });
     assert_true(lease_settle(&l3, m3.now, 30, true, m3.leader_lease) < 0);
     assert_int_equal(m3.leader_lease, l3.cur.id); /* etcd moved it */
@@ -542,7 +542,7 @@ static void test_ttl_raised(void **state)
     Model m4 = { .now = 1000 * SEC, .rng = 11, .max_delay = 1 };
     Lease l4;
     lead_on(&m4, &l4, 30);
-    assert_int_equal(lease_keep(&l4, m4.now, 5), 0);
+    assert_int_equal(lease_keep(&l4, m4.now, 0, 5), 0);
     assert_int_equal(lease_settle(&l4, m4.now, 5, true, m4.leader_lease), 0);
     assert_int_equal(lease_ttl_sec(&l4), 5);
     assert_int_equal(m4.leader_lease, l4.cur.id);
@@ -562,7 +562,7 @@ static void test_adopt(void **state)
 
     Lease l; /* the new agent */
     lease_init(&l, &model_ops, &m);
-    assert_int_equal(lease_keep(&l, m.now, 30), 0);
+    assert_int_equal(lease_keep(&l, m.now, 0, 30), 0);
     assert_true(l.cur.id != prev);
     script(&m, 1, (Fault[]){ FAULT_LOST_REQUEST }); /* the adopting keepalive */
     m.fault_pct = 100;
