@@ -240,6 +240,12 @@ static void on_job_end(JobKind kind, bool ok, void *userdata)
     if (kind == JOB_INITDB) {
         (void)unlink(a->local.ctl.pwfile);
     }
+    if (kind == JOB_INITDB && ok) {
+        int r = pgctl_append_bootstrap_hba(&a->local.ctl);
+        if (r < 0) {
+            log_error_errno(r, "appending bootstrap.pg_hba to pg_hba.conf: %m");
+        }
+    }
     if (ok && kind == JOB_STOP) {
         agent_callbacks(a, CALLBACKS_EVENT_STOPPED);
     } else if (ok && kind == JOB_RESTART) {

@@ -392,7 +392,8 @@ int agent_write_conf(Agent *a, bool replica)
     a->local.ctl.dcs_pg_hba = a->local.ctl.dcs_pg_ident = NULL;
     a->local.ctl.dcs_recovery_conf = NULL;
     if (r < 0) {
-        return log_error_errno(r, "writing the configuration in \"%s\": %m", a->local.ctl.data_dir);
+        return log_error_errno(r, "writing the configuration in \"%s\" (config_dir): %m",
+                               a->local.ctl.config_dir);
     }
     a->params_revision = cc ? cc->mod_revision : 0;
     /* the archive of an archive-only standby cluster is followed too */
@@ -440,13 +441,16 @@ static const DcsMember *clone_source(Agent *a)
     return lm && lm->host ? lm : NULL;
 }
 
-/* The name-th method of create_replica_methods, or in a standby cluster of
- * standby_cluster.create_replica_methods (Patroni's RemoteMember: that list,
- * else basebackup); NULL past the end. */
+/* The name-th method of create_replica_methods, or, for a clone of the
+ * remote primary of a standby cluster (its first member, or one with no
+ * standby leader), of standby_cluster.create_replica_methods (Patroni's
+ * RemoteMember: that list, else basebackup); a clone of the standby leader
+ * uses the member's own list, as Patroni 3.0.2's create_replica() does.
+ * NULL past the end. */
 static const char *method_name(const Agent *a, size_t i)
 {
     StandbyCluster sc;
-    if (agent_standby(a, &sc) > 0) {
+    if (agent_standby(a, &sc) > 0 && (!a->cluster || !a->cluster->leader || agent_view_leads(a))) {
         if (!sc.create_replica_methods || json_array_size(sc.create_replica_methods) == 0) {
             return i == 0 ? "basebackup" : NULL;
         }

@@ -152,6 +152,12 @@ char *pgctl_local_conninfo(const PgCtl *p);
  * primary, removes standby.signal. Each file is replaced atomically.
  * Returns 0 or -errno. */
 int pgctl_write_config(const PgCtl *p, bool replica, const PgUpstream *u);
+/* Patroni's bootstrap.pg_hba: after initdb or a custom bootstrap, its lines
+ * are appended to the data directory's pg_hba.conf (and to config_dir's when
+ * that one already exists), unless a pg_hba is configured (which replaces
+ * the file). Once: replicas get the lines with their clone. Returns 0 or a
+ * negative errno. */
+int pgctl_append_bootstrap_hba(const PgCtl *p);
 
 /* Writes content to path through a new file of mode 0600 in the same
  * directory (created with O_EXCL | O_NOFOLLOW, fsync'd, renamed over path):

@@ -317,8 +317,8 @@ static void hba_for(const char *tail, const ConfigStrv *dcs_hba, char *hba, char
 }
 
 /* Patroni's order for pg_hba: the node's postgresql.pg_hba, then the
- * cluster's (the config key's, else bootstrap.dcs's), then bootstrap.pg_hba;
- * none leaves initdb's file. pg_ident the same way. */
+ * cluster's (the config key's, else bootstrap.dcs's); none leaves initdb's
+ * (or the clone's) file. pg_ident the same way. */
 static void test_pg_hba_and_pg_ident_order(void **state)
 {
     (void)state;
@@ -337,9 +337,10 @@ static void test_pg_hba_and_pg_ident_order(void **state)
     assert_non_null(strstr(hba, "\nhost all key 0/0 trust\n"));
     assert_null(strstr(hba, "dcs"));
 
-    /* bootstrap.pg_hba only when no cluster lines */
+    /* bootstrap.pg_hba is never written as the file (appended once at the
+     * bootstrap: test_bootstrap_pg_hba_appended) */
     hba_for("bootstrap:\n  pg_hba: [host all boot 0/0 trust]\n", NULL, hba, ident, sizeof(hba));
-    assert_non_null(strstr(hba, "bootstrap.pg_hba.\nhost all boot 0/0 trust\n"));
+    assert_string_equal(hba, "");
     assert_string_equal(ident, "");
 
     /* the node's own lines win over all */
@@ -366,6 +367,44 @@ static void put_file(const char *dir, const char *name, const char *text)
     assert_non_null(f);
     fputs(text, f);
     assert_int_equal(fclose(f), 0);
+}
+
+/* Patroni 3.0.2's bootstrap.pg_hba: appended to initdb's pg_hba.conf after
+ * the bootstrap, whose own lines stay (the socket's among them); nothing
+ * when a pg_hba is configured, which replaces the file. */
+static void test_bootstrap_pg_hba_appended(void **state)
+{
+    (void)state;
+    const char *tails[] = {
+        "bootstrap:\n  pg_hba: [host all boot 0/0 trust, host all b2 0/0 md5]\n",
+        "  pg_hba: [host all node 0/0 trust]\nbootstrap:\n  pg_hba: [host all boot 0/0 trust]\n",
+        "bootstrap:\n  dcs:\n    postgresql:\n      pg_hba: [host all dcs 0/0 trust]\n"
+        "  pg_hba: [host all boot 0/0 trust]\n",
+    };
+    const char *want[] = {
+        "local all all trust\n\n# Appended by dbagent from bootstrap.pg_hba.\n"
+        "host all boot 0/0 trust\nhost all b2 0/0 md5\n",
+        "local all all trust\n",
+        "local all all trust\n",
+    };
+    for (size_t i = 0; i < ELEMENTSOF(tails); i++) {
+        char dir[] = "/tmp/dbha-test-boothba-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        Config *c = config_dirs(dir, tails[i]);
+        PgCtl p;
+        assert_int_equal(pgctl_init(&p, c), 0);
+        put_file(dir, "pg_hba.conf", "local all all trust\n"); /* initdb's */
+        assert_int_equal(pgctl_append_bootstrap_hba(&p), 0);
+        char buf[1024];
+        char path[PATH_BUF * 3];
+        snprintf(path, sizeof(path), "%s/pg_hba.conf", dir);
+        read_all(path, buf, sizeof(buf));
+        assert_string_equal(buf, want[i]);
+        unlink(path);
+        rmdir(dir);
+        pgctl_done(&p);
+        config_free(c);
+    }
 }
 
 static bool has_file(const char *dir, const char *name, char *buf, size_t size)
@@ -698,6 +737,7 @@ int main(void)
         cmocka_unit_test(test_user_libpq_settings_reach_connections),
         cmocka_unit_test(test_local_address_from_socket_directories),
         cmocka_unit_test(test_pg_hba_and_pg_ident_order),
+        cmocka_unit_test(test_bootstrap_pg_hba_appended),
         cmocka_unit_test(test_config_dir),
         cmocka_unit_test(test_recovery_conf),
     };
