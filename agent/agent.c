@@ -133,7 +133,10 @@ static void arm_lease_timer(Agent *a)
     lease_set_retry(&a->lease, (uint64_t)agent_dcs(a)->retry_timeout * USEC_PER_SEC);
     uint64_t due = a->stopping ? 0 : lease_renew_due_usec(&a->lease);
     etcd_client_set_limit(a->etcd, due);
-    if (due == 0) {
+    if (due == 0 || (!a->dcs_ok && due <= clock_monotonic_usec())) {
+        /* none, or a renewal that is failing: the loop retries it every
+         * AGENT_ETCD_RETRY_USEC (a timer firing at once as well doubled the
+         * tries, each up to the client's deadline, and slowed the loop) */
         (void)sd_event_source_set_enabled(a->lease_timer, SD_EVENT_OFF);
         return;
     }
@@ -143,24 +146,26 @@ static void arm_lease_timer(Agent *a)
 
 /* Renews the lease when it is due (no I/O otherwise), and re-arms the fence
  * and the renewal timer; on failure a loop is scheduled at once. */
-static void agent_renew_lease(Agent *a)
+static int agent_renew_lease(Agent *a)
 {
     uint64_t now = clock_monotonic_usec();
-    if (lease_keep(&a->lease, now, 0, agent_dcs(a)->ttl) < 0) {
+    int r = lease_keep(&a->lease, now, 0, agent_dcs(a)->ttl);
+    if (r < 0) {
         /* the loop logs it, retries soon and fences at the deadline */
         agent_schedule_tick(a, now);
-        return;
+        return r;
     }
     /* the deadline moved: the fencing process and the watchdog follow */
     update_fence(a, clock_monotonic_usec());
     arm_lease_timer(a);
+    return 0;
 }
 
 static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
     (void)s;
     (void)usec;
-    agent_renew_lease(userdata);
+    (void)agent_renew_lease(userdata);
     return 0;
 }
 
@@ -717,7 +722,8 @@ static void observe_cluster(Agent *a, uint64_t now)
     EtcdError e = { 0 };
     int64_t had = lease_id(&a->lease);
     int r = lease_keep(&a->lease, now, AGENT_TICK_RENEW_AHEAD_USEC, agent_dcs(a)->ttl);
-    arm_lease_timer(a); /* the calls below stop at the next renewal */
+    /* the calls below stop at the next renewal */
+    etcd_client_set_limit(a->etcd, lease_renew_due_usec(&a->lease));
     DcsCluster *view = NULL;
     if (r >= 0) {
         if (had != 0 && lease_id(&a->lease) != had) {
@@ -750,9 +756,9 @@ static void observe_cluster(Agent *a, uint64_t now)
         if (lease_take_moved(&a->lease)) {
             log_notice("the leader key moved to lease %" PRId64, lease_id(&a->lease));
         }
-        arm_lease_timer(a);
     }
     a->dcs_ok = r >= 0;
+    arm_lease_timer(a);
     (void)log_condition_update(&a->etcd_down, !a->dcs_ok, now, e.message);
     if (a->dcs_ok) {
         const char *was = a->cluster && a->cluster->leader ? a->cluster->leader->name : NULL;
@@ -1211,6 +1217,9 @@ void agent_tick(Agent *a)
      * changes in the memory is the policy's to say (ha_memory_*). */
     size_t done = 0;
     int r = 0;
+    /* a renewal this loop found failing is not tried again by it (each try
+     * can take the client's deadline): the lease timer and the next loop do */
+    bool renew = a->dcs_ok;
     for (; done < d->n_actions; done++) {
         HaAction act = d->actions[done];
         if (ha_action_may_make_primary(act)) {
@@ -1221,8 +1230,8 @@ void agent_tick(Agent *a)
             local_role_may_change(&a->local);
             update_fence(a, clock_monotonic_usec());
         }
-        if (done > 0) {
-            agent_renew_lease(a); /* when an action before took it past its due time */
+        if (done > 0 && renew && agent_renew_lease(a) < 0) {
+            renew = false; /* when an action before took it past its due time; once */
         }
         ha_memory_before(&a->mem, act);
         r = ha_exec_action(a, act);
@@ -1238,7 +1247,9 @@ void agent_tick(Agent *a)
             break;
         }
     }
-    agent_renew_lease(a);
+    if (renew) {
+        (void)agent_renew_lease(a);
+    }
     write_history(a);
     if (done == d->n_actions) {
         set_state(a, d->next);
