@@ -124,15 +124,12 @@ static void update_fence(Agent *a, uint64_t now);
  * The etcd client is one and blocking: a call that waits on etcd (a member
  * killed, an election: 835 ms a request was measured) would hold the
  * renewal behind it and eat the retry time the renewal is owed, and a
- * leader was fenced that way by a topology write. So no other call of the
- * loop's client runs past the renewal's due time (etcd_client_set_limit();
- * the lease's own calls lift it): the write is cut short, fails as etcd
- * being unavailable, and its caller retries after the renewal. */
+ * leader was fenced that way by a topology write. So no best-effort call
+ * runs past the renewal's due time (best_effort_begin()). */
 static void arm_lease_timer(Agent *a)
 {
     lease_set_retry(&a->lease, (uint64_t)agent_dcs(a)->retry_timeout * USEC_PER_SEC);
     uint64_t due = a->stopping ? 0 : lease_renew_due_usec(&a->lease);
-    etcd_client_set_limit(a->etcd, due);
     if (due == 0 || (!a->dcs_ok && due <= clock_monotonic_usec())) {
         /* none, or a renewal that is failing: the loop retries it every
          * AGENT_ETCD_RETRY_USEC (a timer firing at once as well doubled the
@@ -144,12 +141,13 @@ static void arm_lease_timer(Agent *a)
     (void)sd_event_source_set_enabled(a->lease_timer, SD_EVENT_ONESHOT);
 }
 
-/* Renews the lease when it is due (no I/O otherwise), and re-arms the fence
- * and the renewal timer; on failure a loop is scheduled at once. */
-static int agent_renew_lease(Agent *a)
+/* Renews the lease when it is due within ahead_usec (no I/O otherwise), and
+ * re-arms the fence and the renewal timer; on failure a loop is scheduled at
+ * once. */
+static int agent_renew_lease(Agent *a, uint64_t ahead_usec)
 {
     uint64_t now = clock_monotonic_usec();
-    int r = lease_keep(&a->lease, now, 0, agent_dcs(a)->ttl);
+    int r = lease_keep(&a->lease, now, ahead_usec, agent_dcs(a)->ttl);
     if (r < 0) {
         /* the loop logs it, retries soon and fences at the deadline */
         agent_schedule_tick(a, now);
@@ -161,11 +159,33 @@ static int agent_renew_lease(Agent *a)
     return 0;
 }
 
+/* Best-effort etcd calls (between loops: a topology publish, REST
+ * requests; after a loop's actions: the member key) run with the client's
+ * limit (etcd_client_set_limit()) at the renewal's due time: cut short
+ * there, failing as etcd being unavailable, they never hold the renewal;
+ * their callers retry. A renewal due within AGENT_TICK_RENEW_AHEAD_USEC is
+ * done first, so that a healthy etcd's answer is not cut a moment before
+ * it (not while renewals fail: the loop retries those). The HA actions are
+ * not limited (releasing the leader key after a before_stop that ran to
+ * the lease's deadline must not be cut): a loop renews between them. */
+static void best_effort_begin(Agent *a)
+{
+    if (a->dcs_ok) {
+        (void)agent_renew_lease(a, AGENT_TICK_RENEW_AHEAD_USEC);
+    }
+    etcd_client_set_limit(a->etcd, a->stopping ? 0 : lease_renew_due_usec(&a->lease));
+}
+
+static void best_effort_end(Agent *a)
+{
+    etcd_client_set_limit(a->etcd, 0);
+}
+
 static int on_lease_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
     (void)s;
     (void)usec;
-    (void)agent_renew_lease(userdata);
+    (void)agent_renew_lease(userdata, 0);
     return 0;
 }
 
@@ -206,9 +226,11 @@ static int on_api(sd_event_source *s, int fd, uint32_t revents, void *userdata)
     (void)fd;
     (void)revents;
     Agent *a = userdata;
+    best_effort_begin(a);
     ApiEnv env = api_env(a);
     api_execute(a->api, &env);
     api_env_done(a, &env);
+    best_effort_end(a);
     if (api_reload_wanted(a->api)) {
         api_reloaded(a->api, agent_reload(a));
     }
@@ -230,7 +252,10 @@ static int on_topology_timer(sd_event_source *s, uint64_t usec, void *userdata)
     }
     a->topology_wake_usec = now;
     a->topology_member_wakes++;
-    if (agent_publish_topology_watched(a) < 0) {
+    best_effort_begin(a);
+    int r = agent_publish_topology_watched(a);
+    best_effort_end(a);
+    if (r < 0) {
         /* the cache is behind or the write lost a race: a tick reads etcd */
         agent_schedule_tick(a, now);
     }
@@ -722,8 +747,6 @@ static void observe_cluster(Agent *a, uint64_t now)
     EtcdError e = { 0 };
     int64_t had = lease_id(&a->lease);
     int r = lease_keep(&a->lease, now, AGENT_TICK_RENEW_AHEAD_USEC, agent_dcs(a)->ttl);
-    /* the calls below stop at the next renewal */
-    etcd_client_set_limit(a->etcd, lease_renew_due_usec(&a->lease));
     DcsCluster *view = NULL;
     if (r >= 0) {
         if (had != 0 && lease_id(&a->lease) != had) {
@@ -1230,7 +1253,7 @@ void agent_tick(Agent *a)
             local_role_may_change(&a->local);
             update_fence(a, clock_monotonic_usec());
         }
-        if (done > 0 && renew && agent_renew_lease(a) < 0) {
+        if (done > 0 && renew && agent_renew_lease(a, 0) < 0) {
             renew = false; /* when an action before took it past its due time; once */
         }
         ha_memory_before(&a->mem, act);
@@ -1248,7 +1271,7 @@ void agent_tick(Agent *a)
         }
     }
     if (renew) {
-        (void)agent_renew_lease(a);
+        (void)agent_renew_lease(a, 0);
     }
     write_history(a);
     if (done == d->n_actions) {
@@ -1264,6 +1287,7 @@ void agent_tick(Agent *a)
     apply_cluster_parameters(a);
     update_fence(a, clock_monotonic_usec());
     arm_lease_timer(a);
+    best_effort_begin(a);
     if (a->dcs_ok) {
         (void)agent_touch_member(a);
     }
@@ -1271,6 +1295,7 @@ void agent_tick(Agent *a)
     ApiEnv env = api_env(a);
     api_after_tick(a->api, &env, clock_monotonic_usec());
     api_env_done(a, &env);
+    best_effort_end(a);
     if (a->loops == 1) {
         (void)sd_notify(false, "READY=1");
     }
@@ -1281,7 +1306,6 @@ void agent_tick(Agent *a)
 static void shutdown_agent(Agent *a)
 {
     a->stopping = true;
-    etcd_client_set_limit(a->etcd, 0); /* nothing is renewed from here on */
     /* before_stop while the fence still guards a primary's lease: the
      * loop renews nothing meanwhile, and a script that outlasts the lease
      * must not leave a primary writable after another one was promoted */

@@ -30,17 +30,15 @@ log file fills; a row written on the primary is read on both replicas; and
 after kill -9 of the primary node a replica takes over.
 """
 import os
-import subprocess
-import tempfile
 
 import pytest
 
 from conftest import sanitizer_lines
 from lib.etcd_cluster import EtcdCluster
-from lib.pg import PG_OS_USER, as_root
-from lib.procs import LOOPBACK, Procs, binary, free_port, wait_until
+from lib.nsnode import NamespaceNode, namespace_workdir, stop_and_check
+from lib.pg import as_root
+from lib.procs import LOOPBACK, Procs, free_port, wait_until
 
-CORPUS = os.path.join(os.path.dirname(__file__), "..", "patroni-configs")
 DEBIAN_DIRS = ("/etc/postgresql", "/var/lib/postgresql", "/run/postgresql",
                "/var/log/postgresql")
 SCRIPTS = ("/usr/share/patroni/pg_createcluster_patroni",
@@ -51,62 +49,25 @@ pytestmark = [pytest.mark.concurrent, pytest.mark.skipif(
     reason="needs root (mount namespaces) and Debian's patroni package scripts")]
 
 
-class DebianNode:
+class DebianNode(NamespaceNode):
     def __init__(self, i, wd, endpoint):
-        self.name = f"pg{i}"
+        name = f"pg{i}"
         self.api_port, self.pg_port = free_port(), free_port()
-        with open(os.path.join(CORPUS, "debian-config-template.yml")) as f:
-            text = f.read()
-        for old, new in (
-                ("\nname: pg1\n", f"\nname: {self.name}\n"),
-                ("\netcd3: {hosts: 127.0.0.1:2379}\n", f"\netcd3: {{hosts: {endpoint}}}\n"),
-                ("  listen: 10.0.0.11:8008\n  connect_address: 10.0.0.11:8008",
-                 f"  listen: {LOOPBACK}:{self.api_port}\n"
-                 f"  connect_address: {LOOPBACK}:{self.api_port}"),
-                ('  listen: "*:5432"\n  connect_address: 10.0.0.11:5432',
-                 f'  listen: "{LOOPBACK}:{self.pg_port}"\n'
-                 f"  connect_address: {LOOPBACK}:{self.pg_port}")):
-            assert text.count(old) == 1, (self.name, old)
-            text = text.replace(old, new)
-        self.config_path = os.path.join(wd, f"{self.name}.yml")
-        with open(self.config_path, "w") as f:
-            f.write(text)
-        os.chmod(self.config_path, 0o644)
-        self.proc = None
-
-    def start(self, procs):
-        uid, gid = int(subprocess.check_output(["id", "-u", PG_OS_USER])), \
-            int(subprocess.check_output(["id", "-g", PG_OS_USER]))
-        mounts = "".join(f"mkdir -p {d} && mount -t tmpfs -o mode=0755,uid={uid},gid={gid} "
-                         f"dbha-{self.name} {d} || exit 9; " for d in DEBIAN_DIRS)
-        # unshare and setpriv exec: the PID is the agent's
-        script = (f"{mounts}exec setpriv --reuid={PG_OS_USER} --regid={PG_OS_USER} "
-                  f"--init-groups {binary('dbagent')} {self.config_path}")
-        self.proc = procs.spawn(self.name, ["unshare", "--mount", "--propagation", "private",
-                                            "sh", "-c", script])
-
-    def run(self, argv, timeout=20):
-        """argv as the postgres user in this node's mount namespace."""
-        assert self.proc is not None and self.proc.poll() is None, f"{self.name} is not running"
-        return subprocess.run(["nsenter", "-t", str(self.proc.pid), "-m", "--", "setpriv",
-                               f"--reuid={PG_OS_USER}", f"--regid={PG_OS_USER}", "--init-groups",
-                               *argv], capture_output=True, text=True, timeout=timeout)
-
-    def psql(self, sql):
-        """Through the node's Unix socket, as its superuser (peer)."""
-        p = self.run(["psql", "-X", "-A", "-t", "-h", "/run/postgresql", "-p", str(self.pg_port),
-                      "-U", "postgres", "-d", "postgres", "-c", sql])
-        return p.stdout.strip() if p.returncode == 0 else None
-
-    def read(self, path):
-        p = self.run(["cat", path])
-        return p.stdout if p.returncode == 0 else None
+        super().__init__(name, wd, "debian-config-template.yml", (
+            ("\nname: pg1\n", f"\nname: {name}\n"),
+            ("\netcd3: {hosts: 127.0.0.1:2379}\n", f"\netcd3: {{hosts: {endpoint}}}\n"),
+            ("  listen: 10.0.0.11:8008\n  connect_address: 10.0.0.11:8008",
+             f"  listen: {LOOPBACK}:{self.api_port}\n"
+             f"  connect_address: {LOOPBACK}:{self.api_port}"),
+            ('  listen: "*:5432"\n  connect_address: 10.0.0.11:5432',
+             f'  listen: "{LOOPBACK}:{self.pg_port}"\n'
+             f"  connect_address: {LOOPBACK}:{self.pg_port}")),
+            DEBIAN_DIRS, "/run/postgresql")
 
 
 @pytest.fixture(scope="module")
 def debian():
-    wd = tempfile.mkdtemp(prefix="dbha-debian-")
-    os.chmod(wd, 0o755)
+    wd = namespace_workdir("dbha-debian-")
     procs = Procs(wd)
     etcd = EtcdCluster(procs, wd, size=1)
     nodes = []
@@ -120,24 +81,13 @@ def debian():
             n.start(procs)
         yield procs, etcd, nodes
     finally:
-        for n in nodes:
-            if n.proc is not None:
-                procs.stop(n.proc, timeout=60)
-        logs = sorted({procs.log_path(name) for name, _, _ in procs.procs})
-        procs.stop_all()
-        found = [f"{p}: {line}" for p in logs for line in sanitizer_lines(p)]
-        assert not found, "sanitizer report(s):\n" + "\n".join(found[:50])
-        print(f"\ncluster logs in {wd}")
-
-
-def streaming(node):
-    return node.psql("SELECT status FROM pg_catalog.pg_stat_wal_receiver") == "streaming"
+        stop_and_check(procs, nodes, wd, sanitizer_lines)
 
 
 def test_debian_template_runs_as_a_cluster(debian):
     procs, etcd, (pg1, pg2, pg3) = debian
     for n in (pg2, pg3):
-        wait_until(lambda: streaming(n), 180, interval=1, what=f"{n.name} streaming")
+        wait_until(lambda: n.streaming(), 180, interval=1, what=f"{n.name} streaming")
 
     # pg_createcluster made pg1 (with --start-conf=manual), pg_clonecluster the others
     assert pg1.read("/etc/postgresql/15/main/start.conf").splitlines()[-1] == "manual"
@@ -177,13 +127,7 @@ def test_debian_template_runs_as_a_cluster(debian):
 
     # kill -9 of the primary node (its agent, then its postmaster): a
     # replica takes over within ttl 30 + loop_wait 10
-    pm = int(pg1.read("/var/lib/postgresql/15/main/postmaster.pid").splitlines()[0])
-    os.kill(pg1.proc.pid, 9)
-    pg1.proc.wait(10)
-    try:
-        os.kill(pm, 9)
-    except ProcessLookupError:
-        pass
+    pg1.kill_node("/var/lib/postgresql/15/main")
 
     def promoted():
         return next((n for n in (pg2, pg3)
@@ -192,5 +136,5 @@ def test_debian_template_runs_as_a_cluster(debian):
     new = wait_until(promoted, 90, interval=1, what="a replica promoted")
     assert new.psql("SELECT v FROM deb") == "42"
     other = pg3 if new is pg2 else pg2
-    wait_until(lambda: streaming(other), 90, interval=1,
+    wait_until(lambda: other.streaming(), 90, interval=1,
                what=f"{other.name} streaming from {new.name}")

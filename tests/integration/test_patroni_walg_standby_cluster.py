@@ -40,7 +40,6 @@ password, and the slot standby_dc2 as a permanent slot of its own.
 """
 import os
 import subprocess
-import tempfile
 import time
 
 import pytest
@@ -48,10 +47,10 @@ import pytest
 from conftest import sanitizer_lines
 from lib.cluster import DbhaCluster
 from lib.etcd_cluster import EtcdCluster
+from lib.nsnode import NamespaceNode, namespace_workdir, stop_and_check
 from lib.pg import PG_OS_USER, as_root, hand_to_pg_user
-from lib.procs import LOOPBACK, Procs, binary, free_port, wait_until
+from lib.procs import LOOPBACK, Procs, free_port, wait_until
 
-CORPUS = os.path.join(os.path.dirname(__file__), "..", "patroni-configs")
 FILE = "postgresql_cluster-walg-standby.yml"
 TMPFS = ("/var/lib/postgresql", "/etc/postgresql", "/run/postgresql", "/var/log/postgresql",
          "/var/log/patroni", "/etc/patroni", "/usr/local/bin")
@@ -75,32 +74,24 @@ pytestmark = [pytest.mark.concurrent, pytest.mark.skipif(
     not as_root(), reason="needs root (mount namespaces)")]
 
 
-class WalgNode:
+class WalgNode(NamespaceNode):
     def __init__(self, i, wd, endpoint, primary, walg):
-        self.name = f"pgnode0{i}"
+        name = f"pgnode0{i}"
         self.wd = wd
         self.walg = walg
         self.api_port, self.pg_port = free_port(), free_port()
-        with open(os.path.join(CORPUS, FILE)) as f:
-            text = f.read()
-        for old, new in (
-                ("\nname: pgnode01\n", f"\nname: {self.name}\n"),
-                ("\netcd3: {hosts: 127.0.0.1:2379}\n", f"\netcd3: {{hosts: {endpoint}}}\n"),
-                ("  listen: 0.0.0.0:8008\n  connect_address: 10.128.64.140:8008",
-                 f"  listen: {LOOPBACK}:{self.api_port}\n"
-                 f"  connect_address: {LOOPBACK}:{self.api_port}"),
-                ("  listen: 0.0.0.0:5432\n  connect_address: 10.128.64.140:5432",
-                 f"  listen: {LOOPBACK}:{self.pg_port}\n"
-                 f"  connect_address: {LOOPBACK}:{self.pg_port}"),
-                ("      host: 10.128.64.10\n      port: 5432\n",
-                 f"      host: {LOOPBACK}\n      port: {primary.pg_port}\n")):
-            assert text.count(old) == 1, (self.name, old)
-            text = text.replace(old, new)
-        self.config_path = os.path.join(wd, f"{self.name}.yml")
-        with open(self.config_path, "w") as f:
-            f.write(text)
-        os.chmod(self.config_path, 0o644)
-        self.proc = None
+        super().__init__(name, wd, FILE, (
+            ("\nname: pgnode01\n", f"\nname: {name}\n"),
+            ("\netcd3: {hosts: 127.0.0.1:2379}\n", f"\netcd3: {{hosts: {endpoint}}}\n"),
+            ("  listen: 0.0.0.0:8008\n  connect_address: 10.128.64.140:8008",
+             f"  listen: {LOOPBACK}:{self.api_port}\n"
+             f"  connect_address: {LOOPBACK}:{self.api_port}"),
+            ("  listen: 0.0.0.0:5432\n  connect_address: 10.128.64.140:5432",
+             f"  listen: {LOOPBACK}:{self.pg_port}\n"
+             f"  connect_address: {LOOPBACK}:{self.pg_port}"),
+            ("      host: 10.128.64.10\n      port: 5432\n",
+             f"      host: {LOOPBACK}\n      port: {primary.pg_port}\n")),
+            TMPFS, SOCKET)
 
     def start(self, procs):
         uid, gid = int(subprocess.check_output(["id", "-u", PG_OS_USER])), \
@@ -108,9 +99,7 @@ class WalgNode:
         pg15 = os.path.join(self.wd, f"{self.name}-pg15")
         os.makedirs(pg15, exist_ok=True)
         cb = "#!/bin/sh\necho \"$0 $*\" >> /var/log/patroni/callbacks.log\n"
-        steps = [f"mkdir -p {d} && mount -t tmpfs -o mode=0755,uid={uid},gid={gid} "
-                 f"dbha-{self.name} {d}" for d in TMPFS]
-        steps += [
+        super().start(procs, setup=(
             # PostgreSQL 15 where the file expects 17
             f"mount --bind /usr/lib/postgresql/15 {pg15}",
             "mount -t tmpfs -o mode=0755 dbha-pglib /usr/lib/postgresql",
@@ -128,30 +117,7 @@ class WalgNode:
             f"printf '%s' '{cb}' > /etc/patroni/callbacks/on_role_change.sh",
             f"printf '%s' '{cb}' > /etc/patroni/callbacks/on_stop.sh",
             "chmod 755 /etc/patroni/callbacks/on_role_change.sh "
-            "/etc/patroni/callbacks/on_stop.sh",
-        ]
-        # unshare and setpriv exec: the PID is the agent's
-        script = (" && ".join(steps) + f" || exit 9; exec setpriv --reuid={PG_OS_USER} "
-                  f"--regid={PG_OS_USER} --init-groups {binary('dbagent')} {self.config_path}")
-        self.proc = procs.spawn(self.name, ["unshare", "--mount", "--propagation", "private",
-                                            "sh", "-c", script])
-
-    def run(self, argv, timeout=20):
-        """argv as the postgres user in this node's mount namespace."""
-        assert self.proc is not None and self.proc.poll() is None, f"{self.name} is not running"
-        return subprocess.run(["nsenter", "-t", str(self.proc.pid), "-m", "--", "setpriv",
-                               f"--reuid={PG_OS_USER}", f"--regid={PG_OS_USER}", "--init-groups",
-                               *argv], capture_output=True, text=True, timeout=timeout)
-
-    def psql(self, sql):
-        """Through the node's Unix socket, as its superuser."""
-        p = self.run(["psql", "-X", "-A", "-t", "-h", SOCKET, "-p", str(self.pg_port),
-                      "-U", "postgres", "-d", "postgres", "-c", sql])
-        return p.stdout.strip() if p.returncode == 0 else None
-
-    def read(self, path):
-        p = self.run(["cat", path])
-        return p.stdout if p.returncode == 0 else None
+            "/etc/patroni/callbacks/on_stop.sh"))
 
     def rest(self, method, path, body=None, auth=None):
         argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method,
@@ -165,8 +131,7 @@ class WalgNode:
 
 @pytest.fixture(scope="module")
 def clusters():
-    wd = tempfile.mkdtemp(prefix="dbha-walg-")
-    os.chmod(wd, 0o755)
+    wd = namespace_workdir("dbha-walg-")
     procs = Procs(wd)
     os.makedirs(os.path.join(wd, "main"))
     os.chmod(os.path.join(wd, "main"), 0o755)
@@ -196,19 +161,7 @@ def clusters():
             n.start(procs)
         yield procs, main, nodes
     finally:
-        for n in nodes:
-            if n.proc is not None:
-                procs.stop(n.proc, timeout=60)
-        main.stop_all()
-        logs = sorted({procs.log_path(name) for name, _, _ in procs.procs})
-        procs.stop_all()
-        found = [f"{p}: {line}" for p in logs for line in sanitizer_lines(p)]
-        assert not found, "sanitizer report(s):\n" + "\n".join(found[:50])
-        print(f"\ncluster logs in {wd}")
-
-
-def streaming(node):
-    return node.psql("SELECT status FROM pg_catalog.pg_stat_wal_receiver") == "streaming"
+        stop_and_check(procs, nodes, wd, sanitizer_lines, clusters=(main,))
 
 
 def sender_port(node):
@@ -220,7 +173,7 @@ def test_walg_standby_template_runs_as_a_standby_cluster(clusters):
     procs, main, (n1, n2, n3) = clusters
     primary = main.nodes[0]
     for n in (n1, n2, n3):
-        wait_until(lambda: streaming(n), 240, interval=1, what=f"{n.name} streaming")
+        wait_until(lambda: n.streaming(), 240, interval=1, what=f"{n.name} streaming")
     # the standby leader streams from main through main's slot; the others from it
     assert sender_port(n1) == primary.pg_port
     assert primary.sql("SELECT active FROM pg_catalog.pg_replication_slots "
@@ -283,13 +236,7 @@ def test_walg_standby_template_runs_as_a_standby_cluster(clusters):
 
     # the standby leader's node dies: another member becomes standby leader, by
     # following main, not by a promotion
-    pm = int(n1.read("/var/lib/postgresql/17/main/postmaster.pid").splitlines()[0])
-    os.kill(n1.proc.pid, 9)
-    n1.proc.wait(10)
-    try:
-        os.kill(pm, 9)
-    except ProcessLookupError:
-        pass
+    n1.kill_node("/var/lib/postgresql/17/main")
 
     def new_standby_leader():
         return next((n for n in (n2, n3) if sender_port(n) == primary.pg_port), None)
