@@ -38,8 +38,8 @@
 #define AGENT_ETCD_DEADLINE_USEC        (3 * 1000 * 1000ULL)
 /* How soon a tick follows one whose etcd round failed. */
 #define AGENT_ETCD_RETRY_USEC (300 * 1000ULL)
-/* A loop renews a lease due this soon at its start, so that its own etcd
- * calls are not cut short by the renewal's limit (arm_lease_timer()). */
+/* A loop (and best_effort_begin()) renews a lease due this soon, so that
+ * the best-effort calls after it are not cut short by the renewal's limit. */
 #define AGENT_TICK_RENEW_AHEAD_USEC (200 * 1000ULL)
 
 static double now_epoch(void)

@@ -35,7 +35,8 @@ import pytest
 
 from conftest import sanitizer_lines
 from lib.etcd_cluster import EtcdCluster
-from lib.nsnode import NamespaceNode, namespace_workdir, stop_and_check
+from lib.nsnode import (NamespaceNode, namespace_workdir, start_first_then_rest,
+                        stop_and_check)
 from lib.pg import as_root
 from lib.procs import LOOPBACK, Procs, free_port, wait_until
 
@@ -74,11 +75,9 @@ def debian():
     try:
         etcd.start()
         nodes = [DebianNode(i + 1, wd, etcd.endpoints[0]) for i in range(3)]
-        nodes[0].start(procs)
-        wait_until(lambda: nodes[0].psql("SELECT pg_catalog.pg_is_in_recovery()") == "f", 120,
-                   interval=0.5, what="pg1 bootstrapped by pg_createcluster")
-        for n in nodes[1:]:
-            n.start(procs)
+        start_first_then_rest(
+            procs, nodes, lambda n: n.psql("SELECT pg_catalog.pg_is_in_recovery()") == "f", 120,
+            "pg1 bootstrapped by pg_createcluster")
         yield procs, etcd, nodes
     finally:
         stop_and_check(procs, nodes, wd, sanitizer_lines)

@@ -47,7 +47,8 @@ import pytest
 from conftest import sanitizer_lines
 from lib.cluster import DbhaCluster
 from lib.etcd_cluster import EtcdCluster
-from lib.nsnode import NamespaceNode, namespace_workdir, stop_and_check
+from lib.nsnode import (NamespaceNode, namespace_workdir, start_first_then_rest,
+                        stop_and_check)
 from lib.pg import PG_OS_USER, as_root, hand_to_pg_user
 from lib.procs import LOOPBACK, Procs, free_port, wait_until
 
@@ -154,11 +155,9 @@ def clusters():
         etcd.start()
         nodes = [WalgNode(i + 1, wd, etcd.endpoints[0], main.nodes[0], walg)
                  for i in range(3)]
-        nodes[0].start(procs)
-        wait_until(lambda: nodes[0].psql("SELECT pg_catalog.pg_is_in_recovery()") == "t", 180,
-                   interval=0.5, what="pgnode01 cloned from main")
-        for n in nodes[1:]:
-            n.start(procs)
+        start_first_then_rest(
+            procs, nodes, lambda n: n.psql("SELECT pg_catalog.pg_is_in_recovery()") == "t", 180,
+            "pgnode01 cloned from main")
         yield procs, main, nodes
     finally:
         stop_and_check(procs, nodes, wd, sanitizer_lines, clusters=(main,))

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 
 from lib.pg import PG_OS_USER
-from lib.procs import binary
+from lib.procs import binary, wait_until
 
 CORPUS = os.path.join(os.path.dirname(__file__), "..", "..", "patroni-configs")
 
@@ -79,6 +79,15 @@ class NamespaceNode:
 
     def streaming(self):
         return self.psql("SELECT status FROM pg_catalog.pg_stat_wal_receiver") == "streaming"
+
+
+def start_first_then_rest(procs, nodes, first_ready, timeout, what):
+    """The first node alone until first_ready(node) (it bootstraps or clones
+    the cluster), then the others."""
+    nodes[0].start(procs)
+    wait_until(lambda: first_ready(nodes[0]), timeout, interval=0.5, what=what)
+    for n in nodes[1:]:
+        n.start(procs)
 
 
 def stop_and_check(procs, nodes, wd, sanitizer_lines, clusters=()):
