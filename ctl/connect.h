@@ -28,6 +28,14 @@ static inline DcsStore ctl_store(CtlTarget *t)
     return (DcsStore){ .etcd = t->client, .paths = &t->paths };
 }
 
+/* When no -c CONFIG was given: arg_config becomes the file named by
+ * DBCTL_CONFIG_FILE, else PATRONICTL_CONFIG_FILE (either must be readable),
+ * else the first that exists of ~/.config/dbha/dbctl.yaml and patronictl's
+ * ~/.config/patroni/patronictl.yaml ($XDG_CONFIG_HOME for ~/.config).
+ * Else it stays NULL. -EINVAL (one line on stderr) for a named file that
+ * cannot be read. */
+int ctl_resolve_config(void);
+
 /* Resolves the target from the global options (arg_config, arg_etcd,
  * arg_scope), the verb's own namespace and scope overrides (NULL: none) and
  * creates the client. verb names the command in messages. On a usage or

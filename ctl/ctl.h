@@ -14,6 +14,8 @@ typedef enum CtlOutput {
 
 extern const char *arg_config;
 extern const char *arg_etcd;
+extern const char *arg_etcd_cacert, *arg_etcd_cert, *arg_etcd_key, *arg_etcd_user;
+extern bool arg_insecure; /* -k: do not verify the agents' REST certificates */
 extern const char *arg_scope;
 extern CtlOutput arg_output;
 extern bool arg_force;

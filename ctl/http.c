@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl.h"
 #include "macro.h"
 #include "peer-http.h"
 
@@ -45,13 +46,18 @@ int ctl_http(const char *method, const char *base, const char *path, const json_
     PeerHttpOptions o = {
         .timeout_usec = (uint64_t)timeout_ms * 1000,
         .connect_timeout_usec = CTL_HTTP_CONNECT_TIMEOUT_MS * 1000,
-        .username = cfg ? cfg->restapi.authentication.username : NULL,
-        .password = cfg ? strempty(cfg->restapi.authentication.password) : NULL,
         .body_max = CTL_HTTP_BODY_MAX,
+        .insecure = arg_insecure,
     };
     if (cfg) {
+        /* PatroniRequest: ctl's credentials, else restapi's */
+        bool ctl_auth = cfg->ctl.authentication.username != NULL;
+        o.username =
+            ctl_auth ? cfg->ctl.authentication.username : cfg->restapi.authentication.username;
+        o.password = strempty(ctl_auth ? cfg->ctl.authentication.password
+                                       : cfg->restapi.authentication.password);
         /* patronictl: the client certificate too (restapi.verify_client) */
-        peer_http_tls_from_config(cfg, cfg->ctl.insecure, &o);
+        peer_http_tls_from_config(cfg, cfg->ctl.insecure || arg_insecure, &o);
     }
     const char *payload = strcmp(method, "GET") != 0 ? (text ? text : "") : NULL;
     PeerHttpRequest req = { 0 };

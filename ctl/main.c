@@ -7,12 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "connect.h"
 #include "ctl.h"
 #include "log.h"
 #include "macro.h"
 
 const char *arg_config = NULL;
 const char *arg_etcd = NULL;
+const char *arg_etcd_cacert = NULL, *arg_etcd_cert = NULL, *arg_etcd_key = NULL;
+const char *arg_etcd_user = NULL;
+bool arg_insecure = false;
 const char *arg_scope = NULL;
 CtlOutput arg_output = CTL_OUTPUT_TABLE;
 bool arg_force = false;
@@ -169,7 +173,24 @@ static CtlOutput output_from_string(const char *s)
 static void help(void)
 {
     printf("Usage: dbctl [-c CONFIG] [--etcd HOST:PORT] [--scope NAME] [-o table|json|yaml]\n"
-           "             COMMAND [ARGS...]\n\nCommands:\n");
+           "             COMMAND [ARGS...]\n\n"
+           "Global options:\n"
+           "  -c, --config FILE     a patronictl config (scope, namespace, etcd3, ctl, restapi)\n"
+           "                        or an agent's; default: $DBCTL_CONFIG_FILE, else\n"
+           "                        $PATRONICTL_CONFIG_FILE, else ~/.config/dbha/dbctl.yaml,\n"
+           "                        else ~/.config/patroni/patronictl.yaml, else the\n"
+           "                        PATRONI_* environment variables alone\n"
+           "  -e, --etcd HOST:PORT[,...]  etcd endpoints (http:// or https:// may lead)\n"
+           "  -d, --dcs-url URL     patronictl's form: etcd3://HOST:PORT (also $DCS_URL)\n"
+           "  --etcd-cacert FILE, --etcd-cert FILE, --etcd-key FILE\n"
+           "                        TLS to etcd (https unless --etcd says http://)\n"
+           "  --etcd-user USER[:PASSWORD]  etcd user; else the password is read from\n"
+           "                        $DBHA_ETCD_PASSWORD\n"
+           "  -s, --scope NAME      the cluster\n"
+           "  -k, --insecure        do not verify the agents' REST API certificates\n"
+           "  -o, --output FORMAT   table, json or yaml\n"
+           "  -f, --force           do not ask for confirmation\n\n"
+           "Commands:\n");
     for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
         printf("  %-12s %s\n", verbs[i].name, verbs[i].help);
     }
@@ -224,11 +245,43 @@ bool ctl_parse_long(const char *s, long min, long max, long *ret)
     return true;
 }
 
+/* patronictl's --dcs-url: [etcd3://]HOST:PORT. dbha speaks etcd's v3 API
+ * only, so another scheme is refused rather than read as etcd3. */
+static int dcs_url(const char *url)
+{
+    const char *sep = strstr(url, "://");
+    if (sep && strncmp(url, "etcd3://", 8) != 0) {
+        fprintf(stderr, "dbctl: --dcs-url \"%s\": dbha reaches etcd through its v3 API only; "
+                        "write etcd3://HOST:PORT\n",
+                url);
+        return -EINVAL;
+    }
+    arg_etcd = sep ? sep + 3 : url;
+    if (!*arg_etcd || strchr(arg_etcd, '/')) {
+        fprintf(stderr, "dbctl: --dcs-url \"%s\" is not etcd3://HOST:PORT\n", url);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int main(int argc, char *argv[])
 {
+    enum {
+        OPT_ETCD_CACERT = 0x100,
+        OPT_ETCD_CERT,
+        OPT_ETCD_KEY,
+        OPT_ETCD_USER,
+    };
     static const struct option options[] = {
         { "config", required_argument, NULL, 'c' },
         { "etcd", required_argument, NULL, 'e' },
+        { "dcs-url", required_argument, NULL, 'd' },
+        { "dcs", required_argument, NULL, 'd' },
+        { "etcd-cacert", required_argument, NULL, OPT_ETCD_CACERT },
+        { "etcd-cert", required_argument, NULL, OPT_ETCD_CERT },
+        { "etcd-key", required_argument, NULL, OPT_ETCD_KEY },
+        { "etcd-user", required_argument, NULL, OPT_ETCD_USER },
+        { "insecure", no_argument, NULL, 'k' },
         { "scope", required_argument, NULL, 's' },
         { "output", required_argument, NULL, 'o' },
         { "force", no_argument, NULL, 'f' },
@@ -239,13 +292,33 @@ int main(int argc, char *argv[])
 
     log_setup_default();
     /* "+" stops at the first non-option: the verb parses its own options. */
-    while ((c = getopt_long(argc, argv, "+c:e:s:o:fh", options, NULL)) >= 0) {
+    const char *dcs = getenv("DCS_URL");
+    while ((c = getopt_long(argc, argv, "+c:e:d:s:o:fkh", options, NULL)) >= 0) {
         switch (c) {
         case 'c':
             arg_config = optarg;
             break;
         case 'e':
             arg_etcd = optarg;
+            dcs = NULL;
+            break;
+        case 'd':
+            dcs = optarg;
+            break;
+        case OPT_ETCD_CACERT:
+            arg_etcd_cacert = optarg;
+            break;
+        case OPT_ETCD_CERT:
+            arg_etcd_cert = optarg;
+            break;
+        case OPT_ETCD_KEY:
+            arg_etcd_key = optarg;
+            break;
+        case OPT_ETCD_USER:
+            arg_etcd_user = optarg;
+            break;
+        case 'k':
+            arg_insecure = true;
             break;
         case 's':
             arg_scope = optarg;
@@ -268,6 +341,12 @@ int main(int argc, char *argv[])
             fprintf(stderr, "Try 'dbctl --help' for more information.\n");
             return 2;
         }
+    }
+    if (dcs && !arg_etcd && dcs_url(dcs) < 0) {
+        return 2;
+    }
+    if (ctl_resolve_config() < 0) {
+        return 2;
     }
     if (optind >= argc) {
         fprintf(stderr, "dbctl: missing command\nTry 'dbctl --help' for more information.\n");

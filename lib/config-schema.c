@@ -130,6 +130,11 @@ const ConfigRow config_schema[] = {
       .offset = OFF(ctl.insecure),
       .def_int = false,
       .env = "CTL_INSECURE" },
+    SEC("ctl.authentication", 0),
+    STR("ctl.authentication.username", ctl.authentication.username, 0, NULL, NULL, "CTL_USERNAME"),
+    STR("ctl.authentication.password", ctl.authentication.password, SECRET, NULL, NULL,
+        "CTL_PASSWORD"),
+    STR("ctl.auth", ctl.auth, SECRET, NULL, NULL, NULL),
 
     SEC("etcd3", 0),
     { .path = "etcd3.hosts",
@@ -353,7 +358,6 @@ _Static_assert(ELEMENTSOF(config_schema) <= CONFIG_SCHEMA_MAX, "raise CONFIG_SCH
 /* Keys Patroni knows that dbha does not use: warned about as unknown, but
  * without a misleading "did you mean". */
 static const char *const patroni_only_keys[] = {
-    "ctl.authentication",
     "restapi.request_queue_size",
     "restapi.server_tokens",
     "bootstrap.dcs.member_slots_ttl",
@@ -402,8 +406,6 @@ static const struct {
       "default priorities, or keep Patroni for this cluster" },
     { "restapi.auth", "the old \"user:password\" form is not read: write it as "
                       "restapi.authentication.username and restapi.authentication.password" },
-    { "ctl.auth", "the old \"user:password\" form is not read: dbctl and the agents use "
-                  "restapi.authentication.username and restapi.authentication.password" },
     { "postgresql.superuser", "the old form is not read: move username and password under "
                               "postgresql.authentication.superuser" },
     { "postgresql.replication", "the old form is not read: move username and password under "

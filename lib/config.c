@@ -108,6 +108,7 @@ typedef struct ConfigLoader {
      * else unknown keys */
     MethodSection *sections;
     size_t n_sections;
+    bool for_ctl; /* config_load_ctl(): the keys only an agent needs may be missing */
 } ConfigLoader;
 
 static void loader_diag(ConfigLoader *l, ConfigSeverity severity, const ConfigWhere *w,
@@ -1746,7 +1747,7 @@ static void check_required(ConfigLoader *l)
 {
     Config *c = l->config;
 
-    for (size_t i = 0; i < config_schema_n; i++) {
+    for (size_t i = 0; i < config_schema_n && !l->for_ctl; i++) {
         const ConfigRow *row = &config_schema[i];
         if (!(row->flags & CONFIG_F_REQUIRED) || l->bad[i] || *CONFIG_FIELD(c, row, char *)) {
             continue;
@@ -1768,6 +1769,9 @@ static void check_required(ConfigLoader *l)
         return;
     }
     if (c->etcd3.hosts.n == 0 && !c->etcd3.host) {
+        if (l->for_ctl) {
+            return; /* dbctl --etcd gives them */
+        }
         loader_error(l, missing_where(l, "etcd3.hosts"),
                      "missing required key \"etcd3.hosts\" (or \"etcd3.host\")");
     } else if (c->etcd3.host && c->etcd3.hosts.n > 0) {
@@ -2291,11 +2295,40 @@ static void apply_env_rest(ConfigLoader *l, char *const *envp)
     }
 }
 
+/* Patroni 3.0's ctl.auth, "user:password" (PatroniRequest sends it as
+ * basic auth): the same as ctl.authentication, which wins when both are
+ * written. */
+static void fold_ctl_auth(ConfigLoader *l)
+{
+    Config *c = l->config;
+    size_t i = row_index("ctl.auth");
+    if (!c->ctl.auth || l->bad[i]) {
+        return;
+    }
+    const ConfigWhere *w = l->in_env[i] ? &l->env_at[i] : &l->value_at[i];
+    const char *colon = strchr(c->ctl.auth, ':');
+    if (!colon || colon == c->ctl.auth) {
+        loader_error(l, w,
+                     "ctl.auth must be \"USER:PASSWORD\" (or write ctl.authentication's "
+                     "username and password)");
+        return;
+    }
+    if (c->ctl.authentication.username) {
+        loader_warn(l, w, "\"ctl.auth\" is ignored because \"ctl.authentication\" is set");
+        return;
+    }
+    c->ctl.authentication.username = strndup(c->ctl.auth, (size_t)(colon - c->ctl.auth));
+    free(c->ctl.authentication.password);
+    c->ctl.authentication.password = strdup(colon + 1);
+    loader_oom(l, c->ctl.authentication.username && c->ctl.authentication.password ? 0 : -ENOMEM);
+}
+
 static void finalize(ConfigLoader *l)
 {
     Config *c = l->config;
 
     resolve_aliases(l);
+    fold_ctl_auth(l);
     check_required(l);
     check_timing(l);
     check_unsupported(l);
@@ -2317,7 +2350,7 @@ static void finalize(ConfigLoader *l)
 /* ---- entry points ----------------------------------------------------- */
 
 static int load_text(const char *name, const char *text, size_t len, char *const *envp,
-                     Config **ret, ConfigDiags *diags)
+                     bool for_ctl, Config **ret, ConfigDiags *diags)
 {
     _cleanup_(config_freep) Config *c = NULL;
     _cleanup_free_ ConfigLoader *l = NULL;
@@ -2333,7 +2366,7 @@ static int load_text(const char *name, const char *text, size_t len, char *const
     if (!c->source_file || !l) {
         return -ENOMEM;
     }
-    *l = (ConfigLoader){ .name = name, .config = c, .diags = diags };
+    *l = (ConfigLoader){ .name = name, .config = c, .diags = diags, .for_ctl = for_ctl };
 
     if (load_yaml(l, text, len)) {
         apply_env(l, envp);
@@ -2357,7 +2390,7 @@ int config_load_string(const char *name, const char *text, char *const *envp, Co
     if (!name || !text || !ret || !diags) {
         return -EINVAL;
     }
-    return load_text(name, text, strlen(text), envp, ret, diags);
+    return load_text(name, text, strlen(text), envp, false, ret, diags);
 }
 
 static void file_diag(ConfigDiags *diags, const char *path, int error)
@@ -2378,11 +2411,8 @@ static void file_diag(ConfigDiags *diags, const char *path, int error)
     diags->n_errors++;
 }
 
-int config_load_env(char *const *envp, Config **ret, ConfigDiags *diags)
+static const char *env_document(char *const *envp)
 {
-    if (!ret || !diags) {
-        return -EINVAL;
-    }
     const char *text = NULL;
     size_t n = strlen(CONFIG_ENV_DOCUMENT);
     for (char *const *e = envp; e && *e; e++) {
@@ -2390,6 +2420,15 @@ int config_load_env(char *const *envp, Config **ret, ConfigDiags *diags)
             text = *e + n + 1;
         }
     }
+    return text;
+}
+
+int config_load_env(char *const *envp, Config **ret, ConfigDiags *diags)
+{
+    if (!ret || !diags) {
+        return -EINVAL;
+    }
+    const char *text = env_document(envp);
     if (!text) {
         char *msg = strdup("no configuration: give a configuration file, or the YAML document "
                            "in the environment variable " CONFIG_ENV_DOCUMENT);
@@ -2403,7 +2442,7 @@ int config_load_env(char *const *envp, Config **ret, ConfigDiags *diags)
         diags->n_errors++;
         return -ENOENT;
     }
-    return load_text(CONFIG_ENV_DOCUMENT, text, strlen(text), envp, ret, diags);
+    return load_text(CONFIG_ENV_DOCUMENT, text, strlen(text), envp, false, ret, diags);
 }
 
 int config_load_from(const char *path, char *const *envp, Config **ret, ConfigDiags *diags)
@@ -2411,7 +2450,8 @@ int config_load_from(const char *path, char *const *envp, Config **ret, ConfigDi
     return path ? config_load(path, envp, ret, diags) : config_load_env(envp, ret, diags);
 }
 
-int config_load(const char *path, char *const *envp, Config **ret, ConfigDiags *diags)
+static int load_file(const char *path, char *const *envp, bool for_ctl, Config **ret,
+                     ConfigDiags *diags)
 {
     _cleanup_free_ char *text = NULL;
     size_t len = 0, cap = 0;
@@ -2452,7 +2492,27 @@ int config_load(const char *path, char *const *envp, Config **ret, ConfigDiags *
         return r;
     }
     text[len] = '\0';
-    return load_text(path, text, len, envp, ret, diags);
+    return load_text(path, text, len, envp, for_ctl, ret, diags);
+}
+
+int config_load(const char *path, char *const *envp, Config **ret, ConfigDiags *diags)
+{
+    return load_file(path, envp, false, ret, diags);
+}
+
+int config_load_ctl(const char *path, char *const *envp, Config **ret, ConfigDiags *diags)
+{
+    if (!ret || !diags) {
+        return -EINVAL;
+    }
+    if (path) {
+        return load_file(path, envp, true, ret, diags);
+    }
+    const char *text = env_document(envp);
+    if (text) {
+        return load_text(CONFIG_ENV_DOCUMENT, text, strlen(text), envp, true, ret, diags);
+    }
+    return load_text("the environment", "{}", 2, envp, true, ret, diags);
 }
 
 int config_postgresql_port(const Config *c)

@@ -149,6 +149,10 @@ typedef struct Config {
         char *cacert, *certfile, *keyfile; /* owned: TLS to agents' REST APIs (PatroniRequest) */
         char *keyfile_password;            /* owned: decrypts keyfile (else restapi's) */
         bool insecure; /* dbctl does not verify the agents' certificates (without certfile) */
+        struct {
+            char *username, *password; /* owned: dbctl's REST credentials (else restapi's) */
+        } authentication;
+        char *auth; /* owned: Patroni 3.0's "user:password" form, folded into authentication */
     } ctl;
 
     struct {
@@ -309,6 +313,14 @@ int config_load(const char *path, char *const *envp, Config **ret, ConfigDiags *
 int config_load_env(char *const *envp, Config **ret, ConfigDiags *diags);
 /* config_load(path), or config_load_env() when path is NULL. */
 int config_load_from(const char *path, char *const *envp, Config **ret, ConfigDiags *diags);
+
+/* For dbctl: the file patronictl reads (scope, namespace, etcd3, ctl,
+ * restapi's credentials) or an agent's whole config. The keys only an agent
+ * needs (name, data_dir, connect addresses, etcd3.hosts) may be missing;
+ * everything present is checked as config_load() does. path NULL: no file,
+ * the environment alone (PATRONI_CONFIGURATION, else the PATRONI_*
+ * variables), as patronictl without a config file. */
+int config_load_ctl(const char *path, char *const *envp, Config **ret, ConfigDiags *diags);
 
 /* Same, from a string; `name` stands for the file name in messages. */
 int config_load_string(const char *name, const char *text, char *const *envp, Config **ret,

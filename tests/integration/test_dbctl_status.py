@@ -224,9 +224,10 @@ def test_status_etcd_down():
 
 
 @pytest.mark.parametrize("args,message", [
-    ((), "no cluster given: use -c CONFIG, or --etcd HOST:PORT and --scope NAME"),
+    ((), "no etcd endpoint: give -c CONFIG (a patronictl or dbagent config file with "
+         "etcd3.hosts), or --etcd HOST:PORT"),
     (("--etcd", "127.0.0.1:2379"), "no scope"),
-    (("--scope", SCOPE), "no cluster given"),
+    (("--scope", SCOPE), "no etcd endpoint"),
     (("--etcd", "127.0.0.1:2379", "--scope", "a/b"), "invalid scope"),
 ])
 def test_status_usage(args, message):

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -364,8 +365,12 @@ static const BrokenRow broken[] = {
          "\"log.loggers\" is accepted and does nothing: dbha has no Python loggers (urllib3, "
          "patroni.ha, ...) whose levels it could set; log.level sets the agent's",
          11, 3),
-    WARN("patroni_ctl_later_version", BASE "ctl:\n  authentication: {}\n  cacert: /ca.pem\n",
-         "unknown key \"ctl.authentication\" (a Patroni setting dbha does not use)", 11, 3),
+    WARN("patroni_later_version", BASE "log:\n  type: json\n",
+         "unknown key \"log.type\" (a Patroni setting dbha does not use)", 11, 3),
+    ERR("ctl_auth_not_user_password", BASE "ctl:\n  auth: nocolon\n",
+        "ctl.auth must be \"USER:PASSWORD\" (or write ctl.authentication's username and "
+        "password)",
+        11, 9),
     ERR("patroni_kubernetes", BASE "kubernetes: {}\n",
         "\"kubernetes\" is not supported: dbha keeps the cluster's state in etcd only: replace "
         "\"kubernetes\" with an \"etcd3\" section (hosts: HOST:PORT,...)",
@@ -1408,6 +1413,81 @@ static void test_config_from_environment(void **state)
     config_diags_done(&d);
 }
 
+/* dbctl's files: patronictl's (no name, data_dir, connect addresses,
+ * maybe no etcd hosts), or none at all (the environment alone); the REST
+ * credentials from ctl.authentication, else ctl.auth. */
+static void test_ctl_mode(void **state)
+{
+    (void)state;
+    ConfigDiags d = { 0 };
+    Config *c = NULL;
+    static const char patronictl[] = "scope: demo\nnamespace: /db/\n"
+                                     "etcd3:\n  hosts: 127.0.0.1:2379\n  protocol: https\n"
+                                     "ctl:\n  auth: admin:pw:with:colons\n";
+    /* an agent refuses it */
+    assert_int_equal(config_load_string("p.yml", patronictl, NULL, &c, &d), -EINVAL);
+    config_diags_done(&d);
+
+    char path[] = "/tmp/dbha-test-ctl-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, patronictl, strlen(patronictl)), (ssize_t)strlen(patronictl));
+    close(fd);
+    assert_int_equal(config_load_ctl(path, NULL, &c, &d), 0);
+    assert_int_equal(d.n_errors, 0);
+    assert_string_equal(c->scope, "demo");
+    assert_string_equal(c->namespace, "/db/");
+    assert_int_equal(c->etcd3.hosts.n, 1);
+    assert_string_equal(c->ctl.authentication.username, "admin");
+    assert_string_equal(c->ctl.authentication.password, "pw:with:colons");
+    assert_null(c->name);
+    assert_null(c->postgresql.data_dir);
+    c = config_free(c);
+    config_diags_done(&d);
+
+    /* ctl.authentication wins over ctl.auth (warned); PATRONI_CTL_* apply */
+    char *env[] = { "PATRONI_CTL_PASSWORD=from-env", NULL };
+    FILE *f = fopen(path, "we");
+    assert_non_null(f);
+    fputs("scope: demo\nctl:\n  auth: a:b\n  authentication:\n    username: u\n", f);
+    fclose(f);
+    assert_int_equal(config_load_ctl(path, env, &c, &d), 0);
+    assert_string_equal(c->ctl.authentication.username, "u");
+    assert_string_equal(c->ctl.authentication.password, "from-env");
+    assert_int_equal(d.n, 1);
+    assert_non_null(strstr(d.items[0].text, "\"ctl.auth\" is ignored"));
+    c = config_free(c);
+    config_diags_done(&d);
+
+    /* what is there is still checked, with its position */
+    f = fopen(path, "we");
+    assert_non_null(f);
+    fputs("scope: demo\nbootstrap:\n  dcs:\n    ttl: x\n", f);
+    fclose(f);
+    assert_int_equal(config_load_ctl(path, NULL, &c, &d), -EINVAL);
+    assert_null(c);
+    assert_int_equal(d.n_errors, 1);
+    assert_non_null(strstr(d.items[0].text, ":4:10: "));
+    config_diags_done(&d);
+    unlink(path);
+
+    /* no file: the environment alone, as patronictl */
+    char *vars[] = { "PATRONI_SCOPE=envscope", "PATRONI_ETCD3_HOSTS=127.0.0.1:2379", NULL };
+    assert_int_equal(config_load_ctl(NULL, vars, &c, &d), 0);
+    assert_string_equal(c->scope, "envscope");
+    assert_string_equal(c->etcd3.hosts.items[0], "127.0.0.1:2379");
+    c = config_free(c);
+    assert_int_equal(config_load_ctl(NULL, NULL, &c, &d), 0);
+    assert_null(c->scope);
+    assert_int_equal(c->etcd3.hosts.n, 0);
+    c = config_free(c);
+    char *doc[] = { "PATRONI_CONFIGURATION=scope: s\n", NULL };
+    assert_int_equal(config_load_ctl(NULL, doc, &c, &d), 0);
+    assert_string_equal(c->scope, "s");
+    c = config_free(c);
+    config_diags_done(&d);
+}
+
 /* Patroni's other spellings stand in for their keys when those are absent
  * (Patroni 3.0.2: config.py __REMAP_KEYS, postgresql/__init__.py
  * create_replica_methods or create_replica_method, name from postgresql). */
@@ -1539,6 +1619,7 @@ int main(void)
         cmocka_unit_test(test_replica_methods),
         cmocka_unit_test(test_bootstrap_method),
         cmocka_unit_test(test_config_from_environment),
+        cmocka_unit_test(test_ctl_mode),
         cmocka_unit_test(test_env_lists_and_maps),
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_env_overrides),
