@@ -1,9 +1,9 @@
 /* dbctl edit-config: change the cluster-wide configuration in the `config`
  * key. The new document comes from --set/-p/--apply patches (merged the way
- * PATCH /config merges, lib/dynconfig) or, on a terminal, from $EDITOR on
- * its YAML. It is validated like PATCH /config validates, shown as a unified
- * diff of the YAML (diff -u), confirmed, and written with a compare-and-swap
- * on the revision that was read, so a concurrent change is never lost. */
+ * PATCH /config merges, lib/dynconfig), from a --replace document that
+ * stands for the whole config, or, on a terminal, from $EDITOR on its YAML. It is validated like
+ * PATCH /config validates, shown as a unified diff of the YAML (diff -u), confirmed, and written
+ * with a compare-and-swap on the revision that was read, so a concurrent change is never lost. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -28,6 +28,7 @@
 #include "macro.h"
 #include "output.h"
 #include "prompt.h"
+#include "verbarg.h"
 
 /* --apply reads at most this much. */
 #define CONFIG_APPLY_MAX (1024 * 1024)
@@ -44,7 +45,8 @@ typedef struct EditArgs {
     size_t n_sets;
     const char **pgs; /* borrowed: "name=value" */
     size_t n_pgs;
-    const char *apply; /* borrowed: FILE or "-", or NULL */
+    const char *apply;   /* borrowed: FILE or "-", or NULL */
+    const char *replace; /* borrowed: FILE or "-", or NULL */
 } EditArgs;
 
 /* A value as the operator typed it: JSON when it parses, else the text. */
@@ -109,28 +111,60 @@ static int merge_patch(json_t **doc, json_t *patch)
     return 0;
 }
 
-/* --apply, then every --set, then every -p, in that order (as patronictl).
- * Returns 0, or the exit status after printing why. */
+/* The YAML or JSON mapping in path ("-": stdin) that option names, in
+ * *ret. Returns 0, or the exit status after printing why. */
+static int read_document(const char *option, const char *path, json_t **ret)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    int r = input_read_file(path, CONFIG_APPLY_MAX, &text, &len);
+    if (r < 0) {
+        fprintf(stderr, "dbctl edit-config: %s: cannot read \"%s\": %s\n", option, path,
+                r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
+        return 2;
+    }
+    json_t *doc = NULL;
+    char err[INPUT_ERROR_MAX];
+    r = input_parse_document(text, len, &doc, err, sizeof(err));
+    if (r < 0 || !json_is_object(doc)) {
+        fprintf(stderr, "dbctl edit-config: %s: \"%s\" is not a YAML or JSON mapping%s%s\n", option,
+                path, r < 0 ? ": " : "", r < 0 ? err : "");
+        json_decref(doc);
+        return 2;
+    }
+    *ret = doc;
+    return 0;
+}
+
+/* --replace, then --apply, then every --set, then every -p, in that order
+ * (as patronictl). --replace starts from an empty config, so the result
+ * holds only what the document holds (its nulls dropped, as patronictl's
+ * patch_config() into {} drops them). Returns 0, or the exit status after
+ * printing why. */
 static int apply_changes(const EditArgs *a, json_t **doc)
 {
     int r;
-    if (a->apply) {
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0;
-        r = input_read_file(a->apply, CONFIG_APPLY_MAX, &text, &len);
-        if (r < 0) {
-            fprintf(stderr, "dbctl edit-config: cannot read \"%s\": %s\n", a->apply,
-                    r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
-            return 2;
-        }
+    if (a->replace) {
         json_t *patch = NULL;
-        char err[INPUT_ERROR_MAX];
-        r = input_parse_document(text, len, &patch, err, sizeof(err));
-        if (r < 0 || !json_is_object(patch)) {
-            fprintf(stderr, "dbctl edit-config: \"%s\" is not a YAML or JSON mapping%s%s\n",
-                    a->apply, r < 0 ? ": " : "", r < 0 ? err : "");
+        if ((r = read_document("--replace", a->replace, &patch)) != 0) {
+            return r;
+        }
+        json_decref(*doc);
+        *doc = json_object();
+        if (!*doc) {
             json_decref(patch);
-            return 2;
+            return 1;
+        }
+        if ((r = merge_patch(doc, patch)) < 0) {
+            fprintf(stderr, "dbctl edit-config: cannot use \"%s\": %s\n", a->replace,
+                    r == -EINVAL ? "nested too deeply" : strerror(-r));
+            return 1;
+        }
+    }
+    if (a->apply) {
+        json_t *patch = NULL;
+        if ((r = read_document("--apply", a->apply, &patch)) != 0) {
+            return r;
         }
         if ((r = merge_patch(doc, patch)) < 0) {
             fprintf(stderr, "dbctl edit-config: cannot merge \"%s\": %s\n", a->apply,
@@ -348,18 +382,21 @@ int verb_edit_config(int argc, char *argv[])
 {
     static const struct option options[] = {
         { "set", required_argument, NULL, 's' },   { "pg", required_argument, NULL, 'p' },
-        { "apply", required_argument, NULL, 'a' }, { "force", no_argument, NULL, 'f' },
+        { "apply", required_argument, NULL, 'a' }, { "replace", required_argument, NULL, 'R' },
+        { "quiet", no_argument, NULL, 'q' },       { "force", no_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },        {},
     };
     _cleanup_free_ const char **sets = calloc((size_t)argc, sizeof(char *));
     _cleanup_free_ const char **pgs = calloc((size_t)argc, sizeof(char *));
     EditArgs a = { .sets = sets, .pgs = pgs };
+    const char *cluster = NULL;
+    bool quiet = false;
     int opt;
     if (!sets || !pgs) {
         return 1;
     }
     optind = 0;
-    while ((opt = getopt_long(argc, argv, "s:p:a:fh", options, NULL)) >= 0) {
+    while ((opt = getopt_long(argc, argv, "s:p:a:qfh", options, NULL)) >= 0) {
         switch (opt) {
         case 's':
             sets[a.n_sets++] = optarg;
@@ -374,6 +411,16 @@ int verb_edit_config(int argc, char *argv[])
             }
             a.apply = optarg;
             break;
+        case 'R':
+            if (a.replace) {
+                fprintf(stderr, "dbctl edit-config: --replace may be given once\n");
+                return 2;
+            }
+            a.replace = optarg;
+            break;
+        case 'q':
+            quiet = true;
+            break;
         case 'f':
             arg_force = true;
             break;
@@ -385,14 +432,22 @@ int verb_edit_config(int argc, char *argv[])
             return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "dbctl edit-config: unexpected argument \"%s\"\n", argv[optind]);
+    if (argc - optind > 1) {
+        fprintf(stderr, "dbctl edit-config: unexpected argument \"%s\"\n", argv[optind + 1]);
         return 2;
     }
-    bool patches = a.n_sets > 0 || a.n_pgs > 0 || a.apply;
+    cluster = optind < argc ? argv[optind] : NULL;
+    if (verbarg_check_cluster("edit-config", cluster) < 0) {
+        return 2;
+    }
+    if (a.apply && a.replace && strcmp(a.apply, "-") == 0 && strcmp(a.replace, "-") == 0) {
+        fprintf(stderr, "dbctl edit-config: --apply and --replace cannot both read stdin\n");
+        return 2;
+    }
+    bool patches = a.n_sets > 0 || a.n_pgs > 0 || a.apply || a.replace;
     if (!patches && !ctl_is_interactive()) {
-        fprintf(stderr, "dbctl edit-config: nothing to change: give --set, -p or --apply (the "
-                        "editor needs a terminal)\n");
+        fprintf(stderr, "dbctl edit-config: nothing to change: give --set, -p, --apply or "
+                        "--replace (the editor needs a terminal)\n");
         return 2;
     }
 
@@ -404,7 +459,7 @@ int verb_edit_config(int argc, char *argv[])
     int64_t base_revision;
     DcsStore store = { 0 };
     int r;
-    int ret = ctl_read_cluster("edit-config", NULL, &t, &c);
+    int ret = ctl_read_cluster("edit-config", cluster, &t, &c);
     if (ret != 0) {
         goto done;
     }
@@ -421,7 +476,9 @@ int verb_edit_config(int argc, char *argv[])
     }
     ret = 1;
     if (json_equal(base, doc)) {
-        printf("Not changed\n");
+        if (!quiet) {
+            printf("Not changed\n");
+        }
         ret = 0;
         goto done;
     }
@@ -429,7 +486,7 @@ int verb_edit_config(int argc, char *argv[])
         fprintf(stderr, "dbctl edit-config: %s; nothing written\n", err);
         goto done;
     }
-    if (show_diff(base, doc) < 0) {
+    if (!quiet && show_diff(base, doc) < 0) {
         fprintf(stderr, "dbctl edit-config: cannot show the changes\n");
         goto done;
     }

@@ -2,7 +2,8 @@
  * agents' REST API (POST /restart, /reinitialize, /reload), as patronictl
  * does, with restapi.authentication from -c CONFIG. Replicas are restarted
  * before the leader, so a cluster-wide restart keeps one writable primary
- * for as long as possible. */
+ * for as long as possible. Member names may follow the cluster's name, as
+ * patronictl's arguments do. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -58,6 +59,17 @@ static int select_members(const char *verb, const DcsCluster *c, int argc, char 
         }
     }
     return (int)n;
+}
+
+/* patronictl's `restart CLUSTER_NAME [MEMBER...]`: the first name is the
+ * cluster's when it is the scope. A lone name that is both the scope and a
+ * member's name is the member (acting on one member rather than on all). */
+static bool names_cluster(const DcsCluster *c, const char *scope, int argc, char *argv[])
+{
+    if (argc == 0 || strcmp(argv[0], scope) != 0) {
+        return false;
+    }
+    return argc > 1 || !dcs_cluster_get_member(c, argv[0]);
 }
 
 /* One REST call; prints "MEMBER: message". Returns the HTTP status (0: no
@@ -126,7 +138,7 @@ static int run(MemberVerb mv, int argc, char *argv[])
         fprintf(stderr, "dbctl %s: option not supported by this command\n", verb);
         return 2;
     }
-    if (mv == MV_REINIT && argc - optind != 1) {
+    if (mv == MV_REINIT && (argc - optind < 1 || argc - optind > 2)) {
         fprintf(stderr, "dbctl reinit: name exactly one member\n");
         return 2;
     }
@@ -138,8 +150,17 @@ static int run(MemberVerb mv, int argc, char *argv[])
         ctl_target_done(&t);
         return ret;
     }
+    int first = optind;
+    if (names_cluster(c, t.scope, argc - first, argv + first)) {
+        first++;
+    }
+    if (mv == MV_REINIT && argc - first != 1) {
+        fprintf(stderr, "dbctl reinit: name exactly one member\n");
+        ctl_target_done(&t);
+        return 2;
+    }
     const DcsMember *sel[64];
-    int n = select_members(verb, c, argc - optind, argv + optind, sel, ELEMENTSOF(sel));
+    int n = select_members(verb, c, argc - first, argv + first, sel, ELEMENTSOF(sel));
     if (n < 0) {
         ctl_target_done(&t);
         return 1;
@@ -203,7 +224,9 @@ static int run(MemberVerb mv, int argc, char *argv[])
             printf("%s: %s\n", sel[i]->name, msg);
         } else {
             fprintf(stderr, "dbctl %s: %s: %s%s\n", verb, sel[i]->name, msg,
-                    status == 401 ? " (set restapi.authentication in -c CONFIG)" : "");
+                    status == 401
+                        ? " (set ctl.authentication or restapi.authentication in the config)"
+                        : "");
             ret = 1;
         }
     }

@@ -13,6 +13,7 @@
 #include "ctl.h"
 #include "dcs.h"
 #include "macro.h"
+#include "verbarg.h"
 
 #define PAUSE_WAIT_USEC (60 * 1000 * 1000ULL)
 #define PAUSE_POLL_USEC (100 * 1000ULL)
@@ -30,16 +31,22 @@ static bool members_report(const DcsCluster *c, bool paused)
 static int set_pause(const char *verb, bool paused, int argc, char *argv[])
 {
     bool wait = false;
+    const char *cluster = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--wait") == 0) {
             wait = true;
+        } else if (argv[i][0] != '-' && !cluster) {
+            cluster = argv[i]; /* patronictl's CLUSTER_NAME */
         } else {
             fprintf(stderr, "dbctl %s: unexpected argument \"%s\"\n", verb, argv[i]);
             return 2;
         }
     }
+    if (verbarg_check_cluster(verb, cluster) < 0) {
+        return 2;
+    }
     CtlTarget t = { 0 };
-    int r = ctl_target_open(verb, NULL, NULL, &t);
+    int r = ctl_target_open(verb, NULL, cluster, &t);
     if (r < 0) {
         return r == -EINVAL ? 2 : 1;
     }

@@ -1,7 +1,8 @@
 /* dbctl query: run SQL on one member over libpq and print the result as a
  * table, JSON or YAML. The member's address is its conn_url in etcd; the
- * credentials are the operator's (-U, PGPASSWORD, ~/.pgpass) or the
- * superuser of -c CONFIG. Every statement runs under statement_timeout. */
+ * credentials are the operator's (-U, --password typed on the terminal,
+ * PGPASSWORD, ~/.pgpass) or the superuser of -c CONFIG. Every statement runs under
+ * statement_timeout. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -17,6 +18,8 @@
 #include "input.h"
 #include "macro.h"
 #include "output.h"
+#include "prompt.h"
+#include "verbarg.h"
 
 #define QUERY_FILE_MAX        (1024 * 1024)
 #define QUERY_TIMEOUT_SEC     60
@@ -24,6 +27,13 @@
 #define QUERY_CONNECT_SEC     "5"
 /* Room for "-c statement_timeout=N" and a port's text. */
 #define QUERY_OPTION_MAX 64
+/* Room for a typed password. */
+#define QUERY_PASSWORD_MAX 1024
+
+static void password_wipe(char (*p)[QUERY_PASSWORD_MAX])
+{
+    explicit_bzero(*p, sizeof(*p));
+}
 
 static bool is_leader(const DcsCluster *c, const DcsMember *m)
 {
@@ -116,25 +126,21 @@ static int print_result(const char *member, PGresult *res, CtlOutput fmt)
 int verb_query(int argc, char *argv[])
 {
     static const struct option options[] = {
-        { "member", required_argument, NULL, 'm' },
-        { "role", required_argument, NULL, 'r' },
-        { "command", required_argument, NULL, 'c' },
-        { "file", required_argument, NULL, 'f' },
-        { "username", required_argument, NULL, 'U' },
-        { "dbname", required_argument, NULL, 'd' },
-        { "timeout", required_argument, NULL, 't' },
-        { "output", required_argument, NULL, 'o' },
-        { "format", required_argument, NULL, 'o' },
-        { "help", no_argument, NULL, 'h' },
-        {},
+        { "member", required_argument, NULL, 'm' },   { "role", required_argument, NULL, 'r' },
+        { "command", required_argument, NULL, 'c' },  { "file", required_argument, NULL, 'f' },
+        { "username", required_argument, NULL, 'U' }, { "dbname", required_argument, NULL, 'd' },
+        { "timeout", required_argument, NULL, 't' },  { "output", required_argument, NULL, 'o' },
+        { "format", required_argument, NULL, 'o' },   { "password", no_argument, NULL, 'P' },
+        { "help", no_argument, NULL, 'h' },           {},
     };
     const char *member = NULL, *role = NULL, *sql_arg = NULL, *file = NULL, *user = NULL,
-               *dbname = "postgres";
+               *dbname = "postgres", *cluster = NULL;
+    bool ask_password = false;
     long timeout = QUERY_TIMEOUT_SEC;
     CtlOutput fmt = arg_output;
     int opt;
     optind = 0;
-    while ((opt = getopt_long(argc, argv, "m:r:c:f:U:d:o:h", options, NULL)) >= 0) {
+    while ((opt = getopt_long(argc, argv, "m:r:c:f:U:d:o:hW", options, NULL)) >= 0) {
         switch (opt) {
         case 'm':
             member = optarg;
@@ -179,6 +185,14 @@ int verb_query(int argc, char *argv[])
                 return 2;
             }
             break;
+        case 'P':
+            ask_password = true;
+            break;
+        case 'W':
+            /* psql's -W is patronictl query's watch flag (-W: every 2 s) */
+            fprintf(stderr, "dbctl query: -W is patronictl's watch option, which dbctl query does "
+                            "not have; --password asks for the password\n");
+            return 2;
         case 'h':
             ctl_verb_help("query");
             return 0;
@@ -187,8 +201,12 @@ int verb_query(int argc, char *argv[])
             return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "dbctl query: unexpected argument \"%s\"\n", argv[optind]);
+    if (argc - optind > 1) {
+        fprintf(stderr, "dbctl query: unexpected argument \"%s\"\n", argv[optind + 1]);
+        return 2;
+    }
+    cluster = optind < argc ? argv[optind] : NULL;
+    if (verbarg_check_cluster("query", cluster) < 0) {
         return 2;
     }
     if (!sql_arg == !file) {
@@ -210,6 +228,19 @@ int verb_query(int argc, char *argv[])
         }
     }
     const char *sql = sql_file ? sql_file : sql_arg;
+    /* asked before etcd is read, as patronictl asks; wiped on every return */
+    _cleanup_(password_wipe) char typed[QUERY_PASSWORD_MAX] = "";
+    if (ask_password) {
+        int r = ctl_ask_password("Password: ", typed, sizeof(typed));
+        if (r < 0) {
+            fprintf(stderr, "dbctl query: --password: %s\n",
+                    r == -ENOTTY    ? "stdin is not a terminal (PGPASSWORD or ~/.pgpass work "
+                                      "without one)"
+                    : r == -ENOBUFS ? "the password is too long"
+                                    : "no password read");
+            return 2;
+        }
+    }
 
     CtlTarget t = { 0 };
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
@@ -218,7 +249,7 @@ int verb_query(int argc, char *argv[])
     const DcsMember *m;
     const char *why = NULL, *password = NULL;
     char port[QUERY_OPTION_MAX], pgoptions[QUERY_OPTION_MAX];
-    int ret = ctl_read_cluster("query", NULL, &t, &c);
+    int ret = ctl_read_cluster("query", cluster, &t, &c);
     if (ret != 0) {
         goto done;
     }
@@ -237,8 +268,11 @@ int verb_query(int argc, char *argv[])
                    ? t.config->postgresql.superuser.username
                    : "postgres";
     }
-    /* PGPASSWORD, when set, is the operator's choice; libpq reads it */
-    if (!getenv("PGPASSWORD") && t.config) {
+    /* the typed password first; then PGPASSWORD, when set, is the
+     * operator's choice (libpq reads it) */
+    if (ask_password) {
+        password = typed;
+    } else if (!getenv("PGPASSWORD") && t.config) {
         password = t.config->postgresql.superuser.password;
     }
     (void)snprintf(port, sizeof(port), "%d", m->port);

@@ -38,6 +38,7 @@
 #include "macro.h"
 #include "output.h"
 #include "topology.h"
+#include "verbarg.h"
 
 #define STATUS_WATCH_MAX_SEC 86400
 #define STATUS_COUNT_MAX     1000000
@@ -167,6 +168,210 @@ typedef struct StatusRow {
     unsigned depth;
 } StatusRow;
 
+/* How status and topology print: -o gives dbctl's documents (DESIGN.md's
+ * status object, the topology key), -f patronictl's print_output formats
+ * (rows with patronictl's column names). */
+typedef enum ListFormat {
+    LIST_PRETTY,   /* -o table, -f pretty */
+    LIST_TSV,      /* -f tsv */
+    LIST_JSON,     /* -f json: patronictl's rows */
+    LIST_YAML,     /* -f yaml */
+    LIST_DOC_JSON, /* -o json: dbctl's document */
+    LIST_DOC_YAML, /* -o yaml */
+} ListFormat;
+
+static ListFormat list_format_from_output(CtlOutput o)
+{
+    return o == CTL_OUTPUT_JSON   ? LIST_DOC_JSON
+           : o == CTL_OUTPUT_YAML ? LIST_DOC_YAML
+                                  : LIST_PRETTY;
+}
+
+static ListFormat list_format_from_format(OutputFormat f)
+{
+    static const ListFormat map[_OUTPUT_FORMAT_MAX] = {
+        [OUTPUT_FORMAT_PRETTY] = LIST_PRETTY,
+        [OUTPUT_FORMAT_TSV] = LIST_TSV,
+        [OUTPUT_FORMAT_JSON] = LIST_JSON,
+        [OUTPUT_FORMAT_YAML] = LIST_YAML,
+    };
+    return map[f];
+}
+
+/* patronictl's output_members() columns: the first seven always, each of
+ * the last three with --extended or when a member (with an address) has
+ * it. Cluster is printed by tsv, json and yaml only. */
+enum {
+    COL_CLUSTER,
+    COL_MEMBER,
+    COL_HOST,
+    COL_ROLE,
+    COL_STATE,
+    COL_TL,
+    COL_LAG,
+    COL_PENDING,
+    COL_SCHEDULED,
+    COL_TAGS,
+    _COL_MAX,
+};
+
+static const char *const column_names[_COL_MAX] = {
+    [COL_CLUSTER] = "Cluster",
+    [COL_MEMBER] = "Member",
+    [COL_HOST] = "Host",
+    [COL_ROLE] = "Role",
+    [COL_STATE] = "State",
+    [COL_TL] = "TL",
+    [COL_LAG] = "Lag in MB",
+    [COL_PENDING] = "Pending restart",
+    [COL_SCHEDULED] = "Scheduled restart",
+    [COL_TAGS] = "Tags",
+};
+
+typedef struct ListColumns {
+    size_t idx[_COL_MAX]; /* column ids, in order */
+    size_t n;
+    bool append_port; /* Host as host:port */
+} ListColumns;
+
+/* The member's scheduled restart as patronictl shows it: "TIME" or
+ * "TIME if version < V"; NULL when none. */
+static char *scheduled_restart_text(const DcsMember *m)
+{
+    const json_t *s = m->data ? json_object_get(m->data, "scheduled_restart") : NULL;
+    const char *at = json_string_value(json_object_get(s, "schedule"));
+    if (!at) {
+        return NULL;
+    }
+    const json_t *v = json_object_get(s, "postgres_version");
+    _cleanup_free_ char *version = NULL;
+    char *text = NULL;
+    if (v && output_cell_text(v, true, &version) < 0) {
+        return NULL;
+    }
+    if (asprintf(&text, "%s%s%s", at, version ? " if version < " : "", strempty(version)) < 0) {
+        return NULL;
+    }
+    return text;
+}
+
+static bool has_tags(const DcsMember *m)
+{
+    return m->tags && json_object_size(m->tags) > 0;
+}
+
+static void pick_columns(const DcsCluster *c, bool extended, ListColumns *ret)
+{
+    bool pending = extended, scheduled = extended, tags = extended;
+    bool append_port = false;
+    for (size_t i = 0; i < c->n_members; i++) {
+        const DcsMember *m = &c->members[i];
+        if (!m->host) {
+            continue;
+        }
+        _cleanup_free_ char *sched = scheduled_restart_text(m);
+        pending = pending || m->pending_restart;
+        scheduled = scheduled || sched;
+        tags = tags || has_tags(m);
+        if (m->port != DCS_DEFAULT_PG_PORT) {
+            append_port = true;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (c->members[j].host && strcmp(m->host, c->members[j].host) == 0) {
+                append_port = true;
+            }
+        }
+    }
+    *ret = (ListColumns){ .append_port = append_port };
+    for (size_t k = 0; k < _COL_MAX; k++) {
+        if ((k == COL_PENDING && !pending) || (k == COL_SCHEDULED && !scheduled) ||
+            (k == COL_TAGS && !tags)) {
+            continue;
+        }
+        ret->idx[ret->n++] = k;
+    }
+}
+
+/* One cell of a member's row, as patronictl puts it: strings, the timeline
+ * and the lag in MB as numbers ("unknown" when not known; "" for the
+ * leader), the tags as an object. */
+static json_t *member_cell(const DcsCluster *c, const char *scope, const StatusRow *row,
+                           const ListColumns *cols, size_t col)
+{
+    const DcsMember *m = row->m;
+    const char *role = member_role(c, m);
+    uint64_t bytes;
+    switch (col) {
+    case COL_CLUSTER:
+        return json_string(scope);
+    case COL_MEMBER: {
+        /* patronictl topology: "+ name" one level down, two more blanks per level */
+        unsigned indent = row->depth > 0 ? 2 * (row->depth - 1) : 0;
+        _cleanup_free_ char *name = NULL;
+        if (asprintf(&name, "%*s%s%s", (int)indent, "", row->depth > 0 ? "+ " : "", m->name) < 0) {
+            return NULL;
+        }
+        return json_string(name);
+    }
+    case COL_HOST: {
+        _cleanup_free_ char *host = NULL;
+        if (!m->host) {
+            return json_string("");
+        }
+        if (asprintf(&host, cols->append_port ? "%s:%d" : "%s", m->host, m->port) < 0) {
+            return NULL;
+        }
+        return json_string(host);
+    }
+    case COL_ROLE:
+        return json_string(table_role(role));
+    case COL_STATE:
+        return json_string(dcs_member_state_text(c, m));
+    case COL_TL:
+        return m->timeline > 0 ? json_integer((json_int_t)m->timeline) : json_string("");
+    case COL_LAG:
+        if (strcmp(role, "primary") == 0 || strcmp(role, "standby_leader") == 0) {
+            return json_string("");
+        }
+        return dcs_member_lag(c, m, &bytes) == 0 ? json_integer((json_int_t)lag_mb(bytes))
+                                                 : json_string("unknown");
+    case COL_PENDING:
+        return json_string(m->pending_restart ? "*" : "");
+    case COL_SCHEDULED: {
+        _cleanup_free_ char *sched = scheduled_restart_text(m);
+        return json_string(strempty(sched));
+    }
+    case COL_TAGS:
+        return has_tags(m) ? json_deep_copy(m->tags) : json_string("");
+    default:
+        return json_string("");
+    }
+}
+
+/* The rows, each an array of the chosen columns' cells. */
+static int member_rows(const DcsCluster *c, const char *scope, const StatusRow *rows, size_t n,
+                       const ListColumns *cols, json_t **ret)
+{
+    json_auto_t *all = json_array();
+    if (!all) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *row = json_array();
+        if (!row || json_array_append_new(all, row) < 0) {
+            return -ENOMEM;
+        }
+        for (size_t k = 0; k < cols->n; k++) {
+            json_t *cell = member_cell(c, scope, &rows[i], cols, cols->idx[k]);
+            if (!cell || json_array_append_new(row, cell) < 0) {
+                return -ENOMEM;
+            }
+        }
+    }
+    *ret = TAKE_PTR(all);
+    return 0;
+}
+
 /* patronictl's footer lines: maintenance mode and a scheduled switchover;
  * then ours: why a member will not be promoted (while there is no leader). */
 static void print_footer(const DcsCluster *c)
@@ -198,65 +403,41 @@ static void print_footer(const DcsCluster *c)
     }
 }
 
-static int print_table(const DcsCluster *c, const char *scope, const StatusRow *rows, size_t n)
+/* The pretty table: every chosen column but Cluster, which is in the
+ * title; numbers right-aligned; tags as YAML lines (status) or in flow
+ * style on one line (topology, as patronictl prints both); then the
+ * footer. */
+static int print_pretty(const DcsCluster *c, const char *scope, const ListColumns *cols,
+                        const json_t *rows, bool flow_tags)
 {
-    bool append_port = false, pending = false;
-    for (size_t i = 0; i < c->n_members; i++) {
-        const DcsMember *m = &c->members[i];
-        pending = pending || m->pending_restart;
-        if (m->host && m->port != DCS_DEFAULT_PG_PORT) {
-            append_port = true;
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (m->host && c->members[j].host && strcmp(m->host, c->members[j].host) == 0) {
-                append_port = true;
-            }
-        }
+    const char *headers[_COL_MAX];
+    for (size_t k = 1; k < cols->n; k++) {
+        headers[k - 1] = column_names[cols->idx[k]];
     }
-    static const char *const headers[] = { "Member", "Host",      "Role",           "State",
-                                           "TL",     "Lag in MB", "Pending restart" };
-    size_t n_cols = pending ? 7 : 6;
-    _cleanup_(output_table_freep) OutputTable *t = output_table_new(n_cols, headers);
+    _cleanup_(output_table_freep) OutputTable *t = output_table_new(cols->n - 1, headers);
     if (!t) {
         return -ENOMEM;
     }
-    output_table_align_right(t, 4);
-    output_table_align_right(t, 5);
-    for (size_t i = 0; i < n; i++) {
-        const DcsMember *m = rows[i].m;
-        char name[STATUS_CELL_MAX], host[STATUS_CELL_MAX] = "", tl[STATUS_CELL_MAX] = "",
-                                    lag[STATUS_CELL_MAX] = "";
-        /* patronictl topology: "+ name" one level down, two more blanks per level */
-        unsigned indent = rows[i].depth > 0 ? 2 * (rows[i].depth - 1) : 0;
-        (void)snprintf(name, sizeof(name), "%*s%s%s", (int)indent, "",
-                       rows[i].depth > 0 ? "+ " : "", m->name);
-        if (m->host) {
-            if (append_port) {
-                (void)snprintf(host, sizeof(host), "%s:%d", m->host, m->port);
-            } else {
-                (void)snprintf(host, sizeof(host), "%s", m->host);
-            }
+    for (size_t k = 1; k < cols->n; k++) {
+        if (cols->idx[k] == COL_TL || cols->idx[k] == COL_LAG) {
+            output_table_align_right(t, k - 1);
         }
-        if (m->timeline > 0) {
-            (void)snprintf(tl, sizeof(tl), "%lld", (long long)m->timeline);
+    }
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        char *cells[_COL_MAX] = { 0 };
+        int r = 0;
+        for (size_t k = 1; k < cols->n && r >= 0; k++) {
+            r = output_cell_text(json_array_get(row, k), flow_tags, &cells[k - 1]);
         }
-        const char *role = member_role(c, m);
-        uint64_t bytes;
-        if (strcmp(role, "primary") != 0 && strcmp(role, "standby_leader") != 0) {
-            if (dcs_member_lag(c, m, &bytes) == 0) {
-                (void)snprintf(lag, sizeof(lag), "%llu", lag_mb(bytes));
-            } else {
-                (void)snprintf(lag, sizeof(lag), "unknown");
-            }
+        if (r >= 0) {
+            r = output_table_add_row(t, (const char *const *)cells);
         }
-        const char *cells[] = { name,
-                                host,
-                                table_role(role),
-                                dcs_member_state_text(c, m),
-                                tl,
-                                lag,
-                                m->pending_restart ? "*" : "" };
-        int r = output_table_add_row(t, cells);
+        for (size_t k = 0; k < _COL_MAX; k++) {
+            free(cells[k]);
+        }
         if (r < 0) {
             return r;
         }
@@ -274,7 +455,34 @@ static int print_table(const DcsCluster *c, const char *scope, const StatusRow *
     return r;
 }
 
-static int print_status_table(const DcsCluster *c, const char *scope)
+/* The member rows in any -f format (pretty, tsv, json, yaml); tree says
+ * the rows are topology's. */
+static int print_rows(const DcsCluster *c, const char *scope, const StatusRow *rows, size_t n,
+                      bool extended, bool tree, ListFormat fmt)
+{
+    static const OutputFormat of[] = {
+        [LIST_TSV] = OUTPUT_FORMAT_TSV,
+        [LIST_JSON] = OUTPUT_FORMAT_JSON,
+        [LIST_YAML] = OUTPUT_FORMAT_YAML,
+    };
+    ListColumns cols;
+    json_auto_t *cells = NULL;
+    pick_columns(c, extended, &cols);
+    int r = member_rows(c, scope, rows, n, &cols, &cells);
+    if (r < 0) {
+        return r;
+    }
+    if (fmt == LIST_PRETTY) {
+        return print_pretty(c, scope, &cols, cells, tree);
+    }
+    const char *names[_COL_MAX];
+    for (size_t k = 0; k < cols.n; k++) {
+        names[k] = column_names[cols.idx[k]];
+    }
+    return output_rows(of[fmt], names, cols.n, cells, true, stdout);
+}
+
+static int print_status_rows(const DcsCluster *c, const char *scope, bool extended, ListFormat fmt)
 {
     _cleanup_free_ StatusRow *rows = calloc(c->n_members ? c->n_members : 1, sizeof(*rows));
     if (!rows) {
@@ -283,10 +491,20 @@ static int print_status_table(const DcsCluster *c, const char *scope)
     for (size_t i = 0; i < c->n_members; i++) {
         rows[i] = (StatusRow){ .m = &c->members[i] };
     }
-    return print_table(c, scope, rows, c->n_members);
+    return print_rows(c, scope, rows, c->n_members, extended, false, fmt);
 }
 
-static int show_once(CtlTarget *target, CtlOutput fmt)
+/* patronictl's --timestamp line: the local time to the second. */
+static void print_timestamp(void)
+{
+    char when[STATUS_CELL_MAX];
+    time_t now = time(NULL);
+    struct tm tm;
+    (void)strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
+    printf("%s\n", when);
+}
+
+static int show_once(CtlTarget *target, ListFormat fmt, bool extended)
 {
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
     EtcdError err = { 0 };
@@ -297,14 +515,14 @@ static int show_once(CtlTarget *target, CtlOutput fmt)
                 err.message[0] ? err.message : strerror(-r));
         return 1;
     }
-    if (fmt == CTL_OUTPUT_TABLE) {
-        r = print_status_table(c, target->scope);
-    } else {
+    if (fmt == LIST_DOC_JSON || fmt == LIST_DOC_YAML) {
         json_auto_t *o = NULL;
         r = status_to_json(c, target->scope, &o);
         if (r >= 0) {
-            r = fmt == CTL_OUTPUT_JSON ? output_json(o, stdout) : output_yaml(o, stdout);
+            r = fmt == LIST_DOC_JSON ? output_json(o, stdout) : output_yaml(o, stdout);
         }
+    } else {
+        r = print_status_rows(c, target->scope, extended, fmt);
     }
     fflush(stdout);
     if (r < 0) {
@@ -314,15 +532,16 @@ static int show_once(CtlTarget *target, CtlOutput fmt)
     return 0;
 }
 
-/* The -o value of status and topology; 2 for an unknown one. */
-static int parse_format(const char *verb, const char *s, CtlOutput *ret)
+/* The -o value of status and topology (dbctl's documents); 2 for an
+ * unknown one. */
+static int parse_output(const char *verb, const char *s, ListFormat *ret)
 {
     if (strcmp(s, "table") == 0) {
-        *ret = CTL_OUTPUT_TABLE;
+        *ret = LIST_PRETTY;
     } else if (strcmp(s, "json") == 0) {
-        *ret = CTL_OUTPUT_JSON;
+        *ret = LIST_DOC_JSON;
     } else if (strcmp(s, "yaml") == 0) {
-        *ret = CTL_OUTPUT_YAML;
+        *ret = LIST_DOC_YAML;
     } else {
         fprintf(stderr, "dbctl %s: unknown output format \"%s\" (table, json, yaml)\n", verb, s);
         return 2;
@@ -330,31 +549,54 @@ static int parse_format(const char *verb, const char *s, CtlOutput *ret)
     return 0;
 }
 
-/* A whole number in [min, max] from the whole of s. */
+/* The -f value (patronictl's formats); 2 for an unknown one. */
+static int parse_format(const char *verb, const char *s, ListFormat *ret)
+{
+    OutputFormat f;
+    if (verbarg_format(verb, s, &f) < 0) {
+        return 2;
+    }
+    *ret = list_format_from_format(f);
+    return 0;
+}
+
 int verb_status(int argc, char *argv[])
 {
     static const struct option options[] = {
         { "output", required_argument, NULL, 'o' },
-        { "format", required_argument, NULL, 'o' }, /* patronictl's name */
+        { "format", required_argument, NULL, 'f' }, /* patronictl's */
+        { "extended", no_argument, NULL, 'e' },
+        { "timestamp", no_argument, NULL, 't' },
         { "watch", required_argument, NULL, 'w' },
         { "count", required_argument, NULL, 'C' },
         { "namespace", required_argument, NULL, 'n' },
         { "help", no_argument, NULL, 'h' },
         {},
     };
-    CtlOutput fmt = arg_output;
+    ListFormat fmt = list_format_from_output(arg_output);
     const char *namespace = NULL;
     long watch = 0, count = 0;
+    bool extended = false, timestamp = false;
     int c;
 
     optind = 0; /* restart getopt on the verb's own argv */
-    while ((c = getopt_long(argc, argv, "o:f:w:n:h", options, NULL)) >= 0) {
+    while ((c = getopt_long(argc, argv, "o:f:etw:n:h", options, NULL)) >= 0) {
         switch (c) {
         case 'o':
+            if (parse_output("status", optarg, &fmt) != 0) {
+                return 2;
+            }
+            break;
         case 'f':
             if (parse_format("status", optarg, &fmt) != 0) {
                 return 2;
             }
+            break;
+        case 'e':
+            extended = true;
+            break;
+        case 't':
+            timestamp = true;
             break;
         case 'w':
             if (!ctl_parse_long(optarg, 1, STATUS_WATCH_MAX_SEC, &watch)) {
@@ -391,6 +633,9 @@ int verb_status(int argc, char *argv[])
         return 2;
     }
     const char *scope = optind < argc ? argv[optind] : NULL;
+    if (verbarg_check_cluster("status", scope) < 0) {
+        return 2;
+    }
 
     CtlTarget target = { 0 };
     int r = ctl_target_open("status", namespace, scope, &target);
@@ -398,7 +643,10 @@ int verb_status(int argc, char *argv[])
         return r == -EINVAL ? 2 : 1;
     }
     if (watch == 0) {
-        r = show_once(&target, fmt);
+        if (timestamp) {
+            print_timestamp();
+        }
+        r = show_once(&target, fmt, extended);
         ctl_target_done(&target);
         return r;
     }
@@ -411,15 +659,11 @@ int verb_status(int argc, char *argv[])
     sigaddset(&mask, SIGTERM);
     (void)sigprocmask(SIG_BLOCK, &mask, NULL);
     for (long round = 1;; round++) {
-        if (fmt == CTL_OUTPUT_TABLE) {
-            char when[STATUS_CELL_MAX];
-            time_t now = time(NULL);
-            struct tm tm;
-            (void)strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
-            printf("%s\n", when);
+        if (timestamp || fmt == LIST_PRETTY) {
+            print_timestamp();
         }
-        r = show_once(&target, fmt);
-        if (fmt == CTL_OUTPUT_TABLE) {
+        r = show_once(&target, fmt, extended);
+        if (fmt == LIST_PRETTY) {
             printf("\n");
             fflush(stdout);
         }
@@ -538,12 +782,12 @@ int verb_topology(int argc, char *argv[])
 {
     static const struct option options[] = {
         { "output", required_argument, NULL, 'o' },
-        { "format", required_argument, NULL, 'o' },
+        { "format", required_argument, NULL, 'f' },
         { "namespace", required_argument, NULL, 'n' },
         { "help", no_argument, NULL, 'h' },
         {},
     };
-    CtlOutput fmt = arg_output;
+    ListFormat fmt = list_format_from_output(arg_output);
     const char *namespace = NULL;
     int c;
 
@@ -551,6 +795,10 @@ int verb_topology(int argc, char *argv[])
     while ((c = getopt_long(argc, argv, "o:f:n:h", options, NULL)) >= 0) {
         switch (c) {
         case 'o':
+            if (parse_output("topology", optarg, &fmt) != 0) {
+                return 2;
+            }
+            break;
         case 'f':
             if (parse_format("topology", optarg, &fmt) != 0) {
                 return 2;
@@ -572,8 +820,12 @@ int verb_topology(int argc, char *argv[])
         fprintf(stderr, "dbctl topology: unexpected argument \"%s\"\n", argv[optind + 1]);
         return 2;
     }
+    const char *scope = optind < argc ? argv[optind] : NULL;
+    if (verbarg_check_cluster("topology", scope) < 0) {
+        return 2;
+    }
     CtlTarget target = { 0 };
-    int r = ctl_target_open("topology", namespace, optind < argc ? argv[optind] : NULL, &target);
+    int r = ctl_target_open("topology", namespace, scope, &target);
     if (r < 0) {
         return r == -EINVAL ? 2 : 1;
     }
@@ -595,15 +847,15 @@ int verb_topology(int argc, char *argv[])
         goto done;
     }
     topology_parents(cl, parent);
-    if (fmt == CTL_OUTPUT_TABLE) {
-        size_t n = topology_rows(cl, parent, rows);
-        r = print_table(cl, target.scope, rows, n);
-    } else {
+    if (fmt == LIST_DOC_JSON || fmt == LIST_DOC_YAML) {
         json_auto_t *o = NULL;
         r = topology_document(cl, target.scope, &o);
         if (r >= 0) {
-            r = fmt == CTL_OUTPUT_JSON ? output_json(o, stdout) : output_yaml(o, stdout);
+            r = fmt == LIST_DOC_JSON ? output_json(o, stdout) : output_yaml(o, stdout);
         }
+    } else {
+        size_t n = topology_rows(cl, parent, rows);
+        r = print_rows(cl, target.scope, rows, n, false, true, fmt);
     }
     fflush(stdout);
     if (r < 0) {

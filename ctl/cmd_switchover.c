@@ -27,6 +27,7 @@
 #include "dcs.h"
 #include "macro.h"
 #include "prompt.h"
+#include "verbarg.h"
 
 /* The agents refuse it too (POST /switchover, /failover: 412). */
 #define STANDBY_REFUSAL                                                                            \
@@ -237,8 +238,12 @@ int verb_switchover(int argc, char *argv[])
             return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "dbctl switchover: unexpected argument \"%s\"\n", argv[optind]);
+    if (argc - optind > 1) {
+        fprintf(stderr, "dbctl switchover: unexpected argument \"%s\"\n", argv[optind + 1]);
+        return 2;
+    }
+    const char *cluster = optind < argc ? argv[optind] : NULL;
+    if (verbarg_check_cluster("switchover", cluster) < 0) {
         return 2;
     }
     if (scheduled != 0 && scheduled <= time(NULL)) {
@@ -256,7 +261,7 @@ int verb_switchover(int argc, char *argv[])
     const DcsMember *cand;
     uint64_t t0;
     DcsStore store = { 0 };
-    int ret = ctl_read_cluster("switchover", NULL, &t, &c);
+    int ret = ctl_read_cluster("switchover", cluster, &t, &c);
     if (ret != 0) {
         goto done;
     }
@@ -367,8 +372,12 @@ int verb_failover(int argc, char *argv[])
             return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "dbctl failover: unexpected argument \"%s\"\n", argv[optind]);
+    if (argc - optind > 1) {
+        fprintf(stderr, "dbctl failover: unexpected argument \"%s\"\n", argv[optind + 1]);
+        return 2;
+    }
+    const char *cluster = optind < argc ? argv[optind] : NULL;
+    if (verbarg_check_cluster("failover", cluster) < 0) {
         return 2;
     }
     if (!want || !*want) {
@@ -385,7 +394,7 @@ int verb_failover(int argc, char *argv[])
     DcsStore store = { 0 };
     uint64_t t0;
     int64_t put_revision;
-    int ret = ctl_read_cluster("failover", NULL, &t, &c);
+    int ret = ctl_read_cluster("failover", cluster, &t, &c);
     if (ret != 0) {
         goto done;
     }
@@ -471,21 +480,41 @@ done:
 
 /* ---- flush ---- */
 
+/* patronictl's `flush CLUSTER_NAME switchover`; dbctl's CLUSTER and the
+ * target are optional: a lone "switchover" (or "restart", refused) is the
+ * target. */
 int verb_flush(int argc, char *argv[])
 {
+    const char *words[2] = { NULL, NULL }, *cluster = NULL;
+    size_t n_words = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0) {
             arg_force = true;
-        } else if (strcmp(argv[i], "switchover") != 0) {
+        } else if (argv[i][0] != '-' && n_words < ELEMENTSOF(words)) {
+            words[n_words++] = argv[i];
+        } else {
             fprintf(stderr, "dbctl flush: unexpected argument \"%s\"\n", argv[i]);
             return 2;
         }
+    }
+    const char *target = n_words == 2 ? words[1] : words[0];
+    if (n_words == 2 ||
+        (n_words == 1 && strcmp(words[0], "switchover") != 0 && strcmp(words[0], "restart") != 0)) {
+        cluster = words[0];
+        target = n_words == 2 ? words[1] : NULL;
+    }
+    if (target && strcmp(target, "switchover") != 0) {
+        fprintf(stderr, "dbctl flush: unexpected argument \"%s\"\n", target);
+        return 2;
+    }
+    if (verbarg_check_cluster("flush", cluster) < 0) {
+        return 2;
     }
     CtlTarget t = { 0 };
     _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
     DcsStore store = { 0 };
     int r;
-    int ret = ctl_read_cluster("flush", NULL, &t, &c);
+    int ret = ctl_read_cluster("flush", cluster, &t, &c);
     if (ret != 0) {
         goto done;
     }

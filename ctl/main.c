@@ -38,37 +38,58 @@ typedef struct Verb {
 
 static const Verb verbs[] = {
     { "status", "list", 0, 16, VERB_NEEDS_ETCD, verb_status,
-      "show members, roles, states and lag (-o, --watch)",
-      "[SCOPE] [-o table|json|yaml] [--watch SECONDS [--count N]] [--namespace NS]\n"
+      "show members, roles, states and lag (-o, -f, -e, -t, --watch)",
+      "[CLUSTER] [-o table|json|yaml | -f pretty|tsv|json|yaml] [-e] [-t]\n"
+      "      [--watch SECONDS [--count N]] [--namespace NS]\n"
+      "  CLUSTER          the cluster's name (the scope; with --scope, the same name)\n"
+      "  -o FORMAT        table, or dbctl's status document as json or yaml\n"
+      "  -f, --format F   patronictl's formats: pretty (the table), tsv (a header row and\n"
+      "                   a row per member, with the Cluster column), json or yaml (a\n"
+      "                   list of {column: value}, empty cells left out)\n"
+      "  -e, --extended   also the Pending restart, Scheduled restart and Tags columns\n"
+      "                   (each is shown without -e when a member has a value for it)\n"
+      "  -t, --timestamp  print the local time (YYYY-MM-DD HH:MM:SS) first\n"
       "  --watch SECONDS  redraw every SECONDS until interrupted (SIGINT, SIGTERM)\n"
       "  --count N        with --watch: stop after N rounds\n"
       "A pending scheduled switchover is shown under the table (scheduled_switchover in\n"
-      "JSON and YAML)." },
+      "-o json and -o yaml)." },
     { "topology", NULL, 0, 16, VERB_NEEDS_ETCD, verb_topology,
-      "show the replication tree: leader, replicas under their upstream (-o)",
-      "[SCOPE] [-o table|json|yaml] [--namespace NS]\n"
+      "show the replication tree: leader, replicas under their upstream (-o, -f)",
+      "[CLUSTER] [-o table|json|yaml | -f pretty|tsv|json|yaml] [--namespace NS]\n"
       "The table shows each replica under the member it streams from (its\n"
       "replicatefrom tag when not streaming), else under the leader. -o json and\n"
       "-o yaml print the topology document the leader publishes in the topology\n"
-      "key (docs/topology.md; version 0: built from the member keys, no key yet)." },
-    { "history", NULL, 0, 0, VERB_NEEDS_ETCD, verb_history, "show the promotions (-o)",
-      "[-o table|json|yaml]" },
-    { "show-config", NULL, 0, 0, VERB_NEEDS_ETCD, verb_show_config,
-      "show the cluster-wide configuration (-o json|yaml)", "[-o json|yaml]" },
+      "key (docs/topology.md; version 0: built from the member keys, no key yet);\n"
+      "-f tsv, json and yaml print the table's rows in tree order, as `status -f`." },
+    { "history", NULL, 0, 5, VERB_NEEDS_ETCD, verb_history, "show the promotions (-o, -f)",
+      "[CLUSTER] [-o table|json|yaml | -f pretty|tsv|json|yaml]\n"
+      "  -o json|yaml     the history key as it is stored\n"
+      "  -f, --format F   patronictl's formats: the table's columns (TL, LSN, Reason,\n"
+      "                   Timestamp, New Leader) as tsv, or as a json or yaml list" },
+    { "show-config", NULL, 0, 1, VERB_NEEDS_ETCD, verb_show_config,
+      "show the cluster-wide configuration (YAML; JSON with dbctl -o json)", "[CLUSTER]" },
     { "edit-config", NULL, 0, 64, VERB_MUTATING | VERB_NEEDS_ETCD, verb_edit_config,
-      "change the cluster-wide configuration (--set, -p, --apply, $EDITOR)",
-      "[--set KEY.PATH=VALUE]... [-p NAME=VALUE]... [--apply FILE|-] [--force]\n"
+      "change the cluster-wide configuration (--set, -p, --apply, --replace, $EDITOR)",
+      "[CLUSTER] [--set KEY.PATH=VALUE]... [-p NAME=VALUE]... [--apply FILE|-]\n"
+      "      [--replace FILE|-] [-q] [--force]\n"
       "  --set KEY.PATH=VALUE  set a key of the config key (VALUE is JSON when it parses\n"
       "                        as JSON, else a string; null removes the key)\n"
       "  -p, --pg NAME=VALUE   the same for postgresql.parameters.NAME\n"
       "  --apply FILE|-        merge a YAML or JSON document (a null removes a key)\n"
+      "  --replace FILE|-      the document replaces the whole config (then --apply,\n"
+      "                        --set and -p apply to it)\n"
+      "  -q, --quiet           print no diff (and not \"Not changed\")\n"
       "  --force               write without asking\n"
-      "Without --set, -p or --apply on a terminal, opens $EDITOR (or $VISUAL, vi) on\n"
-      "the YAML of the config. The result is validated, shown as a unified diff,\n"
-      "confirmed, and written only if the config key did not change meanwhile." },
-    { "dsn", NULL, 0, 4, VERB_NEEDS_ETCD, verb_dsn,
-      "print a libpq connection string (--role primary|replica|prefer-replica|any)",
-      "[--role primary|replica|prefer-replica|any] [--connect-timeout SECONDS]\n"
+      "Without --set, -p, --apply or --replace on a terminal, opens $EDITOR (or\n"
+      "$VISUAL, vi) on the YAML of the config. The result is validated, shown as a\n"
+      "unified diff, confirmed, and written only if the config key did not change\n"
+      "meanwhile." },
+    { "dsn", NULL, 0, 8, VERB_NEEDS_ETCD, verb_dsn,
+      "print a libpq connection string (--role primary|replica|prefer-replica|any, -m)",
+      "[CLUSTER] [--role primary|replica|prefer-replica|any | -m MEMBER]\n"
+      "      [--connect-timeout SECONDS]\n"
+      "  -m, --member NAME  host= and port= of that member only (refused when the\n"
+      "  cluster has no such member or it publishes no address)\n"
       "  host= and port= list every member with an address (libpq tries them in turn:\n"
       "  the leader first for primary and any, streaming replicas first otherwise);\n"
       "  target_session_attrs is read-write, standby, prefer-standby or any.\n"
@@ -94,8 +115,8 @@ static const Verb verbs[] = {
       "console (listen_addr/listen_port, else unix_socket_dir, of [pgbouncer]). Exit\n"
       "status 1 when etcd, the write or RELOAD failed or there is no primary." },
     { "query", NULL, 0, 16, VERB_NEEDS_ETCD, verb_query, "run SQL on a member (-c SQL, -f FILE)",
-      "[-m MEMBER | -r primary|replica|any] (-c SQL | -f FILE|-) [-U USER] [-d DBNAME]\n"
-      "      [--timeout SECONDS] [-o table|json]\n"
+      "[CLUSTER] [-m MEMBER | -r primary|replica|any] (-c SQL | -f FILE|-) [-U USER]\n"
+      "      [--password] [-d DBNAME] [--timeout SECONDS] [-o table|json]\n"
       "  -m, --member NAME  the member to run on\n"
       "  -r, --role ROLE    else the leader (primary), a streaming replica (replica),\n"
       "                     or the leader when there is one (any, the default)\n"
@@ -103,44 +124,47 @@ static const Verb verbs[] = {
       "                     -c CONFIG, else postgres\n"
       "  -d, --dbname       default: postgres\n"
       "  --timeout SECONDS  statement_timeout (default 60)\n"
-      "The password comes from PGPASSWORD (or ~/.pgpass), else from the superuser\n"
-      "password of -c CONFIG. The host and port are the member's conn_url." },
-    { "pause", NULL, 0, 1, VERB_MUTATING | VERB_NEEDS_ETCD, verb_pause,
-      "maintenance mode: no automatic action (--wait)", "[--wait]" },
-    { "resume", NULL, 0, 1, VERB_MUTATING | VERB_NEEDS_ETCD, verb_resume,
-      "leave maintenance mode (--wait)", "[--wait]" },
+      "  --password         ask for the password on the terminal (not echoed)\n"
+      "Without --password the password comes from PGPASSWORD (or ~/.pgpass), else from\n"
+      "the superuser password of -c CONFIG. The host and port are the member's conn_url." },
+    { "pause", NULL, 0, 2, VERB_MUTATING | VERB_NEEDS_ETCD, verb_pause,
+      "maintenance mode: no automatic action (--wait)", "[CLUSTER] [--wait]" },
+    { "resume", NULL, 0, 2, VERB_MUTATING | VERB_NEEDS_ETCD, verb_resume,
+      "leave maintenance mode (--wait)", "[CLUSTER] [--wait]" },
     { "switchover", NULL, 0, 16, VERB_MUTATING | VERB_NEEDS_ETCD, verb_switchover,
       "hand the primary role to a replica (--candidate, --primary, --scheduled)",
-      "[--primary NAME] [--candidate NAME] [--scheduled ISO8601|now] [--force]\n"
+      "[CLUSTER] [--primary NAME] [--candidate NAME] [--scheduled ISO8601|now] [--force]\n"
       "  --scheduled TIME  run the switchover at TIME, e.g. 2030-01-01T12:00:00+01:00;\n"
       "                    a time without a timezone is UTC; it must lie ahead. dbctl\n"
       "                    returns at once; `status` shows it, `flush` cancels it." },
     { "failover", NULL, 0, 16, VERB_MUTATING | VERB_NEEDS_ETCD, verb_failover,
       "make a member the leader, also with no healthy leader (--candidate)",
-      "--candidate NAME [--force] [--timeout SECONDS]\n"
+      "[CLUSTER] --candidate NAME [--force] [--timeout SECONDS]\n"
       "  Refused when NAME is not a member, is not running, is tagged nofailover, or\n"
       "  lags more than maximum_lag_on_failover behind the leader's last position;\n"
       "  --force overrides only the lag (and confirms). Waits up to --timeout (30 s)\n"
       "  for NAME to hold the leader key." },
-    { "flush", NULL, 0, 2, VERB_MUTATING | VERB_NEEDS_ETCD, verb_flush,
-      "cancel a scheduled switchover", "[switchover] [--force]" },
+    { "flush", NULL, 0, 3, VERB_MUTATING | VERB_NEEDS_ETCD, verb_flush,
+      "cancel a scheduled switchover", "[CLUSTER] [switchover] [--force]" },
     { "restart", NULL, 0, 64, VERB_MUTATING | VERB_NEEDS_ETCD, verb_restart,
       "restart PostgreSQL on members through their agents (--pending, --role)",
-      "[MEMBER...] [--pending] [--role primary|replica|any] [--force]\n"
+      "[CLUSTER] [MEMBER...] [--pending] [--role primary|replica|any] [--force]\n"
+      "  A first name equal to the cluster's scope is CLUSTER (patronictl's\n"
+      "  CLUSTER_NAME), unless it is also the only name and a member's.\n"
       "  Every member when none is named; replicas first, then the leader, which\n"
       "  keeps the leader key. --pending: only members whose settings wait for a\n"
       "  restart. Each agent answers when PostgreSQL is back (POST /restart); the\n"
       "  REST API's credentials come from restapi.authentication of -c CONFIG." },
-    { "reinit", NULL, 1, 4, VERB_MUTATING | VERB_NEEDS_ETCD, verb_reinit,
+    { "reinit", NULL, 1, 5, VERB_MUTATING | VERB_NEEDS_ETCD, verb_reinit,
       "re-clone a replica from the leader (--wait)",
-      "MEMBER [--force] [--wait]\n"
+      "[CLUSTER] MEMBER [--force] [--wait]\n"
       "  The agent stops the replica, moves its data directory aside (kept, never\n"
       "  deleted) and clones from the leader; refused on the leader. --wait returns\n"
       "  once the member runs again." },
     { "reload", NULL, 0, 64, VERB_MUTATING | VERB_NEEDS_ETCD, verb_reload,
       "make agents re-read their configuration file",
-      "[MEMBER...] [--force]\n"
-      "  Every member when none is named (POST /reload)." },
+      "[CLUSTER] [MEMBER...] [--force]\n"
+      "  Every member when none is named (POST /reload); CLUSTER as for restart." },
     { "remove", NULL, 1, 2, VERB_MUTATING | VERB_NEEDS_ETCD, verb_remove,
       "delete every key of a cluster from etcd",
       "CLUSTER [--force]\n"

@@ -29,6 +29,70 @@ int output_json(const json_t *v, FILE *f)
 
 /* ---- YAML ---- */
 
+/* Skips min to max digits at *p; false when there are fewer than min. */
+static bool skip_digits(const char **p, size_t min, size_t max)
+{
+    size_t n = 0;
+    while (n < max && (*p)[n] >= '0' && (*p)[n] <= '9') {
+        n++;
+    }
+    *p += n;
+    return n >= min;
+}
+
+/* PyYAML's resolver regexp for tag:yaml.org,2002:timestamp, whole string:
+ * YYYY-MM-DD, or YYYY-M-D, then T, t or blanks, H:MM:SS, an optional
+ * fraction and an optional zone (blanks, then Z or +H, +HH:MM). */
+static bool yaml_is_timestamp(const char *s)
+{
+    const char *p = s;
+    if (!skip_digits(&p, 4, 4) || *p++ != '-') {
+        return false;
+    }
+    const char *month = p;
+    if (!skip_digits(&p, 1, 2) || *p++ != '-') {
+        return false;
+    }
+    const char *day = p;
+    if (!skip_digits(&p, 1, 2)) {
+        return false;
+    }
+    if (!*p) {
+        return day - month == 3 && p - day == 2; /* the date alone: YYYY-MM-DD */
+    }
+    if (*p == 'T' || *p == 't') {
+        p++;
+    } else if (*p == ' ' || *p == '\t') {
+        p += strspn(p, " \t");
+    } else {
+        return false;
+    }
+    if (!skip_digits(&p, 1, 2) || *p++ != ':' || !skip_digits(&p, 2, 2) || *p++ != ':' ||
+        !skip_digits(&p, 2, 2)) {
+        return false;
+    }
+    if (*p == '.') {
+        p++;
+        p += strspn(p, "0123456789");
+    }
+    p += strspn(p, " \t");
+    if (*p == 'Z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        p++;
+        if (!skip_digits(&p, 1, 2)) {
+            return false;
+        }
+        if (*p == ':') {
+            p++;
+            if (!skip_digits(&p, 2, 2)) {
+                return false;
+            }
+        }
+    }
+    return *p == '\0';
+}
+
 /* True when a plain scalar with this text would not read back as a string
  * under YAML 1.1 (PyYAML) or 1.2 core rules. */
 static bool yaml_needs_quotes(const char *s)
@@ -54,8 +118,8 @@ static bool yaml_needs_quotes(const char *s)
         return true;
     }
     /* YAML 1.1 timestamps (2030-01-01, 2030-01-01T12:00:00+00:00): PyYAML
-     * reads them as dates; quoting a few more strings is harmless */
-    if (strspn(s, "0123456789") == 4 && s[4] == '-' && s[5] >= '0' && s[5] <= '9') {
+     * reads them as dates */
+    if (yaml_is_timestamp(s)) {
         return true;
     }
     /* 1_000 and 0o17, 0b101, sexagesimal 1:20 */
@@ -80,7 +144,52 @@ static int emit_scalar(yaml_emitter_t *e, const char *text, bool quoted)
     return emit(e, &ev, ok);
 }
 
-static int emit_value(yaml_emitter_t *e, const json_t *v, unsigned depth)
+/* How a document is emitted: output_yaml keeps the objects' order in block
+ * style; patronictl's tables and -f yaml print what PyYAML's safe_dump
+ * prints, keys sorted, and a Tags cell of -f tsv in flow style. */
+typedef struct EmitStyle {
+    bool flow;
+    bool sort_keys;
+} EmitStyle;
+
+static int compare_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int emit_value(yaml_emitter_t *e, const json_t *v, const EmitStyle *style, unsigned depth);
+
+static int emit_object(yaml_emitter_t *e, const json_t *v, const EmitStyle *style, unsigned depth)
+{
+    yaml_event_t ev;
+    size_t n = json_object_size(v), i = 0;
+    _cleanup_free_ const char **keys = calloc(n ? n : 1, sizeof(*keys));
+    if (!keys) {
+        return -ENOMEM;
+    }
+    const char *key;
+    json_t *child;
+    json_object_foreach((json_t *)v, key, child)
+    {
+        keys[i++] = key;
+    }
+    if (style->sort_keys) {
+        qsort(keys, n, sizeof(*keys), compare_keys);
+    }
+    int r = emit(e, &ev,
+                 yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
+                                                     style->flow ? YAML_FLOW_MAPPING_STYLE
+                                                                 : YAML_BLOCK_MAPPING_STYLE));
+    for (i = 0; i < n && r >= 0; i++) {
+        r = emit_scalar(e, keys[i], yaml_needs_quotes(keys[i]));
+        if (r >= 0) {
+            r = emit_value(e, json_object_get(v, keys[i]), style, depth + 1);
+        }
+    }
+    return r < 0 ? r : emit(e, &ev, yaml_mapping_end_event_initialize(&ev));
+}
+
+static int emit_value(yaml_emitter_t *e, const json_t *v, const EmitStyle *style, unsigned depth)
 {
     yaml_event_t ev;
     char num[OUTPUT_NUMBER_MAX];
@@ -90,32 +199,19 @@ static int emit_value(yaml_emitter_t *e, const json_t *v, unsigned depth)
         return -ELOOP;
     }
     switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        r = emit(e, &ev,
-                 yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE));
-        const char *key;
-        json_t *child;
-        json_object_foreach((json_t *)v, key, child)
-        {
-            if (r >= 0) {
-                r = emit_scalar(e, key, yaml_needs_quotes(key));
-            }
-            if (r >= 0) {
-                r = emit_value(e, child, depth + 1);
-            }
-        }
-        return r < 0 ? r : emit(e, &ev, yaml_mapping_end_event_initialize(&ev));
-    }
+    case JSON_OBJECT:
+        return emit_object(e, v, style, depth);
     case JSON_ARRAY: {
-        r = emit(
-            e, &ev,
-            yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE));
+        r = emit(e, &ev,
+                 yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+                                                      style->flow ? YAML_FLOW_SEQUENCE_STYLE
+                                                                  : YAML_BLOCK_SEQUENCE_STYLE));
         size_t i;
         json_t *child;
         json_array_foreach(v, i, child)
         {
             if (r >= 0) {
-                r = emit_value(e, child, depth + 1);
+                r = emit_value(e, child, style, depth + 1);
             }
         }
         return r < 0 ? r : emit(e, &ev, yaml_sequence_end_event_initialize(&ev));
@@ -138,7 +234,7 @@ static int emit_value(yaml_emitter_t *e, const json_t *v, unsigned depth)
     }
 }
 
-int output_yaml(const json_t *v, FILE *f)
+static int emit_document(const json_t *v, const EmitStyle *style, FILE *f)
 {
     yaml_emitter_t e;
     yaml_event_t ev;
@@ -154,7 +250,7 @@ int output_yaml(const json_t *v, FILE *f)
         r = emit(&e, &ev, yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1));
     }
     if (r >= 0) {
-        r = emit_value(&e, v, 0);
+        r = emit_value(&e, v, style, 0);
     }
     if (r >= 0) {
         r = emit(&e, &ev, yaml_document_end_event_initialize(&ev, 1));
@@ -167,6 +263,35 @@ int output_yaml(const json_t *v, FILE *f)
     }
     yaml_emitter_delete(&e);
     return r;
+}
+
+int output_yaml(const json_t *v, FILE *f)
+{
+    return emit_document(v, &(EmitStyle){ 0 }, f);
+}
+
+int output_yaml_text(const json_t *v, bool flow, char **ret)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) {
+        return -ENOMEM;
+    }
+    int r = emit_document(v, &(EmitStyle){ .flow = flow, .sort_keys = true }, f);
+    if (fclose(f) != 0 && r >= 0) {
+        r = -ENOMEM;
+    }
+    if (r < 0) {
+        free(buf);
+        return r;
+    }
+    /* PyYAML's text .strip()ped, as patronictl puts it into a cell */
+    while (size > 0 && (buf[size - 1] == '\n' || buf[size - 1] == ' ')) {
+        buf[--size] = '\0';
+    }
+    *ret = buf;
+    return 0;
 }
 
 /* ---- tables ---- */
@@ -287,6 +412,45 @@ static void print_border(const OutputTable *t, const size_t *w, FILE *f, const c
     }
 }
 
+/* The width of the longest line of a cell. */
+static size_t cell_width(const char *cell)
+{
+    size_t w = 0;
+    for (const char *line = cell; line;) {
+        const char *nl = strchr(line, '\n');
+        size_t l = nl ? (size_t)(nl - line) : strlen(line);
+        w = l > w ? l : w;
+        line = nl ? nl + 1 : NULL;
+    }
+    return w;
+}
+
+static size_t cell_lines(const char *cell)
+{
+    size_t n = 1;
+    for (const char *p = strchr(cell, '\n'); p; p = strchr(p + 1, '\n')) {
+        n++;
+    }
+    return n;
+}
+
+/* Line k of a cell (empty past its last line), as a pointer and a length. */
+static const char *cell_line(const char *cell, size_t k, int *ret_len)
+{
+    const char *line = cell;
+    for (size_t i = 0; i < k && line; i++) {
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    if (!line) {
+        *ret_len = 0;
+        return "";
+    }
+    const char *nl = strchr(line, '\n');
+    *ret_len = (int)(nl ? (size_t)(nl - line) : strlen(line));
+    return line;
+}
+
 int output_table_print(const OutputTable *t, const char *title, FILE *f)
 {
     if (!t || !f) {
@@ -296,11 +460,16 @@ int output_table_print(const OutputTable *t, const char *title, FILE *f)
     if (!w) {
         return -ENOMEM;
     }
+    /* prettytable's hrules=ALL, as patronictl asks for it: a rule under
+     * every row when a cell spans several lines */
+    bool multiline = false;
     for (size_t c = 0; c < t->n_cols; c++) {
         w[c] = strlen(t->headers[c]);
         for (size_t r = 0; r < t->n_rows; r++) {
-            size_t l = strlen(t->cells[r * t->n_cols + c]);
+            const char *cell = t->cells[r * t->n_cols + c];
+            size_t l = cell_width(cell);
             w[c] = l > w[c] ? l : w[c];
+            multiline = multiline || strchr(cell, '\n');
         }
     }
     print_border(t, w, f, title);
@@ -311,13 +480,170 @@ int output_table_print(const OutputTable *t, const char *title, FILE *f)
     fputc('\n', f);
     print_border(t, w, f, NULL);
     for (size_t r = 0; r < t->n_rows; r++) {
-        fputc('|', f);
+        size_t height = 1;
         for (size_t c = 0; c < t->n_cols; c++) {
-            const char *cell = t->cells[r * t->n_cols + c];
-            fprintf(f, t->right[c] ? " %*s |" : " %-*s |", (int)w[c], cell);
+            size_t h = cell_lines(t->cells[r * t->n_cols + c]);
+            height = h > height ? h : height;
         }
-        fputc('\n', f);
+        for (size_t k = 0; k < height; k++) {
+            fputc('|', f);
+            for (size_t c = 0; c < t->n_cols; c++) {
+                int len;
+                const char *line = cell_line(t->cells[r * t->n_cols + c], k, &len);
+                int pad = (int)w[c] - len;
+                if (t->right[c]) {
+                    fprintf(f, " %*s%.*s |", pad, "", len, line);
+                } else {
+                    fprintf(f, " %.*s%*s |", len, line, pad, "");
+                }
+            }
+            fputc('\n', f);
+        }
+        if (multiline && r + 1 < t->n_rows) {
+            print_border(t, w, f, NULL);
+        }
     }
     print_border(t, w, f, NULL);
     return ferror(f) ? -EIO : 0;
+}
+
+/* ---- patronictl's --format ---- */
+
+static const char *const output_format_table[_OUTPUT_FORMAT_MAX] = {
+    [OUTPUT_FORMAT_PRETTY] = "pretty",
+    [OUTPUT_FORMAT_TSV] = "tsv",
+    [OUTPUT_FORMAT_JSON] = "json",
+    [OUTPUT_FORMAT_YAML] = "yaml",
+};
+
+const char *output_format_to_string(OutputFormat f)
+{
+    return f >= 0 && f < _OUTPUT_FORMAT_MAX ? output_format_table[f] : NULL;
+}
+
+OutputFormat output_format_from_string(const char *s)
+{
+    if (!s) {
+        return _OUTPUT_FORMAT_INVALID;
+    }
+    for (int i = 0; i < _OUTPUT_FORMAT_MAX; i++) {
+        if (strcmp(s, output_format_table[i]) == 0) {
+            return (OutputFormat)i;
+        }
+    }
+    /* patronictl reads yml as yaml; table is dbctl's name for pretty */
+    if (strcmp(s, "yml") == 0) {
+        return OUTPUT_FORMAT_YAML;
+    }
+    if (strcmp(s, "table") == 0) {
+        return OUTPUT_FORMAT_PRETTY;
+    }
+    return _OUTPUT_FORMAT_INVALID;
+}
+
+int output_cell_text(const json_t *cell, bool flow, char **ret)
+{
+    char *s = NULL;
+    if (!cell || json_is_null(cell)) {
+        s = strdup("");
+    } else if (json_is_string(cell)) {
+        s = strdup(json_string_value(cell));
+    } else if (json_is_integer(cell)) {
+        if (asprintf(&s, "%" JSON_INTEGER_FORMAT, json_integer_value(cell)) < 0) {
+            s = NULL;
+        }
+    } else if (json_is_object(cell) || json_is_array(cell)) {
+        return output_yaml_text(cell, flow, ret);
+    } else if (json_is_true(cell) || json_is_false(cell)) {
+        /* Python's str() of a bool */
+        s = strdup(json_is_true(cell) ? "True" : "False");
+    } else {
+        if (asprintf(&s, "%.17g", json_real_value(cell)) < 0) {
+            s = NULL;
+        }
+    }
+    if (!s) {
+        return -ENOMEM;
+    }
+    *ret = s;
+    return 0;
+}
+
+/* A cell patronictl leaves out of a JSON or YAML row: str(v) is empty. */
+static bool cell_empty(const json_t *cell)
+{
+    return !cell || json_is_null(cell) || (json_is_string(cell) && !*json_string_value(cell));
+}
+
+static int print_tsv(const char *const *columns, size_t n_cols, const json_t *rows, FILE *f)
+{
+    for (size_t c = 0; c < n_cols; c++) {
+        fprintf(f, "%s%s", c ? "\t" : "", columns[c]);
+    }
+    fputc('\n', f);
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        for (size_t c = 0; c < n_cols; c++) {
+            _cleanup_free_ char *text = NULL;
+            int r = output_cell_text(json_array_get(row, c), true, &text);
+            if (r < 0) {
+                return r;
+            }
+            fprintf(f, "%s%s", c ? "\t" : "", text);
+        }
+        fputc('\n', f);
+    }
+    return ferror(f) ? -EIO : 0;
+}
+
+int output_rows(OutputFormat fmt, const char *const *columns, size_t n_cols, const json_t *rows,
+                bool drop_empty, FILE *f)
+{
+    if (!columns || !json_is_array(rows) || !f) {
+        return -EINVAL;
+    }
+    if (fmt == OUTPUT_FORMAT_TSV) {
+        return print_tsv(columns, n_cols, rows, f);
+    }
+    if (fmt != OUTPUT_FORMAT_JSON && fmt != OUTPUT_FORMAT_YAML) {
+        return -EINVAL;
+    }
+    json_auto_t *list = json_array();
+    if (!list) {
+        return -ENOMEM;
+    }
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        json_t *o = json_object();
+        if (!o || json_array_append_new(list, o) < 0) {
+            return -ENOMEM;
+        }
+        for (size_t c = 0; c < n_cols; c++) {
+            json_t *cell = json_array_get(row, c);
+            if (drop_empty && cell_empty(cell)) {
+                continue;
+            }
+            if (json_object_set_new(o, columns[c], cell ? json_incref(cell) : json_string("")) <
+                0) {
+                return -ENOMEM;
+            }
+        }
+    }
+    if (fmt == OUTPUT_FORMAT_YAML) {
+        /* click.echo() adds a newline to safe_dump's text, which ends in one */
+        int r = emit_document(list, &(EmitStyle){ .sort_keys = true }, f);
+        return r < 0 ? r : fputc('\n', f) == EOF ? -EIO : 0;
+    }
+    /* Python's json.dumps: ", " and ": " between items, ASCII only */
+    char *s = json_dumps(list, JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+    if (!s) {
+        return -ENOMEM;
+    }
+    int r = fprintf(f, "%s\n", s) < 0 ? -EIO : 0;
+    free(s);
+    return r;
 }

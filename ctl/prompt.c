@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -38,6 +39,40 @@ int ctl_ask(const char *prompt, char *buf, size_t size)
         /* discard the rest of an overlong line */
     }
     return -ENOBUFS;
+}
+
+int ctl_ask_password(const char *prompt, char *buf, size_t size)
+{
+    struct termios old, quiet;
+    if (!ctl_is_interactive() || tcgetattr(STDIN_FILENO, &old) < 0) {
+        return -ENOTTY;
+    }
+    fputs(prompt, stderr);
+    fflush(stderr);
+    quiet = old;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    quiet.c_lflag |= ECHONL; /* the newline still shows, as getpass() does */
+    if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) < 0) {
+        return -errno;
+    }
+    int r = size == 0 || !fgets(buf, (int)size, stdin) ? -EIO : 0;
+    (void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    if (r == 0) {
+        size_t n = strlen(buf);
+        if (n > 0 && buf[n - 1] == '\n') {
+            buf[n - 1] = '\0';
+        } else if (!feof(stdin)) {
+            int c;
+            while ((c = getchar()) != EOF && c != '\n') {
+                /* discard the rest of an overlong line */
+            }
+            r = -ENOBUFS;
+        }
+    }
+    if (r < 0 && size > 0) {
+        explicit_bzero(buf, size);
+    }
+    return r;
 }
 
 bool ctl_confirm(const char *fmt, ...)

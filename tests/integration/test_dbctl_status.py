@@ -112,13 +112,17 @@ def test_status_table(etcd):
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert lines[0].startswith(f"+ Cluster: {SCOPE} ({SYSID}) "), p.stdout
+    # Tags shows as n2 has some (patronictl's output_members), as YAML lines
+    # with a rule under every row
     assert lines[1].split("|")[1:-1] == [" Member ", " Host           ", " Role         ",
-                                         " State     ", " TL ", " Lag in MB "], p.stdout
-    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[3:6]]
-    assert rows == [["n1", "127.0.0.1:5432", "Leader", "running", "2", ""],
-                    ["n2", "127.0.0.1:5433", "Replica", "running", "2", "3"],
-                    ["n3", "127.0.0.1:5434", "Sync Standby", "streaming", "2", "0"]], p.stdout
-    assert len(lines) == 7 and lines[6] == lines[2]
+                                         " State     ", " TL ", " Lag in MB ",
+                                         " Tags             "], p.stdout
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[3:] if line[0] == "|"]
+    assert rows == [["n1", "127.0.0.1:5432", "Leader", "running", "2", "", ""],
+                    ["n2", "127.0.0.1:5433", "Replica", "running", "2", "3", "nofailover: true"],
+                    ["", "", "", "", "", "", "zone: b"],
+                    ["n3", "127.0.0.1:5434", "Sync Standby", "streaming", "2", "0", ""]], p.stdout
+    assert len(lines) == 10 and lines[9] == lines[7] == lines[4] == lines[2]
 
 
 def test_status_yaml(etcd):
