@@ -47,14 +47,16 @@ int ctl_ask_password(const char *prompt, char *buf, size_t size)
     if (!ctl_is_interactive() || tcgetattr(STDIN_FILENO, &old) < 0) {
         return -ENOTTY;
     }
-    fputs(prompt, stderr);
-    fflush(stderr);
     quiet = old;
     quiet.c_lflag &= ~(tcflag_t)ECHO;
     quiet.c_lflag |= ECHONL; /* the newline still shows, as getpass() does */
+    /* echo off before the prompt shows: an answer typed at the prompt is
+     * neither echoed nor discarded by TCSAFLUSH */
     if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) < 0) {
         return -errno;
     }
+    fputs(prompt, stderr);
+    fflush(stderr);
     int r = size == 0 || !fgets(buf, (int)size, stdin) ? -EIO : 0;
     (void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
     if (r == 0) {
