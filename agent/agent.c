@@ -41,6 +41,9 @@
 /* A loop (and best_effort_begin()) renews a lease due this soon, so that
  * the best-effort calls after it are not cut short by the renewal's limit. */
 #define AGENT_TICK_RENEW_AHEAD_USEC (200 * 1000ULL)
+/* connect_timeout (s) asking a former paused leader's server whether it is
+ * a primary (check_paused_leader): the loop waits for it, rarely */
+#define AGENT_PAUSED_LEADER_CONNECT_SEC 2
 
 static double now_epoch(void)
 {
@@ -884,6 +887,94 @@ static void observe_step(Agent *a, uint64_t now, HaObservation *o)
     };
 }
 
+static void forget_paused_leader(Agent *a)
+{
+    free(a->paused_leader);
+    free(a->paused_leader_url);
+    a->paused_leader = a->paused_leader_url = NULL;
+    a->paused_leader_said = false;
+}
+
+/* Remembers who led while the cluster was paused (another member with a
+ * conn_url), until a view that is not paused has a leader again. */
+static void remember_paused_leader(Agent *a)
+{
+    const DcsCluster *c = a->cluster;
+    if (!c || !a->dcs_ok) {
+        return;
+    }
+    if (!dcs_cluster_is_paused(c)) {
+        if (c->leader) {
+            forget_paused_leader(a);
+        }
+        return;
+    }
+    const DcsMember *lm = dcs_cluster_leader_member(c);
+    if (!lm || !lm->conn_url) {
+        return; /* keep whom we saw last */
+    }
+    if (strcmp(lm->name, a->config->name) == 0) {
+        forget_paused_leader(a);
+        return;
+    }
+    if (a->paused_leader && strcmp(a->paused_leader, lm->name) == 0 &&
+        strcmp(a->paused_leader_url, lm->conn_url) == 0) {
+        return;
+    }
+    forget_paused_leader(a);
+    a->paused_leader = strdup(lm->name);
+    a->paused_leader_url = strdup(lm->conn_url);
+    if (!a->paused_leader || !a->paused_leader_url) {
+        forget_paused_leader(a); /* out of memory: the REST answers alone decide */
+    }
+}
+
+/* A member that led while paused and does not answer as a running primary
+ * now: its agent may be gone with its PostgreSQL still a primary, unfenced
+ * (pause stands the fence down). Its server is asked directly; while it
+ * accepts writes it counts as a peer running a primary, which no candidate
+ * takes over from. Unreachable or in recovery: forgotten. */
+static size_t check_paused_leader(Agent *a, ElectionPeer *peers, size_t n)
+{
+    if (!a->paused_leader || n >= ELECTION_PEERS_MAX) {
+        return n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (peers[i].answered && strcmp(peers[i].name, a->paused_leader) == 0) {
+            return n; /* its agent answers for it */
+        }
+    }
+    _cleanup_free_ char *host = NULL;
+    int port = 0;
+    if (dcs_parse_conn_url(a->paused_leader_url, &host, &port) < 0 || !host) {
+        forget_paused_leader(a);
+        return n;
+    }
+    _cleanup_free_ char *info =
+        pgctl_remote_conninfo(&a->local.ctl, host, port, AGENT_PAUSED_LEADER_CONNECT_SEC);
+    char why[256] = "";
+    int r = election_probe_primary(info, why, sizeof(why));
+    if (r <= 0) {
+        log_info("\"%s\", which led while the cluster was paused, runs no primary now (%s)",
+                 a->paused_leader, r < 0 ? "out of memory" : why);
+        forget_paused_leader(a);
+        return n;
+    }
+    if (!a->paused_leader_said) {
+        a->paused_leader_said = true;
+        log_warning("not taking over: \"%s\"'s postgresql still accepts writes and its agent "
+                    "does not answer (it led while the cluster was paused, when nothing fences "
+                    "it): start its agent, which takes the leader key back, or stop that "
+                    "postgresql",
+                    a->paused_leader);
+    }
+    peers[n] = (ElectionPeer){ .name = a->paused_leader,
+                               .answered = true,
+                               .running_primary = true,
+                               .c = { .name = a->paused_leader } };
+    return n + 1;
+}
+
 /* The election's I/O: the peers' WAL positions, asked only when the rules
  * open the election and our own lag does not block us. */
 static void observe_peers(Agent *a, const HaObservation *o, HaStep *st)
@@ -899,6 +990,9 @@ static void observe_peers(Agent *a, const HaObservation *o, HaStep *st)
     PeerHttpOptions tls = { 0 };
     peer_http_tls_from_config(a->config, true, &tls); /* Patroni's agent: insecure=True */
     bool asked = peers && election_ask_peers(a->cluster, a->config->name, &tls, peers, &n) >= 0;
+    if (asked) {
+        n = check_paused_leader(a, peers, n);
+    }
     for (size_t i = 0; asked && i < n; i++) {
         /* in synchronous_mode a peer the sync key does not name will not
          * promote: it must not stop us as a better candidate */
@@ -1072,7 +1166,10 @@ static void update_fence(Agent *a, uint64_t now)
     bool leading_now =
         (a->mem.state == HA_STATE_PRIMARY || a->mem.state == HA_STATE_STARTING_PRIMARY) &&
         lease_deadline_usec(&a->lease) != 0;
-    update_watchdog(a, leading_now, now);
+    /* paused: as Patroni, the watchdog is disabled and the fence stands
+     * down (a promotion pending excepted) */
+    bool paused = a->cluster && dcs_cluster_is_paused(a->cluster);
+    update_watchdog(a, leading_now && !paused, now);
     if (!leading_now) {
         check_watchdog_required(a);
     }
@@ -1095,6 +1192,7 @@ static void update_fence(Agent *a, uint64_t now)
         .snap_usec = a->local.snap_usec,
         .maybe_primary_usec = a->local.maybe_primary_usec,
         .promoting = a->mem.promote_usec != 0,
+        .paused = paused,
     };
     FenceVerdict v = fence_verdict(&fl);
     /* A fence that may have to act must be there (a new one if it died or
@@ -1200,6 +1298,7 @@ void agent_tick(Agent *a)
     uint64_t now = clock_monotonic_usec();
     a->loops++;
     observe_cluster(a, now);
+    remember_paused_leader(a);
     /* etcd calls may have taken a while: the probe gets its own deadline */
     now = clock_monotonic_usec();
     observe_postgres(a, now);
@@ -1303,9 +1402,38 @@ void agent_tick(Agent *a)
 
 /* ---- shutdown ---- */
 
+/* Patroni's shutdown while paused: PostgreSQL is not stopped and the keys
+ * are not deleted; they expire with their leases unless an agent started
+ * again in time adopts them (a running primary takes its key back then). */
+static bool shutdown_paused(Agent *a)
+{
+    if (!a->cluster || !dcs_cluster_is_paused(a->cluster)) {
+        return false;
+    }
+    observe_postgres(a, clock_monotonic_usec());
+    if (a->local.running && a->mem.promote_usec != 0) {
+        return false; /* a promotion asked for and pending: stopped, as unpaused */
+    }
+    fence_disarm(a->fence);
+    a->watchdog = watchdog_close(a->watchdog);
+    jobs_kill(&a->jobs);
+    set_state(a, HA_STATE_STOPPING);
+    log_struct_id(LOG_LEVEL_NOTICE, "8e2d4c6a0b1f4e3d9c7a5b3e1f0d2c4a",
+                  "paused: leaving postgresql %s and the keys to their leases (maintenance "
+                  "mode: nothing stops postgresql)",
+                  a->local.running ? "running" : "stopped");
+    a->fence = fence_stop(a->fence);
+    callbacks_drain(a->callbacks, CALLBACKS_SHUTDOWN_GRACE_USEC);
+    (void)sd_notify(false, "STOPPING=1");
+    return true;
+}
+
 static void shutdown_agent(Agent *a)
 {
     a->stopping = true;
+    if (shutdown_paused(a)) {
+        return;
+    }
     /* before_stop while the fence still guards a primary's lease: the
      * loop renews nothing meanwhile, and a script that outlasts the lease
      * must not leave a primary writable after another one was promoted */
@@ -1557,6 +1685,7 @@ Agent *agent_free(Agent *a)
         return NULL;
     }
     a->watch = cluster_watch_free(a->watch);
+    forget_paused_leader(a);
     jobs_done(&a->jobs);
     /* a clean exit stopped it already; on a failed start nothing is armed */
     a->fence = fence_stop(a->fence);

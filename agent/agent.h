@@ -133,8 +133,14 @@ typedef struct Agent {
     int restart_result;              /* of the last restart job: 1 ok, -1 failed, 0 none since */
     char *history_pending; /* the history key a promotion left for the loop to write (owned;
                               kept until written while we lead) */
-    SlotsDone slots_done;  /* agent/ha_exec.c: sync_slots_as() */
-    LogicalState logical;  /* agent/ha_exec.c: sync_logical() */
+    /* Another member that led while the cluster was paused (owned; NULL:
+     * none): its agent may have stopped and left its PostgreSQL a primary
+     * with no fence (pause), so after a resume the election asks that
+     * server itself (agent/agent.c: observe_peers). */
+    char *paused_leader, *paused_leader_url;
+    bool paused_leader_said; /* "still runs as a primary" logged */
+    SlotsDone slots_done;    /* agent/ha_exec.c: sync_slots_as() */
+    LogicalState logical;    /* agent/ha_exec.c: sync_logical() */
     /* create_replica_methods: the next one to try (an index into those
      * usable now, agent/ha_exec.c), and whether the clone job started last
      * runs a custom method, which writes into data_dir itself */

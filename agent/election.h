@@ -87,6 +87,13 @@ const char *election_peer_skip(const ElectionPeer *p, const ElectionRules *rules
 int election_ask_peers(const DcsCluster *view, const char *self, const PeerHttpOptions *tls,
                        ElectionPeer *peers, size_t *ret_n);
 
+/* Whether the PostgreSQL server at conninfo accepts writes: connects
+ * (bounded by conninfo's connect_timeout) and asks pg_is_in_recovery().
+ * 1: a primary; 0: a standby, or no server answered (*why says which
+ * when given); -ENOMEM. Blocking; for the rare check of a former leader
+ * whose agent is gone (agent/agent.c). */
+int election_probe_primary(const char *conninfo, char *why, size_t why_size);
+
 /* The verdict for `me` given the peers' answers: false when a peer runs a
  * primary or a peer that election_peer_skip() does not skip ranks better.
  * Pure. *ret_reason (static) says why not. */

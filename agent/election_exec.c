@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 
 #include "election.h"
 #include "log.h"
@@ -151,4 +152,37 @@ int election_ask_peers(const DcsCluster *view, const char *self, const PeerHttpO
     curl_multi_cleanup(multi);
     *ret_n = n;
     return 0;
+}
+
+int election_probe_primary(const char *conninfo, char *why, size_t why_size)
+{
+    if (!conninfo) {
+        return -ENOMEM;
+    }
+    PGconn *c = PQconnectdb(conninfo);
+    if (!c) {
+        return -ENOMEM;
+    }
+    int r = 0;
+    if (PQstatus(c) != CONNECTION_OK) {
+        if (why) {
+            (void)snprintf(why, why_size, "%s", PQerrorMessage(c));
+            why[strcspn(why, "\n")] = '\0';
+        }
+        PQfinish(c);
+        return 0;
+    }
+    PGresult *res = PQexec(c, "SELECT pg_catalog.pg_is_in_recovery()");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        r = strcmp(PQgetvalue(res, 0, 0), "f") == 0;
+        if (why) {
+            (void)snprintf(why, why_size, "%s", r ? "it accepts writes" : "it is in recovery");
+        }
+    } else if (why) {
+        (void)snprintf(why, why_size, "%s", PQerrorMessage(c));
+        why[strcspn(why, "\n")] = '\0';
+    }
+    PQclear(res);
+    PQfinish(c);
+    return r;
 }

@@ -99,6 +99,9 @@ bool fence_should_exit(bool exit_requested, bool armed, bool agent_alive, bool t
 
 FenceVerdict fence_verdict(const FenceLocal *l)
 {
+    if (l->paused && !l->promoting) {
+        return FENCE_DISARM;
+    }
     if (l->leading && l->has_deadline) {
         return FENCE_ARM;
     }

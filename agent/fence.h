@@ -136,9 +136,14 @@ typedef struct FenceLocal {
                                     (promote, start as primary) last ran; 0: never */
     bool promoting;              /* a promotion asked for may still happen (agent/policy.h): a probe
                                     in recovery proves nothing about the next moment */
+    bool paused;                 /* the cluster is paused (maintenance mode) */
 } FenceLocal;
 
-/* Armed while leading; disarmed only when PostgreSQL provably takes no
+/* Disarmed while the cluster is paused and no promotion is pending: in
+ * Patroni's maintenance mode nothing stops PostgreSQL by itself, not even
+ * the agent's death or a lease that runs out; nobody promotes then without
+ * an operator's request, and the cluster resumes only with a leader
+ * (docs/pause.md). Otherwise armed while leading; disarmed only when PostgreSQL provably takes no
  * writes: it does not run, or a probe taken after the last action that may
  * have made it a primary found it in recovery with no promotion pending
  * (the snapshot from before a promotion whose last steps failed says

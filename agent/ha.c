@@ -244,7 +244,7 @@ static bool guard_running_primary_unled(const HaInput *in)
  * cluster"). */
 static bool guard_running_primary_standby(const HaInput *in)
 {
-    return running_primary(in) && in->standby_cluster && in->dcs_ok;
+    return running_primary(in) && in->standby_cluster && in->dcs_ok && !in->paused;
 }
 
 static bool guard_running_primary_other_leader(const HaInput *in)
@@ -570,18 +570,35 @@ static bool guard_promoting(const HaInput *in)
     return promoting(in);
 }
 
-static bool guard_paused_leader(const HaInput *in)
+/* Paused (Patroni's maintenance mode): a running primary keeps running
+ * whatever happens to its lease, as Patroni ("continue to run as leader
+ * because paused"): nobody promotes while paused unless an operator asks,
+ * so no second primary can come of it. With etcd it keeps the leader key,
+ * or takes it back once it expired. Only another member holding the key
+ * (an operator's failover) still stops it: the rows of (g) follow. */
+static bool paused_primary(const HaInput *in)
 {
-    return in->paused && in->dcs_ok && in->leader_is_me && in->data == HA_DATA_OURS &&
-           in->pg_running && in->pg_reachable && !in->pg_in_recovery && !in->lease_expiring;
+    return in->paused && running_primary(in) && !in->standby_cluster;
 }
 
-/* Pause never overrides safety: a primary whose lease runs out, or that
- * sees another leader, is still fenced by the rows that follow. */
+static bool guard_paused_leader(const HaInput *in)
+{
+    return paused_primary(in) && in->dcs_ok && in->leader_is_me;
+}
+
+static bool guard_paused_leader_unled(const HaInput *in)
+{
+    return paused_primary(in) && may_take_leader(in);
+}
+
+/* Everything else waits while paused. An agent (re)started while paused
+ * reattaches to the server that runs, by the INIT rows (its primary takes
+ * back the key; another leader's key stops it, as (g)). */
 static bool guard_paused(const HaInput *in)
 {
     bool primary = in->state == HA_STATE_PRIMARY || in->state == HA_STATE_STARTING_PRIMARY;
-    return in->paused && !in->lease_expiring && !(primary && in->has_leader && !in->leader_is_me);
+    bool reattach = in->state == HA_STATE_INIT && in->data == HA_DATA_OURS && in->pg_running;
+    return in->paused && !reattach && !(primary && in->has_leader && !in->leader_is_me);
 }
 
 static bool guard_restart_expired(const HaInput *in)
@@ -712,11 +729,15 @@ static const HaRow table[] = {
     { HA_STATE_INIT, G(guard_reinit_stopped), HA_STATE_INIT, A(HA_ACTION_MOVE_DATA_ASIDE),
       "reinitialize: moving the data directory aside to clone anew" },
 
-    /* Maintenance mode: hands off PostgreSQL. The leader keeps its key (and
-     * is fenced like any leader if it cannot renew it). */
+    /* Maintenance mode: hands off PostgreSQL. The leader keeps its key, or
+     * takes it back after its lease ran out (etcd unreachable, the agent
+     * stopped); its PostgreSQL runs on either way. */
     { HA_STATE_PRIMARY, G(guard_paused_leader), STAY,
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_PUBLISH_STATUS),
       "paused: keeping the leader key, no other action" },
+    { HA_STATE_PRIMARY, G(guard_paused_leader_unled), STAY,
+      A(HA_ACTION_TAKE_LEADER, HA_ACTION_PUBLISH_STATUS),
+      "paused: the leader key ran out; taking it back for the running primary" },
     { HA_STATE_REPLICA, G(guard_paused_standby_leader), STAY,
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_PUBLISH_STATUS),
       "paused: keeping the leader key of the standby cluster, no other action" },

@@ -424,6 +424,15 @@ char *pgctl_local_conninfo(const PgCtl *p)
                     c->postgresql.database, p->pgpass, NULL, false, 3, NULL);
 }
 
+char *pgctl_remote_conninfo(const PgCtl *p, const char *host, int port, int connect_timeout)
+{
+    const Config *c = p->config;
+    const ConfigUser *u =
+        c->postgresql.rewind.username ? &c->postgresql.rewind : &c->postgresql.superuser;
+    return conninfo(host, port, u, "postgres", c->postgresql.database, p->pgpass, NULL, false,
+                    connect_timeout, NULL);
+}
+
 int pgctl_primary_conninfo(const PgCtl *p, const PgUpstream *u, char *buf, size_t size)
 {
     const Config *c = p->config;

@@ -144,6 +144,10 @@ int pgctl_primary_conninfo(const PgCtl *p, const PgUpstream *u, char *buf, size_
  * superuser's libpq settings, no password. Owned by the caller; NULL: no
  * memory. */
 char *pgctl_local_conninfo(const PgCtl *p);
+/* The same to another member's server (host, port of its conn_url) as the
+ * user pg_rewind connects as (rewind, else the superuser), with the given
+ * connect_timeout in seconds. Owned by the caller; NULL: no memory. */
+char *pgctl_remote_conninfo(const PgCtl *p, const char *host, int port, int connect_timeout);
 
 /* Writes the files the agent manages in data_dir: postgresql.conf (our
  * settings and both parameter sets, including initdb's original as

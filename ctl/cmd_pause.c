@@ -1,7 +1,9 @@
 /* dbctl pause / resume: maintenance mode, the `pause` field of the config
- * key (as patronictl sets it). While paused the agents take no automatic
- * action on PostgreSQL; the leader keeps its key and is still fenced if it
- * loses it. --wait waits until every member reports the new mode. */
+ * key (as patronictl sets it). While paused no agent stops, restarts,
+ * promotes or demotes PostgreSQL by itself, not even on its own shutdown or
+ * death (docs/pause.md). --wait waits until every member reports the new
+ * mode. resume refuses a cluster with no leader unless --force: a primary
+ * left without its agent while paused runs unfenced. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +37,8 @@ static int set_pause(const char *verb, bool paused, int argc, char *argv[])
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--wait") == 0) {
             wait = true;
+        } else if (strcmp(argv[i], "--force") == 0) {
+            arg_force = true;
         } else if (argv[i][0] != '-' && !cluster) {
             cluster = argv[i]; /* patronictl's CLUSTER_NAME */
         } else {
@@ -68,6 +72,17 @@ static int set_pause(const char *verb, bool paused, int argc, char *argv[])
     if (dcs_cluster_is_paused(c) == paused) {
         printf("Cluster \"%s\" is %s\n", t.scope, paused ? "already paused" : "not paused");
         ret = 0;
+        goto done;
+    }
+    if (!paused && !c->leader && !arg_force) {
+        fprintf(
+            stderr,
+            "dbctl %s: cluster \"%s\" has no leader. An agent stopped or killed while the "
+            "cluster was paused leaves its PostgreSQL running, unfenced; resumed now, a replica "
+            "would be promoted while that server may still take writes. Start the agents (a "
+            "running primary takes its leader key back) until `dbctl list` shows a leader, "
+            "or give --force\n",
+            verb, t.scope);
         goto done;
     }
     cfg = json_deep_copy(c->config->data);

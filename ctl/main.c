@@ -128,9 +128,15 @@ static const Verb verbs[] = {
       "Without --password the password comes from PGPASSWORD (or ~/.pgpass), else from\n"
       "the superuser password of -c CONFIG. The host and port are the member's conn_url." },
     { "pause", NULL, 0, 2, VERB_MUTATING | VERB_NEEDS_ETCD, verb_pause,
-      "maintenance mode: no automatic action (--wait)", "[CLUSTER] [--wait]" },
-    { "resume", NULL, 0, 2, VERB_MUTATING | VERB_NEEDS_ETCD, verb_resume,
-      "leave maintenance mode (--wait)", "[CLUSTER] [--wait]" },
+      "maintenance mode: nothing stops, starts, promotes or demotes PostgreSQL (--wait)",
+      "[CLUSTER] [--wait]\n"
+      "  Also an agent's stop or death leaves its PostgreSQL running (docs/pause.md)." },
+    { "resume", NULL, 0, 3, VERB_MUTATING | VERB_NEEDS_ETCD, verb_resume,
+      "leave maintenance mode (--wait)",
+      "[CLUSTER] [--wait] [--force]\n"
+      "  Refused while the cluster has no leader, unless --force: an agent stopped or\n"
+      "  killed while paused leaves its PostgreSQL running with no fence, and a replica\n"
+      "  would be promoted beside it (docs/pause.md)." },
     { "switchover", NULL, 0, 16, VERB_MUTATING | VERB_NEEDS_ETCD, verb_switchover,
       "hand the primary role to a replica (--candidate, --primary, --scheduled)",
       "[CLUSTER] [--primary NAME] [--candidate NAME] [--scheduled ISO8601|now] [--force]\n"
@@ -275,8 +281,9 @@ static int dcs_url(const char *url)
 {
     const char *sep = strstr(url, "://");
     if (sep && strncmp(url, "etcd3://", 8) != 0) {
-        fprintf(stderr, "dbctl: --dcs-url \"%s\": dbha reaches etcd through its v3 API only; "
-                        "write etcd3://HOST:PORT\n",
+        fprintf(stderr,
+                "dbctl: --dcs-url \"%s\": dbha reaches etcd through its v3 API only; "
+                "write etcd3://HOST:PORT\n",
                 url);
         return -EINVAL;
     }
