@@ -593,12 +593,17 @@ static bool guard_paused_leader_unled(const HaInput *in)
 
 /* Everything else waits while paused. An agent (re)started while paused
  * reattaches to the server that runs, by the INIT rows (its primary takes
- * back the key; another leader's key stops it, as (g)). */
+ * back the key; another leader's key stops it, as (g)). A start an
+ * operator's restart began (the only way into a starting state while
+ * paused) is finished by its rows. */
 static bool guard_paused(const HaInput *in)
 {
     bool primary = in->state == HA_STATE_PRIMARY || in->state == HA_STATE_STARTING_PRIMARY;
     bool reattach = in->state == HA_STATE_INIT && in->data == HA_DATA_OURS && in->pg_running;
-    return in->paused && !reattach && !(primary && in->has_leader && !in->leader_is_me);
+    bool starting =
+        in->state == HA_STATE_STARTING_PRIMARY || in->state == HA_STATE_STARTING_REPLICA;
+    return in->paused && !reattach && !starting &&
+           !(primary && in->has_leader && !in->leader_is_me);
 }
 
 static bool guard_restart_expired(const HaInput *in)
@@ -647,14 +652,14 @@ static bool guard_stopped_primary_crashed_mine(const HaInput *in)
  * key, can renew it and see etcd (the safety rows come first anyway). */
 static bool guard_restart_primary(const HaInput *in)
 {
-    return in->request == HA_REQUEST_RESTART && !in->paused && in->data == HA_DATA_OURS &&
-           in->dcs_ok && in->leader_is_me && !in->lease_expiring && in->pg_running &&
-           in->pg_reachable && !in->pg_in_recovery && !in->standby_cluster;
+    return in->request == HA_REQUEST_RESTART && in->data == HA_DATA_OURS && in->dcs_ok &&
+           in->leader_is_me && !in->lease_expiring && in->pg_running && in->pg_reachable &&
+           !in->pg_in_recovery && !in->standby_cluster;
 }
 
 static bool guard_restart_replica(const HaInput *in)
 {
-    return in->request == HA_REQUEST_RESTART && !in->paused && in->data == HA_DATA_OURS &&
+    return in->request == HA_REQUEST_RESTART && in->data == HA_DATA_OURS &&
            (!in->leader_is_me || in->standby_cluster) && in->pg_running && in->pg_reachable &&
            in->pg_in_recovery;
 }
@@ -715,10 +720,10 @@ static const HaRow table[] = {
     { HA_STATE_REPLICA, G(guard_promoting), STAY, NONE,
       "postgresql is still promoting; etcd unreachable" },
 
-    /* What an operator asked for: restart in place, or a replica's
-     * reinitialization (stop, data aside, clone). Not while paused (Patroni
-     * allows it): the steps after the first are automatic actions that
-     * pause holds back, so a paused restart would leave the node half way. */
+    /* What an operator asked for: restart in place (also while paused, as
+     * Patroni: the starting states finish it), or a replica's
+     * reinitialization (stop, data aside, clone; not while paused yet: its
+     * clone and start would be held back by pause half way). */
     { HA_STATE_PRIMARY, G(guard_restart_primary), HA_STATE_STARTING_PRIMARY,
       A(HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_RESTART_POSTGRES),
       "restart requested: restarting the primary in place" },

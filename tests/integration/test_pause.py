@@ -3,7 +3,8 @@ with a writer on every node: while the cluster is paused no agent stops,
 restarts, promotes or demotes PostgreSQL by itself, also when an agent is
 stopped (SIGTERM) or killed (SIGKILL) — the fencing process stands down,
 the leader key is left to its lease and a restarted agent takes its running
-primary back. The runbook Patroni documents for upgrading itself (pause,
+primary back; an operator's restart (leader and replica) works while
+paused, as in Patroni. The runbook Patroni documents for upgrading itself (pause,
 restart every agent, resume) keeps the primary writable throughout: the
 longest wait of the writer on the leader is bounded (1 s), no acknowledged
 write is lost, and no postmaster restarts.
@@ -115,6 +116,21 @@ def test_paused_agents_stop_die_and_restart_with_postgresql_untouched(cluster):
     assert gap <= 1.0, gap
     w.assert_no_overlap()
     assert not w.missing_on(leader)
+
+    # an operator's restart works while paused (Patroni allows it), on a
+    # replica and on the leader, which keeps its key
+    r = cluster.dbctl("pause", "--wait", timeout=60)
+    assert r.returncode == 0, r.stderr
+    for n in (replica, leader):
+        r = cluster.dbctl("--force", "restart", n.name, timeout=90)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert n.postmaster_pid() not in (None, pids[n.name]), n.name
+    wait_until(lambda: any(m["name"] == replica.name and m["state"] == "streaming"
+                           for m in cluster.status()["members"]), 30,
+               what=f"{replica.name} streams again")
+    st = cluster.status()
+    assert st["leader"] == leader.name and st["paused"] is True
+    assert not in_recovery(leader) and in_recovery(replica)
 
 
 def test_no_takeover_after_resume_while_the_old_primary_runs(cluster):
