@@ -334,6 +334,7 @@ static inline PublishView agent_publish_view(const Agent *a)
             ha_memory_pre_promote_backoff(&a->mem, clock_monotonic_usec(), agent_dcs(a)->ttl),
         .lease = &a->lease,
         .following = cascade_following(&a->cascade),
+        .scheduled_restart = api_scheduled_restart(a->api),
         .next_tick_usec = ticker_next_usec(&a->ticker),
         .loops = a->loops,
         .leader_changes = a->leader_changes,

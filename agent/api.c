@@ -1,8 +1,10 @@
 /* Mutating REST endpoints: queued by MHD threads, executed and answered by
  * the agent's loop. Status codes and messages follow Patroni 3.0.2's
  * api.py (do_POST_failover, do_DELETE_switchover, do_PATCH_config,
- * do_PUT_config, do_POST_reload, do_POST_restart, do_POST_reinitialize);
- * error bodies are {"error": ...}. */
+ * do_PUT_config, do_POST_reload, do_POST_restart, do_DELETE_restart,
+ * do_POST_reinitialize); error bodies are {"error": ...}. The one scheduled
+ * restart (agent/future_restart.h) is kept here and handed to the HA loop
+ * at its time as an operator's restart. */
 #include "api.h"
 
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include "dcs-store.h"
 #include "dcs.h"
 #include "dynconfig.h"
+#include "future_restart.h"
 #include "log.h"
 #include "macro.h"
 
@@ -35,6 +38,7 @@ typedef enum ApiKind {
     API_PUT_CONFIG,
     API_RELOAD,
     API_RESTART,
+    API_DELETE_RESTART,
     API_REINITIALIZE,
 } ApiKind;
 
@@ -51,11 +55,13 @@ typedef struct ApiRequest {
 
 struct ApiQueue {
     pthread_mutex_t lock;
-    ApiRequest *incoming; /* guarded by lock; newest first */
-    ApiRequest *waiting;  /* loop thread only */
-    ApiRequest *restart;  /* loop thread only: a restart or reinit handed to the HA loop */
-    ApiRequest *reloads;  /* loop thread only: POST /reload, answered by api_reloaded */
-    int fd;               /* eventfd: handlers write, the loop reads */
+    ApiRequest *incoming;  /* guarded by lock; newest first */
+    ApiRequest *waiting;   /* loop thread only */
+    ApiRequest *restart;   /* loop thread only: a restart or reinit handed to the HA loop */
+    ApiRequest *reloads;   /* loop thread only: POST /reload, answered by api_reloaded */
+    FutureRestart *future; /* loop thread only, owned: the scheduled restart, NULL: none */
+    bool future_fired;     /* loop thread only: it was handed to the HA loop as a request */
+    int fd;                /* eventfd: handlers write, the loop reads */
 };
 
 static void request_free(ApiRequest *r)
@@ -143,6 +149,7 @@ HANDLER(on_patch_config, API_PATCH_CONFIG)
 HANDLER(on_put_config, API_PUT_CONFIG)
 HANDLER(on_reload, API_RELOAD)
 HANDLER(on_restart, API_RESTART)
+HANDLER(on_delete_restart, API_DELETE_RESTART)
 HANDLER(on_reinitialize, API_REINITIALIZE)
 #undef HANDLER
 
@@ -157,6 +164,8 @@ size_t api_handlers(ApiQueue *a, RestHandler *table, size_t max)
         { "PUT", "/config", REST_HANDLER_MUTATING, on_put_config, a },
         { "POST", "/reload", REST_HANDLER_MUTATING | REST_HANDLER_BODY_OPTIONAL, on_reload, a },
         { "POST", "/restart", REST_HANDLER_MUTATING | REST_HANDLER_BODY_OPTIONAL, on_restart, a },
+        { "DELETE", "/restart", REST_HANDLER_MUTATING | REST_HANDLER_BODY_OPTIONAL,
+          on_delete_restart, a },
         { "POST", "/reinitialize", REST_HANDLER_MUTATING | REST_HANDLER_BODY_OPTIONAL,
           on_reinitialize, a },
     };
@@ -369,6 +378,7 @@ static bool poll_outcome(const ApiEnv *env, ApiRequest *r, uint64_t now)
 }
 
 static void poll_restart(ApiQueue *q, ApiEnv *env);
+static void poll_future_restart(ApiQueue *q, ApiEnv *env, uint64_t now_usec);
 
 void api_after_tick(ApiQueue *q, ApiEnv *env, uint64_t now_usec)
 {
@@ -376,6 +386,7 @@ void api_after_tick(ApiQueue *q, ApiEnv *env, uint64_t now_usec)
         return;
     }
     poll_restart(q, env);
+    poll_future_restart(q, env, now_usec);
     ApiRequest **p = &q->waiting;
     while (*p) {
         ApiRequest *r = *p;
@@ -523,44 +534,68 @@ static bool is_primary(const ApiEnv *env)
     return env->state == HA_STATE_PRIMARY || env->state == HA_STATE_STARTING_PRIMARY;
 }
 
-/* Patroni's do_POST_restart and Ha.restart(): filters first, then the HA
- * loop restarts PostgreSQL as a job; answered when it ends. */
+static double wall_now(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Patroni's schedule_future_restart(): one at a time; it keeps the
+ * postmaster's start time, so that a restart in between cancels it. */
+static void schedule_restart(ApiQueue *q, ApiEnv *env, ApiRequest *r, FutureRestart *f)
+{
+    if (q->future) {
+        answer(r, 409, "Another restart is already scheduled");
+        return;
+    }
+    FutureRestart *copy = malloc(sizeof(*copy));
+    if (!copy) {
+        answer(r, 500, "out of memory");
+        return;
+    }
+    *copy = *f;
+    if (future_restart_build_doc(copy, r->body, env->postmaster_start_time) < 0) {
+        future_restart_free(copy);
+        answer(r, 500, "out of memory");
+        return;
+    }
+    q->future = copy;
+    q->future_fired = false;
+    log_notice("restart scheduled at %s",
+               json_string_value(json_object_get(copy->doc, "schedule")));
+    api_wake(env, clock_monotonic_usec()); /* published at once, then woken at its time */
+    answer(r, 202, "Restart scheduled");
+}
+
+/* Patroni's do_POST_restart and Ha.restart(): the filters are checked
+ * first, then the HA loop restarts PostgreSQL as a job; answered when it
+ * ends. With "schedule", kept for its time (poll_future_restart). */
 static void do_restart(ApiQueue *q, ApiEnv *env, ApiRequest *r)
 {
-    bool want_pending = false;
-    const char *role = NULL;
-    const char *key;
-    json_t *v;
-    json_object_foreach(r->body, key, v)
-    {
-        if (strcmp(key, "role") == 0) {
-            role = json_string_value(v);
-            if (!role || (strcmp(role, "primary") != 0 && strcmp(role, "master") != 0 &&
-                          strcmp(role, "replica") != 0)) {
-                answer(r, 400, "PostgreSQL role should be either primary or replica");
-                return;
-            }
-        } else if (strcmp(key, "restart_pending") == 0) {
-            if (!json_is_boolean(v)) {
-                answer(r, 400, "restart_pending must be true or false");
-                return;
-            }
-            want_pending = json_is_true(v);
-        } else if (strcmp(key, "schedule") == 0) {
-            answer(r, 400, "scheduled restarts are not supported by this agent");
-            return;
-        } else {
-            answer(r, 400, "Unknown filter for the scheduled restart: %s", key);
-            return;
-        }
+    if (env->view && dcs_cluster_is_paused(env->view) && json_object_get(r->body, "schedule")) {
+        answer(r, 500, "Can't schedule restart in the paused state"); /* Patroni's status */
+        return;
+    }
+    FutureRestart f;
+    unsigned status = 400;
+    char msg[FUTURE_RESTART_MESSAGE_MAX];
+    if (future_restart_parse(r->body, wall_now(), &f, &status, msg, sizeof(msg)) < 0) {
+        answer(r, status, "%s", msg);
+        return;
+    }
+    if (f.scheduled) {
+        schedule_restart(q, env, r, &f);
+        return;
     }
     if (q->restart || env->request != HA_REQUEST_NONE || env->restart_running) {
         answer(r, 503, "restart already in progress");
         return;
     }
-    bool primary = is_primary(env);
-    if ((role && (strcmp(role, "replica") == 0) == primary) ||
-        (want_pending && !env->pending_restart)) {
+    const char *why;
+    if (!future_restart_matches(&f, is_primary(env), env->server_version, env->pending_restart,
+                                &why)) {
+        log_info("not proceeding with the restart: %s", why);
         answer(r, 503, "restart conditions are not satisfied");
         return;
     }
@@ -568,6 +603,96 @@ static void do_restart(ApiQueue *q, ApiEnv *env, ApiRequest *r)
     env->restart_result = 0;
     q->restart = r;
     api_wake(env, clock_monotonic_usec());
+}
+
+/* Patroni's do_DELETE_restart. */
+static void do_delete_restart(ApiQueue *q, ApiEnv *env, ApiRequest *r)
+{
+    if (!q->future || q->future_fired) {
+        answer(r, 404, "no restarts are scheduled");
+        return;
+    }
+    log_notice("scheduled restart at %s deleted",
+               json_string_value(json_object_get(q->future->doc, "schedule")));
+    q->future = future_restart_free(q->future);
+    api_wake(env, clock_monotonic_usec());
+    answer(r, 200, "scheduled restart deleted");
+}
+
+const json_t *api_scheduled_restart(const ApiQueue *q)
+{
+    return q && q->future ? q->future->doc : NULL;
+}
+
+/* After a tick: Patroni's evaluate_scheduled_restart(). At its time the
+ * scheduled restart becomes the operator's request an immediate restart
+ * makes (HA_REQUEST_RESTART); the tick after says whether the HA loop took
+ * it up. It is deleted then, whatever the outcome, as in Patroni. */
+static void poll_future_restart(ApiQueue *q, ApiEnv *env, uint64_t now_usec)
+{
+    FutureRestart *f = q->future;
+    if (!f) {
+        return;
+    }
+    if (q->future_fired) {
+        if (env->request == HA_REQUEST_RESTART) {
+            env->request = HA_REQUEST_NONE; /* not taken up: nothing was done */
+            log_warning("scheduled restart: restart is not possible now: %s",
+                        env->reason ? env->reason : "unknown");
+        }
+        q->future = future_restart_free(q->future);
+        q->future_fired = false;
+        api_wake(env, now_usec); /* the member key without it */
+        return;
+    }
+    double now = wall_now();
+    FutureRestartInput in = {
+        .now_epoch = now,
+        .loop_wait = env->dcs->loop_wait,
+        .paused = env->view && dcs_cluster_is_paused(env->view),
+        .evaluated = env->view && env->view->leader && env->pg_running,
+        .busy = env->job_running || env->request != HA_REQUEST_NONE || q->restart != NULL,
+        .postmaster_start_time = env->postmaster_start_time,
+        .primary = is_primary(env),
+        .server_version = env->server_version,
+        .pending_restart = env->pending_restart,
+    };
+    const char *why = NULL;
+    const char *at = json_string_value(json_object_get(f->doc, "schedule"));
+    switch (future_restart_verdict(f, &in, &why)) {
+    case FUTURE_RESTART_WAIT:
+        if (f->at_epoch > now) {
+            api_wake(env, now_usec + (uint64_t)((f->at_epoch - now) * 1e6) + 1);
+        }
+        return;
+    case FUTURE_RESTART_RESTARTED:
+        log_info("scheduled restart at %s cancelled: postgresql restarted since it was "
+                 "scheduled",
+                 at);
+        break;
+    case FUTURE_RESTART_STALE:
+        log_warning("scheduled restart at %s cancelled: its time passed more than 1.5 loop_wait "
+                    "ago",
+                    at);
+        break;
+    case FUTURE_RESTART_MISMATCH:
+        log_warning("scheduled restart at %s cancelled: restart conditions are not satisfied "
+                    "(%s)",
+                    at, why);
+        break;
+    case FUTURE_RESTART_RUN:
+        log_notice("scheduled restart at %s: restarting postgresql", at);
+        env->request = HA_REQUEST_RESTART;
+        env->restart_result = 0;
+        q->future_fired = true;
+        api_wake(env, now_usec);
+        return;
+    default:
+        log_error("scheduled restart: no verdict: this is a bug");
+        break;
+    }
+    q->future = future_restart_free(q->future);
+    api_wake(env, now_usec);
 }
 
 /* Patroni's Ha.reinitialize(): a replica only, and only with a leader. */
@@ -653,6 +778,9 @@ static void execute(ApiQueue *q, ApiEnv *env, ApiRequest *r)
     case API_RESTART:
         do_restart(q, env, r);
         return;
+    case API_DELETE_RESTART:
+        do_delete_restart(q, env, r);
+        return;
     case API_REINITIALIZE:
         do_reinitialize(q, env, r);
         return;
@@ -732,6 +860,7 @@ ApiQueue *api_free(ApiQueue *q)
     answer_all(q->waiting);
     answer_all(q->restart);
     answer_all(q->reloads);
+    future_restart_free(q->future);
     if (q->fd >= 0) {
         close(q->fd);
     }

@@ -214,6 +214,10 @@ static uint64_t member_inputs_hash(const DcsMemberInfo *m)
     if (m->tags) {
         fnv_json(&f, m->tags);
     }
+    fnv_u64(&f, m->scheduled_restart != NULL);
+    if (m->scheduled_restart) {
+        fnv_json(&f, m->scheduled_restart);
+    }
     bool flags[] = { m->pending_restart, m->has_xlog_location,  m->pause,
                      m->has_receive_lsn, m->has_replay_lsn,     m->replay_paused,
                      m->has_lag_seconds, m->replication != NULL };
@@ -334,6 +338,7 @@ int publish_member(Publisher *p, const PublishView *a)
         .xlog_location = wal_position(a),
         .timeline = a->probe_ok ? a->snap->timeline : 0,
         .replication_state = (a->probe_ok && pgprobe_streaming(a->snap)) ? "streaming" : NULL,
+        .scheduled_restart = a->scheduled_restart,
         .pause = a->cluster && dcs_cluster_is_paused(a->cluster),
         .pending_restart = a->probe_ok && a->snap->pending_restart,
         .has_receive_lsn = replica && a->snap->receive_lsn != 0,
@@ -561,6 +566,12 @@ static json_t *patroni_doc(const PublishView *a, const json_t *tags)
     }
     if (tags && json_object_size(tags) > 0) {
         json_object_set(d, "tags", (json_t *)tags);
+    }
+    if (a->scheduled_restart) {
+        /* Patroni's GET /patroni: the member key's, without postmaster_start_time */
+        json_t *s = json_deep_copy(a->scheduled_restart);
+        (void)json_object_del(s, "postmaster_start_time");
+        json_object_set_new(d, "scheduled_restart", s);
     }
     if (a->cluster && dcs_cluster_is_paused(a->cluster)) {
         json_object_set_new(d, "pause", json_true());

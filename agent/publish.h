@@ -36,7 +36,8 @@ typedef struct PublishView {
     bool watchdog_failed;     /* watchdog.mode required and no safe device: not a candidate */
     bool pre_promote_backoff; /* pre_promote failed less than ttl ago: out of the leader race */
     const Lease *lease;
-    const char *following; /* the member primary_conninfo points at, or NULL */
+    const char *following;           /* the member primary_conninfo points at, or NULL */
+    const json_t *scheduled_restart; /* Patroni's member key field, or NULL (agent/api.h) */
     uint64_t next_tick_usec;
     /* for /metrics */
     uint64_t loops;

@@ -1,14 +1,16 @@
-/* dbctl restart, reinit and reload: each acts on members through their
- * agents' REST API (POST /restart, /reinitialize, /reload), as patronictl
- * does, with restapi.authentication from -c CONFIG. Replicas are restarted
- * before the leader, so a cluster-wide restart keeps one writable primary
- * for as long as possible. Member names may follow the cluster's name, as
- * patronictl's arguments do. */
+/* dbctl restart, reinit, reload and flush restart: each acts on members
+ * through their agents' REST API (POST /restart, /reinitialize, /reload,
+ * DELETE /restart), as patronictl does, with restapi.authentication from
+ * -c CONFIG. Replicas are restarted before the leader, so a cluster-wide
+ * restart keeps one writable primary for as long as possible. Member names
+ * may follow the cluster's name, as patronictl's arguments do. A restart
+ * --scheduled at a time is kept by each agent until then (202). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -25,6 +27,7 @@
 #define MEMBER_RESTART_TIMEOUT_MS 120000L
 #define MEMBER_CALL_TIMEOUT_MS    10000L
 #define MEMBER_MESSAGE_MAX        512
+#define MEMBER_TIME_MAX           64 /* "2030-01-01T12:00:00+00:00" */
 /* dbctl reinit --wait: how long, and how often the member key is read. */
 #define REINIT_WAIT_USEC (600 * 1000 * 1000ULL)
 #define REINIT_POLL_USEC (500 * 1000ULL)
@@ -74,8 +77,9 @@ static bool names_cluster(const DcsCluster *c, const char *scope, int argc, char
 
 /* One REST call; prints "MEMBER: message". Returns the HTTP status (0: no
  * answer). */
-static long call_member(const DcsMember *m, const char *path, const json_t *body, const Config *cfg,
-                        long timeout_ms, char *msg, size_t msgsize)
+static long call_member(const char *method, const DcsMember *m, const char *path,
+                        const json_t *body, const Config *cfg, long timeout_ms, char *msg,
+                        size_t msgsize)
 {
     _cleanup_free_ char *base = ctl_api_base(m->api_url);
     if (!base) {
@@ -83,7 +87,7 @@ static long call_member(const DcsMember *m, const char *path, const json_t *body
         return 0;
     }
     CtlHttpReply r;
-    int k = ctl_http("POST", base, path, body, cfg, timeout_ms, &r);
+    int k = ctl_http(method, base, path, body, cfg, timeout_ms, &r);
     if (k == -ENOMEM) {
         (void)snprintf(msg, msgsize, "out of memory");
         return 0;
@@ -92,6 +96,73 @@ static long call_member(const DcsMember *m, const char *path, const json_t *body
     long status = r.status;
     ctl_http_reply_done(&r);
     return status;
+}
+
+/* patronictl restart's options that go into the request. */
+typedef struct RestartOptions {
+    const char *scheduled; /* NULL: now */
+    const char *pg_version;
+    const char *timeout;
+    bool any;
+} RestartOptions;
+
+/* patronictl's parse_scheduled(), "now" is none; a time without a timezone
+ * is UTC here, as for `dbctl switchover --scheduled` (patronictl: the local
+ * zone). Returns 0 and the time to send (NULL for now), or -EINVAL. */
+static int parse_scheduled(const char *s, char *buf, size_t size, const char **ret)
+{
+    double at;
+    if (!s || strcmp(s, "now") == 0) {
+        *ret = NULL;
+        return 0;
+    }
+    if (dcs_parse_time_full(s, false, &at) == 0) {
+        *ret = s; /* the agent keeps the zone it was given in, as Patroni's isoformat() */
+        return 0;
+    }
+    if (dcs_parse_time_full(s, true, &at) < 0) {
+        return -EINVAL;
+    }
+    time_t t = (time_t)at;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%S+00:00", &tm) == 0) {
+        return -EINVAL;
+    }
+    *ret = buf;
+    return 0;
+}
+
+/* POST /restart with patronictl's body; with --force a scheduled restart
+ * the member has is deleted first, as patronictl does. */
+static long restart_member(const DcsMember *m, const RestartOptions *ro, json_t *body,
+                           const Config *cfg, char *msg, size_t msgsize)
+{
+    if (ro->pg_version) {
+        (void)json_object_set_new(body, "postgres_version", json_string(ro->pg_version));
+    }
+    if (ro->scheduled) {
+        (void)json_object_set_new(body, "schedule", json_string(ro->scheduled));
+    }
+    if (ro->timeout) {
+        (void)json_object_set_new(body, "timeout", json_string(ro->timeout));
+    }
+    if (ro->scheduled && arg_force && m->data && json_object_get(m->data, "scheduled_restart")) {
+        long st =
+            call_member("DELETE", m, "/restart", NULL, cfg, MEMBER_CALL_TIMEOUT_MS, msg, msgsize);
+        if (st >= 400 && st != 404) {
+            fprintf(stderr, "dbctl restart: %s: flush scheduled restart: %s\n", m->name, msg);
+        }
+    }
+    return call_member("POST", m, "/restart", body, cfg,
+                       ro->scheduled ? MEMBER_CALL_TIMEOUT_MS : MEMBER_RESTART_TIMEOUT_MS, msg,
+                       msgsize);
+}
+
+/* An index below n, at random (restart --any). */
+static size_t rand_member(size_t n)
+{
+    srand((unsigned)(clock_monotonic_usec() ^ (uint64_t)getpid()));
+    return (size_t)rand() % n;
 }
 
 typedef enum MemberVerb { MV_RESTART, MV_REINIT, MV_RELOAD } MemberVerb;
@@ -105,10 +176,16 @@ static int run(MemberVerb mv, int argc, char *argv[])
         { "role", required_argument, NULL, 'r' },
         { "force", no_argument, NULL, 'f' },
         { "wait", no_argument, NULL, 'w' },
+        { "scheduled", required_argument, NULL, 's' },
+        { "pg-version", required_argument, NULL, 'V' },
+        { "timeout", required_argument, NULL, 't' },
+        { "any", no_argument, NULL, 'a' },
         {},
     };
     bool pending = false, wait = false;
     const char *role = NULL;
+    RestartOptions ro = { 0 };
+    char when[MEMBER_TIME_MAX];
     int opt;
     optind = 0;
     while ((opt = getopt_long(argc, argv, "f", options, NULL)) >= 0) {
@@ -130,11 +207,30 @@ static int run(MemberVerb mv, int argc, char *argv[])
         case 'w':
             wait = true;
             break;
+        case 's':
+            if (parse_scheduled(optarg, when, sizeof(when), &ro.scheduled) < 0) {
+                fprintf(stderr,
+                        "dbctl %s: Unable to parse scheduled timestamp (%s). It should be in an "
+                        "unambiguous format (e.g. ISO 8601)\n",
+                        verb, optarg);
+                return 2;
+            }
+            break;
+        case 'V':
+            ro.pg_version = optarg;
+            break;
+        case 't':
+            ro.timeout = optarg;
+            break;
+        case 'a':
+            ro.any = true;
+            break;
         default:
             return 2;
         }
     }
-    if ((mv != MV_RESTART && (pending || role)) || (mv != MV_REINIT && wait)) {
+    bool restart_opts = pending || role || ro.scheduled || ro.pg_version || ro.timeout || ro.any;
+    if ((mv != MV_RESTART && restart_opts) || (mv != MV_REINIT && wait)) {
         fprintf(stderr, "dbctl %s: option not supported by this command\n", verb);
         return 2;
     }
@@ -180,17 +276,28 @@ static int run(MemberVerb mv, int argc, char *argv[])
         ctl_target_done(&t);
         return 0;
     }
+    if (ro.scheduled && dcs_cluster_is_paused(c)) {
+        fprintf(stderr, "dbctl %s: Can't schedule restart in the paused state\n", verb);
+        ctl_target_done(&t);
+        return 1;
+    }
+    if (ro.any) { /* patronictl's --any: one of them, at random */
+        sel[0] = sel[(size_t)rand_member(kept)];
+        kept = 1;
+    }
     char names_list[512] = "";
     for (size_t i = 0; i < kept; i++) {
         size_t used = strlen(names_list);
         (void)snprintf(names_list + used, sizeof(names_list) - used, "%s%s", i ? ", " : "",
                        sel[i]->name);
     }
-    if (!ctl_confirm("%s %s of cluster \"%s\"?",
-                     mv == MV_RESTART  ? "Restart"
-                     : mv == MV_REINIT ? "Reinitialize"
-                                       : "Reload",
-                     names_list, t.scope)) {
+    if (ro.scheduled ? !ctl_confirm("Schedule a restart of %s of cluster \"%s\" at %s?", names_list,
+                                    t.scope, ro.scheduled)
+                     : !ctl_confirm("%s %s of cluster \"%s\"?",
+                                    mv == MV_RESTART  ? "Restart"
+                                    : mv == MV_REINIT ? "Reinitialize"
+                                                      : "Reload",
+                                    names_list, t.scope)) {
         fprintf(stderr, "dbctl %s: not confirmed (use --force)\n", verb);
         ctl_target_done(&t);
         return 1;
@@ -209,15 +316,14 @@ static int run(MemberVerb mv, int argc, char *argv[])
             if (pending) {
                 (void)json_object_set_new(body, "restart_pending", json_true());
             }
-            status = call_member(sel[i], "/restart", body, t.config, MEMBER_RESTART_TIMEOUT_MS, msg,
-                                 sizeof(msg));
+            status = restart_member(sel[i], &ro, body, t.config, msg, sizeof(msg));
         } else if (mv == MV_REINIT) {
             (void)json_object_set_new(body, "force", json_boolean(arg_force));
-            status = call_member(sel[i], "/reinitialize", body, t.config, MEMBER_CALL_TIMEOUT_MS,
-                                 msg, sizeof(msg));
+            status = call_member("POST", sel[i], "/reinitialize", body, t.config,
+                                 MEMBER_CALL_TIMEOUT_MS, msg, sizeof(msg));
         } else {
-            status = call_member(sel[i], "/reload", NULL, t.config, MEMBER_CALL_TIMEOUT_MS, msg,
-                                 sizeof(msg));
+            status = call_member("POST", sel[i], "/reload", NULL, t.config, MEMBER_CALL_TIMEOUT_MS,
+                                 msg, sizeof(msg));
         }
         bool ok = status >= 200 && status < 300;
         if (ok) {
@@ -272,4 +378,61 @@ int verb_reinit(int argc, char *argv[])
 int verb_reload(int argc, char *argv[])
 {
     return run(MV_RELOAD, argc, argv);
+}
+
+int ctl_flush_restart(const char *cluster, int argc, char *argv[], const char *role)
+{
+    CtlTarget t = { 0 };
+    _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+    int ret = ctl_read_cluster("flush", cluster, &t, &c);
+    if (ret != 0) {
+        ctl_target_done(&t);
+        return ret;
+    }
+    const DcsMember *sel[64];
+    int n = select_members("flush", c, argc, argv, sel, ELEMENTSOF(sel));
+    if (n < 0) {
+        ctl_target_done(&t);
+        return 1;
+    }
+    /* patronictl's flush CLUSTER restart: members with a scheduled restart
+     * get DELETE /restart, the others are named */
+    size_t kept = 0;
+    char names_list[512] = "";
+    for (int i = 0; i < n; i++) {
+        bool primary = is_leader(c, sel[i]);
+        if (role && (strcmp(role, "primary") == 0) != primary) {
+            continue;
+        }
+        if (!sel[i]->data || !json_object_get(sel[i]->data, "scheduled_restart")) {
+            printf("No scheduled restart for member %s\n", sel[i]->name);
+            continue;
+        }
+        size_t used = strlen(names_list);
+        (void)snprintf(names_list + used, sizeof(names_list) - used, "%s%s", kept ? ", " : "",
+                       sel[i]->name);
+        sel[kept++] = sel[i];
+    }
+    if (kept > 0 && !ctl_confirm("Cancel the scheduled restart of %s of cluster \"%s\"?",
+                                 names_list, t.scope)) {
+        fprintf(stderr, "dbctl flush: not confirmed (use --force)\n");
+        ctl_target_done(&t);
+        return 1;
+    }
+    for (size_t i = 0; i < kept; i++) {
+        char msg[MEMBER_MESSAGE_MAX];
+        long status = call_member("DELETE", sel[i], "/restart", NULL, t.config,
+                                  MEMBER_CALL_TIMEOUT_MS, msg, sizeof(msg));
+        if (status >= 200 && status < 300) {
+            printf("%s: %s\n", sel[i]->name, msg);
+        } else {
+            fprintf(stderr, "dbctl flush: %s: %s%s\n", sel[i]->name, msg,
+                    status == 401
+                        ? " (set ctl.authentication or restapi.authentication in the config)"
+                        : "");
+            ret = 1;
+        }
+    }
+    ctl_target_done(&t);
+    return ret;
 }

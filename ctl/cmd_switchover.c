@@ -25,6 +25,7 @@
 #include "connect.h"
 #include "ctl.h"
 #include "dcs.h"
+#include "http.h"
 #include "macro.h"
 #include "prompt.h"
 #include "verbarg.h"
@@ -337,6 +338,35 @@ done:
 
 /* ---- failover ---- */
 
+/* How long a paused leader's agent gets to answer GET /patroni. */
+#define FAILOVER_LEADER_ANSWER_MS 2000L
+
+/* Paused, nothing fences a primary whose agent is gone (docs/pause.md): a
+ * failover then needs the leader's agent to answer as a running primary
+ * (it hands over), else --force. NULL when it answers; else why not. */
+static const char *paused_leader_problem(const DcsCluster *c, const Config *cfg, char *buf,
+                                         size_t size)
+{
+    const DcsMember *lm = dcs_cluster_leader_member(c);
+    if (!c->leader) {
+        return "the cluster has no leader: a member whose agent stopped or died while paused may "
+               "still run a primary that takes writes";
+    }
+    _cleanup_free_ char *base = lm ? ctl_api_base(lm->api_url) : NULL;
+    CtlHttpReply r = { 0 };
+    if (!base || ctl_http("GET", base, "/patroni", NULL, cfg, FAILOVER_LEADER_ANSWER_MS, &r) < 0 ||
+        (r.status != 200 && r.status != 503)) {
+        ctl_http_reply_done(&r);
+        (void)snprintf(buf, size,
+                       "leader \"%s\"'s agent does not answer: its PostgreSQL may still take "
+                       "writes, and while paused nothing fences it",
+                       c->leader->name);
+        return buf;
+    }
+    ctl_http_reply_done(&r);
+    return NULL;
+}
+
 int verb_failover(int argc, char *argv[])
 {
     static const struct option options[] = {
@@ -438,10 +468,22 @@ int verb_failover(int argc, char *argv[])
         goto done;
     }
     if (dcs_cluster_is_paused(c)) {
-        fprintf(stderr,
-                "dbctl failover: warning: cluster \"%s\" is paused; agents that take no "
-                "action while paused will not act on the request\n",
-                t.scope);
+        char pbuf[SWITCHOVER_MESSAGE_MAX];
+        why = paused_leader_problem(c, t.config, pbuf, sizeof(pbuf));
+        if (why && !arg_force) {
+            fprintf(stderr,
+                    "dbctl failover: cluster \"%s\" is paused and %s; promoting \"%s\" would "
+                    "make two primaries unless that server is down. Stop it, or start its agent, "
+                    "or --force to fail over anyway\n",
+                    t.scope, why, want);
+            goto done;
+        }
+        if (why) {
+            fprintf(stderr,
+                    "dbctl failover: warning: %s; failing over anyway (--force): make sure that "
+                    "server takes no writes\n",
+                    why);
+        }
     }
     if (!ctl_confirm("Fail over to \"%s\"%s%s%s?", want, old_leader ? " (\"" : "",
                      strempty(old_leader), old_leader ? "\" is the leader now)" : "")) {
@@ -480,31 +522,50 @@ done:
 
 /* ---- flush ---- */
 
-/* patronictl's `flush CLUSTER_NAME switchover`; dbctl's CLUSTER and the
- * target are optional: a lone "switchover" (or "restart", refused) is the
- * target. */
+/* patronictl's `flush CLUSTER_NAME restart|switchover [MEMBER...]
+ * [--role R]`; dbctl's CLUSTER and the target are optional: a lone word
+ * that is neither target is CLUSTER, and the target is then switchover.
+ * `restart` is ctl_flush_restart() (ctl/cmd_member.c). */
 int verb_flush(int argc, char *argv[])
 {
-    const char *words[2] = { NULL, NULL }, *cluster = NULL;
-    size_t n_words = 0;
+    char *words[66] = { NULL };
+    const char *cluster = NULL, *role = NULL;
+    int n_words = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0) {
             arg_force = true;
-        } else if (argv[i][0] != '-' && n_words < ELEMENTSOF(words)) {
+        } else if ((strcmp(argv[i], "--role") == 0 || strcmp(argv[i], "-r") == 0) && i + 1 < argc) {
+            role = argv[++i];
+        } else if (strncmp(argv[i], "--role=", 7) == 0) {
+            role = argv[i] + 7;
+        } else if (argv[i][0] != '-' && n_words < (int)ELEMENTSOF(words)) {
             words[n_words++] = argv[i];
         } else {
             fprintf(stderr, "dbctl flush: unexpected argument \"%s\"\n", argv[i]);
             return 2;
         }
     }
-    const char *target = n_words == 2 ? words[1] : words[0];
-    if (n_words == 2 ||
-        (n_words == 1 && strcmp(words[0], "switchover") != 0 && strcmp(words[0], "restart") != 0)) {
-        cluster = words[0];
-        target = n_words == 2 ? words[1] : NULL;
+    if (role && strcmp(role, "primary") != 0 && strcmp(role, "replica") != 0 &&
+        strcmp(role, "any") != 0) {
+        fprintf(stderr, "dbctl flush: --role is primary, replica or any\n");
+        return 2;
     }
-    if (target && strcmp(target, "switchover") != 0) {
-        fprintf(stderr, "dbctl flush: unexpected argument \"%s\"\n", target);
+    int first = 0; /* the target's index */
+    if (n_words > 0 && strcmp(words[0], "switchover") != 0 && strcmp(words[0], "restart") != 0) {
+        cluster = words[0];
+        first = 1;
+    }
+    const char *target = first < n_words ? words[first] : "switchover";
+    if (strcmp(target, "restart") == 0) {
+        if (verbarg_check_cluster("flush", cluster) < 0) {
+            return 2;
+        }
+        return ctl_flush_restart(cluster, n_words - first - 1, words + first + 1,
+                                 role && strcmp(role, "any") != 0 ? role : NULL);
+    }
+    if (strcmp(target, "switchover") != 0 || n_words > first + 1) {
+        fprintf(stderr, "dbctl flush: unexpected argument \"%s\"\n",
+                strcmp(target, "switchover") != 0 ? target : words[first + 1]);
         return 2;
     }
     if (verbarg_check_cluster("flush", cluster) < 0) {

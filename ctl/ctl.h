@@ -52,6 +52,10 @@ int verb_query(int argc, char *argv[]);
 int verb_restart(int argc, char *argv[]);
 int verb_reinit(int argc, char *argv[]);
 int verb_reload(int argc, char *argv[]);
+/* `flush [CLUSTER] restart [MEMBER...]` (verb_flush's target): DELETE
+ * /restart on each member (all when none named; role "primary", "replica"
+ * or NULL) that shows a scheduled restart. Returns the exit status. */
+int ctl_flush_restart(const char *cluster, int argc, char *argv[], const char *role);
 /* ctl/cmd_route.c: route pgbouncer */
 int verb_route(int argc, char *argv[]);
 /* ctl/cmd_remove.c */

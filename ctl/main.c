@@ -149,18 +149,32 @@ static const Verb verbs[] = {
       "  Refused when NAME is not a member, is not running, is tagged nofailover, or\n"
       "  lags more than maximum_lag_on_failover behind the leader's last position;\n"
       "  --force overrides only the lag (and confirms). Waits up to --timeout (30 s)\n"
-      "  for NAME to hold the leader key." },
-    { "flush", NULL, 0, 3, VERB_MUTATING | VERB_NEEDS_ETCD, verb_flush,
-      "cancel a scheduled switchover", "[CLUSTER] [switchover] [--force]" },
+      "  for NAME to hold the leader key. While paused, also refused when the leader's\n"
+      "  agent does not answer or there is no leader (nothing fences that primary);\n"
+      "  --force overrides that too (docs/pause.md)." },
+    { "flush", NULL, 0, 69, VERB_MUTATING | VERB_NEEDS_ETCD, verb_flush,
+      "cancel a scheduled switchover or scheduled restarts",
+      "[CLUSTER] [switchover] [--force]\n"
+      "       [CLUSTER] restart [MEMBER...] [--role primary|replica|any] [--force]\n"
+      "  restart: DELETE /restart on each member (every one when none is named) that\n"
+      "  shows a scheduled restart; the others are named." },
     { "restart", NULL, 0, 64, VERB_MUTATING | VERB_NEEDS_ETCD, verb_restart,
-      "restart PostgreSQL on members through their agents (--pending, --role)",
-      "[CLUSTER] [MEMBER...] [--pending] [--role primary|replica|any] [--force]\n"
+      "restart PostgreSQL on members through their agents (--pending, --role, --scheduled)",
+      "[CLUSTER] [MEMBER...] [--pending] [--role primary|replica|any] [--any]\n"
+      "      [--scheduled ISO8601|now] [--pg-version X.Y[.Z]] [--timeout SECONDS] [--force]\n"
       "  A first name equal to the cluster's scope is CLUSTER (patronictl's\n"
       "  CLUSTER_NAME), unless it is also the only name and a member's.\n"
       "  Every member when none is named; replicas first, then the leader, which\n"
       "  keeps the leader key. --pending: only members whose settings wait for a\n"
       "  restart. Each agent answers when PostgreSQL is back (POST /restart); the\n"
-      "  REST API's credentials come from restapi.authentication of -c CONFIG." },
+      "  REST API's credentials come from restapi.authentication of -c CONFIG.\n"
+      "  --scheduled TIME  each agent restarts at TIME (a time without a timezone is\n"
+      "                    UTC), one scheduled restart per member; `list -e` shows it,\n"
+      "                    `flush CLUSTER restart` cancels it; --force replaces one\n"
+      "  --pg-version V    only members running an older PostgreSQL than V\n"
+      "  --timeout S       passed to the agent, which checks it and shows it with a\n"
+      "                    scheduled restart (the restart waits pg_ctl_timeout)\n"
+      "  --any             one of the selected members, at random" },
     { "reinit", NULL, 1, 5, VERB_MUTATING | VERB_NEEDS_ETCD, verb_reinit,
       "re-clone a replica from the leader (--wait)",
       "[CLUSTER] MEMBER [--force] [--wait]\n"

@@ -1778,6 +1778,10 @@ int dcs_member_encode(const DcsMemberInfo *m, char **ret_json)
         set_new(o, "replication_state", json_string(m->replication_state)) < 0) {
         return -ENOMEM;
     }
+    if (m->scheduled_restart &&
+        set_new(o, "scheduled_restart", json_deep_copy(m->scheduled_restart)) < 0) {
+        return -ENOMEM;
+    }
     if (m->pause && set_new(o, "pause", json_true()) < 0) {
         return -ENOMEM;
     }

@@ -382,9 +382,10 @@ typedef struct DcsMemberInfo {
     bool pending_restart;   /* false: omitted */
     bool has_xlog_location; /* Patroni writes it only while PostgreSQL runs */
     uint64_t xlog_location;
-    int64_t timeline;              /* 0: omitted */
-    const char *replication_state; /* our addition beside Patroni's; NULL: omitted */
-    bool pause;                    /* false: omitted */
+    int64_t timeline;                /* 0: omitted */
+    const char *replication_state;   /* our addition beside Patroni's; NULL: omitted */
+    const json_t *scheduled_restart; /* Patroni's object; NULL: omitted */
+    bool pause;                      /* false: omitted */
     /* dbha's own fields */
     bool has_receive_lsn, has_replay_lsn; /* replica; false: omitted */
     uint64_t receive_lsn, replay_lsn;
@@ -399,7 +400,7 @@ typedef struct DcsMemberInfo {
 
 /* Patroni 3.0.2 touch_member() order: conn_url, api_url, state, role,
  * version, proxy_url, tags, pending_restart, xlog_location, timeline,
- * replication_state, pause; then ours: receive_lsn, replay_lsn,
+ * replication_state, scheduled_restart, pause; then ours: receive_lsn, replay_lsn,
  * replay_paused, lag_seconds, replication, failover_blocked, upstream. Returns 0 and
  * *ret_json (malloc'ed), -EINVAL (role out of range, a required string
  * missing), -ENOMEM. */

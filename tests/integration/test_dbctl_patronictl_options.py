@@ -265,8 +265,11 @@ def test_cluster_name_on_mutating_verbs(etcd):
     assert fake.get("failover") is None
     p = fake.dbctl("flush", "batman", "--force")
     assert p.returncode == 1 and "no scheduled switchover" in p.stderr
+    # patronictl's `flush CLUSTER restart`: no member has a scheduled restart here
     p = fake.dbctl("flush", "batman", "restart", "--force")
-    assert p.returncode == 2 and 'unexpected argument "restart"' in p.stderr
+    assert p.returncode == 0 and "No scheduled restart for member n1\n" in p.stdout, p
+    p = fake.dbctl("flush", "batman", "restart", "n9", "--force")
+    assert p.returncode == 1 and '"n9" is not a member' in p.stderr, p
     # restart/reload/reinit: a first name equal to the scope is the cluster's
     p = fake.dbctl("restart", "batman", "n9", "--force")
     assert p.returncode == 1 and '"n9" is not a member' in p.stderr
