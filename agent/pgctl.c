@@ -740,6 +740,12 @@ static void put_recovery_conf(FILE *f, const PgCtl *p, const PgUpstream *u)
     }
 }
 
+/* The settings Patroni empties on a replica (build_recovery_params()). */
+static const char *const recovery_targets[] = {
+    "recovery_target",      "recovery_target_lsn", "recovery_target_name",
+    "recovery_target_time", "recovery_target_xid",
+};
+
 static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream *u)
 {
     const Config *c = p->config;
@@ -791,7 +797,9 @@ static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream 
     char port[16];
     snprintf(port, sizeof(port), "%d", p->port);
     pgconf_put_line(f, "port", port);
-    pgconf_put_line(f, "cluster_name", c->name);
+    /* Patroni's: the scope (a server it started runs with it, and the
+     * setting needs a restart) */
+    pgconf_put_line(f, "cluster_name", c->scope);
     put_default(f, p, "wal_level", "replica");
     put_default(f, p, "hot_standby", "on");
     put_default(f, p, "wal_log_hints", "on");
@@ -815,6 +823,14 @@ static int write_postgresql_conf(const PgCtl *p, bool replica, const PgUpstream 
     /* on a primary too: the setting needs a restart, and a promoted
      * replica reloads this file (a change would be reported as an error) */
     pgconf_put_line(f, "recovery_target_timeline", "latest");
+    /* Patroni's on a replica, so that no recovery target in an included
+     * file pauses, promotes or shuts down a standby; on a primary too: each
+     * needs a restart, and one the file loses (a promotion, a server that
+     * Patroni started as a replica taken over) leaves the server
+     * pending_restart */
+    for (size_t i = 0; i < ELEMENTSOF(recovery_targets); i++) {
+        pgconf_put_line(f, recovery_targets[i], "");
+    }
     const ConfigBootstrapMethod *b = p->bootstrap_custom;
     if (!replica && b && b->has_recovery_conf) {
         fprintf(f, "\n# bootstrap.%s.recovery_conf (the custom bootstrap's first start)\n",
@@ -1016,6 +1032,15 @@ int pgctl_write_config(const PgCtl *p, bool replica, const PgUpstream *u)
     int r = 0;
     if (p->own_conf_file) {
         r = prepare_config_dir(p, hba.what != NULL, ident.what != NULL);
+        if (r < 0) {
+            return r;
+        }
+    }
+    if (replica && u && u->host) {
+        /* primary_conninfo names the passfile, and a reload makes the
+         * walreceiver read it: it must hold the replication user for any
+         * host first (the one Patroni wrote names its last leader only) */
+        r = pgctl_write_pgpass(p);
         if (r < 0) {
             return r;
         }

@@ -152,8 +152,9 @@ char *pgctl_remote_conninfo(const PgCtl *p, const char *host, int port, int conn
 /* Writes the files the agent manages in data_dir: postgresql.conf (our
  * settings and both parameter sets, including initdb's original as
  * postgresql.base.conf), pg_hba.conf when the config has lines, and for a
- * replica standby.signal plus primary_conninfo/primary_slot_name; for a
- * primary, removes standby.signal. Each file is replaced atomically.
+ * replica standby.signal plus primary_conninfo/primary_slot_name, and
+ * first the passfile that primary_conninfo names (pgctl_write_pgpass());
+ * for a primary, removes standby.signal. Each file is replaced atomically.
  * Returns 0 or -errno. */
 int pgctl_write_config(const PgCtl *p, bool replica, const PgUpstream *u);
 /* Patroni's bootstrap.pg_hba: after initdb or a custom bootstrap, its lines
