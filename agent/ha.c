@@ -570,11 +570,33 @@ static bool guard_promoting(const HaInput *in)
     return promoting(in);
 }
 
+/* Paused, an operator's switchover or failover still runs, as in Patroni:
+ * the leader hands over, the named candidate takes the free key and
+ * promotes, and the former primary it stopped rewinds and rejoins (Patroni's
+ * one exception to starting nothing while paused). No automatic action
+ * brings a paused cluster here: only a failover key an operator wrote. */
+static bool paused_handover(const HaInput *in)
+{
+    if (in->failover_candidate_me) {
+        return true;
+    }
+    if (in->state == HA_STATE_PRIMARY) {
+        return in->leader_is_me && in->failover_from_me && in->failover_candidate_other;
+    }
+    /* Patroni's condition: a rewind is needed and possible (else it
+     * leaves the server stopped while paused) */
+    return in->state == HA_STATE_INIT && in->data == HA_DATA_OURS && !in->pg_running &&
+           !in->standby_signal && in->dcs_ok &&
+           ((in->has_leader && !in->leader_is_me && in->use_pg_rewind) ||
+            in->failover_candidate_other);
+}
+
 /* Paused (Patroni's maintenance mode): a running primary keeps running
  * whatever happens to its lease, as Patroni ("continue to run as leader
  * because paused"): nobody promotes while paused unless an operator asks,
  * so no second primary can come of it. With etcd it keeps the leader key,
- * or takes it back once it expired. Only another member holding the key
+ * or takes it back once it expired, and creates the members' slots (none
+ * is dropped while paused: agent/ha_exec.c). Only another member holding the key
  * (an operator's failover) still stops it: the rows of (g) follow. */
 static bool paused_primary(const HaInput *in)
 {
@@ -583,26 +605,35 @@ static bool paused_primary(const HaInput *in)
 
 static bool guard_paused_leader(const HaInput *in)
 {
-    return paused_primary(in) && in->dcs_ok && in->leader_is_me;
+    return paused_primary(in) && in->dcs_ok && in->leader_is_me && !paused_handover(in);
 }
 
 static bool guard_paused_leader_unled(const HaInput *in)
 {
-    return paused_primary(in) && may_take_leader(in);
+    return paused_primary(in) && may_take_leader(in) && !paused_handover(in);
+}
+
+/* Replicas follow the leader an operator's failover made (Patroni's
+ * follow() re-points them while paused too): a reload, nothing stops. */
+static bool guard_paused_must_follow(const HaInput *in)
+{
+    return in->paused && guard_must_follow(in) && in->data == HA_DATA_OURS && in->pg_running &&
+           in->pg_reachable && in->pg_in_recovery && !in->standby_cluster;
 }
 
 /* Everything else waits while paused. An agent (re)started while paused
  * reattaches to the server that runs, by the INIT rows (its primary takes
- * back the key; another leader's key stops it, as (g)). A start an
- * operator's restart began (the only way into a starting state while
- * paused) is finished by its rows. */
+ * back the key; another leader's key stops it, as (g)). A start or rewind
+ * an operator's restart or switchover began (the only ways into those
+ * states while paused) is finished by its rows. */
 static bool guard_paused(const HaInput *in)
 {
     bool primary = in->state == HA_STATE_PRIMARY || in->state == HA_STATE_STARTING_PRIMARY;
-    bool reattach = in->state == HA_STATE_INIT && in->data == HA_DATA_OURS && in->pg_running;
-    bool starting =
-        in->state == HA_STATE_STARTING_PRIMARY || in->state == HA_STATE_STARTING_REPLICA;
-    return in->paused && !reattach && !starting &&
+    bool reattach = in->state == HA_STATE_INIT && in->data == HA_DATA_OURS &&
+                    (in->pg_running || in->request == HA_REQUEST_REJOIN);
+    bool finishing = in->state == HA_STATE_STARTING_PRIMARY ||
+                     in->state == HA_STATE_STARTING_REPLICA || in->state == HA_STATE_REWINDING;
+    return in->paused && !reattach && !finishing && !paused_handover(in) &&
            !(primary && in->has_leader && !in->leader_is_me);
 }
 
@@ -738,14 +769,16 @@ static const HaRow table[] = {
      * takes it back after its lease ran out (etcd unreachable, the agent
      * stopped); its PostgreSQL runs on either way. */
     { HA_STATE_PRIMARY, G(guard_paused_leader), STAY,
-      A(HA_ACTION_RENEW_LEADER, HA_ACTION_PUBLISH_STATUS),
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
       "paused: keeping the leader key, no other action" },
     { HA_STATE_PRIMARY, G(guard_paused_leader_unled), STAY,
-      A(HA_ACTION_TAKE_LEADER, HA_ACTION_PUBLISH_STATUS),
+      A(HA_ACTION_TAKE_LEADER, HA_ACTION_SYNC_SLOTS, HA_ACTION_PUBLISH_STATUS),
       "paused: the leader key ran out; taking it back for the running primary" },
     { HA_STATE_REPLICA, G(guard_paused_standby_leader), STAY,
       A(HA_ACTION_RENEW_LEADER, HA_ACTION_PUBLISH_STATUS),
       "paused: keeping the leader key of the standby cluster, no other action" },
+    { HA_STATE_REPLICA, G(guard_paused_must_follow), STAY, A(HA_ACTION_FOLLOW),
+      "paused: following the new leader" },
     { ANY, G(guard_paused), STAY, NONE, "paused: no automatic action" },
 
     { HA_STATE_REFUSED, G(guard_always), STAY, NONE,

@@ -1579,7 +1579,10 @@ static int sync_slots_as(Agent *a, bool leader)
         }
         ok = fclose(k) == 0;
     }
-    bool drop = !wanted.ignore_all;
+    /* paused, nothing is dropped (Patroni's _drop_incorrect_slots): an
+     * agent stopped for an upgrade loses its member key after ttl, and its
+     * running replica still streams through its slot */
+    bool drop = !wanted.ignore_all && !dcs_cluster_is_paused(a->cluster);
     slots_wanted_done(&wanted);
     if (!ok || !k) {
         return -ENOMEM;

@@ -303,6 +303,10 @@ void ha_memory_enter(HaMemory *m, HaState next, uint64_t now_usec)
         m->state = next;
         m->state_since_usec = now_usec;
     }
+    if (m->request == HA_REQUEST_REJOIN &&
+        (next == HA_STATE_REPLICA || next == HA_STATE_PRIMARY || next == HA_STATE_CLONING)) {
+        m->request = HA_REQUEST_NONE; /* rejoined, or on another way back */
+    }
 }
 
 void ha_memory_before(HaMemory *m, HaAction a)
@@ -315,6 +319,9 @@ void ha_memory_before(HaMemory *m, HaAction a)
     case HA_ACTION_REWIND:
         m->diverged = false; /* pg_rewind brings us onto the leader's timeline */
         m->streamed_tli = 0;
+        if (m->request == HA_REQUEST_REJOIN) {
+            m->request = HA_REQUEST_NONE;
+        }
         break;
     case HA_ACTION_MOVE_DATA_ASIDE:
         if (m->request == HA_REQUEST_REINIT) {
@@ -325,6 +332,14 @@ void ha_memory_before(HaMemory *m, HaAction a)
         break;
     case HA_ACTION_RESTART_POSTGRES:
         m->request = HA_REQUEST_NONE; /* consumed now, whatever the outcome */
+        break;
+    case HA_ACTION_SWITCHOVER_DEMOTE:
+        m->request = HA_REQUEST_REJOIN; /* what the operator asked for ends with our start */
+        break;
+    case HA_ACTION_START_POSTGRES:
+        if (m->request == HA_REQUEST_REJOIN) {
+            m->request = HA_REQUEST_NONE;
+        }
         break;
     default:
         break;

@@ -170,3 +170,60 @@ def test_no_takeover_after_resume_while_the_old_primary_runs(cluster):
     set_pause(cluster, False)
     new = wait_until(lambda: cluster.status()["leader"], 60, what="a new leader")
     assert new != leader.name
+
+
+def leader_is(cluster, name):
+    return cluster.status()["leader"] == name
+
+
+def streaming(cluster, name):
+    return any(m["name"] == name and m["state"] == "streaming"
+               for m in cluster.status()["members"])
+
+
+def test_operator_switchover_and_failover_while_paused(cluster):
+    """Patroni acts on an operator's switchover and failover while paused:
+    the leader hands over, the candidate promotes, the old primary rewinds
+    and rejoins, the other replica follows the new leader — the cluster
+    stays paused. A failover while the leader's agent does not answer needs
+    --force: paused, nothing fences that primary."""
+    s, old, w = start_with_writer(cluster)
+    first, other = [n for n in cluster.nodes if n is not old]
+    with w:
+        r = cluster.dbctl("pause", "--wait", timeout=60)
+        assert r.returncode == 0, r.stderr
+        t0 = time.monotonic()
+        r = cluster.dbctl("--force", "switchover", "--candidate", first.name, timeout=90)
+        assert r.returncode == 0, r.stdout + r.stderr
+        wait_until(lambda: leader_is(cluster, first.name), 30, what=f"{first.name} leads")
+        wait_until(lambda: streaming(cluster, old.name), 60,
+                   what=f"{old.name} rejoins as a replica")
+        assert not in_recovery(first) and in_recovery(old) and in_recovery(other)
+        wait_until(lambda: w.first_ack_after(t0, node=first), 10,
+                   what=f"a write on {first.name}")
+        assert cluster.status()["paused"] is True
+    w.assert_no_overlap()
+    assert not w.missing_on(first)
+
+    # the leader's agent gone: refused without --force, and says why
+    first.kill()
+    r = cluster.dbctl("failover", "--candidate", old.name, timeout=30)
+    assert r.returncode == 1 and "does not answer" in r.stderr, r.stdout + r.stderr
+    assert "two primaries" in r.stderr
+    assert leader_is(cluster, first.name) and not in_recovery(first)
+    # its server stopped too: forced, the candidate takes over once the key expires
+    first.kill_with_postgres()
+    r = cluster.dbctl("--force", "failover", "--candidate", old.name, "--timeout", "60",
+                      timeout=90)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "does not answer" in r.stderr
+    wait_until(lambda: leader_is(cluster, old.name), 30, what=f"{old.name} leads")
+    wait_until(lambda: streaming(cluster, other.name), 60, what=f"{other.name} follows")
+    assert not in_recovery(old)
+    # the former leader's agent back while paused: it rewinds and rejoins
+    first.start()
+    wait_until(lambda: streaming(cluster, first.name), 90, what=f"{first.name} rejoins")
+    assert cluster.status()["paused"] is True
+    r = cluster.dbctl("resume", "--wait", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert cluster.wait_healthy(timeout=60)["leader"] == old.name
