@@ -623,16 +623,19 @@ static bool guard_paused_must_follow(const HaInput *in)
 
 /* Everything else waits while paused. An agent (re)started while paused
  * reattaches to the server that runs, by the INIT rows (its primary takes
- * back the key; another leader's key stops it, as (g)). A start or rewind
- * an operator's restart or switchover began (the only ways into those
- * states while paused) is finished by its rows. */
+ * back the key; another leader's key stops it, as (g)); so does a member
+ * an operator's switchover or reinitialize stopped (HA_REQUEST_REJOIN). A
+ * start, rewind or clone an operator's restart, switchover or reinitialize
+ * began (the only ways into those states while paused) is finished by its
+ * rows. */
 static bool guard_paused(const HaInput *in)
 {
     bool primary = in->state == HA_STATE_PRIMARY || in->state == HA_STATE_STARTING_PRIMARY;
-    bool reattach = in->state == HA_STATE_INIT && in->data == HA_DATA_OURS &&
-                    (in->pg_running || in->request == HA_REQUEST_REJOIN);
+    bool reattach = in->state == HA_STATE_INIT && ((in->data == HA_DATA_OURS && in->pg_running) ||
+                                                   in->request == HA_REQUEST_REJOIN);
     bool finishing = in->state == HA_STATE_STARTING_PRIMARY ||
-                     in->state == HA_STATE_STARTING_REPLICA || in->state == HA_STATE_REWINDING;
+                     in->state == HA_STATE_STARTING_REPLICA || in->state == HA_STATE_REWINDING ||
+                     in->state == HA_STATE_CLONING;
     return in->paused && !reattach && !finishing && !paused_handover(in) &&
            !(primary && in->has_leader && !in->leader_is_me);
 }
@@ -699,8 +702,8 @@ static bool guard_restart_replica(const HaInput *in)
  * clone from. */
 static bool reinit_possible(const HaInput *in)
 {
-    return in->request == HA_REQUEST_REINIT && !in->paused && in->data == HA_DATA_OURS &&
-           in->dcs_ok && in->has_leader && !in->leader_is_me && in->leader_member_known;
+    return in->request == HA_REQUEST_REINIT && in->data == HA_DATA_OURS && in->dcs_ok &&
+           in->has_leader && !in->leader_is_me && in->leader_member_known;
 }
 
 static bool guard_reinit_running(const HaInput *in)
@@ -751,10 +754,9 @@ static const HaRow table[] = {
     { HA_STATE_REPLICA, G(guard_promoting), STAY, NONE,
       "postgresql is still promoting; etcd unreachable" },
 
-    /* What an operator asked for: restart in place (also while paused, as
-     * Patroni: the starting states finish it), or a replica's
-     * reinitialization (stop, data aside, clone; not while paused yet: its
-     * clone and start would be held back by pause half way). */
+    /* What an operator asked for, also while paused (as Patroni; pause lets
+     * the steps that follow finish): restart in place, or a replica's
+     * reinitialization (stop, data aside, clone, start). */
     { HA_STATE_PRIMARY, G(guard_restart_primary), HA_STATE_STARTING_PRIMARY,
       A(HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_RESTART_POSTGRES),
       "restart requested: restarting the primary in place" },

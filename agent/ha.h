@@ -95,8 +95,10 @@ typedef enum HaRequest {
     HA_REQUEST_NONE,
     HA_REQUEST_RESTART, /* restart PostgreSQL in place, keeping the role */
     HA_REQUEST_REINIT,  /* a replica: stop, move the data aside, clone anew */
-    HA_REQUEST_REJOIN,  /* a primary an operator's switchover stopped starts again as a replica,
-                           also while paused (Patroni's demote does); set by the switchover */
+    HA_REQUEST_REJOIN,  /* a member an operator's switchover or reinitialize stopped starts
+                           again as a replica, also while paused (Patroni's demote and
+                           reinitialize do); set by their actions, ended by the start, a
+                           rewind or a clone */
     _HA_REQUEST_MAX,
     _HA_REQUEST_INVALID = -EINVAL,
 } HaRequest;

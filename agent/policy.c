@@ -325,7 +325,9 @@ void ha_memory_before(HaMemory *m, HaAction a)
         break;
     case HA_ACTION_MOVE_DATA_ASIDE:
         if (m->request == HA_REQUEST_REINIT) {
-            m->request = HA_REQUEST_NONE; /* reinitialized from here on: the clone follows */
+            /* reinitialized from here on: the clone follows, also while
+             * paused (the request ends when the clone starts) */
+            m->request = HA_REQUEST_REJOIN;
         }
         m->diverged = false;
         m->streamed_tli = 0;

@@ -6,8 +6,9 @@ allow and what an operator may still do, on three real nodes with writers:
   takes over while the old primary's PostgreSQL still accepts writes: each
   candidate asks that server itself (it led while the cluster was paused,
   when nothing fences it); dbctl resume refuses a cluster with no leader;
-- an operator's switchover and failover work while paused, as in Patroni;
-  a failover while the leader's agent does not answer needs --force.
+- an operator's switchover, failover and reinitialize work while paused,
+  as in Patroni; a failover while the leader's agent does not answer needs
+  --force.
 
 No assertion measures time: bounded waits only (test_pause.py has the
 writer's longest wait)."""
@@ -120,6 +121,15 @@ def test_operator_switchover_and_failover_while_paused(cluster):
     # the former leader's agent back while paused: it rewinds and rejoins
     first.start()
     wait_until(lambda: streaming(cluster, first.name), 90, what=f"{first.name} rejoins")
+    assert cluster.status()["paused"] is True
+    # an operator's reinitialize while paused, as Patroni: stop, data aside, clone, start
+    pid = other.postmaster_pid()
+    r = cluster.dbctl("--force", "reinit", other.name, "--wait", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines() == [f"{other.name}: reinitialize started",
+                                     f"{other.name}: reinitialized and running"], r.stdout
+    wait_until(lambda: streaming(cluster, other.name), 60, what=f"{other.name} streams again")
+    assert other.postmaster_pid() not in (None, pid)
     assert cluster.status()["paused"] is True
     r = cluster.dbctl("resume", "--wait", timeout=60)
     assert r.returncode == 0, r.stderr

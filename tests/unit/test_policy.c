@@ -399,6 +399,17 @@ static void test_memory_of_actions(void **state)
     m.diverged = true;
     ha_memory_before(&m, HA_ACTION_MOVE_DATA_ASIDE);
     assert_false(m.diverged);
+    /* a reinit goes on as a rejoin: its clone and start follow, also paused */
+    assert_int_equal(m.request, HA_REQUEST_REJOIN);
+    ha_memory_enter(&m, HA_STATE_CLONING, 1);
+    assert_int_equal(m.request, HA_REQUEST_NONE);
+    /* a switchover's demote asks for the rejoin; the start ends it */
+    ha_memory_before(&m, HA_ACTION_SWITCHOVER_DEMOTE);
+    assert_int_equal(m.request, HA_REQUEST_REJOIN);
+    ha_memory_before(&m, HA_ACTION_START_POSTGRES);
+    assert_int_equal(m.request, HA_REQUEST_NONE);
+    ha_memory_before(&m, HA_ACTION_SWITCHOVER_DEMOTE);
+    ha_memory_before(&m, HA_ACTION_REWIND);
     assert_int_equal(m.request, HA_REQUEST_NONE);
     m.request = HA_REQUEST_RESTART;
     ha_memory_before(&m, HA_ACTION_MOVE_DATA_ASIDE);
