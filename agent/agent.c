@@ -214,6 +214,7 @@ static ApiEnv api_env(Agent *a)
         .stopping = a->stopping,
         .request = a->mem.request,
         .restart_result = a->restart_result,
+        .restart_timeout_sec = a->restart_timeout_sec,
     };
 }
 
@@ -221,6 +222,7 @@ static void api_env_done(Agent *a, const ApiEnv *env)
 {
     a->mem.request = env->request;
     a->restart_result = env->restart_result;
+    a->restart_timeout_sec = env->restart_timeout_sec;
     if (env->wake_usec) {
         agent_schedule_tick(a, env->wake_usec);
     }

@@ -131,6 +131,8 @@ typedef struct Agent {
     int64_t params_revision;         /* the config key revision postgresql.conf was written from */
     int64_t params_refused_revision; /* the last config key revision logged as refused */
     int restart_result;              /* of the last restart job: 1 ok, -1 failed, 0 none since */
+    int64_t restart_timeout_sec;     /* the operator's restart's "timeout": how long its start
+                                        may take (0: pg_ctl_timeout); used once */
     char *history_pending; /* the history key a promotion left for the loop to write (owned;
                               kept until written while we lead) */
     /* Another member that led while the cluster was paused (owned; NULL:

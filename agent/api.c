@@ -601,6 +601,7 @@ static void do_restart(ApiQueue *q, ApiEnv *env, ApiRequest *r)
     }
     env->request = HA_REQUEST_RESTART;
     env->restart_result = 0;
+    env->restart_timeout_sec = f.timeout_sec;
     q->restart = r;
     api_wake(env, clock_monotonic_usec());
 }
@@ -684,6 +685,7 @@ static void poll_future_restart(ApiQueue *q, ApiEnv *env, uint64_t now_usec)
         log_notice("scheduled restart at %s: restarting postgresql", at);
         env->request = HA_REQUEST_RESTART;
         env->restart_result = 0;
+        env->restart_timeout_sec = f->timeout_sec;
         q->future_fired = true;
         api_wake(env, now_usec);
         return;

@@ -44,9 +44,10 @@ typedef struct ApiEnv {
     double postmaster_start_time; /* the last probe's (epoch); 0: unknown */
     const char *reason;           /* the last decision's reason (NULL: none yet) */
     bool stopping;
-    HaRequest request;  /* in/out: what the HA loop is asked to do */
-    int restart_result; /* in/out: of the last restart job (1 ok, -1 failed, 0 none) */
-    uint64_t wake_usec; /* out: a tick is wanted at this time (0: none) */
+    HaRequest request;           /* in/out: what the HA loop is asked to do */
+    int restart_result;          /* in/out: of the last restart job (1 ok, -1 failed, 0 none) */
+    int64_t restart_timeout_sec; /* in/out: the requested restart's "timeout" (0: none) */
+    uint64_t wake_usec;          /* out: a tick is wanted at this time (0: none) */
 } ApiEnv;
 
 /* Creates the queue. Its eventfd (api_fd) becomes readable when a request

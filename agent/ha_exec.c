@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,7 +265,11 @@ static int restart_postgres(Agent *a)
         return log_error_errno(r, "writing the passfile \"%s\": %m", a->local.ctl.pgpass);
     }
     PgArgv argv = { 0 };
-    int timeout = start_timeout_sec(a);
+    /* Patroni's restart "timeout": the start may take that long */
+    int timeout = a->restart_timeout_sec > 0 && a->restart_timeout_sec < INT_MAX
+                      ? (int)a->restart_timeout_sec
+                      : start_timeout_sec(a);
+    a->restart_timeout_sec = 0;
     r = pgctl_argv_restart(&a->local.ctl, "fast", timeout, &argv);
     char **before = r >= 0 ? agent_before_stop_argv(a) : NULL;
     if (r >= 0) {

@@ -121,6 +121,9 @@ def test_restart_runs_at_its_time_and_is_published(cluster):
                what="the restart at its time")
     late = time.time() - epoch(at)
     print(f"restarted {late:.2f} s after its time")
+    # its timeout bounds the start: pg_ctl restart -t 60, the job's deadline 5 s more
+    assert cluster.procs.log_contains(replica.name, "running restart (pid"), "no restart job"
+    assert cluster.procs.log_contains(replica.name, "deadline 65 s)"), "timeout not applied"
     wait_until(lambda: scheduled_in_key(cluster, replica) is None, 10,
                what="the scheduled restart gone from the member key")
     assert "scheduled_restart" not in replica.api_json("/patroni")[1]
