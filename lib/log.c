@@ -175,13 +175,22 @@ static bool log_dir_is_current(const struct stat *ours)
     return stat(log_dir.path, &st) == 0 && st.st_ino == ours->st_ino && st.st_dev == ours->st_dev;
 }
 
+/* The new file takes our descriptor's number (dup2 replaces it in one
+ * step): a line another thread writes meanwhile lands in the old file or
+ * the new one, never on a closed descriptor (which sent it to stderr: seen
+ * in test_log.py when the etcd watch thread logged during a rotation). */
 static void log_dir_reopen(void)
 {
     int fd = open_log_path(log_dir.path);
-    if (fd >= 0) {
+    if (fd < 0) {
+        return;
+    }
+    if (dup3(fd, log_dir.fd, O_CLOEXEC) < 0) {
         (void)close(log_dir.fd);
         log_dir.fd = fd;
+        return;
     }
+    (void)close(fd);
 }
 
 /* Python's doRollover: .N-1 → .N, ..., .1 → .2, the file → .1, a new file. */
