@@ -17,6 +17,7 @@
 #include "health.h"
 #include "log.h"
 #include "macro.h"
+#include "topology.h"
 
 #define PUBLISH_TAGS_MAX 32
 #define PUBLISH_TAG_MAX  128
@@ -655,8 +656,14 @@ void publish_rest_now(Publisher *p, const PublishView *a, uint64_t now_usec)
             if (c->config && c->config->data) {
                 (void)rest_snapshot_set_document(snap, REST_DOC_CONFIG, c->config->data);
             }
-            if (c->topology) {
-                (void)rest_snapshot_set_document(snap, REST_DOC_TOPOLOGY, c->topology);
+            /* the document routers follow: the key's, or while it names
+             * another leader than the leader key, the one built from the
+             * member keys (none without a key: 503) */
+            json_t *topo = NULL;
+            TopologySource ts;
+            if (c->topology && topology_select(c, a->config->scope, &topo, &ts) >= 0) {
+                (void)rest_snapshot_set_document(snap, REST_DOC_TOPOLOGY, topo);
+                json_decref(topo);
             }
         }
         if (node.is_leader) {

@@ -75,7 +75,9 @@ static int publish(Publisher *p, const PublishView *a, const DcsCluster *c)
         return 0;
     }
     char now[64];
-    int64_t version = topology_version(c->topology) + 1;
+    /* over a document naming another leader, one version is skipped: the
+     * one readers gave what they built meanwhile (topology_select) */
+    int64_t version = topology_next_version(c->topology, cfg->name);
     _cleanup_free_ char *text = NULL;
     if (iso_now(now, sizeof(now)) < 0 || topology_stamp(doc, version, now) < 0 ||
         !(text = json_dumps(doc, JSON_COMPACT))) {

@@ -57,8 +57,9 @@ typedef struct Route {
     const char *admin_user; /* borrowed, NULL: from the ini */
     bool reload;            /* false with --no-reload */
     CtlTarget target;
-    bool from_key;    /* the last read found the topology key */
-    int64_t revision; /* etcd revision of the last read */
+    bool from_key;         /* the last read follows the topology key */
+    TopologySource source; /* where the last read's document came from */
+    int64_t revision;      /* etcd revision of the last read */
 } Route;
 
 static void route_done(Route *r)
@@ -69,9 +70,12 @@ static void route_done(Route *r)
 
 /* ---- the topology ---- */
 
-/* One range read of the cluster: the topology key's document, else the same
- * document built from the leader and member keys (a cluster whose agents do
- * not write the key). Logs the failure. */
+/* One range read of the cluster, so the topology and leader keys are seen
+ * at one revision: the topology key's document while it names the leader
+ * key's member, else the same document built from the leader and member
+ * keys (a cluster whose agents do not write the key, or whose key is left
+ * over from another leader: topology_select). Logs the failure, and the
+ * source when it changes. */
 static int read_topology(Route *rt, json_t **ret)
 {
     EtcdClient *client = rt->target.client;
@@ -85,23 +89,35 @@ static int read_topology(Route *rt, json_t **ret)
     }
     bool first = rt->revision == 0;
     rt->revision = c->revision;
-    if (c->topology) {
-        if (!rt->from_key && !first) {
-            log_info("routing from the topology key \"%s\"", rt->target.paths.topology);
-        }
-        rt->from_key = true;
-        *ret = json_incref(c->topology);
-        return 0;
-    }
-    if (rt->from_key || first) {
-        log_info("no topology key \"%s\": routing from the members' keys",
-                 rt->target.paths.topology);
-    }
-    rt->from_key = false;
-    r = topology_build(c, rt->target.scope, NULL, ret);
+    TopologySource source;
+    r = topology_select(c, rt->target.scope, ret, &source);
     if (r < 0) {
         return log_error_errno(r, "cannot build the topology document: %m");
     }
+    if (first || source != rt->source) {
+        const char *key = rt->target.paths.topology;
+        const char *leader = c->leader ? c->leader->name : NULL;
+        const char *named = topology_leader(c->topology);
+        switch (source) {
+        case TOPOLOGY_SOURCE_KEY:
+            if (!first) {
+                log_info("routing from the topology key \"%s\"", key);
+            }
+            break;
+        case TOPOLOGY_SOURCE_NO_KEY:
+            log_info("no topology key \"%s\": routing from the members' keys", key);
+            break;
+        default:
+            log_notice("the topology key \"%s\" names leader \"%s\" but %s%s%s: routing from the "
+                       "members' keys until the leader rewrites it",
+                       key, named ? named : "(none)",
+                       leader ? "the leader key names \"" : "there is no leader key",
+                       leader ? leader : "", leader ? "\"" : "");
+            break;
+        }
+    }
+    rt->source = source;
+    rt->from_key = source == TOPOLOGY_SOURCE_KEY;
     return 0;
 }
 
@@ -495,8 +511,10 @@ static int on_watch(EtcdWatch *w, const EtcdWatchResponse *resp, void *userdata)
     for (size_t i = 0; i < resp->n_events; i++) {
         const EtcdKeyValue *kv = &resp->events[i].kv;
         bool is_topology = strcmp(kv->key, ws->route->target.paths.topology) == 0;
-        /* without the key, every change of a member may matter */
-        if (is_topology || !ws->route->from_key) {
+        bool is_leader = strcmp(kv->key, ws->route->target.paths.leader) == 0;
+        /* the leader key decides whether the topology key is followed;
+         * while it is not, every change of a member may matter */
+        if (is_topology || is_leader || !ws->route->from_key) {
             ws->dirty = true;
         }
     }

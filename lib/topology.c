@@ -186,3 +186,79 @@ int topology_stamp(json_t *doc, int64_t version, const char *updated)
     }
     return 0;
 }
+
+static const char *const source_table[_TOPOLOGY_SOURCE_MAX] = {
+    [TOPOLOGY_SOURCE_KEY] = "key",
+    [TOPOLOGY_SOURCE_NO_KEY] = "no-key",
+    [TOPOLOGY_SOURCE_STALE] = "stale",
+};
+
+const char *topology_source_to_string(TopologySource s)
+{
+    return (unsigned)s < _TOPOLOGY_SOURCE_MAX ? source_table[s] : NULL;
+}
+
+TopologySource topology_source_from_string(const char *s)
+{
+    for (int i = 0; s && i < _TOPOLOGY_SOURCE_MAX; i++) {
+        if (strcmp(s, source_table[i]) == 0) {
+            return (TopologySource)i;
+        }
+    }
+    return _TOPOLOGY_SOURCE_INVALID;
+}
+
+const char *topology_leader(const json_t *doc)
+{
+    return json_string_value(json_object_get(doc, "leader"));
+}
+
+static bool same_name(const char *a, const char *b)
+{
+    return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
+TopologySource topology_source(const DcsCluster *c)
+{
+    if (!c || !c->topology) {
+        return TOPOLOGY_SOURCE_NO_KEY;
+    }
+    return same_name(topology_leader(c->topology), c->leader ? c->leader->name : NULL)
+               ? TOPOLOGY_SOURCE_KEY
+               : TOPOLOGY_SOURCE_STALE;
+}
+
+int topology_select(const DcsCluster *c, const char *scope, json_t **ret_doc,
+                    TopologySource *ret_source)
+{
+    if (!c || !scope || !ret_doc || !ret_source) {
+        return -EINVAL;
+    }
+    TopologySource s = topology_source(c);
+    if (s == TOPOLOGY_SOURCE_KEY) {
+        *ret_doc = json_incref(c->topology);
+        *ret_source = s;
+        return 0;
+    }
+    json_t *doc = NULL;
+    int r = topology_build(c, scope, NULL, &doc);
+    if (r < 0) {
+        return r;
+    }
+    int64_t version = s == TOPOLOGY_SOURCE_STALE ? topology_version(c->topology) + 1 : 0;
+    if (json_object_set_new(doc, "version", json_integer(version)) < 0) {
+        json_decref(doc);
+        return -ENOMEM;
+    }
+    *ret_doc = doc;
+    *ret_source = s;
+    return 0;
+}
+
+int64_t topology_next_version(const json_t *current, const char *writer)
+{
+    if (!current) {
+        return 1;
+    }
+    return topology_version(current) + (same_name(topology_leader(current), writer) ? 1 : 2);
+}

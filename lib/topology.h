@@ -14,6 +14,7 @@
  * Pure: no I/O. */
 #pragma once
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -66,6 +67,47 @@ int topology_lag_bucket(const json_t *lag_bytes);
  * "updated", and lag_bytes values in the same bucket. NULLs equal only each
  * other. */
 bool topology_same(const json_t *a, const json_t *b);
+
+/* Which document a reader follows (topology_select). The key's document
+ * only while its "leader" is the member the leader key names (both null
+ * agree): the key is not leased, so it outlives the leader that wrote it
+ * (a cluster moved back to Patroni keeps dbha's last one forever), and in
+ * a failover the leader key moves a moment before the new leader rewrites
+ * the key. A leader key absent while the document names a leader is a
+ * disagreement: nobody may run a writable primary then. */
+typedef enum TopologySource {
+    TOPOLOGY_SOURCE_KEY,    /* the key's document agrees with the leader key */
+    TOPOLOGY_SOURCE_NO_KEY, /* no topology key: built from the member keys */
+    TOPOLOGY_SOURCE_STALE,  /* the key names another leader: built from the member keys */
+    _TOPOLOGY_SOURCE_MAX,
+    _TOPOLOGY_SOURCE_INVALID = -EINVAL,
+} TopologySource;
+
+/* "key", "no-key", "stale"; NULL out of range. */
+const char *topology_source_to_string(TopologySource s);
+TopologySource topology_source_from_string(const char *s);
+
+/* The document's "leader": its string, NULL when null, absent or not a
+ * string (also for a NULL doc). Borrowed from doc. */
+const char *topology_leader(const json_t *doc);
+
+/* Which document view c's readers follow (see TopologySource). Pure. */
+TopologySource topology_source(const DcsCluster *c);
+
+/* The document a reader of view c follows: the key's (a new reference to
+ * c->topology) when topology_source says TOPOLOGY_SOURCE_KEY, else the one
+ * topology_build makes from the leader and member keys, with "version" 0
+ * without a key and the key's version + 1 when it is stale (a reader's own
+ * number: the next leader's write skips it, topology_next_version). Returns
+ * 0 with *ret_doc (a new reference) and *ret_source, -EINVAL, -ENOMEM. */
+int topology_select(const DcsCluster *c, const char *scope, json_t **ret_doc,
+                    TopologySource *ret_source);
+
+/* The version leader `writer` gives the document it writes over `current`
+ * (the key's document, NULL when absent): current's + 1, or + 2 when current
+ * names another leader, so that it is newer than the version readers gave
+ * the document they built while the leader key and the key disagreed. */
+int64_t topology_next_version(const json_t *current, const char *writer);
 
 /* doc's "version" (0 when absent or not a positive integer). */
 int64_t topology_version(const json_t *doc);

@@ -1,7 +1,10 @@
 /* libdbha's client: one background thread follows the topology document
- * (an etcd range + watch on /<namespace>/<scope>/topology, or GET /topology
- * polled on the agents' REST API), reconnecting with backoff, and publishes
- * each new version into a refcounted cache that readers take without I/O. */
+ * (an etcd range + watch on the cluster's prefix /<namespace>/<scope>/, or
+ * GET /topology polled on the agents' REST API), reconnecting with backoff,
+ * and publishes each new version into a refcounted cache that readers take
+ * without I/O. From etcd it follows what topology_select picks: the
+ * topology key while it names the leader key's member, else the document
+ * built from the leader and member keys. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -14,9 +17,12 @@
 
 #include "clock.h"
 #include "dbha-internal.h"
+#include "dcs.h"
 #include "etcd.h"
 #include "httpbody.h"
+#include "log.h"
 #include "peer-http.h"
+#include "topology.h"
 
 #define CLIENT_DEFAULT_POLL_USEC    (1000 * 1000ULL)
 #define CLIENT_DEFAULT_REQUEST_USEC (1500 * 1000ULL)
@@ -30,13 +36,15 @@ struct DbhaClient {
     /* options, immutable after open */
     char **etcd_endpoints; /* owned */
     size_t n_etcd_endpoints;
-    char *etcd_username; /* owned */
-    char *etcd_password; /* owned */
-    char *etcd_cacert;   /* owned */
-    char *etcd_cert;     /* owned */
-    char *etcd_key;      /* owned */
-    char key[CLIENT_KEY_MAX];
-    char **rest_urls; /* owned */
+    char *etcd_username;      /* owned */
+    char *etcd_password;      /* owned */
+    char *etcd_cacert;        /* owned */
+    char *etcd_cert;          /* owned */
+    char *etcd_key;           /* owned */
+    char key[CLIENT_KEY_MAX]; /* the topology key, for messages */
+    char *scope;              /* owned */
+    DcsPaths paths;           /* owned, etcd only */
+    char **rest_urls;         /* owned */
     size_t n_rest_urls;
     uint64_t poll_usec;
     uint64_t request_usec;
@@ -56,6 +64,12 @@ struct DbhaClient {
     pthread_t thread;
     bool thread_started;
     size_t rest_next; /* thread only: the URL that answered last */
+    /* thread only, etcd: what was last published, as JSON (owned), where it
+     * came from, and whether a watched change may alter it */
+    json_t *followed;
+    TopologySource source;
+    bool source_known;
+    bool dirty;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -124,14 +138,13 @@ static void record_error(DbhaClient *c, const char *msg)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Takes t (a reference). etcd values replace the cache whenever the version
- * differs (the key itself orders them); REST answers of several agents only
- * when newer, so a lagging agent cannot move the cache backwards. */
-static void publish(DbhaClient *c, DbhaTopology *t, bool ordered_source)
+/* Takes t (a reference). The etcd thread decides itself what is new
+ * (decided); REST answers of several agents replace the cache only when
+ * newer, so a lagging agent cannot move the cache backwards. */
+static void publish(DbhaClient *c, DbhaTopology *t, bool decided)
 {
     pthread_mutex_lock(&c->mu);
-    bool take = !c->cached || (ordered_source ? t->version != c->cached->version
-                                              : t->version > c->cached->version);
+    bool take = decided || !c->cached || t->version > c->cached->version;
     if (take) {
         dbha_topology_unref(c->cached);
         c->cached = dbha_topology_ref(t);
@@ -198,29 +211,125 @@ static int etcd_open(DbhaClient *c, EtcdClient **ret, DbhaError *reterr)
     return 0;
 }
 
-/* One range read of the key: 0 with *ret (NULL when absent) and the store
- * revision in *ret_revision. */
-static int etcd_read(DbhaClient *c, EtcdClient *etcd, DbhaTopology **ret, int64_t *ret_revision,
-                     DbhaError *reterr)
+/* One range read of the cluster's prefix, so that the topology and leader
+ * keys are seen at one revision: 0 with the document a reader follows
+ * (topology_select) in *ret_doc, NULL when the cluster has none of the
+ * topology, leader and member keys; its source and the store revision. */
+static int etcd_read(DbhaClient *c, EtcdClient *etcd, json_t **ret_doc, TopologySource *ret_source,
+                     int64_t *ret_revision, DbhaError *reterr)
 {
-    EtcdResult res = { 0 };
     EtcdError err = { 0 };
-    int r = etcd_range(etcd, c->key, NULL, &res, &err);
+    _cleanup_(dcs_cluster_freep) DcsCluster *cl = NULL;
+    int r = dcs_cluster_read(etcd, &c->paths, &cl, &err);
     if (r < 0) {
-        return dbha_error_set(reterr, r, "etcd read of %s: %s", c->key, err.message);
+        return dbha_error_set(reterr, r, "etcd read of %s: %s", c->paths.prefix,
+                              err.message[0] ? err.message : strerror(-r));
+    }
+    json_t *doc = NULL;
+    TopologySource source = TOPOLOGY_SOURCE_NO_KEY;
+    if (cl->topology || cl->leader || cl->n_members > 0) {
+        r = topology_select(cl, c->scope, &doc, &source);
+        if (r < 0) {
+            return dbha_error_set(reterr, r, "building the topology of %s: %s", c->paths.prefix,
+                                  strerror(-r));
+        }
+    }
+    *ret_doc = doc;
+    *ret_source = source;
+    *ret_revision = cl->revision;
+    return 0;
+}
+
+/* A member without an address (no conn_url in its key) cannot be routed
+ * to, and dbha_topology_parse refuses a node without host and port: in a
+ * document built from the member keys it is left out (the primary then
+ * null). */
+static bool routable(const json_t *node)
+{
+    const json_t *port = json_object_get(node, "port");
+    return json_is_string(json_object_get(node, "host")) && json_is_integer(port) &&
+           json_integer_value(port) > 0;
+}
+
+static int drop_unroutable(json_t *doc)
+{
+    json_t *p = json_object_get(doc, "primary");
+    if (json_is_object(p) && !routable(p) && json_object_set_new(doc, "primary", json_null()) < 0) {
+        return -ENOMEM;
+    }
+    json_t *replicas = json_object_get(doc, "replicas");
+    for (size_t i = json_array_size(replicas); i > 0; i--) {
+        if (!routable(json_array_get(replicas, i - 1)) && json_array_remove(replicas, i - 1) < 0) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* doc (borrowed) as a DbhaTopology; a built one without the nodes it
+ * cannot route to. */
+static int decode(json_t *doc, bool built, DbhaTopology **ret, DbhaError *reterr)
+{
+    _cleanup_(json_decrefp) json_t *d = json_deep_copy(doc);
+    if (!d || (built && drop_unroutable(d) < 0)) {
+        return dbha_error_set(reterr, -ENOMEM, "out of memory");
+    }
+    _cleanup_free_ char *text = json_dumps(d, JSON_COMPACT);
+    if (!text) {
+        return dbha_error_set(reterr, -ENOMEM, "out of memory");
+    }
+    return dbha_topology_parse(text, strlen(text), ret, reterr);
+}
+
+/* The etcd thread's step after each read: publishes doc (taken) when a
+ * reader would see something new. The key's document is new when its
+ * version differs (the key orders them) or a built one was followed; a
+ * built one when it routes differently from what was published
+ * (topology_same), numbered after it: its own version (the stale key's +
+ * 1) or one more than the last published, whichever is higher. Logs (at
+ * debug) when the source changes. */
+static void follow(DbhaClient *c, json_t *doc, TopologySource source)
+{
+    if (!doc) {
+        return; /* nothing in etcd: the last known copy stays */
+    }
+    bool built = source != TOPOLOGY_SOURCE_KEY;
+    if (!c->source_known || source != c->source) {
+        log_debug("libdbha: following %s: %s", c->paths.prefix,
+                  source == TOPOLOGY_SOURCE_KEY      ? "the topology key"
+                  : source == TOPOLOGY_SOURCE_NO_KEY ? "no topology key, the member keys"
+                                                     : "the topology key names another leader "
+                                                       "than the leader key, the member keys");
+    }
+    bool was_built = c->source_known && c->source != TOPOLOGY_SOURCE_KEY;
+    c->source = source;
+    c->source_known = true;
+    const json_t *v = json_object_get(doc, "version");
+    const json_t *lv = c->followed ? json_object_get(c->followed, "version") : NULL;
+    if (c->followed && built == was_built &&
+        (built ? topology_same(doc, c->followed) : json_equal(v, lv))) {
+        json_decref(doc);
+        return;
+    }
+    if (built) {
+        int64_t last = c->followed ? topology_version(c->followed) : 0;
+        int64_t version = topology_version(doc);
+        version = version > last ? version : last + 1;
+        if (json_object_set_new(doc, "version", json_integer(version)) < 0) {
+            json_decref(doc);
+            return;
+        }
     }
     DbhaTopology *t = NULL;
-    if (res.n_kvs > 0) {
-        r = dbha_topology_parse(res.kvs[0].value, res.kvs[0].value_len, &t, reterr);
+    DbhaError err = { 0 };
+    if (decode(doc, built, &t, &err) < 0) {
+        record_error(c, err.message);
+        json_decref(doc);
+        return;
     }
-    int64_t rev = res.revision;
-    etcd_result_done(&res);
-    if (r < 0) {
-        return r;
-    }
-    *ret = t;
-    *ret_revision = rev;
-    return 0;
+    json_decref(c->followed);
+    c->followed = doc;
+    publish(c, t, true);
 }
 
 static int watch_cb(EtcdWatch *w, const EtcdWatchResponse *resp, void *userdata)
@@ -232,17 +341,13 @@ static int watch_cb(EtcdWatch *w, const EtcdWatchResponse *resp, void *userdata)
         pthread_mutex_unlock(&c->mu);
     }
     for (size_t i = 0; i < resp->n_events; i++) {
-        const EtcdEvent *ev = &resp->events[i];
-        if (ev->type != ETCD_EVENT_PUT) {
-            continue; /* a deleted key keeps the last known copy */
+        const char *key = resp->events[i].kv.key;
+        /* the leader key decides whether the topology key is followed;
+         * while it is not, each member key may change the document */
+        if (strcmp(key, c->paths.topology) == 0 || strcmp(key, c->paths.leader) == 0 ||
+            c->source != TOPOLOGY_SOURCE_KEY) {
+            c->dirty = true;
         }
-        DbhaTopology *t = NULL;
-        DbhaError err = { 0 };
-        if (dbha_topology_parse(ev->kv.value, ev->kv.value_len, &t, &err) < 0) {
-            record_error(c, err.message);
-            continue;
-        }
-        publish(c, t, true);
     }
     return 0;
 }
@@ -261,9 +366,10 @@ static void etcd_loop(DbhaClient *c)
             backoff = backoff_next(backoff);
             continue;
         }
-        DbhaTopology *t = NULL;
+        json_t *doc = NULL;
+        TopologySource source;
         int64_t rev = 0;
-        if (etcd_read(c, etcd, &t, &rev, &err) < 0) {
+        if (etcd_read(c, etcd, &doc, &source, &rev, &err) < 0) {
             record_error(c, err.message);
             if (sleep_or_stop(c, backoff)) {
                 break;
@@ -271,11 +377,9 @@ static void etcd_loop(DbhaClient *c)
             backoff = backoff_next(backoff);
             continue;
         }
-        if (t) {
-            publish(c, t, true);
-        }
+        follow(c, doc, source);
         EtcdWatch *w = NULL;
-        EtcdWatchOptions wo = { .key = c->key, .start_revision = rev + 1 };
+        EtcdWatchOptions wo = { .key = c->paths.prefix, .prefix = true, .start_revision = rev + 1 };
         EtcdError werr = { 0 };
         if (etcd_watch_new(etcd, &wo, watch_cb, c, &w, &werr) < 0) {
             record_error(c, werr.message);
@@ -287,12 +391,23 @@ static void etcd_loop(DbhaClient *c)
         }
         backoff = CLIENT_BACKOFF_MIN_USEC;
         /* The watch re-opens a broken stream by itself; only a terminal
-         * error (compaction, cancel, auth) brings us back to a fresh read. */
+         * error (compaction, cancel, auth) or a failed read brings us back
+         * to a fresh read. A change that matters is read again whole (one
+         * range), after the events of a slice are in. */
+        c->dirty = false;
         while (!stopping(c)) {
             int r = etcd_watch_poll(w, CLIENT_WATCH_SLICE_USEC, &werr);
             if (r < 0) {
                 record_error(c, werr.message);
                 break;
+            }
+            if (c->dirty) {
+                c->dirty = false;
+                if (etcd_read(c, etcd, &doc, &source, &rev, &err) < 0) {
+                    record_error(c, err.message);
+                    break;
+                }
+                follow(c, doc, source);
             }
         }
         w = etcd_watch_free(w);
@@ -415,6 +530,9 @@ DbhaClient *dbha_client_free(DbhaClient *c)
         (void)pthread_join(c->thread, NULL);
     }
     dbha_topology_unref(c->cached);
+    json_decref(c->followed);
+    dcs_paths_done(&c->paths);
+    free(c->scope);
     etcd_client_free(c->fetch_etcd);
     strv_free(c->etcd_endpoints, c->n_etcd_endpoints);
     strv_free(c->rest_urls, c->n_rest_urls);
@@ -469,6 +587,12 @@ int dbha_client_open(const DbhaClientOptions *o, DbhaClient **ret, DbhaError *re
                      trail ? "" : "/", o->scope) >= (int)sizeof(c->key)) {
             dbha_client_free(c);
             return dbha_error_set(reterr, -EINVAL, "namespace and scope too long");
+        }
+        r = dcs_paths_init(&c->paths, ns, o->scope);
+        if (r < 0 || !(c->scope = strdup(o->scope))) {
+            dbha_client_free(c);
+            return dbha_error_set(reterr, r < 0 ? r : -ENOMEM, "namespace or scope: %s",
+                                  strerror(r < 0 ? -r : ENOMEM));
         }
         c->etcd_endpoints = strv_copy(o->etcd_endpoints, o->n_etcd_endpoints);
         c->n_etcd_endpoints = c->etcd_endpoints ? o->n_etcd_endpoints : 0;
@@ -554,9 +678,15 @@ int dbha_client_fetch_topology(DbhaClient *c, DbhaTopology **ret, DbhaError *ret
     pthread_mutex_lock(&c->fetch_mu);
     if (c->n_etcd_endpoints > 0) {
         int64_t rev;
-        r = etcd_read(c, c->fetch_etcd, &t, &rev, reterr);
-        if (r >= 0 && !t) {
-            r = dbha_error_set(reterr, -ENOENT, "%s does not exist", c->key);
+        json_t *doc = NULL;
+        TopologySource source;
+        r = etcd_read(c, c->fetch_etcd, &doc, &source, &rev, reterr);
+        if (r >= 0 && !doc) {
+            r = dbha_error_set(reterr, -ENOENT, "%s does not exist, nor a leader or member key",
+                               c->key);
+        } else if (r >= 0) {
+            r = decode(doc, source != TOPOLOGY_SOURCE_KEY, &t, reterr);
+            json_decref(doc);
         }
     } else {
         PeerHttpRequest req = { 0 };

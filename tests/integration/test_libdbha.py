@@ -78,6 +78,8 @@ def check_lost_role(c, workdir):
     prim = c.primary()
     rep = next(n for n in c.nodes if n is not prim)
     key = "/service/fake/topology"
+    # a document is followed only while the leader key names its leader
+    put_key(c.etcd, "/service/fake/leader", prim.name)
     put_key(c.etcd, key, node_doc(c, 1, prim, [rep]))
     log = os.path.join(workdir, "lost-role.log")
     with open(log, "wb") as out:
@@ -92,6 +94,7 @@ def check_lost_role(c, workdir):
         assert prim.sql("SELECT count(*) FROM pg_stat_activity "
                         "WHERE application_name = 'libdbha'")[0][0] >= 1
         put_key(c.etcd, key, node_doc(c, 2, rep, [prim]))
+        put_key(c.etcd, "/service/fake/leader", rep.name)
         assert p.wait(timeout=30) == 1
     finally:
         if p.poll() is None:

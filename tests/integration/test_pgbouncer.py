@@ -142,6 +142,11 @@ def test_route_from_topology_key(cluster, bouncer):
     def put(doc):
         status, body = cluster.etcd.api("kv/put", {"key": b64(key), "value": b64(json.dumps(doc))})
         assert status == 200, body
+        # the key is followed only while the leader key names its leader
+        leader = b64("/service/pgbtopo/leader")
+        status, body = cluster.etcd.api("kv/put", {"key": leader, "value": b64(doc["leader"])}) \
+            if doc["leader"] else cluster.etcd.api("kv/deleterange", {"key": leader})
+        assert status == 200, body
 
     def run():
         return cluster.dbctl("--scope", "pgbtopo", "route", "pgbouncer", "--ini", ini,
@@ -198,6 +203,10 @@ def test_watch_follows_key(cluster, bouncer):
         w, ro = entry(text, "postgres"), entry(text, "postgres_ro")
         return (w["port"], ro["port"]) if w and ro else None
 
+    # the key is followed only while the leader key names its leader
+    status, body = cluster.etcd.api("kv/put", {"key": b64("/service/pgbwatch/leader"),
+                                               "value": b64("a")})
+    assert status == 200, body
     put(1, [("b", 7102, "streaming"), ("c", 7103, "streaming")])
     p = cluster.procs.spawn("dbctl-watch", [
         binary("dbctl"), "--etcd", ",".join(cluster.etcd.endpoints), "--scope", "pgbwatch",
@@ -212,6 +221,7 @@ def test_watch_follows_key(cluster, bouncer):
     finally:
         rc = cluster.procs.stop(p, signal.SIGINT, timeout=10)
         cluster.etcd.api("kv/deleterange", {"key": b64(key)})
+        cluster.etcd.api("kv/deleterange", {"key": b64("/service/pgbwatch/leader")})
     assert rc == 0
 
 

@@ -380,6 +380,116 @@ static void test_member_changed(void **state)
     dcs_cluster_free(c);
 }
 
+/* Which document a reader follows: the key's only while its leader is the
+ * leader key's member; otherwise (another leader, a leader key gone while
+ * the document names one, no key at all) the one built from the member
+ * keys, numbered after the key's. Table-driven: the leader key (NULL:
+ * absent) and the key's document (NULL: absent). */
+static void test_select(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        const char *leader;
+        const char *topology;
+        TopologySource source;
+        const char *want_leader; /* NULL: null */
+        int64_t want_version;
+    } rows[] = {
+        { "agree", "n1", "{\"version\":4,\"leader\":\"n1\",\"replicas\":[]}", TOPOLOGY_SOURCE_KEY,
+          "n1", 4 },
+        { "disagree", "n3", "{\"version\":4,\"leader\":\"n1\",\"replicas\":[]}",
+          TOPOLOGY_SOURCE_STALE, "n3", 5 },
+        { "no leader key", NULL, "{\"version\":4,\"leader\":\"n1\",\"replicas\":[]}",
+          TOPOLOGY_SOURCE_STALE, NULL, 5 },
+        { "no leader either side", NULL, "{\"version\":4,\"leader\":null,\"replicas\":[]}",
+          TOPOLOGY_SOURCE_KEY, NULL, 4 },
+        { "document without leader", "n1", "{\"version\":4,\"leader\":null,\"replicas\":[]}",
+          TOPOLOGY_SOURCE_STALE, "n1", 5 },
+        { "no document", "n1", NULL, TOPOLOGY_SOURCE_NO_KEY, "n1", 0 },
+        { "nothing", NULL, NULL, TOPOLOGY_SOURCE_NO_KEY, NULL, 0 },
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        Kv kvs[6];
+        size_t n = 0;
+        kvs[n++] = (Kv){ PREFIX "members/n1", N1_VALUE };
+        kvs[n++] = (Kv){ PREFIX "members/n2", N2_VALUE };
+        kvs[n++] = (Kv){ PREFIX "members/n3", N3_VALUE };
+        if (rows[i].leader) {
+            kvs[n++] = (Kv){ PREFIX "leader", rows[i].leader };
+        }
+        if (rows[i].topology) {
+            kvs[n++] = (Kv){ PREFIX "topology", rows[i].topology };
+        }
+        DcsCluster *c = parse(kvs, n);
+        TopologySource source = _TOPOLOGY_SOURCE_INVALID;
+        json_t *doc = NULL;
+        print_message("row \"%s\"\n", rows[i].name);
+        assert_int_equal(topology_source(c), rows[i].source);
+        assert_int_equal(topology_select(c, "batman", &doc, &source), 0);
+        assert_int_equal(source, rows[i].source);
+        assert_int_equal(json_integer_value(json_object_get(doc, "version")), rows[i].want_version);
+        const char *leader = topology_leader(doc);
+        if (rows[i].want_leader) {
+            assert_non_null(leader);
+            assert_string_equal(leader, rows[i].want_leader);
+            const json_t *p = json_object_get(doc, "primary");
+            if (source != TOPOLOGY_SOURCE_KEY) {
+                assert_string_equal(json_string_value(json_object_get(p, "name")),
+                                    rows[i].want_leader);
+            }
+        } else {
+            assert_null(leader);
+            if (source != TOPOLOGY_SOURCE_KEY) {
+                assert_true(json_is_null(json_object_get(doc, "primary")));
+            }
+        }
+        if (source == TOPOLOGY_SOURCE_KEY) {
+            assert_ptr_equal(doc, c->topology);
+        } else {
+            /* the leader key's member is not among the replicas */
+            size_t k;
+            json_t *r;
+            size_t want = rows[i].want_leader ? 2 : 3;
+            assert_int_equal(json_array_size(json_object_get(doc, "replicas")), want);
+            json_array_foreach(json_object_get(doc, "replicas"), k, r)
+            {
+                const char *name = json_string_value(json_object_get(r, "name"));
+                assert_false(rows[i].want_leader && strcmp(name, rows[i].want_leader) == 0);
+            }
+        }
+        json_decref(doc);
+        dcs_cluster_free(c);
+    }
+    json_t *doc = NULL;
+    TopologySource source;
+    assert_int_equal(topology_select(NULL, "batman", &doc, &source), -EINVAL);
+    assert_int_equal(topology_source(NULL), TOPOLOGY_SOURCE_NO_KEY);
+}
+
+/* A leader writing over a document that names another leader skips the
+ * version readers gave what they built meanwhile. */
+static void test_next_version(void **state)
+{
+    (void)state;
+    json_t *mine = load("{\"version\":4,\"leader\":\"n1\"}");
+    json_t *other = load("{\"version\":4,\"leader\":\"n2\"}");
+    json_t *none = load("{\"version\":4,\"leader\":null}");
+    assert_int_equal(topology_next_version(NULL, "n1"), 1);
+    assert_int_equal(topology_next_version(mine, "n1"), 5);
+    assert_int_equal(topology_next_version(other, "n1"), 6);
+    assert_int_equal(topology_next_version(none, "n1"), 6);
+    json_decref(mine);
+    json_decref(other);
+    json_decref(none);
+    for (int i = 0; i < _TOPOLOGY_SOURCE_MAX; i++) {
+        assert_int_equal(topology_source_from_string(topology_source_to_string(i)), i);
+    }
+    assert_null(topology_source_to_string(_TOPOLOGY_SOURCE_MAX));
+    assert_int_equal(topology_source_from_string("x"), _TOPOLOGY_SOURCE_INVALID);
+    assert_int_equal(topology_source_from_string(NULL), _TOPOLOGY_SOURCE_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +499,8 @@ int main(void)
         cmocka_unit_test(test_lag_bucket),
         cmocka_unit_test(test_same),
         cmocka_unit_test(test_member_changed),
+        cmocka_unit_test(test_select),
+        cmocka_unit_test(test_next_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
