@@ -2,7 +2,8 @@
  * table, JSON or YAML. The member's address is its conn_url in etcd; the
  * credentials are the operator's (-U, --password typed on the terminal,
  * PGPASSWORD, ~/.pgpass) or the superuser of -c CONFIG. Every statement runs under
- * statement_timeout. */
+ * statement_timeout. patronictl's -W / -w SECONDS run it again and again, each
+ * time reading the cluster and connecting anew, as patronictl's query does. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -123,6 +124,83 @@ static int print_result(const char *member, PGresult *res, CtlOutput fmt)
     return output_table_print(t, NULL, stdout);
 }
 
+/* What each round of query needs: the target (read again every round, as
+ * patronictl's query does) and the command line's choices. */
+typedef struct QueryJob {
+    CtlTarget target;
+    const char *member, *role, *sql, *user, *dbname, *password; /* borrowed */
+    long timeout;
+    CtlOutput fmt;
+} QueryJob;
+
+/* One round: read the cluster, pick the member, connect, run the SQL and
+ * print the result. An etcd error ends a watch (patronictl's query stops
+ * on it); a member that cannot be picked, reached or run on is reported
+ * and the watch goes on (patronictl prints the error as a row). */
+static int query_round(void *userdata, bool *ret_stop)
+{
+    QueryJob *j = userdata;
+    _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
+    _cleanup_(ctl_pq_finishp) PGconn *conn = NULL;
+    _cleanup_(ctl_pq_clearp) PGresult *res = NULL;
+    const char *why = NULL;
+    char port[QUERY_OPTION_MAX], pgoptions[QUERY_OPTION_MAX];
+    EtcdError e = { 0 };
+    int r = dcs_cluster_read(j->target.client, &j->target.paths, &c, &e);
+    if (r < 0) {
+        fprintf(stderr, "dbctl query: cannot read cluster \"%s\" from etcd (%s): %s\n",
+                j->target.scope, etcd_client_get_endpoint(j->target.client),
+                e.message[0] ? e.message : strerror(-r));
+        *ret_stop = true;
+        return 1;
+    }
+    const DcsMember *m = pick_member(c, j->member, j->role ? j->role : "any", &why);
+    if (!m) {
+        fprintf(stderr, "dbctl query: %s%s%s\n", why, j->member ? ": " : "", strempty(j->member));
+        return 1;
+    }
+    if (!m->host) {
+        fprintf(stderr, "dbctl query: member \"%s\" publishes no conn_url\n", m->name);
+        return 1;
+    }
+    (void)snprintf(port, sizeof(port), "%d", m->port);
+    (void)snprintf(pgoptions, sizeof(pgoptions), "-c statement_timeout=%ld", j->timeout * 1000);
+    {
+        const char *keys[] = { "host",     "port",    "dbname",          "user",
+                               "password", "options", "connect_timeout", "application_name",
+                               NULL };
+        const char *values[] = { m->host,           port,        j->dbname,
+                                 j->user,           j->password, pgoptions,
+                                 QUERY_CONNECT_SEC, "dbctl",     NULL };
+        if (!j->password) {
+            /* libpq stops at the first NULL key: move the rest up */
+            for (size_t i = 4; keys[i]; i++) {
+                keys[i] = keys[i + 1];
+                values[i] = values[i + 1];
+            }
+        }
+        conn = PQconnectdbParams(keys, values, 0);
+    }
+    if (!conn || PQstatus(conn) != CONNECTION_OK) {
+        fprintf(stderr, "dbctl query: cannot connect to \"%s\" (%s:%d): %s", m->name, m->host,
+                m->port, conn ? PQerrorMessage(conn) : "out of memory\n");
+        return 1;
+    }
+    res = PQexec(conn, j->sql);
+    if (!res ||
+        (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)) {
+        fprintf(stderr, "dbctl query: on \"%s\": %s", m->name,
+                res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+        return 1;
+    }
+    if (print_result(m->name, res, j->fmt) < 0) {
+        fprintf(stderr, "dbctl query: cannot print the result\n");
+        return 1;
+    }
+    fflush(stdout);
+    return 0;
+}
+
 int verb_query(int argc, char *argv[])
 {
     static const struct option options[] = {
@@ -131,6 +209,7 @@ int verb_query(int argc, char *argv[])
         { "username", required_argument, NULL, 'U' }, { "dbname", required_argument, NULL, 'd' },
         { "timeout", required_argument, NULL, 't' },  { "output", required_argument, NULL, 'o' },
         { "format", required_argument, NULL, 'o' },   { "password", no_argument, NULL, 'P' },
+        { "watch", required_argument, NULL, 'w' },    { "count", required_argument, NULL, 'C' },
         { "help", no_argument, NULL, 'h' },           {},
     };
     const char *member = NULL, *role = NULL, *sql_arg = NULL, *file = NULL, *user = NULL,
@@ -138,9 +217,10 @@ int verb_query(int argc, char *argv[])
     bool ask_password = false;
     long timeout = QUERY_TIMEOUT_SEC;
     CtlOutput fmt = arg_output;
+    VerbWatch watch = { 0 };
     int opt;
     optind = 0;
-    while ((opt = getopt_long(argc, argv, "m:r:c:f:U:d:o:hW", options, NULL)) >= 0) {
+    while ((opt = getopt_long(argc, argv, "m:r:c:f:U:d:o:w:Wh", options, NULL)) >= 0) {
         switch (opt) {
         case 'm':
             member = optarg;
@@ -188,11 +268,20 @@ int verb_query(int argc, char *argv[])
         case 'P':
             ask_password = true;
             break;
+        case 'w':
+            if (verbarg_watch_seconds("query", optarg, &watch.seconds) < 0) {
+                return 2;
+            }
+            break;
         case 'W':
-            /* psql's -W is patronictl query's watch flag (-W: every 2 s) */
-            fprintf(stderr, "dbctl query: -W is patronictl's watch option, which dbctl query does "
-                            "not have; --password asks for the password\n");
-            return 2;
+            /* patronictl query's watch flag (every 2 s), not psql's -W */
+            watch.every_default = true;
+            break;
+        case 'C':
+            if (verbarg_watch_count("query", optarg, &watch.count) < 0) {
+                return 2;
+            }
+            break;
         case 'h':
             ctl_verb_help("query");
             return 0;
@@ -206,7 +295,7 @@ int verb_query(int argc, char *argv[])
         return 2;
     }
     cluster = optind < argc ? argv[optind] : NULL;
-    if (verbarg_check_cluster("query", cluster) < 0) {
+    if (verbarg_check_cluster("query", cluster) < 0 || verbarg_watch_check("query", &watch) < 0) {
         return 2;
     }
     if (!sql_arg == !file) {
@@ -242,75 +331,33 @@ int verb_query(int argc, char *argv[])
         }
     }
 
-    CtlTarget t = { 0 };
-    _cleanup_(dcs_cluster_freep) DcsCluster *c = NULL;
-    _cleanup_(ctl_pq_finishp) PGconn *conn = NULL;
-    _cleanup_(ctl_pq_clearp) PGresult *res = NULL;
-    const DcsMember *m;
-    const char *why = NULL, *password = NULL;
-    char port[QUERY_OPTION_MAX], pgoptions[QUERY_OPTION_MAX];
-    int ret = ctl_read_cluster("query", cluster, &t, &c);
-    if (ret != 0) {
-        goto done;
+    QueryJob job = { .member = member,
+                     .role = role,
+                     .sql = sql,
+                     .user = user,
+                     .dbname = dbname,
+                     .timeout = timeout,
+                     .fmt = fmt };
+    int r = ctl_target_open("query", NULL, cluster, &job.target);
+    if (r < 0) {
+        return r == -EINVAL ? 2 : 1;
     }
-    ret = 1;
-    m = pick_member(c, member, role ? role : "any", &why);
-    if (!m) {
-        fprintf(stderr, "dbctl query: %s%s%s\n", why, member ? ": " : "", strempty(member));
-        goto done;
-    }
-    if (!m->host) {
-        fprintf(stderr, "dbctl query: member \"%s\" publishes no conn_url\n", m->name);
-        goto done;
-    }
-    if (!user) {
-        user = t.config && t.config->postgresql.superuser.username
-                   ? t.config->postgresql.superuser.username
-                   : "postgres";
+    if (!job.user) {
+        CtlTarget *t = &job.target;
+        job.user = t->config && t->config->postgresql.superuser.username
+                       ? t->config->postgresql.superuser.username
+                       : "postgres";
     }
     /* the typed password first; then PGPASSWORD, when set, is the
      * operator's choice (libpq reads it) */
     if (ask_password) {
-        password = typed;
-    } else if (!getenv("PGPASSWORD") && t.config) {
-        password = t.config->postgresql.superuser.password;
+        job.password = typed;
+    } else if (!getenv("PGPASSWORD") && job.target.config) {
+        job.password = job.target.config->postgresql.superuser.password;
     }
-    (void)snprintf(port, sizeof(port), "%d", m->port);
-    (void)snprintf(pgoptions, sizeof(pgoptions), "-c statement_timeout=%ld", timeout * 1000);
-    {
-        const char *keys[] = { "host",     "port",    "dbname",          "user",
-                               "password", "options", "connect_timeout", "application_name",
-                               NULL };
-        const char *values[] = { m->host,           port,    dbname, user, password, pgoptions,
-                                 QUERY_CONNECT_SEC, "dbctl", NULL };
-        if (!password) {
-            /* libpq stops at the first NULL key: move the rest up */
-            for (size_t i = 4; keys[i]; i++) {
-                keys[i] = keys[i + 1];
-                values[i] = values[i + 1];
-            }
-        }
-        conn = PQconnectdbParams(keys, values, 0);
-    }
-    if (!conn || PQstatus(conn) != CONNECTION_OK) {
-        fprintf(stderr, "dbctl query: cannot connect to \"%s\" (%s:%d): %s", m->name, m->host,
-                m->port, conn ? PQerrorMessage(conn) : "out of memory\n");
-        goto done;
-    }
-    res = PQexec(conn, sql);
-    if (!res ||
-        (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)) {
-        fprintf(stderr, "dbctl query: on \"%s\": %s", m->name,
-                res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
-        goto done;
-    }
-    if (print_result(m->name, res, fmt) < 0) {
-        fprintf(stderr, "dbctl query: cannot print the result\n");
-        goto done;
-    }
-    ret = 0;
-done:
+    /* patronictl's query never clears the screen */
+    r = verbarg_watch_run(&watch, false, query_round, &job);
     fflush(stdout);
-    ctl_target_done(&t);
-    return ret;
+    ctl_target_done(&job.target);
+    return verbarg_watch_exit(r);
 }

@@ -20,10 +20,13 @@
  *
  * topology shows the same rows as a tree: the leader, then each replica
  * under the member its replicatefrom tag names (under the leader when the
- * tag is absent, names no other member or would make a loop). */
+ * tag is absent, names no other member or would make a loop).
+ *
+ * Both take several cluster names (patronictl's `list a b`: each cluster in
+ * turn) and patronictl's -W / -w SECONDS (verbarg_watch_run: etcd read again
+ * every round). */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,9 +43,7 @@
 #include "topology.h"
 #include "verbarg.h"
 
-#define STATUS_WATCH_MAX_SEC 86400
-#define STATUS_COUNT_MAX     1000000
-#define STATUS_MIB           (1024ULL * 1024ULL)
+#define STATUS_MIB (1024ULL * 1024ULL)
 /* Room for "host:port" cells, numbers and "Cluster: <scope> (<sysid>)" titles. */
 #define STATUS_CELL_MAX 512
 
@@ -532,6 +533,76 @@ static int show_once(CtlTarget *target, ListFormat fmt, bool extended)
     return 0;
 }
 
+static int topology_once(CtlTarget *target, ListFormat fmt);
+
+/* status and topology over every cluster named (patronictl's `list a b`):
+ * one target each, read again every round of a watch. */
+typedef struct ListJob {
+    const char *verb;
+    CtlTarget *targets; /* owned, n_targets of them */
+    size_t n_targets;
+    ListFormat fmt;
+    bool extended, timestamp, tree;
+} ListJob;
+
+/* One round: the -t line, then each cluster in the order named. A cluster
+ * etcd cannot give is reported and the watch goes on, as patronictl's
+ * list retries until etcd answers. */
+static int list_round(void *userdata, bool *ret_stop)
+{
+    ListJob *j = userdata;
+    int ret = 0;
+    if (j->timestamp) {
+        print_timestamp();
+    }
+    for (size_t i = 0; i < j->n_targets; i++) {
+        if (j->fmt == LIST_DOC_YAML && i > 0) {
+            printf("---\n"); /* one YAML document per cluster */
+        }
+        int r = j->tree ? topology_once(&j->targets[i], j->fmt)
+                        : show_once(&j->targets[i], j->fmt, j->extended);
+        if (r != 0) {
+            ret = r;
+        }
+    }
+    return ret;
+}
+
+/* Opens a target per name (none: the config's scope), runs the rounds and
+ * returns the exit status. */
+static int list_run(ListJob *j, const char *namespace, int n_names, char *const names[],
+                    const VerbWatch *w)
+{
+    if (verbarg_check_clusters(j->verb, n_names, names) < 0 ||
+        verbarg_watch_check(j->verb, w) < 0) {
+        return 2;
+    }
+    size_t n = n_names > 0 ? (size_t)n_names : 1;
+    j->targets = calloc(n, sizeof(*j->targets));
+    if (!j->targets) {
+        fprintf(stderr, "dbctl %s: out of memory\n", j->verb);
+        return 1;
+    }
+    int ret = 0;
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        int r = ctl_target_open(j->verb, namespace, n_names > 0 ? names[i] : NULL, &j->targets[i]);
+        if (r < 0) {
+            ret = r == -EINVAL ? 2 : 1;
+        } else {
+            j->n_targets++;
+        }
+    }
+    if (ret == 0) {
+        ret = verbarg_watch_run(w, true, list_round, j);
+    }
+    for (size_t i = 0; i < j->n_targets; i++) {
+        ctl_target_done(&j->targets[i]);
+    }
+    free(j->targets);
+    j->targets = NULL;
+    return verbarg_watch_exit(ret);
+}
+
 /* The -o value of status and topology (dbctl's documents); 2 for an
  * unknown one. */
 static int parse_output(const char *verb, const char *s, ListFormat *ret)
@@ -562,53 +633,52 @@ static int parse_format(const char *verb, const char *s, ListFormat *ret)
 
 int verb_status(int argc, char *argv[])
 {
+    enum { OPT_COUNT = 0x100 };
     static const struct option options[] = {
         { "output", required_argument, NULL, 'o' },
         { "format", required_argument, NULL, 'f' }, /* patronictl's */
         { "extended", no_argument, NULL, 'e' },
         { "timestamp", no_argument, NULL, 't' },
         { "watch", required_argument, NULL, 'w' },
-        { "count", required_argument, NULL, 'C' },
+        { "count", required_argument, NULL, OPT_COUNT },
         { "namespace", required_argument, NULL, 'n' },
         { "help", no_argument, NULL, 'h' },
         {},
     };
-    ListFormat fmt = list_format_from_output(arg_output);
+    ListJob job = { .verb = "status", .fmt = list_format_from_output(arg_output) };
+    VerbWatch watch = { 0 };
     const char *namespace = NULL;
-    long watch = 0, count = 0;
-    bool extended = false, timestamp = false;
     int c;
 
     optind = 0; /* restart getopt on the verb's own argv */
-    while ((c = getopt_long(argc, argv, "o:f:etw:n:h", options, NULL)) >= 0) {
+    while ((c = getopt_long(argc, argv, "o:f:etw:Wn:h", options, NULL)) >= 0) {
         switch (c) {
         case 'o':
-            if (parse_output("status", optarg, &fmt) != 0) {
+            if (parse_output("status", optarg, &job.fmt) != 0) {
                 return 2;
             }
             break;
         case 'f':
-            if (parse_format("status", optarg, &fmt) != 0) {
+            if (parse_format("status", optarg, &job.fmt) != 0) {
                 return 2;
             }
             break;
         case 'e':
-            extended = true;
+            job.extended = true;
             break;
         case 't':
-            timestamp = true;
+            job.timestamp = true;
             break;
         case 'w':
-            if (!ctl_parse_long(optarg, 1, STATUS_WATCH_MAX_SEC, &watch)) {
-                fprintf(stderr, "dbctl status: --watch needs whole seconds between 1 and %d\n",
-                        STATUS_WATCH_MAX_SEC);
+            if (verbarg_watch_seconds("status", optarg, &watch.seconds) < 0) {
                 return 2;
             }
             break;
-        case 'C':
-            if (!ctl_parse_long(optarg, 1, STATUS_COUNT_MAX, &count)) {
-                fprintf(stderr, "dbctl status: --count needs a number between 1 and %d\n",
-                        STATUS_COUNT_MAX);
+        case 'W':
+            watch.every_default = true;
+            break;
+        case OPT_COUNT:
+            if (verbarg_watch_count("status", optarg, &watch.count) < 0) {
                 return 2;
             }
             break;
@@ -624,59 +694,8 @@ int verb_status(int argc, char *argv[])
             return 2;
         }
     }
-    if (argc - optind > 1) {
-        fprintf(stderr, "dbctl status: unexpected argument \"%s\"\n", argv[optind + 1]);
-        return 2;
-    }
-    if (count > 0 && watch == 0) {
-        fprintf(stderr, "dbctl status: --count needs --watch\n");
-        return 2;
-    }
-    const char *scope = optind < argc ? argv[optind] : NULL;
-    if (verbarg_check_cluster("status", scope) < 0) {
-        return 2;
-    }
-
-    CtlTarget target = { 0 };
-    int r = ctl_target_open("status", namespace, scope, &target);
-    if (r < 0) {
-        return r == -EINVAL ? 2 : 1;
-    }
-    if (watch == 0) {
-        if (timestamp) {
-            print_timestamp();
-        }
-        r = show_once(&target, fmt, extended);
-        ctl_target_done(&target);
-        return r;
-    }
-
-    /* --watch: repeat until SIGINT/SIGTERM (or --count rounds), taking the
-     * signals synchronously so the client is freed and the exit is clean. */
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    (void)sigprocmask(SIG_BLOCK, &mask, NULL);
-    for (long round = 1;; round++) {
-        if (timestamp || fmt == LIST_PRETTY) {
-            print_timestamp();
-        }
-        r = show_once(&target, fmt, extended);
-        if (fmt == LIST_PRETTY) {
-            printf("\n");
-            fflush(stdout);
-        }
-        if (count > 0 && round >= count) {
-            break;
-        }
-        struct timespec ts = { .tv_sec = watch };
-        if (sigtimedwait(&mask, NULL, &ts) >= 0) {
-            break;
-        }
-    }
-    ctl_target_done(&target);
-    return r;
+    /* every positional argument is a cluster name, as patronictl's list */
+    return list_run(&job, namespace, argc - optind, argv + optind, &watch);
 }
 
 /* ---- topology ---- */
@@ -778,29 +797,85 @@ static int topology_document(const DcsCluster *c, const char *scope, json_t **re
     return 0;
 }
 
+/* One cluster's tree in the chosen format; 1 when etcd cannot give it. */
+static int topology_once(CtlTarget *target, ListFormat fmt)
+{
+    _cleanup_(dcs_cluster_freep) DcsCluster *cl = NULL;
+    _cleanup_free_ ssize_t *parent = NULL;
+    _cleanup_free_ StatusRow *rows = NULL;
+    EtcdError err = { 0 };
+    int r = dcs_cluster_read(target->client, &target->paths, &cl, &err);
+    if (r < 0) {
+        fprintf(stderr, "dbctl topology: cannot read cluster \"%s\" from etcd (%s): %s\n",
+                target->scope, etcd_client_get_endpoint(target->client),
+                err.message[0] ? err.message : strerror(-r));
+        return 1;
+    }
+    parent = calloc(cl->n_members ? cl->n_members : 1, sizeof(*parent));
+    rows = calloc(cl->n_members ? cl->n_members : 1, sizeof(*rows));
+    if (!parent || !rows) {
+        fprintf(stderr, "dbctl topology: out of memory\n");
+        return 1;
+    }
+    topology_parents(cl, parent);
+    if (fmt == LIST_DOC_JSON || fmt == LIST_DOC_YAML) {
+        json_auto_t *o = NULL;
+        r = topology_document(cl, target->scope, &o);
+        if (r >= 0) {
+            r = fmt == LIST_DOC_JSON ? output_json(o, stdout) : output_yaml(o, stdout);
+        }
+    } else {
+        size_t n = topology_rows(cl, parent, rows);
+        r = print_rows(cl, target->scope, rows, n, false, true, fmt);
+    }
+    fflush(stdout);
+    if (r < 0) {
+        fprintf(stderr, "dbctl topology: cannot print the cluster: %s\n", strerror(-r));
+        return 1;
+    }
+    return 0;
+}
+
 int verb_topology(int argc, char *argv[])
 {
+    enum { OPT_COUNT = 0x100 };
     static const struct option options[] = {
         { "output", required_argument, NULL, 'o' },
         { "format", required_argument, NULL, 'f' },
+        { "watch", required_argument, NULL, 'w' },
+        { "count", required_argument, NULL, OPT_COUNT },
         { "namespace", required_argument, NULL, 'n' },
         { "help", no_argument, NULL, 'h' },
         {},
     };
-    ListFormat fmt = list_format_from_output(arg_output);
+    ListJob job = { .verb = "topology", .fmt = list_format_from_output(arg_output), .tree = true };
+    VerbWatch watch = { 0 };
     const char *namespace = NULL;
     int c;
 
     optind = 0;
-    while ((c = getopt_long(argc, argv, "o:f:n:h", options, NULL)) >= 0) {
+    while ((c = getopt_long(argc, argv, "o:f:w:Wn:h", options, NULL)) >= 0) {
         switch (c) {
         case 'o':
-            if (parse_output("topology", optarg, &fmt) != 0) {
+            if (parse_output("topology", optarg, &job.fmt) != 0) {
                 return 2;
             }
             break;
         case 'f':
-            if (parse_format("topology", optarg, &fmt) != 0) {
+            if (parse_format("topology", optarg, &job.fmt) != 0) {
+                return 2;
+            }
+            break;
+        case 'w':
+            if (verbarg_watch_seconds("topology", optarg, &watch.seconds) < 0) {
+                return 2;
+            }
+            break;
+        case 'W':
+            watch.every_default = true;
+            break;
+        case OPT_COUNT:
+            if (verbarg_watch_count("topology", optarg, &watch.count) < 0) {
                 return 2;
             }
             break;
@@ -816,54 +891,5 @@ int verb_topology(int argc, char *argv[])
             return 2;
         }
     }
-    if (argc - optind > 1) {
-        fprintf(stderr, "dbctl topology: unexpected argument \"%s\"\n", argv[optind + 1]);
-        return 2;
-    }
-    const char *scope = optind < argc ? argv[optind] : NULL;
-    if (verbarg_check_cluster("topology", scope) < 0) {
-        return 2;
-    }
-    CtlTarget target = { 0 };
-    int r = ctl_target_open("topology", namespace, scope, &target);
-    if (r < 0) {
-        return r == -EINVAL ? 2 : 1;
-    }
-    int ret = 1;
-    _cleanup_(dcs_cluster_freep) DcsCluster *cl = NULL;
-    _cleanup_free_ ssize_t *parent = NULL;
-    _cleanup_free_ StatusRow *rows = NULL;
-    EtcdError err = { 0 };
-    r = dcs_cluster_read(target.client, &target.paths, &cl, &err);
-    if (r < 0) {
-        fprintf(stderr, "dbctl topology: cannot read cluster \"%s\" from etcd (%s): %s\n",
-                target.scope, etcd_client_get_endpoint(target.client),
-                err.message[0] ? err.message : strerror(-r));
-        goto done;
-    }
-    parent = calloc(cl->n_members ? cl->n_members : 1, sizeof(*parent));
-    rows = calloc(cl->n_members ? cl->n_members : 1, sizeof(*rows));
-    if (!parent || !rows) {
-        goto done;
-    }
-    topology_parents(cl, parent);
-    if (fmt == LIST_DOC_JSON || fmt == LIST_DOC_YAML) {
-        json_auto_t *o = NULL;
-        r = topology_document(cl, target.scope, &o);
-        if (r >= 0) {
-            r = fmt == LIST_DOC_JSON ? output_json(o, stdout) : output_yaml(o, stdout);
-        }
-    } else {
-        size_t n = topology_rows(cl, parent, rows);
-        r = print_rows(cl, target.scope, rows, n, false, true, fmt);
-    }
-    fflush(stdout);
-    if (r < 0) {
-        fprintf(stderr, "dbctl topology: cannot print the cluster: %s\n", strerror(-r));
-        goto done;
-    }
-    ret = 0;
-done:
-    ctl_target_done(&target);
-    return ret;
+    return list_run(&job, namespace, argc - optind, argv + optind, &watch);
 }

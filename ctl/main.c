@@ -36,31 +36,44 @@ typedef struct Verb {
     const char *usage; /* the verb's arguments and options, for `dbctl VERB --help` */
 } Verb;
 
+/* patronictl's -W and -w/--watch of status (list) and topology */
+#define WATCH_HELP_LINES                                                                           \
+    "  -W               show again every 2 seconds until SIGINT or SIGTERM\n"                      \
+    "  -w, --watch S    show again every S seconds (e.g. 0.5; 0: once)\n"                          \
+    "  --count N        with -W or -w: stop after N rounds\n"                                      \
+    "Each round reads etcd again; on a terminal it first clears the screen (not when\n"            \
+    "stdout is a pipe or a file), as patronictl. A cluster etcd cannot give is\n"                  \
+    "reported on stderr and the watch goes on. SIGINT ends it with \"Aborted!\" on\n"              \
+    "stderr and exit status 1, SIGTERM by the signal, as patronictl ends."
+#define WATCH_HELP      WATCH_HELP_LINES "\n"
+#define WATCH_HELP_LAST WATCH_HELP_LINES
+
 static const Verb verbs[] = {
-    { "status", "list", 0, 16, VERB_NEEDS_ETCD, verb_status,
-      "show members, roles, states and lag (-o, -f, -e, -t, --watch)",
-      "[CLUSTER] [-o table|json|yaml | -f pretty|tsv|json|yaml] [-e] [-t]\n"
-      "      [--watch SECONDS [--count N]] [--namespace NS]\n"
-      "  CLUSTER          the cluster's name (the scope; with --scope, the same name)\n"
+    { "status", "list", 0, 32, VERB_NEEDS_ETCD, verb_status,
+      "show members, roles, states and lag (-o, -f, -e, -t, -W, -w)",
+      "[CLUSTER...] [-o table|json|yaml | -f pretty|tsv|json|yaml] [-e] [-t]\n"
+      "      [-W | -w SECONDS] [--count N] [--namespace NS]\n"
+      "  CLUSTER...       clusters' names, each shown in turn (default: the scope;\n"
+      "                   with --scope, only that name)\n"
       "  -o FORMAT        table, or dbctl's status document as json or yaml\n"
       "  -f, --format F   patronictl's formats: pretty (the table), tsv (a header row and\n"
       "                   a row per member, with the Cluster column), json or yaml (a\n"
       "                   list of {column: value}, empty cells left out)\n"
       "  -e, --extended   also the Pending restart, Scheduled restart and Tags columns\n"
       "                   (each is shown without -e when a member has a value for it)\n"
-      "  -t, --timestamp  print the local time (YYYY-MM-DD HH:MM:SS) first\n"
-      "  --watch SECONDS  redraw every SECONDS until interrupted (SIGINT, SIGTERM)\n"
-      "  --count N        with --watch: stop after N rounds\n"
+      "  -t, --timestamp  print the local time (YYYY-MM-DD HH:MM:SS) first\n" WATCH_HELP
       "A pending scheduled switchover is shown under the table (scheduled_switchover in\n"
       "-o json and -o yaml)." },
-    { "topology", NULL, 0, 16, VERB_NEEDS_ETCD, verb_topology,
-      "show the replication tree: leader, replicas under their upstream (-o, -f)",
-      "[CLUSTER] [-o table|json|yaml | -f pretty|tsv|json|yaml] [--namespace NS]\n"
+    { "topology", NULL, 0, 32, VERB_NEEDS_ETCD, verb_topology,
+      "show the replication tree, replicas under their upstream (-o, -f, -W, -w)",
+      "[CLUSTER...] [-o table|json|yaml | -f pretty|tsv|json|yaml] [-W | -w SECONDS]\n"
+      "      [--count N] [--namespace NS]\n"
       "The table shows each replica under the member it streams from (its\n"
       "replicatefrom tag when not streaming), else under the leader. -o json and\n"
       "-o yaml print the topology document the leader publishes in the topology\n"
       "key (docs/topology.md; version 0: built from the member keys, no key yet);\n"
-      "-f tsv, json and yaml print the table's rows in tree order, as `status -f`." },
+      "-f tsv, json and yaml print the table's rows in tree order, as `status -f`.\n"
+      "Several CLUSTERs are shown in turn, as status shows them.\n" WATCH_HELP_LAST },
     { "history", NULL, 0, 5, VERB_NEEDS_ETCD, verb_history, "show the promotions (-o, -f)",
       "[CLUSTER] [-o table|json|yaml | -f pretty|tsv|json|yaml]\n"
       "  -o json|yaml     the history key as it is stored\n"
@@ -114,9 +127,11 @@ static const Verb verbs[] = {
       "replaces the file atomically when it changes and then runs RELOAD on the admin\n"
       "console (listen_addr/listen_port, else unix_socket_dir, of [pgbouncer]). Exit\n"
       "status 1 when etcd, the write or RELOAD failed or there is no primary." },
-    { "query", NULL, 0, 16, VERB_NEEDS_ETCD, verb_query, "run SQL on a member (-c SQL, -f FILE)",
+    { "query", NULL, 0, 16, VERB_NEEDS_ETCD, verb_query,
+      "run SQL on a member (-c SQL, -f FILE, -W, -w)",
       "[CLUSTER] [-m MEMBER | -r primary|replica|any] (-c SQL | -f FILE|-) [-U USER]\n"
       "      [--password] [-d DBNAME] [--timeout SECONDS] [-o table|json]\n"
+      "      [-W | -w SECONDS] [--count N]\n"
       "  -m, --member NAME  the member to run on\n"
       "  -r, --role ROLE    else the leader (primary), a streaming replica (replica),\n"
       "                     or the leader when there is one (any, the default)\n"
@@ -125,6 +140,10 @@ static const Verb verbs[] = {
       "  -d, --dbname       default: postgres\n"
       "  --timeout SECONDS  statement_timeout (default 60)\n"
       "  --password         ask for the password on the terminal (not echoed)\n"
+      "  -W, -w/--watch S   run again every 2 (-W) or S seconds, reading the cluster\n"
+      "                     and connecting anew each time, until SIGINT (\"Aborted!\",\n"
+      "                     exit 1) or SIGTERM (--count N: N runs); an etcd error ends\n"
+      "                     it, a member that fails is reported and the next run goes on\n"
       "Without --password the password comes from PGPASSWORD (or ~/.pgpass), else from\n"
       "the superuser password of -c CONFIG. The host and port are the member's conn_url." },
     { "pause", NULL, 0, 2, VERB_MUTATING | VERB_NEEDS_ETCD, verb_pause,

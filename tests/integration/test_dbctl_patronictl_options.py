@@ -7,7 +7,13 @@ patronictl (Debian's patroni package) reading the same keys from a real etcd:
 another, used instead of the scope of -c CONFIG as patronictl does);
 `edit-config --replace` and `--quiet` (the stored config compared with what
 patronictl's --replace stores); `query --password` typed on a terminal
-against a real PostgreSQL that asks for a SCRAM password.
+against a real PostgreSQL that asks for a SCRAM password; several cluster
+names (`list a b`, `topology a b`); the watch options -W and -w/--watch of
+`list`, `topology` and `query`, both tools run side by side for a few
+seconds and stopped by SIGINT or SIGTERM: rounds counted with wide
+tolerances (no duration is asserted), each round's text compared, the
+screen cleared on a terminal only, the exit status, an etcd outage in the
+middle of a watch.
 
 The clusters are made of keys only (lib/fake_cluster.py). Each patronictl
 run costs 0.5-2 s of Python start-up, so the module runs it about twenty
@@ -15,15 +21,20 @@ times in all.
 """
 import copy
 import json
+import os
+import pty
 import re
+import signal
 import subprocess
+import threading
+import time
 
 import pytest
 
 from lib.etcd_cluster import EtcdCluster
 from lib.fake_cluster import SYSID, FakeCluster, dumps
 from lib.pg import PgSet
-from lib.procs import binary
+from lib.procs import binary, free_port, wait_until
 from lib.tty import run_tty
 
 pytestmark = pytest.mark.concurrent
@@ -392,6 +403,323 @@ def test_query_password_prompt(etcd, pg):
                        timeout=30)
     assert p.returncode == 2 and "--password: stdin is not a terminal" in p.stderr, p
     assert "Password" not in p.stdout
-    # -W is patronictl query's watch flag, not psql's password flag
-    p = fake.dbctl("query", "-W", "-c", "SELECT 1")
-    assert p.returncode == 2 and "-W is patronictl's watch option" in p.stderr, p
+    # -W is patronictl query's watch flag, not psql's password flag: no
+    # prompt, and the query runs again (with --count, twice)
+    p = subprocess.run(fake.argv("query", "-m", "n1", "-W", "--count", "2", "-U", "postgres",
+                                 "-o", "json", "-c", "SELECT current_user AS who"),
+                       capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+                       timeout=30)
+    assert p.returncode == 0, p
+    assert [json.loads(line)["rows"] for line in p.stdout.splitlines()] == \
+        [[{"who": "postgres"}]] * 2, p.stdout
+
+
+# ---- several cluster names ----
+
+def second_cluster(etcd, scope="robin"):
+    """Another cluster in the same etcd: n2 leads, no n3, no tags."""
+    fake = FakeCluster(etcd, scope)
+    fake.leader = "n2"
+    fake.members["n2"]["role"] = "master"
+    del fake.members["n2"]["tags"]
+    del fake.members["n3"]
+    return fake.write()
+
+
+def dbctl_cfg(cfg, *args, env=None):
+    """dbctl reading patronictl's config file (no --scope to conflict with
+    the names given)."""
+    return subprocess.run([binary("dbctl"), "-c", cfg, *args], capture_output=True, text=True,
+                          env=env or FakeCluster.env(), timeout=30)
+
+
+def test_list_several_clusters(etcd, tmp_path):
+    fake = rich_cluster(etcd)
+    second_cluster(etcd)
+    cfg = patronictl_config(tmp_path, etcd)
+    for args in (("list", "batman", "robin", "-f", "tsv"), ("list", "robin", "batman", "-f", "json"),
+                 ("list", "batman", "robin", "-f", "yaml", "-e")):
+        want = patronictl(cfg, *args)
+        assert ok(dbctl_cfg(cfg, *args)) == want, f"{args}:\n{want}"
+    # one table per cluster, in the order named, each as patronictl draws it
+    for verb in ("list", "topology"):
+        want = patronictl(cfg, verb, "batman", "robin").splitlines()
+        got = ok(dbctl_cfg(cfg, verb, "batman", "robin")).splitlines()
+        titles = [i for i, line in enumerate(got) if line.startswith("+ Cluster: ")]
+        want_titles = [i for i, line in enumerate(want) if line.startswith("+ Cluster: ")]
+        assert len(titles) == len(want_titles) == 2, got
+        assert got[titles[1]].startswith(f"+ Cluster: robin ({SYSID}) ")
+        # below each title: patronictl's rows; dbctl's footer follows the table
+        n_batman = want_titles[1]
+        assert got[1:n_batman] == want[1:n_batman], "\n".join(got + want)
+        assert got[titles[1] + 1:titles[1] + len(want) - n_batman] == want[n_batman + 1:], \
+            "\n".join(got + want)
+    # -t: one time line, then both clusters
+    got = ok(dbctl_cfg(cfg, "list", "-t", "batman", "robin", "-f", "tsv")).splitlines()
+    want = patronictl(cfg, "list", "-t", "batman", "robin", "-f", "tsv").splitlines()
+    assert TIMESTAMP.fullmatch(got[0]) and got[1:] == want[1:], (got, want)
+    # -o json: dbctl's document per cluster, one line each
+    docs = [json.loads(line) for line in ok(dbctl_cfg(cfg, "list", "batman", "robin", "-o",
+                                                      "json")).splitlines()]
+    assert [(d["cluster"], d["leader"]) for d in docs] == [("batman", "n1"), ("robin", "n2")]
+    # --etcd without --scope: the names alone
+    p = subprocess.run([binary("dbctl"), "--etcd", etcd.endpoints[0], "list", "robin", "batman",
+                        "-f", "tsv"], capture_output=True, text=True, env=fake.env(), timeout=30)
+    assert ok(p) == patronictl(cfg, "list", "robin", "batman", "-f", "tsv")
+    # --scope names one cluster: another name beside it is refused
+    p = fake.dbctl("list", "batman", "robin")
+    assert p.returncode == 2 and p.stdout == "", p
+    assert 'cluster name "robin" does not match --scope "batman"' in p.stderr
+
+
+# ---- -W and -w/--watch ----
+
+CLEAR = b"\x1b[2J\x1b[1;1H"  # click.clear() on a terminal
+
+
+class Watch:
+    """A watching command run in the background: stdout collected (on a
+    pseudo-terminal when tty), stopped by a signal a window after its first
+    output, killed by PID if it outlives every bound."""
+
+    def __init__(self, argv, env=None, tty=False):
+        self.out = b""
+        self.first = None  # time.monotonic() of the first output
+        self.lock = threading.Lock()
+        if tty:
+            self.fd, slave = pty.openpty()
+            self.p = subprocess.Popen(argv, stdout=slave, stderr=subprocess.PIPE, env=env,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+            os.close(slave)
+        else:
+            self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+            self.fd = self.p.stdout.fileno()
+        self.err = b""
+        self.threads = [threading.Thread(target=self._read, daemon=True),
+                        threading.Thread(target=self._read_err, daemon=True)]
+        for t in self.threads:
+            t.start()
+
+    def _read(self):
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:  # EIO: the terminal's last holder closed it
+                chunk = b""
+            if not chunk:
+                return
+            with self.lock:
+                if self.first is None:
+                    self.first = time.monotonic()
+                self.out += chunk
+
+    def _read_err(self):
+        self.err = self.p.stderr.read()
+
+    def output(self):
+        with self.lock:
+            return self.out
+
+    def finish(self, timeout=30):
+        try:
+            self.p.wait(timeout=timeout)
+        finally:
+            if self.p.poll() is None:
+                self.p.kill()
+                self.p.wait(timeout=10)
+        for t in self.threads:
+            t.join(timeout=10)
+        if self.p.stdout is None:
+            os.close(self.fd)
+        return self.p.returncode, self.output(), self.err.decode()
+
+
+def run_watches(argvs, window, sig, env=None, tty=False):
+    """Runs the commands side by side; each gets sig `window` seconds after
+    its first output. [(returncode, stdout bytes, stderr text)]."""
+    watches = [Watch(argv, env=env, tty=tty) for argv in argvs]
+    try:
+        for w in watches:
+            wait_until(lambda w=w: w.first is not None or w.p.poll() is not None, 60,
+                       what=f"first output of {w.p.args[0]}")
+        pending = list(watches)
+        deadline = time.monotonic() + window + 60
+        while pending and time.monotonic() < deadline:
+            for w in list(pending):
+                if w.p.poll() is not None:
+                    pending.remove(w)
+                elif time.monotonic() >= w.first + window:
+                    w.p.send_signal(sig)
+                    pending.remove(w)
+            time.sleep(0.05)
+    finally:
+        results = [w.finish() for w in watches]
+    return results
+
+
+def drop_cut(rounds):
+    """The rounds less a last one that SIGINT cut short (patronictl's
+    KeyboardInterrupt can come in the middle of a round; dbctl takes the
+    signal between rounds only)."""
+    if len(rounds) > 1 and rounds[-1] != rounds[0] and rounds[-1] == rounds[0][:len(rounds[-1])]:
+        return rounds[:-1]
+    return rounds
+
+
+def timestamped_rounds(out):
+    """-t output split at each time line, the time replaced."""
+    rounds = []
+    for line in out.decode().splitlines():
+        if TIMESTAMP.fullmatch(line):
+            rounds.append(["TIME"])
+        else:
+            assert rounds, out
+            rounds[-1].append(line)
+    return rounds
+
+
+def test_list_watch_as_patronictl(etcd, tmp_path):
+    """`list -w 0.5 -t -f tsv` for 3 s, then SIGINT: both tools redraw
+    several times, the same text each round, no escape sequence (not a
+    terminal), exit status 1 and "Aborted!" on stderr."""
+    fake = rich_cluster(etcd)
+    second_cluster(etcd)
+    cfg = patronictl_config(tmp_path, etcd)
+    args = ["list", "-w", "0.5", "-t", "-f", "tsv", "batman", "robin"]
+    (prc, pout, perr), (drc, dout, derr) = run_watches(
+        [[PATRONICTL, "-c", cfg, *args], [binary("dbctl"), "-c", cfg, *args]], 3,
+        signal.SIGINT, env=fake.env())
+    want, got = drop_cut(timestamped_rounds(pout)), timestamped_rounds(dout)
+    # 3 s at 0.5 s plus the round's own time: about 6 for dbctl, fewer for
+    # Python; a watch that ignored -w would show 1 and one at 2 s 2
+    assert 3 <= len(got) <= 8 and 2 <= len(want) <= 8, (len(got), len(want))
+    assert abs(len(got) - len(want)) <= 4, (len(got), len(want))
+    assert all(r == want[0] for r in want) and all(r == want[0] for r in got), (got, want)
+    assert want[0][1].startswith("Cluster\tMember") and len(want[0]) == 1 + 4 + 3
+    assert b"\x1b" not in pout and b"\x1b" not in dout
+    assert prc == drc == 1, (prc, drc, perr, derr)
+    assert perr.endswith("\nAborted!\n") and derr == "\nAborted!\n", (perr, derr)
+
+
+def test_watch_W_every_two_seconds_sigterm(etcd, tmp_path):
+    """-W is patronictl's 2 s: in 3.5 s two rounds (one at 0 s, one at 2 s);
+    SIGTERM ends both tools by the signal itself."""
+    fake = rich_cluster(etcd)
+    cfg = patronictl_config(tmp_path, etcd)
+    args = ["list", "-W", "-f", "json"]
+    (prc, pout, perr), (drc, dout, derr) = run_watches(
+        [[PATRONICTL, "-c", cfg, *args], [binary("dbctl"), "-c", cfg, *args]], 3.5,
+        signal.SIGTERM, env=fake.env())
+    want, got = pout.decode().splitlines(), dout.decode().splitlines()
+    # 0.5 s or 1 s would give 4 or more; no watch would exit 0 at once
+    assert len(got) == 2 and 1 <= len(want) <= 3, (got, want)
+    assert set(got) == set(want) and len(set(got)) == 1, (got, want)
+    assert prc == drc == -signal.SIGTERM, (prc, drc, perr, derr)
+    assert derr == "", derr
+
+
+def test_watch_clears_a_terminal(etcd, tmp_path):
+    """On a terminal each round starts with click.clear()'s sequence, the
+    first too; topology -w takes it as list does. query never clears."""
+    fake = rich_cluster(etcd)
+    cfg = patronictl_config(tmp_path, etcd)
+    args = ["topology", "-w", "0.5"]
+    (prc, pout, perr), (drc, dout, derr) = run_watches(
+        [[PATRONICTL, "-c", cfg, *args], [binary("dbctl"), "-c", cfg, *args]], 2.5,
+        signal.SIGINT, env=fake.env(), tty=True)
+    assert pout.startswith(CLEAR) and dout.startswith(CLEAR), (pout[:40], dout[:40])
+    # a round cut by the signal may be empty (cleared, then stopped)
+    want = drop_cut([r.decode().splitlines() for r in pout.split(CLEAR)[1:] if r])
+    got = [r.decode().splitlines() for r in dout.split(CLEAR)[1:] if r]
+    assert 2 <= len(got) <= 7 and 2 <= len(want) <= 7, (len(got), len(want))
+    assert all(r == want[0] for r in want), want
+    # each round: patronictl's tree below dbctl's title, then dbctl's footer
+    assert [line.split("|")[1].rstrip() for line in want[0][3:6]] == [" n1", " + n2", "   + n3"]
+    for r in got:
+        assert r[0].startswith(f"+ Cluster: batman ({SYSID}) ") and len(r[0]) == len(want[0][0])
+        assert r[1:len(want[0])] == want[0][1:], (r, want[0])
+    assert prc == drc == 1 and "Aborted!" in perr and "Aborted!" in derr, (prc, drc)
+    # query -w on a terminal: never cleared (no PostgreSQL behind n1's
+    # address: each round reports its connection error and the watch goes on)
+    fake.members["n1"]["conn_url"] = f"postgres://127.0.0.1:{free_port()}/postgres"
+    fake.write()
+    p = Watch(fake.argv("query", "-w", "0.3", "--count", "3", "-c", "SELECT 1"),
+              env=fake.env({"PGCONNECT_TIMEOUT": "2"}), tty=True)
+    rc, out, err = p.finish()
+    assert rc == 1 and CLEAR not in out, (rc, out)
+    assert err.count('dbctl query: cannot connect to "n1"') == 3, err
+
+
+def test_watch_survives_etcd_outage(etcd, tmp_path):
+    """etcd killed in the middle of `list -w`: each round reports the error
+    and the watch goes on; once etcd is back the table comes back (patronictl
+    too: it retries until etcd answers)."""
+    fake = FakeCluster(etcd).write()
+    p = Watch(fake.argv("list", "-w", "0.3", "-t", "-f", "tsv"), env=fake.env())
+    try:
+        wait_until(lambda: p.output().count(b"Cluster\tMember") >= 2, 30, what="two rounds")
+        etcd.kill(etcd.members[0])
+        before = p.output().count(b"Cluster\tMember")
+        # rounds go on (time lines) without tables while etcd is down
+        wait_until(lambda: len(timestamped_rounds(p.output())) >= before + 3, 60,
+                   what="rounds while etcd is down")
+        assert p.p.poll() is None
+        m = etcd.members[0]
+        m.proc = etcd.procs.spawn(m.name, etcd._argv(m))
+        wait_until(lambda: p.output().count(b"Cluster\tMember") >= before + 2, 60,
+                   what="tables again")
+    finally:
+        if p.p.poll() is None:
+            p.p.send_signal(signal.SIGINT)
+        rc, out, err = p.finish()
+    assert rc == 1, (rc, err)
+    assert 'dbctl status: cannot read cluster "batman" from etcd' in err, err
+    assert err.endswith("\nAborted!\n"), err
+
+
+def test_query_watch_as_patronictl(etcd, pg, tmp_path):
+    """query -w 0.5 for 3 s: both tools run the SQL again each round on a
+    fresh connection; SIGINT ends both with 1. An etcd error ends dbctl's
+    query watch, as it ends patronictl's (its traceback after retrying)."""
+    fake = FakeCluster(etcd)
+    fake.members["n1"]["conn_url"] = f"postgres://127.0.0.1:{pg.port}/postgres"
+    fake.write()
+    cfg = patronictl_config(tmp_path, etcd)
+    sql = "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'dbctl-x'"
+    args = ["query", "-w", "0.5", "-U", "postgres", "-d", "postgres", "-c", sql]
+    (prc, pout, perr), (drc, dout, derr) = run_watches(
+        [[PATRONICTL, "-c", cfg, *args], [binary("dbctl"), "-c", cfg, *args, "-o", "json"]], 3,
+        signal.SIGINT, env=fake.env())
+    want = pout.decode().splitlines()
+    got = [json.loads(line) for line in dout.decode().splitlines()]
+    # patronictl's tsv: a header line and a row per round
+    assert want[0::2] == ["n"] * len(want[0::2]) and want[1::2] == ["0"] * len(want[1::2]), want
+    assert all(r["member"] == "n1" and r["rows"] == [{"n": "0"}] for r in got), got
+    assert 3 <= len(got) <= 8 and 2 <= len(want) // 2 <= 8, (got, want)
+    assert prc == drc == 1 and perr.endswith("\nAborted!\n") and derr == "\nAborted!\n", \
+        (prc, drc, perr, derr)
+    # etcd gone: dbctl's watch ends with 1 (after at least one round)
+    p = Watch(fake.argv("query", "-W", "-U", "postgres", "-o", "json", "-c", "SELECT 1 AS one"),
+              env=fake.env())
+    try:
+        wait_until(lambda: p.output().count(b'"one"') >= 1, 30, what="first round")
+        etcd.kill(etcd.members[0])
+        rc, out, err = p.finish(timeout=30)
+    finally:
+        if p.p.poll() is None:
+            p.p.kill()
+    assert rc == 1 and 'dbctl query: cannot read cluster "batman" from etcd' in err, (rc, err)
+    assert "Aborted" not in err
+
+
+def test_watch_usage(etcd):
+    fake = FakeCluster(etcd).write()
+    # -w 0 is one round, as patronictl's (0 is no interval)
+    assert ok(fake.dbctl("list", "-w", "0", "-f", "tsv")) == ok(fake.dbctl("list", "-f", "tsv"))
+    for verb in (["list"], ["topology"], ["query", "-c", "SELECT 1"]):
+        for bad in (("-w", "-1"), ("-w", "x"), ("-w", "nan"), ("--count", "2"),
+                    ("-W", "--count", "0")):
+            p = fake.dbctl(*verb, *bad)
+            assert p.returncode == 2 and p.stdout == "", (verb, bad, p)
+            assert "--watch needs seconds" in p.stderr or "--count" in p.stderr, p.stderr
