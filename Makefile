@@ -17,6 +17,16 @@
 O        ?= build
 PREFIX   ?= /usr/local
 DESTDIR  ?=
+# Install directories (`make install`, `make deb` sets them for Debian: /usr,
+# a multiarch LIBDIR, /lib/systemd/system). SYSCONFDIR is /etc for every
+# PREFIX: the unit reads /etc/dbha/INSTANCE.yml.
+BINDIR   ?= $(PREFIX)/bin
+LIBDIR   ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR   ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 CC       ?= cc
 OBJCOPY  ?= objcopy
 PYTHON   ?= /usr/bin/python3
@@ -58,20 +68,60 @@ C_SRCS     := $(LIB_SRCS) $(LIBDBHA_SRCS) $(AGENT_SRCS) $(CTL_SRCS) $(UNIT_SRCS)
               $(UNIT_FAKES) $(BENCH_SRCS) $(EXAMPLE_SRCS)
 HEADERS    := $(wildcard lib/*.h libdbha/*.h agent/*.h ctl/*.h include/dbha/*.h tests/unit/*.h)
 
-.PHONY: all deps deps-test deps-lint deps-bench bench bench-footprint check unit integration chaos asan release install uninstall \
-        examples \
+.PHONY: all deps deps-test deps-lint deps-bench deps-deb bench bench-footprint check unit integration chaos asan release \
+        install uninstall examples dist man unit-file man-check deb deb-check \
         format format-check lint demo demo-stop clean
 
 all: release
 	@mkdir -p bin
 	cp -f $(O)/release/bin/dbagent $(O)/release/bin/dbctl bin/
+	$(MAKE) --no-print-directory dist
+
+# What `make install` and the Debian package install, and nothing else of
+# the release variant (no unit tests, drivers or examples): the binaries,
+# $(O)/lib/ (libdbha and its .pc file), $(O)/man/ and the unit.
+dist: $(O)/release/bin/dbagent $(O)/release/bin/dbctl $(O)/release/libdbha.a \
+      $(O)/release/libdbha.so.$(VERSION) man unit-file
 	@mkdir -p $(O)/lib
 	cp -f $(O)/release/libdbha.a $(O)/lib/libdbha.a
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(CLIENT_LIBS)|' \
+		-e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${exec_prefix}/%,$(LIBDIR))|' \
+		-e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|' \
 		libdbha/libdbha.pc.in >$(O)/lib/libdbha.pc
 	cp -f $(O)/release/libdbha.so.$(VERSION) $(O)/lib/
 	ln -sf libdbha.so.$(VERSION) $(O)/lib/libdbha.so.$(SOVER)
 	ln -sf libdbha.so.$(SOVER) $(O)/lib/libdbha.so
+
+# Man pages: dbagent.yml(5) from docs/configuration.md and dbctl(1) from
+# dbctl's --help texts (scripts/gen-man.py), so neither can drift from its
+# source; dbagent(8) and libdbha(3) are man/*.in. `make man-check` (in
+# `make check`) fails when a dbctl or dbagent option, a libdbha function or a
+# configuration key is missing from its page, or a page has roff warnings.
+MAN_PAGES := $(O)/man/dbagent.8 $(O)/man/dbctl.1 $(O)/man/dbagent.yml.5 $(O)/man/libdbha.3
+man: $(MAN_PAGES)
+$(O)/man/dbagent.yml.5: docs/configuration.md scripts/gen-man.py
+	@mkdir -p $(@D)
+	$(PYTHON) scripts/gen-man.py config $< $(VERSION) >$@.tmp && mv $@.tmp $@
+$(O)/man/dbctl.1: $(O)/release/bin/dbctl scripts/gen-man.py
+	@mkdir -p $(@D)
+	$(PYTHON) scripts/gen-man.py dbctl $< $(VERSION) >$@.tmp && mv $@.tmp $@
+$(O)/man/%: man/%
+	@mkdir -p $(@D)
+	sed -e 's|@VERSION@|$(VERSION)|' $< >$@
+man-check: man
+	$(PYTHON) scripts/gen-man.py check $(O)/man
+	@for p in $(MAN_PAGES); do \
+		w=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l $$p 2>&1 >/dev/null); \
+		[ -z "$$w" ] || { echo "man-check: $$p: $$w" >&2; exit 1; }; \
+	done; echo "man-check: $(words $(MAN_PAGES)) pages, every option, function and key named"
+
+# The systemd unit with this build's BINDIR (regenerated every time: BINDIR
+# may differ between two makes).
+.PHONY: $(O)/systemd/dbagent@.service
+unit-file: $(O)/systemd/dbagent@.service
+$(O)/systemd/dbagent@.service: packaging/systemd/dbagent@.service.in
+	@mkdir -p $(@D)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' $< >$@
 
 deps:
 	@scripts/deps.sh build
@@ -81,6 +131,8 @@ deps-lint:
 	@scripts/deps.sh lint
 deps-bench:
 	@scripts/deps.sh bench
+deps-deb:
+	@scripts/deps.sh deb
 
 # $(1) = variant (release|asan)
 define VARIANT_RULES
@@ -227,33 +279,62 @@ chaos: asan deps-test
 # on both cores) at nice 19 beside the integration modules that measure no
 # time, instead of before them.
 CHECK_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-check: deps-test deps-lint
+check: deps-test deps-lint deps-deb
 	$(MAKE) -j$(CHECK_JOBS) all asan $(O)/release/tests/unit/test_ha \
 		$(FUZZ_NAMES:%=$(O)/asan/fuzz/replay_%)
 	$(MAKE) format-check lint
 	$(PYTHON) tests/check_parts.py $(O)/release
 	tests/install_check.sh
+	$(MAKE) man-check
+	$(MAKE) deb-check
 	$(MAKE) -j$(CHECK_JOBS) -O unit TEST_HA_GROUPS=table
 	$(MAKE) fuzz-replay
 	$(MAKE) integration ITEST_BESIDE="env TEST_HA_GROUPS=exhaustive \
 		$(abspath $(O)/release/tests/unit/test_ha)"
 
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-		$(DESTDIR)$(PREFIX)/include/dbha
-	install -m 0755 bin/dbagent bin/dbctl $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 $(O)/lib/libdbha.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 0755 $(O)/lib/libdbha.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libdbha.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdbha.so.$(SOVER)
-	ln -sf libdbha.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libdbha.so
-	install -m 0644 include/dbha/*.h $(DESTDIR)$(PREFIX)/include/dbha/
-	install -m 0644 $(O)/lib/libdbha.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+# PREFIX=/usr/local by default; DESTDIR stages. The unit (UNITDIR) runs
+# $(BINDIR)/dbagent. /etc/dbha is created empty: the configurations are the
+# operator's. A Python binding (issue 18, point 5) would go to
+# $(PREFIX)/lib/python3/dist-packages/dbha/ here.
+install: dist
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/dbha \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/dbha
+	install -m 0755 $(O)/release/bin/dbagent $(O)/release/bin/dbctl $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(O)/lib/libdbha.a $(DESTDIR)$(LIBDIR)/
+	install -m 0644 $(O)/lib/libdbha.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libdbha.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdbha.so.$(SOVER)
+	ln -sf libdbha.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libdbha.so
+	install -m 0644 include/dbha/*.h $(DESTDIR)$(INCLUDEDIR)/dbha/
+	install -m 0644 $(O)/lib/libdbha.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 0644 $(O)/man/dbctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(O)/man/libdbha.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 0644 $(O)/man/dbagent.yml.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(O)/man/dbagent.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(O)/systemd/dbagent@.service $(DESTDIR)$(UNITDIR)/
+	install -m 0644 packaging/bash-completion/dbctl $(DESTDIR)$(BASHCOMPDIR)/
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/dbagent $(DESTDIR)$(PREFIX)/bin/dbctl
-	rm -f $(DESTDIR)$(PREFIX)/lib/libdbha.* $(DESTDIR)$(PREFIX)/lib/pkgconfig/libdbha.pc
-	rm -rf $(DESTDIR)$(PREFIX)/include/dbha
+	rm -f $(DESTDIR)$(BINDIR)/dbagent $(DESTDIR)$(BINDIR)/dbctl
+	rm -f $(DESTDIR)$(LIBDIR)/libdbha.* $(DESTDIR)$(LIBDIR)/pkgconfig/libdbha.pc
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/dbha
+	rm -f $(DESTDIR)$(MANDIR)/man1/dbctl.1 $(DESTDIR)$(MANDIR)/man3/libdbha.3 \
+		$(DESTDIR)$(MANDIR)/man5/dbagent.yml.5 $(DESTDIR)$(MANDIR)/man8/dbagent.8
+	rm -f $(DESTDIR)$(UNITDIR)/dbagent@.service $(DESTDIR)$(BASHCOMPDIR)/dbctl
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/dbha 2>/dev/null
+
+# Debian packages (debian/): dbha, libdbha0, libdbha-dev and their debug
+# symbols, built with dpkg-buildflags' hardening and without the test suite
+# (`make check` runs it); they land in $(DEB_OUT) (default: $(O)/deb).
+# `make deb-check` builds them, runs lintian, installs them on this machine,
+# checks what they install and purges them (tests/package/deb_check.sh).
+DEB_OUT ?= $(O)/deb
+deb: deps-deb
+	scripts/build-deb.sh $(abspath $(DEB_OUT))
+deb-check: deps-deb
+	tests/package/deb_check.sh $(abspath $(DEB_OUT))
 
 FORMAT_FILES = $(C_SRCS) $(HEADERS)
 format: deps-lint

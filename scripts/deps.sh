@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the Debian packages dbha needs are installed.
-# Usage: scripts/deps.sh build|test|demo|lint|bench|fuzz
+# Usage: scripts/deps.sh build|test|demo|lint|bench|fuzz|deb
 #   build: compilers' inputs (headers and pkg-config files)
 #   test:  build + the real peers the tests start (etcd, PostgreSQL, HAProxy,
 #          pgbouncer, vip-manager, patronictl) and pytest (with xdist: independent
@@ -9,6 +9,9 @@
 #   lint:  clang-format-16 and cppcheck
 #   bench: test's set (with Patroni, the benchmarks' reference) and wrk (bench/rest)
 #   fuzz:  build + clang (libFuzzer and its sanitizer runtimes, `make fuzz`)
+#   deb:   build + the Debian packaging tools (`make deb`, `make deb-check`:
+#          debhelper, dpkg-buildpackage, lintian, hardening-check, man, bash
+#          completion)
 # As root, missing packages are installed with apt-get; otherwise the exact
 # apt-get line is printed and the script exits 1.
 set -euo pipefail
@@ -17,7 +20,8 @@ build_pkgs=(gcc make pkg-config libpq-dev libyaml-dev libcurl4-openssl-dev libja
             libmicrohttpd-dev libgnutls28-dev libsystemd-dev libcmocka-dev)
 test_pkgs=(postgresql-15 etcd-server etcd-client python3 python3-pytest python3-psycopg2
            openssl procps iproute2 nftables curl
-           haproxy pgbouncer vip-manager patroni python3-etcd python3-pytest-xdist)
+           haproxy pgbouncer vip-manager patroni python3-etcd python3-pytest-xdist
+           bash-completion)
 lint_pkgs=(clang-format-16 cppcheck)
 # Patroni 3.0.2 (in the test set: the tests read a dbha cluster with
 # patronictl) also runs beside dbha in the benchmarks, from the same configs;
@@ -26,6 +30,8 @@ bench_pkgs=(wrk)
 # `make fuzz`: clang brings libFuzzer and the sanitizer runtimes (clang-14 ->
 # libclang-common-14-dev -> libclang-rt-14-dev).
 fuzz_pkgs=(clang)
+# `make deb` and `make deb-check` (part of `make check`).
+deb_pkgs=(debhelper devscripts lintian dpkg-dev fakeroot man-db bash-completion python3)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
@@ -34,8 +40,9 @@ case "${1:-build}" in
     lint) want+=("${lint_pkgs[@]}") ;;
     bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
     fuzz) want+=("${fuzz_pkgs[@]}") ;;
+    deb) want+=("${deb_pkgs[@]}") ;;
     *)
-        echo "usage: $0 build|test|demo|lint|bench|fuzz" >&2
+        echo "usage: $0 build|test|demo|lint|bench|fuzz|deb" >&2
         exit 2
         ;;
 esac

@@ -17,7 +17,7 @@ for f in bin/dbagent bin/dbctl lib/libdbha.a lib/libdbha.so lib/libdbha.so.0 inc
     [[ -e $root/$f ]] || fail "missing $f"
 done
 # Nothing internal is installed: one header directory, libdbha only.
-extra=$(cd "$root" && find include lib -type f ! -path 'include/dbha/*' ! -name 'libdbha.*')
+extra=$(cd "$root" && find include lib -type f ! -path 'include/dbha/*' ! -path 'lib/systemd/system/dbagent@.service' ! -name 'libdbha.*')
 [[ -z $extra ]] || fail "installed files that are not libdbha: $extra"
 "$root/bin/dbagent" --version >/dev/null
 
