@@ -775,26 +775,14 @@ static size_t topology_rows(const DcsCluster *c, const ssize_t *parent, StatusRo
     return n;
 }
 
-/* The document -o json and -o yaml print: the topology key as the leader
- * wrote it (what routers follow), else one built from the members' keys
- * with version 0 (a cluster whose leader never wrote one, e.g. Patroni's). */
+/* The document -o json and -o yaml print: what routers follow
+ * (topology_select): the topology key as the leader wrote it while it names
+ * the leader key's member, else one built from the members' keys (version
+ * 0 without a key, e.g. a Patroni cluster's). */
 static int topology_document(const DcsCluster *c, const char *scope, json_t **ret)
 {
-    if (c->topology) {
-        *ret = json_incref(c->topology);
-        return 0;
-    }
-    json_t *doc = NULL;
-    int r = topology_build(c, scope, NULL, &doc);
-    if (r < 0) {
-        return r;
-    }
-    if (json_object_set_new(doc, "version", json_integer(0)) < 0) {
-        json_decref(doc);
-        return -ENOMEM;
-    }
-    *ret = doc;
-    return 0;
+    TopologySource source;
+    return topology_select(c, scope, ret, &source);
 }
 
 /* One cluster's tree in the chosen format; 1 when etcd cannot give it. */
