@@ -889,6 +889,7 @@ static void observe_step(Agent *a, uint64_t now, HaObservation *o)
         .clone_in_place = a->clone_in_place,
         .clone_no_leader = clone_no_leader(a),
         .standby_cluster = agent_standby(a, &(StandbyCluster){ 0 }) != 0,
+        .paused_leader_elsewhere = a->paused_leader != NULL,
     };
 }
 
@@ -934,11 +935,42 @@ static void remember_paused_leader(Agent *a)
     }
 }
 
-/* A member that led while paused and does not answer as a running primary
- * now: its agent may be gone with its PostgreSQL still a primary, unfenced
- * (pause stands the fence down). Its server is asked directly; while it
- * accepts writes it counts as a peer running a primary, which no candidate
- * takes over from. Unreachable or in recovery: forgotten. */
+/* A member that led while paused: its agent may be gone with its
+ * PostgreSQL still a primary, unfenced (pause stands the fence down). Its
+ * server is asked directly: > 0 while it accepts writes (said once); else
+ * it is forgotten and 0. */
+static int probe_paused_leader(Agent *a)
+{
+    _cleanup_free_ char *host = NULL;
+    int port = 0;
+    if (dcs_parse_conn_url(a->paused_leader_url, &host, &port) < 0 || !host) {
+        forget_paused_leader(a);
+        return 0;
+    }
+    _cleanup_free_ char *info =
+        pgctl_remote_conninfo(&a->local.ctl, host, port, AGENT_PAUSED_LEADER_CONNECT_SEC);
+    char why[256] = "";
+    int r = election_probe_primary(info, why, sizeof(why));
+    if (r <= 0) {
+        log_info("\"%s\", which led while the cluster was paused, runs no primary now (%s)",
+                 a->paused_leader, r < 0 ? "out of memory" : why);
+        forget_paused_leader(a);
+        return 0;
+    }
+    if (!a->paused_leader_said) {
+        a->paused_leader_said = true;
+        log_warning("not taking over: \"%s\"'s postgresql still accepts writes and its agent "
+                    "does not answer (it led while the cluster was paused, when nothing fences "
+                    "it): start its agent, which takes the leader key back, or stop that "
+                    "postgresql",
+                    a->paused_leader);
+    }
+    return 1;
+}
+
+/* The election's peers: a member that led while paused and does not answer
+ * as a running primary now counts as a peer running a primary while its
+ * server accepts writes, which no candidate takes over from. */
 static size_t check_paused_leader(Agent *a, ElectionPeer *peers, size_t n)
 {
     if (!a->paused_leader || n >= ELECTION_PEERS_MAX) {
@@ -949,35 +981,25 @@ static size_t check_paused_leader(Agent *a, ElectionPeer *peers, size_t n)
             return n; /* its agent answers for it */
         }
     }
-    _cleanup_free_ char *host = NULL;
-    int port = 0;
-    if (dcs_parse_conn_url(a->paused_leader_url, &host, &port) < 0 || !host) {
-        forget_paused_leader(a);
+    if (probe_paused_leader(a) == 0) {
         return n;
-    }
-    _cleanup_free_ char *info =
-        pgctl_remote_conninfo(&a->local.ctl, host, port, AGENT_PAUSED_LEADER_CONNECT_SEC);
-    char why[256] = "";
-    int r = election_probe_primary(info, why, sizeof(why));
-    if (r <= 0) {
-        log_info("\"%s\", which led while the cluster was paused, runs no primary now (%s)",
-                 a->paused_leader, r < 0 ? "out of memory" : why);
-        forget_paused_leader(a);
-        return n;
-    }
-    if (!a->paused_leader_said) {
-        a->paused_leader_said = true;
-        log_warning("not taking over: \"%s\"'s postgresql still accepts writes and its agent "
-                    "does not answer (it led while the cluster was paused, when nothing fences "
-                    "it): start its agent, which takes the leader key back, or stop that "
-                    "postgresql",
-                    a->paused_leader);
     }
     peers[n] = (ElectionPeer){ .name = a->paused_leader,
                                .answered = true,
                                .running_primary = true,
                                .c = { .name = a->paused_leader } };
     return n + 1;
+}
+
+/* Paused, an operator's restart of our stopped former primary takes a free
+ * leader key and starts it (agent/ha.c): not while a member that led while
+ * paused still runs a primary. Asked only then. */
+static void check_paused_leader_for_restart(Agent *a)
+{
+    if (a->paused_leader && a->mem.request == HA_REQUEST_RESTART && !a->local.running &&
+        a->dcs_ok && a->cluster && dcs_cluster_is_paused(a->cluster) && !a->cluster->leader) {
+        (void)probe_paused_leader(a);
+    }
 }
 
 /* The election's I/O: the peers' WAL positions, asked only when the rules
@@ -1307,6 +1329,7 @@ void agent_tick(Agent *a)
     /* etcd calls may have taken a while: the probe gets its own deadline */
     now = clock_monotonic_usec();
     observe_postgres(a, now);
+    check_paused_leader_for_restart(a);
 
     uint64_t look = agent_observe_upstream(a, now);
     if (look > now) {

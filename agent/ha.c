@@ -711,9 +711,58 @@ static bool guard_reinit_running(const HaInput *in)
     return reinit_possible(in) && in->pg_running && (!in->pg_reachable || in->pg_in_recovery);
 }
 
+/* From the states a stopped server waits in: paused, a replica whose
+ * server stopped stays REPLICA (and a former primary PRIMARY). */
 static bool guard_reinit_stopped(const HaInput *in)
 {
-    return reinit_possible(in) && !in->pg_running;
+    bool waiting = in->state == HA_STATE_INIT || in->state == HA_STATE_REPLICA ||
+                   in->state == HA_STATE_PRIMARY;
+    return reinit_possible(in) && !in->pg_running && waiting;
+}
+
+/* Paused, an operator's restart of a server that is not running starts it,
+ * as Patroni's (a stop, which finds nothing to stop, then a start): the
+ * paused rows leave a stopped server alone, so the request is taken up
+ * here, from the states a stopped server waits in. */
+static bool paused_restart_stopped(const HaInput *in)
+{
+    bool waiting = in->state == HA_STATE_INIT || in->state == HA_STATE_REPLICA ||
+                   in->state == HA_STATE_PRIMARY;
+    return in->paused && in->request == HA_REQUEST_RESTART && waiting && stopped_ours(in) &&
+           in->dcs_ok;
+}
+
+/* A replica starts as one, following the leader (or the remote primary). */
+static bool guard_paused_restart_stopped_replica(const HaInput *in)
+{
+    return paused_restart_stopped(in) && (in->standby_signal || in->standby_cluster);
+}
+
+/* A former primary starts as the primary only under its own key, or a free
+ * one it takes first (as the unpaused INIT rows). Under another member's
+ * key it is not started: Patroni would start it as a second primary; it
+ * rejoins by a rewind (paused_handover) or a reinitialize. */
+static bool paused_restart_stopped_primary(const HaInput *in)
+{
+    return paused_restart_stopped(in) && !in->standby_signal && !in->standby_cluster;
+}
+
+static bool guard_paused_restart_stopped_primary_mine(const HaInput *in)
+{
+    return paused_restart_stopped_primary(in) && in->leader_is_me && !in->lease_expiring;
+}
+
+/* A free key while paused may hide a primary that runs on without it: one
+ * whose agent died while it led (nothing fences while paused). The agent
+ * asks that member's server before this row is reached. */
+static bool guard_paused_restart_stopped_primary_elsewhere(const HaInput *in)
+{
+    return paused_restart_stopped_primary(in) && !in->has_leader && in->paused_leader_elsewhere;
+}
+
+static bool guard_paused_restart_stopped_primary_unled(const HaInput *in)
+{
+    return paused_restart_stopped_primary(in) && may_take_leader(in) && !in->pre_promote_backoff;
 }
 
 /* ---- the table ---- */
@@ -764,8 +813,21 @@ static const HaRow table[] = {
       A(HA_ACTION_RESTART_POSTGRES), "restart requested: restarting the replica" },
     { HA_STATE_REPLICA, G(guard_reinit_running), HA_STATE_INIT, A(HA_ACTION_STOP_POSTGRES),
       "reinitialize requested: stopping the replica" },
-    { HA_STATE_INIT, G(guard_reinit_stopped), HA_STATE_INIT, A(HA_ACTION_MOVE_DATA_ASIDE),
+    { ANY, G(guard_reinit_stopped), HA_STATE_INIT, A(HA_ACTION_MOVE_DATA_ASIDE),
       "reinitialize: moving the data directory aside to clone anew" },
+    { ANY, G(guard_paused_restart_stopped_replica), HA_STATE_STARTING_REPLICA,
+      A(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "paused, restart requested: starting the stopped replica" },
+    { ANY, G(guard_paused_restart_stopped_primary_mine), HA_STATE_STARTING_PRIMARY,
+      A(HA_ACTION_RENEW_LEADER, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
+      "paused, restart requested: holding the leader key, starting the stopped primary" },
+    { ANY, G(guard_paused_restart_stopped_primary_elsewhere), STAY, NONE,
+      "paused, restart requested: not starting our former primary: the member that led while "
+      "paused still accepts writes (its agent does not answer); start its agent or stop that "
+      "postgresql" },
+    { ANY, G(guard_paused_restart_stopped_primary_unled), HA_STATE_STARTING_PRIMARY,
+      A(HA_ACTION_TAKE_LEADER, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
+      "paused, restart requested: taking the free leader key, starting the stopped primary" },
 
     /* Maintenance mode: hands off PostgreSQL. The leader keeps its key, or
      * takes it back after its lease ran out (etcd unreachable, the agent

@@ -151,6 +151,9 @@ typedef struct HaInput {
     /* maintenance mode (`pause` in the config key): no automatic action on
      * PostgreSQL; the leader only keeps its key, and fencing stays on */
     bool paused;
+    bool paused_leader_elsewhere; /* another member led while paused and was not seen to stop
+                                     running a primary since: its server may take writes with
+                                     no key and no fence (agent.c remember_paused_leader) */
 
     /* cluster view */
     bool dcs_ok;         /* the view is fresh */

@@ -246,13 +246,26 @@ static int start_postgres(Agent *a)
     } else if (r < 0) {
         log_warning_errno(r, "setting the stale postmaster.pid aside: %m");
     }
+    /* an operator's restart of the stopped server (ha_memory_before):
+     * its timeout, and its job answers the request */
+    bool restart = a->mem.start_answers_restart;
+    a->mem.start_answers_restart = false;
     PgArgv argv = { 0 };
-    int timeout = start_timeout_sec(a);
+    int timeout = restart && a->restart_timeout_sec > 0 && a->restart_timeout_sec < INT_MAX
+                      ? (int)a->restart_timeout_sec
+                      : start_timeout_sec(a);
+    if (restart) {
+        a->restart_timeout_sec = 0;
+    }
     r = pgctl_argv_start(&a->local.ctl, timeout, &argv);
     if (r >= 0) {
-        r = jobs_start(&a->jobs, JOB_START, argv.argv, timeout + 5);
+        r = jobs_start(&a->jobs, restart ? JOB_RESTART : JOB_START, argv.argv, timeout + 5);
     }
     pgctl_argv_done(&argv);
+    if (r >= 0 && restart) {
+        log_notice("starting postgresql, which was not running (restart requested through the "
+                   "REST API)");
+    }
     return r;
 }
 

@@ -201,6 +201,7 @@ void ha_policy_input(const HaObservation *o, const HaMemory *mem, HaStep *st)
         .leader_member_known = lm && lm->host,
         .nofailover = o->tag_nofailover || o->watchdog_blocked,
         .paused = c && dcs_cluster_is_paused(c),
+        .paused_leader_elsewhere = o->paused_leader_elsewhere,
         .request = m->request,
         .standby_cluster = o->standby_cluster,
     };
@@ -341,6 +342,11 @@ void ha_memory_before(HaMemory *m, HaAction a)
     case HA_ACTION_START_POSTGRES:
         if (m->request == HA_REQUEST_REJOIN) {
             m->request = HA_REQUEST_NONE;
+        } else if (m->request == HA_REQUEST_RESTART) {
+            /* a stopped server's restart is its start, whichever row
+             * starts it: consumed now, answered by the job */
+            m->request = HA_REQUEST_NONE;
+            m->start_answers_restart = true;
         }
         break;
     default:

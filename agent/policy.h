@@ -69,6 +69,9 @@ typedef struct HaMemory {
     uint64_t promote_usec;
     uint64_t promote_progress_usec; /* when replay last moved since (or promote_usec) */
     uint64_t promote_replay_lsn;    /* where it was then */
+    /* The next pg_ctl start is an operator's restart of a stopped server:
+     * its job answers the request (a restart job, on_restart callback). */
+    bool start_answers_restart;
 } HaMemory;
 
 /* One tick's snapshot: everything the rules read, all I/O done. */
@@ -102,6 +105,7 @@ typedef struct HaObservation {
     bool clone_in_place;  /* the clone job runs (ran) a custom replica method into data_dir */
     bool clone_no_leader; /* a custom replica method has no_leader (or no_master) */
     bool standby_cluster; /* the settings in force describe a standby cluster */
+    bool paused_leader_elsewhere; /* HaInput's */
 } HaObservation;
 
 /* One tick's step through the rules. */

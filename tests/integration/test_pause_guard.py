@@ -8,15 +8,19 @@ allow and what an operator may still do, on three real nodes with writers:
   when nothing fences it); dbctl resume refuses a cluster with no leader;
 - an operator's switchover, failover and reinitialize work while paused,
   as in Patroni; a failover while the leader's agent does not answer needs
-  --force.
+  --force;
+- an operator's restart starts a stopped primary while paused, as in
+  Patroni, but not as a second primary beside one whose agent is gone.
 
 No assertion measures time: bounded waits only (test_pause.py has the
 writer's longest wait)."""
+import os
 import time
 
 import pytest
 
 from lib.cluster import DbhaCluster
+from lib.pg import pg_tool, run_pg
 from lib.procs import wait_until
 from lib.writer import start_with_writer
 from test_pause import TTL, assert_held, in_recovery, set_pause
@@ -140,3 +144,55 @@ def test_operator_switchover_and_failover_while_paused(cluster):
     r = cluster.dbctl("resume", "--wait", timeout=60)
     assert r.returncode == 0, r.stderr
     assert cluster.wait_healthy(timeout=60)["leader"] == old.name
+
+
+def restart(node):
+    return node.api("/restart", method="POST", data="{}", timeout=60)
+
+
+def test_restart_of_a_stopped_primary_while_paused(cluster):
+    """Patroni's restart starts a stopped server while paused. A former
+    primary starts as the primary under its own key or a free one it takes
+    first, never while a member that led while paused still accepts writes
+    with its agent gone (nothing fences it while paused): that server is
+    asked first."""
+    s, leader, w = start_with_writer(cluster)
+    first, other = [n for n in cluster.nodes if n is not leader]
+    with w:
+        r = cluster.dbctl("pause", "--wait", timeout=60)
+        assert r.returncode == 0, r.stderr
+        # the leader's server stopped by hand: left stopped, under its key
+        # (Patroni deletes it; docs/pause.md says why dbha keeps it)
+        run_pg([pg_tool("pg_ctl"), "-D", leader.data_dir, "-m", "fast", "-w", "stop"])
+        wait_until(lambda: leader.api("/health")[0] == 503, 10, what="the leader seen down")
+        time.sleep(3 * cluster.loop_wait)
+        assert leader.postmaster_pid() is None and in_recovery(first) and in_recovery(other)
+        assert leader_is(cluster, leader.name)
+        code, body = restart(leader)
+        assert (code, body) == (200, b"restarted successfully"), (code, body)
+        assert not in_recovery(leader) and leader_is(cluster, leader.name)
+        t0 = time.monotonic()
+        wait_until(lambda: w.first_ack_after(t0, node=leader), 20, what="writes again")
+        assert cluster.procs.log_contains(leader.name, "holding the leader key, starting")
+    w.assert_no_overlap()
+    assert not w.missing_on(leader)
+
+    # the leader's agent dead, its primary running on without a key; a
+    # stopped former primary (standby.signal gone, as after a stop by hand
+    # of a primary) asked to restart must not start as a second primary
+    leader.kill()
+    wait_until(lambda: cluster.status()["leader"] is None, TTL + 10, what="the key expired")
+    run_pg([pg_tool("pg_ctl"), "-D", first.data_dir, "-m", "fast", "-w", "stop"])
+    os.unlink(os.path.join(first.data_dir, "standby.signal"))
+    code, body = restart(first)
+    assert code == 503 and b"still accepts writes" in body, (code, body)
+    assert first.postmaster_pid() is None and cluster.status()["leader"] is None
+    assert not in_recovery(leader)
+    # that server stopped: the restart goes ahead under the free key
+    run_pg([pg_tool("pg_ctl"), "-D", leader.data_dir, "-m", "immediate", "-w", "stop"])
+    code, body = restart(first)
+    assert (code, body) == (200, b"restarted successfully"), (code, body)
+    wait_until(lambda: leader_is(cluster, first.name), 10, what=f"{first.name} leads")
+    assert not in_recovery(first)
+    assert cluster.procs.log_contains(first.name, "taking the free leader key, starting")
+    assert cluster.status()["paused"] is True

@@ -407,9 +407,9 @@ def test_dbctl_restart_reload_reinit(cluster):
 
 def test_endpoints_on_a_stopped_member_while_paused(cluster):
     """A member whose PostgreSQL is down (held down by maintenance mode):
-    health checks fail, its restart and reinitialize are refused with the
-    reason (the leader's restart works), the rest still works, and nothing
-    else happens until resume."""
+    health checks fail, nothing starts it by itself, the rest still works;
+    an operator's restart starts it and a reinitialize clones it anew, as
+    Patroni's (docs/pause.md)."""
     s = cluster.wait_healthy(timeout=60)
     leader = cluster.node(s["leader"])
     stopped = next(n for n in cluster.nodes if n is not leader)
@@ -419,8 +419,6 @@ def test_endpoints_on_a_stopped_member_while_paused(cluster):
     wait_until(lambda: stopped.api("/health")[0] == 503, 10, what="the stopped member's /health")
     assert stopped.api("/replica")[0] == 503 and stopped.api("/liveness")[0] == 200
 
-    assert "not possible now: paused" in error_of(call(stopped, "POST", "/restart"), 503)
-    assert "not possible now: paused" in error_of(call(stopped, "POST", "/reinitialize"), 503)
     # a running member restarts while paused, as in Patroni (the leader keeps its key)
     pid = leader.postmaster_pid()
     assert text_of(call(leader, "POST", "/restart"), 200) == "restarted successfully"
@@ -434,6 +432,21 @@ def test_endpoints_on_a_stopped_member_while_paused(cluster):
     time.sleep(2 * cluster.loop_wait + 0.5)
     assert stopped.postmaster_pid() is None, "paused: nobody started it"
     assert cluster.status()["leader"] == leader.name
+
+    # the operator's restart of the stopped server starts it, as a replica
+    assert text_of(call(stopped, "POST", "/restart"), 200) == "restarted successfully"
+    assert stopped.postmaster_pid() is not None
+    wait_until(lambda: stopped.api("/replica")[0] == 200, 30, what="the restarted replica")
+    assert cluster.procs.log_contains(stopped.name, "starting the stopped replica")
+
+    # stopped again: the operator's reinitialize clones it anew
+    run_pg([pg_tool("pg_ctl"), "-D", stopped.data_dir, "-m", "fast", "-w", "stop"])
+    wait_until(lambda: stopped.api("/health")[0] == 503, 10, what="stopped again")
+    assert text_of(call(stopped, "POST", "/reinitialize"), 200) == "reinitialize started"
+    wait_until(lambda: stopped.api("/replica")[0] == 200, 120, what="the reinitialized replica")
+    assert cluster.procs.log_contains(stopped.name, "moving the data directory aside")
+    assert cluster.status()["leader"] == leader.name
+    assert cluster.status()["paused"] is True
 
     r = cluster.dbctl("resume", "--wait", timeout=90)
     assert r.returncode == 0, r.stdout + r.stderr

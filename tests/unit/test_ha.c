@@ -972,6 +972,54 @@ static const Case cases[] = {
       HA_STATE_STARTING_REPLICA,
       ACTS(HA_ACTION_INSTALL_CLONE, HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
       "clone done: starting the replica" },
+    { "paused: a stopped replica's restart starts it (Patroni's restart: stop, then start)",
+      IN(.state = HA_STATE_REPLICA, STOPPED, LEADER_OTHER, .standby_signal = true,
+         .request = HA_REQUEST_RESTART, .paused = true),
+      HA_STATE_STARTING_REPLICA, ACTS(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "paused, restart requested: starting the stopped replica" },
+    { "paused: the same from INIT (an agent started over the stopped server)",
+      IN(.state = HA_STATE_INIT, STOPPED, .has_initialize = true, .standby_signal = true,
+         .request = HA_REQUEST_RESTART, .paused = true),
+      HA_STATE_STARTING_REPLICA, ACTS(HA_ACTION_WRITE_REPLICA_CONF, HA_ACTION_START_POSTGRES),
+      "paused, restart requested: starting the stopped replica" },
+    { "paused: a stopped server without a request stays stopped",
+      IN(.state = HA_STATE_REPLICA, STOPPED, LEADER_OTHER, .standby_signal = true, .paused = true),
+      HA_STATE_REPLICA, NO_ACTS, "paused: no automatic action" },
+    { "paused: the leader's stopped primary restarts under its key",
+      IN(.state = HA_STATE_PRIMARY, STOPPED, LEADER_ME, .request = HA_REQUEST_RESTART,
+         .paused = true),
+      HA_STATE_STARTING_PRIMARY,
+      ACTS(HA_ACTION_RENEW_LEADER, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
+      "paused, restart requested: holding the leader key, starting the stopped primary" },
+    { "paused: a stopped former primary out of its key stays stopped",
+      IN(.state = HA_STATE_INIT, STOPPED, .has_initialize = true, .paused = true), HA_STATE_INIT,
+      NO_ACTS, "paused: no automatic action" },
+    { "paused: a stopped former primary takes the free key first, then starts",
+      IN(.state = HA_STATE_PRIMARY, STOPPED, .has_initialize = true, .request = HA_REQUEST_RESTART,
+         .paused = true),
+      HA_STATE_STARTING_PRIMARY,
+      ACTS(HA_ACTION_TAKE_LEADER, HA_ACTION_WRITE_PRIMARY_CONF, HA_ACTION_START_POSTGRES),
+      "paused, restart requested: taking the free leader key, starting the stopped primary" },
+    { "paused: not while a member that led paused may still run a primary",
+      IN(.state = HA_STATE_INIT, STOPPED, .has_initialize = true, .request = HA_REQUEST_RESTART,
+         .paused = true, .paused_leader_elsewhere = true),
+      HA_STATE_INIT, NO_ACTS,
+      "paused, restart requested: not starting our former primary: the member that led while "
+      "paused still accepts writes (its agent does not answer); start its agent or stop that "
+      "postgresql" },
+    { "paused: a stopped former primary under another member's key is not started",
+      IN(.state = HA_STATE_INIT, STOPPED, LEADER_OTHER, .request = HA_REQUEST_RESTART,
+         .paused = true),
+      HA_STATE_INIT, NO_ACTS, "paused: no automatic action" },
+    { "paused: nor with etcd unreachable",
+      IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, LEADER_ME, .request = HA_REQUEST_RESTART,
+         .paused = true),
+      HA_STATE_PRIMARY, NO_ACTS, "paused: no automatic action" },
+    { "paused: a stopped replica's reinitialize moves its data aside",
+      IN(.state = HA_STATE_REPLICA, STOPPED, LEADER_OTHER, .standby_signal = true,
+         .request = HA_REQUEST_REINIT, .paused = true),
+      HA_STATE_INIT, ACTS(HA_ACTION_MOVE_DATA_ASIDE),
+      "reinitialize: moving the data directory aside to clone anew" },
     { "restart: never while the lease runs out",
       IN(.state = HA_STATE_PRIMARY, PRIMARY_UP, LEADER_ME, .request = HA_REQUEST_RESTART,
          .lease_expiring = true),
@@ -1075,7 +1123,7 @@ static const Case cases[] = {
       IN(.state = HA_STATE_INIT, .data = HA_DATA_OURS, .dcs_ok = true, LEADER_OTHER,
          .paused = true),
       HA_STATE_INIT, NO_ACTS, "paused: no automatic action" },
-    { "paused: a stopped primary is not restarted",
+    { "paused: a stopped primary is not restarted, and keeps its key (Patroni deletes it)",
       IN(.state = HA_STATE_PRIMARY, .data = HA_DATA_OURS, .dcs_ok = true, LEADER_ME,
          .paused = true),
       HA_STATE_PRIMARY, NO_ACTS, "paused: no automatic action" },
@@ -1172,10 +1220,11 @@ static void format_input(char *buf, size_t size, const HaInput *in)
     size_t len = strlen(buf);
     snprintf(buf + len, size - len,
              " failover_from_me=%d candidate_me=%d candidate_other=%d paused=%d request=%d "
-             "diverged=%d promoting=%d promote_stalled=%d standby_cluster=%d",
+             "diverged=%d promoting=%d promote_stalled=%d standby_cluster=%d "
+             "paused_leader_elsewhere=%d",
              in->failover_from_me, in->failover_candidate_me, in->failover_candidate_other,
              in->paused, (int)in->request, in->diverged, in->promoting, in->promote_stalled,
-             in->standby_cluster);
+             in->standby_cluster, in->paused_leader_elsewhere);
 }
 
 /* Checks one case; prints why it fails under the case's name. */
@@ -1557,6 +1606,32 @@ static void exhaustive_free(Exhaustive *e)
     }
 }
 
+/* One input into e: its first matching row, the edge, the invariants. */
+static void exhaustive_take(Exhaustive *e, int s, const HaInput *in)
+{
+    HaDecision d;
+    e->n_inputs++;
+    if (ha_decide(in, &d) != 0 || d.row >= e->n_rows) {
+        if (e->n_gaps++ == 0) {
+            e->first_gap = *in;
+        }
+        return;
+    }
+    e->first_match[d.row]++;
+    if (d.next >= 0 && d.next < _HA_STATE_MAX) {
+        e->edge[s][d.next] = true;
+    }
+    for (int v = 0; v < _INV_MAX; v++) {
+        if (inv_holds(v, in, &d)) {
+            continue;
+        }
+        if (e->violations[v][d.row]++ == 0 ||
+            plausibility(in) > plausibility(&e->example[v][d.row])) {
+            e->example[v][d.row] = *in;
+        }
+    }
+}
+
 /* Every input of state s, into e. */
 static void enumerate_state(Exhaustive *e, int s)
 {
@@ -1591,7 +1666,6 @@ static void enumerate_state(Exhaustive *e, int s)
                     pre = extra;
                 }
                 HaInput in;
-                HaDecision d;
                 unsigned rest = bits % per;
                 make_input(&in, (HaState)s, (HaDataDir)data, (HaJobResult)job,
                            (HaRequest)(rest >> N_BITS), rest & ((1u << N_BITS) - 1));
@@ -1602,25 +1676,12 @@ static void enumerate_state(Exhaustive *e, int s)
                 in.pre_promote = pre >= 1;
                 in.pre_promote_backoff = pre == 2;
                 in.standby_cluster = bits / (per * n_extra) == 1;
-                e->n_inputs++;
-                if (ha_decide(&in, &d) != 0 || d.row >= e->n_rows) {
-                    if (e->n_gaps++ == 0) {
-                        e->first_gap = in;
-                    }
-                    continue;
-                }
-                e->first_match[d.row]++;
-                if (d.next >= 0 && d.next < _HA_STATE_MAX) {
-                    e->edge[s][d.next] = true;
-                }
-                for (int v = 0; v < _INV_MAX; v++) {
-                    if (inv_holds(v, &in, &d)) {
-                        continue;
-                    }
-                    if (e->violations[v][d.row]++ == 0 ||
-                        plausibility(&in) > plausibility(&e->example[v][d.row])) {
-                        e->example[v][d.row] = in;
-                    }
+                exhaustive_take(e, s, &in);
+                /* a member that led while paused and may still run a
+                 * primary: read only by the rows of a paused restart */
+                if (in.paused && in.request == HA_REQUEST_RESTART) {
+                    in.paused_leader_elsewhere = true;
+                    exhaustive_take(e, s, &in);
                 }
             }
         }
@@ -1745,10 +1806,12 @@ static void test_exhaustive_no_gap(void **state)
      * without a promotion */
     /* standby_cluster (set, unset) in INIT, PRIMARY and REPLICA: their
      * inputs above once more */
-    assert_int_equal(
-        ex->n_inputs,
+    /* paused_leader_elsewhere (set) only paused with a restart request:
+     * those inputs once more */
+    size_t n =
         (size_t)(_HA_STATE_MAX + N_PROMOTION - 1 + 2 + 2 + 2 + 2 + 2 + 1 + (N_PROMOTION + 2)) *
-            _HA_DATA_MAX * _HA_JOB_RESULT_MAX * (1u << N_BITS) * N_REQUESTS);
+        _HA_DATA_MAX * _HA_JOB_RESULT_MAX * (1u << N_BITS) * N_REQUESTS;
+    assert_int_equal(ex->n_inputs, n + n / 2 / N_REQUESTS);
     if (ex->n_gaps > 0) {
         format_input(buf, sizeof(buf), &ex->first_gap);
         fail_msg("%zu inputs match no row, e.g. %s", ex->n_gaps, buf);

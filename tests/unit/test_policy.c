@@ -416,6 +416,15 @@ static void test_memory_of_actions(void **state)
     assert_int_equal(m.request, HA_REQUEST_RESTART); /* only a reinit is consumed there */
     ha_memory_before(&m, HA_ACTION_RESTART_POSTGRES);
     assert_int_equal(m.request, HA_REQUEST_NONE);
+    assert_false(m.start_answers_restart);
+    /* a stopped server's restart is its start: the start job answers it */
+    m.request = HA_REQUEST_RESTART;
+    ha_memory_before(&m, HA_ACTION_START_POSTGRES);
+    assert_int_equal(m.request, HA_REQUEST_NONE);
+    assert_true(m.start_answers_restart);
+    m.start_answers_restart = false;
+    ha_memory_before(&m, HA_ACTION_START_POSTGRES);
+    assert_false(m.start_answers_restart); /* a start of its own answers nothing */
     m.streamed_tli = 3;
     ha_memory_before(&m, HA_ACTION_PROMOTE);
     assert_int_equal(m.streamed_tli, 0);
