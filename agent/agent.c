@@ -1432,67 +1432,62 @@ void agent_tick(Agent *a)
 
 /* Patroni's shutdown while paused: PostgreSQL is not stopped and the keys
  * are not deleted; they expire with their leases unless an agent started
- * again in time adopts them (a running primary takes its key back then). */
-static bool shutdown_paused(Agent *a)
+ * again in time adopts them (a running primary takes its key back then).
+ * A promotion asked for and pending is stopped, as unpaused. */
+static bool keeps_postgres_paused(Agent *a)
 {
-    if (!a->cluster || !dcs_cluster_is_paused(a->cluster)) {
-        return false;
+    return a->cluster && dcs_cluster_is_paused(a->cluster) &&
+           !(a->local.running && a->mem.promote_usec != 0);
+}
+
+static void stop_postgres_now(Agent *a)
+{
+    PgArgv argv = { 0 };
+    if (pgctl_argv_stop(&a->local.ctl, "fast", AGENT_STOP_TIMEOUT_SEC, &argv) < 0) {
+        return;
     }
-    observe_postgres(a, clock_monotonic_usec());
-    if (a->local.running && a->mem.promote_usec != 0) {
-        return false; /* a promotion asked for and pending: stopped, as unpaused */
+    int r = jobs_run_sync(&a->jobs, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
+    if (r < 0) {
+        log_error_errno(r, "stopping postgresql failed: %m");
+    } else {
+        log_info("postgresql stopped");
+        agent_callbacks(a, CALLBACKS_EVENT_STOPPED);
     }
-    fence_disarm(a->fence);
-    a->watchdog = watchdog_close(a->watchdog);
-    jobs_kill(&a->jobs);
-    set_state(a, HA_STATE_STOPPING);
-    log_struct_id(LOG_LEVEL_NOTICE, "8e2d4c6a0b1f4e3d9c7a5b3e1f0d2c4a",
-                  "paused: leaving postgresql %s and the keys to their leases (maintenance "
-                  "mode: nothing stops postgresql)",
-                  a->local.running ? "running" : "stopped");
-    a->fence = fence_stop(a->fence);
-    callbacks_drain(a->callbacks, CALLBACKS_SHUTDOWN_GRACE_USEC);
-    (void)sd_notify(false, "STOPPING=1");
-    return true;
+    pgctl_argv_done(&argv);
 }
 
 static void shutdown_agent(Agent *a)
 {
     a->stopping = true;
-    if (shutdown_paused(a)) {
-        return;
-    }
+    observe_postgres(a, clock_monotonic_usec());
+    bool paused = keeps_postgres_paused(a);
     /* before_stop while the fence still guards a primary's lease: the
      * loop renews nothing meanwhile, and a script that outlasts the lease
      * must not leave a primary writable after another one was promoted */
-    observe_postgres(a, clock_monotonic_usec());
-    if (a->local.running) {
+    if (!paused && a->local.running) {
         agent_run_before_stop(a);
     }
-    fence_disarm(a->fence); /* we stop PostgreSQL ourselves now */
+    fence_disarm(a->fence); /* we stop PostgreSQL ourselves now, or it runs on paused */
     a->watchdog = watchdog_close(a->watchdog);
     jobs_kill(&a->jobs);
-    bool was_leader = agent_view_leads(a);
+    bool was_leader = !paused && agent_view_leads(a);
     set_state(a, HA_STATE_STOPPING);
-    observe_postgres(a, clock_monotonic_usec());
-    if (a->local.running) {
-        PgArgv argv = { 0 };
-        if (pgctl_argv_stop(&a->local.ctl, "fast", AGENT_STOP_TIMEOUT_SEC, &argv) >= 0) {
-            int r = jobs_run_sync(&a->jobs, argv.argv, AGENT_STOP_TIMEOUT_SEC + 5);
-            if (r < 0) {
-                log_error_errno(r, "stopping postgresql failed: %m");
-            } else {
-                log_info("postgresql stopped");
-                agent_callbacks(a, CALLBACKS_EVENT_STOPPED);
-            }
-            pgctl_argv_done(&argv);
+    if (paused) {
+        log_struct_id(LOG_LEVEL_NOTICE, "8e2d4c6a0b1f4e3d9c7a5b3e1f0d2c4a",
+                      "paused: leaving postgresql %s and the keys to their leases (maintenance "
+                      "mode: nothing stops postgresql)",
+                      a->local.running ? "running" : "stopped");
+    } else {
+        observe_postgres(a, clock_monotonic_usec());
+        if (a->local.running) {
+            stop_postgres_now(a);
         }
+        if (was_leader) {
+            (void)agent_release_leader(a);
+        }
+        /* revoking deletes our member key (and a leader key we still hold) */
+        lease_revoke_all(&a->lease);
     }
-    if (was_leader) {
-        (void)agent_release_leader(a);
-    }
-    /* revoking deletes our member key (and a leader key we still hold) */
-    lease_revoke_all(&a->lease);
     a->fence = fence_stop(a->fence);
     callbacks_drain(a->callbacks, CALLBACKS_SHUTDOWN_GRACE_USEC); /* on_stop among them */
     (void)sd_notify(false, "STOPPING=1");

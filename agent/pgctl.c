@@ -1331,12 +1331,8 @@ int pgctl_argv_basebackup(const PgCtl *p, const char *host, int port, PgArgv *re
 
 int pgctl_argv_rewind(const PgCtl *p, const char *host, int port, PgArgv *ret)
 {
-    const Config *c = p->config;
-    const ConfigUser *u =
-        c->postgresql.rewind.username ? &c->postgresql.rewind : &c->postgresql.superuser;
     _cleanup_free_ char *source = NULL, *target = NULL,
-                        *info = conninfo(host, port, u, "postgres", c->postgresql.database,
-                                         p->pgpass, NULL, false, 5, NULL);
+                        *info = pgctl_remote_conninfo(p, host, port, 5);
     if (!info || asprintf(&source, "--source-server=%s", info) < 0 ||
         asprintf(&target, "--target-pgdata=%s", p->data_dir) < 0) {
         return -ENOMEM;

@@ -198,14 +198,6 @@ def swap_agent(c, node, start_new, pids, what):
     assert node.postmaster_pid() == pids[node.name], f"{what}: {node.name}'s postmaster changed"
 
 
-def longest_gap(w, node, t0, t1):
-    """The longest time in [t0, t1] between two acknowledged writes on node."""
-    acks = sorted(a.t_ack for a in w.acked(node) if t0 <= a.t_ack <= t1)
-    assert len(acks) > 10, f"only {len(acks)} writes acknowledged on {node.name}"
-    points = [t0, *acks, t1]
-    return max(b - a for a, b in zip(points, points[1:])), len(acks)
-
-
 def migrate(c, w, leader, order, start_new, pause, resume, what, ignore_recovery_targets=False):
     """pause, the agents swapped in `order`, resume; the figures asserted."""
     pids = postmasters(c)
@@ -244,7 +236,7 @@ def migrate(c, w, leader, order, start_new, pause, resume, what, ignore_recovery
                for m in listed.values()), listed
     print(f"{what}: keys " + ", ".join(f"{k} (lease {l:x})" if l else k
                                        for k, l in cluster_keys(c)))
-    gap, acks = longest_gap(w, leader, t0, t1)
+    gap, acks = w.longest_gap(leader, t0, t1)
     print(f"{what}: {t1 - t0:.1f} s from pause to resumed, {acks} writes acknowledged on "
           f"{leader.name}, longest wait {gap:.3f} s, postmasters {sorted(pids.values())} "
           f"unchanged")

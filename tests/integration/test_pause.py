@@ -31,14 +31,6 @@ def cluster(procs, workdir):
     c.stop_all()
 
 
-def longest_gap(w, node, t0, t1):
-    """The longest time in [t0, t1] between two acknowledged writes on node."""
-    acks = sorted(a.t_ack for a in w.acked(node) if t0 <= a.t_ack <= t1)
-    assert len(acks) > 10, f"only {len(acks)} writes acknowledged on {node.name}"
-    points = [t0, *acks, t1]
-    return max(b - a for a, b in zip(points, points[1:]))
-
-
 def in_recovery(node):
     return node.sql("SELECT pg_is_in_recovery()")[0][0]
 
@@ -107,7 +99,7 @@ def test_paused_agents_stop_die_and_restart_with_postgresql_untouched(cluster):
         time.sleep(1)
         t1 = time.monotonic()
     assert {n.name: n.postmaster_pid() for n in cluster.nodes} == pids
-    gap = longest_gap(w, leader, t0, t1)
+    gap, _ = w.longest_gap(leader, t0, t1)
     print(f"paused {t1 - t0:.1f} s with the leader's agent stopped, killed and restarted: "
           f"{len(w.acked(leader))} writes acknowledged, longest wait {gap:.3f} s")
     assert gap <= 1.0, gap

@@ -9,29 +9,19 @@ Not concurrent: the restarts are checked against their times."""
 import datetime
 import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 from conftest import started_cluster
-from lib.procs import LOOPBACK, wait_until
+from lib.procs import wait_until
 
 LOOP_WAIT = 10
 SCOPE = "itest"
 
 
 def call(node, method, path, body=None, timeout=40):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://{LOOPBACK}:{node.api_port}{path}", data=data,
-                                 method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    return node.api(path, method=method, timeout=timeout,
+                    data=json.dumps(body) if body is not None else None)
 
 
 def error_of(reply, status):

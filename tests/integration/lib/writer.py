@@ -424,6 +424,14 @@ class Writer:
                 if a.t_ack > t and a.node not in skip]
         return min(acks) if acks else None
 
+    def longest_gap(self, node, t0, t1, min_acks=11):
+        """(the longest time in [t0, t1] between two acknowledged writes on
+        node, how many there were); fewer than min_acks fails."""
+        acks = sorted(a.t_ack for a in self.acked(node) if t0 <= a.t_ack <= t1)
+        assert len(acks) >= min_acks, f"only {len(acks)} writes acknowledged on {self._name(node)}"
+        points = [t0, *acks, t1]
+        return max(b - a for a, b in zip(points, points[1:])), len(acks)
+
     def last_ack(self, node=None, before=None):
         """Ack time of the last acknowledged write (on node), optionally before a time."""
         acks = [a.t_ack for a in self.acked(node) if before is None or a.t_ack < before]
