@@ -35,7 +35,13 @@ static void divergence(const HaObservation *o, HaMemory *m, HaStep *st)
     if (!lm || !o->pg_running || !s || !s->in_recovery) {
         return;
     }
-    if (o->streaming && s->received_tli > 0) {
+    /* whatever the walreceiver's status: the timeline it received WAL on
+     * is the one pg_last_wal_receive_lsn() stays on after it stops (seen:
+     * a former primary's walreceiver restarting right after a clean
+     * switchover, its received WAL on the new timeline, pg_control's still
+     * the old one: a needless rewind). A walreceiver that PostgreSQL
+     * rejects received nothing past the fork, on our own timeline. */
+    if (s->received_tli > m->streamed_tli) {
         m->streamed_tli = s->received_tli;
     }
     /* "streaming" shows also while a walreceiver that PostgreSQL will reject

@@ -198,6 +198,28 @@ static void test_divergence_never_streamed(void **state)
     m.streamed_tli = 2;
     step(&w, &m, &st);
     assert_false(st.memory.diverged);
+    /* a walreceiver seen on the leader's timeline while not (yet) streaming,
+     * then gone: what it received stays on that timeline (a former primary
+     * right after a clean switchover), not pg_control's older one */
+    m.streamed_tli = 0;
+    w.obs.streaming = false;
+    w.snap.timeline = 2;
+    w.snap.received_tli = 2;
+    w.snap.receive_lsn = 5500; /* on timeline 2, before its fork at 6000 */
+    w.snap.replay_lsn = 3001;
+    step(&w, &m, &st);
+    assert_int_equal(st.memory.streamed_tli, 2);
+    assert_false(st.memory.diverged);
+    m = st.memory;
+    w.snap.timeline = 1;
+    w.snap.received_tli = 0;
+    step(&w, &m, &st);
+    assert_false(st.memory.diverged);
+    m.streamed_tli = 0; /* without that memory: the needless verdict */
+    step(&w, &m, &st);
+    assert_true(st.memory.diverged);
+    w.snap.receive_lsn = 0;
+    w.snap.replay_lsn = 7000;
     /* no timeline known at all: no verdict */
     m.streamed_tli = 0;
     w.snap.timeline = 0;
