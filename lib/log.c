@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -31,6 +32,36 @@ static char log_role[LOG_CONTEXT_MAX];
 /* Patroni's log.format / log.dateformat (log_set_format); NULL: dbha's line */
 static LogFmt *log_fmt;
 static struct timespec log_start;
+
+/* The sink's settings change at run time (a reload moves the log directory
+ * or changes the format; the role changes) while other threads log: one
+ * lock around every line and every change. Recursive: a journal backend
+ * that logs its own failure comes back in. A fork (the fencing process,
+ * jobs before their exec) takes it first, so that the child never starts
+ * with it held by a thread that does not exist there. */
+static pthread_mutex_t log_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+static void log_lock_acquire(void)
+{
+    (void)pthread_mutex_lock(&log_lock);
+}
+
+static void log_lock_release(void)
+{
+    (void)pthread_mutex_unlock(&log_lock);
+}
+
+static void log_lock_setup(void)
+{
+    (void)pthread_atfork(log_lock_acquire, log_lock_release, log_lock_release);
+}
+
+static void lock(void)
+{
+    (void)pthread_once(&log_once, log_lock_setup);
+    log_lock_acquire();
+}
 
 /* LOG_TARGET_DIR (log_set_dir) */
 static struct {
@@ -88,7 +119,9 @@ LogLevel log_get_max_level(void)
 void log_set_target(LogTarget t)
 {
     if (t >= 0 && t < _LOG_TARGET_MAX) {
+        lock();
         log_target = t;
+        log_lock_release();
     }
 }
 
@@ -104,8 +137,10 @@ void log_set_journal_backend(LogJournalSend send)
 
 void log_set_file(FILE *f)
 {
+    lock();
     log_file = f;
     log_target = LOG_TARGET_FILE;
+    log_lock_release();
 }
 
 static void set_context_field(char *dst, const char *src)
@@ -119,9 +154,11 @@ static void set_context_field(char *dst, const char *src)
 
 void log_set_context(const char *member, const char *scope, const char *role)
 {
+    lock();
     set_context_field(log_member, member);
     set_context_field(log_scope, scope);
     set_context_field(log_role, role);
+    log_lock_release();
 }
 
 static int open_log_path(const char *path)
@@ -129,7 +166,17 @@ static int open_log_path(const char *path)
     return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
 }
 
+static int set_dir(const char *dir, long long max_bytes, long long backups);
+
 int log_set_dir(const char *dir, long long max_bytes, long long backups)
+{
+    lock();
+    int r = set_dir(dir, max_bytes, backups);
+    log_lock_release();
+    return r;
+}
+
+static int set_dir(const char *dir, long long max_bytes, long long backups)
 {
     if (!dir) {
         if (log_dir.fd >= 0) {
@@ -240,7 +287,17 @@ static void log_dir_prepare(size_t len)
     log_dir_reopen();
 }
 
+static int set_format(const char *format, const char *datefmt);
+
 int log_set_format(const char *format, const char *datefmt)
+{
+    lock();
+    int r = set_format(format, datefmt);
+    log_lock_release();
+    return r;
+}
+
+static int set_format(const char *format, const char *datefmt)
 {
     LogFmt *f = NULL;
     if (format) {
@@ -311,8 +368,19 @@ static void write_line(FILE *out, LogLevel level, const char *file, int line_no,
     fflush(out ? out : stderr);
 }
 
+static void emit_locked(LogLevel level, const char *message_id, const char *file, int line,
+                        const char *func, const char *msg);
+
 static void emit(LogLevel level, const char *message_id, const char *file, int line,
                  const char *func, const char *msg)
+{
+    lock();
+    emit_locked(level, message_id, file, line, func, msg);
+    log_lock_release();
+}
+
+static void emit_locked(LogLevel level, const char *message_id, const char *file, int line,
+                        const char *func, const char *msg)
 {
     if (log_target == LOG_TARGET_JOURNAL && log_journal_send &&
         log_journal_send(level, message_id, file, line, func, msg, log_member, log_scope,

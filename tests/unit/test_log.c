@@ -1,6 +1,7 @@
 /* Unit tests for lib/log: level names, formatting to a file sink, %m, the
  * returned error code, and once-per-state-change conditions. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -191,6 +192,50 @@ static void test_dir_follows_a_moved_file_and_never_rotates_at_zero(void **state
     remove_dir(dir);
 }
 
+/* A reload moves the log directory and changes the format while other
+ * threads log (the etcd watch, the REST server): no line may read the
+ * settings being replaced (ASan: use after free without the lock). */
+#define RELOAD_LINES 3000
+
+static void *log_lines(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < RELOAD_LINES; i++) {
+        log_info("thread line %d", i);
+    }
+    return NULL;
+}
+
+static void test_reload_while_other_threads_log(void **state)
+{
+    (void)state;
+    char a[] = "/tmp/dbha-test-log-XXXXXX", b[] = "/tmp/dbha-test-log-XXXXXX";
+    assert_non_null(mkdtemp(a));
+    assert_non_null(mkdtemp(b));
+    log_set_context("n1", NULL, NULL);
+    log_set_max_level(LOG_LEVEL_INFO);
+    LogTarget before = log_get_target();
+    assert_int_equal(log_set_dir(a, 4096, 2), 0);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, log_lines, NULL), 0);
+    }
+    for (int i = 0; i < 400; i++) {
+        assert_int_equal(log_set_dir(i % 2 ? a : b, 4096, 2), 0);
+        assert_int_equal(log_set_format(i % 2 ? "%(levelname)s %(message)s" : NULL, NULL), 0);
+        log_set_context(i % 2 ? "n1" : "n2", NULL, NULL);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    }
+    assert_int_equal(log_set_format(NULL, NULL), 0);
+    assert_int_equal(log_set_dir(NULL, 0, 0), 0);
+    assert_int_equal(log_get_target(), before);
+    log_set_context(NULL, NULL, NULL);
+    remove_dir(a);
+    remove_dir(b);
+}
+
 static int setup(void **state)
 {
     Capture *c = calloc(1, sizeof(*c));
@@ -333,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_dir_rotates_as_python),
         cmocka_unit_test(test_dir_follows_a_moved_file_and_never_rotates_at_zero),
         cmocka_unit_test(test_dir_beside_the_journal),
+        cmocka_unit_test(test_reload_while_other_threads_log),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }
