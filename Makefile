@@ -233,10 +233,12 @@ TEST_HA_GROUPS ?=
 # target. Exit status 5 is pytest's "no test selected" (PYTEST_ARGS=-k ...).
 ITEST_JOBS ?= 2
 ITEST_RUN = cd tests/integration && DBHA_BUILD=$(abspath $(O)/asan) $(SAN_ENV) \
-	$(PYTHON) -m pytest -v -p no:cacheprovider --durations=25
-# ITEST_BESIDE: a command (`make check`: test_ha's exhaustive group) run at
-# nice 19 beside the concurrent pass, whose modules measure no time, and
-# waited for before the pass that does; its output and status count.
+	$(PYTHON) -m pytest -v -p no:cacheprovider --durations=60
+# ITEST_BESIDE: a command (`make check`: test_ha's exhaustive group, then
+# deb-check, which builds, installs and purges the packages; no test runs
+# what they install) run at nice 19 beside the concurrent pass, whose
+# modules measure no time, and waited for before the pass that does; its
+# output and status count.
 ITEST_BESIDE ?=
 integration: asan deps-test
 	@rc=0; bp=; \
@@ -286,11 +288,10 @@ check: deps-test deps-lint deps-deb
 	$(PYTHON) tests/check_parts.py $(O)/release
 	tests/install_check.sh
 	$(MAKE) man-check
-	$(MAKE) deb-check
 	$(MAKE) -j$(CHECK_JOBS) -O unit TEST_HA_GROUPS=table
 	$(MAKE) fuzz-replay
-	$(MAKE) integration ITEST_BESIDE="env TEST_HA_GROUPS=exhaustive \
-		$(abspath $(O)/release/tests/unit/test_ha)"
+	$(MAKE) integration ITEST_BESIDE="sh -c 'TEST_HA_GROUPS=exhaustive \
+		$(abspath $(O)/release/tests/unit/test_ha) && $(MAKE) deb-check'"
 
 
 # PREFIX=/usr/local by default; DESTDIR stages. The unit (UNITDIR) runs
