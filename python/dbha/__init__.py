@@ -1,9 +1,10 @@
 """dbha: follow a dbha (or Patroni on etcd v3) PostgreSQL cluster from Python.
 
 A thin ctypes binding of libdbha (the C client library, libdbha.so.0): no
-build step, only the Python standard library. The library is found with
-ctypes.util.find_library("dbha"), or at the path in the DBHA_LIBRARY
-environment variable (a build tree's libdbha.so.*).
+build step, only the Python standard library. The library is the path in
+the DBHA_LIBRARY environment variable (a build tree's libdbha.so.*), else
+libdbha.so.0 as the dynamic linker finds it, else
+ctypes.util.find_library("dbha").
 
     import psycopg2, dbha
 
@@ -129,13 +130,20 @@ def _declare(lib):
 
 def library():
     """The loaded libdbha (a ctypes.CDLL): $DBHA_LIBRARY, else libdbha.so.0 as
-    the dynamic linker finds it. Raises OSError when there is none."""
+    the dynamic linker finds it, else find_library("dbha"). Raises OSError
+    when there is none."""
     global _lib
     with _lib_lock:
         if _lib is None:
-            path = os.environ.get("DBHA_LIBRARY") or ctypes.util.find_library("dbha") \
-                or "libdbha.so.0"
-            _lib = _declare(ctypes.CDLL(path))
+            path = os.environ.get("DBHA_LIBRARY")
+            if path:
+                lib = ctypes.CDLL(path)
+            else:
+                try:  # the ABI this module is written for
+                    lib = ctypes.CDLL("libdbha.so.0")
+                except OSError:
+                    lib = ctypes.CDLL(ctypes.util.find_library("dbha") or "libdbha.so")
+            _lib = _declare(lib)
         return _lib
 
 

@@ -16,7 +16,7 @@ fail() {
     exit 1
 }
 [[ $(id -u) -eq 0 ]] || fail "must run as root (it installs and purges the packages)"
-pkgs=(dbha libdbha0 libdbha-dev)
+pkgs=(dbha libdbha0 libdbha-dev python3-dbha)
 version=$(sed -n 's/^VERSION *:= *//p' Makefile)
 arch=$(dpkg --print-architecture)
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
@@ -31,7 +31,9 @@ scripts/build-deb.sh "$out" >/dev/null
 t_build=$(($(date +%s) - t0))
 debs=()
 for p in "${pkgs[@]}"; do
-    debs+=("$out/${p}_${version}_${arch}.deb")
+    a=$arch
+    [[ $p == python3-* ]] && a=all
+    debs+=("$out/${p}_${version}_${a}.deb")
     [[ -f ${debs[-1]} ]] || fail "make deb did not produce ${debs[-1]}"
 done
 
@@ -51,8 +53,8 @@ trap cleanup EXIT
 
 # Hardening: fortify, stack protector, RELRO and BIND_NOW in the binaries
 # and the shared library (dpkg-buildflags' flags through the Makefile).
-for p in "${pkgs[@]}"; do
-    dpkg-deb -x "$out/${p}_${version}_${arch}.deb" "$work/x"
+for d in "${debs[@]}"; do
+    dpkg-deb -x "$d" "$work/x"
 done
 # (hardening-check's exit status also counts checks Debian 12's
 # dpkg-buildflags has no flag for: control flow integrity.)
@@ -68,8 +70,9 @@ readelf -d "$work/x/usr/bin/dbagent" | grep -q 'FLAGS.*BIND_NOW' || fail "dbagen
 
 # The maintainer scripts: no user, group or directory created (postgres and
 # /var/run/postgresql belong to PostgreSQL's packages), no service started.
-for p in "${pkgs[@]}"; do
-    dpkg-deb -e "$out/${p}_${version}_${arch}.deb" "$work/ctl-$p"
+for i in "${!pkgs[@]}"; do
+    p=${pkgs[$i]}
+    dpkg-deb -e "${debs[$i]}" "$work/ctl-$p"
     for s in preinst postinst prerm postrm; do
         f=$work/ctl-$p/$s
         [[ -f $f ]] || continue
@@ -156,6 +159,9 @@ run sh -c 'l=$(pkg-config --static --libs libdbha); cc -std=c11 -Wall -Werror "$
     _ "$work" || fail "building against the installed libdbha.a failed"
 [[ $(run "$work/app") == "$version" ]] || fail "the program linked with libdbha.so does not run"
 [[ $(run "$work/app-static") == "$version" ]] || fail "the program linked with libdbha.a does not run"
+# The Python binding: the system's python3 imports it and it loads libdbha.so.0
+# (as root, so the import writes byte code the purge must remove too).
+[[ $(run python3 -c 'import dbha; print(dbha.version())') == "$version" ]] || fail "python3 -c 'import dbha' does not load libdbha"
 run ldd "$work/app" | grep -qE "libdbha\.so\.0 => (/usr)?/lib/$multiarch/libdbha\.so\.0 " || fail "app does not use the installed libdbha.so.0"
 
 # Purge: every file and directory the packages brought is gone.
@@ -169,7 +175,7 @@ left=()
 for f in "${listed[@]}"; do
     case $f in
         /. | /etc | /lib | /lib/systemd | /lib/systemd/system | /usr | /usr/bin | /usr/include | /usr/lib | \
-            /usr/lib/"$multiarch" | /usr/lib/"$multiarch"/pkgconfig | /usr/share | /usr/share/doc | /usr/share/man | \
+            /usr/lib/"$multiarch" | /usr/lib/"$multiarch"/pkgconfig | /usr/lib/python3 | /usr/lib/python3/dist-packages | /usr/share | /usr/share/doc | /usr/share/man | \
             /usr/share/man/man[1-8] | /usr/share/bash-completion | /usr/share/bash-completion/completions)
             continue
             ;; # shared directories
@@ -177,8 +183,9 @@ for f in "${listed[@]}"; do
     [[ -e $f || -L $f ]] && left+=("$f")
 done
 ls /var/lib/dpkg/info/dbha.* /var/lib/dpkg/info/libdbha* >/dev/null 2>&1 && left+=("/var/lib/dpkg/info entries")
+ls /var/lib/dpkg/info/python3-dbha.* >/dev/null 2>&1 && left+=("/var/lib/dpkg/info/python3-dbha.*")
 [[ ${#left[@]} -eq 0 ]] || fail "left after purge: ${left[*]}"
 echo "deb-check: make deb ${t_build} s; lintian: no error; hardening (fortify, stack protector, relro," \
     "bindnow) in dbagent, dbctl, libdbha.so; installed ${#listed[@]} paths, used (version, help, 4 man" \
     "pages, unit verify clean, security exposure $exposure, completion, pkg-config, shared and static" \
-    "link) and purged: nothing left"
+    "link, python3 import dbha) and purged: nothing left"
