@@ -261,9 +261,15 @@ def conninfo_with(conninfo, **kv):
 
 # ---- the client ----
 
-def _free(lib, handle, keep):
+def _free(lib, handle, keep, dispatch):
     """weakref.finalize target: stops the client's thread (which may be in the
-    callback: ctypes lets go of the GIL for the call, so it can finish)."""
+    callback: ctypes lets go of the GIL for the call, so it can finish). A
+    client collected on its own thread (a callback's garbage collection) is
+    freed from another one: that thread cannot join itself."""
+    if dispatch.thread == threading.get_ident():
+        threading.Thread(target=_free, args=(lib, handle, keep, _Dispatch()),
+                         name="dbha-client-free", daemon=False).start()
+        return
     if handle.value:
         lib.dbha_client_free(handle)
         handle.value = None
@@ -358,7 +364,8 @@ class Client:
         self._handle = handle
         self._close_lock = threading.Lock()
         # the CFUNCTYPE object must outlive the C thread that calls it
-        self._finalizer = weakref.finalize(self, _free, lib, handle, [self._cfunc])
+        self._finalizer = weakref.finalize(self, _free, lib, handle, [self._cfunc],
+                                          self._dispatch)
 
     # lifetime
     def close(self):
