@@ -344,6 +344,7 @@ static inline PublishView agent_publish_view(const Agent *a)
         .dcs_etcd_reads = a->dcs_etcd_reads,
         .topology_member_wakes = a->topology_member_wakes,
         .routing_neutral = a->watch ? cluster_watch_neutral(a->watch) : 0,
+        .fencings = a->fenced_seen,
     };
 }
 static inline int agent_touch_member(Agent *a)

@@ -281,6 +281,10 @@ int publish_metrics_text(const Publisher *p, const PublishView *a, uint64_t now_
     counter(&o, "dbha_leader_changes_total",
             "Changes of the leader key's holder this agent has seen (failovers and switchovers).",
             a->leader_changes);
+    counter(&o, "dbha_fencings_total",
+            "Times the fencing process shut PostgreSQL down because the leader lease was not "
+            "renewed in time.",
+            a->fencings);
     counter(&o, "dbha_dcs_cache_reads_total",
             "Cluster views built from the watch-fed copy of the cluster keys.", a->dcs_cache_reads);
     counter(&o, "dbha_dcs_etcd_reads_total",

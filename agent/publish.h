@@ -46,6 +46,7 @@ typedef struct PublishView {
     uint64_t dcs_etcd_reads;
     uint64_t topology_member_wakes;
     uint64_t routing_neutral;
+    uint64_t fencings; /* times the fencing process shut PostgreSQL down */
 } PublishView;
 
 typedef struct Publisher {
