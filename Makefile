@@ -316,6 +316,9 @@ install: dist
 	install -m 0644 $(O)/man/dbagent.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 $(O)/systemd/dbagent@.service $(DESTDIR)$(UNITDIR)/
 	install -m 0644 packaging/bash-completion/dbctl $(DESTDIR)$(BASHCOMPDIR)/
+	install -d $(DESTDIR)$(PREFIX)/share/dbha/prometheus $(DESTDIR)$(PREFIX)/share/dbha/grafana
+	install -m 0644 packaging/prometheus/dbha-alerts.yml $(DESTDIR)$(PREFIX)/share/dbha/prometheus/
+	install -m 0644 packaging/grafana/dbha-dashboard.json $(DESTDIR)$(PREFIX)/share/dbha/grafana/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/dbagent $(DESTDIR)$(BINDIR)/dbctl
@@ -324,6 +327,10 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man1/dbctl.1 $(DESTDIR)$(MANDIR)/man3/libdbha.3 \
 		$(DESTDIR)$(MANDIR)/man5/dbagent.yml.5 $(DESTDIR)$(MANDIR)/man8/dbagent.8
 	rm -f $(DESTDIR)$(UNITDIR)/dbagent@.service $(DESTDIR)$(BASHCOMPDIR)/dbctl
+	rm -f $(DESTDIR)$(PREFIX)/share/dbha/prometheus/dbha-alerts.yml \
+		$(DESTDIR)$(PREFIX)/share/dbha/grafana/dbha-dashboard.json
+	-rmdir $(DESTDIR)$(PREFIX)/share/dbha/prometheus $(DESTDIR)$(PREFIX)/share/dbha/grafana \
+		$(DESTDIR)$(PREFIX)/share/dbha 2>/dev/null
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/dbha 2>/dev/null
 
 # Debian packages (debian/): dbha, libdbha0, libdbha-dev and their debug

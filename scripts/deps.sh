@@ -21,7 +21,7 @@ build_pkgs=(gcc make pkg-config libpq-dev libyaml-dev libcurl4-openssl-dev libja
 test_pkgs=(postgresql-15 etcd-server etcd-client python3 python3-pytest python3-psycopg2
            openssl procps iproute2 nftables curl
            haproxy pgbouncer vip-manager patroni python3-etcd python3-pytest-xdist
-           bash-completion)
+           bash-completion prometheus)
 lint_pkgs=(clang-format-16 cppcheck)
 # Patroni 3.0.2 (in the test set: the tests read a dbha cluster with
 # patronictl) also runs beside dbha in the benchmarks, from the same configs;
