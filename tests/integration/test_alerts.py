@@ -6,10 +6,13 @@ input series of a `promtool test rules` file: DbhaReplicationLag fires for the
 paused replica and for no other member, DbhaNoLeader does not fire. Then the
 cluster is paused and the leader's agent stopped: from the remaining members'
 scrapes DbhaNoLeader fires. The dashboard parses and queries only metrics a
-real scrape has."""
+real scrape has. And a leader's agent SIGSTOPped is fenced: once it runs
+again its dbha_fencings_total is 1, and DbhaFencingFired fires for it alone
+on the scrapes from before and after."""
 import json
 import os
 import re
+import signal
 import subprocess
 
 import pytest
@@ -59,7 +62,8 @@ def value(samples, name):
 
 def fired(tmp_path, samples, alerts):
     """Runs promtool test rules with the samples held constant for 10 minutes
-    and, for each alert name, the label sets expected firing at 5m. Returns
+    (a value that is a string: promtool's expanding notation) and, for each
+    alert name, the label sets expected firing at 5m. Returns
     promtool's result. (The rules without their annotations, which promtool
     would compare too: `promtool check rules` checks their templates.)"""
     with open(RULES) as f:
@@ -69,7 +73,8 @@ def fired(tmp_path, samples, alerts):
             rule.pop("annotations", None)
     rules_path = tmp_path / "rules.yml"
     rules_path.write_text(yaml.safe_dump(rules))
-    series = [{"series": s, "values": f"{v:.17g}+0x40"} for s, v in samples]
+    series = [{"series": s, "values": v if isinstance(v, str) else f"{v:.17g}+0x40"}
+              for s, v in samples]
     test = {
         "rule_files": [str(rules_path)],
         "evaluation_interval": "15s",
@@ -173,3 +178,38 @@ def test_alerts_fire_on_real_scrapes(cluster, tmp_path):
             rule_metrics |= set(re.findall(r"\b((?:patroni|dbha)_[a-z0-9_]+)", rule["expr"]))
     assert "dbha_fencings_total" in rule_metrics and "patroni_primary" in rule_metrics
     assert not rule_metrics - names, sorted(rule_metrics - names)
+
+
+def test_fencing_alert_fires_after_a_real_fencing(cluster, tmp_path):
+    c = cluster
+    c.start()
+    s = c.wait_healthy(timeout=120)
+    leader = c.node(s["leader"])
+    before = {n.name: scrape(n) for n in c.nodes}
+    assert all(value(b, "dbha_fencings_total") == 0 for b in before.values()), before
+    os.kill(leader.proc.pid, signal.SIGSTOP)
+    try:
+        def other_leads():
+            st = c.status()
+            return st["leader"] if st["leader"] and st["leader"] != leader.name else None
+        wait_until(other_leads, 30, interval=0.2, what="a new leader")
+    finally:
+        os.kill(leader.proc.pid, signal.SIGCONT)
+    after = wait_until(lambda: (lambda m: m if value(m, "dbha_fencings_total") == 1 else None)(
+        scrape(leader)), 30, interval=0.5, what="the fencing in the old leader's /metrics")
+    assert c.procs.log_contains(leader.name, "the fencing process shut postgresql down")
+    # the old leader's fencing counter: before for 3 minutes, then after; the
+    # other members' as scraped
+    samples = []
+    for series, v in after:
+        if series.startswith("dbha_fencings_total{"):
+            samples.append((series, f"{value(before[leader.name], 'dbha_fencings_total'):.0f}x12 "
+                                    f"{v:.0f}x28"))
+    for n in c.nodes:
+        if n is not leader:
+            samples += [(series, v) for series, v in scrape(n)
+                        if series.startswith("dbha_fencings_total{")]
+    assert len(samples) == 3, samples
+    r = fired(tmp_path, samples, {
+        "DbhaFencingFired": [exp("critical", scope=c.scope, name=leader.name)]})
+    assert r.returncode == 0, r.stdout + r.stderr
