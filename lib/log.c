@@ -52,9 +52,21 @@ static void log_lock_release(void)
     (void)pthread_mutex_unlock(&log_lock);
 }
 
+/* In the child the lock is held by a thread of the parent (the one that
+ * forked, whose thread id differs in the child): unlocking it there fails,
+ * so the child starts with a new one (and its only thread holds none). */
+static void log_lock_child(void)
+{
+    pthread_mutexattr_t attr;
+    (void)pthread_mutexattr_init(&attr);
+    (void)pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    (void)pthread_mutex_init(&log_lock, &attr);
+    (void)pthread_mutexattr_destroy(&attr);
+}
+
 static void log_lock_setup(void)
 {
-    (void)pthread_atfork(log_lock_acquire, log_lock_release, log_lock_release);
+    (void)pthread_atfork(log_lock_acquire, log_lock_release, log_lock_child);
 }
 
 static void lock(void)

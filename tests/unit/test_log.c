@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -236,6 +238,55 @@ static void test_reload_while_other_threads_log(void **state)
     remove_dir(b);
 }
 
+/* A forked child logs, and forks and logs again (the fencing process, a
+ * job running before_stop): the lock a fork takes must not leave the child
+ * unable to log. Bounded: 10 s, then the child is killed and the test
+ * fails. */
+static void test_fork_children_can_log(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/dbha-test-log-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    LogTarget before = log_get_target();
+    assert_int_equal(log_set_dir(dir, 0, 0), 0);
+    log_info("before the fork");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        log_info("in the child");
+        pid_t grandchild = fork();
+        if (grandchild == 0) {
+            log_info("in the grandchild");
+            _exit(0);
+        }
+        int st = 0;
+        _exit(grandchild > 0 && waitpid(grandchild, &st, 0) == grandchild && WIFEXITED(st) &&
+                      WEXITSTATUS(st) == 0
+                  ? 0
+                  : 1);
+    }
+    int status = -1;
+    pid_t w = 0;
+    for (int i = 0; i < 1000 && (w = waitpid(pid, &status, WNOHANG)) == 0; i++) {
+        usleep(10 * 1000);
+    }
+    if (w == 0) {
+        (void)kill(pid, SIGKILL);
+        (void)waitpid(pid, NULL, 0);
+        fail_msg("the forked child hung logging");
+    }
+    assert_int_equal(w, pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char *text = slurp(dir, "patroni.log");
+    assert_non_null(text);
+    assert_non_null(strstr(text, "in the child\n"));
+    assert_non_null(strstr(text, "in the grandchild\n"));
+    free(text);
+    assert_int_equal(log_set_dir(NULL, 0, 0), 0);
+    assert_int_equal(log_get_target(), before);
+    remove_dir(dir);
+}
+
 static int setup(void **state)
 {
     Capture *c = calloc(1, sizeof(*c));
@@ -379,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_dir_follows_a_moved_file_and_never_rotates_at_zero),
         cmocka_unit_test(test_dir_beside_the_journal),
         cmocka_unit_test(test_reload_while_other_threads_log),
+        cmocka_unit_test(test_fork_children_can_log),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }
