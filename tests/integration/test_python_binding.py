@@ -293,3 +293,49 @@ def test_example_follows_failover(cluster, workdir):
           f"{len(ok_reads)} reads ({summary['reads_from_replica']} from a replica, "
           f"{len(stale)} stale), {len(lost)} lost by the asynchronous failover; callback "
           f"named {new_leader} {changed[0]['ts'] - kill_at:.2f} s after the kill")
+
+
+# The binding's ctypes structures mirror include/dbha/dbha.h by hand: each
+# field's offset and size and each structure's size must be the compiler's.
+STRUCTS = {"_Error": "DbhaError", "_Node": "DbhaNode", "_Topology": "DbhaTopology",
+           "_Target": "DbhaTarget", "_Stats": "DbhaClientStats", "_Options": "DbhaClientOptions"}
+
+LAYOUT = """
+import json, dbha
+out = {}
+for py in %r:
+    cls = getattr(dbha, py)
+    out[py] = {"size": dbha.ctypes.sizeof(cls),
+               "fields": {f[0]: [getattr(cls, f[0]).offset, getattr(cls, f[0]).size]
+                          for f in cls._fields_}}
+print(json.dumps(out))
+"""
+
+
+def test_structures_match_the_header(workdir):
+    py = json.loads(run_py(LAYOUT % (list(STRUCTS),)).stdout)
+    lines = ["#include <stddef.h>", "#include <stdio.h>", '#include "dbha/dbha.h"',
+             "int main(void) {"]
+    for p, c in STRUCTS.items():
+        lines.append(f'printf("{p} size %zu\\n", sizeof({c}));')
+        for f in py[p]["fields"]:
+            lines.append(f'printf("{p} {f} %zu %zu\\n", offsetof({c}, {f}), '
+                         f'sizeof((({c} *)0)->{f}));')
+    lines.append("return 0; }")
+    src = os.path.join(workdir, "layout.c")
+    with open(src, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    exe = os.path.join(workdir, "layout")
+    r = subprocess.run(["cc", "-std=c11", "-I", os.path.join(REPO, "include"), src, "-o", exe],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr  # a field the header does not have
+    want = {}
+    for line in subprocess.run([exe], capture_output=True, text=True, check=True,
+                               timeout=10).stdout.splitlines():
+        p, f, *n = line.split()
+        want.setdefault(p, {"size": None, "fields": {}})
+        if f == "size":
+            want[p]["size"] = int(n[0])
+        else:
+            want[p]["fields"][f] = [int(x) for x in n]
+    assert py == want
