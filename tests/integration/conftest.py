@@ -41,7 +41,7 @@ def sanitizer_reports():
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "concurrent: the module measures no time and shares nothing with "
-        "others: `make integration` runs these modules two at a time (pytest-xdist, "
+        "others: `make integration` runs these modules ITEST_JOBS (3) at a time (pytest-xdist, "
         "--dist loadfile) before the others, which run one at a time")
 
 

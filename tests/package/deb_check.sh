@@ -162,7 +162,12 @@ run sh -c 'l=$(pkg-config --static --libs libdbha); cc -std=c11 -Wall -Werror "$
 # The Python binding: the system's python3 imports it and it loads libdbha.so.0
 # (as root, so the import writes byte code the purge must remove too).
 [[ $(run python3 -c 'import dbha; print(dbha.version())') == "$version" ]] || fail "python3 -c 'import dbha' does not load libdbha"
-run ldd "$work/app" | grep -qE "libdbha\.so\.0 => (/usr)?/lib/$multiarch/libdbha\.so\.0 " || fail "app does not use the installed libdbha.so.0"
+# ldconfig first: libc-bin's trigger is noawait, and once (beside the
+# concurrent test pass) the cache did not name the library yet.
+ldconfig
+deps=$(run ldd "$work/app")
+grep -qE "libdbha\.so\.0 => (/usr)?/lib/$multiarch/libdbha\.so\.0 " <<<"$deps" ||
+    fail "app does not use the installed libdbha.so.0: $(grep libdbha <<<"$deps")"
 
 # Purge: every file and directory the packages brought is gone.
 mapfile -t listed < <(dpkg -L "${pkgs[@]}" | sort -u)

@@ -67,7 +67,7 @@ def binary(name):
 
 
 # Under pytest-xdist (`make integration` runs the modules marked concurrent
-# two at a time) each worker hands out ports from a range of its own, below
+# three at a time) each worker hands out ports from a range of its own, below
 # the kernel's ephemeral range: two workers never pick the same port between
 # one's probe and its server's bind.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
