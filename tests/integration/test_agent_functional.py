@@ -25,6 +25,7 @@ from conftest import started_cluster
 from lib.cluster import SUPERUSER, DbhaCluster
 from lib.pg import hand_to_pg_user, run_pg, pg_tool
 from lib.procs import wait_until
+import test_agent
 
 pytestmark = pytest.mark.concurrent
 
@@ -36,16 +37,9 @@ def cluster():
         yield c
 
 
-@pytest.fixture
-def fresh(procs, workdir):
-    """A cluster of this test's own, for tests that stop and restart things."""
-    c = DbhaCluster(procs, workdir, n=3)
-    yield c
-    c.stop_all()
-
-
-def members_by_name(status):
-    return {m["name"]: m for m in status["members"]}
+# shared with the timed half: a cluster of the test's own, and the members by name
+fresh = test_agent.fresh
+members_by_name = test_agent.members_by_name
 
 
 # ---- bootstrap and what it publishes ----

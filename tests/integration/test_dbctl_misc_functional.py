@@ -12,22 +12,17 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
-from lib.etcd_cluster import EtcdCluster
-from lib.fake_cluster import FakeCluster, dumps, member
+from lib.fake_cluster import dumps, member
 from lib.procs import binary, free_port, wait_until
 from lib.tty import run_tty
+import test_dbctl_misc
 
 pytestmark = pytest.mark.concurrent
 
 
-@pytest.fixture
-def etcd(procs, workdir):
-    return EtcdCluster(procs, workdir).start()
-
-
-@pytest.fixture
-def fake(etcd):
-    return FakeCluster(etcd)
+# the fixtures of the timed half: an etcd of the test's own, keys on it
+etcd = test_dbctl_misc.etcd
+fake = test_dbctl_misc.fake
 
 
 def iso_in(seconds):

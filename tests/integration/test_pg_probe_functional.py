@@ -6,14 +6,13 @@ after a write, one kept connection reused. Nothing here measures time, so
 it runs in the concurrent pass; test_pg_probe.py keeps the helpers and the
 tests that bound a probe of a stopped or SIGSTOPped server by its
 deadline."""
-import os
-import signal
 
 import pytest
 
 from lib.pg import PgSet
 from lib.procs import wait_until
-from test_pg_probe import ProbeSession, lsn_int, probe
+import test_pg_probe
+from test_pg_probe import lsn_int, probe
 
 pytestmark = pytest.mark.concurrent
 
@@ -25,20 +24,8 @@ def pgs(workdir):
     s.stop_all()
 
 
-@pytest.fixture
-def sessions():
-    opened = []
-
-    def make(*args, **kwargs):
-        s = ProbeSession(*args, **kwargs)
-        opened.append(s)
-        return s
-
-    yield make
-    for s in opened:
-        if s.proc.poll() is None:
-            os.kill(s.proc.pid, signal.SIGKILL)
-            s.proc.wait(timeout=10)
+# the fixture of the timed half: probe sessions killed at the end
+sessions = test_pg_probe.sessions
 
 
 def test_primary_and_replica_snapshots(pgs, sessions):

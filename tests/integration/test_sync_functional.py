@@ -18,27 +18,16 @@ import time
 import psycopg2
 import pytest
 
-from lib.cluster import SUPERUSER, SUPERUSER_PW, DbhaCluster
+from lib.cluster import SUPERUSER, SUPERUSER_PW
 from lib.procs import LOOPBACK, wait_until
-from test_sync import TTL, settled, ssn, standbys, start_settled, sync_key, sync_rows
+import test_sync
+from test_sync import settled, ssn, standbys, start_settled, sync_key, sync_rows
 
 pytestmark = pytest.mark.concurrent
 
 
-@pytest.fixture
-def make(procs, workdir):
-    """make(**dcs): a DbhaCluster with synchronous_mode on (n=3 unless
-    given), stopped at the end of the test."""
-    made = []
-
-    def _make(n=3, **kw):
-        c = DbhaCluster(procs, workdir, n=n, ttl=TTL, loop_wait=1, retry_timeout=1,
-                        synchronous_mode=True, **kw)
-        made.append(c)
-        return c
-    yield _make
-    for c in made:
-        c.stop_all()
+# the fixture of the timed half: a DbhaCluster with synchronous_mode on
+make = test_sync.make
 
 
 def commit_in_thread(node, value, result):
